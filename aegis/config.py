@@ -1,0 +1,232 @@
+"""Configuration: ``/etc/aegis/aegis.toml`` plus ``AEGIS_*`` environment.
+
+``AEGIS_HOME`` relocates every path (store, plans, log, config, sockets) under
+one directory, for tests and the demo. Without it the host layout of DESIGN.md
+"Where files live" applies. The config file is read from ``<etc>/aegis.toml``;
+environment variables override it.
+
+Loading is an edge (reads files and the environment); everything downstream
+receives a :class:`Config` value and stays pure.
+
+Example:
+    >>> cfg = load_config({"AEGIS_HOME": "/tmp/h"})
+    >>> str(cfg.store_path)
+    '/tmp/h/var/lib/aegis/state.db'
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aegis.errors import InputError
+
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every path and setting Aegis uses; build with :func:`load_config`."""
+
+    home: Path | None
+    """AEGIS_HOME, or None on a host install."""
+    state_dir: Path
+    """Store directory: state.db, plans/, reviews/, policy/, execution-plans/."""
+    aegisd_dir: Path
+    """aegisd's root-only directory: ledger and rollback cache."""
+    log_dir: Path
+    etc_dir: Path
+    run_dir: Path
+    cache_dir: Path
+    """Aegis's private apt and .deb cache (planning never writes apt's own)."""
+    apt_config: Path | None
+    """APT_CONFIG passed to every apt child; None means apt's default."""
+    dpkg_root: Path | None
+    """Throwaway root for tests and the demo (``dpkg --root``); None is the host."""
+    ai_base_url: str
+    ai_model: str | None
+    ai_timeout_s: int
+    ai_max_tokens: int
+    review_enabled: bool
+    apt_timeout_s: int
+    host_id: str | None
+    """Overrides /etc/machine-id (tests and demo only)."""
+
+    @property
+    def store_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def plans_dir(self) -> Path:
+        return self.state_dir / "plans"
+
+    @property
+    def reviews_dir(self) -> Path:
+        return self.state_dir / "reviews"
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.state_dir / "policy"
+
+    @property
+    def execution_plans_dir(self) -> Path:
+        return self.state_dir / "execution-plans"
+
+    @property
+    def approvals_dir(self) -> Path:
+        return self.state_dir / "approvals"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.log_dir / "audit.jsonl"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.etc_dir / "policy.toml"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Trusted public keys (root-owned on a host)."""
+        return self.etc_dir / "keys"
+
+    @property
+    def aegisd_socket(self) -> Path:
+        return self.run_dir / "aegisd.sock"
+
+    @property
+    def reviewd_socket(self) -> Path:
+        return self.run_dir / "aegis-reviewd.sock"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.aegisd_dir / "ledger.db"
+
+    @property
+    def rollback_cache_dir(self) -> Path:
+        return self.aegisd_dir / "rollback-cache"
+
+    @property
+    def vulndb_path(self) -> Path:
+        return self.state_dir / "vulndb.json"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.state_dir / "metrics"
+
+
+def _layout(home: Path | None) -> dict[str, Path]:
+    root = home if home is not None else Path("/")
+    return {
+        "state_dir": root / "var/lib/aegis",
+        "aegisd_dir": root / "var/lib/aegis/aegisd",
+        "log_dir": root / "var/log/aegis",
+        "etc_dir": root / "etc/aegis",
+        "run_dir": root / "run/aegis",
+        "cache_dir": root / "var/cache/aegis",
+    }
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise InputError(f"cannot read config {path}: {e.strerror}") from e
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InputError(f"config {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise InputError(f"config {path} is not valid TOML: {e}") from e
+
+
+_KEYS = {
+    "apt_config": "AEGIS_APT_CONFIG",
+    "dpkg_root": "AEGIS_DPKG_ROOT",
+    "ai_base_url": "AEGIS_AI_BASE_URL",
+    "ai_model": "AEGIS_AI_MODEL",
+    "ai_timeout_s": "AEGIS_AI_TIMEOUT",
+    "ai_max_tokens": "AEGIS_AI_MAX_TOKENS",
+    "review_enabled": "AEGIS_REVIEW",
+    "apt_timeout_s": "AEGIS_APT_TIMEOUT",
+    "host_id": "AEGIS_HOST_ID",
+    "state_dir": "AEGIS_STATE_DIR",
+    "log_dir": "AEGIS_LOG_DIR",
+    "run_dir": "AEGIS_RUN_DIR",
+}
+
+
+def _int(name: str, value: Any) -> int:
+    try:
+        out = int(value)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"config {name} must be an integer, got {value!r}") from e
+    if out <= 0:
+        raise InputError(f"config {name} must be positive, got {out}")
+    return out
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise InputError(f"config {name} must be true or false, got {value!r}")
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from the config file and ``env``.
+
+    Args:
+        env: environment to read; ``os.environ`` when None.
+
+    Raises:
+        InputError: the config file or a variable is malformed, or has unknown keys.
+    """
+    env = os.environ if env is None else env
+    home_text = env.get("AEGIS_HOME")
+    home = Path(home_text).absolute() if home_text else None
+    paths = _layout(home)
+    etc = Path(env["AEGIS_ETC_DIR"]) if env.get("AEGIS_ETC_DIR") else paths["etc_dir"]
+    file_values = _read_file(etc / "aegis.toml")
+    unknown = sorted(set(file_values) - set(_KEYS))
+    if unknown:
+        raise InputError(f"config {etc / 'aegis.toml'}: unknown key(s) {', '.join(unknown)}")
+    values: dict[str, Any] = dict(file_values)
+    for key, var in _KEYS.items():
+        if env.get(var):
+            values[key] = env[var]
+    for key in ("state_dir", "log_dir", "run_dir"):
+        if key in values:
+            paths[key] = Path(values[key])
+    if "state_dir" in values and "aegisd_dir" not in values:
+        paths["aegisd_dir"] = paths["state_dir"] / "aegisd"
+    apt_config = values.get("apt_config")
+    dpkg_root = values.get("dpkg_root")
+    model = values.get("ai_model")
+    return Config(
+        home=home,
+        state_dir=paths["state_dir"],
+        aegisd_dir=paths["aegisd_dir"],
+        log_dir=paths["log_dir"],
+        etc_dir=etc,
+        run_dir=paths["run_dir"],
+        cache_dir=paths["cache_dir"],
+        apt_config=Path(apt_config) if apt_config else None,
+        dpkg_root=Path(dpkg_root) if dpkg_root else None,
+        ai_base_url=str(values.get("ai_base_url", "http://localhost:8000/v1")),
+        ai_model=str(model) if model else None,
+        ai_timeout_s=_int("ai_timeout_s", values.get("ai_timeout_s", 30)),
+        ai_max_tokens=_int("ai_max_tokens", values.get("ai_max_tokens", 512)),
+        review_enabled=_bool("review_enabled", values.get("review_enabled", True)),
+        apt_timeout_s=_int("apt_timeout_s", values.get("apt_timeout_s", 300)),
+        host_id=str(values["host_id"]) if values.get("host_id") else None,
+    )

@@ -1,0 +1,288 @@
+"""Records of the operation plan: the analyzer's output that every later stage reads.
+
+A plan is produced by deterministic analysis (``aegis/analyze``) and is the one
+document policy, the reviewer, the signer and aegisd reason about. It is written
+to ``plans/<plan_id>.json`` and bound into the request by its SHA-256 over
+canonical JSON (:func:`plan_hash`). aegisd re-derives it with the same code, so
+every field is deterministic given (intent, tool output, config, time).
+
+``reproducible_view`` drops the fields that legitimately differ between two
+analyses of the same state (ids and timestamps); ``aegisctl sign`` and aegisd
+compare plans through it.
+
+Records of later stages live beside their stage (``aegis/policy/result.py``,
+``aegis/review/record.py``, ``aegis/sign/...``) and use the same codec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NewType
+
+from aegis.canonical import canonical_hash
+from aegis.codec import from_dict, to_dict
+
+PlanId = NewType("PlanId", str)
+RequestId = NewType("RequestId", str)
+ExecutionId = NewType("ExecutionId", str)
+
+PLAN_SCHEMA = "aegis.plan/1"
+
+
+class Tool(StrEnum):
+    """Package tool a request is about. Only apt is implemented today."""
+
+    APT = "apt"
+
+
+class Operation(StrEnum):
+    """What the intent asks for."""
+
+    INSTALL = "install"
+    UPGRADE = "upgrade"
+    UPDATE = "update"
+    REMOVE = "remove"
+    PURGE = "purge"
+    ROLLBACK = "rollback"
+    RECOVER = "recover"
+
+
+class Action(StrEnum):
+    """How one package changes, as classified from apt's simulation."""
+
+    INSTALL = "install"
+    UPGRADE = "upgrade"
+    DOWNGRADE = "downgrade"
+    REINSTALL = "reinstall"
+    REMOVE = "remove"
+    PURGE = "purge"
+    HELD_BACK = "held-back"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What was asked, by whom, when."""
+
+    tool: Tool
+    operation: Operation
+    targets: tuple[str, ...]
+    """Requested targets as given (``name``, ``name=version``, ``name:arch``)."""
+    requested_by: str
+    requested_at: str
+    """UTC ISO-8601 with a ``Z`` suffix, second precision."""
+    rollback_of: str | None = None
+    """For rollback requests: the snapshot id being restored."""
+
+
+@dataclass(frozen=True)
+class Host:
+    """The machine the plan was made for; execution plans bind it."""
+
+    machine_id: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    """One package of the delta."""
+
+    name: str
+    arch: str
+    action: Action
+    current_version: str | None
+    candidate_version: str | None
+    source_package: str
+    """Source package name (``openssl`` for ``libssl3``); vulnerabilities match on it."""
+    source_version: str | None
+    repository: str | None
+    """Id of the :class:`Repository` that supplies the candidate, if any."""
+    essential: bool = False
+
+
+@dataclass(frozen=True)
+class Repository:
+    """Evidence about one apt source the delta uses (or, for update, refreshes).
+
+    Identity is (uri, suite, component, signer_fingerprint), never Origin text.
+    """
+
+    id: str
+    uri: str
+    suite: str
+    component: str
+    source_entry: str
+    """The source as a one-line ``deb ...`` entry (normalised)."""
+    source_file: str
+    signed_by_form: str
+    """One of: keyring-path, armored-path, fingerprint, embedded, none."""
+    signed_by: str | None
+    keyring_trusted_dir: bool
+    keyring_root_only: bool
+    signature: str
+    """gpgv outcome: good, bad, no-pubkey, unsigned, error, missing."""
+    signer_fingerprint: str | None
+    date: str | None
+    valid_until: str | None
+    expired: bool
+    frozen: bool
+    trusted_yes: bool
+    distribution: bool
+    """The distribution's own source (may supply any package)."""
+    approved: bool
+    allowed_packages: tuple[str, ...]
+    """Names a non-distribution source may supply; empty means none."""
+    origin_text: str | None = None
+    """Release Origin, recorded only to show it is not trusted."""
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigEvidence:
+    """apt and dpkg configuration that could weaken checks."""
+
+    apt_config_hash: str
+    dpkg_config_hash: str
+    flags: tuple[str, ...]
+    """Stable names: allow-insecure, allow-unauthenticated, trusted-yes,
+    check-valid-until-false, dpkg-pre-invoke, dpkg-post-invoke, apt-hooks."""
+    hooks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a package to install comes from, per the signed index."""
+
+    package: str
+    version: str
+    arch: str
+    uri: str
+    filename: str
+    size: int
+    sha256: str
+    repository: str | None
+    chain: tuple[str, ...]
+    """InRelease -> Packages -> .deb, each as ``kind:sha256``."""
+    verified: bool
+    """The downloaded file's hash matched (only when contents were inspected)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A content or script finding; names its rule, file and line."""
+
+    rule: str
+    package: str
+    file: str
+    line: int
+    severity: str
+    """hostile, sensitive or changed."""
+    excerpt: str = ""
+    """Untrusted text from the package; show only through aegis.text."""
+
+
+@dataclass(frozen=True)
+class Vulnerability:
+    """A tracker entry matching a package at its post-change version."""
+
+    package: str
+    source_package: str
+    version: str
+    cve: str
+    urgency: str
+    fixed_version: str | None
+    fixed_by_plan: bool
+    """The post-change version is at or past the fix."""
+    critical: bool
+    """Severity mapping: urgency ``high`` (or higher) is the contract's "critical"."""
+
+
+@dataclass(frozen=True)
+class RollbackRequirement:
+    """Whether a replaced version can still be obtained."""
+
+    package: str
+    version: str
+    obtainable_from: str
+    """apt-cache, repository or dpkg-repack."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A named risk signal; ``name`` values are stable API."""
+
+    name: str
+    package: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AnalysisFailure:
+    """Why analysis could not produce a delta (policy denies with this reason)."""
+
+    kind: str
+    """unknown-package, broken-dependencies, lock, timeout, tool-failed, bad-target."""
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The operation plan."""
+
+    schema_version: str
+    plan_id: str
+    created_at: str
+    intent: Intent
+    host: Host
+    changes: tuple[PackageChange, ...]
+    configure_order: tuple[str, ...]
+    command_preview: tuple[str, ...]
+    """The exact argv that would apply this delta; never a string."""
+    repositories: tuple[Repository, ...]
+    config: ConfigEvidence
+    provenance: tuple[Provenance, ...]
+    findings: tuple[Finding, ...]
+    vulnerabilities: tuple[Vulnerability, ...]
+    vulndb_date: str | None
+    rollback: tuple[RollbackRequirement, ...]
+    signals: tuple[Signal, ...]
+    package_state_hash: str
+    content_inspected: bool
+    failure: AnalysisFailure | None = None
+    descriptions: dict[str, str] = field(default_factory=dict)
+    """Untrusted package descriptions by name, for the reviewer only."""
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """Return the JSON structure of ``plan``."""
+    out: dict[str, Any] = to_dict(plan)
+    return out
+
+
+def plan_from_dict(data: Any) -> Plan:
+    """Parse an untrusted plan document strictly.
+
+    Raises:
+        InputError: wrong schema version, unknown or missing keys, wrong types.
+    """
+    from aegis.errors import InputError
+
+    if not isinstance(data, dict) or data.get("schema_version") != PLAN_SCHEMA:
+        raise InputError(f"not an Aegis plan (schema_version must be {PLAN_SCHEMA!r})")
+    return from_dict(Plan, data)
+
+
+def plan_hash(plan: Plan) -> str:
+    """SHA-256 over the canonical JSON of the whole plan."""
+    return canonical_hash(plan_to_dict(plan))
+
+
+def reproducible_view(plan: Plan) -> dict[str, Any]:
+    """The plan without ids and timestamps: equal for two analyses of the same state."""
+    data = plan_to_dict(plan)
+    data.pop("plan_id")
+    data.pop("created_at")
+    intent = dict(data["intent"])
+    intent.pop("requested_at")
+    data["intent"] = intent
+    return data
