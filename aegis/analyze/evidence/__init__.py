@@ -1,0 +1,1 @@
+"""Aegis analyze evidence package."""

@@ -1,0 +1,1 @@
+"""Aegis cli package."""

@@ -1,0 +1,1 @@
+"""Stage 4: keys, approvals and signed execution plans."""

@@ -1,0 +1,47 @@
+"""Run every benchmark module in this folder and print one JSON object.
+
+Each module ``scripts/benchmarks/<name>.py`` exposes ``run() -> dict`` of figures
+measured as ratios or rates in this one run. ``--only NAME`` runs one module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", action="append", default=[])
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent.parent))
+    figures: dict[str, object] = {}
+    failed = False
+    for path in sorted(HERE.glob("*.py")):
+        name = path.stem
+        if name.startswith("_") or (args.only and name not in args.only):
+            continue
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+            for key, value in module.run().items():
+                figures[f"{name}.{key}"] = value
+        except Exception:  # noqa: BLE001 - report and continue with the others
+            traceback.print_exc()
+            figures[f"{name}.error"] = "failed; see stderr"
+            failed = True
+    print(json.dumps(figures, indent=2, sort_keys=True))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test.
+
+Tests never touch the host's package state: each gets a temporary AEGIS_HOME,
+and apt runs only inside throwaway roots with a private APT_CONFIG built by
+``aegis.devtools.testrepo``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_root(reason: str = "needs root") -> None:
+    """Skip a test that needs root, except in CI where a skip is a failure."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail(f"CI=true runs as root, but euid is {os.geteuid()}: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def aegis_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh AEGIS_HOME; every path Aegis uses lives under it."""
+    home = tmp_path / "aegis-home"
+    home.mkdir()
+    for var in list(os.environ):
+        if var.startswith("AEGIS_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AEGIS_HOME", str(home))
+    monkeypatch.setenv("AEGIS_HOST_ID", "test-host")
+    yield home
+
+
+@pytest.fixture(scope="session")
+def test_repo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The default signed test repository, built once per run."""
+    from aegis.devtools import testrepo
+
+    return testrepo.build_repo(tmp_path_factory.mktemp("repo"))
+
+
+@pytest.fixture
+def apt_root(tmp_path: Path, test_repo):  # type: ignore[no-untyped-def]
+    """A fresh throwaway root with a private APT_CONFIG pointing at ``test_repo``, updated."""
+    from aegis.devtools import testrepo
+
+    root = testrepo.make_root(tmp_path / "root", [test_repo])
+    testrepo.apt_update(root)
+    return root
