@@ -45,7 +45,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:  # noqa: PLR0911, PLR0912
+def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -97,7 +97,7 @@ def from_dict(cls: type[T], data: Any, path: str = "$") -> T:
     """
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected an object for {cls.__name__}")
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:

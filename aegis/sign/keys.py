@@ -53,7 +53,7 @@ def _check_pub_hex(value: str) -> bytes:
         raw = bytes.fromhex(value)
     except ValueError as e:
         raise InputError("public key must be 64 hex characters") from e
-    if len(raw) != 32:  # noqa: PLR2004
+    if len(raw) != 32:
         raise InputError("public key must be 64 hex characters")
     return raw
 
