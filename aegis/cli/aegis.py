@@ -1,0 +1,42 @@
+"""``aegis``: the CLI people and agents use to plan, review and inspect changes.
+
+Subcommands are registered in :data:`aegis.cli.commands.AEGIS_COMMANDS` and
+imported lazily. Aegis never mutates the system directly: every change is
+planned (``--plan``), reviewed, decided, signed and executed by aegisd.
+
+Example:
+    $ aegis apt install nginx --plan
+    $ aegis requests --stuck --json
+"""
+
+from __future__ import annotations
+
+import click
+
+from aegis.cli.commands import AEGIS_COMMANDS
+from aegis.cli.shell import LazyGroup, debug_option
+
+
+@click.group(
+    cls=LazyGroup,
+    table=AEGIS_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@debug_option
+@click.version_option(package_name="aegis", message="aegis %(version)s")
+def cli() -> None:
+    """Plan, review and inspect package changes; Aegis never mutates directly.
+
+    Every change walks one chain: intent -> analyzer -> local model review ->
+    deterministic policy -> signed execution plan -> aegisd -> audit log.
+
+    \b
+    Example:
+      aegis apt install nginx --plan
+      aegis requests --stuck
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="aegis")

@@ -1,0 +1,28 @@
+"""The lazy command tables of ``aegis`` and ``aegisctl``.
+
+Each engineer writes their commands in their own module ``aegis/cli/cmd_<area>.py``
+(or ``ctl_<area>.py`` for aegisctl) and adds ONE line per command here:
+``"name": "module.path:attribute"``. Modules are imported only when their command
+runs (or when ``--help`` lists it), so keep heavy imports inside the command
+functions: ``aegis --help`` must stay fast.
+
+Example:
+    "requests": "aegis.cli.cmd_workflow:requests_cmd",
+"""
+
+from __future__ import annotations
+
+AEGIS_COMMANDS: dict[str, str] = {
+    "requests": "aegis.cli.cmd_workflow:requests_cmd",
+    "show": "aegis.cli.cmd_workflow:show_cmd",
+    "resume": "aegis.cli.cmd_workflow:resume_cmd",
+    "cancel": "aegis.cli.cmd_workflow:cancel_cmd",
+    "workflow": "aegis.cli.cmd_workflow:workflow_group",
+}
+"""``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
+
+AEGISCTL_COMMANDS: dict[str, str] = {
+    "resume": "aegis.cli.cmd_workflow:resume_cmd",
+    "requests": "aegis.cli.cmd_workflow:requests_cmd",
+}
+"""``aegisctl`` subcommands: name -> "module:attribute" of a click command or group."""
