@@ -1,0 +1,292 @@
+"""Workflow commands: ``requests``, ``show``, ``resume``, ``cancel``, ``workflow graph|check``.
+
+Each parses options, calls one :mod:`aegis.api` function and renders; request
+fields read from the store are untrusted and shown only through aegis/text.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from aegis.config import Config
+    from aegis.workflow.machine import Workflow
+    from aegis.workflow.records import RequestRecord
+
+
+def _cfg() -> Config:
+    from aegis.config import load_config
+
+    return load_config()
+
+
+def _short(sha: str | None) -> str:
+    return sha[:12] if sha else "-"
+
+
+def _request_json(rec: RequestRecord, wf: Workflow, now: datetime) -> dict[str, Any]:
+    from aegis.codec import to_dict
+    from aegis.workflow.monitor import age_seconds, stuck_reason
+
+    out: dict[str, Any] = to_dict(rec)
+    out["age_in_state_s"] = age_seconds(rec, now)
+    out["terminal"] = wf.is_terminal(rec.state)
+    out["stuck_reason"] = stuck_reason(rec, wf, now)
+    return out
+
+
+@click.command("requests")
+@click.option("--state", "state", metavar="STATE", help="Only requests in this state.")
+@click.option("--stuck", is_flag=True, help="Only requests past their state's threshold or lease.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def requests_cmd(state: str | None, stuck: bool, limit: int | None, as_json: bool) -> None:
+    """List change requests with their age in state (oldest first).
+
+    \b
+    Example:
+      aegis requests --stuck --json
+      aegis requests --state policy
+    """
+    from aegis import api
+    from aegis.cli import render
+    from aegis.workflow.monitor import age_seconds, human_duration, stuck_reason
+
+    cfg = _cfg()
+    now = api.now_utc()
+    wf = api.workflow()
+    found = api.list_requests(cfg, state=state, stuck=stuck, now=now, limit=limit)
+    if as_json:
+        render.emit_json({"requests": [_request_json(r, wf, now) for r in found]})
+        return
+    if not found:
+        click.echo("No stuck requests." if stuck else "No requests.")
+        return
+    rows = [
+        [
+            r.id,
+            r.state,
+            human_duration(age_seconds(r, now)),
+            r.kind,
+            r.summary,
+            r.plan_id or "-",
+            stuck_reason(r, wf, now) or "",
+        ]
+        for r in found
+    ]
+    render.print_table(
+        "Stuck requests" if stuck else "Requests",
+        ["id", "state", "in state", "kind", "targets", "plan", "stuck"],
+        rows,
+    )
+
+
+@click.command("show")
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def show_cmd(request_id: str, as_json: bool) -> None:
+    """Show a request: where it is on the graph, its timeline and its artifacts.
+
+    The timeline lists every transition with actor, time and evidence hashes;
+    artifacts are listed with their SHA-256 and file path.
+
+    \b
+    Example:
+      aegis show r-0123456789abcdef
+    """
+    from aegis import api
+    from aegis.cli import render
+    from aegis.codec import to_dict
+    from aegis.workflow.machine import text_graph
+    from aegis.workflow.monitor import age_seconds, human_duration
+
+    cfg = _cfg()
+    now = api.now_utc()
+    wf = api.workflow()
+    detail = api.get_request_detail(cfg, request_id, now)
+    rec = detail.request
+    if as_json:
+        render.emit_json(
+            {
+                "request": _request_json(rec, wf, now),
+                "history": [to_dict(h) for h in detail.history],
+                "artifacts": [to_dict(a) for a in detail.artifacts],
+                "next_triggers": list(detail.next_triggers),
+            }
+        )
+        return
+    render.print_fields(
+        [
+            ("request", rec.id),
+            ("kind", rec.kind),
+            ("targets", rec.summary),
+            ("state", f"{rec.state} (for {human_duration(age_seconds(rec, now))})"),
+            ("plan", f"{rec.plan_id or '-'}  sha256 {rec.plan_hash or '-'}"),
+            ("next", ", ".join(detail.next_triggers) or "none (terminal)"),
+            (
+                "lease",
+                f"{rec.lease_owner} until {rec.lease_expires_at}" if rec.lease_owner else "-",
+            ),
+            ("stuck", detail.stuck_reason or "no"),
+        ]
+    )
+    timeline = []
+    for h in detail.history:
+        evidence = [f"{a.kind}:{_short(a.sha256)}" for a in h.artifacts]
+        evidence += [f"{k}={v}" for k, v in sorted(h.facts.items())]
+        timeline.append(
+            [
+                h.seq,
+                h.at,
+                h.trigger,
+                f"{h.from_state or '-'} -> {h.to_state}",
+                h.actor,
+                " ".join(evidence) or "-",
+            ]
+        )
+    render.print_table(
+        "Timeline", ["#", "at", "trigger", "transition", "actor", "evidence"], timeline
+    )
+    if detail.artifacts:
+        render.print_table(
+            "Artifacts",
+            ["kind", "sha256", "path"],
+            [[a.kind, a.sha256, a.path or "(store only)"] for a in detail.artifacts],
+        )
+    click.echo("\nWhere it is (*):")
+    click.echo(text_graph(wf, current=rec.state))
+
+
+@click.command("resume")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def resume_cmd(as_json: bool) -> None:
+    """Advance every request whose next step is read-only (review, decide, audit).
+
+    Never runs a step that needs a human or a key; for requests being applied
+    it only asks aegisd and dpkg what happened. Exits non-zero when a step failed.
+
+    \b
+    Example:
+      aegis resume --json
+    """
+    from aegis import api
+    from aegis.cli import render
+    from aegis.codec import to_dict
+
+    cfg = _cfg()
+    report = api.resume(cfg, api.current_user())
+    if as_json:
+        render.emit_json({"items": [to_dict(i) for i in report.items]})
+    elif not report.items:
+        click.echo("Nothing to resume.")
+    else:
+        render.print_table(
+            "Resume",
+            ["request", "was", "action", "now", "trigger", "detail"],
+            [
+                [i.request_id, i.state_before, i.action, i.state_after, i.trigger or "-", i.detail]
+                for i in report.items
+            ],
+        )
+    if report.failed:
+        raise SystemExit(report.failed[0].exit_code or 1)
+
+
+@click.command("cancel")
+@click.argument("request_id")
+@click.option("--reason", required=True, help="Why (recorded in the request's history).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def cancel_cmd(request_id: str, reason: str, as_json: bool) -> None:
+    """Cancel a request before it is applied; a signed request's execution id is revoked.
+
+    \b
+    Example:
+      aegis cancel r-0123456789abcdef --reason "superseded by r-fedcba"
+    """
+    from aegis import api
+    from aegis.cli import render
+    from aegis.codec import to_dict
+
+    rec = api.cancel(_cfg(), request_id, api.current_user(), reason)
+    if as_json:
+        render.emit_json({"request": to_dict(rec)})
+    else:
+        render.print_line(f"{rec.id}: {rec.state}")
+
+
+@click.group("workflow")
+def workflow_group() -> None:
+    """The change-request lifecycle graph.
+
+    \b
+    Example:
+      aegis workflow graph --format mermaid
+    """
+
+
+@workflow_group.command("graph")
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "text"]), default="text", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the graph as JSON.")
+def graph_cmd(fmt: str, as_json: bool) -> None:
+    """Print the lifecycle graph (states, triggers, who fires them).
+
+    \b
+    Example:
+      aegis workflow graph --format mermaid
+    """
+    from aegis import api
+    from aegis.cli import render
+    from aegis.workflow.machine import mermaid, text_graph
+
+    wf = api.workflow()
+    if as_json:
+        render.emit_json(_graph_json(wf))
+    elif fmt == "mermaid":
+        click.echo(mermaid(wf))
+    else:
+        click.echo(text_graph(wf))
+
+
+def _graph_json(wf: Workflow) -> dict[str, Any]:
+    from aegis.codec import to_dict
+
+    return {
+        "name": wf.name,
+        "initial": wf.initial,
+        "digest": wf.digest,
+        "states": [to_dict(s) for s in wf.states.values()],
+        "transitions": [to_dict(t) for t in wf.transitions],
+    }
+
+
+@workflow_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def check_cmd(path: Path, as_json: bool) -> None:
+    """Validate a workflow file against the lifecycle's invariants.
+
+    \b
+    Example:
+      aegis workflow check workflows/change-request.toml
+    """
+    from aegis.cli import render
+    from aegis.errors import InputError
+    from aegis.workflow.machine import MAX_WORKFLOW_BYTES, parse_workflow
+
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_WORKFLOW_BYTES + 1)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from e
+    wf = parse_workflow(data, source=str(path))
+    if as_json:
+        render.emit_json({"ok": True, "path": str(path), "digest": wf.digest})
+    else:
+        render.print_line(f"{path}: ok ({len(wf.states)} states, {len(wf.edges())} edges)")

@@ -1,0 +1,80 @@
+"""A minimal, valid operation plan for workflow tests, benchmarks and the early demo.
+
+It is not an analysis of anything: it only has the shape of a plan so the
+lifecycle (request store, history, artifacts) can be exercised without apt.
+Real plans come from ``aegis apt ... --plan``.
+
+Example:
+    >>> plan = sample_plan("p-1", targets=("aegis-base",))
+"""
+
+from __future__ import annotations
+
+from aegis.model import (
+    PLAN_SCHEMA,
+    Action,
+    ConfigEvidence,
+    Host,
+    Intent,
+    Operation,
+    PackageChange,
+    Plan,
+    Tool,
+)
+
+
+def sample_plan(
+    plan_id: str,
+    *,
+    targets: tuple[str, ...] = ("aegis-base",),
+    requested_by: str = "tester",
+    created_at: str = "2026-01-01T00:00:00Z",
+    descriptions: dict[str, str] | None = None,
+) -> Plan:
+    """A plan installing ``targets`` at version 1.0 (shape only; nothing was analyzed)."""
+    changes = tuple(
+        PackageChange(
+            name=name,
+            arch="all",
+            action=Action.INSTALL,
+            current_version=None,
+            candidate_version="1.0",
+            source_package=name,
+            source_version="1.0",
+            repository="test",
+        )
+        for name in targets
+    )
+    return Plan(
+        schema_version=PLAN_SCHEMA,
+        plan_id=plan_id,
+        created_at=created_at,
+        intent=Intent(
+            tool=Tool.APT,
+            operation=Operation.INSTALL,
+            targets=targets,
+            requested_by=requested_by,
+            requested_at=created_at,
+        ),
+        host=Host(machine_id="0" * 32, hostname="test-host"),
+        changes=changes,
+        configure_order=tuple(c.name for c in changes),
+        command_preview=(
+            "/usr/bin/apt-get",
+            "install",
+            "--trivial-only",
+            "--",
+            *(f"{c.name}=1.0" for c in changes),
+        ),
+        repositories=(),
+        config=ConfigEvidence(apt_config_hash="0" * 64, dpkg_config_hash="0" * 64, flags=()),
+        provenance=(),
+        findings=(),
+        vulnerabilities=(),
+        vulndb_date=None,
+        rollback=(),
+        signals=(),
+        package_state_hash="0" * 64,
+        content_inspected=False,
+        descriptions=descriptions or {},
+    )

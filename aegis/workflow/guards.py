@@ -1,0 +1,172 @@
+"""Guards: deterministic checks a transition must pass, named in the workflow file.
+
+A guard looks only at evidence loaded *before* the trigger fires (the request's
+recorded artifact kinds, the artifact and evidence supplied with the trigger).
+It does no I/O and reads no clock. A guard that cannot decide says no: an
+artifact that does not parse, or a policy result without a recognisable
+decision, fails the guard.
+
+Example:
+    >>> inp = GuardInput(trigger="review", state="analyzed", recorded=frozenset({"plan"}),
+    ...                  artifact_kind="review", artifact=b"{}", evidence={})
+    >>> GUARDS["supplies_review"].check(inp)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ARTIFACT_KINDS = frozenset(
+    {"plan", "review", "policy", "approval", "execution-plan", "executor-result", "resolution"}
+)
+"""Every kind of artifact a request may carry (cross-team contract, COMMON.md)."""
+
+DENY_DECISIONS = frozenset({"deny", "denied"})
+"""Values of a policy result's decision that mean deny."""
+
+NON_DENY_DECISIONS = frozenset(
+    {
+        "allow",
+        "allow-with-snapshot",
+        "allow_with_snapshot",
+        "require-approval",
+        "require_approval",
+        "approval-required",
+    }
+)
+"""Values of a policy result's decision that let the request go on to signing."""
+
+MAX_REASON_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class GuardInput:
+    """Everything a guard may look at."""
+
+    trigger: str
+    state: str
+    """The request's current state."""
+    recorded: frozenset[str]
+    """Kinds of artifacts already attached to the request."""
+    artifact_kind: str | None
+    artifact: bytes | None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    """Small facts given with the trigger (e.g. ``reason``, ``execution_id``)."""
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A named check with the text shown when it refuses."""
+
+    name: str
+    check: Callable[[GuardInput], bool]
+    refusal: str
+
+
+def _supplies(kind: str) -> Callable[[GuardInput], bool]:
+    def check(inp: GuardInput) -> bool:
+        return inp.artifact_kind == kind and inp.artifact is not None and len(inp.artifact) > 0
+
+    return check
+
+
+def _has(*kinds: str) -> Callable[[GuardInput], bool]:
+    def check(inp: GuardInput) -> bool:
+        return any(k in inp.recorded for k in kinds)
+
+    return check
+
+
+def policy_decision(artifact: bytes | None) -> str | None:
+    """Return the decision named in a policy result document, or None when unclear.
+
+    Accepts a top-level ``decision`` (or ``effect``) string, or one nested as
+    ``{"decision": {"effect": ...}}``. Anything else is "cannot decide".
+    """
+    if not artifact:
+        return None
+    from aegis.canonical import loads_strict
+    from aegis.errors import InputError
+
+    try:
+        data = loads_strict(artifact)
+    except InputError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("decision", "effect"):
+        value = data.get(key)
+        if isinstance(value, dict):
+            value = value.get("effect", value.get("decision"))
+        if isinstance(value, str):
+            return value.strip().lower()
+    return None
+
+
+def _policy_not_deny(inp: GuardInput) -> bool:
+    decision = policy_decision(inp.artifact)
+    return decision is not None and decision in NON_DENY_DECISIONS
+
+
+def _policy_is_deny(inp: GuardInput) -> bool:
+    decision = policy_decision(inp.artifact)
+    return decision is not None and decision in DENY_DECISIONS
+
+
+def _gives_reason(inp: GuardInput) -> bool:
+    reason = inp.evidence.get("reason")
+    return isinstance(reason, str) and 0 < len(reason.strip()) <= MAX_REASON_CHARS
+
+
+def _guards() -> dict[str, Guard]:
+    table = [
+        Guard("supplies_plan", _supplies("plan"), "the trigger must supply the plan artifact"),
+        Guard("supplies_review", _supplies("review"), "the trigger must supply a review"),
+        Guard("supplies_policy", _supplies("policy"), "the trigger must supply a policy result"),
+        Guard(
+            "supplies_execution_plan",
+            _supplies("execution-plan"),
+            "the trigger must supply the signed execution plan",
+        ),
+        Guard(
+            "supplies_executor_result",
+            _supplies("executor-result"),
+            "the trigger must supply the executor's result",
+        ),
+        Guard(
+            "supplies_resolution",
+            _supplies("resolution"),
+            "the trigger must supply the operator's resolution record",
+        ),
+        Guard("has_plan", _has("plan"), "the request has no plan"),
+        Guard("has_policy", _has("policy"), "the request has no policy result"),
+        Guard(
+            "has_execution_plan",
+            _has("execution-plan"),
+            "the request has no signed execution plan",
+        ),
+        Guard(
+            "has_executor_result_or_resolution",
+            _has("executor-result", "resolution"),
+            "the request has neither an executor result nor a resolution",
+        ),
+        Guard(
+            "policy_not_deny",
+            _policy_not_deny,
+            "the policy result's decision is deny or unreadable (use 'deny')",
+        ),
+        Guard(
+            "policy_is_deny",
+            _policy_is_deny,
+            "the policy result's decision is not deny (use 'decide')",
+        ),
+        Guard("gives_reason", _gives_reason, "a non-empty reason (evidence 'reason') is required"),
+    ]
+    return {g.name: g for g in table}
+
+
+GUARDS: Mapping[str, Guard] = _guards()
+"""Every guard a workflow file may name."""

@@ -1,0 +1,455 @@
+"""The change-request lifecycle: load the graph from data, check it, fire triggers.
+
+The graph lives in ``workflows/change-request.toml``. :func:`parse_workflow` is
+pure: it parses the TOML text strictly and refuses unknown keys, unknown states,
+unknown guard names and any graph that breaks the invariants of DESIGN.md:
+
+1. every path from the initial state into ``applying`` passes ``signed``;
+2. only ``applying`` leads to ``applied`` or ``failed``, except the operator's
+   resolution of an ``interrupted`` request (transitions marked
+   ``operator_resolution``);
+3. terminal states have no exits, and every other state has one;
+4. ``interrupted`` leaves only through an operator's resolution;
+5. every state is reachable; one transition per (state, trigger).
+
+:func:`fire` builds a fresh ``transitions`` machine (``auto_transitions=False``,
+so no ``to_<state>`` shortcut exists) for one attempt, starts it in the request's
+current state and fires the trigger with the guards as conditions. The machine
+and its model are thrown away afterwards: a commit that fails leaves no trace
+in memory. Callbacks do no I/O.
+
+Example:
+    >>> wf = load_workflow()
+    >>> fire(wf, "analyzed", "review", inp).dest
+    'reviewed'
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aegis.errors import InputError, StateError
+from aegis.workflow.guards import GUARDS, GuardInput
+
+WORKFLOW_SCHEMA = "aegis.workflow/1"
+MAX_WORKFLOW_BYTES = 64 * 1024
+MAX_STATES = 64
+MAX_TRANSITIONS = 256
+NEEDS = frozenset({"system", "human", "key"})
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class WorkflowError(InputError):
+    """The workflow file is malformed or breaks an invariant of the lifecycle."""
+
+
+class IllegalTransitionError(StateError):
+    """The trigger is not allowed from the request's current state."""
+
+
+class GuardRefusedError(StateError):
+    """The trigger exists from this state but one of its guards said no."""
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One state of the lifecycle."""
+
+    name: str
+    terminal: bool
+    stuck_after_s: int | None
+    """Seconds a request may sit here before it counts as stuck; None for terminal states."""
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    """One edge group: ``trigger`` from any of ``sources`` to ``dest``."""
+
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    guards: tuple[str, ...]
+    needs: str
+    """Who fires it: ``system``, ``human`` or ``key``."""
+    resumable: bool
+    """A read-only, idempotent step ``aegis resume`` may run again."""
+    operator_resolution: bool
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """The validated lifecycle graph."""
+
+    name: str
+    initial: str
+    states: Mapping[str, StateSpec]
+    transitions: tuple[TransitionSpec, ...]
+    digest: str
+    """SHA-256 of the file's bytes, recorded with every transition."""
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Every trigger name, in file order."""
+        return tuple(dict.fromkeys(t.trigger for t in self.transitions))
+
+    def edges(self) -> list[tuple[str, str, TransitionSpec]]:
+        """Every (source, dest, transition), in file order."""
+        return [(s, t.dest, t) for t in self.transitions for s in t.sources]
+
+    def lookup(self, state: str, trigger: str) -> TransitionSpec | None:
+        """The transition ``trigger`` fires from ``state``, or None."""
+        for t in self.transitions:
+            if t.trigger == trigger and state in t.sources:
+                return t
+        return None
+
+    def exits(self, state: str) -> list[TransitionSpec]:
+        """The transitions leaving ``state``."""
+        return [t for t in self.transitions if state in t.sources]
+
+    def is_terminal(self, state: str) -> bool:
+        """True for a state with no exits."""
+        spec = self.states.get(state)
+        return spec is not None and spec.terminal
+
+
+def parse_duration(text: object, where: str) -> int:
+    """Parse ``30s``, ``15m``, ``2h`` or ``3d`` (or a positive integer of seconds)."""
+    if isinstance(text, int) and not isinstance(text, bool) and 0 < text <= 10**8:
+        return text
+    if isinstance(text, str):
+        m = _DURATION_RE.match(text.strip())
+        if m:
+            return int(m.group(1)) * _UNITS[m.group(2)]
+    raise WorkflowError(f"{where}: stuck_after must look like 30s, 15m, 2h or 3d, got {text!r}")
+
+
+def _keys(table: Mapping[str, Any], allowed: set[str], required: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise WorkflowError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    missing = sorted(required - set(table))
+    if missing:
+        raise WorkflowError(f"{where}: missing key(s) {', '.join(missing)}")
+
+
+def _name(value: object, where: str) -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise WorkflowError(f"{where}: {value!r} is not a valid name")
+    return value
+
+
+def _bool(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise WorkflowError(f"{where}: expected true or false")
+    return value
+
+
+def _parse_states(raw: object) -> dict[str, StateSpec]:
+    if not isinstance(raw, dict) or not raw:
+        raise WorkflowError("[states] must be a non-empty table")
+    if len(raw) > MAX_STATES:
+        raise WorkflowError(f"[states] has more than {MAX_STATES} states")
+    states: dict[str, StateSpec] = {}
+    for name, spec in raw.items():
+        where = f"state {name!r}"
+        _name(name, where)
+        if not isinstance(spec, dict):
+            raise WorkflowError(f"{where}: expected a table")
+        _keys(spec, {"terminal", "stuck_after"}, set(), where)
+        terminal = _bool(spec.get("terminal", False), where)
+        if terminal and "stuck_after" in spec:
+            raise WorkflowError(f"{where}: a terminal state has no stuck_after")
+        if not terminal and "stuck_after" not in spec:
+            raise WorkflowError(f"{where}: a non-terminal state needs stuck_after")
+        stuck = None if terminal else parse_duration(spec["stuck_after"], where)
+        states[name] = StateSpec(name=name, terminal=terminal, stuck_after_s=stuck)
+    return states
+
+
+def _parse_transition(i: int, raw: object, states: Mapping[str, StateSpec]) -> TransitionSpec:
+    where = f"transition #{i + 1}"
+    if not isinstance(raw, dict):
+        raise WorkflowError(f"{where}: expected a table")
+    allowed = {"trigger", "source", "dest", "guards", "needs", "resumable", "operator_resolution"}
+    _keys(raw, allowed, {"trigger", "source", "dest", "needs"}, where)
+    trigger = _name(raw["trigger"], where)
+    where = f"transition {trigger!r}"
+    sources_raw = raw["source"]
+    if isinstance(sources_raw, str):
+        sources_raw = [sources_raw]
+    if not isinstance(sources_raw, list) or not sources_raw:
+        raise WorkflowError(f"{where}: source must be a state or a non-empty list of states")
+    sources = tuple(_name(s, where) for s in sources_raw)
+    dest = _name(raw["dest"], where)
+    for state in (*sources, dest):
+        if state not in states:
+            raise WorkflowError(f"{where}: unknown state {state!r}")
+    guards_raw = raw.get("guards", [])
+    if not isinstance(guards_raw, list):
+        raise WorkflowError(f"{where}: guards must be a list")
+    for g in guards_raw:
+        if not isinstance(g, str) or g not in GUARDS:
+            raise WorkflowError(f"{where}: unknown guard {g!r}")
+    needs = raw["needs"]
+    if needs not in NEEDS:
+        raise WorkflowError(f"{where}: needs must be one of {sorted(NEEDS)}, got {needs!r}")
+    resumable = _bool(raw.get("resumable", False), where)
+    if resumable and needs != "system":
+        raise WorkflowError(f"{where}: a step that needs a {needs} cannot be resumable")
+    return TransitionSpec(
+        trigger=trigger,
+        sources=sources,
+        dest=dest,
+        guards=tuple(guards_raw),
+        needs=str(needs),
+        resumable=resumable,
+        operator_resolution=_bool(raw.get("operator_resolution", False), where),
+    )
+
+
+def _edge(src: str, t: TransitionSpec) -> str:
+    return f"{src} -> {t.dest} (trigger {t.trigger!r})"
+
+
+def _reachable(
+    wf_initial: str, edges: list[tuple[str, str, TransitionSpec]], avoid: str
+) -> set[str]:
+    seen = {wf_initial}
+    todo = [wf_initial]
+    while todo:
+        here = todo.pop()
+        for src, dst, _ in edges:
+            if src == here and dst not in seen and dst != avoid:
+                seen.add(dst)
+                todo.append(dst)
+    return seen
+
+
+def check_invariants(wf: Workflow) -> None:
+    """Refuse a graph that breaks the lifecycle's invariants, naming the edge.
+
+    Raises:
+        WorkflowError: the first broken invariant.
+    """
+    for required in ("signed", "applying", "applied", "failed", "interrupted"):
+        if required not in wf.states:
+            raise WorkflowError(f"the lifecycle needs a state {required!r}")
+    if wf.states[wf.initial].terminal:
+        raise WorkflowError(f"initial state {wf.initial!r} is terminal")
+    edges = wf.edges()
+    seen: set[tuple[str, str]] = set()
+    for src, dst, t in edges:
+        if (src, t.trigger) in seen:
+            raise WorkflowError(f"edge {_edge(src, t)}: trigger fires twice from {src!r}")
+        seen.add((src, t.trigger))
+        if wf.states[src].terminal:
+            raise WorkflowError(f"edge {_edge(src, t)}: terminal state {src!r} has no exits")
+        if t.operator_resolution and (src != "interrupted" or t.needs != "human"):
+            raise WorkflowError(
+                f"edge {_edge(src, t)}: operator_resolution only resolves 'interrupted' by a human"
+            )
+        if src == "interrupted" and not t.operator_resolution:
+            raise WorkflowError(
+                f"edge {_edge(src, t)}: 'interrupted' leaves only through an operator's resolve"
+            )
+        if dst in ("applied", "failed") and src != "applying" and not t.operator_resolution:
+            raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' leads to {dst!r}")
+        if dst == "interrupted" and src != "applying":
+            raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' can be interrupted")
+        if dst == "applying" and src != "signed":
+            raise WorkflowError(f"edge {_edge(src, t)}: every path into 'applying' passes 'signed'")
+    # Belt and braces: applying must be unreachable once 'signed' is removed from the graph.
+    if "applying" in _reachable(wf.initial, edges, avoid="signed"):
+        raise WorkflowError("a path into 'applying' avoids 'signed'")
+    reachable = _reachable(wf.initial, edges, avoid="")
+    for name, spec in wf.states.items():
+        if name not in reachable:
+            raise WorkflowError(f"state {name!r} cannot be reached from {wf.initial!r}")
+        if not spec.terminal and not wf.exits(name):
+            raise WorkflowError(f"state {name!r} is not terminal but has no exits")
+
+
+def parse_workflow(data: bytes, *, source: str = "workflow") -> Workflow:
+    """Parse and validate a workflow file's bytes (pure).
+
+    Raises:
+        WorkflowError: too large, not UTF-8 TOML, unknown keys/states/guards, broken invariant.
+    """
+    from aegis.canonical import sha256_hex
+
+    if len(data) > MAX_WORKFLOW_BYTES:
+        raise WorkflowError(f"{source}: larger than {MAX_WORKFLOW_BYTES} bytes")
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise WorkflowError(f"{source}: not valid UTF-8 TOML: {e}") from e
+    try:
+        _keys(
+            raw,
+            {"schema_version", "name", "initial", "states", "transitions"},
+            {"schema_version", "initial", "states", "transitions"},
+            source,
+        )
+        if raw["schema_version"] != WORKFLOW_SCHEMA:
+            raise WorkflowError(f"schema_version must be {WORKFLOW_SCHEMA!r}")
+        states = _parse_states(raw["states"])
+        initial = _name(raw["initial"], "initial")
+        if initial not in states:
+            raise WorkflowError(f"initial: unknown state {initial!r}")
+        trans_raw = raw["transitions"]
+        if not isinstance(trans_raw, list) or not trans_raw or len(trans_raw) > MAX_TRANSITIONS:
+            raise WorkflowError(f"[[transitions]] must hold 1 to {MAX_TRANSITIONS} entries")
+        transitions = tuple(_parse_transition(i, t, states) for i, t in enumerate(trans_raw))
+        wf = Workflow(
+            name=str(raw.get("name", "change-request")),
+            initial=initial,
+            states=states,
+            transitions=transitions,
+            digest=sha256_hex(data),
+        )
+        check_invariants(wf)
+    except WorkflowError as e:
+        if e.message.startswith(source):
+            raise
+        raise WorkflowError(f"{source}: {e.message}") from e
+    return wf
+
+
+def default_workflow_path() -> Path:
+    """The shipped ``workflows/change-request.toml``."""
+    here = Path(__file__).resolve()
+    for candidate in (
+        here.parents[2] / "workflows" / "change-request.toml",
+        here.parents[1] / "_data" / "workflows" / "change-request.toml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise RuntimeError("workflows/change-request.toml is not installed")
+
+
+@cache
+def _load_cached(path: Path) -> Workflow:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise WorkflowError(f"cannot read workflow {path}: {e.strerror}") from e
+    return parse_workflow(data, source=str(path))
+
+
+def load_workflow(path: Path | None = None) -> Workflow:
+    """Load and validate the workflow file (the shipped one by default)."""
+    return _load_cached((path or default_workflow_path()).resolve())
+
+
+class _Attempt:
+    """The model of one attempt; discarded after it fires."""
+
+    state: str
+
+
+def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionSpec:
+    """Fire ``trigger`` from ``state`` on a fresh machine; return the transition taken.
+
+    Args:
+        wf: the validated workflow.
+        state: the request's current state.
+        trigger: the trigger name.
+        inp: evidence for the guards.
+
+    Raises:
+        IllegalTransitionError: unknown trigger, or not allowed from ``state``.
+        GuardRefusedError: a guard said no (named in the message).
+    """
+    from transitions import Machine, MachineError
+
+    if state not in wf.states:
+        raise StateError(f"request is in unknown state {state!r}")
+    spec = wf.lookup(state, trigger)
+    if spec is None:
+        allowed = ", ".join(t.trigger for t in wf.exits(state)) or "none: terminal state"
+        if trigger not in wf.triggers:
+            raise IllegalTransitionError(f"unknown trigger {trigger!r} (allowed here: {allowed})")
+        raise IllegalTransitionError(
+            f"trigger {trigger!r} is not allowed in state {state!r} (allowed here: {allowed})"
+        )
+    refused: list[str] = []
+
+    def _condition(name: str) -> Any:
+        guard = GUARDS[name]
+
+        def check() -> bool:
+            ok = guard.check(inp)
+            if not ok:
+                refused.append(f"{name}: {guard.refusal}")
+            return ok
+
+        return check
+
+    model = _Attempt()
+    machine = Machine(
+        model=model,
+        states=list(wf.states),
+        initial=state,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+    )
+    for t in wf.transitions:
+        machine.add_transition(
+            t.trigger, list(t.sources), t.dest, conditions=[_condition(g) for g in t.guards]
+        )
+    try:
+        ok = model.trigger(trigger)  # type: ignore[attr-defined]
+    except MachineError as e:  # defensive: lookup() above already checked
+        raise IllegalTransitionError(
+            f"trigger {trigger!r} is not allowed in state {state!r}"
+        ) from e
+    if not ok:
+        raise GuardRefusedError(f"{trigger!r} from {state!r} refused: {'; '.join(refused)}")
+    if model.state != spec.dest:
+        raise RuntimeError(f"machine reached {model.state!r}, graph says {spec.dest!r}")
+    return spec
+
+
+def stuck_thresholds(wf: Workflow) -> dict[str, int]:
+    """Seconds per non-terminal state before a request there counts as stuck."""
+    return {n: s.stuck_after_s for n, s in wf.states.items() if s.stuck_after_s is not None}
+
+
+def mermaid(wf: Workflow, *, current: str | None = None) -> str:
+    """The graph as a mermaid ``stateDiagram-v2``; ``current`` is highlighted."""
+    lines = ["stateDiagram-v2", f"    [*] --> {wf.initial}"]
+    for src, dst, t in wf.edges():
+        lines.append(f"    {src} --> {dst}: {t.trigger}")
+    for name, spec in wf.states.items():
+        if spec.terminal:
+            lines.append(f"    {name} --> [*]")
+    if current is not None and current in wf.states:
+        lines.append("    classDef current fill:#fd0,stroke:#000,stroke-width:2px")
+        lines.append(f"    class {current} current")
+    return "\n".join(lines)
+
+
+def text_graph(wf: Workflow, *, current: str | None = None) -> str:
+    """The graph as plain lines ``source --trigger--> dest``; ``current`` marked with ``*``."""
+    lines = []
+    for name, spec in wf.states.items():
+        mark = "*" if name == current else " "
+        exits = wf.exits(name)
+        if spec.terminal:
+            lines.append(f"{mark} {name} (terminal)")
+            continue
+        stuck = f"stuck after {spec.stuck_after_s}s"
+        lines.append(f"{mark} {name} ({stuck})")
+        for t in exits:
+            tags = [t.needs] + (["resumable"] if t.resumable else [])
+            lines.append(f"      --{t.trigger}--> {t.dest}  [{', '.join(tags)}]")
+    return "\n".join(lines)

@@ -1,0 +1,245 @@
+"""Records of the state store and their strict parsing (pure).
+
+Rows read back from the store are untrusted (any member of group ``aegis`` can
+write the file). :func:`parse_request_row` and :func:`parse_history_row` check
+every column's type and shape, then recompute the row's SHA-256 over canonical
+JSON and compare it with the stored ``row_hash``: an edited or corrupted row is
+a :class:`CorruptStoreError` (exit 4) naming the row, never a traceback.
+
+Example:
+    >>> rec = RequestRecord(id="r-1", kind="apt install", ...)
+    >>> request_row(rec)["row_hash"] == request_hash(rec)
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
+from aegis.codec import from_dict, to_dict
+from aegis.errors import InputError, TrustError
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+MAX_FACTS_BYTES = 16 * 1024
+MAX_TEXT = 4096
+
+
+class CorruptStoreError(TrustError):
+    """A store row does not parse or fails its hash check."""
+
+
+def format_time(when: datetime) -> str:
+    """Store format: UTC, microseconds, ``Z``; sorts lexicographically."""
+    if when.tzinfo is None:
+        raise RuntimeError("naive datetime given to the store")
+    return when.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: object) -> datetime:
+    """Parse a stored time strictly."""
+    if not isinstance(text, str) or not _TIME_RE.match(text):
+        raise InputError(f"not a store timestamp: {text!r}")
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def check_id(value: object, what: str = "request id") -> str:
+    """Refuse ids that are not short, plain tokens."""
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise InputError(f"not a valid {what}: {str(value)[:80]!r}")
+    return value
+
+
+def check_sha256(value: object) -> str:
+    """Refuse anything but 64 lowercase hex characters."""
+    if not isinstance(value, str) or not _HEX64.match(value):
+        raise InputError(f"not a SHA-256 hex digest: {str(value)[:80]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An artifact attached by a transition."""
+
+    kind: str
+    sha256: str
+    path: str | None = None
+    """Where the file was written (for people); the store's bytes are authoritative."""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One change request as stored."""
+
+    id: str
+    kind: str
+    """What the request is about, e.g. ``apt install``."""
+    summary: str
+    """Short untrusted description (targets); shown only through aegis/text.py."""
+    state: str
+    version: int
+    created_at: str
+    updated_at: str
+    """When the request entered its current state (or its lease last changed)."""
+    plan_id: str | None
+    plan_hash: str | None
+    lease_owner: str | None
+    lease_expires_at: str | None
+    head: str
+    """row_hash of the request's last history row."""
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One transition in a request's append-only history."""
+
+    request_id: str
+    seq: int
+    from_state: str | None
+    to_state: str
+    trigger: str
+    actor: str
+    at: str
+    artifacts: tuple[ArtifactRef, ...]
+    facts: dict[str, Any] = field(default_factory=dict)
+    """Small evidence given with the trigger (reason, execution id, ...)."""
+    workflow: str = ""
+    """SHA-256 of the workflow file the transition was checked against."""
+    prev_hash: str | None = None
+
+
+def _request_body(rec: RequestRecord) -> dict[str, Any]:
+    body: dict[str, Any] = to_dict(rec)
+    return body
+
+
+def request_hash(rec: RequestRecord) -> str:
+    """SHA-256 over the canonical JSON of every field of the request row."""
+    return canonical_hash(_request_body(rec))
+
+
+def request_row(rec: RequestRecord) -> dict[str, Any]:
+    """The row to write for ``rec``."""
+    return {**_request_body(rec), "row_hash": request_hash(rec)}
+
+
+def history_body(rec: HistoryRecord) -> dict[str, Any]:
+    """The canonical structure a history row's hash covers."""
+    body: dict[str, Any] = to_dict(rec)
+    return body
+
+
+def history_hash(rec: HistoryRecord) -> str:
+    """SHA-256 over the canonical JSON of the history record."""
+    return canonical_hash(history_body(rec))
+
+
+def history_row(rec: HistoryRecord) -> dict[str, Any]:
+    """The row to write for ``rec``; artifacts and facts go into ``evidence``."""
+    evidence = {
+        "artifacts": [to_dict(a) for a in rec.artifacts],
+        "facts": rec.facts,
+        "workflow": rec.workflow,
+    }
+    return {
+        "request_id": rec.request_id,
+        "seq": rec.seq,
+        "from_state": rec.from_state,
+        "to_state": rec.to_state,
+        "trigger": rec.trigger,
+        "actor": rec.actor,
+        "at": rec.at,
+        "evidence": canonical_bytes(evidence).decode("utf-8"),
+        "prev_hash": rec.prev_hash,
+        "row_hash": history_hash(rec),
+    }
+
+
+def check_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """Refuse evidence that is not small canonical JSON."""
+    if not isinstance(facts, dict):
+        raise InputError("evidence must be an object")
+    if len(canonical_bytes(facts)) > MAX_FACTS_BYTES:
+        raise InputError(f"evidence is larger than {MAX_FACTS_BYTES} bytes")
+    return facts
+
+
+def _corrupt(what: str, problem: str) -> CorruptStoreError:
+    return CorruptStoreError(
+        f"store row {what} is corrupted or was edited: {problem}",
+        hint="nothing was changed; restore the store from backup or cancel the request",
+    )
+
+
+def _check_row_fields(row: dict[str, Any], what: str) -> None:
+    for key in ("created_at", "updated_at", "at"):
+        if key in row and row[key] is not None:
+            parse_time(row[key])
+    for key in ("plan_hash", "head", "prev_hash", "row_hash"):
+        if row.get(key) is not None:
+            check_sha256(row[key])
+    for key in ("kind", "summary", "actor", "lease_owner"):
+        value = row.get(key)
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise InputError(f"{key} longer than {MAX_TEXT} characters in {what}")
+
+
+def parse_request_row(row: dict[str, Any], states: frozenset[str]) -> RequestRecord:
+    """Parse a ``requests`` row strictly and check its hash.
+
+    Raises:
+        CorruptStoreError: wrong types, unknown state, bad timestamps, hash mismatch.
+    """
+    what = f"request {str(row.get('id'))[:80]!r}"
+    try:
+        data = dict(row)
+        stored_hash = data.pop("row_hash", None)
+        _check_row_fields({**data, "row_hash": stored_hash}, what)
+        rec = from_dict(RequestRecord, data)
+        check_id(rec.id)
+        if rec.state not in states:
+            raise InputError(f"unknown state {rec.state!r}")
+        if rec.version < 0:
+            raise InputError("negative version")
+    except InputError as e:
+        raise _corrupt(what, e.message) from e
+    if stored_hash != request_hash(rec):
+        raise _corrupt(what, "row hash does not match its contents")
+    return rec
+
+
+def parse_history_row(row: dict[str, Any], states: frozenset[str]) -> HistoryRecord:
+    """Parse a ``history`` row strictly and check its hash.
+
+    Raises:
+        CorruptStoreError: wrong types, unknown states, malformed evidence, hash mismatch.
+    """
+    what = f"history {str(row.get('request_id'))[:80]!r}#{row.get('seq')!r}"
+    try:
+        data = dict(row)
+        stored_hash = data.pop("row_hash", None)
+        _check_row_fields({**data, "row_hash": stored_hash}, what)
+        raw_evidence = data.pop("evidence")
+        if not isinstance(raw_evidence, str):
+            raise InputError("evidence is not text")
+        evidence = loads_strict(raw_evidence.encode("utf-8"), max_bytes=4 * MAX_FACTS_BYTES)
+        if not isinstance(evidence, dict) or set(evidence) != {"artifacts", "facts", "workflow"}:
+            raise InputError("evidence has the wrong shape")
+        data.update(evidence)
+        rec = from_dict(HistoryRecord, data)
+        for name in (rec.from_state, rec.to_state):
+            if name is not None and name not in states:
+                raise InputError(f"unknown state {name!r}")
+        for art in rec.artifacts:
+            check_sha256(art.sha256)
+    except InputError as e:
+        raise _corrupt(what, e.message) from e
+    if stored_hash != history_hash(rec):
+        raise _corrupt(what, "row hash does not match its contents")
+    return rec

@@ -1,0 +1,173 @@
+"""``aegis resume``: advance every request whose next step is read-only.
+
+For each non-terminal request, in order of its last state change:
+
+- ``analyzed`` / ``reviewed`` / ``applied``: the step is resumable (read-only and
+  idempotent: review, decide/deny, audit); run it again through its stage
+  (:mod:`aegis.workflow.stages`) when that stage is available, else skip saying so;
+- ``applying``: only *ask* (stage ``executor_status``: aegisd's ledger and dpkg);
+  record finish/fail/interrupt when the answer is known; never re-run;
+- anything that needs a human or a key (sign, start, resolve, cancel) is reported
+  as waiting, never run.
+
+A lease keeps two resume workers off one request; a request another worker holds
+is skipped. One request's failure is reported and does not stop the others.
+
+Example:
+    >>> report = resume_all(cfg, "aegis-monitor", now)
+    >>> [(i.request_id, i.action) for i in report.items]
+    [('r-1a2b', 'advanced')]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aegis.errors import AegisError, StageUnavailableError
+
+if TYPE_CHECKING:
+    from aegis.config import Config
+    from aegis.workflow.machine import Workflow
+    from aegis.workflow.records import RequestRecord
+    from aegis.workflow.stages import StageOutcome
+    from aegis.workflow.store import Store
+
+LEASE_SECONDS = 300
+_STAGE_FOR_STATE = {"analyzed": "reviewer", "reviewed": "policy", "applied": "auditor"}
+_WAITING = {
+    "intent": "waiting for analysis: plan it again with 'aegis <tool> ... --plan'",
+    "policy": "waiting for a human: approvals and 'aegisctl sign'",
+    "signed": "waiting for a human: 'aegisctl apply'",
+    "interrupted": "waiting for an operator: 'aegisctl resolve <id> --as applied|failed'",
+}
+
+
+@dataclass(frozen=True)
+class ResumeItem:
+    """What resume did with one request."""
+
+    request_id: str
+    state_before: str
+    action: str
+    """``advanced``, ``waiting``, ``skipped`` or ``failed``."""
+    state_after: str
+    trigger: str | None = None
+    detail: str = ""
+    exit_code: int = 0
+
+
+@dataclass(frozen=True)
+class ResumeReport:
+    """Everything resume did, in order."""
+
+    items: tuple[ResumeItem, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> list[ResumeItem]:
+        """Items whose step raised an error."""
+        return [i for i in self.items if i.action == "failed"]
+
+
+def _latest(store: Store, rec: RequestRecord, kind: str) -> bytes | None:
+    arts = [a for h in store.history(rec) for a in h.artifacts if a.kind == kind]
+    return store.load_artifact(arts[-1].sha256) if arts else None
+
+
+def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> StageOutcome | None:
+    from aegis.workflow.stages import get_stage
+
+    if rec.state == "applying":
+        status = get_stage("executor_status", cfg)
+        result: StageOutcome | None = status.status(rec, _latest(store, rec, "execution-plan"))
+        return result
+    name = _STAGE_FOR_STATE[rec.state]
+    stage = get_stage(name, cfg)
+    plan = _latest(store, rec, "plan")
+    if name == "reviewer":
+        if plan is None:
+            raise StageUnavailableError("the request has no plan to review")
+        out: StageOutcome | None = stage.review(rec, plan)
+        return out
+    if name == "policy":
+        if plan is None:
+            raise StageUnavailableError("the request has no plan to decide on")
+        out = stage.evaluate(rec, plan, _latest(store, rec, "review"), now)
+        return out
+    out = stage.verify(rec)
+    return out
+
+
+def _resume_one(
+    cfg: Config, store: Store, wf: Workflow, rec: RequestRecord, actor: str, now: datetime
+) -> ResumeItem:
+    from aegis.api import _advance
+    from aegis.workflow.records import format_time
+
+    resumable = [t for t in wf.exits(rec.state) if t.resumable]
+    if rec.state != "applying" and not resumable:
+        detail = _WAITING.get(rec.state, "waiting for a human or a key")
+        return ResumeItem(rec.id, rec.state, "waiting", rec.state, detail=detail)
+    owner = f"{actor}:{os.getpid()}"
+    leased = store.set_lease(
+        rec, owner, format_time(now + timedelta(seconds=LEASE_SECONDS)), format_time(now)
+    )
+    if leased is None:
+        return ResumeItem(rec.id, rec.state, "skipped", rec.state, detail="another worker holds it")
+    try:
+        outcome = _run_stage(cfg, store, leased, now)
+        if outcome is None:
+            store.set_lease(leased, None, None, format_time(now))
+            return ResumeItem(rec.id, rec.state, "skipped", rec.state, detail="no answer yet")
+        allowed = {t.trigger for t in resumable} | (
+            {"finish", "fail", "interrupt"} if rec.state == "applying" else set()
+        )
+        if outcome.trigger not in allowed:
+            raise StageUnavailableError(
+                f"stage answered with trigger {outcome.trigger!r}, not one resume may fire here"
+            )
+        new = _advance(
+            store,
+            leased,
+            outcome.trigger,
+            actor,
+            outcome.artifact_kind,
+            outcome.artifact,
+            outcome.artifact_path,
+            outcome.evidence,
+        )
+    except AegisError as e:
+        current = store.find(rec.id)
+        if current is not None and current.lease_owner == owner:
+            store.set_lease(current, None, None, format_time(now))
+        action = "skipped" if isinstance(e, StageUnavailableError) else "failed"
+        return ResumeItem(
+            rec.id,
+            rec.state,
+            action,
+            rec.state,
+            detail=e.message,
+            exit_code=0 if action == "skipped" else e.exit_code,
+        )
+    return ResumeItem(
+        rec.id, rec.state, "advanced", new.state, trigger=outcome.trigger, detail=outcome.note
+    )
+
+
+def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
+    """Resume every non-terminal request (see module doc)."""
+    from aegis.api import open_store, workflow
+
+    wf = workflow()
+    items: list[ResumeItem] = []
+    with open_store(cfg) as store:
+        candidates: list[Any] = []
+        for state, spec in wf.states.items():
+            if not spec.terminal:
+                candidates.extend(store.list_requests(state=state))
+        candidates.sort(key=lambda r: (r.updated_at, r.id))
+        for rec in candidates:
+            items.append(_resume_one(cfg, store, wf, rec, actor, now))
+    return ResumeReport(items=tuple(items))

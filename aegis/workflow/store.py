@@ -1,0 +1,584 @@
+"""The state store: change requests, their append-only history and artifacts, in SQLite.
+
+Built on sqlite-utils over one connection in WAL mode with ``synchronous=FULL``.
+Schema and migrations live in ``state/migrations`` (``PRAGMA user_version``).
+
+A transition is one transaction (:meth:`Store.commit`): the request row is
+updated with an optimistic version check (``WHERE version = ?``), the history
+row(s) appended, the artifacts inserted by SHA-256. Two writers racing on one
+request: the second ``UPDATE`` matches no row and gets a :class:`StateError`
+(exit 6); nothing of its attempt is written.
+
+Everything read back is untrusted (group ``aegis`` can write the file): rows are
+parsed strictly and hash-checked (:mod:`aegis.workflow.records`), history must
+chain, and artifact bytes must hash to their address.
+
+Test hook: with ``AEGIS_TEST_PAUSE_AT=<step>`` the committing process prints
+``AEGIS_TEST_PAUSED <step>`` on stderr and sleeps at that step, so a test can
+SIGKILL it there. Steps: ``guarded`` (guard passed, nothing begun), ``begun``,
+``state``, ``artifact``, ``history`` (all written, not committed).
+
+Example:
+    >>> store = Store.open(Path("/tmp/h/state.db"), states=frozenset(wf.states))
+    >>> store.get("r-1").state
+    'analyzed'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from aegis.canonical import sha256_hex
+from aegis.errors import EnvironmentFailure, InputError, StateError
+from aegis.workflow.records import (
+    ArtifactRef,
+    CorruptStoreError,
+    HistoryRecord,
+    RequestRecord,
+    check_facts,
+    check_id,
+    check_sha256,
+    history_hash,
+    history_row,
+    parse_history_row,
+    parse_request_row,
+    request_row,
+)
+
+MAX_ARTIFACT_BYTES = 16 * 1024 * 1024
+BUSY_TIMEOUT_S = 10.0
+PAUSE_ENV = "AEGIS_TEST_PAUSE_AT"
+PAUSE_STEPS = ("guarded", "begun", "state", "artifact", "history")
+_REQUEST_COLUMNS = (
+    "id, kind, summary, state, version, created_at, updated_at, plan_id, plan_hash, "
+    "lease_owner, lease_expires_at, head, row_hash"
+)
+
+
+class RequestNotFoundError(InputError):
+    """No change request with that id (or plan)."""
+
+
+class LostRaceError(StateError):
+    """Another writer changed the request between our read and our commit."""
+
+
+def migrations_dir() -> Path:
+    """The shipped ``state/migrations`` folder."""
+    here = Path(__file__).resolve()
+    for candidate in (
+        here.parents[2] / "state" / "migrations",
+        here.parents[1] / "_data" / "state" / "migrations",
+    ):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError("state/migrations is not installed")
+
+
+def pause_point(step: str) -> None:
+    """Test hook: stop at ``step`` when AEGIS_TEST_PAUSE_AT names it (see module doc)."""
+    if os.environ.get(PAUSE_ENV) == step:
+        sys.stderr.write(f"AEGIS_TEST_PAUSED {step}\n")
+        sys.stderr.flush()
+        time.sleep(3600)
+
+
+def _env_error(path: Path, e: BaseException) -> EnvironmentFailure:
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return EnvironmentFailure(
+            f"the state store {path} is locked by another process: {text}",
+            hint="retry in a moment",
+        )
+    return EnvironmentFailure(
+        f"cannot use the state store {path}: {text}",
+        hint="the store must be on a writable file system and writable by group aegis",
+    )
+
+
+def prepare_dir(path: Path, *, host_install: bool) -> None:
+    """Create a store directory; on a host install: mode 2770, group aegis, umask 007.
+
+    Raises:
+        EnvironmentFailure: the directory cannot be created (read-only path, permissions).
+    """
+    if host_install:
+        os.umask(0o007)
+    try:
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            if host_install:
+                os.chmod(path, 0o2770)  # noqa: S103 - DESIGN.md: store dir 2770 root:aegis
+                _chgrp_aegis(path)
+    except OSError as e:
+        raise EnvironmentFailure(
+            f"cannot create the store directory {path}: {e.strerror or e}",
+            hint="the state directory must be on a writable file system",
+        ) from e
+
+
+def _chgrp_aegis(path: Path) -> None:
+    import grp
+
+    try:
+        gid = grp.getgrnam("aegis").gr_gid
+    except KeyError:
+        return  # no aegis group on this machine (development); mode still applies
+    with contextlib.suppress(PermissionError):
+        os.chown(path, -1, gid)
+
+
+def write_atomic(path: Path, data: bytes, *, host_install: bool = False) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
+
+    The temp file is created with O_EXCL|O_NOFOLLOW, so a planted symlink is never followed.
+
+    Raises:
+        EnvironmentFailure: the file cannot be written.
+    """
+    prepare_dir(path.parent, host_install=host_install)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+            0o660 if host_install else 0o644,
+        )
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.replace(tmp, path)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from e
+    return path
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    """An artifact to store with a transition."""
+
+    kind: str
+    body: bytes
+    path: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        """Content address."""
+        return sha256_hex(self.body)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One transition to write: the machine has already checked it."""
+
+    trigger: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    at: str
+    workflow: str
+    artifacts: tuple[NewArtifact, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+    plan_id: str | None = None
+    plan_hash: str | None = None
+
+
+class Store:
+    """One open state store. Not thread-safe; open one per process or thread."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, states: frozenset[str]) -> None:
+        """Use :meth:`open`."""
+        import sqlite_utils
+
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.states = states
+
+    @classmethod
+    def open(cls, path: Path, *, states: frozenset[str], host_install: bool = False) -> Store:
+        """Open (creating and migrating when needed) the store at ``path``.
+
+        Raises:
+            EnvironmentFailure: the path is not writable, read-only or locked.
+        """
+        prepare_dir(path.parent, host_install=host_install)
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(path, conn, states)
+            store._migrate()
+        except sqlite3.DatabaseError as e:
+            raise _env_error(path, e) from e
+        return store
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        """Context manager: close on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the connection."""
+        self.close()
+
+    def _migrate(self) -> None:
+        current = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        files = sorted(migrations_dir().glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        known = len(files)
+        if current > known:
+            raise EnvironmentFailure(
+                f"the state store {self.path} has schema version {current}, newer than this "
+                f"Aegis knows ({known})",
+                hint="upgrade Aegis",
+            )
+        for number, sql_file in enumerate(files, start=1):
+            if number <= current:
+                continue
+            sql = sql_file.read_text(encoding="utf-8")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if int(self.conn.execute("PRAGMA user_version").fetchone()[0]) >= number:
+                    self.conn.execute("ROLLBACK")  # another process migrated meanwhile
+                    continue
+                for statement in _split_sql(sql):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise _env_error(self.path, e) from e
+
+    # ----------------------------------------------------------------- reads
+
+    def _select_requests(self, where: str, params: Sequence[Any]) -> list[RequestRecord]:
+        with self._errors():
+            cur = self.conn.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests {where}", params)  # noqa: S608 - fixed columns, clause from this module
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [parse_request_row(dict(zip(names, row, strict=True)), self.states) for row in rows]
+
+    def find(self, request_id: str) -> RequestRecord | None:
+        """The request, or None when there is none."""
+        check_id(request_id)
+        found = self._select_requests("WHERE id = ?", [request_id])
+        return found[0] if found else None
+
+    def get(self, request_id: str) -> RequestRecord:
+        """The request.
+
+        Raises:
+            RequestNotFoundError: no such request (exit 3).
+            CorruptStoreError: the row does not parse or fails its hash (exit 4).
+        """
+        rec = self.find(request_id)
+        if rec is None:
+            raise RequestNotFoundError(
+                f"no change request {request_id!r}", hint="list them with 'aegis requests'"
+            )
+        return rec
+
+    def find_by_plan(self, plan_hash_or_id: str) -> RequestRecord | None:
+        """The newest request bound to a plan, by plan hash or plan id."""
+        found = self._select_requests(
+            "WHERE plan_hash = ? OR plan_id = ? ORDER BY created_at DESC LIMIT 1",
+            [plan_hash_or_id, plan_hash_or_id],
+        )
+        return found[0] if found else None
+
+    def list_requests(
+        self, *, state: str | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
+        """Requests, oldest state change first; optionally only those in ``state``."""
+        where, params = ("WHERE state = ?", [state]) if state else ("", [])
+        clause = f"{where} ORDER BY updated_at, id"
+        if limit is not None:
+            clause += f" LIMIT {int(limit)}"
+        return self._select_requests(clause, params)
+
+    def stuck(self, cutoffs: dict[str, str], now: str) -> list[RequestRecord]:
+        """Requests in a state since before its cutoff, or with an expired lease; oldest first.
+
+        Args:
+            cutoffs: per state, the time before which entering it means stuck.
+            now: current time in store format (for lease expiry).
+        """
+        clauses = ["(state = ? AND updated_at < ?)" for _ in cutoffs]
+        params: list[Any] = [v for pair in sorted(cutoffs.items()) for v in pair]
+        clauses.append("(lease_expires_at IS NOT NULL AND lease_expires_at < ?)")
+        params.append(now)
+        return self._select_requests(
+            f"WHERE {' OR '.join(clauses)} ORDER BY updated_at, id", params
+        )
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many requests sit in each state."""
+        with self._errors():
+            rows = self.conn.execute(
+                "SELECT state, count(*) FROM requests GROUP BY state"
+            ).fetchall()
+        return {str(s): int(n) for s, n in rows if s in self.states}
+
+    def history(self, rec: RequestRecord) -> list[HistoryRecord]:
+        """The request's verified history: parsed, hash-checked, chained to the request row.
+
+        Raises:
+            CorruptStoreError: a row fails its checks or the chain is broken.
+        """
+        with self._errors():
+            cur = self.conn.execute(
+                "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
+                "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
+                [rec.id],
+            )
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        out: list[HistoryRecord] = []
+        prev: str | None = None
+        for expected_seq, row in enumerate(rows):
+            stored = row.get("row_hash")
+            item = parse_history_row(row, self.states)
+            if item.seq != expected_seq or item.prev_hash != prev:
+                raise CorruptStoreError(
+                    f"history of request {rec.id!r} is broken at #{expected_seq} "
+                    "(missing, reordered or re-linked row)"
+                )
+            prev = str(stored)
+            out.append(item)
+        if (
+            not out
+            or prev != rec.head
+            or out[-1].to_state != rec.state
+            or out[-1].seq != rec.version
+        ):
+            raise CorruptStoreError(
+                f"request {rec.id!r} does not match its history (state, version or head differ)",
+                hint="nothing was changed; restore the store from backup",
+            )
+        return out
+
+    def load_artifact(self, sha256: str) -> bytes:
+        """The artifact's bytes, checked against their address.
+
+        Raises:
+            RequestNotFoundError: no such artifact (exit 3).
+            CorruptStoreError: the bytes do not hash to ``sha256`` (exit 4).
+        """
+        check_sha256(sha256)
+        with self._errors():
+            row = self.conn.execute(
+                "SELECT size, body FROM artifacts WHERE sha256 = ?", [sha256]
+            ).fetchone()
+        if row is None:
+            raise RequestNotFoundError(f"no artifact {sha256}")
+        size, body = row
+        if not isinstance(body, bytes) or size != len(body) or sha256_hex(body) != sha256:
+            raise CorruptStoreError(
+                f"artifact {sha256} does not match its hash (corrupted or edited)"
+            )
+        return body
+
+    # ---------------------------------------------------------------- writes
+
+    def commit(
+        self, base: RequestRecord, moves: Sequence[Move], *, create: bool = False
+    ) -> RequestRecord:
+        """Write ``moves`` on top of ``base`` in one transaction; return the new record.
+
+        Args:
+            base: the request as read before the guards ran (for ``create``: the new row at
+                version -1, head ignored).
+            moves: the transitions, in order; each becomes one history row.
+            create: insert the request instead of updating it.
+
+        Raises:
+            LostRaceError: someone else changed the request first (exit 6); nothing written.
+            StateError: ``create`` and the id exists.
+            EnvironmentFailure: the database is locked, read-only or broken.
+        """
+        rec = base
+        prev: str | None = None if create else base.head
+        histories: list[HistoryRecord] = []
+        artifacts: list[tuple[NewArtifact, int, str]] = []
+        for move in moves:
+            check_facts(move.facts)
+            refs = []
+            for art in move.artifacts:
+                if len(art.body) > MAX_ARTIFACT_BYTES:
+                    raise InputError(
+                        f"{art.kind} artifact is larger than {MAX_ARTIFACT_BYTES} bytes"
+                    )
+                refs.append(ArtifactRef(kind=art.kind, sha256=art.sha256, path=art.path))
+            seq = rec.version + 1
+            hist = HistoryRecord(
+                request_id=rec.id,
+                seq=seq,
+                from_state=move.from_state,
+                to_state=move.to_state,
+                trigger=move.trigger,
+                actor=move.actor,
+                at=move.at,
+                artifacts=tuple(refs),
+                facts=move.facts,
+                workflow=move.workflow,
+                prev_hash=prev,
+            )
+            prev = history_hash(hist)
+            histories.append(hist)
+            artifacts.extend((a, seq, move.at) for a in move.artifacts)
+            rec = replace(
+                rec,
+                state=move.to_state,
+                version=seq,
+                updated_at=move.at,
+                head=prev,
+                lease_owner=None,
+                lease_expires_at=None,
+                plan_id=move.plan_id or rec.plan_id,
+                plan_hash=move.plan_hash or rec.plan_hash,
+            )
+        row = request_row(rec)
+        pause_point("guarded")
+        with self._errors():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                pause_point("begun")
+                self._write_request(row, base, create)
+                pause_point("state")
+                for art, seq, at in artifacts:
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO artifacts (sha256, size, body, created_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        [art.sha256, len(art.body), art.body, at],
+                    )
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO request_artifacts "
+                        "(request_id, kind, sha256, path, seq, at) VALUES (?, ?, ?, ?, ?, ?)",
+                        [rec.id, art.kind, art.sha256, art.path, seq, at],
+                    )
+                pause_point("artifact")
+                for hist in histories:
+                    h = history_row(hist)
+                    self.conn.execute(
+                        "INSERT INTO history (request_id, seq, from_state, to_state, trigger, "
+                        "actor, at, evidence, prev_hash, row_hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            h[k]
+                            for k in (
+                                "request_id",
+                                "seq",
+                                "from_state",
+                                "to_state",
+                                "trigger",
+                                "actor",
+                                "at",
+                                "evidence",
+                                "prev_hash",
+                                "row_hash",
+                            )
+                        ],
+                    )
+                pause_point("history")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        return rec
+
+    def _write_request(self, row: dict[str, Any], base: RequestRecord, create: bool) -> None:
+        cols = list(row)
+        if create:
+            marks = ", ".join("?" for _ in cols)
+            try:
+                self.conn.execute(
+                    f"INSERT INTO requests ({', '.join(cols)}) VALUES ({marks})",  # noqa: S608
+                    [row[c] for c in cols],
+                )
+            except sqlite3.IntegrityError as e:
+                raise StateError(f"request {base.id!r} already exists") from e
+            return
+        sets = ", ".join(f"{c} = ?" for c in cols if c != "id")
+        cur = self.conn.execute(
+            f"UPDATE requests SET {sets} WHERE id = ? AND version = ? AND state = ?",  # noqa: S608 - our own column names
+            [*(row[c] for c in cols if c != "id"), base.id, base.version, base.state],
+        )
+        if cur.rowcount != 1:
+            raise LostRaceError(
+                f"request {base.id!r} changed while this step ran (it was {base.state!r}, "
+                f"version {base.version}); nothing was written",
+                hint=f"look at it with 'aegis show {base.id}' and retry if still needed",
+            )
+
+    def set_lease(
+        self, rec: RequestRecord, owner: str | None, expires_at: str | None, now: str
+    ) -> RequestRecord | None:
+        """Take (``owner=None``: release) the request's lease; None when another holds it.
+
+        A lease is advisory: it keeps two resume workers off one request. Taking it does not
+        change the version; a transition clears it.
+        """
+        if (
+            owner is not None
+            and rec.lease_owner not in (None, owner)
+            and (rec.lease_expires_at is not None and rec.lease_expires_at >= now)
+        ):
+            return None
+        new = replace(rec, lease_owner=owner, lease_expires_at=expires_at)
+        row = request_row(new)
+        with self._errors():
+            cur = self.conn.execute(
+                "UPDATE requests SET lease_owner = ?, lease_expires_at = ?, row_hash = ? "
+                "WHERE id = ? AND version = ? AND row_hash = ?",
+                [
+                    new.lease_owner,
+                    new.lease_expires_at,
+                    row["row_hash"],
+                    rec.id,
+                    rec.version,
+                    request_row(rec)["row_hash"],
+                ],
+            )
+        return new if cur.rowcount == 1 else None
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement handles triggers)."""
+    out: list[str] = []
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        if not buf and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        raise RuntimeError("migration ends inside a statement")
+    return out
