@@ -1,0 +1,263 @@
+"""``aegis policy``: the deterministic decision about a plan.
+
+``aegis policy <plan.json>`` evaluates the policy for the plan's request (which
+must be ``reviewed``), writes ``policy/<plan_id>.policy.json``, moves the request
+to ``policy`` (or ``denied``), prints the fired rules and the required controls,
+and exits 0 (allow, allow-with-snapshot), 5 (deny) or 8 (approval required).
+
+Subcommands: ``init`` writes the shipped default policy, ``check`` validates the
+policy file, ``rules`` lists the built-in rules.
+
+Every string that came from a plan (package names, versions, analyzer messages)
+is printed only through :mod:`aegis.cli.render` / :mod:`aegis.text`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+SUBCOMMANDS = ("evaluate", "init", "check", "rules")
+
+
+class _DefaultToEvaluate(click.Group):
+    """``aegis policy PLAN`` means ``aegis policy evaluate PLAN``."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Route anything that is not a subcommand name to ``evaluate``."""
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["evaluate", *args]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(
+    "policy",
+    cls=_DefaultToEvaluate,
+    invoke_without_command=False,
+    help=(
+        "Deterministic policy decision for a plan.\n\n"
+        "Example:\n\n"
+        "  aegis policy /var/lib/aegis/plans/p-123.json --explain\n\n"
+        "Exit codes: 0 allow / allow-with-snapshot, 5 deny, 8 approval required."
+    ),
+)
+def policy_group() -> None:
+    """Policy commands."""
+
+
+def _parse_at(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    from aegis.errors import InputError
+    from aegis.policy.rules import parse_time
+
+    if value is None:
+        return datetime.now(UTC)
+    parsed = parse_time(value)
+    if parsed is None:
+        raise InputError(f"--at {value!r} is not a UTC ISO-8601 time like 2026-01-01T00:00:00Z")
+    return parsed
+
+
+def _render(result: Any, path: Path | None, explain: bool, state: str | None) -> None:
+    from aegis.cli.render import print_fields, print_line, print_table
+    from aegis.policy.explain import (
+        FIRED_COLUMNS,
+        NOT_FIRED_COLUMNS,
+        fired_rows,
+        not_fired_rows,
+        summary_lines,
+    )
+
+    fields = summary_lines(result)
+    if state is not None:
+        fields.append(("request", state))
+    print_fields(fields)
+    print_table("Fired rules", FIRED_COLUMNS, fired_rows(result))
+    if explain:
+        print_table("Rules that did not fire", NOT_FIRED_COLUMNS, not_fired_rows(result))
+        if result.shadow is not None:
+            shadow_rows = [[f.rule_id, f.effect.value, f.reason] for f in result.shadow.fired]
+            print_table("Shadow policy (not enforced)", ("rule", "effect", "reason"), shadow_rows)
+    if path is not None:
+        print_line(f"policy result: {path}")
+
+
+def _exit_for(result: Any, request_id: str | None) -> None:
+    from aegis.errors import ApprovalRequired, PolicyDenied
+    from aegis.policy.explain import controls_text
+    from aegis.policy.result import Effect
+
+    who = f"request {request_id}" if request_id else f"plan {result.plan_id}"
+    if result.decision is Effect.DENY:
+        rules = ", ".join(f.rule_id for f in result.fired if f.effect is Effect.DENY)
+        raise PolicyDenied(f"policy denied {who} ({rules})")
+    if result.decision is Effect.REQUIRE_APPROVAL:
+        raise ApprovalRequired(
+            f"policy requires approval for {who}: {controls_text(result.controls)}",
+            hint="collect signed approvals with 'aegisctl approve', then 'aegisctl sign'",
+        )
+
+
+@policy_group.command(
+    "evaluate",
+    help=(
+        "Evaluate the policy for a reviewed plan and record the decision.\n\n"
+        "Example:\n\n  aegis policy plans/p-123.json --json"
+    ),
+)
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--explain", is_flag=True, help="Also list the rules that did not fire, and why.")
+@click.option("--json", "as_json", is_flag=True, help="Print the policy result as JSON.")
+@click.option("--dry-run", is_flag=True, help="Evaluate only: write nothing, change no state.")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    metavar="TIME",
+    help="Evaluate as of this UTC time (tests, audits), e.g. 2026-01-01T00:00:00Z.",
+)
+def evaluate_cmd(plan: Path, explain: bool, as_json: bool, dry_run: bool, at: str | None) -> None:
+    """Evaluate the policy for PLAN."""
+    from aegis import api
+    from aegis.cli.render import emit_json
+    from aegis.config import load_config
+    from aegis.policy.result import result_to_dict
+    from aegis.policy.run import decide, evaluate_plan_file
+
+    cfg = load_config()
+    now = _parse_at(at)
+    if dry_run:
+        result, request_id, state = evaluate_plan_file(cfg, plan, now=now)
+        path: Path | None = None
+    else:
+        outcome = decide(cfg, plan, now=now, actor=api.current_user())
+        result, request_id, state, path = (
+            outcome.result,
+            outcome.request_id,
+            outcome.state,
+            outcome.path,
+        )
+    if as_json:
+        emit_json(
+            {
+                "request_id": request_id,
+                "state": state,
+                "path": str(path) if path is not None else None,
+                "result": result_to_dict(result),
+            }
+        )
+    else:
+        _render(result, path, explain, f"{request_id} ({state})")
+    _exit_for(result, request_id)
+
+
+@policy_group.command(
+    "init",
+    help=(
+        "Write the shipped default policy to the policy path (refuses to overwrite).\n\n"
+        "Example:\n\n  aegis policy init && $EDITOR /etc/aegis/policy.toml"
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the path as JSON.")
+@click.option("--force", is_flag=True, help="Overwrite an existing policy file.")
+def init_cmd(as_json: bool, force: bool) -> None:
+    """Write the default policy file."""
+    from aegis.cli.render import emit_json, print_line
+    from aegis.config import load_config
+    from aegis.policy.init import write_default_policy
+
+    path = write_default_policy(load_config(), force=force)
+    if as_json:
+        emit_json({"path": str(path)})
+    else:
+        print_line(f"policy file: {path}")
+
+
+@policy_group.command(
+    "check",
+    help=(
+        "Validate the policy file and show its version and approved sources.\n\n"
+        "Example:\n\n  aegis policy check --json"
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def check_cmd(as_json: bool) -> None:
+    """Validate the policy file (exit 3 when unusable: every decision would deny)."""
+    from aegis.cli.render import emit_json, print_fields, print_table
+    from aegis.codec import to_dict
+    from aegis.config import load_config
+    from aegis.policy.config import load_policy_config
+    from aegis.policy.engine import policy_version
+
+    cfg = load_config()
+    config = load_policy_config(cfg.policy_path)
+    config_hash, version = policy_version(config)
+    if as_json:
+        emit_json(
+            {
+                "path": str(cfg.policy_path),
+                "policy_version": version,
+                "config_hash": config_hash,
+                "config": to_dict(config),
+            }
+        )
+        return
+    print_fields(
+        [
+            ("path", str(cfg.policy_path)),
+            ("name", config.name),
+            ("ruleset", config.ruleset),
+            ("version", version),
+            ("approval", f"{config.approval.count} ({', '.join(config.approval.roles)})"),
+            ("shadow", config.shadow.name if config.shadow is not None else "none"),
+        ]
+    )
+    print_table(
+        "Approved sources",
+        ("name", "uri", "suite/component", "signer", "may supply"),
+        [
+            [
+                s.name,
+                s.uri,
+                f"{s.suite}/{s.component}",
+                s.signer_fingerprint,
+                "any (distribution)" if s.distribution else ", ".join(s.packages) or "nothing",
+            ]
+            for s in config.sources
+        ],
+    )
+
+
+@policy_group.command(
+    "rules",
+    help="List the built-in rules with their ids and effects.\n\nExample:\n\n  aegis policy rules",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def rules_cmd(as_json: bool) -> None:
+    """List the built-in rules."""
+    from aegis.cli.render import emit_json, print_table
+    from aegis.policy.explain import rules_catalog
+
+    catalog = rules_catalog()
+    if as_json:
+        emit_json(catalog)
+        return
+    print_table(
+        "Rules (aegis.rules/1)",
+        ("rule", "effect", "overridable", "checks", "contract phrase"),
+        [
+            [
+                r["rule_id"],
+                r["effect"],
+                "yes" if r["overridable"] else "no",
+                r["summary"],
+                r["contract"] or "",
+            ]
+            for r in catalog
+        ],
+    )

@@ -1,0 +1,478 @@
+"""Policy configuration: ``policy.toml`` parsed strictly into :class:`PolicyConfig`.
+
+The file lives at ``Config.policy_path`` (``/etc/aegis/policy.toml``, relocated by
+``AEGIS_HOME``). There is no built-in fallback: an absent, empty, unreadable or
+malformed file is a :class:`PolicyConfigError`, and the edge turns that into a
+:class:`PolicyUnavailable` that the engine DENIES (fail closed; sigstore ``AllOf``
+of nothing fails). ``aegis policy init`` writes the shipped default
+(``aegis/policy/default_policy.toml``) for the operator to edit.
+
+Parsing (:func:`parse_policy_config`) is pure; :func:`load_policy_config` is the only
+function here that reads a file (the policy file and, when ``[shadow] path`` is set,
+the shadow file next to it).
+
+For the apt analyzer (issue 3): repositories are approved by identity, never by
+Origin text. Call :func:`approved_sources` to get the ``[[sources]]`` entries,
+:func:`match_source` to find the entry for one repository's
+(uri, suite, component, signer fingerprint), and :func:`source_allows` to ask
+whether that entry may supply a package name. Policy itself recomputes the same
+answers from its own config and does not trust the ``approved`` /
+``allowed_packages`` fields recorded in a plan.
+
+Example:
+    >>> cfg = parse_policy_config('format = "aegis.policy-config/1"\\nruleset = "aegis.rules/1"')
+    >>> cfg.approval.count
+    1
+    >>> match_source(cfg, "http://deb.debian.org/debian", "bookworm", "main", None) is None
+    True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aegis.errors import InputError
+
+CONFIG_FORMAT = "aegis.policy-config/1"
+MAX_POLICY_BYTES = 1024 * 1024
+MAX_LIST = 10_000
+EFFECT_NAMES = ("deny", "require-approval", "allow-with-snapshot", "allow")
+
+T = TypeVar("T")
+
+
+class PolicyConfigError(InputError):
+    """The policy file is absent, empty, unreadable or malformed (policy then denies)."""
+
+
+@dataclass(frozen=True)
+class ApprovedSource:
+    """One ``[[sources]]`` entry: an apt source identified by what cannot be spoofed."""
+
+    name: str
+    """Operator's label, shown in reasons."""
+    uri: str
+    """Archive URI, compared without a trailing slash."""
+    suite: str
+    component: str
+    signer_fingerprint: str
+    """Full OpenPGP fingerprint (upper-case hex, no spaces) that must sign its InRelease."""
+    distribution: bool = False
+    """The distribution's own archive: may supply any package."""
+    packages: tuple[str, ...] = ()
+    """Names (``fnmatch`` patterns) a non-distribution source may supply; empty: none."""
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    """Default approval control when a rule requires approval."""
+
+    count: int = 1
+    """How many distinct approvers must sign."""
+    roles: tuple[str, ...] = ("approver",)
+    """Roles an approver may hold."""
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """How model reviews are counted."""
+
+    public_keys: tuple[str, ...] = ()
+    """Hex Ed25519 keys of aegis-reviewd; empty: the edge uses ``<etc>/keys/review.pub``."""
+    allow_skip: bool = True
+    """A review skipped by configuration (``--no-review``, no model) is neutral.
+
+    False makes a skipped review require approval like a failed one."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Numeric limits; times in seconds."""
+
+    evidence_max_age_s: int = 86_400
+    """A plan older than this at evaluation is stale evidence (deny: re-plan)."""
+    clock_skew_s: int = 300
+    """A plan created further in the future than this is refused."""
+    vulndb_max_age_s: int = 7 * 86_400
+    """Vulnerability data older than this requires approval."""
+    vuln_ignore_urgencies: tuple[str, ...] = ("unimportant", "end-of-life")
+    """Tracker urgencies that never block (Debian marks them as not worth a fix)."""
+
+
+@dataclass(frozen=True)
+class PackageLists:
+    """Package name lists (``fnmatch`` patterns) some rules consult."""
+
+    security_sensitive: tuple[str, ...] = ()
+    """Binary or source package names whose change requires approval."""
+    kernel: tuple[str, ...] = ()
+    """Kernel and boot-chain package names."""
+
+
+@dataclass(frozen=True)
+class RuleOverride:
+    """``[rules."<id>"]``: change one rule. Only stricter, unless the rule is overridable."""
+
+    effect: str | None = None
+    """Effect when the rule fires (one of deny, require-approval, allow-with-snapshot, allow)."""
+    enabled: bool = True
+    """False switches the rule off (overridable rules only)."""
+    approvals: int | None = None
+    """Approvers this rule needs when it requires approval (only more, unless overridable)."""
+    roles: tuple[str, ...] = ()
+    """Roles this rule's approvers may hold (replaces the default roles)."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """A parsed policy file. Every field is part of the policy version hash."""
+
+    format: str
+    ruleset: str
+    """The built-in rule set version the file was written for (``aegis.rules/1``)."""
+    name: str = "default"
+    approval: ApprovalSettings = field(default_factory=ApprovalSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    packages: PackageLists = field(default_factory=PackageLists)
+    sources: tuple[ApprovedSource, ...] = ()
+    rules: dict[str, RuleOverride] = field(default_factory=dict)
+    shadow: PolicyConfig | None = None
+    """Another config whose decision is recorded, never enforced."""
+
+
+@dataclass(frozen=True)
+class PolicyUnavailable:
+    """No usable policy: the engine denies with this reason (fail closed)."""
+
+    reason: str
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+_FPR_RE = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
+_HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def normalize_uri(uri: str) -> str:
+    """Return ``uri`` without trailing slashes (``http://x/debian/`` == ``http://x/debian``)."""
+    return uri.rstrip("/")
+
+
+def normalize_fingerprint(fpr: str | None) -> str | None:
+    """Upper-case hex without spaces, or None."""
+    if fpr is None:
+        return None
+    return fpr.replace(" ", "").upper()
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise PolicyConfigError(f"{where}{key}: expected a table")
+    return value
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise PolicyConfigError(f"{where or 'policy'}: unknown key(s) {', '.join(unknown)}")
+
+
+def _str(data: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise PolicyConfigError(f"{where}{key}: expected a non-empty string")
+    return value
+
+
+def _bool(data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise PolicyConfigError(f"{where}{key}: expected true or false")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str, where: str, default: int, lo: int = 0) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise PolicyConfigError(f"{where}{key}: expected an integer >= {lo}")
+    return value
+
+
+def _strs(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    default: tuple[str, ...],
+    check: Callable[[str], bool] | None = None,
+) -> tuple[str, ...]:
+    value = data.get(key, list(default))
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        raise PolicyConfigError(f"{where}{key}: expected a list of strings")
+    for item in value:
+        if not isinstance(item, str) or not item or (check is not None and not check(item)):
+            raise PolicyConfigError(f"{where}{key}: bad entry {item!r}")
+    return tuple(value)
+
+
+def _parse_source(data: Any, index: int) -> ApprovedSource:
+    where = f"sources[{index}]."
+    if not isinstance(data, dict):
+        raise PolicyConfigError(f"sources[{index}]: expected a table")
+    _check_keys(
+        data,
+        {"name", "uri", "suite", "component", "signer_fingerprint", "distribution", "packages"},
+        where.rstrip("."),
+    )
+    fpr = normalize_fingerprint(_str(data, "signer_fingerprint", where))
+    if fpr is None or not _FPR_RE.match(fpr):
+        raise PolicyConfigError(f"{where}signer_fingerprint: expected a full hex fingerprint")
+    distribution = _bool(data, "distribution", where, False)
+    packages = _strs(data, "packages", where, ())
+    if distribution and packages:
+        raise PolicyConfigError(f"{where}packages: a distribution source may supply any package")
+    return ApprovedSource(
+        name=_str(data, "name", where),
+        uri=normalize_uri(_str(data, "uri", where)),
+        suite=_str(data, "suite", where),
+        component=_str(data, "component", where),
+        signer_fingerprint=fpr,
+        distribution=distribution,
+        packages=packages,
+    )
+
+
+def _parse_override(rule_id: str, data: Any) -> RuleOverride:
+    where = f'rules."{rule_id}".'
+    if not isinstance(data, dict):
+        raise PolicyConfigError(f"{where.rstrip('.')}: expected a table")
+    _check_keys(data, {"effect", "enabled", "approvals", "roles"}, where.rstrip("."))
+    effect = data.get("effect")
+    if effect is not None and effect not in EFFECT_NAMES:
+        raise PolicyConfigError(f"{where}effect: must be one of {', '.join(EFFECT_NAMES)}")
+    approvals = data.get("approvals")
+    if approvals is not None:
+        approvals = _int(data, "approvals", where, 1, lo=1)
+    return RuleOverride(
+        effect=effect,
+        enabled=_bool(data, "enabled", where, True),
+        approvals=approvals,
+        roles=_strs(data, "roles", where, ()),
+    )
+
+
+def _parse(data: Mapping[str, Any]) -> PolicyConfig:
+    if not data:
+        raise PolicyConfigError("policy file is empty: an empty rule set denies everything")
+    _check_keys(
+        data,
+        {
+            "format",
+            "name",
+            "ruleset",
+            "approval",
+            "review",
+            "thresholds",
+            "packages",
+            "sources",
+            "rules",
+            "shadow",
+        },
+        "",
+    )
+    fmt = data.get("format")
+    if fmt != CONFIG_FORMAT:
+        raise PolicyConfigError(f"format must be {CONFIG_FORMAT!r}")
+    if "ruleset" not in data:
+        raise PolicyConfigError("no ruleset named: an empty rule set denies everything")
+    approval = _table(data, "approval", "")
+    _check_keys(approval, {"count", "roles"}, "approval")
+    review = _table(data, "review", "")
+    _check_keys(review, {"public_keys", "allow_skip"}, "review")
+    thresholds = _table(data, "thresholds", "")
+    defaults = Thresholds()
+    _check_keys(
+        thresholds,
+        {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s", "vuln_ignore_urgencies"},
+        "thresholds",
+    )
+    packages = _table(data, "packages", "")
+    _check_keys(packages, {"security_sensitive", "kernel"}, "packages")
+    sources_raw = data.get("sources", [])
+    if not isinstance(sources_raw, list) or len(sources_raw) > MAX_LIST:
+        raise PolicyConfigError("sources: expected an array of tables ([[sources]])")
+    sources = tuple(_parse_source(s, i) for i, s in enumerate(sources_raw))
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise PolicyConfigError("sources: names must be unique")
+    rules_raw = _table(data, "rules", "")
+    shadow = _table(data, "shadow", "")
+    _check_keys(shadow, {"path"}, "shadow")
+    return PolicyConfig(
+        format=CONFIG_FORMAT,
+        ruleset=_str(data, "ruleset", ""),
+        name=_str(data, "name", "", "default"),
+        approval=ApprovalSettings(
+            count=_int(approval, "count", "approval.", 1, lo=1),
+            roles=_strs(approval, "roles", "approval.", ("approver",)),
+        ),
+        review=ReviewSettings(
+            public_keys=_strs(
+                review, "public_keys", "review.", (), check=lambda k: bool(_HEX_KEY_RE.match(k))
+            ),
+            allow_skip=_bool(review, "allow_skip", "review.", True),
+        ),
+        thresholds=Thresholds(
+            evidence_max_age_s=_int(
+                thresholds, "evidence_max_age_s", "thresholds.", defaults.evidence_max_age_s, 1
+            ),
+            clock_skew_s=_int(thresholds, "clock_skew_s", "thresholds.", defaults.clock_skew_s),
+            vulndb_max_age_s=_int(
+                thresholds, "vulndb_max_age_s", "thresholds.", defaults.vulndb_max_age_s, 1
+            ),
+            vuln_ignore_urgencies=_strs(
+                thresholds, "vuln_ignore_urgencies", "thresholds.", defaults.vuln_ignore_urgencies
+            ),
+        ),
+        packages=PackageLists(
+            security_sensitive=_strs(packages, "security_sensitive", "packages.", ()),
+            kernel=_strs(packages, "kernel", "packages.", ()),
+        ),
+        sources=sources,
+        rules={str(k): _parse_override(str(k), v) for k, v in sorted(rules_raw.items())},
+        shadow=None,
+    )
+
+
+def parse_policy_config(text: str) -> PolicyConfig:
+    """Parse policy TOML text strictly (no shadow file is read: ``shadow`` stays None).
+
+    Rule ids in ``[rules]`` are checked against the rule set by the engine's
+    :func:`aegis.policy.engine.check_config`, which :func:`load_policy_config` calls.
+
+    Raises:
+        PolicyConfigError: not TOML, empty, unknown keys, wrong types.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyConfigError(f"policy file is not valid TOML: {e}") from e
+    return _parse(data)
+
+
+def _read(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as e:
+        raise PolicyConfigError(
+            f"no policy file at {path}: an absent rule set denies everything",
+            hint=f"run 'aegis policy init' to write the default policy to {path}",
+        ) from e
+    except OSError as e:
+        raise PolicyConfigError(f"cannot read policy file {path}: {e.strerror}") from e
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyConfigError(f"policy file {path} is larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyConfigError(f"policy file {path} is not UTF-8") from e
+
+
+def load_policy_config(path: Path) -> PolicyConfig:
+    """Read and strictly parse the policy file at ``path`` (and its shadow file, if any).
+
+    Raises:
+        PolicyConfigError: absent, empty, unreadable or malformed file (callers deny).
+    """
+    from dataclasses import replace
+
+    from aegis.policy.engine import check_config
+
+    text = _read(path)
+    try:
+        config = parse_policy_config(text)
+        data = tomllib.loads(text)
+    except PolicyConfigError as e:
+        raise PolicyConfigError(f"{path}: {e.message}", hint=e.hint) from e
+    shadow_path = data.get("shadow", {}).get("path")
+    if shadow_path is not None:
+        if not isinstance(shadow_path, str) or not shadow_path:
+            raise PolicyConfigError(f"{path}: shadow.path: expected a path")
+        target = (path.parent / shadow_path).resolve()
+        shadow_text = _read(target)
+        try:
+            shadow = parse_policy_config(shadow_text)
+        except PolicyConfigError as e:
+            raise PolicyConfigError(f"shadow policy {target}: {e.message}") from e
+        if tomllib.loads(shadow_text).get("shadow"):
+            raise PolicyConfigError(f"shadow policy {target} may not name its own shadow")
+        check_config(shadow)
+        config = replace(config, shadow=shadow)
+    check_config(config)
+    return config
+
+
+# --- helpers for the apt analyzer and for rules -------------------------------------------
+
+
+def approved_sources(config: PolicyConfig) -> tuple[ApprovedSource, ...]:
+    """The approved ``[[sources]]`` entries, in file order."""
+    return config.sources
+
+
+def match_source(
+    config: PolicyConfig | tuple[ApprovedSource, ...],
+    uri: str,
+    suite: str,
+    component: str,
+    signer_fingerprint: str | None,
+) -> ApprovedSource | None:
+    """The approved source with exactly this identity, or None.
+
+    Identity is (uri without trailing slash, suite, component, signer fingerprint);
+    no fingerprint (unsigned, bad signature) never matches.
+    """
+    fpr = normalize_fingerprint(signer_fingerprint)
+    if not fpr:
+        return None
+    sources = config.sources if isinstance(config, PolicyConfig) else config
+    norm = normalize_uri(uri)
+    for src in sources:
+        if (
+            src.uri == norm
+            and src.suite == suite
+            and src.component == component
+            and src.signer_fingerprint == fpr
+        ):
+            return src
+    return None
+
+
+def source_allows(source: ApprovedSource, package: str) -> bool:
+    """Whether ``source`` may supply ``package`` (a distribution source supplies any)."""
+    if source.distribution:
+        return True
+    return name_matches(package, source.packages)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    # One alternation instead of a fnmatch call per pattern: rules test every
+    # package of a 500-package plan against these lists (policy bench goal: 1 ms).
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+def name_matches(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``name`` matches one of the ``fnmatch`` ``patterns`` (case-sensitive)."""
+    compiled = _compiled(patterns)
+    return compiled is not None and compiled.match(name) is not None

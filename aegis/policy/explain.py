@@ -1,0 +1,99 @@
+"""Turning a :class:`PolicyResult` into what people read. Pure (no rich, no I/O).
+
+The CLI shows these rows through ``aegis.cli.render.print_table``, which makes
+every cell inert: reasons quote package names, versions and analyzer messages,
+which are untrusted text.
+
+Example:
+    >>> fired_rows(result)[0]
+    ['repo.untrusted', 'deny', 'untrusted or weakly pinned package repository: ...', ...]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aegis.policy.result import Controls, Effect, FiredRule, PolicyResult
+from aegis.policy.rules import default_rules
+
+FIRED_COLUMNS = ("rule", "effect", "reason", "controls")
+NOT_FIRED_COLUMNS = ("rule", "why it did not fire")
+
+
+def reason_text(rule: FiredRule) -> str:
+    """The reason as shown: the contract phrase first (verbatim), then the specifics."""
+    if rule.contract:
+        return f"{rule.contract} ({rule.reason})" if rule.reason else rule.contract
+    return rule.reason
+
+
+def rule_controls(rule: FiredRule) -> str:
+    """What this one rule asks for."""
+    if rule.effect is Effect.REQUIRE_APPROVAL:
+        return f"approval: {rule.approvals} ({', '.join(rule.roles)})"
+    if rule.effect is Effect.ALLOW_WITH_SNAPSHOT:
+        return "snapshot"
+    return ""
+
+
+def controls_text(controls: Controls) -> str:
+    """One line naming every required control."""
+    if controls.approval.count:
+        approval = f"approval by {controls.approval.count} ({', '.join(controls.approval.roles)})"
+    else:
+        approval = "no approval"
+    snapshot = "snapshot required" if controls.snapshot else "no snapshot"
+    return f"{approval}; {snapshot}"
+
+
+def fired_rows(result: PolicyResult) -> list[list[str]]:
+    """Rows of the fired-rules table, strictest first."""
+    return [[f.rule_id, f.effect.value, reason_text(f), rule_controls(f)] for f in result.fired]
+
+
+def not_fired_rows(result: PolicyResult) -> list[list[str]]:
+    """Rows of the ``--explain`` table: every rule that did not fire and why."""
+    return [[n.rule_id, n.why] for n in result.not_fired]
+
+
+def summary_lines(result: PolicyResult) -> list[tuple[str, str]]:
+    """``label: value`` lines printed above the table."""
+    lines = [
+        ("decision", result.decision.value),
+        ("controls", controls_text(result.controls)),
+        ("plan", f"{result.plan_id} sha256:{result.plan_hash}"),
+        (
+            "review",
+            f"{result.review.status.value}"
+            f"{' (counted)' if result.review.counted else ' (not counted)'}: "
+            f"{result.review.detail}",
+        ),
+        (
+            "policy",
+            f"{result.config_name} {result.ruleset_version} version {result.policy_version[:16]}",
+        ),
+        ("evaluated", result.evaluated_at),
+    ]
+    if result.shadow is not None:
+        lines.append(
+            (
+                "shadow",
+                f"{result.shadow.config_name}: {result.shadow.decision.value} "
+                f"({controls_text(result.shadow.controls)}; not enforced)",
+            )
+        )
+    return lines
+
+
+def rules_catalog() -> list[dict[str, Any]]:
+    """Every built-in rule: id, default effect, overridable, summary, contract phrase."""
+    return [
+        {
+            "rule_id": r.id,
+            "effect": r.effect.value,
+            "overridable": r.overridable,
+            "summary": r.summary,
+            "contract": r.contract,
+        }
+        for r in default_rules()
+    ]

@@ -1,0 +1,236 @@
+"""The built-in rule set: pure rules with stable ids.
+
+Each rule is a pure function over :class:`Facts` (the plan, the policy config and
+the evaluation time, indexed once per evaluation) and returns either a
+:class:`Hit` (the rule fired: reason, subjects, optionally a plan-specific effect)
+or a :class:`Miss` (why it did not fire, for ``--explain``). Rules read no clock,
+file or environment. Rule ids are stable API: operators override them in
+``[rules."<id>"]`` and agents match on them.
+
+Effects, strictest first: deny, require-approval, allow-with-snapshot, allow. The
+engine takes the strictest fired effect; when nothing fired it requires approval.
+Deny rules carry the operator contract's Deny Interpretation phrase verbatim
+(``seed/aegis-production-ops.md``) in ``contract``.
+
+The rules live in three modules to stay small: this one (types, phrases, facts,
+registry), :mod:`aegis.policy.rules_repo` (targets, command, repositories,
+provenance, evidence) and :mod:`aegis.policy.rules_delta` (package delta,
+vulnerabilities, contents, allow rules).
+
+Example:
+    >>> [r.id for r in default_rules()][:3]
+    ['analysis.failed', 'target.unknown', 'target.direct-path']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aegis.model import Action, Operation, PackageChange, Plan, Repository
+from aegis.policy.config import ApprovedSource, PolicyConfig, match_source, name_matches
+from aegis.policy.result import Effect
+
+RULESET_VERSION = "aegis.rules/1"
+
+# Deny Interpretation phrases of the operator contract, copied verbatim. Tests compare
+# them with the seed file byte for byte; never reword them.
+PHRASE_REPOSITORY = (
+    "untrusted or weakly pinned package repository: require an explicit trusted Signed-By "
+    "keyring and approved source."
+)
+PHRASE_SOURCE = (
+    "target source or evidence is denied: do not work around direct URL, local path, "
+    "replacement, unsigned repo, downgrade, or missing provenance blocks."
+)
+PHRASE_METACHAR = (
+    "command preview contains shell metacharacters: reject the request; command previews "
+    "must be argv arrays."
+)
+PHRASE_VULN = (
+    "critical vulnerability evidence: install only an approved fixed version or deny the operation."
+)
+
+BUILTIN_KERNEL = (
+    "linux-image-*",
+    "linux-headers-*",
+    "linux-modules-*",
+    "linux-signed-*",
+    "linux-base",
+    "grub-*",
+    "grub2*",
+    "shim-*",
+    "systemd-boot*",
+    "initramfs-tools*",
+    "dracut*",
+)
+"""Kernel and boot-chain names always covered; ``[packages] kernel`` adds to them."""
+
+BUILTIN_SENSITIVE = (
+    "openssl",
+    "libssl*",
+    "openssh-*",
+    "sudo",
+    "libpam*",
+    "login",
+    "passwd",
+    "libc6",
+    "libnss*",
+    "ca-certificates",
+    "gnupg*",
+    "gpgv",
+    "apt",
+    "dpkg",
+    "systemd",
+)
+"""Security-sensitive names always covered; ``[packages] security_sensitive`` adds to them."""
+
+MAX_LISTED = 5
+"""Subjects named in a reason; the rest are counted (the subjects field has them all)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """The rule fired."""
+
+    reason: str
+    subjects: tuple[str, ...] = ()
+    effect: Effect | None = None
+    """Plan-specific effect (e.g. a rollback downgrade needs approval); None: the rule's."""
+
+
+@dataclass(frozen=True)
+class Miss:
+    """The rule did not fire, and why."""
+
+    why: str
+
+
+Check = Hit | Miss
+
+
+class Facts:
+    """The plan, config and time, indexed once per evaluation so rules stay O(n)."""
+
+    __slots__ = (
+        "changing",
+        "config",
+        "distribution_repos",
+        "kernel_patterns",
+        "now",
+        "operation",
+        "plan",
+        "prov",
+        "repo_source",
+        "repos",
+        "rollback",
+        "sensitive_patterns",
+    )
+
+    def __init__(self, plan: Plan, config: PolicyConfig, now: datetime) -> None:
+        self.plan = plan
+        self.config = config
+        self.now = now
+        self.operation = plan.intent.operation
+        self.rollback = self.operation is Operation.ROLLBACK and bool(plan.intent.rollback_of)
+        self.changing: tuple[PackageChange, ...] = tuple(
+            c for c in plan.changes if c.action is not Action.HELD_BACK
+        )
+        self.repos: dict[str, Repository] = {r.id: r for r in plan.repositories}
+        # Policy decides approval itself, from its own config: the plan's own
+        # ``approved`` flag is evidence written by someone else.
+        self.repo_source: dict[str, ApprovedSource | None] = {
+            r.id: match_source(config, r.uri, r.suite, r.component, r.signer_fingerprint)
+            for r in plan.repositories
+        }
+        self.distribution_repos = frozenset(
+            rid for rid, src in self.repo_source.items() if src is not None and src.distribution
+        )
+        self.kernel_patterns = BUILTIN_KERNEL + config.packages.kernel
+        self.sensitive_patterns = BUILTIN_SENSITIVE + config.packages.security_sensitive
+        self.prov: dict[tuple[str, str], bool] = {}
+        for p in plan.provenance:
+            self.prov[(p.package, p.version)] = bool(p.sha256 and p.chain and p.uri)
+
+    def from_distribution(self, package: str) -> bool:
+        """Whether every change of ``package`` comes from an approved distribution source."""
+        found = False
+        for c in self.plan.changes:
+            if c.name == package:
+                found = True
+                if c.repository is None or c.repository not in self.distribution_repos:
+                    return False
+        return found
+
+
+def listed(items: Iterable[str]) -> str:
+    """Name up to :data:`MAX_LISTED` items, then count the rest (deterministic order kept)."""
+    seen: list[str] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    head = ", ".join(seen[:MAX_LISTED])
+    more = len(seen) - MAX_LISTED
+    return f"{head} and {more} more" if more > 0 else head
+
+
+def unique(items: Iterable[str]) -> tuple[str, ...]:
+    """Items without duplicates, first occurrence order."""
+    return tuple(dict.fromkeys(items))
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Parse ``YYYY-MM-DDTHH:MM:SSZ`` (or any ISO-8601 with offset) to aware UTC; None if bad."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return None
+    return value.astimezone(UTC)
+
+
+def is_kernel(facts: Facts, change: PackageChange) -> bool:
+    """Kernel or boot chain by name (built-in and configured patterns)."""
+    return name_matches(change.name, facts.kernel_patterns)
+
+
+def is_sensitive(facts: Facts, change: PackageChange) -> bool:
+    """Security-sensitive by binary or source name (built-in and configured patterns)."""
+    patterns = facts.sensitive_patterns
+    return name_matches(change.name, patterns) or name_matches(change.source_package, patterns)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of the set."""
+
+    id: str
+    effect: Effect
+    """Effect when it fires (a Hit may name a plan-specific one)."""
+    summary: str
+    """What it checks, in one line (``aegis policy rules``)."""
+    check: Callable[[Facts], Check]
+    contract: str | None = None
+    """Deny Interpretation phrase carried by its denies."""
+    overridable: bool = False
+    """May an override loosen or disable it? Otherwise overrides only tighten."""
+
+
+def default_rules() -> tuple[Rule, ...]:
+    """The rules of :data:`RULESET_VERSION`, in evaluation order (ids unique)."""
+    from aegis.policy import rules_delta, rules_repo
+
+    return rules_repo.RULES + rules_delta.RULES
+
+
+_RULESETS: dict[str, Callable[[], tuple[Rule, ...]]] = {RULESET_VERSION: default_rules}
+
+
+def ruleset(version: str) -> tuple[Rule, ...] | None:
+    """The rules of a rule-set version, or None when this Aegis does not know it."""
+    factory = _RULESETS.get(version)
+    return factory() if factory is not None else None

@@ -1,0 +1,372 @@
+"""Rules about the package delta, vulnerabilities and package contents, and the rules
+that allow. Pure; see :mod:`aegis.policy.rules`.
+
+Content findings come from the analyzer with a free ``rule`` name and a severity
+(hostile, sensitive, changed). Hostile findings always deny (the specific
+``script.*`` id when the finding names a known technique, else ``script.hostile``
+or ``content.hostile``); sensitive and changed findings require approval only for
+packages not supplied by an approved distribution source.
+
+Example:
+    >>> [r.id for r in RULES if r.effect == Effect.ALLOW]
+    ['apt.update', 'apt.noop']
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from datetime import timedelta
+
+from aegis.model import Action, Finding, Operation
+from aegis.policy.config import source_allows
+from aegis.policy.result import Effect
+from aegis.policy.rules import (
+    PHRASE_SOURCE,
+    PHRASE_VULN,
+    Check,
+    Facts,
+    Hit,
+    Miss,
+    Rule,
+    is_kernel,
+    is_sensitive,
+    listed,
+    parse_time,
+    unique,
+)
+
+_SCRIPTS = frozenset({"preinst", "postinst", "prerm", "postrm", "config", "triggers"})
+_PLAIN = (Action.INSTALL, Action.UPGRADE, Action.REINSTALL)
+_WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
+
+
+def _pkgs(facts: Facts, pred: Callable[..., bool]) -> list[str]:
+    return [f"{c.name}" for c in facts.changing if pred(c)]
+
+
+def apt_removal(facts: Facts) -> Check:
+    """Packages removed or purged."""
+    names = _pkgs(facts, lambda c: c.action in (Action.REMOVE, Action.PURGE))
+    if not names:
+        return Miss("nothing is removed")
+    return Hit(f"removes {listed(names)}", unique(names))
+
+
+def apt_downgrade(facts: Facts) -> Check:
+    """Downgrades deny, except in a rollback request from a recorded snapshot (approval)."""
+    hits = [
+        f"{c.name} {c.current_version} -> {c.candidate_version}"
+        for c in facts.changing
+        if c.action is Action.DOWNGRADE
+    ]
+    if not hits:
+        return Miss("nothing is downgraded")
+    names = unique(h.split(" ", 1)[0] for h in hits)
+    if facts.rollback:
+        return Hit(
+            f"rollback of snapshot {facts.plan.intent.rollback_of} downgrades {listed(hits)}",
+            names,
+            Effect.REQUIRE_APPROVAL,
+        )
+    return Hit(f"downgrades {listed(hits)}", names)
+
+
+def apt_held_back(facts: Facts) -> Check:
+    """Packages apt holds back: the plan does not do all that was asked."""
+    names = [c.name for c in facts.plan.changes if c.action is Action.HELD_BACK]
+    if not names:
+        return Miss("nothing is held back")
+    return Hit(f"held back: {listed(names)}", unique(names))
+
+
+def apt_recover(facts: Facts) -> Check:
+    """``dpkg --configure -a`` after an interrupted run: an operator looks first."""
+    if facts.operation is not Operation.RECOVER:
+        return Miss("not a recover request")
+    return Hit("recover request (dpkg --configure -a)", ())
+
+
+def kernel_change(facts: Facts) -> Check:
+    """Kernel or boot-chain packages change (name patterns or the analyzer's signal)."""
+    names = _pkgs(facts, lambda c: is_kernel(facts, c))
+    names += [
+        s.package for s in facts.plan.signals if s.name in ("kernel", "boot-chain") and s.package
+    ]
+    if not names:
+        return Miss("no kernel or boot-chain package changes")
+    return Hit(f"kernel or boot chain: {listed(names)}", unique(names))
+
+
+def package_security_sensitive(facts: Facts) -> Check:
+    """Security-sensitive packages change (by binary or source name)."""
+    names = _pkgs(facts, lambda c: is_sensitive(facts, c))
+    names += [s.package for s in facts.plan.signals if s.name == "security-sensitive" and s.package]
+    if not names:
+        return Miss("no security-sensitive package changes")
+    return Hit(f"security-sensitive: {listed(names)}", unique(names))
+
+
+def package_essential(facts: Facts) -> Check:
+    """Essential packages change."""
+    names = _pkgs(facts, lambda c: c.essential)
+    names += [s.package for s in facts.plan.signals if s.name == "essential" and s.package]
+    if not names:
+        return Miss("no essential package changes")
+    return Hit(f"essential: {listed(names)}", unique(names))
+
+
+def _vulns(facts: Facts) -> list[tuple[str, str, str, str | None, bool]]:
+    ignore = facts.config.thresholds.vuln_ignore_urgencies
+    return [
+        (v.package, v.cve, v.urgency, v.fixed_version, v.fixed_by_plan)
+        for v in facts.plan.vulnerabilities
+        if v.urgency not in ignore
+    ]
+
+
+def vuln_fixed_available(facts: Facts) -> Check:
+    """A fixed version exists and the plan does not install it."""
+    hits = [
+        f"{pkg} {cve} ({urgency}, fixed in {fixed})"
+        for pkg, cve, urgency, fixed, by_plan in _vulns(facts)
+        if fixed and not by_plan
+    ]
+    if not hits:
+        return Miss("no known vulnerability with an available fix stays unfixed")
+    return Hit(f"not installing the fixed version: {listed(hits)}", unique(hits))
+
+
+def vuln_no_fix(facts: Facts) -> Check:
+    """A vulnerability with no fixed version yet."""
+    hits = [
+        f"{pkg} {cve} ({urgency})" for pkg, cve, urgency, fixed, _ in _vulns(facts) if not fixed
+    ]
+    if not hits:
+        return Miss("no unfixed vulnerability matches the delta")
+    return Hit(f"no fix available yet: {listed(hits)}", unique(hits))
+
+
+def vuln_db_missing(facts: Facts) -> Check:
+    """Packages are installed but no vulnerability data was consulted."""
+    if facts.plan.vulndb_date is not None:
+        return Miss(f"vulnerability data dated {facts.plan.vulndb_date} was consulted")
+    if not any(c.action in _WITH_FILE for c in facts.changing):
+        return Miss("nothing is installed")
+    return Hit("no vulnerability data was consulted (aegis vulndb import FILE)", ())
+
+
+def vuln_db_stale(facts: Facts) -> Check:
+    """Vulnerability data older than ``thresholds.vulndb_max_age_s``."""
+    date = parse_time(facts.plan.vulndb_date)
+    if date is None:
+        return Miss("no dated vulnerability data (vuln.db-missing covers it)")
+    limit = facts.config.thresholds.vulndb_max_age_s
+    age = facts.now - date
+    if age > timedelta(seconds=limit):
+        return Hit(f"vulnerability data is {int(age.total_seconds())} s old (limit {limit} s)", ())
+    return Miss(f"vulnerability data is {max(0, int(age.total_seconds()))} s old")
+
+
+# --- contents ----------------------------------------------------------------------------
+
+
+def _is_script(f: Finding) -> bool:
+    return posixpath.basename(f.file) in _SCRIPTS or f.rule.startswith("script")
+
+
+def hostile_kind(f: Finding) -> str:
+    """The policy rule id a hostile finding fires."""
+    rule = f.rule.lower()
+    if any(k in rule for k in ("download", "curl", "wget", "fetch")):
+        return "script.download-exec"
+    if any(k in rule for k in ("decode", "base64", "obfusc", "eval")):
+        return "script.decoded-exec"
+    return "script.hostile" if _is_script(f) else "content.hostile"
+
+
+def _finding_text(f: Finding) -> str:
+    where = f"{f.file}:{f.line}" if f.line else f.file
+    return f"{f.package} {where} [{f.rule}]"
+
+
+def _hostile(rule_id: str) -> Callable[[Facts], Check]:
+    def check(facts: Facts) -> Check:
+        hits = [
+            f for f in facts.plan.findings if f.severity == "hostile" and hostile_kind(f) == rule_id
+        ]
+        if not hits:
+            return Miss("no such hostile finding")
+        return Hit(listed(_finding_text(f) for f in hits), unique(f.package for f in hits))
+
+    check.__doc__ = f"Hostile content findings classified as {rule_id}."
+    return check
+
+
+def _kind(f: Finding) -> str:
+    """The approval rule a non-hostile finding fires."""
+    rule = f.rule.lower()
+    path = f.file.lstrip(".")
+    if f.severity == "changed" or "changed" in rule or "new-script" in rule:
+        return "script.changed"
+    if path.startswith("/etc/apt/apt.conf.d") or "apt-hook" in rule or "apt.conf" in rule:
+        return "content.apt-hook"
+    if "setuid" in rule or "setgid" in rule:
+        return "content.setuid"
+    return "script.sensitive" if _is_script(f) else "content.sensitive-path"
+
+
+def _sensitive(rule_id: str) -> Callable[[Facts], Check]:
+    def check(facts: Facts) -> Check:
+        found = [
+            f
+            for f in facts.plan.findings
+            if f.severity in ("sensitive", "changed") and _kind(f) == rule_id
+        ]
+        hits = [f for f in found if not facts.from_distribution(f.package)]
+        if not hits:
+            if found:
+                return Miss("only packages from approved distribution sources")
+            return Miss("no such finding")
+        return Hit(listed(_finding_text(f) for f in hits), unique(f.package for f in hits))
+
+    check.__doc__ = f"Findings classified as {rule_id}, from non-distribution sources."
+    return check
+
+
+# --- allowing rules ------------------------------------------------------------------------
+
+
+def apt_update(facts: Facts) -> Check:
+    """``apt-get update``: refreshes indexes, changes no package."""
+    if facts.operation is not Operation.UPDATE:
+        return Miss("not an update request")
+    if facts.plan.changes or facts.plan.failure is not None:
+        return Miss("update plan lists package changes or failed")
+    return Hit("apt-get update changes no installed package", ())
+
+
+def apt_noop(facts: Facts) -> Check:
+    """Install or upgrade with nothing to change."""
+    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE):
+        return Miss("not an install or upgrade request")
+    if facts.plan.changes or facts.plan.failure is not None:
+        return Miss("the plan changes packages")
+    return Hit("nothing to change", ())
+
+
+def apt_upgrade_clean(facts: Facts) -> Check:
+    """A plain install/upgrade, every package from an approved source allowed to supply it."""
+    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE):
+        return Miss("not an install or upgrade request")
+    if facts.plan.failure is not None or not facts.changing:
+        return Miss("no delta to apply")
+    for c in facts.changing:
+        if c.action not in _PLAIN:
+            return Miss(f"{c.name} is a {c.action.value}, not a plain install or upgrade")
+        src = facts.repo_source.get(c.repository) if c.repository else None
+        if src is None or not source_allows(src, c.name):
+            return Miss(f"{c.name} does not come from an approved source allowed to supply it")
+    return Hit(f"{len(facts.changing)} package(s) from approved sources", ())
+
+
+_D, _A = Effect.DENY, Effect.REQUIRE_APPROVAL
+
+RULES: tuple[Rule, ...] = (
+    Rule("apt.removal", _A, "packages removed or purged", apt_removal),
+    Rule(
+        "apt.downgrade",
+        _D,
+        "downgrades (approval in a rollback from a snapshot)",
+        apt_downgrade,
+        PHRASE_SOURCE,
+    ),
+    Rule("apt.held-back", _A, "packages held back", apt_held_back, overridable=True),
+    Rule("apt.recover", _A, "dpkg --configure -a recovery", apt_recover),
+    Rule("kernel.change", _A, "kernel or boot-chain packages change", kernel_change),
+    Rule(
+        "package.security-sensitive",
+        _A,
+        "security-sensitive packages change",
+        package_security_sensitive,
+    ),
+    Rule("package.essential", _A, "essential packages change", package_essential),
+    Rule(
+        "vuln.fixed-available",
+        _D,
+        "a fixed version exists and the plan does not install it",
+        vuln_fixed_available,
+        PHRASE_VULN,
+    ),
+    Rule("vuln.no-fix", _A, "a vulnerability without a fix", vuln_no_fix),
+    Rule(
+        "vuln.db-missing", _A, "no vulnerability data consulted", vuln_db_missing, overridable=True
+    ),
+    Rule(
+        "vuln.db-stale",
+        _A,
+        "vulnerability data older than thresholds.vulndb_max_age_s",
+        vuln_db_stale,
+        overridable=True,
+    ),
+    Rule(
+        "script.download-exec",
+        _D,
+        "a maintainer script downloads and executes",
+        _hostile("script.download-exec"),
+    ),
+    Rule(
+        "script.decoded-exec",
+        _D,
+        "a maintainer script executes decoded or obfuscated code",
+        _hostile("script.decoded-exec"),
+    ),
+    Rule(
+        "script.hostile",
+        _D,
+        "any other hostile maintainer-script finding",
+        _hostile("script.hostile"),
+    ),
+    Rule(
+        "content.hostile", _D, "any other hostile file-content finding", _hostile("content.hostile")
+    ),
+    Rule(
+        "script.changed",
+        _A,
+        "new or changed maintainer scripts (non-distribution)",
+        _sensitive("script.changed"),
+    ),
+    Rule(
+        "script.sensitive",
+        _A,
+        "scripts touching sensitive system state (non-distribution)",
+        _sensitive("script.sensitive"),
+    ),
+    Rule(
+        "content.apt-hook",
+        _A,
+        "ships an apt.conf.d hook (non-distribution)",
+        _sensitive("content.apt-hook"),
+    ),
+    Rule(
+        "content.setuid",
+        _A,
+        "ships setuid/setgid files (non-distribution)",
+        _sensitive("content.setuid"),
+    ),
+    Rule(
+        "content.sensitive-path",
+        _A,
+        "ships files under sensitive paths (non-distribution)",
+        _sensitive("content.sensitive-path"),
+    ),
+    Rule("apt.update", Effect.ALLOW, "apt-get update", apt_update),
+    Rule("apt.noop", Effect.ALLOW, "nothing to change", apt_noop),
+    Rule(
+        "apt.upgrade-clean",
+        Effect.ALLOW_WITH_SNAPSHOT,
+        "plain install/upgrade from approved sources",
+        apt_upgrade_clean,
+        overridable=True,
+    ),
+)

@@ -1,0 +1,382 @@
+"""Rules about the request and its evidence: analysis, targets, command, repositories,
+provenance and the age of the plan. Pure; see :mod:`aegis.policy.rules`.
+
+Example:
+    >>> [r.id for r in RULES if r.contract == PHRASE_METACHAR]
+    ['command.metachar']
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from aegis.model import Action, Repository
+from aegis.policy.config import source_allows
+from aegis.policy.result import Effect
+from aegis.policy.rules import (
+    PHRASE_METACHAR,
+    PHRASE_REPOSITORY,
+    PHRASE_SOURCE,
+    Check,
+    Facts,
+    Hit,
+    Miss,
+    Rule,
+    listed,
+    parse_time,
+    unique,
+)
+
+# One argv element is safe when it holds only these characters. Debian version
+# characters (~ + : .) and the = of pkg=version are not shell metacharacters.
+_ARGV_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
+_TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+_PATH_FORMS = ("keyring-path", "armored-path")
+_WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
+_INSECURE_FLAGS = (
+    "allow-insecure",
+    "allow-unauthenticated",
+    "trusted-yes",
+    "check-valid-until-false",
+)
+_HOOK_FLAGS = ("dpkg-pre-invoke", "dpkg-post-invoke", "apt-hooks")
+
+
+def _signals(facts: Facts, *names: str) -> list[str]:
+    """Subjects (package or detail) of the plan's signals with one of ``names``."""
+    return [s.package or s.detail or s.name for s in facts.plan.signals if s.name in names]
+
+
+def _repo_label(repo: Repository) -> str:
+    return f"{repo.uri} {repo.suite}/{repo.component}"
+
+
+def analysis_failed(facts: Facts) -> Check:
+    """The analyzer could not produce a delta: deny with its reason."""
+    failure = facts.plan.failure
+    if failure is None:
+        return Miss("analysis produced a delta")
+    return Hit(f"analysis failed ({failure.kind}): {failure.message}", (failure.kind,))
+
+
+def target_unknown(facts: Facts) -> Check:
+    """A target no configured repository knows (typo or invented name)."""
+    failure = facts.plan.failure
+    names = _signals(facts, "unknown-target", "unknown-package")
+    if failure is not None and failure.kind == "unknown-package":
+        names.append(failure.message)
+    if not names:
+        return Miss("every target is known to a configured repository")
+    return Hit(f"no configured repository knows: {listed(names)}", unique(names))
+
+
+def _is_url(target: str) -> bool:
+    return bool(_URL_RE.match(target))
+
+
+def _is_path(target: str) -> bool:
+    if _is_url(target):
+        return False
+    return target.startswith(("/", "./", "../", "~")) or target.endswith(".deb") or "/" in target
+
+
+def target_direct_path(facts: Facts) -> Check:
+    """A local file path given as a target (``./x.deb``): no signed index vouches for it."""
+    hits = [t for t in facts.plan.intent.targets if _is_path(t)]
+    hits += _signals(facts, "direct-path")
+    if not hits:
+        return Miss("no target is a local path")
+    return Hit(f"local path target(s): {listed(hits)}", unique(hits))
+
+
+def target_url(facts: Facts) -> Check:
+    """A URL given as a target (``http://.../x.deb``)."""
+    hits = [t for t in facts.plan.intent.targets if _is_url(t)]
+    hits += _signals(facts, "url", "direct-url")
+    if not hits:
+        return Miss("no target is a URL")
+    return Hit(f"direct URL target(s): {listed(hits)}", unique(hits))
+
+
+def target_replacement(facts: Facts) -> Check:
+    """apt would install something other than what was asked for.
+
+    A ``name=version`` target whose package resolves to another version, or a
+    replacement signal from the analyzer (a virtual name resolved to a provider).
+    """
+    hits = _signals(facts, "replacement")
+    by_name = {c.name: c for c in facts.changing}
+    for target in facts.plan.intent.targets:
+        name, eq, version = target.partition("=")
+        name = name.split(":", 1)[0]
+        change = by_name.get(name)
+        if eq and change is not None and change.candidate_version != version:
+            hits.append(f"{target} (plan installs {change.candidate_version})")
+    if not hits:
+        return Miss("every pinned target resolves to the version asked for")
+    return Hit(f"target replaced: {listed(hits)}", unique(hits))
+
+
+def target_invalid(facts: Facts) -> Check:
+    """A target outside the Debian name grammar (the analyzer refuses these; the plan is
+    untrusted input, so policy checks again)."""
+    bad = [
+        t
+        for t in facts.plan.intent.targets
+        if not _TARGET_RE.match(t) and not _is_url(t) and not _is_path(t)
+    ]
+    if not bad:
+        return Miss("every target is a Debian package name")
+    return Hit(f"target(s) outside the Debian package grammar: {listed(bad)}", unique(bad))
+
+
+def command_metachar(facts: Facts) -> Check:
+    """An argv element of the command preview holds a shell metacharacter."""
+    bad = [arg for arg in facts.plan.command_preview if not _ARGV_SAFE.match(arg)]
+    if not bad:
+        return Miss("every command preview element is plain argv")
+    return Hit(f"command preview element(s) {listed(repr(a) for a in bad)}", unique(bad))
+
+
+def repo_untrusted(facts: Facts) -> Check:
+    """A repository outside the approved sources, badly signed, or trusted=yes."""
+    reasons: list[str] = []
+    subjects: list[str] = []
+    for repo in facts.plan.repositories:
+        label = _repo_label(repo)
+        problems: list[str] = []
+        if facts.repo_source.get(repo.id) is None:
+            fpr = repo.signer_fingerprint or "no signer"
+            problems.append(f"not an approved source (signer {fpr})")
+        if repo.signature in ("bad", "no-pubkey", "error"):
+            problems.append(f"InRelease signature {repo.signature}")
+        if repo.trusted_yes:
+            problems.append("marked trusted=yes")
+        if repo.signed_by_form in _PATH_FORMS and not repo.keyring_root_only:
+            problems.append("Signed-By keyring writable by non-root")
+        if problems:
+            reasons.append(f"{label}: {'; '.join(problems)}")
+            subjects.append(label)
+    if not reasons:
+        return Miss("every repository is an approved source with a good signature")
+    return Hit(listed(reasons), unique(subjects))
+
+
+def repo_weakly_pinned(facts: Facts) -> Check:
+    """No Signed-By, a keyring outside the trusted directory, or a source supplying a
+    package it may not (a third-party repository winning ``openssl``)."""
+    reasons: list[str] = []
+    subjects: list[str] = []
+    for repo in facts.plan.repositories:
+        if repo.signed_by_form == "none":
+            reasons.append(f"{_repo_label(repo)}: no Signed-By keyring")
+            subjects.append(_repo_label(repo))
+        elif repo.signed_by_form in _PATH_FORMS and not repo.keyring_trusted_dir:
+            reasons.append(f"{_repo_label(repo)}: Signed-By keyring outside the trusted directory")
+            subjects.append(_repo_label(repo))
+    for change in facts.changing:
+        if change.repository is None:
+            continue
+        src = facts.repo_source.get(change.repository)
+        if src is not None and not source_allows(src, change.name):
+            reasons.append(f"{change.name} from {src.name}, which may not supply it")
+            subjects.append(change.name)
+    for name in _signals(facts, "weakly-pinned"):
+        reasons.append(f"{name}: weakly pinned (analyzer)")
+        subjects.append(name)
+    if not reasons:
+        return Miss("every package comes from a source allowed to supply it")
+    return Hit(listed(reasons), unique(subjects))
+
+
+def repo_unsigned(facts: Facts) -> Check:
+    """A repository whose Release is not signed (or whose signature file is missing)."""
+    bad = [
+        _repo_label(r) for r in facts.plan.repositories if r.signature in ("unsigned", "missing")
+    ]
+    if not bad:
+        return Miss("every repository is signed")
+    return Hit(f"unsigned repository: {listed(bad)}", unique(bad))
+
+
+def repo_expired(facts: Facts) -> Check:
+    """A repository whose Valid-Until has passed."""
+    bad = [
+        f"{_repo_label(r)} (Valid-Until {r.valid_until})"
+        for r in facts.plan.repositories
+        if r.expired
+    ]
+    if not bad:
+        return Miss("no repository is past its Valid-Until")
+    return Hit(f"expired repository metadata: {listed(bad)}", unique(bad))
+
+
+def repo_frozen(facts: Facts) -> Check:
+    """Repository metadata without Valid-Until and with an old Date (a freeze attack)."""
+    bad = [f"{_repo_label(r)} (Date {r.date})" for r in facts.plan.repositories if r.frozen]
+    if not bad:
+        return Miss("no repository metadata looks frozen")
+    return Hit(f"frozen repository metadata: {listed(bad)}", unique(bad))
+
+
+def repo_insecure_config(facts: Facts) -> Check:
+    """apt configuration that switches signature or freshness checks off."""
+    flags = [f for f in facts.plan.config.flags if f in _INSECURE_FLAGS]
+    if not flags:
+        return Miss("apt configuration keeps signature and Valid-Until checks on")
+    return Hit(f"apt configuration weakens checks: {', '.join(flags)}", tuple(flags))
+
+
+def config_apt_hooks(facts: Facts) -> Check:
+    """apt or dpkg hooks configured on the host run commands as root around dpkg."""
+    flags = [f for f in facts.plan.config.flags if f in _HOOK_FLAGS]
+    if not flags:
+        return Miss("no apt or dpkg hook is configured")
+    hooks = listed(facts.plan.config.hooks) or "unnamed"
+    return Hit(f"configured hooks ({', '.join(flags)}): {hooks}", tuple(flags))
+
+
+def provenance_missing(facts: Facts) -> Check:
+    """A package to install without index provenance (hash, size, chain, source)."""
+    missing = [
+        f"{c.name}={c.candidate_version}"
+        for c in facts.changing
+        if c.action in _WITH_FILE
+        and (c.repository is None or not facts.prov.get((c.name, c.candidate_version or "")))
+    ]
+    if not missing:
+        return Miss("every package to install has provenance from a signed index")
+    if facts.rollback:
+        # Rollbacks restore replaced versions from aegisd's root-only rollback cache,
+        # which no index may still carry: a human decides instead of a flat deny.
+        return Hit(
+            f"rollback of {facts.plan.intent.rollback_of} restores versions without index "
+            f"provenance: {listed(missing)}",
+            unique(missing),
+            Effect.REQUIRE_APPROVAL,
+        )
+    return Hit(f"no provenance for: {listed(missing)}", unique(missing))
+
+
+def provenance_mismatch(facts: Facts) -> Check:
+    """A downloaded .deb whose hash did not match the signed index."""
+    if not facts.plan.content_inspected:
+        return Miss("contents were not downloaded, so there is no file hash to compare")
+    names = {c.name for c in facts.changing}
+    bad = [
+        f"{p.package}={p.version}"
+        for p in facts.plan.provenance
+        if p.package in names and not p.verified
+    ]
+    if not bad:
+        return Miss("every downloaded file matched its signed index hash")
+    return Hit(f"downloaded file does not match the signed index: {listed(bad)}", unique(bad))
+
+
+def evidence_stale(facts: Facts) -> Check:
+    """A plan older than ``evidence_max_age_s``: re-plan rather than trust old evidence."""
+    created = parse_time(facts.plan.created_at)
+    if created is None:
+        return Hit(f"plan created_at {facts.plan.created_at!r} is not a UTC time", ("created_at",))
+    limit = facts.config.thresholds.evidence_max_age_s
+    age = facts.now - created
+    if age > timedelta(seconds=limit):
+        return Hit(
+            f"plan is {int(age.total_seconds())} s old, more than {limit} s; re-plan",
+            ("created_at",),
+        )
+    return Miss(f"plan is {max(0, int(age.total_seconds()))} s old (limit {limit} s)")
+
+
+def evidence_future(facts: Facts) -> Check:
+    """A plan dated in the future beyond the allowed clock skew."""
+    created = parse_time(facts.plan.created_at)
+    if created is None:
+        return Miss("created_at is unreadable (evidence.stale denies)")
+    skew = facts.config.thresholds.clock_skew_s
+    ahead = created - facts.now
+    if ahead > timedelta(seconds=skew):
+        return Hit(f"plan is dated {int(ahead.total_seconds())} s in the future", ("created_at",))
+    return Miss("plan is not dated in the future")
+
+
+_D, _A = Effect.DENY, Effect.REQUIRE_APPROVAL
+
+RULES: tuple[Rule, ...] = (
+    Rule("analysis.failed", _D, "analysis could not produce a delta", analysis_failed),
+    Rule("target.unknown", _D, "a target no configured repository knows", target_unknown),
+    Rule(
+        "target.direct-path", _D, "a local .deb path as target", target_direct_path, PHRASE_SOURCE
+    ),
+    Rule("target.url", _D, "a URL as target", target_url, PHRASE_SOURCE),
+    Rule(
+        "target.replacement",
+        _D,
+        "apt resolves a target to something else",
+        target_replacement,
+        PHRASE_SOURCE,
+    ),
+    Rule("target.invalid", _D, "a target outside the Debian name grammar", target_invalid),
+    Rule(
+        "command.metachar",
+        _D,
+        "shell metacharacters in the command preview",
+        command_metachar,
+        PHRASE_METACHAR,
+    ),
+    Rule(
+        "repo.untrusted",
+        _D,
+        "unapproved source, bad signature, trusted=yes, loose keyring",
+        repo_untrusted,
+        PHRASE_REPOSITORY,
+    ),
+    Rule(
+        "repo.weakly-pinned",
+        _D,
+        "no Signed-By, or a source supplying what it may not",
+        repo_weakly_pinned,
+        PHRASE_REPOSITORY,
+    ),
+    Rule("repo.unsigned", _D, "unsigned repository", repo_unsigned, PHRASE_SOURCE),
+    Rule("repo.expired", _D, "repository metadata past Valid-Until", repo_expired, PHRASE_SOURCE),
+    Rule(
+        "repo.frozen",
+        _D,
+        "repository metadata frozen (old Date, no Valid-Until)",
+        repo_frozen,
+        PHRASE_SOURCE,
+    ),
+    Rule(
+        "repo.insecure-config",
+        _D,
+        "apt configured to skip signature or freshness checks",
+        repo_insecure_config,
+        PHRASE_REPOSITORY,
+    ),
+    Rule("config.apt-hooks", _A, "apt or dpkg hooks configured on the host", config_apt_hooks),
+    Rule(
+        "provenance.missing",
+        _D,
+        "a package to install without signed-index provenance",
+        provenance_missing,
+        PHRASE_SOURCE,
+    ),
+    Rule(
+        "provenance.mismatch",
+        _D,
+        "a downloaded file not matching its signed index hash",
+        provenance_mismatch,
+        PHRASE_SOURCE,
+    ),
+    Rule(
+        "evidence.stale",
+        _D,
+        "plan older than thresholds.evidence_max_age_s",
+        evidence_stale,
+        PHRASE_SOURCE,
+    ),
+    Rule("evidence.future", _D, "plan dated in the future", evidence_future, PHRASE_SOURCE),
+)
