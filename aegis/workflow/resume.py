@@ -71,6 +71,26 @@ class ResumeReport:
         return [i for i in self.items if i.action == "failed"]
 
 
+def _holder_is_dead(owner: str | None) -> bool:
+    """True when a lease owner ``name:pid`` names a process that no longer exists here.
+
+    A resume killed mid-step leaves its lease behind; waiting for it to expire would
+    only delay recovery, since the steps resume runs are read-only and idempotent.
+    """
+    if not owner or ":" not in owner:
+        return False
+    pid_text = owner.rsplit(":", 1)[1]
+    if not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _latest(store: Store, rec: RequestRecord, kind: str) -> bytes | None:
     arts = [a for h in store.history(rec) for a in h.artifacts if a.kind == kind]
     return store.load_artifact(arts[-1].sha256) if arts else None
@@ -112,7 +132,11 @@ def _resume_one(
         return ResumeItem(rec.id, rec.state, "waiting", rec.state, detail=detail)
     owner = f"{actor}:{os.getpid()}"
     leased = store.set_lease(
-        rec, owner, format_time(now + timedelta(seconds=LEASE_SECONDS)), format_time(now)
+        rec,
+        owner,
+        format_time(now + timedelta(seconds=LEASE_SECONDS)),
+        format_time(now),
+        force=_holder_is_dead(rec.lease_owner),
     )
     if leased is None:
         return ResumeItem(rec.id, rec.state, "skipped", rec.state, detail="another worker holds it")

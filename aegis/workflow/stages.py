@@ -14,7 +14,8 @@ and never re-runs anything. ``aegis cancel`` of a signed request needs
 ``revoker``.
 
 Tests may plug in fakes of these Protocols with
-``AEGIS_UNSAFE_STAGES="name=module:factory,..."``; it prints a warning.
+``AEGIS_UNSAFE_STAGES="name=module:factory,..."`` (``name=`` disables one); it prints
+a warning. ``aegis/devtools/unsafe_fake_stages.py`` holds such fakes.
 
 Example:
     STAGES = {"policy": "aegis.policy.stage:make_evaluator", ...}
@@ -51,7 +52,7 @@ STAGE_NAMES = (
 
 STAGES: dict[str, str] = {
     # "reviewer": "aegis.review.stage:make_reviewer",
-    # "policy": "aegis.policy.stage:make_evaluator",
+    "policy": "aegis.policy.stage:make_evaluator",
     # "executor_status": "aegis.execute.stage:make_status",
     # "revoker": "aegis.execute.stage:make_revoker",
     # "auditor": "aegis.audit.stage:make_auditor",
@@ -136,8 +137,8 @@ def _unsafe_overrides(env: dict[str, str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, _, target = item.partition("=")
-        if name in STAGE_NAMES and ":" in target:
-            out[name] = target
+        if name in STAGE_NAMES and (":" in target or target == ""):
+            out[name] = target  # "" disables the stage (tests of "not available")
     return out
 
 
@@ -147,8 +148,8 @@ def stage_target(name: str) -> str | None:
         raise RuntimeError(f"unknown stage {name!r}")
     override = _unsafe_overrides().get(name)
     if override is not None:
-        sys.stderr.write(f"Warning: {UNSAFE_ENV} replaces stage {name!r} with {override}\n")
-        return override
+        sys.stderr.write(f"Warning: {UNSAFE_ENV} replaces stage {name!r} with {override!r}\n")
+        return override or None
     return STAGES.get(name)
 
 

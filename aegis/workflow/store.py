@@ -537,7 +537,13 @@ class Store:
             )
 
     def set_lease(
-        self, rec: RequestRecord, owner: str | None, expires_at: str | None, now: str
+        self,
+        rec: RequestRecord,
+        owner: str | None,
+        expires_at: str | None,
+        now: str,
+        *,
+        force: bool = False,
     ) -> RequestRecord | None:
         """Take (``owner=None``: release) the request's lease; None when another holds it.
 
@@ -545,7 +551,8 @@ class Store:
         change the version; a transition clears it.
         """
         if (
-            owner is not None
+            not force
+            and owner is not None
             and rec.lease_owner not in (None, owner)
             and (rec.lease_expires_at is not None and rec.lease_expires_at >= now)
         ):
