@@ -63,28 +63,49 @@ def _parse_at(value: str | None) -> Any:
     return parsed
 
 
+def _fired_table(title: str, rows: list[list[str]]) -> None:
+    """Fired rules; ids and effects never wrap, the reason takes the remaining width."""
+    from rich.table import Table
+
+    from aegis.cli.render import console
+    from aegis.text import rich_text
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("effect", no_wrap=True)
+    table.add_column("reason", ratio=1, overflow="fold")
+    table.add_column("controls")
+    for row in rows:
+        table.add_row(*(rich_text(cell) for cell in row))
+    console().print(table)
+
+
 def _render(result: Any, path: Path | None, explain: bool, state: str | None) -> None:
-    from aegis.cli.render import print_fields, print_line, print_table
+    from aegis.cli.render import print_fields, print_table
     from aegis.policy.explain import (
-        FIRED_COLUMNS,
         NOT_FIRED_COLUMNS,
         fired_rows,
         not_fired_rows,
         summary_lines,
     )
+    from aegis.text import inert
 
     fields = summary_lines(result)
     if state is not None:
         fields.append(("request", state))
     print_fields(fields)
-    print_table("Fired rules", FIRED_COLUMNS, fired_rows(result))
+    _fired_table("Fired rules", fired_rows(result))
+    # Deny phrases once more, unwrapped, next to their rule id: agents match them verbatim.
+    for f in result.fired:
+        if f.contract:
+            click.echo(f"{f.effect.value} {f.rule_id}: {f.contract}")
     if explain:
         print_table("Rules that did not fire", NOT_FIRED_COLUMNS, not_fired_rows(result))
         if result.shadow is not None:
-            shadow_rows = [[f.rule_id, f.effect.value, f.reason] for f in result.shadow.fired]
-            print_table("Shadow policy (not enforced)", ("rule", "effect", "reason"), shadow_rows)
+            shadow_rows = [[f.rule_id, f.effect.value, f.reason, ""] for f in result.shadow.fired]
+            _fired_table("Shadow policy (not enforced)", shadow_rows)
     if path is not None:
-        print_line(f"policy result: {path}")
+        click.echo(f"policy result: {inert(str(path), max_chars=4096)}")
 
 
 def _exit_for(result: Any, request_id: str | None) -> None:
@@ -167,15 +188,16 @@ def evaluate_cmd(plan: Path, explain: bool, as_json: bool, dry_run: bool, at: st
 @click.option("--force", is_flag=True, help="Overwrite an existing policy file.")
 def init_cmd(as_json: bool, force: bool) -> None:
     """Write the default policy file."""
-    from aegis.cli.render import emit_json, print_line
+    from aegis.cli.render import emit_json
     from aegis.config import load_config
     from aegis.policy.init import write_default_policy
+    from aegis.text import inert
 
     path = write_default_policy(load_config(), force=force)
     if as_json:
         emit_json({"path": str(path)})
     else:
-        print_line(f"policy file: {path}")
+        click.echo(f"policy file: {inert(str(path), max_chars=4096)}")
 
 
 @policy_group.command(

@@ -51,15 +51,27 @@ class Decided:
     """The request's state after the transition (``policy`` or ``denied``)."""
 
 
+def parse_plan_bytes(raw: bytes) -> tuple[Plan, str]:
+    """Parse plan bytes strictly; return the plan and its hash.
+
+    Raises:
+        InputError: too large, malformed, not a plan, or a plan id that is not a plain token.
+    """
+    from aegis.canonical import loads_strict
+    from aegis.model import plan_from_dict, plan_hash
+
+    plan = plan_from_dict(loads_strict(raw, max_bytes=MAX_PLAN_BYTES))
+    if not _PLAN_ID_RE.match(plan.plan_id):
+        raise InputError(f"plan id {plan.plan_id[:80]!r} is not a plain token")
+    return plan, plan_hash(plan)
+
+
 def read_plan(path: Path) -> tuple[Plan, str]:
     """Read a plan file strictly; return the plan and its hash.
 
     Raises:
         InputError: unreadable, too large, malformed, not a plan.
     """
-    from aegis.canonical import loads_strict
-    from aegis.model import plan_from_dict, plan_hash
-
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_PLAN_BYTES + 1)
@@ -67,10 +79,7 @@ def read_plan(path: Path) -> tuple[Plan, str]:
         raise InputError(f"cannot read plan {path}: {e.strerror}") from e
     if len(raw) > MAX_PLAN_BYTES:
         raise InputError(f"plan {path} is larger than {MAX_PLAN_BYTES} bytes")
-    plan = plan_from_dict(loads_strict(raw, max_bytes=MAX_PLAN_BYTES))
-    if not _PLAN_ID_RE.match(plan.plan_id):
-        raise InputError(f"plan id {plan.plan_id[:80]!r} is not a plain token")
-    return plan, plan_hash(plan)
+    return parse_plan_bytes(raw)
 
 
 def _review_key(cfg: Config) -> tuple[str, ...]:
