@@ -79,6 +79,11 @@ def policy_version(config: PolicyConfig | PolicyUnavailable) -> tuple[str, str]:
     return config_hash, canonical_hash({"ruleset": ruleset_version, "config": config_hash})
 
 
+def is_current(result: PolicyResult, config: PolicyConfig | PolicyUnavailable) -> bool:
+    """Whether ``result`` was decided under exactly this rule set and config."""
+    return result.policy_version == policy_version(config)[1]
+
+
 def check_config(config: PolicyConfig) -> None:
     """Refuse a config the rule set cannot honour, or whose overrides would loosen.
 
@@ -283,4 +288,11 @@ def evaluate(
     )
 
 
-__all__ = ["PolicyConfigError", "check_config", "evaluate", "format_time", "policy_version"]
+__all__ = [
+    "PolicyConfigError",
+    "check_config",
+    "evaluate",
+    "format_time",
+    "is_current",
+    "policy_version",
+]

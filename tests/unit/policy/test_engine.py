@@ -20,7 +20,7 @@ from aegis.policy.config import (
     load_policy_config,
     parse_policy_config,
 )
-from aegis.policy.engine import check_config, evaluate, policy_version
+from aegis.policy.engine import check_config, evaluate, is_current, policy_version
 from aegis.policy.result import (
     POLICY_SCHEMA,
     Effect,
@@ -190,10 +190,14 @@ def test_result_binds_plan_review_policy_and_time(
     assert len(result_hash(result)) == 64
 
 
-def test_policy_version_changes_with_config(policy: PolicyConfig) -> None:
+def test_policy_version_changes_with_config(policy: PolicyConfig, now: datetime) -> None:
     other = parse_policy_config(policy_toml(extra="[approval]\ncount = 2\n"))
     assert policy_version(policy) != policy_version(other)
     assert policy_version(policy) == policy_version(parse_policy_config(policy_toml()))
+    result = evaluate(clean_plan(), None, policy, now)
+    assert is_current(result, policy)
+    assert not is_current(result, other)
+    assert not is_current(result, PolicyUnavailable("gone"))
 
 
 def test_missing_review_requires_approval(policy: PolicyConfig, now: datetime) -> None:
