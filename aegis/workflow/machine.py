@@ -447,9 +447,18 @@ def text_graph(wf: Workflow, *, current: str | None = None) -> str:
         if spec.terminal:
             lines.append(f"{mark} {name} (terminal)")
             continue
-        stuck = f"stuck after {spec.stuck_after_s}s"
+        stuck = f"stuck after {_duration(spec.stuck_after_s)}"
         lines.append(f"{mark} {name} ({stuck})")
         for t in exits:
             tags = [t.needs] + (["resumable"] if t.resumable else [])
             lines.append(f"      --{t.trigger}--> {t.dest}  [{', '.join(tags)}]")
     return "\n".join(lines)
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,86 @@
+"""Fixtures for workflow tests: a config under a temporary AEGIS_HOME and request builders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aegis import api
+from aegis.config import Config, load_config
+from aegis.devtools.sample_plans import sample_plan
+from aegis.workflow.records import RequestRecord
+
+EVIDENCE = {
+    "analyze": ("plan", b"{}", {}),
+    "review": ("review", b'{"recommendation":"no-objection"}', {}),
+    "decide": ("policy", b'{"decision":"allow"}', {}),
+    "deny": ("policy", b'{"decision":"deny"}', {}),
+    "sign": ("execution-plan", b'{"execution_id":"x-1"}', {}),
+    "start": (None, None, {}),
+    "finish": ("executor-result", b'{"exit":0}', {}),
+    "fail": ("executor-result", b'{"exit":100}', {}),
+    "interrupt": (None, None, {"reason": "started, never finished"}),
+    "resolve_applied": ("resolution", b'{"as":"applied"}', {"reason": "dpkg says installed"}),
+    "resolve_failed": ("resolution", b'{"as":"failed"}', {"reason": "dpkg says absent"}),
+    "audit": (None, None, {}),
+    "expire": (None, None, {"reason": "execution plan expired"}),
+    "cancel": (None, None, {"reason": "no longer needed"}),
+}
+"""Artifact kind, bytes and evidence that satisfy each trigger's guards."""
+
+PATHS = {
+    "intent": [],
+    "analyzed": [],
+    "reviewed": ["review"],
+    "policy": ["review", "decide"],
+    "denied": ["review", "deny"],
+    "signed": ["review", "decide", "sign"],
+    "expired": ["review", "decide", "expire"],
+    "applying": ["review", "decide", "sign", "start"],
+    "applied": ["review", "decide", "sign", "start", "finish"],
+    "failed": ["review", "decide", "sign", "start", "fail"],
+    "interrupted": ["review", "decide", "sign", "start", "interrupt"],
+    "audited": ["review", "decide", "sign", "start", "finish", "audit"],
+    "cancelled": ["cancel"],
+}
+"""Triggers that walk a freshly analyzed request into each state."""
+
+
+@pytest.fixture
+def cfg(aegis_home: Path) -> Config:
+    """A configuration whose every path is under the test's AEGIS_HOME."""
+    return load_config()
+
+
+def step(cfg: Config, request_id: str, trigger: str, actor: str = "tester") -> RequestRecord:
+    """Fire ``trigger`` with evidence that satisfies its guards."""
+    kind, body, evidence = EVIDENCE[trigger]
+    return api.advance(
+        cfg, request_id, trigger, actor, artifact_kind=kind, artifact=body, evidence=evidence
+    )
+
+
+@pytest.fixture
+def make_request(cfg: Config) -> Callable[..., RequestRecord]:
+    """Build a request in a given state (through real transitions)."""
+    counter = {"n": 0}
+
+    def make(
+        state: str = "analyzed",
+        *,
+        targets: tuple[str, ...] = ("aegis-base",),
+        actor: str = "tester",
+    ) -> RequestRecord:
+        counter["n"] += 1
+        if state == "intent":
+            return api.create_request(cfg, "apt install", " ".join(targets), actor)
+        planned = api.submit_plan(cfg, sample_plan(f"p-{counter['n']}", targets=targets), actor)
+        rec = api.get_request(cfg, planned.request_id)
+        for trigger in PATHS[state]:
+            rec = step(cfg, rec.id, trigger, actor)
+        assert rec.state == state
+        return rec
+
+    return make
