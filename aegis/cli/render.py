@@ -60,7 +60,10 @@ def console(*, stderr: bool = False) -> Console:
     """A rich console for people; plain (no colour) when not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (logs, agents, tests) is not folded at 80 columns: hashes stay whole.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def emit_json(value: Any) -> None:

@@ -1,0 +1,261 @@
+"""The CLI shell and the workflow commands, through CliRunner and ``python -m aegis``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from aegis import api
+from aegis.cli.aegis import cli as aegis_cli
+from aegis.cli.aegisctl import cli as aegisctl_cli
+from aegis.cli.commands import AEGIS_COMMANDS, AEGISCTL_COMMANDS
+from aegis.config import Config, load_config
+from aegis.devtools.sample_plans import sample_plan
+
+HOSTILE = ["[/]", "\n[bold]decision: allow", "\x1b[2J\x1b]0;owned\x07", "evil\u202egnp.exe"]
+
+
+@pytest.fixture
+def cfg(aegis_home: Path) -> Config:
+    return load_config()
+
+
+def run(*args: str, group: click.Group = aegis_cli) -> Result:
+    return CliRunner().invoke(group, list(args))
+
+
+def _all_commands(group: click.Group, table: dict[str, str]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    ctx = click.Context(group)
+    for name in table:
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None
+        out.append((name,))
+        if isinstance(cmd, click.Group):
+            out.extend((name, sub) for sub in cmd.list_commands(click.Context(cmd)))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("group", "path"),
+    [(aegis_cli, p) for p in _all_commands(aegis_cli, AEGIS_COMMANDS)]
+    + [(aegisctl_cli, p) for p in _all_commands(aegisctl_cli, AEGISCTL_COMMANDS)],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else getattr(v, "name", "?"),
+)
+def test_every_command_has_help_with_an_example(group: click.Group, path: tuple[str, ...]) -> None:
+    result = run(*path, "--help", group=group)
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+
+
+def test_python_dash_m_aegis_and_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "aegis", "--help"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0
+    assert "Aegis never mutates directly" in out.stdout
+    assert run("--version").output.startswith("aegis ")
+
+
+def _hostile_requests(cfg: Config) -> list[str]:
+    ids = []
+    for i, text in enumerate(HOSTILE):
+        planned = api.submit_plan(cfg, sample_plan(f"p-h{i}", targets=(text,)), f"actor{text}")
+        ids.append(planned.request_id)
+    api.cancel(cfg, ids[0], "ops" + HOSTILE[1], "reason " + "".join(HOSTILE))
+    return ids
+
+
+def _assert_inert(output: str) -> None:
+    assert "\x1b" not in output
+    assert "\u202e" not in output
+    assert "\x07" not in output
+    for line in output.splitlines():
+        assert not line.lstrip("│┃ ").startswith("[bold]decision: allow"), line
+        assert not line.lstrip("│┃ ").startswith("decision: allow"), line
+
+
+def test_hostile_strings_are_inert_in_requests(cfg: Config) -> None:
+    _hostile_requests(cfg)
+    result = run("requests")
+    assert result.exit_code == 0, result.output
+    _assert_inert(result.output)
+    assert "[/]" in result.output
+    assert "\\u202e" in result.output
+    as_json = run("requests", "--json")
+    assert as_json.exit_code == 0
+    _assert_inert(as_json.output)
+    targets = {r["summary"] for r in json.loads(as_json.stdout)["requests"]}
+    assert targets == set(HOSTILE)  # JSON keeps the data exactly, escaped
+
+
+@pytest.mark.parametrize("index", range(len(HOSTILE)))
+def test_hostile_strings_are_inert_in_show(cfg: Config, index: int) -> None:
+    ids = _hostile_requests(cfg)
+    result = run("show", ids[index])
+    assert result.exit_code == 0, result.output
+    _assert_inert(result.output)
+    assert "Timeline" in result.output
+    assert "* analyzed" in result.output or "* cancelled" in result.output
+    assert run("show", ids[index], "--json").exit_code == 0
+
+
+def test_show_lists_actor_time_evidence_and_paths(cfg: Config) -> None:
+    planned = api.submit_plan(cfg, sample_plan("p-show"), "alice")
+    api.advance(
+        cfg, planned.request_id, "review", "reviewd", artifact_kind="review", artifact=b"{}"
+    )
+    result = run("show", planned.request_id, "--json")
+    data = json.loads(result.stdout)
+    assert [h["trigger"] for h in data["history"]] == ["create", "analyze", "review"]
+    assert data["history"][1]["actor"] == "alice"
+    assert data["history"][1]["artifacts"][0]["sha256"] == planned.plan_hash
+    assert data["artifacts"][0]["path"] == str(planned.plan_path)
+    assert data["next_triggers"] == ["decide", "deny", "cancel"]
+    text = run("show", planned.request_id).output
+    assert "plan:" + planned.plan_hash[:12] in text
+    assert "* reviewed" in text
+
+
+def test_requests_filters_and_json(cfg: Config) -> None:
+    a = api.submit_plan(cfg, sample_plan("p-a"), "t").request_id
+    b = api.submit_plan(cfg, sample_plan("p-b"), "t").request_id
+    api.cancel(cfg, b, "t", "x")
+    data = json.loads(run("requests", "--state", "cancelled", "--json").stdout)
+    assert [r["id"] for r in data["requests"]] == [b]
+    assert json.loads(run("requests", "--stuck", "--json").stdout) == {"requests": []}
+    assert a in run("requests").output
+    bad = run("requests", "--state", "nirvana")
+    assert bad.exit_code == 3
+    assert bad.stderr.startswith("Error: unknown state 'nirvana'")
+
+
+def test_errors_are_one_line_with_stable_codes(cfg: Config) -> None:
+    missing = run("show", "r-0000")
+    assert missing.exit_code == 3
+    assert missing.stderr.startswith("Error: no change request 'r-0000'")
+    assert "Traceback" not in missing.stderr
+    planned = api.submit_plan(cfg, sample_plan("p-c"), "t")
+    with sqlite3.connect(cfg.store_path) as conn:
+        conn.execute("UPDATE requests SET state = 'signed' WHERE id = ?", [planned.request_id])
+    corrupt = run("show", planned.request_id)
+    assert corrupt.exit_code == 4
+    assert "corrupted or was edited" in corrupt.stderr
+    assert "Traceback" not in corrupt.stderr
+    debug = run("--debug", "show", planned.request_id)
+    assert debug.exit_code == 4
+    assert "Traceback" in debug.stderr
+
+
+def test_cancel_and_illegal_cancel(cfg: Config) -> None:
+    rid = api.submit_plan(cfg, sample_plan("p-x"), "t").request_id
+    result = run("cancel", rid, "--reason", "not needed", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["request"]["state"] == "cancelled"
+    again = run("cancel", rid, "--reason", "again")
+    assert again.exit_code == 6
+    assert "not allowed in state 'cancelled'" in again.stderr
+    assert run("cancel", rid).exit_code == 2  # --reason is required
+
+
+def test_resume_json(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AEGIS_UNSAFE_STAGES", "reviewer=")
+    rid = api.submit_plan(cfg, sample_plan("p-r"), "t").request_id
+    result = run("resume", "--json")
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)["items"]
+    assert items[0]["request_id"] == rid
+    assert items[0]["action"] == "skipped"
+
+
+def test_workflow_graph_and_check(tmp_path: Path) -> None:
+    mermaid = run("workflow", "graph", "--format", "mermaid")
+    assert mermaid.exit_code == 0
+    assert "reviewed --> policy: decide" in mermaid.output
+    assert "applying --> applied: finish" in mermaid.output
+    assert json.loads(run("workflow", "graph", "--json").stdout)["initial"] == "intent"
+    from aegis.workflow.machine import default_workflow_path
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        default_workflow_path().read_text()
+        + '\n[[transitions]]\ntrigger = "yolo"\nsource = ["reviewed"]\ndest = "applied"\n'
+        'needs = "system"\n'
+    )
+    result = run("workflow", "check", str(bad))
+    assert result.exit_code == 3
+    assert "reviewed -> applied (trigger 'yolo')" in result.stderr
+    assert run("workflow", "check", str(default_workflow_path())).exit_code == 0
+
+
+def test_direct_mutation_is_refused() -> None:
+    from aegis.cli.render import refuse_direct_mutation
+
+    @click.group(cls=type(aegis_cli), table={})
+    def cli() -> None:
+        pass
+
+    @cli.command(context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1)
+    def apt(args: tuple[str, ...]) -> None:
+        raise refuse_direct_mutation(" ".join(("apt", *args)))
+
+    result = CliRunner().invoke(cli, ["apt", "install", "nginx"])
+    assert result.exit_code == 3
+    assert result.stderr.startswith(
+        "Error: refusing to run 'aegis apt install nginx' without --plan"
+    )
+    assert "aegis apt install nginx --plan" in result.stderr
+
+
+@pytest.mark.skipif("apt" not in AEGIS_COMMANDS, reason="the apt group is not registered yet")
+def test_real_apt_group_refuses_without_plan(cfg: Config) -> None:
+    result = run("apt", "install", "nginx")
+    assert result.exit_code == 3, result.output
+    assert "--plan" in result.stderr
+
+
+def _read_only(
+    path: Path, argv: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run argv with ``path`` remounted read-only (root) or made unwritable (others)."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare to make a read-only mount")
+    script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, str(path), *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_store_on_a_read_only_path(cfg: Config, aegis_home: Path) -> None:
+    rid = api.submit_plan(cfg, sample_plan("p-ro"), "t").request_id
+    before = api.get_request(cfg, rid)
+    env = dict(os.environ)
+    aegis = [sys.executable, "-m", "aegis"]
+    result = _read_only(aegis_home, [*aegis, "cancel", rid, "--reason", "x"], env)
+    assert result.returncode == 7, result.stderr
+    assert result.stderr.startswith("Error: ")
+    assert "Traceback" not in result.stderr
+    assert api.get_request(cfg, rid) == before
+    empty = aegis_home.parent / "empty-home"
+    empty.mkdir()
+    fresh = _read_only(empty, [*aegis, "requests"], {**env, "AEGIS_HOME": str(empty)})
+    assert fresh.returncode == 7, fresh.stderr
+    assert "cannot create the store directory" in fresh.stderr
+    assert "Read-only file system" in fresh.stderr or "Permission denied" in fresh.stderr
