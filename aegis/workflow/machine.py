@@ -345,9 +345,14 @@ def _load_cached(path: Path) -> Workflow:
     return parse_workflow(data, source=str(path))
 
 
+@cache
+def _default_resolved() -> Path:
+    return default_workflow_path().resolve()
+
+
 def load_workflow(path: Path | None = None) -> Workflow:
     """Load and validate the workflow file (the shipped one by default)."""
-    return _load_cached((path or default_workflow_path()).resolve())
+    return _load_cached(path.resolve() if path is not None else _default_resolved())
 
 
 class _Attempt:
@@ -394,18 +399,26 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
 
         return check
 
+    exits = wf.exits(state)
     model = _Attempt()
-    machine = Machine(
+    # The attempt's machine holds only ``state``, the edges leaving it and their targets:
+    # nothing else can fire from here, and building the whole graph costs more than the commit.
+    Machine(
         model=model,
-        states=list(wf.states),
+        states=list(dict.fromkeys([state, *(t.dest for t in exits)])),
+        transitions=[
+            {
+                "trigger": t.trigger,
+                "source": state,
+                "dest": t.dest,
+                "conditions": [_condition(g) for g in t.guards],
+            }
+            for t in exits
+        ],
         initial=state,
         auto_transitions=False,
         ignore_invalid_triggers=False,
     )
-    for t in wf.transitions:
-        machine.add_transition(
-            t.trigger, list(t.sources), t.dest, conditions=[_condition(g) for g in t.guards]
-        )
     try:
         ok = model.trigger(trigger)  # type: ignore[attr-defined]
     except MachineError as e:  # defensive: lookup() above already checked

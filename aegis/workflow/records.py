@@ -14,13 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
-from aegis.codec import from_dict, to_dict
+from aegis.canonical import canonical_bytes, loads_strict, sha256_hex
+from aegis.codec import from_dict
 from aegis.errors import InputError, TrustError
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -115,13 +116,38 @@ class HistoryRecord:
 
 
 def _request_body(rec: RequestRecord) -> dict[str, Any]:
-    body: dict[str, Any] = to_dict(rec)
-    return body
+    # Equal to to_dict(rec), spelled out: it runs on every read and write of a request.
+    return {
+        "id": rec.id,
+        "kind": rec.kind,
+        "summary": rec.summary,
+        "state": rec.state,
+        "version": rec.version,
+        "created_at": rec.created_at,
+        "updated_at": rec.updated_at,
+        "plan_id": rec.plan_id,
+        "plan_hash": rec.plan_hash,
+        "lease_owner": rec.lease_owner,
+        "lease_expires_at": rec.lease_expires_at,
+        "head": rec.head,
+    }
+
+
+def _canonical_known(value: Any) -> bytes:
+    """Canonical bytes of a structure built here from str/int/None/bool and checked facts.
+
+    Same bytes as :func:`aegis.canonical.canonical_bytes` (same json.dumps arguments) without
+    its type walk, which the callers already guarantee: facts pass :func:`check_facts`
+    before a write and :func:`loads_strict` (no floats) on a read.
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8", "surrogatepass")
 
 
 def request_hash(rec: RequestRecord) -> str:
     """SHA-256 over the canonical JSON of every field of the request row."""
-    return canonical_hash(_request_body(rec))
+    return sha256_hex(_canonical_known(_request_body(rec)))
 
 
 def request_row(rec: RequestRecord) -> dict[str, Any]:
@@ -130,20 +156,37 @@ def request_row(rec: RequestRecord) -> dict[str, Any]:
 
 
 def history_body(rec: HistoryRecord) -> dict[str, Any]:
-    """The canonical structure a history row's hash covers."""
-    body: dict[str, Any] = to_dict(rec)
-    return body
+    """The canonical structure a history row's hash covers (equal to ``to_dict(rec)``).
+
+    Spelled out rather than generic: it runs on every row of every transition.
+    """
+    return {
+        "request_id": rec.request_id,
+        "seq": rec.seq,
+        "from_state": rec.from_state,
+        "to_state": rec.to_state,
+        "trigger": rec.trigger,
+        "actor": rec.actor,
+        "at": rec.at,
+        "artifacts": [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in rec.artifacts],
+        "facts": rec.facts,
+        "workflow": rec.workflow,
+        "prev_hash": rec.prev_hash,
+    }
 
 
 def history_hash(rec: HistoryRecord) -> str:
     """SHA-256 over the canonical JSON of the history record."""
-    return canonical_hash(history_body(rec))
+    return sha256_hex(_canonical_known(history_body(rec)))
 
 
-def history_row(rec: HistoryRecord) -> dict[str, Any]:
-    """The row to write for ``rec``; artifacts and facts go into ``evidence``."""
+def history_row(rec: HistoryRecord, row_hash: str | None = None) -> dict[str, Any]:
+    """The row to write for ``rec``; artifacts and facts go into ``evidence``.
+
+    ``row_hash`` may be passed when the caller already computed :func:`history_hash`.
+    """
     evidence = {
-        "artifacts": [to_dict(a) for a in rec.artifacts],
+        "artifacts": [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in rec.artifacts],
         "facts": rec.facts,
         "workflow": rec.workflow,
     }
@@ -155,9 +198,9 @@ def history_row(rec: HistoryRecord) -> dict[str, Any]:
         "trigger": rec.trigger,
         "actor": rec.actor,
         "at": rec.at,
-        "evidence": canonical_bytes(evidence).decode("utf-8"),
+        "evidence": _canonical_known(evidence).decode("utf-8"),
         "prev_hash": rec.prev_hash,
-        "row_hash": history_hash(rec),
+        "row_hash": row_hash or history_hash(rec),
     }
 
 
@@ -165,7 +208,7 @@ def check_facts(facts: dict[str, Any]) -> dict[str, Any]:
     """Refuse evidence that is not small canonical JSON."""
     if not isinstance(facts, dict):
         raise InputError("evidence must be an object")
-    if len(canonical_bytes(facts)) > MAX_FACTS_BYTES:
+    if facts and len(canonical_bytes(facts)) > MAX_FACTS_BYTES:
         raise InputError(f"evidence is larger than {MAX_FACTS_BYTES} bytes")
     return facts
 
@@ -178,9 +221,10 @@ def _corrupt(what: str, problem: str) -> CorruptStoreError:
 
 
 def _check_row_fields(row: dict[str, Any], what: str) -> None:
-    for key in ("created_at", "updated_at", "at"):
-        if key in row and row[key] is not None:
-            parse_time(row[key])
+    for key in ("created_at", "updated_at", "at", "lease_expires_at"):
+        value = row.get(key)
+        if value is not None and not (isinstance(value, str) and _TIME_RE.match(value)):
+            raise InputError(f"{key} is not a store timestamp: {str(value)[:40]!r}")
     for key in ("plan_hash", "head", "prev_hash", "row_hash"):
         if row.get(key) is not None:
             check_sha256(row[key])
@@ -214,6 +258,72 @@ def parse_request_row(row: dict[str, Any], states: frozenset[str]) -> RequestRec
     return rec
 
 
+def _str(data: dict[str, Any], key: str, *, optional: bool = False) -> Any:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{key}: expected a string")
+    return value
+
+
+_HISTORY_KEYS = frozenset(
+    {
+        "request_id",
+        "seq",
+        "from_state",
+        "to_state",
+        "trigger",
+        "actor",
+        "at",
+        "artifacts",
+        "facts",
+        "workflow",
+        "prev_hash",
+    }
+)
+_ARTIFACT_KEYS = frozenset({"kind", "sha256", "path"})
+
+
+def _history_from_dict(data: dict[str, Any]) -> HistoryRecord:
+    """Strict parse of a history record (hand-written: it runs on every row read)."""
+    if set(data) != _HISTORY_KEYS:
+        raise InputError(f"history keys differ: {sorted(set(data) ^ _HISTORY_KEYS)}")
+    seq = data["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InputError("seq: expected a non-negative integer")
+    arts_raw = data["artifacts"]
+    if not isinstance(arts_raw, list):
+        raise InputError("artifacts: expected a list")
+    arts = []
+    for item in arts_raw:
+        if not isinstance(item, dict) or set(item) != _ARTIFACT_KEYS:
+            raise InputError("artifacts: malformed entry")
+        arts.append(
+            ArtifactRef(
+                kind=_str(item, "kind"),
+                sha256=check_sha256(item["sha256"]),
+                path=_str(item, "path", optional=True),
+            )
+        )
+    facts = data["facts"]
+    if not isinstance(facts, dict):
+        raise InputError("facts: expected an object")
+    return HistoryRecord(
+        request_id=_str(data, "request_id"),
+        seq=seq,
+        from_state=_str(data, "from_state", optional=True),
+        to_state=_str(data, "to_state"),
+        trigger=_str(data, "trigger"),
+        actor=_str(data, "actor"),
+        at=_str(data, "at"),
+        artifacts=tuple(arts),
+        facts=facts,
+        workflow=_str(data, "workflow"),
+        prev_hash=_str(data, "prev_hash", optional=True),
+    )
+
+
 def parse_history_row(row: dict[str, Any], states: frozenset[str]) -> HistoryRecord:
     """Parse a ``history`` row strictly and check its hash.
 
@@ -232,7 +342,7 @@ def parse_history_row(row: dict[str, Any], states: frozenset[str]) -> HistoryRec
         if not isinstance(evidence, dict) or set(evidence) != {"artifacts", "facts", "workflow"}:
             raise InputError("evidence has the wrong shape")
         data.update(evidence)
-        rec = from_dict(HistoryRecord, data)
+        rec = _history_from_dict(data)
         for name in (rec.from_state, rec.to_state):
             if name is not None and name not in states:
                 raise InputError(f"unknown state {name!r}")

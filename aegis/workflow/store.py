@@ -423,7 +423,7 @@ class Store:
         """
         rec = base
         prev: str | None = None if create else base.head
-        histories: list[HistoryRecord] = []
+        histories: list[tuple[HistoryRecord, str]] = []
         artifacts: list[tuple[NewArtifact, int, str]] = []
         for move in moves:
             check_facts(move.facts)
@@ -449,7 +449,7 @@ class Store:
                 prev_hash=prev,
             )
             prev = history_hash(hist)
-            histories.append(hist)
+            histories.append((hist, prev))
             artifacts.extend((a, seq, move.at) for a in move.artifacts)
             rec = replace(
                 rec,
@@ -482,8 +482,8 @@ class Store:
                         [rec.id, art.kind, art.sha256, art.path, seq, at],
                     )
                 pause_point("artifact")
-                for hist in histories:
-                    h = history_row(hist)
+                for hist, hist_hash in histories:
+                    h = history_row(hist, hist_hash)
                     self.conn.execute(
                         "INSERT INTO history (request_id, seq, from_state, to_state, trigger, "
                         "actor, at, evidence, prev_hash, row_hash) "

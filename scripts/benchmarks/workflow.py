@@ -1,0 +1,199 @@
+"""Workflow figures: transition commit rate vs raw SQLite, stuck listing, CLI start-up.
+
+- ``transitions_per_s``: committed transitions (guards, fresh machine, verified history,
+  state + history + artifact in one transaction) with ``synchronous=FULL``;
+  ``raw_sqlite_per_s``: a plain sqlite3 loop doing the same writes (same schema,
+  pragmas and rows) in the same run; ``transition_vs_raw_ratio`` (goal >= 0.5).
+- ``api_advance_per_s``: the full ``api.advance`` call (opens the store each time).
+- ``stuck_json_100k_s``: wall time of ``aegis requests --stuck --json`` over 100,000 stored
+  requests (goal <= 0.3 s).
+- ``help_minus_python_ms``: ``aegis --help`` wall time minus ``python -c pass`` (goal <= 150).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+N_TRANSITIONS = 400
+N_STORED = 100_000
+ROUNDS = 3
+
+
+def _cfg(home: Path) -> Any:
+    from aegis.config import load_config
+
+    return load_config({"AEGIS_HOME": str(home), "AEGIS_HOST_ID": "bench"})
+
+
+def _requests(cfg: Any, n: int, prefix: str) -> list[str]:
+    from aegis import api
+    from aegis.devtools.sample_plans import sample_plan
+
+    return [
+        api.submit_plan(cfg, sample_plan(f"{prefix}-{i}"), "bench").request_id for i in range(n)
+    ]
+
+
+def _transition_rate(home: Path) -> tuple[float, float]:
+    from aegis import api
+
+    cfg = _cfg(home)
+    ids = _requests(cfg, N_TRANSITIONS, "t")
+    with api.open_store(cfg) as store:
+        recs = [store.get(r) for r in ids]
+        start = time.perf_counter()
+        for i, rec in enumerate(recs):
+            api._advance(store, rec, "review", "bench", "review", b"review %d" % i, None, {})
+        elapsed = time.perf_counter() - start
+    ids2 = _requests(cfg, N_TRANSITIONS // 4, "a")
+    start = time.perf_counter()
+    for i, rid in enumerate(ids2):
+        api.advance(cfg, rid, "review", "bench", artifact_kind="review", artifact=b"r %d" % i)
+    api_elapsed = time.perf_counter() - start
+    return N_TRANSITIONS / elapsed, len(ids2) / api_elapsed
+
+
+def _raw_rate(home: Path) -> float:
+    """The same writes as a transition (same schema, pragmas, row sizes), by a bare loop."""
+
+    # The same store contents as the measured transitions: the same requests, submitted alike.
+    cfg = _cfg(home)
+    ids = _requests(cfg, N_TRANSITIONS, "t")
+    conn = sqlite3.connect(cfg.store_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")  # the store's own pragmas, all three
+    h = "a" * 64
+    at = "2026-01-01T00:00:00.000000Z"
+    evidence = (
+        '{"artifacts":[{"kind":"review","path":null,"sha256":"' + h + '"}],"facts":{},'
+        '"workflow":"' + h + '"}'
+    )
+    start = time.perf_counter()
+    for i in range(N_TRANSITIONS):
+        rid = ids[i]
+        body = b"review %d" % i
+        sha = f"{i:064x}"
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE requests SET kind = ?, summary = ?, state = 'reviewed', version = 2, "
+            "created_at = ?, updated_at = ?, plan_id = ?, plan_hash = ?, lease_owner = NULL, "
+            "lease_expires_at = NULL, head = ?, row_hash = ? "
+            "WHERE id = ? AND version = 1 AND state = 'analyzed'",
+            ["apt install", "aegis-base", at, at, f"t-{i}", h, h, h, rid],
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO artifacts (sha256, size, body, created_at) VALUES (?, ?, ?, ?)",
+            [sha, len(body), body, at],
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO request_artifacts VALUES (?, 'review', ?, NULL, 2, ?)",
+            [rid, sha, at],
+        )
+        conn.execute(
+            "INSERT INTO history VALUES (?, 2, 'analyzed', 'reviewed', 'review', 'bench', ?, "
+            "?, ?, ?)",
+            [rid, at, evidence, h, h],
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return N_TRANSITIONS / elapsed
+
+
+def _fill(home: Path) -> None:
+    """100,000 requests with valid row hashes; 100 of them stuck."""
+    from aegis.workflow.records import RequestRecord, format_time, request_row
+    from aegis.workflow.store import Store
+
+    cfg = _cfg(home)
+    now = datetime.now(UTC)
+    Store.open(cfg.store_path, states=frozenset({"analyzed"})).close()
+    rows = []
+    for i in range(N_STORED):
+        at = now - (timedelta(days=3) if i % 1000 == 0 else timedelta(minutes=i % 600))
+        rec = RequestRecord(
+            id=f"r-{i:08x}",
+            kind="apt install",
+            summary=f"pkg-{i}",
+            state="analyzed",
+            version=1,
+            created_at=format_time(at),
+            updated_at=format_time(at),
+            plan_id=f"p-{i}",
+            plan_hash="0" * 64,
+            lease_owner=None,
+            lease_expires_at=None,
+            head="0" * 64,
+        )
+        rows.append(request_row(rec))
+    conn = sqlite3.connect(cfg.store_path, isolation_level=None)
+    cols = list(rows[0])
+    conn.execute("BEGIN")
+    conn.executemany(
+        f"INSERT INTO requests ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",  # noqa: S608
+        [[r[c] for c in cols] for r in rows],
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def _wall(argv: list[str], env: dict[str, str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run() -> dict[str, object]:
+    """Measure every figure in one run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        # fsync timing is noisy: alternate the two loops and take each one's median.
+        rates, raws, api_rates = [], [], []
+        for i in range(ROUNDS):
+            rate_i, api_i = _transition_rate(base / f"t{i}")
+            rates.append(rate_i)
+            api_rates.append(api_i)
+            raws.append(_raw_rate(base / f"raw{i}"))
+        rate, raw = statistics.median(rates), statistics.median(raws)
+        api_rate = statistics.median(api_rates)
+        _fill(base / "big")
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AEGIS_")},
+            "AEGIS_HOME": str(base / "big"),
+        }
+        aegis = [sys.executable, "-m", "aegis"]
+        out = subprocess.run(
+            [*aegis, "requests", "--stuck", "--json"], env=env, check=True, capture_output=True
+        )
+        stuck_count = out.stdout.count(b'"id"')
+        stuck_s = _wall([*aegis, "requests", "--stuck", "--json"], env)
+        help_s = _wall([*aegis, "--help"], env)
+        pass_s = _wall([sys.executable, "-c", "pass"], env)
+    return {
+        "transitions_per_s": round(rate),
+        "raw_sqlite_per_s": round(raw),
+        "transition_vs_raw_ratio": round(rate / raw, 3),
+        "api_advance_per_s": round(api_rate),
+        "stuck_json_100k_s": round(stuck_s, 3),
+        "stuck_json_100k_found": stuck_count,
+        "help_minus_python_ms": round((help_s - pass_s) * 1000, 1),
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))
