@@ -34,7 +34,7 @@ def aegis_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
             monkeypatch.delenv(var)
     monkeypatch.setenv("AEGIS_HOME", str(home))
     monkeypatch.setenv("AEGIS_HOST_ID", "test-host")
-    yield home
+    yield home  # noqa: PT022 - kept a generator so teardown can be added
 
 
 @pytest.fixture(scope="session")

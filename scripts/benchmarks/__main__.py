@@ -29,13 +29,14 @@ def main() -> int:
             continue
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-        assert spec and spec.loader
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
             for key, value in module.run().items():
                 figures[f"{name}.{key}"] = value
-        except Exception:  # noqa: BLE001 - report and continue with the others
+        except Exception:  # report and continue with the others
             traceback.print_exc()
             figures[f"{name}.error"] = "failed; see stderr"
             failed = True
