@@ -38,6 +38,7 @@ class _DefaultToEvaluate(click.Group):
     "policy",
     cls=_DefaultToEvaluate,
     invoke_without_command=False,
+    subcommand_metavar="PLAN.json [--explain] [--json] | COMMAND [ARGS]...",
     help=(
         "Deterministic policy decision for a plan.\n\n"
         "Example:\n\n"

@@ -38,9 +38,24 @@ NOW = "2026-01-01T00:10:00Z"
 """Evaluation time matching :data:`CREATED` (ten minutes later)."""
 
 
-def policy_toml(*, extra: str = "", vendor_packages: tuple[str, ...] = ("vendor-*",)) -> str:
-    """A policy file approving the two fixture sources, plus ``extra`` TOML appended."""
+def policy_toml(
+    *,
+    extra: str = "",
+    vendor_packages: tuple[str, ...] = ("vendor-*",),
+    review_required: bool | None = False,
+) -> str:
+    """A policy file approving the two fixture sources, plus ``extra`` TOML appended.
+
+    ``review_required`` False (the default here) lets a request without a review record
+    count as skipped by configuration, so rule tests see the rules' own decision; None
+    leaves the ``[review]`` table out for ``extra`` to provide.
+    """
     pkgs = ", ".join(f'"{p}"' for p in vendor_packages)
+    review = (
+        ""
+        if review_required is None
+        else (f"\n[review]\nrequired = {'true' if review_required else 'false'}\n")
+    )
     return f"""format = "aegis.policy-config/1"
 ruleset = "aegis.rules/1"
 name = "test"
@@ -60,7 +75,7 @@ suite = "stable"
 component = "main"
 signer_fingerprint = "{VENDOR_FPR}"
 packages = [{pkgs}]
-{extra}"""
+{review}{extra}"""
 
 
 def repository(rid: str = "dist", **changes: object) -> Repository:

@@ -90,6 +90,10 @@ class ReviewSettings:
     """A review skipped by configuration (``--no-review``, no model) is neutral.
 
     False makes a skipped review require approval like a failed one."""
+    required: bool = True
+    """False: this site runs no model review; a request without a review record is
+    treated as skipped by configuration (neutral). A review that exists still counts
+    only when it verifies, and a failed or invalid one still requires approval."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +300,9 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
     approval = _table(data, "approval", "")
     _check_keys(approval, {"count", "roles"}, "approval")
     review = _table(data, "review", "")
-    _check_keys(review, {"public_keys", "allow_skip"}, "review")
+    _check_keys(review, {"public_keys", "allow_skip", "required"}, "review")
+    if review.get("required") is False and review.get("allow_skip") is False:
+        raise PolicyConfigError("review: required = false needs allow_skip = true")
     thresholds = _table(data, "thresholds", "")
     defaults = Thresholds()
     _check_keys(
@@ -329,6 +335,7 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
                 review, "public_keys", "review.", (), check=lambda k: bool(_HEX_KEY_RE.match(k))
             ),
             allow_skip=_bool(review, "allow_skip", "review.", True),
+            required=_bool(review, "required", "review.", True),
         ),
         thresholds=Thresholds(
             evidence_max_age_s=_int(

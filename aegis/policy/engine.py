@@ -31,7 +31,12 @@ from aegis.canonical import canonical_hash
 from aegis.codec import to_dict
 from aegis.model import Plan
 from aegis.model import plan_hash as compute_plan_hash
-from aegis.policy.config import PolicyConfig, PolicyConfigError, PolicyUnavailable
+from aegis.policy.config import (
+    PolicyConfig,
+    PolicyConfigError,
+    PolicyUnavailable,
+    ReviewSettings,
+)
 from aegis.policy.result import (
     POLICY_SCHEMA,
     STRICTNESS,
@@ -245,23 +250,23 @@ def evaluate(
     now = now.astimezone(UTC).replace(microsecond=0)
     digest = plan_hash or compute_plan_hash(plan)
     config = policy_config
-    keys: tuple[str, ...] = ()
-    allow_skip = False
-    if isinstance(config, PolicyConfig):
-        keys, allow_skip = config.review.public_keys, config.review.allow_skip
-    binding = assess_review(review, digest, keys, allow_skip, review_hash=review_hash)
+    # With no usable policy the review cannot matter (the decision is deny): settings
+    # that count nothing keep the binding honest.
+    settings = (
+        config.review
+        if isinstance(config, PolicyConfig)
+        else ReviewSettings(public_keys=(), allow_skip=False)
+    )
+    binding = assess_review(review, digest, settings, review_hash=review_hash)
     decision, controls, fired, not_fired = _decide(plan, binding, config, now)
     config_hash, version = policy_version(config)
     shadow = None
     if isinstance(config, PolicyConfig) and config.shadow is not None:
         shadow_cfg = replace(config.shadow, shadow=None)
-        s_binding = assess_review(
-            review,
-            digest,
-            shadow_cfg.review.public_keys or keys,
-            shadow_cfg.review.allow_skip,
-            review_hash=review_hash,
-        )
+        s_settings = shadow_cfg.review
+        if not s_settings.public_keys:
+            s_settings = replace(s_settings, public_keys=settings.public_keys)
+        s_binding = assess_review(review, digest, s_settings, review_hash=review_hash)
         s_decision, s_controls, s_fired, _ = _decide(plan, s_binding, shadow_cfg, now)
         shadow = ShadowResult(
             policy_version=policy_version(shadow_cfg)[1],

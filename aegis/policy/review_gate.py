@@ -12,7 +12,7 @@ an invalid, failed, timed-out, unverified or missing review raises to
 require-approval; a review skipped by configuration is neutral.
 
 Example:
-    >>> binding = assess_review(None, plan_hash, keys, allow_skip=True)
+    >>> binding = assess_review(None, plan_hash, config.review)
     >>> merge_review(Effect.ALLOW, binding, config)[0]
     <Effect.REQUIRE_APPROVAL: 'require-approval'>
 """
@@ -25,7 +25,7 @@ from typing import Any
 from aegis.canonical import canonical_hash
 from aegis.codec import to_dict
 from aegis.errors import AegisError
-from aegis.policy.config import PolicyConfig
+from aegis.policy.config import PolicyConfig, ReviewSettings
 from aegis.policy.result import Effect, FiredRule, ReviewBinding, ReviewStatus, stricter
 
 _RAISING = {
@@ -82,8 +82,7 @@ def _record_hash(review: Any) -> str:
 def assess_review(
     review: Any,
     plan_hash: str,
-    public_keys: tuple[str, ...],
-    allow_skip: bool,
+    settings: ReviewSettings,
     *,
     review_hash: str | None = None,
 ) -> ReviewBinding:
@@ -92,11 +91,13 @@ def assess_review(
     Args:
         review: a review record, or None.
         plan_hash: the plan's SHA-256.
-        public_keys: configured aegis-reviewd keys (hex).
-        allow_skip: whether a configured skip is neutral.
+        settings: the policy's review settings (keys, allow_skip, required).
         review_hash: the record's hash if the caller has it.
     """
     if review is None:
+        if not settings.required:
+            detail = "no review record; policy runs without a model review ([review] required)"
+            return ReviewBinding(None, ReviewStatus.SKIPPED, False, detail)
         return ReviewBinding(None, ReviewStatus.MISSING, False, "no review record")
     if isinstance(review, UnreadableReview):
         return ReviewBinding(review.body_hash, ReviewStatus.UNVERIFIED, False, review.reason)
@@ -107,9 +108,9 @@ def assess_review(
         return ReviewBinding(
             digest, ReviewStatus.UNVERIFIED, False, "review verification is not available"
         )
-    raw_status, detail, recommendation, flags = verdict(review, plan_hash, public_keys)
+    raw_status, detail, recommendation, flags = verdict(review, plan_hash, settings.public_keys)
     status = ReviewStatus(raw_status)
-    if status is ReviewStatus.SKIPPED and not allow_skip:
+    if status is ReviewStatus.SKIPPED and not settings.allow_skip:
         detail = f"{detail} (policy does not accept skipped reviews)"
     counted = status is ReviewStatus.VALID
     return ReviewBinding(

@@ -52,7 +52,16 @@ def test_shipped_default_policy_loads(tmp_path: Path) -> None:
         (policy_toml(extra='[rules."kernel.change"]\neffect = "maybe"\n'), "effect: must be"),
         (policy_toml(extra='[rules."kernel.change"]\nwhen = 1\n'), "unknown key(s) when"),
         (policy_toml(extra="[[sources]]\nname = 'x'\n"), "sources[2]."),
-        (policy_toml(extra="[review]\npublic_keys = ['zz']\n"), "review.public_keys"),
+        (
+            policy_toml(review_required=None, extra="[review]\npublic_keys = ['zz']\n"),
+            "review.public_keys",
+        ),
+        (
+            policy_toml(
+                review_required=None, extra="[review]\nrequired = false\nallow_skip = false\n"
+            ),
+            "needs allow_skip",
+        ),
         ("= broken", "not valid TOML"),
     ],
     ids=[
@@ -66,6 +75,7 @@ def test_shipped_default_policy_loads(tmp_path: Path) -> None:
         "override-unknown-key",
         "source-missing-uri",
         "bad-key",
+        "skip-conflict",
         "not-toml",
     ],
 )

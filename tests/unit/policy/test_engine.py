@@ -181,7 +181,7 @@ def test_result_binds_plan_review_policy_and_time(
     assert result.evaluated_at == "2026-01-01T00:10:00Z"
     assert result.ruleset_version == RULESET_VERSION
     assert (result.config_hash, result.policy_version) == policy_version(policy)
-    assert result.review.review_hash is not None
+    assert result.review.review_hash is None
     assert result.review.status is ReviewStatus.SKIPPED
     # Round trip through the file format, byte-identical.
     data = result_bytes(result)
@@ -200,7 +200,8 @@ def test_policy_version_changes_with_config(policy: PolicyConfig, now: datetime)
     assert not is_current(result, PolicyUnavailable("gone"))
 
 
-def test_missing_review_requires_approval(policy: PolicyConfig, now: datetime) -> None:
+def test_missing_review_requires_approval(now: datetime) -> None:
+    policy = parse_policy_config(policy_toml(review_required=True))
     result = evaluate(clean_plan(), None, policy, now)
     assert result.decision is Effect.REQUIRE_APPROVAL
     assert result.review.status is ReviewStatus.MISSING
@@ -224,11 +225,7 @@ from tests_policy_cases import build
 plan = build(sys.argv[1])
 now = datetime.fromisoformat(pp.NOW.replace("Z", "+00:00"))
 config = parse_policy_config(pp.policy_toml())
-try:
-    review = pp.skipped_review()
-except RuntimeError:
-    review = None
-sys.stdout.buffer.write(result_bytes(evaluate(plan, review, config, now)))
+sys.stdout.buffer.write(result_bytes(evaluate(plan, None, config, now)))
 """
 
 _CASES_MODULE = """
