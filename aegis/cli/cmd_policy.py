@@ -156,6 +156,7 @@ def evaluate_cmd(plan: Path, explain: bool, as_json: bool, dry_run: bool, at: st
     if dry_run:
         result, request_id, state = evaluate_plan_file(cfg, plan, now=now)
         path: Path | None = None
+        recorded = False
     else:
         outcome = decide(cfg, plan, now=now, actor=api.current_user())
         result, request_id, state, path = (
@@ -164,12 +165,20 @@ def evaluate_cmd(plan: Path, explain: bool, as_json: bool, dry_run: bool, at: st
             outcome.state,
             outcome.path,
         )
+        recorded = outcome.recorded
+        if recorded and not as_json:
+            click.echo(
+                f"request {request_id} was already decided at {result.evaluated_at}; "
+                "showing the recorded result",
+                err=True,
+            )
     if as_json:
         emit_json(
             {
                 "request_id": request_id,
                 "state": state,
                 "path": str(path) if path is not None else None,
+                "recorded": recorded,
                 "result": result_to_dict(result),
             }
         )

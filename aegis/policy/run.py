@@ -49,6 +49,8 @@ class Decided:
     request_id: str
     state: str
     """The request's state after the transition (``policy`` or ``denied``)."""
+    recorded: bool = False
+    """True when the request was already decided: ``result`` is the stored decision."""
 
 
 def parse_plan_bytes(raw: bytes) -> tuple[Plan, str]:
@@ -190,9 +192,17 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
         EnvironmentFailure: the result file cannot be written (exit 7).
     """
     from aegis import api
-    from aegis.policy.result import Effect, result_bytes
+    from aegis.policy.result import Effect, result_bytes, result_from_bytes
 
     result, request_id, state = evaluate_plan_file(cfg, plan_path, now=now)
+    stored = api.latest_artifact(cfg, request_id, "policy") if state != "reviewed" else None
+    if stored is not None:
+        # Idempotent: a decided request shows its recorded decision (hash-checked by the
+        # store, parsed strictly), never a fresh one that nothing recorded.
+        ref, body = stored
+        recorded = result_from_bytes(body)
+        path = Path(ref.path) if ref.path else cfg.policy_dir / f"{recorded.plan_id}.policy.json"
+        return Decided(recorded, path, request_id, state, recorded=True)
     if state != "reviewed":
         hint = (
             "run 'aegis review <plan.json>' first (or 'aegis review --no-review <plan.json>')"

@@ -108,6 +108,19 @@ def test_deny_prints_rule_id_and_contract_phrase_and_exits_5(cfg: Config) -> Non
     assert api.get_request(cfg, request_id).state == "denied"
 
 
+def test_second_run_shows_the_recorded_decision(cfg: Config) -> None:
+    request_id, plan_path = _reviewed(cfg, pp.clean_plan())
+    first = _run(str(plan_path), "--json", *AT)
+    # Later, with another policy in force, the recorded decision is what is shown.
+    cfg.policy_path.unlink()
+    second = _run(str(plan_path), "--json", "--at", "2026-01-01T00:20:00Z")
+    assert second.exit_code == first.exit_code == 8
+    out = json.loads(second.stdout)
+    assert out["recorded"] is True
+    assert out["result"] == json.loads(first.stdout)["result"]
+    assert api.get_request(cfg, request_id).state == "policy"
+
+
 def test_missing_policy_file_denies(cfg: Config) -> None:
     cfg.policy_path.unlink()
     request_id, plan_path = _reviewed(cfg, pp.clean_plan())
