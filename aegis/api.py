@@ -382,8 +382,8 @@ def get_request_detail(cfg: Config, request_id: str, now: datetime | None = None
 
     wf = workflow()
     with open_store(cfg) as store:
-        rec = store.get(request_id)
-        history = tuple(store.history(rec))
+        rec, history_list = store.load(request_id)
+        history = tuple(history_list)
     return RequestDetail(
         request=rec,
         history=history,
@@ -414,7 +414,7 @@ def load_artifact(cfg: Config, sha256: str) -> bytes:
 def request_artifacts(cfg: Config, request_id: str) -> list[AttachedArtifact]:
     """Every artifact of the request, from its verified history, oldest first."""
     with open_store(cfg) as store:
-        return _artifacts(store.history(store.get(request_id)))
+        return _artifacts(store.load(request_id)[1])
 
 
 def latest_artifact(cfg: Config, request_id: str, kind: str) -> tuple[ArtifactRef, bytes] | None:
@@ -422,7 +422,7 @@ def latest_artifact(cfg: Config, request_id: str, kind: str) -> tuple[ArtifactRe
     from aegis.workflow.records import ArtifactRef
 
     with open_store(cfg) as store:
-        found = [a for a in _artifacts(store.history(store.get(request_id))) if a.kind == kind]
+        found = [a for a in _artifacts(store.load(request_id)[1]) if a.kind == kind]
         if not found:
             return None
         last = found[-1]

@@ -350,14 +350,27 @@ class Store:
         Raises:
             CorruptStoreError: a row fails its checks or the chain is broken.
         """
+        # One read transaction: the request row and its history come from the same snapshot,
+        # so a writer committing in between cannot make them look inconsistent.
         with self._errors():
-            cur = self.conn.execute(
-                "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
-                "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
-                [rec.id],
+            self.conn.execute("BEGIN")
+            try:
+                current = self._select_requests("WHERE id = ?", [rec.id])
+                cur = self.conn.execute(
+                    "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
+                    "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
+                    [rec.id],
+                )
+                names = [d[0] for d in cur.description]
+                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            finally:
+                self.conn.execute("COMMIT")
+        if not current or (current[0].version, current[0].state) != (rec.version, rec.state):
+            raise LostRaceError(
+                f"request {rec.id!r} changed while this step ran (it was {rec.state!r}, "
+                f"version {rec.version}); nothing was written",
+                hint=f"look at it with 'aegis show {rec.id}' and retry if still needed",
             )
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         out: list[HistoryRecord] = []
         prev: str | None = None
         for expected_seq, row in enumerate(rows):
@@ -381,6 +394,17 @@ class Store:
                 hint="nothing was changed; restore the store from backup",
             )
         return out
+
+    def load(self, request_id: str) -> tuple[RequestRecord, list[HistoryRecord]]:
+        """The request and its verified history, read consistently (retried if it moves)."""
+        for _ in range(5):
+            rec = self.get(request_id)
+            try:
+                return rec, self.history(rec)
+            except LostRaceError:
+                continue  # it moved between the two reads: read again
+        rec = self.get(request_id)
+        return rec, self.history(rec)
 
     def load_artifact(self, sha256: str) -> bytes:
         """The artifact's bytes, checked against their address.

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
@@ -21,6 +21,7 @@ json_values = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(json_values)
 def test_round_trip(value: Any) -> None:
     data = canonical_bytes(value)
@@ -38,6 +39,7 @@ def _shuffle(value: Any, rng: random.Random) -> Any:
     return value
 
 
+@settings(deadline=None)
 @given(json_values, st.integers(min_value=0, max_value=2**32), st.sampled_from([None, 0, 2, 4]))
 def test_key_order_and_whitespace_never_change_the_hash(
     value: Any, seed: int, indent: int | None

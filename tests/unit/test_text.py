@@ -6,7 +6,7 @@ import io
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -43,6 +43,7 @@ def test_length_cap_is_marked() -> None:
     assert out == "x" * 10 + "…[+40 chars]"
 
 
+@settings(deadline=None)
 @given(st.text())
 def test_inert_output_has_no_control_format_or_bidi(text: str) -> None:
     out = inert(text)

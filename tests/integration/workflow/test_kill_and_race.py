@@ -162,10 +162,13 @@ def test_two_processes_racing_exactly_one_transition_per_race(cfg: Config) -> No
         )
         for _ in range(2)
     ]
-    results = []
+    finished = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
+        with proc:
+            finished.append((proc.communicate(timeout=120), proc.returncode))
+    results = []
+    for (out, err), code in finished:
+        assert code == 0, err
         results.append(json.loads(out))
     for rid in ids:
         outcomes = sorted(r[rid] for r in results)
