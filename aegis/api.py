@@ -137,8 +137,9 @@ def submit_plan(cfg: Config, plan: Plan, actor: str) -> PlannedRequest:
     """
     from aegis.canonical import canonical_bytes, sha256_hex
     from aegis.model import plan_to_dict
+    from aegis.workflow.files import write_atomic
     from aegis.workflow.records import RequestRecord, check_id, format_time
-    from aegis.workflow.store import Move, NewArtifact, write_atomic
+    from aegis.workflow.store import Move, NewArtifact
 
     actor = _actor(actor)
     plan_id = check_id(plan.plan_id, "plan id")

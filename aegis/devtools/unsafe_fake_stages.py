@@ -30,7 +30,7 @@ class UnsafeFakeReviewer:
 
     def review(self, request: RequestRecord, plan: bytes) -> StageOutcome:
         """Return a fake review artifact (file under reviews/)."""
-        from aegis.workflow.store import write_atomic
+        from aegis.workflow.files import write_atomic
 
         body = canonical_bytes(
             {"fake": True, "recommendation": "no-objection", "request": request.id}
@@ -51,7 +51,7 @@ class UnsafeFakePolicy:
         self, request: RequestRecord, plan: bytes, review: bytes | None, now: datetime
     ) -> StageOutcome:
         """Return a fake policy result."""
-        from aegis.workflow.store import write_atomic
+        from aegis.workflow.files import write_atomic
 
         decision = "deny" if b"deny-me" in plan else "allow"
         body = canonical_bytes({"fake": True, "decision": decision, "at": now.isoformat()})

@@ -222,7 +222,7 @@ def test_host_install_dir_mode_and_umask(tmp_path: Path) -> None:
     import os
     import stat
 
-    from aegis.workflow.store import prepare_dir
+    from aegis.workflow.files import prepare_dir
 
     old = os.umask(0o022)
     try:

@@ -1,0 +1,82 @@
+"""Store-directory and file helpers: host permissions and atomic writes.
+
+On a host install (no ``AEGIS_HOME``) the store directory is created mode 2770,
+group ``aegis``, and the process umask is 007 (DESIGN.md "Who may do what").
+Files are written to a temp file in the same directory (O_EXCL|O_NOFOLLOW, so a
+planted symlink is never followed), fsync'd, then ``os.replace``'d.
+
+Example:
+    >>> write_atomic(cfg.plans_dir / "p-1.json", body)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+from aegis.errors import EnvironmentFailure
+
+
+def prepare_dir(path: Path, *, host_install: bool) -> None:
+    """Create a store directory; on a host install: mode 2770, group aegis, umask 007.
+
+    Raises:
+        EnvironmentFailure: the directory cannot be created (read-only path, permissions).
+    """
+    if host_install:
+        os.umask(0o007)
+    try:
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            if host_install:
+                os.chmod(path, 0o2770)  # noqa: S103 - DESIGN.md: store dir 2770 root:aegis
+                _chgrp_aegis(path)
+    except OSError as e:
+        raise EnvironmentFailure(
+            f"cannot create the store directory {path}: {e.strerror or e}",
+            hint="the state directory must be on a writable file system",
+        ) from e
+
+
+def _chgrp_aegis(path: Path) -> None:
+    import grp
+
+    try:
+        gid = grp.getgrnam("aegis").gr_gid
+    except KeyError:
+        return  # no aegis group on this machine (development); mode still applies
+    with contextlib.suppress(PermissionError):
+        os.chown(path, -1, gid)
+
+
+def write_atomic(path: Path, data: bytes, *, host_install: bool = False) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
+
+    The temp file is created with O_EXCL|O_NOFOLLOW, so a planted symlink is never followed.
+
+    Raises:
+        EnvironmentFailure: the file cannot be written.
+    """
+    prepare_dir(path.parent, host_install=host_install)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+            0o660 if host_install else 0o644,
+        )
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.replace(tmp, path)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from e
+    return path
