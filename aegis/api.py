@@ -517,3 +517,23 @@ def lease_deadline(now: datetime, seconds: int) -> str:
     from aegis.workflow.records import format_time
 
     return format_time(now + timedelta(seconds=seconds))
+
+
+def write_metrics(cfg: Config, now: datetime | None = None) -> Path:
+    """Write Prometheus textfile metrics (requests, stuck requests per state); return the path."""
+    from aegis.workflow.files import write_atomic
+    from aegis.workflow.monitor import metrics_text, stuck_cutoffs
+    from aegis.workflow.records import format_time
+
+    wf = workflow()
+    when = now or now_utc()
+    with open_store(cfg) as store:
+        counts = store.count_by_state()
+        stuck: dict[str, int] = {}
+        for rec in store.stuck(stuck_cutoffs(wf, when), format_time(when)):
+            stuck[rec.state] = stuck.get(rec.state, 0) + 1
+    path = cfg.metrics_dir / "aegis.prom"
+    write_atomic(
+        path, metrics_text(counts, stuck, list(wf.states)).encode(), host_install=_host_install(cfg)
+    )
+    return path

@@ -197,6 +197,37 @@ def resume_cmd(as_json: bool) -> None:
         raise SystemExit(report.failed[0].exit_code or 1)
 
 
+@click.command("monitor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def monitor_cmd(as_json: bool) -> None:
+    """One monitor pass: resume read-only steps, then write Prometheus metrics.
+
+    What the aegis-monitor timer runs. Metrics go to <state_dir>/metrics/aegis.prom
+    (requests and stuck requests per state); the path is printed.
+
+    \b
+    Example:
+      aegis monitor --json
+    """
+    from aegis import api
+    from aegis.cli import render
+    from aegis.codec import to_dict
+
+    cfg = _cfg()
+    report = api.resume(cfg, api.current_user())
+    path = api.write_metrics(cfg)
+    if as_json:
+        render.emit_json({"items": [to_dict(i) for i in report.items], "metrics_path": str(path)})
+    else:
+        for item in report.items:
+            render.print_line(
+                f"{item.request_id}: {item.action} ({item.state_after}) {item.detail}"
+            )
+        render.print_path("metrics", path)
+    if report.failed:
+        raise SystemExit(report.failed[0].exit_code or 1)
+
+
 @click.command("cancel")
 @click.argument("request_id")
 @click.option("--reason", required=True, help="Why (recorded in the request's history).")

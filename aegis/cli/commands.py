@@ -18,6 +18,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "resume": "aegis.cli.cmd_workflow:resume_cmd",
     "cancel": "aegis.cli.cmd_workflow:cancel_cmd",
     "workflow": "aegis.cli.cmd_workflow:workflow_group",
+    "monitor": "aegis.cli.cmd_workflow:monitor_cmd",
     "policy": "aegis.cli.cmd_policy:policy_group",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
