@@ -1,0 +1,399 @@
+"""Verify an audit log: hashes, links, sequence, checkpoint signatures, the witness.
+
+``verify(path, audit_public_key_hex=K, witness=W)`` reads every segment of the log
+(``<log>.1``, ``<log>.2``, ..., then ``<log>``) and reports each problem with the file
+and line number where it is:
+
+- ``modified``: a line's body does not hash to its ``event_hash``, or a line was
+  rewritten with a fresh hash (the next line links to a hash that is not there);
+- ``inserted``: lines that the chain skips over (the next line links past them);
+- ``deleted``: the chain jumps over missing sequence numbers;
+- ``reordered``: a line comes before its predecessor or after its successor;
+- ``duplicated``: the same event appears twice;
+- ``malformed``: a line that is not an event (and not a recorded torn tail);
+- ``torn-tail``: the last line is incomplete and no ``recovered-tail`` event records it;
+- ``checkpoint``: a checkpoint whose signature fails, or that signs a head other than
+  the chain it sits on (the chain before it was rewritten);
+- ``truncated`` / ``witness-mismatch``: the newest checkpoint held off the log (the
+  witness) covers events the log no longer has, or a different head.
+
+The hash chain alone proves nothing against someone who can rewrite the whole file;
+the signed checkpoints (with the trusted audit public key) and the witness copy held
+off the log are what make rewriting and truncation visible.
+
+Example:
+    >>> report = verify(Path("/var/log/aegis/audit.jsonl"), audit_public_key_hex=pub)
+    >>> report.ok, [p.line for p in report.problems]
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aegis.audit.chain import segment_paths
+from aegis.audit.checkpoints import read_witness, verify_checkpoint
+from aegis.audit.event import (
+    GENESIS_HASH,
+    KIND_CHECKPOINT,
+    KIND_RECOVERED_TAIL,
+    KIND_SEGMENT_START,
+    LineError,
+    LineHashError,
+    decode_line,
+)
+from aegis.canonical import sha256_hex
+from aegis.errors import InputError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding, located at a line of a file."""
+
+    file: str
+    """Segment file name."""
+    line: int
+    """1-based line number in that file."""
+    kind: str
+    """modified, inserted, deleted, reordered, duplicated, malformed, torn-tail, sequence,
+    checkpoint, truncated, witness-mismatch, witness."""
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`."""
+
+    path: str
+    segments: list[str] = field(default_factory=list)
+    lines: int = 0
+    events: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+    checkpoints: int = 0
+    last_checkpoint_seq: int = 0
+    """Highest sequence number covered by a valid signed checkpoint in the log."""
+    witness_seq: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    request_last_seq: dict[str, int] = field(default_factory=dict)
+    """For each request id, the sequence number of its last event."""
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (without the per-request index)."""
+        out = asdict(self)
+        out.pop("request_last_seq")
+        out["ok"] = self.ok
+        return out
+
+
+@dataclass
+class _Entry:
+    file: str
+    line: int
+    raw: bytes
+    body: dict[str, Any] | None
+    digest: str | None
+    hash_ok: bool
+    error: str | None = None
+
+
+def _read_entries(files: list[Path]) -> tuple[list[_Entry], list[tuple[str, int]], bool]:
+    entries: list[_Entry] = []
+    ends: list[tuple[str, int]] = []
+    torn_end = False
+    for index, path in enumerate(files):
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read audit log {path}: {e.strerror}") from e
+        lines = data.split(b"\n")
+        last_is_torn = lines[-1] != b""
+        if not last_is_torn:
+            lines.pop()
+        if last_is_torn and index == len(files) - 1:
+            torn_end = True
+        for number, raw in enumerate(lines, start=1):
+            try:
+                body, digest = decode_line(raw)
+                entries.append(_Entry(path.name, number, raw, body, digest, True))
+            except LineHashError as e:
+                entries.append(_Entry(path.name, number, raw, e.body, e.claimed, False))
+            except LineError as e:
+                entries.append(_Entry(path.name, number, raw, None, None, False, e.message))
+        ends.append((path.name, len(lines)))
+    return entries, ends, torn_end
+
+
+def verify(
+    path: Path,
+    *,
+    audit_public_key_hex: str | None,
+    witness: Path | None = None,
+    include_segments: bool = True,
+) -> VerifyReport:
+    """Verify the log at ``path`` (and its rotated segments).
+
+    Args:
+        path: the current segment.
+        audit_public_key_hex: aegisd's trusted audit public key; without it checkpoint
+            signatures are not checked (reported as a warning) and no witness is trusted.
+        witness: a file of signed checkpoints held off the log.
+        include_segments: also read ``<path>.<n>`` rotated segments first.
+
+    Raises:
+        InputError: a file cannot be read.
+    """
+    files = [*segment_paths(path), path] if include_segments else [path]
+    files = [f for f in files if f.exists() or f == path]
+    report = VerifyReport(path=str(path), segments=[f.name for f in files])
+    entries, ends, torn_end = _read_entries(files)
+    report.lines = len(entries)
+    _walk(entries, torn_end, report, audit_public_key_hex)
+    if witness is not None:
+        _check_witness(entries, ends, witness, report, audit_public_key_hex)
+    elif audit_public_key_hex is not None and report.head_seq > report.last_checkpoint_seq:
+        report.warnings.append(
+            f"events after seq {report.last_checkpoint_seq} are not covered by a checkpoint"
+        )
+    return report
+
+
+def _add(report: VerifyReport, entry: _Entry, kind: str, message: str) -> None:
+    report.problems.append(Problem(entry.file, entry.line, kind, message))
+
+
+def _walk(entries: list[_Entry], torn_end: bool, report: VerifyReport, key: str | None) -> None:
+    first_at: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if e.digest is not None and e.digest not in first_at:
+            first_at[e.digest] = i
+    head_seq, head_hash, head_index = 0, GENESIS_HASH, -1
+    first = next((x for x in entries if x.body is not None), None)
+    if first is not None and first.body is not None and first.body["kind"] == KIND_SEGMENT_START:
+        # Older segments were pruned: the chain is anchored by the segment-start event.
+        head_seq, head_hash = first.body["seq"] - 1, first.body["prev_hash"]
+        if head_hash != GENESIS_HASH:
+            report.warnings.append(
+                f"chain starts at seq {first.body['seq']} (older segments not present)"
+            )
+    if key is None:
+        report.warnings.append("no audit public key: checkpoint signatures were not checked")
+    for i, e in enumerate(entries):
+        if e.body is None or e.digest is None:
+            _check_unparsed(entries, i, torn_end, report)
+            continue
+        body, digest = e.body, e.digest
+        if not e.hash_ok:
+            _add(report, e, "modified", "line does not match its event_hash (content changed)")
+        elif first_at[digest] != i:
+            other = entries[first_at[digest]]
+            _add(report, e, "duplicated", f"duplicate of line {other.line} ({other.file})")
+            continue
+        seq, prev = body["seq"], body["prev_hash"]
+        advance = True
+        if prev == head_hash:
+            if seq != head_seq + 1:
+                _add(report, e, "sequence", f"seq {seq} follows seq {head_seq}")
+        else:
+            j = first_at.get(prev)
+            if j is not None and j > i:
+                _add(
+                    report,
+                    e,
+                    "reordered",
+                    f"comes before its predecessor at line {entries[j].line}",
+                )
+                advance = seq > head_seq
+            elif j is not None and j < i:
+                later = [k for k in range(j + 1, i) if _prev_of(entries[k]) == digest]
+                if later:
+                    _add(
+                        report,
+                        e,
+                        "reordered",
+                        f"comes after its successor at line {entries[later[0]].line}",
+                    )
+                    advance = seq > head_seq
+                else:
+                    for k in range(j + 1, i):
+                        if not any(
+                            p.file == entries[k].file and p.line == entries[k].line
+                            for p in report.problems
+                        ):
+                            _add(
+                                report,
+                                entries[k],
+                                "inserted",
+                                f"not part of the chain (line {e.line} links to line "
+                                f"{entries[j].line})",
+                            )
+            elif _links_later(entries, i, head_hash):
+                # The chain resumes after this line from the head before it: an intruder.
+                _add(report, e, "inserted", "not part of the chain (the next line skips it)")
+                advance = False
+            elif seq == head_seq + 1 and head_index >= 0 and entries[head_index].hash_ok:
+                _add(
+                    report,
+                    entries[head_index],
+                    "modified",
+                    f"line was rewritten: line {e.line} links to a different hash",
+                )
+            elif seq > head_seq + 1:
+                _add(
+                    report,
+                    e,
+                    "deleted",
+                    f"events seq {head_seq + 1}..{seq - 1} are missing before this line",
+                )
+            else:
+                _add(report, e, "deleted", "the event this line links to is missing")
+        if body["kind"] == KIND_CHECKPOINT:
+            _check_checkpoint(e, report, key)
+        elif (
+            body["kind"] == KIND_SEGMENT_START and body["details"].get("previous_head_hash") != prev
+        ):
+            _add(report, e, "modified", "segment-start does not carry its previous head")
+        if advance:
+            head_seq, head_hash, head_index = seq, digest, i
+        report.events += 1
+        if body["request_id"] is not None:
+            report.request_last_seq[str(body["request_id"])] = seq
+    report.head_seq, report.head_hash = head_seq, head_hash
+
+
+def _links_later(entries: list[_Entry], i: int, head_hash: str) -> bool:
+    # Look a short way ahead: insertions are found next to where they were made.
+    return any(_prev_of(x) == head_hash for x in entries[i + 1 : i + 64])
+
+
+def _prev_of(entry: _Entry) -> str | None:
+    return None if entry.body is None else str(entry.body["prev_hash"])
+
+
+def _check_unparsed(entries: list[_Entry], i: int, torn_end: bool, report: VerifyReport) -> None:
+    e = entries[i]
+    nxt = entries[i + 1] if i + 1 < len(entries) else None
+    if nxt is not None and nxt.body is not None and nxt.body["kind"] == KIND_RECOVERED_TAIL:
+        details = nxt.body["details"]
+        if details.get("torn_sha256") == sha256_hex(e.raw) and details.get("torn_length") == len(
+            e.raw
+        ):
+            return  # a crash artefact, recorded by the writer
+    if torn_end and i == len(entries) - 1:
+        _add(report, e, "torn-tail", "incomplete last line (not yet recorded by the writer)")
+        return
+    _add(report, e, "malformed", e.error or "not an audit event")
+
+
+def _check_checkpoint(e: _Entry, report: VerifyReport, key: str | None) -> None:
+    assert e.body is not None
+    doc = e.body["details"]
+    cp = doc.get("checkpoint") if isinstance(doc, dict) else None
+    if not isinstance(cp, dict):
+        _add(report, e, "checkpoint", "checkpoint event without a checkpoint")
+        return
+    if key is not None and not verify_checkpoint(doc, key):
+        _add(report, e, "checkpoint", "checkpoint signature does not verify with the audit key")
+        return
+    if cp.get("seq") != e.body["seq"] - 1 or cp.get("head_hash") != e.body["prev_hash"]:
+        _add(
+            report,
+            e,
+            "checkpoint",
+            f"checkpoint signs head seq {cp.get('seq')} {str(cp.get('head_hash'))[:16]}..., "
+            "but the chain before it differs (earlier lines were rewritten)",
+        )
+        return
+    report.checkpoints += 1
+    if key is not None:
+        report.last_checkpoint_seq = max(report.last_checkpoint_seq, int(cp["seq"]))
+
+
+def _check_witness(
+    entries: list[_Entry],
+    ends: list[tuple[str, int]],
+    witness: Path,
+    report: VerifyReport,
+    key: str | None,
+) -> None:
+    doc, problems = read_witness(witness, key)
+    for message in problems:
+        report.problems.append(Problem(witness.name, 0, "witness", message))
+    if doc is None:
+        if not problems:
+            report.problems.append(Problem(witness.name, 0, "witness", "no checkpoint in witness"))
+        return
+    cp = doc["checkpoint"]
+    report.witness_seq = cp["seq"]
+    last_file, last_line = ends[-1] if ends else (Path(report.path).name, 0)
+    at_end = Problem(last_file, last_line + 1, "truncated", "")
+    holders = [
+        e for e in entries if e.body is not None and e.hash_ok and e.body["seq"] == cp["seq"]
+    ]
+    first_seq = min((e.body["seq"] for e in entries if e.body is not None), default=1)
+    if cp["seq"] < first_seq:
+        report.warnings.append(f"witness seq {cp['seq']} precedes the segments present")
+        return
+    if not holders:
+        report.problems.append(
+            Problem(
+                at_end.file,
+                at_end.line,
+                "truncated",
+                f"the witness checkpoint covers seq {cp['seq']}, but the log ends at seq "
+                f"{report.head_seq} (line {last_line}): lines were removed from the end",
+            )
+        )
+        return
+    if not any(e.digest == cp["head_hash"] for e in holders):
+        e = holders[0]
+        _add(
+            report,
+            e,
+            "witness-mismatch",
+            f"seq {cp['seq']} has a different hash than the witness checkpoint",
+        )
+        return
+    recorded = any(
+        e.body is not None and e.body["kind"] == KIND_CHECKPOINT and e.body["details"] == doc
+        for e in entries
+    )
+    if not recorded:
+        report.problems.append(
+            Problem(
+                at_end.file,
+                at_end.line,
+                "truncated",
+                f"the checkpoint of seq {cp['seq']} held by the witness is missing from the log",
+            )
+        )
+
+
+def request_events_verify(
+    path: Path,
+    request_id: str,
+    *,
+    audit_public_key_hex: str,
+    witness: Path | None = None,
+) -> bool:
+    """Return True when the log verifies and the request's events are all checkpointed.
+
+    Used for the ``applied -> audited`` transition: the whole log must verify, the
+    request must have at least one event, and a checkpoint signed by the trusted audit
+    key must cover its last event (aegisd checkpoints at every apply).
+    """
+    try:
+        report = verify(path, audit_public_key_hex=audit_public_key_hex, witness=witness)
+    except InputError:
+        return False
+    last = report.request_last_seq.get(request_id)
+    if not report.ok or last is None:
+        return False
+    return report.last_checkpoint_seq >= last
