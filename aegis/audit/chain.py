@@ -110,6 +110,8 @@ class _Tail:
     seq: int
     head: str
     since_checkpoint: int
+    last_line: bytes = b""
+    """The bytes of the last line, to notice an in-place rewrite of the same size."""
 
 
 def _read_tail(fd: int, size: int) -> tuple[bytes | None, bytes, int]:
@@ -311,7 +313,13 @@ class AuditLog:
             self._open_segment()  # first use, or another process rotated the log
         st = os.fstat(self._fd)
         tail = self._tail
-        if tail is not None and tail.ino == st.st_ino and tail.size == st.st_size:
+        if (
+            tail is not None
+            and tail.ino == st.st_ino
+            and tail.size == st.st_size
+            and os.pread(self._fd, len(tail.last_line), tail.size - len(tail.last_line))
+            == tail.last_line
+        ):
             return
         since = tail.since_checkpoint if tail is not None else 0
         previous: Path | None = None
@@ -325,7 +333,7 @@ class AuditLog:
             last = _decode_tail_line(line, self.path)
             if last["kind"] == KIND_CHECKPOINT:
                 since = 0
-            self._tail = _Tail(st.st_ino, st.st_size, last["seq"], last["event_hash"], since)
+            self._tail = _Tail(st.st_ino, st.st_size, last["seq"], last["event_hash"], since, line)
         if torn:
             self._recover_torn(torn, offset)
         if previous is not None:
@@ -380,6 +388,7 @@ class AuditLog:
         ):
             # A complete event that only lost its newline: adopt it.
             tail.seq, tail.head = body["seq"], digest
+            tail.last_line = torn + b"\n"
             os.fsync(self._fd)
             return
         self._write(
@@ -411,6 +420,7 @@ class AuditLog:
             raise EnvironmentFailure(f"short write to {self.path} ({written}/{len(line)} bytes)")
         os.fsync(self._fd)
         tail.size += written
+        tail.last_line = line
         tail.seq, tail.head = body["seq"], digest
         tail.since_checkpoint = 0 if kind == KIND_CHECKPOINT else tail.since_checkpoint + 1
         return {**body, "event_hash": digest}
