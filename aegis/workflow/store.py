@@ -290,22 +290,16 @@ class Store:
         Raises:
             CorruptStoreError: a row fails its checks or the chain is broken.
         """
-        # One read transaction: the request row and its history come from the same snapshot,
-        # so a writer committing in between cannot make them look inconsistent.
         with self._errors():
-            self.conn.execute("BEGIN")
-            try:
-                current = self._select_requests("WHERE id = ?", [rec.id])
-                cur = self.conn.execute(
-                    "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
-                    "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
-                    [rec.id],
-                )
-                names = [d[0] for d in cur.description]
-                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-            finally:
-                self.conn.execute("COMMIT")
-        if not current or (current[0].version, current[0].state) != (rec.version, rec.state):
+            cur = self.conn.execute(
+                "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
+                "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
+                [rec.id],
+            )
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        if len(rows) > rec.version + 1:
+            # A writer committed after ``rec`` was read: the history is newer than the row.
             raise LostRaceError(
                 f"request {rec.id!r} changed while this step ran (it was {rec.state!r}, "
                 f"version {rec.version}); nothing was written",
