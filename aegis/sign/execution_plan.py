@@ -1,0 +1,542 @@
+"""The signed execution plan and its ordered, named checks (pure).
+
+An execution plan (schema ``aegis.execution-plan/1``) is what aegisd runs. It binds
+exactly what DESIGN.md "Trust" lists: the intent and exact targets, the operation
+plan (embedded, so aegisd can compare its own re-derivation) and its hash, the
+policy result hash with decision and controls, the review hash, the approvals,
+the argv, the package-state hash, the host identity, a one-time execution id,
+created and expires (TTL capped at :data:`MAX_TTL`), and the signer's id and key;
+the signature covers the canonical JSON of every other field.
+
+A stored execution plan must be *exactly* its canonical bytes (plus an optional
+newline): any changed byte is refused either as malformed or by the signature.
+
+Checks run in aegisd's order (:data:`aegis.sign.refusals.CHECK_ORDER`); each
+``check_*`` returns ``None`` when it passes and a named :class:`Refusal`
+otherwise. Time, trusted keys, host identity, ledger facts, the re-derived plan,
+the re-evaluated policy and the derived argv are all arguments: nothing here
+does I/O or reads the clock.
+
+Example:
+    >>> ep = parse_execution_plan(path.read_bytes())
+    >>> for refusal in (check_signature(ep, trusted), check_host(ep, host),
+    ...                 check_time_window(ep, now)):
+    ...     if refusal:
+    ...         raise refusal.error()
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
+from aegis.codec import from_dict, to_dict
+from aegis.errors import InputError, PolicyDenied
+from aegis.model import PLAN_SCHEMA, Action, Host, Intent, Plan, plan_hash, reproducible_view
+from aegis.sign.approvals import Approval, approval_from_dict, check_approver_id, verify_approvals
+from aegis.sign.keys import public_hex, sign_canonical, verify_canonical
+from aegis.sign.refusals import CheckResult, CheckStep, Refusal, RefusalCode
+from aegis.sign.times import format_time, parse_time
+
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey
+
+EXECUTION_PLAN_SCHEMA = "aegis.execution-plan/1"
+MAX_EXECUTION_PLAN_BYTES = 4 * 1024 * 1024
+MAX_TTL = timedelta(hours=24)
+DEFAULT_TTL = timedelta(hours=1)
+CLOCK_SKEW = timedelta(seconds=60)
+"""Tolerated difference between the signer's clock and aegisd's."""
+MAX_ARGV_ITEMS = 4096
+
+DECISIONS = ("allow", "allow-with-snapshot", "require-approval", "deny")
+"""Policy decisions, least strict first (issue 4)."""
+
+_EXEC_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+_HEX64_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+_SIG_RE = re.compile(r"\A[0-9a-f]{128}\Z")
+_VERSIONED = {Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL}
+_REMOVING = {Action.REMOVE, Action.PURGE}
+
+
+@dataclass(frozen=True)
+class ExactTarget:
+    """One package of the delta at its exact version."""
+
+    name: str
+    arch: str
+    action: Action
+    version: str | None
+    """Version installed afterwards; for removals the version being removed."""
+
+
+@dataclass(frozen=True)
+class PolicyBinding:
+    """What the signer saw of the policy result."""
+
+    result_hash: str
+    """SHA-256 of the policy result's canonical JSON; approvals bind it too."""
+    decision: str
+    """One of :data:`DECISIONS`; never ``deny`` in a signed plan."""
+    policy_version: str
+    controls: tuple[str, ...]
+    """Required controls, e.g. ``approval``, ``snapshot``."""
+    required_approvals: int
+    required_roles: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    """Rules that fired, for the audit event."""
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """A signed execution plan."""
+
+    schema_version: str
+    execution_id: str
+    """One-time id, 128 random bits as 32 hex characters."""
+    request_id: str | None
+    intent: Intent
+    targets: tuple[ExactTarget, ...]
+    plan_hash: str
+    plan: Plan
+    """The operation plan itself; aegisd compares its re-derivation with it."""
+    policy: PolicyBinding
+    review_hash: str | None
+    approvals: tuple[Approval, ...]
+    argv: tuple[str, ...]
+    package_state_hash: str
+    host: Host
+    created_at: str
+    expires_at: str
+    signer_id: str
+    signer_public_key_hex: str
+    signature_hex: str
+
+
+@dataclass(frozen=True)
+class VerifiedExecutionPlan:
+    """An execution plan every check passed for; only :func:`verified` builds one."""
+
+    plan: ExecutionPlan
+    results: tuple[CheckResult, ...]
+
+
+def derive_targets(plan: Plan) -> tuple[ExactTarget, ...]:
+    """The exact targets of ``plan``'s delta (held-back packages are not changes)."""
+    out: list[ExactTarget] = []
+    for change in plan.changes:
+        if change.action in _VERSIONED:
+            version = change.candidate_version
+        elif change.action in _REMOVING:
+            version = change.current_version
+        else:
+            continue
+        out.append(ExactTarget(change.name, change.arch, change.action, version))
+    return tuple(out)
+
+
+def execution_plan_to_dict(ep: ExecutionPlan) -> dict[str, Any]:
+    """Return the JSON structure of ``ep``."""
+    out: dict[str, Any] = to_dict(ep)
+    return out
+
+
+def execution_plan_body(ep: ExecutionPlan) -> dict[str, Any]:
+    """The signed part: every field except the signature."""
+    body = execution_plan_to_dict(ep)
+    body.pop("signature_hex")
+    return body
+
+
+def execution_plan_bytes(ep: ExecutionPlan) -> bytes:
+    """The file bytes: canonical JSON plus a newline."""
+    return canonical_bytes(execution_plan_to_dict(ep)) + b"\n"
+
+
+def execution_plan_hash(ep: ExecutionPlan) -> str:
+    """SHA-256 over the canonical JSON of the whole execution plan."""
+    return canonical_hash(execution_plan_to_dict(ep))
+
+
+def _consistency_problem(ep: ExecutionPlan) -> str | None:
+    """Why the document contradicts itself, or None; such a document is malformed."""
+    if ep.schema_version != EXECUTION_PLAN_SCHEMA:
+        return f"schema_version must be {EXECUTION_PLAN_SCHEMA!r}"
+    if not _EXEC_ID_RE.match(ep.execution_id):
+        return "execution_id must be 32 lower-case hex characters"
+    if not _HEX64_RE.match(ep.signer_public_key_hex):
+        return "signer_public_key_hex must be 64 lower-case hex characters"
+    if not _SIG_RE.match(ep.signature_hex):
+        return "signature_hex must be 128 lower-case hex characters"
+    try:
+        check_approver_id(ep.signer_id)
+        created = parse_time(ep.created_at, "created_at")
+        expires = parse_time(ep.expires_at, "expires_at")
+    except InputError as e:
+        return e.message
+    if expires <= created:
+        return "expires_at must be after created_at"
+    if ep.policy.decision not in DECISIONS:
+        return f"policy decision {ep.policy.decision[:40]!r} is not one of {DECISIONS}"
+    if ep.policy.required_approvals < 0 or not _HEX64_RE.match(ep.policy.result_hash):
+        return "policy binding is malformed"
+    if not ep.argv or len(ep.argv) > MAX_ARGV_ITEMS or any("\0" in a for a in ep.argv):
+        return "argv must be a non-empty list of strings without NUL"
+    if ep.plan.schema_version != PLAN_SCHEMA:
+        return f"embedded plan schema_version must be {PLAN_SCHEMA!r}"
+    # The copies of plan facts must be the plan's own, so no check can be steered
+    # by a field that disagrees with what aegisd re-derives.
+    if plan_hash(ep.plan) != ep.plan_hash:
+        return "plan_hash is not the hash of the embedded plan"
+    if ep.intent != ep.plan.intent:
+        return "intent differs from the embedded plan's intent"
+    if ep.host != ep.plan.host:
+        return "host differs from the embedded plan's host"
+    if ep.package_state_hash != ep.plan.package_state_hash:
+        return "package_state_hash differs from the embedded plan's"
+    if ep.targets != derive_targets(ep.plan):
+        return "targets differ from the embedded plan's delta"
+    return None
+
+
+def build_execution_plan(
+    *,
+    execution_id: str,
+    request_id: str | None,
+    plan: Plan,
+    policy: PolicyBinding,
+    review_hash: str | None,
+    approvals: Sequence[Approval],
+    argv: Sequence[str],
+    now: datetime,
+    expires_in: timedelta,
+    signer_id: str,
+    key: SigningKey,
+) -> ExecutionPlan:
+    """Build and sign an execution plan.
+
+    The plan expires at ``now + expires_in`` or when the first included approval
+    expires, whichever is earlier, so an approval is never used past its window.
+
+    Args:
+        execution_id: 32 hex characters from a CSPRNG (the caller draws it).
+        request_id: the change request, if any.
+        plan: the operation plan (already re-derived and compared by the caller).
+        policy: the policy binding (decision must not be deny).
+        review_hash: SHA-256 of the review record, if any.
+        approvals: approvals that count (the caller verified them).
+        argv: the derived argv.
+        now: creation time (aware UTC).
+        expires_in: requested validity, at most :data:`MAX_TTL`.
+        signer_id: the signer's identity.
+        key: the signer's key.
+
+    Raises:
+        InputError: out-of-range validity or a malformed field.
+        PolicyDenied: the decision is deny.
+    """
+    if expires_in <= timedelta(0) or expires_in > MAX_TTL:
+        raise InputError(f"--expires-in must be positive and at most {MAX_TTL}")
+    if policy.decision == "deny":
+        raise PolicyDenied("the policy decision is deny; a denied plan is never signed")
+    expires = now + expires_in
+    for approval in approvals:
+        expires = min(expires, parse_time(approval.expires_at))
+    unsigned = ExecutionPlan(
+        schema_version=EXECUTION_PLAN_SCHEMA,
+        execution_id=execution_id,
+        request_id=request_id,
+        intent=plan.intent,
+        targets=derive_targets(plan),
+        plan_hash=plan_hash(plan),
+        plan=plan,
+        policy=policy,
+        review_hash=review_hash,
+        approvals=tuple(approvals),
+        argv=tuple(argv),
+        package_state_hash=plan.package_state_hash,
+        host=plan.host,
+        created_at=format_time(now),
+        expires_at=format_time(expires),
+        signer_id=signer_id,
+        signer_public_key_hex=public_hex(key),
+        signature_hex="0" * 128,
+    )
+    body = execution_plan_body(unsigned)
+    signed = replace(unsigned, signature_hex=sign_canonical(body, key))
+    problem = _consistency_problem(signed)
+    if problem:
+        raise InputError(f"cannot build execution plan: {problem}")
+    return signed
+
+
+def parse_execution_plan(
+    data: bytes, *, max_bytes: int = MAX_EXECUTION_PLAN_BYTES
+) -> ExecutionPlan:
+    """Parse execution-plan bytes strictly; the first step of aegisd's order.
+
+    Refused (``refused:oversized``) above ``max_bytes``; refused
+    (``refused:malformed``) on invalid UTF-8 or JSON, duplicate keys, floats,
+    unknown or missing keys, wrong types, non-canonical bytes, or fields that
+    contradict the embedded plan.
+
+    Raises:
+        MalformedExecutionPlanError: with the named refusal.
+    """
+    if len(data) > max_bytes:
+        raise Refusal(
+            RefusalCode.OVERSIZED, f"{len(data)} bytes, more than the {max_bytes} allowed"
+        ).error()
+    try:
+        doc = loads_strict(data, max_bytes=max_bytes)
+        if not isinstance(doc, dict) or doc.get("schema_version") != EXECUTION_PLAN_SCHEMA:
+            raise InputError(f"not an execution plan ({EXECUTION_PLAN_SCHEMA})")
+        raw_approvals = doc.get("approvals")
+        if isinstance(raw_approvals, list):
+            for item in raw_approvals:
+                approval_from_dict(item)  # strict per-approval validation first
+        ep = from_dict(ExecutionPlan, doc)
+    except InputError as e:
+        raise Refusal(RefusalCode.MALFORMED, e.message).error() from e
+    canonical = canonical_bytes(execution_plan_to_dict(ep))
+    # Exactly the canonical bytes: whitespace, key order or escapes cannot vary,
+    # so "a changed byte anywhere" is always caught here or by the signature.
+    if data not in (canonical, canonical + b"\n"):
+        raise Refusal(RefusalCode.MALFORMED, "document is not in canonical form").error()
+    problem = _consistency_problem(ep)
+    if problem:
+        raise Refusal(RefusalCode.MALFORMED, problem).error()
+    return ep
+
+
+def check_signature(ep: ExecutionPlan, trusted_signer_keys: Iterable[str]) -> Refusal | None:
+    """Step ``signature``: signed by a trusted execution signer key, over these exact fields."""
+    trusted = frozenset(k.lower() for k in trusted_signer_keys)
+    if not trusted:
+        return Refusal(RefusalCode.SIGNATURE, "no trusted execution signer keys are configured")
+    key = ep.signer_public_key_hex.lower()
+    if key not in trusted:
+        return Refusal(RefusalCode.SIGNATURE, f"signer key {key[:16]}... is not trusted")
+    if not verify_canonical(execution_plan_body(ep), ep.signature_hex, key):
+        return Refusal(RefusalCode.SIGNATURE, "signature does not verify (document changed)")
+    return None
+
+
+def check_host(ep: ExecutionPlan, host: Host) -> Refusal | None:
+    """Step ``host``: the plan was made for this machine-id and hostname."""
+    if ep.host.machine_id != host.machine_id:
+        return Refusal(RefusalCode.HOST, "signed for another machine-id")
+    if ep.host.hostname != host.hostname:
+        return Refusal(RefusalCode.HOST, "signed for another hostname")
+    return None
+
+
+def check_time_window(
+    ep: ExecutionPlan,
+    now: datetime,
+    *,
+    max_ttl: timedelta = MAX_TTL,
+    skew: timedelta = CLOCK_SKEW,
+) -> Refusal | None:
+    """Step ``time-window``: created not in the future, not expired, TTL within the cap."""
+    created = parse_time(ep.created_at)
+    expires = parse_time(ep.expires_at)
+    if created > now + skew:
+        return Refusal(RefusalCode.NOT_YET_VALID, f"created {ep.created_at}, in the future")
+    if expires <= now:
+        return Refusal(RefusalCode.EXPIRED, f"expired at {ep.expires_at}")
+    if expires - created > max_ttl:
+        return Refusal(RefusalCode.EXPIRED, f"validity is longer than the {max_ttl} cap")
+    return None
+
+
+def check_execution_id(ep: ExecutionPlan, *, used: bool, revoked: bool) -> Refusal | None:
+    """Step ``execution-id``: not in aegisd's ledger (the caller looks it up)."""
+    if revoked:
+        return Refusal(RefusalCode.REVOKED, f"execution id {ep.execution_id} was revoked")
+    if used:
+        return Refusal(RefusalCode.REPLAYED, f"execution id {ep.execution_id} was already used")
+    return None
+
+
+def check_approvals(
+    ep: ExecutionPlan,
+    trusted_approver_keys: Iterable[str],
+    now: datetime,
+    *,
+    required: int | None = None,
+    required_roles: Iterable[str] | None = None,
+) -> Refusal | None:
+    """Step ``approvals``: every included approval counts and the requirement is met.
+
+    An execution plan carrying an approval that does not count (the signer's own
+    key, another plan, expired, untrusted key) is refused outright: the signer
+    chose to include it.
+    """
+    verdict = verify_approvals(
+        ep.approvals,
+        ep.plan_hash,
+        ep.policy.result_hash,
+        trusted_approver_keys,
+        ep.signer_public_key_hex,
+        now,
+    )
+    if verdict.rejected:
+        first = verdict.rejected[0]
+        return Refusal(
+            RefusalCode.APPROVALS,
+            f"approval by {first.approval.approver_id} does not count: "
+            f"{first.reason.value} ({first.detail})",
+        )
+    need = ep.policy.required_approvals if required is None else required
+    if len(verdict.counted) < need:
+        return Refusal(
+            RefusalCode.APPROVALS, f"{len(verdict.counted)} approval(s) count; {need} required"
+        )
+    roles = ep.policy.required_roles if required_roles is None else tuple(required_roles)
+    missing = sorted(set(roles) - verdict.roles)
+    if missing:
+        return Refusal(RefusalCode.APPROVALS, f"no approval in role(s) {', '.join(missing)}")
+    return None
+
+
+def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
+    """Step ``rederivation``: the caller's own analysis equals the signed plan."""
+    mine, signed = reproducible_view(derived), reproducible_view(ep.plan)
+    if mine == signed:
+        return None
+    differing = sorted(k for k in set(mine) | set(signed) if mine.get(k) != signed.get(k))
+    detail = f"re-derived plan differs in {', '.join(differing)}"
+    if "package_state_hash" in differing:
+        detail += " (package state moved since signing)"
+    return Refusal(RefusalCode.REDERIVATION, detail)
+
+
+def _rank(decision: str) -> int:
+    return DECISIONS.index(decision) if decision in DECISIONS else len(DECISIONS)
+
+
+def check_policy(ep: ExecutionPlan, reevaluated: PolicyBinding | None = None) -> Refusal | None:
+    """Step ``policy``: the signed decision is not deny, nor is the re-evaluation.
+
+    With ``reevaluated`` (aegisd's own evaluation on its own derivation), the plan is
+    also refused when that is stricter than what was signed: another decision
+    level, another policy version, more approvals or controls than were signed.
+    """
+    if ep.policy.decision == "deny" or _rank(ep.policy.decision) >= len(DECISIONS):
+        return Refusal(RefusalCode.POLICY, "the signed decision is deny")
+    if reevaluated is None:
+        return None
+    if reevaluated.decision == "deny" or _rank(reevaluated.decision) >= len(DECISIONS):
+        return Refusal(RefusalCode.POLICY, "policy re-evaluated on this host says deny")
+    if _rank(reevaluated.decision) > _rank(ep.policy.decision):
+        return Refusal(
+            RefusalCode.POLICY,
+            f"re-evaluation says {reevaluated.decision}, signed {ep.policy.decision}",
+        )
+    if reevaluated.policy_version != ep.policy.policy_version:
+        return Refusal(RefusalCode.POLICY, "policy version changed since signing")
+    if reevaluated.required_approvals > ep.policy.required_approvals or not set(
+        reevaluated.controls
+    ) <= set(ep.policy.controls):
+        return Refusal(RefusalCode.POLICY, "re-evaluation requires controls that were not signed")
+    return None
+
+
+def check_argv(ep: ExecutionPlan, derived_argv: Sequence[str]) -> Refusal | None:
+    """Step ``argv``: exactly the argv derived from the plan, item for item."""
+    if tuple(ep.argv) == tuple(derived_argv):
+        return None
+    extra = [a for a in ep.argv if a not in derived_argv]
+    detail = "signed argv differs from the derived argv"
+    if extra:
+        detail += f" (not derived: {' '.join(repr(a) for a in extra[:4])[:200]})"
+    return Refusal(RefusalCode.ARGV, detail)
+
+
+def verified(ep: ExecutionPlan, results: Sequence[CheckResult]) -> VerifiedExecutionPlan:
+    """Wrap ``ep`` once every step of the order passed.
+
+    Raises:
+        RuntimeError: a step is missing or did not pass (programmer error).
+    """
+    passed = {r.step for r in results if r.ok is True}
+    required = {
+        CheckStep.SIGNATURE,
+        CheckStep.HOST,
+        CheckStep.TIME_WINDOW,
+        CheckStep.EXECUTION_ID,
+        CheckStep.APPROVALS,
+        CheckStep.REDERIVATION,
+        CheckStep.POLICY,
+        CheckStep.ARGV,
+    }
+    if not required <= passed:
+        missing = sorted(s.value for s in required - passed)
+        raise RuntimeError(f"execution plan not verified: {', '.join(missing)}")
+    return VerifiedExecutionPlan(ep, tuple(results))
+
+
+def verify_offline(
+    data: bytes,
+    *,
+    trusted_signer_keys: Iterable[str],
+    trusted_approver_keys: Iterable[str],
+    now: datetime,
+    host: Host | None,
+    derive_argv: Callable[[Plan], Sequence[str]] | None,
+) -> tuple[ExecutionPlan | None, tuple[CheckResult, ...]]:
+    """Run every check that needs no daemon, in order, explaining each step.
+
+    Steps that only aegisd can do (ledger, re-derivation from live state) are
+    reported as not checked. Unlike aegisd, this keeps going after a refusal so
+    the table shows every problem at once; the caller fails on any refusal.
+
+    Returns:
+        The parsed plan (None when parsing failed) and one result per step.
+    """
+    results: list[CheckResult] = []
+
+    def _record(step: CheckStep, refusal: Refusal | None, ok_detail: str) -> None:
+        if refusal is None:
+            results.append(CheckResult(step, True, ok_detail))
+        else:
+            results.append(CheckResult(step, False, str(refusal), refusal))
+
+    try:
+        ep = parse_execution_plan(data)
+    except InputError as e:
+        refusal = getattr(e, "refusal", Refusal(RefusalCode.MALFORMED, e.message))
+        results.append(CheckResult(CheckStep.PARSE, False, str(refusal), refusal))
+        return None, tuple(results)
+    results.append(CheckResult(CheckStep.PARSE, True, "canonical, strict, self-consistent"))
+    _record(CheckStep.SIGNATURE, check_signature(ep, trusted_signer_keys), "trusted signer key")
+    if host is None:
+        results.append(CheckResult(CheckStep.HOST, None, "host not checked"))
+    else:
+        _record(CheckStep.HOST, check_host(ep, host), f"this host ({host.hostname})")
+    _record(
+        CheckStep.TIME_WINDOW,
+        check_time_window(ep, now),
+        f"{ep.created_at} .. {ep.expires_at}",
+    )
+    results.append(CheckResult(CheckStep.EXECUTION_ID, None, "aegisd checks its own ledger"))
+    keys = tuple(trusted_approver_keys)
+    _record(
+        CheckStep.APPROVALS,
+        check_approvals(ep, keys, now),
+        f"{len(ep.approvals)} counted, {ep.policy.required_approvals} required",
+    )
+    results.append(
+        CheckResult(CheckStep.REDERIVATION, None, "aegisd re-derives the plan on the host")
+    )
+    _record(CheckStep.POLICY, check_policy(ep), f"signed decision {ep.policy.decision}")
+    if derive_argv is None:
+        results.append(CheckResult(CheckStep.ARGV, None, "argv derivation unavailable"))
+    else:
+        _record(CheckStep.ARGV, check_argv(ep, derive_argv(ep.plan)), "equals derived argv")
+    return ep, tuple(results)
