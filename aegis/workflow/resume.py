@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aegis.errors import AegisError, StageUnavailableError
 
@@ -187,11 +187,18 @@ def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
     wf = workflow()
     items: list[ResumeItem] = []
     with open_store(cfg) as store:
-        candidates: list[Any] = []
-        for state, spec in wf.states.items():
-            if not spec.terminal:
-                candidates.extend(store.list_requests(state=state))
-        candidates.sort(key=lambda r: (r.updated_at, r.id))
-        for rec in candidates:
+        # Ids first, then each row on its own: one corrupted row is reported, not fatal.
+        for request_id, state in store.list_ids(
+            [name for name, spec in wf.states.items() if not spec.terminal]
+        ):
+            try:
+                rec = store.get(request_id)
+            except AegisError as e:
+                items.append(
+                    ResumeItem(
+                        request_id, state, "failed", state, detail=e.message, exit_code=e.exit_code
+                    )
+                )
+                continue
             items.append(_resume_one(cfg, store, wf, rec, actor, now))
     return ResumeReport(items=tuple(items))

@@ -223,6 +223,16 @@ class Store:
             rows = cur.fetchall()
         return [parse_request_row(dict(zip(names, row, strict=True)), self.states) for row in rows]
 
+    def list_ids(self, states: Sequence[str]) -> list[tuple[str, str]]:
+        """(id, state) of the requests in ``states``, oldest state change first (unverified)."""
+        marks = ", ".join("?" for _ in states)
+        with self._errors():
+            rows = self.conn.execute(
+                f"SELECT id, state FROM requests WHERE state IN ({marks}) ORDER BY updated_at, id",  # noqa: S608
+                list(states),
+            ).fetchall()
+        return [(str(i), str(s)) for i, s in rows]
+
     def find(self, request_id: str) -> RequestRecord | None:
         """The request, or None when there is none."""
         check_id(request_id)

@@ -109,3 +109,20 @@ def test_cancel_applying_is_illegal(cfg: Config, make_request: Make) -> None:
     rec = make_request("applying")
     with pytest.raises(StateError, match="not allowed"):
         api.cancel(cfg, rec.id, "alice", "stop")
+
+
+def test_resume_reports_a_corrupted_row_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch, cfg: Config, make_request: Make
+) -> None:
+    import sqlite3
+
+    bad = make_request("analyzed")
+    good = make_request("analyzed")
+    with sqlite3.connect(cfg.store_path) as conn:
+        conn.execute("UPDATE requests SET summary = 'edited' WHERE id = ?", [bad.id])
+    monkeypatch.setenv(stages.UNSAFE_ENV, ALL)
+    report = api.resume(cfg, "monitor")
+    by_id = {i.request_id: i for i in report.items}
+    assert by_id[bad.id].action == "failed"
+    assert by_id[bad.id].exit_code == 4
+    assert by_id[good.id].state_after == "reviewed"
