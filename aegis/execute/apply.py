@@ -1,0 +1,409 @@
+"""aegisd's apply: the ordered checks of DESIGN.md "Trust", then the locked execution.
+
+Check order (each a named step with a named refusal, :mod:`aegis.sign.refusals`):
+size and strict parse -> signature by a trusted key -> host -> time window ->
+execution id not in the ledger -> approvals -> aegisd's OWN re-derivation of the
+plan from the signed intent (same analyzer, aegisd's configuration) equal to the
+signed plan -> policy re-evaluated on that derivation -> argv equal to the argv
+aegisd derives itself. A later step never runs when an earlier one refused.
+
+Then, under aegisd's lock: ``dpkg --audit`` clean (a ``recover`` request is the
+exception: it exists to fix that), snapshot when required, ``started`` recorded
+durably, run, ``finished`` recorded, dpkg status compared with the signed delta,
+audit event and checkpoint.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aegis.errors import AegisError
+from aegis.execute import ledger as ledger_mod
+from aegis.execute import runner
+from aegis.execute.drift import compare_with_delta
+from aegis.execute.protocol import Answer, Request
+from aegis.model import Host, Operation, Plan
+from aegis.sign.refusals import CheckResult, CheckStep, RefusalCode, RefusedError
+
+if TYPE_CHECKING:
+    from aegis.config import Config
+    from aegis.execute.daemon import Aegisd
+    from aegis.execute.peer import PeerCredentials
+    from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding, VerifiedExecutionPlan
+
+
+def this_host(cfg: Config) -> Host:
+    """This machine's identity (``host_id`` overrides /etc/machine-id in tests and demo)."""
+    machine_id = cfg.host_id
+    if not machine_id:
+        try:
+            machine_id = Path("/etc/machine-id").read_text(encoding="ascii").strip()
+        except OSError:
+            machine_id = "unknown"
+    return Host(machine_id=machine_id, hostname=socket.gethostname())
+
+
+def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
+    """aegisd's own analysis of the signed intent, with its own configuration.
+
+    Raises:
+        AegisError: the analyzer could not run.
+    """
+    from aegis.analyze.plan import analyze_apt
+
+    return analyze_apt(cfg, ep.intent, now=now)
+
+
+def policy_binding(cfg: Config, ep: ExecutionPlan, derived: Plan, now: datetime) -> PolicyBinding:
+    """Evaluate aegisd's own policy on its own derivation; return the comparable binding.
+
+    The derivation reproduces the signed plan (checked before), so it is evaluated
+    under the signed plan's hash: a review bound to that plan still counts. The
+    review bytes come from the store, checked against the signed review hash.
+    """
+    from aegis.policy.engine import evaluate
+    from aegis.policy.run import load_policy
+
+    review = _load_review(cfg, ep)
+    result = evaluate(
+        derived,
+        review,
+        load_policy(cfg),
+        now,
+        plan_hash=ep.plan_hash,
+        review_hash=ep.review_hash if review is not None else None,
+    )
+    return binding_from_result(result)
+
+
+def binding_from_result(result: Any) -> PolicyBinding:
+    """The :class:`PolicyBinding` of a policy result (same fields the signer binds)."""
+    from aegis.policy.result import result_hash
+    from aegis.sign.execution_plan import PolicyBinding
+
+    controls: list[str] = []
+    if result.controls.approval.count:
+        controls.append("approval")
+    if result.controls.snapshot:
+        controls.append("snapshot")
+    return PolicyBinding(
+        result_hash=result_hash(result),
+        decision=result.decision.value,
+        policy_version=result.policy_version,
+        controls=tuple(controls),
+        required_approvals=result.controls.approval.count,
+        required_roles=tuple(result.controls.approval.roles),
+        rule_ids=tuple(f.rule_id for f in result.fired),
+    )
+
+
+def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
+    if ep.review_hash is None:
+        return None
+    from aegis.canonical import sha256_hex
+    from aegis.policy.review_gate import parse_review
+
+    raw: bytes | None = None
+    path = cfg.reviews_dir / f"{ep.plan.plan_id}.review.json"
+    try:
+        candidate = path.read_bytes()
+        if sha256_hex(candidate) == ep.review_hash:
+            raw = candidate
+    except OSError:
+        raw = None
+    if raw is None:
+        try:
+            from aegis import api
+
+            raw = api.load_artifact(cfg, ep.review_hash)
+        except (AegisError, OSError):
+            return None
+    try:
+        return parse_review(raw)
+    except AegisError:
+        return None
+
+
+@dataclass
+class _Checks:
+    results: list[CheckResult]
+
+    def passed(self, step: CheckStep, detail: str) -> None:
+        self.results.append(CheckResult(step, True, detail))
+
+
+def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionPlan:
+    """Run every check in DESIGN.md's order; return the verified plan.
+
+    Raises:
+        RefusedError: the first refusal, by name.
+    """
+    from aegis.execute.argv import derive_argv
+    from aegis.sign import execution_plan as xp
+
+    checks = _Checks([])
+    ep = xp.parse_execution_plan(raw, max_bytes=d.settings.max_request_bytes)
+    checks.passed(CheckStep.PARSE, "canonical, strict, self-consistent")
+
+    def step(name: CheckStep, refusal: Any, detail: str) -> None:
+        if refusal is not None:
+            err = refusal.error()
+            err.execution_plan = ep
+            raise err
+        checks.passed(name, detail)
+
+    step(CheckStep.SIGNATURE, xp.check_signature(ep, d.settings.signer_keys), ep.signer_id)
+    step(CheckStep.HOST, xp.check_host(ep, this_host(d.cfg)), ep.host.hostname)
+    step(CheckStep.TIME_WINDOW, xp.check_time_window(ep, now), ep.expires_at)
+    entry = d.ledger.lookup(ep.execution_id)
+    step(
+        CheckStep.EXECUTION_ID,
+        xp.check_execution_id(
+            ep,
+            used=entry is not None and entry.state != ledger_mod.REVOKED,
+            revoked=entry is not None and entry.state == ledger_mod.REVOKED,
+        ),
+        "not in the ledger",
+    )
+    step(
+        CheckStep.APPROVALS,
+        xp.check_approvals(ep, d.settings.approver_keys, now),
+        f"{len(ep.approvals)} approval(s)",
+    )
+    derived = derive_plan(d.cfg, ep, now)
+    step(CheckStep.REDERIVATION, xp.check_rederivation(ep, derived), "re-derived plan equal")
+    binding = policy_binding(d.cfg, ep, derived, now)
+    refusal = xp.check_policy(ep, binding) or xp.check_approvals(
+        ep,
+        d.settings.approver_keys,
+        now,
+        required=binding.required_approvals,
+        required_roles=binding.required_roles,
+    )
+    step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
+    step(CheckStep.ARGV, xp.check_argv(ep, derive_argv(derived)), "argv equal")
+    return xp.verified(ep, checks.results)
+
+
+def _actor(creds: PeerCredentials, ep: ExecutionPlan | None) -> dict[str, Any]:
+    return {
+        "uid": creds.uid,
+        "pid": creds.pid,
+        "signer": ep.signer_id if ep else None,
+        "approvers": [a.approver_id for a in ep.approvals] if ep else [],
+    }
+
+
+def _decision(ep: ExecutionPlan) -> dict[str, Any]:
+    return {
+        "outcome": ep.policy.decision,
+        "rule_ids": list(ep.policy.rule_ids),
+        "reasons": [f"signed by {ep.signer_id}"],
+    }
+
+
+def apply_request(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
+    """Verify and run one execution plan; every refusal is audited."""
+    return _apply(d, req, creds)
+
+
+def _classify(result: runner.RunResult) -> str:
+    if result.timed_out:
+        return "timeout"
+    if result.exit_status == 0:
+        return "succeeded"
+    text = result.stdout_tail + result.stderr_tail
+    if "Trivial Only specified" in text:
+        return "refused-by-apt-trivial-only"
+    return "failed"
+
+
+def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
+    from aegis.execute.daemon import REFUSED_DPKG_AUDIT, REFUSED_NO_KEYS, iso
+    from aegis.execute.snapshots import needs_snapshot, take_snapshot
+
+    problem = d.settings.keys_problem
+    if problem:
+        return d.refuse(creds, REFUSED_NO_KEYS, problem, None)
+    assert req.execution_plan is not None
+    raw = req.execution_plan.encode("utf-8")
+    now = d.clock()
+    try:
+        verified = verify_for_apply(d, raw, now)
+    except RefusedError as e:
+        ep = getattr(e, "execution_plan", None)
+        return d.refuse(
+            creds,
+            e.refusal.code.value,
+            e.refusal.detail,
+            ep.execution_id if ep else None,
+            request_id=ep.request_id if ep else req.request_id,
+            extra={"actor": _actor(creds, ep)} if ep else None,
+        )
+    except AegisError as e:
+        return d.refuse(
+            creds,
+            RefusalCode.REDERIVATION.value,
+            f"re-derivation failed: {e.message}",
+            None,
+            request_id=req.request_id,
+        )
+    ep = verified.plan
+    env = d.child_env()
+    base: dict[str, Any] = {
+        "actor": _actor(creds, ep),
+        "request_id": ep.request_id,
+        "execution_id": ep.execution_id,
+        "decision": _decision(ep),
+        "argv": list(ep.argv),
+    }
+    with d.execution_lock():
+        if ep.intent.operation != Operation.RECOVER:
+            clean, report = runner.dpkg_audit(d.cfg.dpkg_root, env)
+            if not clean:
+                return d.refuse(
+                    creds,
+                    REFUSED_DPKG_AUDIT,
+                    "dpkg --audit reports half-installed packages; plan a recovery with "
+                    f"'aegisctl recover --plan' ({report[:300]})",
+                    ep.execution_id,
+                    request_id=ep.request_id,
+                    extra={"actor": _actor(creds, ep)},
+                )
+        before = runner.dpkg_status(d.cfg.dpkg_root, env)
+        snapshot_id: str | None = None
+        required = "snapshot" in ep.policy.controls
+        if required or needs_snapshot(ep.plan.changes):
+            snapshot_id = f"snap-{ep.execution_id}"
+            try:
+                take_snapshot(
+                    d.cfg,
+                    snapshot_id,
+                    ep.plan.changes,
+                    execution_id=ep.execution_id,
+                    request_id=ep.request_id,
+                    env=env,
+                    now=iso(d.clock()),
+                    hook=d.settings.snapshot_command if required else (),
+                )
+            except AegisError as e:
+                return d.refuse(
+                    creds,
+                    "refused:snapshot",
+                    e.message,
+                    ep.execution_id,
+                    request_id=ep.request_id,
+                    extra={"actor": _actor(creds, ep)},
+                )
+        d.hook("before-started")
+        try:
+            d.ledger.record_started(
+                ep.execution_id,
+                request_id=ep.request_id,
+                plan_hash=ep.plan_hash,
+                peer_uid=creds.uid,
+                peer_pid=creds.pid,
+                now=iso(d.clock()),
+            )
+        except ledger_mod.ReplayError as e:
+            return d.refuse(
+                creds,
+                RefusalCode.REPLAYED.value,
+                e.message,
+                ep.execution_id,
+                request_id=ep.request_id,
+            )
+        d.audit.append(
+            "apply-started",
+            {
+                **base,
+                "details": {
+                    "snapshot_id": snapshot_id,
+                    "checks": [
+                        {"step": r.step.value, "detail": r.detail} for r in verified.results
+                    ],
+                },
+            },
+        )
+        d.hook("after-started")
+        d.hook("before-run")
+        t0 = time.monotonic()
+        try:
+            result = runner.run_argv(
+                ep.argv,
+                env=env,
+                timeout_s=d.settings.run_timeout_s,
+                out_dir=d.cfg.aegisd_dir / "runs",
+                name=ep.execution_id,
+            )
+        except AegisError as e:
+            result = runner.RunResult(
+                127, False, int((time.monotonic() - t0) * 1000), "", "", 0, 0, "", e.message
+            )
+        outcome = _classify(result)
+        d.ledger.record_finished(
+            ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
+        )
+        after = runner.dpkg_status(d.cfg.dpkg_root, env)
+        drift = compare_with_delta(before, after, ep.targets) if result.exit_status == 0 else []
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        facts = runner.restart_facts(d.cfg.dpkg_root, env)
+        details = {
+            "outcome": outcome,
+            "snapshot_id": snapshot_id,
+            "drift": drift,
+            "changed_packages": changed[:200],
+            "duration_ms": result.duration_ms,
+            "restart": facts,
+            "stdout_bytes": result.stdout_bytes,
+            "stderr_bytes": result.stderr_bytes,
+        }
+        if outcome == "refused-by-apt-trivial-only":
+            details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
+        event = d.audit.append(
+            "apply-finished",
+            {
+                **base,
+                "exit_status": result.exit_status,
+                "output_hashes": {
+                    "stdout_sha256": result.stdout_sha256,
+                    "stderr_sha256": result.stderr_sha256,
+                },
+                "details": details,
+            },
+        )
+        d.audit.checkpoint()
+    ok = result.exit_status == 0
+    message = {
+        "succeeded": "applied",
+        "timeout": f"timed out after {d.settings.run_timeout_s}s",
+        "refused-by-apt-trivial-only": "apt refused: not a trivial operation any more "
+        "(a dependency or package changed since signing)",
+        "failed": f"command exited {result.exit_status}",
+    }[outcome]
+    if drift:
+        message += f"; drift: {len(drift)} difference(s) from the signed delta"
+    return Answer(
+        ok=ok,
+        message=message,
+        refusal=None,
+        execution_id=ep.execution_id,
+        state=ledger_mod.FINISHED,
+        exit_status=result.exit_status,
+        result={
+            **details,
+            "argv": list(ep.argv),
+            "request_id": ep.request_id,
+            "stdout_sha256": result.stdout_sha256,
+            "stderr_sha256": result.stderr_sha256,
+            "stdout_tail": result.stdout_tail[-4000:],
+            "stderr_tail": result.stderr_tail[-4000:],
+            "audit_event_hash": event.get("event_hash"),
+            "audit_seq": event.get("seq"),
+        },
+    )

@@ -1,0 +1,344 @@
+"""aegisd: the constrained executor (the only process that changes packages).
+
+One thread per client, each reading its request against a deadline, so a slow
+client never blocks another. Requests are refused unless every check of
+DESIGN.md "Trust" passes, in that order (:mod:`aegis.execute.checks`); then, under
+aegisd's own lock: ``dpkg --audit`` clean, snapshot when required, ``started``
+recorded durably, run, ``finished`` recorded, dpkg status compared with the
+signed delta, audit event. Every refusal is an audit event too. aegisd is the only
+writer of the audit log and of its ledger.
+
+A client that disconnects never aborts a run: the run happens in the handler
+thread whether or not anyone is left to read the answer, and the child is in its
+own session (``KillMode=process`` semantics).
+
+Test hooks (honoured only when ``AEGIS_TEST_HOOKS=1``): with ``AEGIS_TEST_HOOK_DIR=D``,
+at each point ``P`` (``before-started``, ``after-started``, ``before-run``) aegisd
+touches ``D/P.reached``; if ``D/P.wait`` exists it then waits until ``D/P.go``
+exists (up to 60 s). Tests use it to SIGKILL aegisd at an exact step or to change
+the repository between re-derivation and the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aegis.config import Config
+from aegis.errors import AegisError, EnvironmentFailure
+from aegis.execute import ledger as ledger_mod
+from aegis.execute import runner
+from aegis.execute.peer import PeerCredentials, group_gid, may_submit, peer_credentials
+from aegis.execute.protocol import (
+    Answer,
+    ProtocolError,
+    Request,
+    answer_to_dict,
+    encode_frame,
+    parse_request,
+    read_frame,
+)
+from aegis.execute.settings import DaemonSettings
+
+HOOK_POINTS = ("before-started", "after-started", "before-run")
+REFUSED_PEER = "refused:peer"
+REFUSED_NO_KEYS = "refused:no-trusted-keys"
+REFUSED_DPKG_AUDIT = "refused:dpkg-audit"
+REFUSED_MALFORMED = "refused:malformed"
+REFUSED_OVERSIZED = "refused:oversized"
+REFUSED_SLOW = "refused:slow-client"
+REFUSED_STATE = "refused:state"
+
+
+def utcnow() -> datetime:
+    """The daemon's clock (the one place it is read)."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class _Conn:
+    sock: socket.socket
+    creds: PeerCredentials
+
+
+class Aegisd:
+    """The daemon's state: settings, ledger, audit log and the execution lock."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        settings: DaemonSettings,
+        *,
+        env: dict[str, str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        """Open the ledger and the audit log (creating aegisd's audit key on first start)."""
+        from aegis.execute.audit_writer import AuditWriter
+
+        self.cfg = cfg
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.clock = clock
+        self.ledger = ledger_mod.Ledger(cfg.ledger_path)
+        self.audit = AuditWriter(cfg, settings)
+        self.apply_gid = group_gid(settings.apply_group)
+        self._exec_lock = threading.Lock()
+        cfg.aegisd_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_path = cfg.aegisd_dir / "aegisd.lock"
+        self._stop = threading.Event()
+        self._workers: set[threading.Thread] = set()
+        self._workers_lock = threading.Lock()
+
+    # -- test hooks ----------------------------------------------------------------
+
+    def hook(self, point: str) -> None:
+        """Pause at ``point`` when tests armed it (only with AEGIS_TEST_HOOKS=1)."""
+        if self.env.get("AEGIS_TEST_HOOKS") != "1" or not self.env.get("AEGIS_TEST_HOOK_DIR"):
+            return
+        hook_dir = Path(self.env["AEGIS_TEST_HOOK_DIR"])
+        (hook_dir / f"{point}.reached").touch()
+        if not (hook_dir / f"{point}.wait").exists():
+            return
+        deadline = time.monotonic() + 60
+        while not (hook_dir / f"{point}.go").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    # -- serving -------------------------------------------------------------------
+
+    def serve(self, listener: socket.socket) -> None:
+        """Accept clients until :meth:`stop`; each client gets its own thread."""
+        listener.settimeout(0.5)
+        while not self._stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    break
+                raise
+            t = threading.Thread(target=self._client, args=(sock,), daemon=True)
+            with self._workers_lock:
+                self._workers.add(t)
+            t.start()
+        # A stop request waits for running executions: a run is never cut short.
+        with self._workers_lock:
+            workers = list(self._workers)
+        for t in workers:
+            t.join()
+
+    def stop(self) -> None:
+        """Stop accepting; running executions finish first."""
+        self._stop.set()
+
+    def _client(self, sock: socket.socket) -> None:
+        try:
+            with sock:
+                creds = peer_credentials(sock)
+                answer = self._answer(_Conn(sock, creds))
+                with contextlib.suppress(OSError):
+                    sock.settimeout(10)
+                    sock.sendall(encode_frame(answer_to_dict(answer)))
+        except Exception as e:
+            sys.stderr.write(f"aegisd: client handler failed: {type(e).__name__}: {e}\n")
+        finally:
+            with self._workers_lock:
+                self._workers.discard(threading.current_thread())
+
+    def _answer(self, conn: _Conn) -> Answer:
+        try:
+            data = read_frame(
+                conn.sock,
+                max_bytes=self.settings.max_request_bytes,
+                timeout_s=self.settings.read_timeout_s,
+            )
+            req = parse_request(data)
+        except ProtocolError as e:
+            code = REFUSED_MALFORMED
+            if "exceeds" in e.message:
+                code = REFUSED_OVERSIZED
+            elif "too slow" in e.message:
+                code = REFUSED_SLOW
+            return self.refuse(conn.creds, code, e.message, None)
+        if req.op == "ping":
+            return Answer(
+                ok=True,
+                message=self.settings.keys_problem or "aegisd ready",
+                result={
+                    "trusted_signer_keys": len(self.settings.signer_keys),
+                    "trusted_approver_keys": len(self.settings.approver_keys),
+                },
+            )
+        if req.op == "status":
+            return self.status(req)
+        if not may_submit(conn.creds, apply_gid=self.apply_gid):
+            return self.refuse(
+                conn.creds,
+                REFUSED_PEER,
+                f"uid {conn.creds.uid} is neither root nor in group {self.settings.apply_group}",
+                req.execution_id,
+            )
+        if req.op == "revoke":
+            return self.revoke(req, conn.creds)
+        from aegis.execute.apply import apply_request
+
+        return apply_request(self, req, conn.creds)
+
+    # -- small requests --------------------------------------------------------------
+
+    def status(self, req: Request) -> Answer:
+        """The ledger row of an execution id (``aegis resume`` asks this)."""
+        assert req.execution_id is not None
+        entry = self.ledger.lookup(req.execution_id)
+        if entry is None:
+            return Answer(ok=True, message="unknown to the ledger", execution_id=req.execution_id)
+        return Answer(
+            ok=True,
+            message=f"execution {entry.state}",
+            execution_id=entry.execution_id,
+            state=entry.state,
+            exit_status=entry.exit_status,
+            result={
+                "outcome": entry.outcome,
+                "started_at": entry.started_at,
+                "finished_at": entry.finished_at,
+                "request_id": entry.request_id,
+            },
+        )
+
+    def revoke(self, req: Request, creds: PeerCredentials) -> Answer:
+        """Burn an unused execution id; audited."""
+        assert req.execution_id is not None
+        try:
+            entry = self.ledger.revoke(
+                req.execution_id, reason=req.reason or "", by_uid=creds.uid, now=iso(self.clock())
+            )
+        except AegisError as e:
+            return self.refuse(creds, REFUSED_STATE, e.message, req.execution_id)
+        self.audit.append(
+            "revoke",
+            {
+                "actor": {"uid": creds.uid, "pid": creds.pid},
+                "request_id": req.request_id,
+                "execution_id": req.execution_id,
+                "decision": {"outcome": "revoked", "rule_ids": [], "reasons": [req.reason or ""]},
+            },
+        )
+        return Answer(
+            ok=True,
+            message=f"execution id {req.execution_id} revoked",
+            execution_id=req.execution_id,
+            state=entry.state,
+        )
+
+    def refuse(
+        self,
+        creds: PeerCredentials,
+        code: str,
+        message: str,
+        execution_id: str | None,
+        *,
+        request_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Answer:
+        """Audit a refusal and return the answer saying why (``ok`` false)."""
+        fields: dict[str, Any] = {
+            "actor": {"uid": creds.uid, "pid": creds.pid, **(extra or {}).pop("actor", {})},
+            "request_id": request_id,
+            "execution_id": execution_id,
+            "decision": {"outcome": "refused", "rule_ids": [code], "reasons": [message]},
+        }
+        if extra:
+            fields["details"] = extra
+        try:
+            self.audit.append("apply-refused", fields)
+        except AegisError as e:
+            message = f"{message} (and the audit event could not be written: {e.message})"
+        return Answer(ok=False, refusal=code, message=message, execution_id=execution_id)
+
+    @contextlib.contextmanager
+    def execution_lock(self) -> Any:
+        """aegisd's own lock: one execution at a time, across threads and processes."""
+        with self._exec_lock:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def child_env(self) -> dict[str, str]:
+        """The fixed environment of every command aegisd runs."""
+        return runner.child_env(self.cfg.apt_config)
+
+
+def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str]) -> socket.socket:
+    """Return the listening socket: systemd's (LISTEN_FDS) or a fresh one at ``path``.
+
+    Raises:
+        EnvironmentFailure: the socket cannot be created.
+    """
+    if env.get("LISTEN_PID") == str(os.getpid()) and int(env.get("LISTEN_FDS", "0")) >= 1:
+        return socket.socket(fileno=3)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_socket():
+                path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old)
+        gid = group_gid(group) if group else None
+        if gid is not None and os.geteuid() == 0:
+            os.chown(path, 0, gid)
+        os.chmod(path, mode)
+        sock.listen(64)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot listen on {path}: {e}") from e
+    return sock
+
+
+def run_daemon(cfg: Config, settings: DaemonSettings, env: dict[str, str] | None = None) -> int:
+    """Run aegisd until SIGTERM/SIGINT; returns the exit code."""
+    env = dict(os.environ if env is None else env)
+    daemon = Aegisd(cfg, settings, env=env)
+    listener = open_listener(settings.socket_path, settings.socket_mode, settings.apply_group, env)
+
+    def _stop(signum: int, frame: object) -> None:
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    problem = settings.keys_problem
+    sys.stderr.write(
+        f"aegisd: listening on {settings.socket_path}; "
+        f"{len(settings.signer_keys)} signer key(s), {len(settings.approver_keys)} approver "
+        f"key(s){' from ' + ', '.join(settings.sources) if settings.sources else ''}"
+        f"{'; REFUSING every apply: ' + problem if problem else ''}\n"
+    )
+    sys.stderr.flush()
+    try:
+        daemon.serve(listener)
+    finally:
+        listener.close()
+        daemon.audit.close()
+    return 0

@@ -1,0 +1,276 @@
+"""Running the signed argv, and the dpkg facts aegisd checks around it.
+
+The command runs with no shell, an absolute program path, stdin from /dev/null
+and a clean fixed environment (``DEBIAN_FRONTEND=noninteractive``, ``LANG=C``,
+``LC_ALL=C``, a fixed ``PATH``, and ``APT_CONFIG`` only when it names a root-owned
+file from aegisd's own configuration). Its output goes to files in aegisd's
+root-only run directory, not to pipes: if aegisd is killed mid-run the child is
+in its own session and keeps writing, so dpkg is never cut off half-way by a
+SIGPIPE (the unit's ``KillMode=process`` semantics). Afterwards the output is
+read back capped, and the SHA-256 of the full streams goes into the audit event.
+
+Example:
+    >>> res = run_argv(("/usr/bin/apt-get", "install", "--trivial-only", "--", "x=1"),
+    ...                env=child_env(None), timeout_s=600,
+    ...                out_dir=Path("/var/lib/aegis/aegisd/runs"), name="ex-1")
+    >>> res.exit_status
+    0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aegis.errors import EnvironmentFailure, InputError, TrustError
+
+FIXED_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+OUTPUT_CAP = 64 * 1024
+"""Bytes of each stream kept in the answer and the audit event (the hash covers all)."""
+DPKG = "/usr/bin/dpkg"
+DPKG_QUERY = "/usr/bin/dpkg-query"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run produced."""
+
+    exit_status: int
+    """Exit code, or -N when killed by signal N (a timeout kills with SIGKILL)."""
+    timed_out: bool
+    duration_ms: int
+    stdout_sha256: str
+    stderr_sha256: str
+    stdout_bytes: int
+    stderr_bytes: int
+    stdout_tail: str
+    """The last OUTPUT_CAP bytes of stdout (untrusted text; render through aegis.text)."""
+    stderr_tail: str
+
+
+def check_root_owned(path: Path) -> None:
+    """Refuse a configuration file a non-root user could have written.
+
+    Only enforced when aegisd runs as root (tests as root exercise it too): the file
+    and its directory must belong to root and not be group- or world-writable.
+
+    Raises:
+        TrustError: the file or its directory is writable by someone other than root.
+    """
+    if os.geteuid() != 0:
+        return
+    for p in (path, path.parent):
+        try:
+            st = p.stat()
+        except FileNotFoundError as e:
+            raise TrustError(f"configured file {p} does not exist") from e
+        if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise TrustError(
+                f"{p} is not root-owned or is writable by others; aegisd refuses to use it"
+            )
+
+
+def child_env(apt_config: Path | None) -> dict[str, str]:
+    """The fixed environment of every command aegisd runs (nothing inherited)."""
+    env = {
+        "DEBIAN_FRONTEND": "noninteractive",
+        "LANG": "C",
+        "LC_ALL": "C",
+        "PATH": FIXED_PATH,
+        "APT_LISTCHANGES_FRONTEND": "none",
+        "NEEDRESTART_MODE": "l",
+    }
+    if apt_config is not None:
+        check_root_owned(apt_config)
+        env["APT_CONFIG"] = str(apt_config)
+    return env
+
+
+def check_argv(argv: Sequence[str]) -> None:
+    """Refuse an argv that is empty, relative or carries NUL bytes.
+
+    Raises:
+        InputError: what is wrong with it.
+    """
+    if not argv:
+        raise InputError("empty argv")
+    if not os.path.isabs(argv[0]):
+        raise InputError(f"program {argv[0]!r} is not an absolute path")
+    if any("\x00" in a for a in argv):
+        raise InputError("argv contains a NUL byte")
+
+
+def _hash_and_tail(path: Path, cap: int) -> tuple[str, int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(65536), b""):
+            digest.update(block)
+            size += len(block)
+        f.seek(max(0, size - cap))
+        tail = f.read(cap)
+    return digest.hexdigest(), size, tail.decode("utf-8", "replace")
+
+
+def run_argv(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout_s: float,
+    out_dir: Path,
+    name: str,
+    cap: int = OUTPUT_CAP,
+) -> RunResult:
+    """Run ``argv`` (no shell) to completion or timeout; return exit status and output hashes.
+
+    Raises:
+        InputError: the argv is not acceptable.
+        EnvironmentFailure: the program cannot be started.
+    """
+    check_argv(argv)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    out_path, err_path = out_dir / f"{name}.stdout", out_dir / f"{name}.stderr"
+    start = time.monotonic()
+    timed_out = False
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=dict(env),
+                cwd="/",
+                close_fds=True,
+                start_new_session=True,  # outlives aegisd; a client disconnect never reaches it
+            )
+        except OSError as e:
+            raise EnvironmentFailure(f"cannot start {argv[0]}: {e.strerror}") from e
+        try:
+            status = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            status = proc.wait()
+    duration = int((time.monotonic() - start) * 1000)
+    out_hash, out_size, out_tail = _hash_and_tail(out_path, cap)
+    err_hash, err_size, err_tail = _hash_and_tail(err_path, cap)
+    return RunResult(
+        exit_status=status,
+        timed_out=timed_out,
+        duration_ms=duration,
+        stdout_sha256=out_hash,
+        stderr_sha256=err_hash,
+        stdout_bytes=out_size,
+        stderr_bytes=err_size,
+        stdout_tail=out_tail,
+        stderr_tail=err_tail,
+    )
+
+
+def _root_args(dpkg_root: Path | None) -> list[str]:
+    return [f"--root={dpkg_root}"] if dpkg_root is not None else []
+
+
+def dpkg_audit(dpkg_root: Path | None, env: Mapping[str, str]) -> tuple[bool, str]:
+    """Run ``dpkg --audit``; return (clean, its report).
+
+    Raises:
+        EnvironmentFailure: dpkg cannot be run.
+    """
+    try:
+        proc = subprocess.run(
+            [DPKG, *_root_args(dpkg_root), "--audit"],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EnvironmentFailure(f"dpkg --audit could not run: {e}") from e
+    report = (proc.stdout + proc.stderr).strip()
+    return proc.returncode == 0 and not proc.stdout.strip(), report
+
+
+PackageState = dict[str, tuple[str, str]]
+"""``name:arch`` -> (version, dpkg status word: installed, config-files, half-configured...)."""
+
+
+def dpkg_status(dpkg_root: Path | None, env: Mapping[str, str]) -> PackageState:
+    """Return every package dpkg knows, with version and status.
+
+    Raises:
+        EnvironmentFailure: dpkg-query cannot be run.
+    """
+    try:
+        proc = subprocess.run(
+            [
+                DPKG_QUERY,
+                *_root_args(dpkg_root),
+                "-W",
+                "-f=${Package}\\t${Architecture}\\t${Version}\\t${db:Status-Status}\\n",
+            ],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EnvironmentFailure(f"dpkg-query could not run: {e}") from e
+    # dpkg-query exits 1 with "no packages found" on an empty database: that is a state too.
+    if proc.returncode not in (0, 1):
+        raise EnvironmentFailure(f"dpkg-query failed: {proc.stderr.strip()}")
+    return parse_dpkg_query(proc.stdout)
+
+
+def parse_dpkg_query(text: str) -> PackageState:
+    """Parse the tab-separated output of :func:`dpkg_status` (pure)."""
+    out: PackageState = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 4:
+            continue
+        name, arch, version, status = parts
+        if status == "not-installed":
+            continue
+        out[f"{name}:{arch}"] = (version, status)
+    return out
+
+
+def restart_facts(dpkg_root: Path | None, env: Mapping[str, str]) -> dict[str, object]:
+    """Collect reboot-required and needrestart facts after a run (never fatal)."""
+    base = dpkg_root if dpkg_root is not None else Path("/")
+    reboot = base / "run/reboot-required"
+    if not reboot.exists():
+        reboot = base / "var/run/reboot-required"
+    facts: dict[str, object] = {"reboot_required": reboot.exists()}
+    pkgs = reboot.with_name("reboot-required.pkgs")
+    if pkgs.exists():
+        facts["reboot_required_pkgs"] = sorted(set(pkgs.read_text(errors="replace").split()))[:50]
+    needrestart = Path("/usr/sbin/needrestart")
+    if dpkg_root is None and needrestart.exists():
+        try:
+            proc = subprocess.run(
+                [str(needrestart), "-b", "-r", "l"],
+                env=dict(env),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("NEEDRESTART-")]
+            facts["needrestart"] = lines[:50]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            facts["needrestart"] = f"failed: {e}"
+    else:
+        facts["needrestart"] = "not-run" if dpkg_root is not None else "not-installed"
+    return facts

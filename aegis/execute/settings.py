@@ -1,0 +1,168 @@
+"""aegisd's own configuration: trusted keys and limits, from root-owned sources only.
+
+aegisd trusts the keys in ``<etc>/aegisd.toml`` (or ``--config F``) and on its own
+command line (``--public-key-hex``, ``--approval-public-key-hex``); it never takes
+a key from a client. The file must be root-owned and not writable by others when
+aegisd runs as root. With no signer key, aegisd still starts and refuses every
+apply, saying why.
+
+Example ``/etc/aegis/aegisd.toml``::
+
+    signer_public_keys = ["3b6a27bc..."]
+    approver_public_keys = ["8f0c11aa..."]
+    snapshot_command = ["/usr/local/sbin/fs-snapshot", "--tag", "aegis"]
+    run_timeout_s = 3600
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aegis.config import Config
+from aegis.errors import InputError
+from aegis.execute.protocol import MAX_FRAME_BYTES, READ_TIMEOUT_S
+from aegis.execute.runner import check_root_owned
+
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+_KEYS = {
+    "signer_public_keys",
+    "approver_public_keys",
+    "apply_group",
+    "socket_mode",
+    "snapshot_command",
+    "run_timeout_s",
+    "max_request_bytes",
+    "read_timeout_s",
+    "audit_key",
+    "witness_command",
+    "witness_file",
+    "checkpoint_every",
+}
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """Everything aegisd decides with besides the shared Config."""
+
+    socket_path: Path
+    signer_keys: tuple[str, ...] = ()
+    """Trusted execution-plan signer public keys (hex)."""
+    approver_keys: tuple[str, ...] = ()
+    """Trusted approver public keys (hex); never the signer's own key for its plans."""
+    apply_group: str = "aegis-apply"
+    socket_mode: int = 0o660
+    snapshot_command: tuple[str, ...] = ()
+    """Filesystem snapshot hook argv; ``{snapshot_id}`` is replaced. Empty: none."""
+    run_timeout_s: int = 3600
+    max_request_bytes: int = MAX_FRAME_BYTES
+    read_timeout_s: float = READ_TIMEOUT_S
+    audit_key: Path | None = None
+    witness_command: tuple[str, ...] = ()
+    witness_file: Path | None = None
+    checkpoint_every: int = 64
+    sources: tuple[str, ...] = field(default_factory=tuple)
+    """Where keys came from (for the startup line)."""
+
+    @property
+    def keys_problem(self) -> str | None:
+        """Why aegisd must refuse every apply, or None."""
+        if not self.signer_keys:
+            return (
+                "aegisd has no trusted execution-plan signer key; configure "
+                "signer_public_keys in aegisd.toml or pass --public-key-hex"
+            )
+        return None
+
+
+def _hex_keys(values: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise InputError(f"aegisd config {what} must be a list of hex keys")
+    out = []
+    for v in values:
+        text = str(v).strip().lower()
+        if not _HEX64.match(text):
+            raise InputError(f"aegisd config {what}: {str(v)[:20]!r} is not a 64-hex public key")
+        out.append(text)
+    return tuple(out)
+
+
+def _argv(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise InputError(f"aegisd config {what} must be a list of strings")
+    if value and not value[0].startswith("/"):
+        raise InputError(f"aegisd config {what}: program must be an absolute path")
+    return tuple(value)
+
+
+def _positive(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(f"aegisd config {what} must be a positive integer")
+    return value
+
+
+def load_settings(
+    cfg: Config,
+    *,
+    socket_path: Path | None = None,
+    config_path: Path | None = None,
+    public_keys: tuple[str, ...] = (),
+    approval_keys: tuple[str, ...] = (),
+) -> DaemonSettings:
+    """Read aegisd's configuration file (when present) and merge command-line keys.
+
+    Raises:
+        InputError: malformed file or keys.
+        TrustError: the file is not root-owned (when running as root).
+    """
+    path = config_path or (cfg.etc_dir / "aegisd.toml")
+    data: dict[str, Any] = {}
+    sources: list[str] = []
+    if path.exists():
+        check_root_owned(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise InputError(f"aegisd config {path} is not valid TOML: {e}") from e
+        unknown = sorted(set(data) - _KEYS)
+        if unknown:
+            raise InputError(f"aegisd config {path}: unknown key(s) {', '.join(unknown)}")
+        sources.append(str(path))
+    elif config_path is not None:
+        raise InputError(f"aegisd config {path} does not exist")
+    signer = _hex_keys(data.get("signer_public_keys", []), "signer_public_keys")
+    approver = _hex_keys(data.get("approver_public_keys", []), "approver_public_keys")
+    if public_keys or approval_keys:
+        sources.append("command line")
+    signer += _hex_keys(list(public_keys), "--public-key-hex")
+    approver += _hex_keys(list(approval_keys), "--approval-public-key-hex")
+    mode_text = str(data.get("socket_mode", "0660"))
+    try:
+        mode = int(mode_text, 8)
+    except ValueError as e:
+        raise InputError(f"aegisd config socket_mode {mode_text!r} is not octal") from e
+    audit_key = data.get("audit_key")
+    witness_file = data.get("witness_file")
+    return DaemonSettings(
+        socket_path=socket_path or cfg.aegisd_socket,
+        signer_keys=tuple(dict.fromkeys(signer)),
+        approver_keys=tuple(dict.fromkeys(approver)),
+        apply_group=str(data.get("apply_group", "aegis-apply")),
+        socket_mode=mode & 0o777,
+        snapshot_command=_argv(data.get("snapshot_command", []), "snapshot_command"),
+        run_timeout_s=_positive(data.get("run_timeout_s", 3600), "run_timeout_s"),
+        max_request_bytes=_positive(
+            data.get("max_request_bytes", MAX_FRAME_BYTES), "max_request_bytes"
+        ),
+        read_timeout_s=float(
+            _positive(data.get("read_timeout_s", int(READ_TIMEOUT_S)), "read_timeout_s")
+        ),
+        audit_key=Path(audit_key) if audit_key else None,
+        witness_command=_argv(data.get("witness_command", []), "witness_command"),
+        witness_file=Path(witness_file) if witness_file else None,
+        checkpoint_every=_positive(data.get("checkpoint_every", 64), "checkpoint_every"),
+        sources=tuple(sources),
+    )

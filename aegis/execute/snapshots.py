@@ -1,0 +1,314 @@
+"""The built-in dpkg-state snapshot provider, and the filesystem snapshot hook.
+
+Before a change that replaces or removes packages (and whenever policy requires
+a snapshot), aegisd records under ``cfg.rollback_cache_dir/<snapshot_id>/``:
+
+- ``manifest.json``: dpkg selections, every package's version and status, the
+  replaced packages, changed conffiles, and the hook's outcome;
+- the ``.deb`` of every package version being replaced, taken from apt's cache
+  when it is there, else rebuilt from the installed files with
+  ``dpkg-repack --root`` (so a rollback works after the repository stopped
+  serving the old version);
+- copies of conffiles the admin changed (their md5 differs from dpkg's record).
+
+The filesystem hook is one configured argv (``snapshot_command`` in aegisd.toml,
+``{snapshot_id}`` substituted), run only when policy requires a snapshot. What a
+filesystem restore rewinds must exclude ``/var/lib/aegis`` and ``/var/log/aegis``
+(the store, ledger and audit log): the hook receives them in
+``AEGIS_SNAPSHOT_EXCLUDE`` (colon-separated).
+
+``aegisctl rollback`` reads a manifest back with :func:`load_snapshot`.
+
+Example:
+    >>> snap = take_snapshot(cfg, "snap-ab12", changes, env=env, now="...", hook=())
+    >>> [r.deb for r in snap.replaced]
+    ['aegis-base_1.0_all.deb']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aegis.canonical import canonical_bytes, loads_strict
+from aegis.codec import from_dict, to_dict
+from aegis.config import Config
+from aegis.errors import EnvironmentFailure, InputError
+from aegis.execute import runner
+from aegis.model import Action, PackageChange
+
+SNAPSHOT_SCHEMA = "aegis.snapshot/1"
+DPKG_REPACK = "/usr/bin/dpkg-repack"
+_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_REPLACING = {Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL, Action.REMOVE, Action.PURGE}
+
+
+@dataclass(frozen=True)
+class ReplacedPackage:
+    """A package version the change replaces, kept for rollback."""
+
+    name: str
+    arch: str
+    version: str
+    deb: str | None
+    """File name in the snapshot directory, or None when it could not be kept."""
+    sha256: str | None
+    obtained_from: str
+    """apt-cache, dpkg-repack or unavailable."""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SavedConffile:
+    """A conffile whose content differs from the packaged one, copied aside."""
+
+    package: str
+    path: str
+    saved_as: str
+
+
+@dataclass(frozen=True)
+class HookOutcome:
+    """What the filesystem snapshot hook did."""
+
+    argv: tuple[str, ...]
+    exit_status: int
+    output_sha256: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A recorded dpkg-state snapshot (``manifest.json``)."""
+
+    schema_version: str
+    snapshot_id: str
+    execution_id: str
+    request_id: str | None
+    created_at: str
+    dpkg_root: str | None
+    selections: str
+    packages: dict[str, str]
+    """``name:arch`` -> ``version status``."""
+    replaced: tuple[ReplacedPackage, ...]
+    conffiles: tuple[SavedConffile, ...]
+    hook: HookOutcome | None = None
+    excluded: tuple[str, ...] = ()
+
+
+def snapshot_dir(cfg: Config, snapshot_id: str) -> Path:
+    """Directory of a snapshot (refuses ids that are not plain tokens).
+
+    Raises:
+        InputError: the id is not a plain token.
+    """
+    if not _ID_RE.match(snapshot_id):
+        raise InputError(f"not a snapshot id: {snapshot_id[:80]!r}")
+    return cfg.rollback_cache_dir / snapshot_id
+
+
+def needs_snapshot(changes: Sequence[PackageChange]) -> bool:
+    """True when the delta replaces or removes an installed package."""
+    return any(c.action in _REPLACING and c.current_version for c in changes)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(65536), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _deb_name(name: str, version: str, arch: str) -> str:
+    return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+def _keep_deb(
+    cfg: Config, change: PackageChange, dest: Path, env: Mapping[str, str]
+) -> ReplacedPackage:
+    version = change.current_version or ""
+    arch = change.arch
+    base = cfg.dpkg_root if cfg.dpkg_root is not None else Path("/")
+    cached = base / "var/cache/apt/archives" / _deb_name(change.name, version, arch)
+    if cached.is_file():
+        target = dest / cached.name
+        shutil.copyfile(cached, target)
+        return ReplacedPackage(
+            change.name, arch, version, target.name, _sha256(target), "apt-cache"
+        )
+    argv = [DPKG_REPACK]
+    if cfg.dpkg_root is not None:
+        argv.append(f"--root={cfg.dpkg_root}")
+    argv += ["--", change.name]
+    try:
+        proc = subprocess.run(
+            argv, cwd=dest, env=dict(env), capture_output=True, text=True, timeout=600, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return ReplacedPackage(change.name, arch, version, None, None, "unavailable", str(e))
+    built = sorted(dest.glob(f"{change.name}_*.deb"))
+    if proc.returncode != 0 or not built:
+        return ReplacedPackage(
+            change.name, arch, version, None, None, "unavailable", proc.stderr.strip()[-500:]
+        )
+    return ReplacedPackage(
+        change.name, arch, version, built[-1].name, _sha256(built[-1]), "dpkg-repack"
+    )
+
+
+def _conffiles(
+    cfg: Config, names: Sequence[str], dest: Path, env: Mapping[str, str]
+) -> list[SavedConffile]:
+    if not names:
+        return []
+    argv = [runner.DPKG_QUERY]
+    if cfg.dpkg_root is not None:
+        argv.append(f"--root={cfg.dpkg_root}")
+    argv += ["-W", "-f=${Package}\\n${Conffiles}\\n", "--", *names]
+    proc = subprocess.run(
+        argv, env=dict(env), capture_output=True, text=True, timeout=120, check=False
+    )
+    base = cfg.dpkg_root if cfg.dpkg_root is not None else Path("/")
+    saved: list[SavedConffile] = []
+    package = ""
+    for line in proc.stdout.splitlines():
+        if not line.startswith(" "):
+            package = line.strip()
+            continue
+        parts = line.split()
+        if len(parts) < 2 or not parts[0].startswith("/"):
+            continue
+        path, md5 = parts[0], parts[1]
+        on_disk = base / path.lstrip("/")
+        if not on_disk.is_file() or on_disk.is_symlink():
+            continue
+        if hashlib.md5(on_disk.read_bytes(), usedforsecurity=False).hexdigest() == md5:
+            continue
+        target = dest / "conffiles" / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(on_disk, target)
+        saved.append(SavedConffile(package, path, str(target.relative_to(dest))))
+    return saved
+
+
+def _run_hook(
+    hook: Sequence[str], snapshot_id: str, excluded: Sequence[str], env: Mapping[str, str]
+) -> HookOutcome:
+    argv = tuple(a.replace("{snapshot_id}", snapshot_id) for a in hook)
+    child = {**env, "AEGIS_SNAPSHOT_ID": snapshot_id, "AEGIS_SNAPSHOT_EXCLUDE": ":".join(excluded)}
+    try:
+        proc = subprocess.run(list(argv), env=child, capture_output=True, timeout=1800, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EnvironmentFailure(f"snapshot hook {argv[0]} could not run: {e}") from e
+    outcome = HookOutcome(
+        argv, proc.returncode, hashlib.sha256(proc.stdout + proc.stderr).hexdigest()
+    )
+    if proc.returncode != 0:
+        raise EnvironmentFailure(
+            f"snapshot hook {argv[0]} exited {proc.returncode}: "
+            f"{proc.stderr.decode('utf-8', 'replace').strip()[-500:]}"
+        )
+    return outcome
+
+
+def take_snapshot(
+    cfg: Config,
+    snapshot_id: str,
+    changes: Sequence[PackageChange],
+    *,
+    execution_id: str,
+    request_id: str | None,
+    env: Mapping[str, str],
+    now: str,
+    hook: Sequence[str] = (),
+) -> Snapshot:
+    """Record the dpkg state and keep what a rollback needs; run the hook when given.
+
+    Raises:
+        EnvironmentFailure: dpkg cannot be queried, or the hook failed.
+    """
+    dest = snapshot_dir(cfg, snapshot_id)
+    cfg.rollback_cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(mode=0o700)
+    argv = [runner.DPKG]
+    if cfg.dpkg_root is not None:
+        argv.append(f"--root={cfg.dpkg_root}")
+    sel = subprocess.run(
+        [*argv, "--get-selections"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    state = runner.dpkg_status(cfg.dpkg_root, env)
+    replaced = tuple(
+        _keep_deb(cfg, c, dest, env)
+        for c in changes
+        if c.action in _REPLACING and c.current_version
+    )
+    conffiles = tuple(_conffiles(cfg, [r.name for r in replaced], dest, env))
+    excluded = (str(cfg.state_dir), str(cfg.log_dir))
+    outcome = _run_hook(hook, snapshot_id, excluded, env) if hook else None
+    snap = Snapshot(
+        schema_version=SNAPSHOT_SCHEMA,
+        snapshot_id=snapshot_id,
+        execution_id=execution_id,
+        request_id=request_id,
+        created_at=now,
+        dpkg_root=str(cfg.dpkg_root) if cfg.dpkg_root is not None else None,
+        selections=sel.stdout,
+        packages={k: f"{v} {s}" for k, (v, s) in sorted(state.items())},
+        replaced=replaced,
+        conffiles=conffiles,
+        hook=outcome,
+        excluded=excluded,
+    )
+    tmp = dest / "manifest.json.tmp"
+    with tmp.open("wb") as f:
+        f.write(canonical_bytes(to_dict(snap)) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, dest / "manifest.json")
+    return snap
+
+
+def load_snapshot(cfg: Config, snapshot_id: str) -> Snapshot:
+    """Read a snapshot manifest back strictly.
+
+    Raises:
+        InputError: unknown id or malformed manifest.
+    """
+    path = snapshot_dir(cfg, snapshot_id) / "manifest.json"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as e:
+        raise InputError(f"no snapshot {snapshot_id} in {cfg.rollback_cache_dir}") from e
+    data = loads_strict(raw)
+    if not isinstance(data, dict) or data.get("schema_version") != SNAPSHOT_SCHEMA:
+        raise InputError(f"{path} is not an Aegis snapshot manifest")
+    snap = from_dict(Snapshot, data)
+    if snap.snapshot_id != snapshot_id:
+        raise InputError(f"{path} names snapshot {snap.snapshot_id}, not {snapshot_id}")
+    return snap
+
+
+def replaced_debs(cfg: Config, snap: Snapshot) -> dict[str, Path]:
+    """``name`` -> path of the kept .deb whose hash still matches the manifest."""
+    out: dict[str, Path] = {}
+    base = snapshot_dir(cfg, snap.snapshot_id)
+    for r in snap.replaced:
+        if r.deb is None or r.sha256 is None:
+            continue
+        p = base / r.deb
+        if p.is_file() and _sha256(p) == r.sha256:
+            out[r.name] = p
+    return out
