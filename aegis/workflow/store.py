@@ -217,11 +217,10 @@ class Store:
     # ----------------------------------------------------------------- reads
 
     def _select_requests(self, where: str, params: Sequence[Any]) -> list[RequestRecord]:
+        sql = f"SELECT {_REQUEST_COLUMNS} FROM requests {where}"  # noqa: S608 - our own clauses
         with self._errors():
-            cur = self.conn.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests {where}", params)  # noqa: S608 - fixed columns, clause from this module
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        return [parse_request_row(dict(zip(names, row, strict=True)), self.states) for row in rows]
+            rows = list(self.db.query(sql, params))
+        return [parse_request_row(row, self.states) for row in rows]
 
     def list_ids(self, states: Sequence[str]) -> list[tuple[str, str]]:
         """(id, state) of the requests in ``states``, oldest state change first (unverified)."""
@@ -301,13 +300,13 @@ class Store:
             CorruptStoreError: a row fails its checks or the chain is broken.
         """
         with self._errors():
-            cur = self.conn.execute(
-                "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
-                "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
-                [rec.id],
+            rows = list(
+                self.db.query(
+                    "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
+                    "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
+                    [rec.id],
+                )
             )
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         if len(rows) > rec.version + 1:
             # A writer committed after ``rec`` was read: the history is newer than the row.
             raise LostRaceError(
