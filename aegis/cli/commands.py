@@ -26,5 +26,7 @@ AEGIS_COMMANDS: dict[str, str] = {
 AEGISCTL_COMMANDS: dict[str, str] = {
     "resume": "aegis.cli.cmd_workflow:resume_cmd",
     "requests": "aegis.cli.cmd_workflow:requests_cmd",
+    "apply": "aegis.cli.ctl_exec:apply_cmd",
+    "revoke": "aegis.cli.ctl_exec:revoke_cmd",
 }
 """``aegisctl`` subcommands: name -> "module:attribute" of a click command or group."""

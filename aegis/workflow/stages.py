@@ -53,8 +53,8 @@ STAGE_NAMES = (
 STAGES: dict[str, str] = {
     # "reviewer": "aegis.review.stage:make_reviewer",
     "policy": "aegis.policy.stage:make_evaluator",
-    # "executor_status": "aegis.execute.stage:make_status",
-    # "revoker": "aegis.execute.stage:make_revoker",
+    "executor_status": "aegis.execute.stage:make_status",
+    "revoker": "aegis.execute.stage:make_revoker",
     # "auditor": "aegis.audit.stage:make_auditor",
 }
 """Registered stages: name -> "module:factory" (factory(cfg) -> implementation)."""

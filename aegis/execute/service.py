@@ -1,0 +1,374 @@
+"""The client half of execution: what ``aegisctl apply``/``revoke`` and ``aegis resume`` call.
+
+:func:`apply` verifies the execution plan locally first (the signing engineer's
+offline checks, with the public key the operator names), then submits it to
+aegisd over its socket and moves the request along its lifecycle:
+``signed -> applying`` before submitting, then ``applying -> applied`` (exit 0) or
+``-> failed`` (a refusal or a non-zero exit), or ``-> interrupted`` when aegisd
+vanished after recording ``started``; finally ``applied -> audited`` only when
+the request's audit events verify against aegisd's audit key.
+
+A request found in ``applying`` is never run again blindly: aegisd's ledger is
+asked first. No ledger row means the run never started (aegisd died before
+``started``), so submitting the same plan again is safe; ``started`` without
+``finished`` becomes ``interrupted``; ``finished`` records the recorded result.
+
+Exit codes (STYLE.md) whenever the run did not succeed: 4 trust refusal, 5 policy,
+6 replay/state, 9 the command failed, 10 outcome unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aegis.canonical import canonical_bytes
+from aegis.config import Config
+from aegis.errors import (
+    AegisError,
+    EnvironmentFailure,
+    ExecutionFailed,
+    InputError,
+    OutcomeUnknown,
+    PolicyDenied,
+    StateError,
+    TrustError,
+)
+from aegis.execute import ledger as ledger_mod
+from aegis.execute.protocol import Answer, Request, answer_to_dict, call
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+ACTOR = "aegisctl"
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What ``aegisctl apply`` reports."""
+
+    execution_id: str
+    request_id: str | None
+    state: str | None
+    """The request's state afterwards (None without a request)."""
+    answer: dict[str, Any]
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    audited: bool = False
+    result_path: str | None = None
+
+
+def socket_path(cfg: Config, override: Path | None) -> str:
+    """The aegisd socket to use."""
+    return str(override or cfg.aegisd_socket)
+
+
+def _refusal_error(code: str | None, message: str) -> AegisError:
+    """Map a named refusal to its STYLE.md error class."""
+    code = code or ""
+    if code in ("refused:malformed", "refused:oversized", "refused:slow-client"):
+        return InputError(f"{code}: {message}")
+    if code == "refused:policy":
+        return PolicyDenied(f"{code}: {message}")
+    if code in ("refused:replayed", "refused:revoked", "refused:state"):
+        return StateError(f"{code}: {message}", hint="sign a new execution plan")
+    if code == "refused:dpkg-audit":
+        return StateError(f"{code}: {message}", hint="aegisctl recover --plan")
+    if code == "refused:peer":
+        return TrustError(f"{code}: {message}", hint="submit as root or a member of aegis-apply")
+    return TrustError(f"{code}: {message}")
+
+
+def read_execution_plan(path: Path) -> bytes:
+    """Read an execution plan file with a size cap.
+
+    Raises:
+        InputError: missing, unreadable or too large.
+    """
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise InputError(f"cannot read execution plan {path}: {e.strerror}") from e
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"execution plan {path} is larger than {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def verify_locally(
+    cfg: Config, data: bytes, public_key_hex: str, approval_keys: tuple[str, ...], now: datetime
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Run the offline checks; raise the first refusal.
+
+    Without ``--approval-public-key-hex`` the approvals step is left to aegisd (which
+    trusts only its own configured approver keys).
+
+    Raises:
+        RefusedError: a named refusal (exit 3, 4 or 5).
+    """
+    from aegis.execute.apply import this_host
+    from aegis.sign.execution_plan import verify_offline
+    from aegis.sign.refusals import CheckStep
+
+    try:
+        from aegis.execute.argv import derive_argv
+    except ImportError:  # pragma: no cover - argv.py is part of the build
+        derive_argv = None
+    ep, results = verify_offline(
+        data,
+        trusted_signer_keys=[public_key_hex.strip().lower()],
+        trusted_approver_keys=approval_keys,
+        now=now,
+        host=this_host(cfg),
+        derive_argv=derive_argv,
+    )
+    rows = []
+    for r in results:
+        ok = r.ok
+        if r.step == CheckStep.APPROVALS and not approval_keys and ok is False:
+            ok = None  # aegisd decides with its own approver keys
+        rows.append({"step": r.step.value, "ok": ok, "detail": r.detail})
+        if ok is False and r.refusal is not None:
+            raise r.refusal.error()
+    return ep, rows
+
+
+def _advance(cfg: Config, request_id: str, trigger: str, **kw: Any) -> str:
+    from aegis import api
+
+    return api.advance(cfg, request_id, trigger, ACTOR, **kw).state
+
+
+def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[bytes, Path]:
+    body = canonical_bytes(
+        {
+            "schema_version": "aegis.executor-result/1",
+            "execution_id": execution_id,
+            **answer_to_dict(answer),
+        }
+    )
+    out_dir = cfg.state_dir / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{execution_id}.result.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(body + b"\n")
+    os.replace(tmp, path)
+    return body, path
+
+
+def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> Answer | None:
+    """Ask aegisd's ledger (socket first, then the ledger file when readable).
+
+    Returns:
+        aegisd's status answer, or None when neither is reachable.
+    """
+    try:
+        return call(
+            sock or str(cfg.aegisd_socket),
+            Request(op="status", execution_id=execution_id),
+            timeout_s=30,
+        )
+    except AegisError:
+        pass
+    if not os.access(cfg.ledger_path, os.R_OK):
+        return None
+    try:
+        entry = ledger_mod.Ledger(cfg.ledger_path, create=False).lookup(execution_id)
+    except AegisError:
+        return None
+    if entry is None:
+        return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
+    return Answer(
+        ok=True,
+        message=f"execution {entry.state}",
+        execution_id=execution_id,
+        state=entry.state,
+        exit_status=entry.exit_status,
+        result={"outcome": entry.outcome},
+    )
+
+
+def as_result(status: Answer) -> Answer:
+    """A ledger status answer as the run's result (ok only for finished with exit 0)."""
+    ok = status.state == ledger_mod.FINISHED and status.exit_status == 0
+    message = f"recorded by aegisd's ledger: {status.state}"
+    if status.state == ledger_mod.FINISHED:
+        message += f", exit {status.exit_status}"
+    return Answer(
+        ok=ok,
+        message=message,
+        execution_id=status.execution_id,
+        state=status.state,
+        exit_status=status.exit_status,
+        result=status.result,
+    )
+
+
+def _audit(cfg: Config, request_id: str) -> bool:
+    """applied -> audited when the request's audit events verify."""
+    from aegis.audit.verify import request_events_verify
+
+    pub_path = cfg.keys_dir / "audit.pub"
+    try:
+        pub = pub_path.read_text(encoding="ascii").strip()
+    except OSError:
+        return False
+    if not request_events_verify(cfg.audit_path, request_id, audit_public_key_hex=pub):
+        return False
+    _advance(cfg, request_id, "audit", evidence={"reason": "audit events verify"})
+    return True
+
+
+def apply(
+    cfg: Config,
+    execution_plan_path: Path,
+    public_key_hex: str,
+    *,
+    approval_keys: tuple[str, ...] = (),
+    socket: Path | None = None,
+    now: datetime | None = None,
+) -> ApplyOutcome:
+    """Verify locally, submit to aegisd, and advance the request.
+
+    Raises:
+        InputError, TrustError, PolicyDenied, StateError: refused (locally or by aegisd).
+        EnvironmentFailure: aegisd is not reachable (nothing changed).
+        ExecutionFailed: the command ran and failed (request failed).
+        OutcomeUnknown: aegisd vanished after ``started`` (request interrupted).
+    """
+    from aegis import api
+
+    now = now or datetime.now(UTC)
+    data = read_execution_plan(execution_plan_path)
+    ep, checks = verify_locally(cfg, data, public_key_hex, approval_keys, now)
+    sock = socket_path(cfg, socket)
+    request = None
+    if ep.request_id:
+        request = api.get_request(cfg, ep.request_id)
+    elif ep.plan_hash:
+        request = api.find_request_by_plan(cfg, ep.plan_hash)
+    request_id = request.id if request else None
+    xid = ep.execution_id
+    if request is not None and request.state == "applying":
+        status = ledger_status(cfg, xid, sock)
+        if status is None:
+            raise EnvironmentFailure(
+                f"aegisd is not reachable at {sock}; cannot tell whether execution {xid} started"
+            )
+        if status.state == ledger_mod.STARTED:
+            _advance(
+                cfg,
+                request_id or "",
+                "interrupt",
+                evidence={
+                    "reason": "aegisd recorded started without finished",
+                    "execution_id": xid,
+                },
+            )
+            raise OutcomeUnknown(
+                f"execution {xid} was interrupted; it is never re-run",
+                hint=f"aegisctl resolve {request_id} --as applied|failed",
+            )
+        if status.state in (ledger_mod.FINISHED, ledger_mod.REVOKED):
+            return _record(cfg, request_id, xid, as_result(status), checks)
+        # No row: aegisd died before "started"; the id is unused, submit again.
+    elif request is not None and request.state != "signed":
+        raise StateError(
+            f"request {request_id} is {request.state}, not signed; an execution plan runs once"
+        )
+    else:
+        call(sock, Request(op="ping"), timeout_s=10)  # reachable before we move the request
+        if request_id:
+            _advance(cfg, request_id, "start", evidence={"execution_id": xid})
+    try:
+        answer = call(
+            sock, Request(op="apply", execution_plan=data.decode("utf-8"), request_id=request_id)
+        )
+    except EnvironmentFailure as e:
+        # The connection broke mid-request: only aegisd's ledger knows what happened.
+        time.sleep(0.2)
+        status = ledger_status(cfg, xid, sock)
+        if status is not None and status.state == ledger_mod.STARTED and request_id:
+            _advance(
+                cfg,
+                request_id,
+                "interrupt",
+                evidence={"reason": f"aegisd went away: {e.message}", "execution_id": xid},
+            )
+            raise OutcomeUnknown(
+                f"aegisd went away while running {xid}; request {request_id} is interrupted "
+                "and is never re-run",
+                hint=f"check dpkg, then aegisctl resolve {request_id} --as applied|failed",
+            ) from e
+        if status is not None and status.state == ledger_mod.FINISHED:
+            return _record(cfg, request_id, xid, as_result(status), checks)
+        raise OutcomeUnknown(
+            f"aegisd went away before starting {xid} ({e.message}); nothing ran",
+            hint="submit the same execution plan again once aegisd is back",
+        ) from e
+    return _record(cfg, request_id, xid, answer, checks)
+
+
+def _record(
+    cfg: Config, request_id: str | None, xid: str, answer: Answer, checks: list[dict[str, Any]]
+) -> ApplyOutcome:
+    """Turn aegisd's answer into the request's next state and the CLI's outcome."""
+    state: str | None = None
+    path: Path | None = None
+    audited = False
+    if request_id:
+        body, path = _result_artifact(cfg, xid, answer)
+        if answer.ok:
+            state = _advance(
+                cfg,
+                request_id,
+                "finish",
+                artifact_kind="executor-result",
+                artifact=body,
+                artifact_path=str(path),
+                evidence={"execution_id": xid},
+            )
+            audited = _audit(cfg, request_id)
+            state = "audited" if audited else state
+        else:
+            state = _advance(
+                cfg,
+                request_id,
+                "fail",
+                artifact_kind="executor-result",
+                artifact=body,
+                artifact_path=str(path),
+                evidence={"execution_id": xid, "reason": answer.refusal or answer.message[:200]},
+            )
+    outcome = ApplyOutcome(
+        xid, request_id, state, answer_to_dict(answer), checks, audited, str(path) if path else None
+    )
+    if answer.ok:
+        return outcome
+    if answer.refusal:
+        err = _refusal_error(answer.refusal, answer.message)
+    elif answer.state == ledger_mod.REVOKED:
+        err = StateError(f"execution id {xid} was revoked")
+    else:
+        err = ExecutionFailed(f"execution {xid} failed: {answer.message}")
+    err.outcome = outcome  # type: ignore[attr-defined]
+    raise err
+
+
+def revoke(cfg: Config, execution_id: str, reason: str, *, socket: Path | None = None) -> Answer:
+    """Burn an execution id in aegisd's ledger.
+
+    Raises:
+        InputError: no reason.
+        StateError: the id already ran.
+        EnvironmentFailure: aegisd is not reachable.
+    """
+    if not reason.strip():
+        raise InputError("a reason is required to revoke")
+    answer = call(
+        socket_path(cfg, socket), Request(op="revoke", execution_id=execution_id, reason=reason)
+    )
+    if not answer.ok:
+        raise _refusal_error(answer.refusal, answer.message)
+    return answer
