@@ -421,3 +421,27 @@ def request_events_verify(
     if not report.ok or last is None:
         return False
     return report.last_checkpoint_seq >= last
+
+
+def default_public_key_path(etc_keys_dir: Path) -> Path:
+    """Where the trusted audit public key lives (``<keys_dir>/audit.pub``, root-owned)."""
+    return etc_keys_dir / "audit.pub"
+
+
+def default_witness_path(aegisd_dir: Path) -> Path:
+    """aegisd's on-host witness file: in its root-only directory, off the log.
+
+    Members of ``aegis`` can read the log but cannot write here, so rolling back the
+    log (and every copy they can write) still leaves this checkpoint behind. Fleets
+    add a witness command that ships checkpoints off the host as well.
+    """
+    return aegisd_dir / "audit-witness.jsonl"
+
+
+def read_public_key_hex(path: Path) -> str | None:
+    """Return the hex key in a ``.pub`` file, or None when the file is absent or unreadable."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None

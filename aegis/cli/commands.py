@@ -20,10 +20,12 @@ AEGIS_COMMANDS: dict[str, str] = {
     "workflow": "aegis.cli.cmd_workflow:workflow_group",
     "monitor": "aegis.cli.cmd_workflow:monitor_cmd",
     "policy": "aegis.cli.cmd_policy:policy_group",
+    "audit": "aegis.cli.cmd_audit:audit_group",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 
 AEGISCTL_COMMANDS: dict[str, str] = {
+    "audit-path": "aegis.cli.cmd_audit:audit_path_cmd",
     "resume": "aegis.cli.cmd_workflow:resume_cmd",
     "requests": "aegis.cli.cmd_workflow:requests_cmd",
     "apply": "aegis.cli.ctl_exec:apply_cmd",

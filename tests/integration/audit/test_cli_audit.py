@@ -1,0 +1,75 @@
+"""``aegis audit verify`` and ``aegisctl audit-path`` through click and as processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from aegis.audit.chain import AuditLog
+from aegis.audit.verify import default_witness_path
+from aegis.cli.aegis import cli
+from aegis.cli.aegisctl import cli as ctl
+from aegis.config import load_config
+from aegis.sign.keys import load_signing_key, write_keypair
+
+
+def _log(aegis_home: Path, n: int = 5) -> Path:
+    cfg = load_config()
+    key_path, _ = write_keypair(cfg.keys_dir, "audit")
+    cfg.aegisd_dir.mkdir(parents=True)
+    log = AuditLog(
+        cfg.audit_path,
+        load_signing_key(key_path),
+        "test-host",
+        use_syslog=False,
+        witness_file=default_witness_path(cfg.aegisd_dir),
+    )
+    for i in range(n):
+        log.append("note", {"request_id": f"r{i}"})
+    log.checkpoint()
+    log.close()
+    return cfg.audit_path
+
+
+def test_audit_path_prints_config_path(aegis_home: Path) -> None:
+    result = CliRunner().invoke(ctl, ["audit-path"])
+    assert result.exit_code == 0
+    assert result.output == f"{aegis_home}/var/log/aegis/audit.jsonl\n"
+
+
+def test_verify_ok_then_tampered_exits_4_naming_the_line(aegis_home: Path) -> None:
+    path = _log(aegis_home)
+    ok = CliRunner().invoke(cli, ["audit", "verify", "--json"])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.output)
+    assert doc["ok"] is True
+    assert doc["witness_seq"] == 5
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3]))  # truncate: only the witness can tell
+    bad = CliRunner().invoke(cli, ["audit", "verify", "--json"])
+    assert bad.exit_code == 4
+    doc = json.loads(bad.stdout)
+    assert [(p["kind"], p["line"]) for p in doc["problems"]] == [("truncated", 4)]
+
+
+def test_verify_as_a_process_reports_modified_line(aegis_home: Path) -> None:
+    path = _log(aegis_home)
+    path.write_bytes(path.read_bytes().replace(b'"r1"', b'"rX"'))
+    proc = subprocess.run(
+        [sys.executable, "-m", "aegis", "audit", "verify"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    assert "line 2 (modified)" in proc.stderr
+    assert "modified" in proc.stdout
+
+
+def test_missing_log_is_input_error(aegis_home: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", "verify"])
+    assert result.exit_code == 3
