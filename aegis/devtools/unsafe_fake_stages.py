@@ -85,6 +85,24 @@ class UnsafeFakeExecutorStatus:
         return StageOutcome("interrupt", evidence={"reason": "fake: started, never finished"})
 
 
+class UnsafeFakeExpiry:
+    """Expires requests whose targets mention ``expire-me``."""
+
+    def __init__(self, cfg: Config) -> None:
+        """Nothing to remember."""
+
+    def check(self, request: RequestRecord, now: datetime) -> StageOutcome | None:
+        """Return ``expire`` for marked requests."""
+        if "expire-me" in request.summary:
+            return StageOutcome("expire", evidence={"reason": f"fake: expired at {now:%Y-%m-%d}"})
+        return None
+
+
+def expiry(cfg: Config) -> UnsafeFakeExpiry:
+    """Factory for ``expiry``."""
+    return UnsafeFakeExpiry(cfg)
+
+
 def reviewer(cfg: Config) -> UnsafeFakeReviewer:
     """Factory for ``reviewer``."""
     return UnsafeFakeReviewer(cfg)
@@ -107,6 +125,6 @@ def executor_status(cfg: Config) -> UnsafeFakeExecutorStatus:
 
 ALL = ",".join(
     f"{n}=aegis.devtools.unsafe_fake_stages:{n}"
-    for n in ("reviewer", "policy", "revoker", "executor_status")
+    for n in ("reviewer", "policy", "revoker", "executor_status", "expiry")
 )
 """Value for AEGIS_UNSAFE_STAGES plugging in every fake."""

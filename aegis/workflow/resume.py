@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from aegis.workflow.store import Store
 
 LEASE_SECONDS = 300
-_STAGE_FOR_STATE = {"analyzed": "reviewer", "reviewed": "policy", "applied": "auditor"}
+_STAGE_FOR_STATE = {
+    "analyzed": "reviewer",
+    "reviewed": "policy",
+    "applied": "auditor",
+    "policy": "expiry",
+    "signed": "expiry",
+    "applying": "executor_status",
+}
 _WAITING = {
     "intent": "waiting for analysis: plan it again with 'aegis <tool> ... --plan'",
     "policy": "waiting for a human: approvals and 'aegisctl sign'",
@@ -116,6 +123,9 @@ def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> 
             raise StageUnavailableError("the request has no plan to decide on")
         out = stage.evaluate(rec, plan, _latest(store, rec, "review"), now)
         return out
+    if name == "expiry":
+        out = stage.check(rec, now)
+        return out
     out = stage.verify(rec)
     return out
 
@@ -125,11 +135,21 @@ def _resume_one(
 ) -> ResumeItem:
     from aegis.api import _advance
     from aegis.workflow.records import format_time
+    from aegis.workflow.stages import available
 
     resumable = [t for t in wf.exits(rec.state) if t.resumable]
+    waiting = ResumeItem(
+        rec.id,
+        rec.state,
+        "waiting",
+        rec.state,
+        detail=_WAITING.get(rec.state, "waiting for a human or a key"),
+    )
+    stage_name = _STAGE_FOR_STATE.get(rec.state)
     if rec.state != "applying" and not resumable:
-        detail = _WAITING.get(rec.state, "waiting for a human or a key")
-        return ResumeItem(rec.id, rec.state, "waiting", rec.state, detail=detail)
+        return waiting
+    if stage_name == "expiry" and not available("expiry"):
+        return waiting  # nothing can expire it yet; a human's step is next
     owner = f"{actor}:{os.getpid()}"
     leased = store.set_lease(
         rec,
@@ -144,6 +164,8 @@ def _resume_one(
         outcome = _run_stage(cfg, store, leased, now)
         if outcome is None:
             store.set_lease(leased, None, None, format_time(now))
+            if stage_name == "expiry":
+                return waiting
             return ResumeItem(rec.id, rec.state, "skipped", rec.state, detail="no answer yet")
         allowed = {t.trigger for t in resumable} | (
             {"finish", "fail", "interrupt"} if rec.state == "applying" else set()

@@ -10,7 +10,8 @@ available", exit 6). No fake is registered by default.
 ``aegis resume`` uses: ``reviewer`` (analyzed -> reviewed), ``policy``
 (reviewed -> policy | denied), ``auditor`` (applied -> audited) and, for
 ``applying``, only ``executor_status``, which *queries* aegisd's ledger and dpkg
-and never re-runs anything. ``aegis cancel`` of a signed request needs
+and never re-runs anything; for ``policy`` and ``signed``, ``expiry`` (expire what is
+past its time). ``aegis cancel`` of a signed request needs
 ``revoker``.
 
 Tests may plug in fakes of these Protocols with
@@ -48,14 +49,16 @@ STAGE_NAMES = (
     "executor_status",
     "revoker",
     "auditor",
+    "expiry",
 )
 
 STAGES: dict[str, str] = {
-    # "reviewer": "aegis.review.stage:make_reviewer",
+    "reviewer": "aegis.review.stage:make_reviewer",
     "policy": "aegis.policy.stage:make_evaluator",
     "executor_status": "aegis.execute.stage:make_status",
     "revoker": "aegis.execute.stage:make_revoker",
     # "auditor": "aegis.audit.stage:make_auditor",
+    # "expiry": "aegis.sign.stage:make_expiry",
 }
 """Registered stages: name -> "module:factory" (factory(cfg) -> implementation)."""
 
@@ -130,6 +133,13 @@ class Auditor(Protocol):
 
     def verify(self, request: RequestRecord) -> StageOutcome | None:
         """Return trigger ``audit`` when the events verify; None when not yet verifiable."""
+
+
+class Expiry(Protocol):
+    """For ``policy`` and ``signed``: says when evidence or a signed plan has expired."""
+
+    def check(self, request: RequestRecord, now: datetime) -> StageOutcome | None:
+        """Return trigger ``expire`` with evidence ``{"reason": ...}``, or None if still valid."""
 
 
 def _unsafe_overrides(env: dict[str, str] | None = None) -> dict[str, str]:

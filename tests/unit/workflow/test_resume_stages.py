@@ -126,3 +126,23 @@ def test_resume_reports_a_corrupted_row_and_goes_on(
     assert by_id[bad.id].action == "failed"
     assert by_id[bad.id].exit_code == 4
     assert by_id[good.id].state_after == "reviewed"
+
+
+def test_resume_expires_only_what_the_expiry_stage_says(
+    monkeypatch: pytest.MonkeyPatch, cfg: Config, make_request: Make
+) -> None:
+    stale = make_request("signed", targets=("expire-me",))
+    fresh = make_request("policy")
+    monkeypatch.setenv(stages.UNSAFE_ENV, "expiry=")
+    report = api.resume(cfg, "monitor")
+    assert {i.request_id: i.action for i in report.items} == {
+        stale.id: "waiting",
+        fresh.id: "waiting",
+    }
+    monkeypatch.setenv(stages.UNSAFE_ENV, ALL)
+    api.resume(cfg, "monitor")
+    assert api.get_request(cfg, stale.id).state == "expired"
+    assert api.get_request(cfg, fresh.id).state == "policy"
+    last = api.get_request_detail(cfg, stale.id).history[-1]
+    assert last.trigger == "expire"
+    assert last.facts["reason"].startswith("fake: expired")
