@@ -29,6 +29,7 @@ from aegis.errors import AegisError
 
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def _debug_requested(args: Sequence[str]) -> bool:
@@ -129,6 +130,11 @@ class LazyGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (``aegis requests | head``): not an error worth a message.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            code = EXIT_BROKEN_PIPE
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             code = EXIT_INTERRUPTED
