@@ -52,7 +52,11 @@ def _inert(text: str) -> str:
 
 def report_error(err: AegisError) -> int:
     """Print ``err`` as ``Error: ...`` on stderr and return its exit code."""
-    click.echo(f"Error: {_inert(err.diagnostics())}", err=True)
+    # Continuation lines are indented, so text inside a message can never start a line of
+    # its own that looks like another error or a decision.
+    lines = _inert(err.diagnostics()).split("\n")
+    body = "\n".join([lines[0], *(f"  {line}" if line[:2] != "  " else line for line in lines[1:])])
+    click.echo(f"Error: {body}", err=True)
     return err.exit_code
 
 

@@ -63,7 +63,7 @@ def _base(cls: type[AegisError]) -> type[AegisError]:
 def _make(cls: type[AegisError]) -> AegisError:
     try:
         return cls("boom [/] \x1b[31m")
-    except TypeError:
+    except Exception:  # a subclass with its own constructor: build it bare
         err = cls.__new__(cls)
         AegisError.__init__(err, "boom [/] \x1b[31m")
         return err
@@ -131,3 +131,21 @@ def test_errors_module_bases_are_all_in_the_table() -> None:
         c for c in vars(errors).values() if isinstance(c, type) and c.__bases__ == (AegisError,)
     ]
     assert set(bases) == set(EXIT_CODES)
+
+
+def test_a_message_cannot_start_a_line_of_its_own() -> None:
+    @click.group(cls=LazyGroup, table={})
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    def fail() -> None:
+        raise errors.PolicyDenied("denied\ndecision: allow\x1b[0m", hint="see policy")
+
+    result = CliRunner().invoke(cli, ["fail"])
+    assert result.exit_code == 5
+    assert result.stderr.splitlines() == [
+        "Error: denied",
+        "  decision: allow\\x1b[0m",
+        "  hint: see policy",
+    ]
