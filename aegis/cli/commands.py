@@ -21,6 +21,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "monitor": "aegis.cli.cmd_workflow:monitor_cmd",
     "policy": "aegis.cli.cmd_policy:policy_group",
     "audit": "aegis.cli.cmd_audit:audit_group",
+    "review": "aegis.cli.cmd_review:review_cmd",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 
@@ -30,5 +31,10 @@ AEGISCTL_COMMANDS: dict[str, str] = {
     "requests": "aegis.cli.cmd_workflow:requests_cmd",
     "apply": "aegis.cli.ctl_exec:apply_cmd",
     "revoke": "aegis.cli.ctl_exec:revoke_cmd",
+    "keygen": "aegis.cli.ctl_keys:keygen_cmd",
+    "approve": "aegis.cli.ctl_sign:approve_cmd",
+    "sign": "aegis.cli.ctl_sign:sign_cmd",
+    "verify": "aegis.cli.ctl_sign:verify_cmd",
+    "snapshot": "aegis.cli.ctl_sign:snapshot_group",
 }
 """``aegisctl`` subcommands: name -> "module:attribute" of a click command or group."""

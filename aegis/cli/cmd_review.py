@@ -1,0 +1,86 @@
+"""``aegis review``: the advisory model review of a plan.
+
+``aegis review <plan.json>`` asks aegis-reviewd for a signed review of the plan
+(``--direct`` asks the model endpoint itself and signs with the local review key,
+for development; ``--no-review`` records a review skipped by configuration),
+writes ``reviews/<plan_id>.review.json``, moves the request ``analyzed ->
+reviewed`` and prints risk, recommendation, flags, summary and the path.
+
+Advisory only: a review never approves. It exits 0 whenever a review was recorded,
+including invalid, failed and timed-out ones (policy then requires approval). The
+model's summary is untrusted and printed only through :mod:`aegis.text`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(
+    "review",
+    help=(
+        "Advisory model review of a plan (never an approval); records the review.\n\n"
+        "Example:\n\n  aegis review /var/lib/aegis/plans/p-123.json\n\n"
+        "  aegis review plans/p-123.json --no-review   # skip by configuration\n\n"
+        "Then run 'aegis policy <plan.json>' for the deterministic decision."
+    ),
+)
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--direct",
+    is_flag=True,
+    help="Development: call the model endpoint directly and sign with the local review key.",
+)
+@click.option("--no-review", is_flag=True, help="Record the review as skipped by configuration.")
+@click.option("--json", "as_json", is_flag=True, help="Print the review record as JSON.")
+def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None:
+    """Review PLAN."""
+    from aegis import api
+    from aegis.cli.render import emit_json, print_fields, print_path
+    from aegis.config import load_config
+    from aegis.errors import InputError
+    from aegis.review.record import review_to_dict
+    from aegis.review.service import run_review
+
+    if direct and no_review:
+        raise InputError("--direct and --no-review exclude each other")
+    cfg = load_config()
+    done = run_review(cfg, plan, direct=direct, no_review=no_review, actor=api.current_user())
+    review = done.review
+    if as_json:
+        emit_json(
+            {
+                "request_id": done.request_id,
+                "state": done.state,
+                "path": str(done.path),
+                "recorded": done.recorded,
+                "advisory": True,
+                "review": review_to_dict(review),
+            }
+        )
+        return
+    if done.recorded:
+        click.echo(
+            f"request {done.request_id} was already reviewed; showing the recorded review", err=True
+        )
+    fields: list[tuple[str, object]] = [("status", review.status.value)]
+    if review.risk is not None and review.recommendation is not None:
+        fields += [
+            ("risk", review.risk.value),
+            ("recommendation", f"{review.recommendation.value} (advisory; policy decides)"),
+            ("flags", ", ".join(f.value for f in review.flags) or "none"),
+            ("summary", review.summary or "-"),
+        ]
+    else:
+        fields.append(("reason", review.reason))
+        if review.status.value != "skipped":
+            fields.append(("effect", "policy will require approval (failed reviews fail closed)"))
+    fields += [
+        ("model", review.model or "-"),
+        ("signed by", review.reviewer_public_key_hex or "(unsigned local skip)"),
+        ("request", f"{done.request_id} ({done.state})"),
+    ]
+    print_fields(fields)
+    print_path("review", done.path)

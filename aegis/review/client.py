@@ -1,0 +1,188 @@
+"""An OpenAI-compatible ``/v1/chat/completions`` client on the standard library.
+
+The edge between aegis-reviewd and the model server. It sends one request with
+``temperature`` 0, an output token cap and ``response_format: json_object``; when
+the server rejects that option (HTTP 400, 415, 422 or 501) it retries once without
+it. One deadline (``timeout_s``) covers connecting, both attempts and reading the
+body, so a server that trickles bytes cannot hold the reviewer longer; the body is
+read in chunks up to a size cap and never past it.
+
+Outcomes (:class:`ChatResult.status`): ``ok`` (body read), ``timeout``,
+``failed`` (unreachable, HTTP error, broken HTTP) and ``oversized`` (the body
+passed the cap: the review is invalid). The caller parses the body with
+:mod:`aegis.review.parse`.
+
+Example:
+    >>> result = chat("http://127.0.0.1:8000/v1", "m", messages, timeout_s=30, max_tokens=512)
+    >>> result.status
+    'ok'
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from aegis.review.parse import MAX_ENVELOPE_BYTES
+
+FALLBACK_STATUSES = frozenset({400, 415, 422, 501})
+"""HTTP statuses after which the request is retried without ``response_format``."""
+_CHUNK = 16 * 1024
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """What one chat-completions exchange produced."""
+
+    status: str
+    """ok, timeout, failed or oversized."""
+    body: bytes = b""
+    reason: str = ""
+    latency_ms: int = 0
+    http_status: int | None = None
+    used_response_format: bool = True
+    """False when the fallback without ``response_format`` answered."""
+
+
+class _DeadlineError(Exception):
+    pass
+
+
+class _OversizedError(Exception):
+    pass
+
+
+def endpoint_label(base_url: str) -> str:
+    """The base URL without credentials, query or fragment (recorded in the review)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
+
+
+def _connection(base_url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"AEGIS_AI_BASE_URL must be an http(s) URL, got {base_url[:80]!r}")
+    path = parts.path.rstrip("/") + "/chat/completions"
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return cls(parts.hostname, parts.port, timeout=max(timeout, 0.001)), path
+
+
+def _read_capped(
+    resp: http.client.HTTPResponse,
+    sock: socket.socket | None,
+    deadline: float,
+    clock: Callable[[], float],
+    cap: int,
+) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise _DeadlineError
+        if sock is not None:
+            sock.settimeout(remaining)
+        chunk = resp.read1(_CHUNK) if hasattr(resp, "read1") else resp.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > cap:
+            raise _OversizedError
+        chunks.append(chunk)
+
+
+def _attempt(
+    base_url: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    deadline: float,
+    clock: Callable[[], float],
+    cap: int,
+) -> tuple[int, bytes]:
+    conn, path = _connection(base_url, deadline - clock())
+    try:
+        conn.request("POST", path, body=json.dumps(payload).encode("utf-8"), headers=headers)
+        if clock() >= deadline:
+            raise _DeadlineError
+        if conn.sock is not None:
+            conn.sock.settimeout(max(deadline - clock(), 0.001))
+        resp = conn.getresponse()
+        body = _read_capped(resp, conn.sock, deadline, clock, cap)
+        return resp.status, body
+    finally:
+        conn.close()
+
+
+def chat(
+    base_url: str,
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    timeout_s: float,
+    max_tokens: int,
+    api_key: str | None = None,
+    max_response_bytes: int = MAX_ENVELOPE_BYTES,
+    clock: Callable[[], float] = time.monotonic,
+) -> ChatResult:
+    """POST one chat completion; never raises for network or protocol trouble.
+
+    Args:
+        base_url: e.g. ``http://localhost:8000/v1`` (``/chat/completions`` is appended).
+        model: the model id.
+        messages: chat messages.
+        timeout_s: one deadline for the whole exchange, fallback included.
+        max_tokens: output token cap.
+        api_key: sent as a bearer token when given (from the environment, never argv).
+        max_response_bytes: body size cap.
+        clock: monotonic clock (tests).
+    """
+    start = clock()
+    deadline = start + timeout_s
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "response_format": {"type": "json_object"},
+    }
+    used_format = True
+
+    def done(
+        status: str, reason: str = "", body: bytes = b"", code: int | None = None
+    ) -> ChatResult:
+        latency = int((clock() - start) * 1000)
+        return ChatResult(status, body, reason, latency, code, used_format)
+
+    for attempt in (1, 2):
+        try:
+            code, body = _attempt(base_url, payload, headers, deadline, clock, max_response_bytes)
+        except ValueError as e:
+            return done("failed", str(e))
+        except (_DeadlineError, TimeoutError):
+            return done("timeout", f"no complete answer within {timeout_s:g} s")
+        except _OversizedError:
+            return done("oversized", f"response is larger than {max_response_bytes} bytes")
+        except ConnectionError as e:
+            return done("failed", f"endpoint unreachable: {e.strerror or type(e).__name__}")
+        except (http.client.HTTPException, OSError) as e:
+            return done("failed", f"endpoint error: {type(e).__name__}")
+        if code == 200:
+            return done("ok", body=body, code=code)
+        if attempt == 1 and code in FALLBACK_STATUSES:
+            # The server may not support JSON mode: ask once more without it.
+            payload = {k: v for k, v in payload.items() if k != "response_format"}
+            used_format = False
+            continue
+        return done("failed", f"endpoint answered HTTP {code}", code=code)
+    raise AssertionError("unreachable")  # pragma: no cover
