@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import AegisError
+from aegis.errors import AegisError, EnvironmentFailure
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
 from aegis.execute.drift import compare_with_delta
@@ -54,9 +54,12 @@ def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
     Raises:
         AegisError: the analyzer could not run.
     """
-    from aegis.analyze.plan import analyze_apt
-
-    return analyze_apt(cfg, ep.intent, now=now)
+    try:
+        from aegis.analyze.plan import analyze_apt
+    except ImportError as e:
+        raise EnvironmentFailure(f"the analyzer is not available: {e}") from e
+    plan: Plan = analyze_apt(cfg, ep.intent, now=now)
+    return plan
 
 
 def policy_binding(cfg: Config, ep: ExecutionPlan, derived: Plan, now: datetime) -> PolicyBinding:
@@ -186,7 +189,11 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
         required_roles=binding.required_roles,
     )
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
-    step(CheckStep.ARGV, xp.check_argv(ep, derive_argv(derived)), "argv equal")
+    step(
+        CheckStep.ARGV,
+        xp.check_argv(ep, derive_argv(derived, dpkg_root=d.cfg.dpkg_root)),
+        "argv equal",
+    )
     return xp.verified(ep, checks.results)
 
 

@@ -108,20 +108,17 @@ def verify_locally(
         RefusedError: a named refusal (exit 3, 4 or 5).
     """
     from aegis.execute.apply import this_host
+    from aegis.execute.argv import derive_argv
     from aegis.sign.execution_plan import verify_offline
     from aegis.sign.refusals import CheckStep
 
-    try:
-        from aegis.execute.argv import derive_argv
-    except ImportError:  # pragma: no cover - argv.py is part of the build
-        derive_argv = None
     ep, results = verify_offline(
         data,
         trusted_signer_keys=[public_key_hex.strip().lower()],
         trusted_approver_keys=approval_keys,
         now=now,
         host=this_host(cfg),
-        derive_argv=derive_argv,
+        derive_argv=lambda p: derive_argv(p, dpkg_root=cfg.dpkg_root),
     )
     rows = []
     for r in results:
