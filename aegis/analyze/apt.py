@@ -1,0 +1,311 @@
+"""Pure parsers of apt's output: the simulated delta, ``apt-cache policy`` and
+``apt-cache show``, ``apt-get download --print-uris`` and ``apt-config dump``.
+
+``apt-get -s -qq`` (TESTBED section 3) prints one line per action:
+
+- ``Inst pkg [old] (new Origin:Release[, Origin:Release] [arch]) [extra]``
+- ``Conf pkg (ver Origin:Release [arch])``   (the configure order)
+- ``Remv pkg [ver]`` / ``Purg pkg [ver]``
+
+Versions are ordered with python-debian (``debian.debian_support.Version``):
+``Inst`` with an installed version lower than the new one is an upgrade, higher a
+downgrade, equal a reinstall. ``apt-get -s upgrade`` (without ``-qq``) also lists
+"The following packages have been kept back:", which becomes held-back entries.
+Origin text in these lines is never used as identity (repositories are identified
+through ``apt-cache policy`` lines: URI, suite/component).
+
+Example:
+    >>> sim = parse_apt_simulation("Inst a [1.0] (1.2 X:s [all])\\nConf a (1.2 X:s [all])\\n")
+    >>> [(c.name, c.action.value, c.current_version, c.candidate_version) for c in sim.changes]
+    [('a', 'upgrade', '1.0', '1.2')]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from aegis.errors import InputError
+from aegis.model import Action
+
+_INST = re.compile(
+    r"^Inst (?P<pkg>\S+)(?: \[(?P<old>[^\]\s]+)\])? \((?P<new>\S+) (?P<origins>.*?) ?"
+    r"\[(?P<arch>[^\]\s]+)\]\)(?P<rest>.*)$"
+)
+_CONF = re.compile(r"^Conf (?P<pkg>\S+)(?: \[[^\]]*\])?(?: \((?P<ver>\S+) .*)?$")
+_REMV = re.compile(r"^(?P<verb>Remv|Purg) (?P<pkg>\S+)(?: \[(?P<ver>[^\]\s]+)\])?(?P<rest>.*)$")
+_POLICY_SRC = re.compile(
+    r"^\s+(?:\*\*\* )?(?P<prio>-?\d+) (?P<uri>\S+) (?P<dist>\S+) (?P<arch>\S+) Packages$"
+)
+_POLICY_VER = re.compile(r"^ (?:\*\*\*| {3}) (?P<ver>\S+) (?P<prio>-?\d+)$")
+_PRINT_URI = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) (?P<hash>\S+)$")
+
+
+def compare_versions(a: str, b: str) -> int:
+    """Debian version order: negative, zero or positive like ``cmp``."""
+    from debian.debian_support import Version
+
+    va, vb = Version(a), Version(b)
+    return -1 if va < vb else (1 if va > vb else 0)
+
+
+def split_arch(pkg: str, default: str | None) -> tuple[str, str | None]:
+    """``libc6:i386`` -> (``libc6``, ``i386``); no suffix -> (name, default)."""
+    name, sep, arch = pkg.partition(":")
+    return (name, arch) if sep else (name, default)
+
+
+@dataclass(frozen=True)
+class SimChange:
+    """One line of the simulated delta (before repository evidence is attached)."""
+
+    name: str
+    arch: str | None
+    action: Action
+    current_version: str | None
+    candidate_version: str | None
+    origins: str = ""
+    """apt's Origin:Release text; shown, never trusted."""
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Parsed ``apt-get -s`` output."""
+
+    changes: tuple[SimChange, ...]
+    configure_order: tuple[str, ...]
+    held_back: tuple[str, ...] = ()
+
+
+def parse_apt_simulation(text: str) -> Simulation:
+    """Parse ``apt-get -s [-qq]`` output into the delta.
+
+    Raises:
+        InputError: a line starting with Inst/Conf/Remv/Purg that does not parse
+            (a format we do not understand must never be silently dropped).
+    """
+    changes: list[SimChange] = []
+    conf: list[str] = []
+    held: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if line.startswith("The following packages have been kept back:"):
+            while i < len(lines) and lines[i].startswith("  "):
+                held.extend(lines[i].split())
+                i += 1
+            continue
+        if line.startswith("Inst "):
+            m = _INST.match(line)
+            if m is None:
+                raise InputError(f"unparsed apt simulation line: {line[:200]!r}")
+            name, arch = split_arch(m["pkg"], m["arch"])
+            old, new = m["old"], m["new"]
+            if old is None:
+                action = Action.INSTALL
+            else:
+                order = compare_versions(new, old)
+                action = (
+                    Action.UPGRADE
+                    if order > 0
+                    else Action.DOWNGRADE
+                    if order < 0
+                    else Action.REINSTALL
+                )
+            changes.append(SimChange(name, arch, action, old, new, m["origins"].strip()))
+        elif line.startswith("Conf "):
+            m = _CONF.match(line)
+            if m is None:
+                raise InputError(f"unparsed apt simulation line: {line[:200]!r}")
+            conf.append(split_arch(m["pkg"], None)[0])
+        elif line.startswith(("Remv ", "Purg ")):
+            m = _REMV.match(line)
+            if m is None:
+                raise InputError(f"unparsed apt simulation line: {line[:200]!r}")
+            name, arch = split_arch(m["pkg"], None)
+            action = Action.REMOVE if m["verb"] == "Remv" else Action.PURGE
+            changes.append(SimChange(name, arch, action, m["ver"], None))
+    for name in held:
+        bare, arch = split_arch(name, None)
+        changes.append(SimChange(bare, arch, Action.HELD_BACK, None, None))
+    return Simulation(tuple(changes), tuple(conf), tuple(split_arch(h, None)[0] for h in held))
+
+
+def parse_apt_error(stderr: str) -> tuple[str, str]:
+    """Classify an apt failure from its stderr: (failure kind, message).
+
+    Kinds: unknown-package, broken-dependencies, lock, tool-failed.
+    """
+    errors = [ln[3:].strip() for ln in stderr.splitlines() if ln.startswith("E: ")]
+    message = "; ".join(errors) or stderr.strip()[-500:] or "apt failed"
+    low = stderr.lower()
+    if (
+        "unable to locate package" in low
+        or "has no installation candidate" in low
+        or ("version '" in low and "was not found" in low)
+    ):
+        return "unknown-package", message
+    if (
+        "unmet dependencies" in low
+        or "broken packages" in low
+        or "unable to correct problems" in low
+    ):
+        return "broken-dependencies", message
+    if (
+        "could not get lock" in low
+        or "unable to acquire the dpkg frontend lock" in low
+        or ("unable to lock" in low)
+    ):
+        return "lock", message
+    return "tool-failed", message
+
+
+def unknown_names(stderr: str) -> tuple[str, ...]:
+    """Names from ``E: Unable to locate package X`` lines."""
+    return tuple(
+        ln.rsplit(" ", 1)[-1]
+        for ln in stderr.splitlines()
+        if ln.startswith("E: Unable to locate package ")
+    )
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """One ``apt-cache policy`` source line under a version."""
+
+    priority: int
+    uri: str
+    suite: str
+    component: str
+    arch: str
+
+
+@dataclass(frozen=True)
+class PackagePolicy:
+    """``apt-cache policy`` for one package."""
+
+    name: str
+    installed: str | None
+    candidate: str | None
+    versions: dict[str, tuple[PolicySource, ...]] = field(default_factory=dict)
+    """Version -> sources (``/var/lib/dpkg/status`` lines are dropped: not a repository)."""
+
+
+def parse_apt_policy(text: str) -> dict[str, PackagePolicy]:
+    """Parse ``apt-cache policy PKG...`` output by package name."""
+    out: dict[str, PackagePolicy] = {}
+    name: str | None = None
+    installed: str | None = None
+    candidate: str | None = None
+    versions: dict[str, list[PolicySource]] = {}
+    current: str | None = None
+
+    def flush() -> None:
+        if name is not None:
+            out[name] = PackagePolicy(
+                name, installed, candidate, {v: tuple(s) for v, s in versions.items()}
+            )
+
+    for line in text.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            flush()
+            name = split_arch(line[:-1], None)[0]
+            installed = candidate = current = None
+            versions = {}
+            continue
+        stripped = line.strip()
+        if stripped.startswith("Installed:"):
+            val = stripped.split(":", 1)[1].strip()
+            installed = None if val == "(none)" else val
+        elif stripped.startswith("Candidate:"):
+            val = stripped.split(":", 1)[1].strip()
+            candidate = None if val == "(none)" else val
+        elif (mv := _POLICY_VER.match(line)) is not None:
+            current = mv["ver"]
+            versions.setdefault(current, [])
+        elif (ms := _POLICY_SRC.match(line)) is not None and current is not None:
+            suite, _, component = ms["dist"].partition("/")
+            versions[current].append(
+                PolicySource(int(ms["prio"]), ms["uri"], suite, component, ms["arch"])
+            )
+    flush()
+    return out
+
+
+@dataclass(frozen=True)
+class DownloadUri:
+    """One line of ``apt-get download --print-uris``."""
+
+    uri: str
+    filename: str
+    size: int
+    sha256: str | None
+
+
+def parse_print_uris(text: str) -> tuple[DownloadUri, ...]:
+    """Parse ``'URI' FILE SIZE SHA256:HEX`` lines."""
+    out: list[DownloadUri] = []
+    for line in text.splitlines():
+        m = _PRINT_URI.match(line.strip())
+        if m is None:
+            continue
+        algo, _, value = m["hash"].partition(":")
+        out.append(
+            DownloadUri(
+                m["uri"],
+                m["file"],
+                int(m["size"]),
+                value.lower() if algo.upper() == "SHA256" else None,
+            )
+        )
+    return tuple(out)
+
+
+def parse_control_records(text: str) -> list[dict[str, str]]:
+    """Parse ``apt-cache show`` (deb822 paragraphs) into field dicts (first line per
+    field; continuation lines kept only for Description's first line)."""
+    records: list[dict[str, str]] = []
+    cur: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if cur:
+                records.append(cur)
+                cur = {}
+            continue
+        if line[0] in " \t":
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            cur.setdefault(key, value.strip())
+    if cur:
+        records.append(cur)
+    return records
+
+
+def parse_source_field(
+    binary: str, version: str | None, source: str | None
+) -> tuple[str, str | None]:
+    """``Source: openssl (3.0.2-1)`` -> (openssl, 3.0.2-1); absent -> (binary, version)."""
+    if not source:
+        return binary, version
+    m = re.match(r"^(\S+)(?: \((\S+)\))?$", source.strip())
+    if m is None:
+        return binary, version
+    return m[1], m[2] or version
+
+
+def parse_apt_config_dump(text: str) -> list[tuple[str, str]]:
+    """``apt-config dump`` lines ``Key "value";`` -> (key, value) in order."""
+    out: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.endswith(";") or " " not in line:
+            continue
+        key, _, rest = line[:-1].partition(" ")
+        value = rest.strip()
+        if value.startswith('"') and value.endswith('"'):
+            value = value[1:-1]
+        out.append((key, value))
+    return out

@@ -1,0 +1,241 @@
+"""Pure parsing of apt's source entries and of the paths ``apt-config dump`` resolves.
+
+Sources come in two formats, both supported: one-line ``*.list`` files
+(``deb [signed-by=/k.gpg trusted=yes] URI SUITE COMPONENT...``) and deb822
+``*.sources`` files parsed with python-debian (``Types``, ``URIs``, ``Suites``,
+``Components``, ``Signed-By`` (path, fingerprint list or an embedded key block),
+``Trusted``, ``Enabled``). Each (type deb, URI, suite, component) becomes one
+:class:`SourceEntry`; ``deb-src`` is ignored (planning never builds from source).
+
+Example:
+    >>> [e.uri for e in parse_one_line("deb [signed-by=/k.gpg] http://h/debian/ s main\\n", "f")]
+    ['http://h/debian']
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+_FPR_RE = re.compile(r"^[0-9A-Fa-f]{16,40}!?$")
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One (URI, suite, component) of an apt source."""
+
+    file: str
+    uri: str
+    """Without a trailing slash."""
+    suite: str
+    component: str
+    signed_by: str | None
+    """Raw Signed-By value (a path list, fingerprints, or an armoured key block)."""
+    trusted_yes: bool
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def signed_by_form(self) -> str:
+        """keyring-path, armored-path, fingerprint, embedded or none."""
+        return signed_by_form(self.signed_by)
+
+    def one_line(self) -> str:
+        """Normalised one-line form (embedded keys shown by form, not content)."""
+        opts = [f"{k}={v}" for k, v in self.options if k not in ("signed-by",)]
+        if self.signed_by is not None:
+            shown = "(embedded key)" if self.signed_by_form == "embedded" else self.signed_by
+            opts.insert(0, f"signed-by={shown}")
+        bracket = f" [{' '.join(opts)}]" if opts else ""
+        return f"deb{bracket} {self.uri} {self.suite} {self.component}".rstrip()
+
+
+def signed_by_form(value: str | None) -> str:
+    """Classify a Signed-By value (TESTBED section 8: all four forms)."""
+    if value is None or not value.strip():
+        return "none"
+    if "BEGIN PGP PUBLIC KEY BLOCK" in value:
+        return "embedded"
+    tokens = signed_by_tokens(value)
+    if tokens and all(_FPR_RE.match(t) for t in tokens):
+        return "fingerprint"
+    if any(t.endswith(".asc") for t in tokens):
+        return "armored-path"
+    return "keyring-path"
+
+
+def signed_by_tokens(value: str) -> list[str]:
+    """Paths or fingerprints of a (non-embedded) Signed-By value."""
+    return [t for t in re.split(r"[\s,]+", value.strip()) if t]
+
+
+def _norm_uri(uri: str) -> str:
+    return uri.rstrip("/")
+
+
+def parse_one_line(text: str, file: str) -> list[SourceEntry]:
+    """Parse a one-line ``sources.list`` style file."""
+    out: list[SourceEntry] = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        opts: list[tuple[str, str]] = []
+        m = re.match(r"^(\S+)\s+\[([^\]]*)\]\s+(.*)$", line)
+        if m:
+            kind, optstr, rest = m[1], m[2], m[3]
+            for tok in optstr.split():
+                k, _, v = tok.partition("=")
+                opts.append((k.lower().rstrip("+-"), v))
+        else:
+            kind, _, rest = line.partition(" ")
+        if kind != "deb":
+            continue
+        parts = rest.split()
+        if len(parts) < 2:
+            continue
+        uri, suite, comps = parts[0], parts[1], parts[2:] or [""]
+        od = dict(opts)
+        for comp in comps:
+            out.append(
+                SourceEntry(
+                    file,
+                    _norm_uri(uri),
+                    suite,
+                    comp,
+                    od.get("signed-by"),
+                    od.get("trusted", "").lower() == "yes",
+                    tuple(opts),
+                )
+            )
+    return out
+
+
+def parse_deb822(text: str, file: str) -> list[SourceEntry]:
+    """Parse a deb822 ``.sources`` file with python-debian."""
+    from debian.deb822 import Deb822
+
+    out: list[SourceEntry] = []
+    for para in Deb822.iter_paragraphs(io.StringIO(text)):
+        fields = {k.lower(): v for k, v in para.items()}
+        if fields.get("enabled", "yes").strip().lower() == "no":
+            continue
+        if "deb" not in fields.get("types", "").split():
+            continue
+        signed = fields.get("signed-by")
+        if signed is not None:
+            # Embedded blocks use " ." for empty lines inside the field.
+            signed = "\n".join(
+                "" if ln.strip() == "." else ln.strip() for ln in signed.strip("\n").splitlines()
+            ).strip()
+        trusted = fields.get("trusted", "").strip().lower() == "yes"
+        opts = tuple(
+            (k, v.strip())
+            for k, v in sorted(fields.items())
+            if k not in ("types", "uris", "suites", "components", "signed-by", "enabled")
+        )
+        comps = fields.get("components", "").split() or [""]
+        for uri in fields.get("uris", "").split():
+            for suite in fields.get("suites", "").split():
+                for comp in comps:
+                    out.append(
+                        SourceEntry(file, _norm_uri(uri), suite, comp, signed, trusted, opts)
+                    )
+    return out
+
+
+def parse_sources(files: Iterable[tuple[str, str]]) -> list[SourceEntry]:
+    """Parse (path, text) pairs; ``.sources`` is deb822, anything else one-line."""
+    out: list[SourceEntry] = []
+    for path, text in files:
+        if path.endswith(".sources"):
+            out.extend(parse_deb822(text, path))
+        else:
+            out.extend(parse_one_line(text, path))
+    return out
+
+
+@dataclass(frozen=True)
+class AptPaths:
+    """Files and directories apt uses, resolved like apt's FindFile/FindDir."""
+
+    sourcelist: str
+    sourceparts: str
+    trusted: str
+    trustedparts: str
+    etc_dir: str
+    lists: str
+    preferences: str
+    preferencesparts: str
+    archives: str
+    status: str
+    conf_parts: str
+    root: str
+    """``Dir`` (``/`` on a host)."""
+
+
+def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
+    """Resolve apt's directory tree from ``apt-config dump`` (key, value) pairs."""
+    conf: dict[str, str] = {}
+    for k, v in dump:
+        conf.setdefault(k, v)
+
+    def find_dir(key: str, default: str) -> str:
+        value = conf.get(key, default)
+        if value.startswith("/"):
+            return value.rstrip("/") + "/" if value != "/dev/null" else value
+        parent_key = key.rsplit("::", 1)[0] if "::" in key else None
+        parent = find_dir(parent_key, "/") if parent_key else "/"
+        return str(PurePosixPath(parent) / value).rstrip("/") + "/"
+
+    def find_file(key: str, default: str) -> str:
+        value = conf.get(key, default)
+        if value.startswith("/"):
+            return value
+        parent = find_dir(key.rsplit("::", 1)[0], "/")
+        return str(PurePosixPath(parent) / value)
+
+    return AptPaths(
+        sourcelist=find_file("Dir::Etc::sourcelist", "sources.list"),
+        sourceparts=find_dir("Dir::Etc::sourceparts", "sources.list.d"),
+        trusted=find_file("Dir::Etc::trusted", "trusted.gpg"),
+        trustedparts=find_dir("Dir::Etc::trustedparts", "trusted.gpg.d"),
+        etc_dir=find_dir("Dir::Etc", "etc/apt/"),
+        lists=find_dir("Dir::State::lists", "lists/"),
+        preferences=find_file("Dir::Etc::preferences", "preferences"),
+        preferencesparts=find_dir("Dir::Etc::preferencesparts", "preferences.d"),
+        archives=find_dir("Dir::Cache::archives", "archives/"),
+        status=find_file("Dir::State::status", "/var/lib/dpkg/status"),
+        conf_parts=find_dir("Dir::Etc::parts", "apt.conf.d"),
+        root=find_dir("Dir", "/"),
+    )
+
+
+_QUOTE = set('\\|{}[]<>"^~_=!@#$%^&*')
+
+
+def uri_to_filename(uri: str) -> str:
+    """apt's ``URItoFileName``: the lists file prefix of a URI (scheme and user dropped)."""
+    rest = uri.split("://", 1)[1] if "://" in uri else uri.split(":", 1)[1]
+    if "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    quoted = "".join(
+        f"%{ord(c):02x}" if c in _QUOTE or ord(c) <= 0x20 or ord(c) >= 0x7F else c for c in rest
+    )
+    return quoted.replace("/", "_")
+
+
+def release_dir_uri(entry_uri: str, suite: str) -> str:
+    """URI of the directory holding InRelease (flat repositories: ``suite`` ends in /)."""
+    if suite.endswith("/"):
+        return f"{entry_uri}/{suite}".replace("//", "/").replace(":/", "://", 1)
+    return f"{entry_uri}/dists/{suite}/"
+
+
+def lists_prefix(entry_uri: str, suite: str) -> str:
+    """Lists file prefix for a release, e.g. ``deb.debian.org_debian_dists_bookworm_``."""
+    if suite.endswith("/"):
+        return uri_to_filename(f"{entry_uri}/{suite}")
+    return uri_to_filename(f"{entry_uri}/dists/{suite}/")

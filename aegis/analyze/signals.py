@@ -1,0 +1,88 @@
+"""Risk signals of an apt plan, derived purely from the plan's evidence.
+
+Signal names are stable API (policy and people read them):
+
+- ``kernel`` (kernel or boot chain by name), ``security-sensitive`` (binary or
+  source name on the configured list), ``essential``
+- ``removal``, ``downgrade``, ``held-back``
+- ``repo.<problem>`` for every repository problem (``repo.signature-bad``,
+  ``repo.signature-no-pubkey``, ``repo.signature-unsigned``, ``repo.signature-missing``,
+  ``repo.expired``, ``repo.frozen``, ``repo.no-signed-by``,
+  ``repo.keyring-untrusted-dir``, ``repo.keyring-writable``, ``repo.trusted-yes``,
+  ``repo.unapproved``, ``repo.hash-mismatch``)
+- ``weakly-pinned``: a package supplied by a source not allowed to supply it
+- ``content.<rule>`` for every content finding, ``vulnerability`` for every match
+- ``target.direct-path``, ``target.url``, ``target.unknown``, ``analysis.failed``
+
+Example:
+    >>> [s.name for s in package_signals(
+    ...     [PackageChange("linux-image-x", "amd64", Action.REMOVE, "1", None, "linux", "1", None)],
+    ...     kernel=("linux-image-*",), sensitive=())]
+    ['kernel', 'removal']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from aegis.model import Action, Finding, PackageChange, Repository, Signal, Vulnerability
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def package_signals(
+    changes: Iterable[PackageChange], *, kernel: Sequence[str], sensitive: Sequence[str]
+) -> list[Signal]:
+    """Per-package signals of the delta."""
+    out: list[Signal] = []
+    for c in changes:
+        if _matches(c.name, kernel):
+            out.append(Signal("kernel", c.name, f"{c.action.value} {c.name}"))
+        if _matches(c.name, sensitive) or _matches(c.source_package, sensitive):
+            out.append(Signal("security-sensitive", c.name, f"source {c.source_package}"))
+        if c.essential:
+            out.append(Signal("essential", c.name, f"{c.action.value} of an Essential package"))
+        if c.action in (Action.REMOVE, Action.PURGE):
+            out.append(Signal("removal", c.name, f"{c.action.value} {c.current_version}"))
+        elif c.action is Action.DOWNGRADE:
+            out.append(Signal("downgrade", c.name, f"{c.current_version} -> {c.candidate_version}"))
+        elif c.action is Action.HELD_BACK:
+            out.append(Signal("held-back", c.name, "kept back by apt (needs new packages)"))
+    return out
+
+
+def repository_signals(repos: Iterable[Repository]) -> list[Signal]:
+    """One ``repo.<problem>`` signal per problem of each repository."""
+    out: list[Signal] = []
+    for r in repos:
+        label = f"{r.uri} {r.suite}/{r.component}"
+        for problem in r.problems:
+            name, _, detail = problem.partition(":")
+            out.append(Signal(f"repo.{name}", None, f"{label}{': ' + detail if detail else ''}"))
+    return out
+
+
+def content_signals(findings: Iterable[Finding], vulns: Iterable[Vulnerability]) -> list[Signal]:
+    """``content.<rule>`` and ``vulnerability`` signals."""
+    out = [
+        Signal(
+            f.rule if f.rule.startswith("content.") else f"content.{f.rule}",
+            f.package,
+            f"{f.file}:{f.line} ({f.severity})",
+        )
+        for f in findings
+    ]
+    for v in vulns:
+        fix = f"fixed in {v.fixed_version}" if v.fixed_version else "no fix"
+        state = "fixed by this plan" if v.fixed_by_plan else fix
+        out.append(Signal("vulnerability", v.package, f"{v.cve} {v.urgency} ({state})"))
+    return out
+
+
+def sort_signals(signals: Iterable[Signal]) -> tuple[Signal, ...]:
+    """Deduplicated, in a stable order."""
+    return tuple(sorted(set(signals), key=lambda s: (s.name, s.package or "", s.detail)))
