@@ -16,10 +16,16 @@ import click
 from aegis.cli.commands import AEGIS_COMMANDS
 from aegis.cli.shell import LazyGroup, debug_option
 
+MUTATION_TOOLS = frozenset(
+    {"apt", "apt-get", "dpkg", "npm", "pip", "pip3", "docker", "podman", "go", "cargo", "snap"}
+)
+"""Package tools: without a registered planning command, ``aegis <tool> ...`` is refused."""
+
 
 @click.group(
     cls=LazyGroup,
     table=AEGIS_COMMANDS,
+    refuse_tools=MUTATION_TOOLS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @debug_option

@@ -33,12 +33,15 @@ class DirectMutationRefusedError(InputError):
 
 PLAN_FLOW = (
     "Aegis never changes packages directly. Plan the change, then let it walk the chain:\n"
-    "  aegis {example} --plan          # read-only plan, prints plans/<plan_id>.json\n"
-    "  aegis review <plan.json>        # advisory model review\n"
-    "  aegis policy <plan.json>        # deterministic decision\n"
-    "  aegisctl sign --plan <plan.json> --key FILE --signer ID\n"
-    "  aegisctl apply --execution-plan <file> --public-key-hex KEY"
+    "1. aegis {example} --plan   (read-only; prints plans/<plan_id>.json)\n"
+    "2. aegis review <plan.json>   (advisory model review)\n"
+    "3. aegis policy <plan.json>   (deterministic decision)\n"
+    "4. aegisctl sign --plan <plan.json> --key FILE --signer ID\n"
+    "5. aegisctl apply --execution-plan <file> --public-key-hex KEY"
 )
+
+PLANNED_TOOLS = frozenset({"apt"})
+"""Tools Aegis can plan today."""
 
 
 def refuse_direct_mutation(command: str) -> InputError:
@@ -50,6 +53,13 @@ def refuse_direct_mutation(command: str) -> InputError:
         command: the command as typed after ``aegis`` (e.g. ``"apt install nginx"``).
     """
     safe = inert(command, max_chars=200)
+    tool = safe.split(" ", 1)[0]
+    if tool not in PLANNED_TOOLS:
+        return DirectMutationRefusedError(
+            f"refusing to run 'aegis {safe}': Aegis never mutates directly, and it plans "
+            f"only {', '.join(sorted(PLANNED_TOOLS))} changes today",
+            hint=PLAN_FLOW.format(example="apt install <package>"),
+        )
     return DirectMutationRefusedError(
         f"refusing to run 'aegis {safe}' without --plan",
         hint=PLAN_FLOW.format(example=safe),

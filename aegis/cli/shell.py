@@ -63,9 +63,26 @@ def report_error(err: AegisError) -> int:
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported from a name -> "module:attr" table."""
 
-    def __init__(self, *args: Any, table: Mapping[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        table: Mapping[str, str],
+        refuse_tools: frozenset[str] = frozenset(),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._table = table
+        self._refuse_tools = refuse_tools
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Refuse package-manager-shaped commands no module handles (exit 3, plan flow)."""
+        if args and args[0] in self._refuse_tools and self.get_command(ctx, args[0]) is None:
+            from aegis.cli.render import refuse_direct_mutation
+
+            raise refuse_direct_mutation(" ".join(args))
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """All command names, eager ones and table ones, sorted."""

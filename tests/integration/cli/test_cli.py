@@ -217,11 +217,25 @@ def test_direct_mutation_is_refused() -> None:
     assert "aegis apt install nginx --plan" in result.stderr
 
 
-@pytest.mark.skipif("apt" not in AEGIS_COMMANDS, reason="the apt group is not registered yet")
-def test_real_apt_group_refuses_without_plan(cfg: Config) -> None:
-    result = run("apt", "install", "nginx")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("apt", "install", "nginx"),
+        ("apt-get", "install", "nginx"),
+        ("npm", "install", "left-pad"),
+        ("pip", "install", "requests"),
+        ("docker", "pull", "nginx:latest"),
+        ("cargo", "install", "ripgrep"),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_mutation_shaped_commands_refuse_without_plan(cfg: Config, argv: tuple[str, ...]) -> None:
+    """Whether or not a planning command is registered for the tool: exit 3, never a change."""
+    result = run(*argv)
     assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("Error: ")
     assert "--plan" in result.stderr
+    assert api.list_requests(cfg) == []
 
 
 def _read_only(
