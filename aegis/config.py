@@ -55,6 +55,8 @@ class Config:
     apt_timeout_s: int
     host_id: str | None
     """Overrides /etc/machine-id (tests and demo only)."""
+    vuln_release: str = "bookworm"
+    """Debian codename whose security-tracker entries ``aegis vulndb import`` indexes."""
 
     @property
     def store_path(self) -> Path:
@@ -155,6 +157,7 @@ _KEYS = {
     "review_enabled": "AEGIS_REVIEW",
     "apt_timeout_s": "AEGIS_APT_TIMEOUT",
     "host_id": "AEGIS_HOST_ID",
+    "vuln_release": "AEGIS_VULN_RELEASE",
     "state_dir": "AEGIS_STATE_DIR",
     "log_dir": "AEGIS_LOG_DIR",
     "run_dir": "AEGIS_RUN_DIR",
@@ -229,4 +232,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         review_enabled=_bool("review_enabled", values.get("review_enabled", True)),
         apt_timeout_s=_int("apt_timeout_s", values.get("apt_timeout_s", 300)),
         host_id=str(values["host_id"]) if values.get("host_id") else None,
+        vuln_release=str(values.get("vuln_release", "bookworm")),
     )

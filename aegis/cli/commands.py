@@ -20,6 +20,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "workflow": "aegis.cli.cmd_workflow:workflow_group",
     "monitor": "aegis.cli.cmd_workflow:monitor_cmd",
     "policy": "aegis.cli.cmd_policy:policy_group",
+    "vulndb": "aegis.cli.cmd_vulndb:vulndb_group",
     "audit": "aegis.cli.cmd_audit:audit_group",
     "review": "aegis.cli.cmd_review:review_cmd",
 }

@@ -1,0 +1,446 @@
+"""Reading a .deb as data, never extracting it onto the system.
+
+A .deb is an ``ar`` archive holding ``debian-binary``, ``control.tar.*`` and
+``data.tar.*``. This module walks the ar headers itself and reads both tar members
+as *streams* with :mod:`tarfile` (gzip, xz, bzip2 or uncompressed in-process;
+zstd through ``zstd -dc`` on a pipe, argv list, explicit environment). Nothing is
+ever written to disk: the control archive's small files are kept in memory and
+the data archive yields only its member list (path, mode, type, link target),
+plus the bytes of the few small files the content rules read
+(:data:`WATCHED_CONTENT_PREFIXES`).
+
+Public API:
+
+- :func:`read_deb` (path) and :func:`read_deb_stream` (binary file object) ->
+  :class:`DebContents`.
+- :class:`Member`, :class:`DebLimits`, :class:`DebFormatError` (an InputError:
+  the package is malformed or exceeds a bound; callers turn it into a hostile
+  finding rather than trusting a partial read).
+
+Invariants: every size is bounded by :class:`DebLimits` (member count, control
+file size, total declared data size, path length); member paths are normalised to
+absolute POSIX paths (``./etc/x`` -> ``/etc/x``) and a path that climbs out of the
+root (``..``) is kept verbatim in ``Member.raw_path`` so a rule can flag it.
+
+Example:
+    >>> deb = read_deb(Path("aegis-setuid_1.0_all.deb"))  # doctest: +SKIP
+    >>> [m.path for m in deb.members if m.mode & 0o4000]  # doctest: +SKIP
+    ['/usr/bin/aegis-suid']
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import subprocess
+import tarfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from aegis.errors import EnvironmentFailure, InputError
+
+MAINTAINER_SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config", "triggers")
+"""Control-archive files that dpkg runs (or, for ``triggers``, interprets)."""
+
+WATCHED_CONTENT_PREFIXES = (
+    "/etc/apt/apt.conf.d/",
+    "/etc/sudoers",
+    "/etc/ld.so.preload",
+)
+"""Data files whose bytes (capped) are kept for the content rules; all else is metadata."""
+
+_AR_MAGIC = b"!<arch>\n"
+_AR_HEADER = 60
+
+
+class DebFormatError(InputError):
+    """The .deb is malformed, or exceeds a bound of :class:`DebLimits`."""
+
+
+@dataclass(frozen=True)
+class DebLimits:
+    """Bounds on what a package may make us read (STYLE.md 4: bound sizes)."""
+
+    max_members: int = 200_000
+    """Entries in the data archive."""
+    max_control_file: int = 1024 * 1024
+    """One control-archive file (a maintainer script)."""
+    max_control_total: int = 16 * 1024 * 1024
+    """The whole uncompressed control archive."""
+    max_watched_file: int = 64 * 1024
+    """Bytes kept of one watched data file."""
+    max_data_total: int = 16 * 1024 * 1024 * 1024
+    """Sum of declared member sizes of the data archive."""
+    max_path: int = 4096
+
+
+DEFAULT_LIMITS = DebLimits()
+
+
+@dataclass(frozen=True)
+class Member:
+    """One entry of the data archive (metadata only)."""
+
+    path: str
+    """Normalised absolute path, e.g. ``/etc/apt/apt.conf.d/99x``."""
+    mode: int
+    """Permission bits including setuid/setgid/sticky (``& 0o7777``)."""
+    type: str
+    """file, dir, symlink, hardlink, char, block, fifo or other."""
+    linkname: str = ""
+    size: int = 0
+    uid: int = 0
+    gid: int = 0
+    raw_path: str = ""
+    """The name exactly as stored in the tar header."""
+    content: bytes | None = None
+    """Bytes of a watched file (:data:`WATCHED_CONTENT_PREFIXES`), capped; else None."""
+
+
+@dataclass(frozen=True)
+class DebContents:
+    """What a .deb holds, read without extracting it."""
+
+    control: dict[str, str]
+    """Fields of ``control`` (Package, Version, Source, Description ...); untrusted."""
+    scripts: dict[str, bytes]
+    """Maintainer scripts present, by name (see :data:`MAINTAINER_SCRIPTS`)."""
+    members: tuple[Member, ...]
+    conffiles: tuple[str, ...] = ()
+    control_files: tuple[str, ...] = field(default=())
+    """Every file name in the control archive (``md5sums``, ``shlibs`` ...)."""
+
+
+# --- ar --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ArEntry:
+    name: str
+    offset: int
+    size: int
+
+
+def _ar_entries(fh: IO[bytes], total: int) -> list[_ArEntry]:
+    """Parse the ar table of contents by seeking over member bodies."""
+    fh.seek(0)
+    if fh.read(len(_AR_MAGIC)) != _AR_MAGIC:
+        raise DebFormatError("not a Debian package (no ar magic)")
+    entries: list[_ArEntry] = []
+    pos = len(_AR_MAGIC)
+    while pos < total:
+        fh.seek(pos)
+        header = fh.read(_AR_HEADER)
+        if len(header) == 0:
+            break
+        if len(header) != _AR_HEADER or header[58:60] != b"`\n":
+            raise DebFormatError("malformed ar member header")
+        name = header[0:16].decode("ascii", "replace").strip().rstrip("/")
+        try:
+            size = int(header[48:58].decode("ascii").strip())
+        except ValueError as e:
+            raise DebFormatError("malformed ar member size") from e
+        body = pos + _AR_HEADER
+        if size < 0 or body + size > total:
+            raise DebFormatError(f"ar member {name!r} runs past the end of the file")
+        entries.append(_ArEntry(name, body, size))
+        if len(entries) > 16:
+            raise DebFormatError("too many ar members for a Debian package")
+        pos = body + size + (size % 2)
+    return entries
+
+
+class _Window(io.RawIOBase):
+    """A read-only view of ``size`` bytes at ``offset`` of ``fh`` (no copy)."""
+
+    def __init__(self, fh: IO[bytes], offset: int, size: int) -> None:
+        self._fh = fh
+        self._start = offset
+        self._end = offset + size
+        self._pos = offset
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        want = min(len(buf), self._end - self._pos)
+        if want <= 0:
+            return 0
+        self._fh.seek(self._pos)
+        chunk = self._fh.read(want)
+        buf[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+# --- tar streams -----------------------------------------------------------------------
+
+
+def _zstd_env() -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C", "LC_ALL": "C"}
+
+
+@dataclass
+class _Stream:
+    """A decompressed tar stream and whatever must be closed with it."""
+
+    tar: tarfile.TarFile
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def _tar_stream(fh: IO[bytes], entry: _ArEntry) -> _Stream:
+    """Open ``entry`` (``*.tar``, ``.gz``, ``.xz``, ``.bz2``, ``.zst``) as a tar stream."""
+    window = io.BufferedReader(_Window(fh, entry.offset, entry.size), 1 << 16)
+    ext = entry.name.rsplit(".", 1)[-1]
+    try:
+        if ext in ("gz", "xz", "bz2", "tar"):
+            return _Stream(tarfile.open(fileobj=window, mode="r|*"))
+        if ext == "zst":
+            return _zstd_stream(window)
+    except tarfile.TarError as e:
+        raise DebFormatError(f"{entry.name}: not a readable tar stream: {e}") from e
+    raise DebFormatError(f"{entry.name}: unsupported compression {ext!r}")
+
+
+def _zstd_stream(window: IO[bytes]) -> _Stream:
+    # Python 3.11 has no zstd: pipe the member through the zstd tool (argv list,
+    # explicit env). A thread feeds the compressed bytes so neither side blocks.
+    try:
+        proc = subprocess.Popen(
+            ["zstd", "-dc", "-q", "--"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_zstd_env(),
+        )
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot run zstd to read a .zst package member: {e}") from e
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+
+    def _feed() -> None:
+        try:
+            assert proc.stdin is not None
+            while chunk := window.read(1 << 16):
+                proc.stdin.write(chunk)
+        except OSError:
+            pass  # zstd stopped reading: its exit status reports why
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+
+    threading.Thread(target=_feed, daemon=True).start()
+    try:
+        tar = tarfile.open(fileobj=proc.stdout, mode="r|")  # noqa: SIM115 - closed by _close
+    except tarfile.TarError as e:
+        proc.kill()
+        proc.wait()
+        raise DebFormatError(f"zstd member: not a readable tar stream: {e}") from e
+    return _Stream(tar, proc)
+
+
+def _close(stream: _Stream) -> None:
+    stream.tar.close()
+    if stream.proc is not None:
+        stream.proc.kill()
+        stream.proc.wait()
+
+
+def _norm(name: str) -> str:
+    clean = posixpath.normpath("/" + name.lstrip("/"))
+    # normpath keeps a leading "//" on POSIX; one slash is the canonical form.
+    return "/" + clean.lstrip("/") if clean != "/" else "/"
+
+
+def _kind(info: tarfile.TarInfo) -> str:
+    if info.isreg():
+        return "file"
+    if info.isdir():
+        return "dir"
+    if info.issym():
+        return "symlink"
+    if info.islnk():
+        return "hardlink"
+    if info.ischr():
+        return "char"
+    if info.isblk():
+        return "block"
+    if info.isfifo():
+        return "fifo"
+    return "other"
+
+
+def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo, cap: int) -> bytes:
+    handle = tar.extractfile(info)
+    if handle is None:
+        return b""
+    return handle.read(cap)
+
+
+def _read_control(stream: _Stream, limits: DebLimits) -> tuple[dict[str, bytes], list[str]]:
+    files: dict[str, bytes] = {}
+    names: list[str] = []
+    total = 0
+    try:
+        for info in stream.tar:
+            if len(names) > 1000:
+                raise DebFormatError("control archive has too many entries")
+            name = _norm(info.name).lstrip("/")
+            if not name or info.isdir():
+                continue
+            names.append(name)
+            if not info.isreg():
+                # A symlinked maintainer script points outside the package: refuse it.
+                if name in MAINTAINER_SCRIPTS:
+                    raise DebFormatError(f"control member {name!r} is not a regular file")
+                continue
+            if info.size > limits.max_control_file:
+                raise DebFormatError(
+                    f"control member {name!r} is {info.size} bytes "
+                    f"(limit {limits.max_control_file})"
+                )
+            total += info.size
+            if total > limits.max_control_total:
+                raise DebFormatError("control archive exceeds its size limit")
+            files[name] = _read_member(stream.tar, info, limits.max_control_file)
+    except tarfile.TarError as e:
+        raise DebFormatError(f"control archive is corrupt: {e}") from e
+    except (EOFError, OSError, ValueError) as e:
+        raise DebFormatError(f"control archive is corrupt: {e}") from e
+    return files, names
+
+
+def _watched(path: str) -> bool:
+    return any(path.startswith(p) for p in WATCHED_CONTENT_PREFIXES)
+
+
+def _read_data(stream: _Stream, limits: DebLimits) -> list[Member]:
+    members: list[Member] = []
+    declared = 0
+    try:
+        for info in stream.tar:
+            if len(members) >= limits.max_members:
+                raise DebFormatError(f"data archive has more than {limits.max_members} entries")
+            if len(info.name) > limits.max_path or len(info.linkname) > limits.max_path:
+                raise DebFormatError("data archive member path is too long")
+            declared += max(info.size, 0)
+            if declared > limits.max_data_total:
+                raise DebFormatError("data archive exceeds its declared-size limit")
+            path = _norm(info.name)
+            kind = _kind(info)
+            content = None
+            if kind == "file" and _watched(path):
+                content = _read_member(stream.tar, info, limits.max_watched_file)
+            members.append(
+                Member(
+                    path=path,
+                    mode=info.mode & 0o7777,
+                    type=kind,
+                    linkname=info.linkname,
+                    size=info.size,
+                    uid=info.uid,
+                    gid=info.gid,
+                    raw_path=info.name,
+                    content=content,
+                )
+            )
+    except tarfile.TarError as e:
+        raise DebFormatError(f"data archive is corrupt: {e}") from e
+    except (EOFError, OSError, ValueError) as e:
+        raise DebFormatError(f"data archive is corrupt: {e}") from e
+    return members
+
+
+def parse_control(text: bytes) -> dict[str, str]:
+    """Parse a ``control`` file's fields (first paragraph), strictly enough.
+
+    Continuation lines are joined with ``\\n``; the result is untrusted text.
+
+    Raises:
+        DebFormatError: not UTF-8, or a line that is neither field nor continuation.
+    """
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DebFormatError("control file is not UTF-8") from e
+    fields: dict[str, str] = {}
+    last: str | None = None
+    for line in decoded.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        if line[0] in " \t":
+            if last is None:
+                raise DebFormatError("control file starts with a continuation line")
+            fields[last] += "\n" + line[1:]
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key or " " in key:
+            raise DebFormatError(f"malformed control line {line[:60]!r}")
+        last = key
+        fields[key] = value.strip()
+    return fields
+
+
+def read_deb_stream(fh: IO[bytes], *, limits: DebLimits = DEFAULT_LIMITS) -> DebContents:
+    """Read a .deb from a seekable binary file object.
+
+    Raises:
+        DebFormatError: malformed archive, missing members, or a bound exceeded.
+        EnvironmentFailure: a zstd member and no ``zstd`` tool.
+    """
+    fh.seek(0, os.SEEK_END)
+    total = fh.tell()
+    entries = _ar_entries(fh, total)
+    names = [e.name for e in entries]
+    if not names or names[0] != "debian-binary":
+        raise DebFormatError("first ar member is not debian-binary")
+    fh.seek(entries[0].offset)
+    if not fh.read(min(entries[0].size, 16)).startswith(b"2."):
+        raise DebFormatError("unsupported debian-binary format version")
+    control_entry = next((e for e in entries if e.name.startswith("control.tar")), None)
+    data_entry = next((e for e in entries if e.name.startswith("data.tar")), None)
+    if control_entry is None or data_entry is None:
+        raise DebFormatError("package lacks control.tar or data.tar")
+    stream = _tar_stream(fh, control_entry)
+    try:
+        files, control_names = _read_control(stream, limits)
+    finally:
+        _close(stream)
+    if "control" not in files:
+        raise DebFormatError("control archive has no control file")
+    stream = _tar_stream(fh, data_entry)
+    try:
+        members = _read_data(stream, limits)
+    finally:
+        _close(stream)
+    conffiles = tuple(
+        ln.strip()
+        for ln in files.get("conffiles", b"").decode("utf-8", "replace").splitlines()
+        if ln.strip()
+    )
+    return DebContents(
+        control=parse_control(files["control"]),
+        scripts={n: files[n] for n in MAINTAINER_SCRIPTS if n in files},
+        members=tuple(members),
+        conffiles=conffiles,
+        control_files=tuple(sorted(control_names)),
+    )
+
+
+def read_deb(path: Path, *, limits: DebLimits = DEFAULT_LIMITS) -> DebContents:
+    """Read the .deb at ``path`` without extracting it (see :func:`read_deb_stream`).
+
+    Raises:
+        DebFormatError: malformed or over a bound.
+        EnvironmentFailure: the file cannot be opened.
+    """
+    try:
+        with path.open("rb") as fh:
+            return read_deb_stream(fh, limits=limits)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot read package file {path}: {e.strerror}") from e

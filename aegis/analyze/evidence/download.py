@@ -1,0 +1,173 @@
+"""Fetching a .deb into Aegis's private cache, kept by SHA-256, verified before use.
+
+The signed index (InRelease -> Packages) gives each package's SHA-256 and size
+(:class:`aegis.model.Provenance`). A file is used only after its bytes hash to
+exactly that value and have exactly that size; the cache file is named by the
+hash (``<cache_dir>/debs/<sha256>.deb``), so a cached file that no longer hashes
+to its name is discarded and fetched again. Planning never writes apt's own
+cache and never extracts the package.
+
+- ``file:`` and ``copy:`` URIs (local repositories) are copied while hashing.
+- Anything else is fetched by ``apt-get download -- pkg[:arch]=version`` through
+  the planning runner (:func:`aegis.analyze.run.run_tool`, with Aegis's
+  ``APT_CONFIG``) in a private temporary directory inside the cache; apt checks
+  the hash too, and we check it again.
+
+Public API: :func:`fetch_deb` (edge), :func:`cache_path` (pure), :func:`sha256_file`,
+:class:`DebDownloadError`.
+
+Example:
+    >>> cache_path(Path("/var/cache/aegis"), "ab" * 32).name  # doctest: +ELLIPSIS
+    'abab...abab.deb'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from aegis.errors import EnvironmentFailure, InputError, TrustError
+from aegis.model import Provenance
+
+MAX_DEB_BYTES = 4 * 1024 * 1024 * 1024
+"""Largest .deb Aegis will fetch for inspection."""
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
+_ARCH = re.compile(r"^[a-z0-9-]+$")
+_CHUNK = 1 << 20
+
+
+class DebDownloadError(EnvironmentFailure):
+    """The package file could not be obtained."""
+
+
+class DebHashMismatchError(TrustError):
+    """The obtained file does not match the signed index (size or SHA-256)."""
+
+
+def cache_path(cache_dir: Path, sha256: str) -> Path:
+    """Where the .deb with ``sha256`` lives in Aegis's cache. Pure."""
+    return cache_dir / "debs" / f"{sha256}.deb"
+
+
+def sha256_file(path: Path, limit: int = MAX_DEB_BYTES) -> tuple[str, int]:
+    """SHA-256 hex and size of ``path``, reading at most ``limit + 1`` bytes."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+    return digest.hexdigest(), size
+
+
+def _check_provenance(prov: Provenance) -> None:
+    if not _SHA256.match(prov.sha256):
+        raise InputError(f"{prov.package}: index SHA-256 {prov.sha256!r} is not 64 hex digits")
+    if not 0 < prov.size <= MAX_DEB_BYTES:
+        raise InputError(f"{prov.package}: index size {prov.size} is out of range")
+    if not (_NAME.match(prov.package) and _VERSION.match(prov.version) and _ARCH.match(prov.arch)):
+        raise InputError(f"refusing to fetch malformed package {prov.package!r} {prov.version!r}")
+
+
+def _matches(path: Path, prov: Provenance) -> bool:
+    sha, size = sha256_file(path, prov.size)
+    return size == prov.size and sha == prov.sha256
+
+
+def _copy_local(source: Path, dest: Path, prov: Provenance) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with source.open("rb") as src, dest.open("wb") as out:
+            while chunk := src.read(_CHUNK):
+                size += len(chunk)
+                if size > prov.size:
+                    break
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as e:
+        raise DebDownloadError(f"cannot copy {source}: {e.strerror}") from e
+    if size != prov.size or digest.hexdigest() != prov.sha256:
+        raise DebHashMismatchError(
+            f"{prov.package} {prov.version}: {source} does not match the signed index "
+            f"(size {size} vs {prov.size})"
+        )
+
+
+def _apt_download(work: Path, prov: Provenance, apt_config: Path | None, timeout_s: float) -> Path:
+    from aegis.analyze.run import run_tool
+
+    spec = f"{prov.package}={prov.version}"
+    if prov.arch not in ("all", ""):
+        spec = f"{prov.package}:{prov.arch}={prov.version}"
+    result = run_tool(
+        ["/usr/bin/apt-get", "download", "-q", "--", spec],
+        apt_config=apt_config,
+        timeout_s=timeout_s,
+        cwd=work,
+    )
+    if not result.ok:
+        what = "timed out" if result.timed_out else f"exited {result.returncode}"
+        raise DebDownloadError(f"apt-get download {spec} {what}: {result.stderr.strip()[-1000:]}")
+    debs = [p for p in work.iterdir() if p.suffix == ".deb" and p.is_file()]
+    if len(debs) != 1:
+        raise DebDownloadError(f"apt-get download {spec} produced {len(debs)} files")
+    return debs[0]
+
+
+def fetch_deb(
+    prov: Provenance,
+    *,
+    cache_dir: Path,
+    apt_config: Path | None,
+    timeout_s: float = 300,
+) -> Path:
+    """Return the verified .deb for ``prov`` in Aegis's cache, fetching it when needed.
+
+    Args:
+        prov: the package's provenance from the signed index (SHA-256, size, URI).
+        cache_dir: Aegis's private cache (``cfg.cache_dir``); files go to ``debs/``.
+        apt_config: ``APT_CONFIG`` for ``apt-get download``.
+        timeout_s: limit for the download.
+
+    Raises:
+        InputError: the provenance is malformed (no usable hash or name).
+        DebHashMismatchError: the obtained bytes differ from the signed index (exit 4).
+        DebDownloadError: the file could not be obtained (exit 7).
+    """
+    _check_provenance(prov)
+    target = cache_path(cache_dir, prov.sha256)
+    if target.exists():
+        if _matches(target, prov):
+            return target
+        target.unlink()  # corrupted or tampered cache entry: never used, refetched
+    debs_dir = target.parent
+    debs_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=debs_dir))
+    try:
+        parts = urlsplit(prov.uri)
+        if parts.scheme in ("file", "copy"):
+            fetched = work / "pkg.deb"
+            _copy_local(Path(unquote(parts.path)), fetched, prov)
+        else:
+            fetched = _apt_download(work, prov, apt_config, timeout_s)
+            if not _matches(fetched, prov):
+                raise DebHashMismatchError(
+                    f"{prov.package} {prov.version}: downloaded file does not match the "
+                    "signed index"
+                )
+        os.chmod(fetched, 0o644)
+        os.replace(fetched, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target

@@ -1,0 +1,150 @@
+"""The stored vulnerability index: import a tracker file, load it, report its status (edge).
+
+``aegis vulndb import FILE`` reads an offline Debian security tracker JSON file
+(an operator fetched it elsewhere), validates it with
+:func:`aegis.analyze.evidence.vulnerabilities.parse_tracker` for
+``cfg.vuln_release`` and writes the index to ``cfg.vulndb_path`` (temp file +
+``os.replace``). The database date recorded in every plan is the tracker file's
+modification time (when the operator fetched it), never later than the import
+time; the import time is recorded beside it.
+
+Public API: :func:`import_file`, :func:`load_index` (None when nothing was
+imported), :func:`status`.
+
+Example:
+    >>> idx = load_index(cfg)  # doctest: +SKIP
+    >>> vulns = match(plan_changes, idx) if idx else ()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aegis.analyze.evidence.vulnerabilities import (
+    MAX_INDEX_BYTES,
+    MAX_TRACKER_BYTES,
+    VulnIndex,
+    index_from_dict,
+    index_to_dict,
+    parse_tracker,
+    valid_release,
+)
+from aegis.canonical import canonical_bytes, loads_strict
+from aegis.config import Config
+from aegis.errors import EnvironmentFailure, InputError
+
+
+@dataclass(frozen=True)
+class VulnDbStatus:
+    """What ``aegis vulndb status`` reports."""
+
+    path: str
+    present: bool
+    release: str | None = None
+    date: str | None = None
+    imported_at: str | None = None
+    source_sha256: str | None = None
+    packages: int = 0
+    entries: int = 0
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_capped(path: Path, cap: int, what: str) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(cap + 1)
+    except FileNotFoundError as e:
+        raise InputError(f"{what} {path} does not exist") from e
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror}") from e
+    if len(data) > cap:
+        raise InputError(f"{what} {path} is larger than {cap} bytes")
+    return data
+
+
+def import_file(cfg: Config, source: Path, now: datetime) -> tuple[VulnIndex, Path]:
+    """Validate ``source`` and write the index for ``cfg.vuln_release``.
+
+    Args:
+        cfg: configuration (``vulndb_path``, ``vuln_release``).
+        source: the tracker JSON file.
+        now: the import time (UTC).
+
+    Returns:
+        The index and the path it was written to.
+
+    Raises:
+        InputError: the file is missing, oversized or malformed (nothing is written).
+        EnvironmentFailure: the index cannot be written.
+    """
+    release = valid_release(cfg.vuln_release)
+    data = _read_capped(source, MAX_TRACKER_BYTES, "tracker file")
+    try:
+        mtime = datetime.fromtimestamp(source.stat().st_mtime, UTC)
+    except OSError as e:
+        raise InputError(f"cannot stat tracker file {source}: {e.strerror}") from e
+    date = _iso(min(mtime, now))
+    index = parse_tracker(data, release=release, date=date, imported_at=_iso(now))
+    target = cfg.vulndb_path
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".vulndb-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(canonical_bytes(index_to_dict(index)))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot write vulnerability index {target}: {e}") from e
+    return index, target
+
+
+def load_index(cfg: Config) -> VulnIndex | None:
+    """The stored index, or None when ``aegis vulndb import`` never ran.
+
+    Raises:
+        InputError: the stored index is malformed or oversized (never silently ignored).
+    """
+    path = cfg.vulndb_path
+    if not path.exists():
+        return None
+    doc: Any = loads_strict(_read_capped(path, MAX_INDEX_BYTES, "vulnerability index"))
+    index = index_from_dict(doc)
+    if index.release != cfg.vuln_release:
+        # Matching bookworm packages against another release's fixes would be wrong.
+        raise InputError(
+            f"vulnerability index {path} is for {index.release!r}, configured release is "
+            f"{cfg.vuln_release!r}",
+            hint="run: aegis vulndb import FILE",
+        )
+    return index
+
+
+def status(cfg: Config) -> VulnDbStatus:
+    """Describe the stored index (for ``aegis vulndb status``)."""
+    index = load_index(cfg)
+    if index is None:
+        return VulnDbStatus(path=str(cfg.vulndb_path), present=False)
+    return VulnDbStatus(
+        path=str(cfg.vulndb_path),
+        present=True,
+        release=index.release,
+        date=index.date,
+        imported_at=index.imported_at,
+        source_sha256=index.source_sha256,
+        packages=len(index.entries),
+        entries=index.entry_count,
+    )
