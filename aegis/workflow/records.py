@@ -47,7 +47,10 @@ def parse_time(text: object) -> datetime:
     """Parse a stored time strictly."""
     if not isinstance(text, str) or not _TIME_RE.match(text):
         raise InputError(f"not a store timestamp: {text!r}")
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError as e:  # shape is right, calendar is not (month 13)
+        raise InputError(f"not a store timestamp: {text!r}") from e
 
 
 def check_id(value: object, what: str = "request id") -> str:
