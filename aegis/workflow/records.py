@@ -250,6 +250,7 @@ def parse_request_row(row: dict[str, Any], states: frozenset[str]) -> RequestRec
         _check_row_fields({**data, "row_hash": stored_hash}, what)
         rec = from_dict(RequestRecord, data)
         check_id(rec.id)
+        parse_time(rec.updated_at)  # the calendar too: ages are computed from it
         if rec.state not in states:
             raise InputError(f"unknown state {rec.state!r}")
         if rec.version < 0:
