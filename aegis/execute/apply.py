@@ -15,11 +15,9 @@ audit event and checkpoint.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.errors import AegisError, EnvironmentFailure
@@ -38,14 +36,10 @@ if TYPE_CHECKING:
 
 
 def this_host(cfg: Config) -> Host:
-    """This machine's identity (``host_id`` overrides /etc/machine-id in tests and demo)."""
-    machine_id = cfg.host_id
-    if not machine_id:
-        try:
-            machine_id = Path("/etc/machine-id").read_text(encoding="ascii").strip()
-        except OSError:
-            machine_id = "unknown"
-    return Host(machine_id=machine_id, hostname=socket.gethostname())
+    """This machine's identity, exactly as the analyzer records it in plans."""
+    from aegis.analyze.plan import this_host as analyzer_host
+
+    return analyzer_host(cfg)
 
 
 def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
@@ -58,7 +52,7 @@ def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
         from aegis.analyze.plan import analyze_apt
     except ImportError as e:
         raise EnvironmentFailure(f"the analyzer is not available: {e}") from e
-    plan: Plan = analyze_apt(cfg, ep.intent, now=now)
+    plan: Plan = analyze_apt(cfg, ep.intent, now, inspect_contents=ep.plan.content_inspected)
     return plan
 
 
