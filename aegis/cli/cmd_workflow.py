@@ -93,7 +93,8 @@ def show_cmd(request_id: str, as_json: bool) -> None:
     """Show a request: where it is on the graph, its timeline and its artifacts.
 
     The timeline lists every transition with actor, time and evidence hashes;
-    artifacts are listed with their SHA-256 and file path.
+    artifacts are listed with their SHA-256 and file path. A plan id or plan
+    hash finds the request bound to that plan.
 
     \b
     Example:
@@ -108,7 +109,15 @@ def show_cmd(request_id: str, as_json: bool) -> None:
     cfg = _cfg()
     now = api.now_utc()
     wf = api.workflow()
-    detail = api.get_request_detail(cfg, request_id, now)
+    from aegis.workflow.store import RequestNotFoundError
+
+    try:
+        detail = api.get_request_detail(cfg, request_id, now)
+    except RequestNotFoundError:
+        by_plan = api.find_request_by_plan(cfg, request_id)  # a plan id or plan hash works too
+        if by_plan is None:
+            raise
+        detail = api.get_request_detail(cfg, by_plan.id, now)
     rec = detail.request
     if as_json:
         render.emit_json(

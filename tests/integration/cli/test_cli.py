@@ -273,3 +273,10 @@ def test_store_on_a_read_only_path(cfg: Config, aegis_home: Path) -> None:
     assert fresh.returncode == 7, fresh.stderr
     assert "cannot create the store directory" in fresh.stderr
     assert "Read-only file system" in fresh.stderr or "Permission denied" in fresh.stderr
+
+
+def test_show_by_plan_id_or_hash(cfg: Config) -> None:
+    planned = api.submit_plan(cfg, sample_plan("p-by-plan"), "t")
+    for key in ("p-by-plan", planned.plan_hash):
+        data = json.loads(run("show", key, "--json").stdout)
+        assert data["request"]["id"] == planned.request_id
