@@ -1,0 +1,160 @@
+#!/bin/bash
+# Install Aegis natively: run from a root shell (id -u must print 0).
+#
+#   packaging/install-native.sh [--root DIR] [--skip-deps] [--wheelhouse DIR] [--skip-keys]
+#
+# Layout (packaging/README.md): sources in /opt/aegis/src, a venv over the system Python
+# (/usr/bin/python3) in /opt/aegis/venv, wrappers in /opt/aegis/bin (never /usr/bin/aegis
+# or /usr/libexec/aegis: units pointing there are stale), units in /etc/systemd/system,
+# /etc/tmpfiles.d/aegis.conf, /etc/sysusers.d/aegis.conf, the /etc/aegis skeleton.
+# With systemd as PID 1 (and no --root) it reloads systemd and enables the units;
+# otherwise it prints what it would run. --root (or DESTDIR) stages into a directory.
+set -euo pipefail
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="${DESTDIR:-}"
+SKIP_DEPS=0
+SKIP_KEYS=0
+WHEELHOUSE=""
+PY=/usr/bin/python3
+PREFIX=/opt/aegis
+UNITS=(aegisd.socket aegisd.service aegis-reviewd.socket aegis-reviewd.service
+       aegis-monitor.service aegis-monitor.timer)
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) ROOT="$2"; shift 2 ;;
+        --root=*) ROOT="${1#--root=}"; shift ;;
+        --skip-deps) SKIP_DEPS=1; shift ;;
+        --skip-keys) SKIP_KEYS=1; shift ;;
+        --wheelhouse) WHEELHOUSE="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install-native.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+if [ "$(id -u)" != "0" ]; then
+    echo "install-native.sh: must be run as root from a root shell (id -u prints $(id -u), not 0)." >&2
+    echo "PolicyKit prompts for systemctl are not enough to replace unit files." >&2
+    exit 1
+fi
+if [ ! -x "$PY" ]; then
+    echo "install-native.sh: the system Python $PY is missing (apt-get install python3)" >&2
+    exit 1
+fi
+ROOT="${ROOT%/}"
+if [ -n "$ROOT" ]; then mkdir -p "$ROOT"; ROOT="$(cd "$ROOT" && pwd)"; fi
+step() { echo "==> $*"; }
+
+# 1. Sources, venv over the system Python, dependencies.
+step "sources -> $ROOT$PREFIX/src"
+install -d -m 0755 "$ROOT$PREFIX" "$ROOT$PREFIX/src" "$ROOT$PREFIX/bin" "$ROOT$PREFIX/share/doc/aegis"
+rm -rf "$ROOT$PREFIX/src/aegis.new"
+cp -a "$SRC/aegis" "$ROOT$PREFIX/src/aegis.new"
+find "$ROOT$PREFIX/src/aegis.new" -name __pycache__ -prune -exec rm -rf {} +
+rm -rf "$ROOT$PREFIX/src/aegis"
+mv "$ROOT$PREFIX/src/aegis.new" "$ROOT$PREFIX/src/aegis"
+if [ -d "$SRC/workflows" ]; then
+    rm -rf "$ROOT$PREFIX/src/workflows"; cp -a "$SRC/workflows" "$ROOT$PREFIX/src/workflows"
+fi
+chmod -R u=rwX,go=rX "$ROOT$PREFIX/src"
+
+VENV="$ROOT$PREFIX/venv"
+step "venv over $PY -> $VENV"
+if [ "$SKIP_DEPS" = 1 ]; then
+    "$PY" -m venv --clear --without-pip "$VENV"
+elif ! "$PY" -m venv --clear "$VENV"; then
+    echo "install-native.sh: '$PY -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2
+    exit 1
+fi
+SITE="$("$VENV/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+case "$SITE" in "$ROOT"/*) ;; *) SITE="$ROOT$SITE" ;; esac
+echo "$PREFIX/src" > "$SITE/aegis-src.pth"
+if [ "$SKIP_DEPS" = 1 ]; then
+    step "skipping Python dependencies (--skip-deps)"
+else
+    mapfile -t DEPS < <("$PY" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' "$SRC/pyproject.toml")
+    PIP=("$VENV/bin/python3" -m pip install --disable-pip-version-check --no-input)
+    if [ -n "$WHEELHOUSE" ]; then PIP+=(--no-index --find-links "$WHEELHOUSE"); fi
+    step "dependencies: ${DEPS[*]}"
+    "${PIP[@]}" "${DEPS[@]}"
+fi
+
+# 2. Wrappers, convenience links, documentation.
+step "wrappers -> $ROOT$PREFIX/bin"
+for w in aegis aegisctl aegisd aegis-reviewd; do
+    install -m 0755 "$SRC/packaging/wrappers/$w" "$ROOT$PREFIX/bin/$w"
+done
+install -d -m 0755 "$ROOT/usr/local/bin"
+for w in aegis aegisctl; do ln -sfn "$PREFIX/bin/$w" "$ROOT/usr/local/bin/$w"; done
+install -m 0644 "$SRC/packaging/README.md" "$ROOT$PREFIX/share/doc/aegis/packaging.md"
+
+# 3. Units, tmpfiles.d, sysusers.d.
+step "units -> $ROOT/etc/systemd/system"
+install -d -m 0755 "$ROOT/etc/systemd/system" "$ROOT/etc/tmpfiles.d" "$ROOT/etc/sysusers.d"
+for u in "${UNITS[@]}"; do install -m 0644 "$SRC/packaging/systemd/$u" "$ROOT/etc/systemd/system/$u"; done
+install -m 0644 "$SRC/packaging/tmpfiles.d-aegis.conf" "$ROOT/etc/tmpfiles.d/aegis.conf"
+install -m 0644 "$SRC/packaging/sysusers.d-aegis.conf" "$ROOT/etc/sysusers.d/aegis.conf"
+ROOTOPT=()
+if [ -n "$ROOT" ]; then ROOTOPT=(--root="$ROOT"); fi
+step "users and groups (systemd-sysusers)"
+systemd-sysusers "${ROOTOPT[@]}" "$ROOT/etc/sysusers.d/aegis.conf"
+step "directories (systemd-tmpfiles)"
+systemd-tmpfiles "${ROOTOPT[@]}" --create "$ROOT/etc/tmpfiles.d/aegis.conf"
+
+# 4. /etc/aegis skeleton; existing files are never overwritten.
+step "/etc/aegis skeleton"
+ETC="$ROOT/etc/aegis"
+if [ ! -e "$ETC/aegis.toml" ]; then
+    printf '%s\n' "# Aegis configuration; see packaging/README.md. Environment AEGIS_* overrides." \
+        > "$ETC/aegis.toml"
+    chmod 0644 "$ETC/aegis.toml"
+fi
+if [ ! -e "$ETC/policy.toml" ] && [ -f "$SRC/aegis/policy/default_policy.toml" ]; then
+    install -m 0644 "$SRC/aegis/policy/default_policy.toml" "$ETC/policy.toml"
+fi
+KEYPY=("$VENV/bin/python3")
+keygen() { # role out-dir owner
+    if [ -e "$2/$1.key" ]; then return 0; fi
+    PYTHONPATH="$ROOT$PREFIX/src" "${KEYPY[@]}" -c 'import sys
+from pathlib import Path
+from aegis.sign.keys import write_keypair
+print(write_keypair(Path(sys.argv[2]), sys.argv[1])[1])' "$1" "$2" > /dev/null
+    chmod 0600 "$2/$1.key"; chmod 0644 "$2/$1.pub"
+    if [ "$3" != root ]; then
+        uid="$(awk -F: -v u="$3" '$1 == u {print $3}' "$ROOT/etc/passwd")"
+        if [ -n "$uid" ]; then chown "$uid" "$2/$1.key"; fi
+    fi
+    echo "key: $2/$1.key (public $2/$1.pub)"
+}
+if [ "$SKIP_KEYS" = 1 ] || [ "$SKIP_DEPS" = 1 ]; then
+    step "skipping key generation (generate later: aegisctl keygen --role audit|review --out /etc/aegis/keys)"
+else
+    keygen audit "$ETC/keys" root
+    keygen review "$ETC/keys" aegis-reviewd
+fi
+if [ ! -e "$ETC/aegisd.toml" ]; then
+    {
+        echo "# aegisd configuration (root-owned). Trusted keys come only from here or aegisd's options."
+        echo "signer_public_keys = []"
+        echo "approver_public_keys = []"
+        if [ -e "$ETC/keys/audit.key" ]; then echo "audit_key = \"/etc/aegis/keys/audit.key\""; fi
+        echo "witness_file = \"/var/lib/aegis/aegisd/audit-witness.jsonl\""
+    } > "$ETC/aegisd.toml"
+    chmod 0644 "$ETC/aegisd.toml"
+fi
+
+# 5. systemd.
+ACTIONS=("systemctl daemon-reload"
+         "systemctl enable --now aegisd.socket aegis-reviewd.socket aegis-monitor.timer"
+         "systemctl enable --now aegisd.service aegis-reviewd.service"
+         "systemctl start aegis-monitor.service")
+if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
+    for a in "${ACTIONS[@]}"; do step "$a"; $a; done
+else
+    step "systemd is not PID 1 here (or --root was given); would run:"
+    for a in "${ACTIONS[@]}"; do echo "    $a"; done
+fi
+echo "installed: $ROOT$PREFIX (check with packaging/verify-native.sh${ROOT:+ --root $ROOT})"

@@ -1,0 +1,215 @@
+"""Packaging: units verify offline, the reviewd sandbox gate, staged install + readiness check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+
+REPO = Path(__file__).resolve().parents[3]
+PKG = REPO / "packaging"
+UNITS = sorted(p.name for p in (PKG / "systemd").iterdir())
+STALE_MESSAGE = (
+    "The human operator must run packaging/install-native.sh from a root shell where id -u "
+    "prints 0; PolicyKit prompts for systemctl are not enough to replace unit files."
+)
+REVIEWD_THRESHOLD = 20  # exposure 2.0 of 10: "OK" in systemd-analyze's scale
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+
+
+def _install(stage: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(PKG / "install-native.sh"), "--root", str(stage), "--skip-deps"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _verify(stage: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(PKG / "verify-native.sh"), "--root", str(stage)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A staged native install (install-native.sh --root)."""
+    require_root("install-native.sh refuses to run unless id -u prints 0")
+    _need("systemd-analyze")
+    _need("systemd-sysusers")
+    root = tmp_path_factory.mktemp("stage")
+    result = _install(root)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return root
+
+
+def test_units_are_the_contract_set() -> None:
+    assert UNITS == [
+        "aegis-monitor.service",
+        "aegis-monitor.timer",
+        "aegis-reviewd.service",
+        "aegis-reviewd.socket",
+        "aegisd.service",
+        "aegisd.socket",
+    ]
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_systemd_analyze_verify_has_no_output_on_stderr(stage: Path, unit: str) -> None:
+    proc = subprocess.run(
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            f"--root={stage}",
+            "--recursive-errors=no",
+            f"/etc/systemd/system/{unit}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert proc.stderr == ""
+
+
+def test_aegis_reviewd_passes_the_security_gate(stage: Path) -> None:
+    proc = subprocess.run(
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=true",
+            f"--threshold={REVIEWD_THRESHOLD}",
+            f"--root={stage}",
+            "/etc/systemd/system/aegis-reviewd.service",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "Overall exposure level for aegis-reviewd.service: 1." in proc.stdout
+
+
+def _keys(unit: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in (PKG / "systemd" / unit).read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_aegisd_hardening_does_not_break_apt() -> None:
+    keys = _keys("aegisd.service")
+    assert keys["KillMode"] == ["process"]
+    for forbidden in ("ProtectKernelModules", "RestrictAddressFamilies", "ProtectSystem"):
+        assert forbidden not in keys, forbidden
+    assert keys["ExecStart"] == ["/opt/aegis/bin/aegisd"]
+
+
+def test_sockets_have_contract_owners_and_modes() -> None:
+    aegisd, reviewd = _keys("aegisd.socket"), _keys("aegis-reviewd.socket")
+    assert aegisd["ListenStream"] == ["/run/aegis/aegisd.sock"]
+    assert (aegisd["SocketUser"], aegisd["SocketGroup"], aegisd["SocketMode"]) == (
+        ["root"],
+        ["aegis-apply"],
+        ["0660"],
+    )
+    assert reviewd["ListenStream"] == ["/run/aegis/aegis-reviewd.sock"]
+    assert (reviewd["SocketUser"], reviewd["SocketGroup"], reviewd["SocketMode"]) == (
+        ["aegis-reviewd"],
+        ["aegis"],
+        ["0660"],
+    )
+
+
+def test_staged_install_passes_verify_native(stage: Path) -> None:
+    result = _verify(stage)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.rstrip().endswith("verify-native: ready")
+    assert (stage / "etc/aegis/policy.toml").is_file()
+    assert oct((stage / "var/lib/aegis").stat().st_mode & 0o7777) == "0o2770"
+    wrapper = (stage / "opt/aegis/bin/aegisd").read_text()
+    assert "exec /opt/aegis/venv/bin/python3 -I -m aegis.execute.aegisd" in wrapper
+    assert os.readlink(stage / "opt/aegis/venv/bin/python3").startswith("/usr/bin/python3")
+
+
+@pytest.mark.parametrize("stale", ["/usr/bin/aegisd", "/usr/libexec/aegis/aegisd"])
+def test_stale_unit_is_flagged_with_the_contract_message(
+    tmp_path: Path, stage: Path, stale: str
+) -> None:
+    copy = tmp_path / "stage"
+    shutil.copytree(stage, copy, symlinks=True)
+    unit = copy / "etc/systemd/system/aegisd.service"
+    unit.write_text(
+        unit.read_text().replace("ExecStart=/opt/aegis/bin/aegisd", f"ExecStart={stale}")
+    )
+    result = _verify(copy)
+    assert result.returncode == 1
+    assert f"stale unit: {unit} runs {stale}. {STALE_MESSAGE}" in result.stdout
+
+
+def test_stale_drop_in_is_flagged(tmp_path: Path, stage: Path) -> None:
+    copy = tmp_path / "stage"
+    shutil.copytree(stage, copy, symlinks=True)
+    dropin = copy / "etc/systemd/system/aegis-reviewd.service.d/old.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Service]\nExecStart=\nExecStart=/usr/bin/aegis-reviewd\n")
+    result = _verify(copy)
+    assert result.returncode == 1
+    assert "stale unit:" in result.stdout
+    assert STALE_MESSAGE in result.stdout
+
+
+def test_verify_native_reports_missing_install(tmp_path: Path) -> None:
+    _need("systemd-analyze")
+    result = _verify(tmp_path)
+    assert result.returncode == 1
+    assert "FAIL  unit aegisd.service is not installed" in result.stdout
+
+
+def test_install_native_refuses_non_root(tmp_path: Path) -> None:
+    require_root("needs root to drop to another uid")
+    _need("setpriv")
+    # A copy the unprivileged user can read, wherever the checkout lives.
+    public = Path(tempfile.mkdtemp(prefix="aegis-install-"))
+    public.chmod(0o755)
+    script = public / "install-native.sh"
+    shutil.copy(PKG / "install-native.sh", script)
+    script.chmod(0o755)
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            str(script),
+            "--root",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "must be run as root" in proc.stderr
+    assert not (tmp_path / "s").exists()
+    shutil.rmtree(public)
