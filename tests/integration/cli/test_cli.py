@@ -37,9 +37,11 @@ def _all_commands(group: click.Group, table: dict[str, str]) -> list[tuple[str, 
     out: list[tuple[str, ...]] = []
     ctx = click.Context(group)
     for name in table:
-        cmd = group.get_command(ctx, name)
-        assert cmd is not None
         out.append((name,))
+        try:
+            cmd = group.get_command(ctx, name)
+        except Exception:  # noqa: S112 - reported by the test of this command, not at collection
+            continue
         if isinstance(cmd, click.Group):
             out.extend((name, sub) for sub in cmd.list_commands(click.Context(cmd)))
     return out
