@@ -404,12 +404,17 @@ def check_approvals(
     return None
 
 
+def plan_differences(a: Plan, b: Plan) -> list[str]:
+    """Top-level fields in which two plans' reproducible views differ (sorted)."""
+    va, vb = reproducible_view(a), reproducible_view(b)
+    return sorted(k for k in set(va) | set(vb) if va.get(k) != vb.get(k))
+
+
 def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
     """Step ``rederivation``: the caller's own analysis equals the signed plan."""
-    mine, signed = reproducible_view(derived), reproducible_view(ep.plan)
-    if mine == signed:
+    differing = plan_differences(derived, ep.plan)
+    if not differing:
         return None
-    differing = sorted(k for k in set(mine) | set(signed) if mine.get(k) != signed.get(k))
     detail = f"re-derived plan differs in {', '.join(differing)}"
     if "package_state_hash" in differing:
         detail += " (package state moved since signing)"

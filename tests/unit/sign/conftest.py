@@ -4,79 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
 
-from aegis.model import (
-    PLAN_SCHEMA,
-    Action,
-    ConfigEvidence,
-    Host,
-    Intent,
-    Operation,
-    PackageChange,
-    Plan,
-    Tool,
-    plan_hash,
-)
-from aegis.sign.approvals import Approval, build_approval
-from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding, build_execution_plan
+from aegis.devtools import signing
+from aegis.model import Host, Plan
+from aegis.sign.approvals import Approval
+from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding
 from aegis.sign.keys import public_hex
-
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
-HOST = Host(machine_id="0123456789abcdef0123456789abcdef", hostname="web1")
-
-
-def make_plan(**overrides: Any) -> Plan:
-    """A plan installing aegis-tool 1.0 with aegis-base 1.2."""
-    intent = Intent(
-        tool=Tool.APT,
-        operation=Operation.INSTALL,
-        targets=("aegis-tool",),
-        requested_by="alice",
-        requested_at="2026-11-26T11:59:00Z",
-    )
-    changes = (
-        PackageChange("aegis-base", "all", Action.INSTALL, None, "1.2", "aegis-base", "1.2", "r1"),
-        PackageChange("aegis-tool", "all", Action.INSTALL, None, "1.0", "aegis-tool", "1.0", "r1"),
-    )
-    fields: dict[str, Any] = {
-        "schema_version": PLAN_SCHEMA,
-        "plan_id": "p-0001",
-        "created_at": "2026-11-26T11:59:00Z",
-        "intent": intent,
-        "host": HOST,
-        "changes": changes,
-        "configure_order": ("aegis-base", "aegis-tool"),
-        "command_preview": (
-            "/usr/bin/apt-get",
-            "install",
-            "--trivial-only",
-            "--",
-            "aegis-base:all=1.2",
-            "aegis-tool:all=1.0",
-        ),
-        "repositories": (),
-        "config": ConfigEvidence("a" * 64, "b" * 64, ()),
-        "provenance": (),
-        "findings": (),
-        "vulnerabilities": (),
-        "vulndb_date": None,
-        "rollback": (),
-        "signals": (),
-        "package_state_hash": "c" * 64,
-        "content_inspected": True,
-    }
-    fields.update(overrides)
-    return Plan(**fields)
 
 
 def simple_derive_argv(plan: Plan) -> tuple[str, ...]:
-    """Stand-in derivation for unit tests: the plan's own command preview."""
-    return tuple(plan.command_preview)
+    """The real derivation (the apt engineer's), as the unit tests' argv source."""
+    from aegis.execute.argv import derive_argv
+
+    return derive_argv(plan)
 
 
 @dataclass
@@ -101,21 +46,7 @@ def keys() -> Keys:
 
 @pytest.fixture
 def plan() -> Plan:
-    return make_plan()
-
-
-def binding(**overrides: Any) -> PolicyBinding:
-    fields: dict[str, Any] = {
-        "result_hash": "d" * 64,
-        "decision": "require-approval",
-        "policy_version": "v1-" + "e" * 16,
-        "controls": ("approval", "snapshot"),
-        "required_approvals": 1,
-        "required_roles": (),
-        "rule_ids": ("apt.removal",),
-    }
-    fields.update(overrides)
-    return PolicyBinding(**fields)
+    return signing.make_plan()
 
 
 ApproveFn = Callable[..., Approval]
@@ -127,43 +58,21 @@ def approve(keys: Keys, plan: Plan) -> ApproveFn:
     """Build an approval of ``plan`` (override any field)."""
 
     def _approve(**kw: Any) -> Approval:
-        args: dict[str, Any] = {
-            "plan_id": plan.plan_id,
-            "plan_hash": plan_hash(plan),
-            "policy_hash": "d" * 64,
-            "approver_id": "bob",
-            "role": "approver",
-            "reason": "CHG-42 maintenance window",
-            "now": NOW,
-            "expires_in": timedelta(hours=4),
-            "key": keys.approver,
-        }
-        args.update(kw)
-        return build_approval(**args)
+        key = kw.pop("key", keys.approver)
+        return signing.make_approval(plan, key, **kw)
 
     return _approve
 
 
 @pytest.fixture
 def build(keys: Keys, plan: Plan, approve: ApproveFn) -> BuildFn:
-    """Build a signed execution plan of ``plan`` (override any field)."""
+    """Build a signed execution plan of ``plan`` with one approval (override any field)."""
 
     def _build(**kw: Any) -> ExecutionPlan:
-        args: dict[str, Any] = {
-            "execution_id": "0f" * 16,
-            "request_id": "r-1",
-            "plan": plan,
-            "policy": binding(),
-            "review_hash": "f" * 64,
-            "approvals": (approve(),),
-            "argv": simple_derive_argv(plan),
-            "now": NOW,
-            "expires_in": timedelta(hours=1),
-            "signer_id": "carol",
-            "key": keys.signer,
-        }
-        args.update(kw)
-        return build_execution_plan(**args)
+        key = kw.pop("key", keys.signer)
+        kw.setdefault("approvals", (approve(),))
+        kw.setdefault("plan", plan)
+        return signing.make_execution_plan(kw.pop("plan"), key, **kw)
 
     return _build
 
@@ -172,10 +81,10 @@ def build(keys: Keys, plan: Plan, approve: ApproveFn) -> BuildFn:
 class Helpers:
     """Constants and builders, as a fixture (conftest modules are not importable)."""
 
-    now: datetime = NOW
-    host: Host = HOST
-    make_plan: Callable[..., Plan] = make_plan
-    binding: Callable[..., PolicyBinding] = binding
+    now: datetime = signing.NOW
+    host: Host = signing.HOST
+    make_plan: Callable[..., Plan] = signing.make_plan
+    binding: Callable[..., PolicyBinding] = signing.binding
     derive_argv: Callable[[Plan], tuple[str, ...]] = simple_derive_argv
     replace: Callable[..., Any] = replace
 
