@@ -22,6 +22,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "policy": "aegis.cli.cmd_policy:policy_group",
     "vulndb": "aegis.cli.cmd_vulndb:vulndb_group",
     "audit": "aegis.cli.cmd_audit:audit_group",
+    "doctor": "aegis.cli.cmd_doctor:doctor_cmd",
     "review": "aegis.cli.cmd_review:review_cmd",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
