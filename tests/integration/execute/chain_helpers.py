@@ -1,0 +1,114 @@
+"""A throwaway root, a policy approving the test repository, and signing helpers."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aegis.config import Config, load_config
+from aegis.devtools import testrepo
+from aegis.model import Intent, Operation, Plan, Tool
+
+from .conftest import Keys, base_env
+
+
+def policy_text(repo: testrepo.Repo) -> str:
+    """The default policy plus the test repository as an approved source."""
+    default = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+    return default + (
+        f'\n[[sources]]\nname = "test"\nuri = "{repo.uri}"\nsuite = "{repo.suite}"\n'
+        f'component = "main"\nsigner_fingerprint = "{repo.fingerprint}"\n'
+        'packages = ["aegis-*"]\n'
+    )
+
+
+@dataclass
+class Chain:
+    """Everything one apply test needs."""
+
+    home: Path
+    repo: testrepo.Repo
+    root: testrepo.AptRoot
+    keys: Keys
+    env: dict[str, str]
+
+    @property
+    def cfg(self) -> Config:
+        return load_config(self.env)
+
+    def plan(self, *targets: str, op: Operation = Operation.INSTALL) -> Plan:
+        from aegis.analyze.plan import analyze_apt
+
+        intent = Intent(Tool.APT, op, tuple(targets), "tester", "2026-01-01T00:00:00Z")
+        return analyze_apt(self.cfg, intent, datetime.now(UTC))
+
+    def sign(
+        self, plan: Plan, *, execution_id: str | None = None, request_id: str | None = None
+    ) -> bytes:
+        """Evaluate policy, approve with the approver key when required, sign."""
+        from aegis.execute.apply import binding_from_result
+        from aegis.execute.argv import derive_argv
+        from aegis.model import plan_hash
+        from aegis.policy.engine import evaluate
+        from aegis.policy.result import result_hash
+        from aegis.policy.run import load_policy
+        from aegis.sign.approvals import build_approval
+        from aegis.sign.execution_plan import build_execution_plan, execution_plan_bytes
+
+        now = datetime.now(UTC)
+        result = evaluate(plan, None, load_policy(self.cfg), now)
+        assert result.decision.value != "deny", [f.rule_id for f in result.fired]
+        approvals = ()
+        if result.controls.approval.count:
+            approvals = (
+                build_approval(
+                    plan_id=plan.plan_id,
+                    plan_hash=plan_hash(plan),
+                    policy_hash=result_hash(result),
+                    approver_id="bob",
+                    role="approver",
+                    reason="test change",
+                    now=now,
+                    expires_in=timedelta(hours=1),
+                    key=self.keys.approver,
+                ),
+            )
+        ep = build_execution_plan(
+            execution_id=execution_id or secrets.token_hex(16),
+            request_id=request_id,
+            plan=plan,
+            policy=binding_from_result(result),
+            review_hash=None,
+            approvals=approvals,
+            argv=derive_argv(plan, dpkg_root=self.cfg.dpkg_root),
+            now=now,
+            expires_in=timedelta(hours=1),
+            signer_id="alice",
+            key=self.keys.signer,
+        )
+        return execution_plan_bytes(ep)
+
+    def installed(self) -> dict[str, str]:
+        from aegis.execute.runner import dpkg_status
+
+        return {
+            k.split(":")[0]: v[0]
+            for k, v in dpkg_status(self.root.root, {}).items()
+            if v[1] == "installed"
+        }
+
+
+def make_chain(tmp_path: Path, key_set: Keys, repo: testrepo.Repo | None = None) -> Chain:
+    repo = repo or testrepo.build_repo(tmp_path / "repo")
+    root = testrepo.make_root(tmp_path / "root", [repo])
+    testrepo.apt_update(root)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = base_env(home, AEGIS_APT_CONFIG=str(root.apt_config), AEGIS_DPKG_ROOT=str(root.root))
+    chain = Chain(home, repo, root, key_set, env)
+    cfg = chain.cfg
+    cfg.etc_dir.mkdir(parents=True, exist_ok=True)
+    cfg.policy_path.write_text(policy_text(repo))
+    return chain

@@ -1,0 +1,186 @@
+"""Real applies through aegisd into throwaway roots: success, replay, moved state, races."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aegis.devtools import testrepo
+from aegis.execute.ledger import Ledger
+
+from .chain_helpers import make_chain
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def chain(tmp_path: Path, key_set):  # type: ignore[no-untyped-def]
+    return make_chain(tmp_path, key_set)
+
+
+def _daemon(make_daemon, chain, **env):  # type: ignore[no-untyped-def]
+    extra = {k: v for k, v in chain.env.items() if k in ("AEGIS_APT_CONFIG", "AEGIS_DPKG_ROOT")}
+    extra.update(env)
+    return make_daemon(env_extra=extra, home=chain.home)
+
+
+def test_apply_installs_is_audited_and_never_replays(make_daemon, chain) -> None:  # type: ignore[no-untyped-def]
+    d = _daemon(make_daemon, chain)
+    data = chain.sign(chain.plan("aegis-tool"))
+    answer = d.submit(data)
+    assert answer.ok, answer
+    assert answer.exit_status == 0
+    assert chain.installed() == {"aegis-base": "1.2", "aegis-tool": "2.0"}
+    started, finished = [e for e in d.audit_events() if e["kind"].startswith("apply-")][-2:]
+    assert started["kind"] == "apply-started"
+    assert finished["kind"] == "apply-finished"
+    assert finished["actor"]["uid"] == 0
+    assert finished["actor"]["signer"] == "alice"
+    assert finished["actor"]["approvers"] == ["bob"]
+    assert finished["argv"][:3] == ["/usr/bin/apt-get", "install", "--trivial-only"]
+    assert finished["exit_status"] == 0
+    assert len(finished["output_hashes"]["stdout_sha256"]) == 64
+    assert finished["details"]["drift"] == []
+    assert finished["decision"]["rule_ids"]
+    assert d.audit_events()[-1]["kind"] == "checkpoint"
+    again = d.submit(data)
+    assert again.refusal == "refused:replayed"
+    d.stop()
+    d.start()
+    assert d.submit(data).refusal == "refused:replayed"
+    [row] = Ledger(d.cfg.ledger_path).entries()
+    assert (row.state, row.exit_status, row.outcome) == ("finished", 0, "succeeded")
+
+
+def test_package_state_moved_after_signing_refused(make_daemon, chain) -> None:  # type: ignore[no-untyped-def]
+    d = _daemon(make_daemon, chain)
+    data = chain.sign(chain.plan("aegis-tool"))
+    testrepo.run_apt(chain.root, "install", "-y", "aegis-benign")
+    answer = d.submit(data)
+    assert answer.refusal == "refused:rederivation"
+    assert "package state moved" in answer.message
+    assert "aegis-tool" not in chain.installed()
+    assert Ledger(d.cfg.ledger_path).entries() == []
+
+
+def test_dpkg_audit_dirty_refused_pointing_to_recover(make_daemon, chain) -> None:  # type: ignore[no-untyped-def]
+    d = _daemon(make_daemon, chain)
+    data = chain.sign(chain.plan("aegis-tool"))
+    status = chain.root.status
+    status.write_text(
+        "Package: aegis-half\nStatus: install ok half-configured\nPriority: optional\n"
+        "Section: misc\nMaintainer: t <t@example.invalid>\nArchitecture: all\nVersion: 1.0\n"
+        "Description: half\n\n"
+    )
+    # A dirty dpkg also moves the package state: the half-configured entry differs, so
+    # this plan is refused at re-derivation or at dpkg --audit, never run.
+    answer = d.submit(data)
+    assert answer.ok is False
+    assert answer.refusal in ("refused:dpkg-audit", "refused:rederivation")
+    data2 = chain.sign(chain.plan("aegis-benign"))
+    answer2 = d.submit(data2)
+    assert answer2.refusal == "refused:dpkg-audit", answer2
+    assert "aegisctl recover --plan" in answer2.message
+
+
+def _arm(hook_dir: Path, point: str) -> None:
+    (hook_dir / f"{point}.wait").touch()
+
+
+def _wait(hook_dir: Path, point: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not (hook_dir / f"{point}.reached").exists():
+        assert time.monotonic() < deadline, f"{point} never reached"
+        time.sleep(0.02)
+
+
+def test_sigkill_after_started_is_never_rerun(make_daemon, chain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    d = _daemon(make_daemon, chain, AEGIS_TEST_HOOKS="1", AEGIS_TEST_HOOK_DIR=str(hooks))
+    data = chain.sign(chain.plan("aegis-tool"))
+    _arm(hooks, "after-started")
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            d.submit(data)
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=submit)
+    t.start()
+    _wait(hooks, "after-started")
+    d.kill()
+    t.join(30)
+    assert errors, "the client must see aegisd vanish"
+    [row] = Ledger(d.cfg.ledger_path).entries()
+    assert row.state == "started"
+    (hooks / "after-started.wait").unlink()
+    d.start()
+    again = d.submit(data)
+    assert again.refusal == "refused:replayed"
+    assert "aegis-tool" not in chain.installed()
+
+
+def test_sigkill_before_started_resubmission_works(make_daemon, chain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    d = _daemon(make_daemon, chain, AEGIS_TEST_HOOKS="1", AEGIS_TEST_HOOK_DIR=str(hooks))
+    data = chain.sign(chain.plan("aegis-tool"))
+    _arm(hooks, "before-started")
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            d.submit(data)
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=submit)
+    t.start()
+    _wait(hooks, "before-started")
+    d.kill()
+    t.join(30)
+    assert errors
+    assert Ledger(d.cfg.ledger_path).entries() == []
+    (hooks / "before-started.wait").unlink()
+    d.start()
+    answer = d.submit(data)
+    assert answer.ok, answer
+    assert chain.installed()["aegis-tool"] == "2.0"
+
+
+def test_dependency_published_between_rederivation_and_run(  # type: ignore[no-untyped-def]
+    make_daemon, tmp_path: Path, key_set
+) -> None:
+    specs = (testrepo.PackageSpec("aegis-late", "1.0"), testrepo.PackageSpec("aegis-newdep", "1.0"))
+    repo = testrepo.build_repo(tmp_path / "repo", packages=specs)
+    chain = make_chain(tmp_path, key_set, repo)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    d = _daemon(make_daemon, chain, AEGIS_TEST_HOOKS="1", AEGIS_TEST_HOOK_DIR=str(hooks))
+    data = chain.sign(chain.plan("aegis-late"))
+    _arm(hooks, "before-run")
+    answers: list[object] = []
+    t = threading.Thread(target=lambda: answers.append(d.submit(data)))
+    t.start()
+    _wait(hooks, "before-run")
+    # The archive now says aegis-late 1.0 depends on a package the plan never listed.
+    late = (testrepo.PackageSpec("aegis-late", "1.0", depends="aegis-newdep"), specs[1])
+    testrepo.build_repo(tmp_path / "repo", packages=late)
+    testrepo.apt_update(chain.root)
+    (hooks / "before-run.go").touch()
+    t.join(60)
+    [answer] = answers
+    assert answer.ok is False  # type: ignore[attr-defined]
+    assert answer.exit_status == 100  # type: ignore[attr-defined]
+    assert "trivial" in answer.message  # type: ignore[attr-defined]
+    finished = [e for e in d.audit_events() if e["kind"] == "apply-finished"][-1]
+    assert finished["details"]["outcome"] == "refused-by-apt-trivial-only"
+    assert "trivial-only" in finished["details"]["refusal"]
+    assert "aegis-late" not in chain.installed()
+    assert "aegis-newdep" not in chain.installed()
