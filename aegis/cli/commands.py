@@ -24,6 +24,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "audit": "aegis.cli.cmd_audit:audit_group",
     "doctor": "aegis.cli.cmd_doctor:doctor_cmd",
     "review": "aegis.cli.cmd_review:review_cmd",
+    "apt": "aegis.cli.cmd_apt:apt_group",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 

@@ -1,0 +1,255 @@
+"""``aegis apt``: plan apt changes (read-only) and create the change request.
+
+``aegis apt install PKG... --plan``, ``aegis apt upgrade --plan``,
+``aegis apt update --plan``, ``aegis apt remove PKG... --plan`` (and ``purge``)
+analyze the change without touching the system, write ``plans/<plan_id>.json``
+through :func:`aegis.api.submit_plan` (request intent -> analyzed) and print the
+plan as a diff (``+`` install, ``~`` upgrade, ``v`` downgrade, ``-`` remove,
+``x`` purge, ``=`` held back, ``r`` reinstall) with risk signals beside each
+line, then the plan path. ``--json`` prints ``{"plan", "plan_path", "plan_hash",
+"request_id"}``.
+
+Without ``--plan`` the command is refused (exit 3) with the plan flow: Aegis never
+mutates directly. Bad names are refused (exit 3) before anything runs and no
+request row is created. Everything that came from apt or a package is printed
+only through :mod:`aegis.text`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from aegis.model import Operation, Plan
+
+SYMBOLS = {
+    "install": "+",
+    "upgrade": "~",
+    "downgrade": "v",
+    "remove": "-",
+    "purge": "x",
+    "held-back": "=",
+    "reinstall": "r",
+}
+
+
+@click.group(
+    "apt",
+    help=(
+        "Plan apt changes (read-only); nothing runs until the plan is reviewed, decided,\n"
+        "signed and applied by aegisd.\n\n"
+        "Example:\n\n"
+        "  aegis apt install nginx --plan\n\n"
+        "  aegis apt upgrade --plan --json"
+    ),
+)
+def apt_group() -> None:
+    """apt planning commands."""
+
+
+def _common(f: click.decorators.FC) -> click.decorators.FC:
+    f = click.option(
+        "--json", "as_json", is_flag=True, help="Print the plan and its path as JSON."
+    )(f)
+    f = click.option(
+        "--no-contents",
+        is_flag=True,
+        help="Skip downloading and scanning the .deb files (faster, less evidence).",
+    )(f)
+    f = click.option("--plan", "plan", is_flag=True, help="Required: only plan, never change.")(f)
+    return f
+
+
+def _run(
+    operation: Operation,
+    targets: tuple[str, ...],
+    *,
+    plan: bool,
+    no_contents: bool,
+    as_json: bool,
+    typed: str,
+) -> None:
+    from aegis.analyze.names import parse_targets
+    from aegis.cli.render import refuse_direct_mutation
+
+    # Names are checked before anything runs: a bad name creates no request row.
+    parse_targets(targets)
+    if not plan:
+        raise refuse_direct_mutation(typed)
+
+    from aegis import api
+    from aegis.analyze.plan import analyze_apt, format_time
+    from aegis.config import load_config
+    from aegis.model import Intent, Tool
+
+    cfg = load_config()
+    now = datetime.now(UTC)
+    intent = Intent(
+        tool=Tool.APT,
+        operation=operation,
+        targets=targets,
+        requested_by=api.current_user(),
+        requested_at=format_time(now),
+    )
+    result = analyze_apt(cfg, intent, now=now, inspect_contents=not no_contents)
+    planned = api.submit_plan(cfg, result, api.current_user())
+    if as_json:
+        from aegis.cli.render import emit_json
+        from aegis.model import plan_to_dict
+
+        emit_json(
+            {
+                "plan": plan_to_dict(result),
+                "plan_path": str(planned.plan_path),
+                "plan_hash": planned.plan_hash,
+                "request_id": planned.request_id,
+            }
+        )
+        return
+    render_plan(result)
+    from aegis.cli.render import print_path
+
+    click.echo(f"request: {planned.request_id}")
+    print_path("plan", planned.plan_path)
+
+
+def diff_lines(plan: Plan) -> list[str]:
+    """The plan as diff lines (untrusted text inside; render through aegis.text)."""
+    by_pkg: dict[str, list[str]] = {}
+    for s in plan.signals:
+        if s.package:
+            by_pkg.setdefault(s.package, []).append(s.name)
+    lines = []
+    for c in plan.changes:
+        sym = SYMBOLS.get(c.action.value, "?")
+        if c.action.value in ("install",):
+            ver = f"{c.candidate_version}"
+        elif c.action.value in ("remove", "purge"):
+            ver = f"{c.current_version}"
+        else:
+            ver = f"{c.current_version} -> {c.candidate_version}"
+        sigs = sorted(set(by_pkg.get(c.name, [])))
+        tail = f"   [{', '.join(sigs)}]" if sigs else ""
+        lines.append(f"{sym} {c.name} {ver} ({c.arch}){tail}")
+    return lines
+
+
+def render_plan(plan: Plan) -> None:
+    """Print the plan for people: diff, general signals, repositories, command."""
+    from aegis.cli.render import print_line
+
+    op = plan.intent.operation.value
+    print_line(f"apt {op} {' '.join(plan.intent.targets)}".rstrip(), style="bold")
+    if plan.failure is not None:
+        print_line(f"analysis failed ({plan.failure.kind}): {plan.failure.message}", style="red")
+    lines = diff_lines(plan)
+    for line in lines:
+        print_line(line)
+    if not lines and plan.failure is None and op != "update":
+        print_line("nothing to change")
+    general = [s for s in plan.signals if not s.package] + [
+        s for s in plan.signals if s.package and s.package not in {c.name for c in plan.changes}
+    ]
+    for s in general:
+        who = f" {s.package}" if s.package else ""
+        print_line(f"! {s.name}{who}: {s.detail}")
+    for r in plan.repositories:
+        print_line(
+            f"repo {r.uri} {r.suite}/{r.component}: signature {r.signature}, "
+            f"signer {r.signer_fingerprint or '-'}, Valid-Until {r.valid_until or '-'}"
+            + (f", problems: {', '.join(r.problems)}" if r.problems else "")
+        )
+    if plan.findings:
+        print_line(f"content findings: {len(plan.findings)} (see the plan's findings)")
+    if plan.vulnerabilities:
+        print_line(f"vulnerabilities: {len(plan.vulnerabilities)}")
+    print_line(f"command: {list(plan.command_preview)}")
+
+
+def _op(name: str) -> Operation:
+    from aegis.model import Operation
+
+    return Operation(name)
+
+
+@apt_group.command(
+    "install",
+    help="Plan installing packages.\n\nExample:\n\n  aegis apt install nginx --plan",
+)
+@click.argument("packages", nargs=-1, required=True)
+@_common
+def install_cmd(packages: tuple[str, ...], plan: bool, no_contents: bool, as_json: bool) -> None:
+    """Plan an install."""
+    _run(
+        _op("install"),
+        packages,
+        plan=plan,
+        no_contents=no_contents,
+        as_json=as_json,
+        typed="apt install " + " ".join(packages),
+    )
+
+
+@apt_group.command(
+    "upgrade",
+    help="Plan upgrading installed packages.\n\nExample:\n\n  aegis apt upgrade --plan",
+)
+@_common
+def upgrade_cmd(plan: bool, no_contents: bool, as_json: bool) -> None:
+    """Plan an upgrade."""
+    _run(
+        _op("upgrade"), (), plan=plan, no_contents=no_contents, as_json=as_json, typed="apt upgrade"
+    )
+
+
+@apt_group.command(
+    "update",
+    help=(
+        "Plan refreshing the package lists (apt-get update).\n\n"
+        "Example:\n\n  aegis apt update --plan"
+    ),
+)
+@_common
+def update_cmd(plan: bool, no_contents: bool, as_json: bool) -> None:
+    """Plan an update."""
+    _run(_op("update"), (), plan=plan, no_contents=no_contents, as_json=as_json, typed="apt update")
+
+
+@apt_group.command(
+    "remove",
+    help="Plan removing packages.\n\nExample:\n\n  aegis apt remove nginx --plan",
+)
+@click.argument("packages", nargs=-1, required=True)
+@_common
+def remove_cmd(packages: tuple[str, ...], plan: bool, no_contents: bool, as_json: bool) -> None:
+    """Plan a removal."""
+    _run(
+        _op("remove"),
+        packages,
+        plan=plan,
+        no_contents=no_contents,
+        as_json=as_json,
+        typed="apt remove " + " ".join(packages),
+    )
+
+
+@apt_group.command(
+    "purge",
+    help="Plan purging packages (removal with configuration).\n\n"
+    "Example:\n\n  aegis apt purge nginx --plan",
+)
+@click.argument("packages", nargs=-1, required=True)
+@_common
+def purge_cmd(packages: tuple[str, ...], plan: bool, no_contents: bool, as_json: bool) -> None:
+    """Plan a purge."""
+    _run(
+        _op("purge"),
+        packages,
+        plan=plan,
+        no_contents=no_contents,
+        as_json=as_json,
+        typed="apt purge " + " ".join(packages),
+    )
