@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import AegisError, InputError
+from aegis.errors import AegisError, EnvironmentFailure, InputError
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
@@ -200,6 +200,7 @@ def bind_socket(path: Path) -> socket.socket:
 
     Raises:
         InputError: something other than a socket is at ``path``.
+        EnvironmentFailure: the socket cannot be created (path too long, permissions).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -214,9 +215,12 @@ def bind_socket(path: Path) -> socket.socket:
     old = os.umask(0o117)
     try:
         sock.bind(str(path))
+        sock.listen(64)
+    except OSError as e:
+        sock.close()
+        raise EnvironmentFailure(f"cannot listen on {path}: {e.strerror or e}") from e
     finally:
         os.umask(old)
-    sock.listen(64)
     return sock
 
 
