@@ -189,6 +189,7 @@ class _Stream:
 
     tar: tarfile.TarFile
     proc: subprocess.Popen[bytes] | None = None
+    feeder: threading.Thread | None = None
 
 
 def _tar_stream(fh: IO[bytes], entry: _ArEntry) -> _Stream:
@@ -226,20 +227,23 @@ def _zstd_stream(window: IO[bytes]) -> _Stream:
             assert proc.stdin is not None
             while chunk := window.read(1 << 16):
                 proc.stdin.write(chunk)
-        except OSError:
-            pass  # zstd stopped reading: its exit status reports why
+        except (OSError, ValueError):
+            pass  # zstd stopped reading, or the reader was closed: nothing left to feed
         finally:
             assert proc.stdin is not None
             proc.stdin.close()
 
-    threading.Thread(target=_feed, daemon=True).start()
+    feeder = threading.Thread(target=_feed, daemon=True)
+    feeder.start()
     try:
         tar = tarfile.open(fileobj=proc.stdout, mode="r|")  # noqa: SIM115 - closed by _close
     except tarfile.TarError as e:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
+        feeder.join(timeout=5)
         raise DebFormatError(f"zstd member: not a readable tar stream: {e}") from e
-    return _Stream(tar, proc)
+    return _Stream(tar, proc, feeder)
 
 
 def _close(stream: _Stream) -> None:
@@ -247,6 +251,10 @@ def _close(stream: _Stream) -> None:
     if stream.proc is not None:
         stream.proc.kill()
         stream.proc.wait()
+        if stream.proc.stdout is not None:
+            stream.proc.stdout.close()
+    if stream.feeder is not None:
+        stream.feeder.join(timeout=5)
 
 
 def _norm(name: str) -> str:

@@ -426,7 +426,9 @@ _SUPPRESSED_BY = {
 
 # --- cross-line facts --------------------------------------------------------------------
 
-_DOWNLOAD_TARGET = re.compile(rf"{_FETCH}.*\s(?:-o|-O|--output(?:-document)?)(?:\s+|=)?([^\s;&|]+)")
+_DOWNLOAD_TARGET = re.compile(
+    rf"{_FETCH}.*\s(?:-[A-Za-z]*[oO]|--output(?:-document)?)(?:\s+|=)?([^\s;&|-][^\s;&|]*)"
+)
 
 
 def _executes(norm: str, target: str) -> bool:

@@ -1,0 +1,95 @@
+"""The private .deb cache: copy from local repositories, verify against the signed index."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from aegis.analyze.evidence.download import (
+    DebHashMismatchError,
+    cache_path,
+    fetch_deb,
+)
+from aegis.errors import InputError, TrustError
+from aegis.model import Provenance
+
+
+def _prov(
+    path: Path, *, sha: str | None = None, size: int | None = None, uri: str | None = None
+) -> Provenance:
+    data = path.read_bytes()
+    return Provenance(
+        package="pkg",
+        version="1.0",
+        arch="all",
+        uri=uri or f"file:{path}",
+        filename=f"pool/{path.name}",
+        size=len(data) if size is None else size,
+        sha256=sha or hashlib.sha256(data).hexdigest(),
+        repository="r",
+        chain=(),
+        verified=False,
+    )
+
+
+@pytest.fixture
+def deb(tmp_path: Path) -> Path:
+    path = tmp_path / "repo" / "pkg_1.0_all.deb"
+    path.parent.mkdir()
+    path.write_bytes(b"!<arch>\n" + b"x" * 1000)
+    return path
+
+
+def test_copy_into_cache_by_hash(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb)
+    out = fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    assert out == cache_path(tmp_path / "cache", prov.sha256)
+    assert out.read_bytes() == deb.read_bytes()
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp left behind
+
+
+def test_copy_uri_scheme(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb, uri=f"copy://{deb}")
+    assert fetch_deb(prov, cache_dir=tmp_path / "c", apt_config=None).exists()
+
+
+def test_hash_mismatch_refused_and_nothing_cached(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb, sha="0" * 64)
+    with pytest.raises(DebHashMismatchError) as exc:
+        fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    assert isinstance(exc.value, TrustError)
+    assert not cache_path(tmp_path / "cache", prov.sha256).exists()
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_size_mismatch_refused(tmp_path: Path, deb: Path, delta: int) -> None:
+    prov = _prov(deb)
+    prov = Provenance(**{**prov.__dict__, "size": prov.size + delta})
+    with pytest.raises(DebHashMismatchError):
+        fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+
+
+def test_tampered_cache_entry_is_replaced(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb)
+    out = fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    out.write_bytes(b"evil")
+    again = fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    assert again.read_bytes() == deb.read_bytes()
+
+
+def test_cached_entry_is_reused_without_the_source(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb)
+    fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    deb.unlink()
+    assert fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None).exists()
+
+
+@pytest.mark.parametrize(
+    "field", [{"sha256": "ABC"}, {"size": 0}, {"package": "-rf"}, {"version": "1;x"}]
+)
+def test_malformed_provenance_refused(tmp_path: Path, deb: Path, field: dict[str, object]) -> None:
+    prov = Provenance(**{**_prov(deb).__dict__, **field})
+    with pytest.raises(InputError):
+        fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
