@@ -104,6 +104,22 @@ def _positive(value: Any, what: str) -> int:
     return value
 
 
+def _key_dirs(cfg: Config, sources: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from aegis.sign.files import APPROVERS_DIR, SIGNERS_DIR, trusted_keys
+
+    out: list[tuple[str, ...]] = []
+    for name in (SIGNERS_DIR, APPROVERS_DIR):
+        directory = cfg.keys_dir / name
+        found = tuple(sorted(trusted_keys(directory)))
+        if found:
+            check_root_owned(directory)
+            for pub in directory.glob("*.pub"):
+                check_root_owned(pub)
+            sources.append(str(directory))
+        out.append(found)
+    return out[0], out[1]
+
+
 def load_settings(
     cfg: Config,
     *,
@@ -135,6 +151,10 @@ def load_settings(
         raise InputError(f"aegisd config {path} does not exist")
     signer = _hex_keys(data.get("signer_public_keys", []), "signer_public_keys")
     approver = _hex_keys(data.get("approver_public_keys", []), "approver_public_keys")
+    # Trusted key directories (root-owned /etc/aegis/keys/{signers,approvers}/*.pub).
+    signer_dir_keys, approver_dir_keys = _key_dirs(cfg, sources)
+    signer += signer_dir_keys
+    approver += approver_dir_keys
     if public_keys or approval_keys:
         sources.append("command line")
     signer += _hex_keys(list(public_keys), "--public-key-hex")
