@@ -286,3 +286,20 @@ def test_daemon_refuses_to_start_without_its_key(aegis_home: Path) -> None:
     )
     assert proc.returncode == 3
     assert "no review signing key" in proc.stderr
+
+
+def test_resume_reviews_an_analyzed_request_through_the_daemon(
+    cfg: Config, daemon: subprocess.Popen[bytes], model: FakeModelServer
+) -> None:
+    model.script = "require-approval"
+    plan_path = _submit(cfg, pp.clean_plan())
+    report = api.resume(cfg, "monitor")
+    assert not report.failed, report
+    request = api.find_request_by_plan(cfg, plan_path.stem)
+    assert request is not None
+    assert request.state != "analyzed"
+    found = api.latest_artifact(cfg, request.id, "review")
+    assert found is not None
+    ref, body = found
+    assert ref.path == str(cfg.reviews_dir / f"{plan_path.stem}.review.json")
+    assert review_from_bytes(body).status is ReviewStatus.VALID
