@@ -171,7 +171,7 @@ def test_broken_dependencies_recorded(tmp_path: Path, aegis_home: Path, analyze:
         tmp_path / "r",
         packages=[testrepo.PackageSpec("aegis-broken", "1.0", depends="aegis-missing")],
     )
-    root = testrepo.make_root(tmp_path / "root", [repo])
+    root = testrepo.make_root(tmp_path / "r2", [repo])
     testrepo.apt_update(root)
     plan = analyze("install", "aegis-broken", root=root)
     assert plan.failure is not None
@@ -204,7 +204,7 @@ def test_approved_source_and_lookalike_weakly_pinned(
     tmp_path: Path, aegis_home: Path, test_repo: testrepo.Repo, analyze: Analyze
 ) -> None:
     look = testrepo.debian_lookalike_repo(tmp_path / "look")
-    root = testrepo.make_root(tmp_path / "root", [test_repo, look])
+    root = testrepo.make_root(tmp_path / "r2", [test_repo, look])
     testrepo.apt_update(root)
     cfg = cfg_for(root, aegis_home)
     write_policy(cfg, [approve(cfg, test_repo)])
