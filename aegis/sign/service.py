@@ -78,6 +78,8 @@ class SignLimits:
 
 
 DEFAULT_LIMITS = SignLimits()
+FUTURE_SKEW = timedelta(minutes=5)
+"""Evidence dated further ahead than this was not made on a sane clock."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,8 @@ def _check_age(ctx: Context, now: datetime, limits: SignLimits) -> None:
             when = parse_time(stamp, f"{what} time")
         except InputError:
             when = parse_time(stamp[:10] + "T00:00:00Z", f"{what} time")
+        if when - now > FUTURE_SKEW:
+            raise TrustError(f"the {what} is dated {stamp}, in the future; check the clocks")
         if now - when > limit:
             raise StateError(
                 f"the {what} is from {stamp}, older than the {limit} allowed for signing",
@@ -324,7 +328,9 @@ def check_reproduces(stored: Plan, fresh: Plan) -> None:
         )
     raise TrustError(
         "refused:rederivation: re-running the analysis does not reproduce the stored plan "
-        f"(differs in {', '.join(differing)}); the plan was changed after analysis",
+        f"(differs in {', '.join(differing)}): it was changed after analysis, or the "
+        "configuration it was analyzed under changed",
+        hint="plan the change again",
     )
 
 

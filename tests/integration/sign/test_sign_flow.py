@@ -1,0 +1,338 @@
+"""``aegisctl approve`` and ``aegisctl sign`` against a real analysis of a throwaway root.
+
+Each attack is refused with its reason and exit code, the request stays in
+``policy`` and no execution plan is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from freezegun import freeze_time
+
+from aegis import api
+from aegis.canonical import canonical_bytes
+from aegis.cli.aegisctl import cli
+from aegis.model import Host, plan_hash
+from aegis.sign.approvals import approval_bytes, build_approval
+from aegis.sign.keys import load_signing_key
+
+
+def _ctl(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def _approve(flow: Any, target: str | Path, *extra: str) -> Result:
+    return _ctl(
+        "approve",
+        str(target),
+        "--reason",
+        "CHG-42 window",
+        "--key",
+        str(flow.approver_key),
+        "--approver",
+        "bob",
+        *extra,
+    )
+
+
+def _sign(flow: Any, plan_path: Path, *extra: str) -> Result:
+    return _ctl(
+        "sign",
+        "--plan",
+        str(plan_path),
+        "--key",
+        str(flow.signer_key),
+        "--signer",
+        "ops1",
+        "--json",
+        *extra,
+    )
+
+
+def _assert_not_signed(flow: Any, request_id: str) -> None:
+    assert api.get_request(flow.cfg, request_id).state == "policy"
+    assert not list(flow.cfg.execution_plans_dir.glob("*.json"))
+
+
+def test_approve_sign_verify(flow: Any) -> None:
+    request_id, plan_path, decided = flow.to_policy(flow.analyze("aegis-tool"))
+    assert decided.result.decision.value == "require-approval"
+    approved = _approve(flow, plan_path)
+    assert approved.exit_code == 0, approved.output
+    plan_id = decided.result.plan_id
+    approval_file = flow.cfg.approvals_dir / f"{plan_id}.bob.approval.json"
+    assert f"approval: {approval_file}" in approved.stdout
+    assert approval_file.is_file()
+    kinds = [a.kind for a in api.request_artifacts(flow.cfg, request_id)]
+    assert "approval" in kinds
+
+    signed = _sign(flow, plan_path)
+    assert signed.exit_code == 0, signed.output
+    out = json.loads(signed.stdout)
+    path = Path(out["path"])
+    assert path == flow.cfg.execution_plans_dir / f"{out['execution_id']}.json"
+    assert out["state"] == "signed"
+    assert api.get_request(flow.cfg, request_id).state == "signed"
+    _ref, stored = api.latest_artifact(flow.cfg, request_id, "execution-plan") or (None, b"")
+    assert stored == path.read_bytes()
+    ep = out["execution_plan"]
+    assert ep["argv"] == [
+        "/usr/bin/apt-get",
+        "install",
+        "--trivial-only",
+        "--",
+        "aegis-base=1.2",
+        "aegis-tool=2.0",
+    ]
+    assert [a["approver_id"] for a in ep["approvals"]] == ["bob"]
+    assert ep["policy"]["decision"] == "require-approval"
+    assert ep["policy"]["controls"] == ["approval", "snapshot"]
+    assert ep["host"]["machine_id"] == "test-host"
+    assert ep["signer_public_key_hex"] == flow.signer_pub
+
+    verified = _ctl("verify", "--execution-plan", str(path), "--public-key-hex", flow.signer_pub)
+    assert verified.exit_code == 0, verified.output
+    # Signing twice is a state conflict, not a second plan.
+    again = _sign(flow, plan_path)
+    assert again.exit_code == 6
+    assert len(list(flow.cfg.execution_plans_dir.glob("*.json"))) == 1
+
+
+def test_approve_by_request_id_and_passphrase_key(flow: Any, tmp_path: Path) -> None:
+    from aegis.sign.keys import write_keypair
+
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, request_id).exit_code == 0
+    wrapped, pub = write_keypair(tmp_path / "w", "signer", b"pw-123", name="ops2")
+    pf = tmp_path / "pass"
+    pf.write_text("wrong\n")
+    bad = _ctl(
+        "sign",
+        "--plan",
+        str(plan_path),
+        "--key",
+        str(wrapped),
+        "--signer",
+        "ops2",
+        "--passphrase-file",
+        str(pf),
+    )
+    assert bad.exit_code == 4
+    assert "wrong passphrase" in bad.stderr
+    good = _ctl(
+        "sign",
+        "--plan",
+        str(plan_path),
+        "--key",
+        str(wrapped),
+        "--signer",
+        "ops2",
+        "--passphrase-stdin",
+        "--json",
+        input="pw-123\n",
+    )
+    assert good.exit_code == 0, good.output
+    assert json.loads(good.stdout)["signer_public_key_hex"] == pub
+
+
+def test_no_approval_requires_approval(flow: Any) -> None:
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 8
+    assert "0 approval(s) count; policy requires 1" in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def _drop_approval(flow: Any, plan: Any, decided: Any, key_path: Path, **kw: Any) -> None:
+    args: dict[str, Any] = {
+        "plan_id": plan.plan_id,
+        "plan_hash": plan_hash(plan),
+        "policy_hash": decided.path.read_bytes() and _sha(decided.path),
+        "approver_id": "mallory",
+        "role": "approver",
+        "reason": "looks fine",
+        "now": datetime.now(UTC),
+        "expires_in": timedelta(hours=1),
+        "key": load_signing_key(key_path),
+    }
+    args.update(kw)
+    a = build_approval(**args)
+    flow.cfg.approvals_dir.mkdir(parents=True, exist_ok=True)
+    (flow.cfg.approvals_dir / f"{plan.plan_id}.mallory.approval.json").write_bytes(
+        approval_bytes(a)
+    )
+
+
+def _sha(path: Path) -> str:
+    from aegis.canonical import sha256_hex
+
+    return sha256_hex(path.read_bytes())
+
+
+def test_signer_own_approval_does_not_count(flow: Any) -> None:
+    plan = flow.analyze("aegis-tool")
+    request_id, plan_path, decided = flow.to_policy(plan)
+    # Trusted as an approver too: it still never counts for the plan this key signs.
+    (flow.cfg.keys_dir / "approvers/ops1.pub").write_text(flow.signer_pub)
+    _drop_approval(flow, plan, decided, flow.signer_key)
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 8
+    assert "mallory: signer-key" in result.stderr
+    _assert_not_signed(flow, request_id)
+    # And approve refuses a signer key outright.
+    refused = _ctl("approve", str(plan_path), "--reason", "x", "--key", str(flow.signer_key))
+    assert refused.exit_code == 4
+    assert "approvals need an approver key" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [({"plan_hash": "5" * 64}, "other-plan"), ({"policy_hash": "6" * 64}, "other-policy")],
+    ids=["other-plan", "other-policy"],
+)
+def test_approval_for_something_else(flow: Any, kw: dict[str, str], reason: str) -> None:
+    plan = flow.analyze("aegis-tool")
+    request_id, plan_path, decided = flow.to_policy(plan)
+    _drop_approval(flow, plan, decided, flow.approver_key, **kw)
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 8
+    assert f"mallory: {reason}" in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def test_expired_approval(flow: Any) -> None:
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path, "--expires-in", "1m").exit_code == 0
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=5)):
+        result = _sign(flow, plan_path)
+    assert result.exit_code == 8
+    assert "bob: expired" in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def _edited(flow: Any, plan: Any, **changes: Any) -> tuple[str, Path, Any]:
+    """Someone in group aegis stores an edited plan as their own request."""
+    return flow.to_policy(replace(plan, **changes))
+
+
+def test_plan_edited_in_store_finding_deleted(flow: Any) -> None:
+    plan = flow.analyze("aegis-hostile")
+    assert plan.findings
+    request_id, plan_path, decided = _edited(flow, plan, findings=(), signals=())
+    assert decided.result.decision.value != "deny"
+    assert _approve(flow, plan_path).exit_code == 0
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 4, result.output
+    assert "refused:rederivation" in result.stderr
+    assert "findings" in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"host": Host("f" * 32, "db9")}, "host"),
+        (
+            {
+                "command_preview": (
+                    "/usr/bin/apt-get",
+                    "install",
+                    "--trivial-only",
+                    "-o",
+                    "APT::Get::AllowUnauthenticated=true",
+                    "--",
+                    "aegis-base=1.2",
+                    "aegis-tool=2.0",
+                )
+            },
+            "command_preview",
+        ),
+    ],
+    ids=["other-host", "extra-o-option"],
+)
+def test_plan_edited_in_store(flow: Any, changes: dict[str, Any], field: str) -> None:
+    request_id, plan_path, _ = _edited(flow, flow.analyze("aegis-tool"), **changes)
+    assert _approve(flow, plan_path).exit_code == 0
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 4, result.output
+    assert "refused:rederivation" in result.stderr
+    assert field in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def test_package_state_moved_is_stale(flow: Any, apt_root: Any) -> None:
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path).exit_code == 0
+    status = Path(apt_root.root) / "var/lib/dpkg/status"
+    status.write_text(
+        status.read_text()
+        + (
+            "Package: extra\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n"
+            "Maintainer: x <x@example.invalid>\nDescription: x\n\n"
+        )
+    )
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 6, result.output
+    assert "package state moved" in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def test_denied_request_is_never_signed(flow: Any) -> None:
+    request_id, plan_path, decided = flow.to_policy(flow.analyze("aegis-hostile"))
+    assert decided.result.decision.value == "deny"
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 5
+    assert api.get_request(flow.cfg, request_id).state == "denied"
+    assert _approve(flow, plan_path).exit_code == 5
+
+
+def test_policy_relabelled_allow(flow: Any) -> None:
+    request_id, plan_path, decided = flow.to_policy(flow.analyze("aegis-tool"))
+    doc = json.loads(decided.path.read_bytes())
+    doc["decision"] = "allow"
+    doc["controls"] = {"approval": {"count": 0, "roles": []}, "snapshot": False}
+    decided.path.write_bytes(canonical_bytes(doc))
+    result = _sign(flow, plan_path, "--policy", str(decided.path))
+    assert result.exit_code == 4
+    assert "policy hash mismatch" in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def test_policy_changed_since_decision(flow: Any) -> None:
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path).exit_code == 0
+    text = flow.cfg.policy_path.read_text().replace("count = 1", "count = 2", 1)
+    flow.cfg.policy_path.write_text(text)
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 6, result.output
+    assert "is not current" in result.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def test_stale_plan_and_future_plan(flow: Any) -> None:
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path).exit_code == 0
+    with freeze_time(datetime.now(UTC) + timedelta(hours=25)):
+        late = _sign(flow, plan_path)
+    assert late.exit_code == 6
+    assert "older than" in late.stderr
+    with freeze_time(datetime.now(UTC) - timedelta(hours=2)):
+        early = _sign(flow, plan_path)
+    assert early.exit_code == 4
+    assert "in the future" in early.stderr
+    _assert_not_signed(flow, request_id)
+
+
+def test_ttl_capped(flow: Any) -> None:
+    _, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path).exit_code == 0
+    result = _sign(flow, plan_path, "--expires-in", "25h")
+    assert result.exit_code == 3
+    assert "at most" in result.stderr
