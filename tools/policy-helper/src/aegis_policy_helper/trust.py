@@ -1,0 +1,204 @@
+"""Verify a signed execution plan and its approvals against trusted keys.
+
+Uses :mod:`aegis.sign` when it is importable (the same parser and checks aegisd uses);
+otherwise falls back to its own strict parse and Ed25519 verification with PyNaCl over
+canonical JSON (sorted keys, compact separators, UTF-8), which is the same definition
+of the signed bytes (``aegis/canonical.py``): the signature covers every field but
+``signature_hex``; an approval's covers every field of the approval but its own.
+
+Approvals are judged at the execution plan's creation time: the report is about what
+the signer relied on, possibly long after the approvals expired.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class TrustFailure(Exception):
+    """The execution plan or an approval does not verify with the trusted keys."""
+
+
+@dataclass
+class Verification:
+    """What was verified, and how."""
+
+    method: str
+    """``aegis.sign`` or ``pynacl-fallback``."""
+    signature_ok: bool
+    signature_detail: str
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def approvals_ok(self) -> bool:
+        """True when every included approval counts."""
+        return all(a["counted"] for a in self.approvals)
+
+
+def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise TrustFailure(f"duplicate JSON key {key!r}")
+        out[key] = value
+    return out
+
+
+def _reject_float(text: str) -> Any:
+    raise TrustFailure(f"floats are not allowed ({text[:16]!r})")
+
+
+def parse_strict(data: bytes) -> dict[str, Any]:
+    """Parse JSON refusing duplicate keys, floats and NaN."""
+    try:
+        doc = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_dupes,
+            parse_float=_reject_float,
+            parse_constant=_reject_float,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TrustFailure(f"execution plan is not valid JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise TrustFailure("execution plan is not a JSON object")
+    return doc
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical JSON bytes (the bytes Aegis signs)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _ed25519_ok(body: Any, sig_hex: str, pub_hex: str) -> bool:
+    try:
+        from nacl.exceptions import BadSignatureError
+        from nacl.signing import VerifyKey
+    except ImportError as e:
+        raise TrustFailure("neither aegis.sign nor PyNaCl is importable: cannot verify") from e
+    try:
+        VerifyKey(bytes.fromhex(pub_hex)).verify(canonical(body), bytes.fromhex(sig_hex))
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def verify_with_aegis(data: bytes, exec_key: str, approval_keys: list[str]) -> Verification:
+    """Verify with the project's own code (aegis.sign)."""
+    from aegis.errors import InputError
+    from aegis.sign.approvals import verify_approvals
+    from aegis.sign.execution_plan import (
+        check_signature,
+        execution_plan_to_dict,
+        parse_execution_plan,
+    )
+    from aegis.sign.times import parse_time
+
+    try:
+        ep = parse_execution_plan(data)
+    except InputError as e:
+        raise TrustFailure(f"execution plan refused: {e.message}") from e
+    refusal = check_signature(ep, [exec_key])
+    at = parse_time(ep.created_at)
+    verdict = verify_approvals(
+        ep.approvals,
+        ep.plan_hash,
+        ep.policy.result_hash,
+        approval_keys,
+        ep.signer_public_key_hex,
+        at,
+    )
+    rows = [
+        {"approver_id": a.approver_id, "role": a.role, "counted": True, "reason": "counts"}
+        for a in verdict.counted
+    ]
+    rows += [
+        {
+            "approver_id": r.approval.approver_id,
+            "role": r.approval.role,
+            "counted": False,
+            "reason": f"{r.reason.value}: {r.detail}",
+        }
+        for r in verdict.rejected
+    ]
+    return Verification(
+        "aegis.sign",
+        refusal is None,
+        "trusted signer key" if refusal is None else str(refusal),
+        rows,
+        execution_plan_to_dict(ep),
+    )
+
+
+def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Verification:
+    """Verify without the aegis package: strict parse plus PyNaCl Ed25519."""
+    doc = parse_strict(data)
+    if data.rstrip(b"\n") != canonical(doc):
+        raise TrustFailure("execution plan is not in canonical form")
+    sig = doc.get("signature_hex")
+    signer = str(doc.get("signer_public_key_hex", "")).lower()
+    body = {k: v for k, v in doc.items() if k != "signature_hex"}
+    if signer != exec_key.lower():
+        ok, detail = False, f"signer key {signer[:16]}... is not the trusted execution key"
+    elif not isinstance(sig, str) or not _ed25519_ok(body, sig, signer):
+        ok, detail = False, "signature does not verify (document changed)"
+    else:
+        ok, detail = True, "trusted signer key"
+    trusted = {k.lower() for k in approval_keys}
+    raw_policy = doc.get("policy")
+    policy: dict[str, Any] = raw_policy if isinstance(raw_policy, dict) else {}
+    at = _parse_time(str(doc.get("created_at")))
+    rows, seen = [], set()
+    for item in doc.get("approvals") or []:
+        if not isinstance(item, dict):
+            raise TrustFailure("approval is not an object")
+        key = str(item.get("public_key_hex", "")).lower()
+        abody = {k: v for k, v in item.items() if k != "signature_hex"}
+        reason = "counts"
+        if key == signer:
+            reason = "signer-key: the signer's own key"
+        elif key not in trusted:
+            reason = "untrusted-key"
+        elif not _ed25519_ok(abody, str(item.get("signature_hex", "")), key):
+            reason = "bad-signature"
+        elif item.get("plan_hash") != doc.get("plan_hash"):
+            reason = "other-plan"
+        elif item.get("policy_hash") != policy.get("result_hash"):
+            reason = "other-policy"
+        elif not _parse_time(str(item["created_at"])) <= at < _parse_time(str(item["expires_at"])):
+            reason = "expired or not yet valid when the plan was signed"
+        elif key in seen:
+            reason = "duplicate-approver"
+        seen.add(key)
+        rows.append(
+            {
+                "approver_id": item.get("approver_id"),
+                "role": item.get("role"),
+                "counted": reason == "counts",
+                "reason": reason,
+            }
+        )
+    return Verification("pynacl-fallback", ok, detail, rows, doc)
+
+
+def verify_execution_plan(
+    data: bytes, exec_key: str, approval_keys: list[str], *, prefer_aegis: bool = True
+) -> Verification:
+    """Verify with aegis.sign when importable, else with the fallback."""
+    if prefer_aegis:
+        try:
+            import aegis.sign.execution_plan  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return verify_with_aegis(data, exec_key, approval_keys)
+    return verify_fallback(data, exec_key, approval_keys)
