@@ -34,7 +34,8 @@ def test_negative_repositories(tmp_path: Path, analyze: Analyze, kind: str) -> N
     assert any(p.split(":")[0] == problem for p in ev.problems), ev.problems
     assert f"repo.{problem}" in {s.name for s in plan.signals}
     if kind == "expired":
-        assert ev.expired and ev.valid_until is not None
+        assert ev.expired
+        assert ev.valid_until is not None
     if kind == "no-signed-by":
         assert ev.signed_by_form == "none"
 
@@ -52,7 +53,8 @@ def test_signed_by_forms(
         "good",
         test_repo.fingerprint,
     )
-    assert ev.keyring_trusted_dir and ev.keyring_root_only
+    assert ev.keyring_trusted_dir
+    assert ev.keyring_root_only
     assert not {"no-signed-by", "keyring-untrusted-dir", "keyring-writable"} & set(ev.problems)
 
 
@@ -60,7 +62,8 @@ def test_one_line_sources(tmp_path: Path, analyze: Analyze, test_repo: testrepo.
     root = testrepo.make_root(tmp_path / "r2", [test_repo], source_format="one-line")
     testrepo.apt_update(root)
     (ev,) = analyze("install", "aegis-base", root=root).repositories
-    assert ev.signature == "good" and ev.source_file.endswith(".list")
+    assert ev.signature == "good"
+    assert ev.source_file.endswith(".list")
     assert ev.source_entry.startswith("deb [signed-by=")
 
 
@@ -83,14 +86,15 @@ def test_keyring_outside_trusted_dir_and_writable(
     loose.mkdir()
     key = loose / "key.gpg"
     shutil.copyfile(test_repo.key_path, key)
-    os.chmod(key, 0o666)  # anyone could swap the key
+    os.chmod(key, 0o666)  # noqa: S103 - the attack: anyone could swap the key
     (src,) = root.sources_dir.iterdir()
     text = src.read_text()
     old = next(ln for ln in text.splitlines() if ln.startswith("Signed-By:"))
     src.write_text(text.replace(old, f"Signed-By: {key}"))
     (ev,) = analyze("install", "aegis-base", root=root).repositories
     assert ev.signature == "good"
-    assert not ev.keyring_trusted_dir and not ev.keyring_root_only
+    assert not ev.keyring_trusted_dir
+    assert not ev.keyring_root_only
     assert {"keyring-untrusted-dir", "keyring-writable"} <= set(ev.problems)
 
 
@@ -103,7 +107,9 @@ def test_frozen_release(tmp_path: Path, analyze: Analyze) -> None:
     root = testrepo.make_root(tmp_path / "r2", [repo])
     plan = analyze("update", root=root)
     (ev,) = plan.repositories
-    assert ev.frozen and ev.valid_until is None and "frozen" in ev.problems
+    assert ev.frozen
+    assert ev.valid_until is None
+    assert "frozen" in ev.problems
 
 
 def test_tampered_lists_after_update(apt_root: testrepo.AptRoot, analyze: Analyze) -> None:
