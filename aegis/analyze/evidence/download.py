@@ -131,6 +131,7 @@ def fetch_deb(
     cache_dir: Path,
     apt_config: Path | None,
     timeout_s: float = 300,
+    via_apt: bool = False,
 ) -> Path:
     """Return the verified .deb for ``prov`` in Aegis's cache, fetching it when needed.
 
@@ -139,6 +140,7 @@ def fetch_deb(
         cache_dir: Aegis's private cache (``cfg.cache_dir``); files go to ``debs/``.
         apt_config: ``APT_CONFIG`` for ``apt-get download``.
         timeout_s: limit for the download.
+        via_apt: use ``apt-get download`` even for ``file:``/``copy:`` URIs.
 
     Raises:
         InputError: the provenance is malformed (no usable hash or name).
@@ -156,7 +158,7 @@ def fetch_deb(
     work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=debs_dir))
     try:
         parts = urlsplit(prov.uri)
-        if parts.scheme in ("file", "copy"):
+        if parts.scheme in ("file", "copy") and not via_apt:
             fetched = work / "pkg.deb"
             _copy_local(Path(unquote(parts.path)), fetched, prov)
         else:

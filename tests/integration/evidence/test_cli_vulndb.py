@@ -1,0 +1,152 @@
+"""``aegis vulndb import|status`` through CliRunner and ``python -m aegis``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aegis.analyze.evidence.vulndb import load_index
+from aegis.cli.aegis import cli
+from aegis.config import load_config
+
+TRACKER = {
+    "openssl": {
+        "CVE-2026-0001": {
+            "description": "overflow \u202e\x1b[31m",
+            "scope": "remote",
+            "debianbug": 1,
+            "releases": {
+                "bookworm": {
+                    "status": "resolved",
+                    "urgency": "high",
+                    "fixed_version": "3.0.2",
+                    "repositories": {"bookworm": "3.0.2"},
+                },
+                "trixie": {
+                    "status": "open",
+                    "urgency": "low",
+                    "repositories": {"trixie": "3.1"},
+                    "nodsa": "Minor issue",
+                    "nodsa_reason": "",
+                },
+            },
+        }
+    },
+    "zlib": {
+        "TEMP-0000000-1A2B3C": {
+            "description": "x",
+            "releases": {
+                "bookworm": {
+                    "status": "open",
+                    "urgency": "not yet assigned",
+                    "repositories": {},
+                }
+            },
+        }
+    },
+}
+
+
+@pytest.fixture
+def tracker(tmp_path: Path) -> Path:
+    path = tmp_path / "tracker.json"
+    path.write_text(json.dumps(TRACKER))
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    return path
+
+
+def test_import_then_status_json(aegis_home: Path, tracker: Path) -> None:
+    result = CliRunner().invoke(cli, ["vulndb", "import", str(tracker), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["path"] == str(aegis_home / "var/lib/aegis/vulndb.json")
+    assert (out["release"], out["packages"], out["entries"]) == ("bookworm", 2, 2)
+    assert out["date"] == "2023-11-14T22:13:20Z"  # the file's mtime: when it was fetched
+    status = CliRunner().invoke(cli, ["vulndb", "status", "--json"])
+    assert status.exit_code == 0
+    assert json.loads(status.output)["date"] == "2023-11-14T22:13:20Z"
+    index = load_index(load_config())
+    assert index is not None
+    assert [e.cve for e in index.entries["openssl"]] == ["CVE-2026-0001"]
+
+
+def test_import_prints_path_for_people(aegis_home: Path, tracker: Path) -> None:
+    result = CliRunner().invoke(cli, ["vulndb", "import", str(tracker)])
+    assert result.exit_code == 0
+    assert f"vulnerability index: {aegis_home}/var/lib/aegis/vulndb.json" in result.output
+
+
+def test_release_from_environment(
+    aegis_home: Path, tracker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AEGIS_VULN_RELEASE", "trixie")
+    result = CliRunner().invoke(cli, ["vulndb", "import", str(tracker), "--json"])
+    assert json.loads(result.output)["entries"] == 1
+    monkeypatch.setenv("AEGIS_VULN_RELEASE", "bookworm")
+    status = CliRunner().invoke(cli, ["vulndb", "status"])
+    assert status.exit_code == 3
+    assert "trixie" in status.output
+
+
+def test_status_without_index(aegis_home: Path) -> None:
+    result = CliRunner().invoke(cli, ["vulndb", "status"])
+    assert result.exit_code == 0
+    assert "aegis vulndb import FILE" in result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{", b'{"x": 1.0}', b'{"openssl": {"CVE-1": {"releases": {}}}}', b"[]"],
+    ids=["truncated", "float", "bad-cve", "array"],
+)
+def test_bad_file_exits_3_and_keeps_old_index(
+    aegis_home: Path, tracker: Path, tmp_path: Path, content: bytes
+) -> None:
+    assert CliRunner().invoke(cli, ["vulndb", "import", str(tracker)]).exit_code == 0
+    before = (aegis_home / "var/lib/aegis/vulndb.json").read_bytes()
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    result = CliRunner().invoke(cli, ["vulndb", "import", str(bad)])
+    assert result.exit_code == 3
+    assert "Error:" in result.output
+    assert "Traceback" not in result.output
+    assert (aegis_home / "var/lib/aegis/vulndb.json").read_bytes() == before
+
+
+def test_python_m_aegis(aegis_home: Path, tracker: Path) -> None:
+    env = {**os.environ, "AEGIS_HOME": str(aegis_home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "aegis", "vulndb", "import", str(tracker), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["entries"] == 2
+    missing = subprocess.run(
+        [sys.executable, "-m", "aegis", "vulndb", "import", "/nonexistent/x.json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert missing.returncode == 3
+    assert missing.stderr.startswith("Error: tracker file /nonexistent/x.json does not exist")
+
+
+def test_help_has_example() -> None:
+    for args in (
+        ["vulndb", "--help"],
+        ["vulndb", "import", "--help"],
+        ["vulndb", "status", "--help"],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0
+        assert "Example" in result.output
