@@ -37,9 +37,13 @@ def normalise(plan: dict[str, Any], repo: testrepo.Repo, root: testrepo.AptRoot)
     return out
 
 
-def test_golden_plan(analyze: Analyze, apt_root: testrepo.AptRoot, test_repo: testrepo.Repo) -> None:
+def test_golden_plan(
+    analyze: Analyze, apt_root: testrepo.AptRoot, test_repo: testrepo.Repo
+) -> None:
     testrepo.run_apt(apt_root, "install", "-y", "aegis-benign=1.0", "aegis-held=1.0")
-    plan = analyze("install", "aegis-tool", "aegis-hostile", "aegis-benign", "libssl3", contents=True)
+    plan = analyze(
+        "install", "aegis-tool", "aegis-hostile", "aegis-benign", "libssl3", contents=True
+    )
     got = normalise(plan_to_dict(plan), test_repo, apt_root)
     if os.environ.get("AEGIS_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
         GOLDEN.write_text(json.dumps(got, sort_keys=True, indent=2) + "\n")
