@@ -148,6 +148,9 @@ class ReviewDaemon:
                 answer = self.answer(request)
             except AegisError as e:
                 answer = {"ok": False, "error": e.message[:400]}
+            except Exception as e:  # a bug must not kill the thread silently
+                _log(f"internal error: {type(e).__name__}: {e}")
+                answer = {"ok": False, "error": "internal error in aegis-reviewd"}
             conn.settimeout(SEND_TIMEOUT_S)
             conn.sendall(encode_frame(answer, max_bytes=MAX_ANSWER_BYTES))
         except (OSError, AegisError) as e:

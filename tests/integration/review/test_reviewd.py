@@ -303,3 +303,28 @@ def test_resume_reviews_an_analyzed_request_through_the_daemon(
     ref, body = found
     assert ref.path == str(cfg.reviews_dir / f"{plan_path.stem}.review.json")
     assert review_from_bytes(body).status is ReviewStatus.VALID
+
+
+def test_daemon_serves_a_socket_passed_by_systemd(cfg: Config) -> None:
+    from aegis.review.reviewd import bind_socket
+
+    listener = bind_socket(cfg.run_dir / "passed.sock")
+    fd = listener.fileno()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    # The sd_listen_fds protocol: the socket at fd 3, LISTEN_PID = the daemon's own pid.
+    script = f'exec 3<&{fd}; export LISTEN_FDS=1 LISTEN_PID=$$; exec "$0" -m aegis.review.reviewd'
+    proc = subprocess.Popen(
+        ["/bin/bash", "-c", script, sys.executable],
+        env=env,
+        pass_fds=(fd,),
+    )
+    try:
+        ping = {"schema_version": REQUEST_SCHEMA, "op": "ping"}
+        answer = call(cfg.run_dir / "passed.sock", ping, timeout=10)
+        assert answer["ok"] is True
+        assert answer["public_key_hex"] == (cfg.keys_dir / "review.pub").read_text().strip()
+        assert not cfg.reviewd_socket.exists()  # it used the passed socket, not its own
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        listener.close()

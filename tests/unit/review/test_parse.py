@@ -118,3 +118,30 @@ def test_envelope() -> None:
     big = parse_envelope(b" " * (300 * 1024))
     assert isinstance(big, Rejected)
     assert not big.failed
+
+
+# Hypothesis: whatever the model sends, parsing never raises and only schema answers pass.
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=300)))
+def test_any_text_parses_or_is_rejected(content: str | bytes) -> None:
+    out = parse_answer(content)
+    assert isinstance(out, Answer | Rejected)
+
+
+@given(st.dictionaries(st.sampled_from(["risk", "flags", "recommendation", "summary", "x"]), _json))
+def test_only_schema_answers_pass(doc: dict[str, object]) -> None:
+    out = parse_answer(json.dumps(doc))
+    if isinstance(out, Answer):
+        assert set(doc) == {"risk", "flags", "recommendation", "summary"}
+        assert doc["recommendation"] in ("no-objection", "require-approval", "deny")
