@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aegis.review.parse import Answer, Content, Rejected, parse_answer, parse_envelope
 from aegis.review.record import Flag, Recommendation, Risk
@@ -121,8 +123,6 @@ def test_envelope() -> None:
 
 
 # Hypothesis: whatever the model sends, parsing never raises and only schema answers pass.
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
