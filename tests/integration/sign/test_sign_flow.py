@@ -336,3 +336,15 @@ def test_ttl_capped(flow: Any) -> None:
     result = _sign(flow, plan_path, "--expires-in", "25h")
     assert result.exit_code == 3
     assert "at most" in result.stderr
+
+
+def test_binding_agrees_with_aegisd(flow: Any) -> None:
+    """The signer's policy binding is exactly what aegisd computes from the same result."""
+    from aegis.execute.apply import binding_from_result
+    from aegis.policy.result import result_hash
+    from aegis.sign.service import policy_binding
+
+    _, _, decided = flow.to_policy(flow.analyze("aegis-tool"))
+    result = decided.result
+    assert policy_binding(result, _sha(decided.path)) == binding_from_result(result)
+    assert _sha(decided.path) == result_hash(result)
