@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from aegis.sign.keys import load_signing_key, write_keypair
 
 
 @pytest.fixture
-def ready_home(aegis_home: Path) -> Iterator[Path]:
+def ready_home(aegis_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An AEGIS_HOME with policy, keys, store, a verified audit log and listening sockets."""
+    run_dir = Path(tempfile.mkdtemp(prefix="aegis-run-"))  # AF_UNIX paths are short
+    monkeypatch.setenv("AEGIS_RUN_DIR", str(run_dir))
     cfg = load_config()
     for d in (cfg.state_dir, cfg.aegisd_dir, cfg.log_dir, cfg.run_dir, cfg.etc_dir):
         d.mkdir(parents=True, exist_ok=True)
@@ -40,6 +44,7 @@ def ready_home(aegis_home: Path) -> Iterator[Path]:
     yield aegis_home
     for s in listeners:
         s.close()
+    shutil.rmtree(run_dir)
 
 
 def _doctor() -> tuple[int, dict[str, str], str]:
