@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +15,7 @@ from aegis.config import Config, load_config
 from aegis.devtools import testrepo
 from aegis.model import Intent, Operation, Plan, Tool
 
-from .conftest import Keys, base_env
+from .conftest import REPO, Keys, base_env
 
 
 def policy_text(repo: testrepo.Repo) -> str:
@@ -112,3 +116,87 @@ def make_chain(tmp_path: Path, key_set: Keys, repo: testrepo.Repo | None = None)
     cfg.etc_dir.mkdir(parents=True, exist_ok=True)
     cfg.policy_path.write_text(policy_text(repo))
     return chain
+
+
+AEGISCTL = [sys.executable, "-c", "from aegis.cli.aegisctl import main; main()"]
+AEGIS = [sys.executable, "-m", "aegis"]
+
+
+def run_cli(
+    argv: list[str], env: dict[str, str], ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a CLI as a subprocess; assert exit 0 when ``ok``."""
+    proc = subprocess.run(
+        argv, env=env, capture_output=True, text=True, cwd=REPO, timeout=120, check=False
+    )
+    if ok:
+        assert proc.returncode == 0, (argv, proc.stdout, proc.stderr)
+    return proc
+
+
+@dataclass
+class SignedRequest:
+    """A request walked to ``signed`` through the real CLIs."""
+
+    home: Path
+    root: testrepo.AptRoot
+    env: dict[str, str]
+    request_id: str
+    plan: Path
+    execution_plan: Path
+    signer_pub: str
+    keys: Path
+
+
+def signed_request(tmp_path: Path, target: str = "aegis-tool") -> SignedRequest:
+    """plan -> review --no-review -> policy -> approve -> sign, via the CLIs."""
+    repo = testrepo.build_repo(tmp_path / "repo")
+    root = testrepo.make_root(tmp_path / "root", [repo])
+    testrepo.apt_update(root)
+    home = tmp_path / "home"
+    etc = home / "etc/aegis"
+    (etc / "keys/approvers").mkdir(parents=True)
+    (etc / "policy.toml").write_text(policy_text(repo))
+    (etc / "aegis.toml").write_text(
+        f'apt_config = "{root.apt_config}"\ndpkg_root = "{root.root}"\n'
+    )
+    env = base_env(home)
+    keys = tmp_path / "keys"
+    doc = json.loads(run_cli([*AEGIS, "apt", "install", target, "--plan", "--json"], env).stdout)
+    plan = Path(doc["plan_path"])
+    run_cli([*AEGIS, "review", str(plan), "--no-review"], env)
+    assert run_cli([*AEGIS, "policy", str(plan)], env, ok=False).returncode in (0, 8)
+    run_cli([*AEGISCTL, "keygen", "--out", str(keys), "--role", "signer", "--name", "alice"], env)
+    run_cli([*AEGISCTL, "keygen", "--out", str(keys), "--role", "approver", "--name", "bob"], env)
+    shutil.copyfile(keys / "bob.pub", etc / "keys/approvers/bob.pub")
+    run_cli(
+        [
+            *AEGISCTL,
+            "approve",
+            str(plan),
+            "--reason",
+            "test",
+            "--key",
+            str(keys / "bob.key"),
+            "--approver",
+            "bob",
+        ],
+        env,
+    )
+    run_cli(
+        [
+            *AEGISCTL,
+            "sign",
+            "--plan",
+            str(plan),
+            "--key",
+            str(keys / "alice.key"),
+            "--signer",
+            "alice",
+        ],
+        env,
+    )
+    [ep] = sorted((home / "var/lib/aegis/execution-plans").glob("*.json"))
+    return SignedRequest(
+        home, root, env, doc["request_id"], plan, ep, (keys / "alice.pub").read_text().strip(), keys
+    )

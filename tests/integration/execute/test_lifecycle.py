@@ -1,0 +1,102 @@
+"""The request lifecycle around aegisd: interrupted never re-runs; cancel revokes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from aegis.execute.ledger import Ledger
+
+from .chain_helpers import AEGIS, AEGISCTL, run_cli, signed_request
+from .conftest import Daemon
+
+pytestmark = pytest.mark.root
+
+
+def _state(env: dict[str, str], request_id: str) -> str:
+    out = run_cli([*AEGIS, "requests", "--json"], env).stdout
+    [req] = [r for r in json.loads(out)["requests"] if r["id"] == request_id]
+    return str(req["state"])
+
+
+def test_sigkill_after_started_leaves_interrupted_and_never_reruns(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    sr = signed_request(tmp_path)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "after-started.wait").touch()
+    env = {**sr.env, "AEGIS_TEST_HOOKS": "1", "AEGIS_TEST_HOOK_DIR": str(hooks)}
+    d = Daemon(
+        sr.home,
+        sock_dir / "a.sock",
+        env,
+        ["--public-key-hex", sr.signer_pub],
+        tmp_path / "aegisd.log",
+    ).start()
+    apply = [
+        *AEGISCTL,
+        "apply",
+        "--execution-plan",
+        str(sr.execution_plan),
+        "--public-key-hex",
+        sr.signer_pub,
+        "--socket",
+        str(d.socket),
+    ]
+    client = subprocess.Popen(
+        apply, env=sr.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (hooks / "after-started.reached").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    d.kill()
+    _, err = client.communicate(timeout=60)
+    assert client.returncode == 10, err
+    assert _state(sr.env, sr.request_id) == "interrupted"
+    (hooks / "after-started.wait").unlink()
+    d.start()
+    run_cli([*AEGIS, "resume"], sr.env, ok=False)
+    assert _state(sr.env, sr.request_id) == "interrupted"
+    again = run_cli(apply, sr.env, ok=False)
+    assert again.returncode == 6
+    [row] = Ledger(d.cfg.ledger_path).entries()
+    assert row.state == "started"
+    assert (
+        "aegis-tool"
+        not in subprocess.run(
+            ["dpkg-query", f"--root={sr.root.root}", "-W"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    )
+    d.stop()
+
+
+def test_cancel_of_signed_request_revokes_its_execution_id(tmp_path: Path, sock_dir: Path) -> None:
+    sr = signed_request(tmp_path)
+    d = Daemon(
+        sr.home,
+        sock_dir / "a.sock",
+        sr.env,
+        ["--public-key-hex", sr.signer_pub],
+        tmp_path / "aegisd.log",
+    ).start()
+    env = {**sr.env, "AEGIS_RUN_DIR": str(sock_dir)}
+    # The revoker talks to cfg.aegisd_socket: point the run dir at this daemon's socket.
+    (sock_dir / "aegisd.sock").symlink_to(d.socket)
+    run_cli([*AEGIS, "cancel", sr.request_id, "--reason", "window closed"], env)
+    assert _state(sr.env, sr.request_id) == "cancelled"
+    [row] = Ledger(d.cfg.ledger_path).entries()
+    assert row.state == "revoked"
+    from aegis.execute.protocol import Request, call
+
+    answer = call(str(d.socket), Request(op="apply", execution_plan=sr.execution_plan.read_text()))
+    assert answer.refusal == "refused:revoked"
+    d.stop()
