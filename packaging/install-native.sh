@@ -130,9 +130,10 @@ print(write_keypair(Path(sys.argv[2]), sys.argv[1])[1])' "$1" "$2" > /dev/null
     echo "key: $2/$1.key (public $2/$1.pub)"
 }
 if [ "$SKIP_KEYS" = 1 ] || [ "$SKIP_DEPS" = 1 ]; then
-    step "skipping key generation (generate later: aegisctl keygen --role audit|review --out /etc/aegis/keys)"
+    step "skipping key generation (later: aegisctl keygen --role review --out /etc/aegis/keys)"
 else
-    keygen audit "$ETC/keys" root
+    # aegisd creates its own audit key in its root-only directory on first start and
+    # publishes /etc/aegis/keys/audit.pub; aegis-reviewd cannot create its key itself.
     keygen review "$ETC/keys" aegis-reviewd
 fi
 if [ ! -e "$ETC/aegisd.toml" ]; then
@@ -140,7 +141,6 @@ if [ ! -e "$ETC/aegisd.toml" ]; then
         echo "# aegisd configuration (root-owned). Trusted keys come only from here or aegisd's options."
         echo "signer_public_keys = []"
         echo "approver_public_keys = []"
-        if [ -e "$ETC/keys/audit.key" ]; then echo "audit_key = \"/etc/aegis/keys/audit.key\""; fi
         echo "witness_file = \"/var/lib/aegis/aegisd/audit-witness.jsonl\""
     } > "$ETC/aegisd.toml"
     chmod 0644 "$ETC/aegisd.toml"

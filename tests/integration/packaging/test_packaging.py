@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -213,3 +214,28 @@ def test_install_native_refuses_non_root(tmp_path: Path) -> None:
     assert "must be run as root" in proc.stderr
     assert not (tmp_path / "s").exists()
     shutil.rmtree(public)
+
+
+@pytest.mark.parametrize("wrapper", ["aegis", "aegisctl", "aegisd", "aegis-reviewd"])
+def test_wrappers_run_the_cli_with_the_venv_system_python(wrapper: str, tmp_path: Path) -> None:
+    """Each wrapper's command line, run with this checkout on the path, prints its help."""
+    text = (PKG / "wrappers" / wrapper).read_text()
+    exec_line = next(line for line in text.splitlines() if line.startswith("exec "))
+    assert exec_line.startswith("exec /opt/aegis/venv/bin/python3 -I ")
+    assert "/usr/bin/aegis" not in text
+    assert "/usr/libexec/aegis" not in text
+    shim = tmp_path / wrapper
+    # Same script, but this test's Python (with the project's dependencies) and checkout.
+    shim.write_text(text.replace("/opt/aegis/venv/bin/python3 -I", f"{sys.executable}"))
+    shim.chmod(0o755)
+    proc = subprocess.run(
+        [str(shim), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout.lower()
