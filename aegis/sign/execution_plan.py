@@ -162,7 +162,7 @@ def execution_plan_hash(ep: ExecutionPlan) -> str:
     return canonical_hash(execution_plan_to_dict(ep))
 
 
-def _consistency_problem(ep: ExecutionPlan) -> str | None:
+def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> str | None:
     """Why the document contradicts itself, or None; such a document is malformed."""
     if ep.schema_version != EXECUTION_PLAN_SCHEMA:
         return f"schema_version must be {EXECUTION_PLAN_SCHEMA!r}"
@@ -190,7 +190,7 @@ def _consistency_problem(ep: ExecutionPlan) -> str | None:
         return f"embedded plan schema_version must be {PLAN_SCHEMA!r}"
     # The copies of plan facts must be the plan's own, so no check can be steered
     # by a field that disagrees with what aegisd re-derives.
-    if plan_hash(ep.plan) != ep.plan_hash:
+    if (plan_digest or plan_hash(ep.plan)) != ep.plan_hash:
         return "plan_hash is not the hash of the embedded plan"
     if ep.intent != ep.plan.intent:
         return "intent differs from the embedded plan's intent"
@@ -302,12 +302,14 @@ def parse_execution_plan(
         ep = from_dict(ExecutionPlan, doc)
     except InputError as e:
         raise Refusal(RefusalCode.MALFORMED, e.message).error() from e
-    canonical = canonical_bytes(execution_plan_to_dict(ep))
-    # Exactly the canonical bytes: whitespace, key order or escapes cannot vary,
-    # so "a changed byte anywhere" is always caught here or by the signature.
+    as_dict = execution_plan_to_dict(ep)
+    canonical = canonical_bytes(as_dict)
+    # Exactly the canonical bytes of the parsed record: whitespace, key order, escapes
+    # and omitted defaults cannot vary, so "a changed byte anywhere" is always caught
+    # here or by the signature.
     if data not in (canonical, canonical + b"\n"):
         raise Refusal(RefusalCode.MALFORMED, "document is not in canonical form").error()
-    problem = _consistency_problem(ep)
+    problem = _consistency_problem(ep, canonical_hash(as_dict["plan"]))
     if problem:
         raise Refusal(RefusalCode.MALFORMED, problem).error()
     return ep
