@@ -151,3 +151,136 @@ def revoke_cmd(execution_id: str, reason: str, socket_path: Path | None, as_json
                 ("result", answer.message),
             ]
         )
+
+
+@click.command("resolve")
+@click.argument("request_id")
+@click.option(
+    "--as",
+    "resolved_as",
+    required=True,
+    type=click.Choice(["applied", "failed"]),
+    help="What the interrupted execution did, as dpkg shows it.",
+)
+@click.option("--reason", required=True, help="What you checked (stored and audited).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your operator (signer) key file; aegisd must trust its public key.",
+)
+@click.option("--operator", default=None, help="Your operator id (default: your user name).")
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="aegisd socket (default /run/aegis/aegisd.sock).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def resolve_cmd(
+    request_id: str,
+    resolved_as: str,
+    reason: str,
+    key_path: Path,
+    operator: str | None,
+    socket_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Settle an interrupted request after checking dpkg (signed, audited by aegisd).
+
+    \b
+    Example:
+      aegisctl resolve r-1a2b3c --as applied --reason "dpkg -l shows 1.2 ii" \\
+          --key ~/.aegis/ops1.key
+    """
+    from datetime import UTC, datetime
+
+    from aegis import api
+    from aegis.cli import render
+    from aegis.execute.resolve import resolve
+    from aegis.sign.keys import passphrase_from_env
+
+    state, path = resolve(
+        _cfg(),
+        request_id,
+        resolved_as,
+        reason,
+        key_path,
+        operator_id=operator or api.current_user(),
+        now=datetime.now(UTC),
+        socket=socket_path,
+        passphrase=passphrase_from_env(),
+    )
+    if as_json:
+        render.emit_json({"request_id": request_id, "state": state, "resolution_path": str(path)})
+        return
+    render.print_fields([("request", request_id), ("state", state)])
+    render.print_path("resolution", path)
+
+
+@click.command("recover")
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    required=True,
+    help="Plan only (required): the recovery walks the signed chain like any change.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def recover_cmd(plan_only: bool, as_json: bool) -> None:
+    """Plan 'dpkg --configure -a' after dpkg was left half done (a new request).
+
+    \b
+    Example:
+      aegisctl recover --plan
+      aegis policy /var/lib/aegis/plans/<plan_id>.json   # then approve, sign, apply
+    """
+    from aegis.cli import render
+    from aegis.execute.requests import plan_recover
+
+    planned = plan_recover(_cfg())
+    if as_json:
+        render.emit_json(
+            {
+                "request_id": planned.request_id,
+                "plan_path": str(planned.plan_path),
+                "plan_hash": planned.plan_hash,
+            }
+        )
+        return
+    render.print_fields([("request", planned.request_id), ("operation", "recover")])
+    render.print_path("plan", Path(planned.plan_path))
+
+
+@click.command("rollback")
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def rollback_cmd(request_id: str, as_json: bool) -> None:
+    """Create a rollback request restoring the snapshot an applied request recorded.
+
+    The new request (operation rollback, rollback_of=<snapshot id>) walks the same
+    chain: review, policy (downgrades in a rollback require approval), approve, sign,
+    apply through aegisd.
+
+    \b
+    Example:
+      aegisctl rollback r-1a2b3c
+    """
+    from aegis.cli import render
+    from aegis.execute.requests import plan_rollback
+
+    planned, snapshot_id = plan_rollback(_cfg(), request_id)
+    if as_json:
+        render.emit_json(
+            {
+                "request_id": planned.request_id,
+                "plan_path": str(planned.plan_path),
+                "plan_hash": planned.plan_hash,
+                "rollback_of": snapshot_id,
+            }
+        )
+        return
+    render.print_fields([("request", planned.request_id), ("rollback of", snapshot_id)])
+    render.print_path("plan", Path(planned.plan_path))

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aegis.config import Config
-from aegis.errors import AegisError, EnvironmentFailure
+from aegis.errors import AegisError, EnvironmentFailure, StateError, TrustError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
 from aegis.execute.peer import PeerCredentials, group_gid, may_submit, peer_credentials
@@ -196,6 +196,8 @@ class Aegisd:
             )
         if req.op == "revoke":
             return self.revoke(req, conn.creds)
+        if req.op == "resolve":
+            return self.resolve(req, conn.creds)
         from aegis.execute.apply import apply_request
 
         return apply_request(self, req, conn.creds)
@@ -245,6 +247,52 @@ class Aegisd:
             message=f"execution id {req.execution_id} revoked",
             execution_id=req.execution_id,
             state=entry.state,
+        )
+
+    def resolve(self, req: Request, creds: PeerCredentials) -> Answer:
+        """Record an operator's signed resolution of an interrupted execution; audited."""
+        from aegis.execute.resolve import parse_resolution, verify_resolution
+
+        assert req.execution_id is not None
+        assert req.document is not None
+        try:
+            res = parse_resolution(req.document.encode("utf-8"))
+            verify_resolution(res, self.settings.signer_keys)
+            if res.execution_id != req.execution_id:
+                raise TrustError("the resolution names another execution id")
+            entry = self.ledger.lookup(req.execution_id)
+            if entry is None or entry.state != ledger_mod.STARTED:
+                state = entry.state if entry else "unknown"
+                raise StateError(f"execution {req.execution_id} is {state}, not interrupted")
+            self.ledger.record_resolved(
+                req.execution_id,
+                outcome=f"resolved-{res.resolved_as}",
+                now=iso(self.clock()),
+                reason=res.reason[:1000],
+            )
+        except AegisError as e:
+            code = "refused:signature" if isinstance(e, TrustError) else REFUSED_STATE
+            return self.refuse(creds, code, e.message, req.execution_id)
+        self.audit.append(
+            "resolve",
+            {
+                "actor": {"uid": creds.uid, "pid": creds.pid, "signer": res.operator_id},
+                "request_id": res.request_id,
+                "execution_id": res.execution_id,
+                "decision": {
+                    "outcome": f"resolved-{res.resolved_as}",
+                    "rule_ids": [],
+                    "reasons": [res.reason],
+                },
+                "details": {"dpkg_check": list(res.dpkg_check)},
+            },
+        )
+        self.audit.checkpoint()
+        return Answer(
+            ok=True,
+            message=f"execution {req.execution_id} resolved as {res.resolved_as}",
+            execution_id=req.execution_id,
+            state=ledger_mod.FINISHED,
         )
 
     def refuse(

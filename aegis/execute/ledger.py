@@ -217,6 +217,26 @@ class Ledger:
         finally:
             db.close()
 
+    def record_resolved(self, execution_id: str, *, outcome: str, now: str, reason: str) -> None:
+        """Close an interrupted (started, never finished) id with an operator's resolution.
+
+        Raises:
+            StateError: the id is not in state ``started``.
+        """
+        db = self._connect()
+        try:
+            cur = db.execute(
+                "UPDATE executions SET state = ?, finished_at = ?, outcome = ?, reason = ? "
+                "WHERE execution_id = ? AND state = ?",
+                (FINISHED, now, outcome, reason, execution_id, STARTED),
+            )
+            if cur.rowcount != 1:
+                raise StateError(f"execution id {execution_id} is not interrupted")
+        except sqlite3.Error as e:
+            raise EnvironmentFailure(f"cannot write aegisd ledger {self.path}: {e}") from e
+        finally:
+            db.close()
+
     def revoke(self, execution_id: str, *, reason: str, by_uid: int, now: str) -> LedgerEntry:
         """Burn an unused id; revoking an already revoked id is a no-op.
 

@@ -11,6 +11,7 @@ Requests (``op``):
   parses it strictly itself so a duplicate key or a changed byte is caught by
   aegisd, not by the client.
 - ``revoke``: burn ``execution_id`` with a ``reason``.
+- ``resolve``: record an operator's signed resolution of an interrupted execution.
 - ``status``: the ledger row of ``execution_id`` (used by ``aegis resume``).
 - ``ping``: liveness and whether trusted keys are configured.
 
@@ -40,7 +41,7 @@ MAX_FRAME_BYTES = 1024 * 1024
 """Largest frame either side accepts (execution plans are a few KiB)."""
 READ_TIMEOUT_S = 10.0
 """A client must deliver its whole request within this time."""
-OPS = ("apply", "revoke", "status", "ping")
+OPS = ("apply", "revoke", "resolve", "status", "ping")
 _HEADER = struct.Struct(">I")
 
 
@@ -58,6 +59,8 @@ class Request:
     execution_id: str | None = None
     reason: str | None = None
     request_id: str | None = None
+    document: str | None = None
+    """For ``resolve``: the operator's signed resolution document."""
 
 
 @dataclass(frozen=True)
@@ -136,14 +139,22 @@ def parse_request(data: Any) -> Request:
         raise ProtocolError("request must be a JSON object")
     if data.get("schema_version") != REQUEST_SCHEMA:
         raise ProtocolError(f"request schema_version must be {REQUEST_SCHEMA!r}")
-    allowed = {"schema_version", "op", "execution_plan", "execution_id", "reason", "request_id"}
+    allowed = {
+        "schema_version",
+        "op",
+        "execution_plan",
+        "execution_id",
+        "reason",
+        "request_id",
+        "document",
+    }
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ProtocolError(f"unknown request key(s): {', '.join(unknown)}")
     op = data.get("op")
     if op not in OPS:
         raise ProtocolError(f"unknown op {op!r}; expected one of {', '.join(OPS)}")
-    for key in ("execution_plan", "execution_id", "reason", "request_id"):
+    for key in ("execution_plan", "execution_id", "reason", "request_id", "document"):
         if key in data and data[key] is not None and not isinstance(data[key], str):
             raise ProtocolError(f"request {key} must be a string")
     req = Request(
@@ -152,9 +163,12 @@ def parse_request(data: Any) -> Request:
         execution_id=data.get("execution_id"),
         reason=data.get("reason"),
         request_id=data.get("request_id"),
+        document=data.get("document"),
     )
     if op == "apply" and not req.execution_plan:
         raise ProtocolError("apply needs execution_plan")
+    if op == "resolve" and not (req.document and req.execution_id):
+        raise ProtocolError("resolve needs execution_id and document")
     if op in ("revoke", "status") and not req.execution_id:
         raise ProtocolError(f"{op} needs execution_id")
     if op == "revoke" and not (req.reason or "").strip():
@@ -165,7 +179,7 @@ def parse_request(data: Any) -> Request:
 def request_to_dict(req: Request) -> dict[str, Any]:
     """Return the wire form of ``req`` (None fields omitted)."""
     out: dict[str, Any] = {"schema_version": REQUEST_SCHEMA, "op": req.op}
-    for key in ("execution_plan", "execution_id", "reason", "request_id"):
+    for key in ("execution_plan", "execution_id", "reason", "request_id", "document"):
         value = getattr(req, key)
         if value is not None:
             out[key] = value

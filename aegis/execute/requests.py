@@ -1,0 +1,72 @@
+"""New requests aegisctl creates from aegisd's records: ``recover`` and ``rollback``.
+
+Both are ordinary change requests: their plans come from the same analyzer and walk
+the same chain (review, policy, approval, signing, aegisd). ``rollback`` reads the
+dpkg-state snapshot an applied request recorded (``executor-result`` names it) and
+asks for every replaced package at its recorded version, with
+``rollback_of=<snapshot id>``; policy requires approval for its downgrades.
+
+Example:
+    >>> planned, snap = plan_rollback(cfg, "r-1a2b")
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aegis.canonical import loads_strict
+from aegis.config import Config
+from aegis.errors import StateError
+from aegis.model import Intent, Operation, Tool
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _submit(cfg: Config, intent: Intent) -> Any:
+    from aegis import api
+    from aegis.analyze.plan import analyze_apt
+
+    plan = analyze_apt(cfg, intent, datetime.now(UTC))
+    return api.submit_plan(cfg, plan, intent.requested_by)
+
+
+def plan_recover(cfg: Config) -> Any:
+    """Plan ``dpkg --configure -a`` as a new request."""
+    from aegis import api
+
+    intent = Intent(Tool.APT, Operation.RECOVER, (), api.current_user(), _now_text())
+    return _submit(cfg, intent)
+
+
+def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
+    """Plan restoring the snapshot ``request_id`` recorded; return (request, snapshot id).
+
+    Raises:
+        StateError: the request recorded no snapshot, or nothing was replaced.
+    """
+    from aegis import api
+    from aegis.execute.snapshots import load_snapshot
+
+    found = api.latest_artifact(cfg, request_id, "executor-result")
+    if found is None:
+        raise StateError(f"request {request_id} has no executor result (was it applied?)")
+    result = loads_strict(found[1])
+    snapshot_id = (result.get("result") or {}).get("snapshot_id")
+    if not isinstance(snapshot_id, str):
+        raise StateError(f"request {request_id} recorded no snapshot")
+    snap = load_snapshot(cfg, snapshot_id)
+    targets = tuple(f"{r.name}={r.version}" for r in snap.replaced)
+    if not targets:
+        raise StateError(f"snapshot {snapshot_id} replaced no package; nothing to roll back")
+    intent = Intent(
+        Tool.APT,
+        Operation.ROLLBACK,
+        targets,
+        api.current_user(),
+        _now_text(),
+        rollback_of=snapshot_id,
+    )
+    return _submit(cfg, intent), snapshot_id
