@@ -121,7 +121,8 @@ def load_index(cfg: Config) -> VulnIndex | None:
     path = cfg.vulndb_path
     if not path.exists():
         return None
-    doc: Any = loads_strict(_read_capped(path, MAX_INDEX_BYTES, "vulnerability index"))
+    raw = _read_capped(path, MAX_INDEX_BYTES, "vulnerability index")
+    doc: Any = loads_strict(raw, max_bytes=MAX_INDEX_BYTES)
     index = index_from_dict(doc)
     if index.release != cfg.vuln_release:
         # Matching bookworm packages against another release's fixes would be wrong.

@@ -12,7 +12,8 @@ compact :class:`VulnIndex`. :mod:`aegis.analyze.evidence.vulndb` stores it at
 Matching (:func:`match`) is by **source** package (``libssl3`` matches through
 ``Source: openssl``) at each change's **post-change** version (the candidate; the
 current version for a held-back package; removals are skipped). Versions compare
-in Debian order (python-debian). Per tracker entry for that source:
+in Debian order (dpkg's algorithm as a cached sort key, :func:`version_key`,
+checked against python-debian). Per tracker entry for that source:
 
 - ``resolved`` with ``fixed_version`` F:
   - the post-change version < F: a match with ``fixed_by_plan=False`` (a fix exists
@@ -188,7 +189,7 @@ def parse_tracker(data: bytes, *, release: str, date: str, imported_at: str) -> 
     valid_release(release)
     if len(data) > MAX_TRACKER_BYTES:
         raise InputError(f"tracker file is larger than {MAX_TRACKER_BYTES} bytes")
-    doc = loads_strict(data)
+    doc = loads_strict(data, max_bytes=MAX_TRACKER_BYTES)
     if not isinstance(doc, dict) or not doc:
         raise InputError("tracker file: expected a non-empty object keyed by source package")
     entries: dict[str, tuple[Entry, ...]] = {}
@@ -288,17 +289,74 @@ def index_from_dict(doc: Any) -> VulnIndex:
 # --- matching ------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=65_536)
-def _compare(a: str, b: str) -> int:
-    from debian.debian_support import version_compare
+_VERSION_SHAPE = re.compile(
+    r"^(?:(?P<epoch>[0-9]+):)?(?P<upstream>[A-Za-z0-9.+:~-]+?)(?:-(?P<revision>[A-Za-z0-9+.~]+))?$"
+)
 
-    result: int = version_compare(a, b)
-    return result
+
+def _order(ch: str) -> int:
+    # dpkg's order(): '~' sorts before everything, even the end of the part;
+    # letters before other characters.
+    if ch == "~":
+        return -1
+    if ch.isalpha():
+        return ord(ch)
+    return ord(ch) + 256
+
+
+# Each character becomes one code point that sorts like its dpkg order: '~' -> 1,
+# end of run -> 2 (the terminator), everything else shifted above it. String
+# comparison of the translated runs is then dpkg's character-by-character rule.
+_END = "\x02"
+_RUN_TABLE = {
+    ord(c): "\x01" if c == "~" else chr(_order(c) + 3)
+    for c in "~.+-:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+}
+_PAIRS = re.compile(r"([^0-9]*)([0-9]*)")
+_SENTINEL = (_END, 0)
+
+
+def _part_key(part: str) -> tuple[tuple[str, int], ...]:
+    """dpkg's verrevcmp as a sortable key: (non-digit run, number) pairs + a sentinel.
+
+    A non-digit run compares character by character with the end of the run as 0,
+    so each run becomes its translated characters plus a terminator. A shorter part
+    compares as if padded with ("", 0) pairs; pairs after the first always start
+    with a non-terminator character, so one trailing (terminator, 0) sentinel
+    reproduces that padding exactly. An empty part equals "0" in dpkg, hence
+    ``part or "0"``.
+    """
+    pairs = [
+        (run.translate(_RUN_TABLE) + _END, int(num) if num else 0)
+        for run, num in _PAIRS.findall(part or "0")
+        if run or num
+    ]
+    pairs.append(_SENTINEL)
+    return tuple(pairs)
+
+
+@lru_cache(maxsize=200_000)
+def version_key(version: str) -> tuple[object, ...]:
+    """A key whose order is Debian version order (dpkg / python-debian).
+
+    Tested for equivalence against ``debian.debian_support.version_compare``.
+
+    Raises:
+        InputError: ``version`` is not a Debian version.
+    """
+    m = _VERSION_SHAPE.match(version)
+    if m is None:
+        raise InputError(f"not a Debian version: {version[:60]!r}")
+    return (
+        int(m.group("epoch") or 0),
+        _part_key(m.group("upstream")),
+        _part_key(m.group("revision") or ""),
+    )
 
 
 def version_at_least(version: str, floor: str) -> bool:
-    """``version >= floor`` in Debian order (python-debian)."""
-    return _compare(version, floor) >= 0
+    """``version >= floor`` in Debian order."""
+    return version_key(version) >= version_key(floor)
 
 
 def _post_version(change: PackageChange) -> str | None:

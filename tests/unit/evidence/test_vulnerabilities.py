@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aegis.analyze.evidence.vulnerabilities import (
     CRITICAL_URGENCIES,
@@ -15,6 +17,7 @@ from aegis.analyze.evidence.vulnerabilities import (
     is_critical,
     match,
     parse_tracker,
+    version_key,
 )
 from aegis.errors import InputError
 from aegis.model import Action, PackageChange
@@ -235,3 +238,45 @@ def test_bad_release_name_refused() -> None:
 def test_stored_index_is_parsed_strictly(doc: dict[str, Any]) -> None:
     with pytest.raises(InputError):
         index_from_dict(doc)
+
+
+_VERSION_TEXT = st.builds(
+    lambda epoch, up, rev: f"{epoch}{up}{rev}",
+    st.sampled_from(["", "0:", "1:", "10:"]),
+    st.from_regex(r"[0-9][A-Za-z0-9.+~]{0,8}", fullmatch=True),
+    st.sampled_from(["", "-0", "-1", "-1~", "-0~a", "-1+b1", "-1~deb12u1", "-10.2", "-a"]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_VERSION_TEXT, _VERSION_TEXT)
+def test_version_key_matches_python_debian(a: str, b: str) -> None:
+    from debian.debian_support import version_compare
+
+    expected = version_compare(a, b)
+    got = (version_key(a) > version_key(b)) - (version_key(a) < version_key(b))
+    assert got == (expected > 0) - (expected < 0), (a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("1.0", "1.0-0"),
+        ("1.0~", "1.0"),
+        ("1.0-0~", "1.0"),
+        ("1:0", "0:9"),
+        ("1.0a", "1.0+"),
+        ("1.00", "1.0"),
+    ],
+)
+def test_version_key_edge_cases(a: str, b: str) -> None:
+    from debian.debian_support import version_compare
+
+    assert ((version_key(a) > version_key(b)) - (version_key(a) < version_key(b))) == (
+        (version_compare(a, b) > 0) - (version_compare(a, b) < 0)
+    )
+
+
+def test_version_key_refuses_garbage() -> None:
+    with pytest.raises(InputError):
+        version_key("not a version!")
