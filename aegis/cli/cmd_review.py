@@ -38,7 +38,7 @@ import click
 def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None:
     """Review PLAN."""
     from aegis import api
-    from aegis.cli.render import emit_json, print_fields, print_path
+    from aegis.cli.render import emit_json, print_fields, print_path, warn
     from aegis.config import load_config
     from aegis.errors import InputError
     from aegis.review.record import review_to_dict
@@ -47,6 +47,11 @@ def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None
     if direct and no_review:
         raise InputError("--direct and --no-review exclude each other")
     cfg = load_config()
+    if direct:
+        warn(
+            "--direct is for development: this process calls the model endpoint and signs "
+            "with the local review key instead of aegis-reviewd"
+        )
     done = run_review(cfg, plan, direct=direct, no_review=no_review, actor=api.current_user())
     review = done.review
     if as_json:

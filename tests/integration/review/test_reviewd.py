@@ -232,9 +232,10 @@ def test_no_review_and_direct(cfg: Config, model: FakeModelServer) -> None:
     assert _policy(plan_path)[0] == 0  # a configured skip is neutral
     plan_path = _submit(cfg, pp.clean_plan(packages=2))
     model.script = "require-approval"
-    code, out = _review(str(plan_path), "--direct", "--json")
-    assert code == 0, out
-    assert json.loads(out)["review"]["status"] == "valid"
+    result = CliRunner().invoke(cli, ["review", str(plan_path), "--direct", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: --direct is for development" in result.stderr
+    assert json.loads(result.stdout)["review"]["status"] == "valid"
     assert _policy(plan_path)[0] == 8
 
 
