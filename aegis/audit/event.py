@@ -188,12 +188,13 @@ def decode_line(line: bytes) -> tuple[dict[str, Any], EventHash]:
         raise LineError("not an audit event line")
     raw = line[len(_PREFIX) : -_TAIL_LEN]
     claimed = line[-64 - len(_SUFFIX) : -len(_SUFFIX)].decode("ascii", "replace")
+    # The envelope around the body is fixed bytes, so parsing the body alone parses the
+    # line; a hash that matches is hex by construction, one that does not is checked.
     try:
-        doc = _DECODER.decode(line.decode("utf-8"))
+        body = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
         raise LineError(f"malformed JSON: {e}") from e
-    body = doc.get("event") if isinstance(doc, dict) else None
-    if not isinstance(body, dict) or doc.get("event_hash") != claimed or len(doc) != 2:
+    if type(body) is not dict:
         raise LineError("not an audit event envelope")
     _check_body(body)
     if hashlib.sha256(raw).hexdigest() != claimed:
