@@ -58,7 +58,7 @@ STAGES: dict[str, str] = {
     "executor_status": "aegis.execute.stage:make_status",
     "revoker": "aegis.execute.stage:make_revoker",
     # "auditor": "aegis.audit.stage:make_auditor",
-    # "expiry": "aegis.sign.stage:make_expiry",
+    "expiry": "aegis.sign.stage:make_expiry",
 }
 """Registered stages: name -> "module:factory" (factory(cfg) -> implementation)."""
 

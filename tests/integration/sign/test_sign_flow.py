@@ -348,3 +348,21 @@ def test_binding_agrees_with_aegisd(flow: Any) -> None:
     result = decided.result
     assert policy_binding(result, _sha(decided.path)) == binding_from_result(result)
     assert _sha(decided.path) == result_hash(result)
+
+
+def test_resume_expires_signed_and_stale_requests(flow: Any) -> None:
+    signed_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path).exit_code == 0
+    assert _sign(flow, plan_path, "--expires-in", "10m").exit_code == 0
+    waiting_id, _, _ = flow.to_policy(flow.analyze("aegis-benign"))
+    now = datetime.now(UTC)
+    api.resume(flow.cfg, "monitor", now + timedelta(minutes=5))
+    assert api.get_request(flow.cfg, signed_id).state == "signed"
+    assert api.get_request(flow.cfg, waiting_id).state == "policy"
+    api.resume(flow.cfg, "monitor", now + timedelta(minutes=11))
+    assert api.get_request(flow.cfg, signed_id).state == "expired"
+    assert api.get_request(flow.cfg, waiting_id).state == "policy"
+    api.resume(flow.cfg, "monitor", now + timedelta(hours=25))
+    assert api.get_request(flow.cfg, waiting_id).state == "expired"
+    history = api.get_request_detail(flow.cfg, signed_id).history
+    assert "expired at" in json.dumps([h.facts for h in history])
