@@ -82,6 +82,7 @@ APT_CONFIG_BIN = "/usr/bin/apt-config"
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 _REPLACING = (Action.UPGRADE, Action.DOWNGRADE, Action.REMOVE, Action.PURGE)
 
+
 def format_time(dt: datetime) -> str:
     """UTC ISO-8601 with ``Z``, second precision (the plan's time format)."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -443,12 +444,14 @@ class _Analysis:
         names = sorted({c.name for c in sim.changes})
         if not names:
             return [], [], [], {}, set()
+        # One record per package: the candidate for what gets installed, the installed
+        # version for removals (apt-cache show decompresses indexes: keep the set small).
         wanted = sorted(
             {
-                f"{c.name}={v}"
+                f"{c.name}={c.candidate_version if c.action in _WITH_FILE else c.current_version}"
                 for c in sim.changes
-                for v in (c.candidate_version, c.current_version)
-                if v
+                if c.action is not Action.HELD_BACK
+                and (c.candidate_version if c.action in _WITH_FILE else c.current_version)
             }
         )
         fetch = sorted(
@@ -459,18 +462,20 @@ class _Analysis:
             }
         )
         f_pol = pool.submit(self.apt.run, APT_CACHE, "policy", "--", *names)
-        f_show = (
-            pool.submit(self.apt.run, APT_CACHE, "show", "--no-all-versions", "--", *wanted)
-            if wanted
-            else None
-        )
+        # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
+        half = (len(wanted) + 1) // 2 if len(wanted) > 40 else len(wanted)
+        f_shows = [
+            pool.submit(self.apt.run, APT_CACHE, "show", "--no-all-versions", "--", *chunk)
+            for chunk in (wanted[:half], wanted[half:])
+            if chunk
+        ]
         f_uris = (
             pool.submit(self.apt.run, APT_GET, "download", "--print-uris", "--", *fetch)
             if fetch
             else None
         )
         policies = aptparse.parse_apt_policy(f_pol.result().stdout)
-        records = _record_map(f_show.result().stdout) if f_show is not None else {}
+        records = _record_map("\n\n".join(f.result().stdout for f in f_shows))
         uris = (
             {d.filename: d for d in aptparse.parse_print_uris(f_uris.result().stdout)}
             if f_uris is not None
