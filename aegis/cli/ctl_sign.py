@@ -296,6 +296,12 @@ def verify_cmd(
                     ("request", ep.request_id or "-"),
                     ("host", f"{ep.host.hostname} ({ep.host.machine_id})"),
                     ("signer", ep.signer_id),
+                    ("decision", ep.policy.decision),
+                    (
+                        "approvals",
+                        ", ".join(f"{a.approver_id} ({a.role})" for a in ep.approvals) or "none",
+                    ),
+                    ("valid", f"{ep.created_at} .. {ep.expires_at}"),
                     ("targets", " ".join(f"{t.name}={t.version}" for t in ep.targets)),
                     ("argv", " ".join(ep.argv)),
                 ]
