@@ -134,6 +134,42 @@ def run_cli(
     return proc
 
 
+def newest(directory: Path) -> Path:
+    """The most recently written file of a directory."""
+    return max(directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+
+
+def approve_and_sign(plan: Path, env: dict[str, str], keys: Path) -> None:
+    """approve (bob) then sign (alice) through the CLIs."""
+    run_cli(
+        [
+            *AEGISCTL,
+            "approve",
+            str(plan),
+            "--reason",
+            "test",
+            "--key",
+            str(keys / "bob.key"),
+            "--approver",
+            "bob",
+        ],
+        env,
+    )
+    run_cli(
+        [
+            *AEGISCTL,
+            "sign",
+            "--plan",
+            str(plan),
+            "--key",
+            str(keys / "alice.key"),
+            "--signer",
+            "alice",
+        ],
+        env,
+    )
+
+
 @dataclass
 class SignedRequest:
     """A request walked to ``signed`` through the real CLIs."""
@@ -148,11 +184,15 @@ class SignedRequest:
     keys: Path
 
 
-def signed_request(tmp_path: Path, target: str = "aegis-tool") -> SignedRequest:
+def signed_request(
+    tmp_path: Path, target: str = "aegis-tool", preinstall: tuple[str, ...] = ()
+) -> SignedRequest:
     """plan -> review --no-review -> policy -> approve -> sign, via the CLIs."""
     repo = testrepo.build_repo(tmp_path / "repo")
     root = testrepo.make_root(tmp_path / "root", [repo])
     testrepo.apt_update(root)
+    if preinstall:
+        testrepo.run_apt(root, "install", "-y", *preinstall)
     home = tmp_path / "home"
     etc = home / "etc/aegis"
     (etc / "keys/approvers").mkdir(parents=True)
@@ -196,7 +236,7 @@ def signed_request(tmp_path: Path, target: str = "aegis-tool") -> SignedRequest:
         ],
         env,
     )
-    [ep] = sorted((home / "var/lib/aegis/execution-plans").glob("*.json"))
+    ep = newest(home / "var/lib/aegis/execution-plans")
     return SignedRequest(
         home, root, env, doc["request_id"], plan, ep, (keys / "alice.pub").read_text().strip(), keys
     )
