@@ -209,19 +209,8 @@ def clean_plan(
     return replace(plan, **fields)  # type: ignore[arg-type]
 
 
-def skipped_review() -> object:
-    """A review record skipped by configuration (neutral), from aegis.review.record.
+def skipped_review(plan: Plan | None = None) -> object:
+    """The unsigned local skip record (``aegis review --no-review``) of ``plan``."""
+    from aegis.review.record import skipped_review as make
 
-    Raises:
-        RuntimeError: the review record module is not available yet.
-    """
-    import importlib
-
-    try:
-        record = importlib.import_module("aegis.review.record")
-    except ImportError as e:
-        raise RuntimeError("aegis.review.record is not available") from e
-    factory = getattr(record, "skipped_review", None)
-    if factory is None:
-        raise RuntimeError("aegis.review.record has no skipped_review()")
-    return factory(clean_plan(), "review skipped by configuration (--no-review)", CREATED)
+    return make(plan or clean_plan(), "skipped by configuration (--no-review)", CREATED)

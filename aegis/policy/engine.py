@@ -11,7 +11,7 @@ is read from disk, clock or environment, so the same inputs give the same bytes
 3. The strictest fired effect is the decision; when no rule allows, approval is
    required (``policy.no-allow``).
 4. The review enters through ONE call, :func:`aegis.policy.review_gate.merge_review`,
-   which can only tighten.
+   which calls the review stage's tighten-only :func:`aegis.review.merge.merge`.
 5. Controls are derived from the decision and the fired rules.
 6. The shadow config, if any, is evaluated the same way and recorded, not enforced.
 
@@ -46,11 +46,10 @@ from aegis.policy.result import (
     FiredRule,
     NotFiredRule,
     PolicyResult,
-    ReviewBinding,
     ShadowResult,
     stricter,
 )
-from aegis.policy.review_gate import assess_review, merge_review
+from aegis.policy.review_gate import ReviewAssessment, assess_review, merge_review
 from aegis.policy.rules import RULESET_VERSION, Facts, Hit, Rule, ruleset
 
 NO_ALLOW_ID = "policy.no-allow"
@@ -169,7 +168,10 @@ def _sorted(fired: list[FiredRule]) -> tuple[FiredRule, ...]:
 
 
 def _decide(
-    plan: Plan, binding: ReviewBinding, config: PolicyConfig | PolicyUnavailable, now: datetime
+    plan: Plan,
+    assessed: ReviewAssessment,
+    config: PolicyConfig | PolicyUnavailable,
+    now: datetime,
 ) -> tuple[Effect, Controls, tuple[FiredRule, ...], tuple[NotFiredRule, ...]]:
     """Steps 1-5 of the module docstring for one config."""
     if isinstance(config, PolicyUnavailable):
@@ -214,9 +216,8 @@ def _decide(
         )
         decision = Effect.REQUIRE_APPROVAL
     # The one place the review touches the decision; merge_review only tightens.
-    decision, review_fired = merge_review(decision, binding, config)
-    if review_fired is not None:
-        fired.append(review_fired)
+    decision, review_fired = merge_review(decision, assessed, config)
+    fired.extend(review_fired)
     ordered = _sorted(fired)
     return decision, _controls(decision, ordered, bool(facts.changing)), ordered, tuple(not_fired)
 
@@ -257,8 +258,8 @@ def evaluate(
         if isinstance(config, PolicyConfig)
         else ReviewSettings(public_keys=(), allow_skip=False)
     )
-    binding = assess_review(review, digest, settings, review_hash=review_hash)
-    decision, controls, fired, not_fired = _decide(plan, binding, config, now)
+    assessed = assess_review(review, digest, settings, review_hash=review_hash)
+    decision, controls, fired, not_fired = _decide(plan, assessed, config, now)
     config_hash, version = policy_version(config)
     shadow = None
     if isinstance(config, PolicyConfig) and config.shadow is not None:
@@ -266,8 +267,8 @@ def evaluate(
         s_settings = shadow_cfg.review
         if not s_settings.public_keys:
             s_settings = replace(s_settings, public_keys=settings.public_keys)
-        s_binding = assess_review(review, digest, s_settings, review_hash=review_hash)
-        s_decision, s_controls, s_fired, _ = _decide(plan, s_binding, shadow_cfg, now)
+        s_assessed = assess_review(review, digest, s_settings, review_hash=review_hash)
+        s_decision, s_controls, s_fired, _ = _decide(plan, s_assessed, shadow_cfg, now)
         shadow = ShadowResult(
             policy_version=policy_version(shadow_cfg)[1],
             config_name=shadow_cfg.name,
@@ -279,7 +280,7 @@ def evaluate(
         schema_version=POLICY_SCHEMA,
         plan_id=plan.plan_id,
         plan_hash=digest,
-        review=binding,
+        review=assessed.binding,
         ruleset_version=config.ruleset if isinstance(config, PolicyConfig) else RULESET_VERSION,
         config_name=config.name if isinstance(config, PolicyConfig) else "(unavailable)",
         config_hash=config_hash,

@@ -1,40 +1,37 @@
 """How a model review enters a policy decision. Pure.
 
-:func:`assess_review` decides whether a review record COUNTS: only a record whose
-signature verifies against a configured aegis-reviewd key and that is bound to the
-plan's hash does; anything else (edited in the store, signed by another key, bound
-to another plan, no record at all) is recorded as ``unverified``/``missing`` and
-raises the decision to require-approval.
+:func:`assess_review` decides whether a review record COUNTS, through
+:func:`aegis.review.record.review_verdict`: only a record whose signature verifies
+against a configured aegis-reviewd key (``[review] public_keys``, or
+``<etc>/keys/review.pub`` filled in by :func:`aegis.policy.run.load_policy``) and
+that is bound to the plan's hash counts, plus the unsigned local skip of
+``aegis review --no-review`` where policy accepts skips (``[review] allow_skip``).
+Anything else (edited in the store, signed by another key, bound to another plan,
+unparseable, missing) counts as no review.
 
-:func:`merge_review` is the single call site where the review touches the decision.
-It can only tighten: a counted valid review may raise to require-approval or deny;
-an invalid, failed, timed-out, unverified or missing review raises to
-require-approval; a review skipped by configuration is neutral.
+:func:`merge_review` is the single place the review touches the decision, and it
+calls the review stage's one tighten-only function, :func:`aegis.review.merge.merge`:
+a counted valid review may raise to require-approval or deny; an invalid, failed or
+timed-out one raises to require-approval; no counted review raises to
+require-approval; a skip is neutral. The only case that does not reach ``merge`` is
+a site whose policy runs without model reviews (``[review] required = false``) and a
+request without any review record: neutral, recorded as ``review.skipped``.
 
 Example:
-    >>> binding = assess_review(None, plan_hash, config.review)
-    >>> merge_review(Effect.ALLOW, binding, config)[0]
-    <Effect.REQUIRE_APPROVAL: 'require-approval'>
+    >>> assessed = assess_review(record, plan_hash, config.review)
+    >>> merge_review(Effect.ALLOW, assessed, config)[0]
+    <Effect.ALLOW: 'allow'>
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from aegis.canonical import canonical_hash
-from aegis.codec import to_dict
+from aegis.canonical import sha256_hex
 from aegis.errors import AegisError
 from aegis.policy.config import PolicyConfig, ReviewSettings
-from aegis.policy.result import Effect, FiredRule, ReviewBinding, ReviewStatus, stricter
-
-_RAISING = {
-    ReviewStatus.INVALID: "review.invalid",
-    ReviewStatus.FAILED: "review.failed",
-    ReviewStatus.TIMEOUT: "review.timeout",
-    ReviewStatus.UNVERIFIED: "review.unverified",
-    ReviewStatus.MISSING: "review.missing",
-}
+from aegis.policy.result import Effect, FiredRule, ReviewBinding, ReviewStatus
 
 
 @dataclass(frozen=True)
@@ -45,38 +42,35 @@ class UnreadableReview:
     body_hash: str
 
 
+@dataclass(frozen=True)
+class ReviewAssessment:
+    """What policy concluded about the review it was given."""
+
+    binding: ReviewBinding
+    """Recorded in the policy result."""
+    counted: Any
+    """The :class:`aegis.review.record.Review` that counts, or None."""
+    policy_skip: bool = False
+    """No record, and the policy runs without model reviews: neutral, merge not needed."""
+
+
 def parse_review(body: bytes) -> Any:
-    """Parse a stored review artifact; anything unparseable becomes :class:`UnreadableReview`.
+    """Parse stored review bytes; anything unparseable becomes :class:`UnreadableReview`.
 
     Never raises: a broken review must raise the decision to approval, not crash policy.
     """
-    from aegis.canonical import sha256_hex
+    from aegis.review.record import review_from_bytes
 
-    parse = _record_function("review_from_bytes")
-    if parse is None:
-        return UnreadableReview("review records cannot be read here", sha256_hex(body))
     try:
-        return parse(body)
+        return review_from_bytes(body)
     except AegisError as e:
         return UnreadableReview(f"review record does not parse: {e.message}", sha256_hex(body))
 
 
-def _verdict_function() -> Any:
-    return _record_function("review_verdict")
-
-
-def _record_function(name: str) -> Any:
-    import importlib
-
-    try:
-        module = importlib.import_module("aegis.review.record")
-    except ImportError:
-        return None
-    return getattr(module, name, None)
-
-
 def _record_hash(review: Any) -> str:
-    return canonical_hash(to_dict(review))
+    from aegis.review.record import review_bytes
+
+    return sha256_hex(review_bytes(review))
 
 
 def assess_review(
@@ -85,68 +79,69 @@ def assess_review(
     settings: ReviewSettings,
     *,
     review_hash: str | None = None,
-) -> ReviewBinding:
+) -> ReviewAssessment:
     """Decide whether ``review`` counts for the plan with ``plan_hash``.
 
     Args:
-        review: a review record, or None.
+        review: a parsed review record (:func:`parse_review`), or None.
         plan_hash: the plan's SHA-256.
         settings: the policy's review settings (keys, allow_skip, required).
-        review_hash: the record's hash if the caller has it.
+        review_hash: the record's stored hash if the caller has it.
     """
+    from aegis.review.record import Review, is_local_skip, review_verdict
+
     if review is None:
         if not settings.required:
-            detail = "no review record; policy runs without a model review ([review] required)"
-            return ReviewBinding(None, ReviewStatus.SKIPPED, False, detail)
-        return ReviewBinding(None, ReviewStatus.MISSING, False, "no review record")
+            detail = "no review record; this policy runs without model reviews"
+            binding = ReviewBinding(None, ReviewStatus.SKIPPED, False, detail)
+            return ReviewAssessment(binding, None, policy_skip=True)
+        binding = ReviewBinding(None, ReviewStatus.MISSING, False, "no review record")
+        return ReviewAssessment(binding, None)
     if isinstance(review, UnreadableReview):
-        return ReviewBinding(review.body_hash, ReviewStatus.UNVERIFIED, False, review.reason)
+        binding = ReviewBinding(review.body_hash, ReviewStatus.UNVERIFIED, False, review.reason)
+        return ReviewAssessment(binding, None)
+    if not isinstance(review, Review):
+        binding = ReviewBinding(None, ReviewStatus.UNVERIFIED, False, "not a review record")
+        return ReviewAssessment(binding, None)
     digest = review_hash or _record_hash(review)
-    verdict = _verdict_function()
-    if verdict is None:
-        # Fail closed until the review record module exists: nothing can verify.
-        return ReviewBinding(
-            digest, ReviewStatus.UNVERIFIED, False, "review verification is not available"
-        )
-    raw_status, detail, recommendation, flags = verdict(review, plan_hash, settings.public_keys)
+    raw_status, detail, recommendation, flags = review_verdict(
+        review, plan_hash, settings.public_keys
+    )
     status = ReviewStatus(raw_status)
-    if status is ReviewStatus.SKIPPED and not settings.allow_skip:
-        detail = f"{detail} (policy does not accept skipped reviews)"
-    counted = status is ReviewStatus.VALID
-    return ReviewBinding(
+    if status is ReviewStatus.UNVERIFIED:
+        return ReviewAssessment(ReviewBinding(digest, status, False, detail), None)
+    if is_local_skip(review) and not settings.allow_skip:
+        detail = f"{detail} (this policy does not accept skipped reviews)"
+        return ReviewAssessment(ReviewBinding(digest, status, False, detail), None)
+    binding = ReviewBinding(
         review_hash=digest,
         status=status,
-        counted=counted,
+        counted=True,
         detail=detail,
-        recommendation=recommendation if counted else None,
-        flags=tuple(flags) if counted else (),
+        recommendation=recommendation,
+        flags=tuple(flags),
     )
+    return ReviewAssessment(binding, review)
 
 
 def merge_review(
-    decision: Effect, binding: ReviewBinding, config: PolicyConfig
-) -> tuple[Effect, FiredRule | None]:
-    """Tighten ``decision`` by the review; return it and the fired review rule, if any."""
-    effect: Effect | None = None
-    rule_id = ""
-    if binding.status in _RAISING:
-        effect, rule_id = Effect.REQUIRE_APPROVAL, _RAISING[binding.status]
-    elif binding.status is ReviewStatus.SKIPPED and not config.review.allow_skip:
-        effect, rule_id = Effect.REQUIRE_APPROVAL, "review.skipped"
-    elif binding.counted and binding.recommendation == "deny":
-        effect, rule_id = Effect.DENY, "review.deny"
-    elif binding.counted and binding.recommendation == "require-approval":
-        effect, rule_id = Effect.REQUIRE_APPROVAL, "review.require-approval"
-    if effect is None:
-        return decision, None
-    approval = effect is Effect.REQUIRE_APPROVAL
-    fired = FiredRule(
-        rule_id=rule_id,
-        effect=effect,
-        reason=binding.detail,
-        contract=None,
-        subjects=(),
-        approvals=config.approval.count if approval else 0,
-        roles=config.approval.roles if approval else (),
-    )
-    return stricter(decision, effect), fired
+    decision: Effect, assessed: ReviewAssessment, config: PolicyConfig
+) -> tuple[Effect, tuple[FiredRule, ...]]:
+    """Tighten ``decision`` by the review; return it and the fired ``review.*`` entries."""
+    if assessed.policy_skip:
+        # Neutral by the policy's own configuration; the decision is returned unchanged.
+        entry = FiredRule("review.skipped", decision, assessed.binding.detail, None, ())
+        return decision, (entry,)
+    from aegis.review.merge import merge
+
+    merged, entries = merge(decision, assessed.counted)
+    out: list[FiredRule] = []
+    for entry in entries:
+        fixed = entry
+        if assessed.counted is None:
+            # Say why no review counted (missing, unparseable, another key, skip refused).
+            fixed = replace(fixed, reason=assessed.binding.detail)
+        if fixed.effect is Effect.REQUIRE_APPROVAL and fixed.approvals == 0:
+            fixed = replace(fixed, approvals=config.approval.count, roles=config.approval.roles)
+        out.append(fixed)
+    return merged, tuple(out)

@@ -35,18 +35,11 @@ def cfg(aegis_home: Path) -> Config:
     return config
 
 
-def _review_bytes() -> bytes:
-    """The neutral review when the review record exists, else bytes that never count."""
-    try:
-        record = pp.skipped_review()
-    except RuntimeError:
-        return b'{"schema_version": "not-a-review"}'
-    import importlib
+def _review_bytes(plan: Plan) -> bytes:
+    """The unsigned local skip of ``aegis review --no-review`` (neutral under this policy)."""
+    from aegis.review.record import review_bytes, skipped_review
 
-    module = importlib.import_module("aegis.review.record")
-    to_bytes = module.review_bytes
-    data: bytes = to_bytes(record)
-    return data
+    return review_bytes(skipped_review(plan, "skipped by configuration (--no-review)", pp.NOW))
 
 
 def _reviewed(cfg: Config, plan: Plan, review: bytes | None = None) -> tuple[str, Path]:
@@ -57,7 +50,7 @@ def _reviewed(cfg: Config, plan: Plan, review: bytes | None = None) -> tuple[str
         "review",
         "tester",
         artifact_kind="review",
-        artifact=review if review is not None else _review_bytes(),
+        artifact=review if review is not None else _review_bytes(plan),
     )
     return planned.request_id, planned.plan_path
 
@@ -114,7 +107,7 @@ def test_second_run_shows_the_recorded_decision(cfg: Config) -> None:
     # Later, with another policy in force, the recorded decision is what is shown.
     cfg.policy_path.unlink()
     second = _run(str(plan_path), "--json", "--at", "2026-01-01T00:20:00Z")
-    assert second.exit_code == first.exit_code == 8
+    assert second.exit_code == first.exit_code == 0
     out = json.loads(second.stdout)
     assert out["recorded"] is True
     assert out["result"] == json.loads(first.stdout)["result"]

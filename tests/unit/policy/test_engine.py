@@ -69,7 +69,7 @@ def test_no_allowing_rule_requires_approval(
     config = replace(policy, rules={"apt.upgrade-clean": off})
     result = evaluate(clean_plan(), neutral_review, config, now)
     assert result.decision is Effect.REQUIRE_APPROVAL
-    assert [f.rule_id for f in result.fired] == ["policy.no-allow"]
+    assert [f.rule_id for f in result.fired] == ["policy.no-allow", "review.skipped"]
     assert result.controls.approval.count == 1
     assert result.controls.snapshot is True
     why = {n.rule_id: n.why for n in result.not_fired}
@@ -89,7 +89,7 @@ def test_strictest_effect_wins_and_fired_is_ordered(
     assert result.decision is Effect.DENY
     effects = [f.effect for f in result.fired]
     assert effects == sorted(effects, key=lambda e: ["deny", "require-approval"].index(e.value))
-    assert {f.rule_id for f in result.fired} == {"apt.downgrade", "kernel.change"}
+    assert {f.rule_id for f in result.fired} == {"apt.downgrade", "kernel.change", "review.skipped"}
 
 
 def test_override_tightens_and_sets_approval_controls(
@@ -206,7 +206,9 @@ def test_missing_review_requires_approval(now: datetime) -> None:
     assert result.decision is Effect.REQUIRE_APPROVAL
     assert result.review.status is ReviewStatus.MISSING
     assert result.review.counted is False
-    assert "review.missing" in {f.rule_id for f in result.fired}
+    fired = {f.rule_id: f for f in result.fired}
+    assert fired["review.unverified"].reason == "no review record"
+    assert fired["review.unverified"].approvals == 1
 
 
 def test_naive_time_is_a_programming_error(policy: PolicyConfig, neutral_review: Any) -> None:

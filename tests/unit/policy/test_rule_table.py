@@ -466,7 +466,7 @@ def test_clean_plan_allows_with_snapshot_and_nothing_else(
     policy: PolicyConfig, now: datetime, neutral_review: Any
 ) -> None:
     result = evaluate(clean_plan(packages=2), neutral_review, policy, now)
-    assert [f.rule_id for f in result.fired] == ["apt.upgrade-clean"]
+    assert [f.rule_id for f in result.fired] == ["apt.upgrade-clean", "review.skipped"]
     assert result.decision is S
     assert result.controls.snapshot is True
     assert result.controls.approval.count == 0
