@@ -70,16 +70,29 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SignLimits:
-    """Bounds on evidence age when signing."""
+    """Bounds on evidence age when signing (from the policy's ``[thresholds]``)."""
 
     max_plan_age: timedelta = timedelta(hours=24)
+    """``thresholds.evidence_max_age_s``: an older plan is stale evidence."""
     max_policy_age: timedelta = timedelta(hours=24)
-    max_vulndb_age: timedelta = timedelta(days=30)
+    """A decision older than this is re-made, never signed."""
+    future_skew: timedelta = timedelta(minutes=5)
+    """``thresholds.clock_skew_s``: evidence dated further ahead was not made on a sane clock."""
 
 
 DEFAULT_LIMITS = SignLimits()
-FUTURE_SKEW = timedelta(minutes=5)
-"""Evidence dated further ahead than this was not made on a sane clock."""
+
+
+def limits_for(cfg: Config) -> SignLimits:
+    """The limits of the policy in force (defaults when it is unavailable: it then denies)."""
+    from aegis.policy.config import PolicyConfig
+    from aegis.policy.run import load_policy
+
+    policy = load_policy(cfg)
+    if not isinstance(policy, PolicyConfig):
+        return DEFAULT_LIMITS
+    age = timedelta(seconds=policy.thresholds.evidence_max_age_s)
+    return SignLimits(age, age, timedelta(seconds=policy.thresholds.clock_skew_s))
 
 
 @dataclass(frozen=True)
@@ -280,19 +293,14 @@ def collect_approvals(cfg: Config, ctx: Context) -> tuple[list[Approval], list[s
 
 
 def _check_age(ctx: Context, now: datetime, limits: SignLimits) -> None:
-    checks: list[tuple[str, str | None, timedelta]] = [
+    checks: list[tuple[str, str, timedelta]] = [
         ("plan", ctx.plan.created_at, limits.max_plan_age),
         ("policy decision", ctx.policy.evaluated_at, limits.max_policy_age),
-        ("vulnerability database", ctx.plan.vulndb_date, limits.max_vulndb_age),
     ]
+    # Vulnerability-data age is the policy's (it requires approval), not a signing refusal.
     for what, stamp, limit in checks:
-        if stamp is None:
-            continue
-        try:
-            when = parse_time(stamp, f"{what} time")
-        except InputError:
-            when = parse_time(stamp[:10] + "T00:00:00Z", f"{what} time")
-        if when - now > FUTURE_SKEW:
+        when = parse_time(stamp, f"{what} time")
+        if when - now > limits.future_skew:
             raise TrustError(f"the {what} is dated {stamp}, in the future; check the clocks")
         if now - when > limit:
             raise StateError(
@@ -422,7 +430,7 @@ def sign_request(
     now: datetime,
     passphrase: bytes | None,
     *,
-    limits: SignLimits = DEFAULT_LIMITS,
+    limits: SignLimits | None = None,
 ) -> Signed:
     """Check everything again, then sign and record the execution plan (see module doc).
 
@@ -445,7 +453,7 @@ def sign_request(
     ctx = load_context(cfg, plan_path=plan_path, policy_path=policy_path)
     if ctx.policy.decision.value == "deny":
         raise PolicyDenied("the policy decision is deny; a denied plan is never signed")
-    _check_age(ctx, now, limits)
+    _check_age(ctx, now, limits or limits_for(cfg))
     key = load_signing_key(key_path, passphrase)
     signer_pub = public_hex(key)
     # Cheap, local refusals first; the re-analysis runs apt.

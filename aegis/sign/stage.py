@@ -85,16 +85,17 @@ class ExpiryStage:
         from aegis import api
         from aegis.policy.result import result_from_bytes
         from aegis.policy.run import parse_plan_bytes
-        from aegis.sign.service import DEFAULT_LIMITS
+        from aegis.sign.service import limits_for
         from aegis.workflow.stages import StageOutcome
 
         reason: str | None
+        limits = limits_for(self.cfg)
         if request.state == "signed":
             found = api.latest_artifact(self.cfg, request.id, "execution-plan")
             reason = expiry_reason(
                 "signed",
                 now=now,
-                limits=DEFAULT_LIMITS,
+                limits=limits,
                 execution_plan=found[1] if found else None,
             )
         elif request.state == "policy":
@@ -103,7 +104,7 @@ class ExpiryStage:
             reason = expiry_reason(
                 "policy",
                 now=now,
-                limits=DEFAULT_LIMITS,
+                limits=limits,
                 plan_created_at=parse_plan_bytes(plan[1])[0].created_at if plan else None,
                 policy_evaluated_at=result_from_bytes(policy[1]).evaluated_at if policy else None,
             )
