@@ -148,7 +148,10 @@ def vuln_no_fix(facts: Facts) -> Check:
 
 
 def vuln_db_missing(facts: Facts) -> Check:
-    """Packages are installed but no vulnerability data was consulted."""
+    """Packages are installed but no (usable) vulnerability data was consulted."""
+    invalid = [s.detail for s in facts.plan.signals if s.name == "vulnerability.db-invalid"]
+    if invalid and any(c.action in _WITH_FILE for c in facts.changing):
+        return Hit(f"vulnerability data is unusable: {listed(invalid)}", ())
     if facts.plan.vulndb_date is not None:
         return Miss(f"vulnerability data dated {facts.plan.vulndb_date} was consulted")
     if not any(c.action in _WITH_FILE for c in facts.changing):
@@ -211,9 +214,11 @@ def _kind(f: Finding) -> str:
         return "script.changed"
     if path.startswith("/etc/apt/apt.conf.d") or "apt-hook" in rule or "apt.conf" in rule:
         return "content.apt-hook"
+    if _is_script(f):
+        return "script.sensitive"
     if "setuid" in rule or "setgid" in rule:
         return "content.setuid"
-    return "script.sensitive" if _is_script(f) else "content.sensitive-path"
+    return "content.sensitive-path"
 
 
 def _sensitive(rule_id: str) -> Callable[[Facts], Check]:
@@ -232,6 +237,29 @@ def _sensitive(rule_id: str) -> Callable[[Facts], Check]:
 
     check.__doc__ = f"Findings classified as {rule_id}, from non-distribution sources."
     return check
+
+
+def content_unavailable(facts: Facts) -> Check:
+    """Contents were to be inspected but could not be for some package (download failed)."""
+    names = [s.package or s.detail for s in facts.plan.signals if s.name == "content.unavailable"]
+    if not names:
+        return Miss("every package's contents were available")
+    return Hit(f"contents could not be inspected: {listed(names)}", unique(names))
+
+
+def content_not_inspected(facts: Facts) -> Check:
+    """Packages from non-distribution sources installed without looking inside them."""
+    if facts.plan.content_inspected:
+        return Miss("package contents were inspected")
+    names = [
+        c.name
+        for c in facts.changing
+        if c.action in _WITH_FILE
+        and (c.repository is None or c.repository not in facts.distribution_repos)
+    ]
+    if not names:
+        return Miss("only packages from approved distribution sources (or none) are installed")
+    return Hit(f"maintainer scripts and files not inspected: {listed(names)}", unique(names))
 
 
 # --- allowing rules ------------------------------------------------------------------------
@@ -359,6 +387,13 @@ RULES: tuple[Rule, ...] = (
         _A,
         "ships files under sensitive paths (non-distribution)",
         _sensitive("content.sensitive-path"),
+    ),
+    Rule("content.unavailable", _A, "contents could not be inspected", content_unavailable),
+    Rule(
+        "content.not-inspected",
+        _A,
+        "non-distribution packages installed without content inspection",
+        content_not_inspected,
     ),
     Rule("apt.update", Effect.ALLOW, "apt-get update", apt_update),
     Rule("apt.noop", Effect.ALLOW, "nothing to change", apt_noop),

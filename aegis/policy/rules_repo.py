@@ -33,7 +33,21 @@ from aegis.policy.rules import (
 _ARGV_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
 _TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
-_PATH_FORMS = ("keyring-path", "armored-path")
+_PATH_FORMS = ("keyring-path", "armored-path", "fingerprint")
+# Repository problems (aegis/analyze/evidence/repositories.py) other rules already
+# judge; any other problem string, including ones added later, is untrusted (fail closed).
+_JUDGED_PROBLEMS = frozenset(
+    {
+        "signature-unsigned",
+        "signature-missing",
+        "expired",
+        "frozen",
+        "no-signed-by",
+        "keyring-untrusted-dir",
+        "trusted-yes",
+        "unapproved",
+    }
+)
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 _INSECURE_FLAGS = (
     "allow-insecure",
@@ -64,7 +78,7 @@ def analysis_failed(facts: Facts) -> Check:
 def target_unknown(facts: Facts) -> Check:
     """A target no configured repository knows (typo or invented name)."""
     failure = facts.plan.failure
-    names = _signals(facts, "unknown-target", "unknown-package")
+    names = _signals(facts, "target.unknown", "unknown-target", "unknown-package")
     if failure is not None and failure.kind == "unknown-package":
         names.append(failure.message)
     if not names:
@@ -85,7 +99,7 @@ def _is_path(target: str) -> bool:
 def target_direct_path(facts: Facts) -> Check:
     """A local file path given as a target (``./x.deb``): no signed index vouches for it."""
     hits = [t for t in facts.plan.intent.targets if _is_path(t)]
-    hits += _signals(facts, "direct-path")
+    hits += _signals(facts, "target.direct-path", "direct-path")
     if not hits:
         return Miss("no target is a local path")
     return Hit(f"local path target(s): {listed(hits)}", unique(hits))
@@ -94,7 +108,7 @@ def target_direct_path(facts: Facts) -> Check:
 def target_url(facts: Facts) -> Check:
     """A URL given as a target (``http://.../x.deb``)."""
     hits = [t for t in facts.plan.intent.targets if _is_url(t)]
-    hits += _signals(facts, "url", "direct-url")
+    hits += _signals(facts, "target.url", "url", "direct-url")
     if not hits:
         return Miss("no target is a URL")
     return Hit(f"direct URL target(s): {listed(hits)}", unique(hits))
@@ -106,7 +120,7 @@ def target_replacement(facts: Facts) -> Check:
     A ``name=version`` target whose package resolves to another version, or a
     replacement signal from the analyzer (a virtual name resolved to a provider).
     """
-    hits = _signals(facts, "replacement")
+    hits = _signals(facts, "target.replacement", "replacement")
     by_name = {c.name: c for c in facts.changing}
     for target in facts.plan.intent.targets:
         name, eq, version = target.partition("=")
@@ -154,8 +168,18 @@ def repo_untrusted(facts: Facts) -> Check:
             problems.append(f"InRelease signature {repo.signature}")
         if repo.trusted_yes:
             problems.append("marked trusted=yes")
-        if repo.signed_by_form in _PATH_FORMS and not repo.keyring_root_only:
+        if repo.signed_by_form != "none" and not repo.keyring_root_only:
             problems.append("Signed-By keyring writable by non-root")
+        for problem in repo.problems:
+            name = problem.split(":", 1)[0]
+            if name.startswith("hash-mismatch"):
+                problems.append(f"index does not match its signed hash ({problem})")
+            elif (
+                name not in _JUDGED_PROBLEMS
+                and not name.startswith("signature-")
+                and (name != "keyring-writable")
+            ):
+                problems.append(f"repository problem {problem}")
         if problems:
             reasons.append(f"{label}: {'; '.join(problems)}")
             subjects.append(label)
@@ -183,9 +207,10 @@ def repo_weakly_pinned(facts: Facts) -> Check:
         if src is not None and not source_allows(src, change.name):
             reasons.append(f"{change.name} from {src.name}, which may not supply it")
             subjects.append(change.name)
-    for name in _signals(facts, "weakly-pinned"):
-        reasons.append(f"{name}: weakly pinned (analyzer)")
-        subjects.append(name)
+    for signal in facts.plan.signals:
+        if signal.name == "weakly-pinned":
+            reasons.append(f"{signal.package or '?'}: {signal.detail or 'weakly pinned'}")
+            subjects.append(signal.package or signal.detail)
     if not reasons:
         return Miss("every package comes from a source allowed to supply it")
     return Hit(listed(reasons), unique(subjects))

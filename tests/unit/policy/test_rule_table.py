@@ -412,6 +412,40 @@ CASES = [
         "[content.sudoers-d]",
     ),
     _case(
+        "content.unavailable",
+        clean_plan(signals=(Signal("content.unavailable", "pkg0000", "download failed"),)),
+        A,
+        A,
+        "contents could not be inspected: pkg0000",
+    ),
+    _case(
+        "content.not-inspected",
+        clean_plan(changes=(change("vendor-agent", repo="vendor"),)),
+        A,
+        A,
+        "maintainer scripts and files not inspected: vendor-agent",
+    ),
+    _case(
+        "repo.untrusted",
+        clean_plan(
+            repositories=(
+                repository("dist", problems=("hash-mismatch:main/binary-amd64/Packages",)),
+            )
+        ),
+        D,
+        D,
+        "index does not match its signed hash (hash-mismatch:main/binary-amd64/Packages)",
+        REPO,
+    ),
+    _case(
+        "repo.weakly-pinned",
+        clean_plan(signals=(Signal("weakly-pinned", "pkg0000", "9.0 from unapproved x"),)),
+        D,
+        D,
+        "pkg0000: 9.0 from unapproved x",
+        REPO,
+    ),
+    _case(
         "apt.update",
         clean_plan(operation=Operation.UPDATE, changes=()),
         AL,
