@@ -49,7 +49,13 @@ class Chain:
         return analyze_apt(self.cfg, intent, datetime.now(UTC))
 
     def sign(
-        self, plan: Plan, *, execution_id: str | None = None, request_id: str | None = None
+        self,
+        plan: Plan,
+        *,
+        execution_id: str | None = None,
+        request_id: str | None = None,
+        argv: tuple[str, ...] | None = None,
+        relabel: str | None = None,
     ) -> bytes:
         """Evaluate policy, approve with the approver key when required, sign."""
         from aegis.execute.apply import binding_from_result
@@ -79,14 +85,22 @@ class Chain:
                     key=self.keys.approver,
                 ),
             )
+        binding = binding_from_result(result)
+        if relabel is not None:  # a trusted signer lying about the decision
+            from dataclasses import replace
+
+            binding = replace(
+                binding, decision=relabel, controls=(), required_approvals=0, required_roles=()
+            )
+            approvals = ()
         ep = build_execution_plan(
             execution_id=execution_id or secrets.token_hex(16),
             request_id=request_id,
             plan=plan,
-            policy=binding_from_result(result),
+            policy=binding,
             review_hash=None,
             approvals=approvals,
-            argv=derive_argv(plan, dpkg_root=self.cfg.dpkg_root),
+            argv=argv or derive_argv(plan, dpkg_root=self.cfg.dpkg_root),
             now=now,
             expires_in=timedelta(hours=1),
             signer_id="alice",

@@ -184,3 +184,25 @@ def test_dependency_published_between_rederivation_and_run(  # type: ignore[no-u
     assert "trivial-only" in finished["details"]["refusal"]
     assert "aegis-late" not in chain.installed()
     assert "aegis-newdep" not in chain.installed()
+
+
+@pytest.mark.parametrize(
+    ("how", "code"),
+    [
+        ("argv", "refused:argv"),
+        ("relabel", "refused:policy"),
+    ],
+    ids=["argv-not-derived", "decision-relabelled-by-trusted-signer"],
+)
+def test_validly_signed_but_wrong_is_refused(make_daemon, chain, how: str, code: str) -> None:  # type: ignore[no-untyped-def]
+    d = _daemon(make_daemon, chain)
+    plan = chain.plan("aegis-tool")
+    if how == "argv":
+        data = chain.sign(plan, argv=("/usr/bin/apt-get", "-y", "install", "--", "aegis-tool"))
+    else:
+        data = chain.sign(plan, relabel="allow")
+    answer = d.submit(data)
+    assert answer.refusal == code, answer
+    assert d.audit_events()[-1]["decision"]["rule_ids"] == [code]
+    assert chain.installed() == {}
+    assert Ledger(d.cfg.ledger_path).entries() == []
