@@ -100,3 +100,48 @@ def test_cancel_of_signed_request_revokes_its_execution_id(tmp_path: Path, sock_
     answer = call(str(d.socket), Request(op="apply", execution_plan=sr.execution_plan.read_text()))
     assert answer.refusal == "refused:revoked"
     d.stop()
+
+
+def test_resume_of_applying_asks_the_ledger_and_never_reruns(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    sr = signed_request(tmp_path)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "after-started.wait").touch()
+    env = {**sr.env, "AEGIS_TEST_HOOKS": "1", "AEGIS_TEST_HOOK_DIR": str(hooks)}
+    d = Daemon(
+        sr.home,
+        sock_dir / "a.sock",
+        env,
+        ["--public-key-hex", sr.signer_pub],
+        tmp_path / "aegisd.log",
+    ).start()
+    client = subprocess.Popen(
+        [
+            *AEGISCTL,
+            "apply",
+            "--execution-plan",
+            str(sr.execution_plan),
+            "--public-key-hex",
+            sr.signer_pub,
+            "--socket",
+            str(d.socket),
+        ],
+        env=sr.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (hooks / "after-started.reached").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client.kill()  # the operator's terminal died too: the request is left in applying
+    client.wait()
+    d.kill()
+    assert _state(sr.env, sr.request_id) == "applying"
+    # aegisd is down: resume reads its ledger (root may), finds started without finished.
+    run_cli([*AEGIS, "resume"], sr.env, ok=False)
+    assert _state(sr.env, sr.request_id) == "interrupted"
+    [row] = Ledger(d.cfg.ledger_path).entries()
+    assert row.state == "started"
