@@ -29,7 +29,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from aegis.analyze import apt as aptparse
 from aegis.analyze.evidence.aptconfig import assess_apt_config, read_dpkg_config
@@ -55,6 +54,7 @@ from aegis.analyze.signals import (
     package_signals,
     repository_signals,
     sort_signals,
+    weak_pin_signal,
 )
 from aegis.analyze.state import gather_state_inputs, package_state_hash, source_files
 from aegis.config import Config
@@ -190,23 +190,6 @@ def _record_map(text: str) -> dict[tuple[str, str], dict[str, str]]:
 
 def _deb_cache_name(name: str, version: str, arch: str) -> str:
     return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
-
-
-def _load_vulndb(path: Path) -> tuple[Any, str | None]:
-    """The imported vulnerability index (CONTENTS engineer's format), or None.
-
-    Returns (index or None, problem or None): a missing file is simply no data
-    (policy's vulnerability-database rules decide); a malformed one is a problem."""
-    if not path.is_file():
-        return None, None
-    from aegis.analyze.evidence.vulnerabilities import index_from_dict
-    from aegis.canonical import loads_strict
-    from aegis.errors import AegisError
-
-    try:
-        return index_from_dict(loads_strict(path.read_bytes())), None
-    except (AegisError, OSError) as exc:
-        return None, str(exc)[:300]
 
 
 def analyze_apt(
@@ -530,7 +513,10 @@ class _Analysis:
                 )
                 if prov is not None:
                     provenance.append(prov)
-                self._weak_pin(change, repo, pol, by_key, repos_all)
+                offers = self._offers(pol, by_key, repos_all)
+                sig = weak_pin_signal(change, repo, offers)
+                if sig is not None:
+                    self.signals.append(sig)
             if sc.action in _REPLACING and current:
                 rollback.append(self._rollback(sc.name, current, arch, pol, paths))
         return changes, provenance, rollback, descriptions, used
@@ -559,53 +545,21 @@ class _Analysis:
             break
         return tuple(chain)
 
-    def _weak_pin(
-        self,
-        change: PackageChange,
-        repo: Repository,
+    @staticmethod
+    def _offers(
         pol: aptparse.PackagePolicy | None,
         by_key: dict[tuple[str, str, str], SourceEntry],
         repos_all: dict[str, tuple[Repository, ReleaseFiles]],
-    ) -> None:
-        """A package supplied by a source not allowed to supply it."""
-
-        def allows(r: Repository) -> bool:
-            import fnmatch
-
-            return r.approved and (
-                r.distribution
-                or any(fnmatch.fnmatchcase(change.name, p) for p in r.allowed_packages)
-            )
-
-        if allows(repo):
-            return
-        if repo.approved:
-            self.signals.append(
-                Signal(
-                    "weakly-pinned",
-                    change.name,
-                    f"{repo.uri} {repo.suite} may not supply {change.name}",
-                )
-            )
-            return
-        # An unapproved source winning over an approved one that offers the package
-        # (a third-party repo with a higher version: TESTBED section 8).
+    ) -> list[tuple[str, Repository]]:
+        """(version, repository) for every configured source offering the package."""
+        out: list[tuple[str, Repository]] = []
         for ver, srcs in pol.versions.items() if pol else ():
             for s in srcs:
                 entry = by_key.get((_uri_key(s.uri), s.suite, s.component))
-                if entry is None:
-                    continue
-                other = repos_all[repository_id(entry.uri, entry.suite, entry.component)][0]
-                if other.id != repo.id and allows(other):
-                    self.signals.append(
-                        Signal(
-                            "weakly-pinned",
-                            change.name,
-                            f"{change.candidate_version} from unapproved {repo.uri} {repo.suite} "
-                            f"overrides {ver} from {other.uri} {other.suite}",
-                        )
-                    )
-                    return
+                if entry is not None:
+                    rid = repository_id(entry.uri, entry.suite, entry.component)
+                    out.append((ver, repos_all[rid][0]))
+        return out
 
     def _rollback(
         self,
@@ -630,66 +584,15 @@ class _Analysis:
         provenance: tuple[Provenance, ...],
         info_dir: Path,
     ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
-        findings: list[Finding] = []
-        prov = list(provenance)
+        from aegis.analyze.inspect import inspect_contents, match_vulnerabilities
+
+        findings: tuple[Finding, ...] = ()
+        prov = provenance
         if self.inspect and prov and self.failure is None:
-            findings, prov = self._inspect(changes, prov, info_dir)
+            res = inspect_contents(self.cfg, changes, prov, info_dir, timeout_s=self.apt.timeout)
+            findings, prov = res.findings, res.provenance
+            self.signals.extend(res.signals)
             self.inspected = True
-        vulns: tuple[Vulnerability, ...] = ()
-        vdate: str | None = None
-        index, problem = _load_vulndb(self.cfg.vulndb_path)
-        if problem is not None:
-            self.signals.append(Signal("vulnerability.db-invalid", None, problem))
-        if index is not None:
-            from aegis.analyze.evidence.vulnerabilities import match
-
-            vdate = index.date
-            vulns = match(changes, index) if changes else ()
-        findings.sort(key=lambda f: (f.package, f.file, f.line, f.rule))
-        return tuple(findings), vulns, vdate, tuple(prov)
-
-    def _inspect(
-        self, changes: tuple[PackageChange, ...], prov: list[Provenance], info_dir: Path
-    ) -> tuple[list[Finding], list[Provenance]]:
-        """Fetch each .deb into Aegis's cache (hash-checked against the signed index)
-        and scan it with the CONTENTS engineer's rules."""
-        from aegis.analyze.evidence.contents import inspect_deb
-        from aegis.analyze.evidence.download import fetch_deb
-        from aegis.errors import AegisError
-
-        by_name = {c.name: c for c in changes}
-
-        def one(p: Provenance) -> tuple[Provenance, list[Finding], Signal | None]:
-            try:
-                deb = fetch_deb(
-                    p,
-                    cache_dir=self.cfg.cache_dir,
-                    apt_config=self.cfg.apt_config,
-                    timeout_s=self.apt.timeout,
-                )
-            except AegisError as exc:
-                return p, [], Signal("content.unavailable", p.package, str(exc)[:300])
-            change = by_name.get(p.package)
-            compare = change is not None and change.action in (
-                Action.UPGRADE,
-                Action.DOWNGRADE,
-                Action.REINSTALL,
-            )
-            result = inspect_deb(
-                deb,
-                p.package,
-                p.version,
-                installed_info_dir=info_dir if compare else None,
-                arch=p.arch,
-            )
-            return replace(p, verified=True), list(result.findings), None
-
-        findings: list[Finding] = []
-        out: list[Provenance] = []
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for p2, f2, sig in pool.map(one, prov):
-                out.append(p2)
-                findings.extend(f2)
-                if sig is not None:
-                    self.signals.append(sig)
-        return findings, out
+        vres = match_vulnerabilities(self.cfg, changes)
+        self.signals.extend(vres.signals)
+        return findings, vres.vulnerabilities, vres.db_date, prov

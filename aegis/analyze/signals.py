@@ -83,6 +83,38 @@ def content_signals(findings: Iterable[Finding], vulns: Iterable[Vulnerability])
     return out
 
 
+def source_allows(repo: Repository, name: str) -> bool:
+    """An approved repository that is the distribution or lists ``name`` (fnmatch)."""
+    return repo.approved and (repo.distribution or _matches(name, repo.allowed_packages))
+
+
+def weak_pin_signal(
+    change: PackageChange, repo: Repository, offers: Sequence[tuple[str, Repository]]
+) -> Signal | None:
+    """``weakly-pinned`` when ``repo`` supplies ``change`` but may not.
+
+    An approved source supplying a name it may not supply is weakly pinned; so is
+    an unapproved source winning over an approved source that offers the package
+    (``offers``: (version, repository) of every source offering it), the
+    third-party-repo-with-a-higher-version case of TESTBED section 8.
+    """
+    if source_allows(repo, change.name):
+        return None
+    if repo.approved:
+        return Signal(
+            "weakly-pinned", change.name, f"{repo.uri} {repo.suite} may not supply {change.name}"
+        )
+    for ver, other in offers:
+        if other.id != repo.id and source_allows(other, change.name):
+            return Signal(
+                "weakly-pinned",
+                change.name,
+                f"{change.candidate_version} from unapproved {repo.uri} {repo.suite} "
+                f"overrides {ver} from {other.uri} {other.suite}",
+            )
+    return None
+
+
 def sort_signals(signals: Iterable[Signal]) -> tuple[Signal, ...]:
     """Deduplicated, in a stable order."""
     return tuple(sorted(set(signals), key=lambda s: (s.name, s.package or "", s.detail)))

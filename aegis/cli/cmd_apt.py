@@ -162,6 +162,8 @@ def render_plan(plan: Plan) -> None:
             f"signer {r.signer_fingerprint or '-'}, Valid-Until {r.valid_until or '-'}"
             + (f", problems: {', '.join(r.problems)}" if r.problems else "")
         )
+    if plan.config.flags:
+        print_line(f"apt/dpkg configuration: {', '.join(plan.config.flags)}")
     if plan.findings:
         print_line(f"content findings: {len(plan.findings)} (see the plan's findings)")
     if plan.vulnerabilities:

@@ -1,0 +1,111 @@
+"""Content and vulnerability evidence for an apt plan, through the CONTENTS
+engineer's modules (:mod:`aegis.analyze.evidence.download`, ``contents``,
+``vulnerabilities``).
+
+- :func:`inspect_contents`: fetch each .deb to install into Aegis's private cache
+  (kept by hash, checked against the signed index's SHA-256 and size), scan it
+  without extracting it, and mark its provenance ``verified``. For upgrades,
+  downgrades and reinstalls the scripts are compared with the installed ones in
+  dpkg's info directory. A file that cannot be fetched gives a
+  ``content.unavailable`` signal; one that does not match the index gives
+  ``content.hash-mismatch`` (its provenance stays unverified: policy denies).
+- :func:`match_vulnerabilities`: match the delta against the imported tracker
+  index at ``cfg.vulndb_path``; no index means no data (policy decides), a
+  malformed one gives a ``vulnerability.db-invalid`` signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from aegis.config import Config
+from aegis.model import Action, Finding, PackageChange, Provenance, Signal, Vulnerability
+
+_COMPARE = (Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
+
+
+@dataclass(frozen=True)
+class ContentResult:
+    findings: tuple[Finding, ...]
+    provenance: tuple[Provenance, ...]
+    signals: tuple[Signal, ...]
+
+
+@dataclass(frozen=True)
+class VulnResult:
+    vulnerabilities: tuple[Vulnerability, ...]
+    db_date: str | None
+    signals: tuple[Signal, ...]
+
+
+def inspect_contents(
+    cfg: Config,
+    changes: Sequence[PackageChange],
+    provenance: Sequence[Provenance],
+    info_dir: Path,
+    *,
+    timeout_s: float,
+) -> ContentResult:
+    """Fetch and scan every package of ``provenance`` (concurrently)."""
+    from aegis.analyze.evidence.contents import inspect_deb
+    from aegis.analyze.evidence.download import DebHashMismatchError, fetch_deb
+    from aegis.errors import AegisError
+
+    by_name = {c.name: c for c in changes}
+
+    def one(p: Provenance) -> tuple[Provenance, list[Finding], Signal | None]:
+        try:
+            deb = fetch_deb(
+                p, cache_dir=cfg.cache_dir, apt_config=cfg.apt_config, timeout_s=timeout_s
+            )
+        except DebHashMismatchError as exc:
+            return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
+        except AegisError as exc:
+            return p, [], Signal("content.unavailable", p.package, str(exc)[:300])
+        change = by_name.get(p.package)
+        compare = change is not None and change.action in _COMPARE
+        result = inspect_deb(
+            deb, p.package, p.version, installed_info_dir=info_dir if compare else None, arch=p.arch
+        )
+        return replace(p, verified=True), list(result.findings), None
+
+    findings: list[Finding] = []
+    out: list[Provenance] = []
+    signals: list[Signal] = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for p2, f2, sig in pool.map(one, provenance):
+            out.append(p2)
+            findings.extend(f2)
+            if sig is not None:
+                signals.append(sig)
+    findings.sort(key=lambda f: (f.package, f.file, f.line, f.rule))
+    return ContentResult(tuple(findings), tuple(out), tuple(signals))
+
+
+def _load_vulndb(path: Path) -> tuple[Any, str | None]:
+    if not path.is_file():
+        return None, None
+    from aegis.analyze.evidence.vulnerabilities import index_from_dict
+    from aegis.canonical import loads_strict
+    from aegis.errors import AegisError
+
+    try:
+        return index_from_dict(loads_strict(path.read_bytes())), None
+    except (AegisError, OSError) as exc:
+        return None, str(exc)[:300]
+
+
+def match_vulnerabilities(cfg: Config, changes: Sequence[PackageChange]) -> VulnResult:
+    """Vulnerabilities of the delta at post-change versions, and the database date."""
+    index, problem = _load_vulndb(cfg.vulndb_path)
+    signals = (Signal("vulnerability.db-invalid", None, problem),) if problem else ()
+    if index is None:
+        return VulnResult((), None, signals)
+    from aegis.analyze.evidence.vulnerabilities import match
+
+    vulns = tuple(match(changes, index)) if changes else ()
+    return VulnResult(vulns, index.date, signals)
