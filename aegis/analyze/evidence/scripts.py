@@ -23,32 +23,40 @@ id                                severity   what
 ================================  =========  ==============================================
 script.download-exec              hostile    fetched content executed (curl|sh, sh -c "$(wget)",
                                              download then run, URL piped to a shell)
-script.decoded-exec               hostile    base64/xxd/uudecode/openssl decode, printf-escape
-                                             runs, eval of decoded text, python/perl -c decode
+script.decoded-exec               hostile    decoded text that is run (base64/xxd/uudecode/openssl
+                                             decode piped to a shell or eval'd, or a decoded file or
+                                             variable run later), printf-escape runs spelling text,
+                                             python/perl -c decode/exec
+                                  sensitive  decoding into a file or variable that is not run
 script.dynamic-eval               sensitive  eval of a variable or command output (besides
                                              ``eval $(apt-config shell ...)``-style idioms)
 script.network                    sensitive  curl/wget/nc fetches without visible execution
-script.sudoers                    hostile    writes to /etc/sudoers[.d], any NOPASSWD grant
-                                  sensitive  other mentions
-script.pam                        hostile    writes to /etc/pam.d, pam.conf, /etc/security
-                                  sensitive  pam-auth-update, other mentions
-script.sshd                       hostile    writes to sshd_config[.d]; PermitRootLogin yes
+script.sudoers                    hostile    text written into /etc/sudoers[.d] (>, >>, tee), any
+                                             NOPASSWD grant
+                                  sensitive  file management (cp, mv, chmod), other mentions
+script.pam                        hostile    pam_permit/pam_exec, ``sufficient`` lines written in
+                                  sensitive  writes to /etc/pam.d or /etc/security, pam-auth-update
+script.sshd                       hostile    text written into sshd_config[.d]; PermitRootLogin or
+                                             PermitEmptyPasswords yes aimed at sshd_config
+                                  sensitive  other edits (openssh's own candidate file) and mentions
 script.authorized-keys            hostile    writes an authorized_keys file (sensitive: mention)
 script.ld-preload                 hostile    writes /etc/ld.so.preload, LD_PRELOAD= exports
 script.apt-config                 hostile    apt hook (``Invoke``) written from a script
                                   sensitive  other writes under /etc/apt
 script.cron                       sensitive  crontab, writes to /etc/cron*, /var/spool/cron
 script.systemd-unit               sensitive  writes to unit directories, systemctl enable|link
-script.user-create                sensitive  useradd/adduser/usermod/groupadd
-                                  hostile    uid 0, adding to sudo/wheel/root/adm, chpasswd,
-                                             writes to /etc/passwd|shadow|group
+script.user-create                sensitive  useradd/adduser/usermod/groupadd, writes to /etc/passwd
+                                  hostile    uid 0 (-o, -u 0, a second uid-0 passwd line), adding
+                                             to sudo/wheel/root/adm, chpasswd, writes to /etc/shadow
 script.setuid                     sensitive  chmod u+s / 4755, dpkg-statoverride with setuid
                                   hostile    setuid on a shell or interpreter
 script.disable-security           hostile    ufw disable, iptables -F / policy ACCEPT, nft flush,
-                                             setenforce 0, AppArmor teardown, stopping/masking
-                                             firewall/audit/AppArmor units, auditctl -e 0,
-                                             ASLR off, history wiping
-                                  sensitive  systemctl stop|disable|mask of other units
+                                             setenforce 0, AppArmor teardown, auditctl -e 0, ASLR
+                                             off, history wiping, stopping/disabling firewall,
+                                             audit, AppArmor, AV or log units of *another*
+                                             package
+                                  sensitive  systemctl stop|disable|mask of another package's unit
+                                             (a package's own units are its own business)
 script.listener                   hostile    nc -l / -e, socat listen/exec, /dev/tcp, bash -i,
                                              scripted sockets
 script.binary                     hostile    a script that is not text (cannot be reviewed)
@@ -91,6 +99,8 @@ class _Line:
     number: int
     raw: str
     norm: str
+    package: str = ""
+    """The package the script belongs to (its own services may be stopped)."""
 
 
 # --- normalisation ---------------------------------------------------------------------
@@ -154,18 +164,37 @@ _WRITE_CMD = (
 )
 
 
+def _redirects_into(norm: str, path: str) -> bool:
+    """Whether ``norm`` writes script text into ``path`` (``>``, ``>>``, ``tee``)."""
+    return re.search(rf"(?:>>?|\btee\s+(?:-a\s+)?)\s*[^\s;|&]*(?:{path})", norm) is not None
+
+
 def _writes(norm: str, path: str) -> bool:
-    """Whether ``norm`` writes to something matching the regex ``path``."""
-    if re.search(rf"(?:>>?|\btee\s+(?:-a\s+)?)\s*[^\s;|&]*(?:{path})", norm):
+    """Whether ``norm`` writes to something matching the regex ``path`` (any way)."""
+    if _redirects_into(norm, path):
         return True
     return re.search(rf"{_WRITE_CMD}.*(?:{path})", norm) is not None
 
 
-def _path_rule(path: str, write: str, mention: str | None) -> Callable[[_Line], str | None]:
+def _path_rule(
+    path: str, write: str, mention: str | None, *, manage: str | None = None
+) -> Callable[[_Line], str | None]:
+    """A rule over a sensitive path.
+
+    ``write`` when the line writes text into it by redirection or tee; ``manage``
+    (default ``write``) when a file command (cp, mv, chmod, sed -i ...) touches it;
+    ``mention`` otherwise. Distribution packages *manage* such files (sudo moves
+    its own /etc/sudoers aside and back); injecting text is what attacks do.
+    """
+
     def check(line: _Line) -> str | None:
         if not re.search(path, line.norm):
             return None
-        return write if _writes(line.norm, path) else mention
+        if _redirects_into(line.norm, path):
+            return write
+        if _writes(line.norm, path):
+            return manage or write
+        return mention
 
     return check
 
@@ -200,12 +229,20 @@ def _rule_download_exec(line: _Line) -> str | None:
 # (``\\xfe\\xed\\xfe\\xed`` in ca-certificates-java) is not obfuscation.
 _PRINTABLE_ESC = r"(?:\\x(?:[2-6][0-9A-Fa-f]|7[0-9A-Ea-e])|\\(?:04[0-7]|0[5-7][0-7]|1[0-7][0-7]))"
 _decoded_raw = _any(rf"{_PRINTABLE_ESC}{{4,}}", on="raw")
-_decoded_norm = _any(
+_decode_cmd = _any(
     r"\bbase64\s+(?:-\w*d\w*|--decode)\b",
     r"\bbase32\s+(?:-\w*d\w*|--decode)\b",
     r"\bxxd\b.*\s-\w*r",
     r"\bopenssl\s+(?:enc\s+)?-?(?:base64|a)\b.*\s-d\b",
     r"\b(?:uudecode|basenc)\b",
+)
+_runs_output = _any(
+    rf"\|\s*(?:sudo\s+)?(?:{_SHELL}|{_INTERP}|xargs\b|source\b)",
+    r"\beval\b",
+    rf"\b(?:{_SHELL}|{_INTERP})\s+(?:-\w+\s+)*(?:<\(|\$\(|`)",
+    r"(?:\bsource|(?:^|[;&|]\s*)\.)\s+(?:<\(|/dev/stdin)",
+)
+_decoded_norm = _any(
     r"\beval\b.*(?:base64|xxd|\brev\b|\btr\s)",
     rf"\brev\b.*\|\s*{_SHELL}",
     rf"{_INTERP}\s+-\w*[ceE]\w*\s+.*(?:b64decode|decode\(|exec\(|eval\(|unpack|pack\(|chr\()",
@@ -213,9 +250,14 @@ _decoded_norm = _any(
 
 
 def _rule_decoded_exec(line: _Line) -> str | None:
-    return (
-        HOSTILE if _decoded_raw(line.raw, line.norm) or _decoded_norm(line.raw, line.norm) else None
-    )
+    if _decoded_raw(line.raw, line.norm) or _decoded_norm(line.raw, line.norm):
+        return HOSTILE
+    if _decode_cmd(line.raw, line.norm):
+        # Decoding into a file or variable is only sensitive (apache2's preinst
+        # unpacks an embedded tarball); running what was decoded is hostile, here or
+        # on a later line (the scanner tracks decoded files and variables).
+        return HOSTILE if _runs_output(line.raw, line.norm) else SENSITIVE
+    return None
 
 
 _EVAL_IDIOMS = re.compile(
@@ -238,7 +280,7 @@ def _rule_network(line: _Line) -> str | None:
 def _rule_sudoers(line: _Line) -> str | None:
     if re.search(r"\bNOPASSWD\b", line.norm):
         return HOSTILE
-    return _path_rule(r"/etc/sudoers", HOSTILE, SENSITIVE)(line)
+    return _path_rule(r"/etc/sudoers", HOSTILE, SENSITIVE, manage=SENSITIVE)(line)
 
 
 def _rule_pam(line: _Line) -> str | None:
@@ -253,9 +295,15 @@ def _rule_pam(line: _Line) -> str | None:
 
 
 def _rule_sshd(line: _Line) -> str | None:
-    if re.search(r"\bPermitRootLogin\s+yes\b|\bPermitEmptyPasswords\s+yes\b", line.norm):
+    path = r"/etc/ssh/sshd_config"
+    weakens = re.search(r"\bPermitRootLogin\s+yes\b|\bPermitEmptyPasswords\s+yes\b", line.norm)
+    if weakens and re.search(path, line.norm):
         return HOSTILE
-    return _path_rule(r"/etc/ssh/sshd_config", HOSTILE, SENSITIVE)(line)
+    found = _path_rule(path, HOSTILE, SENSITIVE, manage=SENSITIVE)(line)
+    if found is None and weakens:
+        # openssh-server's own postinst edits a candidate file it then merges with ucf.
+        return SENSITIVE
+    return found
 
 
 _rule_authorized_keys = _path_rule(r"authorized_keys2?\b", HOSTILE, SENSITIVE)
@@ -355,24 +403,45 @@ _disable_hostile = _any(
     r"\bip6?tables(?:-legacy|-nft)?\s+(?:-\S+\s+)*-P\s+\w+\s+ACCEPT\b",
     r"\bnft\s+flush\s+ruleset\b",
     r"\bsetenforce\s+(?:0|Permissive)\b",
-    r"\bSELINUX=(?:disabled|permissive)\b",
+    r"\bSELINUX=(?:disabled|permissive)\b.*/etc/selinux/config",
     r"\baa-(?:teardown|disable|complain)\b|\bapparmor_parser\s+-R\b",
     r"\bauditctl\s+-e\s*0\b|\bauditctl\s+-D\b",
     r"randomize_va_space\s*=?\s*0|echo\s+0\s*>\s*\S*randomize_va_space",
     r"\bunset\s+HISTFILE\b|\bHISTFILE=/dev/null|\bhistory\s+-c\b",
-    rf"\bsystemctl\s+(?:--\S+\s+)*(?:stop|disable|mask|kill)\s+(?:\S+\s+)*(?:{_SECURITY_UNITS})\b",
-    rf"\b(?:service|invoke-rc\.d)\s+(?:{_SECURITY_UNITS})\s+stop\b",
-    rf"/etc/init\.d/(?:{_SECURITY_UNITS})\s+stop\b",
-    rf"\bupdate-rc\.d\s+(?:-f\s+)?(?:{_SECURITY_UNITS})\s+(?:disable|remove)\b",
 )
+_SERVICE_OFF = tuple(
+    re.compile(p)
+    for p in (
+        r"\bsystemctl\s+(?:--?[\w-]+\s+)*(?:stop|disable|mask)\s+(?:--?[\w-]+\s+)*(?P<unit>[\w@.-]+)",
+        r"\b(?:service|invoke-rc\.d)\s+(?P<unit>[\w@.-]+)\s+stop\b",
+        r"/etc/init\.d/(?P<unit>[\w@.-]+)\s+stop\b",
+        r"\bupdate-rc\.d\s+(?:-f\s+)?(?P<unit>[\w@.-]+)\s+disable\b",
+    )
+)
+_SECURITY_UNIT = re.compile(rf"(?:{_SECURITY_UNITS})")
+
+
+def _own_unit(unit: str, package: str) -> bool:
+    base = re.sub(r"(?:@.*)?\.(?:service|socket|timer|path|target)$", "", unit)
+    return bool(package) and (
+        base == package or base.startswith(package + "-") or package.startswith(base + "-")
+    )
 
 
 def _rule_disable_security(line: _Line) -> str | None:
     if _disable_hostile(line.raw, line.norm):
         return HOSTILE
-    if re.search(r"\bsystemctl\s+(?:--\S+\s+)*(?:disable|mask|stop)\b", line.norm):
-        return SENSITIVE
-    return None
+    worst: str | None = None
+    for pattern in _SERVICE_OFF:
+        for m in pattern.finditer(line.norm):
+            unit = m.group("unit")
+            if _own_unit(unit, line.package):
+                continue  # a package stopping its own service on upgrade or removal
+            base = re.sub(r"(?:@.*)?\.(?:service|socket|timer)$", "", unit)
+            if _SECURITY_UNIT.fullmatch(base):
+                return HOSTILE
+            worst = SENSITIVE
+    return worst
 
 
 _listener = _any(
@@ -431,6 +500,9 @@ _DOWNLOAD_TARGET = re.compile(
 )
 
 
+_DECODE_TARGET = re.compile(r">\s*([^\s;&|<>]+)")
+
+
 def _executes(norm: str, target: str) -> bool:
     t = re.escape(target)
     return bool(
@@ -467,7 +539,7 @@ def _decoded_hits(line: _Line) -> list[tuple[str, str]]:
         if not decoded.strip() or not all(ch.isprintable() or ch in "\n\t" for ch in decoded):
             continue
         for number, raw in _logical_lines(decoded):
-            inner = _Line(number, raw, _normalise(raw, {}))
+            inner = _Line(number, raw, _normalise(raw, {}), line.package)
             for rule_id, check in RULES:
                 severity = check(inner)
                 if severity == HOSTILE:
@@ -507,7 +579,8 @@ def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
     text = body.decode("utf-8")
     found: dict[tuple[int, str], Finding] = {}
     variables: dict[str, str] = {}
-    downloads: set[str] = set()
+    produced: dict[str, str] = {}
+    """Files an earlier line downloaded or decoded -> the rule that running them fires."""
     tainted: dict[str, str] = {}
     lines = _logical_lines(text)
     if len(lines) > MAX_LINES:
@@ -524,7 +597,7 @@ def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
         if not stripped or stripped.startswith("#"):
             continue
         unsubstituted = _normalise(raw, {})
-        line = _Line(number, raw, _normalise(raw, variables))
+        line = _Line(number, raw, _normalise(raw, variables), package)
         hits: dict[str, str] = {}
         for rule_id, check in RULES:
             severity = check(line)
@@ -535,9 +608,9 @@ def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
             if _RANK[severity] > _RANK.get(hits.get(rule_id, CHANGED), 0) or rule_id not in hits:
                 hits[rule_id] = severity
         # Cross-line: running what an earlier line downloaded or decoded.
-        for target in downloads:
+        for target, rule_id in produced.items():
             if _executes(line.norm, target):
-                hits["script.download-exec"] = HOSTILE
+                hits[rule_id] = HOSTILE
         for var, rule_id in tainted.items():
             if _executes_var(unsubstituted, var):
                 hits[rule_id] = HOSTILE
@@ -548,7 +621,10 @@ def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
         # Facts for later lines.
         m = _DOWNLOAD_TARGET.search(line.norm)
         if m:
-            downloads.add(m.group(1))
+            produced[m.group(1)] = "script.download-exec"
+        m = _DECODE_TARGET.search(line.norm)
+        if m and "script.decoded-exec" in hits:
+            produced[m.group(1)] = "script.decoded-exec"
         a = _ASSIGN.match(unsubstituted)
         if a:
             var, value = a.group(1), a.group(2).strip()

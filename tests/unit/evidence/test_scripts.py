@@ -46,10 +46,11 @@ HOSTILE_CASES = [
     ),
     ("base64-pipe", "echo ZWNobyBoaQo= | base64 -d | sh\n", ("script.decoded-exec", 3)),
     (
-        "base64-decode-long",
-        "base64 --decode /usr/share/p/blob > /tmp/x\n",
-        ("script.decoded-exec", 3),
+        "decode-then-run",
+        "base64 --decode /usr/share/p/blob > /tmp/x\nchmod 755 /tmp/x\nsh /tmp/x\n",
+        ("script.decoded-exec", 5),
     ),
+    ("decode-to-eval", 'eval "$(echo Y3VybCB4 | base64 -d)"\n', ("script.decoded-exec", 3)),
     ("xxd", "echo 6375726c | xxd -r -p | sh\n", ("script.decoded-exec", 3)),
     (
         "printf-hex",
@@ -85,7 +86,11 @@ HOSTILE_CASES = [
         ("script.pam", 3),
     ),
     ("sshd-root", "echo 'PermitRootLogin yes' >> /etc/ssh/sshd_config\n", ("script.sshd", 3)),
-    ("sshd-sed", "sed -i s/no/yes/ /etc/ssh/sshd_config\n", ("script.sshd", 3)),
+    (
+        "sshd-sed-root",
+        "sed -i 's/^#*PermitRootLogin .*/PermitRootLogin yes/' /etc/ssh/sshd_config\n",
+        ("script.sshd", 3),
+    ),
     (
         "authorized-keys",
         "cat key.pub >> /root/.ssh/authorized_keys\n",
@@ -150,6 +155,15 @@ SENSITIVE_CASES = [
         ("script.network", 3),
     ),
     ("eval-var", 'eval "$cmd"\n', ("script.dynamic-eval", 3)),
+    ("decode-to-file", "base64 -d > /tmp/f.tgz << EOF\n", ("script.decoded-exec", 3)),
+    # Distribution packages manage these files (sudo, openssh-server do exactly this).
+    ("sudoers-chmod", "chmod 440 /etc/sudoers\n", ("script.sudoers", 3)),
+    ("sudoers-restore", "mv /etc/sudoers.pre-conffile /etc/sudoers\n", ("script.sudoers", 3)),
+    (
+        "sshd-candidate",
+        "sed -i 's/^#*PermitRootLogin .*/PermitRootLogin yes/' \"$new_config\"\n",
+        ("script.sshd", 3),
+    ),
 ]
 
 
@@ -185,7 +199,17 @@ BENIGN = [
     ("binary-magic", SH + '[ "$(head -c4 f)" != "$(echo -en \'\\xfe\\xed\\xfe\\xed\')" ]\n'),
     ("adduser-conf-text", SH + 'printf "moving unchanged adduser.conf\\n"\n'),
     ("root-line", SH + "cat > /etc/passwd <<'EOF'\nroot:*:0:0:root:/root:/bin/bash\nEOF\n"),
+    ("sighup", SH + "systemctl kill --signal=SIGHUP x\n"),
+    ("selinux-default", SH + "SELINUX=permissive\n"),
+    ("purge-init-links", SH + "update-rc.d apparmor remove >/dev/null\n"),
 ]
+
+
+def test_security_package_may_stop_its_own_service() -> None:
+    body = SH + "invoke-rc.d ufw stop || true\nsystemctl disable ufw.service\n"
+    assert scan_script("ufw", "prerm", body.encode()) == ()
+    other = {(f.rule, f.severity) for f in scan_script("evil", "prerm", body.encode())}
+    assert other == {("script.disable-security", "hostile")}
 
 
 @pytest.mark.parametrize("body", [b for _, b in BENIGN], ids=[i for i, _ in BENIGN])
@@ -219,7 +243,6 @@ def test_benign_fixture_scripts_produce_nothing() -> None:
             "aegis-obfuscated",
             {
                 ("script.decoded-exec", 3),
-                ("script.decoded-exec", 4),
                 ("script.download-exec", 4),
                 ("script.download-exec", 6),
                 ("script.download-exec", 7),
