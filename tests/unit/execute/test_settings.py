@@ -1,0 +1,72 @@
+"""aegisd's own configuration: keys only from root-owned sources, strict parsing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aegis.config import load_config
+from aegis.errors import InputError, TrustError
+from aegis.execute.settings import load_settings
+
+K1, K2 = "a" * 64, "b" * 64
+
+
+def _cfg(home: Path):  # type: ignore[no-untyped-def]
+    return load_config({"AEGIS_HOME": str(home)})
+
+
+def test_no_keys_means_refuse_everything_with_a_reason(tmp_path: Path) -> None:
+    s = load_settings(_cfg(tmp_path))
+    assert s.keys_problem is not None
+    assert "signer" in s.keys_problem
+    assert s.socket_path == tmp_path / "run/aegis/aegisd.sock"
+
+
+def test_keys_from_file_dirs_and_options(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    cfg.etc_dir.mkdir(parents=True)
+    (cfg.etc_dir / "aegisd.toml").write_text(
+        f'signer_public_keys = ["{K1}"]\nsocket_mode = "0666"\nrun_timeout_s = 5\n'
+    )
+    (cfg.keys_dir / "approvers").mkdir(parents=True)
+    (cfg.keys_dir / "approvers" / "bob.pub").write_text(K2 + "\n")
+    s = load_settings(cfg, public_keys=(K1.upper(),), approval_keys=())
+    assert s.signer_keys == (K1,)
+    assert s.approver_keys == (K2,)
+    assert s.socket_mode == 0o666
+    assert s.run_timeout_s == 5
+    assert s.keys_problem is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'signer_public_keys = ["nothex"]',
+        "unknown = 1",
+        "run_timeout_s = -1",
+        'snapshot_command = ["relative"]',
+        "not toml [",
+    ],
+    ids=["bad-key", "unknown-key", "negative", "relative-hook", "not-toml"],
+)
+def test_bad_config_refused(tmp_path: Path, text: str) -> None:
+    cfg = _cfg(tmp_path)
+    cfg.etc_dir.mkdir(parents=True)
+    (cfg.etc_dir / "aegisd.toml").write_text(text + "\n")
+    with pytest.raises(InputError):
+        load_settings(cfg)
+
+
+def test_group_writable_config_refused_as_root(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("ownership checks apply to a root aegisd")
+    cfg = _cfg(tmp_path)
+    cfg.etc_dir.mkdir(parents=True)
+    path = cfg.etc_dir / "aegisd.toml"
+    path.write_text(f'signer_public_keys = ["{K1}"]\n')
+    path.chmod(0o664)
+    with pytest.raises(TrustError, match="writable by others"):
+        load_settings(cfg)
