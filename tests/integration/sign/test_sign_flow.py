@@ -366,3 +366,15 @@ def test_resume_expires_signed_and_stale_requests(flow: Any) -> None:
     assert api.get_request(flow.cfg, waiting_id).state == "expired"
     history = api.get_request_detail(flow.cfg, signed_id).history
     assert "expired at" in json.dumps([h.facts for h in history])
+
+
+def test_reevaluation_says_deny(flow: Any) -> None:
+    """Stored decision require-approval; the policy in force now denies: never signed."""
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path).exit_code == 0
+    with flow.cfg.policy_path.open("a") as f:
+        f.write('\n[rules."apt.upgrade-clean"]\neffect = "deny"\n')
+    result = _sign(flow, plan_path)
+    assert result.exit_code == 5, result.output
+    assert "re-evaluated now says deny" in result.stderr
+    _assert_not_signed(flow, request_id)
