@@ -58,6 +58,7 @@ from aegis.sign.execution_plan import (
     PolicyBinding,
     build_execution_plan,
     execution_plan_bytes,
+    parse_execution_plan,
     plan_differences,
 )
 from aegis.sign.times import parse_time
@@ -482,6 +483,8 @@ def sign_request(
         key=key,
     )
     data = execution_plan_bytes(ep)
+    # What aegisd will do first: a plan it could not parse is never written.
+    parse_execution_plan(data)
     path = cfg.execution_plans_dir / f"{ep.execution_id}.json"
     write_atomic(path, data, host_install=cfg.home is None)
     try:
