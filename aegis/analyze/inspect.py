@@ -86,22 +86,20 @@ def inspect_contents(
     return ContentResult(tuple(findings), tuple(out), tuple(signals))
 
 
-def _load_vulndb(path: Path) -> tuple[Any, str | None]:
-    if not path.is_file():
-        return None, None
-    from aegis.analyze.evidence.vulnerabilities import index_from_dict
-    from aegis.canonical import loads_strict
+def _load_vulndb(cfg: Config) -> tuple[Any, str | None]:
+    """(index or None, problem): via :func:`aegis.analyze.evidence.vulndb.load_index`."""
+    from aegis.analyze.evidence.vulndb import load_index
     from aegis.errors import AegisError
 
     try:
-        return index_from_dict(loads_strict(path.read_bytes())), None
+        return load_index(cfg), None
     except (AegisError, OSError) as exc:
         return None, str(exc)[:300]
 
 
 def match_vulnerabilities(cfg: Config, changes: Sequence[PackageChange]) -> VulnResult:
     """Vulnerabilities of the delta at post-change versions, and the database date."""
-    index, problem = _load_vulndb(cfg.vulndb_path)
+    index, problem = _load_vulndb(cfg)
     signals = (Signal("vulnerability.db-invalid", None, problem),) if problem else ()
     if index is None:
         return VulnResult((), None, signals)
