@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from aegis.errors import EnvironmentFailure, InputError
+from aegis.errors import AegisError, EnvironmentFailure, InputError
 
 MAINTAINER_SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config", "triggers")
 """Control-archive files that dpkg runs (or, for ``triggers``, interprets)."""
@@ -201,8 +201,12 @@ def _tar_stream(fh: IO[bytes], entry: _ArEntry) -> _Stream:
             return _Stream(tarfile.open(fileobj=window, mode="r|*"))
         if ext == "zst":
             return _zstd_stream(window)
-    except tarfile.TarError as e:
-        raise DebFormatError(f"{entry.name}: not a readable tar stream: {e}") from e
+    except (AegisError, subprocess.SubprocessError):
+        raise
+    except Exception as e:
+        # Hostile bytes reach tarfile, zlib and lzma; any failure of theirs (even
+        # CPython 3.11's own AttributeError in tarfile._Stream) means "unreadable".
+        raise DebFormatError(f"{entry.name}: not a readable tar stream: {e!r}") from e
     raise DebFormatError(f"{entry.name}: unsupported compression {ext!r}")
 
 
@@ -237,7 +241,7 @@ def _zstd_stream(window: IO[bytes]) -> _Stream:
     feeder.start()
     try:
         tar = tarfile.open(fileobj=proc.stdout, mode="r|")  # noqa: SIM115 - closed by _close
-    except tarfile.TarError as e:
+    except Exception as e:
         proc.kill()
         proc.wait()
         proc.stdout.close()
@@ -314,10 +318,10 @@ def _read_control(stream: _Stream, limits: DebLimits) -> tuple[dict[str, bytes],
             if total > limits.max_control_total:
                 raise DebFormatError("control archive exceeds its size limit")
             files[name] = _read_member(stream.tar, info, limits.max_control_file)
-    except tarfile.TarError as e:
-        raise DebFormatError(f"control archive is corrupt: {e}") from e
-    except (EOFError, OSError, ValueError) as e:
-        raise DebFormatError(f"control archive is corrupt: {e}") from e
+    except AegisError:
+        raise
+    except Exception as e:  # see _tar_stream: any decoder failure means corrupt
+        raise DebFormatError(f"control archive is corrupt: {e!r}") from e
     return files, names
 
 
@@ -355,10 +359,10 @@ def _read_data(stream: _Stream, limits: DebLimits) -> list[Member]:
                     content=content,
                 )
             )
-    except tarfile.TarError as e:
-        raise DebFormatError(f"data archive is corrupt: {e}") from e
-    except (EOFError, OSError, ValueError) as e:
-        raise DebFormatError(f"data archive is corrupt: {e}") from e
+    except AegisError:
+        raise
+    except Exception as e:  # see _tar_stream: any decoder failure means corrupt
+        raise DebFormatError(f"data archive is corrupt: {e!r}") from e
     return members
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -141,3 +142,25 @@ def test_symlinked_maintainer_script_refused(tmp_path: Path) -> None:
 def test_parse_control_refuses(text: bytes) -> None:
     with pytest.raises(DebFormatError):
         parse_control(text)
+
+
+@pytest.mark.parametrize("compression", ["gz", "xz", ""], ids=["gz", "xz", "none"])
+def test_mutated_packages_fail_only_as_format_errors(compression: str) -> None:
+    # Hostile bytes reach tarfile, zlib and lzma; CPython 3.11's tarfile even raises
+    # AttributeError on some corrupt gzip headers. Only DebFormatError may escape.
+    import random
+
+    base = build_deb_bytes(
+        scripts={"postinst": "#!/bin/sh\necho hi\n"},
+        entries=[Entry("./etc/apt/apt.conf.d/x", content=b"x" * 300), Entry("./usr/bin/y", 0o4755)],
+        compression=compression,
+    )
+    rng = random.Random(compression)  # noqa: S311 - reproducible mutations
+    for _ in range(400):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            data = data[: rng.randrange(len(data))]
+        with contextlib.suppress(DebFormatError):
+            read_deb_stream(io.BytesIO(bytes(data)))
