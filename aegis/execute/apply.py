@@ -144,7 +144,9 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
     from aegis.sign import execution_plan as xp
 
     checks = _Checks([])
-    ep = xp.parse_execution_plan(raw, max_bytes=d.settings.max_request_bytes)
+    ep = xp.parse_execution_plan(
+        raw, max_bytes=min(d.settings.max_request_bytes, xp.MAX_EXECUTION_PLAN_BYTES)
+    )
     checks.passed(CheckStep.PARSE, "canonical, strict, self-consistent")
 
     def step(name: CheckStep, refusal: Any, detail: str) -> None:

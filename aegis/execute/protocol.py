@@ -37,8 +37,8 @@ from aegis.errors import EnvironmentFailure, InputError
 
 REQUEST_SCHEMA = "aegis.aegisd.request/1"
 ANSWER_SCHEMA = "aegis.aegisd.answer/1"
-MAX_FRAME_BYTES = 1024 * 1024
-"""Largest frame either side accepts (execution plans are a few KiB)."""
+MAX_FRAME_BYTES = 8 * 1024 * 1024
+"""Largest frame either side accepts (an execution plan embeds its plan: up to 4 MiB)."""
 READ_TIMEOUT_S = 10.0
 """A client must deliver its whole request within this time."""
 OPS = ("apply", "revoke", "resolve", "status", "ping")
