@@ -174,7 +174,9 @@ def _simulation_args(op: Operation, targets: Sequence[Target]) -> list[str]:
     if op is Operation.UPGRADE:
         return ["-s", "upgrade"]
     if op in (Operation.REMOVE, Operation.PURGE):
-        return ["-s", "-qq", op.value, "--", *operands]
+        # -qq would imply -y, and apt then refuses to simulate removing an Essential
+        # package; -q shows the removal so the plan (and policy) can see it.
+        return ["-s", "-q", op.value, "--", *operands]
     return ["-s", "-qq", "--allow-downgrades", "install", "--", *operands]
 
 

@@ -231,3 +231,18 @@ def test_approved_source_and_lookalike_weakly_pinned(
     )
     plan2 = analyze("install", "libssl3", root=root, cfg=cfg)
     assert names(plan2, "weakly-pinned") == ["libssl3"]
+
+
+def test_essential_removal_is_planned_and_flagged(
+    tmp_path: Path, aegis_home: Path, analyze: Analyze
+) -> None:
+    repo = testrepo.build_repo(
+        tmp_path / "ess", packages=[testrepo.PackageSpec("aegis-essential", "1.0", essential=True)]
+    )
+    root = testrepo.make_root(tmp_path / "r3", [repo])
+    testrepo.apt_update(root)
+    testrepo.run_apt(root, "install", "-y", "aegis-essential")
+    plan = analyze("remove", "aegis-essential", root=root)
+    assert rows(plan) == [("aegis-essential", "remove", "1.0", None)]
+    assert plan.changes[0].essential
+    assert names(plan, "essential") == ["aegis-essential"]
