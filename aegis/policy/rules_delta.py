@@ -181,6 +181,8 @@ def _is_script(f: Finding) -> bool:
 def hostile_kind(f: Finding) -> str:
     """The policy rule id a hostile finding fires."""
     rule = f.rule.lower()
+    if "apt-hook" in rule:
+        return "content.apt-hook"  # judged by its own rule, hostile or not
     if any(k in rule for k in ("download", "curl", "wget", "fetch")):
         return "script.download-exec"
     if any(k in rule for k in ("decode", "base64", "obfusc", "eval")):
@@ -260,6 +262,31 @@ def content_not_inspected(facts: Facts) -> Check:
     if not names:
         return Miss("only packages from approved distribution sources (or none) are installed")
     return Hit(f"maintainer scripts and files not inspected: {listed(names)}", unique(names))
+
+
+def content_apt_hook(facts: Facts) -> Check:
+    """An apt.conf.d hook shipped by a package: it runs as root around every later apt
+    call. A hostile hook (fetch-and-run, checks switched off) denies from any source; any
+    other hook from a non-distribution source requires approval."""
+    hooks = [
+        f
+        for f in facts.plan.findings
+        if f.severity in ("hostile", "sensitive", "changed")
+        and (hostile_kind(f) == "content.apt-hook" or _kind(f) == "content.apt-hook")
+    ]
+    hostile = [f for f in hooks if f.severity == "hostile"]
+    if hostile:
+        return Hit(
+            f"hostile apt hook: {listed(_finding_text(f) for f in hostile)}",
+            unique(f.package for f in hostile),
+            Effect.DENY,
+        )
+    hits = [f for f in hooks if not facts.from_distribution(f.package)]
+    if not hits:
+        if hooks:
+            return Miss("only packages from approved distribution sources")
+        return Miss("no package ships an apt hook")
+    return Hit(listed(_finding_text(f) for f in hits), unique(f.package for f in hits))
 
 
 # --- allowing rules ------------------------------------------------------------------------
@@ -373,8 +400,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "content.apt-hook",
         _A,
-        "ships an apt.conf.d hook (non-distribution)",
-        _sensitive("content.apt-hook"),
+        "ships an apt.conf.d hook (non-distribution; deny when hostile)",
+        content_apt_hook,
     ),
     Rule(
         "content.setuid",

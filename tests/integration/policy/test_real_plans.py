@@ -127,6 +127,22 @@ def test_hostile_and_obfuscated_scripts_deny(cfg: Config) -> None:
     assert fired.get("script.decoded-exec") is Effect.DENY
 
 
+def test_apt_hook_and_setuid_from_a_vendor_source_need_approval(
+    apt_root: testrepo.AptRoot, aegis_home: Path, test_repo: testrepo.Repo
+) -> None:
+    cfg = _cfg(apt_root, aegis_home, [_source(test_repo, "vendor", ["aegis-*"])])
+    result = _decide(cfg, "install", "aegis-apthook", "aegis-setuid", contents=True)
+    fired = _fired(result)
+    assert fired["content.apt-hook"] in (Effect.REQUIRE_APPROVAL, Effect.DENY)
+    assert fired["content.setuid"] is Effect.REQUIRE_APPROVAL
+    assert result.decision in (Effect.REQUIRE_APPROVAL, Effect.DENY)
+
+
+def test_sensitive_contents_from_the_distribution_source_do_not_block(cfg: Config) -> None:
+    result = _decide(cfg, "install", "aegis-apthook", "aegis-setuid", contents=True)
+    assert result.decision is Effect.ALLOW_WITH_SNAPSHOT, result.fired
+
+
 def test_benign_package_with_contents_inspected_allows(cfg: Config) -> None:
     result = _decide(cfg, "install", "aegis-benign", contents=True)
     assert result.decision is Effect.ALLOW_WITH_SNAPSHOT, result.fired

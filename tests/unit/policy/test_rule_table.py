@@ -398,6 +398,13 @@ CASES = [
         "vendor-agent /etc/apt/apt.conf.d/99hook:3 [content.apt-hook]",
     ),
     _case(
+        "content.apt-hook",
+        hostile("content.apt-hook", "/etc/apt/apt.conf.d/99x"),
+        D,
+        D,
+        "hostile apt hook: pkg0000 /etc/apt/apt.conf.d/99x:7 [content.apt-hook]",
+    ),
+    _case(
         "content.setuid",
         vendor_finding("content.setuid", "/usr/bin/helper", "sensitive"),
         A,
