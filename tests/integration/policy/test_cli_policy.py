@@ -257,3 +257,30 @@ def test_help_has_examples() -> None:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0
         assert "Example" in result.stdout
+
+
+def test_explain_shows_the_shadow_decision(cfg: Config) -> None:
+    (cfg.policy_path.parent / "next.toml").write_text(
+        pp.policy_toml(extra='[rules."apt.upgrade-clean"]\neffect = "allow"\n').replace(
+            'name = "test"', 'name = "next"'
+        ),
+        encoding="utf-8",
+    )
+    cfg.policy_path.write_text(
+        pp.policy_toml(extra='[shadow]\npath = "next.toml"\n'), encoding="utf-8"
+    )
+    _, plan_path = _reviewed(cfg, pp.clean_plan())
+    result = _run(str(plan_path), "--explain", *AT)
+    assert result.exit_code == 0, result.stderr
+    assert "shadow     next: allow (no approval; no snapshot; not enforced)" in result.stdout
+    assert "Shadow policy (not enforced)" in result.stdout
+    out = json.loads(_run(str(plan_path), "--json", *AT).stdout)
+    assert out["result"]["decision"] == "allow-with-snapshot"
+    assert out["result"]["shadow"]["decision"] == "allow"
+
+
+def test_rules_table_lists_ids_and_phrases() -> None:
+    result = CliRunner().invoke(cli, ["policy", "rules"])
+    assert result.exit_code == 0
+    for rule_id in ("repo.weakly-pinned", "apt.downgrade", "content.apt-hook", "apt.update"):
+        assert rule_id in result.stdout
