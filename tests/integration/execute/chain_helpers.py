@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aegis.config import Config, load_config
 from aegis.devtools import testrepo
@@ -199,7 +200,10 @@ class SignedRequest:
 
 
 def signed_request(
-    tmp_path: Path, target: str = "aegis-tool", preinstall: tuple[str, ...] = ()
+    tmp_path: Path,
+    target: str = "aegis-tool",
+    preinstall: tuple[str, ...] = (),
+    before_plan: Any = None,
 ) -> SignedRequest:
     """plan -> review --no-review -> policy -> approve -> sign, via the CLIs."""
     repo = testrepo.build_repo(tmp_path / "repo")
@@ -207,6 +211,8 @@ def signed_request(
     testrepo.apt_update(root)
     if preinstall:
         testrepo.run_apt(root, "install", "-y", *preinstall)
+    if before_plan is not None:
+        before_plan(root)
     home = tmp_path / "home"
     etc = home / "etc/aegis"
     (etc / "keys/approvers").mkdir(parents=True)
