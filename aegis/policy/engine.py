@@ -32,6 +32,7 @@ from aegis.codec import to_dict
 from aegis.model import Plan
 from aegis.model import plan_hash as compute_plan_hash
 from aegis.policy.config import (
+    ApprovalSettings,
     PolicyConfig,
     PolicyConfigError,
     PolicyUnavailable,
@@ -150,15 +151,21 @@ def _fire(rule: Rule, hit: Hit, config: PolicyConfig) -> FiredRule:
     )
 
 
-def _controls(decision: Effect, fired: tuple[FiredRule, ...], changes: bool) -> Controls:
+def _controls(
+    decision: Effect, fired: tuple[FiredRule, ...], changes: bool, default: ApprovalSettings
+) -> Controls:
     if decision is Effect.DENY:
         return Controls(approval=_NO_APPROVAL, snapshot=False)
     approval = _NO_APPROVAL
     if decision is Effect.REQUIRE_APPROVAL:
-        needing = [f for f in fired if f.effect is Effect.REQUIRE_APPROVAL]
-        count = max((f.approvals for f in needing), default=1)
-        roles = sorted({role for f in needing for role in f.roles}) or ["approver"]
-        approval = ApprovalControl(count=max(count, 1), roles=tuple(roles))
+        needing = [f for f in fired if f.effect is Effect.REQUIRE_APPROVAL and f.approvals]
+        if not needing:  # only a neutral entry says approval: the policy's default applies
+            approval = ApprovalControl(count=default.count, roles=tuple(sorted(default.roles)))
+        else:
+            # The strictest requirement of every rule: most approvers, every role named.
+            count = max(f.approvals for f in needing)
+            roles = tuple(sorted({role for f in needing for role in f.roles}))
+            approval = ApprovalControl(count=count, roles=roles)
     snapshot = changes and decision in (Effect.ALLOW_WITH_SNAPSHOT, Effect.REQUIRE_APPROVAL)
     return Controls(approval=approval, snapshot=snapshot)
 
@@ -176,12 +183,12 @@ def _decide(
     """Steps 1-5 of the module docstring for one config."""
     if isinstance(config, PolicyUnavailable):
         deny = FiredRule(UNAVAILABLE_ID, Effect.DENY, config.reason, None, ())
-        return Effect.DENY, _controls(Effect.DENY, (), False), (deny,), ()
+        return Effect.DENY, _controls(Effect.DENY, (), False, ApprovalSettings()), (deny,), ()
     rules = ruleset(config.ruleset)
     if rules is None:
         reason = f"unknown rule set {config.ruleset!r}: nothing can be evaluated"
         deny = FiredRule(UNAVAILABLE_ID, Effect.DENY, reason, None, ())
-        return Effect.DENY, _controls(Effect.DENY, (), False), (deny,), ()
+        return Effect.DENY, _controls(Effect.DENY, (), False, ApprovalSettings()), (deny,), ()
     facts = Facts(plan, config, now)
     fired: list[FiredRule] = []
     not_fired: list[NotFiredRule] = []
@@ -199,7 +206,12 @@ def _decide(
             not_fired.append(NotFiredRule(rule.id, outcome.why))
     if active == 0:
         deny = FiredRule(EMPTY_ID, Effect.DENY, "the active rule set is empty", None, ())
-        return Effect.DENY, _controls(Effect.DENY, (), False), (deny,), tuple(not_fired)
+        return (
+            Effect.DENY,
+            _controls(Effect.DENY, (), False, ApprovalSettings()),
+            (deny,),
+            tuple(not_fired),
+        )
     decision = Effect.ALLOW
     for f in fired:
         decision = stricter(decision, f.effect)
@@ -219,7 +231,8 @@ def _decide(
     decision, review_fired = merge_review(decision, assessed, config)
     fired.extend(review_fired)
     ordered = _sorted(fired)
-    return decision, _controls(decision, ordered, bool(facts.changing)), ordered, tuple(not_fired)
+    controls = _controls(decision, ordered, bool(facts.changing), config.approval)
+    return decision, controls, ordered, tuple(not_fired)
 
 
 def evaluate(

@@ -77,7 +77,9 @@ class ApprovalControl:
     """How many approvers, with which roles, must sign before execution."""
 
     count: int
+    """Distinct approvers needed (never the signer's own key)."""
     roles: tuple[str, ...]
+    """Each role listed must be held by at least one of the approvers."""
 
 
 @dataclass(frozen=True)

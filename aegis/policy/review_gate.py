@@ -141,7 +141,10 @@ def merge_review(
         if assessed.counted is None:
             # Say why no review counted (missing, unparseable, another key, skip refused).
             fixed = replace(fixed, reason=assessed.binding.detail)
-        if fixed.effect is Effect.REQUIRE_APPROVAL and fixed.approvals == 0:
+        if merged is decision:
+            # The review changed nothing: it adds no approval requirement of its own.
+            fixed = replace(fixed, approvals=0, roles=())
+        elif fixed.effect is Effect.REQUIRE_APPROVAL and fixed.approvals == 0:
             fixed = replace(fixed, approvals=config.approval.count, roles=config.approval.roles)
         out.append(fixed)
     return merged, tuple(out)

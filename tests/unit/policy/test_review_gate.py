@@ -193,3 +193,29 @@ def test_no_review_ever_loosens_the_rules_decision(index: int, now: datetime) ->
     for review in reviews:
         decision = evaluate(plan, review, config, now).decision
         assert STRICTNESS[decision] >= STRICTNESS[baseline], review
+
+
+def test_neutral_review_adds_no_approval_requirement(now: datetime) -> None:
+    config = parse_policy_config(
+        policy_toml(
+            review_required=None,
+            extra=(
+                f'[review]\npublic_keys = ["{public_hex(REVIEW_KEY)}"]\n'
+                '[rules."kernel.change"]\napprovals = 2\nroles = ["security"]\n'
+            ),
+        )
+    )
+    plan = clean_plan(changes=(change("linux-image-amd64"),))
+    result = evaluate(plan, _review(plan), config, now)
+    assert result.decision is Effect.REQUIRE_APPROVAL
+    assert result.controls.approval.count == 2
+    assert result.controls.approval.roles == ("security",)
+    # A review that raises to approval brings the policy's default approval with it.
+    raised = evaluate(
+        clean_plan(),
+        _review(clean_plan(), recommendation=Recommendation.REQUIRE_APPROVAL),
+        config,
+        now,
+    )
+    assert raised.controls.approval.count == 1
+    assert raised.controls.approval.roles == ("approver",)
