@@ -535,14 +535,16 @@ class _Analysis:
         rel = files.inrelease or files.release
         if rel is not None:
             key = str(rel)
-            cache.setdefault(key, file_sha256(rel))
+            if key not in cache:
+                cache[key] = file_sha256(rel)
             chain.append(f"{'InRelease' if files.inrelease else 'Release'}:{cache[key]}")
         prefix = lists_prefix(repo.uri, repo.suite) + (
             f"{repo.component}_" if repo.component else ""
         )
         for p in sorted(Path(paths.lists).glob(f"{prefix}binary-{arch}_Packages*")):
             key = str(p)
-            cache.setdefault(key, file_sha256(p))
+            if key not in cache:
+                cache[key] = file_sha256(p)
             chain.append(f"Packages:{cache[key]}")
             break
         return tuple(chain)
