@@ -268,3 +268,57 @@ def test_same_inputs_give_same_bytes_in_two_processes(tmp_path: Path, case: str)
         outputs.append(proc.stdout)
     assert outputs[0] == outputs[1]
     assert result_from_bytes(outputs[0]).plan_id == "p-0000000000000001"
+
+
+_ALL_CASES_CHILD = """
+import importlib.util, json, sys
+from datetime import datetime
+from aegis.devtools import policy_plans as pp
+from aegis.policy.config import parse_policy_config
+from aegis.policy.engine import evaluate
+from aegis.policy.result import result_bytes
+from aegis.canonical import sha256_hex
+spec = importlib.util.spec_from_file_location("table", sys.argv[1])
+table = importlib.util.module_from_spec(spec)
+sys.modules["table"] = table  # dataclasses look their module up here
+spec.loader.exec_module(table)
+now = datetime.fromisoformat(pp.NOW.replace("Z", "+00:00"))
+config = parse_policy_config(pp.policy_toml())
+out = [sha256_hex(result_bytes(evaluate(c.plan, None, config, now))) for c in table.CASES]
+print(json.dumps(out))
+"""
+
+
+def test_every_table_fixture_gives_the_same_bytes_in_two_processes(now: datetime) -> None:
+    import json
+
+    from aegis.canonical import sha256_hex
+
+    table = Path(__file__).resolve().parent / "test_rule_table.py"
+    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _ALL_CASES_CHILD, str(table)],
+            capture_output=True,
+            env={**env, "PYTHONHASHSEED": seed},
+            check=True,
+            timeout=120,
+        ).stdout
+        for seed in ("3", "4")
+    ]
+    assert runs[0] == runs[1]
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("table_in_process", table)
+    assert spec is not None
+    assert spec.loader is not None
+    module = module_from_spec(spec)
+    sys.modules["table_in_process"] = module  # dataclasses look their module up here
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["table_in_process"]
+    config = parse_policy_config(policy_toml())
+    here = [sha256_hex(result_bytes(evaluate(c.plan, None, config, now))) for c in module.CASES]
+    assert json.loads(runs[0]) == here
+    assert len(here) >= 40
