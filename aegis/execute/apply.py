@@ -240,13 +240,15 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
         verified = verify_for_apply(d, raw, now)
     except RefusedError as e:
         ep = getattr(e, "execution_plan", None)
+        # Names in a document whose signature did not verify are claims, not facts.
+        signed = ep is not None and e.refusal.code is not RefusalCode.SIGNATURE
         return d.refuse(
             creds,
             e.refusal.code.value,
             e.refusal.detail,
             ep.execution_id if ep else None,
             request_id=ep.request_id if ep else req.request_id,
-            extra={"actor": _actor(creds, ep)} if ep else None,
+            extra={"actor": _actor(creds, ep)} if signed else None,
         )
     except AegisError as e:
         return d.refuse(
@@ -257,7 +259,17 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
             request_id=req.request_id,
         )
     ep = verified.plan
-    env = d.child_env()
+    try:
+        env = d.child_env()
+    except AegisError as e:
+        return d.refuse(
+            creds,
+            "refused:environment",
+            e.message,
+            ep.execution_id,
+            request_id=ep.request_id,
+            extra={"actor": _actor(creds, ep)},
+        )
     base: dict[str, Any] = {
         "actor": _actor(creds, ep),
         "request_id": ep.request_id,
@@ -267,7 +279,10 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
     }
     with d.execution_lock():
         if ep.intent.operation != Operation.RECOVER:
-            clean, report = runner.dpkg_audit(d.cfg.dpkg_root, env)
+            try:
+                clean, report = runner.dpkg_audit(d.cfg.dpkg_root, env)
+            except AegisError as e:
+                clean, report = False, e.message
             if not clean:
                 return d.refuse(
                     creds,
@@ -278,7 +293,17 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
                     request_id=ep.request_id,
                     extra={"actor": _actor(creds, ep)},
                 )
-        before = runner.dpkg_status(d.cfg.dpkg_root, env)
+        try:
+            before = runner.dpkg_status(d.cfg.dpkg_root, env)
+        except AegisError as e:
+            return d.refuse(
+                creds,
+                "refused:environment",
+                e.message,
+                ep.execution_id,
+                request_id=ep.request_id,
+                extra={"actor": _actor(creds, ep)},
+            )
         snapshot_id: str | None = None
         required = "snapshot" in ep.policy.controls
         if required or needs_snapshot(ep.plan.changes):
