@@ -29,8 +29,11 @@ def reason_text(rule: FiredRule) -> str:
 
 def rule_controls(rule: FiredRule) -> str:
     """What this one rule asks for."""
-    if rule.effect is Effect.REQUIRE_APPROVAL:
-        return f"approval: {rule.approvals} ({', '.join(rule.roles)})"
+    if rule.effect is Effect.REQUIRE_APPROVAL and rule.approvals:
+        roles = f" ({', '.join(rule.roles)})" if rule.roles else ""
+        return f"approval: {rule.approvals}{roles}"
+    if rule.rule_id.startswith("review.") and rule.effect is not Effect.DENY:
+        return ""  # a review entry that only records the review (no control of its own)
     if rule.effect is Effect.ALLOW_WITH_SNAPSHOT:
         return "snapshot"
     return ""
@@ -39,7 +42,8 @@ def rule_controls(rule: FiredRule) -> str:
 def controls_text(controls: Controls) -> str:
     """One line naming every required control."""
     if controls.approval.count:
-        approval = f"approval by {controls.approval.count} ({', '.join(controls.approval.roles)})"
+        roles = f" ({', '.join(controls.approval.roles)})" if controls.approval.roles else ""
+        approval = f"approval by {controls.approval.count}{roles}"
     else:
         approval = "no approval"
     snapshot = "snapshot required" if controls.snapshot else "no snapshot"
@@ -56,6 +60,12 @@ def not_fired_rows(result: PolicyResult) -> list[list[str]]:
     return [[n.rule_id, n.why] for n in result.not_fired]
 
 
+def _counted(result: PolicyResult) -> str:
+    if not result.review.counted:
+        return "not counted"
+    return "neutral" if result.review.status.value == "skipped" else "counted"
+
+
 def summary_lines(result: PolicyResult) -> list[tuple[str, str]]:
     """``label: value`` lines printed above the table."""
     lines = [
@@ -64,9 +74,7 @@ def summary_lines(result: PolicyResult) -> list[tuple[str, str]]:
         ("plan", f"{result.plan_id} sha256:{result.plan_hash}"),
         (
             "review",
-            f"{result.review.status.value}"
-            f"{' (counted)' if result.review.counted else ' (not counted)'}: "
-            f"{result.review.detail}",
+            f"{result.review.status.value} ({_counted(result)}): {result.review.detail}",
         ),
         (
             "policy",
