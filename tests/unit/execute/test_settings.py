@@ -70,3 +70,21 @@ def test_group_writable_config_refused_as_root(tmp_path: Path) -> None:
     path.chmod(0o664)
     with pytest.raises(TrustError, match="writable by others"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize("armed", [False, True], ids=["hooks-off", "hooks-on"])
+def test_test_hooks_only_with_aegis_test_hooks(tmp_path: Path, armed: bool) -> None:
+    from aegis.execute.daemon import Aegisd
+
+    cfg = load_config({"AEGIS_HOME": str(tmp_path / "home"), "AEGIS_HOST_ID": "h"})
+    hook_dir = tmp_path / "hooks"
+    hook_dir.mkdir()
+    env = {"AEGIS_TEST_HOOK_DIR": str(hook_dir), "AEGIS_AUDIT_SYSLOG": "0"}
+    if armed:
+        env["AEGIS_TEST_HOOKS"] = "1"
+    daemon = Aegisd(cfg, load_settings(cfg), env=env)
+    try:
+        daemon.hook("after-started")
+    finally:
+        daemon.audit.close()
+    assert (hook_dir / "after-started.reached").exists() is armed
