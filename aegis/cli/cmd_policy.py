@@ -116,7 +116,12 @@ def _exit_for(result: Any, request_id: str | None) -> None:
 
     who = f"request {request_id}" if request_id else f"plan {result.plan_id}"
     if result.decision is Effect.DENY:
-        rules = ", ".join(f.rule_id for f in result.fired if f.effect is Effect.DENY)
+        rules = ", ".join(
+            f.rule_id
+            for f in result.fired
+            if f.effect is Effect.DENY
+            and (not f.rule_id.startswith("review.") or f.rule_id == "review.deny")
+        )
         raise PolicyDenied(f"policy denied {who} ({rules})")
     if result.decision is Effect.REQUIRE_APPROVAL:
         raise ApprovalRequired(

@@ -208,7 +208,8 @@ def repo_weakly_pinned(facts: Facts) -> Check:
             reasons.append(f"{change.name} from {src.name}, which may not supply it")
             subjects.append(change.name)
     for signal in facts.plan.signals:
-        if signal.name == "weakly-pinned":
+        # The analyzer's own finding, unless policy already named that package above.
+        if signal.name == "weakly-pinned" and (signal.package or "") not in subjects:
             reasons.append(f"{signal.package or '?'}: {signal.detail or 'weakly pinned'}")
             subjects.append(signal.package or signal.detail)
     if not reasons:
