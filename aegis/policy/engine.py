@@ -138,7 +138,13 @@ def _fire(rule: Rule, hit: Hit, config: PolicyConfig) -> FiredRule:
         if override.approvals is not None:
             count = override.approvals if rule.overridable else max(count, override.approvals)
         if override.roles:
-            roles = override.roles
+            # Roles each must be represented among the approvers: adding roles tightens,
+            # replacing them could drop one, which only an overridable rule may do.
+            roles = (
+                override.roles
+                if rule.overridable
+                else tuple(dict.fromkeys((*roles, *override.roles)))
+            )
     approval = effect is Effect.REQUIRE_APPROVAL
     return FiredRule(
         rule_id=rule.id,

@@ -109,7 +109,7 @@ def test_override_tightens_and_sets_approval_controls(
     sensitive = evaluate(clean_plan(changes=(change("sudo"),)), neutral_review, config, now)
     assert sensitive.decision is Effect.REQUIRE_APPROVAL
     assert sensitive.controls.approval.count == 2
-    assert sensitive.controls.approval.roles == ("security",)
+    assert sensitive.controls.approval.roles == ("approver", "security")
     essential = evaluate(
         clean_plan(changes=(change("base-files", essential=True),)), neutral_review, config, now
     )

@@ -209,7 +209,7 @@ def test_neutral_review_adds_no_approval_requirement(now: datetime) -> None:
     result = evaluate(plan, _review(plan), config, now)
     assert result.decision is Effect.REQUIRE_APPROVAL
     assert result.controls.approval.count == 2
-    assert result.controls.approval.roles == ("security",)
+    assert result.controls.approval.roles == ("approver", "security")
     # A review that raises to approval brings the policy's default approval with it.
     raised = evaluate(
         clean_plan(),
