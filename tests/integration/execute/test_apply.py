@@ -206,3 +206,29 @@ def test_validly_signed_but_wrong_is_refused(make_daemon, chain, how: str, code:
     assert d.audit_events()[-1]["decision"]["rule_ids"] == [code]
     assert chain.installed() == {}
     assert Ledger(d.cfg.ledger_path).entries() == []
+
+
+def test_client_disconnect_never_aborts_a_run(make_daemon, chain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket as socketlib
+
+    from aegis.execute.protocol import Request, encode_frame, request_to_dict
+
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    d = _daemon(make_daemon, chain, AEGIS_TEST_HOOKS="1", AEGIS_TEST_HOOK_DIR=str(hooks))
+    data = chain.sign(chain.plan("aegis-tool"))
+    _arm(hooks, "before-run")
+    client = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    client.connect(str(d.socket))
+    req = Request(op="apply", execution_plan=data.decode())
+    client.sendall(encode_frame(request_to_dict(req)))
+    _wait(hooks, "before-run")
+    client.close()  # the operator's terminal goes away mid-run
+    (hooks / "before-run.go").touch()
+    deadline = time.monotonic() + 60
+    while not any(e["kind"] == "apply-finished" for e in d.audit_events()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    [row] = Ledger(d.cfg.ledger_path).entries()
+    assert (row.state, row.exit_status) == ("finished", 0)
+    assert chain.installed()["aegis-tool"] == "2.0"
