@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from importlib import resources
 from pathlib import Path
 
@@ -195,3 +197,35 @@ def test_match_source_uses_identity_never_origin() -> None:
     assert source_allows(vendor, "vendor-agent")
     assert not source_allows(vendor, "openssl")
     assert source_allows(dist, "openssl")
+
+
+def test_arbitrary_text_is_a_config_or_one_policy_config_error() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    keys = st.sampled_from(
+        ["format", "ruleset", "name", "approval", "sources", "rules", "shadow", "x", "count"]
+    )
+    values = st.one_of(
+        st.integers(-3, 3).map(str),
+        st.text(max_size=8).map(lambda t: '"' + t.replace('"', "").replace("\\", "") + '"'),
+        st.just("[]"),
+        st.just("true"),
+        st.just("1.5"),
+        st.just('["a", 1]'),
+    )
+    lines = st.lists(
+        st.one_of(
+            st.tuples(keys, values).map(lambda kv: f"{kv[0]} = {kv[1]}"),
+            st.sampled_from(["[approval]", "[[sources]]", '[rules."apt.removal"]', "[review]"]),
+        ),
+        max_size=8,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(lines)
+    def check(body: list[str]) -> None:
+        with contextlib.suppress(PolicyConfigError):
+            check_config(parse_policy_config("\n".join(body)))
+
+    check()
