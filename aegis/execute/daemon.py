@@ -104,6 +104,7 @@ class Aegisd:
         self._stop = threading.Event()
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
+        _preload()
 
     # -- test hooks ----------------------------------------------------------------
 
@@ -334,6 +335,23 @@ class Aegisd:
     def child_env(self) -> dict[str, str]:
         """The fixed environment of every command aegisd runs."""
         return runner.child_env(self.cfg.apt_config)
+
+
+def _preload() -> None:
+    """Import the apply path once at startup, so the first request pays no import cost."""
+    import importlib
+
+    for name in (
+        "aegis.execute.apply",
+        "aegis.execute.argv",
+        "aegis.sign.execution_plan",
+        "aegis.analyze.plan",
+        "aegis.policy.engine",
+        "aegis.policy.run",
+        "nacl.signing",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str]) -> socket.socket:
