@@ -145,3 +145,51 @@ def test_resume_of_applying_asks_the_ledger_and_never_reruns(
     assert _state(sr.env, sr.request_id) == "interrupted"
     [row] = Ledger(d.cfg.ledger_path).entries()
     assert row.state == "started"
+
+
+def test_resume_records_a_run_that_finished_after_the_client_died(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    sr = signed_request(tmp_path)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "before-run.wait").touch()
+    env = {**sr.env, "AEGIS_TEST_HOOKS": "1", "AEGIS_TEST_HOOK_DIR": str(hooks)}
+    d = Daemon(
+        sr.home,
+        sock_dir / "a.sock",
+        env,
+        ["--public-key-hex", sr.signer_pub],
+        tmp_path / "aegisd.log",
+    ).start()
+    env_sock = {**sr.env, "AEGIS_RUN_DIR": str(sock_dir)}
+    (sock_dir / "aegisd.sock").symlink_to(d.socket)
+    client = subprocess.Popen(
+        [
+            *AEGISCTL,
+            "apply",
+            "--execution-plan",
+            str(sr.execution_plan),
+            "--public-key-hex",
+            sr.signer_pub,
+            "--socket",
+            str(d.socket),
+        ],
+        env=sr.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (hooks / "before-run.reached").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client.kill()
+    client.wait()
+    (hooks / "before-run.go").touch()
+    while Ledger(d.cfg.ledger_path).entries()[0].state != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _state(sr.env, sr.request_id) == "applying"
+    run_cli([*AEGIS, "resume"], env_sock, ok=False)
+    assert _state(sr.env, sr.request_id) in ("applied", "audited")
+    d.stop()
