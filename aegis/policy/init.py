@@ -11,13 +11,12 @@ Example:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.errors import EnvironmentFailure, InputError
+from aegis.errors import InputError
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -41,19 +40,5 @@ def write_default_policy(cfg: Config, *, force: bool = False) -> Path:
             f"{path} already exists; refusing to overwrite the policy in force",
             hint="edit it, or pass --force to replace it with the default",
         )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".policy-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(default_policy_text())
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise EnvironmentFailure(f"cannot write {path}: {e.strerror}") from e
-    return path
+    # Not the store: /etc/aegis keeps its own modes (no host_install chmod of the directory).
+    return write_atomic(path, default_policy_text().encode("utf-8"), mode=0o644)

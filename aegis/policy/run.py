@@ -17,15 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import EnvironmentFailure, InputError, StateError
+from aegis.errors import InputError, StateError
 from aegis.policy.config import PolicyConfig, PolicyConfigError, PolicyUnavailable
 
 if TYPE_CHECKING:
@@ -134,24 +132,10 @@ def _request_review(cfg: Config, request_id: str) -> tuple[Any, str | None]:
 
 def write_result(cfg: Config, plan_id: str, data: bytes) -> Path:
     """Write ``policy/<plan_id>.policy.json`` through a temp file and ``os.replace``."""
-    directory = cfg.policy_dir
-    path = directory / f"{plan_id}.policy.json"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".policy-", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o640)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise EnvironmentFailure(f"cannot write {path}: {e.strerror}") from e
-    return path
+    from aegis.workflow.files import write_atomic
+
+    path = cfg.policy_dir / f"{plan_id}.policy.json"
+    return write_atomic(path, data, host_install=cfg.home is None, mode=0o640)
 
 
 def evaluate_plan_file(

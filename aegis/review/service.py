@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from aegis.review.record import (
     review_from_bytes,
     review_from_dict,
 )
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
@@ -280,23 +280,8 @@ def write_review(cfg: Config, review: Review) -> tuple[Path, bytes]:
     if not _PLAN_ID_RE.match(review.plan_id):
         raise InputError("plan id is not a plain token")
     data = review_bytes(review)
-    directory = cfg.reviews_dir
-    path = directory / f"{review.plan_id}.review.json"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".review-", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o640)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise EnvironmentFailure(f"cannot write {path}: {e.strerror}") from e
+    path = cfg.reviews_dir / f"{review.plan_id}.review.json"
+    write_atomic(path, data, host_install=cfg.home is None, mode=0o640)
     return path, data
 
 

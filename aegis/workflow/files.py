@@ -51,10 +51,14 @@ def _chgrp_aegis(path: Path) -> None:
         os.chown(path, -1, gid)
 
 
-def write_atomic(path: Path, data: bytes, *, host_install: bool = False) -> Path:
+def write_atomic(
+    path: Path, data: bytes, *, host_install: bool = False, mode: int | None = None
+) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
 
     The temp file is created with O_EXCL|O_NOFOLLOW, so a planted symlink is never followed.
+    Without ``mode`` the file is 0660 on a host install (group aegis shares the store),
+    else 0644, both under the umask; an explicit ``mode`` is set exactly.
 
     Raises:
         EnvironmentFailure: the file cannot be written.
@@ -69,6 +73,8 @@ def write_atomic(path: Path, data: bytes, *, host_install: bool = False) -> Path
         )
         try:
             with os.fdopen(fd, "wb") as fh:
+                if mode is not None:
+                    os.fchmod(fh.fileno(), mode)
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -18,8 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +34,8 @@ from aegis.analyze.evidence.vulnerabilities import (
 )
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config
-from aegis.errors import EnvironmentFailure, InputError
+from aegis.errors import InputError
+from aegis.workflow.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -94,21 +93,7 @@ def import_file(cfg: Config, source: Path, now: datetime) -> tuple[VulnIndex, Pa
     date = _iso(min(mtime, now))
     index = parse_tracker(data, release=release, date=date, imported_at=_iso(now))
     target = cfg.vulndb_path
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".vulndb-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(canonical_bytes(index_to_dict(index)))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise EnvironmentFailure(f"cannot write vulnerability index {target}: {e}") from e
+    write_atomic(target, canonical_bytes(index_to_dict(index)), mode=0o644)
     return index, target
 
 
