@@ -51,8 +51,20 @@ def controls_text(controls: Controls) -> str:
 
 
 def fired_rows(result: PolicyResult) -> list[list[str]]:
-    """Rows of the fired-rules table, strictest first."""
-    return [[f.rule_id, f.effect.value, reason_text(f), rule_controls(f)] for f in result.fired]
+    """Rows of the fired-rules table, strictest first.
+
+    A review entry records the decision after merging; a skipped review raised nothing,
+    so people see it as ``neutral`` rather than as the decision the other rules made.
+    """
+    return [
+        [
+            f.rule_id,
+            "neutral" if f.rule_id == "review.skipped" else f.effect.value,
+            reason_text(f),
+            rule_controls(f),
+        ]
+        for f in result.fired
+    ]
 
 
 def not_fired_rows(result: PolicyResult) -> list[list[str]]:

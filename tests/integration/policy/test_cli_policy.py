@@ -95,6 +95,10 @@ def test_deny_prints_rule_id_and_contract_phrase_and_exits_5(cfg: Config) -> Non
     lines = result.stdout.splitlines()
     assert f"deny apt.downgrade: {SOURCE}" in lines
     assert "apt.downgrade" in result.stdout.split("Fired rules")[1]
+    # The skipped review raised nothing: its row says so, not the other rules' deny.
+    review_row = next(line for line in lines if "review.skipped" in line)
+    assert "neutral" in review_row
+    assert "deny" not in review_row
     assert "decision   deny" in lines
     assert f"policy result: {cfg.policy_dir / 'p-0000000000000001.policy.json'}" in lines
     assert "Error: policy denied request" in result.stderr
