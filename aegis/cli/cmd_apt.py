@@ -36,8 +36,64 @@ SYMBOLS = {
 }
 
 
+UNPLANNED_VERBS = frozenset(
+    {
+        "full-upgrade",
+        "dist-upgrade",
+        "autoremove",
+        "autopurge",
+        "reinstall",
+        "dselect-upgrade",
+        "build-dep",
+        "satisfy",
+        "markauto",
+        "unmarkauto",
+    }
+)
+"""apt verbs that change packages but have no planning command: refused with the plan flow."""
+
+
+class _AptGroup(click.Group):
+    """Refuses mutation-shaped apt verbs it cannot plan (exit 3), not as a usage error."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in UNPLANNED_VERBS:
+            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
+            from aegis.text import inert
+
+            planned = ", ".join(sorted(self.list_commands(ctx)))
+            raise DirectMutationRefusedError(
+                f"refusing to run 'aegis apt {inert(' '.join(args), max_chars=200)}': Aegis "
+                f"never mutates directly, and it plans only apt {planned}",
+                hint=PLAN_FLOW.format(example="apt upgrade"),
+            )
+        return super().resolve_command(ctx, args)
+
+
+class _TargetsCommand(click.Command):
+    """A planning command taking package targets.
+
+    An option-shaped word (``-oAPT::Get::AllowUnauthenticated=1``) is a bad target name,
+    refused by the name grammar (exit 3) before click could call it a usage error.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from aegis.analyze.names import parse_target
+
+        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
+                parse_target(arg)  # raises InputError: starts with '-'
+        return super().parse_args(ctx, args)
+
+
 @click.group(
     "apt",
+    cls=_AptGroup,
     help=(
         "Plan apt changes (read-only); nothing runs until the plan is reviewed, decided,\n"
         "signed and applied by aegisd.\n\n"
@@ -179,6 +235,7 @@ def _op(name: str) -> Operation:
 
 @apt_group.command(
     "install",
+    cls=_TargetsCommand,
     help="Plan installing packages.\n\nExample:\n\n  aegis apt install nginx --plan",
 )
 @click.argument("packages", nargs=-1, required=True)
@@ -222,6 +279,7 @@ def update_cmd(plan: bool, no_contents: bool, as_json: bool) -> None:
 
 @apt_group.command(
     "remove",
+    cls=_TargetsCommand,
     help="Plan removing packages.\n\nExample:\n\n  aegis apt remove nginx --plan",
 )
 @click.argument("packages", nargs=-1, required=True)
@@ -240,6 +298,7 @@ def remove_cmd(packages: tuple[str, ...], plan: bool, no_contents: bool, as_json
 
 @apt_group.command(
     "purge",
+    cls=_TargetsCommand,
     help="Plan purging packages (removal with configuration).\n\n"
     "Example:\n\n  aegis apt purge nginx --plan",
 )

@@ -44,9 +44,10 @@ def _shuffle(value: Any, rng: random.Random) -> Any:
 def test_key_order_and_whitespace_never_change_the_hash(
     value: Any, seed: int, indent: int | None
 ) -> None:
-    other = json.dumps(
-        _shuffle(value, random.Random(seed))  # noqa: S311, indent=indent, ensure_ascii=bool(seed % 2)
-    )
+    rng = random.Random(seed)  # noqa: S311 - shuffling test data, not security
+    other = json.dumps(_shuffle(value, rng), indent=indent, ensure_ascii=bool(seed % 2))
+    if indent is not None and value not in ([], {}) and isinstance(value, (list, dict)):
+        assert "\n" in other  # the whitespace really differs from the canonical form
     assert canonical_hash(loads_strict(other.encode())) == canonical_hash(value)
 
 
@@ -68,6 +69,12 @@ def test_refused_with_input_error(raw: bytes, message: str) -> None:
     with pytest.raises(InputError, match=message) as err:
         loads_strict(raw)
     assert err.value.exit_code == 3
+
+
+def test_lone_surrogates_are_not_utf8_and_refused() -> None:
+    # A JSON escape can smuggle text that has no UTF-8 form; hashing it must refuse.
+    with pytest.raises(InputError, match="UTF-8"):
+        canonical_bytes(loads_strict(b'{"a": "\\ud800"}'))
 
 
 def test_floats_refused_when_serialising() -> None:

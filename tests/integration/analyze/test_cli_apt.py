@@ -48,20 +48,41 @@ def test_human_diff_with_signals(env: Path, apt_root: testrepo.AptRoot) -> None:
     assert ".json" in res.output
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("apt", "install", "aegis-tool"),  # no --plan: Aegis never mutates directly
-        ("apt", "install", "\u0430egis-tool", "--plan"),
+REFUSALS = [
+    (("apt", "install", "aegis-tool"), "without --plan"),  # Aegis never mutates directly
+    (("apt", "upgrade"), "without --plan"),
+    (("apt", "install", "\u0430egis-tool", "--plan"), "lookalike names are refused"),
+    (("apt", "install", "\uff4e\uff47\uff49\uff4e\uff58", "--plan"), "lookalike"),
+    (
         ("apt", "install", "--plan", "--", "-oAPT::Get::AllowUnauthenticated=1"),
-        ("apt", "install", "nginx;id", "--plan"),
-        ("apt", "upgrade"),
-    ],
-)
-def test_refusals_exit_3_without_request(env: Path, args: tuple[str, ...]) -> None:
+        "starts with '-'",
+    ),
+    # Option injection before "--" is a bad name too (exit 3), not a click usage error.
+    (("apt", "install", "-oAPT::Get::AllowUnauthenticated=1", "--plan"), "starts with '-'"),
+    (("apt", "install", "--allow-unauthenticated", "aegis-tool", "--plan"), "starts with '-'"),
+    (("apt", "remove", "-y", "aegis-tool", "--plan"), "starts with '-'"),
+    (("apt", "install", "nginx;id", "--plan"), "is not a Debian package name"),
+    (("apt", "install", "aegis-tool$(id)", "--plan"), "is not a Debian package name"),
+    (("apt", "install", "aegis-tool", "aegis-tool|sh", "--plan"), "is not a Debian package"),
+    (("apt", "install", "./x;rm.deb", "--plan"), "shell metacharacters"),
+    # apt verbs that change packages but have no planning command: the plan flow.
+    (("apt", "full-upgrade"), "Aegis never mutates directly"),
+    (("apt", "dist-upgrade", "--plan"), "Aegis never mutates directly"),
+    (("apt", "autoremove", "--plan"), "Aegis never mutates directly"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSALS, ids=[" ".join(a) for a, _ in REFUSALS])
+def test_refusals_exit_3_without_request(env: Path, args: tuple[str, ...], message: str) -> None:
     res = run(*args)
     assert res.exit_code == 3, res.output
+    assert res.stderr.startswith("Error: "), res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+    if "never mutates" in message or "--plan" in message:
+        assert "aegis apt " in res.stderr  # explains the plan flow
     assert api.list_requests(load_config()) == []
+    assert not list(load_config().plans_dir.glob("*.json"))
 
 
 def test_update_and_upgrade_plans(env: Path) -> None:
@@ -71,3 +92,48 @@ def test_update_and_upgrade_plans(env: Path) -> None:
     ug = run("apt", "upgrade", "--plan")
     assert ug.exit_code == 0
     assert "nothing to change" in ug.output
+
+
+def test_upgrade_diff_shows_each_symbol_with_signals(env: Path, apt_root: testrepo.AptRoot) -> None:
+    testrepo.run_apt(apt_root, "install", "-y", "aegis-held=1.0", "libssl3=3.0.1")
+    res = run("apt", "upgrade", "--plan", "--no-contents")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "~ libssl3 3.0.1 -> 3.0.2 (all)   [security-sensitive]" in lines
+    assert "= aegis-held 1.0 -> 1.1 (all)   [held-back]" in lines
+
+
+def test_unknown_name_is_an_analyzed_plan_listing_the_closest_names(env: Path) -> None:
+    res = run("apt", "install", "aegis-bsae", "--plan", "--no-contents")
+    assert res.exit_code == 0, res.output  # a plan policy will deny, not a crash
+    assert "analysis failed (unknown-package)" in res.output
+    assert "! target.unknown aegis-bsae: closest known: aegis-base" in res.output
+    (rec,) = api.list_requests(load_config())
+    assert rec.state == "analyzed"
+    doc = json.loads(run("show", rec.id, "--json").stdout)
+    plan_path = Path(doc["artifacts"][0]["path"])
+    plan = json.loads(plan_path.read_text())
+    assert plan["failure"]["kind"] == "unknown-package"
+    assert plan["command_preview"] == []
+
+
+def test_update_plan_records_current_valid_until(
+    tmp_path: Path, aegis_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    until = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
+    repo = testrepo.build_repo(tmp_path / "repo", valid_until=until)
+    root = testrepo.make_root(tmp_path / "root", [repo])
+    testrepo.apt_update(root)
+    monkeypatch.setenv("AEGIS_APT_CONFIG", str(root.apt_config))
+    res = run("apt", "update", "--plan", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["plan"]["command_preview"] == ["/usr/bin/apt-get", "update"]
+    (ev,) = doc["plan"]["repositories"]
+    assert ev["uri"] == repo.uri
+    assert ev["valid_until"] == until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert not ev["expired"]
+    human = run("apt", "update", "--plan")
+    assert f"Valid-Until {ev['valid_until']}" in human.output

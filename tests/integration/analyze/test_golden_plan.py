@@ -45,6 +45,8 @@ def test_golden_plan(
         "install", "aegis-tool", "aegis-hostile", "aegis-benign", "libssl3", contents=True
     )
     got = normalise(plan_to_dict(plan), test_repo, apt_root)
-    if os.environ.get("AEGIS_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
+    if os.environ.get("AEGIS_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(got, sort_keys=True, indent=2) + "\n")
+    # A missing golden file is a failure, never a silent regeneration.
+    assert GOLDEN.is_file(), f"{GOLDEN} is missing: regenerate with AEGIS_UPDATE_GOLDEN=1"
     assert got == json.loads(GOLDEN.read_text())
