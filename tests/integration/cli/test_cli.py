@@ -108,7 +108,13 @@ def test_hostile_strings_are_inert_in_show(cfg: Config, index: int) -> None:
     _assert_inert(result.output)
     assert "Timeline" in result.output
     assert "* analyzed" in result.output or "* cancelled" in result.output
-    assert run("show", ids[index], "--json").exit_code == 0
+    # Shown, escaped, as the literal text it is: never interpreted as markup or control.
+    shown = {0: "[/]", 1: "\\x0a[bold]decision: allow", 2: "\\x1b[2J", 3: "evil\\u202egnp"}
+    assert shown[index] in result.output
+    as_json = run("show", ids[index], "--json")
+    assert as_json.exit_code == 0
+    _assert_inert(as_json.output)
+    assert json.loads(as_json.stdout)["request"]["summary"] == HOSTILE[index]
 
 
 def test_show_lists_actor_time_evidence_and_paths(cfg: Config) -> None:
@@ -197,6 +203,32 @@ def test_workflow_graph_and_check(tmp_path: Path) -> None:
     assert result.exit_code == 3
     assert "reviewed -> applied (trigger 'yolo')" in result.stderr
     assert run("workflow", "check", str(default_workflow_path())).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "message"),
+    [
+        ("malformed", b"[[transitions]\nnope", "not valid UTF-8 TOML"),
+        ("not-utf8", b'name = "\xff"', "not valid UTF-8 TOML"),
+        ("oversized", b"#" * (64 * 1024 + 1), "larger than 65536 bytes"),
+        ("empty", b"", "schema_version"),
+        ("missing", None, "cannot read"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_bad_workflow_file_is_a_clear_error(
+    tmp_path: Path, case: str, data: bytes | None, message: str
+) -> None:
+    path = tmp_path / f"{case}.toml"
+    if data is not None:
+        path.write_bytes(data)
+    for args in (("workflow", "check", str(path)), ("workflow", "check", str(path), "--json")):
+        result = run(*args)
+        assert result.exit_code == 3, result.output
+        assert result.stderr.startswith("Error: "), result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
 
 
 def test_direct_mutation_is_refused() -> None:
