@@ -146,6 +146,11 @@ def test_contents_findings(analyze: Analyze) -> None:
         by_pkg.setdefault(f.package, set()).add(f.rule)
     assert "aegis-benign" not in by_pkg
     assert {"aegis-hostile", "aegis-obfuscated", "aegis-apthook", "aegis-setuid"} <= set(by_pkg)
+    # The no-script packages are caught by their data archive, each by the right rule.
+    assert by_pkg["aegis-apthook"] == {"content.apt-hook"}
+    assert by_pkg["aegis-setuid"] == {"content.setuid"}
+    for pkg in ("aegis-hostile", "aegis-obfuscated"):
+        assert {"script.download-exec", "script.decoded-exec", "script.sudoers"} <= by_pkg[pkg]
     assert any(s.name.startswith("content.") and s.package == "aegis-hostile" for s in plan.signals)
 
 

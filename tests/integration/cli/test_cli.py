@@ -147,6 +147,28 @@ def test_requests_filters_and_json(cfg: Config) -> None:
     assert bad.stderr.startswith("Error: unknown state 'nirvana'")
 
 
+def test_requests_stuck_through_the_cli_with_freezegun(cfg: Config) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from freezegun import freeze_time
+
+    t0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    with freeze_time(t0):
+        old = api.submit_plan(cfg, sample_plan("p-old"), "t").request_id  # analyzed: 1d
+    with freeze_time(t0 + timedelta(hours=2)):
+        new = api.submit_plan(cfg, sample_plan("p-new"), "t").request_id
+    with freeze_time(t0 + timedelta(hours=25)):
+        data = json.loads(run("requests", "--stuck", "--json").stdout)
+        assert [r["id"] for r in data["requests"]] == [old]
+    with freeze_time(t0 + timedelta(days=3)):
+        data = json.loads(run("requests", "--stuck", "--json").stdout)
+        assert [r["id"] for r in data["requests"]] == [old, new]  # oldest first
+        text = run("requests", "--stuck").output
+        assert old in text
+        assert new in text
+        assert "3d" in text  # age in state
+
+
 def test_errors_are_one_line_with_stable_codes(cfg: Config) -> None:
     missing = run("show", "r-0000")
     assert missing.exit_code == 3
