@@ -215,6 +215,7 @@ def analyze_apt(
 
     Raises:
         InputError: a target outside the name grammar (nothing ran).
+        EnvironmentFailure: the configured apt configuration is not a regular file.
     """
     if isinstance(cfg, Intent) and isinstance(intent, Config):
         cfg, intent = intent, cfg
@@ -222,6 +223,15 @@ def analyze_apt(
     assert isinstance(intent, Intent)
     now = now or datetime.now(UTC)
     targets = parse_targets(intent.targets)
+    if cfg.apt_config is not None and not cfg.apt_config.is_file():
+        # apt only warns and then reads the host's own configuration when APT_CONFIG
+        # names no regular file: that would be a plan of another system. Fail closed.
+        from aegis.errors import EnvironmentFailure
+
+        raise EnvironmentFailure(
+            f"the configured apt configuration {cfg.apt_config} is not a regular file",
+            hint="point AEGIS_APT_CONFIG (apt_config) at an existing apt.conf",
+        )
     return _Analysis(cfg, intent, now, targets, inspect_contents).build(plan_id or new_plan_id())
 
 

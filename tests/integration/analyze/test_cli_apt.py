@@ -136,4 +136,24 @@ def test_update_plan_records_current_valid_until(
     assert ev["valid_until"] == until.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert not ev["expired"]
     human = run("apt", "update", "--plan")
-    assert f"Valid-Until {ev['valid_until']}" in human.output
+    # Long temporary paths may fold the repository line; compare the words.
+    assert f"Valid-Until {ev['valid_until']}" in " ".join(human.output.split())
+
+
+@pytest.mark.parametrize("kind", ["missing", "fifo", "directory"])
+def test_unusable_apt_config_fails_closed(
+    tmp_path: Path, aegis_home: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """apt would only warn and plan the host's own configuration: Aegis refuses (exit 7)."""
+    import os
+
+    path = tmp_path / "apt.conf"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    monkeypatch.setenv("AEGIS_APT_CONFIG", str(path))
+    res = run("apt", "install", "aegis-tool", "--plan", "--no-contents")
+    assert res.exit_code == 7, res.output
+    assert res.stderr.startswith(f"Error: the configured apt configuration {path} is not a regular")
+    assert api.list_requests(load_config()) == []
