@@ -208,10 +208,18 @@ def test_resume_json(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_workflow_graph_and_check(tmp_path: Path) -> None:
+    from aegis.workflow.machine import load_workflow
+
     mermaid = run("workflow", "graph", "--format", "mermaid")
     assert mermaid.exit_code == 0
-    assert "reviewed --> policy: decide" in mermaid.output
-    assert "applying --> applied: finish" in mermaid.output
+    lines = mermaid.output.splitlines()
+    assert lines[0] == "stateDiagram-v2"
+    edges = {line.strip() for line in lines if "-->" in line and "[*]" not in line}
+    wf = load_workflow()
+    assert edges == {f"{src} --> {dst}: {t.trigger}" for src, dst, t in wf.edges()}
+    assert "reviewed --> applied" not in mermaid.output
+    ends = {line.strip() for line in lines if line.strip().endswith("--> [*]")}
+    assert ends == {f"{n} --> [*]" for n, st in wf.states.items() if st.terminal}
     assert json.loads(run("workflow", "graph", "--json").stdout)["initial"] == "intent"
     from aegis.workflow.machine import default_workflow_path
 
