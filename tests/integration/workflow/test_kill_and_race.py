@@ -143,8 +143,8 @@ for i, rid in enumerate(ids):
                     artifact=f"review by {os.getpid()}".encode())
         out[rid] = "won"
     except StateError as e:
-        out[rid] = f"lost:{e.exit_code}:{type(e).__name__}"
-print(json.dumps(out))
+        out[rid] = f"lost:{e.exit_code}:{type(e).__name__}:{e.message}"
+print(json.dumps({"pid": os.getpid(), "out": out}))
 """
 
 
@@ -171,9 +171,17 @@ def test_two_processes_racing_exactly_one_transition_per_race(cfg: Config) -> No
         assert code == 0, err
         results.append(json.loads(out))
     for rid in ids:
-        outcomes = sorted(r[rid] for r in results)
-        assert outcomes[-1] == "won", outcomes
-        assert outcomes[0].startswith("lost:6:"), outcomes
+        outcomes = sorted((r["out"][rid], r["pid"]) for r in results)
+        (lost, _), (won, winner) = outcomes
+        assert won == "won", outcomes
+        # The loser gets exit 6 and a message saying why nothing of its attempt was kept.
+        assert lost.startswith("lost:6:"), outcomes
+        assert (
+            f"request {rid!r} changed while this step ran" in lost and "nothing was written" in lost
+        ) or "trigger 'review' is not allowed in state 'reviewed'" in lost, lost
         history = api.get_request_detail(cfg, rid).history
         assert [h.trigger for h in history].count("review") == 1
+        assert [h.actor for h in history if h.trigger == "review"] == [f"racer-{winner}"]
         assert api.get_request(cfg, rid).state == "reviewed"
+        (art,) = [a for a in api.request_artifacts(cfg, rid) if a.kind == "review"]
+        assert api.load_artifact(cfg, art.sha256) == f"review by {winner}".encode()
