@@ -66,7 +66,9 @@ def _store_rows(cfg: Config) -> tuple[list[object], list[object], list[object]]:
         return (
             conn.execute("SELECT * FROM requests ORDER BY id").fetchall(),
             conn.execute("SELECT * FROM history ORDER BY request_id, seq").fetchall(),
-            conn.execute("SELECT * FROM request_artifacts ORDER BY request_id, seq").fetchall(),
+            # Both the links and the content-addressed bodies: no orphan artifact either.
+            conn.execute("SELECT * FROM request_artifacts ORDER BY request_id, seq").fetchall()
+            + conn.execute("SELECT sha256 FROM artifacts ORDER BY sha256").fetchall(),
         )
     finally:
         conn.close()
