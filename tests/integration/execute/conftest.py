@@ -167,6 +167,7 @@ def make_daemon(tmp_path: Path, sock_dir: Path, key_set: Keys) -> Iterator[Any]:
         env_extra: dict[str, str] | None = None,
         config: str | None = None,
         home: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> Daemon:
         home = home or (tmp_path / "home")
         home.mkdir(exist_ok=True)
@@ -183,6 +184,7 @@ def make_daemon(tmp_path: Path, sock_dir: Path, key_set: Keys) -> Iterator[Any]:
                 "--approval-public-key-hex",
                 key_set.approver_pub,
             ]
+        args.extend(extra_args)
         d = Daemon(home, sock_dir / f"d{len(started)}.sock", env, args, tmp_path / "aegisd.log")
         started.append(d)
         return d.start()

@@ -62,8 +62,9 @@ def _flip(data: bytes, old: bytes, new: bytes) -> bytes:
         ("future", "refused:not-yet-valid"),
         ("approval-by-signer", "refused:approvals"),
         ("approval-other-plan", "refused:approvals"),
-        ("denied-relabelled", "refused:signature"),
-        ("extra-o-option", "refused:signature"),
+        # Edited after signing; the same attacks by a trusted signer: test_attack_table.
+        ("decision-edited-to-allow", "refused:signature"),
+        ("o-option-inserted", "refused:signature"),
     ],
     ids=lambda v: v,
 )
@@ -135,7 +136,7 @@ def test_attack_refused_before_running(make_daemon, key_set, attack: str, code: 
         )
         policy = PolicyBinding("1" * 64, "require-approval", "t", ("approval",), 1, (), ())
         data = sign_plan(cfg, plan, key_set.signer, approvals=(approval,), policy=policy)
-    elif attack == "denied-relabelled":
+    elif attack == "decision-edited-to-allow":
         from aegis.sign.execution_plan import PolicyBinding
 
         policy = PolicyBinding("1" * 64, "require-approval", "t", (), 0, (), ("x.deny",))
@@ -144,7 +145,7 @@ def test_attack_refused_before_running(make_daemon, key_set, attack: str, code: 
             b'"decision":"require-approval"',
             b'"decision":"allow"',
         )
-    else:  # extra -o option inserted after signing
+    else:  # o-option-inserted: an extra -o option inserted after signing
         data = _flip(
             sign_plan(cfg, plan, key_set.signer),
             b'"install",',
@@ -214,8 +215,12 @@ def test_caller_not_in_aegis_apply_refused(make_daemon, key_set, tmp_path: Path)
     plan_file.unlink()
     assert proc.stdout.strip() == "refused:peer", proc.stderr
     last = d.audit_events()[-1]
+    assert last["kind"] == "apply-refused"
     assert last["decision"]["rule_ids"] == ["refused:peer"]
+    # The kernel's view of the peer (SO_PEERCRED), not anything the client claimed.
     assert last["actor"]["uid"] == 65534
+    assert last["actor"]["pid"] > 0
+    assert Ledger(d.cfg.ledger_path).entries() == []
 
 
 def _raw(path: Path, payload: bytes) -> dict:  # type: ignore[type-arg]
