@@ -16,6 +16,7 @@ from freezegun import freeze_time
 
 from aegis.cli.aegisctl import cli
 from aegis.devtools import signing
+from aegis.errors import AegisError
 from aegis.model import Host
 from aegis.sign import keys
 from aegis.sign.execution_plan import execution_plan_bytes
@@ -99,6 +100,51 @@ def test_keygen_passphrase_from_file_or_stdin_never_argv(tmp_path: Path, aegis_h
     assert keys.load_signing_key(tmp_path / "b/signer.key", b"pw")
     no_option = _ctl("keygen", "--out", str(tmp_path / "c"), "--passphrase", "visible")
     assert no_option.exit_code == 2
+
+
+def test_keygen_and_signing_never_put_secrets_on_output_or_in_files(
+    tmp_path: Path, aegis_home: Path
+) -> None:
+    """As real processes: seed and passphrase appear in no output, log or other file."""
+    import base64
+
+    ctl = [sys.executable, "-c", "from aegis.cli.aegisctl import main; main()"]
+    env = {**os.environ, "AEGIS_AUDIT_SYSLOG": "0"}
+    pf = tmp_path / "pass"
+    pf.write_text("correct horse battery\n")
+    outputs: list[str] = []
+    for extra in ([], ["--passphrase-file", str(pf)]):
+        out = tmp_path / f"k{len(extra)}"
+        proc = subprocess.run(
+            [*ctl, "keygen", "--out", str(out), "--name", "alice", *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs += [proc.stdout, proc.stderr]
+    raw = keys.load_signing_key(tmp_path / "k0/alice.key")
+    wrapped = keys.load_signing_key(tmp_path / "k2/alice.key", b"correct horse battery")
+    # A wrong passphrase is refused without echoing either passphrase.
+    with pytest.raises(AegisError) as wrong:
+        keys.load_signing_key(tmp_path / "k2/alice.key", b"wrong horse")
+    outputs.append(str(wrong.value))
+    text = "\n".join(outputs)
+    secrets_ = ["correct horse", "wrong horse"]
+    for key in (raw, wrapped):
+        seed = bytes(key)
+        secrets_ += [seed.hex(), base64.b64encode(seed).decode(), bytes(key._signing_key).hex()]
+    assert keys.public_hex(raw) in text  # the public half is printed
+    for secret in secrets_:
+        assert secret not in text
+    # Nothing under AEGIS_HOME (logs, audit, state) holds the seed either.
+    for path in aegis_home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(s.encode() in data for s in secrets_), path
+    assert b"correct horse" not in (tmp_path / "k2/alice.key").read_bytes()
+    assert bytes(wrapped).hex().encode() not in (tmp_path / "k2/alice.key").read_bytes()
 
 
 @freeze_time("2026-11-26T12:10:00Z")
