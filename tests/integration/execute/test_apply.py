@@ -84,6 +84,10 @@ def test_dpkg_audit_dirty_refused_pointing_to_recover(make_daemon, chain) -> Non
     answer2 = d.submit(data2)
     assert answer2.refusal == "refused:dpkg-audit", answer2
     assert "aegisctl recover --plan" in answer2.message
+    last = d.audit_events()[-1]
+    assert (last["kind"], last["decision"]["rule_ids"]) == ("apply-refused", ["refused:dpkg-audit"])
+    assert Ledger(d.cfg.ledger_path).entries() == []
+    assert "aegis-benign" not in chain.installed()
 
 
 def _arm(hook_dir: Path, point: str) -> None:

@@ -278,4 +278,12 @@ def test_slow_client_never_blocks_others(make_daemon) -> None:  # type: ignore[n
     (n,) = struct.unpack(">I", head)
     answer = json.loads(slow.recv(n))
     slow.close()
+    assert answer["ok"] is False
     assert answer["refusal"] == "refused:slow-client"
+    last = d.audit_events()[-1]
+    assert (last["kind"], last["decision"]["rule_ids"]) == (
+        "apply-refused",
+        ["refused:slow-client"],
+    )
+    assert last["actor"]["uid"] == 0
+    assert Ledger(d.cfg.ledger_path).entries() == []
