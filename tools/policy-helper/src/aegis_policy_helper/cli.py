@@ -124,6 +124,9 @@ def run_report(args: argparse.Namespace) -> int:
         generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     _write(args.out, json.dumps(report, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+    if analysis["status"] != "ok" and not args.skip_dspy:
+        # Asked for a model analysis and did not get one: say so, not only in the file.
+        log.warning("dspy_analysis %s: %s", analysis["status"], analysis["reason"])
     print(f"report: {args.out}")
     return 0
 

@@ -1,10 +1,12 @@
 """Verify a signed execution plan and its approvals against trusted keys.
 
-Uses :mod:`aegis.sign` when it is importable (the same parser and checks aegisd uses);
-otherwise falls back to its own strict parse and Ed25519 verification with PyNaCl over
-canonical JSON (sorted keys, compact separators, UTF-8), which is the same definition
-of the signed bytes (``aegis/canonical.py``): the signature covers every field but
-``signature_hex``; an approval's covers every field of the approval but its own.
+Uses :mod:`aegis.sign` when it and PyNaCl are importable (the same parser and checks
+aegisd uses); otherwise (the contract's stock system ``python3``) falls back to its own
+strict parse and Ed25519 verification (:mod:`aegis_policy_helper.ed25519`: PyNaCl,
+python3-cryptography or pure Python) over canonical JSON (sorted keys, compact
+separators, UTF-8), which is the same definition of the signed bytes
+(``aegis/canonical.py``): the signature covers every field but ``signature_hex``; an
+approval's covers every field of the approval but its own.
 
 Approvals are judged at the execution plan's creation time: the report is about what
 the signer relied on, possibly long after the approvals expired.
@@ -27,7 +29,7 @@ class Verification:
     """What was verified, and how."""
 
     method: str
-    """``aegis.sign`` or ``pynacl-fallback``."""
+    """``aegis.sign`` or ``fallback/<backend>`` (pynacl, cryptography, pure-python)."""
     signature_ok: bool
     signature_detail: str
     approvals: list[dict[str, Any]] = field(default_factory=list)
@@ -76,16 +78,13 @@ def canonical(value: Any) -> bytes:
 
 
 def _ed25519_ok(body: Any, sig_hex: str, pub_hex: str) -> bool:
+    from aegis_policy_helper.ed25519 import verify
+
     try:
-        from nacl.exceptions import BadSignatureError
-        from nacl.signing import VerifyKey
-    except ImportError as e:
-        raise TrustFailure("neither aegis.sign nor PyNaCl is importable: cannot verify") from e
-    try:
-        VerifyKey(bytes.fromhex(pub_hex)).verify(canonical(body), bytes.fromhex(sig_hex))
-    except (BadSignatureError, ValueError, TypeError):
+        key, sig = bytes.fromhex(pub_hex), bytes.fromhex(sig_hex)
+    except (ValueError, TypeError):
         return False
-    return True
+    return verify(key, canonical(body), sig)
 
 
 def _parse_time(text: str) -> datetime:
@@ -140,7 +139,9 @@ def verify_with_aegis(data: bytes, exec_key: str, approval_keys: list[str]) -> V
 
 
 def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Verification:
-    """Verify without the aegis package: strict parse plus PyNaCl Ed25519."""
+    """Verify without the aegis package: strict parse plus Ed25519 (any backend)."""
+    from aegis_policy_helper.ed25519 import backend
+
     doc = parse_strict(data)
     if data.rstrip(b"\n") != canonical(doc):
         raise TrustFailure("execution plan is not in canonical form")
@@ -187,15 +188,22 @@ def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Ver
                 "reason": reason,
             }
         )
-    return Verification("pynacl-fallback", ok, detail, rows, doc)
+    return Verification(f"fallback/{backend()}", ok, detail, rows, doc)
 
 
 def verify_execution_plan(
     data: bytes, exec_key: str, approval_keys: list[str], *, prefer_aegis: bool = True
 ) -> Verification:
-    """Verify with aegis.sign when importable, else with the fallback."""
+    """Verify with aegis.sign when it and its dependencies import, else with the fallback.
+
+    ``python3 -m`` from the checkout puts ``aegis`` on the path even under a system
+    Python without the venv's packages; importing PyNaCl as well proves aegis.sign can
+    actually verify instead of failing halfway through.
+    """
     if prefer_aegis:
         try:
+            import nacl.signing  # noqa: F401
+
             import aegis.sign.execution_plan  # noqa: F401
         except ImportError:
             pass
