@@ -287,3 +287,46 @@ def test_slow_client_never_blocks_others(make_daemon) -> None:  # type: ignore[n
     )
     assert last["actor"]["uid"] == 0
     assert Ledger(d.cfg.ledger_path).entries() == []
+
+
+def test_aegisd_serves_a_socket_passed_by_systemd(tmp_path: Path, sock_dir: Path, key_set) -> None:  # type: ignore[no-untyped-def]
+    from .conftest import base_env
+
+    home = tmp_path / "home"
+    home.mkdir()
+    path = sock_dir / "passed.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+    fd = listener.fileno()
+    env = {k: v for k, v in base_env(home).items() if not k.startswith("LISTEN_")}
+    # The sd_listen_fds protocol: the socket at fd 3, LISTEN_PID = the daemon's own pid.
+    script = (
+        f'exec 3<&{fd}; export LISTEN_FDS=1 LISTEN_PID=$$; exec "$0" -m aegis.execute.aegisd '
+        f"--public-key-hex {key_set.signer_pub}"
+    )
+    own = sock_dir / "own.sock"
+    proc = subprocess.Popen(
+        ["/bin/bash", "-c", script + f" --socket {own}", sys.executable],
+        env=env,
+        pass_fds=(fd,),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                answer = call(str(path), Request(op="ping"), timeout_s=5)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "aegisd never answered on the passed socket"
+                time.sleep(0.05)
+        assert answer.ok
+        assert answer.result["trusted_signer_keys"] == 1
+        assert not own.exists()  # it used the passed socket, not its own
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        listener.close()
