@@ -355,6 +355,8 @@ class _Analysis:
     def _entries(self, paths: AptPaths) -> list[SourceEntry]:
         files: list[tuple[str, str]] = []
         for p in source_files(paths):
+            if not p.is_file():
+                continue  # a FIFO would block this read for ever (apt's own read times out)
             try:
                 files.append((str(p), p.read_text(errors="replace")))
             except OSError:

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,14 @@ def package_state_hash(inputs: StateInputs) -> str:
 
 
 def _sha(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return ABSENT
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if not stat.S_ISREG(mode):
+        return "special"  # a FIFO or device: reading it could block for ever
     try:
         h = hashlib.sha256()
         with open(path, "rb") as f:

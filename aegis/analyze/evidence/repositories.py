@@ -311,6 +311,8 @@ def verify_release(
         tdir = Path(tmp)
         keyrings: list[Path] = []
         for i, kr in enumerate(keyring_files(entry, paths)):
+            if not kr.is_file():
+                continue  # a FIFO or device is no keyring, and reading it could block for ever
             try:
                 data = kr.read_bytes()
             except OSError:

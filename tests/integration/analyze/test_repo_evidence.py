@@ -131,3 +131,36 @@ def test_insecure_apt_config_flags(
     testrepo.apt_update(root)
     plan = analyze("install", "aegis-base", root=root)
     assert {"check-valid-until-false", "dpkg-post-invoke"} <= set(plan.config.flags)
+
+
+def test_fifos_in_apt_directories_do_not_hang_the_analysis(
+    tmp_path: Path, aegis_home: Path, test_repo: testrepo.Repo
+) -> None:
+    """A FIFO as source file, pin file or Signed-By keyring: the plan finishes, fails closed."""
+    import json
+    import subprocess
+    import sys
+
+    root = testrepo.make_root(tmp_path / "r2", [test_repo])
+    testrepo.apt_update(root)
+    (key,) = root.keyrings_dir.glob("*.gpg")
+    key.unlink()
+    os.mkfifo(key)  # reading it would block for ever
+    os.mkfifo(root.sources_dir / "zz.list")
+    os.mkfifo(root.preferences_dir / "zz")
+    env = {
+        **os.environ,
+        "AEGIS_HOME": str(aegis_home),
+        "AEGIS_APT_CONFIG": str(root.apt_config),
+        "AEGIS_APT_TIMEOUT": "20",
+    }
+    argv = [sys.executable, "-m", "aegis", "apt", "install", "aegis-base", "--plan", "--json"]
+    try:
+        res = subprocess.run(
+            [*argv, "--no-contents"], env=env, capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the analysis hung on a FIFO")
+    assert res.returncode == 0, res.stderr
+    (ev,) = json.loads(res.stdout)["plan"]["repositories"]
+    assert ev["signature"] == "no-pubkey"  # the named keyring is no keyring: nothing verifies
