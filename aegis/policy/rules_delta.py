@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
-from datetime import timedelta
 
 from aegis.model import Action, Finding, Operation
 from aegis.policy.config import source_allows
@@ -32,8 +31,14 @@ from aegis.policy.rules import (
     is_kernel,
     is_sensitive,
     listed,
-    parse_time,
     unique,
+)
+from aegis.policy.rules_vuln import (
+    vuln_db_missing,
+    vuln_db_stale,
+    vuln_fixed_available,
+    vuln_fixed_available_noncritical,
+    vuln_no_fix,
 )
 
 _SCRIPTS = frozenset({"preinst", "postinst", "prerm", "postrm", "config", "triggers"})
@@ -114,64 +119,6 @@ def package_essential(facts: Facts) -> Check:
     if not names:
         return Miss("no essential package changes")
     return Hit(f"essential: {listed(names)}", unique(names))
-
-
-def _vulns(facts: Facts) -> list[tuple[str, str, str, str | None, bool]]:
-    ignore = facts.config.thresholds.vuln_ignore_urgencies
-    return [
-        (v.package, v.cve, v.urgency, v.fixed_version, v.fixed_by_plan)
-        for v in facts.plan.vulnerabilities
-        if v.urgency not in ignore
-    ]
-
-
-def vuln_fixed_available(facts: Facts) -> Check:
-    """A fixed version exists and the plan does not install it."""
-    hits = [
-        f"{pkg} {cve} ({urgency}, fixed in {fixed})"
-        for pkg, cve, urgency, fixed, by_plan in _vulns(facts)
-        if fixed and not by_plan
-    ]
-    if not hits:
-        return Miss("no known vulnerability with an available fix stays unfixed")
-    return Hit(f"not installing the fixed version: {listed(hits)}", unique(hits))
-
-
-def vuln_no_fix(facts: Facts) -> Check:
-    """A vulnerability with no fixed version yet."""
-    hits = [
-        f"{pkg} {cve} ({urgency})" for pkg, cve, urgency, fixed, _ in _vulns(facts) if not fixed
-    ]
-    if not hits:
-        return Miss("no unfixed vulnerability matches the delta")
-    return Hit(f"no fix available yet: {listed(hits)}", unique(hits))
-
-
-def vuln_db_missing(facts: Facts) -> Check:
-    """Packages are installed but no (usable) vulnerability data was consulted."""
-    invalid = [s.detail for s in facts.plan.signals if s.name == "vulnerability.db-invalid"]
-    if invalid and any(c.action in _WITH_FILE for c in facts.changing):
-        return Hit(f"vulnerability data is unusable: {listed(invalid)}", ())
-    if facts.plan.vulndb_date is not None:
-        return Miss(f"vulnerability data dated {facts.plan.vulndb_date} was consulted")
-    if not any(c.action in _WITH_FILE for c in facts.changing):
-        return Miss("nothing is installed")
-    return Hit("no vulnerability data was consulted (aegis vulndb import FILE)", ())
-
-
-def vuln_db_stale(facts: Facts) -> Check:
-    """Vulnerability data older than ``thresholds.vulndb_max_age_s``."""
-    date = parse_time(facts.plan.vulndb_date)
-    if date is None:
-        return Miss("no dated vulnerability data (vuln.db-missing covers it)")
-    limit = facts.config.thresholds.vulndb_max_age_s
-    age = facts.now - date
-    if age > timedelta(seconds=limit):
-        return Hit(f"vulnerability data is {int(age.total_seconds())} s old (limit {limit} s)", ())
-    return Miss(f"vulnerability data is {max(0, int(age.total_seconds()))} s old")
-
-
-# --- contents ----------------------------------------------------------------------------
 
 
 def _is_script(f: Finding) -> bool:
@@ -349,9 +296,15 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "vuln.fixed-available",
         _D,
-        "a fixed version exists and the plan does not install it",
+        "a critical vulnerability's fixed version exists and the plan does not install it",
         vuln_fixed_available,
         PHRASE_VULN,
+    ),
+    Rule(
+        "vuln.fixed-available-noncritical",
+        _D,
+        "a non-critical vulnerability's fixed version exists and the plan does not install it",
+        vuln_fixed_available_noncritical,
     ),
     Rule("vuln.no-fix", _A, "a vulnerability without a fix", vuln_no_fix),
     Rule(

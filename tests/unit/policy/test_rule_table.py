@@ -337,6 +337,13 @@ CASES = [
         "pkg0000 CVE-2026-0001 (high, fixed in 1.3-1)",
         VULN,
     ),
+    _case(  # the contract's critical phrase only for the documented critical mapping
+        "vuln.fixed-available-noncritical",
+        vuln("1.3-1", "medium"),
+        D,
+        D,
+        "non-critical vulnerability: pkg0000 CVE-2026-0001 (medium, fixed in 1.3-1)",
+    ),
     _case(
         "vuln.no-fix",
         vuln(None, "medium"),
