@@ -356,7 +356,7 @@ class _Analysis:
         files: list[tuple[str, str]] = []
         for p in source_files(paths):
             if not p.is_file():
-                continue  # a FIFO would block this read for ever (apt's own read times out)
+                continue  # a FIFO would block this read for ever; apt skips such files too
             try:
                 files.append((str(p), p.read_text(errors="replace")))
             except OSError:
