@@ -59,6 +59,24 @@ def test_every_command_has_help_with_an_example(group: click.Group, path: tuple[
     assert "Example" in result.output
 
 
+@pytest.mark.parametrize(
+    ("group", "path"),
+    [(aegis_cli, p) for p in _all_commands(aegis_cli, AEGIS_COMMANDS)]
+    + [(aegisctl_cli, p) for p in _all_commands(aegisctl_cli, AEGISCTL_COMMANDS)],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else getattr(v, "name", "?"),
+)
+def test_every_command_offers_json(group: click.Group, path: tuple[str, ...]) -> None:
+    """Agents read every command's result as JSON (issue 2: ``--json`` on every command)."""
+    cmd: click.Command | None = group
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.get_command(click.Context(cmd), name)
+    assert cmd is not None
+    if isinstance(cmd, click.Group):
+        return  # its subcommands are listed on their own
+    assert "--json" in {o for p in cmd.params for o in p.opts}, path
+
+
 def test_python_dash_m_aegis_and_version() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "aegis", "--help"], capture_output=True, text=True, check=False
