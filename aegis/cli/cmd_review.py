@@ -7,7 +7,8 @@ writes ``reviews/<plan_id>.review.json``, moves the request ``analyzed ->
 reviewed`` and prints risk, recommendation, flags, summary and the path.
 
 Advisory only: a review never approves. It exits 0 whenever a review was recorded,
-including invalid, failed and timed-out ones (policy then requires approval). The
+including invalid, failed and timed-out ones (policy then requires approval); an
+unreachable aegis-reviewd is recorded as a failed review, with a warning. The
 model's summary is untrusted and printed only through :mod:`aegis.text`.
 """
 
@@ -54,6 +55,11 @@ def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None
         )
     done = run_review(cfg, plan, direct=direct, no_review=no_review, actor=api.current_user())
     review = done.review
+    if done.unavailable is not None:
+        warn(
+            f"review failed: {done.unavailable}; recorded as a failed review, so policy "
+            "will require approval (start aegis-reviewd, or --no-review where policy allows)"
+        )
     if as_json:
         emit_json(
             {
@@ -61,6 +67,7 @@ def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None
                 "state": done.state,
                 "path": str(done.path),
                 "recorded": done.recorded,
+                "reviewer_unavailable": done.unavailable,
                 "advisory": True,
                 "review": review_to_dict(review),
             }
@@ -84,7 +91,7 @@ def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None
             fields.append(("effect", "policy will require approval (failed reviews fail closed)"))
     fields += [
         ("model", review.model or "-"),
-        ("signed by", review.reviewer_public_key_hex or "(unsigned local skip)"),
+        ("signed by", review.reviewer_public_key_hex or f"(unsigned local {review.status.value})"),
         ("request", f"{done.request_id} ({done.state})"),
     ]
     print_fields(fields)

@@ -9,7 +9,8 @@
   daemon (verified on receipt), or with ``direct`` from the endpoint signed with
   the local review key (development), or an unsigned local skip (``no_review``).
 - :func:`run_review` records it: ``reviews/<plan_id>.review.json`` (exactly the
-  canonical record bytes) and ``analyzed -> reviewed`` with the review artifact.
+  canonical record bytes) and ``analyzed -> reviewed`` with the review artifact. An
+  unreachable aegis-reviewd is recorded as a ``failed`` review (policy: approval).
 
 Advisory only: a review never approves; policy decides (and counts the review
 only when it verifies against aegis-reviewd's configured key).
@@ -64,6 +65,8 @@ class Reviewed:
     state: str
     recorded: bool = False
     """True when the request was already reviewed: ``review`` is the stored record."""
+    unavailable: str | None = None
+    """Why aegis-reviewd could not be asked; the review was recorded as ``failed``."""
 
 
 def _time(now: datetime) -> str:
@@ -292,9 +295,12 @@ def run_review(
 
     A request already past ``analyzed`` shows its recorded review (idempotent).
 
+    aegis-reviewd unreachable, or refusing or garbling its answer, is recorded as a
+    ``failed`` review (``Reviewed.unavailable`` says why); policy then requires approval.
+
     Raises:
-        InputError (3), TrustError (4), StateError (6: no request, wrong state),
-        EnvironmentFailure (7: daemon down, cannot write).
+        InputError (3), TrustError (4: a review that does not verify), StateError (6: no
+        request, wrong state), EnvironmentFailure (7: cannot write).
     """
     from aegis import api
 
@@ -313,7 +319,15 @@ def run_review(
         recorded = review_from_bytes(body)
         path = Path(ref.path) if ref.path else cfg.reviews_dir / f"{plan.plan_id}.review.json"
         return Reviewed(recorded, path, request.id, request.state, recorded=True)
-    review = review_plan(cfg, plan, direct=direct, no_review=no_review)
+    unavailable = None
+    try:
+        review = review_plan(cfg, plan, direct=direct, no_review=no_review)
+    except EnvironmentFailure as e:
+        # The operator asked for a review and the reviewer is down or refused: record a
+        # failed review (fail closed: policy then requires approval) instead of leaving
+        # the request stuck in analyzed. ``aegis resume`` still retries instead.
+        unavailable = e.message
+        review = _record(plan, digest, ReviewStatus.FAILED, e.message, datetime.now(UTC))
     path, data = write_review(cfg, review)
     record = api.advance(
         cfg,
@@ -324,4 +338,4 @@ def run_review(
         artifact=data,
         artifact_path=str(path),
     )
-    return Reviewed(review, path, request.id, record.state)
+    return Reviewed(review, path, request.id, record.state, unavailable=unavailable)

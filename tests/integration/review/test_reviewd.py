@@ -239,14 +239,21 @@ def test_no_review_and_direct(cfg: Config, model: FakeModelServer) -> None:
     assert _policy(plan_path)[0] == 8
 
 
-def test_daemon_down_is_an_environment_failure(cfg: Config) -> None:
+def test_daemon_down_records_a_failed_review_and_policy_requires_approval(cfg: Config) -> None:
+    # The contract's agent flow runs 'aegis review' then 'aegis policy': a reviewer that is
+    # down must neither crash nor strand the request; it fails closed into approval.
     plan_path = _submit(cfg, pp.clean_plan())
     code, out = _review(str(plan_path))
-    assert code == 7
+    assert code == 0, out
     assert "aegis-reviewd is not reachable" in out
+    assert "policy will require approval" in out
     request = api.find_request_by_plan(cfg, plan_path.stem)
     assert request is not None
-    assert request.state == "analyzed"
+    assert request.state == "reviewed"
+    stored = json.loads((cfg.reviews_dir / f"{plan_path.stem}.review.json").read_bytes())
+    assert stored["status"] == "failed"
+    assert stored["signature"] == ""
+    assert _policy(plan_path)[0] == 8
 
 
 def test_a_slow_client_does_not_block_others_and_bad_frames_are_refused(
