@@ -208,6 +208,32 @@ class RollbackRequirement:
 
 
 @dataclass(frozen=True)
+class SnapshotDeb:
+    """A rollback target no configured repository serves any more, restored from the
+    .deb aegisd kept in the snapshot (``aegis/analyze/snapshot_debs.py``).
+
+    The snapshot manifest aegisd wrote in its root-only rollback cache is this file's
+    provenance; the argv names the file by :attr:`path`.
+    """
+
+    package: str
+    version: str
+    arch: str
+    snapshot_id: str
+    path: str
+    """Absolute path of the kept .deb inside ``rollback-cache/<snapshot_id>/``."""
+    sha256: str
+    """From the manifest; the file had this hash when the analyzer read it."""
+    size: int
+    obtained_from: str
+    """apt-cache or dpkg-repack (how aegisd kept it)."""
+    verified: bool
+    """Owner, location, hash, size and control fields matched the manifest."""
+    problem: str = ""
+    """Why it did not verify (empty when verified)."""
+
+
+@dataclass(frozen=True)
 class Signal:
     """A named risk signal; ``name`` values are stable API."""
 
@@ -251,6 +277,8 @@ class Plan:
     failure: AnalysisFailure | None = None
     descriptions: dict[str, str] = field(default_factory=dict)
     """Untrusted package descriptions by name, for the reviewer only."""
+    snapshot_debs: tuple[SnapshotDeb, ...] = ()
+    """Rollback targets installed from the snapshot's kept .deb (by absolute path)."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

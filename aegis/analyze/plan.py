@@ -56,6 +56,7 @@ from aegis.analyze.signals import (
     sort_signals,
     weak_pin_signal,
 )
+from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
 from aegis.analyze.state import gather_state_inputs, package_state_hash, source_files
 from aegis.config import Config
 from aegis.model import (
@@ -169,8 +170,11 @@ class _Apt:
         )
 
 
-def _simulation_args(op: Operation, targets: Sequence[Target]) -> list[str]:
-    operands = [t.apt_operand for t in targets]
+def _simulation_args(
+    op: Operation, targets: Sequence[Target], local: dict[str, str] | None = None
+) -> list[str]:
+    # A rollback target taken from the snapshot is handed to apt as its .deb's path.
+    operands = [(local or {}).get(t.raw) or t.apt_operand for t in targets]
     if op is Operation.UPGRADE:
         return ["-s", "upgrade"]
     if op in (Operation.REMOVE, Operation.PURGE):
@@ -252,6 +256,7 @@ class _Analysis:
         self.signals: list[Signal] = []
         self.failure: AnalysisFailure | None = None
         self.inspected = False
+        self.local = RollbackSources()
 
     # -- orchestration -----------------------------------------------------------
 
@@ -264,11 +269,24 @@ class _Analysis:
                 "bad-target",
                 "direct path or URL targets are not analyzed: " + ", ".join(t.raw for t in direct),
             )
-        simulate = not direct and self.op not in (Operation.UPDATE, Operation.RECOVER)
+        if not direct:
+            self.local = rollback_sources(self.cfg, self.intent, self.targets, self.apt.run)
+        if self.local.failure is not None:
+            self.failure = AnalysisFailure(self.local.failure_kind or "", self.local.failure)
+            for sd in self.local.debs:
+                if sd.problem:
+                    self.signals.append(
+                        Signal("rollback.snapshot-mismatch", sd.package, sd.problem)
+                    )
+        simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
         with ThreadPoolExecutor(max_workers=4) as pool:
             f_dump = pool.submit(self.apt.run, APT_CONFIG_BIN, "dump", cache=False)
             f_sim = (
-                pool.submit(self.apt.run, APT_GET, *_simulation_args(self.op, self.targets))
+                pool.submit(
+                    self.apt.run,
+                    APT_GET,
+                    *_simulation_args(self.op, self.targets, self.local.operands),
+                )
                 if simulate
                 else None
             )
@@ -347,6 +365,7 @@ class _Analysis:
             content_inspected=self.inspected,
             failure=self.failure,
             descriptions=descriptions,
+            snapshot_debs=self.local.debs,
         )
         from aegis.execute.argv import derive_argv
 
@@ -441,6 +460,7 @@ class _Analysis:
         names = sorted({c.name for c in sim.changes})
         if not names:
             return [], [], [], {}, set()
+        local = self.local.records
         # One record per package: the candidate for what gets installed, the installed
         # version for removals (apt-cache show decompresses indexes: keep the set small).
         wanted = sorted(
@@ -449,13 +469,16 @@ class _Analysis:
                 for c in sim.changes
                 if c.action is not Action.HELD_BACK
                 and (c.candidate_version if c.action in _WITH_FILE else c.current_version)
+                and (c.name, c.candidate_version) not in local
             }
         )
         fetch = sorted(
             {
                 f"{c.name}={c.candidate_version}"
                 for c in sim.changes
-                if c.action in _WITH_FILE and c.candidate_version
+                if c.action in _WITH_FILE
+                and c.candidate_version
+                and (c.name, c.candidate_version) not in local
             }
         )
         f_pol = pool.submit(self.apt.run, APT_CACHE, "policy", "--", *names)
@@ -491,7 +514,7 @@ class _Analysis:
             if sc.action is Action.HELD_BACK and pol is not None:
                 current, candidate = pol.installed, pol.candidate
             version = candidate if sc.action in _WITH_FILE else current
-            rec = records.get((sc.name, version or ""), {})
+            rec = records.get((sc.name, version or "")) or local.get((sc.name, version or ""), {})
             arch = sc.arch or rec.get("Architecture") or "all"
             src_name, src_ver = aptparse.parse_source_field(sc.name, version, rec.get("Source"))
             repo_id: str | None = None

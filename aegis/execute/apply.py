@@ -9,8 +9,9 @@ aegisd derives itself. A later step never runs when an earlier one refused.
 
 Then, under aegisd's lock: ``dpkg --audit`` clean (a ``recover`` request is the
 exception: it exists to fix that), snapshot when required, ``started`` recorded
-durably, run, ``finished`` recorded, dpkg status compared with the signed delta,
-audit event and checkpoint.
+durably (after a last look that every kept .deb a rollback names by path still
+has its signed hash), run, ``finished`` recorded, dpkg status compared with the
+signed delta, audit event and checkpoint.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from aegis.execute.drift import compare_with_delta
 from aegis.execute.protocol import Answer, Request
 from aegis.model import Host, Operation, Plan
 from aegis.sign.refusals import CheckResult, CheckStep, RefusalCode, RefusedError
+
+REFUSED_SNAPSHOT_DEB = "refused:snapshot-deb-changed"
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -227,6 +230,7 @@ def _classify(result: runner.RunResult) -> str:
 
 
 def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
+    from aegis.analyze.snapshot_debs import changed_since_signing
     from aegis.execute.daemon import REFUSED_DPKG_AUDIT, REFUSED_NO_KEYS, iso
     from aegis.execute.snapshots import needs_snapshot, take_snapshot
 
@@ -329,6 +333,16 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
                     extra={"actor": _actor(creds, ep)},
                 )
         d.hook("before-started")
+        deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)
+        if deb_problem is not None:
+            return d.refuse(
+                creds,
+                REFUSED_SNAPSHOT_DEB,
+                deb_problem,
+                ep.execution_id,
+                request_id=ep.request_id,
+                extra={"actor": _actor(creds, ep)},
+            )
         try:
             d.ledger.record_started(
                 ep.execution_id,

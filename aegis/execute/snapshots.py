@@ -62,6 +62,8 @@ class ReplacedPackage:
     obtained_from: str
     """apt-cache, dpkg-repack or unavailable."""
     detail: str = ""
+    size: int | None = None
+    """Size in bytes of the kept .deb (manifests before it was recorded: None)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,13 @@ def _keep_deb(
         target = dest / cached.name
         shutil.copyfile(cached, target)
         return ReplacedPackage(
-            change.name, arch, version, target.name, _sha256(target), "apt-cache"
+            change.name,
+            arch,
+            version,
+            target.name,
+            _sha256(target),
+            "apt-cache",
+            size=target.stat().st_size,
         )
     argv = [DPKG_REPACK]
     if cfg.dpkg_root is not None:
@@ -158,7 +166,13 @@ def _keep_deb(
             change.name, arch, version, None, None, "unavailable", proc.stderr.strip()[-500:]
         )
     return ReplacedPackage(
-        change.name, arch, version, built[-1].name, _sha256(built[-1]), "dpkg-repack"
+        change.name,
+        arch,
+        version,
+        built[-1].name,
+        _sha256(built[-1]),
+        "dpkg-repack",
+        size=built[-1].stat().st_size,
     )
 
 

@@ -193,6 +193,25 @@ def parse_time(text: str | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+def snapshot_debs(facts: Facts) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """The plan's snapshot .debs: (vouched ``(name, version)`` -> path, refused subjects).
+
+    A kept .deb is vouched for only in a rollback request restoring the snapshot it
+    was kept in, when the analyzer found it matching aegisd's manifest (hash, size,
+    control fields, root-owned); any other is a local path target like any other.
+    """
+    vouched: dict[tuple[str, str], str] = {}
+    refused: list[str] = []
+    for d in facts.plan.snapshot_debs:
+        if facts.rollback and d.snapshot_id == facts.plan.intent.rollback_of and d.verified:
+            vouched[(d.package, d.version)] = d.path
+        elif not d.verified:
+            refused.append(f"{d.path} ({d.problem or 'does not match its snapshot manifest'})")
+        else:
+            refused.append(f"{d.path} (not a rollback of snapshot {d.snapshot_id})")
+    return vouched, refused
+
+
 def is_kernel(facts: Facts, change: PackageChange) -> bool:
     """Kernel or boot chain by name (built-in and configured patterns)."""
     return name_matches(change.name, facts.kernel_patterns)

@@ -25,6 +25,7 @@ from aegis.policy.rules import (
     Rule,
     listed,
     parse_time,
+    snapshot_debs,
     unique,
 )
 
@@ -97,12 +98,26 @@ def _is_path(target: str) -> bool:
 
 
 def target_direct_path(facts: Facts) -> Check:
-    """A local file path given as a target (``./x.deb``): no signed index vouches for it."""
+    """A local file path as a target (``./x.deb``): no signed index vouches for it.
+
+    The one exception: a rollback restoring its recorded snapshot installs the .debs
+    aegisd kept there, vouched for by aegisd's manifest: a human approves instead.
+    """
+    vouched, refused = snapshot_debs(facts)
     hits = [t for t in facts.plan.intent.targets if _is_path(t)]
     hits += _signals(facts, "target.direct-path", "direct-path")
-    if not hits:
-        return Miss("no target is a local path")
-    return Hit(f"local path target(s): {listed(hits)}", unique(hits))
+    hits += refused
+    if hits:
+        return Hit(f"local path target(s): {listed(hits)}", unique(hits))
+    if vouched:
+        restored = [f"{n}={v}" for n, v in vouched]
+        return Hit(
+            f"rollback of snapshot {facts.plan.intent.rollback_of} restores {listed(restored)} "
+            "from the .deb kept in the snapshot (SHA-256 matches aegisd's manifest)",
+            unique(restored),
+            Effect.REQUIRE_APPROVAL,
+        )
+    return Miss("no target is a local path")
 
 
 def target_url(facts: Facts) -> Check:
@@ -274,12 +289,13 @@ def provenance_missing(facts: Facts) -> Check:
     ]
     if not missing:
         return Miss("every package to install has provenance from a signed index")
-    if facts.rollback:
-        # Rollbacks restore replaced versions from aegisd's root-only rollback cache,
-        # which no index may still carry: a human decides instead of a flat deny.
+    vouched, _ = snapshot_debs(facts)
+    if all(tuple(m.split("=", 1)) in vouched for m in missing):
+        # Versions no index carries any more, restored from aegisd's root-only rollback
+        # cache whose manifest vouches for them: a human decides instead of a flat deny.
         return Hit(
             f"rollback of {facts.plan.intent.rollback_of} restores versions without index "
-            f"provenance: {listed(missing)}",
+            f"provenance from its snapshot: {listed(missing)}",
             unique(missing),
             Effect.REQUIRE_APPROVAL,
         )

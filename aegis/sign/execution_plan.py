@@ -420,6 +420,9 @@ def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
     detail = f"re-derived plan differs in {', '.join(differing)}"
     if "package_state_hash" in differing:
         detail += " (package state moved since signing)"
+    if derived.failure is not None and ep.plan.failure is None:
+        # Name why: e.g. a kept rollback .deb no longer matches its snapshot manifest.
+        detail += f" (analysis failed: {derived.failure.kind}: {derived.failure.message[:300]})"
     return Refusal(RefusalCode.REDERIVATION, detail)
 
 
