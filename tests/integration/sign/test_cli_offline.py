@@ -272,6 +272,24 @@ def test_verify_refuses_attacks(
     assert doc["ok"] is False
     assert doc["refusal"] == refusal
     assert f"Error: {refusal}:" in result.stderr
+    # Every check is listed with its outcome; the failing one says why.
+    steps = [c["step"] for c in doc["checks"]]
+    if refusal != "refused:malformed":
+        assert steps == [
+            "parse",
+            "signature",
+            "host",
+            "time-window",
+            "execution-id",
+            "approvals",
+            "rederivation",
+            "policy",
+            "argv",
+        ]
+    failed = [c for c in doc["checks"] if c["refusal"] == refusal]
+    assert failed, doc["checks"]
+    assert failed[0]["ok"] is False
+    assert failed[0]["detail"].startswith(f"{refusal}: ")
 
 
 @pytest.mark.parametrize(
