@@ -146,20 +146,16 @@ def _keys_check(cfg: Config) -> list[Check]:
 
 
 def _audit_check(cfg: Config) -> Check:
-    from aegis.audit.verify import (
-        default_public_key_path,
-        default_witness_path,
-        read_public_key_hex,
-        verify,
-    )
+    from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
     from aegis.errors import InputError
+    from aegis.execute.settings import configured_witness_file
 
     path = cfg.audit_path
     if not path.exists():
         return Check("audit log", "warn", f"{path} does not exist yet (aegisd writes it)")
     key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
-    witness = default_witness_path(cfg.aegisd_dir)
-    usable = witness if witness.is_file() and os.access(witness, os.R_OK) else None
+    witness = configured_witness_file(cfg)  # the one aegisd writes
+    usable = witness if witness and witness.is_file() and os.access(witness, os.R_OK) else None
     try:
         report = verify(path, audit_public_key_hex=key, witness=usable)
     except InputError as e:

@@ -75,6 +75,9 @@ class VerifyReport:
     checkpoints: int = 0
     last_checkpoint_seq: int = 0
     """Highest sequence number covered by a valid signed checkpoint in the log."""
+    covered_seq: int = 0
+    """Highest sequence number vouched for: a signed checkpoint's head, or the checkpoint
+    event right after it that carries the signed document (it cannot sign itself)."""
     witness_seq: int | None = None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -182,9 +185,11 @@ def verify(
             gc.enable()
     if witness is not None:
         _check_witness(entries, ends, witness, report, audit_public_key_hex)
-    elif audit_public_key_hex is not None and report.head_seq > report.last_checkpoint_seq:
+    if audit_public_key_hex is not None and report.head_seq > report.covered_seq:
+        # The checkpoint event that ends an apply is not itself "uncovered": it carries
+        # the signature over everything before it.
         report.warnings.append(
-            f"events after seq {report.last_checkpoint_seq} are not covered by a checkpoint"
+            f"events after seq {report.covered_seq} are not covered by a checkpoint"
         )
     return report
 
@@ -338,6 +343,7 @@ def _check_checkpoint(e: _Entry, report: VerifyReport, key: str | None) -> None:
     report.checkpoints += 1
     if key is not None:
         report.last_checkpoint_seq = max(report.last_checkpoint_seq, int(cp["seq"]))
+        report.covered_seq = max(report.covered_seq, int(e.body["seq"]))
 
 
 def _check_witness(

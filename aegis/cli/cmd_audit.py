@@ -6,8 +6,9 @@ log (the witness). Each problem is printed with its file and line number. Exit c
 0 verified, 4 tampering or a problem found (TrustError), 3 unreadable input.
 
 Defaults come from the configuration: the log at ``cfg.audit_path``, the trusted audit
-key in ``<etc>/keys/audit.pub`` and aegisd's witness file in its root-only directory
-(used when readable).
+key in ``<etc>/keys/audit.pub`` and the witness file aegisd writes (``witness_file``
+in aegisd.toml, default ``<aegisd_dir>/audit-witness.jsonl``, root-only; used when
+readable and the log is the configured one).
 """
 
 from __future__ import annotations
@@ -57,24 +58,22 @@ def verify_cmd(
     path: Path | None, witness: Path | None, public_key_hex: str | None, as_json: bool
 ) -> None:
     """Verify the audit log."""
-    from aegis.audit.verify import (
-        default_public_key_path,
-        default_witness_path,
-        read_public_key_hex,
-        verify,
-    )
+    from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
     from aegis.config import load_config
     from aegis.errors import InputError, TrustError
+    from aegis.execute.settings import configured_witness_file
 
     cfg = load_config()
     log_path = path or cfg.audit_path
     if not log_path.exists():
         raise InputError(f"audit log {log_path} does not exist")
     key = public_key_hex or read_public_key_hex(default_public_key_path(cfg.keys_dir))
-    if witness is None:
-        candidate = default_witness_path(cfg.aegisd_dir)
-        # Not readable by this user (an aegis member, not root): verify without it.
-        if candidate.is_file() and os.access(candidate, os.R_OK):
+    if witness is None and (path is None or path == cfg.audit_path):
+        # The same witness aegisd writes (aegisd.toml witness_file, default
+        # <aegisd_dir>/audit-witness.jsonl). Not readable by this user (an aegis member,
+        # not root): verify without it; an operator passes --witness.
+        candidate = configured_witness_file(cfg)
+        if candidate is not None and candidate.is_file() and os.access(candidate, os.R_OK):
             witness = candidate
     report = verify(log_path, audit_public_key_hex=key, witness=witness)
     if as_json:

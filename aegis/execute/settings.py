@@ -63,6 +63,8 @@ class DaemonSettings:
     audit_key: Path | None = None
     witness_command: tuple[str, ...] = ()
     witness_file: Path | None = None
+    """Checkpoint copies held off the log; :func:`load_settings` defaults it to
+    ``<aegisd_dir>/audit-witness.jsonl`` (``witness_file = ""`` turns it off)."""
     checkpoint_every: int = 64
     sources: tuple[str, ...] = field(default_factory=tuple)
     """Where keys came from (for the startup line)."""
@@ -120,6 +122,38 @@ def _key_dirs(cfg: Config, sources: list[str]) -> tuple[tuple[str, ...], tuple[s
     return out[0], out[1]
 
 
+def _witness_file(cfg: Config, data: dict[str, Any]) -> Path | None:
+    from aegis.audit.verify import default_witness_path
+
+    if "witness_file" not in data:
+        # On by default, so truncation is caught against the witness on a default install.
+        return default_witness_path(cfg.aegisd_dir)
+    value = data["witness_file"]
+    if not isinstance(value, str):
+        raise InputError('aegisd config witness_file must be a path (or "" for none)')
+    return Path(value) if value else None
+
+
+def configured_witness_file(cfg: Config) -> Path | None:
+    """The witness file aegisd writes, for ``aegis audit verify`` and ``aegis doctor``.
+
+    Reads only ``witness_file`` from ``<etc>/aegisd.toml``; a missing or unreadable file
+    means the default. Never raises: verification falls back to the default path.
+    """
+    path = cfg.etc_dir / "aegisd.toml"
+    data: dict[str, Any] = {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}
+    try:
+        return _witness_file(cfg, data)
+    except InputError:
+        from aegis.audit.verify import default_witness_path
+
+        return default_witness_path(cfg.aegisd_dir)
+
+
 def load_settings(
     cfg: Config,
     *,
@@ -165,7 +199,6 @@ def load_settings(
     except ValueError as e:
         raise InputError(f"aegisd config socket_mode {mode_text!r} is not octal") from e
     audit_key = data.get("audit_key")
-    witness_file = data.get("witness_file")
     return DaemonSettings(
         socket_path=socket_path or cfg.aegisd_socket,
         signer_keys=tuple(dict.fromkeys(signer)),
@@ -182,7 +215,7 @@ def load_settings(
         ),
         audit_key=Path(audit_key) if audit_key else None,
         witness_command=_argv(data.get("witness_command", []), "witness_command"),
-        witness_file=Path(witness_file) if witness_file else None,
+        witness_file=_witness_file(cfg, data),
         checkpoint_every=_positive(data.get("checkpoint_every", 64), "checkpoint_every"),
         sources=tuple(sources),
     )

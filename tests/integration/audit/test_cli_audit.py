@@ -73,3 +73,24 @@ def test_verify_as_a_process_reports_modified_line(aegis_home: Path) -> None:
 def test_missing_log_is_input_error(aegis_home: Path) -> None:
     result = CliRunner().invoke(cli, ["audit", "verify"])
     assert result.exit_code == 3
+
+
+def test_the_checkpoint_event_ending_an_apply_is_covered(aegis_home: Path) -> None:
+    # Events, then the apply's checkpoint (which signs the head before it): no
+    # "not covered" warning. An event after it is uncovered and said so.
+    path = _log(aegis_home, n=2)
+    ok = CliRunner().invoke(cli, ["audit", "verify", "--json", "--witness", "/dev/null"])
+    doc = json.loads(ok.stdout)
+    assert (doc["head_seq"], doc["last_checkpoint_seq"], doc["covered_seq"]) == (3, 2, 3)
+    plain = CliRunner().invoke(cli, ["audit", "verify", "--path", str(path)])
+    assert plain.exit_code == 0, plain.output
+    assert "not covered" not in plain.output
+    cfg = load_config()
+    log = AuditLog(
+        path, load_signing_key(cfg.keys_dir / "audit.key"), "test-host", use_syslog=False
+    )
+    log.append("note", {"request_id": "late"})
+    log.close()
+    late = CliRunner().invoke(cli, ["audit", "verify", "--path", str(path)])
+    assert late.exit_code == 0
+    assert "events after seq 3 are not covered by a checkpoint" in late.stderr

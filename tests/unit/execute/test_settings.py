@@ -88,3 +88,27 @@ def test_test_hooks_only_with_aegis_test_hooks(tmp_path: Path, armed: bool) -> N
     finally:
         daemon.audit.close()
     assert (hook_dir / "after-started.reached").exists() is armed
+
+
+def test_witness_file_defaults_to_the_documented_path_and_verify_uses_the_same(
+    tmp_path: Path,
+) -> None:
+    from aegis.audit.verify import default_witness_path
+    from aegis.execute.settings import configured_witness_file
+
+    cfg = _cfg(tmp_path)
+    default = default_witness_path(cfg.aegisd_dir)
+    assert load_settings(cfg).witness_file == default
+    assert configured_witness_file(cfg) == default
+    cfg.etc_dir.mkdir(parents=True)
+    conf = cfg.etc_dir / "aegisd.toml"
+    conf.write_text(f'witness_file = "{tmp_path}/elsewhere.jsonl"\n')
+    assert load_settings(cfg).witness_file == tmp_path / "elsewhere.jsonl"
+    assert configured_witness_file(cfg) == tmp_path / "elsewhere.jsonl"
+    conf.write_text('witness_file = ""\n')  # explicitly off
+    assert load_settings(cfg).witness_file is None
+    assert configured_witness_file(cfg) is None
+    conf.write_text("witness_file = 3\n")
+    with pytest.raises(InputError, match="witness_file"):
+        load_settings(cfg)
+    assert configured_witness_file(cfg) == default  # verify never crashes on it
