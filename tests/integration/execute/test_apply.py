@@ -236,3 +236,29 @@ def test_client_disconnect_never_aborts_a_run(make_daemon, chain, tmp_path: Path
     [row] = Ledger(d.cfg.ledger_path).entries()
     assert (row.state, row.exit_status) == ("finished", 0)
     assert chain.installed()["aegis-tool"] == "2.0"
+
+
+def test_a_change_outside_the_signed_delta_is_audited_as_drift(  # type: ignore[no-untyped-def]
+    make_daemon, chain, tmp_path: Path
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    d = _daemon(make_daemon, chain, AEGIS_TEST_HOOKS="1", AEGIS_TEST_HOOK_DIR=str(hooks))
+    data = chain.sign(chain.plan("aegis-tool"))
+    _arm(hooks, "before-run")
+    answers: list[object] = []
+    t = threading.Thread(target=lambda: answers.append(d.submit(data)))
+    t.start()
+    _wait(hooks, "before-run")
+    # Someone else changes a package aegisd was never asked to touch, mid-run.
+    testrepo.run_apt(chain.root, "install", "-y", "aegis-benign")
+    (hooks / "before-run.go").touch()
+    t.join(60)
+    [answer] = answers
+    assert answer.ok is True  # type: ignore[attr-defined]
+    assert "drift: 1 difference(s) from the signed delta" in answer.message  # type: ignore[attr-defined]
+    finished = [e for e in d.audit_events() if e["kind"] == "apply-finished"][-1]
+    [line] = finished["details"]["drift"]
+    assert line.startswith("aegis-benign:")
+    assert "not in the signed delta, changed from absent to 1.1 installed" in line
+    assert chain.installed()["aegis-tool"] == "2.0"
