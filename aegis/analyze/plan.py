@@ -273,11 +273,10 @@ class _Analysis:
             self.local = rollback_sources(self.cfg, self.intent, self.targets, self.apt.run)
         if self.local.failure is not None:
             self.failure = AnalysisFailure(self.local.failure_kind or "", self.local.failure)
-            for sd in self.local.debs:
-                if sd.problem:
-                    self.signals.append(
-                        Signal("rollback.snapshot-mismatch", sd.package, sd.problem)
-                    )
+            bad = [(sd.package, sd.problem) for sd in self.local.debs if sd.problem]
+            unnamed: list[tuple[str | None, str]] = [(None, self.local.failure)]
+            for package, problem in bad or unnamed:
+                self.signals.append(Signal("rollback.snapshot-mismatch", package, problem))
         simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
         with ThreadPoolExecutor(max_workers=4) as pool:
             f_dump = pool.submit(self.apt.run, APT_CONFIG_BIN, "dump", cache=False)

@@ -15,6 +15,7 @@ from aegis.model import (
     Operation,
     PackageChange,
     Plan,
+    SnapshotDeb,
     Tool,
 )
 
@@ -110,3 +111,40 @@ def test_update_recover_failure_and_empty() -> None:
         failure=AnalysisFailure("lock", "x"),
     )
     assert derive_argv(failed) == ()
+
+
+KEPT = "/var/lib/aegis/aegisd/rollback-cache/snap-7/base_1.0_all.deb"
+
+
+def _rollback(
+    *, verified: bool = True, snapshot: str = "snap-7", op: Operation = Operation.ROLLBACK
+) -> Plan:
+    p = plan(
+        op,
+        ch("base", Action.DOWNGRADE, "1.2", "1.0"),
+        ch("tool", Action.DOWNGRADE, "2.0", "1.0"),
+    )
+    sd = SnapshotDeb("base", "1.0", "all", snapshot, KEPT, "5" * 64, 10, "dpkg-repack", verified)
+    return replace(
+        p,
+        intent=replace(p.intent, rollback_of="snap-7", targets=("base=1.0", "tool=1.0")),
+        snapshot_debs=(sd,),
+    )
+
+
+def test_rollback_names_the_kept_deb_by_path_the_rest_by_version() -> None:
+    assert derive_argv(_rollback()) == (
+        "/usr/bin/apt-get",
+        "-y",
+        "--allow-downgrades",
+        "install",
+        "--",
+        KEPT,
+        "tool=1.0",
+    )
+
+
+def test_a_kept_deb_that_may_not_be_used_runs_nothing() -> None:
+    assert derive_argv(_rollback(verified=False)) == ()
+    assert derive_argv(_rollback(snapshot="snap-other")) == ()
+    assert derive_argv(_rollback(op=Operation.INSTALL)) == ()

@@ -19,6 +19,7 @@ from aegis.model import (
     Operation,
     Plan,
     Signal,
+    SnapshotDeb,
     Tool,
     Vulnerability,
 )
@@ -56,6 +57,42 @@ D, A, S, AL = (
 
 def intent(operation: Operation, targets: tuple[str, ...] = (), rollback_of: str | None = None):
     return Intent(Tool.APT, operation, targets, "tester", "2026-01-01T00:00:00Z", rollback_of)
+
+
+KEPT = "/var/lib/aegis/aegisd/rollback-cache/snap-7/pkg0000_1.0-1_amd64.deb"
+
+
+def rollback_from_snapshot(
+    *,
+    verified: bool = True,
+    kept: bool = True,
+    operation: Operation = Operation.ROLLBACK,
+    snapshot: str = "snap-7",
+) -> Plan:
+    """A rollback of snap-7 restoring pkg0000 1.0-1, which no index serves any more,
+    from the .deb aegisd kept (``kept=False``: no kept .deb recorded)."""
+    sd = SnapshotDeb(
+        "pkg0000",
+        "1.0-1",
+        "amd64",
+        "snap-7",
+        KEPT,
+        "5" * 64,
+        662,
+        "dpkg-repack",
+        verified,
+        "" if verified else "SHA-256 0000 is not the manifest's",
+    )
+    delta = (
+        change("pkg0000", action=Action.DOWNGRADE, current="1.2-1", candidate="1.0-1", repo=None),
+    )
+    return clean_plan(
+        intent=intent(operation, ("pkg0000=1.0-1",), snapshot),
+        changes=delta,
+        provenance=(),
+        command_preview=("/usr/bin/apt-get", "-y", "--allow-downgrades", "install", "--", KEPT),
+        snapshot_debs=(sd,) if kept else (),
+    )
 
 
 def vendor_finding(rule: str, file: str, severity: str, package: str = "vendor-agent") -> Plan:
@@ -134,6 +171,54 @@ CASES = [
         D,
         D,
         "local path target(s): ./evil.deb",
+        SOURCE,
+    ),
+    _case(
+        "target.direct-path",
+        rollback_from_snapshot(),
+        A,
+        A,
+        "rollback of snapshot snap-7 restores pkg0000=1.0-1 from the .deb kept in the snapshot "
+        "(SHA-256 matches aegisd's manifest)",
+    ),
+    _case(
+        "target.direct-path",
+        rollback_from_snapshot(verified=False),
+        D,
+        D,
+        f"local path target(s): {KEPT} (SHA-256 0000 is not the manifest's)",
+        SOURCE,
+    ),
+    _case(
+        "target.direct-path",
+        rollback_from_snapshot(operation=Operation.INSTALL),
+        D,
+        D,
+        f"local path target(s): {KEPT} (not a rollback of snapshot snap-7)",
+        SOURCE,
+    ),
+    _case(
+        "target.direct-path",
+        rollback_from_snapshot(snapshot="snap-other"),
+        D,
+        D,
+        f"local path target(s): {KEPT} (not a rollback of snapshot snap-7)",
+        SOURCE,
+    ),
+    _case(
+        "provenance.missing",
+        rollback_from_snapshot(),
+        A,
+        A,
+        "rollback of snap-7 restores versions without index provenance from its snapshot: "
+        "pkg0000=1.0-1",
+    ),
+    _case(
+        "provenance.missing",
+        rollback_from_snapshot(kept=False),
+        D,
+        D,
+        "no provenance for: pkg0000=1.0-1",
         SOURCE,
     ),
     _case(
