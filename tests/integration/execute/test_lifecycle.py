@@ -193,3 +193,81 @@ def test_resume_records_a_run_that_finished_after_the_client_died(
     run_cli([*AEGIS, "resume"], env_sock, ok=False)
     assert _state(sr.env, sr.request_id) in ("applied", "audited")
     d.stop()
+
+
+def _apply_cli(sr, d: Daemon, pub: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return run_cli(
+        [
+            *AEGISCTL,
+            "apply",
+            "--execution-plan",
+            str(sr.execution_plan),
+            "--public-key-hex",
+            pub,
+            "--socket",
+            str(d.socket),
+        ],
+        sr.env,
+        ok=False,
+    )
+
+
+def test_aegisctl_apply_exits_4_when_aegisd_does_not_trust_the_signer(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    from aegis.sign import keys
+
+    sr = signed_request(tmp_path)
+    _, other_pub = keys.write_keypair(tmp_path / "other", "signer")
+    d = Daemon(
+        sr.home, sock_dir / "a.sock", sr.env, ["--public-key-hex", other_pub], tmp_path / "log"
+    ).start()
+    proc = _apply_cli(sr, d, sr.signer_pub)  # verifies locally, then aegisd refuses
+    assert proc.returncode == 4, (proc.stdout, proc.stderr)
+    assert "refused:signature" in proc.stderr
+    assert Ledger(d.cfg.ledger_path).entries() == []  # nothing ran
+    assert _state(sr.env, sr.request_id) == "failed"  # refused, with the refusal recorded
+    d.stop()
+
+
+def test_aegisctl_apply_exits_9_when_the_command_fails(tmp_path: Path, sock_dir: Path) -> None:
+    sr = signed_request(tmp_path)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "before-run.wait").touch()
+    env = {**sr.env, "AEGIS_TEST_HOOKS": "1", "AEGIS_TEST_HOOK_DIR": str(hooks)}
+    d = Daemon(
+        sr.home, sock_dir / "a.sock", env, ["--public-key-hex", sr.signer_pub], tmp_path / "log"
+    ).start()
+    client = subprocess.Popen(
+        [
+            *AEGISCTL,
+            "apply",
+            "--execution-plan",
+            str(sr.execution_plan),
+            "--public-key-hex",
+            sr.signer_pub,
+            "--socket",
+            str(d.socket),
+        ],
+        env=sr.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (hooks / "before-run.reached").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    # The archive loses its files after every check passed: the download fails.
+    for deb in [*(tmp_path / "repo").rglob("*.deb"), *sr.root.root.rglob("*.deb")]:
+        deb.unlink()
+    (hooks / "before-run.go").touch()
+    _, err = client.communicate(timeout=120)
+    assert client.returncode == 9, err
+    assert _state(sr.env, sr.request_id) == "failed"
+    [row] = Ledger(d.cfg.ledger_path).entries()
+    assert (row.state, row.outcome) == ("finished", "failed")
+    finished = [e for e in d.audit_events() if e["kind"] == "apply-finished"][-1]
+    assert finished["exit_status"] == 100
+    d.stop()
