@@ -56,6 +56,7 @@ def test_snapshot_keeps_replaced_deb_and_runs_the_hook(tmp_path: Path, test_repo
     assert "aegis-base" in snap.selections
     [kept] = snap.replaced
     assert (kept.version, kept.obtained_from) == ("1.0", "dpkg-repack")
+    assert kept.size == (cfg.rollback_cache_dir / "snap-1" / (kept.deb or "")).stat().st_size
     assert set(replaced_debs(cfg, snap)) == {"aegis-base"}
     assert load_snapshot(cfg, "snap-1") == snap
     text = out.read_text()
