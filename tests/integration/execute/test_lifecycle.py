@@ -271,3 +271,23 @@ def test_aegisctl_apply_exits_9_when_the_command_fails(tmp_path: Path, sock_dir:
     finished = [e for e in d.audit_events() if e["kind"] == "apply-finished"][-1]
     assert finished["exit_status"] == 100
     d.stop()
+
+
+def test_aegisctl_apply_exits_5_when_aegisds_policy_now_denies(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    sr = signed_request(tmp_path)
+    # After signing, this host's policy turns the plan's rule into a deny.
+    policy = sr.home / "etc/aegis/policy.toml"
+    policy.write_text(policy.read_text() + '\n[rules."apt.upgrade-clean"]\neffect = "deny"\n')
+    d = Daemon(
+        sr.home, sock_dir / "a.sock", sr.env, ["--public-key-hex", sr.signer_pub], tmp_path / "log"
+    ).start()
+    proc = _apply_cli(sr, d, sr.signer_pub)
+    assert proc.returncode == 5, (proc.stdout, proc.stderr)
+    assert "refused:policy" in proc.stderr
+    assert "says deny" in proc.stderr
+    assert Ledger(d.cfg.ledger_path).entries() == []
+    last = d.audit_events()[-1]
+    assert last["decision"]["rule_ids"] == ["refused:policy"]
+    d.stop()
