@@ -94,13 +94,16 @@ def _node(path: Path, *, directory: bool) -> os.stat_result:
 def _measure(path: Path) -> tuple[str, int, os.stat_result]:
     """SHA-256 and size of the file, read without following a symlink."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO swapped in after the lstat must not hang the analysis.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as e:
         raise _mismatch(f"{path}: {e.strerror}") from e
     digest = hashlib.sha256()
     size = 0
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _mismatch(f"{path} is not a regular file")
         for block in iter(lambda: f.read(1 << 16), b""):
             digest.update(block)
             size += len(block)
