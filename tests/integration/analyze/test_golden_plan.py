@@ -17,6 +17,8 @@ from aegis.model import plan_to_dict
 from .conftest import Analyze
 
 GOLDEN = Path(__file__).resolve().parents[2] / "assets" / "analyze" / "golden-plan.json"
+# Read at import: the aegis_home fixture clears every AEGIS_* variable before the test runs.
+UPDATE = os.environ.get("AEGIS_UPDATE_GOLDEN") == "1"
 
 
 def normalise(plan: dict[str, Any], repo: testrepo.Repo, root: testrepo.AptRoot) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def test_golden_plan(
         "install", "aegis-tool", "aegis-hostile", "aegis-benign", "libssl3", contents=True
     )
     got = normalise(plan_to_dict(plan), test_repo, apt_root)
-    if os.environ.get("AEGIS_UPDATE_GOLDEN") == "1":
+    if UPDATE:
         GOLDEN.write_text(json.dumps(got, sort_keys=True, indent=2) + "\n")
     # A missing golden file is a failure, never a silent regeneration.
     assert GOLDEN.is_file(), f"{GOLDEN} is missing: regenerate with AEGIS_UPDATE_GOLDEN=1"
