@@ -77,6 +77,23 @@ def check_root_owned(path: Path) -> None:
             )
 
 
+def check_regular_file(path: Path) -> None:
+    """Refuse a configuration path that is missing or not a regular file.
+
+    apt only warns about an unreadable APT_CONFIG (a FIFO, a directory, a missing file) and
+    then reads the host's own configuration: the run would not be the one that was planned.
+
+    Raises:
+        TrustError: the path is not a regular file.
+    """
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise TrustError(f"configured file {path} cannot be read: {e.strerror}") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise TrustError(f"configured file {path} is not a regular file; aegisd refuses to use it")
+
+
 def child_env(apt_config: Path | None) -> dict[str, str]:
     """The fixed environment of every command aegisd runs (nothing inherited)."""
     env = {
@@ -88,6 +105,7 @@ def child_env(apt_config: Path | None) -> dict[str, str]:
         "NEEDRESTART_MODE": "l",
     }
     if apt_config is not None:
+        check_regular_file(apt_config)
         check_root_owned(apt_config)
         env["APT_CONFIG"] = str(apt_config)
     return env

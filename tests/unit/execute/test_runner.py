@@ -128,8 +128,20 @@ def test_apt_config_only_from_a_root_owned_file(tmp_path: Path) -> None:
     conf_dir.chmod(0o777)  # anyone could swap the file
     with pytest.raises(TrustError):
         child_env(conf)
-    with pytest.raises(TrustError, match="does not exist"):
+    with pytest.raises(TrustError, match="cannot be read"):
         child_env(tmp_path / "missing/apt.conf")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_apt_config_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    # apt would only warn and then read the host's own configuration.
+    conf = tmp_path / "apt.conf"
+    if kind == "fifo":
+        os.mkfifo(conf)
+    else:
+        conf.mkdir()
+    with pytest.raises(TrustError, match="not a regular file"):
+        child_env(conf)
 
 
 def test_reboot_required_facts_are_collected_from_the_root(tmp_path: Path) -> None:
