@@ -47,24 +47,8 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) != 1:
-            raise RuntimeError(f"unsupported union {tp}")
-        return _convert(rest[0], value, path)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise InputError(f"{path}: expected a list")
-        return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        _, vtype = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise InputError(f"{path}: expected an object")
-        return {str(k): _convert(vtype, v, f"{path}.{k}") for k, v in value.items()}
+    if origin is not None:
+        return _convert_generic(tp, origin, value, path)
     if tp is Any:
         return value
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -74,11 +58,38 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             return tp(value)
         except ValueError as e:
             raise InputError(f"{path}: {value!r} is not one of {[m.value for m in tp]}") from e
+    return _convert_scalar(tp, value, path)
+
+
+def _convert_generic(tp: Any, origin: Any, value: Any, path: str) -> Any:
+    """Convert into ``X | None``, ``tuple[X, ...]`` or ``dict[str, X]``."""
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            raise RuntimeError(f"unsupported union {tp}")
+        return _convert(rest[0], value, path)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise InputError(f"{path}: expected a list")
+        return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{path}: expected an object")
+        return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
+    raise RuntimeError(f"unsupported field type {tp!r} at {path}")
+
+
+def _convert_scalar(tp: Any, value: Any, path: str) -> Any:
+    """Accept ``value`` only if it already is a ``bool``, ``int`` or ``str`` (no coercion)."""
     if tp is bool:
         if not isinstance(value, bool):
             raise InputError(f"{path}: expected true or false")
         return value
     if tp is int:
+        # bool is an int subclass; true must not pass as 1.
         if isinstance(value, bool) or not isinstance(value, int):
             raise InputError(f"{path}: expected an integer")
         return value

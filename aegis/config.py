@@ -60,34 +60,42 @@ class Config:
 
     @property
     def store_path(self) -> Path:
+        """SQLite store of plans, reviews and policy results (group ``aegis``)."""
         return self.state_dir / "state.db"
 
     @property
     def plans_dir(self) -> Path:
+        """Operation plans as ``<plan_id>.json``, written by ``aegis plan``."""
         return self.state_dir / "plans"
 
     @property
     def reviews_dir(self) -> Path:
+        """Signed model reviews as ``<plan_id>.review.json``."""
         return self.state_dir / "reviews"
 
     @property
     def policy_dir(self) -> Path:
+        """Policy results as ``<plan_id>.policy.json``."""
         return self.state_dir / "policy"
 
     @property
     def execution_plans_dir(self) -> Path:
+        """Signed execution plans as ``<execution_id>.json`` for aegisd."""
         return self.state_dir / "execution-plans"
 
     @property
     def approvals_dir(self) -> Path:
+        """Approvals as ``<plan_id>.<approver_id>.approval.json``, collected before signing."""
         return self.state_dir / "approvals"
 
     @property
     def audit_path(self) -> Path:
+        """Tamper-evident audit log; aegisd is its only writer."""
         return self.log_dir / "audit.jsonl"
 
     @property
     def policy_path(self) -> Path:
+        """Operator policy (``policy.toml``), root-owned on a host."""
         return self.etc_dir / "policy.toml"
 
     @property
@@ -97,26 +105,32 @@ class Config:
 
     @property
     def aegisd_socket(self) -> Path:
+        """The socket aegisd serves requests on (its own systemd .socket unit)."""
         return self.run_dir / "aegisd.sock"
 
     @property
     def reviewd_socket(self) -> Path:
+        """The socket aegis-reviewd serves reviews on (its own systemd .socket unit)."""
         return self.run_dir / "aegis-reviewd.sock"
 
     @property
     def ledger_path(self) -> Path:
+        """Root-only ledger where aegisd records used and revoked execution ids."""
         return self.aegisd_dir / "ledger.db"
 
     @property
     def rollback_cache_dir(self) -> Path:
+        """Root-only cache where aegisd keeps the .debs a rollback reinstalls."""
         return self.aegisd_dir / "rollback-cache"
 
     @property
     def vulndb_path(self) -> Path:
+        """Vulnerability index built by ``aegis vulndb import``."""
         return self.state_dir / "vulndb.json"
 
     @property
     def metrics_dir(self) -> Path:
+        """Prometheus textfile (``aegis.prom``): workflow counts and stuck items."""
         return self.state_dir / "metrics"
 
 

@@ -18,6 +18,12 @@ class AegisError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        """Keep the message and an optional hint apart so the CLI can format both.
+
+        Args:
+            message: What went wrong, in one line.
+            hint: What the user can do about it; shown on its own line.
+        """
         super().__init__(message)
         self.message = message
         self.hint = hint

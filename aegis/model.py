@@ -209,8 +209,10 @@ class RollbackRequirement:
 
 @dataclass(frozen=True)
 class SnapshotDeb:
-    """A rollback target no configured repository serves any more, restored from the
-    .deb aegisd kept in the snapshot (``aegis/analyze/snapshot_debs.py``).
+    """A rollback target restored from the .deb aegisd kept in its snapshot.
+
+    Used when no configured repository serves the version any more
+    (``aegis/analyze/snapshot_debs.py``).
 
     The snapshot manifest aegisd wrote in its root-only rollback cache is this file's
     provenance; the argv names the file by :attr:`path`.

@@ -1,13 +1,13 @@
-"""Making untrusted text inert before it reaches a terminal or a log line.
+r"""Making untrusted text inert before it reaches a terminal or a log line.
 
 Package descriptions, maintainer fields, script excerpts, model output and even
 request fields read back from the store are written by people we do not trust.
 Before they are shown they pass through this module:
 
 - C0 and C1 control characters (ESC, CR, BEL, ...) and DEL are replaced by a
-  visible ``\\xNN`` escape, so no terminal sequence survives;
+  visible ``\xNN`` escape, so no terminal sequence survives;
 - bidi controls (U+202A-U+202E, U+2066-U+2069, U+200E/F, U+061C) and every other
-  Unicode "format" (Cf), separator (Zl/Zp) or surrogate character become ``\\uNNNN``;
+  Unicode "format" (Cf), separator (Zl/Zp) or surrogate character become ``\uNNNN``;
 - the result is never interpreted as rich markup: render it through a
   ``rich.text.Text`` (see :func:`rich_text`) or :func:`markup_escape` it;
 - length is capped; the cut is marked.
@@ -15,8 +15,8 @@ Before they are shown they pass through this module:
 Pure: no I/O.
 
 Example:
-    >>> inert("ok\\x1b[31m red \\u202e")
-    'ok\\\\x1b[31m red \\\\u202e'
+    >>> inert("ok\x1b[31m red \u202e")
+    'ok\\x1b[31m red \\u202e'
 """
 
 from __future__ import annotations
@@ -36,12 +36,17 @@ BLOCK_MAX_CHARS = 20000
 
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
+_MAX_X_ESCAPE = 0xFF
+r"""Highest code point written as ``\xNN``."""
+_MAX_U_ESCAPE = 0xFFFF
+r"""Highest code point written as ``\uNNNN``; above it ``\UNNNNNNNN``."""
+
 
 def _escape_char(ch: str) -> str:
     code = ord(ch)
-    if code <= 0xFF:
+    if code <= _MAX_X_ESCAPE:
         return f"\\x{code:02x}"
-    if code <= 0xFFFF:
+    if code <= _MAX_U_ESCAPE:
         return f"\\u{code:04x}"
     return f"\\U{code:08x}"
 
