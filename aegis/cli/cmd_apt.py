@@ -103,7 +103,7 @@ class _TargetsCommand(click.Command):
     ),
 )
 def apt_group() -> None:
-    """apt planning commands."""
+    """Group the apt-shaped planning verbs; the help text is set on the decorator."""
 
 
 def _common(f: click.decorators.FC) -> click.decorators.FC:

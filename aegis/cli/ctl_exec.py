@@ -180,6 +180,7 @@ def revoke_cmd(execution_id: str, reason: str, socket_path: Path | None, as_json
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
 def resolve_cmd(
+    *,
     request_id: str,
     resolved_as: str,
     reason: str,

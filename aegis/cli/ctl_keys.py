@@ -44,6 +44,7 @@ ROLES = ("signer", "approver", "review", "audit", "operator")
 @click.option("--passphrase-stdin", is_flag=True, help="Read the passphrase from stdin.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def keygen_cmd(
+    *,
     out_dir: Path,
     role: str,
     name: str | None,

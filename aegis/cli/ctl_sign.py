@@ -64,6 +64,7 @@ def _cfg() -> Any:
 @_PASS_STDIN
 @_JSON
 def approve_cmd(
+    *,
     target: str,
     reason: str,
     key_path: Path,
@@ -142,6 +143,7 @@ def approve_cmd(
 @_PASS_STDIN
 @_JSON
 def sign_cmd(
+    *,
     plan_path: Path,
     policy_path: Path | None,
     key_path: Path,

@@ -70,6 +70,16 @@ class LazyGroup(click.Group):
         refuse_tools: frozenset[str] = frozenset(),
         **kwargs: Any,
     ) -> None:
+        """Build the group; ``*args`` and ``**kwargs`` go to :class:`click.Group`.
+
+        Args:
+            *args: Passed to :class:`click.Group`.
+            table: Command name -> ``"module:attr"``; the module is imported on first use,
+                so ``--help`` and each command load only what they need.
+            refuse_tools: Names such as ``apt-get`` that are refused with the plan-flow hint
+                (exit 3) instead of click's "no such command".
+            **kwargs: Passed to :class:`click.Group`.
+        """
         super().__init__(*args, **kwargs)
         self._table = table
         self._refuse_tools = refuse_tools
