@@ -1,5 +1,7 @@
-"""Pure parsers of apt's output: the simulated delta, ``apt-cache policy`` and
-``apt-cache show``, ``apt-get download --print-uris`` and ``apt-config dump``.
+r"""Pure parsers of apt's output.
+
+Covered: the simulated delta, ``apt-cache policy`` and ``apt-cache show``,
+``apt-get download --print-uris`` and ``apt-config dump``.
 
 ``apt-get -s -qq`` (TESTBED section 3) prints one line per action:
 
@@ -15,7 +17,7 @@ Origin text in these lines is never used as identity (repositories are identifie
 through ``apt-cache policy`` lines: URI, suite/component).
 
 Example:
-    >>> sim = parse_apt_simulation("Inst a [1.0] (1.2 X:s [all])\\nConf a (1.2 X:s [all])\\n")
+    >>> sim = parse_apt_simulation("Inst a [1.0] (1.2 X:s [all])\nConf a (1.2 X:s [all])\n")
     >>> [(c.name, c.action.value, c.current_version, c.candidate_version) for c in sim.changes]
     [('a', 'upgrade', '1.0', '1.2')]
 """
@@ -264,8 +266,11 @@ def parse_print_uris(text: str) -> tuple[DownloadUri, ...]:
 
 
 def parse_control_records(text: str) -> list[dict[str, str]]:
-    """Parse ``apt-cache show`` (deb822 paragraphs) into field dicts (first line per
-    field; continuation lines kept only for Description's first line)."""
+    """Parse ``apt-cache show`` (deb822 paragraphs) into one field dict per record.
+
+    Only a field's first line is kept; continuation lines are skipped, so Description
+    is its one-line synopsis.
+    """
     records: list[dict[str, str]] = []
     cur: dict[str, str] = {}
     for line in text.splitlines():
@@ -299,8 +304,8 @@ def parse_source_field(
 def parse_apt_config_dump(text: str) -> list[tuple[str, str]]:
     """``apt-config dump`` lines ``Key "value";`` -> (key, value) in order."""
     out: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line.endswith(";") or " " not in line:
             continue
         key, _, rest = line[:-1].partition(" ")

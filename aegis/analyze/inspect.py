@@ -1,6 +1,6 @@
-"""Content and vulnerability evidence for an apt plan, through the CONTENTS
-engineer's modules (:mod:`aegis.analyze.evidence.download`, ``contents``,
-``vulnerabilities``).
+"""Content and vulnerability evidence for an apt plan.
+
+Built on :mod:`aegis.analyze.evidence.download`, ``contents`` and ``vulnerabilities``.
 
 - :func:`inspect_contents`: fetch each .deb to install into Aegis's private cache
   (kept by hash, checked against the signed index's SHA-256 and size), scan it
@@ -30,6 +30,8 @@ _COMPARE = (Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 
 @dataclass(frozen=True)
 class ContentResult:
+    """What content inspection adds to a plan: findings, verified provenance, signals."""
+
     findings: tuple[Finding, ...]
     provenance: tuple[Provenance, ...]
     signals: tuple[Signal, ...]
@@ -37,6 +39,8 @@ class ContentResult:
 
 @dataclass(frozen=True)
 class VulnResult:
+    """Vulnerabilities matched against the delta, the index date, and index signals."""
+
     vulnerabilities: tuple[Vulnerability, ...]
     db_date: str | None
     signals: tuple[Signal, ...]

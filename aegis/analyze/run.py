@@ -1,4 +1,4 @@
-"""The one subprocess runner planning uses (apt-get, apt-cache, apt-config, gpgv, dpkg).
+r"""The one subprocess runner planning uses (apt-get, apt-cache, apt-config, gpgv, dpkg).
 
 Every child gets an argv list (never a shell), an explicit minimal environment
 (``LANG=C``/``LC_ALL=C`` so output parses the same everywhere, ``APT_CONFIG`` from
@@ -10,7 +10,7 @@ Failures are values (:class:`RunResult`) the analyzer turns into plan evidence;
 Example:
     >>> r = run_tool(["/bin/echo", "hi"], apt_config=None, timeout_s=5)
     >>> (r.returncode, r.stdout)
-    (0, 'hi\\n')
+    (0, 'hi\n')
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class ToolFailedError(EnvironmentFailure):
     """A planning tool exited non-zero, timed out, or could not start."""
 
     def __init__(self, result: RunResult) -> None:
+        """Describe the failure from ``result``; the tail of stderr is the useful part."""
         what = "timed out" if result.timed_out else f"exited {result.returncode}"
         super().__init__(f"{result.argv[0]} {what}: {result.stderr.strip()[-2000:]}")
         self.result = result
@@ -54,6 +55,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """True when the child exited 0 within its timeout."""
         return self.returncode == 0 and not self.timed_out
 
     def check(self) -> RunResult:

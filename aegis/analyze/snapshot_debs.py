@@ -250,7 +250,7 @@ def rollback_sources(
 
 
 def recheck(cfg: Config, sd: SnapshotDeb) -> str | None:
-    """aegisd's last look before the run: why the kept .deb no longer matches, or None."""
+    """Say why the kept .deb no longer matches, or None; aegisd's last look before running."""
     try:
         path = _kept_path(cfg, sd.snapshot_id, Path(sd.path).name)
         if str(path) != sd.path:

@@ -1,5 +1,6 @@
-"""The package-state hash: one SHA-256 binding everything that decides what apt
-would do, so the executor can prove nothing moved between planning and running.
+"""The package-state hash: one SHA-256 over everything that decides what apt would do.
+
+It lets the executor prove that nothing moved between planning and running.
 
 Inputs (each file by path and SHA-256): dpkg's status file, the release files
 (InRelease / Release / Release.gpg) in apt's lists for every configured source,
@@ -96,7 +97,7 @@ def source_files(paths: AptPaths) -> list[Path]:
 
 
 def preference_files(paths: AptPaths) -> list[Path]:
-    """preferences and preferences.d/* (apt ignores names with other characters)."""
+    """List apt's ``preferences`` and ``preferences.d/*`` (apt ignores other names)."""
     out = [] if paths.preferences == "/dev/null" else [Path(paths.preferences)]
     return out + [p for p in _dir_files(paths.preferencesparts, None) if p.suffix in ("", ".pref")]
 

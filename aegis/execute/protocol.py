@@ -1,4 +1,4 @@
-"""aegisd's wire protocol: length-framed canonical JSON over a Unix stream socket.
+r"""aegisd's wire protocol: length-framed canonical JSON over a Unix stream socket.
 
 One frame is a 4-byte big-endian length followed by that many bytes of canonical
 JSON (UTF-8, sorted keys, compact). A client sends one request frame and reads one
@@ -21,7 +21,7 @@ step name such as ``signature`` or ``replay``) and a ``message``.
 Example:
     >>> frame = encode_frame({"op": "ping", "schema_version": REQUEST_SCHEMA})
     >>> frame[:4]
-    b'\\x00\\x00\\x00-'
+    b'\x00\x00\x007'
 """
 
 from __future__ import annotations

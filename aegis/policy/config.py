@@ -1,4 +1,4 @@
-"""Policy configuration: ``policy.toml`` parsed strictly into :class:`PolicyConfig`.
+r"""Policy configuration: ``policy.toml`` parsed strictly into :class:`PolicyConfig`.
 
 The file lives at ``Config.policy_path`` (``/etc/aegis/policy.toml``, relocated by
 ``AEGIS_HOME``). There is no built-in fallback: an absent, empty, unreadable or
@@ -20,7 +20,7 @@ answers from its own config and does not trust the ``approved`` /
 ``allowed_packages`` fields recorded in a plan.
 
 Example:
-    >>> cfg = parse_policy_config('format = "aegis.policy-config/1"\\nruleset = "aegis.rules/1"')
+    >>> cfg = parse_policy_config('format = "aegis.policy-config/1"\nruleset = "aegis.rules/1"')
     >>> cfg.approval.count
     1
     >>> match_source(cfg, "http://deb.debian.org/debian", "bookworm", "main", None) is None

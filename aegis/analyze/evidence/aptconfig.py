@@ -1,4 +1,4 @@
-"""apt and dpkg configuration evidence (model :class:`ConfigEvidence`).
+r"""apt and dpkg configuration evidence (model :class:`ConfigEvidence`).
 
 From ``apt-config dump`` (run through :mod:`aegis.analyze.run` with Aegis's
 APT_CONFIG) we record its SHA-256 and flags with stable names:
@@ -17,7 +17,7 @@ dpkg's configuration hash covers ``dpkg.cfg`` and ``dpkg.cfg.d/*`` (contents and
 Pure: :func:`assess_apt_config` over the dump text and the dpkg files.
 
 Example:
-    >>> ev = assess_apt_config('Acquire::Check-Valid-Until "false";\\n', {}, trusted_yes=False)
+    >>> ev = assess_apt_config('Acquire::Check-Valid-Until "false";\n', {}, trusted_yes=False)
     >>> ev.flags
     ('check-valid-until-false',)
 """

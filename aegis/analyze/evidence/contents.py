@@ -282,7 +282,7 @@ def findings_for(
 
 
 def dpkg_info_dir(dpkg_root: Path | None) -> Path:
-    """dpkg's info directory for a root (``/var/lib/dpkg/info`` on the host)."""
+    """Return dpkg's info directory under a root (``/var/lib/dpkg/info`` on the host)."""
     return (dpkg_root or Path("/")) / "var/lib/dpkg/info"
 
 

@@ -36,6 +36,7 @@ import posixpath
 import subprocess
 import tarfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -54,6 +55,10 @@ WATCHED_CONTENT_PREFIXES = (
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
+_MAX_AR_MEMBERS = 16
+"""A .deb has three ar members (debian-binary, control, data); allow some slack."""
+_MAX_CONTROL_ENTRIES = 1000
+"""A control archive holds a handful of files; more is a malformed or hostile package."""
 
 
 class DebFormatError(InputError):
@@ -147,7 +152,7 @@ def _ar_entries(fh: IO[bytes], total: int) -> list[_ArEntry]:
         if size < 0 or body + size > total:
             raise DebFormatError(f"ar member {name!r} runs past the end of the file")
         entries.append(_ArEntry(name, body, size))
-        if len(entries) > 16:
+        if len(entries) > _MAX_AR_MEMBERS:
             raise DebFormatError("too many ar members for a Debian package")
         pos = body + size + (size % 2)
     return entries
@@ -267,22 +272,19 @@ def _norm(name: str) -> str:
     return "/" + clean.lstrip("/") if clean != "/" else "/"
 
 
+_KINDS: tuple[tuple[Callable[[tarfile.TarInfo], bool], str], ...] = (
+    (tarfile.TarInfo.isreg, "file"),
+    (tarfile.TarInfo.isdir, "dir"),
+    (tarfile.TarInfo.issym, "symlink"),
+    (tarfile.TarInfo.islnk, "hardlink"),
+    (tarfile.TarInfo.ischr, "char"),
+    (tarfile.TarInfo.isblk, "block"),
+    (tarfile.TarInfo.isfifo, "fifo"),
+)
+
+
 def _kind(info: tarfile.TarInfo) -> str:
-    if info.isreg():
-        return "file"
-    if info.isdir():
-        return "dir"
-    if info.issym():
-        return "symlink"
-    if info.islnk():
-        return "hardlink"
-    if info.ischr():
-        return "char"
-    if info.isblk():
-        return "block"
-    if info.isfifo():
-        return "fifo"
-    return "other"
+    return next((kind for test, kind in _KINDS if test(info)), "other")
 
 
 def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo, cap: int) -> bytes:
@@ -298,7 +300,7 @@ def _read_control(stream: _Stream, limits: DebLimits) -> tuple[dict[str, bytes],
     total = 0
     try:
         for info in stream.tar:
-            if len(names) > 1000:
+            if len(names) > _MAX_CONTROL_ENTRIES:
                 raise DebFormatError("control archive has too many entries")
             name = _norm(info.name).lstrip("/")
             if not name or info.isdir():
@@ -367,9 +369,9 @@ def _read_data(stream: _Stream, limits: DebLimits) -> list[Member]:
 
 
 def parse_control(text: bytes) -> dict[str, str]:
-    """Parse a ``control`` file's fields (first paragraph), strictly enough.
+    r"""Parse a ``control`` file's fields (first paragraph), strictly enough.
 
-    Continuation lines are joined with ``\\n``; the result is untrusted text.
+    Continuation lines are joined with ``\n``; the result is untrusted text.
 
     Raises:
         DebFormatError: not UTF-8, or a line that is neither field nor continuation.

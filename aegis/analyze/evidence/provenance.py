@@ -1,6 +1,8 @@
-"""Provenance of each package to install: SHA-256 and size from the signed index
-(``apt-cache show`` of exactly ``pkg=ver``, cross-checked with
-``apt-get download --print-uris``), and the chain ``InRelease -> Packages -> .deb``.
+"""Provenance of each package to install, from the signed index to the .deb.
+
+SHA-256 and size come from the signed index (``apt-cache show`` of exactly
+``pkg=ver``, cross-checked with ``apt-get download --print-uris``), with the chain
+``InRelease -> Packages -> .deb``.
 
 The chain records, as ``kind:sha256``, the InRelease (or Release) file apt verified,
 the Packages index apt read (whose hash the signed Release lists), and the .deb

@@ -1,4 +1,4 @@
-"""Pure parsing of apt's source entries and of the paths ``apt-config dump`` resolves.
+r"""Pure parsing of apt's source entries and of the paths ``apt-config dump`` resolves.
 
 Sources come in two formats, both supported: one-line ``*.list`` files
 (``deb [signed-by=/k.gpg trusted=yes] URI SUITE COMPONENT...``) and deb822
@@ -8,7 +8,7 @@ Sources come in two formats, both supported: one-line ``*.list`` files
 :class:`SourceEntry`; ``deb-src`` is ignored (planning never builds from source).
 
 Example:
-    >>> [e.uri for e in parse_one_line("deb [signed-by=/k.gpg] http://h/debian/ s main\\n", "f")]
+    >>> [e.uri for e in parse_one_line("deb [signed-by=/k.gpg] http://h/debian/ s main\n", "f")]
     ['http://h/debian']
 """
 
@@ -93,10 +93,11 @@ def parse_one_line(text: str, file: str) -> list[SourceEntry]:
             kind, _, rest = line.partition(" ")
         if kind != "deb":
             continue
-        parts = rest.split()
-        if len(parts) < 2:
-            continue
-        uri, suite, comps = parts[0], parts[1], parts[2:] or [""]
+        match rest.split():
+            case [uri, suite, *listed]:
+                comps = listed or [""]
+            case _:  # no suite: not a usable entry
+                continue
         od = dict(opts)
         for comp in comps:
             out.append(
@@ -214,16 +215,16 @@ def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
 
 
 _QUOTE = set('\\|{}[]<>"^~_=!@#$%^&*')
+_UNQUOTED = frozenset(chr(c) for c in range(0x21, 0x7F)) - _QUOTE
+"""Printable ASCII apt keeps as is; space, controls, non-ASCII and _QUOTE become %xx."""
 
 
 def uri_to_filename(uri: str) -> str:
-    """apt's ``URItoFileName``: the lists file prefix of a URI (scheme and user dropped)."""
+    """Mirror apt's ``URItoFileName``: the lists file prefix of a URI (no scheme, no user)."""
     rest = uri.split("://", 1)[1] if "://" in uri else uri.split(":", 1)[1]
     if "@" in rest.split("/", 1)[0]:
         rest = rest.split("@", 1)[1]
-    quoted = "".join(
-        f"%{ord(c):02x}" if c in _QUOTE or ord(c) <= 0x20 or ord(c) >= 0x7F else c for c in rest
-    )
+    quoted = "".join(c if c in _UNQUOTED else f"%{ord(c):02x}" for c in rest)
     return quoted.replace("/", "_")
 
 

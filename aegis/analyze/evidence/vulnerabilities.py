@@ -112,6 +112,7 @@ class VulnIndex:
 
     @property
     def entry_count(self) -> int:
+        """Entries across all source packages (what ``aegis vulndb`` reports)."""
         return sum(len(v) for v in self.entries.values())
 
 
@@ -200,36 +201,51 @@ def parse_tracker(data: bytes, *, release: str, date: str, imported_at: str) -> 
             raise _fail(source, "expected an object keyed by CVE id")
         found: list[Entry] = []
         for cve, body in cves.items():
-            where = f"{source}.{cve[:40]}"
-            if not _CVE.match(cve):
-                raise _fail(where, "not a CVE or TEMP id")
-            if not isinstance(body, dict):
-                raise _fail(where, "expected an object")
-            unknown = set(body) - _CVE_KEYS
-            if unknown:
-                raise _fail(where, f"unknown key(s) {', '.join(sorted(unknown))}")
-            if "description" in body:
-                _str(body["description"], f"{where}.description")
-            if "scope" in body:
-                _str(body["scope"], f"{where}.scope")
-            bug = body.get("debianbug")
-            if bug is not None and (not isinstance(bug, int) or isinstance(bug, bool)):
-                raise _fail(f"{where}.debianbug", "expected an integer")
-            releases = body.get("releases")
-            if not isinstance(releases, dict):
-                raise _fail(f"{where}.releases", "expected an object")
-            for codename, rel in releases.items():
-                if not _RELEASE.match(codename):
-                    raise _fail(f"{where}.releases", f"bad codename {codename[:40]!r}")
-                entry = _parse_release(rel, f"{where}.releases.{codename}")
-                if codename == release and entry is not None:
-                    found.append(Entry(cve, entry.status, entry.urgency, entry.fixed_version))
+            entry = _parse_cve(f"{source}.{cve[:40]}", cve, body, release)
+            if entry is not None:
+                found.append(entry)
         if found:
             entries[source] = tuple(sorted(found, key=lambda e: e.cve))
     return VulnIndex(release, date, imported_at, sha256_hex(data), entries)
 
 
+def _parse_cve(where: str, cve: str, body: Any, release: str) -> Entry | None:
+    """Validate one CVE object fully; return its entry for ``release``, if any.
+
+    Every release is checked, not just ``release``: a malformed file is refused whole.
+    """
+    if not _CVE.match(cve):
+        raise _fail(where, "not a CVE or TEMP id")
+    if not isinstance(body, dict):
+        raise _fail(where, "expected an object")
+    unknown = set(body) - _CVE_KEYS
+    if unknown:
+        raise _fail(where, f"unknown key(s) {', '.join(sorted(unknown))}")
+    if "description" in body:
+        _str(body["description"], f"{where}.description")
+    if "scope" in body:
+        _str(body["scope"], f"{where}.scope")
+    bug = body.get("debianbug")
+    if bug is not None and (not isinstance(bug, int) or isinstance(bug, bool)):
+        raise _fail(f"{where}.debianbug", "expected an integer")
+    releases = body.get("releases")
+    if not isinstance(releases, dict):
+        raise _fail(f"{where}.releases", "expected an object")
+    kept: Entry | None = None
+    for codename, rel in releases.items():
+        if not _RELEASE.match(codename):
+            raise _fail(f"{where}.releases", f"bad codename {codename[:40]!r}")
+        entry = _parse_release(rel, f"{where}.releases.{codename}")
+        if codename == release and entry is not None:
+            kept = Entry(cve, entry.status, entry.urgency, entry.fixed_version)
+    return kept
+
+
 # --- the stored index ----------------------------------------------------------------
+
+
+_ROW_FIELDS = 4
+"""A stored row: ``[cve, status, urgency, fixed_version|null]``."""
 
 
 def index_to_dict(index: VulnIndex) -> dict[str, Any]:
@@ -272,7 +288,7 @@ def index_from_dict(doc: Any) -> VulnIndex:
         for row in rows:
             if (
                 not isinstance(row, list)
-                or len(row) != 4
+                or len(row) != _ROW_FIELDS
                 or not all(isinstance(x, str) for x in row[:3])
                 or not (row[3] is None or isinstance(row[3], str))
                 or not _CVE.match(row[0])
@@ -317,7 +333,7 @@ _SENTINEL = (_END, 0)
 
 
 def _part_key(part: str) -> tuple[tuple[str, int], ...]:
-    """dpkg's verrevcmp as a sortable key: (non-digit run, number) pairs + a sentinel.
+    """Sortable key ordering like dpkg's verrevcmp: (non-digit run, number) pairs + sentinel.
 
     A non-digit run compares character by character with the end of the run as 0,
     so each run becomes its translated characters plus a terminator. A shorter part
