@@ -13,6 +13,10 @@ whose ``failure`` is set and whose ``command_preview`` is empty; bad target name
 raise :class:`InputError` before anything runs; direct paths and URLs produce a
 plan with ``target.direct-path`` / ``target.url`` signals and nothing to run.
 
+This module orchestrates; the per-package delta (changes, provenance, rollback
+requirements) is built in :mod:`aegis.analyze.delta`, and every apt call goes
+through :class:`aegis.analyze.apt_runner.AptRunner`.
+
 Example::
 
     plan = analyze_apt(cfg, Intent(Tool.APT, Operation.INSTALL, ("nginx",), "ops", now_s),
@@ -21,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 from collections.abc import Sequence
@@ -31,37 +34,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aegis.analyze import apt as aptparse
+from aegis.analyze.apt_runner import APT_CACHE, APT_CONFIG_BIN, APT_GET, AptRunner, simulation_args
+from aegis.analyze.delta import PackageDelta, collect_delta
 from aegis.analyze.evidence.aptconfig import assess_apt_config, read_dpkg_config
-from aegis.analyze.evidence.provenance import build_provenance
 from aegis.analyze.evidence.repositories import (
     ApprovalLookup,
-    ReleaseFiles,
     collect_repository,
-    file_sha256,
     repository_id,
 )
 from aegis.analyze.evidence.sources import (
     AptPaths,
     SourceEntry,
-    lists_prefix,
     parse_sources,
     resolve_apt_paths,
 )
 from aegis.analyze.names import Target, closest_names, parse_targets
-from aegis.analyze.run import RunResult, run_tool
+from aegis.analyze.run import RunResult
 from aegis.analyze.signals import (
     content_signals,
     package_signals,
     repository_signals,
     sort_signals,
-    weak_pin_signal,
 )
 from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
 from aegis.analyze.state import gather_state_inputs, package_state_hash, source_files
 from aegis.config import Config
 from aegis.model import (
     PLAN_SCHEMA,
-    Action,
     AnalysisFailure,
     ConfigEvidence,
     Finding,
@@ -71,17 +70,9 @@ from aegis.model import (
     PackageChange,
     Plan,
     Provenance,
-    Repository,
-    RollbackRequirement,
     Signal,
     Vulnerability,
 )
-
-APT_GET = "/usr/bin/apt-get"
-APT_CACHE = "/usr/bin/apt-cache"
-APT_CONFIG_BIN = "/usr/bin/apt-config"
-_WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
-_REPLACING = (Action.UPGRADE, Action.DOWNGRADE, Action.REMOVE, Action.PURGE)
 
 
 def format_time(dt: datetime) -> str:
@@ -129,73 +120,6 @@ def _policy_lists(path: Path) -> tuple[_PolicyLists, ApprovalLookup]:
         (*BUILTIN_SENSITIVE, *pc.packages.security_sensitive),
     )
     return lists, ApprovalLookup(pc.sources)
-
-
-def _uri_key(uri: str) -> str:
-    """Comparable form of a source URI (apt prints ``file:/x`` for ``file:///x``)."""
-    scheme, sep, rest = uri.rstrip("/").partition(":")
-    if sep and scheme in ("file", "copy", "cdrom"):
-        return f"{scheme}:/{rest.lstrip('/')}"
-    return uri.rstrip("/")
-
-
-class _Apt:
-    """Runs apt tools with the planning environment and the persistent cache."""
-
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
-        self.timeout = float(cfg.apt_timeout_s)
-        self.cache_opts: tuple[str, ...] = ()
-        if cfg.apt_config is None:
-            # The host's own configuration may switch the package cache off (TESTBED
-            # section 8); keep Aegis's own persistent copy, one per uid.
-            cache = cfg.cache_dir / "apt"
-            try:
-                cache.mkdir(parents=True, exist_ok=True)
-                if os.access(cache, os.W_OK):
-                    uid = os.geteuid()
-                    self.cache_opts = (
-                        "-o",
-                        f"Dir::Cache::pkgcache={cache}/pkgcache-{uid}.bin",
-                        "-o",
-                        f"Dir::Cache::srcpkgcache={cache}/srcpkgcache-{uid}.bin",
-                    )
-            except OSError:
-                self.cache_opts = ()
-
-    def run(self, tool: str, *args: str, cache: bool = True) -> RunResult:
-        extra = self.cache_opts if cache else ()
-        return run_tool(
-            [tool, *extra, *args], apt_config=self.cfg.apt_config, timeout_s=self.timeout
-        )
-
-
-def _simulation_args(
-    op: Operation, targets: Sequence[Target], local: dict[str, str] | None = None
-) -> list[str]:
-    # A rollback target taken from the snapshot is handed to apt as its .deb's path.
-    operands = [(local or {}).get(t.raw) or t.apt_operand for t in targets]
-    if op is Operation.UPGRADE:
-        return ["-s", "upgrade"]
-    if op in (Operation.REMOVE, Operation.PURGE):
-        # -qq would imply -y, and apt then refuses to simulate removing an Essential
-        # package; -q shows the removal so the plan (and policy) can see it.
-        return ["-s", "-q", op.value, "--", *operands]
-    return ["-s", "-qq", "--allow-downgrades", "install", "--", *operands]
-
-
-def _record_map(text: str) -> dict[tuple[str, str], dict[str, str]]:
-    out: dict[tuple[str, str], dict[str, str]] = {}
-    for rec in aptparse.parse_control_records(text):
-        key = (rec.get("Package", ""), rec.get("Version", ""))
-        # Prefer a record from an index (it has SHA256) over the dpkg status one.
-        if key not in out or ("SHA256" in rec and "SHA256" not in out[key]):
-            out[key] = rec
-    return out
-
-
-def _deb_cache_name(name: str, version: str, arch: str) -> str:
-    return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
 
 
 def analyze_apt(
@@ -250,7 +174,7 @@ class _Analysis:
     ) -> None:
         self.cfg, self.intent, self.now, self.targets = cfg, intent, now, targets
         self.inspect = inspect_contents
-        self.apt = _Apt(cfg)
+        self.apt = AptRunner(cfg)
         self.op = intent.operation
         self.lists, self.approval = _policy_lists(cfg.policy_path)
         self.signals: list[Signal] = []
@@ -284,7 +208,7 @@ class _Analysis:
                 pool.submit(
                     self.apt.run,
                     APT_GET,
-                    *_simulation_args(self.op, self.targets, self.local.operands),
+                    *simulation_args(self.op, self.targets, self.local.operands),
                 )
                 if simulate
                 else None
@@ -315,24 +239,21 @@ class _Analysis:
                 for e in entries
             }
             sim = self._simulate(f_sim) if f_sim is not None else None
-            changes: list[PackageChange] = []
             configure: tuple[str, ...] = ()
-            provenance: list[Provenance] = []
-            rollback: list[RollbackRequirement] = []
-            descriptions: dict[str, str] = {}
             repos_all = {rid: f.result() for rid, f in f_repos.items()}
-            used: set[str] = set()
+            delta = PackageDelta()
             if sim is not None:
                 configure = sim.configure_order
-                changes, provenance, rollback, descriptions, used = self._delta(
-                    pool, sim, paths, entries, repos_all
+                delta = collect_delta(
+                    pool, self.apt, sim, paths, entries, repos_all, self.local.records
                 )
+                self.signals += delta.signals
             state = package_state_hash(f_state.result())
-        if self.op is Operation.UPDATE:
-            used = set(repos_all)
+        changes = delta.changes
+        used = set(repos_all) if self.op is Operation.UPDATE else delta.used
         repositories = tuple(sorted((repos_all[r][0] for r in used), key=lambda r: r.id))
         findings, vulns, vulndb_date, provenance_t = self._contents(
-            tuple(changes), tuple(provenance), Path(paths.status).parent / "info"
+            changes, delta.provenance, Path(paths.status).parent / "info"
         )
         self.signals += package_signals(
             changes, kernel=self.lists.kernel, sensitive=self.lists.sensitive
@@ -349,7 +270,7 @@ class _Analysis:
             created_at=format_time(self.now),
             intent=self.intent,
             host=this_host(self.cfg),
-            changes=tuple(changes),
+            changes=changes,
             configure_order=configure,
             command_preview=(),
             repositories=repositories,
@@ -358,12 +279,12 @@ class _Analysis:
             findings=findings,
             vulnerabilities=vulns,
             vulndb_date=vulndb_date,
-            rollback=tuple(rollback),
+            rollback=delta.rollback,
             signals=sort_signals(self.signals),
             package_state_hash=state,
             content_inspected=self.inspected,
             failure=self.failure,
-            descriptions=descriptions,
+            descriptions=delta.descriptions,
             snapshot_debs=self.local.debs,
         )
         from aegis.execute.argv import derive_argv
@@ -443,176 +364,6 @@ class _Analysis:
             close = closest_names(name, known)
             detail = f"closest known: {', '.join(close)}" if close else "no similar name known"
             self.signals.append(Signal("target.unknown", name, detail))
-
-    # -- the delta ----------------------------------------------------------------
-
-    def _delta(
-        self,
-        pool: ThreadPoolExecutor,
-        sim: aptparse.Simulation,
-        paths: AptPaths,
-        entries: Sequence[SourceEntry],
-        repos_all: dict[str, tuple[Repository, ReleaseFiles]],
-    ) -> tuple[
-        list[PackageChange], list[Provenance], list[RollbackRequirement], dict[str, str], set[str]
-    ]:
-        names = sorted({c.name for c in sim.changes})
-        if not names:
-            return [], [], [], {}, set()
-        local = self.local.records
-        # One record per package: the candidate for what gets installed, the installed
-        # version for removals (apt-cache show decompresses indexes: keep the set small).
-        wanted = sorted(
-            {
-                f"{c.name}={c.candidate_version if c.action in _WITH_FILE else c.current_version}"
-                for c in sim.changes
-                if c.action is not Action.HELD_BACK
-                and (c.candidate_version if c.action in _WITH_FILE else c.current_version)
-                and (c.name, c.candidate_version) not in local
-            }
-        )
-        fetch = sorted(
-            {
-                f"{c.name}={c.candidate_version}"
-                for c in sim.changes
-                if c.action in _WITH_FILE
-                and c.candidate_version
-                and (c.name, c.candidate_version) not in local
-            }
-        )
-        f_pol = pool.submit(self.apt.run, APT_CACHE, "policy", "--", *names)
-        # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
-        half = (len(wanted) + 1) // 2 if len(wanted) > 40 else len(wanted)
-        f_shows = [
-            pool.submit(self.apt.run, APT_CACHE, "show", "--no-all-versions", "--", *chunk)
-            for chunk in (wanted[:half], wanted[half:])
-            if chunk
-        ]
-        f_uris = (
-            pool.submit(self.apt.run, APT_GET, "download", "--print-uris", "--", *fetch)
-            if fetch
-            else None
-        )
-        policies = aptparse.parse_apt_policy(f_pol.result().stdout)
-        records = _record_map("\n\n".join(f.result().stdout for f in f_shows))
-        uris = (
-            {d.filename: d for d in aptparse.parse_print_uris(f_uris.result().stdout)}
-            if f_uris is not None
-            else {}
-        )
-        by_key = {(_uri_key(e.uri), e.suite, e.component): e for e in entries}
-        pkg_hash_cache: dict[str, str] = {}
-        changes: list[PackageChange] = []
-        provenance: list[Provenance] = []
-        rollback: list[RollbackRequirement] = []
-        descriptions: dict[str, str] = {}
-        used: set[str] = set()
-        for sc in sim.changes:
-            pol = policies.get(sc.name)
-            current, candidate = sc.current_version, sc.candidate_version
-            if sc.action is Action.HELD_BACK and pol is not None:
-                current, candidate = pol.installed, pol.candidate
-            version = candidate if sc.action in _WITH_FILE else current
-            rec = records.get((sc.name, version or "")) or local.get((sc.name, version or ""), {})
-            arch = sc.arch or rec.get("Architecture") or "all"
-            src_name, src_ver = aptparse.parse_source_field(sc.name, version, rec.get("Source"))
-            repo_id: str | None = None
-            psrc = None
-            if sc.action in _WITH_FILE and pol is not None and candidate:
-                for s in pol.versions.get(candidate, ()):
-                    entry = by_key.get((_uri_key(s.uri), s.suite, s.component))
-                    if entry is not None:
-                        repo_id = repository_id(entry.uri, entry.suite, entry.component)
-                        psrc = s
-                        break
-            change = PackageChange(
-                name=sc.name,
-                arch=arch,
-                action=sc.action,
-                current_version=current,
-                candidate_version=candidate,
-                source_package=src_name,
-                source_version=src_ver,
-                repository=repo_id,
-                essential=rec.get("Essential", "").lower() == "yes",
-            )
-            changes.append(change)
-            if rec.get("Description") and sc.action is not Action.HELD_BACK:
-                descriptions[sc.name] = rec["Description"]
-            if repo_id is not None and psrc is not None and candidate:
-                used.add(repo_id)
-                repo, files = repos_all[repo_id]
-                chain = self._index_chain(files, repo, psrc.arch, paths, pkg_hash_cache)
-                fname = Path(rec.get("Filename", "")).name
-                prov = build_provenance(
-                    sc.name, candidate, arch, rec, uris.get(fname), repo_id, repo.uri, chain
-                )
-                if prov is not None:
-                    provenance.append(prov)
-                offers = self._offers(pol, by_key, repos_all)
-                sig = weak_pin_signal(change, repo, offers)
-                if sig is not None:
-                    self.signals.append(sig)
-            if sc.action in _REPLACING and current:
-                rollback.append(self._rollback(sc.name, current, arch, pol, paths))
-        return changes, provenance, rollback, descriptions, used
-
-    def _index_chain(
-        self,
-        files: ReleaseFiles,
-        repo: Repository,
-        arch: str,
-        paths: AptPaths,
-        cache: dict[str, str],
-    ) -> tuple[str, ...]:
-        chain: list[str] = []
-        rel = files.inrelease or files.release
-        if rel is not None:
-            key = str(rel)
-            if key not in cache:
-                cache[key] = file_sha256(rel)
-            chain.append(f"{'InRelease' if files.inrelease else 'Release'}:{cache[key]}")
-        prefix = lists_prefix(repo.uri, repo.suite) + (
-            f"{repo.component}_" if repo.component else ""
-        )
-        for p in sorted(Path(paths.lists).glob(f"{prefix}binary-{arch}_Packages*")):
-            key = str(p)
-            if key not in cache:
-                cache[key] = file_sha256(p)
-            chain.append(f"Packages:{cache[key]}")
-            break
-        return tuple(chain)
-
-    @staticmethod
-    def _offers(
-        pol: aptparse.PackagePolicy | None,
-        by_key: dict[tuple[str, str, str], SourceEntry],
-        repos_all: dict[str, tuple[Repository, ReleaseFiles]],
-    ) -> list[tuple[str, Repository]]:
-        """(version, repository) for every configured source offering the package."""
-        out: list[tuple[str, Repository]] = []
-        for ver, srcs in pol.versions.items() if pol else ():
-            for s in srcs:
-                entry = by_key.get((_uri_key(s.uri), s.suite, s.component))
-                if entry is not None:
-                    rid = repository_id(entry.uri, entry.suite, entry.component)
-                    out.append((ver, repos_all[rid][0]))
-        return out
-
-    def _rollback(
-        self,
-        name: str,
-        version: str,
-        arch: str,
-        pol: aptparse.PackagePolicy | None,
-        paths: AptPaths,
-    ) -> RollbackRequirement:
-        cached = Path(paths.archives) / _deb_cache_name(name, version, arch)
-        if cached.is_file():
-            return RollbackRequirement(name, version, "apt-cache")
-        if pol is not None and pol.versions.get(version):
-            return RollbackRequirement(name, version, "repository")
-        return RollbackRequirement(name, version, "dpkg-repack")
 
     # -- contents and vulnerabilities (CONTENTS engineer's modules) -------------------
 

@@ -1,0 +1,80 @@
+"""How the analyzer calls apt: the tool paths, the cache options and the simulation argv.
+
+Split out of :mod:`aegis.analyze.plan` so that the orchestration there and the
+package delta in :mod:`aegis.analyze.delta` share one runner. Every call goes
+through :func:`aegis.analyze.run.run_tool` with Aegis's APT_CONFIG (never the
+host's by accident) and the analysis timeout; nothing here changes package state
+(apt runs only with ``-s``, ``show``, ``policy``, ``--print-uris`` or ``dump``).
+
+Example::
+
+    apt = AptRunner(cfg)
+    res = apt.run(APT_GET, *simulation_args(Operation.INSTALL, targets))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from aegis.analyze.names import Target
+from aegis.analyze.run import RunResult, run_tool
+from aegis.config import Config
+from aegis.model import Operation
+
+APT_GET = "/usr/bin/apt-get"
+APT_CACHE = "/usr/bin/apt-cache"
+APT_CONFIG_BIN = "/usr/bin/apt-config"
+
+
+class AptRunner:
+    """Runs apt tools with the planning environment and the persistent cache."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.timeout = float(cfg.apt_timeout_s)
+        self.cache_opts: tuple[str, ...] = ()
+        if cfg.apt_config is None:
+            # The host's own configuration may switch the package cache off (TESTBED
+            # section 8); keep Aegis's own persistent copy, one per uid.
+            cache = cfg.cache_dir / "apt"
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+                if os.access(cache, os.W_OK):
+                    uid = os.geteuid()
+                    self.cache_opts = (
+                        "-o",
+                        f"Dir::Cache::pkgcache={cache}/pkgcache-{uid}.bin",
+                        "-o",
+                        f"Dir::Cache::srcpkgcache={cache}/srcpkgcache-{uid}.bin",
+                    )
+            except OSError:
+                self.cache_opts = ()
+
+    def run(self, tool: str, *args: str, cache: bool = True) -> RunResult:
+        """Run ``tool`` with ``args`` (plus the cache options unless ``cache`` is False)."""
+        extra = self.cache_opts if cache else ()
+        return run_tool(
+            [tool, *extra, *args], apt_config=self.cfg.apt_config, timeout_s=self.timeout
+        )
+
+
+def simulation_args(
+    op: Operation, targets: Sequence[Target], local: dict[str, str] | None = None
+) -> list[str]:
+    """apt-get arguments that simulate ``op`` on ``targets``.
+
+    Args:
+        op: the intent's operation.
+        targets: parsed targets.
+        local: target as given -> path of a kept .deb to hand to apt instead (rollback).
+    """
+    # A rollback target taken from the snapshot is handed to apt as its .deb's path.
+    operands = [(local or {}).get(t.raw) or t.apt_operand for t in targets]
+    if op is Operation.UPGRADE:
+        return ["-s", "upgrade"]
+    if op in (Operation.REMOVE, Operation.PURGE):
+        # -qq would imply -y, and apt then refuses to simulate removing an Essential
+        # package; -q shows the removal so the plan (and policy) can see it.
+        return ["-s", "-q", op.value, "--", *operands]
+    return ["-s", "-qq", "--allow-downgrades", "install", "--", *operands]

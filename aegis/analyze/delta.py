@@ -1,0 +1,276 @@
+"""The package delta of a simulation: what changes, from where, and how to undo it.
+
+:func:`collect_delta` turns apt's simulated changes into the plan's
+:class:`~aegis.model.PackageChange` rows, their :class:`~aegis.model.Provenance`
+(the Release -> Packages -> .deb hash chain), the rollback requirement of every
+replaced package, the package descriptions and the weak-pin signals. It lives apart
+from :mod:`aegis.analyze.plan`, which orchestrates the whole analysis, because it
+is the one part that reads per-package apt records (``apt-cache policy``,
+``apt-cache show``, ``apt-get download --print-uris``, run concurrently on the
+analysis's thread pool).
+
+Records of a rollback target come from the kept .deb in the snapshot
+(``local_records``), never from apt, so the delta never asks apt about a version no
+repository serves.
+
+Example::
+
+    delta = collect_delta(pool, apt, sim, paths, entries, repos_all, {})
+    delta.changes[0].name
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aegis.analyze import apt as aptparse
+from aegis.analyze.apt_runner import APT_CACHE, APT_GET, AptRunner
+from aegis.analyze.evidence.provenance import build_provenance
+from aegis.analyze.evidence.repositories import ReleaseFiles, file_sha256, repository_id
+from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
+from aegis.analyze.signals import weak_pin_signal
+from aegis.model import (
+    Action,
+    PackageChange,
+    Provenance,
+    Repository,
+    RollbackRequirement,
+    Signal,
+)
+
+_WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
+_REPLACING = (Action.UPGRADE, Action.DOWNGRADE, Action.REMOVE, Action.PURGE)
+
+_SourceKey = tuple[str, str, str]
+"""(comparable URI, suite, component) of a configured source."""
+
+
+@dataclass(frozen=True)
+class PackageDelta:
+    """The plan rows derived from one simulation."""
+
+    changes: tuple[PackageChange, ...] = ()
+    provenance: tuple[Provenance, ...] = ()
+    rollback: tuple[RollbackRequirement, ...] = ()
+    descriptions: dict[str, str] = field(default_factory=dict)
+    """Package name -> apt's Description (untrusted text)."""
+    used: frozenset[str] = frozenset()
+    """Ids of the repositories a change is downloaded from."""
+    signals: tuple[Signal, ...] = ()
+    """Weak-pin signals found on the way."""
+
+
+def _uri_key(uri: str) -> str:
+    """Comparable form of a source URI (apt prints ``file:/x`` for ``file:///x``)."""
+    scheme, sep, rest = uri.rstrip("/").partition(":")
+    if sep and scheme in ("file", "copy", "cdrom"):
+        return f"{scheme}:/{rest.lstrip('/')}"
+    return uri.rstrip("/")
+
+
+def _record_map(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for rec in aptparse.parse_control_records(text):
+        key = (rec.get("Package", ""), rec.get("Version", ""))
+        # Prefer a record from an index (it has SHA256) over the dpkg status one.
+        if key not in out or ("SHA256" in rec and "SHA256" not in out[key]):
+            out[key] = rec
+    return out
+
+
+def _deb_cache_name(name: str, version: str, arch: str) -> str:
+    return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+def _source_repository(
+    s: aptparse.PolicySource, by_key: dict[_SourceKey, SourceEntry]
+) -> str | None:
+    """Id of the configured repository apt names as a version's source, if any."""
+    entry = by_key.get((_uri_key(s.uri), s.suite, s.component))
+    if entry is None:
+        return None
+    return repository_id(entry.uri, entry.suite, entry.component)
+
+
+def collect_delta(
+    pool: ThreadPoolExecutor,
+    apt: AptRunner,
+    sim: aptparse.Simulation,
+    paths: AptPaths,
+    entries: Sequence[SourceEntry],
+    repos_all: dict[str, tuple[Repository, ReleaseFiles]],
+    local_records: dict[tuple[str, str], dict[str, str]],
+) -> PackageDelta:
+    """Build the delta rows of ``sim``.
+
+    Args:
+        pool: the analysis's thread pool (apt calls run concurrently on it).
+        apt: the runner with the planning environment.
+        sim: the parsed simulation.
+        paths: apt's directories from ``apt-config dump``.
+        entries: the configured sources, one per repository id.
+        repos_all: repository id -> its evidence and Release files.
+        local_records: (name, version) -> control fields of kept rollback .debs.
+    """
+    names = sorted({c.name for c in sim.changes})
+    if not names:
+        return PackageDelta()
+    # One record per package: the candidate for what gets installed, the installed
+    # version for removals (apt-cache show decompresses indexes: keep the set small).
+    wanted = sorted(
+        {
+            f"{c.name}={c.candidate_version if c.action in _WITH_FILE else c.current_version}"
+            for c in sim.changes
+            if c.action is not Action.HELD_BACK
+            and (c.candidate_version if c.action in _WITH_FILE else c.current_version)
+            and (c.name, c.candidate_version) not in local_records
+        }
+    )
+    fetch = sorted(
+        {
+            f"{c.name}={c.candidate_version}"
+            for c in sim.changes
+            if c.action in _WITH_FILE
+            and c.candidate_version
+            and (c.name, c.candidate_version) not in local_records
+        }
+    )
+    f_pol = pool.submit(apt.run, APT_CACHE, "policy", "--", *names)
+    # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
+    half = (len(wanted) + 1) // 2 if len(wanted) > 40 else len(wanted)
+    f_shows = [
+        pool.submit(apt.run, APT_CACHE, "show", "--no-all-versions", "--", *chunk)
+        for chunk in (wanted[:half], wanted[half:])
+        if chunk
+    ]
+    f_uris = (
+        pool.submit(apt.run, APT_GET, "download", "--print-uris", "--", *fetch) if fetch else None
+    )
+    policies = aptparse.parse_apt_policy(f_pol.result().stdout)
+    records = _record_map("\n\n".join(f.result().stdout for f in f_shows))
+    uris = (
+        {d.filename: d for d in aptparse.parse_print_uris(f_uris.result().stdout)}
+        if f_uris is not None
+        else {}
+    )
+    by_key = {(_uri_key(e.uri), e.suite, e.component): e for e in entries}
+    pkg_hash_cache: dict[str, str] = {}
+    changes: list[PackageChange] = []
+    provenance: list[Provenance] = []
+    rollback: list[RollbackRequirement] = []
+    descriptions: dict[str, str] = {}
+    signals: list[Signal] = []
+    used: set[str] = set()
+    for sc in sim.changes:
+        pol = policies.get(sc.name)
+        current, candidate = sc.current_version, sc.candidate_version
+        if sc.action is Action.HELD_BACK and pol is not None:
+            current, candidate = pol.installed, pol.candidate
+        version = candidate if sc.action in _WITH_FILE else current
+        rec = records.get((sc.name, version or "")) or local_records.get(
+            (sc.name, version or ""), {}
+        )
+        arch = sc.arch or rec.get("Architecture") or "all"
+        src_name, src_ver = aptparse.parse_source_field(sc.name, version, rec.get("Source"))
+        repo_id: str | None = None
+        psrc = None
+        if sc.action in _WITH_FILE and pol is not None and candidate:
+            for s in pol.versions.get(candidate, ()):
+                repo_id = _source_repository(s, by_key)
+                if repo_id is not None:
+                    psrc = s
+                    break
+        change = PackageChange(
+            name=sc.name,
+            arch=arch,
+            action=sc.action,
+            current_version=current,
+            candidate_version=candidate,
+            source_package=src_name,
+            source_version=src_ver,
+            repository=repo_id,
+            essential=rec.get("Essential", "").lower() == "yes",
+        )
+        changes.append(change)
+        if rec.get("Description") and sc.action is not Action.HELD_BACK:
+            descriptions[sc.name] = rec["Description"]
+        if repo_id is not None and psrc is not None and candidate:
+            used.add(repo_id)
+            repo, files = repos_all[repo_id]
+            chain = _index_chain(files, repo, psrc.arch, paths, pkg_hash_cache)
+            fname = Path(rec.get("Filename", "")).name
+            prov = build_provenance(
+                sc.name, candidate, arch, rec, uris.get(fname), repo_id, repo.uri, chain
+            )
+            if prov is not None:
+                provenance.append(prov)
+            sig = weak_pin_signal(change, repo, _offers(pol, by_key, repos_all))
+            if sig is not None:
+                signals.append(sig)
+        if sc.action in _REPLACING and current:
+            rollback.append(_rollback(sc.name, current, arch, pol, paths))
+    return PackageDelta(
+        changes=tuple(changes),
+        provenance=tuple(provenance),
+        rollback=tuple(rollback),
+        descriptions=descriptions,
+        used=frozenset(used),
+        signals=tuple(signals),
+    )
+
+
+def _index_chain(
+    files: ReleaseFiles,
+    repo: Repository,
+    arch: str,
+    paths: AptPaths,
+    cache: dict[str, str],
+) -> tuple[str, ...]:
+    chain: list[str] = []
+    rel = files.inrelease or files.release
+    if rel is not None:
+        key = str(rel)
+        if key not in cache:
+            cache[key] = file_sha256(rel)
+        chain.append(f"{'InRelease' if files.inrelease else 'Release'}:{cache[key]}")
+    prefix = lists_prefix(repo.uri, repo.suite) + (f"{repo.component}_" if repo.component else "")
+    for p in sorted(Path(paths.lists).glob(f"{prefix}binary-{arch}_Packages*")):
+        key = str(p)
+        if key not in cache:
+            cache[key] = file_sha256(p)
+        chain.append(f"Packages:{cache[key]}")
+        break
+    return tuple(chain)
+
+
+def _offers(
+    pol: aptparse.PackagePolicy | None,
+    by_key: dict[_SourceKey, SourceEntry],
+    repos_all: dict[str, tuple[Repository, ReleaseFiles]],
+) -> list[tuple[str, Repository]]:
+    """(version, repository) for every configured source offering the package."""
+    out: list[tuple[str, Repository]] = []
+    for ver, srcs in pol.versions.items() if pol else ():
+        for s in srcs:
+            rid = _source_repository(s, by_key)
+            if rid is not None:
+                out.append((ver, repos_all[rid][0]))
+    return out
+
+
+def _rollback(
+    name: str,
+    version: str,
+    arch: str,
+    pol: aptparse.PackagePolicy | None,
+    paths: AptPaths,
+) -> RollbackRequirement:
+    cached = Path(paths.archives) / _deb_cache_name(name, version, arch)
+    if cached.is_file():
+        return RollbackRequirement(name, version, "apt-cache")
+    if pol is not None and pol.versions.get(version):
+        return RollbackRequirement(name, version, "repository")
+    return RollbackRequirement(name, version, "dpkg-repack")
