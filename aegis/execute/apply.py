@@ -46,7 +46,7 @@ def this_host(cfg: Config) -> Host:
 
 
 def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
-    """aegisd's own analysis of the signed intent, with its own configuration.
+    """Analyse the signed intent again, as aegisd, with aegisd's own configuration.
 
     Raises:
         AegisError: the analyzer could not run.
@@ -229,19 +229,66 @@ def _classify(result: runner.RunResult) -> str:
     return "failed"
 
 
+class _Refusal(Exception):
+    """A refusal from a step under aegisd's lock; :func:`_apply` audits it once."""
+
+    def __init__(self, code: str, message: str, *, with_actor: bool = True) -> None:
+        """Carry what :meth:`Aegisd.refuse` needs beyond the execution plan.
+
+        Args:
+            code: The refusal code audited and returned (``refused:...``).
+            message: Why, for the operator.
+            with_actor: Whether the audit event names the signed actor; a replay does not
+                (the ledger, not this request, is what it reports).
+        """
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.with_actor = with_actor
+
+
 def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
-    from aegis.analyze.snapshot_debs import changed_since_signing
-    from aegis.execute.daemon import REFUSED_DPKG_AUDIT, REFUSED_NO_KEYS, iso
-    from aegis.execute.snapshots import needs_snapshot, take_snapshot
+    from aegis.execute.daemon import REFUSED_NO_KEYS
 
     problem = d.settings.keys_problem
     if problem:
         return d.refuse(creds, REFUSED_NO_KEYS, problem, None)
+    verified = _verify(d, req, creds)
+    if isinstance(verified, Answer):
+        return verified
+    ep = verified.plan
+    try:
+        env = d.child_env()
+    except AegisError as e:
+        return d.refuse(
+            creds,
+            "refused:environment",
+            e.message,
+            ep.execution_id,
+            request_id=ep.request_id,
+            extra={"actor": _actor(creds, ep)},
+        )
+    with d.execution_lock():
+        try:
+            return _run_locked(d, creds, verified, env)
+        except _Refusal as r:
+            return d.refuse(
+                creds,
+                r.code,
+                r.message,
+                ep.execution_id,
+                request_id=ep.request_id,
+                extra={"actor": _actor(creds, ep)} if r.with_actor else None,
+            )
+
+
+def _verify(d: Aegisd, req: Request, creds: PeerCredentials) -> VerifiedExecutionPlan | Answer:
+    """Run the ordered checks; a refusal comes back as the (audited) answer."""
     assert req.execution_plan is not None
     raw = req.execution_plan.encode("utf-8")
     now = d.clock()
     try:
-        verified = verify_for_apply(d, raw, now)
+        return verify_for_apply(d, raw, now)
     except RefusedError as e:
         ep = getattr(e, "execution_plan", None)
         # Names in a document whose signature did not verify are claims, not facts.
@@ -262,18 +309,69 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
             None,
             request_id=req.request_id,
         )
-    ep = verified.plan
+
+
+def _prepare(
+    d: Aegisd, ep: ExecutionPlan, env: dict[str, str]
+) -> tuple[runner.PackageState, str | None]:
+    """Check dpkg is clean, read its status and take the snapshot when one is needed.
+
+    Returns:
+        dpkg's status before the run, and the snapshot id (None without a snapshot).
+
+    Raises:
+        _Refusal: dpkg is half-configured, its status unreadable, or the snapshot failed.
+    """
+    from aegis.execute.daemon import REFUSED_DPKG_AUDIT, iso
+    from aegis.execute.snapshots import needs_snapshot, take_snapshot
+
+    if ep.intent.operation != Operation.RECOVER:
+        try:
+            clean, report = runner.dpkg_audit(d.cfg.dpkg_root, env)
+        except AegisError as e:
+            clean, report = False, e.message
+        if not clean:
+            raise _Refusal(
+                REFUSED_DPKG_AUDIT,
+                "dpkg --audit reports half-installed packages; plan a recovery with "
+                f"'aegisctl recover --plan' ({report[:300]})",
+            )
     try:
-        env = d.child_env()
+        before = runner.dpkg_status(d.cfg.dpkg_root, env)
     except AegisError as e:
-        return d.refuse(
-            creds,
-            "refused:environment",
-            e.message,
-            ep.execution_id,
-            request_id=ep.request_id,
-            extra={"actor": _actor(creds, ep)},
-        )
+        raise _Refusal("refused:environment", e.message) from e
+    snapshot_id: str | None = None
+    required = "snapshot" in ep.policy.controls
+    if required or needs_snapshot(ep.plan.changes):
+        snapshot_id = f"snap-{ep.execution_id}"
+        try:
+            take_snapshot(
+                d.cfg,
+                snapshot_id,
+                ep.plan.changes,
+                execution_id=ep.execution_id,
+                request_id=ep.request_id,
+                env=env,
+                now=iso(d.clock()),
+                hook=d.settings.snapshot_command if required else (),
+            )
+        except AegisError as e:
+            raise _Refusal("refused:snapshot", e.message) from e
+    return before, snapshot_id
+
+
+def _run_locked(
+    d: Aegisd, creds: PeerCredentials, verified: VerifiedExecutionPlan, env: dict[str, str]
+) -> Answer:
+    """Everything under aegisd's lock: prepare, record ``started``, run, record, audit.
+
+    Raises:
+        _Refusal: a step refused before ``started`` was recorded; nothing ran.
+    """
+    from aegis.analyze.snapshot_debs import changed_since_signing
+    from aegis.execute.daemon import iso
+
+    ep = verified.plan
     base: dict[str, Any] = {
         "actor": _actor(creds, ep),
         "request_id": ep.request_id,
@@ -281,146 +379,91 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
         "decision": _decision(ep),
         "argv": list(ep.argv),
     }
-    with d.execution_lock():
-        if ep.intent.operation != Operation.RECOVER:
-            try:
-                clean, report = runner.dpkg_audit(d.cfg.dpkg_root, env)
-            except AegisError as e:
-                clean, report = False, e.message
-            if not clean:
-                return d.refuse(
-                    creds,
-                    REFUSED_DPKG_AUDIT,
-                    "dpkg --audit reports half-installed packages; plan a recovery with "
-                    f"'aegisctl recover --plan' ({report[:300]})",
-                    ep.execution_id,
-                    request_id=ep.request_id,
-                    extra={"actor": _actor(creds, ep)},
-                )
-        try:
-            before = runner.dpkg_status(d.cfg.dpkg_root, env)
-        except AegisError as e:
-            return d.refuse(
-                creds,
-                "refused:environment",
-                e.message,
-                ep.execution_id,
-                request_id=ep.request_id,
-                extra={"actor": _actor(creds, ep)},
-            )
-        snapshot_id: str | None = None
-        required = "snapshot" in ep.policy.controls
-        if required or needs_snapshot(ep.plan.changes):
-            snapshot_id = f"snap-{ep.execution_id}"
-            try:
-                take_snapshot(
-                    d.cfg,
-                    snapshot_id,
-                    ep.plan.changes,
-                    execution_id=ep.execution_id,
-                    request_id=ep.request_id,
-                    env=env,
-                    now=iso(d.clock()),
-                    hook=d.settings.snapshot_command if required else (),
-                )
-            except AegisError as e:
-                return d.refuse(
-                    creds,
-                    "refused:snapshot",
-                    e.message,
-                    ep.execution_id,
-                    request_id=ep.request_id,
-                    extra={"actor": _actor(creds, ep)},
-                )
-        d.hook("before-started")
-        deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)
-        if deb_problem is not None:
-            return d.refuse(
-                creds,
-                REFUSED_SNAPSHOT_DEB,
-                deb_problem,
-                ep.execution_id,
-                request_id=ep.request_id,
-                extra={"actor": _actor(creds, ep)},
-            )
-        try:
-            d.ledger.record_started(
-                ep.execution_id,
-                request_id=ep.request_id,
-                plan_hash=ep.plan_hash,
-                peer_uid=creds.uid,
-                peer_pid=creds.pid,
-                now=iso(d.clock()),
-            )
-        except ledger_mod.ReplayError as e:
-            return d.refuse(
-                creds,
-                RefusalCode.REPLAYED.value,
-                e.message,
-                ep.execution_id,
-                request_id=ep.request_id,
-            )
-        d.audit.append(
-            "apply-started",
-            {
-                **base,
-                "details": {
-                    "snapshot_id": snapshot_id,
-                    "checks": [
-                        {"step": r.step.value, "detail": r.detail} for r in verified.results
-                    ],
-                },
+    before, snapshot_id = _prepare(d, ep, env)
+    d.hook("before-started")
+    deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)
+    if deb_problem is not None:
+        raise _Refusal(REFUSED_SNAPSHOT_DEB, deb_problem)
+    try:
+        d.ledger.record_started(
+            ep.execution_id,
+            request_id=ep.request_id,
+            plan_hash=ep.plan_hash,
+            peer_uid=creds.uid,
+            peer_pid=creds.pid,
+            now=iso(d.clock()),
+        )
+    except ledger_mod.ReplayError as e:
+        raise _Refusal(RefusalCode.REPLAYED.value, e.message, with_actor=False) from e
+    d.audit.append(
+        "apply-started",
+        {
+            **base,
+            "details": {
+                "snapshot_id": snapshot_id,
+                "checks": [{"step": r.step.value, "detail": r.detail} for r in verified.results],
             },
+        },
+    )
+    d.hook("after-started")
+    d.hook("before-run")
+    t0 = time.monotonic()
+    try:
+        result = runner.run_argv(
+            ep.argv,
+            env=env,
+            timeout_s=d.settings.run_timeout_s,
+            out_dir=d.cfg.aegisd_dir / "runs",
+            name=ep.execution_id,
         )
-        d.hook("after-started")
-        d.hook("before-run")
-        t0 = time.monotonic()
-        try:
-            result = runner.run_argv(
-                ep.argv,
-                env=env,
-                timeout_s=d.settings.run_timeout_s,
-                out_dir=d.cfg.aegisd_dir / "runs",
-                name=ep.execution_id,
-            )
-        except AegisError as e:
-            result = runner.RunResult(
-                127, False, int((time.monotonic() - t0) * 1000), "", "", 0, 0, "", e.message
-            )
-        outcome = _classify(result)
-        d.ledger.record_finished(
-            ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
+    except AegisError as e:
+        result = runner.RunResult(
+            127, False, int((time.monotonic() - t0) * 1000), "", "", 0, 0, "", e.message
         )
-        after = runner.dpkg_status(d.cfg.dpkg_root, env)
-        drift = compare_with_delta(before, after, ep.targets) if result.exit_status == 0 else []
-        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-        facts = runner.restart_facts(d.cfg.dpkg_root, env)
-        details = {
-            "outcome": outcome,
-            "snapshot_id": snapshot_id,
-            "drift": drift,
-            "changed_packages": changed[:200],
-            "duration_ms": result.duration_ms,
-            "restart": facts,
-            "stdout_bytes": result.stdout_bytes,
-            "stderr_bytes": result.stderr_bytes,
-        }
-        if outcome == "refused-by-apt-trivial-only":
-            details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
-        event = d.audit.append(
-            "apply-finished",
-            {
-                **base,
-                "exit_status": result.exit_status,
-                "output_hashes": {
-                    "stdout_sha256": result.stdout_sha256,
-                    "stderr_sha256": result.stderr_sha256,
-                },
-                "details": details,
+    outcome = _classify(result)
+    d.ledger.record_finished(
+        ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
+    )
+    after = runner.dpkg_status(d.cfg.dpkg_root, env)
+    drift = compare_with_delta(before, after, ep.targets) if result.exit_status == 0 else []
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    details = {
+        "outcome": outcome,
+        "snapshot_id": snapshot_id,
+        "drift": drift,
+        "changed_packages": changed[:200],
+        "duration_ms": result.duration_ms,
+        "restart": runner.restart_facts(d.cfg.dpkg_root, env),
+        "stdout_bytes": result.stdout_bytes,
+        "stderr_bytes": result.stderr_bytes,
+    }
+    if outcome == "refused-by-apt-trivial-only":
+        details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
+    event = d.audit.append(
+        "apply-finished",
+        {
+            **base,
+            "exit_status": result.exit_status,
+            "output_hashes": {
+                "stdout_sha256": result.stdout_sha256,
+                "stderr_sha256": result.stderr_sha256,
             },
-        )
-        d.audit.checkpoint()
-    ok = result.exit_status == 0
+            "details": details,
+        },
+    )
+    d.audit.checkpoint()
+    return _finished_answer(d, ep, result, details, event)
+
+
+def _finished_answer(
+    d: Aegisd,
+    ep: ExecutionPlan,
+    result: runner.RunResult,
+    details: dict[str, Any],
+    event: dict[str, Any],
+) -> Answer:
+    """The answer for a run that happened, whatever its outcome."""
+    outcome = details["outcome"]
     message = {
         "succeeded": "applied",
         "timeout": f"timed out after {d.settings.run_timeout_s}s",
@@ -428,10 +471,10 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
         "(a dependency or package changed since signing)",
         "failed": f"command exited {result.exit_status}",
     }[outcome]
-    if drift:
-        message += f"; drift: {len(drift)} difference(s) from the signed delta"
+    if details["drift"]:
+        message += f"; drift: {len(details['drift'])} difference(s) from the signed delta"
     return Answer(
-        ok=ok,
+        ok=result.exit_status == 0,
         message=message,
         refusal=None,
         execution_id=ep.execution_id,

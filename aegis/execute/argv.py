@@ -1,5 +1,6 @@
-"""The one derivation of the argv that applies a plan (``command_preview``), used
-by the analyzer, by ``aegisctl sign`` and by aegisd. Pure: the plan in, a tuple out.
+"""The one derivation of the argv that applies a plan (``command_preview``).
+
+Used by the analyzer, by ``aegisctl sign`` and by aegisd. Pure: the plan in, a tuple out.
 
 Rules (DESIGN.md "Trust", TESTBED section 3):
 

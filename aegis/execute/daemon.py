@@ -323,7 +323,7 @@ class Aegisd:
 
     @contextlib.contextmanager
     def execution_lock(self) -> Any:
-        """aegisd's own lock: one execution at a time, across threads and processes."""
+        """Hold aegisd's own lock: one execution at a time, across threads and processes."""
         with self._exec_lock:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:

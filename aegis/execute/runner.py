@@ -254,10 +254,11 @@ def parse_dpkg_query(text: str) -> PackageState:
     """Parse the tab-separated output of :func:`dpkg_status` (pure)."""
     out: PackageState = {}
     for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 4:
-            continue
-        name, arch, version, status = parts
+        match line.split("\t"):
+            case [name, arch, version, status]:
+                pass
+            case _:  # not one of our rows: skip it rather than guess
+                continue
         if status == "not-installed":
             continue
         out[f"{name}:{arch}"] = (version, status)

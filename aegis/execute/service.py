@@ -203,7 +203,7 @@ def as_result(status: Answer) -> Answer:
 
 
 def _audit(cfg: Config, request_id: str) -> bool:
-    """applied -> audited when the request's audit events verify."""
+    """Move a request from applied to audited once its audit events verify."""
     from aegis.audit.verify import request_events_verify
 
     pub_path = cfg.keys_dir / "audit.pub"

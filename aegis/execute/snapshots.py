@@ -195,10 +195,11 @@ def _conffiles(
         if not line.startswith(" "):
             package = line.strip()
             continue
-        parts = line.split()
-        if len(parts) < 2 or not parts[0].startswith("/"):
-            continue
-        path, md5 = parts[0], parts[1]
+        match line.split():
+            case [path, md5, *_] if path.startswith("/"):
+                pass
+            case _:  # not a "<path> <md5>" conffile line
+                continue
         on_disk = base / path.lstrip("/")
         if not on_disk.is_file() or on_disk.is_symlink():
             continue
