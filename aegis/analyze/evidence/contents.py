@@ -64,7 +64,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aegis.analyze.evidence import scripts as script_rules
 from aegis.analyze.evidence.debfile import (
     MAINTAINER_SCRIPTS,
     DebContents,
@@ -73,10 +72,10 @@ from aegis.analyze.evidence.debfile import (
     Member,
     read_deb,
 )
+from aegis.analyze.evidence.script_rules import DANGEROUS_SUID
+from aegis.analyze.evidence.script_text import HOSTILE, SENSITIVE
+from aegis.analyze.evidence.scripts import scan_script, scan_scripts
 from aegis.model import Finding
-
-HOSTILE = script_rules.HOSTILE
-SENSITIVE = script_rules.SENSITIVE
 
 MAX_INSTALLED_SCRIPT = 1024 * 1024
 """Bytes read of one installed script from dpkg's info directory."""
@@ -157,9 +156,7 @@ def _apt_hook(package: str, member: Member) -> Finding:
         # Judge the hook's commands with the script rules: a hook that fetches and runs
         # code is as hostile as a postinst that does.
         hostile = [
-            f
-            for f in script_rules.scan_script(package, member.path, text.encode())
-            if f.severity == HOSTILE
+            f for f in scan_script(package, member.path, text.encode()) if f.severity == HOSTILE
         ]
         if hostile:
             return Finding(
@@ -183,7 +180,7 @@ def _sudoers(package: str, member: Member) -> Finding:
 
 def _setuid(package: str, member: Member) -> Finding:
     name = member.path.rsplit("/", 1)[-1]
-    hostile = bool(script_rules.DANGEROUS_SUID.fullmatch(name)) or bool(member.mode & 0o002)
+    hostile = bool(DANGEROUS_SUID.fullmatch(name)) or bool(member.mode & 0o002)
     bits = "setuid" if member.mode & 0o4000 else "setgid"
     excerpt = f"{bits} mode {member.mode:04o} uid {member.uid} gid {member.gid}"
     return Finding(
@@ -273,7 +270,7 @@ def findings_for(
                 f"file says {got_pkg} {got_ver}, plan expects {package} {version}",
             )
         )
-    out.extend(script_rules.scan_scripts(package, contents.scripts, previous))
+    out.extend(scan_scripts(package, contents.scripts, previous))
     out.extend(scan_members(package, contents.members))
     return tuple(out)
 
