@@ -129,6 +129,13 @@ class Facts:
     )
 
     def __init__(self, plan: Plan, config: PolicyConfig, now: datetime) -> None:
+        """Index ``plan`` for the rules.
+
+        Args:
+            plan: The operation plan under evaluation (untrusted input).
+            config: The operator's policy file.
+            now: Evaluation time, for the plan-age rule.
+        """
         self.plan = plan
         self.config = config
         self.now = now

@@ -1,5 +1,7 @@
-"""Rules about the request and its evidence: analysis, targets, command, repositories,
-provenance and the age of the plan. Pure; see :mod:`aegis.policy.rules`.
+"""Rules about the request and its evidence.
+
+They cover the analysis, targets, command, repositories, provenance and the age of
+the plan. Pure; see :mod:`aegis.policy.rules`.
 
 Example:
     >>> [r.id for r in RULES if r.contract == PHRASE_METACHAR]
@@ -130,7 +132,7 @@ def target_url(facts: Facts) -> Check:
 
 
 def target_replacement(facts: Facts) -> Check:
-    """apt would install something other than what was asked for.
+    """Apt would install something other than what was asked for.
 
     A ``name=version`` target whose package resolves to another version, or a
     replacement signal from the analyzer (a virtual name resolved to a provider).
@@ -149,8 +151,10 @@ def target_replacement(facts: Facts) -> Check:
 
 
 def target_invalid(facts: Facts) -> Check:
-    """A target outside the Debian name grammar (the analyzer refuses these; the plan is
-    untrusted input, so policy checks again)."""
+    """A target outside the Debian name grammar.
+
+    The analyzer refuses these already; the plan is untrusted input, so policy checks again.
+    """
     bad = [
         t
         for t in facts.plan.intent.targets
@@ -204,8 +208,11 @@ def repo_untrusted(facts: Facts) -> Check:
 
 
 def repo_weakly_pinned(facts: Facts) -> Check:
-    """No Signed-By, a keyring outside the trusted directory, or a source supplying a
-    package it may not (a third-party repository winning ``openssl``)."""
+    """A repository that is not trusted for what it supplies.
+
+    No Signed-By, a keyring outside the trusted directory, or a source supplying a
+    package it may not (a third-party repository winning ``openssl``).
+    """
     reasons: list[str] = []
     subjects: list[str] = []
     for repo in facts.plan.repositories:
@@ -263,7 +270,7 @@ def repo_frozen(facts: Facts) -> Check:
 
 
 def repo_insecure_config(facts: Facts) -> Check:
-    """apt configuration that switches signature or freshness checks off."""
+    """Apt configuration that switches signature or freshness checks off."""
     flags = [f for f in facts.plan.config.flags if f in _INSECURE_FLAGS]
     if not flags:
         return Miss("apt configuration keeps signature and Valid-Until checks on")
@@ -271,7 +278,7 @@ def repo_insecure_config(facts: Facts) -> Check:
 
 
 def config_apt_hooks(facts: Facts) -> Check:
-    """apt or dpkg hooks configured on the host run commands as root around dpkg."""
+    """Apt or dpkg hooks configured on the host run commands as root around dpkg."""
     flags = [f for f in facts.plan.config.flags if f in _HOOK_FLAGS]
     if not flags:
         return Miss("no apt or dpkg hook is configured")

@@ -1,5 +1,7 @@
-"""The policy stage at the edge: read the plan, the request's review and the policy
-file, evaluate, write ``policy/<plan_id>.policy.json`` and advance the request.
+"""The policy stage at the edge, where the pure engine meets files and the store.
+
+It reads the plan, the request's review and the policy file, evaluates, writes
+``policy/<plan_id>.policy.json`` and advances the request.
 
 This module does the I/O the pure engine may not: files, the store (through
 :mod:`aegis.api`) and the clock (``now`` is still an argument so tests and

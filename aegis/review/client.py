@@ -103,6 +103,7 @@ def _attempt(
     base_url: str,
     payload: dict[str, Any],
     headers: dict[str, str],
+    *,
     deadline: float,
     clock: Callable[[], float],
     cap: int,
@@ -166,7 +167,9 @@ def chat(
 
     for attempt in (1, 2):
         try:
-            code, body = _attempt(base_url, payload, headers, deadline, clock, max_response_bytes)
+            code, body = _attempt(
+                base_url, payload, headers, deadline=deadline, clock=clock, cap=max_response_bytes
+            )
         except ValueError as e:
             return done("failed", str(e))
         except (_DeadlineError, TimeoutError):
@@ -177,7 +180,7 @@ def chat(
             return done("failed", f"endpoint unreachable: {e.strerror or type(e).__name__}")
         except (http.client.HTTPException, OSError) as e:
             return done("failed", f"endpoint error: {type(e).__name__}")
-        if code == 200:
+        if code == http.HTTPStatus.OK:
             return done("ok", body=body, code=code)
         if attempt == 1 and code in FALLBACK_STATUSES:
             # The server may not support JSON mode: ask once more without it.

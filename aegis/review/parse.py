@@ -101,12 +101,16 @@ class Content:
     model: str | None
 
 
+_NAMES_SHOWN = 5
+"""Unknown field names quoted in a rejection; the rest are counted (model output is untrusted)."""
+
+
 def _names(keys: set[str]) -> str:
     shown = sorted(k for k in keys if _TOKEN.match(k))
     hidden = len(keys) - len(shown)
-    parts = [repr(k) for k in shown[:5]]
-    if hidden or len(shown) > 5:
-        parts.append(f"{hidden + max(0, len(shown) - 5)} other(s)")
+    parts = [repr(k) for k in shown[:_NAMES_SHOWN]]
+    if hidden or len(shown) > _NAMES_SHOWN:
+        parts.append(f"{hidden + max(0, len(shown) - _NAMES_SHOWN)} other(s)")
     return ", ".join(parts)
 
 

@@ -198,8 +198,10 @@ def configured_review_key(cfg: Config) -> str | None:
 
 
 def _check_received(review: Review, digest: str, cfg: Config) -> Review:
-    """A review handed to us must be bound to our plan and signed by the key it names,
-    and by the configured key when one is configured."""
+    """Accept a review handed to us only if it is bound to our plan and properly signed.
+
+    Signed by the key it names, and by the configured key when one is configured.
+    """
     if review.status is not ReviewStatus.SKIPPED and not review.signature:
         raise TrustError("the reviewer returned an unsigned review")
     expected = configured_review_key(cfg)

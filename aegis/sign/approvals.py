@@ -51,6 +51,8 @@ MAX_APPROVAL_TTL = timedelta(days=7)
 DEFAULT_APPROVAL_TTL = timedelta(hours=24)
 CLOCK_SKEW = timedelta(seconds=60)
 """Tolerated clock difference between the approver's machine and this one."""
+MAX_PLAN_ID_CHARS = 128
+"""Bound on the plan id an approval names (ids are short; this only caps hostile input)."""
 
 _ID_RE = re.compile(r"\A[a-z0-9][a-z0-9._@-]{0,63}\Z")
 _HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -168,8 +170,8 @@ def _validate(approval: Approval) -> Approval:
         raise InputError(f"not an Aegis approval (schema_version must be {APPROVAL_SCHEMA!r})")
     check_approver_id(approval.approver_id)
     check_approver_id(approval.role)
-    if not approval.plan_id or len(approval.plan_id) > 128:
-        raise InputError("approval plan_id must be 1-128 characters")
+    if not approval.plan_id or len(approval.plan_id) > MAX_PLAN_ID_CHARS:
+        raise InputError(f"approval plan_id must be 1-{MAX_PLAN_ID_CHARS} characters")
     for name in ("plan_hash", "policy_hash"):
         if not _HASH_RE.match(getattr(approval, name)):
             raise InputError(f"approval {name} must be 64 lower-case hex characters")
@@ -255,6 +257,7 @@ def parse_approval(data: bytes) -> Approval:
 
 def _reject(
     approval: Approval,
+    *,
     plan_hash: str,
     policy_hash: str,
     trusted: frozenset[str],
@@ -314,7 +317,14 @@ def verify_approvals(
     rejected: list[RejectedApproval] = []
     seen: set[str] = set()
     for approval in approvals:
-        why = _reject(approval, plan_hash, policy_hash, trusted, signer_key_hex, now)
+        why = _reject(
+            approval,
+            plan_hash=plan_hash,
+            policy_hash=policy_hash,
+            trusted=trusted,
+            signer_key_hex=signer_key_hex,
+            now=now,
+        )
         if why is None and approval.public_key_hex.lower() in seen:
             why = RejectReason.DUPLICATE, "this key already approved; it counts once"
         if why is not None:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 KEY_SCHEMA = "aegis.key/1"
 MAX_KEY_FILE_BYTES = 64 * 1024
+PUBLIC_KEY_BYTES = 32
+"""An Ed25519 public key."""
 
 
 class Role(StrEnum):
@@ -53,7 +55,7 @@ def _check_pub_hex(value: str) -> bytes:
         raw = bytes.fromhex(value)
     except ValueError as e:
         raise InputError("public key must be 64 hex characters") from e
-    if len(raw) != 32:
+    if len(raw) != PUBLIC_KEY_BYTES:
         raise InputError("public key must be 64 hex characters")
     return raw
 

@@ -69,6 +69,7 @@ class Refusal:
     detail: str
 
     def __str__(self) -> str:
+        """Render as ``refused:<step>: detail``, the form printed and audited."""
         return f"{self.code.value}: {self.detail}"
 
     def error(self) -> RefusedError:
@@ -92,6 +93,7 @@ class RefusedError(AegisError):
     """Base of every execution-plan refusal; ``refusal`` holds the named reason."""
 
     def __init__(self, refusal: Refusal) -> None:
+        """Raise ``refusal`` as an error; the message is its ``code: detail`` text."""
         super().__init__(str(refusal))
         self.refusal = refusal
 
