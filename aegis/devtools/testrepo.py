@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import functools
 import gzip
 import hashlib
 import os
@@ -259,16 +260,15 @@ class AptRoot:
 # --- process-wide caches ----------------------------------------------------------
 
 _LOCK = threading.Lock()
-_CACHE_DIR: Path | None = None
 _KEYS: dict[str, Key] = {}
 
 
+@functools.cache
 def _cache_dir() -> Path:
-    global _CACHE_DIR
-    if _CACHE_DIR is None:
-        _CACHE_DIR = Path(tempfile.mkdtemp(prefix="aegis-testrepo-"))
-        atexit.register(_cleanup, _CACHE_DIR)
-    return _CACHE_DIR
+    """One temporary directory per process for keys and built .debs, removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix="aegis-testrepo-"))
+    atexit.register(_cleanup, path)
+    return path
 
 
 def _cleanup(path: Path) -> None:
@@ -514,7 +514,8 @@ def _safe_name(text: str) -> str:
 def _patch_release(text: str, *, date: datetime | None, valid_until: datetime | None) -> str:
     lines = text.splitlines()
     out: list[str] = []
-    for line in lines:
+    for original in lines:
+        line = original
         if date is not None and line.startswith("Date:"):
             line = f"Date: {_release_time(date)}"
         if line.startswith("Valid-Until:"):
@@ -600,8 +601,10 @@ def negative_repo(dest: Path | str, kind: str, **kwargs: object) -> Repo:
 
 
 def debian_lookalike_repo(dest: Path | str, **kwargs: object) -> Repo:
-    """A validly signed third-party repo whose Release says ``Origin: Debian`` and
-    which carries higher ``aegis-base`` and ``libssl3`` versions (TESTBED section 8)."""
+    """A validly signed third-party repo whose Release says ``Origin: Debian``.
+
+    It carries higher ``aegis-base`` and ``libssl3`` versions (TESTBED section 8).
+    """
     opts: dict[str, object] = {
         "origin": "Debian",
         "suite": "aegis-lookalike",
@@ -647,22 +650,8 @@ def make_root(
     prefs = etc / "preferences.d"
     lists = root / "var/lib/apt/lists"
     dpkg_dir = root / "var/lib/dpkg"
-    for d in (
-        sources,
-        parts,
-        trusted,
-        keyrings,
-        prefs,
-        lists / "partial",
-        root / "var/cache/apt/archives/partial",
-        root / "var/log/apt",
-        dpkg_dir / "info",
-        dpkg_dir / "updates",
-        dpkg_dir / "triggers",
-        root / "etc/dpkg/dpkg.cfg.d",
-        root / "tmp",
-    ):
-        d.mkdir(parents=True, exist_ok=True)
+    for d in _ROOT_DIRS:
+        (root / d).mkdir(parents=True, exist_ok=True)
     status_file = dpkg_dir / "status"
     if status is None:
         status_file.touch()
@@ -678,45 +667,16 @@ def make_root(
     if len(forms) != len(repos):
         raise ValueError("one signed_by_form per repo")
     used_names: set[str] = set()
-    for index, (repo, form) in enumerate(zip(repos, forms, strict=True)):
-        form = repo.signed_by_override or form
+    for index, (repo, requested) in enumerate(zip(repos, forms, strict=True)):
+        form = repo.signed_by_override or requested
         if form not in SIGNED_BY_FORMS:
             raise ValueError(f"unknown signed_by_form {form!r}")
         name = repo.name if repo.name not in used_names else f"{repo.name}-{index}"
         used_names.add(name)
-        signed_by: str | None = None
-        if form == "keyring-path":
-            kp = keyrings / f"{name}.gpg"
-            shutil.copyfile(repo.key_path, kp)
-            signed_by = str(kp)
-        elif form == "armored-path":
-            kp = keyrings / f"{name}.asc"
-            shutil.copyfile(repo.armored_key_path, kp)
-            signed_by = str(kp)
-        elif form == "fingerprint":
-            shutil.copyfile(repo.key_path, trusted / f"{name}.gpg")
-            signed_by = repo.fingerprint
-        elif form == "embedded":
-            if source_format != "deb822":
-                raise ValueError("embedded Signed-By needs deb822 sources")
-            signed_by = "\n" + _embedded_block(repo.armored_key_path)
-        elif form == "trusted-parts":
-            shutil.copyfile(repo.key_path, trusted / f"{name}.gpg")
-        if source_format == "deb822":
-            text = (
-                f"Types: deb\nURIs: {repo.uri}\nSuites: {repo.suite}\n"
-                f"Components: {repo.component}\n"
-            )
-            if signed_by is not None:
-                text += f"Signed-By:{'' if signed_by.startswith(chr(10)) else ' '}{signed_by}\n"
-            (sources / f"{name}.sources").write_text(text)
-        elif source_format == "one-line":
-            opt = f" [signed-by={signed_by}]" if signed_by else ""
-            (sources / f"{name}.list").write_text(
-                f"deb{opt} {repo.uri} {repo.suite} {repo.component}\n"
-            )
-        else:
-            raise ValueError(f"unknown source_format {source_format!r}")
+        if form == "embedded" and source_format != "deb822":
+            raise ValueError("embedded Signed-By needs deb822 sources")
+        signed_by = _install_key(repo, form, name, keyrings=keyrings, trusted=trusted)
+        _write_source(sources, name, repo, signed_by, source_format)
     for p in (*keyrings.iterdir(), *trusted.iterdir()):
         p.chmod(0o644)
 
@@ -734,6 +694,62 @@ def make_root(
         lists_dir=lists,
         repos=tuple(repos),
     )
+
+
+_ROOT_DIRS = (
+    "etc/apt/sources.list.d",
+    "etc/apt/apt.conf.d",
+    "etc/apt/trusted.gpg.d",
+    "etc/apt/keyrings",
+    "etc/apt/preferences.d",
+    "var/lib/apt/lists/partial",
+    "var/cache/apt/archives/partial",
+    "var/log/apt",
+    "var/lib/dpkg/info",
+    "var/lib/dpkg/updates",
+    "var/lib/dpkg/triggers",
+    "etc/dpkg/dpkg.cfg.d",
+    "tmp",
+)
+"""Directories apt and dpkg expect under a throwaway root."""
+
+
+def _install_key(repo: Repo, form: str, name: str, *, keyrings: Path, trusted: Path) -> str | None:
+    """Put ``repo``'s key where ``form`` says; return the Signed-By value, if any."""
+    if form == "keyring-path":
+        kp = keyrings / f"{name}.gpg"
+        shutil.copyfile(repo.key_path, kp)
+        return str(kp)
+    if form == "armored-path":
+        kp = keyrings / f"{name}.asc"
+        shutil.copyfile(repo.armored_key_path, kp)
+        return str(kp)
+    if form == "fingerprint":
+        shutil.copyfile(repo.key_path, trusted / f"{name}.gpg")
+        return repo.fingerprint
+    if form == "embedded":
+        return "\n" + _embedded_block(repo.armored_key_path)
+    if form == "trusted-parts":
+        shutil.copyfile(repo.key_path, trusted / f"{name}.gpg")
+    return None
+
+
+def _write_source(
+    sources: Path, name: str, repo: Repo, signed_by: str | None, source_format: str
+) -> None:
+    """Write one sources file for ``repo`` in ``source_format``."""
+    if source_format == "deb822":
+        text = f"Types: deb\nURIs: {repo.uri}\nSuites: {repo.suite}\nComponents: {repo.component}\n"
+        if signed_by is not None:
+            text += f"Signed-By:{'' if signed_by.startswith(chr(10)) else ' '}{signed_by}\n"
+        (sources / f"{name}.sources").write_text(text)
+    elif source_format == "one-line":
+        opt = f" [signed-by={signed_by}]" if signed_by else ""
+        (sources / f"{name}.list").write_text(
+            f"deb{opt} {repo.uri} {repo.suite} {repo.component}\n"
+        )
+    else:
+        raise ValueError(f"unknown source_format {source_format!r}")
 
 
 def _apt_conf(root: Path, architecture: str) -> str:
