@@ -29,7 +29,8 @@ from pathlib import Path
 from aegis.analyze import apt as aptparse
 from aegis.analyze.apt_runner import APT_CACHE, APT_GET, AptRunner
 from aegis.analyze.evidence.provenance import build_provenance
-from aegis.analyze.evidence.repositories import ReleaseFiles, file_sha256, repository_id
+from aegis.analyze.evidence.release import ReleaseFiles
+from aegis.analyze.evidence.repositories import file_sha256, repository_id
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
 from aegis.analyze.signals import weak_pin_signal
 from aegis.model import (

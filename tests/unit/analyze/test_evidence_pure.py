@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from aegis.analyze.evidence.aptconfig import assess_apt_config
-from aegis.analyze.evidence.repositories import assess_release, parse_gpgv_status, release_sha256
+from aegis.analyze.evidence.release import assess_release, parse_gpgv_status, release_sha256
 from aegis.analyze.evidence.sources import (
     parse_deb822,
     parse_one_line,

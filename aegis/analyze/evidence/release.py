@@ -1,0 +1,172 @@
+"""Release and InRelease files of an apt source: where they are and what they say.
+
+Pure text functions over Release data (:func:`assess_release`, :func:`release_fields`,
+:func:`release_sha256`, :func:`release_body`, :func:`parse_gpgv_status`,
+:func:`dearmor`) plus the :class:`ReleaseFiles` / :class:`SignatureCheck` records
+that :mod:`aegis.analyze.evidence.signature` fills in and
+:mod:`aegis.analyze.evidence.repositories` turns into a
+:class:`~aegis.model.Repository`. Kept apart from those edges so that the parsing
+is tested on recorded text alone (no gpgv, no files).
+
+Dates are judged at a given ``now``: an expired Valid-Until is expired, and a
+Release without Valid-Until whose Date is older than :data:`FREEZE_AFTER` looks
+frozen (a mirror stuck in time).
+
+Example:
+    >>> text = "Date: Sat, 02 May 2026 00:00:00 UTC\\n"
+    >>> assess_release(text, datetime(2026, 5, 3, tzinfo=UTC))[0]
+    '2026-05-02T00:00:00Z'
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+FREEZE_AFTER = timedelta(days=90)
+"""Release without Valid-Until whose Date is older than this looks frozen.
+
+Debian's own stable Release carries no Valid-Until and is re-dated at each point
+release (every two to three months), so a shorter window would flag it routinely."""
+
+
+@dataclass(frozen=True)
+class ReleaseFiles:
+    """The release files found for one source."""
+
+    inrelease: Path | None
+    release: Path | None
+    release_gpg: Path | None
+    where: str
+    """lists or repository."""
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """gpgv's verdict."""
+
+    status: str
+    """good, bad, no-pubkey, unsigned, error, missing."""
+    fingerprint: str | None
+    text: str | None
+    """The verified Release text (only when good) or the unverified body."""
+
+
+def dearmor(text: str) -> bytes:
+    """Binary OpenPGP packets of every armoured block in ``text`` (like ``gpg --dearmor``)."""
+    out = bytearray()
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("-----BEGIN PGP"):
+            i += 1
+            while i < len(lines) and lines[i].strip() and ":" in lines[i]:
+                i += 1  # armor headers
+            body: list[str] = []
+            while i < len(lines) and not lines[i].startswith("-----END"):
+                ln = lines[i].strip()
+                if ln and not ln.startswith("="):
+                    body.append(ln)
+                i += 1
+            out.extend(base64.b64decode("".join(body)))
+        i += 1
+    return bytes(out)
+
+
+def parse_gpgv_status(status: str) -> tuple[str, str | None]:
+    """gpgv ``--status-fd`` lines -> (good|bad|no-pubkey|error, primary fingerprint)."""
+    valid: list[str] = []
+    bad = nopub = False
+    for line in status.splitlines():
+        parts = line.split()
+        if len(parts) < 2 or parts[0] != "[GNUPG:]":
+            continue
+        if parts[1] == "VALIDSIG" and len(parts) >= 3:
+            valid.append((parts[11] if len(parts) >= 12 else parts[2]).upper())
+        elif parts[1] == "BADSIG":
+            bad = True
+        elif parts[1] in ("NO_PUBKEY", "ERRSIG"):
+            nopub = nopub or parts[1] == "NO_PUBKEY" or (len(parts) >= 8 and parts[7] == "9")
+    if valid:
+        return "good", valid[0]
+    if bad:
+        return "bad", None
+    if nopub:
+        return "no-pubkey", None
+    return "error", None
+
+
+def release_body(inrelease_text: str) -> str:
+    """The cleartext of a clearsigned InRelease (unverified; for display only)."""
+    lines = inrelease_text.splitlines()
+    out: list[str] = []
+    state = 0
+    for ln in lines:
+        if state == 0 and ln.startswith("-----BEGIN PGP SIGNED MESSAGE"):
+            state = 1
+        elif state == 1:
+            if not ln.strip():
+                state = 2
+        elif state == 2:
+            if ln.startswith("-----BEGIN PGP SIGNATURE"):
+                break
+            out.append(ln[2:] if ln.startswith("- ") else ln)
+    return "\n".join(out) + "\n" if state else inrelease_text
+
+
+def release_fields(text: str) -> dict[str, str]:
+    """Top-level single-line fields of a Release file."""
+    out: dict[str, str] = {}
+    for ln in text.splitlines():
+        if ln and ln[0] not in " \t" and ":" in ln:
+            k, _, v = ln.partition(":")
+            out.setdefault(k, v.strip())
+    return out
+
+
+def release_sha256(text: str) -> dict[str, str]:
+    """``SHA256:`` section of a Release: path -> hex digest."""
+    out: dict[str, str] = {}
+    in_section = False
+    for ln in text.splitlines():
+        if not ln.startswith(" "):
+            in_section = ln.startswith("SHA256:")
+            continue
+        if in_section:
+            parts = ln.split()
+            if len(parts) == 3:
+                out[parts[2]] = parts[0].lower()
+    return out
+
+
+def _iso(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def assess_release(
+    text: str | None, now: datetime
+) -> tuple[str | None, str | None, bool, bool, str | None]:
+    """(date, valid_until, expired, frozen, origin) from Release text at ``now``."""
+    if text is None:
+        return None, None, False, False, None
+    fields = release_fields(text)
+    date, until = _iso(fields.get("Date")), _iso(fields.get("Valid-Until"))
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    expired = until is not None and datetime.strptime(until, fmt).replace(tzinfo=UTC) < now
+    frozen = (
+        until is None
+        and date is not None
+        and now - datetime.strptime(date, fmt).replace(tzinfo=UTC) > FREEZE_AFTER
+    )
+    return date, until, expired, frozen, fields.get("Origin")
