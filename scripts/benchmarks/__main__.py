@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
+    """Run the selected benchmarks; exit 1 if any raised (its traceback goes to stderr)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", action="append", default=[])
     args = parser.parse_args()

@@ -87,7 +87,7 @@ def _sign(cfg: Any, signer: Any, approver: Any) -> bytes:
 
 
 def _round(
-    tmp: Path, repo: Any, signer: Any, spub: str, approver: Any, apub: str
+    tmp: Path, repo: Any, *, signer: Any, spub: str, approver: Any, apub: str
 ) -> tuple[float, float]:
     from aegis.config import load_config
     from aegis.devtools import testrepo
@@ -175,7 +175,9 @@ def run() -> dict[str, Any]:
         signer, approver = keys.load_signing_key(sp), keys.load_signing_key(ap)
         directs, throughs = [], []
         for i in range(ROUNDS):
-            d, t = _round(base / f"r{i}", repo, signer, spub, approver, apub)
+            d, t = _round(
+                base / f"r{i}", repo, signer=signer, spub=spub, approver=approver, apub=apub
+            )
             directs.append(d)
             throughs.append(t)
     finally:

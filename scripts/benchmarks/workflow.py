@@ -64,7 +64,6 @@ def _transition_rate(home: Path) -> tuple[float, float]:
 
 def _raw_rate(home: Path) -> float:
     """The same writes as a transition (same schema, pragmas, row sizes), by a bare loop."""
-
     # The same store contents as the measured transitions: the same requests, submitted alike.
     cfg = _cfg(home)
     ids = _requests(cfg, N_TRANSITIONS, "t")

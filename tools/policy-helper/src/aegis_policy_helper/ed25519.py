@@ -20,6 +20,10 @@ _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
 _D = -121665 * pow(121666, _P - 2, _P) % _P
 _I = pow(2, (_P - 1) // 4, _P)  # sqrt(-1)
+PUBLIC_KEY_BYTES = 32
+"""An encoded point (public key, or R in a signature)."""
+SIGNATURE_BYTES = 64
+"""R (32 bytes) followed by S (32 bytes)."""
 
 _Point = tuple[int, int, int, int]  # extended coordinates (X, Y, Z, T)
 
@@ -62,7 +66,7 @@ def _recover_x(y: int, sign: int) -> int | None:
 
 
 def _decode(data: bytes) -> _Point | None:
-    if len(data) != 32:
+    if len(data) != PUBLIC_KEY_BYTES:
         return None
     y = int.from_bytes(data, "little")
     sign = y >> 255
@@ -77,7 +81,7 @@ def _encode(point: _Point) -> bytes:
     x, y, z, _ = point
     zi = pow(z, _P - 2, _P)
     x, y = x * zi % _P, y * zi % _P
-    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+    return (y | ((x & 1) << 255)).to_bytes(PUBLIC_KEY_BYTES, "little")
 
 
 _GY = 4 * pow(5, _P - 2, _P) % _P
@@ -88,16 +92,17 @@ _G: _Point = (_GX, _GY, 1, _GX * _GY % _P)
 
 def verify_pure(public_key: bytes, message: bytes, signature: bytes) -> bool:
     """RFC 8032 Ed25519 verification (cofactorless; S must be below the group order)."""
-    if len(public_key) != 32 or len(signature) != 64:
+    if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
+    r_bytes, s_bytes = signature[:PUBLIC_KEY_BYTES], signature[PUBLIC_KEY_BYTES:]
     a = _decode(public_key)
-    r = _decode(signature[:32])
+    r = _decode(r_bytes)
     if a is None or r is None:
         return False
-    s = int.from_bytes(signature[32:], "little")
+    s = int.from_bytes(s_bytes, "little")
     if s >= _L:
         return False
-    k = int.from_bytes(hashlib.sha512(signature[:32] + public_key + message).digest(), "little")
+    k = int.from_bytes(hashlib.sha512(r_bytes + public_key + message).digest(), "little")
     return _encode(_mul(s, _G)) == _encode(_add(r, _mul(k % _L, a)))
 
 
@@ -118,7 +123,7 @@ def backend() -> str:
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     """True when ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``."""
-    if len(public_key) != 32 or len(signature) != 64:
+    if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
     which = backend()
     if which == "pynacl":

@@ -163,22 +163,16 @@ def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Ver
         if not isinstance(item, dict):
             raise TrustFailure("approval is not an object")
         key = str(item.get("public_key_hex", "")).lower()
-        abody = {k: v for k, v in item.items() if k != "signature_hex"}
-        reason = "counts"
-        if key == signer:
-            reason = "signer-key: the signer's own key"
-        elif key not in trusted:
-            reason = "untrusted-key"
-        elif not _ed25519_ok(abody, str(item.get("signature_hex", "")), key):
-            reason = "bad-signature"
-        elif item.get("plan_hash") != doc.get("plan_hash"):
-            reason = "other-plan"
-        elif item.get("policy_hash") != policy.get("result_hash"):
-            reason = "other-policy"
-        elif not _parse_time(str(item["created_at"])) <= at < _parse_time(str(item["expires_at"])):
-            reason = "expired or not yet valid when the plan was signed"
-        elif key in seen:
-            reason = "duplicate-approver"
+        reason = _approval_reason(
+            item,
+            key,
+            signer=signer,
+            trusted=trusted,
+            plan_hash=doc.get("plan_hash"),
+            policy_hash=policy.get("result_hash"),
+            signed_at=at,
+            seen=seen,
+        )
         seen.add(key)
         rows.append(
             {
@@ -189,6 +183,36 @@ def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Ver
             }
         )
     return Verification(f"fallback/{backend()}", ok, detail, rows, doc)
+
+
+def _approval_reason(
+    item: dict[str, Any],
+    key: str,
+    *,
+    signer: str,
+    trusted: set[str],
+    plan_hash: object,
+    policy_hash: object,
+    signed_at: datetime,
+    seen: set[str],
+) -> str:
+    """Say why one approval does not count, or ``"counts"``; same order as aegis.sign."""
+    body = {k: v for k, v in item.items() if k != "signature_hex"}
+    if key == signer:
+        return "signer-key: the signer's own key"
+    if key not in trusted:
+        return "untrusted-key"
+    if not _ed25519_ok(body, str(item.get("signature_hex", "")), key):
+        return "bad-signature"
+    if item.get("plan_hash") != plan_hash:
+        return "other-plan"
+    if item.get("policy_hash") != policy_hash:
+        return "other-policy"
+    if not _parse_time(str(item["created_at"])) <= signed_at < _parse_time(str(item["expires_at"])):
+        return "expired or not yet valid when the plan was signed"
+    if key in seen:
+        return "duplicate-approver"
+    return "counts"
 
 
 def verify_execution_plan(
