@@ -117,14 +117,14 @@ def test_rewriting_the_whole_chain_is_caught_by_the_signed_checkpoint(
     # Rewrite line 3 and re-link every later line: hashes and links all look fine.
     prev = None
     out: Lines = []
-    for i, raw in enumerate(lines):
-        body, digest = decode_line(raw)
+    for i, line in enumerate(lines):
+        body, digest = decode_line(line)
         if i == 2:
             body["request_id"] = "req-X"
         if prev is not None:
             body["prev_hash"] = prev
-        raw, digest = encode_event(body)
-        out.append(raw)
+        encoded, digest = encode_event(body)
+        out.append(encoded)
         prev = digest
     path.write_bytes(b"".join(out))
     report = verify(path, audit_public_key_hex=audit_key[1])

@@ -309,7 +309,7 @@ def test_direct_mutation_is_refused() -> None:
         ("docker", "pull", "nginx:latest"),
         ("cargo", "install", "ripgrep"),
     ],
-    ids=lambda a: " ".join(a),
+    ids=" ".join,
 )
 def test_mutation_shaped_commands_refuse_without_plan(cfg: Config, argv: tuple[str, ...]) -> None:
     """Whether or not a planning command is registered for the tool: exit 3, never a change."""

@@ -56,7 +56,7 @@ def test_round_trip_bytes(approve: Any) -> None:
         ("tampered-reason", RejectReason.BAD_SIGNATURE),
         ("swapped-key", RejectReason.BAD_SIGNATURE),
     ],
-    ids=lambda v: str(v),
+    ids=str,
 )
 def test_attacks_do_not_count(
     case: str, expected: RejectReason, sx: Any, keys: Any, plan: Any, approve: Any

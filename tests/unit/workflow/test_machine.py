@@ -68,7 +68,7 @@ def _all_pairs() -> list[tuple[str, str]]:
     return [(s, t) for s in wf.states for t in wf.triggers]
 
 
-@pytest.mark.parametrize(("state", "trigger"), _all_pairs(), ids=lambda v: str(v))
+@pytest.mark.parametrize(("state", "trigger"), _all_pairs(), ids=str)
 def test_exhaustive_state_trigger_table(state: str, trigger: str) -> None:
     """Every (state, trigger): legal pairs reach the contract's dest, all others raise."""
     wf = load_workflow()
