@@ -247,7 +247,8 @@ def verify_cmd(
     from aegis.errors import InputError
     from aegis.execute.argv import derive_argv
     from aegis.sign import files
-    from aegis.sign.execution_plan import MAX_EXECUTION_PLAN_BYTES, verify_offline
+    from aegis.sign.checks import verify_offline
+    from aegis.sign.execution_plan import MAX_EXECUTION_PLAN_BYTES
     from aegis.sign.service import local_host
 
     cfg = _cfg()

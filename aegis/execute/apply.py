@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from aegis.config import Config
     from aegis.execute.daemon import Aegisd
     from aegis.execute.peer import PeerCredentials
-    from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding, VerifiedExecutionPlan
+    from aegis.sign.checks import VerifiedExecutionPlan
+    from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding
 
 
 def this_host(cfg: Config) -> Host:
@@ -144,6 +145,7 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
         RefusedError: the first refusal, by name.
     """
     from aegis.execute.argv import derive_argv
+    from aegis.sign import checks as xc
     from aegis.sign import execution_plan as xp
 
     checks = _Checks([])
@@ -159,13 +161,13 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
             raise err
         checks.passed(name, detail)
 
-    step(CheckStep.SIGNATURE, xp.check_signature(ep, d.settings.signer_keys), ep.signer_id)
-    step(CheckStep.HOST, xp.check_host(ep, this_host(d.cfg)), ep.host.hostname)
-    step(CheckStep.TIME_WINDOW, xp.check_time_window(ep, now), ep.expires_at)
+    step(CheckStep.SIGNATURE, xc.check_signature(ep, d.settings.signer_keys), ep.signer_id)
+    step(CheckStep.HOST, xc.check_host(ep, this_host(d.cfg)), ep.host.hostname)
+    step(CheckStep.TIME_WINDOW, xc.check_time_window(ep, now), ep.expires_at)
     entry = d.ledger.lookup(ep.execution_id)
     step(
         CheckStep.EXECUTION_ID,
-        xp.check_execution_id(
+        xc.check_execution_id(
             ep,
             used=entry is not None and entry.state != ledger_mod.REVOKED,
             revoked=entry is not None and entry.state == ledger_mod.REVOKED,
@@ -174,13 +176,13 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
     )
     step(
         CheckStep.APPROVALS,
-        xp.check_approvals(ep, d.settings.approver_keys, now),
+        xc.check_approvals(ep, d.settings.approver_keys, now),
         f"{len(ep.approvals)} approval(s)",
     )
     derived = derive_plan(d.cfg, ep, now)
-    step(CheckStep.REDERIVATION, xp.check_rederivation(ep, derived), "re-derived plan equal")
+    step(CheckStep.REDERIVATION, xc.check_rederivation(ep, derived), "re-derived plan equal")
     binding = policy_binding(d.cfg, ep, derived, now)
-    refusal = xp.check_policy(ep, binding) or xp.check_approvals(
+    refusal = xc.check_policy(ep, binding) or xc.check_approvals(
         ep,
         d.settings.approver_keys,
         now,
@@ -190,10 +192,10 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
     step(
         CheckStep.ARGV,
-        xp.check_argv(ep, derive_argv(derived, dpkg_root=d.cfg.dpkg_root)),
+        xc.check_argv(ep, derive_argv(derived, dpkg_root=d.cfg.dpkg_root)),
         "argv equal",
     )
-    return xp.verified(ep, checks.results)
+    return xc.verified(ep, checks.results)
 
 
 def _actor(creds: PeerCredentials, ep: ExecutionPlan | None) -> dict[str, Any]:

@@ -345,6 +345,7 @@ def _preload() -> None:
         "aegis.execute.apply",
         "aegis.execute.argv",
         "aegis.sign.execution_plan",
+        "aegis.sign.checks",
         "aegis.analyze.plan",
         "aegis.policy.engine",
         "aegis.policy.run",

@@ -109,7 +109,7 @@ def verify_locally(
     """
     from aegis.execute.apply import this_host
     from aegis.execute.argv import derive_argv
-    from aegis.sign.execution_plan import verify_offline
+    from aegis.sign.checks import verify_offline
     from aegis.sign.refusals import CheckStep
 
     ep, results = verify_offline(

@@ -1,6 +1,6 @@
 """Named refusals of execution-plan checks, and the error each one raises (pure).
 
-Every check of an execution plan (``aegis/sign/execution_plan.py``) has a stable
+Every check of an execution plan (``aegis/sign/checks.py``) has a stable
 step name and, when it fails, a stable refusal code such as ``refused:signature``.
 aegisd puts the code into its answer and the audit event; ``aegisctl verify``
 prints one row per step. The codes are API: tests, operators and log searches

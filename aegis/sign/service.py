@@ -53,13 +53,13 @@ from aegis.sign.approvals import (
     parse_approval,
     verify_approvals,
 )
+from aegis.sign.checks import plan_differences
 from aegis.sign.execution_plan import (
     ExecutionPlan,
     PolicyBinding,
     build_execution_plan,
     execution_plan_bytes,
     parse_execution_plan,
-    plan_differences,
 )
 from aegis.sign.times import parse_time
 

@@ -50,6 +50,7 @@ def run() -> dict[str, Any]:
     from nacl.signing import SigningKey, VerifyKey
 
     from aegis.devtools import signing
+    from aegis.sign import checks as xc
     from aegis.sign import execution_plan as xp
     from aegis.sign.keys import public_hex
 
@@ -74,9 +75,9 @@ def run() -> dict[str, Any]:
 
     def verify() -> None:
         parsed = xp.parse_execution_plan(data)
-        assert xp.check_signature(parsed, trusted) is None
-        assert xp.check_time_window(parsed, now) is None
-        assert xp.check_approvals(parsed, approvers, now) is None
+        assert xc.check_signature(parsed, trusted) is None
+        assert xc.check_time_window(parsed, now) is None
+        assert xc.check_approvals(parsed, approvers, now) is None
 
     vk = VerifyKey(bytes.fromhex(public_hex(signer)))
     sig = bytes.fromhex(ep.signature_hex)

@@ -11,8 +11,7 @@ import pytest
 
 from aegis.errors import InputError, PolicyDenied
 from aegis.model import Finding, Host, plan_hash
-from aegis.sign.execution_plan import (
-    MAX_TTL,
+from aegis.sign.checks import (
     check_approvals,
     check_argv,
     check_execution_id,
@@ -21,11 +20,14 @@ from aegis.sign.execution_plan import (
     check_rederivation,
     check_signature,
     check_time_window,
+    verified,
+    verify_offline,
+)
+from aegis.sign.execution_plan import (
+    MAX_TTL,
     execution_plan_body,
     execution_plan_bytes,
     parse_execution_plan,
-    verified,
-    verify_offline,
 )
 from aegis.sign.keys import sign_canonical
 from aegis.sign.refusals import (
