@@ -86,6 +86,12 @@ def _no_constant(text: str) -> Any:
     raise InputError(f"{text} is not allowed in JSON")
 
 
+# Built once: json.loads would build a decoder with these hooks on every call.
+_STRICT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_float=_no_float, parse_constant=_no_constant
+)
+
+
 def loads_strict(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """Parse untrusted JSON strictly.
 
@@ -104,12 +110,9 @@ def loads_strict(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> An
     except UnicodeDecodeError as e:
         raise InputError(f"document is not valid UTF-8: {e}") from e
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_float=_no_float,
-            parse_constant=_no_constant,
-        )
+        if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM", text, 0)
+        return _STRICT_DECODER.decode(text)
     except json.JSONDecodeError as e:
         raise InputError(f"malformed JSON: {e}") from e
     except RecursionError as e:

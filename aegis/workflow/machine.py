@@ -30,7 +30,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,16 +104,38 @@ class Workflow:
         """Every (source, dest, transition), in file order."""
         return [(s, t.dest, t) for t in self.transitions for s in t.sources]
 
+    @cached_property
+    def table(self) -> Mapping[tuple[str, str], TransitionSpec]:
+        """(state, trigger) -> the transition it fires: every legal move, built once per file."""
+        return {(s, t.trigger): t for t in self.transitions for s in t.sources}
+
+    @cached_property
+    def _exits(self) -> Mapping[str, tuple[TransitionSpec, ...]]:
+        return {
+            name: tuple(t for t in self.transitions if name in t.sources) for name in self.states
+        }
+
+    @cached_property
+    def _attempt_edges(self) -> Mapping[tuple[str, str], dict[str, Any]]:
+        # Per legal (state, trigger), the edge an attempt's Machine holds: only names and the
+        # stateless guard conditions, so each attempt still builds its own Machine and model.
+        return {
+            (src, t.trigger): {
+                "trigger": t.trigger,
+                "source": src,
+                "dest": t.dest,
+                "conditions": [_CONDITIONS[g] for g in t.guards],
+            }
+            for (src, _), t in self.table.items()
+        }
+
     def lookup(self, state: str, trigger: str) -> TransitionSpec | None:
         """The transition ``trigger`` fires from ``state``, or None."""
-        for t in self.transitions:
-            if t.trigger == trigger and state in t.sources:
-                return t
-        return None
+        return self.table.get((state, trigger))
 
     def exits(self, state: str) -> list[TransitionSpec]:
         """The transitions leaving ``state``."""
-        return [t for t in self.transitions if state in t.sources]
+        return list(self._exits.get(state, ()))
 
     def is_terminal(self, state: str) -> bool:
         """True for a state with no exits."""
@@ -361,6 +383,22 @@ class _Attempt:
     state: str
 
 
+def _condition(name: str) -> Any:
+    """The machine condition for guard ``name``; the attempt's evidence comes as trigger args."""
+    guard = GUARDS[name]
+
+    def check(inp: GuardInput, refused: list[str]) -> bool:
+        ok = bool(guard.check(inp))
+        if not ok:
+            refused.append(f"{name}: {guard.refusal}")
+        return ok
+
+    return check
+
+
+_CONDITIONS = {name: _condition(name) for name in GUARDS}
+
+
 def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionSpec:
     """Fire ``trigger`` from ``state`` on a fresh machine; return the transition taken.
 
@@ -378,7 +416,7 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
 
     if state not in wf.states:
         raise StateError(f"request is in unknown state {state!r}")
-    spec = wf.lookup(state, trigger)
+    spec = wf.table.get((state, trigger))
     if spec is None:
         allowed = ", ".join(t.trigger for t in wf.exits(state)) or "none: terminal state"
         if trigger not in wf.triggers:
@@ -387,41 +425,23 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
             f"trigger {trigger!r} is not allowed in state {state!r} (allowed here: {allowed})"
         )
     refused: list[str] = []
-
-    def _condition(name: str) -> Any:
-        guard = GUARDS[name]
-
-        def check() -> bool:
-            ok = guard.check(inp)
-            if not ok:
-                refused.append(f"{name}: {guard.refusal}")
-            return ok
-
-        return check
-
-    exits = wf.exits(state)
     model = _Attempt()
-    # The attempt's machine holds only ``state``, the edges leaving it and their targets:
-    # nothing else can fire from here, and building the whole graph costs more than the commit.
+    # A fresh machine and model per attempt. The table above, built from the validated graph,
+    # decided the move is legal; the machine holds exactly that edge (its source and
+    # destination), runs the guards as its conditions and moves the model. Building every
+    # exit of the state, or the whole graph, costs more than the commit. Machine and model
+    # are dropped when this returns, so a failed commit leaves nothing in memory.
     Machine(
         model=model,
-        states=list(dict.fromkeys([state, *(t.dest for t in exits)])),
-        transitions=[
-            {
-                "trigger": t.trigger,
-                "source": state,
-                "dest": t.dest,
-                "conditions": [_condition(g) for g in t.guards],
-            }
-            for t in exits
-        ],
+        states=[state] if spec.dest == state else [state, spec.dest],
+        transitions=[wf._attempt_edges[(state, trigger)]],
         initial=state,
         auto_transitions=False,
         ignore_invalid_triggers=False,
     )
     try:
-        ok = model.trigger(trigger)  # type: ignore[attr-defined]
-    except MachineError as e:  # defensive: lookup() above already checked
+        ok = model.trigger(trigger, inp, refused)  # type: ignore[attr-defined]
+    except MachineError as e:  # defensive: the table above already checked
         raise IllegalTransitionError(
             f"trigger {trigger!r} is not allowed in state {state!r}"
         ) from e

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aegis.canonical import canonical_bytes, loads_strict, sha256_hex
-from aegis.codec import from_dict
 from aegis.errors import InputError, TrustError
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -143,9 +143,13 @@ def _canonical_known(value: Any) -> bytes:
     its type walk, which the callers already guarantee: facts pass :func:`check_facts`
     before a write and :func:`loads_strict` (no floats) on a read.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8", "surrogatepass")
+    return _ENCODER.encode(value).encode("utf-8", "surrogatepass")
+
+
+# json.dumps(value, **these) builds this encoder on every call; it holds no state of its own.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def request_hash(rec: RequestRecord) -> str:
@@ -237,6 +241,45 @@ def _check_row_fields(row: dict[str, Any], what: str) -> None:
             raise InputError(f"{key} longer than {MAX_TEXT} characters in {what}")
 
 
+_REQUEST_KEYS = (
+    "id",
+    "kind",
+    "summary",
+    "state",
+    "version",
+    "created_at",
+    "updated_at",
+    "plan_id",
+    "plan_hash",
+    "lease_owner",
+    "lease_expires_at",
+    "head",
+)
+
+
+def _request_from_dict(data: dict[str, Any]) -> RequestRecord:
+    """Strict parse of a request record: every field present, of its declared type.
+
+    Hand-written (same checks and messages as ``from_dict``): it runs on every read.
+    """
+    unknown = sorted(set(data) - set(_REQUEST_KEYS))
+    if unknown:
+        raise InputError(f"$: unknown key(s) {', '.join(map(repr, unknown))}")
+    for key in _REQUEST_KEYS:
+        if key not in data:
+            raise InputError(f"$: missing key {key!r}")
+    version = data["version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InputError("$.version: expected an integer")
+    for key in ("id", "kind", "summary", "state", "created_at", "updated_at", "head"):
+        if not isinstance(data[key], str):
+            raise InputError(f"$.{key}: expected a string")
+    for key in ("plan_id", "plan_hash", "lease_owner", "lease_expires_at"):
+        if data[key] is not None and not isinstance(data[key], str):
+            raise InputError(f"$.{key}: expected a string")
+    return RequestRecord(**data)
+
+
 def parse_request_row(row: dict[str, Any], states: frozenset[str]) -> RequestRecord:
     """Parse a ``requests`` row strictly and check its hash.
 
@@ -248,7 +291,7 @@ def parse_request_row(row: dict[str, Any], states: frozenset[str]) -> RequestRec
         data = dict(row)
         stored_hash = data.pop("row_hash", None)
         _check_row_fields({**data, "row_hash": stored_hash}, what)
-        rec = from_dict(RequestRecord, data)
+        rec = _request_from_dict(data)
         check_id(rec.id)
         parse_time(rec.updated_at)  # the calendar too: ages are computed from it
         if rec.state not in states:
@@ -262,98 +305,124 @@ def parse_request_row(row: dict[str, Any], states: frozenset[str]) -> RequestRec
     return rec
 
 
-def _str(data: dict[str, Any], key: str, *, optional: bool = False) -> Any:
-    value = data.get(key)
-    if value is None and optional:
-        return None
+_ARTIFACT_KEYS = frozenset({"kind", "sha256", "path"})
+
+
+HISTORY_COLUMNS = (
+    "request_id",
+    "seq",
+    "from_state",
+    "to_state",
+    "trigger",
+    "actor",
+    "at",
+    "evidence",
+    "prev_hash",
+    "row_hash",
+)
+"""The ``history`` table's columns, in the order the store reads and writes them."""
+_HISTORY_COLUMN_SET = frozenset(HISTORY_COLUMNS)
+_EVIDENCE_KEYS = frozenset({"artifacts", "facts", "workflow"})
+
+
+def _text(value: object, key: str) -> str:
     if not isinstance(value, str):
         raise InputError(f"{key}: expected a string")
     return value
 
 
-_HISTORY_KEYS = frozenset(
-    {
-        "request_id",
-        "seq",
-        "from_state",
-        "to_state",
-        "trigger",
-        "actor",
-        "at",
-        "artifacts",
-        "facts",
-        "workflow",
-        "prev_hash",
-    }
-)
-_ARTIFACT_KEYS = frozenset({"kind", "sha256", "path"})
+def _opt_text(value: object, key: str) -> str | None:
+    return None if value is None else _text(value, key)
 
 
-def _history_from_dict(data: dict[str, Any]) -> HistoryRecord:
-    """Strict parse of a history record (hand-written: it runs on every row read)."""
-    if set(data) != _HISTORY_KEYS:
-        raise InputError(f"history keys differ: {sorted(set(data) ^ _HISTORY_KEYS)}")
-    seq = data["seq"]
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise InputError("seq: expected a non-negative integer")
-    arts_raw = data["artifacts"]
-    if not isinstance(arts_raw, list):
+def _artifact_refs(raw: object) -> tuple[ArtifactRef, ...]:
+    if not isinstance(raw, list):
         raise InputError("artifacts: expected a list")
-    arts = []
-    for item in arts_raw:
+    refs = []
+    for item in raw:
         if not isinstance(item, dict) or set(item) != _ARTIFACT_KEYS:
             raise InputError("artifacts: malformed entry")
-        arts.append(
+        refs.append(
             ArtifactRef(
-                kind=_str(item, "kind"),
+                kind=_text(item["kind"], "kind"),
                 sha256=check_sha256(item["sha256"]),
-                path=_str(item, "path", optional=True),
+                path=_opt_text(item["path"], "path"),
             )
         )
-    facts = data["facts"]
+    return tuple(refs)
+
+
+def _parse_history(values: Sequence[Any], states: frozenset[str]) -> HistoryRecord:
+    """Strict parse of a history row's values (hand-written: it runs on every row read)."""
+    request_id, seq, from_state, to_state, trigger, actor, at, raw_evidence, prev_hash, _ = values
+    if not isinstance(at, str) or not _TIME_RE.match(at):
+        raise InputError(f"at is not a store timestamp: {str(at)[:40]!r}")
+    if prev_hash is not None:
+        check_sha256(prev_hash)
+    if len(_text(actor, "actor")) > MAX_TEXT:
+        raise InputError(f"actor longer than {MAX_TEXT} characters")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InputError("seq: expected a non-negative integer")
+    if not isinstance(raw_evidence, str):
+        raise InputError("evidence is not text")
+    evidence = loads_strict(raw_evidence.encode("utf-8"), max_bytes=4 * MAX_FACTS_BYTES)
+    if not isinstance(evidence, dict) or set(evidence) != _EVIDENCE_KEYS:
+        raise InputError("evidence has the wrong shape")
+    artifacts = _artifact_refs(evidence["artifacts"])
+    facts = evidence["facts"]
     if not isinstance(facts, dict):
         raise InputError("facts: expected an object")
+    if from_state is not None and _text(from_state, "from_state") not in states:
+        raise InputError(f"unknown state {from_state!r}")
+    if _text(to_state, "to_state") not in states:
+        raise InputError(f"unknown state {to_state!r}")
     return HistoryRecord(
-        request_id=_str(data, "request_id"),
+        request_id=_text(request_id, "request_id"),
         seq=seq,
-        from_state=_str(data, "from_state", optional=True),
-        to_state=_str(data, "to_state"),
-        trigger=_str(data, "trigger"),
-        actor=_str(data, "actor"),
-        at=_str(data, "at"),
-        artifacts=tuple(arts),
+        from_state=from_state,
+        to_state=to_state,
+        trigger=_text(trigger, "trigger"),
+        actor=actor,
+        at=at,
+        artifacts=artifacts,
         facts=facts,
-        workflow=_str(data, "workflow"),
-        prev_hash=_str(data, "prev_hash", optional=True),
+        workflow=_text(evidence["workflow"], "workflow"),
+        prev_hash=prev_hash,
     )
 
 
-def parse_history_row(row: dict[str, Any], states: frozenset[str]) -> HistoryRecord:
-    """Parse a ``history`` row strictly and check its hash.
+def parse_history_values(values: Sequence[Any], states: frozenset[str]) -> HistoryRecord:
+    """Parse a ``history`` row given as its values in :data:`HISTORY_COLUMNS` order, strictly,
+    and check its hash.
 
     Raises:
         CorruptStoreError: wrong types, unknown states, malformed evidence, hash mismatch.
     """
-    what = f"history {str(row.get('request_id'))[:80]!r}#{row.get('seq')!r}"
     try:
-        data = dict(row)
-        stored_hash = data.pop("row_hash", None)
-        _check_row_fields({**data, "row_hash": stored_hash}, what)
-        raw_evidence = data.pop("evidence")
-        if not isinstance(raw_evidence, str):
-            raise InputError("evidence is not text")
-        evidence = loads_strict(raw_evidence.encode("utf-8"), max_bytes=4 * MAX_FACTS_BYTES)
-        if not isinstance(evidence, dict) or set(evidence) != {"artifacts", "facts", "workflow"}:
-            raise InputError("evidence has the wrong shape")
-        data.update(evidence)
-        rec = _history_from_dict(data)
-        for name in (rec.from_state, rec.to_state):
-            if name is not None and name not in states:
-                raise InputError(f"unknown state {name!r}")
-        for art in rec.artifacts:
-            check_sha256(art.sha256)
+        if len(values) != len(HISTORY_COLUMNS):
+            raise InputError(f"expected {len(HISTORY_COLUMNS)} columns, got {len(values)}")
+        stored_hash = check_sha256(values[-1])
+        rec = _parse_history(values, states)
     except InputError as e:
+        head = (*values[:2], None, None)
+        what = f"history {str(head[0])[:80]!r}#{head[1]!r}"
         raise _corrupt(what, e.message) from e
     if stored_hash != history_hash(rec):
-        raise _corrupt(what, "row hash does not match its contents")
+        raise _corrupt(
+            f"history {rec.request_id[:80]!r}#{rec.seq!r}", "row hash does not match its contents"
+        )
     return rec
+
+
+def parse_history_row(row: Mapping[str, Any], states: frozenset[str]) -> HistoryRecord:
+    """Parse a ``history`` row (column name -> value) strictly and check its hash.
+
+    Raises:
+        CorruptStoreError: wrong or missing columns, wrong types, unknown states, malformed
+            evidence, hash mismatch.
+    """
+    if set(row) != _HISTORY_COLUMN_SET:
+        what = f"history {str(row.get('request_id'))[:80]!r}#{row.get('seq')!r}"
+        extra = sorted(set(row) ^ _HISTORY_COLUMN_SET)
+        raise _corrupt(what, f"history columns differ: {extra}")
+    return parse_history_values([row[c] for c in HISTORY_COLUMNS], states)

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from aegis.workflow.files import prepare_dir, write_atomic
 
 __all__ = ["Move", "NewArtifact", "Store", "write_atomic"]
 from aegis.workflow.records import (
+    HISTORY_COLUMNS,
     ArtifactRef,
     CorruptStoreError,
     HistoryRecord,
@@ -51,7 +53,7 @@ from aegis.workflow.records import (
     check_sha256,
     history_hash,
     history_row,
-    parse_history_row,
+    parse_history_values,
     parse_request_row,
     request_row,
 )
@@ -63,6 +65,18 @@ PAUSE_STEPS = ("guarded", "begun", "state", "artifact", "history")
 _REQUEST_COLUMNS = (
     "id, kind, summary, state, version, created_at, updated_at, plan_id, plan_hash, "
     "lease_owner, lease_expires_at, head, row_hash"
+)
+_SELECT_HISTORY = (
+    f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? ORDER BY seq"  # noqa: S608
+)
+_INSERT_HISTORY = (
+    f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in HISTORY_COLUMNS)})"
+)
+_UPDATED_COLUMNS = _REQUEST_COLUMNS.split(", ")[1:]  # all but id
+_UPDATE_REQUEST = (
+    f"UPDATE requests SET {', '.join(f'{c} = ?' for c in _UPDATED_COLUMNS)} "  # noqa: S608
+    "WHERE id = ? AND version = ? AND state = ?"
 )
 
 
@@ -94,6 +108,10 @@ def pause_point(step: str) -> None:
         time.sleep(3600)
 
 
+def _no_pause(step: str) -> None:
+    """The test hook when it is off."""
+
+
 def _env_error(path: Path, e: BaseException) -> EnvironmentFailure:
     text = str(e)
     if "locked" in text or "busy" in text:
@@ -115,9 +133,9 @@ class NewArtifact:
     body: bytes
     path: str | None = None
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        """Content address."""
+        """Content address (hashed once: the commit reads it three times)."""
         return sha256_hex(self.body)
 
 
@@ -299,14 +317,10 @@ class Store:
         Raises:
             CorruptStoreError: a row fails its checks or the chain is broken.
         """
-        with self._errors():
-            rows = list(
-                self.db.query(
-                    "SELECT request_id, seq, from_state, to_state, trigger, actor, at, evidence, "
-                    "prev_hash, row_hash FROM history WHERE request_id = ? ORDER BY seq",
-                    [rec.id],
-                )
-            )
+        try:
+            rows = self.conn.execute(_SELECT_HISTORY, [rec.id]).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise _env_error(self.path, e) from e
         if len(rows) > rec.version + 1:
             # A writer committed after ``rec`` was read: the history is newer than the row.
             raise LostRaceError(
@@ -316,9 +330,9 @@ class Store:
             )
         out: list[HistoryRecord] = []
         prev: str | None = None
-        for expected_seq, row in enumerate(rows):
-            stored = row.get("row_hash")
-            item = parse_history_row(row, self.states)
+        for expected_seq, values in enumerate(rows):
+            item = parse_history_values(values, self.states)
+            stored = values[-1]
             if item.seq != expected_seq or item.prev_hash != prev:
                 raise CorruptStoreError(
                     f"history of request {rec.id!r} is broken at #{expected_seq} "
@@ -390,17 +404,15 @@ class Store:
         """
         rec = base
         prev: str | None = None if create else base.head
-        histories: list[tuple[HistoryRecord, str]] = []
+        histories: list[list[Any]] = []
         artifacts: list[tuple[NewArtifact, int, str]] = []
         for move in moves:
             check_facts(move.facts)
-            refs = []
             for art in move.artifacts:
                 if len(art.body) > MAX_ARTIFACT_BYTES:
                     raise InputError(
                         f"{art.kind} artifact is larger than {MAX_ARTIFACT_BYTES} bytes"
                     )
-                refs.append(ArtifactRef(kind=art.kind, sha256=art.sha256, path=art.path))
             seq = rec.version + 1
             hist = HistoryRecord(
                 request_id=rec.id,
@@ -410,33 +422,39 @@ class Store:
                 trigger=move.trigger,
                 actor=move.actor,
                 at=move.at,
-                artifacts=tuple(refs),
+                artifacts=tuple(ArtifactRef(a.kind, a.sha256, a.path) for a in move.artifacts),
                 facts=move.facts,
                 workflow=move.workflow,
                 prev_hash=prev,
             )
             prev = history_hash(hist)
-            histories.append((hist, prev))
+            hist_row = history_row(hist, prev)
+            histories.append([hist_row[c] for c in HISTORY_COLUMNS])
             artifacts.extend((a, seq, move.at) for a in move.artifacts)
-            rec = replace(
-                rec,
+            rec = RequestRecord(  # spelled out: dataclasses.replace costs more than the row
+                id=rec.id,
+                kind=rec.kind,
+                summary=rec.summary,
                 state=move.to_state,
                 version=seq,
+                created_at=rec.created_at,
                 updated_at=move.at,
-                head=prev,
-                lease_owner=None,
-                lease_expires_at=None,
                 plan_id=move.plan_id or rec.plan_id,
                 plan_hash=move.plan_hash or rec.plan_hash,
+                lease_owner=None,
+                lease_expires_at=None,
+                head=prev,
             )
         row = request_row(rec)
-        pause_point("guarded")
-        with self._errors():
+        # The test hook costs an environment lookup per step: look once per commit.
+        pause = pause_point if PAUSE_ENV in os.environ else _no_pause
+        pause("guarded")
+        try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                pause_point("begun")
+                pause("begun")
                 self._write_request(row, base, create)
-                pause_point("state")
+                pause("state")
                 for art, seq, at in artifacts:
                     self.conn.execute(
                         "INSERT OR IGNORE INTO artifacts (sha256, size, body, created_at) "
@@ -448,40 +466,22 @@ class Store:
                         "(request_id, kind, sha256, path, seq, at) VALUES (?, ?, ?, ?, ?, ?)",
                         [rec.id, art.kind, art.sha256, art.path, seq, at],
                     )
-                pause_point("artifact")
-                for hist, hist_hash in histories:
-                    h = history_row(hist, hist_hash)
-                    self.conn.execute(
-                        "INSERT INTO history (request_id, seq, from_state, to_state, trigger, "
-                        "actor, at, evidence, prev_hash, row_hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            h[k]
-                            for k in (
-                                "request_id",
-                                "seq",
-                                "from_state",
-                                "to_state",
-                                "trigger",
-                                "actor",
-                                "at",
-                                "evidence",
-                                "prev_hash",
-                                "row_hash",
-                            )
-                        ],
-                    )
-                pause_point("history")
+                pause("artifact")
+                for values in histories:
+                    self.conn.execute(_INSERT_HISTORY, values)
+                pause("history")
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
+        except sqlite3.DatabaseError as e:
+            raise _env_error(self.path, e) from e
         return rec
 
     def _write_request(self, row: dict[str, Any], base: RequestRecord, create: bool) -> None:
-        cols = list(row)
         if create:
+            cols = list(row)
             marks = ", ".join("?" for _ in cols)
             try:
                 self.conn.execute(
@@ -491,10 +491,9 @@ class Store:
             except sqlite3.IntegrityError as e:
                 raise StateError(f"request {base.id!r} already exists") from e
             return
-        sets = ", ".join(f"{c} = ?" for c in cols if c != "id")
         cur = self.conn.execute(
-            f"UPDATE requests SET {sets} WHERE id = ? AND version = ? AND state = ?",  # noqa: S608 - our own column names
-            [*(row[c] for c in cols if c != "id"), base.id, base.version, base.state],
+            _UPDATE_REQUEST,
+            [*(row[c] for c in _UPDATED_COLUMNS), base.id, base.version, base.state],
         )
         if cur.rowcount != 1:
             raise LostRaceError(
