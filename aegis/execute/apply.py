@@ -85,22 +85,9 @@ def policy_binding(cfg: Config, ep: ExecutionPlan, derived: Plan, now: datetime)
 def binding_from_result(result: Any) -> PolicyBinding:
     """The :class:`PolicyBinding` of a policy result (same fields the signer binds)."""
     from aegis.policy.result import result_hash
-    from aegis.sign.execution_plan import PolicyBinding
+    from aegis.sign.execution_plan import policy_binding
 
-    controls: list[str] = []
-    if result.controls.approval.count:
-        controls.append("approval")
-    if result.controls.snapshot:
-        controls.append("snapshot")
-    return PolicyBinding(
-        result_hash=result_hash(result),
-        decision=result.decision.value,
-        policy_version=result.policy_version,
-        controls=tuple(controls),
-        required_approvals=result.controls.approval.count,
-        required_roles=tuple(result.controls.approval.roles),
-        rule_ids=tuple(f.rule_id for f in result.fired),
-    )
+    return policy_binding(result, result_hash(result))
 
 
 def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:

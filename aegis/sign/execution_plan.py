@@ -43,6 +43,8 @@ from aegis.sign.times import format_time, parse_time
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
 
+    from aegis.policy.result import PolicyResult
+
 EXECUTION_PLAN_SCHEMA = "aegis.execution-plan/1"
 MAX_EXECUTION_PLAN_BYTES = 4 * 1024 * 1024
 MAX_TTL = timedelta(hours=24)
@@ -111,6 +113,28 @@ class ExecutionPlan:
     signer_id: str
     signer_public_key_hex: str
     signature_hex: str
+
+
+def policy_binding(result: PolicyResult, result_hash: str) -> PolicyBinding:
+    """The :class:`PolicyBinding` of a policy result whose canonical hash is ``result_hash``.
+
+    The signer binds the recorded result this way; aegisd builds the same binding
+    from its own re-evaluation (:func:`aegis.execute.apply.binding_from_result`).
+    """
+    controls: list[str] = []
+    if result.controls.approval.count:
+        controls.append("approval")
+    if result.controls.snapshot:
+        controls.append("snapshot")
+    return PolicyBinding(
+        result_hash=result_hash,
+        decision=result.decision.value,
+        policy_version=result.policy_version,
+        controls=tuple(controls),
+        required_approvals=result.controls.approval.count,
+        required_roles=tuple(result.controls.approval.roles),
+        rule_ids=tuple(f.rule_id for f in result.fired),
+    )
 
 
 def derive_targets(plan: Plan) -> tuple[ExactTarget, ...]:

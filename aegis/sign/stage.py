@@ -6,7 +6,7 @@ or ``signed``. It answers trigger ``expire`` with a reason when:
 - ``signed``: the execution plan's ``expires_at`` has passed (aegisd would refuse it
   with ``refused:expired`` anyway; no id needs revoking);
 - ``policy``: the plan or the policy decision is older than ``aegisctl sign`` accepts
-  (:class:`aegis.sign.service.SignLimits`), so the request can never be signed and
+  (:class:`aegis.sign.rechecks.SignLimits`), so the request can never be signed and
   must be planned again.
 
 The decision (:func:`expiry_reason`) is pure; :class:`ExpiryStage` loads the
@@ -28,7 +28,7 @@ from aegis.sign.times import parse_time
 
 if TYPE_CHECKING:
     from aegis.config import Config
-    from aegis.sign.service import SignLimits
+    from aegis.sign.rechecks import SignLimits
     from aegis.workflow.records import RequestRecord
     from aegis.workflow.stages import StageOutcome
 
@@ -85,7 +85,7 @@ class ExpiryStage:
         from aegis import api
         from aegis.policy.result import result_from_bytes
         from aegis.policy.run import parse_plan_bytes
-        from aegis.sign.service import limits_for
+        from aegis.sign.rechecks import limits_for
         from aegis.workflow.stages import StageOutcome
 
         reason: str | None

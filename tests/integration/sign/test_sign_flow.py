@@ -342,7 +342,7 @@ def test_binding_agrees_with_aegisd(flow: Any) -> None:
     """The signer's policy binding is exactly what aegisd computes from the same result."""
     from aegis.execute.apply import binding_from_result
     from aegis.policy.result import result_hash
-    from aegis.sign.service import policy_binding
+    from aegis.sign.execution_plan import policy_binding
 
     _, _, decided = flow.to_policy(flow.analyze("aegis-tool"))
     result = decided.result

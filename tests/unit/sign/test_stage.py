@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aegis.sign.execution_plan import execution_plan_bytes
-from aegis.sign.service import DEFAULT_LIMITS
+from aegis.sign.rechecks import DEFAULT_LIMITS
 from aegis.sign.stage import expiry_reason
 
 
