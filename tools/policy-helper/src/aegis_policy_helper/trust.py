@@ -95,11 +95,8 @@ def verify_with_aegis(data: bytes, exec_key: str, approval_keys: list[str]) -> V
     """Verify with the project's own code (aegis.sign)."""
     from aegis.errors import InputError
     from aegis.sign.approvals import verify_approvals
-    from aegis.sign.execution_plan import (
-        check_signature,
-        execution_plan_to_dict,
-        parse_execution_plan,
-    )
+    from aegis.sign.checks import check_signature
+    from aegis.sign.execution_plan import execution_plan_to_dict, parse_execution_plan
     from aegis.sign.times import parse_time
 
     try:
@@ -228,7 +225,7 @@ def verify_execution_plan(
         try:
             import nacl.signing  # noqa: F401
 
-            import aegis.sign.execution_plan  # noqa: F401
+            import aegis.sign.checks  # noqa: F401
         except ImportError:
             pass
         else:
