@@ -258,8 +258,10 @@ def _advance(
     if (artifact_kind is None) != (body is None):
         raise InputError("an artifact needs both its kind and its bytes")
     wf = workflow()
-    history = store.history(rec)  # verified: the guards only see hash-checked evidence
-    inp = GuardInput(trigger, rec.state, _recorded_kinds(history), artifact_kind, body, dict(facts))
+    # Verified: the guards only see hash-checked evidence chained to the request row, read
+    # back from its head as far as the kinds the guards look at.
+    recorded = store.recorded_kinds(rec, wf.kinds_read(rec.state, trigger))
+    inp = GuardInput(trigger, rec.state, recorded, artifact_kind, body, dict(facts))
     spec = fire(wf, rec.state, trigger, inp)  # raises StateError; nothing written yet
     arts: tuple[NewArtifact, ...] = ()
     if artifact_kind is not None and body is not None:

@@ -50,7 +50,9 @@ class GuardInput:
     state: str
     """The request's current state."""
     recorded: frozenset[str]
-    """Kinds of artifacts already attached to the request."""
+    """Kinds of artifacts already attached to the request: at least every attached kind the
+    transition's guards name in :attr:`Guard.kinds` (the store reads the history back from
+    its head only as far as it must to find those)."""
     artifact_kind: str | None
     artifact: bytes | None
     evidence: Mapping[str, Any] = field(default_factory=dict)
@@ -64,6 +66,8 @@ class Guard:
     name: str
     check: Callable[[GuardInput], bool]
     refusal: str
+    kinds: frozenset[str] = frozenset()
+    """The recorded artifact kinds ``check`` looks at; it reads no other of ``recorded``."""
 
 
 def _supplies(kind: str) -> Callable[[GuardInput], bool]:
@@ -73,11 +77,11 @@ def _supplies(kind: str) -> Callable[[GuardInput], bool]:
     return check
 
 
-def _has(*kinds: str) -> Callable[[GuardInput], bool]:
+def _has(name: str, refusal: str, *kinds: str) -> Guard:
     def check(inp: GuardInput) -> bool:
         return any(k in inp.recorded for k in kinds)
 
-    return check
+    return Guard(name, check, refusal, frozenset(kinds))
 
 
 def policy_decision(artifact: bytes | None) -> str | None:
@@ -141,17 +145,14 @@ def _guards() -> dict[str, Guard]:
             _supplies("resolution"),
             "the trigger must supply the operator's resolution record",
         ),
-        Guard("has_plan", _has("plan"), "the request has no plan"),
-        Guard("has_policy", _has("policy"), "the request has no policy result"),
-        Guard(
-            "has_execution_plan",
-            _has("execution-plan"),
-            "the request has no signed execution plan",
-        ),
-        Guard(
+        _has("has_plan", "the request has no plan", "plan"),
+        _has("has_policy", "the request has no policy result", "policy"),
+        _has("has_execution_plan", "the request has no signed execution plan", "execution-plan"),
+        _has(
             "has_executor_result_or_resolution",
-            _has("executor-result", "resolution"),
             "the request has neither an executor result nor a resolution",
+            "executor-result",
+            "resolution",
         ),
         Guard(
             "policy_not_deny",

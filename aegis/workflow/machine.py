@@ -129,6 +129,17 @@ class Workflow:
             for (src, _), t in self.table.items()
         }
 
+    @cached_property
+    def _kinds_read(self) -> Mapping[tuple[str, str], frozenset[str]]:
+        return {
+            key: frozenset(k for g in t.guards for k in GUARDS[g].kinds)
+            for key, t in self.table.items()
+        }
+
+    def kinds_read(self, state: str, trigger: str) -> frozenset[str]:
+        """The recorded artifact kinds the guards of ``trigger`` from ``state`` look at."""
+        return self._kinds_read.get((state, trigger), frozenset())
+
     def lookup(self, state: str, trigger: str) -> TransitionSpec | None:
         """The transition ``trigger`` fires from ``state``, or None."""
         return self.table.get((state, trigger))
@@ -431,7 +442,7 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
     # destination), runs the guards as its conditions and moves the model. Building every
     # exit of the state, or the whole graph, costs more than the commit. Machine and model
     # are dropped when this returns, so a failed commit leaves nothing in memory.
-    Machine(
+    machine = Machine(
         model=model,
         states=[state] if spec.dest == state else [state, spec.dest],
         transitions=[wf._attempt_edges[(state, trigger)]],
@@ -445,10 +456,17 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
         raise IllegalTransitionError(
             f"trigger {trigger!r} is not allowed in state {state!r}"
         ) from e
+    finally:
+        reached = getattr(model, "state", None)
+        # Take the attempt's machine apart: machine, events and model refer to each other,
+        # and these cycles would otherwise wait for the garbage collector.
+        machine.models.clear()
+        machine.events.clear()
+        model.__dict__.clear()
     if not ok:
         raise GuardRefusedError(f"{trigger!r} from {state!r} refused: {'; '.join(refused)}")
-    if model.state != spec.dest:
-        raise RuntimeError(f"machine reached {model.state!r}, graph says {spec.dest!r}")
+    if reached != spec.dest:
+        raise RuntimeError(f"machine reached {reached!r}, graph says {spec.dest!r}")
     return spec
 
 

@@ -187,28 +187,34 @@ def history_hash(rec: HistoryRecord) -> str:
     return sha256_hex(_canonical_known(history_body(rec)))
 
 
-def history_row(rec: HistoryRecord, row_hash: str | None = None) -> dict[str, Any]:
-    """The row to write for ``rec``; artifacts and facts go into ``evidence``.
+def history_values(rec: HistoryRecord, row_hash: str | None = None) -> list[Any]:
+    """The row to write for ``rec`` as values in :data:`HISTORY_COLUMNS` order.
 
-    ``row_hash`` may be passed when the caller already computed :func:`history_hash`.
+    Artifacts and facts go into ``evidence``. ``row_hash`` may be passed when the caller
+    already computed :func:`history_hash`.
     """
     evidence = {
         "artifacts": [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in rec.artifacts],
         "facts": rec.facts,
         "workflow": rec.workflow,
     }
-    return {
-        "request_id": rec.request_id,
-        "seq": rec.seq,
-        "from_state": rec.from_state,
-        "to_state": rec.to_state,
-        "trigger": rec.trigger,
-        "actor": rec.actor,
-        "at": rec.at,
-        "evidence": _canonical_known(evidence).decode("utf-8"),
-        "prev_hash": rec.prev_hash,
-        "row_hash": row_hash or history_hash(rec),
-    }
+    return [
+        rec.request_id,
+        rec.seq,
+        rec.from_state,
+        rec.to_state,
+        rec.trigger,
+        rec.actor,
+        rec.at,
+        _ENCODER.encode(evidence),
+        rec.prev_hash,
+        row_hash or history_hash(rec),
+    ]
+
+
+def history_row(rec: HistoryRecord, row_hash: str | None = None) -> dict[str, Any]:
+    """The row to write for ``rec`` (column name -> value); see :func:`history_values`."""
+    return dict(zip(HISTORY_COLUMNS, history_values(rec, row_hash), strict=True))
 
 
 def check_facts(facts: dict[str, Any]) -> dict[str, Any]:

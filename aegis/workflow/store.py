@@ -52,7 +52,7 @@ from aegis.workflow.records import (
     check_id,
     check_sha256,
     history_hash,
-    history_row,
+    history_values,
     parse_history_values,
     parse_request_row,
     request_row,
@@ -68,6 +68,10 @@ _REQUEST_COLUMNS = (
 )
 _SELECT_HISTORY = (
     f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? ORDER BY seq"  # noqa: S608
+)
+_SELECT_HISTORY_BACKWARDS = (
+    f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? "  # noqa: S608
+    "ORDER BY seq DESC"
 )
 _INSERT_HISTORY = (
     f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "  # noqa: S608
@@ -352,6 +356,69 @@ class Store:
             )
         return out
 
+    def recorded_kinds(self, rec: RequestRecord, wanted: frozenset[str]) -> frozenset[str]:
+        """Kinds of the artifacts on ``rec``'s history, read back from its head only as far as
+        it takes to find every kind in ``wanted`` (to seq 0 when one is missing).
+
+        Every row read is parsed strictly, hash-checked and chained to the request row: the
+        newest must be the row ``rec.head`` names, at ``rec.version`` and in ``rec.state``; each
+        earlier one the row its successor's ``prev_hash`` names. Rows older than the last one
+        read are neither read nor used; :meth:`history` checks the whole chain.
+
+        Raises:
+            LostRaceError: a writer committed after ``rec`` was read (exit 6).
+            CorruptStoreError: a row read fails its checks or the chain is broken (exit 4).
+        """
+        cur: sqlite3.Cursor | None = None
+        try:
+            cur = self.conn.execute(_SELECT_HISTORY_BACKWARDS, [rec.id])
+            newest = cur.fetchone()
+            if newest is not None and isinstance(newest[1], int) and newest[1] > rec.version:
+                raise LostRaceError(
+                    f"request {rec.id!r} changed while this step ran (it was {rec.state!r}, "
+                    f"version {rec.version}); nothing was written",
+                    hint=f"look at it with 'aegis show {rec.id}' and retry if still needed",
+                )
+            found: set[str] = set()
+            expected_hash: str | None = rec.head
+            values = newest
+            seq = rec.version
+            while values is not None:
+                item = parse_history_values(values, self.states)
+                if seq == rec.version and (item.to_state != rec.state or values[-1] != rec.head):
+                    break  # reported below, with the other mismatches of the head
+                if item.seq != seq or values[-1] != expected_hash:
+                    raise CorruptStoreError(
+                        f"history of request {rec.id!r} is broken at #{seq} "
+                        "(missing, reordered or re-linked row)"
+                    )
+                found.update(a.kind for a in item.artifacts)
+                expected_hash = item.prev_hash
+                if seq == 0:
+                    if expected_hash is None:
+                        return frozenset(found)
+                    break
+                if expected_hash is None:
+                    break
+                if wanted <= found:
+                    return frozenset(found)
+                seq -= 1
+                values = cur.fetchone()
+        except sqlite3.DatabaseError as e:
+            raise _env_error(self.path, e) from e
+        finally:
+            if cur is not None:
+                cur.close()  # a half-read cursor would keep its read snapshot open
+        if newest is None or seq == rec.version:
+            raise CorruptStoreError(
+                f"request {rec.id!r} does not match its history (state, version or head differ)",
+                hint="nothing was changed; restore the store from backup",
+            )
+        raise CorruptStoreError(
+            f"history of request {rec.id!r} is broken at #{seq} "
+            "(missing, reordered or re-linked row)"
+        )
+
     def load(self, request_id: str) -> tuple[RequestRecord, list[HistoryRecord]]:
         """The request and its verified history, read consistently (retried if it moves)."""
         for _ in range(5):
@@ -428,8 +495,7 @@ class Store:
                 prev_hash=prev,
             )
             prev = history_hash(hist)
-            hist_row = history_row(hist, prev)
-            histories.append([hist_row[c] for c in HISTORY_COLUMNS])
+            histories.append(history_values(hist, prev))
             artifacts.extend((a, seq, move.at) for a in move.artifacts)
             rec = RequestRecord(  # spelled out: dataclasses.replace costs more than the row
                 id=rec.id,
