@@ -19,7 +19,7 @@ keys are arguments.
 
 Example:
     >>> ep = parse_execution_plan(path.read_bytes())  # refused:malformed on any bad byte
-    >>> execution_plan_bytes(ep) == path.read_bytes().rstrip(b"\\n") + b"\\n"
+    >>> parse_execution_plan(execution_plan_bytes(ep)) == ep
     True
 """
 

@@ -13,7 +13,7 @@ Release without Valid-Until whose Date is older than :data:`FREEZE_AFTER` looks
 frozen (a mirror stuck in time).
 
 Example:
-    >>> text = "Date: Sat, 02 May 2026 00:00:00 UTC\\n"
+    >>> text = "Date: Sat, 02 May 2026 00:00:00 UTC"
     >>> assess_release(text, datetime(2026, 5, 3, tzinfo=UTC))[0]
     '2026-05-02T00:00:00Z'
 """
