@@ -12,11 +12,12 @@ unknown guard names and any graph that breaks the invariants of DESIGN.md:
 4. ``interrupted`` leaves only through an operator's resolution;
 5. every state is reachable; one transition per (state, trigger).
 
-:func:`fire` builds a fresh ``transitions`` machine (``auto_transitions=False``,
-so no ``to_<state>`` shortcut exists) for one attempt, starts it in the request's
-current state and fires the trigger with the guards as conditions. The machine
-and its model are thrown away afterwards: a commit that fails leaves no trace
-in memory. Callbacks do no I/O.
+:func:`fire` checks the (state, trigger) pair against a table built once from the
+validated graph (an illegal pair raises before anything else), then builds a fresh
+``transitions`` machine (``auto_transitions=False``, so no ``to_<state>`` shortcut
+exists) for that one attempt: the current state, the edge to fire and its
+destination, with the guards as conditions. The machine and its model are taken
+apart afterwards: a commit that fails leaves no trace in memory. Callbacks do no I/O.
 
 Example:
     >>> wf = load_workflow()

@@ -11,7 +11,9 @@ request: the second ``UPDATE`` matches no row and gets a :class:`StateError`
 
 Everything read back is untrusted (group ``aegis`` can write the file): rows are
 parsed strictly and hash-checked (:mod:`aegis.workflow.records`), history must
-chain, and artifact bytes must hash to their address.
+chain, and artifact bytes must hash to their address. A transition reads the
+history back from its head only as far as its guards need
+(:meth:`Store.recorded_kinds`); :meth:`Store.history` checks the whole chain.
 
 Test hook: with ``AEGIS_TEST_PAUSE_AT=<step>`` the committing process prints
 ``AEGIS_TEST_PAUSED <step>`` on stderr and sleeps at that step, so a test can

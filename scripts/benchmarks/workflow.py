@@ -1,6 +1,7 @@
 """Workflow figures: transition commit rate vs raw SQLite, stuck listing, CLI start-up.
 
-- ``transitions_per_s``: committed transitions (guards, fresh machine, verified history,
+- ``transitions_per_s``: committed transitions (history read back from the head as far as
+  the guards need, each row parsed, hash-checked and chained; guards on a fresh machine;
   state + history + artifact in one transaction) with ``synchronous=FULL``;
   ``raw_sqlite_per_s``: a plain sqlite3 loop doing the same writes (same schema,
   pragmas and rows) in the same run; ``transition_vs_raw_ratio`` (goal >= 0.5).
