@@ -26,7 +26,7 @@ from typing import Any
 
 N_TRANSITIONS = 400
 N_STORED = 100_000
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _cfg(home: Path) -> Any:
