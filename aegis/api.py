@@ -242,6 +242,7 @@ def _advance(
     store: Store,
     rec: RequestRecord,
     trigger: str,
+    *,
     actor: str,
     artifact_kind: str | None,
     body: bytes | None,
@@ -319,11 +320,11 @@ def advance(
             store,
             rec,
             trigger,
-            actor,
-            artifact_kind,
-            body,
-            str(artifact_path) if artifact_path is not None else None,
-            evidence or {},
+            actor=actor,
+            artifact_kind=artifact_kind,
+            body=body,
+            artifact_path=str(artifact_path) if artifact_path is not None else None,
+            facts=evidence or {},
         )
 
 
@@ -492,7 +493,16 @@ def cancel(cfg: Config, request_id: str, actor: str, reason: str) -> RequestReco
                 ) from e
             revoker.revoke(rec, store.load_artifact(plans[-1].sha256))
             facts["revoked"] = True
-        return _advance(store, rec, "cancel", actor, None, None, None, facts)
+        return _advance(
+            store,
+            rec,
+            "cancel",
+            actor=actor,
+            artifact_kind=None,
+            body=None,
+            artifact_path=None,
+            facts=facts,
+        )
 
 
 def resume(cfg: Config, actor: str, now: datetime | None = None) -> ResumeReport:

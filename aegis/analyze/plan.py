@@ -106,7 +106,8 @@ def _policy_lists(path: Path) -> tuple[_PolicyLists, ApprovalLookup]:
     """Kernel/sensitive name lists and approved sources from the policy file.
 
     An unusable policy file leaves the built-in lists and approves no source
-    (policy itself then denies)."""
+    (policy itself then denies).
+    """
     from aegis.policy.rules import BUILTIN_KERNEL, BUILTIN_SENSITIVE
 
     try:

@@ -35,13 +35,14 @@ from aegis.errors import InputError
 EventHash = NewType("EventHash", str)
 
 EVENT_SCHEMA = "aegis.audit.event/1"
-GENESIS_HASH = "0" * 64
+_HASH_HEX_LEN = 64  # SHA-256 as lowercase hex
+GENESIS_HASH = "0" * _HASH_HEX_LEN
 """``prev_hash`` of the first event of a log."""
 
 _PREFIX = b'{"event":'
 _MIDDLE = b',"event_hash":"'
 _SUFFIX = b'"}'
-_TAIL_LEN = len(_MIDDLE) + 64 + len(_SUFFIX)
+_TAIL_LEN = len(_MIDDLE) + _HASH_HEX_LEN + len(_SUFFIX)
 
 # Kinds the log writes itself; callers of AuditLog.append may not use them.
 KIND_CHECKPOINT = "checkpoint"
@@ -187,7 +188,7 @@ def decode_line(line: bytes) -> tuple[dict[str, Any], EventHash]:
     ):
         raise LineError("not an audit event line")
     raw = line[len(_PREFIX) : -_TAIL_LEN]
-    claimed = line[-64 - len(_SUFFIX) : -len(_SUFFIX)].decode("ascii", "replace")
+    claimed = line[-_HASH_HEX_LEN - len(_SUFFIX) : -len(_SUFFIX)].decode("ascii", "replace")
     # The envelope around the body is fixed bytes, so parsing the body alone parses the
     # line; a hash that matches is hex by construction, one that does not is checked.
     try:
@@ -221,7 +222,7 @@ def _check_body(body: dict[str, Any]) -> None:
         raise LineError("event seq must be a positive integer")
     prev = body["prev_hash"]
     # A prev_hash that is not hex links to nothing and is reported by the walk.
-    if not isinstance(prev, str) or len(prev) != 64:
+    if not isinstance(prev, str) or len(prev) != _HASH_HEX_LEN:
         raise LineError("prev_hash is not 64 characters")
     if not isinstance(body["kind"], str) or not isinstance(body["details"], dict):
         raise LineError("event kind or details has the wrong type")

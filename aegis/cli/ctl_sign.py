@@ -163,11 +163,11 @@ def sign_cmd(
         _cfg(),
         plan_path,
         policy_path,
-        key_path,
-        signer_id,
-        parse_duration(expires_in),
-        _now(),
-        _passphrase(passphrase_file, passphrase_stdin),
+        key_path=key_path,
+        signer_id=signer_id,
+        expires_in=parse_duration(expires_in),
+        now=_now(),
+        passphrase=_passphrase(passphrase_file, passphrase_stdin),
     )
     ep = signed.execution_plan
     if as_json:

@@ -1,5 +1,6 @@
-"""Rules about the package delta, vulnerabilities and package contents, and the rules
-that allow. Pure; see :mod:`aegis.policy.rules`.
+"""Rules about the package delta, vulnerabilities and package contents; the allow rules.
+
+Pure; see :mod:`aegis.policy.rules`.
 
 Content findings come from the analyzer with a free ``rule`` name and a severity
 (hostile, sensitive, changed). Hostile findings always deny (the specific
@@ -212,9 +213,11 @@ def content_not_inspected(facts: Facts) -> Check:
 
 
 def content_apt_hook(facts: Facts) -> Check:
-    """An apt.conf.d hook shipped by a package: it runs as root around every later apt
-    call. A hostile hook (fetch-and-run, checks switched off) denies from any source; any
-    other hook from a non-distribution source requires approval."""
+    """An apt.conf.d hook shipped by a package: it runs as root around every later apt call.
+
+    A hostile hook (fetch-and-run, checks switched off) denies from any source; any
+    other hook from a non-distribution source requires approval.
+    """
     hooks = [
         f
         for f in facts.plan.findings

@@ -20,7 +20,8 @@ Example:
     >>> a = build_approval(plan_id="p1", plan_hash=ph, policy_hash=rh, approver_id="alice",
     ...                    role="approver", reason="change 42", now=now,
     ...                    expires_in=timedelta(hours=1), key=alice_key)
-    >>> verdict = verify_approvals([a], ph, rh, {alice_pub}, signer_pub, now)
+    >>> verdict = verify_approvals([a], plan_hash=ph, policy_hash=rh,
+    ...     trusted_approver_keys={alice_pub}, signer_key_hex=signer_pub, now=now)
     >>> len(verdict.counted)
     1
 """
@@ -293,6 +294,7 @@ def _reject(
 
 def verify_approvals(
     approvals: Iterable[Approval],
+    *,
     plan_hash: str,
     policy_hash: str,
     trusted_approver_keys: Iterable[str],

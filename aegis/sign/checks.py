@@ -116,11 +116,11 @@ def check_approvals(
     """
     verdict = verify_approvals(
         ep.approvals,
-        ep.plan_hash,
-        ep.policy.result_hash,
-        trusted_approver_keys,
-        ep.signer_public_key_hex,
-        now,
+        plan_hash=ep.plan_hash,
+        policy_hash=ep.policy.result_hash,
+        trusted_approver_keys=trusted_approver_keys,
+        signer_key_hex=ep.signer_public_key_hex,
+        now=now,
     )
     if verdict.rejected:
         first = verdict.rejected[0]

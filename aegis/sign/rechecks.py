@@ -177,7 +177,14 @@ def require_approvals(
     """
     approvals, problems = collect_approvals(cfg, ctx)
     trusted = files.trusted_keys(cfg.keys_dir / files.APPROVERS_DIR)
-    verdict = verify_approvals(approvals, ctx.plan_hash, ctx.policy_hash, trusted, signer_pub, now)
+    verdict = verify_approvals(
+        approvals,
+        plan_hash=ctx.plan_hash,
+        policy_hash=ctx.policy_hash,
+        trusted_approver_keys=trusted,
+        signer_key_hex=signer_pub,
+        now=now,
+    )
     need = ctx.policy.controls.approval.count
     roles = set(ctx.policy.controls.approval.roles)
     missing_roles = sorted(roles - verdict.roles)

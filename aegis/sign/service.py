@@ -22,8 +22,8 @@ in :mod:`aegis.sign.rechecks`; this module holds the two commands that write
 (:func:`approve_plan`, :func:`sign_request`) and runs the steps in this order.
 
 Example:
-    >>> signed = sign_request(cfg, Path("plans/p-1.json"), None, Path("ops1.key"),
-    ...                       "ops1", timedelta(hours=1), now, None)
+    >>> signed = sign_request(cfg, Path("plans/p-1.json"), None, key_path=Path("ops1.key"),
+    ...     signer_id="ops1", expires_in=timedelta(hours=1), now=now, passphrase=None)
     >>> signed.path
     PosixPath('/var/lib/aegis/execution-plans/3f2a....json')
 """
@@ -161,12 +161,12 @@ def sign_request(
     cfg: Config,
     plan_path: Path,
     policy_path: Path | None,
+    *,
     key_path: Path,
     signer_id: str,
     expires_in: timedelta,
     now: datetime,
     passphrase: bytes | None,
-    *,
     limits: SignLimits | None = None,
 ) -> Signed:
     """Check everything again, then sign and record the execution plan (see module doc).

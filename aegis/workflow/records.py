@@ -398,8 +398,9 @@ def _parse_history(values: Sequence[Any], states: frozenset[str]) -> HistoryReco
 
 
 def parse_history_values(values: Sequence[Any], states: frozenset[str]) -> HistoryRecord:
-    """Parse a ``history`` row given as its values in :data:`HISTORY_COLUMNS` order, strictly,
-    and check its hash.
+    """Parse a ``history`` row given as values in :data:`HISTORY_COLUMNS` order; check its hash.
+
+    Parsing is strict: every column's type and value is checked.
 
     Raises:
         CorruptStoreError: wrong types, unknown states, malformed evidence, hash mismatch.

@@ -131,7 +131,7 @@ def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> 
 
 
 def _resume_one(
-    cfg: Config, store: Store, wf: Workflow, rec: RequestRecord, actor: str, now: datetime
+    cfg: Config, store: Store, wf: Workflow, rec: RequestRecord, *, actor: str, now: datetime
 ) -> ResumeItem:
     from aegis.api import _advance
     from aegis.workflow.records import format_time
@@ -178,11 +178,11 @@ def _resume_one(
             store,
             leased,
             outcome.trigger,
-            actor,
-            outcome.artifact_kind,
-            outcome.artifact,
-            outcome.artifact_path,
-            outcome.evidence,
+            actor=actor,
+            artifact_kind=outcome.artifact_kind,
+            body=outcome.artifact,
+            artifact_path=outcome.artifact_path,
+            facts=outcome.evidence,
         )
     except AegisError as e:
         current = store.find(rec.id)
@@ -222,5 +222,5 @@ def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
                     )
                 )
                 continue
-            items.append(_resume_one(cfg, store, wf, rec, actor, now))
+            items.append(_resume_one(cfg, store, wf, rec, actor=actor, now=now))
     return ResumeReport(items=tuple(items))

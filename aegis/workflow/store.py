@@ -359,8 +359,10 @@ class Store:
         return out
 
     def recorded_kinds(self, rec: RequestRecord, wanted: frozenset[str]) -> frozenset[str]:
-        """Kinds of the artifacts on ``rec``'s history, read back from its head only as far as
-        it takes to find every kind in ``wanted`` (to seq 0 when one is missing).
+        """Kinds of the artifacts on ``rec``'s history, read back from its head as far as needed.
+
+        Reading stops once every kind in ``wanted`` is found (it goes to seq 0 when one is
+        missing).
 
         Every row read is parsed strictly, hash-checked and chained to the request row: the
         newest must be the row ``rec.head`` names, at ``rec.version`` and in ``rec.state``; each

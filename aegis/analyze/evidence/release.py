@@ -76,20 +76,31 @@ def dearmor(text: str) -> bytes:
     return bytes(out)
 
 
+# Positions in gpgv's status arguments (after the keyword), per GnuPG's doc/DETAILS:
+# VALIDSIG <fpr> <date> <ts> <expire> <ver> <reserved> <algo> <hash> <class> <primary-fpr>
+_VALIDSIG_PRIMARY_FPR = 9
+_ERRSIG_RC = 5  # ERRSIG <keyid> <pkalgo> <hashalgo> <class> <time> <rc>
+_RC_NO_PUBKEY = "9"
+
+
 def parse_gpgv_status(status: str) -> tuple[str, str | None]:
-    """gpgv ``--status-fd`` lines -> (good|bad|no-pubkey|error, primary fingerprint)."""
+    """Parse gpgv ``--status-fd`` lines into (good|bad|no-pubkey|error, primary fingerprint)."""
     valid: list[str] = []
     bad = nopub = False
     for line in status.splitlines():
-        parts = line.split()
-        if len(parts) < 2 or parts[0] != "[GNUPG:]":
+        tag, _, rest = line.partition(" ")
+        words = rest.split()
+        if tag != "[GNUPG:]" or not words:
             continue
-        if parts[1] == "VALIDSIG" and len(parts) >= 3:
-            valid.append((parts[11] if len(parts) >= 12 else parts[2]).upper())
-        elif parts[1] == "BADSIG":
+        keyword, args = words[0], words[1:]
+        if keyword == "VALIDSIG" and args:
+            primary = args[_VALIDSIG_PRIMARY_FPR] if len(args) > _VALIDSIG_PRIMARY_FPR else args[0]
+            valid.append(primary.upper())
+        elif keyword == "BADSIG":
             bad = True
-        elif parts[1] in ("NO_PUBKEY", "ERRSIG"):
-            nopub = nopub or parts[1] == "NO_PUBKEY" or (len(parts) >= 8 and parts[7] == "9")
+        elif keyword in ("NO_PUBKEY", "ERRSIG"):
+            errsig_rc = args[_ERRSIG_RC] if len(args) > _ERRSIG_RC else None
+            nopub = nopub or keyword == "NO_PUBKEY" or errsig_rc == _RC_NO_PUBKEY
     if valid:
         return "good", valid[0]
     if bad:
@@ -101,20 +112,19 @@ def parse_gpgv_status(status: str) -> tuple[str, str | None]:
 
 def release_body(inrelease_text: str) -> str:
     """The cleartext of a clearsigned InRelease (unverified; for display only)."""
-    lines = inrelease_text.splitlines()
+    seen_begin = in_body = False
     out: list[str] = []
-    state = 0
-    for ln in lines:
-        if state == 0 and ln.startswith("-----BEGIN PGP SIGNED MESSAGE"):
-            state = 1
-        elif state == 1:
-            if not ln.strip():
-                state = 2
-        elif state == 2:
+    for ln in inrelease_text.splitlines():
+        if in_body:
             if ln.startswith("-----BEGIN PGP SIGNATURE"):
                 break
             out.append(ln[2:] if ln.startswith("- ") else ln)
-    return "\n".join(out) + "\n" if state else inrelease_text
+        elif seen_begin:
+            # The armour headers (Hash: ...) end at the first blank line.
+            in_body = not ln.strip()
+        elif ln.startswith("-----BEGIN PGP SIGNED MESSAGE"):
+            seen_begin = True
+    return "\n".join(out) + "\n" if seen_begin else inrelease_text
 
 
 def release_fields(text: str) -> dict[str, str]:
@@ -136,9 +146,9 @@ def release_sha256(text: str) -> dict[str, str]:
             in_section = ln.startswith("SHA256:")
             continue
         if in_section:
-            parts = ln.split()
-            if len(parts) == 3:
-                out[parts[2]] = parts[0].lower()
+            match ln.split():
+                case [digest, _size, path]:
+                    out[path] = digest.lower()
     return out
 
 

@@ -1,5 +1,7 @@
-"""Repository evidence: identity, Signed-By, keyring placement, InRelease signature,
-freshness and approval, for each apt source (issue 3 "Repository evidence").
+"""Repository evidence for each apt source (issue 3 "Repository evidence").
+
+Per source: identity, Signed-By, keyring placement, InRelease signature,
+freshness and approval.
 
 Identity is (URI, suite, component, signer fingerprint), never the Release
 ``Origin`` text (TESTBED section 8: a third-party repo can say ``Origin: Debian``).
@@ -212,6 +214,7 @@ class ApprovalLookup:
             return cls(())
 
     def __call__(self, uri: str, suite: str, component: str, fpr: str | None) -> ApprovalFacts:
+        """Whether the source with this identity is approved, and what it may supply."""
         from aegis.policy.config import match_source
 
         src = match_source(tuple(self._sources), uri, suite, component, fpr)  # type: ignore[arg-type]

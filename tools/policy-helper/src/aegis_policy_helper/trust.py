@@ -107,11 +107,11 @@ def verify_with_aegis(data: bytes, exec_key: str, approval_keys: list[str]) -> V
     at = parse_time(ep.created_at)
     verdict = verify_approvals(
         ep.approvals,
-        ep.plan_hash,
-        ep.policy.result_hash,
-        approval_keys,
-        ep.signer_public_key_hex,
-        at,
+        plan_hash=ep.plan_hash,
+        policy_hash=ep.policy.result_hash,
+        trusted_approver_keys=approval_keys,
+        signer_key_hex=ep.signer_public_key_hex,
+        now=at,
     )
     rows = [
         {"approver_id": a.approver_id, "role": a.role, "counted": True, "reason": "counts"}
