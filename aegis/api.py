@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from aegis.config import Config
     from aegis.model import Plan
     from aegis.workflow.machine import Workflow
-    from aegis.workflow.records import ArtifactRef, HistoryRecord, RequestRecord
+    from aegis.workflow.records import (
+        ArtifactRef,
+        CorruptStoreError,
+        HistoryRecord,
+        RequestRecord,
+    )
     from aegis.workflow.resume import ResumeReport
     from aegis.workflow.store import Store
 
@@ -440,11 +445,22 @@ def list_requests(
     stuck: bool = False,
     now: datetime | None = None,
     limit: int | None = None,
+    corrupt: list[CorruptStoreError] | None = None,
 ) -> list[RequestRecord]:
     """Requests, oldest state change first; ``stuck``: only those past their threshold.
 
+    Args:
+        cfg: configuration (store location).
+        state: only requests in this state.
+        stuck: only requests past their state's threshold or with an expired lease.
+        now: the time "stuck" is measured at (default: now).
+        limit: at most this many.
+        corrupt: when given, rows failing their checks are collected here and the
+            others listed; otherwise the first such row raises.
+
     Raises:
         InputError: unknown state name.
+        CorruptStoreError: a row fails its checks and ``corrupt`` is None (exit 4).
     """
     from aegis.workflow.monitor import stuck_cutoffs
     from aegis.workflow.records import format_time
@@ -455,8 +471,8 @@ def list_requests(
     when = now or now_utc()
     with open_store(cfg) as store:
         if not stuck:
-            return store.list_requests(state=state, limit=limit)
-        found = store.stuck(stuck_cutoffs(wf, when), format_time(when))
+            return store.list_requests(state=state, limit=limit, corrupt=corrupt)
+        found = store.stuck(stuck_cutoffs(wf, when), format_time(when), corrupt)
     if state is not None:
         found = [r for r in found if r.state == state]
     return found[:limit] if limit is not None else found

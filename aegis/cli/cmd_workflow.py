@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from aegis.config import Config
     from aegis.workflow.machine import Workflow
-    from aegis.workflow.records import RequestRecord
+    from aegis.workflow.records import CorruptStoreError, RequestRecord
 
 
 def _cfg() -> Config:
@@ -55,18 +55,37 @@ def requests_cmd(state: str | None, stuck: bool, limit: int | None, as_json: boo
     """
     from aegis import api
     from aegis.cli import render
-    from aegis.workflow.monitor import age_seconds, human_duration, stuck_reason
+    from aegis.workflow.records import CorruptStoreError
 
     cfg = _cfg()
     now = api.now_utc()
     wf = api.workflow()
-    found = api.list_requests(cfg, state=state, stuck=stuck, now=now, limit=limit)
+    corrupt: list[CorruptStoreError] = []
+    found = api.list_requests(cfg, state=state, stuck=stuck, now=now, limit=limit, corrupt=corrupt)
     if as_json:
-        render.emit_json({"requests": [_request_json(r, wf, now) for r in found]})
-        return
-    if not found:
+        out: dict[str, object] = {"requests": [_request_json(r, wf, now) for r in found]}
+        if corrupt:
+            out["corrupt"] = [e.message for e in corrupt]
+        render.emit_json(out)
+    elif found:
+        _print_requests(found, stuck=stuck, wf=wf, now=now)
+    elif not corrupt:
         click.echo("No stuck requests." if stuck else "No requests.")
-        return
+    if corrupt:
+        # The good rows are shown first: one tampered row must not hide the rest from on-call.
+        raise CorruptStoreError(
+            f"{len(corrupt)} request row(s) fail their checks and are not listed; "
+            f"first: {corrupt[0].message}",
+            hint="nothing was changed; restore the store from backup",
+        )
+
+
+def _print_requests(
+    found: list[RequestRecord], *, stuck: bool, wf: Workflow, now: datetime
+) -> None:
+    from aegis.cli import render
+    from aegis.workflow.monitor import age_seconds, human_duration, stuck_reason
+
     rows = [
         [
             r.id,

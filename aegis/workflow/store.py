@@ -240,11 +240,25 @@ class Store:
 
     # ----------------------------------------------------------------- reads
 
-    def _select_requests(self, where: str, params: Sequence[Any]) -> list[RequestRecord]:
+    def _select_requests(
+        self,
+        where: str,
+        params: Sequence[Any],
+        corrupt: list[CorruptStoreError] | None = None,
+    ) -> list[RequestRecord]:
+        """Rows parsed strictly; a bad row raises, or is set aside in ``corrupt`` when given."""
         sql = f"SELECT {_REQUEST_COLUMNS} FROM requests {where}"  # noqa: S608 - our own clauses
         with self._errors():
             rows = list(self.db.query(sql, params))
-        return [parse_request_row(row, self.states) for row in rows]
+        out: list[RequestRecord] = []
+        for row in rows:
+            try:
+                out.append(parse_request_row(row, self.states))
+            except CorruptStoreError as e:
+                if corrupt is None:
+                    raise
+                corrupt.append(e)
+        return out
 
     def list_ids(self, states: Sequence[str]) -> list[tuple[str, str]]:
         """(id, state) of the requests in ``states``, oldest state change first (unverified)."""
@@ -285,28 +299,42 @@ class Store:
         return found[0] if found else None
 
     def list_requests(
-        self, *, state: str | None = None, limit: int | None = None
+        self,
+        *,
+        state: str | None = None,
+        limit: int | None = None,
+        corrupt: list[CorruptStoreError] | None = None,
     ) -> list[RequestRecord]:
-        """Requests, oldest state change first; optionally only those in ``state``."""
+        """Requests, oldest state change first; optionally only those in ``state``.
+
+        Rows failing their checks raise, or are set aside in ``corrupt`` when it is given
+        (so one tampered row does not hide every other request from on-call).
+        """
         where, params = ("WHERE state = ?", [state]) if state else ("", [])
         clause = f"{where} ORDER BY updated_at, id"
         if limit is not None:
             clause += f" LIMIT {int(limit)}"
-        return self._select_requests(clause, params)
+        return self._select_requests(clause, params, corrupt)
 
-    def stuck(self, cutoffs: dict[str, str], now: str) -> list[RequestRecord]:
+    def stuck(
+        self,
+        cutoffs: dict[str, str],
+        now: str,
+        corrupt: list[CorruptStoreError] | None = None,
+    ) -> list[RequestRecord]:
         """Requests in a state since before its cutoff, or with an expired lease; oldest first.
 
         Args:
             cutoffs: per state, the time before which entering it means stuck.
             now: current time in store format (for lease expiry).
+            corrupt: when given, rows failing their checks go here instead of raising.
         """
         clauses = ["(state = ? AND updated_at < ?)" for _ in cutoffs]
         params: list[Any] = [v for pair in sorted(cutoffs.items()) for v in pair]
         clauses.append("(lease_expires_at IS NOT NULL AND lease_expires_at < ?)")
         params.append(now)
         return self._select_requests(
-            f"WHERE {' OR '.join(clauses)} ORDER BY updated_at, id", params
+            f"WHERE {' OR '.join(clauses)} ORDER BY updated_at, id", params, corrupt
         )
 
     def count_by_state(self) -> dict[str, int]:

@@ -204,6 +204,31 @@ def test_errors_are_one_line_with_stable_codes(cfg: Config) -> None:
     assert "Traceback" in debug.stderr
 
 
+def test_requests_lists_the_good_rows_when_one_is_tampered(cfg: Config) -> None:
+    good = api.submit_plan(cfg, sample_plan("p-good"), "t").request_id
+    bad = api.submit_plan(cfg, sample_plan("p-bad"), "t").request_id
+    with sqlite3.connect(cfg.store_path) as conn:
+        conn.execute("UPDATE requests SET state = 'signed' WHERE id = ?", [bad])
+    table = run("requests")
+    assert table.exit_code == 4
+    assert good in table.stdout
+    assert bad not in table.stdout  # a forged row is never shown as if it were true
+    assert table.stderr.startswith("Error: 1 request row(s) fail their checks")
+    assert bad in table.stderr
+    as_json = run("requests", "--json")
+    assert as_json.exit_code == 4
+    data = json.loads(as_json.stdout)
+    assert [r["id"] for r in data["requests"]] == [good]
+    assert len(data["corrupt"]) == 1
+    assert bad in data["corrupt"][0]
+    with sqlite3.connect(cfg.store_path) as conn:  # now old enough to be selected as stuck
+        conn.execute("UPDATE requests SET updated_at = '2000-01-01' WHERE id = ?", [bad])
+    stuck = run("requests", "--stuck", "--json")
+    assert stuck.exit_code == 4
+    assert json.loads(stuck.stdout)["requests"] == []
+    assert bad in json.loads(stuck.stdout)["corrupt"][0]
+
+
 def test_cancel_and_illegal_cancel(cfg: Config) -> None:
     rid = api.submit_plan(cfg, sample_plan("p-x"), "t").request_id
     result = run("cancel", rid, "--reason", "not needed", "--json")
