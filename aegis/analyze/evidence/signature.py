@@ -77,8 +77,12 @@ def in_trusted_dir(path: Path, paths: AptPaths) -> bool:
 
 
 def root_only_writable(path: Path) -> bool:
-    """Owned by root and not group/other-writable, nor any ancestor directory
-    (sticky directories such as /tmp are fine: others cannot replace root's entries)."""
+    """True when only root can replace ``path``.
+
+    The file is owned by root and not group/other-writable, nor is any ancestor
+    directory (sticky directories such as /tmp are fine: others cannot replace
+    root's entries). A symlink, or a path that cannot be read, is False.
+    """
     try:
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
@@ -95,6 +99,37 @@ def root_only_writable(path: Path) -> bool:
             cur = cur.parent
     except OSError:
         return False
+
+
+def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Path]:
+    """The source's keyrings as gpgv reads them: armoured ones dearmoured into ``tdir``."""
+    keyrings: list[Path] = []
+    for i, kr in enumerate(keyring_files(entry, paths)):
+        if not kr.is_file():
+            continue  # a FIFO or device is no keyring, and reading it could block for ever
+        try:
+            data = kr.read_bytes()
+        except OSError:
+            continue
+        if data.lstrip().startswith(b"-----BEGIN PGP"):
+            conv = tdir / f"k{i}.gpg"
+            conv.write_bytes(dearmor(data.decode("ascii", errors="replace")))
+            keyrings.append(conv)
+        else:
+            keyrings.append(kr)
+    if entry.signed_by_form == "embedded":
+        conv = tdir / "embedded.gpg"
+        conv.write_bytes(dearmor(entry.signed_by or ""))
+        keyrings.append(conv)
+    return keyrings
+
+
+def _signer_allowed(entry: SourceEntry, fpr: str | None) -> bool:
+    """A fingerprint ``Signed-By`` admits only the keys it names; other forms admit any."""
+    if entry.signed_by_form != "fingerprint":
+        return True
+    allowed = {t.rstrip("!").upper() for t in signed_by_tokens(entry.signed_by or "")}
+    return any(fpr and fpr.endswith(a) for a in allowed)
 
 
 def verify_release(
@@ -114,24 +149,7 @@ def verify_release(
     )
     with tempfile.TemporaryDirectory(prefix="aegis-gpgv-") as tmp:
         tdir = Path(tmp)
-        keyrings: list[Path] = []
-        for i, kr in enumerate(keyring_files(entry, paths)):
-            if not kr.is_file():
-                continue  # a FIFO or device is no keyring, and reading it could block for ever
-            try:
-                data = kr.read_bytes()
-            except OSError:
-                continue
-            if data.lstrip().startswith(b"-----BEGIN PGP"):
-                conv = tdir / f"k{i}.gpg"
-                conv.write_bytes(dearmor(data.decode("ascii", errors="replace")))
-                keyrings.append(conv)
-            else:
-                keyrings.append(kr)
-        if entry.signed_by_form == "embedded":
-            conv = tdir / "embedded.gpg"
-            conv.write_bytes(dearmor(entry.signed_by or ""))
-            keyrings.append(conv)
+        keyrings = _binary_keyrings(entry, paths, tdir)
         if not keyrings:
             return SignatureCheck("no-pubkey", None, unverified)
         out = tdir / "Release.verified"
@@ -150,10 +168,8 @@ def verify_release(
         status, fpr = parse_gpgv_status(res.stdout)
         if status == "good" and res.returncode != 0:
             status = "error"
-        if status == "good" and entry.signed_by_form == "fingerprint":
-            allowed = {t.rstrip("!").upper() for t in signed_by_tokens(entry.signed_by or "")}
-            if not any(fpr and fpr.endswith(a) for a in allowed):
-                status, fpr = "no-pubkey", None
+        if status == "good" and not _signer_allowed(entry, fpr):
+            status, fpr = "no-pubkey", None
         if status == "good":
             text = out.read_text(errors="replace") if files.inrelease else unverified
             return SignatureCheck("good", fpr, text)
