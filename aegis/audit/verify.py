@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aegis.audit.chain import segment_paths
 from aegis.audit.checkpoints import read_witness, verify_checkpoint
@@ -198,103 +198,152 @@ def _add(report: VerifyReport, entry: _Entry, kind: str, message: str) -> None:
     report.problems.append(Problem(entry.file, entry.line, kind, message))
 
 
+class _Head(NamedTuple):
+    """The chain's head so far: the last event that extended it."""
+
+    seq: int
+    hash: str
+    at: int
+    """Its index in the entries; -1 before the first event."""
+
+
 def _walk(entries: list[_Entry], torn_end: bool, report: VerifyReport, key: str | None) -> None:
-    first_at: dict[str, int] = {}
-    for i, e in enumerate(entries):
-        if e.digest is not None and e.digest not in first_at:
-            first_at[e.digest] = i
-    head_seq, head_hash, head_index = 0, GENESIS_HASH, -1
-    first = next((x for x in entries if x.body is not None), None)
-    if first is not None and first.body is not None and first.body["kind"] == KIND_SEGMENT_START:
-        # Older segments were pruned: the chain is anchored by the segment-start event.
-        head_seq, head_hash = first.body["seq"] - 1, first.body["prev_hash"]
-        if head_hash != GENESIS_HASH:
-            report.warnings.append(
-                f"chain starts at seq {first.body['seq']} (older segments not present)"
-            )
+    first_at = _first_positions(entries)
+    head = _anchor(entries, report)
     if key is None:
         report.warnings.append("no audit public key: checkpoint signatures were not checked")
     for i, e in enumerate(entries):
         if e.body is None or e.digest is None:
             _check_unparsed(entries, i, torn_end, report)
             continue
-        body, digest = e.body, e.digest
-        if not e.hash_ok:
-            _add(report, e, "modified", "line does not match its event_hash (content changed)")
-        elif first_at[digest] != i:
-            other = entries[first_at[digest]]
-            _add(report, e, "duplicated", f"duplicate of line {other.line} ({other.file})")
+        if _is_duplicate(entries, i, first_at, report):
             continue
-        seq, prev = body["seq"], body["prev_hash"]
-        advance = True
-        if prev == head_hash:
-            if seq != head_seq + 1:
-                _add(report, e, "sequence", f"seq {seq} follows seq {head_seq}")
-        else:
-            j = first_at.get(prev)
-            if j is not None and j > i:
-                _add(
-                    report,
-                    e,
-                    "reordered",
-                    f"comes before its predecessor at line {entries[j].line}",
-                )
-                advance = seq > head_seq
-            elif j is not None and j < i:
-                later = [k for k in range(j + 1, i) if _prev_of(entries[k]) == digest]
-                if later:
-                    _add(
-                        report,
-                        e,
-                        "reordered",
-                        f"comes after its successor at line {entries[later[0]].line}",
-                    )
-                    advance = seq > head_seq
-                else:
-                    for k in range(j + 1, i):
-                        if not any(
-                            p.file == entries[k].file and p.line == entries[k].line
-                            for p in report.problems
-                        ):
-                            _add(
-                                report,
-                                entries[k],
-                                "inserted",
-                                f"not part of the chain (line {e.line} links to line "
-                                f"{entries[j].line})",
-                            )
-            elif _links_later(entries, i, head_hash):
-                # The chain resumes after this line from the head before it: an intruder.
-                _add(report, e, "inserted", "not part of the chain (the next line skips it)")
-                advance = False
-            elif seq == head_seq + 1 and head_index >= 0 and entries[head_index].hash_ok:
-                _add(
-                    report,
-                    entries[head_index],
-                    "modified",
-                    f"line was rewritten: line {e.line} links to a different hash",
-                )
-            elif seq > head_seq + 1:
-                _add(
-                    report,
-                    e,
-                    "deleted",
-                    f"events seq {head_seq + 1}..{seq - 1} are missing before this line",
-                )
-            else:
-                _add(report, e, "deleted", "the event this line links to is missing")
-        if body["kind"] == KIND_CHECKPOINT:
-            _check_checkpoint(e, report, key)
-        elif (
-            body["kind"] == KIND_SEGMENT_START and body["details"].get("previous_head_hash") != prev
-        ):
-            _add(report, e, "modified", "segment-start does not carry its previous head")
+        advance = _check_link(entries, i, first_at, head, report)
+        _check_kind(e, report, key)
+        seq = e.body["seq"]
         if advance:
-            head_seq, head_hash, head_index = seq, digest, i
+            head = _Head(seq, e.digest, i)
         report.events += 1
-        if body["request_id"] is not None:
-            report.request_last_seq[str(body["request_id"])] = seq
-    report.head_seq, report.head_hash = head_seq, head_hash
+        if e.body["request_id"] is not None:
+            report.request_last_seq[str(e.body["request_id"])] = seq
+    report.head_seq, report.head_hash = head.seq, head.hash
+
+
+def _first_positions(entries: list[_Entry]) -> dict[str, int]:
+    """Map each event hash to the index of its first line (later ones are duplicates)."""
+    first_at: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if e.digest is not None and e.digest not in first_at:
+            first_at[e.digest] = i
+    return first_at
+
+
+def _anchor(entries: list[_Entry], report: VerifyReport) -> _Head:
+    """Where the chain starts: genesis, or the segment-start event of a pruned log."""
+    first = next((x.body for x in entries if x.body is not None), None)
+    if first is None or first["kind"] != KIND_SEGMENT_START:
+        return _Head(0, GENESIS_HASH, -1)
+    # Older segments were pruned: the chain is anchored by the segment-start event.
+    if first["prev_hash"] != GENESIS_HASH:
+        report.warnings.append(f"chain starts at seq {first['seq']} (older segments not present)")
+    return _Head(first["seq"] - 1, first["prev_hash"], -1)
+
+
+def _is_duplicate(
+    entries: list[_Entry], i: int, first_at: dict[str, int], report: VerifyReport
+) -> bool:
+    """Report a line whose content changed, or a repeat of an earlier line (True: skip it)."""
+    e = entries[i]
+    assert e.digest is not None
+    if not e.hash_ok:
+        _add(report, e, "modified", "line does not match its event_hash (content changed)")
+        return False
+    j = first_at[e.digest]
+    if j == i:
+        return False
+    other = entries[j]
+    _add(report, e, "duplicated", f"duplicate of line {other.line} ({other.file})")
+    return True
+
+
+def _check_link(
+    entries: list[_Entry], i: int, first_at: dict[str, int], head: _Head, report: VerifyReport
+) -> bool:
+    """Check that line ``i`` extends the head; return whether it becomes the new head."""
+    e = entries[i]
+    assert e.body is not None
+    seq, prev = e.body["seq"], e.body["prev_hash"]
+    if prev == head.hash:
+        if seq != head.seq + 1:
+            _add(report, e, "sequence", f"seq {seq} follows seq {head.seq}")
+        return True
+    j = first_at.get(prev)
+    if j is not None and j > i:
+        message = f"comes before its predecessor at line {entries[j].line}"
+        _add(report, e, "reordered", message)
+        return bool(seq > head.seq)
+    if j is not None and j < i:
+        return _check_earlier_predecessor(entries, i, j, head, report)
+    return _check_missing_predecessor(entries, i, head, report)
+
+
+def _check_earlier_predecessor(
+    entries: list[_Entry], i: int, j: int, head: _Head, report: VerifyReport
+) -> bool:
+    """Line ``i`` links back to line ``j``: it was moved down, or lines were slipped in."""
+    e = entries[i]
+    assert e.body is not None
+    later = [k for k in range(j + 1, i) if _prev_of(entries[k]) == e.digest]
+    if later:
+        message = f"comes after its successor at line {entries[later[0]].line}"
+        _add(report, e, "reordered", message)
+        return bool(e.body["seq"] > head.seq)
+    for k in range(j + 1, i):
+        if not any(
+            p.file == entries[k].file and p.line == entries[k].line for p in report.problems
+        ):
+            _add(
+                report,
+                entries[k],
+                "inserted",
+                f"not part of the chain (line {e.line} links to line {entries[j].line})",
+            )
+    return True
+
+
+def _check_missing_predecessor(
+    entries: list[_Entry], i: int, head: _Head, report: VerifyReport
+) -> bool:
+    """Line ``i`` links to no line before it: it is an intruder, or lines are missing."""
+    e = entries[i]
+    assert e.body is not None
+    seq = e.body["seq"]
+    if _links_later(entries, i, head.hash):
+        # The chain resumes after this line from the head before it: an intruder.
+        _add(report, e, "inserted", "not part of the chain (the next line skips it)")
+        return False
+    if seq == head.seq + 1 and head.at >= 0 and entries[head.at].hash_ok:
+        message = f"line was rewritten: line {e.line} links to a different hash"
+        _add(report, entries[head.at], "modified", message)
+    elif seq > head.seq + 1:
+        message = f"events seq {head.seq + 1}..{seq - 1} are missing before this line"
+        _add(report, e, "deleted", message)
+    else:
+        _add(report, e, "deleted", "the event this line links to is missing")
+    return True
+
+
+def _check_kind(e: _Entry, report: VerifyReport, key: str | None) -> None:
+    """Check what the chain's special events carry: checkpoints and segment starts."""
+    assert e.body is not None
+    kind = e.body["kind"]
+    if kind == KIND_CHECKPOINT:
+        _check_checkpoint(e, report, key)
+    elif (
+        kind == KIND_SEGMENT_START
+        and e.body["details"].get("previous_head_hash") != e.body["prev_hash"]
+    ):
+        _add(report, e, "modified", "segment-start does not carry its previous head")
 
 
 def _links_later(entries: list[_Entry], i: int, head_hash: str) -> bool:
@@ -435,7 +484,7 @@ def default_public_key_path(etc_keys_dir: Path) -> Path:
 
 
 def default_witness_path(aegisd_dir: Path) -> Path:
-    """aegisd's on-host witness file: in its root-only directory, off the log.
+    """Where aegisd keeps its on-host witness file: its root-only directory, off the log.
 
     Members of ``aegis`` can read the log but cannot write here, so rolling back the
     log (and every copy they can write) still leaves this checkpoint behind. Fleets
