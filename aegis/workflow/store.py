@@ -41,9 +41,11 @@ from typing import Any
 
 from aegis.canonical import sha256_hex
 from aegis.errors import EnvironmentFailure, InputError, StateError
+from aegis.workflow import history_reads
 from aegis.workflow.files import prepare_dir, write_atomic
+from aegis.workflow.history_reads import LostRaceError
 
-__all__ = ["Move", "NewArtifact", "Store", "write_atomic"]
+__all__ = ["LostRaceError", "Move", "NewArtifact", "Store", "write_atomic"]
 from aegis.workflow.records import (
     HISTORY_COLUMNS,
     ArtifactRef,
@@ -55,7 +57,6 @@ from aegis.workflow.records import (
     check_sha256,
     history_hash,
     history_values,
-    parse_history_values,
     parse_request_row,
     request_row,
 )
@@ -67,13 +68,6 @@ PAUSE_STEPS = ("guarded", "begun", "state", "artifact", "history")
 _REQUEST_COLUMNS = (
     "id, kind, summary, state, version, created_at, updated_at, plan_id, plan_hash, "
     "lease_owner, lease_expires_at, head, row_hash"
-)
-_SELECT_HISTORY = (
-    f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? ORDER BY seq"  # noqa: S608
-)
-_SELECT_HISTORY_BACKWARDS = (
-    f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? "  # noqa: S608
-    "ORDER BY seq DESC"
 )
 _INSERT_HISTORY = (
     f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "  # noqa: S608
@@ -88,10 +82,6 @@ _UPDATE_REQUEST = (
 
 class RequestNotFoundError(InputError):
     """No change request with that id (or plan)."""
-
-
-class LostRaceError(StateError):
-    """Another writer changed the request between our read and our commit."""
 
 
 def migrations_dir() -> Path:
@@ -349,107 +339,27 @@ class Store:
         """The request's verified history: parsed, hash-checked, chained to the request row.
 
         Raises:
-            CorruptStoreError: a row fails its checks or the chain is broken.
+            LostRaceError: a writer committed after ``rec`` was read (exit 6).
+            CorruptStoreError: a row fails its checks or the chain is broken (exit 4).
         """
         try:
-            rows = self.conn.execute(_SELECT_HISTORY, [rec.id]).fetchall()
+            return history_reads.whole_history(self.conn, self.states, rec)
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
-        if len(rows) > rec.version + 1:
-            # A writer committed after ``rec`` was read: the history is newer than the row.
-            raise LostRaceError(
-                f"request {rec.id!r} changed while this step ran (it was {rec.state!r}, "
-                f"version {rec.version}); nothing was written",
-                hint=f"look at it with 'aegis show {rec.id}' and retry if still needed",
-            )
-        out: list[HistoryRecord] = []
-        prev: str | None = None
-        for expected_seq, values in enumerate(rows):
-            item = parse_history_values(values, self.states)
-            stored = values[-1]
-            if item.seq != expected_seq or item.prev_hash != prev:
-                raise CorruptStoreError(
-                    f"history of request {rec.id!r} is broken at #{expected_seq} "
-                    "(missing, reordered or re-linked row)"
-                )
-            prev = str(stored)
-            out.append(item)
-        if (
-            not out
-            or prev != rec.head
-            or out[-1].to_state != rec.state
-            or out[-1].seq != rec.version
-        ):
-            raise CorruptStoreError(
-                f"request {rec.id!r} does not match its history (state, version or head differ)",
-                hint="nothing was changed; restore the store from backup",
-            )
-        return out
 
     def recorded_kinds(self, rec: RequestRecord, wanted: frozenset[str]) -> frozenset[str]:
         """Kinds of the artifacts on ``rec``'s history, read back from its head as far as needed.
 
-        Reading stops once every kind in ``wanted`` is found (it goes to seq 0 when one is
-        missing).
-
-        Every row read is parsed strictly, hash-checked and chained to the request row: the
-        newest must be the row ``rec.head`` names, at ``rec.version`` and in ``rec.state``; each
-        earlier one the row its successor's ``prev_hash`` names. Rows older than the last one
-        read are neither read nor used; :meth:`history` checks the whole chain.
+        See :func:`aegis.workflow.history_reads.recorded_kinds`.
 
         Raises:
             LostRaceError: a writer committed after ``rec`` was read (exit 6).
             CorruptStoreError: a row read fails its checks or the chain is broken (exit 4).
         """
-        cur: sqlite3.Cursor | None = None
         try:
-            cur = self.conn.execute(_SELECT_HISTORY_BACKWARDS, [rec.id])
-            newest = cur.fetchone()
-            if newest is not None and isinstance(newest[1], int) and newest[1] > rec.version:
-                raise LostRaceError(
-                    f"request {rec.id!r} changed while this step ran (it was {rec.state!r}, "
-                    f"version {rec.version}); nothing was written",
-                    hint=f"look at it with 'aegis show {rec.id}' and retry if still needed",
-                )
-            found: set[str] = set()
-            expected_hash: str | None = rec.head
-            values = newest
-            seq = rec.version
-            while values is not None:
-                item = parse_history_values(values, self.states)
-                if seq == rec.version and (item.to_state != rec.state or values[-1] != rec.head):
-                    break  # reported below, with the other mismatches of the head
-                if item.seq != seq or values[-1] != expected_hash:
-                    raise CorruptStoreError(
-                        f"history of request {rec.id!r} is broken at #{seq} "
-                        "(missing, reordered or re-linked row)"
-                    )
-                found.update(a.kind for a in item.artifacts)
-                expected_hash = item.prev_hash
-                if seq == 0:
-                    if expected_hash is None:
-                        return frozenset(found)
-                    break
-                if expected_hash is None:
-                    break
-                if wanted <= found:
-                    return frozenset(found)
-                seq -= 1
-                values = cur.fetchone()
+            return history_reads.recorded_kinds(self.conn, self.states, rec, wanted)
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
-        finally:
-            if cur is not None:
-                cur.close()  # a half-read cursor would keep its read snapshot open
-        if newest is None or seq == rec.version:
-            raise CorruptStoreError(
-                f"request {rec.id!r} does not match its history (state, version or head differ)",
-                hint="nothing was changed; restore the store from backup",
-            )
-        raise CorruptStoreError(
-            f"history of request {rec.id!r} is broken at #{seq} "
-            "(missing, reordered or re-linked row)"
-        )
 
     def load(self, request_id: str) -> tuple[RequestRecord, list[HistoryRecord]]:
         """The request and its verified history, read consistently (retried if it moves)."""
