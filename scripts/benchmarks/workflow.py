@@ -53,7 +53,16 @@ def _transition_rate(home: Path) -> tuple[float, float]:
         recs = [store.get(r) for r in ids]
         start = time.perf_counter()
         for i, rec in enumerate(recs):
-            api._advance(store, rec, "review", "bench", "review", b"review %d" % i, None, {})
+            api._advance(
+                store,
+                rec,
+                "review",
+                actor="bench",
+                artifact_kind="review",
+                body=b"review %d" % i,
+                artifact_path=None,
+                facts={},
+            )
         elapsed = time.perf_counter() - start
     ids2 = _requests(cfg, N_TRANSITIONS // 4, "a")
     start = time.perf_counter()
