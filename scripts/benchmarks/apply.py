@@ -48,14 +48,14 @@ def _sign(cfg: Any, signer: Any, approver: Any) -> bytes:
     from aegis.policy.engine import evaluate
     from aegis.policy.result import result_hash
     from aegis.policy.run import load_policy
-    from aegis.sign.approvals import build_approval
+    from aegis.sign.approvals import Approval, build_approval
     from aegis.sign.execution_plan import build_execution_plan, execution_plan_bytes
 
     now = datetime.now(UTC)
     intent = Intent(Tool.APT, Operation.INSTALL, ("aegis-tool",), "bench", "2026-01-01T00:00:00Z")
     plan = analyze_apt(cfg, intent, now)
     result = evaluate(plan, None, load_policy(cfg), now)
-    approvals = ()
+    approvals: tuple[Approval, ...] = ()
     if result.controls.approval.count:
         approvals = (
             build_approval(

@@ -155,7 +155,8 @@ def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Ver
     raw_policy = doc.get("policy")
     policy: dict[str, Any] = raw_policy if isinstance(raw_policy, dict) else {}
     at = _parse_time(str(doc.get("created_at")))
-    rows, seen = [], set()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for item in doc.get("approvals") or []:
         if not isinstance(item, dict):
             raise TrustFailure("approval is not an object")
