@@ -15,7 +15,9 @@ repository serves.
 
 Example::
 
-    delta = collect_delta(pool, apt, sim, paths, entries, repos_all, {})
+    delta = collect_delta(
+        pool, apt, sim, paths=paths, entries=entries, repos_all=repos_all, local_records={}
+    )
     delta.changes[0].name
 """
 
@@ -44,6 +46,10 @@ from aegis.model import (
 
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 _REPLACING = (Action.UPGRADE, Action.DOWNGRADE, Action.REMOVE, Action.PURGE)
+
+# Records (pkg=ver) above which apt-cache show is split into two concurrent calls, one
+# per half; a smaller delta is read by a single call (scripts/benchmarks/apt.py times it).
+_SPLIT_SHOW_ABOVE = 40
 
 _SourceKey = tuple[str, str, str]
 """(comparable URI, suite, component) of a configured source."""
@@ -96,29 +102,21 @@ def _source_repository(
     return repository_id(entry.uri, entry.suite, entry.component)
 
 
-def collect_delta(
+def _read_apt(
     pool: ThreadPoolExecutor,
     apt: AptRunner,
     sim: aptparse.Simulation,
-    paths: AptPaths,
-    entries: Sequence[SourceEntry],
-    repos_all: dict[str, tuple[Repository, ReleaseFiles]],
+    names: Sequence[str],
     local_records: dict[tuple[str, str], dict[str, str]],
-) -> PackageDelta:
-    """Build the delta rows of ``sim``.
+) -> tuple[
+    dict[str, aptparse.PackagePolicy],
+    dict[tuple[str, str], dict[str, str]],
+    dict[str, aptparse.DownloadUri],
+]:
+    """Policies of ``names``, index records and download URIs (by file name) of ``sim``.
 
-    Args:
-        pool: the analysis's thread pool (apt calls run concurrently on it).
-        apt: the runner with the planning environment.
-        sim: the parsed simulation.
-        paths: apt's directories from ``apt-config dump``.
-        entries: the configured sources, one per repository id.
-        repos_all: repository id -> its evidence and Release files.
-        local_records: (name, version) -> control fields of kept rollback .debs.
+    Records of a kept rollback .deb (``local_records``) are not asked of apt.
     """
-    names = sorted({c.name for c in sim.changes})
-    if not names:
-        return PackageDelta()
     # One record per package: the candidate for what gets installed, the installed
     # version for removals (apt-cache show decompresses indexes: keep the set small).
     wanted = sorted(
@@ -141,7 +139,7 @@ def collect_delta(
     )
     f_pol = pool.submit(apt.run, APT_CACHE, "policy", "--", *names)
     # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
-    half = (len(wanted) + 1) // 2 if len(wanted) > 40 else len(wanted)
+    half = (len(wanted) + 1) // 2 if len(wanted) > _SPLIT_SHOW_ABOVE else len(wanted)
     f_shows = [
         pool.submit(apt.run, APT_CACHE, "show", "--no-all-versions", "--", *chunk)
         for chunk in (wanted[:half], wanted[half:])
@@ -157,6 +155,34 @@ def collect_delta(
         if f_uris is not None
         else {}
     )
+    return policies, records, uris
+
+
+def collect_delta(
+    pool: ThreadPoolExecutor,
+    apt: AptRunner,
+    sim: aptparse.Simulation,
+    *,
+    paths: AptPaths,
+    entries: Sequence[SourceEntry],
+    repos_all: dict[str, tuple[Repository, ReleaseFiles]],
+    local_records: dict[tuple[str, str], dict[str, str]],
+) -> PackageDelta:
+    """Build the delta rows of ``sim``.
+
+    Args:
+        pool: the analysis's thread pool (apt calls run concurrently on it).
+        apt: the runner with the planning environment.
+        sim: the parsed simulation.
+        paths: apt's directories from ``apt-config dump``.
+        entries: the configured sources, one per repository id.
+        repos_all: repository id -> its evidence and Release files.
+        local_records: (name, version) -> control fields of kept rollback .debs.
+    """
+    names = sorted({c.name for c in sim.changes})
+    if not names:
+        return PackageDelta()
+    policies, records, uris = _read_apt(pool, apt, sim, names, local_records)
     by_key = {(_uri_key(e.uri), e.suite, e.component): e for e in entries}
     pkg_hash_cache: dict[str, str] = {}
     changes: list[PackageChange] = []
@@ -204,7 +230,14 @@ def collect_delta(
             chain = _index_chain(files, repo, psrc.arch, paths, pkg_hash_cache)
             fname = Path(rec.get("Filename", "")).name
             prov = build_provenance(
-                sc.name, candidate, arch, rec, uris.get(fname), repo_id, repo.uri, chain
+                sc.name,
+                candidate,
+                arch,
+                record=rec,
+                download=uris.get(fname),
+                repository=repo_id,
+                base_uri=repo.uri,
+                index_chain=chain,
             )
             if prov is not None:
                 provenance.append(prov)

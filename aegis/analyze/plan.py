@@ -246,7 +246,13 @@ class _Analysis:
             if sim is not None:
                 configure = sim.configure_order
                 delta = collect_delta(
-                    pool, self.apt, sim, paths, entries, repos_all, self.local.records
+                    pool,
+                    self.apt,
+                    sim,
+                    paths=paths,
+                    entries=entries,
+                    repos_all=repos_all,
+                    local_records=self.local.records,
                 )
                 self.signals += delta.signals
             state = package_state_hash(f_state.result())

@@ -13,8 +13,9 @@ Pure: :func:`build_provenance` over parsed tool output and file hashes.
 
 Example:
     >>> rec = {"SHA256": "ab", "Size": "3", "Filename": "pool/a.deb"}
-    >>> p = build_provenance("a", "1.0", "all", rec, None, "repo-1", "file:/r",
-    ...                      ("InRelease:00", "Packages:11"))
+    >>> p = build_provenance("a", "1.0", "all", record=rec, download=None,
+    ...                      repository="repo-1", base_uri="file:/r",
+    ...                      index_chain=("InRelease:00", "Packages:11"))
     >>> (p.uri, p.chain[-1])
     ('file:/r/pool/a.deb', 'deb:ab')
 """
@@ -31,13 +32,26 @@ def build_provenance(
     package: str,
     version: str,
     arch: str,
+    *,
     record: Mapping[str, str],
     download: DownloadUri | None,
     repository: str | None,
     base_uri: str | None,
     index_chain: tuple[str, ...],
 ) -> Provenance | None:
-    """One :class:`Provenance`, or None when the index gives no SHA256/size/filename."""
+    """One :class:`Provenance`, or None when the index gives no SHA256/size/filename.
+
+    Args:
+        package: binary package name.
+        version: the version to install.
+        arch: its architecture.
+        record: the package's ``apt-cache show`` fields from the signed index.
+        download: the matching ``apt-get download --print-uris`` line, if any; its
+            size and SHA-256 must agree with ``record``.
+        repository: id of the repository the version comes from.
+        base_uri: the repository's URI, used when ``download`` is None.
+        index_chain: ``kind:sha256`` of the Release and Packages files read.
+    """
     sha = record.get("SHA256", "").lower()
     size = record.get("Size", "")
     filename = record.get("Filename", "")
