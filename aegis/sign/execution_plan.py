@@ -176,6 +176,15 @@ def execution_plan_hash(ep: ExecutionPlan) -> str:
 
 def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> str | None:
     """Why the document contradicts itself, or None; such a document is malformed."""
+    for check in (_field_problem, _binding_problem):
+        problem = check(ep)
+        if problem is not None:
+            return problem
+    return _plan_copy_problem(ep, plan_digest)
+
+
+def _field_problem(ep: ExecutionPlan) -> str | None:
+    """Why the document's own fields are malformed (identifiers, key, signature, times)."""
     if ep.schema_version != EXECUTION_PLAN_SCHEMA:
         return f"schema_version must be {EXECUTION_PLAN_SCHEMA!r}"
     if not _EXEC_ID_RE.match(ep.execution_id):
@@ -192,6 +201,11 @@ def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> s
         return e.message
     if expires <= created:
         return "expires_at must be after created_at"
+    return None
+
+
+def _binding_problem(ep: ExecutionPlan) -> str | None:
+    """Why the policy binding, the argv or the embedded plan's schema is malformed."""
     if ep.policy.decision not in DECISIONS:
         return f"policy decision {ep.policy.decision[:40]!r} is not one of {DECISIONS}"
     if ep.policy.required_approvals < 0 or not _HEX64_RE.match(ep.policy.result_hash):
@@ -200,6 +214,11 @@ def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> s
         return "argv must be a non-empty list of strings without NUL"
     if ep.plan.schema_version != PLAN_SCHEMA:
         return f"embedded plan schema_version must be {PLAN_SCHEMA!r}"
+    return None
+
+
+def _plan_copy_problem(ep: ExecutionPlan, plan_digest: str | None) -> str | None:
+    """Which copy of a plan fact differs from the embedded plan's own, or None."""
     # The copies of plan facts must be the plan's own, so no check can be steered
     # by a field that disagrees with what aegisd re-derives.
     if (plan_digest or plan_hash(ep.plan)) != ep.plan_hash:
