@@ -285,22 +285,32 @@ def check_invariants(wf: Workflow) -> None:
         if (src, t.trigger) in seen:
             raise WorkflowError(f"edge {_edge(src, t)}: trigger fires twice from {src!r}")
         seen.add((src, t.trigger))
-        if wf.states[src].terminal:
-            raise WorkflowError(f"edge {_edge(src, t)}: terminal state {src!r} has no exits")
-        if t.operator_resolution and (src != "interrupted" or t.needs != "human"):
-            raise WorkflowError(
-                f"edge {_edge(src, t)}: operator_resolution only resolves 'interrupted' by a human"
-            )
-        if src == "interrupted" and not t.operator_resolution:
-            raise WorkflowError(
-                f"edge {_edge(src, t)}: 'interrupted' leaves only through an operator's resolve"
-            )
-        if dst in ("applied", "failed") and src != "applying" and not t.operator_resolution:
-            raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' leads to {dst!r}")
-        if dst == "interrupted" and src != "applying":
-            raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' can be interrupted")
-        if dst == "applying" and src != "signed":
-            raise WorkflowError(f"edge {_edge(src, t)}: every path into 'applying' passes 'signed'")
+        _check_edge(wf, src, dst, t)
+    _check_reachability(wf, edges)
+
+
+def _check_edge(wf: Workflow, src: str, dst: str, t: TransitionSpec) -> None:
+    """Refuse an edge that leaves a terminal state or bypasses the apply lifecycle."""
+    if wf.states[src].terminal:
+        raise WorkflowError(f"edge {_edge(src, t)}: terminal state {src!r} has no exits")
+    if t.operator_resolution and (src != "interrupted" or t.needs != "human"):
+        raise WorkflowError(
+            f"edge {_edge(src, t)}: operator_resolution only resolves 'interrupted' by a human"
+        )
+    if src == "interrupted" and not t.operator_resolution:
+        raise WorkflowError(
+            f"edge {_edge(src, t)}: 'interrupted' leaves only through an operator's resolve"
+        )
+    if dst in ("applied", "failed") and src != "applying" and not t.operator_resolution:
+        raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' leads to {dst!r}")
+    if dst == "interrupted" and src != "applying":
+        raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' can be interrupted")
+    if dst == "applying" and src != "signed":
+        raise WorkflowError(f"edge {_edge(src, t)}: every path into 'applying' passes 'signed'")
+
+
+def _check_reachability(wf: Workflow, edges: list[tuple[str, str, TransitionSpec]]) -> None:
+    """Refuse a path into 'applying' around 'signed', an unreachable state, or a dead end."""
     # Belt and braces: applying must be unreachable once 'signed' is removed from the graph.
     if "applying" in _reachable(wf.initial, edges, avoid="signed"):
         raise WorkflowError("a path into 'applying' avoids 'signed'")
