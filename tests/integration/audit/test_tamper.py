@@ -68,6 +68,22 @@ def _duplicate(lines: Lines) -> Lines:
     return lines
 
 
+def _relinked(lines: Lines, index: int, **changes: Any) -> Lines:
+    """Line ``index`` (0-based) changed and every later line re-linked to it, re-hashed."""
+    _, prev = decode_line(lines[index - 1])
+    for i in range(index, len(lines)):
+        body, _ = decode_line(lines[i])
+        body.update(changes if i == index else {})
+        body["prev_hash"] = prev
+        lines[i], prev = encode_event(body)
+    return lines
+
+
+def _renumber_and_relink(lines: Lines) -> Lines:
+    # Every hash and link holds; only the sequence numbers give the rewrite away.
+    return _relinked(lines, 2, seq=2)
+
+
 def _garbage(lines: Lines) -> Lines:
     lines.insert(2, b'{"event": "not really"}\n')
     return lines
@@ -81,6 +97,7 @@ CASES = [
     (_delete, "deleted", 3),
     (_reorder, "reordered", 3),
     (_duplicate, "duplicated", 4),
+    (_renumber_and_relink, "sequence", 3),
     (_garbage, "malformed", 3),
 ]
 
@@ -190,3 +207,23 @@ def test_witness_rewritten_by_attacker_is_not_trusted(
     report = verify(path, audit_public_key_hex=audit_key[1], witness=witness)
     assert [p.kind for p in report.problems] == ["witness"]
     assert report.witness_seq == 9
+
+
+def test_segment_start_that_does_not_carry_its_previous_head_is_caught(
+    make_log: Callable[..., AuditLog], audit_key: tuple[Any, str, Path], tmp_path: Path
+) -> None:
+    """A segment-start re-hashed to claim another previous head (its link left alone)."""
+    witness = tmp_path / "w.jsonl"
+    log = make_log(witness_file=witness)
+    log.append("apply-finished", {"request_id": "req-0"})
+    log.rotate()
+    log.append("apply-finished", {"request_id": "req-1"})
+    assert verify(log.path, audit_public_key_hex=audit_key[1], witness=witness).ok
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    body, _ = decode_line(lines[0])
+    assert body["kind"] == "segment-start"
+    body["details"]["previous_head_hash"] = "0" * 64
+    lines[0] = encode_event(body)[0]
+    log.path.write_bytes(b"".join(_relinked(lines, 1)))
+    report = verify(log.path, audit_public_key_hex=audit_key[1], witness=witness)
+    assert [(p.file, p.kind, p.line) for p in report.problems] == [("audit.jsonl", "modified", 1)]
