@@ -44,6 +44,7 @@ from aegis.errors import EnvironmentFailure, InputError, StateError
 from aegis.workflow import history_reads
 from aegis.workflow.files import prepare_dir, write_atomic
 from aegis.workflow.history_reads import LostRaceError
+from aegis.workflow.migrations import migrate
 
 __all__ = ["LostRaceError", "Move", "NewArtifact", "Store", "write_atomic"]
 from aegis.workflow.records import (
@@ -82,18 +83,6 @@ _UPDATE_REQUEST = (
 
 class RequestNotFoundError(InputError):
     """No change request with that id (or plan)."""
-
-
-def migrations_dir() -> Path:
-    """The shipped ``state/migrations`` folder."""
-    here = Path(__file__).resolve()
-    for candidate in (
-        here.parents[2] / "state" / "migrations",
-        here.parents[1] / "_data" / "state" / "migrations",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError("state/migrations is not installed")
 
 
 def pause_point(step: str) -> None:
@@ -177,7 +166,7 @@ class Store:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(path, conn, states)
-            store._migrate()
+            migrate(conn, path)
         except sqlite3.DatabaseError as e:
             raise _env_error(path, e) from e
         return store
@@ -193,33 +182,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         """Close the connection."""
         self.close()
-
-    def _migrate(self) -> None:
-        current = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-        files = sorted(migrations_dir().glob("[0-9][0-9][0-9][0-9]_*.sql"))
-        known = len(files)
-        if current > known:
-            raise EnvironmentFailure(
-                f"the state store {self.path} has schema version {current}, newer than this "
-                f"Aegis knows ({known})",
-                hint="upgrade Aegis",
-            )
-        for number, sql_file in enumerate(files, start=1):
-            if number <= current:
-                continue
-            sql = sql_file.read_text(encoding="utf-8")
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                if int(self.conn.execute("PRAGMA user_version").fetchone()[0]) >= number:
-                    self.conn.execute("ROLLBACK")  # another process migrated meanwhile
-                    continue
-                for statement in _split_sql(sql):
-                    self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {number}")
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -547,19 +509,3 @@ class Store:
                 ],
             )
         return new if cur.rowcount == 1 else None
-
-
-def _split_sql(sql: str) -> list[str]:
-    """Split a migration into statements (sqlite3.complete_statement handles triggers)."""
-    out: list[str] = []
-    buf = ""
-    for line in sql.splitlines(keepends=True):
-        if not buf and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        raise RuntimeError("migration ends inside a statement")
-    return out
