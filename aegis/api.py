@@ -1,5 +1,7 @@
 """The library API both CLIs and the daemons call (workflow part).
 
+This module is the one import point: the read side (``get_request``, ``list_requests``,
+``latest_artifact``, ...) lives in :mod:`aegis.api_reads` and is re-exported here.
 Every function takes the :class:`~aegis.config.Config` first, opens the state
 store, does one thing and closes it. The clock is read here (the edge) and
 passed down; the machine, guards and records stay pure.
@@ -23,20 +25,56 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.api_reads import (
+    AttachedArtifact,
+    RequestDetail,
+    _artifacts,
+    find_request_by_plan,
+    get_request,
+    get_request_detail,
+    latest_artifact,
+    list_requests,
+    load_artifact,
+    request_artifacts,
+    write_metrics,
+)
 from aegis.errors import InputError, StageUnavailableError, StateError
 
 if TYPE_CHECKING:
     from aegis.config import Config
     from aegis.model import Plan
     from aegis.workflow.machine import Workflow
-    from aegis.workflow.records import (
-        ArtifactRef,
-        CorruptStoreError,
-        HistoryRecord,
-        RequestRecord,
-    )
+    from aegis.workflow.records import RequestRecord
     from aegis.workflow.resume import ResumeReport
     from aegis.workflow.store import Store
+
+__all__ = [
+    "MAX_ACTOR_CHARS",
+    "MAX_SUMMARY_CHARS",
+    "AttachedArtifact",
+    "PlannedRequest",
+    "RequestDetail",
+    "advance",
+    "attach_artifact",
+    "cancel",
+    "create_request",
+    "current_user",
+    "find_request_by_plan",
+    "get_request",
+    "get_request_detail",
+    "latest_artifact",
+    "lease_deadline",
+    "list_requests",
+    "load_artifact",
+    "new_request_id",
+    "now_utc",
+    "open_store",
+    "request_artifacts",
+    "resume",
+    "submit_plan",
+    "workflow",
+    "write_metrics",
+]
 
 MAX_ACTOR_CHARS = 200
 MAX_SUMMARY_CHARS = 300
@@ -49,29 +87,6 @@ class PlannedRequest:
     request_id: str
     plan_path: Path
     plan_hash: str
-
-
-@dataclass(frozen=True)
-class AttachedArtifact:
-    """An artifact of a request, as listed in its verified history."""
-
-    kind: str
-    sha256: str
-    path: str | None
-    seq: int
-    at: str
-
-
-@dataclass(frozen=True)
-class RequestDetail:
-    """A request with its verified history and artifacts (``aegis show``)."""
-
-    request: RequestRecord
-    history: tuple[HistoryRecord, ...]
-    artifacts: tuple[AttachedArtifact, ...]
-    next_triggers: tuple[str, ...]
-    terminal: bool
-    stuck_reason: str | None
 
 
 def now_utc() -> datetime:
@@ -115,17 +130,6 @@ def _actor(actor: str) -> str:
 def new_request_id() -> str:
     """A fresh, unguessable request id."""
     return f"r-{secrets.token_hex(8)}"
-
-
-def _recorded_kinds(history: tuple[HistoryRecord, ...] | list[HistoryRecord]) -> frozenset[str]:
-    return frozenset(a.kind for h in history for a in h.artifacts)
-
-
-def _artifacts(history: tuple[HistoryRecord, ...] | list[HistoryRecord]) -> list[AttachedArtifact]:
-    out: list[AttachedArtifact] = []
-    for h in history:
-        out.extend(AttachedArtifact(a.kind, a.sha256, a.path, h.seq, h.at) for a in h.artifacts)
-    return out
 
 
 def submit_plan(cfg: Config, plan: Plan, actor: str) -> PlannedRequest:
@@ -375,109 +379,6 @@ def attach_artifact(
         return store.commit(rec, [move])
 
 
-def get_request(cfg: Config, request_id: str) -> RequestRecord:
-    """The request (row parsed and hash-checked).
-
-    Raises:
-        RequestNotFoundError: unknown id (exit 3).
-    """
-    with open_store(cfg) as store:
-        return store.get(request_id)
-
-
-def get_request_detail(cfg: Config, request_id: str, now: datetime | None = None) -> RequestDetail:
-    """The request with its verified history, artifacts and place on the graph."""
-    from aegis.workflow.monitor import stuck_reason
-
-    wf = workflow()
-    with open_store(cfg) as store:
-        rec, history_list = store.load(request_id)
-        history = tuple(history_list)
-    return RequestDetail(
-        request=rec,
-        history=history,
-        artifacts=tuple(_artifacts(history)),
-        next_triggers=tuple(t.trigger for t in wf.exits(rec.state)),
-        terminal=wf.is_terminal(rec.state),
-        stuck_reason=stuck_reason(rec, wf, now or now_utc()),
-    )
-
-
-def find_request_by_plan(cfg: Config, plan_hash_or_plan_id: str) -> RequestRecord | None:
-    """The newest request bound to a plan hash or plan id, or None."""
-    with open_store(cfg) as store:
-        return store.find_by_plan(plan_hash_or_plan_id)
-
-
-def load_artifact(cfg: Config, sha256: str) -> bytes:
-    """An artifact's bytes, hash-checked.
-
-    Raises:
-        RequestNotFoundError: no such artifact (exit 3).
-        CorruptStoreError: the bytes do not match the hash (exit 4).
-    """
-    with open_store(cfg) as store:
-        return store.load_artifact(sha256)
-
-
-def request_artifacts(cfg: Config, request_id: str) -> list[AttachedArtifact]:
-    """Every artifact of the request, from its verified history, oldest first."""
-    with open_store(cfg) as store:
-        return _artifacts(store.load(request_id)[1])
-
-
-def latest_artifact(cfg: Config, request_id: str, kind: str) -> tuple[ArtifactRef, bytes] | None:
-    """The newest artifact of ``kind`` on the request and its hash-checked bytes, or None."""
-    from aegis.workflow.records import ArtifactRef
-
-    with open_store(cfg) as store:
-        found = [a for a in _artifacts(store.load(request_id)[1]) if a.kind == kind]
-        if not found:
-            return None
-        last = found[-1]
-        return ArtifactRef(last.kind, last.sha256, last.path), store.load_artifact(last.sha256)
-
-
-def list_requests(
-    cfg: Config,
-    *,
-    state: str | None = None,
-    stuck: bool = False,
-    now: datetime | None = None,
-    limit: int | None = None,
-    corrupt: list[CorruptStoreError] | None = None,
-) -> list[RequestRecord]:
-    """Requests, oldest state change first; ``stuck``: only those past their threshold.
-
-    Args:
-        cfg: configuration (store location).
-        state: only requests in this state.
-        stuck: only requests past their state's threshold or with an expired lease.
-        now: the time "stuck" is measured at (default: now).
-        limit: at most this many.
-        corrupt: when given, rows failing their checks are collected here and the
-            others listed; otherwise the first such row raises.
-
-    Raises:
-        InputError: unknown state name.
-        CorruptStoreError: a row fails its checks and ``corrupt`` is None (exit 4).
-    """
-    from aegis.workflow.monitor import stuck_cutoffs
-    from aegis.workflow.records import format_time
-
-    wf = workflow()
-    if state is not None and state not in wf.states:
-        raise InputError(f"unknown state {state!r} (states: {', '.join(wf.states)})")
-    when = now or now_utc()
-    with open_store(cfg) as store:
-        if not stuck:
-            return store.list_requests(state=state, limit=limit, corrupt=corrupt)
-        found = store.stuck(stuck_cutoffs(wf, when), format_time(when), corrupt)
-    if state is not None:
-        found = [r for r in found if r.state == state]
-    return found[:limit] if limit is not None else found
-
-
 def cancel(cfg: Config, request_id: str, actor: str, reason: str) -> RequestRecord:
     """Cancel a request before ``applying``; a signed request's execution id is revoked first.
 
@@ -545,23 +446,3 @@ def lease_deadline(now: datetime, seconds: int) -> str:
     from aegis.workflow.records import format_time
 
     return format_time(now + timedelta(seconds=seconds))
-
-
-def write_metrics(cfg: Config, now: datetime | None = None) -> Path:
-    """Write Prometheus textfile metrics (requests, stuck requests per state); return the path."""
-    from aegis.workflow.files import write_atomic
-    from aegis.workflow.monitor import metrics_text, stuck_cutoffs
-    from aegis.workflow.records import format_time
-
-    wf = workflow()
-    when = now or now_utc()
-    with open_store(cfg) as store:
-        counts = store.count_by_state()
-        stuck: dict[str, int] = {}
-        for rec in store.stuck(stuck_cutoffs(wf, when), format_time(when)):
-            stuck[rec.state] = stuck.get(rec.state, 0) + 1
-    path = cfg.metrics_dir / "aegis.prom"
-    write_atomic(
-        path, metrics_text(counts, stuck, list(wf.states)).encode(), host_install=_host_install(cfg)
-    )
-    return path
