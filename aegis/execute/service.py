@@ -204,16 +204,11 @@ def as_result(status: Answer) -> Answer:
 
 def _audit(cfg: Config, request_id: str) -> bool:
     """Move a request from applied to audited once its audit events verify."""
-    from aegis.audit.verify import request_events_verify
+    from aegis.audit.stage import AUDIT_REASON, request_audit_verifies
 
-    pub_path = cfg.keys_dir / "audit.pub"
-    try:
-        pub = pub_path.read_text(encoding="ascii").strip()
-    except OSError:
+    if not request_audit_verifies(cfg, request_id):
         return False
-    if not request_events_verify(cfg.audit_path, request_id, audit_public_key_hex=pub):
-        return False
-    _advance(cfg, request_id, "audit", evidence={"reason": "audit events verify"})
+    _advance(cfg, request_id, "audit", evidence={"reason": AUDIT_REASON})
     return True
 
 

@@ -57,7 +57,7 @@ STAGES: dict[str, str] = {
     "policy": "aegis.policy.stage:make_evaluator",
     "executor_status": "aegis.execute.stage:make_status",
     "revoker": "aegis.execute.stage:make_revoker",
-    # "auditor": "aegis.audit.stage:make_auditor",
+    "auditor": "aegis.audit.stage:make_auditor",
     "expiry": "aegis.sign.stage:make_expiry",
 }
 """Registered stages: name -> "module:factory" (factory(cfg) -> implementation)."""

@@ -191,7 +191,23 @@ def test_resume_records_a_run_that_finished_after_the_client_died(
         time.sleep(0.05)
     assert _state(sr.env, sr.request_id) == "applying"
     run_cli([*AEGIS, "resume"], env_sock, ok=False)
-    assert _state(sr.env, sr.request_id) in ("applied", "audited")
+    assert _state(sr.env, sr.request_id) == "applied"
+    # applied -> audited is resume's too, and only once the request's events verify:
+    # with one audit line edited the request stays applied.
+    log = d.cfg.audit_path
+    original = log.read_bytes()
+    lines = original.splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"host":"', b'"host":"x', 1)
+    log.write_bytes(b"".join(lines))
+    report = json.loads(run_cli([*AEGIS, "resume", "--json"], env_sock, ok=False).stdout)
+    [item] = [i for i in report["items"] if i["request_id"] == sr.request_id]
+    assert (item["action"], item["state_after"]) == ("skipped", "applied")
+    assert _state(sr.env, sr.request_id) == "applied"
+    log.write_bytes(original)
+    report = json.loads(run_cli([*AEGIS, "resume", "--json"], env_sock).stdout)
+    [item] = [i for i in report["items"] if i["request_id"] == sr.request_id]
+    assert (item["action"], item["trigger"]) == ("advanced", "audit")
+    assert _state(sr.env, sr.request_id) == "audited"
     d.stop()
 
 
