@@ -337,7 +337,7 @@ def check_cmd(path: Path, as_json: bool) -> None:
     """
     from aegis.cli import render
     from aegis.errors import InputError
-    from aegis.workflow.machine import MAX_WORKFLOW_BYTES, parse_workflow
+    from aegis.workflow.graph import MAX_WORKFLOW_BYTES, parse_workflow
 
     try:
         with path.open("rb") as fh:

@@ -1,16 +1,9 @@
-"""The change-request lifecycle: load the graph from data, check it, fire triggers.
+"""The change-request lifecycle: the validated graph's types, and firing triggers.
 
-The graph lives in ``workflows/change-request.toml``. :func:`parse_workflow` is
-pure: it parses the TOML text strictly and refuses unknown keys, unknown states,
-unknown guard names and any graph that breaks the invariants of DESIGN.md:
-
-1. every path from the initial state into ``applying`` passes ``signed``;
-2. only ``applying`` leads to ``applied`` or ``failed``, except the operator's
-   resolution of an ``interrupted`` request (transitions marked
-   ``operator_resolution``);
-3. terminal states have no exits, and every other state has one;
-4. ``interrupted`` leaves only through an operator's resolution;
-5. every state is reachable; one transition per (state, trigger).
+:class:`Workflow` is the graph after :mod:`aegis.workflow.graph` has loaded it from
+``workflows/change-request.toml`` and checked the lifecycle's invariants (a path into
+``applying`` passes ``signed``, terminal states have no exits, ...); a ``Workflow``
+only ever comes from there.
 
 :func:`fire` checks the (state, trigger) pair against a table built once from the
 validated graph (an illegal pair raises before anything else), then builds a fresh
@@ -20,32 +13,21 @@ destination, with the guards as conditions. The machine and its model are taken
 apart afterwards: a commit that fails leaves no trace in memory. Callbacks do no I/O.
 
 Example:
-    >>> wf = load_workflow()
+    >>> wf = aegis.workflow.graph.load_workflow()
     >>> fire(wf, "analyzed", "review", inp).dest
     'reviewed'
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from aegis.errors import InputError, StateError
 from aegis.workflow.guards import GUARDS, GuardInput
-
-WORKFLOW_SCHEMA = "aegis.workflow/1"
-MAX_WORKFLOW_BYTES = 64 * 1024
-MAX_STATES = 64
-MAX_TRANSITIONS = 256
-NEEDS = frozenset({"system", "human", "key"})
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class WorkflowError(InputError):
@@ -155,248 +137,15 @@ class Workflow:
         return spec is not None and spec.terminal
 
 
-def parse_duration(text: object, where: str) -> int:
-    """Parse ``30s``, ``15m``, ``2h`` or ``3d`` (or a positive integer of seconds)."""
-    if isinstance(text, int) and not isinstance(text, bool) and 0 < text <= 10**8:
-        return text
-    if isinstance(text, str):
-        m = _DURATION_RE.match(text.strip())
-        if m:
-            return int(m.group(1)) * _UNITS[m.group(2)]
-    raise WorkflowError(f"{where}: stuck_after must look like 30s, 15m, 2h or 3d, got {text!r}")
-
-
-def _keys(table: Mapping[str, Any], allowed: set[str], required: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise WorkflowError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    missing = sorted(required - set(table))
-    if missing:
-        raise WorkflowError(f"{where}: missing key(s) {', '.join(missing)}")
-
-
-def _name(value: object, where: str) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise WorkflowError(f"{where}: {value!r} is not a valid name")
-    return value
-
-
-def _bool(value: object, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise WorkflowError(f"{where}: expected true or false")
-    return value
-
-
-def _parse_states(raw: object) -> dict[str, StateSpec]:
-    if not isinstance(raw, dict) or not raw:
-        raise WorkflowError("[states] must be a non-empty table")
-    if len(raw) > MAX_STATES:
-        raise WorkflowError(f"[states] has more than {MAX_STATES} states")
-    states: dict[str, StateSpec] = {}
-    for name, spec in raw.items():
-        where = f"state {name!r}"
-        _name(name, where)
-        if not isinstance(spec, dict):
-            raise WorkflowError(f"{where}: expected a table")
-        _keys(spec, {"terminal", "stuck_after"}, set(), where)
-        terminal = _bool(spec.get("terminal", False), where)
-        if terminal and "stuck_after" in spec:
-            raise WorkflowError(f"{where}: a terminal state has no stuck_after")
-        if not terminal and "stuck_after" not in spec:
-            raise WorkflowError(f"{where}: a non-terminal state needs stuck_after")
-        stuck = None if terminal else parse_duration(spec["stuck_after"], where)
-        states[name] = StateSpec(name=name, terminal=terminal, stuck_after_s=stuck)
-    return states
-
-
-def _parse_transition(i: int, raw: object, states: Mapping[str, StateSpec]) -> TransitionSpec:
-    where = f"transition #{i + 1}"
-    if not isinstance(raw, dict):
-        raise WorkflowError(f"{where}: expected a table")
-    allowed = {"trigger", "source", "dest", "guards", "needs", "resumable", "operator_resolution"}
-    _keys(raw, allowed, {"trigger", "source", "dest", "needs"}, where)
-    trigger = _name(raw["trigger"], where)
-    where = f"transition {trigger!r}"
-    sources_raw = raw["source"]
-    if isinstance(sources_raw, str):
-        sources_raw = [sources_raw]
-    if not isinstance(sources_raw, list) or not sources_raw:
-        raise WorkflowError(f"{where}: source must be a state or a non-empty list of states")
-    sources = tuple(_name(s, where) for s in sources_raw)
-    dest = _name(raw["dest"], where)
-    for state in (*sources, dest):
-        if state not in states:
-            raise WorkflowError(f"{where}: unknown state {state!r}")
-    guards_raw = raw.get("guards", [])
-    if not isinstance(guards_raw, list):
-        raise WorkflowError(f"{where}: guards must be a list")
-    for g in guards_raw:
-        if not isinstance(g, str) or g not in GUARDS:
-            raise WorkflowError(f"{where}: unknown guard {g!r}")
-    needs = raw["needs"]
-    if needs not in NEEDS:
-        raise WorkflowError(f"{where}: needs must be one of {sorted(NEEDS)}, got {needs!r}")
-    resumable = _bool(raw.get("resumable", False), where)
-    if resumable and needs != "system":
-        raise WorkflowError(f"{where}: a step that needs a {needs} cannot be resumable")
-    return TransitionSpec(
-        trigger=trigger,
-        sources=sources,
-        dest=dest,
-        guards=tuple(guards_raw),
-        needs=str(needs),
-        resumable=resumable,
-        operator_resolution=_bool(raw.get("operator_resolution", False), where),
-    )
-
-
-def _edge(src: str, t: TransitionSpec) -> str:
-    return f"{src} -> {t.dest} (trigger {t.trigger!r})"
-
-
-def _reachable(
-    wf_initial: str, edges: list[tuple[str, str, TransitionSpec]], avoid: str
-) -> set[str]:
-    seen = {wf_initial}
-    todo = [wf_initial]
-    while todo:
-        here = todo.pop()
-        for src, dst, _ in edges:
-            if src == here and dst not in seen and dst != avoid:
-                seen.add(dst)
-                todo.append(dst)
-    return seen
-
-
-def check_invariants(wf: Workflow) -> None:
-    """Refuse a graph that breaks the lifecycle's invariants, naming the edge.
-
-    Raises:
-        WorkflowError: the first broken invariant.
-    """
-    for required in ("signed", "applying", "applied", "failed", "interrupted"):
-        if required not in wf.states:
-            raise WorkflowError(f"the lifecycle needs a state {required!r}")
-    if wf.states[wf.initial].terminal:
-        raise WorkflowError(f"initial state {wf.initial!r} is terminal")
-    edges = wf.edges()
-    seen: set[tuple[str, str]] = set()
-    for src, dst, t in edges:
-        if (src, t.trigger) in seen:
-            raise WorkflowError(f"edge {_edge(src, t)}: trigger fires twice from {src!r}")
-        seen.add((src, t.trigger))
-        _check_edge(wf, src, dst, t)
-    _check_reachability(wf, edges)
-
-
-def _check_edge(wf: Workflow, src: str, dst: str, t: TransitionSpec) -> None:
-    """Refuse an edge that leaves a terminal state or bypasses the apply lifecycle."""
-    if wf.states[src].terminal:
-        raise WorkflowError(f"edge {_edge(src, t)}: terminal state {src!r} has no exits")
-    if t.operator_resolution and (src != "interrupted" or t.needs != "human"):
-        raise WorkflowError(
-            f"edge {_edge(src, t)}: operator_resolution only resolves 'interrupted' by a human"
-        )
-    if src == "interrupted" and not t.operator_resolution:
-        raise WorkflowError(
-            f"edge {_edge(src, t)}: 'interrupted' leaves only through an operator's resolve"
-        )
-    if dst in ("applied", "failed") and src != "applying" and not t.operator_resolution:
-        raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' leads to {dst!r}")
-    if dst == "interrupted" and src != "applying":
-        raise WorkflowError(f"edge {_edge(src, t)}: only 'applying' can be interrupted")
-    if dst == "applying" and src != "signed":
-        raise WorkflowError(f"edge {_edge(src, t)}: every path into 'applying' passes 'signed'")
-
-
-def _check_reachability(wf: Workflow, edges: list[tuple[str, str, TransitionSpec]]) -> None:
-    """Refuse a path into 'applying' around 'signed', an unreachable state, or a dead end."""
-    # Belt and braces: applying must be unreachable once 'signed' is removed from the graph.
-    if "applying" in _reachable(wf.initial, edges, avoid="signed"):
-        raise WorkflowError("a path into 'applying' avoids 'signed'")
-    reachable = _reachable(wf.initial, edges, avoid="")
-    for name, spec in wf.states.items():
-        if name not in reachable:
-            raise WorkflowError(f"state {name!r} cannot be reached from {wf.initial!r}")
-        if not spec.terminal and not wf.exits(name):
-            raise WorkflowError(f"state {name!r} is not terminal but has no exits")
-
-
-def parse_workflow(data: bytes, *, source: str = "workflow") -> Workflow:
-    """Parse and validate a workflow file's bytes (pure).
-
-    Raises:
-        WorkflowError: too large, not UTF-8 TOML, unknown keys/states/guards, broken invariant.
-    """
-    from aegis.canonical import sha256_hex
-
-    if len(data) > MAX_WORKFLOW_BYTES:
-        raise WorkflowError(f"{source}: larger than {MAX_WORKFLOW_BYTES} bytes")
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise WorkflowError(f"{source}: not valid UTF-8 TOML: {e}") from e
-    try:
-        _keys(
-            raw,
-            {"schema_version", "name", "initial", "states", "transitions"},
-            {"schema_version", "initial", "states", "transitions"},
-            source,
-        )
-        if raw["schema_version"] != WORKFLOW_SCHEMA:
-            raise WorkflowError(f"schema_version must be {WORKFLOW_SCHEMA!r}")
-        states = _parse_states(raw["states"])
-        initial = _name(raw["initial"], "initial")
-        if initial not in states:
-            raise WorkflowError(f"initial: unknown state {initial!r}")
-        trans_raw = raw["transitions"]
-        if not isinstance(trans_raw, list) or not trans_raw or len(trans_raw) > MAX_TRANSITIONS:
-            raise WorkflowError(f"[[transitions]] must hold 1 to {MAX_TRANSITIONS} entries")
-        transitions = tuple(_parse_transition(i, t, states) for i, t in enumerate(trans_raw))
-        wf = Workflow(
-            name=str(raw.get("name", "change-request")),
-            initial=initial,
-            states=states,
-            transitions=transitions,
-            digest=sha256_hex(data),
-        )
-        check_invariants(wf)
-    except WorkflowError as e:
-        if e.message.startswith(source):
-            raise
-        raise WorkflowError(f"{source}: {e.message}") from e
-    return wf
-
-
-def default_workflow_path() -> Path:
-    """The shipped ``workflows/change-request.toml``."""
-    here = Path(__file__).resolve()
-    for candidate in (
-        here.parents[2] / "workflows" / "change-request.toml",
-        here.parents[1] / "_data" / "workflows" / "change-request.toml",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise RuntimeError("workflows/change-request.toml is not installed")
-
-
-@cache
-def _load_cached(path: Path) -> Workflow:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise WorkflowError(f"cannot read workflow {path}: {e.strerror}") from e
-    return parse_workflow(data, source=str(path))
-
-
-@cache
-def _default_resolved() -> Path:
-    return default_workflow_path().resolve()
-
-
 def load_workflow(path: Path | None = None) -> Workflow:
-    """Load and validate the workflow file (the shipped one by default)."""
-    return _load_cached(path.resolve() if path is not None else _default_resolved())
+    """Load and validate the workflow file (see :func:`aegis.workflow.graph.load_workflow`).
+
+    Kept here for callers that still import it from this module (``aegis.api``); the
+    import is deferred because the graph module builds on the types above.
+    """
+    from aegis.workflow.graph import load_workflow as load
+
+    return load(path)
 
 
 class _Attempt:

@@ -251,7 +251,7 @@ def test_resume_json(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_workflow_graph_and_check(tmp_path: Path) -> None:
-    from aegis.workflow.machine import load_workflow
+    from aegis.workflow.graph import load_workflow
 
     mermaid = run("workflow", "graph", "--format", "mermaid")
     assert mermaid.exit_code == 0
@@ -264,7 +264,7 @@ def test_workflow_graph_and_check(tmp_path: Path) -> None:
     ends = {line.strip() for line in lines if line.strip().endswith("--> [*]")}
     assert ends == {f"{n} --> [*]" for n, st in wf.states.items() if st.terminal}
     assert json.loads(run("workflow", "graph", "--json").stdout)["initial"] == "intent"
-    from aegis.workflow.machine import default_workflow_path
+    from aegis.workflow.graph import default_workflow_path
 
     bad = tmp_path / "bad.toml"
     bad.write_text(

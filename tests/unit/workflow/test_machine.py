@@ -7,16 +7,14 @@ from pathlib import Path
 import pytest
 
 from aegis.errors import StateError
+from aegis.workflow.graph import default_workflow_path, load_workflow, parse_workflow
 from aegis.workflow.guards import GuardInput
 from aegis.workflow.machine import (
     GuardRefusedError,
     IllegalTransitionError,
     WorkflowError,
-    default_workflow_path,
     fire,
-    load_workflow,
     mermaid,
-    parse_workflow,
     text_graph,
 )
 

@@ -10,7 +10,8 @@ from freezegun import freeze_time
 
 from aegis import api
 from aegis.config import Config
-from aegis.workflow.machine import load_workflow, stuck_thresholds
+from aegis.workflow.graph import load_workflow
+from aegis.workflow.machine import stuck_thresholds
 from aegis.workflow.monitor import human_duration, metrics_text, stuck_reason
 from aegis.workflow.records import RequestRecord, format_time
 

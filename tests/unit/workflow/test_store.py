@@ -11,7 +11,7 @@ import pytest
 from aegis import api
 from aegis.config import Config
 from aegis.errors import EnvironmentFailure, InputError, StateError, TrustError
-from aegis.workflow.machine import load_workflow
+from aegis.workflow.graph import load_workflow
 from aegis.workflow.records import CorruptStoreError, RequestRecord
 from aegis.workflow.store import LostRaceError, Move, NewArtifact, RequestNotFoundError, Store
 

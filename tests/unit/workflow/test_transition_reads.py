@@ -18,8 +18,9 @@ import pytest
 from aegis import api
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config
+from aegis.workflow.graph import load_workflow
 from aegis.workflow.guards import ARTIFACT_KINDS, GUARDS, GuardInput
-from aegis.workflow.machine import GuardRefusedError, fire, load_workflow
+from aegis.workflow.machine import GuardRefusedError, fire
 from aegis.workflow.records import (
     HISTORY_COLUMNS,
     ArtifactRef,
