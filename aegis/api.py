@@ -96,7 +96,7 @@ def now_utc() -> datetime:
 
 def workflow() -> Workflow:
     """The validated lifecycle graph."""
-    from aegis.workflow.machine import load_workflow
+    from aegis.workflow.graph import load_workflow
 
     return load_workflow()
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from aegis.workflow.guards import GUARDS
 from aegis.workflow.machine import StateSpec, TransitionSpec, Workflow, WorkflowError
+from aegis.workflow.shipped import shipped_path
 
 WORKFLOW_SCHEMA = "aegis.workflow/1"
 MAX_WORKFLOW_BYTES = 64 * 1024
@@ -261,14 +262,7 @@ def parse_workflow(data: bytes, *, source: str = "workflow") -> Workflow:
 
 def default_workflow_path() -> Path:
     """The shipped ``workflows/change-request.toml``."""
-    here = Path(__file__).resolve()
-    for candidate in (
-        here.parents[2] / "workflows" / "change-request.toml",
-        here.parents[1] / "_data" / "workflows" / "change-request.toml",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise RuntimeError("workflows/change-request.toml is not installed")
+    return shipped_path("workflows", "change-request.toml", is_dir=False)
 
 
 @cache

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from aegis.errors import InputError, StateError
@@ -135,17 +134,6 @@ class Workflow:
         """True for a state with no exits."""
         spec = self.states.get(state)
         return spec is not None and spec.terminal
-
-
-def load_workflow(path: Path | None = None) -> Workflow:
-    """Load and validate the workflow file (see :func:`aegis.workflow.graph.load_workflow`).
-
-    Kept here for callers that still import it from this module (``aegis.api``); the
-    import is deferred because the graph module builds on the types above.
-    """
-    from aegis.workflow.graph import load_workflow as load
-
-    return load(path)
 
 
 class _Attempt:

@@ -15,20 +15,14 @@ import sqlite3
 from pathlib import Path
 
 from aegis.errors import EnvironmentFailure
+from aegis.workflow.shipped import shipped_path
 
 __all__ = ["migrate", "migrations_dir", "split_sql"]
 
 
 def migrations_dir() -> Path:
     """The shipped ``state/migrations`` folder (source tree or installed ``_data``)."""
-    here = Path(__file__).resolve()
-    for candidate in (
-        here.parents[2] / "state" / "migrations",
-        here.parents[1] / "_data" / "state" / "migrations",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError("state/migrations is not installed")
+    return shipped_path("state", "migrations", is_dir=True)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
