@@ -192,9 +192,14 @@ def decode_line(line: bytes) -> tuple[dict[str, Any], EventHash]:
     # The envelope around the body is fixed bytes, so parsing the body alone parses the
     # line; a hash that matches is hex by construction, one that does not is checked.
     try:
-        body = _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        # raw_decode, not decode: no whitespace is skipped on either side (canonical JSON
+        # has none), and the body must end exactly where the envelope resumes.
+        body, end = _DECODER.raw_decode(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
         raise LineError(f"malformed JSON: {e}") from e
+    if end != len(text):
+        raise LineError("malformed JSON: extra data after the event body")
     if type(body) is not dict:
         raise LineError("not an audit event envelope")
     _check_body(body)

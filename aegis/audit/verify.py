@@ -91,15 +91,16 @@ def _read_entries(files: list[Path]) -> tuple[list[Entry], list[tuple[str, int]]
             lines.pop()
         if last_is_torn and index == len(files) - 1:
             torn_end = True
+        name = path.name
         for number, raw in enumerate(lines, start=1):
             try:
                 body, digest = decode_line(raw)
-                entries.append(Entry(path.name, number, b"", _slim(body), digest, True))
+                entries.append(Entry(name, number, b"", _slim(body), digest, True))
             except LineHashError as e:
-                entries.append(Entry(path.name, number, b"", _slim(e.body), e.claimed, False))
+                entries.append(Entry(name, number, b"", _slim(e.body), e.claimed, False))
             except LineError as e:
-                entries.append(Entry(path.name, number, raw, None, None, False, e.message))
-        ends.append((path.name, len(lines)))
+                entries.append(Entry(name, number, raw, None, None, False, e.message))
+        ends.append((name, len(lines)))
     return entries, ends, torn_end
 
 

@@ -81,6 +81,20 @@ def test_decode_refuses(mutate: Any, error: type[Exception]) -> None:
         decode_line(mutate(line))
 
 
+@pytest.mark.parametrize(("before", "after"), [(b" ", b""), (b"", b" "), (b"\t", b"\t")])
+def test_decode_refuses_padding_around_the_body_even_with_a_matching_hash(
+    before: bytes, after: bytes
+) -> None:
+    # Bodies are canonical JSON: a padded body hashing to its claim is still not an event.
+    line, _ = encode_event(_body())
+    body_bytes = line[len(b'{"event":') : -len(b',"event_hash":"') - 64 - 3]
+    padded = before + body_bytes + after
+    digest = hashlib.sha256(padded).hexdigest().encode()
+    forged = b'{"event":' + padded + b',"event_hash":"' + digest + b'"}\n'
+    with pytest.raises(LineError, match="malformed JSON"):
+        decode_line(forged)
+
+
 def test_float_fields_are_refused_at_encode() -> None:
     with pytest.raises(InputError):
         encode_event(_body(exit_status=0.5))
