@@ -349,6 +349,21 @@ def _prepare(
     return before, snapshot_id
 
 
+def _own_dir_still_own(d: Aegisd) -> None:
+    """Refuse when aegisd's directory was swapped since startup (aegis/execute/own_dir.py).
+
+    Raises:
+        _Refusal: the directory is not the one aegisd claimed.
+    """
+    from aegis.errors import TrustError
+    from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir
+
+    try:
+        check_own_dir(d.cfg.aegisd_dir, d.own_dir)
+    except TrustError as e:
+        raise _Refusal(REFUSED_OWN_DIR, e.message) from e
+
+
 def _run_locked(
     d: Aegisd, creds: PeerCredentials, verified: VerifiedExecutionPlan, env: dict[str, str]
 ) -> Answer:
@@ -368,11 +383,14 @@ def _run_locked(
         "decision": _decision(ep),
         "argv": list(ep.argv),
     }
+    _own_dir_still_own(d)
     before, snapshot_id = _prepare(d, ep, env)
     d.hook("before-started")
     deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)
     if deb_problem is not None:
         raise _Refusal(REFUSED_SNAPSHOT_DEB, deb_problem)
+    # Again at the last moment: the ledger row must land in aegisd's own directory.
+    _own_dir_still_own(d)
     try:
         d.ledger.record_started(
             ep.execution_id,

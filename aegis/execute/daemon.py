@@ -39,6 +39,7 @@ from aegis.config import Config
 from aegis.errors import AegisError, EnvironmentFailure, StateError, TrustError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
+from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir, claim_own_dir_once
 from aegis.execute.peer import PeerCredentials, group_gid, may_submit, peer_credentials
 from aegis.execute.protocol import (
     Answer,
@@ -95,11 +96,13 @@ class Aegisd:
         self.settings = settings
         self.env = dict(os.environ if env is None else env)
         self.clock = clock
+        # Before anything is read or written there: the directory sits in the
+        # group-writable store, so it must be aegisd's own (aegis/execute/own_dir.py).
+        self.own_dir = claim_own_dir_once(cfg)
         self.ledger = ledger_mod.Ledger(cfg.ledger_path)
         self.audit = AuditWriter(cfg, settings)
         self.apply_gid = group_gid(settings.apply_group)
         self._exec_lock = threading.Lock()
-        cfg.aegisd_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_path = cfg.aegisd_dir / "aegisd.lock"
         self._stop = threading.Event()
         self._workers: set[threading.Thread] = set()
@@ -186,6 +189,10 @@ class Aegisd:
                     "trusted_approver_keys": len(self.settings.approver_keys),
                 },
             )
+        try:
+            check_own_dir(self.cfg.aegisd_dir, self.own_dir)
+        except TrustError as e:
+            return self.refuse(conn.creds, REFUSED_OWN_DIR, e.message, req.execution_id)
         if req.op == "status":
             return self.status(req)
         if not may_submit(conn.creds, apply_gid=self.apply_gid):
@@ -325,7 +332,8 @@ class Aegisd:
     def execution_lock(self) -> Any:
         """Hold aegisd's own lock: one execution at a time, across threads and processes."""
         with self._exec_lock:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(self._lock_path, flags, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
