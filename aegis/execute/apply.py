@@ -95,14 +95,18 @@ def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
         return None
     from aegis.canonical import sha256_hex
     from aegis.policy.review_gate import parse_review
+    from aegis.review.record import MAX_REVIEW_BYTES
+    from aegis.workflow.files import read_capped
 
     raw: bytes | None = None
     path = cfg.reviews_dir / f"{ep.plan.plan_id}.review.json"
     try:
-        candidate = path.read_bytes()
+        # The reviews directory is group-writable: a FIFO or a link to /dev/zero
+        # planted there must neither hang nor exhaust aegisd.
+        candidate = read_capped(path, MAX_REVIEW_BYTES, "review", follow=False)
         if sha256_hex(candidate) == ep.review_hash:
             raw = candidate
-    except OSError:
+    except AegisError:
         raw = None
     if raw is None:
         try:

@@ -74,11 +74,9 @@ def read_plan(path: Path) -> tuple[Plan, str]:
     Raises:
         InputError: unreadable, too large, malformed, not a plan.
     """
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_PLAN_BYTES + 1)
-    except OSError as e:
-        raise InputError(f"cannot read plan {path}: {e.strerror}") from e
+    from aegis.workflow.files import read_capped
+
+    raw = read_capped(path, MAX_PLAN_BYTES, "plan")
     if len(raw) > MAX_PLAN_BYTES:
         raise InputError(f"plan {path} is larger than {MAX_PLAN_BYTES} bytes")
     return parse_plan_bytes(raw)

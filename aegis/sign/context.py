@@ -104,10 +104,10 @@ def load_context(
         raise StateError(f"request {rec.id} has no policy decision; run 'aegis policy'")
     ref, body = stored
     if policy_path is not None:
-        try:
-            body_given = policy_path.read_bytes()
-        except OSError as e:
-            raise InputError(f"cannot read policy result {policy_path}: {e.strerror}") from e
+        from aegis.policy.result import MAX_RESULT_BYTES
+        from aegis.workflow.files import read_capped
+
+        body_given = read_capped(policy_path, MAX_RESULT_BYTES, "policy result")
         if sha256_hex(body_given) != ref.sha256:
             raise TrustError(
                 f"policy result {policy_path} is not the decision recorded for request {rec.id} "

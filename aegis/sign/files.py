@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -83,13 +84,17 @@ def approval_path(approvals_dir: Path, plan_id: str, approver_id: str) -> Path:
 
 
 def read_approval_file(path: Path) -> Approval:
-    """Read and strictly parse one approval file (size-capped, no symlinks followed).
+    """Read and strictly parse one approval file (size-capped, regular, no symlinks followed).
 
     Raises:
         InputError: unreadable, oversized or malformed.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO planted in the group-writable directory must not hang signing.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"approval {path} is not a regular file")
         with os.fdopen(fd, "rb") as f:
             raw = f.read(MAX_APPROVAL_BYTES + 1)
     except OSError as e:

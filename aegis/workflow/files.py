@@ -86,3 +86,34 @@ def write_atomic(
     except OSError as e:
         raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from e
     return path
+
+
+def read_capped(path: Path, max_bytes: int, what: str, *, follow: bool = True) -> bytes:
+    """Read at most ``max_bytes`` + 1 bytes of a regular file someone else may have planted.
+
+    Store files are writable by the whole ``aegis`` group, so the path may be a FIFO
+    (``open`` would wait forever for a writer) or a link to ``/dev/zero``: open without
+    blocking and refuse anything but a regular file. With ``follow`` (a user's own
+    command), symlinks to regular files are followed, what was read is checked by its
+    hash wherever it matters; aegisd passes ``follow=False``.
+
+    Raises:
+        InputError: unreadable, or not a regular file.
+    """
+    import stat
+
+    from aegis.errors import InputError
+
+    try:
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+        fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror}") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{what} {path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(max_bytes + 1)
+        except OSError as e:
+            raise InputError(f"cannot read {what} {path}: {e.strerror}") from e

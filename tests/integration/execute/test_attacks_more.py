@@ -373,3 +373,88 @@ def test_a_directory_swapped_while_aegisd_runs_is_refused_and_audited(
     os.rename(state / "aegisd.old", state / "aegisd")
     answer = d.submit(revoked)
     assert (answer.ok, answer.refusal) == (False, "refused:revoked"), answer
+
+
+# -- files aegisd reads from the group-writable store -------------------------------------
+
+
+def _sign_with_review(s: Setup, plan: Plan, argv: tuple[str, ...]) -> bytes:
+    """A genuine signing of ``plan`` that names a review, with ``argv`` as given."""
+    from aegis.execute.apply import binding_from_result
+    from aegis.policy.engine import evaluate
+    from aegis.policy.result import result_hash
+    from aegis.policy.run import load_policy
+    from aegis.sign.execution_plan import build_execution_plan
+
+    now = datetime.now(UTC)
+    result = evaluate(plan, None, load_policy(s.chain.cfg), now)
+    approvals: tuple[Any, ...] = ()
+    if result.controls.approval.count:
+        approvals = (_approval(s, plan, policy_hash=result_hash(result)),)
+    ep = build_execution_plan(
+        execution_id=secrets.token_hex(16),
+        request_id=None,
+        plan=plan,
+        policy=binding_from_result(result),
+        review_hash="ab" * 32,
+        approvals=approvals,
+        argv=argv,
+        now=now,
+        expires_in=timedelta(hours=1),
+        signer_id="alice",
+        key=s.keys.signer,
+    )
+    return execution_plan_bytes(ep)
+
+
+@pytest.mark.parametrize("planted", ["fifo", "dev-zero-link"])
+def test_a_planted_review_file_neither_hangs_nor_exhausts_aegisd(
+    setup: Setup, planted: str
+) -> None:
+    """aegisd reads ``reviews/<plan_id>.review.json``; any aegis member can plant it."""
+    from aegis.execute.argv import derive_argv
+
+    plan = setup.chain.plan("aegis-tool")
+    argv = derive_argv(plan, dpkg_root=setup.chain.cfg.dpkg_root)
+    # Refused at the last step, after the policy step has looked for the review.
+    data = _sign_with_review(setup, plan, (argv[0], "-o", "Debug::NoLocking=1", *argv[1:]))
+    review = setup.chain.cfg.reviews_dir / f"{plan.plan_id}.review.json"
+    review.parent.mkdir(parents=True, exist_ok=True)
+    if planted == "fifo":
+        os.mkfifo(review)
+    else:
+        review.symlink_to("/dev/zero")
+    try:
+        _refused(setup, data, "refused:argv", "Debug::NoLocking=1")
+    finally:
+        review.unlink()
+
+
+def test_aegisctl_sign_of_a_planted_fifo_exits_3_at_once(setup: Setup) -> None:
+    """A member of ``aegis`` swapped the plan file for a FIFO: sign must not wait on it."""
+    from .chain_helpers import AEGISCTL, run_cli
+
+    plans = setup.chain.cfg.plans_dir
+    plans.mkdir(parents=True, exist_ok=True)
+    fifo = plans / "p-fifo.json"
+    os.mkfifo(fifo)
+    try:
+        proc = run_cli(
+            [
+                *AEGISCTL,
+                "sign",
+                "--plan",
+                str(fifo),
+                "--key",
+                str(setup.keys.signer_path),
+                "--signer",
+                "alice",
+            ],
+            setup.chain.env,
+            ok=False,
+        )
+    finally:
+        fifo.unlink()
+    assert proc.returncode == 3, proc.stderr
+    assert "is not a regular file" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,123 @@
+"""More attacks on the signing edge: planted store files, hidden fields, option-shaped names."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aegis.canonical import canonical_bytes
+from aegis.devtools.sample_plans import sample_plan
+from aegis.errors import InputError
+from aegis.execute.argv import derive_argv
+from aegis.model import plan_to_dict
+from aegis.policy.run import read_plan
+from aegis.sign import files
+from aegis.sign.execution_plan import execution_plan_bytes, parse_execution_plan
+from aegis.sign.keys import sign_canonical
+from aegis.sign.refusals import MalformedExecutionPlanError
+
+
+def _within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in a thread; fail (instead of hanging the suite) if it blocks."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as e:  # handed back to the test
+            out.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert out, f"still blocked after {seconds}s"
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
+
+
+def _plant(path: Path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_a_planted_plan_file_is_refused_without_blocking(tmp_path: Path, kind: str) -> None:
+    """``aegisctl sign --plan plans/<id>.json``: the plans directory is group-writable."""
+    path = tmp_path / "p-1.json"
+    _plant(path, kind)
+    with pytest.raises(InputError, match="not a regular file"):
+        _within(5, lambda: read_plan(path))
+
+
+def test_a_planted_approval_fifo_is_reported_without_blocking(tmp_path: Path, approve: Any) -> None:
+    from aegis.sign.approvals import approval_bytes
+
+    d = tmp_path / "approvals"
+    d.mkdir()
+    a = approve()
+    (d / "p-0001.bob.approval.json").write_bytes(approval_bytes(a))
+    os.mkfifo(d / "p-0001.eve.approval.json")
+    found, problems = _within(5, lambda: files.approvals_for_plan(d, "p-0001"))
+    assert found == [a]
+    assert problems == [f"approval {d / 'p-0001.eve.approval.json'} is not a regular file"]
+
+
+def test_a_plan_with_a_duplicate_key_is_refused(tmp_path: Path) -> None:
+    body = canonical_bytes(plan_to_dict(sample_plan("p-dup")))
+    path = tmp_path / "p-dup.json"
+    path.write_bytes(body.replace(b'{"changes":', b'{"changes":[],"changes":', 1))
+    with pytest.raises(InputError, match="duplicate"):
+        read_plan(path)
+
+
+def _resigned(build: Any, keys: Any, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    doc = json.loads(execution_plan_bytes(build()))
+    edit(doc)
+    del doc["signature_hex"]
+    doc["signature_hex"] = sign_canonical(doc, keys.signer)
+    return canonical_bytes(doc)
+
+
+@pytest.mark.parametrize(
+    ("where", "edit"),
+    [
+        ("$.policy", lambda d: d["policy"].update(zz=1)),
+        ("$.intent", lambda d: d["intent"].update(zz=1)),
+        ("$.host", lambda d: d["host"].update(zz=1)),
+        ("$.targets[0]", lambda d: d["targets"][0].update(zz=1)),
+        ("$.plan.changes[0]", lambda d: d["plan"]["changes"][0].update(zz=1)),
+        ("$", lambda d: d["approvals"][0].update(zz=1)),
+    ],
+    ids=["policy", "intent", "host", "target", "plan-change", "approval"],
+)
+def test_an_unknown_field_anywhere_is_refused_even_when_signed(
+    build: Any, keys: Any, where: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """A trusted signer's tool adds a field aegisd would not look at: still malformed."""
+    with pytest.raises(MalformedExecutionPlanError, match="unknown key") as info:
+        parse_execution_plan(_resigned(build, keys, edit))
+    assert where + ":" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["-oDpkg::Pre-Invoke::=touch /tmp/x", "--config-file=/tmp/x", "-y"],
+)
+def test_an_option_shaped_name_only_ever_follows_the_end_of_options(name: str) -> None:
+    """Even if such a name reached a plan, apt would read it as an operand, never an option."""
+    argv = derive_argv(sample_plan("p-opt", targets=("aegis-base", name)))
+    end = argv.index("--")
+    assert all(not a.startswith("-") for a in argv[end + 1 :] if not a.startswith(name))
+    assert [a for a in argv if a.startswith(name)] == [f"{name}=1.0"]
+    assert argv.index(f"{name}=1.0") > end
