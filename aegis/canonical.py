@@ -115,5 +115,9 @@ def loads_strict(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> An
         return _STRICT_DECODER.decode(text)
     except json.JSONDecodeError as e:
         raise InputError(f"malformed JSON: {e}") from e
+    except ValueError as e:
+        # The one other ValueError the decoder raises: an integer longer than Python's
+        # int-conversion limit (4300 digits), which no Aegis document has.
+        raise InputError("malformed JSON: an integer has too many digits") from e
     except RecursionError as e:
         raise InputError("JSON nested too deeply") from e

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aegis.errors import InputError
+from aegis.text import toml_error_reason
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -157,8 +158,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise InputError(f"config {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
         return tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InputError(f"config {path} is not valid TOML: {e}") from e
+    except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an int past 4300 digits
+        raise InputError(f"config {path} is not valid TOML: {toml_error_reason(e)}") from e
 
 
 _KEYS = {

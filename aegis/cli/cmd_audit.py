@@ -62,12 +62,17 @@ def verify_cmd(
     from aegis.config import load_config
     from aegis.errors import InputError, TrustError
     from aegis.execute.settings import configured_witness_file
+    from aegis.sign.files import check_hex_key
 
     cfg = load_config()
     log_path = path or cfg.audit_path
     if not log_path.exists():
         raise InputError(f"audit log {log_path} does not exist")
-    key = public_key_hex or read_public_key_hex(default_public_key_path(cfg.keys_dir))
+    if public_key_hex is not None:
+        # A malformed key given on the command line is a typo (exit 3), not a broken log.
+        key: str | None = check_hex_key(public_key_hex, "--public-key-hex")
+    else:
+        key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
     if witness is None and (path is None or path == cfg.audit_path):
         # The same witness aegisd writes (aegisd.toml witness_file, default
         # <aegisd_dir>/audit-witness.jsonl). Not readable by this user (an aegis member,

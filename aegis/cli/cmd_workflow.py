@@ -43,7 +43,8 @@ def _request_json(rec: RequestRecord, wf: Workflow, now: datetime) -> dict[str, 
 @click.command("requests")
 @click.option("--state", "state", metavar="STATE", help="Only requests in this state.")
 @click.option("--stuck", is_flag=True, help="Only requests past their state's threshold or lease.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+# Bounded so a huge number is a usage error (exit 2), not an overflow inside SQLite.
+@click.option("--limit", type=click.IntRange(min=1, max=1_000_000), help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
 def requests_cmd(state: str | None, stuck: bool, limit: int | None, as_json: bool) -> None:
     """List change requests with their age in state (oldest first).

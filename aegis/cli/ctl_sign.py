@@ -87,7 +87,8 @@ def approve_cmd(
         target,
         reason=reason,
         key_path=key_path,
-        approver_id=(approver or api.current_user()).lower(),
+        # An explicit empty --approver is refused by the id check, not replaced by $USER.
+        approver_id=(api.current_user() if approver is None else approver).lower(),
         role=role,
         expires_in=parse_duration(expires_in),
         now=_now(),

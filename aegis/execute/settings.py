@@ -26,6 +26,7 @@ from aegis.config import Config
 from aegis.errors import InputError
 from aegis.execute.protocol import MAX_FRAME_BYTES, READ_TIMEOUT_S
 from aegis.execute.runner import check_root_owned
+from aegis.text import toml_error_reason
 
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _KEYS = {
@@ -144,7 +145,7 @@ def configured_witness_file(cfg: Config) -> Path | None:
     data: dict[str, Any] = {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # ValueError: TOMLDecodeError, UnicodeDecodeError, huge int
         data = {}
     try:
         return _witness_file(cfg, data)
@@ -175,8 +176,10 @@ def load_settings(
         check_root_owned(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise InputError(f"aegisd config {path} is not valid TOML: {e}") from e
+        except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an int past 4300 digits
+            raise InputError(
+                f"aegisd config {path} is not valid TOML: {toml_error_reason(e)}"
+            ) from e
         unknown = sorted(set(data) - _KEYS)
         if unknown:
             raise InputError(f"aegisd config {path}: unknown key(s) {', '.join(unknown)}")

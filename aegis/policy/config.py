@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aegis.errors import InputError
+from aegis.text import toml_error_reason
 
 CONFIG_FORMAT = "aegis.policy-config/1"
 MAX_POLICY_BYTES = 1024 * 1024
@@ -370,8 +371,8 @@ def parse_policy_config(text: str) -> PolicyConfig:
     """
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise PolicyConfigError(f"policy file is not valid TOML: {e}") from e
+    except ValueError as e:  # TOMLDecodeError, or an integer past Python's 4300 digits
+        raise PolicyConfigError(f"policy file is not valid TOML: {toml_error_reason(e)}") from e
     return _parse(data)
 
 

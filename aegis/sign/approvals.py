@@ -217,7 +217,10 @@ def build_approval(
         InputError: a field is malformed or the validity is out of range.
     """
     if expires_in <= timedelta(0) or expires_in > MAX_APPROVAL_TTL:
-        raise InputError(f"approval validity must be positive and at most {MAX_APPROVAL_TTL}")
+        raise InputError(
+            f"approval validity (--expires-in) must be positive and at most "
+            f"{MAX_APPROVAL_TTL.days}d"
+        )
     unsigned = Approval(
         schema_version=APPROVAL_SCHEMA,
         plan_id=plan_id,

@@ -271,7 +271,9 @@ def build_execution_plan(
         PolicyDenied: the decision is deny.
     """
     if expires_in <= timedelta(0) or expires_in > MAX_TTL:
-        raise InputError(f"--expires-in must be positive and at most {MAX_TTL}")
+        raise InputError(
+            f"--expires-in must be positive and at most {MAX_TTL // timedelta(hours=1)}h"
+        )
     if policy.decision == "deny":
         raise PolicyDenied("the policy decision is deny; a denied plan is never signed")
     expires = now + expires_in

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import canonical_bytes, loads_strict
-from aegis.errors import InputError, TrustError
+from aegis.errors import EnvironmentFailure, InputError, TrustError
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
@@ -70,6 +70,7 @@ def write_keypair(
 
     Raises:
         InputError: unknown role, or the target file already exists.
+        EnvironmentFailure: the directory or a file in it cannot be written.
     """
     from nacl import pwhash, secret, utils
     from nacl.signing import SigningKey
@@ -95,18 +96,24 @@ def write_keypair(
         }
     else:
         body["secret"] = {"kind": "raw", "seed_hex": seed.hex()}
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name or role_value}.key"
-    # O_EXCL: never overwrite a key; 0600 from the first byte.
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: never overwrite a key; 0600 from the first byte.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as e:
         raise InputError(f"{path} already exists; refusing to overwrite a key") from e
-    with os.fdopen(fd, "wb") as f:
-        f.write(canonical_bytes(body) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    (out_dir / f"{name or role_value}.pub").write_text(pub + "\n", encoding="ascii")
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot write a key in {out_dir}: {e.strerror}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(canonical_bytes(body) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        (out_dir / f"{name or role_value}.pub").write_text(pub + "\n", encoding="ascii")
+    except OSError as e:
+        path.unlink(missing_ok=True)  # nothing half-written: no secret without its .pub
+        raise EnvironmentFailure(f"cannot write a key in {out_dir}: {e.strerror}") from e
     return path, pub
 
 

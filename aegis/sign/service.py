@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.errors import PolicyDenied, StateError, TrustError
+from aegis.errors import InputError, PolicyDenied, StateError, TrustError
 from aegis.model import Host
 from aegis.sign import files
 from aegis.sign.approvals import (
@@ -131,7 +131,11 @@ def approve_plan(
 
     check_approver_id(approver_id)
     path_like = Path(target)
-    if path_like.is_file():
+    # Anything path-shaped is read as a plan file, so a typo in it is reported as the file
+    # it is ("cannot read plan ..."), not as a malformed request id.
+    if path_like.is_dir():
+        raise InputError(f"{target} is a directory; give a plan file or a request id")
+    if path_like.exists() or "/" in target or target.endswith(".json"):
         ctx = load_context(cfg, plan_path=path_like)
     else:
         ctx = load_context(cfg, request_id=target)

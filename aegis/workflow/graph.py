@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from aegis.text import toml_error_reason
 from aegis.workflow.guards import GUARDS
 from aegis.workflow.machine import StateSpec, TransitionSpec, Workflow, WorkflowError
 from aegis.workflow.shipped import shipped_path
@@ -226,8 +227,8 @@ def parse_workflow(data: bytes, *, source: str = "workflow") -> Workflow:
         raise WorkflowError(f"{source}: larger than {MAX_WORKFLOW_BYTES} bytes")
     try:
         raw = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise WorkflowError(f"{source}: not valid UTF-8 TOML: {e}") from e
+    except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an int past 4300 digits
+        raise WorkflowError(f"{source}: not valid UTF-8 TOML: {toml_error_reason(e)}") from e
     try:
         _keys(
             raw,

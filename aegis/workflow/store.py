@@ -104,6 +104,13 @@ def _env_error(path: Path, e: BaseException) -> EnvironmentFailure:
             f"the state store {path} is locked by another process: {text}",
             hint="retry in a moment",
         )
+    if "not a database" in text or "malformed" in text:
+        # Damaged, not unwritable: the writable-file-system hint would send the operator
+        # after permissions that are fine.
+        return EnvironmentFailure(
+            f"the state store {path} is not a usable SQLite database: {text}",
+            hint="move the file aside and restore it from a backup ('aegis doctor' checks it)",
+        )
     return EnvironmentFailure(
         f"cannot use the state store {path}: {text}",
         hint="the store must be on a writable file system and writable by group aegis",
