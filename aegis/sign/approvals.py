@@ -8,9 +8,10 @@ the canonical JSON of every other field.
 Invariants (DESIGN.md "Trust", "Who may do what"):
 
 - An approval counts only when its signature verifies, its key is one of the
-  trusted approver keys, its key is *not* the execution signer's key (nobody
-  approves their own change), it names exactly this plan hash and policy result
-  hash, and ``now`` lies in its window. Each key counts once.
+  trusted approver keys, its key is *not* the execution signer's key and its
+  approver id is not the signer's id (nobody approves their own change), it names
+  exactly this plan hash and policy result hash, and ``now`` lies in its window.
+  Each key counts once.
 - ``reason`` is untrusted text: capped at :data:`MAX_REASON_CHARS` and shown
   only through ``aegis.text``.
 
@@ -90,6 +91,7 @@ class RejectReason(StrEnum):
 
     BAD_SIGNATURE = "bad-signature"
     SIGNER_KEY = "signer-key"
+    SELF_APPROVAL = "self-approval"
     UNTRUSTED_KEY = "untrusted-key"
     OTHER_PLAN = "other-plan"
     OTHER_POLICY = "other-policy"
@@ -266,6 +268,7 @@ def _reject(
     policy_hash: str,
     trusted: frozenset[str],
     signer_key_hex: str,
+    signer_id: str | None,
     now: datetime,
 ) -> tuple[RejectReason, str] | None:
     key = approval.public_key_hex.lower()
@@ -275,6 +278,9 @@ def _reject(
     # Before trust: the signer's key may also sit among approver keys; it still never counts.
     if key == signer_key_hex.lower():
         return RejectReason.SIGNER_KEY, "signed by the execution signer's own key"
+    if signer_id is not None and approval.approver_id == signer_id:
+        # Another key of the same person still is the signer approving their own change.
+        return RejectReason.SELF_APPROVAL, f"approver {approval.approver_id} is the signer"
     if key not in trusted:
         return RejectReason.UNTRUSTED_KEY, f"key {key[:16]}... is not a trusted approver key"
     if approval.plan_hash != plan_hash:
@@ -303,6 +309,7 @@ def verify_approvals(
     trusted_approver_keys: Iterable[str],
     signer_key_hex: str,
     now: datetime,
+    signer_id: str | None = None,
 ) -> ApprovalVerdict:
     """Decide which approvals count.
 
@@ -313,6 +320,7 @@ def verify_approvals(
         trusted_approver_keys: hex public keys of trusted approvers.
         signer_key_hex: the execution signer's public key; its approvals never count.
         now: the time to check validity windows at (aware UTC).
+        signer_id: the execution signer's identity; an approval under it never counts.
 
     Returns:
         The counted approvals (one per key) and every rejected one with its reason.
@@ -328,6 +336,7 @@ def verify_approvals(
             policy_hash=policy_hash,
             trusted=trusted,
             signer_key_hex=signer_key_hex,
+            signer_id=signer_id,
             now=now,
         )
         if why is None and approval.public_key_hex.lower() in seen:

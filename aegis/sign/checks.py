@@ -111,8 +111,8 @@ def check_approvals(
     """Step ``approvals``: every included approval counts and the requirement is met.
 
     An execution plan carrying an approval that does not count (the signer's own
-    key, another plan, expired, untrusted key) is refused outright: the signer
-    chose to include it.
+    key or identity, another plan, expired, untrusted key) is refused outright: the
+    signer chose to include it.
     """
     verdict = verify_approvals(
         ep.approvals,
@@ -121,6 +121,7 @@ def check_approvals(
         trusted_approver_keys=trusted_approver_keys,
         signer_key_hex=ep.signer_public_key_hex,
         now=now,
+        signer_id=ep.signer_id,
     )
     if verdict.rejected:
         first = verdict.rejected[0]

@@ -168,7 +168,7 @@ def reevaluate(cfg: Config, ctx: Context, now: datetime) -> PolicyResult:
 
 
 def require_approvals(
-    cfg: Config, ctx: Context, signer_pub: str, now: datetime
+    cfg: Config, ctx: Context, signer_pub: str, now: datetime, signer_id: str | None = None
 ) -> tuple[ApprovalVerdict, list[str]]:
     """The approvals that count; refuse unless they meet the policy's count and roles.
 
@@ -184,6 +184,7 @@ def require_approvals(
         trusted_approver_keys=trusted,
         signer_key_hex=signer_pub,
         now=now,
+        signer_id=signer_id,
     )
     need = ctx.policy.controls.approval.count
     roles = set(ctx.policy.controls.approval.roles)

@@ -193,7 +193,7 @@ def sign_request(
     key = load_signing_key(key_path, passphrase)
     signer_pub = public_hex(key)
     # Cheap, local refusals first; the re-analysis runs apt.
-    verdict, _ = require_approvals(cfg, ctx, signer_pub, now)
+    verdict, _ = require_approvals(cfg, ctx, signer_pub, now, signer_id)
     require_snapshot(cfg, ctx)
     check_reproduces(ctx.plan, reanalyze(cfg, ctx.plan, now))
     reevaluate(cfg, ctx, now)

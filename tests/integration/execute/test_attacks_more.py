@@ -140,6 +140,19 @@ def test_a_trusted_signer_key_is_no_approver_key(setup: Setup) -> None:
     _refused(setup, data, "refused:approvals", "untrusted-key")
 
 
+def test_the_signer_approving_with_another_key_of_their_own_does_not_count(
+    setup: Setup,
+) -> None:
+    """alice signs; the approval is by a trusted approver key, but in alice's own name."""
+    plan = sample_plan("p-self")
+    approval = _approval(setup, plan, approver_id="alice")
+    data = sign_plan(
+        setup.chain.cfg, plan, setup.keys.signer, approvals=(approval,), policy=_needs(1)
+    )
+    assert parse_execution_plan(data).signer_id == "alice"
+    _refused(setup, data, "refused:approvals", "self-approval")
+
+
 def test_approval_of_this_plan_under_another_policy_result(setup: Setup) -> None:
     plan = sample_plan("p-policy")
     approval = _approval(setup, plan, policy_hash="2" * 64)

@@ -121,3 +121,23 @@ def test_an_option_shaped_name_only_ever_follows_the_end_of_options(name: str) -
     assert all(not a.startswith("-") for a in argv[end + 1 :] if not a.startswith(name))
     assert [a for a in argv if a.startswith(name)] == [f"{name}=1.0"]
     assert argv.index(f"{name}=1.0") > end
+
+
+def test_an_approval_in_the_signers_own_name_never_counts(keys: Any, approve: Any) -> None:
+    from aegis.devtools import signing
+    from aegis.model import plan_hash
+    from aegis.sign.approvals import RejectReason, verify_approvals
+
+    plan = signing.make_plan()
+    common: dict[str, Any] = {
+        "plan_hash": plan_hash(plan),
+        "policy_hash": signing.POLICY_HASH,
+        "trusted_approver_keys": {keys.pub("approver")},
+        "signer_key_hex": keys.pub("signer"),
+        "now": signing.NOW,
+    }
+    mine = approve(approver_id="carol")
+    verdict = verify_approvals([mine], signer_id="carol", **common)
+    assert verdict.counted == ()
+    assert [r.reason for r in verdict.rejected] == [RejectReason.SELF_APPROVAL]
+    assert len(verify_approvals([mine], signer_id="dave", **common).counted) == 1
