@@ -179,6 +179,10 @@ _KEYS = {
 }
 
 
+MAX_CONFIG_INT = 1_000_000_000
+"""Upper bound of every integer setting (timeouts in seconds, token counts)."""
+
+
 def _int(name: str, value: Any) -> int:
     try:
         out = int(value)
@@ -186,6 +190,9 @@ def _int(name: str, value: Any) -> int:
         raise InputError(f"config {name} must be an integer, got {value!r}") from e
     if out <= 0:
         raise InputError(f"config {name} must be positive, got {out}")
+    if out > MAX_CONFIG_INT:
+        # A timeout past this overflows the C time types subprocess and socket use.
+        raise InputError(f"config {name} must be at most {MAX_CONFIG_INT}, got {out}")
     return out
 
 

@@ -60,9 +60,14 @@ class _OversizedError(Exception):
 
 def endpoint_label(base_url: str) -> str:
     """The base URL without credentials, query or fragment (recorded in the review)."""
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        # "Invalid IPv6 URL", a port out of range: chat() records the endpoint as unusable;
+        # the label must not raise first, nor carry text that may hold credentials.
+        return "(malformed URL)"
     return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
 
 

@@ -354,3 +354,38 @@ def test_store_row_edited_to_a_huge_integer_is_a_trust_failure(cfg: Config) -> N
         conn.execute("UPDATE requests SET state = 'nonsense' WHERE id = ?", [planned.request_id])
     result = _run(aegis_cli, "show", planned.request_id, "--json")
     _assert_clean_error(result, 4)
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("AEGIS_APT_TIMEOUT", "1" + "0" * 23), ("AEGIS_AI_TIMEOUT", "1" + "0" * 23)],
+    ids=["apt-timeout", "ai-timeout"],
+)
+def test_huge_timeout_setting_is_refused(
+    cfg: Config, monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    """Regression: AEGIS_APT_TIMEOUT=10**23 overflowed inside subprocess (exit 1)."""
+    monkeypatch.setenv(var, value)
+    _assert_clean_error(_run(aegis_cli, "requests", "--json"), 3, "must be at most")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1/v1", "http://model:99999/v1", "http://\x1b[2J[red]x/v1"],
+    ids=["ipv6", "port", "escape"],
+)
+def test_malformed_model_url_records_a_failed_review(
+    cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """Regression: urlsplit's ValueError escaped the endpoint label (exit 1); now the review
+    is recorded as failed (the model is unusable), which policy treats as unavailable."""
+    write_keypair(cfg.keys_dir, "review")
+    monkeypatch.setenv("AEGIS_AI_MODEL", "m")
+    monkeypatch.setenv("AEGIS_AI_BASE_URL", url)
+    planned = api.submit_plan(cfg, sample_plan("p-url"), "t")
+    result = _run(aegis_cli, "review", str(planned.plan_path), "--direct", "--json")
+    assert result.exit_code == 0, result.stderr
+    review = json.loads(result.stdout)["review"]
+    assert review["status"] == "failed"
+    assert review["endpoint"] == "(malformed URL)"
+    assert "\x1b" not in result.stdout
