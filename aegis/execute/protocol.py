@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import time
@@ -42,6 +43,8 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024
 READ_TIMEOUT_S = 10.0
 """A client must deliver its whole request within this time."""
 OPS = ("apply", "revoke", "resolve", "status", "ping")
+EXECUTION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+"""An execution id as ``aegisctl sign`` draws it: 32 lower-case hex characters."""
 _HEADER = struct.Struct(">I")
 
 
@@ -173,6 +176,10 @@ def parse_request(data: Any) -> Request:
         raise ProtocolError(f"{op} needs execution_id")
     if op == "revoke" and not (req.reason or "").strip():
         raise ProtocolError("revoke needs a reason")
+    # No id is ever drawn in another shape: anything else is a typo or an attack, and must
+    # not be "revoked" (a typo would look like success) nor reach the ledger or audit log.
+    if req.execution_id is not None and not EXECUTION_ID_RE.match(req.execution_id):
+        raise ProtocolError("execution_id must be 32 lower-case hex characters")
     return req
 
 

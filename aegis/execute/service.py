@@ -39,7 +39,7 @@ from aegis.errors import (
     TrustError,
 )
 from aegis.execute import ledger as ledger_mod
-from aegis.execute.protocol import Answer, Request, answer_to_dict, call
+from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_dict, call
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ACTOR = "aegisctl"
@@ -358,6 +358,11 @@ def revoke(cfg: Config, execution_id: str, reason: str, *, socket: Path | None =
     """
     if not reason.strip():
         raise InputError("a reason is required to revoke")
+    if not EXECUTION_ID_RE.match(execution_id):
+        raise InputError(
+            f"not an execution id: {execution_id[:80]!r}",
+            hint="32 lower-case hex characters, as in execution-plans/<execution_id>.json",
+        )
     answer = call(
         socket_path(cfg, socket), Request(op="revoke", execution_id=execution_id, reason=reason)
     )

@@ -389,3 +389,26 @@ def test_malformed_model_url_records_a_failed_review(
     assert review["status"] == "failed"
     assert review["endpoint"] == "(malformed URL)"
     assert "\x1b" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "execution_id",
+    ["x", "../../etc/passwd", "\x1b[2J", "F" * 32, "f" * 5000],
+    ids=["short", "path", "escape", "upper", "long"],
+)
+def test_revoke_refuses_what_is_not_an_execution_id(
+    cfg: Config, tmp_path: Path, execution_id: str
+) -> None:
+    """Regression: any string was sent to aegisd and "revoked" (a typo looked like success)."""
+    result = _run(
+        aegisctl_cli,
+        "revoke",
+        execution_id,
+        "--reason",
+        "window closed",
+        "--socket",
+        str(tmp_path / "no.sock"),  # refused before aegisd is asked (exit 3, not 7)
+        "--json",
+    )
+    _assert_clean_error(result, 3, "not an execution id")
+    assert "\x1b" not in result.stderr

@@ -54,8 +54,25 @@ def test_bad_frames(payload: bytes, match: str) -> None:
         {"schema_version": protocol.REQUEST_SCHEMA, "op": "revoke", "execution_id": "a"},
         {"schema_version": protocol.REQUEST_SCHEMA, "op": "ping", "key": "k"},
         {"schema_version": protocol.REQUEST_SCHEMA, "op": "status", "execution_id": 1},
+        # An id no signer draws: a typo must not read "revoked", nor escapes reach the log.
+        {
+            "schema_version": protocol.REQUEST_SCHEMA,
+            "op": "revoke",
+            "execution_id": "../\x1b[2J",
+            "reason": "r",
+        },
+        {"schema_version": protocol.REQUEST_SCHEMA, "op": "status", "execution_id": "A" * 32},
     ],
-    ids=["schema", "op", "apply-no-plan", "revoke-no-reason", "client-key", "wrong-type"],
+    ids=[
+        "schema",
+        "op",
+        "apply-no-plan",
+        "revoke-no-reason",
+        "client-key",
+        "wrong-type",
+        "revoke-bad-id",
+        "status-upper-id",
+    ],
 )
 def test_requests_parse_strictly(data: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(protocol.ProtocolError):
