@@ -109,6 +109,8 @@ def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
     except AegisError:
         raw = None
     if raw is None:
+        if not _plain_store(cfg):
+            return None
         try:
             from aegis import api
 
@@ -119,6 +121,23 @@ def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
         return parse_review(raw)
     except AegisError:
         return None
+
+
+def _plain_store(cfg: Config) -> bool:
+    """Whether the store is a plain file aegisd may open (it opens it read-write, as root).
+
+    The store directory is group-writable: ``state.db`` may be a link a member planted
+    to some root-owned database, which opening would convert to WAL and migrate. No
+    store means no review from it, never a new one created by root.
+    """
+    import os
+    import stat
+
+    try:
+        st = os.lstat(cfg.store_path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
 
 
 @dataclass

@@ -471,3 +471,34 @@ def test_aegisctl_sign_of_a_planted_fifo_exits_3_at_once(setup: Setup) -> None:
     assert proc.returncode == 3, proc.stderr
     assert "is not a regular file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_aegisd_never_opens_a_planted_store_link_as_root(setup: Setup, tmp_path: Path) -> None:
+    """The review is not in its file, so aegisd may look in the store; ``state.db`` is a
+    link a member planted to a root-owned database: aegisd must not migrate it."""
+    import sqlite3
+
+    from aegis.execute.argv import derive_argv
+
+    victim = tmp_path / "victim.db"
+    with sqlite3.connect(victim) as db:
+        db.execute("CREATE TABLE precious (x)")
+    db.close()
+    before = victim.read_bytes()
+    store = setup.chain.cfg.store_path
+    store.parent.mkdir(parents=True, exist_ok=True)
+    aside = store.with_name("state.db.aside")
+    if store.exists():
+        os.rename(store, aside)
+    store.symlink_to(victim)
+    plan = setup.chain.plan("aegis-tool")
+    argv = derive_argv(plan, dpkg_root=setup.chain.cfg.dpkg_root)
+    data = _sign_with_review(setup, plan, (argv[0], "-o", "Debug::NoLocking=1", *argv[1:]))
+    try:
+        _refused(setup, data, "refused:argv", "Debug::NoLocking=1")
+    finally:
+        store.unlink()
+        if aside.exists():
+            os.rename(aside, store)
+    assert victim.read_bytes() == before
+    assert not Path(f"{victim}-wal").exists()
