@@ -106,7 +106,13 @@ def load_index(cfg: Config) -> VulnIndex | None:
     path = cfg.vulndb_path
     if not path.exists():
         return None
-    raw = _read_capped(path, MAX_INDEX_BYTES, "vulnerability index")
+    from aegis.workflow.files import read_capped
+
+    # The index sits in the group-writable store and aegisd reads it as root: a FIFO
+    # planted there must not hang every apply (refused as not a regular file).
+    raw = read_capped(path, MAX_INDEX_BYTES, "vulnerability index", follow=False)
+    if len(raw) > MAX_INDEX_BYTES:
+        raise InputError(f"vulnerability index {path} is larger than {MAX_INDEX_BYTES} bytes")
     doc: Any = loads_strict(raw, max_bytes=MAX_INDEX_BYTES)
     index = index_from_dict(doc)
     if index.release != cfg.vuln_release:

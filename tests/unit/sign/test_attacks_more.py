@@ -141,3 +141,18 @@ def test_an_approval_in_the_signers_own_name_never_counts(keys: Any, approve: An
     assert verdict.counted == ()
     assert [r.reason for r in verdict.rejected] == [RejectReason.SELF_APPROVAL]
     assert len(verify_approvals([mine], signer_id="dave", **common).counted) == 1
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_planted_vulnerability_index_neither_hangs_nor_is_followed(
+    aegis_home: Path, kind: str
+) -> None:
+    """aegisd's re-derivation reads the index from the group-writable store, as root."""
+    from aegis.analyze.evidence.vulndb import load_index
+    from aegis.config import load_config
+
+    cfg = load_config()
+    cfg.vulndb_path.parent.mkdir(parents=True, exist_ok=True)
+    _plant(cfg.vulndb_path, kind)
+    with pytest.raises(InputError, match="vulnerability index"):
+        _within(5, lambda: load_index(cfg))
