@@ -111,8 +111,8 @@ def load_context(
         if sha256_hex(body_given) != ref.sha256:
             raise TrustError(
                 f"policy result {policy_path} is not the decision recorded for request {rec.id} "
-                "(the file was changed after the decision)",
-                hint="policy hash mismatch; do not edit result files",
+                "(another file, or this one changed after the decision)",
+                hint="policy hash mismatch: omit --policy to use the recorded decision",
             )
     result = result_from_bytes(body)
     if result.plan_hash != digest:

@@ -305,6 +305,21 @@ def test_policy_relabelled_allow(flow: Any) -> None:
     _assert_not_signed(flow, request_id)
 
 
+def test_wrong_file_as_policy_result(flow: Any, tmp_path: Path) -> None:
+    """An operator at 3 a.m. passes the plan (or garbage) as --policy: a trust failure that
+    names the mix-up and the way out, never a parse of the wrong document."""
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\x00\xff" * 64)
+    for wrong in (plan_path, garbage):
+        result = _sign(flow, plan_path, "--policy", str(wrong))
+        assert result.exit_code == 4, result.output
+        assert "another file, or this one changed after the decision" in result.stderr
+        assert "omit --policy" in result.stderr
+        assert result.stdout == ""
+    _assert_not_signed(flow, request_id)
+
+
 def test_policy_changed_since_decision(flow: Any) -> None:
     request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
     assert _approve(flow, plan_path).exit_code == 0
