@@ -502,3 +502,36 @@ def test_aegisd_never_opens_a_planted_store_link_as_root(setup: Setup, tmp_path:
             os.rename(aside, store)
     assert victim.read_bytes() == before
     assert not Path(f"{victim}-wal").exists()
+
+
+# -- time window --------------------------------------------------------------------------
+
+
+def _resigned(s: Setup, data: bytes, **fields: str) -> bytes:
+    ep = replace(parse_execution_plan(data), **fields)
+    ep = replace(ep, signature_hex=keys.sign_canonical(execution_plan_body(ep), s.keys.signer))
+    return execution_plan_bytes(ep)
+
+
+def _at(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_validity_stretched_past_the_cap_is_refused(setup: Setup) -> None:
+    """A rogue signer's tool writes a month-long window; aegisd caps it, whoever signed."""
+    data = sign_plan(setup.chain.cfg, sample_plan("p-ttl"), setup.keys.signer)
+    month = _resigned(setup, data, expires_at=_at(datetime.now(UTC) + timedelta(days=30)))
+    _refused(setup, month, "refused:expired", "validity is longer than the 1 day, 0:00:00 cap")
+
+
+def test_clock_skew_of_seconds_is_tolerated_minutes_are_not(setup: Setup) -> None:
+    now = datetime.now(UTC)
+    ahead = sign_plan(
+        setup.chain.cfg, sample_plan("p-skew"), setup.keys.signer, now=now + timedelta(seconds=20)
+    )
+    # Past the time window (a sample plan is then refused by aegisd's own analysis).
+    _refused(setup, ahead, "refused:rederivation", "re-derived plan differs")
+    later = sign_plan(
+        setup.chain.cfg, sample_plan("p-skew"), setup.keys.signer, now=now + timedelta(minutes=3)
+    )
+    _refused(setup, later, "refused:not-yet-valid", "in the future")
