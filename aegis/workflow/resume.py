@@ -202,6 +202,26 @@ def _resume_one(
     )
 
 
+def _get_listed(store: Store, request_id: str) -> RequestRecord:
+    """The request whose id was just read from the store.
+
+    That id is store content, not the user's input: one that is not a valid id is a
+    corrupted row (exit 4, as ``aegis requests`` reports it), not a typo (exit 3).
+    """
+    from aegis.errors import InputError
+    from aegis.workflow.records import CorruptStoreError, check_id
+
+    try:
+        check_id(request_id)
+    except InputError as e:
+        raise CorruptStoreError(
+            f"store row request {request_id[:80]!r} is corrupted or was edited: "
+            "not a valid request id",
+            hint="nothing was changed; restore the store from backup",
+        ) from e
+    return store.get(request_id)
+
+
 def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
     """Resume every non-terminal request (see module doc)."""
     from aegis.api import open_store, workflow
@@ -214,7 +234,7 @@ def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
             [name for name, spec in wf.states.items() if not spec.terminal]
         ):
             try:
-                rec = store.get(request_id)
+                rec = _get_listed(store, request_id)
             except AegisError as e:
                 items.append(
                     ResumeItem(

@@ -412,3 +412,20 @@ def test_revoke_refuses_what_is_not_an_execution_id(
     )
     _assert_clean_error(result, 3, "not an execution id")
     assert "\x1b" not in result.stderr
+
+
+def test_resume_reports_a_store_row_with_a_malformed_id_as_corrupt(cfg: Config) -> None:
+    """Regression: resume/monitor said "not a valid request id" with exit 3 (the user's
+    typo) for an id read from an edited store row; ``aegis requests`` says 4 for the same."""
+    planned = api.submit_plan(cfg, sample_plan("p-bad-id"), "t")
+    with sqlite3.connect(cfg.store_path) as conn:
+        conn.execute("UPDATE requests SET id = ? WHERE id = ?", ["../x\x1b[2J", planned.request_id])
+    result = _run(aegis_cli, "resume", "--json")
+    assert result.exit_code == 4, result.output
+    (item,) = json.loads(result.stdout)["items"]
+    assert item["exit_code"] == 4
+    assert "is corrupted or was edited: not a valid request id" in item["detail"]
+    assert _run(aegis_cli, "requests", "--json").exit_code == 4
+    monitor = _run(aegis_cli, "monitor")
+    assert monitor.exit_code == 4
+    assert "\x1b" not in monitor.output
