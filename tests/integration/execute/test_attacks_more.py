@@ -535,3 +535,32 @@ def test_clock_skew_of_seconds_is_tolerated_minutes_are_not(setup: Setup) -> Non
         setup.chain.cfg, sample_plan("p-skew"), setup.keys.signer, now=now + timedelta(minutes=3)
     )
     _refused(setup, later, "refused:not-yet-valid", "in the future")
+
+
+def test_a_signer_cannot_skip_content_inspection_to_hide_a_hostile_script(setup: Setup) -> None:
+    """The signed plan says "contents not inspected", so aegisd does not inspect either;
+    policy then asks for an approval (contents not inspected), and a relabelled allow is refused."""
+    from aegis.analyze.plan import analyze_apt
+    from aegis.execute.apply import binding_from_result
+    from aegis.model import Intent, Operation, Tool
+    from aegis.policy.engine import evaluate
+    from aegis.policy.run import load_policy
+
+    cfg = setup.chain.cfg
+    intent = Intent(
+        Tool.APT, Operation.INSTALL, ("aegis-hostile",), "tester", _at(datetime.now(UTC))
+    )
+    plan = analyze_apt(cfg, intent, datetime.now(UTC), inspect_contents=False)
+    assert not plan.content_inspected
+    assert plan.findings == ()
+    result = evaluate(plan, None, load_policy(cfg), datetime.now(UTC))
+    assert result.decision.value != "allow", [f.rule_id for f in result.fired]
+    binding = replace(
+        binding_from_result(result),
+        decision="allow",
+        controls=(),
+        required_approvals=0,
+        required_roles=(),
+    )
+    data = sign_plan(cfg, plan, setup.keys.signer, policy=binding)
+    _refused(setup, data, "refused:policy", "re-evaluation says require-approval, signed allow")
