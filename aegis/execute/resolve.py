@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -195,12 +194,11 @@ def resolve(
     )
     if not answer.ok:
         raise _refusal_error(answer.refusal, answer.message)
-    out_dir = cfg.state_dir / "resolutions"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{request_id}.resolution.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data + b"\n")
-    os.replace(tmp, path)
+    from aegis.workflow.files import write_atomic
+
+    # The store is group-writable and the name predictable: never through a planted link.
+    path = cfg.state_dir / "resolutions" / f"{request_id}.resolution.json"
+    write_atomic(path, data + b"\n", host_install=cfg.home is None)
     state = _advance(
         cfg,
         request_id,

@@ -145,12 +145,11 @@ def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[by
             **answer_to_dict(answer),
         }
     )
-    out_dir = cfg.state_dir / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{execution_id}.result.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(body + b"\n")
-    os.replace(tmp, path)
+    from aegis.workflow.files import write_atomic
+
+    # The store is group-writable and the name predictable: never through a planted link.
+    path = cfg.state_dir / "results" / f"{execution_id}.result.json"
+    write_atomic(path, body + b"\n", host_install=cfg.home is None)
     return body, path
 
 

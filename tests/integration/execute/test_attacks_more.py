@@ -564,3 +564,43 @@ def test_a_signer_cannot_skip_content_inspection_to_hide_a_hostile_script(setup:
     )
     data = sign_plan(cfg, plan, setup.keys.signer, policy=binding)
     _refused(setup, data, "refused:policy", "re-evaluation says require-approval, signed allow")
+
+
+def test_aegisctl_apply_never_writes_its_result_through_a_planted_link(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    """The execution id is readable in the store before apply; the result's name follows
+    from it. A member plants a link there to a file the applying operator (root) owns."""
+    from .chain_helpers import AEGISCTL, run_cli, signed_request
+
+    sr = signed_request(tmp_path)
+    d = Daemon(
+        sr.home, sock_dir / "r.sock", sr.env, ["--public-key-hex", sr.signer_pub], tmp_path / "log"
+    ).start()
+    try:
+        xid = parse_execution_plan(sr.execution_plan.read_bytes()).execution_id
+        results = d.cfg.state_dir / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        victim = tmp_path / "victim"
+        victim.write_text("root:x:0:0:root:/root:/bin/bash\n")
+        for name in (f".{xid}.result.json.tmp", f".{xid}.result.json.1.tmp"):
+            (results / name).symlink_to(victim)
+        run_cli(
+            [
+                *AEGISCTL,
+                "apply",
+                "--execution-plan",
+                str(sr.execution_plan),
+                "--public-key-hex",
+                sr.signer_pub,
+                "--socket",
+                str(d.socket),
+            ],
+            sr.env,
+        )
+    finally:
+        d.stop()
+    assert victim.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+    result = results / f"{xid}.result.json"
+    assert not result.is_symlink()
+    assert json.loads(result.read_text())["execution_id"] == xid
