@@ -3,7 +3,8 @@
 On a host install (no ``AEGIS_HOME``) the store directory is created mode 2770,
 group ``aegis``, and the process umask is 007 (DESIGN.md "Who may do what").
 Files are written to a temp file in the same directory (O_EXCL|O_NOFOLLOW, so a
-planted symlink is never followed), fsync'd, then ``os.replace``'d.
+planted symlink is never followed), fsync'd, then ``os.replace``'d, all relative to
+a descriptor of the directory; a store subdirectory replaced by a link is refused.
 
 Example:
     >>> write_atomic(cfg.plans_dir / "p-1.json", body)
@@ -31,8 +32,15 @@ def prepare_dir(path: Path, *, host_install: bool) -> None:
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
             if host_install:
-                os.chmod(path, 0o2770)  # noqa: S103 - DESIGN.md: store dir 2770 root:aegis
-                _chgrp_aegis(path)
+                # Through a descriptor of what was just made: a member who swaps the new
+                # directory for a link (e.g. to /etc) before the chmod gets ELOOP, not /etc
+                # turned 2770 group aegis.
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    os.fchmod(fd, 0o2770)  # DESIGN.md: store dir 2770 root:aegis
+                    _chgrp_aegis(fd)
+                finally:
+                    os.close(fd)
     except OSError as e:
         raise EnvironmentFailure(
             f"cannot create the store directory {path}: {e.strerror or e}",
@@ -40,7 +48,7 @@ def prepare_dir(path: Path, *, host_install: bool) -> None:
         ) from e
 
 
-def _chgrp_aegis(path: Path) -> None:
+def _chgrp_aegis(fd: int) -> None:
     import grp
 
     try:
@@ -48,7 +56,39 @@ def _chgrp_aegis(path: Path) -> None:
     except KeyError:
         return  # no aegis group on this machine (development); mode still applies
     with contextlib.suppress(PermissionError):
-        os.chown(path, -1, gid)
+        os.fchown(fd, -1, gid)
+
+
+def _open_parent(path: Path) -> int:
+    """A descriptor of ``path``'s directory, refusing a link someone else could have planted.
+
+    Store subdirectories (plans/, results/, ...) sit in the group-writable store: a member
+    can replace one with a link to any directory, and root writing "into the store" would
+    then create files there. A link in a directory only root can write (an operator
+    relocating the store) is followed. Writing relative to the descriptor keeps a swap
+    after this check from redirecting the write.
+
+    Raises:
+        OSError: the directory cannot be opened, or it is such a link (ELOOP).
+    """
+    import errno
+    import stat
+
+    parent = path.parent
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        st = os.lstat(parent)
+        if stat.S_ISLNK(st.st_mode):
+            holder = os.stat(parent.parent).st_mode
+            shared = holder & (stat.S_IWGRP | stat.S_IWOTH) and not holder & stat.S_ISVTX
+            if shared:
+                raise OSError(errno.ELOOP, "a symbolic link in a group-writable directory")
+        elif (st.st_dev, st.st_ino) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+            raise OSError(errno.ELOOP, "the directory was replaced while opening it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def write_atomic(
@@ -64,25 +104,30 @@ def write_atomic(
         EnvironmentFailure: the file cannot be written.
     """
     prepare_dir(path.parent, host_install=host_install)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    tmp = f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
     try:
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-            0o660 if host_install else 0o644,
-        )
+        dfd = _open_parent(path)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                if mode is not None:
-                    os.fchmod(fh.fileno(), mode)
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.replace(tmp, path)
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                0o660 if host_install else 0o644,
+                dir_fd=dfd,
+            )
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    if mode is not None:
+                        os.fchmod(fh.fileno(), mode)
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dfd)
+                raise
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        finally:
+            os.close(dfd)
     except OSError as e:
         raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from e
     return path
