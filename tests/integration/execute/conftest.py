@@ -59,6 +59,20 @@ def key_set(tmp_path: Path) -> Keys:
     return Keys(sp, spub, ap, apub, op, opub)
 
 
+_RUNNING: list[Daemon] = []
+"""Every Daemon started and not yet stopped (see :func:`_stop_daemons_a_test_left`)."""
+
+
+@pytest.fixture(autouse=True)
+def _stop_daemons_a_test_left() -> Iterator[None]:
+    # A test that fails between start() and stop() must not leave aegisd running; daemons
+    # started by wider-scoped fixtures (before this test) are left to their fixtures.
+    before = [id(d) for d in _RUNNING]
+    yield
+    for d in [d for d in _RUNNING if id(d) not in before]:
+        d.stop()
+
+
 @dataclass
 class Daemon:
     """A running aegisd subprocess."""
@@ -77,6 +91,8 @@ class Daemon:
         return load_config(self.env)
 
     def start(self) -> Daemon:
+        if not any(d is self for d in _RUNNING):
+            _RUNNING.append(self)
         if self.socket.exists():
             self.socket.unlink()
         with self.log.open("ab") as log:
@@ -114,6 +130,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        _RUNNING[:] = [d for d in _RUNNING if d is not self]
 
     def kill(self) -> None:
         assert self.proc is not None
