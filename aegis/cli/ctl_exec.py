@@ -55,7 +55,8 @@ def _render_apply(outcome: Any) -> None:
     "--approval-public-key-hex",
     "approval_keys",
     multiple=True,
-    help="Trusted approver public key for the local check (repeatable).",
+    help="Trusted approver public key for the local check (repeatable; ROLE:KEY also "
+    "trusts it for ROLE).",
 )
 @click.option(
     "--socket",

@@ -227,7 +227,10 @@ def sign_cmd(
     "--approval-public-key-hex",
     "approver_keys",
     multiple=True,
-    help="Trusted approver key (default: <etc>/keys/approvers/*.pub).",
+    help=(
+        "Trusted approver key; ROLE:KEY also trusts it for ROLE "
+        "(default: <etc>/keys/approvers/*.pub and <role>/*.pub)."
+    ),
 )
 @click.option(
     "--host-check/--no-host-check",
@@ -260,11 +263,9 @@ def verify_cmd(
         raise InputError(f"cannot read {ep_path}: {e.strerror}") from e
     signers = [files.check_hex_key(k, "--public-key-hex") for k in signer_keys]
     if approver_keys:
-        approvers: Any = [
-            files.check_hex_key(k, "--approval-public-key-hex") for k in approver_keys
-        ]
+        approvers = files.approver_keys_from_args(approver_keys, "--approval-public-key-hex")
     else:
-        approvers = files.trusted_keys(cfg.keys_dir / files.APPROVERS_DIR)
+        approvers = files.trusted_approver_grants(cfg.keys_dir / files.APPROVERS_DIR)
     ep, results = verify_offline(
         data,
         trusted_signer_keys=signers,

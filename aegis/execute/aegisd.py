@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--approval-public-key-hex",
         action="append",
         default=[],
-        help="trusted approver public key (repeatable)",
+        help="trusted approver public key (repeatable; ROLE:KEY also trusts it for ROLE)",
     )
     parser.add_argument(
         "--config",

@@ -186,7 +186,7 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
     )
     step(
         CheckStep.APPROVALS,
-        xc.check_approvals(ep, d.settings.approver_keys, now),
+        xc.check_approvals(ep, d.settings.approver_grants, now),
         f"{len(ep.approvals)} approval(s)",
     )
     derived = derive_plan(d.cfg, ep, now)
@@ -194,7 +194,7 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
     binding = policy_binding(d.cfg, ep, derived, now)
     refusal = xc.check_policy(ep, binding) or xc.check_approvals(
         ep,
-        d.settings.approver_keys,
+        d.settings.approver_grants,
         now,
         required=binding.required_approvals,
         required_roles=binding.required_roles,

@@ -110,12 +110,13 @@ def verify_locally(
     from aegis.execute.apply import this_host
     from aegis.execute.argv import derive_argv
     from aegis.sign.checks import verify_offline
+    from aegis.sign.files import approver_keys_from_args
     from aegis.sign.refusals import CheckStep
 
     ep, results = verify_offline(
         data,
         trusted_signer_keys=[public_key_hex.strip().lower()],
-        trusted_approver_keys=approval_keys,
+        trusted_approver_keys=approver_keys_from_args(approval_keys, "--approval-public-key-hex"),
         now=now,
         host=this_host(cfg),
         derive_argv=lambda p: derive_argv(p, dpkg_root=cfg.dpkg_root),

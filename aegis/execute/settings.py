@@ -10,6 +10,7 @@ Example ``/etc/aegis/aegisd.toml``::
 
     signer_public_keys = ["3b6a27bc..."]
     approver_public_keys = ["8f0c11aa..."]
+    approver_roles = { security = ["8f0c11aa..."] }   # roles beyond "approver", per key
     snapshot_command = ["/usr/local/sbin/fs-snapshot", "--tag", "aegis"]
     run_timeout_s = 3600
 """
@@ -32,6 +33,7 @@ _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _KEYS = {
     "signer_public_keys",
     "approver_public_keys",
+    "approver_roles",
     "apply_group",
     "socket_mode",
     "snapshot_command",
@@ -54,6 +56,8 @@ class DaemonSettings:
     """Trusted execution-plan signer public keys (hex)."""
     approver_keys: tuple[str, ...] = ()
     """Trusted approver public keys (hex); never the signer's own key for its plans."""
+    approver_roles: tuple[tuple[str, str], ...] = ()
+    """(key, role) grants beyond the ``approver`` role every approver key holds."""
     apply_group: str = "aegis-apply"
     socket_mode: int = 0o660
     snapshot_command: tuple[str, ...] = ()
@@ -69,6 +73,14 @@ class DaemonSettings:
     checkpoint_every: int = 64
     sources: tuple[str, ...] = field(default_factory=tuple)
     """Where keys came from (for the startup line)."""
+
+    @property
+    def approver_grants(self) -> dict[str, frozenset[str]]:
+        """Each trusted approver key -> the roles granted beyond ``approver``."""
+        grants: dict[str, set[str]] = {k: set() for k in self.approver_keys}
+        for key, role in self.approver_roles:
+            grants.setdefault(key, set()).add(role)
+        return {k: frozenset(r) for k, r in grants.items()}
 
     @property
     def keys_problem(self) -> str | None:
@@ -93,6 +105,19 @@ def _hex_keys(values: Any, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _role_grants(value: Any) -> tuple[tuple[str, str], ...]:
+    """``[approver_roles]``: ``role = ["hex", ...]`` -> (key, role) pairs."""
+    from aegis.sign.files import check_role_name
+
+    if not isinstance(value, dict):
+        raise InputError("aegisd config approver_roles must be a table: role = [hex keys]")
+    out: list[tuple[str, str]] = []
+    for role, keys in value.items():
+        name = check_role_name(str(role), "aegisd config approver_roles")
+        out += [(k, name) for k in _hex_keys(keys, f"approver_roles.{name}")]
+    return tuple(out)
+
+
 def _argv(value: Any, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise InputError(f"aegisd config {what} must be a list of strings")
@@ -107,20 +132,25 @@ def _positive(value: Any, what: str) -> int:
     return value
 
 
-def _key_dirs(cfg: Config, sources: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from aegis.sign.files import APPROVERS_DIR, SIGNERS_DIR, trusted_keys
+def _key_dirs(cfg: Config, sources: list[str]) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
+    """Signer keys and approver grants from the root-owned key directories."""
+    from aegis.sign.files import APPROVERS_DIR, SIGNERS_DIR, trusted_approver_grants, trusted_keys
 
-    out: list[tuple[str, ...]] = []
-    for name in (SIGNERS_DIR, APPROVERS_DIR):
-        directory = cfg.keys_dir / name
-        found = tuple(sorted(trusted_keys(directory)))
-        if found:
-            check_root_owned(directory)
-            for pub in directory.glob("*.pub"):
+    signers = cfg.keys_dir / SIGNERS_DIR
+    signer_keys = tuple(sorted(trusted_keys(signers)))
+    approvers = cfg.keys_dir / APPROVERS_DIR
+    grants = trusted_approver_grants(approvers)
+    for directory, found in ((signers, bool(signer_keys)), (approvers, bool(grants))):
+        if not found:
+            continue
+        check_root_owned(directory)
+        # Role directories (approvers/<role>/) grant trust too: root-owned, like the keys.
+        for sub in [directory, *(p for p in directory.iterdir() if p.is_dir())]:
+            check_root_owned(sub)
+            for pub in sub.glob("*.pub"):
                 check_root_owned(pub)
-            sources.append(str(directory))
-        out.append(found)
-    return out[0], out[1]
+        sources.append(str(directory))
+    return signer_keys, grants
 
 
 def _witness_file(cfg: Config, data: dict[str, Any]) -> Path | None:
@@ -189,13 +219,19 @@ def load_settings(
     signer = _hex_keys(data.get("signer_public_keys", []), "signer_public_keys")
     approver = _hex_keys(data.get("approver_public_keys", []), "approver_public_keys")
     # Trusted key directories (root-owned /etc/aegis/keys/{signers,approvers}/*.pub).
-    signer_dir_keys, approver_dir_keys = _key_dirs(cfg, sources)
+    from aegis.sign.files import approver_keys_from_args
+
+    roles = _role_grants(data.get("approver_roles", {}))
+    signer_dir_keys, approver_dir_grants = _key_dirs(cfg, sources)
     signer += signer_dir_keys
-    approver += approver_dir_keys
     if public_keys or approval_keys:
         sources.append("command line")
     signer += _hex_keys(list(public_keys), "--public-key-hex")
-    approver += _hex_keys(list(approval_keys), "--approval-public-key-hex")
+    cli_grants = approver_keys_from_args(approval_keys, "--approval-public-key-hex")
+    for grants in (approver_dir_grants, cli_grants):
+        approver += tuple(grants)
+        roles += tuple((k, r) for k, rs in grants.items() for r in sorted(rs))
+    approver += tuple(k for k, _ in roles)
     mode_text = str(data.get("socket_mode", "0660"))
     try:
         mode = int(mode_text, 8)
@@ -206,6 +242,7 @@ def load_settings(
         socket_path=socket_path or cfg.aegisd_socket,
         signer_keys=tuple(dict.fromkeys(signer)),
         approver_keys=tuple(dict.fromkeys(approver)),
+        approver_roles=tuple(dict.fromkeys(roles)),
         apply_group=str(data.get("apply_group", "aegis-apply")),
         socket_mode=mode & 0o777,
         snapshot_command=_argv(data.get("snapshot_command", []), "snapshot_command"),

@@ -12,6 +12,11 @@ Invariants (DESIGN.md "Trust", "Who may do what"):
   approver id is not the signer's id (nobody approves their own change), it names
   exactly this plan hash and policy result hash, and ``now`` lies in its window.
   Each key counts once.
+- The role an approval names is the approver's claim; it counts only when the key
+  is trusted for that role. Every trusted approver key holds :data:`DEFAULT_ROLE`;
+  other roles are granted per key by the operator (:func:`approver_grants`), so a
+  policy that wants a ``security`` approval cannot be met by anyone who types
+  ``--role security``.
 - ``reason`` is untrusted text: capped at :data:`MAX_REASON_CHARS` and shown
   only through ``aegis.text``.
 
@@ -30,7 +35,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -98,6 +103,22 @@ class RejectReason(StrEnum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not-yet-valid"
     DUPLICATE = "duplicate-approver"
+    ROLE_NOT_GRANTED = "role-not-granted"
+
+
+DEFAULT_ROLE = "approver"
+"""The role every trusted approver key holds."""
+
+ApproverKeys = Mapping[str, Iterable[str]] | Iterable[str]
+"""Trusted approver keys: hex key -> the roles granted beyond :data:`DEFAULT_ROLE`, or
+plain hex keys (each holding only :data:`DEFAULT_ROLE`)."""
+
+
+def approver_grants(keys: ApproverKeys) -> dict[str, frozenset[str]]:
+    """Each trusted approver key (lower-case hex) -> every role its approvals may name."""
+    if isinstance(keys, Mapping):
+        return {k.lower(): frozenset({DEFAULT_ROLE, *roles}) for k, roles in keys.items()}
+    return {k.lower(): frozenset({DEFAULT_ROLE}) for k in keys}
 
 
 @dataclass(frozen=True)
@@ -266,7 +287,7 @@ def _reject(
     *,
     plan_hash: str,
     policy_hash: str,
-    trusted: frozenset[str],
+    trusted: Mapping[str, frozenset[str]],
     signer_key_hex: str,
     signer_id: str | None,
     now: datetime,
@@ -283,6 +304,12 @@ def _reject(
         return RejectReason.SELF_APPROVAL, f"approver {approval.approver_id} is the signer"
     if key not in trusted:
         return RejectReason.UNTRUSTED_KEY, f"key {key[:16]}... is not a trusted approver key"
+    if approval.role not in trusted[key]:
+        return (
+            RejectReason.ROLE_NOT_GRANTED,
+            f"key {key[:16]}... is not trusted for role {approval.role!r} "
+            f"(it holds: {', '.join(sorted(trusted[key]))})",
+        )
     if approval.plan_hash != plan_hash:
         return RejectReason.OTHER_PLAN, f"approves plan {approval.plan_hash[:16]}..., not this one"
     if approval.policy_hash != policy_hash:
@@ -306,7 +333,7 @@ def verify_approvals(
     *,
     plan_hash: str,
     policy_hash: str,
-    trusted_approver_keys: Iterable[str],
+    trusted_approver_keys: ApproverKeys,
     signer_key_hex: str,
     now: datetime,
     signer_id: str | None = None,
@@ -317,7 +344,8 @@ def verify_approvals(
         approvals: parsed approvals (from files, the store, or an execution plan).
         plan_hash: the plan they must approve.
         policy_hash: the policy result they must approve.
-        trusted_approver_keys: hex public keys of trusted approvers.
+        trusted_approver_keys: trusted approver keys, with the roles each is granted
+            (see :func:`approver_grants`).
         signer_key_hex: the execution signer's public key; its approvals never count.
         now: the time to check validity windows at (aware UTC).
         signer_id: the execution signer's identity; an approval under it never counts.
@@ -325,7 +353,7 @@ def verify_approvals(
     Returns:
         The counted approvals (one per key) and every rejected one with its reason.
     """
-    trusted = frozenset(k.lower() for k in trusted_approver_keys)
+    trusted = approver_grants(trusted_approver_keys)
     counted: list[Approval] = []
     rejected: list[RejectedApproval] = []
     seen: set[str] = set()

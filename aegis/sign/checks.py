@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from aegis.errors import InputError
 from aegis.model import Host, Plan, reproducible_view
-from aegis.sign.approvals import verify_approvals
+from aegis.sign.approvals import ApproverKeys, verify_approvals
 from aegis.sign.execution_plan import (
     DECISIONS,
     MAX_TTL,
@@ -102,7 +102,7 @@ def check_execution_id(ep: ExecutionPlan, *, used: bool, revoked: bool) -> Refus
 
 def check_approvals(
     ep: ExecutionPlan,
-    trusted_approver_keys: Iterable[str],
+    trusted_approver_keys: ApproverKeys,
     now: datetime,
     *,
     required: int | None = None,
@@ -231,7 +231,7 @@ def verify_offline(
     data: bytes,
     *,
     trusted_signer_keys: Iterable[str],
-    trusted_approver_keys: Iterable[str],
+    trusted_approver_keys: ApproverKeys,
     now: datetime,
     host: Host | None,
     derive_argv: Callable[[Plan], Sequence[str]] | None,
@@ -271,10 +271,9 @@ def verify_offline(
         f"{ep.created_at} .. {ep.expires_at}",
     )
     results.append(CheckResult(CheckStep.EXECUTION_ID, None, "aegisd checks its own ledger"))
-    keys = tuple(trusted_approver_keys)
     _record(
         CheckStep.APPROVALS,
-        check_approvals(ep, keys, now),
+        check_approvals(ep, trusted_approver_keys, now),
         f"{len(ep.approvals)} counted, {ep.policy.required_approvals} required",
     )
     results.append(

@@ -21,10 +21,16 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from aegis.errors import InputError
-from aegis.sign.approvals import MAX_APPROVAL_BYTES, Approval, parse_approval
+from aegis.sign.approvals import (
+    MAX_APPROVAL_BYTES,
+    Approval,
+    check_approver_id,
+    parse_approval,
+)
 
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 MAX_PUB_FILE_BYTES = 4096
@@ -64,6 +70,55 @@ def trusted_keys(directory: Path) -> frozenset[str]:
     if not directory.is_dir():
         return frozenset()
     return frozenset(read_public_key(p) for p in sorted(directory.glob("*.pub")))
+
+
+def trusted_approver_grants(directory: Path) -> dict[str, frozenset[str]]:
+    """Trusted approver keys and the roles granted to each, from the key directory.
+
+    ``directory/*.pub`` are approvers (the default role); ``directory/<role>/*.pub``
+    are approvers that may also approve in ``<role>``. A symlinked role directory is
+    refused like a malformed key: trust comes only from what the operator placed there.
+
+    Raises:
+        InputError: a malformed ``.pub`` file, or a bad role directory.
+    """
+    grants: dict[str, set[str]] = {k: set() for k in trusted_keys(directory)}
+    if not directory.is_dir():
+        return {}
+    for sub in sorted(p for p in directory.iterdir() if p.is_dir() or p.is_symlink()):
+        if sub.is_symlink() or not sub.is_dir():
+            raise InputError(f"approver role directory {sub} must be a real directory")
+        role = check_role_name(sub.name, str(sub))
+        for key in trusted_keys(sub):
+            grants.setdefault(key, set()).add(role)
+    return {k: frozenset(r) for k, r in grants.items()}
+
+
+def approver_keys_from_args(values: Iterable[str], what: str) -> dict[str, frozenset[str]]:
+    """``HEX`` (an approver) or ``ROLE:HEX`` (an approver also trusted for ``ROLE``) values.
+
+    Raises:
+        InputError: a value is not a key, or names a bad role.
+    """
+    grants: dict[str, set[str]] = {}
+    for value in values:
+        role, _, key = value.strip().rpartition(":")
+        roles = grants.setdefault(check_hex_key(key, what), set())
+        if role:
+            roles.add(check_role_name(role, what))
+    return {k: frozenset(r) for k, r in grants.items()}
+
+
+def check_role_name(role: str, where: str) -> str:
+    """Return ``role`` when it is a valid role name (the rules of approver ids).
+
+    Raises:
+        InputError: it is not; the message starts with ``where``.
+    """
+    try:
+        return check_approver_id(role)
+    except InputError as e:
+        raise InputError(f"{where}: role {e.message.removeprefix('identity ')}") from e
 
 
 def check_hex_key(value: str, what: str = "public key") -> str:

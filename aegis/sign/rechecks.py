@@ -176,7 +176,7 @@ def require_approvals(
         ApprovalRequired: too few approvals count, or a required role is missing.
     """
     approvals, problems = collect_approvals(cfg, ctx)
-    trusted = files.trusted_keys(cfg.keys_dir / files.APPROVERS_DIR)
+    trusted = files.trusted_approver_grants(cfg.keys_dir / files.APPROVERS_DIR)
     verdict = verify_approvals(
         approvals,
         plan_hash=ctx.plan_hash,

@@ -140,6 +140,33 @@ def test_a_trusted_signer_key_is_no_approver_key(setup: Setup) -> None:
     _refused(setup, data, "refused:approvals", "untrusted-key")
 
 
+def test_an_approver_claiming_a_role_it_was_not_granted_does_not_count(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """The policy wants a security approval; bob's key is trusted as an approver only."""
+    plan = sample_plan("p-claimed-role")
+    approval = _approval(setup, plan, role="security")
+    security = PolicyBinding("1" * 64, "require-approval", "t", ("approval",), 1, ("security",), ())
+    data = sign_plan(
+        setup.chain.cfg, plan, setup.keys.signer, approvals=(approval,), policy=security
+    )
+    _refused(setup, data, "refused:approvals", "role-not-granted")
+    # An aegisd that grants bob's key the role lets the approval count: the plan gets past
+    # the approvals step and is stopped only where this sample plan must be, at re-derivation.
+    sock_dir = Path(tempfile.mkdtemp(prefix="aegisd-", dir="/tmp"))
+    args = ["--public-key-hex", setup.keys.signer_pub]
+    args += ["--approval-public-key-hex", f"security:{setup.keys.approver_pub}"]
+    granted = Daemon(
+        setup.chain.home, sock_dir / "g.sock", setup.chain.env, args, tmp_path / "g.log"
+    )
+    try:
+        answer = granted.start().submit(data)
+    finally:
+        granted.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    assert (answer.ok, answer.refusal) == (False, "refused:rederivation"), answer
+
+
 def test_the_signer_approving_with_another_key_of_their_own_does_not_count(
     setup: Setup,
 ) -> None:

@@ -157,6 +157,21 @@ def test_fallback_verifier_agrees_with_aegis(ep_file: Path) -> None:
     assert not verify_fallback(tampered, *keys).signature_ok
 
 
+def test_both_verifiers_count_a_role_only_when_the_key_is_granted_it(tmp_path: Path) -> None:
+    plan = signing.make_plan()
+    approval = signing.make_approval(plan, APPROVER, role="security")
+    ep = signing.make_execution_plan(plan, SIGNER, approvals=(approval,))
+    data = execution_plan_bytes(ep)
+    plain = (public_hex(SIGNER), [public_hex(APPROVER)])
+    granted = (public_hex(SIGNER), [f"security:{public_hex(APPROVER)}"])
+    for verify in (verify_fallback, verify_with_aegis):
+        [row] = verify(data, *plain).approvals
+        assert row["counted"] is False
+        assert row["reason"].startswith("role-not-granted"), verify
+        [row] = verify(data, *granted).approvals
+        assert row["counted"] is True, verify
+
+
 def test_dspy_missing_is_skipped_cleanly(ep_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     proc = _run(ep_file, out, "--lm", "openai/x", "--api-base", "http://127.0.0.1:9/v1")

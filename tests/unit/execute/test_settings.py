@@ -60,6 +60,29 @@ def test_bad_config_refused(tmp_path: Path, text: str) -> None:
         load_settings(cfg)
 
 
+def test_approver_roles_from_file_dirs_and_options(tmp_path: Path) -> None:
+    k3 = "c" * 64
+    cfg = _cfg(tmp_path)
+    cfg.etc_dir.mkdir(parents=True)
+    (cfg.etc_dir / "aegisd.toml").write_text(
+        f'signer_public_keys = ["{K1}"]\n[approver_roles]\nsecurity = ["{K2}"]\n'
+    )
+    (cfg.keys_dir / "approvers" / "dba").mkdir(parents=True)
+    (cfg.keys_dir / "approvers" / "dba" / "carol.pub").write_text(k3 + "\n")
+    s = load_settings(cfg, approval_keys=(f"release:{K2}",))
+    assert s.approver_grants == {K2: {"security", "release"}, k3: {"dba"}}
+    assert set(s.approver_keys) == {K2, k3}  # a role grant makes the key a trusted approver
+
+
+def test_bad_approver_roles_refused(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    cfg.etc_dir.mkdir(parents=True)
+    for text in ('approver_roles = ["x"]', '[approver_roles]\n"Bad Role" = []'):
+        (cfg.etc_dir / "aegisd.toml").write_text(text + "\n")
+        with pytest.raises(InputError, match="approver_roles"):
+            load_settings(cfg)
+
+
 def test_group_writable_config_refused_as_root(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("ownership checks apply to a root aegisd")

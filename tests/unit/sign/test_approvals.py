@@ -11,9 +11,11 @@ import pytest
 from aegis.errors import InputError
 from aegis.model import plan_hash
 from aegis.sign.approvals import (
+    DEFAULT_ROLE,
     MAX_REASON_CHARS,
     RejectReason,
     approval_bytes,
+    approver_grants,
     parse_approval,
     verify_approvals,
 )
@@ -94,9 +96,45 @@ def test_same_key_counts_once(sx: Any, keys: Any, plan: Any, approve: Any) -> No
 
 
 def test_two_approvers_count(sx: Any, keys: Any, plan: Any, approve: Any) -> None:
-    verdict = _verify(sx, keys, plan, [approve(), approve(key=keys.approver2, role="security")])
+    trusted = {keys.pub("approver"): (), keys.pub("approver2"): ("security",)}
+    verdict = _verify(
+        sx,
+        keys,
+        plan,
+        [approve(), approve(key=keys.approver2, role="security")],
+        trusted_approver_keys=trusted,
+    )
     assert len(verdict.counted) == 2
     assert verdict.roles == {"approver", "security"}
+
+
+def test_a_role_counts_only_when_the_key_is_granted_it(
+    sx: Any, keys: Any, plan: Any, approve: Any
+) -> None:
+    # Attack: a trusted approver types --role security to meet a policy that wants one.
+    claimed = approve(key=keys.approver2, role="security")
+    verdict = _verify(sx, keys, plan, [claimed])  # plain keys: each holds "approver" only
+    assert verdict.counted == ()
+    [rejected] = verdict.rejected
+    assert rejected.reason == RejectReason.ROLE_NOT_GRANTED
+    assert "not trusted for role 'security'" in rejected.detail
+    assert "approver" not in verdict.roles
+    # Granted to the other key only: still not this one.
+    other = {keys.pub("approver"): ("security",), keys.pub("approver2"): ()}
+    verdict = _verify(sx, keys, plan, [claimed], trusted_approver_keys=other)
+    assert [r.reason for r in verdict.rejected] == [RejectReason.ROLE_NOT_GRANTED]
+    # Granted: it counts, and so does the default role for the same key's other approvals.
+    granted = {keys.pub("approver2"): ("security",)}
+    verdict = _verify(sx, keys, plan, [claimed], trusted_approver_keys=granted)
+    assert verdict.roles == {"security"}
+
+
+def test_approver_grants_normalise_both_forms(keys: Any) -> None:
+    upper = keys.pub("approver").upper()
+    assert approver_grants([upper]) == {keys.pub("approver"): frozenset({DEFAULT_ROLE})}
+    assert approver_grants({upper: ["security"]}) == {
+        keys.pub("approver"): frozenset({DEFAULT_ROLE, "security"})
+    }
 
 
 def test_clock_skew_tolerated(sx: Any, keys: Any, plan: Any, approve: Any) -> None:

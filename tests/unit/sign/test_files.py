@@ -26,6 +26,39 @@ def test_trusted_keys(tmp_path: Path, keys: Any) -> None:
         files.trusted_keys(d)
 
 
+def test_approver_role_directories_grant_roles(tmp_path: Path, keys: Any) -> None:
+    d = tmp_path / "approvers"
+    assert files.trusted_approver_grants(d) == {}
+    (d / "security").mkdir(parents=True)
+    (d / "bob.pub").write_text(keys.pub("approver") + "\n")
+    (d / "security" / "carol.pub").write_text(keys.pub("approver2") + "\n")
+    (d / "security" / "bob.pub").write_text(keys.pub("approver") + "\n")
+    assert files.trusted_approver_grants(d) == {
+        keys.pub("approver"): {"security"},
+        keys.pub("approver2"): {"security"},
+    }
+    # Trust comes only from what the operator placed: a linked role directory is refused.
+    (d / "dba").symlink_to(tmp_path)
+    with pytest.raises(InputError, match="must be a real directory"):
+        files.trusted_approver_grants(d)
+    (d / "dba").unlink()
+    (d / "Bad Role").mkdir()
+    with pytest.raises(InputError, match="role"):
+        files.trusted_approver_grants(d)
+
+
+def test_approver_keys_from_arguments(keys: Any) -> None:
+    bob, carol = keys.pub("approver"), keys.pub("approver2")
+    assert files.approver_keys_from_args([bob.upper(), f"security:{carol}"], "--k") == {
+        bob: frozenset(),
+        carol: frozenset({"security"}),
+    }
+    with pytest.raises(InputError, match="--k: role"):
+        files.approver_keys_from_args([f"Sec Urity:{bob}"], "--k")
+    with pytest.raises(InputError, match="64 hex"):
+        files.approver_keys_from_args(["security:nothex"], "--k")
+
+
 def test_approvals_for_plan_reports_junk(tmp_path: Path, approve: Any) -> None:
     d = tmp_path / "approvals"
     d.mkdir()

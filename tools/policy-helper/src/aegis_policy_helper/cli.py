@@ -43,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--execution-plan", required=True, type=Path)
     rep.add_argument("--execution-public-key-hex", required=True)
-    rep.add_argument("--approval-public-key-hex", action="append", required=True)
+    rep.add_argument(
+        "--approval-public-key-hex",
+        action="append",
+        required=True,
+        help="trusted approver key (repeatable; ROLE:KEY also trusts it for ROLE)",
+    )
     rep.add_argument("--out", required=True, type=Path)
     rep.add_argument("--lm", default=None, help="DSPy model, e.g. openai/deepseek-v4-flash")
     rep.add_argument("--api-base", default=None)

@@ -91,6 +91,20 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+DEFAULT_ROLE = "approver"
+
+
+def approver_grants(approval_keys: list[str]) -> dict[str, set[str]]:
+    """``HEX`` or ``ROLE:HEX`` arguments -> key -> roles (every key holds ``approver``)."""
+    grants: dict[str, set[str]] = {}
+    for value in approval_keys:
+        role, _, key = value.strip().rpartition(":")
+        roles = grants.setdefault(key.lower(), {DEFAULT_ROLE})
+        if role:
+            roles.add(role)
+    return grants
+
+
 def verify_with_aegis(data: bytes, exec_key: str, approval_keys: list[str]) -> Verification:
     """Verify with the project's own code (aegis.sign)."""
     from aegis.errors import InputError
@@ -109,9 +123,10 @@ def verify_with_aegis(data: bytes, exec_key: str, approval_keys: list[str]) -> V
         ep.approvals,
         plan_hash=ep.plan_hash,
         policy_hash=ep.policy.result_hash,
-        trusted_approver_keys=approval_keys,
+        trusted_approver_keys=approver_grants(approval_keys),
         signer_key_hex=ep.signer_public_key_hex,
         now=at,
+        signer_id=ep.signer_id,
     )
     rows = [
         {"approver_id": a.approver_id, "role": a.role, "counted": True, "reason": "counts"}
@@ -151,7 +166,7 @@ def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Ver
         ok, detail = False, "signature does not verify (document changed)"
     else:
         ok, detail = True, "trusted signer key"
-    trusted = {k.lower() for k in approval_keys}
+    trusted = approver_grants(approval_keys)
     raw_policy = doc.get("policy")
     policy: dict[str, Any] = raw_policy if isinstance(raw_policy, dict) else {}
     at = _parse_time(str(doc.get("created_at")))
@@ -165,6 +180,7 @@ def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Ver
             item,
             key,
             signer=signer,
+            signer_id=doc.get("signer_id"),
             trusted=trusted,
             plan_hash=doc.get("plan_hash"),
             policy_hash=policy.get("result_hash"),
@@ -188,7 +204,8 @@ def _approval_reason(
     key: str,
     *,
     signer: str,
-    trusted: set[str],
+    signer_id: object,
+    trusted: dict[str, set[str]],
     plan_hash: object,
     policy_hash: object,
     signed_at: datetime,
@@ -198,8 +215,12 @@ def _approval_reason(
     body = {k: v for k, v in item.items() if k != "signature_hex"}
     if key == signer:
         return "signer-key: the signer's own key"
+    if signer_id is not None and item.get("approver_id") == signer_id:
+        return "self-approval: the approver is the signer"
     if key not in trusted:
         return "untrusted-key"
+    if item.get("role") not in trusted[key]:
+        return "role-not-granted"
     if not _ed25519_ok(body, str(item.get("signature_hex", "")), key):
         return "bad-signature"
     if item.get("plan_hash") != plan_hash:
