@@ -14,8 +14,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from collections.abc import Sequence
+from pathlib import Path
 
 from aegis.analyze.names import Target
 from aegis.analyze.run import RunResult, run_tool
@@ -25,6 +28,29 @@ from aegis.model import Operation
 APT_GET = "/usr/bin/apt-get"
 APT_CACHE = "/usr/bin/apt-cache"
 APT_CONFIG_BIN = "/usr/bin/apt-config"
+
+
+def private_cache_dir(cfg: Config) -> Path | None:
+    """This uid's own apt cache directory under ``<cache_dir>/apt``, or None.
+
+    The cache directory is shared with group ``aegis``; apt trusts its binary package
+    cache, so a member must not be able to plant one that root's planning (aegisd's
+    re-derivation) would read. Each uid gets ``uid-<n>``, mode 0700, used only while it
+    is a real directory owned by that uid with no group or other access; anything else
+    (a link, a member's directory, a loosened mode) means planning runs without it.
+    """
+    uid = os.geteuid()
+    cache = cfg.cache_dir / "apt" / f"uid-{uid}"
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            cache.mkdir(mode=0o700)
+        st = os.lstat(cache)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+        return None
+    return cache
 
 
 class AptRunner:
@@ -37,19 +63,14 @@ class AptRunner:
         if cfg.apt_config is None:
             # The host's own configuration may switch the package cache off (TESTBED
             # section 8); keep Aegis's own persistent copy, one per uid.
-            cache = cfg.cache_dir / "apt"
-            try:
-                cache.mkdir(parents=True, exist_ok=True)
-                if os.access(cache, os.W_OK):
-                    uid = os.geteuid()
-                    self.cache_opts = (
-                        "-o",
-                        f"Dir::Cache::pkgcache={cache}/pkgcache-{uid}.bin",
-                        "-o",
-                        f"Dir::Cache::srcpkgcache={cache}/srcpkgcache-{uid}.bin",
-                    )
-            except OSError:
-                self.cache_opts = ()
+            cache = private_cache_dir(cfg)
+            if cache is not None:
+                self.cache_opts = (
+                    "-o",
+                    f"Dir::Cache::pkgcache={cache}/pkgcache.bin",
+                    "-o",
+                    f"Dir::Cache::srcpkgcache={cache}/srcpkgcache.bin",
+                )
 
     def run(self, tool: str, *args: str, cache: bool = True) -> RunResult:
         """Run ``tool`` with ``args`` (plus the cache options unless ``cache`` is False)."""
