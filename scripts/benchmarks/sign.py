@@ -58,7 +58,7 @@ def run() -> dict[str, Any]:
     signer, a1, a2 = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
     approvals = (
         signing.make_approval(plan, a1),
-        signing.make_approval(plan, a2, approver_id="carol"),
+        signing.make_approval(plan, a2, approver_id="dave"),  # carol is the signer
     )
     policy = signing.binding(required_approvals=2)
 
