@@ -55,9 +55,13 @@ cp -a "$SRC/aegis" "$ROOT$PREFIX/src/aegis.new"
 find "$ROOT$PREFIX/src/aegis.new" -name __pycache__ -prune -exec rm -rf {} +
 rm -rf "$ROOT$PREFIX/src/aegis"
 mv "$ROOT$PREFIX/src/aegis.new" "$ROOT$PREFIX/src/aegis"
-if [ -d "$SRC/workflows" ]; then
-    rm -rf "$ROOT$PREFIX/src/workflows"; cp -a "$SRC/workflows" "$ROOT$PREFIX/src/workflows"
-fi
+# Shipped data looked up beside the package (aegis/workflow/shipped.py): the lifecycle
+# graph and the store's schema migrations; without state/ no command can open the store.
+for d in workflows state; do
+    if [ -d "$SRC/$d" ]; then
+        rm -rf "$ROOT$PREFIX/src/$d"; cp -a "$SRC/$d" "$ROOT$PREFIX/src/$d"
+    fi
+done
 chmod -R u=rwX,go=rX "$ROOT$PREFIX/src"
 
 VENV="$ROOT$PREFIX/venv"

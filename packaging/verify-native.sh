@@ -118,6 +118,11 @@ if [ -x "$ROOT$PREFIX/venv/bin/python3" ] || [ -L "$ROOT$PREFIX/venv/bin/python3
 else
     fail "venv $PREFIX/venv is missing"
 fi
+# Shipped data beside the sources: without the migrations no command opens the store.
+for d in workflows/change-request.toml state/migrations/0001_initial.sql; do
+    if [ -f "$ROOT$PREFIX/src/$d" ]; then ok "shipped $PREFIX/src/$d"
+    else fail "$PREFIX/src/$d is missing; re-run packaging/install-native.sh"; fi
+done
 if [ -z "$ROOT" ] && [ -x "$PREFIX/venv/bin/python3" ]; then
     if "$PREFIX/venv/bin/python3" -I -c 'import aegis.cli.aegis, nacl, click' 2>/dev/null; then
         ok "aegis imports with its dependencies in $PREFIX/venv"

@@ -152,6 +152,35 @@ def test_staged_install_passes_verify_native(stage: Path) -> None:
     assert os.readlink(stage / "opt/aegis/venv/bin/python3").startswith("/usr/bin/python3")
 
 
+def test_staged_sources_open_the_store(stage: Path, tmp_path: Path) -> None:
+    """The installed sources carry the shipped migrations: a command can create the store."""
+    src = stage / "opt/aegis/src"
+    code = (
+        "import sys, aegis; assert aegis.__file__.startswith(sys.argv[1]), aegis.__file__; "
+        "from aegis.cli.aegis import main; sys.argv = ['aegis', 'requests', '--json']; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(src), "AEGIS_HOME": str(tmp_path / "home")},
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "home/var/lib/aegis/state.db").is_file()
+
+
+def test_verify_native_flags_missing_migrations(tmp_path: Path, stage: Path) -> None:
+    copy = tmp_path / "stage"
+    shutil.copytree(stage, copy, symlinks=True)
+    shutil.rmtree(copy / "opt/aegis/src/state")
+    result = _verify(copy)
+    assert result.returncode != 0
+    assert "state/migrations/0001_initial.sql is missing" in result.stdout
+
+
 @pytest.mark.parametrize("stale", ["/usr/bin/aegisd", "/usr/libexec/aegis/aegisd"])
 def test_stale_unit_is_flagged_with_the_contract_message(
     tmp_path: Path, stage: Path, stale: str
