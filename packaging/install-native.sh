@@ -142,7 +142,7 @@ else
 fi
 if [ ! -e "$ETC/aegisd.toml" ]; then
     {
-        echo "# aegisd configuration (root-owned). Trusted keys come only from here or aegisd's options."
+        echo "# aegisd configuration (root-owned). Trusted keys come only from here, /etc/aegis/keys/{signers,approvers}/ or aegisd's options."
         echo "signer_public_keys = []"
         echo "approver_public_keys = []"
         echo "witness_file = \"/var/lib/aegis/aegisd/audit-witness.jsonl\""

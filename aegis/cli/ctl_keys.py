@@ -23,7 +23,8 @@ ROLES = ("signer", "approver", "review", "audit", "operator")
         "  aegisctl keygen --out /etc/aegis/private --role approver --name alice "
         "--passphrase-file ~/.aegis-pass\n\n"
         "Trust the public key by copying <name>.pub into /etc/aegis/keys/approvers/ "
-        "(approvers) or configuring it in aegisd (signers)."
+        "(approvers; approvers/<role>/ also grants <role>) or /etc/aegis/keys/signers/ "
+        "(signers)."
     ),
 )
 @click.option(

@@ -58,7 +58,13 @@ def _cfg() -> Any:
 @click.option("--reason", required=True, help="Why this change is approved (stored, capped).")
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--approver", default=None, help="Approver id (default: your user name).")
-@click.option("--role", default="approver", show_default=True, help="Role you approve in.")
+@click.option(
+    "--role",
+    default="approver",
+    show_default=True,
+    help="Role you approve in; counts only if your key is trusted for it "
+    "(keys/approvers/<role>/*.pub).",
+)
 @click.option("--expires-in", default="24h", show_default=True, help="Validity (max 7d).")
 @_PASS_FILE
 @_PASS_STDIN

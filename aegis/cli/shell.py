@@ -10,8 +10,9 @@ bug: exit 1 with a one-line message; the traceback only with ``--debug`` (or
 Example:
     $ aegis show r-doesnotexist
     Error: no change request 'r-doesnotexist'
+      hint: list them with 'aegis requests'
     $ echo $?
-    6
+    3
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Deterministic: fixed ids, hashes and times.
 
 Example:
     >>> plan = clean_plan(packages=500)
-    >>> config = parse_policy_config(policy_toml())
+    >>> config = parse_policy_config(policy_toml())  # from aegis.policy.config
 """
 
 from __future__ import annotations

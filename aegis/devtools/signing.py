@@ -6,7 +6,8 @@ The plan is shaped like the analyzer's output for ``aegis apt install aegis-tool
 
 Example:
     >>> plan = make_plan()
-    >>> ep = build_signed(plan, signer_key, approvals=(approval,))
+    >>> approval = make_approval(plan, approver_key)
+    >>> ep = make_execution_plan(plan, signer_key, approvals=(approval,))
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ Usage::
 
 The socket defaults to ``/run/aegis/aegisd.sock`` (relocated by ``AEGIS_HOME``), or
 the socket systemd passes (``LISTEN_FDS``). Trusted keys come only from aegisd's
-own root-owned configuration file (default ``<etc>/aegisd.toml``) and these
-options, never from a client. With no signer key aegisd starts and refuses every
-apply, saying why.
+own root-owned configuration file (default ``<etc>/aegisd.toml``), the root-owned
+key directories ``<etc>/keys/signers/*.pub`` and ``<etc>/keys/approvers/`` (with
+``<role>/*.pub``), and these options (``ROLE:KEY`` grants an approver ``ROLE``),
+never from a client. With no signer key aegisd starts and refuses every apply,
+saying why.
 
 Example:
     aegisd --public-key-hex 3b6a...e1 --approval-public-key-hex 8f0c...22
@@ -32,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="aegisd",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
         epilog="example: aegisd --socket /run/aegis/aegisd.sock --public-key-hex <64 hex>",
     )
     parser.add_argument("--socket", type=Path, default=None, help="listening socket path")

@@ -1,7 +1,9 @@
 """aegisd's own configuration: trusted keys and limits, from root-owned sources only.
 
-aegisd trusts the keys in ``<etc>/aegisd.toml`` (or ``--config F``) and on its own
-command line (``--public-key-hex``, ``--approval-public-key-hex``); it never takes
+aegisd trusts the keys in ``<etc>/aegisd.toml`` (or ``--config F``), in the key
+directories ``<etc>/keys/signers/*.pub`` and ``<etc>/keys/approvers/*.pub`` (a key in
+``approvers/<role>/*.pub`` also holds ``<role>``), and on its own command line
+(``--public-key-hex``, ``--approval-public-key-hex [ROLE:]KEY``); it never takes
 a key from a client. The file must be root-owned and not writable by others when
 aegisd runs as root. With no signer key, aegisd still starts and refuses every
 apply, saying why.

@@ -27,7 +27,7 @@ Invariants:
   (``[review] allow_skip``). An unsigned record of any other status never counts.
 
 Example:
-    >>> review = sign_review(unsigned_review(...), key)
+    >>> review = sign_review(Review(...), key)  # public_hex: aegis.sign.keys
     >>> data = review_bytes(review)
     >>> verify_review(data, public_hex(key), plan_hash) == review
     True

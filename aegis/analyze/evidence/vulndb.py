@@ -13,7 +13,7 @@ imported), :func:`status`.
 
 Example:
     >>> idx = load_index(cfg)  # doctest: +SKIP
-    >>> vulns = match(plan_changes, idx) if idx else ()  # doctest: +SKIP
+    >>> vulns = vulnerabilities.match(plan_changes, idx) if idx else ()  # doctest: +SKIP
 """
 
 from __future__ import annotations
