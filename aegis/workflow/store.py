@@ -1,7 +1,8 @@
 """The state store: change requests, their append-only history and artifacts, in SQLite.
 
 Built on sqlite-utils over one connection in WAL mode with ``synchronous=FULL``.
-Schema and migrations live in ``state/migrations`` (``PRAGMA user_version``).
+Schema and migrations live in ``state/migrations`` (``PRAGMA user_version``), applied by
+:mod:`aegis.workflow.migrations`.
 
 A transition is one transaction (:meth:`Store.commit`): the request row is
 updated with an optimistic version check (``WHERE version = ?``), the history
