@@ -123,7 +123,7 @@ def _keys_check(cfg: Config) -> list[Check]:
                 "audit key",
                 "fail",
                 f"{audit_pub} is missing: audit checkpoints "
-                "cannot be verified (aegisctl keygen --role audit)",
+                "cannot be verified (aegisd publishes it when it first starts)",
             )
         )
     review = [cfg.keys_dir / "review.pub", cfg.keys_dir / "review.key"]
@@ -135,7 +135,7 @@ def _keys_check(cfg: Config) -> list[Check]:
                 "review key",
                 "warn",
                 f"no review key in {cfg.keys_dir}: reviews "
-                "cannot be signed (aegisctl keygen --role review)",
+                f"cannot be signed (aegisctl keygen --role review --out {cfg.keys_dir})",
             )
         )
     if cfg.policy_path.is_file():

@@ -78,3 +78,20 @@ def test_table_output_lists_every_check(ready_home: Path) -> None:
     assert result.exit_code == 0
     for name in ("config", "store", "audit key", "aegisd socket", "tool gpgv"):
         assert name in result.stdout
+
+
+def test_missing_review_key_hint_is_a_command_that_fixes_it(ready_home: Path) -> None:
+    """The hint is runnable as printed (keygen requires --out) and clears the warning."""
+    from aegis.cli.aegisctl import cli as ctl
+
+    cfg = load_config()
+    for name in ("review.key", "review.pub"):
+        (cfg.keys_dir / name).unlink()
+    doc = json.loads(CliRunner().invoke(cli, ["doctor", "--json"]).stdout)
+    detail = next(c["detail"] for c in doc["checks"] if c["name"] == "review key")
+    hint = detail[detail.index("(aegisctl ") + 1 : detail.rindex(")")]
+    argv = hint.split()
+    assert argv[:2] == ["aegisctl", "keygen"]
+    result = CliRunner().invoke(ctl, argv[1:])
+    assert result.exit_code == 0, result.output
+    assert _doctor()[1]["review key"] == "ok"
