@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aegis.errors import EnvironmentFailure
+
 _AEGIS_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -25,10 +27,14 @@ def shipped_path(*parts: str, is_dir: bool, aegis_dir: Path = _AEGIS_DIR) -> Pat
         aegis_dir: the ``aegis`` package folder (tests point it at a fake install).
 
     Raises:
-        RuntimeError: it is in neither place (a broken install: a bug, exit 1).
+        EnvironmentFailure: it is in neither place (an incomplete install, exit 7).
     """
     for base in (aegis_dir.parent, aegis_dir / "_data"):
         candidate = base.joinpath(*parts)
         if candidate.is_dir() if is_dir else candidate.is_file():
             return candidate
-    raise RuntimeError(f"{'/'.join(parts)} is not installed")
+    raise EnvironmentFailure(
+        f"Aegis is installed incompletely: {'/'.join(parts)} is missing "
+        f"(looked beside {aegis_dir} and in {aegis_dir / '_data'})",
+        hint="reinstall (packaging/install-native.sh) and check with packaging/verify-native.sh",
+    )

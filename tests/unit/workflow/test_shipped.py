@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from aegis.errors import EnvironmentFailure
 from aegis.workflow.graph import default_workflow_path
 from aegis.workflow.migrations import migrations_dir
 from aegis.workflow.shipped import shipped_path
@@ -43,6 +44,6 @@ def test_checkout_first_then_the_wheels_data(
 def test_a_folder_is_not_taken_for_a_file_and_missing_data_is_a_bug(tmp_path: Path) -> None:
     aegis_dir = _install(tmp_path, checkout=False, wheel=False)
     (tmp_path / "site" / "workflows" / "change-request.toml").mkdir(parents=True)
-    with pytest.raises(RuntimeError, match=r"workflows/change-request\.toml is not installed"):
+    with pytest.raises(EnvironmentFailure, match=r"workflows/change-request\.toml is missing"):
         shipped_path("workflows", "change-request.toml", is_dir=False, aegis_dir=aegis_dir)
     assert shipped_path("workflows", is_dir=True, aegis_dir=aegis_dir).name == "workflows"
