@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,25 +57,33 @@ def inspect_contents(
 ) -> ContentResult:
     """Fetch and scan every package of ``provenance`` (concurrently)."""
     from aegis.analyze.evidence.contents import inspect_deb
-    from aegis.analyze.evidence.download import DebHashMismatchError, fetch_deb
+    from aegis.analyze.evidence.download import DebHashMismatchError, fetch_deb, private_copy
     from aegis.errors import AegisError
 
     by_name = {c.name: c for c in changes}
 
     def one(p: Provenance) -> tuple[Provenance, list[Finding], Signal | None]:
+        change = by_name.get(p.package)
+        compare = change is not None and change.action in _COMPARE
+        copies = ExitStack()
         try:
             deb = fetch_deb(
                 p, cache_dir=cfg.cache_dir, apt_config=cfg.apt_config, timeout_s=timeout_s
             )
+            # The bytes scanned are the bytes verified: a private copy, not the shared cache.
+            own = copies.enter_context(private_copy(deb, p))
         except DebHashMismatchError as exc:
             return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
         except AegisError as exc:
             return p, [], Signal("content.unavailable", p.package, str(exc)[:300])
-        change = by_name.get(p.package)
-        compare = change is not None and change.action in _COMPARE
-        result = inspect_deb(
-            deb, p.package, p.version, installed_info_dir=info_dir if compare else None, arch=p.arch
-        )
+        with copies:
+            result = inspect_deb(
+                own,
+                p.package,
+                p.version,
+                installed_info_dir=info_dir if compare else None,
+                arch=p.arch,
+            )
         return replace(p, verified=True), list(result.findings), None
 
     findings: list[Finding] = []

@@ -13,8 +13,8 @@ cache and never extracts the package.
   ``APT_CONFIG``) in a private temporary directory inside the cache; apt checks
   the hash too, and we check it again.
 
-Public API: :func:`fetch_deb` (edge), :func:`cache_path` (pure), :func:`sha256_file`,
-:class:`DebDownloadError`.
+Public API: :func:`fetch_deb` (edge), :func:`private_copy` (what scanners read),
+:func:`cache_path` (pure), :func:`sha256_file`, :class:`DebDownloadError`.
 
 Example:
     >>> cache_path(Path("/var/cache/aegis"), "ab" * 32).name  # doctest: +ELLIPSIS
@@ -23,12 +23,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from aegis.errors import EnvironmentFailure, InputError, TrustError
@@ -57,11 +61,27 @@ def cache_path(cache_dir: Path, sha256: str) -> Path:
     return cache_dir / "debs" / f"{sha256}.deb"
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a file someone else may have planted: never wait on a FIFO, only regular files.
+
+    Raises:
+        DebDownloadError: unreadable, or not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise DebDownloadError(f"cannot read {path}: {e.strerror}") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DebDownloadError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def sha256_file(path: Path, limit: int = MAX_DEB_BYTES) -> tuple[str, int]:
     """SHA-256 hex and size of ``path``, reading at most ``limit + 1`` bytes."""
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as fh:
+    with _open_regular(path) as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -88,7 +108,7 @@ def _copy_local(source: Path, dest: Path, prov: Provenance) -> None:
     digest = hashlib.sha256()
     size = 0
     try:
-        with source.open("rb") as src, dest.open("wb") as out:
+        with _open_regular(source) as src, dest.open("wb") as out:
             while chunk := src.read(_CHUNK):
                 size += len(chunk)
                 if size > prov.size:
@@ -102,6 +122,28 @@ def _copy_local(source: Path, dest: Path, prov: Provenance) -> None:
             f"{prov.package} {prov.version}: {source} does not match the signed index "
             f"(size {size} vs {prov.size})"
         )
+
+
+@contextlib.contextmanager
+def private_copy(deb: Path, prov: Provenance) -> Iterator[Path]:
+    """A copy of the cached ``deb`` in a fresh directory of our own, hashed while copied.
+
+    The cache is shared with group ``aegis``, so the file :func:`fetch_deb` verified could
+    be swapped before a scanner opens it by name (hiding a hostile script from aegisd's
+    re-derivation). What is scanned is this private copy, and its bytes are the ones
+    that matched the signed index.
+
+    Raises:
+        DebHashMismatchError: the cached file no longer matches the index.
+        DebDownloadError: it cannot be read, or is not a regular file.
+    """
+    work = Path(tempfile.mkdtemp(prefix="aegis-deb-"))
+    try:
+        copy = work / f"{prov.sha256}.deb"
+        _copy_local(deb, copy, prov)
+        yield copy
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _apt_download(work: Path, prov: Provenance, apt_config: Path | None, timeout_s: float) -> Path:
@@ -149,9 +191,12 @@ def fetch_deb(
     """
     _check_provenance(prov)
     target = cache_path(cache_dir, prov.sha256)
-    if target.exists():
-        if _matches(target, prov):
-            return target
+    if target.exists() or target.is_symlink():
+        try:
+            if _matches(target, prov):
+                return target
+        except DebDownloadError:
+            pass  # a FIFO or device planted in the shared cache: discarded like the rest
         target.unlink()  # corrupted or tampered cache entry: never used, refetched
     debs_dir = target.parent
     debs_dir.mkdir(mode=0o750, parents=True, exist_ok=True)

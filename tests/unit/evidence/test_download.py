@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
 from aegis.analyze.evidence.download import (
+    DebDownloadError,
     DebHashMismatchError,
     cache_path,
     fetch_deb,
+    private_copy,
 )
 from aegis.errors import InputError, TrustError
 from aegis.model import Provenance
@@ -93,3 +96,39 @@ def test_malformed_provenance_refused(tmp_path: Path, deb: Path, field: dict[str
     prov = Provenance(**{**_prov(deb).__dict__, **field})
     with pytest.raises(InputError):
         fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+
+
+def test_scanners_read_a_private_copy_of_the_verified_bytes(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb)
+    cached = fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    with private_copy(cached, prov) as own:
+        assert own.read_bytes() == deb.read_bytes()
+        assert own.parent.stat().st_mode & 0o777 == 0o700
+        # A group member swapping the shared cache entry now changes nothing scanned.
+        cached.write_bytes(b"benign-looking replacement")
+        assert own.read_bytes() == deb.read_bytes()
+    assert not own.exists()
+
+
+def test_a_swapped_cache_entry_is_refused_before_the_copy(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb)
+    cached = fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    cached.write_bytes(deb.read_bytes()[:-1] + b"X")  # swapped after fetch_deb verified it
+    with pytest.raises(DebHashMismatchError), private_copy(cached, prov):
+        pass
+
+
+def test_a_planted_fifo_never_hangs_the_fetch(tmp_path: Path, deb: Path) -> None:
+    prov = _prov(deb)
+    target = cache_path(tmp_path / "cache", prov.sha256)
+    target.parent.mkdir(parents=True)
+    os.mkfifo(target)
+    assert fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None) == target
+    assert target.read_bytes() == deb.read_bytes()  # discarded and fetched again
+    fifo_source = tmp_path / "fifo.deb"
+    os.mkfifo(fifo_source)
+    with (
+        pytest.raises(DebDownloadError, match="not a regular file"),
+        private_copy(fifo_source, prov),
+    ):
+        pass
