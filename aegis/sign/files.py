@@ -85,8 +85,8 @@ def trusted_approver_grants(directory: Path) -> dict[str, frozenset[str]]:
     grants: dict[str, set[str]] = {k: set() for k in trusted_keys(directory)}
     if not directory.is_dir():
         return {}
-    for sub in sorted(p for p in directory.iterdir() if p.is_dir() or p.is_symlink()):
-        if sub.is_symlink() or not sub.is_dir():
+    for sub in sorted(p for p in directory.iterdir() if p.is_dir()):
+        if sub.is_symlink():
             raise InputError(f"approver role directory {sub} must be a real directory")
         role = check_role_name(sub.name, str(sub))
         for key in trusted_keys(sub):

@@ -38,6 +38,8 @@ def test_approver_role_directories_grant_roles(tmp_path: Path, keys: Any) -> Non
         keys.pub("approver2"): {"security"},
     }
     # Trust comes only from what the operator placed: a linked role directory is refused.
+    (d / "linked.pub").symlink_to(d / "bob.pub")  # a linked key file is still fine
+    assert keys.pub("approver") in files.trusted_approver_grants(d)
     (d / "dba").symlink_to(tmp_path)
     with pytest.raises(InputError, match="must be a real directory"):
         files.trusted_approver_grants(d)
