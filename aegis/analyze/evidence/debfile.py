@@ -2,7 +2,8 @@
 
 A .deb is an ``ar`` archive holding ``debian-binary``, ``control.tar.*`` and
 ``data.tar.*``. This module walks the ar headers itself and reads both tar members
-as *streams* with :mod:`tarfile` (gzip, xz, bzip2 or uncompressed in-process;
+as *streams* with :mod:`tarfile` (gzip, xz, bzip2 or uncompressed in-process,
+decompressed by us so the byte cap sees every byte;
 zstd through ``zstd -dc`` on a pipe, argv list, explicit environment). Nothing is
 ever written to disk: the control archive's small files are kept in memory and
 the data archive yields only its member list (path, mode, type, link target),
@@ -18,7 +19,9 @@ Public API:
   finding rather than trusting a partial read).
 
 Invariants: every size is bounded by :class:`DebLimits` (member count, control
-file size, total declared data size, path length); member paths are normalised to
+file size, total declared data size, path length, the decompressed bytes and the
+wall time of each tar stream, the size of one long-name or pax header; GNU sparse
+members are refused), because aegisd re-derives plans with this reader; member paths are normalised to
 absolute POSIX paths (``./etc/x`` -> ``/etc/x``) and a path that climbs out of the
 root (``..``) is kept verbatim in ``Member.raw_path`` so a rule can flag it.
 
@@ -30,16 +33,20 @@ Example:
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import os
 import posixpath
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from aegis.errors import AegisError, EnvironmentFailure, InputError
 
@@ -80,6 +87,14 @@ class DebLimits:
     max_data_total: int = 16 * 1024 * 1024 * 1024
     """Sum of declared member sizes of the data archive."""
     max_path: int = 4096
+    max_header: int = 64 * 1024
+    """One GNU long-name or pax header: tarfile reads it whole into memory."""
+    max_seconds: float = 300.0
+    """Wall time to read one tar stream (a stream of zeros decompresses slowly)."""
+
+    def stream_cap(self, declared: int, entries: int) -> int:
+        """Decompressed bytes a tar stream may hold: declared data plus header overhead."""
+        return declared + entries * 4 * 512 + 64 * self.max_header
 
 
 DEFAULT_LIMITS = DebLimits()
@@ -188,6 +203,83 @@ def _zstd_env() -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C", "LC_ALL": "C"}
 
 
+class _Capped(io.RawIOBase):
+    """The decompressed bytes of one tar stream, refused past a byte cap or a deadline.
+
+    tarfile skips a member's data by reading it, so a member declaring 16 GiB of
+    zeros (16 MiB compressed) costs that much decompression: the cap and the
+    deadline bound what one package can make the analyzer (and aegisd) read.
+    """
+
+    def __init__(self, inner: IO[bytes], cap: int, deadline: float, label: str) -> None:
+        self._inner = inner
+        self._left = cap
+        self._deadline = deadline
+        self._label = label
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        if time.monotonic() > self._deadline:
+            raise DebFormatError(f"{self._label}: reading took longer than its time limit")
+        chunk = self._inner.read(min(len(buf), self._left + 1))
+        if len(chunk) > self._left:
+            raise DebFormatError(f"{self._label}: decompresses past its size limit")
+        self._left -= len(chunk)
+        buf[: len(chunk)] = chunk
+        return len(chunk)
+
+
+class _CheckedInfo(tarfile.TarInfo):
+    """Refuses, before tarfile acts on them, headers that would cost unbounded memory.
+
+    tarfile reads a GNU long name or a pax header whole into memory (a 4 GiB long
+    name is 4 MiB of gzip), and a GNU sparse member's maps grow a list per block.
+    dpkg-deb writes neither sparse members nor long headers, so refusing is safe.
+    """
+
+    max_header = DEFAULT_LIMITS.max_header
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _CheckedInfo:
+        info = super().frombuf(buf, encoding, errors)
+        if info.type == tarfile.GNUTYPE_SPARSE:
+            raise DebFormatError("tar member is a GNU sparse file")
+        if info.type in _META_TYPES and info.size > cls.max_header:
+            raise DebFormatError(f"tar header of {info.size} bytes (limit {cls.max_header})")
+        return info
+
+    def _proc_gnusparse_10(self, *args: object) -> None:
+        # tarfile's pax sparse 1.0 reader loops on attacker-chosen counts; see above.
+        raise DebFormatError("tar member is a pax sparse file")
+
+
+_META_TYPES = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+_DECOMPRESSED = ("gz", "xz", "bz2", "tar")
+
+
+def _decompressed(ext: str, window: IO[bytes]) -> IO[bytes]:
+    """The decompressed view of ``window`` (ours, not tarfile's: the cap sees its bytes)."""
+    if ext == "gz":
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=window, mode="rb"))
+    if ext == "xz":
+        return cast("IO[bytes]", lzma.LZMAFile(window))
+    if ext == "bz2":
+        return cast("IO[bytes]", bz2.BZ2File(window))
+    return window
+
+
+_TAR_BUFSIZE = 1 << 20
+"""tarfile skips member data in reads of this size (its 10 KiB default is slow)."""
+
+
 @dataclass
 class _Stream:
     """A decompressed tar stream and whatever must be closed with it."""
@@ -197,15 +289,22 @@ class _Stream:
     feeder: threading.Thread | None = None
 
 
-def _tar_stream(fh: IO[bytes], entry: _ArEntry) -> _Stream:
+def _open_tar(raw: IO[bytes], cap: int, limits: DebLimits, label: str) -> tarfile.TarFile:
+    deadline = time.monotonic() + limits.max_seconds
+    capped = io.BufferedReader(_Capped(raw, cap, deadline, label), _TAR_BUFSIZE)
+    info_class = type("_Info", (_CheckedInfo,), {"max_header": limits.max_header})
+    return tarfile.open(fileobj=capped, mode="r|", tarinfo=info_class, bufsize=_TAR_BUFSIZE)
+
+
+def _tar_stream(fh: IO[bytes], entry: _ArEntry, cap: int, limits: DebLimits) -> _Stream:
     """Open ``entry`` (``*.tar``, ``.gz``, ``.xz``, ``.bz2``, ``.zst``) as a tar stream."""
     window = io.BufferedReader(_Window(fh, entry.offset, entry.size), 1 << 16)
     ext = entry.name.rsplit(".", 1)[-1]
     try:
-        if ext in ("gz", "xz", "bz2", "tar"):
-            return _Stream(tarfile.open(fileobj=window, mode="r|*"))
+        if ext in _DECOMPRESSED:
+            return _Stream(_open_tar(_decompressed(ext, window), cap, limits, entry.name))
         if ext == "zst":
-            return _zstd_stream(window)
+            return _zstd_stream(window, cap, limits, entry.name)
     except (AegisError, subprocess.SubprocessError):
         raise
     except Exception as e:
@@ -215,7 +314,7 @@ def _tar_stream(fh: IO[bytes], entry: _ArEntry) -> _Stream:
     raise DebFormatError(f"{entry.name}: unsupported compression {ext!r}")
 
 
-def _zstd_stream(window: IO[bytes]) -> _Stream:
+def _zstd_stream(window: IO[bytes], cap: int, limits: DebLimits, label: str) -> _Stream:
     # Python 3.11 has no zstd: pipe the member through the zstd tool (argv list,
     # explicit env). A thread feeds the compressed bytes so neither side blocks.
     try:
@@ -245,7 +344,7 @@ def _zstd_stream(window: IO[bytes]) -> _Stream:
     feeder = threading.Thread(target=_feed, daemon=True)
     feeder.start()
     try:
-        tar = tarfile.open(fileobj=proc.stdout, mode="r|")  # noqa: SIM115 - closed by _close
+        tar = _open_tar(proc.stdout, cap, limits, label)
     except Exception as e:
         proc.kill()
         proc.wait()
@@ -420,14 +519,16 @@ def read_deb_stream(fh: IO[bytes], *, limits: DebLimits = DEFAULT_LIMITS) -> Deb
     data_entry = next((e for e in entries if e.name.startswith("data.tar")), None)
     if control_entry is None or data_entry is None:
         raise DebFormatError("package lacks control.tar or data.tar")
-    stream = _tar_stream(fh, control_entry)
+    control_cap = limits.stream_cap(limits.max_control_total, _MAX_CONTROL_ENTRIES + 1)
+    stream = _tar_stream(fh, control_entry, control_cap, limits)
     try:
         files, control_names = _read_control(stream, limits)
     finally:
         _close(stream)
     if "control" not in files:
         raise DebFormatError("control archive has no control file")
-    stream = _tar_stream(fh, data_entry)
+    data_cap = limits.stream_cap(limits.max_data_total, limits.max_members)
+    stream = _tar_stream(fh, data_entry, data_cap, limits)
     try:
         members = _read_data(stream, limits)
     finally:
