@@ -47,6 +47,10 @@ content.world-writable      sensitive  world-writable file (not a sticky directo
 content.device              hostile    character or block device nodes
 content.home-dir            sensitive  files under /root, /home, /tmp, /var/tmp, /dev/shm
 content.path-traversal      hostile    a member name with ``..`` components
+content.symlink-path        hostile    a member under a symlink the archive itself ships
+                                       (rules then judge the path it resolves to)
+content.hardlink-outside    hostile    a hard link to a file the package does not ship
+content.bad-name            hostile    a member name with a control character (newline, ESC)
 content.malformed           hostile    the .deb cannot be read within bounds
 content.identity-mismatch   hostile    control Package/Version differ from the plan's
 ==========================  =========  ===================================================
@@ -59,9 +63,10 @@ Example:
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aegis.analyze.evidence.debfile import (
@@ -221,6 +226,75 @@ def _member_findings(package: str, member: Member) -> list[Finding]:
     return out
 
 
+_MAX_LINK_HOPS = 40
+"""Symlinks followed when resolving one member path (the kernel's own limit)."""
+
+
+def _through_links(path: str, links: dict[str, str]) -> str:
+    """``path`` with parent directories that are symlinks of this archive resolved."""
+    parts = path.strip("/").split("/")
+    hops = 0
+    i = 0
+    while i < len(parts) - 1:
+        prefix = "/" + "/".join(parts[: i + 1])
+        target = links.get(prefix)
+        if target is None:
+            i += 1
+            continue
+        hops += 1
+        if hops > _MAX_LINK_HOPS:
+            return "/" + "/".join(parts) + " (symlink loop)"
+        base = (
+            target if target.startswith("/") else posixpath.join(posixpath.dirname(prefix), target)
+        )
+        parts = [*posixpath.normpath("/" + base).strip("/").split("/"), *parts[i + 1 :]]
+        parts = [p for p in parts if p]
+        i = 0
+    return "/" + "/".join(parts)
+
+
+def _link_findings(
+    package: str, member: Member, links: dict[str, str], shipped: set[str]
+) -> tuple[list[Finding], Member]:
+    """Findings for link tricks dpkg-deb --build cannot produce.
+
+    A member written through a symlink the archive itself created
+    (``/usr/lib/x -> /etc/sudoers.d`` then ``/usr/lib/x/evil``: dpkg follows it), or
+    a hard link to a file the package does not ship (dpkg links to whatever is at
+    that path on the system). Returns them and the member with its path resolved,
+    so the path rules judge where it really lands.
+    """
+    out: list[Finding] = []
+    resolved = _through_links(member.path, links)
+    if resolved != member.path:
+        out.append(
+            Finding(
+                "content.symlink-path", package, member.path, 0, HOSTILE, f"lands in {resolved}"
+            )
+        )
+        member = replace(member, path=resolved)
+    if member.type == "hardlink":
+        target = posixpath.normpath("/" + member.linkname.lstrip("/"))
+        if target not in shipped:
+            out.append(
+                Finding(
+                    "content.hardlink-outside",
+                    package,
+                    member.path,
+                    0,
+                    HOSTILE,
+                    f"hard link to {target}, not shipped by the package",
+                )
+            )
+    if member.type == "symlink":
+        links[member.path] = member.linkname
+    shipped.add(member.path)
+    return out, member
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def scan_members(package: str, members: Iterable[Member]) -> tuple[Finding, ...]:
     """Apply the member rules to a data archive's entries. Pure.
 
@@ -233,8 +307,16 @@ def scan_members(package: str, members: Iterable[Member]) -> tuple[Finding, ...]
     """
     out: list[Finding] = []
     seen: set[tuple[str, str]] = set()
-    for member in members:
-        for finding in _member_findings(package, member):
+    links: dict[str, str] = {}
+    shipped: set[str] = set()
+    for original in members:
+        found, member = _link_findings(package, original, links, shipped)
+        if _CONTROL_CHARS.search(original.raw_path or original.path):
+            # dpkg refuses a newline mid-unpack; escapes spoof the terminal.
+            found.append(
+                Finding("content.bad-name", package, original.path, 0, HOSTILE, "control character")
+            )
+        for finding in [*found, *_member_findings(package, member)]:
             key = (finding.rule, finding.file)
             if key not in seen:
                 seen.add(key)

@@ -4,13 +4,17 @@ aegisd re-derives every plan with this reader, so an archive that makes it alloc
 gigabytes or decompress for minutes is an attack on the root daemon too. Each test
 builds the attack byte by byte (dpkg-deb would not write it) and checks the reader
 refuses it quickly, with a small peak of memory, as a ``content.malformed`` finding.
+The link and name tricks at the end are member rules (``content.symlink-path``,
+``content.hardlink-outside``, ``content.bad-name``).
 """
 
 from __future__ import annotations
 
 import io
 import lzma
+import os
 import resource
+import subprocess
 import tarfile
 import time
 import zlib
@@ -21,8 +25,9 @@ import pytest
 
 from aegis.analyze.evidence.contents import inspect_deb
 from aegis.analyze.evidence.debfile import DebFormatError, DebLimits, read_deb_stream
+from aegis.text import inert
 
-from .conftest import _ar, _tar
+from .conftest import Entry, _ar, _tar, build_deb_bytes
 
 MIB = 1 << 20
 _CONTROL = b"Package: bomb\nVersion: 1.0\nArchitecture: all\nDescription: d\n"
@@ -160,3 +165,90 @@ def test_a_bomb_becomes_a_hostile_malformed_finding(tmp_path: Path) -> None:
     result = inspect_deb(path, "bomb", "1.0", installed_info_dir=None)
     assert [(f.rule, f.severity) for f in result.findings] == [("content.malformed", "hostile")]
     assert "tar header" in result.findings[0].excerpt
+
+
+# --- link tricks and names dpkg-deb --build cannot produce ------------------------------
+
+
+def _findings(tmp_path: Path, entries: list[Entry]) -> list[tuple[str, str, str]]:
+    path = tmp_path / "links.deb"
+    path.write_bytes(build_deb_bytes(package="links", entries=entries))
+    result = inspect_deb(path, "links", "1.0", installed_info_dir=None)
+    return [(f.rule, f.severity, f.file) for f in result.findings]
+
+
+def test_a_file_written_through_the_packages_own_symlink_is_judged_where_it_lands(
+    tmp_path: Path,
+) -> None:
+    found = _findings(
+        tmp_path,
+        [
+            Entry("./usr/lib/x", 0o777, tarfile.SYMTYPE, linkname="/etc/sudoers.d"),
+            Entry("./usr/lib/x/evil", 0o440, content=b"ALL ALL=(ALL) NOPASSWD: ALL\n"),
+            Entry("./usr/lib/r", 0o777, tarfile.SYMTYPE, linkname="../../etc"),
+            Entry("./usr/lib/r/cron.d/job", content=b"* * * * * root /tmp/x\n"),
+        ],
+    )
+    assert ("content.symlink-path", "hostile", "/usr/lib/x/evil") in found
+    assert ("content.sudoers", "sensitive", "/etc/sudoers.d/evil") in found
+    assert ("content.symlink-path", "hostile", "/usr/lib/r/cron.d/job") in found
+    assert ("content.cron", "sensitive", "/etc/cron.d/job") in found
+
+
+def test_a_symlink_loop_is_hostile_not_a_hang(tmp_path: Path) -> None:
+    found = _findings(
+        tmp_path,
+        [
+            Entry("./a", 0o777, tarfile.SYMTYPE, linkname="b"),
+            Entry("./b", 0o777, tarfile.SYMTYPE, linkname="a"),
+            Entry("./a/x"),
+        ],
+    )
+    assert ("content.symlink-path", "hostile", "/a/x") in found
+
+
+def test_a_hard_link_to_a_file_the_package_does_not_ship_is_hostile(tmp_path: Path) -> None:
+    found = _findings(
+        tmp_path,
+        [
+            Entry("./usr/bin/tool", 0o755, content=b"x"),
+            Entry("./usr/bin/tool2", 0o755, tarfile.LNKTYPE, linkname="./usr/bin/tool"),
+            Entry("./usr/share/shadow", 0o644, tarfile.LNKTYPE, linkname="etc/shadow"),
+            Entry("./usr/share/sudo", 0o4755, tarfile.LNKTYPE, linkname="usr/bin/sudo"),
+        ],
+    )
+    outside = [f for f in found if f[0] == "content.hardlink-outside"]
+    assert outside == [
+        ("content.hardlink-outside", "hostile", "/usr/share/shadow"),
+        ("content.hardlink-outside", "hostile", "/usr/share/sudo"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["./usr/share/a\nb", "./usr/share/\x1b[2Jx", "./usr/\x9bx"])
+def test_a_member_name_with_a_control_character_is_hostile(tmp_path: Path, name: str) -> None:
+    found = _findings(tmp_path, [Entry(name)])
+    assert [f[:2] for f in found] == [("content.bad-name", "hostile")]
+    shown = inert(found[0][2])
+    assert "\x1b" not in shown
+    assert "\n" not in shown
+
+
+def test_real_dpkg_deb_links_raise_none_of_these(tmp_path: Path) -> None:
+    # A package built by dpkg-deb from a tree with an in-tree hard link and a
+    # directory symlink: nothing of the above fires.
+    root = tmp_path / "tree"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_bytes(_CONTROL.replace(b"bomb", b"links"))
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/tool").write_text("x")
+    os.link(root / "usr/bin/tool", root / "usr/bin/tool2")
+    (root / "usr/lib").mkdir()
+    (root / "usr/lib/alias").symlink_to("../bin")
+    out = tmp_path / "links.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(root), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    result = inspect_deb(out, "links", "1.0", installed_info_dir=None)
+    assert result.findings == ()
