@@ -12,11 +12,12 @@ Rules (stable ids; severity hostile > sensitive):
 id                                severity   what
 ================================  =========  ==============================================
 script.download-exec              hostile    fetched content executed (curl|sh, sh -c "$(wget)",
-                                             download then run, URL piped to a shell)
+                                             download then run, URL piped to a shell, a perl/
+                                             ruby/python one-liner fetching and eval'ing)
 script.decoded-exec               hostile    decoded text that is run (base64/xxd/uudecode/openssl
-                                             decode piped to a shell or eval'd, or a decoded file or
-                                             variable run later), printf-escape runs spelling text,
-                                             python/perl -c decode/exec
+                                             decode piped to a shell or eval'd, tr|sh, or a decoded
+                                             file or variable run later), printf-escape runs
+                                             spelling text, python/perl -c decode/exec
                                   sensitive  decoding into a file or variable that is not run
 script.dynamic-eval               sensitive  eval of a variable or command output (besides
                                              ``eval $(apt-config shell ...)``-style idioms)
@@ -80,8 +81,14 @@ _download_exec = any_of(
     rf"\b{SHELL}\s+(?:-\w+\s+)*(?:<\(|\$\(|`)\s*{FETCH}",
     rf"(?:\beval|\bsource|(?:^|[;&|]\s*)\.)\s+(?:<\(|\$\(|`)\s*{FETCH}",
     rf"(?:https?|ftp)://\S+.*\|\s*(?:sudo\s+)?(?:{SHELL}|{INTERP})",
-    rf"{FETCH}.*\s(?:-o|-O|--output(?:-document)?)\s*\S+.*(?:&&|;|\|\|)\s*"
+    rf"{FETCH}.*\s(?:-[A-Za-z]*[oO]|--output(?:-document)?)\s*\S+.*(?:&&|;|\|\|)\s*"
     rf"(?:chmod\s+\S*x|{SHELL}\s+\S|\./|/tmp/|/var/tmp/|/dev/shm/)",
+    # An interpreter one-liner that fetches and runs what it fetched (perl LWP + eval,
+    # ruby open-uri + eval, python urlopen + exec).
+    rf"{INTERP}(?=.*\s-\w*[ceE]\w*\s)"
+    rf"(?=.*(?:LWP|HTTP::Tiny|IO::Socket|urlopen|urllib|open-uri|Net::HTTP|requests\.get"
+    rf"|http\.client|URI\.open))"
+    rf"(?=.*(?:\beval\b|\bexec\b|\bsystem\b|\binstance_eval\b))",
 )
 
 
@@ -98,6 +105,8 @@ _decode_cmd = any_of(
     r"\bbase32\s+(?:-\w*d\w*|--decode)\b",
     r"\bxxd\b.*\s-\w*r",
     r"\bopenssl\s+(?:enc\s+)?-?(?:base64|a)\b.*\s-d\b",
+    # ``openssl enc -d -base64``: the decode flag may come first.
+    r"\bopenssl\s+(?:enc|base64)\b(?=[^|;&]*\s-d\b)(?=[^|;&]*\s-?(?:base64|a)\b)",
     r"\b(?:uudecode|basenc)\b",
 )
 _runs_output = any_of(
@@ -109,6 +118,8 @@ _runs_output = any_of(
 _decoded_norm = any_of(
     r"\beval\b.*(?:base64|xxd|\brev\b|\btr\s)",
     rf"\brev\b.*\|\s*{SHELL}",
+    # ROT13 and other tr ciphers piped into a shell.
+    rf"\btr\s.*\|\s*(?:sudo\s+)?{SHELL}",
     rf"{INTERP}\s+-\w*[ceE]\w*\s+.*(?:b64decode|decode\(|exec\(|eval\(|unpack|pack\(|chr\()",
 )
 
