@@ -21,9 +21,10 @@ Public API:
 Invariants: every size is bounded by :class:`DebLimits` (member count, control
 file size, total declared data size, path length, the decompressed bytes and the
 wall time of each tar stream, the size of one long-name or pax header; GNU sparse
-members are refused), because aegisd re-derives plans with this reader; member paths are normalised to
-absolute POSIX paths (``./etc/x`` -> ``/etc/x``) and a path that climbs out of the
-root (``..``) is kept verbatim in ``Member.raw_path`` so a rule can flag it.
+members are refused), because aegisd re-derives plans with this reader; member
+paths are normalised to absolute POSIX paths (``./etc/x`` -> ``/etc/x``) and a
+path that climbs out of the root (``..``) is kept verbatim in ``Member.raw_path``
+so a rule can flag it.
 
 Example:
     >>> deb = read_deb(Path("aegis-setuid_1.0_all.deb"))  # doctest: +SKIP

@@ -72,6 +72,8 @@ from aegis.analyze.evidence.script_text import (
     SHELL,
     Line,
     any_of,
+    commands,
+    download_target,
     path_rule,
     writes,
 )
@@ -81,8 +83,6 @@ _download_exec = any_of(
     rf"\b{SHELL}\s+(?:-\w+\s+)*(?:<\(|\$\(|`)\s*{FETCH}",
     rf"(?:\beval|\bsource|(?:^|[;&|]\s*)\.)\s+(?:<\(|\$\(|`)\s*{FETCH}",
     rf"(?:https?|ftp)://\S+.*\|\s*(?:sudo\s+)?(?:{SHELL}|{INTERP})",
-    rf"{FETCH}.*\s(?:-[A-Za-z]*[oO]|--output(?:-document)?)\s*\S+.*(?:&&|;|\|\|)\s*"
-    rf"(?:chmod\s+\S*x|{SHELL}\s+\S|\./|/tmp/|/var/tmp/|/dev/shm/)",
     # An interpreter one-liner that fetches and runs what it fetched (perl LWP + eval,
     # ruby open-uri + eval, python urlopen + exec).
     rf"{INTERP}(?=.*\s-\w*[ceE]\w*\s)"
@@ -92,8 +92,23 @@ _download_exec = any_of(
 )
 
 
+_RUNS = re.compile(rf"(?:chmod\s+\S*x|{SHELL}\s+\S|\./|/tmp/|/var/tmp/|/dev/shm/)")
+
+
+def _fetch_then_run(norm: str) -> bool:
+    """A fetch writing a file, then a later command on the line that runs something."""
+    fetched = False
+    for words in commands(norm):
+        if fetched and _RUNS.match(" ".join(words)):
+            return True
+        fetched = fetched or download_target(words) is not None
+    return False
+
+
 def _rule_download_exec(line: Line) -> str | None:
-    return HOSTILE if _download_exec(line.raw, line.norm) else None
+    if _download_exec(line.raw, line.norm) or _fetch_then_run(line.norm):
+        return HOSTILE
+    return None
 
 
 # Escape runs that decode to printable ASCII spell hidden words; binary magic

@@ -101,6 +101,36 @@ _WRITE_CMD = (
 )
 
 
+_SEPARATOR = re.compile(r"&&|\|\||;")
+_FETCH_WORD = re.compile(rf"(?:^|/){FETCH}")
+_OUTPUT_FLAG = re.compile(r"-[A-Za-z]*?[oO]|--output(?:-document)?(?==|$)")
+
+
+def commands(norm: str) -> list[list[str]]:
+    """The words of each command of ``norm``, split at ``;``, ``&&`` and ``||``.
+
+    Rules that relate two commands of one line walk these lists instead of a regex
+    with two ``.*``: on a hostile line of repeated ``curl -o x`` such a regex
+    backtracks cubically (minutes for 20 KB), and aegisd re-runs this scanner.
+    """
+    return [part.split() for part in _SEPARATOR.split(norm)]
+
+
+def download_target(words: list[str]) -> str | None:
+    """The file a fetch command writes (``curl -so /tmp/x``, ``wget -O/tmp/x``), if any."""
+    if not any(_FETCH_WORD.search(w) for w in words):
+        return None
+    for i, word in enumerate(words):
+        m = _OUTPUT_FLAG.match(word)
+        if m is None:
+            continue
+        rest = word[m.end() :].removeprefix("=")
+        target = rest if rest else (words[i + 1] if i + 1 < len(words) else "")
+        if target and not target.startswith("-") and "|" not in target:
+            return target
+    return None
+
+
 def redirects_into(norm: str, path: str) -> bool:
     """Whether ``norm`` writes script text into ``path`` (``>``, ``>>``, ``tee``)."""
     return re.search(rf"(?:>>?|\btee\s+(?:-a\s+)?)\s*[^\s;|&]*(?:{path})", norm) is not None

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,6 +48,8 @@ from aegis.analyze.evidence.script_text import (
     RANK,
     SHELL,
     Line,
+    commands,
+    download_target,
     logical_lines,
     normalise,
 )
@@ -57,6 +60,14 @@ MAX_EXCERPT = 200
 
 MAX_LINES = 20_000
 """Lines scanned per script; a longer script gets ``script.binary``-style refusal below."""
+
+MAX_LINE_CHARS = 16_384
+"""Characters of one logical line (the longest seen in Debian, ca-certificates.config,
+is ~5,800). Some rules cost time quadratic in a line's length on hostile input, and
+aegisd re-runs this scanner: a longer line is refused as ``script.binary``."""
+
+MAX_SCAN_SECONDS = 10.0
+"""Wall time to scan one script (real ones take milliseconds); past it, ``script.binary``."""
 
 _ASSIGN = re.compile(r"^\s*(?:export\s+|local\s+|readonly\s+)?([A-Za-z_]\w*)=(.*)$")
 _SUBST_WRAP = re.compile(r"^\$\(\s*(?:printf|echo)\s+(?:-[a-zA-Z]+\s+)*(?:%s\s+)?(.*?)\s*\)$")
@@ -78,10 +89,6 @@ _SUPPRESSED_BY = {
 
 
 # --- cross-line facts --------------------------------------------------------------------
-
-_DOWNLOAD_TARGET = re.compile(
-    rf"{FETCH}.*\s(?:-[A-Za-z]*[oO]|--output(?:-document)?)(?:\s+|=)?([^\s;&|-][^\s;&|]*)"
-)
 
 
 _DECODE_TARGET = re.compile(r">\s*([^\s;&|<>]+)")
@@ -184,9 +191,10 @@ class _Facts:
 
     def learn(self, line: Line, unsubstituted: str, hits: Mapping[str, str]) -> None:
         """Record what ``line`` downloads, decodes or assigns (``hits``: what it fired)."""
-        m = _DOWNLOAD_TARGET.search(line.norm)
-        if m:
-            self.produced[m.group(1)] = "script.download-exec"
+        for words in commands(line.norm):
+            target = download_target(words)
+            if target:
+                self.produced[target] = "script.download-exec"
         m = _DECODE_TARGET.search(line.norm)
         if m and "script.decoded-exec" in hits:
             self.produced[m.group(1)] = "script.decoded-exec"
@@ -221,9 +229,17 @@ def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
     lines = logical_lines(body.decode("utf-8"))
     if len(lines) > MAX_LINES:
         return (Finding("script.binary", package, name, 1, HOSTILE, "script too long to review"),)
+    long_line = next((n for n, raw in lines if len(raw) > MAX_LINE_CHARS), None)
+    if long_line is not None:
+        reason = f"line longer than {MAX_LINE_CHARS} characters: too long to review"
+        return (Finding("script.binary", package, name, long_line, HOSTILE, reason),)
     found: dict[tuple[int, str], Finding] = {}
     facts = _Facts()
+    deadline = time.monotonic() + MAX_SCAN_SECONDS
     for number, raw in lines:
+        if time.monotonic() > deadline:
+            reason = f"not reviewed within {MAX_SCAN_SECONDS:g} s"
+            return (Finding("script.binary", package, name, number, HOSTILE, reason),)
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue

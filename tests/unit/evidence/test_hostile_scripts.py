@@ -9,13 +9,14 @@ here too, so the whole family is pinned in one place.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from aegis.analyze.evidence.contents import inspect_deb
-from aegis.analyze.evidence.scripts import scan_script
+from aegis.analyze.evidence.scripts import MAX_LINE_CHARS, scan_script
 
 U = "http://e.invalid/x"
 CASES = [
@@ -93,3 +94,54 @@ def test_in_a_real_package(dpkg_deb: Callable[..., Path]) -> None:
     result = inspect_deb(deb, "aegis-obf", "1.0", installed_info_dir=None)
     hostile = sorted({f.file for f in result.findings if f.severity == "hostile"})
     assert hostile == sorted(scripts)
+
+
+# --- scripts built to make the scanner slow (aegisd re-runs it) --------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "curl -o x " * 1500,  # was cubic: ~35 s
+        "curl -" + "o" * 4000,  # was cubic: ~60 s
+        "curl -o /tmp/x ; " * 900,
+    ],
+    ids=["repeated-fetch-output", "long-flag", "repeated-fetch-then"],
+)
+def test_lines_built_for_backtracking_scan_quickly(line: str) -> None:
+    started = time.monotonic()
+    scan_script("p", "postinst", f"#!/bin/sh\n{line}\n".encode())
+    assert time.monotonic() - started < 2
+
+
+def test_a_line_past_the_cap_is_refused_not_scanned() -> None:
+    body = b"#!/bin/sh\ntrue\n" + b"eval " * (MAX_LINE_CHARS // 5 + 1) + b"\n"
+    started = time.monotonic()
+    found = scan_script("p", "postinst", body)
+    assert time.monotonic() - started < 1
+    assert [(f.rule, f.severity, f.line) for f in found] == [("script.binary", "hostile", 3)]
+    assert "too long to review" in found[0].excerpt
+
+
+def test_a_script_that_takes_too_long_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many lines each tracked as a download target: every later line is checked
+    # against all of them. Past the time budget the script is refused as hostile.
+    from aegis.analyze.evidence import scripts
+
+    monkeypatch.setattr(scripts, "MAX_SCAN_SECONDS", 0.2)
+    body = "".join(f"curl -o /tmp/x{i} {U}/{i}\n" for i in range(19_000))
+    started = time.monotonic()
+    found = scan_script("p", "postinst", f"#!/bin/sh\n{body}".encode())
+    assert time.monotonic() - started < 3
+    assert found[-1].rule == "script.binary"
+    assert found[-1].severity == "hostile"
+    assert "not reviewed within 0.2 s" in found[-1].excerpt
+
+
+def test_the_longest_real_debian_line_is_still_scanned() -> None:
+    # ca-certificates.config joins ~5,800 characters of continuation lines.
+    body = "db_subst ca-certificates/trust_new_crts enable_crts \\\n" + " \\\n".join(
+        f"mozilla/Cert_{i:03}.crt" for i in range(250)
+    )
+    found = scan_script("ca-certificates", "config", f"#!/bin/sh\n{body}\n".encode())
+    assert [f for f in found if f.rule == "script.binary"] == []
