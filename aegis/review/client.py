@@ -97,6 +97,10 @@ def _read_capped(
             sock.settimeout(remaining)
         chunk = resp.read1(_CHUNK) if hasattr(resp, "read1") else resp.read(_CHUNK)
         if not chunk:
+            if resp.length:
+                # http.client's read1 ends quietly when the server closes before its
+                # Content-Length: a cut-off body is a broken exchange, not an answer.
+                raise http.client.IncompleteRead(b"".join(chunks), resp.length)
             return b"".join(chunks)
         size += len(chunk)
         if size > cap:
