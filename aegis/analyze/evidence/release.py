@@ -27,6 +27,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 FREEZE_AFTER = timedelta(days=90)
+FUTURE_SLACK = timedelta(days=1)
+"""A Release Date further ahead than this is ``date-future``: it would defer the
+freeze check (a Date in 2035 and no Valid-Until never looks stale)."""
 """Release without Valid-Until whose Date is older than this looks frozen.
 
 Debian's own stable Release carries no Valid-Until and is re-dated at each point
@@ -180,3 +183,30 @@ def assess_release(
         and now - datetime.strptime(date, fmt).replace(tzinfo=UTC) > FREEZE_AFTER
     )
     return date, until, expired, frozen, fields.get("Origin")
+
+
+def release_problems(text: str | None, now: datetime) -> list[str]:
+    """Self-contradictions of a Release that its signature cannot excuse.
+
+    ``hash-conflict:<path>``: one path listed twice in ``SHA256:`` with different
+    digests (which one apt would check is not ours to guess); ``date-future``: a
+    Date more than :data:`FUTURE_SLACK` ahead of ``now``.
+    """
+    if text is None:
+        return []
+    out: list[str] = []
+    seen: dict[str, str] = {}
+    in_section = False
+    for ln in text.splitlines():
+        if not ln.startswith(" "):
+            in_section = ln.startswith("SHA256:")
+            continue
+        match ln.split() if in_section else []:
+            case [digest, _size, path]:
+                if seen.setdefault(path, digest.lower()) != digest.lower():
+                    out.append(f"hash-conflict:{path}")
+    date = _iso(release_fields(text).get("Date"))
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    if date is not None and datetime.strptime(date, fmt).replace(tzinfo=UTC) > now + FUTURE_SLACK:
+        out.append("date-future")
+    return sorted(set(out))

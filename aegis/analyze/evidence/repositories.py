@@ -35,7 +35,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from aegis.analyze.evidence.release import ReleaseFiles, assess_release, release_sha256
+from aegis.analyze.evidence.release import (
+    ReleaseFiles,
+    assess_release,
+    release_problems,
+    release_sha256,
+)
 from aegis.analyze.evidence.signature import (
     in_trusted_dir,
     keyring_files,
@@ -167,6 +172,7 @@ def collect_repository(
     if not facts.approved:
         problems.append("unapproved")
     problems.extend(_index_hash_problems(files, entry, paths, sig.text))
+    problems.extend(release_problems(sig.text, now))
     repo = Repository(
         id=repository_id(entry.uri, entry.suite, entry.component),
         uri=entry.uri,
