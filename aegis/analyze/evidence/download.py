@@ -3,15 +3,20 @@
 The signed index (InRelease -> Packages) gives each package's SHA-256 and size
 (:class:`aegis.model.Provenance`). A file is used only after its bytes hash to
 exactly that value and have exactly that size; the cache file is named by the
-hash (``<cache_dir>/debs/<sha256>.deb``), so a cached file that no longer hashes
-to its name is discarded and fetched again. Planning never writes apt's own
+hash (``<cache_dir>/debs/uid-<uid>/<sha256>.deb``), so a cached file that no longer
+hashes to its name is discarded and fetched again. Planning never writes apt's own
 cache and never extracts the package.
+
+The cache directory is shared with group ``aegis`` and aegisd (root) fetches too, so
+each uid writes only into its own 0700 directory, through a descriptor, with
+``O_EXCL | O_NOFOLLOW`` (a planted link is replaced, never written through), and
+scanners read a private copy re-hashed as it is made (:func:`private_copy`).
 
 - ``file:`` and ``copy:`` URIs (local repositories) are copied while hashing.
 - Anything else is fetched by ``apt-get download -- pkg[:arch]=version`` through
   the planning runner (:func:`aegis.analyze.run.run_tool`, with Aegis's
-  ``APT_CONFIG``) in a private temporary directory inside the cache; apt checks
-  the hash too, and we check it again.
+  ``APT_CONFIG``) in a fresh private temporary directory; apt checks the hash too,
+  and we check it again.
 
 Public API: :func:`fetch_deb` (edge), :func:`private_copy` (what scanners read),
 :func:`cache_path` (pure), :func:`sha256_file`, :class:`DebDownloadError`.
@@ -27,6 +32,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
@@ -56,9 +62,56 @@ class DebHashMismatchError(TrustError):
     """The obtained file does not match the signed index (size or SHA-256)."""
 
 
-def cache_path(cache_dir: Path, sha256: str) -> Path:
-    """Where the .deb with ``sha256`` lives in Aegis's cache. Pure."""
-    return cache_dir / "debs" / f"{sha256}.deb"
+def cache_path(cache_dir: Path, sha256: str, uid: int | None = None) -> Path:
+    """Where the .deb with ``sha256`` lives in this uid's part of Aegis's cache. Pure."""
+    return cache_dir / "debs" / f"uid-{os.geteuid() if uid is None else uid}" / f"{sha256}.deb"
+
+
+@contextlib.contextmanager
+def _private_dir(path: Path) -> Iterator[int]:
+    """A descriptor of ``path``: a directory of ours, mode 0700, created when missing.
+
+    The cache is shared with group ``aegis``; root fetching into a directory a member
+    controls could be made to write through a planted link. Every write below goes
+    through this descriptor (``dir_fd``) with ``O_EXCL | O_NOFOLLOW``, so renaming the
+    directory or planting links cannot redirect it.
+
+    Raises:
+        DebDownloadError: it cannot be created, or is not ours and private.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise DebDownloadError(f"cannot use the package cache {path}: {e.strerror}") from e
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise DebDownloadError(
+                f"the package cache {path} is not private to this user (owner {st.st_uid}, "
+                f"mode {stat.S_IMODE(st.st_mode):o})",
+                hint="move it aside; Aegis recreates it with mode 0700",
+            )
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _store_in_cache(source: Path, dir_fd: int, name: str) -> None:
+    """Copy the verified private ``source`` to ``name`` in the cache, atomically."""
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        out = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
+        with source.open("rb") as src, os.fdopen(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise DebDownloadError(f"cannot store {name} in the package cache: {e.strerror}") from e
 
 
 def _open_regular(path: Path) -> BinaryIO:
@@ -191,16 +244,28 @@ def fetch_deb(
     """
     _check_provenance(prov)
     target = cache_path(cache_dir, prov.sha256)
-    if target.exists() or target.is_symlink():
+    with _private_dir(target.parent) as dir_fd:
+        if target.exists() or target.is_symlink():
+            try:
+                if _matches(target, prov):
+                    return target
+            except DebDownloadError:
+                pass  # not a regular file: discarded like any tampered entry
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target.name, dir_fd=dir_fd)  # never used, fetched again
+        fetched = _fetch_private(prov, apt_config, timeout_s, via_apt)
         try:
-            if _matches(target, prov):
-                return target
-        except DebDownloadError:
-            pass  # a FIFO or device planted in the shared cache: discarded like the rest
-        target.unlink()  # corrupted or tampered cache entry: never used, refetched
-    debs_dir = target.parent
-    debs_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=debs_dir))
+            _store_in_cache(fetched, dir_fd, target.name)
+        finally:
+            shutil.rmtree(fetched.parent, ignore_errors=True)
+    return target
+
+
+def _fetch_private(
+    prov: Provenance, apt_config: Path | None, timeout_s: float, via_apt: bool
+) -> Path:
+    """Fetch and verify the .deb in a fresh private directory (the system's temp dir)."""
+    work = Path(tempfile.mkdtemp(prefix="aegis-fetch-"))
     try:
         parts = urlsplit(prov.uri)
         if parts.scheme in ("file", "copy") and not via_apt:
@@ -213,8 +278,7 @@ def fetch_deb(
                     f"{prov.package} {prov.version}: downloaded file does not match the "
                     "signed index"
                 )
-        os.chmod(fetched, 0o644)
-        os.replace(fetched, target)
-    finally:
+    except BaseException:
         shutil.rmtree(work, ignore_errors=True)
-    return target
+        raise
+    return fetched

@@ -121,7 +121,7 @@ def test_a_swapped_cache_entry_is_refused_before_the_copy(tmp_path: Path, deb: P
 def test_a_planted_fifo_never_hangs_the_fetch(tmp_path: Path, deb: Path) -> None:
     prov = _prov(deb)
     target = cache_path(tmp_path / "cache", prov.sha256)
-    target.parent.mkdir(parents=True)
+    target.parent.mkdir(parents=True, mode=0o700)
     os.mkfifo(target)
     assert fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None) == target
     assert target.read_bytes() == deb.read_bytes()  # discarded and fetched again
@@ -132,3 +132,37 @@ def test_a_planted_fifo_never_hangs_the_fetch(tmp_path: Path, deb: Path) -> None
         private_copy(fifo_source, prov),
     ):
         pass
+
+
+def test_a_link_planted_at_the_cache_name_is_replaced_not_written_through(
+    tmp_path: Path, deb: Path
+) -> None:
+    prov = _prov(deb)
+    victim = tmp_path / "victim"
+    victim.write_text("root's file")
+    target = cache_path(tmp_path / "cache", prov.sha256)
+    target.parent.mkdir(parents=True, mode=0o700)
+    target.symlink_to(victim)
+    assert fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None) == target
+    assert victim.read_text() == "root's file"
+    assert not target.is_symlink()
+    assert target.read_bytes() == deb.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["loose-mode", "linked-dir"])
+def test_a_cache_directory_that_is_not_private_is_never_written(
+    tmp_path: Path, deb: Path, how: str
+) -> None:
+    prov = _prov(deb)
+    slot = cache_path(tmp_path / "cache", prov.sha256).parent
+    slot.parent.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if how == "loose-mode":
+        slot.mkdir(mode=0o700)
+        slot.chmod(0o770)  # a group member could plant and swap entries
+    else:
+        slot.symlink_to(elsewhere)  # a member redirected the cache
+    with pytest.raises(DebDownloadError, match="package cache"):
+        fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
+    assert list(elsewhere.iterdir()) == []
