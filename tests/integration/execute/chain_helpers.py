@@ -137,6 +137,21 @@ AEGISCTL = [sys.executable, "-c", "from aegis.cli.aegisctl import main; main()"]
 AEGIS = [sys.executable, "-m", "aegis"]
 
 
+def apply_argv(execution_plan: Path, signer_pub: str, socket: Path, *extra: str) -> list[str]:
+    """``aegisctl apply`` of ``execution_plan`` over ``socket``, trusting ``signer_pub``."""
+    return [
+        *AEGISCTL,
+        "apply",
+        "--execution-plan",
+        str(execution_plan),
+        "--public-key-hex",
+        signer_pub,
+        "--socket",
+        str(socket),
+        *extra,
+    ]
+
+
 def run_cli(
     argv: list[str], env: dict[str, str], ok: bool = True
 ) -> subprocess.CompletedProcess[str]:

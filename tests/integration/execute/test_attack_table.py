@@ -23,7 +23,7 @@ from aegis.execute.ledger import Ledger
 from aegis.model import Host, Plan
 from aegis.sign.execution_plan import parse_execution_plan
 
-from .chain_helpers import AEGISCTL, Chain, make_chain, run_cli, signed_request
+from .chain_helpers import AEGISCTL, Chain, apply_argv, make_chain, run_cli, signed_request
 from .conftest import Daemon
 
 pytestmark = pytest.mark.root
@@ -349,16 +349,7 @@ def test_replay_after_restart_and_neighbour_store_edited(tmp_path: Path, sock_di
     d = Daemon(
         sr.home, sock_dir / "a.sock", sr.env, ["--public-key-hex", sr.signer_pub], tmp_path / "log"
     ).start()
-    apply = [
-        *AEGISCTL,
-        "apply",
-        "--execution-plan",
-        str(sr.execution_plan),
-        "--public-key-hex",
-        sr.signer_pub,
-        "--socket",
-        str(d.socket),
-    ]
+    apply = apply_argv(sr.execution_plan, sr.signer_pub, d.socket)
     run_cli(apply, sr.env)
     status_after = sr.root.status.read_bytes()
     d.stop()

@@ -34,7 +34,7 @@ from aegis.sign.execution_plan import (
     parse_execution_plan,
 )
 
-from .chain_helpers import Chain, make_chain
+from .chain_helpers import Chain, apply_argv, make_chain
 from .conftest import Daemon, Keys, sign_plan
 
 pytestmark = pytest.mark.root
@@ -598,7 +598,7 @@ def test_aegisctl_apply_never_writes_its_result_through_a_planted_link(
 ) -> None:
     """The execution id is readable in the store before apply; the result's name follows
     from it. A member plants a link there to a file the applying operator (root) owns."""
-    from .chain_helpers import AEGISCTL, run_cli, signed_request
+    from .chain_helpers import run_cli, signed_request
 
     sr = signed_request(tmp_path)
     d = Daemon(
@@ -613,16 +613,7 @@ def test_aegisctl_apply_never_writes_its_result_through_a_planted_link(
         for name in (f".{xid}.result.json.tmp", f".{xid}.result.json.1.tmp"):
             (results / name).symlink_to(victim)
         run_cli(
-            [
-                *AEGISCTL,
-                "apply",
-                "--execution-plan",
-                str(sr.execution_plan),
-                "--public-key-hex",
-                sr.signer_pub,
-                "--socket",
-                str(d.socket),
-            ],
+            apply_argv(sr.execution_plan, sr.signer_pub, d.socket),
             sr.env,
         )
     finally:

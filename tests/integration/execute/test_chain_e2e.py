@@ -16,7 +16,7 @@ import pytest
 
 from aegis.devtools import testrepo
 
-from .chain_helpers import policy_text
+from .chain_helpers import apply_argv, policy_text
 from .conftest import REPO, Daemon, base_env
 
 pytestmark = pytest.mark.root
@@ -93,17 +93,7 @@ def test_full_chain_installs_audits_and_refuses_replay(tmp_path: Path, sock_dir:
     ).start()
     try:
         applied = _run(
-            [
-                *AEGISCTL,
-                "apply",
-                "--execution-plan",
-                str(ep),
-                "--public-key-hex",
-                spub,
-                "--socket",
-                str(daemon.socket),
-                "--json",
-            ],
+            apply_argv(ep, spub, daemon.socket, "--json"),
             env,
         )
         result = json.loads(applied.stdout)
@@ -121,16 +111,7 @@ def test_full_chain_installs_audits_and_refuses_replay(tmp_path: Path, sock_dir:
         assert json.dumps(shown).count('"audited"') >= 1
         # The same execution plan again: refused (replay), exit 6, nothing runs.
         again = _run(
-            [
-                *AEGISCTL,
-                "apply",
-                "--execution-plan",
-                str(ep),
-                "--public-key-hex",
-                spub,
-                "--socket",
-                str(daemon.socket),
-            ],
+            apply_argv(ep, spub, daemon.socket),
             env,
             ok=False,
         )

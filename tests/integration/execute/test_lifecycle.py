@@ -11,7 +11,7 @@ import pytest
 
 from aegis.execute.ledger import Ledger
 
-from .chain_helpers import AEGIS, AEGISCTL, run_cli, signed_request
+from .chain_helpers import AEGIS, apply_argv, run_cli, signed_request
 from .conftest import Daemon
 
 pytestmark = pytest.mark.root
@@ -38,16 +38,7 @@ def test_sigkill_after_started_leaves_interrupted_and_never_reruns(
         ["--public-key-hex", sr.signer_pub],
         tmp_path / "aegisd.log",
     ).start()
-    apply = [
-        *AEGISCTL,
-        "apply",
-        "--execution-plan",
-        str(sr.execution_plan),
-        "--public-key-hex",
-        sr.signer_pub,
-        "--socket",
-        str(d.socket),
-    ]
+    apply = apply_argv(sr.execution_plan, sr.signer_pub, d.socket)
     client = subprocess.Popen(
         apply, env=sr.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -118,16 +109,7 @@ def test_resume_of_applying_asks_the_ledger_and_never_reruns(
         tmp_path / "aegisd.log",
     ).start()
     client = subprocess.Popen(
-        [
-            *AEGISCTL,
-            "apply",
-            "--execution-plan",
-            str(sr.execution_plan),
-            "--public-key-hex",
-            sr.signer_pub,
-            "--socket",
-            str(d.socket),
-        ],
+        apply_argv(sr.execution_plan, sr.signer_pub, d.socket),
         env=sr.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -165,16 +147,7 @@ def test_resume_records_a_run_that_finished_after_the_client_died(
     env_sock = {**sr.env, "AEGIS_RUN_DIR": str(sock_dir)}
     (sock_dir / "aegisd.sock").symlink_to(d.socket)
     client = subprocess.Popen(
-        [
-            *AEGISCTL,
-            "apply",
-            "--execution-plan",
-            str(sr.execution_plan),
-            "--public-key-hex",
-            sr.signer_pub,
-            "--socket",
-            str(d.socket),
-        ],
+        apply_argv(sr.execution_plan, sr.signer_pub, d.socket),
         env=sr.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -213,16 +186,7 @@ def test_resume_records_a_run_that_finished_after_the_client_died(
 
 def _apply_cli(sr, d: Daemon, pub: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     return run_cli(
-        [
-            *AEGISCTL,
-            "apply",
-            "--execution-plan",
-            str(sr.execution_plan),
-            "--public-key-hex",
-            pub,
-            "--socket",
-            str(d.socket),
-        ],
+        apply_argv(sr.execution_plan, pub, d.socket),
         sr.env,
         ok=False,
     )
@@ -256,16 +220,7 @@ def test_aegisctl_apply_exits_9_when_the_command_fails(tmp_path: Path, sock_dir:
         sr.home, sock_dir / "a.sock", env, ["--public-key-hex", sr.signer_pub], tmp_path / "log"
     ).start()
     client = subprocess.Popen(
-        [
-            *AEGISCTL,
-            "apply",
-            "--execution-plan",
-            str(sr.execution_plan),
-            "--public-key-hex",
-            sr.signer_pub,
-            "--socket",
-            str(d.socket),
-        ],
+        apply_argv(sr.execution_plan, sr.signer_pub, d.socket),
         env=sr.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
