@@ -1,0 +1,125 @@
+"""aegisd's own view of a signed plan: this host, its re-derivation, and policy on it.
+
+DESIGN.md "Trust": evidence in the store is not trusted, so aegisd derives the plan
+again from the signed intent with the same analyzer and its own configuration, and
+evaluates policy on that derivation (with the review only when it verifies and names
+this plan). The checks in :mod:`aegis.execute.apply` compare these with what was signed.
+
+Example:
+    >>> derived = derive_plan(cfg, ep, now)
+    >>> policy_binding(cfg, ep, derived, now).decision
+    'allow-with-snapshot'
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aegis.errors import AegisError, EnvironmentFailure
+from aegis.model import Host, Plan
+
+if TYPE_CHECKING:
+    from aegis.config import Config
+    from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding
+
+
+def this_host(cfg: Config) -> Host:
+    """This machine's identity, exactly as the analyzer records it in plans."""
+    from aegis.analyze.plan import this_host as analyzer_host
+
+    return analyzer_host(cfg)
+
+
+def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
+    """Analyse the signed intent again, as aegisd, with aegisd's own configuration.
+
+    Raises:
+        AegisError: the analyzer could not run.
+    """
+    try:
+        from aegis.analyze.plan import analyze_apt
+    except ImportError as e:
+        raise EnvironmentFailure(f"the analyzer is not available: {e}") from e
+    plan: Plan = analyze_apt(cfg, ep.intent, now, inspect_contents=ep.plan.content_inspected)
+    return plan
+
+
+def policy_binding(cfg: Config, ep: ExecutionPlan, derived: Plan, now: datetime) -> PolicyBinding:
+    """Evaluate aegisd's own policy on its own derivation; return the comparable binding.
+
+    The derivation reproduces the signed plan (checked before), so it is evaluated
+    under the signed plan's hash: a review bound to that plan still counts. The
+    review bytes come from the store, checked against the signed review hash.
+    """
+    from aegis.policy.engine import evaluate
+    from aegis.policy.run import load_policy
+
+    review = _load_review(cfg, ep)
+    result = evaluate(
+        derived,
+        review,
+        load_policy(cfg),
+        now,
+        plan_hash=ep.plan_hash,
+        review_hash=ep.review_hash if review is not None else None,
+    )
+    return binding_from_result(result)
+
+
+def binding_from_result(result: Any) -> PolicyBinding:
+    """The :class:`PolicyBinding` of a policy result (same fields the signer binds)."""
+    from aegis.policy.result import result_hash
+    from aegis.sign.execution_plan import policy_binding
+
+    return policy_binding(result, result_hash(result))
+
+
+def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
+    if ep.review_hash is None:
+        return None
+    from aegis.canonical import sha256_hex
+    from aegis.policy.review_gate import parse_review
+    from aegis.review.record import MAX_REVIEW_BYTES
+    from aegis.workflow.files import read_capped
+
+    raw: bytes | None = None
+    path = cfg.reviews_dir / f"{ep.plan.plan_id}.review.json"
+    try:
+        # The reviews directory is group-writable: a FIFO or a link to /dev/zero
+        # planted there must neither hang nor exhaust aegisd.
+        candidate = read_capped(path, MAX_REVIEW_BYTES, "review", follow=False)
+        if sha256_hex(candidate) == ep.review_hash:
+            raw = candidate
+    except AegisError:
+        raw = None
+    if raw is None:
+        if not _plain_store(cfg):
+            return None
+        try:
+            from aegis import api
+
+            raw = api.load_artifact(cfg, ep.review_hash)
+        except (AegisError, OSError):
+            return None
+    try:
+        return parse_review(raw)
+    except AegisError:
+        return None
+
+
+def _plain_store(cfg: Config) -> bool:
+    """Whether the store is a plain file aegisd may open (it opens it read-write, as root).
+
+    The store directory is group-writable: ``state.db`` may be a link a member planted
+    to some root-owned database, which opening would convert to WAL and migrate. No
+    store means no review from it, never a new one created by root.
+    """
+    import os
+    import stat
+
+    try:
+        st = os.lstat(cfg.store_path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
