@@ -16,10 +16,8 @@ chain, and artifact bytes must hash to their address. A transition reads the
 history back from its head only as far as its guards need
 (:meth:`Store.recorded_kinds`); :meth:`Store.history` checks the whole chain.
 
-Test hook: with ``AEGIS_TEST_PAUSE_AT=<step>`` the committing process prints
-``AEGIS_TEST_PAUSED <step>`` on stderr and sleeps at that step, so a test can
-SIGKILL it there. Steps: ``guarded`` (guard passed, nothing begun), ``begun``,
-``state``, ``artifact``, ``history`` (all written, not committed).
+Test hook: ``AEGIS_TEST_PAUSE_AT=<step>`` stops :meth:`Store.commit` at a step so a
+test can SIGKILL it there (:mod:`aegis.workflow.pause`).
 
 Example:
     >>> store = Store.open(Path("/tmp/h/state.db"), states=frozenset(wf.states))
@@ -32,8 +30,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -46,8 +42,17 @@ from aegis.workflow import history_reads
 from aegis.workflow.files import prepare_dir, write_atomic
 from aegis.workflow.history_reads import LostRaceError
 from aegis.workflow.migrations import migrate
+from aegis.workflow.pause import PAUSE_ENV, PAUSE_STEPS, no_pause, pause_point
 
-__all__ = ["LostRaceError", "Move", "NewArtifact", "Store", "write_atomic"]
+__all__ = [
+    "PAUSE_ENV",
+    "PAUSE_STEPS",
+    "LostRaceError",
+    "Move",
+    "NewArtifact",
+    "Store",
+    "write_atomic",
+]
 from aegis.workflow.records import (
     HISTORY_COLUMNS,
     ArtifactRef,
@@ -65,8 +70,6 @@ from aegis.workflow.records import (
 
 MAX_ARTIFACT_BYTES = 16 * 1024 * 1024
 BUSY_TIMEOUT_S = 10.0
-PAUSE_ENV = "AEGIS_TEST_PAUSE_AT"
-PAUSE_STEPS = ("guarded", "begun", "state", "artifact", "history")
 _REQUEST_COLUMNS = (
     "id, kind, summary, state, version, created_at, updated_at, plan_id, plan_hash, "
     "lease_owner, lease_expires_at, head, row_hash"
@@ -84,18 +87,6 @@ _UPDATE_REQUEST = (
 
 class RequestNotFoundError(InputError):
     """No change request with that id (or plan)."""
-
-
-def pause_point(step: str) -> None:
-    """Test hook: stop at ``step`` when AEGIS_TEST_PAUSE_AT names it (see module doc)."""
-    if os.environ.get(PAUSE_ENV) == step:
-        sys.stderr.write(f"AEGIS_TEST_PAUSED {step}\n")
-        sys.stderr.flush()
-        time.sleep(3600)
-
-
-def _no_pause(step: str) -> None:
-    """The test hook when it is off."""
 
 
 def _env_error(path: Path, e: BaseException) -> EnvironmentFailure:
@@ -425,7 +416,7 @@ class Store:
             )
         row = request_row(rec)
         # The test hook costs an environment lookup per step: look once per commit.
-        pause = pause_point if PAUSE_ENV in os.environ else _no_pause
+        pause = pause_point if PAUSE_ENV in os.environ else no_pause
         pause("guarded")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
