@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -144,16 +143,10 @@ def read_approval_file(path: Path) -> Approval:
     Raises:
         InputError: unreadable, oversized or malformed.
     """
-    try:
-        # O_NONBLOCK: a FIFO planted in the group-writable directory must not hang signing.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise InputError(f"approval {path} is not a regular file")
-        with os.fdopen(fd, "rb") as f:
-            raw = f.read(MAX_APPROVAL_BYTES + 1)
-    except OSError as e:
-        raise InputError(f"cannot read approval {path}: {e.strerror}") from e
+    from aegis.workflow.files import read_capped
+
+    # Anyone in aegis can plant a FIFO or a link here: regular files only, never waited on.
+    raw = read_capped(path, MAX_APPROVAL_BYTES, "approval", follow=False)
     try:
         return parse_approval(raw)
     except InputError as e:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from aegis.errors import EnvironmentFailure
 
@@ -133,14 +134,14 @@ def write_atomic(
     return path
 
 
-def read_capped(path: Path, max_bytes: int, what: str, *, follow: bool = True) -> bytes:
-    """Read at most ``max_bytes`` + 1 bytes of a regular file someone else may have planted.
+def open_regular(path: Path, what: str, *, follow: bool = True) -> BinaryIO:
+    """Open a regular file someone else may have planted, for reading.
 
-    Store files are writable by the whole ``aegis`` group, so the path may be a FIFO
-    (``open`` would wait forever for a writer) or a link to ``/dev/zero``: open without
-    blocking and refuse anything but a regular file. With ``follow`` (a user's own
-    command), symlinks to regular files are followed, what was read is checked by its
-    hash wherever it matters; aegisd passes ``follow=False``.
+    Store and cache files are writable by the whole ``aegis`` group, so the path may be
+    a FIFO (``open`` would wait forever for a writer) or a link to ``/dev/zero``: open
+    without blocking and refuse anything but a regular file. With ``follow`` (a user's
+    own command), symlinks to regular files are followed, what was read is checked by
+    its hash wherever it matters; aegisd passes ``follow=False``.
 
     Raises:
         InputError: unreadable, or not a regular file.
@@ -157,7 +158,18 @@ def read_capped(path: Path, max_bytes: int, what: str, *, follow: bool = True) -
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise InputError(f"{what} {path} is not a regular file")
-    with os.fdopen(fd, "rb") as f:
+    return os.fdopen(fd, "rb")
+
+
+def read_capped(path: Path, max_bytes: int, what: str, *, follow: bool = True) -> bytes:
+    """Read at most ``max_bytes`` + 1 bytes of a file through :func:`open_regular`.
+
+    Raises:
+        InputError: unreadable, or not a regular file.
+    """
+    from aegis.errors import InputError
+
+    with open_regular(path, what, follow=follow) as f:
         try:
             return f.read(max_bytes + 1)
         except OSError as e:

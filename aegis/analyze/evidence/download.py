@@ -120,14 +120,12 @@ def _open_regular(path: Path) -> BinaryIO:
     Raises:
         DebDownloadError: unreadable, or not a regular file.
     """
+    from aegis.workflow.files import open_regular
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as e:
-        raise DebDownloadError(f"cannot read {path}: {e.strerror}") from e
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise DebDownloadError(f"{path} is not a regular file")
-    return os.fdopen(fd, "rb")
+        return open_regular(path, "package file")
+    except InputError as e:
+        raise DebDownloadError(e.message) from e
 
 
 def sha256_file(path: Path, limit: int = MAX_DEB_BYTES) -> tuple[str, int]:

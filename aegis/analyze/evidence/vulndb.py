@@ -57,13 +57,11 @@ def _iso(dt: datetime) -> str:
 
 
 def _read_capped(path: Path, cap: int, what: str) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(cap + 1)
-    except FileNotFoundError as e:
-        raise InputError(f"{what} {path} does not exist") from e
-    except OSError as e:
-        raise InputError(f"cannot read {what} {path}: {e.strerror}") from e
+    from aegis.workflow.files import read_capped
+
+    if not path.exists():
+        raise InputError(f"{what} {path} does not exist")
+    data = read_capped(path, cap, what)  # a FIFO or device given by mistake: refused
     if len(data) > cap:
         raise InputError(f"{what} {path} is larger than {cap} bytes")
     return data

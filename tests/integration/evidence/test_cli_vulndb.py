@@ -139,6 +139,18 @@ def test_python_m_aegis(aegis_home: Path, tracker: Path) -> None:
     )
     assert missing.returncode == 3
     assert missing.stderr.startswith("Error: tracker file /nonexistent/x.json does not exist")
+    fifo = tracker.parent / "tracker.fifo"
+    os.mkfifo(fifo)  # given by mistake: refused at once, never waited on
+    stuck = subprocess.run(
+        [sys.executable, "-m", "aegis", "vulndb", "import", str(fifo)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert stuck.returncode == 3
+    assert "is not a regular file" in stuck.stderr
 
 
 def test_help_has_example() -> None:
