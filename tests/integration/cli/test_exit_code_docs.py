@@ -110,10 +110,13 @@ def _markdown_tables(text: str) -> list[dict[int, str]]:
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
+CARRIERS = {"README.md", "docs/design.md", "docs/operator-guide.md"}
+
+
 def test_readme_and_docs_tables_are_the_code_table() -> None:
-    found = 0
+    carrying = set()
     for path in DOCS:
         for table in _markdown_tables(path.read_text(encoding="utf-8")):
-            found += 1
+            carrying.add(str(path.relative_to(REPO)))
             assert table == TABLE, path.relative_to(REPO)
-    assert found >= 1, "README.md carries the table"
+    assert carrying >= CARRIERS
