@@ -494,7 +494,7 @@ def test_units_sockets_and_paths_are_the_contracts() -> None:
 
 def test_systemd_analyze_verify_accepts_the_units() -> None:
     if shutil.which("systemd-analyze") is None:
-        pytest.fail("systemd-analyze is required (TESTBED.md: apt-get install systemd)")
+        pytest.fail("systemd-analyze is required (apt-get install systemd)")
     names = [*UNITS, *SOCKETS]
     proc = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", "--recursive-errors=no", *names],
@@ -504,7 +504,8 @@ def test_systemd_analyze_verify_accepts_the_units() -> None:
         check=False,
     )
     # Outside a staged install the only complaints allowed are the missing programs
-    # and users; any other stderr line is a unit problem (TESTBED.md section 5).
+    # and users; any other stderr line is a unit problem (docs/testing.md "systemd without
+    # booting").
     noise = ("/opt/aegis/bin/", "is not executable", "No such file or directory")
     problems = [
         line for line in proc.stderr.splitlines() if line and not any(n in line for n in noise)
