@@ -3,7 +3,7 @@ r"""Pure parsers of apt's output.
 Covered: the simulated delta, ``apt-cache policy`` and ``apt-cache show``,
 ``apt-get download --print-uris`` and ``apt-config dump``.
 
-``apt-get -s -qq`` (TESTBED section 3) prints one line per action:
+``apt-get -s -qq`` (docs/testing.md "Throwaway roots") prints one line per action:
 
 - ``Inst pkg [old] (new Origin:Release[, Origin:Release] [arch]) [extra]``
 - ``Conf pkg (ver Origin:Release [arch])``   (the configure order)

@@ -2,7 +2,7 @@
 
 The graph lives in ``workflows/change-request.toml``. :func:`parse_workflow` is
 pure: it parses the TOML text strictly and refuses unknown keys, unknown states,
-unknown guard names and any graph that breaks the invariants of DESIGN.md:
+unknown guard names and any graph that breaks the invariants of docs/design.md:
 
 1. every path from the initial state into ``applying`` passes ``signed``;
 2. only ``applying`` leads to ``applied`` or ``failed``, except the operator's
