@@ -420,7 +420,7 @@ CASES = [
         vuln("1.3-1"),
         D,
         D,
-        "pkg0000 CVE-2026-0001 (high, fixed in 1.3-1)",
+        "pkg0000 CVE-2026-0001 (high, fixed in 1.3-1); plan the fixed version",
         VULN,
     ),
     _case(  # the contract's critical phrase only for the documented critical mapping
