@@ -416,6 +416,15 @@ CASES = [
         "essential: base-files",
     ),
     _case(
+        "name.lookalike",
+        clean_plan(
+            signals=(Signal("name.lookalike", "opnessl", "opnessl looks like openssl (edit)"),)
+        ),
+        A,
+        A,
+        "name lookalike: opnessl looks like openssl (edit)",
+    ),
+    _case(
         "vuln.fixed-available",
         vuln("1.3-1"),
         D,
