@@ -28,7 +28,15 @@ import click
         "Then run 'aegis policy <plan.json>' for the deterministic decision."
     ),
 )
-@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option(
+    "--probe",
+    is_flag=True,
+    help=(
+        "Instead of a review: one canned request to the configured model server (reachable, "
+        "model listed, response_format honoured, answer parses); exit 7 unless it would count."
+    ),
+)
 @click.option(
     "--direct",
     is_flag=True,
@@ -36,8 +44,15 @@ import click
 )
 @click.option("--no-review", is_flag=True, help="Record the review as skipped by configuration.")
 @click.option("--json", "as_json", is_flag=True, help="Print the review record as JSON.")
-def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None:
+def review_cmd(
+    plan: Path | None, probe: bool, direct: bool, no_review: bool, as_json: bool
+) -> None:
     """Review PLAN."""
+    if probe:
+        _probe(as_json)
+        return
+    if plan is None:
+        raise click.UsageError("missing argument PLAN (or give --probe)")
     from aegis import api
     from aegis.cli.render import emit_json, print_fields, print_path, warn
     from aegis.config import load_config
@@ -96,3 +111,39 @@ def review_cmd(plan: Path, direct: bool, no_review: bool, as_json: bool) -> None
     ]
     print_fields(fields)
     print_path("review", done.path)
+
+
+def _probe(as_json: bool) -> None:
+    from datetime import UTC, datetime
+
+    from aegis.cli.render import emit_json, print_fields, print_path
+    from aegis.codec import to_dict
+    from aegis.config import load_config
+    from aegis.errors import EnvironmentFailure
+    from aegis.review.probe import probe, record_probe
+
+    cfg = load_config()
+    result = probe(cfg, datetime.now(UTC))
+    path = record_probe(cfg, result)
+    if as_json:
+        emit_json({**to_dict(result), "ok": result.ok, "path": str(path)})
+    else:
+        listed = {True: "yes", False: "NO", None: "unknown (no usable /v1/models)"}
+        print_fields(
+            [
+                ("endpoint", result.endpoint),
+                ("model", result.model or "(none configured)"),
+                ("reachable", "yes" if result.reachable else "no"),
+                ("model listed", listed[result.model_listed]),
+                ("response_format", result.response_format or "-"),
+                ("answer parses", "yes" if result.answer_parses else "no"),
+                ("detail", result.detail),
+                ("latency", f"{result.latency_ms} ms"),
+            ]
+        )
+        print_path("probe result", path)
+    if not result.ok:
+        raise EnvironmentFailure(
+            f"the model server would not give reviews that count: {result.detail}",
+            hint="docs/operator-guide.md, 'The review model'",
+        )

@@ -113,11 +113,13 @@ def endpoint_label(base_url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
 
 
-def _connection(base_url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+def _connection(
+    base_url: str, timeout: float, suffix: str = "/chat/completions"
+) -> tuple[http.client.HTTPConnection, str]:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"AEGIS_AI_BASE_URL must be an http(s) URL, got {base_url[:80]!r}")
-    path = parts.path.rstrip("/") + "/chat/completions"
+    path = parts.path.rstrip("/") + suffix
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     return cls(parts.hostname, parts.port, timeout=max(timeout, 0.001)), path
 
@@ -239,3 +241,46 @@ def chat(
             continue  # the server does not take this response_format: try the next one
         return done("failed", f"endpoint answered HTTP {code}", code=code)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+MAX_MODELS_BYTES = 256 * 1024
+
+
+def list_models(
+    base_url: str, *, timeout_s: float, api_key: str | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """``GET /v1/models``: (``ok`` or why not, the model ids served). Never raises.
+
+    The same bounds as :func:`chat`: one deadline, a size cap, strict JSON.
+    """
+    clock = time.monotonic
+    deadline = clock() + timeout_s
+    headers = {"Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        conn, path = _connection(base_url, timeout_s, "/models")
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            body = _read_capped(resp, conn.sock, deadline, clock, MAX_MODELS_BYTES)
+        finally:
+            conn.close()
+    except ValueError as e:
+        return str(e), ()
+    except (_DeadlineError, TimeoutError):
+        return f"no answer within {timeout_s:g} s", ()
+    except _OversizedError:
+        return f"the model list is larger than {MAX_MODELS_BYTES} bytes", ()
+    except ConnectionError as e:
+        return f"endpoint unreachable: {e.strerror or type(e).__name__}", ()
+    except (http.client.HTTPException, OSError) as e:
+        return f"endpoint error: {type(e).__name__}", ()
+    if resp.status != http.HTTPStatus.OK:
+        return f"endpoint answered HTTP {resp.status}", ()
+    try:
+        doc = json.loads(body.decode("utf-8"))
+        ids = tuple(str(m["id"])[:200] for m in doc["data"] if isinstance(m, dict) and "id" in m)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
+        return "the model list is not OpenAI-compatible JSON", ()
+    return "ok", ids

@@ -128,6 +128,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:
+        # GET /v1/models, as vLLM, llama.cpp and Ollama serve it (OpenAI's list shape).
+        self.server.requests.append({"path": self.path, "body": None})
+        if self.path != "/v1/models" or self.server.script == "no-models":
+            self._send(404, b'{"error": "not found"}')
+            return
+        models = [{"id": m, "object": "model"} for m in self.server.models]
+        self._send(200, json.dumps({"object": "list", "data": models}).encode())
+
     def do_POST(self) -> None:
         size = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(size))
@@ -188,6 +197,7 @@ class FakeModelServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script = "valid"
         self.delay = 3.0
+        self.models = ["fake-model"]
         self.requests: list[dict[str, Any]] = []
 
     @property
