@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from fakemodel import FakeModelServer
 
 from aegis.cli.aegis import cli
-from aegis.config import load_config
 
 
 def _probe(monkeypatch: pytest.MonkeyPatch, url: str, model: str = "fake-model") -> Any:
