@@ -32,14 +32,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aegis.analyze.evidence.release import (
+    DEFAULT_CLOCK_SKEW,
     ReleaseFiles,
     assess_release,
+    release_fields,
+    release_hashes,
     release_problems,
-    release_sha256,
 )
 from aegis.analyze.evidence.signature import (
     in_trusted_dir,
@@ -48,6 +50,7 @@ from aegis.analyze.evidence.signature import (
     verify_release,
 )
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
+from aegis.analyze.evidence.verifier import Verifier
 from aegis.model import Repository
 
 
@@ -99,10 +102,11 @@ def find_release_files(
 def _index_hash_problems(
     files: ReleaseFiles, entry: SourceEntry, paths: AptPaths, release_text: str | None
 ) -> list[str]:
-    """Packages indexes whose SHA-256 does not match the (signed) Release."""
+    """Packages indexes whose SHA-256 (or SHA-512) does not match the (signed) Release."""
     if release_text is None:
         return []
-    wanted = release_sha256(release_text)
+    wanted = release_hashes(release_text, "SHA256")
+    wanted512 = release_hashes(release_text, "SHA512")
     problems: list[str] = []
     comp = entry.component
     if files.where == "repository":
@@ -117,9 +121,15 @@ def _index_hash_problems(
             rel = p.name[len(prefix) :].replace("_", "/")
             pairs.append((p, f"{comp}/{rel}" if comp else rel))
     for p, rel in pairs:
-        if rel not in wanted:
-            continue  # recompressed locally (e.g. .lz4): not comparable
-        if hashlib.sha256(p.read_bytes()).hexdigest() != wanted[rel]:
+        # Neither listed: recompressed locally (e.g. .lz4), or listed only with
+        # MD5Sum/SHA1, which release_problems names (weak-index-hash).
+        if rel in wanted:
+            bad = hashlib.sha256(p.read_bytes()).hexdigest() != wanted[rel]
+        elif rel in wanted512:
+            bad = hashlib.sha512(p.read_bytes()).hexdigest() != wanted512[rel]
+        else:
+            continue
+        if bad:
             problems.append(f"hash-mismatch:{rel}")
     return problems
 
@@ -139,10 +149,11 @@ def collect_repository(
     *,
     timeout_s: float,
     prefer_repository: bool = False,
+    verifier: Verifier | None = None,
 ) -> tuple[Repository, ReleaseFiles]:
     """Gather all evidence about one source entry."""
     files = find_release_files(entry, paths, prefer_repository=prefer_repository)
-    sig = verify_release(files, entry, paths, timeout_s=timeout_s)
+    sig = verify_release(files, entry, paths, timeout_s=timeout_s, verifier=verifier)
     date, until, expired, frozen, origin = assess_release(sig.text, now)
     form = entry.signed_by_form
     krs = keyring_files(entry, paths) if form != "none" else []
@@ -172,7 +183,13 @@ def collect_repository(
     if not facts.approved:
         problems.append("unapproved")
     problems.extend(_index_hash_problems(files, entry, paths, sig.text))
-    problems.extend(release_problems(sig.text, now))
+    problems.extend(release_problems(sig.text, now, approval.clock_skew))
+    problems.extend(sig.weak)
+    signed = release_fields(sig.text or "") if sig.status == "good" else {}
+    suite, codename = signed.get("Suite"), signed.get("Codename")
+    stated = {v for v in (suite, codename) if v}  # apt compares only what is stated
+    if stated and not entry.suite.endswith("/") and entry.suite not in stated:
+        problems.append(f"suite-mismatch:{suite or '-'}/{codename or '-'}")
     repo = Repository(
         id=repository_id(entry.uri, entry.suite, entry.component),
         uri=entry.uri,
@@ -196,6 +213,10 @@ def collect_repository(
         allowed_packages=facts.allowed_packages,
         origin_text=origin,
         problems=tuple(problems),
+        verifier=sig.verifier,
+        verifier_policy=sig.policy,
+        signed_suite=suite,
+        signed_codename=codename,
     )
     return repo, files
 
@@ -206,16 +227,21 @@ class ApprovalLookup:
     A missing or malformed policy file approves nothing (policy denies on its own).
     """
 
-    def __init__(self, sources: Sequence[object] = ()) -> None:
+    def __init__(
+        self, sources: Sequence[object] = (), clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+    ) -> None:
         self._sources = tuple(sources)
+        self.clock_skew = clock_skew
+        """``thresholds.clock_skew_s``: how far ahead a Release Date may be."""
 
     @classmethod
     def from_policy_file(cls, path: Path) -> ApprovalLookup:
-        """Read ``[[sources]]`` from the policy file (see :mod:`aegis.policy.config`)."""
+        """``[[sources]]`` and the clock skew of the policy file (:mod:`aegis.policy.config`)."""
         try:
             from aegis.policy.config import load_policy_config
 
-            return cls(load_policy_config(path).sources)
+            conf = load_policy_config(path)
+            return cls(conf.sources, timedelta(seconds=conf.thresholds.clock_skew_s))
         except Exception:
             return cls(())
 
