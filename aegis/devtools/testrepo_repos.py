@@ -79,15 +79,18 @@ def build_repo(
     date: datetime | None = None,
     sign: bool = True,
     name: str | None = None,
+    digest: str = "SHA256",
+    key: Key | None = None,
 ) -> Repo:
     """Build a signed repository under ``dest`` and return its :class:`Repo`.
 
     ``date`` overrides the Release ``Date`` (freeze tests); ``valid_until`` adds
-    ``Valid-Until``. ``sign=False`` leaves the repository unsigned.
+    ``Valid-Until``. ``sign=False`` leaves the repository unsigned. ``digest`` is
+    gpg's ``--digest-algo`` and ``key`` a ready key (weak-algorithm fixtures).
     """
     dest = Path(dest).resolve()
     specs = tuple(DEFAULT_PACKAGES if packages is None else packages)
-    key = get_key(key_name, gnupg_home=gnupg_home)
+    key = key or get_key(key_name, gnupg_home=gnupg_home)
     pool = dest / "pool" / component
     pool.mkdir(parents=True, exist_ok=True)
     for spec in specs:
@@ -135,7 +138,7 @@ def build_repo(
     for stale in ("InRelease", "Release.gpg"):
         (dist / stale).unlink(missing_ok=True)
     if sign:
-        _sign_release(dist, key)
+        sign_release(dist, key, digest=digest)
     return Repo(
         path=dest,
         suite=suite,
@@ -170,7 +173,13 @@ def _patch_release(text: str, *, date: datetime | None, valid_until: datetime | 
     return "\n".join(out) + "\n"
 
 
-def _sign_release(dist: Path, key: Key) -> None:
+def sign_release(
+    dist: Path, key: Key, *, digest: str = "SHA256", extra: tuple[str, ...] = ()
+) -> None:
+    """(Re-)sign ``dist/Release`` into ``InRelease`` and ``Release.gpg`` with ``key``.
+
+    ``extra`` goes to gpg (``--faked-system-time``, ``--force-v3-sigs`` ...).
+    """
     env = {"GNUPGHOME": str(key.gnupg_home)}
     base = [
         "gpg",
@@ -183,7 +192,8 @@ def _sign_release(dist: Path, key: Key) -> None:
         "--local-user",
         key.fingerprint,
         "--digest-algo",
-        "SHA256",
+        digest,
+        *extra,
     ]
     run_tool([*base, "--clearsign", "-o", str(dist / "InRelease"), str(dist / "Release")], env=env)
     run_tool([*base, "-abs", "-o", str(dist / "Release.gpg"), str(dist / "Release")], env=env)

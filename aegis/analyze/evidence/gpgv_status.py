@@ -61,6 +61,7 @@ _NEUTRAL = frozenset(
 _WORTHLESS = frozenset({"EXPKEYSIG", "EXPSIG", "REVKEYSIG", "KEYEXPIRED", "KEYREVOKED", "ERRSIG"})
 _FATAL = frozenset({"NODATA", "ERROR", "FAILURE", "BADARMOR", "UNEXPECTED", "WARNING"})
 _KNOWN = _NEUTRAL | _WORTHLESS | _FATAL | {"GOODSIG", "VALIDSIG", "BADSIG", "NO_PUBKEY"}
+_KNOWN |= {"ASSERT_PUBKEY_ALGO"}  # <fpr> <0|1> <algo>: 0 is apt's "untrusted public key algorithm"
 # VALIDSIG <fpr> <date> <ts> <expire> <ver> <reserved> <pkalgo> <hashalgo> <class> <primary>
 _V_VER, _V_PK, _V_HASH, _V_PRIMARY = 4, 6, 7, 9
 _ERRSIG_RC, _RC_NO_PUBKEY = 5, "9"
@@ -76,7 +77,8 @@ class GpgvVerdict:
     """The whole stream's verdict."""
 
     status: str
-    """good, bad, no-pubkey, expired-key, expired-sig, revoked, weak-digest, error."""
+    """good, bad, no-pubkey, expired-key, expired-sig, revoked, weak-digest,
+    policy-rejected (``--assert-pubkey-algo`` refused the key), error."""
     fingerprints: tuple[str, ...] = ()
     """Primary fingerprints of the good signatures, in stream order."""
     weak: tuple[str, ...] = ()
@@ -164,6 +166,9 @@ def _good_signatures(
         if kw & _WORTHLESS:
             reasons |= kw & _WORTHLESS
             continue
+        if any(k == "ASSERT_PUBKEY_ALGO" and a[1:2] != ["1"] for k, a in b.words):
+            reasons.add("weak-key")
+            continue
         if "GOODSIG" not in kw or valid is None:
             continue
         if len(valid) > _V_HASH and valid[_V_HASH] in UNTRUSTED_DIGESTS:
@@ -189,6 +194,8 @@ def _why_not_good(blocks: Sequence[_Sig], words: set[str], reasons: set[str]) ->
         return GpgvVerdict("expired-sig", detail="EXPSIG")
     if "weak-digest" in reasons:
         return GpgvVerdict("weak-digest", detail="untrusted digest algorithm")
+    if "weak-key" in reasons:
+        return GpgvVerdict("policy-rejected", detail="untrusted public key algorithm")
     errsig_nopub = any(
         k == "ERRSIG" and len(a) > _ERRSIG_RC and a[_ERRSIG_RC] == _RC_NO_PUBKEY
         for b in blocks

@@ -60,7 +60,8 @@ class SignatureCheck:
 
     status: str
     """good, bad, no-pubkey, unsigned, error, missing; also expired-key, expired-sig,
-    revoked, weak-digest (gpgv) and policy-rejected (sqv's policy refused it)."""
+    revoked, weak-digest (gpgv), policy-rejected (the verifier's algorithm policy refused
+    it) and backdated (sqv: made long before the Release's own Date)."""
     fingerprint: str | None
     text: str | None
     """The verified Release text (only when good) or the unverified body."""
@@ -160,6 +161,11 @@ def _iso(value: str | None) -> str | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def release_date(text: str) -> str | None:
+    """The Release ``Date`` as ``YYYY-MM-DDTHH:MM:SSZ``, or None."""
+    return _iso(release_fields(text).get("Date"))
 
 
 def assess_release(

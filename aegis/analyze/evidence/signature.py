@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
@@ -30,6 +31,7 @@ from aegis.analyze.evidence.release import (
     SignatureCheck,
     dearmor,
     release_body,
+    release_date,
 )
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, signed_by_tokens
 from aegis.analyze.evidence.verifier import (
@@ -186,6 +188,25 @@ def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
     return files.release_gpg, files.release
 
 
+BACKDATE_SLACK = timedelta(days=1)
+
+
+def _not_before(message: Path) -> list[str]:
+    """``--not-before`` for sqv: no signature made long before the Release's own Date.
+
+    sqv judges a key at the signature's creation time, so a signature backdated to
+    when a since-expired (or revoked-later) key was valid passes it, and apt 3 with
+    it; gpgv reports such a key as EXPKEYSIG, which apt refuses. A real archive signs
+    its Release after writing its Date; a day of slack covers clocks. (A backdated
+    Date itself is caught by the freeze and Valid-Until checks.) Stricter than apt 3.
+    """
+    date = release_date(message.read_text(errors="replace"))
+    if date is None:
+        return []
+    when = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - BACKDATE_SLACK
+    return ["--not-before", when.strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+
 def _run_verifier(
     verifier: Verifier,
     keyrings: list[Path],
@@ -201,7 +222,7 @@ def _run_verifier(
     if verifier.tool == "sqv":
         env = {"SEQUOIA_CRYPTO_POLICY": verifier.policy} if verifier.policy else None
         res = run_tool(
-            [verifier.path, *rings, "--", str(sig), str(msg)],
+            [verifier.path, *rings, *_not_before(msg), "--", str(sig), str(msg)],
             apt_config=None,
             timeout_s=timeout_s,
             extra_env=env,
@@ -215,7 +236,9 @@ def _run_verifier(
         return status, (signers[0] if status == "good" else None), (), res.stderr.strip()[:200]
     home = tdir / "home"
     home.mkdir(mode=0o700, exist_ok=True)
-    argv = [verifier.path, "--homedir", str(home), "--status-fd", "1", *rings, str(sig), str(msg)]
+    asserted = [f"--assert-pubkey-algo={verifier.policy}"] if verifier.policy else []
+    argv = [verifier.path, "--homedir", str(home), "--status-fd", "1", *asserted, *rings]
+    argv += [str(sig), str(msg)]
     res = run_tool(argv, apt_config=None, timeout_s=timeout_s)
     ring_bytes = [kr.read_bytes() for kr in keyrings]
     verdict = judge_gpgv_status(res.stdout, ring_bytes, allowed)

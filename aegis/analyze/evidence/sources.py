@@ -179,6 +179,8 @@ class AptPaths:
     """``Dir::Bin::Methods``: whether apt has an ``sqv`` method decides its verifier."""
     gpgv_command: str = ""
     """``APT::Key::GPGVCommand``: when set, apt 3 verifies with gpgv instead of sqv."""
+    assert_pubkey_algo: str = ""
+    """``APT::Key::Assert-Pubkey-Algo``: apt passes it to a gpgv that knows the option."""
 
 
 def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
@@ -223,6 +225,7 @@ def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
         ).rstrip("/")
         + "/",
         gpgv_command=lower.get("apt::key::gpgvcommand", ""),
+        assert_pubkey_algo=lower.get("apt::key::assert-pubkey-algo", ""),
     )
 
 

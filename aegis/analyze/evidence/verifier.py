@@ -16,6 +16,10 @@ How apt chooses (read from apt's own code, not guessed):
   environment, so the two variables never apply and only the files are looked at.
 - apt 2.6 (bookworm) has only the gpgv method; it runs the first of
   ``APT::Key::GPGVCommand``, ``gpgv-sq``, ``gpgv``, ``gpgv2``, ``gpgv1`` that answers.
+  apt 3 also passes ``--assert-pubkey-algo=`` its ``APT::Key::Assert-Pubkey-Algo``
+  (``>=rsa2048,ed25519,...``) when that gpgv lists the option in ``--dump-options``
+  (gpgv 2.4 does, bookworm's 2.2 does not); the key is then refused by gpgv's
+  ``ASSERT_PUBKEY_ALGO`` status, which :mod:`.gpgv_status` reads.
 
 Both methods split a clear-signed InRelease themselves (``SplitClearSignedFile``)
 and verify the detached signature over the message; :func:`split_clearsigned`
@@ -31,11 +35,13 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from aegis.analyze.evidence.sources import AptPaths
+from aegis.analyze.run import run_tool
 
 SQV = "/usr/bin/sqv"
 """apt's ``SQV_EXECUTABLE``."""
@@ -57,14 +63,17 @@ class Verifier:
     """``sqv`` or ``gpgv``."""
     path: str
     policy: str | None = None
-    """The Sequoia policy file sqv reads (``SEQUOIA_CRYPTO_POLICY``); None for gpgv,
-    which has no policy (weak algorithms are then named problems, not refusals)."""
+    """The Sequoia policy file sqv reads (``SEQUOIA_CRYPTO_POLICY``); for gpgv the
+    ``--assert-pubkey-algo`` value apt passes, or None (weak algorithms are then named
+    problems, not refusals)."""
 
     def describe(self) -> str:
         """One line for evidence and ``aegis doctor``."""
         where = f"{self.tool} ({self.path})"
         if self.tool == "sqv":
             return f"{where} policy {self.policy or 'sqv built-in'}"
+        if self.policy:
+            return f"{where} --assert-pubkey-algo={self.policy}"
         return f"{where} no algorithm policy"
 
 
@@ -79,8 +88,18 @@ def choose_verifier(paths: AptPaths) -> Verifier:
             continue
         found = cand if cand.startswith("/") else shutil.which(cand, path="/usr/bin:/bin")
         if found and Path(found).is_file():
-            return Verifier("gpgv", found)
+            asserted = paths.assert_pubkey_algo if paths.assert_pubkey_algo else None
+            if asserted and "--assert-pubkey-algo" not in gpgv_options(found):
+                asserted = None
+            return Verifier("gpgv", found, asserted)
     return Verifier("gpgv", "/usr/bin/gpgv")  # missing: the run fails, closed
+
+
+@functools.cache
+def gpgv_options(path: str) -> frozenset[str]:
+    """The options this gpgv lists in ``--dump-options`` (apt's ``CheckGPGV``)."""
+    res = run_tool([path, "--dump-options"], apt_config=None, timeout_s=10.0)
+    return frozenset(ln.strip() for ln in res.stdout.splitlines() if ln.strip())
 
 
 class SplitError(ValueError):
@@ -166,6 +185,8 @@ def sqv_outcome(returncode: int, stderr: str) -> str:
         return "bad"
     if "Policy rejected" in stderr or "not considered secure" in stderr:
         return "policy-rejected"
+    if "before the --not-before" in stderr:
+        return "backdated"
     if "expired" in stderr.lower() or "not live" in stderr.lower():
         return "expired-key"
     if "revoked" in stderr.lower():
