@@ -32,6 +32,21 @@ from aegis.devtools.testrepo_packages import (
 )
 
 NEGATIVE_KINDS = ("wrong-key", "unsigned", "badsig", "hash-mismatch", "expired", "no-signed-by")
+UPDATE_ERROR_WORDINGS = {
+    "NO_PUBKEY": ("NO_PUBKEY", "Missing key", "no keyring is specified"),
+    "BADSIG": ("BADSIG", "Message has been manipulated"),
+}
+"""gpgv's wording (apt 2.6) -> every wording apt uses for the same refusal; apt 3 runs
+sqv, which says 'Missing key ...', 'Message has been manipulated', and apt itself says
+'no keyring is specified' when no keyring applies (checked on trixie's apt 3.0.4)."""
+
+
+def update_refused_as_expected(repo: Repo, output: str) -> bool:
+    """Apt's update output refuses ``repo`` for its negative kind, in gpgv's or sqv's words."""
+    expect = repo.expect_update_error
+    if not expect:
+        return False
+    return any(w in output for w in UPDATE_ERROR_WORDINGS.get(expect, (expect,)))
 
 
 @dataclass(frozen=True)
