@@ -95,8 +95,9 @@ def run() -> dict[str, object]:
             argv = [verifier.path, "--keyring", str(keyring), str(tmp / "s"), str(tmp / "m")]
         else:
             env = None
+            out = str(tmp / "out")
             argv = [verifier.path, "--homedir", str(home), "--status-fd", "1",
-                    "--keyring", str(keyring), "--output", str(tmp / "out"), str(inrelease)]  # fmt: skip
+                    "--keyring", str(keyring), "--output", out, str(inrelease)]  # fmt: skip
 
         def bare() -> None:
             assert run_tool(argv, apt_config=None, timeout_s=30.0, extra_env=env).ok
