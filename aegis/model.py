@@ -120,7 +120,9 @@ class Repository:
     keyring_trusted_dir: bool
     keyring_root_only: bool
     signature: str
-    """gpgv outcome: good, bad, no-pubkey, unsigned, error, missing."""
+    """Verifier outcome: good, bad, no-pubkey, unsigned, error, missing, expired-key,
+    expired-sig, revoked, weak-digest, policy-rejected, backdated (anything but good,
+    unsigned and missing is repo.untrusted's deny)."""
     signer_fingerprint: str | None
     date: str | None
     valid_until: str | None

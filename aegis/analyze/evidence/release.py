@@ -72,6 +72,9 @@ class SignatureCheck:
     weak: tuple[str, ...] = ()
     """Weak algorithms of a good signature that no policy refused (gpgv hosts)."""
     detail: str = ""
+    fingerprints: tuple[str, ...] = ()
+    """Every key that made a good signature (Debian signs with several; gpgv and sqv
+    list them in different orders, so approval looks for any of them)."""
 
 
 def dearmor(text: str) -> bytes:

@@ -5,11 +5,14 @@ freshness and approval.
 
 Identity is (URI, suite, component, signer fingerprint), never the Release
 ``Origin`` text (TESTBED section 8: a third-party repo can say ``Origin: Debian``).
-The signature is checked with ``gpgv --status-fd 1`` against exactly the keyring
-the source names (an armoured ``.asc`` or embedded block is dearmoured first; a
-fingerprint Signed-By is checked against apt's trusted keyrings and must match the
-signer). Release files come from apt's lists directory (what apt will install
-from); when apt has none for a local ``file:``/``copy:`` source, or when planning
+The signature is checked by the verifier this host's apt uses (sqv under apt's
+Sequoia policy on apt 3, gpgv otherwise; docs/apt-trust.md) against exactly the
+keyring the source names (an armoured ``.asc`` or embedded block is dearmoured
+first; a fingerprint Signed-By is checked against apt's trusted keyrings and must
+match the signer). The signed Suite and Codename, the verifier and its policy are
+recorded; weak hash sections, a future Date and a suite mismatch are problems.
+Release files come from apt's lists directory (what apt will install from); when
+apt has none for a local ``file:``/``copy:`` source, or when planning
 ``apt-get update``, they are read from the repository itself, so a rejected
 repository still yields evidence of why.
 
@@ -18,8 +21,8 @@ Approval and allowed package names come from the policy file's ``[[sources]]``
 
 This module assembles one :class:`~aegis.model.Repository` per source
 (:func:`collect_repository`). The pure Release parsing is in
-:mod:`aegis.analyze.evidence.release`; the gpgv check and keyring placement are in
-:mod:`aegis.analyze.evidence.signature`.
+:mod:`aegis.analyze.evidence.release`; the signature check and keyring placement are
+in :mod:`aegis.analyze.evidence.signature`.
 
 Example::
 
@@ -163,7 +166,17 @@ def collect_repository(
     if form == "embedded":
         trusted_dir = True  # the key lives in the root-owned source file itself
         root_only = root_only_writable(Path(entry.file))
-    facts = approval(entry.uri, entry.suite, entry.component, sig.fingerprint)
+    # Any key that made a good signature may be the approved one (verifiers differ in
+    # the order they list several signers); otherwise the first is recorded.
+    signer = next(
+        (
+            f
+            for f in sig.fingerprints
+            if approval(entry.uri, entry.suite, entry.component, f).approved
+        ),
+        sig.fingerprint,
+    )
+    facts = approval(entry.uri, entry.suite, entry.component, signer)
     problems: list[str] = []
     if sig.status != "good":
         problems.append(f"signature-{sig.status}")
@@ -202,7 +215,7 @@ def collect_repository(
         keyring_trusted_dir=trusted_dir,
         keyring_root_only=root_only,
         signature=sig.status,
-        signer_fingerprint=sig.fingerprint,
+        signer_fingerprint=signer,
         date=date,
         valid_until=until,
         expired=expired,

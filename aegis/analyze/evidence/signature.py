@@ -1,7 +1,10 @@
-"""Release signature and keyring placement of an apt source (the gpgv edge).
+"""Release signature and keyring placement of an apt source (the verifier edge).
 
-:func:`verify_release` checks InRelease (or Release + Release.gpg) with
-``gpgv --status-fd 1`` against exactly the keyring the source names: an armoured
+:func:`verify_release` checks InRelease (or Release + Release.gpg) with the verifier
+this host's apt uses (:mod:`aegis.analyze.evidence.verifier`: sqv under apt's Sequoia
+policy on apt 3, ``gpgv --status-fd 1`` judged whole otherwise) on the message and
+detached signature split as apt splits them, against exactly the keyring the source
+names: an armoured
 ``.asc`` or an embedded ``Signed-By`` block is dearmoured first into a private
 temporary directory; a fingerprint ``Signed-By`` is checked against apt's trusted
 keyrings and must match the signer. :func:`in_trusted_dir` and
@@ -215,8 +218,8 @@ def _run_verifier(
     *,
     tdir: Path,
     timeout_s: float,
-) -> tuple[str, str | None, tuple[str, ...], str]:
-    """(status, signer fingerprint, weaknesses, detail) from one run of ``verifier``."""
+) -> tuple[str, tuple[str, ...], tuple[str, ...], str]:
+    """(status, good signers' fingerprints, weaknesses, detail) from one run of ``verifier``."""
     sig, msg = parts
     rings = [a for kr in keyrings for a in ("--keyring", str(kr))]
     if verifier.tool == "sqv":
@@ -233,7 +236,8 @@ def _run_verifier(
             signers = [f for f in signers if any(f.endswith(a) for a in allowed)]
         if status == "good" and not signers:
             status = "no-pubkey" if allowed else "error"
-        return status, (signers[0] if status == "good" else None), (), res.stderr.strip()[:200]
+        good = tuple(signers) if status == "good" else ()
+        return status, good, (), res.stderr.strip()[:200]
     home = tdir / "home"
     home.mkdir(mode=0o700, exist_ok=True)
     asserted = [f"--assert-pubkey-algo={verifier.policy}"] if verifier.policy else []
@@ -245,8 +249,8 @@ def _run_verifier(
     status = verdict.status
     if status == "good" and res.returncode not in (0, 2):
         status = "error"  # 2: a further signature by a key not given (apt accepts that)
-    fpr = verdict.fingerprints[0] if status == "good" else None
-    return status, fpr, (verdict.weak if status == "good" else ()), verdict.detail
+    good = verdict.fingerprints if status == "good" else ()
+    return status, good, (verdict.weak if status == "good" else ()), verdict.detail
 
 
 def verify_release(
@@ -285,13 +289,15 @@ def verify_release(
         if not keyrings:
             return SignatureCheck("no-pubkey", None, unverified, chosen.describe(), chosen.policy)
         allowed = _allowed_fingerprints(entry)
-        status, fpr, weak, detail = _run_verifier(
+        status, fprs, weak, detail = _run_verifier(
             chosen, keyrings, parts, allowed, tdir=tdir, timeout_s=timeout_s
         )
         if status == "good":
             text = parts[1].read_text(errors="replace")
             text = text if text.endswith("\n") else text + "\n"
-            return SignatureCheck("good", fpr, text, chosen.describe(), chosen.policy, weak, detail)
+            return SignatureCheck(
+                "good", fprs[0], text, chosen.describe(), chosen.policy, weak, detail, fprs
+            )
         return SignatureCheck(
             status, None, unverified, chosen.describe(), chosen.policy, detail=detail
         )

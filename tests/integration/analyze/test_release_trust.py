@@ -343,3 +343,42 @@ def test_the_verifier_is_chosen_as_apt_chooses_it(tmp_path: Path) -> None:
         )
     )
     assert (forced.tool, forced.path) == ("gpgv", "/usr/bin/gpgv")
+
+
+def test_any_good_signer_of_a_multiply_signed_release_may_be_the_approved_one(
+    tmp_path: Path,
+) -> None:
+    """Debian signs each Release with several keys; gpgv and sqv list them in different
+    orders, so the approved key is looked for among every good signer, not the first."""
+    first = _key(tmp_path, "multi")
+    env = {"GNUPGHOME": str(first.gnupg_home)}
+    run_tool(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
+         "second <second@example.invalid>", "ed25519", "sign", "never"],
+        env=env,
+    )  # fmt: skip
+    listing = run_tool(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env)
+    fprs = [ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr:")]
+    second = next(f for f in fprs if f != first.fingerprint)
+    repo = testrepo.build_repo(tmp_path / "repo", name="multi")
+    dist = repo.path / "dists" / repo.suite
+    (dist / "Release.gpg").unlink()
+    run_tool(
+        ["gpg", "--batch", "--yes", "--digest-algo", "SHA256", "-u", first.fingerprint,
+         "-u", second, "--clearsign", "-o", str(dist / "InRelease"), str(dist / "Release")],
+        env=env,
+    )  # fmt: skip
+    both = tmp_path / "both.gpg"
+    both.write_bytes(
+        subprocess.run(
+            ["gpg", "--batch", "--export"], env={**env, "PATH": "/usr/bin:/bin"},
+            capture_output=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    for approved in (first.fingerprint, second):
+        mine = dataclasses.replace(repo, key_path=both, fingerprint=approved)
+        plan, result = _plan(tmp_path / approved[:8], mine)
+        (ev,) = plan.repositories
+        assert ev.signer_fingerprint == approved
+        assert ev.approved
+        assert result.decision is Effect.ALLOW, result.fired
