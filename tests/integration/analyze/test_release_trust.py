@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,14 +23,12 @@ from aegis.analyze.evidence.verifier import choose_verifier
 from aegis.analyze.plan import analyze_apt
 from aegis.config import Config, load_config
 from aegis.devtools import testrepo
-from aegis.devtools.testrepo_keys import Key, get_key, run_tool
+from aegis.devtools.testrepo_keys import Key, cache_dir, get_key, run_tool
 from aegis.devtools.testrepo_repos import sign_release
 from aegis.model import Intent, Operation, Plan, Tool
 from aegis.policy.engine import evaluate
 from aegis.policy.result import Effect, PolicyResult
 from aegis.policy.run import load_policy
-
-from .conftest import NOW
 
 APT_USES_SQV = Path("/usr/lib/apt/methods/sqv").is_file() and Path("/usr/bin/sqv").is_file()
 _TAIL = '\n[review]\nrequired = false\n\n[rules."vuln.db-missing"]\nenabled = false\n'
@@ -66,9 +66,12 @@ def _plan(
         }
     )
     _policy(cfg, repo, extra)
-    intent = Intent(Tool.APT, Operation(op), targets, "tester", NOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    plan = analyze_apt(cfg, intent, now=NOW, inspect_contents=False)
-    return plan, evaluate(plan, None, load_policy(cfg), NOW)
+    # Now, not the module's import time: a Release built minutes into a long run is
+    # otherwise dated beyond the 60 s clock skew.
+    now = datetime.now(UTC).replace(microsecond=0)
+    intent = Intent(Tool.APT, Operation(op), targets, "tester", now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    plan = analyze_apt(cfg, intent, now=now, inspect_contents=False)
+    return plan, evaluate(plan, None, load_policy(cfg), now)
 
 
 def _fired(result: PolicyResult) -> dict[str, str]:
@@ -77,9 +80,13 @@ def _fired(result: PolicyResult) -> dict[str, str]:
 
 def _key(tmp_path: Path, name: str, *, algo: str = "ed25519", expire: str = "never",
          at: str | None = None) -> Key:  # fmt: skip
-    """A fresh key in its own GNUPGHOME (``at``: gpg's --faked-system-time)."""
-    home = tmp_path / f"gnupg-{name}"
-    home.mkdir(mode=0o700)
+    """A fresh key in its own GNUPGHOME (``at``: gpg's --faked-system-time).
+
+    The home lives in the process's short key cache directory (removed, agents
+    stopped, at exit): gpg-agent's socket path must fit in 108 bytes.
+    """
+    home = Path(tempfile.mkdtemp(prefix=f"{name[:8]}-", dir=cache_dir()))
+    home.chmod(0o700)
     faked = ["--faked-system-time", at] if at else []
     run_tool(
         ["gpg", "--batch", "--passphrase", "", *faked, "--quick-gen-key",

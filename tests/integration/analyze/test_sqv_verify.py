@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from aegis.analyze.evidence.signature import verify_release
 from aegis.analyze.evidence.sources import parse_sources, resolve_apt_paths
 from aegis.analyze.evidence.verifier import SQV, Verifier
 from aegis.devtools import testrepo
-from aegis.devtools.testrepo_keys import get_key
+from aegis.devtools.testrepo_keys import cache_dir, get_key
 from aegis.devtools.testrepo_repos import sign_release
 
 APT_POLICY = (
@@ -111,8 +112,8 @@ def test_apts_policy_file_refuses_dsa_and_sha224(tmp_path: Path, kind: str) -> N
 def test_a_signature_backdated_into_an_expired_keys_lifetime_is_refused(tmp_path: Path) -> None:
     """sqv judges a key at the signature's time: a since-expired key's signature backdated
     to 2020 passes sqv (and apt 3); Aegis passes ``--not-before`` the Release Date less a day."""
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
+    home = Path(tempfile.mkdtemp(prefix="old-", dir=cache_dir()))  # agent socket: short path
+    home.chmod(0o700)
     env = {"GNUPGHOME": str(home), "PATH": "/usr/bin:/bin"}
     subprocess.run(
         ["gpg", "--batch", "--passphrase", "", "--faked-system-time", "20200101T000000!",
