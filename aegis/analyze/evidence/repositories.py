@@ -4,7 +4,7 @@ Per source: identity, Signed-By, keyring placement, InRelease signature,
 freshness and approval.
 
 Identity is (URI, suite, component, signer fingerprint), never the Release
-``Origin`` text (TESTBED section 8: a third-party repo can say ``Origin: Debian``).
+``Origin`` text (docs/testing.md: a third-party repo can say ``Origin: Debian``).
 The signature is checked by the verifier this host's apt uses (sqv under apt's
 Sequoia policy on apt 3, gpgv otherwise; docs/apt-trust.md) against exactly the
 keyring the source names (an armoured ``.asc`` or embedded block is dearmoured
