@@ -146,6 +146,10 @@ def root_only_writable(path: Path) -> bool:
         return False
 
 
+_KEY_PACKET_STARTS = (0x98, 0x99, 0xC6)
+"""Leading byte of an OpenPGP public-key packet, as apt checks it (apt-pkg/contrib/gpgv.cc)."""
+
+
 def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Path]:
     """The source's keyrings as gpgv reads them: armoured ones dearmoured into ``tdir``."""
     keyrings: list[Path] = []
@@ -160,8 +164,10 @@ def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Pa
             conv = tdir / f"k{i}.gpg"
             conv.write_bytes(dearmor(data.decode("ascii", errors="replace")))
             keyrings.append(conv)
-        else:
+        elif data[:1] and data[0] in _KEY_PACKET_STARTS:
             keyrings.append(kr)
+        # else: empty or not a keyring; both apt methods skip it ("unsupported filetype")
+        # rather than let one stray file in trusted.gpg.d fail every verification.
     if entry.signed_by_form == "embedded":
         conv = tdir / "embedded.gpg"
         conv.write_bytes(dearmor(entry.signed_by or ""))

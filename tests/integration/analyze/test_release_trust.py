@@ -389,3 +389,26 @@ def test_any_good_signer_of_a_multiply_signed_release_may_be_the_approved_one(
         assert ev.signer_fingerprint == approved
         assert ev.approved
         assert result.decision is Effect.ALLOW, result.fired
+
+
+def test_stray_files_in_trusted_gpg_d_are_skipped_as_apt_skips_them(tmp_path: Path) -> None:
+    """Both apt methods ignore empty files and files that are no keyring; so does Aegis."""
+    repo = testrepo.build_repo(tmp_path / "repo", name="stray")
+    root = testrepo.make_root(tmp_path / "root", [repo], signed_by_form="fingerprint")
+    parts = root.root / "etc/apt/trusted.gpg.d"
+    (parts / "empty.gpg").write_bytes(b"")
+    (parts / "junk.gpg").write_bytes(b"not a keyring\n")
+    testrepo.apt_update(root)  # apt accepts it
+    cfg = load_config(
+        {
+            "AEGIS_HOME": str(tmp_path / "home"),
+            "AEGIS_APT_CONFIG": str(root.apt_config),
+            "AEGIS_HOST_ID": "test-host",
+        }
+    )
+    _policy(cfg, repo)
+    now = datetime.now(UTC).replace(microsecond=0)
+    intent = Intent(Tool.APT, Operation.UPDATE, (), "tester", now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    (ev,) = analyze_apt(cfg, intent, now=now, inspect_contents=False).repositories
+    assert ev.signature == "good"
+    assert ev.signer_fingerprint == repo.fingerprint
