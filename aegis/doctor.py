@@ -27,7 +27,7 @@ from typing import Literal
 from aegis.config import Config
 
 Status = Literal["ok", "warn", "fail"]
-TOOLS = ("apt-get", "dpkg", "gpgv", "dpkg-repack")
+TOOLS = ("apt-get", "dpkg", "dpkg-repack")
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SOCKET_TIMEOUT_S = 1.0
 
@@ -221,4 +221,21 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
     for tool in TOOLS:
         found = find(tool)
         checks.append(Check(f"tool {tool}", "ok" if found else "fail", found or "not found"))
+    checks.append(_verifier_check(cfg))
     return checks
+
+
+def _verifier_check(cfg: Config) -> Check:
+    """The Release signature verifier and policy this host's apt uses (and so Aegis)."""
+    from aegis.analyze.apt import parse_apt_config_dump
+    from aegis.analyze.evidence.sources import resolve_apt_paths
+    from aegis.analyze.evidence.verifier import choose_verifier
+    from aegis.analyze.run import run_tool
+
+    dump = run_tool(["/usr/bin/apt-config", "dump"], apt_config=cfg.apt_config, timeout_s=30.0)
+    if not dump.ok:
+        return Check("signature verifier", "fail", f"apt-config dump failed: {dump.stderr[:200]}")
+    verifier = choose_verifier(resolve_apt_paths(parse_apt_config_dump(dump.stdout)))
+    if not Path(verifier.path).is_file():
+        return Check("signature verifier", "fail", f"{verifier.describe()}: not installed")
+    return Check("signature verifier", "ok", verifier.describe())

@@ -120,7 +120,9 @@ class Repository:
     keyring_trusted_dir: bool
     keyring_root_only: bool
     signature: str
-    """gpgv outcome: good, bad, no-pubkey, unsigned, error, missing."""
+    """Verifier outcome: good, bad, no-pubkey, unsigned, error, missing, expired-key,
+    expired-sig, revoked, weak-digest, policy-rejected, backdated (anything but good,
+    unsigned and missing is repo.untrusted's deny)."""
     signer_fingerprint: str | None
     date: str | None
     valid_until: str | None
@@ -135,6 +137,14 @@ class Repository:
     origin_text: str | None = None
     """Release Origin, recorded only to show it is not trusted."""
     problems: tuple[str, ...] = ()
+    verifier: str | None = None
+    """The tool that judged the signature, as this host's apt would (``sqv (...)``)."""
+    verifier_policy: str | None = None
+    """The algorithm policy file that tool judged under (sqv); None for gpgv."""
+    signed_suite: str | None = None
+    """``Suite`` of the signed Release (None unless the signature is good)."""
+    signed_codename: str | None = None
+    """``Codename`` of the signed Release (None unless the signature is good)."""
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from aegis.devtools.testrepo_repos import (
     build_repo,
     debian_lookalike_repo,
     negative_repo,
+    update_refused_as_expected,
 )
 from aegis.devtools.testrepo_roots import (
     SIGNED_BY_FORMS,
@@ -85,6 +86,7 @@ __all__ = [
     "make_root",
     "negative_repo",
     "run_apt",
+    "update_refused_as_expected",
 ]
 
 

@@ -106,12 +106,21 @@ def run_tool(
     return proc.stdout
 
 
-def get_key(name: str = "default", *, gnupg_home: Path | None = None) -> Key:
+def get_key(
+    name: str = "default",
+    *,
+    gnupg_home: Path | None = None,
+    algo: str = "ed25519",
+    expire: str = "never",
+) -> Key:
     """Return a throwaway signing key, generated once per process per name.
 
     Args:
         name: the key's name (each name is a different key).
         gnupg_home: an existing GNUPGHOME whose first secret key is reused instead.
+        algo: gpg's algorithm name for a new key (``dsa2048``, ``rsa1024`` for the
+            weak-algorithm fixtures).
+        expire: gpg's expiry for a new key (``seconds=5`` for expired-key fixtures).
 
     Returns:
         The key, with its binary and armoured exports in the process cache.
@@ -135,9 +144,9 @@ def get_key(name: str = "default", *, gnupg_home: Path | None = None) -> Key:
                     "",
                     "--quick-gen-key",
                     f"Aegis Test Repo {name} <repo-{name}@example.invalid>",
-                    "ed25519",
+                    algo,
                     "sign",
-                    "never",
+                    expire,
                 ],
                 env=env,
             )

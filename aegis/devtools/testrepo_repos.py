@@ -32,6 +32,21 @@ from aegis.devtools.testrepo_packages import (
 )
 
 NEGATIVE_KINDS = ("wrong-key", "unsigned", "badsig", "hash-mismatch", "expired", "no-signed-by")
+UPDATE_ERROR_WORDINGS = {
+    "NO_PUBKEY": ("NO_PUBKEY", "Missing key", "no keyring is specified"),
+    "BADSIG": ("BADSIG", "Message has been manipulated"),
+}
+"""gpgv's wording (apt 2.6) -> every wording apt uses for the same refusal; apt 3 runs
+sqv, which says 'Missing key ...', 'Message has been manipulated', and apt itself says
+'no keyring is specified' when no keyring applies (checked on trixie's apt 3.0.4)."""
+
+
+def update_refused_as_expected(repo: Repo, output: str) -> bool:
+    """Apt's update output refuses ``repo`` for its negative kind, in gpgv's or sqv's words."""
+    expect = repo.expect_update_error
+    if not expect:
+        return False
+    return any(w in output for w in UPDATE_ERROR_WORDINGS.get(expect, (expect,)))
 
 
 @dataclass(frozen=True)
@@ -79,15 +94,18 @@ def build_repo(
     date: datetime | None = None,
     sign: bool = True,
     name: str | None = None,
+    digest: str = "SHA256",
+    key: Key | None = None,
 ) -> Repo:
     """Build a signed repository under ``dest`` and return its :class:`Repo`.
 
     ``date`` overrides the Release ``Date`` (freeze tests); ``valid_until`` adds
-    ``Valid-Until``. ``sign=False`` leaves the repository unsigned.
+    ``Valid-Until``. ``sign=False`` leaves the repository unsigned. ``digest`` is
+    gpg's ``--digest-algo`` and ``key`` a ready key (weak-algorithm fixtures).
     """
     dest = Path(dest).resolve()
     specs = tuple(DEFAULT_PACKAGES if packages is None else packages)
-    key = get_key(key_name, gnupg_home=gnupg_home)
+    key = key or get_key(key_name, gnupg_home=gnupg_home)
     pool = dest / "pool" / component
     pool.mkdir(parents=True, exist_ok=True)
     for spec in specs:
@@ -135,7 +153,7 @@ def build_repo(
     for stale in ("InRelease", "Release.gpg"):
         (dist / stale).unlink(missing_ok=True)
     if sign:
-        _sign_release(dist, key)
+        sign_release(dist, key, digest=digest)
     return Repo(
         path=dest,
         suite=suite,
@@ -170,7 +188,13 @@ def _patch_release(text: str, *, date: datetime | None, valid_until: datetime | 
     return "\n".join(out) + "\n"
 
 
-def _sign_release(dist: Path, key: Key) -> None:
+def sign_release(
+    dist: Path, key: Key, *, digest: str = "SHA256", extra: tuple[str, ...] = ()
+) -> None:
+    """(Re-)sign ``dist/Release`` into ``InRelease`` and ``Release.gpg`` with ``key``.
+
+    ``extra`` goes to gpg (``--faked-system-time``, ``--force-v3-sigs`` ...).
+    """
     env = {"GNUPGHOME": str(key.gnupg_home)}
     base = [
         "gpg",
@@ -183,7 +207,8 @@ def _sign_release(dist: Path, key: Key) -> None:
         "--local-user",
         key.fingerprint,
         "--digest-algo",
-        "SHA256",
+        digest,
+        *extra,
     ]
     run_tool([*base, "--clearsign", "-o", str(dist / "InRelease"), str(dist / "Release")], env=env)
     run_tool([*base, "-abs", "-o", str(dist / "Release.gpg"), str(dist / "Release")], env=env)

@@ -69,6 +69,9 @@ class ApprovedSource:
     """The distribution's own archive: may supply any package."""
     packages: tuple[str, ...] = ()
     """Names (``fnmatch`` patterns) a non-distribution source may supply; empty: none."""
+    signed_suites: tuple[str, ...] = ()
+    """Signed Release ``Suite``/``Codename`` values accepted although they differ from
+    ``suite`` (an archive key signs other suites too: a mismatch is otherwise a deny)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class Thresholds:
 
     evidence_max_age_s: int = 86_400
     """A plan older than this at evaluation is stale evidence (deny: re-plan)."""
-    clock_skew_s: int = 300
+    clock_skew_s: int = 60
     """A plan created further in the future than this is refused."""
     vulndb_max_age_s: int = 7 * 86_400
     """Vulnerability data older than this requires approval."""
@@ -228,13 +231,16 @@ def _strs(
     return tuple(value)
 
 
+_SOURCE_OPTIONAL = {"distribution", "packages", "signed_suites"}
+
+
 def _parse_source(data: Any, index: int) -> ApprovedSource:
     where = f"sources[{index}]."
     if not isinstance(data, dict):
         raise PolicyConfigError(f"sources[{index}]: expected a table")
     _check_keys(
         data,
-        {"name", "uri", "suite", "component", "signer_fingerprint", "distribution", "packages"},
+        {"name", "uri", "suite", "component", "signer_fingerprint"} | _SOURCE_OPTIONAL,
         where.rstrip("."),
     )
     fpr = normalize_fingerprint(_str(data, "signer_fingerprint", where))
@@ -252,6 +258,7 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
         signer_fingerprint=fpr,
         distribution=distribution,
         packages=packages,
+        signed_suites=_strs(data, "signed_suites", where, ()),
     )
 
 

@@ -80,6 +80,7 @@ BUILTIN_SENSITIVE = (
     "ca-certificates",
     "gnupg*",
     "gpgv",
+    "sqv",
     "apt",
     "dpkg",
     "systemd",

@@ -49,8 +49,11 @@ _JUDGED_PROBLEMS = frozenset(
         "keyring-untrusted-dir",
         "trusted-yes",
         "unapproved",
+        "weak-algorithm",
+        "suite-mismatch",
     }
 )
+_NOT_JUDGED_BY_SIGNATURE = ("good", "unsigned", "missing")  # repo.unsigned judges the last two
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 _INSECURE_FLAGS = (
     "allow-insecure",
@@ -183,8 +186,12 @@ def repo_untrusted(facts: Facts) -> Check:
         if facts.repo_source.get(repo.id) is None:
             fpr = repo.signer_fingerprint or "no signer"
             problems.append(f"not an approved source (signer {fpr})")
-        if repo.signature in ("bad", "no-pubkey", "error"):
-            problems.append(f"InRelease signature {repo.signature}")
+        if repo.signature not in _NOT_JUDGED_BY_SIGNATURE:
+            by = f" ({repo.verifier})" if repo.verifier else ""
+            problems.append(f"InRelease signature {repo.signature}{by}")
+        mismatch = _suite_mismatch(facts, repo)
+        if mismatch:
+            problems.append(mismatch)
         if repo.trusted_yes:
             problems.append("marked trusted=yes")
         if repo.signed_by_form != "none" and not repo.keyring_root_only:
@@ -205,6 +212,40 @@ def repo_untrusted(facts: Facts) -> Check:
     if not reasons:
         return Miss("every repository is an approved source with a good signature")
     return Hit(listed(reasons), unique(subjects))
+
+
+def _suite_mismatch(facts: Facts, repo: Repository) -> str | None:
+    """The signed Suite/Codename name another suite than the source entry, unapproved.
+
+    An archive key signs every suite of its archive (experimental, old codenames), so a
+    Release of another suite signed by the approved key is not the approved suite.
+    """
+    signed = {v for v in (repo.signed_suite, repo.signed_codename) if v}
+    # apt compares only what the Release states; neither field states no other suite.
+    if repo.signature != "good" or repo.suite.endswith("/") or not signed or repo.suite in signed:
+        return None
+    src = facts.repo_source.get(repo.id)
+    if src is not None and signed & set(src.signed_suites):
+        return None
+    got = f"{repo.signed_suite or '-'}/{repo.signed_codename or '-'}"
+    return f"signed Release is for suite/codename {got}, not {repo.suite}"
+
+
+def repo_weak_algorithm(facts: Facts) -> Check:
+    """A good signature made with an algorithm newer apt refuses (DSA, RSA < 2048, SHA-224, v3).
+
+    Where this host's apt verifies with sqv its policy refuses these outright
+    (repo.untrusted); where it uses gpgv (bookworm), apt accepts them, so a human decides.
+    """
+    weak = [
+        f"{_repo_label(r)}: {p.split(':', 1)[1]}"
+        for r in facts.plan.repositories
+        for p in r.problems
+        if p.startswith("weak-algorithm:")
+    ]
+    if not weak:
+        return Miss("no repository is signed with a weak algorithm")
+    return Hit(f"signed with a weak algorithm: {listed(weak)}", unique(weak))
 
 
 def repo_weakly_pinned(facts: Facts) -> Check:
@@ -390,6 +431,12 @@ RULES: tuple[Rule, ...] = (
         PHRASE_REPOSITORY,
     ),
     Rule("repo.unsigned", _D, "unsigned repository", repo_unsigned, PHRASE_SOURCE),
+    Rule(
+        "repo.weak-algorithm",
+        _A,
+        "signature algorithm this host's apt accepts but apt 3 refuses",
+        repo_weak_algorithm,
+    ),
     Rule("repo.expired", _D, "repository metadata past Valid-Until", repo_expired, PHRASE_SOURCE),
     Rule(
         "repo.frozen",

@@ -26,14 +26,21 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
+
 FREEZE_AFTER = timedelta(days=90)
-FUTURE_SLACK = timedelta(days=1)
-"""A Release Date further ahead than this is ``date-future``: it would defer the
-freeze check (a Date in 2035 and no Valid-Until never looks stale)."""
 """Release without Valid-Until whose Date is older than this looks frozen.
 
 Debian's own stable Release carries no Valid-Until and is re-dated at each point
 release (every two to three months), so a shorter window would flag it routinely."""
+DEFAULT_CLOCK_SKEW = timedelta(seconds=60)
+"""A Release Date further ahead than the policy's ``thresholds.clock_skew_s`` (this by
+default) is ``date-future``: apt refuses a Release from the future
+(``Acquire::Max-FutureTime``, 10 s), and a far Date would defer the freeze check."""
+STRONG_HASHES = ("SHA256", "SHA512")
+WEAK_HASHES = ("MD5Sum", "SHA1")
+"""apt trusts neither alone: a Release listing only these "provides only weak security
+information" and is refused; an index listed only with these is not verified."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,25 @@ class ReleaseFiles:
 
 @dataclass(frozen=True)
 class SignatureCheck:
-    """gpgv's verdict."""
+    """The verifier's verdict."""
 
     status: str
-    """good, bad, no-pubkey, unsigned, error, missing."""
+    """good, bad, no-pubkey, unsigned, error, missing; also expired-key, expired-sig,
+    revoked, weak-digest (gpgv), policy-rejected (the verifier's algorithm policy refused
+    it) and backdated (sqv: made long before the Release's own Date)."""
     fingerprint: str | None
     text: str | None
     """The verified Release text (only when good) or the unverified body."""
+    verifier: str | None = None
+    """Which tool judged it (:meth:`~aegis.analyze.evidence.verifier.Verifier.describe`)."""
+    policy: str | None = None
+    """The algorithm policy file it judged under (sqv), or None (gpgv has none)."""
+    weak: tuple[str, ...] = ()
+    """Weak algorithms of a good signature that no policy refused (gpgv hosts)."""
+    detail: str = ""
+    fingerprints: tuple[str, ...] = ()
+    """Every key that made a good signature (Debian signs with several; gpgv and sqv
+    list them in different orders, so approval looks for any of them)."""
 
 
 def dearmor(text: str) -> bytes:
@@ -79,38 +98,13 @@ def dearmor(text: str) -> bytes:
     return bytes(out)
 
 
-# Positions in gpgv's status arguments (after the keyword), per GnuPG's doc/DETAILS:
-# VALIDSIG <fpr> <date> <ts> <expire> <ver> <reserved> <algo> <hash> <class> <primary-fpr>
-_VALIDSIG_PRIMARY_FPR = 9
-_ERRSIG_RC = 5  # ERRSIG <keyid> <pkalgo> <hashalgo> <class> <time> <rc>
-_RC_NO_PUBKEY = "9"
-
-
 def parse_gpgv_status(status: str) -> tuple[str, str | None]:
-    """Parse gpgv ``--status-fd`` lines into (good|bad|no-pubkey|error, primary fingerprint)."""
-    valid: list[str] = []
-    bad = nopub = False
-    for line in status.splitlines():
-        tag, _, rest = line.partition(" ")
-        words = rest.split()
-        if tag != "[GNUPG:]" or not words:
-            continue
-        keyword, args = words[0], words[1:]
-        if keyword == "VALIDSIG" and args:
-            primary = args[_VALIDSIG_PRIMARY_FPR] if len(args) > _VALIDSIG_PRIMARY_FPR else args[0]
-            valid.append(primary.upper())
-        elif keyword == "BADSIG":
-            bad = True
-        elif keyword in ("NO_PUBKEY", "ERRSIG"):
-            errsig_rc = args[_ERRSIG_RC] if len(args) > _ERRSIG_RC else None
-            nopub = nopub or keyword == "NO_PUBKEY" or errsig_rc == _RC_NO_PUBKEY
-    if valid:
-        return "good", valid[0]
-    if bad:
-        return "bad", None
-    if nopub:
-        return "no-pubkey", None
-    return "error", None
+    """(status, first good primary fingerprint) of gpgv's status text, judged whole.
+
+    See :func:`aegis.analyze.evidence.gpgv_status.judge_gpgv_status`.
+    """
+    verdict = judge_gpgv_status(status, ())
+    return verdict.status, (verdict.fingerprints[0] if verdict.fingerprints else None)
 
 
 def release_body(inrelease_text: str) -> str:
@@ -142,11 +136,16 @@ def release_fields(text: str) -> dict[str, str]:
 
 def release_sha256(text: str) -> dict[str, str]:
     """``SHA256:`` section of a Release: path -> hex digest."""
+    return release_hashes(text, "SHA256")
+
+
+def release_hashes(text: str, section: str) -> dict[str, str]:
+    """One hash section (``SHA256``, ``SHA512``, ``MD5Sum``...) of a Release: path -> digest."""
     out: dict[str, str] = {}
     in_section = False
     for ln in text.splitlines():
         if not ln.startswith(" "):
-            in_section = ln.startswith("SHA256:")
+            in_section = ln.startswith(f"{section}:")
             continue
         if in_section:
             match ln.split():
@@ -167,6 +166,11 @@ def _iso(value: str | None) -> str | None:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def release_date(text: str) -> str | None:
+    """The Release ``Date`` as ``YYYY-MM-DDTHH:MM:SSZ``, or None."""
+    return _iso(release_fields(text).get("Date"))
+
+
 def assess_release(
     text: str | None, now: datetime
 ) -> tuple[str | None, str | None, bool, bool, str | None]:
@@ -185,12 +189,16 @@ def assess_release(
     return date, until, expired, frozen, fields.get("Origin")
 
 
-def release_problems(text: str | None, now: datetime) -> list[str]:
-    """Self-contradictions of a Release that its signature cannot excuse.
+def release_problems(
+    text: str | None, now: datetime, clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+) -> list[str]:
+    """Self-contradictions and weaknesses of a Release that its signature cannot excuse.
 
     ``hash-conflict:<path>``: one path listed twice in ``SHA256:`` with different
     digests (which one apt would check is not ours to guess); ``date-future``: a
-    Date more than :data:`FUTURE_SLACK` ahead of ``now``.
+    Date more than ``clock_skew`` ahead of ``now``; ``weak-hashes``: files listed
+    but no SHA256/SHA512 section (apt: "provides only weak security information");
+    ``weak-index-hash:<path>``: a file listed only with MD5Sum/SHA1.
     """
     if text is None:
         return []
@@ -207,6 +215,12 @@ def release_problems(text: str | None, now: datetime) -> list[str]:
                     out.append(f"hash-conflict:{path}")
     date = _iso(release_fields(text).get("Date"))
     fmt = "%Y-%m-%dT%H:%M:%SZ"
-    if date is not None and datetime.strptime(date, fmt).replace(tzinfo=UTC) > now + FUTURE_SLACK:
+    if date is not None and datetime.strptime(date, fmt).replace(tzinfo=UTC) > now + clock_skew:
         out.append("date-future")
+    strong = {p for h in STRONG_HASHES for p in release_hashes(text, h)}
+    weak = {p for h in WEAK_HASHES for p in release_hashes(text, h)}
+    if weak and not strong:
+        out.append("weak-hashes")
+    elif weak - strong:
+        out.extend(f"weak-index-hash:{p}" for p in sorted(weak - strong))
     return sorted(set(out))

@@ -5,11 +5,14 @@ freshness and approval.
 
 Identity is (URI, suite, component, signer fingerprint), never the Release
 ``Origin`` text (docs/testing.md: a third-party repo can say ``Origin: Debian``).
-The signature is checked with ``gpgv --status-fd 1`` against exactly the keyring
-the source names (an armoured ``.asc`` or embedded block is dearmoured first; a
-fingerprint Signed-By is checked against apt's trusted keyrings and must match the
-signer). Release files come from apt's lists directory (what apt will install
-from); when apt has none for a local ``file:``/``copy:`` source, or when planning
+The signature is checked by the verifier this host's apt uses (sqv under apt's
+Sequoia policy on apt 3, gpgv otherwise; docs/apt-trust.md) against exactly the
+keyring the source names (an armoured ``.asc`` or embedded block is dearmoured
+first; a fingerprint Signed-By is checked against apt's trusted keyrings and must
+match the signer). The signed Suite and Codename, the verifier and its policy are
+recorded; weak hash sections, a future Date and a suite mismatch are problems.
+Release files come from apt's lists directory (what apt will install from); when
+apt has none for a local ``file:``/``copy:`` source, or when planning
 ``apt-get update``, they are read from the repository itself, so a rejected
 repository still yields evidence of why.
 
@@ -18,8 +21,8 @@ Approval and allowed package names come from the policy file's ``[[sources]]``
 
 This module assembles one :class:`~aegis.model.Repository` per source
 (:func:`collect_repository`). The pure Release parsing is in
-:mod:`aegis.analyze.evidence.release`; the gpgv check and keyring placement are in
-:mod:`aegis.analyze.evidence.signature`.
+:mod:`aegis.analyze.evidence.release`; the signature check and keyring placement are
+in :mod:`aegis.analyze.evidence.signature`.
 
 Example::
 
@@ -32,14 +35,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aegis.analyze.evidence.release import (
+    DEFAULT_CLOCK_SKEW,
     ReleaseFiles,
     assess_release,
+    release_fields,
+    release_hashes,
     release_problems,
-    release_sha256,
 )
 from aegis.analyze.evidence.signature import (
     in_trusted_dir,
@@ -48,6 +53,7 @@ from aegis.analyze.evidence.signature import (
     verify_release,
 )
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
+from aegis.analyze.evidence.verifier import Verifier
 from aegis.model import Repository
 
 
@@ -99,10 +105,11 @@ def find_release_files(
 def _index_hash_problems(
     files: ReleaseFiles, entry: SourceEntry, paths: AptPaths, release_text: str | None
 ) -> list[str]:
-    """Packages indexes whose SHA-256 does not match the (signed) Release."""
+    """Packages indexes whose SHA-256 (or SHA-512) does not match the (signed) Release."""
     if release_text is None:
         return []
-    wanted = release_sha256(release_text)
+    wanted = release_hashes(release_text, "SHA256")
+    wanted512 = release_hashes(release_text, "SHA512")
     problems: list[str] = []
     comp = entry.component
     if files.where == "repository":
@@ -117,9 +124,15 @@ def _index_hash_problems(
             rel = p.name[len(prefix) :].replace("_", "/")
             pairs.append((p, f"{comp}/{rel}" if comp else rel))
     for p, rel in pairs:
-        if rel not in wanted:
-            continue  # recompressed locally (e.g. .lz4): not comparable
-        if hashlib.sha256(p.read_bytes()).hexdigest() != wanted[rel]:
+        # Neither listed: recompressed locally (e.g. .lz4), or listed only with
+        # MD5Sum/SHA1, which release_problems names (weak-index-hash).
+        if rel in wanted:
+            bad = hashlib.sha256(p.read_bytes()).hexdigest() != wanted[rel]
+        elif rel in wanted512:
+            bad = hashlib.sha512(p.read_bytes()).hexdigest() != wanted512[rel]
+        else:
+            continue
+        if bad:
             problems.append(f"hash-mismatch:{rel}")
     return problems
 
@@ -139,10 +152,11 @@ def collect_repository(
     *,
     timeout_s: float,
     prefer_repository: bool = False,
+    verifier: Verifier | None = None,
 ) -> tuple[Repository, ReleaseFiles]:
     """Gather all evidence about one source entry."""
     files = find_release_files(entry, paths, prefer_repository=prefer_repository)
-    sig = verify_release(files, entry, paths, timeout_s=timeout_s)
+    sig = verify_release(files, entry, paths, timeout_s=timeout_s, verifier=verifier)
     date, until, expired, frozen, origin = assess_release(sig.text, now)
     form = entry.signed_by_form
     krs = keyring_files(entry, paths) if form != "none" else []
@@ -152,7 +166,17 @@ def collect_repository(
     if form == "embedded":
         trusted_dir = True  # the key lives in the root-owned source file itself
         root_only = root_only_writable(Path(entry.file))
-    facts = approval(entry.uri, entry.suite, entry.component, sig.fingerprint)
+    # Any key that made a good signature may be the approved one (verifiers differ in
+    # the order they list several signers); otherwise the first is recorded.
+    signer = next(
+        (
+            f
+            for f in sig.fingerprints
+            if approval(entry.uri, entry.suite, entry.component, f).approved
+        ),
+        sig.fingerprint,
+    )
+    facts = approval(entry.uri, entry.suite, entry.component, signer)
     problems: list[str] = []
     if sig.status != "good":
         problems.append(f"signature-{sig.status}")
@@ -172,7 +196,13 @@ def collect_repository(
     if not facts.approved:
         problems.append("unapproved")
     problems.extend(_index_hash_problems(files, entry, paths, sig.text))
-    problems.extend(release_problems(sig.text, now))
+    problems.extend(release_problems(sig.text, now, approval.clock_skew))
+    problems.extend(sig.weak)
+    signed = release_fields(sig.text or "") if sig.status == "good" else {}
+    suite, codename = signed.get("Suite"), signed.get("Codename")
+    stated = {v for v in (suite, codename) if v}  # apt compares only what is stated
+    if stated and not entry.suite.endswith("/") and entry.suite not in stated:
+        problems.append(f"suite-mismatch:{suite or '-'}/{codename or '-'}")
     repo = Repository(
         id=repository_id(entry.uri, entry.suite, entry.component),
         uri=entry.uri,
@@ -185,7 +215,7 @@ def collect_repository(
         keyring_trusted_dir=trusted_dir,
         keyring_root_only=root_only,
         signature=sig.status,
-        signer_fingerprint=sig.fingerprint,
+        signer_fingerprint=signer,
         date=date,
         valid_until=until,
         expired=expired,
@@ -196,6 +226,10 @@ def collect_repository(
         allowed_packages=facts.allowed_packages,
         origin_text=origin,
         problems=tuple(problems),
+        verifier=sig.verifier,
+        verifier_policy=sig.policy,
+        signed_suite=suite,
+        signed_codename=codename,
     )
     return repo, files
 
@@ -206,16 +240,21 @@ class ApprovalLookup:
     A missing or malformed policy file approves nothing (policy denies on its own).
     """
 
-    def __init__(self, sources: Sequence[object] = ()) -> None:
+    def __init__(
+        self, sources: Sequence[object] = (), clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+    ) -> None:
         self._sources = tuple(sources)
+        self.clock_skew = clock_skew
+        """``thresholds.clock_skew_s``: how far ahead a Release Date may be."""
 
     @classmethod
     def from_policy_file(cls, path: Path) -> ApprovalLookup:
-        """Read ``[[sources]]`` from the policy file (see :mod:`aegis.policy.config`)."""
+        """``[[sources]]`` and the clock skew of the policy file (:mod:`aegis.policy.config`)."""
         try:
             from aegis.policy.config import load_policy_config
 
-            return cls(load_policy_config(path).sources)
+            conf = load_policy_config(path)
+            return cls(conf.sources, timedelta(seconds=conf.thresholds.clock_skew_s))
         except Exception:
             return cls(())
 

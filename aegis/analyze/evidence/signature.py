@@ -1,7 +1,10 @@
-"""Release signature and keyring placement of an apt source (the gpgv edge).
+"""Release signature and keyring placement of an apt source (the verifier edge).
 
-:func:`verify_release` checks InRelease (or Release + Release.gpg) with
-``gpgv --status-fd 1`` against exactly the keyring the source names: an armoured
+:func:`verify_release` checks InRelease (or Release + Release.gpg) with the verifier
+this host's apt uses (:mod:`aegis.analyze.evidence.verifier`: sqv under apt's Sequoia
+policy on apt 3, ``gpgv --status-fd 1`` judged whole otherwise) on the message and
+detached signature split as apt splits them, against exactly the keyring the source
+names: an armoured
 ``.asc`` or an embedded ``Signed-By`` block is dearmoured first into a private
 temporary directory; a fingerprint ``Signed-By`` is checked against apt's trusted
 keyrings and must match the signer. :func:`in_trusted_dir` and
@@ -19,21 +22,29 @@ Example::
 
 from __future__ import annotations
 
+import os
 import stat
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
 from aegis.analyze.evidence.release import (
     ReleaseFiles,
     SignatureCheck,
     dearmor,
-    parse_gpgv_status,
     release_body,
+    release_date,
 )
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, signed_by_tokens
+from aegis.analyze.evidence.verifier import (
+    SplitError,
+    Verifier,
+    choose_verifier,
+    split_clearsigned,
+    sqv_outcome,
+)
 from aegis.analyze.run import run_tool
-
-GPGV = "/usr/bin/gpgv"
 
 
 def _trusted_keyrings(paths: AptPaths) -> list[Path]:
@@ -76,29 +87,67 @@ def in_trusted_dir(path: Path, paths: AptPaths) -> bool:
     return parent in trusted_dirs(paths)
 
 
-def root_only_writable(path: Path) -> bool:
-    """True when only root can replace ``path``.
+MAX_LINK_HOPS = 4
+"""Symlinks followed for one keyring (trixie's layout needs one); more is refused."""
 
-    The file is owned by root and not group/other-writable, nor is any ancestor
-    directory (sticky directories such as /tmp are fine: others cannot replace
-    root's entries). A symlink, or a path that cannot be read, is False.
+
+def _holder_ok(st: os.stat_result) -> bool:
+    """A directory only root can change entries in (sticky: others cannot replace root's)."""
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
+        return False
+    return not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)
+
+
+def root_only_writable(path: Path) -> bool:
+    """True when only root can replace ``path`` or anything it resolves through.
+
+    The path is walked one component at a time, following symlinks (at most
+    :data:`MAX_LINK_HOPS`): every directory, every link and the final file must be
+    owned by root, every directory holding any of them writable by root alone (or
+    sticky), and the final file a regular file not writable by group or others.
+    trixie ships ``debian-archive-keyring.gpg -> debian-archive-keyring.pgp``; a
+    link into a writable place, a dangling link or a loop is False, as is any path
+    that cannot be read.
     """
     try:
-        st = path.lstat()
-        if stat.S_ISLNK(st.st_mode):
+        pending = [c for c in str(path).split("/") if c not in ("", ".")]
+        if not str(path).startswith("/") or not _holder_ok(os.lstat("/")):
             return False
-        if st.st_uid != 0 or st.st_mode & 0o022:
-            return False
-        cur = path.parent
-        while True:
-            sd = cur.stat()
-            if sd.st_uid != 0 or (sd.st_mode & 0o022 and not sd.st_mode & stat.S_ISVTX):
+        cur, hops = "/", 0
+        while pending:
+            name = pending.pop(0)
+            if name == "..":
+                cur = os.path.dirname(cur.rstrip("/")) or "/"
+                continue
+            holder = os.lstat(cur)
+            if not _holder_ok(holder):
                 return False
-            if cur.parent == cur:
-                return True
-            cur = cur.parent
+            full = os.path.join(cur, name)
+            st = os.lstat(full)
+            if st.st_uid != 0:
+                return False
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    return False
+                target = os.readlink(full)
+                if target.startswith("/"):
+                    cur = "/"
+                pending = [c for c in target.split("/") if c not in ("", ".")] + pending
+                continue
+            if pending:
+                if not stat.S_ISDIR(st.st_mode):
+                    return False
+                cur = full
+                continue
+            return stat.S_ISREG(st.st_mode) and not st.st_mode & 0o022
+        return False  # the path named a directory
     except OSError:
         return False
+
+
+_KEY_PACKET_STARTS = (0x98, 0x99, 0xC6)
+"""Leading byte of an OpenPGP public-key packet, as apt checks it (apt-pkg/contrib/gpgv.cc)."""
 
 
 def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Path]:
@@ -115,8 +164,10 @@ def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Pa
             conv = tdir / f"k{i}.gpg"
             conv.write_bytes(dearmor(data.decode("ascii", errors="replace")))
             keyrings.append(conv)
-        else:
+        elif data[:1] and data[0] in _KEY_PACKET_STARTS:
             keyrings.append(kr)
+        # else: empty or not a keyring; both apt methods skip it ("unsupported filetype")
+        # rather than let one stray file in trusted.gpg.d fail every verification.
     if entry.signed_by_form == "embedded":
         conv = tdir / "embedded.gpg"
         conv.write_bytes(dearmor(entry.signed_by or ""))
@@ -124,53 +175,135 @@ def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Pa
     return keyrings
 
 
-def _signer_allowed(entry: SourceEntry, fpr: str | None) -> bool:
-    """A fingerprint ``Signed-By`` admits only the keys it names; other forms admit any."""
+def _allowed_fingerprints(entry: SourceEntry) -> tuple[str, ...]:
+    """Keys a fingerprint ``Signed-By`` admits (empty for the other forms: any key)."""
     if entry.signed_by_form != "fingerprint":
-        return True
-    allowed = {t.rstrip("!").upper() for t in signed_by_tokens(entry.signed_by or "")}
-    return any(fpr and fpr.endswith(a) for a in allowed)
+        return ()
+    return tuple(t.rstrip("!").upper() for t in signed_by_tokens(entry.signed_by or ""))
+
+
+def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
+    """(detached signature, message) to verify, or why there are none (split error)."""
+    if files.inrelease is not None:
+        try:
+            message, sig = split_clearsigned(files.inrelease.read_bytes())
+        except SplitError as exc:
+            return f"InRelease {exc}"
+        (tdir / "Release.sig").write_bytes(sig)
+        (tdir / "Release.msg").write_bytes(message)
+        return tdir / "Release.sig", tdir / "Release.msg"
+    assert files.release is not None
+    assert files.release_gpg is not None
+    return files.release_gpg, files.release
+
+
+BACKDATE_SLACK = timedelta(days=1)
+
+
+def _not_before(message: Path) -> list[str]:
+    """``--not-before`` for sqv: no signature made long before the Release's own Date.
+
+    sqv judges a key at the signature's creation time, so a signature backdated to
+    when a since-expired (or revoked-later) key was valid passes it, and apt 3 with
+    it; gpgv reports such a key as EXPKEYSIG, which apt refuses. A real archive signs
+    its Release after writing its Date; a day of slack covers clocks. (A backdated
+    Date itself is caught by the freeze and Valid-Until checks.) Stricter than apt 3.
+    """
+    date = release_date(message.read_text(errors="replace"))
+    if date is None:
+        return []
+    when = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - BACKDATE_SLACK
+    return ["--not-before", when.strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+
+def _run_verifier(
+    verifier: Verifier,
+    keyrings: list[Path],
+    parts: tuple[Path, Path],
+    allowed: tuple[str, ...],
+    *,
+    tdir: Path,
+    timeout_s: float,
+) -> tuple[str, tuple[str, ...], tuple[str, ...], str]:
+    """(status, good signers' fingerprints, weaknesses, detail) from one run of ``verifier``."""
+    sig, msg = parts
+    rings = [a for kr in keyrings for a in ("--keyring", str(kr))]
+    if verifier.tool == "sqv":
+        env = {"SEQUOIA_CRYPTO_POLICY": verifier.policy} if verifier.policy else None
+        res = run_tool(
+            [verifier.path, *rings, *_not_before(msg), "--", str(sig), str(msg)],
+            apt_config=None,
+            timeout_s=timeout_s,
+            extra_env=env,
+        )
+        status = sqv_outcome(res.returncode, res.stderr)
+        signers = [ln.strip().upper() for ln in res.stdout.splitlines() if ln.strip()]
+        if status == "good" and allowed:
+            signers = [f for f in signers if any(f.endswith(a) for a in allowed)]
+        if status == "good" and not signers:
+            status = "no-pubkey" if allowed else "error"
+        good = tuple(signers) if status == "good" else ()
+        return status, good, (), res.stderr.strip()[:200]
+    home = tdir / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    asserted = [f"--assert-pubkey-algo={verifier.policy}"] if verifier.policy else []
+    argv = [verifier.path, "--homedir", str(home), "--status-fd", "1", *asserted, *rings]
+    argv += [str(sig), str(msg)]
+    res = run_tool(argv, apt_config=None, timeout_s=timeout_s)
+    ring_bytes = [kr.read_bytes() for kr in keyrings]
+    verdict = judge_gpgv_status(res.stdout, ring_bytes, allowed)
+    status = verdict.status
+    if status == "good" and res.returncode not in (0, 2):
+        status = "error"  # 2: a further signature by a key not given (apt accepts that)
+    good = verdict.fingerprints if status == "good" else ()
+    return status, good, (verdict.weak if status == "good" else ()), verdict.detail
 
 
 def verify_release(
-    files: ReleaseFiles, entry: SourceEntry, paths: AptPaths, *, timeout_s: float
+    files: ReleaseFiles,
+    entry: SourceEntry,
+    paths: AptPaths,
+    *,
+    timeout_s: float,
+    verifier: Verifier | None = None,
 ) -> SignatureCheck:
-    """Check the release signature with gpgv against exactly the source's keyring."""
+    """Check the release signature as this host's apt would, against exactly the source's keyring.
+
+    ``verifier`` defaults to :func:`choose_verifier` (the tool apt uses here).
+    """
+    chosen = verifier or choose_verifier(paths)
     if files.inrelease is None and files.release is None:
-        return SignatureCheck("missing", None, None)
+        return SignatureCheck("missing", None, None, chosen.describe(), chosen.policy)
     if files.inrelease is None and files.release_gpg is None:
         assert files.release is not None
-        return SignatureCheck("unsigned", None, files.release.read_text(errors="replace"))
+        text = files.release.read_text(errors="replace")
+        return SignatureCheck("unsigned", None, text, chosen.describe(), chosen.policy)
     raw = files.inrelease.read_text(errors="replace") if files.inrelease else None
     unverified = (
         release_body(raw)
         if raw is not None
         else (files.release.read_text(errors="replace") if files.release else None)
     )
-    with tempfile.TemporaryDirectory(prefix="aegis-gpgv-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="aegis-verify-") as tmp:
         tdir = Path(tmp)
         keyrings = _binary_keyrings(entry, paths, tdir)
+        parts = _signed_parts(files, tdir)
+        if isinstance(parts, str):
+            return SignatureCheck(
+                "error", None, unverified, chosen.describe(), chosen.policy, detail=parts
+            )
         if not keyrings:
-            return SignatureCheck("no-pubkey", None, unverified)
-        out = tdir / "Release.verified"
-        home = tdir / "home"
-        home.mkdir(mode=0o700)
-        argv = [GPGV, "--homedir", str(home), "--status-fd", "1"]
-        for kr in keyrings:
-            argv += ["--keyring", str(kr)]
-        if files.inrelease is not None:
-            argv += ["--output", str(out), str(files.inrelease)]
-        else:
-            assert files.release_gpg is not None
-            assert files.release is not None
-            argv += [str(files.release_gpg), str(files.release)]
-        res = run_tool(argv, apt_config=None, timeout_s=timeout_s)
-        status, fpr = parse_gpgv_status(res.stdout)
-        if status == "good" and res.returncode != 0:
-            status = "error"
-        if status == "good" and not _signer_allowed(entry, fpr):
-            status, fpr = "no-pubkey", None
+            return SignatureCheck("no-pubkey", None, unverified, chosen.describe(), chosen.policy)
+        allowed = _allowed_fingerprints(entry)
+        status, fprs, weak, detail = _run_verifier(
+            chosen, keyrings, parts, allowed, tdir=tdir, timeout_s=timeout_s
+        )
         if status == "good":
-            text = out.read_text(errors="replace") if files.inrelease else unverified
-            return SignatureCheck("good", fpr, text)
-        return SignatureCheck(status, None, unverified)
+            text = parts[1].read_text(errors="replace")
+            text = text if text.endswith("\n") else text + "\n"
+            return SignatureCheck(
+                "good", fprs[0], text, chosen.describe(), chosen.policy, weak, detail, fprs
+            )
+        return SignatureCheck(
+            status, None, unverified, chosen.describe(), chosen.policy, detail=detail
+        )

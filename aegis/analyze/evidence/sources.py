@@ -175,13 +175,21 @@ class AptPaths:
     conf_parts: str
     root: str
     """``Dir`` (``/`` on a host)."""
+    methods: str = "/usr/lib/apt/methods/"
+    """``Dir::Bin::Methods``: whether apt has an ``sqv`` method decides its verifier."""
+    gpgv_command: str = ""
+    """``APT::Key::GPGVCommand``: when set, apt 3 verifies with gpgv instead of sqv."""
+    assert_pubkey_algo: str = ""
+    """``APT::Key::Assert-Pubkey-Algo``: apt passes it to a gpgv that knows the option."""
 
 
 def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
     """Resolve apt's directory tree from ``apt-config dump`` (key, value) pairs."""
     conf: dict[str, str] = {}
+    lower: dict[str, str] = {}  # apt's configuration keys are case-insensitive
     for k, v in dump:
         conf.setdefault(k, v)
+        lower.setdefault(k.lower(), v)
 
     def find_dir(key: str, default: str) -> str:
         value = conf.get(key, default)
@@ -211,6 +219,13 @@ def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
         status=find_file("Dir::State::status", "/var/lib/dpkg/status"),
         conf_parts=find_dir("Dir::Etc::parts", "apt.conf.d"),
         root=find_dir("Dir", "/"),
+        methods=str(
+            PurePosixPath(find_dir("Dir", "/"))
+            / lower.get("dir::bin::methods", "usr/lib/apt/methods")
+        ).rstrip("/")
+        + "/",
+        gpgv_command=lower.get("apt::key::gpgvcommand", ""),
+        assert_pubkey_algo=lower.get("apt::key::assert-pubkey-algo", ""),
     )
 
 

@@ -81,6 +81,10 @@ def analyze(apt_root: testrepo.AptRoot, aegis_home: Path) -> Analyze:
     ) -> Plan:
         c = cfg or cfg_for(root or apt_root, aegis_home)
         intent = Intent(Tool.APT, Operation(op), targets, "tester", "2026-01-01T00:00:00Z")
-        return analyze_apt(c, intent, now=NOW, inspect_contents=contents)
+        # The time of the call: the session's test repository may be built minutes after
+        # this module was imported, and a Release Date ahead by more than the clock skew
+        # (60 s) is a problem.
+        now = datetime.now(UTC).replace(microsecond=0)
+        return analyze_apt(c, intent, now=now, inspect_contents=contents)
 
     return run

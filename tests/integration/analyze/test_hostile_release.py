@@ -82,7 +82,10 @@ def test_unsigned_text_around_the_signature_never_reaches_the_evidence(
         + "SHA256:\n 00 1 main/binary-amd64/Packages\n"
     )
     (ev,) = analyze("update", root=root).repositories
-    assert ev.signature == "good"  # gpgv checks, and outputs, only the signed part
+    # apt splits InRelease itself and refuses unsigned lines around the signed block
+    # (SplitClearSignedFile); so does Aegis, whichever verifier the host uses.
+    assert ev.signature == "error"
+    assert "signature-error" in ev.problems
     assert ev.origin_text != "Debian"
     assert ev.valid_until is None or not ev.valid_until.startswith("2099")
     assert not [p for p in ev.problems if p.startswith("hash-")]
@@ -122,6 +125,14 @@ def test_a_date_far_in_the_future_is_a_problem(
 
 
 def test_release_problems_tolerate_clock_skew_and_repeated_equal_lines() -> None:
-    soon = (NOW + timedelta(hours=2)).strftime("%a, %d %b %Y %H:%M:%S UTC")
+    soon = (NOW + timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S UTC")
     text = f"Date: {soon}\nSHA256:\n {'a' * 64} 10 main/x\n {'A' * 64} 10 main/x\n"
     assert release_problems(text, NOW) == []
+
+
+def test_a_release_twelve_hours_ahead_is_beyond_the_policy_clock_skew() -> None:
+    """apt allows 10 s (Acquire::Max-FutureTime); Aegis the policy's clock_skew_s (60 s)."""
+    ahead = (NOW + timedelta(hours=12)).strftime("%a, %d %b %Y %H:%M:%S UTC")
+    text = f"Date: {ahead}\nSHA256:\n {'a' * 64} 10 main/x\n"
+    assert release_problems(text, NOW) == ["date-future"]
+    assert release_problems(text, NOW, timedelta(days=1)) == []

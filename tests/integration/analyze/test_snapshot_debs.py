@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from aegis.execute.argv import derive_argv
 from aegis.execute.snapshots import SNAPSHOT_SCHEMA, ReplacedPackage, Snapshot
 from aegis.model import Intent, Operation, Plan, Tool
 
-from .conftest import NOW, cfg_for
+from .conftest import cfg_for
 
 SNAP = "snap-t1"
 
@@ -84,7 +85,7 @@ def _rollback(cfg: Config, *targets: str, snapshot: str = SNAP) -> Plan:
     intent = Intent(
         Tool.APT, Operation.ROLLBACK, targets or ("aegis-base=0.9",), "t", "2026-01-01T00:00:00Z"
     )
-    return analyze_apt(cfg, replace(intent, rollback_of=snapshot), NOW)
+    return analyze_apt(cfg, replace(intent, rollback_of=snapshot), datetime.now(UTC))
 
 
 def test_version_no_repository_serves_comes_from_the_kept_deb(

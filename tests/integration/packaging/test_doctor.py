@@ -76,8 +76,20 @@ def test_tampered_audit_log_and_dead_socket_fail(ready_home: Path) -> None:
 def test_table_output_lists_every_check(ready_home: Path) -> None:
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 0
-    for name in ("config", "store", "audit key", "aegisd socket", "tool gpgv"):
+    for name in ("config", "store", "audit key", "aegisd socket", "signature verifier"):
         assert name in result.stdout
+
+
+def test_doctor_names_the_verifier_and_policy_apt_uses_here(ready_home: Path) -> None:
+    """bookworm's apt verifies with gpgv (no policy); apt 3 with sqv under its policy file."""
+    doc = json.loads(CliRunner().invoke(cli, ["doctor", "--json"]).stdout)
+    check = next(c for c in doc["checks"] if c["name"] == "signature verifier")
+    assert check["status"] == "ok"
+    if Path("/usr/lib/apt/methods/sqv").exists():
+        assert check["detail"].startswith("sqv (/usr/bin/sqv) policy ")
+    else:
+        assert check["detail"].startswith("gpgv (")
+        assert "no algorithm policy" in check["detail"]
 
 
 def test_missing_review_key_hint_is_a_command_that_fixes_it(ready_home: Path) -> None:

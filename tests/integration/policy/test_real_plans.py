@@ -68,9 +68,10 @@ def _cfg(root: testrepo.AptRoot, home: Path, sources: list[str]) -> Config:
 
 
 def _decide(cfg: Config, op: str, *targets: str, contents: bool = False) -> PolicyResult:
-    intent = Intent(Tool.APT, Operation(op), targets, "tester", NOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    plan: Plan = analyze_apt(cfg, intent, now=NOW, inspect_contents=contents)
-    return evaluate(plan, None, load_policy(cfg), NOW)
+    now = datetime.now(UTC).replace(microsecond=0)  # not import time: see the clock skew
+    intent = Intent(Tool.APT, Operation(op), targets, "tester", now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    plan: Plan = analyze_apt(cfg, intent, now=now, inspect_contents=contents)
+    return evaluate(plan, None, load_policy(cfg), now)
 
 
 def _fired(result: PolicyResult) -> dict[str, Effect]:

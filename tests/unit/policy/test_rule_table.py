@@ -278,6 +278,15 @@ CASES = [
         SOURCE,
     ),
     _case(
+        "repo.weak-algorithm",
+        clean_plan(
+            repositories=(repository("dist", problems=("weak-algorithm:dsa",)),),
+        ),
+        A,
+        A,
+        "signed with a weak algorithm: http://deb.example.test/debian stable/main: dsa",
+    ),
+    _case(
         "repo.expired",
         clean_plan(repositories=(repository("dist", expired=True),)),
         D,
