@@ -120,7 +120,7 @@ def _policy_lists(path: Path) -> tuple[_PolicyLists, ApprovalLookup]:
         (*BUILTIN_KERNEL, *pc.packages.kernel),
         (*BUILTIN_SENSITIVE, *pc.packages.security_sensitive),
     )
-    return lists, ApprovalLookup(pc.sources)
+    return lists, ApprovalLookup(pc.sources, pc.thresholds.freeze_after_s)
 
 
 def analyze_apt(

@@ -45,6 +45,12 @@ CONFIG_FORMAT = "aegis.policy-config/1"
 MAX_POLICY_BYTES = 1024 * 1024
 MAX_LIST = 10_000
 EFFECT_NAMES = ("deny", "require-approval", "allow-with-snapshot", "allow")
+DEFAULT_FREEZE_AFTER_S = 180 * 86_400
+"""Debian's stable and oldstable suites carry no Valid-Until and are re-dated only at
+point releases, every two to three months (sometimes four); 180 days leaves room for a
+late point release while a mirror frozen for half a year still looks frozen. Suites that
+publish daily carry a Valid-Until (``*-security``, trixie's ``*-updates``), which binds
+instead of this window."""
 
 T = TypeVar("T")
 
@@ -69,6 +75,11 @@ class ApprovedSource:
     """The distribution's own archive: may supply any package."""
     packages: tuple[str, ...] = ()
     """Names (``fnmatch`` patterns) a non-distribution source may supply; empty: none."""
+    freeze_after_s: int | None = None
+    """This source's Release without Valid-Until is frozen when its Date is older than
+    this; None: ``[thresholds] freeze_after_s``; 0: never (a suite its distribution no
+    longer re-dates, e.g. oldstable after its last point release). A Valid-Until in the
+    Release always binds instead (``repo.expired``)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,9 @@ class Thresholds:
     """Vulnerability data older than this requires approval."""
     vuln_ignore_urgencies: tuple[str, ...] = ("unimportant", "end-of-life")
     """Tracker urgencies that never block (Debian marks them as not worth a fix)."""
+    freeze_after_s: int = DEFAULT_FREEZE_AFTER_S
+    """A Release without Valid-Until whose Date is older than this looks frozen (a mirror
+    stuck in time); ``[[sources]] freeze_after_s`` overrides it per source."""
 
 
 @dataclass(frozen=True)
@@ -234,7 +248,16 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
         raise PolicyConfigError(f"sources[{index}]: expected a table")
     _check_keys(
         data,
-        {"name", "uri", "suite", "component", "signer_fingerprint", "distribution", "packages"},
+        {
+            "name",
+            "uri",
+            "suite",
+            "component",
+            "signer_fingerprint",
+            "distribution",
+            "packages",
+            "freeze_after_s",
+        },
         where.rstrip("."),
     )
     fpr = normalize_fingerprint(_str(data, "signer_fingerprint", where))
@@ -244,6 +267,9 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
     packages = _strs(data, "packages", where, ())
     if distribution and packages:
         raise PolicyConfigError(f"{where}packages: a distribution source may supply any package")
+    freeze = data.get("freeze_after_s")
+    if freeze is not None:
+        freeze = _int(data, "freeze_after_s", where, 0)
     return ApprovedSource(
         name=_str(data, "name", where),
         uri=normalize_uri(_str(data, "uri", where)),
@@ -252,6 +278,7 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
         signer_fingerprint=fpr,
         distribution=distribution,
         packages=packages,
+        freeze_after_s=freeze,
     )
 
 
@@ -308,7 +335,13 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
     defaults = Thresholds()
     _check_keys(
         thresholds,
-        {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s", "vuln_ignore_urgencies"},
+        {
+            "evidence_max_age_s",
+            "clock_skew_s",
+            "vulndb_max_age_s",
+            "vuln_ignore_urgencies",
+            "freeze_after_s",
+        },
         "thresholds",
     )
     packages = _table(data, "packages", "")
@@ -348,6 +381,9 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
             ),
             vuln_ignore_urgencies=_strs(
                 thresholds, "vuln_ignore_urgencies", "thresholds.", defaults.vuln_ignore_urgencies
+            ),
+            freeze_after_s=_int(
+                thresholds, "freeze_after_s", "thresholds.", defaults.freeze_after_s, 1
             ),
         ),
         packages=PackageLists(
@@ -462,6 +498,16 @@ def match_source(
         ):
             return src
     return None
+
+
+def freeze_after_s(source: ApprovedSource | None, default_s: int) -> int:
+    """The freeze window (seconds) for ``source``; 0 means never frozen.
+
+    An unapproved source (None) gets the policy-wide ``default_s``.
+    """
+    if source is None or source.freeze_after_s is None:
+        return default_s
+    return source.freeze_after_s
 
 
 def source_allows(source: ApprovedSource, package: str) -> bool:

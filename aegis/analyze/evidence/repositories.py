@@ -32,10 +32,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aegis.analyze.evidence.release import (
+    FREEZE_AFTER,
     ReleaseFiles,
     assess_release,
     release_problems,
@@ -129,6 +130,8 @@ class ApprovalFacts:
     approved: bool
     distribution: bool
     allowed_packages: tuple[str, ...]
+    freeze_after_s: int = int(FREEZE_AFTER.total_seconds())
+    """The source's freeze window from policy (0: never frozen)."""
 
 
 def collect_repository(
@@ -143,7 +146,9 @@ def collect_repository(
     """Gather all evidence about one source entry."""
     files = find_release_files(entry, paths, prefer_repository=prefer_repository)
     sig = verify_release(files, entry, paths, timeout_s=timeout_s)
-    date, until, expired, frozen, origin = assess_release(sig.text, now)
+    facts = approval(entry.uri, entry.suite, entry.component, sig.fingerprint)
+    window = timedelta(seconds=facts.freeze_after_s)
+    date, until, expired, frozen, origin = assess_release(sig.text, now, window)
     form = entry.signed_by_form
     krs = keyring_files(entry, paths) if form != "none" else []
     path_forms = form in ("keyring-path", "armored-path", "fingerprint")
@@ -152,7 +157,6 @@ def collect_repository(
     if form == "embedded":
         trusted_dir = True  # the key lives in the root-owned source file itself
         root_only = root_only_writable(Path(entry.file))
-    facts = approval(entry.uri, entry.suite, entry.component, sig.fingerprint)
     problems: list[str] = []
     if sig.status != "good":
         problems.append(f"signature-{sig.status}")
@@ -203,11 +207,17 @@ def collect_repository(
 class ApprovalLookup:
     """Answers approval questions from the policy file's ``[[sources]]``.
 
-    A missing or malformed policy file approves nothing (policy denies on its own).
+    A missing or malformed policy file approves nothing (policy denies on its own)
+    and leaves the default freeze window.
     """
 
-    def __init__(self, sources: Sequence[object] = ()) -> None:
+    def __init__(
+        self,
+        sources: Sequence[object] = (),
+        freeze_after_s: int = int(FREEZE_AFTER.total_seconds()),
+    ) -> None:
         self._sources = tuple(sources)
+        self._freeze_after_s = freeze_after_s
 
     @classmethod
     def from_policy_file(cls, path: Path) -> ApprovalLookup:
@@ -215,18 +225,20 @@ class ApprovalLookup:
         try:
             from aegis.policy.config import load_policy_config
 
-            return cls(load_policy_config(path).sources)
+            config = load_policy_config(path)
+            return cls(config.sources, config.thresholds.freeze_after_s)
         except Exception:
             return cls(())
 
     def __call__(self, uri: str, suite: str, component: str, fpr: str | None) -> ApprovalFacts:
         """Whether the source with this identity is approved, and what it may supply."""
-        from aegis.policy.config import match_source
+        from aegis.policy.config import freeze_after_s, match_source
 
         src = match_source(tuple(self._sources), uri, suite, component, fpr)  # type: ignore[arg-type]
+        window = freeze_after_s(src, self._freeze_after_s)
         if src is None:
-            return ApprovalFacts(False, False, ())
-        return ApprovalFacts(True, src.distribution, tuple(src.packages))
+            return ApprovalFacts(False, False, (), window)
+        return ApprovalFacts(True, src.distribution, tuple(src.packages), window)
 
 
 def file_sha256(path: Path) -> str:
