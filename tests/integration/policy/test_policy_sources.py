@@ -237,3 +237,30 @@ def test_approve_configured_as_non_root_is_refused(host: testrepo.AptRoot) -> No
     assert "runs as root only" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert cfg.policy_path.read_bytes() == before
+
+
+def test_after_approving_an_install_from_the_distribution_is_not_denied_as_unapproved(
+    host: testrepo.AptRoot,
+) -> None:
+    """The point of the command: on a fresh policy every install is denied (unapproved);
+    after --approve-configured, an install from the distribution source is not."""
+    require_root("--approve-configured is root only")
+    testrepo.apt_update(host, check=False)  # the broken sources fail; the good ones update
+
+    def decide() -> dict[str, object]:
+        planned = _aegis("apt", "install", "aegis-tool", "--plan", "--json", "--no-contents")
+        assert planned.exit_code == 0, planned.output  # type: ignore[attr-defined]
+        path = json.loads(planned.stdout)["plan_path"]  # type: ignore[attr-defined]
+        result = _aegis("policy", path, "--dry-run", "--json")
+        return json.loads(result.stdout)["result"]  # type: ignore[attr-defined]
+
+    before = decide()
+    assert before["decision"] == "deny"
+    untrusted = [f for f in before["fired"] if f["rule_id"] == "repo.untrusted"]  # type: ignore[attr-defined]
+    assert untrusted, before
+    assert "not an approved source" in untrusted[0]["reason"]
+    assert _aegis("policy", "sources", "--approve-configured").exit_code == 0  # type: ignore[attr-defined]
+    after = decide()
+    fired = {f["rule_id"] for f in after["fired"]}  # type: ignore[attr-defined]
+    assert not {r for r in fired if r.startswith("repo.")}, fired
+    assert after["decision"] != "deny", fired
