@@ -176,6 +176,14 @@ class PolicyUnavailable:
 
 # --- parsing -----------------------------------------------------------------------------
 
+# fmt: off
+_TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
+             "sources", "rules", "shadow"}
+_SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
+                "packages", "freeze_after_s"}
+_THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
+                   "vuln_ignore_urgencies", "freeze_after_s"}
+# fmt: on
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
 _HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -246,20 +254,7 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
     where = f"sources[{index}]."
     if not isinstance(data, dict):
         raise PolicyConfigError(f"sources[{index}]: expected a table")
-    _check_keys(
-        data,
-        {
-            "name",
-            "uri",
-            "suite",
-            "component",
-            "signer_fingerprint",
-            "distribution",
-            "packages",
-            "freeze_after_s",
-        },
-        where.rstrip("."),
-    )
+    _check_keys(data, _SOURCE_KEYS, where.rstrip("."))
     fpr = normalize_fingerprint(_str(data, "signer_fingerprint", where))
     if fpr is None or not _FPR_RE.match(fpr):
         raise PolicyConfigError(f"{where}signer_fingerprint: expected a full hex fingerprint")
@@ -304,22 +299,7 @@ def _parse_override(rule_id: str, data: Any) -> RuleOverride:
 def _parse(data: Mapping[str, Any]) -> PolicyConfig:
     if not data:
         raise PolicyConfigError("policy file is empty: an empty rule set denies everything")
-    _check_keys(
-        data,
-        {
-            "format",
-            "name",
-            "ruleset",
-            "approval",
-            "review",
-            "thresholds",
-            "packages",
-            "sources",
-            "rules",
-            "shadow",
-        },
-        "",
-    )
+    _check_keys(data, _TOP_KEYS, "")
     fmt = data.get("format")
     if fmt != CONFIG_FORMAT:
         raise PolicyConfigError(f"format must be {CONFIG_FORMAT!r}")
@@ -333,17 +313,7 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
         raise PolicyConfigError("review: required = false needs allow_skip = true")
     thresholds = _table(data, "thresholds", "")
     defaults = Thresholds()
-    _check_keys(
-        thresholds,
-        {
-            "evidence_max_age_s",
-            "clock_skew_s",
-            "vulndb_max_age_s",
-            "vuln_ignore_urgencies",
-            "freeze_after_s",
-        },
-        "thresholds",
-    )
+    _check_keys(thresholds, _THRESHOLD_KEYS, "thresholds")
     packages = _table(data, "packages", "")
     _check_keys(packages, {"security_sensitive", "kernel"}, "packages")
     sources_raw = data.get("sources", [])
