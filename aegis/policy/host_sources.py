@@ -285,6 +285,15 @@ def _append_entries(path: Path, block: str) -> None:
             hint="a 'sources = [...]' array written inline cannot be extended: "
             "convert it to [[sources]] tables",
         ) from e
-    mode = path.stat().st_mode & 0o7777
-    write_atomic(path, new_text.encode("utf-8"), mode=mode)
+    st = path.stat()
+    write_atomic(path, new_text.encode("utf-8"), mode=st.st_mode & 0o7777)
+    # The replacement is root's new file: give back the owner and group (a policy file
+    # readable by group aegis must stay so, or every agent's 'aegis policy' breaks).
+    try:
+        os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+    except OSError as e:
+        raise EnvironmentFailure(
+            f"{path} was rewritten but its owner could not be restored ({e.strerror})",
+            hint=f"chown {st.st_uid}:{st.st_gid} {path}",
+        ) from e
     load_policy_config(path)

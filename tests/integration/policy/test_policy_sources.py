@@ -150,6 +150,7 @@ def test_approve_configured_writes_only_sources_that_verify_with_their_own_key(
     cfg = load_config()
     before = cfg.policy_path.read_text()
     cfg.policy_path.chmod(0o640)
+    os.chown(cfg.policy_path, 0, 65534)  # e.g. root:aegis, readable by the group
     result = _aegis("policy", "sources", "--approve-configured")
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     out = result.stdout  # type: ignore[attr-defined]
@@ -159,7 +160,8 @@ def test_approve_configured_writes_only_sources_that_verify_with_their_own_key(
     assert f"policy file: {cfg.policy_path}" in out
     text = cfg.policy_path.read_text()
     assert text.startswith(before)  # the operator's text and comments are kept
-    assert cfg.policy_path.stat().st_mode & 0o777 == 0o640
+    st = cfg.policy_path.stat()
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o640, 0, 65534)
     config = load_policy_config(cfg.policy_path)
     assert len(config.sources) == 2
     dist = match_source(config, repos["dist"].uri, "stable", "main", repos["dist"].fingerprint)
