@@ -201,10 +201,13 @@ def analysis_failed_error(plan: Plan, request_id: str) -> AegisError:
     )
     if kind in _ENVIRONMENT_KINDS:
         return AnalysisToolError(message, hint="retry when apt is usable ('aegis doctor')")
-    return AnalysisFailedError(
-        message,
-        hint="check the package names ('apt-cache policy NAME') and plan again",
-    )
+    if kind == "bad-target":
+        hint = "Aegis plans packages from approved signed repositories only, never files or URLs"
+    elif kind == "unknown-package":
+        hint = "check the package names ('apt-cache policy NAME') and plan again"
+    else:
+        hint = "see the plan's signals; 'aegis policy' on the plan gives the deny reason"
+    return AnalysisFailedError(message, hint=hint)
 
 
 def diff_lines(plan: Plan) -> list[str]:
