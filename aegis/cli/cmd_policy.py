@@ -411,7 +411,8 @@ def _print_approval(done: Any, as_json: bool) -> None:
         )
     for s, why in done.skipped:
         r = s.repository
-        click.echo(inert(f"not approved: {r.uri} {r.suite}/{r.component}: {why}", max_chars=4096))
+        head = "unchanged" if s.approved_as is not None else "not approved"
+        click.echo(inert(f"{head}: {r.uri} {r.suite}/{r.component}: {why}", max_chars=4096))
     if done.added:
         click.echo(f"policy file: {inert(str(done.path), max_chars=4096)}")
     else:
@@ -431,10 +432,15 @@ def _print_listing(sources: Any) -> None:
         else:
             approval = f"no, and cannot be approved automatically: {s.refusal}"
         signer = f", signer {r.signer_fingerprint}" if r.signer_fingerprint else ""
+        until = f"Valid-Until {r.valid_until}" if r.valid_until else "no Valid-Until"
+        flags = "".join(
+            f" ({flag})" for flag, on in (("EXPIRED", r.expired), ("FROZEN", r.frozen)) if on
+        )
         for line in (
             f"{r.uri} {r.suite}/{r.component}",
             f"  file       {s.entry.file}",
             f"  signature  {r.signature}{signer} (Signed-By: {r.signed_by_form})",
+            f"  release    Date {r.date or '-'}, {until}{flags}",
             f"  approved   {approval}",
         ):
             click.echo(inert(line, max_chars=4096))
