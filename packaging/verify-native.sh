@@ -89,7 +89,7 @@ for svc in aegisd.service aegis-reviewd.service; do
                     || fail "aegisd.service must set KillMode=process (a restart must not kill dpkg)"
                 for bad in ProtectKernelModules RestrictAddressFamilies ProtectSystem; do
                     if [ -n "$(unit_key "$p" "$bad")" ]; then
-                        fail "aegisd.service sets $bad, which breaks apt/dpkg (TESTBED.md section 8)"
+                        fail "aegisd.service sets $bad, which breaks apt/dpkg (docs/testing.md)"
                     fi
                 done ;;
             aegis-reviewd.service)

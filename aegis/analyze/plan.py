@@ -359,7 +359,11 @@ class _Analysis:
         provenance: tuple[Provenance, ...],
         info_dir: Path,
     ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
-        from aegis.analyze.inspect import inspect_contents, match_vulnerabilities
+        from aegis.analyze.inspect import (
+            inspect_contents,
+            installed_script_findings,
+            match_vulnerabilities,
+        )
 
         findings: tuple[Finding, ...] = ()
         prov = provenance
@@ -368,6 +372,15 @@ class _Analysis:
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)
             self.inspected = True
+        if self.failure is None:
+            # What the old version runs on its way out is read whether or not the new
+            # .debs are inspected: it is local, and a removal has no .deb to inspect.
+            findings = tuple(
+                sorted(
+                    findings + installed_script_findings(changes, info_dir),
+                    key=lambda f: (f.package, f.file, f.line, f.rule),
+                )
+            )
         vres = match_vulnerabilities(self.cfg, changes)
         self.signals.extend(vres.signals)
         return findings, vres.vulnerabilities, vres.db_date, prov

@@ -3,8 +3,8 @@
 A match's ``critical`` flag is the documented severity mapping of the tracker's urgency
 (docs/vulnerabilities.md, ``aegis.analyze.evidence.vulnerabilities.is_critical``):
 policy uses it as the analyzer recorded it. A fixed version that exists and the plan
-does not install denies either way (DESIGN.md); only a critical one carries the
-contract's "critical vulnerability evidence" phrase. No fix yet: approval.
+does not install denies either way (docs/design.md "Decisions"); only a critical one
+carries the contract's "critical vulnerability evidence" phrase. No fix yet: approval.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def vuln_fixed_available(facts: Facts) -> Check:
 def vuln_fixed_available_noncritical(facts: Facts) -> Check:
     """A non-critical vulnerability whose fixed version exists and the plan does not install.
 
-    Still a deny (DESIGN.md: a fix exists and the plan does not install it), but without
-    the contract's "critical vulnerability evidence" phrase, which would misstate it.
+    Still a deny (docs/design.md "Decisions": a fix exists and the plan does not install
+    it), but without the contract's "critical vulnerability evidence" phrase, which would
+    misstate it.
     """
     hits = _fix_not_installed(facts, critical=False)
     if not hits:

@@ -1,6 +1,6 @@
 """Vulnerability evidence from the Debian security tracker's JSON. Pure.
 
-Input (TESTBED.md section 9): one JSON document, source package -> CVE id ->
+Input (docs/testing.md "Vulnerability data offline"): one JSON document, source package -> CVE id ->
 ``{description, scope?, debianbug?, releases: {codename: {status, urgency,
 fixed_version?, repositories, nodsa?, nodsa_reason?}}}``. :func:`parse_tracker`
 validates it strictly (unknown keys, wrong types, bad names or versions, duplicate

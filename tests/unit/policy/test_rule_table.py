@@ -29,8 +29,9 @@ from aegis.policy.explain import reason_text
 from aegis.policy.result import Effect
 from aegis.policy.rules import default_rules
 
-# Copied by hand from seed/aegis-production-ops.md "Deny Interpretation" (NOT imported
-# from aegis.policy.rules, so a reworded constant fails this test).
+# Copied by hand from the operator contract's "Deny Interpretation" (quoted verbatim in
+# docs/operator-guide.md; NOT imported from aegis.policy.rules, so a reworded constant
+# fails this test).
 REPO = (
     "untrusted or weakly pinned package repository: require an explicit trusted Signed-By "
     "keyring and approved source."

@@ -1,8 +1,8 @@
 """Command line: ``report`` (the only command).
 
-Exit codes follow Aegis (STYLE.md): 0 written, 2 usage, 3 unreadable input, 4 the
-execution plan or an approval does not verify with the trusted keys, 7 PyNaCl is not
-installed (nothing can be verified: ``apt install python3-nacl``).
+Exit codes follow Aegis (docs/design.md "Errors and exit codes"): 0 written, 2 usage,
+3 unreadable input, 4 the execution plan or an approval does not verify with the trusted
+keys, 7 PyNaCl is not installed (nothing can be verified: ``apt install python3-nacl``).
 """
 
 from __future__ import annotations
