@@ -345,8 +345,8 @@ def _source_row(source: Any) -> dict[str, Any]:
         "source is written with 'packages = []' for you to fill in.\n\n"
         "Example:\n\n  aegis policy sources\n\n"
         "  sudo aegis policy sources --approve-configured\n\n"
-        "Exit codes: 0 listed or written, 3 policy file absent or malformed "
-        "(--approve-configured), 7 not root (--approve-configured) or apt-config failed."
+        "--approve-configured exits 3 when the policy file is absent or malformed and 7 "
+        "when not run as root (nothing is written)."
     ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
