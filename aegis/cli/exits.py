@@ -66,6 +66,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis show": _READS,
     "aegis vulndb import": (InputError, EnvironmentFailure),
     "aegis vulndb status": (InputError, EnvironmentFailure),
+    "aegis vulndb report": (InputError, EnvironmentFailure),
     "aegis workflow check": (InputError,),
     "aegis workflow graph": (InputError,),
     "aegisctl apply": (

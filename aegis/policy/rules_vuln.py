@@ -37,12 +37,18 @@ def _fix_not_installed(facts: Facts, critical: bool) -> list[str]:
     ]
 
 
+_FIX_HINT = (
+    "; plan the fixed version (aegis apt install PKG=VERSION --plan), and if no configured "
+    "source offers it, add and approve the source that does (often the security suite)"
+)
+
+
 def vuln_fixed_available(facts: Facts) -> Check:
     """A critical vulnerability whose fixed version exists and the plan does not install."""
     hits = _fix_not_installed(facts, critical=True)
     if not hits:
         return Miss("no critical vulnerability with an available fix stays unfixed")
-    return Hit(f"not installing the fixed version: {listed(hits)}", unique(hits))
+    return Hit(f"not installing the fixed version: {listed(hits)}{_FIX_HINT}", unique(hits))
 
 
 def vuln_fixed_available_noncritical(facts: Facts) -> Check:
@@ -56,7 +62,8 @@ def vuln_fixed_available_noncritical(facts: Facts) -> Check:
     if not hits:
         return Miss("no non-critical vulnerability with an available fix stays unfixed")
     return Hit(
-        f"not installing the fixed version of a non-critical vulnerability: {listed(hits)}",
+        f"not installing the fixed version of a non-critical vulnerability: {listed(hits)}"
+        f"{_FIX_HINT}",
         unique(hits),
     )
 

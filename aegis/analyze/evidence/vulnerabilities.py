@@ -191,8 +191,9 @@ def parse_tracker(data: bytes, *, release: str, date: str, imported_at: str) -> 
     if len(data) > MAX_TRACKER_BYTES:
         raise InputError(f"tracker file is larger than {MAX_TRACKER_BYTES} bytes")
     doc = loads_strict(data, max_bytes=MAX_TRACKER_BYTES)
-    if not isinstance(doc, dict) or not doc:
-        raise InputError("tracker file: expected a non-empty object keyed by source package")
+    if not isinstance(doc, dict):
+        # An empty object is a valid export: "no known issues" must be importable.
+        raise InputError("tracker file: expected an object keyed by source package")
     entries: dict[str, tuple[Entry, ...]] = {}
     for source, cves in doc.items():
         if not _SOURCE.match(source):

@@ -416,11 +416,20 @@ CASES = [
         "essential: base-files",
     ),
     _case(
+        "name.lookalike",
+        clean_plan(
+            signals=(Signal("name.lookalike", "opnessl", "opnessl looks like openssl (edit)"),)
+        ),
+        A,
+        A,
+        "name lookalike: opnessl looks like openssl (edit)",
+    ),
+    _case(
         "vuln.fixed-available",
         vuln("1.3-1"),
         D,
         D,
-        "pkg0000 CVE-2026-0001 (high, fixed in 1.3-1)",
+        "pkg0000 CVE-2026-0001 (high, fixed in 1.3-1); plan the fixed version",
         VULN,
     ),
     _case(  # the contract's critical phrase only for the documented critical mapping
