@@ -38,7 +38,13 @@ from aegis.api_reads import (
     request_artifacts,
     write_metrics,
 )
-from aegis.errors import InputError, StageUnavailableError, StateError
+from aegis.errors import (
+    AegisError,
+    EnvironmentFailure,
+    InputError,
+    StageUnavailableError,
+    StateError,
+)
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -200,8 +206,35 @@ def submit_plan(cfg: Config, plan: Plan, actor: str) -> PlannedRequest:
                 plan_hash=digest,
             ),
         ]
-        rec = store.commit(base, moves, create=True)
+        try:
+            rec = store.commit(base, moves, create=True)
+        except BaseException as e:
+            # No orphan plan files: a plan no request records is removed, and the error
+            # says so (or names the file it could not remove).
+            note = _discard_unrecorded(plan_path)
+            if isinstance(e, AegisError):
+                e.message = f"{e.message}; {note}"
+                raise
+            if not isinstance(e, Exception):
+                raise
+            raise EnvironmentFailure(
+                f"recording the plan failed ({type(e).__name__}: {e}); {note}"
+            ) from e
     return PlannedRequest(request_id=rec.id, plan_path=plan_path, plan_hash=digest)
+
+
+def _discard_unrecorded(plan_path: Path) -> str:
+    """Remove a plan file whose request was not recorded; say what happened."""
+    try:
+        plan_path.unlink()
+    except FileNotFoundError:
+        return f"the plan was not recorded and {plan_path} does not exist"
+    except OSError as e:
+        return (
+            f"the plan was not recorded, and {plan_path} could not be removed "
+            f"({e.strerror}): delete it, it belongs to no request"
+        )
+    return f"the plan was not recorded, and {plan_path} was removed"
 
 
 def create_request(cfg: Config, kind: str, summary: str, actor: str) -> RequestRecord:

@@ -30,7 +30,7 @@ import socket
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aegis.analyze import apt as aptparse
@@ -44,9 +44,6 @@ from aegis.analyze.evidence.repositories import (
     repository_id,
 )
 from aegis.analyze.evidence.sources import (
-    AptPaths,
-    SourceEntry,
-    parse_sources,
     resolve_apt_paths,
 )
 from aegis.analyze.names import Target, closest_names, parse_targets
@@ -58,7 +55,7 @@ from aegis.analyze.signals import (
     sort_signals,
 )
 from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
-from aegis.analyze.state import gather_state_inputs, package_state_hash, source_files
+from aegis.analyze.state import configured_entries, gather_state_inputs, package_state_hash
 from aegis.config import Config
 from aegis.model import (
     PLAN_SCHEMA,
@@ -122,7 +119,11 @@ def _policy_lists(path: Path) -> tuple[_PolicyLists, ApprovalLookup]:
         (*BUILTIN_KERNEL, *pc.packages.kernel),
         (*BUILTIN_SENSITIVE, *pc.packages.security_sensitive),
     )
-    return lists, ApprovalLookup(pc.sources)
+    return lists, ApprovalLookup(
+        pc.sources,
+        clock_skew=timedelta(seconds=pc.thresholds.clock_skew_s),
+        freeze_after_s=pc.thresholds.freeze_after_s,
+    )
 
 
 def analyze_apt(
@@ -220,7 +221,7 @@ class _Analysis:
             if not dump.ok:
                 return self._tool_failure_plan(plan_id, dump)
             paths = resolve_apt_paths(aptparse.parse_apt_config_dump(dump.stdout))
-            entries = self._entries(paths)
+            entries = configured_entries(paths)
             config = assess_apt_config(
                 dump.stdout,
                 read_dpkg_config(self.cfg.dpkg_root),
@@ -301,24 +302,6 @@ class _Analysis:
         from aegis.execute.argv import derive_argv
 
         return replace(plan, command_preview=derive_argv(plan))
-
-    def _entries(self, paths: AptPaths) -> list[SourceEntry]:
-        files: list[tuple[str, str]] = []
-        for p in source_files(paths):
-            if not p.is_file():
-                continue  # a FIFO would block this read for ever; apt skips such files too
-            try:
-                files.append((str(p), p.read_text(errors="replace")))
-            except OSError:
-                continue
-        seen: set[str] = set()
-        out: list[SourceEntry] = []
-        for e in parse_sources(files):
-            rid = repository_id(e.uri, e.suite, e.component)
-            if rid not in seen:
-                seen.add(rid)
-                out.append(e)
-        return out
 
     def _tool_failure_plan(self, plan_id: str, res: RunResult) -> Plan:
         kind = "timeout" if res.timed_out else "tool-failed"

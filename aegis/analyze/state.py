@@ -24,7 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix, signed_by_tokens
+from aegis.analyze.evidence.sources import (
+    AptPaths,
+    SourceEntry,
+    lists_prefix,
+    parse_sources,
+    signed_by_tokens,
+)
 from aegis.canonical import canonical_hash
 
 ABSENT = "absent"
@@ -94,6 +100,30 @@ def source_files(paths: AptPaths) -> list[Path]:
     """sources.list and sources.list.d/*.list|*.sources, in apt's order."""
     out = [] if paths.sourcelist == "/dev/null" else [Path(paths.sourcelist)]
     return out + _dir_files(paths.sourceparts, (".list", ".sources"))
+
+
+def configured_entries(paths: AptPaths) -> list[SourceEntry]:
+    """Every configured (URI, suite, component), first occurrence wins, in apt's order.
+
+    Both formats (one-line ``.list`` and deb822 ``.sources``) through
+    :func:`~aegis.analyze.evidence.sources.parse_sources`; unreadable files and
+    anything but regular files are skipped.
+    """
+    files: list[tuple[str, str]] = []
+    for p in source_files(paths):
+        if not p.is_file():
+            continue  # a FIFO would block this read for ever; apt skips such files too
+        try:
+            files.append((str(p), p.read_text(errors="replace")))
+        except OSError:
+            continue
+    seen: set[tuple[str, str, str]] = set()
+    out: list[SourceEntry] = []
+    for e in parse_sources(files):
+        if (e.uri, e.suite, e.component) not in seen:
+            seen.add((e.uri, e.suite, e.component))
+            out.append(e)
+    return out
 
 
 def preference_files(paths: AptPaths) -> list[Path]:

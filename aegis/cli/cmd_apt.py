@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from aegis.errors import AegisError, EnvironmentFailure, InputError
+
 if TYPE_CHECKING:
     from aegis.model import Operation, Plan
 
@@ -164,12 +166,48 @@ def _run(
                 "request_id": planned.request_id,
             }
         )
-        return
-    render_plan(result)
-    from aegis.cli.render import print_path
+    else:
+        render_plan(result)
+        from aegis.cli.render import print_path
 
-    click.echo(f"request: {planned.request_id}")
-    print_path("plan", planned.plan_path)
+        click.echo(f"request: {planned.request_id}")
+        print_path("plan", planned.plan_path)
+    if result.failure is not None:
+        raise analysis_failed_error(result, planned.request_id)
+
+
+class AnalysisFailedError(InputError):
+    """No delta: unknown package, broken dependencies, bad target (exit 3).
+
+    The plan is recorded as evidence; policy would deny it (``analysis.failed``).
+    """
+
+
+class AnalysisToolError(EnvironmentFailure):
+    """The analysis produced no delta because apt failed, timed out or was locked (exit 7)."""
+
+
+_ENVIRONMENT_KINDS = frozenset({"lock", "tool-failed", "timeout"})
+
+
+def analysis_failed_error(plan: Plan, request_id: str) -> AegisError:
+    """The error a failed analysis exits with: 7 for apt's own trouble, else 3."""
+    assert plan.failure is not None
+    kind = plan.failure.kind
+    # apt's text is untrusted: the CLI's error printer makes every message inert.
+    message = (
+        f"analysis failed ({kind}): {plan.failure.message[:2000]}; the plan is recorded as "
+        f"request {request_id} and policy will deny it"
+    )
+    if kind in _ENVIRONMENT_KINDS:
+        return AnalysisToolError(message, hint="retry when apt is usable ('aegis doctor')")
+    if kind == "bad-target":
+        hint = "Aegis plans packages from approved signed repositories only, never files or URLs"
+    elif kind == "unknown-package":
+        hint = "check the package names ('apt-cache policy NAME') and plan again"
+    else:
+        hint = "see the plan's signals; 'aegis policy' on the plan gives the deny reason"
+    return AnalysisFailedError(message, hint=hint)
 
 
 def diff_lines(plan: Plan) -> list[str]:

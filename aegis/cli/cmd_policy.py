@@ -6,7 +6,10 @@ to ``policy`` (or ``denied``), prints the fired rules and the required controls,
 and exits 0 (allow, allow-with-snapshot), 5 (deny) or 8 (approval required).
 
 Subcommands: ``init`` writes the shipped default policy, ``check`` validates the
-policy file, ``rules`` lists the built-in rules.
+policy file (and warns when it approves no source), ``rules`` lists the built-in
+rules, ``sources`` lists the host's apt sources with their signers and approval
+(``--approve-configured``, root only, appends ``[[sources]]`` entries for them;
+see :mod:`aegis.policy.host_sources`).
 
 Every string that came from a plan (package names, versions, analyzer messages)
 is printed only through :mod:`aegis.cli.render` / :mod:`aegis.text`.
@@ -19,7 +22,11 @@ from typing import Any
 
 import click
 
-SUBCOMMANDS = ("evaluate", "init", "check", "rules")
+SUBCOMMANDS = ("evaluate", "init", "check", "rules", "sources")
+NO_SOURCE_WARNING = (
+    "the policy approves no source: every install is denied (repo.unapproved); "
+    "see 'aegis policy sources' and 'sudo aegis policy sources --approve-configured'"
+)
 
 
 class _DefaultToEvaluate(click.Group):
@@ -225,7 +232,7 @@ def init_cmd(as_json: bool, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def check_cmd(as_json: bool) -> None:
     """Validate the policy file (exit 3 when unusable: every decision would deny)."""
-    from aegis.cli.render import emit_json, print_fields, print_table
+    from aegis.cli.render import emit_json, print_fields, print_table, warn
     from aegis.codec import to_dict
     from aegis.config import load_config
     from aegis.policy.config import load_policy_config
@@ -234,6 +241,9 @@ def check_cmd(as_json: bool) -> None:
     cfg = load_config()
     config = load_policy_config(cfg.policy_path)
     config_hash, version = policy_version(config)
+    warnings = [] if config.sources else [NO_SOURCE_WARNING]
+    for message in warnings:
+        warn(message)
     if as_json:
         emit_json(
             {
@@ -241,6 +251,7 @@ def check_cmd(as_json: bool) -> None:
                 "policy_version": version,
                 "config_hash": config_hash,
                 "config": to_dict(config),
+                "warnings": warnings,
             }
         )
         return
@@ -298,3 +309,140 @@ def rules_cmd(as_json: bool) -> None:
             for r in catalog
         ],
     )
+
+
+def _source_row(source: Any) -> dict[str, Any]:
+    repo = source.repository
+    return {
+        "file": source.entry.file,
+        "uri": repo.uri,
+        "suite": repo.suite,
+        "component": repo.component,
+        "signed_by_form": repo.signed_by_form,
+        "signature": repo.signature,
+        "signer_fingerprint": repo.signer_fingerprint,
+        "date": repo.date,
+        "valid_until": repo.valid_until,
+        "problems": list(repo.problems),
+        "approved": source.approved_as is not None,
+        "approved_as": source.approved_as,
+        "approvable": source.refusal is None,
+        "refusal": source.refusal,
+        "distribution": source.distribution,
+    }
+
+
+@policy_group.command(
+    "sources",
+    help=(
+        "List the host's apt sources (sources.list, *.list, *.sources under apt's "
+        "configuration) with the key their Release verifies with and whether policy "
+        "approves them.\n\n"
+        "--approve-configured (root only) appends a [[sources]] entry to the policy file "
+        "for each source not yet approved whose Release verifies with its own Signed-By "
+        "key, and prints each one; running it again adds nothing. Only the host's own "
+        "distribution archive keyring makes a source 'distribution = true'; any other "
+        "source is written with 'packages = []' for you to fill in.\n\n"
+        "Example:\n\n  aegis policy sources\n\n"
+        "  sudo aegis policy sources --approve-configured\n\n"
+        "--approve-configured exits 3 when the policy file is absent or malformed and 7 "
+        "when not run as root (nothing is written)."
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option(
+    "--approve-configured",
+    is_flag=True,
+    help="Root only: write [[sources]] entries for the configured sources that verify.",
+)
+def sources_cmd(as_json: bool, approve_configured: bool) -> None:
+    """List (or approve) the configured apt sources."""
+    from datetime import UTC, datetime
+
+    from aegis.cli.render import emit_json, warn
+    from aegis.config import load_config
+    from aegis.policy.host_sources import approve_configured as approve
+    from aegis.policy.host_sources import configured_sources
+
+    cfg = load_config()
+    now = datetime.now(UTC)
+    if approve_configured:
+        _print_approval(approve(cfg, now), as_json)
+        return
+    listing = configured_sources(cfg, now)
+    if listing.policy_error is not None:
+        warn(f"policy file unusable (every decision denies): {listing.policy_error}")
+    elif not listing.policy or not listing.policy.sources:
+        warn(NO_SOURCE_WARNING)
+    if as_json:
+        emit_json(
+            {
+                "policy_path": str(cfg.policy_path),
+                "policy_error": listing.policy_error,
+                "sources": [_source_row(s) for s in listing.sources],
+            }
+        )
+        return
+    _print_listing(listing.sources)
+
+
+def _print_approval(done: Any, as_json: bool) -> None:
+    from aegis.cli.render import emit_json
+    from aegis.text import inert
+
+    if as_json:
+        emit_json(
+            {
+                "path": str(done.path),
+                "added": [{"name": n, **_source_row(s)} for n, s in done.added],
+                "skipped": [{**_source_row(s), "reason": why} for s, why in done.skipped],
+            }
+        )
+        return
+    for name, s in done.added:
+        kind = "distribution" if s.distribution else "packages = [] (list what it may supply)"
+        r = s.repository
+        click.echo(
+            inert(
+                f"approved {name}: {r.uri} {r.suite}/{r.component} "
+                f"signer {r.signer_fingerprint} ({kind})",
+                max_chars=4096,
+            )
+        )
+    for s, why in done.skipped:
+        r = s.repository
+        head = "unchanged" if s.approved_as is not None else "not approved"
+        click.echo(inert(f"{head}: {r.uri} {r.suite}/{r.component}: {why}", max_chars=4096))
+    if done.added:
+        click.echo(f"policy file: {inert(str(done.path), max_chars=4096)}")
+    else:
+        click.echo("nothing to add: the policy file is unchanged")
+
+
+def _print_listing(sources: Any) -> None:
+    from aegis.text import inert
+
+    # One block per source, not a table: fingerprints and paths must never fold.
+    for s in sources:
+        r = s.repository
+        if s.approved_as is not None:
+            approval = f"yes, as {s.approved_as!r}"
+        elif s.refusal is None:
+            approval = "no (--approve-configured would approve it)"
+        else:
+            approval = f"no, and cannot be approved automatically: {s.refusal}"
+        signer = f", signer {r.signer_fingerprint}" if r.signer_fingerprint else ""
+        until = f"Valid-Until {r.valid_until}" if r.valid_until else "no Valid-Until"
+        flags = "".join(
+            f" ({flag})" for flag, on in (("EXPIRED", r.expired), ("FROZEN", r.frozen)) if on
+        )
+        for line in (
+            f"{r.uri} {r.suite}/{r.component}",
+            f"  file       {s.entry.file}",
+            f"  signature  {r.signature}{signer} (Signed-By: {r.signed_by_form})",
+            f"  release    Date {r.date or '-'}, {until}{flags}",
+            f"  approved   {approval}",
+        ):
+            click.echo(inert(line, max_chars=4096))
+    if not sources:
+        click.echo("no apt source is configured")

@@ -45,6 +45,12 @@ CONFIG_FORMAT = "aegis.policy-config/1"
 MAX_POLICY_BYTES = 1024 * 1024
 MAX_LIST = 10_000
 EFFECT_NAMES = ("deny", "require-approval", "allow-with-snapshot", "allow")
+DEFAULT_FREEZE_AFTER_S = 180 * 86_400
+"""Debian's stable and oldstable suites carry no Valid-Until and are re-dated only at
+point releases, every two to three months (sometimes four); 180 days leaves room for a
+late point release while a mirror frozen for half a year still looks frozen. Suites that
+publish daily carry a Valid-Until (``*-security``, trixie's ``*-updates``), which binds
+instead of this window."""
 
 T = TypeVar("T")
 
@@ -72,6 +78,11 @@ class ApprovedSource:
     signed_suites: tuple[str, ...] = ()
     """Signed Release ``Suite``/``Codename`` values accepted although they differ from
     ``suite`` (an archive key signs other suites too: a mismatch is otherwise a deny)."""
+    freeze_after_s: int | None = None
+    """This source's Release without Valid-Until is frozen when its Date is older than
+    this; None: ``[thresholds] freeze_after_s``; 0: never (a suite its distribution no
+    longer re-dates, e.g. oldstable after its last point release). A Valid-Until in the
+    Release always binds instead (``repo.expired``)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,9 @@ class Thresholds:
     """Vulnerability data older than this requires approval."""
     vuln_ignore_urgencies: tuple[str, ...] = ("unimportant", "end-of-life")
     """Tracker urgencies that never block (Debian marks them as not worth a fix)."""
+    freeze_after_s: int = DEFAULT_FREEZE_AFTER_S
+    """A Release without Valid-Until whose Date is older than this looks frozen (a mirror
+    stuck in time); ``[[sources]] freeze_after_s`` overrides it per source."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,14 @@ class PolicyUnavailable:
 
 # --- parsing -----------------------------------------------------------------------------
 
+# fmt: off
+_TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
+             "sources", "rules", "shadow"}
+_SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
+                "packages", "freeze_after_s", "signed_suites"}
+_THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
+                   "vuln_ignore_urgencies", "freeze_after_s"}
+# fmt: on
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
 _HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -231,18 +253,11 @@ def _strs(
     return tuple(value)
 
 
-_SOURCE_OPTIONAL = {"distribution", "packages", "signed_suites"}
-
-
 def _parse_source(data: Any, index: int) -> ApprovedSource:
     where = f"sources[{index}]."
     if not isinstance(data, dict):
         raise PolicyConfigError(f"sources[{index}]: expected a table")
-    _check_keys(
-        data,
-        {"name", "uri", "suite", "component", "signer_fingerprint"} | _SOURCE_OPTIONAL,
-        where.rstrip("."),
-    )
+    _check_keys(data, _SOURCE_KEYS, where.rstrip("."))
     fpr = normalize_fingerprint(_str(data, "signer_fingerprint", where))
     if fpr is None or not _FPR_RE.match(fpr):
         raise PolicyConfigError(f"{where}signer_fingerprint: expected a full hex fingerprint")
@@ -250,6 +265,9 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
     packages = _strs(data, "packages", where, ())
     if distribution and packages:
         raise PolicyConfigError(f"{where}packages: a distribution source may supply any package")
+    freeze = data.get("freeze_after_s")
+    if freeze is not None:
+        freeze = _int(data, "freeze_after_s", where, 0)
     return ApprovedSource(
         name=_str(data, "name", where),
         uri=normalize_uri(_str(data, "uri", where)),
@@ -259,6 +277,7 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
         distribution=distribution,
         packages=packages,
         signed_suites=_strs(data, "signed_suites", where, ()),
+        freeze_after_s=freeze,
     )
 
 
@@ -284,22 +303,7 @@ def _parse_override(rule_id: str, data: Any) -> RuleOverride:
 def _parse(data: Mapping[str, Any]) -> PolicyConfig:
     if not data:
         raise PolicyConfigError("policy file is empty: an empty rule set denies everything")
-    _check_keys(
-        data,
-        {
-            "format",
-            "name",
-            "ruleset",
-            "approval",
-            "review",
-            "thresholds",
-            "packages",
-            "sources",
-            "rules",
-            "shadow",
-        },
-        "",
-    )
+    _check_keys(data, _TOP_KEYS, "")
     fmt = data.get("format")
     if fmt != CONFIG_FORMAT:
         raise PolicyConfigError(f"format must be {CONFIG_FORMAT!r}")
@@ -313,11 +317,7 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
         raise PolicyConfigError("review: required = false needs allow_skip = true")
     thresholds = _table(data, "thresholds", "")
     defaults = Thresholds()
-    _check_keys(
-        thresholds,
-        {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s", "vuln_ignore_urgencies"},
-        "thresholds",
-    )
+    _check_keys(thresholds, _THRESHOLD_KEYS, "thresholds")
     packages = _table(data, "packages", "")
     _check_keys(packages, {"security_sensitive", "kernel"}, "packages")
     sources_raw = data.get("sources", [])
@@ -355,6 +355,9 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
             ),
             vuln_ignore_urgencies=_strs(
                 thresholds, "vuln_ignore_urgencies", "thresholds.", defaults.vuln_ignore_urgencies
+            ),
+            freeze_after_s=_int(
+                thresholds, "freeze_after_s", "thresholds.", defaults.freeze_after_s, 1
             ),
         ),
         packages=PackageLists(
@@ -469,6 +472,16 @@ def match_source(
         ):
             return src
     return None
+
+
+def freeze_after_s(source: ApprovedSource | None, default_s: int) -> int:
+    """The freeze window (seconds) for ``source``; 0 means never frozen.
+
+    An unapproved source (None) gets the policy-wide ``default_s``.
+    """
+    if source is None or source.freeze_after_s is None:
+        return default_s
+    return source.freeze_after_s
 
 
 def source_allows(source: ApprovedSource, package: str) -> bool:

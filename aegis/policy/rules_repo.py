@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from aegis.analyze.evidence.release import is_frozen
 from aegis.model import Action, Repository
-from aegis.policy.config import source_allows
+from aegis.policy.config import freeze_after_s, source_allows
 from aegis.policy.result import Effect
 from aegis.policy.rules import (
     PHRASE_METACHAR,
@@ -303,11 +304,26 @@ def repo_expired(facts: Facts) -> Check:
 
 
 def repo_frozen(facts: Facts) -> Check:
-    """Repository metadata without Valid-Until and with an old Date (a freeze attack)."""
-    bad = [f"{_repo_label(r)} (Date {r.date})" for r in facts.plan.repositories if r.frozen]
+    """Repository metadata without Valid-Until and with an old Date (a freeze attack).
+
+    Judged again here with this policy's window for the source (``[[sources]]
+    freeze_after_s``, else ``[thresholds] freeze_after_s``) at evaluation time; the
+    analyzer's own ``frozen`` verdict also counts (it can only make this stricter).
+    """
+    default_s = facts.config.thresholds.freeze_after_s
+    bad: list[str] = []
+    for r in facts.plan.repositories:
+        window = freeze_after_s(facts.repo_source.get(r.id), default_s)
+        if r.frozen or is_frozen(r.date, r.valid_until, facts.now, timedelta(seconds=window)):
+            limit = f"{window // 86_400} days" if window else "never"
+            bad.append(f"{_repo_label(r)} (Date {r.date}, no Valid-Until, limit {limit})")
     if not bad:
         return Miss("no repository metadata looks frozen")
-    return Hit(f"frozen repository metadata: {listed(bad)}", unique(bad))
+    return Hit(
+        f"frozen repository metadata: {listed(bad)}; a suite its distribution no longer "
+        "re-dates needs freeze_after_s in its [[sources]] entry",
+        unique(bad),
+    )
 
 
 def repo_insecure_config(facts: Facts) -> Check:

@@ -9,8 +9,9 @@ that :mod:`aegis.analyze.evidence.signature` fills in and
 is tested on recorded text alone (no gpgv, no files).
 
 Dates are judged at a given ``now``: an expired Valid-Until is expired, and a
-Release without Valid-Until whose Date is older than :data:`FREEZE_AFTER` looks
-frozen (a mirror stuck in time).
+Release without Valid-Until whose Date is older than the source's freeze window
+(policy ``freeze_after_s``, default :data:`FREEZE_AFTER`) looks frozen (a mirror
+stuck in time).
 
 Example:
     >>> text = "Date: Sat, 02 May 2026 00:00:00 UTC"
@@ -27,11 +28,12 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
+from aegis.policy.config import DEFAULT_FREEZE_AFTER_S
 
-FREEZE_AFTER = timedelta(days=90)
-"""Release without Valid-Until whose Date is older than this looks frozen.
+FREEZE_AFTER = timedelta(seconds=DEFAULT_FREEZE_AFTER_S)
+"""Default freeze window: the policy's ``[thresholds] freeze_after_s`` default (180 days).
 
-Debian's own stable Release carries no Valid-Until and is re-dated at each point
+Debian's own stable Release carries no Valid-Until and is re-dated only at each point
 release (every two to three months), so a shorter window would flag it routinely."""
 DEFAULT_CLOCK_SKEW = timedelta(seconds=60)
 """A Release Date further ahead than the policy's ``thresholds.clock_skew_s`` (this by
@@ -171,21 +173,36 @@ def release_date(text: str) -> str | None:
     return _iso(release_fields(text).get("Date"))
 
 
+def is_frozen(date: str | None, valid_until: str | None, now: datetime, window: timedelta) -> bool:
+    """A Release without Valid-Until whose Date is older than ``window`` at ``now``.
+
+    A zero ``window`` never freezes (a suite its distribution no longer re-dates). A
+    Valid-Until binds instead (expiry); a Release with neither field is not judged
+    here (apt itself refuses a Release without a usable Date when it checks dates).
+    """
+    if valid_until is not None or date is None or window <= timedelta(0):
+        return False
+    try:
+        when = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return now - when > window
+
+
 def assess_release(
-    text: str | None, now: datetime
+    text: str | None, now: datetime, freeze_after: timedelta = FREEZE_AFTER
 ) -> tuple[str | None, str | None, bool, bool, str | None]:
-    """(date, valid_until, expired, frozen, origin) from Release text at ``now``."""
+    """(date, valid_until, expired, frozen, origin) from Release text at ``now``.
+
+    ``freeze_after`` is the source's freeze window (:func:`is_frozen`).
+    """
     if text is None:
         return None, None, False, False, None
     fields = release_fields(text)
     date, until = _iso(fields.get("Date")), _iso(fields.get("Valid-Until"))
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     expired = until is not None and datetime.strptime(until, fmt).replace(tzinfo=UTC) < now
-    frozen = (
-        until is None
-        and date is not None
-        and now - datetime.strptime(date, fmt).replace(tzinfo=UTC) > FREEZE_AFTER
-    )
+    frozen = is_frozen(date, until, now, freeze_after)
     return date, until, expired, frozen, fields.get("Origin")
 
 

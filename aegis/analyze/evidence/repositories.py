@@ -40,6 +40,7 @@ from pathlib import Path
 
 from aegis.analyze.evidence.release import (
     DEFAULT_CLOCK_SKEW,
+    FREEZE_AFTER,
     ReleaseFiles,
     assess_release,
     release_fields,
@@ -142,6 +143,8 @@ class ApprovalFacts:
     approved: bool
     distribution: bool
     allowed_packages: tuple[str, ...]
+    freeze_after_s: int = int(FREEZE_AFTER.total_seconds())
+    """The source's freeze window from policy (0: never frozen)."""
 
 
 def collect_repository(
@@ -157,15 +160,6 @@ def collect_repository(
     """Gather all evidence about one source entry."""
     files = find_release_files(entry, paths, prefer_repository=prefer_repository)
     sig = verify_release(files, entry, paths, timeout_s=timeout_s, verifier=verifier)
-    date, until, expired, frozen, origin = assess_release(sig.text, now)
-    form = entry.signed_by_form
-    krs = keyring_files(entry, paths) if form != "none" else []
-    path_forms = form in ("keyring-path", "armored-path", "fingerprint")
-    trusted_dir = bool(krs) and path_forms and all(in_trusted_dir(k, paths) for k in krs)
-    root_only = (form == "embedded") or (bool(krs) and all(root_only_writable(k) for k in krs))
-    if form == "embedded":
-        trusted_dir = True  # the key lives in the root-owned source file itself
-        root_only = root_only_writable(Path(entry.file))
     # Any key that made a good signature may be the approved one (verifiers differ in
     # the order they list several signers); otherwise the first is recorded.
     signer = next(
@@ -177,6 +171,16 @@ def collect_repository(
         sig.fingerprint,
     )
     facts = approval(entry.uri, entry.suite, entry.component, signer)
+    window = timedelta(seconds=facts.freeze_after_s)
+    date, until, expired, frozen, origin = assess_release(sig.text, now, window)
+    form = entry.signed_by_form
+    krs = keyring_files(entry, paths) if form != "none" else []
+    path_forms = form in ("keyring-path", "armored-path", "fingerprint")
+    trusted_dir = bool(krs) and path_forms and all(in_trusted_dir(k, paths) for k in krs)
+    root_only = (form == "embedded") or (bool(krs) and all(root_only_writable(k) for k in krs))
+    if form == "embedded":
+        trusted_dir = True  # the key lives in the root-owned source file itself
+        root_only = root_only_writable(Path(entry.file))
     problems: list[str] = []
     if sig.status != "good":
         problems.append(f"signature-{sig.status}")
@@ -237,15 +241,20 @@ def collect_repository(
 class ApprovalLookup:
     """Answers approval questions from the policy file's ``[[sources]]``.
 
-    A missing or malformed policy file approves nothing (policy denies on its own).
+    A missing or malformed policy file approves nothing (policy denies on its own)
+    and leaves the default freeze window.
     """
 
     def __init__(
-        self, sources: Sequence[object] = (), clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+        self,
+        sources: Sequence[object] = (),
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        freeze_after_s: int = int(FREEZE_AFTER.total_seconds()),
     ) -> None:
         self._sources = tuple(sources)
         self.clock_skew = clock_skew
         """``thresholds.clock_skew_s``: how far ahead a Release Date may be."""
+        self._freeze_after_s = freeze_after_s
 
     @classmethod
     def from_policy_file(cls, path: Path) -> ApprovalLookup:
@@ -254,18 +263,23 @@ class ApprovalLookup:
             from aegis.policy.config import load_policy_config
 
             conf = load_policy_config(path)
-            return cls(conf.sources, timedelta(seconds=conf.thresholds.clock_skew_s))
+            return cls(
+                conf.sources,
+                timedelta(seconds=conf.thresholds.clock_skew_s),
+                conf.thresholds.freeze_after_s,
+            )
         except Exception:
             return cls(())
 
     def __call__(self, uri: str, suite: str, component: str, fpr: str | None) -> ApprovalFacts:
         """Whether the source with this identity is approved, and what it may supply."""
-        from aegis.policy.config import match_source
+        from aegis.policy.config import freeze_after_s, match_source
 
         src = match_source(tuple(self._sources), uri, suite, component, fpr)  # type: ignore[arg-type]
+        window = freeze_after_s(src, self._freeze_after_s)
         if src is None:
-            return ApprovalFacts(False, False, ())
-        return ApprovalFacts(True, src.distribution, tuple(src.packages))
+            return ApprovalFacts(False, False, (), window)
+        return ApprovalFacts(True, src.distribution, tuple(src.packages), window)
 
 
 def file_sha256(path: Path) -> str:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,8 @@ from aegis import api
 from aegis.cli.aegis import cli as aegis_cli
 from aegis.config import load_config
 from aegis.devtools import testrepo
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -105,16 +111,87 @@ def test_upgrade_diff_shows_each_symbol_with_signals(env: Path, apt_root: testre
 
 def test_unknown_name_is_an_analyzed_plan_listing_the_closest_names(env: Path) -> None:
     res = run("apt", "install", "aegis-bsae", "--plan", "--no-contents")
-    assert res.exit_code == 0, res.output  # a plan policy will deny, not a crash
-    assert "analysis failed (unknown-package)" in res.output
-    assert "! target.unknown aegis-bsae: closest known: aegis-base" in res.output
+    assert res.exit_code == 3, res.output  # recorded as evidence, but the analysis failed
+    assert "analysis failed (unknown-package)" in res.stdout
+    assert "! target.unknown aegis-bsae: closest known: aegis-base" in res.stdout
+    assert res.stderr.startswith("Error: analysis failed (unknown-package)"), res.stderr
     (rec,) = api.list_requests(load_config())
     assert rec.state == "analyzed"
+    assert f"request {rec.id}" in res.stderr
     doc = json.loads(run("show", rec.id, "--json").stdout)
     plan_path = Path(doc["artifacts"][0]["path"])
+    assert f"plan: {plan_path}" in res.stdout
     plan = json.loads(plan_path.read_text())
     assert plan["failure"]["kind"] == "unknown-package"
     assert plan["command_preview"] == []
+
+
+def _aegis_process(home: Path, apt_config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in its own process (``python -m aegis``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AEGIS_")}
+    env |= {
+        "AEGIS_HOME": str(home),
+        "AEGIS_APT_CONFIG": str(apt_config),
+        "AEGIS_HOST_ID": "test-host",
+        "PYTHONPATH": str(REPO),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "aegis", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_failed_analysis_exits_3_through_the_real_cli(
+    env: Path, apt_root: testrepo.AptRoot, as_json: bool
+) -> None:
+    extra = ("--json",) if as_json else ()
+    proc = _aegis_process(
+        env, apt_root.apt_config, "apt", "install", "nosuchpkg", "--plan", "--no-contents", *extra
+    )
+    assert proc.returncode == 3, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("Error: analysis failed (unknown-package)"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "hint: check the package names" in proc.stderr
+    (rec,) = api.list_requests(load_config())
+    (plan_file,) = load_config().plans_dir.glob("*.json")
+    if as_json:
+        doc = json.loads(proc.stdout)
+        assert doc["request_id"] == rec.id
+        assert doc["plan_path"] == str(plan_file)
+        assert doc["plan"]["failure"]["kind"] == "unknown-package"
+    else:
+        assert f"plan: {plan_file}" in proc.stdout
+
+
+def test_a_plan_whose_recording_fails_leaves_no_file(env: Path, apt_root: testrepo.AptRoot) -> None:
+    """The store refuses the write after the plan file exists: the file goes, rc 7, said so."""
+    cfg = load_config()
+    api.list_requests(cfg)  # creates the store
+    with sqlite3.connect(cfg.store_path) as db:
+        db.execute(
+            "CREATE TRIGGER refuse_history BEFORE INSERT ON history "
+            "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"
+        )
+    db.close()
+    proc = _aegis_process(
+        env, apt_root.apt_config, "apt", "install", "aegis-tool", "--plan", "--no-contents"
+    )
+    assert proc.returncode == 7, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "the plan was not recorded, and " in proc.stderr
+    assert " was removed" in proc.stderr
+    assert not list(cfg.plans_dir.glob("*.json"))
+    assert "plan: " not in proc.stdout
+    with sqlite3.connect(cfg.store_path) as db:
+        db.execute("DROP TRIGGER refuse_history")
+    db.close()
+    assert api.list_requests(cfg) == []
 
 
 def test_update_plan_records_current_valid_until(

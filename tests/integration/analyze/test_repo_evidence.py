@@ -112,6 +112,30 @@ def test_frozen_release(tmp_path: Path, analyze: Analyze) -> None:
     assert "frozen" in ev.problems
 
 
+def test_freeze_window_comes_from_the_sources_policy_entry(
+    tmp_path: Path, analyze: Analyze, aegis_home: Path
+) -> None:
+    """A Release 100 days old: fresh under the 180-day default, frozen under its own 30."""
+    from datetime import UTC, datetime, timedelta
+
+    from .conftest import approve, cfg_for, write_policy
+
+    repo = testrepo.build_repo(
+        tmp_path / "repo", date=datetime.now(UTC) - timedelta(days=100), name="quarterly"
+    )
+    root = testrepo.make_root(tmp_path / "r2", [repo])
+    cfg = cfg_for(root, aegis_home)
+    write_policy(cfg, [approve(cfg, repo)])
+    (ev,) = analyze("update", root=root, cfg=cfg).repositories
+    assert ev.approved
+    assert not ev.frozen
+    text = cfg.policy_path.read_text() + "freeze_after_s = 2592000\n"
+    cfg.policy_path.write_text(text)
+    (ev,) = analyze("update", root=root, cfg=cfg).repositories
+    assert ev.frozen
+    assert "frozen" in ev.problems
+
+
 def test_tampered_lists_after_update(apt_root: testrepo.AptRoot, analyze: Analyze) -> None:
     """An attacker editing apt's lists (InRelease) after a good update is caught."""
     (inrel,) = apt_root.lists_dir.glob("*_InRelease")

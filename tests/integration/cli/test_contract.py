@@ -90,10 +90,12 @@ class Lab:
     def aegisctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.run(str(BIN / "aegisctl"), *args)
 
-    def plan(self, target: str) -> tuple[Path, dict[str, object]]:
-        """``aegis apt install <pkg> --plan --json``: the plan path and the document."""
+    def plan(self, target: str, *, rc: int = 0) -> tuple[Path, dict[str, object]]:
+        """``aegis apt install <pkg> --plan --json``: the plan path and the document.
+
+        ``rc`` 3: the analysis failed (e.g. a direct path), yet the plan is recorded."""
         proc = self.aegis("apt", "install", target, "--plan", "--json")
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == rc, proc.stderr
         doc = json.loads(proc.stdout)
         return Path(doc["plan_path"]), doc
 
@@ -178,7 +180,8 @@ def test_weakly_pinned_repository_denies_with_its_phrase(lab: Lab) -> None:
 def test_direct_url_or_local_path_denies_with_its_phrase(
     lab: Lab, target: str, rule_id: str
 ) -> None:
-    plan, doc = lab.plan(target)  # analyzed into a plan policy denies, never run
+    # Not analyzed (exit 3), but recorded as a plan that policy denies; never run.
+    plan, doc = lab.plan(target, rc=3)
     assert doc["plan"]["changes"] == []  # type: ignore[index]
     code, out, result = lab.decide(plan)
     assert code == 5

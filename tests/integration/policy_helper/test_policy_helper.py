@@ -173,8 +173,19 @@ def test_both_verifiers_count_a_role_only_when_the_key_is_granted_it(tmp_path: P
 
 
 def test_dspy_missing_is_skipped_cleanly(ep_file: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "no-dspy" / "dspy"
+    blocker.mkdir(parents=True)  # whether or not this Python has DSPy, it has none here
+    (blocker / "__init__.py").write_text("raise ImportError('DSPy hidden by the test')\n")
     out = tmp_path / "report.json"
-    proc = _run(ep_file, out, "--lm", "openai/x", "--api-base", "http://127.0.0.1:9/v1")
+    proc = _run(
+        ep_file,
+        out,
+        "--lm",
+        "openai/x",
+        "--api-base",
+        "http://127.0.0.1:9/v1",
+        pythonpath=f"{blocker.parent}:{HELPER_SRC}",
+    )
     assert proc.returncode == 0, proc.stderr
     analysis: dict[str, Any] = json.loads(out.read_text())["dspy_analysis"]
     assert analysis["status"] == "skipped"
@@ -183,7 +194,7 @@ def test_dspy_missing_is_skipped_cleanly(ep_file: Path, tmp_path: Path) -> None:
 
 STUB_DSPY = """
 class LM:
-    def __init__(self, model, api_base=None, api_key=None):
+    def __init__(self, model, api_base=None, api_key=None, cache=True):
         self.model = model
 
 class _Result:

@@ -119,7 +119,7 @@ def test_gpgv_status_parsing() -> None:
 
 
 def test_release_assessment() -> None:
-    now = datetime(2026, 6, 1, tzinfo=UTC)
+    now = datetime(2026, 8, 1, tzinfo=UTC)  # 212 days: past the 180-day window
     text = "Origin: Debian\nDate: Sat, 01 Jan 2026 00:00:00 UTC\nSHA256:\n ab 12 main/binary-amd64/Packages\n"
     date, until, expired, frozen, origin = assess_release(text, now)
     assert (date, until, expired, frozen, origin) == (

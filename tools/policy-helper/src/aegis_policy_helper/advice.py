@@ -9,6 +9,7 @@ runs. Without DSPy, or with ``--skip-dspy``, the section says why it was skipped
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from aegis_policy_helper.report import inert
@@ -30,18 +31,21 @@ def analyze(
     summary: dict[str, Any], *, lm: str, api_base: str | None, api_key: str | None
 ) -> dict[str, Any]:
     """Ask a DSPy program for advice; never raises (errors become the section)."""
+    # Offline by design: LiteLLM (under DSPy) would otherwise fetch its model price
+    # list from the internet on import; the only request made is to the model server.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         import dspy  # type: ignore[import-not-found]
     except ImportError:
         return skipped("DSPy is not installed (pip install dspy, or use --skip-dspy)")
     try:
-        model = dspy.LM(lm, api_base=api_base, api_key=api_key)
-        predict = dspy.Predict("instructions, plan_summary -> policy_maintenance_advice")
+        # No answer cache: each report asks afresh and writes nothing under $HOME.
+        model = dspy.LM(lm, api_base=api_base, api_key=api_key, cache=False)
+        # The input is "task", not "instructions": a field of that name shadows
+        # dspy.Signature.instructions and DSPy fails with a TypeError before any request.
+        predict = dspy.Predict("task, plan_summary -> policy_maintenance_advice")
         with dspy.context(lm=model):
-            result = predict(
-                instructions=INSTRUCTIONS,
-                plan_summary=json.dumps(summary, sort_keys=True),
-            )
+            result = predict(task=INSTRUCTIONS, plan_summary=json.dumps(summary, sort_keys=True))
         text = str(getattr(result, "policy_maintenance_advice", ""))
     except Exception as e:  # a model failure must not fail the report
         return {

@@ -2,7 +2,7 @@
 
 Exit codes follow Aegis (docs/design.md "Errors and exit codes"): 0 written, 2 usage,
 3 unreadable input, 4 the execution plan or an approval does not verify with the trusted
-keys.
+keys, 7 PyNaCl is not installed (nothing can be verified: ``apt install python3-nacl``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aegis_policy_helper import advice
+from aegis_policy_helper.ed25519 import MissingVerifier
 from aegis_policy_helper.report import build_report, summarize
 from aegis_policy_helper.trust import TrustFailure, verify_execution_plan
 
@@ -25,6 +27,7 @@ log = logging.getLogger("aegis_policy_helper")
 MAX_PLAN_BYTES = 4 * 1024 * 1024
 EXIT_INPUT = 3
 EXIT_TRUST = 4
+EXIT_ENVIRONMENT = 7
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +74,17 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _analysis(args: argparse.Namespace, document: dict[str, Any]) -> dict[str, Any]:
+    """The DSPy section: skipped when asked or when no model is named."""
+    if args.skip_dspy:
+        return advice.skipped("--skip-dspy")
+    if not args.lm:
+        return advice.skipped("no --lm given")
+    return advice.analyze(
+        summarize(document), lm=args.lm, api_base=args.api_base, api_key=args.api_key
+    )
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Verify, summarize, optionally ask DSPy, write the report; return the exit code."""
     try:
@@ -96,6 +110,9 @@ def run_report(args: argparse.Namespace) -> int:
     except TrustFailure as e:
         print(f"Error: {e}", file=sys.stderr)
         return EXIT_TRUST
+    except MissingVerifier as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     problems = []
     if not verification.signature_ok:
         problems.append(f"execution plan signature: {verification.signature_detail}")
@@ -110,17 +127,7 @@ def run_report(args: argparse.Namespace) -> int:
         return EXIT_TRUST
     for p in problems:
         log.warning("Unsafe: writing a report although %s", p)
-    if args.skip_dspy:
-        analysis = advice.skipped("--skip-dspy")
-    elif not args.lm:
-        analysis = advice.skipped("no --lm given")
-    else:
-        analysis = advice.analyze(
-            summarize(verification.document),
-            lm=args.lm,
-            api_base=args.api_base,
-            api_key=args.api_key,
-        )
+    analysis = _analysis(args, verification.document)
     report = build_report(
         source_path=str(args.execution_plan),
         source_sha256=hashlib.sha256(data).hexdigest(),

@@ -2,8 +2,8 @@
 
 Uses :mod:`aegis.sign` when it and PyNaCl are importable (the same parser and checks
 aegisd uses); otherwise (the contract's stock system ``python3``) falls back to its own
-strict parse and Ed25519 verification (:mod:`aegis_policy_helper.ed25519`: PyNaCl,
-python3-cryptography or pure Python) over canonical JSON (sorted keys, compact
+strict parse and Ed25519 verification (:mod:`aegis_policy_helper.ed25519`: PyNaCl
+only, Debian's python3-nacl on the system Python) over canonical JSON (sorted keys, compact
 separators, UTF-8), which is the same definition of the signed bytes
 (``aegis/canonical.py``): the signature covers every field but ``signature_hex``; an
 approval's covers every field of the approval but its own.
@@ -29,7 +29,7 @@ class Verification:
     """What was verified, and how."""
 
     method: str
-    """``aegis.sign`` or ``fallback/<backend>`` (pynacl, cryptography, pure-python)."""
+    """``aegis.sign`` or ``fallback/pynacl``."""
     signature_ok: bool
     signature_detail: str
     approvals: list[dict[str, Any]] = field(default_factory=list)
@@ -151,9 +151,15 @@ def verify_with_aegis(data: bytes, exec_key: str, approval_keys: list[str]) -> V
 
 
 def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Verification:
-    """Verify without the aegis package: strict parse plus Ed25519 (any backend)."""
+    """Verify without the aegis package: strict parse plus Ed25519 (PyNaCl).
+
+    Raises:
+        TrustFailure: the document is not strict canonical JSON.
+        MissingVerifier: PyNaCl is not installed (nothing is verified).
+    """
     from aegis_policy_helper.ed25519 import backend
 
+    method = f"fallback/{backend()}"  # no PyNaCl: refuse before judging anything
     doc = parse_strict(data)
     if data.rstrip(b"\n") != canonical(doc):
         raise TrustFailure("execution plan is not in canonical form")
@@ -196,7 +202,7 @@ def verify_fallback(data: bytes, exec_key: str, approval_keys: list[str]) -> Ver
                 "reason": reason,
             }
         )
-    return Verification(f"fallback/{backend()}", ok, detail, rows, doc)
+    return Verification(method, ok, detail, rows, doc)
 
 
 def _approval_reason(
