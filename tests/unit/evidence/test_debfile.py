@@ -183,7 +183,12 @@ def _read_in_child(deb: Path, path: str) -> list[object]:
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(deb)],
-        env={"PATH": path, "LC_ALL": "C.UTF-8"},
+        # The parent's import path (a venv, or PYTHONPATH in a bare root), nothing else.
+        env={
+            "PATH": path,
+            "LC_ALL": "C.UTF-8",
+            "PYTHONPATH": os.pathsep.join(filter(None, sys.path)),
+        },
         check=True,
         capture_output=True,
         text=True,
