@@ -171,6 +171,52 @@ class _Capped(io.RawIOBase):
 ZSTD_MAX_WINDOW = 1 << 27
 """The largest zstd window a frame may ask for (128 MiB, libzstd's and dpkg's default
 limit): the window is allocated up front, so a hostile frame must not choose it."""
+XZ_MEMLIMIT = 1 << 27
+"""Memory an xz stream may need to decode (128 MiB; ``xz -9`` needs 65 MiB): its
+dictionary, up to 4 GiB, is the attacker's choice and is filled as output flows."""
+
+
+class _Xz(io.RawIOBase):
+    """Concatenated xz streams, as ``xz`` writes them, decoded under :data:`XZ_MEMLIMIT`.
+
+    :class:`lzma.LZMAFile` takes no memory limit (and ignores garbage after a stream),
+    hence this small loop over :class:`lzma.LZMADecompressor`.
+    """
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self._dec = self._decoder()
+        self._pending = b""
+        """Input read but not yet given to the decompressor."""
+
+    @staticmethod
+    def _decoder() -> lzma.LZMADecompressor:
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMLIMIT)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        while True:
+            if self._dec.eof:
+                # Another stream may follow; NUL bytes between streams are padding.
+                data = (self._dec.unused_data + self._pending).lstrip(b"\0")
+                while not data:
+                    more = self._inner.read(1 << 16)
+                    if not more:
+                        return 0
+                    data = more.lstrip(b"\0")
+                self._dec = self._decoder()
+                self._pending = data
+            if self._dec.needs_input and not self._pending:
+                self._pending = self._inner.read(1 << 16)
+                if not self._pending:
+                    raise EOFError("xz stream ends before its end marker")
+            out = self._dec.decompress(self._pending, max_length=len(buf))
+            self._pending = b""
+            if out:
+                buf[: len(out)] = out
+                return len(out)
 
 
 def _decompressed(ext: str, window: IO[bytes]) -> IO[bytes] | None:
@@ -178,7 +224,7 @@ def _decompressed(ext: str, window: IO[bytes]) -> IO[bytes] | None:
     if ext == "gz":
         return cast("IO[bytes]", gzip.GzipFile(fileobj=window, mode="rb"))
     if ext == "xz":
-        return cast("IO[bytes]", lzma.LZMAFile(window))
+        return cast("IO[bytes]", _Xz(window))
     if ext == "bz2":
         return cast("IO[bytes]", bz2.BZ2File(window))
     if ext == "zst":

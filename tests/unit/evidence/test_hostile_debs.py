@@ -13,11 +13,13 @@ are refused. The link and name tricks at the end are member rules
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import resource
 import subprocess
 import tarfile
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -206,6 +208,40 @@ def test_a_bomb_is_capped_in_every_compression(comp: str) -> None:
     assert len(data) < MIB
     limits = DebLimits(max_data_total=32 * MIB)
     assert _refused(_deb(data, comp), "declared-size limit|past its size limit", limits) < 2
+
+
+def _xz(data: bytes, dict_prop: int | None = None) -> bytes:
+    """An xz stream of ``data``; ``dict_prop`` rewrites the LZMA2 dictionary size it declares."""
+    xz = lzma.compress(
+        data, format=lzma.FORMAT_XZ, filters=[{"id": lzma.FILTER_LZMA2, "preset": 0}]
+    )
+    if dict_prop is None:
+        return xz
+    size = (xz[12] + 1) * 4  # the block header follows the 12-byte stream header
+    block = bytearray(xz[12 : 12 + size])
+    block[block.index(b"\x21\x01") + 2] = dict_prop  # LZMA2 filter id, 1 property byte
+    block[-4:] = zlib.crc32(block[:-4]).to_bytes(4, "little")
+    return xz[:12] + bytes(block) + xz[12 + size :]
+
+
+def test_an_xz_stream_declaring_a_4_gib_dictionary_is_refused() -> None:
+    # The decoder allocates the declared dictionary and fills it as output flows:
+    # 16 GiB of zeros would grow the reader (aegisd) to 4 GiB. Past 128 MiB, refused.
+    tar = member(b"./usr/a", b"x") + END
+    assert lzma.decompress(_xz(tar, dict_prop=40)) == tar  # valid xz, just greedy
+    with pytest.raises(DebFormatError, match="Memory usage limit"):
+        read_deb_stream(io.BytesIO(_deb(_xz(tar, dict_prop=40), "xz")))
+
+
+def test_concatenated_xz_streams_with_padding_are_read_across() -> None:
+    tar = member(b"./usr/a", b"one") + member(b"./usr/b", b"two") + END
+    data = _xz(tar[:1024]) + bytes(8) + _xz(tar[1024:])
+    deb = read_deb_stream(io.BytesIO(_deb(data, "xz")))
+    assert [m.path for m in deb.members] == ["/usr/a", "/usr/b"]
+    with pytest.raises(DebFormatError, match="corrupt"):
+        read_deb_stream(io.BytesIO(_deb(_xz(tar[:1024]) + b"garbage" + _xz(tar[1024:]), "xz")))
+    with pytest.raises(DebFormatError, match="corrupt"):
+        read_deb_stream(io.BytesIO(_deb(_xz(tar)[:40], "xz")))
 
 
 def test_a_bomb_becomes_a_hostile_malformed_finding(tmp_path: Path) -> None:
