@@ -226,54 +226,11 @@ class TarReader:
             raise self._error(f"pax header (type {typeflag!r}): dpkg does not install these")
         return body
 
-    def members(self) -> Iterator[TarMember]:
-        """Yield each member; reading stops at the end of the archive.
-
-        Raises:
-            DebFormatError: a malformed header, a refused form, or a header over a bound.
-        """
-        long: dict[str, bytes] = {}
-        while (block := self._next_block()) is not None:
-            typeflag = block[156:157]
-            size = _number(block[124:136], _MAX_SIZE)
-            if size is None:
-                raise self._error("invalid tar header size field")
-            if typeflag in _REFUSED:
-                raise self._error(f"tar member is {_REFUSED[typeflag]}")
-            if typeflag in _LONG or typeflag in _PAX:
-                body = self._header_body(typeflag, size)
-                key = _LONG[typeflag]
-                name = _cstring(body)
-                if key in long or not name or len(name) == len(body):
-                    # Two of one kind (dpkg keeps the last, tarfile the first), an
-                    # empty one, or one without its NUL: nothing dpkg-deb writes.
-                    raise self._error(f"malformed GNU long {key} header")
-                long[key] = name
-                continue
-            if typeflag not in _KINDS:
-                raise self._error(f"unknown tar member type {typeflag!r}")
-            yield self._member(block, typeflag, size, long)
-            long = {}
-        if long:
-            raise self._error("GNU long-name header without a member")
-
-    def _member(
-        self, block: bytes, typeflag: bytes, size: int, long: dict[str, bytes]
-    ) -> TarMember:
-        kind = _KINDS[typeflag]
-        name = _cstring(block[0:100])
-        if block[257:263] == b"ustar\0" and block[345] != 0:
-            name = _cstring(block[345:500]) + b"/" + name
-        name = long.get("name", name)
-        if not name:
-            raise self._error("tar member with an empty name")
-        if kind == "dir":
-            name = name.rstrip(b"/") or b"/"
-        elif kind == "file" and name.endswith(b"/"):
-            # dpkg versions disagree on whether this is a directory; nothing writes it.
-            raise self._error("regular tar member whose name ends in '/'")
-        if kind != "file" and size:
-            raise self._error(f"tar {kind} member carries {size} bytes of data")
+    def _numbers(self, block: bytes) -> tuple[int, int, int, int]:
+        """size, mode, uid and gid of any header; dpkg refuses a malformed one in any header."""
+        size = _number(block[124:136], _MAX_SIZE)
+        if size is None:
+            raise self._error("invalid tar header size field")
         mode = _number(block[100:108], _MAX_ID)
         uid = _number(block[108:116], _MAX_ID)
         gid = _number(block[116:124], _MAX_ID)
@@ -281,14 +238,56 @@ class TarReader:
         mtime_ok = block[136] in (0x80, 0xFF) or _octal(block[136:148]) is not None
         if mode is None or uid is None or gid is None or not mtime_ok:
             raise self._error("invalid tar header mode, uid, gid or mtime field")
-        self._left = size
-        self._pad = -size % BLOCK
-        return TarMember(
-            name=_text(name),
-            kind=kind,
-            mode=mode,
-            size=size,
-            uid=uid,
-            gid=gid,
-            linkname=_text(long.get("linkname", _cstring(block[157:257]))),
-        )
+        return size, mode, uid, gid
+
+    def members(self) -> Iterator[TarMember]:
+        """Yield each member; reading stops at the end of the archive.
+
+        Raises:
+            DebFormatError: a malformed header, a refused form, or a header over a bound.
+        """
+        pending: dict[str, bytes] = {}
+        """GNU long name and link target for the next member."""
+        while (block := self._next_block()) is not None:
+            typeflag = block[156:157]
+            size, mode, uid, gid = self._numbers(block)
+            if block[0] == 0:
+                raise self._error("tar header with an empty name field")
+            if typeflag in _REFUSED:
+                raise self._error(f"tar member is {_REFUSED[typeflag]}")
+            if typeflag in _LONG or typeflag in _PAX:
+                body = self._header_body(typeflag, size)
+                key = _LONG[typeflag]
+                value = _cstring(body)
+                if key in pending or not value or len(value) == len(body):
+                    # Two of one kind (dpkg keeps the last, tarfile the first), an
+                    # empty one, or one without its NUL: nothing dpkg-deb writes.
+                    raise self._error(f"malformed GNU long {key} header")
+                pending[key] = value
+                continue
+            if typeflag not in _KINDS:
+                raise self._error(f"unknown tar member type {typeflag!r}")
+            kind = _KINDS[typeflag]
+            name = pending.get("name") or _header_name(block)
+            if kind == "dir":
+                name = name.rstrip(b"/") or b"/"
+            elif kind == "file" and name.endswith(b"/"):
+                # dpkg versions disagree on whether this is a directory; nothing writes it.
+                raise self._error("regular tar member whose name ends in '/'")
+            if kind != "file" and size:
+                raise self._error(f"tar {kind} member carries {size} bytes of data")
+            self._left = size
+            self._pad = -size % BLOCK
+            linkname = pending.get("linkname") or _cstring(block[157:257])
+            pending = {}
+            yield TarMember(_text(name), kind, mode, size, uid, gid, _text(linkname))
+        if pending:
+            raise self._error("GNU long-name header without a member")
+
+
+def _header_name(block: bytes) -> bytes:
+    # dpkg joins ustar's prefix only in ustar archives; GNU ones keep other data there.
+    name = _cstring(block[0:100])
+    if block[257:263] == b"ustar\0" and block[345] != 0:
+        return _cstring(block[345:500]) + b"/" + name
+    return name

@@ -288,6 +288,8 @@ def test_two_long_names_for_one_member_are_refused() -> None:
         ([header(b"", b"0")], "empty name"),
         ([header(b"x", b"L", 0)], "malformed GNU long name"),
         ([header(b"x", b"L", 3), b"abc" + bytes(509), member(b"./a")], "malformed GNU long"),
+        ([header(b"x", b"L", 4, fields={"uid": b"z" * 8}), b"./a\0" + bytes(508)], "uid"),
+        ([header(b"", b"L", 4), b"./a\0" + bytes(508), member(b"./b")], "empty name"),
     ],
     ids=[
         "checksum",
@@ -301,6 +303,8 @@ def test_two_long_names_for_one_member_are_refused() -> None:
         "empty-name",
         "empty-long-name",
         "long-name-without-nul",
+        "bad-uid-on-long-name",
+        "long-name-header-without-name",
     ],
 )
 def test_malformed_headers_are_refused(parts: list[bytes], match: str) -> None:
