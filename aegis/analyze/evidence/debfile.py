@@ -120,6 +120,10 @@ def _norm(name: str) -> str:
     return "/" + clean.lstrip("/") if clean != "/" else "/"
 
 
+_KEPT_CONTROL = frozenset(("control", "conffiles", *MAINTAINER_SCRIPTS))
+"""Control-archive files whose bytes are read (each at most ``max_control_file``)."""
+
+
 def _read_control(tar: TarReader, limits: DebLimits) -> tuple[dict[str, bytes], list[str]]:
     files: dict[str, bytes] = {}
     names: list[str] = []
@@ -137,14 +141,18 @@ def _read_control(tar: TarReader, limits: DebLimits) -> tuple[dict[str, bytes], 
                 if name in MAINTAINER_SCRIPTS:
                     raise DebFormatError(f"control member {name!r} is not a regular file")
                 continue
+            total += info.size
+            if total > limits.max_control_total:
+                raise DebFormatError("control archive exceeds its size limit")
+            if name not in _KEPT_CONTROL:
+                # md5sums, symbols, shlibs ... are only listed, never held: a large
+                # package's md5sums passes 1 MiB (libboost1.74-dev: 1.2 MiB).
+                continue
             if info.size > limits.max_control_file:
                 raise DebFormatError(
                     f"control member {name!r} is {info.size} bytes "
                     f"(limit {limits.max_control_file})"
                 )
-            total += info.size
-            if total > limits.max_control_total:
-                raise DebFormatError("control archive exceeds its size limit")
             files[name] = tar.read(limits.max_control_file)
     except AegisError:
         raise

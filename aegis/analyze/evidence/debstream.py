@@ -55,7 +55,8 @@ class DebLimits:
     max_members: int = 200_000
     """Entries in the data archive."""
     max_control_file: int = 1024 * 1024
-    """One control-archive file (a maintainer script)."""
+    """One control-archive file that is read (``control``, ``conffiles``, a maintainer
+    script); the others (``md5sums`` ...) count only towards ``max_control_total``."""
     max_control_total: int = 16 * 1024 * 1024
     """The whole uncompressed control archive."""
     max_watched_file: int = 64 * 1024

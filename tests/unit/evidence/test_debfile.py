@@ -106,6 +106,17 @@ def test_oversized_control_script_refused() -> None:
         read_deb_stream(io.BytesIO(data), limits=DebLimits(max_control_file=1024))
 
 
+def test_a_large_md5sums_is_listed_not_refused() -> None:
+    # Real packages ship md5sums and symbols past 1 MiB (libboost1.74-dev, opencv-doc,
+    # libflite1); only the files that are read are held to max_control_file.
+    data = build_deb_bytes(scripts={"md5sums": b"0" * 2048, "postinst": "#!/bin/sh\n"})
+    contents = read_deb_stream(io.BytesIO(data), limits=DebLimits(max_control_file=1024))
+    assert "md5sums" in contents.control_files
+    assert contents.scripts == {"postinst": b"#!/bin/sh\n"}
+    with pytest.raises(DebFormatError, match="control archive exceeds its size limit"):
+        read_deb_stream(io.BytesIO(data), limits=DebLimits(max_control_total=1024))
+
+
 def test_member_count_bound() -> None:
     data = build_deb_bytes(entries=[Entry(f"./f{i}") for i in range(20)])
     with pytest.raises(DebFormatError, match="more than 10"):
