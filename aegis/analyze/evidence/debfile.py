@@ -2,9 +2,10 @@
 
 A .deb is an ``ar`` archive holding ``debian-binary``, ``control.tar.*`` and
 ``data.tar.*``. :mod:`aegis.analyze.evidence.debstream` walks the ar headers and
-opens both tar members as bounded *streams* (gzip, xz, bzip2 or uncompressed
-in-process, decompressed by us so the byte cap sees every byte; zstd through
-``zstd -dc`` on a pipe); this module reads what they hold. Nothing is
+opens both tar members as bounded *streams* (gzip, xz, bzip2, zstd or uncompressed,
+all in-process and decompressed by us so the byte cap sees every byte) read by our own
+strict tar reader (:mod:`aegis.analyze.evidence.tarread`: only what dpkg installs);
+this module reads what they hold. Nothing is
 ever written to disk: the control archive's small files are kept in memory and
 the data archive yields only its member list (path, mode, type, link target),
 plus the bytes of the few small files the content rules read
@@ -20,8 +21,9 @@ Public API:
 
 Invariants: every size is bounded by :class:`DebLimits` (member count, control
 file size, total declared data size, path length, the decompressed bytes and the
-wall time of each tar stream, the size of one long-name or pax header; GNU sparse
-members are refused), because aegisd re-derives plans with this reader; member
+wall time of each tar stream, the size of one GNU long-name header; sparse members,
+pax headers and every other form dpkg refuses are refused), because aegisd
+re-derives plans with this reader; member
 paths are normalised to absolute POSIX paths (``./etc/x`` -> ``/etc/x``) and a
 path that climbs out of the root (``..``) is kept verbatim in ``Member.raw_path``
 so a rule can flag it.
@@ -36,8 +38,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -47,11 +47,10 @@ from aegis.analyze.evidence.debstream import (
     MAX_CONTROL_ENTRIES,
     DebFormatError,
     DebLimits,
-    Stream,
     ar_entries,
-    close_stream,
     tar_stream,
 )
+from aegis.analyze.evidence.tarread import TarReader
 from aegis.errors import AegisError, EnvironmentFailure
 
 __all__ = [
@@ -87,7 +86,7 @@ class Member:
     mode: int
     """Permission bits including setuid/setgid/sticky (``& 0o7777``)."""
     type: str
-    """file, dir, symlink, hardlink, char, block, fifo or other."""
+    """file, dir, symlink, hardlink, char, block or fifo."""
     linkname: str = ""
     size: int = 0
     uid: int = 0
@@ -121,57 +120,45 @@ def _norm(name: str) -> str:
     return "/" + clean.lstrip("/") if clean != "/" else "/"
 
 
-_KINDS: tuple[tuple[Callable[[tarfile.TarInfo], bool], str], ...] = (
-    (tarfile.TarInfo.isreg, "file"),
-    (tarfile.TarInfo.isdir, "dir"),
-    (tarfile.TarInfo.issym, "symlink"),
-    (tarfile.TarInfo.islnk, "hardlink"),
-    (tarfile.TarInfo.ischr, "char"),
-    (tarfile.TarInfo.isblk, "block"),
-    (tarfile.TarInfo.isfifo, "fifo"),
-)
+_KEPT_CONTROL = frozenset(("control", "conffiles", *MAINTAINER_SCRIPTS))
+"""Control-archive files whose bytes are read (each at most ``max_control_file``)."""
 
 
-def _kind(info: tarfile.TarInfo) -> str:
-    return next((kind for test, kind in _KINDS if test(info)), "other")
-
-
-def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo, cap: int) -> bytes:
-    handle = tar.extractfile(info)
-    if handle is None:
-        return b""
-    return handle.read(cap)
-
-
-def _read_control(stream: Stream, limits: DebLimits) -> tuple[dict[str, bytes], list[str]]:
+def _read_control(tar: TarReader, limits: DebLimits) -> tuple[dict[str, bytes], list[str]]:
     files: dict[str, bytes] = {}
     names: list[str] = []
     total = 0
     try:
-        for info in stream.tar:
+        for info in tar.members():
             if len(names) > MAX_CONTROL_ENTRIES:
                 raise DebFormatError("control archive has too many entries")
             name = _norm(info.name).lstrip("/")
-            if not name or info.isdir():
+            if not name or info.kind == "dir":
                 continue
             names.append(name)
-            if not info.isreg():
+            if info.kind != "file":
                 # A symlinked maintainer script points outside the package: refuse it.
                 if name in MAINTAINER_SCRIPTS:
                     raise DebFormatError(f"control member {name!r} is not a regular file")
+                continue
+            total += info.size
+            if total > limits.max_control_total:
+                raise DebFormatError("control archive exceeds its size limit")
+            if name not in _KEPT_CONTROL:
+                # md5sums, symbols, shlibs ... are only listed, never held: a large
+                # package's md5sums passes 1 MiB (libboost1.74-dev: 1.2 MiB).
                 continue
             if info.size > limits.max_control_file:
                 raise DebFormatError(
                     f"control member {name!r} is {info.size} bytes "
                     f"(limit {limits.max_control_file})"
                 )
-            total += info.size
-            if total > limits.max_control_total:
-                raise DebFormatError("control archive exceeds its size limit")
-            files[name] = _read_member(stream.tar, info, limits.max_control_file)
+            files[name] = tar.read(limits.max_control_file)
     except AegisError:
         raise
-    except Exception as e:  # see tar_stream: any decoder failure means corrupt
+    except Exception as e:
+        # Hostile bytes reach zlib, lzma, bz2 and libzstd while we iterate; any failure
+        # of theirs (EOFError, OSError, zstandard.ZstdError ...) means "corrupt".
         raise DebFormatError(f"control archive is corrupt: {e!r}") from e
     return files, names
 
@@ -180,23 +167,23 @@ def _watched(path: str) -> bool:
     return any(path.startswith(p) for p in WATCHED_CONTENT_PREFIXES)
 
 
-def _read_data(stream: Stream, limits: DebLimits) -> list[Member]:
+def _read_data(tar: TarReader, limits: DebLimits) -> list[Member]:
     members: list[Member] = []
     declared = 0
     try:
-        for info in stream.tar:
+        for info in tar.members():
             if len(members) >= limits.max_members:
                 raise DebFormatError(f"data archive has more than {limits.max_members} entries")
             if len(info.name) > limits.max_path or len(info.linkname) > limits.max_path:
                 raise DebFormatError("data archive member path is too long")
-            declared += max(info.size, 0)
+            declared += info.size
             if declared > limits.max_data_total:
                 raise DebFormatError("data archive exceeds its declared-size limit")
             path = _norm(info.name)
-            kind = _kind(info)
+            kind = info.kind
             content = None
             if kind == "file" and _watched(path):
-                content = _read_member(stream.tar, info, limits.max_watched_file)
+                content = tar.read(limits.max_watched_file)
             members.append(
                 Member(
                     path=path,
@@ -212,7 +199,7 @@ def _read_data(stream: Stream, limits: DebLimits) -> list[Member]:
             )
     except AegisError:
         raise
-    except Exception as e:  # see tar_stream: any decoder failure means corrupt
+    except Exception as e:  # see _read_control: any decoder failure means corrupt
         raise DebFormatError(f"data archive is corrupt: {e!r}") from e
     return members
 
@@ -254,7 +241,6 @@ def read_deb_stream(fh: IO[bytes], *, limits: DebLimits = DEFAULT_LIMITS) -> Deb
 
     Raises:
         DebFormatError: malformed archive, missing members, or a bound exceeded.
-        EnvironmentFailure: a zstd member and no ``zstd`` tool.
     """
     fh.seek(0, os.SEEK_END)
     total = fh.tell()
@@ -270,19 +256,11 @@ def read_deb_stream(fh: IO[bytes], *, limits: DebLimits = DEFAULT_LIMITS) -> Deb
     if control_entry is None or data_entry is None:
         raise DebFormatError("package lacks control.tar or data.tar")
     control_cap = limits.stream_cap(limits.max_control_total, MAX_CONTROL_ENTRIES + 1)
-    stream = tar_stream(fh, control_entry, control_cap, limits)
-    try:
-        files, control_names = _read_control(stream, limits)
-    finally:
-        close_stream(stream)
+    files, control_names = _read_control(tar_stream(fh, control_entry, control_cap, limits), limits)
     if "control" not in files:
         raise DebFormatError("control archive has no control file")
     data_cap = limits.stream_cap(limits.max_data_total, limits.max_members)
-    stream = tar_stream(fh, data_entry, data_cap, limits)
-    try:
-        members = _read_data(stream, limits)
-    finally:
-        close_stream(stream)
+    members = _read_data(tar_stream(fh, data_entry, data_cap, limits), limits)
     conffiles = tuple(
         ln.strip()
         for ln in files.get("conffiles", b"").decode("utf-8", "replace").splitlines()

@@ -1,14 +1,14 @@
 """The byte level of reading a .deb: ar members and bounded tar streams.
 
 A .deb is an ``ar`` archive; :func:`ar_entries` walks its headers itself and
-:func:`tar_stream` opens ``control.tar.*`` or ``data.tar.*`` as a :mod:`tarfile`
-stream. gzip, xz, bzip2 and plain tar are decompressed in-process behind a counting
-reader, so the cap of :meth:`DebLimits.stream_cap` and the wall-time limit see every
-decompressed byte; zstd goes through ``zstd -dc`` on a pipe (argv list, explicit
-environment). Long-name and pax headers over ``max_header`` and GNU/pax sparse members
-are refused before tarfile reads them: aegisd re-derives plans with this reader, so a
-hostile package must not cost unbounded memory or time. What the members mean is
-:mod:`aegis.analyze.evidence.debfile`.
+:func:`tar_stream` opens ``control.tar.*`` or ``data.tar.*`` as a
+:class:`~aegis.analyze.evidence.tarread.TarReader` (our own strict reader of what
+dpkg installs, not :mod:`tarfile`; that module says why). gzip, xz, bzip2, zstd (the
+``zstandard`` library, no external tool) and plain tar are decompressed in-process
+behind a counting reader, so the cap of :meth:`DebLimits.stream_cap` and the
+wall-time limit see every decompressed byte: aegisd re-derives plans with this
+reader, so a hostile package must not cost unbounded memory or time. What the
+members mean is :mod:`aegis.analyze.evidence.debfile`.
 
 Example:
     >>> with open(path, "rb") as fh:  # doctest: +SKIP
@@ -21,14 +21,13 @@ import bz2
 import gzip
 import io
 import lzma
-import subprocess
-import tarfile
-import threading
 import time
 from dataclasses import dataclass
 from typing import IO, cast
 
-from aegis.errors import AegisError, EnvironmentFailure, InputError
+import zstandard
+
+from aegis.analyze.evidence.tarread import SKIP_READ, DebFormatError, TarReader
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
@@ -38,8 +37,15 @@ MAX_CONTROL_ENTRIES = 1000
 """A control archive holds a handful of files; more is a malformed or hostile package."""
 
 
-class DebFormatError(InputError):
-    """The .deb is malformed, or exceeds a bound of :class:`DebLimits`."""
+__all__ = [
+    "DEFAULT_LIMITS",
+    "MAX_CONTROL_ENTRIES",
+    "ArEntry",
+    "DebFormatError",
+    "DebLimits",
+    "ar_entries",
+    "tar_stream",
+]
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class DebLimits:
     max_members: int = 200_000
     """Entries in the data archive."""
     max_control_file: int = 1024 * 1024
-    """One control-archive file (a maintainer script)."""
+    """One control-archive file that is read (``control``, ``conffiles``, a maintainer
+    script); the others (``md5sums`` ...) count only towards ``max_control_total``."""
     max_control_total: int = 16 * 1024 * 1024
     """The whole uncompressed control archive."""
     max_watched_file: int = 64 * 1024
@@ -58,7 +65,7 @@ class DebLimits:
     """Sum of declared member sizes of the data archive."""
     max_path: int = 4096
     max_header: int = 64 * 1024
-    """One GNU long-name or pax header: tarfile reads it whole into memory."""
+    """One GNU long name or link target: it is read whole into memory."""
     max_seconds: float = 300.0
     """Wall time to read one tar stream (a stream of zeros decompresses slowly)."""
 
@@ -134,16 +141,12 @@ class _Window(io.RawIOBase):
 # --- tar streams -----------------------------------------------------------------------
 
 
-def _zstd_env() -> dict[str, str]:
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C", "LC_ALL": "C"}
-
-
 class _Capped(io.RawIOBase):
     """The decompressed bytes of one tar stream, refused past a byte cap or a deadline.
 
-    tarfile skips a member's data by reading it, so a member declaring 16 GiB of
-    zeros (16 MiB compressed) costs that much decompression: the cap and the
-    deadline bound what one package can make the analyzer (and aegisd) read.
+    Skipping a member's data means decompressing it, so a member declaring 16 GiB of
+    zeros (16 MiB compressed) costs that much work: the cap and the deadline bound
+    what one package can make the analyzer (and aegisd) read.
     """
 
     def __init__(self, inner: IO[bytes], cap: int, deadline: float, label: str) -> None:
@@ -166,136 +169,86 @@ class _Capped(io.RawIOBase):
         return len(chunk)
 
 
-class _CheckedInfo(tarfile.TarInfo):
-    """Refuses, before tarfile acts on them, headers that would cost unbounded memory.
+ZSTD_MAX_WINDOW = 1 << 27
+"""The largest zstd window a frame may ask for (128 MiB, libzstd's and dpkg's default
+limit): the window is allocated up front, so a hostile frame must not choose it."""
+XZ_MEMLIMIT = 1 << 27
+"""Memory an xz stream may need to decode (128 MiB; ``xz -9`` needs 65 MiB): its
+dictionary, up to 4 GiB, is the attacker's choice and is filled as output flows."""
 
-    tarfile reads a GNU long name or a pax header whole into memory (a 4 GiB long
-    name is 4 MiB of gzip), and a GNU sparse member's maps grow a list per block.
-    dpkg-deb writes neither sparse members nor long headers, so refusing is safe.
+
+class _Xz(io.RawIOBase):
+    """Concatenated xz streams, as ``xz`` writes them, decoded under :data:`XZ_MEMLIMIT`.
+
+    :class:`lzma.LZMAFile` takes no memory limit (and ignores garbage after a stream),
+    hence this small loop over :class:`lzma.LZMADecompressor`.
     """
 
-    max_header = DEFAULT_LIMITS.max_header
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self._dec = self._decoder()
+        self._pending = b""
+        """Input read but not yet given to the decompressor."""
 
-    @classmethod
-    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _CheckedInfo:
-        info = super().frombuf(buf, encoding, errors)
-        if info.type == tarfile.GNUTYPE_SPARSE:
-            raise DebFormatError("tar member is a GNU sparse file")
-        if info.type in _META_TYPES and info.size > cls.max_header:
-            raise DebFormatError(f"tar header of {info.size} bytes (limit {cls.max_header})")
-        return info
+    @staticmethod
+    def _decoder() -> lzma.LZMADecompressor:
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMLIMIT)
 
-    def _proc_gnusparse_10(self, *args: object) -> None:
-        # tarfile's pax sparse 1.0 reader loops on attacker-chosen counts; see above.
-        raise DebFormatError("tar member is a pax sparse file")
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        while True:
+            if self._dec.eof:
+                # Another stream may follow; NUL bytes between streams are padding.
+                data = (self._dec.unused_data + self._pending).lstrip(b"\0")
+                while not data:
+                    more = self._inner.read(1 << 16)
+                    if not more:
+                        return 0
+                    data = more.lstrip(b"\0")
+                self._dec = self._decoder()
+                self._pending = data
+            if self._dec.needs_input and not self._pending:
+                self._pending = self._inner.read(1 << 16)
+                if not self._pending:
+                    raise EOFError("xz stream ends before its end marker")
+            out = self._dec.decompress(self._pending, max_length=len(buf))
+            self._pending = b""
+            if out:
+                buf[: len(out)] = out
+                return len(out)
 
 
-_META_TYPES = (
-    tarfile.GNUTYPE_LONGNAME,
-    tarfile.GNUTYPE_LONGLINK,
-    tarfile.XHDTYPE,
-    tarfile.XGLTYPE,
-    tarfile.SOLARIS_XHDTYPE,
-)
-_DECOMPRESSED = ("gz", "xz", "bz2", "tar")
-
-
-def _decompressed(ext: str, window: IO[bytes]) -> IO[bytes]:
-    """The decompressed view of ``window`` (ours, not tarfile's: the cap sees its bytes)."""
+def _decompressed(ext: str, window: IO[bytes]) -> IO[bytes] | None:
+    """The decompressed view of ``window`` (ours, so the cap sees its bytes), or None."""
     if ext == "gz":
         return cast("IO[bytes]", gzip.GzipFile(fileobj=window, mode="rb"))
     if ext == "xz":
-        return cast("IO[bytes]", lzma.LZMAFile(window))
+        return cast("IO[bytes]", _Xz(window))
     if ext == "bz2":
         return cast("IO[bytes]", bz2.BZ2File(window))
-    return window
+    if ext == "zst":
+        # zstd as Ubuntu and third-party repositories build it (dpkg-deb -Zzstd); frames
+        # are read across, as libzstd streams them for dpkg.
+        zstd = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+        return cast("IO[bytes]", zstd.stream_reader(window, read_across_frames=True))
+    if ext == "tar":
+        return window
+    return None
 
 
-_TAR_BUFSIZE = 1 << 20
-"""tarfile skips member data in reads of this size (its 10 KiB default is slow)."""
+def tar_stream(fh: IO[bytes], entry: ArEntry, cap: int, limits: DebLimits) -> TarReader:
+    """Open ``entry`` (``*.tar``, ``.gz``, ``.xz``, ``.bz2``, ``.zst``) as a tar reader.
 
-
-@dataclass
-class Stream:
-    """A decompressed tar stream and whatever must be closed with it."""
-
-    tar: tarfile.TarFile
-    proc: subprocess.Popen[bytes] | None = None
-    feeder: threading.Thread | None = None
-
-
-def _open_tar(raw: IO[bytes], cap: int, limits: DebLimits, label: str) -> tarfile.TarFile:
-    deadline = time.monotonic() + limits.max_seconds
-    capped = io.BufferedReader(_Capped(raw, cap, deadline, label), _TAR_BUFSIZE)
-    info_class = type("_Info", (_CheckedInfo,), {"max_header": limits.max_header})
-    return tarfile.open(fileobj=capped, mode="r|", tarinfo=info_class, bufsize=_TAR_BUFSIZE)
-
-
-def tar_stream(fh: IO[bytes], entry: ArEntry, cap: int, limits: DebLimits) -> Stream:
-    """Open ``entry`` (``*.tar``, ``.gz``, ``.xz``, ``.bz2``, ``.zst``) as a tar stream."""
+    Decompression is lazy: the decompressors' failures on hostile bytes surface while
+    the caller iterates, which turns any of them into a :class:`DebFormatError`.
+    """
     window = io.BufferedReader(_Window(fh, entry.offset, entry.size), 1 << 16)
     ext = entry.name.rsplit(".", 1)[-1]
-    try:
-        if ext in _DECOMPRESSED:
-            return Stream(_open_tar(_decompressed(ext, window), cap, limits, entry.name))
-        if ext == "zst":
-            return _zstd_stream(window, cap, limits, entry.name)
-    except (AegisError, subprocess.SubprocessError):
-        raise
-    except Exception as e:
-        # Hostile bytes reach tarfile, zlib and lzma; any failure of theirs (even
-        # CPython 3.11's own AttributeError in tarfile.Stream) means "unreadable".
-        raise DebFormatError(f"{entry.name}: not a readable tar stream: {e!r}") from e
-    raise DebFormatError(f"{entry.name}: unsupported compression {ext!r}")
-
-
-def _zstd_stream(window: IO[bytes], cap: int, limits: DebLimits, label: str) -> Stream:
-    # Python 3.11 has no zstd: pipe the member through the zstd tool (argv list,
-    # explicit env). A thread feeds the compressed bytes so neither side blocks.
-    try:
-        proc = subprocess.Popen(
-            ["zstd", "-dc", "-q", "--"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_zstd_env(),
-        )
-    except OSError as e:
-        raise EnvironmentFailure(f"cannot run zstd to read a .zst package member: {e}") from e
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-
-    def _feed() -> None:
-        try:
-            assert proc.stdin is not None
-            while chunk := window.read(1 << 16):
-                proc.stdin.write(chunk)
-        except (OSError, ValueError):
-            pass  # zstd stopped reading, or the reader was closed: nothing left to feed
-        finally:
-            assert proc.stdin is not None
-            proc.stdin.close()
-
-    feeder = threading.Thread(target=_feed, daemon=True)
-    feeder.start()
-    try:
-        tar = _open_tar(proc.stdout, cap, limits, label)
-    except Exception as e:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        feeder.join(timeout=5)
-        raise DebFormatError(f"zstd member: not a readable tar stream: {e}") from e
-    return Stream(tar, proc, feeder)
-
-
-def close_stream(stream: Stream) -> None:
-    """Close the tar stream, stop a zstd child and its feeder thread."""
-    stream.tar.close()
-    if stream.proc is not None:
-        stream.proc.kill()
-        stream.proc.wait()
-        if stream.proc.stdout is not None:
-            stream.proc.stdout.close()
-    if stream.feeder is not None:
-        stream.feeder.join(timeout=5)
+    raw = _decompressed(ext, window)
+    if raw is None:
+        raise DebFormatError(f"{entry.name}: unsupported compression {ext!r}")
+    deadline = time.monotonic() + limits.max_seconds
+    capped = io.BufferedReader(_Capped(raw, cap, deadline, entry.name), SKIP_READ)
+    return TarReader(capped, max_header=limits.max_header, label=entry.name)

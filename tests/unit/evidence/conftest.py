@@ -1,6 +1,6 @@
 """Builders of small .deb files for the contents tests.
 
-``make_deb`` writes a .deb byte by byte (ar + tar.gz/xz, Python only) so tests can
+``make_deb`` writes a .deb byte by byte (ar + tar.gz/xz/zst, Python only) so tests can
 also build packages dpkg-deb would refuse (``..`` members, device nodes, broken
 archives). ``dpkg_deb`` builds a real one with ``dpkg-deb --build`` from a tree.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zstandard
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,12 @@ class Entry:
 
 def _tar(entries: Sequence[tuple[tarfile.TarInfo, bytes]], compression: str) -> bytes:
     buf = io.BytesIO()
-    mode = {"gz": "w:gz", "xz": "w:xz", "": "w"}[compression]
+    mode = {"gz": "w:gz", "xz": "w:xz", "": "w", "zst": "w"}[compression]
     with tarfile.open(fileobj=buf, mode=mode, format=tarfile.GNU_FORMAT) as tar:
         for info, data in entries:
             tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    if compression == "zst":
+        return zstandard.ZstdCompressor().compress(buf.getvalue())
     return buf.getvalue()
 
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from aegis.analyze.evidence.debfile import (
     DebFormatError,
@@ -16,9 +23,11 @@ from aegis.analyze.evidence.debfile import (
     read_deb,
     read_deb_stream,
 )
+from aegis.analyze.evidence.debstream import ar_entries
 from aegis.errors import InputError
 
-from .conftest import Entry, build_deb_bytes
+from .conftest import Entry, _ar, build_deb_bytes
+from .tarbytes import END, member
 
 
 @pytest.mark.parametrize("compression", ["gzip", "xz", "zstd", "none"])
@@ -97,6 +106,17 @@ def test_oversized_control_script_refused() -> None:
         read_deb_stream(io.BytesIO(data), limits=DebLimits(max_control_file=1024))
 
 
+def test_a_large_md5sums_is_listed_not_refused() -> None:
+    # Real packages ship md5sums and symbols past 1 MiB (libboost1.74-dev, opencv-doc,
+    # libflite1); only the files that are read are held to max_control_file.
+    data = build_deb_bytes(scripts={"md5sums": b"0" * 2048, "postinst": "#!/bin/sh\n"})
+    contents = read_deb_stream(io.BytesIO(data), limits=DebLimits(max_control_file=1024))
+    assert "md5sums" in contents.control_files
+    assert contents.scripts == {"postinst": b"#!/bin/sh\n"}
+    with pytest.raises(DebFormatError, match="control archive exceeds its size limit"):
+        read_deb_stream(io.BytesIO(data), limits=DebLimits(max_control_total=1024))
+
+
 def test_member_count_bound() -> None:
     data = build_deb_bytes(entries=[Entry(f"./f{i}") for i in range(20)])
     with pytest.raises(DebFormatError, match="more than 10"):
@@ -110,9 +130,7 @@ def test_declared_size_bound() -> None:
 
 
 def test_symlinked_maintainer_script_refused(tmp_path: Path) -> None:
-    import tarfile
-
-    from .conftest import _ar, _tar
+    from .conftest import _tar
 
     ctl = []
     control = b"Package: x\nVersion: 1\nArchitecture: all\nDescription: d\n"
@@ -144,10 +162,10 @@ def test_parse_control_refuses(text: bytes) -> None:
         parse_control(text)
 
 
-@pytest.mark.parametrize("compression", ["gz", "xz", ""], ids=["gz", "xz", "none"])
+@pytest.mark.parametrize("compression", ["gz", "xz", "zst", ""], ids=["gz", "xz", "zst", "none"])
 def test_mutated_packages_fail_only_as_format_errors(compression: str) -> None:
-    # Hostile bytes reach tarfile, zlib and lzma; CPython 3.11's tarfile even raises
-    # AttributeError on some corrupt gzip headers. Only DebFormatError may escape.
+    # Hostile bytes reach our tar reader, zlib, lzma and libzstd (zstandard raises its
+    # own ZstdError). Only DebFormatError may escape.
     import random
 
     base = build_deb_bytes(
@@ -164,3 +182,121 @@ def test_mutated_packages_fail_only_as_format_errors(compression: str) -> None:
             data = data[: rng.randrange(len(data))]
         with contextlib.suppress(DebFormatError):
             read_deb_stream(io.BytesIO(bytes(data)))
+
+
+def _read_in_child(deb: Path, path: str) -> list[object]:
+    # A child with only ``path`` on PATH: any tool the reader ran would be missing.
+    code = (
+        "import json, sys; from pathlib import Path\n"
+        "from aegis.analyze.evidence.debfile import read_deb\n"
+        "d = read_deb(Path(sys.argv[1]))\n"
+        "print(json.dumps([d.control['Package'], sorted(d.scripts), [m.path for m in d.members]]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(deb)],
+        # The parent's import path (a venv, or PYTHONPATH in a bare root), nothing else.
+        env={
+            "PATH": path,
+            "LC_ALL": "C.UTF-8",
+            "PYTHONPATH": os.pathsep.join(filter(None, sys.path)),
+        },
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return list(json.loads(out.stdout))
+
+
+def test_a_zstd_package_built_by_dpkg_deb_is_read_without_a_zstd_tool(
+    dpkg_deb: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Ubuntu and third-party repositories build with dpkg-deb -Zzstd; a fresh Debian
+    # machine has no zstd tool. The zstandard library reads the members in-process.
+    deb = dpkg_deb(
+        "z",
+        "1.0",
+        scripts={"postinst": "#!/bin/sh\necho hi\n"},
+        files={"/usr/bin/s": ("x", 0o755)},
+        compression="zstd",
+    )
+    with deb.open("rb") as fh:
+        names = [e.name for e in ar_entries(fh, deb.stat().st_size)]
+    assert names == ["debian-binary", "control.tar.zst", "data.tar.zst"]
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    assert shutil.which("zstd", path=str(empty)) is None
+    package, scripts, paths = _read_in_child(deb, str(empty))
+    assert (package, scripts) == ("z", ["postinst"])
+    assert "/usr/bin/s" in paths  # type: ignore[operator]
+
+
+def test_zstd_frames_are_read_across_and_a_huge_window_is_refused() -> None:
+    tar = member(b"./usr/a", b"one") + member(b"./usr/b", b"two") + END
+    frames = b"".join(
+        zstandard.ZstdCompressor().compress(part) for part in (tar[:1024], tar[1024:])
+    )
+    deb = _ar(
+        [("debian-binary", b"2.0\n"), ("control.tar.zst", _ctl_zst()), ("data.tar.zst", frames)]
+    )
+    assert [m.path for m in read_deb_stream(io.BytesIO(deb)).members] == ["/usr/a", "/usr/b"]
+    # A frame may ask for a window of up to 2 GiB, allocated before any output: past
+    # 128 MiB (libzstd's default limit, the one dpkg decompresses under) it is refused.
+    params = zstandard.ZstdCompressionParameters.from_level(1, window_log=30)
+    stream = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    huge = stream.compress(tar) + stream.flush()
+    assert zstandard.get_frame_parameters(huge).window_size == 1 << 30
+    deb = _ar(
+        [("debian-binary", b"2.0\n"), ("control.tar.zst", _ctl_zst()), ("data.tar.zst", huge)]
+    )
+    with pytest.raises(DebFormatError, match="too much memory"):
+        read_deb_stream(io.BytesIO(deb))
+
+
+def _ctl_zst() -> bytes:
+    control = b"Package: z\nVersion: 1\nArchitecture: all\nDescription: d\n"
+    return zstandard.ZstdCompressor().compress(member(b"./control", control) + END)
+
+
+def test_real_dpkg_deb_output_reads_as_tarfile_reads_it(tmp_path: Path) -> None:
+    # On benign bytes written by dpkg-deb (GNU tar format: long names and link targets,
+    # hard links, symlinks, fifos, setuid bits, non-ASCII names) the strict reader and
+    # tarfile agree member for member.
+    root = tmp_path / "tree"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_text(
+        "Package: same\nVersion: 1\nArchitecture: all\nMaintainer: a <a@b.c>\nDescription: d\n"
+    )
+    deep = root / ("usr/share/" + "/".join(["d" * 40] * 4))
+    deep.mkdir(parents=True)
+    (deep / ("f" * 120)).write_text("x" * 1000)
+    (root / "usr/bin").mkdir()
+    (root / "usr/bin/tool").write_text("#!/bin/sh\n")
+    (root / "usr/bin/tool").chmod(0o4755)
+    os.link(root / "usr/bin/tool", root / "usr/bin/tool2")
+    (root / "usr/bin/far").symlink_to("../" * 50 + "etc/target")
+    os.mkfifo(root / "usr/share/fifo")
+    (root / "usr/share/caf\u00e9").write_text("\u00e9")
+    out = tmp_path / "same.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    tar_bytes = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(out)], check=True, capture_output=True
+    ).stdout
+    kinds = {
+        tarfile.REGTYPE: "file",
+        tarfile.DIRTYPE: "dir",
+        tarfile.SYMTYPE: "symlink",
+        tarfile.LNKTYPE: "hardlink",
+        tarfile.FIFOTYPE: "fifo",
+    }
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        expected = [(i.name, kinds[i.type], i.mode, i.size, i.linkname, i.uid, i.gid) for i in tar]
+    got = [
+        (m.raw_path, m.type, m.mode, m.size, m.linkname, m.uid, m.gid)
+        for m in read_deb(out).members
+    ]
+    assert got == expected
+    assert len(got) > 8
