@@ -71,7 +71,7 @@ class DaemonSettings:
     witness_command: tuple[str, ...] = ()
     witness_file: Path | None = None
     """Checkpoint copies held off the log; :func:`load_settings` defaults it to
-    ``<aegisd_dir>/audit-witness.jsonl`` (``witness_file = ""`` turns it off)."""
+    ``<log_dir>/audit-witness.jsonl``, 0640 root:aegis (``witness_file = ""`` turns it off)."""
     checkpoint_every: int = 64
     sources: tuple[str, ...] = field(default_factory=tuple)
     """Where keys came from (for the startup line)."""
@@ -160,7 +160,7 @@ def _witness_file(cfg: Config, data: dict[str, Any]) -> Path | None:
 
     if "witness_file" not in data:
         # On by default, so truncation is caught against the witness on a default install.
-        return default_witness_path(cfg.aegisd_dir)
+        return default_witness_path(cfg.log_dir)
     value = data["witness_file"]
     if not isinstance(value, str):
         raise InputError('aegisd config witness_file must be a path (or "" for none)')
@@ -184,7 +184,7 @@ def configured_witness_file(cfg: Config) -> Path | None:
     except InputError:
         from aegis.audit.verify import default_witness_path
 
-        return default_witness_path(cfg.aegisd_dir)
+        return default_witness_path(cfg.log_dir)
 
 
 def load_settings(
