@@ -232,7 +232,9 @@ def monitor_cmd(as_json: bool) -> None:
     """One monitor pass: resume read-only steps, then write Prometheus metrics.
 
     What the aegis-monitor timer runs. Metrics go to <state_dir>/metrics/aegis.prom
-    (requests and stuck requests per state); the path is printed.
+    (requests and stuck requests per state, the pass's duration and last success,
+    whether aegis-reviewd is up); the path is printed. An unreachable aegis-reviewd
+    (advisory) is reported, not a failure: the pass goes on and exits 0.
 
     \b
     Example:
@@ -241,18 +243,34 @@ def monitor_cmd(as_json: bool) -> None:
     from aegis import api
     from aegis.cli import render
     from aegis.codec import to_dict
+    from aegis.workflow.monitor_pass import run_pass
 
     cfg = _cfg()
-    report = api.resume(cfg, api.current_user())
-    path = api.write_metrics(cfg)
+    result = run_pass(cfg, api.current_user())
+    report = result.resume
+    if result.reviewer == "unreachable":
+        waiting = sum(1 for i in report.items if i.condition)
+        # One line for the journal (the unit's stderr), whatever the output format.
+        click.echo(
+            f"aegis monitor: {result.reviewer_detail}; {waiting} request(s) wait for review",
+            err=True,
+        )
     if as_json:
-        render.emit_json({"items": [to_dict(i) for i in report.items], "metrics_path": str(path)})
+        render.emit_json(
+            {
+                "items": [to_dict(i) for i in report.items],
+                "metrics_path": str(result.metrics_path),
+                "reviewer": {"status": result.reviewer, "detail": result.reviewer_detail},
+                "duration_s": round(result.duration_s, 6),
+                "ok": result.ok,
+            }
+        )
     else:
         for item in report.items:
             render.print_line(
                 f"{item.request_id}: {item.action} ({item.state_after}) {item.detail}"
             )
-        render.print_path("metrics", path)
+        render.print_path("metrics", result.metrics_path)
     if report.failed:
         raise SystemExit(report.failed[0].exit_code or 1)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aegis.errors import AegisError, StageUnavailableError
+from aegis.errors import AegisError, EnvironmentFailure, StageUnavailableError
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from aegis.workflow.store import Store
 
 LEASE_SECONDS = 300
+REVIEWER_UNREACHABLE = "reviewer-unreachable"
+"""aegis-reviewd (advisory) cannot be reached: a condition to report, never a failed pass."""
 _STAGE_FOR_STATE = {
     "analyzed": "reviewer",
     "reviewed": "policy",
@@ -64,6 +66,8 @@ class ResumeItem:
     trigger: str | None = None
     detail: str = ""
     exit_code: int = 0
+    condition: str | None = None
+    """A reported condition that is not a failure: ``reviewer-unreachable``."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,26 @@ def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> 
     return out
 
 
+def _reviewer_down(rec: RequestRecord, detail: str) -> ResumeItem:
+    return ResumeItem(
+        rec.id,
+        rec.state,
+        "skipped",
+        rec.state,
+        detail=f"waiting for review: {detail}",
+        condition=REVIEWER_UNREACHABLE,
+    )
+
+
 def _resume_one(
-    cfg: Config, store: Store, wf: Workflow, rec: RequestRecord, *, actor: str, now: datetime
+    cfg: Config,
+    store: Store,
+    wf: Workflow,
+    rec: RequestRecord,
+    *,
+    actor: str,
+    now: datetime,
+    reviewer_down: str | None = None,
 ) -> ResumeItem:
     from aegis.api import _advance
     from aegis.workflow.records import format_time
@@ -150,6 +172,8 @@ def _resume_one(
         return waiting
     if stage_name == "expiry" and not available("expiry"):
         return waiting  # nothing can expire it yet; a human's step is next
+    if stage_name == "reviewer" and reviewer_down is not None:
+        return _reviewer_down(rec, reviewer_down)  # known before: no lease, no attempt
     owner = f"{actor}:{os.getpid()}"
     leased = store.set_lease(
         rec,
@@ -188,6 +212,8 @@ def _resume_one(
         current = store.find(rec.id)
         if current is not None and current.lease_owner == owner:
             store.set_lease(current, None, None, format_time(now))
+        if stage_name == "reviewer" and isinstance(e, EnvironmentFailure):
+            return _reviewer_down(rec, e.message)  # advisory reviewer down: not a failure
         action = "skipped" if isinstance(e, StageUnavailableError) else "failed"
         return ResumeItem(
             rec.id,
@@ -222,8 +248,18 @@ def _get_listed(store: Store, request_id: str) -> RequestRecord:
     return store.get(request_id)
 
 
-def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
-    """Resume every non-terminal request (see module doc)."""
+def resume_all(
+    cfg: Config, actor: str, now: datetime, *, reviewer_down: str | None = None
+) -> ResumeReport:
+    """Resume every non-terminal request (see module doc).
+
+    Args:
+        cfg: configuration.
+        actor: who resumes (history rows).
+        now: the pass's time.
+        reviewer_down: why aegis-reviewd is known to be unreachable (the monitor probes
+            it once): requests waiting for review are then skipped without a lease.
+    """
     from aegis.api import open_store, workflow
 
     wf = workflow()
@@ -242,5 +278,7 @@ def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
                     )
                 )
                 continue
-            items.append(_resume_one(cfg, store, wf, rec, actor=actor, now=now))
+            items.append(
+                _resume_one(cfg, store, wf, rec, actor=actor, now=now, reviewer_down=reviewer_down)
+            )
     return ResumeReport(items=tuple(items))
