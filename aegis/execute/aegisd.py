@@ -11,7 +11,8 @@ own root-owned configuration file (default ``<etc>/aegisd.toml``), the root-owne
 key directories ``<etc>/keys/signers/*.pub`` and ``<etc>/keys/approvers/`` (with
 ``<role>/*.pub``), and these options (``ROLE:KEY`` grants an approver ``ROLE``),
 never from a client. With no signer key aegisd starts and refuses every apply,
-saying why.
+saying why. SIGHUP (``systemctl reload aegisd``) re-reads the trusted keys and says
+so in its log; a new key needs no restart.
 
 Example:
     aegisd --public-key-hex 3b6a...e1 --approval-public-key-hex 8f0c...22
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aegis.config import load_config
     from aegis.errors import AegisError
     from aegis.execute.daemon import run_daemon
-    from aegis.execute.settings import load_settings
+    from aegis.execute.settings import DaemonSettings, load_settings
 
     parser = argparse.ArgumentParser(
         prog="aegisd",
@@ -59,14 +60,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config()
-        settings = load_settings(
-            cfg,
-            socket_path=args.socket,
-            config_path=args.config,
-            public_keys=tuple(args.public_key_hex),
-            approval_keys=tuple(args.approval_public_key_hex),
-        )
-        return run_daemon(cfg, settings)
+
+        def load() -> DaemonSettings:
+            return load_settings(
+                cfg,
+                socket_path=args.socket,
+                config_path=args.config,
+                public_keys=tuple(args.public_key_hex),
+                approval_keys=tuple(args.approval_public_key_hex),
+            )
+
+        # SIGHUP (systemctl reload aegisd) re-reads the keys with the same options.
+        return run_daemon(cfg, load(), reload=load)
     except AegisError as e:
         sys.stderr.write(f"Error: {e.diagnostics()}\n")
         return e.exit_code

@@ -212,10 +212,13 @@ def _verify(d: Aegisd, req: Request, creds: PeerCredentials) -> VerifiedExecutio
         ep = getattr(e, "execution_plan", None)
         # Names in a document whose signature did not verify are claims, not facts.
         signed = ep is not None and e.refusal.code is not RefusalCode.SIGNATURE
+        detail = e.refusal.detail
+        if e.refusal.code is RefusalCode.SIGNATURE and "not trusted" in detail:
+            detail = f"{detail}: to trust it, {d.settings.where_signers}"
         return d.refuse(
             creds,
             e.refusal.code.value,
-            e.refusal.detail,
+            detail,
             ep.execution_id if ep else None,
             request_id=ep.request_id if ep else req.request_id,
             extra={"actor": _actor(creds, ep)} if signed else None,

@@ -393,8 +393,53 @@ def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str])
     return sock
 
 
-def run_daemon(cfg: Config, settings: DaemonSettings, env: dict[str, str] | None = None) -> int:
-    """Run aegisd until SIGTERM/SIGINT; returns the exit code."""
+def _keys_line(settings: DaemonSettings) -> str:
+    problem = settings.keys_problem
+    return (
+        f"{len(settings.signer_keys)} signer key(s), {len(settings.approver_keys)} approver "
+        f"key(s){' from ' + ', '.join(settings.sources) if settings.sources else ''}"
+        f"{'; REFUSING every apply: ' + problem if problem else ''}"
+    )
+
+
+def reload_keys(daemon: Aegisd, load: Callable[[], DaemonSettings]) -> bool:
+    """Re-read the trusted keys (``systemctl reload aegisd``, SIGHUP); say so in the log.
+
+    Only the keys change: the socket is already open and a run in progress keeps the
+    settings it started with. A configuration that no longer loads keeps the old keys.
+
+    Returns:
+        True when the new keys are in use.
+    """
+    from dataclasses import replace
+
+    try:
+        new = load()
+    except AegisError as e:
+        sys.stderr.write(f"aegisd: reload failed, keeping the previous keys: {e.diagnostics()}\n")
+        sys.stderr.flush()
+        return False
+    daemon.settings = replace(
+        daemon.settings,
+        signer_keys=new.signer_keys,
+        approver_keys=new.approver_keys,
+        approver_roles=new.approver_roles,
+        sources=new.sources,
+        signers_dir=new.signers_dir,
+    )
+    sys.stderr.write(f"aegisd: reloaded trusted keys: {_keys_line(daemon.settings)}\n")
+    sys.stderr.flush()
+    return True
+
+
+def run_daemon(
+    cfg: Config,
+    settings: DaemonSettings,
+    env: dict[str, str] | None = None,
+    *,
+    reload: Callable[[], DaemonSettings] | None = None,
+) -> int:
+    """Run aegisd until SIGTERM/SIGINT; SIGHUP re-reads the trusted keys (``reload``)."""
     env = dict(os.environ if env is None else env)
     daemon = Aegisd(cfg, settings, env=env)
     listener = open_listener(settings.socket_path, settings.socket_mode, settings.apply_group, env)
@@ -404,13 +449,14 @@ def run_daemon(cfg: Config, settings: DaemonSettings, env: dict[str, str] | None
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    problem = settings.keys_problem
-    sys.stderr.write(
-        f"aegisd: listening on {settings.socket_path}; "
-        f"{len(settings.signer_keys)} signer key(s), {len(settings.approver_keys)} approver "
-        f"key(s){' from ' + ', '.join(settings.sources) if settings.sources else ''}"
-        f"{'; REFUSING every apply: ' + problem if problem else ''}\n"
-    )
+    if reload is not None:
+        load = reload
+
+        def _reload(signum: int, frame: object) -> None:
+            reload_keys(daemon, load)
+
+        signal.signal(signal.SIGHUP, _reload)
+    sys.stderr.write(f"aegisd: listening on {settings.socket_path}; {_keys_line(settings)}\n")
     sys.stderr.flush()
     try:
         daemon.serve(listener)
