@@ -335,6 +335,7 @@ def _run_locked(
         )
     except ledger_mod.ReplayError as e:
         raise _Refusal(RefusalCode.REPLAYED.value, e.message, with_actor=False) from e
+    d.publish_status()
     d.audit.append(
         "apply-started",
         {
@@ -364,6 +365,7 @@ def _run_locked(
     d.ledger.record_finished(
         ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
     )
+    d.publish_status()
     after = runner.dpkg_status(d.cfg.dpkg_root, env)
     drift = compare_with_delta(before, after, ep.targets) if result.exit_status == 0 else []
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))

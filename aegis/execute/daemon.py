@@ -108,7 +108,24 @@ class Aegisd:
         self._stop = threading.Event()
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
+        self._status_lock = threading.Lock()
+        self.publish_status()
         _preload()
+
+    def publish_status(self) -> None:
+        """Rewrite the status file group aegis reads (aegis/execute/status_file.py).
+
+        Called at start and after every ledger change; a failure is logged and never
+        fails the request (the ledger, not this copy, is what aegisd decides with).
+        """
+        from aegis.execute.status_file import publish
+
+        with self._status_lock:
+            try:
+                publish(self.cfg, self.ledger, now=iso(self.clock()))
+            except (OSError, AegisError) as e:
+                sys.stderr.write(f"aegisd: cannot publish its status file: {e}\n")
+                sys.stderr.flush()
 
     # -- test hooks ----------------------------------------------------------------
 
@@ -242,6 +259,7 @@ class Aegisd:
             )
         except AegisError as e:
             return self.refuse(creds, REFUSED_STATE, e.message, req.execution_id)
+        self.publish_status()
         self.audit.append(
             "revoke",
             {
@@ -279,6 +297,7 @@ class Aegisd:
                 now=iso(self.clock()),
                 reason=res.reason[:1000],
             )
+            self.publish_status()
         except AegisError as e:
             code = "refused:signature" if isinstance(e, TrustError) else REFUSED_STATE
             return self.refuse(creds, code, e.message, req.execution_id)

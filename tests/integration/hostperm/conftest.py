@@ -85,7 +85,37 @@ def public_tree() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _free_gid() -> int:
+def run_public(
+    public: Path,
+    base_env: dict[str, str],
+    uid: int | None,
+    *argv: str,
+    groups: tuple[int, ...] = (),
+    gid: int | None = None,
+    umask: int = 0o022,
+    python: tuple[str, ...] = ("-m", "aegis"),
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run the public copy of aegis as ``uid`` (None: root) with ``groups`` and ``umask``."""
+    env = {
+        **base_env,
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "PYTHONPATH": f"{public / 'site'}:{public / 'src'}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": "/",
+    }
+    cmd = ["sh", "-c", f'umask {umask:03o}; exec "$@"', "sh", SYSTEM_PYTHON, *python, *argv]
+    if uid is not None:
+        primary = gid if gid is not None else uid
+        group_opt = f"--groups={','.join(str(g) for g in groups)}" if groups else "--clear-groups"
+        cmd = ["setpriv", f"--reuid={uid}", f"--regid={primary}", group_opt, *cmd]
+    return subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd="/", check=False
+    )
+
+
+def free_gid() -> int:
+    """A gid no group on this machine has (the tests' group aegis, named by number)."""
     for gid in range(47000, 48000):
         try:
             grp.getgrgid(gid)
@@ -130,22 +160,16 @@ class Host:
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``python -m aegis ARGV`` (or ``python`` args) as ``uid`` (None: root)."""
-        env = {
-            **self.env,
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "PYTHONPATH": f"{self.public / 'site'}:{self.public / 'src'}",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "HOME": "/",
-        }
-        cmd = ["sh", "-c", f'umask {umask:03o}; exec "$@"', "sh", SYSTEM_PYTHON, *python, *argv]
-        if uid is not None:
-            primary = gid if gid is not None else uid
-            group_opt = (
-                f"--groups={','.join(str(g) for g in groups)}" if groups else "--clear-groups"
-            )
-            cmd = ["setpriv", f"--reuid={uid}", f"--regid={primary}", group_opt, *cmd]
-        return subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd="/", check=False
+        return run_public(
+            self.public,
+            self.env,
+            uid,
+            *argv,
+            groups=groups,
+            gid=gid,
+            umask=umask,
+            python=python,
+            timeout=timeout,
         )
 
     def member(self, *argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -163,7 +187,7 @@ def host(public_tree: Path) -> Iterator[Host]:
         pytest.skip(f"{SYSTEM_PYTHON} is missing")
     root = Path(tempfile.mkdtemp(prefix="aegis-host-", dir="/tmp"))
     root.chmod(0o755)
-    gid = _free_gid()
+    gid = free_gid()
     dirs = {
         "state": (root / "var/lib/aegis", 0o2770, gid),
         "aegisd": (root / "var/lib/aegis/aegisd", 0o700, 0),
