@@ -116,9 +116,8 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
 
     start = time.monotonic()
     reviewer, detail = probe_reviewer(cfg)
-    report = api.resume(
-        cfg, actor, now, reviewer_down=detail if reviewer == "unreachable" else None
-    )
+    down = detail if reviewer == "unreachable" else None
+    report = api.resume(cfg, actor, now, reviewer_down=down, list_waiting=False)
     if reviewer == "up":
         late = [i for i in report.items if i.condition == REVIEWER_UNREACHABLE]
         if late:  # it accepted the probe, then failed a review

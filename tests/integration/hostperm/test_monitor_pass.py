@@ -39,8 +39,8 @@ def test_unreachable_reviewer_is_a_reported_condition_and_the_pass_exits_0(
     assert doc["ok"] is True
     assert doc["reviewer"]["status"] == "unreachable"
     assert "aegis-reviewd is not reachable" in doc["reviewer"]["detail"]
-    item = next(i for i in doc["items"] if i["request_id"] == rid)
-    assert (item["action"], item["condition"]) == ("skipped", "reviewer-unreachable")
+    assert doc["items"] == []  # waiting for review: counted, not listed
+    assert doc["counts"] == {"reviewer-unreachable": 1}
     assert "1 request(s) wait for review" in result.stderr  # the journal's line
     assert api.get_request(cfg, rid).state == "analyzed"  # nothing recorded, no lease left
     assert api.get_request(cfg, rid).lease_owner is None
@@ -68,7 +68,9 @@ def test_a_failed_pass_keeps_the_last_success_time(aegis_home: Path) -> None:
     assert first.exit_code == 0
     path = Path(json.loads(first.stdout)["metrics_path"])
     before = _metric(path.read_text(), "aegis_monitor_last_success_timestamp_seconds")
-    # A row edited behind the store's back: that step fails, so the pass fails.
+    # A row edited behind the store's back, in a state the pass reads (reviewed: the
+    # policy step is next): that step fails, so the pass fails.
+    api.advance(cfg, rid, "review", "agent", artifact_kind="review", artifact=b"review")
     with sqlite3.connect(cfg.store_path) as con:
         con.execute("UPDATE requests SET summary = 'edited' WHERE id = ?", (rid,))
     second = CliRunner().invoke(cli, ["monitor", "--json"])
