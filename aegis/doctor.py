@@ -33,7 +33,7 @@ Status = Literal["ok", "warn", "fail"]
 TOOLS = ("apt-get", "dpkg", "gpgv", "dpkg-repack")
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SOCKET_TIMEOUT_S = 1.0
-QUICK_CHECK_BUDGET_S = 0.3
+QUICK_CHECK_BUDGET_S = 0.15
 GROUP_RW = stat.S_IRGRP | stat.S_IWGRP
 
 
@@ -275,6 +275,30 @@ def _audit_check(cfg: Config) -> Check:
     )
 
 
+def _status_check(cfg: Config) -> Check:
+    """The status aegisd publishes for the monitor: present, aegisd's own, parseable."""
+    from aegis.canonical import loads_strict
+    from aegis.errors import AegisError
+    from aegis.execute.status_file import MAX_STATUS_BYTES, SCHEMA, read_trusted, status_path
+
+    path = status_path(cfg)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return Check("aegisd status", "warn", f"{path} does not exist yet (aegisd writes it)")
+    except OSError as e:
+        return _cannot_inspect("aegisd status", path, e)
+    try:
+        doc = loads_strict(read_trusted(path), max_bytes=MAX_STATUS_BYTES)
+    except AegisError as e:
+        return Check("aegisd status", "fail", f"{e.message} (the monitor cannot use it)")
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA:
+        return Check("aegisd status", "fail", f"{path} is not aegisd's status")
+    executions = doc.get("executions")
+    listed = len(executions) if isinstance(executions, dict) else 0
+    return Check("aegisd status", "ok", f"{path} ({listed} executions, {doc.get('written_at')})")
+
+
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """Run one check; a refused ``stat`` or ``open`` is a finding, never a crash."""
     try:
@@ -310,6 +334,7 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
         )
     )
     checks.append(_guarded("audit log", lambda: _audit_check(cfg)))
+    checks.append(_guarded("aegisd status", lambda: _status_check(cfg)))
     for tool in TOOLS:
         found = find(tool)
         checks.append(Check(f"tool {tool}", "ok" if found else "fail", found or "not found"))

@@ -105,7 +105,7 @@ def publish(cfg: Config, led: ledger_mod.Ledger, *, now: str) -> Path:
     return path
 
 
-def _read(path: Path) -> bytes:
+def read_trusted(path: Path) -> bytes:
     """The file's bytes, when it is one aegisd wrote (see module doc).
 
     Raises:
@@ -165,7 +165,7 @@ def read_status(cfg: Config, execution_id: str) -> Answer | None:
     if not EXECUTION_ID_RE.match(execution_id):
         return None
     try:
-        doc = loads_strict(_read(status_path(cfg)), max_bytes=MAX_STATUS_BYTES)
+        doc = loads_strict(read_trusted(status_path(cfg)), max_bytes=MAX_STATUS_BYTES)
         if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA:
             raise InputError("aegisd's status has an unknown schema")
         executions = doc.get("executions")

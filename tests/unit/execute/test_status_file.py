@@ -90,3 +90,16 @@ def test_malformed_entries_are_refused(published: Ledger) -> None:
     path.write_text('{"schema_version": "other/1"}')
     assert status_file.read_status(cfg, _xid(1)) is None
     assert status_file.read_status(cfg, "not-an-id") is None
+
+
+def test_doctor_reports_the_status_file(published: Ledger) -> None:
+    from aegis.doctor import run_checks
+
+    cfg = load_config()
+    checks = {c.name: c for c in run_checks(cfg)}
+    assert checks["aegisd status"].status == "ok"
+    assert "4 executions" in checks["aegisd status"].detail
+    status_file.status_path(cfg).chmod(0o666)
+    checks = {c.name: c for c in run_checks(cfg)}
+    assert checks["aegisd status"].status == "fail"
+    assert "writable by group or others" in checks["aegisd status"].detail
