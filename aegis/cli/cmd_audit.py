@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from aegis.audit.witness import WitnessChoice
+    from aegis.config import Config
 
 
 @click.group(
@@ -44,10 +49,15 @@ def audit_group() -> None:
         "  aegis audit verify --path /var/log/aegis/audit.jsonl --json"
     ),
 )
-@click.option("--path", "path", type=click.Path(path_type=Path), help="Log file (default: config).")
+@click.option(
+    "--path",
+    "path",
+    type=click.Path(path_type=Path, readable=False),
+    help="Log file (default: config).",
+)
 @click.option(
     "--witness",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="File of signed checkpoints held off the log (default: the one aegisd writes).",
 )
 @click.option(
@@ -62,7 +72,7 @@ def verify_cmd(
 ) -> None:
     """Verify the audit log."""
     from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
-    from aegis.audit.witness import WitnessChoice, apply_witness_choice, host_witness
+    from aegis.audit.witness import apply_witness_choice
     from aegis.config import load_config
     from aegis.errors import EnvironmentFailure, InputError, TrustError
     from aegis.sign.files import check_hex_key
@@ -80,10 +90,7 @@ def verify_cmd(
         key: str | None = check_hex_key(public_key_hex, "--public-key-hex")
     else:
         key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
-    choice: WitnessChoice | None = None
-    if witness is None and (path is None or path == cfg.audit_path):
-        choice = host_witness(cfg)  # the one aegisd writes (aegisd.toml witness_file)
-        witness = choice.readable
+    choice, witness = _choose_witness(cfg, path, witness)
     try:
         report = verify(log_path, audit_public_key_hex=key, witness=witness)
     except InputError as e:
@@ -115,6 +122,31 @@ def verify_cmd(
             "unchecked",
             hint=_witness_hint(),
         )
+
+
+def _choose_witness(
+    cfg: Config, path: Path | None, witness: Path | None
+) -> tuple[WitnessChoice | None, Path | None]:
+    """(what to report about the witness, the file to verify against).
+
+    The configured log gets the witness aegisd writes (aegisd.toml witness_file); a
+    ``--witness`` that does not exist is a typo (exit 3); one this user may not read
+    leaves the tail unchecked, like the default one.
+    """
+    from aegis.audit.witness import host_witness, probe
+    from aegis.errors import InputError
+
+    if witness is None and (path is None or path == cfg.audit_path):
+        choice = host_witness(cfg)
+        return choice, choice.readable
+    if witness is None:
+        return None, None
+    given = probe(witness)
+    if given.status == "missing":
+        raise InputError(f"witness {witness} does not exist")
+    if given.status == "unchecked":
+        return given, None
+    return None, witness
 
 
 def _witness_hint() -> str:

@@ -85,6 +85,11 @@ def test_unreadable_witness_means_the_tail_is_unchecked(host: Host) -> None:
     assert proc.returncode == 7, proc.stderr
     assert "TAIL UNCHECKED" in proc.stdout
     assert "the tail after seq 5 is unchecked" in proc.stderr
+    named = host.member("audit", "verify", "--witness", str(host.log / "audit-witness.jsonl"))
+    assert named.returncode == 7, named.stderr
+    assert "TAIL UNCHECKED" in named.stdout
+    typo = host.member("audit", "verify", "--witness", str(host.log / "nope.jsonl"))
+    assert typo.returncode == 3
     doctor = json.loads(host.member("doctor", "--json").stdout)
     audit = next(c for c in doctor["checks"] if c["name"] == "audit log")
     assert audit["status"] == "fail"
