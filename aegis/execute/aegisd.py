@@ -11,8 +11,9 @@ own root-owned configuration file (default ``<etc>/aegisd.toml``), the root-owne
 key directories ``<etc>/keys/signers/*.pub`` and ``<etc>/keys/approvers/`` (with
 ``<role>/*.pub``), and these options (``ROLE:KEY`` grants an approver ``ROLE``),
 never from a client. With no signer key aegisd starts and refuses every apply,
-saying why. SIGHUP (``systemctl reload aegisd``) re-reads the trusted keys and says
-so in its log; a new key needs no restart.
+saying why. SIGHUP (``systemctl reload aegisd``, whose unit runs ``aegisd --reload
+$MAINPID``) re-reads the trusted keys and says so in its log; a new key needs no
+restart.
 
 Example:
     aegisd --public-key-hex 3b6a...e1 --approval-public-key-hex 8f0c...22
@@ -57,7 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="aegisd configuration file (default <etc>/aegisd.toml)",
     )
+    parser.add_argument(
+        "--reload",
+        type=int,
+        metavar="PID",
+        default=None,
+        help="send SIGHUP to the running aegisd PID (re-read trusted keys) and exit; "
+        "what 'systemctl reload aegisd' runs",
+    )
     args = parser.parse_args(argv)
+    if args.reload is not None:
+        return _reload(args.reload)
     try:
         cfg = load_config()
 
@@ -75,6 +86,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AegisError as e:
         sys.stderr.write(f"Error: {e.diagnostics()}\n")
         return e.exit_code
+
+
+def _reload(pid: int) -> int:
+    """SIGHUP aegisd's main process (ExecReload; needs no kill binary on a minimal host)."""
+    import os
+    import signal
+
+    if pid <= 1:
+        sys.stderr.write(f"Error: not an aegisd process id: {pid}\n")
+        return 2
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as e:
+        sys.stderr.write(f"Error: cannot signal aegisd (pid {pid}): {e.strerror}\n")
+        return 7
+    return 0
 
 
 if __name__ == "__main__":

@@ -311,16 +311,27 @@ def resume_all(
     by_state = {st: _decided_by_state(wf, "", st, reviewer_down) for st in open_states}
     unlisted: dict[str, int] = {}
     with open_store(cfg) as store:
-        listed = open_states
+        rows: list[tuple[str, str]] = []
         if not list_waiting:
-            listed = [st for st in open_states if by_state[st] is None]
-            for st, n in store.count_by_state().items():
-                decided = by_state.get(st)
-                if decided is not None:
+            # Count the waiting ones in SQL; a malformed id is still read below, where
+            # it is reported as a corrupted row.
+            waiting = [st for st in open_states if by_state[st] is not None]
+            odd = store.odd_ids(waiting) if waiting else []
+            rows += odd
+            odd_count: dict[str, int] = {}
+            for _, state in odd:
+                odd_count[state] = odd_count.get(state, 0) + 1
+            for state, n in store.count_by_state().items():
+                decided = by_state.get(state)
+                if decided is not None and n > odd_count.get(state, 0):
                     key = decided.condition or decided.action
-                    unlisted[key] = unlisted.get(key, 0) + n
+                    unlisted[key] = unlisted.get(key, 0) + n - odd_count.get(state, 0)
+            acting = [st for st in open_states if by_state[st] is None]
+            rows += store.list_ids(acting) if acting else []
+        else:
+            rows = store.list_ids(open_states)
         # Ids first, then each row on its own: one corrupted row is reported, not fatal.
-        for request_id, state in store.list_ids(listed) if listed else []:
+        for request_id, state in rows:
             # A plain id whose state alone decides (waiting): no row read. Anything odd
             # is read row by row below, where a corrupted row is reported.
             decided = by_state.get(state)

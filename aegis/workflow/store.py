@@ -55,6 +55,7 @@ __all__ = [
 ]
 from aegis.workflow.records import (
     HISTORY_COLUMNS,
+    ID_PATTERN,
     ArtifactRef,
     CorruptStoreError,
     HistoryRecord,
@@ -228,6 +229,22 @@ class Store:
                 list(states),
             ).fetchall()
         return [(str(i), str(s)) for i, s in rows]
+
+    def odd_ids(self, states: Sequence[str]) -> list[tuple[str, str]]:
+        """(id, state) of requests in ``states`` whose id :func:`check_id` would refuse.
+
+        Reads only the primary-key index (the ids), so counting a large backlog stays
+        cheap; the caller reads these few rows one by one and reports them.
+        """
+        with self._errors():
+            ids = self.conn.execute("SELECT id FROM requests").fetchall()
+            odd = [i for (i,) in ids if not isinstance(i, str) or not ID_PATTERN.match(i)]
+            found = [
+                (i, self.conn.execute("SELECT state FROM requests WHERE id = ?", (i,)).fetchone())
+                for i in odd
+            ]
+        wanted = set(states)
+        return [(str(i), str(row[0])) for i, row in found if row and row[0] in wanted]
 
     def find(self, request_id: str) -> RequestRecord | None:
         """The request, or None when there is none."""

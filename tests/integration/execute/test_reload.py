@@ -51,7 +51,14 @@ def test_sighup_reloads_trusted_keys_and_apply_then_succeeds(
     (keys_dir / "signers/alice.pub").write_text(key_set.signer_pub + "\n")
     assert d.proc is not None
     pid = d.proc.pid
-    os.kill(pid, signal.SIGHUP)
+    # What ExecReload runs (systemctl reload aegisd).
+    reload = subprocess.run(
+        [sys.executable, "-m", "aegis.execute.aegisd", "--reload", str(pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert reload.returncode == 0, reload.stderr
     _wait_for(d.log, "aegisd: reloaded trusted keys: 2 signer key(s)")
     answer = d.submit(data)
     assert answer.ok, answer
