@@ -52,8 +52,45 @@ MEMBER = 65534
 OTHER_MEMBER = 65533
 
 
+def _runtime_modules() -> set[str]:
+    """Top-level modules of aegis's runtime dependencies, followed transitively.
+
+    Read from the installed distributions, so a dependency another change adds is copied
+    too; :data:`RUNTIME_MODULES` stays as the floor.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    names: set[str] = set(RUNTIME_MODULES)
+    todo = [r for r in metadata.requires("aegis") or [] if "extra ==" not in r]
+    seen: set[str] = set()
+    while todo:
+        req = Requirement(todo.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        key = req.name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            continue
+        for file in dist.files or []:
+            top = file.parts[0]
+            if top.endswith((".dist-info", ".pth")) or top in ("..", "__pycache__", "bin"):
+                continue
+            names.add(top.removesuffix(".py").split(".")[0])
+        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+    return names
+
+
 def _copy_module(name: str, site: Path) -> None:
-    spec = importlib.util.find_spec(name)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
     if spec is None or spec.origin is None:
         return  # optional here (e.g. zstandard on an older branch)
     origin = Path(spec.origin)
@@ -77,7 +114,7 @@ def public_tree() -> Iterator[Path]:
     ignore = shutil.ignore_patterns("__pycache__")
     for part in ("aegis", "workflows", "state"):
         shutil.copytree(REPO / part, src / part, ignore=ignore)
-    for name in RUNTIME_MODULES:
+    for name in sorted(_runtime_modules()):
         _copy_module(name, site)
     for path in [base, *base.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
