@@ -455,11 +455,24 @@ def cancel(cfg: Config, request_id: str, actor: str, reason: str) -> RequestReco
         )
 
 
-def resume(cfg: Config, actor: str, now: datetime | None = None) -> ResumeReport:
+def resume(
+    cfg: Config,
+    actor: str,
+    now: datetime | None = None,
+    *,
+    reviewer_down: str | None = None,
+    list_waiting: bool = True,
+) -> ResumeReport:
     """Advance every request whose next step is resumable (read-only); see resume.py."""
     from aegis.workflow.resume import resume_all
 
-    return resume_all(cfg, _actor(actor), now or now_utc())
+    return resume_all(
+        cfg,
+        _actor(actor),
+        now or now_utc(),
+        reviewer_down=reviewer_down,
+        list_waiting=list_waiting,
+    )
 
 
 def current_user() -> str:

@@ -207,8 +207,11 @@ def _standing(
     return kept
 
 
-def write_metrics(cfg: Config, now: datetime | None = None) -> Path:
-    """Write Prometheus textfile metrics (requests, stuck requests per state); return the path."""
+def write_metrics(cfg: Config, now: datetime | None = None, *, extra: str = "") -> Path:
+    """Write Prometheus textfile metrics (requests, stuck requests per state); return the path.
+
+    ``extra`` (complete Prometheus lines) is appended: the monitor pass's own figures.
+    """
     from aegis.api import _host_install, now_utc, open_store, workflow
     from aegis.workflow.files import write_atomic
     from aegis.workflow.monitor import metrics_text, stuck_cutoffs
@@ -223,6 +226,8 @@ def write_metrics(cfg: Config, now: datetime | None = None) -> Path:
             stuck[rec.state] = stuck.get(rec.state, 0) + 1
     path = cfg.metrics_dir / "aegis.prom"
     write_atomic(
-        path, metrics_text(counts, stuck, list(wf.states)).encode(), host_install=_host_install(cfg)
+        path,
+        (metrics_text(counts, stuck, list(wf.states)) + extra).encode(),
+        host_install=_host_install(cfg),
     )
     return path

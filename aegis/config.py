@@ -29,6 +29,8 @@ from aegis.text import toml_error_reason
 MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_AI_MAX_TOKENS = 4096
 """Output cap for the review: reasoning models spend most of it thinking (512 was cut off)."""
+DEFAULT_GROUP = "aegis"
+"""The group that plans and reads (docs/design.md "Who may do what")."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,13 @@ def _read_file(path: Path) -> dict[str, Any]:
         raw = path.read_bytes()
     except FileNotFoundError:
         return {}
+    except PermissionError as e:
+        from aegis.errors import EnvironmentFailure
+
+        raise EnvironmentFailure(
+            f"cannot read config {path}: {e.strerror}",
+            hint=None if in_group(group_gid()) else join_group_hint(),
+        ) from e
     except OSError as e:
         raise InputError(f"cannot read config {path}: {e.strerror}") from e
     if len(raw) > MAX_CONFIG_BYTES:
@@ -257,4 +266,44 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         apt_timeout_s=_int("apt_timeout_s", values.get("apt_timeout_s", 300)),
         host_id=str(values["host_id"]) if values.get("host_id") else None,
         vuln_release=str(values.get("vuln_release", "bookworm")),
+    )
+
+
+def group_name(env: Mapping[str, str] | None = None) -> str:
+    """The group that shares the store and reads the audit log: ``AEGIS_GROUP`` or ``aegis``.
+
+    A host-wide fact, read from the environment only (no config file: aegisd and the
+    CLIs must agree before either can read one). A number names a gid directly, so a
+    test can use a group that has no name.
+    """
+    env = os.environ if env is None else env
+    return env.get("AEGIS_GROUP") or DEFAULT_GROUP
+
+
+def group_gid(env: Mapping[str, str] | None = None) -> int | None:
+    """The gid of :func:`group_name`, or None when no such group exists (a dev box)."""
+    import grp
+
+    name = group_name(env)
+    if name.isdigit():
+        return int(name)
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def in_group(gid: int | None) -> bool:
+    """True when this process is root or holds ``gid`` (primary or supplementary)."""
+    if os.geteuid() == 0:
+        return True
+    return gid is not None and (gid == os.getegid() or gid in os.getgroups())
+
+
+def join_group_hint(env: Mapping[str, str] | None = None) -> str:
+    """What a user outside the group must do (one line, for error hints)."""
+    name = group_name(env)
+    return (
+        f"this user is not in group {name}: ask an administrator to run "
+        f"'adduser <user> {name}', then log in again (or run 'newgrp {name}')"
     )

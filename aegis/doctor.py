@@ -4,7 +4,9 @@ Each check returns a :class:`Check` with status ``ok``, ``warn`` or ``fail``; no
 created, repaired or written. Checks: configuration, state store, directories and their
 modes, keys and policy present, sockets reachable, audit log verifies, tools present.
 Modes and owners are enforced only on a host install (``AEGIS_HOME`` unset): a test or
-demo home has no ``aegis`` group.
+demo home has no ``aegis`` group. A check this user may not make (a directory only the
+group may enter) is a failure that says so, never a crash; a user outside the group is
+told to join it. A wrong mode or group comes with the command that fixes it.
 
 Example:
     >>> checks = run_checks(load_config())
@@ -13,23 +15,26 @@ Example:
 
 from __future__ import annotations
 
-import grp
 import os
 import shutil
 import socket
 import sqlite3
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from aegis.config import Config
+from aegis.config import Config, group_gid, group_name, in_group, join_group_hint
+from aegis.workflow.files import STORE_SIDE_SUFFIXES
 
 Status = Literal["ok", "warn", "fail"]
 TOOLS = ("apt-get", "dpkg", "dpkg-repack")
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SOCKET_TIMEOUT_S = 1.0
+QUICK_CHECK_BUDGET_S = 0.15
+GROUP_RW = stat.S_IRGRP | stat.S_IWGRP
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ def _mode_check(name: str, path: Path, mode: int, group: str | None, *, host: bo
     except FileNotFoundError:
         return Check(name, "fail", f"{path} is missing (run packaging/install-native.sh)")
     except OSError as e:
-        return Check(name, "warn", f"{path}: {e.strerror}")
+        return _cannot_inspect(name, path, e)
     if not stat.S_ISDIR(st.st_mode):
         return Check(name, "fail", f"{path} is not a directory")
     got = stat.S_IMODE(st.st_mode)
@@ -59,34 +64,117 @@ def _mode_check(name: str, path: Path, mode: int, group: str | None, *, host: bo
     if st.st_uid != 0:
         problems.append(f"owner uid {st.st_uid}, expected root")
     if group is not None:
-        try:
-            gid = grp.getgrnam(group).gr_gid
-        except KeyError:
+        gid = group_gid()  # ``group`` is always this install's group_name()
+        if gid is None:
             problems.append(f"group {group} does not exist")
-        else:
-            if st.st_gid != gid:
-                problems.append(f"group gid {st.st_gid}, expected {group}")
+        elif st.st_gid != gid:
+            problems.append(f"group gid {st.st_gid}, expected {group}")
     if problems:
-        return Check(name, "fail", f"{path}: {'; '.join(problems)}")
+        fix = f"chown root:{group or 'root'} {path} && chmod {mode:04o} {path}"
+        return Check(name, "fail", f"{path}: {'; '.join(problems)} (fix: {fix})")
     return Check(name, "ok", f"{path} {mode:04o} root:{group or 'root'}")
 
 
-def _store_check(cfg: Config) -> Check:
+def _cannot_inspect(name: str, path: Path, e: OSError) -> Check:
+    hint = "" if in_group(group_gid()) else f" ({join_group_hint()})"
+    return Check(name, "fail", f"cannot inspect {path}: {e.strerror or e}{hint}")
+
+
+def _membership_check() -> Check:
+    name = group_name()
+    gid = group_gid()
+    if gid is None:
+        return Check("group", "fail", f"group {name} does not exist (run install-native.sh)")
+    if os.geteuid() == 0:
+        return Check("group", "ok", f"root (group {name} is gid {gid})")
+    if in_group(gid):
+        return Check("group", "ok", f"uid {os.geteuid()} is in group {name}")
+    return Check("group", "fail", join_group_hint())
+
+
+def _store_modes(cfg: Config) -> Check | None:
+    """The store and its side files: 0660, group aegis, owner root (host installs)."""
+    gid = group_gid()
+    problems: list[str] = []
+    names = [cfg.store_path.name + s for s in ("", *STORE_SIDE_SUFFIXES)]
+    for name in names:
+        path = cfg.store_path.with_name(name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            return _cannot_inspect("store", path, e)
+        got = stat.S_IMODE(st.st_mode)
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{name} is not a regular file")
+            continue
+        if got & GROUP_RW != GROUP_RW or got & stat.S_IRWXO:
+            problems.append(f"{name} mode {got:04o}, expected 0660")
+        if gid is not None and st.st_gid != gid:
+            problems.append(f"{name} group gid {st.st_gid}, expected {group_name()}")
+        if st.st_uid != 0:
+            problems.append(f"{name} owner uid {st.st_uid}, expected root")
+    if not problems:
+        return None
+    files = " ".join(str(cfg.store_path.with_name(n)) for n in names[:1]) + "*"
+    fix = f"chown root:{group_name()} {files} && chmod 0660 {files}"
+    return Check(
+        "store",
+        "fail",
+        f"group {group_name()} cannot write the store: {'; '.join(problems)} (fix: {fix})",
+    )
+
+
+def _store_check(cfg: Config, *, host: bool) -> Check:
     path = cfg.store_path
-    if not path.exists():
+    try:
+        os.stat(path)
+    except FileNotFoundError:
         return Check("store", "warn", f"{path} does not exist yet (created by the first plan)")
+    except OSError as e:
+        return _cannot_inspect("store", path, e)
+    if host:
+        bad = _store_modes(cfg)
+        if bad is not None:
+            return bad
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
         try:
-            row = con.execute("PRAGMA quick_check").fetchone()
             tables = con.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()
+            row = _bounded_quick_check(con)
         finally:
             con.close()
     except sqlite3.Error as e:
         return Check("store", "fail", f"{path}: {e}")
-    if not row or row[0] != "ok":
-        return Check("store", "fail", f"{path}: quick_check says {row[0] if row else 'nothing'}")
-    return Check("store", "ok", f"{path} ({tables[0]} tables, quick_check ok)")
+    where = f"0660 root:{group_name()}, " if host else ""
+    if row is None:
+        return Check(
+            "store",
+            "ok",
+            f"{path} ({where}{tables[0]} tables; quick_check did not finish within "
+            f"{QUICK_CHECK_BUDGET_S} s: run sqlite3 {path} 'PRAGMA quick_check' for all of it)",
+        )
+    if row != "ok":
+        return Check("store", "fail", f"{path}: quick_check says {row}")
+    return Check("store", "ok", f"{path} ({where}{tables[0]} tables, quick_check ok)")
+
+
+def _bounded_quick_check(con: sqlite3.Connection) -> str | None:
+    """``PRAGMA quick_check``'s first line, or None when it ran past its time budget.
+
+    quick_check reads every page: on a store of 100,000 requests that alone would spend
+    doctor's whole second. Interrupted past the budget, it says so instead of "ok".
+    """
+    deadline = time.monotonic() + QUICK_CHECK_BUDGET_S
+    con.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    try:
+        found = con.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.OperationalError as e:
+        if "interrupt" in str(e):
+            return None
+        raise
+    return str(found[0]) if found else "nothing"
 
 
 def _socket_check(name: str, path: Path) -> Check:
@@ -147,19 +235,23 @@ def _keys_check(cfg: Config) -> list[Check]:
 
 def _audit_check(cfg: Config) -> Check:
     from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
+    from aegis.audit.witness import apply_witness_choice, host_witness
     from aegis.errors import InputError
-    from aegis.execute.settings import configured_witness_file
 
     path = cfg.audit_path
-    if not path.exists():
-        return Check("audit log", "warn", f"{path} does not exist yet (aegisd writes it)")
-    key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
-    witness = configured_witness_file(cfg)  # the one aegisd writes
-    usable = witness if witness and witness.is_file() and os.access(witness, os.R_OK) else None
     try:
-        report = verify(path, audit_public_key_hex=key, witness=usable)
+        os.stat(path)
+    except FileNotFoundError:
+        return Check("audit log", "warn", f"{path} does not exist yet (aegisd writes it)")
+    except OSError as e:
+        return _cannot_inspect("audit log", path, e)
+    key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
+    choice = host_witness(cfg)  # the one aegisd writes
+    try:
+        report = verify(path, audit_public_key_hex=key, witness=choice.readable)
     except InputError as e:
         return Check("audit log", "fail", e.message)
+    unchecked = apply_witness_choice(report, choice)
     if not report.ok:
         first = report.problems[0]
         return Check(
@@ -168,12 +260,43 @@ def _audit_check(cfg: Config) -> Check:
             f"{len(report.problems)} problem(s); first at "
             f"{first.file} line {first.line}: {first.kind} (aegis audit verify)",
         )
+    if unchecked:
+        return Check(
+            "audit log",
+            "fail",
+            f"{report.events} events verify, but the witness {choice.path} cannot be read "
+            f"({choice.reason}): the tail is unchecked (aegis audit verify)",
+        )
     note = "" if key else " (signatures not checked: no audit.pub)"
     return Check(
         "audit log",
         "ok" if key else "warn",
         f"{report.events} events verify, head seq {report.head_seq}{note}",
     )
+
+
+def _probe_check(cfg: Config) -> Check:
+    """The last ``aegis review --probe`` result: whether reviews from the model count."""
+    from aegis.canonical import loads_strict
+    from aegis.errors import AegisError
+    from aegis.review.probe import probe_path
+    from aegis.workflow.files import read_capped
+
+    path = probe_path(cfg)
+    if not path.exists():
+        return Check("review probe", "warn", "never probed (run: aegis review --probe)")
+    try:
+        doc = loads_strict(read_capped(path, 64 * 1024, "probe result"), max_bytes=64 * 1024)
+    except AegisError as e:
+        return Check("review probe", "warn", f"{path}: {e.message}")
+    if not isinstance(doc, dict):
+        return Check("review probe", "warn", f"{path} is not a probe result")
+    when, detail = str(doc.get("probed_at", "?"))[:20], str(doc.get("detail", ""))[:200]
+    fmt = str(doc.get("response_format", "-"))[:20]
+    text = f"{when}: {detail} (response_format {fmt})"
+    if doc.get("ok") is True:
+        return Check("review probe", "ok", text)
+    return Check("review probe", "warn", text)
 
 
 def _standing_check(cfg: Config) -> Check:
@@ -204,20 +327,68 @@ def _standing_check(cfg: Config) -> Check:
     )
 
 
+def _status_check(cfg: Config) -> Check:
+    """The status aegisd publishes for the monitor: present, aegisd's own, parseable."""
+    from aegis.canonical import loads_strict
+    from aegis.errors import AegisError
+    from aegis.execute.status_file import MAX_STATUS_BYTES, SCHEMA, read_trusted, status_path
+
+    path = status_path(cfg)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return Check("aegisd status", "warn", f"{path} does not exist yet (aegisd writes it)")
+    except OSError as e:
+        return _cannot_inspect("aegisd status", path, e)
+    try:
+        doc = loads_strict(read_trusted(path), max_bytes=MAX_STATUS_BYTES)
+    except AegisError as e:
+        return Check("aegisd status", "fail", f"{e.message} (the monitor cannot use it)")
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA:
+        return Check("aegisd status", "fail", f"{path} is not aegisd's status")
+    executions = doc.get("executions")
+    listed = len(executions) if isinstance(executions, dict) else 0
+    return Check("aegisd status", "ok", f"{path} ({listed} executions, {doc.get('written_at')})")
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """Run one check; a refused ``stat`` or ``open`` is a finding, never a crash."""
+    try:
+        return check()
+    except OSError as e:
+        path = Path(e.filename) if e.filename else Path("?")
+        return _cannot_inspect(name, path, e)
+
+
 def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None) -> list[Check]:
     """Run every read-only check and return the findings in a fixed order."""
     find = which or (lambda tool: shutil.which(tool, path=TOOL_PATH))
     host = cfg.home is None
     checks = [Check("config", "ok", f"etc {cfg.etc_dir}, state {cfg.state_dir}")]
-    checks.append(_store_check(cfg))
-    checks.append(_standing_check(cfg))
-    checks.append(_mode_check("state dir", cfg.state_dir, 0o2770, "aegis", host=host))
+    if host:
+        checks.append(_membership_check())
+    checks.append(_guarded("store", lambda: _store_check(cfg, host=host)))
+    checks.append(_guarded("requests", lambda: _standing_check(cfg)))
+    checks.append(_guarded("review probe", lambda: _probe_check(cfg)))
+    group = group_name()
+    checks.append(_mode_check("state dir", cfg.state_dir, 0o2770, group, host=host))
     checks.append(_mode_check("aegisd dir", cfg.aegisd_dir, 0o700, None, host=host))
-    checks.append(_mode_check("log dir", cfg.log_dir, 0o750, "aegis", host=host))
-    checks.extend(_keys_check(cfg))
-    checks.append(_socket_check("aegisd socket", cfg.aegisd_socket))
-    checks.append(_socket_check("aegis-reviewd socket", cfg.reviewd_socket))
-    checks.append(_audit_check(cfg))
+    checks.append(_mode_check("log dir", cfg.log_dir, 0o750, group, host=host))
+    try:
+        checks.extend(_keys_check(cfg))
+    except OSError as e:
+        checks.append(_cannot_inspect("keys", cfg.keys_dir, e))
+    checks.append(
+        _guarded("aegisd socket", lambda: _socket_check("aegisd socket", cfg.aegisd_socket))
+    )
+    checks.append(
+        _guarded(
+            "aegis-reviewd socket",
+            lambda: _socket_check("aegis-reviewd socket", cfg.reviewd_socket),
+        )
+    )
+    checks.append(_guarded("audit log", lambda: _audit_check(cfg)))
+    checks.append(_guarded("aegisd status", lambda: _status_check(cfg)))
     for tool in TOOLS:
         found = find(tool)
         checks.append(Check(f"tool {tool}", "ok" if found else "fail", found or "not found"))

@@ -38,9 +38,7 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import grp
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -64,6 +62,7 @@ from aegis.audit.event import (
     make_body,
 )
 from aegis.canonical import sha256_hex
+from aegis.config import group_gid
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.sign.keys import public_hex
 
@@ -72,7 +71,6 @@ if TYPE_CHECKING:
 
 MAX_EVENT_BYTES = 1024 * 1024
 LOG_MODE = 0o640
-LOG_GROUP = "aegis"
 _CHUNK = 64 * 1024
 
 
@@ -296,10 +294,10 @@ class AuditLog:
         self._fd = os.open(self.path, flags, LOG_MODE)
         if created:
             os.fchmod(self._fd, LOG_MODE)
-            if os.geteuid() == 0:
+            gid = group_gid()
+            if os.geteuid() == 0 and gid is not None:
                 # No aegis group on dev boxes and in tests: keep root's group.
-                with contextlib.suppress(KeyError):
-                    os.fchown(self._fd, 0, grp.getgrnam(LOG_GROUP).gr_gid)
+                os.fchown(self._fd, 0, gid)
             _fsync_dir(self.path.parent)
         self._tail = None
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,10 +156,26 @@ def _to_witness_cmd(argv: list[str], line: bytes) -> str | None:
     return None
 
 
+WITNESS_MODE = 0o640
+
+
 def append_witness_file(path: Path, line: bytes) -> None:
-    """Append one checkpoint line to a witness file and fsync it (0600 when created)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    """Append one checkpoint line to a witness file and fsync it.
+
+    The file is 0640, group ``aegis`` when aegisd (root) writes it: it holds signed
+    checkpoints only, and every member's ``aegis audit verify`` needs it to see
+    truncation. A file left 0600 by an older aegisd is opened up on the next append.
+    """
+    from aegis.config import group_gid
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, WITNESS_MODE)
     try:
+        st = os.fstat(fd)
+        gid = group_gid()
+        if os.geteuid() == 0 and gid is not None and st.st_gid != gid:
+            os.fchown(fd, -1, gid)
+        if stat.S_IMODE(st.st_mode) != WITNESS_MODE and st.st_uid == os.geteuid():
+            os.fchmod(fd, WITNESS_MODE)  # the umask may have narrowed it
         os.write(fd, line)
         os.fsync(fd)
     finally:

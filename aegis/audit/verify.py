@@ -55,6 +55,7 @@ __all__ = [
     "VerifyReport",
     "default_public_key_path",
     "default_witness_path",
+    "legacy_witness_path",
     "read_public_key_hex",
     "request_events_verify",
     "verify",
@@ -159,7 +160,8 @@ def _check_witness(
     for message in problems:
         report.problems.append(Problem(witness.name, 0, "witness", message))
     if doc is None:
-        if not problems:
+        if not problems and report.checkpoints:
+            # Checkpoints in the log were each copied to the witness: an empty one lost them.
             report.problems.append(Problem(witness.name, 0, "witness", "no checkpoint in witness"))
         return
     cp = doc["checkpoint"]
@@ -236,13 +238,19 @@ def default_public_key_path(etc_keys_dir: Path) -> Path:
     return etc_keys_dir / "audit.pub"
 
 
-def default_witness_path(aegisd_dir: Path) -> Path:
-    """Where aegisd keeps its on-host witness file: its root-only directory, off the log.
+def default_witness_path(log_dir: Path) -> Path:
+    """Where aegisd copies each signed checkpoint by default: ``<log_dir>/audit-witness.jsonl``.
 
-    Members of ``aegis`` can read the log but cannot write here, so rolling back the
-    log (and every copy they can write) still leaves this checkpoint behind. Fleets
-    add a witness command that ships checkpoints off the host as well.
+    Off the log (its own file, never rotated with it), in the directory only root
+    writes and group ``aegis`` reads (0750 root:aegis), so every member's verify checks
+    truncation (:mod:`aegis.audit.witness`). Fleets add a witness command that ships
+    checkpoints off the host as well.
     """
+    return log_dir / "audit-witness.jsonl"
+
+
+def legacy_witness_path(aegisd_dir: Path) -> Path:
+    """The default before the witness became group-readable (aegisd moves it on start)."""
     return aegisd_dir / "audit-witness.jsonl"
 
 

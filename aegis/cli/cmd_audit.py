@@ -3,20 +3,27 @@
 ``aegis audit verify`` reads every segment of the log, checks hashes, links, sequence
 numbers and checkpoint signatures, and compares with the newest checkpoint held off the
 log (the witness). Each problem is printed with its file and line number. Exit codes:
-0 verified, 4 tampering or a problem found (TrustError), 3 unreadable input.
+0 verified, 4 tampering or a problem found (TrustError, also a witness missing while
+the log holds checkpoints), 3 unreadable input, 7 the witness cannot be read (the tail
+is unchecked: :mod:`aegis.audit.witness`).
 
 Defaults come from the configuration: the log at ``cfg.audit_path``, the trusted audit
 key in ``<etc>/keys/audit.pub`` and the witness file aegisd writes (``witness_file``
-in aegisd.toml, default ``<aegisd_dir>/audit-witness.jsonl``, root-only; used when
-readable and the log is the configured one).
+in aegisd.toml, default ``<log_dir>/audit-witness.jsonl``, 0640 root:aegis; used when
+the log is the configured one).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from aegis.audit.witness import WitnessChoice
+    from aegis.config import Config
 
 
 @click.group(
@@ -24,7 +31,7 @@ import click
     help=(
         "The tamper-evident audit log.\n\n"
         "Example:\n\n"
-        "  aegis audit verify --witness /var/lib/aegis/aegisd/audit-witness.jsonl"
+        "  aegis audit verify --witness /var/log/aegis/audit-witness.jsonl"
     ),
 )
 def audit_group() -> None:
@@ -36,16 +43,22 @@ def audit_group() -> None:
     help=(
         "Verify the audit log: hashes, links, sequence, signed checkpoints, witness.\n\n"
         "Each modified, inserted, deleted, reordered, duplicated or truncated line is\n"
-        "reported with its line number; exits 4 when anything is wrong.\n\n"
+        "reported with its line number; exits 4 when anything is wrong, 7 when the\n"
+        "witness cannot be read (the tail of the log is then unchecked).\n\n"
         "Example:\n\n"
         "  aegis audit verify --path /var/log/aegis/audit.jsonl --json"
     ),
 )
-@click.option("--path", "path", type=click.Path(path_type=Path), help="Log file (default: config).")
+@click.option(
+    "--path",
+    "path",
+    type=click.Path(path_type=Path, readable=False),
+    help="Log file (default: config).",
+)
 @click.option(
     "--witness",
-    type=click.Path(path_type=Path),
-    help="File of signed checkpoints held off the log (default: aegisd's, when readable).",
+    type=click.Path(path_type=Path, readable=False),
+    help="File of signed checkpoints held off the log (default: the one aegisd writes).",
 )
 @click.option(
     "--public-key-hex",
@@ -59,45 +72,104 @@ def verify_cmd(
 ) -> None:
     """Verify the audit log."""
     from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
+    from aegis.audit.witness import apply_witness_choice
     from aegis.config import load_config
-    from aegis.errors import InputError, TrustError
-    from aegis.execute.settings import configured_witness_file
+    from aegis.errors import EnvironmentFailure, InputError, TrustError
     from aegis.sign.files import check_hex_key
 
     cfg = load_config()
     log_path = path or cfg.audit_path
-    if not log_path.exists():
-        raise InputError(f"audit log {log_path} does not exist")
+    try:
+        os.stat(log_path)
+    except FileNotFoundError as e:
+        raise InputError(f"audit log {log_path} does not exist") from e
+    except OSError as e:
+        raise _unreadable(log_path, e) from e
     if public_key_hex is not None:
         # A malformed key given on the command line is a typo (exit 3), not a broken log.
         key: str | None = check_hex_key(public_key_hex, "--public-key-hex")
     else:
         key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
-    if witness is None and (path is None or path == cfg.audit_path):
-        # The same witness aegisd writes (aegisd.toml witness_file, default
-        # <aegisd_dir>/audit-witness.jsonl). Not readable by this user (an aegis member,
-        # not root): verify without it; an operator passes --witness.
-        candidate = configured_witness_file(cfg)
-        if candidate is not None and candidate.is_file() and os.access(candidate, os.R_OK):
-            witness = candidate
-    report = verify(log_path, audit_public_key_hex=key, witness=witness)
+    choice, witness = _choose_witness(cfg, path, witness)
+    try:
+        report = verify(log_path, audit_public_key_hex=key, witness=witness)
+    except InputError as e:
+        if isinstance(e.__cause__, PermissionError):
+            raise _unreadable(log_path, e.__cause__) from e
+        raise
+    unchecked = apply_witness_choice(report, choice) if choice is not None else False
+    shown = witness or (choice.path if choice is not None else None)
     if as_json:
         from aegis.cli.render import emit_json
 
         out = report.to_dict()
-        out["witness"] = str(witness) if witness else None
+        out["witness"] = str(shown) if shown else None
+        out["witness_status"] = choice.status if choice is not None else "given"
+        out["tail_checked"] = not unchecked and witness is not None
         emit_json(out)
     else:
-        _render(report, witness)
+        _render(report, shown, choice.status if choice is not None else "given")
     if not report.ok:
         first = report.problems[0]
         raise TrustError(
             f"audit log {log_path} failed verification: {len(report.problems)} problem(s), "
             f"first at {first.file} line {first.line} ({first.kind})"
         )
+    if unchecked:
+        raise EnvironmentFailure(
+            f"audit log {log_path}: hashes, links and checkpoints verify, but the witness "
+            f"{shown} cannot be read: the tail after seq {report.last_checkpoint_seq} is "
+            "unchecked",
+            hint=_witness_hint(),
+        )
 
 
-def _render(report: object, witness: Path | None) -> None:
+def _choose_witness(
+    cfg: Config, path: Path | None, witness: Path | None
+) -> tuple[WitnessChoice | None, Path | None]:
+    """(what to report about the witness, the file to verify against).
+
+    The configured log gets the witness aegisd writes (aegisd.toml witness_file); a
+    ``--witness`` that does not exist is a typo (exit 3); one this user may not read
+    leaves the tail unchecked, like the default one.
+    """
+    from aegis.audit.witness import host_witness, probe
+    from aegis.errors import InputError
+
+    if witness is None and (path is None or path == cfg.audit_path):
+        choice = host_witness(cfg)
+        return choice, choice.readable
+    if witness is None:
+        return None, None
+    given = probe(witness)
+    if given.status == "missing":
+        raise InputError(f"witness {witness} does not exist")
+    if given.status == "unchecked":
+        return given, None
+    return None, witness
+
+
+def _witness_hint() -> str:
+    from aegis.config import group_gid, in_group, join_group_hint
+
+    if not in_group(group_gid()):
+        return join_group_hint()
+    return (
+        "aegisd writes the witness 0640 root:aegis in /var/log/aegis by default; an "
+        "aegisd.toml witness_file inside aegisd's own 0700 directory cannot be read by "
+        "the group (remove that line and restart aegisd)"
+    )
+
+
+def _unreadable(path: Path, e: OSError) -> Exception:
+    from aegis.config import group_gid, in_group, join_group_hint
+    from aegis.errors import EnvironmentFailure
+
+    hint = None if in_group(group_gid()) else join_group_hint()
+    return EnvironmentFailure(f"cannot read audit log {path}: {e.strerror or e}", hint=hint)
+
+
+def _render(report: object, witness: Path | None, status: str) -> None:
     from aegis.audit.verify import VerifyReport
     from aegis.cli.render import print_fields, print_table, warn
 
@@ -109,8 +181,8 @@ def _render(report: object, witness: Path | None) -> None:
             ("events", report.events),
             ("head", f"seq {report.head_seq} {report.head_hash[:16]}"),
             ("checkpoints", f"{report.checkpoints} (last signed seq {report.last_checkpoint_seq})"),
-            ("witness", f"{witness} (seq {report.witness_seq})" if witness else "none"),
-            ("result", "verified" if report.ok else "PROBLEMS FOUND"),
+            ("witness", _witness_line(witness, status, report.witness_seq)),
+            ("result", _result_line(report, status)),
         ]
     )
     for message in report.warnings:
@@ -118,6 +190,25 @@ def _render(report: object, witness: Path | None) -> None:
     if report.problems:
         rows = [[p.file, p.line, p.kind, p.message] for p in report.problems]
         print_table("problems", ["file", "line", "kind", "problem"], rows)
+
+
+def _witness_line(witness: Path | None, status: str, seq: int | None) -> str:
+    if witness is None:
+        return "none (turned off)" if status == "off" else "none"
+    if status in ("readable", "given"):
+        return f"{witness} (seq {seq})"
+    return f"{witness} ({'cannot be read' if status == 'unchecked' else status})"
+
+
+def _result_line(report: object, status: str) -> str:
+    from aegis.audit.verify import VerifyReport
+
+    assert isinstance(report, VerifyReport)
+    if not report.ok:
+        return "PROBLEMS FOUND"
+    if status == "unchecked":
+        return "TAIL UNCHECKED (the witness cannot be read)"
+    return "verified"
 
 
 @click.command(

@@ -35,5 +35,11 @@ def doctor_cmd(as_json: bool) -> None:
             [[c.name, c.status, c.detail] for c in checks],
         )
     if failed:
+        from aegis.config import join_group_hint
+
         names = ", ".join(c.name for c in failed)
-        raise EnvironmentFailure(f"{len(failed)} check(s) failed: {names}")
+        outsider = any(c.name == "group" for c in failed)
+        raise EnvironmentFailure(
+            f"{len(failed)} check(s) failed: {names}",
+            hint=join_group_hint() if outsider else None,
+        )

@@ -232,7 +232,11 @@ def monitor_cmd(as_json: bool) -> None:
     """One monitor pass: resume read-only steps, then write Prometheus metrics.
 
     What the aegis-monitor timer runs. Metrics go to <state_dir>/metrics/aegis.prom
-    (requests and stuck requests per state); the path is printed.
+    (requests and stuck requests per state, the pass's duration and last success,
+    whether aegis-reviewd is up); the path is printed. An unreachable aegis-reviewd
+    (advisory) is reported, not a failure: the pass goes on and exits 0. Requests
+    that only wait (for a human, or for the reviewer) are counted; those the pass
+    advanced, skipped or failed on are listed.
 
     \b
     Example:
@@ -241,18 +245,42 @@ def monitor_cmd(as_json: bool) -> None:
     from aegis import api
     from aegis.cli import render
     from aegis.codec import to_dict
+    from aegis.workflow.monitor_pass import run_pass
+    from aegis.workflow.resume import REVIEWER_UNREACHABLE
 
     cfg = _cfg()
-    report = api.resume(cfg, api.current_user())
-    path = api.write_metrics(cfg)
+    result = run_pass(cfg, api.current_user())
+    report = result.resume
+    counts = report.counts()
+    # Requests only waiting (for a human, or for the reviewer) are counted, not listed:
+    # every pass would otherwise repeat the whole backlog into the journal.
+    listed = [i for i in report.items if i.action != "waiting" and i.condition is None]
+    if result.reviewer == "unreachable":
+        # One line for the journal (the unit's stderr), whatever the output format.
+        click.echo(
+            f"aegis monitor: {result.reviewer_detail}; "
+            f"{counts.get(REVIEWER_UNREACHABLE, 0)} request(s) wait for review",
+            err=True,
+        )
     if as_json:
-        render.emit_json({"items": [to_dict(i) for i in report.items], "metrics_path": str(path)})
+        render.emit_json(
+            {
+                "items": [to_dict(i) for i in listed],
+                "counts": counts,
+                "metrics_path": str(result.metrics_path),
+                "reviewer": {"status": result.reviewer, "detail": result.reviewer_detail},
+                "duration_s": round(result.duration_s, 6),
+                "ok": result.ok,
+            }
+        )
     else:
-        for item in report.items:
+        for item in listed:
             render.print_line(
                 f"{item.request_id}: {item.action} ({item.state_after}) {item.detail}"
             )
-        render.print_path("metrics", path)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
+        render.print_line(f"monitor pass: {summary} ({result.duration_s:.2f} s)")
+        render.print_path("metrics", result.metrics_path)
     if report.failed:
         raise SystemExit(report.failed[0].exit_code or 1)
 

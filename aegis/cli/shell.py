@@ -61,6 +61,22 @@ def report_error(err: AegisError) -> int:
     return err.exit_code
 
 
+def permission_failure(e: PermissionError) -> AegisError:
+    """The EnvironmentFailure (exit 7) for a refused file operation, with the hint to use."""
+    from aegis.config import group_gid, group_name, in_group, join_group_hint
+    from aegis.errors import EnvironmentFailure
+
+    where = f" {e.filename}" if e.filename else ""
+    if not in_group(group_gid()):
+        hint = join_group_hint()
+    else:
+        hint = (
+            f"files of Aegis belong to root and group {group_name()}; 'aegis doctor' "
+            "names modes and owners that are wrong"
+        )
+    return EnvironmentFailure(f"permission denied{where}: {e.strerror or e}", hint=hint)
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported from a name -> "module:attr" table."""
 
@@ -177,6 +193,12 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             code = EXIT_INTERRUPTED
+        except PermissionError as e:
+            # A path this user may not read or enter (the store and the log are group
+            # aegis's): an environment failure with the way out, never an internal error.
+            if debug:
+                traceback.print_exc()
+            code = report_error(permission_failure(e))
         except Exception as e:  # an internal bug: never a silent success
             if debug:
                 traceback.print_exc()

@@ -11,7 +11,9 @@ own root-owned configuration file (default ``<etc>/aegisd.toml``), the root-owne
 key directories ``<etc>/keys/signers/*.pub`` and ``<etc>/keys/approvers/`` (with
 ``<role>/*.pub``), and these options (``ROLE:KEY`` grants an approver ``ROLE``),
 never from a client. With no signer key aegisd starts and refuses every apply,
-saying why.
+saying why. SIGHUP (``systemctl reload aegisd``, whose unit runs ``aegisd --reload
+$MAINPID``) re-reads the trusted keys and says so in its log; a new key needs no
+restart.
 
 Example:
     aegisd --public-key-hex 3b6a...e1 --approval-public-key-hex 8f0c...22
@@ -37,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aegis.config import load_config
     from aegis.errors import AegisError, daemon_epilog
     from aegis.execute.daemon import run_daemon
-    from aegis.execute.settings import load_settings
+    from aegis.execute.settings import DaemonSettings, load_settings
 
     parser = argparse.ArgumentParser(
         prog="aegisd",
@@ -68,20 +70,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="aegisd configuration file (default <etc>/aegisd.toml)",
     )
+    parser.add_argument(
+        "--reload",
+        type=int,
+        metavar="PID",
+        default=None,
+        help="send SIGHUP to the running aegisd PID (re-read trusted keys) and exit; "
+        "what 'systemctl reload aegisd' runs",
+    )
     args = parser.parse_args(argv)
+    if args.reload is not None:
+        return _reload(args.reload)
     try:
         cfg = load_config()
-        settings = load_settings(
-            cfg,
-            socket_path=args.socket,
-            config_path=args.config,
-            public_keys=tuple(args.public_key_hex),
-            approval_keys=tuple(args.approval_public_key_hex),
-        )
-        return run_daemon(cfg, settings)
+
+        def load() -> DaemonSettings:
+            return load_settings(
+                cfg,
+                socket_path=args.socket,
+                config_path=args.config,
+                public_keys=tuple(args.public_key_hex),
+                approval_keys=tuple(args.approval_public_key_hex),
+            )
+
+        # SIGHUP (systemctl reload aegisd) re-reads the keys with the same options.
+        return run_daemon(cfg, load(), reload=load)
     except AegisError as e:
         sys.stderr.write(f"Error: {e.diagnostics()}\n")
         return e.exit_code
+
+
+def _reload(pid: int) -> int:
+    """SIGHUP aegisd's main process (ExecReload; needs no kill binary on a minimal host)."""
+    import os
+    import signal
+
+    if pid <= 1:
+        sys.stderr.write(f"Error: not an aegisd process id: {pid}\n")
+        return 2
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as e:
+        sys.stderr.write(f"Error: cannot signal aegisd (pid {pid}): {e.strerror}\n")
+        return 7
+    return 0
 
 
 if __name__ == "__main__":

@@ -212,10 +212,13 @@ def _verify(d: Aegisd, req: Request, creds: PeerCredentials) -> VerifiedExecutio
         ep = getattr(e, "execution_plan", None)
         # Names in a document whose signature did not verify are claims, not facts.
         signed = ep is not None and e.refusal.code is not RefusalCode.SIGNATURE
+        detail = e.refusal.detail
+        if e.refusal.code is RefusalCode.SIGNATURE and "not trusted" in detail:
+            detail = f"{detail}: to trust it, {d.settings.where_signers}"
         return d.refuse(
             creds,
             e.refusal.code.value,
-            e.refusal.detail,
+            detail,
             ep.execution_id if ep else None,
             request_id=ep.request_id if ep else req.request_id,
             extra={"actor": _actor(creds, ep)} if signed else None,
@@ -332,6 +335,7 @@ def _run_locked(
         )
     except ledger_mod.ReplayError as e:
         raise _Refusal(RefusalCode.REPLAYED.value, e.message, with_actor=False) from e
+    d.publish_status()
     d.audit.append(
         "apply-started",
         {
@@ -361,6 +365,7 @@ def _run_locked(
     d.ledger.record_finished(
         ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
     )
+    d.publish_status()
     after = runner.dpkg_status(d.cfg.dpkg_root, env)
     drift = compare_with_delta(before, after, ep.targets) if result.exit_status == 0 else []
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))

@@ -30,6 +30,28 @@ def host_identity(cfg: Config) -> str:
     return cfg.host_id or socket.gethostname()
 
 
+def _move_legacy_witness(cfg: Config, settings: DaemonSettings) -> None:
+    """Carry the checkpoints of the old root-only default witness to the new default.
+
+    Earlier versions kept the witness in aegisd's own (0700) directory, where no member
+    of ``aegis`` could read it. Without this, the first verify after an upgrade would
+    find the new witness missing while the log holds checkpoints.
+    """
+    from aegis.audit.checkpoints import append_witness_file
+    from aegis.audit.verify import default_witness_path, legacy_witness_path
+
+    new = settings.witness_file
+    old = legacy_witness_path(cfg.aegisd_dir)
+    if new is None or new != default_witness_path(cfg.log_dir) or new.exists():
+        return
+    try:
+        data = old.read_bytes()
+    except FileNotFoundError:
+        return
+    new.parent.mkdir(parents=True, exist_ok=True)
+    append_witness_file(new, data)
+
+
 class AuditWriter:
     """Thread-safe appends to the audit log (the log itself locks across processes)."""
 
@@ -52,6 +74,7 @@ class AuditWriter:
             os.chmod(tmp, 0o644)
             os.replace(tmp, pub_path)
         self.public_key_hex = pub
+        _move_legacy_witness(cfg, settings)
         self._lock = threading.Lock()
         self._log = AuditLog(
             cfg.audit_path,
@@ -62,6 +85,24 @@ class AuditWriter:
             witness_file=settings.witness_file,
             use_syslog=os.environ.get("AEGIS_AUDIT_SYSLOG", "1") != "0",
         )
+        self._start_witness(settings.witness_file)
+
+    def _start_witness(self, witness: Path | None) -> None:
+        """Make sure the witness exists from aegisd's first start on.
+
+        ``aegis audit verify`` treats a missing witness beside a non-empty log as
+        removed (:mod:`aegis.audit.witness`), so a fresh host gets an empty one with its
+        first (empty) log; a log that has events but no witness yet (witness turned on
+        later, or an older aegisd that never checkpointed) gets a checkpoint of its
+        current head, which creates the witness.
+        """
+        from aegis.audit.checkpoints import append_witness_file
+
+        if witness is None or witness.exists():
+            return
+        if self._log.checkpoint() is None:
+            witness.parent.mkdir(parents=True, exist_ok=True)
+            append_witness_file(witness, b"")
 
     def append(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Append one event (fsync'd) and return it with its hash."""

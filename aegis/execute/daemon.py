@@ -108,7 +108,24 @@ class Aegisd:
         self._stop = threading.Event()
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
+        self._status_lock = threading.Lock()
+        self.publish_status()
         _preload()
+
+    def publish_status(self) -> None:
+        """Rewrite the status file group aegis reads (aegis/execute/status_file.py).
+
+        Called at start and after every ledger change; a failure is logged and never
+        fails the request (the ledger, not this copy, is what aegisd decides with).
+        """
+        from aegis.execute.status_file import publish
+
+        with self._status_lock:
+            try:
+                publish(self.cfg, self.ledger, now=iso(self.clock()))
+            except (OSError, AegisError) as e:
+                sys.stderr.write(f"aegisd: cannot publish its status file: {e}\n")
+                sys.stderr.flush()
 
     # -- test hooks ----------------------------------------------------------------
 
@@ -242,6 +259,7 @@ class Aegisd:
             )
         except AegisError as e:
             return self.refuse(creds, REFUSED_STATE, e.message, req.execution_id)
+        self.publish_status()
         self.audit.append(
             "revoke",
             {
@@ -279,6 +297,7 @@ class Aegisd:
                 now=iso(self.clock()),
                 reason=res.reason[:1000],
             )
+            self.publish_status()
         except AegisError as e:
             code = "refused:signature" if isinstance(e, TrustError) else REFUSED_STATE
             return self.refuse(creds, code, e.message, req.execution_id)
@@ -393,8 +412,53 @@ def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str])
     return sock
 
 
-def run_daemon(cfg: Config, settings: DaemonSettings, env: dict[str, str] | None = None) -> int:
-    """Run aegisd until SIGTERM/SIGINT; returns the exit code."""
+def _keys_line(settings: DaemonSettings) -> str:
+    problem = settings.keys_problem
+    return (
+        f"{len(settings.signer_keys)} signer key(s), {len(settings.approver_keys)} approver "
+        f"key(s){' from ' + ', '.join(settings.sources) if settings.sources else ''}"
+        f"{'; REFUSING every apply: ' + problem if problem else ''}"
+    )
+
+
+def reload_keys(daemon: Aegisd, load: Callable[[], DaemonSettings]) -> bool:
+    """Re-read the trusted keys (``systemctl reload aegisd``, SIGHUP); say so in the log.
+
+    Only the keys change: the socket is already open and a run in progress keeps the
+    settings it started with. A configuration that no longer loads keeps the old keys.
+
+    Returns:
+        True when the new keys are in use.
+    """
+    from dataclasses import replace
+
+    try:
+        new = load()
+    except AegisError as e:
+        sys.stderr.write(f"aegisd: reload failed, keeping the previous keys: {e.diagnostics()}\n")
+        sys.stderr.flush()
+        return False
+    daemon.settings = replace(
+        daemon.settings,
+        signer_keys=new.signer_keys,
+        approver_keys=new.approver_keys,
+        approver_roles=new.approver_roles,
+        sources=new.sources,
+        signers_dir=new.signers_dir,
+    )
+    sys.stderr.write(f"aegisd: reloaded trusted keys: {_keys_line(daemon.settings)}\n")
+    sys.stderr.flush()
+    return True
+
+
+def run_daemon(
+    cfg: Config,
+    settings: DaemonSettings,
+    env: dict[str, str] | None = None,
+    *,
+    reload: Callable[[], DaemonSettings] | None = None,
+) -> int:
+    """Run aegisd until SIGTERM/SIGINT; SIGHUP re-reads the trusted keys (``reload``)."""
     env = dict(os.environ if env is None else env)
     daemon = Aegisd(cfg, settings, env=env)
     listener = open_listener(settings.socket_path, settings.socket_mode, settings.apply_group, env)
@@ -404,13 +468,14 @@ def run_daemon(cfg: Config, settings: DaemonSettings, env: dict[str, str] | None
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    problem = settings.keys_problem
-    sys.stderr.write(
-        f"aegisd: listening on {settings.socket_path}; "
-        f"{len(settings.signer_keys)} signer key(s), {len(settings.approver_keys)} approver "
-        f"key(s){' from ' + ', '.join(settings.sources) if settings.sources else ''}"
-        f"{'; REFUSING every apply: ' + problem if problem else ''}\n"
-    )
+    if reload is not None:
+        load = reload
+
+        def _reload(signum: int, frame: object) -> None:
+            reload_keys(daemon, load)
+
+        signal.signal(signal.SIGHUP, _reload)
+    sys.stderr.write(f"aegisd: listening on {settings.socket_path}; {_keys_line(settings)}\n")
     sys.stderr.flush()
     try:
         daemon.serve(listener)

@@ -126,6 +126,26 @@ class Ledger:
             rows = db.execute(f"SELECT {_COLUMNS} FROM executions ORDER BY rowid").fetchall()  # noqa: S608
         return [LedgerEntry(*r) for r in rows]
 
+    def recent(self, limit: int) -> tuple[list[LedgerEntry], bool]:
+        """Every ``started`` row plus the ``limit`` newest others, and whether that is all.
+
+        What aegisd publishes for the monitor (:mod:`aegis.execute.status_file`): a run
+        that never finished is always listed, however old.
+        """
+        with _closing(self._connect(readonly=True)) as db:
+            started = db.execute(
+                f"SELECT {_COLUMNS} FROM executions WHERE state = ? ORDER BY rowid",  # noqa: S608
+                (STARTED,),
+            ).fetchall()
+            others = db.execute(
+                f"SELECT {_COLUMNS} FROM executions WHERE state != ? "  # noqa: S608
+                "ORDER BY rowid DESC LIMIT ?",
+                (STARTED, limit + 1),
+            ).fetchall()
+        complete = len(others) <= limit
+        rows = [LedgerEntry(*r) for r in started] + [LedgerEntry(*r) for r in others[:limit]]
+        return rows, complete
+
     def _insert(self, entry: LedgerEntry) -> None:
         db = self._connect()
         try:

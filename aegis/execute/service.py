@@ -155,7 +155,10 @@ def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[by
 
 
 def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> Answer | None:
-    """Ask aegisd's ledger (socket first, then the ledger file when readable).
+    """Ask aegisd's ledger through the first channel this user has.
+
+    Its socket, else the ledger file when readable (root), else the status file aegisd
+    publishes for group aegis (:mod:`aegis.execute.status_file`).
 
     Returns:
         aegisd's status answer, or None when neither is reachable.
@@ -169,7 +172,10 @@ def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> An
     except AegisError:
         pass
     if not os.access(cfg.ledger_path, os.R_OK):
-        return None
+        # Not root (aegis-monitor): what aegisd publishes for group aegis.
+        from aegis.execute.status_file import read_status
+
+        return read_status(cfg, execution_id)
     try:
         entry = ledger_mod.Ledger(cfg.ledger_path, create=False).lookup(execution_id)
     except AegisError:

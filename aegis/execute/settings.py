@@ -29,6 +29,7 @@ from aegis.config import Config
 from aegis.errors import InputError
 from aegis.execute.protocol import MAX_FRAME_BYTES, READ_TIMEOUT_S
 from aegis.execute.runner import check_root_owned
+from aegis.sign.files import SIGNERS_DIR
 from aegis.text import toml_error_reason
 
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -71,10 +72,12 @@ class DaemonSettings:
     witness_command: tuple[str, ...] = ()
     witness_file: Path | None = None
     """Checkpoint copies held off the log; :func:`load_settings` defaults it to
-    ``<aegisd_dir>/audit-witness.jsonl`` (``witness_file = ""`` turns it off)."""
+    ``<log_dir>/audit-witness.jsonl``, 0640 root:aegis (``witness_file = ""`` turns it off)."""
     checkpoint_every: int = 64
     sources: tuple[str, ...] = field(default_factory=tuple)
     """Where keys came from (for the startup line)."""
+    signers_dir: Path | None = None
+    """The trusted signer key directory (``<etc>/keys/signers``), named in refusals."""
 
     @property
     def approver_grants(self) -> dict[str, frozenset[str]]:
@@ -88,11 +91,18 @@ class DaemonSettings:
     def keys_problem(self) -> str | None:
         """Why aegisd must refuse every apply, or None."""
         if not self.signer_keys:
-            return (
-                "aegisd has no trusted execution-plan signer key; configure "
-                "signer_public_keys in aegisd.toml or pass --public-key-hex"
-            )
+            return f"aegisd has no trusted execution-plan signer key; {self.where_signers}"
         return None
+
+    @property
+    def where_signers(self) -> str:
+        """Where an operator adds a trusted signer key, and how aegisd picks it up."""
+        where = f"{self.signers_dir}/<name>.pub" if self.signers_dir else "keys/signers/<name>.pub"
+        return (
+            f"copy the signer's public key to {where} (root-owned) or list it in "
+            "signer_public_keys in aegisd.toml (or pass --public-key-hex), then "
+            "'systemctl reload aegisd'"
+        )
 
 
 def _hex_keys(values: Any, what: str) -> tuple[str, ...]:
@@ -160,7 +170,7 @@ def _witness_file(cfg: Config, data: dict[str, Any]) -> Path | None:
 
     if "witness_file" not in data:
         # On by default, so truncation is caught against the witness on a default install.
-        return default_witness_path(cfg.aegisd_dir)
+        return default_witness_path(cfg.log_dir)
     value = data["witness_file"]
     if not isinstance(value, str):
         raise InputError('aegisd config witness_file must be a path (or "" for none)')
@@ -184,7 +194,7 @@ def configured_witness_file(cfg: Config) -> Path | None:
     except InputError:
         from aegis.audit.verify import default_witness_path
 
-        return default_witness_path(cfg.aegisd_dir)
+        return default_witness_path(cfg.log_dir)
 
 
 def load_settings(
@@ -260,4 +270,5 @@ def load_settings(
         witness_file=_witness_file(cfg, data),
         checkpoint_every=_positive(data.get("checkpoint_every", 64), "checkpoint_every"),
         sources=tuple(sources),
+        signers_dir=cfg.keys_dir / SIGNERS_DIR,
     )

@@ -98,7 +98,9 @@ def write_keypair(
         body["secret"] = {"kind": "raw", "seed_hex": seed.hex()}
     path = out_dir / f"{name or role_value}.key"
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        # A directory made here holds secret keys: owner only (an existing one, such as
+        # /etc/aegis/keys for aegis-reviewd's key, keeps its mode).
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # O_EXCL: never overwrite a key; 0600 from the first byte.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as e:

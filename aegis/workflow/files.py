@@ -1,7 +1,8 @@
 """Store-directory and file helpers: host permissions and atomic writes.
 
 On a host install (no ``AEGIS_HOME``) the store directory is created mode 2770,
-group ``aegis``, and the process umask is 007 (docs/design.md "Who may do what").
+group ``aegis``, and the process umask is 007 (docs/design.md "Who may do what"); the
+store file and its ``-wal``/``-shm`` are 0660 group ``aegis`` (:func:`prepare_store_file`).
 Files are written to a temp file in the same directory (O_EXCL|O_NOFOLLOW, so a
 planted symlink is never followed), fsync'd, then ``os.replace``'d, all relative to
 a descriptor of the directory; a store subdirectory replaced by a link is refused.
@@ -14,50 +15,177 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from pathlib import Path
 from typing import BinaryIO
 
 from aegis.errors import EnvironmentFailure
 
+STORE_DIR_MODE = 0o2770
+STORE_FILE_MODE = 0o660
+STORE_SIDE_SUFFIXES = ("-wal", "-shm")
+"""SQLite's side files of the store; they must be as writable by the group as the store."""
+
 
 def prepare_dir(path: Path, *, host_install: bool) -> None:
     """Create a store directory; on a host install: mode 2770, group aegis, umask 007.
 
+    A directory that already has its mode and group is never chmod'ed: the monitor's
+    unit has ``RestrictSUIDSGID=yes``, under which setting the setgid bit fails (EPERM)
+    even when it is already set.
+
     Raises:
-        EnvironmentFailure: the directory cannot be created (read-only path, permissions).
+        EnvironmentFailure: the directory cannot be created (read-only path, permissions),
+            or its mode cannot be made right.
     """
     if host_install:
         os.umask(0o007)
     try:
-        if not path.is_dir():
-            path.mkdir(parents=True, exist_ok=True)
-            if host_install:
-                # Through a descriptor of what was just made: a member who swaps the new
-                # directory for a link (e.g. to /etc) before the chmod gets ELOOP, not /etc
-                # turned 2770 group aegis.
-                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                try:
-                    os.fchmod(fd, 0o2770)  # docs/design.md: store dir 2770 root:aegis
-                    _chgrp_aegis(fd)
-                finally:
-                    os.close(fd)
+        if path.is_dir():
+            return
+        path.mkdir(parents=True, exist_ok=True)
+    except PermissionError as e:
+        raise _permission_failure(f"cannot create the store directory {path}", e) from e
     except OSError as e:
         raise EnvironmentFailure(
             f"cannot create the store directory {path}: {e.strerror or e}",
             hint="the state directory must be on a writable file system",
         ) from e
+    if host_install:
+        _settle_dir(path)
 
 
-def _chgrp_aegis(fd: int) -> None:
-    import grp
+def _permission_failure(what: str, e: OSError) -> EnvironmentFailure:
+    from aegis.config import group_gid, in_group, join_group_hint
 
+    if not in_group(group_gid()):
+        return EnvironmentFailure(f"{what}: {e.strerror or e}", hint=join_group_hint())
+    return EnvironmentFailure(
+        f"{what}: {e.strerror or e}",
+        hint="the store must be mode 2770, group aegis (aegis doctor names what is wrong)",
+    )
+
+
+def _settle_dir(path: Path) -> None:
+    """Give a directory this process just made mode 2770 and group aegis, when not already.
+
+    Raises:
+        EnvironmentFailure: the mode or group is wrong and cannot be set.
+    """
+    from aegis.config import group_gid
+
+    gid = group_gid()
     try:
-        gid = grp.getgrnam("aegis").gr_gid
-    except KeyError:
-        return  # no aegis group on this machine (development); mode still applies
-    with contextlib.suppress(PermissionError):
-        os.fchown(fd, -1, gid)
+        # Through a descriptor of what was just made: a member who swaps the new
+        # directory for a link (e.g. to /etc) before the chmod gets ELOOP, not /etc
+        # turned 2770 group aegis.
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot open the new directory {path}: {e.strerror}") from e
+    try:
+        st = os.fstat(fd)
+        if gid is not None and st.st_gid != gid:
+            os.fchown(fd, -1, gid)
+        # mkdir inside a setgid directory already gives 2770 under umask 007.
+        if stat.S_IMODE(os.fstat(fd).st_mode) != STORE_DIR_MODE:
+            os.fchmod(fd, STORE_DIR_MODE)  # docs/design.md: store dir 2770 root:aegis
+    except OSError as e:
+        raise EnvironmentFailure(
+            f"cannot give {path} mode {STORE_DIR_MODE:04o} group "
+            f"{gid if gid is not None else 'aegis'}: {e.strerror or e}",
+            hint="create the store's directories at install time (systemd-tmpfiles "
+            "--create /etc/tmpfiles.d/aegis.conf), mode 2770 root:aegis",
+        ) from e
+    finally:
+        os.close(fd)
+
+
+def prepare_store_file(path: Path, *, host_install: bool) -> None:
+    """Make the SQLite store and its side files 0660 group aegis before SQLite opens them.
+
+    Whoever opens the store first (root, the aegis-monitor user with its own umask, an
+    agent) creates it here with O_CREAT|O_EXCL|O_NOFOLLOW through a descriptor, then
+    sets the mode exactly (the umask cannot narrow it) and the group (root also takes
+    ownership: the documented owner is root). SQLite creates ``-wal`` and ``-shm`` with
+    the database file's mode, and as root with its owner and group too; a non-root
+    creator's side files take the setgid store directory's group. Side files left with
+    another mode by an older version are repaired when this process may (root or owner);
+    anything it may not change is left for ``aegis doctor`` to name.
+
+    Raises:
+        EnvironmentFailure: the store name is not a regular file, or cannot be created.
+    """
+    if not host_install:
+        return
+    from aegis.config import group_gid
+
+    gid = group_gid()
+    try:
+        dfd = _open_parent(path)
+    except PermissionError as e:
+        raise _permission_failure(f"cannot open the store directory {path.parent}", e) from e
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot open the store directory {path.parent}: {e}") from e
+    try:
+        _settle_file(dfd, path, gid, create=True)
+        for suffix in STORE_SIDE_SUFFIXES:
+            _settle_file(dfd, path.with_name(path.name + suffix), gid, create=False)
+    finally:
+        os.close(dfd)
+
+
+def _open_store_name(dfd: int, path: Path, *, create: bool) -> tuple[int, bool] | None:
+    """(descriptor, created) for the store or a side file; None when there is nothing."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        if create:
+            try:
+                mode = STORE_FILE_MODE
+                return os.open(path.name, flags | os.O_CREAT | os.O_EXCL, mode, dir_fd=dfd), True
+            except FileExistsError:
+                pass
+        return os.open(path.name, flags, dir_fd=dfd), False
+    except FileNotFoundError:
+        return None  # a side file SQLite has not made (or has removed)
+    except PermissionError as e:
+        if create:
+            raise _permission_failure(f"cannot open the state store {path}", e) from e
+        return None
+    except OSError as e:
+        raise EnvironmentFailure(f"cannot open the state store {path}: {e.strerror or e}") from e
+
+
+def _settle_file(dfd: int, path: Path, gid: int | None, *, create: bool) -> None:
+    opened = _open_store_name(dfd, path, create=create)
+    if opened is None:
+        return
+    fd, created = opened
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise EnvironmentFailure(
+                f"the state store {path} is not a regular file",
+                hint="move it aside; aegis creates the store itself",
+            )
+        root = os.geteuid() == 0
+        if not (root or st.st_uid == os.geteuid()):
+            return  # someone else's file: only aegis doctor can say what is wrong
+        want_uid = 0 if root and st.st_uid != 0 else -1
+        want_gid = gid if gid is not None and st.st_gid != gid else -1
+        try:
+            if want_uid != -1 or want_gid != -1:
+                os.fchown(fd, want_uid, want_gid)
+            if stat.S_IMODE(st.st_mode) != STORE_FILE_MODE:
+                os.fchmod(fd, STORE_FILE_MODE)
+        except OSError as e:
+            if created:
+                raise EnvironmentFailure(
+                    f"cannot give the new state store {path} mode 0660 group aegis: {e}"
+                ) from e
+            # An existing file this process cannot fix: aegis doctor names it.
+    finally:
+        os.close(fd)
 
 
 def _open_parent(path: Path) -> int:
@@ -73,7 +201,6 @@ def _open_parent(path: Path) -> int:
         OSError: the directory cannot be opened, or it is such a link (ELOOP).
     """
     import errno
-    import stat
 
     parent = path.parent
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -129,6 +256,8 @@ def write_atomic(
             os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
         finally:
             os.close(dfd)
+    except PermissionError as e:
+        raise _permission_failure(f"cannot write {path}", e) from e
     except OSError as e:
         raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from e
     return path
@@ -146,8 +275,6 @@ def open_regular(path: Path, what: str, *, follow: bool = True) -> BinaryIO:
     Raises:
         InputError: unreadable, or not a regular file.
     """
-    import stat
-
     from aegis.errors import InputError
 
     try:

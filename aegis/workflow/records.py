@@ -28,6 +28,8 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+ID_PATTERN = _ID_RE
+"""What :func:`check_id` accepts, for a caller that must not raise per row."""
 MAX_FACTS_BYTES = 16 * 1024
 MAX_TEXT = 4096
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aegis.errors import AegisError, StageUnavailableError
+from aegis.errors import AegisError, EnvironmentFailure, StageUnavailableError
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from aegis.workflow.store import Store
 
 LEASE_SECONDS = 300
+REVIEWER_UNREACHABLE = "reviewer-unreachable"
+"""aegis-reviewd (advisory) cannot be reached: a condition to report, never a failed pass."""
 _STAGE_FOR_STATE = {
     "analyzed": "reviewer",
     "reviewed": "policy",
@@ -64,6 +66,8 @@ class ResumeItem:
     trigger: str | None = None
     detail: str = ""
     exit_code: int = 0
+    condition: str | None = None
+    """A reported condition that is not a failure: ``reviewer-unreachable``."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,17 @@ class ResumeReport:
     """Everything resume did, in order."""
 
     items: tuple[ResumeItem, ...] = field(default_factory=tuple)
+    unlisted: tuple[tuple[str, int], ...] = ()
+    """(action or condition, count) of requests counted but not listed (``list_waiting``
+    false): those only waiting for a human or for an unreachable reviewer."""
+
+    def counts(self) -> dict[str, int]:
+        """Requests per action (or condition), listed and unlisted."""
+        out = dict(self.unlisted)
+        for item in self.items:
+            key = item.condition or item.action
+            out[key] = out.get(key, 0) + 1
+        return out
 
     @property
     def failed(self) -> list[ResumeItem]:
@@ -130,26 +145,68 @@ def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> 
     return out
 
 
+def _reviewer_down(request_id: str, state: str, detail: str) -> ResumeItem:
+    return ResumeItem(
+        request_id,
+        state,
+        "skipped",
+        state,
+        detail=f"waiting for review: {detail}",
+        condition=REVIEWER_UNREACHABLE,
+    )
+
+
+def _waiting(request_id: str, state: str) -> ResumeItem:
+    detail = _WAITING.get(state, "waiting for a human or a key")
+    return ResumeItem(request_id, state, "waiting", state, detail=detail)
+
+
+def _for(request_id: str, d: ResumeItem) -> ResumeItem:
+    # dataclasses.replace costs ten times this; it runs once per listed request.
+    return ResumeItem(
+        request_id, d.state_before, d.action, d.state_after, d.trigger, d.detail, 0, d.condition
+    )
+
+
+def _decided_by_state(
+    wf: Workflow, request_id: str, state: str, reviewer_down: str | None
+) -> ResumeItem | None:
+    """What resume does with a request whose state alone decides it, or None.
+
+    Waiting for a human, or for a reviewer known to be down: nothing is read or written,
+    so a store of 100,000 requests passes in well under the monitor's 2 s budget.
+    """
+    from aegis.workflow.stages import available
+
+    stage_name = _STAGE_FOR_STATE.get(state)
+    if state != "applying" and not any(t.resumable for t in wf.exits(state)):
+        return _waiting(request_id, state)
+    if stage_name == "expiry" and not available("expiry"):
+        return _waiting(request_id, state)
+    if stage_name == "reviewer" and reviewer_down is not None:
+        return _reviewer_down(request_id, state, reviewer_down)
+    return None
+
+
 def _resume_one(
-    cfg: Config, store: Store, wf: Workflow, rec: RequestRecord, *, actor: str, now: datetime
+    cfg: Config,
+    store: Store,
+    wf: Workflow,
+    rec: RequestRecord,
+    *,
+    actor: str,
+    now: datetime,
+    reviewer_down: str | None = None,
 ) -> ResumeItem:
     from aegis.api import _advance
     from aegis.workflow.records import format_time
-    from aegis.workflow.stages import available
 
     resumable = [t for t in wf.exits(rec.state) if t.resumable]
-    waiting = ResumeItem(
-        rec.id,
-        rec.state,
-        "waiting",
-        rec.state,
-        detail=_WAITING.get(rec.state, "waiting for a human or a key"),
-    )
+    waiting = _waiting(rec.id, rec.state)
     stage_name = _STAGE_FOR_STATE.get(rec.state)
-    if rec.state != "applying" and not resumable:
-        return waiting
-    if stage_name == "expiry" and not available("expiry"):
-        return waiting  # nothing can expire it yet; a human's step is next
+    decided = _decided_by_state(wf, rec.id, rec.state, reviewer_down)
+    if decided is not None:
+        return decided  # a human's step is next, or the reviewer is known to be down
     owner = f"{actor}:{os.getpid()}"
     leased = store.set_lease(
         rec,
@@ -188,6 +245,9 @@ def _resume_one(
         current = store.find(rec.id)
         if current is not None and current.lease_owner == owner:
             store.set_lease(current, None, None, format_time(now))
+        if stage_name == "reviewer" and isinstance(e, EnvironmentFailure):
+            # The advisory reviewer is down: a condition, not a failure.
+            return _reviewer_down(rec.id, rec.state, e.message)
         action = "skipped" if isinstance(e, StageUnavailableError) else "failed"
         return ResumeItem(
             rec.id,
@@ -235,17 +295,67 @@ def _check_standing(cfg: Config, store: Store, rec: RequestRecord) -> None:
         check_standing(cfg, store, rec, store.load(rec.id)[1])
 
 
-def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
-    """Resume every non-terminal request (see module doc)."""
+def resume_all(
+    cfg: Config,
+    actor: str,
+    now: datetime,
+    *,
+    reviewer_down: str | None = None,
+    list_waiting: bool = True,
+) -> ResumeReport:
+    """Resume every non-terminal request (see module doc).
+
+    Args:
+        cfg: configuration.
+        actor: who resumes (history rows).
+        now: the pass's time.
+        reviewer_down: why aegis-reviewd is known to be unreachable (the monitor probes
+            it once): requests waiting for review are then skipped without a lease.
+        list_waiting: list requests whose state alone says they wait (for a human, or
+            for the unreachable reviewer); when false they are only counted, with one
+            query, so the monitor's pass stays fast over a large backlog.
+    """
     from aegis.api import open_store, workflow
+    from aegis.standing import CHECKED_STATES as STANDING_CHECKED
+    from aegis.workflow.records import ID_PATTERN
 
     wf = workflow()
     items: list[ResumeItem] = []
+    open_states = [name for name, spec in wf.states.items() if not spec.terminal]
+    by_state = {st: _decided_by_state(wf, "", st, reviewer_down) for st in open_states}
+    unlisted: dict[str, int] = {}
     with open_store(cfg) as store:
+        rows: list[tuple[str, str]] = []
+        if not list_waiting:
+            # Count the waiting ones in SQL; a malformed id is still read below, where
+            # it is reported as a corrupted row.
+            waiting = [st for st in open_states if by_state[st] is not None]
+            odd = store.odd_ids(waiting) if waiting else []
+            rows += odd
+            odd_count: dict[str, int] = {}
+            for _, state in odd:
+                odd_count[state] = odd_count.get(state, 0) + 1
+            for state, n in store.count_by_state().items():
+                decided = by_state.get(state)
+                if decided is not None and n > odd_count.get(state, 0):
+                    key = decided.condition or decided.action
+                    unlisted[key] = unlisted.get(key, 0) + n - odd_count.get(state, 0)
+            acting = [st for st in open_states if by_state[st] is None]
+            rows += store.list_ids(acting) if acting else []
+        else:
+            rows = store.list_ids(open_states)
         # Ids first, then each row on its own: one corrupted row is reported, not fatal.
-        for request_id, state in store.list_ids(
-            [name for name, spec in wf.states.items() if not spec.terminal]
-        ):
+        for request_id, state in rows:
+            # A plain id whose state alone decides (waiting): no row read. Anything odd
+            # is read row by row below, where a corrupted row is reported.
+            decided = by_state.get(state)
+            if (
+                decided is not None
+                and ID_PATTERN.match(request_id)
+                and state not in STANDING_CHECKED
+            ):
+                items.append(_for(request_id, decided))
+                continue
             try:
                 rec = _get_listed(store, request_id)
             except AegisError as e:
@@ -255,7 +365,9 @@ def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
                     )
                 )
                 continue
-            item = _resume_one(cfg, store, wf, rec, actor=actor, now=now)
+            item = _resume_one(
+                cfg, store, wf, rec, actor=actor, now=now, reviewer_down=reviewer_down
+            )
             if item.action == "waiting":
                 try:
                     _check_standing(cfg, store, rec)
@@ -264,4 +376,4 @@ def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
                         rec.id, rec.state, "failed", rec.state, detail=e.message, exit_code=4
                     )
             items.append(item)
-    return ResumeReport(items=tuple(items))
+    return ResumeReport(items=tuple(items), unlisted=tuple(sorted(unlisted.items())))

@@ -39,7 +39,7 @@ from typing import Any
 from aegis.canonical import sha256_hex
 from aegis.errors import EnvironmentFailure, InputError, StateError
 from aegis.workflow import history_reads
-from aegis.workflow.files import prepare_dir, write_atomic
+from aegis.workflow.files import prepare_dir, prepare_store_file, write_atomic
 from aegis.workflow.history_reads import LostRaceError
 from aegis.workflow.migrations import migrate
 from aegis.workflow.pause import PAUSE_ENV, PAUSE_STEPS, no_pause, pause_point
@@ -55,6 +55,7 @@ __all__ = [
 ]
 from aegis.workflow.records import (
     HISTORY_COLUMNS,
+    ID_PATTERN,
     ArtifactRef,
     CorruptStoreError,
     HistoryRecord,
@@ -103,9 +104,16 @@ def _env_error(path: Path, e: BaseException) -> EnvironmentFailure:
             f"the state store {path} is not a usable SQLite database: {text}",
             hint="move the file aside and restore it from a backup ('aegis doctor' checks it)",
         )
+    from aegis.config import group_gid, in_group, join_group_hint
+
+    if not in_group(group_gid()):
+        return EnvironmentFailure(
+            f"cannot use the state store {path}: {text}", hint=join_group_hint()
+        )
     return EnvironmentFailure(
         f"cannot use the state store {path}: {text}",
-        hint="the store must be on a writable file system and writable by group aegis",
+        hint="the store must be on a writable file system and writable by group aegis "
+        "('aegis doctor' names what is wrong)",
     )
 
 
@@ -159,6 +167,7 @@ class Store:
             EnvironmentFailure: the path is not writable, read-only or locked.
         """
         prepare_dir(path.parent, host_install=host_install)
+        prepare_store_file(path, host_install=host_install)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -220,6 +229,22 @@ class Store:
                 list(states),
             ).fetchall()
         return [(str(i), str(s)) for i, s in rows]
+
+    def odd_ids(self, states: Sequence[str]) -> list[tuple[str, str]]:
+        """(id, state) of requests in ``states`` whose id :func:`check_id` would refuse.
+
+        Reads only the primary-key index (the ids), so counting a large backlog stays
+        cheap; the caller reads these few rows one by one and reports them.
+        """
+        with self._errors():
+            ids = self.conn.execute("SELECT id FROM requests").fetchall()
+            odd = [i for (i,) in ids if not isinstance(i, str) or not ID_PATTERN.match(i)]
+            found = [
+                (i, self.conn.execute("SELECT state FROM requests WHERE id = ?", (i,)).fetchone())
+                for i in odd
+            ]
+        wanted = set(states)
+        return [(str(i), str(row[0])) for i, row in found if row and row[0] in wanted]
 
     def find(self, request_id: str) -> RequestRecord | None:
         """The request, or None when there is none."""

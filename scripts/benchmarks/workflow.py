@@ -9,6 +9,11 @@
 - ``stuck_json_100k_s``: wall time of ``aegis requests --stuck --json`` over 100,000 stored
   requests (goal <= 0.3 s).
 - ``help_minus_python_ms``: ``aegis --help`` wall time minus ``python -c pass`` (goal <= 150).
+- ``monitor_pass_100k_s``: wall time of ``aegis monitor`` (what the timer runs: resume,
+  expiry, metrics) over the same 100,000 requests, all waiting for review while
+  aegis-reviewd is unreachable (goal <= 2 s).
+- ``doctor_100k_s``: wall time of ``aegis doctor --json`` on that home, its store of
+  100,000 requests included (goal <= 1 s).
 """
 
 from __future__ import annotations
@@ -156,11 +161,11 @@ def _fill(home: Path) -> None:
     conn.close()
 
 
-def _wall(argv: list[str], env: dict[str, str], runs: int = 5) -> float:
+def _wall(argv: list[str], env: dict[str, str], runs: int = 5, *, check: bool = True) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(argv, env=env, check=check, stdout=subprocess.DEVNULL)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -190,6 +195,9 @@ def run() -> dict[str, object]:
         stuck_count = out.stdout.count(b'"id"')
         stuck_s = _wall([*aegis, "requests", "--stuck", "--json"], env)
         help_s = _wall([*aegis, "--help"], env)
+        monitor_s = _wall([*aegis, "monitor"], env, runs=3)
+        # Exits 7 here (no sockets, keys or policy in this home): the time is the figure.
+        doctor_s = _wall([*aegis, "doctor", "--json"], env, runs=3, check=False)
         pass_s = _wall([sys.executable, "-c", "pass"], env)
     return {
         "transitions_per_s": round(rate),
@@ -199,6 +207,8 @@ def run() -> dict[str, object]:
         "stuck_json_100k_s": round(stuck_s, 3),
         "stuck_json_100k_found": stuck_count,
         "help_minus_python_ms": round((help_s - pass_s) * 1000, 1),
+        "monitor_pass_100k_s": round(monitor_s, 3),
+        "doctor_100k_s": round(doctor_s, 3),
     }
 
 

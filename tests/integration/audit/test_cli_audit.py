@@ -26,7 +26,7 @@ def _log(aegis_home: Path, n: int = 5) -> Path:
         load_signing_key(key_path),
         "test-host",
         use_syslog=False,
-        witness_file=default_witness_path(cfg.aegisd_dir),
+        witness_file=default_witness_path(cfg.log_dir),
     )
     for i in range(n):
         log.append("note", {"request_id": f"r{i}"})

@@ -415,7 +415,7 @@ def test_sign_apply_audit_and_policy_helper_as_written(lab: Lab, aegisd: tuple[s
     verify = lab.aegis("audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "not covered" not in verify.stderr  # the apply's checkpoint covers the apply
-    witness = cfg.aegisd_dir / "audit-witness.jsonl"  # aegisd's default, used by default
+    witness = cfg.log_dir / "audit-witness.jsonl"  # aegisd's default, used by default
     assert re.search(rf"^witness\s+{re.escape(str(witness))} \(seq \d+\)$", verify.stdout, re.M)
     _policy_helper_as_written(lab, execution_plan, signer, (keys / "bob.pub").read_text().strip())
     # Truncation (the apply's events rolled back) is caught against the default witness.

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from aegis.audit.chain import AuditLog
+from aegis.audit.verify import default_witness_path
 from aegis.cli.aegis import cli
 from aegis.config import load_config
 from aegis.sign.keys import load_signing_key, write_keypair
@@ -31,7 +32,13 @@ def ready_home(aegis_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     key_path, _ = write_keypair(cfg.keys_dir, "audit")
     write_keypair(cfg.keys_dir, "review")
     sqlite3.connect(cfg.store_path).execute("CREATE TABLE t (x)").connection.close()
-    log = AuditLog(cfg.audit_path, load_signing_key(key_path), "h", use_syslog=False)
+    log = AuditLog(
+        cfg.audit_path,
+        load_signing_key(key_path),
+        "h",
+        use_syslog=False,
+        witness_file=default_witness_path(cfg.log_dir),
+    )
     log.append("note", {})
     log.checkpoint()
     log.close()

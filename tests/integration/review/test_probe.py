@@ -45,6 +45,10 @@ def test_a_server_whose_reviews_count(
     assert out["response_format"] == (response_format or "json_schema")
     recorded = json.loads(Path(out["path"]).read_text())
     assert recorded["ok"] is True
+    doctor = CliRunner().invoke(cli, ["doctor", "--json"])
+    [check] = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "review probe"]
+    assert check["status"] == "ok"
+    assert f"(response_format {out['response_format']})" in check["detail"]
     assert (
         Path(out["path"]) == aegis_home / "var/lib/aegis/review-probe.json"
         or Path(out["path"]).name == "review-probe.json"

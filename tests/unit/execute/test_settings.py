@@ -120,7 +120,7 @@ def test_witness_file_defaults_to_the_documented_path_and_verify_uses_the_same(
     from aegis.execute.settings import configured_witness_file
 
     cfg = _cfg(tmp_path)
-    default = default_witness_path(cfg.aegisd_dir)
+    default = default_witness_path(cfg.log_dir)
     assert load_settings(cfg).witness_file == default
     assert configured_witness_file(cfg) == default
     cfg.etc_dir.mkdir(parents=True)
