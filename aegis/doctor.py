@@ -367,8 +367,15 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
     checks = [Check("config", "ok", f"etc {cfg.etc_dir}, state {cfg.state_dir}")]
     if host:
         checks.append(_membership_check())
-    checks.append(_guarded("store", lambda: _store_check(cfg, host=host)))
-    checks.append(_guarded("requests", lambda: _standing_check(cfg)))
+    store = _guarded("store", lambda: _store_check(cfg, host=host))
+    checks.append(store)
+    # Reading requests opens the store like any command (which may repair its modes):
+    # only on a store that checked ok, so doctor stays read-only.
+    checks.append(
+        _guarded("requests", lambda: _standing_check(cfg))
+        if store.status == "ok"
+        else Check("requests", "warn", "not read: the store check did not pass")
+    )
     checks.append(_guarded("review probe", lambda: _probe_check(cfg)))
     group = group_name()
     checks.append(_mode_check("state dir", cfg.state_dir, 0o2770, group, host=host))
