@@ -1,0 +1,443 @@
+r"""Check a shell command line (or one argv) against the guard's rules.
+
+The command line is parsed with bashlex, a port of bash's own grammar, never with
+regexes: every simple command anywhere in it is checked: in pipelines and lists,
+subshells, ``{ ...; }`` groups, functions, loops, ``$(...)``, backticks, ``<(...)``,
+and in the strings run by ``sh -c``/``bash -c``, ``eval``, ``su -c``, ``watch`` and
+shell here-documents, parsed again up to :data:`MAX_DEPTH` levels. Wrappers (``sudo``,
+``env``, ``nice``, ``timeout``, ``xargs``, ``command``, ``exec``, ``find -exec`` ...)
+are peeled off by :mod:`aegis.guard.wrappers`. Quoting and backslashes are removed by the
+parser (``a\pt-get``, ``'apt'-get`` are ``apt-get``); a command name only known at run
+time (``$PM install x``, ``$(echo apt-get) install x``, globs, brace lists) is refused
+when its arguments would be refused after any known tool.
+
+A download fed to an interpreter (``curl ... | sh``, ``bash <(wget -O- ...)``,
+``sh -c "$(curl ...)"``, ``python3 < <(curl ...)``) is refused as ``download.exec``.
+
+Fail closed: input bashlex cannot parse (unsupported syntax such as ``[[ ]]``, ``case``,
+``$((...))``), nesting deeper than :data:`MAX_DEPTH`, or input over :data:`MAX_INPUT`
+is refused with a finding that says why. Pure: no I/O.
+
+Example:
+    >>> check_command_line("sudo -E sh -c 'apt-get update && apt-get install -y nginx'").allowed
+    False
+    >>> check_command_line("apt-cache policy nginx | head").allowed
+    True
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aegis.guard.argv import Match
+from aegis.guard.rules import any_tool_match, match_argv
+from aegis.guard.wrappers import SHELLS, Run, Script, unwrap
+
+MAX_DEPTH = 8
+"""Nested strings (``sh -c`` in ``sh -c`` ...) and wrappers parsed before refusing."""
+MAX_INPUT = 64 * 1024
+"""Largest command line accepted (characters)."""
+MAX_BRACE_WORDS = 64
+"""Brace expansion of one word stops (and refuses) past this many words."""
+
+FETCHERS = frozenset({"curl", "wget", "fetch", "http", "https", "xh", "aria2c", "lwp-request"})
+"""Commands whose output is a download."""
+_INTERPRETERS = re.compile(
+    r"(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|php[0-9.]*|lua[0-9.]*|tclsh|Rscript)"
+)
+_PROGRAM_OPTS = frozenset({"--eval", "--print", "--command"})
+_PROGRAM_LETTERS = frozenset("ceEmp")
+"""Interpreter options that give the program on the command line (not from stdin)."""
+_SHELL_VALUE_OPTS = frozenset({"-o", "+o", "-O", "+O"})
+_GLOB = re.compile(r"[*?\[]")
+_DOWNLOAD_INSTEAD = (
+    "download the script to a file, read it, and plan the changes it would make with Aegis "
+    "(aegis apt install <package> --plan); never pipe a download into an interpreter"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One command in the checked input that the guard refuses."""
+
+    command: str
+    """The offending command, shell-quoted (untrusted text: show it through aegis.text)."""
+    rule: str
+    """Stable rule id (``apt.mutation``, ``download.exec``, ``parse.failed`` ...)."""
+    reason: str
+    """Why, in one line."""
+    instead: str
+    """The Aegis command or step to use instead."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of a check: allowed when there is no finding."""
+
+    findings: tuple[Finding, ...]
+    """Every refused command, in the order found, without duplicates."""
+
+    @property
+    def allowed(self) -> bool:
+        """True when nothing was refused."""
+        return not self.findings
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    """The word after quote removal."""
+    dynamic: bool
+    """It holds an expansion ($VAR, $(...), <(...)) whose value is only known at run time."""
+    fetch: bool
+    """It holds a substitution that runs a downloader."""
+
+
+class _Walker:
+    """Walks bashlex trees, collecting findings; each walk returns the command names seen."""
+
+    def __init__(self) -> None:
+        self.findings: dict[tuple[str, str], Finding] = {}
+
+    def add(self, argv: Sequence[str], found: Match | Finding) -> None:
+        command = (found.command if isinstance(found, Finding) else "") or shlex.join(argv)
+        self.findings.setdefault(
+            (command, found.rule), Finding(command, found.rule, found.reason, found.instead)
+        )
+
+    def refuse_input(self, text: str, rule: str, reason: str) -> None:
+        instead = "rewrite the command in plain shell syntax (one command per call), or split it"
+        self.add([], Finding(_clip(text), rule, reason, instead))
+
+    # ---- command lines ----------------------------------------------------------------
+
+    def script(self, text: str, depth: int, *, stdin_fetch: bool = False) -> set[str]:
+        if depth > MAX_DEPTH:
+            self.refuse_input(text, "parse.too-deep", f"nested deeper than {MAX_DEPTH} levels")
+            return set()
+        if len(text) > MAX_INPUT:
+            self.refuse_input(text, "parse.too-large", f"longer than {MAX_INPUT} characters")
+            return set()
+        if not text.strip():
+            return set()
+        try:
+            trees = _parse(text)
+        except Exception as e:  # bashlex raises several types, and any of its bugs must refuse
+            self.refuse_input(text, "parse.failed", f"cannot parse the command line ({_why(e)})")
+            return set()
+        names: set[str] = set()
+        for tree in trees:
+            names |= self.node(tree, text, depth, stdin_fetch)
+        return names
+
+    def node(self, node: Any, src: str, depth: int, stdin_fetch: bool) -> set[str]:
+        kind = node.kind
+        if kind == "command":
+            return self.command(node, src, depth, stdin_fetch)
+        if kind == "pipeline":
+            names: set[str] = set()
+            fed = stdin_fetch
+            for part in node.parts:
+                seen = self.node(part, src, depth, fed)
+                names |= seen
+                fed = fed or bool(seen & FETCHERS)
+            return names
+        if kind in ("list", "compound", "function", "if", "for", "while", "until"):
+            names = set()
+            for part in getattr(node, "list", None) or node.parts:
+                names |= self.node(part, src, depth, stdin_fetch)
+            return names
+        if kind in ("word", "assignment", "redirect"):
+            names = set()
+            self.word(node if kind != "redirect" else node.output, src, depth, names)
+            return names
+        if kind in ("reservedword", "operator", "pipe"):
+            return set()
+        self.refuse_input(src, "parse.failed", f"unsupported shell construct '{kind}'")
+        return set()
+
+    def word(self, node: Any, src: str, depth: int, names: set[str]) -> _Word:
+        """Walk the substitutions inside a word (they run); note what the word holds."""
+        if not hasattr(node, "word"):  # a redirect to a file descriptor (2>&1)
+            return _Word("", dynamic=False, fetch=False)
+        dynamic = fetch = False
+        for part in getattr(node, "parts", []):
+            if part.kind in ("commandsubstitution", "processsubstitution"):
+                dynamic = True
+                seen = self.node(part.command, src, depth, False)
+                names |= seen
+                fetch = fetch or bool(seen & FETCHERS)
+            elif part.kind == "parameter":
+                dynamic = True
+                value = str(getattr(part, "value", ""))
+                if "$(" in value or "`" in value:  # ${x:-$(cmd)}: bashlex leaves it unparsed
+                    seen = self.script(value, depth + 1)
+                    names |= seen
+                    fetch = fetch or bool(seen & FETCHERS)
+            elif part.kind != "tilde":
+                dynamic = True
+        return _Word(str(node.word), dynamic=dynamic, fetch=fetch)
+
+    def command(self, node: Any, src: str, depth: int, stdin_fetch: bool) -> set[str]:
+        names: set[str] = set()
+        words: list[_Word] = []
+        heredoc: str | None = None
+        for part in node.parts:
+            if part.kind == "word":
+                word = self.word(part, src, depth, names)
+                raw = src[part.pos[0] : part.pos[1]]
+                words.extend(_brace_words(word, raw))
+            elif part.kind == "assignment":
+                self.word(part, src, depth, names)
+            elif part.kind == "redirect":
+                target = self.word(part.output, src, depth, names)
+                if part.type in ("<", "<<<") and target.fetch:
+                    stdin_fetch = True
+                doc = getattr(part, "heredoc", None)
+                if doc is not None:
+                    heredoc = _heredoc_body(str(doc.value))
+            elif part.kind not in ("reservedword", "operator"):
+                self.refuse_input(src, "parse.failed", f"unsupported shell construct '{part.kind}'")
+        return names | self.argv(words, depth, stdin_fetch=stdin_fetch, heredoc=heredoc)
+
+    # ---- one argv -----------------------------------------------------------------------
+
+    def argv(
+        self, words: Sequence[_Word], depth: int, *, stdin_fetch: bool, heredoc: str | None
+    ) -> set[str]:
+        if not words:
+            return set()
+        if depth > MAX_DEPTH:
+            text = shlex.join(w.text for w in words)
+            self.refuse_input(text, "parse.too-deep", f"wrapped deeper than {MAX_DEPTH} levels")
+            return set()
+        texts = [w.text for w in words]
+        first = words[0]
+        if first.dynamic or _GLOB.search(first.text):
+            self.dynamic_name(words, texts)
+            return {"?"}
+        name = first.text.rsplit("/", 1)[-1]
+        names = {name}
+        self.interpreter(name, words, stdin_fetch=stdin_fetch)
+        if heredoc is not None and name in SHELLS and _program_from_stdin(name, texts):
+            names |= self.script(heredoc, depth + 1)
+        for target in unwrap(texts):
+            if isinstance(target, Run):
+                inner = words[target.start : target.end]
+                names |= self.argv(inner, depth + 1, stdin_fetch=stdin_fetch, heredoc=heredoc)
+            else:
+                self.script_target(target, words, texts, depth, names)
+        found = match_argv(texts)
+        if found is not None:
+            self.add(texts, found)
+        return names
+
+    def script_target(
+        self, target: Script, words: Sequence[_Word], texts: list[str], depth: int, names: set[str]
+    ) -> None:
+        if any(words[i].fetch for i in target.indices):
+            self.add(texts, _download(texts[0]))
+        names |= self.script(target.text, depth + 1)
+
+    def dynamic_name(self, words: Sequence[_Word], texts: list[str]) -> None:
+        """A command name known only at run time: refuse what any known tool would refuse."""
+        if words[0].fetch:
+            self.add(texts, _download("a command substitution"))
+            return
+        found = any_tool_match(texts[1:])
+        if found is not None:
+            reason = (
+                f"the command name '{texts[0]}' is only known at run time, and after a "
+                f"package tool its arguments would be refused ({found.reason})"
+            )
+            self.add(texts, Finding(shlex.join(texts), "dynamic.command", reason, found.instead))
+
+    def interpreter(self, name: str, words: Sequence[_Word], *, stdin_fetch: bool) -> None:
+        """Refuse an interpreter whose program is a download (``curl | sh``, ``bash <(curl)``)."""
+        texts = [w.text for w in words]
+        if name in ("source", "."):
+            if any(w.fetch for w in words[1:2]) or (stdin_fetch and texts[1:2] == ["/dev/stdin"]):
+                self.add(texts, _download(name))
+            return
+        if name not in SHELLS and not _INTERPRETERS.fullmatch(name):
+            return
+        program = _program_word(name, texts)
+        if program is None:
+            return
+        if (program == -1 and stdin_fetch) or (program > 0 and words[program].fetch):
+            self.add(texts, _download(name))
+
+
+def _download(name: str) -> Finding:
+    reason = f"{name} would run a download (curl/wget) as a program"
+    return Finding("", "download.exec", reason, _DOWNLOAD_INSTEAD)
+
+
+def _program_word(name: str, texts: Sequence[str]) -> int | None:
+    """Where an interpreter's program comes from: -1 stdin, an argv index, None (-c/-e/-m)."""
+    shell = name in SHELLS
+    i = 1
+    while i < len(texts):
+        arg = texts[i]
+        if arg == "-":
+            return -1
+        if arg == "--":
+            return i + 1 if i + 1 < len(texts) else -1
+        if arg.startswith("--"):
+            if arg.split("=", 1)[0] in _PROGRAM_OPTS:
+                return None
+            i += 1
+            continue
+        if len(arg) > 1 and (arg[0] == "-" or (shell and arg[0] == "+")):
+            letters = set(arg[1:])
+            if shell:
+                if "c" in letters:
+                    return None
+                if "s" in letters:
+                    return -1
+                i += 2 if arg in _SHELL_VALUE_OPTS else 1
+            else:
+                if letters & _PROGRAM_LETTERS:
+                    return None
+                i += 2 if arg in ("-W", "-X") else 1
+            continue
+        return i
+    return -1
+
+
+def _program_from_stdin(name: str, texts: Sequence[str]) -> bool:
+    return _program_word(name, texts) == -1
+
+
+def _brace_words(word: _Word, raw: str) -> list[_Word]:
+    """``{apt-get,install,x}`` is three words to bash: expand unquoted comma braces."""
+    if word.dynamic or "," not in word.text or not _unquoted_brace(raw):
+        return [word]
+    expanded = _expand_braces(word.text)
+    return [_Word(text, dynamic=len(expanded) > MAX_BRACE_WORDS, fetch=False) for text in expanded]
+
+
+def _unquoted_brace(raw: str) -> bool:
+    quote = ""
+    escaped = False
+    for ch in raw:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "{":
+            return True
+    return False
+
+
+def _expand_braces(text: str) -> list[str]:
+    """Bash-style comma brace expansion of one word, bounded by MAX_BRACE_WORDS.
+
+    A hand-written bound on purpose: the only question is which words bash would pass,
+    and an unbounded expansion (``{a,b}{a,b}...``) must not exhaust memory.
+    """
+    results = [text]
+    done: list[str] = []
+    while results:
+        current = results.pop()
+        span = _first_group(current)
+        if span is None:
+            done.append(current)
+        else:
+            start, end, alternatives = span
+            results.extend(current[:start] + alt + current[end + 1 :] for alt in alternatives)
+        if len(done) + len(results) > MAX_BRACE_WORDS:
+            return [*done, *results]
+    return list(reversed(done))
+
+
+def _first_group(text: str) -> tuple[int, int, list[str]] | None:
+    for start, ch in enumerate(text):
+        if ch != "{":
+            continue
+        depth = 0
+        parts: list[str] = []
+        last = start + 1
+        for end in range(start, len(text)):
+            if text[end] == "{":
+                depth += 1
+            elif text[end] == "}":
+                depth -= 1
+                if depth == 0:
+                    if parts:
+                        return start, end, [*parts, text[last:end]]
+                    break
+            elif text[end] == "," and depth == 1:
+                parts.append(text[last:end])
+                last = end + 1
+    return None
+
+
+def _heredoc_body(value: str) -> str:
+    """Drop the closing delimiter: bashlex keeps it as the last line of a here-document."""
+    return value.rsplit("\n", 1)[0] if "\n" in value else ""
+
+
+_TIME_KEYWORD = re.compile(r"(?<![\w./-])time(\s+-p)?(?=\s)")
+
+
+def _parse(text: str) -> list[Any]:
+    import bashlex
+
+    try:
+        return list(bashlex.parse(text))
+    except NotImplementedError as e:
+        if "time" not in str(e):
+            raise
+    # bashlex has no 'time' keyword. Blanking the standalone word 'time' (and its '-p')
+    # removes no command and keeps every offset: the timed pipeline is then parsed as is.
+    blanked = _TIME_KEYWORD.sub(lambda m: " " * len(m.group(0)), text)
+    return list(bashlex.parse(blanked))
+
+
+def _why(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, NotImplementedError):
+        text = f"bashlex does not support this construct: {text}"
+    return _clip(text, 160)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_command_line(text: str) -> Verdict:
+    """Check a shell command line as an agent would run it.
+
+    Args:
+        text: the command line (one or more lines of shell).
+
+    Returns:
+        The verdict; ``allowed`` is False when any part is refused or cannot be parsed.
+    """
+    walker = _Walker()
+    walker.script(text, 0)
+    return Verdict(tuple(walker.findings.values()))
+
+
+def check_argv(argv: Sequence[str]) -> Verdict:
+    """Check one already-expanded command (what a PATH shim receives).
+
+    Args:
+        argv: the command and its arguments, e.g. ``["sudo", "apt-get", "install", "x"]``.
+
+    Returns:
+        The verdict for that command and whatever it wraps (``sudo``, ``sh -c`` ...).
+    """
+    walker = _Walker()
+    words = [_Word(a, dynamic=False, fetch=False) for a in argv]
+    walker.argv(words, 0, stdin_fetch=False, heredoc=None)
+    return Verdict(tuple(walker.findings.values()))

@@ -1,0 +1,169 @@
+"""Rules for apt, apt-get, aptitude, apt-mark, add-apt-repository and dpkg.
+
+Mutating verbs point at the ``aegis apt`` command that plans the same change; simulations
+(``apt-get -s``, ``dpkg --dry-run``) are read-only and allowed. Pure: no I/O.
+
+Example:
+    >>> apt(["-y", "install", "nginx"]).instead
+    'aegis apt install nginx --plan'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aegis.guard.argv import Match, plan, split_options
+
+_APT_VALUE_OPTS = frozenset(
+    {"-o", "-c", "-t", "-a", "--option", "--config-file", "--target-release"}
+    | {"--default-release", "--host-architecture", "--target"}
+)
+_APT_SIMULATE = frozenset({"-s", "--simulate", "--just-print", "--dry-run", "--recon", "--no-act"})
+_APT_VERBS: dict[str, str] = {
+    "install": "install",
+    "reinstall": "install",
+    "satisfy": "install",
+    "build-dep": "install",
+    "markauto": "install",
+    "unmarkauto": "install",
+    "remove": "remove",
+    "autoremove": "remove",
+    "auto-remove": "remove",
+    "purge": "purge",
+    "autopurge": "purge",
+    "upgrade": "upgrade",
+    "full-upgrade": "upgrade",
+    "dist-upgrade": "upgrade",
+    "dselect-upgrade": "upgrade",
+    "safe-upgrade": "upgrade",
+    "update": "update",
+}
+"""Mutating apt verbs -> the ``aegis apt`` verb that plans the same kind of change."""
+_APTITUDE_ONLY = frozenset({"hold", "unhold", "keep", "keep-all", "forbid-version", "forget-new"})
+_APT_SOURCES = frozenset({"edit-sources"})
+
+
+def apt(args: Sequence[str]) -> Match | None:
+    """``apt``/``apt-get``: mutating verbs, unless simulated (``-s``)."""
+    options, operands = split_options(args, _APT_VALUE_OPTS)
+    if not operands or _APT_SIMULATE & set(options):
+        return None
+    verb, rest = operands[0], operands[1:]
+    if verb in _APT_SOURCES:
+        return Match(
+            "apt.sources",
+            "editing the apt sources changes what the host trusts",
+            "ask the operator to add the source and approve it (aegis policy sources)",
+        )
+    kind = _APT_VERBS.get(verb)
+    if kind is None:
+        return None
+    packages = rest if kind in ("install", "remove", "purge") and verb not in _AUTO else []
+    return Match("apt.mutation", f"'{verb}' changes packages directly", plan(kind, packages))
+
+
+_AUTO = frozenset({"autoremove", "auto-remove", "autopurge"})
+
+
+def aptitude(args: Sequence[str]) -> Match | None:
+    """``aptitude``: apt's verbs, holds, and the interactive (bare) form."""
+    options, operands = split_options(args, _APT_VALUE_OPTS)
+    if not operands and not {"-h", "--help", "--version"} & set(options):
+        return Match(
+            "apt.mutation",
+            "interactive aptitude changes packages directly",
+            plan("install"),
+        )
+    if operands and operands[0] in _APTITUDE_ONLY:
+        return Match("apt.mark", f"'{operands[0]}' changes package selections", _MARK_INSTEAD)
+    return apt(args)
+
+
+_MARK_INSTEAD = "ask the operator: holds and auto/manual marks change what later upgrades do"
+_APT_MARK_VERBS = frozenset(
+    {"hold", "unhold", "auto", "manual", "minimize-manual", "install", "remove", "deinstall"}
+    | {"purge"}
+)
+
+
+def apt_mark(args: Sequence[str]) -> Match | None:
+    """``apt-mark``: holds, auto/manual marks and selections."""
+    _, operands = split_options(args, _APT_VALUE_OPTS | {"-f", "--file"})
+    if operands and operands[0] in _APT_MARK_VERBS:
+        return Match("apt.mark", f"'apt-mark {operands[0]}' changes package state", _MARK_INSTEAD)
+    return None
+
+
+def add_repository(args: Sequence[str]) -> Match | None:
+    """``add-apt-repository``: always a change to what the host trusts."""
+    return apt(["edit-sources"])
+
+
+_DPKG_ACTIONS: dict[str, str] = {
+    "-i": "install",
+    "--install": "install",
+    "--unpack": "install",
+    "--record-avail": "install",
+    "-A": "install",
+    "--configure": "install",
+    "--triggers-only": "install",
+    "-r": "remove",
+    "--remove": "remove",
+    "-P": "purge",
+    "--purge": "purge",
+    "--set-selections": "selections",
+    "--clear-selections": "selections",
+    "--update-avail": "selections",
+    "--merge-avail": "selections",
+    "--clear-avail": "selections",
+    "--forget-old-unavail": "selections",
+    "--add-architecture": "selections",
+    "--remove-architecture": "selections",
+}
+_DPKG_VALUE_OPTS = frozenset(
+    {
+        "-D",
+        "--debug",
+        "--admindir",
+        "--root",
+        "--instdir",
+        "--log",
+        "--status-fd",
+        "--status-logger",
+    }
+    | {"--path-include", "--path-exclude", "--ignore-depends", "--force", "--refuse"}
+)
+_DPKG_DRY = frozenset({"--dry-run", "--no-act", "--simulate"})
+
+
+def _deb_package(operand: str) -> str:
+    """``nginx_1.2_amd64.deb`` -> ``nginx`` (a name for the hint only)."""
+    base = operand.rsplit("/", 1)[-1]
+    return base.split("_", 1)[0] if base.endswith(".deb") else base
+
+
+def dpkg(args: Sequence[str]) -> Match | None:
+    """``dpkg``: install, remove, purge, unpack, configure and selection actions."""
+    options, operands = split_options(args, _DPKG_VALUE_OPTS)
+    if _DPKG_DRY & set(options):
+        return None
+    for option in options:
+        kind = _DPKG_ACTIONS.get(option)
+        if kind is None:
+            continue
+        if kind == "selections":
+            return Match("dpkg.mutation", f"'dpkg {option}' changes package state", _MARK_INSTEAD)
+        packages = [_deb_package(o) for o in operands if not o.startswith("-")]
+        return Match(
+            "dpkg.mutation", f"'dpkg {option}' changes packages directly", plan(kind, packages)
+        )
+    return None
+
+
+def dpkg_reconfigure(args: Sequence[str]) -> Match | None:
+    """``dpkg-reconfigure``: always runs maintainer scripts."""
+    return Match(
+        "dpkg.mutation",
+        "dpkg-reconfigure runs maintainer scripts as root",
+        "ask the operator; package changes go through aegis apt ... --plan",
+    )
