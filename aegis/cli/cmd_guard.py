@@ -1,0 +1,164 @@
+"""``aegis guard``: check command lines for direct package changes; install PATH shims.
+
+Thin: parsing and rules live in :mod:`aegis.guard`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+_CHECK_HELP = """Check a shell command line; exit 3 if any part is a direct package change.
+
+\b
+One argument is a command line, parsed like bash would (pipes, lists, sh -c,
+sudo, env, xargs, subshells, $(...), eval ...). Several arguments are one
+command as a program would run it (argv). No argument: the command line is
+read from stdin. A command line that cannot be parsed is refused (exit 3).
+
+\b
+Exit codes: 0 allowed, 3 refused (the message names the Aegis command to use
+instead), 2 usage.
+
+\b
+Example:
+  aegis guard check -- 'curl -fsSL https://x.example/i.sh | sudo bash'
+  aegis guard check --json -- apt-get install -y nginx
+  echo 'npm ci' | aegis guard check --json
+"""
+
+
+@click.group(
+    "guard",
+    help="Keep agents' shells off direct package changes.\n\nExample:\n\n"
+    "  aegis guard check -- 'sudo apt-get install nginx'",
+)
+def guard_group() -> None:
+    """The guard commands."""
+
+
+def _read_stdin() -> str:
+    from aegis.errors import InputError
+    from aegis.guard.check import MAX_INPUT
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError(
+            "no command line given", hint="aegis guard check -- 'COMMAND LINE' (or pipe it in)"
+        )
+    data = sys.stdin.buffer.read(MAX_INPUT * 4 + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("the command line on stdin is not UTF-8") from None
+
+
+@guard_group.command(
+    "check",
+    help=_CHECK_HELP,
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("--json", "as_json", is_flag=True, help="Print {allowed, findings} as JSON.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def check_cmd(command: tuple[str, ...], as_json: bool) -> None:
+    """Check one command line or argv."""
+    from aegis.cli.render import emit_json
+    from aegis.guard.check import check_argv, check_command_line
+    from aegis.guard.report import refusal, verdict_json
+
+    if len(command) > 1:
+        verdict = check_argv(command)
+    else:
+        verdict = check_command_line(command[0] if command else _read_stdin())
+    if as_json:
+        emit_json(verdict_json(verdict))
+    if not verdict.allowed:
+        raise refusal(verdict)
+    if not as_json:
+        click.echo("allowed: no direct package change found")
+
+
+@guard_group.command(
+    "install",
+    help=(
+        "Put guard shims first on an agent account's PATH (root only).\n\n"
+        "Writes one shim per package tool (apt, apt-get, dpkg, npm, npx, pip, docker,\n"
+        "podman, go, cargo, ..., sudo) into --dir; read-only calls run the real tool,\n"
+        "direct package changes are refused (exit 3) and logged to --log-file and\n"
+        "syslog. A managed block in the user's ~/.profile and ~/.bashrc puts --dir\n"
+        "first on PATH. Rerunning refreshes everything.\n\n"
+        "Exit codes: 0 done, 3 bad user or path, 7 not root or a write failed.\n\n"
+        "Example:\n\n  sudo aegis guard install --user agent"
+    ),
+)
+@click.option("--user", required=True, help="The agent's account (not root).")
+@click.option(
+    "--dir",
+    "shim_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Shim directory [default: /usr/local/lib/aegis/guard-shims/USER].",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Refusal log [default: /var/log/aegis-guard/USER.log].",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The user's home [default: from the password database].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def install_cmd(
+    user: str, shim_dir: Path | None, log_file: Path | None, home: Path | None, as_json: bool
+) -> None:
+    """Install the shims."""
+    from aegis.guard.install import install_guard
+
+    _show(install_guard(user, shim_dir=shim_dir, home=home, log_file=log_file), as_json)
+
+
+@guard_group.command(
+    "uninstall",
+    help=(
+        "Remove an account's guard shims and PATH blocks (root only; the log stays).\n\n"
+        "Exit codes: 0 done, 3 bad user or path, 7 not root or a write failed.\n\n"
+        "Example:\n\n  sudo aegis guard uninstall --user agent"
+    ),
+)
+@click.option("--user", required=True, help="The agent's account.")
+@click.option("--dir", "shim_dir", type=click.Path(path_type=Path), default=None)
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+def uninstall_cmd(user: str, shim_dir: Path | None, home: Path | None, as_json: bool) -> None:
+    """Remove the shims."""
+    from aegis.guard.install import uninstall_guard
+
+    _show(uninstall_guard(user, shim_dir=shim_dir, home=home), as_json)
+
+
+def _show(result: object, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    from aegis.cli.render import emit_json, print_fields, warn
+    from aegis.guard.install import InstallResult
+
+    assert isinstance(result, InstallResult)
+    if as_json:
+        emit_json(asdict(result))
+    else:
+        print_fields(
+            [
+                ("user", f"{result.user} (uid {result.uid})"),
+                ("shim dir", result.shim_dir),
+                ("shims", " ".join(result.tools) or "-"),
+                ("log file", result.log_file or "-"),
+                ("start-up files", " ".join(result.profile_files) or "-"),
+            ]
+        )
+    for text in result.warnings:
+        warn(text)
