@@ -35,6 +35,7 @@ from typing import Any
 
 from aegis.guard.argv import Match
 from aegis.guard.rules import any_tool_match, match_argv
+from aegis.guard.shell_parse import delimiter_is_quoted, parse
 from aegis.guard.wrappers import SHELLS, Run, Script, unwrap
 
 MAX_DEPTH = 8
@@ -54,6 +55,7 @@ _PROGRAM_LETTERS = frozenset("ceEmp")
 """Interpreter options that give the program on the command line (not from stdin)."""
 _SHELL_VALUE_OPTS = frozenset({"-o", "+o", "-O", "+O"})
 _GLOB = re.compile(r"[*?\[]")
+_EXPANDS = re.compile(r"\$\(|`|\$\{")
 _DOWNLOAD_INSTEAD = (
     "download the script to a file, read it, and plan the changes it would make with Aegis "
     "(aegis apt install <package> --plan); never pipe a download into an interpreter"
@@ -125,7 +127,7 @@ class _Walker:
         if not text.strip():
             return set()
         try:
-            trees = _parse(text)
+            trees = parse(text)
         except Exception as e:  # bashlex raises several types, and any of its bugs must refuse
             self.refuse_input(text, "parse.failed", f"cannot parse the command line ({_why(e)})")
             return set()
@@ -200,6 +202,9 @@ class _Walker:
                 doc = getattr(part, "heredoc", None)
                 if doc is not None:
                     heredoc = _heredoc_body(str(doc.value))
+                    if not delimiter_is_quoted(str(part.output.word)) and _EXPANDS.search(heredoc):
+                        # An unquoted here-document expands $(...) and `...` in its body.
+                        names |= self.script(heredoc, depth + 1)
             elif part.kind not in ("reservedword", "operator"):
                 self.refuse_input(src, "parse.failed", f"unsupported shell construct '{part.kind}'")
         return names | self.argv(words, depth, stdin_fetch=stdin_fetch, heredoc=heredoc)
@@ -384,23 +389,6 @@ def _first_group(text: str) -> tuple[int, int, list[str]] | None:
 def _heredoc_body(value: str) -> str:
     """Drop the closing delimiter: bashlex keeps it as the last line of a here-document."""
     return value.rsplit("\n", 1)[0] if "\n" in value else ""
-
-
-_TIME_KEYWORD = re.compile(r"(?<![\w./-])time(\s+-p)?(?=\s)")
-
-
-def _parse(text: str) -> list[Any]:
-    import bashlex
-
-    try:
-        return list(bashlex.parse(text))
-    except NotImplementedError as e:
-        if "time" not in str(e):
-            raise
-    # bashlex has no 'time' keyword. Blanking the standalone word 'time' (and its '-p')
-    # removes no command and keeps every offset: the timed pipeline is then parsed as is.
-    blanked = _TIME_KEYWORD.sub(lambda m: " " * len(m.group(0)), text)
-    return list(bashlex.parse(blanked))
 
 
 def _why(e: Exception) -> str:
