@@ -35,7 +35,7 @@ from typing import Any
 
 from aegis.guard.argv import Match
 from aegis.guard.rules import any_tool_match, match_argv
-from aegis.guard.shell_parse import delimiter_is_quoted, parse
+from aegis.guard.shell_parse import delimiter_is_quoted, dequote, parse
 from aegis.guard.wrappers import SHELLS, Run, Script, unwrap
 
 MAX_DEPTH = 8
@@ -166,23 +166,26 @@ class _Walker:
         """Walk the substitutions inside a word (they run); note what the word holds."""
         if not hasattr(node, "word"):  # a redirect to a file descriptor (2>&1)
             return _Word("", dynamic=False, fetch=False)
-        dynamic = fetch = False
+        fetch = False
+        spans: list[tuple[int, int]] = []
         for part in getattr(node, "parts", []):
             if part.kind in ("commandsubstitution", "processsubstitution"):
-                dynamic = True
                 seen = self.node(part.command, src, depth, False)
                 names |= seen
                 fetch = fetch or bool(seen & FETCHERS)
             elif part.kind == "parameter":
-                dynamic = True
                 value = str(getattr(part, "value", ""))
                 if "$(" in value or "`" in value:  # ${x:-$(cmd)}: bashlex leaves it unparsed
                     seen = self.script(value, depth + 1)
                     names |= seen
                     fetch = fetch or bool(seen & FETCHERS)
-            elif part.kind != "tilde":
-                dynamic = True
-        return _Word(str(node.word), dynamic=dynamic, fetch=fetch)
+            if part.kind != "tilde":
+                spans.append((part.pos[0], part.pos[1]))
+        start, end = node.pos
+        if not 0 <= start <= end <= len(src):  # never seen; fail towards "unknown"
+            return _Word(str(node.word), dynamic=True, fetch=fetch)
+        text, expands = dequote(src, start, end, spans)
+        return _Word(text, dynamic=expands, fetch=fetch)
 
     def command(self, node: Any, src: str, depth: int, stdin_fetch: bool) -> set[str]:
         names: set[str] = set()
@@ -192,7 +195,12 @@ class _Walker:
             if part.kind == "word":
                 word = self.word(part, src, depth, names)
                 raw = src[part.pos[0] : part.pos[1]]
-                words.extend(_brace_words(word, raw))
+                expanded = _brace_words(word, raw)
+                if expanded is None:
+                    reason = f"brace expansion to more than {MAX_BRACE_WORDS} words"
+                    self.refuse_input(raw, "parse.too-large", reason)
+                    return names
+                words.extend(expanded)
             elif part.kind == "assignment":
                 self.word(part, src, depth, names)
             elif part.kind == "redirect":
@@ -318,12 +326,17 @@ def _program_from_stdin(name: str, texts: Sequence[str]) -> bool:
     return _program_word(name, texts) == -1
 
 
-def _brace_words(word: _Word, raw: str) -> list[_Word]:
-    """``{apt-get,install,x}`` is three words to bash: expand unquoted comma braces."""
+def _brace_words(word: _Word, raw: str) -> list[_Word] | None:
+    """``{apt-get,install,x}`` is three words to bash: expand unquoted comma braces.
+
+    Returns None when the expansion passes :data:`MAX_BRACE_WORDS` (the caller refuses).
+    """
     if word.dynamic or "," not in word.text or not _unquoted_brace(raw):
         return [word]
     expanded = _expand_braces(word.text)
-    return [_Word(text, dynamic=len(expanded) > MAX_BRACE_WORDS, fetch=False) for text in expanded]
+    if expanded is None:
+        return None
+    return [_Word(text, dynamic=False, fetch=False) for text in expanded]
 
 
 def _unquoted_brace(raw: str) -> bool:
@@ -343,7 +356,7 @@ def _unquoted_brace(raw: str) -> bool:
     return False
 
 
-def _expand_braces(text: str) -> list[str]:
+def _expand_braces(text: str) -> list[str] | None:
     """Bash-style comma brace expansion of one word, bounded by MAX_BRACE_WORDS.
 
     A hand-written bound on purpose: the only question is which words bash would pass,
@@ -360,7 +373,7 @@ def _expand_braces(text: str) -> list[str]:
             start, end, alternatives = span
             results.extend(current[:start] + alt + current[end + 1 :] for alt in alternatives)
         if len(done) + len(results) > MAX_BRACE_WORDS:
-            return [*done, *results]
+            return None
     return list(reversed(done))
 
 

@@ -7,6 +7,13 @@ r"""The bashlex parser, with the two gaps that matter for agents' command lines 
 - bashlex has no ``time`` keyword: the standalone word ``time`` (and its ``-p``) is
   blanked before a second attempt. Blanking removes no command and keeps every offset.
 
+- bashlex's quote removal is wrong for mixed quoting: ``'a'"'"'b'`` (how ``shlex.quote``
+  nests a quote) comes back as ``a'"'"'b``, which would hide ``sh -c 'sh -c '"'"'apt-get
+  install x'"'"''``. :func:`dequote` removes quotes from the word's source text the way
+  bash does (backslashes, single, double and ``$'...'`` quotes), copying the expansions
+  bashlex found (``$x``, ``$(...)``, backticks) verbatim. It is hand-written on purpose:
+  it is a security bound, and bashlex gives the positions it needs.
+
 Everything else bashlex cannot parse raises, and the checker refuses it.
 
 Example:
@@ -17,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 _TIME_KEYWORD = re.compile(r"(?<![\w./-])time(\s+-p)?(?=\s)")
@@ -75,3 +83,115 @@ def parse(text: str) -> list[Any]:
             raise
     blanked = _TIME_KEYWORD.sub(lambda m: " " * len(m.group(0)), text)
     return list(bashlex.parse(blanked))
+
+
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
+_NUMERIC_ESCAPE = re.compile(
+    r"x([0-9a-fA-F]{1,2})|u([0-9a-fA-F]{1,4})|U([0-9a-fA-F]{1,8})|([0-7]{1,3})"
+)
+
+
+def _ansi_c(body: str) -> str:
+    """Decode the inside of ``$'...'`` as bash does."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\" or i + 1 >= len(body):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = body[i + 1]
+        if nxt in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[nxt])
+            i += 2
+            continue
+        if nxt == "c" and i + 2 < len(body):
+            out.append(chr(ord(body[i + 2]) & 0x1F))
+            i += 3
+            continue
+        m = _NUMERIC_ESCAPE.match(body, i + 1)
+        if m is None:
+            out.append(body[i : i + 2])
+            i += 2
+            continue
+        digits = next(g for g in m.groups() if g is not None)
+        code = int(digits, 8 if m.group(4) is not None else 16)
+        out.append(chr(code) if code <= sys.maxunicode else "\ufffd")
+        i = m.end()
+    return "".join(out)
+
+
+def _ansi_c_end(src: str, i: int, end: int) -> int:
+    """Index of the quote closing the ``$'`` that starts at ``i``."""
+    j = i + 2
+    while j < end and src[j] != "'":
+        j += 2 if src[j] == "\\" else 1
+    return min(j, end)
+
+
+def dequote(src: str, start: int, end: int, spans: list[tuple[int, int]]) -> tuple[str, bool]:
+    """Bash's quote removal on ``src[start:end]``, one word.
+
+    Args:
+        src: the text bashlex parsed.
+        start: the word's start offset in ``src``.
+        end: its end offset.
+        spans: (start, end) of the expansions bashlex found in the word; copied verbatim.
+
+    Returns:
+        (the word after quote removal, whether it holds an expansion other than ``$'...'``).
+    """
+    starts = dict(spans)
+    out: list[str] = []
+    expands = False
+    quoted = False  # inside "..."
+    i = start
+    while i < end:
+        ch = src[i]
+        if not quoted and src.startswith("$'", i):
+            close = _ansi_c_end(src, i, end)
+            out.append(_ansi_c(src[i + 2 : close]))
+            i = close + 1
+        elif i in starts and starts[i] > i:
+            out.append(src[i : starts[i]])
+            expands = True
+            i = starts[i]
+        elif ch == "\\":
+            nxt = src[i + 1 : i + 2]
+            if nxt == "\n":
+                i += 2
+            elif not quoted or (nxt and nxt in '$`"\\'):
+                out.append(nxt or ch)
+                i += 2
+            else:
+                out.append(ch)
+                i += 1
+        elif ch == '"':
+            quoted = not quoted
+            i += 1
+        elif ch == "'" and not quoted:
+            close = src.find("'", i + 1, end)
+            close = end if close < 0 else close
+            out.append(src[i + 1 : close])
+            i = close + 1
+        elif not quoted and src.startswith('$"', i):
+            i += 1  # $"..." is a translatable "...": the $ goes
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out), expands
