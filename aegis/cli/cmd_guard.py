@@ -19,8 +19,14 @@ command as a program would run it (argv). No argument: the command line is
 read from stdin. A command line that cannot be parsed is refused (exit 3).
 
 \b
+With --hook claude-code or --hook codex it is a PreToolUse hook: the call
+comes as the runtime's JSON on stdin, and it exits 0 to allow or 2 to block
+(the runtime's convention; stderr tells the model why). Any failure of the
+hook itself blocks too. Configure it as: aegis guard check --hook claude-code || exit 2
+
+\b
 Exit codes: 0 allowed, 3 refused (the message names the Aegis command to use
-instead), 2 usage.
+instead), 2 usage; with --hook: 0 allow, 2 block.
 
 \b
 Example:
@@ -60,13 +66,21 @@ def _read_stdin() -> str:
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {allowed, findings} as JSON.")
+@click.option(
+    "--hook",
+    type=click.Choice(["claude-code", "codex"]),
+    default=None,
+    help="Read the runtime's PreToolUse JSON on stdin; exit 0 to allow, 2 to block.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def check_cmd(command: tuple[str, ...], as_json: bool) -> None:
+def check_cmd(command: tuple[str, ...], as_json: bool, hook: str | None) -> None:
     """Check one command line or argv."""
     from aegis.cli.render import emit_json
     from aegis.guard.check import check_argv, check_command_line
     from aegis.guard.report import refusal, verdict_json
 
+    if hook is not None:
+        _run_hook(hook, bool(command) or as_json)
     if len(command) > 1:
         verdict = check_argv(command)
     else:
@@ -77,6 +91,22 @@ def check_cmd(command: tuple[str, ...], as_json: bool) -> None:
         raise refusal(verdict)
     if not as_json:
         click.echo("allowed: no direct package change found")
+
+
+def _run_hook(runtime: str, misused: bool) -> None:
+    """Answer one hook call in the runtime's convention; every failure blocks (exit 2)."""
+    from aegis.guard.hooks import BLOCK, MAX_PAYLOAD, decide
+
+    try:
+        if misused:
+            code, text = BLOCK, "Error: --hook reads the call from stdin; no COMMAND or --json\n"
+        else:
+            code, text = decide(runtime, sys.stdin.buffer.read(MAX_PAYLOAD + 1))
+    except BaseException as e:  # a crash would let the call run: block instead
+        code, text = BLOCK, f"Error: aegis guard hook failed ({type(e).__name__}); blocked\n"
+    if text:
+        click.echo(text, err=True, nl=False)
+    raise click.exceptions.Exit(code)
 
 
 @guard_group.command(

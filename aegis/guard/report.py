@@ -44,6 +44,16 @@ def refusal(verdict: Verdict) -> GuardRefusedError:
     return GuardRefusedError("\n".join(lines), hint=hint)
 
 
+def refusal_text(verdict: Verdict) -> str:
+    """The refusal exactly as the CLI's error handler prints it (for the shims and hooks).
+
+    They print it themselves to stay light (no click); a test holds the two together.
+    """
+    lines = refusal(verdict).diagnostics().split("\n")
+    rest = [line if line.startswith("  ") else f"  {line}" for line in lines[1:]]
+    return "\n".join([f"Error: {lines[0]}", *rest]) + "\n"
+
+
 def verdict_json(verdict: Verdict) -> dict[str, Any]:
     """The ``--json`` document agent hooks read: ``{"allowed": ..., "findings": [...]}``."""
     return {

@@ -114,12 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_NOT_FOUND
         os.execv(real, [tool, *rest])  # noqa: S606  (argv list, the real tool by path)
     problem = _log(log_file, log_line(tool, rest, verdict))
-    from aegis.cli.shell import report_error
-    from aegis.guard.report import refusal
+    from aegis.guard.report import GuardRefusedError, refusal_text
 
+    sys.stderr.write(refusal_text(verdict))
     if problem is not None:
         sys.stderr.write(f"aegis guard: warning: refusal not logged ({problem})\n")
-    return report_error(refusal(verdict))
+    return GuardRefusedError.exit_code
 
 
 if __name__ == "__main__":

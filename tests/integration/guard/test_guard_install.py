@@ -163,6 +163,8 @@ def test_agent_login_shell_is_guarded(public_python: Path, agent: Agent) -> None
     assert refused.returncode == 3, refused.stderr
     assert "[dpkg.mutation]" in refused.stderr
     assert "instead: aegis apt install nginx --plan" in refused.stderr
+    as_cli = invoke("guard", "check", "--", "dpkg", "-i", "/nonexistent/nginx_1.22_amd64.deb")
+    assert refused.stderr == as_cli.stderr  # the shim says what 'aegis guard check' says
     (line,) = agent.log.read_text().splitlines()
     record = json.loads(line)
     assert record["user"] == "nobody"

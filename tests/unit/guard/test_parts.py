@@ -201,3 +201,16 @@ def test_quote_removal_matches_bash(word: str) -> None:
     ).stdout.decode()
     assert ours == theirs
     assert not expands
+
+
+def test_hook_decide_never_raises() -> None:
+    from aegis.guard.hooks import decide
+
+    assert decide("claude-code", b'{"tool_name": "Bash", "tool_input": {"command": "ls"}}') == (
+        0,
+        "",
+    )
+    code, text = decide("claude-code", b"x" * (2 * 1024 * 1024))
+    assert code == 2
+    assert "larger than" in text
+    assert decide("no-such-runtime", b"{}")[0] == 2
