@@ -142,14 +142,27 @@ def _run_hook(runtime: str, misused: bool) -> None:
     default=None,
     help="The user's home [default: from the password database].",
 )
+@click.option(
+    "--python",
+    default=None,
+    help="The Python (with Aegis) the shims run [default: this one]; the user must be able "
+    "to run it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def install_cmd(
-    user: str, shim_dir: Path | None, log_file: Path | None, home: Path | None, as_json: bool
+    *,
+    user: str,
+    shim_dir: Path | None,
+    log_file: Path | None,
+    home: Path | None,
+    python: str | None,
+    as_json: bool,
 ) -> None:
     """Install the shims."""
     from aegis.guard.install import install_guard
 
-    _show(install_guard(user, shim_dir=shim_dir, home=home, log_file=log_file), as_json)
+    result = install_guard(user, shim_dir=shim_dir, home=home, log_file=log_file, python=python)
+    _show(result, as_json)
 
 
 @guard_group.command(

@@ -204,13 +204,16 @@ def install_guard(
         GuardInstallError: not root, or a file could not be written (exit 7).
         InputError: unknown user, root, or an unusable path (exit 3).
     """
-    from aegis.guard.profile import edit_profiles
+    from aegis.guard.profile import edit_profiles, probe_shim_python
 
     _require_root()
     account = _account(user)
     shims = _checked_dir(shim_dir, DEFAULT_SHIM_ROOT / user, "--dir")
     log = _checked_dir(log_file, DEFAULT_LOG_DIR / f"{user}.log", "--log-file")
     interpreter = python or sys.executable
+    if not os.path.isabs(interpreter):
+        raise InputError(f"--python {interpreter!r} must be an absolute path")
+    probe_shim_python(account, interpreter)  # before writing anything
     try:
         _prepare_log(log, account)
         _write_shims(shims, python=interpreter, log_file=str(log), user=user)

@@ -9,12 +9,15 @@ user could write anyway. Errors in the child come back through a pipe.
 
 Example:
     files, warnings = edit_profiles(pwd.getpwnam("agent"), Path("/home/agent"), block)
+    probe_shim_python(pwd.getpwnam("agent"), "/opt/aegis/venv/bin/python3")
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from aegis.guard.install import GuardInstallError, with_block
@@ -48,17 +51,47 @@ def _edit_one(path: Path, block: str | None, *, at_top: bool, create: bool) -> b
     return True
 
 
-def _child(account: pwd.struct_passwd, home: Path, block: str | None, out: int) -> int:
+def _drop_to(account: pwd.struct_passwd) -> None:
     os.setgroups(os.getgrouplist(account.pw_name, account.pw_gid))
     os.setresgid(account.pw_gid, account.pw_gid, account.pw_gid)
     os.setresuid(account.pw_uid, account.pw_uid, account.pw_uid)
-    edited = [
-        name
-        for name, at_top, create in _FILES
-        if _edit_one(home / name, block, at_top=at_top, create=create)
-    ]
-    os.write(out, ("ok\n" + "\n".join(edited)).encode())
-    return 0
+
+
+def run_as(account: pwd.struct_passwd, work: Callable[[], str], what: str) -> str:
+    """Run ``work`` in a forked child that has dropped to ``account``; return its text.
+
+    Args:
+        account: the user to become (uid, gid and supplementary groups).
+        work: runs in the child only; its return value comes back through a pipe.
+        what: what the work is, for the error message.
+
+    Raises:
+        GuardInstallError: the work raised or the child died (exit 7).
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        os.close(read_end)
+        try:
+            _drop_to(account)
+            answer = "ok\n" + work()
+            code = 0
+        except BaseException as e:
+            answer, code = f"error\n{type(e).__name__}: {e}", 1
+        try:
+            os.write(write_end, answer.encode(errors="replace")[:65536])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        answer = f.read(65536).decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    kind, _, rest = answer.partition("\n")
+    if os.waitstatus_to_exitcode(status) != 0 or kind != "ok":
+        raise GuardInstallError(
+            f"cannot {what} as {account.pw_name!r}: {rest or 'the child process failed'}"
+        )
+    return rest
 
 
 def edit_profiles(
@@ -82,27 +115,47 @@ def edit_profiles(
             f"{home} is not a directory: no start-up file changed; put the shim directory "
             "first on PATH in the agent's service or runtime configuration"
         ]
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        os.close(read_end)
-        code = 1
-        try:
-            code = _child(account, home, block, write_end)
-        except BaseException as e:
-            try:
-                os.write(write_end, f"error\n{type(e).__name__}: {e}".encode(errors="replace"))
-            finally:
-                os._exit(1)
-        os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as f:
-        answer = f.read(65536).decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    kind, _, rest = answer.partition("\n")
-    if os.waitstatus_to_exitcode(status) != 0 or kind != "ok":
-        raise GuardInstallError(
-            f"cannot edit the start-up files of {account.pw_name!r} in {home}: "
-            f"{rest or 'the editing process failed'}"
+
+    def edit() -> str:
+        return "\n".join(
+            name
+            for name, at_top, create in _FILES
+            if _edit_one(home / name, block, at_top=at_top, create=create)
         )
-    return [str(home / name) for name in rest.split("\n") if name], []
+
+    edited = run_as(account, edit, f"edit the start-up files in {home}")
+    return [str(home / name) for name in edited.split("\n") if name], []
+
+
+def probe_shim_python(account: pwd.struct_passwd, python: str) -> None:
+    """Fail unless ``account`` can run ``python -I`` and import the guard from it.
+
+    A shim the agent cannot run would break every package tool it wraps (dpkg -l too).
+
+    Raises:
+        GuardInstallError: the user cannot run it (exit 7).
+    """
+
+    def probe() -> str:
+        proc = subprocess.run(
+            [python, "-I", "-c", "import aegis.guard.shim"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+            cwd="/",
+            timeout=60,
+        )
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"{python} -I -c 'import aegis.guard.shim' failed: {tail}")
+        return ""
+
+    try:
+        run_as(account, probe, "run the shims' Python")
+    except GuardInstallError as e:
+        raise GuardInstallError(
+            e.message,
+            hint="install Aegis where every user can read it (packaging/install-native.sh "
+            "puts it in /opt/aegis), or pass --python",
+        ) from None

@@ -183,8 +183,10 @@ def test_agent_login_shell_is_guarded(public_python: Path, agent: Agent) -> None
     assert bashrc.stdout.strip() == str(agent.shims / "npm")
 
 
-def test_shim_refuses_even_when_the_log_cannot_be_written(agent: Agent) -> None:
-    assert invoke(*agent.install_args()).exit_code == 0
+def test_shim_refuses_even_when_the_log_cannot_be_written(
+    public_python: Path, agent: Agent
+) -> None:
+    assert invoke(*agent.install_args("--python", str(public_python))).exit_code == 0
     agent.log.unlink()
     agent.log.symlink_to(agent.base / "elsewhere")
     proc = subprocess.run(
@@ -199,14 +201,14 @@ def test_shim_refuses_even_when_the_log_cannot_be_written(agent: Agent) -> None:
     assert not (agent.base / "elsewhere").exists()
 
 
-def test_install_is_idempotent_and_uninstall_removes_it(agent: Agent) -> None:
-    first = invoke(*agent.install_args())
+def test_install_is_idempotent_and_uninstall_removes_it(public_python: Path, agent: Agent) -> None:
+    first = invoke(*agent.install_args("--python", str(public_python)))
     assert first.exit_code == 0, first.output
     stale = agent.shims / "oldtool"
     stale.write_text("#!/bin/sh\n# aegis guard shim for oldtool\n")
     operator_file = agent.shims / "README"
     operator_file.write_text("not ours\n")
-    again = invoke(*agent.install_args())
+    again = invoke(*agent.install_args("--python", str(public_python)))
     assert again.exit_code == 0, again.output
     assert not stale.exists()
     for name in (".bashrc", ".profile"):
@@ -228,12 +230,14 @@ def test_install_is_idempotent_and_uninstall_removes_it(agent: Agent) -> None:
     assert agent.log.exists()
 
 
-def test_a_planted_symlink_in_the_home_is_not_written_as_root(agent: Agent) -> None:
+def test_a_planted_symlink_in_the_home_is_not_written_as_root(
+    public_python: Path, agent: Agent
+) -> None:
     victim = agent.base / "root-owned"
     victim.write_text("precious\n")
     (agent.home / ".bashrc").unlink()
     (agent.home / ".bashrc").symlink_to(victim)
-    result = invoke(*agent.install_args())
+    result = invoke(*agent.install_args("--python", str(public_python)))
     assert result.exit_code == 7, result.output
     assert "cannot edit the start-up files" in result.stderr
     assert victim.read_text() == "precious\n"
@@ -263,3 +267,16 @@ def test_install_as_non_root_is_refused(public_python: Path, agent: Agent) -> No
     assert "hint: run it as the operator: sudo aegis guard install --user NAME" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not agent.shims.exists()
+
+
+def test_install_refuses_a_python_the_agent_cannot_run(agent: Agent, tmp_path: Path) -> None:
+    # tmp_path sits in a 0700 directory of root's: uid 65534 cannot reach it, as with a
+    # checkout under /root. Shims running it would break every tool they wrap.
+    private = tmp_path / "python3"
+    private.symlink_to("/usr/bin/python3")
+    result = invoke(*agent.install_args("--python", str(private)))
+    assert result.exit_code == 7, result.output
+    assert "cannot run the shims' Python as 'nobody'" in result.stderr
+    assert "hint: install Aegis where every user can read it" in result.stderr
+    assert not agent.shims.exists()
+    assert not (agent.home / ".bashrc").read_text().startswith(BEGIN)
