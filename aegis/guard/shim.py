@@ -22,11 +22,9 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from aegis.guard.check import Verdict, check_argv
 
@@ -58,6 +56,9 @@ def find_real(tool: str, shim_dir: str, path: str) -> str | None:
 
 def log_line(tool: str, args: Sequence[str], verdict: Verdict) -> str:
     """One JSON line for a refusal (ASCII only, so no control character reaches a log)."""
+    import json  # only on a refusal: a passthrough imports as little as it can
+    from datetime import UTC, datetime
+
     from aegis.text import inert
 
     uid = os.getuid()
