@@ -36,24 +36,24 @@ from typing import Any
 from aegis.guard.argv import Match
 from aegis.guard.rules import any_tool_match, match_argv
 from aegis.guard.shell_parse import delimiter_is_quoted, dequote, parse
+from aegis.guard.words import (
+    INTERPRETERS,
+    MAX_BRACE_WORDS,
+    expand_braces,
+    heredoc_body,
+    program_from_stdin,
+    program_word,
+    unquoted_brace,
+)
 from aegis.guard.wrappers import SHELLS, Run, Script, unwrap
 
 MAX_DEPTH = 8
 """Nested strings (``sh -c`` in ``sh -c`` ...) and wrappers parsed before refusing."""
 MAX_INPUT = 64 * 1024
 """Largest command line accepted (characters)."""
-MAX_BRACE_WORDS = 64
-"""Brace expansion of one word stops (and refuses) past this many words."""
 
 FETCHERS = frozenset({"curl", "wget", "fetch", "http", "https", "xh", "aria2c", "lwp-request"})
 """Commands whose output is a download."""
-_INTERPRETERS = re.compile(
-    r"(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|php[0-9.]*|lua[0-9.]*|tclsh|Rscript)"
-)
-_PROGRAM_OPTS = frozenset({"--eval", "--print", "--command"})
-_PROGRAM_LETTERS = frozenset("ceEmp")
-"""Interpreter options that give the program on the command line (not from stdin)."""
-_SHELL_VALUE_OPTS = frozenset({"-o", "+o", "-O", "+O"})
 _GLOB = re.compile(r"[*?\[]")
 _EXPANDS = re.compile(r"\$\(|`|\$\{")
 _DOWNLOAD_INSTEAD = (
@@ -209,7 +209,7 @@ class _Walker:
                     stdin_fetch = True
                 doc = getattr(part, "heredoc", None)
                 if doc is not None:
-                    heredoc = _heredoc_body(str(doc.value))
+                    heredoc = heredoc_body(str(doc.value))
                     if not delimiter_is_quoted(str(part.output.word)) and _EXPANDS.search(heredoc):
                         # An unquoted here-document expands $(...) and `...` in its body.
                         names |= self.script(heredoc, depth + 1)
@@ -236,7 +236,7 @@ class _Walker:
         name = first.text.rsplit("/", 1)[-1]
         names = {name}
         self.interpreter(name, words, stdin_fetch=stdin_fetch)
-        if heredoc is not None and name in SHELLS and _program_from_stdin(name, texts):
+        if heredoc is not None and name in SHELLS and program_from_stdin(name, texts):
             names |= self.script(heredoc, depth + 1)
         for target in unwrap(texts):
             if isinstance(target, Run):
@@ -276,9 +276,9 @@ class _Walker:
             if any(w.fetch for w in words[1:2]) or (stdin_fetch and texts[1:2] == ["/dev/stdin"]):
                 self.add(texts, _download(name))
             return
-        if name not in SHELLS and not _INTERPRETERS.fullmatch(name):
+        if name not in SHELLS and not INTERPRETERS.fullmatch(name):
             return
-        program = _program_word(name, texts)
+        program = program_word(name, texts)
         if program is None:
             return
         if (program == -1 and stdin_fetch) or (program > 0 and words[program].fetch):
@@ -290,118 +290,17 @@ def _download(name: str) -> Finding:
     return Finding("", "download.exec", reason, _DOWNLOAD_INSTEAD)
 
 
-def _program_word(name: str, texts: Sequence[str]) -> int | None:
-    """Where an interpreter's program comes from: -1 stdin, an argv index, None (-c/-e/-m)."""
-    shell = name in SHELLS
-    i = 1
-    while i < len(texts):
-        arg = texts[i]
-        if arg == "-":
-            return -1
-        if arg == "--":
-            return i + 1 if i + 1 < len(texts) else -1
-        if arg.startswith("--"):
-            if arg.split("=", 1)[0] in _PROGRAM_OPTS:
-                return None
-            i += 1
-            continue
-        if len(arg) > 1 and (arg[0] == "-" or (shell and arg[0] == "+")):
-            letters = set(arg[1:])
-            if shell:
-                if "c" in letters:
-                    return None
-                if "s" in letters:
-                    return -1
-                i += 2 if arg in _SHELL_VALUE_OPTS else 1
-            else:
-                if letters & _PROGRAM_LETTERS:
-                    return None
-                i += 2 if arg in ("-W", "-X") else 1
-            continue
-        return i
-    return -1
-
-
-def _program_from_stdin(name: str, texts: Sequence[str]) -> bool:
-    return _program_word(name, texts) == -1
-
-
 def _brace_words(word: _Word, raw: str) -> list[_Word] | None:
     """``{apt-get,install,x}`` is three words to bash: expand unquoted comma braces.
 
     Returns None when the expansion passes :data:`MAX_BRACE_WORDS` (the caller refuses).
     """
-    if word.dynamic or "," not in word.text or not _unquoted_brace(raw):
+    if word.dynamic or "," not in word.text or not unquoted_brace(raw):
         return [word]
-    expanded = _expand_braces(word.text)
+    expanded = expand_braces(word.text)
     if expanded is None:
         return None
     return [_Word(text, dynamic=False, fetch=False) for text in expanded]
-
-
-def _unquoted_brace(raw: str) -> bool:
-    quote = ""
-    escaped = False
-    for ch in raw:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quote != "'":
-            escaped = True
-        elif quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "{":
-            return True
-    return False
-
-
-def _expand_braces(text: str) -> list[str] | None:
-    """Bash-style comma brace expansion of one word, bounded by MAX_BRACE_WORDS.
-
-    A hand-written bound on purpose: the only question is which words bash would pass,
-    and an unbounded expansion (``{a,b}{a,b}...``) must not exhaust memory.
-    """
-    results = [text]
-    done: list[str] = []
-    while results:
-        current = results.pop()
-        span = _first_group(current)
-        if span is None:
-            done.append(current)
-        else:
-            start, end, alternatives = span
-            results.extend(current[:start] + alt + current[end + 1 :] for alt in alternatives)
-        if len(done) + len(results) > MAX_BRACE_WORDS:
-            return None
-    return list(reversed(done))
-
-
-def _first_group(text: str) -> tuple[int, int, list[str]] | None:
-    for start, ch in enumerate(text):
-        if ch != "{":
-            continue
-        depth = 0
-        parts: list[str] = []
-        last = start + 1
-        for end in range(start, len(text)):
-            if text[end] == "{":
-                depth += 1
-            elif text[end] == "}":
-                depth -= 1
-                if depth == 0:
-                    if parts:
-                        return start, end, [*parts, text[last:end]]
-                    break
-            elif text[end] == "," and depth == 1:
-                parts.append(text[last:end])
-                last = end + 1
-    return None
-
-
-def _heredoc_body(value: str) -> str:
-    """Drop the closing delimiter: bashlex keeps it as the last line of a here-document."""
-    return value.rsplit("\n", 1)[0] if "\n" in value else ""
 
 
 def _why(e: Exception) -> str:

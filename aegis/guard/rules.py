@@ -35,6 +35,11 @@ RULES: dict[str, RuleFn] = {
     "apt-add-repository": a.add_repository,
     "dpkg": a.dpkg,
     "dpkg-reconfigure": a.dpkg_reconfigure,
+    "dpkg-deb": a.dpkg_deb,
+    "gdebi": a.gdebi,
+    "unattended-upgrade": a.unattended_upgrade,
+    "unattended-upgrades": a.unattended_upgrade,
+    "pkcon": a.pkcon,
     "npm": lg.npm,
     "npx": lg.npx,
     "yarn": lg.yarn,
@@ -108,5 +113,7 @@ _ALWAYS: dict[RuleFn, bool] = {
     lg.uvx: True,
     a.dpkg_reconfigure: True,
     a.add_repository: True,
+    a.gdebi: True,
+    a.unattended_upgrade: True,
 }
 """Rules that refuse whatever follows the name: meaningless for an unknown name."""

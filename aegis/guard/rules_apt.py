@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from aegis.guard.argv import Match, plan, split_options
@@ -43,10 +44,26 @@ _APTITUDE_ONLY = frozenset({"hold", "unhold", "keep", "keep-all", "forbid-versio
 _APT_SOURCES = frozenset({"edit-sources"})
 
 
+def _simulated(options: Sequence[str]) -> bool:
+    """``-s`` makes apt read-only, unless something can turn it off again.
+
+    ``--no-simulate`` (apt negates any long option with ``--no-``), ``-o
+    APT::Get::Simulate=false`` and a ``-c`` configuration file all can: with any of
+    them, the call counts as a real one.
+    """
+    if not _APT_SIMULATE & set(options):
+        return False
+    negated = {f"--no-{o[2:]}" for o in _APT_SIMULATE if o.startswith("--")} | {"--no-s"}
+    return not (negated | _APT_CONFIG_OPTS) & set(options)
+
+
+_APT_CONFIG_OPTS = frozenset({"-o", "--option", "-c", "--config-file"})
+
+
 def apt(args: Sequence[str]) -> Match | None:
     """``apt``/``apt-get``: mutating verbs, unless simulated (``-s``)."""
     options, operands = split_options(args, _APT_VALUE_OPTS)
-    if not operands or _APT_SIMULATE & set(options):
+    if not operands or _simulated(options):
         return None
     verb, rest = operands[0], operands[1:]
     if verb in _APT_SOURCES:
@@ -136,7 +153,7 @@ _DPKG_VALUE_OPTS = frozenset(
 _DPKG_DRY = frozenset({"--dry-run", "--no-act", "--simulate"})
 
 
-def _deb_package(operand: str) -> str:
+def deb_package(operand: str) -> str:
     """``nginx_1.2_amd64.deb`` -> ``nginx`` (a name for the hint only)."""
     base = operand.rsplit("/", 1)[-1]
     return base.split("_", 1)[0] if base.endswith(".deb") else base
@@ -153,7 +170,7 @@ def dpkg(args: Sequence[str]) -> Match | None:
             continue
         if kind == "selections":
             return Match("dpkg.mutation", f"'dpkg {option}' changes package state", _MARK_INSTEAD)
-        packages = [_deb_package(o) for o in operands if not o.startswith("-")]
+        packages = [deb_package(o) for o in operands if not o.startswith("-")]
         return Match(
             "dpkg.mutation", f"'dpkg {option}' changes packages directly", plan(kind, packages)
         )
@@ -167,3 +184,55 @@ def dpkg_reconfigure(args: Sequence[str]) -> Match | None:
         "dpkg-reconfigure runs maintainer scripts as root",
         "ask the operator; package changes go through aegis apt ... --plan",
     )
+
+
+def unattended_upgrade(args: Sequence[str]) -> Match | None:
+    """``unattended-upgrade``: upgrades directly unless ``--dry-run``."""
+    options, _ = split_options(args)
+    if {"--dry-run", "-h", "--help"} & set(options):
+        return None
+    return Match("apt.mutation", "unattended-upgrade upgrades packages directly", plan("upgrade"))
+
+
+_PKCON_VERBS = {
+    "install": "install",
+    "install-local": "install",
+    "remove": "remove",
+    "update": "upgrade",
+    "upgrade-system": "upgrade",
+    "refresh": "update",
+}
+
+
+def pkcon(args: Sequence[str]) -> Match | None:
+    """``pkcon`` (PackageKit): install, remove, update, refresh."""
+    _, operands = split_options(args, frozenset({"-c", "--cache-age"}))
+    kind = _PKCON_VERBS.get(operands[0]) if operands else None
+    if kind is None:
+        return None
+    packages = operands[1:] if kind in ("install", "remove") else []
+    return Match("apt.mutation", f"'pkcon {operands[0]}' changes packages", plan(kind, packages))
+
+
+def gdebi(args: Sequence[str]) -> Match | None:
+    """``gdebi``: installs a local .deb (read-only only with ``--apt-line``/``--help``)."""
+    options, operands = split_options(args, frozenset({"--root", "-o", "--option"}))
+    if {"--apt-line", "-h", "--help", "--version"} & set(options):
+        return None
+    packages = [deb_package(o) for o in operands]
+    return Match(
+        "dpkg.mutation", "gdebi installs a local package directly", plan("install", packages)
+    )
+
+
+def dpkg_deb(args: Sequence[str]) -> Match | None:
+    """``dpkg-deb -x/-X/-R PKG /``: unpacking a package over the root is an install."""
+    options, operands = split_options(args, frozenset({"-Z", "-z", "-S", "--showformat"}))
+    extracts = {"-x", "--extract", "-X", "--vextract", "-R", "--raw-extract"} & set(options)
+    if extracts and any(os.path.normpath(t).strip("/") == "" for t in operands[1:2]):
+        return Match(
+            "dpkg.mutation",
+            "unpacking a package over / installs it behind dpkg's back",
+            plan("install", [deb_package(operands[0])]),
+        )
+    return None

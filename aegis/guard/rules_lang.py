@@ -107,22 +107,26 @@ _PYTHON_VALUE_OPTS = frozenset({"-W", "-X", "-Q"})
 
 
 def python(args: Sequence[str]) -> Match | None:
-    """``python3 -m pip install ...`` (``-mpip`` too): the pip rule on the rest."""
+    """``python3 -m pip install ...`` (``-mpip``, ``-Im pip`` too): the pip rule on the rest."""
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in _PYTHON_VALUE_OPTS:
-            i += 2
-            continue
-        if arg.startswith("-m"):
-            module = arg[2:] or (args[i + 1] if i + 1 < len(args) else "")
-            rest = args[i + 1 :] if arg[2:] else args[i + 2 :]
-            if module == "pip":
-                return pip(rest)
-            return None
-        if not arg.startswith("-") or arg in ("-", "--") or arg.startswith("-c"):
-            return None  # a script, stdin or -c: not pip
         i += 1
+        if arg in _PYTHON_VALUE_OPTS:
+            i += 1
+            continue
+        if not arg.startswith("-") or arg in ("-", "--"):
+            return None  # a script, or stdin: not pip
+        for pos, letter in enumerate(arg[1:], start=1):
+            if letter == "c":
+                return None  # -c PROGRAM
+            if letter in "WX":
+                i += 0 if arg[pos + 1 :] else 1
+                break
+            if letter == "m":
+                module = arg[pos + 1 :] or (args[i] if i < len(args) else "")
+                rest = args[i:] if arg[pos + 1 :] else args[i + 1 :]
+                return pip(rest) if module == "pip" else None
     return None
 
 

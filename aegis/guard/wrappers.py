@@ -115,6 +115,32 @@ _SPECS: dict[str, _Spec] = {
         | _f("--description", "--on-calendar", "--on-active", "--service-type"),
     ),
     "fakeroot": _Spec(value_opts=_f("-l", "--lib", "--faked", "-s", "-i")),
+    "eatmydata": _Spec(),
+    "catchsegv": _Spec(),
+    "unbuffer": _Spec(),
+    "setpriv": _Spec(
+        value_opts=_f("--reuid", "--regid", "--groups", "--ruid", "--rgid", "--euid", "--egid")
+        | _f("--inh-caps", "--ambient-caps", "--bounding-set", "--securebits", "--selinux-label")
+        | _f("--apparmor-profile", "--landlock-access", "--landlock-rule", "--pdeathsig"),
+        no_exec_opts=_f("-d", "--dump", "--help", "--version"),
+    ),
+    "nsenter": _Spec(
+        value_opts=_f("-t", "--target", "-S", "--setuid", "-G", "--setgid", "-N", "--net-socket")
+        | _f("--user-parent", "--env"),
+    ),
+    "unshare": _Spec(
+        value_opts=_f("-S", "--setuid", "-G", "--setgid", "-R", "--root", "-w", "--wd")
+        | _f("--propagation", "--map-user", "--map-group", "--map-users", "--map-groups"),
+    ),
+    "run0": _Spec(
+        value_opts=_f("-u", "--user", "-g", "--group", "-D", "--chdir", "--setenv", "--nice")
+        | _f("--unit", "--property", "--description", "--slice", "--machine"),
+    ),
+    "sg": _Spec(positional=1),
+    "ssh": _Spec(
+        value_opts=_f("-b", "-B", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l")
+        | _f("-m", "-O", "-o", "-p", "-P", "-Q", "-R", "-S", "-W", "-w"),
+    ),
     "busybox": _Spec(no_exec_opts=_f("--list", "--list-full", "--help", "--install")),
     "su": _Spec(
         value_opts=_f("-s", "--shell", "-g", "--group", "-G", "--supp-group", "-w")
@@ -255,6 +281,27 @@ def _flock(argv: Sequence[str]) -> list[Target]:
     return _generic(argv, spec)
 
 
+def _remote(name: str, argv: Sequence[str]) -> list[Target]:
+    """``ssh HOST CMD...`` and ``sg GROUP -c CMD``: a shell runs the joined words.
+
+    The contract binds an agent on every host, so a command sent to another host (or
+    to this one through ssh) is checked like a local one.
+    """
+    if name == "sg":
+        for i, arg in enumerate(argv[1:], start=1):
+            if arg == "-c" and i + 1 < len(argv):
+                return [Script((i + 1,), argv[i + 1])]
+        return _generic(argv, _SPECS["sg"])
+    i, early = _options(argv, _SPECS["ssh"])
+    if early is not None or i + 1 >= len(argv):
+        return []
+    return [Script(tuple(range(i + 1, len(argv))), " ".join(argv[i + 1 :]))]
+
+
+ARGUMENTS_FROM_INPUT = frozenset({"xargs", "find"})
+"""Wrappers that add arguments the guard cannot see (from stdin, file names)."""
+
+
 def _generic(argv: Sequence[str], spec: _Spec) -> list[Target]:
     i, early = _options(argv, spec)
     if early is not None:
@@ -287,6 +334,11 @@ def unwrap(argv: Sequence[str]) -> list[Target]:
         return _watch(argv)
     if name == "flock":
         return _flock(argv)
+    if name == "alias":
+        # An alias whose value is a command runs it later: check the value now.
+        return [Script((i,), a.split("=", 1)[1]) for i, a in enumerate(argv) if "=" in a]
+    if name in ("ssh", "sg"):
+        return _remote(name, argv)
     spec = _SPECS.get(name)
     if spec is None:
         return []
@@ -298,4 +350,21 @@ def unwrap(argv: Sequence[str]) -> list[Target]:
 
 def is_wrapper(name: str) -> bool:
     """True when ``name`` (a basename) may run another command."""
-    return name in _SPECS or name in SHELLS or name in ("eval", "find", "runuser", "watch", "flock")
+    return (
+        name in _SPECS
+        or name in SHELLS
+        or name in ("eval", "find", "runuser", "watch", "flock", "alias")
+    )
+
+
+def input_placeholders(argv: Sequence[str]) -> frozenset[str]:
+    """The words ``xargs -I``/``find -exec`` replace with input (``{}`` unless ``-I X``)."""
+    holders = {"{}"}
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "-I" and i + 1 < len(argv):
+            holders.add(argv[i + 1])
+        elif arg.startswith(("-I", "-i")) and len(arg) > 2:  # noqa: PLR2004
+            holders.add(arg[2:])
+        elif arg.startswith("--replace="):
+            holders.add(arg.split("=", 1)[1])
+    return frozenset(holders)

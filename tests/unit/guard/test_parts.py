@@ -214,3 +214,12 @@ def test_hook_decide_never_raises() -> None:
     assert code == 2
     assert "larger than" in text
     assert decide("no-such-runtime", b"{}")[0] == 2
+
+
+def test_dynamic_names_ignore_rules_that_refuse_any_arguments() -> None:
+    from aegis.guard.rules import RULES, any_tool_match
+
+    # Every rule that refuses a single plain operand must be listed as "always".
+    assert any_tool_match(["notes.txt"]) is None
+    assert any_tool_match(["install", "x"]) is not None
+    assert set(RULES) >= {"gdebi", "unattended-upgrade", "npx"}
