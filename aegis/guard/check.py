@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aegis.guard.argv import Match
-from aegis.guard.rules import any_tool_match, match_argv
+from aegis.guard.argv import Match, split_options
+from aegis.guard.rules import any_tool_match, match_argv, rule_for
 from aegis.guard.shell_parse import delimiter_is_quoted, dequote, parse
 from aegis.guard.words import (
     INTERPRETERS,
@@ -45,7 +45,14 @@ from aegis.guard.words import (
     program_word,
     unquoted_brace,
 )
-from aegis.guard.wrappers import SHELLS, Run, Script, unwrap
+from aegis.guard.wrappers import (
+    ARGUMENTS_FROM_INPUT,
+    SHELLS,
+    Run,
+    Script,
+    input_placeholders,
+    unwrap,
+)
 
 MAX_DEPTH = 8
 """Nested strings (``sh -c`` in ``sh -c`` ...) and wrappers parsed before refusing."""
@@ -56,6 +63,14 @@ FETCHERS = frozenset({"curl", "wget", "fetch", "http", "https", "xh", "aria2c", 
 """Commands whose output is a download."""
 _GLOB = re.compile(r"[*?\[]")
 _EXPANDS = re.compile(r"\$\(|`|\$\{")
+_SAME = object()
+"""A redirect that leaves stdin as it was."""
+_REWRITE = "rewrite the command in plain shell syntax (one command per call), or split it"
+_DECLARES = frozenset({"export", "declare", "local", "readonly", "typeset"})
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+MAX_VALUES = 16
+"""Possible values of a command name built from variables that are checked, at most."""
 _DOWNLOAD_INSTEAD = (
     "download the script to a file, read it, and plan the changes it would make with Aegis "
     "(aegis apt install <package> --plan); never pipe a download into an interpreter"
@@ -104,6 +119,9 @@ class _Walker:
 
     def __init__(self) -> None:
         self.findings: dict[tuple[str, str], Finding] = {}
+        self.variables: dict[str, list[str] | None] = {}
+        """Shell variables set earlier in the input: their possible values, None if unknown."""
+        self.ifs_changed = False
 
     def add(self, argv: Sequence[str], found: Match | Finding) -> None:
         command = (found.command if isinstance(found, Finding) else "") or shlex.join(argv)
@@ -112,8 +130,7 @@ class _Walker:
         )
 
     def refuse_input(self, text: str, rule: str, reason: str) -> None:
-        instead = "rewrite the command in plain shell syntax (one command per call), or split it"
-        self.add([], Finding(_clip(text), rule, reason, instead))
+        self.add([], Finding(_clip(text), rule, reason, _REWRITE))
 
     # ---- command lines ----------------------------------------------------------------
 
@@ -136,18 +153,26 @@ class _Walker:
             names |= self.node(tree, text, depth, stdin_fetch)
         return names
 
-    def node(self, node: Any, src: str, depth: int, stdin_fetch: bool) -> set[str]:
+    def node(
+        self, node: Any, src: str, depth: int, stdin_fetch: bool, stdin_script: str | None = None
+    ) -> set[str]:
         kind = node.kind
         if kind == "command":
-            return self.command(node, src, depth, stdin_fetch)
+            return self.command(node, src, depth, stdin_fetch, stdin_script)
         if kind == "pipeline":
             names: set[str] = set()
             fed = stdin_fetch
+            produced: str | None = None
             for part in node.parts:
-                seen = self.node(part, src, depth, fed)
+                if part.kind in ("pipe", "reservedword"):
+                    continue
+                seen = self.node(part, src, depth, fed, produced)
                 names |= seen
                 fed = fed or bool(seen & FETCHERS)
+                produced = _literal_output(part, src)
             return names
+        if kind == "for":
+            self.loop_variable(node, src, depth)
         if kind in ("list", "compound", "function", "if", "for", "while", "until"):
             names = set()
             for part in getattr(node, "list", None) or node.parts:
@@ -187,10 +212,11 @@ class _Walker:
         text, expands = dequote(src, start, end, spans)
         return _Word(text, dynamic=expands, fetch=fetch)
 
-    def command(self, node: Any, src: str, depth: int, stdin_fetch: bool) -> set[str]:
+    def command(
+        self, node: Any, src: str, depth: int, stdin_fetch: bool, stdin_script: str | None
+    ) -> set[str]:
         names: set[str] = set()
         words: list[_Word] = []
-        heredoc: str | None = None
         for part in node.parts:
             if part.kind == "word":
                 word = self.word(part, src, depth, names)
@@ -202,25 +228,65 @@ class _Walker:
                     return names
                 words.extend(expanded)
             elif part.kind == "assignment":
-                self.word(part, src, depth, names)
+                self.assign(self.word(part, src, depth, names))
             elif part.kind == "redirect":
-                target = self.word(part.output, src, depth, names)
-                if part.type in ("<", "<<<") and target.fetch:
-                    stdin_fetch = True
-                doc = getattr(part, "heredoc", None)
-                if doc is not None:
-                    heredoc = heredoc_body(str(doc.value))
-                    if not delimiter_is_quoted(str(part.output.word)) and _EXPANDS.search(heredoc):
-                        # An unquoted here-document expands $(...) and `...` in its body.
-                        names |= self.script(heredoc, depth + 1)
+                fetches, script = self.redirect(part, src, depth, names)
+                stdin_fetch = stdin_fetch or fetches
+                stdin_script = stdin_script if script is _SAME else script
             elif part.kind not in ("reservedword", "operator"):
                 self.refuse_input(src, "parse.failed", f"unsupported shell construct '{part.kind}'")
-        return names | self.argv(words, depth, stdin_fetch=stdin_fetch, heredoc=heredoc)
+        if words and words[0].text in _DECLARES:
+            for word in words[1:]:
+                self.assign(word)
+        return names | self.argv(words, depth, stdin_fetch=stdin_fetch, stdin_script=stdin_script)
+
+    def redirect(self, part: Any, src: str, depth: int, names: set[str]) -> tuple[bool, Any]:
+        """Walk a redirect; return (stdin is a download, the stdin program text or _SAME)."""
+        target = self.word(part.output, src, depth, names)
+        fetches = part.type in ("<", "<<<") and target.fetch
+        doc = getattr(part, "heredoc", None)
+        if doc is not None:
+            body = heredoc_body(str(doc.value))
+            if not delimiter_is_quoted(str(part.output.word)) and _EXPANDS.search(body):
+                # An unquoted here-document expands $(...) and `...` in its body.
+                names |= self.script(body, depth + 1)
+            return fetches, body
+        if part.type == "<<<":
+            return fetches, None if target.dynamic else target.text
+        if part.type == "<":
+            return fetches, None
+        return fetches, _SAME
+
+    def loop_variable(self, node: Any, src: str, depth: int) -> None:
+        """``for NAME in WORDS``: NAME takes each of WORDS (all unknown if one is dynamic)."""
+        parts = list(node.parts)
+        if len(parts) < 2 or parts[1].kind != "word":  # noqa: PLR2004
+            return
+        values: list[str] | None = []
+        in_list = False
+        for part in parts[2:]:
+            if part.kind == "reservedword":
+                if in_list:
+                    break
+                in_list = part.word == "in"
+                continue
+            if in_list and part.kind == "word" and values is not None:
+                word = self.word(part, src, depth, set())
+                values = None if word.dynamic else [*values, word.text]
+        self.variables[str(parts[1].word)] = values[:MAX_VALUES] if values is not None else None
+
+    def assign(self, word: _Word) -> None:
+        """Remember ``NAME=value`` (for a later ``$NAME`` command name)."""
+        name, eq, value = word.text.partition("=")
+        if not eq or not _VARIABLE.fullmatch(name):
+            return
+        self.variables[name] = None if word.dynamic else [value]
+        self.ifs_changed = self.ifs_changed or name == "IFS"
 
     # ---- one argv -----------------------------------------------------------------------
 
     def argv(
-        self, words: Sequence[_Word], depth: int, *, stdin_fetch: bool, heredoc: str | None
+        self, words: Sequence[_Word], depth: int, *, stdin_fetch: bool, stdin_script: str | None
     ) -> set[str]:
         if not words:
             return set()
@@ -231,17 +297,21 @@ class _Walker:
         texts = [w.text for w in words]
         first = words[0]
         if first.dynamic or _GLOB.search(first.text):
-            self.dynamic_name(words, texts)
+            self.dynamic_name(words, texts, depth)
             return {"?"}
         name = first.text.rsplit("/", 1)[-1]
         names = {name}
         self.interpreter(name, words, stdin_fetch=stdin_fetch)
-        if heredoc is not None and name in SHELLS and program_from_stdin(name, texts):
-            names |= self.script(heredoc, depth + 1)
+        if stdin_script is not None and name in SHELLS and program_from_stdin(name, texts):
+            names |= self.script(stdin_script, depth + 1)
         for target in unwrap(texts):
             if isinstance(target, Run):
                 inner = words[target.start : target.end]
-                names |= self.argv(inner, depth + 1, stdin_fetch=stdin_fetch, heredoc=heredoc)
+                if name in ARGUMENTS_FROM_INPUT:
+                    self.fed(texts, [w.text for w in inner])
+                names |= self.argv(
+                    inner, depth + 1, stdin_fetch=stdin_fetch, stdin_script=stdin_script
+                )
             else:
                 self.script_target(target, words, texts, depth, names)
         found = match_argv(texts)
@@ -256,10 +326,46 @@ class _Walker:
             self.add(texts, _download(texts[0]))
         names |= self.script(target.text, depth + 1)
 
-    def dynamic_name(self, words: Sequence[_Word], texts: list[str]) -> None:
+    def fed(self, wrapper: list[str], inner: list[str]) -> None:
+        """``xargs apt-get`` / ``find -exec dpkg {} ;``: input supplies a package tool's verb."""
+        if not inner or rule_for(inner[0].rsplit("/", 1)[-1]) is None:
+            return
+        holders = input_placeholders(wrapper)
+        _, operands = split_options(inner[1:])
+        if operands and operands[0] not in holders:
+            return  # the verb is on the command line; input adds operands only
+        # "-i" stands for an option-action tool (dpkg), whose input can add an action
+        # only in the place of a placeholder or when the command line gives none.
+        probes = ("install", "-i") if operands or len(inner) == 1 else ("install",)
+        for probe in probes:
+            if operands:
+                candidate = [probe if a == operands[0] else a for a in inner]
+            else:
+                candidate = [*inner, probe]
+            found = match_argv(candidate)
+            if found is not None:
+                reason = (
+                    f"{wrapper[0]} supplies the arguments of {inner[0]} from input the guard "
+                    f"cannot see, and they could be '{probe} ...' ({found.reason})"
+                )
+                self.add(inner, Finding("", "dynamic.command", reason, found.instead))
+                return
+
+    def dynamic_name(self, words: Sequence[_Word], texts: list[str], depth: int) -> None:
         """A command name known only at run time: refuse what any known tool would refuse."""
         if words[0].fetch:
             self.add(texts, _download("a command substitution"))
+            return
+        if self.ifs_changed:
+            reason = "IFS was changed, so the guard cannot tell what this command name splits into"
+            self.add(texts, Finding("", "dynamic.command", reason, _REWRITE))
+            return
+        values = _substitute(texts[0], self.variables) if _REFERENCE.search(texts[0]) else None
+        if values is not None:
+            # $x with x set earlier in the input: check what it runs (word splitting included).
+            rest = f" {shlex.join(texts[1:])}" if texts[1:] else ""
+            for value in values:
+                self.script(value + rest, depth + 1)
             return
         found = any_tool_match(texts[1:])
         if found is not None:
@@ -283,6 +389,40 @@ class _Walker:
             return
         if (program == -1 and stdin_fetch) or (program > 0 and words[program].fetch):
             self.add(texts, _download(name))
+
+
+def _substitute(text: str, variables: dict[str, list[str] | None]) -> list[str] | None:
+    """The values of ``text`` with its ``$NAME`` references replaced; None if unknown."""
+    values = [""]
+    pos = 0
+    for m in _REFERENCE.finditer(text):
+        known = variables.get(m.group(1) or m.group(2))
+        if known is None:
+            return None
+        prefix = text[pos : m.start()]
+        values = [v + prefix + k for v in values for k in known][:MAX_VALUES]
+        pos = m.end()
+    tail = text[pos:]
+    if "$" in tail or "`" in tail or any("$" in p or "`" in p for p in values):
+        return None
+    return [v + tail for v in values]
+
+
+def _literal_output(node: Any, src: str) -> str | None:
+    """What ``echo``/``printf`` with literal arguments writes (a pipe into a shell runs it)."""
+    if node.kind != "command":
+        return None
+    texts: list[str] = []
+    for part in node.parts:
+        if part.kind != "word" or getattr(part, "parts", None):
+            return None  # a redirect, an assignment or an expansion: not a known text
+        texts.append(dequote(src, part.pos[0], part.pos[1], [])[0])
+    if not texts or texts[0].rsplit("/", 1)[-1] not in ("echo", "printf"):
+        return None
+    args = texts[1:]
+    while texts[0].endswith("echo") and args and re.fullmatch(r"-[neE]+", args[0]):
+        args = args[1:]
+    return " ".join(args)
 
 
 def _download(name: str) -> Finding:
@@ -339,5 +479,5 @@ def check_argv(argv: Sequence[str]) -> Verdict:
     """
     walker = _Walker()
     words = [_Word(a, dynamic=False, fetch=False) for a in argv]
-    walker.argv(words, 0, stdin_fetch=False, heredoc=None)
+    walker.argv(words, 0, stdin_fetch=False, stdin_script=None)
     return Verdict(tuple(walker.findings.values()))

@@ -114,6 +114,8 @@ _ALWAYS: dict[RuleFn, bool] = {
     a.dpkg_reconfigure: True,
     a.add_repository: True,
     a.gdebi: True,
+    a.aptitude: True,  # bare aptitude is refused; its verbs are apt's and apt-mark's
+    lg.yarn: True,  # bare yarn is refused; its verbs are pnpm's and npm's
     a.unattended_upgrade: True,
 }
 """Rules that refuse whatever follows the name: meaningless for an unknown name."""
