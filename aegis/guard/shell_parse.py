@@ -1,18 +1,22 @@
-r"""The bashlex parser, with the two gaps that matter for agents' command lines closed.
+r"""The bashlex parser, with the gaps that matter for agents' command lines closed.
 
 - A here-document whose delimiter is quoted (``cat <<'EOF'``, the usual way agents
   write files) never ends in bashlex 0.18: it compares each line with the delimiter
   *before* quote removal (``'EOF'``). :func:`_make_heredoc` is bashlex's own
   ``heredoc.makeheredoc`` with bash's rule (the delimiter is the quote-removed word).
-- bashlex has no ``time`` keyword: the standalone word ``time`` (and its ``-p``) is
-  blanked before a second attempt. Blanking removes no command and keeps every offset.
-
 - bashlex's quote removal is wrong for mixed quoting: ``'a'"'"'b'`` (how ``shlex.quote``
   nests a quote) comes back as ``a'"'"'b``, which would hide ``sh -c 'sh -c '"'"'apt-get
   install x'"'"''``. :func:`dequote` removes quotes from the word's source text the way
   bash does (backslashes, single, double and ``$'...'`` quotes), copying the expansions
   bashlex found (``$x``, ``$(...)``, backticks) verbatim. It is hand-written on purpose:
   it is a security bound, and bashlex gives the positions it needs.
+- bashlex has no ``time`` keyword, no ``[[ ... ]]`` and no ``$(( ... ))``. When a parse
+  fails, it is tried once more with them masked, each by text of the same length, so
+  every offset stays: the word ``time`` (and ``-p``) is blanked, ``[[``/``]]`` become
+  ``[``/``]`` (a test command, whose ``$(...)`` is still parsed and checked), and an
+  arithmetic expansion becomes zeros unless it holds a ``$(``, a backtick, a quote or a
+  backslash (then
+  the first error stands and the input is refused). Masking removes no command.
 
 Everything else bashlex cannot parse raises, and the checker refuses it.
 
@@ -66,6 +70,42 @@ def _make_heredoc(tokenizer: Any, redirnode: Any, lineno: int, killleading: bool
     return text
 
 
+def _mask_arithmetic(text: str) -> str:
+    """``$((expr))`` -> zeros of the same length, when ``expr`` cannot run a command."""
+    out = list(text)
+    start = text.find("$((")
+    while start >= 0:
+        depth, end = 0, -1
+        for i in range(start + 1, len(text)):
+            if text[i] == "(":
+                depth += 1
+            elif text[i] == ")":
+                depth -= 1
+                if depth == 0:
+                    end = i
+                    break
+        if end < 0:
+            break
+        inner = text[start + 3 : end - 1]
+        if end - 1 > start + 2 and text[end - 1] == ")" and not _RUNS.search(inner):
+            out[start : end + 1] = "0" * (end + 1 - start)
+        start = text.find("$((", end)
+    return "".join(out)
+
+
+_RUNS = re.compile(r"\$\(|[`'\"\\]")
+"""Inside ``$((...))``, what could run a command or hide one: then the mask is not applied."""
+_TEST_OPEN = re.compile(r"(?<![^\s;&|(!])\[\[(?=\s)")
+_TEST_CLOSE = re.compile(r"(?<=\s)\]\](?=$|[\s;&|)])")
+
+
+def _masked(text: str) -> str:
+    text = _TIME_KEYWORD.sub(lambda m: " " * len(m.group(0)), text)
+    text = _TEST_OPEN.sub(" [", text)
+    text = _TEST_CLOSE.sub("] ", text)
+    return _mask_arithmetic(text)
+
+
 def parse(text: str) -> list[Any]:
     """Parse ``text`` into bashlex trees.
 
@@ -78,11 +118,14 @@ def parse(text: str) -> list[Any]:
     bashlex.heredoc.makeheredoc = _make_heredoc
     try:
         return list(bashlex.parse(text))
-    except NotImplementedError as e:
-        if "time" not in str(e):
+    except Exception as first:
+        masked = _masked(text)
+        if masked == text:
             raise
-    blanked = _TIME_KEYWORD.sub(lambda m: " " * len(m.group(0)), text)
-    return list(bashlex.parse(blanked))
+        try:
+            return list(bashlex.parse(masked))
+        except Exception:
+            raise first from None  # the error about what was written, not about the mask
 
 
 _SIMPLE_ESCAPES = {

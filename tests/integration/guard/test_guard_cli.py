@@ -72,7 +72,7 @@ def test_several_arguments_are_one_argv() -> None:
 
 
 def test_unparsable_input_fails_closed() -> None:
-    result = run("--json", "--", "if [[ -n $x ]]; then ls; fi")
+    result = run("--json", "--", "case $x in a) ls;; esac")
     assert result.exit_code == 3
     (finding,) = json.loads(result.stdout)["findings"]
     assert finding["rule"] == "parse.failed"
