@@ -228,7 +228,7 @@ class _Walker:
                     return names
                 words.extend(expanded)
             elif part.kind == "assignment":
-                self.assign(self.word(part, src, depth, names))
+                names |= self.assign(self.word(part, src, depth, names), depth)
             elif part.kind == "redirect":
                 fetches, script = self.redirect(part, src, depth, names)
                 stdin_fetch = stdin_fetch or fetches
@@ -237,7 +237,7 @@ class _Walker:
                 self.refuse_input(src, "parse.failed", f"unsupported shell construct '{part.kind}'")
         if words and words[0].text in _DECLARES:
             for word in words[1:]:
-                self.assign(word)
+                names |= self.assign(word, depth)
         return names | self.argv(words, depth, stdin_fetch=stdin_fetch, stdin_script=stdin_script)
 
     def redirect(self, part: Any, src: str, depth: int, names: set[str]) -> tuple[bool, Any]:
@@ -275,13 +275,21 @@ class _Walker:
                 values = None if word.dynamic else [*values, word.text]
         self.variables[str(parts[1].word)] = values[:MAX_VALUES] if values is not None else None
 
-    def assign(self, word: _Word) -> None:
-        """Remember ``NAME=value`` (for a later ``$NAME`` command name)."""
+    def assign(self, word: _Word, depth: int) -> set[str]:
+        """Remember ``NAME=value`` (for a later ``$NAME`` command name).
+
+        A literal value holding ``$(...)`` or backticks is code in waiting: ``eval "$x"``,
+        and bash's arithmetic (``$((x))``, ``[[ $x -eq 1 ]]``) expands a subscript such as
+        ``a[$(cmd)]`` inside a variable's value. It is checked as a command line now.
+        """
         name, eq, value = word.text.partition("=")
         if not eq or not _VARIABLE.fullmatch(name):
-            return
+            return set()
         self.variables[name] = None if word.dynamic else [value]
         self.ifs_changed = self.ifs_changed or name == "IFS"
+        if not word.dynamic and ("$(" in value or "`" in value):
+            return self.script(value, depth + 1)
+        return set()
 
     # ---- one argv -----------------------------------------------------------------------
 

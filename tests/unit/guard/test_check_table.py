@@ -191,6 +191,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("arithmetic-for", "for ((i=0; i<3; i++)); do ls; done", "parse.failed"),
     ("double-bracket-regex-group", "[[ $x =~ ^(a|b)$ ]] && ls", "parse.failed"),
     ("double-bracket-substitution", "[[ -n $(apt-get install -y x) ]] && ls", "apt.mutation"),
+    ("arithmetic-injection", "x='a[$(apt-get install -y x)]'; echo $((x))", "apt.mutation"),
     ("arithmetic-then-install", "sleep $((60 * 5)); apt-get install x", "apt.mutation"),
 ]
 
