@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 
@@ -80,13 +80,14 @@ def split_options(
     return options, operands
 
 
-def first_operand(args: Sequence[str], value_opts: frozenset[str] = frozenset()) -> int | None:
-    """Index in ``args`` of the first operand (as :func:`split_options` reads them), or None."""
+def operand_indices(args: Sequence[str], value_opts: frozenset[str] = frozenset()) -> list[int]:
+    """Indices in ``args`` of the operands, read as :func:`split_options` reads them."""
+    found: list[int] = []
     i = 0
     while i < len(args):
         arg = args[i]
         if arg == "--":
-            return i + 1 if i + 1 < len(args) else None
+            return found + list(range(i + 1, len(args)))
         if arg.startswith("--"):
             i += 2 if "=" not in arg and arg in value_opts else 1
         elif arg.startswith("-") and len(arg) > 1:
@@ -96,8 +97,32 @@ def first_operand(args: Sequence[str], value_opts: frozenset[str] = frozenset())
                     i += 1 if pos == len(arg) - 1 else 0
                     break
         else:
-            return i
-    return None
+            found.append(i)
+            i += 1
+    return found
+
+
+def find_verb(
+    operands: Sequence[str], verbs: Collection[str], read_only: Collection[str]
+) -> int | None:
+    """Index in ``operands`` of the verb a tool acts on, read so that it fails closed.
+
+    The first operand is the verb when the options were read right. An option nobody
+    listed as taking a value shifts it (``npm --omit dev install``), so unless the first
+    operand is a known read-only verb, the first later operand that is a mutating verb
+    counts (``npm view install`` stays read-only).
+
+    Args:
+        operands: the operands, in order.
+        verbs: the mutating verbs.
+        read_only: verbs known to change nothing.
+
+    Returns:
+        The index of the mutating verb, or None.
+    """
+    if not operands or operands[0] in read_only:
+        return None
+    return next((i for i, o in enumerate(operands) if o in verbs), None)
 
 
 def quoted(words: Sequence[str]) -> str:

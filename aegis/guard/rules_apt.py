@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from aegis.guard.argv import Match, plan, split_options
+from aegis.guard.argv import Match, find_verb, plan, split_options
 
 _APT_VALUE_OPTS = frozenset(
     {"-o", "-c", "-t", "-a", "--option", "--config-file", "--target-release"}
@@ -40,8 +40,16 @@ _APT_VERBS: dict[str, str] = {
     "update": "update",
 }
 """Mutating apt verbs -> the ``aegis apt`` verb that plans the same kind of change."""
+_APT_READ_ONLY = frozenset(
+    {"list", "search", "show", "showsrc", "policy", "depends", "rdepends", "madison"}
+    | {"changelog", "download", "source", "check", "clean", "autoclean", "auto-clean", "help"}
+    | {"moo", "indextargets", "showpkg", "stats", "dump", "dumpavail", "unmet", "pkgnames"}
+    | {"dotty", "xvcg", "gencaches", "why", "why-not", "versions", "showhold", "files"}
+)
+"""Verbs that change nothing: with one of these first, later words are package names."""
 _APTITUDE_ONLY = frozenset({"hold", "unhold", "keep", "keep-all", "forbid-version", "forget-new"})
 _APT_SOURCES = frozenset({"edit-sources"})
+_APT_MUTATING = frozenset(_APT_VERBS) | _APT_SOURCES
 
 
 def _simulated(options: Sequence[str]) -> bool:
@@ -63,9 +71,10 @@ _APT_CONFIG_OPTS = frozenset({"-o", "--option", "-c", "--config-file"})
 def apt(args: Sequence[str]) -> Match | None:
     """``apt``/``apt-get``: mutating verbs, unless simulated (``-s``)."""
     options, operands = split_options(args, _APT_VALUE_OPTS)
-    if not operands or _simulated(options):
+    index = find_verb(operands, _APT_MUTATING, _APT_READ_ONLY)
+    if index is None or _simulated(options):
         return None
-    verb, rest = operands[0], operands[1:]
+    verb, rest = operands[index], operands[index + 1 :]
     if verb in _APT_SOURCES:
         return Match(
             "apt.sources",
@@ -91,8 +100,10 @@ def aptitude(args: Sequence[str]) -> Match | None:
             "interactive aptitude changes packages directly",
             plan("install"),
         )
-    if operands and operands[0] in _APTITUDE_ONLY:
-        return Match("apt.mark", f"'{operands[0]}' changes package selections", _MARK_INSTEAD)
+    index = find_verb(operands, _APTITUDE_ONLY, _APT_READ_ONLY)
+    if index is not None and apt(args) is None:
+        verb = operands[index]
+        return Match("apt.mark", f"'{verb}' changes package selections", _MARK_INSTEAD)
     return apt(args)
 
 
@@ -148,7 +159,7 @@ _DPKG_VALUE_OPTS = frozenset(
         "--status-fd",
         "--status-logger",
     }
-    | {"--path-include", "--path-exclude", "--ignore-depends", "--force", "--refuse"}
+    | {"--path-include", "--path-exclude", "--ignore-depends"}
 )
 _DPKG_DRY = frozenset({"--dry-run", "--no-act", "--simulate"})
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from aegis.guard.argv import ASK_OPERATOR, Match, first_operand, split_options
+from aegis.guard.argv import ASK_OPERATOR, Match, find_verb, operand_indices, split_options
 
 _NPM_MUTATING = frozenset(
     {"install", "i", "in", "ins", "inst", "insta", "instal", "isnt", "isnta", "isntal"}
@@ -30,12 +30,23 @@ _NPM_VALUE_OPTS = frozenset(
 )
 
 
+_NPM_READ_ONLY = frozenset(
+    {"ls", "list", "ll", "la", "view", "v", "info", "show", "search", "s", "se", "find"}
+    | {"outdated", "run", "run-script", "rum", "urn", "test", "tst", "t", "start", "stop"}
+    | {"restart", "config", "c", "get", "help", "explain", "why", "version", "pack", "doctor"}
+    | {"whoami", "root", "bin", "prefix", "fund", "query", "sbom", "diff", "docs", "home"}
+    | {"repo", "bugs", "ping", "cache", "completion", "help-search", "pkg"}
+)
+"""npm verbs that install nothing (with one of these first, later words are arguments)."""
+
+
 def npm(args: Sequence[str]) -> Match | None:
     """``npm``: install-like verbs, ``exec``, ``audit fix``, ``init <initializer>``."""
     _, operands = split_options(args, _NPM_VALUE_OPTS)
     if not operands:
         return None
-    verb = operands[0]
+    index = find_verb(operands, _NPM_MUTATING | _NPM_EXEC, _NPM_READ_ONLY)
+    verb = operands[0] if index is None else operands[index]
     if verb in _NPM_EXEC:
         return Match("npm.exec", f"'npm {verb}' downloads and runs package code", ASK_OPERATOR)
     mutating = verb in _NPM_MUTATING or (verb == "init" and len(operands) > 1)
@@ -69,17 +80,22 @@ def yarn(args: Sequence[str]) -> Match | None:
     options, operands = split_options(args, _NPM_VALUE_OPTS)
     if not operands and not {"-h", "--help", "-v", "--version"} & set(options):
         return Match("npm.install", "a bare 'yarn' installs the project's packages", ASK_OPERATOR)
-    if operands and operands[0] in _YARN_MUTATING:
-        return Match("npm.install", f"'yarn {operands[0]}' changes packages", ASK_OPERATOR)
+    index = find_verb(operands, _YARN_MUTATING, _JS_READ_ONLY)
+    if index is not None:
+        return Match("npm.install", f"'yarn {operands[index]}' changes packages", ASK_OPERATOR)
     return None
 
 
 def pnpm(args: Sequence[str]) -> Match | None:
     """``pnpm``: install-like verbs and ``dlx``."""
     _, operands = split_options(args, _NPM_VALUE_OPTS)
-    if operands and operands[0] in _PNPM_MUTATING:
-        return Match("npm.install", f"'pnpm {operands[0]}' changes packages", ASK_OPERATOR)
+    index = find_verb(operands, _PNPM_MUTATING, _JS_READ_ONLY)
+    if index is not None:
+        return Match("npm.install", f"'pnpm {operands[index]}' changes packages", ASK_OPERATOR)
     return None
+
+
+_JS_READ_ONLY = _NPM_READ_ONLY | {"exec", "why", "licenses", "audit", "node", "workspaces"}
 
 
 def pnpx(args: Sequence[str]) -> Match | None:
@@ -93,13 +109,19 @@ _PIP_VALUE_OPTS = frozenset(
 )
 
 
+_PIP_READ_ONLY = frozenset(
+    {"list", "show", "freeze", "check", "config", "search", "cache", "index", "inspect"}
+    | {"debug", "help", "hash", "download", "wheel", "completion"}
+)
+
+
 def pip(args: Sequence[str]) -> Match | None:
     """``pip``/``pip3``/``pip3.N``: install and uninstall."""
     _, operands = split_options(args, _PIP_VALUE_OPTS)
-    if operands and operands[0] in ("install", "uninstall"):
-        return Match(
-            "pip.install", f"'pip {operands[0]}' changes Python packages directly", ASK_OPERATOR
-        )
+    index = find_verb(operands, ("install", "uninstall"), _PIP_READ_ONLY)
+    if index is not None:
+        verb = operands[index]
+        return Match("pip.install", f"'pip {verb}' changes Python packages directly", ASK_OPERATOR)
     return None
 
 
@@ -238,6 +260,15 @@ _CONTAINER_INSTEAD = (
 )
 
 
+_CONTAINER_VERBS = frozenset({"run", "create", "pull", "container", "image"})
+_CONTAINER_READ_ONLY = frozenset(
+    {"ps", "images", "inspect", "logs", "version", "info", "exec", "stats", "top", "events"}
+    | {"history", "search", "login", "logout", "system", "network", "volume", "stop", "start"}
+    | {"restart", "rm", "rmi", "kill", "cp", "diff", "export", "port", "wait", "attach"}
+    | {"pause", "unpause", "rename", "update", "tag", "save", "help", "context", "compose"}
+)
+
+
 def _image_operand(args: Sequence[str]) -> str | None:
     """The image of ``run``/``create``/``pull`` arguments; None if none can be found."""
     i = 0
@@ -262,9 +293,12 @@ def _image_operand(args: Sequence[str]) -> str | None:
 
 def container(args: Sequence[str]) -> Match | None:
     """``docker``/``podman``/``nerdctl`` pull, run or create of an image without a digest."""
-    idx = first_operand(args, _CONTAINER_GLOBAL_VALUE_OPTS)
-    if idx is None:
+    indices = operand_indices(args, _CONTAINER_GLOBAL_VALUE_OPTS)
+    operands = [args[i] for i in indices]
+    found = find_verb(operands, _CONTAINER_VERBS, _CONTAINER_READ_ONLY)
+    if found is None:
         return None
+    idx = indices[found]
     verb, rest = args[idx], list(args[idx + 1 :])
     if verb in ("container", "image") and rest and rest[0] in ("run", "create", "pull"):
         verb, rest = rest[0], rest[1:]

@@ -247,6 +247,21 @@ def _find(argv: Sequence[str]) -> list[Target]:
     return targets
 
 
+def _script_anywhere(argv: Sequence[str], spec: _Spec) -> list[Target]:
+    """``su root -c CMD``: the ``-c`` may follow the user name; look at every word."""
+    for i, arg in enumerate(argv[1:], start=1):
+        name, eq, value = arg.partition("=")
+        if arg.startswith("--") and name in spec.script_opts:
+            return _script_value(argv, i, value if eq else None)
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 1:
+            for pos, letter in enumerate(arg[1:], start=1):
+                if f"-{letter}" in spec.script_opts:
+                    return _script_value(argv, i, arg[pos + 1 :] or None)
+                if f"-{letter}" in spec.value_opts:
+                    break
+    return []
+
+
 def _runuser(argv: Sequence[str]) -> list[Target]:
     spec = _Spec(
         value_opts=_f("-u", "--user", "-g", "--group", "-G", "--supp-group", "-s", "--shell")
@@ -258,7 +273,7 @@ def _runuser(argv: Sequence[str]) -> list[Target]:
         return early
     if any(a == "-u" or a.startswith("--user") for a in argv[1:i]):
         return [Run(i)] if i < len(argv) else []
-    return []
+    return _script_anywhere(argv, spec)
 
 
 def _watch(argv: Sequence[str]) -> list[Target]:
@@ -293,9 +308,14 @@ def _remote(name: str, argv: Sequence[str]) -> list[Target]:
                 return [Script((i + 1,), argv[i + 1])]
         return _generic(argv, _SPECS["sg"])
     i, early = _options(argv, _SPECS["ssh"])
-    if early is not None or i + 1 >= len(argv):
+    if early is not None or i >= len(argv):
         return []
-    return [Script(tuple(range(i + 1, len(argv))), " ".join(argv[i + 1 :]))]
+    # OpenSSH reads options after the host too: skip them (and "--") before the command.
+    j, _ = _options([argv[0], *argv[i + 1 :]], _SPECS["ssh"])
+    start = i + j
+    if start >= len(argv):
+        return []
+    return [Script(tuple(range(start, len(argv))), " ".join(argv[start:]))]
 
 
 ARGUMENTS_FROM_INPUT = frozenset({"xargs", "find"})
@@ -325,7 +345,9 @@ def unwrap(argv: Sequence[str]) -> list[Target]:
     if name in SHELLS:
         return _shell(argv)
     if name == "eval":
-        return [Script(tuple(range(1, len(argv))), " ".join(argv[1:]))] if len(argv) > 1 else []
+        start = 2 if argv[1:2] == ["--"] else 1  # builtins take "--" as the end of options
+        words = argv[start:]
+        return [Script(tuple(range(start, len(argv))), " ".join(words))] if words else []
     if name == "find":
         return _find(argv)
     if name == "runuser":
@@ -343,8 +365,7 @@ def unwrap(argv: Sequence[str]) -> list[Target]:
     if spec is None:
         return []
     if name in _RUNS_ONLY_SCRIPTS:
-        _, early = _options(argv, spec)
-        return early or []
+        return _script_anywhere(argv, spec)
     return _generic(argv, spec)
 
 

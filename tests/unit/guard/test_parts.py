@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis.guard.argv import first_operand, split_options
+from aegis.guard.argv import find_verb, operand_indices, split_options
 from aegis.guard.check import MAX_DEPTH, MAX_INPUT, check_argv, check_command_line
 from aegis.guard.install import path_block, shim_text, with_block
 from aegis.guard.report import refusal, verdict_json
@@ -23,9 +23,11 @@ def test_split_options_reads_clusters_values_and_double_dash() -> None:
     )
     assert opts == ["-y", "-q", "-o", "--target-release"]
     assert operands == ["install", "-weird"]
-    assert first_operand(["-H", "run", "pull", "x"], frozenset({"-H"})) == 2
-    assert first_operand(["-oValue", "x"], frozenset({"-o"})) == 1
-    assert first_operand(["--"]) is None
+    assert operand_indices(["-H", "run", "pull", "x"], frozenset({"-H"})) == [2, 3]
+    assert operand_indices(["-oValue", "x"], frozenset({"-o"})) == [1]
+    assert operand_indices(["--"]) == []
+    assert find_verb(["dev", "install"], {"install"}, {"view"}) == 1
+    assert find_verb(["view", "install"], {"install"}, {"view"}) is None
 
 
 @pytest.mark.parametrize(
