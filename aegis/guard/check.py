@@ -39,10 +39,14 @@ from aegis.guard.shell_parse import delimiter_is_quoted, dequote, parse
 from aegis.guard.words import (
     INTERPRETERS,
     MAX_BRACE_WORDS,
+    MAX_VALUES,
+    REFERENCE,
     expand_braces,
     heredoc_body,
+    literal_output,
     program_from_stdin,
     program_word,
+    substitute,
     unquoted_brace,
 )
 from aegis.guard.wrappers import (
@@ -51,6 +55,7 @@ from aegis.guard.wrappers import (
     Run,
     Script,
     input_placeholders,
+    is_wrapper,
     unwrap,
 )
 
@@ -68,9 +73,6 @@ _SAME = object()
 _REWRITE = "rewrite the command in plain shell syntax (one command per call), or split it"
 _DECLARES = frozenset({"export", "declare", "local", "readonly", "typeset"})
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-MAX_VALUES = 16
-"""Possible values of a command name built from variables that are checked, at most."""
 _DOWNLOAD_INSTEAD = (
     "download the script to a file, read it, and plan the changes it would make with Aegis "
     "(aegis apt install <package> --plan); never pipe a download into an interpreter"
@@ -169,7 +171,7 @@ class _Walker:
                 seen = self.node(part, src, depth, fed, produced)
                 names |= seen
                 fed = fed or bool(seen & FETCHERS)
-                produced = _literal_output(part, src)
+                produced = literal_output(part, src)
             return names
         if kind == "for":
             self.loop_variable(node, src, depth)
@@ -320,6 +322,12 @@ class _Walker:
                 names |= self.argv(
                     inner, depth + 1, stdin_fetch=stdin_fetch, stdin_script=stdin_script
                 )
+                if _maybe_option_value(texts, target.start):
+                    # 'sudo --new-option VALUE apt-get ...': an option nobody listed as
+                    # taking a value may have taken this word; check the next one as well.
+                    names |= self.argv(
+                        inner[1:], depth + 1, stdin_fetch=stdin_fetch, stdin_script=stdin_script
+                    )
             else:
                 self.script_target(target, words, texts, depth, names)
         found = match_argv(texts)
@@ -368,7 +376,7 @@ class _Walker:
             reason = "IFS was changed, so the guard cannot tell what this command name splits into"
             self.add(texts, Finding("", "dynamic.command", reason, _REWRITE))
             return
-        values = _substitute(texts[0], self.variables) if _REFERENCE.search(texts[0]) else None
+        values = substitute(texts[0], self.variables) if REFERENCE.search(texts[0]) else None
         if values is not None:
             # $x with x set earlier in the input: check what it runs (word splitting included).
             rest = f" {shlex.join(texts[1:])}" if texts[1:] else ""
@@ -399,38 +407,11 @@ class _Walker:
             self.add(texts, _download(name))
 
 
-def _substitute(text: str, variables: dict[str, list[str] | None]) -> list[str] | None:
-    """The values of ``text`` with its ``$NAME`` references replaced; None if unknown."""
-    values = [""]
-    pos = 0
-    for m in _REFERENCE.finditer(text):
-        known = variables.get(m.group(1) or m.group(2))
-        if known is None:
-            return None
-        prefix = text[pos : m.start()]
-        values = [v + prefix + k for v in values for k in known][:MAX_VALUES]
-        pos = m.end()
-    tail = text[pos:]
-    if "$" in tail or "`" in tail or any("$" in p or "`" in p for p in values):
-        return None
-    return [v + tail for v in values]
-
-
-def _literal_output(node: Any, src: str) -> str | None:
-    """What ``echo``/``printf`` with literal arguments writes (a pipe into a shell runs it)."""
-    if node.kind != "command":
-        return None
-    texts: list[str] = []
-    for part in node.parts:
-        if part.kind != "word" or getattr(part, "parts", None):
-            return None  # a redirect, an assignment or an expansion: not a known text
-        texts.append(dequote(src, part.pos[0], part.pos[1], [])[0])
-    if not texts or texts[0].rsplit("/", 1)[-1] not in ("echo", "printf"):
-        return None
-    args = texts[1:]
-    while texts[0].endswith("echo") and args and re.fullmatch(r"-[neE]+", args[0]):
-        args = args[1:]
-    return " ".join(args)
+def _maybe_option_value(texts: Sequence[str], start: int) -> bool:
+    """Whether ``texts[start]`` (taken as the wrapped command) may be an option's value."""
+    name = texts[start].rsplit("/", 1)[-1] if start < len(texts) else ""
+    follows_option = start > 1 and texts[start - 1].startswith("-") and texts[start - 1] != "--"
+    return follows_option and rule_for(name) is None and not is_wrapper(name)
 
 
 def _download(name: str) -> Finding:

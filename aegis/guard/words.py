@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from aegis.guard.shell_parse import dequote
 from aegis.guard.wrappers import SHELLS
 
 MAX_BRACE_WORDS = 64
@@ -26,6 +28,10 @@ _PROGRAM_OPTS = frozenset({"--eval", "--print", "--command"})
 _PROGRAM_LETTERS = frozenset("ceEmp")
 """Interpreter options that give the program on the command line (not from stdin)."""
 _SHELL_VALUE_OPTS = frozenset({"-o", "+o", "-O", "+O"})
+REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+"""A ``$NAME`` or ``${NAME}`` reference."""
+MAX_VALUES = 16
+"""Possible values of a command name built from variables that are checked, at most."""
 
 
 def program_word(name: str, texts: Sequence[str]) -> int | None:
@@ -129,3 +135,37 @@ def _first_group(text: str) -> tuple[int, int, list[str]] | None:
 def heredoc_body(value: str) -> str:
     """Drop the closing delimiter: bashlex keeps it as the last line of a here-document."""
     return value.rsplit("\n", 1)[0] if "\n" in value else ""
+
+
+def substitute(text: str, variables: dict[str, list[str] | None]) -> list[str] | None:
+    """The values of ``text`` with its ``$NAME`` references replaced; None if unknown."""
+    values = [""]
+    pos = 0
+    for m in REFERENCE.finditer(text):
+        known = variables.get(m.group(1) or m.group(2))
+        if known is None:
+            return None
+        prefix = text[pos : m.start()]
+        values = [v + prefix + k for v in values for k in known][:MAX_VALUES]
+        pos = m.end()
+    tail = text[pos:]
+    if "$" in tail or "`" in tail or any("$" in p or "`" in p for p in values):
+        return None
+    return [v + tail for v in values]
+
+
+def literal_output(node: Any, src: str) -> str | None:
+    """What ``echo``/``printf`` with literal arguments writes (a pipe into a shell runs it)."""
+    if node.kind != "command":
+        return None
+    texts: list[str] = []
+    for part in node.parts:
+        if part.kind != "word" or getattr(part, "parts", None):
+            return None  # a redirect, an assignment or an expansion: not a known text
+        texts.append(dequote(src, part.pos[0], part.pos[1], [])[0])
+    if not texts or texts[0].rsplit("/", 1)[-1] not in ("echo", "printf"):
+        return None
+    args = texts[1:]
+    while texts[0].endswith("echo") and args and re.fullmatch(r"-[neE]+", args[0]):
+        args = args[1:]
+    return " ".join(args)

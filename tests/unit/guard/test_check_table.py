@@ -135,6 +135,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("su-user-then-c", "su root -c 'apt-get install x'", "apt.mutation"),
     ("eval-double-dash", "eval -- 'apt-get install x'", "apt.mutation"),
     ("ssh-options-after-host", "ssh db1 -t -- sudo apt-get install x", "apt.mutation"),
+    ("sudo-unknown-option-value", "sudo --new-option value apt-get install x", "apt.mutation"),
     ("dpkg-deb-over-root", "dpkg-deb -x nginx_1.22_amd64.deb /", "dpkg.mutation"),
     ("subst-name", "$(echo apt-get) install x", "dynamic.command"),
     ("glob-name", "/usr/bin/ap?-get install x", "dynamic.command"),
