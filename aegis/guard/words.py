@@ -1,4 +1,4 @@
-"""What words mean to bash: brace lists, and where an interpreter's program comes from.
+"""What words mean to bash: brace lists, variables, echo output, interpreters' programs.
 
 Pure: no I/O.
 
