@@ -14,8 +14,8 @@ when its arguments would be refused after any known tool.
 A download fed to an interpreter (``curl ... | sh``, ``bash <(wget -O- ...)``,
 ``sh -c "$(curl ...)"``, ``python3 < <(curl ...)``) is refused as ``download.exec``.
 
-Fail closed: input bashlex cannot parse (unsupported syntax such as ``[[ ]]``, ``case``,
-``$((...))``), nesting deeper than :data:`MAX_DEPTH`, or input over :data:`MAX_INPUT`
+Fail closed: input bashlex cannot parse (unsupported syntax such as ``case`` or
+``for ((...))``), nesting deeper than :data:`MAX_DEPTH`, or input over :data:`MAX_INPUT`
 is refused with a finding that says why. Pure: no I/O.
 
 Example:
@@ -177,8 +177,13 @@ class _Walker:
             self.loop_variable(node, src, depth)
         if kind in ("list", "compound", "function", "if", "for", "while", "until"):
             names = set()
+            # '{ ...; } < <(curl ...)', '(bash) <<< "..."': a group's redirects feed it all.
+            for redirect in getattr(node, "redirects", None) or []:
+                fetches, script = self.redirect(redirect, src, depth, names)
+                stdin_fetch = stdin_fetch or fetches
+                stdin_script = stdin_script if script is _SAME else script
             for part in getattr(node, "list", None) or node.parts:
-                names |= self.node(part, src, depth, stdin_fetch)
+                names |= self.node(part, src, depth, stdin_fetch, stdin_script)
             return names
         if kind in ("word", "assignment", "redirect"):
             names = set()
