@@ -35,6 +35,7 @@ from typing import Any
 
 from aegis.guard.argv import Match, split_options
 from aegis.guard.rules import any_tool_match, match_argv, rule_for
+from aegis.guard.rules_files import config_match, protected_path
 from aegis.guard.shell_parse import delimiter_is_quoted, dequote, parse
 from aegis.guard.words import (
     INTERPRETERS,
@@ -251,6 +252,8 @@ class _Walker:
         """Walk a redirect; return (stdin is a download, the stdin program text or _SAME)."""
         target = self.word(part.output, src, depth, names)
         fetches = part.type in ("<", "<<<") and target.fetch
+        if part.type in (">", ">>", ">|", "&>", "&>>", "<>") and protected_path(target.text):
+            self.add([], Finding(f"> {target.text}", "apt.config", *_config(target.text)))
         doc = getattr(part, "heredoc", None)
         if doc is not None:
             body = heredoc_body(str(doc.value))
@@ -410,6 +413,11 @@ class _Walker:
             return
         if (program == -1 and stdin_fetch) or (program > 0 and words[program].fetch):
             self.add(texts, _download(name))
+
+
+def _config(path: str) -> tuple[str, str]:
+    found = config_match(path)
+    return found.reason, found.instead
 
 
 def _maybe_option_value(texts: Sequence[str], start: int) -> bool:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from aegis.guard import rules_apt as a
 from aegis.guard import rules_lang as lg
 from aegis.guard.argv import Match, RuleFn
+from aegis.guard.rules_files import FILE_RULES
 
 RULES: dict[str, RuleFn] = {
     "apt": a.apt,
@@ -61,7 +62,10 @@ RULES: dict[str, RuleFn] = {
     "podman": lg.container,
     "nerdctl": lg.container,
 }
-"""Tool name -> rule. The PATH shims are written for exactly these names (plus sudo)."""
+"""Tool name -> rule. The PATH shims are written for exactly these names (plus sudo).
+
+:data:`aegis.guard.rules_files.FILE_RULES` (``tee``, ``cp``, ``curl -o`` ... into apt's and
+dpkg's files) apply too, without shims."""
 
 _PIP_NAME = re.compile(r"pip[23](\.[0-9]+)?")
 _PYTHON_NAME = re.compile(r"python([23](\.[0-9]+)?)?")
@@ -71,6 +75,8 @@ def rule_for(name: str) -> RuleFn | None:
     """The rule for a command name (a basename), or None for tools the guard ignores."""
     if name in RULES:
         return RULES[name]
+    if name in FILE_RULES:
+        return FILE_RULES[name]
     if _PIP_NAME.fullmatch(name):
         return lg.pip
     if _PYTHON_NAME.fullmatch(name):
