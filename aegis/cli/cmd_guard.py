@@ -118,7 +118,8 @@ def _run_hook(runtime: str, misused: bool) -> None:
         "direct package changes are refused (exit 3) and logged to --log-file and\n"
         "syslog. A managed block in the user's ~/.profile and ~/.bashrc puts --dir\n"
         "first on PATH. Rerunning refreshes everything.\n\n"
-        "Exit codes: 0 done, 3 bad user or path, 7 not root or a write failed.\n\n"
+        "Exit codes: 0 done, 3 bad user or path, 7 not root, the user cannot run the\n"
+        "shims' Python, or a write failed. See docs/guard.md.\n\n"
         "Example:\n\n  sudo aegis guard install --user agent"
     ),
 )
@@ -174,8 +175,19 @@ def install_cmd(
     ),
 )
 @click.option("--user", required=True, help="The agent's account.")
-@click.option("--dir", "shim_dir", type=click.Path(path_type=Path), default=None)
-@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--dir",
+    "shim_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Shim directory [default: /usr/local/lib/aegis/guard-shims/USER].",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The user's home [default: from the password database].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 def uninstall_cmd(user: str, shim_dir: Path | None, home: Path | None, as_json: bool) -> None:
     """Remove the shims."""
