@@ -53,6 +53,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis doctor": (InputError, EnvironmentFailure),
     "aegis guard check": (InputError,),
     "aegis guard install": (InputError, EnvironmentFailure),
+    "aegis guard uninstall": (InputError, EnvironmentFailure),
     "aegis monitor": _RECORDS,
     "aegis policy": (*_RECORDS, PolicyDenied, ApprovalRequired),
     "aegis policy evaluate": (*_RECORDS, PolicyDenied, ApprovalRequired),
