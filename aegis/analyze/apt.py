@@ -1,7 +1,8 @@
 r"""Pure parsers of apt's output.
 
 Covered: the simulated delta, ``apt-cache policy`` and ``apt-cache show``,
-``apt-get download --print-uris`` and ``apt-config dump``.
+``apt-get download --print-uris``, ``apt-config dump`` and why ``apt-get update`` refused a
+repository (gpgv's and sqv's wordings alike).
 
 ``apt-get -s -qq`` (docs/testing.md "Throwaway roots") prints one line per action:
 
@@ -344,3 +345,34 @@ def parse_apt_config_dump(text: str) -> list[tuple[str, str]]:
             value = value[1:-1]
         out.append((key, value))
     return out
+
+
+# Why ``apt-get update`` refused a repository, in the wording of each verifier apt uses:
+# gpgv (bookworm's apt 2.6: status keywords) and sqv (trixie's apt 3.0: Sequoia's messages).
+# Most specific first: under sqv every signature failure also ends in "... is not signed".
+_UPDATE_REFUSALS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("missing-key", ("NO_PUBKEY", "Missing key", "no keyring is specified")),
+    ("bad-signature", ("BADSIG", "Message has been manipulated")),
+    ("hash-mismatch", ("Hash Sum mismatch",)),
+    ("expired", ("is expired", "is no longer valid")),
+    ("unsigned", ("is not signed",)),
+)
+UPDATE_REFUSALS = tuple(name for name, _ in _UPDATE_REFUSALS)
+"""The stable names :func:`update_refusal` returns."""
+
+
+def update_refusal(output: str) -> str | None:
+    r"""Why ``apt-get update`` refused a repository, whichever verifier apt ran; None if none.
+
+    ``missing-key`` (no trusted key made the signature: gpgv ``NO_PUBKEY``, sqv ``Missing
+    key`` or ``no keyring is specified``), ``bad-signature`` (gpgv ``BADSIG``, sqv ``Message
+    has been manipulated``), ``hash-mismatch``, ``expired``, ``unsigned``.
+
+    Example:
+        >>> update_refusal("Message has been manipulated\nE: The repository ... is not signed.")
+        'bad-signature'
+    """
+    for name, wordings in _UPDATE_REFUSALS:
+        if any(w in output for w in wordings):
+            return name
+    return None

@@ -57,7 +57,6 @@ from aegis.devtools.testrepo_repos import (
     build_repo,
     debian_lookalike_repo,
     negative_repo,
-    update_refused_as_expected,
 )
 from aegis.devtools.testrepo_roots import (
     SIGNED_BY_FORMS,
@@ -86,7 +85,6 @@ __all__ = [
     "make_root",
     "negative_repo",
     "run_apt",
-    "update_refused_as_expected",
 ]
 
 

@@ -10,7 +10,7 @@ Example::
 
     repo = build_repo(tmp / "repo")
     bad = negative_repo(tmp / "bad", "badsig")
-    assert bad.expect_update_error == "BADSIG"
+    assert bad.expect_update_error == "bad-signature"
 """
 
 from __future__ import annotations
@@ -32,21 +32,6 @@ from aegis.devtools.testrepo_packages import (
 )
 
 NEGATIVE_KINDS = ("wrong-key", "unsigned", "badsig", "hash-mismatch", "expired", "no-signed-by")
-UPDATE_ERROR_WORDINGS = {
-    "NO_PUBKEY": ("NO_PUBKEY", "Missing key", "no keyring is specified"),
-    "BADSIG": ("BADSIG", "Message has been manipulated"),
-}
-"""gpgv's wording (apt 2.6) -> every wording apt uses for the same refusal; apt 3 runs
-sqv, which says 'Missing key ...', 'Message has been manipulated', and apt itself says
-'no keyring is specified' when no keyring applies (checked on trixie's apt 3.0.4)."""
-
-
-def update_refused_as_expected(repo: Repo, output: str) -> bool:
-    """Apt's update output refuses ``repo`` for its negative kind, in gpgv's or sqv's words."""
-    expect = repo.expect_update_error
-    if not expect:
-        return False
-    return any(w in output for w in UPDATE_ERROR_WORDINGS.get(expect, (expect,)))
 
 
 @dataclass(frozen=True)
@@ -68,7 +53,9 @@ class Repo:
     signed_by_override: str | None = None
     """Signed-By form forced for this repo by :func:`make_root` (``no-signed-by``)."""
     expect_update_error: str | None = None
-    """Text apt-get update prints for a negative repo (``NO_PUBKEY``, ``BADSIG`` ...)."""
+    """Why apt-get update refuses a negative repo, as :func:`aegis.analyze.apt.update_refusal`
+    names it from apt's output (``missing-key``, ``bad-signature`` ...): gpgv and sqv word
+    the same refusal differently."""
     packages: tuple[PackageSpec, ...] = ()
 
     @property
@@ -240,12 +227,12 @@ def negative_repo(dest: Path | str, kind: str, **kwargs: object) -> Repo:
     repo = build_repo(dest, **opts)  # type: ignore[arg-type]
     dist = repo.path / "dists" / repo.suite
     expect = {
-        "wrong-key": "NO_PUBKEY",
-        "unsigned": "is not signed",
-        "badsig": "BADSIG",
-        "hash-mismatch": "Hash Sum mismatch",
-        "expired": "is expired",
-        "no-signed-by": "NO_PUBKEY",
+        "wrong-key": "missing-key",
+        "unsigned": "unsigned",
+        "badsig": "bad-signature",
+        "hash-mismatch": "hash-mismatch",
+        "expired": "expired",
+        "no-signed-by": "missing-key",
     }[kind]
     if kind == "wrong-key":
         default = get_key("default")

@@ -103,9 +103,13 @@ class Ledger:
             db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
         else:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            # FULL + rollback journal: each commit is fsync'd before it returns.
-            db.execute("PRAGMA journal_mode=DELETE")
-            db.execute("PRAGMA synchronous=FULL")
+            try:
+                # FULL + rollback journal: each commit is fsync'd before it returns.
+                db.execute("PRAGMA journal_mode=DELETE")
+                db.execute("PRAGMA synchronous=FULL")
+            except BaseException:
+                db.close()  # never left to the garbage collector (Python 3.13 warns)
+                raise
         return db
 
     def lookup(self, execution_id: str) -> LedgerEntry | None:

@@ -170,13 +170,21 @@ class Store:
         prepare_store_file(path, host_install=host_install)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.DatabaseError as e:
+            raise _env_error(path, e) from e
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(path, conn, states)
             migrate(conn, path)
-        except sqlite3.DatabaseError as e:
-            raise _env_error(path, e) from e
+        except BaseException as e:
+            # A store that cannot be prepared is closed here, not left to the garbage
+            # collector (Python 3.13 warns about every connection collected open).
+            conn.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise _env_error(path, e) from e
+            raise
         return store
 
     def close(self) -> None:

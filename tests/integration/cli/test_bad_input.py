@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -350,7 +351,7 @@ def test_bad_arguments_that_already_behave(
 def test_store_row_edited_to_a_huge_integer_is_a_trust_failure(cfg: Config) -> None:
     """A store row is untrusted input: an edited version column is reported, not crashed on."""
     planned = api.submit_plan(cfg, sample_plan("p-row"), "t")
-    with sqlite3.connect(cfg.store_path) as conn:
+    with closing(sqlite3.connect(cfg.store_path, isolation_level=None)) as conn:
         conn.execute("UPDATE requests SET state = 'nonsense' WHERE id = ?", [planned.request_id])
     result = _run(aegis_cli, "show", planned.request_id, "--json")
     _assert_clean_error(result, 4)
@@ -418,7 +419,7 @@ def test_resume_reports_a_store_row_with_a_malformed_id_as_corrupt(cfg: Config) 
     """Regression: resume/monitor said "not a valid request id" with exit 3 (the user's
     typo) for an id read from an edited store row; ``aegis requests`` says 4 for the same."""
     planned = api.submit_plan(cfg, sample_plan("p-bad-id"), "t")
-    with sqlite3.connect(cfg.store_path) as conn:
+    with closing(sqlite3.connect(cfg.store_path, isolation_level=None)) as conn:
         conn.execute("UPDATE requests SET id = ? WHERE id = ?", ["../x\x1b[2J", planned.request_id])
     result = _run(aegis_cli, "resume", "--json")
     assert result.exit_code == 4, result.output

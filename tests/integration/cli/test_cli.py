@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -193,7 +194,7 @@ def test_errors_are_one_line_with_stable_codes(cfg: Config) -> None:
     assert missing.stderr.startswith("Error: no change request 'r-0000'")
     assert "Traceback" not in missing.stderr
     planned = api.submit_plan(cfg, sample_plan("p-c"), "t")
-    with sqlite3.connect(cfg.store_path) as conn:
+    with closing(sqlite3.connect(cfg.store_path, isolation_level=None)) as conn:
         conn.execute("UPDATE requests SET state = 'signed' WHERE id = ?", [planned.request_id])
     corrupt = run("show", planned.request_id)
     assert corrupt.exit_code == 4
@@ -207,7 +208,7 @@ def test_errors_are_one_line_with_stable_codes(cfg: Config) -> None:
 def test_requests_lists_the_good_rows_when_one_is_tampered(cfg: Config) -> None:
     good = api.submit_plan(cfg, sample_plan("p-good"), "t").request_id
     bad = api.submit_plan(cfg, sample_plan("p-bad"), "t").request_id
-    with sqlite3.connect(cfg.store_path) as conn:
+    with closing(sqlite3.connect(cfg.store_path, isolation_level=None)) as conn:
         conn.execute("UPDATE requests SET state = 'signed' WHERE id = ?", [bad])
     table = run("requests")
     assert table.exit_code == 4
@@ -221,7 +222,9 @@ def test_requests_lists_the_good_rows_when_one_is_tampered(cfg: Config) -> None:
     assert [r["id"] for r in data["requests"]] == [good]
     assert len(data["corrupt"]) == 1
     assert bad in data["corrupt"][0]
-    with sqlite3.connect(cfg.store_path) as conn:  # now old enough to be selected as stuck
+    with closing(
+        sqlite3.connect(cfg.store_path, isolation_level=None)
+    ) as conn:  # now old enough to be selected as stuck
         conn.execute("UPDATE requests SET updated_at = '2000-01-01' WHERE id = ?", [bad])
     stuck = run("requests", "--stuck", "--json")
     assert stuck.exit_code == 4

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -327,7 +328,7 @@ def test_revoked_id_refused_through_aegisctl_revoke(make_daemon, chain: Chain) -
 
 def _edit_store(store: Path, request_id: str) -> None:
     """What a member of group aegis may do to the (group-writable) request store."""
-    with sqlite3.connect(store) as db:
+    with closing(sqlite3.connect(store, isolation_level=None)) as db:
         triggers = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]
         for name in triggers:
             db.execute(f'DROP TRIGGER "{name}"')

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -193,18 +195,24 @@ def test_caller_not_in_aegis_apply_refused(make_daemon, key_set, tmp_path: Path)
         "a = call(sys.argv[1], Request(op='apply', execution_plan=open(sys.argv[2]).read()))\n"
         "print(a.refusal)\n"
     )
+    # uid 65534 may not read the checkout or its .venv (a clone under /root is 0700): it runs
+    # the system Python on a copy of the package (the protocol client is stdlib-only).
+    public = Path(tempfile.mkdtemp(prefix="aegis-client-"))
+    public.chmod(0o755)
+    shutil.copytree(REPO / "aegis", public / "aegis", ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run(
         [
             "setpriv",
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            sys.executable,
+            os.path.realpath(sys.executable),
+            "-I",
             "-c",
             script,
             str(d.socket),
             str(plan_file),
-            str(REPO),
+            str(public),
         ],
         capture_output=True,
         text=True,
@@ -213,6 +221,7 @@ def test_caller_not_in_aegis_apply_refused(make_daemon, key_set, tmp_path: Path)
         check=False,
     )
     plan_file.unlink()
+    shutil.rmtree(public)
     assert proc.stdout.strip() == "refused:peer", proc.stderr
     last = d.audit_events()[-1]
     assert last["kind"] == "apply-refused"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,7 +106,11 @@ def test_aegis_reviewd_passes_the_security_gate(stage: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
-    assert "Overall exposure level for aegis-reviewd.service: 1." in proc.stdout
+    # The number, not its wording: systemd 252 prints "1.x OK", 257 scores the same unit
+    # "0.9 SAFE" (its weights changed); what matters is that it stays under the threshold.
+    found = re.search(r"Overall exposure level for aegis-reviewd\.service: (\d+\.\d+)", proc.stdout)
+    assert found, proc.stdout[-2000:]
+    assert float(found[1]) * 10 <= REVIEWD_THRESHOLD
 
 
 def _keys(unit: str) -> dict[str, list[str]]:

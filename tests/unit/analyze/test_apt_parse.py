@@ -130,3 +130,47 @@ def test_print_uris_and_source_field() -> None:
     assert apt.parse_source_field("libssl3", "3.0.2", "openssl") == ("openssl", "3.0.2")
     assert apt.parse_source_field("x", "1+b1", "y (1)") == ("y", "1")
     assert apt.parse_source_field("x", "1", None) == ("x", "1")
+
+
+# apt-get update's refusals as each verifier words them (apt 2.6 with gpgv on bookworm,
+# apt 3.0 with sqv on trixie; shortened real output of the negative test repositories).
+_R = "file:/tmp/r aegis-test InRelease"
+_NOT_SIGNED = f"E: The repository '{_R}' is not signed.\n"
+_GPGV = f"W: GPG error: {_R}: The following signatures "
+_SQV = (
+    f"W: OpenPGP signature verification failed: {_R}: Sub-process /usr/bin/sqv returned "
+    "an error code (1), error message is: "
+)
+_FPR = "9B356C0B392DFCC0E8D2A914D09C7FE7C8041C1F"
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        (
+            f"{_GPGV}couldn't be verified because the public key is not available: "
+            f"NO_PUBKEY D09C7FE7C8041C1F\n{_NOT_SIGNED}",
+            "missing-key",
+        ),
+        (f"{_SQV}Missing key {_FPR}, which is needed to verify signature.\n", "missing-key"),
+        (
+            f"W: {_R}: The signatures couldn't be verified because no keyring is specified\n"
+            f"{_NOT_SIGNED}",
+            "missing-key",
+        ),
+        (f"{_GPGV}were invalid: BADSIG D09C7FE7C8041C1F Aegis\n{_NOT_SIGNED}", "bad-signature"),
+        (
+            f"{_SQV}Verifying signature:            Message has been manipulated\n{_NOT_SIGNED}",
+            "bad-signature",
+        ),
+        (
+            "E: Failed to fetch file:/tmp/r/dists/s/Packages.gz  Hash Sum mismatch\n",
+            "hash-mismatch",
+        ),
+        (f"E: Release file for {_R} is expired (invalid since 1d 0h 0min 3s).\n", "expired"),
+        (f"Ign:1 {_R}\n{_NOT_SIGNED}", "unsigned"),
+        ("Hit:1 file:/tmp/r aegis-test InRelease\nReading package lists...\n", None),
+    ],
+)
+def test_update_refusal_understands_gpgv_and_sqv(output: str, reason: str | None) -> None:
+    assert apt.update_refusal(output) == reason

@@ -118,10 +118,11 @@ def test_resume_reports_a_corrupted_row_and_goes_on(
     monkeypatch: pytest.MonkeyPatch, cfg: Config, make_request: Make
 ) -> None:
     import sqlite3
+    from contextlib import closing
 
     bad = make_request("analyzed")
     good = make_request("analyzed")
-    with sqlite3.connect(cfg.store_path) as conn:
+    with closing(sqlite3.connect(cfg.store_path, isolation_level=None)) as conn:
         conn.execute("UPDATE requests SET summary = 'edited' WHERE id = ?", [bad.id])
     monkeypatch.setenv(stages.UNSAFE_ENV, ALL)
     report = api.resume(cfg, "monitor")

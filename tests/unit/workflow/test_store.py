@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ from .conftest import PATHS, step
 Make = Callable[..., RequestRecord]
 
 
-def _db(cfg: Config) -> sqlite3.Connection:
-    return sqlite3.connect(cfg.store_path, isolation_level=None)
+def _db(cfg: Config) -> closing[sqlite3.Connection]:
+    """A connection closed on leaving the ``with`` (sqlite3's own ``with`` only commits)."""
+    return closing(sqlite3.connect(cfg.store_path, isolation_level=None))
 
 
 def _snapshot(cfg: Config, request_id: str) -> tuple[object, ...]:

@@ -11,6 +11,7 @@ import gc
 import itertools
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 
 import pytest
@@ -36,8 +37,9 @@ from .conftest import step
 Make = Callable[..., RequestRecord]
 
 
-def _db(cfg: Config) -> sqlite3.Connection:
-    return sqlite3.connect(cfg.store_path, isolation_level=None)
+def _db(cfg: Config) -> closing[sqlite3.Connection]:
+    """A connection closed on leaving the ``with`` (sqlite3's own ``with`` only commits)."""
+    return closing(sqlite3.connect(cfg.store_path, isolation_level=None))
 
 
 def _forge_row(cfg: Config, request_id: str, seq: int, **changes: object) -> None:
