@@ -286,3 +286,35 @@ def test_wrappers_run_the_cli_with_the_venv_system_python(wrapper: str, tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     assert "usage" in proc.stdout.lower()
+
+
+SETPRIV_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def test_verify_native_as_a_non_member_cannot_inspect_rather_than_missing(stage: Path) -> None:
+    """A user outside group aegis is told what it cannot look into, never "missing"."""
+    _need("setpriv")
+    # A copy of the staged install the unprivileged user can reach, wherever tmp lives.
+    public = Path(tempfile.mkdtemp(prefix="aegis-verify-"))
+    try:
+        public.chmod(0o755)
+        copy = public / "stage"
+        # cp -a keeps owners and groups (the staged aegis group), which copytree does not.
+        subprocess.run(["cp", "-a", str(stage), str(copy)], check=True)
+        copy.chmod(0o755)  # pytest's own temporary directories are 0700
+        for name in ("verify-native.sh", "tmpfiles.d-aegis.conf"):
+            shutil.copy(PKG / name, public / name)
+        proc = subprocess.run(
+            [*SETPRIV_NOBODY, "bash", str(public / "verify-native.sh"), "--root", str(copy)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert proc.returncode == 7, proc.stdout + proc.stderr
+        assert "cannot inspect directory /var/lib/aegis/aegisd" in proc.stdout
+        assert "missing" not in proc.stdout
+        assert "FAIL" not in proc.stdout
+        assert "join group aegis" in proc.stdout
+    finally:
+        shutil.rmtree(public)
