@@ -138,7 +138,7 @@ def test_aegisd_hardening_does_not_break_apt() -> None:
     assert keys["KillMode"] == ["process"]
     for forbidden in ("ProtectKernelModules", "ProtectSystem", "RestrictSUIDSGID"):
         assert forbidden not in keys, forbidden
-    # apt downloads over IP; AF_UNIX alone breaks it (TESTBED section 8).
+    # apt downloads over IP; AF_UNIX alone breaks it (docs/testing.md).
     assert {"AF_UNIX", "AF_INET", "AF_INET6"} <= set(keys["RestrictAddressFamilies"][0].split())
     assert keys["ExecStart"] == ["/opt/aegis/bin/aegisd"]
 
