@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         HistoryRecord,
         RequestRecord,
     )
+    from aegis.workflow.store import Store
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,11 @@ def get_request_detail(cfg: Config, request_id: str, now: datetime | None = None
     from aegis.workflow.monitor import stuck_reason
 
     wf = workflow()
+    from aegis.standing import check_standing
+
     with open_store(cfg) as store:
         rec, history_list = store.load(request_id)
+        check_standing(cfg, store, rec, history_list)
         history = tuple(history_list)
     return RequestDetail(
         request=rec,
@@ -169,11 +173,38 @@ def list_requests(
     when = now or now_utc()
     with open_store(cfg) as store:
         if not stuck:
-            return store.list_requests(state=state, limit=limit, corrupt=corrupt)
-        found = store.stuck(stuck_cutoffs(wf, when), format_time(when), corrupt)
+            found = store.list_requests(state=state, limit=limit, corrupt=corrupt)
+        else:
+            found = store.stuck(stuck_cutoffs(wf, when), format_time(when), corrupt)
+        found = _standing(cfg, store, found, corrupt)
     if state is not None:
         found = [r for r in found if r.state == state]
     return found[:limit] if limit is not None else found
+
+
+def _standing(
+    cfg: Config, store: Store, found: list[RequestRecord], corrupt: list[CorruptStoreError] | None
+) -> list[RequestRecord]:
+    """``found`` without the requests whose state's evidence does not re-verify.
+
+    Raises:
+        CorruptStoreError: one does not, and ``corrupt`` is None (exit 4).
+    """
+    from aegis.standing import CHECKED_STATES, check_standing
+    from aegis.workflow.records import CorruptStoreError
+
+    kept: list[RequestRecord] = []
+    for rec in found:
+        if rec.state in CHECKED_STATES:
+            try:
+                check_standing(cfg, store, rec, store.load(rec.id)[1])
+            except CorruptStoreError as e:
+                if corrupt is None:
+                    raise
+                corrupt.append(e)
+                continue
+        kept.append(rec)
+    return kept
 
 
 def write_metrics(cfg: Config, now: datetime | None = None) -> Path:

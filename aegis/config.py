@@ -1,7 +1,7 @@
 """Configuration: ``/etc/aegis/aegis.toml`` plus ``AEGIS_*`` environment.
 
 ``AEGIS_HOME`` relocates every path (store, plans, log, config, sockets) under
-one directory, for tests and the demo. Without it the host layout of DESIGN.md
+one directory, for tests and the demo. Without it the host layout of docs/design.md
 "Where files live" applies. The config file is read from ``<etc>/aegis.toml``;
 environment variables override it.
 

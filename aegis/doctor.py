@@ -176,12 +176,41 @@ def _audit_check(cfg: Config) -> Check:
     )
 
 
+def _standing_check(cfg: Config) -> Check:
+    """Requests waiting for a human or a key whose decision no longer re-verifies.
+
+    Only the states a person acts on (aegis.standing.CHECKED_STATES) are read, so the
+    check stays cheap on a store with many finished requests.
+    """
+    from aegis import api
+    from aegis.errors import AegisError
+    from aegis.standing import CHECKED_STATES
+    from aegis.workflow.records import CorruptStoreError
+
+    if not cfg.store_path.exists():
+        return Check("requests", "ok", "no store yet")
+    corrupt: list[CorruptStoreError] = []
+    try:
+        listed = sum(
+            len(api.list_requests(cfg, state=s, corrupt=corrupt)) for s in sorted(CHECKED_STATES)
+        )
+    except AegisError as e:
+        return Check("requests", "fail", e.message)
+    if corrupt:
+        first = corrupt[0].message
+        return Check("requests", "fail", f"{len(corrupt)} request(s) fail their checks: {first}")
+    return Check(
+        "requests", "ok", f"{listed} awaiting approval or apply; every decision re-verifies"
+    )
+
+
 def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None) -> list[Check]:
     """Run every read-only check and return the findings in a fixed order."""
     find = which or (lambda tool: shutil.which(tool, path=TOOL_PATH))
     host = cfg.home is None
     checks = [Check("config", "ok", f"etc {cfg.etc_dir}, state {cfg.state_dir}")]
     checks.append(_store_check(cfg))
+    checks.append(_standing_check(cfg))
     checks.append(_mode_check("state dir", cfg.state_dir, 0o2770, "aegis", host=host))
     checks.append(_mode_check("aegisd dir", cfg.aegisd_dir, 0o700, None, host=host))
     checks.append(_mode_check("log dir", cfg.log_dir, 0o750, "aegis", host=host))

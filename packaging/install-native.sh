@@ -133,6 +133,8 @@ install -m 0644 "$SRC/packaging/tmpfiles.d-aegis.conf" "$ROOT$PREFIX/share/aegis
 install -d -m 0755 "$ROOT/usr/local/bin"
 for w in aegis aegisctl aegis-verify-native; do ln -sfn "$PREFIX/bin/$w" "$ROOT/usr/local/bin/$w"; done
 install -m 0644 "$SRC/packaging/README.md" "$ROOT$PREFIX/share/doc/aegis/packaging.md"
+# The operator guide, the agents' instructions and the design, readable on the host itself.
+install -m 0644 "$SRC"/docs/*.md "$ROOT$PREFIX/share/doc/aegis/"
 
 # 3. Units, tmpfiles.d, sysusers.d.
 step "units -> $ROOT/etc/systemd/system"

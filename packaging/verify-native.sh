@@ -94,7 +94,7 @@ for svc in aegisd.service aegis-reviewd.service; do
                     || fail "aegisd.service must set KillMode=process (a restart must not kill dpkg)"
                 for bad in ProtectKernelModules ProtectSystem RestrictSUIDSGID NoNewPrivileges; do
                     if [ -n "$(unit_key "$p" "$bad")" ]; then
-                        fail "aegisd.service sets $bad, which breaks apt/dpkg (packaging/README.md)"
+                        fail "aegisd.service sets $bad, which breaks apt/dpkg (docs/testing.md)"
                     fi
                 done
                 families="$(unit_key "$p" RestrictAddressFamilies)"

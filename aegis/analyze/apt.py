@@ -3,7 +3,7 @@ r"""Pure parsers of apt's output.
 Covered: the simulated delta, ``apt-cache policy`` and ``apt-cache show``,
 ``apt-get download --print-uris`` and ``apt-config dump``.
 
-``apt-get -s -qq`` (TESTBED section 3) prints one line per action:
+``apt-get -s -qq`` (docs/testing.md "Throwaway roots") prints one line per action:
 
 - ``Inst pkg [old] (new Origin:Release[, Origin:Release] [arch]) [extra]``
 - ``Conf pkg (ver Origin:Release [arch])``   (the configure order)
@@ -26,10 +26,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aegis.errors import InputError
 from aegis.model import Action
 
+if TYPE_CHECKING:
+    from debian.debian_support import Version
+
+# Debian policy 5.6.12: [epoch:]upstream[-revision], ASCII only (a leading letter is kept:
+# dpkg only warns about it, and refusing it would be stricter than the tool we read).
+_VERSION = re.compile(r"^(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~:-]*$", re.ASCII)
 _INST = re.compile(
     r"^Inst (?P<pkg>\S+)(?: \[(?P<old>[^\]\s]+)\])? \((?P<new>\S+) (?P<origins>.*?) ?"
     r"\[(?P<arch>[^\]\s]+)\]\)(?P<rest>.*)$"
@@ -44,11 +51,26 @@ _PRINT_URI = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) (?P<hash
 
 
 def compare_versions(a: str, b: str) -> int:
-    """Debian version order: negative, zero or positive like ``cmp``."""
+    """Debian version order: negative, zero or positive like ``cmp``.
+
+    Raises:
+        InputError: either is not a valid Debian version (these come from tool output).
+    """
+    va, vb = _version(a), _version(b)
+    return -1 if va < vb else (1 if va > vb else 0)
+
+
+def _version(text: str) -> Version:
+    # python-debian raises ValueError on an invalid version; from apt's output that is a
+    # malformed input, never an internal error (issue 12 item 20: '1\xff.0' in an Inst line).
     from debian.debian_support import Version
 
-    va, vb = Version(a), Version(b)
-    return -1 if va < vb else (1 if va > vb else 0)
+    if not _VERSION.match(text):
+        raise InputError(f"not a Debian version: {text[:80]!r}")
+    try:
+        return Version(text)
+    except ValueError as e:
+        raise InputError(f"not a Debian version: {text[:80]!r}") from e
 
 
 def split_arch(pkg: str, default: str | None) -> tuple[str, str | None]:
@@ -100,23 +122,7 @@ def parse_apt_simulation(text: str) -> Simulation:
                 i += 1
             continue
         if line.startswith("Inst "):
-            m = _INST.match(line)
-            if m is None:
-                raise InputError(f"unparsed apt simulation line: {line[:200]!r}")
-            name, arch = split_arch(m["pkg"], m["arch"])
-            old, new = m["old"], m["new"]
-            if old is None:
-                action = Action.INSTALL
-            else:
-                order = compare_versions(new, old)
-                action = (
-                    Action.UPGRADE
-                    if order > 0
-                    else Action.DOWNGRADE
-                    if order < 0
-                    else Action.REINSTALL
-                )
-            changes.append(SimChange(name, arch, action, old, new, m["origins"].strip()))
+            changes.append(_inst_change(line))
         elif line.startswith("Conf "):
             m = _CONF.match(line)
             if m is None:
@@ -128,11 +134,30 @@ def parse_apt_simulation(text: str) -> Simulation:
                 raise InputError(f"unparsed apt simulation line: {line[:200]!r}")
             name, arch = split_arch(m["pkg"], None)
             action = Action.REMOVE if m["verb"] == "Remv" else Action.PURGE
+            if m["ver"] is not None:
+                _version(m["ver"])
             changes.append(SimChange(name, arch, action, m["ver"], None))
     for name in held:
         bare, arch = split_arch(name, None)
         changes.append(SimChange(bare, arch, Action.HELD_BACK, None, None))
     return Simulation(tuple(changes), tuple(conf), tuple(split_arch(h, None)[0] for h in held))
+
+
+def _inst_change(line: str) -> SimChange:
+    m = _INST.match(line)
+    if m is None:
+        raise InputError(f"unparsed apt simulation line: {line[:200]!r}")
+    name, arch = split_arch(m["pkg"], m["arch"])
+    old, new = m["old"], m["new"]
+    if old is None:
+        _version(new)
+        action = Action.INSTALL
+    else:
+        order = compare_versions(new, old)
+        action = (
+            Action.UPGRADE if order > 0 else Action.DOWNGRADE if order < 0 else Action.REINSTALL
+        )
+    return SimChange(name, arch, action, old, new, m["origins"].strip())
 
 
 def parse_apt_error(stderr: str) -> tuple[str, str]:

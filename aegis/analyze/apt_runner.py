@@ -61,8 +61,8 @@ class AptRunner:
         self.timeout = float(cfg.apt_timeout_s)
         self.cache_opts: tuple[str, ...] = ()
         if cfg.apt_config is None:
-            # The host's own configuration may switch the package cache off (TESTBED
-            # section 8); keep Aegis's own persistent copy, one per uid.
+            # The host's own configuration may switch the package cache off (docs/testing.md
+            # "Facts about apt and Debian"); keep Aegis's own persistent copy, one per uid.
             cache = private_cache_dir(cfg)
             if cache is not None:
                 self.cache_opts = (

@@ -99,6 +99,37 @@ def inspect_contents(
     return ContentResult(tuple(findings), tuple(out), tuple(signals))
 
 
+# The installed package's scripts dpkg runs for each action: ``prerm`` and ``postrm`` of
+# the old version run on remove, purge, upgrade, downgrade and reinstall (dpkg's
+# maintainer-script flowcharts, Debian Policy 6.6). They are on this host already, so
+# they are read from dpkg's info directory, not fetched.
+_OLD_SCRIPTS_RUN = dict.fromkeys(
+    (Action.REMOVE, Action.PURGE, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL),
+    ("prerm", "postrm"),
+)
+INSTALLED_PREFIX = "installed:"
+"""Findings in an installed script name the file ``installed:<script>``."""
+
+
+def installed_script_findings(
+    changes: Sequence[PackageChange], info_dir: Path
+) -> tuple[Finding, ...]:
+    """Rule findings over the installed scripts the delta makes dpkg run (no download)."""
+    from aegis.analyze.evidence.contents import installed_scripts
+    from aegis.analyze.evidence.scripts import scan_script
+
+    out: list[Finding] = []
+    for c in changes:
+        wanted = _OLD_SCRIPTS_RUN.get(c.action, ())
+        scripts = installed_scripts(info_dir, c.name, c.arch) if wanted else None
+        for name in wanted:
+            body = (scripts or {}).get(name)
+            if body is not None:
+                out.extend(scan_script(c.name, f"{INSTALLED_PREFIX}{name}", body))
+    out.sort(key=lambda f: (f.package, f.file, f.line, f.rule))
+    return tuple(out)
+
+
 def _load_vulndb(cfg: Config) -> tuple[Any, str | None]:
     """(index or None, problem): via :func:`aegis.analyze.evidence.vulndb.load_index`."""
     from aegis.analyze.evidence.vulndb import load_index

@@ -59,8 +59,10 @@ from aegis.analyze.signals import (
 from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
 from aegis.analyze.state import gather_state_inputs, package_state_hash, source_files
 from aegis.config import Config
+from aegis.errors import AegisError
 from aegis.model import (
     PLAN_SCHEMA,
+    Action,
     AnalysisFailure,
     ConfigEvidence,
     Finding,
@@ -265,6 +267,7 @@ class _Analysis:
         self.signals += package_signals(
             changes, kernel=self.lists.kernel, sensitive=self.lists.sensitive
         )
+        self.signals += self._lookalikes(changes, Path(paths.status))
         self.signals += repository_signals(repositories)
         self.signals += content_signals(findings, vulns)
         if self.failure is not None:
@@ -372,6 +375,22 @@ class _Analysis:
             detail = f"closest known: {', '.join(close)}" if close else "no similar name known"
             self.signals.append(Signal("target.unknown", name, detail))
 
+    def _lookalikes(self, changes: tuple[PackageChange, ...], status: Path) -> list[Signal]:
+        """``name.lookalike`` for requested packages this plan newly installs."""
+        from aegis.analyze.lookalike import lookalike_signals, reference_names
+        from aegis.workflow.files import read_capped
+
+        # Only what was asked for: a typosquat works on the name someone types.
+        asked = {t.name for t in self.targets if t.kind == "package" and t.name}
+        new = [c.name for c in changes if c.action is Action.INSTALL and c.name in asked]
+        if not new:
+            return []
+        try:
+            text = read_capped(status, 256 * 1024 * 1024, "dpkg status").decode("utf-8", "replace")
+        except AegisError:
+            text = ""  # no status file: nothing is installed to imitate
+        return lookalike_signals(new, reference_names(text))
+
     # -- contents and vulnerabilities (CONTENTS engineer's modules) -------------------
 
     def _contents(
@@ -380,7 +399,11 @@ class _Analysis:
         provenance: tuple[Provenance, ...],
         info_dir: Path,
     ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
-        from aegis.analyze.inspect import inspect_contents, match_vulnerabilities
+        from aegis.analyze.inspect import (
+            inspect_contents,
+            installed_script_findings,
+            match_vulnerabilities,
+        )
 
         findings: tuple[Finding, ...] = ()
         prov = provenance
@@ -389,6 +412,15 @@ class _Analysis:
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)
             self.inspected = True
+        if self.failure is None:
+            # What the old version runs on its way out is read whether or not the new
+            # .debs are inspected: it is local, and a removal has no .deb to inspect.
+            findings = tuple(
+                sorted(
+                    findings + installed_script_findings(changes, info_dir),
+                    key=lambda f: (f.package, f.file, f.line, f.rule),
+                )
+            )
         vres = match_vulnerabilities(self.cfg, changes)
         self.signals.extend(vres.signals)
         return findings, vres.vulnerabilities, vres.db_date, prov

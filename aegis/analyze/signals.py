@@ -98,7 +98,7 @@ def weak_pin_signal(
     An approved source supplying a name it may not supply is weakly pinned; so is
     an unapproved source winning over an approved source that offers the package
     (``offers``: (version, repository) of every source offering it), the
-    third-party-repo-with-a-higher-version case of TESTBED section 8.
+    third-party-repo-with-a-higher-version case of docs/testing.md "Facts about apt and Debian".
     """
     if source_allows(repo, change.name):
         return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from aegis.cli.commands import AEGIS_COMMANDS
+from aegis.cli.exits import full_table
 from aegis.cli.shell import LazyGroup, debug_option
 
 MUTATION_TOOLS = frozenset(
@@ -27,6 +28,8 @@ MUTATION_TOOLS = frozenset(
     table=AEGIS_COMMANDS,
     refuse_tools=MUTATION_TOOLS,
     context_settings={"help_option_names": ["-h", "--help"]},
+    prog="aegis",
+    epilog=full_table(),
 )
 @debug_option
 @click.version_option(package_name="aegis", message="aegis %(version)s")

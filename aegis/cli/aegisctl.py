@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from aegis.cli.commands import AEGISCTL_COMMANDS
+from aegis.cli.exits import full_table
 from aegis.cli.shell import LazyGroup, debug_option
 
 
@@ -20,6 +21,8 @@ from aegis.cli.shell import LazyGroup, debug_option
     cls=LazyGroup,
     table=AEGISCTL_COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
+    prog="aegisctl",
+    epilog=full_table(),
 )
 @debug_option
 @click.version_option(package_name="aegis", message="aegisctl %(version)s")

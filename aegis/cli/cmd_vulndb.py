@@ -3,7 +3,8 @@
 ``aegis vulndb import FILE`` validates the tracker JSON strictly and writes the
 index for the configured release (``AEGIS_VULN_RELEASE``, default ``bookworm``) to
 ``<state>/vulndb.json``, printing its path; ``aegis vulndb status`` shows what is
-stored (release, database date, import time, counts). Errors exit 3 (bad file) or
+stored (release, database date, import time, counts); ``aegis vulndb report`` lists
+installed packages with open issues (like debsecan). Errors exit 3 (bad file) or
 7 (cannot write). See docs/vulnerabilities.md for the severity mapping.
 """
 
@@ -102,3 +103,56 @@ def status_cmd(as_json: bool) -> None:
             ("entries", info.entries),
         ]
     )
+
+
+@vulndb_group.command("report")
+@click.option(
+    "--status",
+    "status_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="dpkg status file (default: var/lib/dpkg/status under the configured dpkg root).",
+)
+@click.option("--critical", is_flag=True, help="Only the contract's critical urgencies.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
+def report_cmd(status_file: Path | None, critical: bool, as_json: bool) -> None:
+    """List installed packages with open vulnerabilities in the imported index.
+
+    An issue is open when the tracker has no fix yet or its fixed version is newer than
+    the installed one. Without an imported index this is an environment error (7).
+
+    \b
+    Example:
+      aegis vulndb report --critical --json
+    """
+    from aegis.analyze.evidence import vulndb
+    from aegis.analyze.evidence.vuln_report import read_status, report_open
+    from aegis.cli import render
+    from aegis.codec import to_dict
+    from aegis.config import load_config
+    from aegis.errors import EnvironmentFailure
+
+    cfg = load_config()
+    index = vulndb.load_index(cfg)
+    if index is None:
+        raise EnvironmentFailure("no vulnerability index imported", hint="aegis vulndb import FILE")
+    path = status_file or (cfg.dpkg_root or Path("/")) / "var/lib/dpkg/status"
+    issues = [i for i in report_open(index, read_status(path)) if i.critical or not critical]
+    if as_json:
+        render.emit_json(
+            {
+                "release": index.release,
+                "database_date": index.date,
+                "status_file": str(path),
+                "issues": [to_dict(i) for i in issues],
+            }
+        )
+        return
+    if not issues:
+        render.print_line(f"No open issues for installed packages ({index.release}, {index.date}).")
+        return
+    for i in issues:
+        fix = f"fixed in {i.fixed_version}" if i.fixed_version else "no fix yet"
+        mark = " CRITICAL" if i.critical else ""
+        render.print_line(f"{i.package} {i.version}  {i.cve} ({i.urgency}{mark}), {fix}")
+    render.print_line(f"{len(issues)} open issue(s) ({index.release}, database {index.date}).")

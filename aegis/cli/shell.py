@@ -3,9 +3,9 @@
 Subcommands come from the tables in :mod:`aegis.cli.commands` and are imported
 only when needed. Every :class:`~aegis.errors.AegisError` that escapes a command
 is printed once as ``Error: <message>`` on stderr and the process exits with the
-error's stable exit code (STYLE.md section 3). Any other exception is an internal
-bug: exit 1 with a one-line message; the traceback only with ``--debug`` (or
-``AEGIS_DEBUG=1``).
+error's stable exit code (docs/design.md "Errors and exit codes"). Any other
+exception is an internal bug: exit 1 with a one-line message; the traceback only
+with ``--debug`` (or ``AEGIS_DEBUG=1``).
 
 Example:
     $ aegis show r-doesnotexist
@@ -69,6 +69,7 @@ class LazyGroup(click.Group):
         *args: Any,
         table: Mapping[str, str],
         refuse_tools: frozenset[str] = frozenset(),
+        prog: str = "",
         **kwargs: Any,
     ) -> None:
         """Build the group; ``*args`` and ``**kwargs`` go to :class:`click.Group`.
@@ -79,11 +80,14 @@ class LazyGroup(click.Group):
                 so ``--help`` and each command load only what they need.
             refuse_tools: Names such as ``apt-get`` that are refused with the plan-flow hint
                 (exit 3) instead of click's "no such command".
+            prog: The program name that keys each command's exit codes
+                (:data:`aegis.cli.exits.COMMAND_EXITS`), whatever name it was run under.
             **kwargs: Passed to :class:`click.Group`.
         """
         super().__init__(*args, **kwargs)
         self._table = table
         self._refuse_tools = refuse_tools
+        self._prog = prog
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -112,6 +116,9 @@ class LazyGroup(click.Group):
         command = getattr(module, attr)
         if not isinstance(command, click.Command):
             raise RuntimeError(f"{target} is not a click command")
+        from aegis.cli.exits import attach
+
+        attach(command, f"{self._prog} {cmd_name}")  # its exit codes, in its --help
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

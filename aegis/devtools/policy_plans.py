@@ -150,7 +150,7 @@ def provenance_for(c: PackageChange) -> Provenance:
 
 
 def argv_for(changes: tuple[PackageChange, ...]) -> tuple[str, ...]:
-    """The command preview shape of DESIGN.md (trivial-only, exact versions)."""
+    """The command preview shape of docs/design.md "Trust" (trivial-only, exact versions)."""
     return (
         "/usr/bin/apt-get",
         "install",

@@ -1,6 +1,6 @@
 """Real signed apt repositories and throwaway apt roots for tests, the demo and benches.
 
-Recipes follow ``TESTBED.md`` sections 1-3 and 8: tiny packages built with
+Recipes follow docs/testing.md: tiny packages built with
 ``dpkg-deb --root-owner-group -Zgzip``, indexed with ``apt-ftparchive``, signed with
 a throwaway ed25519 key (``InRelease`` and ``Release.gpg``), and consumed by apt
 through a PRIVATE ``APT_CONFIG`` that never reads the host's configuration and

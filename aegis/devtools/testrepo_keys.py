@@ -4,7 +4,7 @@ Part of :mod:`aegis.devtools.testrepo` (which re-exports :class:`Key` and
 :func:`get_key`). Keys are ed25519, generated once per process per name in a
 temporary directory that also holds the built .debs and is removed at exit (after
 each key's gpg-agent is stopped). Tools run with argv lists and a minimal
-environment (``PATH``, ``LANG=C``), TESTBED.md section 1.
+environment (``PATH``, ``LANG=C``), docs/testing.md "Test repository".
 
 Example::
 

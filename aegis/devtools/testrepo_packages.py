@@ -1,7 +1,7 @@
 """Fixture package specs for test repositories, and the .debs built from them.
 
 Part of :mod:`aegis.devtools.testrepo` (which re-exports the specs and the default
-sets). :data:`DEFAULT_PACKAGES` is the fixture set of TESTBED.md section 1;
+sets). :data:`DEFAULT_PACKAGES` is the fixture set of docs/testing.md "Test repository";
 :func:`build_deb` turns a :class:`PackageSpec` into a tiny ``.deb`` with
 ``dpkg-deb --root-owner-group -Zgzip``, cached per process by the spec's content.
 

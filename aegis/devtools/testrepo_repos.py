@@ -2,7 +2,7 @@
 
 Part of :mod:`aegis.devtools.testrepo` (which re-exports :class:`Repo`,
 :func:`build_repo`, :func:`negative_repo` and :func:`debian_lookalike_repo`).
-Recipes follow TESTBED.md sections 1 and 8: ``apt-ftparchive`` indexes the pool,
+Recipes follow docs/testing.md "Test repository": ``apt-ftparchive`` indexes the pool,
 a throwaway ed25519 key from :mod:`aegis.devtools.testrepo_keys` signs the
 Release, and the negative kinds break exactly one thing apt checks at update.
 
@@ -190,7 +190,7 @@ def _sign_release(dist: Path, key: Key) -> None:
 
 
 def negative_repo(dest: Path | str, kind: str, **kwargs: object) -> Repo:
-    """Build a repository that apt must reject at update (TESTBED section 1).
+    """Build a repository that apt must reject at update (docs/testing.md "Test repository").
 
     kinds: ``wrong-key`` (signed by another key than the one apt is given),
     ``unsigned``, ``badsig`` (Release edited after signing), ``hash-mismatch``
@@ -247,7 +247,8 @@ def negative_repo(dest: Path | str, kind: str, **kwargs: object) -> Repo:
 def debian_lookalike_repo(dest: Path | str, **kwargs: object) -> Repo:
     """A validly signed third-party repo whose Release says ``Origin: Debian``.
 
-    It carries higher ``aegis-base`` and ``libssl3`` versions (TESTBED section 8).
+    It carries higher ``aegis-base`` and ``libssl3`` versions (docs/testing.md "Facts
+    about apt and Debian").
     """
     opts: dict[str, object] = {
         "origin": "Debian",

@@ -2,9 +2,10 @@
 
 Part of :mod:`aegis.devtools.testrepo` (which re-exports :class:`AptRoot`,
 :func:`make_root`, :func:`apt_env`, :func:`run_apt`, :func:`apt_update` and
-:data:`SIGNED_BY_FORMS`). Recipes follow TESTBED.md sections 2 and 3: the private
-configuration never reads the host's apt configuration, and dpkg acts on the
-throwaway root (``DPkg::Options { "--root=R"; ... }``), so nothing touches the host.
+:data:`SIGNED_BY_FORMS`). Recipes follow docs/testing.md "Private apt configuration"
+and "Throwaway roots": the private configuration never reads the host's apt
+configuration, and dpkg acts on the throwaway root (``DPkg::Options { "--root=R";
+... }``), so nothing touches the host.
 
 Example::
 
@@ -188,7 +189,7 @@ def _write_source(
 
 def _apt_conf(root: Path, architecture: str) -> str:
     r = str(root)
-    return f"""// Private apt configuration of an Aegis throwaway root (TESTBED section 2).
+    return f"""// Private apt configuration of an Aegis throwaway root (docs/testing.md).
 Dir::Etc "{r}/etc/apt/";
 Dir::Etc::main "/dev/null";
 Dir::Etc::parts "{r}/etc/apt/apt.conf.d/";

@@ -24,18 +24,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from aegis.errors import EnvironmentFailure, InputError, TrustError
+
+EXITS = (InputError, TrustError, EnvironmentFailure)
+"""What aegisd's start can exit with (its --help names them): a bad configuration or key
+(3), a key file that fails its ownership or trust checks (4), a socket or directory it
+cannot use (7)."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse options and run the daemon until SIGTERM."""
     from aegis.config import load_config
-    from aegis.errors import AegisError
+    from aegis.errors import AegisError, daemon_epilog
     from aegis.execute.daemon import run_daemon
     from aegis.execute.settings import load_settings
 
     parser = argparse.ArgumentParser(
         prog="aegisd",
         description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
-        epilog="example: aegisd --socket /run/aegis/aegisd.sock --public-key-hex <64 hex>",
+        epilog=daemon_epilog(
+            "aegisd",
+            "example: aegisd --socket /run/aegis/aegisd.sock --public-key-hex <64 hex>",
+            EXITS,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--socket", type=Path, default=None, help="listening socket path")
     parser.add_argument(

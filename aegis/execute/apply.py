@@ -1,4 +1,4 @@
-"""aegisd's apply: the ordered checks of DESIGN.md "Trust", then the locked execution.
+"""aegisd's apply: the ordered checks of docs/design.md "Trust", then the locked execution.
 
 Check order (each a named step with a named refusal, :mod:`aegis.sign.refusals`):
 size and strict parse -> signature by a trusted key -> host -> time window ->
@@ -56,7 +56,7 @@ class _Checks:
 
 
 def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionPlan:
-    """Run every check in DESIGN.md's order; return the verified plan.
+    """Run every check in the order of docs/design.md "Trust"; return the verified plan.
 
     Raises:
         RefusedError: the first refusal, by name.

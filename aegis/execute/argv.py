@@ -2,7 +2,7 @@
 
 Used by the analyzer, by ``aegisctl sign`` and by aegisd. Pure: the plan in, a tuple out.
 
-Rules (DESIGN.md "Trust", TESTBED section 3):
+Rules (docs/design.md "Trust"):
 
 - install / upgrade deltas of only installs, upgrades and reinstalls:
   ``/usr/bin/apt-get install --trivial-only -- pkg=ver ...`` listing every package

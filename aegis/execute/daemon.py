@@ -2,7 +2,7 @@
 
 One thread per client, each reading its request against a deadline, so a slow
 client never blocks another. Requests are refused unless every check of
-DESIGN.md "Trust" passes, in that order (:func:`aegis.execute.apply.verify_for_apply`,
+docs/design.md "Trust" passes, in that order (:func:`aegis.execute.apply.verify_for_apply`,
 with the checks of :mod:`aegis.sign.checks`); then, under
 aegisd's own lock: ``dpkg --audit`` clean, snapshot when required, ``started``
 recorded durably, run, ``finished`` recorded, dpkg status compared with the

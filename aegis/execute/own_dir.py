@@ -6,8 +6,8 @@ member of ``aegis`` may rename or delete its entries. So a member could put a
 symlink or a directory of their own where aegisd's directory should be, before the
 first start or while aegisd runs, and aegisd would then keep its ledger (a fresh
 one: every used or revoked execution id forgotten) and its audit secret key where
-that user can read and write them. DESIGN.md: root never writes into a
-group-writable directory through a path it did not create.
+that user can read and write them. docs/design.md "Who may do what": root never
+writes into a group-writable directory through a path it did not create.
 
 :func:`claim_own_dir` refuses a path that is a symlink, not a directory, owned by
 another user, or writable by group or others, and remembers the directory's

@@ -1,8 +1,8 @@
 """Who is on the other end of aegisd's socket, and may they submit.
 
 ``SO_PEERCRED`` gives the peer's pid, uid and *primary* gid only; a user whose
-membership of ``aegis-apply`` is supplementary would be missed (DESIGN.md "Who may
-do what"). So the uid's supplementary groups are looked up too
+membership of ``aegis-apply`` is supplementary would be missed (docs/design.md
+"Who may do what"). So the uid's supplementary groups are looked up too
 (``os.getgrouplist`` over the passwd entry), and the primary gid from the socket
 is added. Only root and members of the apply group may submit or revoke.
 

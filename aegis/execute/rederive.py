@@ -1,6 +1,6 @@
 """aegisd's own view of a signed plan: this host, its re-derivation, and policy on it.
 
-DESIGN.md "Trust": evidence in the store is not trusted, so aegisd derives the plan
+docs/design.md "Trust": evidence in the store is not trusted, so aegisd derives the plan
 again from the signed intent with the same analyzer and its own configuration, and
 evaluates policy on that derivation (with the review only when it verifies and names
 this plan). The checks in :mod:`aegis.execute.apply` compare these with what was signed.

@@ -13,8 +13,8 @@ asked first. No ledger row means the run never started (aegisd died before
 ``started``), so submitting the same plan again is safe; ``started`` without
 ``finished`` becomes ``interrupted``; ``finished`` records the recorded result.
 
-Exit codes (STYLE.md) whenever the run did not succeed: 4 trust refusal, 5 policy,
-6 replay/state, 9 the command failed, 10 outcome unknown.
+Exit codes (docs/design.md "Errors and exit codes") whenever the run did not succeed:
+4 trust refusal, 5 policy, 6 replay/state, 9 the command failed, 10 outcome unknown.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def socket_path(cfg: Config, override: Path | None) -> str:
 
 
 def _refusal_error(code: str | None, message: str) -> AegisError:
-    """Map a named refusal to its STYLE.md error class."""
+    """Map a named refusal to its error class (docs/design.md "Trust")."""
     code = code or ""
     if code in ("refused:malformed", "refused:oversized", "refused:slow-client"):
         return InputError(f"{code}: {message}")

@@ -10,7 +10,7 @@ file or environment. Rule ids are stable API: operators override them in
 Effects, strictest first: deny, require-approval, allow-with-snapshot, allow. The
 engine takes the strictest fired effect; when nothing fired it requires approval.
 Deny rules carry the operator contract's Deny Interpretation phrase verbatim
-(``seed/aegis-production-ops.md``) in ``contract``.
+(quoted in docs/operator-guide.md "What a deny means") in ``contract``.
 
 The rules live in three modules to stay small: this one (types, phrases, facts,
 registry), :mod:`aegis.policy.rules_repo` (targets, command, repositories,
@@ -35,7 +35,7 @@ from aegis.policy.result import Effect
 RULESET_VERSION = "aegis.rules/1"
 
 # Deny Interpretation phrases of the operator contract, copied verbatim. Tests compare
-# them with the seed file byte for byte; never reword them.
+# them with hand copies and docs/operator-guide.md byte for byte; never reword them.
 PHRASE_REPOSITORY = (
     "untrusted or weakly pinned package repository: require an explicit trusted Signed-By "
     "keyring and approved source."

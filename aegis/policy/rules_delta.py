@@ -122,6 +122,14 @@ def package_essential(facts: Facts) -> Check:
     return Hit(f"essential: {listed(names)}", unique(names))
 
 
+def name_lookalike(facts: Facts) -> Check:
+    """A requested new package whose name imitates an installed or depended-upon one."""
+    hits = [s.detail for s in facts.plan.signals if s.name == "name.lookalike"]
+    if not hits:
+        return Miss("no requested name imitates an installed one")
+    return Hit(f"name lookalike: {listed(hits)}", unique(hits))
+
+
 def _is_script(f: Finding) -> bool:
     return posixpath.basename(f.file) in _SCRIPTS or f.rule.startswith("script")
 
@@ -296,6 +304,7 @@ RULES: tuple[Rule, ...] = (
         package_security_sensitive,
     ),
     Rule("package.essential", _A, "essential packages change", package_essential),
+    Rule("name.lookalike", _A, "a requested name imitates another package", name_lookalike),
     Rule(
         "vuln.fixed-available",
         _D,

@@ -3,8 +3,8 @@
 A match's ``critical`` flag is the documented severity mapping of the tracker's urgency
 (docs/vulnerabilities.md, ``aegis.analyze.evidence.vulnerabilities.is_critical``):
 policy uses it as the analyzer recorded it. A fixed version that exists and the plan
-does not install denies either way (DESIGN.md); only a critical one carries the
-contract's "critical vulnerability evidence" phrase. No fix yet: approval.
+does not install denies either way (docs/design.md "Decisions"); only a critical one
+carries the contract's "critical vulnerability evidence" phrase. No fix yet: approval.
 """
 
 from __future__ import annotations
@@ -37,25 +37,33 @@ def _fix_not_installed(facts: Facts, critical: bool) -> list[str]:
     ]
 
 
+_FIX_HINT = (
+    "; plan the fixed version (aegis apt install PKG=VERSION --plan), and if no configured "
+    "source offers it, add and approve the source that does (often the security suite)"
+)
+
+
 def vuln_fixed_available(facts: Facts) -> Check:
     """A critical vulnerability whose fixed version exists and the plan does not install."""
     hits = _fix_not_installed(facts, critical=True)
     if not hits:
         return Miss("no critical vulnerability with an available fix stays unfixed")
-    return Hit(f"not installing the fixed version: {listed(hits)}", unique(hits))
+    return Hit(f"not installing the fixed version: {listed(hits)}{_FIX_HINT}", unique(hits))
 
 
 def vuln_fixed_available_noncritical(facts: Facts) -> Check:
     """A non-critical vulnerability whose fixed version exists and the plan does not install.
 
-    Still a deny (DESIGN.md: a fix exists and the plan does not install it), but without
-    the contract's "critical vulnerability evidence" phrase, which would misstate it.
+    Still a deny (docs/design.md "Decisions": a fix exists and the plan does not install
+    it), but without the contract's "critical vulnerability evidence" phrase, which would
+    misstate it.
     """
     hits = _fix_not_installed(facts, critical=False)
     if not hits:
         return Miss("no non-critical vulnerability with an available fix stays unfixed")
     return Hit(
-        f"not installing the fixed version of a non-critical vulnerability: {listed(hits)}",
+        f"not installing the fixed version of a non-critical vulnerability: {listed(hits)}"
+        f"{_FIX_HINT}",
         unique(hits),
     )
 

@@ -6,7 +6,10 @@
   :func:`~aegis.review.record.check_review` said it counts), or None when there is
   no review that verifies (missing, edited, another key, another plan).
 - valid: ``deny`` raises to deny, ``require-approval`` raises to require-approval,
-  ``no-objection`` leaves the decision; flags are recorded either way.
+  ``no-objection`` leaves the decision; flags are recorded either way. Whatever the
+  recommendation says, risk ``high`` or ``critical`` or any flag raises to at least
+  require-approval (``review.concern``): a model that names data exfiltration and then
+  says "no objection" contradicts itself, and the stricter half of a contradiction wins.
 - invalid, failed, timeout, or None: raises to require-approval.
 - skipped (by configuration): neutral; recorded as ``review.skipped`` with its reason.
 
@@ -21,12 +24,13 @@ Example:
 from __future__ import annotations
 
 from aegis.policy.result import Effect, FiredRule, stricter
-from aegis.review.record import Recommendation, Review, ReviewStatus
+from aegis.review.record import Recommendation, Review, ReviewStatus, Risk
 
 _RAISE = {
     Recommendation.DENY: Effect.DENY,
     Recommendation.REQUIRE_APPROVAL: Effect.REQUIRE_APPROVAL,
 }
+_CONCERNING_RISK = frozenset({Risk.HIGH, Risk.CRITICAL})
 
 
 def merge(decision: Effect, review: Review | None) -> tuple[Effect, tuple[FiredRule, ...]]:
@@ -52,6 +56,10 @@ def merge(decision: Effect, review: Review | None) -> tuple[Effect, tuple[FiredR
         assert review.risk is not None
         raised = _RAISE.get(review.recommendation, decision)
         rule_id = f"review.{review.recommendation.value}"
+        if review.risk in _CONCERNING_RISK or review.flags:
+            concern = stricter(raised, Effect.REQUIRE_APPROVAL)
+            if concern is not raised:
+                raised, rule_id = concern, "review.concern"
         flags = ", ".join(f.value for f in review.flags) or "none"
         reason = (
             f"model review (advisory): risk {review.risk.value}, "

@@ -34,7 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import AegisError, EnvironmentFailure, InputError
+from aegis.errors import AegisError, EnvironmentFailure, InputError, TrustError
+
+EXITS = (InputError, TrustError, EnvironmentFailure)
+"""What aegis-reviewd's start can exit with (its --help names them): configuration (3),
+a review key that does not load (4), a socket it cannot use (7)."""
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
@@ -230,12 +234,18 @@ def bind_socket(path: Path) -> socket.socket:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``aegis-reviewd``."""
     from aegis.config import load_config
+    from aegis.errors import daemon_epilog
     from aegis.review.service import API_KEY_ENV, load_review_key
 
     parser = argparse.ArgumentParser(
         prog="aegis-reviewd",
         description="Aegis review daemon: signs advisory model reviews of plans.",
-        epilog="Example: aegis-reviewd --socket /run/aegis/aegis-reviewd.sock",
+        epilog=daemon_epilog(
+            "aegis-reviewd",
+            "Example: aegis-reviewd --socket /run/aegis/aegis-reviewd.sock",
+            EXITS,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--socket", type=Path, help="socket path (default: from config)")
     args = parser.parse_args(argv)

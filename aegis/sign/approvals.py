@@ -5,7 +5,7 @@ policy result hash, names the approver, their role and a reason, carries its own
 validity window and the approver's public key, and is signed by that key over
 the canonical JSON of every other field.
 
-Invariants (DESIGN.md "Trust", "Who may do what"):
+Invariants (docs/design.md "Trust", "Who may do what"):
 
 - An approval counts only when its signature verifies, its key is one of the
   trusted approver keys, its key is *not* the execution signer's key and its

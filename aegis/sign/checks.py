@@ -153,9 +153,14 @@ def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
     differing = plan_differences(derived, ep.plan)
     if not differing:
         return None
+    from aegis.sign.moves import describe_moves
+
     detail = f"re-derived plan differs in {', '.join(differing)}"
+    moved = "; ".join(describe_moves(ep.plan, derived))
     if "package_state_hash" in differing:
-        detail += " (package state moved since signing)"
+        detail += f" (package state moved since signing: {moved})"
+    elif moved:
+        detail += f" ({moved})"
     if derived.failure is not None and ep.plan.failure is None:
         # Name why: e.g. a kept rollback .deb no longer matches its snapshot manifest.
         detail += f" (analysis failed: {derived.failure.kind}: {derived.failure.message[:300]})"

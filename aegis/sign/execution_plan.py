@@ -1,7 +1,7 @@
 """The signed execution plan: its schema, strict parsing and building (pure).
 
 An execution plan (schema ``aegis.execution-plan/1``) is what aegisd runs. It binds
-exactly what DESIGN.md "Trust" lists: the intent and exact targets, the operation
+exactly what docs/design.md "Trust" lists: the intent and exact targets, the operation
 plan (embedded, so aegisd can compare its own re-derivation) and its hash, the
 policy result hash with decision and controls, the review hash, the approvals,
 the argv, the package-state hash, the host identity, a one-time execution id,

@@ -108,17 +108,27 @@ def check_reproduces(stored: Plan, fresh: Plan) -> None:
     """
     if reproducible_view(fresh) == reproducible_view(stored):
         return
+    from aegis.sign.moves import describe_moves, only_repositories_moved
+
     differing = plan_differences(fresh, stored)
+    moved = "; ".join(describe_moves(stored, fresh)) or "nothing named"
     if "package_state_hash" in differing:
         raise StateError(
-            "refused:rederivation: the package state moved since the plan was made "
+            "refused:rederivation: the package state moved since the plan was made: "
+            f"{moved} (differs in {', '.join(differing)})",
+            hint="plan the change again",
+        )
+    if only_repositories_moved(stored, fresh):
+        # apt update ran since planning: the packages did not move, a repository did.
+        raise StateError(
+            f"refused:rederivation: a repository moved since the plan was made: {moved} "
             f"(differs in {', '.join(differing)})",
             hint="plan the change again",
         )
     raise TrustError(
         "refused:rederivation: re-running the analysis does not reproduce the stored plan "
-        f"(differs in {', '.join(differing)}): it was changed after analysis, or the "
-        "configuration it was analyzed under changed",
+        f"(differs in {', '.join(differing)}; {moved}): it was changed after analysis, or "
+        "the configuration it was analyzed under changed",
         hint="plan the change again",
     )
 

@@ -6,7 +6,7 @@ aegisd puts the code into its answer and the audit event; ``aegisctl verify``
 prints one row per step. The codes are API: tests, operators and log searches
 match on them, so they never change once released.
 
-Each refusal maps to one error class with the STYLE.md exit code:
+Each refusal maps to one error class with its exit code (docs/design.md "Errors and exit codes"):
 malformed/oversized -> 3, policy -> 5, replayed/revoked -> 6, everything else
 (signature, host, time, approvals, re-derivation, argv) -> 4.
 
@@ -44,7 +44,7 @@ class RefusalCode(StrEnum):
 
 
 class CheckStep(StrEnum):
-    """Check steps, in aegisd's order (DESIGN.md "Trust")."""
+    """Check steps, in aegisd's order (docs/design.md "Trust")."""
 
     PARSE = "parse"
     SIGNATURE = "signature"
@@ -73,7 +73,7 @@ class Refusal:
         return f"{self.code.value}: {self.detail}"
 
     def error(self) -> RefusedError:
-        """Return the error to raise for this refusal (exit code per STYLE.md)."""
+        """Return the error to raise for this refusal (docs/design.md "Trust")."""
         cls = _ERROR_CLASS.get(self.code, ExecutionPlanRefusedError)
         return cls(self)
 

@@ -1,7 +1,7 @@
 """Store-directory and file helpers: host permissions and atomic writes.
 
 On a host install (no ``AEGIS_HOME``) the store directory is created mode 2770,
-group ``aegis``, and the process umask is 007 (DESIGN.md "Who may do what").
+group ``aegis``, and the process umask is 007 (docs/design.md "Who may do what").
 Files are written to a temp file in the same directory (O_EXCL|O_NOFOLLOW, so a
 planted symlink is never followed), fsync'd, then ``os.replace``'d, all relative to
 a descriptor of the directory; a store subdirectory replaced by a link is refused.
@@ -38,7 +38,7 @@ def prepare_dir(path: Path, *, host_install: bool) -> None:
                 # turned 2770 group aegis.
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 try:
-                    os.fchmod(fd, 0o2770)  # DESIGN.md: store dir 2770 root:aegis
+                    os.fchmod(fd, 0o2770)  # docs/design.md: store dir 2770 root:aegis
                     _chgrp_aegis(fd)
                 finally:
                     os.close(fd)

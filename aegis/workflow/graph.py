@@ -2,7 +2,7 @@
 
 The graph lives in ``workflows/change-request.toml``. :func:`parse_workflow` is
 pure: it parses the TOML text strictly and refuses unknown keys, unknown states,
-unknown guard names and any graph that breaks the invariants of DESIGN.md:
+unknown guard names and any graph that breaks the invariants of docs/design.md:
 
 1. every path from the initial state into ``applying`` passes ``signed``;
 2. only ``applying`` leads to ``applied`` or ``failed``, except the operator's
@@ -10,7 +10,11 @@ unknown guard names and any graph that breaks the invariants of DESIGN.md:
    ``operator_resolution``);
 3. terminal states have no exits, and every other state has one;
 4. ``interrupted`` leaves only through an operator's resolution;
-5. every state is reachable; one transition per (state, trigger).
+5. every state is reachable; one transition per (state, trigger);
+6. every edge into a trust-bearing state comes from its one predecessor, carries at least
+   the guards that make the step mean something, and is fired by the right kind of actor
+   (:data:`ENTRY_RULES`): ``decide`` cannot lose ``policy_not_deny``, ``sign`` needs a key
+   and its guards, and nothing reaches ``signed`` without passing ``policy``.
 
 The file is the lifecycle's single source of truth, so a graph that lets a request
 reach ``applying`` unsigned must fail to load rather than be caught at firing time.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -143,6 +148,60 @@ def _parse_transition(i: int, raw: object, states: Mapping[str, StateSpec]) -> T
     )
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One allowed way into a state: from where, with which guards, fired by whom."""
+
+    sources: frozenset[str]
+    guards: frozenset[str]
+    needs: str
+
+
+def _entry(sources: str, guards: str, needs: str) -> Entry:
+    return Entry(frozenset(sources.split()), frozenset(guards.split()), needs)
+
+
+# The lifecycle's invariants as data (docs/design.md "The request is a persisted state
+# machine"). An edge into a state named here must match one of its entries: a source listed,
+# at least those guards (more are fine), that actor. Guards are where a step's evidence is
+# checked, so an edge without them would make the graph a claim the code must backstop.
+ENTRY_RULES: Mapping[str, tuple[Entry, ...]] = {
+    "analyzed": (_entry("intent", "supplies_plan", "system"),),
+    "reviewed": (_entry("analyzed", "has_plan supplies_review", "system"),),
+    "policy": (_entry("reviewed", "has_plan supplies_policy policy_not_deny", "system"),),
+    "denied": (_entry("reviewed", "supplies_policy policy_is_deny", "system"),),
+    "signed": (_entry("policy", "has_policy supplies_execution_plan", "key"),),
+    "applying": (_entry("signed", "has_execution_plan", "key"),),
+    "interrupted": (_entry("applying", "gives_reason", "system"),),
+    "applied": (
+        _entry("applying", "supplies_executor_result", "system"),
+        _entry("interrupted", "supplies_resolution gives_reason", "human"),
+    ),
+    "failed": (
+        _entry("applying", "supplies_executor_result", "system"),
+        _entry("interrupted", "supplies_resolution gives_reason", "human"),
+    ),
+    "audited": (_entry("applied", "has_executor_result_or_resolution", "system"),),
+}
+
+
+def _check_entry(src: str, dst: str, t: TransitionSpec) -> None:
+    """Refuse an edge into a trust-bearing state that matches none of its entries."""
+    entries = ENTRY_RULES.get(dst)
+    if entries is None:
+        return
+    froms = [e for e in entries if src in e.sources]
+    if not froms:
+        allowed = ", ".join(sorted({s for e in entries for s in e.sources}))
+        raise WorkflowError(f"edge {_edge(src, t)}: {dst!r} is entered only from {allowed}")
+    for e in froms:
+        missing = sorted(e.guards - set(t.guards))
+        if missing:
+            raise WorkflowError(f"edge {_edge(src, t)}: lacks guard(s) {', '.join(missing)}")
+        if t.needs != e.needs:
+            raise WorkflowError(f"edge {_edge(src, t)}: needs must be {e.needs!r}, got {t.needs!r}")
+
+
 def _edge(src: str, t: TransitionSpec) -> str:
     return f"{src} -> {t.dest} (trigger {t.trigger!r})"
 
@@ -179,6 +238,7 @@ def check_invariants(wf: Workflow) -> None:
             raise WorkflowError(f"edge {_edge(src, t)}: trigger fires twice from {src!r}")
         seen.add((src, t.trigger))
         _check_edge(wf, src, dst, t)
+        _check_entry(src, dst, t)
     _check_reachability(wf, edges)
 
 
@@ -207,6 +267,8 @@ def _check_reachability(wf: Workflow, edges: list[tuple[str, str, TransitionSpec
     # Belt and braces: applying must be unreachable once 'signed' is removed from the graph.
     if "applying" in _reachable(wf.initial, edges, avoid="signed"):
         raise WorkflowError("a path into 'applying' avoids 'signed'")
+    if "signed" in _reachable(wf.initial, edges, avoid="policy"):
+        raise WorkflowError("a path into 'signed' avoids 'policy'")
     reachable = _reachable(wf.initial, edges, avoid="")
     for name, spec in wf.states.items():
         if name not in reachable:

@@ -222,6 +222,19 @@ def _get_listed(store: Store, request_id: str) -> RequestRecord:
     return store.get(request_id)
 
 
+def _check_standing(cfg: Config, store: Store, rec: RequestRecord) -> None:
+    """Report (exit 4) a request whose state's evidence does not re-verify (aegis.standing).
+
+    Checked before resume reports a request as waiting for a human or a key: a forged
+    ``denied -> policy`` row would otherwise read "waiting for aegisctl sign". Steps that
+    only make a request stricter (expire) still run from such a state.
+    """
+    from aegis.standing import CHECKED_STATES, check_standing
+
+    if rec.state in CHECKED_STATES:
+        check_standing(cfg, store, rec, store.load(rec.id)[1])
+
+
 def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
     """Resume every non-terminal request (see module doc)."""
     from aegis.api import open_store, workflow
@@ -242,5 +255,13 @@ def resume_all(cfg: Config, actor: str, now: datetime) -> ResumeReport:
                     )
                 )
                 continue
-            items.append(_resume_one(cfg, store, wf, rec, actor=actor, now=now))
+            item = _resume_one(cfg, store, wf, rec, actor=actor, now=now)
+            if item.action == "waiting":
+                try:
+                    _check_standing(cfg, store, rec)
+                except AegisError as e:
+                    item = ResumeItem(
+                        rec.id, rec.state, "failed", rec.state, detail=e.message, exit_code=4
+                    )
+            items.append(item)
     return ResumeReport(items=tuple(items))

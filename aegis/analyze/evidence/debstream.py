@@ -44,7 +44,7 @@ class DebFormatError(InputError):
 
 @dataclass(frozen=True)
 class DebLimits:
-    """Bounds on what a package may make us read (STYLE.md 4: bound sizes)."""
+    """Bounds on what a package may make us read (bound every size an input controls)."""
 
     max_members: int = 200_000
     """Entries in the data archive."""

@@ -4,7 +4,7 @@ Per source: identity, Signed-By, keyring placement, InRelease signature,
 freshness and approval.
 
 Identity is (URI, suite, component, signer fingerprint), never the Release
-``Origin`` text (TESTBED section 8: a third-party repo can say ``Origin: Debian``).
+``Origin`` text (docs/testing.md: a third-party repo can say ``Origin: Debian``).
 The signature is checked with ``gpgv --status-fd 1`` against exactly the keyring
 the source names (an armoured ``.asc`` or embedded block is dearmoured first; a
 fingerprint Signed-By is checked against apt's trusted keyrings and must match the

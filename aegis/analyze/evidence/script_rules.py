@@ -50,6 +50,10 @@ script.disable-security           hostile    ufw disable, iptables -F / policy A
                                              (a package's own units are its own business)
 script.listener                   hostile    nc -l / -e, socat listen/exec, /dev/tcp, bash -i,
                                              scripted sockets
+script.destructive                hostile    recursive delete of /, /* or a top-level system
+                                             directory (also under ${DPKG_ROOT}), dd/shred to a
+                                             disk device, mkfs/wipefs/sgdisk/blkdiscard of one,
+                                             chmod -R / chown -R of / or a system directory
 script.binary                     hostile    a script that is not text (cannot be reviewed)
 ================================  =========  ==============================================
 
@@ -353,6 +357,54 @@ def _rule_listener(line: Line) -> str | None:
     return HOSTILE if _listener(line.raw, line.norm) else None
 
 
+# --- destructive commands (issue 12 item 9) ------------------------------------------------
+
+# A path that names the root or a whole system directory, optionally under ${DPKG_ROOT}
+# (``/etc/foo`` or ``/var/lib/foo`` stays a package's own business: purge removes those).
+_SYSTEM_DIRS = (
+    "bin|boot|dev|etc|home|lib|lib32|lib64|libx32|opt|proc|root|run|sbin|srv|sys|usr|var"
+    "|usr/bin|usr/lib|usr/sbin|usr/share|usr/local|var/lib|var/log|etc/ssh|etc/pam\\.d"
+)
+_ROOT_PREFIX = r"(?:\$\{?DPKG_ROOT(?::-)?\}?)?"
+_SYSTEM_PATH = re.compile(rf"^[\"']?{_ROOT_PREFIX}/+(?:(?:{_SYSTEM_DIRS})/*)?\*?[\"']?$")
+_DISK_DEVICE = re.compile(
+    r"/dev/(?:sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|md\d|dm-\d|mapper/)"
+)
+_DISK_TOOLS = frozenset({"mkfs", "wipefs", "sgdisk", "sfdisk", "blkdiscard", "parted", "fdisk"})
+
+
+def _recursive(words: list[str]) -> bool:
+    return any(
+        w in ("-R", "--recursive")
+        or (w.startswith("-") and not w.startswith("--") and "r" in w.lower())
+        for w in words[1:]
+    )
+
+
+def _destructive_command(words: list[str]) -> bool:
+    while words and words[0] in ("sudo", "nice", "nohup", "command", "exec", "env"):
+        words = words[1:]
+    if not words:
+        return False
+    tool = words[0].rsplit("/", 1)[-1]
+    operands = [w for w in words[1:] if not w.startswith("-")]
+    if tool == "rm" and _recursive(words):
+        return any(_SYSTEM_PATH.match(w) for w in operands)
+    if tool in ("chmod", "chown", "chgrp") and _recursive(words):
+        return any(_SYSTEM_PATH.match(w) for w in operands[1:])
+    if tool == "dd":  # reading a disk (if=) is a backup; writing one (of=) wipes it
+        return any(w.startswith("of=") and _DISK_DEVICE.search(w) for w in words[1:])
+    if tool == "shred":
+        return any(_DISK_DEVICE.search(w) for w in operands)
+    if tool in _DISK_TOOLS or tool.startswith("mkfs."):
+        return any(_DISK_DEVICE.search(w) for w in words[1:])
+    return False
+
+
+def _rule_destructive(line: Line) -> str | None:
+    return HOSTILE if any(_destructive_command(w) for w in commands(line.norm)) else None
+
+
 RULES: tuple[tuple[str, Callable[[Line], str | None]], ...] = (
     ("script.download-exec", _rule_download_exec),
     ("script.decoded-exec", _rule_decoded_exec),
@@ -370,5 +422,6 @@ RULES: tuple[tuple[str, Callable[[Line], str | None]], ...] = (
     ("script.setuid", _rule_setuid),
     ("script.disable-security", _rule_disable_security),
     ("script.listener", _rule_listener),
+    ("script.destructive", _rule_destructive),
 )
 """Per-line rules in report order: (stable id, check returning a severity or None)."""

@@ -53,7 +53,7 @@ class SourceEntry:
 
 
 def signed_by_form(value: str | None) -> str:
-    """Classify a Signed-By value (TESTBED section 8: all four forms)."""
+    """Classify a Signed-By value (docs/testing.md: all four forms)."""
     if value is None or not value.strip():
         return "none"
     if "BEGIN PGP PUBLIC KEY BLOCK" in value:

@@ -1,6 +1,6 @@
 """Vulnerability evidence from the Debian security tracker's JSON. Pure.
 
-Input (TESTBED.md section 9): one JSON document, source package -> CVE id ->
+Input (docs/testing.md "Vulnerability data offline"): one JSON document, source package -> CVE id ->
 ``{description, scope?, debianbug?, releases: {codename: {status, urgency,
 fixed_version?, repositories, nodsa?, nodsa_reason?}}}``. :func:`parse_tracker`
 validates it strictly (unknown keys, wrong types, bad names or versions, duplicate
@@ -191,8 +191,9 @@ def parse_tracker(data: bytes, *, release: str, date: str, imported_at: str) -> 
     if len(data) > MAX_TRACKER_BYTES:
         raise InputError(f"tracker file is larger than {MAX_TRACKER_BYTES} bytes")
     doc = loads_strict(data, max_bytes=MAX_TRACKER_BYTES)
-    if not isinstance(doc, dict) or not doc:
-        raise InputError("tracker file: expected a non-empty object keyed by source package")
+    if not isinstance(doc, dict):
+        # An empty object is a valid export: "no known issues" must be importable.
+        raise InputError("tracker file: expected an object keyed by source package")
     entries: dict[str, tuple[Entry, ...]] = {}
     for source, cves in doc.items():
         if not _SOURCE.match(source):

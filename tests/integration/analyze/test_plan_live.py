@@ -251,3 +251,51 @@ def test_essential_removal_is_planned_and_flagged(
     assert rows(plan) == [("aegis-essential", "remove", "1.0", None)]
     assert plan.changes[0].essential
     assert names(plan, "essential") == ["aegis-essential"]
+
+
+def test_the_installed_prerm_of_a_removal_is_scanned(
+    apt_root: testrepo.AptRoot, aegis_home: Path, test_repo: testrepo.Repo, analyze: Analyze
+) -> None:
+    """Removing a package runs its *installed* prerm/postrm: a destructive one is found
+    there (no .deb is fetched for a removal) and policy denies the plan."""
+    from datetime import UTC, datetime
+
+    from aegis.policy.engine import evaluate
+    from aegis.policy.run import load_policy
+
+    testrepo.run_apt(apt_root, "install", "-y", "aegis-tool")
+    cfg = cfg_for(apt_root, aegis_home)
+    write_policy(cfg, [approve(cfg, test_repo)])
+    clean = analyze("remove", "aegis-tool")
+    assert not [f for f in clean.findings if f.file.startswith("installed:")]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    before = evaluate(clean, None, load_policy(cfg), now)
+    assert "script.hostile" not in [r.rule_id for r in before.fired if r.effect.value == "deny"]
+
+    info = apt_root.root / "var/lib/dpkg/info"
+    (info / "aegis-tool.prerm").write_text("#!/bin/sh\nset -e\nrm -rf --no-preserve-root /\n")
+    plan = analyze("remove", "aegis-tool")
+    assert [(f.package, f.file, f.line, f.rule, f.severity) for f in plan.findings] == [
+        ("aegis-tool", "installed:prerm", 3, "script.destructive", "hostile")
+    ]
+    result = evaluate(plan, None, load_policy(cfg), now)
+    assert result.decision.value == "deny"
+    assert "script.hostile" in [r.rule_id for r in result.fired if r.effect.value == "deny"]
+
+
+def test_a_requested_name_that_imitates_an_installed_one(
+    apt_root: testrepo.AptRoot, analyze: Analyze
+) -> None:
+    """Real apt, real status file: 'aegis-tool' is one letter from an installed
+    'aegis-tol', so the request carries name.lookalike; its dependency does not."""
+    assert names(analyze("install", "aegis-tool"), "name.lookalike") == []
+    status = apt_root.root / "var/lib/dpkg/status"
+    status.write_text(
+        status.read_text()
+        + "Package: aegis-tol\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n"
+        "Maintainer: x <x@example.invalid>\nDescription: x\n\n"
+    )
+    plan = analyze("install", "aegis-tool")
+    assert [(s.package, s.detail) for s in plan.signals if s.name == "name.lookalike"] == [
+        ("aegis-tool", "aegis-tool looks like aegis-tol (edit)")
+    ]

@@ -1,8 +1,8 @@
 """Bad input on every file-taking command, through the real ``aegis`` and ``aegisctl`` CLIs.
 
-The 3 a.m. contract (STYLE.md section 3): whatever the operator or an agent passes -
-a missing file, a directory, garbage, a 200 MB file, the wrong kind of Aegis document, a
-broken store or config - the answer is one ``Error: ...`` line on stderr (hint lines
+The 3 a.m. contract (docs/design.md "Errors and exit codes"): whatever the operator or an
+agent passes - a missing file, a directory, garbage, a 200 MB file, the wrong kind of Aegis
+document, a broken store or config - the answer is one ``Error: ...`` line on stderr (hint lines
 indented), a stable exit code, nothing on stdout even with ``--json``, and never a
 traceback. Each table row is one case; rows marked "regression" were internal errors
 (exit 1) or misleading before the fix they name.

@@ -275,6 +275,15 @@ def test_workflow_graph_and_check(tmp_path: Path) -> None:
     result = run("workflow", "check", str(bad))
     assert result.exit_code == 3
     assert "reviewed -> applied (trigger 'yolo')" in result.stderr
+    # Skipping policy with a sign edge that keeps every guard of the real one.
+    bad.write_text(
+        default_workflow_path().read_text()
+        + '\n[[transitions]]\ntrigger = "skip"\nsource = ["reviewed"]\ndest = "signed"\n'
+        'guards = ["has_policy", "supplies_execution_plan"]\nneeds = "key"\n'
+    )
+    result = run("workflow", "check", str(bad))
+    assert result.exit_code == 3
+    assert "'signed' is entered only from policy" in result.stderr
     assert run("workflow", "check", str(default_workflow_path())).exit_code == 0
 
 

@@ -162,3 +162,67 @@ def test_help_has_example() -> None:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0
         assert "Example" in result.output
+
+
+STATUS = """Package: libssl3
+Status: install ok installed
+Version: 3.0.1-1
+Source: openssl (3.0.1)
+Architecture: amd64
+
+Package: openssl
+Status: install ok installed
+Version: 3.0.2
+Architecture: amd64
+
+Package: zlib
+Status: install ok installed
+Version: 1:1.2.13
+Architecture: amd64
+
+Package: removed-long-ago
+Status: deinstall ok config-files
+Version: 1.0
+Source: openssl (1.0)
+"""
+
+
+def test_report_lists_installed_packages_with_open_issues(
+    aegis_home: Path, tracker: Path, tmp_path: Path
+) -> None:
+    status = tmp_path / "status"
+    status.write_text(STATUS)
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["vulndb", "report", "--status", str(status)])
+    assert missing.exit_code == 7
+    assert "aegis vulndb import" in missing.stderr
+    assert runner.invoke(cli, ["vulndb", "import", str(tracker)]).exit_code == 0
+
+    result = runner.invoke(cli, ["vulndb", "report", "--status", str(status), "--json"])
+    assert result.exit_code == 0, result.output
+    issues = json.loads(result.stdout)["issues"]
+    # libssl3's source version is below the fix; openssl 3.0.2 is fixed; zlib is open;
+    # a package that is only configured is not installed.
+    assert [(i["package"], i["cve"], i["fixed_version"], i["critical"]) for i in issues] == [
+        ("libssl3", "CVE-2026-0001", "3.0.2", True),
+        ("zlib", "TEMP-0000000-1A2B3C", None, True),  # "not yet assigned" counts as critical
+    ]
+    critical = runner.invoke(cli, ["vulndb", "report", "--status", str(status), "--critical"])
+    assert critical.exit_code == 0
+    assert "libssl3 3.0.1-1  CVE-2026-0001 (high CRITICAL), fixed in 3.0.2" in critical.stdout
+    assert "zlib 1:1.2.13  TEMP-0000000-1A2B3C (not yet assigned CRITICAL), no fix yet" in (
+        critical.stdout
+    )
+    bad = tmp_path / "bad"
+    bad.write_text("Package: x\nStatus: install ok installed\n")
+    refused = runner.invoke(cli, ["vulndb", "report", "--status", str(bad)])
+    assert refused.exit_code == 3
+    assert "without Package or Version" in refused.stderr
+
+
+def test_an_empty_export_imports_as_no_known_issues(aegis_home: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    result = CliRunner().invoke(cli, ["vulndb", "import", str(empty), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["entries"] == 0

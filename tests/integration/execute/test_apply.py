@@ -62,6 +62,7 @@ def test_package_state_moved_after_signing_refused(make_daemon, chain) -> None: 
     answer = d.submit(data)
     assert answer.refusal == "refused:rederivation"
     assert "package state moved" in answer.message
+    assert "installed packages outside the delta changed" in answer.message
     assert "aegis-tool" not in chain.installed()
     assert Ledger(d.cfg.ledger_path).entries() == []
 

@@ -279,7 +279,7 @@ def test_kept_deb_replaced_after_rederivation_is_refused_before_the_run(
         th.join(60)
         [out] = answers
         assert out["answer"]["refusal"] == "refused:snapshot-deb-changed", out
-        assert out["exit_code"] == 4  # a trust failure (STYLE.md)
+        assert out["exit_code"] == 4  # a trust failure (docs/design.md "Errors and exit codes")
         assert "changed after signing" in out["answer"]["message"]
         assert _version(t.sr.root.root, "aegis-base") == "1.2"
         after = {e.execution_id for e in Ledger(t.daemon.cfg.ledger_path).entries()}

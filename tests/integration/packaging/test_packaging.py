@@ -168,6 +168,9 @@ def test_staged_install_passes_verify_native(stage: Path) -> None:
     wrapper = (stage / "opt/aegis/bin/aegisd").read_text()
     assert "exec /opt/aegis/venv/bin/python3 -I -m aegis.execute.aegisd" in wrapper
     assert os.readlink(stage / "opt/aegis/venv/bin/python3").startswith("/usr/bin/python3")
+    docs = stage / "opt/aegis/share/doc/aegis"  # what the docs tell people and agents to read
+    for name in ("operator-guide.md", "agents.md", "design.md", "distributions.md"):
+        assert (docs / name).is_file(), name
 
 
 def test_staged_sources_open_the_store(stage: Path, tmp_path: Path) -> None:

@@ -281,6 +281,7 @@ def test_package_state_moved_is_stale(flow: Any, apt_root: Any) -> None:
     result = _sign(flow, plan_path)
     assert result.exit_code == 6, result.output
     assert "package state moved" in result.stderr
+    assert "installed packages outside the delta changed" in result.stderr
     _assert_not_signed(flow, request_id)
 
 

@@ -1,4 +1,4 @@
-"""derive_argv: the one argv derivation (DESIGN.md "Trust")."""
+"""derive_argv: the one argv derivation (docs/design.md "Trust")."""
 
 from __future__ import annotations
 

@@ -183,9 +183,14 @@ def test_index_round_trip() -> None:
     assert again.entry_count == 2  # fixed_version "0" and the other release are dropped
 
 
+def test_an_empty_export_means_no_known_issues() -> None:
+    index = parse_tracker(b"{}", release="bookworm", date=NOW, imported_at=NOW)
+    assert index.entry_count == 0
+    assert index.entries == {}
+
+
 BAD_TRACKERS = [
     ("not-object", b"[]"),
-    ("empty", b"{}"),
     ("bad-source", _doc({"Bad Name": {"CVE-2024-0001": {"bookworm": _rel("open", "low")}}})),
     ("bad-cve", _doc({"x": {"CVE-24-1": {"bookworm": _rel("open", "low")}}})),
     ("bad-status", _doc({"x": {"CVE-2024-0001": {"bookworm": _rel("fixed", "low")}}})),

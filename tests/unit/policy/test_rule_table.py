@@ -29,8 +29,9 @@ from aegis.policy.explain import reason_text
 from aegis.policy.result import Effect
 from aegis.policy.rules import default_rules
 
-# Copied by hand from seed/aegis-production-ops.md "Deny Interpretation" (NOT imported
-# from aegis.policy.rules, so a reworded constant fails this test).
+# Copied by hand from the operator contract's "Deny Interpretation" (quoted verbatim in
+# docs/operator-guide.md; NOT imported from aegis.policy.rules, so a reworded constant
+# fails this test).
 REPO = (
     "untrusted or weakly pinned package repository: require an explicit trusted Signed-By "
     "keyring and approved source."
@@ -415,11 +416,20 @@ CASES = [
         "essential: base-files",
     ),
     _case(
+        "name.lookalike",
+        clean_plan(
+            signals=(Signal("name.lookalike", "opnessl", "opnessl looks like openssl (edit)"),)
+        ),
+        A,
+        A,
+        "name lookalike: opnessl looks like openssl (edit)",
+    ),
+    _case(
         "vuln.fixed-available",
         vuln("1.3-1"),
         D,
         D,
-        "pkg0000 CVE-2026-0001 (high, fixed in 1.3-1)",
+        "pkg0000 CVE-2026-0001 (high, fixed in 1.3-1); plan the fixed version",
         VULN,
     ),
     _case(  # the contract's critical phrase only for the documented critical mapping

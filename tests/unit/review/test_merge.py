@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,14 +73,42 @@ def test_merge_never_loosens(decision: Effect, review: Review | None) -> None:
         assert fired[0].rule_id == "review.skipped"
     if review is not None and review.recommendation is Recommendation.DENY:
         assert merged is Effect.DENY
+    if review is not None and (review.flags or review.risk in (Risk.HIGH, Risk.CRITICAL)):
+        # A named concern or a high risk never leaves a change to run unattended.
+        assert STRICTNESS[merged] >= STRICTNESS[Effect.REQUIRE_APPROVAL]
 
 
 def test_valid_review_flags_are_recorded() -> None:
-    review = replace(_valid(), flags=(Flag.NETWORK_LISTENER,))
+    review = replace(_valid(), flags=(Flag.NETWORK_LISTENER,), recommendation=Recommendation.DENY)
     merged, fired = merge(Effect.ALLOW_WITH_SNAPSHOT, review)
-    assert merged is Effect.ALLOW_WITH_SNAPSHOT
+    assert merged is Effect.DENY
     assert fired[0].subjects == ("network-listener",)
+    assert fired[0].rule_id == "review.deny"
+
+
+def test_low_risk_no_objection_leaves_the_decision() -> None:
+    merged, fired = merge(Effect.ALLOW_WITH_SNAPSHOT, _valid())
+    assert merged is Effect.ALLOW_WITH_SNAPSHOT
     assert fired[0].rule_id == "review.no-objection"
+
+
+# The attack: a review that names exfiltration (or critical risk) but says "no objection".
+@pytest.mark.parametrize(
+    ("risk", "flags"),
+    [
+        (Risk.CRITICAL, (Flag.DATA_EXFILTRATION,)),
+        (Risk.CRITICAL, ()),
+        (Risk.HIGH, ()),
+        (Risk.LOW, (Flag.SUSPICIOUS_SCRIPT,)),
+    ],
+    ids=["critical-exfiltration", "critical", "high", "low-with-flag"],
+)
+def test_a_concern_with_no_objection_requires_approval(risk: Risk, flags: tuple[Flag, ...]) -> None:
+    review = replace(_valid(), risk=risk, flags=flags)
+    merged, fired = merge(Effect.ALLOW, review)
+    assert merged is Effect.REQUIRE_APPROVAL
+    assert fired[0].rule_id == "review.concern"
+    assert fired[0].effect is Effect.REQUIRE_APPROVAL
 
 
 def _valid() -> Review:

@@ -27,8 +27,9 @@ def test_write_atomic_creates_the_directory(tmp_path: Path) -> None:
 
 
 def test_a_store_subdirectory_a_member_replaced_by_a_link_is_refused(tmp_path: Path) -> None:
-    """DESIGN.md: root never writes into a group-writable directory through a path it did
-    not create. ``results/`` swapped for a link to /etc-like directory: nothing lands there."""
+    """docs/design.md "Who may do what": root never writes into a group-writable directory
+    through a path it did not create. ``results/`` swapped for a link to /etc-like
+    directory: nothing lands there."""
     import pytest
 
     from aegis.errors import EnvironmentFailure

@@ -251,6 +251,51 @@ BAD_FILES = [
         ),
         "schema_version must be",
     ),
+    # The graph, not code behind it, is the enforcement point (issue 12 item 15).
+    (
+        "decide-without-policy-guard",
+        _edit(
+            replace=(
+                'guards = ["has_plan", "supplies_policy", "policy_not_deny"]',
+                'guards = ["has_plan", "supplies_policy"]',
+            )
+        ),
+        "reviewed -> policy (trigger 'decide'): lacks guard(s) policy_not_deny",
+    ),
+    (
+        "sign-without-guards",
+        _edit(replace=('guards = ["has_policy", "supplies_execution_plan"]\n', "")),
+        "policy -> signed (trigger 'sign'): lacks guard(s) has_policy, supplies_execution_plan",
+    ),
+    (
+        "sign-by-system",
+        _edit(
+            replace=(
+                'guards = ["has_policy", "supplies_execution_plan"]\nneeds = "key"',
+                'guards = ["has_policy", "supplies_execution_plan"]\nneeds = "system"',
+            )
+        ),
+        "policy -> signed (trigger 'sign'): needs must be 'key', got 'system'",
+    ),
+    (
+        "reviewed-signed",
+        _edit(
+            _edge(
+                "skip", "reviewed", "signed", 'guards = ["has_policy", "supplies_execution_plan"]\n'
+            )
+        ),
+        "reviewed -> signed (trigger 'skip'): 'signed' is entered only from policy",
+    ),
+    (
+        "analyzed-policy",
+        _edit(_edge("rush", "analyzed", "policy")),
+        "'policy' is entered only from reviewed",
+    ),
+    (
+        "deny-without-guards",
+        _edit(_edge("undeny", "reviewed", "denied")),
+        "reviewed -> denied (trigger 'undeny'): lacks guard(s) policy_is_deny, supplies_policy",
+    ),
     ("malformed", b"[[transitions]\nnope", "not valid UTF-8 TOML"),
     ("not-utf8", b'name = "\xff"', "not valid UTF-8 TOML"),
     ("oversized", b"#" * (64 * 1024 + 1), "larger than 65536 bytes"),

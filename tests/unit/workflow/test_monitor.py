@@ -10,10 +10,11 @@ from freezegun import freeze_time
 
 from aegis import api
 from aegis.config import Config
+from aegis.standing import CHECKED_STATES
 from aegis.workflow.graph import load_workflow
 from aegis.workflow.machine import stuck_thresholds
-from aegis.workflow.monitor import human_duration, metrics_text, stuck_reason
-from aegis.workflow.records import RequestRecord, format_time
+from aegis.workflow.monitor import human_duration, metrics_text, stuck_cutoffs, stuck_reason
+from aegis.workflow.records import CorruptStoreError, RequestRecord, format_time
 
 Make = Callable[..., RequestRecord]
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -31,8 +32,15 @@ def test_threshold_per_state_from_the_workflow_file(
         rec = make_request(state)
     just_before = T0 + timedelta(seconds=limit)
     just_after = T0 + timedelta(seconds=limit + 1)
-    assert api.list_requests(cfg, stuck=True, now=just_before) == []
-    stuck = api.list_requests(cfg, stuck=True, now=just_after)
+    assert api.list_requests(cfg, stuck=True, now=just_before, corrupt=[]) == []
+    corrupt: list[CorruptStoreError] = []
+    stuck = api.list_requests(cfg, stuck=True, now=just_after, corrupt=corrupt)
+    if state in CHECKED_STATES:
+        # The fixture's policy/execution-plan artifacts are placeholders: named, not listed.
+        assert stuck == []
+        assert [e.message.split("'")[1] for e in corrupt] == [rec.id]
+        with api.open_store(cfg) as store:
+            stuck = store.stuck(stuck_cutoffs(load_workflow(), just_after), format_time(just_after))
     assert [r.id for r in stuck] == [rec.id]
     reason = stuck_reason(stuck[0], load_workflow(), just_after)
     assert reason is not None

@@ -45,9 +45,12 @@ def test_resume_runs_read_only_steps_and_waits_for_humans(
     # analyzed -> reviewed, and a second pass goes on to decide.
     assert by_id[analyzed.id].action == "advanced"
     assert by_id[analyzed.id].state_after == "reviewed"
-    assert by_id[policy.id].action == "waiting"
-    assert "aegisctl sign" in by_id[policy.id].detail
-    assert by_id[signed.id].action == "waiting"
+    # The fixture's policy and execution-plan artifacts are placeholders, not evidence:
+    # resume never presents such a request as waiting for a human or a key.
+    for rec in (policy, signed):
+        assert by_id[rec.id].action == "failed"
+        assert by_id[rec.id].exit_code == 4
+        assert "evidence does not verify" in by_id[rec.id].detail
     assert by_id[interrupted.id].action == "waiting"
     assert "resolve" in by_id[interrupted.id].detail
     # applying: only asked; the fake executor_status says it was interrupted.
@@ -135,12 +138,13 @@ def test_resume_expires_only_what_the_expiry_stage_says(
     fresh = make_request("policy")
     monkeypatch.setenv(stages.UNSAFE_ENV, "expiry=")
     report = api.resume(cfg, "monitor")
+    # Placeholder evidence (see the fixture) is never shown as waiting for a human...
     assert {i.request_id: i.action for i in report.items} == {
-        stale.id: "waiting",
-        fresh.id: "waiting",
+        stale.id: "failed",
+        fresh.id: "failed",
     }
     monkeypatch.setenv(stages.UNSAFE_ENV, ALL)
-    api.resume(cfg, "monitor")
+    api.resume(cfg, "monitor")  # ...but what only makes it stricter still runs
     assert api.get_request(cfg, stale.id).state == "expired"
     assert api.get_request(cfg, fresh.id).state == "policy"
     last = api.get_request_detail(cfg, stale.id).history[-1]

@@ -1,7 +1,8 @@
 """Command line: ``report`` (the only command).
 
-Exit codes follow Aegis (STYLE.md): 0 written, 2 usage, 3 unreadable input, 4 the
-execution plan or an approval does not verify with the trusted keys.
+Exit codes follow Aegis (docs/design.md "Errors and exit codes"): 0 written, 2 usage,
+3 unreadable input, 4 the execution plan or an approval does not verify with the trusted
+keys.
 """
 
 from __future__ import annotations
