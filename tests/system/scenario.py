@@ -22,6 +22,14 @@ CLONE = "/root/aegis"
 WHEELS = "/root/aegis-wheels"
 KEYS = "~/keys"
 OPERATOR = "ops"  # Debian already has a group called "operator"
+# The monitor's state once no pass is running: the timer (OnBootSec=2min) may start one of
+# its own right after ours.
+MONITOR_SETTLED = (
+    "for i in $(seq 300); do"
+    ' [ "$(systemctl show -p ActiveState --value aegis-monitor.service)" = activating ]'
+    " || break; sleep 0.2; done;"
+    " systemctl show -p ActiveState -p Result aegis-monitor.service"
+)
 UNITS = "aegis-reviewd.service aegisd.service aegis-monitor.service aegis-monitor.timer"
 
 
@@ -200,17 +208,14 @@ class Scenario:
         self.step("svc_enabled", f"systemctl is-enabled {fixtures.SERVICE}")
         self.step("agent_audit_verify", "aegis audit verify", user="agent")
         self.step("monitor_start", "systemctl start aegis-monitor.service", timeout=120)
-        self.step("monitor_state", "systemctl show -p ActiveState -p Result aegis-monitor.service")
+        self.step("monitor_state", MONITOR_SETTLED)
         self.step(
             "monitor_start_reviewd_down",
             "systemctl stop aegis-reviewd.service aegis-reviewd.socket"
             " && systemctl start aegis-monitor.service",
             timeout=120,
         )
-        self.step(
-            "monitor_state_reviewd_down",
-            "systemctl show -p ActiveState -p Result aegis-monitor.service",
-        )
+        self.step("monitor_state_reviewd_down", MONITOR_SETTLED)
         self.step("reviewd_back", "systemctl start aegis-reviewd.socket aegis-reviewd.service")
 
     def killed_client(self) -> None:
