@@ -27,6 +27,8 @@ from aegis.errors import InputError
 from aegis.text import toml_error_reason
 
 MAX_CONFIG_BYTES = 1024 * 1024
+DEFAULT_AI_MAX_TOKENS = 4096
+"""Output cap for the review: reasoning models spend most of it thinking (512 was cut off)."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         ai_base_url=str(values.get("ai_base_url", "http://localhost:8000/v1")),
         ai_model=str(model) if model else None,
         ai_timeout_s=_int("ai_timeout_s", values.get("ai_timeout_s", 30)),
-        ai_max_tokens=_int("ai_max_tokens", values.get("ai_max_tokens", 512)),
+        ai_max_tokens=_int("ai_max_tokens", values.get("ai_max_tokens", DEFAULT_AI_MAX_TOKENS)),
         review_enabled=_bool("review_enabled", values.get("review_enabled", True)),
         apt_timeout_s=_int("apt_timeout_s", values.get("apt_timeout_s", 300)),
         host_id=str(values["host_id"]) if values.get("host_id") else None,

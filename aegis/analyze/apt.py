@@ -163,7 +163,7 @@ def _inst_change(line: str) -> SimChange:
 def parse_apt_error(stderr: str) -> tuple[str, str]:
     """Classify an apt failure from its stderr: (failure kind, message).
 
-    Kinds: unknown-package, broken-dependencies, lock, tool-failed.
+    Kinds: unknown-package, broken-dependencies, held, lock, tool-failed.
     """
     errors = [ln[3:].strip() for ln in stderr.splitlines() if ln.startswith("E: ")]
     message = "; ".join(errors) or stderr.strip()[-500:] or "apt failed"
@@ -174,6 +174,11 @@ def parse_apt_error(stderr: str) -> tuple[str, str]:
         or ("version '" in low and "was not found" in low)
     ):
         return "unknown-package", message
+    if "held packages were changed" in low:
+        return "held", (
+            f"{message} (a package this change needs is on hold: 'apt-mark showhold' lists "
+            "them; 'apt-mark unhold NAME' as root lets it change)"
+        )
     if (
         "unmet dependencies" in low
         or "broken packages" in low

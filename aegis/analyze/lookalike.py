@@ -97,40 +97,6 @@ def lookalike(name: str, references: Set[str]) -> tuple[str, str] | None:
     return None
 
 
-def reference_names(status_text: str) -> set[str]:
-    """Installed package names and the names their Depends/Pre-Depends name.
-
-    A line scan of dpkg's status text: it runs on every plan and needs two fields only.
-    """
-    names: set[str] = set()
-    installed = False
-    current = ""
-    deps: list[str] = []
-    for line in [*status_text.splitlines(), ""]:
-        if not line:
-            if installed:
-                for field in deps:
-                    names.update(_dep_names(field))
-            installed, deps = False, []
-        elif line.startswith("Package: "):
-            current = line[9:].strip()
-        elif line.startswith("Status: ") and line.rstrip().endswith(" installed"):
-            installed = True
-            names.add(current)
-        elif line.startswith(("Depends: ", "Pre-Depends: ")):
-            deps.append(line.split(":", 1)[1])
-    return names
-
-
-def _dep_names(field: str) -> list[str]:
-    out = []
-    for alt in field.replace("|", ",").split(","):
-        name = alt.strip().split(" ", 1)[0].split(":", 1)[0].split("(", 1)[0]
-        if name:
-            out.append(name)
-    return out
-
-
 def lookalike_signals(new_names: Iterable[str], references: Iterable[str]) -> list[Signal]:
     """One ``name.lookalike`` signal per newly installed name that imitates a reference."""
     refs = frozenset(list(references)[:MAX_REFERENCES])

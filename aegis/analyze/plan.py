@@ -36,6 +36,7 @@ from pathlib import Path
 from aegis.analyze import apt as aptparse
 from aegis.analyze.apt_runner import APT_CACHE, APT_CONFIG_BIN, APT_GET, AptRunner, simulation_args
 from aegis.analyze.delta import PackageDelta, collect_delta
+from aegis.analyze.dpkg_status import StatusFacts, read_status_facts
 from aegis.analyze.evidence.aptconfig import assess_apt_config, read_dpkg_config
 from aegis.analyze.evidence.repositories import (
     ApprovalLookup,
@@ -59,7 +60,6 @@ from aegis.analyze.signals import (
 from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
 from aegis.analyze.state import gather_state_inputs, package_state_hash, source_files
 from aegis.config import Config
-from aegis.errors import AegisError
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -264,10 +264,11 @@ class _Analysis:
         findings, vulns, vulndb_date, provenance_t = self._contents(
             changes, delta.provenance, Path(paths.status).parent / "info"
         )
+        status = read_status_facts(Path(paths.status))
         self.signals += package_signals(
-            changes, kernel=self.lists.kernel, sensitive=self.lists.sensitive
+            changes, kernel=self.lists.kernel, sensitive=self.lists.sensitive, holds=status.holds
         )
-        self.signals += self._lookalikes(changes, Path(paths.status))
+        self.signals += self._lookalikes(changes, status)
         self.signals += repository_signals(repositories)
         self.signals += content_signals(findings, vulns)
         if self.failure is not None:
@@ -375,21 +376,14 @@ class _Analysis:
             detail = f"closest known: {', '.join(close)}" if close else "no similar name known"
             self.signals.append(Signal("target.unknown", name, detail))
 
-    def _lookalikes(self, changes: tuple[PackageChange, ...], status: Path) -> list[Signal]:
+    def _lookalikes(self, changes: tuple[PackageChange, ...], facts: StatusFacts) -> list[Signal]:
         """``name.lookalike`` for requested packages this plan newly installs."""
-        from aegis.analyze.lookalike import lookalike_signals, reference_names
-        from aegis.workflow.files import read_capped
+        from aegis.analyze.lookalike import lookalike_signals
 
         # Only what was asked for: a typosquat works on the name someone types.
         asked = {t.name for t in self.targets if t.kind == "package" and t.name}
         new = [c.name for c in changes if c.action is Action.INSTALL and c.name in asked]
-        if not new:
-            return []
-        try:
-            text = read_capped(status, 256 * 1024 * 1024, "dpkg status").decode("utf-8", "replace")
-        except AegisError:
-            text = ""  # no status file: nothing is installed to imitate
-        return lookalike_signals(new, reference_names(text))
+        return lookalike_signals(new, facts.references) if new else []
 
     # -- contents and vulnerabilities (CONTENTS engineer's modules) -------------------
 

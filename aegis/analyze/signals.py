@@ -37,9 +37,13 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 
 def package_signals(
-    changes: Iterable[PackageChange], *, kernel: Sequence[str], sensitive: Sequence[str]
+    changes: Iterable[PackageChange],
+    *,
+    kernel: Sequence[str],
+    sensitive: Sequence[str],
+    holds: frozenset[str] = frozenset(),
 ) -> list[Signal]:
-    """Per-package signals of the delta."""
+    """Per-package signals of the delta (``holds``: packages dpkg has on hold)."""
     out: list[Signal] = []
     for c in changes:
         if _matches(c.name, kernel):
@@ -53,7 +57,12 @@ def package_signals(
         elif c.action is Action.DOWNGRADE:
             out.append(Signal("downgrade", c.name, f"{c.current_version} -> {c.candidate_version}"))
         elif c.action is Action.HELD_BACK:
-            out.append(Signal("held-back", c.name, "kept back by apt (needs new packages)"))
+            why = (
+                f"held by dpkg (apt-mark hold); 'apt-mark unhold {c.name}' lets it change"
+                if c.name in holds
+                else "kept back by apt (it needs new packages or removals)"
+            )
+            out.append(Signal("held-back", c.name, why))
     return out
 
 

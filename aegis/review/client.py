@@ -1,11 +1,13 @@
 """An OpenAI-compatible ``/v1/chat/completions`` client on the standard library.
 
 The edge between aegis-reviewd and the model server. It sends one request with
-``temperature`` 0, an output token cap and ``response_format: json_object``; when
-the server rejects that option (HTTP 400, 415, 422 or 501) it retries once without
-it. One deadline (``timeout_s``) covers connecting, both attempts and reading the
-body, so a server that trickles bytes cannot hold the reviewer longer; the body is
-read in chunks up to a size cap and never past it.
+``temperature`` 0, an output token cap and a ``response_format``: first the review's
+closed JSON schema (``json_schema``, which vLLM, llama.cpp and Ollama enforce while
+decoding), then ``json_object``, then none, stepping down only when the server rejects
+the option (HTTP 400, 415, 422 or 501); :attr:`ChatResult.response_format` records
+which one answered. One deadline (``timeout_s``) covers connecting, every attempt and
+reading the body, so a server that trickles bytes cannot hold the reviewer longer; the
+body is read in chunks up to a size cap and never past it.
 
 Outcomes (:class:`ChatResult.status`): ``ok`` (body read), ``timeout``,
 ``failed`` (unreachable, HTTP error, broken HTTP) and ``oversized`` (the body
@@ -32,7 +34,41 @@ from urllib.parse import urlsplit
 from aegis.review.parse import MAX_ENVELOPE_BYTES
 
 FALLBACK_STATUSES = frozenset({400, 415, 422, 501})
-"""HTTP statuses after which the request is retried without ``response_format``."""
+"""HTTP statuses after which the request is retried with the next ``response_format``."""
+REVIEW_SCHEMA_NAME = "aegis_review"
+
+
+def review_json_schema() -> dict[str, Any]:
+    """The review answer's closed schema (parse.py enforces the same, whatever is sent)."""
+    from aegis.review.record import MAX_SUMMARY_CHARS, Flag, Recommendation, Risk
+
+    return {
+        "type": "object",
+        "properties": {
+            "risk": {"type": "string", "enum": [r.value for r in Risk]},
+            "flags": {
+                "type": "array",
+                "items": {"type": "string", "enum": [f.value for f in Flag]},
+                "uniqueItems": True,
+                "maxItems": len(Flag),
+            },
+            "recommendation": {"type": "string", "enum": [r.value for r in Recommendation]},
+            "summary": {"type": "string", "maxLength": MAX_SUMMARY_CHARS},
+        },
+        "required": ["risk", "flags", "recommendation", "summary"],
+        "additionalProperties": False,
+    }
+
+
+def _formats() -> tuple[tuple[str, dict[str, Any] | None], ...]:
+    schema = {"name": REVIEW_SCHEMA_NAME, "strict": True, "schema": review_json_schema()}
+    return (
+        ("json_schema", {"type": "json_schema", "json_schema": schema}),
+        ("json_object", {"type": "json_object"}),
+        ("none", None),
+    )
+
+
 _CHUNK = 16 * 1024
 
 
@@ -46,8 +82,14 @@ class ChatResult:
     reason: str = ""
     latency_ms: int = 0
     http_status: int | None = None
-    used_response_format: bool = True
-    """False when the fallback without ``response_format`` answered."""
+    response_format: str = "json_schema"
+    """Which ``response_format`` the answering request carried: json_schema, json_object
+    or none."""
+
+    @property
+    def used_response_format(self) -> bool:
+        """True unless the last fallback, without ``response_format``, answered."""
+        return self.response_format != "none"
 
 
 class _DeadlineError(Exception):
@@ -159,22 +201,24 @@ def chat(
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    payload: dict[str, Any] = {
+    base: dict[str, Any] = {
         "model": model,
         "messages": messages,
         "temperature": 0,
         "max_tokens": max_tokens,
-        "response_format": {"type": "json_object"},
     }
-    used_format = True
+    formats = _formats()
+    used = formats[0][0]
 
     def done(
         status: str, reason: str = "", body: bytes = b"", code: int | None = None
     ) -> ChatResult:
         latency = int((clock() - start) * 1000)
-        return ChatResult(status, body, reason, latency, code, used_format)
+        return ChatResult(status, body, reason, latency, code, used)
 
-    for attempt in (1, 2):
+    for index, (name, response_format) in enumerate(formats):
+        used = name
+        payload = base if response_format is None else {**base, "response_format": response_format}
         try:
             code, body = _attempt(
                 base_url, payload, headers, deadline=deadline, clock=clock, cap=max_response_bytes
@@ -191,10 +235,7 @@ def chat(
             return done("failed", f"endpoint error: {type(e).__name__}")
         if code == http.HTTPStatus.OK:
             return done("ok", body=body, code=code)
-        if attempt == 1 and code in FALLBACK_STATUSES:
-            # The server may not support JSON mode: ask once more without it.
-            payload = {k: v for k, v in payload.items() if k != "response_format"}
-            used_format = False
-            continue
+        if index + 1 < len(formats) and code in FALLBACK_STATUSES:
+            continue  # the server does not take this response_format: try the next one
         return done("failed", f"endpoint answered HTTP {code}", code=code)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -9,6 +9,20 @@ Two layers, both untrusted:
    unknown or missing fields, values outside the enums, "approve"/"allow",
    control characters, or argv / shell text in the summary.
 
+What real servers wrap around the answer (docs/operator-guide.md, "The review model"):
+
+- One leading reasoning block, ``<think>...</think>``, as a reasoning model writes it
+  when the server runs without a reasoning parser (vLLM's ``reasoning_content`` and
+  Ollama's ``reasoning`` fields are separate and never read). It is set aside whole,
+  before the strict parse: never the answer, never the summary, never searched for
+  fields. A second block, or one never closed, leaves the content invalid.
+- One Markdown-fenced JSON object (```` ```json ```` ... ```` ``` ````) that is the whole
+  content, as llama.cpp and Ollama answer when no JSON mode is honoured. The fence
+  carries no text of its own, so it is accepted; anything before or after it, or a
+  second fence, stays invalid.
+- ``finish_reason: length``: the answer was cut off (reasoning counts against the cap);
+  the rejection names the setting to raise.
+
 Reasons are our own words; model text is never quoted in a reason (field names
 are quoted only when they are short plain tokens), so a reason is safe to sign,
 store and show.
@@ -31,7 +45,15 @@ from aegis.errors import InputError
 from aegis.review.record import MAX_SUMMARY_CHARS, Flag, Recommendation, Risk
 
 MAX_ANSWER_BYTES = 4096
-"""The answer content; a longer answer is invalid."""
+"""The answer content (after a leading reasoning block); a longer answer is invalid."""
+MAX_REASONING_BYTES = 192 * 1024
+"""A leading ``<think>`` block; bounded by the envelope cap anyway."""
+CUT_OFF = (
+    "the answer was cut off at the output token cap (reasoning counts against it): raise "
+    "ai_max_tokens in aegis.toml (AEGIS_AI_MAX_TOKENS)"
+)
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_FENCE = re.compile(r"\A```(?:json|JSON)?[ \t]*\n(?P<body>[^`]*?)\n?```\Z")
 MAX_ENVELOPE_BYTES = 256 * 1024
 """The whole HTTP body the client reads; larger is invalid (client.py stops reading)."""
 FIELDS = frozenset({"risk", "flags", "recommendation", "summary"})
@@ -136,12 +158,13 @@ def parse_envelope(body: bytes) -> Content | Rejected:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return Rejected("the endpoint's response has no choices", failed=True)
     choice = choices[0]
+    if choice.get("finish_reason") == "length":
+        # Checked first: a reasoning model that spent the cap thinking has no content.
+        return Rejected(CUT_OFF)
     message = choice.get("message")
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, str):
         return Rejected("the endpoint's response has no message content", failed=True)
-    if choice.get("finish_reason") == "length":
-        return Rejected("the answer was cut off at the output token cap")
     model = doc.get("model")
     return Content(content, model[:200] if isinstance(model, str) else None)
 
@@ -181,9 +204,33 @@ def _summary(value: Any) -> str | Rejected:
     return value.strip()
 
 
+def unwrap_answer(content: str) -> str | Rejected:
+    """The answer without one leading reasoning block and one enclosing JSON fence."""
+    text = content.strip()
+    if text.startswith(_THINK_OPEN):
+        end = text.find(_THINK_CLOSE)
+        if end < 0:
+            return Rejected("the reasoning block is never closed (the answer may be cut off)")
+        if len(text[:end].encode("utf-8", "surrogatepass")) > MAX_REASONING_BYTES:
+            return Rejected(f"the reasoning block is longer than {MAX_REASONING_BYTES} bytes")
+        text = text[end + len(_THINK_CLOSE) :].strip()
+    fenced = _FENCE.match(text)
+    if fenced is not None:
+        text = fenced["body"].strip()
+    return text
+
+
 def parse_answer(content: str | bytes) -> Answer | Rejected:
     """Parse the model's answer strictly into :class:`Answer`, or say why not."""
-    raw = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
+    if isinstance(content, bytes):
+        try:
+            content = content.decode("utf-8")
+        except UnicodeDecodeError:
+            return Rejected("answer is not strict JSON (one object, no duplicate keys or floats)")
+    unwrapped = unwrap_answer(content)
+    if isinstance(unwrapped, Rejected):
+        return unwrapped
+    raw = unwrapped.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_ANSWER_BYTES:
         return Rejected(f"answer is {len(raw)} bytes, more than the {MAX_ANSWER_BYTES} allowed")
     try:
@@ -192,6 +239,10 @@ def parse_answer(content: str | bytes) -> Answer | Rejected:
         return Rejected("answer is not strict JSON (one object, no duplicate keys or floats)")
     if not isinstance(doc, dict):
         return Rejected("answer is not a JSON object")
+    return _answer_from(doc)
+
+
+def _answer_from(doc: dict[str, Any]) -> Answer | Rejected:
     unknown = set(doc) - FIELDS
     if unknown:
         return Rejected(f"answer has fields outside the schema: {_names(unknown)}")

@@ -299,3 +299,22 @@ def test_a_requested_name_that_imitates_an_installed_one(
     assert [(s.package, s.detail) for s in plan.signals if s.name == "name.lookalike"] == [
         ("aegis-tool", "aegis-tool looks like aegis-tol (edit)")
     ]
+
+
+def test_a_dpkg_hold_is_named_as_a_hold(apt_root: testrepo.AptRoot, analyze: Analyze) -> None:
+    """A package on hold that apt keeps back is a hold, and installing it over the hold
+    is refused with what to do, not apt's raw text."""
+    testrepo.run_apt(apt_root, "install", "-y", "aegis-base=1.0")
+    status = apt_root.root / "var/lib/dpkg/status"
+    text = status.read_text()
+    head, sep, tail = text.partition("Package: aegis-base\nStatus: install ok installed")
+    assert sep
+    status.write_text(head + "Package: aegis-base\nStatus: hold ok installed" + tail)
+    plan = analyze("upgrade")
+    [held] = [s for s in plan.signals if s.name == "held-back"]
+    assert held.package == "aegis-base"
+    assert "held by dpkg (apt-mark hold)" in held.detail
+    pinned = analyze("install", "aegis-base=1.2")
+    assert pinned.failure is not None
+    assert pinned.failure.kind == "held"
+    assert "apt-mark unhold" in pinned.failure.message

@@ -22,8 +22,10 @@ VALID = {
 }
 
 
-def completion(content: str, *, finish: str = "stop") -> bytes:
-    """A chat-completions body carrying ``content``."""
+def completion(
+    content: str | None, *, finish: str = "stop", message: dict[str, Any] | None = None
+) -> bytes:
+    """A chat-completions body carrying ``content`` (and extra ``message`` fields)."""
     return json.dumps(
         {
             "id": "chatcmpl-1",
@@ -33,7 +35,7 @@ def completion(content: str, *, finish: str = "stop") -> bytes:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": content},
+                    "message": {"role": "assistant", "content": content, **(message or {})},
                     "finish_reason": finish,
                 }
             ],
@@ -46,6 +48,25 @@ def answer(**changes: Any) -> str:
     """A JSON answer: the valid one with ``changes``."""
     return json.dumps({**VALID, **changes})
 
+
+THINKING = "The plan upgrades one package from the approved source; nothing unusual."
+
+# Answer shapes of the model servers operators run, each from the server's public docs:
+SERVER_SHAPES: dict[str, Any] = {
+    # vLLM with --reasoning-parser (docs.vllm.ai, "Reasoning Outputs"): the reasoning in
+    # message.reasoning_content, the answer alone in content.
+    "vllm-reasoning-parser": lambda: completion(answer(), message={"reasoning_content": THINKING}),
+    # vLLM serving a reasoning model without a reasoning parser: <think> stays in content.
+    "vllm-no-parser": lambda: completion(f"<think>\n{THINKING}\n</think>\n\n{answer()}"),
+    # llama.cpp llama-server (tools/server/README.md, /v1/chat/completions) answering a
+    # prompt-asked JSON object without grammar: a fenced block.
+    "llamacpp-fenced": lambda: completion(f"```json\n{answer()}\n```"),
+    # Ollama's OpenAI compatibility (docs/openai.md) with a thinking model: the reasoning
+    # in message.reasoning, a fenced answer in content.
+    "ollama-thinking": lambda: completion(
+        f"```json\n{json.dumps(VALID, indent=2)}\n```", message={"reasoning": THINKING}
+    ),
+}
 
 SCRIPTS: dict[str, Any] = {
     "valid": lambda: (200, completion(answer())),
@@ -92,6 +113,12 @@ SCRIPTS: dict[str, Any] = {
     "error-500": lambda: (500, b'{"error": "internal"}'),
     "not-protocol": lambda: (200, b'{"hello": "world"}'),
     "truncated": lambda: (200, completion('{"risk": "low", "fl', finish="length")),
+    # A reasoning model that spent the whole output cap thinking (vLLM: content null).
+    "reasoning-budget": lambda: (
+        200,
+        completion(None, finish="length", message={"reasoning_content": THINKING * 40}),
+    ),
+    **{name: (lambda make=make: (200, make())) for name, make in SERVER_SHAPES.items()},
 }
 
 
@@ -108,6 +135,14 @@ class _Handler(BaseHTTPRequestHandler):
         script = self.server.script
         if self.path != "/v1/chat/completions":
             self._send(404, b'{"error": "not found"}')
+            return
+        if script == "json-object-only" and body.get("response_format", {}).get("type") != (
+            "json_object"
+        ):
+            self._send(400, b'{"error": "unsupported response_format"}')
+            return
+        if script == "json-object-only":
+            self._send(200, completion(answer()))
             return
         if script == "no-json-mode" and "response_format" in body:
             self._send(400, b'{"error": "response_format is not supported"}')

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 
 import pytest
-from fakemodel import FakeModelServer
+from fakemodel import SERVER_SHAPES, VALID, FakeModelServer
 
 from aegis.devtools import policy_plans as pp
 from aegis.model import plan_hash
@@ -98,7 +98,11 @@ def test_scripted_answers(
     body = model.requests[0]["body"]
     assert body["temperature"] == 0
     assert body["max_tokens"] == 256
-    assert body["response_format"] == {"type": "json_object"}
+    assert body["response_format"]["type"] == "json_schema"
+    schema = body["response_format"]["json_schema"]
+    assert schema["strict"] is True
+    assert schema["schema"]["additionalProperties"] is False
+    assert schema["schema"]["required"] == ["risk", "flags", "recommendation", "summary"]
     assert body["messages"][0]["role"] == "system"
 
 
@@ -106,7 +110,36 @@ def test_response_format_rejected_then_fallback(model: FakeModelServer) -> None:
     model.script = "no-json-mode"
     review = _review(model.base_url)
     assert review.status is ReviewStatus.VALID
-    assert [("response_format" in r["body"]) for r in model.requests] == [True, False]
+    formats = [r["body"].get("response_format", {}).get("type") for r in model.requests]
+    assert formats == ["json_schema", "json_object", None]
+
+
+def test_a_server_without_json_schema_gets_json_object(model: FakeModelServer) -> None:
+    from aegis.review.client import chat
+
+    model.script = "json-object-only"
+    review = _review(model.base_url)
+    assert review.status is ReviewStatus.VALID
+    formats = [r["body"]["response_format"]["type"] for r in model.requests]
+    assert formats == ["json_schema", "json_object"]
+    result = chat(model.base_url, "m", [], timeout_s=2, max_tokens=16)
+    assert result.response_format == "json_object"
+
+
+@pytest.mark.parametrize("shape", sorted(SERVER_SHAPES))
+def test_every_server_family_answer_counts(model: FakeModelServer, shape: str) -> None:
+    model.script = shape
+    review = _review(model.base_url)
+    assert review.status is ReviewStatus.VALID, review.reason
+    assert review.summary == VALID["summary"]
+    assert "plan upgrades" not in review.summary  # the reasoning is never the summary
+
+
+def test_reasoning_that_spends_the_budget_names_the_setting(model: FakeModelServer) -> None:
+    model.script = "reasoning-budget"
+    review = _review(model.base_url)
+    assert review.status is ReviewStatus.INVALID
+    assert "ai_max_tokens" in review.reason
 
 
 def test_endpoint_down_is_failed() -> None:

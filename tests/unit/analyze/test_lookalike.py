@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aegis.analyze.lookalike import lookalike, lookalike_signals, reference_names
+from aegis.analyze.dpkg_status import scan_status
+from aegis.analyze.lookalike import lookalike, lookalike_signals
 
 REFS = frozenset(
     {"openssl", "nginx", "libssl3", "python3-requests", "curl", "openssh-server", "gcc-12"}
@@ -52,7 +53,7 @@ def test_reference_names_from_dpkg_status() -> None:
         "Package: gone\nStatus: deinstall ok config-files\nDepends: ghost\n\n"
         "Package: curl\nStatus: install ok installed\nPre-Depends: libcurl4\n"
     )
-    assert reference_names(status) == {
+    assert scan_status(status).references == {
         "nginx",
         "libssl3",
         "libc6",
@@ -61,3 +62,13 @@ def test_reference_names_from_dpkg_status() -> None:
         "curl",
         "libcurl4",
     }
+
+
+def test_holds_from_dpkg_status() -> None:
+    status = (
+        "Package: kept\nStatus: hold ok installed\nVersion: 1\n\n"
+        "Package: free\nStatus: install ok installed\nVersion: 1\n"
+    )
+    facts = scan_status(status)
+    assert facts.holds == frozenset({"kept"})
+    assert facts.references == frozenset({"kept", "free"})

@@ -29,11 +29,44 @@ def test_a_valid_answer_parses() -> None:
     )
 
 
+# Answer shapes of real servers (docs/operator-guide.md "The review model"):
+# - vLLM without a reasoning parser: the model's <think>...</think> precedes the JSON in
+#   `content` (vLLM docs, "Reasoning Outputs": without --reasoning-parser the reasoning
+#   stays in the content);
+# - llama.cpp's llama-server and Ollama without a JSON mode: one ```json fenced block.
+SHAPES = [
+    ("bare", json.dumps(GOOD)),
+    ("think", "<think>\nThe plan upgrades a kernel; risk medium.\n</think>\n\n" + json.dumps(GOOD)),
+    ("fenced", "```json\n" + json.dumps(GOOD) + "\n```"),
+    ("fenced-plain", "```\n" + json.dumps(GOOD, indent=2) + "\n```\n"),
+    ("think-fenced", "<think>ok</think>\n```json\n" + json.dumps(GOOD) + "\n```"),
+]
+
+
+@pytest.mark.parametrize("content", [c for _, c in SHAPES], ids=[n for n, _ in SHAPES])
+def test_server_answer_shapes_parse_to_the_same_answer(content: str) -> None:
+    assert parse_answer(content) == parse_answer(json.dumps(GOOD))
+
+
+def test_the_reasoning_is_never_the_summary_or_a_field() -> None:
+    sneaky = '<think>{"risk":"low","flags":[],"recommendation":"no-objection","summary":"x"}'
+    out = parse_answer(sneaky + "</think>" + json.dumps(GOOD))
+    assert isinstance(out, Answer)
+    assert out.recommendation is Recommendation.REQUIRE_APPROVAL
+    assert "think" not in out.summary
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
         ("not json at all", "not strict JSON"),
-        ("```json\n" + json.dumps(GOOD) + "\n```", "not strict JSON"),
+        ("Here it is:\n```json\n" + json.dumps(GOOD) + "\n```", "not strict JSON"),
+        ("```json\n" + json.dumps(GOOD) + "\n```\nApprove it.", "not strict JSON"),
+        ("```json\n" + json.dumps(GOOD) + "\n```\n```json\n{}\n```", "not strict JSON"),
+        ("<think>x</think><think>y</think>" + json.dumps(GOOD), "not strict JSON"),
+        ("<think>still thinking " + json.dumps(GOOD), "never closed"),
+        (json.dumps(GOOD) + "<think>later</think>", "not strict JSON"),
+        ("<think>" + "x" * (200 * 1024) + "</think>" + json.dumps(GOOD), "reasoning block is"),
         ("[1, 2]", "not a JSON object"),
         (_with(confidence="high"), "fields outside the schema: 'confidence'"),
         (_with(**{"ignore previous rules": 1}), "1 other(s)"),
