@@ -3,12 +3,13 @@
 #
 #   packaging/install-native.sh [--root DIR] [--skip-deps] [--wheelhouse DIR] [--skip-keys]
 #
-# Layout (packaging/README.md): sources in /opt/aegis/src, a venv over the system Python
-# (/usr/bin/python3) in /opt/aegis/venv, wrappers in /opt/aegis/bin (never /usr/bin/aegis
-# or /usr/libexec/aegis: units pointing there are stale), units in /etc/systemd/system,
-# /etc/tmpfiles.d/aegis.conf, /etc/sysusers.d/aegis.conf, the /etc/aegis skeleton.
-# With systemd as PID 1 (and no --root) it reloads systemd and enables the units;
-# otherwise it prints what it would run. --root (or DESTDIR) stages into a directory.
+# One command, safe to run again. It installs the Debian packages Aegis needs (apt-get),
+# sources in /opt/aegis/src, a venv over the system Python (/usr/bin/python3) in
+# /opt/aegis/venv, wrappers in /opt/aegis/bin (never /usr/bin/aegis or /usr/libexec/aegis:
+# units pointing there are stale), units in /etc/systemd/system, /etc/tmpfiles.d/aegis.conf
+# (every directory), /etc/sysusers.d/aegis.conf, the /etc/aegis skeleton (packaging/README.md).
+# With systemd as PID 1 (and no --root) it reloads systemd, enables the units and restarts
+# running daemons; otherwise it prints what it would run. --root (or DESTDIR) stages.
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +22,7 @@ PREFIX=/opt/aegis
 UNITS=(aegisd.socket aegisd.service aegis-reviewd.socket aegis-reviewd.service
        aegis-monitor.service aegis-monitor.timer)
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) ROOT="$2"; shift 2 ;;
@@ -47,6 +48,33 @@ ROOT="${ROOT%/}"
 if [ -n "$ROOT" ]; then mkdir -p "$ROOT"; ROOT="$(cd "$ROOT" && pwd)"; fi
 step() { echo "==> $*"; }
 
+# 0. Debian packages Aegis needs at run time (only those missing; nothing when all are there):
+#    python3-venv for the venv, dpkg-repack for snapshots, python3-nacl for the policy
+#    helper on the system Python, and the signature verifier this release's apt depends on
+#    (gpgv on Debian 12, sqv on Debian 13: Aegis verifies Release files as apt does).
+apt_verifier() {
+    local deps
+    deps="$(dpkg-query -W -f='${Depends}' apt 2>/dev/null || true)"
+    case "$deps" in *sqv*) echo sqv ;; *) echo gpgv ;; esac
+}
+DEBS=(python3 python3-venv dpkg-repack python3-nacl "$(apt_verifier)")
+MISSING=()
+for d in "${DEBS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "install ok installed"; then
+        MISSING+=("$d")
+    fi
+done
+if [ "${#MISSING[@]}" -eq 0 ]; then
+    step "Debian packages: ${DEBS[*]} (all installed)"
+elif [ -n "$ROOT" ] || [ "$SKIP_DEPS" = 1 ]; then
+    step "Debian packages missing here (not installed with --root/--skip-deps): ${MISSING[*]}"
+else
+    step "Debian packages: apt-get install ${MISSING[*]}"
+    # Lists may be absent on a fresh host (mmdebstrap and cloud images remove them).
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
+fi
+
 # 1. Sources, venv over the system Python, dependencies.
 step "sources -> $ROOT$PREFIX/src"
 install -d -m 0755 "$ROOT$PREFIX" "$ROOT$PREFIX/src" "$ROOT$PREFIX/bin" "$ROOT$PREFIX/share/doc/aegis"
@@ -66,8 +94,14 @@ chmod -R u=rwX,go=rX "$ROOT$PREFIX/src"
 
 VENV="$ROOT$PREFIX/venv"
 step "venv over $PY -> $VENV"
+# A venv over the same Python is kept (a second run only checks the dependencies); a
+# different Python (a release upgrade) gets a fresh one.
+PYVER="$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+HAVE="$(sed -n 's/^version[[:space:]]*=[[:space:]]*//p' "$VENV/pyvenv.cfg" 2>/dev/null || true)"
 if [ "$SKIP_DEPS" = 1 ]; then
     "$PY" -m venv --clear --without-pip "$VENV"
+elif [ -x "$VENV/bin/python3" ] && [ -x "$VENV/bin/pip" ] && [ "$HAVE" = "$PYVER" ]; then
+    step "venv kept (Python $PYVER)"
 elif ! "$PY" -m venv --clear "$VENV"; then
     echo "install-native.sh: '$PY -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2
     exit 1
@@ -91,8 +125,13 @@ step "wrappers -> $ROOT$PREFIX/bin"
 for w in aegis aegisctl aegisd aegis-reviewd; do
     install -m 0755 "$SRC/packaging/wrappers/$w" "$ROOT$PREFIX/bin/$w"
 done
+# The readiness check, for agents and operators who have no checkout (a clone under /root
+# is not readable by them); it compares directories against the shipped tmpfiles.d file.
+install -d -m 0755 "$ROOT$PREFIX/share/aegis"
+install -m 0755 "$SRC/packaging/verify-native.sh" "$ROOT$PREFIX/bin/aegis-verify-native"
+install -m 0644 "$SRC/packaging/tmpfiles.d-aegis.conf" "$ROOT$PREFIX/share/aegis/tmpfiles.d-aegis.conf"
 install -d -m 0755 "$ROOT/usr/local/bin"
-for w in aegis aegisctl; do ln -sfn "$PREFIX/bin/$w" "$ROOT/usr/local/bin/$w"; done
+for w in aegis aegisctl aegis-verify-native; do ln -sfn "$PREFIX/bin/$w" "$ROOT/usr/local/bin/$w"; done
 install -m 0644 "$SRC/packaging/README.md" "$ROOT$PREFIX/share/doc/aegis/packaging.md"
 # The operator guide, the agents' instructions and the design, readable on the host itself.
 install -m 0644 "$SRC"/docs/*.md "$ROOT$PREFIX/share/doc/aegis/"
@@ -147,13 +186,13 @@ if [ ! -e "$ETC/aegisd.toml" ]; then
         echo "# aegisd configuration (root-owned). Trusted keys come only from here, /etc/aegis/keys/{signers,approvers}/ or aegisd's options."
         echo "signer_public_keys = []"
         echo "approver_public_keys = []"
-        echo "witness_file = \"/var/lib/aegis/aegisd/audit-witness.jsonl\""
     } > "$ETC/aegisd.toml"
     chmod 0644 "$ETC/aegisd.toml"
 fi
 
 # 5. systemd.
 ACTIONS=("systemctl daemon-reload"
+         "systemctl try-restart aegisd.service aegis-reviewd.service"
          "systemctl enable --now aegisd.socket aegis-reviewd.socket aegis-monitor.timer"
          "systemctl enable --now aegisd.service aegis-reviewd.service"
          "systemctl start aegis-monitor.service")

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Read-only readiness check of a native Aegis install (operator contract, "Service
-# Readiness Checks"). Changes nothing; exits 1 when anything is wrong.
+# Readiness Checks"). Changes nothing; exits 1 when anything is wrong, 7 when nothing is
+# wrong but some checks could not be made as this user (not root, not in group aegis).
 #
 #   packaging/verify-native.sh [--root DIR]
 #
@@ -10,13 +11,14 @@
 # their modes, `systemd-analyze verify`, and, when systemd is PID 1 (without --root),
 # the expected production service state.
 set -uo pipefail
+export LC_ALL=C  # stat's "Permission denied" is matched below
 
 ROOT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) ROOT="$2"; shift 2 ;;
         --root=*) ROOT="${1#--root=}"; shift ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "verify-native.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -26,6 +28,9 @@ FAILS=0
 ok()   { echo "ok    $*"; }
 fail() { echo "FAIL  $*"; FAILS=$((FAILS + 1)); }
 warn() { echo "warn  $*"; }
+CANNOT=0
+WHO="uid $(id -u)"
+cannot() { echo "skip  cannot inspect $* as $WHO: run as root or as a member of group aegis"; CANNOT=$((CANNOT + 1)); }
 STALE_MSG="The human operator must run packaging/install-native.sh from a root shell where id -u prints 0; PolicyKit prompts for systemctl are not enough to replace unit files."
 
 UNIT_DIRS=(/etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system
@@ -87,11 +92,16 @@ for svc in aegisd.service aegis-reviewd.service; do
             aegisd.service)
                 [ "$(unit_key "$p" KillMode)" = process ] && ok "aegisd.service KillMode=process" \
                     || fail "aegisd.service must set KillMode=process (a restart must not kill dpkg)"
-                for bad in ProtectKernelModules RestrictAddressFamilies ProtectSystem; do
+                for bad in ProtectKernelModules ProtectSystem RestrictSUIDSGID NoNewPrivileges; do
                     if [ -n "$(unit_key "$p" "$bad")" ]; then
                         fail "aegisd.service sets $bad, which breaks apt/dpkg (docs/testing.md)"
                     fi
-                done ;;
+                done
+                families="$(unit_key "$p" RestrictAddressFamilies)"
+                if [ -n "$families" ] && ! { [[ " $families " == *" AF_INET "* ]] \
+                        && [[ " $families " == *" AF_INET6 "* ]] && [[ " $families " == *" AF_UNIX "* ]]; }; then
+                    fail "aegisd.service RestrictAddressFamilies=$families stops apt downloads or systemctl"
+                fi ;;
             aegis-reviewd.service)
                 [ "$(unit_key "$p" User)" = aegis-reviewd ] && ok "aegis-reviewd runs as aegis-reviewd" \
                     || fail "aegis-reviewd.service must run as User=aegis-reviewd" ;;
@@ -150,30 +160,53 @@ fi
 name_of() { # file id
     awk -F: -v id="$2" '$3 == id {print $1; exit}' "$ROOT/etc/$1" 2>/dev/null
 }
-check_dir() { # path mode user group
-    local p="$ROOT$1"
-    if [ ! -d "$p" ]; then fail "directory $1 is missing"; return; fi
+check_dir() { # path mode user group [d|f]
+    local p="$ROOT$1" out kind="${5:-d}" what=directory
+    [ "$kind" = f ] && what=file
+    # stat, not [ -d ]: a directory this user may not look into is not a missing one.
+    if ! out="$(stat -c '%a %u %g' -- "$p" 2>&1)"; then
+        case "$out" in
+            *"Permission denied"*) cannot "$what $1 (its parent is not searchable by $WHO)" ;;
+            *) fail "$what $1 is missing; re-run packaging/install-native.sh" ;;
+        esac
+        return
+    fi
+    if [ "$kind" = d ] && [ ! -d "$p" ]; then fail "$1 is not a directory"; return; fi
+    if [ "$kind" = f ] && { [ -L "$p" ] || [ ! -f "$p" ]; }; then fail "$1 is not a regular file"; return; fi
     local mode uid gid user group
-    read -r mode uid gid < <(stat -c '%a %u %g' "$p")
+    read -r mode uid gid <<< "$out"
     user="$(name_of passwd "$uid")"; group="$(name_of group "$gid")"
     [ "$uid" = 0 ] && user=root
     [ "$gid" = 0 ] && group=root
     if [ "$(printf '%04o' "$(( 8#$mode ))")" = "$2" ] && [ "$user:$group" = "$3:$4" ]; then
-        ok "directory $1 $2 $3:$4"
+        ok "$what $1 $2 $3:$4"
     else
-        fail "directory $1 is $(printf '%04o' "$(( 8#$mode ))") $user:$group, expected $2 $3:$4"
+        fail "$what $1 is $(printf '%04o' "$(( 8#$mode ))") $user:$group, expected $2 $3:$4"
     fi
 }
-check_dir /var/lib/aegis 2770 root aegis
-check_dir /var/lib/aegis/aegisd 0700 root root
-check_dir /var/log/aegis 0750 root aegis
-check_dir /etc/aegis 0755 root root
+# Every directory the shipped tmpfiles.d file declares (beside this script in a checkout,
+# else the copy install-native.sh keeps in /opt/aegis/share/aegis); /etc's copy must match.
+HERE="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+TMPFILES="$HERE/tmpfiles.d-aegis.conf"
+[ -f "$TMPFILES" ] || TMPFILES="$ROOT$PREFIX/share/aegis/tmpfiles.d-aegis.conf"
+[ -f "$TMPFILES" ] || TMPFILES="$ROOT/etc/tmpfiles.d/aegis.conf"
+if [ -f "$TMPFILES" ] && [ -f "$ROOT/etc/tmpfiles.d/aegis.conf" ] \
+        && ! cmp -s "$TMPFILES" "$ROOT/etc/tmpfiles.d/aegis.conf"; then
+    fail "/etc/tmpfiles.d/aegis.conf differs from $TMPFILES; re-run packaging/install-native.sh"
+fi
+if [ -f "$TMPFILES" ]; then
+    while read -r type path mode user group _; do
+        case "$type" in d|f) check_dir "$path" "$mode" "$user" "$group" "$type" ;; esac
+    done < <(grep -v '^[[:space:]]*\(#\|$\)' "$TMPFILES")
+fi
 if [ -f "$ROOT/etc/aegis/policy.toml" ]; then ok "/etc/aegis/policy.toml"
 else fail "/etc/aegis/policy.toml is missing"; fi
-if [ -f "$ROOT/var/log/aegis/audit.jsonl" ]; then
-    read -r mode < <(stat -c '%a' "$ROOT/var/log/aegis/audit.jsonl")
-    if [ "$mode" = 640 ]; then ok "audit log mode 0640"
-    else fail "/var/log/aegis/audit.jsonl has mode $mode, expected 0640"; fi
+AUDIT="$ROOT/var/log/aegis/audit.jsonl"
+if out="$(stat -c '%a' -- "$AUDIT" 2>&1)"; then
+    if [ "$out" = 640 ]; then ok "audit log mode 0640"
+    else fail "/var/log/aegis/audit.jsonl has mode $out, expected 0640"; fi
+elif [[ "$out" == *"Permission denied"* ]]; then
+    cannot "the audit log /var/log/aegis/audit.jsonl"
 fi
 
 # 5. systemd-analyze verify (any output on stderr is a failure: it only warns).
@@ -219,5 +252,9 @@ if [ "$FAILS" -gt 0 ]; then
     fi
     echo "verify-native: $FAILS problem(s)"
     exit 1
+fi
+if [ "$CANNOT" -gt 0 ]; then
+    echo "verify-native: $CANNOT check(s) could not be made as $WHO; join group aegis (sudo adduser $(id -un) aegis, then log in again) or run as root"
+    exit 7
 fi
 echo "verify-native: ready"

@@ -65,9 +65,20 @@ class SnapshotCapability:
 
 
 def _nearest_existing(path: Path) -> Path:
+    """The deepest ancestor of ``path`` (or itself) this user can see.
+
+    An operator in group aegis cannot look inside aegisd's root-only directory: the
+    nearest directory it can stat (aegisd's own, root-owned) then stands for the cache,
+    which is what aegisd, running as root, writes.
+    """
     current = path
-    while not current.exists() and current != current.parent:
-        current = current.parent
+    while current != current.parent:
+        try:
+            current.stat()
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            current = current.parent
+            continue
+        return current
     return current
 
 

@@ -1,0 +1,90 @@
+"""The signed test repository the booted hosts install from.
+
+Built on the test machine with :mod:`aegis.devtools.testrepo` and copied into each host
+at ``/srv/aegis-test-repo`` (apt reads it through a ``file:`` URI, checked with its own
+Signed-By key like any other source). Unlike the fast-path fixtures these packages are
+for a real host: their maintainer scripts run as root inside the booted container.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aegis.devtools import testrepo
+
+REPO_DIR = "/srv/aegis-test-repo"
+KEYRING = "/usr/share/keyrings/aegis-test.gpg"
+SUITE = "aegis-test"
+SERVICE = "aegis-fixture.service"
+GO_FILE = "/run/aegis-fixture-go"
+"""aegis-slow's postinst waits until this file exists (so a test can kill the client)."""
+
+_UNIT = """[Unit]
+Description=Aegis booted-host fixture service
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# What debhelper generates for a unit, minus its "|| true": the apply must fail if
+# systemd cannot enable or start the service from inside aegisd's sandbox.
+_SERVICE_POSTINST = f"""#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    deb-systemd-helper unmask {SERVICE} >/dev/null
+    deb-systemd-helper enable {SERVICE} >/dev/null
+    if [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload
+        deb-systemd-invoke start {SERVICE}
+    fi
+fi
+exit 0
+"""
+
+_SLOW_POSTINST = f"""#!/bin/sh
+set -e
+i=0
+while [ ! -e {GO_FILE} ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+exit 0
+"""
+
+PACKAGES = (
+    testrepo.PackageSpec(
+        "aegis-svc",
+        "1.0",
+        description="Aegis fixture: a service its postinst enables and starts",
+        scripts={"postinst": _SERVICE_POSTINST},
+        files=(testrepo.FileSpec(f"/lib/systemd/system/{SERVICE}", _UNIT),),
+    ),
+    testrepo.PackageSpec(
+        "aegis-slow",
+        "1.0",
+        description="Aegis fixture: a postinst that waits for a go file",
+        scripts={"postinst": _SLOW_POSTINST},
+    ),
+)
+
+
+def build(dest: Path) -> testrepo.Repo:
+    """The signed repository with :data:`PACKAGES`."""
+    return testrepo.build_repo(dest, suite=SUITE, packages=PACKAGES, name="aegis-booted")
+
+
+def sources_file() -> str:
+    """The deb822 source an operator would add for the repository."""
+    return (
+        f"Types: deb\nURIs: file://{REPO_DIR}\nSuites: {SUITE}\nComponents: main\n"
+        f"Signed-By: {KEYRING}\n"
+    )
+
+
+def policy_source(repo: testrepo.Repo) -> str:
+    """The ``[[sources]]`` entry that approves the repository for its packages."""
+    return (
+        f'\n[[sources]]\nname = "aegis-booted"\nuri = "file://{REPO_DIR}"\nsuite = "{SUITE}"\n'
+        f'component = "main"\nsigner_fingerprint = "{repo.fingerprint}"\n'
+        'packages = ["aegis-*"]\n'
+    )

@@ -1,0 +1,12 @@
+"""The booted-host checks on Debian 12 (bookworm): one boot for every check in this module.
+
+One module per release so that ``--dist loadfile`` (scripts/test) boots the two hosts on
+two workers at once; the checks themselves live in :mod:`tests.system.checks`.
+"""
+
+import pytest
+
+from tests.system.checks import *  # noqa: F403 - the shared checks, collected here
+
+RELEASE = "bookworm"
+pytestmark = [pytest.mark.system, pytest.mark.slow]
