@@ -28,7 +28,11 @@ Example:
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _TIME_KEYWORD = re.compile(r"(?<![\w./-])time(\s+-p)?(?=\s)")
@@ -106,26 +110,73 @@ def _masked(text: str) -> str:
     return _mask_arithmetic(text)
 
 
+PARSE_SECONDS = 5.0
+"""How long one parse may take. bashlex 0.18 loops forever on some malformed words
+(``_paramexpand`` not advancing); a hook that never answers would let the call run."""
+
+
+class _Expired(BaseException):
+    """bashlex did not finish within :data:`PARSE_SECONDS`.
+
+    A BaseException, so that no ``except Exception`` on the way (bashlex's own, or a
+    caller's) swallows it and lets the loop go on; :func:`parse` turns it into a
+    :class:`ParseTimeoutError` (an ordinary exception) once it is out of bashlex.
+    """
+
+
+class ParseTimeoutError(Exception):
+    """The parse was stopped: it took longer than :data:`PARSE_SECONDS`."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`_Expired` in this (main) thread after ``seconds``.
+
+    Signals reach only the main thread; elsewhere the parse runs unbounded (every Aegis
+    entry point, the CLI, the hooks and the shims, parses in the main thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _Expired(f"the parser did not finish within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    # Repeating: should one expiry land where it is lost, the next one still ends it.
+    outer = signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *outer)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def parse(text: str) -> list[Any]:
-    """Parse ``text`` into bashlex trees.
+    """Parse ``text`` into bashlex trees, within :data:`PARSE_SECONDS`.
 
     Raises:
-        Exception: whatever bashlex raises for input it cannot parse (callers refuse).
+        Exception: whatever bashlex raises for input it cannot parse, or
+            :class:`ParseTimeoutError` (callers refuse).
     """
     import bashlex
     import bashlex.heredoc
 
     bashlex.heredoc.makeheredoc = _make_heredoc
     try:
-        return list(bashlex.parse(text))
-    except Exception as first:
-        masked = _masked(text)
-        if masked == text:
-            raise
-        try:
-            return list(bashlex.parse(masked))
-        except Exception:
-            raise first from None  # the error about what was written, not about the mask
+        with _deadline(PARSE_SECONDS):
+            try:
+                return list(bashlex.parse(text))
+            except Exception as first:
+                masked = _masked(text)
+                if masked == text:
+                    raise
+                try:
+                    return list(bashlex.parse(masked))
+                except Exception:
+                    raise first from None  # the error about what was written, not the mask
+    except _Expired as e:
+        raise ParseTimeoutError(str(e)) from None
 
 
 _SIMPLE_ESCAPES = {

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aegis.guard.argv import find_verb, operand_indices, split_options
 from aegis.guard.check import MAX_DEPTH, MAX_INPUT, check_argv, check_command_line
@@ -225,3 +227,35 @@ def test_dynamic_names_ignore_rules_that_refuse_any_arguments() -> None:
     assert any_tool_match(["notes.txt"]) is None
     assert any_tool_match(["install", "x"]) is not None
     assert set(RULES) >= {"gdebi", "unattended-upgrade", "npx"}
+
+
+SHELLISH = st.lists(
+    st.sampled_from([*"aptgeinsl -'\"\\$(){}[]|&;<>`*?=#~\n\t!", "apt-get", "sh -c ", "<<EOF\n"]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SHELLISH)
+def test_the_checker_never_raises(line: str) -> None:
+    """Whatever the input, a verdict comes back: bashlex failures become refusals."""
+    verdict = check_command_line(line)
+    assert all(f.rule and f.instead for f in verdict.findings)
+    check_argv(line.split())
+
+
+# An expiry can land inside a gc callback (hypothesis installs one), where Python reports
+# it as unraisable and drops it; the repeating timer ends the parse at the next one.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_parser_that_never_finishes_is_refused_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bashlex 0.18 loops forever on '${' inside quotes: a hook must still answer."""
+    from aegis.guard import shell_parse
+
+    monkeypatch.setattr(shell_parse, "PARSE_SECONDS", 0.5)
+    start = time.monotonic()
+    verdict = check_command_line("echo '${'x; apt-get install y")
+    assert time.monotonic() - start < 5
+    assert [f.rule for f in verdict.findings] == ["parse.failed"]
+    assert "did not finish" in verdict.findings[0].reason
+    assert check_command_line("ls").allowed  # the alarm is gone afterwards
+    time.sleep(0.6)
