@@ -35,7 +35,7 @@ def analyze(
     # list from the internet on import; the only request made is to the model server.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
-        import dspy  # type: ignore[import-not-found]
+        import dspy
     except ImportError:
         return skipped("DSPy is not installed (pip install dspy, or use --skip-dspy)")
     try:
