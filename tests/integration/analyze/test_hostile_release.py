@@ -118,7 +118,10 @@ def test_a_date_far_in_the_future_is_a_problem(
     inrelease.write_text(_clearsign(text, tmp_path))
     plan = analyze("update", root=root)
     (ev,) = plan.repositories
-    assert ev.signature == "good"
+    # gpgv calls the signature good; under sqv Aegis passes --not-before (the Release Date
+    # less a day), so a signature made before the Release's own Date is also refused.
+    sqv = bool(ev.verifier) and ev.verifier.startswith("sqv")
+    assert ev.signature == ("backdated" if sqv else "good"), ev
     assert "date-future" in ev.problems
     assert "repo.date-future" in {s.name for s in plan.signals}
     assert "frozen" not in ev.problems  # what the future Date was hiding

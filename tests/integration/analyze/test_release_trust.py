@@ -200,6 +200,12 @@ def test_weak_algorithms_are_denied_under_sqv_and_named_under_gpgv(
     repo = _resign(repo, key, **opts)
     for op, targets in (("update", ()), ("install", ("aegis-tool",))):
         plan, result = _plan(tmp_path, repo, op, *targets)
+        if op == "install" and not plan.repositories:
+            # apt 3 itself refused the repository at update (sqv): nothing can be planned
+            # from it, and the plan is denied (the package is unknown).
+            assert APT_USES_SQV, plan
+            assert result.decision is Effect.DENY
+            continue
         (ev,) = plan.repositories
         fired = _fired(result)
         if APT_USES_SQV and ev.verifier and ev.verifier.startswith("sqv"):

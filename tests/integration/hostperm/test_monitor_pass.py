@@ -9,6 +9,7 @@ import os
 import re
 import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -71,7 +72,7 @@ def test_a_failed_pass_keeps_the_last_success_time(aegis_home: Path) -> None:
     # A row edited behind the store's back, in a state the pass reads (reviewed: the
     # policy step is next): that step fails, so the pass fails.
     api.advance(cfg, rid, "review", "agent", artifact_kind="review", artifact=b"review")
-    with sqlite3.connect(cfg.store_path) as con:
+    with closing(sqlite3.connect(cfg.store_path, isolation_level=None)) as con:
         con.execute("UPDATE requests SET summary = 'edited' WHERE id = ?", (rid,))
     second = CliRunner().invoke(cli, ["monitor", "--json"])
     assert second.exit_code == 4
