@@ -200,12 +200,19 @@ class Host:
 
 
 def _init_pid(nspawn_pid: int, deadline: float) -> int:
+    """The container's init: the child of systemd-nspawn that has become ``systemd``.
+
+    nspawn forks before it execs the container's init, so its first child can be a
+    transient copy of itself; entering that one's namespaces fails once it is gone and the
+    boot would look hung (seen under load). Only a child whose command is ``systemd``
+    counts.
+    """
     children = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children")
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            pids = children.read_text().split()
-            if pids:
-                return int(pids[0])
+        with contextlib.suppress(OSError, ValueError):
+            for pid in children.read_text().split():
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                    return int(pid)
         time.sleep(0.1)
     raise BootError("systemd-nspawn started no init")
 
