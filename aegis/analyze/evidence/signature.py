@@ -278,22 +278,24 @@ def verify_release(
         assert files.release is not None
         text = files.release.read_text(errors="replace")
         return SignatureCheck("unsigned", None, text, chosen.describe(), chosen.policy)
-    raw = files.inrelease.read_text(errors="replace") if files.inrelease else None
-    unverified = (
-        release_body(raw)
-        if raw is not None
-        else (files.release.read_text(errors="replace") if files.release else None)
-    )
+
+    def unverified() -> str | None:
+        # Only a failed check reports the text it could not trust; a good one reports the
+        # verified text, so the common path does not split the file twice.
+        if files.inrelease is not None:
+            return release_body(files.inrelease.read_text(errors="replace"))
+        return files.release.read_text(errors="replace") if files.release else None
+
     with tempfile.TemporaryDirectory(prefix="aegis-verify-") as tmp:
         tdir = Path(tmp)
         keyrings = _binary_keyrings(entry, paths, tdir)
         parts = _signed_parts(files, tdir)
         if isinstance(parts, str):
             return SignatureCheck(
-                "error", None, unverified, chosen.describe(), chosen.policy, detail=parts
+                "error", None, unverified(), chosen.describe(), chosen.policy, detail=parts
             )
         if not keyrings:
-            return SignatureCheck("no-pubkey", None, unverified, chosen.describe(), chosen.policy)
+            return SignatureCheck("no-pubkey", None, unverified(), chosen.describe(), chosen.policy)
         allowed = _allowed_fingerprints(entry)
         status, fprs, weak, detail = _run_verifier(
             chosen, keyrings, parts, allowed, tdir=tdir, timeout_s=timeout_s
@@ -305,5 +307,5 @@ def verify_release(
                 "good", fprs[0], text, chosen.describe(), chosen.policy, weak, detail, fprs
             )
         return SignatureCheck(
-            status, None, unverified, chosen.describe(), chosen.policy, detail=detail
+            status, None, unverified(), chosen.describe(), chosen.policy, detail=detail
         )
