@@ -83,16 +83,18 @@ def lookalike(name: str, references: Set[str]) -> tuple[str, str] | None:
     """(reference imitated, kind) for ``name``, or None. ``name`` itself never counts."""
     if name in references:
         return None
+    ordered = sorted(references)  # once: the first match in name order is reported
     folded = _fold(name)
-    for ref in sorted(references):
+    for ref in ordered:
         if _fold(ref) == folded:
             return ref, "confusable"
-    for ref in sorted(references):
+    for ref in ordered:
         if _affix(name, ref):
             return ref, "affix"
     if len(name) >= MIN_EDIT_LEN:
-        for ref in sorted(r for r in references if abs(len(r) - len(name)) <= 1):
-            if len(ref) >= MIN_EDIT_LEN and _one_edit(name, ref):
+        for ref in ordered:
+            near = len(ref) >= MIN_EDIT_LEN and abs(len(ref) - len(name)) <= 1
+            if near and _one_edit(name, ref):
                 return ref, "edit"
     return None
 
