@@ -55,6 +55,8 @@ script.destructive                hostile    recursive delete of /, /* or a top-
                                              disk device, mkfs/wipefs/sgdisk/blkdiscard of one,
                                              chmod -R / chown -R of / or a system directory
 script.binary                     hostile    a script that is not text (cannot be reviewed)
+script.unparsed                   sensitive  a script bashlex cannot parse as shell (read as
+                                             text by every rule above; emitted by the scanner)
 ================================  =========  ==============================================
 
 Example:

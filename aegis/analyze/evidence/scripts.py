@@ -1,9 +1,21 @@
 r"""Deterministic rules over maintainer scripts. Pure: bytes in, findings out.
 
 dpkg runs ``preinst``, ``postinst``, ``prerm``, ``postrm`` and ``config`` as root;
-``triggers`` declares what wakes the package. Each script is read line by line
-(backslash continuations joined, the finding names the first physical line; full
-comment lines skipped) and every logical line is matched twice:
+``triggers`` declares what wakes the package. Each script is first parsed as shell
+(bashlex, :mod:`aegis.analyze.evidence.script_parse`) to learn what it executes
+(:mod:`aegis.analyze.evidence.script_exec`):
+
+- text it only prints to the terminal (``echo "run: curl ... | bash" >&2``) is blanked
+  before the rules below read the line: a message is not a command;
+- shell text it runs from a string (``eval``, ``sh -c``, ``su -c``, ``trap``, a
+  here-document or an ``echo``/``printf`` fed to a shell) is scanned as a script of its
+  own, findings at the line that runs it, up to :data:`MAX_NESTING` levels deep;
+- a script bashlex cannot parse is read as text (every rule still applies) and gets a
+  ``script.unparsed`` finding (sensitive): obfuscation is often not shell bashlex knows.
+
+Then the script is read line by line (backslash continuations joined, the finding
+names the first physical line; full comment lines skipped) and every logical line is
+matched twice:
 
 - as written (``raw``): catches the *shape* of obfuscation (runs of ``\x63`` /
   ``\143`` escapes, ``base64 -d``);
@@ -20,7 +32,7 @@ The per-line rules (stable ids, severity hostile > sensitive) and their table ar
 :mod:`aegis.analyze.evidence.script_rules`; how a line is read and de-obfuscated is
 in :mod:`aegis.analyze.evidence.script_text`. This module is the scanner: it walks
 the lines, applies the rules, tracks the facts above and emits ``script.binary``
-for a script that is not text (or too long to review).
+for a script that is not text (or too long to review) and ``script.unparsed``.
 
 A benign script (``set -e; mkdir -p "${DPKG_ROOT:-}/var/lib/x"; echo configured``)
 produces no finding. Upgrades: :func:`compare_scripts` yields ``script.new`` and
@@ -37,8 +49,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from aegis.analyze.evidence.script_exec import read_shell
+from aegis.analyze.evidence.script_parse import ScriptParseError, parse_script
 from aegis.analyze.evidence.script_rules import RULES
 from aegis.analyze.evidence.script_text import (
     CHANGED,
@@ -46,6 +60,7 @@ from aegis.analyze.evidence.script_text import (
     HOSTILE,
     INTERP,
     RANK,
+    SENSITIVE,
     SHELL,
     Line,
     commands,
@@ -76,6 +91,7 @@ _PLAIN_VALUE = re.compile(r"^[\w./:+-]+$")
 RULE_IDS: tuple[str, ...] = (
     *(rule_id for rule_id, _ in RULES),
     "script.binary",
+    "script.unparsed",
     "script.new",
     "script.changed",
 )
@@ -212,8 +228,86 @@ class _Facts:
             self.variables[var] = literal
 
 
+MAX_NESTING = 3
+"""Levels of shell text run by shell text (``sh -c "eval '...'"``) that are parsed; deeper
+strings are read with the text rules only."""
+
+
+def _unparsed(package: str, name: str, why: str) -> Finding:
+    return Finding("script.unparsed", package, name, 1, SENSITIVE, _excerpt(why))
+
+
+def _too_long(package: str, name: str, lines: list[tuple[int, str]]) -> Finding | None:
+    if len(lines) > MAX_LINES:
+        return Finding("script.binary", package, name, 1, HOSTILE, "script too long to review")
+    long_line = next((n for n, raw in lines if len(raw) > MAX_LINE_CHARS), None)
+    if long_line is not None:
+        reason = f"line longer than {MAX_LINE_CHARS} characters: too long to review"
+        return Finding("script.binary", package, name, long_line, HOSTILE, reason)
+    return None
+
+
+def _scan_text(package: str, name: str, text: str, deadline: float, depth: int) -> list[Finding]:
+    """Read ``text`` as shell and apply the rules.
+
+    What it only prints is blanked before the rules read each line; what it runs from a
+    string (``eval``, ``sh -c`` ...) is scanned as text of its own, at the running line.
+    """
+    lines = logical_lines(text)
+    too_long = _too_long(package, name, lines)
+    if too_long is not None:
+        return [too_long]
+    found: dict[tuple[int, str], Finding] = {}
+    view, executed = text, []
+    if depth <= MAX_NESTING:
+        try:
+            reading = read_shell(text, parse_script(text))
+        except ScriptParseError as e:
+            # What bashlex cannot parse is read as text (every rule still applies) and is
+            # a signal of its own: obfuscation often is not shell bashlex knows.
+            finding = _unparsed(package, name, f"not parsed as shell: {e}")
+            found[1, finding.rule] = finding
+        else:
+            view, executed = reading.blanked(text), reading.executed
+    shown = dict(lines)
+    facts = _Facts()
+    for number, raw in logical_lines(view) if view is not text else lines:
+        if time.monotonic() > deadline:
+            reason = f"not reviewed within {MAX_SCAN_SECONDS:g} s"
+            return [Finding("script.binary", package, name, number, HOSTILE, reason)]
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        unsubstituted = normalise(raw, {})
+        line = Line(number, raw, normalise(raw, facts.variables), package)
+        hits = _rule_hits(line)
+        hits.update(facts.executed(line, unsubstituted))
+        for rule_id, severity in hits.items():
+            if any(s in hits for s in _SUPPRESSED_BY.get(rule_id, ())):
+                continue
+            _keep(
+                found,
+                Finding(rule_id, package, name, number, severity, _excerpt(shown.get(number, raw))),
+            )
+        facts.learn(line, unsubstituted, hits)
+    for offset, program in executed:
+        number = text.count("\n", 0, offset) + 1
+        for inner in _scan_text(package, name, program, deadline, depth + 1):
+            if inner.rule == "script.binary" and "not reviewed" in inner.excerpt:
+                return [replace(inner, line=number)]
+            _keep(found, replace(inner, line=number))
+    return list(found.values())
+
+
+def _keep(found: dict[tuple[int, str], Finding], finding: Finding) -> None:
+    """At most one finding per (line, rule): the most severe."""
+    old = found.get((finding.line, finding.rule))
+    if old is None or RANK[finding.severity] > RANK[old.severity]:
+        found[finding.line, finding.rule] = finding
+
+
 def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
-    """Apply :data:`RULES` to one maintainer script.
+    """Apply :data:`RULES` to one maintainer script, read as shell.
 
     Args:
         package: binary package name the finding is attributed to.
@@ -226,37 +320,12 @@ def scan_script(package: str, name: str, body: bytes) -> tuple[Finding, ...]:
     """
     if _is_binary(body):
         return (Finding("script.binary", package, name, 1, HOSTILE, "not a text script"),)
-    lines = logical_lines(body.decode("utf-8"))
-    if len(lines) > MAX_LINES:
-        return (Finding("script.binary", package, name, 1, HOSTILE, "script too long to review"),)
-    long_line = next((n for n, raw in lines if len(raw) > MAX_LINE_CHARS), None)
-    if long_line is not None:
-        reason = f"line longer than {MAX_LINE_CHARS} characters: too long to review"
-        return (Finding("script.binary", package, name, long_line, HOSTILE, reason),)
-    found: dict[tuple[int, str], Finding] = {}
-    facts = _Facts()
     deadline = time.monotonic() + MAX_SCAN_SECONDS
-    for number, raw in lines:
-        if time.monotonic() > deadline:
-            reason = f"not reviewed within {MAX_SCAN_SECONDS:g} s"
-            return (Finding("script.binary", package, name, number, HOSTILE, reason),)
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        unsubstituted = normalise(raw, {})
-        line = Line(number, raw, normalise(raw, facts.variables), package)
-        hits = _rule_hits(line)
-        hits.update(facts.executed(line, unsubstituted))
-        for rule_id, severity in hits.items():
-            if any(s in hits for s in _SUPPRESSED_BY.get(rule_id, ())):
-                continue
-            old = found.get((number, rule_id))
-            if old is None or RANK[severity] > RANK[old.severity]:
-                found[number, rule_id] = Finding(
-                    rule_id, package, name, number, severity, _excerpt(raw)
-                )
-        facts.learn(line, unsubstituted, hits)
-    return tuple(sorted(found.values(), key=lambda f: (f.line, f.rule)))
+    found = _scan_text(package, name, body.decode("utf-8"), deadline, 0)
+    binary = [f for f in found if f.rule == "script.binary"]
+    if binary:
+        return (binary[0],)
+    return tuple(sorted(found, key=lambda f: (f.line, f.rule)))
 
 
 def _first_difference(old: str, new: str) -> int:
