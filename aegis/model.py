@@ -246,6 +246,25 @@ class SnapshotDeb:
 
 
 @dataclass(frozen=True)
+class FirstSeen:
+    """When Aegis first saw a candidate version from a source (release-age quarantine).
+
+    apt metadata has no publish date: the analyzer records the first time it saw each
+    (package, version, source) in the store, and the Date of the signed Release it saw it
+    in; the version was published no later than the earlier of the two.
+    """
+
+    package: str
+    version: str
+    repository: str
+    """Id of the :class:`Repository` that offered the version."""
+    first_seen: str
+    """UTC time Aegis first recorded the version from that source."""
+    release_date: str | None
+    """Date of the source's signed Release when the version was first seen."""
+
+
+@dataclass(frozen=True)
 class Signal:
     """A named risk signal; ``name`` values are stable API."""
 
@@ -291,6 +310,8 @@ class Plan:
     """Untrusted package descriptions by name, for the reviewer only."""
     snapshot_debs: tuple[SnapshotDeb, ...] = ()
     """Rollback targets installed from the snapshot's kept .deb (by absolute path)."""
+    first_seen: tuple[FirstSeen, ...] = ()
+    """When each installed candidate version was first seen (``package.release-age``)."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

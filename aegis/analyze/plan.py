@@ -46,6 +46,7 @@ from aegis.analyze.evidence.repositories import (
 from aegis.analyze.evidence.sources import (
     resolve_apt_paths,
 )
+from aegis.analyze.first_seen import record_first_seen
 from aegis.analyze.names import Target, closest_names, parse_targets
 from aegis.analyze.run import RunResult
 from aegis.analyze.signals import (
@@ -262,6 +263,9 @@ class _Analysis:
         changes = delta.changes
         used = set(repos_all) if self.op is Operation.UPDATE else delta.used
         repositories = tuple(sorted((repos_all[r][0] for r in used), key=lambda r: r.id))
+        first_seen = record_first_seen(
+            self.cfg, changes, {rid: found[0] for rid, found in repos_all.items()}, self.now
+        )
         findings, vulns, vulndb_date, provenance_t = self._contents(
             changes, delta.provenance, Path(paths.status).parent / "info"
         )
@@ -298,6 +302,7 @@ class _Analysis:
             failure=self.failure,
             descriptions=delta.descriptions,
             snapshot_debs=self.local.debs,
+            first_seen=first_seen,
         )
         from aegis.execute.argv import derive_argv
 

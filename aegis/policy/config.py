@@ -83,6 +83,9 @@ class ApprovedSource:
     this; None: ``[thresholds] freeze_after_s``; 0: never (a suite its distribution no
     longer re-dates, e.g. oldstable after its last point release). A Valid-Until in the
     Release always binds instead (``repo.expired``)."""
+    min_release_age_s: int | None = None
+    """Release-age quarantine for this source (``package.release-age``); None:
+    ``[thresholds] min_release_age_s``; 0: none (e.g. the security suite)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,10 @@ class Thresholds:
     freeze_after_s: int = DEFAULT_FREEZE_AFTER_S
     """A Release without Valid-Until whose Date is older than this looks frozen (a mirror
     stuck in time); ``[[sources]] freeze_after_s`` overrides it per source."""
+    min_release_age_s: int = 0
+    """A package version first seen (or in a Release dated) less than this ago requires
+    approval (``package.release-age``); 0 turns the quarantine off;
+    ``[[sources]] min_release_age_s`` overrides it per source."""
 
 
 @dataclass(frozen=True)
@@ -183,9 +190,9 @@ class PolicyUnavailable:
 _TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
              "sources", "rules", "shadow"}
 _SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
-                "packages", "freeze_after_s", "signed_suites"}
+                "packages", "freeze_after_s", "signed_suites", "min_release_age_s"}
 _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
-                   "vuln_ignore_urgencies", "freeze_after_s"}
+                   "vuln_ignore_urgencies", "freeze_after_s", "min_release_age_s"}
 # fmt: on
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
 _HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -268,6 +275,9 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
     freeze = data.get("freeze_after_s")
     if freeze is not None:
         freeze = _int(data, "freeze_after_s", where, 0)
+    min_age = data.get("min_release_age_s")
+    if min_age is not None:
+        min_age = _int(data, "min_release_age_s", where, 0)
     return ApprovedSource(
         name=_str(data, "name", where),
         uri=normalize_uri(_str(data, "uri", where)),
@@ -278,6 +288,7 @@ def _parse_source(data: Any, index: int) -> ApprovedSource:
         packages=packages,
         signed_suites=_strs(data, "signed_suites", where, ()),
         freeze_after_s=freeze,
+        min_release_age_s=min_age,
     )
 
 
@@ -358,6 +369,9 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
             ),
             freeze_after_s=_int(
                 thresholds, "freeze_after_s", "thresholds.", defaults.freeze_after_s, 1
+            ),
+            min_release_age_s=_int(
+                thresholds, "min_release_age_s", "thresholds.", defaults.min_release_age_s
             ),
         ),
         packages=PackageLists(

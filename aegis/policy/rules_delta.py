@@ -34,6 +34,7 @@ from aegis.policy.rules import (
     listed,
     unique,
 )
+from aegis.policy.rules_age import package_release_age
 from aegis.policy.rules_vuln import (
     vuln_db_missing,
     vuln_db_stale,
@@ -305,6 +306,12 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("package.essential", _A, "essential packages change", package_essential),
     Rule("name.lookalike", _A, "a requested name imitates another package", name_lookalike),
+    Rule(
+        "package.release-age",
+        _A,
+        "a version its source offered less than min_release_age_s ago",
+        package_release_age,
+    ),
     Rule(
         "vuln.fixed-available",
         _D,

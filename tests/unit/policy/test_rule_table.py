@@ -15,6 +15,7 @@ from aegis.model import (
     AnalysisFailure,
     ConfigEvidence,
     Finding,
+    FirstSeen,
     Intent,
     Operation,
     Plan,
@@ -134,12 +135,14 @@ class Case:
     contract: str | None = None
     approvals: int = 0
     snapshot: bool = False
+    policy_extra: str = ""
+    """TOML appended to the fixture policy (a rule that is off by default)."""
 
 
-def _case(rule, plan, decision, effect, reason, contract=None):  # type: ignore[no-untyped-def]
+def _case(rule, plan, decision, effect, reason, contract=None, policy_extra=""):  # type: ignore[no-untyped-def]
     approvals = 1 if decision is A else 0
     snapshot = decision in (A, S) and any(c.action is not Action.HELD_BACK for c in plan.changes)
-    return Case(rule, plan, decision, effect, reason, contract, approvals, snapshot)
+    return Case(rule, plan, decision, effect, reason, contract, approvals, snapshot, policy_extra)
 
 
 CASES = [
@@ -434,6 +437,17 @@ CASES = [
         "name lookalike: opnessl looks like openssl (edit)",
     ),
     _case(
+        "package.release-age",
+        clean_plan(
+            changes=(change("pkg0000"),),
+            first_seen=(FirstSeen("pkg0000", "1.2-1", "dist", "2026-01-01T00:00:00Z", None),),
+        ),
+        A,
+        A,
+        "too new to install unreviewed: pkg0000 1.2-1 (offered for 10m, minimum 1d)",
+        policy_extra="[thresholds]\nmin_release_age_s = 86400\n",
+    ),
+    _case(
         "vuln.fixed-available",
         vuln("1.3-1"),
         D,
@@ -593,6 +607,11 @@ def _id(case: Case) -> str:
 def test_rule_fires_with_decision_controls_and_reason(
     case: Case, policy: PolicyConfig, now: datetime, neutral_review: Any
 ) -> None:
+    if case.policy_extra:
+        from aegis.devtools.policy_plans import policy_toml
+        from aegis.policy.config import parse_policy_config
+
+        policy = parse_policy_config(policy_toml(extra=case.policy_extra))
     result = evaluate(case.plan, neutral_review, policy, now)
     fired = {f.rule_id: f for f in result.fired}
     assert case.rule in fired, [f.rule_id for f in result.fired]

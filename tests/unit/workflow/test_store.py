@@ -41,7 +41,7 @@ def test_pragmas_wal_and_synchronous_full(cfg: Config, make_request: Make) -> No
     with api.open_store(cfg) as store:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_submit_plan_writes_file_and_binds_hash(cfg: Config, make_request: Make) -> None:

@@ -1,0 +1,112 @@
+"""First sightings of candidate versions, for the release-age quarantine (issue 12 item 18).
+
+apt metadata carries no publish date. The first time an analysis sees a (package,
+version, source) that a plan would install, it records the time and the Date of the
+source's signed Release in the store (table ``first_seen``, migration 0002); later
+analyses read the same row back, so a plan re-derived later carries the same values.
+Policy (``package.release-age``) judges the version's age at decision time as the time
+since the earlier of the two: a version listed in a Release dated D was published by D.
+
+The store is writable by group ``aegis``: these rows are evidence like the rest of a
+plan, not a secret (docs/operator-guide.md "Release-age quarantine").
+
+Example::
+
+    seen = record_first_seen(cfg, plan.changes, {r.id: r for r in repos}, now)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from aegis.config import Config
+from aegis.errors import AegisError
+from aegis.model import Action, FirstSeen, PackageChange, Repository
+
+_WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_first_seen(
+    cfg: Config,
+    changes: Iterable[PackageChange],
+    repositories: Mapping[str, Repository],
+    now: datetime,
+) -> tuple[FirstSeen, ...]:
+    """Record (once) and return when each candidate version of ``changes`` was first seen.
+
+    Args:
+        cfg: where the store is.
+        changes: the plan's delta; only versions a package file is installed from count.
+        repositories: repository evidence by id (its ``date`` is the signed Release Date).
+        now: the analysis time, recorded on a first sighting.
+
+    Returns:
+        One entry per (package, version, repository), sorted. Empty when the store cannot
+        be used: policy then treats every version as unseen (approval when a minimum age
+        is configured), never as old.
+    """
+    wanted: list[tuple[str, str, str]] = sorted(
+        {
+            (c.name, c.candidate_version, c.repository)
+            for c in changes
+            if c.action in _WITH_FILE and c.candidate_version and c.repository
+        }
+    )
+    if not wanted:
+        return ()
+    from aegis import api
+
+    stamp = _time(now)
+    try:
+        with api.open_store(cfg) as store:
+            conn = store.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO first_seen "
+                    "(package, version, source, first_seen_at, release_date) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (name, version, repo, stamp, _release_date(repositories.get(repo)))
+                        for name, version, repo in wanted
+                    ],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            rows = {
+                key: conn.execute(
+                    "SELECT first_seen_at, release_date FROM first_seen "
+                    "WHERE package = ? AND version = ? AND source = ?",
+                    key,
+                ).fetchone()
+                for key in wanted
+            }
+    except (AegisError, sqlite3.Error):
+        return ()
+    out = []
+    for key in wanted:
+        found = rows.get(key)
+        if found is None:
+            continue
+        out.append(
+            FirstSeen(
+                package=key[0],
+                version=key[1],
+                repository=key[2],
+                first_seen=str(found[0]),
+                release_date=None if found[1] is None else str(found[1]),
+            )
+        )
+    return tuple(out)
+
+
+def _release_date(repo: Repository | None) -> str | None:
+    return None if repo is None else repo.date
