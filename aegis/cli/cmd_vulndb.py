@@ -18,7 +18,7 @@ import click
 @click.group(
     "vulndb",
     help=(
-        "Offline vulnerability data (Debian security tracker JSON).\n\n"
+        "Offline vulnerability data (Debian security tracker JSON or OSV records).\n\n"
         "Example:\n\n"
         "  aegis vulndb import ./debian-security-tracker.json\n\n"
         "  aegis vulndb status --json"
@@ -31,12 +31,22 @@ def vulndb_group() -> None:
 @vulndb_group.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
-def import_cmd(file: Path, as_json: bool) -> None:
-    """Validate a tracker JSON FILE and build the index plans consult.
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "tracker", "osv"]),
+    default="auto",
+    show_default=True,
+    help="tracker: the security tracker's JSON; osv: OSV records for Debian (a record, "
+    "a JSON array, or a zip such as osv.dev's Debian/all.zip); auto: by content.",
+)
+def import_cmd(file: Path, as_json: bool, fmt: str) -> None:
+    """Validate a tracker JSON FILE (or OSV records) and build the index plans consult.
 
     \b
     Example:
       aegis vulndb import ./debian-security-tracker.json --json
+      aegis vulndb import ./Debian-all.zip --format osv
     """
     from datetime import UTC, datetime
 
@@ -45,7 +55,7 @@ def import_cmd(file: Path, as_json: bool) -> None:
     from aegis.config import load_config
 
     cfg = load_config()
-    index, path = vulndb.import_file(cfg, file, datetime.now(UTC))
+    index, path = vulndb.import_file(cfg, file, datetime.now(UTC), fmt)
     if as_json:
         render.emit_json(
             {

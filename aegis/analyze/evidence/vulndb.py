@@ -1,8 +1,9 @@
 """The stored vulnerability index: import a tracker file, load it, report its status (edge).
 
 ``aegis vulndb import FILE`` reads an offline Debian security tracker JSON file
-(an operator fetched it elsewhere), validates it with
-:func:`aegis.analyze.evidence.vulnerabilities.parse_tracker` for
+(an operator fetched it elsewhere) or OSV records for Debian (osv.dev's export,
+:mod:`aegis.analyze.evidence.vuln_osv`), validates it with
+:func:`aegis.analyze.evidence.vulnerabilities.parse_tracker` (or ``parse_osv``) for
 ``cfg.vuln_release`` and writes the index to ``cfg.vulndb_path`` (temp file +
 ``os.replace``). The database date recorded in every plan is the tracker file's
 modification time (when the operator fetched it), never later than the import
@@ -67,13 +68,21 @@ def _read_capped(path: Path, cap: int, what: str) -> bytes:
     return data
 
 
-def import_file(cfg: Config, source: Path, now: datetime) -> tuple[VulnIndex, Path]:
+FORMATS = ("auto", "tracker", "osv")
+"""Import formats: the tracker's JSON export, OSV records for Debian, or either by content."""
+
+
+def import_file(
+    cfg: Config, source: Path, now: datetime, fmt: str = "auto"
+) -> tuple[VulnIndex, Path]:
     """Validate ``source`` and write the index for ``cfg.vuln_release``.
 
     Args:
         cfg: configuration (``vulndb_path``, ``vuln_release``).
-        source: the tracker JSON file.
+        source: the tracker JSON file, or OSV records for Debian
+            (:mod:`aegis.analyze.evidence.vuln_osv`: a record, a JSON array, a zip).
         now: the import time (UTC).
+        fmt: ``tracker``, ``osv``, or ``auto`` (OSV when the content looks like it).
 
     Returns:
         The index and the path it was written to.
@@ -82,6 +91,10 @@ def import_file(cfg: Config, source: Path, now: datetime) -> tuple[VulnIndex, Pa
         InputError: the file is missing, oversized or malformed (nothing is written).
         EnvironmentFailure: the index cannot be written.
     """
+    from aegis.analyze.evidence.vuln_osv import looks_like_osv, parse_osv
+
+    if fmt not in FORMATS:
+        raise InputError(f"unknown import format {fmt!r} (one of {', '.join(FORMATS)})")
     release = valid_release(cfg.vuln_release)
     data = _read_capped(source, MAX_TRACKER_BYTES, "tracker file")
     try:
@@ -89,7 +102,9 @@ def import_file(cfg: Config, source: Path, now: datetime) -> tuple[VulnIndex, Pa
     except OSError as e:
         raise InputError(f"cannot stat tracker file {source}: {e.strerror}") from e
     date = _iso(min(mtime, now))
-    index = parse_tracker(data, release=release, date=date, imported_at=_iso(now))
+    osv = fmt == "osv" or (fmt == "auto" and looks_like_osv(data))
+    parse = parse_osv if osv else parse_tracker
+    index = parse(data, release=release, date=date, imported_at=_iso(now))
     target = cfg.vulndb_path
     write_atomic(target, canonical_bytes(index_to_dict(index)), mode=0o644)
     return index, target

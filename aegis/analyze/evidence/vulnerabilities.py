@@ -79,6 +79,10 @@ CRITICAL_URGENCIES = frozenset({"high", "not yet assigned"})
 
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,127}$")
 _CVE = re.compile(r"^(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6})$")
+_ENTRY_ID = re.compile(
+    r"^(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6}|(?:DSA|DLA|DTSA)-[0-9]{1,6}(?:-[0-9]{1,3})?)$"
+)
+"""A stored entry's id: a CVE or TEMP id, or a Debian advisory naming none (OSV import)."""
 _VERSION = re.compile(r"^[A-Za-z0-9.+~:-]{1,256}$")
 _RELEASE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 _CVE_KEYS = frozenset({"description", "scope", "debianbug", "releases"})
@@ -292,7 +296,7 @@ def index_from_dict(doc: Any) -> VulnIndex:
                 or len(row) != _ROW_FIELDS
                 or not all(isinstance(x, str) for x in row[:3])
                 or not (row[3] is None or isinstance(row[3], str))
-                or not _CVE.match(row[0])
+                or not _ENTRY_ID.match(row[0])
                 or row[1] not in STATUSES
                 or row[2] not in URGENCIES
                 or (row[3] is not None and not _VERSION.match(row[3]))
