@@ -17,7 +17,9 @@ Example::
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -58,7 +60,7 @@ def record_first_seen(
             if c.action in _WITH_FILE and c.candidate_version and c.repository
         }
     )
-    if not wanted:
+    if not wanted or not _plain_or_absent(cfg):
         return ()
     from aegis import api
 
@@ -106,6 +108,23 @@ def record_first_seen(
             )
         )
     return tuple(out)
+
+
+def _plain_or_absent(cfg: Config) -> bool:
+    """Whether the store may be opened here: absent (a first use), or one plain file.
+
+    The store directory is group-writable and aegisd re-derives plans as root: a
+    ``state.db`` a member replaced with a link to some root-owned database must not be
+    opened (SQLite would convert and migrate it). Such a plan carries no first sighting,
+    and aegisd's comparison with the signed plan then refuses it.
+    """
+    try:
+        st = os.lstat(cfg.store_path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
 
 
 def _release_date(repo: Repository | None) -> str | None:

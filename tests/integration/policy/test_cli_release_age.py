@@ -107,3 +107,24 @@ def test_a_version_in_a_release_dated_long_ago_is_not_held(
     assert code != 5, result
     (entry,) = [f for f in plan["first_seen"] if f["package"] == "aegis-tool"]
     assert entry["release_date"] == (start - 10 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_planted_store_link_is_never_opened(tmp_path: Path, aegis_home: Path) -> None:
+    """aegisd re-derives plans as root: a ``state.db`` a group member replaced with a link
+    to a root-owned database is left alone (no first sighting is recorded instead)."""
+    from aegis.analyze.first_seen import record_first_seen
+    from aegis.model import Action, PackageChange
+
+    victim = tmp_path / "victim.db"
+    with sqlite3.connect(victim) as db:
+        db.execute("CREATE TABLE precious (x)")
+    db.close()
+    before = victim.read_bytes()
+    cfg = load_config()
+    cfg.store_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.store_path.symlink_to(victim)
+    change = PackageChange(
+        "aegis-tool", "all", Action.INSTALL, None, "2.0", "aegis-tool", "2.0", "r"
+    )
+    assert record_first_seen(cfg, [change], {}, datetime.now(UTC)) == ()
+    assert victim.read_bytes() == before
