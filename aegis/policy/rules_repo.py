@@ -201,6 +201,9 @@ def repo_untrusted(facts: Facts) -> Check:
             name = problem.split(":", 1)[0]
             if name.startswith("hash-mismatch"):
                 problems.append(f"index does not match its signed hash ({problem})")
+            elif name == "malformed-signed-file":
+                why = problem.partition(":")[2]
+                problems.append(f"signed file refused before verification as apt does: {why}")
             elif (
                 name not in _JUDGED_PROBLEMS
                 and not name.startswith("signature-")

@@ -77,6 +77,10 @@ class SignatureCheck:
     fingerprints: tuple[str, ...] = ()
     """Every key that made a good signature (Debian signs with several; gpgv and sqv
     list them in different orders, so approval looks for any of them)."""
+    malformed: str = ""
+    """Why apt refuses the signed file's structure before verifying it (text outside
+    the clear-signed block, data after a detached signature, a binary signature), or
+    empty; no verifier saw such a file."""
 
 
 def dearmor(text: str) -> bytes:

@@ -184,6 +184,8 @@ def collect_repository(
     problems: list[str] = []
     if sig.status != "good":
         problems.append(f"signature-{sig.status}")
+    if sig.malformed:
+        problems.append(f"malformed-signed-file:{sig.malformed}")
     if expired:
         problems.append("expired")
     if frozen:

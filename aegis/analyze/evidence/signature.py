@@ -40,6 +40,7 @@ from aegis.analyze.evidence.sources import AptPaths, SourceEntry, signed_by_toke
 from aegis.analyze.evidence.verifier import (
     SplitError,
     Verifier,
+    check_detached_signature,
     choose_verifier,
     split_clearsigned,
     sqv_outcome,
@@ -194,6 +195,10 @@ def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
         return tdir / "Release.sig", tdir / "Release.msg"
     assert files.release is not None
     assert files.release_gpg is not None
+    try:
+        check_detached_signature(files.release_gpg.read_bytes())
+    except SplitError as exc:
+        return f"Release.gpg {exc}"
     return files.release_gpg, files.release
 
 
@@ -292,7 +297,13 @@ def verify_release(
         parts = _signed_parts(files, tdir)
         if isinstance(parts, str):
             return SignatureCheck(
-                "error", None, unverified(), chosen.describe(), chosen.policy, detail=parts
+                "error",
+                None,
+                unverified(),
+                chosen.describe(),
+                chosen.policy,
+                detail=parts,
+                malformed=parts,
             )
         if not keyrings:
             return SignatureCheck("no-pubkey", None, unverified(), chosen.describe(), chosen.policy)
