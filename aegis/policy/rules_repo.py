@@ -52,6 +52,9 @@ _JUDGED_PROBLEMS = frozenset(
         "unapproved",
         "weak-algorithm",
         "suite-mismatch",
+        "undated",
+        "release-info-changed",
+        "release-rollback",
     }
 )
 _NOT_JUDGED_BY_SIGNATURE = ("good", "unsigned", "missing")  # repo.unsigned judges the last two

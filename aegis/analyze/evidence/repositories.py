@@ -42,7 +42,9 @@ from aegis.analyze.evidence.release import (
     DEFAULT_CLOCK_SKEW,
     FREEZE_AFTER,
     ReleaseFiles,
+    SignatureCheck,
     assess_release,
+    compare_with_lists,
     release_fields,
     release_hashes,
     release_problems,
@@ -54,7 +56,7 @@ from aegis.analyze.evidence.signature import (
     verify_release,
 )
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
-from aegis.analyze.evidence.verifier import Verifier
+from aegis.analyze.evidence.verifier import SplitError, Verifier, split_clearsigned
 from aegis.model import Repository
 
 
@@ -68,19 +70,37 @@ def _file_or_none(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def lists_release_files(entry: SourceEntry, paths: AptPaths) -> ReleaseFiles:
+    """The release files apt keeps for ``entry`` in its lists directory (None: absent)."""
+    base = Path(paths.lists) / lists_prefix(entry.uri, entry.suite)
+    return ReleaseFiles(
+        _file_or_none(Path(f"{base}InRelease")),
+        _file_or_none(Path(f"{base}Release")),
+        _file_or_none(Path(f"{base}Release.gpg")),
+        "lists",
+    )
+
+
+def lists_release_text(entry: SourceEntry, paths: AptPaths) -> str | None:
+    """The Release text in apt's lists (apt verified it when it stored it), or None.
+
+    An InRelease is split as apt splits it; one that does not split is not read.
+    """
+    files = lists_release_files(entry, paths)
+    try:
+        if files.inrelease is not None:
+            return split_clearsigned(files.inrelease.read_bytes())[0].decode(errors="replace")
+        if files.release is not None:
+            return files.release.read_text(errors="replace")
+    except (OSError, SplitError):
+        return None
+    return None
+
+
 def find_release_files(
     entry: SourceEntry, paths: AptPaths, *, prefer_repository: bool
 ) -> ReleaseFiles:
     """Locate InRelease / Release / Release.gpg in the lists dir or a local repository."""
-
-    def from_lists() -> ReleaseFiles:
-        base = Path(paths.lists) / lists_prefix(entry.uri, entry.suite)
-        return ReleaseFiles(
-            _file_or_none(Path(f"{base}InRelease")),
-            _file_or_none(Path(f"{base}Release")),
-            _file_or_none(Path(f"{base}Release.gpg")),
-            "lists",
-        )
 
     def from_repo() -> ReleaseFiles | None:
         scheme, sep, rest = entry.uri.partition(":")
@@ -95,7 +115,7 @@ def find_release_files(
             "repository",
         )
 
-    lists = from_lists()
+    lists = lists_release_files(entry, paths)
     if prefer_repository or (lists.inrelease is None and lists.release is None):
         repo = from_repo()
         if repo is not None:
@@ -136,6 +156,28 @@ def _index_hash_problems(
         if bad:
             problems.append(f"hash-mismatch:{rel}")
     return problems
+
+
+def _lists_problems(
+    entry: SourceEntry,
+    paths: AptPaths,
+    files: ReleaseFiles,
+    sig: SignatureCheck,
+    update: bool,
+) -> list[str]:
+    """The Release against apt's lists: what an update changes, or that apt has none.
+
+    Update plans compare the Release the update would fetch with the lists' copy
+    (:func:`~aegis.analyze.evidence.release.compare_with_lists`); other plans name a
+    source apt has no lists for (``no-lists``: never updated, or its last update was
+    refused; the repository's own evidence beside it says why when Aegis can read it).
+    """
+    if not update:
+        return [] if files.where == "lists" and (files.inrelease or files.release) else ["no-lists"]
+    if files.where != "repository" or sig.status != "good" or sig.text is None:
+        return []
+    old = lists_release_text(entry, paths)
+    return compare_with_lists(sig.text, old) if old is not None else []
 
 
 @dataclass(frozen=True)
@@ -209,6 +251,7 @@ def collect_repository(
     stated = {v for v in (suite, codename) if v}  # apt compares only what is stated
     if stated and not entry.suite.endswith("/") and entry.suite not in stated:
         problems.append(f"suite-mismatch:{suite or '-'}/{codename or '-'}")
+    problems.extend(_lists_problems(entry, paths, files, sig, prefer_repository))
     repo = Repository(
         id=repository_id(entry.uri, entry.suite, entry.component),
         uri=entry.uri,
