@@ -49,6 +49,7 @@ _JUDGED_PROBLEMS = frozenset(
         "no-signed-by",
         "keyring-untrusted-dir",
         "trusted-yes",
+        "trusted-no",
         "unapproved",
         "weak-algorithm",
         "suite-mismatch",
@@ -186,39 +187,47 @@ def repo_untrusted(facts: Facts) -> Check:
     subjects: list[str] = []
     for repo in facts.plan.repositories:
         label = _repo_label(repo)
-        problems: list[str] = []
-        if facts.repo_source.get(repo.id) is None:
-            fpr = repo.signer_fingerprint or "no signer"
-            problems.append(f"not an approved source (signer {fpr})")
-        if repo.signature not in _NOT_JUDGED_BY_SIGNATURE:
-            by = f" ({repo.verifier})" if repo.verifier else ""
-            problems.append(f"InRelease signature {repo.signature}{by}")
-        mismatch = _suite_mismatch(facts, repo)
-        if mismatch:
-            problems.append(mismatch)
-        if repo.trusted_yes:
-            problems.append("marked trusted=yes")
-        if repo.signed_by_form != "none" and not repo.keyring_root_only:
-            problems.append("Signed-By keyring writable by non-root")
-        for problem in repo.problems:
-            name = problem.split(":", 1)[0]
-            if name.startswith("hash-mismatch"):
-                problems.append(f"index does not match its signed hash ({problem})")
-            elif name == "malformed-signed-file":
-                why = problem.partition(":")[2]
-                problems.append(f"signed file refused before verification as apt does: {why}")
-            elif (
-                name not in _JUDGED_PROBLEMS
-                and not name.startswith("signature-")
-                and (name != "keyring-writable")
-            ):
-                problems.append(f"repository problem {problem}")
+        problems = _untrusted_reasons(facts, repo)
         if problems:
             reasons.append(f"{label}: {'; '.join(problems)}")
             subjects.append(label)
     if not reasons:
         return Miss("every repository is an approved source with a good signature")
     return Hit(listed(reasons), unique(subjects))
+
+
+def _untrusted_reasons(facts: Facts, repo: Repository) -> list[str]:
+    """Why ``repo`` is untrusted (empty: it is not)."""
+    problems: list[str] = []
+    if facts.repo_source.get(repo.id) is None:
+        fpr = repo.signer_fingerprint or "no signer"
+        problems.append(f"not an approved source (signer {fpr})")
+    if repo.signature not in _NOT_JUDGED_BY_SIGNATURE:
+        by = f" ({repo.verifier})" if repo.verifier else ""
+        problems.append(f"InRelease signature {repo.signature}{by}")
+    mismatch = _suite_mismatch(facts, repo)
+    if mismatch:
+        problems.append(mismatch)
+    if repo.trusted_yes:
+        problems.append("marked trusted=yes")
+    if "trusted-no" in repo.problems:
+        problems.append("marked trusted=no: apt will not install from it (cannot be authenticated)")
+    if repo.signed_by_form != "none" and not repo.keyring_root_only:
+        problems.append("Signed-By keyring writable by non-root")
+    for problem in repo.problems:
+        name = problem.split(":", 1)[0]
+        if name.startswith("hash-mismatch"):
+            problems.append(f"index does not match its signed hash ({problem})")
+        elif name == "malformed-signed-file":
+            why = problem.partition(":")[2]
+            problems.append(f"signed file refused before verification as apt does: {why}")
+        elif (
+            name not in _JUDGED_PROBLEMS
+            and not name.startswith("signature-")
+            and (name != "keyring-writable")
+        ):
+            problems.append(f"repository problem {problem}")
+    return problems
 
 
 def _suite_mismatch(facts: Facts, repo: Repository) -> str | None:

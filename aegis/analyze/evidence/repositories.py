@@ -158,6 +158,24 @@ def _index_hash_problems(
     return problems
 
 
+def _source_problems(entry: SourceEntry, *, trusted_dir: bool, root_only: bool) -> list[str]:
+    """Problems of the source entry itself: its Signed-By keyring and trusted= option."""
+    out: list[str] = []
+    form = entry.signed_by_form
+    if form == "none":
+        out.append("no-signed-by")
+    elif form != "embedded":
+        if not trusted_dir:
+            out.append("keyring-untrusted-dir")
+        if not root_only:
+            out.append("keyring-writable")
+    if entry.trusted_yes:
+        out.append("trusted-yes")
+    if entry.trusted_no:
+        out.append("trusted-no")
+    return out
+
+
 def _lists_problems(
     entry: SourceEntry,
     paths: AptPaths,
@@ -232,15 +250,7 @@ def collect_repository(
         problems.append("expired")
     if frozen:
         problems.append("frozen")
-    if form == "none":
-        problems.append("no-signed-by")
-    elif form != "embedded":
-        if not trusted_dir:
-            problems.append("keyring-untrusted-dir")
-        if not root_only:
-            problems.append("keyring-writable")
-    if entry.trusted_yes:
-        problems.append("trusted-yes")
+    problems.extend(_source_problems(entry, trusted_dir=trusted_dir, root_only=root_only))
     if not facts.approved:
         problems.append("unapproved")
     problems.extend(_index_hash_problems(files, entry, paths, sig.text))

@@ -177,10 +177,15 @@ def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Pa
 
 
 def _allowed_fingerprints(entry: SourceEntry) -> tuple[str, ...]:
-    """Keys a fingerprint ``Signed-By`` admits (empty for the other forms: any key)."""
+    """The fingerprint ``Signed-By`` tokens, upper-cased, ``!`` kept (empty: any key).
+
+    How they admit a signer depends on the verifier, as in apt: gpgv's method reads
+    ``!`` and subkeys (:func:`~aegis.analyze.evidence.gpgv_status.signed_by_admits`),
+    the sqv method compares each token with sqv's signer line as it is.
+    """
     if entry.signed_by_form != "fingerprint":
         return ()
-    return tuple(t.rstrip("!").upper() for t in signed_by_tokens(entry.signed_by or ""))
+    return tuple(t.upper() for t in signed_by_tokens(entry.signed_by or ""))
 
 
 def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
@@ -244,7 +249,9 @@ def _run_verifier(
         status = sqv_outcome(res.returncode, res.stderr)
         signers = [ln.strip().upper() for ln in res.stdout.splitlines() if ln.strip()]
         if status == "good" and allowed:
-            signers = [f for f in signers if any(f.endswith(a) for a in allowed)]
+            # apt 3's sqv method keeps a signer only if a Signed-By token is that very
+            # string (sqv prints the primary fingerprint): no subkey, no "!" form.
+            signers = [f for f in signers if f in allowed]
         if status == "good" and not signers:
             status = "no-pubkey" if allowed else "error"
         good = tuple(signers) if status == "good" else ()
