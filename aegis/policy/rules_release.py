@@ -84,6 +84,48 @@ def repo_rollback(facts: Facts) -> Check:
     return Hit(f"Release older than the copy in apt's lists (rollback): {listed(bad)}", unique(bad))
 
 
+# Helpers of aegis.policy.rules_repo's repo.untrusted and target.unknown.
+
+
+def suite_mismatch(facts: Facts, repo: Repository) -> str | None:
+    """The signed Suite/Codename name another suite than the source entry, unapproved.
+
+    An archive key signs every suite of its archive (experimental, old codenames), so a
+    Release of another suite signed by the approved key is not the approved suite.
+    """
+    signed = {v for v in (repo.signed_suite, repo.signed_codename) if v}
+    # apt compares only what the Release states; neither field states no other suite.
+    if repo.signature != "good" or repo.suite.endswith("/") or not signed or repo.suite in signed:
+        return None
+    src = facts.repo_source.get(repo.id)
+    if src is not None and signed & set(src.signed_suites):
+        return None
+    got = f"{repo.signed_suite or '-'}/{repo.signed_codename or '-'}"
+    return f"signed Release is for suite/codename {got}, not {repo.suite}"
+
+
+_LISTS_WORDS = {
+    "no-lists": "apt has no lists for it (never updated, or its last update was refused)",
+    "lists-stale": "apt's lists are older than the repository (the last update was refused, "
+    "or has not run since)",
+}
+
+
+def unusable_sources(facts: Facts) -> str:
+    """Sources apt has no usable lists for, with what Aegis can tell of why (or "")."""
+    out: list[str] = []
+    for r in facts.plan.other_sources:
+        marks = [_LISTS_WORDS[p] for p in r.problems if p in _LISTS_WORDS]
+        if not marks:
+            continue
+        # Without a local repository Aegis has no Release to read ("missing"): no reason.
+        skip = {*_LISTS_WORDS, "unapproved", "signature-missing"}
+        others = [p for p in r.problems if p not in skip]
+        why = f"; the repository's own Release: {', '.join(others)}" if others else ""
+        out.append(f"{_label(r)}: {marks[0]}{why}")
+    return f" ({'; '.join(out)})" if out else ""
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "repo.undated",

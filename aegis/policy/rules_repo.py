@@ -31,6 +31,7 @@ from aegis.policy.rules import (
     snapshot_debs,
     unique,
 )
+from aegis.policy.rules_release import suite_mismatch, unusable_sources
 
 # One argv element is safe when it holds only these characters. Debian version
 # characters (~ + : .) and the = of pkg=version are not shell metacharacters.
@@ -94,7 +95,8 @@ def target_unknown(facts: Facts) -> Check:
         names.append(failure.message)
     if not names:
         return Miss("every target is known to a configured repository")
-    return Hit(f"no configured repository knows: {listed(names)}", unique(names))
+    why = unusable_sources(facts)
+    return Hit(f"no configured repository knows: {listed(names)}{why}", unique(names))
 
 
 def _is_url(target: str) -> bool:
@@ -205,7 +207,7 @@ def _untrusted_reasons(facts: Facts, repo: Repository) -> list[str]:
     if repo.signature not in _NOT_JUDGED_BY_SIGNATURE:
         by = f" ({repo.verifier})" if repo.verifier else ""
         problems.append(f"InRelease signature {repo.signature}{by}")
-    mismatch = _suite_mismatch(facts, repo)
+    mismatch = suite_mismatch(facts, repo)
     if mismatch:
         problems.append(mismatch)
     if repo.trusted_yes:
@@ -228,23 +230,6 @@ def _untrusted_reasons(facts: Facts, repo: Repository) -> list[str]:
         ):
             problems.append(f"repository problem {problem}")
     return problems
-
-
-def _suite_mismatch(facts: Facts, repo: Repository) -> str | None:
-    """The signed Suite/Codename name another suite than the source entry, unapproved.
-
-    An archive key signs every suite of its archive (experimental, old codenames), so a
-    Release of another suite signed by the approved key is not the approved suite.
-    """
-    signed = {v for v in (repo.signed_suite, repo.signed_codename) if v}
-    # apt compares only what the Release states; neither field states no other suite.
-    if repo.signature != "good" or repo.suite.endswith("/") or not signed or repo.suite in signed:
-        return None
-    src = facts.repo_source.get(repo.id)
-    if src is not None and signed & set(src.signed_suites):
-        return None
-    got = f"{repo.signed_suite or '-'}/{repo.signed_codename or '-'}"
-    return f"signed Release is for suite/codename {got}, not {repo.suite}"
 
 
 def repo_weak_algorithm(facts: Facts) -> Check:

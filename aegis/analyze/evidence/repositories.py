@@ -97,6 +97,27 @@ def lists_release_text(entry: SourceEntry, paths: AptPaths) -> str | None:
     return None
 
 
+def lists_behind_repository(entry: SourceEntry, paths: AptPaths) -> bool:
+    """Whether apt's lists hold another Release than a local (``file:``) repository.
+
+    The repository moved on and apt's lists did not follow: the last update was
+    refused (apt keeps the old lists) or has not run since.
+    """
+    lists = lists_release_files(entry, paths)
+    repo = find_release_files(entry, paths, prefer_repository=True)
+    if repo.where != "repository" or (lists.inrelease or lists.release) is None:
+        return False
+
+    def data(files: ReleaseFiles) -> bytes | None:
+        path = files.inrelease or files.release
+        try:
+            return path.read_bytes() if path is not None else None
+        except OSError:
+            return None
+
+    return data(lists) != data(repo)
+
+
 def find_release_files(
     entry: SourceEntry, paths: AptPaths, *, prefer_repository: bool
 ) -> ReleaseFiles:
