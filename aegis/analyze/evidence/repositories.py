@@ -55,7 +55,7 @@ from aegis.analyze.evidence.signature import (
     root_only_writable,
     verify_release,
 )
-from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
+from aegis.analyze.evidence.sources import AptPaths, SourceEntry, apt_true, lists_prefix
 from aegis.analyze.evidence.verifier import SplitError, Verifier, split_clearsigned
 from aegis.model import Repository
 
@@ -165,18 +165,46 @@ def _index_hash_problems(
         for p in sorted(Path(paths.lists).glob(prefix + "binary-*_Packages*")):
             rel = p.name[len(prefix) :].replace("_", "/")
             pairs.append((p, f"{comp}/{rel}" if comp else rel))
+    by_hash = files.where == "repository" and _uses_by_hash(entry, paths, release_text)
     for p, rel in pairs:
         # Neither listed: recompressed locally (e.g. .lz4), or listed only with
         # MD5Sum/SHA1, which release_problems names (weak-index-hash).
+        src = _by_hash_file(p, rel, wanted, wanted512) if by_hash else p
         if rel in wanted:
-            bad = hashlib.sha256(p.read_bytes()).hexdigest() != wanted[rel]
+            bad = hashlib.sha256(src.read_bytes()).hexdigest() != wanted[rel]
         elif rel in wanted512:
-            bad = hashlib.sha512(p.read_bytes()).hexdigest() != wanted512[rel]
+            bad = hashlib.sha512(src.read_bytes()).hexdigest() != wanted512[rel]
         else:
             continue
         if bad:
             problems.append(f"hash-mismatch:{rel}")
     return problems
+
+
+def _uses_by_hash(entry: SourceEntry, paths: AptPaths, release_text: str) -> bool:
+    """Whether apt fetches this source's indexes by hash (``Acquire::By-Hash``).
+
+    The source's ``by-hash`` option wins over apt's setting; ``force`` always, a yes word
+    only when the Release says ``Acquire-By-Hash: yes``, anything else never.
+    """
+    option = next((v for k, v in entry.options if k == "by-hash"), paths.by_hash)
+    if option.strip().lower() == "force":
+        return True
+    return apt_true(option) and apt_true(release_fields(release_text).get("Acquire-By-Hash", ""))
+
+
+def _by_hash_file(plain: Path, rel: str, sha256: dict[str, str], sha512: dict[str, str]) -> Path:
+    """The file apt downloads for ``rel`` on a by-hash mirror, if the mirror has it.
+
+    apt names it by the strongest hash the Release gives (``by-hash/SHA512/<hex>``
+    before ``SHA256``), so stale plain files beside it are not what apt reads. Without
+    that object the plain file is judged (apt's fallback; never looser).
+    """
+    kind, digest = ("SHA512", sha512[rel]) if rel in sha512 else ("SHA256", sha256.get(rel))
+    if digest is None:
+        return plain
+    obj = plain.parent / "by-hash" / kind / digest
+    return obj if obj.is_file() else plain
 
 
 def _source_problems(entry: SourceEntry, *, trusted_dir: bool, root_only: bool) -> list[str]:

@@ -200,6 +200,9 @@ class AptPaths:
     """``APT::Key::GPGVCommand``: when set, apt 3 verifies with gpgv instead of sqv."""
     assert_pubkey_algo: str = ""
     """``APT::Key::Assert-Pubkey-Algo``: apt passes it to a gpgv that knows the option."""
+    by_hash: str = "yes"
+    """``Acquire::By-Hash``: ``yes`` (fetch indexes by hash when the Release says
+    ``Acquire-By-Hash: yes``), ``force`` or a false word (never)."""
 
 
 def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
@@ -245,6 +248,7 @@ def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
         + "/",
         gpgv_command=lower.get("apt::key::gpgvcommand", ""),
         assert_pubkey_algo=lower.get("apt::key::assert-pubkey-algo", ""),
+        by_hash=lower.get("acquire::by-hash", "yes"),
     )
 
 
