@@ -183,9 +183,11 @@ def _allowed_fingerprints(entry: SourceEntry) -> tuple[str, ...]:
     ``!`` and subkeys (:func:`~aegis.analyze.evidence.gpgv_status.signed_by_admits`),
     the sqv method compares each token with sqv's signer line as it is.
     """
-    if entry.signed_by_form != "fingerprint":
+    if entry.signed_by_form in ("embedded", "none"):
         return ()
-    return tuple(t.upper() for t in signed_by_tokens(entry.signed_by or ""))
+    # apt splits Signed-By into keyrings ("/...") and fingerprints (everything else):
+    # fingerprints beside keyring paths still restrict which key in them may sign.
+    return tuple(t.upper() for t in signed_by_tokens(entry.signed_by or "") if t[0] != "/")
 
 
 def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:

@@ -140,3 +140,21 @@ def test_signed_by_fingerprints_with_subkeys_are_judged_as_apt_judges_them(
         assert "repo.untrusted" not in fired(decide(cfg, plan))
     else:
         assert decide(cfg, plan).decision is Effect.DENY
+
+
+@pytest.mark.parametrize("whose", ["signer", "other"])
+def test_a_fingerprint_beside_a_keyring_path_restricts_the_signer(
+    tmp_path: Path, test_repo: testrepo.Repo, whose: str
+) -> None:
+    """``Signed-By: /k.gpg,FPR``: apt verifies with the keyring, then keeps FPR's signatures."""
+    repo = copy_repo(test_repo, tmp_path / "repo")
+    fpr = repo.fingerprint if whose == "signer" else get_key("other").fingerprint
+    root = testrepo.make_root(tmp_path / "root", [repo])
+    (src,) = root.sources_dir.glob("*.sources")
+    src.write_text(re.sub(r"^(Signed-By: .*)$", rf"\1,{fpr}", src.read_text(), flags=re.M))
+    apt_accepts = not apt_refused(apt_update(root))
+    assert apt_accepts is (whose == "signer")
+    cfg = config(tmp_path / "home", root)
+    approve(cfg, repo)
+    (ev,) = cli_plan(cfg, root, "update").repositories
+    assert (ev.signature == "good") is apt_accepts, ev.signature
