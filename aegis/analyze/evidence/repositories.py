@@ -166,10 +166,13 @@ def _index_hash_problems(
             rel = p.name[len(prefix) :].replace("_", "/")
             pairs.append((p, f"{comp}/{rel}" if comp else rel))
     by_hash = files.where == "repository" and _uses_by_hash(entry, paths, release_text)
+    plain_first = by_hash and Path(paths.methods, "sqv").is_file()
     for p, rel in pairs:
         # Neither listed: recompressed locally (e.g. .lz4), or listed only with
         # MD5Sum/SHA1, which release_problems names (weak-index-hash).
-        src = _by_hash_file(p, rel, wanted, wanted512) if by_hash else p
+        src = p
+        if by_hash and not (plain_first and p.name == "Packages"):
+            src = _by_hash_file(p, rel, wanted, wanted512)
         if rel in wanted:
             bad = hashlib.sha256(src.read_bytes()).hexdigest() != wanted[rel]
         elif rel in wanted512:
@@ -199,6 +202,11 @@ def _by_hash_file(plain: Path, rel: str, sha256: dict[str, str], sha512: dict[st
     apt names it by the strongest hash the Release gives (``by-hash/SHA512/<hex>``
     before ``SHA256``), so stale plain files beside it are not what apt reads. Without
     that object the plain file is judged (apt's fallback; never looser).
+
+    apt 3 (the apt with an ``sqv`` method) sends the plain path along
+    (``Alternate-Paths``) and its ``file:`` method then hands over the uncompressed
+    ``Packages`` lying beside it instead of the object: for a local repository there,
+    the plain uncompressed file is what apt reads, and is judged as such.
     """
     kind, digest = ("SHA512", sha512[rel]) if rel in sha512 else ("SHA256", sha256.get(rel))
     if digest is None:

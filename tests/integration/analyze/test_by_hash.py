@@ -25,8 +25,11 @@ from .apt_parity import approve, apt_refused, apt_update, cli_plan, config, copy
 _STRONGEST = ("SHA512", hashlib.sha512), ("SHA256", hashlib.sha256)
 
 
-def _by_hash_mirror(repo: testrepo.Repo) -> None:
-    """Publish every index by hash, then let the plain Packages files go stale."""
+def _by_hash_mirror(repo: testrepo.Repo, stale: str = "all") -> None:
+    """Publish every index by hash, then let plain ``Packages`` files go stale.
+
+    ``stale``: ``all`` plain files, or only the ``compressed`` ones.
+    """
     d = dist(repo)
     rel = d / "Release"
     text = rel.read_text()
@@ -38,15 +41,24 @@ def _by_hash_mirror(repo: testrepo.Repo) -> None:
     rel.write_text(text.replace("Date:", "Acquire-By-Hash: yes\nDate:", 1))
     sign_release(d, get_key())
     for p in sorted(d.glob("main/binary-*/Packages*")):
-        p.write_bytes(p.read_bytes() + b"\n")  # the mirror's stale plain copies
+        if stale == "all" or p.name != "Packages":
+            p.write_bytes(p.read_bytes() + b"\n")  # the mirror's stale plain copies
 
 
-@pytest.mark.parametrize("apt_by_hash", ["yes", "no"])
+@pytest.mark.parametrize(
+    ("stale", "apt_by_hash"), [("compressed", "yes"), ("all", "yes"), ("all", "no")]
+)
 def test_a_signed_by_hash_mirror_with_stale_plain_indexes(
-    tmp_path: Path, test_repo: testrepo.Repo, apt_by_hash: str
+    tmp_path: Path, test_repo: testrepo.Repo, stale: str, apt_by_hash: str
 ) -> None:
+    """Aegis agrees with the host's apt in each case.
+
+    apt 2.6 reads the by-hash objects; apt 3's ``file:`` method hands over the plain
+    uncompressed ``Packages`` beside them when there is one; with by-hash off both read
+    the plain files.
+    """
     repo = copy_repo(test_repo, tmp_path / "repo")
-    _by_hash_mirror(repo)
+    _by_hash_mirror(repo, stale)
     extra = f'Acquire::By-Hash "{apt_by_hash}";\n' if apt_by_hash == "no" else ""
     root = testrepo.make_root(tmp_path / "root", [repo], extra_config=extra)
     cfg = config(tmp_path / "home", root)
@@ -55,13 +67,12 @@ def test_a_signed_by_hash_mirror_with_stale_plain_indexes(
     (ev,) = plan.repositories
     mismatched = [p for p in ev.problems if p.startswith("hash-mismatch:")]
     out = apt_update(root)
-    if apt_by_hash == "yes":
-        assert not apt_refused(out), out
-        assert not mismatched, ev.problems
+    assert bool(mismatched) is apt_refused(out), (ev.problems, out)
+    if stale == "compressed" and apt_by_hash == "yes":
+        # The false positive this fixes: a signed mirror mid-sync, accepted by apt.
+        assert not mismatched
         assert "repo.untrusted" not in {f.rule_id for f in decide(cfg, plan).fired}
-    else:
-        # apt reads the plain files and refuses them: so does Aegis.
-        assert apt_refused(out), out
+    if apt_by_hash == "no":
         assert mismatched
         assert decide(cfg, plan).decision is Effect.DENY
 
