@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -184,6 +185,9 @@ def _index_hash_problems(
     return problems
 
 
+_HEX = re.compile(r"[0-9a-f]{64,128}")
+
+
 def _uses_by_hash(entry: SourceEntry, paths: AptPaths, release_text: str) -> bool:
     """Whether apt fetches this source's indexes by hash (``Acquire::By-Hash``).
 
@@ -209,8 +213,8 @@ def _by_hash_file(plain: Path, rel: str, sha256: dict[str, str], sha512: dict[st
     the plain uncompressed file is what apt reads, and is judged as such.
     """
     kind, digest = ("SHA512", sha512[rel]) if rel in sha512 else ("SHA256", sha256.get(rel))
-    if digest is None:
-        return plain
+    if digest is None or not _HEX.fullmatch(digest):
+        return plain  # a digest that is no hex string names no object (nor a path elsewhere)
     obj = plain.parent / "by-hash" / kind / digest
     return obj if obj.is_file() else plain
 
