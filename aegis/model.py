@@ -312,6 +312,12 @@ class Plan:
     """Rollback targets installed from the snapshot's kept .deb (by absolute path)."""
     first_seen: tuple[FirstSeen, ...] = ()
     """When each installed candidate version was first seen (``package.release-age``)."""
+    other_sources: tuple[Repository, ...] = ()
+    """Evidence for the configured sources this delta does not use (plans other than
+    update), so a source apt has no usable lists for is visible with why: problem
+    ``no-lists`` (never updated, or its last update was refused) or ``lists-stale``
+    (the local repository's Release is not the lists' copy), beside the repository's
+    own verdict. Policy judges only :attr:`repositories`; these explain ``target.unknown``."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

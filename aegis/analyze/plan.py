@@ -38,12 +38,16 @@ from aegis.analyze.apt_runner import APT_CACHE, APT_CONFIG_BIN, APT_GET, AptRunn
 from aegis.analyze.delta import PackageDelta, collect_delta
 from aegis.analyze.dpkg_status import StatusFacts, read_status_facts
 from aegis.analyze.evidence.aptconfig import assess_apt_config, read_dpkg_config
+from aegis.analyze.evidence.release import ReleaseFiles
 from aegis.analyze.evidence.repositories import (
     ApprovalLookup,
     collect_repository,
+    lists_behind_repository,
     repository_id,
 )
 from aegis.analyze.evidence.sources import (
+    AptPaths,
+    SourceEntry,
     resolve_apt_paths,
 )
 from aegis.analyze.first_seen import record_first_seen
@@ -70,6 +74,7 @@ from aegis.model import (
     PackageChange,
     Plan,
     Provenance,
+    Repository,
     Signal,
     Vulnerability,
 )
@@ -266,6 +271,7 @@ class _Analysis:
         first_seen = record_first_seen(
             self.cfg, changes, {rid: found[0] for rid, found in repos_all.items()}, self.now
         )
+        others = self._other_sources(entries, paths, repos_all, used)
         findings, vulns, vulndb_date, provenance_t = self._contents(
             changes, delta.provenance, Path(paths.status).parent / "info"
         )
@@ -303,10 +309,40 @@ class _Analysis:
             descriptions=delta.descriptions,
             snapshot_debs=self.local.debs,
             first_seen=first_seen,
+            other_sources=others,
         )
         from aegis.execute.argv import derive_argv
 
         return replace(plan, command_preview=derive_argv(plan))
+
+    def _other_sources(
+        self,
+        entries: Sequence[SourceEntry],
+        paths: AptPaths,
+        repos_all: dict[str, tuple[Repository, ReleaseFiles]],
+        used: set[str] | frozenset[str],
+    ) -> tuple[Repository, ...]:
+        """Evidence for the sources the delta does not use (none for update plans).
+
+        A local repository whose Release has moved past apt's lists is judged as the
+        next update would judge it, so the plan says why apt did not follow.
+        """
+        if self.op is Operation.UPDATE:
+            return ()
+        out: list[Repository] = []
+        for e in entries:
+            rid = repository_id(e.uri, e.suite, e.component)
+            if rid in used or rid not in repos_all:
+                continue
+            repo = repos_all[rid][0]
+            if lists_behind_repository(e, paths):
+                ahead, _ = collect_repository(
+                    e, paths, self.now, self.approval, timeout_s=self.apt.timeout,
+                    prefer_repository=True,
+                )  # fmt: skip
+                repo = replace(ahead, problems=("lists-stale", *ahead.problems))
+            out.append(repo)
+        return tuple(sorted(out, key=lambda r: r.id))
 
     def _tool_failure_plan(self, plan_id: str, res: RunResult) -> Plan:
         kind = "timeout" if res.timed_out else "tool-failed"

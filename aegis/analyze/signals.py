@@ -9,7 +9,9 @@ Signal names are stable API (policy and people read them):
   ``repo.signature-no-pubkey``, ``repo.signature-unsigned``, ``repo.signature-missing``,
   ``repo.expired``, ``repo.frozen``, ``repo.no-signed-by``,
   ``repo.keyring-untrusted-dir``, ``repo.keyring-writable``, ``repo.trusted-yes``,
-  ``repo.unapproved``, ``repo.hash-mismatch``)
+  ``repo.unapproved``, ``repo.hash-mismatch``, ``repo.malformed-signed-file``,
+  ``repo.trusted-no``, ``repo.undated``, ``repo.release-info-changed``,
+  ``repo.release-rollback``)
 - ``weakly-pinned``: a package supplied by a source not allowed to supply it
 - ``content.<rule>`` for every content finding, ``vulnerability`` for every match
 - ``target.direct-path``, ``target.url``, ``target.unknown``, ``analysis.failed``

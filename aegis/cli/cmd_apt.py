@@ -256,6 +256,12 @@ def render_plan(plan: Plan) -> None:
             f"signer {r.signer_fingerprint or '-'}, Valid-Until {r.valid_until or '-'}"
             + (f", problems: {', '.join(r.problems)}" if r.problems else "")
         )
+    for r in plan.other_sources:
+        if r.problems:
+            print_line(
+                f"source not used {r.uri} {r.suite}/{r.component}: "
+                f"signature {r.signature}, problems: {', '.join(r.problems)}"
+            )
     if plan.config.flags:
         print_line(f"apt/dpkg configuration: {', '.join(plan.config.flags)}")
     if plan.findings:

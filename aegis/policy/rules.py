@@ -249,9 +249,9 @@ class Rule:
 
 def default_rules() -> tuple[Rule, ...]:
     """The rules of :data:`RULESET_VERSION`, in evaluation order (ids unique)."""
-    from aegis.policy import rules_delta, rules_repo
+    from aegis.policy import rules_delta, rules_release, rules_repo
 
-    return rules_repo.RULES + rules_delta.RULES
+    return rules_repo.RULES + rules_release.RULES + rules_delta.RULES
 
 
 _RULESETS: dict[str, Callable[[], tuple[Rule, ...]]] = {RULESET_VERSION: default_rules}

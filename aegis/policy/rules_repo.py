@@ -31,6 +31,7 @@ from aegis.policy.rules import (
     snapshot_debs,
     unique,
 )
+from aegis.policy.rules_release import suite_mismatch, unusable_sources
 
 # One argv element is safe when it holds only these characters. Debian version
 # characters (~ + : .) and the = of pkg=version are not shell metacharacters.
@@ -49,9 +50,13 @@ _JUDGED_PROBLEMS = frozenset(
         "no-signed-by",
         "keyring-untrusted-dir",
         "trusted-yes",
+        "trusted-no",
         "unapproved",
         "weak-algorithm",
         "suite-mismatch",
+        "undated",
+        "release-info-changed",
+        "release-rollback",
     }
 )
 _NOT_JUDGED_BY_SIGNATURE = ("good", "unsigned", "missing")  # repo.unsigned judges the last two
@@ -90,7 +95,8 @@ def target_unknown(facts: Facts) -> Check:
         names.append(failure.message)
     if not names:
         return Miss("every target is known to a configured repository")
-    return Hit(f"no configured repository knows: {listed(names)}", unique(names))
+    why = unusable_sources(facts)
+    return Hit(f"no configured repository knows: {listed(names)}{why}", unique(names))
 
 
 def _is_url(target: str) -> bool:
@@ -183,30 +189,7 @@ def repo_untrusted(facts: Facts) -> Check:
     subjects: list[str] = []
     for repo in facts.plan.repositories:
         label = _repo_label(repo)
-        problems: list[str] = []
-        if facts.repo_source.get(repo.id) is None:
-            fpr = repo.signer_fingerprint or "no signer"
-            problems.append(f"not an approved source (signer {fpr})")
-        if repo.signature not in _NOT_JUDGED_BY_SIGNATURE:
-            by = f" ({repo.verifier})" if repo.verifier else ""
-            problems.append(f"InRelease signature {repo.signature}{by}")
-        mismatch = _suite_mismatch(facts, repo)
-        if mismatch:
-            problems.append(mismatch)
-        if repo.trusted_yes:
-            problems.append("marked trusted=yes")
-        if repo.signed_by_form != "none" and not repo.keyring_root_only:
-            problems.append("Signed-By keyring writable by non-root")
-        for problem in repo.problems:
-            name = problem.split(":", 1)[0]
-            if name.startswith("hash-mismatch"):
-                problems.append(f"index does not match its signed hash ({problem})")
-            elif (
-                name not in _JUDGED_PROBLEMS
-                and not name.startswith("signature-")
-                and (name != "keyring-writable")
-            ):
-                problems.append(f"repository problem {problem}")
+        problems = _untrusted_reasons(facts, repo)
         if problems:
             reasons.append(f"{label}: {'; '.join(problems)}")
             subjects.append(label)
@@ -215,21 +198,38 @@ def repo_untrusted(facts: Facts) -> Check:
     return Hit(listed(reasons), unique(subjects))
 
 
-def _suite_mismatch(facts: Facts, repo: Repository) -> str | None:
-    """The signed Suite/Codename name another suite than the source entry, unapproved.
-
-    An archive key signs every suite of its archive (experimental, old codenames), so a
-    Release of another suite signed by the approved key is not the approved suite.
-    """
-    signed = {v for v in (repo.signed_suite, repo.signed_codename) if v}
-    # apt compares only what the Release states; neither field states no other suite.
-    if repo.signature != "good" or repo.suite.endswith("/") or not signed or repo.suite in signed:
-        return None
-    src = facts.repo_source.get(repo.id)
-    if src is not None and signed & set(src.signed_suites):
-        return None
-    got = f"{repo.signed_suite or '-'}/{repo.signed_codename or '-'}"
-    return f"signed Release is for suite/codename {got}, not {repo.suite}"
+def _untrusted_reasons(facts: Facts, repo: Repository) -> list[str]:
+    """Why ``repo`` is untrusted (empty: it is not)."""
+    problems: list[str] = []
+    if facts.repo_source.get(repo.id) is None:
+        fpr = repo.signer_fingerprint or "no signer"
+        problems.append(f"not an approved source (signer {fpr})")
+    if repo.signature not in _NOT_JUDGED_BY_SIGNATURE:
+        by = f" ({repo.verifier})" if repo.verifier else ""
+        problems.append(f"InRelease signature {repo.signature}{by}")
+    mismatch = suite_mismatch(facts, repo)
+    if mismatch:
+        problems.append(mismatch)
+    if repo.trusted_yes:
+        problems.append("marked trusted=yes")
+    if "trusted-no" in repo.problems:
+        problems.append("marked trusted=no: apt will not install from it (cannot be authenticated)")
+    if repo.signed_by_form != "none" and not repo.keyring_root_only:
+        problems.append("Signed-By keyring writable by non-root")
+    for problem in repo.problems:
+        name = problem.split(":", 1)[0]
+        if name.startswith("hash-mismatch"):
+            problems.append(f"index does not match its signed hash ({problem})")
+        elif name == "malformed-signed-file":
+            why = problem.partition(":")[2]
+            problems.append(f"signed file refused before verification as apt does: {why}")
+        elif (
+            name not in _JUDGED_PROBLEMS
+            and not name.startswith("signature-")
+            and (name != "keyring-writable")
+        ):
+            problems.append(f"repository problem {problem}")
+    return problems
 
 
 def repo_weak_algorithm(facts: Facts) -> Check:

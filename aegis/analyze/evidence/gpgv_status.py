@@ -137,7 +137,8 @@ def judge_gpgv_status(
     Args:
         status: everything gpgv wrote to its status fd.
         keyrings: the binary keyrings given to gpgv (for RSA key sizes).
-        allowed: fingerprints a fingerprint ``Signed-By`` admits (empty: any key).
+        allowed: the tokens of a fingerprint ``Signed-By``, ``!`` kept (empty: any key);
+            see :func:`signed_by_admits`.
     """
     blocks, unknown = _blocks(status)
     words = {k for b in blocks for k in b.keywords()}
@@ -175,14 +176,28 @@ def _good_signatures(
             reasons.add("weak-digest")
             continue
         primary = (valid[_V_PRIMARY] if len(valid) > _V_PRIMARY else valid[0]).upper()
-        if allowed and not any(
-            primary.endswith(a) or valid[0].upper().endswith(a) for a in allowed
-        ):
+        if allowed and not signed_by_admits(allowed, valid[0].upper(), primary):
             reasons.add("NO_PUBKEY")  # apt: a good signature by a key not named is NoPubKey
             continue
         good.append(primary)
         weak.extend(_weaknesses(valid, keyrings))
     return good, weak, reasons
+
+
+def signed_by_admits(allowed: Sequence[str], signing: str, primary: str) -> bool:
+    """Whether a fingerprint ``Signed-By`` admits a signature, as apt's gpgv method reads it.
+
+    ``signing`` is the fingerprint of the key that made the signature (a subkey or the
+    primary), ``primary`` its primary key's. A fingerprint without ``!`` admits that key
+    and its subkeys; with ``!`` exactly that (sub)key (methods/gpgv.cc). Only whole
+    fingerprints match, as apt compares them (it refuses anything shorter).
+    """
+    for token in allowed:
+        exact = token.endswith("!")
+        fpr = token.rstrip("!").upper()
+        if fpr == signing or (not exact and fpr == primary):
+            return True
+    return False
 
 
 def _why_not_good(blocks: Sequence[_Sig], words: set[str], reasons: set[str]) -> GpgvVerdict:

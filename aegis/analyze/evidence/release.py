@@ -77,6 +77,10 @@ class SignatureCheck:
     fingerprints: tuple[str, ...] = ()
     """Every key that made a good signature (Debian signs with several; gpgv and sqv
     list them in different orders, so approval looks for any of them)."""
+    malformed: str = ""
+    """Why apt refuses the signed file's structure before verifying it (text outside
+    the clear-signed block, data after a detached signature, a binary signature), or
+    empty; no verifier saw such a file."""
 
 
 def dearmor(text: str) -> bytes:
@@ -215,7 +219,9 @@ def release_problems(
     digests (which one apt would check is not ours to guess); ``date-future``: a
     Date more than ``clock_skew`` ahead of ``now``; ``weak-hashes``: files listed
     but no SHA256/SHA512 section (apt: "provides only weak security information");
-    ``weak-index-hash:<path>``: a file listed only with MD5Sum/SHA1.
+    ``weak-index-hash:<path>``: a file listed only with MD5Sum/SHA1; ``undated``:
+    neither a usable ``Date`` nor ``Valid-Until`` (apt: "Invalid 'Date' entry"), so
+    neither freshness nor a rollback can be judged.
     """
     if text is None:
         return []
@@ -230,7 +236,10 @@ def release_problems(
             case [digest, _size, path]:
                 if seen.setdefault(path, digest.lower()) != digest.lower():
                     out.append(f"hash-conflict:{path}")
-    date = _iso(release_fields(text).get("Date"))
+    fields = release_fields(text)
+    date = _iso(fields.get("Date"))
+    if date is None and _iso(fields.get("Valid-Until")) is None:
+        out.append("undated")
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     if date is not None and datetime.strptime(date, fmt).replace(tzinfo=UTC) > now + clock_skew:
         out.append("date-future")
@@ -241,3 +250,41 @@ def release_problems(
     elif weak - strong:
         out.extend(f"weak-index-hash:{p}" for p in sorted(weak - strong))
     return sorted(set(out))
+
+
+INFO_FIELDS = ("Origin", "Label", "Suite", "Codename")
+"""Release fields whose change apt refuses without ``--allow-releaseinfo-change``
+(``Suite``: apt only notes it; Aegis asks a human for all four)."""
+
+
+def default_pin(fields: dict[str, str]) -> int:
+    """The default priority apt gives a Release (``metaIndex::GetDefaultPin``): 1, 100, 500."""
+    yes = {
+        k: fields.get(k, "").strip().lower() == "yes"
+        for k in ("NotAutomatic", "ButAutomaticUpgrades")
+    }
+    if yes["NotAutomatic"]:
+        return 100 if yes["ButAutomaticUpgrades"] else 1
+    return 500
+
+
+def compare_with_lists(new: str, old: str) -> list[str]:
+    """What apt's update would object to in ``new`` against the lists' ``old`` Release.
+
+    ``release-info-changed:<Field> <old> -> <new>`` for Origin, Label, Suite, Codename
+    and the default pin (``DefaultPin 500 -> 1``), as apt's ``VerifyVendor`` compares
+    them; ``release-rollback:<new Date> before <old Date>`` when ``new`` is dated
+    before ``old`` (apt keeps the old one silently; a replayed Release is an attack).
+    """
+    nf, of = release_fields(new), release_fields(old)
+    out = [
+        f"release-info-changed:{k} {of.get(k, '') or '-'} -> {nf.get(k, '') or '-'}"
+        for k in INFO_FIELDS
+        if nf.get(k, "") != of.get(k, "")
+    ]
+    if default_pin(nf) != default_pin(of):
+        out.append(f"release-info-changed:DefaultPin {default_pin(of)} -> {default_pin(nf)}")
+    new_date, old_date = _iso(nf.get("Date")), _iso(of.get("Date"))
+    if new_date is not None and old_date is not None and new_date < old_date:
+        out.append(f"release-rollback:{new_date} before {old_date}")
+    return out

@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,7 +43,9 @@ from aegis.analyze.evidence.release import (
     DEFAULT_CLOCK_SKEW,
     FREEZE_AFTER,
     ReleaseFiles,
+    SignatureCheck,
     assess_release,
+    compare_with_lists,
     release_fields,
     release_hashes,
     release_problems,
@@ -53,8 +56,8 @@ from aegis.analyze.evidence.signature import (
     root_only_writable,
     verify_release,
 )
-from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
-from aegis.analyze.evidence.verifier import Verifier
+from aegis.analyze.evidence.sources import AptPaths, SourceEntry, apt_true, lists_prefix
+from aegis.analyze.evidence.verifier import SplitError, Verifier, split_clearsigned
 from aegis.model import Repository
 
 
@@ -68,19 +71,58 @@ def _file_or_none(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def lists_release_files(entry: SourceEntry, paths: AptPaths) -> ReleaseFiles:
+    """The release files apt keeps for ``entry`` in its lists directory (None: absent)."""
+    base = Path(paths.lists) / lists_prefix(entry.uri, entry.suite)
+    return ReleaseFiles(
+        _file_or_none(Path(f"{base}InRelease")),
+        _file_or_none(Path(f"{base}Release")),
+        _file_or_none(Path(f"{base}Release.gpg")),
+        "lists",
+    )
+
+
+def lists_release_text(entry: SourceEntry, paths: AptPaths) -> str | None:
+    """The Release text in apt's lists (apt verified it when it stored it), or None.
+
+    An InRelease is split as apt splits it; one that does not split is not read.
+    """
+    files = lists_release_files(entry, paths)
+    try:
+        if files.inrelease is not None:
+            return split_clearsigned(files.inrelease.read_bytes())[0].decode(errors="replace")
+        if files.release is not None:
+            return files.release.read_text(errors="replace")
+    except (OSError, SplitError):
+        return None
+    return None
+
+
+def lists_behind_repository(entry: SourceEntry, paths: AptPaths) -> bool:
+    """Whether apt's lists hold another Release than a local (``file:``) repository.
+
+    The repository moved on and apt's lists did not follow: the last update was
+    refused (apt keeps the old lists) or has not run since.
+    """
+    lists = lists_release_files(entry, paths)
+    repo = find_release_files(entry, paths, prefer_repository=True)
+    if repo.where != "repository" or (lists.inrelease or lists.release) is None:
+        return False
+
+    def data(files: ReleaseFiles) -> bytes | None:
+        path = files.inrelease or files.release
+        try:
+            return path.read_bytes() if path is not None else None
+        except OSError:
+            return None
+
+    return data(lists) != data(repo)
+
+
 def find_release_files(
     entry: SourceEntry, paths: AptPaths, *, prefer_repository: bool
 ) -> ReleaseFiles:
     """Locate InRelease / Release / Release.gpg in the lists dir or a local repository."""
-
-    def from_lists() -> ReleaseFiles:
-        base = Path(paths.lists) / lists_prefix(entry.uri, entry.suite)
-        return ReleaseFiles(
-            _file_or_none(Path(f"{base}InRelease")),
-            _file_or_none(Path(f"{base}Release")),
-            _file_or_none(Path(f"{base}Release.gpg")),
-            "lists",
-        )
 
     def from_repo() -> ReleaseFiles | None:
         scheme, sep, rest = entry.uri.partition(":")
@@ -95,7 +137,7 @@ def find_release_files(
             "repository",
         )
 
-    lists = from_lists()
+    lists = lists_release_files(entry, paths)
     if prefer_repository or (lists.inrelease is None and lists.release is None):
         repo = from_repo()
         if repo is not None:
@@ -124,18 +166,97 @@ def _index_hash_problems(
         for p in sorted(Path(paths.lists).glob(prefix + "binary-*_Packages*")):
             rel = p.name[len(prefix) :].replace("_", "/")
             pairs.append((p, f"{comp}/{rel}" if comp else rel))
+    by_hash = files.where == "repository" and _uses_by_hash(entry, paths, release_text)
+    plain_first = by_hash and Path(paths.methods, "sqv").is_file()
     for p, rel in pairs:
         # Neither listed: recompressed locally (e.g. .lz4), or listed only with
         # MD5Sum/SHA1, which release_problems names (weak-index-hash).
+        src = p
+        if by_hash and not (plain_first and p.name == "Packages"):
+            src = _by_hash_file(p, rel, wanted, wanted512)
         if rel in wanted:
-            bad = hashlib.sha256(p.read_bytes()).hexdigest() != wanted[rel]
+            bad = hashlib.sha256(src.read_bytes()).hexdigest() != wanted[rel]
         elif rel in wanted512:
-            bad = hashlib.sha512(p.read_bytes()).hexdigest() != wanted512[rel]
+            bad = hashlib.sha512(src.read_bytes()).hexdigest() != wanted512[rel]
         else:
             continue
         if bad:
             problems.append(f"hash-mismatch:{rel}")
     return problems
+
+
+_HEX = re.compile(r"[0-9a-f]{64,128}")
+
+
+def _uses_by_hash(entry: SourceEntry, paths: AptPaths, release_text: str) -> bool:
+    """Whether apt fetches this source's indexes by hash (``Acquire::By-Hash``).
+
+    The source's ``by-hash`` option wins over apt's setting; ``force`` always, a yes word
+    only when the Release says ``Acquire-By-Hash: yes``, anything else never.
+    """
+    option = next((v for k, v in entry.options if k == "by-hash"), paths.by_hash)
+    if option.strip().lower() == "force":
+        return True
+    return apt_true(option) and apt_true(release_fields(release_text).get("Acquire-By-Hash", ""))
+
+
+def _by_hash_file(plain: Path, rel: str, sha256: dict[str, str], sha512: dict[str, str]) -> Path:
+    """The file apt downloads for ``rel`` on a by-hash mirror, if the mirror has it.
+
+    apt names it by the strongest hash the Release gives (``by-hash/SHA512/<hex>``
+    before ``SHA256``), so stale plain files beside it are not what apt reads. Without
+    that object the plain file is judged (apt's fallback; never looser).
+
+    apt 3 (the apt with an ``sqv`` method) sends the plain path along
+    (``Alternate-Paths``) and its ``file:`` method then hands over the uncompressed
+    ``Packages`` lying beside it instead of the object: for a local repository there,
+    the plain uncompressed file is what apt reads, and is judged as such.
+    """
+    kind, digest = ("SHA512", sha512[rel]) if rel in sha512 else ("SHA256", sha256.get(rel))
+    if digest is None or not _HEX.fullmatch(digest):
+        return plain  # a digest that is no hex string names no object (nor a path elsewhere)
+    obj = plain.parent / "by-hash" / kind / digest
+    return obj if obj.is_file() else plain
+
+
+def _source_problems(entry: SourceEntry, *, trusted_dir: bool, root_only: bool) -> list[str]:
+    """Problems of the source entry itself: its Signed-By keyring and trusted= option."""
+    out: list[str] = []
+    form = entry.signed_by_form
+    if form == "none":
+        out.append("no-signed-by")
+    elif form != "embedded":
+        if not trusted_dir:
+            out.append("keyring-untrusted-dir")
+        if not root_only:
+            out.append("keyring-writable")
+    if entry.trusted_yes:
+        out.append("trusted-yes")
+    if entry.trusted_no:
+        out.append("trusted-no")
+    return out
+
+
+def _lists_problems(
+    entry: SourceEntry,
+    paths: AptPaths,
+    files: ReleaseFiles,
+    sig: SignatureCheck,
+    update: bool,
+) -> list[str]:
+    """The Release against apt's lists: what an update changes, or that apt has none.
+
+    Update plans compare the Release the update would fetch with the lists' copy
+    (:func:`~aegis.analyze.evidence.release.compare_with_lists`); other plans name a
+    source apt has no lists for (``no-lists``: never updated, or its last update was
+    refused; the repository's own evidence beside it says why when Aegis can read it).
+    """
+    if not update:
+        return [] if files.where == "lists" and (files.inrelease or files.release) else ["no-lists"]
+    if files.where != "repository" or sig.status != "good" or sig.text is None:
+        return []
+    old = lists_release_text(entry, paths)
+    return compare_with_lists(sig.text, old) if old is not None else []
 
 
 @dataclass(frozen=True)
@@ -184,19 +305,13 @@ def collect_repository(
     problems: list[str] = []
     if sig.status != "good":
         problems.append(f"signature-{sig.status}")
+    if sig.malformed:
+        problems.append(f"malformed-signed-file:{sig.malformed}")
     if expired:
         problems.append("expired")
     if frozen:
         problems.append("frozen")
-    if form == "none":
-        problems.append("no-signed-by")
-    elif form != "embedded":
-        if not trusted_dir:
-            problems.append("keyring-untrusted-dir")
-        if not root_only:
-            problems.append("keyring-writable")
-    if entry.trusted_yes:
-        problems.append("trusted-yes")
+    problems.extend(_source_problems(entry, trusted_dir=trusted_dir, root_only=root_only))
     if not facts.approved:
         problems.append("unapproved")
     problems.extend(_index_hash_problems(files, entry, paths, sig.text))
@@ -207,6 +322,7 @@ def collect_repository(
     stated = {v for v in (suite, codename) if v}  # apt compares only what is stated
     if stated and not entry.suite.endswith("/") and entry.suite not in stated:
         problems.append(f"suite-mismatch:{suite or '-'}/{codename or '-'}")
+    problems.extend(_lists_problems(entry, paths, files, sig, prefer_repository))
     repo = Repository(
         id=repository_id(entry.uri, entry.suite, entry.component),
         uri=entry.uri,

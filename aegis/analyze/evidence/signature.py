@@ -40,6 +40,7 @@ from aegis.analyze.evidence.sources import AptPaths, SourceEntry, signed_by_toke
 from aegis.analyze.evidence.verifier import (
     SplitError,
     Verifier,
+    check_detached_signature,
     choose_verifier,
     split_clearsigned,
     sqv_outcome,
@@ -176,10 +177,17 @@ def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Pa
 
 
 def _allowed_fingerprints(entry: SourceEntry) -> tuple[str, ...]:
-    """Keys a fingerprint ``Signed-By`` admits (empty for the other forms: any key)."""
-    if entry.signed_by_form != "fingerprint":
+    """The fingerprint ``Signed-By`` tokens, upper-cased, ``!`` kept (empty: any key).
+
+    How they admit a signer depends on the verifier, as in apt: gpgv's method reads
+    ``!`` and subkeys (:func:`~aegis.analyze.evidence.gpgv_status.signed_by_admits`),
+    the sqv method compares each token with sqv's signer line as it is.
+    """
+    if entry.signed_by_form in ("embedded", "none"):
         return ()
-    return tuple(t.rstrip("!").upper() for t in signed_by_tokens(entry.signed_by or ""))
+    # apt splits Signed-By into keyrings ("/...") and fingerprints (everything else):
+    # fingerprints beside keyring paths still restrict which key in them may sign.
+    return tuple(t.upper() for t in signed_by_tokens(entry.signed_by or "") if t[0] != "/")
 
 
 def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
@@ -194,6 +202,10 @@ def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
         return tdir / "Release.sig", tdir / "Release.msg"
     assert files.release is not None
     assert files.release_gpg is not None
+    try:
+        check_detached_signature(files.release_gpg.read_bytes())
+    except SplitError as exc:
+        return f"Release.gpg {exc}"
     return files.release_gpg, files.release
 
 
@@ -239,7 +251,9 @@ def _run_verifier(
         status = sqv_outcome(res.returncode, res.stderr)
         signers = [ln.strip().upper() for ln in res.stdout.splitlines() if ln.strip()]
         if status == "good" and allowed:
-            signers = [f for f in signers if any(f.endswith(a) for a in allowed)]
+            # apt 3's sqv method keeps a signer only if a Signed-By token is that very
+            # string (sqv prints the primary fingerprint): no subkey, no "!" form.
+            signers = [f for f in signers if f in allowed]
         if status == "good" and not signers:
             status = "no-pubkey" if allowed else "error"
         good = tuple(signers) if status == "good" else ()
@@ -292,7 +306,13 @@ def verify_release(
         parts = _signed_parts(files, tdir)
         if isinstance(parts, str):
             return SignatureCheck(
-                "error", None, unverified(), chosen.describe(), chosen.policy, detail=parts
+                "error",
+                None,
+                unverified(),
+                chosen.describe(),
+                chosen.policy,
+                detail=parts,
+                malformed=parts,
             )
         if not keyrings:
             return SignatureCheck("no-pubkey", None, unverified(), chosen.describe(), chosen.policy)

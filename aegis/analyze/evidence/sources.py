@@ -38,6 +38,17 @@ class SourceEntry:
     options: tuple[tuple[str, str], ...] = ()
 
     @property
+    def trusted_no(self) -> bool:
+        """``[trusted=no]`` / ``Trusted: no``: apt will not install from this source.
+
+        apt reads the option with ``StringToBool(value, false)``: any value that is not
+        a yes word makes the source untrusted ("cannot be authenticated"), whatever
+        its signature says.
+        """
+        values = [v for k, v in self.options if k == "trusted"]
+        return bool(values) and not self.trusted_yes and not any(apt_true(v) for v in values)
+
+    @property
     def signed_by_form(self) -> str:
         """keyring-path, armored-path, fingerprint, embedded or none."""
         return signed_by_form(self.signed_by)
@@ -50,6 +61,14 @@ class SourceEntry:
             opts.insert(0, f"signed-by={shown}")
         bracket = f" [{' '.join(opts)}]" if opts else ""
         return f"deb{bracket} {self.uri} {self.suite} {self.component}".rstrip()
+
+
+_APT_TRUE = frozenset({"1", "yes", "true", "with", "on", "enable"})
+
+
+def apt_true(value: str) -> bool:
+    """Whether apt's ``StringToBool`` reads an option value as true."""
+    return value.strip().lower() in _APT_TRUE
 
 
 def signed_by_form(value: str | None) -> str:
@@ -107,7 +126,7 @@ def parse_one_line(text: str, file: str) -> list[SourceEntry]:
                     suite,
                     comp,
                     od.get("signed-by"),
-                    od.get("trusted", "").lower() == "yes",
+                    apt_true(od.get("trusted", "")),
                     tuple(opts),
                 )
             )
@@ -131,7 +150,7 @@ def parse_deb822(text: str, file: str) -> list[SourceEntry]:
             signed = "\n".join(
                 "" if ln.strip() == "." else ln.strip() for ln in signed.strip("\n").splitlines()
             ).strip()
-        trusted = fields.get("trusted", "").strip().lower() == "yes"
+        trusted = apt_true(fields.get("trusted", ""))
         opts = tuple(
             (k, v.strip())
             for k, v in sorted(fields.items())
@@ -181,6 +200,9 @@ class AptPaths:
     """``APT::Key::GPGVCommand``: when set, apt 3 verifies with gpgv instead of sqv."""
     assert_pubkey_algo: str = ""
     """``APT::Key::Assert-Pubkey-Algo``: apt passes it to a gpgv that knows the option."""
+    by_hash: str = "yes"
+    """``Acquire::By-Hash``: ``yes`` (fetch indexes by hash when the Release says
+    ``Acquire-By-Hash: yes``), ``force`` or a false word (never)."""
 
 
 def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
@@ -226,6 +248,7 @@ def resolve_apt_paths(dump: Iterable[tuple[str, str]]) -> AptPaths:
         + "/",
         gpgv_command=lower.get("apt::key::gpgvcommand", ""),
         assert_pubkey_algo=lower.get("apt::key::assert-pubkey-algo", ""),
+        by_hash=lower.get("acquire::by-hash", "yes"),
     )
 
 

@@ -171,6 +171,54 @@ def split_clearsigned(raw: bytes) -> tuple[bytes, bytes]:
     return message, ("\n".join(sig) + "\n").encode("utf-8", errors="surrogateescape")
 
 
+def _scan_detached(lines: list[str]) -> tuple[int, bool, bool]:
+    """(signatures begun, stray lines seen, a signature left open), stopping as apt does."""
+    open_sig, bad, found = False, False, 0
+    for ln in lines:
+        if open_sig:
+            if ln == "-----END PGP SIGNATURE-----":
+                open_sig = False
+            elif ln.startswith("-"):
+                raise SplitError("contains unexpected line starting with a dash")
+        elif ln == "-----BEGIN PGP SIGNATURE-----":
+            open_sig, found = True, found + 1
+            if bad:
+                break
+        else:
+            bad = True
+            if found:
+                break
+    return found, bad, open_sig
+
+
+def check_detached_signature(raw: bytes) -> None:
+    """Refuse a ``Release.gpg`` apt refuses before any verifier sees it.
+
+    As apt's ``VerifyDetachedSignatureFile`` (apt-pkg/contrib/gpgv.cc, used by both
+    the gpgv and the sqv method): the file must be nothing but armoured signature
+    blocks. gpgv itself ignores what follows the armour and reads binary signatures,
+    so a payload appended after the signature (CVE-2019-3462) or a binary signature
+    would pass it.
+
+    Raises:
+        SplitError: no armoured signature (binary, empty or other data), lines that
+            do not belong to a signature, a dash line inside one, or an unclosed one.
+    """
+    lines = [_strip(ln) for ln in raw.decode("utf-8", errors="surrogateescape").split("\n")]
+    if lines and lines[-1] == "" and raw.endswith(b"\n"):
+        lines.pop()
+    found, bad, open_sig = _scan_detached(lines)
+    if not found:
+        # apt: NODATA, and an old-format OpenPGP packet tag is named as binary.
+        if raw[:1] and raw[0] & 0x80 and not raw[0] & 0x40:
+            raise SplitError("is in unsupported binary format")
+        raise SplitError("holds no armoured signature (NODATA)")
+    if bad:
+        raise SplitError("contains lines not belonging to a signature")
+    if open_sig:
+        raise SplitError("contains unclosed signatures")
+
+
 def sqv_outcome(returncode: int, stderr: str) -> str:
     """Signature status from a failed sqv run, understanding its wording.
 

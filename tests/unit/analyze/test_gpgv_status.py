@@ -6,7 +6,11 @@ apt's ``--assert-pubkey-algo``); each case is what apt's gpgv method would decid
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
 from aegis.analyze.evidence.verifier import SplitError, split_clearsigned, sqv_outcome
@@ -168,3 +172,43 @@ def test_split_refuses_what_apt_refuses(raw: str) -> None:
 def test_sqv_wordings_are_understood(stderr: str, status: str) -> None:
     assert sqv_outcome(1, stderr) == status
     assert sqv_outcome(0, "") == "good"
+
+
+P, S = "A" * 40, "B" * 40  # a primary key and its signing subkey
+
+
+@pytest.mark.parametrize(
+    ("signed_by", "signing", "admits"),
+    [
+        ((P,), S, True),  # no "!": the key and its subkeys
+        ((P + "!",), S, False),  # "!": exactly that key, and the subkey signed
+        ((S,), S, True),
+        ((S + "!",), S, True),
+        ((P + "!",), P, True),
+        ((P[:16],), S, False),  # apt takes whole fingerprints only
+        ((S.lower() + "!",), S, True),
+    ],
+)
+def test_signed_by_admits_as_apts_gpgv_method(
+    signed_by: tuple[str, ...], signing: str, admits: bool
+) -> None:
+    from aegis.analyze.evidence.gpgv_status import signed_by_admits
+
+    assert signed_by_admits(signed_by, signing, P) is admits
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_the_detached_signature_check_fails_only_with_split_error(raw: bytes) -> None:
+    from aegis.analyze.evidence.verifier import check_detached_signature
+
+    with contextlib.suppress(SplitError):
+        check_detached_signature(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_comparing_releases_never_raises(new: str, old: str) -> None:
+    from aegis.analyze.evidence.release import compare_with_lists
+
+    assert all(isinstance(p, str) for p in compare_with_lists(new, old))

@@ -306,6 +306,44 @@ CASES = [
         SOURCE,
     ),
     _case(
+        "repo.undated",
+        clean_plan(repositories=(repository("dist", date=None, valid_until=None),)),
+        D,
+        D,
+        "Release without Date or Valid-Until (freshness and rollback cannot be judged): "
+        "http://deb.example.test/debian stable/main",
+        SOURCE,
+    ),
+    _case(
+        "repo.release-changed",
+        clean_plan(
+            repositories=(
+                repository("dist", problems=("release-info-changed:Origin Debian -> Evil",)),
+            )
+        ),
+        A,
+        A,
+        "Release information changed against apt's lists (apt refuses it without "
+        "--allow-releaseinfo-change): http://deb.example.test/debian stable/main: "
+        "Origin Debian -> Evil",
+    ),
+    _case(
+        "repo.rollback",
+        clean_plan(
+            repositories=(
+                repository(
+                    "dist",
+                    problems=("release-rollback:2026-01-01T00:00:00Z before 2026-02-01T00:00:00Z",),
+                ),
+            )
+        ),
+        D,
+        D,
+        "Release older than the copy in apt's lists (rollback): http://deb.example.test/debian "
+        "stable/main: 2026-01-01T00:00:00Z before 2026-02-01T00:00:00Z",
+        SOURCE,
+    ),
+    _case(
         "repo.insecure-config",
         clean_plan(config=ConfigEvidence("3" * 64, "4" * 64, ("allow-insecure",))),
         D,
