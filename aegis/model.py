@@ -21,7 +21,10 @@ from enum import StrEnum
 from typing import Any, NewType
 
 from aegis.canonical import canonical_hash
-from aegis.codec import from_dict, to_dict
+from aegis.codec import OMIT_DEFAULT, from_dict, to_dict
+
+_OMIT: dict[str, bool] = {OMIT_DEFAULT: True}
+"""Fields other ecosystems add: absent from apt documents, which stay byte for byte as before."""
 
 PlanId = NewType("PlanId", str)
 RequestId = NewType("RequestId", str)
@@ -31,9 +34,10 @@ PLAN_SCHEMA = "aegis.plan/1"
 
 
 class Tool(StrEnum):
-    """Package tool a request is about. Only apt is implemented today."""
+    """Package tool a request is about; ``aegis.ecosystems.for_tool`` dispatches on it."""
 
     APT = "apt"
+    PIP = "pip"
 
 
 class Operation(StrEnum):
@@ -73,6 +77,11 @@ class Intent:
     """UTC ISO-8601 with a ``Z`` suffix, second precision."""
     rollback_of: str | None = None
     """For rollback requests: the snapshot id being restored."""
+    location: str | None = field(default=None, metadata=_OMIT)
+    """Where a non-apt change lands, ``KIND:/absolute/path`` (pip: ``venv:/srv/app/.venv``);
+    None for apt (docs/ecosystems.md)."""
+    registry: str | None = field(default=None, metadata=_OMIT)
+    """The index or registry URL a non-apt plan resolves against; policy must approve it."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +273,52 @@ class AnalysisFailure:
 
 
 @dataclass(frozen=True)
+class Artifact:
+    """One resolved artifact of a non-apt ecosystem (a wheel, an sdist, a tarball).
+
+    Evidence the ecosystem's analyzer read itself; docs/ecosystems.md lists the fields each
+    ecosystem fills.
+    """
+
+    name: str
+    """Normalised name (pip: PEP 503)."""
+    version: str
+    kind: str
+    """wheel, sdist or tarball."""
+    url: str
+    sha256: str
+    """Hex digest the index published and the downloaded bytes matched; "" when unknown."""
+    size: int
+    requested: bool
+    """Named by the intent (not only a dependency)."""
+    yanked: bool = False
+    pth_files: tuple[str, ...] = ()
+    """Top-level ``.pth`` files: code that runs at every interpreter start."""
+    native_modules: tuple[str, ...] = ()
+    """Compiled extension modules (``.so``, ``.pyd``)."""
+    commands: tuple[str, ...] = ()
+    """Commands it installs (console scripts, npm ``bin``)."""
+    install_scripts: tuple[str, ...] = ()
+    """Install-time hooks it runs (npm lifecycle scripts)."""
+
+
+@dataclass(frozen=True)
+class EcosystemEvidence:
+    """The evidence block of a non-apt plan (apt's evidence lives in the generic fields)."""
+
+    ecosystem: str
+    location: str
+    """The intent's ``KIND:/path``."""
+    registry: str
+    """The one index or registry URL the resolution used."""
+    tool_version: str
+    """The package tool that resolved the set (``pip 26.0``)."""
+    installed: tuple[str, ...]
+    """``name==version`` of everything installed in the location before the change."""
+    artifacts: tuple[Artifact, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     """The operation plan."""
 
@@ -291,6 +346,8 @@ class Plan:
     """Untrusted package descriptions by name, for the reviewer only."""
     snapshot_debs: tuple[SnapshotDeb, ...] = ()
     """Rollback targets installed from the snapshot's kept .deb (by absolute path)."""
+    ecosystem: EcosystemEvidence | None = field(default=None, metadata=_OMIT)
+    """The evidence of a non-apt ecosystem (None for apt)."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

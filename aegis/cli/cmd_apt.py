@@ -236,7 +236,9 @@ def render_plan(plan: Plan) -> None:
     from aegis.cli.render import print_line
 
     op = plan.intent.operation.value
-    print_line(f"apt {op} {' '.join(plan.intent.targets)}".rstrip(), style="bold")
+    print_line(
+        f"{plan.intent.tool.value} {op} {' '.join(plan.intent.targets)}".rstrip(), style="bold"
+    )
     if plan.failure is not None:
         print_line(f"analysis failed ({plan.failure.kind}): {plan.failure.message}", style="red")
     lines = diff_lines(plan)

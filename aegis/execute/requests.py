@@ -27,9 +27,9 @@ def _now_text() -> str:
 
 def _submit(cfg: Config, intent: Intent) -> Any:
     from aegis import api
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems import for_tool
 
-    plan = analyze_apt(cfg, intent, datetime.now(UTC))
+    plan = for_tool(intent.tool).plan(cfg, intent, datetime.now(UTC))
     return api.submit_plan(cfg, plan, intent.requested_by)
 
 
