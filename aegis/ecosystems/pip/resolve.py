@@ -12,9 +12,12 @@ native modules and commands.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +48,7 @@ from aegis.model import (
 )
 
 PIP_TIMEOUT_S = 300.0
+MAX_REPORT = 32 * 1024 * 1024
 POPULAR = frozenset(
     {
         "requests", "urllib3", "numpy", "pandas", "setuptools", "boto3", "botocore",
@@ -92,12 +96,40 @@ def dry_run_argv(venv: str, index: str, targets: tuple[str, ...]) -> tuple[str, 
     )  # fmt: skip
 
 
-def _run_pip(argv: tuple[str, ...]) -> tuple[int, str, str]:
-    from aegis.analyze.run import run_tool
+class _Pip:
+    """pip started at once, so the planner's own work overlaps pip's resolution."""
 
-    with tempfile.TemporaryDirectory(prefix="aegis-pip-") as home:
-        r = run_tool(argv, apt_config=None, timeout_s=PIP_TIMEOUT_S, extra_env=pip_env(home))
-    return r.returncode, r.stdout, r.stderr
+    def __init__(self, argv: tuple[str, ...]) -> None:
+        self.home = tempfile.TemporaryDirectory(prefix="aegis-pip-")
+        try:
+            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=pip_env(self.home.name),
+                start_new_session=True,
+            )
+            self.error = ""
+        except OSError as e:
+            self.proc, self.error = None, f"cannot start {argv[0]}: {e}"
+
+    def wait(self) -> tuple[int, str, str]:
+        """Exit status, stdout and stderr (bounded); the process group is killed on timeout."""
+        try:
+            if self.proc is None:
+                return -1, "", self.error
+            try:
+                out, err = self.proc.communicate(timeout=PIP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.communicate()
+                return -1, "", f"pip timed out after {PIP_TIMEOUT_S} s"
+            text = out[:MAX_REPORT].decode("utf-8", "replace")
+            return self.proc.returncode, text, err[-65536:].decode("utf-8", "replace")
+        finally:
+            self.home.cleanup()
 
 
 def _kind(url: str) -> str:
@@ -178,17 +210,19 @@ def _signals(arts: tuple[Artifact, ...], have: Mapping[str, str]) -> list[Signal
 
 def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool = True) -> Plan:
     """Resolve ``intent`` against its index for its venv (read-only); see the module doc."""
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
-    from aegis.ecosystems.pip import PIP
-
     check_targets(intent.targets)
     venv = location_dir(intent.location)
     index = intent.registry or ""
+    pip = _Pip(dry_run_argv(venv, index, intent.targets))
+    # While pip resolves: the imports and the venv's state.
+    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.ecosystems.pip import PIP
+
     have = installed(Path(venv))
     state_hash = canonical_hash(
         {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items())}
     )
-    code, out, err = _run_pip(dry_run_argv(venv, index, intent.targets))
+    code, out, err = pip.wait()
     failure: AnalysisFailure | None = None
     items: list[dict[str, Any]] = []
     version = ""
