@@ -41,6 +41,23 @@ def plan_recover(cfg: Config) -> Any:
     return _submit(cfg, intent)
 
 
+def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] | None:
+    """A pip request is rolled back from its applied plan (docs/ecosystems.md); None for apt."""
+    from aegis import api
+    from aegis.model import plan_from_dict
+
+    found = api.latest_artifact(cfg, request_id, "plan")
+    if found is None:
+        return None
+    plan = plan_from_dict(loads_strict(found[1]))
+    if plan.intent.tool is not Tool.PIP:
+        return None
+    from aegis.ecosystems.pip.rollback import rollback_intent
+
+    intent = rollback_intent(plan, request_id, api.current_user(), _now_text())
+    return _submit(cfg, intent), request_id
+
+
 def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
     """Plan restoring the snapshot ``request_id`` recorded; return (request, snapshot id).
 
@@ -54,6 +71,9 @@ def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
     if found is None:
         raise StateError(f"request {request_id} has no executor result (was it applied?)")
     result = loads_strict(found[1])
+    other = _rollback_other_ecosystem(cfg, request_id)
+    if other is not None:
+        return other
     snapshot_id = (result.get("result") or {}).get("snapshot_id")
     if not isinstance(snapshot_id, str):
         raise StateError(f"request {request_id} recorded no snapshot")

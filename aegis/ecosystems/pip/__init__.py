@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.ecosystems.pip.names import check_targets as _check_targets
 from aegis.ecosystems.pip.names import location_dir
-from aegis.model import Action, Intent, Plan, Tool
+from aegis.model import Action, Intent, Operation, Plan, Tool
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -39,7 +39,11 @@ class PipEcosystem:
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
     ) -> Plan:
-        """:func:`aegis.ecosystems.pip.resolve.plan_pip`."""
+        """:func:`aegis.ecosystems.pip.resolve.plan_pip` (removals: ``rollback.plan_removal``)."""
+        if intent.operation is Operation.REMOVE:
+            from aegis.ecosystems.pip.rollback import plan_removal
+
+            return plan_removal(cfg, intent, now)
         from aegis.ecosystems.pip.resolve import plan_pip
 
         return plan_pip(cfg, intent, now, inspect_contents=inspect_contents)
@@ -53,6 +57,12 @@ class PipEcosystem:
             venv = location_dir(plan.intent.location)
         except ValueError:
             return ()
+        head = (f"{venv}/bin/python", "-m", "pip", "--isolated", "--disable-pip-version-check",
+                "--no-input")  # fmt: skip
+        if plan.intent.operation is Operation.REMOVE:
+            if any(c.action is not Action.REMOVE for c in plan.changes):
+                return ()
+            return (*head, "uninstall", "-y", "--", *sorted(c.name for c in plan.changes))
         arts = {a.name: a for a in eco.artifacts}
         operands: list[str] = []
         for c in plan.changes:
@@ -66,8 +76,7 @@ class PipEcosystem:
             operands.append(f"{a.name}@{a.url}#sha256={a.sha256}")
         wheels_only = all(arts[c.name].kind == "wheel" for c in plan.changes)
         return (
-            f"{venv}/bin/python", "-m", "pip", "--isolated", "--disable-pip-version-check",
-            "--no-input", "install", "--no-deps", "--no-index", "--require-hashes",
+            *head, "install", "--no-deps", "--no-index", "--require-hashes",
             "--no-cache-dir", *(("--only-binary=:all:",) if wheels_only else ()),
             "--", *sorted(operands),
         )  # fmt: skip
@@ -99,7 +108,10 @@ class PipEcosystem:
         names = {t.name for t in targets}
         for t in targets:
             got: Any = after.get(t.name)
-            if got != t.version:
+            if t.action is Action.REMOVE:
+                if got is not None:
+                    out.append(f"{t.name}: expected removed, found {got}")
+            elif got != t.version:
                 out.append(f"{t.name}: expected {t.version}, found {got}")
         for name in sorted(set(before) | set(after)):
             if name not in names and before.get(name) != after.get(name):

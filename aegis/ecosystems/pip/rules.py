@@ -139,10 +139,20 @@ def downgrade(facts: Facts) -> Check:
     return Hit(f"downgrades: {listed(bad)}", unique(bad))
 
 
+def removal(facts: Facts) -> Check:
+    """Distributions removed (a rollback of an install)."""
+    bad = [f"{c.name}=={c.current_version}" for c in facts.changing if c.action is Action.REMOVE]
+    if not bad:
+        return Miss("nothing removed")
+    return Hit(f"removes: {listed(bad)}", unique(bad))
+
+
 def install_clean(facts: Facts) -> Check:
     """Allow: a resolved set of wheels into a venv (the stricter rules above still apply)."""
     if facts.plan.failure is not None or not facts.changing:
         return Miss("nothing to install")
+    if any(c.action is Action.REMOVE for c in facts.changing):
+        return Miss("removals are not installs")
     return Hit(f"{len(facts.changing)} distribution(s) into {facts.plan.intent.location}")
 
 
@@ -171,6 +181,7 @@ RULES: tuple[Rule, ...] = (
          command_shadows),
     Rule("pip.yanked", _A, "a yanked release", yanked),
     Rule("pip.downgrade", _A, "the resolution downgrades a distribution", downgrade),
+    Rule("pip.removal", _A, "distributions removed", removal),
     Rule("pip.install", Effect.ALLOW, "wheels into a venv", install_clean, overridable=True),
     Rule("pip.noop", Effect.ALLOW, "nothing to change", noop),
 )  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 
 from aegis.config import load_config
 from aegis.ecosystems import for_tool
-from aegis.model import Intent, Operation, Plan, Tool
+from aegis.model import Action, Intent, Operation, Plan, Tool
 
 from .conftest import Keys, base_env, sign_plan
 
@@ -144,3 +144,40 @@ def test_a_tampered_argv_is_refused(
     answer = make_daemon(home=home).submit(data)
     assert not answer.ok
     assert answer.refusal == "refused:argv"
+
+
+def test_rollback_removes_what_the_change_added_and_restores_replaced_versions(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    from aegis.ecosystems.pip.rollback import rollback_intent
+
+    home = _home(tmp_path, world)
+    world.index.add_wheel("roll-dep", "1.0")
+    world.index.add_wheel("roll-top", "1.0", requires=("roll-dep",))
+    d = make_daemon(home=home)
+    cfg = load_config(base_env(home))
+    site = next(world.venv.glob("lib/python3*/site-packages"))
+
+    first = _plan(world, home, "roll-top==1.0")
+    assert d.submit(_sign(home, first, key_set)).ok
+    intent = rollback_intent(first, "r-0000000000000001", "tester", "2026-01-01T00:00:00Z")
+    assert intent.operation is Operation.REMOVE
+    removal = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert removal.command_preview[-3:] == ("--", "roll-dep", "roll-top")
+    answer = d.submit(_sign(home, removal, key_set))
+    assert answer.ok, answer.message
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    assert not list(site.glob("roll_*"))
+
+    # Replaced versions come back as an ordinary hash-pinned plan of the old pins.
+    assert d.submit(_sign(home, _plan(world, home, "roll-dep==1.0"), key_set)).ok
+    world.index.add_wheel("roll-dep", "1.1")
+    upgrade = _plan(world, home, "roll-dep==1.1")
+    assert d.submit(_sign(home, upgrade, key_set)).ok
+    back = rollback_intent(upgrade, "r-0000000000000002", "tester", "2026-01-01T00:00:00Z")
+    assert back.targets == ("roll-dep==1.0",)
+    restore = for_tool(Tool.PIP).plan(cfg, back, datetime.now(UTC))
+    assert [c.action for c in restore.changes] == [Action.DOWNGRADE]
+    assert d.submit(_sign(home, restore, key_set)).ok
+    assert (site / "roll_dep-1.0.dist-info").is_dir()
