@@ -38,6 +38,7 @@ class Tool(StrEnum):
 
     APT = "apt"
     PIP = "pip"
+    NPM = "npm"
 
 
 class Operation(StrEnum):
@@ -300,6 +301,22 @@ class Artifact:
     """Commands it installs (console scripts, npm ``bin``)."""
     install_scripts: tuple[str, ...] = ()
     """Install-time hooks it runs (npm lifecycle scripts)."""
+    integrity: str = field(default="", metadata=_OMIT)
+    """npm: the Subresource Integrity string (``sha512-...``) the lockfile pins and the
+    downloaded tarball matched; "" when it did not."""
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """A project file a non-apt change rewrites (npm: ``package.json``, ``package-lock.json``).
+
+    aegisd writes :attr:`after` before the run; :attr:`before` is the rollback snapshot.
+    """
+
+    name: str
+    before: str | None
+    """The file's text before the change (None: it did not exist)."""
+    after: str
 
 
 @dataclass(frozen=True)
@@ -316,6 +333,8 @@ class EcosystemEvidence:
     installed: tuple[str, ...]
     """``name==version`` of everything installed in the location before the change."""
     artifacts: tuple[Artifact, ...]
+    files: tuple[ProjectFile, ...] = field(default=(), metadata=_OMIT)
+    """Project files the change rewrites (npm)."""
 
 
 @dataclass(frozen=True)

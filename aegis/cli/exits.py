@@ -49,6 +49,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis apt upgrade": _RECORDS,
     "aegis apt update": _RECORDS,
     "aegis pip install": _RECORDS,
+    "aegis npm install": _RECORDS,
     "aegis audit verify": _READS,
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),

@@ -35,5 +35,9 @@ def for_tool(tool: Tool) -> Ecosystem:
             from aegis.ecosystems.pip import PIP
 
             return PIP
+        case Tool.NPM:
+            from aegis.ecosystems.npm import NPM
+
+            return NPM
         case _:
             assert_never(tool)

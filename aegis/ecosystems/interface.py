@@ -58,5 +58,11 @@ class Ecosystem(Protocol):
     ) -> list[str]:
         """Differences between what changed and the signed targets (audited as drift)."""
 
+    def before_run(self, cfg: Config, plan: Plan) -> None:
+        """Write what the argv needs, under aegisd's lock after ``started`` is recorded.
+
+        npm: the signed ``package.json`` and ``package-lock.json``; nothing for apt or pip.
+        """
+
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
         """The rules the engine evaluates for this ecosystem's plans."""

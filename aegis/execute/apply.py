@@ -302,6 +302,12 @@ def _prepare_ecosystem(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> Any
         raise _Refusal("refused:environment", e.message) from e
 
 
+def _eco(ep: ExecutionPlan) -> Any:
+    from aegis.ecosystems import for_tool
+
+    return for_tool(ep.intent.tool)
+
+
 def _own_dir_still_own(d: Aegisd) -> None:
     """Refuse when aegisd's directory was swapped since startup (aegis/execute/own_dir.py).
 
@@ -370,6 +376,8 @@ def _run_locked(
     d.hook("before-run")
     t0 = time.monotonic()
     try:
+        # npm: the signed project files; a failure here is a failed run, recorded as one.
+        _eco(ep).before_run(d.cfg, ep.plan)
         result = runner.run_argv(
             ep.argv,
             env=env,

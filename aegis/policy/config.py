@@ -161,7 +161,7 @@ class ApprovedRegistry:
 
     name: str
     ecosystem: str
-    """pip (npm next)."""
+    """pip or npm."""
     url: str
 
 
@@ -404,8 +404,8 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
             raise PolicyConfigError(f"registries[{i}]: expected a table")
         _check_keys(item, {"name", "ecosystem", "url"}, where.rstrip("."))
         eco = _str(item, "ecosystem", where)
-        if eco not in ("pip",):
-            raise PolicyConfigError(f"{where}ecosystem: expected 'pip'")
+        if eco not in ("pip", "npm"):
+            raise PolicyConfigError(f"{where}ecosystem: expected 'pip' or 'npm'")
         url = _str(item, "url", where)
         if not url.startswith(("https://", "http://")) or "@" in url or not url.isascii():
             raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")

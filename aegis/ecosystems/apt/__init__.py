@@ -73,6 +73,9 @@ class AptEcosystem:
         a: Any = after
         return compare_with_delta(b, a, targets)
 
+    def before_run(self, cfg: Config, plan: Plan) -> None:
+        """Nothing to write: the argv names everything."""
+
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
         """The built-in rule set is apt's today: every rule applies."""
         return generic

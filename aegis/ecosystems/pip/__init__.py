@@ -118,6 +118,9 @@ class PipEcosystem:
                 out.append(f"{name}: {before.get(name)} -> {after.get(name)} (not in the plan)")
         return out
 
+    def before_run(self, cfg: Config, plan: Plan) -> None:
+        """Nothing to write: the argv names everything."""
+
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
         """:func:`aegis.ecosystems.pip.rules.pip_rules`."""
         from aegis.ecosystems.pip.rules import pip_rules
