@@ -1,7 +1,7 @@
 """Rules for language package managers (npm, pip, go, cargo ...) and container images.
 
-Aegis plans apt and ``pip install`` (into a venv) today: a pip install is pointed at
-``aegis pip install ... --plan``, the other tools at the operator. A
+Aegis plans apt, ``pip install`` (into a venv) and ``npm install`` (into a project) today:
+those are pointed at ``aegis pip|npm install ... --plan``, the other tools at the operator. A
 container ``pull``/``run``/``create`` is allowed only for an image pinned by digest.
 Pure: no I/O.
 
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from aegis.guard.argv import (
     ASK_OPERATOR,
+    PLAN_NPM,
     PLAN_PIP,
     Match,
     find_verb,
@@ -64,7 +65,7 @@ def npm(args: Sequence[str]) -> Match | None:
         return Match(
             "npm.install",
             f"'npm {verb}' changes packages and runs their lifecycle scripts",
-            ASK_OPERATOR,
+            PLAN_NPM if verb in ("install", "i", "add") else ASK_OPERATOR,
         )
     return None
 
