@@ -13,11 +13,13 @@ script rules as Debian maintainer scripts), ``bin`` entries, the resolved URL's 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -181,43 +183,64 @@ def _action(old: dict[str, Any] | None, new: dict[str, Any]) -> Action:
 _Files = dict[str, str | None]
 
 
-def _resolve(project: Path, registry: str, targets: tuple[str, ...]) -> tuple[int, str, _Files]:
-    """Run npm in a scratch copy; return (exit status, stderr, {file: new text})."""
-    with tempfile.TemporaryDirectory(prefix="aegis-npm-") as tmp:
-        work = Path(tmp) / "project"
-        work.mkdir()
+class _Resolution:
+    """npm started in a scratch copy at once, so the planner's own work overlaps it."""
+
+    def __init__(self, project: Path, registry: str, targets: tuple[str, ...]) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="aegis-npm-")
+        self.work = Path(self.tmp.name) / "project"
+        self.work.mkdir()
         for name in ("package.json", "package-lock.json"):
-            if (project / name).is_file():
-                shutil.copyfile(project / name, work / name)
+            if (project / name).is_file() and not (project / name).is_symlink():
+                shutil.copyfile(project / name, self.work / name)
+        self.error = ""
+        self.proc: subprocess.Popen[bytes] | None = None
         try:
-            proc = subprocess.run(
-                lock_only_argv(registry, str(Path(tmp) / "cache"), targets),
-                cwd=work, env=npm_env(tmp), capture_output=True, timeout=NPM_TIMEOUT_S,
-                check=False, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(
+                lock_only_argv(registry, str(Path(self.tmp.name) / "cache"), targets),
+                cwd=self.work, env=npm_env(self.tmp.name), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return -1, f"npm did not run: {e}", {}
-        err = proc.stderr[-65536:].decode("utf-8", "replace")
-        files = {n: _read(work / n) for n in ("package.json", "package-lock.json")}
-        return proc.returncode, err, files
+        except OSError as e:
+            self.error = f"npm did not run: {e}"
+
+    def wait(self) -> tuple[int, str, _Files]:
+        """(exit status, stderr, {file: new text}); the group is killed on timeout."""
+        try:
+            if self.proc is None:
+                return -1, self.error, {}
+            try:
+                _, err = self.proc.communicate(timeout=NPM_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.communicate()
+                return -1, f"npm timed out after {NPM_TIMEOUT_S} s", {}
+            files = {n: _read(self.work / n) for n in ("package.json", "package-lock.json")}
+            return self.proc.returncode, err[-65536:].decode("utf-8", "replace"), files
+        finally:
+            self.tmp.cleanup()
 
 
 def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Resolve ``intent`` against its registry for its project (read-only)."""
-    from aegis.analyze.lookalike import lookalike_signals
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
-    from aegis.ecosystems.npm import NPM as ECO
-
     names = check_targets(intent.targets)
     project = Path(project_dir(intent.location))
     registry = intent.registry or ""
     before = {n: _read(project / n) for n in ("package.json", "package-lock.json")}
+    resolution = _Resolution(project, registry, intent.targets)
+    # While npm resolves: the imports.
+    from aegis.analyze.evidence.scripts import scan_script
+    from aegis.analyze.lookalike import lookalike_signals
+    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.ecosystems.npm import NPM as ECO
+
     old = lock_packages(before["package-lock.json"])
     files_before = sorted((k, v or "") for k, v in before.items())
     state_hash = canonical_hash(
         {"ecosystem": "npm", "location": intent.location, "files": files_before}
     )
-    code, err, after = _resolve(project, registry, intent.targets)
+    code, err, after = resolution.wait()
     failure = None
     if code != 0 or not after.get("package-lock.json") or not after.get("package.json"):
         kind = "unknown-package" if "E404" in err or "ETARGET" in err else "tool-failed"
@@ -232,7 +255,6 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     arts: list[Artifact] = []
     signals: list[Signal] = []
     findings: list[Finding] = []
-    from aegis.analyze.evidence.scripts import scan_script
 
     for path in changed:
         entry, t = new[path], facts[path]
