@@ -200,7 +200,8 @@ def analysis_failed_error(plan: Plan, request_id: str) -> AegisError:
         f"request {request_id} and policy will deny it"
     )
     if kind in _ENVIRONMENT_KINDS:
-        return AnalysisToolError(message, hint="retry when apt is usable ('aegis doctor')")
+        tool = plan.intent.tool.value
+        return AnalysisToolError(message, hint=f"retry when {tool} is usable ('aegis doctor')")
     if kind == "bad-target":
         hint = "Aegis plans packages from approved signed repositories only, never files or URLs"
     elif kind == "unknown-package":

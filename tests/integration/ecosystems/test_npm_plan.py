@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from aegis.policy.engine import evaluate
 from .npm_fixtures import NpmWorld, needs_npm, new_project, policy_with_registry, serve
 
 pytestmark = needs_npm
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +114,30 @@ def test_an_unapproved_registry_is_denied(world: NpmWorld, tmp_path: Path) -> No
 def test_hostile_targets_are_refused_before_anything_runs(target: str) -> None:
     with pytest.raises(InputError):
         for_tool(Tool.NPM).check_targets([target])
+
+
+def _aegis(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"AEGIS_HOME": str(home), "AEGIS_HOST_ID": "test-host", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "aegis", *args], env=env, capture_output=True,
+                          text=True, cwd=REPO, timeout=120, check=False)  # fmt: skip
+
+
+def test_cli_plans_and_refuses(world: NpmWorld, tmp_path: Path) -> None:
+    project = new_project(tmp_path / "p")
+    ok = _aegis(tmp_path, "npm", "install", "top-b", "--project", str(project),
+                "--registry", world.url, "--plan")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "+ dep-a 1.0.0" in ok.stdout
+    assert not (project / "package-lock.json").exists()
+    no_plan = _aegis(tmp_path, "npm", "install", "top-b", "--project", str(project))
+    assert no_plan.returncode == 3
+    assert "without --plan" in no_plan.stderr
+    injected = _aegis(tmp_path, "npm", "install", "--userconfig=/tmp/evil", "top-b",
+                      "--project", str(project), "--plan")  # fmt: skip
+    assert injected.returncode == 3  # an npm option is a bad target, not an option
+    other = _aegis(tmp_path, "npm", "ci")
+    assert other.returncode == 3
+    assert "plans only npm install" in other.stderr
+    missing = _aegis(tmp_path, "npm", "install", "top-b", "--plan")
+    assert missing.returncode == 3
+    assert "--project DIR is required" in missing.stderr
