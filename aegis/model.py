@@ -335,6 +335,9 @@ class EcosystemEvidence:
     artifacts: tuple[Artifact, ...]
     files: tuple[ProjectFile, ...] = field(default=(), metadata=_OMIT)
     """Project files the change rewrites (npm)."""
+    owner: str = field(default="", metadata=_OMIT)
+    """``UID:GID`` owning the location; aegisd runs the tool as that user when it is not root
+    (pip: root never executes a user's interpreter)."""
 
 
 @dataclass(frozen=True)

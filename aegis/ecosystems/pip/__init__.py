@@ -8,6 +8,7 @@ own hash fragment even in ``--require-hashes`` mode), into the venv the plan rec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,25 @@ if TYPE_CHECKING:
 
 SHA256_HEX = 64
 _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_%+=:,./~-")
+
+
+SETPRIV = "/usr/bin/setpriv"
+_OWNER_RE = re.compile(r"\A([0-9]{1,10}):([0-9]{1,10})\Z")
+
+
+def _run_as(owner: str) -> tuple[str, ...] | None:
+    """The argv prefix that runs pip as the venv's owner; None for a malformed owner.
+
+    aegisd is root and a user's venv holds code its owner can change (``bin/python`` itself,
+    ``sitecustomize``, ``.pth`` files): root must never execute it, so pip runs as that user
+    with no supplementary groups.
+    """
+    m = _OWNER_RE.match(owner)
+    if m is None:
+        return None
+    if owner == "0:0":
+        return ()
+    return (SETPRIV, f"--reuid={m.group(1)}", f"--regid={m.group(2)}", "--clear-groups", "--")
 
 
 class PipEcosystem:
@@ -57,8 +77,11 @@ class PipEcosystem:
             venv = location_dir(plan.intent.location)
         except ValueError:
             return ()
-        head = (f"{venv}/bin/python", "-m", "pip", "--isolated", "--disable-pip-version-check",
-                "--no-input")  # fmt: skip
+        user = _run_as(eco.owner)
+        if user is None:
+            return ()
+        head = (*user, f"{venv}/bin/python", "-m", "pip", "--isolated",
+                "--disable-pip-version-check", "--no-input")  # fmt: skip
         if plan.intent.operation is Operation.REMOVE:
             if any(c.action is not Action.REMOVE for c in plan.changes):
                 return ()
@@ -89,9 +112,14 @@ class PipEcosystem:
 
     def preflight(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> str | None:
         """The venv must still be a venv with its interpreter."""
+        from aegis.ecosystems.pip.resolve import venv_owner
+
         venv = Path(location_dir(plan.intent.location))
         if not (venv / "pyvenv.cfg").is_file() or not (venv / "bin" / "python").exists():
             return f"{venv} is no longer a virtual environment"
+        owner = plan.ecosystem.owner if plan.ecosystem else ""
+        if venv_owner(venv) != owner:
+            return f"{venv} changed owner since planning (planned for {owner})"
         return None
 
     def installed_state(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> InstalledState:

@@ -132,6 +132,21 @@ class _Pip:
             self.home.cleanup()
 
 
+def venv_owner(venv: Path) -> str:
+    """``UID:GID`` that runs the venv's interpreter (``0:0`` when root owns all of it).
+
+    The first non-root owner of the venv directory, its ``bin`` or its ``bin/python`` link.
+    """
+    for path in (venv, venv / "bin", venv / "bin" / "python"):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if st.st_uid != 0:
+            return f"{st.st_uid}:{st.st_gid}"
+    return "0:0"
+
+
 def _kind(url: str) -> str:
     return "wheel" if urlsplit(url).path.endswith(".whl") else "sdist"
 
@@ -219,9 +234,11 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     from aegis.ecosystems.pip import PIP
 
     have = installed(Path(venv))
+    owner = venv_owner(Path(venv))
     state_hash = canonical_hash(
-        {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items())}
-    )
+        {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items()),
+         "owner": owner}
+    )  # fmt: skip
     code, out, err = pip.wait()
     failure: AnalysisFailure | None = None
     items: list[dict[str, Any]] = []
@@ -290,6 +307,7 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
             version,
             tuple(f"{n}=={v}" for n, v in sorted(have.items())),
             arts,
+            owner=owner,
         ),
     )
     return replace(plan, command_preview=PIP.derive_argv(plan, cfg))

@@ -74,13 +74,17 @@ def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
     from aegis.analyze.plan import format_time, new_plan_id, this_host
     from aegis.ecosystems.pip import PIP
     from aegis.ecosystems.pip.names import check_targets, location_dir, normalize
+    from aegis.ecosystems.pip.resolve import venv_owner
     from aegis.ecosystems.pip.state import installed
 
     check_targets(intent.targets)
-    have = installed(Path(location_dir(intent.location)))
+    venv = Path(location_dir(intent.location))
+    have = installed(venv)
+    owner = venv_owner(venv)
     state_hash = canonical_hash(
-        {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items())}
-    )
+        {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items()),
+         "owner": owner}
+    )  # fmt: skip
     names = sorted(normalize(t) for t in intent.targets)
     missing = [n for n in names if n not in have]
     failure = None
@@ -118,6 +122,7 @@ def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
             "",
             tuple(f"{n}=={v}" for n, v in sorted(have.items())),
             (),
+            owner=owner,
         ),
     )
     from dataclasses import replace

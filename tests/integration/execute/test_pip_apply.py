@@ -181,3 +181,38 @@ def test_rollback_removes_what_the_change_added_and_restores_replaced_versions(
     assert [c.action for c in restore.changes] == [Action.DOWNGRADE]
     assert d.submit(_sign(home, restore, key_set)).ok
     assert (site / "roll_dep-1.0.dist-info").is_dir()
+
+
+def test_a_users_venv_is_changed_as_that_user_never_as_root(
+    tmp_path: Path, key_set: Keys, make_daemon: Any, world: PipWorld
+) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    home = _home(tmp_path, world)
+    # Outside pytest's 0700 tmp tree: the owner must reach its own venv.
+    base = Path(tempfile.mkdtemp(prefix="aegis-uservenv-", dir="/tmp"))
+    base.chmod(0o755)
+    venv = base / "venv"
+    shutil.copytree(world.venv, venv, symlinks=True)
+    nobody = 65534
+    for root, dirs, files in os.walk(venv):
+        for n in (*dirs, *files):
+            os.lchown(os.path.join(root, n), nobody, nobody)
+    os.lchown(venv, nobody, nobody)
+    world.index.add_wheel("user-lib", "1.0")
+    intent = Intent(Tool.PIP, Operation.INSTALL, ("user-lib",), "tester", "2026-01-01T00:00:00Z",
+                    location=f"venv:{venv}", registry=world.url)  # fmt: skip
+    cfg = load_config(base_env(home))
+    plan = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert plan.command_preview[:3] == (
+        "/usr/bin/setpriv",
+        f"--reuid={nobody}",
+        f"--regid={nobody}",
+    )
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert (site / "user_lib-1.0.dist-info").stat().st_uid == nobody
+    shutil.rmtree(base)

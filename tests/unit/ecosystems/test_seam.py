@@ -69,7 +69,7 @@ def test_apt_documents_carry_none_of_the_new_fields() -> None:
     assert "registries" not in to_dict(parse_policy_config(policy_plans.policy_toml()))
 
 
-def _pip_plan(**art: Any) -> Plan:
+def _pip_plan(owner: str = "0:0", **art: Any) -> Plan:
     base = sample_plan("plan-0123456789abcdef0123")
     a = Artifact(
         **{
@@ -88,7 +88,7 @@ def _pip_plan(**art: Any) -> Plan:
                     location="venv:/srv/app/.venv", registry=index)  # fmt: skip
     change = PackageChange("demo-lib", "", Action.INSTALL, None, "1.0", "demo-lib", "1.0", None)
     eco = EcosystemEvidence("pip", intent.location or "", "https://idx.example/simple/", "pip",
-                            (), (a,))  # fmt: skip
+                            (), (a,), owner=owner)  # fmt: skip
     return replace(base, intent=intent, changes=(change,), ecosystem=eco, repositories=())
 
 
@@ -96,6 +96,13 @@ def test_pip_argv_names_every_artifact_by_hash() -> None:
     argv = for_tool(Tool.PIP).derive_argv(_pip_plan(), None)  # type: ignore[arg-type]
     assert argv[0] == "/srv/app/.venv/bin/python"
     assert argv[-1] == f"demo-lib@https://files.example/demo_lib-1.0-py3-none-any.whl#sha256={SHA}"
+
+
+def test_pip_runs_as_the_venv_owner_never_root() -> None:
+    argv = for_tool(Tool.PIP).derive_argv(_pip_plan("1000:1001"), None)  # type: ignore[arg-type]
+    assert argv[:5] == ("/usr/bin/setpriv", "--reuid=1000", "--regid=1001", "--clear-groups", "--")
+    for bad in ("", "x:y", "1000", "-1:0", "0:0 --x"):
+        assert for_tool(Tool.PIP).derive_argv(_pip_plan(bad), None) == ()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
