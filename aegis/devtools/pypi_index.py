@@ -63,6 +63,7 @@ class PypiIndex:
         native: bool = False,
         yanked: bool = False,
         publish_hash: bool = True,
+        wrong_hash: bool = False,
     ) -> Path:
         """Build ``name-version-py3-none-any.whl`` and list it; return its path."""
         dist = name.replace("-", "_")
@@ -91,7 +92,7 @@ class PypiIndex:
                 zf.writestr(p, d)
         path = self.root / "files" / f"{dist}-{version}-py3-none-any.whl"
         path.write_bytes(buf.getvalue())
-        self._link(name, path, yanked, publish_hash)
+        self._link(name, path, yanked, publish_hash, wrong_hash)
         return path
 
     def add_sdist(self, name: str, version: str) -> Path:
@@ -115,12 +116,14 @@ class PypiIndex:
         self._link(name, path, False, True)
         return path
 
-    def _link(self, name: str, path: Path, yanked: bool, publish_hash: bool) -> None:
+    def _link(
+        self, name: str, path: Path, yanked: bool, publish_hash: bool, wrong: bool = False
+    ) -> None:
         project = _norm(name)
+        digest = hashlib.sha256(path.read_bytes() + (b"x" if wrong else b"")).hexdigest()
         self.links.setdefault(project, []).append(
-            (path.name, hashlib.sha256(path.read_bytes()).hexdigest() if publish_hash else "",
-             yanked)
-        )  # fmt: skip
+            (path.name, digest if publish_hash else "", yanked)
+        )
         anchors = []
         for fname, digest, is_yanked in self.links[project]:
             href = f"../../files/{fname}" + (f"#sha256={digest}" if digest else "")

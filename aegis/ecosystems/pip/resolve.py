@@ -6,7 +6,8 @@ configuration (``--isolated``, ``PIP_CONFIG_FILE=/dev/null``, no cache, an expli
 used, which is then exactly one. Wheels only: pip would run an sdist's build backend just to
 read its metadata, and planning runs no package code. The report gives the whole resolved
 set; each change is compared with what the venv has, and each artifact is downloaded
-(bounded), checked against the SHA-256 the index published and listed for ``.pth`` files,
+(bounded), checked against the SHA-256 pip saw (the index's, or the one pip computed when
+the index publishes none) and listed for ``.pth`` files,
 native modules and commands.
 """
 
@@ -156,14 +157,18 @@ def _artifact(item: Mapping[str, Any], facts: wheels.WheelFacts | None) -> Artif
     info = item.get("download_info") or {}
     url = str(info.get("url", ""))
     hashes = (info.get("archive_info") or {}).get("hashes") or {}
+    # The SHA-256 pip saw: the index's, or (newer pips, an index publishing none) the one
+    # pip computed from what it downloaded. Our own download must have exactly those bytes.
     published = str(hashes.get("sha256", "")).lower()
+    if not published and facts is not None and not facts.problem:
+        published = facts.sha256
     ok = facts is not None and not facts.problem and facts.sha256 == published
     return Artifact(
         name=normalize(str(meta.get("name", ""))),
         version=str(meta.get("version", "")),
         kind=_kind(url),
         url=url,
-        # Only a hash the index published and the bytes matched counts as integrity.
+        # Only a hash the resolution saw and the bytes matched counts as integrity.
         sha256=published if ok else "",
         size=facts.size if facts else 0,
         requested=bool(item.get("requested")),
@@ -217,7 +222,7 @@ def _signals(arts: tuple[Artifact, ...], have: Mapping[str, str]) -> list[Signal
         if a.yanked:
             out.append(Signal("pip.yanked", a.name, "the index marks this release yanked"))
         if not a.sha256:
-            out.append(Signal("integrity.unverified", a.name, "no matching published SHA-256"))
+            out.append(Signal("integrity.unverified", a.name, "bytes not matching the SHA-256"))
     new = [a.name for a in arts if a.requested and a.name not in have]
     out.extend(lookalike_signals(new, set(POPULAR) | set(have)))
     return out

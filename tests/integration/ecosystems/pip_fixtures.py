@@ -28,6 +28,7 @@ def build_index(root: Path) -> PypiIndex:
     idx.add_wheel("fast-lib", "1.0", native=True)
     idx.add_wheel("gone-lib", "1.0", yanked=True)
     idx.add_wheel("nohash-lib", "1.0", publish_hash=False)
+    idx.add_wheel("tampered-lib", "1.0", wrong_hash=True)  # the bytes are not what was listed
     idx.add_wheel("reqeusts", "1.0")  # a lookalike of requests
     idx.add_sdist("source-only", "1.0")
     return idx

@@ -58,7 +58,10 @@ def _decide(world: PipWorld, plan: Plan) -> tuple[str, set[str]]:
         ("shadow-pkg", "require-approval", {"pip.command-shadows"}),
         ("fast-lib", "require-approval", {"pip.native"}),
         ("gone-lib==1.0", "require-approval", {"pip.yanked"}),
-        ("nohash-lib", "deny", {"integrity.missing", "provenance.missing"}),
+        # No published hash: pinned to the bytes pip and the planner both saw.
+        ("nohash-lib", "allow", {"pip.install"}),
+        # Bytes not matching the index's hash: pip itself refuses, so analysis fails.
+        ("tampered-lib", "deny", {"analysis.failed"}),
         ("reqeusts", "require-approval", {"name.lookalike"}),
         # Planning never runs a build backend: an sdist-only project fails analysis.
         ("source-only", "deny", {"analysis.failed"}),
