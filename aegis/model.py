@@ -83,6 +83,9 @@ class Intent:
     None for apt (docs/ecosystems.md)."""
     registry: str | None = field(default=None, metadata=_OMIT)
     """The index or registry URL a non-apt plan resolves against; policy must approve it."""
+    files: tuple[ProjectFile, ...] = field(default=(), metadata=_OMIT)
+    """npm rollback: the project files to restore (``after`` is the wanted text), signed with
+    the intent so that aegisd re-derives from them alone."""
 
 
 @dataclass(frozen=True)

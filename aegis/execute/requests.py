@@ -42,7 +42,10 @@ def plan_recover(cfg: Config) -> Any:
 
 
 def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] | None:
-    """A pip request is rolled back from its applied plan (docs/ecosystems.md); None for apt."""
+    """The rollback of a pip or npm request, from its applied plan; None for apt.
+
+    apt restores aegisd's snapshot instead (docs/ecosystems.md).
+    """
     from aegis import api
     from aegis.model import plan_from_dict
 
@@ -50,10 +53,12 @@ def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] |
     if found is None:
         return None
     plan = plan_from_dict(loads_strict(found[1]))
-    if plan.intent.tool is not Tool.PIP:
+    if plan.intent.tool is Tool.PIP:
+        from aegis.ecosystems.pip.rollback import rollback_intent
+    elif plan.intent.tool is Tool.NPM:
+        from aegis.ecosystems.npm.rollback import rollback_intent
+    else:
         return None
-    from aegis.ecosystems.pip.rollback import rollback_intent
-
     intent = rollback_intent(plan, request_id, api.current_user(), _now_text())
     return _submit(cfg, intent), request_id
 

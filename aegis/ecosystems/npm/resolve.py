@@ -31,6 +31,7 @@ from typing import Any
 
 from aegis.canonical import canonical_hash
 from aegis.ecosystems.npm.names import check_targets, project_dir
+from aegis.errors import InputError
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -40,6 +41,7 @@ from aegis.model import (
     EcosystemEvidence,
     Finding,
     Intent,
+    Operation,
     PackageChange,
     Plan,
     ProjectFile,
@@ -48,6 +50,7 @@ from aegis.model import (
 )
 
 NPM = "/usr/bin/npm"
+PROJECT_FILES = ("package.json", "package-lock.json")
 NPM_TIMEOUT_S = 300.0
 MAX_PROJECT_FILE = 4 * 1024 * 1024
 INSTALL_HOOKS = ("preinstall", "install", "postinstall")
@@ -186,12 +189,17 @@ _Files = dict[str, str | None]
 class _Resolution:
     """npm started in a scratch copy at once, so the planner's own work overlaps it."""
 
-    def __init__(self, project: Path, registry: str, targets: tuple[str, ...]) -> None:
+    def __init__(
+        self, project: Path, registry: str, targets: tuple[str, ...], restore: _Files
+    ) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="aegis-npm-")
         self.work = Path(self.tmp.name) / "project"
         self.work.mkdir()
         for name in ("package.json", "package-lock.json"):
-            if (project / name).is_file() and not (project / name).is_symlink():
+            if restore:  # a rollback: the signed files, never the project's current ones
+                if restore.get(name) is not None:
+                    (self.work / name).write_text(restore[name] or "")
+            elif (project / name).is_file() and not (project / name).is_symlink():
                 shutil.copyfile(project / name, self.work / name)
         self.error = ""
         self.proc: subprocess.Popen[bytes] | None = None
@@ -222,15 +230,71 @@ class _Resolution:
             self.tmp.cleanup()
 
 
+class _Evidence:
+    """Changes, provenance, artifacts, signals and findings of the changed lockfile entries."""
+
+    def __init__(self, registry: str, names: tuple[str, ...]) -> None:
+        self.registry = registry
+        self.names = names
+        self.changes: list[PackageChange] = []
+        self.prov: list[Provenance] = []
+        self.arts: list[Artifact] = []
+        self.signals: list[Signal] = []
+        self.findings: list[Finding] = []
+
+    def collect(self, changed: list[str], old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Download and read every changed package (four at a time)."""
+        from aegis.analyze.evidence.scripts import scan_script
+
+        registry, names = self.registry, self.names
+        changes, prov, arts = self.changes, self.prov, self.arts
+        signals, findings = self.signals, self.findings
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            facts = dict(zip(changed, pool.map(lambda p: _inspect(new[p]), changed), strict=True))
+        for path in changed:
+            entry, t = new[path], facts[path]
+            version = str(entry.get("version", ""))
+            url = str(entry.get("resolved", ""))
+            integrity = str(entry.get("integrity", "")) if t.integrity_ok else ""
+            name = _pkg_name(path)
+            changes.append(PackageChange(path, "", _action(old.get(path), entry),
+                                         old.get(path, {}).get("version"), version, name, version,
+                                         registry))  # fmt: skip
+            chain = (f"registry:{registry}", f"tarball:{integrity}") if integrity else ()
+            prov.append(Provenance(path, version, "", url, url.rsplit("/", 1)[-1], 0, "", registry,
+                                   chain, bool(integrity)))  # fmt: skip
+            arts.append(Artifact(name=path, version=version, kind="tarball", url=url, sha256="",
+                                 size=0, requested=name in names, commands=t.bins,
+                                 install_scripts=tuple(f"{k}: {v}" for k, v in t.scripts.items()),
+                                 integrity=integrity))  # fmt: skip
+            for hook, body in t.scripts.items():
+                signals.append(Signal("npm.install-script", path, f"{hook}: {body[:200]}"))
+                findings.extend(scan_script(path, hook, body.encode()))
+            if entry.get("hasInstallScript") and not t.scripts:
+                signals.append(Signal("npm.install-script", path, "hasInstallScript (node-gyp?)"))
+            signals.extend(Signal("npm.bin-shadows", path, f"bin {b!r}") for b in t.bins
+                           if b in SHADOWED)  # fmt: skip
+            if not integrity:
+                signals.append(
+                    Signal("integrity.unverified", path, t.problem or "integrity mismatch")
+                )
+
+
 def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Resolve ``intent`` against its registry for its project (read-only)."""
-    names = check_targets(intent.targets)
+    restore: _Files = {f.name: f.after for f in intent.files if f.name in PROJECT_FILES}
+    if intent.operation is Operation.ROLLBACK:
+        if intent.targets or "package.json" not in restore:
+            raise InputError("an npm rollback restores package.json (and its lockfile) only")
+        names: tuple[str, ...] = ()
+    else:
+        names = check_targets(intent.targets)
     project = Path(project_dir(intent.location))
     registry = intent.registry or ""
-    before = {n: _read(project / n) for n in ("package.json", "package-lock.json")}
-    resolution = _Resolution(project, registry, intent.targets)
+    before = {n: _read(project / n) for n in PROJECT_FILES}
+    resolution = _Resolution(project, registry, intent.targets, restore)
     # While npm resolves: the imports.
-    from aegis.analyze.evidence.scripts import scan_script
+    from aegis.analyze.evidence.scripts import scan_script  # noqa: F401 - warm the import
     from aegis.analyze.lookalike import lookalike_signals
     from aegis.analyze.plan import format_time, new_plan_id, this_host
     from aegis.ecosystems.npm import NPM as ECO
@@ -248,39 +312,9 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     new = lock_packages(after.get("package-lock.json")) if failure is None else {}
     changed = sorted(p for p in new if old.get(p, {}).get("integrity") != new[p].get("integrity")
                      or old.get(p, {}).get("version") != new[p].get("version"))  # fmt: skip
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        facts = dict(zip(changed, pool.map(lambda p: _inspect(new[p]), changed), strict=True))
-    changes: list[PackageChange] = []
-    prov: list[Provenance] = []
-    arts: list[Artifact] = []
-    signals: list[Signal] = []
-    findings: list[Finding] = []
-
-    for path in changed:
-        entry, t = new[path], facts[path]
-        version = str(entry.get("version", ""))
-        url = str(entry.get("resolved", ""))
-        integrity = str(entry.get("integrity", "")) if t.integrity_ok else ""
-        name = _pkg_name(path)
-        changes.append(PackageChange(path, "", _action(old.get(path), entry),
-                                     old.get(path, {}).get("version"), version, name, version,
-                                     registry))  # fmt: skip
-        chain = (f"registry:{registry}", f"tarball:{integrity}") if integrity else ()
-        prov.append(Provenance(path, version, "", url, url.rsplit("/", 1)[-1], 0, "", registry,
-                               chain, bool(integrity)))  # fmt: skip
-        arts.append(Artifact(name=path, version=version, kind="tarball", url=url, sha256="",
-                             size=0, requested=name in names, commands=t.bins,
-                             install_scripts=tuple(f"{k}: {v}" for k, v in t.scripts.items()),
-                             integrity=integrity))  # fmt: skip
-        for hook, body in t.scripts.items():
-            signals.append(Signal("npm.install-script", path, f"{hook}: {body[:200]}"))
-            findings.extend(scan_script(path, hook, body.encode()))
-        if entry.get("hasInstallScript") and not t.scripts:
-            signals.append(Signal("npm.install-script", path, "hasInstallScript (node-gyp?)"))
-        signals.extend(Signal("npm.bin-shadows", path, f"bin {b!r}") for b in t.bins
-                       if b in SHADOWED)  # fmt: skip
-        if not integrity:
-            signals.append(Signal("integrity.unverified", path, t.problem or "integrity mismatch"))
+    ev = _Evidence(registry, names)
+    ev.collect(changed, old, new)
+    changes, prov, arts, signals, findings = (ev.changes, ev.prov, ev.arts, ev.signals, ev.findings)
     removed = sorted(set(old) - set(new)) if failure is None else []
     for path in removed:
         v = old[path].get("version")

@@ -106,3 +106,29 @@ def test_a_moved_resolution_is_refused_and_the_project_is_untouched(
     assert "moving-pkg" in answer.message
     assert not (project / "package-lock.json").exists()
     assert not (project / "node_modules").exists()
+
+
+def test_rollback_restores_the_previous_project_files_through_the_chain(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    from aegis.ecosystems.npm.rollback import rollback_intent
+
+    home = _home(tmp_path, world)
+    project = new_project(tmp_path / "app")
+    d = make_daemon(home=home)
+    cfg = load_config(base_env(home))
+    first = _plan(world, home, project, "dep-a")
+    assert d.submit(_sign(home, first, key_set)).ok
+    lock_after_first = (project / "package-lock.json").read_text()
+    second = _plan(world, home, project, "top-b")
+    assert d.submit(_sign(home, second, key_set)).ok
+    assert (project / "node_modules/top-b").is_dir()
+
+    intent = rollback_intent(second, "r-0000000000000003", "tester", "2026-01-01T00:00:00Z")
+    back = for_tool(Tool.NPM).plan(cfg, intent, datetime.now(UTC))
+    assert [(c.name, c.action.value) for c in back.changes] == [("top-b", "remove")]
+    answer = d.submit(_sign(home, back, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    assert not (project / "node_modules/top-b").exists()
+    assert (project / "node_modules/dep-a").is_dir()
+    assert json.loads((project / "package-lock.json").read_text()) == json.loads(lock_after_first)
