@@ -118,3 +118,54 @@ def test_pip_runs_as_the_venv_owner_never_root() -> None:
 )
 def test_pip_argv_is_empty_when_anything_is_off(art: dict[str, str]) -> None:
     assert for_tool(Tool.PIP).derive_argv(_pip_plan(**art), None) == ()  # type: ignore[arg-type]
+
+
+def _npm_plan(**art: Any) -> Plan:
+    from aegis.model import ProjectFile
+
+    base = sample_plan("plan-0123456789abcdef0123")
+    registry = "https://registry.example/"
+    a = Artifact(
+        **{
+            "name": "left-pad",
+            "version": "1.3.0",
+            "kind": "tarball",
+            "url": f"{registry}left-pad/-/left-pad-1.3.0.tgz",
+            "sha256": "",
+            "size": 0,
+            "requested": True,
+            "integrity": "sha512-" + "A" * 86 + "==",
+            **art,
+        }
+    )
+    intent = Intent(Tool.NPM, Operation.INSTALL, ("left-pad",), "t", policy_plans.NOW,
+                    location="project:/srv/app", registry=registry)  # fmt: skip
+    change = PackageChange("left-pad", "", Action.INSTALL, None, "1.3.0", "left-pad", "1.3.0",
+                           registry)  # fmt: skip
+    files = (ProjectFile("package.json", "{}", "{}"), ProjectFile("package-lock.json", None, "{}"))
+    eco = EcosystemEvidence("npm", "project:/srv/app", registry, "npm", (), (a,), files)
+    return replace(base, intent=intent, changes=(change,), ecosystem=eco, repositories=())
+
+
+def test_npm_argv_is_npm_ci_without_scripts_or_user_config() -> None:
+    from aegis.config import load_config
+
+    argv = for_tool(Tool.NPM).derive_argv(_npm_plan(), load_config({"AEGIS_HOME": "/x"}))
+    assert argv[:3] == ("/usr/bin/npm", "ci", "--ignore-scripts")
+    assert argv[argv.index("--userconfig") + 1] == "/dev/null"
+    assert argv[-2:] == ("--prefix", "/srv/app")
+
+
+@pytest.mark.parametrize(
+    "art",
+    [
+        {"integrity": ""},
+        {"integrity": "sha1-abc"},
+        {"url": "https://elsewhere.example/left-pad/-/left-pad-1.3.0.tgz"},
+    ],
+)
+def test_npm_argv_is_empty_when_anything_is_off(art: dict[str, str]) -> None:
+    from aegis.config import load_config
+
+    plan = _npm_plan(**art)
+    assert for_tool(Tool.NPM).derive_argv(plan, load_config({"AEGIS_HOME": "/x"})) == ()
