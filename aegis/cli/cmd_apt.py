@@ -228,7 +228,8 @@ def diff_lines(plan: Plan) -> list[str]:
             ver = f"{c.current_version} -> {c.candidate_version}"
         sigs = sorted(set(by_pkg.get(c.name, [])))
         tail = f"   [{', '.join(sigs)}]" if sigs else ""
-        lines.append(f"{sym} {c.name} {ver} ({c.arch}){tail}")
+        arch = f" ({c.arch})" if c.arch else ""  # pip and npm have no architecture
+        lines.append(f"{sym} {c.name} {ver}{arch}{tail}")
     return lines
 
 

@@ -162,7 +162,7 @@ def test_cli_plans_and_refuses(world: PipWorld, tmp_path: Path) -> None:
     ok = _aegis(tmp_path, "pip", "install", "demo-lib", "--venv", str(world.venv),
                 "--index-url", world.url, "--plan")  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    assert "+ demo-lib 1.0" in ok.stdout
+    assert "+ demo-lib 1.0\n" in ok.stdout
     no_plan = _aegis(tmp_path, "pip", "install", "demo-lib", "--venv", str(world.venv))
     assert no_plan.returncode == 3
     assert "without --plan" in no_plan.stderr
