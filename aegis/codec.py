@@ -8,6 +8,10 @@ raises one :class:`InputError` naming the path of the first problem.
 Supported field types: str, int, bool, StrEnum subclasses, ``X | None``,
 ``tuple[X, ...]``, ``dict[str, X]`` and nested frozen dataclasses.
 
+A field declared with ``metadata={OMIT_DEFAULT: True}`` is left out of ``to_dict``
+while it holds its default: fields added for other ecosystems (docs/ecosystems.md)
+keep every existing apt document, and its hash, byte for byte the same.
+
 Example:
     >>> from_dict(Intent, to_dict(intent)) == intent
     True
@@ -26,11 +30,28 @@ from aegis.errors import InputError
 
 T = TypeVar("T")
 
+OMIT_DEFAULT = "aegis.omit_default"
+"""Field metadata key: omit the field from :func:`to_dict` while it equals its default."""
+
+
+def _omitted(f: dataclasses.Field[Any], value: Any) -> bool:
+    if not f.metadata.get(OMIT_DEFAULT):
+        return False
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return bool(value == f.default_factory())
+    return False
+
 
 def to_dict(obj: Any) -> Any:
     """Return the JSON-shaped structure of a dataclass tree."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not _omitted(f, getattr(obj, f.name))
+        }
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple)):

@@ -21,7 +21,10 @@ from enum import StrEnum
 from typing import Any, NewType
 
 from aegis.canonical import canonical_hash
-from aegis.codec import from_dict, to_dict
+from aegis.codec import OMIT_DEFAULT, from_dict, to_dict
+
+_OMIT: dict[str, bool] = {OMIT_DEFAULT: True}
+"""Fields other ecosystems add: absent from apt documents, which stay byte for byte as before."""
 
 PlanId = NewType("PlanId", str)
 RequestId = NewType("RequestId", str)
@@ -31,9 +34,11 @@ PLAN_SCHEMA = "aegis.plan/1"
 
 
 class Tool(StrEnum):
-    """Package tool a request is about. Only apt is implemented today."""
+    """Package tool a request is about; ``aegis.ecosystems.for_tool`` dispatches on it."""
 
     APT = "apt"
+    PIP = "pip"
+    NPM = "npm"
 
 
 class Operation(StrEnum):
@@ -73,6 +78,14 @@ class Intent:
     """UTC ISO-8601 with a ``Z`` suffix, second precision."""
     rollback_of: str | None = None
     """For rollback requests: the snapshot id being restored."""
+    location: str | None = field(default=None, metadata=_OMIT)
+    """Where a non-apt change lands, ``KIND:/absolute/path`` (pip: ``venv:/srv/app/.venv``);
+    None for apt (docs/ecosystems.md)."""
+    registry: str | None = field(default=None, metadata=_OMIT)
+    """The index or registry URL a non-apt plan resolves against; policy must approve it."""
+    files: tuple[ProjectFile, ...] = field(default=(), metadata=_OMIT)
+    """npm rollback: the project files to restore (``after`` is the wanted text), signed with
+    the intent so that aegisd re-derives from them alone."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +296,73 @@ class AnalysisFailure:
 
 
 @dataclass(frozen=True)
+class Artifact:
+    """One resolved artifact of a non-apt ecosystem (a wheel, an sdist, a tarball).
+
+    Evidence the ecosystem's analyzer read itself; docs/ecosystems.md lists the fields each
+    ecosystem fills.
+    """
+
+    name: str
+    """Normalised name (pip: PEP 503)."""
+    version: str
+    kind: str
+    """wheel, sdist or tarball."""
+    url: str
+    sha256: str
+    """Hex digest the index published and the downloaded bytes matched; "" when unknown."""
+    size: int
+    requested: bool
+    """Named by the intent (not only a dependency)."""
+    yanked: bool = False
+    pth_files: tuple[str, ...] = ()
+    """Top-level ``.pth`` files: code that runs at every interpreter start."""
+    native_modules: tuple[str, ...] = ()
+    """Compiled extension modules (``.so``, ``.pyd``)."""
+    commands: tuple[str, ...] = ()
+    """Commands it installs (console scripts, npm ``bin``)."""
+    install_scripts: tuple[str, ...] = ()
+    """Install-time hooks it runs (npm lifecycle scripts)."""
+    integrity: str = field(default="", metadata=_OMIT)
+    """npm: the Subresource Integrity string (``sha512-...``) the lockfile pins and the
+    downloaded tarball matched; "" when it did not."""
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """A project file a non-apt change rewrites (npm: ``package.json``, ``package-lock.json``).
+
+    aegisd writes :attr:`after` before the run; :attr:`before` is the rollback snapshot.
+    """
+
+    name: str
+    before: str | None
+    """The file's text before the change (None: it did not exist)."""
+    after: str
+
+
+@dataclass(frozen=True)
+class EcosystemEvidence:
+    """The evidence block of a non-apt plan (apt's evidence lives in the generic fields)."""
+
+    ecosystem: str
+    location: str
+    """The intent's ``KIND:/path``."""
+    registry: str
+    """The one index or registry URL the resolution used."""
+    tool_version: str
+    """The package tool that resolved the set (``pip 26.0``)."""
+    installed: tuple[str, ...]
+    """``name==version`` of everything installed in the location before the change."""
+    artifacts: tuple[Artifact, ...]
+    files: tuple[ProjectFile, ...] = field(default=(), metadata=_OMIT)
+    """Project files the change rewrites (npm)."""
+    owner: str = field(default="", metadata=_OMIT)
+    """``UID:GID`` owning the location; aegisd runs the tool as that user when it is not root
+    (pip: root never executes a user's interpreter)."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """The operation plan."""
 
@@ -318,6 +398,8 @@ class Plan:
     ``no-lists`` (never updated, or its last update was refused) or ``lists-stale``
     (the local repository's Release is not the lists' copy), beside the repository's
     own verdict. Policy judges only :attr:`repositories`; these explain ``target.unknown``."""
+    ecosystem: EcosystemEvidence | None = field(default=None, metadata=_OMIT)
+    """The evidence of a non-apt ecosystem (None for apt)."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -200,7 +200,8 @@ def analysis_failed_error(plan: Plan, request_id: str) -> AegisError:
         f"request {request_id} and policy will deny it"
     )
     if kind in _ENVIRONMENT_KINDS:
-        return AnalysisToolError(message, hint="retry when apt is usable ('aegis doctor')")
+        tool = plan.intent.tool.value
+        return AnalysisToolError(message, hint=f"retry when {tool} is usable ('aegis doctor')")
     if kind == "bad-target":
         hint = "Aegis plans packages from approved signed repositories only, never files or URLs"
     elif kind == "unknown-package":
@@ -227,7 +228,8 @@ def diff_lines(plan: Plan) -> list[str]:
             ver = f"{c.current_version} -> {c.candidate_version}"
         sigs = sorted(set(by_pkg.get(c.name, [])))
         tail = f"   [{', '.join(sigs)}]" if sigs else ""
-        lines.append(f"{sym} {c.name} {ver} ({c.arch}){tail}")
+        arch = f" ({c.arch})" if c.arch else ""  # pip and npm have no architecture
+        lines.append(f"{sym} {c.name} {ver}{arch}{tail}")
     return lines
 
 
@@ -236,7 +238,9 @@ def render_plan(plan: Plan) -> None:
     from aegis.cli.render import print_line
 
     op = plan.intent.operation.value
-    print_line(f"apt {op} {' '.join(plan.intent.targets)}".rstrip(), style="bold")
+    print_line(
+        f"{plan.intent.tool.value} {op} {' '.join(plan.intent.targets)}".rstrip(), style="bold"
+    )
     if plan.failure is not None:
         print_line(f"analysis failed ({plan.failure.kind}): {plan.failure.message}", style="red")
     lines = diff_lines(plan)

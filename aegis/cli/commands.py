@@ -25,6 +25,8 @@ AEGIS_COMMANDS: dict[str, str] = {
     "doctor": "aegis.cli.cmd_doctor:doctor_cmd",
     "review": "aegis.cli.cmd_review:review_cmd",
     "apt": "aegis.cli.cmd_apt:apt_group",
+    "pip": "aegis.cli.cmd_pip:pip_group",
+    "npm": "aegis.cli.cmd_npm:npm_group",
     "guard": "aegis.cli.cmd_guard:guard_group",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""

@@ -254,8 +254,8 @@ def verify_cmd(
 ) -> None:
     """Verify an execution plan offline."""
     from aegis.cli.render import emit_json, print_fields, print_table
+    from aegis.ecosystems import for_tool
     from aegis.errors import InputError
-    from aegis.execute.argv import derive_argv
     from aegis.sign import files
     from aegis.sign.checks import verify_offline
     from aegis.sign.execution_plan import MAX_EXECUTION_PLAN_BYTES
@@ -278,7 +278,7 @@ def verify_cmd(
         trusted_approver_keys=approvers,
         now=_now(),
         host=local_host(cfg) if host_check else None,
-        derive_argv=lambda plan: derive_argv(plan, dpkg_root=cfg.dpkg_root),
+        derive_argv=lambda plan: for_tool(plan.intent.tool).derive_argv(plan, cfg),
     )
     failed = [r for r in results if r.ok is False]
     if as_json:

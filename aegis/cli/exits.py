@@ -48,6 +48,8 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis apt purge": _RECORDS,
     "aegis apt upgrade": _RECORDS,
     "aegis apt update": _RECORDS,
+    "aegis pip install": _RECORDS,
+    "aegis npm install": _RECORDS,
     "aegis audit verify": _READS,
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),

@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING, Any
 from aegis.errors import AegisError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
-from aegis.execute.drift import compare_with_delta
 from aegis.execute.protocol import Answer, Request
 from aegis.execute.rederive import binding_from_result, derive_plan, policy_binding, this_host
-from aegis.model import Operation
+from aegis.model import Operation, Tool
 from aegis.sign.refusals import CheckResult, CheckStep, RefusalCode, RefusedError
 
 __all__ = [
@@ -61,7 +60,7 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
     Raises:
         RefusedError: the first refusal, by name.
     """
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems import for_tool
     from aegis.sign import checks as xc
     from aegis.sign import execution_plan as xp
 
@@ -109,7 +108,7 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
     step(
         CheckStep.ARGV,
-        xc.check_argv(ep, derive_argv(derived, dpkg_root=d.cfg.dpkg_root)),
+        xc.check_argv(ep, for_tool(derived.intent.tool).derive_argv(derived, d.cfg)),
         "argv equal",
     )
     return xc.verified(ep, checks.results)
@@ -233,9 +232,7 @@ def _verify(d: Aegisd, req: Request, creds: PeerCredentials) -> VerifiedExecutio
         )
 
 
-def _prepare(
-    d: Aegisd, ep: ExecutionPlan, env: dict[str, str]
-) -> tuple[runner.PackageState, str | None]:
+def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, str | None]:
     """Check dpkg is clean, read its status and take the snapshot when one is needed.
 
     Returns:
@@ -247,6 +244,8 @@ def _prepare(
     from aegis.execute.daemon import REFUSED_DPKG_AUDIT, iso
     from aegis.execute.snapshots import needs_snapshot, take_snapshot
 
+    if ep.intent.tool is not Tool.APT:
+        return _prepare_ecosystem(d, ep, env), None
     if ep.intent.operation != Operation.RECOVER:
         try:
             clean, report = runner.dpkg_audit(d.cfg.dpkg_root, env)
@@ -280,6 +279,33 @@ def _prepare(
         except AegisError as e:
             raise _Refusal("refused:snapshot", e.message) from e
     return before, snapshot_id
+
+
+def _prepare_ecosystem(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> Any:
+    """A non-apt change: the ecosystem's own preflight, then its installed state.
+
+    Its snapshot is the installed set the signed plan recorded (``plan.ecosystem.installed``),
+    which the re-derivation just proved is still the state (docs/ecosystems.md).
+
+    Raises:
+        _Refusal: the place the change lands cannot take it now.
+    """
+    from aegis.ecosystems import for_tool
+
+    eco = for_tool(ep.intent.tool)
+    try:
+        problem = eco.preflight(d.cfg, ep.plan, env)
+        if problem is not None:
+            raise _Refusal("refused:environment", problem)
+        return eco.installed_state(d.cfg, ep.plan, env)
+    except AegisError as e:
+        raise _Refusal("refused:environment", e.message) from e
+
+
+def _eco(ep: ExecutionPlan) -> Any:
+    from aegis.ecosystems import for_tool
+
+    return for_tool(ep.intent.tool)
 
 
 def _own_dir_still_own(d: Aegisd) -> None:
@@ -350,6 +376,8 @@ def _run_locked(
     d.hook("before-run")
     t0 = time.monotonic()
     try:
+        # npm: the signed project files; a failure here is a failed run, recorded as one.
+        _eco(ep).before_run(d.cfg, ep.plan)
         result = runner.run_argv(
             ep.argv,
             env=env,
@@ -366,8 +394,11 @@ def _run_locked(
         ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
     )
     d.publish_status()
-    after = runner.dpkg_status(d.cfg.dpkg_root, env)
-    drift = compare_with_delta(before, after, ep.targets) if result.exit_status == 0 else []
+    from aegis.ecosystems import for_tool
+
+    eco = for_tool(ep.intent.tool)
+    after = eco.installed_state(d.cfg, ep.plan, env)
+    drift = eco.drift(before, after, ep.targets) if result.exit_status == 0 else []
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     details = {
         "outcome": outcome,
@@ -375,7 +406,7 @@ def _run_locked(
         "drift": drift,
         "changed_packages": changed[:200],
         "duration_ms": result.duration_ms,
-        "restart": runner.restart_facts(d.cfg.dpkg_root, env),
+        "restart": runner.restart_facts(d.cfg.dpkg_root, env) if eco.tool is Tool.APT else {},
         "stdout_bytes": result.stdout_bytes,
         "stderr_bytes": result.stderr_bytes,
     }

@@ -38,10 +38,12 @@ def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
         AegisError: the analyzer could not run.
     """
     try:
-        from aegis.analyze.plan import analyze_apt
+        from aegis.ecosystems import for_tool
     except ImportError as e:
         raise EnvironmentFailure(f"the analyzer is not available: {e}") from e
-    plan: Plan = analyze_apt(cfg, ep.intent, now, inspect_contents=ep.plan.content_inspected)
+    # for_tool refuses a tool this Aegis does not know: aegisd never runs it.
+    eco = for_tool(ep.intent.tool)
+    plan: Plan = eco.plan(cfg, ep.intent, now, inspect_contents=ep.plan.content_inspected)
     return plan
 
 

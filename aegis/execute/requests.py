@@ -27,9 +27,9 @@ def _now_text() -> str:
 
 def _submit(cfg: Config, intent: Intent) -> Any:
     from aegis import api
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems import for_tool
 
-    plan = analyze_apt(cfg, intent, datetime.now(UTC))
+    plan = for_tool(intent.tool).plan(cfg, intent, datetime.now(UTC))
     return api.submit_plan(cfg, plan, intent.requested_by)
 
 
@@ -39,6 +39,28 @@ def plan_recover(cfg: Config) -> Any:
 
     intent = Intent(Tool.APT, Operation.RECOVER, (), api.current_user(), _now_text())
     return _submit(cfg, intent)
+
+
+def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] | None:
+    """The rollback of a pip or npm request, from its applied plan; None for apt.
+
+    apt restores aegisd's snapshot instead (docs/ecosystems.md).
+    """
+    from aegis import api
+    from aegis.model import plan_from_dict
+
+    found = api.latest_artifact(cfg, request_id, "plan")
+    if found is None:
+        return None
+    plan = plan_from_dict(loads_strict(found[1]))
+    if plan.intent.tool is Tool.PIP:
+        from aegis.ecosystems.pip.rollback import rollback_intent
+    elif plan.intent.tool is Tool.NPM:
+        from aegis.ecosystems.npm.rollback import rollback_intent
+    else:
+        return None
+    intent = rollback_intent(plan, request_id, api.current_user(), _now_text())
+    return _submit(cfg, intent), request_id
 
 
 def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
@@ -54,6 +76,9 @@ def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
     if found is None:
         raise StateError(f"request {request_id} has no executor result (was it applied?)")
     result = loads_strict(found[1])
+    other = _rollback_other_ecosystem(cfg, request_id)
+    if other is not None:
+        return other
     snapshot_id = (result.get("result") or {}).get("snapshot_id")
     if not isinstance(snapshot_id, str):
         raise StateError(f"request {request_id} recorded no snapshot")

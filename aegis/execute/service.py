@@ -107,8 +107,8 @@ def verify_locally(
     Raises:
         RefusedError: a named refusal (exit 3, 4 or 5).
     """
+    from aegis.ecosystems import for_tool
     from aegis.execute.apply import this_host
-    from aegis.execute.argv import derive_argv
     from aegis.sign.checks import verify_offline
     from aegis.sign.files import approver_keys_from_args
     from aegis.sign.refusals import CheckStep
@@ -119,7 +119,7 @@ def verify_locally(
         trusted_approver_keys=approver_keys_from_args(approval_keys, "--approval-public-key-hex"),
         now=now,
         host=this_host(cfg),
-        derive_argv=lambda p: derive_argv(p, dpkg_root=cfg.dpkg_root),
+        derive_argv=lambda p: for_tool(p.intent.tool).derive_argv(p, cfg),
     )
     rows = []
     for r in results:

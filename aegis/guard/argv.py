@@ -30,10 +30,18 @@ class Match:
 RuleFn = Callable[[Sequence[str]], Match | None]
 """A rule: the arguments after the tool's name -> a match, or None when allowed."""
 
-NO_DIRECT = "Aegis plans only apt changes today"
+NO_DIRECT = "Aegis plans only apt, pip install and npm install changes today"
 ASK_OPERATOR = (
     f"{NO_DIRECT}: ask the operator to review and make this change, or use a Debian "
     "package instead (aegis apt install <package> --plan)"
+)
+PLAN_NPM = (
+    "plan it instead: aegis npm install <package> --project DIR --plan (read-only; then "
+    "review, policy, sign and aegisd apply it)"
+)
+PLAN_PIP = (
+    "plan it instead: aegis pip install <requirement> --venv DIR --plan (read-only; then "
+    "review, policy, sign and aegisd apply it)"
 )
 _MAX_SHOWN = 10
 

@@ -1,6 +1,7 @@
 """Rules for language package managers (npm, pip, go, cargo ...) and container images.
 
-Aegis plans only apt changes today: these rules point the agent at the operator. A
+Aegis plans apt, ``pip install`` (into a venv) and ``npm install`` (into a project) today:
+those are pointed at ``aegis pip|npm install ... --plan``, the other tools at the operator. A
 container ``pull``/``run``/``create`` is allowed only for an image pinned by digest.
 Pure: no I/O.
 
@@ -14,7 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from aegis.guard.argv import ASK_OPERATOR, Match, find_verb, operand_indices, split_options
+from aegis.guard.argv import (
+    ASK_OPERATOR,
+    PLAN_NPM,
+    PLAN_PIP,
+    Match,
+    find_verb,
+    operand_indices,
+    split_options,
+)
 
 _NPM_MUTATING = frozenset(
     {"install", "i", "in", "ins", "inst", "insta", "instal", "isnt", "isnta", "isntal"}
@@ -56,7 +65,7 @@ def npm(args: Sequence[str]) -> Match | None:
         return Match(
             "npm.install",
             f"'npm {verb}' changes packages and runs their lifecycle scripts",
-            ASK_OPERATOR,
+            PLAN_NPM if verb in ("install", "i", "add") else ASK_OPERATOR,
         )
     return None
 
@@ -121,7 +130,8 @@ def pip(args: Sequence[str]) -> Match | None:
     index = find_verb(operands, ("install", "uninstall"), _PIP_READ_ONLY)
     if index is not None:
         verb = operands[index]
-        return Match("pip.install", f"'pip {verb}' changes Python packages directly", ASK_OPERATOR)
+        instead = PLAN_PIP if verb == "install" else ASK_OPERATOR
+        return Match("pip.install", f"'pip {verb}' changes Python packages directly", instead)
     return None
 
 

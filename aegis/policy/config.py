@@ -160,6 +160,19 @@ class RuleOverride:
 
 
 @dataclass(frozen=True)
+class ApprovedRegistry:
+    """One ``[[registries]]`` entry: an index or registry a non-apt ecosystem may use.
+
+    ``url`` is compared after appending ``/`` (docs/ecosystems.md).
+    """
+
+    name: str
+    ecosystem: str
+    """pip or npm."""
+    url: str
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """A parsed policy file. Every field is part of the policy version hash."""
 
@@ -175,6 +188,10 @@ class PolicyConfig:
     rules: dict[str, RuleOverride] = field(default_factory=dict)
     shadow: PolicyConfig | None = None
     """Another config whose decision is recorded, never enforced."""
+    # Left out of the version hash while empty: existing policies keep their version.
+    registries: tuple[ApprovedRegistry, ...] = field(
+        default=(), metadata={"aegis.omit_default": True}
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +205,7 @@ class PolicyUnavailable:
 
 # fmt: off
 _TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
-             "sources", "rules", "shadow"}
+             "sources", "rules", "shadow", "registries"}
 _SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
                 "packages", "freeze_after_s", "signed_suites", "min_release_age_s"}
 _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
@@ -338,6 +355,7 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise PolicyConfigError("sources: names must be unique")
+    registries = _parse_registries(data.get("registries", []))
     rules_raw = _table(data, "rules", "")
     shadow = _table(data, "shadow", "")
     _check_keys(shadow, {"path"}, "shadow")
@@ -381,7 +399,34 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
         sources=sources,
         rules={str(k): _parse_override(str(k), v) for k, v in sorted(rules_raw.items())},
         shadow=None,
+        registries=registries,
     )
+
+
+def registry_url(url: str) -> str:
+    """A registry URL as plans and policy compare it (one trailing ``/``)."""
+    return url.rstrip("/") + "/"
+
+
+def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_LIST:
+        raise PolicyConfigError("registries: expected an array of tables ([[registries]])")
+    out: list[ApprovedRegistry] = []
+    for i, item in enumerate(raw):
+        where = f"registries[{i}]."
+        if not isinstance(item, dict):
+            raise PolicyConfigError(f"registries[{i}]: expected a table")
+        _check_keys(item, {"name", "ecosystem", "url"}, where.rstrip("."))
+        eco = _str(item, "ecosystem", where)
+        if eco not in ("pip", "npm"):
+            raise PolicyConfigError(f"{where}ecosystem: expected 'pip' or 'npm'")
+        url = _str(item, "url", where)
+        if not url.startswith(("https://", "http://")) or "@" in url or not url.isascii():
+            raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")
+        out.append(ApprovedRegistry(_str(item, "name", where), eco, registry_url(url)))
+    if len({r.name for r in out}) != len(out):
+        raise PolicyConfigError("registries: names must be unique")
+    return tuple(out)
 
 
 def parse_policy_config(text: str) -> PolicyConfig:

@@ -180,6 +180,20 @@ def _sorted(fired: list[FiredRule]) -> tuple[FiredRule, ...]:
     return tuple(sorted(fired, key=lambda f: (-STRICTNESS[f.effect], f.rule_id)))
 
 
+UNSUPPORTED_ID = "ecosystem.unsupported"
+
+
+def _ecosystem_rules(plan: Plan, generic: tuple[Rule, ...]) -> tuple[Rule, ...] | None:
+    """The generic rules plus the plan's ecosystem's own; none for a tool nobody knows."""
+    from aegis.ecosystems import for_tool
+    from aegis.errors import InputError
+
+    try:
+        return for_tool(plan.intent.tool).rules(generic)
+    except InputError:
+        return None
+
+
 def _decide(
     plan: Plan,
     assessed: ReviewAssessment,
@@ -195,6 +209,12 @@ def _decide(
         reason = f"unknown rule set {config.ruleset!r}: nothing can be evaluated"
         deny = FiredRule(UNAVAILABLE_ID, Effect.DENY, reason, None, ())
         return Effect.DENY, _controls(Effect.DENY, (), False, ApprovalSettings()), (deny,), ()
+    eco_rules = _ecosystem_rules(plan, rules)
+    if eco_rules is None:
+        reason = f"no rules for package tool {str(plan.intent.tool)[:40]!r} (fail closed)"
+        deny = FiredRule(UNSUPPORTED_ID, Effect.DENY, reason, None, ())
+        return Effect.DENY, _controls(Effect.DENY, (), False, ApprovalSettings()), (deny,), ()
+    rules = eco_rules
     facts = Facts(plan, config, now)
     fired: list[FiredRule] = []
     not_fired: list[NotFiredRule] = []

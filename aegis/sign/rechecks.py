@@ -92,10 +92,11 @@ def check_age(ctx: Context, now: datetime, limits: SignLimits) -> None:
 
 def reanalyze(cfg: Config, plan: Plan, now: datetime) -> Plan:
     """Run the analyzer again on the plan's intent (the same code aegisd uses)."""
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems import for_tool
 
-    # Same inspection depth as the stored plan, or the two could never be equal.
-    result: Plan = analyze_apt(cfg, plan.intent, now, inspect_contents=plan.content_inspected)
+    # Same ecosystem and inspection depth as the stored plan, or the two could never be equal.
+    eco = for_tool(plan.intent.tool)
+    result: Plan = eco.plan(cfg, plan.intent, now, inspect_contents=plan.content_inspected)
     return result
 
 

@@ -180,7 +180,7 @@ def sign_request(
         EnvironmentFailure (7), ApprovalRequired (8): with the reason.
     """
     from aegis import api
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems import for_tool
     from aegis.sign.keys import load_signing_key, public_hex
     from aegis.workflow.files import write_atomic
 
@@ -197,7 +197,7 @@ def sign_request(
     require_snapshot(cfg, ctx)
     check_reproduces(ctx.plan, reanalyze(cfg, ctx.plan, now))
     reevaluate(cfg, ctx, now)
-    argv = tuple(derive_argv(ctx.plan, dpkg_root=cfg.dpkg_root))
+    argv = for_tool(ctx.plan.intent.tool).derive_argv(ctx.plan, cfg)
     if not argv:
         raise StateError("the plan has nothing to run (failed analysis or empty delta)")
     if argv != tuple(ctx.plan.command_preview):

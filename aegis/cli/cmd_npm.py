@@ -1,0 +1,137 @@
+"""``aegis npm install PKG... --project DIR --plan``: plan an npm change (read-only).
+
+The plan is the change to the project's ``package.json`` and ``package-lock.json``, resolved
+by ``npm install --package-lock-only --ignore-scripts`` in a scratch copy against one
+registry (``--registry``, default npm's own), with every package's version, resolved URL,
+integrity, install scripts and ``bin`` entries (docs/ecosystems.md). Bad targets (git,
+tarball, ``file:``, URL specs, aliases, options) are refused (exit 3) before anything runs;
+without ``--plan`` the command is refused like every mutation-shaped command.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+_VERBS = frozenset({"install"})
+
+
+class _NpmGroup(click.Group):
+    """Refuses npm verbs it cannot plan (``ci``, ``exec``, ``update``, ...) with exit 3."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in _VERBS and not args[0].startswith("-"):
+            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
+            from aegis.text import inert
+
+            raise DirectMutationRefusedError(
+                f"refusing to run 'aegis npm {inert(' '.join(args), max_chars=200)}': Aegis "
+                "never mutates directly, and it plans only npm install",
+                hint=PLAN_FLOW.format(example="npm install <package> --project DIR"),
+            )
+        return super().resolve_command(ctx, args)
+
+
+class _PkgCommand(click.Command):
+    """An option-shaped target is a bad target (exit 3), not a usage error."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from aegis.ecosystems.npm.names import check_target
+
+        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
+                check_target(arg)
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    "npm",
+    cls=_NpmGroup,
+    help=(
+        "Plan npm changes to a project (read-only); nothing runs until the plan is\n"
+        "reviewed, decided, signed and applied by aegisd.\n\n"
+        "Example:\n\n"
+        "  aegis npm install lodash@4.17.21 --project /srv/app --plan"
+    ),
+)
+def npm_group() -> None:
+    """Group the npm planning verbs; the help text is set on the decorator."""
+
+
+@npm_group.command(
+    "install",
+    cls=_PkgCommand,
+    help="Plan installing packages into a project.\n\nExample:\n\n"
+    "  aegis npm install lodash --project /srv/app --plan",
+)
+@click.argument("packages", nargs=-1, required=True)
+@click.option("--project", "project", default=None, help="Required: the project directory.")
+@click.option("--registry", "registry", default=None, help="The registry (default: npm's own).")
+@click.option("--plan", "plan", is_flag=True, help="Required: only plan, never change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and its path as JSON.")
+def install_cmd(
+    packages: tuple[str, ...], project: str | None, registry: str | None, plan: bool, as_json: bool
+) -> None:
+    """Plan an npm install."""
+    from aegis.cli.render import refuse_direct_mutation
+    from aegis.ecosystems.npm.names import DEFAULT_REGISTRY, check_targets, project_location
+    from aegis.ecosystems.pip.names import check_index_url
+    from aegis.errors import InputError
+
+    check_targets(packages)
+    url = check_index_url(registry or DEFAULT_REGISTRY)
+    if not plan:
+        raise refuse_direct_mutation("npm install " + " ".join(packages))
+    if project is None:
+        raise InputError(
+            "npm changes go into a project: --project DIR is required",
+            hint="a directory with package.json ('npm init -y')",
+        )
+    location = project_location(project)
+
+    from aegis import api
+    from aegis.analyze.plan import format_time
+    from aegis.cli.cmd_apt import analysis_failed_error, render_plan
+    from aegis.config import load_config
+    from aegis.ecosystems import for_tool
+    from aegis.model import Intent, Operation, Tool, plan_to_dict
+
+    cfg = load_config()
+    now = datetime.now(UTC)
+    intent = Intent(
+        tool=Tool.NPM,
+        operation=Operation.INSTALL,
+        targets=packages,
+        requested_by=api.current_user(),
+        requested_at=format_time(now),
+        location=location,
+        registry=url,
+    )
+    result = for_tool(Tool.NPM).plan(cfg, intent, now)
+    planned = api.submit_plan(cfg, result, api.current_user())
+    if as_json:
+        from aegis.cli.render import emit_json
+
+        emit_json(
+            {
+                "plan": plan_to_dict(result),
+                "plan_path": str(planned.plan_path),
+                "plan_hash": planned.plan_hash,
+                "request_id": planned.request_id,
+            }
+        )
+    else:
+        from aegis.cli.render import print_line, print_path
+
+        render_plan(result)
+        print_line(f"into {location} from {url}")
+        click.echo(f"request: {planned.request_id}")
+        print_path("plan", planned.plan_path)
+    if result.failure is not None:
+        raise analysis_failed_error(result, planned.request_id)

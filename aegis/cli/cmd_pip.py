@@ -1,0 +1,147 @@
+"""``aegis pip install REQ... --venv DIR --plan``: plan a pip change (read-only).
+
+The plan resolves the exact set with ``pip install --dry-run --report`` against one index
+(``--index-url``, default pip's own), for one existing virtual environment, and records
+every artifact by URL and SHA-256 (docs/ecosystems.md). Bad requirements (URLs, paths,
+options, markers, non-ASCII names) are refused (exit 3) before anything runs, and without
+``--plan`` the command is refused like every mutation-shaped command. ``--json`` prints
+``{"plan", "plan_path", "plan_hash", "request_id"}``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+_VERBS = frozenset({"install"})
+
+
+class _PipGroup(click.Group):
+    """Refuses pip verbs it cannot plan (``uninstall``, ``download``, ...) with exit 3."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in _VERBS and not args[0].startswith("-"):
+            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
+            from aegis.text import inert
+
+            raise DirectMutationRefusedError(
+                f"refusing to run 'aegis pip {inert(' '.join(args), max_chars=200)}': Aegis "
+                "never mutates directly, and it plans only pip install",
+                hint=PLAN_FLOW.format(example="pip install <requirement> --venv DIR"),
+            )
+        return super().resolve_command(ctx, args)
+
+
+class _ReqCommand(click.Command):
+    """An option-shaped requirement is a bad target (exit 3), not a usage error."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from aegis.ecosystems.pip.names import check_target
+
+        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
+                check_target(arg)
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    "pip",
+    cls=_PipGroup,
+    help=(
+        "Plan pip changes into a virtual environment (read-only); nothing runs until the\n"
+        "plan is reviewed, decided, signed and applied by aegisd.\n\n"
+        "Example:\n\n"
+        "  aegis pip install requests==2.32.3 --venv /srv/app/.venv --plan"
+    ),
+)
+def pip_group() -> None:
+    """Group the pip planning verbs; the help text is set on the decorator."""
+
+
+@pip_group.command(
+    "install",
+    cls=_ReqCommand,
+    help="Plan installing requirements into a venv.\n\nExample:\n\n"
+    "  aegis pip install requests --venv /srv/app/.venv --plan",
+)
+@click.argument("requirements", nargs=-1, required=True)
+@click.option("--venv", "venv", default=None, help="Required: an existing virtual environment.")
+@click.option(
+    "--index-url", "index_url", default=None, help="The index (default: pip's own, PyPI)."
+)
+@click.option("--plan", "plan", is_flag=True, help="Required: only plan, never change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and its path as JSON.")
+def install_cmd(
+    requirements: tuple[str, ...],
+    venv: str | None,
+    index_url: str | None,
+    plan: bool,
+    as_json: bool,
+) -> None:
+    """Plan a pip install."""
+    from aegis.cli.render import refuse_direct_mutation
+    from aegis.ecosystems.pip.names import (
+        DEFAULT_INDEX,
+        check_index_url,
+        check_targets,
+        venv_location,
+    )
+    from aegis.errors import InputError
+
+    check_targets(requirements)
+    index = check_index_url(index_url or DEFAULT_INDEX)
+    if not plan:
+        raise refuse_direct_mutation("pip install " + " ".join(requirements))
+    if venv is None:
+        raise InputError(
+            "pip changes go into a virtual environment: --venv DIR is required",
+            hint="Aegis never installs into the system interpreter's site-packages",
+        )
+    location = venv_location(venv)
+
+    from aegis import api
+    from aegis.analyze.plan import format_time
+    from aegis.cli.cmd_apt import analysis_failed_error, render_plan
+    from aegis.config import load_config
+    from aegis.ecosystems import for_tool
+    from aegis.model import Intent, Operation, Tool, plan_to_dict
+
+    cfg = load_config()
+    now = datetime.now(UTC)
+    intent = Intent(
+        tool=Tool.PIP,
+        operation=Operation.INSTALL,
+        targets=requirements,
+        requested_by=api.current_user(),
+        requested_at=format_time(now),
+        location=location,
+        registry=index,
+    )
+    result = for_tool(Tool.PIP).plan(cfg, intent, now)
+    planned = api.submit_plan(cfg, result, api.current_user())
+    if as_json:
+        from aegis.cli.render import emit_json
+
+        emit_json(
+            {
+                "plan": plan_to_dict(result),
+                "plan_path": str(planned.plan_path),
+                "plan_hash": planned.plan_hash,
+                "request_id": planned.request_id,
+            }
+        )
+    else:
+        from aegis.cli.render import print_line, print_path
+
+        render_plan(result)
+        print_line(f"into {location} from {index}")
+        click.echo(f"request: {planned.request_id}")
+        print_path("plan", planned.plan_path)
+    if result.failure is not None:
+        raise analysis_failed_error(result, planned.request_id)

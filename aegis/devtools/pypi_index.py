@@ -1,0 +1,148 @@
+"""A static PEP 503 index on loopback, with hand-built wheels and sdists (tests, bench, demo).
+
+Wheels are real zip files with ``METADATA``, ``WHEEL``, ``RECORD`` and optional
+``entry_points.txt``, ``.pth`` files and fake native modules; real pip installs them.
+
+Example:
+    idx = PypiIndex(tmp_path / "index")
+    idx.add_wheel("demo-lib", "1.0")
+    with idx.serve() as url:   # http://127.0.0.1:PORT/simple/
+        ...
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def _norm(name: str) -> str:
+    from aegis.ecosystems.pip.names import normalize
+
+    return normalize(name)
+
+
+def _record_line(path: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Stay silent: the tests' output is pytest's."""
+
+
+class PypiIndex:
+    """Files under ``root/files``, one ``root/simple/<name>/index.html`` per project."""
+
+    def __init__(self, root: Path) -> None:
+        """Create the directories."""
+        self.root = root
+        (root / "files").mkdir(parents=True, exist_ok=True)
+        (root / "simple").mkdir(parents=True, exist_ok=True)
+        self.links: dict[str, list[tuple[str, str, bool]]] = {}
+
+    def add_wheel(
+        self,
+        name: str,
+        version: str,
+        *,
+        requires: tuple[str, ...] = (),
+        pth: dict[str, str] | None = None,
+        scripts: dict[str, str] | None = None,
+        native: bool = False,
+        yanked: bool = False,
+        publish_hash: bool = True,
+        wrong_hash: bool = False,
+    ) -> Path:
+        """Build ``name-version-py3-none-any.whl`` and list it; return its path."""
+        dist = name.replace("-", "_")
+        pkg = dist.lower()
+        info = f"{dist}-{version}.dist-info"
+        meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+        files: dict[str, bytes] = {
+            f"{pkg}/__init__.py": f"VERSION = {version!r}\n".encode(),
+            f"{info}/METADATA": meta.encode(),
+            f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: aegis-test\n"
+            b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+        }
+        for fname, body in (pth or {}).items():
+            files[fname] = body.encode()
+        if scripts:
+            lines = "".join(f"{k} = {v}\n" for k, v in scripts.items())
+            files[f"{info}/entry_points.txt"] = f"[console_scripts]\n{lines}".encode()
+        if native:
+            files[f"{pkg}/_speedups.cpython-311-x86_64-linux-gnu.so"] = b"\x7fELF fake"
+        record = [_record_line(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
+        files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for p, d in files.items():
+                zf.writestr(p, d)
+        path = self.root / "files" / f"{dist}-{version}-py3-none-any.whl"
+        path.write_bytes(buf.getvalue())
+        self._link(name, path, yanked, publish_hash, wrong_hash)
+        return path
+
+    def add_sdist(self, name: str, version: str) -> Path:
+        """A minimal sdist (``pyproject.toml`` with setuptools); listed like a wheel."""
+        dist = name.replace("-", "_")
+        base = f"{dist}-{version}"
+        files = {
+            f"{base}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+            f"{base}/pyproject.toml": "[build-system]\nrequires = []\n"
+            'build-backend = "setuptools.build_meta"\n',
+        }
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            for p, text in files.items():
+                data = text.encode()
+                ti = tarfile.TarInfo(p)
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+        path = self.root / "files" / f"{base}.tar.gz"
+        path.write_bytes(buf.getvalue())
+        self._link(name, path, False, True)
+        return path
+
+    def _link(
+        self, name: str, path: Path, yanked: bool, publish_hash: bool, wrong: bool = False
+    ) -> None:
+        project = _norm(name)
+        digest = hashlib.sha256(path.read_bytes() + (b"x" if wrong else b"")).hexdigest()
+        self.links.setdefault(project, []).append(
+            (path.name, digest if publish_hash else "", yanked)
+        )
+        anchors = []
+        for fname, digest, is_yanked in self.links[project]:
+            href = f"../../files/{fname}" + (f"#sha256={digest}" if digest else "")
+            extra = ' data-yanked=""' if is_yanked else ""
+            anchors.append(f'<a href="{html.escape(href)}"{extra}>{html.escape(fname)}</a><br>')
+        d = self.root / "simple" / project
+        d.mkdir(exist_ok=True)
+        page = "<!DOCTYPE html><html><body>\n" + "\n".join(anchors) + "\n</body></html>\n"
+        (d / "index.html").write_text(page)
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve the index on 127.0.0.1; yield its ``/simple/`` URL."""
+        handler = partial(_Quiet, directory=str(self.root))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        finally:
+            server.shutdown()
+            server.server_close()

@@ -1,0 +1,84 @@
+"""apt behind the ecosystem seam: a thin adapter over the existing apt code.
+
+The apt code itself still lives where it grew (``aegis/analyze``, ``aegis/execute/argv.py``,
+``aegis/execute/runner.py``, ``aegis/execute/drift.py``, ``aegis/policy/rules_*.py``);
+moving it into this folder is a follow-up (docs/design.md "Ecosystems"). Every method here
+calls that code unchanged, so apt behaves exactly as before the seam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aegis.model import Intent, Plan, Tool
+
+if TYPE_CHECKING:
+    from aegis.config import Config
+    from aegis.ecosystems.interface import InstalledState
+    from aegis.policy.rules import Rule
+    from aegis.sign.execution_plan import ExactTarget
+
+
+class AptEcosystem:
+    """Debian packages through apt and dpkg."""
+
+    tool = Tool.APT
+
+    def check_targets(self, targets: Sequence[str]) -> None:
+        """Debian name grammar (:func:`aegis.analyze.names.parse_targets`)."""
+        from aegis.analyze.names import parse_targets
+
+        parse_targets(tuple(targets))
+
+    def plan(
+        self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
+    ) -> Plan:
+        """:func:`aegis.analyze.plan.analyze_apt`."""
+        from aegis.analyze.plan import analyze_apt
+
+        result: Plan = analyze_apt(cfg, intent, now, inspect_contents=inspect_contents)
+        return result
+
+    def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
+        """:func:`aegis.execute.argv.derive_argv` (``dpkg_root`` for throwaway test roots)."""
+        from aegis.execute.argv import derive_argv
+
+        return derive_argv(plan, dpkg_root=cfg.dpkg_root)
+
+    def exact_targets(self, plan: Plan) -> tuple[ExactTarget, ...]:
+        """:func:`aegis.sign.execution_plan.derive_targets`."""
+        from aegis.sign.execution_plan import derive_targets
+
+        return derive_targets(plan)
+
+    def preflight(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> str | None:
+        """``dpkg --audit`` is checked by aegisd's apply itself (it names the recovery)."""
+        return None
+
+    def installed_state(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> InstalledState:
+        """Dpkg's status (:func:`aegis.execute.runner.dpkg_status`)."""
+        from aegis.execute.runner import dpkg_status
+
+        return dpkg_status(cfg.dpkg_root, env)
+
+    def drift(
+        self, before: InstalledState, after: InstalledState, targets: Sequence[ExactTarget]
+    ) -> list[str]:
+        """:func:`aegis.execute.drift.compare_with_delta`."""
+        from aegis.execute.drift import compare_with_delta
+
+        b: Any = before
+        a: Any = after
+        return compare_with_delta(b, a, targets)
+
+    def before_run(self, cfg: Config, plan: Plan) -> None:
+        """Nothing to write: the argv names everything."""
+
+    def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        """The built-in rule set is apt's today: every rule applies."""
+        return generic
+
+
+APT = AptEcosystem()

@@ -1,0 +1,68 @@
+"""The ecosystem seam: what every package ecosystem gives the stages (docs/ecosystems.md).
+
+An :class:`Ecosystem` sits just above the records of :mod:`aegis.model` and below every
+stage. The analyzer plans through it, ``aegisctl sign`` and aegisd re-plan through the same
+one and compare, the argv is derived by it, aegisd reads the installed state and drift
+through it, and the policy engine evaluates the generic rules plus the ones it adds.
+
+Nothing here imports a stage: the types stages pass in are named only for mypy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from aegis.config import Config
+    from aegis.model import Intent, Plan, Tool
+    from aegis.policy.rules import Rule
+    from aegis.sign.execution_plan import ExactTarget
+
+InstalledState = Mapping[str, object]
+"""What is installed where the change lands, keyed by package (the ecosystem's own shape)."""
+
+
+class Ecosystem(Protocol):
+    """One package ecosystem (apt, pip, ...), as every stage sees it."""
+
+    tool: Tool
+
+    def check_targets(self, targets: Sequence[str]) -> None:
+        """Refuse targets outside the ecosystem's grammar before anything runs.
+
+        Raises:
+            InputError: a bad target (exit 3); no request is created.
+        """
+
+    def plan(
+        self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
+    ) -> Plan:
+        """Resolve the exact set the intent would change, read-only for the system."""
+
+    def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
+        """The one argv that applies ``plan``; ``()`` when nothing may run. Pure."""
+
+    def exact_targets(self, plan: Plan) -> tuple[ExactTarget, ...]:
+        """The exact targets an execution plan binds."""
+
+    def preflight(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> str | None:
+        """Why the place the change lands cannot take it now (aegisd refuses), or None."""
+
+    def installed_state(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> InstalledState:
+        """What is installed where the change lands, before and after a run."""
+
+    def drift(
+        self, before: InstalledState, after: InstalledState, targets: Sequence[ExactTarget]
+    ) -> list[str]:
+        """Differences between what changed and the signed targets (audited as drift)."""
+
+    def before_run(self, cfg: Config, plan: Plan) -> None:
+        """Write what the argv needs, under aegisd's lock after ``started`` is recorded.
+
+        npm: the signed ``package.json`` and ``package-lock.json``; nothing for apt or pip.
+        """
+
+    def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        """The rules the engine evaluates for this ecosystem's plans."""

@@ -1,0 +1,156 @@
+"""npm behind the ecosystem seam: packages into a project directory (docs/ecosystems.md).
+
+Planned with ``npm install --package-lock-only --ignore-scripts`` in a scratch copy of the
+project against one explicit registry; the plan carries the new ``package.json`` and
+``package-lock.json``. aegisd re-resolves, writes exactly those two signed files into the
+project, then runs ``npm ci --ignore-scripts``: npm installs exactly the lockfile and checks
+every tarball against the lockfile's ``integrity``. Lifecycle scripts never run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aegis.ecosystems.npm.names import check_targets as _check_targets
+from aegis.ecosystems.npm.names import project_dir
+from aegis.errors import EnvironmentFailure, InputError
+from aegis.model import Action, Intent, Plan, Tool
+
+if TYPE_CHECKING:
+    from aegis.config import Config
+    from aegis.ecosystems.interface import InstalledState
+    from aegis.policy.rules import Rule
+    from aegis.sign.execution_plan import ExactTarget
+
+PROJECT_FILES = ("package.json", "package-lock.json")
+
+
+def _cache(cfg: Config) -> str:
+    # aegisd's own root-only directory: npm's cache never lands in the user's project or HOME.
+    return str(cfg.aegisd_dir / "npm-cache")
+
+
+def _write(directory: Path, name: str, text: str) -> None:
+    """Write ``directory/name`` without following links (the project belongs to a user)."""
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    tmp = f".{name}.aegis-{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                     dir_fd=dfd)  # fmt: skip
+        try:
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    finally:
+        os.close(dfd)
+
+
+class NpmEcosystem:
+    """npm packages into a project directory."""
+
+    tool = Tool.NPM
+
+    def check_targets(self, targets: Sequence[str]) -> None:
+        """The strict grammar of :mod:`aegis.ecosystems.npm.names`."""
+        _check_targets(tuple(targets))
+
+    def plan(
+        self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
+    ) -> Plan:
+        """:func:`aegis.ecosystems.npm.resolve.plan_npm`."""
+        from aegis.ecosystems.npm.resolve import plan_npm
+
+        return plan_npm(cfg, intent, now)
+
+    def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
+        """``npm ci --ignore-scripts`` of the signed lockfile; ``()`` when anything is off."""
+        from aegis.ecosystems.npm.resolve import NO_GLOBAL_CONFIG, NPM
+
+        eco = plan.ecosystem
+        if plan.failure is not None or eco is None or not plan.changes:
+            return ()
+        if sorted(f.name for f in eco.files) != sorted(PROJECT_FILES):
+            return ()
+        registry = plan.intent.registry or ""
+        for a in eco.artifacts:
+            if not a.integrity.startswith("sha512-") or not a.url.startswith(registry):
+                return ()
+        try:
+            project = project_dir(plan.intent.location)
+        except InputError:
+            return ()
+        return (NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--userconfig",
+                os.devnull, "--globalconfig", NO_GLOBAL_CONFIG, "--registry", registry,
+                "--cache", _cache(cfg), "--prefix", project)  # fmt: skip
+
+    def exact_targets(self, plan: Plan) -> tuple[ExactTarget, ...]:
+        """The changes at their exact versions."""
+        from aegis.sign.execution_plan import derive_targets
+
+        return derive_targets(plan)
+
+    def preflight(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> str | None:
+        """The project must still be a project."""
+        project = Path(project_dir(plan.intent.location))
+        if not (project / "package.json").is_file() or project.is_symlink():
+            return f"{project} is no longer an npm project"
+        return None
+
+    def installed_state(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> InstalledState:
+        """Install path -> version, from npm's hidden lockfile in ``node_modules``."""
+        from aegis.ecosystems.npm.resolve import _read, lock_packages
+
+        project = Path(project_dir(plan.intent.location))
+        try:
+            text = _read(project / "node_modules" / ".package-lock.json")
+        except OSError:
+            text = None
+        return {p: str(e.get("version")) for p, e in lock_packages(text).items()}
+
+    def drift(
+        self, before: InstalledState, after: InstalledState, targets: Sequence[ExactTarget]
+    ) -> list[str]:
+        """A target not at its version afterwards, or an unnamed installed package changed."""
+        out: list[str] = []
+        names = {t.name for t in targets}
+        for t in targets:
+            got: Any = after.get(t.name)
+            if t.action is Action.REMOVE:
+                if got is not None:
+                    out.append(f"{t.name}: expected removed, found {got}")
+            elif got != t.version:
+                out.append(f"{t.name}: expected {t.version}, found {got}")
+        for name in sorted(before):
+            if name not in names and before.get(name) != after.get(name):
+                out.append(f"{name}: {before.get(name)} -> {after.get(name)} (not in the plan)")
+        return out
+
+    def before_run(self, cfg: Config, plan: Plan) -> None:
+        """Write the signed ``package.json`` and ``package-lock.json`` into the project.
+
+        Raises:
+            EnvironmentFailure: the project cannot be written.
+        """
+        assert plan.ecosystem is not None
+        project = Path(project_dir(plan.intent.location))
+        try:
+            for f in plan.ecosystem.files:
+                if f.name in PROJECT_FILES:
+                    _write(project, f.name, f.after)
+        except OSError as e:
+            raise EnvironmentFailure(f"cannot write the project files: {e}") from e
+
+    def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        """:func:`aegis.ecosystems.npm.rules.npm_rules`."""
+        from aegis.ecosystems.npm.rules import npm_rules
+
+        return npm_rules(generic)
+
+
+NPM = NpmEcosystem()

@@ -1,0 +1,340 @@
+"""Plan an npm install read-only: ``npm install --package-lock-only --ignore-scripts``.
+
+npm runs in a scratch copy of the project's ``package.json`` and ``package-lock.json`` with a
+private cache and ``HOME``, no user or global configuration (``--userconfig``/
+``--globalconfig`` are ``/dev/null``) and one explicit ``--registry``: the project's own
+``.npmrc`` is not copied, so it cannot add registries or scripts. The new lockfile is the
+resolved set; each package whose entry changed is compared with the old lockfile, its
+tarball downloaded (bounded) and checked against the lockfile's ``integrity``, and its
+``package.json`` read from the tarball: lifecycle install scripts (scanned with the same
+script rules as Debian maintainer scripts), ``bin`` entries, the resolved URL's registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aegis.canonical import canonical_hash
+from aegis.ecosystems.npm.names import check_targets, project_dir
+from aegis.errors import InputError
+from aegis.model import (
+    PLAN_SCHEMA,
+    Action,
+    AnalysisFailure,
+    Artifact,
+    ConfigEvidence,
+    EcosystemEvidence,
+    Finding,
+    Intent,
+    Operation,
+    PackageChange,
+    Plan,
+    ProjectFile,
+    Provenance,
+    Signal,
+)
+
+NPM = "/usr/bin/npm"
+PROJECT_FILES = ("package.json", "package-lock.json")
+NPM_TIMEOUT_S = 300.0
+MAX_PROJECT_FILE = 4 * 1024 * 1024
+INSTALL_HOOKS = ("preinstall", "install", "postinstall")
+POPULAR = frozenset(
+    {
+        "lodash", "react", "react-dom", "express", "axios", "chalk", "commander", "debug",
+        "moment", "request", "typescript", "webpack", "vue", "jquery", "underscore",
+        "left-pad", "uuid", "dotenv", "yargs", "minimist", "colors", "cross-env", "eslint",
+        "prettier", "jest", "mocha", "async", "bluebird", "classnames", "body-parser",
+    }
+)  # fmt: skip
+SHADOWED = frozenset(
+    {
+        "sudo", "su", "ls", "cp", "mv", "rm", "sh", "bash", "ssh", "scp", "curl", "wget",
+        "node", "npm", "npx", "python3", "apt", "apt-get", "dpkg", "systemctl", "git", "gpg",
+        "tar", "chmod", "chown", "passwd", "env", "aegis", "aegisctl", "aegisd",
+    }
+)  # fmt: skip
+
+
+NO_GLOBAL_CONFIG = "/proc/aegis-no-npmrc"
+"""npm's global config path: missing, and no one (not even root) can create a file in /proc.
+npm refuses the same file as user and global config, so /dev/null serves only as the user's."""
+
+
+def npm_env(home: str) -> dict[str, str]:
+    """Npm's environment: no user configuration, no colour, no update check."""
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": home,
+            "NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}  # fmt: skip
+
+
+def lock_only_argv(registry: str, cache: str, targets: tuple[str, ...]) -> tuple[str, ...]:
+    """The read-only resolution (run in a scratch copy; also the bench's raw baseline)."""
+    return (NPM, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
+            "--no-fund", "--userconfig", os.devnull, "--globalconfig", NO_GLOBAL_CONFIG,
+            "--registry", registry, "--cache", cache, "--", *targets)  # fmt: skip
+
+
+def _read(path: Path) -> str | None:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_PROJECT_FILE + 1)
+    except FileNotFoundError:
+        return None
+    if len(data) > MAX_PROJECT_FILE:
+        raise OSError(f"{path} is larger than {MAX_PROJECT_FILE} bytes")
+    return data.decode("utf-8")
+
+
+def lock_packages(text: str | None) -> dict[str, dict[str, Any]]:
+    """Install path (``node_modules/...`` key without its first prefix) -> lockfile entry."""
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}
+    packages = doc.get("packages") if isinstance(doc, dict) else None
+    out: dict[str, dict[str, Any]] = {}
+    for key, entry in (packages or {}).items():
+        if key.startswith("node_modules/") and isinstance(entry, dict) and not entry.get("link"):
+            out[key[len("node_modules/") :]] = entry
+    return out
+
+
+def _pkg_name(path: str) -> str:
+    return path.rsplit("node_modules/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class _Tarball:
+    integrity_ok: bool
+    scripts: dict[str, str]
+    bins: tuple[str, ...]
+    problem: str = ""
+
+
+def _fetch(url: str) -> bytes:
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        raise OSError("not an http(s) URL")
+    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - scheme checked
+        data: bytes = resp.read(256 * 1024 * 1024 + 1)
+    if len(data) > 256 * 1024 * 1024:
+        raise OSError("tarball larger than the cap")
+    return data
+
+
+def _sri_ok(integrity: str, data: bytes) -> bool:
+    algo, _, digest = integrity.partition("-")
+    if algo != "sha512":
+        return False  # sha1 (shasum) alone is not integrity
+    return base64.b64encode(hashlib.sha512(data).digest()).decode() == digest
+
+
+def _inspect(entry: dict[str, Any]) -> _Tarball:
+    try:
+        data = _fetch(str(entry.get("resolved", "")))
+    except (OSError, ValueError) as e:
+        return _Tarball(False, {}, (), f"download failed: {e}")
+    ok = _sri_ok(str(entry.get("integrity", "")), data)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+            member = tf.extractfile("package/package.json")
+            manifest = json.loads(member.read(1024 * 1024)) if member else {}
+    except (tarfile.TarError, KeyError, ValueError, OSError) as e:
+        return _Tarball(ok, {}, (), f"unreadable tarball: {e}")
+    scripts = manifest.get("scripts") or {}
+    hooks = {k: str(scripts[k]) for k in INSTALL_HOOKS if isinstance(scripts.get(k), str)}
+    raw_bin = manifest.get("bin")
+    if isinstance(raw_bin, str):
+        bins: tuple[str, ...] = (str(manifest.get("name", "")).split("/")[-1],)
+    elif isinstance(raw_bin, dict):
+        bins = tuple(sorted(str(k) for k in raw_bin))
+    else:
+        bins = ()
+    return _Tarball(ok, hooks, bins)
+
+
+def _action(old: dict[str, Any] | None, new: dict[str, Any]) -> Action:
+    from packaging.version import InvalidVersion, Version
+
+    if old is None:
+        return Action.INSTALL
+    try:
+        up = Version(str(new.get("version"))) > Version(str(old.get("version")))
+    except InvalidVersion:
+        up = True
+    return Action.UPGRADE if up else Action.DOWNGRADE
+
+
+_Files = dict[str, str | None]
+
+
+class _Resolution:
+    """npm started in a scratch copy at once, so the planner's own work overlaps it."""
+
+    def __init__(
+        self, project: Path, registry: str, targets: tuple[str, ...], restore: _Files
+    ) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="aegis-npm-")
+        self.work = Path(self.tmp.name) / "project"
+        self.work.mkdir()
+        for name in ("package.json", "package-lock.json"):
+            if restore:  # a rollback: the signed files, never the project's current ones
+                if restore.get(name) is not None:
+                    (self.work / name).write_text(restore[name] or "")
+            elif (project / name).is_file() and not (project / name).is_symlink():
+                shutil.copyfile(project / name, self.work / name)
+        self.error = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            self.proc = subprocess.Popen(
+                lock_only_argv(registry, str(Path(self.tmp.name) / "cache"), targets),
+                cwd=self.work, env=npm_env(self.tmp.name), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            self.error = f"npm did not run: {e}"
+
+    def wait(self) -> tuple[int, str, _Files]:
+        """(exit status, stderr, {file: new text}); the group is killed on timeout."""
+        try:
+            if self.proc is None:
+                return -1, self.error, {}
+            try:
+                _, err = self.proc.communicate(timeout=NPM_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.communicate()
+                return -1, f"npm timed out after {NPM_TIMEOUT_S} s", {}
+            files = {n: _read(self.work / n) for n in ("package.json", "package-lock.json")}
+            return self.proc.returncode, err[-65536:].decode("utf-8", "replace"), files
+        finally:
+            self.tmp.cleanup()
+
+
+class _Evidence:
+    """Changes, provenance, artifacts, signals and findings of the changed lockfile entries."""
+
+    def __init__(self, registry: str, names: tuple[str, ...]) -> None:
+        self.registry = registry
+        self.names = names
+        self.changes: list[PackageChange] = []
+        self.prov: list[Provenance] = []
+        self.arts: list[Artifact] = []
+        self.signals: list[Signal] = []
+        self.findings: list[Finding] = []
+
+    def collect(self, changed: list[str], old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Download and read every changed package (four at a time)."""
+        from aegis.analyze.evidence.scripts import scan_script
+
+        registry, names = self.registry, self.names
+        changes, prov, arts = self.changes, self.prov, self.arts
+        signals, findings = self.signals, self.findings
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            facts = dict(zip(changed, pool.map(lambda p: _inspect(new[p]), changed), strict=True))
+        for path in changed:
+            entry, t = new[path], facts[path]
+            version = str(entry.get("version", ""))
+            url = str(entry.get("resolved", ""))
+            integrity = str(entry.get("integrity", "")) if t.integrity_ok else ""
+            name = _pkg_name(path)
+            changes.append(PackageChange(path, "", _action(old.get(path), entry),
+                                         old.get(path, {}).get("version"), version, name, version,
+                                         registry))  # fmt: skip
+            chain = (f"registry:{registry}", f"tarball:{integrity}") if integrity else ()
+            prov.append(Provenance(path, version, "", url, url.rsplit("/", 1)[-1], 0, "", registry,
+                                   chain, bool(integrity)))  # fmt: skip
+            arts.append(Artifact(name=path, version=version, kind="tarball", url=url, sha256="",
+                                 size=0, requested=name in names, commands=t.bins,
+                                 install_scripts=tuple(f"{k}: {v}" for k, v in t.scripts.items()),
+                                 integrity=integrity))  # fmt: skip
+            for hook, body in t.scripts.items():
+                signals.append(Signal("npm.install-script", path, f"{hook}: {body[:200]}"))
+                findings.extend(scan_script(path, hook, body.encode()))
+            if entry.get("hasInstallScript") and not t.scripts:
+                signals.append(Signal("npm.install-script", path, "hasInstallScript (node-gyp?)"))
+            signals.extend(Signal("npm.bin-shadows", path, f"bin {b!r}") for b in t.bins
+                           if b in SHADOWED)  # fmt: skip
+            if not integrity:
+                signals.append(
+                    Signal("integrity.unverified", path, t.problem or "integrity mismatch")
+                )
+
+
+def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
+    """Resolve ``intent`` against its registry for its project (read-only)."""
+    restore: _Files = {f.name: f.after for f in intent.files if f.name in PROJECT_FILES}
+    if intent.operation is Operation.ROLLBACK:
+        if intent.targets or "package.json" not in restore:
+            raise InputError("an npm rollback restores package.json (and its lockfile) only")
+        names: tuple[str, ...] = ()
+    else:
+        names = check_targets(intent.targets)
+    project = Path(project_dir(intent.location))
+    registry = intent.registry or ""
+    before = {n: _read(project / n) for n in PROJECT_FILES}
+    resolution = _Resolution(project, registry, intent.targets, restore)
+    # While npm resolves: the imports.
+    from aegis.analyze.evidence.scripts import scan_script  # noqa: F401 - warm the import
+    from aegis.analyze.lookalike import lookalike_signals
+    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.ecosystems.npm import NPM as ECO
+
+    old = lock_packages(before["package-lock.json"])
+    files_before = sorted((k, v or "") for k, v in before.items())
+    state_hash = canonical_hash(
+        {"ecosystem": "npm", "location": intent.location, "files": files_before}
+    )
+    code, err, after = resolution.wait()
+    failure = None
+    if code != 0 or not after.get("package-lock.json") or not after.get("package.json"):
+        kind = "unknown-package" if "E404" in err or "ETARGET" in err else "tool-failed"
+        failure = AnalysisFailure(kind, err.strip()[-2000:] or f"npm exited {code}")
+    new = lock_packages(after.get("package-lock.json")) if failure is None else {}
+    changed = sorted(p for p in new if old.get(p, {}).get("integrity") != new[p].get("integrity")
+                     or old.get(p, {}).get("version") != new[p].get("version"))  # fmt: skip
+    ev = _Evidence(registry, names)
+    ev.collect(changed, old, new)
+    changes, prov, arts, signals, findings = (ev.changes, ev.prov, ev.arts, ev.signals, ev.findings)
+    removed = sorted(set(old) - set(new)) if failure is None else []
+    for path in removed:
+        v = old[path].get("version")
+        changes.append(PackageChange(path, "", Action.REMOVE, v, None, _pkg_name(path), v, None))
+    new_names = [n for n in names if not any(_pkg_name(p) == n for p in old)]
+    signals.extend(lookalike_signals(new_names, set(POPULAR) | {_pkg_name(p) for p in old}))
+    files = () if failure is not None else tuple(
+        ProjectFile(n, before[n], after[n] or "") for n in ("package.json", "package-lock.json")
+    )  # fmt: skip
+    plan = Plan(
+        schema_version=PLAN_SCHEMA, plan_id=new_plan_id(), created_at=format_time(now),
+        intent=intent, host=this_host(cfg), changes=tuple(changes), configure_order=(),
+        command_preview=(), repositories=(), config=ConfigEvidence("", "", ()),
+        provenance=tuple(prov), findings=tuple(findings), vulnerabilities=(), vulndb_date=None,
+        rollback=(), signals=tuple(signals), package_state_hash=state_hash,
+        content_inspected=True, failure=failure,
+        ecosystem=EcosystemEvidence(
+            "npm", intent.location or "", registry, "npm",
+            tuple(f"{p}@{e.get('version')}" for p, e in sorted(old.items())), tuple(arts),
+            files,
+        ),
+    )  # fmt: skip
+    return replace(plan, command_preview=ECO.derive_argv(plan, cfg))

@@ -1,0 +1,318 @@
+"""Plan a pip install read-only: ``pip install --dry-run --ignore-installed --report``.
+
+pip runs with the target venv's own interpreter, isolated from the machine's pip
+configuration (``--isolated``, ``PIP_CONFIG_FILE=/dev/null``, no cache, an explicit
+``--index-url``): a config file could add indexes, and the plan must name every index it
+used, which is then exactly one. Wheels only: pip would run an sdist's build backend just to
+read its metadata, and planning runs no package code. The report gives the whole resolved
+set; each change is compared with what the venv has, and each artifact is downloaded
+(bounded), checked against the SHA-256 pip saw (the index's, or the one pip computed when
+the index publishes none) and listed for ``.pth`` files,
+native modules and commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.version import InvalidVersion, Version
+
+from aegis.canonical import canonical_hash
+from aegis.ecosystems.pip import wheels
+from aegis.ecosystems.pip.names import check_targets, location_dir, normalize
+from aegis.ecosystems.pip.state import installed
+from aegis.model import (
+    PLAN_SCHEMA,
+    Action,
+    AnalysisFailure,
+    Artifact,
+    ConfigEvidence,
+    EcosystemEvidence,
+    Intent,
+    PackageChange,
+    Plan,
+    Provenance,
+    Signal,
+)
+
+PIP_TIMEOUT_S = 300.0
+MAX_REPORT = 32 * 1024 * 1024
+POPULAR = frozenset(
+    {
+        "requests", "urllib3", "numpy", "pandas", "setuptools", "boto3", "botocore",
+        "certifi", "idna", "charset-normalizer", "cryptography", "pyyaml", "django",
+        "flask", "jinja2", "markupsafe", "six", "python-dateutil", "typing-extensions",
+        "packaging", "pip", "wheel", "attrs", "click", "pydantic", "sqlalchemy", "pytest",
+        "colorama", "beautifulsoup4", "pillow", "scipy", "matplotlib", "fastapi", "uvicorn",
+    }
+)  # fmt: skip
+"""Names typosquatters imitate most (PyPI download ranks); installed names are added."""
+SHADOWED_COMMANDS = frozenset(
+    {
+        "sudo", "su", "ls", "cp", "mv", "rm", "sh", "bash", "ssh", "scp", "curl", "wget",
+        "python", "python3", "pip", "pip3", "apt", "apt-get", "dpkg", "systemctl", "git",
+        "gpg", "tar", "chmod", "chown", "passwd", "login", "id", "ps", "kill", "cat", "env",
+        "aegis", "aegisctl", "aegisd",
+    }
+)  # fmt: skip
+"""System commands a package's console script must not shadow on PATH."""
+
+
+def pip_env(home: str) -> dict[str, str]:
+    """The environment of every pip child: no user or site configuration reaches it."""
+    return {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": home,
+        "PIP_CONFIG_FILE": os.devnull,
+        "PYTHONNOUSERSITE": "1",
+        "PIP_NO_INPUT": "1",
+    }
+
+
+def dry_run_argv(venv: str, index: str, targets: tuple[str, ...]) -> tuple[str, ...]:
+    """The read-only resolution (also the bench's raw baseline).
+
+    ``--only-binary=:all:``: reading an sdist's metadata means running its build backend,
+    which planning must never do; a project with only an sdist fails analysis.
+    """
+    return (
+        f"{venv}/bin/python", "-m", "pip", "--isolated", "--disable-pip-version-check",
+        "--no-input", "install", "--dry-run", "--ignore-installed", "--quiet",
+        "--no-cache-dir", "--only-binary=:all:", "--report", "-", "--index-url", index,
+        "--", *targets,
+    )  # fmt: skip
+
+
+class _Pip:
+    """pip started at once, so the planner's own work overlaps pip's resolution."""
+
+    def __init__(self, argv: tuple[str, ...]) -> None:
+        self.home = tempfile.TemporaryDirectory(prefix="aegis-pip-")
+        try:
+            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=pip_env(self.home.name),
+                start_new_session=True,
+            )
+            self.error = ""
+        except OSError as e:
+            self.proc, self.error = None, f"cannot start {argv[0]}: {e}"
+
+    def wait(self) -> tuple[int, str, str]:
+        """Exit status, stdout and stderr (bounded); the process group is killed on timeout."""
+        try:
+            if self.proc is None:
+                return -1, "", self.error
+            try:
+                out, err = self.proc.communicate(timeout=PIP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.communicate()
+                return -1, "", f"pip timed out after {PIP_TIMEOUT_S} s"
+            text = out[:MAX_REPORT].decode("utf-8", "replace")
+            return self.proc.returncode, text, err[-65536:].decode("utf-8", "replace")
+        finally:
+            self.home.cleanup()
+
+
+def venv_owner(venv: Path) -> str:
+    """``UID:GID`` that runs the venv's interpreter (``0:0`` when root owns all of it).
+
+    The first non-root owner of the venv directory, its ``bin`` or its ``bin/python`` link.
+    """
+    for path in (venv, venv / "bin", venv / "bin" / "python"):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if st.st_uid != 0:
+            return f"{st.st_uid}:{st.st_gid}"
+    return "0:0"
+
+
+def _kind(url: str) -> str:
+    return "wheel" if urlsplit(url).path.endswith(".whl") else "sdist"
+
+
+def _artifact(item: Mapping[str, Any], facts: wheels.WheelFacts | None) -> Artifact:
+    meta = item.get("metadata") or {}
+    info = item.get("download_info") or {}
+    url = str(info.get("url", ""))
+    hashes = (info.get("archive_info") or {}).get("hashes") or {}
+    # The SHA-256 pip saw: the index's, or (newer pips, an index publishing none) the one
+    # pip computed from what it downloaded. Our own download must have exactly those bytes.
+    published = str(hashes.get("sha256", "")).lower()
+    if not published and facts is not None and not facts.problem:
+        published = facts.sha256
+    ok = facts is not None and not facts.problem and facts.sha256 == published
+    return Artifact(
+        name=normalize(str(meta.get("name", ""))),
+        version=str(meta.get("version", "")),
+        kind=_kind(url),
+        url=url,
+        # Only a hash the resolution saw and the bytes matched counts as integrity.
+        sha256=published if ok else "",
+        size=facts.size if facts else 0,
+        requested=bool(item.get("requested")),
+        yanked=bool(item.get("is_yanked")),
+        pth_files=facts.pth_files if facts else (),
+        native_modules=facts.native_modules if facts else (),
+        commands=facts.commands if facts else (),
+    )
+
+
+_YANKED_RE = re.compile(r"yanked version: '([A-Za-z0-9._-]+)' candidate \(version ([^ )]+)")
+
+
+def _yanked(stderr: str) -> set[tuple[str, str]]:
+    """(name, version) pip warned were yanked (older pips' reports lack ``is_yanked``)."""
+    return {(normalize(n), v) for n, v in _YANKED_RE.findall(stderr)}
+
+
+def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
+    url = str((item.get("download_info") or {}).get("url", ""))
+    try:
+        data = wheels.fetch(url)
+    except (OSError, ValueError):
+        return None
+    return wheels.inspect_wheel(data) if _kind(url) == "wheel" else wheels.hash_only(data)
+
+
+def _action(current: str | None, new: str) -> Action:
+    if current is None:
+        return Action.INSTALL
+    try:
+        return Action.UPGRADE if Version(new) > Version(current) else Action.DOWNGRADE
+    except InvalidVersion:
+        return Action.UPGRADE
+
+
+def _signals(arts: tuple[Artifact, ...], have: Mapping[str, str]) -> list[Signal]:
+    from aegis.analyze.lookalike import lookalike_signals
+
+    out: list[Signal] = []
+    for a in arts:
+        if a.kind == "sdist":
+            out.append(Signal("pip.sdist", a.name, "an sdist runs its build backend"))
+        for f in a.pth_files:
+            out.append(Signal("pip.pth", a.name, f"{f} runs at every interpreter start"))
+        if a.native_modules:
+            out.append(Signal("pip.native", a.name, f"{len(a.native_modules)} native module(s)"))
+        for c in a.commands:
+            if c in SHADOWED_COMMANDS:
+                out.append(Signal("pip.command-shadows", a.name, f"installs command {c!r}"))
+        if a.yanked:
+            out.append(Signal("pip.yanked", a.name, "the index marks this release yanked"))
+        if not a.sha256:
+            out.append(Signal("integrity.unverified", a.name, "bytes not matching the SHA-256"))
+    new = [a.name for a in arts if a.requested and a.name not in have]
+    out.extend(lookalike_signals(new, set(POPULAR) | set(have)))
+    return out
+
+
+def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool = True) -> Plan:
+    """Resolve ``intent`` against its index for its venv (read-only); see the module doc."""
+    check_targets(intent.targets)
+    venv = location_dir(intent.location)
+    index = intent.registry or ""
+    pip = _Pip(dry_run_argv(venv, index, intent.targets))
+    # While pip resolves: the imports and the venv's state.
+    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.ecosystems.pip import PIP
+
+    have = installed(Path(venv))
+    owner = venv_owner(Path(venv))
+    state_hash = canonical_hash(
+        {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items()),
+         "owner": owner}
+    )  # fmt: skip
+    code, out, err = pip.wait()
+    failure: AnalysisFailure | None = None
+    items: list[dict[str, Any]] = []
+    version = ""
+    if code != 0:
+        kind = "unknown-package" if "No matching distribution" in err else "tool-failed"
+        failure = AnalysisFailure(kind, err.strip()[-2000:] or f"pip exited {code}")
+    else:
+        try:
+            report = json.loads(out)
+            items = [i for i in report.get("install", []) if isinstance(i, dict)]
+            version = f"pip {report.get('pip_version', '')}"
+        except (ValueError, AttributeError):
+            failure = AnalysisFailure("tool-failed", "pip's report is not JSON")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        facts = list(pool.map(_inspect, items))
+    warned = _yanked(err)
+    arts = tuple(
+        sorted(
+            (
+                replace(a, yanked=a.yanked or (a.name, a.version) in warned)
+                for a in (_artifact(i, f) for i, f in zip(items, facts, strict=True))
+            ),
+            key=lambda a: a.name,
+        )
+    )
+    changes: list[PackageChange] = []
+    prov: list[Provenance] = []
+    for a in arts:
+        if have.get(a.name) == a.version:
+            continue
+        changes.append(
+            PackageChange(a.name, "", _action(have.get(a.name), a.version), have.get(a.name),
+                          a.version, a.name, a.version, index)
+        )  # fmt: skip
+        filename = unquote(urlsplit(a.url).path.rsplit("/", 1)[-1])
+        chain = (f"index:{index}", f"{a.kind}:{a.sha256}") if a.sha256 else ()
+        prov.append(
+            Provenance(a.name, a.version, "", a.url, filename, a.size, a.sha256, index, chain,
+                       bool(a.sha256))
+        )  # fmt: skip
+    plan = Plan(
+        schema_version=PLAN_SCHEMA,
+        plan_id=new_plan_id(),
+        created_at=format_time(now),
+        intent=intent,
+        host=this_host(cfg),
+        changes=tuple(changes),
+        configure_order=(),
+        command_preview=(),
+        repositories=(),
+        config=ConfigEvidence("", "", ()),
+        provenance=tuple(prov),
+        findings=(),
+        vulnerabilities=(),
+        vulndb_date=None,
+        rollback=(),
+        signals=tuple(_signals(arts, have)),
+        package_state_hash=state_hash,
+        content_inspected=True,
+        failure=failure,
+        ecosystem=EcosystemEvidence(
+            "pip",
+            intent.location or "",
+            index,
+            version,
+            tuple(f"{n}=={v}" for n, v in sorted(have.items())),
+            arts,
+            owner=owner,
+        ),
+    )
+    return replace(plan, command_preview=PIP.derive_argv(plan, cfg))

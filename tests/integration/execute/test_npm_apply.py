@@ -1,0 +1,134 @@
+"""npm through aegisd: a real project, real npm, a registry on loopback; re-derived, exact."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aegis.config import load_config
+from aegis.ecosystems import for_tool
+from aegis.model import Intent, Operation, Plan, Tool
+
+from .conftest import Keys, base_env, sign_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ecosystems.npm_fixtures import (
+    NpmWorld,
+    needs_npm,
+    new_project,
+    policy_with_registry,
+    serve,
+)
+
+pytestmark = needs_npm
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NpmWorld]:
+    yield from serve(tmp_path_factory.mktemp("npmapply") / "registry")
+
+
+def _home(tmp_path: Path, world: NpmWorld) -> Path:
+    home = tmp_path / "home"
+    (home / "etc/aegis").mkdir(parents=True, exist_ok=True)
+    (home / "etc/aegis/policy.toml").write_text(policy_with_registry(world.url))
+    return home
+
+
+def _plan(world: NpmWorld, home: Path, project: Path, *targets: str) -> Plan:
+    intent = Intent(Tool.NPM, Operation.INSTALL, targets, "tester", "2026-01-01T00:00:00Z",
+                    location=f"project:{project}", registry=world.url)  # fmt: skip
+    return for_tool(Tool.NPM).plan(load_config(base_env(home)), intent, datetime.now(UTC))
+
+
+def _sign(home: Path, plan: Plan, key_set: Keys) -> bytes:
+    from aegis.execute.apply import binding_from_result
+    from aegis.model import plan_hash
+    from aegis.policy.engine import evaluate
+    from aegis.policy.result import result_hash
+    from aegis.policy.run import load_policy
+    from aegis.sign.approvals import build_approval
+
+    cfg = load_config(base_env(home))
+    now = datetime.now(UTC)
+    result = evaluate(plan, None, load_policy(cfg), now)
+    assert result.decision.value != "deny", [f.rule_id for f in result.fired]
+    approval = build_approval(plan_id=plan.plan_id, plan_hash=plan_hash(plan),
+                              policy_hash=result_hash(result), approver_id="bob",
+                              role="approver", reason="test", now=now,
+                              expires_in=timedelta(hours=1), key=key_set.approver)  # fmt: skip
+    return sign_plan(cfg, plan, key_set.signer,
+                     argv=for_tool(Tool.NPM).derive_argv(plan, cfg),
+                     policy=binding_from_result(result),
+                     approvals=(approval,) if result.controls.approval.count else ())  # fmt: skip
+
+
+def test_apply_writes_the_signed_lockfile_and_installs_exactly_it(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    home = _home(tmp_path, world)
+    project = new_project(tmp_path / "app")
+    plan = _plan(world, home, project, "top-b", "gyp-thing")
+    d = make_daemon(home=home)
+    answer = d.submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.message, answer.result)
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    deps = json.loads((project / "package.json").read_text())["dependencies"]
+    assert deps == {"gyp-thing": "^1.0.0", "top-b": "^2.0.0"}
+    for name in ("top-b", "dep-a", "gyp-thing"):
+        assert (project / "node_modules" / name / "package.json").is_file()
+    assert (project / "node_modules/.bin/top-b").exists()
+    # --ignore-scripts: the approved-with-scripts package's install hook never ran.
+    assert not (project / "node_modules/gyp-thing/build").exists()
+    kinds = [e["kind"] for e in d.audit_events()]
+    assert "apply-finished" in kinds
+
+
+def test_a_moved_resolution_is_refused_and_the_project_is_untouched(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    home = _home(tmp_path, world)
+    project = new_project(tmp_path / "app")
+    world.registry.add("moving-pkg", "1.0.0")
+    plan = _plan(world, home, project, "moving-pkg")
+    data = _sign(home, plan, key_set)
+    world.registry.add("moving-pkg", "1.1.0")
+    answer = make_daemon(home=home).submit(data)
+    assert not answer.ok
+    assert answer.refusal == "refused:rederivation"
+    assert "moving-pkg" in answer.message
+    assert not (project / "package-lock.json").exists()
+    assert not (project / "node_modules").exists()
+
+
+def test_rollback_restores_the_previous_project_files_through_the_chain(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    from aegis.ecosystems.npm.rollback import rollback_intent
+
+    home = _home(tmp_path, world)
+    project = new_project(tmp_path / "app")
+    d = make_daemon(home=home)
+    cfg = load_config(base_env(home))
+    first = _plan(world, home, project, "dep-a")
+    assert d.submit(_sign(home, first, key_set)).ok
+    lock_after_first = (project / "package-lock.json").read_text()
+    second = _plan(world, home, project, "top-b")
+    assert d.submit(_sign(home, second, key_set)).ok
+    assert (project / "node_modules/top-b").is_dir()
+
+    intent = rollback_intent(second, "r-0000000000000003", "tester", "2026-01-01T00:00:00Z")
+    back = for_tool(Tool.NPM).plan(cfg, intent, datetime.now(UTC))
+    assert [(c.name, c.action.value) for c in back.changes] == [("top-b", "remove")]
+    answer = d.submit(_sign(home, back, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    assert not (project / "node_modules/top-b").exists()
+    assert (project / "node_modules/dep-a").is_dir()
+    assert json.loads((project / "package-lock.json").read_text()) == json.loads(lock_after_first)

@@ -1,0 +1,218 @@
+"""pip through aegisd: a real venv, a real index on loopback, re-derived, applied, audited."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aegis.config import load_config
+from aegis.ecosystems import for_tool
+from aegis.model import Action, Intent, Operation, Plan, Tool
+
+from .conftest import Keys, base_env, sign_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ecosystems.pip_fixtures import (
+    PipWorld,
+    make_venv,
+    policy_with_index,
+    serve,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipWorld]:
+    base = tmp_path_factory.mktemp("pipapply")
+    yield from serve(base / "index", make_venv(base / "venv"))
+
+
+def _plan(world: PipWorld, home: Path, *targets: str) -> Plan:
+    intent = Intent(
+        Tool.PIP,
+        Operation.INSTALL,
+        targets,
+        "tester",
+        "2026-01-01T00:00:00Z",
+        location=f"venv:{world.venv}",
+        registry=world.url,
+    )
+    cfg = load_config(base_env(home))
+    return for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+
+
+def _sign(home: Path, plan: Plan, key_set: Keys, evil: str | None = None) -> bytes:
+    """Evaluate aegisd's policy, approve as bob when it asks (no reviewer here), sign."""
+    from datetime import timedelta
+
+    from aegis.execute.apply import binding_from_result
+    from aegis.model import plan_hash
+    from aegis.policy.engine import evaluate
+    from aegis.policy.result import result_hash
+    from aegis.policy.run import load_policy
+    from aegis.sign.approvals import build_approval
+
+    cfg = load_config(base_env(home))
+    argv = for_tool(Tool.PIP).derive_argv(plan, cfg)
+    assert argv
+    if evil is not None:  # a trusted signer slipping an option in
+        cut = argv.index("--")
+        argv = (*argv[:cut], evil, *argv[cut:])
+    now = datetime.now(UTC)
+    result = evaluate(plan, None, load_policy(cfg), now)
+    assert result.decision.value != "deny", [f.rule_id for f in result.fired]
+    approval = build_approval(
+        plan_id=plan.plan_id,
+        plan_hash=plan_hash(plan),
+        policy_hash=result_hash(result),
+        approver_id="bob",
+        role="approver",
+        reason="test change",
+        now=now,
+        expires_in=timedelta(hours=1),
+        key=key_set.approver,
+    )
+    return sign_plan(
+        cfg,
+        plan,
+        key_set.signer,
+        argv=argv,
+        policy=binding_from_result(result),
+        approvals=(approval,) if result.controls.approval.count else (),
+    )
+
+
+def _home(tmp_path: Path, world: PipWorld) -> Path:
+    home = tmp_path / "home"
+    etc = home / "etc/aegis"
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "policy.toml").write_text(policy_with_index(world.url))
+    return home
+
+
+def test_apply_rederives_installs_exactly_and_audits(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    home = _home(tmp_path, world)
+    plan = _plan(world, home, "demo-app")
+    data = _sign(home, plan, key_set)
+    d = make_daemon(home=home)
+    answer = d.submit(data)
+    assert answer.ok, answer.message
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    site = next(world.venv.glob("lib/python3*/site-packages"))
+    assert (site / "demo_app-2.0.dist-info").is_dir()
+    assert (site / "demo_lib-1.0.dist-info").is_dir()
+    kinds = [e["kind"] for e in d.audit_events()]
+    assert "apply-started" in kinds
+    assert "apply-finished" in kinds
+    # The same execution plan again: replay refused.
+    again = d.submit(data)
+    assert not again.ok
+    assert again.refusal == "refused:replayed"
+
+
+def test_a_moved_resolution_is_refused_and_says_what_moved(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    home = _home(tmp_path, world)
+    world.index.add_wheel("moving-lib", "1.0")
+    plan = _plan(world, home, "moving-lib")
+    data = _sign(home, plan, key_set)
+    world.index.add_wheel("moving-lib", "1.1")  # the index moved after signing
+    d = make_daemon(home=home)
+    answer = d.submit(data)
+    assert not answer.ok
+    assert answer.refusal == "refused:rederivation"
+    assert "moving-lib" in answer.message
+    site = next(world.venv.glob("lib/python3*/site-packages"))
+    assert not list(site.glob("moving_lib-*"))
+
+
+def test_a_tampered_argv_is_refused(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    home = _home(tmp_path, world)
+    world.index.add_wheel("tamper-lib", "1.0")
+    plan = _plan(world, home, "tamper-lib")
+    data = _sign(home, plan, key_set, evil="--extra-index-url=http://evil.example/")
+    answer = make_daemon(home=home).submit(data)
+    assert not answer.ok
+    assert answer.refusal == "refused:argv"
+
+
+def test_rollback_removes_what_the_change_added_and_restores_replaced_versions(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    from aegis.ecosystems.pip.rollback import rollback_intent
+
+    home = _home(tmp_path, world)
+    world.index.add_wheel("roll-dep", "1.0")
+    world.index.add_wheel("roll-top", "1.0", requires=("roll-dep",))
+    d = make_daemon(home=home)
+    cfg = load_config(base_env(home))
+    site = next(world.venv.glob("lib/python3*/site-packages"))
+
+    first = _plan(world, home, "roll-top==1.0")
+    assert d.submit(_sign(home, first, key_set)).ok
+    intent = rollback_intent(first, "r-0000000000000001", "tester", "2026-01-01T00:00:00Z")
+    assert intent.operation is Operation.REMOVE
+    removal = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert removal.command_preview[-3:] == ("--", "roll-dep", "roll-top")
+    answer = d.submit(_sign(home, removal, key_set))
+    assert answer.ok, answer.message
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    assert not list(site.glob("roll_*"))
+
+    # Replaced versions come back as an ordinary hash-pinned plan of the old pins.
+    assert d.submit(_sign(home, _plan(world, home, "roll-dep==1.0"), key_set)).ok
+    world.index.add_wheel("roll-dep", "1.1")
+    upgrade = _plan(world, home, "roll-dep==1.1")
+    assert d.submit(_sign(home, upgrade, key_set)).ok
+    back = rollback_intent(upgrade, "r-0000000000000002", "tester", "2026-01-01T00:00:00Z")
+    assert back.targets == ("roll-dep==1.0",)
+    restore = for_tool(Tool.PIP).plan(cfg, back, datetime.now(UTC))
+    assert [c.action for c in restore.changes] == [Action.DOWNGRADE]
+    assert d.submit(_sign(home, restore, key_set)).ok
+    assert (site / "roll_dep-1.0.dist-info").is_dir()
+
+
+def test_a_users_venv_is_changed_as_that_user_never_as_root(
+    tmp_path: Path, key_set: Keys, make_daemon: Any, world: PipWorld
+) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    home = _home(tmp_path, world)
+    # Outside pytest's 0700 tmp tree: the owner must reach its own venv.
+    base = Path(tempfile.mkdtemp(prefix="aegis-uservenv-", dir="/tmp"))
+    base.chmod(0o755)
+    venv = base / "venv"
+    shutil.copytree(world.venv, venv, symlinks=True)
+    nobody = 65534
+    for root, dirs, files in os.walk(venv):
+        for n in (*dirs, *files):
+            os.lchown(os.path.join(root, n), nobody, nobody)
+    os.lchown(venv, nobody, nobody)
+    world.index.add_wheel("user-lib", "1.0")
+    intent = Intent(Tool.PIP, Operation.INSTALL, ("user-lib",), "tester", "2026-01-01T00:00:00Z",
+                    location=f"venv:{venv}", registry=world.url)  # fmt: skip
+    cfg = load_config(base_env(home))
+    plan = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert plan.command_preview[:3] == (
+        "/usr/bin/setpriv",
+        f"--reuid={nobody}",
+        f"--regid={nobody}",
+    )
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert (site / "user_lib-1.0.dist-info").stat().st_uid == nobody
+    shutil.rmtree(base)
