@@ -54,6 +54,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis guard check": (InputError,),
     "aegis guard install": (InputError, EnvironmentFailure),
     "aegis guard uninstall": (InputError, EnvironmentFailure),
+    "aegis mcp": (EnvironmentFailure,),
     "aegis monitor": _RECORDS,
     "aegis policy": (*_RECORDS, PolicyDenied, ApprovalRequired),
     "aegis policy evaluate": (*_RECORDS, PolicyDenied, ApprovalRequired),
