@@ -52,6 +52,8 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),
     "aegis guard check": (InputError,),
+    # Only 0 (allow) and 2 (block: the runtimes' code, also for its own failures).
+    "aegis guard hook": (),
     "aegis guard install": (InputError, EnvironmentFailure),
     "aegis guard uninstall": (InputError, EnvironmentFailure),
     "aegis mcp": (EnvironmentFailure,),

@@ -159,10 +159,12 @@ def parse(text: str) -> list[Any]:
         Exception: whatever bashlex raises for input it cannot parse, or
             :class:`ParseTimeoutError` (callers refuse).
     """
-    import bashlex
-    import bashlex.heredoc
+    from aegis.guard.lr_tables import import_bashlex
 
-    bashlex.heredoc.makeheredoc = _make_heredoc
+    bashlex = import_bashlex()  # its parse tables from aegis/guard/bashlex_lr.json
+    from bashlex import heredoc
+
+    heredoc.makeheredoc = _make_heredoc
     try:
         with _deadline(PARSE_SECONDS):
             try:

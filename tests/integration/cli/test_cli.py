@@ -76,6 +76,8 @@ def test_every_command_offers_json(group: click.Group, path: tuple[str, ...]) ->
     assert cmd is not None
     if isinstance(cmd, click.Group):
         return  # its subcommands are listed on their own
+    if path == ("guard", "hook"):
+        return  # answers in the agent runtime's own hook format (--runtime json: the generic)
     assert "--json" in {o for p in cmd.params for o in p.opts}, path
 
 
