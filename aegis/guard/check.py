@@ -30,8 +30,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aegis.guard.argv import Match, split_options
 from aegis.guard.rules import any_tool_match, match_argv, rule_for
@@ -80,8 +79,7 @@ _DOWNLOAD_INSTEAD = (
 )
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One command in the checked input that the guard refuses."""
 
     command: str
@@ -94,8 +92,7 @@ class Finding:
     """The Aegis command or step to use instead."""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """The result of a check: allowed when there is no finding."""
 
     findings: tuple[Finding, ...]
@@ -107,8 +104,7 @@ class Verdict:
         return not self.findings
 
 
-@dataclass(frozen=True)
-class _Word:
+class _Word(NamedTuple):
     text: str
     """The word after quote removal."""
     dynamic: bool
