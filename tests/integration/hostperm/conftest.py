@@ -86,10 +86,45 @@ def _runtime_modules() -> set[str]:
     return names
 
 
+def _dist_infos() -> list[Path]:
+    """The ``*.dist-info`` folders of aegis's runtime dependencies, followed transitively."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    found: dict[str, Path] = {}
+    todo = [r for r in metadata.requires("aegis") or [] if "extra ==" not in r]
+    while todo:
+        req = Requirement(todo.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        key = req.name.lower().replace("_", "-")
+        if key in found:
+            continue
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            continue
+        infos = {f.parts[0] for f in dist.files or [] if f.parts[0].endswith(".dist-info")}
+        found[key] = Path(str(dist.locate_file(next(iter(infos))))) if infos else Path()
+        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+    return [p for p in found.values() if p.name.endswith(".dist-info") and p.is_dir()]
+
+
 def _copy_module(name: str, site: Path) -> None:
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
+        return
+    if spec is not None and spec.origin is None and spec.submodule_search_locations:
+        # A namespace package (opentelemetry, which the mcp SDK imports): each portion.
+        for location in spec.submodule_search_locations:
+            shutil.copytree(
+                location,
+                site / name,
+                ignore=shutil.ignore_patterns("__pycache__"),
+                dirs_exist_ok=True,
+            )
         return
     if spec is None or spec.origin is None:
         return  # optional here (e.g. zstandard on an older branch)
@@ -116,6 +151,9 @@ def public_tree() -> Iterator[Path]:
         shutil.copytree(REPO / part, src / part, ignore=ignore)
     for name in sorted(_runtime_modules()):
         _copy_module(name, site)
+    for info in _dist_infos():
+        # Some packages read their own metadata at import (httpx2: version("httpx2")).
+        shutil.copytree(info, site / info.name, dirs_exist_ok=True)
     for path in [base, *base.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     yield base
