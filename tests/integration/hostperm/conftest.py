@@ -82,8 +82,23 @@ def _runtime_modules() -> set[str]:
             if top.endswith((".dist-info", ".pth")) or top in ("..", "__pycache__", "bin"):
                 continue
             names.add(top.removesuffix(".py").split(".")[0])
-        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+        todo += _needed(dist.requires or [], req.extras)
     return names
+
+
+def _needed(requires: list[str], extras: set[str]) -> list[str]:
+    """The requirements a distribution needs, with the extras asked of it (pyjwt[crypto])."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for r in requires:
+        req = Requirement(r)
+        if "extra ==" not in r:
+            out.append(r)
+        elif req.marker is not None and any(req.marker.evaluate({"extra": e}) for e in extras):
+            wanted = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+            out.append(f"{req.name}{wanted}{req.specifier}")  # asked for: no marker left
+    return out
 
 
 def _dist_infos() -> list[Path]:
@@ -107,7 +122,7 @@ def _dist_infos() -> list[Path]:
             continue
         infos = {f.parts[0] for f in dist.files or [] if f.parts[0].endswith(".dist-info")}
         found[key] = Path(str(dist.locate_file(next(iter(infos))))) if infos else Path()
-        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+        todo += _needed(dist.requires or [], req.extras)
     return [p for p in found.values() if p.name.endswith(".dist-info") and p.is_dir()]
 
 
