@@ -148,6 +148,15 @@ def _deadline(seconds: float) -> Iterator[None]:
     try:
         yield
     finally:
+        # Ignore the signal before disarming the repeating timer: an expiry landing in
+        # between (a loaded machine) would otherwise leave the timer armed, raising later
+        # in whatever code runs next.
+        while True:
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_IGN)
+                break
+            except _Expired:
+                continue
         signal.setitimer(signal.ITIMER_REAL, *outer)
         signal.signal(signal.SIGALRM, previous)
 
