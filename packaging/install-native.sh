@@ -85,7 +85,8 @@ rm -rf "$ROOT$PREFIX/src/aegis"
 mv "$ROOT$PREFIX/src/aegis.new" "$ROOT$PREFIX/src/aegis"
 # Shipped data looked up beside the package (aegis/workflow/shipped.py): the lifecycle
 # graph and the store's schema migrations; without state/ no command can open the store.
-for d in workflows state; do
+# docs/: aegis mcp serves docs/agents.md to agents as a resource.
+for d in workflows state docs; do
     if [ -d "$SRC/$d" ]; then
         rm -rf "$ROOT$PREFIX/src/$d"; cp -a "$SRC/$d" "$ROOT$PREFIX/src/$d"
     fi

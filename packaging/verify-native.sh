@@ -129,12 +129,12 @@ else
     fail "venv $PREFIX/venv is missing"
 fi
 # Shipped data beside the sources: without the migrations no command opens the store.
-for d in workflows/change-request.toml state/migrations/0001_initial.sql; do
+for d in workflows/change-request.toml state/migrations/0001_initial.sql docs/agents.md; do
     if [ -f "$ROOT$PREFIX/src/$d" ]; then ok "shipped $PREFIX/src/$d"
     else fail "$PREFIX/src/$d is missing; re-run packaging/install-native.sh"; fi
 done
 if [ -z "$ROOT" ] && [ -x "$PREFIX/venv/bin/python3" ]; then
-    if "$PREFIX/venv/bin/python3" -I -c 'import aegis.cli.aegis, nacl, click' 2>/dev/null; then
+    if "$PREFIX/venv/bin/python3" -I -c 'import aegis.cli.aegis, nacl, click, aegis.mcp_server' 2>/dev/null; then
         ok "aegis imports with its dependencies in $PREFIX/venv"
     else
         fail "aegis or its dependencies do not import in $PREFIX/venv; re-run packaging/install-native.sh"

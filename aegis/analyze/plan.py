@@ -275,6 +275,11 @@ class _Analysis:
         findings, vulns, vulndb_date, provenance_t = self._contents(
             changes, delta.provenance, Path(paths.status).parent / "info"
         )
+        from aegis.analyze.evidence.model_text import merged, scan_descriptions
+
+        # Descriptions come from the signed indexes, inspected or not: text in them that
+        # addresses a model is a finding (content.model-directed-text).
+        findings = merged(findings, scan_descriptions(delta.descriptions))
         status = read_status_facts(Path(paths.status))
         self.signals += package_signals(
             changes, kernel=self.lists.kernel, sensitive=self.lists.sensitive, holds=status.holds

@@ -1,8 +1,9 @@
 """``aegis``: the CLI people and agents use to plan, review and inspect changes.
 
-Subcommands are registered in :data:`aegis.cli.commands.AEGIS_COMMANDS` and
-imported lazily. Aegis never mutates the system directly: every change is
-planned (``--plan``), reviewed, decided, signed and executed by aegisd.
+The click group lives in :mod:`aegis.cli.app` (``cli`` here is that group, loaded on first
+use). ``aegis guard hook`` is answered before click is even imported: agent runtimes call
+it before every command, so it must start about as fast as a bare Python
+(``scripts/bench --only mcp``); it is the same function as the click command.
 
 Example:
     $ aegis apt install nginx --plan
@@ -11,41 +12,28 @@ Example:
 
 from __future__ import annotations
 
-import click
+import sys
 
-from aegis.cli.commands import AEGIS_COMMANDS
-from aegis.cli.exits import full_table
-from aegis.cli.shell import LazyGroup, debug_option
-
-MUTATION_TOOLS = frozenset(
-    {"apt", "apt-get", "dpkg", "npm", "pip", "pip3", "docker", "podman", "go", "cargo", "snap"}
-)
-"""Package tools: without a registered planning command, ``aegis <tool> ...`` is refused."""
-
-
-@click.group(
-    cls=LazyGroup,
-    table=AEGIS_COMMANDS,
-    refuse_tools=MUTATION_TOOLS,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    prog="aegis",
-    epilog=full_table(),
-)
-@debug_option
-@click.version_option(package_name="aegis", message="aegis %(version)s")
-def cli() -> None:
-    """Plan, review and inspect package changes; Aegis never mutates directly.
-
-    Every change walks one chain: intent -> analyzer -> local model review ->
-    deterministic policy -> signed execution plan -> aegisd -> audit log.
-
-    \b
-    Example:
-      aegis apt install nginx --plan
-      aegis requests --stuck
-    """
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.argv[1:3] == ["guard", "hook"]:
+        from aegis.guard.hooks import main as hook_main
+
+        raise SystemExit(hook_main(sys.argv[3:]))
+    from aegis.cli.app import cli
+
     cli.main(prog_name="aegis")
+
+
+def __getattr__(name: str) -> Any:
+    """``cli`` and ``MUTATION_TOOLS`` of :mod:`aegis.cli.app`, imported when first asked for."""
+    if name in ("cli", "MUTATION_TOOLS"):
+        from aegis.cli import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

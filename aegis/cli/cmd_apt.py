@@ -17,12 +17,9 @@ only through :mod:`aegis.text`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
-
-from aegis.errors import AegisError, EnvironmentFailure, InputError
 
 if TYPE_CHECKING:
     from aegis.model import Operation, Plan
@@ -138,77 +135,23 @@ def _run(
     if not plan:
         raise refuse_direct_mutation(typed)
 
-    from aegis import api
-    from aegis.analyze.plan import analyze_apt, format_time
+    from aegis.api_agent import plan_change
     from aegis.config import load_config
-    from aegis.model import Intent, Tool
 
-    cfg = load_config()
-    now = datetime.now(UTC)
-    intent = Intent(
-        tool=Tool.APT,
-        operation=operation,
-        targets=targets,
-        requested_by=api.current_user(),
-        requested_at=format_time(now),
-    )
-    result = analyze_apt(cfg, intent, now=now, inspect_contents=not no_contents)
-    planned = api.submit_plan(cfg, result, api.current_user())
+    # The same function as the MCP server's plan tool: one code path for both.
+    out = plan_change(load_config(), "apt", operation.value, targets, contents=not no_contents)
     if as_json:
         from aegis.cli.render import emit_json
-        from aegis.model import plan_to_dict
 
-        emit_json(
-            {
-                "plan": plan_to_dict(result),
-                "plan_path": str(planned.plan_path),
-                "plan_hash": planned.plan_hash,
-                "request_id": planned.request_id,
-            }
-        )
+        emit_json(out.doc)
     else:
-        render_plan(result)
+        render_plan(out.extra["plan"])
         from aegis.cli.render import print_path
 
-        click.echo(f"request: {planned.request_id}")
-        print_path("plan", planned.plan_path)
-    if result.failure is not None:
-        raise analysis_failed_error(result, planned.request_id)
-
-
-class AnalysisFailedError(InputError):
-    """No delta: unknown package, broken dependencies, bad target (exit 3).
-
-    The plan is recorded as evidence; policy would deny it (``analysis.failed``).
-    """
-
-
-class AnalysisToolError(EnvironmentFailure):
-    """The analysis produced no delta because apt failed, timed out or was locked (exit 7)."""
-
-
-_ENVIRONMENT_KINDS = frozenset({"lock", "tool-failed", "timeout"})
-
-
-def analysis_failed_error(plan: Plan, request_id: str) -> AegisError:
-    """The error a failed analysis exits with: 7 for apt's own trouble, else 3."""
-    assert plan.failure is not None
-    kind = plan.failure.kind
-    # apt's text is untrusted: the CLI's error printer makes every message inert.
-    message = (
-        f"analysis failed ({kind}): {plan.failure.message[:2000]}; the plan is recorded as "
-        f"request {request_id} and policy will deny it"
-    )
-    if kind in _ENVIRONMENT_KINDS:
-        tool = plan.intent.tool.value
-        return AnalysisToolError(message, hint=f"retry when {tool} is usable ('aegis doctor')")
-    if kind == "bad-target":
-        hint = "Aegis plans packages from approved signed repositories only, never files or URLs"
-    elif kind == "unknown-package":
-        hint = "check the package names ('apt-cache policy NAME') and plan again"
-    else:
-        hint = "see the plan's signals; 'aegis policy' on the plan gives the deny reason"
-    return AnalysisFailedError(message, hint=hint)
+        click.echo(f"request: {out.doc['request_id']}")
+        print_path("plan", out.extra["planned"].plan_path)
+    if out.error is not None:
+        raise out.error
 
 
 def diff_lines(plan: Plan) -> list[str]:

@@ -15,15 +15,9 @@ the log is the configured one).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-
-if TYPE_CHECKING:
-    from aegis.audit.witness import WitnessChoice
-    from aegis.config import Config
 
 
 @click.group(
@@ -71,102 +65,24 @@ def verify_cmd(
     path: Path | None, witness: Path | None, public_key_hex: str | None, as_json: bool
 ) -> None:
     """Verify the audit log."""
-    from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
-    from aegis.audit.witness import apply_witness_choice
+    from aegis.api_agent import audit_verify
     from aegis.config import load_config
-    from aegis.errors import EnvironmentFailure, InputError, TrustError
-    from aegis.sign.files import check_hex_key
 
-    cfg = load_config()
-    log_path = path or cfg.audit_path
-    try:
-        os.stat(log_path)
-    except FileNotFoundError as e:
-        raise InputError(f"audit log {log_path} does not exist") from e
-    except OSError as e:
-        raise _unreadable(log_path, e) from e
+    # The same function as the MCP server's audit_verify tool: one code path for both.
     if public_key_hex is not None:
+        from aegis.sign.files import check_hex_key
+
         # A malformed key given on the command line is a typo (exit 3), not a broken log.
-        key: str | None = check_hex_key(public_key_hex, "--public-key-hex")
-    else:
-        key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
-    choice, witness = _choose_witness(cfg, path, witness)
-    try:
-        report = verify(log_path, audit_public_key_hex=key, witness=witness)
-    except InputError as e:
-        if isinstance(e.__cause__, PermissionError):
-            raise _unreadable(log_path, e.__cause__) from e
-        raise
-    unchecked = apply_witness_choice(report, choice) if choice is not None else False
-    shown = witness or (choice.path if choice is not None else None)
+        public_key_hex = check_hex_key(public_key_hex, "--public-key-hex")
+    out = audit_verify(load_config(), path=path, witness=witness, public_key_hex=public_key_hex)
     if as_json:
         from aegis.cli.render import emit_json
 
-        out = report.to_dict()
-        out["witness"] = str(shown) if shown else None
-        out["witness_status"] = choice.status if choice is not None else "given"
-        out["tail_checked"] = not unchecked and witness is not None
-        emit_json(out)
+        emit_json(out.doc)
     else:
-        _render(report, shown, choice.status if choice is not None else "given")
-    if not report.ok:
-        first = report.problems[0]
-        raise TrustError(
-            f"audit log {log_path} failed verification: {len(report.problems)} problem(s), "
-            f"first at {first.file} line {first.line} ({first.kind})"
-        )
-    if unchecked:
-        raise EnvironmentFailure(
-            f"audit log {log_path}: hashes, links and checkpoints verify, but the witness "
-            f"{shown} cannot be read: the tail after seq {report.last_checkpoint_seq} is "
-            "unchecked",
-            hint=_witness_hint(),
-        )
-
-
-def _choose_witness(
-    cfg: Config, path: Path | None, witness: Path | None
-) -> tuple[WitnessChoice | None, Path | None]:
-    """(what to report about the witness, the file to verify against).
-
-    The configured log gets the witness aegisd writes (aegisd.toml witness_file); a
-    ``--witness`` that does not exist is a typo (exit 3); one this user may not read
-    leaves the tail unchecked, like the default one.
-    """
-    from aegis.audit.witness import host_witness, probe
-    from aegis.errors import InputError
-
-    if witness is None and (path is None or path == cfg.audit_path):
-        choice = host_witness(cfg)
-        return choice, choice.readable
-    if witness is None:
-        return None, None
-    given = probe(witness)
-    if given.status == "missing":
-        raise InputError(f"witness {witness} does not exist")
-    if given.status == "unchecked":
-        return given, None
-    return None, witness
-
-
-def _witness_hint() -> str:
-    from aegis.config import group_gid, in_group, join_group_hint
-
-    if not in_group(group_gid()):
-        return join_group_hint()
-    return (
-        "aegisd writes the witness 0640 root:aegis in /var/log/aegis by default; an "
-        "aegisd.toml witness_file inside aegisd's own 0700 directory cannot be read by "
-        "the group (remove that line and restart aegisd)"
-    )
-
-
-def _unreadable(path: Path, e: OSError) -> Exception:
-    from aegis.config import group_gid, in_group, join_group_hint
-    from aegis.errors import EnvironmentFailure
-
-    hint = None if in_group(group_gid()) else join_group_hint()
-    return EnvironmentFailure(f"cannot read audit log {path}: {e.strerror or e}", hint=hint)
+        _render(out.extra["report"], out.extra["shown"], out.extra["status"])
+    if out.error is not None:
+        raise out.error
 
 
 def _render(report: object, witness: Path | None, status: str) -> None:

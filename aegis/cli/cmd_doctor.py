@@ -17,29 +17,19 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for agents.")
 def doctor_cmd(as_json: bool) -> None:
     """Run the doctor checks."""
-    from dataclasses import asdict
-
+    from aegis.api_agent import doctor
     from aegis.cli.render import emit_json, print_table
     from aegis.config import load_config
-    from aegis.doctor import run_checks
-    from aegis.errors import EnvironmentFailure
 
-    checks = run_checks(load_config())
-    failed = [c for c in checks if c.status == "fail"]
+    # The same function as the MCP server's doctor tool: one code path for both.
+    out = doctor(load_config())
     if as_json:
-        emit_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+        emit_json(out.doc)
     else:
         print_table(
             "aegis doctor",
             ["check", "status", "detail"],
-            [[c.name, c.status, c.detail] for c in checks],
+            [[c.name, c.status, c.detail] for c in out.extra["checks"]],
         )
-    if failed:
-        from aegis.config import join_group_hint
-
-        names = ", ".join(c.name for c in failed)
-        outsider = any(c.name == "group" for c in failed)
-        raise EnvironmentFailure(
-            f"{len(failed)} check(s) failed: {names}",
-            hint=join_group_hint() if outsider else None,
-        )
+    if out.error is not None:
+        raise out.error

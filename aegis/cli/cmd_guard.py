@@ -95,18 +95,48 @@ def check_cmd(command: tuple[str, ...], as_json: bool, hook: str | None) -> None
 
 def _run_hook(runtime: str, misused: bool) -> None:
     """Answer one hook call in the runtime's convention; every failure blocks (exit 2)."""
-    from aegis.guard.hooks import BLOCK, MAX_PAYLOAD, decide
+    from aegis.guard.hooks import BLOCK, main
 
-    try:
-        if misused:
-            code, text = BLOCK, "Error: --hook reads the call from stdin; no COMMAND or --json\n"
-        else:
-            code, text = decide(runtime, sys.stdin.buffer.read(MAX_PAYLOAD + 1))
-    except BaseException as e:  # a crash would let the call run: block instead
-        code, text = BLOCK, f"Error: aegis guard hook failed ({type(e).__name__}); blocked\n"
-    if text:
-        click.echo(text, err=True, nl=False)
-    raise click.exceptions.Exit(code)
+    if misused:
+        click.echo("Error: --hook reads the call from stdin; no COMMAND or --json", err=True)
+        raise click.exceptions.Exit(BLOCK)
+    raise click.exceptions.Exit(main(["--runtime", runtime]))
+
+
+_HOOK_HELP = """Answer an agent runtime's pre-command hook; exit 0 allows, 2 blocks.
+
+\b
+Reads one hook call on stdin (the runtime's JSON), runs the same check as
+'aegis guard check' and answers in that runtime's blocking convention with the
+Aegis command to use instead. Any failure of its own (a payload it cannot read,
+an internal error, a check over 10 seconds) blocks. Runtimes: claude-code, codex,
+gemini (exit 2, reason on stderr), cursor, vscode (their deny JSON on stdout and
+exit 2), json (generic: {"command": "..."} or {"argv": [...]} in; {"decision",
+"allowed", "findings", "message"} out). Settings snippets: docs/agents.md.
+
+\b
+Exit codes: 0 allow, 2 block (also for usage errors).
+
+\b
+Example:
+  echo '{"tool_name":"Bash","tool_input":{"command":"npm ci"}}' |
+    aegis guard hook --runtime claude-code
+  echo '{"command":"apt-get install nginx"}' | aegis guard hook --runtime json
+"""
+
+
+@guard_group.command("hook", help=_HOOK_HELP)
+@click.option(
+    "--runtime",
+    required=True,
+    type=click.Choice(["claude-code", "codex", "gemini", "cursor", "vscode", "json"]),
+    help="The agent runtime whose hook convention to answer in.",
+)
+def hook_cmd(runtime: str) -> None:
+    """Answer one hook call (``aegis guard hook`` is also served without click: fast path)."""
+    from aegis.guard.hooks import main
+
+    raise click.exceptions.Exit(main(["--runtime", runtime]))
 
 
 @guard_group.command(

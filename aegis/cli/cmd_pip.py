@@ -107,7 +107,8 @@ def install_cmd(
 
     from aegis import api
     from aegis.analyze.plan import format_time
-    from aegis.cli.cmd_apt import analysis_failed_error, render_plan
+    from aegis.api_agent import analysis_failed_error
+    from aegis.cli.cmd_apt import render_plan
     from aegis.config import load_config
     from aegis.ecosystems import for_tool
     from aegis.model import Intent, Operation, Tool, plan_to_dict

@@ -22,11 +22,9 @@ from typing import Any
 
 import click
 
+from aegis.api_agent import NO_SOURCE_WARNING
+
 SUBCOMMANDS = ("evaluate", "init", "check", "rules", "sources")
-NO_SOURCE_WARNING = (
-    "the policy approves no source: every install is denied (repo.unapproved); "
-    "see 'aegis policy sources' and 'sudo aegis policy sources --approve-configured'"
-)
 
 
 class _DefaultToEvaluate(click.Group):
@@ -116,27 +114,6 @@ def _render(result: Any, path: Path | None, explain: bool, state: str | None) ->
         click.echo(f"policy result: {inert(str(path), max_chars=4096)}")
 
 
-def _exit_for(result: Any, request_id: str | None) -> None:
-    from aegis.errors import ApprovalRequired, PolicyDenied
-    from aegis.policy.explain import controls_text
-    from aegis.policy.result import Effect
-
-    who = f"request {request_id}" if request_id else f"plan {result.plan_id}"
-    if result.decision is Effect.DENY:
-        rules = ", ".join(
-            f.rule_id
-            for f in result.fired
-            if f.effect is Effect.DENY
-            and (not f.rule_id.startswith("review.") or f.rule_id == "review.deny")
-        )
-        raise PolicyDenied(f"policy denied {who} ({rules})")
-    if result.decision is Effect.REQUIRE_APPROVAL:
-        raise ApprovalRequired(
-            f"policy requires approval for {who}: {controls_text(result.controls)}",
-            hint="collect signed approvals with 'aegisctl approve', then 'aegisctl sign'",
-        )
-
-
 @policy_group.command(
     "evaluate",
     help=(
@@ -157,46 +134,26 @@ def _exit_for(result: Any, request_id: str | None) -> None:
 )
 def evaluate_cmd(plan: Path, explain: bool, as_json: bool, dry_run: bool, at: str | None) -> None:
     """Evaluate the policy for PLAN."""
-    from aegis import api
+    from aegis.api_agent import decide_plan
     from aegis.cli.render import emit_json
     from aegis.config import load_config
-    from aegis.policy.result import result_to_dict
-    from aegis.policy.run import decide, evaluate_plan_file
 
-    cfg = load_config()
-    now = _parse_at(at)
-    if dry_run:
-        result, request_id, state = evaluate_plan_file(cfg, plan, now=now)
-        path: Path | None = None
-        recorded = False
-    else:
-        outcome = decide(cfg, plan, now=now, actor=api.current_user())
-        result, request_id, state, path = (
-            outcome.result,
-            outcome.request_id,
-            outcome.state,
-            outcome.path,
+    # The same function as the MCP server's policy tool: one code path for both.
+    out = decide_plan(load_config(), plan, now=_parse_at(at), dry_run=dry_run, explain=explain)
+    result, path = out.extra["result"], out.extra["path"]
+    request_id, state = out.doc["request_id"], out.doc["state"]
+    if out.doc["recorded"] and not as_json:
+        click.echo(
+            f"request {request_id} was already decided at {result.evaluated_at}; "
+            "showing the recorded result",
+            err=True,
         )
-        recorded = outcome.recorded
-        if recorded and not as_json:
-            click.echo(
-                f"request {request_id} was already decided at {result.evaluated_at}; "
-                "showing the recorded result",
-                err=True,
-            )
     if as_json:
-        emit_json(
-            {
-                "request_id": request_id,
-                "state": state,
-                "path": str(path) if path is not None else None,
-                "recorded": recorded,
-                "result": result_to_dict(result),
-            }
-        )
+        emit_json(out.doc)
     else:
         _render(result, path, explain, f"{request_id} ({state})")
-    _exit_for(result, request_id)
+    if out.error is not None:
+        raise out.error
 
 
 @policy_group.command(
@@ -283,15 +240,18 @@ def check_cmd(as_json: bool) -> None:
 
 @policy_group.command(
     "rules",
-    help="List the built-in rules with their ids and effects.\n\nExample:\n\n  aegis policy rules",
+    help="List the built-in rules with their ids and effects (or the one RULE_ID names; "
+    "exit 3 when none does).\n\nExample:\n\n  aegis policy rules\n\n"
+    "  aegis policy rules repo.unsigned",
 )
+@click.argument("rule_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def rules_cmd(as_json: bool) -> None:
-    """List the built-in rules."""
+def rules_cmd(rule_id: str | None, as_json: bool) -> None:
+    """List the built-in rules (or the one RULE_ID names)."""
+    from aegis.api_agent import explain_rule
     from aegis.cli.render import emit_json, print_table
-    from aegis.policy.explain import rules_catalog
 
-    catalog = rules_catalog()
+    catalog = explain_rule(rule_id)
     if as_json:
         emit_json(catalog)
         return
@@ -309,27 +269,6 @@ def rules_cmd(as_json: bool) -> None:
             for r in catalog
         ],
     )
-
-
-def _source_row(source: Any) -> dict[str, Any]:
-    repo = source.repository
-    return {
-        "file": source.entry.file,
-        "uri": repo.uri,
-        "suite": repo.suite,
-        "component": repo.component,
-        "signed_by_form": repo.signed_by_form,
-        "signature": repo.signature,
-        "signer_fingerprint": repo.signer_fingerprint,
-        "date": repo.date,
-        "valid_until": repo.valid_until,
-        "problems": list(repo.problems),
-        "approved": source.approved_as is not None,
-        "approved_as": source.approved_as,
-        "approvable": source.refusal is None,
-        "refusal": source.refusal,
-        "distribution": source.distribution,
-    }
 
 
 @policy_group.command(
@@ -362,31 +301,25 @@ def sources_cmd(as_json: bool, approve_configured: bool) -> None:
     from aegis.cli.render import emit_json, warn
     from aegis.config import load_config
     from aegis.policy.host_sources import approve_configured as approve
-    from aegis.policy.host_sources import configured_sources
 
     cfg = load_config()
-    now = datetime.now(UTC)
     if approve_configured:
-        _print_approval(approve(cfg, now), as_json)
+        _print_approval(approve(cfg, datetime.now(UTC)), as_json)
         return
-    listing = configured_sources(cfg, now)
-    if listing.policy_error is not None:
-        warn(f"policy file unusable (every decision denies): {listing.policy_error}")
-    elif not listing.policy or not listing.policy.sources:
-        warn(NO_SOURCE_WARNING)
+    from aegis.api_agent import sources
+
+    # The same function as the MCP server's sources tool: one code path for both.
+    out = sources(cfg)
+    if out.extra["warning"] is not None:
+        warn(out.extra["warning"])
     if as_json:
-        emit_json(
-            {
-                "policy_path": str(cfg.policy_path),
-                "policy_error": listing.policy_error,
-                "sources": [_source_row(s) for s in listing.sources],
-            }
-        )
+        emit_json(out.doc)
         return
-    _print_listing(listing.sources)
+    _print_listing(out.extra["listing"].sources)
 
 
 def _print_approval(done: Any, as_json: bool) -> None:
+    from aegis.api_agent import source_row
     from aegis.cli.render import emit_json
     from aegis.text import inert
 
@@ -394,8 +327,8 @@ def _print_approval(done: Any, as_json: bool) -> None:
         emit_json(
             {
                 "path": str(done.path),
-                "added": [{"name": n, **_source_row(s)} for n, s in done.added],
-                "skipped": [{**_source_row(s), "reason": why} for s, why in done.skipped],
+                "added": [{"name": n, **source_row(s)} for n, s in done.added],
+                "skipped": [{**source_row(s), "reason": why} for s, why in done.skipped],
             }
         )
         return

@@ -53,12 +53,10 @@ def review_cmd(
         return
     if plan is None:
         raise click.UsageError("missing argument PLAN (or give --probe)")
-    from aegis import api
+    from aegis.api_agent import review_plan
     from aegis.cli.render import emit_json, print_fields, print_path, warn
     from aegis.config import load_config
     from aegis.errors import InputError
-    from aegis.review.record import review_to_dict
-    from aegis.review.service import run_review
 
     if direct and no_review:
         raise InputError("--direct and --no-review exclude each other")
@@ -68,7 +66,9 @@ def review_cmd(
             "--direct is for development: this process calls the model endpoint and signs "
             "with the local review key instead of aegis-reviewd"
         )
-    done = run_review(cfg, plan, direct=direct, no_review=no_review, actor=api.current_user())
+    # The same function as the MCP server's review tool: one code path for both.
+    out = review_plan(cfg, plan, direct=direct, no_review=no_review)
+    done = out.extra["done"]
     review = done.review
     if done.unavailable is not None:
         warn(
@@ -76,17 +76,7 @@ def review_cmd(
             "will require approval (start aegis-reviewd, or --no-review where policy allows)"
         )
     if as_json:
-        emit_json(
-            {
-                "request_id": done.request_id,
-                "state": done.state,
-                "path": str(done.path),
-                "recorded": done.recorded,
-                "reviewer_unavailable": done.unavailable,
-                "advisory": True,
-                "review": review_to_dict(review),
-            }
-        )
+        emit_json(out.doc)
         return
     if done.recorded:
         click.echo(

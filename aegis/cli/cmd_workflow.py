@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from aegis.config import Config
     from aegis.workflow.machine import Workflow
-    from aegis.workflow.records import CorruptStoreError, RequestRecord
+    from aegis.workflow.records import RequestRecord
 
 
 def _cfg() -> Config:
@@ -27,17 +27,6 @@ def _cfg() -> Config:
 
 def _short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
-
-
-def _request_json(rec: RequestRecord, wf: Workflow, now: datetime) -> dict[str, Any]:
-    from aegis.codec import to_dict
-    from aegis.workflow.monitor import age_seconds, stuck_reason
-
-    out: dict[str, Any] = to_dict(rec)
-    out["age_in_state_s"] = age_seconds(rec, now)
-    out["terminal"] = wf.is_terminal(rec.state)
-    out["stuck_reason"] = stuck_reason(rec, wf, now)
-    return out
 
 
 @click.command("requests")
@@ -54,31 +43,20 @@ def requests_cmd(state: str | None, stuck: bool, limit: int | None, as_json: boo
       aegis requests --stuck --json
       aegis requests --state policy
     """
-    from aegis import api
+    from aegis.api_agent import list_requests
     from aegis.cli import render
-    from aegis.workflow.records import CorruptStoreError
 
-    cfg = _cfg()
-    now = api.now_utc()
-    wf = api.workflow()
-    corrupt: list[CorruptStoreError] = []
-    found = api.list_requests(cfg, state=state, stuck=stuck, now=now, limit=limit, corrupt=corrupt)
+    # The same function as the MCP server's requests tool: one code path for both.
+    out = list_requests(_cfg(), state=state, stuck=stuck, limit=limit)
+    found = out.extra["found"]
     if as_json:
-        out: dict[str, object] = {"requests": [_request_json(r, wf, now) for r in found]}
-        if corrupt:
-            out["corrupt"] = [e.message for e in corrupt]
-        render.emit_json(out)
+        render.emit_json(out.doc)
     elif found:
-        _print_requests(found, stuck=stuck, wf=wf, now=now)
-    elif not corrupt:
+        _print_requests(found, stuck=stuck, wf=out.extra["wf"], now=out.extra["now"])
+    elif out.error is None:
         click.echo("No stuck requests." if stuck else "No requests.")
-    if corrupt:
-        # The good rows are shown first: one tampered row must not hide the rest from on-call.
-        raise CorruptStoreError(
-            f"{len(corrupt)} request row(s) fail their checks and are not listed; "
-            f"first: {corrupt[0].message}",
-            hint="nothing was changed; restore the store from backup",
-        )
+    if out.error is not None:
+        raise out.error
 
 
 def _print_requests(
@@ -120,35 +98,18 @@ def show_cmd(request_id: str, as_json: bool) -> None:
     Example:
       aegis show r-0123456789abcdef
     """
-    from aegis import api
+    from aegis.api_agent import show_request
     from aegis.cli import render
-    from aegis.codec import to_dict
     from aegis.workflow.machine import text_graph
     from aegis.workflow.monitor import age_seconds, human_duration
 
-    cfg = _cfg()
-    now = api.now_utc()
-    wf = api.workflow()
-    from aegis.workflow.store import RequestNotFoundError
-
-    try:
-        detail = api.get_request_detail(cfg, request_id, now)
-    except RequestNotFoundError:
-        by_plan = api.find_request_by_plan(cfg, request_id)  # a plan id or plan hash works too
-        if by_plan is None:
-            raise
-        detail = api.get_request_detail(cfg, by_plan.id, now)
-    rec = detail.request
+    # The same function as the MCP server's show tool: one code path for both.
+    out = show_request(_cfg(), request_id)
     if as_json:
-        render.emit_json(
-            {
-                "request": _request_json(rec, wf, now),
-                "history": [to_dict(h) for h in detail.history],
-                "artifacts": [to_dict(a) for a in detail.artifacts],
-                "next_triggers": list(detail.next_triggers),
-            }
-        )
+        render.emit_json(out.doc)
         return
+    detail, now, wf = out.extra["detail"], out.extra["now"], out.extra["wf"]
+    rec = detail.request
     render.print_fields(
         [
             ("request", rec.id),

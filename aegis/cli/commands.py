@@ -28,6 +28,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "pip": "aegis.cli.cmd_pip:pip_group",
     "npm": "aegis.cli.cmd_npm:npm_group",
     "guard": "aegis.cli.cmd_guard:guard_group",
+    "mcp": "aegis.cli.cmd_mcp:mcp_cmd",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 

@@ -54,8 +54,11 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),
     "aegis guard check": (InputError,),
+    # Only 0 (allow) and 2 (block: the runtimes' code, also for its own failures).
+    "aegis guard hook": (),
     "aegis guard install": (InputError, EnvironmentFailure),
     "aegis guard uninstall": (InputError, EnvironmentFailure),
+    "aegis mcp": (EnvironmentFailure,),
     "aegis monitor": _RECORDS,
     "aegis policy": (*_RECORDS, PolicyDenied, ApprovalRequired),
     "aegis policy evaluate": (*_RECORDS, PolicyDenied, ApprovalRequired),

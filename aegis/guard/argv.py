@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """One rule that an argv breaks."""
 
     rule: str

@@ -30,8 +30,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aegis.guard.argv import Match, split_options
 from aegis.guard.rules import any_tool_match, match_argv, rule_for
@@ -80,8 +79,7 @@ _DOWNLOAD_INSTEAD = (
 )
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One command in the checked input that the guard refuses."""
 
     command: str
@@ -94,8 +92,7 @@ class Finding:
     """The Aegis command or step to use instead."""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """The result of a check: allowed when there is no finding."""
 
     findings: tuple[Finding, ...]
@@ -107,8 +104,7 @@ class Verdict:
         return not self.findings
 
 
-@dataclass(frozen=True)
-class _Word:
+class _Word(NamedTuple):
     text: str
     """The word after quote removal."""
     dynamic: bool
@@ -465,9 +461,36 @@ def check_command_line(text: str) -> Verdict:
     Returns:
         The verdict; ``allowed`` is False when any part is refused or cannot be parsed.
     """
+    plain = _plain_argv(text)
+    if plain is not None:
+        return check_argv(plain)
     walker = _Walker()
     walker.script(text, 0)
     return Verdict(tuple(walker.findings.values()))
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./:,@%+=-]+(?: +[A-Za-z0-9_./:,@%+=-]+)* *")
+"""A command line of plain words: no quoting, expansion, glob, operator or comment."""
+_RESERVED = frozenset(
+    {"!", "case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for", "function"}
+    | {"if", "in", "select", "then", "time", "until", "while"}
+)
+
+
+def _plain_argv(text: str) -> list[str] | None:
+    """The argv of a one-command line of plain words, or None (then bashlex parses it).
+
+    For such a line bash's parse is its words split at spaces, so checking that argv is
+    checking what bash would run, without loading bashlex (its parser tables take most of
+    a hook's time). A first word that bash reads as a keyword (``coproc``, ``time``) or an
+    assignment (``X=1 cmd``) goes to the parser.
+    """
+    if len(text) > MAX_INPUT or not _PLAIN.fullmatch(text.lstrip(" ")):
+        return None
+    words = text.split()
+    if not words or words[0] in _RESERVED or "=" in words[0]:
+        return None
+    return words
 
 
 def check_argv(argv: Sequence[str]) -> Verdict:

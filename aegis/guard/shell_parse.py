@@ -148,6 +148,15 @@ def _deadline(seconds: float) -> Iterator[None]:
     try:
         yield
     finally:
+        # Ignore the signal before disarming the repeating timer: an expiry landing in
+        # between (a loaded machine) would otherwise leave the timer armed, raising later
+        # in whatever code runs next.
+        while True:
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_IGN)
+                break
+            except _Expired:
+                continue
         signal.setitimer(signal.ITIMER_REAL, *outer)
         signal.signal(signal.SIGALRM, previous)
 
@@ -159,10 +168,12 @@ def parse(text: str) -> list[Any]:
         Exception: whatever bashlex raises for input it cannot parse, or
             :class:`ParseTimeoutError` (callers refuse).
     """
-    import bashlex
-    import bashlex.heredoc
+    from aegis.guard.lr_tables import import_bashlex
 
-    bashlex.heredoc.makeheredoc = _make_heredoc
+    bashlex = import_bashlex()  # its parse tables from aegis/guard/bashlex_lr.json
+    from bashlex import heredoc
+
+    heredoc.makeheredoc = _make_heredoc
     try:
         with _deadline(PARSE_SECONDS):
             try:

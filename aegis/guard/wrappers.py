@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """The wrapper runs ``argv[start:end]`` as a command."""
 
     start: int
@@ -31,8 +30,7 @@ class Run:
     """End of the slice (``find -exec ... ;``); None means the rest."""
 
 
-@dataclass(frozen=True)
-class Script:
+class Script(NamedTuple):
     """The wrapper runs ``text`` through a shell (``sh -c``, ``eval``, ``su -c``)."""
 
     indices: tuple[int, ...]
@@ -44,8 +42,7 @@ class Script:
 Target = Run | Script
 
 
-@dataclass(frozen=True)
-class _Spec:
+class _Spec(NamedTuple):
     value_opts: frozenset[str] = frozenset()
     """Options that take a value (the next argument, or the rest of a short cluster)."""
     script_opts: frozenset[str] = frozenset()

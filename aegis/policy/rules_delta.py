@@ -168,6 +168,8 @@ def _hostile(rule_id: str) -> Callable[[Facts], Check]:
 def _kind(f: Finding) -> str:
     """The approval rule a non-hostile finding fires."""
     rule = f.rule.lower()
+    if rule == MODEL_DIRECTED:
+        return MODEL_DIRECTED
     path = f.file.lstrip(".")
     if f.severity == "changed" or "changed" in rule or "new-script" in rule:
         return "script.changed"
@@ -219,6 +221,17 @@ def content_not_inspected(facts: Facts) -> Check:
     if not names:
         return Miss("only packages from approved distribution sources (or none) are installed")
     return Hit(f"maintainer scripts and files not inspected: {listed(names)}", unique(names))
+
+
+MODEL_DIRECTED = "content.model-directed-text"
+
+
+def model_directed_text(facts: Facts) -> Check:
+    """Package text addresses a model or an agent (from any source, distribution included)."""
+    hits = [f for f in facts.plan.findings if f.rule == MODEL_DIRECTED]
+    if not hits:
+        return Miss("no package text addresses a model or an agent")
+    return Hit(listed(_finding_text(f) for f in hits), unique(f.package for f in hits))
 
 
 def content_apt_hook(facts: Facts) -> Check:
@@ -374,6 +387,12 @@ RULES: tuple[Rule, ...] = (
         _A,
         "ships an apt.conf.d hook (non-distribution; deny when hostile)",
         content_apt_hook,
+    ),
+    Rule(
+        MODEL_DIRECTED,
+        _A,
+        "package text (description, maintainer script) addresses a model or an agent",
+        model_directed_text,
     ),
     Rule(
         "content.setuid",

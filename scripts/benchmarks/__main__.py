@@ -1,7 +1,8 @@
 """Run every benchmark module in this folder and print one JSON object.
 
 Each module ``scripts/benchmarks/<name>.py`` exposes ``run() -> dict`` of figures
-measured as ratios or rates in this one run. ``--only NAME`` runs one module.
+measured as ratios or rates in this one run. ``--only NAME`` runs one module (and those
+named ``NAME_*``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def main() -> int:
     failed = False
     for path in sorted(HERE.glob("*.py")):
         name = path.stem
-        if name.startswith("_") or (args.only and name not in args.only):
+        # "--only mcp" also runs mcp_tools.py (a module named mcp.py would hide the SDK).
+        selected = name in args.only or name.split("_", 1)[0] in args.only
+        if name.startswith("_") or (args.only and not selected):
             continue
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         spec = importlib.util.spec_from_file_location(f"bench_{name}", path)

@@ -146,6 +146,29 @@ JOIN_HINT = re.compile(
 """The hint a user outside group aegis gets: to become a member (not "writable by ...")."""
 
 
+def test_agent_mcp_session_plans_reviews_and_decides(scenario: Scenario) -> None:
+    # The same chain through aegis mcp, as the agent, with the SDK's own client.
+    result = scenario.r["agent_mcp"]
+    _ok(result)
+    doc = _json(result)
+    assert set(doc["tools"]) == {
+        "plan",
+        "review",
+        "policy",
+        "show",
+        "requests",
+        "explain_rule",
+        "guard_check",
+        "doctor",
+        "audit_verify",
+        "sources",
+    }
+    assert doc["plan_error"] is False, str(result)
+    assert doc["review_state"] == "reviewed", str(result)
+    assert doc["decision"] in ("allow", "allow-with-snapshot", "require-approval"), str(result)
+    assert doc["state"] == "policy", str(result)
+
+
 def test_outsider_doctor_exits_7_with_a_hint(scenario: Scenario) -> None:
     result = scenario.r["outsider_doctor"]
     assert result.returncode == 7, str(result)

@@ -45,6 +45,38 @@ def _json(result: Result) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
+MCP_SESSION = """
+import json, sys
+import anyio
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+async def main():
+    params = StdioServerParameters(command="aegis", args=["mcp"])
+    async with stdio_client(params) as (r, w), ClientSession(r, w) as agent:
+        await agent.initialize()
+        out = {"tools": [t.name for t in (await agent.list_tools()).tools]}
+        plan = await agent.call_tool("plan", {"targets": [sys.argv[1]], "contents": False})
+        out["plan_error"] = plan.is_error
+        doc = plan.structured_content or {}
+        out["request_id"] = doc.get("request_id")
+        if not plan.is_error:
+            path = doc["plan_path"]
+            review = await agent.call_tool("review", {"plan": path})
+            out["review_state"] = (review.structured_content or {}).get("state")
+            decided = await agent.call_tool("policy", {"plan": path})
+            out["decision"] = ((decided.structured_content or {}).get("result") or {}).get(
+                "decision"
+            )
+            shown = await agent.call_tool("show", {"request": doc["request_id"]})
+            out["state"] = ((shown.structured_content or {}).get("request") or {}).get("state")
+        print(json.dumps(out))
+
+anyio.run(main)
+"""
+"""What the agent runs in the booted host: an MCP session through the SDK's own client."""
+
+
 class Steps(dict[str, Result]):
     """Recorded steps; a step that never ran reads as a failed one that says so."""
 
@@ -160,6 +192,18 @@ class Scenario:
         self.step(f"{prefix}_policy", f"aegis policy {quote(path)} --json", user="agent")
         self.step(f"{prefix}_requests", "aegis requests --json", user="agent")
         return path
+
+    def agent_mcp(self, package: str) -> None:
+        """The agent's MCP session: the SDK's client starts ``aegis mcp`` as the agent."""
+        script = self.host.path("/usr/local/share/aegis-mcp-session.py")
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(MCP_SESSION)
+        script.chmod(0o644)
+        self.step(
+            "agent_mcp",
+            f"/opt/aegis/venv/bin/python3 -I /usr/local/share/aegis-mcp-session.py {package}",
+            user="agent",
+        )
 
     def outsider(self) -> None:
         """A user outside group aegis: exit 7 with a hint, never an internal error."""
@@ -294,6 +338,7 @@ class Scenario:
         self.keys()
         self.agent_readiness()
         plan = self.agent_plan("aegis-svc", "svc")
+        self.agent_mcp("aegis-svc")
         self.outsider()
         self.operator_apply(plan, "svc")
         self.after_apply()

@@ -354,6 +354,13 @@ def findings_for(
         )
     out.extend(scan_scripts(package, contents.scripts, previous))
     out.extend(scan_members(package, contents.members))
+    from aegis.analyze.evidence.model_text import scan_scripts as model_directed
+    from aegis.analyze.evidence.model_text import scan_text
+
+    # content.model-directed-text: the full Description (the indexes carry its first line)
+    # and the maintainer scripts, comments included.
+    out.extend(scan_text(package, "control:Description", contents.control.get("Description", "")))
+    out.extend(model_directed(package, contents.scripts))
     return tuple(out)
 
 

@@ -164,7 +164,7 @@ def test_hook_takes_no_command_argument() -> None:
 
 
 def test_a_missing_program_blocks_through_the_documented_wrapper(tmp_path: Path) -> None:
-    # docs/guard.md configures the hook as 'aegis guard check --hook RUNTIME || exit 2':
+    # docs/guard.md configures the hook as 'aegis guard hook --runtime RUNTIME || exit 2':
     # a missing or crashing program (127, 1) must block too, never let the call run.
     missing = tmp_path / "no-such-aegis"
     proc = subprocess.run(
@@ -185,4 +185,4 @@ def test_docs_examples_are_real_output() -> None:
     assert shown in doc
     as_json = run("--json", "--", "apt-get", "install", "-y", "nginx")
     assert as_json.stdout in doc
-    assert "aegis guard check --hook claude-code || exit 2" in doc
+    assert "aegis guard hook --runtime claude-code || exit 2" in doc

@@ -82,14 +82,64 @@ def _runtime_modules() -> set[str]:
             if top.endswith((".dist-info", ".pth")) or top in ("..", "__pycache__", "bin"):
                 continue
             names.add(top.removesuffix(".py").split(".")[0])
-        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+        todo += _needed(dist.requires or [], req.extras)
     return names
+
+
+def _needed(requires: list[str], extras: set[str]) -> list[str]:
+    """The requirements a distribution needs, with the extras asked of it (pyjwt[crypto])."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for r in requires:
+        req = Requirement(r)
+        if "extra ==" not in r:
+            out.append(r)
+        elif req.marker is not None and any(req.marker.evaluate({"extra": e}) for e in extras):
+            wanted = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+            out.append(f"{req.name}{wanted}{req.specifier}")  # asked for: no marker left
+    return out
+
+
+def _dist_infos() -> list[Path]:
+    """The ``*.dist-info`` folders of aegis's runtime dependencies, followed transitively."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    found: dict[str, Path] = {}
+    todo = [r for r in metadata.requires("aegis") or [] if "extra ==" not in r]
+    while todo:
+        req = Requirement(todo.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        key = req.name.lower().replace("_", "-")
+        if key in found:
+            continue
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            continue
+        infos = {f.parts[0] for f in dist.files or [] if f.parts[0].endswith(".dist-info")}
+        found[key] = Path(str(dist.locate_file(next(iter(infos))))) if infos else Path()
+        todo += _needed(dist.requires or [], req.extras)
+    return [p for p in found.values() if p.name.endswith(".dist-info") and p.is_dir()]
 
 
 def _copy_module(name: str, site: Path) -> None:
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
+        return
+    if spec is not None and spec.origin is None and spec.submodule_search_locations:
+        # A namespace package (opentelemetry, which the mcp SDK imports): each portion.
+        for location in spec.submodule_search_locations:
+            shutil.copytree(
+                location,
+                site / name,
+                ignore=shutil.ignore_patterns("__pycache__"),
+                dirs_exist_ok=True,
+            )
         return
     if spec is None or spec.origin is None:
         return  # optional here (e.g. zstandard on an older branch)
@@ -116,6 +166,9 @@ def public_tree() -> Iterator[Path]:
         shutil.copytree(REPO / part, src / part, ignore=ignore)
     for name in sorted(_runtime_modules()):
         _copy_module(name, site)
+    for info in _dist_infos():
+        # Some packages read their own metadata at import (httpx2: version("httpx2")).
+        shutil.copytree(info, site / info.name, dirs_exist_ok=True)
     for path in [base, *base.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     yield base
