@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
-from aegis.codec import from_dict, to_dict
+from aegis.canonical import canonical_bytes, encode_checked, loads_strict, sha256_hex
+from aegis.codec import canonical_of, checked_plain, from_dict, to_dict
 from aegis.errors import InputError, PolicyDenied
 from aegis.model import PLAN_SCHEMA, Action, Host, Intent, Plan, plan_hash
 from aegis.sign.approvals import Approval, approval_from_dict, check_approver_id
@@ -164,14 +164,19 @@ def execution_plan_body(ep: ExecutionPlan) -> dict[str, Any]:
     return body
 
 
+def execution_plan_body_bytes(ep: ExecutionPlan) -> bytes:
+    """The signed bytes: ``canonical_bytes(execution_plan_body(ep))``."""
+    return canonical_of(ep, omit=("signature_hex",))
+
+
 def execution_plan_bytes(ep: ExecutionPlan) -> bytes:
     """The file bytes: canonical JSON plus a newline."""
-    return canonical_bytes(execution_plan_to_dict(ep)) + b"\n"
+    return canonical_of(ep) + b"\n"
 
 
 def execution_plan_hash(ep: ExecutionPlan) -> str:
     """SHA-256 over the canonical JSON of the whole execution plan."""
-    return canonical_hash(execution_plan_to_dict(ep))
+    return sha256_hex(canonical_of(ep))
 
 
 def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> str | None:
@@ -335,14 +340,16 @@ def parse_execution_plan(
         ep = from_dict(ExecutionPlan, doc)
     except InputError as e:
         raise Refusal(RefusalCode.MALFORMED, e.message).error() from e
-    as_dict = execution_plan_to_dict(ep)
-    canonical = canonical_bytes(as_dict)
+    plain = checked_plain(ep)  # JSON types only, or None: the checking encoder decides
+    as_dict = execution_plan_to_dict(ep) if plain is None else plain
+    encode = canonical_bytes if plain is None else encode_checked
+    canonical = encode(as_dict)
     # Exactly the canonical bytes of the parsed record: whitespace, key order, escapes
     # and omitted defaults cannot vary, so "a changed byte anywhere" is always caught
     # here or by the signature.
     if data not in (canonical, canonical + b"\n"):
         raise Refusal(RefusalCode.MALFORMED, "document is not in canonical form").error()
-    problem = _consistency_problem(ep, canonical_hash(as_dict["plan"]))
+    problem = _consistency_problem(ep, sha256_hex(encode(as_dict["plan"])))
     if problem:
         raise Refusal(RefusalCode.MALFORMED, problem).error()
     return ep

@@ -204,6 +204,19 @@ def verify_canonical(body: Any, signature_hex: str, public_key_hex: str) -> bool
     return True
 
 
+def verify_signed_bytes(data: bytes, signature_hex: str, public_key_hex: str) -> bool:
+    """:func:`verify_canonical` for a body already encoded (e.g. by ``canonical_of``)."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    try:
+        vk = VerifyKey(_check_pub_hex(public_key_hex))
+        vk.verify(data, bytes.fromhex(signature_hex))
+    except (BadSignatureError, ValueError, InputError, TypeError):
+        return False
+    return True
+
+
 def passphrase_from_env(env: dict[str, str] | None = None) -> bytes | None:
     """Return the passphrase from ``AEGIS_KEY_PASSPHRASE`` (never from argv)."""
     value = (os.environ if env is None else env).get("AEGIS_KEY_PASSPHRASE")
