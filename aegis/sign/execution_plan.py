@@ -164,8 +164,19 @@ def execution_plan_body(ep: ExecutionPlan) -> dict[str, Any]:
     return body
 
 
+# parse_execution_plan has the document's JSON structure in hand when it checks the
+# canonical form; it keeps the signed body's bytes on the record it returns so the
+# signature check (next in aegisd's order) does not convert the whole plan again. The
+# record is frozen and nothing changes a parsed plan, so these stay its body's bytes
+# (a record built any other way has none and its body is encoded on demand).
+_SIGNED_BODY = "_aegis_signed_body"
+
+
 def execution_plan_body_bytes(ep: ExecutionPlan) -> bytes:
     """The signed bytes: ``canonical_bytes(execution_plan_body(ep))``."""
+    kept = ep.__dict__.get(_SIGNED_BODY)
+    if isinstance(kept, bytes):
+        return kept
     return canonical_of(ep, omit=("signature_hex",))
 
 
@@ -352,4 +363,7 @@ def parse_execution_plan(
     problem = _consistency_problem(ep, sha256_hex(encode(as_dict["plan"])))
     if problem:
         raise Refusal(RefusalCode.MALFORMED, problem).error()
+    if plain is not None:
+        del plain["signature_hex"]
+        ep.__dict__[_SIGNED_BODY] = encode_checked(plain)
     return ep

@@ -354,3 +354,22 @@ def test_verify_offline_malformed(sx: Any) -> None:
     assert ep is None
     assert results[0].refusal is not None
     assert results[0].refusal.code == RefusalCode.MALFORMED
+
+
+def test_parsed_plan_keeps_its_signed_body_and_copies_do_not(build: Any, keys: Any) -> None:
+    # parse_execution_plan keeps the signed body's bytes for check_signature; they must be
+    # the canonical bytes of the body, and a record derived from the parsed one (a changed
+    # field, even a re-signed one) must be checked over its own body, never the kept one.
+    from aegis.canonical import canonical_bytes
+    from aegis.sign.execution_plan import execution_plan_body_bytes
+
+    ep = build()
+    parsed = parse_execution_plan(execution_plan_bytes(ep))
+    assert execution_plan_body_bytes(parsed) == canonical_bytes(execution_plan_body(ep))
+    assert check_signature(parsed, {keys.pub("signer")}) is None
+    changed = replace(parsed, argv=(*parsed.argv, "extra"))
+    refusal = check_signature(changed, {keys.pub("signer")})
+    assert refusal is not None
+    assert refusal.code == RefusalCode.SIGNATURE
+    forged = replace(parsed, signature_hex=build(execution_id="bb" * 16).signature_hex)
+    assert check_signature(forged, {keys.pub("signer")}) is not None
