@@ -31,6 +31,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from aegis.canonical import canonical_bytes, encode_checked, loads_strict, sha256_hex
 from aegis.codec import canonical_of, checked_plain, from_dict, to_dict
 from aegis.errors import InputError, PolicyDenied
@@ -323,6 +325,41 @@ def build_execution_plan(
     return signed
 
 
+def _parse_canonical(data: bytes) -> ExecutionPlan | None:
+    """The record of a canonical, self-consistent execution plan, read fast; else None.
+
+    ``data`` is read with a lenient parser (orjson). Every check of the strict path
+    below runs here too (approvals, strict decoding, the canonical form,
+    self-consistency), except the parser's own refusals: duplicate keys, floats, NaN, a
+    BOM or bad UTF-8 can never survive the comparison with the canonical bytes (which
+    hold none of them), and what the lenient parser rejects goes to the strict path. A
+    document this returns None for is parsed again by the strict path, which names its
+    problem; one it accepts, the strict path accepts equally.
+    """
+    try:
+        doc = orjson.loads(data)
+        if not isinstance(doc, dict) or doc.get("schema_version") != EXECUTION_PLAN_SCHEMA:
+            return None
+        raw_approvals = doc.get("approvals")
+        if isinstance(raw_approvals, list):
+            for item in raw_approvals:
+                approval_from_dict(item)
+        ep = from_dict(ExecutionPlan, doc)
+    except (orjson.JSONDecodeError, InputError):
+        return None
+    plain = checked_plain(ep)
+    if plain is None:
+        return None
+    canonical = encode_checked(plain)
+    if data not in (canonical, canonical + b"\n"):
+        return None
+    if _consistency_problem(ep, sha256_hex(encode_checked(plain["plan"]))) is not None:
+        return None
+    del plain["signature_hex"]
+    ep.__dict__[_SIGNED_BODY] = encode_checked(plain)
+    return ep
+
+
 def parse_execution_plan(
     data: bytes, *, max_bytes: int = MAX_EXECUTION_PLAN_BYTES
 ) -> ExecutionPlan:
@@ -340,6 +377,9 @@ def parse_execution_plan(
         raise Refusal(
             RefusalCode.OVERSIZED, f"{len(data)} bytes, more than the {max_bytes} allowed"
         ).error()
+    fast = _parse_canonical(data)
+    if fast is not None:
+        return fast
     try:
         doc = loads_strict(data, max_bytes=max_bytes)
         if not isinstance(doc, dict) or doc.get("schema_version") != EXECUTION_PLAN_SCHEMA:

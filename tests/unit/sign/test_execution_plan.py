@@ -373,3 +373,33 @@ def test_parsed_plan_keeps_its_signed_body_and_copies_do_not(build: Any, keys: A
     assert refusal.code == RefusalCode.SIGNATURE
     forged = replace(parsed, signature_hex=build(execution_id="bb" * 16).signature_hex)
     assert check_signature(forged, {keys.pub("signer")}) is not None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda b: b.replace(b'"execution_id":', b'"execution_id":"x","execution_id":', 1),
+            "duplicate",
+        ),
+        (
+            lambda b: b.replace(b'"required_approvals":', b'"required_approvals":0.0,"x":', 1),
+            "duplicate|float",
+        ),
+        (lambda b: b"\xef\xbb\xbf" + b, "BOM"),
+        (lambda b: b.replace(b"{", b"{ ", 1), "canonical"),
+        (lambda b: b.rstrip(b"\n") + b"\n\n", "canonical"),
+    ],
+    ids=["duplicate-key", "float", "bom", "whitespace", "two-newlines"],
+)
+def test_the_fast_reader_never_accepts_what_the_strict_one_refuses(
+    build: Any, mutate: Any, message: str
+) -> None:
+    # parse_execution_plan reads canonical documents with a lenient parser first; what
+    # that parser would let through (a repeated key keeps the last value, 0.0 reads as a
+    # number) must still be refused, with the strict parser's reason.
+    data = execution_plan_bytes(build())
+    mutated = mutate(data)
+    assert mutated != data
+    with pytest.raises(MalformedExecutionPlanError, match=message):
+        parse_execution_plan(mutated)
