@@ -18,7 +18,10 @@ import hashlib
 import json
 from typing import Any
 
-import orjson
+try:
+    import orjson
+except ImportError:  # the protocol client runs stdlib-only (a copy under the system Python)
+    orjson = None  # type: ignore[assignment]
 
 from aegis.errors import InputError
 
@@ -66,10 +69,11 @@ def encode_checked(value: Any) -> bytes:
     # compares the two on generated documents) ten times faster, which is most of the
     # cost of hashing a large plan. What it refuses (integers beyond 64 bits, lone
     # surrogates) goes to the json call, which encodes it or raises as it always did.
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        pass
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
     return _encode_json(value)
 
 
