@@ -62,6 +62,9 @@ class Config:
     """Overrides /etc/machine-id (tests and demo only)."""
     vuln_release: str = "bookworm"
     """Debian codename whose security-tracker entries ``aegis vulndb import`` indexes."""
+    ai_reasoning: str = "off"
+    """How much a reasoning model may think for a review: off, low or model (its own
+    default); see :func:`aegis.review.client.reasoning_controls`."""
 
     @property
     def store_path(self) -> Path:
@@ -184,6 +187,7 @@ _KEYS = {
     "apt_timeout_s": "AEGIS_APT_TIMEOUT",
     "host_id": "AEGIS_HOST_ID",
     "vuln_release": "AEGIS_VULN_RELEASE",
+    "ai_reasoning": "AEGIS_AI_REASONING",
     "state_dir": "AEGIS_STATE_DIR",
     "log_dir": "AEGIS_LOG_DIR",
     "run_dir": "AEGIS_RUN_DIR",
@@ -266,7 +270,20 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         apt_timeout_s=_int("apt_timeout_s", values.get("apt_timeout_s", 300)),
         host_id=str(values["host_id"]) if values.get("host_id") else None,
         vuln_release=str(values.get("vuln_release", "bookworm")),
+        ai_reasoning=_reasoning(values.get("ai_reasoning", "off")),
     )
+
+
+_REASONING = ("off", "low", "model")  # aegis.review.client.REASONING_MODES (kept import-free)
+
+
+def _reasoning(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in _REASONING:
+        raise InputError(
+            f"ai_reasoning must be one of {', '.join(_REASONING)}, got {str(value)[:40]!r}"
+        )
+    return text
 
 
 def group_name(env: Mapping[str, str] | None = None) -> str:

@@ -293,7 +293,9 @@ def _probe_check(cfg: Config) -> Check:
         return Check("review probe", "warn", f"{path} is not a probe result")
     when, detail = str(doc.get("probed_at", "?"))[:20], str(doc.get("detail", ""))[:200]
     fmt = str(doc.get("response_format", "-"))[:20]
-    text = f"{when}: {detail} (response_format {fmt})"
+    raw = doc.get("reasoning")
+    controls = ", ".join(str(c)[:40] for c in raw[:4]) if isinstance(raw, list) else ""
+    text = f"{when}: {detail} (response_format {fmt}; reasoning {controls or '-'})"
     if doc.get("ok") is True:
         return Check("review probe", "ok", text)
     return Check("review probe", "warn", text)

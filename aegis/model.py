@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
 
-from aegis.canonical import canonical_hash
-from aegis.codec import OMIT_DEFAULT, from_dict, to_dict
+from aegis.canonical import sha256_hex
+from aegis.codec import OMIT_DEFAULT, canonical_of, from_dict, to_dict
 
 _OMIT: dict[str, bool] = {OMIT_DEFAULT: True}
 """Fields other ecosystems add: absent from apt documents, which stay byte for byte as before."""
@@ -423,7 +423,7 @@ def plan_from_dict(data: Any) -> Plan:
 
 def plan_hash(plan: Plan) -> str:
     """SHA-256 over the canonical JSON of the whole plan."""
-    return canonical_hash(plan_to_dict(plan))
+    return sha256_hex(canonical_of(plan))
 
 
 def reproducible_view(plan: Plan) -> dict[str, Any]:

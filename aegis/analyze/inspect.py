@@ -16,6 +16,7 @@ Built on :mod:`aegis.analyze.evidence.download`, ``contents`` and ``vulnerabilit
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -68,10 +69,14 @@ def inspect_contents(
         copies = ExitStack()
         try:
             deb = fetch_deb(
-                p, cache_dir=cfg.cache_dir, apt_config=cfg.apt_config, timeout_s=timeout_s
+                p,
+                cache_dir=cfg.cache_dir,
+                apt_config=cfg.apt_config,
+                timeout_s=timeout_s,
+                work_dir=work,
             )
             # The bytes scanned are the bytes verified: a private copy, not the shared cache.
-            own = copies.enter_context(private_copy(deb, p))
+            own = copies.enter_context(private_copy(deb, p, work))
         except DebHashMismatchError as exc:
             return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
         except AegisError as exc:
@@ -89,7 +94,14 @@ def inspect_contents(
     findings: list[Finding] = []
     out: list[Provenance] = []
     signals: list[Signal] = []
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # One private directory (mode 0700) for the run's per-package work directories:
+    # creating and removing hundreds of them in the shared system temp directory cost
+    # more than fetching and scanning the packages.
+    with (
+        tempfile.TemporaryDirectory(prefix="aegis-inspect-") as work_name,
+        ThreadPoolExecutor(max_workers=4) as pool,
+    ):
+        work = Path(work_name)
         for p2, f2, sig in pool.map(one, provenance):
             out.append(p2)
             findings.extend(f2)

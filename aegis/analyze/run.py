@@ -89,6 +89,7 @@ def run_tool(
     timeout_s: float,
     extra_env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> RunResult:
     """Run ``argv`` with the planning environment; never raises for tool failures.
 
@@ -98,6 +99,7 @@ def run_tool(
         timeout_s: wall-clock limit; the whole process group is killed after it.
         extra_env: additional variables (e.g. ``GNUPGHOME`` for gpgv).
         cwd: working directory.
+        pass_fds: descriptors the tool inherits (files handed over as ``/dev/fd/N``).
     """
     args = tuple(argv)
     try:
@@ -109,6 +111,7 @@ def run_tool(
             env=child_env(apt_config, extra_env),
             cwd=cwd,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
     except OSError as exc:
         return RunResult(args, -1, "", f"cannot start {args[0]}: {exc}")

@@ -126,6 +126,7 @@ def _probe(as_json: bool) -> None:
                 ("reachable", "yes" if result.reachable else "no"),
                 ("model listed", listed[result.model_listed]),
                 ("response_format", result.response_format or "-"),
+                ("reasoning", ", ".join(result.reasoning) or "-"),
                 ("answer parses", "yes" if result.answer_parses else "no"),
                 ("detail", result.detail),
                 ("latency", f"{result.latency_ms} ms"),

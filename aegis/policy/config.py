@@ -559,6 +559,15 @@ def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
+def name_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """:func:`name_matches` with ``patterns`` bound: compiled and looked up once."""
+    compiled = _compiled(patterns)
+    if compiled is None:
+        return lambda _name: False
+    match = compiled.match
+    return lambda name: match(name) is not None
+
+
 def name_matches(name: str, patterns: tuple[str, ...]) -> bool:
     """Whether ``name`` matches one of the ``fnmatch`` ``patterns`` (case-sensitive)."""
     compiled = _compiled(patterns)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from aegis.canonical import canonical_bytes, loads_strict, sha256_hex
-from aegis.codec import from_dict, to_dict
+from aegis.canonical import loads_strict, sha256_hex
+from aegis.codec import canonical_of, from_dict, to_dict
 from aegis.errors import InputError
 
 POLICY_SCHEMA = "aegis.policy/1"
@@ -171,7 +171,7 @@ def result_to_dict(result: PolicyResult) -> dict[str, Any]:
 
 def result_bytes(result: PolicyResult) -> bytes:
     """Canonical JSON bytes: the file content and the artifact the store keeps."""
-    return canonical_bytes(result_to_dict(result))
+    return canonical_of(result)
 
 
 def result_hash(result: PolicyResult) -> str:

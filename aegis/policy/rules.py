@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aegis.model import Action, Operation, PackageChange, Plan, Repository
-from aegis.policy.config import ApprovedSource, PolicyConfig, match_source, name_matches
+from aegis.policy.config import (
+    ApprovedSource,
+    PolicyConfig,
+    match_source,
+    name_matcher,
+)
 from aegis.policy.result import Effect
 
 RULESET_VERSION = "aegis.rules/1"
@@ -118,6 +123,7 @@ class Facts:
         "changing",
         "config",
         "distribution_repos",
+        "kernel_match",
         "kernel_patterns",
         "now",
         "operation",
@@ -126,6 +132,7 @@ class Facts:
         "repo_source",
         "repos",
         "rollback",
+        "sensitive_match",
         "sensitive_patterns",
     )
 
@@ -157,6 +164,9 @@ class Facts:
         )
         self.kernel_patterns = BUILTIN_KERNEL + config.packages.kernel
         self.sensitive_patterns = BUILTIN_SENSITIVE + config.packages.security_sensitive
+        # Bound once per evaluation: rules test every package of a 500-package plan.
+        self.kernel_match = name_matcher(self.kernel_patterns)
+        self.sensitive_match = name_matcher(self.sensitive_patterns)
         self.prov: dict[tuple[str, str], bool] = {}
         for p in plan.provenance:
             self.prov[(p.package, p.version)] = bool(p.sha256 and p.chain and p.uri)
@@ -222,13 +232,13 @@ def snapshot_debs(facts: Facts) -> tuple[dict[tuple[str, str], str], list[str]]:
 
 def is_kernel(facts: Facts, change: PackageChange) -> bool:
     """Kernel or boot chain by name (built-in and configured patterns)."""
-    return name_matches(change.name, facts.kernel_patterns)
+    return facts.kernel_match(change.name)
 
 
 def is_sensitive(facts: Facts, change: PackageChange) -> bool:
     """Security-sensitive by binary or source name (built-in and configured patterns)."""
-    patterns = facts.sensitive_patterns
-    return name_matches(change.name, patterns) or name_matches(change.source_package, patterns)
+    match = facts.sensitive_match
+    return match(change.name) or match(change.source_package)
 
 
 @dataclass(frozen=True)

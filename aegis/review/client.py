@@ -5,7 +5,10 @@ The edge between aegis-reviewd and the model server. It sends one request with
 closed JSON schema (``json_schema``, which vLLM, llama.cpp and Ollama enforce while
 decoding), then ``json_object``, then none, stepping down only when the server rejects
 the option (HTTP 400, 415, 422 or 501); :attr:`ChatResult.response_format` records
-which one answered. One deadline (``timeout_s``) covers connecting, every attempt and
+which one answered. With ``reasoning`` ``off`` or ``low`` it also asks a reasoning model
+to think briefly or not at all (:func:`reasoning_controls`); a control the server refuses
+is dropped and :attr:`ChatResult.reasoning` records those that answered. One deadline
+(``timeout_s``) covers connecting, every attempt and
 reading the body, so a server that trickles bytes cannot hold the reviewer longer; the
 body is read in chunks up to a size cap and never past it.
 
@@ -69,6 +72,36 @@ def _formats() -> tuple[tuple[str, dict[str, Any] | None], ...]:
     )
 
 
+REASONING_MODES = ("off", "low", "model")
+"""``ai_reasoning``: how much reasoning the request asks for (see :func:`reasoning_controls`)."""
+
+
+def reasoning_controls(mode: str) -> dict[str, Any]:
+    """The request fields that keep a reasoning model's thinking off or short.
+
+    ``off``: the chat-template switches vLLM and llama.cpp pass to the model's template
+    (``enable_thinking`` for Qwen3-style templates, ``thinking`` for DeepSeek's; a template
+    ignores a switch it does not use) and ``reasoning_effort: low`` (OpenAI's field, which
+    vLLM and Ollama also take). ``low``: ``reasoning_effort`` only. ``model``: nothing; the
+    model reasons as it was served. Each field is dropped when the server refuses it.
+    """
+    if mode == "model":
+        return {}
+    if mode == "low":
+        return {"reasoning_effort": "low"}
+    return {
+        "chat_template_kwargs": {"enable_thinking": False, "thinking": False},
+        "reasoning_effort": "low",
+    }
+
+
+_CONTROL_WORDS = {
+    "chat_template_kwargs": ("chat_template_kwargs", "enable_thinking", "thinking"),
+    "reasoning_effort": ("reasoning_effort", "reasoning effort"),
+}
+"""Words in a refusal's body that name each control (which one the server refused)."""
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object")
+
 _CHUNK = 16 * 1024
 
 
@@ -85,6 +118,9 @@ class ChatResult:
     response_format: str = "json_schema"
     """Which ``response_format`` the answering request carried: json_schema, json_object
     or none."""
+    reasoning: tuple[str, ...] = ()
+    """The reasoning controls the answering request carried (``chat_template_kwargs``,
+    ``reasoning_effort``); those the server refused were dropped."""
 
     @property
     def used_response_format(self) -> bool:
@@ -185,6 +221,7 @@ def chat(
     api_key: str | None = None,
     max_response_bytes: int = MAX_ENVELOPE_BYTES,
     clock: Callable[[], float] = time.monotonic,
+    reasoning: str = "model",
 ) -> ChatResult:
     """POST one chat completion; never raises for network or protocol trouble.
 
@@ -197,6 +234,13 @@ def chat(
         api_key: sent as a bearer token when given (from the environment, never argv).
         max_response_bytes: body size cap.
         clock: monotonic clock (tests).
+        reasoning: one of :data:`REASONING_MODES` (fields from
+            :func:`reasoning_controls`, each sent only while the server accepts it).
+
+    A refusal (HTTP 400, 415, 422 or 501) that names a reasoning control drops that
+    control; one that names ``response_format`` steps it down; one that names neither
+    drops the controls first (an answer in the review's schema matters more than a short
+    one), then steps ``response_format`` down.
     """
     start = clock()
     deadline = start + timeout_s
@@ -210,17 +254,21 @@ def chat(
         "max_tokens": max_tokens,
     }
     formats = _formats()
-    used = formats[0][0]
+    controls = reasoning_controls(reasoning)
+    index = 0
 
     def done(
         status: str, reason: str = "", body: bytes = b"", code: int | None = None
     ) -> ChatResult:
         latency = int((clock() - start) * 1000)
-        return ChatResult(status, body, reason, latency, code, used)
+        return ChatResult(status, body, reason, latency, code, formats[index][0], tuple(controls))
 
-    for index, (name, response_format) in enumerate(formats):
-        used = name
-        payload = base if response_format is None else {**base, "response_format": response_format}
+    # Every refusal removes a control or steps the format down: at most this many tries.
+    for _ in range(len(formats) + len(controls)):
+        response_format = formats[index][1]
+        payload = {**base, **controls}
+        if response_format is not None:
+            payload["response_format"] = response_format
         try:
             code, body = _attempt(
                 base_url, payload, headers, deadline=deadline, clock=clock, cap=max_response_bytes
@@ -237,10 +285,34 @@ def chat(
             return done("failed", f"endpoint error: {type(e).__name__}")
         if code == http.HTTPStatus.OK:
             return done("ok", body=body, code=code)
-        if index + 1 < len(formats) and code in FALLBACK_STATUSES:
-            continue  # the server does not take this response_format: try the next one
-        return done("failed", f"endpoint answered HTTP {code}", code=code)
-    raise AssertionError("unreachable")  # pragma: no cover
+        if code not in FALLBACK_STATUSES:
+            return done("failed", f"endpoint answered HTTP {code}", code=code)
+        step = _step_down(body, controls, index, len(formats))
+        if step is None:
+            break
+        index = step
+    return done("failed", f"endpoint answered HTTP {code}", code=code)
+
+
+def _step_down(body: bytes, controls: dict[str, Any], index: int, count: int) -> int | None:
+    """After a refusal: the format index to try next (``controls`` may shrink), or None.
+
+    None: nothing is left to drop.
+    """
+    text = body[:4096].decode("utf-8", "replace").lower()
+    named = [c for c in controls if any(w in text for w in _CONTROL_WORDS[c])]
+    if named:  # the server said which field it does not take: drop just that one
+        for name in named:
+            del controls[name]
+        return index
+    if index + 1 < count and any(w in text for w in _FORMAT_WORDS):
+        return index + 1  # it named the response_format: keep the controls
+    if controls:
+        controls.clear()
+        return index
+    if index + 1 < count:
+        return index + 1  # the server does not take this response_format: the next one
+    return None
 
 
 MAX_MODELS_BYTES = 256 * 1024

@@ -45,6 +45,8 @@ class ProbeResult:
     detail: str
     latency_ms: int
     probed_at: str
+    reasoning: tuple[str, ...] = ()
+    """The reasoning controls (ai_reasoning) the server accepted with the answer."""
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,7 @@ def probe(cfg: Config, now: datetime) -> ProbeResult:
         timeout_s=cfg.ai_timeout_s,
         max_tokens=cfg.ai_max_tokens,
         api_key=key,
+        reasoning=cfg.ai_reasoning,
     )
     if result.status != "ok":
         return ProbeResult(
@@ -96,6 +99,7 @@ def probe(cfg: Config, now: datetime) -> ProbeResult:
         detail,
         result.latency_ms,
         at,
+        result.reasoning,
     )
 
 

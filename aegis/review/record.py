@@ -40,8 +40,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aegis.canonical import canonical_bytes, loads_strict
-from aegis.codec import from_dict, to_dict
+from aegis.canonical import loads_strict
+from aegis.codec import canonical_of, from_dict, to_dict
 from aegis.errors import InputError, TrustError
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def review_to_dict(review: Review) -> dict[str, Any]:
 
 def review_bytes(review: Review) -> bytes:
     """Canonical bytes: the exact content of ``reviews/<plan_id>.review.json``."""
-    return canonical_bytes(review_to_dict(review))
+    return canonical_of(review)
 
 
 def review_from_dict(data: Any) -> Review:

@@ -107,8 +107,19 @@ class ReviewDaemon:
                 timeout_s=self.cfg.ai_timeout_s,
                 max_tokens=self.cfg.ai_max_tokens,
                 api_key=self.api_key,
+                reasoning=self.cfg.ai_reasoning,
+                observe=self._observe,
             )
         return sign_review(unsigned, self.key)
+
+    def _observe(self, result: Any) -> None:
+        # What the answering request carried, for the journal (the record keeps the answer).
+        if result.status == "ok":
+            controls = ", ".join(result.reasoning) or "none"
+            _log(
+                f"model answered with response_format {result.response_format}; "
+                f"reasoning controls {controls}"
+            )
 
     def answer(self, request: Any) -> dict[str, Any]:
         """The answer to one parsed request (never raises for bad input)."""

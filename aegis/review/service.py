@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from aegis.config import Config
     from aegis.model import Plan
+    from aegis.review.client import ChatResult
 
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 REVIEW_KEY_ENV = "AEGIS_REVIEW_KEY"
@@ -113,8 +114,15 @@ def make_review(
     max_tokens: int,
     api_key: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    reasoning: str = "model",
+    observe: Callable[[ChatResult], None] | None = None,
 ) -> Review:
-    """Ask the model about ``plan``; return the unsigned record of whatever happened."""
+    """Ask the model about ``plan``; return the unsigned record of whatever happened.
+
+    ``reasoning`` is ``ai_reasoning`` (see :func:`aegis.review.client.reasoning_controls`);
+    ``observe`` is given the exchange (which ``response_format`` and reasoning controls
+    the answering request carried), for the daemon's log.
+    """
     from aegis.review.client import chat, endpoint_label
     from aegis.review.parse import Rejected, parse_answer, parse_envelope
     from aegis.review.prompt import build_prompt
@@ -129,7 +137,10 @@ def make_review(
         timeout_s=timeout_s,
         max_tokens=max_tokens,
         api_key=api_key,
+        reasoning=reasoning,
     )
+    if observe is not None:
+        observe(result)
     common: dict[str, object] = {
         "model": model[:200],
         "endpoint": endpoint_label(base_url)[:300],
@@ -254,6 +265,7 @@ def review_plan(cfg: Config, plan: Plan, *, direct: bool, no_review: bool) -> Re
         timeout_s=cfg.ai_timeout_s,
         max_tokens=cfg.ai_max_tokens,
         api_key=os.environ.get(API_KEY_ENV),
+        reasoning=cfg.ai_reasoning,
     )
     return sign_review(unsigned, key)
 

@@ -41,10 +41,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
-from aegis.codec import from_dict, to_dict
+from aegis.canonical import loads_strict, sha256_hex
+from aegis.codec import canonical_of, from_dict, to_dict
 from aegis.errors import InputError
-from aegis.sign.keys import public_hex, sign_canonical, verify_canonical
+from aegis.sign.keys import public_hex, sign_canonical, verify_signed_bytes
 from aegis.sign.times import format_time, parse_time
 
 if TYPE_CHECKING:
@@ -151,6 +151,11 @@ def approval_body(approval: Approval) -> dict[str, Any]:
     return body
 
 
+def approval_body_bytes(approval: Approval) -> bytes:
+    """The signed bytes: ``canonical_bytes(approval_body(approval))``."""
+    return canonical_of(approval, omit=("signature_hex",))
+
+
 def approval_to_dict(approval: Approval) -> dict[str, Any]:
     """Return the JSON structure of ``approval``."""
     out: dict[str, Any] = to_dict(approval)
@@ -159,12 +164,12 @@ def approval_to_dict(approval: Approval) -> dict[str, Any]:
 
 def approval_bytes(approval: Approval) -> bytes:
     """The file bytes: canonical JSON plus a newline."""
-    return canonical_bytes(approval_to_dict(approval)) + b"\n"
+    return canonical_of(approval) + b"\n"
 
 
 def approval_hash(approval: Approval) -> str:
     """SHA-256 over the canonical JSON of the whole approval (signature included)."""
-    return canonical_hash(approval_to_dict(approval))
+    return sha256_hex(canonical_of(approval))
 
 
 def check_approver_id(value: str) -> str:
@@ -294,7 +299,7 @@ def _reject(
 ) -> tuple[RejectReason, str] | None:
     key = approval.public_key_hex.lower()
     # Signature first: nothing else in an unsigned document means anything.
-    if not verify_canonical(approval_body(approval), approval.signature_hex, key):
+    if not verify_signed_bytes(approval_body_bytes(approval), approval.signature_hex, key):
         return RejectReason.BAD_SIGNATURE, "signature does not verify with its public key"
     # Before trust: the signer's key may also sit among approver keys; it still never counts.
     if key == signer_key_hex.lower():

@@ -31,10 +31,10 @@ from aegis.sign.execution_plan import (
     MAX_TTL,
     ExecutionPlan,
     PolicyBinding,
-    execution_plan_body,
+    execution_plan_body_bytes,
     parse_execution_plan,
 )
-from aegis.sign.keys import verify_canonical
+from aegis.sign.keys import verify_signed_bytes
 from aegis.sign.refusals import CheckResult, CheckStep, Refusal, RefusalCode
 from aegis.sign.times import parse_time
 
@@ -58,7 +58,7 @@ def check_signature(ep: ExecutionPlan, trusted_signer_keys: Iterable[str]) -> Re
     key = ep.signer_public_key_hex.lower()
     if key not in trusted:
         return Refusal(RefusalCode.SIGNATURE, f"signer key {key[:16]}... is not trusted")
-    if not verify_canonical(execution_plan_body(ep), ep.signature_hex, key):
+    if not verify_signed_bytes(execution_plan_body_bytes(ep), ep.signature_hex, key):
         return Refusal(RefusalCode.SIGNATURE, "signature does not verify (document changed)")
     return None
 

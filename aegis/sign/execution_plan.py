@@ -31,8 +31,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
-from aegis.codec import from_dict, to_dict
+import orjson
+
+from aegis.canonical import canonical_bytes, encode_checked, loads_strict, sha256_hex
+from aegis.codec import canonical_of, checked_plain, from_dict, to_dict
 from aegis.errors import InputError, PolicyDenied
 from aegis.model import PLAN_SCHEMA, Action, Host, Intent, Plan, plan_hash
 from aegis.sign.approvals import Approval, approval_from_dict, check_approver_id
@@ -164,14 +166,30 @@ def execution_plan_body(ep: ExecutionPlan) -> dict[str, Any]:
     return body
 
 
+# parse_execution_plan has the document's JSON structure in hand when it checks the
+# canonical form; it keeps the signed body's bytes on the record it returns so the
+# signature check (next in aegisd's order) does not convert the whole plan again. The
+# record is frozen and nothing changes a parsed plan, so these stay its body's bytes
+# (a record built any other way has none and its body is encoded on demand).
+_SIGNED_BODY = "_aegis_signed_body"
+
+
+def execution_plan_body_bytes(ep: ExecutionPlan) -> bytes:
+    """The signed bytes: ``canonical_bytes(execution_plan_body(ep))``."""
+    kept = ep.__dict__.get(_SIGNED_BODY)
+    if isinstance(kept, bytes):
+        return kept
+    return canonical_of(ep, omit=("signature_hex",))
+
+
 def execution_plan_bytes(ep: ExecutionPlan) -> bytes:
     """The file bytes: canonical JSON plus a newline."""
-    return canonical_bytes(execution_plan_to_dict(ep)) + b"\n"
+    return canonical_of(ep) + b"\n"
 
 
 def execution_plan_hash(ep: ExecutionPlan) -> str:
     """SHA-256 over the canonical JSON of the whole execution plan."""
-    return canonical_hash(execution_plan_to_dict(ep))
+    return sha256_hex(canonical_of(ep))
 
 
 def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> str | None:
@@ -307,6 +325,41 @@ def build_execution_plan(
     return signed
 
 
+def _parse_canonical(data: bytes) -> ExecutionPlan | None:
+    """The record of a canonical, self-consistent execution plan, read fast; else None.
+
+    ``data`` is read with a lenient parser (orjson). Every check of the strict path
+    below runs here too (approvals, strict decoding, the canonical form,
+    self-consistency), except the parser's own refusals: duplicate keys, floats, NaN, a
+    BOM or bad UTF-8 can never survive the comparison with the canonical bytes (which
+    hold none of them), and what the lenient parser rejects goes to the strict path. A
+    document this returns None for is parsed again by the strict path, which names its
+    problem; one it accepts, the strict path accepts equally.
+    """
+    try:
+        doc = orjson.loads(data)
+        if not isinstance(doc, dict) or doc.get("schema_version") != EXECUTION_PLAN_SCHEMA:
+            return None
+        raw_approvals = doc.get("approvals")
+        if isinstance(raw_approvals, list):
+            for item in raw_approvals:
+                approval_from_dict(item)
+        ep = from_dict(ExecutionPlan, doc)
+    except (orjson.JSONDecodeError, InputError):
+        return None
+    plain = checked_plain(ep)
+    if plain is None:
+        return None
+    canonical = encode_checked(plain)
+    if data not in (canonical, canonical + b"\n"):
+        return None
+    if _consistency_problem(ep, sha256_hex(encode_checked(plain["plan"]))) is not None:
+        return None
+    del plain["signature_hex"]
+    ep.__dict__[_SIGNED_BODY] = encode_checked(plain)
+    return ep
+
+
 def parse_execution_plan(
     data: bytes, *, max_bytes: int = MAX_EXECUTION_PLAN_BYTES
 ) -> ExecutionPlan:
@@ -324,6 +377,9 @@ def parse_execution_plan(
         raise Refusal(
             RefusalCode.OVERSIZED, f"{len(data)} bytes, more than the {max_bytes} allowed"
         ).error()
+    fast = _parse_canonical(data)
+    if fast is not None:
+        return fast
     try:
         doc = loads_strict(data, max_bytes=max_bytes)
         if not isinstance(doc, dict) or doc.get("schema_version") != EXECUTION_PLAN_SCHEMA:
@@ -335,14 +391,19 @@ def parse_execution_plan(
         ep = from_dict(ExecutionPlan, doc)
     except InputError as e:
         raise Refusal(RefusalCode.MALFORMED, e.message).error() from e
-    as_dict = execution_plan_to_dict(ep)
-    canonical = canonical_bytes(as_dict)
+    plain = checked_plain(ep)  # JSON types only, or None: the checking encoder decides
+    as_dict = execution_plan_to_dict(ep) if plain is None else plain
+    encode = canonical_bytes if plain is None else encode_checked
+    canonical = encode(as_dict)
     # Exactly the canonical bytes of the parsed record: whitespace, key order, escapes
     # and omitted defaults cannot vary, so "a changed byte anywhere" is always caught
     # here or by the signature.
     if data not in (canonical, canonical + b"\n"):
         raise Refusal(RefusalCode.MALFORMED, "document is not in canonical form").error()
-    problem = _consistency_problem(ep, canonical_hash(as_dict["plan"]))
+    problem = _consistency_problem(ep, sha256_hex(encode(as_dict["plan"])))
     if problem:
         raise Refusal(RefusalCode.MALFORMED, problem).error()
+    if plain is not None:
+        del plain["signature_hex"]
+        ep.__dict__[_SIGNED_BODY] = encode_checked(plain)
     return ep

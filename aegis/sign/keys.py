@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -202,6 +203,25 @@ def verify_canonical(body: Any, signature_hex: str, public_key_hex: str) -> bool
     except (BadSignatureError, ValueError, InputError, TypeError):
         return False
     return True
+
+
+def verify_signed_bytes(data: bytes, signature_hex: str, public_key_hex: str) -> bool:
+    """:func:`verify_canonical` for a body already encoded (e.g. by ``canonical_of``)."""
+    from nacl.exceptions import BadSignatureError
+
+    try:
+        _verify_key(public_key_hex).verify(data, bytes.fromhex(signature_hex))
+    except (BadSignatureError, ValueError, InputError, TypeError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _verify_key(public_key_hex: str) -> Any:
+    """The verifying key object of a public key (a few trusted keys verify everything)."""
+    from nacl.signing import VerifyKey
+
+    return VerifyKey(_check_pub_hex(public_key_hex))
 
 
 def passphrase_from_env(env: dict[str, str] | None = None) -> bytes | None:

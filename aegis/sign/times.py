@@ -47,6 +47,16 @@ def parse_time(text: str, what: str = "timestamp") -> datetime:
     if not _TIME_RE.match(text):
         raise InputError(f"{what} must look like 2026-01-02T03:04:05Z, got {str(text)[:40]!r}")
     try:
+        if text.isascii():  # the shape is fixed: read the fields (strptime is ~10x slower)
+            return datetime(
+                int(text[0:4]),
+                int(text[5:7]),
+                int(text[8:10]),
+                int(text[11:13]),
+                int(text[14:16]),
+                int(text[17:19]),
+                tzinfo=UTC,
+            )
         return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError as e:
         raise InputError(f"{what} {text!r} is not a valid time") from e

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -171,7 +172,7 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
         IllegalTransitionError: unknown trigger, or not allowed from ``state``.
         GuardRefusedError: a guard said no (named in the message).
     """
-    from transitions import Machine, MachineError
+    from transitions import MachineError
 
     if state not in wf.states:
         raise StateError(f"request is in unknown state {state!r}")
@@ -185,19 +186,15 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
         )
     refused: list[str] = []
     model = _Attempt()
-    # A fresh machine and model per attempt. The table above, built from the validated graph,
-    # decided the move is legal; the machine holds exactly that edge (its source and
-    # destination), runs the guards as its conditions and moves the model. Building every
-    # exit of the state, or the whole graph, costs more than the commit. Machine and model
-    # are dropped when this returns, so a failed commit leaves nothing in memory.
-    machine = Machine(
-        model=model,
-        states=[state] if spec.dest == state else [state, spec.dest],
-        transitions=[wf._attempt_edges[(state, trigger)]],
-        initial=state,
-        auto_transitions=False,
-        ignore_invalid_triggers=False,
-    )
+    # A fresh model per attempt on a machine that holds exactly this edge. The table
+    # above, built from the validated graph, decided the move is legal; the machine holds
+    # that one edge (its source and destination), runs the guards as its conditions and
+    # moves the model. Machines are kept per edge and per thread (building one cost more
+    # than the rest of a transition outside SQLite's commit); they hold only names and the
+    # stateless guard conditions, and the model is removed and emptied when this returns,
+    # so a failed commit leaves nothing in memory.
+    machine = _edge_machine(wf, state, trigger, spec.dest)
+    machine.add_model(model, initial=state)
     try:
         ok = model.trigger(trigger, inp, refused)  # type: ignore[attr-defined]
     except MachineError as e:  # defensive: the table above already checked
@@ -206,16 +203,39 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
         ) from e
     finally:
         reached = getattr(model, "state", None)
-        # Take the attempt's machine apart: machine, events and model refer to each other,
-        # and these cycles would otherwise wait for the garbage collector.
-        machine.models.clear()
-        machine.events.clear()
+        # Model and machine refer to each other through the model's bound triggers: take
+        # the model out and empty it so neither waits for the garbage collector.
+        machine.remove_model(model)
         model.__dict__.clear()
     if not ok:
         raise GuardRefusedError(f"{trigger!r} from {state!r} refused: {'; '.join(refused)}")
     if reached != spec.dest:
         raise RuntimeError(f"machine reached {reached!r}, graph says {spec.dest!r}")
     return spec
+
+
+_LOCAL = threading.local()
+
+
+def _edge_machine(wf: Workflow, state: str, trigger: str, dest: str) -> Any:
+    """This thread's machine holding only the edge ``trigger`` from ``state`` of ``wf``."""
+    from transitions import Machine
+
+    machines: dict[tuple[str, str, str], Any] | None = getattr(_LOCAL, "machines", None)
+    if machines is None:
+        machines = _LOCAL.machines = {}
+    key = (wf.digest, state, trigger)
+    machine = machines.get(key)
+    if machine is None:
+        machine = machines[key] = Machine(
+            model=None,
+            states=[state] if dest == state else [state, dest],
+            transitions=[wf._attempt_edges[(state, trigger)]],
+            initial=state,
+            auto_transitions=False,
+            ignore_invalid_triggers=False,
+        )
+    return machine
 
 
 def stuck_thresholds(wf: Workflow) -> dict[str, int]:

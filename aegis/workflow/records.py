@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from aegis.canonical import canonical_bytes, loads_strict, sha256_hex
 from aegis.errors import InputError, TrustError
 
@@ -145,7 +147,10 @@ def _canonical_known(value: Any) -> bytes:
     its type walk, which the callers already guarantee: facts pass :func:`check_facts`
     before a write and :func:`loads_strict` (no floats) on a read.
     """
-    return _ENCODER.encode(value).encode("utf-8", "surrogatepass")
+    try:  # orjson writes the same bytes (see aegis/canonical.py), several times faster
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # lone surrogates, huge integers: the reference encoder
+        return _ENCODER.encode(value).encode("utf-8", "surrogatepass")
 
 
 # json.dumps(value, **these) builds this encoder on every call; it holds no state of its own.

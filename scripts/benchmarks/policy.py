@@ -2,8 +2,9 @@
 
 Goal: <= 1 ms per decision. Reports ms/decision and decisions/s for the rule
 evaluation with the plan hash supplied by the caller (as ``aegis policy`` does: it
-hashes the plan once when it reads it), and, for context, the full call that also
-hashes the 500-package plan and serialises the result to canonical bytes.
+hashes the plan once when it reads it), and the full call that also hashes the
+500-package plan and serialises the result to canonical bytes (issue 12 goal: <= 3 ms),
+in wall time and in this process's CPU time.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from typing import Any
 
 PACKAGES = 500
 ROUNDS = 300
+GOAL_INCL_HASH_MS = 3.0  # issue 12
 
 
-def _time(fn: Any, rounds: int) -> float:
+def _time(fn: Any, rounds: int, clock: Any = time.perf_counter) -> float:
     fn()  # warm caches (compiled name patterns)
     best = float("inf")
     for _ in range(3):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(rounds):
             fn()
-        best = min(best, (time.perf_counter() - start) / rounds)
+        best = min(best, (clock() - start) / rounds)
     return best
 
 
@@ -46,6 +48,11 @@ def run() -> dict[str, object]:
 
     per = _time(lambda: evaluate(plan, review, config, now, plan_hash=digest), ROUNDS)
     full = _time(lambda: result_bytes(evaluate(plan, review, config, now)), ROUNDS // 10)
+    # The same in CPU time of this process: on a shared machine the wall clock above also
+    # counts the time other processes held the CPU.
+    full_cpu = _time(
+        lambda: result_bytes(evaluate(plan, review, config, now)), ROUNDS // 10, time.process_time
+    )
     return {
         "packages": PACKAGES,
         "rules_evaluated": len(result.fired) + len(result.not_fired),
@@ -55,4 +62,7 @@ def run() -> dict[str, object]:
         "goal_ms_per_decision": 1.0,
         "meets_goal": per * 1000 <= 1.0,
         "ms_per_decision_incl_plan_hash_and_bytes": round(full * 1000, 3),
+        "cpu_ms_per_decision_incl_plan_hash_and_bytes": round(full_cpu * 1000, 3),
+        "goal_ms_incl_plan_hash": GOAL_INCL_HASH_MS,
+        "meets_goal_incl_plan_hash": full * 1000 <= GOAL_INCL_HASH_MS,
     }

@@ -91,3 +91,44 @@ def test_canonical_form() -> None:
     assert (
         canonical_bytes({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
     )
+
+
+# Every code point class the encoders could treat differently: controls, DEL, the line
+# separators JSON allows raw, BOM, non-characters, astral characters (no surrogates:
+# those have no UTF-8 form and are refused, see above).
+_any_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+wide_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | _any_text,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(_any_text, children, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(wide_values)
+def test_fast_encoder_writes_the_reference_bytes(value: Any) -> None:
+    # canonical_bytes encodes with orjson for speed; the standard library's json.dumps
+    # (sorted keys, compact, UTF-8) defines the bytes every signature is over.
+    reference = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+    assert canonical_bytes(value) == reference
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**64, -(2**63) - 1, 10**40, {"deep": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}],
+    ids=["u64-plus-1", "i64-minus-1", "huge", "nested"],
+)
+def test_values_the_fast_encoder_refuses_still_encode(value: Any) -> None:
+    reference = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    assert canonical_bytes(value) == reference
+
+
+def test_deeper_than_the_fast_encoder_allows_still_encodes() -> None:
+    value: Any = 1
+    for _ in range(400):  # orjson stops at 255 levels; the reference does not
+        value = [value]
+    assert canonical_bytes(value) == b"[" * 400 + b"1" + b"]" * 400

@@ -59,3 +59,12 @@ def test_bad_config_refused(tmp_path: Path, text: str, message: str) -> None:
     (etc / "aegis.toml").write_text(text)
     with pytest.raises(InputError, match=message):
         load_config({"AEGIS_HOME": str(tmp_path)})
+
+
+def test_ai_reasoning_defaults_off_and_takes_only_its_modes(tmp_path: Path) -> None:
+    assert load_config({"AEGIS_HOME": str(tmp_path)}).ai_reasoning == "off"
+    for mode in ("off", "low", "model", " LOW "):
+        cfg = load_config({"AEGIS_HOME": str(tmp_path), "AEGIS_AI_REASONING": mode})
+        assert cfg.ai_reasoning == mode.strip().lower()
+    with pytest.raises(InputError, match="ai_reasoning must be one of"):
+        load_config({"AEGIS_HOME": str(tmp_path), "AEGIS_AI_REASONING": "max"})

@@ -176,8 +176,11 @@ def _copy_local(source: Path, dest: Path, prov: Provenance) -> None:
 
 
 @contextlib.contextmanager
-def private_copy(deb: Path, prov: Provenance) -> Iterator[Path]:
+def private_copy(deb: Path, prov: Provenance, work_dir: Path | None = None) -> Iterator[Path]:
     """A copy of the cached ``deb`` in a fresh directory of our own, hashed while copied.
+
+    With ``work_dir`` (a private directory of the caller's, mode 0700), the copy is a new
+    file there instead.
 
     The cache is shared with group ``aegis``, so the file :func:`fetch_deb` verified could
     be swapped before a scanner opens it by name (hiding a hostile script from aegisd's
@@ -188,6 +191,14 @@ def private_copy(deb: Path, prov: Provenance) -> Iterator[Path]:
         DebHashMismatchError: the cached file no longer matches the index.
         DebDownloadError: it cannot be read, or is not a regular file.
     """
+    if work_dir is not None:  # a new name in the caller's private directory
+        copy = work_dir / f"{prov.sha256}.{secrets.token_hex(8)}.deb"
+        try:
+            _copy_local(deb, copy, prov)
+            yield copy
+        finally:
+            copy.unlink(missing_ok=True)
+        return
     work = Path(tempfile.mkdtemp(prefix="aegis-deb-"))
     try:
         copy = work / f"{prov.sha256}.deb"
@@ -225,6 +236,7 @@ def fetch_deb(
     apt_config: Path | None,
     timeout_s: float = 300,
     via_apt: bool = False,
+    work_dir: Path | None = None,
 ) -> Path:
     """Return the verified .deb for ``prov`` in Aegis's cache, fetching it when needed.
 
@@ -234,6 +246,8 @@ def fetch_deb(
         apt_config: ``APT_CONFIG`` for ``apt-get download``.
         timeout_s: limit for the download.
         via_apt: use ``apt-get download`` even for ``file:``/``copy:`` URIs.
+        work_dir: a private directory (mode 0700) of the caller's for the fetch's
+            temporary files; None: the system's temp dir.
 
     Raises:
         InputError: the provenance is malformed (no usable hash or name).
@@ -251,22 +265,45 @@ def fetch_deb(
                 pass  # not a regular file: discarded like any tampered entry
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target.name, dir_fd=dir_fd)  # never used, fetched again
-        fetched = _fetch_private(prov, apt_config, timeout_s, via_apt)
+        fetched = _fetch_private(prov, apt_config, timeout_s, via_apt, work_dir)
         try:
             _store_in_cache(fetched, dir_fd, target.name)
         finally:
-            shutil.rmtree(fetched.parent, ignore_errors=True)
+            if fetched.parent == work_dir:
+                fetched.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(fetched.parent, ignore_errors=True)
     return target
 
 
 def _fetch_private(
-    prov: Provenance, apt_config: Path | None, timeout_s: float, via_apt: bool
+    prov: Provenance,
+    apt_config: Path | None,
+    timeout_s: float,
+    via_apt: bool,
+    work_dir: Path | None = None,
 ) -> Path:
-    """Fetch and verify the .deb in a fresh private directory (the system's temp dir)."""
-    work = Path(tempfile.mkdtemp(prefix="aegis-fetch-"))
+    """Fetch and verify the .deb in a fresh private place; the caller removes it.
+
+    A local file is copied to a new name in ``work_dir`` (a private directory of the
+    caller's) when given; otherwise, and for apt downloads, into a fresh private
+    directory (under ``work_dir``, or the system's temp dir) that is the file's parent.
+    """
+    parts = urlsplit(prov.uri)
+    local = parts.scheme in ("file", "copy") and not via_apt
+    if local and work_dir is not None:
+        # A file, not a directory per package: removing hundreds of directories cost
+        # more than copying and scanning the packages.
+        fetched = work_dir / f"fetch-{secrets.token_hex(8)}.deb"
+        try:
+            _copy_local(Path(unquote(parts.path)), fetched, prov)
+        except BaseException:
+            fetched.unlink(missing_ok=True)
+            raise
+        return fetched
+    work = Path(tempfile.mkdtemp(prefix="aegis-fetch-", dir=work_dir))
     try:
-        parts = urlsplit(prov.uri)
-        if parts.scheme in ("file", "copy") and not via_apt:
+        if local:
             fetched = work / "pkg.deb"
             _copy_local(Path(unquote(parts.path)), fetched, prov)
         else:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -151,8 +153,10 @@ _KEY_PACKET_STARTS = (0x98, 0x99, 0xC6)
 """Leading byte of an OpenPGP public-key packet, as apt checks it (apt-pkg/contrib/gpgv.cc)."""
 
 
-def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Path]:
-    """The source's keyrings as gpgv reads them: armoured ones dearmoured into ``tdir``."""
+def _binary_keyrings(
+    entry: SourceEntry, paths: AptPaths, scratch: Callable[[], Path]
+) -> list[Path]:
+    """The source's keyrings as gpgv reads them: armoured ones dearmoured into ``scratch()``."""
     keyrings: list[Path] = []
     for i, kr in enumerate(keyring_files(entry, paths)):
         if not kr.is_file():
@@ -162,7 +166,7 @@ def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Pa
         except OSError:
             continue
         if data.lstrip().startswith(b"-----BEGIN PGP"):
-            conv = tdir / f"k{i}.gpg"
+            conv = scratch() / f"k{i}.gpg"
             conv.write_bytes(dearmor(data.decode("ascii", errors="replace")))
             keyrings.append(conv)
         elif data[:1] and data[0] in _KEY_PACKET_STARTS:
@@ -170,7 +174,7 @@ def _binary_keyrings(entry: SourceEntry, paths: AptPaths, tdir: Path) -> list[Pa
         # else: empty or not a keyring; both apt methods skip it ("unsupported filetype")
         # rather than let one stray file in trusted.gpg.d fail every verification.
     if entry.signed_by_form == "embedded":
-        conv = tdir / "embedded.gpg"
+        conv = scratch() / "embedded.gpg"
         conv.write_bytes(dearmor(entry.signed_by or ""))
         keyrings.append(conv)
     return keyrings
@@ -190,16 +194,19 @@ def _allowed_fingerprints(entry: SourceEntry) -> tuple[str, ...]:
     return tuple(t.upper() for t in signed_by_tokens(entry.signed_by or "") if t[0] != "/")
 
 
-def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
-    """(detached signature, message) to verify, or why there are none (split error)."""
+def _signed_parts(files: ReleaseFiles, stack: ExitStack) -> tuple[Path, Path] | str:
+    """(detached signature, message) to verify, or why there are none (split error).
+
+    An InRelease's two parts are anonymous in-memory files (``memfd``), named
+    ``/dev/fd/N`` for the verifier, which inherits them: nothing is written to disk and no
+    directory is made and removed per repository (that cost more than the verifier).
+    """
     if files.inrelease is not None:
         try:
             message, sig = split_clearsigned(files.inrelease.read_bytes())
         except SplitError as exc:
             return f"InRelease {exc}"
-        (tdir / "Release.sig").write_bytes(sig)
-        (tdir / "Release.msg").write_bytes(message)
-        return tdir / "Release.sig", tdir / "Release.msg"
+        return _memfile(stack, "Release.sig", sig), _memfile(stack, "Release.msg", message)
     assert files.release is not None
     assert files.release_gpg is not None
     try:
@@ -207,6 +214,21 @@ def _signed_parts(files: ReleaseFiles, tdir: Path) -> tuple[Path, Path] | str:
     except SplitError as exc:
         return f"Release.gpg {exc}"
     return files.release_gpg, files.release
+
+
+def _memfile(stack: ExitStack, name: str, data: bytes) -> Path:
+    """``data`` in an anonymous in-memory file, closed with ``stack``; its /dev/fd path."""
+    fd = os.memfd_create(f"aegis-{name}", os.MFD_CLOEXEC)
+    stack.callback(os.close, fd)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return Path(f"/dev/fd/{fd}")
+
+
+def _fds(parts: tuple[Path, Path]) -> tuple[int, ...]:
+    """The descriptors behind ``/dev/fd/N`` parts, for the verifier to inherit."""
+    return tuple(int(p.name) for p in parts if str(p.parent) == "/dev/fd")
 
 
 BACKDATE_SLACK = timedelta(days=1)
@@ -234,7 +256,7 @@ def _run_verifier(
     parts: tuple[Path, Path],
     allowed: tuple[str, ...],
     *,
-    tdir: Path,
+    scratch: Callable[[], Path],
     timeout_s: float,
 ) -> tuple[str, tuple[str, ...], tuple[str, ...], str]:
     """(status, good signers' fingerprints, weaknesses, detail) from one run of ``verifier``."""
@@ -247,6 +269,7 @@ def _run_verifier(
             apt_config=None,
             timeout_s=timeout_s,
             extra_env=env,
+            pass_fds=_fds(parts),
         )
         status = sqv_outcome(res.returncode, res.stderr)
         signers = [ln.strip().upper() for ln in res.stdout.splitlines() if ln.strip()]
@@ -258,12 +281,12 @@ def _run_verifier(
             status = "no-pubkey" if allowed else "error"
         good = tuple(signers) if status == "good" else ()
         return status, good, (), res.stderr.strip()[:200]
-    home = tdir / "home"
+    home = scratch() / "home"
     home.mkdir(mode=0o700, exist_ok=True)
     asserted = [f"--assert-pubkey-algo={verifier.policy}"] if verifier.policy else []
     argv = [verifier.path, "--homedir", str(home), "--status-fd", "1", *asserted, *rings]
     argv += [str(sig), str(msg)]
-    res = run_tool(argv, apt_config=None, timeout_s=timeout_s)
+    res = run_tool(argv, apt_config=None, timeout_s=timeout_s, pass_fds=_fds(parts))
     ring_bytes = [kr.read_bytes() for kr in keyrings]
     verdict = judge_gpgv_status(res.stdout, ring_bytes, allowed)
     status = verdict.status
@@ -271,6 +294,10 @@ def _run_verifier(
         status = "error"  # 2: a further signature by a key not given (apt accepts that)
     good = verdict.fingerprints if status == "good" else ()
     return status, good, (verdict.weak if status == "good" else ()), verdict.detail
+
+
+def _tempdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="aegis-verify-")
 
 
 def verify_release(
@@ -300,10 +327,18 @@ def verify_release(
             return release_body(files.inrelease.read_text(errors="replace"))
         return files.release.read_text(errors="replace") if files.release else None
 
-    with tempfile.TemporaryDirectory(prefix="aegis-verify-") as tmp:
-        tdir = Path(tmp)
-        keyrings = _binary_keyrings(entry, paths, tdir)
-        parts = _signed_parts(files, tdir)
+    with ExitStack() as stack:
+        made: list[Path] = []
+
+        def scratch() -> Path:
+            # A private directory only when one is needed (an armoured keyring to
+            # dearmour, gpgv's home): sqv with binary keyrings runs without any.
+            if not made:
+                made.append(Path(stack.enter_context(_tempdir())))
+            return made[0]
+
+        keyrings = _binary_keyrings(entry, paths, scratch)
+        parts = _signed_parts(files, stack)
         if isinstance(parts, str):
             return SignatureCheck(
                 "error",
@@ -318,7 +353,7 @@ def verify_release(
             return SignatureCheck("no-pubkey", None, unverified(), chosen.describe(), chosen.policy)
         allowed = _allowed_fingerprints(entry)
         status, fprs, weak, detail = _run_verifier(
-            chosen, keyrings, parts, allowed, tdir=tdir, timeout_s=timeout_s
+            chosen, keyrings, parts, allowed, scratch=scratch, timeout_s=timeout_s
         )
         if status == "good":
             text = parts[1].read_text(errors="replace")

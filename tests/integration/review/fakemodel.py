@@ -68,6 +68,39 @@ SERVER_SHAPES: dict[str, Any] = {
     ),
 }
 
+
+# The same families, wrapping any answer text (tests put hostile answers in each shape).
+FAMILY_WRAPPERS: dict[str, Any] = {
+    "vllm-reasoning-parser": lambda text: completion(text, message={"reasoning_content": THINKING}),
+    "vllm-no-parser": lambda text: completion(f"<think>\n{THINKING}\n</think>\n\n{text}"),
+    "llamacpp-fenced": lambda text: completion(f"```json\n{text}\n```"),
+    # llama-server with --reasoning-format deepseek (tools/server/README.md): the thinking
+    # in message.reasoning_content, like vLLM's parser.
+    "llamacpp-reasoning-format": lambda text: completion(
+        text, message={"reasoning_content": THINKING}
+    ),
+    "ollama-thinking": lambda text: completion(
+        f"```json\n{text}\n```", message={"reasoning": THINKING}
+    ),
+}
+
+# Reasoning that uses the whole output cap (finish_reason "length"), in each family's
+# shape: vLLM's parser leaves content null (docs.vllm.ai "Reasoning Outputs"); without a
+# parser the <think> block is cut open; llama-server and Ollama leave content empty with
+# the thinking in reasoning_content / reasoning.
+BUDGET_SHAPES: dict[str, Any] = {
+    "vllm-reasoning-parser": lambda: completion(
+        None, finish="length", message={"reasoning_content": THINKING * 40}
+    ),
+    "vllm-no-parser": lambda: completion(f"<think>\n{THINKING * 40}", finish="length"),
+    "llamacpp-reasoning-format": lambda: completion(
+        "", finish="length", message={"reasoning_content": THINKING * 40}
+    ),
+    "ollama-thinking": lambda: completion(
+        "", finish="length", message={"reasoning": THINKING * 40}
+    ),
+}
+
 SCRIPTS: dict[str, Any] = {
     "valid": lambda: (200, completion(answer())),
     "deny": lambda: (
@@ -119,7 +152,14 @@ SCRIPTS: dict[str, Any] = {
         completion(None, finish="length", message={"reasoning_content": THINKING * 40}),
     ),
     **{name: (lambda make=make: (200, make())) for name, make in SERVER_SHAPES.items()},
+    **{f"{name}:budget": (lambda make=make: (200, make())) for name, make in BUDGET_SHAPES.items()},
 }
+
+
+def family_script(server: FakeModelServer, family: str, text: str) -> None:
+    """Make ``server`` answer ``text`` in ``family``'s shape."""
+    server.script = "wrapped"
+    server.wrapped = FAMILY_WRAPPERS[family](text)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -137,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         models = [{"id": m, "object": "model"} for m in self.server.models]
         self._send(200, json.dumps({"object": "list", "data": models}).encode())
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: PLR0912 - one branch per scripted behaviour
         size = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(size))
         self.server.requests.append({"path": self.path, "body": body})
@@ -159,6 +199,24 @@ class _Handler(BaseHTTPRequestHandler):
         if script == "no-json-mode":
             self._send(200, completion(answer()))
             return
+        if script == "strict-openai":
+            # OpenAI's API refuses fields it does not know, naming them (HTTP 400,
+            # "Unrecognized request argument supplied: ..."); reasoning_effort is refused
+            # for a model that does not reason ("Unsupported parameter: ...").
+            for field in ("chat_template_kwargs", "reasoning_effort"):
+                if field in body:
+                    message = f"Unrecognized request argument supplied: {field}"
+                    self._send(400, json.dumps({"error": {"message": message}}).encode())
+                    return
+            self._send(200, completion(answer()))
+            return
+        if script == "refuses-extras":
+            # A server that refuses any field it does not know without naming it.
+            if "chat_template_kwargs" in body or "reasoning_effort" in body:
+                self._send(422, b'{"error": "invalid request"}')
+                return
+            self._send(200, completion(answer()))
+            return
         if script == "slow":
             time.sleep(self.server.delay)
             self._send(200, completion(answer()))
@@ -175,6 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
                 except OSError:
                     return
                 time.sleep(0.1)
+            return
+        if script == "wrapped":
+            self._send(200, self.server.wrapped)
             return
         code, payload = SCRIPTS[script]()
         self._send(code, payload)
@@ -199,6 +260,7 @@ class FakeModelServer(ThreadingHTTPServer):
         self.delay = 3.0
         self.models = ["fake-model"]
         self.requests: list[dict[str, Any]] = []
+        self.wrapped = b""
 
     @property
     def base_url(self) -> str:

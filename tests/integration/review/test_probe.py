@@ -48,7 +48,9 @@ def test_a_server_whose_reviews_count(
     doctor = CliRunner().invoke(cli, ["doctor", "--json"])
     [check] = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "review probe"]
     assert check["status"] == "ok"
-    assert f"(response_format {out['response_format']})" in check["detail"]
+    assert f"(response_format {out['response_format']}; reasoning " in check["detail"]
+    # The loopback server takes the reasoning controls (as vLLM does): both are kept.
+    assert out["reasoning"] == ["chat_template_kwargs", "reasoning_effort"]
     assert (
         Path(out["path"]) == aegis_home / "var/lib/aegis/review-probe.json"
         or Path(out["path"]).name == "review-probe.json"

@@ -166,3 +166,25 @@ def test_a_cache_directory_that_is_not_private_is_never_written(
     with pytest.raises(DebDownloadError, match="package cache"):
         fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_callers_work_directory_holds_files_only_while_needed(tmp_path: Path, deb: Path) -> None:
+    # inspect_contents passes one private directory for a whole plan: the fetch and the
+    # scanners' copies are files in it, removed when done, and the checks are the same.
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    prov = _prov(deb)
+    cached = fetch_deb(prov, cache_dir=tmp_path / "cache", apt_config=None, work_dir=work)
+    assert cached.read_bytes() == deb.read_bytes()
+    assert list(work.iterdir()) == []
+    with private_copy(cached, prov, work) as own:
+        assert own.parent == work
+        cached.write_bytes(b"benign-looking replacement")
+        assert own.read_bytes() == deb.read_bytes()
+    assert list(work.iterdir()) == []
+    with pytest.raises(DebHashMismatchError), private_copy(cached, prov, work):
+        pass
+    bad = _prov(deb, sha="0" * 64)
+    with pytest.raises(DebHashMismatchError):
+        fetch_deb(bad, cache_dir=tmp_path / "cache2", apt_config=None, work_dir=work)
+    assert list(work.iterdir()) == []

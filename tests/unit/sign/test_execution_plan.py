@@ -354,3 +354,52 @@ def test_verify_offline_malformed(sx: Any) -> None:
     assert ep is None
     assert results[0].refusal is not None
     assert results[0].refusal.code == RefusalCode.MALFORMED
+
+
+def test_parsed_plan_keeps_its_signed_body_and_copies_do_not(build: Any, keys: Any) -> None:
+    # parse_execution_plan keeps the signed body's bytes for check_signature; they must be
+    # the canonical bytes of the body, and a record derived from the parsed one (a changed
+    # field, even a re-signed one) must be checked over its own body, never the kept one.
+    from aegis.canonical import canonical_bytes
+    from aegis.sign.execution_plan import execution_plan_body_bytes
+
+    ep = build()
+    parsed = parse_execution_plan(execution_plan_bytes(ep))
+    assert execution_plan_body_bytes(parsed) == canonical_bytes(execution_plan_body(ep))
+    assert check_signature(parsed, {keys.pub("signer")}) is None
+    changed = replace(parsed, argv=(*parsed.argv, "extra"))
+    refusal = check_signature(changed, {keys.pub("signer")})
+    assert refusal is not None
+    assert refusal.code == RefusalCode.SIGNATURE
+    forged = replace(parsed, signature_hex=build(execution_id="bb" * 16).signature_hex)
+    assert check_signature(forged, {keys.pub("signer")}) is not None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda b: b.replace(b'"execution_id":', b'"execution_id":"x","execution_id":', 1),
+            "duplicate",
+        ),
+        (
+            lambda b: b.replace(b'"required_approvals":', b'"required_approvals":0.0,"x":', 1),
+            "duplicate|float",
+        ),
+        (lambda b: b"\xef\xbb\xbf" + b, "BOM"),
+        (lambda b: b.replace(b"{", b"{ ", 1), "canonical"),
+        (lambda b: b.rstrip(b"\n") + b"\n\n", "canonical"),
+    ],
+    ids=["duplicate-key", "float", "bom", "whitespace", "two-newlines"],
+)
+def test_the_fast_reader_never_accepts_what_the_strict_one_refuses(
+    build: Any, mutate: Any, message: str
+) -> None:
+    # parse_execution_plan reads canonical documents with a lenient parser first; what
+    # that parser would let through (a repeated key keeps the last value, 0.0 reads as a
+    # number) must still be refused, with the strict parser's reason.
+    data = execution_plan_bytes(build())
+    mutated = mutate(data)
+    assert mutated != data
+    with pytest.raises(MalformedExecutionPlanError, match=message):
+        parse_execution_plan(mutated)

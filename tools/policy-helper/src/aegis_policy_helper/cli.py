@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--lm", default=None, help="DSPy model, e.g. openai/deepseek-v4-flash")
     rep.add_argument("--api-base", default=None)
     rep.add_argument("--api-key", default=None)
+    rep.add_argument(
+        "--max-tokens",
+        type=int,
+        default=advice.DEFAULT_MAX_TOKENS,
+        help="output cap of the model request (a reasoning model's thinking counts)",
+    )
     rep.add_argument("--skip-dspy", action="store_true", help="do not run the DSPy analysis")
     rep.add_argument(
         "--allow-unverified-execution-signature",
@@ -81,7 +87,11 @@ def _analysis(args: argparse.Namespace, document: dict[str, Any]) -> dict[str, A
     if not args.lm:
         return advice.skipped("no --lm given")
     return advice.analyze(
-        summarize(document), lm=args.lm, api_base=args.api_base, api_key=args.api_key
+        summarize(document),
+        lm=args.lm,
+        api_base=args.api_base,
+        api_key=args.api_key,
+        max_tokens=args.max_tokens,
     )
 
 
