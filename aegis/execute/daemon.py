@@ -109,6 +109,8 @@ class Aegisd:
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
         self._status_lock = threading.Lock()
+        self.running_id: str | None = None
+        """The execution id whose command is running now (between started and finished)."""
         self.publish_status()
         _preload()
 
@@ -199,14 +201,7 @@ class Aegisd:
                 code = REFUSED_SLOW
             return self.refuse(conn.creds, code, e.message, None)
         if req.op == "ping":
-            return Answer(
-                ok=True,
-                message=self.settings.keys_problem or "aegisd ready",
-                result={
-                    "trusted_signer_keys": len(self.settings.signer_keys),
-                    "trusted_approver_keys": len(self.settings.approver_keys),
-                },
-            )
+            return self.ping()
         try:
             check_own_dir(self.cfg.aegisd_dir, self.own_dir)
         except TrustError as e:
@@ -230,6 +225,35 @@ class Aegisd:
 
     # -- small requests --------------------------------------------------------------
 
+    def ping(self) -> Answer:
+        """Readiness, and what would refuse an apply right now (a client asks first).
+
+        ``dpkg_locked`` says another package manager holds dpkg's lock and ``audit_log``
+        why the audit log cannot be opened, so the client can leave its request ``signed``;
+        ``audit_append_failures`` counts failed appends, checkpoints and probes of the
+        audit log since aegisd started.
+        """
+        from aegis.execute.dpkg_lock import admin_dir, probe
+
+        audit_log = None
+        try:
+            self.audit.probe(count=False)
+        except AegisError as e:
+            audit_log = e.message
+        dpkg_locked = probe(admin_dir(self.cfg.dpkg_root))
+        return Answer(
+            ok=True,
+            message=self.settings.keys_problem or "aegisd ready",
+            result={
+                "trusted_signer_keys": len(self.settings.signer_keys),
+                "trusted_approver_keys": len(self.settings.approver_keys),
+                "dpkg_locked": dpkg_locked,
+                "audit_log": audit_log,
+                "audit_append_failures": self.audit.failures,
+                "audit_last_failure": self.audit.last_failure,
+            },
+        )
+
     def status(self, req: Request) -> Answer:
         """The ledger row of an execution id (``aegis resume`` asks this)."""
         assert req.execution_id is not None
@@ -247,6 +271,9 @@ class Aegisd:
                 "started_at": entry.started_at,
                 "finished_at": entry.finished_at,
                 "request_id": entry.request_id,
+                # started + running: another client's run is going on, not an interruption
+                "running": entry.state == ledger_mod.STARTED
+                and self.running_id == entry.execution_id,
             },
         )
 
@@ -260,7 +287,7 @@ class Aegisd:
         except AegisError as e:
             return self.refuse(creds, REFUSED_STATE, e.message, req.execution_id)
         self.publish_status()
-        self.audit.append(
+        self._audit_after_change(
             "revoke",
             {
                 "actor": {"uid": creds.uid, "pid": creds.pid},
@@ -301,7 +328,7 @@ class Aegisd:
         except AegisError as e:
             code = "refused:signature" if isinstance(e, TrustError) else REFUSED_STATE
             return self.refuse(creds, code, e.message, req.execution_id)
-        self.audit.append(
+        self._audit_after_change(
             "resolve",
             {
                 "actor": {"uid": creds.uid, "pid": creds.pid, "signer": res.operator_id},
@@ -322,6 +349,15 @@ class Aegisd:
             execution_id=req.execution_id,
             state=ledger_mod.FINISHED,
         )
+
+    def _audit_after_change(self, kind: str, fields: dict[str, Any]) -> None:
+        """Audit a ledger change already made; a failed append is logged and counted.
+
+        The answer still goes out: the client must learn the ledger changed, and the log
+        is as it was (the writer said why in aegisd's journal).
+        """
+        with contextlib.suppress(AegisError):
+            self.audit.append(kind, fields)
 
     def refuse(
         self,
@@ -346,6 +382,11 @@ class Aegisd:
             self.audit.append("apply-refused", fields)
         except AegisError as e:
             message = f"{message} (and the audit event could not be written: {e.message})"
+        else:
+            if request_id is not None:
+                # A request is audited once a checkpoint covers its last event: a refusal
+                # naming it (a second client's replay) must not leave it uncovered.
+                self.audit.checkpoint()
         return Answer(ok=False, refusal=code, message=message, execution_id=execution_id)
 
     @contextlib.contextmanager
