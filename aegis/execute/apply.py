@@ -7,10 +7,13 @@ plan from the signed intent (same analyzer, aegisd's configuration) equal to the
 signed plan -> policy re-evaluated on that derivation -> argv equal to the argv
 aegisd derives itself. A later step never runs when an earlier one refused.
 
-Then, under aegisd's lock: ``dpkg --audit`` clean (a ``recover`` request is the
-exception: it exists to fix that), snapshot when required, ``started`` recorded
-durably (after a last look that every kept .deb a rollback names by path still
-has its signed hash), run, ``finished`` recorded, dpkg status compared with the
+All of it runs under aegisd's execution lock, and dpkg's locks are taken before the
+re-derivation and held through the run (:mod:`aegis.execute.dpkg_lock`; busy:
+``refused:dpkg-locked``). Then: the audit log opens (``refused:audit-log``), ``dpkg
+--audit`` clean (a ``recover`` request is the exception: it exists to fix that),
+snapshot when required, ``apply-started`` audited, ``started`` recorded durably (after a
+last look that every kept .deb a rollback names by path still has its signed hash), run,
+``finished`` recorded, dpkg status compared with the
 signed delta, audit event and checkpoint.
 """
 

@@ -201,7 +201,9 @@ class Aegisd:
                 code = REFUSED_SLOW
             return self.refuse(conn.creds, code, e.message, None)
         if req.op == "ping":
-            return self.ping()
+            from aegis.execute.ready import ping_answer
+
+            return ping_answer(self)
         try:
             check_own_dir(self.cfg.aegisd_dir, self.own_dir)
         except TrustError as e:
@@ -224,35 +226,6 @@ class Aegisd:
         return apply_request(self, req, conn.creds)
 
     # -- small requests --------------------------------------------------------------
-
-    def ping(self) -> Answer:
-        """Readiness, and what would refuse an apply right now (a client asks first).
-
-        ``dpkg_locked`` says another package manager holds dpkg's lock and ``audit_log``
-        why the audit log cannot be opened, so the client can leave its request ``signed``;
-        ``audit_append_failures`` counts failed appends, checkpoints and probes of the
-        audit log since aegisd started.
-        """
-        from aegis.execute.dpkg_lock import admin_dir, probe
-
-        audit_log = None
-        try:
-            self.audit.probe(count=False)
-        except AegisError as e:
-            audit_log = e.message
-        dpkg_locked = probe(admin_dir(self.cfg.dpkg_root))
-        return Answer(
-            ok=True,
-            message=self.settings.keys_problem or "aegisd ready",
-            result={
-                "trusted_signer_keys": len(self.settings.signer_keys),
-                "trusted_approver_keys": len(self.settings.approver_keys),
-                "dpkg_locked": dpkg_locked,
-                "audit_log": audit_log,
-                "audit_append_failures": self.audit.failures,
-                "audit_last_failure": self.audit.last_failure,
-            },
-        )
 
     def status(self, req: Request) -> Answer:
         """The ledger row of an execution id (``aegis resume`` asks this)."""

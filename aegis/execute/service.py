@@ -14,7 +14,10 @@ asked first. No ledger row means the run never started (aegisd died before
 ``finished`` becomes ``interrupted``; ``finished`` records the recorded result.
 
 Exit codes (docs/design.md "Errors and exit codes") whenever the run did not succeed:
-4 trust refusal, 5 policy, 6 replay/state, 9 the command failed, 10 outcome unknown.
+4 trust refusal, 5 policy, 6 replay/state (also: another client's run of the same id is
+going on), 7 a retryable refusal (``refused:dpkg-locked``, ``refused:audit-log``: nothing
+ran, the request is not failed) or a run whose audit events could not be written,
+9 the command failed, 10 outcome unknown.
 """
 
 from __future__ import annotations
