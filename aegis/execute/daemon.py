@@ -124,7 +124,7 @@ class Aegisd:
 
         with self._status_lock:
             try:
-                publish(self.cfg, self.ledger, now=iso(self.clock()))
+                publish(self.cfg, self.ledger, now=iso(self.clock()), running=self.running_id)
             except (OSError, AegisError) as e:
                 sys.stderr.write(f"aegisd: cannot publish its status file: {e}\n")
                 sys.stderr.flush()
