@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ class AuditWriter:
         self.failures = 0
         """Appends, checkpoints and probes that failed since aegisd started."""
         self.last_failure: str | None = None
+        self.on_failure: Callable[[], None] | None = None
+        """Called after each counted failure (aegisd republishes its status file)."""
         self._log = AuditLog(
             cfg.audit_path,
             key,
@@ -163,6 +166,8 @@ class AuditWriter:
         self.last_failure = f"{what}: {message}"
         sys.stderr.write(f"aegisd: AUDIT LOG FAILURE ({what}): {message}\n")
         sys.stderr.flush()
+        if self.on_failure is not None:
+            self.on_failure()
 
     def close(self) -> None:
         """Close the log (once; a second call does nothing)."""

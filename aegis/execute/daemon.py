@@ -102,6 +102,7 @@ class Aegisd:
         self.own_dir = claim_own_dir_once(cfg)
         self.ledger = ledger_mod.Ledger(cfg.ledger_path)
         self.audit = AuditWriter(cfg, settings)
+        self.audit.on_failure = self.publish_status  # the monitor's gauge follows at once
         self.apply_gid = group_gid(settings.apply_group)
         self._exec_lock = threading.Lock()
         self._lock_path = cfg.aegisd_dir / "aegisd.lock"
@@ -109,22 +110,22 @@ class Aegisd:
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
         self._status_lock = threading.Lock()
-        self.running_id: str | None = None
-        """The execution id whose command is running now (between started and finished)."""
+        self.running_id: str | None = None  # whose command runs now (started, not finished)
         self.publish_status()
         _preload()
 
     def publish_status(self) -> None:
         """Rewrite the status file group aegis reads (aegis/execute/status_file.py).
 
-        Called at start and after every ledger change; a failure is logged and never
-        fails the request (the ledger, not this copy, is what aegisd decides with).
+        Called at start, after every ledger change and audit-log failure; a failure is
+        logged, never fails the request (the ledger is what aegisd decides with).
         """
         from aegis.execute.status_file import publish
 
+        now, running, failures = iso(self.clock()), self.running_id, self.audit.failures
         with self._status_lock:
             try:
-                publish(self.cfg, self.ledger, now=iso(self.clock()), running=self.running_id)
+                publish(self.cfg, self.ledger, now=now, running=running, audit_failures=failures)
             except (OSError, AegisError) as e:
                 sys.stderr.write(f"aegisd: cannot publish its status file: {e}\n")
                 sys.stderr.flush()

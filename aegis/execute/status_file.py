@@ -60,7 +60,14 @@ def _entry(e: ledger_mod.LedgerEntry) -> dict[str, Any]:
     }
 
 
-def publish(cfg: Config, led: ledger_mod.Ledger, *, now: str, running: str | None = None) -> Path:
+def publish(
+    cfg: Config,
+    led: ledger_mod.Ledger,
+    *,
+    now: str,
+    running: str | None = None,
+    audit_failures: int = 0,
+) -> Path:
     """Write the status file from the ledger (atomically: temp file, fsync, rename).
 
     ``running`` names the execution whose command runs now: its entry says
@@ -82,6 +89,9 @@ def publish(cfg: Config, led: ledger_mod.Ledger, *, now: str, running: str | Non
             "written_at": now,
             "complete": complete,
             "aegisd": {"pid": os.getpid(), "start": _start_time(os.getpid())},
+            # Failed appends, checkpoints and probes of the audit log since aegisd started
+            # (the monitor's aegis_audit_append_failures gauge).
+            "audit_append_failures": audit_failures,
             "executions": {
                 e.execution_id: {
                     **_entry(e),
@@ -220,3 +230,21 @@ def read_status(cfg: Config, execution_id: str) -> Answer | None:
     if doc.get("complete") is True:
         return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
     return None
+
+
+def audit_failures(cfg: Config) -> int | None:
+    """Aegisd's count of failed audit-log writes since it started, from its status file.
+
+    Returns:
+        The count, or None when the file cannot tell (missing, untrusted, older aegisd).
+    """
+    from aegis.canonical import loads_strict
+
+    try:
+        doc = loads_strict(read_trusted(status_path(cfg)), max_bytes=MAX_STATUS_BYTES)
+    except AegisError:
+        return None
+    value = doc.get("audit_append_failures") if isinstance(doc, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value

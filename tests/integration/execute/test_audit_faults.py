@@ -86,7 +86,12 @@ def test_a_symlinked_log_is_a_clean_refusal_and_restoring_it_needs_no_restart(
     assert Ledger(d.cfg.ledger_path).entries() == []
     assert "aegis-tool" not in _installed(sr.root.root)
     assert decoy.read_text() == "root's file\n"
-    assert int(str(_ping(d)["audit_append_failures"])) >= 3
+    failures = int(str(_ping(d)["audit_append_failures"]))
+    assert failures >= 3
+    # The monitor's metrics carry aegisd's count (from the status file aegisd republishes).
+    run_cli([*AEGIS, "monitor", "--json"], sr.env, ok=False)
+    metrics = (d.cfg.metrics_dir / "aegis.prom").read_text()
+    assert f"aegis_audit_append_failures {failures}" in metrics
     # The log is back: the very same request is served by the same aegisd.
     log.unlink()
     os.rename(saved, log)
