@@ -38,6 +38,7 @@ Invariants:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -76,6 +77,10 @@ _CHUNK = 64 * 1024
 
 class AuditTailError(EnvironmentFailure):
     """The log's last complete line is not a valid event; the writer will not append."""
+
+
+class AuditWriteError(EnvironmentFailure):
+    """The log cannot be opened or an append failed; the file is as it was before."""
 
 
 def format_time(moment: datetime) -> str:
@@ -190,6 +195,8 @@ class AuditLog:
         self._clock = clock
         self._pending: list[dict[str, Any]] = []
         self._tail: _Tail | None = None
+        self.problems: list[str] = []
+        """Failed automatic checkpoints or rotations since the caller last emptied it."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         self._lock_fd = os.open(self._lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._fd = -1
@@ -204,9 +211,13 @@ class AuditLog:
         Returns:
             The event body plus its ``event_hash``.
 
+        A failure of the automatic checkpoint or rotation after the event is on disk does
+        not undo the event: it is counted in :attr:`problems` for the caller to report.
+
         Raises:
             InputError: reserved or invalid kind, non-JSON field, event too large.
             AuditTailError: the log's last line is corrupt.
+            AuditWriteError: the log cannot be opened or written; nothing was appended.
         """
         if kind in RESERVED_KINDS:
             raise InputError(f"audit event kind {kind!r} is written by the log itself")
@@ -214,12 +225,25 @@ class AuditLog:
             self._sync()
             event = self._write(kind, fields or {})
             tail = self._need_tail()
-            if tail.since_checkpoint >= self._every:
-                self._checkpoint_locked()
-            if self._max_bytes is not None and tail.size >= self._max_bytes:
-                self._rotate_locked()
+            try:
+                if tail.since_checkpoint >= self._every:
+                    self._checkpoint_locked()
+                if self._max_bytes is not None and tail.size >= self._max_bytes:
+                    self._rotate_locked()
+            except AuditWriteError as e:
+                self.problems.append(e.message)
         self._flush_pending()
         return event
+
+    def probe(self) -> None:
+        """Open the log and read its tail as an append would, writing nothing.
+
+        Raises:
+            AuditTailError: the log's last line is corrupt.
+            AuditWriteError: the log cannot be opened (a symlink in its place, no permission).
+        """
+        with self._locked():
+            self._sync()
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign the current head, write it into the log and publish it.
@@ -288,10 +312,21 @@ class AuditLog:
 
     def _open_segment(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            # Forget the number before anything can fail: a kept number would later be
+            # closed again after the kernel handed it to something else (a client socket).
+            fd, self._fd = self._fd, -1
+            self._tail = None
+            os.close(fd)
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         created = not self.path.exists()
-        self._fd = os.open(self.path, flags, LOG_MODE)
+        try:
+            fd = os.open(self.path, flags, LOG_MODE)
+        except OSError as e:
+            raise AuditWriteError(
+                f"cannot open the audit log {self.path}: {e.strerror}",
+                hint="the log must be a regular file (not a symlink) that root can write",
+            ) from e
+        self._fd = fd
         if created:
             os.fchmod(self._fd, LOG_MODE)
             gid = group_gid()
@@ -302,9 +337,21 @@ class AuditLog:
         self._tail = None
 
     def _sync(self) -> None:
-        """Bring the cached tail up to date with the file (called under the lock)."""
+        """Bring the cached tail up to date with the file (called under the lock).
+
+        Raises:
+            AuditTailError: the last complete line is not a valid event.
+            AuditWriteError: the file cannot be opened, read or (a torn tail) repaired.
+        """
         try:
-            st_path = os.stat(self.path)
+            self._sync_inner()
+        except OSError as e:
+            raise AuditWriteError(f"cannot use the audit log {self.path}: {e.strerror}") from e
+
+    def _sync_inner(self) -> None:
+        try:
+            # lstat: a symlink put in the log's place is a different file, never followed.
+            st_path = os.lstat(self.path)
         except FileNotFoundError:
             st_path = None
         if self._fd < 0 or st_path is None or st_path.st_ino != os.fstat(self._fd).st_ino:
@@ -413,15 +460,37 @@ class AuditLog:
         line, digest = encode_event(body)
         if len(line) > MAX_EVENT_BYTES:
             raise InputError(f"audit event is {len(line)} bytes, over {MAX_EVENT_BYTES}")
-        written = os.write(self._fd, line)
-        if written != len(line):  # a short write leaves a torn tail; the next sync records it
-            raise EnvironmentFailure(f"short write to {self.path} ({written}/{len(line)} bytes)")
-        os.fsync(self._fd)
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, f"short write ({written}/{len(line)} bytes)")
+            os.fsync(self._fd)
+        except OSError as e:
+            self._undo_partial(tail.size)
+            raise AuditWriteError(
+                f"cannot append to the audit log {self.path}: {e.strerror}; "
+                "the log is left as it was",
+                hint="free space on the log's file system, then retry",
+            ) from e
         tail.size += written
         tail.last_line = line
         tail.seq, tail.head = body["seq"], digest
         tail.since_checkpoint = 0 if kind == KIND_CHECKPOINT else tail.since_checkpoint + 1
         return {**body, "event_hash": digest}
+
+    def _undo_partial(self, size: int) -> None:
+        """Cut the file back to its last whole line after a failed write (file system full).
+
+        A torn line left behind would make every later verify fail until someone repaired
+        the file; truncating never needs new blocks, so it works on a full file system.
+        """
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError:
+            # Could not even truncate: forget the tail so the next sync re-reads the file
+            # and records what is there (recovered-tail) rather than trusting the cache.
+            self._tail = None
 
     def _checkpoint_locked(self, *, force: bool = False) -> dict[str, Any] | None:
         tail = self._need_tail()

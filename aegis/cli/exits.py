@@ -75,6 +75,8 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis vulndb report": (InputError, EnvironmentFailure),
     "aegis workflow check": (InputError,),
     "aegis workflow graph": (InputError,),
+    # 7 also for aegisd's retryable refusals (refused:dpkg-locked, refused:audit-log: nothing
+    # ran, the request stays signed) and for a run whose audit events could not be written.
     "aegisctl apply": (
         *_RECORDS,
         PolicyDenied,

@@ -7,23 +7,34 @@ plan from the signed intent (same analyzer, aegisd's configuration) equal to the
 signed plan -> policy re-evaluated on that derivation -> argv equal to the argv
 aegisd derives itself. A later step never runs when an earlier one refused.
 
-Then, under aegisd's lock: ``dpkg --audit`` clean (a ``recover`` request is the
-exception: it exists to fix that), snapshot when required, ``started`` recorded
-durably (after a last look that every kept .deb a rollback names by path still
-has its signed hash), run, ``finished`` recorded, dpkg status compared with the
+All of it runs under aegisd's execution lock, and dpkg's locks are taken before the
+re-derivation and held through the run (:mod:`aegis.execute.dpkg_lock`; busy:
+``refused:dpkg-locked``). Then: the audit log opens (``refused:audit-log``), ``dpkg
+--audit`` clean (a ``recover`` request is the exception: it exists to fix that),
+snapshot when required, ``apply-started`` audited, ``started`` recorded durably (after a
+last look that every kept .deb a rollback names by path still has its signed hash), run,
+``finished`` recorded, dpkg status compared with the
 signed delta, audit event and checkpoint.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aegis.errors import AegisError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
+from aegis.execute.apply_audit import (
+    REFUSED_AUDIT_LOG,
+    audit_finished,
+    audit_refusal,
+    finished_answer,
+    run_env,
+)
 from aegis.execute.protocol import Answer, Request
 from aegis.execute.rederive import binding_from_result, derive_plan, policy_binding, this_host
 from aegis.model import Operation, Tool
@@ -41,6 +52,7 @@ REFUSED_SNAPSHOT_DEB = "refused:snapshot-deb-changed"
 
 if TYPE_CHECKING:
     from aegis.execute.daemon import Aegisd
+    from aegis.execute.dpkg_lock import DpkgLocks
     from aegis.execute.peer import PeerCredentials
     from aegis.sign.checks import VerifiedExecutionPlan
     from aegis.sign.execution_plan import ExecutionPlan
@@ -54,11 +66,21 @@ class _Checks:
         self.results.append(CheckResult(step, True, detail))
 
 
-def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionPlan:
+def verify_for_apply(
+    d: Aegisd,
+    raw: bytes,
+    now: datetime,
+    *,
+    before_rederivation: Callable[[], None] | None = None,
+) -> VerifiedExecutionPlan:
     """Run every check in the order of docs/design.md "Trust"; return the verified plan.
+
+    ``before_rederivation`` runs once the cheap checks passed and before aegisd derives
+    the plan again (aegisd takes dpkg's locks there, :mod:`aegis.execute.dpkg_lock`).
 
     Raises:
         RefusedError: the first refusal, by name.
+        AegisError: ``before_rederivation`` failed (carrying ``execution_plan``).
     """
     from aegis.ecosystems import for_tool
     from aegis.sign import checks as xc
@@ -95,6 +117,12 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
         xc.check_approvals(ep, d.settings.approver_grants, now),
         f"{len(ep.approvals)} approval(s)",
     )
+    if before_rederivation is not None:
+        try:
+            before_rederivation()
+        except AegisError as e:
+            e.execution_plan = ep  # type: ignore[attr-defined]
+            raise
     derived = derive_plan(d.cfg, ep, now)
     step(CheckStep.REDERIVATION, xc.check_rederivation(ep, derived), "re-derived plan equal")
     binding = policy_binding(d.cfg, ep, derived, now)
@@ -167,13 +195,28 @@ class _Refusal(Exception):
 
 def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
     from aegis.execute.daemon import REFUSED_NO_KEYS
+    from aegis.execute.dpkg_lock import DpkgLocks, admin_dir
 
     problem = d.settings.keys_problem
     if problem:
         return d.refuse(creds, REFUSED_NO_KEYS, problem, None)
-    verified = _verify(d, req, creds)
-    if isinstance(verified, Answer):
-        return verified
+    # Everything from the ledger look-up to the last status read happens under aegisd's
+    # lock, so a second submission of the same id waits and then finds it spent; dpkg's
+    # locks are taken before re-derivation and held through the run (dpkg_lock.py).
+    with d.execution_lock():
+        locks = DpkgLocks(admin_dir(d.cfg.dpkg_root))
+        try:
+            verified = _verify(d, req, creds, locks)
+            if isinstance(verified, Answer):
+                return verified
+            return _checked_run(d, creds, verified, locks)
+        finally:
+            locks.__exit__(None, None, None)
+
+
+def _checked_run(
+    d: Aegisd, creds: PeerCredentials, verified: VerifiedExecutionPlan, locks: DpkgLocks
+) -> Answer:
     ep = verified.plan
     try:
         env = d.child_env()
@@ -186,27 +229,42 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
             request_id=ep.request_id,
             extra={"actor": _actor(creds, ep)},
         )
-    with d.execution_lock():
-        try:
-            return _run_locked(d, creds, verified, env)
-        except _Refusal as r:
-            return d.refuse(
-                creds,
-                r.code,
-                r.message,
-                ep.execution_id,
-                request_id=ep.request_id,
-                extra={"actor": _actor(creds, ep)} if r.with_actor else None,
-            )
+    try:
+        return _run_locked(d, creds, verified, env, locks)
+    except _Refusal as r:
+        return d.refuse(
+            creds,
+            r.code,
+            r.message,
+            ep.execution_id,
+            request_id=ep.request_id,
+            extra={"actor": _actor(creds, ep)} if r.with_actor else None,
+        )
+    finally:
+        d.running_id = None
 
 
-def _verify(d: Aegisd, req: Request, creds: PeerCredentials) -> VerifiedExecutionPlan | Answer:
+def _verify(
+    d: Aegisd, req: Request, creds: PeerCredentials, locks: DpkgLocks
+) -> VerifiedExecutionPlan | Answer:
     """Run the ordered checks; a refusal comes back as the (audited) answer."""
+    from aegis.execute.dpkg_lock import REFUSED_DPKG_LOCKED, DpkgLocked
+
     assert req.execution_plan is not None
     raw = req.execution_plan.encode("utf-8")
     now = d.clock()
     try:
-        return verify_for_apply(d, raw, now)
+        return verify_for_apply(d, raw, now, before_rederivation=locks.take)
+    except DpkgLocked as e:
+        ep = getattr(e, "execution_plan", None)
+        return d.refuse(
+            creds,
+            REFUSED_DPKG_LOCKED,
+            e.message,
+            ep.execution_id if ep else None,
+            request_id=ep.request_id if ep else req.request_id,
+            extra={"actor": _actor(creds, ep)} if ep else None,
+        )
     except RefusedError as e:
         ep = getattr(e, "execution_plan", None)
         # Names in a document whose signature did not verify are claims, not facts.
@@ -323,10 +381,61 @@ def _own_dir_still_own(d: Aegisd) -> None:
         raise _Refusal(REFUSED_OWN_DIR, e.message) from e
 
 
+def _record_start(
+    d: Aegisd,
+    creds: PeerCredentials,
+    verified: VerifiedExecutionPlan,
+    base: dict[str, Any],
+    snapshot_id: str | None,
+) -> None:
+    """Write ``apply-started`` to the audit log, then ``started`` to the ledger.
+
+    Raises:
+        _Refusal: the log cannot take the event, or the id was spent meanwhile.
+    """
+    from aegis.execute.daemon import iso
+
+    ep = verified.plan
+    try:
+        d.audit.append(
+            "apply-started",
+            {
+                **base,
+                "details": {
+                    "snapshot_id": snapshot_id,
+                    "checks": [
+                        {"step": r.step.value, "detail": r.detail} for r in verified.results
+                    ],
+                },
+            },
+        )
+    except AegisError as e:
+        raise _Refusal(REFUSED_AUDIT_LOG, audit_refusal(e)) from e
+    try:
+        d.ledger.record_started(
+            ep.execution_id,
+            request_id=ep.request_id,
+            plan_hash=ep.plan_hash,
+            peer_uid=creds.uid,
+            peer_pid=creds.pid,
+            now=iso(d.clock()),
+        )
+    except ledger_mod.ReplayError as e:
+        raise _Refusal(RefusalCode.REPLAYED.value, e.message, with_actor=False) from e
+    d.running_id = ep.execution_id  # status answers "running" until this run finished
+
+
 def _run_locked(
-    d: Aegisd, creds: PeerCredentials, verified: VerifiedExecutionPlan, env: dict[str, str]
+    d: Aegisd,
+    creds: PeerCredentials,
+    verified: VerifiedExecutionPlan,
+    env: dict[str, str],
+    locks: DpkgLocks,
 ) -> Answer:
     """Everything under aegisd's lock: prepare, record ``started``, run, record, audit.
+
+    The ``apply-started`` event is written before the ledger row: a log that cannot take
+    it (full, replaced by a symlink) is a refusal while the execution id is still unused.
 
     Raises:
         _Refusal: a step refused before ``started`` was recorded; nothing ran.
@@ -343,6 +452,10 @@ def _run_locked(
         "argv": list(ep.argv),
     }
     _own_dir_still_own(d)
+    try:
+        d.audit.probe()  # a log that cannot be opened (a symlink, ELOOP): nothing runs
+    except AegisError as e:
+        raise _Refusal(REFUSED_AUDIT_LOG, audit_refusal(e)) from e
     before, snapshot_id = _prepare(d, ep, env)
     d.hook("before-started")
     deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)
@@ -350,37 +463,18 @@ def _run_locked(
         raise _Refusal(REFUSED_SNAPSHOT_DEB, deb_problem)
     # Again at the last moment: the ledger row must land in aegisd's own directory.
     _own_dir_still_own(d)
-    try:
-        d.ledger.record_started(
-            ep.execution_id,
-            request_id=ep.request_id,
-            plan_hash=ep.plan_hash,
-            peer_uid=creds.uid,
-            peer_pid=creds.pid,
-            now=iso(d.clock()),
-        )
-    except ledger_mod.ReplayError as e:
-        raise _Refusal(RefusalCode.REPLAYED.value, e.message, with_actor=False) from e
+    _record_start(d, creds, verified, base, snapshot_id)
     d.publish_status()
-    d.audit.append(
-        "apply-started",
-        {
-            **base,
-            "details": {
-                "snapshot_id": snapshot_id,
-                "checks": [{"step": r.step.value, "detail": r.detail} for r in verified.results],
-            },
-        },
-    )
     d.hook("after-started")
     d.hook("before-run")
     t0 = time.monotonic()
+    locks.release_database()  # dpkg takes it itself; aegisd keeps the frontend lock
     try:
         # npm: the signed project files; a failure here is a failed run, recorded as one.
         _eco(ep).before_run(d.cfg, ep.plan)
         result = runner.run_argv(
             ep.argv,
-            env=env,
+            env=run_env(d, ep.argv, env),
             timeout_s=d.settings.run_timeout_s,
             out_dir=d.cfg.aegisd_dir / "runs",
             name=ep.execution_id,
@@ -393,6 +487,7 @@ def _run_locked(
     d.ledger.record_finished(
         ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
     )
+    d.running_id = None
     d.publish_status()
     from aegis.ecosystems import for_tool
 
@@ -412,56 +507,12 @@ def _run_locked(
     }
     if outcome == "refused-by-apt-trivial-only":
         details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
-    event = d.audit.append(
-        "apply-finished",
-        {
-            **base,
-            "exit_status": result.exit_status,
-            "output_hashes": {
-                "stdout_sha256": result.stdout_sha256,
-                "stderr_sha256": result.stderr_sha256,
-            },
-            "details": details,
-        },
-    )
-    d.audit.checkpoint()
-    return _finished_answer(d, ep, result, details, event)
-
-
-def _finished_answer(
-    d: Aegisd,
-    ep: ExecutionPlan,
-    result: runner.RunResult,
-    details: dict[str, Any],
-    event: dict[str, Any],
-) -> Answer:
-    """The answer for a run that happened, whatever its outcome."""
-    outcome = details["outcome"]
-    message = {
-        "succeeded": "applied",
-        "timeout": f"timed out after {d.settings.run_timeout_s}s",
-        "refused-by-apt-trivial-only": "apt refused: not a trivial operation any more "
-        "(a dependency or package changed since signing)",
-        "failed": f"command exited {result.exit_status}",
-    }[outcome]
-    if details["drift"]:
-        message += f"; drift: {len(details['drift'])} difference(s) from the signed delta"
-    return Answer(
-        ok=result.exit_status == 0,
-        message=message,
-        refusal=None,
-        execution_id=ep.execution_id,
-        state=ledger_mod.FINISHED,
-        exit_status=result.exit_status,
-        result={
-            **details,
-            "argv": list(ep.argv),
-            "request_id": ep.request_id,
-            "stdout_sha256": result.stdout_sha256,
-            "stderr_sha256": result.stderr_sha256,
-            "stdout_tail": result.stdout_tail[-4000:],
-            "stderr_tail": result.stderr_tail[-4000:],
-            "audit_event_hash": event.get("event_hash"),
-            "audit_seq": event.get("seq"),
-        },
+    event, audit_error = audit_finished(d, base, result, details)
+    answer = finished_answer(d, ep, result, details, event)
+    if audit_error is None:
+        return answer
+    return replace(
+        answer,
+        message=f"{answer.message}; AUDIT LOG FAILURE: {audit_error}",
+        result={**answer.result, "audit_error": audit_error},
     )

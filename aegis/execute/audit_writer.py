@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aegis.config import Config
+from aegis.errors import AegisError
 from aegis.execute.settings import DaemonSettings
 
 AUDIT_KEY_NAME = "audit"
@@ -76,6 +79,12 @@ class AuditWriter:
         self.public_key_hex = pub
         _move_legacy_witness(cfg, settings)
         self._lock = threading.Lock()
+        self._closed = False
+        self.failures = 0
+        """Appends, checkpoints and probes that failed since aegisd started."""
+        self.last_failure: str | None = None
+        self.on_failure: Callable[[], None] | None = None
+        """Called after each counted failure (aegisd republishes its status file)."""
         self._log = AuditLog(
             cfg.audit_path,
             key,
@@ -105,16 +114,64 @@ class AuditWriter:
             append_witness_file(witness, b"")
 
     def append(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Append one event (fsync'd) and return it with its hash."""
-        with self._lock:
-            return self._log.append(kind, fields)
+        """Append one event (fsync'd) and return it with its hash.
 
-    def checkpoint(self) -> None:
-        """Sign and publish the current head (at every apply)."""
+        Raises:
+            AegisError: the event was not appended (the log is as it was); counted.
+        """
         with self._lock:
-            self._log.checkpoint()
+            try:
+                event = self._log.append(kind, fields)
+            except AegisError as e:
+                self._failed(kind, e.message)
+                raise
+            for problem in self._log.problems:
+                self._failed("checkpoint", problem)
+            self._log.problems.clear()
+            return event
+
+    def checkpoint(self) -> str | None:
+        """Sign and publish the current head (at every apply).
+
+        Returns:
+            None, or why the checkpoint could not be written (counted and logged; the
+            events before it are on disk, the log is as it was before the attempt).
+        """
+        with self._lock:
+            try:
+                self._log.checkpoint()
+            except AegisError as e:
+                self._failed("checkpoint", e.message)
+                return e.message
+            return None
+
+    def probe(self, *, count: bool = True) -> None:
+        """Check the log can be opened and extended, writing nothing (before a run).
+
+        Raises:
+            AegisError: it cannot (a symlink in its place, a corrupt tail); counted
+                unless ``count`` is false (a ping asking, not a run refused).
+        """
+        with self._lock:
+            try:
+                self._log.probe()
+            except AegisError as e:
+                if count:
+                    self._failed("probe", e.message)
+                raise
+
+    def _failed(self, what: str, message: str) -> None:
+        # Loud: aegisd's journal, and a counter in ping answers and the status file.
+        self.failures += 1
+        self.last_failure = f"{what}: {message}"
+        sys.stderr.write(f"aegisd: AUDIT LOG FAILURE ({what}): {message}\n")
+        sys.stderr.flush()
+        if self.on_failure is not None:
+            self.on_failure()
 
     def close(self) -> None:
-        """Close the log."""
+        """Close the log (once; a second call does nothing)."""
         with self._lock:
-            self._log.close()
+            if not self._closed:
+                self._closed = True
+                self._log.close()

@@ -102,6 +102,7 @@ class Aegisd:
         self.own_dir = claim_own_dir_once(cfg)
         self.ledger = ledger_mod.Ledger(cfg.ledger_path)
         self.audit = AuditWriter(cfg, settings)
+        self.audit.on_failure = self.publish_status  # the monitor's gauge follows at once
         self.apply_gid = group_gid(settings.apply_group)
         self._exec_lock = threading.Lock()
         self._lock_path = cfg.aegisd_dir / "aegisd.lock"
@@ -109,20 +110,22 @@ class Aegisd:
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
         self._status_lock = threading.Lock()
+        self.running_id: str | None = None  # whose command runs now (started, not finished)
         self.publish_status()
         _preload()
 
     def publish_status(self) -> None:
         """Rewrite the status file group aegis reads (aegis/execute/status_file.py).
 
-        Called at start and after every ledger change; a failure is logged and never
-        fails the request (the ledger, not this copy, is what aegisd decides with).
+        Called at start, after every ledger change and audit-log failure; a failure is
+        logged, never fails the request (the ledger is what aegisd decides with).
         """
         from aegis.execute.status_file import publish
 
+        now, running, failures = iso(self.clock()), self.running_id, self.audit.failures
         with self._status_lock:
             try:
-                publish(self.cfg, self.ledger, now=iso(self.clock()))
+                publish(self.cfg, self.ledger, now=now, running=running, audit_failures=failures)
             except (OSError, AegisError) as e:
                 sys.stderr.write(f"aegisd: cannot publish its status file: {e}\n")
                 sys.stderr.flush()
@@ -199,14 +202,9 @@ class Aegisd:
                 code = REFUSED_SLOW
             return self.refuse(conn.creds, code, e.message, None)
         if req.op == "ping":
-            return Answer(
-                ok=True,
-                message=self.settings.keys_problem or "aegisd ready",
-                result={
-                    "trusted_signer_keys": len(self.settings.signer_keys),
-                    "trusted_approver_keys": len(self.settings.approver_keys),
-                },
-            )
+            from aegis.execute.ready import ping_answer
+
+            return ping_answer(self)
         try:
             check_own_dir(self.cfg.aegisd_dir, self.own_dir)
         except TrustError as e:
@@ -247,6 +245,9 @@ class Aegisd:
                 "started_at": entry.started_at,
                 "finished_at": entry.finished_at,
                 "request_id": entry.request_id,
+                # started + running: another client's run is going on, not an interruption
+                "running": entry.state == ledger_mod.STARTED
+                and self.running_id == entry.execution_id,
             },
         )
 
@@ -260,7 +261,7 @@ class Aegisd:
         except AegisError as e:
             return self.refuse(creds, REFUSED_STATE, e.message, req.execution_id)
         self.publish_status()
-        self.audit.append(
+        self._audit_after_change(
             "revoke",
             {
                 "actor": {"uid": creds.uid, "pid": creds.pid},
@@ -301,7 +302,7 @@ class Aegisd:
         except AegisError as e:
             code = "refused:signature" if isinstance(e, TrustError) else REFUSED_STATE
             return self.refuse(creds, code, e.message, req.execution_id)
-        self.audit.append(
+        self._audit_after_change(
             "resolve",
             {
                 "actor": {"uid": creds.uid, "pid": creds.pid, "signer": res.operator_id},
@@ -322,6 +323,15 @@ class Aegisd:
             execution_id=req.execution_id,
             state=ledger_mod.FINISHED,
         )
+
+    def _audit_after_change(self, kind: str, fields: dict[str, Any]) -> None:
+        """Audit a ledger change already made; a failed append is logged and counted.
+
+        The answer still goes out: the client must learn the ledger changed, and the log
+        is as it was (the writer said why in aegisd's journal).
+        """
+        with contextlib.suppress(AegisError):
+            self.audit.append(kind, fields)
 
     def refuse(
         self,
@@ -346,6 +356,11 @@ class Aegisd:
             self.audit.append("apply-refused", fields)
         except AegisError as e:
             message = f"{message} (and the audit event could not be written: {e.message})"
+        else:
+            if request_id is not None:
+                # A request is audited once a checkpoint covers its last event: a refusal
+                # naming it (a second client's replay) must not leave it uncovered.
+                self.audit.checkpoint()
         return Answer(ok=False, refusal=code, message=message, execution_id=execution_id)
 
     @contextlib.contextmanager

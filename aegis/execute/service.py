@@ -14,7 +14,10 @@ asked first. No ledger row means the run never started (aegisd died before
 ``finished`` becomes ``interrupted``; ``finished`` records the recorded result.
 
 Exit codes (docs/design.md "Errors and exit codes") whenever the run did not succeed:
-4 trust refusal, 5 policy, 6 replay/state, 9 the command failed, 10 outcome unknown.
+4 trust refusal, 5 policy, 6 replay/state (also: another client's run of the same id is
+going on), 7 a retryable refusal (``refused:dpkg-locked``, ``refused:audit-log``: nothing
+ran, the request is not failed) or a run whose audit events could not be written,
+9 the command failed, 10 outcome unknown.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_d
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ACTOR = "aegisctl"
+RETRYABLE = ("refused:dpkg-locked", "refused:audit-log")
+"""aegisd refusals that leave the execution id unused: the request is never failed."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,12 @@ def _refusal_error(code: str | None, message: str) -> AegisError:
         return StateError(f"{code}: {message}", hint="sign a new execution plan")
     if code == "refused:dpkg-audit":
         return StateError(f"{code}: {message}", hint="aegisctl recover --plan")
+    if code in RETRYABLE:
+        return EnvironmentFailure(
+            f"{code}: {message}",
+            hint="nothing ran and the execution id is unused: aegisctl apply the same "
+            "execution plan again once that is fixed",
+        )
     if code == "refused:peer":
         return TrustError(f"{code}: {message}", hint="submit as root or a member of aegis-apply")
     return TrustError(f"{code}: {message}")
@@ -254,29 +265,27 @@ def apply(
             raise EnvironmentFailure(
                 f"aegisd is not reachable at {sock}; cannot tell whether execution {xid} started"
             )
-        if status.state == ledger_mod.STARTED:
-            _advance(
-                cfg,
-                request_id or "",
-                "interrupt",
-                evidence={
-                    "reason": "aegisd recorded started without finished",
-                    "execution_id": xid,
-                },
-            )
-            raise OutcomeUnknown(
-                f"execution {xid} was interrupted; it is never re-run",
-                hint=f"aegisctl resolve {request_id} --as applied|failed",
-            )
-        if status.state in (ledger_mod.FINISHED, ledger_mod.REVOKED):
-            return _record(cfg, request_id, xid, as_result(status), checks)
+        done = _from_ledger(
+            cfg, request_id, xid, status, checks, reason="aegisd recorded started without finished"
+        )
+        if done is not None:
+            return done
         # No row: aegisd died before "started"; the id is unused, submit again.
     elif request is not None and request.state != "signed":
         raise StateError(
             f"request {request_id} is {request.state}, not signed; an execution plan runs once"
         )
     else:
-        call(sock, Request(op="ping"), timeout_s=10)  # reachable before we move the request
+        # Reachable, and not refusing for a reason that would burn the request, before we
+        # move it: a busy dpkg lock or an unusable audit log leaves it signed.
+        ready = call(sock, Request(op="ping"), timeout_s=10)
+        for code, key in (
+            ("refused:dpkg-locked", "dpkg_locked"),
+            ("refused:audit-log", "audit_log"),
+        ):
+            problem = (ready.result or {}).get(key)
+            if problem:
+                raise _refusal_error(code, str(problem)[:500])
         if request_id:
             _advance(cfg, request_id, "start", evidence={"execution_id": xid})
     try:
@@ -284,28 +293,77 @@ def apply(
             sock, Request(op="apply", execution_plan=data.decode("utf-8"), request_id=request_id)
         )
     except EnvironmentFailure as e:
-        # The connection broke mid-request: only aegisd's ledger knows what happened.
-        time.sleep(0.2)
-        status = ledger_status(cfg, xid, sock)
-        if status is not None and status.state == ledger_mod.STARTED and request_id:
-            _advance(
-                cfg,
-                request_id,
-                "interrupt",
-                evidence={"reason": f"aegisd went away: {e.message}", "execution_id": xid},
-            )
-            raise OutcomeUnknown(
-                f"aegisd went away while running {xid}; request {request_id} is interrupted "
-                "and is never re-run",
-                hint=f"check dpkg, then aegisctl resolve {request_id} --as applied|failed",
-            ) from e
-        if status is not None and status.state == ledger_mod.FINISHED:
-            return _record(cfg, request_id, xid, as_result(status), checks)
-        raise OutcomeUnknown(
-            f"aegisd went away before starting {xid} ({e.message}); nothing ran",
-            hint="submit the same execution plan again once aegisd is back",
-        ) from e
+        return _after_broken(cfg, request_id, xid, sock, checks, e=e)
     return _record(cfg, request_id, xid, answer, checks)
+
+
+def _after_broken(
+    cfg: Config,
+    request_id: str | None,
+    xid: str,
+    sock: str,
+    checks: list[dict[str, Any]],
+    *,
+    e: EnvironmentFailure,
+) -> ApplyOutcome:
+    """The connection broke mid-request: only aegisd's ledger knows what happened.
+
+    Raises:
+        OutcomeUnknown: the run started and did not finish, or nobody can tell.
+        StateError: it is still running (aegisd answered).
+    """
+    time.sleep(0.2)
+    status = ledger_status(cfg, xid, sock)
+    if status is None:
+        # Neither aegisd nor a ledger copy this user may read: say only what is known.
+        raise OutcomeUnknown(
+            f"aegisd went away while handling {xid} ({e.message}); state unknown: "
+            "whether it started cannot be read by this user",
+            hint="aegisctl apply the same execution plan again once aegisd is back "
+            "(it asks aegisd first), or as root: aegisctl resolve",
+        ) from e
+    done = _from_ledger(
+        cfg, request_id, xid, status, checks, reason=f"aegisd went away: {e.message}"
+    )
+    if done is not None:
+        return done
+    raise OutcomeUnknown(
+        f"aegisd went away before starting {xid} ({e.message}); nothing ran",
+        hint="submit the same execution plan again once aegisd is back",
+    ) from e
+
+
+def _from_ledger(
+    cfg: Config,
+    request_id: str | None,
+    xid: str,
+    status: Answer,
+    checks: list[dict[str, Any]],
+    *,
+    reason: str,
+) -> ApplyOutcome | None:
+    """Settle an ``applying`` request from aegisd's ledger; None when no row (never ran).
+
+    Raises:
+        StateError: the run is going on now, for another client (the request is its).
+        OutcomeUnknown: ``started`` with no run going on: the request is interrupted.
+    """
+    if status.state == ledger_mod.STARTED and (status.result or {}).get("running"):
+        raise StateError(
+            f"execution {xid} is running now (submitted by another client); "
+            f"request {request_id} is left to that run",
+            hint=f"aegis show {request_id} once it has finished",
+        )
+    if status.state == ledger_mod.STARTED:
+        if request_id:
+            _advance(cfg, request_id, "interrupt", evidence={"reason": reason, "execution_id": xid})
+        raise OutcomeUnknown(
+            f"execution {xid} was interrupted; request {request_id} is never re-run",
+            hint=f"check dpkg, then aegisctl resolve {request_id} --as applied|failed",
+        )
+    if status.state in (ledger_mod.FINISHED, ledger_mod.REVOKED):
+        return _record(cfg, request_id, xid, as_result(status), checks)
+    return None
 
 
 def _record(
@@ -315,6 +373,12 @@ def _record(
     state: str | None = None
     path: Path | None = None
     audited = False
+    if not answer.ok and answer.refusal in (*RETRYABLE, "refused:replayed"):
+        # Nothing ran for this submission: a retryable refusal leaves the id unused, and a
+        # replay means another submission owns the id; that run records its own result.
+        request_id_kept, request_id = request_id, None
+    else:
+        request_id_kept = None
     if request_id:
         body, path = _result_artifact(cfg, xid, answer)
         if answer.ok:
@@ -340,8 +404,22 @@ def _record(
                 evidence={"execution_id": xid, "reason": answer.refusal or answer.message[:200]},
             )
     outcome = ApplyOutcome(
-        xid, request_id, state, answer_to_dict(answer), checks, audited, str(path) if path else None
+        xid,
+        request_id or request_id_kept,
+        state,
+        answer_to_dict(answer),
+        checks,
+        audited,
+        str(path) if path else None,
     )
+    audit_error = (answer.result or {}).get("audit_error")
+    if answer.ok and audit_error:
+        err: AegisError = EnvironmentFailure(
+            f"execution {xid} ran (exit 0) but aegisd's audit log failed: {audit_error}",
+            hint="free the log's file system; aegis audit verify; the request is not audited",
+        )
+        err.outcome = outcome  # type: ignore[attr-defined]
+        raise err
     if answer.ok:
         return outcome
     if answer.refusal:

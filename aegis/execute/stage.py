@@ -2,8 +2,9 @@
 
 Registered in :data:`aegis.workflow.stages.STAGES`. ``executor_status`` only *asks*
 aegisd's ledger (socket, else the ledger file when readable) and never re-runs:
-``started`` without ``finished`` -> ``interrupt``; ``finished`` -> ``finish`` or
-``fail`` with the recorded result; no row -> None (the run has not started).
+``started`` without ``finished`` -> ``interrupt`` (unless aegisd says it is running
+now: None); ``finished`` -> ``finish`` or ``fail`` with the recorded result; no row ->
+None (the run has not started).
 ``revoker`` burns a signed request's execution id through aegisd.
 
 Example:
@@ -55,6 +56,8 @@ class ExecutorStatusStage:
                 f"cannot ask aegisd's ledger about execution {xid}",
                 hint="start aegisd, or run resume as a user that may read the ledger",
             )
+        if status.state == ledger_mod.STARTED and (status.result or {}).get("running"):
+            return None  # aegisd says the run is going on now: not interrupted, not yet done
         if status.state == ledger_mod.STARTED:
             return StageOutcome(
                 trigger="interrupt",

@@ -60,8 +60,21 @@ def _entry(e: ledger_mod.LedgerEntry) -> dict[str, Any]:
     }
 
 
-def publish(cfg: Config, led: ledger_mod.Ledger, *, now: str) -> Path:
+def publish(
+    cfg: Config,
+    led: ledger_mod.Ledger,
+    *,
+    now: str,
+    running: str | None = None,
+    audit_failures: int = 0,
+) -> Path:
     """Write the status file from the ledger (atomically: temp file, fsync, rename).
+
+    ``running`` names the execution whose command runs now: its entry says
+    ``"running": true`` and the file names the publishing aegisd (pid and start time), so a
+    reader does not take a live run for an interrupted one. A reader believes the flag
+    only while that very process is alive (:func:`_publisher_alive`): a killed aegisd's
+    run is ``started`` without ``finished``, i.e. interrupted, as before.
 
     Raises:
         OSError: the file cannot be written (the caller logs it; a run is never failed
@@ -75,7 +88,17 @@ def publish(cfg: Config, led: ledger_mod.Ledger, *, now: str) -> Path:
             "schema_version": SCHEMA,
             "written_at": now,
             "complete": complete,
-            "executions": {e.execution_id: _entry(e) for e in rows},
+            "aegisd": {"pid": os.getpid(), "start": _start_time(os.getpid())},
+            # Failed appends, checkpoints and probes of the audit log since aegisd started
+            # (the monitor's aegis_audit_append_failures gauge).
+            "audit_append_failures": audit_failures,
+            "executions": {
+                e.execution_id: {
+                    **_entry(e),
+                    **({"running": True} if running == e.execution_id else {}),
+                }
+                for e in rows
+            },
         }
     )
     path = status_path(cfg)
@@ -131,7 +154,28 @@ def read_trusted(path: Path) -> bytes:
     return data
 
 
-def _check_entry(execution_id: str, raw: Any) -> Answer:
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+        return int(stat_line.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _publisher_alive(doc: dict[str, Any]) -> bool:
+    """Whether the aegisd that wrote ``doc`` still runs (same pid, same start time)."""
+    who = doc.get("aegisd")
+    if not isinstance(who, dict):
+        return False
+    pid, start = who.get("pid"), who.get("start")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0 or start is None:
+        return False
+    return bool(_start_time(pid) == start)
+
+
+def _check_entry(execution_id: str, raw: Any, *, publisher_alive: bool = False) -> Answer:
     if not isinstance(raw, dict) or raw.get("state") not in _STATES:
         raise InputError(f"aegisd's status has a malformed entry for {execution_id}")
     exit_status = raw.get("exit_status")
@@ -142,13 +186,19 @@ def _check_entry(execution_id: str, raw: Any) -> Answer:
     outcome = raw.get("outcome")
     if outcome is not None and not isinstance(outcome, str):
         raise InputError(f"aegisd's status has a malformed outcome for {execution_id}")
+    running = raw.get("running", False)
+    if not isinstance(running, bool):
+        raise InputError(f"aegisd's status has a malformed running flag for {execution_id}")
     return Answer(
         ok=True,
         message=f"execution {raw['state']} (aegisd's status file)",
         execution_id=execution_id,
         state=raw["state"],
         exit_status=exit_status,
-        result={"outcome": outcome},
+        result={
+            "outcome": outcome,
+            "running": running and publisher_alive and raw["state"] == ledger_mod.STARTED,
+        },
     )
 
 
@@ -172,9 +222,29 @@ def read_status(cfg: Config, execution_id: str) -> Answer | None:
         if not isinstance(executions, dict):
             raise InputError("aegisd's status has no executions")
         if execution_id in executions:
-            return _check_entry(execution_id, executions[execution_id])
+            return _check_entry(
+                execution_id, executions[execution_id], publisher_alive=_publisher_alive(doc)
+            )
     except AegisError:
         return None
     if doc.get("complete") is True:
         return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
     return None
+
+
+def audit_failures(cfg: Config) -> int | None:
+    """Aegisd's count of failed audit-log writes since it started, from its status file.
+
+    Returns:
+        The count, or None when the file cannot tell (missing, untrusted, older aegisd).
+    """
+    from aegis.canonical import loads_strict
+
+    try:
+        doc = loads_strict(read_trusted(status_path(cfg)), max_bytes=MAX_STATUS_BYTES)
+    except AegisError:
+        return None
+    value = doc.get("audit_append_failures") if isinstance(doc, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value

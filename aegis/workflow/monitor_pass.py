@@ -76,7 +76,12 @@ def previous_success(path: Path) -> float | None:
 
 
 def pass_metrics_text(
-    *, last_success: float | None, duration_s: float, ok: bool, reviewer: str
+    *,
+    last_success: float | None,
+    duration_s: float,
+    ok: bool,
+    reviewer: str,
+    audit_failures: int | None = None,
 ) -> str:
     """The pass's own Prometheus lines."""
     lines = []
@@ -99,6 +104,12 @@ def pass_metrics_text(
             "# HELP aegis_reviewer_up 1 when aegis-reviewd (advisory) accepted a connection.",
             "# TYPE aegis_reviewer_up gauge",
             f"aegis_reviewer_up {1 if reviewer == 'up' else 0}",
+        ]
+    if audit_failures is not None:
+        lines += [
+            "# HELP aegis_audit_append_failures Failed audit-log writes since aegisd started.",
+            "# TYPE aegis_audit_append_failures gauge",
+            f"aegis_audit_append_failures {audit_failures}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -126,6 +137,14 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
     path = cfg.metrics_dir / "aegis.prom"
     last = time.time() if ok else previous_success(path)
     duration = time.monotonic() - start
-    extra = pass_metrics_text(last_success=last, duration_s=duration, ok=ok, reviewer=reviewer)
+    from aegis.execute.status_file import audit_failures
+
+    extra = pass_metrics_text(
+        last_success=last,
+        duration_s=duration,
+        ok=ok,
+        reviewer=reviewer,
+        audit_failures=audit_failures(cfg),
+    )
     path = api.write_metrics(cfg, now, extra=extra)
     return PassReport(report, reviewer, detail, path, duration, ok)

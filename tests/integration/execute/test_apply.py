@@ -251,8 +251,17 @@ def test_a_change_outside_the_signed_delta_is_audited_as_drift(  # type: ignore[
     t = threading.Thread(target=lambda: answers.append(d.submit(data)))
     t.start()
     _wait(hooks, "before-run")
-    # Someone else changes a package aegisd was never asked to touch, mid-run.
-    testrepo.run_apt(chain.root, "install", "-y", "aegis-benign")
+    # Another package manager cannot start mid-run: aegisd holds dpkg's frontend lock.
+    other = testrepo.run_apt(chain.root, "install", "-y", "aegis-benign", check=False)
+    assert other.returncode == 100
+    assert "lock-frontend" in other.stderr
+    # Someone changes dpkg's database behind every lock, mid-run: still audited as drift.
+    status = chain.root.root / "var/lib/dpkg/status"
+    with status.open("a") as f:
+        f.write(
+            "\nPackage: aegis-benign\nStatus: install ok installed\nVersion: 1.1\n"
+            "Architecture: all\nMaintainer: x <x@example.org>\nDescription: planted\n"
+        )
     (hooks / "before-run.go").touch()
     t.join(60)
     [answer] = answers

@@ -365,8 +365,9 @@ def test_replay_after_restart_and_neighbour_store_edited(tmp_path: Path, sock_di
         Request(op="apply", execution_plan=sr.execution_plan.read_text(), request_id=sr.request_id),
     )
     assert (again.ok, again.refusal) == (False, "refused:replayed"), again
-    last = d.audit_events()[-1]
+    *_, last, checkpoint = d.audit_events()
     assert (last["kind"], last["decision"]["rule_ids"]) == ("apply-refused", ["refused:replayed"])
+    assert checkpoint["kind"] == "checkpoint"
     assert len([e for e in d.audit_events() if e["kind"] == "apply-started"]) == 1
     [row] = Ledger(cfg.ledger_path).entries()
     assert row.state == "finished"

@@ -259,6 +259,8 @@ def test_aegisctl_apply_exits_5_when_aegisds_policy_now_denies(
     assert "refused:policy" in proc.stderr
     assert "says deny" in proc.stderr
     assert Ledger(d.cfg.ledger_path).entries() == []
-    last = d.audit_events()[-1]
+    # A refusal naming a request is covered by a checkpoint right away.
+    *_, last, checkpoint = d.audit_events()
     assert last["decision"]["rule_ids"] == ["refused:policy"]
+    assert checkpoint["kind"] == "checkpoint"
     d.stop()

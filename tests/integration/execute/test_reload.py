@@ -82,7 +82,8 @@ def test_a_broken_key_file_on_reload_keeps_the_previous_keys(
     assert d.proc.poll() is None
     answer = call(str(d.socket), Request(op="ping"), timeout_s=10)
     assert answer.ok
-    assert answer.result == {"trusted_signer_keys": 1, "trusted_approver_keys": 1}
+    keys = {k: answer.result[k] for k in ("trusted_signer_keys", "trusted_approver_keys")}
+    assert keys == {"trusted_signer_keys": 1, "trusted_approver_keys": 1}
 
 
 def test_no_signer_key_refusal_names_the_signers_directory(

@@ -248,7 +248,8 @@ def test_kept_deb_replaced_after_signing_is_refused(tmp_path: Path, sock_dir: Pa
         assert "analysis failed: snapshot-mismatch" in out["answer"]["message"], out
         assert "is not the manifest's" in out["answer"]["message"]
         assert _version(t.sr.root.root, "aegis-base") == "1.2"
-        assert t.daemon.audit_events()[-1]["decision"]["rule_ids"] == ["refused:rederivation"]
+        last = [e for e in t.daemon.audit_events() if e["kind"] != "checkpoint"][-1]
+        assert last["decision"]["rule_ids"] == ["refused:rederivation"]
     finally:
         t.daemon.stop()
 
@@ -284,7 +285,7 @@ def test_kept_deb_replaced_after_rederivation_is_refused_before_the_run(
         assert _version(t.sr.root.root, "aegis-base") == "1.2"
         after = {e.execution_id for e in Ledger(t.daemon.cfg.ledger_path).entries()}
         assert after == before  # never started
-        last = t.daemon.audit_events()[-1]
+        last = [e for e in t.daemon.audit_events() if e["kind"] != "checkpoint"][-1]
         assert last["decision"]["rule_ids"] == ["refused:snapshot-deb-changed"]
     finally:
         t.daemon.stop()

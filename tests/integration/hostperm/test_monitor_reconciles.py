@@ -177,3 +177,25 @@ def test_a_status_file_the_group_could_have_written_is_not_believed(
     env = {**sr.env, "AEGIS_RUN_DIR": str(sock_dir), "AEGIS_GROUP": str(gid)}
     proc = run_public(public_tree, env, MEMBER, "monitor", "--json", gid=gid, umask=0o007)
     assert _state(sr.env, sr.request_id) == "applying", proc.stdout + proc.stderr
+
+
+def test_monitor_leaves_a_run_that_is_going_on_alone(
+    public_tree: Path, public_base: Path, sock_dir: Path
+) -> None:
+    gid = free_gid()
+    sr = signed_request(public_base)
+    d, hooks = _start(sr, public_base, sock_dir, gid, "before-run")
+    _share_store(sr.home, gid)
+    # started is in the ledger and the run is held: aegisd publishes it as running.
+    doc = _monitor_as_member(public_tree, sr, sock_dir, gid)
+    assert _item(doc, sr.request_id)["action"] != "advanced"
+    assert _state(sr.env, sr.request_id) == "applying"
+    (hooks / "before-run.go").touch()
+    deadline = time.monotonic() + 120
+    while Ledger(d.cfg.ledger_path).entries()[0].state != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (sock_dir / "aegisd.sock").unlink()
+    doc = _monitor_as_member(public_tree, sr, sock_dir, gid)
+    assert _item(doc, sr.request_id)["state_after"] == "applied"
+    d.stop()

@@ -103,3 +103,21 @@ def test_doctor_reports_the_status_file(published: Ledger) -> None:
     checks = {c.name: c for c in run_checks(cfg)}
     assert checks["aegisd status"].status == "fail"
     assert "writable by group or others" in checks["aegisd status"].detail
+
+
+def test_a_run_going_on_is_published_as_running_and_only_while_it_runs(
+    published: Ledger,
+) -> None:
+    cfg = load_config()
+    status_file.publish(cfg, published, now=AT, running=_xid(1))
+    live = status_file.read_status(cfg, _xid(1))
+    assert live is not None
+    assert (live.state, live.result["running"]) == ("started", True)
+    finished = status_file.read_status(cfg, _xid(2))
+    assert finished is not None
+    assert finished.result["running"] is False
+    # A restarted aegisd publishes with nothing running: started now means interrupted.
+    status_file.publish(cfg, published, now=AT)
+    gone = status_file.read_status(cfg, _xid(1))
+    assert gone is not None
+    assert gone.result["running"] is False
