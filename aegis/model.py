@@ -291,6 +291,10 @@ class Plan:
     """Untrusted package descriptions by name, for the reviewer only."""
     snapshot_debs: tuple[SnapshotDeb, ...] = ()
     """Rollback targets installed from the snapshot's kept .deb (by absolute path)."""
+    deb_dir: str = ""
+    """aegisd's root-only directory of verified .debs (``<aegisd_dir>/debs``). aegisd
+    fetches each package to install there by its provenance (URI, SHA-256, size), and
+    the argv names that file (:func:`aegis.execute.argv.planned_deb_path`)."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

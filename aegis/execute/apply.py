@@ -8,7 +8,9 @@ signed plan -> policy re-evaluated on that derivation -> argv equal to the argv
 aegisd derives itself. A later step never runs when an earlier one refused.
 
 Then, under aegisd's lock: ``dpkg --audit`` clean (a ``recover`` request is the
-exception: it exists to fix that), snapshot when required, ``started`` recorded
+exception: it exists to fix that), snapshot when required, every planned .deb the
+argv names fetched by its planned URI and verified by its planned SHA-256 into
+aegisd's root-only directory (:mod:`aegis.execute.fetch`), ``started`` recorded
 durably (after a last look that every kept .deb a rollback names by path still
 has its signed hash), run, ``finished`` recorded, dpkg status compared with the
 signed delta, audit event and checkpoint.
@@ -25,6 +27,13 @@ from aegis.errors import AegisError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
 from aegis.execute.drift import compare_with_delta
+from aegis.execute.fetch import (
+    REFUSED_DEB_MISMATCH,
+    REFUSED_DEB_UNAVAILABLE,
+    Fetched,
+    fetch_planned,
+    remove_planned,
+)
 from aegis.execute.protocol import Answer, Request
 from aegis.execute.rederive import binding_from_result, derive_plan, policy_binding, this_host
 from aegis.model import Operation
@@ -282,6 +291,22 @@ def _prepare(
     return before, snapshot_id
 
 
+def _fetch_planned(d: Aegisd, ep: ExecutionPlan) -> Fetched:
+    """Put the planned .debs the argv names in aegisd's directory, verified (fetch.py).
+
+    Raises:
+        _Refusal: a file could not be fetched or is not the planned one; nothing ran.
+    """
+    from aegis.errors import TrustError
+
+    try:
+        return fetch_planned(d.cfg, ep.plan, ep.argv)
+    except AegisError as e:
+        remove_planned(d.cfg, ep.plan, ep.argv)
+        code = REFUSED_DEB_MISMATCH if isinstance(e, TrustError) else REFUSED_DEB_UNAVAILABLE
+        raise _Refusal(code, f"planned .deb not installed: {e.message}") from e
+
+
 def _own_dir_still_own(d: Aegisd) -> None:
     """Refuse when aegisd's directory was swapped since startup (aegis/execute/own_dir.py).
 
@@ -318,6 +343,7 @@ def _run_locked(
     }
     _own_dir_still_own(d)
     before, snapshot_id = _prepare(d, ep, env)
+    fetched = _fetch_planned(d, ep)
     d.hook("before-started")
     deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)
     if deb_problem is not None:
@@ -361,6 +387,8 @@ def _run_locked(
         result = runner.RunResult(
             127, False, int((time.monotonic() - t0) * 1000), "", "", 0, 0, "", e.message
         )
+    finally:
+        remove_planned(d.cfg, ep.plan, ep.argv)
     outcome = _classify(result)
     d.ledger.record_finished(
         ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
@@ -376,6 +404,11 @@ def _run_locked(
         "changed_packages": changed[:200],
         "duration_ms": result.duration_ms,
         "restart": runner.restart_facts(d.cfg.dpkg_root, env),
+        "fetched": {
+            "files": fetched.files,
+            "bytes": fetched.bytes,
+            "duration_ms": fetched.duration_ms,
+        },
         "stdout_bytes": result.stdout_bytes,
         "stderr_bytes": result.stderr_bytes,
     }

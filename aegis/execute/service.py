@@ -75,6 +75,10 @@ def _refusal_error(code: str | None, message: str) -> AegisError:
         return StateError(f"{code}: {message}", hint="sign a new execution plan")
     if code == "refused:dpkg-audit":
         return StateError(f"{code}: {message}", hint="aegisctl recover --plan")
+    if code == "refused:deb-unavailable":
+        return EnvironmentFailure(
+            f"{code}: {message}", hint="check the repository, then apply again"
+        )
     if code == "refused:peer":
         return TrustError(f"{code}: {message}", hint="submit as root or a member of aegis-apply")
     return TrustError(f"{code}: {message}")

@@ -338,6 +338,24 @@ CASES = [
         SOURCE,
     ),
     _case(
+        "provenance.build-ambiguous",
+        clean_plan(
+            provenance=(),
+            signals=(
+                Signal(
+                    "provenance.build-ambiguous",
+                    "pkg0000",
+                    "pkg0000 1.2-1: 2 builds in the signed indexes match the file apt would "
+                    "install",
+                ),
+            ),
+        ),
+        D,
+        D,
+        "which build apt would install is ambiguous: pkg0000 1.2-1: 2 builds",
+        SOURCE,
+    ),
+    _case(
         "evidence.stale",
         clean_plan(created_at="2025-12-01T00:00:00Z"),
         D,
