@@ -42,6 +42,8 @@ class Operation(StrEnum):
     INSTALL = "install"
     UPGRADE = "upgrade"
     UPDATE = "update"
+    FULL_UPGRADE = "full-upgrade"
+    """``apt-get full-upgrade`` (``dist-upgrade``): upgrades that install or remove."""
     REMOVE = "remove"
     PURGE = "purge"
     ROLLBACK = "rollback"

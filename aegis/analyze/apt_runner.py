@@ -94,6 +94,9 @@ def simulation_args(
     operands = [(local or {}).get(t.raw) or t.apt_operand for t in targets]
     if op is Operation.UPGRADE:
         return ["-s", "upgrade"]
+    if op is Operation.FULL_UPGRADE:
+        # Without -qq: apt lists what it keeps back (a dpkg hold) as it does for upgrade.
+        return ["-s", "full-upgrade"]
     if op in (Operation.REMOVE, Operation.PURGE):
         # -qq would imply -y, and apt then refuses to simulate removing an Essential
         # package; -q shows the removal so the plan (and policy) can see it.

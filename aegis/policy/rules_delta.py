@@ -280,7 +280,7 @@ def apt_update(facts: Facts) -> Check:
 
 def apt_noop(facts: Facts) -> Check:
     """Install or upgrade with nothing to change."""
-    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE):
+    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE, Operation.FULL_UPGRADE):
         return Miss("not an install or upgrade request")
     if facts.plan.changes or facts.plan.failure is not None:
         return Miss("the plan changes packages")
@@ -288,8 +288,12 @@ def apt_noop(facts: Facts) -> Check:
 
 
 def apt_upgrade_clean(facts: Facts) -> Check:
-    """A plain install/upgrade, every package from an approved source allowed to supply it."""
-    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE):
+    """A plain install/upgrade, every package from an approved source allowed to supply it.
+
+    A full upgrade counts when its delta is plain too (installs and upgrades only); one that
+    removes is not plain (``apt.removal`` asks for approval).
+    """
+    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE, Operation.FULL_UPGRADE):
         return Miss("not an install or upgrade request")
     if facts.plan.failure is not None or not facts.changing:
         return Miss("no delta to apply")

@@ -74,9 +74,9 @@ REFUSALS = [
     (("apt", "install", "aegis-tool$(id)", "--plan"), "is not a Debian package name"),
     (("apt", "install", "aegis-tool", "aegis-tool|sh", "--plan"), "is not a Debian package"),
     (("apt", "install", "./x;rm.deb", "--plan"), "shell metacharacters"),
+    (("apt", "full-upgrade"), "without --plan"),
+    (("apt", "dist-upgrade"), "without --plan"),
     # apt verbs that change packages but have no planning command: the plan flow.
-    (("apt", "full-upgrade"), "Aegis never mutates directly"),
-    (("apt", "dist-upgrade", "--plan"), "Aegis never mutates directly"),
     (("apt", "autoremove", "--plan"), "Aegis never mutates directly"),
 ]
 

@@ -642,6 +642,31 @@ def test_clean_plan_allows_with_snapshot_and_nothing_else(
     assert result.controls.approval.count == 0
 
 
+def test_a_plain_full_upgrade_is_a_clean_upgrade_one_that_removes_is_not(
+    policy: PolicyConfig, now: datetime, neutral_review: Any
+) -> None:
+    plain = clean_plan(
+        operation=Operation.FULL_UPGRADE,
+        changes=(
+            change("pkg0000"),
+            change("pkg0001", action=Action.INSTALL, current=None),
+        ),
+    )
+    result = evaluate(plain, neutral_review, policy, now)
+    assert [f.rule_id for f in result.fired] == ["apt.upgrade-clean", "review.skipped"]
+    assert result.decision is S
+    removing = clean_plan(
+        operation=Operation.FULL_UPGRADE,
+        changes=(
+            change("pkg0000"),
+            change("pkg0001", action=Action.REMOVE, candidate=None, repo=None),
+        ),
+    )
+    fired = [f.rule_id for f in evaluate(removing, neutral_review, policy, now).fired]
+    assert "apt.removal" in fired
+    assert "apt.upgrade-clean" not in fired
+
+
 @pytest.mark.parametrize(
     "version", ["1:2.0~rc1+dfsg.1-1", "2.36-9+deb12u4", "1.0~beta.2", "7:4.4.2-0ubuntu0.22.04.1"]
 )
