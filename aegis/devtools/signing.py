@@ -62,7 +62,7 @@ def make_plan(**overrides: Any) -> Plan:
         "command_preview": (),
         "repositories": (),
         "config": ConfigEvidence("a" * 64, "b" * 64, ()),
-        "provenance": tuple(_provenance(c.name, c.candidate_version or "") for c in changes),
+        "provenance": (),
         "findings": (),
         "vulnerabilities": (),
         "vulndb_date": None,
@@ -73,6 +73,12 @@ def make_plan(**overrides: Any) -> Plan:
         "deb_dir": "/var/lib/aegis/aegisd/debs",
     }
     fields.update(overrides)
+    if "provenance" not in overrides:  # every package installed has its file
+        fields["provenance"] = tuple(
+            _provenance(c.name, c.candidate_version or "", c.arch)
+            for c in fields["changes"]
+            if c.candidate_version
+        )
     plan = Plan(**fields)
     if "command_preview" in overrides:
         return plan
@@ -81,14 +87,14 @@ def make_plan(**overrides: Any) -> Plan:
     return replace(plan, command_preview=derive_argv(plan))
 
 
-def _provenance(name: str, version: str) -> Provenance:
+def _provenance(name: str, version: str, arch: str) -> Provenance:
     digest = sha256_hex(f"{name}_{version}".encode())
     return Provenance(
         package=name,
         version=version,
-        arch="all",
-        uri=f"http://deb.example.invalid/pool/main/{name}_{version}_all.deb",
-        filename=f"pool/main/{name}_{version}_all.deb",
+        arch=arch,
+        uri=f"http://deb.example.invalid/pool/main/{name}_{version}_{arch}.deb",
+        filename=f"pool/main/{name}_{version}_{arch}.deb",
         size=2048,
         sha256=digest,
         repository="r1",
