@@ -132,6 +132,11 @@ class Config:
         return self.aegisd_dir / "rollback-cache"
 
     @property
+    def deb_dir(self) -> Path:
+        """Root-only directory where aegisd keeps the verified .debs an apply installs."""
+        return self.aegisd_dir / "debs"
+
+    @property
     def vulndb_path(self) -> Path:
         """Vulnerability index built by ``aegis vulndb import``."""
         return self.state_dir / "vulndb.json"

@@ -47,6 +47,8 @@ class Operation(StrEnum):
     INSTALL = "install"
     UPGRADE = "upgrade"
     UPDATE = "update"
+    FULL_UPGRADE = "full-upgrade"
+    """``apt-get full-upgrade`` (``dist-upgrade``): upgrades that install or remove."""
     REMOVE = "remove"
     PURGE = "purge"
     ROLLBACK = "rollback"
@@ -400,6 +402,10 @@ class Plan:
     own verdict. Policy judges only :attr:`repositories`; these explain ``target.unknown``."""
     ecosystem: EcosystemEvidence | None = field(default=None, metadata=_OMIT)
     """The evidence of a non-apt ecosystem (None for apt)."""
+    deb_dir: str = ""
+    """aegisd's root-only directory of verified .debs (``<aegisd_dir>/debs``). aegisd
+    fetches each package to install there by its provenance (URI, SHA-256, size), and
+    the argv names that file (:func:`aegis.execute.argv.planned_deb_path`)."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -59,3 +59,23 @@ def apt_root(tmp_path: Path, test_repo):  # type: ignore[no-untyped-def]
     root = testrepo.make_root(tmp_path / "root", [test_repo])
     testrepo.apt_update(root)
     return root
+
+
+FILES_ONLY = ("-o", "Dir::Etc::SourceList=/dev/null")
+"""How every install argv starts after apt-get (aegis/execute/argv.py ``files_only``)."""
+
+
+def planned_debs(plan: object) -> list[str]:
+    """The files an install argv names for ``plan`` (a Plan or its JSON), sorted.
+
+    Each is ``<deb_dir>/<name>_<version>_<arch>_<sha256>.deb`` from the plan's
+    provenance: aegisd's verified copy of the very build apt's resolution picked.
+    """
+    from aegis.model import plan_to_dict
+
+    doc = plan if isinstance(plan, dict) else plan_to_dict(plan)  # type: ignore[arg-type]
+    return sorted(
+        f"{doc['deb_dir']}/{p['package']}_{p['version'].replace(':', '%3a')}_{p['arch']}_"
+        f"{p['sha256']}.deb"
+        for p in doc["provenance"]
+    )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from aegis.errors import InputError
 from aegis.model import Action
@@ -48,7 +49,8 @@ _POLICY_SRC = re.compile(
     r"^\s+(?:\*\*\* )?(?P<prio>-?\d+) (?P<uri>\S+) (?P<dist>\S+) (?P<arch>\S+) Packages$"
 )
 _POLICY_VER = re.compile(r"^ (?:\*\*\*| {3}) (?P<ver>\S+) (?P<prio>-?\d+)$")
-_PRINT_URI = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) (?P<hash>\S+)$")
+# ``'URI' FILE SIZE [HASH]``: ``apt-get install --print-uris`` prints no hash for a local .deb.
+_PRINT_URI = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+)(?: (?P<hash>\S+))?$")
 
 
 def compare_versions(a: str, b: str) -> int:
@@ -269,31 +271,100 @@ def parse_apt_policy(text: str) -> dict[str, PackagePolicy]:
 
 @dataclass(frozen=True)
 class DownloadUri:
-    """One line of ``apt-get download --print-uris``."""
+    """One line of ``apt-get download --print-uris`` or ``apt-get install --print-uris``."""
 
     uri: str
     filename: str
+    """apt's file name for it (``name_version_arch.deb``, ``:`` written ``%3a``)."""
     size: int
     sha256: str | None
+    hash_type: str = ""
+    """The hash apt printed (``MD5Sum``, ``SHA256``, ...); empty when none."""
+    hash_value: str = ""
+
+
+# Names apt prints a hash under -> the field of an index record holding it.
+_HASH_FIELDS = {"MD5SUM": "MD5sum", "SHA1": "SHA1", "SHA256": "SHA256", "SHA512": "SHA512"}
 
 
 def parse_print_uris(text: str) -> tuple[DownloadUri, ...]:
-    """Parse ``'URI' FILE SIZE SHA256:HEX`` lines."""
+    """Parse ``'URI' FILE SIZE [ALGO:HEX]`` lines."""
     out: list[DownloadUri] = []
     for line in text.splitlines():
         m = _PRINT_URI.match(line.strip())
         if m is None:
             continue
-        algo, _, value = m["hash"].partition(":")
+        algo, _, value = (m["hash"] or "").partition(":")
         out.append(
             DownloadUri(
                 m["uri"],
                 m["file"],
                 int(m["size"]),
                 value.lower() if algo.upper() == "SHA256" else None,
+                algo if value else "",
+                value.lower(),
             )
         )
     return tuple(out)
+
+
+def download_hash_compared(download: DownloadUri, record: dict[str, str]) -> bool:
+    """Whether apt printed a hash for ``download`` that ``record`` carries too.
+
+    Without one (an index with no MD5sum: apt 2.6 prints none), URI and size alone
+    cannot tell two builds of the same size apart.
+    """
+    field = _HASH_FIELDS.get(download.hash_type.upper()) if download.hash_type else None
+    return field is not None and bool(record.get(field))
+
+
+def download_matches(download: DownloadUri, record: dict[str, str]) -> bool:
+    """Whether an index record describes the file apt named in ``download``.
+
+    The URI must end in the record's ``Filename``, the sizes must be equal, and the
+    hash apt printed (any algorithm) must equal the record's field of that algorithm
+    when the record has one. Two builds of one version differ in size or hashes.
+    """
+    filename = record.get("Filename", "")
+    size = record.get("Size", "")
+    if not filename or not size.isdigit() or int(size) != download.size:
+        return False
+    # apt percent-encodes the URI ('~' as %7e, '+' as %2b); Filename is plain text.
+    if not unquote(download.uri).endswith("/" + filename.lstrip("/")):
+        return False
+    if download.hash_type:
+        field = _HASH_FIELDS.get(download.hash_type.upper())
+        if field is None:
+            return False  # a hash we cannot compare is no evidence of sameness
+        theirs = record.get(field, "").lower()
+        if theirs and theirs != download.hash_value:
+            return False
+    return True
+
+
+def pick_build(
+    download: DownloadUri, records: list[dict[str, str]], name: str, version: str
+) -> tuple[dict[str, str] | None, str]:
+    """The one index record (of every build apt shows) describing the file apt would fetch.
+
+    Returns (record, "") when exactly one distinct file (by SHA-256) matches
+    (:func:`download_matches`), else (None, why): none, or several builds that URI, size
+    and the hash apt printed cannot tell apart. Pure.
+    """
+    builds = {
+        r.get("SHA256", "").lower(): r
+        for r in records
+        if r.get("Package") == name
+        and r.get("Version") == version
+        and download_matches(download, r)
+    }
+    if len(builds) == 1:
+        return next(iter(builds.values())), ""
+    what = "no build" if not builds else f"{len(builds)} builds"
+    return None, (
+        f"{name} {version}: {what} in the signed indexes match the file apt would install "
+        f"({download.uri[:200]}, {download.size} bytes)"
+    )
 
 
 def parse_control_records(text: str) -> list[dict[str, str]]:

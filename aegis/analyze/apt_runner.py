@@ -94,8 +94,33 @@ def simulation_args(
     operands = [(local or {}).get(t.raw) or t.apt_operand for t in targets]
     if op is Operation.UPGRADE:
         return ["-s", "upgrade"]
+    if op is Operation.FULL_UPGRADE:
+        # Without -qq: apt lists what it keeps back (a dpkg hold) as it does for upgrade.
+        return ["-s", "full-upgrade"]
     if op in (Operation.REMOVE, Operation.PURGE):
         # -qq would imply -y, and apt then refuses to simulate removing an Essential
         # package; -q shows the removal so the plan (and policy) can see it.
         return ["-s", "-q", op.value, "--", *operands]
     return ["-s", "-qq", "--allow-downgrades", "install", "--", *operands]
+
+
+def download_set_args(
+    op: Operation,
+    targets: Sequence[Target],
+    local: dict[str, str] | None,
+    archives: Path,
+) -> list[str] | None:
+    """apt-get arguments that print the files apt's own resolution of ``op`` would fetch.
+
+    The same resolution as :func:`simulation_args`, with ``--print-uris`` instead of
+    ``-s``: one ``'URI' FILE SIZE HASH`` line per package apt would download, so the
+    plan names the build apt's policy picked (two builds of one version differ in URI,
+    size and hash, while ``pkg=version`` only names the version). ``archives`` must be an
+    empty directory: apt leaves out what its archive cache already holds. None for
+    operations that fetch nothing.
+    """
+    if op in (Operation.REMOVE, Operation.PURGE, Operation.UPDATE, Operation.RECOVER):
+        return None
+    sim = simulation_args(op, targets, local)
+    rest = [a for a in sim if a not in ("-s", "-q", "-qq")]
+    return ["-qq", "--print-uris", "-o", f"Dir::Cache::Archives={archives}/", *rest]

@@ -5,9 +5,13 @@
 (the Release -> Packages -> .deb hash chain), the rollback requirement of every
 replaced package, the package descriptions and the weak-pin signals. It lives apart
 from :mod:`aegis.analyze.plan`, which orchestrates the whole analysis, because it
-is the one part that reads per-package apt records (``apt-cache policy``,
-``apt-cache show``, ``apt-get download --print-uris``, run concurrently on the
-analysis's thread pool).
+is the one part that reads per-package apt records (``apt-cache policy`` and
+``apt-cache show``, run concurrently on the analysis's thread pool).
+
+The provenance of a package to install is the record of the very file apt's own
+resolution would download (its ``--print-uris`` download set, read beside the
+simulation): one version can exist as two builds, and ``pkg=version`` names only the
+version (docs/apt-trust.md, "One file from plan to install").
 
 Records of a rollback target come from the kept .deb in the snapshot
 (``local_records``), never from apt, so the delta never asks apt about a version no
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aegis.analyze import apt as aptparse
-from aegis.analyze.apt_runner import APT_CACHE, APT_GET, AptRunner
+from aegis.analyze.apt_runner import APT_CACHE, AptRunner
 from aegis.analyze.evidence.provenance import build_provenance
 from aegis.analyze.evidence.release import ReleaseFiles
 from aegis.analyze.evidence.repositories import file_sha256, repository_id
@@ -108,12 +112,8 @@ def _read_apt(
     sim: aptparse.Simulation,
     names: Sequence[str],
     local_records: dict[tuple[str, str], dict[str, str]],
-) -> tuple[
-    dict[str, aptparse.PackagePolicy],
-    dict[tuple[str, str], dict[str, str]],
-    dict[str, aptparse.DownloadUri],
-]:
-    """Policies of ``names``, index records and download URIs (by file name) of ``sim``.
+) -> tuple[dict[str, aptparse.PackagePolicy], dict[tuple[str, str], dict[str, str]]]:
+    """Policies of ``names`` and index records of ``sim``.
 
     Records of a kept rollback .deb (``local_records``) are not asked of apt.
     """
@@ -128,15 +128,6 @@ def _read_apt(
             and (c.name, c.candidate_version) not in local_records
         }
     )
-    fetch = sorted(
-        {
-            f"{c.name}={c.candidate_version}"
-            for c in sim.changes
-            if c.action in _WITH_FILE
-            and c.candidate_version
-            and (c.name, c.candidate_version) not in local_records
-        }
-    )
     f_pol = pool.submit(apt.run, APT_CACHE, "policy", "--", *names)
     # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
     half = (len(wanted) + 1) // 2 if len(wanted) > _SPLIT_SHOW_ABOVE else len(wanted)
@@ -145,17 +136,54 @@ def _read_apt(
         for chunk in (wanted[:half], wanted[half:])
         if chunk
     ]
-    f_uris = (
-        pool.submit(apt.run, APT_GET, "download", "--print-uris", "--", *fetch) if fetch else None
-    )
     policies = aptparse.parse_apt_policy(f_pol.result().stdout)
     records = _record_map("\n\n".join(f.result().stdout for f in f_shows))
-    uris = (
-        {d.filename: d for d in aptparse.parse_print_uris(f_uris.result().stdout)}
-        if f_uris is not None
-        else {}
-    )
-    return policies, records, uris
+    return policies, records
+
+
+def _exact_records(
+    apt: AptRunner,
+    sim: aptparse.Simulation,
+    records: dict[tuple[str, str], dict[str, str]],
+    downloads: dict[str, aptparse.DownloadUri],
+) -> tuple[dict[tuple[str, str], dict[str, str]], list[Signal]]:
+    """The index record of the very build apt would download for each package to install.
+
+    ``apt-cache show pkg=version`` names a version, and one version can exist as two
+    builds (same version string, different files: a rebuild in another suite); apt then
+    shows the first build it knows while its policy may install the other. The build
+    apt installs is the file in its download set, so a record counts only when it
+    describes that file (:func:`aegis.analyze.apt.download_matches`, with the hash apt
+    printed). When the first record does not, or no hash could be compared, every build
+    of the package is read and exactly one distinct file must match; none or several is
+    ``provenance.build-ambiguous``, never a guess.
+    """
+    exact: dict[tuple[str, str], dict[str, str]] = {}
+    again: dict[tuple[str, str], aptparse.DownloadUri] = {}
+    for c in sim.changes:
+        version = c.candidate_version or ""
+        if c.action not in _WITH_FILE or (c.name, version) not in records:
+            continue
+        dl = downloads.get(_deb_cache_name(c.name, version, c.arch or "all"))
+        if dl is None:
+            continue  # apt would fetch nothing we can name: no provenance (policy denies)
+        rec = records[(c.name, version)]
+        if aptparse.download_matches(dl, rec) and aptparse.download_hash_compared(dl, rec):
+            exact[(c.name, version)] = rec
+        else:  # another build, or one we cannot tell from another of the same size
+            again[(c.name, version)] = dl
+    signals: list[Signal] = []
+    if not again:
+        return exact, signals
+    res = apt.run(APT_CACHE, "show", "--", *sorted({n for n, _ in again}))
+    every = aptparse.parse_control_records(res.stdout) if res.ok else []
+    for (name, version), dl in sorted(again.items()):
+        build, problem = aptparse.pick_build(dl, every, name, version)
+        if build is not None:
+            exact[(name, version)] = build
+        else:
+            signals.append(Signal("provenance.build-ambiguous", name, problem))
+    return exact, signals
 
 
 def collect_delta(
@@ -167,6 +195,7 @@ def collect_delta(
     entries: Sequence[SourceEntry],
     repos_all: dict[str, tuple[Repository, ReleaseFiles]],
     local_records: dict[tuple[str, str], dict[str, str]],
+    downloads: Sequence[aptparse.DownloadUri] = (),
 ) -> PackageDelta:
     """Build the delta rows of ``sim``.
 
@@ -178,18 +207,21 @@ def collect_delta(
         entries: the configured sources, one per repository id.
         repos_all: repository id -> its evidence and Release files.
         local_records: (name, version) -> control fields of kept rollback .debs.
+        downloads: apt's download set for the same resolution (``--print-uris``): a
+            package to install gets provenance only from the record of that very file.
     """
     names = sorted({c.name for c in sim.changes})
     if not names:
         return PackageDelta()
-    policies, records, uris = _read_apt(pool, apt, sim, names, local_records)
+    policies, records = _read_apt(pool, apt, sim, names, local_records)
+    by_file = {d.filename: d for d in downloads}
+    exact, signals = _exact_records(apt, sim, records, by_file)
     by_key = {(_uri_key(e.uri), e.suite, e.component): e for e in entries}
     pkg_hash_cache: dict[str, str] = {}
     changes: list[PackageChange] = []
     provenance: list[Provenance] = []
     rollback: list[RollbackRequirement] = []
     descriptions: dict[str, str] = {}
-    signals: list[Signal] = []
     used: set[str] = set()
     for sc in sim.changes:
         pol = policies.get(sc.name)
@@ -197,15 +229,16 @@ def collect_delta(
         if sc.action is Action.HELD_BACK and pol is not None:
             current, candidate = pol.installed, pol.candidate
         version = candidate if sc.action in _WITH_FILE else current
-        rec = records.get((sc.name, version or "")) or local_records.get(
-            (sc.name, version or ""), {}
-        )
+        key = (sc.name, version or "")
+        exact_rec = exact.get(key) if sc.action in _WITH_FILE else None
+        rec = exact_rec or records.get(key) or local_records.get(key, {})
         arch = sc.arch or rec.get("Architecture") or "all"
         src_name, src_ver = aptparse.parse_source_field(sc.name, version, rec.get("Source"))
+        dl = by_file.get(_deb_cache_name(sc.name, version or "", arch))
         repo_id: str | None = None
         psrc = None
         if sc.action in _WITH_FILE and pol is not None and candidate:
-            for s in pol.versions.get(candidate, ()):
+            for s in _sources_of(pol.versions.get(candidate, ()), dl):
                 repo_id = _source_repository(s, by_key)
                 if repo_id is not None:
                     psrc = s
@@ -228,16 +261,20 @@ def collect_delta(
             used.add(repo_id)
             repo, files = repos_all[repo_id]
             chain = _index_chain(files, repo, psrc.arch, paths, pkg_hash_cache)
-            fname = Path(rec.get("Filename", "")).name
-            prov = build_provenance(
-                sc.name,
-                candidate,
-                arch,
-                record=rec,
-                download=uris.get(fname),
-                repository=repo_id,
-                base_uri=repo.uri,
-                index_chain=chain,
+            # Provenance only from the record of the file apt would download.
+            prov = (
+                build_provenance(
+                    sc.name,
+                    candidate,
+                    arch,
+                    record=exact_rec,
+                    download=dl,
+                    repository=repo_id,
+                    base_uri=repo.uri,
+                    index_chain=chain,
+                )
+                if exact_rec is not None
+                else None
             )
             if prov is not None:
                 provenance.append(prov)
@@ -254,6 +291,21 @@ def collect_delta(
         used=frozenset(used),
         signals=tuple(signals),
     )
+
+
+def _sources_of(
+    sources: Sequence[aptparse.PolicySource], dl: aptparse.DownloadUri | None
+) -> list[aptparse.PolicySource]:
+    """The sources of a version that serve the file apt would download.
+
+    ``apt-cache policy`` lists two builds of one version under the same version string;
+    only a source whose URI the downloaded file lives under supplies the build apt
+    picked. Without a download line every source of the version is returned.
+    """
+    if dl is None:
+        return list(sources)
+    where = _uri_key(dl.uri)
+    return [s for s in sources if where.startswith(_uri_key(s.uri) + "/")]
 
 
 def _index_chain(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -34,7 +35,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aegis.analyze import apt as aptparse
-from aegis.analyze.apt_runner import APT_CACHE, APT_CONFIG_BIN, APT_GET, AptRunner, simulation_args
+from aegis.analyze.apt_runner import (
+    APT_CACHE,
+    APT_CONFIG_BIN,
+    APT_GET,
+    AptRunner,
+    download_set_args,
+    simulation_args,
+)
 from aegis.analyze.delta import PackageDelta, collect_delta
 from aegis.analyze.dpkg_status import StatusFacts, read_status_facts
 from aegis.analyze.evidence.aptconfig import assess_apt_config, read_dpkg_config
@@ -212,7 +220,10 @@ class _Analysis:
             for package, problem in bad or unnamed:
                 self.signals.append(Signal("rollback.snapshot-mismatch", package, problem))
         simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=4) as pool,
+            tempfile.TemporaryDirectory(prefix="aegis-archives-") as archives,
+        ):
             f_dump = pool.submit(self.apt.run, APT_CONFIG_BIN, "dump", cache=False)
             f_sim = (
                 pool.submit(
@@ -223,6 +234,14 @@ class _Analysis:
                 if simulate
                 else None
             )
+            # apt's own download set for the same resolution, beside the simulation: it
+            # names the exact build (URI, size, hash) of every package apt would fetch.
+            uri_args = (
+                download_set_args(self.op, self.targets, self.local.operands, Path(archives))
+                if simulate
+                else None
+            )
+            f_uris = pool.submit(self.apt.run, APT_GET, *uri_args) if uri_args else None
             dump = f_dump.result()
             if not dump.ok:
                 return self._tool_failure_plan(plan_id, dump)
@@ -262,6 +281,7 @@ class _Analysis:
                     entries=entries,
                     repos_all=repos_all,
                     local_records=self.local.records,
+                    downloads=self._download_set(f_uris),
                 )
                 self.signals += delta.signals
             state = package_state_hash(f_state.result())
@@ -315,6 +335,7 @@ class _Analysis:
             snapshot_debs=self.local.debs,
             first_seen=first_seen,
             other_sources=others,
+            deb_dir=str(self.cfg.deb_dir),
         )
         from aegis.execute.argv import derive_argv
 
@@ -374,6 +395,14 @@ class _Analysis:
             content_inspected=False,
             failure=self.failure,
         )
+
+    @staticmethod
+    def _download_set(fut: Future[RunResult] | None) -> tuple[aptparse.DownloadUri, ...]:
+        """The download set apt printed (empty when that failed: no provenance then)."""
+        if fut is None:
+            return ()
+        res = fut.result()
+        return aptparse.parse_print_uris(res.stdout) if res.ok else ()
 
     def _simulate(self, fut: Future[RunResult]) -> aptparse.Simulation | None:
         res = fut.result()

@@ -62,7 +62,8 @@ def package_signals(
             why = (
                 f"held by dpkg (apt-mark hold); 'apt-mark unhold {c.name}' lets it change"
                 if c.name in holds
-                else "kept back by apt (it needs new packages or removals)"
+                else "kept back by apt (it needs new packages or removals; "
+                "'aegis apt full-upgrade --plan' plans that)"
             )
             out.append(Signal("held-back", c.name, why))
     return out

@@ -37,8 +37,6 @@ SYMBOLS = {
 
 UNPLANNED_VERBS = frozenset(
     {
-        "full-upgrade",
-        "dist-upgrade",
         "autoremove",
         "autopurge",
         "reinstall",
@@ -252,6 +250,45 @@ def upgrade_cmd(plan: bool, no_contents: bool, as_json: bool) -> None:
     """Plan an upgrade."""
     _run(
         _op("upgrade"), (), plan=plan, no_contents=no_contents, as_json=as_json, typed="apt upgrade"
+    )
+
+
+_FULL_UPGRADE_HELP = (
+    "Plan upgrading installed packages, installing or removing packages where an\n"
+    "upgrade needs it (apt-get full-upgrade; what 'aegis apt upgrade' keeps back).\n\n"
+    "Example:\n\n  aegis apt full-upgrade --plan"
+)
+
+
+@apt_group.command("full-upgrade", help=_FULL_UPGRADE_HELP)
+@_common
+def full_upgrade_cmd(plan: bool, no_contents: bool, as_json: bool) -> None:
+    """Plan a full upgrade."""
+    _run(
+        _op("full-upgrade"),
+        (),
+        plan=plan,
+        no_contents=no_contents,
+        as_json=as_json,
+        typed="apt full-upgrade",
+    )
+
+
+@apt_group.command(
+    "dist-upgrade",
+    help=_FULL_UPGRADE_HELP.replace("full-upgrade --plan", "dist-upgrade --plan")
+    + "\n\n(apt-get's older name of full-upgrade: the same plan.)",
+)
+@_common
+def dist_upgrade_cmd(plan: bool, no_contents: bool, as_json: bool) -> None:
+    """Plan a full upgrade under apt-get's older name."""
+    _run(
+        _op("full-upgrade"),
+        (),
+        plan=plan,
+        no_contents=no_contents,
+        as_json=as_json,
+        typed="apt dist-upgrade",
     )
 
 

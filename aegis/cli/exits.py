@@ -47,6 +47,8 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis apt remove": _RECORDS,
     "aegis apt purge": _RECORDS,
     "aegis apt upgrade": _RECORDS,
+    "aegis apt full-upgrade": _RECORDS,
+    "aegis apt dist-upgrade": _RECORDS,
     "aegis apt update": _RECORDS,
     "aegis pip install": _RECORDS,
     "aegis npm install": _RECORDS,

@@ -10,6 +10,9 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from aegis.canonical import sha256_hex
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -19,8 +22,12 @@ from aegis.model import (
     Operation,
     PackageChange,
     Plan,
+    Provenance,
     Tool,
 )
+
+SAMPLE_DEB_DIR = "/var/lib/aegis/aegisd/debs"
+"""The ``deb_dir`` of sample plans (the production layout's; nothing is fetched there)."""
 
 
 def sample_plan(
@@ -31,7 +38,11 @@ def sample_plan(
     created_at: str = "2026-01-01T00:00:00Z",
     descriptions: dict[str, str] | None = None,
 ) -> Plan:
-    """A plan installing ``targets`` at version 1.0 (shape only; nothing was analyzed)."""
+    """A plan installing ``targets`` at version 1.0 (shape only; nothing was analyzed).
+
+    Each package has a made-up provenance, so the argv names its file in
+    :data:`SAMPLE_DEB_DIR` as a real plan's does.
+    """
     changes = tuple(
         PackageChange(
             name=name,
@@ -45,7 +56,22 @@ def sample_plan(
         )
         for name in targets
     )
-    return Plan(
+    provenance = tuple(
+        Provenance(
+            package=c.name,
+            version="1.0",
+            arch="all",
+            uri=f"file:/srv/aegis-sample/pool/main/{c.name}_1.0_all.deb",
+            filename=f"pool/main/{c.name}_1.0_all.deb",
+            size=1024,
+            sha256=sha256_hex(c.name.encode()),
+            repository="test",
+            chain=(f"deb:{sha256_hex(c.name.encode())}",),
+            verified=False,
+        )
+        for c in changes
+    )
+    plan = Plan(
         schema_version=PLAN_SCHEMA,
         plan_id=plan_id,
         created_at=created_at,
@@ -59,16 +85,10 @@ def sample_plan(
         host=Host(machine_id="0" * 32, hostname="test-host"),
         changes=changes,
         configure_order=tuple(c.name for c in changes),
-        command_preview=(
-            "/usr/bin/apt-get",
-            "install",
-            "--trivial-only",
-            "--",
-            *(f"{c.name}=1.0" for c in changes),
-        ),
+        command_preview=(),
         repositories=(),
         config=ConfigEvidence(apt_config_hash="0" * 64, dpkg_config_hash="0" * 64, flags=()),
-        provenance=(),
+        provenance=provenance,
         findings=(),
         vulnerabilities=(),
         vulndb_date=None,
@@ -77,4 +97,8 @@ def sample_plan(
         package_state_hash="0" * 64,
         content_inspected=False,
         descriptions=descriptions or {},
+        deb_dir=SAMPLE_DEB_DIR,
     )
+    from aegis.execute.argv import derive_argv
+
+    return replace(plan, command_preview=derive_argv(plan))

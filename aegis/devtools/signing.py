@@ -12,9 +12,11 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aegis.canonical import sha256_hex
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -24,6 +26,7 @@ from aegis.model import (
     Operation,
     PackageChange,
     Plan,
+    Provenance,
     Tool,
     plan_hash,
 )
@@ -56,14 +59,7 @@ def make_plan(**overrides: Any) -> Plan:
         "host": HOST,
         "changes": changes,
         "configure_order": ("aegis-base", "aegis-tool"),
-        "command_preview": (
-            "/usr/bin/apt-get",
-            "install",
-            "--trivial-only",
-            "--",
-            "aegis-base=1.2",
-            "aegis-tool=1.0",
-        ),
+        "command_preview": (),
         "repositories": (),
         "config": ConfigEvidence("a" * 64, "b" * 64, ()),
         "provenance": (),
@@ -74,9 +70,37 @@ def make_plan(**overrides: Any) -> Plan:
         "signals": (),
         "package_state_hash": "c" * 64,
         "content_inspected": True,
+        "deb_dir": "/var/lib/aegis/aegisd/debs",
     }
     fields.update(overrides)
-    return Plan(**fields)
+    if "provenance" not in overrides:  # every package installed has its file
+        fields["provenance"] = tuple(
+            _provenance(c.name, c.candidate_version or "", c.arch)
+            for c in fields["changes"]
+            if c.candidate_version
+        )
+    plan = Plan(**fields)
+    if "command_preview" in overrides:
+        return plan
+    from aegis.execute.argv import derive_argv
+
+    return replace(plan, command_preview=derive_argv(plan))
+
+
+def _provenance(name: str, version: str, arch: str) -> Provenance:
+    digest = sha256_hex(f"{name}_{version}".encode())
+    return Provenance(
+        package=name,
+        version=version,
+        arch=arch,
+        uri=f"http://deb.example.invalid/pool/main/{name}_{version}_{arch}.deb",
+        filename=f"pool/main/{name}_{version}_{arch}.deb",
+        size=2048,
+        sha256=digest,
+        repository="r1",
+        chain=("InRelease:" + "1" * 64, "Packages:" + "2" * 64, f"deb:{digest}"),
+        verified=True,
+    )
 
 
 def binding(**overrides: Any) -> PolicyBinding:

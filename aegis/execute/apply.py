@@ -11,7 +11,9 @@ All of it runs under aegisd's execution lock, and dpkg's locks are taken before 
 re-derivation and held through the run (:mod:`aegis.execute.dpkg_lock`; busy:
 ``refused:dpkg-locked``). Then: the audit log opens (``refused:audit-log``), ``dpkg
 --audit`` clean (a ``recover`` request is the exception: it exists to fix that),
-snapshot when required, ``apply-started`` audited, ``started`` recorded durably (after a
+snapshot when required, every planned .deb the argv names fetched by its planned URI
+and verified by its planned SHA-256 into aegisd's root-only directory
+(:mod:`aegis.execute.fetch`), ``apply-started`` audited, ``started`` recorded durably (after a
 last look that every kept .deb a rollback names by path still has its signed hash), run,
 ``finished`` recorded, dpkg status compared with the
 signed delta, audit event and checkpoint.
@@ -34,6 +36,13 @@ from aegis.execute.apply_audit import (
     audit_refusal,
     finished_answer,
     run_env,
+)
+from aegis.execute.fetch import (
+    REFUSED_DEB_MISMATCH,
+    REFUSED_DEB_UNAVAILABLE,
+    Fetched,
+    fetch_planned,
+    remove_planned,
 )
 from aegis.execute.protocol import Answer, Request
 from aegis.execute.rederive import binding_from_result, derive_plan, policy_binding, this_host
@@ -366,6 +375,22 @@ def _eco(ep: ExecutionPlan) -> Any:
     return for_tool(ep.intent.tool)
 
 
+def _fetch_planned(d: Aegisd, ep: ExecutionPlan) -> Fetched:
+    """Put the planned .debs the argv names in aegisd's directory, verified (fetch.py).
+
+    Raises:
+        _Refusal: a file could not be fetched or is not the planned one; nothing ran.
+    """
+    from aegis.errors import TrustError
+
+    try:
+        return fetch_planned(d.cfg, ep.plan, ep.argv)
+    except AegisError as e:
+        remove_planned(d.cfg, ep.plan, ep.argv)
+        code = REFUSED_DEB_MISMATCH if isinstance(e, TrustError) else REFUSED_DEB_UNAVAILABLE
+        raise _Refusal(code, f"planned .deb not installed: {e.message}") from e
+
+
 def _own_dir_still_own(d: Aegisd) -> None:
     """Refuse when aegisd's directory was swapped since startup (aegis/execute/own_dir.py).
 
@@ -457,6 +482,7 @@ def _run_locked(
     except AegisError as e:
         raise _Refusal(REFUSED_AUDIT_LOG, audit_refusal(e)) from e
     before, snapshot_id = _prepare(d, ep, env)
+    fetched = _fetch_planned(d, ep)
     d.hook("before-started")
     deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)
     if deb_problem is not None:
@@ -483,6 +509,8 @@ def _run_locked(
         result = runner.RunResult(
             127, False, int((time.monotonic() - t0) * 1000), "", "", 0, 0, "", e.message
         )
+    finally:
+        remove_planned(d.cfg, ep.plan, ep.argv)
     outcome = _classify(result)
     d.ledger.record_finished(
         ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())
@@ -502,6 +530,11 @@ def _run_locked(
         "changed_packages": changed[:200],
         "duration_ms": result.duration_ms,
         "restart": runner.restart_facts(d.cfg.dpkg_root, env) if eco.tool is Tool.APT else {},
+        "fetched": {
+            "files": fetched.files,
+            "bytes": fetched.bytes,
+            "duration_ms": fetched.duration_ms,
+        },
         "stdout_bytes": result.stdout_bytes,
         "stderr_bytes": result.stderr_bytes,
     }

@@ -46,7 +46,7 @@ from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_d
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ACTOR = "aegisctl"
-RETRYABLE = ("refused:dpkg-locked", "refused:audit-log")
+RETRYABLE = ("refused:dpkg-locked", "refused:audit-log", "refused:deb-unavailable")
 """aegisd refusals that leave the execution id unused: the request is never failed."""
 
 
@@ -80,6 +80,10 @@ def _refusal_error(code: str | None, message: str) -> AegisError:
         return StateError(f"{code}: {message}", hint="sign a new execution plan")
     if code == "refused:dpkg-audit":
         return StateError(f"{code}: {message}", hint="aegisctl recover --plan")
+    if code == "refused:deb-unavailable":
+        return EnvironmentFailure(
+            f"{code}: {message}", hint="check the repository, then apply again"
+        )
     if code in RETRYABLE:
         return EnvironmentFailure(
             f"{code}: {message}",

@@ -146,7 +146,7 @@ _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9+.~:-]+
 
 def plan(verb: str, packages: Sequence[str] = ()) -> str:
     """The ``aegis apt VERB ... --plan`` command for a hint (``<package>`` when unsure)."""
-    if verb in ("upgrade", "update"):
+    if verb in ("upgrade", "update", "full-upgrade"):
         return f"aegis apt {verb} --plan"
     if not packages or not all(_PACKAGE.fullmatch(p) for p in packages):
         return f"aegis apt {verb} <package> --plan"

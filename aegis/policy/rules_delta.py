@@ -52,6 +52,25 @@ def _pkgs(facts: Facts, pred: Callable[..., bool]) -> list[str]:
     return [f"{c.name}" for c in facts.changing if pred(c)]
 
 
+def provenance_build_ambiguous(facts: Facts) -> Check:
+    """Which build of a version apt would install could not be told apart (analyzer signal).
+
+    One version can exist as two builds (a rebuild in another suite); the plan binds the
+    file apt's own resolution would download, and a file no single index record
+    describes is a finding, never a guess (docs/apt-trust.md "One file from plan to
+    install").
+    """
+    details = [
+        s.detail or s.package or s.name
+        for s in facts.plan.signals
+        if s.name == "provenance.build-ambiguous"
+    ]
+    if not details:
+        return Miss("every package to install is one identified build")
+    names = [s.package or "?" for s in facts.plan.signals if s.name == "provenance.build-ambiguous"]
+    return Hit(f"which build apt would install is ambiguous: {listed(details)}", unique(names))
+
+
 def apt_removal(facts: Facts) -> Check:
     """Packages removed or purged."""
     names = _pkgs(facts, lambda c: c.action in (Action.REMOVE, Action.PURGE))
@@ -275,7 +294,7 @@ def apt_update(facts: Facts) -> Check:
 
 def apt_noop(facts: Facts) -> Check:
     """Install or upgrade with nothing to change."""
-    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE):
+    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE, Operation.FULL_UPGRADE):
         return Miss("not an install or upgrade request")
     if facts.plan.changes or facts.plan.failure is not None:
         return Miss("the plan changes packages")
@@ -283,8 +302,12 @@ def apt_noop(facts: Facts) -> Check:
 
 
 def apt_upgrade_clean(facts: Facts) -> Check:
-    """A plain install/upgrade, every package from an approved source allowed to supply it."""
-    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE):
+    """A plain install/upgrade, every package from an approved source allowed to supply it.
+
+    A full upgrade counts when its delta is plain too (installs and upgrades only); one that
+    removes is not plain (``apt.removal`` asks for approval).
+    """
+    if facts.operation not in (Operation.INSTALL, Operation.UPGRADE, Operation.FULL_UPGRADE):
         return Miss("not an install or upgrade request")
     if facts.plan.failure is not None or not facts.changing:
         return Miss("no delta to apply")
@@ -412,6 +435,13 @@ RULES: tuple[Rule, ...] = (
         _A,
         "non-distribution packages installed without content inspection",
         content_not_inspected,
+    ),
+    Rule(
+        "provenance.build-ambiguous",
+        _D,
+        "the build apt would install matches no single signed-index record",
+        provenance_build_ambiguous,
+        PHRASE_SOURCE,
     ),
     Rule("apt.update", Effect.ALLOW, "apt-get update", apt_update),
     Rule("apt.noop", Effect.ALLOW, "nothing to change", apt_noop),

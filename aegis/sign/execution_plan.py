@@ -72,6 +72,13 @@ class ExactTarget:
     action: Action
     version: str | None
     """Version installed afterwards; for removals the version being removed."""
+    sha256: str | None = None
+    """SHA-256 of the exact .deb installed (its provenance, or the kept snapshot .deb);
+    None for removals. aegisd installs only a file with this hash."""
+    size: int | None = None
+    uri: str | None = None
+    """Where that file is fetched from (the build apt's own resolution picked), or the
+    path of the kept snapshot .deb."""
 
 
 @dataclass(frozen=True)
@@ -140,16 +147,24 @@ def policy_binding(result: PolicyResult, result_hash: str) -> PolicyBinding:
 
 
 def derive_targets(plan: Plan) -> tuple[ExactTarget, ...]:
-    """The exact targets of ``plan``'s delta (held-back packages are not changes)."""
+    """The exact targets of ``plan``'s delta (held-back packages are not changes).
+
+    A package installed is bound to its file: SHA-256, size and URI from the plan's
+    provenance, or the kept .deb of a rollback snapshot.
+    """
+    files = {(p.package, p.arch, p.version): (p.sha256, p.size, p.uri) for p in plan.provenance}
+    for d in plan.snapshot_debs:
+        files.setdefault((d.package, d.arch, d.version), (d.sha256, d.size, d.path))
     out: list[ExactTarget] = []
     for change in plan.changes:
         if change.action in _VERSIONED:
             version = change.candidate_version
+            sha256, size, uri = files.get((change.name, change.arch, version or ""), (None,) * 3)
         elif change.action in _REMOVING:
-            version = change.current_version
+            version, sha256, size, uri = change.current_version, None, None, None
         else:
             continue
-        out.append(ExactTarget(change.name, change.arch, change.action, version))
+        out.append(ExactTarget(change.name, change.arch, change.action, version, sha256, size, uri))
     return tuple(out)
 
 

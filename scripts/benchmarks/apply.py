@@ -1,4 +1,4 @@
-"""Apply figure (issue 5): signed apply through aegisd vs the same apt-get run directly.
+"""Apply figure (issues 5, 20): signed apply through aegisd vs the same apt-get run directly.
 
 Both sides install the same fixture (``aegis-tool`` and its dependency) into identical
 fresh throwaway roots built from the same signed test repository, in this one run:
@@ -8,10 +8,14 @@ fresh throwaway roots built from the same signed test repository, in this one ru
 - ``aegisd_s``: ``aegis.execute.service.apply`` of a signed execution plan: local
   verification, submission over aegisd's socket, aegisd's checks (signature, host, time,
   ledger, approvals, its own re-derivation, policy, argv), ``dpkg --audit``, snapshot
-  decision, ledger ``started``/``finished`` (fsync'd), the run, dpkg status comparison
-  and the fsync'd audit events with a checkpoint.
+  decision, the exact-file binding (each planned .deb fetched by its planned URI and
+  verified by its planned SHA-256 into aegisd's root-only directory; apt installs those
+  files with no source list: docs/apt-trust.md "One file from plan to install"), ledger
+  ``started``/``finished`` (fsync'd), the run, dpkg status comparison and the fsync'd
+  audit events with a checkpoint.
 
 Medians over ROUNDS fresh root pairs. Goal: ``aegisd_s <= 1.5 * direct_s + 0.3``.
+``fetch_s`` is the binding's own share of ``aegisd_s`` (aegisd's ``fetched.duration_ms``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 ROUNDS = 3
+SET = ("aegis-base=1.2", "aegis-tool=2.0")
+"""What both sides install (the direct side names it; aegisd's plan resolves to it)."""
 HERE = Path(__file__).resolve().parents[2]
 
 
@@ -88,7 +94,7 @@ def _sign(cfg: Any, signer: Any, approver: Any) -> bytes:
 
 def _round(
     tmp: Path, repo: Any, *, signer: Any, spub: str, approver: Any, apub: str
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     from aegis.config import load_config
     from aegis.devtools import testrepo
     from aegis.execute import service
@@ -140,9 +146,7 @@ def _round(
             except Exception:
                 time.sleep(0.02)
         t0 = time.perf_counter()
-        testrepo.run_apt(
-            direct_root, "install", "--trivial-only", "--", "aegis-base=1.2", "aegis-tool=2.0"
-        )
+        testrepo.run_apt(direct_root, "install", "--trivial-only", "--", *SET)
         direct = time.perf_counter() - t0
         old = dict(os.environ)
         os.environ.clear()
@@ -155,11 +159,14 @@ def _round(
             os.environ.clear()
             os.environ.update(old)
         assert out.answer["ok"], out.answer
+        fetched = out.answer["result"]["fetched"]
+        # The binding ran: aegis-base and aegis-tool, each by its verified file.
+        assert fetched["files"] == len(SET), fetched
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(sock.parent, ignore_errors=True)
-    return direct, through
+    return direct, through, fetched["duration_ms"] / 1000
 
 
 def run() -> dict[str, Any]:
@@ -173,13 +180,14 @@ def run() -> dict[str, Any]:
         sp, spub = keys.write_keypair(base / "keys", "signer")
         ap, apub = keys.write_keypair(base / "keys", "approver")
         signer, approver = keys.load_signing_key(sp), keys.load_signing_key(ap)
-        directs, throughs = [], []
+        directs, throughs, fetches = [], [], []
         for i in range(ROUNDS):
-            d, t = _round(
+            d, t, f = _round(
                 base / f"r{i}", repo, signer=signer, spub=spub, approver=approver, apub=apub
             )
             directs.append(d)
             throughs.append(t)
+            fetches.append(f)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     direct, through = statistics.median(directs), statistics.median(throughs)
@@ -187,6 +195,8 @@ def run() -> dict[str, Any]:
         "direct_s": round(direct, 3),
         "aegisd_s": round(through, 3),
         "aegisd_over_direct": round(through / direct, 2),
+        "fetch_s": round(statistics.median(fetches), 3),
+        "exact_file_binding": True,
         "goal_s": round(1.5 * direct + 0.3, 3),
         "goal_met": through <= 1.5 * direct + 0.3,
     }

@@ -13,12 +13,16 @@ each uid writes only into its own 0700 directory, through a descriptor, with
 scanners read a private copy re-hashed as it is made (:func:`private_copy`).
 
 - ``file:`` and ``copy:`` URIs (local repositories) are copied while hashing.
-- Anything else is fetched by ``apt-get download -- pkg[:arch]=version`` through
-  the planning runner (:func:`aegis.analyze.run.run_tool`, with Aegis's
-  ``APT_CONFIG``) in a fresh private temporary directory; apt checks the hash too,
-  and we check it again.
+- Anything else is fetched by its URI with apt's own downloader,
+  ``apt-helper download-file URI FILE SHA256:HEX``, through the planning runner
+  (:func:`aegis.analyze.run.run_tool`, with Aegis's ``APT_CONFIG``: apt's proxies and
+  methods) in a fresh private temporary directory; apt checks the hash too, and we
+  check it again. Never ``apt-get download pkg=version``: that names a version, and
+  one version can exist as two builds (docs/apt-trust.md "One file from plan to
+  install").
 
 Public API: :func:`fetch_deb` (edge), :func:`private_copy` (what scanners read),
+:func:`copy_verified` and :func:`private_dir` (aegisd's copies, aegis/execute/fetch.py),
 :func:`cache_path` (pure), :func:`sha256_file`, :class:`DebDownloadError`.
 
 Example:
@@ -51,6 +55,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
 _ARCH = re.compile(r"^[a-z0-9-]+$")
+# A URI apt printed: a scheme, then no whitespace or control characters (it becomes one
+# argv element of apt-helper, so it must never look like an option).
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*:[^\x00-\x20\x7f]+$")
 _CHUNK = 1 << 20
 
 
@@ -68,7 +75,7 @@ def cache_path(cache_dir: Path, sha256: str, uid: int | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def _private_dir(path: Path) -> Iterator[int]:
+def private_dir(path: Path) -> Iterator[int]:
     """A descriptor of ``path``: a directory of ours, mode 0700, created when missing.
 
     The cache is shared with group ``aegis``; root fetching into a directory a member
@@ -114,6 +121,42 @@ def _store_in_cache(source: Path, dir_fd: int, name: str) -> None:
         raise DebDownloadError(f"cannot store {name} in the package cache: {e.strerror}") from e
 
 
+def copy_verified(source: Path, prov: Provenance, dir_fd: int, name: str) -> None:
+    """Copy ``source`` to ``name`` in the directory ``dir_fd``, hashing while copying.
+
+    The file appears under ``name`` (atomically, replacing any old one) only when its
+    bytes are exactly ``prov``'s size and SHA-256; written with ``O_EXCL | O_NOFOLLOW``.
+
+    Raises:
+        DebHashMismatchError: the bytes are not ``prov``'s file.
+        DebDownloadError: ``source`` cannot be read or the copy cannot be written.
+    """
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        out = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
+        with _open_regular(source) as src, os.fdopen(out, "wb") as dst:
+            while chunk := src.read(_CHUNK):
+                size += len(chunk)
+                if size > prov.size:
+                    break
+                digest.update(chunk)
+                dst.write(chunk)
+        if size != prov.size or digest.hexdigest() != prov.sha256:
+            raise DebHashMismatchError(
+                f"{prov.package} {prov.version}: {source} is not the planned file "
+                f"(size {size} vs {prov.size}, or another SHA-256)"
+            )
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as e:
+        raise DebDownloadError(f"cannot copy {source} to {name}: {e.strerror}") from e
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+
+
 def _open_regular(path: Path) -> BinaryIO:
     """Open a file someone else may have planted: never wait on a FIFO, only regular files.
 
@@ -148,6 +191,8 @@ def _check_provenance(prov: Provenance) -> None:
         raise InputError(f"{prov.package}: index size {prov.size} is out of range")
     if not (_NAME.match(prov.package) and _VERSION.match(prov.version) and _ARCH.match(prov.arch)):
         raise InputError(f"refusing to fetch malformed package {prov.package!r} {prov.version!r}")
+    if not _URI.match(prov.uri):
+        raise InputError(f"{prov.package}: refusing to fetch from malformed URI {prov.uri[:200]!r}")
 
 
 def _matches(path: Path, prov: Provenance) -> bool:
@@ -208,25 +253,28 @@ def private_copy(deb: Path, prov: Provenance, work_dir: Path | None = None) -> I
         shutil.rmtree(work, ignore_errors=True)
 
 
+APT_HELPER = "/usr/lib/apt/apt-helper"
+
+
 def _apt_download(work: Path, prov: Provenance, apt_config: Path | None, timeout_s: float) -> Path:
     from aegis.analyze.run import run_tool
 
-    spec = f"{prov.package}={prov.version}"
-    if prov.arch not in ("all", ""):
-        spec = f"{prov.package}:{prov.arch}={prov.version}"
+    dest = work / "pkg.deb"
     result = run_tool(
-        ["/usr/bin/apt-get", "download", "-q", "--", spec],
+        [APT_HELPER, "download-file", prov.uri, str(dest), f"SHA256:{prov.sha256}"],
         apt_config=apt_config,
         timeout_s=timeout_s,
         cwd=work,
     )
     if not result.ok:
         what = "timed out" if result.timed_out else f"exited {result.returncode}"
-        raise DebDownloadError(f"apt-get download {spec} {what}: {result.stderr.strip()[-1000:]}")
-    debs = [p for p in work.iterdir() if p.suffix == ".deb" and p.is_file()]
-    if len(debs) != 1:
-        raise DebDownloadError(f"apt-get download {spec} produced {len(debs)} files")
-    return debs[0]
+        output = (result.stdout + result.stderr).strip()[-1000:]
+        if "Hash Sum mismatch" in output:
+            raise DebHashMismatchError(
+                f"{prov.package} {prov.version}: {prov.uri} does not match the signed index"
+            )
+        raise DebDownloadError(f"apt-helper download-file {prov.uri} {what}: {output}")
+    return dest
 
 
 def fetch_deb(
@@ -245,7 +293,7 @@ def fetch_deb(
         cache_dir: Aegis's private cache (``cfg.cache_dir``); files go to ``debs/``.
         apt_config: ``APT_CONFIG`` for ``apt-get download``.
         timeout_s: limit for the download.
-        via_apt: use ``apt-get download`` even for ``file:``/``copy:`` URIs.
+        via_apt: use apt's downloader even for ``file:``/``copy:`` URIs.
         work_dir: a private directory (mode 0700) of the caller's for the fetch's
             temporary files; None: the system's temp dir.
 
@@ -256,7 +304,7 @@ def fetch_deb(
     """
     _check_provenance(prov)
     target = cache_path(cache_dir, prov.sha256)
-    with _private_dir(target.parent) as dir_fd:
+    with private_dir(target.parent) as dir_fd:
         if target.exists() or target.is_symlink():
             try:
                 if _matches(target, prov):

@@ -16,6 +16,7 @@ from aegis import api
 from aegis.cli.aegis import cli as aegis_cli
 from aegis.config import load_config
 from aegis.devtools import testrepo
+from tests.conftest import planned_debs
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -40,7 +41,9 @@ def test_install_plan_json_creates_request(env: Path) -> None:
     rec = api.get_request(load_config(), doc["request_id"])
     assert rec.state == "analyzed"
     assert rec.plan_hash == doc["plan_hash"]
-    assert doc["plan"]["command_preview"][-2:] == ["aegis-base=1.2", "aegis-tool=2.0"]
+    preview = doc["plan"]["command_preview"]
+    assert preview[-3:] == ["--", *planned_debs(doc["plan"])]
+    assert [p["package"] for p in doc["plan"]["provenance"]] == ["aegis-base", "aegis-tool"]
 
 
 def test_human_diff_with_signals(env: Path, apt_root: testrepo.AptRoot) -> None:
@@ -71,9 +74,9 @@ REFUSALS = [
     (("apt", "install", "aegis-tool$(id)", "--plan"), "is not a Debian package name"),
     (("apt", "install", "aegis-tool", "aegis-tool|sh", "--plan"), "is not a Debian package"),
     (("apt", "install", "./x;rm.deb", "--plan"), "shell metacharacters"),
+    (("apt", "full-upgrade"), "without --plan"),
+    (("apt", "dist-upgrade"), "without --plan"),
     # apt verbs that change packages but have no planning command: the plan flow.
-    (("apt", "full-upgrade"), "Aegis never mutates directly"),
-    (("apt", "dist-upgrade", "--plan"), "Aegis never mutates directly"),
     (("apt", "autoremove", "--plan"), "Aegis never mutates directly"),
 ]
 

@@ -33,6 +33,7 @@ def normalise(plan: dict[str, Any], repo: testrepo.Repo, root: testrepo.AptRoot)
         # The verifier is the host apt's (gpgv on bookworm, sqv and its policy on trixie).
         for key in ("verifier", "verifier_policy"):
             text = text.replace(f'"{key}": {json.dumps(repo_entry[key])}', f'"{key}": "<{key}>"')
+    text = text.replace(plan["deb_dir"], "<DEB_DIR>")  # aegisd's, under the test's AEGIS_HOME
     text = text.replace(str(repo.path), "<REPO>").replace(str(root.root), "<ROOT>")
     text = text.replace(repo.fingerprint, "<FPR>")
     text = re.sub(r"[0-9a-f]{64}", "<sha256>", text)

@@ -237,7 +237,10 @@ def test_rogue_signer_with_hostile_target_is_refused_at_rederivation(
     would pass: aegisd's own analysis of the signed intent refuses the name.
     """
     plan = sample_plan("p-hostile", targets=(target,))
-    data = sign_plan(setup.chain.cfg, plan, setup.keys.signer)
+    # derive_argv names no file for such a package (nothing runs); a rogue signer signs
+    # the argv it likes, behind ``--``.
+    argv = ("/usr/bin/apt-get", "install", "--trivial-only", "--", f"{target}=1.0")
+    data = sign_plan(setup.chain.cfg, plan, setup.keys.signer, argv=argv)
     assert b"--" in data
     _refused(setup, data, "refused:rederivation", reason)
     assert not Path("/tmp/aegis-pwned").exists()
@@ -251,7 +254,8 @@ def test_rogue_signer_with_hostile_target_is_refused_at_rederivation(
 def test_rogue_signer_with_path_shaped_target_is_refused(setup: Setup, target: str) -> None:
     """A path-shaped name is analysed as a direct .deb, never as the signed package."""
     plan = sample_plan("p-path", targets=(target,))
-    data = sign_plan(setup.chain.cfg, plan, setup.keys.signer)
+    argv = ("/usr/bin/apt-get", "install", "--trivial-only", "--", f"{target}=1.0")
+    data = sign_plan(setup.chain.cfg, plan, setup.keys.signer, argv=argv)
     _refused(setup, data, "refused:rederivation", "re-derived plan differs")
 
 

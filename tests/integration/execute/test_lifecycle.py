@@ -230,8 +230,8 @@ def test_aegisctl_apply_exits_9_when_the_command_fails(tmp_path: Path, sock_dir:
     while not (hooks / "before-run.reached").exists():
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    # The archive loses its files after every check passed: the download fails.
-    for deb in [*(tmp_path / "repo").rglob("*.deb"), *sr.root.root.rglob("*.deb")]:
+    # The verified files aegisd fetched vanish after every check passed: apt fails.
+    for deb in [*(tmp_path / "repo").rglob("*.deb"), *d.cfg.deb_dir.glob("*.deb")]:
         deb.unlink()
     (hooks / "before-run.go").touch()
     _, err = client.communicate(timeout=120)

@@ -80,7 +80,7 @@ def test_attack_refused_before_running(make_daemon, key_set, attack: str, code: 
     plan = sample_plan("p1")
     now = datetime.now(UTC)
     if attack == "changed-byte":
-        data = _flip(sign_plan(cfg, plan, key_set.signer), b"aegis-base=1.0", b"aegis-base=1.2")
+        data = _flip(sign_plan(cfg, plan, key_set.signer), b"aegis-base_1.0_", b"aegis-base_1.2_")
     elif attack == "whitespace":
         data = b" " + sign_plan(cfg, plan, key_set.signer)
     elif attack == "duplicate-key":

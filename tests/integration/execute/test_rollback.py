@@ -179,8 +179,10 @@ def test_rollback_after_the_repository_stopped_serving_the_old_version(
             "dpkg-repack",
         )
         assert sd["sha256"] == hashlib.sha256(t.kept.read_bytes()).hexdigest()
-        assert doc["command_preview"] == [
-            "/usr/bin/apt-get",
+        preview = doc["command_preview"]
+        assert preview[0] == "/usr/bin/apt-get"
+        assert f"Dir::Etc::SourceParts={doc['deb_dir']}/" in preview  # only named files
+        assert preview[preview.index("-y") :] == [
             "-y",
             "--allow-downgrades",
             "install",

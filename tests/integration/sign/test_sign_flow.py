@@ -22,6 +22,7 @@ from aegis.cli.aegisctl import cli
 from aegis.model import Host, plan_hash
 from aegis.sign.approvals import approval_bytes, build_approval
 from aegis.sign.keys import load_signing_key
+from tests.conftest import FILES_ONLY, planned_debs
 
 
 def _ctl(*args: str, input: str | None = None) -> Result:
@@ -83,13 +84,10 @@ def test_approve_sign_verify(flow: Any) -> None:
     _ref, stored = api.latest_artifact(flow.cfg, request_id, "execution-plan") or (None, b"")
     assert stored == path.read_bytes()
     ep = out["execution_plan"]
-    assert ep["argv"] == [
-        "/usr/bin/apt-get",
-        "install",
-        "--trivial-only",
-        "--",
-        "aegis-base=1.2",
-        "aegis-tool=2.0",
+    assert ep["argv"][:3] == ["/usr/bin/apt-get", *FILES_ONLY]
+    assert ep["argv"][-5:] == ["install", "--trivial-only", "--", *planned_debs(ep["plan"])]
+    assert [(t["name"], t["sha256"]) for t in ep["targets"]] == [
+        (p["package"], p["sha256"]) for p in ep["plan"]["provenance"]
     ]
     assert [a["approver_id"] for a in ep["approvals"]] == ["bob"]
     assert ep["policy"]["decision"] == "require-approval"

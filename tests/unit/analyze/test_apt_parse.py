@@ -174,3 +174,68 @@ _FPR = "9B356C0B392DFCC0E8D2A914D09C7FE7C8041C1F"
 )
 def test_update_refusal_understands_gpgv_and_sqv(output: str, reason: str | None) -> None:
     assert apt.update_refusal(output) == reason
+
+
+# Two builds of aegis-dup 2.0 as `apt-cache show aegis-dup` prints them (apt 2.6): same
+# Filename in two repositories, different size and hashes (docs/apt-trust.md).
+_TWO_BUILDS = """Package: aegis-dup
+Version: 2.0
+Filename: pool/main/aegis-dup_2.0~rc1_all.deb
+Size: 656
+MD5sum: bf0a81225b78395b3a5ec045ce19c80c
+SHA256: {a}
+Description: stable build
+
+Package: aegis-dup
+Version: 2.0
+Filename: pool/main/aegis-dup_2.0~rc1_all.deb
+Size: 730
+MD5sum: 58f492732a31ca0bf8cd0a2978f623c8
+SHA256: {b}
+Description: rebuild build
+
+Package: aegis-dup
+Version: 1.0
+Filename: pool/main/aegis-dup_1.0_all.deb
+Size: 700
+SHA256: {c}
+""".format(a="a" * 64, b="b" * 64, c="c" * 64)
+
+_REBUILD_URI = "'file:/srv/b/pool/main/aegis-dup_2.0%7erc1_all.deb' aegis-dup_2.0~rc1_all.deb 730"
+
+
+def test_install_print_uris_lines_keep_the_hash_apt_printed_or_none() -> None:
+    with_md5, local = apt.parse_print_uris(
+        f"{_REBUILD_URI} MD5Sum:58F492732A31CA0BF8CD0A2978F623C8\n"
+        "'file:/var/lib/aegis/aegisd/rollback-cache/s/x.deb' x_1.0_all.deb 658 \n"
+    )
+    assert (with_md5.size, with_md5.hash_type, with_md5.sha256) == (730, "MD5Sum", None)
+    assert with_md5.hash_value == "58f492732a31ca0bf8cd0a2978f623c8"
+    assert (local.filename, local.hash_type, local.hash_value) == ("x_1.0_all.deb", "", "")
+
+
+def test_the_record_of_the_file_apt_downloads_is_picked_among_builds() -> None:
+    records = apt.parse_control_records(_TWO_BUILDS)
+    [dl] = apt.parse_print_uris(f"{_REBUILD_URI} MD5Sum:58f492732a31ca0bf8cd0a2978f623c8\n")
+    rec, problem = apt.pick_build(dl, records, "aegis-dup", "2.0")
+    assert (rec or {}).get("SHA256") == "b" * 64
+    assert problem == ""
+    assert not apt.download_matches(dl, records[0])  # the first build shown is not it
+    assert apt.download_hash_compared(dl, records[1])
+
+
+def test_builds_the_download_set_cannot_tell_apart_are_ambiguous() -> None:
+    # Same size, and apt printed no hash (an index without MD5sum): two files fit.
+    same_size = _TWO_BUILDS.replace("Size: 730", "Size: 656")
+    records = apt.parse_control_records(same_size)
+    [dl] = apt.parse_print_uris(_REBUILD_URI.replace(" 730", " 656") + "\n")
+    assert not apt.download_hash_compared(dl, records[0])
+    rec, problem = apt.pick_build(dl, records, "aegis-dup", "2.0")
+    assert rec is None
+    assert "2 builds in the signed indexes match" in problem
+    # A file no record describes (another size): none.
+    [odd] = apt.parse_print_uris(_REBUILD_URI.replace(" 730", " 999") + "\n")
+    assert apt.pick_build(odd, records, "aegis-dup", "2.0")[1].startswith("aegis-dup 2.0: no build")
+    # A hash that differs rules a record out even at the same size.
+    [md5] = apt.parse_print_uris(_REBUILD_URI.replace(" 730", " 656") + " MD5Sum:" + "0" * 32)
+    assert apt.pick_build(md5, records, "aegis-dup", "2.0")[0] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from aegis.canonical import sha256_hex
 from aegis.execute.argv import derive_argv
 from aegis.model import (
     PLAN_SCHEMA,
@@ -15,12 +16,42 @@ from aegis.model import (
     Operation,
     PackageChange,
     Plan,
+    Provenance,
     SnapshotDeb,
     Tool,
 )
 
+DEBS = "/var/lib/aegis/aegisd/debs"
+FILES_ONLY = (
+    "-o",
+    "Dir::Etc::SourceList=/dev/null",
+    "-o",
+    f"Dir::Etc::SourceParts={DEBS}/",
+    "-o",
+    "Dir::Cache::pkgcache=",
+    "-o",
+    "Dir::Cache::srcpkgcache=",
+)
+
+
+def sha(name: str) -> str:
+    return sha256_hex(name.encode())
+
+
+def prov(c: PackageChange) -> Provenance:
+    v = c.candidate_version or ""
+    return Provenance(
+        c.name, v, c.arch, f"file:/r/{c.name}.deb", f"{c.name}.deb", 9, sha(c.name), None, (), False
+    )
+
+
+def deb(name: str, version: str, arch: str = "all") -> str:
+    return f"{DEBS}/{name}_{version.replace(':', '%3a')}_{arch}_{sha(name)}.deb"
+
 
 def plan(op: Operation, *changes: PackageChange) -> Plan:
+    """A plan of ``changes``; every package installed has provenance (a verified file)."""
+    installs = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
     return Plan(
         schema_version=PLAN_SCHEMA,
         plan_id="p-1",
@@ -32,7 +63,7 @@ def plan(op: Operation, *changes: PackageChange) -> Plan:
         command_preview=(),
         repositories=(),
         config=ConfigEvidence("", "", ()),
-        provenance=(),
+        provenance=tuple(prov(c) for c in changes if c.action in installs),
         findings=(),
         vulnerabilities=(),
         vulndb_date=None,
@@ -40,6 +71,7 @@ def plan(op: Operation, *changes: PackageChange) -> Plan:
         signals=(),
         package_state_hash="",
         content_inspected=False,
+        deb_dir=DEBS,
     )
 
 
@@ -58,20 +90,44 @@ def test_install_lists_every_package_trivial_only() -> None:
     )
     assert derive_argv(p) == (
         "/usr/bin/apt-get",
+        *FILES_ONLY,
         "install",
         "--trivial-only",
         "--",
-        "base=1.2",
-        "nginx:amd64=1:1.22",
-        "tool=2.0",
+        deb("base", "1.2"),
+        deb("nginx", "1:1.22", "amd64"),
+        deb("tool", "2.0"),
     )
+
+
+def test_a_package_without_an_exact_file_runs_nothing() -> None:
+    """Naming a package only by its version would be a guess: two builds, one version."""
+    p = plan(Operation.INSTALL, ch("tool", Action.INSTALL, None, "2.0"))
+    assert derive_argv(replace(p, provenance=())) == ()
+    assert derive_argv(replace(p, deb_dir="")) == ()
+    other_build = replace(p.provenance[0], version="2.1")
+    assert derive_argv(replace(p, provenance=(other_build,))) == ()
+
+
+def test_the_sha256_names_the_file() -> None:
+    p = plan(Operation.INSTALL, ch("tool", Action.INSTALL, None, "2.0"))
+    rebuilt = replace(p, provenance=(replace(p.provenance[0], sha256="e" * 64),))
+    assert derive_argv(rebuilt)[-1] == f"{DEBS}/tool_2.0_all_{'e' * 64}.deb"
+    assert derive_argv(rebuilt) != derive_argv(p)
 
 
 def test_held_back_is_not_applied() -> None:
     p = plan(
         Operation.UPGRADE, ch("a", Action.UPGRADE, "1", "2"), ch("h", Action.HELD_BACK, "1", "2")
     )
-    assert derive_argv(p) == ("/usr/bin/apt-get", "install", "--trivial-only", "--", "a=2")
+    assert derive_argv(p) == (
+        "/usr/bin/apt-get",
+        *FILES_ONLY,
+        "install",
+        "--trivial-only",
+        "--",
+        deb("a", "2"),
+    )
 
 
 def test_removal_and_purge() -> None:
@@ -93,11 +149,12 @@ def test_downgrade_with_removal_is_one_command() -> None:
     )
     assert derive_argv(p) == (
         "/usr/bin/apt-get",
+        *FILES_ONLY,
         "-y",
         "--allow-downgrades",
         "install",
         "--",
-        "base=1.0",
+        deb("base", "1.0"),
         "tool-",
     )
 
@@ -129,18 +186,20 @@ def _rollback(
         p,
         intent=replace(p.intent, rollback_of="snap-7", targets=("base=1.0", "tool=1.0")),
         snapshot_debs=(sd,),
+        provenance=tuple(x for x in p.provenance if x.package == "tool"),
     )
 
 
-def test_rollback_names_the_kept_deb_by_path_the_rest_by_version() -> None:
+def test_rollback_names_the_kept_deb_by_path_the_rest_by_fetched_file() -> None:
     assert derive_argv(_rollback()) == (
         "/usr/bin/apt-get",
+        *FILES_ONLY,
         "-y",
         "--allow-downgrades",
         "install",
         "--",
+        deb("tool", "1.0"),
         KEPT,
-        "tool=1.0",
     )
 
 

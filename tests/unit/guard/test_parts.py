@@ -78,7 +78,7 @@ def test_instead_names_the_packages_when_they_are_plain() -> None:
     (finding,) = check_command_line("dpkg -P nginx").findings
     assert finding.instead == "aegis apt purge nginx --plan"
     (finding,) = check_command_line("apt-get dist-upgrade").findings
-    assert finding.instead == "aegis apt upgrade --plan"
+    assert finding.instead == "aegis apt full-upgrade --plan"
 
 
 def test_nesting_deeper_than_the_bound_is_refused() -> None:

@@ -379,6 +379,24 @@ CASES = [
         SOURCE,
     ),
     _case(
+        "provenance.build-ambiguous",
+        clean_plan(
+            provenance=(),
+            signals=(
+                Signal(
+                    "provenance.build-ambiguous",
+                    "pkg0000",
+                    "pkg0000 1.2-1: 2 builds in the signed indexes match the file apt would "
+                    "install",
+                ),
+            ),
+        ),
+        D,
+        D,
+        "which build apt would install is ambiguous: pkg0000 1.2-1: 2 builds",
+        SOURCE,
+    ),
+    _case(
         "evidence.stale",
         clean_plan(created_at="2025-12-01T00:00:00Z"),
         D,
@@ -698,6 +716,31 @@ def test_clean_plan_allows_with_snapshot_and_nothing_else(
     assert result.decision is S
     assert result.controls.snapshot is True
     assert result.controls.approval.count == 0
+
+
+def test_a_plain_full_upgrade_is_a_clean_upgrade_one_that_removes_is_not(
+    policy: PolicyConfig, now: datetime, neutral_review: Any
+) -> None:
+    plain = clean_plan(
+        operation=Operation.FULL_UPGRADE,
+        changes=(
+            change("pkg0000"),
+            change("pkg0001", action=Action.INSTALL, current=None),
+        ),
+    )
+    result = evaluate(plain, neutral_review, policy, now)
+    assert [f.rule_id for f in result.fired] == ["apt.upgrade-clean", "review.skipped"]
+    assert result.decision is S
+    removing = clean_plan(
+        operation=Operation.FULL_UPGRADE,
+        changes=(
+            change("pkg0000"),
+            change("pkg0001", action=Action.REMOVE, candidate=None, repo=None),
+        ),
+    )
+    fired = [f.rule_id for f in evaluate(removing, neutral_review, policy, now).fired]
+    assert "apt.removal" in fired
+    assert "apt.upgrade-clean" not in fired
 
 
 @pytest.mark.parametrize(

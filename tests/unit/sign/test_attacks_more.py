@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from aegis.canonical import canonical_bytes
-from aegis.devtools.sample_plans import sample_plan
+from aegis.canonical import canonical_bytes, sha256_hex
+from aegis.devtools.sample_plans import SAMPLE_DEB_DIR, sample_plan
 from aegis.errors import InputError
 from aegis.execute.argv import derive_argv
 from aegis.model import plan_to_dict
@@ -112,15 +112,16 @@ def test_an_unknown_field_anywhere_is_refused_even_when_signed(
 
 @pytest.mark.parametrize(
     "name",
-    ["-oDpkg::Pre-Invoke::=touch /tmp/x", "--config-file=/tmp/x", "-y"],
+    ["-oDpkg::Pre-Invoke::=touch /tmp/x", "--config-file=/tmp/x", "-y", "../../../tmp/x"],
 )
-def test_an_option_shaped_name_only_ever_follows_the_end_of_options(name: str) -> None:
-    """Even if such a name reached a plan, apt would read it as an operand, never an option."""
-    argv = derive_argv(sample_plan("p-opt", targets=("aegis-base", name)))
+def test_an_option_or_path_shaped_name_never_reaches_the_argv(name: str) -> None:
+    """Even if such a name reached a plan, nothing runs: it cannot name a verified file."""
+    assert derive_argv(sample_plan("p-opt", targets=("aegis-base", name))) == ()
+    argv = derive_argv(sample_plan("p-ok", targets=("aegis-base",)))
     end = argv.index("--")
-    assert all(not a.startswith("-") for a in argv[end + 1 :] if not a.startswith(name))
-    assert [a for a in argv if a.startswith(name)] == [f"{name}=1.0"]
-    assert argv.index(f"{name}=1.0") > end
+    assert argv[end + 1 :] == (
+        f"{SAMPLE_DEB_DIR}/aegis-base_1.0_all_{sha256_hex(b'aegis-base')}.deb",
+    )
 
 
 def test_an_approval_in_the_signers_own_name_never_counts(keys: Any, approve: Any) -> None:
