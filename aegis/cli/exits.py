@@ -49,6 +49,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis apt upgrade": _RECORDS,
     "aegis apt update": _RECORDS,
     "aegis audit verify": _READS,
+    "aegis audit checkpoint": (*_READS, StateError),
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),
     "aegis guard check": (InputError,),
