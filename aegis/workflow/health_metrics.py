@@ -197,7 +197,12 @@ def _release_dates(cfg: Config) -> list[tuple[str, str, float]]:
         path: Path | None = files.inrelease or files.release
         if path is None:
             continue
-        text = read_capped(path, MAX_RELEASE_BYTES, "Release file").decode("utf-8", "replace")
+        try:
+            raw = read_capped(path, MAX_RELEASE_BYTES, "Release file")
+        except AegisError as e:  # one unreadable file hides only its own source
+            _warn("repository Release date unavailable", e)
+            continue
+        text = raw.decode("utf-8", "replace")
         date = release_date(release_body(text) if path == files.inrelease else text)
         if date is not None:
             out.append((entry.uri, entry.suite, _timestamp(date)))
