@@ -62,6 +62,7 @@ from aegis.audit.event import (
     encode_event,
     make_body,
 )
+from aegis.audit.journal import JournalSender, status_path_for
 from aegis.canonical import sha256_hex
 from aegis.config import group_gid
 from aegis.errors import EnvironmentFailure, InputError
@@ -169,6 +170,7 @@ class AuditLog:
         use_syslog: bool = True,
         max_segment_bytes: int | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        journal_socket: Path | None = None,
     ) -> None:
         """Open (creating when missing) the log at ``path``.
 
@@ -182,6 +184,8 @@ class AuditLog:
             use_syslog: also send checkpoints to syslog/journald (best effort).
             max_segment_bytes: rotate automatically once the segment is this large.
             clock: returns the current time (tests pass a fixed clock).
+            journal_socket: also send every event to journald there (best effort,
+                :mod:`aegis.audit.journal`); None sends nothing.
         """
         if checkpoint_every < 1:
             raise InputError("checkpoint_every must be at least 1")
@@ -197,6 +201,11 @@ class AuditLog:
         self._tail: _Tail | None = None
         self.problems: list[str] = []
         """Failed automatic checkpoints or rotations since the caller last emptied it."""
+        self._journal = (
+            JournalSender(journal_socket, status_path_for(self.path))
+            if journal_socket is not None
+            else None
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         self._lock_fd = os.open(self._lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._fd = -1
@@ -277,6 +286,8 @@ class AuditLog:
 
     def close(self) -> None:
         """Close the log and lock files."""
+        if self._journal is not None:
+            self._journal.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -476,6 +487,8 @@ class AuditLog:
         tail.last_line = line
         tail.seq, tail.head = body["seq"], digest
         tail.since_checkpoint = 0 if kind == KIND_CHECKPOINT else tail.since_checkpoint + 1
+        if self._journal is not None:  # after the fsync: the log is the record, this a copy
+            self._journal.send(body, digest, line, body["time"])
         return {**body, "event_hash": digest}
 
     def _undo_partial(self, size: int) -> None:

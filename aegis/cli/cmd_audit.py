@@ -1,4 +1,4 @@
-"""``aegis audit verify`` and ``aegisctl audit-path``: check and locate the audit log.
+"""``aegis audit verify|checkpoint`` and ``aegisctl audit-path``: check and locate the audit log.
 
 ``aegis audit verify`` reads every segment of the log, checks hashes, links, sequence
 numbers and checkpoint signatures, and compares with the newest checkpoint held off the
@@ -143,3 +143,86 @@ def audit_path_cmd(as_json: bool) -> None:
         emit_json({"audit_path": str(path)})
     else:
         click.echo(str(path))
+
+
+@audit_group.command(
+    "checkpoint",
+    help=(
+        "Print the host's latest signed audit checkpoint.\n\n"
+        "The checkpoint signs the head (sequence and hash) of the log with aegisd's\n"
+        "audit key. --json prints the signed document exactly, one line, so a fleet\n"
+        "can fetch it from each host and keep it off the host as a witness (aegis\n"
+        "audit verify --witness FILE then reports truncation or a rewritten head).\n"
+        "Exits 4 when the signature does not verify with the trusted audit key, 6\n"
+        "when the log holds no checkpoint yet.\n\n"
+        "Example:\n\n"
+        "  aegis audit checkpoint --json >> /srv/witness/$(hostname).jsonl"
+    ),
+)
+@click.option(
+    "--path",
+    "path",
+    type=click.Path(path_type=Path, readable=False),
+    help="Log file (default: config).",
+)
+@click.option(
+    "--public-key-hex",
+    "public_key_hex",
+    metavar="HEX",
+    help="Trusted audit public key (default: <etc>/keys/audit.pub).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the signed checkpoint as JSON.")
+def checkpoint_cmd(path: Path | None, public_key_hex: str | None, as_json: bool) -> None:
+    """Print the latest signed checkpoint."""
+    from aegis.audit.checkpoints import checkpoint_line, verify_checkpoint
+    from aegis.audit.latest import latest_checkpoint
+    from aegis.audit.verify import default_public_key_path, read_public_key_hex
+    from aegis.cli.render import print_fields, warn
+    from aegis.config import load_config
+    from aegis.errors import InputError, StateError, TrustError
+    from aegis.sign.files import check_hex_key
+
+    cfg = load_config()
+    log_path = path or cfg.audit_path
+    try:
+        os.stat(log_path)
+    except FileNotFoundError as e:
+        raise InputError(f"audit log {log_path} does not exist") from e
+    except OSError as e:
+        raise _unreadable(log_path, e) from e
+    if public_key_hex is not None:
+        key: str | None = check_hex_key(public_key_hex, "--public-key-hex")
+    else:
+        key = read_public_key_hex(default_public_key_path(cfg.keys_dir))
+    try:
+        found = latest_checkpoint(log_path)
+    except InputError as e:
+        if isinstance(e.__cause__, PermissionError):
+            raise _unreadable(log_path, e.__cause__) from e
+        raise
+    if found is None:
+        raise StateError(
+            f"audit log {log_path} holds no checkpoint yet",
+            hint="aegisd writes one at every apply and when it first starts",
+        )
+    if key is None:
+        warn("no trusted audit public key: the signature was not checked")
+    elif not verify_checkpoint(found.doc, key):
+        raise TrustError(
+            f"the latest checkpoint in {log_path} ({found.file}, event seq {found.event_seq}) "
+            "does not verify with the trusted audit key"
+        )
+    if as_json:
+        click.echo(checkpoint_line(found.doc).decode("utf-8"), nl=False)
+        return
+    body = found.doc["checkpoint"]
+    print_fields(
+        [
+            ("host", body["host"]),
+            ("seq", body["seq"]),
+            ("head", body["head_hash"]),
+            ("time", body["time"]),
+            ("signature", "verified" if key is not None else "not checked (no key)"),
+            ("in", f"{found.file} (event seq {found.event_seq})"),
+        ]
+    )

@@ -53,6 +53,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis pip install": _RECORDS,
     "aegis npm install": _RECORDS,
     "aegis audit verify": _READS,
+    "aegis audit checkpoint": (*_READS, StateError),
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),
     "aegis guard check": (InputError,),

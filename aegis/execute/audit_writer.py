@@ -61,6 +61,7 @@ class AuditWriter:
     def __init__(self, cfg: Config, settings: DaemonSettings) -> None:
         """Open the log, creating aegisd's audit key on first start."""
         from aegis.audit.chain import AuditLog
+        from aegis.audit.journal import configured_socket
         from aegis.sign.keys import load_signing_key, public_hex, write_keypair
 
         path = audit_key_path(cfg, settings)
@@ -93,6 +94,7 @@ class AuditWriter:
             witness_cmd=list(settings.witness_command) or None,
             witness_file=settings.witness_file,
             use_syslog=os.environ.get("AEGIS_AUDIT_SYSLOG", "1") != "0",
+            journal_socket=configured_socket(os.environ),
         )
         self._start_witness(settings.witness_file)
 

@@ -10,7 +10,9 @@ cannot write).
 Metrics (``<state_dir>/metrics/aegis.prom``) add the pass's own figures to the request
 counts: ``aegis_monitor_last_success_timestamp_seconds`` (kept from the previous file
 when this pass failed, so an alert on its age fires), ``aegis_monitor_pass_duration_seconds``,
-``aegis_monitor_pass_ok`` and ``aegis_reviewer_up``.
+``aegis_monitor_pass_ok`` and ``aegis_reviewer_up``, then what an on-call alerts on:
+the last apply per ecosystem, the audit log's verify, the age of the evidence sources
+(:mod:`aegis.workflow.health_metrics`).
 
 Example:
     >>> report = run_pass(cfg, "aegis-monitor")
@@ -123,6 +125,7 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
         AegisError: the store cannot be opened or the metrics cannot be written.
     """
     from aegis import api
+    from aegis.workflow.health_metrics import health_text
     from aegis.workflow.resume import REVIEWER_UNREACHABLE
 
     start = time.monotonic()
@@ -134,6 +137,7 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
         if late:  # it accepted the probe, then failed a review
             reviewer, detail = "unreachable", late[0].detail
     ok = not report.failed
+    health = health_text(cfg)  # never fails the pass: a part it cannot read is left out
     path = cfg.metrics_dir / "aegis.prom"
     last = time.time() if ok else previous_success(path)
     duration = time.monotonic() - start
@@ -146,5 +150,6 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
         reviewer=reviewer,
         audit_failures=audit_failures(cfg),
     )
+    extra += health
     path = api.write_metrics(cfg, now, extra=extra)
     return PassReport(report, reviewer, detail, path, duration, ok)

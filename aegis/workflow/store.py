@@ -329,6 +329,20 @@ class Store:
             ).fetchall()
         return {str(s): int(n) for s, n in rows if s in self.states}
 
+    def last_apply_outcomes(self) -> list[tuple[str, str, str]]:
+        """(kind, state, at) of the newest recorded end of an apply, per request kind.
+
+        An apply ends where the request leaves ``applying`` (``applied``, ``failed``,
+        ``interrupted``). Unverified aggregate like :meth:`count_by_state` (metrics only).
+        """
+        with self._errors():
+            rows = self.conn.execute(
+                "SELECT r.kind, h.to_state, max(h.at) FROM history h "
+                "JOIN requests r ON r.id = h.request_id "
+                "WHERE h.from_state = 'applying' GROUP BY r.kind"
+            ).fetchall()
+        return [(str(k), str(s), str(a)) for k, s, a in rows if s in self.states]
+
     def history(self, rec: RequestRecord) -> list[HistoryRecord]:
         """The request's verified history: parsed, hash-checked, chained to the request row.
 
