@@ -45,14 +45,14 @@ def audit_verify(
     except FileNotFoundError as e:
         raise InputError(f"audit log {log_path} does not exist") from e
     except OSError as e:
-        raise _unreadable(log_path, e) from e
+        raise unreadable(log_path, e) from e
     key = public_key_hex or read_public_key_hex(default_public_key_path(cfg.keys_dir))
     choice, witness = _choose_witness(cfg, path, witness)
     try:
         report = verify(log_path, audit_public_key_hex=key, witness=witness)
     except InputError as e:
         if isinstance(e.__cause__, PermissionError):
-            raise _unreadable(log_path, e.__cause__) from e
+            raise unreadable(log_path, e.__cause__) from e
         raise
     unchecked = apply_witness_choice(report, choice) if choice is not None else False
     shown = witness or (choice.path if choice is not None else None)
@@ -116,7 +116,8 @@ def _witness_hint() -> str:
     )
 
 
-def _unreadable(path: Path, e: OSError) -> AegisError:
+def unreadable(path: Path, e: OSError) -> AegisError:
+    """The error for an audit log the caller cannot read (with the join hint)."""
     from aegis.config import group_gid, in_group, join_group_hint
 
     hint = None if in_group(group_gid()) else join_group_hint()

@@ -174,6 +174,9 @@ def audit_path_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the signed checkpoint as JSON.")
 def checkpoint_cmd(path: Path | None, public_key_hex: str | None, as_json: bool) -> None:
     """Print the latest signed checkpoint."""
+    import os
+
+    from aegis.api_audit import unreadable
     from aegis.audit.checkpoints import checkpoint_line, verify_checkpoint
     from aegis.audit.latest import latest_checkpoint
     from aegis.audit.verify import default_public_key_path, read_public_key_hex
@@ -189,7 +192,7 @@ def checkpoint_cmd(path: Path | None, public_key_hex: str | None, as_json: bool)
     except FileNotFoundError as e:
         raise InputError(f"audit log {log_path} does not exist") from e
     except OSError as e:
-        raise _unreadable(log_path, e) from e
+        raise unreadable(log_path, e) from e
     if public_key_hex is not None:
         key: str | None = check_hex_key(public_key_hex, "--public-key-hex")
     else:
@@ -198,7 +201,7 @@ def checkpoint_cmd(path: Path | None, public_key_hex: str | None, as_json: bool)
         found = latest_checkpoint(log_path)
     except InputError as e:
         if isinstance(e.__cause__, PermissionError):
-            raise _unreadable(log_path, e.__cause__) from e
+            raise unreadable(log_path, e.__cause__) from e
         raise
     if found is None:
         raise StateError(
