@@ -37,7 +37,14 @@ if TYPE_CHECKING:
 __all__ = ["audit_verify"]  # re-exported: the CLI and the MCP server call it from here
 
 PLANNABLE: dict[str, dict[str, bool]] = {
-    "apt": {"install": True, "remove": True, "purge": True, "upgrade": False, "update": False},
+    "apt": {
+        "install": True,
+        "remove": True,
+        "purge": True,
+        "upgrade": False,
+        "full-upgrade": False,
+        "update": False,
+    },
 }
 """Ecosystem -> verb -> whether the verb takes targets: everything Aegis can plan."""
 

@@ -200,7 +200,9 @@ def test_plan_review_policy_show_equal_the_cli_json(world: dict[str, Any]) -> No
     planned = out["plan"].structured_content
     plan_path = Path(planned["plan_path"])
     assert json.loads(plan_path.read_text()) == planned["plan"]  # the recorded plan itself
-    assert planned["plan"]["command_preview"][-2:] == ["aegis-base=1.2", "aegis-tool=2.0"]
+    # Each package is named by the verified .deb aegisd keeps for it (exact-file binding).
+    named = [Path(p).name.split("_")[:2] for p in planned["plan"]["command_preview"][-2:]]
+    assert named == [["aegis-base", "1.2"], ["aegis-tool", "2.0"]]
     assert "plan.descriptions" in planned["untrusted"]
     assert json.loads(out["resource"].contents[0].text) == planned["plan"]
 
