@@ -170,7 +170,8 @@ class ConfigEvidence:
     dpkg_config_hash: str
     flags: tuple[str, ...]
     """Stable names: allow-insecure, allow-unauthenticated, trusted-yes,
-    check-valid-until-false, dpkg-pre-invoke, dpkg-post-invoke, apt-hooks."""
+    check-valid-until-false, dpkg-pre-invoke, dpkg-post-invoke, apt-hooks, packaged-hooks
+    (hooks installed packages ship unmodified: recorded, no finding)."""
     hooks: tuple[str, ...] = ()
 
 

@@ -45,7 +45,11 @@ from aegis.analyze.apt_runner import (
 )
 from aegis.analyze.delta import PackageDelta, collect_delta
 from aegis.analyze.dpkg_status import StatusFacts, read_status_facts
-from aegis.analyze.evidence.aptconfig import assess_apt_config, read_dpkg_config
+from aegis.analyze.evidence.aptconfig import (
+    assess_apt_config,
+    packaged_conf_texts,
+    read_dpkg_config,
+)
 from aegis.analyze.evidence.release import ReleaseFiles
 from aegis.analyze.evidence.repositories import (
     ApprovalLookup,
@@ -251,6 +255,7 @@ class _Analysis:
                 dump.stdout,
                 read_dpkg_config(self.cfg.dpkg_root),
                 trusted_yes=any(e.trusted_yes for e in entries),
+                packaged=packaged_conf_texts(paths.conf_parts, paths.status),
             )
             f_state = pool.submit(
                 gather_state_inputs, paths, entries, config.apt_config_hash, config.dpkg_config_hash

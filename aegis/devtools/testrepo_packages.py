@@ -55,6 +55,8 @@ class PackageSpec:
     scripts: Mapping[str, str] = field(default_factory=dict)
     """Maintainer scripts by name (preinst, postinst, prerm, postrm, config, triggers)."""
     files: tuple[FileSpec, ...] = ()
+    conffiles: bool = False
+    """List the files under /etc in ``DEBIAN/conffiles`` (as debhelper does)."""
 
 
 def _sh(body: str) -> str:
@@ -160,6 +162,7 @@ def _spec_id(spec: PackageSpec) -> str:
             spec.description,
             sorted(spec.scripts.items()),
             spec.files,
+            spec.conffiles,
         )
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -215,6 +218,9 @@ def build_deb(spec: PackageSpec) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(f.content)
             target.chmod(f.mode)
+        etc = [f.path for f in spec.files if f.path.startswith("/etc/")]
+        if spec.conffiles and etc:
+            (debian / "conffiles").write_text("".join(f"{p}\n" for p in etc))
         tmp_deb = work.with_suffix(".deb")
         run_tool(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(work), str(tmp_deb)])
         os.replace(tmp_deb, deb)

@@ -338,6 +338,11 @@ def config_apt_hooks(facts: Facts) -> Check:
     """Apt or dpkg hooks configured on the host run commands as root around dpkg."""
     flags = [f for f in facts.plan.config.flags if f in _HOOK_FLAGS]
     if not flags:
+        if "packaged-hooks" in facts.plan.config.flags:
+            return Miss(
+                "only hooks installed packages ship unmodified: "
+                + (listed(facts.plan.config.hooks) or "unnamed")
+            )
         return Miss("no apt or dpkg hook is configured")
     hooks = listed(facts.plan.config.hooks) or "unnamed"
     return Hit(f"configured hooks ({', '.join(flags)}): {hooks}", tuple(flags))

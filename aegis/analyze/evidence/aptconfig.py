@@ -11,6 +11,9 @@ APT_CONFIG) we record its SHA-256 and flags with stable names:
 - ``dpkg-pre-invoke`` / ``dpkg-post-invoke``: ``DPkg::Pre-Invoke`` / ``Post-Invoke`` hooks
 - ``apt-hooks``: other command hooks (``DPkg::Pre-Install-Pkgs``,
   ``APT::Update::Pre-Invoke``/``Post-Invoke``[``-Success``], ``DPkg::Post-Invoke-Success``)
+- ``packaged-hooks``: hooks that an installed package ships, unmodified, in ``apt.conf.d``
+  (debconf's ``dpkg-preconfigure`` on every Debian host): recorded, not a finding. A
+  packaged file that was edited, or a hook set anywhere else, keeps its own flag above.
 
 dpkg's configuration hash covers ``dpkg.cfg`` and ``dpkg.cfg.d/*`` (contents and names).
 
@@ -45,9 +48,17 @@ _HOOK_FLAGS = {
 
 
 def assess_apt_config(
-    dump: str, dpkg_files: Mapping[str, bytes], *, trusted_yes: bool
+    dump: str,
+    dpkg_files: Mapping[str, bytes],
+    *,
+    trusted_yes: bool,
+    packaged: tuple[str, ...] = (),
 ) -> ConfigEvidence:
-    """Config evidence from ``apt-config dump`` text and dpkg config files (path -> bytes)."""
+    """Config evidence from ``apt-config dump`` text and dpkg config files (path -> bytes).
+
+    ``packaged``: the text of the ``apt.conf.d`` files installed packages ship unmodified
+    (:func:`packaged_conf_texts`).
+    """
     flags: set[str] = set()
     hooks: list[str] = []
     for key, value in parse_apt_config_dump(dump):
@@ -68,8 +79,12 @@ def assess_apt_config(
             flags.add("check-valid-until-false")
         base = low[:-2] if low.endswith("::") else low
         if base in _HOOK_FLAGS and value.strip():
-            flags.add(_HOOK_FLAGS[base])
-            hooks.append(f"{key.rstrip(':')}: {value}")
+            if _shipped(value, packaged):
+                flags.add("packaged-hooks")
+                hooks.append(f"{key.rstrip(':')}: {value} (shipped unmodified by a package)")
+            else:
+                flags.add(_HOOK_FLAGS[base])
+                hooks.append(f"{key.rstrip(':')}: {value}")
     if trusted_yes:
         flags.add("trusted-yes")
     dpkg_hash = canonical_hash({k: sha256_hex(v) for k, v in sorted(dpkg_files.items())})
@@ -94,3 +109,98 @@ def read_dpkg_config(dpkg_root: Path | None) -> dict[str, bytes]:
             if p.is_file():
                 out[str(p)] = p.read_bytes()
     return out
+
+
+def _shipped(value: str, packaged: tuple[str, ...]) -> bool:
+    """Whether ``value`` is set, quoted, on a non-comment line of a packaged file."""
+    quoted = f'"{value}"'
+    for text in packaged:
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("//", "#")):
+                continue
+            if quoted in stripped:
+                return True
+    return False
+
+
+_CONF_PARTS = "etc/apt/apt.conf.d"
+_MAX_STATUS = 64 << 20
+_MAX_PART = 64 << 10
+_MD5_HEX = 32
+
+
+def packaged_conf_texts(conf_parts: str, status: str) -> tuple[str, ...]:
+    """The text of each ``apt.conf.d`` file an installed package ships, unmodified.
+
+    A file counts only when dpkg's status lists it in a package's ``Conffiles`` field
+    (not obsolete, not remove-on-upgrade) with the MD5 of its bytes now, it is a regular
+    file (never a link) and apt reads it from ``<root>/etc/apt/apt.conf.d`` of the
+    status file's root. The status is
+    parsed field by field (our own small scan, bounded): a path with a hash in some other
+    field, such as a package's description, never counts.
+    """
+    import hashlib
+    import os
+    import stat
+
+    # dpkg records conffiles by their path inside its root: the apt.conf.d apt reads and
+    # the status file must belong to the same root (``/`` on a host, a throwaway root's
+    # directory in tests, where apt's ``Dir`` stays ``/``).
+    parts = os.path.normpath(conf_parts)
+    if not parts.endswith("/" + _CONF_PARTS):
+        return ()
+    base = parts[: -len(_CONF_PARTS)]
+    if os.path.normpath(status) != os.path.normpath(base + "var/lib/dpkg/status"):
+        return ()
+    try:
+        with open(status, "rb") as fh:
+            status_text = fh.read(_MAX_STATUS + 1)
+    except (OSError, ValueError):
+        return ()
+    if len(status_text) > _MAX_STATUS:
+        return ()
+    shipped = _conffile_md5s(status_text.decode("utf-8", "replace"))
+    out = []
+    for name, md5 in sorted(shipped.items()):
+        path = os.path.join(conf_parts, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            data = os.read(fd, _MAX_PART + 1)
+        finally:
+            os.close(fd)
+        if len(data) <= _MAX_PART and hashlib.md5(data, usedforsecurity=False).hexdigest() == md5:
+            out.append(data.decode("utf-8", "replace"))
+    return tuple(out)
+
+
+def _conffile_md5s(status_text: str) -> dict[str, str]:
+    """``name -> md5`` for ``/etc/apt/apt.conf.d/<name>`` conffiles in dpkg's status."""
+    prefix = "/" + _CONF_PARTS + "/"
+    found: dict[str, str] = {}
+    field = ""
+    for line in status_text.splitlines():
+        if not line:
+            field = ""
+            continue
+        if not line[0].isspace():
+            field = line.split(":", 1)[0].lower()
+            continue
+        if field != "conffiles":
+            continue
+        # " <path> <md5>" with an optional flag (obsolete, newconffile, remove-on-upgrade).
+        match line.split():
+            case [path, md5] | [path, md5, "newconffile"]:
+                pass
+            case _:
+                continue
+        name = path[len(prefix) :] if path.startswith(prefix) else ""
+        if not name or "/" in name or len(md5) != _MD5_HEX:
+            continue
+        found[name] = md5.lower()
+    return found
