@@ -26,6 +26,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "review": "aegis.cli.cmd_review:review_cmd",
     "apt": "aegis.cli.cmd_apt:apt_group",
     "guard": "aegis.cli.cmd_guard:guard_group",
+    "drift": "aegis.cli.cmd_drift:drift_cmd",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 

@@ -51,6 +51,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis audit verify": _READS,
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),
+    "aegis drift": (InputError, EnvironmentFailure),
     "aegis guard check": (InputError,),
     "aegis guard install": (InputError, EnvironmentFailure),
     "aegis guard uninstall": (InputError, EnvironmentFailure),

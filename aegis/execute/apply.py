@@ -187,7 +187,9 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
             request_id=ep.request_id,
             extra={"actor": _actor(creds, ep)},
         )
-    with d.execution_lock():
+    from aegis.oob.record import own_run_window
+
+    with d.execution_lock(), own_run_window(d):
         try:
             return _run_locked(d, creds, verified, env)
         except _Refusal as r:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aegis.errors import InputError
+from aegis.policy.automation import AutomationPolicy
 from aegis.text import toml_error_reason
 
 CONFIG_FORMAT = "aegis.policy-config/1"
@@ -168,6 +169,8 @@ class PolicyConfig:
     rules: dict[str, RuleOverride] = field(default_factory=dict)
     shadow: PolicyConfig | None = None
     """Another config whose decision is recorded, never enforced."""
+    automation: AutomationPolicy | None = None
+    """``[automation]`` (aegis/policy/automation.py); None when the file has none."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ class PolicyUnavailable:
 
 # fmt: off
 _TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
-             "sources", "rules", "shadow"}
+             "sources", "rules", "shadow", "automation"}
 _SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
                 "packages", "freeze_after_s", "signed_suites"}
 _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
@@ -367,7 +370,16 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
         sources=sources,
         rules={str(k): _parse_override(str(k), v) for k, v in sorted(rules_raw.items())},
         shadow=None,
+        automation=_parse_automation(data),
     )
+
+
+def _parse_automation(data: Mapping[str, Any]) -> AutomationPolicy | None:
+    from aegis.policy.automation import parse_automation
+
+    if "automation" not in data:
+        return None
+    return parse_automation(_table(data, "automation", ""))
 
 
 def parse_policy_config(text: str) -> PolicyConfig:

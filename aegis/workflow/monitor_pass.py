@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aegis.config import Config
+    from aegis.oob.monitor import OobReport
     from aegis.workflow.resume import ResumeReport
 
 PROBE_TIMEOUT_S = 1.0
@@ -49,6 +50,8 @@ class PassReport:
     duration_s: float
     ok: bool
     """No step of the pass failed (an unreachable reviewer is not a failure)."""
+    out_of_band: OobReport | None = None
+    """The out-of-band check (aegis/oob/monitor.py)."""
 
 
 def probe_reviewer(cfg: Config) -> tuple[str, str]:
@@ -122,10 +125,17 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
         late = [i for i in report.items if i.condition == REVIEWER_UNREACHABLE]
         if late:  # it accepted the probe, then failed a review
             reviewer, detail = "unreachable", late[0].detail
+    from aegis.oob.monitor import check, metrics_text
+
+    oob = check(cfg)
+    if oob.status == "pending":  # one line for the journal: the changes wait for aegisd
+        import sys
+
+        sys.stderr.write(f"aegis monitor: {len(oob.pending)} out-of-band change(s): {oob.detail}\n")
     ok = not report.failed
     path = cfg.metrics_dir / "aegis.prom"
     last = time.time() if ok else previous_success(path)
     duration = time.monotonic() - start
     extra = pass_metrics_text(last_success=last, duration_s=duration, ok=ok, reviewer=reviewer)
-    path = api.write_metrics(cfg, now, extra=extra)
-    return PassReport(report, reviewer, detail, path, duration, ok)
+    path = api.write_metrics(cfg, now, extra=extra + metrics_text(oob))
+    return PassReport(report, reviewer, detail, path, duration, ok, oob)
