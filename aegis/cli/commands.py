@@ -27,6 +27,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "apt": "aegis.cli.cmd_apt:apt_group",
     "guard": "aegis.cli.cmd_guard:guard_group",
     "drift": "aegis.cli.cmd_drift:drift_cmd",
+    "unattended": "aegis.cli.cmd_unattended:unattended_group",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 

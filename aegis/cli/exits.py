@@ -52,6 +52,13 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),
     "aegis drift": (InputError, EnvironmentFailure),
+    "aegis unattended run": (
+        *_RECORDS,
+        PolicyDenied,
+        ApprovalRequired,
+        ExecutionFailed,
+        OutcomeUnknown,
+    ),
     "aegis guard check": (InputError,),
     "aegis guard install": (InputError, EnvironmentFailure),
     "aegis guard uninstall": (InputError, EnvironmentFailure),

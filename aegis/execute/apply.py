@@ -78,7 +78,12 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
             raise err
         checks.passed(name, detail)
 
-    step(CheckStep.SIGNATURE, xc.check_signature(ep, d.settings.signer_keys), ep.signer_id)
+    from aegis.unattended.trust import automation_public_keys, check_automation_scope
+
+    # The automation key verifies too, but a plan it signed must pass the scope step below.
+    automation = automation_public_keys(d.cfg)
+    signers = (*d.settings.signer_keys, *automation)
+    step(CheckStep.SIGNATURE, xc.check_signature(ep, signers), ep.signer_id)
     step(CheckStep.HOST, xc.check_host(ep, this_host(d.cfg)), ep.host.hostname)
     step(CheckStep.TIME_WINDOW, xc.check_time_window(ep, now), ep.expires_at)
     entry = d.ledger.lookup(ep.execution_id)
@@ -112,6 +117,12 @@ def verify_for_apply(d: Aegisd, raw: bytes, now: datetime) -> VerifiedExecutionP
         xc.check_argv(ep, derive_argv(derived, dpkg_root=d.cfg.dpkg_root)),
         "argv equal",
     )
+    if ep.signer_public_key_hex.lower() in automation:
+        step(
+            CheckStep.AUTOMATION_SCOPE,
+            check_automation_scope(d.cfg, ep, derived, binding),
+            "allow, upgrade-only, from automation sources",
+        )
     return xc.verified(ep, checks.results)
 
 
