@@ -9,7 +9,12 @@ import click
 
 @click.group("unattended")
 def unattended_group() -> None:
-    """Automatic upgrades from the policy's automation sources (aegis-unattended.timer)."""
+    """Automatic upgrades from the policy's automation sources (aegis-unattended.timer).
+
+    \b
+    Example:
+      aegis unattended run --json
+    """
 
 
 @unattended_group.command("run")

@@ -137,5 +137,8 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
     last = time.time() if ok else previous_success(path)
     duration = time.monotonic() - start
     extra = pass_metrics_text(last_success=last, duration_s=duration, ok=ok, reviewer=reviewer)
-    path = api.write_metrics(cfg, now, extra=extra + metrics_text(oob))
+    from aegis.unattended.health import metrics_text as unattended_metrics
+
+    extra += metrics_text(oob) + unattended_metrics(cfg)
+    path = api.write_metrics(cfg, now, extra=extra)
     return PassReport(report, reviewer, detail, path, duration, ok, oob)
