@@ -141,6 +141,12 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> RunReport:
             "denied", "policy denied the upgrade", rid, ppath, decision, fired, packages
         )
     reasons = out_of_scope(plan, decision, policy)
+    # Say which rules asked for a human, so the operator sees why without --explain.
+    reasons += [
+        f"policy: {f.rule_id}: {f.reason}"
+        for f in decided.result.fired
+        if f.effect.value == "require-approval"
+    ]
     if reasons:
         return RunReport(
             "waiting",

@@ -260,7 +260,7 @@ def test_one_timer_pass_installs_the_security_fix_with_no_human(scenario: Scenar
     run = scenario.r["unattended_pass"]
     assert "Result=success" in run.stdout, str(run)
     assert '"status":"applied"' in run.stdout, str(run)
-    assert scenario.r["unattended_svc"].stdout.strip() == "1.1", str(scenario.r["unattended_svc"])
+    assert scenario.r["unattended_fix"].stdout.strip() == "1.1", str(scenario.r["unattended_fix"])
 
 
 def test_a_plan_outside_the_scope_signed_with_the_automation_key_is_refused(

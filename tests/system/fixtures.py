@@ -67,6 +67,7 @@ PACKAGES = (
     ),
     testrepo.PackageSpec("aegis-oob", "1.0", description="Aegis fixture: changed behind its back"),
     testrepo.PackageSpec("aegis-oob2", "1.0", description="Aegis fixture: outside the scope"),
+    testrepo.PackageSpec("aegis-fix", "1.0", description="Aegis fixture: before its fix"),
 )
 
 SECURITY_DIR = "/srv/aegis-security-repo"
@@ -75,14 +76,12 @@ SECURITY_SUITE = "aegis-security"
 
 
 def build_security(dest: Path) -> testrepo.Repo:
-    """A second repository, signed by its own key: the fixed aegis-svc 1.1 (a "security fix")."""
-    fixed = testrepo.PackageSpec(
-        "aegis-svc",
-        "1.1",
-        description="Aegis fixture: the security fix",
-        scripts={"postinst": _SERVICE_POSTINST},
-        files=(testrepo.FileSpec(f"/lib/systemd/system/{SERVICE}", _UNIT),),
-    )
+    """A second repository, signed by its own key: the fixed aegis-fix 1.1 (a "security fix").
+
+    No maintainer scripts: script findings in a package outside the distribution need an
+    approval, which would (rightly) keep the pass waiting for a human.
+    """
+    fixed = testrepo.PackageSpec("aegis-fix", "1.1", description="Aegis fixture: the fix")
     return testrepo.build_repo(
         dest, suite=SECURITY_SUITE, packages=(fixed,), name="aegis-security", key_name="security"
     )

@@ -318,9 +318,11 @@ class Scenario:
         with self.host.path("/etc/aegis/policy.toml").open("a") as policy:
             policy.write(fixtures.automation_policy(sec))
         self.host.path("/root/tracker.json").write_text('{"zlib": {}}\n')
+        # aegis-fix 1.0 is installed outside Aegis (recorded as an out-of-band change).
         self.step(
             "unattended_prepare",
-            "apt-get update -qq && aegis policy check && aegis vulndb import /root/tracker.json",
+            "apt-get update -qq && apt-get install -y -q aegis-fix=1.0 && aegis policy check"
+            " && aegis vulndb import /root/tracker.json",
             timeout=300,
         )
         self.step(
@@ -330,7 +332,7 @@ class Scenario:
             " cat /var/lib/aegis/unattended/last-run.json",
             timeout=600,
         )
-        self.step("unattended_svc", "dpkg-query -W -f='${Version}' aegis-svc")
+        self.step("unattended_fix", "dpkg-query -W -f='${Version}' aegis-fix")
         plan = self.agent_plan("aegis-oob2", "forged")
         if plan is None:
             self.r["forged_apply"] = _not_run("apply", "no plan")
