@@ -52,7 +52,7 @@ def check(cfg: Config, *, record: bool = True) -> OobReport:
         return OobReport("no-baseline", "no package baseline yet (aegisd writes it at start)")
     try:
         found = pending(cfg, baseline)
-    except OSError as e:
+    except (OSError, AegisError) as e:
         return OobReport("no-baseline", f"cannot read dpkg's state: {e}", counts=baseline.counts)
     if not found:
         return OobReport("clean", "dpkg's state matches the baseline", counts=baseline.counts)
@@ -64,10 +64,9 @@ def check(cfg: Config, *, record: bool = True) -> OobReport:
 
     try:
         answer = ask_record(cfg)
-    except AegisError as e:
-        return OobReport(
-            "pending", f"aegisd did not record: {e.message}", found, 0, baseline.counts
-        )
+    except (AegisError, OSError) as e:
+        why = e.message if isinstance(e, AegisError) else str(e)
+        return OobReport("pending", f"aegisd did not record: {why}", found, 0, baseline.counts)
     if not answer.ok:
         return OobReport(
             "pending", f"aegisd did not record: {answer.message}", found, 0, baseline.counts

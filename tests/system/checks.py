@@ -210,7 +210,8 @@ def test_monitor_reconciles_an_apply_whose_client_was_killed(scenario: Scenario)
     killed = scenario.r["slow_apply_killed"]
     assert killed.stdout.strip().startswith("killed"), str(killed)
     _ok(scenario.r["slow_release"])
-    _ok(scenario.r["slow_monitor"])
+    monitor = scenario.r["slow_monitor"]
+    assert monitor.returncode == 0, f"{monitor}\n{scenario.r['slow_monitor_log']}"
     shown = _json(scenario.r["slow_reconciled"])["request"]
     assert isinstance(shown, dict)
     assert shown.get("state") in ("applied", "audited"), str(scenario.r["slow_reconciled"])

@@ -326,7 +326,8 @@ class Scenario:
             conf.write("review_enabled = false\n")
         self.step(
             "unattended_prepare",
-            "mv /etc/apt/apt.conf.d/70debconf /root/70debconf.disabled"
+            "{ [ ! -e /etc/apt/apt.conf.d/70debconf ]"
+            " || mv /etc/apt/apt.conf.d/70debconf /root/70debconf.disabled; }"
             " && apt-get update -qq && apt-get install -y -q aegis-fix=1.0 && aegis policy check"
             " && aegis vulndb import /root/tracker.json",
             timeout=300,
