@@ -353,6 +353,68 @@ def _status_check(cfg: Config) -> Check:
     return Check("aegisd status", "ok", f"{path} ({listed} executions, {doc.get('written_at')})")
 
 
+def _unattended_checks(cfg: Config) -> list[Check]:
+    """Report apt's unattended-upgrades beside Aegis (a bypass), a reboot, the last pass."""
+    from aegis.unattended.health import unattended_upgrades_active
+    from aegis.unattended.run import read_last_run, reboot_state
+
+    out = []
+    active, why = unattended_upgrades_active(cfg)
+    out.append(
+        Check(
+            "unattended-upgrades",
+            "warn" if active else "ok",
+            f"apt's unattended-upgrades upgrades packages outside Aegis ({why}); switch to "
+            "aegis-unattended.timer (operator guide, automatic upgrades)"
+            if active
+            else why,
+        )
+    )
+    needed, pkgs = reboot_state(cfg)
+    if needed:
+        out.append(
+            Check("reboot", "warn", f"reboot required by {', '.join(pkgs[:10]) or 'unnamed'}")
+        )
+    last = read_last_run(cfg)
+    if last is not None:
+        status = str(last.get("status"))
+        text = f"last pass {last.get('finished_at')}: {status}"
+        if status == "waiting":
+            text += f" (request {last.get('request_id')} waits for a human)"
+        out.append(
+            Check("automatic upgrades", "warn" if status in ("waiting", "denied") else "ok", text)
+        )
+    return out
+
+
+def _out_of_band_check(cfg: Config) -> Check:
+    """Package changes that bypassed aegisd: pending, or recorded in the last week."""
+    from datetime import UTC, datetime, timedelta
+
+    from aegis.oob.monitor import check
+
+    name = "out-of-band changes"
+    report = check(cfg, record=False)
+    if report.status == "no-baseline":
+        return Check(name, "warn", report.detail)
+    if report.status == "pending":
+        return Check(
+            name,
+            "warn",
+            f"{len(report.pending)} change(s) bypassed aegisd, not yet recorded "
+            "(aegis drift; the next monitor pass records them)",
+        )
+    from aegis.oob.baseline import read_baseline
+
+    baseline = read_baseline(cfg)
+    last = baseline.last_finding_at if baseline else None
+    week = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    total = sum(report.counts.values())
+    if last is not None and last >= week:
+        return Check(name, "warn", f"recorded in the last 7 days, last at {last} (aegis drift)")
+    return Check(name, "ok", f"none pending; {total} recorded in all")
+
+
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """Run one check; a refused ``stat`` or ``open`` is a finding, never a crash."""
     try:
@@ -398,6 +460,8 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
     )
     checks.append(_guarded("audit log", lambda: _audit_check(cfg)))
     checks.append(_guarded("aegisd status", lambda: _status_check(cfg)))
+    checks.append(_guarded("out-of-band changes", lambda: _out_of_band_check(cfg)))
+    checks.extend(_unattended_checks(cfg))
     for tool in TOOLS:
         found = find(tool)
         checks.append(Check(f"tool {tool}", "ok" if found else "fail", found or "not found"))

@@ -204,7 +204,11 @@ def build_server() -> MCPServer:
             Field(max_length=MAX_TARGETS, description="Package names (install/remove/purge)."),
         ],
         verb: Annotated[
-            str, Field(max_length=32, description="install, remove, purge, upgrade, full-upgrade or update.")
+            str,
+            Field(
+                max_length=32,
+                description="install, remove, purge, upgrade, full-upgrade or update.",
+            ),
         ] = "install",
         ecosystem: Annotated[
             str,

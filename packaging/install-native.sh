@@ -20,7 +20,8 @@ WHEELHOUSE=""
 PY=/usr/bin/python3
 PREFIX=/opt/aegis
 UNITS=(aegisd.socket aegisd.service aegis-reviewd.socket aegis-reviewd.service
-       aegis-monitor.service aegis-monitor.timer)
+       aegis-monitor.service aegis-monitor.timer
+       aegis-unattended.service aegis-unattended.timer)
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -181,6 +182,18 @@ else
     # aegisd creates its own audit key in its root-only directory on first start and
     # publishes /etc/aegis/keys/audit.pub; aegis-reviewd cannot create its key itself.
     keygen review "$ETC/keys" aegis-reviewd
+    # The host-local automation key of aegis unattended: root's alone (0700 directory,
+    # 0600 key). It is not a signer key: aegisd accepts it only inside the automation scope.
+    install -d -m 0700 -o root -g root "$ETC/keys/automation"
+    if [ ! -e "$ETC/keys/automation/automation.key" ]; then
+        PYTHONPATH="$ROOT$PREFIX/src" "${KEYPY[@]}" -c 'import sys
+from pathlib import Path
+from aegis.sign.keys import write_keypair
+write_keypair(Path(sys.argv[1]), "signer", name="automation")' "$ETC/keys/automation"
+        chmod 0600 "$ETC/keys/automation/automation.key"
+        chmod 0644 "$ETC/keys/automation/automation.pub"
+        echo "key: $ETC/keys/automation/automation.key (automation, root-only)"
+    fi
 fi
 if [ ! -e "$ETC/aegisd.toml" ]; then
     {
@@ -195,6 +208,7 @@ fi
 ACTIONS=("systemctl daemon-reload"
          "systemctl try-restart aegisd.service aegis-reviewd.service"
          "systemctl enable --now aegisd.socket aegis-reviewd.socket aegis-monitor.timer"
+         "systemctl enable --now aegis-unattended.timer"
          "systemctl enable --now aegisd.service aegis-reviewd.service"
          "systemctl start aegis-monitor.service")
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then

@@ -36,11 +36,13 @@ STALE_MSG="The human operator must run packaging/install-native.sh from a root s
 UNIT_DIRS=(/etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system
            /usr/lib/systemd/system /lib/systemd/system)
 UNITS=(aegisd.socket aegisd.service aegis-reviewd.socket aegis-reviewd.service
-       aegis-monitor.service aegis-monitor.timer)
+       aegis-monitor.service aegis-monitor.timer
+       aegis-unattended.service aegis-unattended.timer)
 declare -A EXPECT_EXEC=(
     [aegisd.service]="$PREFIX/bin/aegisd"
     [aegis-reviewd.service]="$PREFIX/bin/aegis-reviewd"
     [aegis-monitor.service]="$PREFIX/bin/aegis"
+    [aegis-unattended.service]="$PREFIX/bin/aegis"
 )
 
 # Effective unit file: the first in systemd's search order.
@@ -230,7 +232,7 @@ fi
 # 6. Live state, only when systemd runs this host.
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
     state() { systemctl is-active "$1" 2>/dev/null; }
-    for u in aegis-reviewd.service aegisd.service aegis-monitor.timer; do
+    for u in aegis-reviewd.service aegisd.service aegis-monitor.timer aegis-unattended.timer; do
         s="$(state "$u")"
         if [ "$s" = active ]; then ok "$u is active"; else fail "$u is $s, expected active"; fi
     done

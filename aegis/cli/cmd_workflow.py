@@ -232,6 +232,7 @@ def monitor_cmd(as_json: bool) -> None:
                 "reviewer": {"status": result.reviewer, "detail": result.reviewer_detail},
                 "duration_s": round(result.duration_s, 6),
                 "ok": result.ok,
+                "out_of_band": _oob_json(result.out_of_band),
             }
         )
     else:
@@ -241,9 +242,28 @@ def monitor_cmd(as_json: bool) -> None:
             )
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
         render.print_line(f"monitor pass: {summary} ({result.duration_s:.2f} s)")
+        oob = result.out_of_band
+        if oob is not None and oob.status != "clean":
+            from aegis.text import inert
+
+            for f in oob.pending:
+                render.print_line(f"out-of-band: {inert(f.summary())}")
+            render.print_line(f"out-of-band check: {oob.status}: {oob.detail} (aegis drift)")
         render.print_path("metrics", result.metrics_path)
     if report.failed:
         raise SystemExit(report.failed[0].exit_code or 1)
+
+
+def _oob_json(oob: Any) -> dict[str, Any] | None:
+    if oob is None:
+        return None
+    return {
+        "status": oob.status,
+        "detail": oob.detail,
+        "findings": [f.as_dict() for f in oob.pending],
+        "recorded": oob.recorded,
+        "counts": oob.counts,
+    }
 
 
 @click.command("cancel")

@@ -29,6 +29,8 @@ AEGIS_COMMANDS: dict[str, str] = {
     "npm": "aegis.cli.cmd_npm:npm_group",
     "guard": "aegis.cli.cmd_guard:guard_group",
     "mcp": "aegis.cli.cmd_mcp:mcp_cmd",
+    "drift": "aegis.cli.cmd_drift:drift_cmd",
+    "unattended": "aegis.cli.cmd_unattended:unattended_group",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 

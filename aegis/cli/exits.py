@@ -56,6 +56,14 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis audit checkpoint": (*_READS, StateError),
     "aegis cancel": _RECORDS,
     "aegis doctor": (InputError, EnvironmentFailure),
+    "aegis drift": (InputError, EnvironmentFailure),
+    "aegis unattended run": (
+        *_RECORDS,
+        PolicyDenied,
+        ApprovalRequired,
+        ExecutionFailed,
+        OutcomeUnknown,
+    ),
     "aegis guard check": (InputError,),
     # Only 0 (allow) and 2 (block: the runtimes' code, also for its own failures).
     "aegis guard hook": (),

@@ -209,7 +209,7 @@ APT::Architecture "{architecture}";
 APT::Architectures {{ "{architecture}"; }};
 APT::Sandbox::User "root";
 Acquire::Languages "none";
-DPkg::Options {{ "--root={r}"; "--force-script-chrootless";
+DPkg::Options {{ "--root={r}"; "--log={r}/var/log/dpkg.log"; "--force-script-chrootless";
   "--force-confdef"; "--force-confold"; }};
 """
 

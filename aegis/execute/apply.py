@@ -108,7 +108,12 @@ def verify_for_apply(
             raise err
         checks.passed(name, detail)
 
-    step(CheckStep.SIGNATURE, xc.check_signature(ep, d.settings.signer_keys), ep.signer_id)
+    from aegis.unattended.trust import automation_public_keys, check_automation_scope
+
+    # The automation key verifies too, but a plan it signed must pass the scope step below.
+    automation = automation_public_keys(d.cfg)
+    signers = (*d.settings.signer_keys, *automation)
+    step(CheckStep.SIGNATURE, xc.check_signature(ep, signers), ep.signer_id)
     step(CheckStep.HOST, xc.check_host(ep, this_host(d.cfg)), ep.host.hostname)
     step(CheckStep.TIME_WINDOW, xc.check_time_window(ep, now), ep.expires_at)
     entry = d.ledger.lookup(ep.execution_id)
@@ -148,6 +153,12 @@ def verify_for_apply(
         xc.check_argv(ep, for_tool(derived.intent.tool).derive_argv(derived, d.cfg)),
         "argv equal",
     )
+    if ep.signer_public_key_hex.lower() in automation:
+        step(
+            CheckStep.AUTOMATION_SCOPE,
+            check_automation_scope(d.cfg, ep, derived, binding),
+            "allow, upgrade-only, from automation sources",
+        )
     return xc.verified(ep, checks.results)
 
 
@@ -238,19 +249,22 @@ def _checked_run(
             request_id=ep.request_id,
             extra={"actor": _actor(creds, ep)},
         )
-    try:
-        return _run_locked(d, creds, verified, env, locks)
-    except _Refusal as r:
-        return d.refuse(
-            creds,
-            r.code,
-            r.message,
-            ep.execution_id,
-            request_id=ep.request_id,
-            extra={"actor": _actor(creds, ep)} if r.with_actor else None,
-        )
-    finally:
-        d.running_id = None
+    from aegis.oob.record import own_run_window
+
+    with own_run_window(d):
+        try:
+            return _run_locked(d, creds, verified, env, locks)
+        except _Refusal as r:
+            return d.refuse(
+                creds,
+                r.code,
+                r.message,
+                ep.execution_id,
+                request_id=ep.request_id,
+                extra={"actor": _actor(creds, ep)} if r.with_actor else None,
+            )
+        finally:
+            d.running_id = None
 
 
 def _verify(

@@ -222,6 +222,10 @@ class Aegisd:
             return self.revoke(req, conn.creds)
         if req.op == "resolve":
             return self.resolve(req, conn.creds)
+        if req.op == "record-out-of-band":
+            from aegis.oob.serve import answer_record
+
+            return answer_record(self)
         from aegis.execute.apply import apply_request
 
         return apply_request(self, req, conn.creds)
@@ -492,9 +496,14 @@ def run_daemon(
         signal.signal(signal.SIGHUP, _reload)
     sys.stderr.write(f"aegisd: listening on {settings.socket_path}; {_keys_line(settings)}\n")
     sys.stderr.flush()
+    from aegis.oob.serve import start_findings_listener
+
+    findings = start_findings_listener(daemon)
     try:
         daemon.serve(listener)
     finally:
+        if findings is not None:
+            findings.close()
         listener.close()
         daemon.audit.close()
     return 0

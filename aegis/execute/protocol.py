@@ -14,6 +14,8 @@ Requests (``op``):
 - ``resolve``: record an operator's signed resolution of an interrupted execution.
 - ``status``: the ledger row of ``execution_id`` (used by ``aegis resume``).
 - ``ping``: liveness and whether trusted keys are configured.
+- ``record-out-of-band``: aegisd reads dpkg's state and logs itself and records what
+  changed behind its back (aegis/oob/record.py); it takes no input.
 
 Answers always carry ``ok``; it is false on any refusal, with ``refusal`` (a stable
 step name such as ``signature`` or ``replay``) and a ``message``.
@@ -42,7 +44,7 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024
 """Largest frame either side accepts (an execution plan embeds its plan: up to 4 MiB)."""
 READ_TIMEOUT_S = 10.0
 """A client must deliver its whole request within this time."""
-OPS = ("apply", "revoke", "resolve", "status", "ping")
+OPS = ("apply", "revoke", "resolve", "status", "ping", "record-out-of-band")
 EXECUTION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 """An execution id as ``aegisctl sign`` draws it: 32 lower-case hex characters."""
 _HEADER = struct.Struct(">I")

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aegis.errors import InputError
+from aegis.policy.automation import AutomationPolicy
 from aegis.text import toml_error_reason
 
 CONFIG_FORMAT = "aegis.policy-config/1"
@@ -192,6 +193,8 @@ class PolicyConfig:
     registries: tuple[ApprovedRegistry, ...] = field(
         default=(), metadata={"aegis.omit_default": True}
     )
+    automation: AutomationPolicy | None = None
+    """``[automation]`` (aegis/policy/automation.py); None when the file has none."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ class PolicyUnavailable:
 
 # fmt: off
 _TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
-             "sources", "rules", "shadow", "registries"}
+             "sources", "rules", "shadow", "registries", "automation"}
 _SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
                 "packages", "freeze_after_s", "signed_suites", "min_release_age_s"}
 _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
@@ -400,6 +403,7 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
         rules={str(k): _parse_override(str(k), v) for k, v in sorted(rules_raw.items())},
         shadow=None,
         registries=registries,
+        automation=_parse_automation(data),
     )
 
 
@@ -427,6 +431,14 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
     if len({r.name for r in out}) != len(out):
         raise PolicyConfigError("registries: names must be unique")
     return tuple(out)
+
+
+def _parse_automation(data: Mapping[str, Any]) -> AutomationPolicy | None:
+    from aegis.policy.automation import parse_automation
+
+    if "automation" not in data:
+        return None
+    return parse_automation(_table(data, "automation", ""))
 
 
 def parse_policy_config(text: str) -> PolicyConfig:

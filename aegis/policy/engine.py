@@ -79,6 +79,9 @@ def policy_version(config: PolicyConfig | PolicyUnavailable) -> tuple[str, str]:
         ruleset_version = RULESET_VERSION
     else:
         body = to_dict(config)
+        if body.get("automation") is None:
+            # A policy without [automation] keeps the version it had before the table existed.
+            body.pop("automation", None)
         ruleset_version = config.ruleset
     config_hash = canonical_hash(body)
     return config_hash, canonical_hash({"ruleset": ruleset_version, "config": config_hash})

@@ -41,6 +41,7 @@ class RefusalCode(StrEnum):
     REDERIVATION = "refused:rederivation"
     POLICY = "refused:policy"
     ARGV = "refused:argv"
+    AUTOMATION_SCOPE = "refused:automation-scope"
 
 
 class CheckStep(StrEnum):
@@ -55,10 +56,15 @@ class CheckStep(StrEnum):
     REDERIVATION = "rederivation"
     POLICY = "policy"
     ARGV = "argv"
+    AUTOMATION_SCOPE = "automation-scope"
 
 
-CHECK_ORDER: tuple[CheckStep, ...] = tuple(CheckStep)
-"""The fixed order; a later step never runs when an earlier one refused."""
+CHECK_ORDER: tuple[CheckStep, ...] = tuple(
+    s for s in CheckStep if s is not CheckStep.AUTOMATION_SCOPE
+)
+"""The fixed order; a later step never runs when an earlier one refused. aegisd adds
+``automation-scope`` after ``argv`` only for a plan the automation key signed
+(aegis/unattended/trust.py)."""
 
 
 @dataclass(frozen=True)

@@ -172,8 +172,12 @@ def sign_request(
     now: datetime,
     passphrase: bytes | None,
     limits: SignLimits | None = None,
+    trigger: str = "sign",
 ) -> Signed:
     """Check everything again, then sign and record the execution plan (see module doc).
+
+    ``trigger`` is ``sign_automation`` for the automation key (aegis unattended), whose
+    edge in the lifecycle graph holds the plan to the automation scope.
 
     Raises:
         InputError (3), TrustError (4), PolicyDenied (5), StateError (6),
@@ -226,7 +230,7 @@ def sign_request(
         rec = api.advance(
             cfg,
             ctx.request.id,
-            "sign",
+            trigger,
             signer_id,
             artifact_kind="execution-plan",
             artifact=data,

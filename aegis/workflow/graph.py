@@ -14,7 +14,11 @@ unknown guard names and any graph that breaks the invariants of docs/design.md:
 6. every edge into a trust-bearing state comes from its one predecessor, carries at least
    the guards that make the step mean something, and is fired by the right kind of actor
    (:data:`ENTRY_RULES`): ``decide`` cannot lose ``policy_not_deny``, ``sign`` needs a key
-   and its guards, and nothing reaches ``signed`` without passing ``policy``.
+   and its guards, and nothing reaches ``signed`` without passing ``policy``;
+7. only operator steps sign, with one narrow exception: an edge fired by ``automation``
+   (the host-local automation key of ``aegis unattended``) may only go ``policy ->
+   signed`` and must carry ``automation_scope`` (allow, upgrade-only, no approvals,
+   signer ``automation``); aegisd checks the rest of that scope itself.
 
 The file is the lifecycle's single source of truth, so a graph that lets a request
 reach ``applying`` unsigned must fail to load rather than be caught at firing time.
@@ -47,7 +51,7 @@ WORKFLOW_SCHEMA = "aegis.workflow/1"
 MAX_WORKFLOW_BYTES = 64 * 1024
 MAX_STATES = 64
 MAX_TRANSITIONS = 256
-NEEDS = frozenset({"system", "human", "key"})
+NEEDS = frozenset({"system", "human", "key", "automation"})
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -170,7 +174,12 @@ ENTRY_RULES: Mapping[str, tuple[Entry, ...]] = {
     "reviewed": (_entry("analyzed", "has_plan supplies_review", "system"),),
     "policy": (_entry("reviewed", "has_plan supplies_policy policy_not_deny", "system"),),
     "denied": (_entry("reviewed", "supplies_policy policy_is_deny", "system"),),
-    "signed": (_entry("policy", "has_policy supplies_execution_plan", "key"),),
+    "signed": (
+        _entry("policy", "has_policy supplies_execution_plan", "key"),
+        # The host-local automation key (aegis unattended): only this one edge, and only
+        # with the guard that holds it to allow, upgrade-only plans (aegisd re-checks).
+        _entry("policy", "has_policy supplies_execution_plan automation_scope", "automation"),
+    ),
     "applying": (_entry("signed", "has_execution_plan", "key"),),
     "interrupted": (_entry("applying", "gives_reason", "system"),),
     "applied": (
@@ -194,12 +203,24 @@ def _check_entry(src: str, dst: str, t: TransitionSpec) -> None:
     if not froms:
         allowed = ", ".join(sorted({s for e in entries for s in e.sources}))
         raise WorkflowError(f"edge {_edge(src, t)}: {dst!r} is entered only from {allowed}")
+    problems = []
     for e in froms:
         missing = sorted(e.guards - set(t.guards))
-        if missing:
-            raise WorkflowError(f"edge {_edge(src, t)}: lacks guard(s) {', '.join(missing)}")
         if t.needs != e.needs:
-            raise WorkflowError(f"edge {_edge(src, t)}: needs must be {e.needs!r}, got {t.needs!r}")
+            problems.append(f"needs must be {e.needs!r}, got {t.needs!r}")
+        elif missing:
+            problems.append(f"lacks guard(s) {', '.join(missing)}")
+        else:
+            return  # one allowed way in is enough
+    raise WorkflowError(
+        f"edge {_edge(src, t)}: {problems[-1] if len(froms) == 1 else _pick(problems)}"
+    )
+
+
+def _pick(problems: list[str]) -> str:
+    # Name the closest entry: a missing guard of the right actor says more than "needs".
+    guards = [p for p in problems if p.startswith("lacks")]
+    return guards[0] if guards else problems[0]
 
 
 def _edge(src: str, t: TransitionSpec) -> str:
@@ -246,6 +267,10 @@ def _check_edge(wf: Workflow, src: str, dst: str, t: TransitionSpec) -> None:
     """Refuse an edge that leaves a terminal state or bypasses the apply lifecycle."""
     if wf.states[src].terminal:
         raise WorkflowError(f"edge {_edge(src, t)}: terminal state {src!r} has no exits")
+    if t.needs == "automation" and (src, dst) != ("policy", "signed"):
+        raise WorkflowError(
+            f"edge {_edge(src, t)}: the automation signer only signs ('policy' -> 'signed')"
+        )
     if t.operator_resolution and (src != "interrupted" or t.needs != "human"):
         raise WorkflowError(
             f"edge {_edge(src, t)}: operator_resolution only resolves 'interrupted' by a human"

@@ -125,6 +125,48 @@ def _gives_reason(inp: GuardInput) -> bool:
     return isinstance(reason, str) and 0 < len(reason.strip()) <= MAX_REASON_CHARS
 
 
+AUTOMATION_SIGNER = "automation"
+"""The signer id of the host-local automation key (aegis/unattended/scope.py)."""
+AUTOMATION_DECISIONS = frozenset({"allow", "allow-with-snapshot"})
+
+
+def _execution_plan_doc(inp: GuardInput) -> dict[str, Any] | None:
+    if inp.artifact_kind != "execution-plan" or not inp.artifact:
+        return None
+    from aegis.canonical import loads_strict
+    from aegis.errors import InputError
+
+    try:
+        data = loads_strict(inp.artifact)
+    except InputError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _automation_scope(inp: GuardInput) -> bool:
+    """The automation key's plan: its signer, allow only, upgrades only, no approvals.
+
+    The structural half of the scope, read from the signed document itself; the sources,
+    deny list, size and kernel half is checked by the signer and again by aegisd.
+    """
+    doc = _execution_plan_doc(inp)
+    if doc is None or doc.get("signer_id") != AUTOMATION_SIGNER:
+        return False
+    policy, intent, targets = doc.get("policy"), doc.get("intent"), doc.get("targets")
+    if not isinstance(policy, dict) or policy.get("decision") not in AUTOMATION_DECISIONS:
+        return False
+    if not isinstance(intent, dict) or intent.get("operation") != "upgrade":
+        return False
+    if doc.get("approvals") or not isinstance(targets, list) or not targets:
+        return False
+    return all(isinstance(t, dict) and t.get("action") == "upgrade" for t in targets)
+
+
+def _signed_by_operator(inp: GuardInput) -> bool:
+    doc = _execution_plan_doc(inp)
+    return doc is not None and doc.get("signer_id") != AUTOMATION_SIGNER
+
+
 def _guards() -> dict[str, Guard]:
     table = [
         Guard("supplies_plan", _supplies("plan"), "the trigger must supply the plan artifact"),
@@ -165,6 +207,16 @@ def _guards() -> dict[str, Guard]:
             "the policy result's decision is not deny (use 'decide')",
         ),
         Guard("gives_reason", _gives_reason, "a non-empty reason (evidence 'reason') is required"),
+        Guard(
+            "automation_scope",
+            _automation_scope,
+            "only an allow, upgrade-only plan without approvals, signed as 'automation'",
+        ),
+        Guard(
+            "signed_by_operator",
+            _signed_by_operator,
+            "the automation signer signs only through 'sign_automation'",
+        ),
     ]
     return {g.name: g for g in table}
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aegis.config import Config
+    from aegis.oob.monitor import OobReport
     from aegis.workflow.resume import ResumeReport
 
 PROBE_TIMEOUT_S = 1.0
@@ -51,6 +52,8 @@ class PassReport:
     duration_s: float
     ok: bool
     """No step of the pass failed (an unreachable reviewer is not a failure)."""
+    out_of_band: OobReport | None = None
+    """The out-of-band check (aegis/oob/monitor.py)."""
 
 
 def probe_reviewer(cfg: Config) -> tuple[str, str]:
@@ -136,6 +139,19 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
         late = [i for i in report.items if i.condition == REVIEWER_UNREACHABLE]
         if late:  # it accepted the probe, then failed a review
             reviewer, detail = "unreachable", late[0].detail
+    from aegis.errors import AegisError
+    from aegis.oob.monitor import check, metrics_text
+
+    try:
+        oob = check(cfg)
+    except (OSError, AegisError) as e:  # the out-of-band check never fails the pass
+        from aegis.oob.monitor import OobReport
+
+        oob = OobReport("no-baseline", f"out-of-band check failed: {e}")
+    if oob.status == "pending":  # one line for the journal: the changes wait for aegisd
+        import sys
+
+        sys.stderr.write(f"aegis monitor: {len(oob.pending)} out-of-band change(s): {oob.detail}\n")
     ok = not report.failed
     health = health_text(cfg)  # never fails the pass: a part it cannot read is left out
     path = cfg.metrics_dir / "aegis.prom"
@@ -151,5 +167,8 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
         audit_failures=audit_failures(cfg),
     )
     extra += health
+    from aegis.unattended.health import metrics_text as unattended_metrics
+
+    extra += metrics_text(oob) + unattended_metrics(cfg)
     path = api.write_metrics(cfg, now, extra=extra)
-    return PassReport(report, reviewer, detail, path, duration, ok)
+    return PassReport(report, reviewer, detail, path, duration, ok, oob)

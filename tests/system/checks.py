@@ -233,7 +233,8 @@ def test_monitor_reconciles_an_apply_whose_client_was_killed(scenario: Scenario)
     killed = scenario.r["slow_apply_killed"]
     assert killed.stdout.strip().startswith("killed"), str(killed)
     _ok(scenario.r["slow_release"])
-    _ok(scenario.r["slow_monitor"])
+    monitor = scenario.r["slow_monitor"]
+    assert monitor.returncode == 0, f"{monitor}\n{scenario.r['slow_monitor_log']}"
     shown = _json(scenario.r["slow_reconciled"])["request"]
     assert isinstance(shown, dict)
     assert shown.get("state") in ("applied", "audited"), str(scenario.r["slow_reconciled"])
@@ -249,3 +250,47 @@ def test_debian_archive_plan_is_not_denied(
     _ok(scenario.r["debian_plan"])
     policy = scenario.r["debian_policy"]
     assert policy.returncode in (0, 8), str(policy)
+
+
+# -- out-of-band changes and automatic upgrades (docs/operator-guide.md 10 and 11) --------
+
+
+def test_changes_behind_aegis_are_found_within_one_pass(scenario: Scenario) -> None:
+    _ok(scenario.r["oob_changes"])
+    drift = _json(scenario.r["oob_drift"])
+    found = {(d["package"], d["action"], d["tool"]) for d in drift["recorded"]}  # type: ignore[attr-defined, index]
+    assert ("aegis-oob", "install", "dpkg") in found, str(scenario.r["oob_drift"])
+    assert ("aegis-oob", "remove", "dpkg") in found
+    assert ("aegis-oob", "install", "apt-get") in found
+    assert ("aegis-oob", "remove", "apt-get") in found
+    by_apt = [d for d in drift["recorded"] if d["tool"] == "apt-get" and d["action"] == "install"]  # type: ignore[attr-defined, index]
+    assert "install -y -q aegis-oob" in by_apt[0]["commandline"]
+    assert by_apt[0]["user"] == "ops"
+    # Aegis's own applies (aegis-svc, aegis-slow) are never reported.
+    assert not {p for p, _, _ in found} & {"aegis-svc", "aegis-slow"}
+    assert 'aegis_out_of_band_changes_total{tool="dpkg"} 2' in scenario.r["oob_metrics"].stdout
+
+
+def test_unattended_timer_and_root_only_automation_key(scenario: Scenario) -> None:
+    result = scenario.r["unattended_timer"]
+    _ok(result)
+    assert "enabled" in result.stdout
+    assert "700 root /etc/aegis/keys/automation\n" in result.stdout
+    assert "600 root /etc/aegis/keys/automation/automation.key" in result.stdout
+
+
+def test_one_timer_pass_installs_the_security_fix_with_no_human(scenario: Scenario) -> None:
+    _ok(scenario.r["unattended_prepare"])
+    run = scenario.r["unattended_pass"]
+    assert "Result=success" in run.stdout, str(run)
+    assert '"status":"applied"' in run.stdout, str(run)
+    assert scenario.r["unattended_fix"].stdout.strip() == "1.1", str(scenario.r["unattended_fix"])
+
+
+def test_a_plan_outside_the_scope_signed_with_the_automation_key_is_refused(
+    scenario: Scenario,
+) -> None:
+    _ok(scenario.r["forged_sign"])
+    forged = scenario.r["forged_apply"]
+    assert forged.returncode == 4, str(forged)
+    assert "refused:automation-scope" in forged.stderr + forged.stdout

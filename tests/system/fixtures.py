@@ -65,7 +65,46 @@ PACKAGES = (
         description="Aegis fixture: a postinst that waits for a go file",
         scripts={"postinst": _SLOW_POSTINST},
     ),
+    testrepo.PackageSpec("aegis-oob", "1.0", description="Aegis fixture: changed behind its back"),
+    testrepo.PackageSpec("aegis-oob2", "1.0", description="Aegis fixture: outside the scope"),
+    testrepo.PackageSpec("aegis-fix", "1.0", description="Aegis fixture: before its fix"),
 )
+
+SECURITY_DIR = "/srv/aegis-security-repo"
+SECURITY_KEYRING = "/usr/share/keyrings/aegis-security.gpg"
+SECURITY_SUITE = "aegis-security"
+
+
+def build_security(dest: Path) -> testrepo.Repo:
+    """A second repository, signed by its own key: the fixed aegis-fix 1.1 (a "security fix").
+
+    No maintainer scripts: script findings in a package outside the distribution need an
+    approval, which would (rightly) keep the pass waiting for a human.
+    """
+    fixed = testrepo.PackageSpec("aegis-fix", "1.1", description="Aegis fixture: the fix")
+    return testrepo.build_repo(
+        dest, suite=SECURITY_SUITE, packages=(fixed,), name="aegis-security", key_name="security"
+    )
+
+
+def security_sources_file() -> str:
+    """The deb822 source of the security repository."""
+    return (
+        f"Types: deb\nURIs: file://{SECURITY_DIR}\nSuites: {SECURITY_SUITE}\n"
+        f"Components: main\nSigned-By: {SECURITY_KEYRING}\n"
+    )
+
+
+def automation_policy(sec: testrepo.Repo) -> str:
+    """Approve the security repository and make it the one automation source."""
+    return (
+        f'\n[[sources]]\nname = "aegis-security"\nuri = "file://{SECURITY_DIR}"\n'
+        f'suite = "{SECURITY_SUITE}"\ncomponent = "main"\n'
+        f'signer_fingerprint = "{sec.fingerprint}"\npackages = ["aegis-*"]\n'
+        "\n[automation]\nenabled = true\n"
+        f'[[automation.sources]]\nuri = "file://{SECURITY_DIR}"\nsuite = "{SECURITY_SUITE}"\n'
+        f'signer_fingerprint = "{sec.fingerprint}"\n'
+    )
 
 
 def build(dest: Path) -> testrepo.Repo:

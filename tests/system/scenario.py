@@ -328,6 +328,88 @@ class Scenario:
         self.step("debian_approve_sources", "aegis policy sources --approve-configured")
         self.agent_plan("jq", "debian")
 
+    def out_of_band(self) -> None:
+        """dpkg -i, apt-get install (under sudo's uid) and apt-get remove behind Aegis's back."""
+        self.step(
+            "oob_changes",
+            "cd /tmp && apt-get download -q aegis-oob && dpkg -i /tmp/aegis-oob_1.0_all.deb"
+            " && dpkg -r aegis-oob && sleep 1.1"
+            ' && SUDO_UID="$(id -u ops)" apt-get install -y -q aegis-oob'
+            " && apt-get remove -y -q aegis-oob",
+            timeout=300,
+        )
+        self.step("oob_monitor", "systemctl start aegis-monitor.service", timeout=120)
+        self.step("oob_drift", "aegis drift --json", user="agent")
+        self.step("oob_metrics", "cat /var/lib/aegis/metrics/aegis.prom", user="agent")
+
+    def unattended(self, dest: Path) -> None:
+        """The timer is installed; one pass installs a security fix with no human; a plan
+        outside the scope, signed with the automation key by hand, is refused by aegisd."""
+        self.step(
+            "unattended_timer",
+            "systemctl is-enabled aegis-unattended.timer"
+            " && systemctl is-active aegis-unattended.timer"
+            " && stat -c '%a %U %n' /etc/aegis/keys/automation"
+            " /etc/aegis/keys/automation/automation.key",
+        )
+        sec = fixtures.build_security(dest)
+        shutil.copytree(sec.path, self.host.path(fixtures.SECURITY_DIR))
+        shutil.copyfile(sec.key_path, self.host.path(fixtures.SECURITY_KEYRING))
+        self.host.path(fixtures.SECURITY_KEYRING).chmod(0o644)
+        self.host.path("/etc/apt/sources.list.d/aegis-security.sources").write_text(
+            fixtures.security_sources_file()
+        )
+        with self.host.path("/etc/aegis/policy.toml").open("a") as policy:
+            policy.write(fixtures.automation_policy(sec))
+        self.host.path("/root/tracker.json").write_text('{"zlib": {}}\n')
+        # aegis-fix 1.0 is installed outside Aegis (recorded as an out-of-band change).
+        # This host has no model: reviews are skipped by configuration (neutral). debconf's
+        # DPkg::Pre-Install-Pkgs hook is a configured hook, which policy (config.apt-hooks)
+        # sends to a human like any hook; a host that runs automatically goes without it.
+        with self.host.path("/etc/aegis/aegis.toml").open("a") as conf:
+            conf.write("review_enabled = false\n")
+        self.step(
+            "unattended_prepare",
+            "{ [ ! -e /etc/apt/apt.conf.d/70debconf ]"
+            " || mv /etc/apt/apt.conf.d/70debconf /root/70debconf.disabled; }"
+            " && apt-get update -qq && apt-get install -y -q aegis-fix=1.0 && aegis policy check"
+            " && aegis vulndb import /root/tracker.json",
+            timeout=300,
+        )
+        self.step(
+            "unattended_pass",
+            "systemctl start aegis-unattended.service;"
+            " systemctl show -p Result aegis-unattended.service;"
+            " cat /var/lib/aegis/unattended/last-run.json",
+            timeout=600,
+        )
+        self.step("unattended_fix", "dpkg-query -W -f='${Version}' aegis-fix")
+        plan = self.agent_plan("aegis-oob2", "forged")
+        if plan is None:
+            self.r["forged_apply"] = _not_run("apply", "no plan")
+            return
+        self.step(
+            "forged_approve",
+            f"aegisctl approve {quote(plan)} --reason 'forgery test'"
+            f" --key {KEYS}/bob.key --approver bob",
+            user=OPERATOR,
+        )
+        auto = "/etc/aegis/keys/automation/automation"
+        sign = self.step(
+            "forged_sign",
+            f"aegisctl sign --plan {quote(plan)} --key {auto}.key --signer automation --json",
+        )
+        data = _json(sign)
+        ep = data.get("path") if data else None
+        if not isinstance(ep, str):
+            self.r["forged_apply"] = _not_run("apply", "not signed")
+            return
+        self.step(
+            "forged_apply",
+            f'aegisctl apply --execution-plan {quote(ep)} --public-key-hex "$(cat {auto}.pub)"',
+            timeout=300,
+        )
+
     def run_all(self) -> None:
         """The whole guide, in the order an operator follows it."""
         self.install()
@@ -344,3 +426,5 @@ class Scenario:
         self.after_apply()
         self.killed_client()
         self.debian_plan()
+        self.out_of_band()
+        self.unattended(self.workdir / "security")

@@ -53,7 +53,14 @@ PHRASE_METACHAR = (
 PHRASE_VULN = (
     "critical vulnerability evidence: install only an approved fixed version or deny the operation."
 )
-UNITS = ("aegis-reviewd.service", "aegisd.service", "aegis-monitor.service", "aegis-monitor.timer")
+UNITS = (
+    "aegis-reviewd.service",
+    "aegisd.service",
+    "aegis-monitor.service",
+    "aegis-monitor.timer",
+    "aegis-unattended.service",
+    "aegis-unattended.timer",
+)
 SOCKETS = {
     "aegis-reviewd.socket": "/run/aegis/aegis-reviewd.sock",
     "aegisd.socket": "/run/aegis/aegisd.sock",

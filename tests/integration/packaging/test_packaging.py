@@ -68,6 +68,8 @@ def test_units_are_the_contract_set() -> None:
         "aegis-monitor.timer",
         "aegis-reviewd.service",
         "aegis-reviewd.socket",
+        "aegis-unattended.service",
+        "aegis-unattended.timer",
         "aegisd.service",
         "aegisd.socket",
     ]

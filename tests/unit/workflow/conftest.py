@@ -12,12 +12,19 @@ from aegis.config import Config, load_config
 from aegis.devtools.sample_plans import sample_plan
 from aegis.workflow.records import RequestRecord
 
+AUTOMATION_PLAN = (
+    b'{"approvals":[],"intent":{"operation":"upgrade"},"policy":{"decision":"allow"},'
+    b'"signer_id":"automation","targets":[{"action":"upgrade"}]}'
+)
+"""The shape of an execution plan the automation key signs (the automation_scope guard)."""
+
 EVIDENCE = {
     "analyze": ("plan", b"{}", {}),
     "review": ("review", b'{"recommendation":"no-objection"}', {}),
     "decide": ("policy", b'{"decision":"allow"}', {}),
     "deny": ("policy", b'{"decision":"deny"}', {}),
     "sign": ("execution-plan", b'{"execution_id":"x-1"}', {}),
+    "sign_automation": ("execution-plan", AUTOMATION_PLAN, {}),
     "start": (None, None, {}),
     "finish": ("executor-result", b'{"exit":0}', {}),
     "fail": ("executor-result", b'{"exit":100}', {}),

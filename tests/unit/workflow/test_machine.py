@@ -24,6 +24,7 @@ CONTRACT = {
     "decide": ({"reviewed"}, "policy"),
     "deny": ({"reviewed"}, "denied"),
     "sign": ({"policy"}, "signed"),
+    "sign_automation": ({"policy"}, "signed"),
     "expire": ({"policy", "signed"}, "expired"),
     "start": ({"signed"}, "applying"),
     "finish": ({"applying"}, "applied"),
@@ -78,12 +79,17 @@ def test_exhaustive_state_trigger_table(state: str, trigger: str) -> None:
         "decide": "policy",
         "deny": "policy",
         "sign": "execution-plan",
+        "sign_automation": "execution-plan",
         "finish": "executor-result",
         "fail": "executor-result",
         "resolve_applied": "resolution",
         "resolve_failed": "resolution",
     }.get(trigger)
     decision = b'{"decision":"deny"}' if trigger == "deny" else b'{"decision":"allow"}'
+    if trigger == "sign_automation":
+        from .conftest import AUTOMATION_PLAN
+
+        decision = AUTOMATION_PLAN
     inp = GuardInput(
         trigger,
         state,

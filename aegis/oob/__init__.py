@@ -1,0 +1,1 @@
+"""Out-of-band package changes: what changed packages without going through aegisd."""

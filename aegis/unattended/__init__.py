@@ -1,0 +1,1 @@
+"""``aegis unattended``: automatic upgrades from approved automation sources, through the chain."""

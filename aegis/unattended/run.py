@@ -1,0 +1,187 @@
+"""One ``aegis unattended run`` pass: apply what the automation scope allows, nothing else.
+
+It plans ``apt upgrade``, reviews, decides; everything outside the scope waits for a human.
+
+The pass walks the ordinary chain, as actor ``automation``:
+
+1. ``apt upgrade`` is analyzed with the full evidence and recorded as a request
+   (intent -> analyzed); nothing to upgrade ends the pass with no request;
+2. the review is asked for (advisory, as always: a review that failed raises the
+   decision to require-approval, which a human must then give);
+3. policy decides (reviewed -> policy, or denied);
+4. the plan is checked against the automation scope (aegis/unattended/scope.py);
+   outside it, the request stays in ``policy``, waiting for a human to approve and
+   sign, with the reasons printed, in ``--json`` and in ``<state_dir>/unattended/
+   last-run.json`` (``aegis requests --stuck`` and the per-state metrics show it);
+5. inside it, the host-local automation key (``<etc>/keys/automation/automation.key``,
+   root-only) signs through the graph's ``sign_automation`` edge, with every check of
+   ``aegisctl sign`` (re-analysis, policy again, approvals, snapshot), and the plan goes
+   to aegisd like any other, which re-checks the scope on its own re-derivation.
+
+A reboot is never performed: ``/run/reboot-required`` and its package list are reported
+(here, in ``aegis doctor`` and as ``aegis_reboot_required``).
+
+Example:
+    >>> run_once(cfg, now).status
+    'applied'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aegis.config import Config
+
+ACTOR = "automation"
+LAST_RUN = "last-run.json"
+
+
+@dataclass
+class RunReport:
+    """What one pass did."""
+
+    status: str
+    """``disabled``, ``nothing-to-do``, ``denied``, ``waiting`` (for a human), ``applied``."""
+    detail: str
+    request_id: str | None = None
+    plan_path: str | None = None
+    decision: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    execution_plan: str | None = None
+    reboot_required: bool = False
+    reboot_packages: list[str] = field(default_factory=list)
+    finished_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``--json`` and the last-run file)."""
+        return asdict(self)
+
+
+def reboot_state(cfg: Config) -> tuple[bool, list[str]]:
+    """Whether ``/run/reboot-required`` exists, and the packages that asked for it."""
+    run = (cfg.dpkg_root or Path("/")) / "run"
+    flag = run / "reboot-required"
+    if not flag.exists():
+        return False, []
+    try:
+        names = (run / "reboot-required.pkgs").read_text(errors="replace").split()
+    except OSError:
+        names = []
+    return True, sorted(set(names))[:200]
+
+
+def last_run_path(cfg: Config) -> Path:
+    """``<state_dir>/unattended/last-run.json`` (display only: group ``aegis`` may write it)."""
+    return cfg.state_dir / "unattended" / LAST_RUN
+
+
+def read_last_run(cfg: Config) -> dict[str, Any] | None:
+    """The last pass's report, or None (a malformed file is treated as none)."""
+    try:
+        data = json.loads(last_run_path(cfg).read_bytes()[:1_000_000])
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_last_run(cfg: Config, report: RunReport) -> None:
+    from aegis.canonical import canonical_bytes
+    from aegis.workflow.files import write_atomic
+
+    path = last_run_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, canonical_bytes(report.as_dict()), host_install=cfg.home is None)
+
+
+def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunReport:
+    """One pass (see the module doc); the report is also written to the last-run file.
+
+    Raises:
+        AegisError: a step failed (planning, signing, aegisd's refusal or run).
+    """
+    report = _run(cfg, now, socket)
+    report.reboot_required, report.reboot_packages = reboot_state(cfg)
+    report.finished_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    _write_last_run(cfg, report)
+    return report
+
+
+def _run(cfg: Config, now: datetime, socket: Path | None) -> RunReport:
+    from aegis import api
+    from aegis.analyze.plan import analyze_apt
+    from aegis.model import Intent, Operation, Tool
+    from aegis.policy.config import load_policy_config
+    from aegis.policy.run import decide
+    from aegis.review.service import run_review
+    from aegis.unattended.scope import out_of_scope
+
+    policy = load_policy_config(cfg.policy_path)
+    if policy.automation is None or not policy.automation.enabled:
+        return RunReport("disabled", "automation is not enabled in policy ([automation])")
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    plan = analyze_apt(cfg, Intent(Tool.APT, Operation.UPGRADE, (), ACTOR, stamp), now)
+    if plan.failure is None and not plan.changes:
+        return RunReport("nothing-to-do", "apt upgrade has nothing to upgrade")
+    planned = api.submit_plan(cfg, plan, ACTOR)
+    packages = [
+        f"{c.name} {c.current_version or '-'} -> {c.candidate_version or '-'}" for c in plan.changes
+    ]
+    rid, ppath = planned.request_id, str(planned.plan_path)
+    run_review(cfg, planned.plan_path, direct=False, no_review=False, actor=ACTOR)
+    decided = decide(cfg, planned.plan_path, now=now, actor=ACTOR)
+    decision = decided.result.decision.value
+    if decided.state == "denied":
+        fired = [f"{f.rule_id}: {f.reason}" for f in decided.result.fired]
+        return RunReport(
+            "denied", "policy denied the upgrade", rid, ppath, decision, fired, packages
+        )
+    reasons = out_of_scope(plan, decision, policy)
+    # Say which rules asked for a human, so the operator sees why without --explain.
+    reasons += [
+        f"policy: {f.rule_id}: {f.reason}"
+        for f in decided.result.fired
+        if f.effect.value == "require-approval"
+    ]
+    if reasons:
+        return RunReport(
+            "waiting",
+            "outside the automation scope: the request waits for a human to approve and sign",
+            rid,
+            ppath,
+            decision,
+            reasons,
+            packages,
+        )
+    path = _sign_and_apply(cfg, planned.plan_path, now, socket)
+    return RunReport(
+        "applied", "applied through aegisd", rid, ppath, decision, [], packages, str(path)
+    )
+
+
+def _sign_and_apply(cfg: Config, plan_path: Path, now: datetime, socket: Path | None) -> Path:
+    from aegis.execute.service import apply
+    from aegis.sign.keys import load_signing_key, public_hex
+    from aegis.sign.service import sign_request
+    from aegis.unattended.scope import SIGNER_ID
+    from aegis.unattended.trust import automation_key_path
+
+    key_path = automation_key_path(cfg)
+    signed = sign_request(
+        cfg,
+        plan_path,
+        None,
+        key_path=key_path,
+        signer_id=SIGNER_ID,
+        expires_in=timedelta(hours=1),
+        now=now,
+        passphrase=None,
+        trigger="sign_automation",
+    )
+    pub = public_hex(load_signing_key(key_path))
+    apply(cfg, signed.path, pub, socket=socket, now=now)
+    return signed.path
