@@ -364,14 +364,13 @@ class Scenario:
         self.host.path("/root/tracker.json").write_text('{"zlib": {}}\n')
         # aegis-fix 1.0 is installed outside Aegis (recorded as an out-of-band change).
         # This host has no model: reviews are skipped by configuration (neutral). debconf's
-        # DPkg::Pre-Install-Pkgs hook is a configured hook, which policy (config.apt-hooks)
-        # sends to a human like any hook; a host that runs automatically goes without it.
+        # DPkg::Pre-Install-Pkgs hook (70debconf, an unmodified conffile) stays in place: it
+        # is recorded as a packaged hook and asks for no human (test_packaged_hooks.py).
         with self.host.path("/etc/aegis/aegis.toml").open("a") as conf:
             conf.write("review_enabled = false\n")
         self.step(
             "unattended_prepare",
-            "{ [ ! -e /etc/apt/apt.conf.d/70debconf ]"
-            " || mv /etc/apt/apt.conf.d/70debconf /root/70debconf.disabled; }"
+            "test -e /etc/apt/apt.conf.d/70debconf"
             " && apt-get update -qq && apt-get install -y -q aegis-fix=1.0 && aegis policy check"
             " && aegis vulndb import /root/tracker.json",
             timeout=300,
