@@ -39,6 +39,8 @@ class Tool(StrEnum):
     APT = "apt"
     PIP = "pip"
     NPM = "npm"
+    IMAGE = "image"
+    """Container images (``docker``/``podman pull``); the runtime is in the location."""
 
 
 class Operation(StrEnum):
@@ -345,6 +347,49 @@ class ProjectFile:
 
 
 @dataclass(frozen=True)
+class ImageLayer:
+    """One layer of an image manifest, as the registry's manifest names it."""
+
+    digest: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class ImageEvidence:
+    """What ``skopeo inspect`` read about one image (docs/ecosystems.md "Container images")."""
+
+    reference: str
+    """The reference as asked, registry explicit (``docker.io/library/nginx:1.25``)."""
+    repository: str
+    tag: str
+    digest: str
+    """The digest the plan pins and aegisd pulls (the index's when the tag names one)."""
+    media_type: str
+    platform: str
+    """``os/architecture[/variant]`` of the image this host runs."""
+    platform_digest: str
+    """The platform manifest's digest (equal to :attr:`digest` without an index)."""
+    config_digest: str
+    """The image id the store must hold afterwards."""
+    layers: tuple[ImageLayer, ...]
+    created: str
+    labels: dict[str, str]
+    user: str
+    """The config's ``User`` ("" runs as root)."""
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    signature: str
+    """present, absent or unknown: a cosign/sigstore signature tag ``sha256-<hex>.sig``."""
+    signature_verified: bool
+    """True only when a trusted key verified it (no key is configured yet: always False)."""
+    tag_digest: str = ""
+    """The digest the tag names now, when the reference has both (a moved tag is a signal)."""
+    previous: tuple[str, ...] = ()
+    """``repository@digest`` of this repository's images in the store before: the rollback."""
+
+
+@dataclass(frozen=True)
 class EcosystemEvidence:
     """The evidence block of a non-apt plan (apt's evidence lives in the generic fields)."""
 
@@ -363,6 +408,8 @@ class EcosystemEvidence:
     owner: str = field(default="", metadata=_OMIT)
     """``UID:GID`` owning the location; aegisd runs the tool as that user when it is not root
     (pip: root never executes a user's interpreter)."""
+    image: ImageEvidence | None = field(default=None, metadata=_OMIT)
+    """Container images: the inspected manifest, config and signature (None otherwise)."""
 
 
 @dataclass(frozen=True)

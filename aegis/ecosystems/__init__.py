@@ -39,5 +39,9 @@ def for_tool(tool: Tool) -> Ecosystem:
             from aegis.ecosystems.npm import NPM
 
             return NPM
+        case Tool.IMAGE:
+            from aegis.ecosystems.image import IMAGE
+
+            return IMAGE
         case _:
             assert_never(tool)

@@ -169,8 +169,14 @@ class ApprovedRegistry:
 
     name: str
     ecosystem: str
-    """pip or npm."""
+    """pip, npm or image."""
     url: str
+    # Images only (docs/ecosystems.md "Container images"); omitted while default, so
+    # existing policies keep their version hash.
+    unsigned: str = field(default="allow", metadata={"aegis.omit_default": True})
+    """The effect of ``image.unsigned`` for images from here: allow, require-approval, deny."""
+    root: str = field(default="allow", metadata={"aegis.omit_default": True})
+    """The effect of ``image.runs-as-root`` for images from here."""
 
 
 @dataclass(frozen=True)
@@ -420,17 +426,36 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
         where = f"registries[{i}]."
         if not isinstance(item, dict):
             raise PolicyConfigError(f"registries[{i}]: expected a table")
-        _check_keys(item, {"name", "ecosystem", "url"}, where.rstrip("."))
         eco = _str(item, "ecosystem", where)
-        if eco not in ("pip", "npm"):
-            raise PolicyConfigError(f"{where}ecosystem: expected 'pip' or 'npm'")
+        image = {"unsigned", "root"} if eco == "image" else set()
+        _check_keys(item, {"name", "ecosystem", "url"} | image, where.rstrip("."))
+        if eco not in ("pip", "npm", "image"):
+            raise PolicyConfigError(f"{where}ecosystem: expected 'pip', 'npm' or 'image'")
         url = _str(item, "url", where)
         if not url.startswith(("https://", "http://")) or "@" in url or not url.isascii():
             raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")
-        out.append(ApprovedRegistry(_str(item, "name", where), eco, registry_url(url)))
+        if eco == "image":
+            _check_image_registry(url, where)
+        effects = {k: _str(item, k, where, "allow") for k in sorted(image)}
+        if any(v not in ("allow", "require-approval", "deny") for v in effects.values()):
+            raise PolicyConfigError(f"{where}unsigned/root: allow, require-approval or deny")
+        out.append(ApprovedRegistry(_str(item, "name", where), eco, registry_url(url), **effects))
     if len({r.name for r in out}) != len(out):
         raise PolicyConfigError("registries: names must be unique")
     return tuple(out)
+
+
+def _check_image_registry(url: str, where: str) -> None:
+    """An image registry is ``https://HOST[:PORT]/[PATH/]``; plain HTTP on loopback only."""
+    from urllib.parse import urlsplit
+
+    from aegis.ecosystems.image.names import is_loopback
+
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or not parts.hostname:
+        raise PolicyConfigError(f"{where}url: expected https://HOST[:PORT]/[PATH/]")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise PolicyConfigError(f"{where}url: plain HTTP only for a loopback registry")
 
 
 def _parse_automation(data: Mapping[str, Any]) -> AutomationPolicy | None:

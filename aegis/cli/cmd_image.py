@@ -1,0 +1,195 @@
+"""``aegis docker|podman pull REF --plan`` and ``aegis container pull REF --runtime R --plan``.
+
+Plans one image pull (read-only, ``skopeo inspect``; docs/ecosystems.md "Container images").
+The registry comes from the reference itself: ``https://HOST/``, or ``http://HOST/`` when
+policy's ``[[registries]]`` marks that loopback registry plain HTTP. A reference without a
+digest is planned and denied (``image.tag-mutable``): ``--pin`` plans the digest the tag
+names now instead (``REPO:TAG@sha256:...``, the tag kept so aegisd sees if it moves).
+Without ``--plan`` the command is refused like every mutation-shaped command (exit 3).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+_VERBS = frozenset({"pull"})
+
+
+class _Group(click.Group):
+    """Refuses verbs other than pull (``run``, ``push``, ``rmi``...) with exit 3."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in _VERBS and not args[0].startswith("-"):
+            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
+            from aegis.text import inert
+
+            runtime = self.name or "container"
+            raise DirectMutationRefusedError(
+                f"refusing to run 'aegis {runtime} {inert(' '.join(args), max_chars=200)}': "
+                "Aegis never mutates directly, and it plans only image pulls",
+                hint=PLAN_FLOW.format(example=f"{runtime} pull <image>"),
+            )
+        return super().resolve_command(ctx, args)
+
+
+class _RefCommand(click.Command):
+    """An option-shaped reference is a bad reference (exit 3), not a usage error."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from aegis.ecosystems.image.names import parse_reference
+
+        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
+                parse_reference(arg)
+        return super().parse_args(ctx, args)
+
+
+def _plain_http(host: str) -> bool:
+    """Does the policy in force mark this (loopback) registry plain HTTP?"""
+    from aegis.config import load_config
+    from aegis.policy.config import PolicyConfig
+    from aegis.policy.run import load_policy
+
+    policy = load_policy(load_config())
+    if not isinstance(policy, PolicyConfig):
+        return False
+    return any(r.ecosystem == "image" and r.url.startswith(f"http://{host}/")
+               for r in policy.registries)  # fmt: skip
+
+
+def _pinned(ref_text: str, plain_http: bool) -> str:
+    """``REPO:TAG@<digest the tag names now>`` (the manifest's own SHA-256)."""
+    from aegis.ecosystems.image.names import parse_reference
+    from aegis.ecosystems.image.resolve import _digest, _skopeo
+    from aegis.errors import EnvironmentFailure
+
+    ref = parse_reference(ref_text)
+    if ref.digest:
+        return ref.canonical
+    got = _skopeo(f"{ref.repository}:{ref.tag}", plain_http)
+    if not got.ok:
+        raise EnvironmentFailure(f"cannot resolve {ref.canonical}: {got.error[:300]}")
+    return f"{ref.canonical}@{_digest(got.data)}"
+
+
+def plan_pull(runtime: str, reference: str, storage: str | None, *, pin: bool, plan: bool,
+              as_json: bool) -> None:  # fmt: skip
+    """Plan one pull and record it as a request (the three commands share this)."""
+    from aegis.cli.render import refuse_direct_mutation
+    from aegis.ecosystems.image.names import parse_reference, registry_url, store_location
+
+    ref = parse_reference(reference)
+    location = store_location(runtime, storage)
+    if not plan:
+        raise refuse_direct_mutation(f"{runtime} pull {reference}")
+    plain = _plain_http(ref.host)
+    target = _pinned(reference, plain) if pin else ref.canonical
+
+    from aegis import api
+    from aegis.analyze.plan import format_time
+    from aegis.api_agent import analysis_failed_error
+    from aegis.cli.cmd_apt import render_plan
+    from aegis.config import load_config
+    from aegis.ecosystems import for_tool
+    from aegis.model import Intent, Operation, Tool, plan_to_dict
+
+    cfg = load_config()
+    now = datetime.now(UTC)
+    intent = Intent(tool=Tool.IMAGE, operation=Operation.INSTALL, targets=(target,),
+                    requested_by=api.current_user(), requested_at=format_time(now),
+                    location=location, registry=registry_url(ref, plain))  # fmt: skip
+    result = for_tool(Tool.IMAGE).plan(cfg, intent, now)
+    planned = api.submit_plan(cfg, result, api.current_user())
+    if as_json:
+        from aegis.cli.render import emit_json
+
+        emit_json({"plan": plan_to_dict(result), "plan_path": str(planned.plan_path),
+                   "plan_hash": planned.plan_hash, "request_id": planned.request_id})  # fmt: skip
+    else:
+        from aegis.cli.render import print_line, print_path
+
+        render_plan(result)
+        image = result.ecosystem.image if result.ecosystem else None
+        if image is not None:
+            print_line(f"{image.reference} -> {image.digest} ({image.platform}, "
+                       f"{len(image.layers)} layers, user {image.user or 'root'!r}, "
+                       f"signature {image.signature})")  # fmt: skip
+        print_line(f"into {location} from {intent.registry}")
+        click.echo(f"request: {planned.request_id}")
+        print_path("plan", planned.plan_path)
+    if result.failure is not None:
+        raise analysis_failed_error(result, planned.request_id)
+
+
+_HELP = (
+    "Plan pulling an image (read-only: skopeo inspect); nothing runs until the plan is\n"
+    "reviewed, decided, signed and applied by aegisd, which pulls by digest only.\n\n"
+    "Example:\n\n  aegis {runtime} pull docker.io/library/nginx:1.27 --pin --plan"
+)
+
+
+def _pull_options(f: click.decorators.FC) -> click.decorators.FC:
+    for deco in reversed((
+        click.argument("reference"),
+        click.option("--pin", is_flag=True, help="Plan the digest the tag names now."),
+        click.option("--plan", "plan", is_flag=True, help="Required: only plan, never change."),
+        click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON."),
+    )):  # fmt: skip
+        f = deco(f)
+    return f
+
+
+@click.group("docker", cls=_Group, help=_HELP.format(runtime="docker"))
+def docker_group() -> None:
+    """Group docker's planning verb."""
+
+
+@docker_group.command("pull", cls=_RefCommand, help="Plan a docker pull (by digest).")
+@_pull_options
+def docker_pull_cmd(reference: str, pin: bool, plan: bool, as_json: bool) -> None:
+    """Plan a docker pull."""
+    plan_pull("docker", reference, None, pin=pin, plan=plan, as_json=as_json)
+
+
+@click.group("podman", cls=_Group, help=_HELP.format(runtime="podman"))
+def podman_group() -> None:
+    """Group podman's planning verb."""
+
+
+_STORAGE = click.option(
+    "--storage", "storage", default=None,
+    help="podman's graph root (default /var/lib/containers/storage).",
+)  # fmt: skip
+
+
+@podman_group.command("pull", cls=_RefCommand, help="Plan a podman pull (by digest).")
+@_pull_options
+@_STORAGE
+def podman_pull_cmd(reference: str, pin: bool, plan: bool, as_json: bool,
+                    storage: str | None) -> None:  # fmt: skip
+    """Plan a podman pull."""
+    plan_pull("podman", reference, storage, pin=pin, plan=plan, as_json=as_json)
+
+
+@click.group("container", cls=_Group, help=_HELP.format(runtime="container"))
+def container_group() -> None:
+    """Group the runtime-neutral planning verb."""
+
+
+@container_group.command("pull", cls=_RefCommand, help="Plan an image pull for a runtime.")
+@_pull_options
+@_STORAGE
+@click.option("--runtime", type=click.Choice(["podman", "docker"]), required=True,
+              help="The runtime whose store takes the image.")  # fmt: skip
+def container_pull_cmd(  # noqa: PLR0917 - click passes every option by keyword
+    reference: str, pin: bool, plan: bool, as_json: bool, storage: str | None, runtime: str
+) -> None:
+    """Plan an image pull."""
+    plan_pull(runtime, reference, storage, pin=pin, plan=plan, as_json=as_json)
