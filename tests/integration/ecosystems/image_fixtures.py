@@ -1,0 +1,74 @@
+"""A real registry on loopback (Debian's docker-registry) filled by skopeo from OCI layouts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from aegis.devtools import image_registry as ir
+
+TOOLS = ("skopeo", "podman", "docker-registry")
+HAVE_TOOLS = all(shutil.which(t) for t in TOOLS)
+needs_image_tools = pytest.mark.skipif(
+    not HAVE_TOOLS and os.environ.get("CI") != "true",
+    reason="skopeo, podman and docker-registry are not installed (scripts/test installs them)",
+)
+
+
+@dataclass
+class ImageWorld:
+    host: str
+    """``127.0.0.1:PORT``."""
+    work: Path
+    digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}/"
+
+    def ref(self, repo: str, pinned: bool = True) -> str:
+        out = f"{self.host}/team/{repo}:v1"
+        return f"{out}@{self.digests[repo]}" if pinned else out
+
+    def publish(self, repo: str, *, user: str = "1000", index: bool = False,
+                signed: bool = False, payload: bytes = b"hello\n") -> str:  # fmt: skip
+        layout = self.work / f"{repo}-{len(self.digests)}-{len(payload)}"
+        digest = ir.build_layout(layout, user=user, index=index, payload=payload)
+        ir.push(layout, f"{self.host}/team/{repo}:v1")
+        if signed:
+            ir.attach_signature(self.work, f"{self.host}/team/{repo}", digest)
+        self.digests[repo] = digest
+        return digest
+
+
+def serve(root: Path) -> Iterator[ImageWorld]:
+    with ir.serve(root / "registry") as host:
+        world = ImageWorld(host, root)
+        world.publish("app", signed=True)
+        world.publish("rootimg", user="")
+        world.publish("multi", index=True, signed=True)
+        yield world
+
+
+def policy_with_registry(url: str, extra: str = "") -> str:
+    default = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+    return (
+        default + f'\n[[registries]]\nname = "local"\necosystem = "image"\nurl = "{url}"\n{extra}'
+    )
+
+
+def new_store(path: Path) -> Path:
+    """An empty podman graph root whose driver is vfs (podman keeps the driver it finds)."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["podman", "--root", str(path), "--runroot", str(path) + "-run", "--storage-driver",
+         "vfs", "images"], check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return path

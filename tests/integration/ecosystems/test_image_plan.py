@@ -1,0 +1,139 @@
+"""Image planning with real skopeo against a real registry on loopback: signals and decisions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from aegis.config import load_config
+from aegis.ecosystems import for_tool
+from aegis.model import Intent, Operation, Plan, Tool
+from aegis.policy.config import ReviewSettings, parse_policy_config
+from aegis.policy.engine import evaluate
+
+from .image_fixtures import ImageWorld, needs_image_tools, policy_with_registry, serve
+
+pytestmark = needs_image_tools
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageWorld]:
+    yield from serve(tmp_path_factory.mktemp("images"))
+
+
+def _plan(world: ImageWorld, target: str, registry: str | None = None) -> Plan:
+    intent = Intent(Tool.IMAGE, Operation.INSTALL, (target,), "tester", "2026-01-01T00:00:00Z",
+                    location="podman:/srv/store", registry=registry or world.url)  # fmt: skip
+    return for_tool(Tool.IMAGE).plan(load_config({}), intent, datetime.now(UTC))
+
+
+def _decide(plan: Plan, policy: str) -> tuple[str, set[str]]:
+    cfg = parse_policy_config(policy)
+    cfg = replace(cfg, review=ReviewSettings(public_keys=(), allow_skip=True, required=False))
+    result = evaluate(plan, None, cfg, datetime.now(UTC))
+    return result.decision.value, {f.rule_id for f in result.fired}
+
+
+STRICT = 'unsigned = "require-approval"\nroot = "deny"\n'
+
+
+@pytest.mark.parametrize(
+    ("repo", "pinned", "extra", "decision", "rules"),
+    [
+        ("app", True, "", "allow", {"image.pull"}),
+        ("app", False, "", "deny", {"image.tag-mutable"}),
+        ("multi", True, "", "allow", {"image.pull"}),
+        ("rootimg", True, "", "allow", {"image.unsigned", "image.runs-as-root"}),
+        ("rootimg", True, STRICT, "deny", {"image.unsigned", "image.runs-as-root"}),
+        ("app", True, STRICT, "allow", {"image.pull"}),
+        ("missing", False, "", "deny", {"analysis.failed", "image.tag-mutable"}),
+    ],
+)
+def test_targets_signals_and_decisions(  # noqa: PLR0913, PLR0917 - one table row
+    world: ImageWorld, repo: str, pinned: bool, extra: str, decision: str, rules: set[str]
+) -> None:
+    target = world.ref(repo, pinned) if repo in world.digests else f"{world.host}/team/{repo}:v1"
+    plan = _plan(world, target)
+    got, fired = _decide(plan, policy_with_registry(world.url, extra))
+    assert got == decision, fired
+    assert rules <= fired, fired
+
+
+def test_an_unapproved_registry_is_denied(world: ImageWorld) -> None:
+    plan = _plan(world, world.ref("app"))
+    other = policy_with_registry("http://127.0.0.1:1/")
+    decision, fired = _decide(plan, other)
+    assert decision == "deny" and "registry.unapproved" in fired
+    # An entry can approve one path of a registry: another organisation is not approved.
+    only = policy_with_registry(f"{world.url}other/")
+    assert "registry.unapproved" in _decide(plan, only)[1]
+
+
+def test_the_evidence_is_the_registry_s_own_bytes(world: ImageWorld) -> None:
+    plan = _plan(world, world.ref("multi"))
+    assert plan.ecosystem is not None and plan.ecosystem.image is not None
+    image = plan.ecosystem.image
+    assert image.digest == world.digests["multi"]
+    assert image.media_type == "application/vnd.oci.image.index.v1+json"
+    assert image.platform == "linux/amd64" and image.platform_digest != image.digest
+    assert image.config_digest.startswith("sha256:") and len(image.layers) == 1
+    assert image.labels == {"org.example.app": "t"} and image.entrypoint == ("/hello",)
+    assert image.signature == "present" and image.signature_verified is False
+    assert plan.command_preview[-1] == f"{world.host}/team/multi@{image.digest}"
+    assert "--tls-verify=false" in plan.command_preview
+
+
+def test_a_moved_tag_and_a_wrong_digest_are_seen(world: ImageWorld) -> None:
+    world.publish("moving")
+    pinned = world.ref("moving")
+    world.publish("moving", payload=b"v2\n")
+    plan = _plan(world, pinned)
+    assert "image.tag-moved" in {s.name for s in plan.signals}
+    assert plan.command_preview  # still the pinned digest, never the tag's new one
+    bogus = _plan(world, f"{world.host}/team/app@sha256:{'0' * 64}")
+    assert bogus.failure is not None and bogus.command_preview == ()
+
+
+def test_plain_http_is_only_for_a_registry_the_plan_names_http(world: ImageWorld) -> None:
+    # The reference's registry over TLS: the loopback registry speaks only HTTP.
+    plan = _plan(world, world.ref("app"), registry=f"https://{world.host}/")
+    assert plan.failure is not None
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AEGIS_")}
+    env.update(AEGIS_HOME=str(home), AEGIS_HOST_ID="test-host", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "aegis", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_the_commands_plan_refuse_and_pin(world: ImageWorld, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "etc/aegis").mkdir(parents=True)
+    (home / "etc/aegis/policy.toml").write_text(policy_with_registry(world.url))
+    tag = world.ref("app", pinned=False)
+    for argv in (["podman", "pull", tag], ["docker", "pull", tag], ["podman", "run", tag],
+                 ["container", "pull", tag, "--runtime", "podman"],
+                 ["podman", "pull", "--tls-verify=false", tag, "--plan"]):  # fmt: skip
+        proc = _cli(home, *argv)
+        assert proc.returncode == 3, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    proc = _cli(home, "container", "pull", tag, "--runtime", "podman", "--storage",
+                str(tmp_path / "store"), "--pin", "--plan", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)["plan"]
+    assert plan["intent"]["targets"] == [world.ref("app")]
+    assert plan["intent"]["registry"] == world.url
+    assert plan["intent"]["location"] == f"podman:{tmp_path / 'store'}"
+    proc = _cli(home, "docker", "pull", tag, "--plan", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["plan"]["command_preview"] == []
