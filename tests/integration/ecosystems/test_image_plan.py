@@ -58,7 +58,7 @@ STRICT = 'unsigned = "require-approval"\nroot = "deny"\n'
         ("missing", False, "", "deny", {"analysis.failed", "image.tag-mutable"}),
     ],
 )
-def test_targets_signals_and_decisions(  # noqa: PLR0913, PLR0917 - one table row
+def test_targets_signals_and_decisions(
     world: ImageWorld, repo: str, pinned: bool, extra: str, decision: str, rules: set[str]
 ) -> None:
     target = world.ref(repo, pinned) if repo in world.digests else f"{world.host}/team/{repo}:v1"
@@ -72,7 +72,8 @@ def test_an_unapproved_registry_is_denied(world: ImageWorld) -> None:
     plan = _plan(world, world.ref("app"))
     other = policy_with_registry("http://127.0.0.1:1/")
     decision, fired = _decide(plan, other)
-    assert decision == "deny" and "registry.unapproved" in fired
+    assert decision == "deny"
+    assert "registry.unapproved" in fired
     # An entry can approve one path of a registry: another organisation is not approved.
     only = policy_with_registry(f"{world.url}other/")
     assert "registry.unapproved" in _decide(plan, only)[1]
@@ -80,14 +81,19 @@ def test_an_unapproved_registry_is_denied(world: ImageWorld) -> None:
 
 def test_the_evidence_is_the_registry_s_own_bytes(world: ImageWorld) -> None:
     plan = _plan(world, world.ref("multi"))
-    assert plan.ecosystem is not None and plan.ecosystem.image is not None
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.image is not None
     image = plan.ecosystem.image
     assert image.digest == world.digests["multi"]
     assert image.media_type == "application/vnd.oci.image.index.v1+json"
-    assert image.platform == "linux/amd64" and image.platform_digest != image.digest
-    assert image.config_digest.startswith("sha256:") and len(image.layers) == 1
-    assert image.labels == {"org.example.app": "t"} and image.entrypoint == ("/hello",)
-    assert image.signature == "present" and image.signature_verified is False
+    assert image.platform == "linux/amd64"
+    assert image.platform_digest != image.digest
+    assert image.config_digest.startswith("sha256:")
+    assert len(image.layers) == 1
+    assert image.labels == {"org.example.app": "t"}
+    assert image.entrypoint == ("/hello",)
+    assert image.signature == "present"
+    assert image.signature_verified is False
     assert plan.command_preview[-1] == f"{world.host}/team/multi@{image.digest}"
     assert "--tls-verify=false" in plan.command_preview
 
@@ -100,7 +106,8 @@ def test_a_moved_tag_and_a_wrong_digest_are_seen(world: ImageWorld) -> None:
     assert "image.tag-moved" in {s.name for s in plan.signals}
     assert plan.command_preview  # still the pinned digest, never the tag's new one
     bogus = _plan(world, f"{world.host}/team/app@sha256:{'0' * 64}")
-    assert bogus.failure is not None and bogus.command_preview == ()
+    assert bogus.failure is not None
+    assert bogus.command_preview == ()
 
 
 def test_plain_http_is_only_for_a_registry_the_plan_names_http(world: ImageWorld) -> None:
