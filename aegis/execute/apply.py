@@ -552,6 +552,9 @@ def _run_locked(
         "stdout_bytes": result.stdout_bytes,
         "stderr_bytes": result.stderr_bytes,
     }
+    if eco.tool is Tool.IMAGE:
+        # The rollback of a pull: the repository's images the store held before it.
+        details["previous_images"] = sorted(before)[:50]
     if outcome == "refused-by-apt-trivial-only":
         details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
     event, audit_error = audit_finished(d, base, result, details)

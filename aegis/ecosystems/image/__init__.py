@@ -35,10 +35,17 @@ DOCKER = "/usr/bin/docker"
 STORE_TIMEOUT_S = 120.0
 
 
-def _runroot(cfg: Config, root: str) -> str:
-    # A private run root per graph root: podman's locks and mount state for a store that is
-    # not the system's own never mix with /run/containers/storage.
-    return str(cfg.run_dir / "podman" / hashlib.sha256(root.encode()).hexdigest()[:16])
+RUNROOTS = "/run/aegis-podman"
+
+
+def runroot_for(root: str) -> str:
+    """podman's run root for a graph root that is not the system's own. Pure.
+
+    One per graph root, so its locks and mount state never mix with /run/containers/storage;
+    under root-only ``/run`` (never /tmp), and short: podman refuses a run root longer than
+    50 characters, which a path under a relocated ``AEGIS_HOME`` easily is.
+    """
+    return f"{RUNROOTS}/{hashlib.sha256(root.encode()).hexdigest()[:16]}"
 
 
 def runtime_prefix(cfg: Config, location: str | None) -> tuple[str, ...]:
@@ -52,7 +59,7 @@ def runtime_prefix(cfg: Config, location: str | None) -> tuple[str, ...]:
         return (DOCKER,)
     if path == DEFAULT_STORES["podman"]:
         return (PODMAN,)
-    return (PODMAN, "--root", path, "--runroot", _runroot(cfg, path))
+    return (PODMAN, "--root", path, "--runroot", runroot_for(path))
 
 
 def _pull_ref(plan: Plan) -> str | None:

@@ -56,7 +56,6 @@ from aegis.model import (
 SKOPEO = "/usr/bin/skopeo"
 SKOPEO_TIMEOUT_S = 120.0
 MAX_MANIFEST = 4 * 1024 * 1024
-EMPTY_REGISTRIES_CONF = "/usr/share/aegis/empty-registries.conf"
 INDEX_TYPES = frozenset(
     {"application/vnd.oci.image.index.v1+json",
      "application/vnd.docker.distribution.manifest.list.v2+json"}

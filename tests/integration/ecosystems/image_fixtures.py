@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from aegis.devtools import image_registry as ir
+from aegis.ecosystems.image import runroot_for
 
 TOOLS = ("skopeo", "podman", "docker-registry")
 HAVE_TOOLS = all(shutil.which(t) for t in TOOLS)
@@ -68,7 +69,7 @@ def new_store(path: Path) -> Path:
 
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["podman", "--root", str(path), "--runroot", str(path) + "-run", "--storage-driver",
+        ["podman", "--root", str(path), "--runroot", runroot_for(str(path)), "--storage-driver",
          "vfs", "images"], check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return path
