@@ -39,7 +39,7 @@ RUNROOTS = "/run/aegis-podman"
 
 
 def runroot_for(root: str) -> str:
-    """podman's run root for a graph root that is not the system's own. Pure.
+    """The podman run root for a graph root that is not the system's own. Pure.
 
     One per graph root, so its locks and mount state never mix with /run/containers/storage;
     under root-only ``/run`` (never /tmp), and short: podman refuses a run root longer than
