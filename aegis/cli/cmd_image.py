@@ -151,7 +151,12 @@ def docker_group() -> None:
     """Group docker's planning verb."""
 
 
-@docker_group.command("pull", cls=_RefCommand, help="Plan a docker pull (by digest).")
+@docker_group.command(
+    "pull",
+    cls=_RefCommand,
+    help="Plan a docker pull (by digest).\n\nExample:\n\n"
+    "  aegis docker pull nginx:1.27 --pin --plan",
+)
 @_pull_options
 def docker_pull_cmd(reference: str, pin: bool, plan: bool, as_json: bool) -> None:
     """Plan a docker pull."""
@@ -169,7 +174,12 @@ _STORAGE = click.option(
 )  # fmt: skip
 
 
-@podman_group.command("pull", cls=_RefCommand, help="Plan a podman pull (by digest).")
+@podman_group.command(
+    "pull",
+    cls=_RefCommand,
+    help="Plan a podman pull (by digest).\n\nExample:\n\n"
+    "  aegis podman pull nginx:1.27 --pin --plan",
+)
 @_pull_options
 @_STORAGE
 def podman_pull_cmd(reference: str, pin: bool, plan: bool, as_json: bool,
@@ -183,7 +193,12 @@ def container_group() -> None:
     """Group the runtime-neutral planning verb."""
 
 
-@container_group.command("pull", cls=_RefCommand, help="Plan an image pull for a runtime.")
+@container_group.command(
+    "pull",
+    cls=_RefCommand,
+    help="Plan an image pull for a runtime.\n\nExample:\n\n"
+    "  aegis container pull nginx:1.27 --runtime podman --pin --plan",
+)
 @_pull_options
 @_STORAGE
 @click.option("--runtime", type=click.Choice(["podman", "docker"]), required=True,
