@@ -268,6 +268,10 @@ _RUN_BOOL_OPTS = frozenset(
 _CONTAINER_INSTEAD = (
     "pin the image by digest (IMAGE@sha256:<digest>) after the operator has reviewed it"
 )
+_PULL_INSTEAD = (
+    "plan it instead: aegis podman pull <image> --pin --plan (or aegis docker pull; read-only: "
+    "the plan pins the digest, then review, policy, sign and aegisd pull it by digest)"
+)
 
 
 _CONTAINER_VERBS = frozenset({"run", "create", "pull", "container", "image"})
@@ -326,5 +330,5 @@ def container(args: Sequence[str]) -> Match | None:
     return Match(
         "container.unpinned",
         f"'{verb} {image}' uses an image not pinned by digest",
-        _CONTAINER_INSTEAD,
+        _PULL_INSTEAD if verb == "pull" else _CONTAINER_INSTEAD,
     )
