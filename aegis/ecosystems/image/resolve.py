@@ -167,11 +167,17 @@ def inspect_image(  # noqa: PLR0912, PLR0915 - one straight sequence of checked 
     Raises:
         _Failed: the registry did not answer, or answered bytes that do not match.
     """
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         first = pool.submit(_skopeo, ref.by_digest(ref.digest) if ref.digest else
                             f"{ref.repository}:{ref.tag}", plain_http)  # fmt: skip
         tagged = pool.submit(_skopeo, f"{ref.repository}:{ref.tag}", plain_http) if (
             ref.digest and ref.tag) else None  # fmt: skip
+        # A pinned reference: the config and the signature tag are read at once too; their
+        # bytes are checked against the manifest below like any other.
+        early = pool.submit(_skopeo, ref.by_digest(ref.digest), plain_http, config=True) if (
+            ref.digest) else None  # fmt: skip
+        sig = pool.submit(_skopeo, _signature_tag(ref, ref.digest), plain_http) if (
+            ref.digest) else None  # fmt: skip
         top = first.result()
         if not top.ok:
             raise _failure(top, f"cannot inspect {ref.canonical}")
@@ -184,7 +190,8 @@ def inspect_image(  # noqa: PLR0912, PLR0915 - one straight sequence of checked 
             raise _Failed("tool-failed", f"unreadable manifest: {e}") from e
         media_type = _media_type(doc)
         manifest, platform_digest = doc, digest
-        sig = pool.submit(_skopeo, _signature_tag(ref, digest), plain_http)
+        if sig is None:
+            sig = pool.submit(_skopeo, _signature_tag(ref, digest), plain_http)
         if media_type in INDEX_TYPES:
             entry = _pick_platform(doc, want)
             if entry is None:
@@ -205,7 +212,9 @@ def inspect_image(  # noqa: PLR0912, PLR0915 - one straight sequence of checked 
                           "(schema 1 and artifacts are never planned)")  # fmt: skip
         config_ref = manifest.get("config") or {}
         config_digest = str(config_ref.get("digest", ""))
-        cfg_got = _skopeo(ref.by_digest(platform_digest), plain_http, config=True)
+        cfg_got = early.result() if early is not None else _Got(False, b"", "")
+        if not cfg_got.ok or _digest(cfg_got.data) != config_digest:
+            cfg_got = _skopeo(ref.by_digest(platform_digest), plain_http, config=True)
         if not cfg_got.ok:
             raise _failure(cfg_got, "cannot read the image config")
         if _digest(cfg_got.data) != config_digest:

@@ -96,7 +96,8 @@ def test_apply_pulls_by_digest_checks_the_store_and_records_the_previous_image(
     assert d.submit(_sign(home, first, key_set)).ok
     world.publish("svc", payload=b"second\n")
     second = _plan(world, home, store, world.ref("svc"))
-    assert second.ecosystem is not None and second.ecosystem.image is not None
+    assert second.ecosystem is not None
+    assert second.ecosystem.image is not None
     answer = d.submit(_sign(home, second, key_set))
     assert answer.ok, (answer.message, answer.result)
     assert answer.result is not None
