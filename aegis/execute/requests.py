@@ -57,6 +57,11 @@ def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] |
         from aegis.ecosystems.pip.rollback import rollback_intent
     elif plan.intent.tool is Tool.NPM:
         from aegis.ecosystems.npm.rollback import rollback_intent
+    elif plan.intent.tool is Tool.IMAGE:
+        raise StateError(
+            f"request {request_id} pulled an image by digest: nothing was replaced; the "
+            "images the store held before are its executor result's previous_images"
+        )
     else:
         return None
     intent = rollback_intent(plan, request_id, api.current_user(), _now_text())

@@ -47,6 +47,7 @@ from aegis.model import (
     ImageEvidence,
     ImageLayer,
     Intent,
+    Operation,
     PackageChange,
     Plan,
     Provenance,
@@ -299,6 +300,8 @@ def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
     from aegis.analyze.plan import format_time, new_plan_id, this_host
     from aegis.ecosystems.image import IMAGE
 
+    if intent.operation is not Operation.INSTALL:
+        raise InputError("an image plan is a pull (install); nothing else is planned")
     (ref,) = check_targets(intent.targets)
     runtime, _ = split_location(intent.location)
     registry = intent.registry or ""
