@@ -201,10 +201,18 @@ def container_group() -> None:
 )
 @_pull_options
 @_STORAGE
-@click.option("--runtime", type=click.Choice(["podman", "docker"]), required=True,
-              help="The runtime whose store takes the image.")  # fmt: skip
+@click.option("--runtime", type=click.Choice(["podman", "docker"]), default=None,
+              help="Required: the runtime whose store takes the image.")  # fmt: skip
 def container_pull_cmd(  # noqa: PLR0917 - click passes every option by keyword
-    reference: str, pin: bool, plan: bool, as_json: bool, storage: str | None, runtime: str
-) -> None:
+    reference: str, pin: bool, plan: bool, as_json: bool, storage: str | None,
+    runtime: str | None,
+) -> None:  # fmt: skip
     """Plan an image pull."""
+    from aegis.cli.render import refuse_direct_mutation
+    from aegis.errors import InputError
+
+    if not plan:  # the refusal first, as for every mutation-shaped command (exit 3)
+        raise refuse_direct_mutation(f"container pull {reference}")
+    if runtime is None:
+        raise InputError("--runtime podman|docker is required: the store the image lands in")
     plan_pull(runtime, reference, storage, pin=pin, plan=plan, as_json=as_json)

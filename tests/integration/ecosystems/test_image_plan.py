@@ -129,7 +129,8 @@ def test_the_commands_plan_refuse_and_pin(world: ImageWorld, tmp_path: Path) -> 
     (home / "etc/aegis/policy.toml").write_text(policy_with_registry(world.url))
     tag = world.ref("app", pinned=False)
     for argv in (["podman", "pull", tag], ["docker", "pull", tag], ["podman", "run", tag],
-                 ["container", "pull", tag, "--runtime", "podman"],
+                 ["container", "pull", tag, "--runtime", "podman"], ["container", "pull", tag],
+                 ["container", "pull", tag, "--plan"],
                  ["podman", "pull", "--tls-verify=false", tag, "--plan"]):  # fmt: skip
         proc = _cli(home, *argv)
         assert proc.returncode == 3, (argv, proc.stderr)
