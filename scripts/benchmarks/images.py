@@ -124,6 +124,10 @@ def _round(tmp: Path, host: str, ref: str, keyset: dict[str, Any]) -> tuple[floa
     raw_argv[raw_argv.index("--runroot") + 1] = runroot_for(str(raw_store))
     raw_apply = _timed(raw_argv, dict(os.environ))
     through = _through_aegisd(cfg, env, ep_path, keyset)
+    from aegis.ecosystems.image import runroot_for
+
+    for used in (raw_store, aegis_store, tmp / "cli-store"):
+        shutil.rmtree(runroot_for(str(used)), ignore_errors=True)
     return raw_plan, aegis_plan, cli_plan, raw_apply, through
 
 

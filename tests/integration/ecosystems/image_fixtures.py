@@ -64,7 +64,10 @@ def policy_with_registry(url: str, extra: str = "") -> str:
 
 
 def new_store(path: Path) -> Path:
-    """An empty podman graph root whose driver is vfs (podman keeps the driver it finds)."""
+    """An empty podman graph root whose driver is vfs (podman keeps the driver it finds).
+
+    Its run root under /run/aegis-podman: remove it with :func:`drop_store`.
+    """
     import subprocess
 
     path.mkdir(parents=True, exist_ok=True)
@@ -73,3 +76,8 @@ def new_store(path: Path) -> Path:
          "vfs", "images"], check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return path
+
+
+def drop_store(path: Path) -> None:
+    shutil.rmtree(runroot_for(str(path)), ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)

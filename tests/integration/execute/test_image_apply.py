@@ -26,6 +26,7 @@ from .conftest import Keys, base_env, sign_plan
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ecosystems.image_fixtures import (
     ImageWorld,
+    drop_store,
     needs_image_tools,
     new_store,
     policy_with_registry,
@@ -39,6 +40,13 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageWorld]:
     yield from serve(tmp_path_factory.mktemp("imageapply"))
+
+
+@pytest.fixture
+def image_store(tmp_path: Path) -> Iterator[Path]:
+    path = new_store(tmp_path / "store")
+    yield path
+    drop_store(path)
 
 
 def _home(tmp_path: Path, world: ImageWorld) -> Path:
@@ -85,17 +93,16 @@ def _stored(store: Path) -> dict[str, str]:
 
 
 def test_apply_pulls_by_digest_checks_the_store_and_records_the_previous_image(
-    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, image_store: Path
 ) -> None:
     require_root("podman's rootful store and aegisd's apply need root")
     home = _home(tmp_path, world)
-    store = new_store(tmp_path / "store")
     d = make_daemon(home=home)
     first_digest = world.publish("svc")
-    first = _plan(world, home, store, world.ref("svc"))
+    first = _plan(world, home, image_store, world.ref("svc"))
     assert d.submit(_sign(home, first, key_set)).ok
     world.publish("svc", payload=b"second\n")
-    second = _plan(world, home, store, world.ref("svc"))
+    second = _plan(world, home, image_store, world.ref("svc"))
     assert second.ecosystem is not None
     assert second.ecosystem.image is not None
     answer = d.submit(_sign(home, second, key_set))
@@ -104,7 +111,7 @@ def test_apply_pulls_by_digest_checks_the_store_and_records_the_previous_image(
     assert answer.result["argv"][-1] == f"{world.host}/team/svc@{world.digests['svc']}"
     assert answer.result["drift"] == []
     assert answer.result["previous_images"] == [f"{world.host}/team/svc@{first_digest}"]
-    stored = _stored(store)
+    stored = _stored(image_store)
     assert stored[f"{world.host}/team/svc@{world.digests['svc']}"] == (
         second.ecosystem.image.config_digest
     )
@@ -113,29 +120,27 @@ def test_apply_pulls_by_digest_checks_the_store_and_records_the_previous_image(
 
 
 def test_a_moved_tag_is_refused_at_rederivation_and_nothing_is_pulled(
-    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, image_store: Path
 ) -> None:
     home = _home(tmp_path, world)
-    store = new_store(tmp_path / "store")
     world.publish("shifty")
-    data = _sign(home, _plan(world, home, store, world.ref("shifty")), key_set)
+    data = _sign(home, _plan(world, home, image_store, world.ref("shifty")), key_set)
     world.publish("shifty", payload=b"moved\n")
     answer = make_daemon(home=home).submit(data)
     assert not answer.ok
     assert answer.refusal == "refused:rederivation"
-    assert _stored(store) == {}
+    assert _stored(image_store) == {}
 
 
 def test_a_caller_outside_the_apply_group_is_refused_and_nothing_is_pulled(
-    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, image_store: Path
 ) -> None:
     require_root("dropping to another uid needs root")
     home = _home(tmp_path, world)
-    store = new_store(tmp_path / "store")
     d = make_daemon(home=home, config='socket_mode = "0666"\n')  # the socket lets it knock
     plan_file = Path(tempfile.mkdtemp(prefix="aegis-ep-")) / "ep.json"
     plan_file.parent.chmod(0o755)
-    plan_file.write_bytes(_sign(home, _plan(world, home, store, world.ref("app")), key_set))
+    plan_file.write_bytes(_sign(home, _plan(world, home, image_store, world.ref("app")), key_set))
     plan_file.chmod(0o644)
     public = Path(tempfile.mkdtemp(prefix="aegis-client-"))
     public.chmod(0o755)
@@ -157,4 +162,4 @@ def test_a_caller_outside_the_apply_group_is_refused_and_nothing_is_pulled(
         shutil.rmtree(public)
         shutil.rmtree(plan_file.parent)
     assert proc.stdout.strip() == "refused:peer", proc.stderr
-    assert _stored(store) == {}
+    assert _stored(image_store) == {}
