@@ -124,10 +124,6 @@ def _round(tmp: Path, host: str, ref: str, keyset: dict[str, Any]) -> tuple[floa
     raw_argv[raw_argv.index("--runroot") + 1] = runroot_for(str(raw_store))
     raw_apply = _timed(raw_argv, dict(os.environ))
     through = _through_aegisd(cfg, env, ep_path, keyset)
-    from aegis.ecosystems.image import runroot_for
-
-    for used in (raw_store, aegis_store, tmp / "cli-store"):
-        shutil.rmtree(runroot_for(str(used)), ignore_errors=True)
     return raw_plan, aegis_plan, cli_plan, raw_apply, through
 
 
@@ -153,6 +149,10 @@ def run() -> dict[str, Any]:
             for i in range(ROUNDS):
                 rows.append(_round(base / f"r{i}", host, ref, keyset))
     finally:
+        from aegis.ecosystems.image import runroot_for
+
+        for used in base.glob("r*/*-store"):  # their run roots live under /run/aegis-podman
+            shutil.rmtree(runroot_for(str(used)), ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
     raw_plan, aegis_plan, cli_plan, raw_apply, through = (
         statistics.median(c) for c in zip(*rows, strict=True)
