@@ -385,8 +385,6 @@ class ImageEvidence:
     """True only when a trusted key verified it (no key is configured yet: always False)."""
     tag_digest: str = ""
     """The digest the tag names now, when the reference has both (a moved tag is a signal)."""
-    previous: tuple[str, ...] = ()
-    """``repository@digest`` of this repository's images in the store before: the rollback."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from aegis.ecosystems.image.names import DEFAULT_STORES, check_targets, split_location
+from aegis.ecosystems.image.names import (
+    DEFAULT_STORES,
+    check_targets,
+    is_loopback,
+    parse_reference,
+    split_location,
+)
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.model import Action, Intent, Plan, Tool
 
@@ -101,7 +107,11 @@ class ImageEcosystem:
             prefix = runtime_prefix(cfg, plan.intent.location)
         except InputError:
             return ()
-        plain = (plan.intent.registry or "").startswith("http://")
+        (ref_parsed,) = check_targets(plan.intent.targets)
+        # Plain HTTP only to a loopback registry the plan names http:// (policy approved it).
+        plain = plan.intent.registry == f"http://{ref_parsed.host}/" and is_loopback(
+            ref_parsed.hostname
+        )
         if prefix[0] == DOCKER:
             return () if plain else (DOCKER, "pull", "--quiet", ref)
         return (*prefix, "pull", "--quiet", f"--tls-verify={'false' if plain else 'true'}", ref)
@@ -190,12 +200,14 @@ def _images(raw: bytes, repository: str) -> dict[str, object]:
         if row.get("Repository") and row.get("Digest"):  # docker's one row per name
             digests = [f"{row['Repository']}@{row['Digest']}"]
         for d in digests if isinstance(digests, list) else []:
-            name = str(d)
-            if name.startswith("docker.io/") is False and "/" in name and "." not in name.split(
-                    "/", 1)[0] and ":" not in name.split("/", 1)[0]:  # fmt: skip
-                name = "docker.io/" + name  # docker prints Hub names short
-            if name.rsplit("@", 1)[0] == repository:
-                out[name] = image_id
+            repo, _, digest = str(d).rpartition("@")
+            try:
+                # The same normalisation as plans (docker prints Hub names short: "nginx").
+                name = parse_reference(repo).repository
+            except InputError:
+                continue
+            if name == repository and digest.startswith("sha256:"):
+                out[f"{name}@{digest}"] = image_id
     return out
 
 

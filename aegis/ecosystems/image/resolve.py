@@ -308,6 +308,8 @@ def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
     plain_http = registry == f"http://{ref.host}/" and is_loopback(ref.hostname)
     if registry not in (f"https://{ref.host}/", f"http://{ref.host}/"):
         raise InputError(f"the registry {registry[:80]!r} is not the reference's own")
+    if registry.startswith("http://") and not plain_http:
+        raise InputError("plain HTTP only for a loopback registry")
     want = host_platform()
     failure: AnalysisFailure | None = None
     ev: ImageEvidence | None = None

@@ -82,3 +82,29 @@ def test_lookalike_registry_hosts_are_signals(text: str, lookalike: bool) -> Non
 def test_bad_stores_are_refused(runtime: str, store: str | None) -> None:
     with pytest.raises(InputError):
         store_location(runtime, store)
+
+
+def test_store_listings_are_read_with_the_plans_normalisation() -> None:
+    from aegis.ecosystems.image import _images
+
+    podman = (b'[{"Id": "abc", "RepoDigests": ["docker.io/library/nginx@' + D.encode()
+              + b'", "docker.io/library/other@' + D.encode() + b'"]}]')  # fmt: skip
+    docker = b'{"ID": "sha256:abc", "Repository": "nginx", "Digest": "' + D.encode() + b'"}\n'
+    for raw in (podman, docker):
+        assert _images(raw, "docker.io/library/nginx") == {
+            f"docker.io/library/nginx@{D}": "sha256:abc"
+        }
+
+
+def test_plain_http_to_a_remote_registry_is_refused_before_anything_runs() -> None:
+    from datetime import UTC, datetime
+
+    from aegis.config import load_config
+    from aegis.ecosystems.image.resolve import plan_image
+    from aegis.model import Intent, Operation, Tool
+
+    intent = Intent(Tool.IMAGE, Operation.INSTALL, (f"registry.example/app@{D}",), "t",
+                    "2026-01-01T00:00:00Z", location="podman:/srv/s",
+                    registry="http://registry.example/")  # fmt: skip
+    with pytest.raises(InputError):
+        plan_image(load_config({"AEGIS_HOME": "/nonexistent"}), intent, datetime.now(UTC))
