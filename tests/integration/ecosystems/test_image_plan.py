@@ -145,3 +145,21 @@ def test_the_commands_plan_refuse_and_pin(world: ImageWorld, tmp_path: Path) -> 
     proc = _cli(home, "docker", "pull", tag, "--plan", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["plan"]["command_preview"] == []
+
+
+def test_a_registry_serving_other_bytes_for_a_digest_is_caught(world: ImageWorld) -> None:
+    """The attack: the registry's storage rewritten so a config says User "0" under the old
+    digest. skopeo hands the bytes over; the planner's own SHA-256 refuses them."""
+    world.publish("tampered")
+    plan = _plan(world, world.ref("tampered"))
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.image is not None
+    config = plan.ecosystem.image.config_digest.split(":", 1)[1]
+    blob = next((world.work / "registry").rglob(f"blobs/sha256/{config[:2]}/{config}/data"))
+    doc = json.loads(blob.read_bytes())
+    doc["config"]["User"] = "0"
+    blob.write_bytes(json.dumps(doc).encode())
+    again = _plan(world, world.ref("tampered"))
+    assert again.failure is not None
+    assert "does not match" in again.failure.message
+    assert again.command_preview == ()
