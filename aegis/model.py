@@ -39,6 +39,7 @@ class Tool(StrEnum):
     APT = "apt"
     PIP = "pip"
     NPM = "npm"
+    CARGO = "cargo"
 
 
 class Operation(StrEnum):

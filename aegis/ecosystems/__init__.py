@@ -39,5 +39,9 @@ def for_tool(tool: Tool) -> Ecosystem:
             from aegis.ecosystems.npm import NPM
 
             return NPM
+        case Tool.CARGO:
+            from aegis.ecosystems.cargo import CARGO
+
+            return CARGO
         case _:
             assert_never(tool)

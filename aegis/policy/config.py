@@ -422,10 +422,12 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
             raise PolicyConfigError(f"registries[{i}]: expected a table")
         _check_keys(item, {"name", "ecosystem", "url"}, where.rstrip("."))
         eco = _str(item, "ecosystem", where)
-        if eco not in ("pip", "npm"):
-            raise PolicyConfigError(f"{where}ecosystem: expected 'pip' or 'npm'")
+        if eco not in ("pip", "npm", "cargo"):
+            raise PolicyConfigError(f"{where}ecosystem: expected 'pip', 'npm' or 'cargo'")
         url = _str(item, "url", where)
-        if not url.startswith(("https://", "http://")) or "@" in url or not url.isascii():
+        local = eco == "cargo" and url.startswith("file:///")  # a cargo local registry
+        web = url.startswith(("https://", "http://"))
+        if not (local or web) or "@" in url or not url.isascii():
             raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")
         out.append(ApprovedRegistry(_str(item, "name", where), eco, registry_url(url)))
     if len({r.name for r in out}) != len(out):
