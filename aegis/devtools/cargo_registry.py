@@ -51,7 +51,7 @@ class CargoRegistry:
         self.cksums: dict[tuple[str, str], str] = {}
         self.url = ""
 
-    def add(  # noqa: PLR0913 - a fixture's knobs
+    def add(
         self,
         name: str,
         version: str,
