@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,7 +111,8 @@ def test_the_sparse_index_on_loopback_gives_the_same_plan_and_needs_its_own_appr
     local = _plan(cfg, registry_dir_url(str(reg.root)), "hello-bin")
     with reg.serve() as url:
         sparse = _plan(cfg, index_url(url), "hello-bin")
-        assert sparse.ecosystem is not None and local.ecosystem is not None
+        assert sparse.ecosystem is not None
+        assert local.ecosystem is not None
         assert [a.sha256 for a in sparse.ecosystem.artifacts] == [
             a.sha256 for a in local.ecosystem.artifacts
         ]
@@ -194,7 +194,8 @@ def test_cli_plans_and_refuses(reg: CargoRegistry, tmp_path: Path) -> None:
     ok = _aegis(tmp_path, "cargo", "install", "hello-bin", "--registry-dir", str(reg.root),
                 "--plan")  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    assert "hello-bin" in ok.stdout and "request:" in ok.stdout
+    assert "hello-bin" in ok.stdout
+    assert "request:" in ok.stdout
     no_plan = _aegis(tmp_path, "cargo", "install", "hello-bin", "--registry-dir", str(reg.root))
     assert no_plan.returncode == 3
     assert "without --plan" in no_plan.stderr
