@@ -16,6 +16,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -27,6 +30,19 @@ from urllib.parse import unquote
 from aegis.ecosystems.cargo.source import index_path
 
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
+
+
+def find_cargo() -> str | None:
+    """Debian's cargo, else the real binary behind rustup's proxy, else cargo on PATH."""
+    if Path("/usr/bin/cargo").exists():
+        return "/usr/bin/cargo"
+    if shutil.which("rustup"):
+        out = subprocess.run(["rustup", "which", "cargo"], capture_output=True, text=True,
+                             check=False)  # fmt: skip
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    found = shutil.which("cargo")
+    return os.path.realpath(found) if found else None
 
 
 def _tar_gz(members: dict[str, bytes]) -> bytes:

@@ -87,15 +87,32 @@ def read_installed(root: str) -> dict[str, str]:
     return out
 
 
+_VERSIONS: dict[tuple[str, int, int, int], str] = {}
+
+
 def tool_version(cargo: str) -> str:
-    """``cargo --version`` of the configured binary ("" when it does not run)."""
+    """``cargo --version`` of the configured binary ("" when it does not run).
+
+    Remembered per binary file (inode, size, mtime): aegisd re-plans in one long-lived
+    process, and a replaced binary is asked again.
+    """
+    try:
+        st = os.stat(cargo)
+    except OSError:
+        return ""
+    key = (cargo, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _VERSIONS:
+        return _VERSIONS[key]
     env = {"PATH": f"{os.path.dirname(cargo)}:/usr/bin:/bin", "LANG": "C"}
     try:
         out = subprocess.run([cargo, "--version"], env=env, capture_output=True, timeout=30,
                              check=False, stdin=subprocess.DEVNULL)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    return out.stdout.decode("utf-8", "replace").strip()[:200] if out.returncode == 0 else ""
+    text = out.stdout.decode("utf-8", "replace").strip()[:200] if out.returncode == 0 else ""
+    if text:
+        _VERSIONS[key] = text
+    return text
 
 
 @dataclass
@@ -245,7 +262,9 @@ def _read_set(
             failure = AnalysisFailure("unknown-package", f"{name} has no binary to install")
         deps, dep_signals = _locked_deps(index, entry, first.facts.lock or ())
         signals.extend(dep_signals)
-        return [first, *pool.map(lambda e: _read_crate(index.src, e), deps)], signals, failure
+        more = pool.map(lambda e: _read_crate(index.src, e), deps) if len(deps) > 1 else (
+            [_read_crate(index.src, e) for e in deps])  # fmt: skip
+        return [first, *more], signals, failure
     except SourceError as e:
         return [], [], AnalysisFailure("tool-failed", f"cannot read the registry: {e}")
 

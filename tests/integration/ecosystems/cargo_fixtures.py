@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from aegis.devtools.cargo_registry import CargoRegistry
+from aegis.devtools.cargo_registry import CargoRegistry, find_cargo
 
-
-def cargo_binary() -> str | None:
-    """Debian's cargo, else the real binary behind rustup's proxy, else cargo on PATH."""
-    if Path("/usr/bin/cargo").exists():
-        return "/usr/bin/cargo"
-    if shutil.which("rustup"):
-        out = subprocess.run(["rustup", "which", "cargo"], capture_output=True, text=True,
-                             check=False)  # fmt: skip
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    found = shutil.which("cargo")
-    return os.path.realpath(found) if found else None
-
-
-CARGO = cargo_binary()
+CARGO = find_cargo()
 needs_cargo = pytest.mark.skipif(
     CARGO is None and os.environ.get("CI") != "true",
     reason="cargo is not installed (scripts/test installs Debian's)",

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from aegis.config import load_config
 from aegis.devtools.cargo_registry import CargoRegistry
 from aegis.ecosystems import for_tool
