@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from npm import _env, _sign  # noqa: E402 - the same signing helpers
+from npm import _env, _sign  # the same signing helpers as the npm figures
 
 ROUNDS = 3
 PLAN_ROUNDS = 30
