@@ -23,7 +23,13 @@ from typing import Any
 
 from aegis.canonical import canonical_hash
 from aegis.ecosystems.cargo.crate import CRATES_IO, CrateError, CrateFacts, inspect_crate
-from aegis.ecosystems.cargo.names import check_targets, crate_key, root_dir
+from aegis.ecosystems.cargo.names import (
+    CRATE_RE,
+    VERSION_RE,
+    check_targets,
+    crate_key,
+    root_dir,
+)
 from aegis.ecosystems.cargo.source import (
     IndexEntry,
     Source,
@@ -194,7 +200,11 @@ def _locked_deps(
     for name, version, source, checksum in lock:
         if crate_key(name) == crate_key(root.name) and version == root.version and not source:
             continue
-        label = f"{name} {version}"
+        label = f"{name} {version}"[:120]
+        if not (CRATE_RE.match(name) and VERSION_RE.match(version)):
+            # Lockfile text is the publisher's: never a path or URL part unchecked.
+            signals.append(Signal("cargo.lock-source", name[:64], f"{label!r} is not a crate"))
+            continue
         if source not in CRATES_IO:
             signals.append(Signal("cargo.lock-source", name,
                                   f"{label} from {source[:120] or 'a path'}"))  # fmt: skip

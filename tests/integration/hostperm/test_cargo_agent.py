@@ -25,7 +25,7 @@ from tests.integration.ecosystems.cargo_fixtures import CARGO, MAIN, needs_cargo
 from tests.integration.ecosystems.cargo_fixtures import policy_with_registry as policy_text
 from tests.integration.execute.conftest import _RUNNING, Daemon, sign_plan
 
-from .conftest import MEMBER, OTHER_MEMBER, Host, free_gid
+from .conftest import MEMBER, OTHER_MEMBER, Host
 
 pytestmark = [pytest.mark.root, needs_cargo]
 AEGISCTL = ("-c", "from aegis.cli.aegisctl import main; main()")
@@ -39,6 +39,16 @@ def public_base() -> Iterator[Path]:
     for daemon in list(_RUNNING):
         daemon.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _free(gid: int) -> bool:
+    import grp
+
+    try:
+        grp.getgrgid(gid)
+    except KeyError:
+        return True
+    return False
 
 
 def _world_readable(base: Path) -> None:
@@ -60,7 +70,7 @@ def test_an_agent_plans_a_crate_but_cannot_apply_it(host: Host, public_base: Pat
     url = f"file://{reg.root}/"
     (host.etc / "policy.toml").write_text(policy_text(url))
     (host.etc / "aegis.toml").write_text(f'cargo = "{cargo}"\n')
-    apply_gid = free_gid() + 1
+    apply_gid = next(g for g in range(host.gid + 1, host.gid + 100) if _free(g))
     (host.etc / "aegisd.toml").write_text(f'apply_group = "{apply_gid}"\n')
 
     planned = host.member("cargo", "install", "hello-bin", "--registry-dir", str(reg.root),
