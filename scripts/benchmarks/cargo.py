@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from npm import _env, _sign  # the same signing helpers as the npm figures
 
-ROUNDS = 3
+ROUNDS = 5
 PLAN_ROUNDS = 30
 HERE = Path(__file__).resolve().parents[2]
 MAIN = 'fn main() { println!("{}", bench_dep::one()); }\n'
