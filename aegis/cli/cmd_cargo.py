@@ -139,6 +139,9 @@ def install_cmd(
         from aegis.cli.render import print_line, print_path
 
         render_plan(result)
+        if result.ecosystem is not None and result.ecosystem.artifacts:
+            deps = len(result.ecosystem.artifacts) - 1
+            print_line(f"{deps} locked dependencies (the crate's Cargo.lock), each cksum-checked")
         print_line(f"into {location} from {url}")
         click.echo(f"request: {planned.request_id}")
         print_path("plan", planned.plan_path)

@@ -111,6 +111,19 @@ def test_a_crate_that_moved_since_signing_is_refused_and_nothing_installs(
     assert not (load_config(base_env(home)).cargo_root / "bin/other-bin").exists()
 
 
+def test_a_newer_version_published_since_signing_is_refused(
+    tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    reg, home = _world(tmp_path)
+    plan = _plan(reg, home, "other-bin")  # no version: the newest release, 1.0.0
+    data = _sign(home, plan, key_set)
+    reg.add("other-bin", "1.1.0", main="fn main() {}\n")
+    answer = make_daemon(home=home).submit(data)
+    assert answer.refusal == "refused:rederivation"
+    assert "other-bin" in answer.message
+    assert "1.1.0" in answer.message
+
+
 def test_a_plan_for_another_root_gets_no_argv(tmp_path: Path) -> None:
     reg, home = _world(tmp_path)
     plan = _plan(reg, home, "other-bin")
