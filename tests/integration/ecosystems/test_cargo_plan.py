@@ -212,3 +212,27 @@ def test_cli_plans_and_refuses(reg: CargoRegistry, tmp_path: Path) -> None:
     not_registry = _aegis(tmp_path, "cargo", "install", "hello-bin", "--registry-dir",
                           str(tmp_path), "--plan")  # fmt: skip
     assert not_registry.returncode == 3
+
+
+def test_aegisd_stages_exactly_the_signed_crates_and_refuses_other_bytes(
+    reg: CargoRegistry, cfg: Config
+) -> None:
+    from aegis.ecosystems.cargo import CARGO as ECO
+    from aegis.ecosystems.cargo import work_dir
+    from aegis.errors import EnvironmentFailure
+
+    with reg.serve() as url:
+        plan = _plan(cfg, index_url(url), "hello-bin")
+        ECO.before_run(cfg, plan)
+        staged = work_dir(cfg) / "registry"
+        assert sorted(p.name for p in staged.glob("*.crate")) == [
+            "hello-bin-1.0.0.crate",
+            "tiny-dep-1.0.0.crate",
+        ]
+        assert "local-registry" in (work_dir(cfg) / "home/config.toml").read_text()
+        assert plan.ecosystem is not None
+        forged = replace(plan.ecosystem, artifacts=tuple(
+            replace(a, sha256="0" * 64) if a.name == "tiny-dep" else a
+            for a in plan.ecosystem.artifacts))  # fmt: skip
+        with pytest.raises(EnvironmentFailure, match=r"tiny-dep 1.0.0: the index cksum moved"):
+            ECO.before_run(cfg, replace(plan, ecosystem=forged))
