@@ -126,25 +126,28 @@ class _Crate:
     entry: IndexEntry
     url: str
     sha256: str
+    """The bytes' SHA-256 when it is the index cksum; "" otherwise."""
     size: int
     facts: CrateFacts
     problem: str = ""
+    """Why the bytes are unverified ("" when they matched)."""
+    archive_problem: str = ""
+    """Why the strict reader refused the archive ("" when it read it)."""
 
 
 def _read_crate(src: Source, entry: IndexEntry) -> _Crate:
-    url = src.crate_url(entry.name, entry.version) if src.dir is not None else ""
     try:
-        url = url or src.crate_url(entry.name, entry.version)
+        url = src.crate_url(entry.name, entry.version)
         data = src.crate(entry.name, entry.version)
     except SourceError as e:
-        return _Crate(entry, url, "", 0, CrateFacts(), f"unreadable: {e}")
+        return _Crate(entry, "", "", 0, CrateFacts(), f"unreadable: {e}")
     digest = hashlib.sha256(data).hexdigest()
     ok = digest == entry.cksum
+    problem = "" if ok else f"sha256 {digest} is not the index cksum {entry.cksum}"
     try:
         facts = inspect_crate(data, entry.name, entry.version)
     except CrateError as e:
-        return _Crate(entry, url, digest if ok else "", len(data), CrateFacts(), str(e))
-    problem = "" if ok else f"sha256 {digest} is not the index cksum {entry.cksum}"
+        return _Crate(entry, url, digest if ok else "", len(data), CrateFacts(), problem, str(e))
     return _Crate(entry, url, digest if ok else "", len(data), facts, problem)
 
 
@@ -171,6 +174,8 @@ def _crate_signals(c: _Crate, requested: bool) -> tuple[list[Signal], list[Findi
     findings: list[Finding] = []
     if c.problem:
         signals.append(Signal("integrity.unverified", name, c.problem[:300]))
+    if c.archive_problem:
+        signals.append(Signal("cargo.archive-refused", name, c.archive_problem[:300]))
     if c.entry.yanked:
         who = "the requested version" if requested else "a locked dependency"
         signals.append(Signal("cargo.yanked", name, f"{c.entry.version} is yanked ({who})"))
@@ -268,7 +273,7 @@ def _read_set(
         failure = None
         if first.facts.lock is None:
             signals.append(Signal("cargo.unlocked", name, "the crate ships no Cargo.lock"))
-        if not first.facts.bins and not first.problem:
+        if not first.facts.bins and not (first.problem or first.archive_problem):
             failure = AnalysisFailure("unknown-package", f"{name} has no binary to install")
         deps, dep_signals = _locked_deps(index, entry, first.facts.lock or ())
         signals.extend(dep_signals)

@@ -149,6 +149,8 @@ RULES: tuple[Rule, ...] = (
          registry_unapproved, PHRASE_REPOSITORY),
     Rule("integrity.missing", _D, "a crate without a matching cksum", integrity_missing,
          PHRASE_SOURCE),
+    _r("cargo.archive-refused", _D, "a .crate the strict reader refused (links, devices, "
+       "paths outside its folder, past its bounds)", "cargo.archive-refused"),
     _r("cargo.unlocked", _D, "a crate without Cargo.lock (--locked cannot pin it)",
        "cargo.unlocked"),
     _r("cargo.lock-source", _D, "Cargo.lock names a source outside the plan's registry",

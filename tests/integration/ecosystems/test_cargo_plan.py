@@ -66,9 +66,9 @@ def _decide(approved: str, plan: Plan) -> tuple[str, set[str]]:
         ("unlocked-bin", "deny", {"cargo.unlocked"}, "1.0.0"),
         ("git-lock-bin", "deny", {"cargo.lock-source"}, "1.0.0"),
         ("tampered-bin", "deny", {"integrity.missing"}, "1.0.0"),
-        ("link-bin", "deny", {"integrity.missing"}, "1.0.0"),  # a symlinked build.rs
-        ("escape-bin", "deny", {"integrity.missing"}, "1.0.0"),  # ../ in the archive
-        ("device-bin", "deny", {"integrity.missing"}, "1.0.0"),  # a device node
+        ("link-bin", "deny", {"cargo.archive-refused"}, "1.0.0"),  # a symlinked build.rs
+        ("escape-bin", "deny", {"cargo.archive-refused"}, "1.0.0"),  # ../ in the archive
+        ("device-bin", "deny", {"cargo.archive-refused"}, "1.0.0"),  # a device node
         ("sudo", "require-approval", {"cargo.bin-shadows"}, "1.0.0"),
         ("ripgrap", "require-approval", {"name.lookalike"}, "1.0.0"),
         ("tiny-dep", "deny", {"analysis.failed"}, None),  # a library: nothing to install
