@@ -3,6 +3,7 @@ loopback): targets, signals and decisions; hostile inputs and hostile crates; th
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -236,3 +237,32 @@ def test_aegisd_stages_exactly_the_signed_crates_and_refuses_other_bytes(
             for a in plan.ecosystem.artifacts))  # fmt: skip
         with pytest.raises(EnvironmentFailure, match=r"tiny-dep 1.0.0: the index cksum moved"):
             ECO.before_run(cfg, replace(plan, ecosystem=forged))
+
+
+def test_an_upgrade_is_rolled_back_by_planning_the_previous_version(
+    reg: CargoRegistry, tmp_path: Path
+) -> None:
+    from aegis.ecosystems.cargo.rollback import rollback_intent
+
+    cfg = load_config({"AEGIS_HOME": str(tmp_path), "AEGIS_CARGO": CARGO or "/usr/bin/cargo",
+                       "AEGIS_HOST_ID": "test-host"})  # fmt: skip
+    cfg.cargo_root.mkdir(parents=True)
+    tracking = cfg.cargo_root / ".crates2.json"
+
+    def installed(version: str) -> None:  # cargo's own tracking file, as cargo writes it
+        key = f"hello-bin {version} (registry+https://github.com/rust-lang/crates.io-index)"
+        tracking.write_text(json.dumps({"installs": {key: {"bins": ["hello-bin"]}}}))
+
+    installed("0.9.0")
+    url = registry_dir_url(str(reg.root))
+    up = _plan(cfg, url, "hello-bin")
+    assert [(c.action.value, c.current_version) for c in up.changes] == [("upgrade", "0.9.0")]
+    installed("1.0.0")  # as after the upgrade's apply
+    intent = rollback_intent(up, "r-0000000000000001", "tester", "2026-01-01T00:00:00Z")
+    assert (intent.operation, intent.targets) == (Operation.ROLLBACK, ("hello-bin@0.9.0",))
+    back = for_tool(Tool.CARGO).plan(cfg, intent, datetime.now(UTC))
+    assert [(c.action.value, c.candidate_version) for c in back.changes] == [("downgrade", "0.9.0")]
+    assert back.command_preview[-3:] == ("0.9.0", "--", "hello-bin")
+    decision, fired = _decide(url, back)
+    assert decision == "require-approval"
+    assert "cargo.downgrade" in fired
