@@ -166,9 +166,6 @@ class _Index:
 
 
 def _crate_signals(c: _Crate, requested: bool) -> tuple[list[Signal], list[Finding]]:
-    from aegis.analyze.evidence.scripts import scan_script
-    from aegis.ecosystems.cargo.crate import shell_texts
-
     name, f = c.entry.name, c.facts
     signals: list[Signal] = []
     findings: list[Finding] = []
@@ -181,6 +178,9 @@ def _crate_signals(c: _Crate, requested: bool) -> tuple[list[Signal], list[Findi
         signals.append(Signal("cargo.yanked", name, f"{c.entry.version} is yanked ({who})"))
     if f.build_script:
         signals.append(Signal("cargo.build-script", name, f.build_script))
+    if f.build_commands:  # the script rules compile many patterns: only when needed
+        from aegis.analyze.evidence.scripts import scan_script
+        from aegis.ecosystems.cargo.crate import shell_texts
     for cmd in f.build_commands:
         signals.append(Signal("cargo.build-command", name, cmd[:300]))
         for text in shell_texts(cmd):
