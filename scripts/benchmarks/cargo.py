@@ -152,8 +152,9 @@ def _apply_round(
 
 
 def _apply_rounds(base: Path, reg: Any, home: Path, keyset: dict[str, Any]) -> list[Any]:
-    """ROUNDS rounds; one refused for a dpkg lock someone else holds is run again (aegisd
-    takes dpkg's frontend lock for every apply, and nothing ran).
+    """ROUNDS rounds; one refused for a dpkg lock someone else holds is run again.
+
+    aegisd takes dpkg's frontend lock for every apply; such a refusal ran nothing.
     """
     from aegis.errors import EnvironmentFailure
 
@@ -195,7 +196,11 @@ def run() -> dict[str, Any]:
         (home / "etc/aegis/policy.toml").write_text(
             policy + f'\n[[registries]]\nname = "bench"\necosystem = "cargo"\nurl = "{url}"\n'
         )
-        (home / "etc/aegis/aegis.toml").write_text(f'cargo = "{cargo}"\n')
+        # dpkg's locks (aegisd takes them for every apply) in a root of its own, not the host's.
+        dpkg = base / "dpkg-root"
+        (dpkg / "var/lib/dpkg").mkdir(parents=True)
+        (dpkg / "var/lib/dpkg/status").write_text("")
+        (home / "etc/aegis/aegis.toml").write_text(f'cargo = "{cargo}"\ndpkg_root = "{dpkg}"\n')
         cfg = load_config(_env(home))
         intent = Intent(Tool.CARGO, Operation.INSTALL, ("bench-bin",), "bench",
                         "2026-01-01T00:00:00Z", location=root_location(str(cfg.cargo_root)),

@@ -33,7 +33,12 @@ def _world(tmp_path: Path) -> tuple[CargoRegistry, Path]:
     (home / "etc/aegis/policy.toml").write_text(
         policy_with_registry(registry_dir_url(str(reg.root)))
     )
-    (home / "etc/aegis/aegis.toml").write_text(f'cargo = "{CARGO}"\n')
+    # A dpkg root of its own: aegisd takes dpkg's locks for every apply, and a cargo test
+    # has no business holding (or waiting for) the host's.
+    dpkg = tmp_path / "dpkg-root"
+    (dpkg / "var/lib/dpkg").mkdir(parents=True)
+    (dpkg / "var/lib/dpkg/status").write_text("")
+    (home / "etc/aegis/aegis.toml").write_text(f'cargo = "{CARGO}"\ndpkg_root = "{dpkg}"\n')
     return reg, home
 
 
