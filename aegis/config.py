@@ -65,6 +65,8 @@ class Config:
     ai_reasoning: str = "off"
     """How much a reasoning model may think for a review: off, low or model (its own
     default); see :func:`aegis.review.client.reasoning_controls`."""
+    cargo: str = "/usr/bin/cargo"
+    """The cargo binary planning and aegisd run (Debian's by default; ``AEGIS_CARGO``)."""
 
     @property
     def store_path(self) -> Path:
@@ -142,6 +144,11 @@ class Config:
         return self.state_dir / "vulndb.json"
 
     @property
+    def cargo_root(self) -> Path:
+        """The Aegis-managed ``cargo install --root``: binaries land in its ``bin/``."""
+        return (self.home or Path("/")) / "usr/local/lib/aegis/cargo"
+
+    @property
     def metrics_dir(self) -> Path:
         """Prometheus textfile (``aegis.prom``): workflow counts and stuck items."""
         return self.state_dir / "metrics"
@@ -196,6 +203,7 @@ _KEYS = {
     "state_dir": "AEGIS_STATE_DIR",
     "log_dir": "AEGIS_LOG_DIR",
     "run_dir": "AEGIS_RUN_DIR",
+    "cargo": "AEGIS_CARGO",
 }
 
 
@@ -276,7 +284,15 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         host_id=str(values["host_id"]) if values.get("host_id") else None,
         vuln_release=str(values.get("vuln_release", "bookworm")),
         ai_reasoning=_reasoning(values.get("ai_reasoning", "off")),
+        cargo=_abs_path("cargo", values.get("cargo", "/usr/bin/cargo")),
     )
+
+
+def _abs_path(name: str, value: Any) -> str:
+    text = str(value)
+    if not text.startswith("/") or not text.isascii() or any(c in text for c in "\x00\n =:"):
+        raise InputError(f"config {name} must be an absolute path, got {text[:80]!r}")
+    return text
 
 
 _REASONING = ("off", "low", "model")  # aegis.review.client.REASONING_MODES (kept import-free)

@@ -41,6 +41,7 @@ class Tool(StrEnum):
     NPM = "npm"
     IMAGE = "image"
     """Container images (``docker``/``podman pull``); the runtime is in the location."""
+    CARGO = "cargo"
 
 
 class Operation(StrEnum):

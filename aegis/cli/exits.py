@@ -55,6 +55,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis docker pull": _RECORDS,
     "aegis podman pull": _RECORDS,
     "aegis container pull": _RECORDS,
+    "aegis cargo install": _RECORDS,
     "aegis audit verify": _READS,
     "aegis audit checkpoint": (*_READS, StateError),
     "aegis cancel": _RECORDS,

@@ -43,5 +43,9 @@ def for_tool(tool: Tool) -> Ecosystem:
             from aegis.ecosystems.image import IMAGE
 
             return IMAGE
+        case Tool.CARGO:
+            from aegis.ecosystems.cargo import CARGO
+
+            return CARGO
         case _:
             assert_never(tool)

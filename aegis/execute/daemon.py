@@ -397,6 +397,7 @@ def _preload() -> None:
         "aegis.policy.engine",
         "aegis.policy.run",
         "nacl.signing",
+        "aegis.ecosystems.cargo.resolve",
     ):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

@@ -62,6 +62,8 @@ def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] |
             f"request {request_id} pulled an image by digest: nothing was replaced; the "
             "images the store held before are its executor result's previous_images"
         )
+    elif plan.intent.tool is Tool.CARGO:
+        from aegis.ecosystems.cargo.rollback import rollback_intent
     else:
         return None
     intent = rollback_intent(plan, request_id, api.current_user(), _now_text())

@@ -42,6 +42,10 @@ PLAN_PIP = (
     "plan it instead: aegis pip install <requirement> --venv DIR --plan (read-only; then "
     "review, policy, sign and aegisd apply it)"
 )
+PLAN_CARGO = (
+    "plan it instead: aegis cargo install <crate> --registry-dir DIR --plan (read-only; then "
+    "review, policy, sign and aegisd apply it)"
+)
 _MAX_SHOWN = 10
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from aegis.guard.argv import (
     ASK_OPERATOR,
+    PLAN_CARGO,
     PLAN_NPM,
     PLAN_PIP,
     Match,
@@ -226,9 +227,8 @@ def cargo(args: Sequence[str]) -> Match | None:
     _, operands = split_options(args, frozenset({"-Z", "--config", "--color"}))
     operands = [o for o in operands if not o.startswith("+")]  # cargo +nightly install
     if operands and operands[0] in ("install", "binstall"):
-        return Match(
-            "cargo.install", f"'cargo {operands[0]}' builds and installs crates", ASK_OPERATOR
-        )
+        instead = PLAN_CARGO if operands[0] == "install" else ASK_OPERATOR
+        return Match("cargo.install", f"'cargo {operands[0]}' builds and installs crates", instead)
     return None
 
 

@@ -418,6 +418,10 @@ def registry_url(url: str) -> str:
     return url.rstrip("/") + "/"
 
 
+REGISTRY_ECOSYSTEMS = ("pip", "npm", "image", "cargo")
+"""The ecosystems whose sources ``[[registries]]`` approves (apt's are ``[[sources]]``)."""
+
+
 def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
     if not isinstance(raw, list) or len(raw) > MAX_LIST:
         raise PolicyConfigError("registries: expected an array of tables ([[registries]])")
@@ -429,10 +433,14 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
         eco = _str(item, "ecosystem", where)
         image = {"unsigned", "root"} if eco == "image" else set()
         _check_keys(item, {"name", "ecosystem", "url"} | image, where.rstrip("."))
-        if eco not in ("pip", "npm", "image"):
-            raise PolicyConfigError(f"{where}ecosystem: expected 'pip', 'npm' or 'image'")
+        if eco not in REGISTRY_ECOSYSTEMS:
+            raise PolicyConfigError(
+                f"{where}ecosystem: expected one of {', '.join(REGISTRY_ECOSYSTEMS)}"
+            )
         url = _str(item, "url", where)
-        if not url.startswith(("https://", "http://")) or "@" in url or not url.isascii():
+        local = eco == "cargo" and url.startswith("file:///")  # a cargo local registry
+        web = url.startswith(("https://", "http://"))
+        if not (local or web) or "@" in url or not url.isascii():
             raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")
         if eco == "image":
             _check_image_registry(url, where)

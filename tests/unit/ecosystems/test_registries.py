@@ -20,7 +20,8 @@ def test_a_registry_entry_is_parsed_with_one_trailing_slash() -> None:
 @pytest.mark.parametrize(
     "entry",
     [
-        'name = "x"\necosystem = "cargo"\nurl = "https://x/"\n',
+        'name = "x"\necosystem = "gem"\nurl = "https://x/"\n',
+        'name = "x"\necosystem = "pip"\nurl = "file:///srv/simple/"\n',
         'name = "x"\necosystem = "pip"\nurl = "https://user:pw@x/simple/"\n',
         'name = "x"\necosystem = "pip"\nurl = "ftp://x/simple/"\n',
         'name = "x"\necosystem = "npm"\nurl = "https://x/"\nextra = 1\n',

@@ -38,7 +38,7 @@ def test_every_tool_has_its_ecosystem(tool: Tool) -> None:
     assert for_tool(tool).tool is tool
 
 
-@pytest.mark.parametrize("bogus", ["cargo", "npm", "", "APT"])
+@pytest.mark.parametrize("bogus", ["gem", "npm", "", "APT"])
 def test_an_unknown_tool_fails_closed(bogus: str) -> None:
     with pytest.raises(InputError):
         for_tool(bogus)  # type: ignore[arg-type]
@@ -46,14 +46,14 @@ def test_an_unknown_tool_fails_closed(bogus: str) -> None:
 
 def test_a_plan_of_an_unknown_tool_does_not_parse() -> None:
     data = plan_to_dict(sample_plan("plan-0123456789abcdef0123"))
-    data["intent"] = {**data["intent"], "tool": "cargo"}
+    data["intent"] = {**data["intent"], "tool": "gem"}
     with pytest.raises(InputError):
         plan_from_dict(data)
 
 
 def test_policy_denies_a_plan_whose_tool_no_ecosystem_knows() -> None:
     plan = sample_plan("plan-0123456789abcdef0123")
-    bogus: Any = "cargo"
+    bogus: Any = "gem"
     plan = replace(plan, intent=replace(plan.intent, tool=bogus))
     result = evaluate(plan, None, parse_policy_config(policy_plans.policy_toml()), NOW)
     assert result.decision is Effect.DENY

@@ -1,0 +1,149 @@
+"""``aegis cargo install CRATE[@VERSION] --plan``: plan a crate binary install (read-only).
+
+The plan installs one crate's binaries into the Aegis-managed root (``cargo install
+--root``, docs/ecosystems.md), from one source: a cargo local registry (``--registry-dir
+DIR``) or a sparse index (``--index URL``). The exact version, the ``.crate``'s cksum, its
+packaged ``Cargo.lock``, build scripts, proc-macros and native links are the evidence. Bad
+targets (ranges, git, paths, URLs, options) are refused (exit 3) before anything runs;
+without ``--plan`` the command is refused like every mutation-shaped command.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+_VERBS = frozenset({"install"})
+
+
+class _CargoGroup(click.Group):
+    """Refuses cargo verbs it cannot plan (``build``, ``run``, ``uninstall``...) with exit 3."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in _VERBS and not args[0].startswith("-"):
+            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
+            from aegis.text import inert
+
+            raise DirectMutationRefusedError(
+                f"refusing to run 'aegis cargo {inert(' '.join(args), max_chars=200)}': Aegis "
+                "never mutates directly, and it plans only cargo install",
+                hint=PLAN_FLOW.format(example="cargo install <crate> --registry-dir DIR"),
+            )
+        return super().resolve_command(ctx, args)
+
+
+class _CrateCommand(click.Command):
+    """An option-shaped target (``--git``, ``--config``, ``-Z``) is a bad target (exit 3)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from aegis.ecosystems.cargo.names import check_target
+
+        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
+                check_target(arg)
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    "cargo",
+    cls=_CargoGroup,
+    help=(
+        "Plan cargo crate installs (read-only); nothing runs until the plan is reviewed,\n"
+        "decided, signed and applied by aegisd.\n\n"
+        "Example:\n\n"
+        "  aegis cargo install ripgrep@14.1.0 --registry-dir /srv/crates --plan"
+    ),
+)
+def cargo_group() -> None:
+    """Group the cargo planning verbs; the help text is set on the decorator."""
+
+
+@cargo_group.command(
+    "install",
+    cls=_CrateCommand,
+    help="Plan installing one crate's binaries into the Aegis-managed root.\n\nExample:\n\n"
+    "  aegis cargo install ripgrep --index https://index.crates.io/ --plan",
+)
+@click.argument("crates", nargs=-1, required=True)
+@click.option("--registry-dir", "registry_dir", default=None, help="A cargo local registry.")
+@click.option("--index", "index", default=None, help="A sparse index URL.")
+@click.option("--plan", "plan", is_flag=True, help="Required: only plan, never change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and its path as JSON.")
+def install_cmd(
+    crates: tuple[str, ...],
+    registry_dir: str | None,
+    index: str | None,
+    plan: bool,
+    as_json: bool,
+) -> None:
+    """Plan a cargo install."""
+    from aegis.cli.render import refuse_direct_mutation
+    from aegis.ecosystems.cargo.names import (
+        check_targets,
+        index_url,
+        registry_dir_url,
+        root_location,
+    )
+    from aegis.errors import InputError
+
+    check_targets(crates)
+    if not plan:
+        raise refuse_direct_mutation("cargo install " + " ".join(crates))
+    if (registry_dir is None) == (index is None):
+        raise InputError(
+            "name one source: --registry-dir DIR (a local registry) or --index URL",
+            hint='policy approves it in [[registries]] with ecosystem = "cargo"',
+        )
+    url = registry_dir_url(registry_dir) if registry_dir is not None else index_url(index or "")
+
+    from aegis import api
+    from aegis.analyze.plan import format_time
+    from aegis.api_agent import analysis_failed_error
+    from aegis.cli.cmd_apt import render_plan
+    from aegis.config import load_config
+    from aegis.ecosystems import for_tool
+    from aegis.model import Intent, Operation, Tool, plan_to_dict
+
+    cfg = load_config()
+    now = datetime.now(UTC)
+    location = root_location(str(cfg.cargo_root))
+    intent = Intent(
+        tool=Tool.CARGO,
+        operation=Operation.INSTALL,
+        targets=crates,
+        requested_by=api.current_user(),
+        requested_at=format_time(now),
+        location=location,
+        registry=url,
+    )
+    result = for_tool(Tool.CARGO).plan(cfg, intent, now)
+    planned = api.submit_plan(cfg, result, api.current_user())
+    if as_json:
+        from aegis.cli.render import emit_json
+
+        emit_json(
+            {
+                "plan": plan_to_dict(result),
+                "plan_path": str(planned.plan_path),
+                "plan_hash": planned.plan_hash,
+                "request_id": planned.request_id,
+            }
+        )
+    else:
+        from aegis.cli.render import print_line, print_path
+
+        render_plan(result)
+        if result.ecosystem is not None and result.ecosystem.artifacts:
+            deps = len(result.ecosystem.artifacts) - 1
+            print_line(f"{deps} locked dependencies (the crate's Cargo.lock), each cksum-checked")
+        print_line(f"into {location} from {url}")
+        click.echo(f"request: {planned.request_id}")
+        print_path("plan", planned.plan_path)
+    if result.failure is not None:
+        raise analysis_failed_error(result, planned.request_id)

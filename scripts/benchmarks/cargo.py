@@ -1,0 +1,236 @@
+"""Cargo figures (issue 14): planning and applying through Aegis vs raw reads and raw cargo.
+
+A local registry (``aegis.devtools.cargo_registry``) holds ``bench-bin`` and one locked
+dependency. Same registry, same run; medians over ROUNDS.
+
+- ``plan``: the planner (``for_tool(CARGO).plan``, in process: index read, both ``.crate``
+  files read, hashed, their archives, manifests, lockfile and build scripts read, the plan
+  record) over the raw index read alone (the index lines parsed and the ``.crate`` bytes
+  hashed, in process). Goal <= 1.3x. Also reported: ``cargo info NAME@V`` against the same
+  registry (cargo's own read-only look at one crate) and the whole CLI
+  (``aegis cargo install --plan``: interpreter start, planning, the request row, the plan
+  file), so the ratio can be read against a tool call too.
+- ``apply``: ``aegis.execute.service.apply`` of a signed execution plan through aegisd (its
+  checks, its own re-resolution, staging the signed crates by cksum, ``cargo install
+  --locked --offline``, drift, audit) over running the same ``cargo install --locked
+  --offline`` directly against the same registry into another root. Both compile the crate
+  and its dependency from scratch. Goal: <= 1.3x + 0.3 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from npm import _env, _sign  # the same signing helpers as the npm figures
+
+ROUNDS = 5
+PLAN_ROUNDS = 30
+HERE = Path(__file__).resolve().parents[2]
+MAIN = 'fn main() { println!("{}", bench_dep::one()); }\n'
+
+
+def _median(f: Any, n: int) -> float:
+    xs = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        f()
+        xs.append(time.perf_counter() - t0)
+    return statistics.median(xs)
+
+
+def _timed(argv: list[str] | tuple[str, ...], env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, capture_output=True, timeout=600)
+    return time.perf_counter() - t0
+
+
+def _plan_figures(reg: Any, cfg: Any, intent: Any, base: Path) -> dict[str, float]:
+    from aegis.ecosystems import for_tool
+    from aegis.ecosystems.cargo.source import index_path
+    from aegis.model import Tool
+
+    def raw() -> None:
+        for name, version in (("bench-bin", "1.0.0"), ("bench-dep", "1.0.0")):
+            data = (reg.root / "index" / index_path(name)).read_bytes()
+            [json.loads(line) for line in data.splitlines()]
+            hashlib.sha256((reg.root / f"{name}-{version}.crate").read_bytes()).hexdigest()
+
+    eco = for_tool(Tool.CARGO)
+    eco.plan(cfg, intent, datetime.now(UTC))  # warm: imports, cargo --version
+    plan_raw = _median(raw, PLAN_ROUNDS)
+    plan_aegis = _median(lambda: eco.plan(cfg, intent, datetime.now(UTC)), PLAN_ROUNDS)
+    home = base / "info-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "b"\n[source.b]\nlocal-registry = "{reg.root}"\n'
+        "[net]\noffline = true\n"
+    )
+    env = {"PATH": f"{os.path.dirname(cfg.cargo)}:/usr/bin:/bin", "CARGO_HOME": str(home)}
+    info = [cfg.cargo, "info", "bench-bin@1.0.0", "--registry", "crates-io"]
+    ok = subprocess.run(info, env=env, capture_output=True, check=False).returncode == 0
+    info_s = statistics.median(_timed(info, env) for _ in range(ROUNDS)) if ok else 0.0
+    cli = [sys.executable, "-m", "aegis", "cargo", "install", "bench-bin", "--registry-dir",
+           str(reg.root), "--plan"]  # fmt: skip
+    cenv = {**_env(cfg.home), "AEGIS_CARGO": cfg.cargo}
+    cli_s = statistics.median(_timed(cli, cenv) for _ in range(ROUNDS))
+    return {"raw": plan_raw, "aegis": plan_aegis, "info": info_s, "cli": cli_s}
+
+
+def _apply_round(
+    tmp: Path, reg: Any, base_home: Path, keyset: dict[str, Any]
+) -> tuple[float, float]:
+    from aegis.config import load_config
+    from aegis.ecosystems import for_tool
+    from aegis.ecosystems.cargo.names import registry_dir_url, root_location
+    from aegis.execute import service
+    from aegis.execute.protocol import Request, call
+    from aegis.model import Intent, Operation, Tool
+
+    home = tmp / "home"
+    shutil.copytree(base_home / "etc", home / "etc")
+    env = _env(home)
+    cfg = load_config(env)
+    intent = Intent(Tool.CARGO, Operation.INSTALL, ("bench-bin",), "bench",
+                    "2026-01-01T00:00:00Z", location=root_location(str(cfg.cargo_root)),
+                    registry=registry_dir_url(str(reg.root)))  # fmt: skip
+    plan = for_tool(Tool.CARGO).plan(cfg, intent, datetime.now(UTC))
+    ep_path = tmp / "ep.json"
+    ep_path.write_bytes(_sign(cfg, plan, keyset["signer"], keyset["approver"]))
+    # Raw: the same argv against the same registry, its own CARGO_HOME, another root.
+    raw_home = tmp / "raw"
+    (raw_home / "home").mkdir(parents=True)
+    (raw_home / "home/config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "b"\n[source.b]\nlocal-registry = "{reg.root}"\n'
+        "[net]\noffline = true\n"
+    )
+    raw_argv = list(plan.command_preview)
+    work = str(cfg.aegisd_dir / "cargo")
+    raw_argv = [a.replace(work, str(raw_home)) for a in raw_argv]
+    raw_argv[raw_argv.index("--root") + 1] = str(tmp / "raw-root")
+    sock = Path(tempfile.mkdtemp(prefix="aegisd-bench-", dir="/tmp")) / "s.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aegis.execute.aegisd", "--socket", str(sock),
+         "--public-key-hex", keyset["spub"], "--approval-public-key-hex", keyset["apub"]],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            try:
+                call(str(sock), Request(op="ping"), timeout_s=5)
+                break
+            except Exception:
+                time.sleep(0.02)
+        raw_apply = _timed(raw_argv)
+        old = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            t0 = time.perf_counter()
+            out = service.apply(cfg, ep_path, keyset["spub"], socket=sock)
+            through = time.perf_counter() - t0
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        assert out.answer["ok"], out.answer
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(sock.parent, ignore_errors=True)
+    return raw_apply, through
+
+
+def _apply_rounds(base: Path, reg: Any, home: Path, keyset: dict[str, Any]) -> list[Any]:
+    """ROUNDS rounds; one refused for a dpkg lock someone else holds is run again.
+
+    aegisd takes dpkg's frontend lock for every apply; such a refusal ran nothing.
+    """
+    from aegis.errors import EnvironmentFailure
+
+    rows: list[Any] = []
+    for attempt in range(ROUNDS * 4):
+        if len(rows) == ROUNDS:
+            break
+        try:
+            rows.append(_apply_round(base / f"r{attempt}", reg, home, keyset))
+        except EnvironmentFailure as e:
+            if "dpkg-locked" not in e.message:
+                raise
+            time.sleep(2)
+    if len(rows) < ROUNDS:
+        raise RuntimeError("the host's dpkg lock stayed busy")
+    return rows
+
+
+def run() -> dict[str, Any]:
+    """Medians of both sides of both figures, their ratios and whether the goals hold."""
+    from aegis.config import load_config
+    from aegis.devtools.cargo_registry import CargoRegistry, find_cargo
+    from aegis.ecosystems.cargo.names import registry_dir_url, root_location
+    from aegis.model import Intent, Operation, Tool
+    from aegis.sign import keys
+
+    cargo = find_cargo()
+    if cargo is None:
+        return {"skipped": "no cargo on this machine (scripts/test installs Debian's)"}
+    base = Path(tempfile.mkdtemp(prefix="aegis-bench-cargo-"))
+    try:
+        reg = CargoRegistry(base / "registry")
+        reg.add("bench-dep", "1.0.0", lib="pub fn one() -> u32 { 1 }\n")
+        reg.add("bench-bin", "1.0.0", deps={"bench-dep": "1.0.0"}, main=MAIN)
+        home = base / "home"
+        (home / "etc/aegis").mkdir(parents=True)
+        policy = (HERE / "aegis/policy/default_policy.toml").read_text()
+        url = registry_dir_url(str(reg.root))
+        (home / "etc/aegis/policy.toml").write_text(
+            policy + f'\n[[registries]]\nname = "bench"\necosystem = "cargo"\nurl = "{url}"\n'
+        )
+        # dpkg's locks (aegisd takes them for every apply) in a root of its own, not the host's.
+        dpkg = base / "dpkg-root"
+        (dpkg / "var/lib/dpkg").mkdir(parents=True)
+        (dpkg / "var/lib/dpkg/status").write_text("")
+        (home / "etc/aegis/aegis.toml").write_text(f'cargo = "{cargo}"\ndpkg_root = "{dpkg}"\n')
+        cfg = load_config(_env(home))
+        intent = Intent(Tool.CARGO, Operation.INSTALL, ("bench-bin",), "bench",
+                        "2026-01-01T00:00:00Z", location=root_location(str(cfg.cargo_root)),
+                        registry=url)  # fmt: skip
+        plan = _plan_figures(reg, cfg, intent, base)
+        sp, spub = keys.write_keypair(base / "keys", "signer")
+        ap, apub = keys.write_keypair(base / "keys", "approver")
+        keyset = {"signer": keys.load_signing_key(sp), "approver": keys.load_signing_key(ap),
+                  "spub": spub, "apub": apub}  # fmt: skip
+        rows = _apply_rounds(base, reg, home, keyset)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    raw_apply, through = (statistics.median(c) for c in zip(*rows, strict=True))
+    return {
+        "plan_raw_index_read_s": round(plan["raw"], 5),
+        "plan_aegis_s": round(plan["aegis"], 5),
+        "plan_ratio": round(plan["aegis"] / plan["raw"], 2),
+        "plan_goal_met": plan["aegis"] <= 1.3 * plan["raw"],
+        "plan_cargo_info_s": round(plan["info"], 3),
+        "plan_ratio_over_cargo_info": round(plan["aegis"] / plan["info"], 2)
+        if plan["info"]
+        else None,
+        "plan_cli_s": round(plan["cli"], 3),
+        "apply_raw_s": round(raw_apply, 3),
+        "apply_aegisd_s": round(through, 3),
+        "apply_ratio": round(through / raw_apply, 2),
+        "apply_goal_s": round(1.3 * raw_apply + 0.3, 3),
+        "apply_goal_met": through <= 1.3 * raw_apply + 0.3,
+    }
+
+
+if __name__ == "__main__":
+    print(run())
