@@ -69,6 +69,7 @@ def make_host(
         testrepo.run_apt(root, "install", "-y", *preinstall)
     home = base / "home"
     etc = home / "etc/aegis"
+    etc.mkdir(parents=True, exist_ok=True)
     for kind, pub in trusted_pubs.items():
         (etc / "keys" / kind).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(pub, etc / "keys" / kind / Path(pub).name)
