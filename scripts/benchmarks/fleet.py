@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-HOSTS = 50
+HOSTS = int(os.environ.get("AEGIS_BENCH_FLEET_HOSTS", "50"))
+"""50 as the issue asks; the variable is for a quick look while working on this."""
 HERE = Path(__file__).resolve().parents[2]
 INTENT = ["apt", "install", "aegis-tool"]
 
@@ -67,6 +68,9 @@ def _fleet(tmp: Path, hosts: list[Any], forks: int) -> float:
         ANSIBLE_COLLECTIONS_PATH=str(HERE),
         ANSIBLE_HOME=str(tmp / "ansible-home"),
         ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"),
+        # The module's code over the connection's stdin, not copied to a file per host:
+        # what the operator guide recommends for fleets.
+        ANSIBLE_PIPELINING="1",
         PYTHONPATH=str(HERE),
     )
     playbook = str(Path(sys.executable).with_name("ansible-playbook"))

@@ -2,11 +2,16 @@
 
 The modules never reimplement a check: they call ``aegis`` and ``aegisctl`` on the
 managed host exactly as an operator would and report what those print with ``--json``.
+Planning runs in the module's own process when its interpreter has Aegis (the usual
+``ansible_python_interpreter=/opt/aegis/venv/bin/python``): the same function
+``aegis fleet plan`` calls, without starting a second interpreter per host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from typing import Any
 
 COMMON_ARGS: dict[str, Any] = {
@@ -15,6 +20,7 @@ COMMON_ARGS: dict[str, Any] = {
     "contents": {"type": "bool", "default": True},
     "aegis_command": {"type": "list", "elements": "str", "default": ["aegis"]},
     "aegisctl_command": {"type": "list", "elements": "str", "default": ["aegisctl"]},
+    "in_process": {"type": "bool", "default": True},
 }
 
 
@@ -28,9 +34,39 @@ def run_json(module: Any, argv: list[str]) -> tuple[int, Any, str]:
     return rc, doc, err.strip()
 
 
+def _plan_in_process(module: Any) -> dict[str, Any] | None:
+    """``plan_this_host`` in this process; None when this interpreter has no Aegis."""
+    try:
+        from aegis.config import load_config
+        from aegis.errors import AegisError
+        from aegis.fleet.plan import plan_this_host
+    except ImportError:
+        return None
+    p = module.params
+    # Nothing Aegis prints may reach stdout: it carries the module's JSON answer.
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            row = plan_this_host(
+                load_config(), p["intent"], review=p["review"], contents=p["contents"]
+            )
+        except AegisError as e:
+            module.fail_json(
+                msg=f"aegis fleet plan failed (exit {e.exit_code}): {e}", rc=e.exit_code
+            )
+    if row["decision"] == "deny":
+        row.pop("cohort", None)
+        module.fail_json(msg=f"policy denied request {row['request_id']}", rc=5, **row)
+    return row
+
+
 def plan_here(module: Any) -> dict[str, Any]:
     """``aegis fleet plan --json -- INTENT`` on this host; fail the module on an error."""
     p = module.params
+    if p["in_process"]:
+        row = _plan_in_process(module)
+        if row is not None:
+            row.pop("cohort", None)
+            return row
     argv = [*p["aegis_command"], "fleet", "plan", "--json"]
     if not p["review"]:
         argv.append("--no-review")

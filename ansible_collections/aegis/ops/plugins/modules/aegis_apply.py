@@ -21,6 +21,8 @@ options:
   aegis_command: {description: How to run aegis., type: list, elements: str, default: [aegis]}
   aegisctl_command: {description: How to run aegisctl., type: list, elements: str,
                      default: [aegisctl]}
+  in_process: {description: "Plan in the module's process when it has Aegis.", type: bool,
+               default: true}
   signer_key: {description: The signer's key file on the host., type: path}
   signer: {description: The signer id., type: str}
   passphrase_file: {description: File holding the key's passphrase., type: path}

@@ -34,6 +34,11 @@ options:
     type: list
     elements: str
     default: [aegisctl]
+  in_process:
+    description: Plan in the module's own process when its interpreter has Aegis
+      (else, or when false, run C(aegis_command)).
+    type: bool
+    default: true
 """
 
 RETURN = r"""
