@@ -44,6 +44,7 @@ def plan_this_host(
     from aegis.analyze.plan import this_host
     from aegis.api_agent import decide_plan, plan_change, review_plan
     from aegis.fleet.service import host_cohort
+    from aegis.sign.execution_plan import derive_targets
 
     if len(intent) < len(("apt", "VERB")) or intent[0] != "apt":
         raise InputError("aegis fleet plan plans apt intents: -- apt VERB [PACKAGE...]")
@@ -55,6 +56,7 @@ def plan_this_host(
     decided = decide_plan(cfg, plan_path)
     result = decided.extra["result"]
     host = this_host(cfg)
+    plan = planned.extra["plan"]
     out: dict[str, Any] = {
         "hostname": host.hostname,
         "machine_id": host.machine_id,
@@ -62,6 +64,8 @@ def plan_this_host(
         "plan_path": str(plan_path),
         "decision": result.decision.value,
         "rule_ids": sorted({f.rule_id for f in result.fired}),
+        # What would run, one "action name=version" each; empty: nothing to change here.
+        "targets": [f"{t.action.value} {t.name}={t.version}" for t in derive_targets(plan)],
         "cohort_hash": None,
         "cohort_path": None,
     }

@@ -11,7 +11,7 @@ description:
     delta is that cohort, else refused:cohort, exit 4), submits it to aegisd with
     C(aegisctl apply) and reads the host's signed audit head (C(aegis audit checkpoint)).
   - In check mode it only plans (the same as aegis_plan) and reports changed when the
-    plan has a delta.
+    plan has a delta. A host whose plan has nothing to change is ok and unchanged.
   - Fails the host on any refusal or failed run, with the request id, state and refusal.
 options:
   intent: {description: "The intent as Aegis words, e.g. C([apt, install, nginx]).",
@@ -98,6 +98,10 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     report = plan_here(module)
+    if not report.get("targets") and module.params["intent"][1:2] != ["update"]:
+        # Already as the intent asks: nothing to sign or apply (the planned request
+        # expires unsigned like any other).
+        module.exit_json(changed=False, state="policy", audit_head=_audit_head(module), **report)
     if module.check_mode:
         module.exit_json(changed=True, state="policy", **report)
     p = module.params
