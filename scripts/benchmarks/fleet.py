@@ -175,6 +175,9 @@ def run() -> dict[str, Any]:
             "fleet_over_sequential_per_fork": round(times["fleet"][0] / (seq / forks), 3),
             "goal_fleet_over_sequential_per_fork": 1.5,
             "fleet_cmd_over_sequential_per_fork": round(times["fleet_cmd"][0] / (seq / forks), 3),
+            "fleet_over_sequential_fleet_cmd_per_fork": round(
+                times["fleet"][0] / (times["sequential_fleet_cmd"][0] / forks), 3
+            ),
             "fleet_cpu_over_sequential_cpu": round(times["fleet"][1] / times["sequential"][1], 3),
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
