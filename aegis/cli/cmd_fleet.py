@@ -15,7 +15,14 @@ import click
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
-@click.group("fleet", help="Plan one change across hosts and group them into cohorts.")
+@click.group(
+    "fleet",
+    help=(
+        "Plan one change across hosts and group them into cohorts.\n\n"
+        "Example:\n\n"
+        "  aegis fleet plan --hosts hosts.toml -- apt install nginx"
+    ),
+)
 def fleet_group() -> None:
     """Fleet commands."""
 
