@@ -35,6 +35,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "mcp": "aegis.cli.cmd_mcp:mcp_cmd",
     "drift": "aegis.cli.cmd_drift:drift_cmd",
     "unattended": "aegis.cli.cmd_unattended:unattended_group",
+    "fleet": "aegis.cli.cmd_fleet:fleet_group",
 }
 """``aegis`` subcommands: name -> "module:attribute" of a click command or group."""
 

@@ -54,7 +54,20 @@ def _cfg() -> Any:
         "Writes approvals/<plan_id>.<approver>.approval.json and attaches it to the request."
     ),
 )
-@click.argument("target", metavar="PLAN.json|REQUEST-ID")
+@click.argument("target", metavar="PLAN.json|REQUEST-ID", required=False)
+@click.option(
+    "--cohort",
+    "cohort_hash",
+    default=None,
+    help="Approve this cohort hash (aegis fleet plan) instead of one plan: every host whose "
+    "own delta, repository evidence and decision hash to it.",
+)
+@click.option(
+    "--cohort-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The cohort document (default: <state>/cohorts/<HASH>.cohort.json).",
+)
 @click.option("--reason", required=True, help="Why this change is approved (stored, capped).")
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--approver", default=None, help="Approver id (default: your user name).")
@@ -71,7 +84,9 @@ def _cfg() -> Any:
 @_JSON
 def approve_cmd(
     *,
-    target: str,
+    target: str | None,
+    cohort_hash: str | None,
+    cohort_file: Path | None,
     reason: str,
     key_path: Path,
     approver: str | None,
@@ -88,6 +103,24 @@ def approve_cmd(
     from aegis.sign.service import approve_plan
     from aegis.sign.times import parse_duration
 
+    if (target is None) == (cohort_hash is None):
+        from aegis.errors import InputError
+
+        raise InputError("give a plan or request id, or --cohort HASH (one of them)")
+    if cohort_hash is not None:
+        _approve_cohort(
+            cohort_hash,
+            cohort_file=cohort_file,
+            reason=reason,
+            key_path=key_path,
+            approver_id=(api.current_user() if approver is None else approver).lower(),
+            role=role,
+            expires_in=parse_duration(expires_in),
+            passphrase=_passphrase(passphrase_file, passphrase_stdin),
+            as_json=as_json,
+        )
+        return
+    assert target is not None
     approved = approve_plan(
         _cfg(),
         target,
@@ -122,6 +155,32 @@ def approve_cmd(
     print_path("approval", approved.path)
 
 
+def _approve_cohort(cohort_hash: str, *, as_json: bool, **kw: Any) -> None:
+    from aegis.cli.render import emit_json, print_fields, print_path
+    from aegis.fleet.service import approve_cohort
+    from aegis.sign.cohort_approval import cohort_approval_to_dict
+
+    done = approve_cohort(_cfg(), cohort_hash, now=_now(), **kw)
+    a = done.approval
+    if as_json:
+        emit_json({"path": str(done.path), "cohort_approval": cohort_approval_to_dict(a)})
+        return
+    changes = done.document.get("changes", [])
+    print_fields(
+        [
+            ("cohort", a.cohort_hash),
+            ("decision", done.document["decision"].get("decision")),
+            (
+                "changes",
+                ", ".join(f"{c.get('action')} {c.get('name')} {c.get('to')}" for c in changes),
+            ),
+            ("approver", f"{a.approver_id} ({a.role})"),
+            ("expires", a.expires_at),
+        ]
+    )
+    print_path("cohort approval", done.path)
+
+
 @click.command(
     "sign",
     help=(
@@ -146,6 +205,14 @@ def approve_cmd(
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--signer", "signer_id", required=True, help="Your signer id.")
 @click.option("--expires-in", default="1h", show_default=True, help="Validity (max 24h).")
+@click.option(
+    "--cohort-approval",
+    "cohort_approvals",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A cohort approval (aegisctl approve --cohort); counts only when this host's own "
+    "delta is that cohort, else refused:cohort (exit 4). Repeatable.",
+)
 @_PASS_FILE
 @_PASS_STDIN
 @_JSON
@@ -156,12 +223,14 @@ def sign_cmd(
     key_path: Path,
     signer_id: str,
     expires_in: str,
+    cohort_approvals: tuple[Path, ...],
     passphrase_file: Path | None,
     passphrase_stdin: bool,
     as_json: bool,
 ) -> None:
     """Sign an execution plan."""
     from aegis.cli.render import emit_json, print_fields, print_path
+    from aegis.fleet.service import read_cohort_approvals
     from aegis.sign.execution_plan import execution_plan_to_dict
     from aegis.sign.service import sign_request
     from aegis.sign.times import parse_duration
@@ -175,6 +244,7 @@ def sign_cmd(
         expires_in=parse_duration(expires_in),
         now=_now(),
         passphrase=_passphrase(passphrase_file, passphrase_stdin),
+        cohort_approvals=read_cohort_approvals(cohort_approvals),
     )
     ep = signed.execution_plan
     if as_json:
@@ -194,7 +264,14 @@ def sign_cmd(
             ("request", f"{signed.request_id} -> {signed.state}"),
             ("execution id", ep.execution_id),
             ("decision", f"{ep.policy.decision} ({', '.join(ep.policy.rule_ids) or 'no rules'})"),
-            ("approvals", ", ".join(a.approver_id for a in ep.approvals) or "none required"),
+            (
+                "approvals",
+                ", ".join(
+                    [a.approver_id for a in ep.approvals]
+                    + [f"{a.approver_id} (cohort)" for a in ep.cohort_approvals]
+                )
+                or "none required",
+            ),
             ("argv", " ".join(ep.argv)),
             ("valid", f"{ep.created_at} .. {ep.expires_at}"),
             ("signer key", ep.signer_public_key_hex),

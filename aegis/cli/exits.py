@@ -68,6 +68,8 @@ COMMAND_EXITS: dict[str, Errors] = {
         ExecutionFailed,
         OutcomeUnknown,
     ),
+    "aegis fleet plan": (*_RECORDS, PolicyDenied),
+    "aegis fleet cohort": (*_RECORDS, PolicyDenied),
     "aegis guard check": (InputError,),
     # Only 0 (allow) and 2 (block: the runtimes' code, also for its own failures).
     "aegis guard hook": (),

@@ -148,6 +148,8 @@ def verify_for_apply(
         required_roles=binding.required_roles,
     )
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
+    if ep.cohort_approvals:
+        step(CheckStep.COHORT, xc.check_cohort(ep, derived, binding), "own delta is the cohort's")
     step(
         CheckStep.ARGV,
         xc.check_argv(ep, for_tool(derived.intent.tool).derive_argv(derived, d.cfg)),
@@ -168,6 +170,15 @@ def _actor(creds: PeerCredentials, ep: ExecutionPlan | None) -> dict[str, Any]:
         "pid": creds.pid,
         "signer": ep.signer_id if ep else None,
         "approvers": [a.approver_id for a in ep.approvals] if ep else [],
+        **(_cohort_actor(ep) if ep and ep.cohort_approvals else {}),
+    }
+
+
+def _cohort_actor(ep: ExecutionPlan) -> dict[str, Any]:
+    """Who approved by cohort, and which cohort (absent for a plan without them)."""
+    return {
+        "cohort_approvers": [a.approver_id for a in ep.cohort_approvals],
+        "cohort": sorted({a.cohort_hash for a in ep.cohort_approvals}),
     }
 
 

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aegis.errors import InputError
+from aegis.fleet.cohort import cohort_hash
 from aegis.model import Host, Plan, reproducible_view
 from aegis.sign.approvals import ApproverKeys, verify_approvals
+from aegis.sign.cohort_approval import CohortApproval, verify_cohort_approvals
 from aegis.sign.execution_plan import (
     DECISIONS,
     MAX_TTL,
@@ -130,15 +132,58 @@ def check_approvals(
             f"approval by {first.approval.approver_id} does not count: "
             f"{first.reason.value} ({first.detail})",
         )
-    need = ep.policy.required_approvals if required is None else required
-    if len(verdict.counted) < need:
-        return Refusal(
-            RefusalCode.APPROVALS, f"{len(verdict.counted)} approval(s) count; {need} required"
+    counted = len(verdict.counted)
+    have_roles = set(verdict.roles)
+    if ep.cohort_approvals:
+        cohort = verify_cohort_approvals(
+            ep.cohort_approvals,
+            cohort_hash=cohort_hash(ep.plan, ep.policy),
+            trusted_approver_keys=trusted_approver_keys,
+            signer_key_hex=ep.signer_public_key_hex,
+            now=now,
+            signer_id=ep.signer_id,
+            seen_keys=[a.public_key_hex for a in verdict.counted],
         )
+        if cohort.rejected:
+            a, reason, detail = cohort.rejected[0]
+            return Refusal(
+                RefusalCode.APPROVALS,
+                f"cohort approval by {a.approver_id} does not count: {reason.value} ({detail})",
+            )
+        if cohort.other_cohort:
+            return _other_cohort(cohort.other_cohort[0], cohort_hash(ep.plan, ep.policy))
+        counted += len(cohort.counted)
+        have_roles |= {a.role for a in cohort.counted}
+    need = ep.policy.required_approvals if required is None else required
+    if counted < need:
+        return Refusal(RefusalCode.APPROVALS, f"{counted} approval(s) count; {need} required")
     roles = ep.policy.required_roles if required_roles is None else tuple(required_roles)
-    missing = sorted(set(roles) - verdict.roles)
+    missing = sorted(set(roles) - have_roles)
     if missing:
         return Refusal(RefusalCode.APPROVALS, f"no approval in role(s) {', '.join(missing)}")
+    return None
+
+
+def _other_cohort(a: CohortApproval, this_cohort: str) -> Refusal:
+    return Refusal(
+        RefusalCode.COHORT,
+        f"cohort approval by {a.approver_id} approves cohort {a.cohort_hash[:16]}...; "
+        f"this host's delta is cohort {this_cohort[:16]}...",
+    )
+
+
+def check_cohort(ep: ExecutionPlan, derived: Plan, reevaluated: PolicyBinding) -> Refusal | None:
+    """Step ``cohort``, only for a plan carrying cohort approvals.
+
+    The cohort hash of the caller's own derivation and policy evaluation must be the one
+    every cohort approval signed.
+    """
+    if not ep.cohort_approvals:
+        return None
+    own = cohort_hash(derived, reevaluated)
+    for a in ep.cohort_approvals:
+        if a.cohort_hash != own:
+            return _other_cohort(a, own)
     return None
 
 

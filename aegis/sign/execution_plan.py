@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from aegis.canonical import canonical_bytes, encode_checked, loads_strict, sha256_hex
-from aegis.codec import canonical_of, checked_plain, from_dict, to_dict
+from aegis.codec import OMIT_DEFAULT, canonical_of, checked_plain, from_dict, to_dict
 from aegis.errors import InputError, PolicyDenied
 from aegis.model import PLAN_SCHEMA, Action, Host, Intent, Plan, plan_hash
 from aegis.sign.approvals import Approval, approval_from_dict, check_approver_id
+from aegis.sign.cohort_approval import CohortApproval, cohort_approval_from_dict
 from aegis.sign.keys import public_hex, sign_canonical
 from aegis.sign.refusals import Refusal, RefusalCode
 from aegis.sign.times import format_time, parse_time
@@ -122,6 +123,9 @@ class ExecutionPlan:
     signer_id: str
     signer_public_key_hex: str
     signature_hex: str
+    cohort_approvals: tuple[CohortApproval, ...] = field(default=(), metadata={OMIT_DEFAULT: True})
+    """Approvals of this host's cohort (docs/design.md "Cohort approvals"); absent from
+    a plan without them, whose bytes stay as before."""
 
 
 def policy_binding(result: PolicyResult, result_hash: str) -> PolicyBinding:
@@ -280,6 +284,7 @@ def build_execution_plan(
     expires_in: timedelta,
     signer_id: str,
     key: SigningKey,
+    cohort_approvals: Sequence[CohortApproval] = (),
 ) -> ExecutionPlan:
     """Build and sign an execution plan.
 
@@ -298,6 +303,7 @@ def build_execution_plan(
         expires_in: requested validity, at most :data:`MAX_TTL`.
         signer_id: the signer's identity.
         key: the signer's key.
+        cohort_approvals: cohort approvals of this plan's cohort (the caller verified them).
 
     Raises:
         InputError: out-of-range validity or a malformed field.
@@ -310,8 +316,8 @@ def build_execution_plan(
     if policy.decision == "deny":
         raise PolicyDenied("the policy decision is deny; a denied plan is never signed")
     expires = now + expires_in
-    for approval in approvals:
-        expires = min(expires, parse_time(approval.expires_at))
+    for ends in [a.expires_at for a in approvals] + [a.expires_at for a in cohort_approvals]:
+        expires = min(expires, parse_time(ends))
     unsigned = ExecutionPlan(
         schema_version=EXECUTION_PLAN_SCHEMA,
         execution_id=execution_id,
@@ -331,6 +337,7 @@ def build_execution_plan(
         signer_id=signer_id,
         signer_public_key_hex=public_hex(key),
         signature_hex="0" * 128,
+        cohort_approvals=tuple(cohort_approvals),
     )
     body = execution_plan_body(unsigned)
     signed = replace(unsigned, signature_hex=sign_canonical(body, key))
@@ -359,6 +366,7 @@ def _parse_canonical(data: bytes) -> ExecutionPlan | None:
         if isinstance(raw_approvals, list):
             for item in raw_approvals:
                 approval_from_dict(item)
+        _validate_cohort_approvals(doc.get("cohort_approvals"))
         ep = from_dict(ExecutionPlan, doc)
     except (orjson.JSONDecodeError, InputError):
         return None
@@ -373,6 +381,13 @@ def _parse_canonical(data: bytes) -> ExecutionPlan | None:
     del plain["signature_hex"]
     ep.__dict__[_SIGNED_BODY] = encode_checked(plain)
     return ep
+
+
+def _validate_cohort_approvals(raw: Any) -> None:
+    """Strict per-approval validation of ``cohort_approvals`` (absent is fine)."""
+    if isinstance(raw, list):
+        for item in raw:
+            cohort_approval_from_dict(item)
 
 
 def parse_execution_plan(
@@ -403,6 +418,7 @@ def parse_execution_plan(
         if isinstance(raw_approvals, list):
             for item in raw_approvals:
                 approval_from_dict(item)  # strict per-approval validation first
+        _validate_cohort_approvals(doc.get("cohort_approvals"))
         ep = from_dict(ExecutionPlan, doc)
     except InputError as e:
         raise Refusal(RefusalCode.MALFORMED, e.message).error() from e

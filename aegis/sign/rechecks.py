@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -179,9 +180,18 @@ def reevaluate(cfg: Config, ctx: Context, now: datetime) -> PolicyResult:
 
 
 def require_approvals(
-    cfg: Config, ctx: Context, signer_pub: str, now: datetime, signer_id: str | None = None
+    cfg: Config,
+    ctx: Context,
+    signer_pub: str,
+    now: datetime,
+    signer_id: str | None = None,
+    *,
+    cohort_roles: Sequence[str] = (),
 ) -> tuple[ApprovalVerdict, list[str]]:
     """The approvals that count; refuse unless they meet the policy's count and roles.
+
+    ``cohort_roles`` holds the role of each cohort approval that already counted for this
+    plan (:func:`aegis.sign.service.sign_request` verified them); each counts as one more.
 
     Raises:
         ApprovalRequired: too few approvals count, or a required role is missing.
@@ -199,8 +209,8 @@ def require_approvals(
     )
     need = ctx.policy.controls.approval.count
     roles = set(ctx.policy.controls.approval.roles)
-    missing_roles = sorted(roles - verdict.roles)
-    if len(verdict.counted) < need or missing_roles:
+    missing_roles = sorted(roles - verdict.roles - set(cohort_roles))
+    if len(verdict.counted) + len(cohort_roles) < need or missing_roles:
         lines = [
             f"{r.approval.approver_id}: {r.reason.value} ({r.detail})" for r in verdict.rejected
         ]
@@ -208,7 +218,7 @@ def require_approvals(
         if not trusted:
             lines.append(f"no trusted approver keys in {cfg.keys_dir / files.APPROVERS_DIR}")
         raise ApprovalRequired(
-            f"{len(verdict.counted)} approval(s) count; policy requires {need}"
+            f"{len(verdict.counted) + len(cohort_roles)} approval(s) count; policy requires {need}"
             + (f" including role(s) {', '.join(missing_roles)}" if missing_roles else ""),
             hint="\n".join(lines)
             if lines

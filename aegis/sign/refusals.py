@@ -42,6 +42,7 @@ class RefusalCode(StrEnum):
     POLICY = "refused:policy"
     ARGV = "refused:argv"
     AUTOMATION_SCOPE = "refused:automation-scope"
+    COHORT = "refused:cohort"
 
 
 class CheckStep(StrEnum):
@@ -57,14 +58,16 @@ class CheckStep(StrEnum):
     POLICY = "policy"
     ARGV = "argv"
     AUTOMATION_SCOPE = "automation-scope"
+    COHORT = "cohort"
 
 
 CHECK_ORDER: tuple[CheckStep, ...] = tuple(
-    s for s in CheckStep if s is not CheckStep.AUTOMATION_SCOPE
+    s for s in CheckStep if s not in (CheckStep.AUTOMATION_SCOPE, CheckStep.COHORT)
 )
 """The fixed order; a later step never runs when an earlier one refused. aegisd adds
 ``automation-scope`` after ``argv`` only for a plan the automation key signed
-(aegis/unattended/trust.py)."""
+(aegis/unattended/trust.py), and ``cohort`` after ``policy`` only for a plan carrying
+cohort approvals (its own derivation must be of the approved cohort)."""
 
 
 @dataclass(frozen=True)

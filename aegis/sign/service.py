@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,8 @@ from aegis.sign.approvals import (
     build_approval,
     check_approver_id,
 )
-from aegis.sign.context import load_context
+from aegis.sign.cohort_approval import CohortApproval
+from aegis.sign.context import Context, load_context
 from aegis.sign.execution_plan import (
     ExecutionPlan,
     build_execution_plan,
@@ -103,6 +105,10 @@ def _require_key_role(key_path: Path, role: str, needed: str) -> None:
             f"{key_path} is a {role_of_key or 'unknown'} key; {needed}",
             hint=f"aegisctl keygen --role {role} --out DIR",
         )
+
+
+require_key_role = _require_key_role
+"""Public name of the key-role check, for the cohort approval (aegis/fleet/service.py)."""
 
 
 def approve_plan(
@@ -173,11 +179,14 @@ def sign_request(
     passphrase: bytes | None,
     limits: SignLimits | None = None,
     trigger: str = "sign",
+    cohort_approvals: Sequence[CohortApproval] = (),
 ) -> Signed:
     """Check everything again, then sign and record the execution plan (see module doc).
 
     ``trigger`` is ``sign_automation`` for the automation key (aegis unattended), whose
     edge in the lifecycle graph holds the plan to the automation scope.
+    ``cohort_approvals`` (``aegisctl sign --cohort-approval``) count only when they verify
+    and approve this plan's own cohort (:func:`_counted_cohort_approvals`).
 
     Raises:
         InputError (3), TrustError (4), PolicyDenied (5), StateError (6),
@@ -197,7 +206,17 @@ def sign_request(
     key = load_signing_key(key_path, passphrase)
     signer_pub = public_hex(key)
     # Cheap, local refusals first; the re-analysis runs apt.
-    verdict, _ = require_approvals(cfg, ctx, signer_pub, now, signer_id)
+    by_cohort = _counted_cohort_approvals(
+        cfg, ctx, cohort_approvals, signer_pub=signer_pub, signer_id=signer_id, now=now
+    )
+    if by_cohort:
+        # Each key counts once: a cohort approval by a key that also approved this plan
+        # adds nothing (and aegisd would refuse the pair as a duplicate).
+        plan_keys = _plan_approval_keys(cfg, ctx, signer_pub, now, signer_id)
+        by_cohort = tuple(a for a in by_cohort if a.public_key_hex.lower() not in plan_keys)
+    verdict, _ = require_approvals(
+        cfg, ctx, signer_pub, now, signer_id, cohort_roles=[a.role for a in by_cohort]
+    )
     require_snapshot(cfg, ctx)
     check_reproduces(ctx.plan, reanalyze(cfg, ctx.plan, now))
     reevaluate(cfg, ctx, now)
@@ -220,6 +239,7 @@ def sign_request(
         expires_in=expires_in,
         signer_id=signer_id,
         key=key,
+        cohort_approvals=by_cohort if needed else (),
     )
     data = execution_plan_bytes(ep)
     # What aegisd will do first: a plan it could not parse is never written.
@@ -242,6 +262,74 @@ def sign_request(
         path.unlink(missing_ok=True)
         raise
     return Signed(path, ep, rec.id, rec.state, verdict)
+
+
+def _counted_cohort_approvals(
+    cfg: Config,
+    ctx: Context,
+    approvals: Sequence[CohortApproval],
+    *,
+    signer_pub: str,
+    signer_id: str,
+    now: datetime,
+) -> tuple[CohortApproval, ...]:
+    """The cohort approvals that count for this plan; refuse any that does not.
+
+    The signer chose to pass them, so one that does not verify is refused outright,
+    and one of another cohort is ``refused:cohort`` (exit 4): this host's delta,
+    repository evidence or decision is not the one the approver saw.
+
+    Raises:
+        TrustError: a cohort approval does not verify, or approves another cohort.
+    """
+    if not approvals:
+        return ()
+    from aegis.fleet.cohort import cohort_hash
+    from aegis.sign.cohort_approval import verify_cohort_approvals
+    from aegis.sign.refusals import Refusal, RefusalCode
+
+    own = cohort_hash(ctx.plan, policy_binding(ctx.policy, ctx.policy_hash))
+    cohort = verify_cohort_approvals(
+        approvals,
+        cohort_hash=own,
+        trusted_approver_keys=files.trusted_approver_grants(cfg.keys_dir / files.APPROVERS_DIR),
+        signer_key_hex=signer_pub,
+        now=now,
+        signer_id=signer_id,
+    )
+    if cohort.rejected:
+        a, reason, detail = cohort.rejected[0]
+        raise TrustError(
+            f"cohort approval by {a.approver_id} does not count: {reason.value} ({detail})"
+        )
+    if cohort.other_cohort:
+        a = cohort.other_cohort[0]
+        raise Refusal(
+            RefusalCode.COHORT,
+            f"cohort approval by {a.approver_id} approves cohort {a.cohort_hash[:16]}...; "
+            f"this host's delta is cohort {own[:16]}...",
+        ).error()
+    return cohort.counted
+
+
+def _plan_approval_keys(
+    cfg: Config, ctx: Context, signer_pub: str, now: datetime, signer_id: str
+) -> set[str]:
+    """Keys (lower-case hex) of the plan approvals that count for ``ctx``."""
+    from aegis.sign.approvals import verify_approvals
+    from aegis.sign.context import collect_approvals
+
+    approvals, _ = collect_approvals(cfg, ctx)
+    verdict = verify_approvals(
+        approvals,
+        plan_hash=ctx.plan_hash,
+        policy_hash=ctx.policy_hash,
+        trusted_approver_keys=files.trusted_approver_grants(cfg.keys_dir / files.APPROVERS_DIR),
+        signer_key_hex=signer_pub,
+        now=now,
+        signer_id=signer_id,
+    )
+    return {a.public_key_hex.lower() for a in verdict.counted}
 
 
 def local_host(cfg: Config) -> Host:
