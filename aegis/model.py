@@ -39,6 +39,7 @@ class Tool(StrEnum):
     APT = "apt"
     PIP = "pip"
     NPM = "npm"
+    GO = "go"
 
 
 class Operation(StrEnum):

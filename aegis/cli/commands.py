@@ -27,6 +27,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "apt": "aegis.cli.cmd_apt:apt_group",
     "pip": "aegis.cli.cmd_pip:pip_group",
     "npm": "aegis.cli.cmd_npm:npm_group",
+    "go": "aegis.cli.cmd_go:go_group",
     "guard": "aegis.cli.cmd_guard:guard_group",
     "mcp": "aegis.cli.cmd_mcp:mcp_cmd",
     "drift": "aegis.cli.cmd_drift:drift_cmd",

@@ -52,6 +52,8 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis apt update": _RECORDS,
     "aegis pip install": _RECORDS,
     "aegis npm install": _RECORDS,
+    "aegis go get": _RECORDS,
+    "aegis go install": _RECORDS,
     "aegis audit verify": _READS,
     "aegis audit checkpoint": (*_READS, StateError),
     "aegis cancel": _RECORDS,

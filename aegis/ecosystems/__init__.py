@@ -39,5 +39,9 @@ def for_tool(tool: Tool) -> Ecosystem:
             from aegis.ecosystems.npm import NPM
 
             return NPM
+        case Tool.GO:
+            from aegis.ecosystems.go import GO
+
+            return GO
         case _:
             assert_never(tool)

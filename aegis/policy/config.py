@@ -422,10 +422,11 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
             raise PolicyConfigError(f"registries[{i}]: expected a table")
         _check_keys(item, {"name", "ecosystem", "url"}, where.rstrip("."))
         eco = _str(item, "ecosystem", where)
-        if eco not in ("pip", "npm"):
-            raise PolicyConfigError(f"{where}ecosystem: expected 'pip' or 'npm'")
+        if eco not in ("pip", "npm", "go"):
+            raise PolicyConfigError(f"{where}ecosystem: expected 'pip', 'npm' or 'go'")
         url = _str(item, "url", where)
-        if not url.startswith(("https://", "http://")) or "@" in url or not url.isascii():
+        schemes = ("https://", "http://", "file:///") if eco == "go" else ("https://", "http://")
+        if not url.startswith(schemes) or "@" in url or not url.isascii():
             raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")
         out.append(ApprovedRegistry(_str(item, "name", where), eco, registry_url(url)))
     if len({r.name for r in out}) != len(out):
