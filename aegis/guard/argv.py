@@ -42,6 +42,11 @@ PLAN_PIP = (
     "plan it instead: aegis pip install <requirement> --venv DIR --plan (read-only; then "
     "review, policy, sign and aegisd apply it)"
 )
+PLAN_GO = (
+    "plan it instead: aegis go get <module>@<version> --module DIR --plan, or aegis go "
+    "install <package>@<version> --plan (read-only; then review, policy, sign and aegisd "
+    "apply it)"
+)
 _MAX_SHOWN = 10
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from aegis.guard.argv import (
     ASK_OPERATOR,
+    PLAN_GO,
     PLAN_NPM,
     PLAN_PIP,
     Match,
@@ -215,7 +216,7 @@ def go(args: Sequence[str]) -> Match | None:
         return None
     verb = operands[0]
     if verb in ("get", "install"):
-        return Match("go.install", f"'go {verb}' downloads and builds modules", ASK_OPERATOR)
+        return Match("go.install", f"'go {verb}' downloads and builds modules", PLAN_GO)
     if verb == "run" and any("@" in o for o in operands[1:2]):
         return Match("go.install", "'go run pkg@version' downloads and runs code", ASK_OPERATOR)
     return None

@@ -162,8 +162,7 @@ class _Scratch:
     """The scratch module: copies of the module files, go started at once."""
 
     def __init__(self, files: dict[str, str | None], before_mod: str | None, proxy: str) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="aegis-go-")
-        self.root = self.tmp.name
+        self.root = tempfile.mkdtemp(prefix="aegis-go-")
         self.work = Path(self.root) / "mod"
         self.work.mkdir()
         for name, text in files.items():

@@ -41,8 +41,11 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
         if gomod is None or gomod.before is None:
             raise StateError(f"request {request_id} recorded no previous go.mod")
         targets = ()
-        kept = sorted((f for f in old.values() if f.before is not None), key=lambda f: f.name)
-        files = tuple(ProjectFile(f.name, f.after, f.before) for f in kept)
+        files = tuple(
+            ProjectFile(f.name, f.after, f.before)
+            for f in sorted(old.values(), key=lambda f: f.name)
+            if f.before is not None
+        )
     return Intent(Tool.GO, Operation.ROLLBACK, targets, user, now_text, rollback_of=request_id,
                   location=applied.intent.location, registry=applied.intent.registry,
                   files=files)  # fmt: skip
