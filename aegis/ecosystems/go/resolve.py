@@ -317,7 +317,8 @@ class _Evidence:
         self.prov: list[Provenance] = []
         self.arts: list[Artifact] = []
         self.signals: list[Signal] = [Signal(n, None, d) for n, d in env_signals(r.goenv, proxy)]
-        self.signals.extend(_replace_signals(r.before_edit) + _replace_signals(r.after_edit))
+        # The directives of the go.mod that will be in place (the old one if go failed).
+        self.signals.extend(_replace_signals(r.after_edit or r.before_edit))
 
     def collect(self, operands: tuple[str, ...]) -> None:
         """Every changed module (in path order), then every removed one."""
