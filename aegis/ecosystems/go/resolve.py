@@ -233,14 +233,15 @@ def _failure(code: int, err: str, what: str) -> AnalysisFailure:
 
 def _resolve(s: _Scratch, operands: tuple[str, ...], has_before: bool) -> _Resolved:
     """``go get`` in the scratch module, then ``go mod download`` and ``go list`` of changes."""
-    failure = None
-    if operands:  # alone first: the slow step, and the machine may have two cores
-        code, _, err = s.go("get", "--", *operands).wait()
-        failure = _failure(code, err, "go get") if code != 0 else None
+    # The two small reads overlap go get, the slow step.
     goenv_run = s.go("env", "-json", *ENV_KEYS)
     before_run = (
         s.go("mod", "edit", "-json", str(Path(s.root) / "before.mod")) if has_before else None
     )
+    failure = None
+    if operands:
+        code, _, err = s.go("get", "--", *operands).wait()
+        failure = _failure(code, err, "go get") if code != 0 else None
     after = {n: read_file(s.work / n) for n in MODULE_FILES}
     after_edit = _edit_json(s.go("mod", "edit", "-json")) if failure is None else None
     if failure is None and after_edit is None:
