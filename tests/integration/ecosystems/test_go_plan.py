@@ -176,7 +176,13 @@ def test_cli_plans_and_refuses(proxy: GoProxy, tmp_path: Path) -> None:
     assert inst.returncode == 0, inst.stderr
     assert '"candidate_version": "v1.1.0"' in inst.stdout
     assert not (tmp_path / "var/lib/aegis/go/bin/hello").exists()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "go.mod").symlink_to(module / "go.mod")  # a go.mod that is a link elsewhere
     refusals = [
+        ("go", "get", "example.com/hello", "--module", str(linked), "--plan"),
+        ("go", "get", "example.com/hello", "--module", str(module), "--proxy",
+         "file://../proxy", "--plan"),
         ("go", "get", "example.com/hello@v1.0.0", "--module", str(module), "--proxy", proxy.url),
         ("go", "get", "-modfile=/tmp/x.mod", "example.com/hello", "--module", str(module),
          "--plan"),
