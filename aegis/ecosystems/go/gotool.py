@@ -4,7 +4,7 @@ Every planning call runs ``/usr/bin/go`` with an environment built here, never t
 no user configuration (``GOENV=off``), no workspace (``GOWORK=off``), the installed
 toolchain only (``GOTOOLCHAIN=local``: a ``toolchain`` line never downloads a Go), ``GOFLAGS``
 cleared, one explicit ``GOPROXY`` (no ``direct``: no VCS fetch), a private ``HOME``,
-``GOMODCACHE``, ``GOCACHE`` and ``GOPATH`` in a scratch directory, and the checksum database
+``GOMODCACHE`` and ``GOPATH`` in a scratch directory, no build cache, and the checksum database
 pinned (``sum.golang.org`` for an https proxy, ``off`` for a mirror: a signal).
 """
 
@@ -57,8 +57,12 @@ def pinned(home: str, modcache: str, gocache: str, gopath: str, proxy: str) -> d
 
 
 def planning_env(scratch: str, proxy: str) -> dict[str, str]:
-    """The planner's environment: everything private to ``scratch``, ``GOFLAGS`` cleared."""
-    env = pinned(scratch, f"{scratch}/modcache", f"{scratch}/gocache", f"{scratch}/gopath", proxy)
+    """The planner's environment: everything private to ``scratch``, ``GOFLAGS`` cleared.
+
+    Planning builds nothing, so it needs no build cache (``GOCACHE=off``): creating and
+    removing one (256 directories) cost more than the whole resolution.
+    """
+    env = pinned(scratch, f"{scratch}/modcache", "off", f"{scratch}/gopath", proxy)
     env["GOFLAGS"] = ""
     return env
 
