@@ -74,11 +74,19 @@ def _ignored_caller_settings() -> list[str]:
     return [f"{k}={os.environ[k][:80]}" for k in _CALLER_KEYS if os.environ.get(k)]
 
 
+def _user() -> str:
+    """As ``aegis.api.current_user`` (``user`` or ``uid:N``), without importing the store."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid:{os.getuid()}"
+
+
 def _submit(targets: tuple[str, ...], location: str, proxy: str, as_json: bool) -> None:
-    from aegis import api
-    from aegis.analyze.plan import format_time
-    from aegis.api_agent import analysis_failed_error
-    from aegis.cli.cmd_apt import render_plan
+    from concurrent.futures import ThreadPoolExecutor
+
     from aegis.config import load_config
     from aegis.ecosystems import for_tool
     from aegis.model import Intent, Operation, Tool, plan_to_dict
@@ -90,9 +98,16 @@ def _submit(targets: tuple[str, ...], location: str, proxy: str, as_json: bool) 
 
         location = "gobin:" + gobin_dir(cfg)
     intent = Intent(tool=Tool.GO, operation=Operation.INSTALL, targets=targets,
-                    requested_by=api.current_user(), requested_at=format_time(now),
+                    requested_by=_user(), requested_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     location=location, registry=proxy)  # fmt: skip
-    result = for_tool(Tool.GO).plan(cfg, intent, now)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # go resolves (another process) while this one imports the store and the renderer.
+        future = pool.submit(for_tool(Tool.GO).plan, cfg, intent, now)
+        from aegis import api
+        from aegis.api_agent import analysis_failed_error
+        from aegis.cli.cmd_apt import render_plan
+
+        result = future.result()
     planned = api.submit_plan(cfg, result, api.current_user())
     if as_json:
         from aegis.cli.render import emit_json
