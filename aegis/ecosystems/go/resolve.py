@@ -77,6 +77,18 @@ def read_file(path: Path) -> str | None:
     return data.decode("utf-8")
 
 
+def module_files(module: Path) -> dict[str, str | None]:
+    """The module's ``go.mod`` and ``go.sum`` (a user's files: bounded, no links, UTF-8).
+
+    Raises:
+        InputError: one is a link, too large or not text.
+    """
+    try:
+        return {n: read_file(module / n) for n in MODULE_FILES}
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the module files in {module}: {e}") from e
+
+
 def binary_state(path: Path) -> str | None:
     """``sha256:HEX`` of an installed binary (not followed if a link), or None."""
     try:
@@ -207,7 +219,7 @@ def _inputs(intent: Intent) -> tuple[bool, dict[str, str | None], tuple[str, ...
             raise InputError("a go rollback restores go.mod (and go.sum) only")
         return False, {"go.mod": restore["go.mod"], "go.sum": restore.get("go.sum")}, ()
     check_targets(intent.targets)
-    return False, {n: read_file(module / n) for n in MODULE_FILES}, intent.targets
+    return False, module_files(module), intent.targets
 
 
 @dataclass
@@ -272,7 +284,7 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
     before: dict[str, str | None] = {"go.mod": None, "go.sum": None}
     if intent.operation is Operation.ROLLBACK and not install:
         module = Path(location_dir(intent.location, GOMOD_KIND))
-        before = {n: read_file(module / n) for n in MODULE_FILES}
+        before = module_files(module)
     elif not install:
         before = dict(start)
     s = _Scratch(start, before["go.mod"], proxy)

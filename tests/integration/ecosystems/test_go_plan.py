@@ -198,3 +198,14 @@ def test_cli_plans_and_refuses(proxy: GoProxy, tmp_path: Path) -> None:
         got = _aegis(tmp_path, *args)
         assert got.returncode == 3, (args, got.stdout, got.stderr)
         assert "Traceback" not in got.stderr
+
+
+def test_hostile_module_files_are_refused(proxy: GoProxy, tmp_path: Path) -> None:
+    module = new_module(tmp_path / "m")
+    (module / "go.sum").symlink_to("/etc/shadow")  # read as root by aegisd: never followed
+    with pytest.raises(InputError, match="cannot read the module files"):
+        _plan(proxy, module, "example.com/greet@v1.0.0")
+    (module / "go.sum").unlink()
+    (module / "go.sum").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(InputError):
+        _plan(proxy, module, "example.com/greet@v1.0.0")
