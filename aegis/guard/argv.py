@@ -29,7 +29,7 @@ class Match(NamedTuple):
 RuleFn = Callable[[Sequence[str]], Match | None]
 """A rule: the arguments after the tool's name -> a match, or None when allowed."""
 
-NO_DIRECT = "Aegis plans only apt, pip install and npm install changes today"
+NO_DIRECT = "Aegis plans only apt, pip install, npm install and go get/install changes today"
 ASK_OPERATOR = (
     f"{NO_DIRECT}: ask the operator to review and make this change, or use a Debian "
     "package instead (aegis apt install <package> --plan)"

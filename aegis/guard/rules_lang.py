@@ -1,7 +1,9 @@
 """Rules for language package managers (npm, pip, go, cargo ...) and container images.
 
-Aegis plans apt, ``pip install`` (into a venv) and ``npm install`` (into a project) today:
-those are pointed at ``aegis pip|npm install ... --plan``, the other tools at the operator. A
+Aegis plans apt, ``pip install`` (into a venv), ``npm install`` (into a project) and ``go
+get``/``go install`` (a module, the managed GOBIN) today: those are pointed at ``aegis
+pip|npm install ... --plan`` and ``aegis go get|install ... --plan``, the other tools at the
+operator. A
 container ``pull``/``run``/``create`` is allowed only for an image pinned by digest.
 Pure: no I/O.
 
