@@ -107,6 +107,10 @@ def _round(tmp: Path, url: str, keyset: dict[str, Any]) -> tuple[float, ...]:
     env = _env(home)
     cfg = load_config(env)
     cfg.etc_dir.mkdir(parents=True, exist_ok=True)
+    # aegisd's lock is dpkg's: a throwaway root's, never the host's (other work may hold it).
+    (tmp / "root/var/lib/dpkg").mkdir(parents=True)
+    (cfg.etc_dir / "aegis.toml").write_text(f'dpkg_root = "{tmp / "root"}"\n')
+    cfg = load_config(env)
     policy = (HERE / "aegis/policy/default_policy.toml").read_text()
     approved = f'[[registries]]\nname = "bench"\necosystem = "go"\nurl = "{url}"\n'
     cfg.policy_path.write_text(f'{policy}\n{approved}\n[rules."go.sumdb-off"]\neffect = "allow"\n')

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from aegis.ecosystems.go.names import (
     check_proxy_url,
     is_exact,
     location_dir,
+    split_target,
 )
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.model import Action, Intent, Operation, Plan, Tool
@@ -100,12 +102,27 @@ def _write(directory: Path, name: str, text: str, mode: int = 0o644) -> None:
         os.close(dfd)
 
 
-def _safe_dir(path: Path, mode: int) -> None:
-    """Create ``path`` (and parents) if missing; refuse a link or, for root, another owner."""
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
-    st = os.lstat(path)
-    if os.path.islink(path) or (os.geteuid() == 0 and st.st_uid != 0):
-        raise EnvironmentFailure(f"{path} is a link or not root's: refusing to use it")
+def _safe_dir(path: Path, mode: int, *, levels: int = 1) -> None:
+    """Create ``path`` and its ``levels - 1`` parents (``mode``), or refuse them.
+
+    Refused: a link, or, for root, a directory not root's or writable by group or others.
+    The managed GOBIN sits in the store directory, which group aegis may write: an agent must
+    not be able to hold ``go/`` or ``go/bin/`` and swap the binaries people run.
+    """
+    chain = [path, *path.parents][:levels]
+    chain[-1].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for p in reversed(chain):
+        try:
+            p.mkdir(mode=mode)
+            os.chmod(p, mode)  # not the daemon's umask: people must reach the binaries
+        except FileExistsError:
+            pass
+    for p in chain:
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise EnvironmentFailure(f"{p} is not a plain directory: refusing to use it")
+        if os.geteuid() == 0 and (st.st_uid != 0 or st.st_mode & 0o022):
+            raise EnvironmentFailure(f"{p} is not root's alone: refusing to use it")
 
 
 def _exact_and_summed(plan: Plan, proxy: str) -> bool:
@@ -157,7 +174,10 @@ class GoEcosystem:
         if install:
             if directory != gobin_dir(cfg):
                 return ()
-            pkg = plan.intent.targets[0].partition("@")[0]
+            try:
+                pkg, _ = split_target(plan.intent.targets[0])
+            except (InputError, IndexError):
+                return ()
             version = plan.changes[0].candidate_version or ""
             words = [*_env_words(cfg, proxy, directory), f"AEGIS_GO_TARGET={pkg}@{version}"]
             return (ENV, "-i", "-C", str(_go_dir(cfg) / "install"), *words, GO, "install",
@@ -183,7 +203,7 @@ class GoEcosystem:
         try:
             install, directory = _location(plan)
             if install:
-                _safe_dir(Path(directory), 0o755)
+                _safe_dir(Path(directory), 0o755, levels=2)  # go/bin and go/
                 _safe_dir(_go_dir(cfg) / "install", 0o700)
                 return None
         except (InputError, EnvironmentFailure, OSError) as e:

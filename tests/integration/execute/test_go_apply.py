@@ -32,6 +32,9 @@ def _home(tmp_path: Path, proxy: GoProxy) -> Path:
     home = tmp_path / "home"
     (home / "etc/aegis").mkdir(parents=True, exist_ok=True)
     (home / "etc/aegis/policy.toml").write_text(policy_with_proxy(proxy.url))
+    # aegisd's one-change-at-a-time lock is dpkg's: a throwaway root's, never the host's.
+    (tmp_path / "root/var/lib/dpkg").mkdir(parents=True, exist_ok=True)
+    (home / "etc/aegis/aegis.toml").write_text(f'dpkg_root = "{tmp_path / "root"}"\n')
     return home
 
 
