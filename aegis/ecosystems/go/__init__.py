@@ -4,9 +4,10 @@ Two kinds of change, told apart by the location:
 
 - ``gomod:/dir``: ``go get`` changes a module's ``go.mod`` and ``go.sum``. The plan carries the
   new files; aegisd re-resolves, writes exactly those signed files (so every ``h1:`` sum go
-  checks is the plan's), then runs ``go get MODULE@EXACT`` in the directory with
-  ``GOFLAGS=-mod=readonly``: go downloads and verifies each module against the signed
-  ``go.sum``. Rollback restores the previous files (``go mod download`` verifies them).
+  checks is the plan's), then runs ``go mod download MODULE@EXACT...`` in the directory with
+  ``GOFLAGS=-mod=readonly``: go fetches and verifies each module against the signed
+  ``go.sum``, and never rewrites the signed files. Rollback restores the previous files
+  (``go mod download`` verifies them).
 - ``gobin:/var/lib/aegis/go/bin``: ``go install`` builds one binary into the Aegis-managed
   GOBIN. The plan resolves the package in a scratch tool module; aegisd writes that module's
   signed ``go.mod``/``go.sum`` to its own directory and runs ``go install PACKAGE`` there, so
@@ -156,7 +157,10 @@ class GoEcosystem:
         return plan_go(cfg, intent, now)
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
-        """``env -i -C DIR ... go get MOD@EXACT`` (or ``go install PKG``); ``()`` when off."""
+        """``env -i -C DIR ... go mod download MOD@EXACT...`` (or ``go install PKG``).
+
+        ``()`` when anything is off.
+        """
         from aegis.ecosystems.go.gotool import ENV, GO
 
         eco = plan.ecosystem
@@ -185,12 +189,12 @@ class GoEcosystem:
         words = _env_words(cfg, proxy, None)
         if plan.intent.operation is Operation.ROLLBACK:
             return (ENV, "-i", "-C", directory, *words, GO, "mod", "download")
-        operands = [f"{a.name}@{a.version}" for a in eco.artifacts if a.requested] or [
-            f"{a.name}@{a.version}" for a in eco.artifacts
-        ]
+        # The signed go.mod and go.sum are in place (before_run): go fetches every module the
+        # change pins, by exact version, and checks each against the plan's sums.
+        operands = sorted(f"{a.name}@{a.version}" for a in eco.artifacts)
         if not operands:
             return ()
-        return (ENV, "-i", "-C", directory, *words, GO, "get", "--", *sorted(operands))
+        return (ENV, "-i", "-C", directory, *words, GO, "mod", "download", "--", *operands)
 
     def exact_targets(self, plan: Plan) -> tuple[ExactTarget, ...]:
         """The changes at their exact versions."""

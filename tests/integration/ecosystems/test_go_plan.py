@@ -91,7 +91,9 @@ def test_a_plan_resolves_latest_to_exact_sums_and_touches_nothing(
         assert a.integrity.startswith("h1:")
         assert f"{a.name} {a.version} {a.integrity}" in files["go.sum"]
     argv = plan.command_preview
-    assert argv[-3:] == ("get", "--", "example.com/hello@v1.1.0")  # exact, never @latest
+    # Exact, never @latest: every module the change pins, checked against the signed go.sum.
+    assert argv[-5:] == ("mod", "download", "--", "example.com/greet@v1.1.0",
+                         "example.com/hello@v1.1.0")  # fmt: skip
     assert "GOFLAGS=-mod=readonly" in argv
     assert "GOSUMDB=off" in argv
 
