@@ -1,4 +1,5 @@
-"""An agent (a member of group aegis) plans Go changes but cannot apply them.
+"""An agent (a member of group aegis) plans Go changes but cannot apply them; an outsider
+cannot even record a plan.
 
 The member runs the real go planner as uid 65534 on a host layout: its plans land in the
 store and nothing changes in its module or the managed GOBIN. Its apply reaches aegisd
@@ -48,6 +49,10 @@ def test_an_agent_plans_go_changes_but_cannot_apply_them(host: Host) -> None:
                        "--plan")  # fmt: skip
     assert inst.returncode == 0, inst.stderr
     assert not (host.state / "go/bin/hello").exists()
+    outsider = host.run_as(MEMBER, "go", "get", "example.com/hello@v1.0.0", "--module", str(app),
+                           "--proxy", proxy.url, "--plan")  # fmt: skip
+    assert outsider.returncode == 7, outsider.stderr  # not in group aegis: the join hint
+    assert f"adduser <user> {host.gid}" in outsider.stderr
 
     (host.etc / "aegisd.toml").write_text('apply_group = "users"\nsocket_mode = "0666"\n')
     sock = host.root / "aegisd.sock"
