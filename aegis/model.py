@@ -42,6 +42,7 @@ class Tool(StrEnum):
     IMAGE = "image"
     """Container images (``docker``/``podman pull``); the runtime is in the location."""
     CARGO = "cargo"
+    GO = "go"
 
 
 class Operation(StrEnum):

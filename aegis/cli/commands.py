@@ -31,6 +31,7 @@ AEGIS_COMMANDS: dict[str, str] = {
     "podman": "aegis.cli.cmd_image:podman_group",
     "container": "aegis.cli.cmd_image:container_group",
     "cargo": "aegis.cli.cmd_cargo:cargo_group",
+    "go": "aegis.cli.cmd_go:go_group",
     "guard": "aegis.cli.cmd_guard:guard_group",
     "mcp": "aegis.cli.cmd_mcp:mcp_cmd",
     "drift": "aegis.cli.cmd_drift:drift_cmd",

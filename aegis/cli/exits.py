@@ -56,6 +56,8 @@ COMMAND_EXITS: dict[str, Errors] = {
     "aegis podman pull": _RECORDS,
     "aegis container pull": _RECORDS,
     "aegis cargo install": _RECORDS,
+    "aegis go get": _RECORDS,
+    "aegis go install": _RECORDS,
     "aegis audit verify": _READS,
     "aegis audit checkpoint": (*_READS, StateError),
     "aegis cancel": _RECORDS,

@@ -40,7 +40,7 @@ PLAN_FLOW = (
     "5. aegisctl apply --execution-plan <file> --public-key-hex KEY"
 )
 
-PLANNED_TOOLS = frozenset({"apt", "pip", "npm", "docker", "podman", "container", "cargo"})
+PLANNED_TOOLS = frozenset({"apt", "pip", "npm", "docker", "podman", "container", "cargo", "go"})
 """Tools Aegis can plan today."""
 
 

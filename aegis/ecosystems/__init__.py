@@ -47,5 +47,9 @@ def for_tool(tool: Tool) -> Ecosystem:
             from aegis.ecosystems.cargo import CARGO
 
             return CARGO
+        case Tool.GO:
+            from aegis.ecosystems.go import GO
+
+            return GO
         case _:
             assert_never(tool)

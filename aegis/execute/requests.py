@@ -64,6 +64,8 @@ def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] |
         )
     elif plan.intent.tool is Tool.CARGO:
         from aegis.ecosystems.cargo.rollback import rollback_intent
+    elif plan.intent.tool is Tool.GO:
+        from aegis.ecosystems.go.rollback import rollback_intent
     else:
         return None
     intent = rollback_intent(plan, request_id, api.current_user(), _now_text())

@@ -29,7 +29,9 @@ class Match(NamedTuple):
 RuleFn = Callable[[Sequence[str]], Match | None]
 """A rule: the arguments after the tool's name -> a match, or None when allowed."""
 
-NO_DIRECT = "Aegis plans only apt, pip install and npm install changes today"
+NO_DIRECT = (
+    "Aegis plans apt, pip install, npm install, go get/install, cargo install and image pulls today"
+)
 ASK_OPERATOR = (
     f"{NO_DIRECT}: ask the operator to review and make this change, or use a Debian "
     "package instead (aegis apt install <package> --plan)"
@@ -45,6 +47,11 @@ PLAN_PIP = (
 PLAN_CARGO = (
     "plan it instead: aegis cargo install <crate> --registry-dir DIR --plan (read-only; then "
     "review, policy, sign and aegisd apply it)"
+)
+PLAN_GO = (
+    "plan it instead: aegis go get <module>@<version> --module DIR --plan, or aegis go "
+    "install <package>@<version> --plan (read-only; then review, policy, sign and aegisd "
+    "apply it)"
 )
 _MAX_SHOWN = 10
 

@@ -1,8 +1,10 @@
 """Rules for language package managers (npm, pip, go, cargo ...) and container images.
 
-Aegis plans apt, ``pip install`` (into a venv) and ``npm install`` (into a project) today:
-those are pointed at ``aegis pip|npm install ... --plan``, the other tools at the operator. A
-container ``pull``/``run``/``create`` is allowed only for an image pinned by digest.
+Aegis plans apt, ``pip install`` (into a venv), ``npm install`` (into a project), ``go
+get``/``go install`` (a module, the managed GOBIN) and ``cargo install`` (the managed root)
+today: those are pointed at their ``aegis ... --plan`` command, the other tools at the
+operator. A container ``pull``/``run``/``create`` is allowed only for an image pinned by
+digest (a tag-only pull is pointed at ``aegis podman pull --pin --plan``).
 Pure: no I/O.
 
 Example:
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from aegis.guard.argv import (
     ASK_OPERATOR,
     PLAN_CARGO,
+    PLAN_GO,
     PLAN_NPM,
     PLAN_PIP,
     Match,
@@ -216,7 +219,7 @@ def go(args: Sequence[str]) -> Match | None:
         return None
     verb = operands[0]
     if verb in ("get", "install"):
-        return Match("go.install", f"'go {verb}' downloads and builds modules", ASK_OPERATOR)
+        return Match("go.install", f"'go {verb}' downloads and builds modules", PLAN_GO)
     if verb == "run" and any("@" in o for o in operands[1:2]):
         return Match("go.install", "'go run pkg@version' downloads and runs code", ASK_OPERATOR)
     return None

@@ -418,7 +418,7 @@ def registry_url(url: str) -> str:
     return url.rstrip("/") + "/"
 
 
-REGISTRY_ECOSYSTEMS = ("pip", "npm", "image", "cargo")
+REGISTRY_ECOSYSTEMS = ("pip", "npm", "image", "cargo", "go")
 """The ecosystems whose sources ``[[registries]]`` approves (apt's are ``[[sources]]``)."""
 
 
@@ -438,7 +438,8 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
                 f"{where}ecosystem: expected one of {', '.join(REGISTRY_ECOSYSTEMS)}"
             )
         url = _str(item, "url", where)
-        local = eco == "cargo" and url.startswith("file:///")  # a cargo local registry
+        # A local source is a directory: a cargo local registry, a Go file:// GOPROXY.
+        local = eco in ("cargo", "go") and url.startswith("file:///")
         web = url.startswith(("https://", "http://"))
         if not (local or web) or "@" in url or not url.isascii():
             raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")

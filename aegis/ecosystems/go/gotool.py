@@ -1,0 +1,141 @@
+"""Running the go tool for planning: a private, explicit environment, bounded output.
+
+Every planning call runs ``/usr/bin/go`` with an environment built here, never the caller's:
+no user configuration (``GOENV=off``), no workspace (``GOWORK=off``), the installed
+toolchain only (``GOTOOLCHAIN=local``: a ``toolchain`` line never downloads a Go), ``GOFLAGS``
+cleared, one explicit ``GOPROXY`` (no ``direct``: no VCS fetch), a private ``HOME``,
+``GOMODCACHE`` and ``GOPATH`` in a scratch directory, no build cache, and the checksum database
+pinned (``sum.golang.org`` for an https proxy, ``off`` for a mirror: a signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from typing import Any
+
+GO = "/usr/bin/go"
+ENV = "/usr/bin/env"
+GO_TIMEOUT_S = 300.0
+MAX_OUTPUT = 16 * 1024 * 1024
+ENV_KEYS = ("GOVERSION", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE",
+            "GOINSECURE", "GOFLAGS", "GOTOOLCHAIN", "GOWORK", "GOVCS")  # fmt: skip
+
+
+def sumdb_for(proxy: str) -> str:
+    """The checksum database a plan pins: Go's own behind an https proxy, off for a mirror.
+
+    A ``file://`` or plain-http proxy is a mirror an operator runs; its sums are the mirror's
+    own, first seen at planning, so ``off`` is a signal (``go.sumdb-off``) policy decides on.
+    """
+    return "sum.golang.org" if proxy.startswith("https://") else "off"
+
+
+def pinned(home: str, modcache: str, gocache: str, gopath: str, proxy: str) -> dict[str, str]:
+    """The explicit Go settings of a plan and of aegisd's run (without ``GOFLAGS``)."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "GOENV": "off",
+        "GOTOOLCHAIN": "local",
+        "GOWORK": "off",
+        "GOPROXY": proxy,
+        "GOSUMDB": sumdb_for(proxy),
+        "GONOSUMDB": "",
+        "GONOSUMCHECK": "",
+        "GOPRIVATE": "",
+        "GOINSECURE": "",
+        "GOMODCACHE": modcache,
+        "GOCACHE": gocache,
+        "GOPATH": gopath,
+        "CGO_ENABLED": "0",
+    }
+
+
+def planning_env(scratch: str, proxy: str) -> dict[str, str]:
+    """The planner's environment: everything private to ``scratch``, ``GOFLAGS`` cleared.
+
+    Planning builds nothing, so it needs no build cache (``GOCACHE=off``): creating and
+    removing one (256 directories) cost more than the whole resolution.
+    """
+    env = pinned(scratch, f"{scratch}/modcache", "off", f"{scratch}/gopath", proxy)
+    env["GOFLAGS"] = ""
+    return env
+
+
+class GoRun:
+    """One go command started at once (so several overlap); :meth:`wait` collects it."""
+
+    def __init__(self, args: list[str], cwd: str, env: dict[str, str]) -> None:
+        self.error = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            self.proc = subprocess.Popen(
+                [GO, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            self.error = f"go did not run: {e}"
+
+    def wait(self) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr tail); the process group is killed on timeout."""
+        if self.proc is None:
+            return -1, "", self.error
+        try:
+            out, err = self.proc.communicate(timeout=GO_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.communicate()
+            return -1, "", f"go timed out after {GO_TIMEOUT_S} s"
+        text = out[:MAX_OUTPUT].decode("utf-8", "replace")
+        return self.proc.returncode, text, err[-8192:].decode("utf-8", "replace")
+
+
+def json_stream(text: str) -> list[dict[str, Any]]:
+    """The JSON objects go prints one after another (``-json`` of several modules)."""
+    decoder = json.JSONDecoder()
+    out: list[dict[str, Any]] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        try:
+            obj, i = decoder.raw_decode(text, i)
+        except ValueError:
+            break
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def env_signals(goenv: dict[str, Any], proxy: str) -> list[tuple[str, str]]:
+    """``(signal, detail)`` for Go settings that weaken verification. Pure.
+
+    The checksum database off or bypassed (``GOSUMDB=off`` beyond the plan's own pin for a
+    mirror, ``GONOSUMDB``, ``GONOSUMCHECK``, ``GOPRIVATE``), ``GOINSECURE``, and ``GOFLAGS``
+    with ``-insecure`` or ``-mod=mod`` (go may then rewrite go.mod and fetch over http).
+    """
+    out: list[tuple[str, str]] = []
+    sumdb = str(goenv.get("GOSUMDB", ""))
+    if sumdb == "off":
+        detail = "GOSUMDB=off"
+        if sumdb_for(proxy) == "off":
+            detail += f": the proxy {proxy} is a mirror, its sums are first seen at planning"
+        out.append(("go.sumdb-off", detail))
+    for key in ("GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE"):
+        if str(goenv.get(key, "")):
+            out.append(("go.sumdb-bypassed", f"{key}={str(goenv[key])[:200]}"))
+    if str(goenv.get("GOINSECURE", "")):
+        out.append(("go.insecure", f"GOINSECURE={str(goenv['GOINSECURE'])[:200]}"))
+    flags = str(goenv.get("GOFLAGS", "")).split()
+    for flag in flags:
+        if flag.startswith("-insecure") or flag in ("-mod=mod", "--mod=mod"):
+            out.append(("go.goflags", f"GOFLAGS has {flag[:80]}"))
+    return out

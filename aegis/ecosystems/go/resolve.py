@@ -1,0 +1,421 @@
+"""Plan a Go change read-only: ``go get`` in a scratch module, then the evidence of each module.
+
+``go get MODULE@QUERY`` (module change) or ``go get PACKAGE@QUERY`` in a fresh tool module
+(``go install``) runs in a scratch directory holding only copies of ``go.mod`` and ``go.sum``
+(never the module's sources), under :func:`aegis.ecosystems.go.gotool.planning_env`. The new
+``go.mod`` and ``go.sum`` are the plan; every module whose requirement changed is then read
+with ``go mod download -json`` (the ``h1:`` sums of its zip and its ``go.mod``, compared
+with the new ``go.sum``) and ``go list -m -json -retracted`` (retractions), and the module's
+``replace`` directives with ``go mod edit -json``. Mutable queries (``@latest``, branches)
+are recorded with the exact version they resolved to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aegis.canonical import canonical_hash
+from aegis.ecosystems.go.gotool import ENV_KEYS, GoRun, env_signals, json_stream, planning_env
+from aegis.ecosystems.go.names import (
+    GOBIN_KIND,
+    GOMOD_KIND,
+    binary_name,
+    check_targets,
+    escape_path,
+    is_exact,
+    is_pseudo,
+    location_dir,
+    split_target,
+)
+from aegis.errors import InputError
+from aegis.model import (
+    PLAN_SCHEMA,
+    Action,
+    AnalysisFailure,
+    Artifact,
+    ConfigEvidence,
+    EcosystemEvidence,
+    Intent,
+    Operation,
+    PackageChange,
+    Plan,
+    ProjectFile,
+    Provenance,
+    Signal,
+)
+
+MODULE_FILES = ("go.mod", "go.sum")
+MAX_FILE = 4 * 1024 * 1024
+MAX_BINARY = 512 * 1024 * 1024
+_SUM_WORDS = 3
+TOOL_MODULE = "module aegis.invalid/goinstall\n"
+"""The scratch module a ``go install`` is resolved and built in (``.invalid``: never real)."""
+
+
+def read_file(path: Path) -> str | None:
+    """A module file without following a link; None when missing.
+
+    Raises:
+        OSError: a link, not a regular file, too large, or not UTF-8.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise OSError(f"{path} is larger than {MAX_FILE} bytes")
+    return data.decode("utf-8")
+
+
+def module_files(module: Path) -> dict[str, str | None]:
+    """The module's ``go.mod`` and ``go.sum`` (a user's files: bounded, no links, UTF-8).
+
+    Raises:
+        InputError: one is a link, too large or not text.
+    """
+    try:
+        return {n: read_file(module / n) for n in MODULE_FILES}
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the module files in {module}: {e}") from e
+
+
+def binary_state(path: Path) -> str | None:
+    """``sha256:HEX`` of an installed binary (not followed if a link), or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except (FileNotFoundError, OSError):
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def binary_version(path: Path, env: dict[str, str]) -> str | None:
+    """The module version ``go version -m`` reads from an installed binary's build info."""
+    if binary_state(path) is None:
+        return None
+    code, out, _ = GoRun(["version", "-m", str(path)], "/", env).wait()
+    for line in out.splitlines() if code == 0 else ():
+        words = line.split()
+        if len(words) >= _SUM_WORDS and words[0] == "mod" and is_exact(words[2]):
+            return words[2]
+    return None
+
+
+def _semver_key(v: str) -> tuple[Any, ...]:
+    core, _, pre = v.lstrip("v").split("+")[0].partition("-")
+    nums = tuple(int(x) for x in core.split(".") if x.isdigit())
+    ids = (
+        tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")) if pre else ()
+    )
+    return (nums, 1 if not pre else 0, ids)
+
+
+def _action(old: str | None, new: str) -> Action:
+    if old is None:
+        return Action.INSTALL
+    return Action.UPGRADE if _semver_key(new) > _semver_key(old) else Action.DOWNGRADE
+
+
+def _requires(edit: dict[str, Any] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in (edit or {}).get("Require") or ():
+        if (
+            isinstance(r, dict)
+            and isinstance(r.get("Path"), str)
+            and isinstance(r.get("Version"), str)
+        ):
+            out[r["Path"]] = r["Version"]
+    return out
+
+
+def _sums(text: str | None) -> dict[str, str]:
+    """``"path version"`` / ``"path version/go.mod"`` -> ``h1:...`` from a go.sum."""
+    out: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        words = line.split()
+        if len(words) == _SUM_WORDS:
+            out[f"{words[0]} {words[1]}"] = words[2]
+    return out
+
+
+def _edit_json(run: GoRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    code, out, _ = run.wait()
+    found = json_stream(out) if code == 0 else []
+    return found[0] if found else None
+
+
+def _replace_signals(edit: dict[str, Any] | None) -> list[Signal]:
+    out: list[Signal] = []
+    for r in (edit or {}).get("Replace") or ():
+        old, new = r.get("Old") or {}, r.get("New") or {}
+        target = f"{new.get('Path', '')}{'@' + new['Version'] if new.get('Version') else ''}"
+        detail = f"replace {old.get('Path', '')} => {target}"[:300]
+        local = str(new.get("Path", "")).startswith(("./", "../", "/")) or not new.get("Version")
+        out.append(Signal("go.replace-path" if local else "go.replace", old.get("Path"), detail))
+    return out
+
+
+class _Scratch:
+    """The scratch module: copies of the module files, go started at once."""
+
+    def __init__(self, files: dict[str, str | None], before_mod: str | None, proxy: str) -> None:
+        self.root = tempfile.mkdtemp(prefix="aegis-go-")
+        self.work = Path(self.root) / "mod"
+        self.work.mkdir()
+        for name, text in files.items():
+            if text is not None:
+                (self.work / name).write_text(text)
+        if before_mod is not None:
+            (Path(self.root) / "before.mod").write_text(before_mod)
+        self.env = planning_env(self.root, proxy)
+
+    def go(self, *args: str) -> GoRun:
+        return GoRun(list(args), str(self.work), self.env)
+
+    def cleanup(self) -> None:
+        # The module cache is read-only (go's own choice); make it removable first.
+        for dirpath, dirnames, _ in os.walk(self.root):
+            for d in dirnames:
+                os.chmod(os.path.join(dirpath, d), 0o755)  # noqa: S103 - our scratch dir
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _module_of(path: str, mods: dict[str, str]) -> str | None:
+    """The longest module path of ``mods`` that ``path`` is in."""
+    best = None
+    for m in mods:
+        if (path == m or path.startswith(m + "/")) and (best is None or len(m) > len(best)):
+            best = m
+    return best
+
+
+def _inputs(intent: Intent) -> tuple[bool, dict[str, str | None], tuple[str, ...]]:
+    """(install?, the module files planning starts from, the ``go get`` operands)."""
+    install = (intent.location or "").startswith(GOBIN_KIND)
+    rollback = intent.operation is Operation.ROLLBACK
+    if install:
+        location_dir(intent.location, GOBIN_KIND)
+        check_targets(intent.targets, install=True)
+        return True, {"go.mod": TOOL_MODULE, "go.sum": None}, intent.targets
+    module = Path(location_dir(intent.location, GOMOD_KIND))
+    if rollback:
+        restore = {f.name: f.after for f in intent.files if f.name in MODULE_FILES}
+        if intent.targets or "go.mod" not in restore:
+            raise InputError("a go rollback restores go.mod (and go.sum) only")
+        return False, {"go.mod": restore["go.mod"], "go.sum": restore.get("go.sum")}, ()
+    check_targets(intent.targets)
+    return False, module_files(module), intent.targets
+
+
+@dataclass
+class _Resolved:
+    """What go said: the new files, the old and new requirements, each module's facts."""
+
+    failure: AnalysisFailure | None
+    after: dict[str, str | None]
+    before_edit: dict[str, Any] | None
+    after_edit: dict[str, Any] | None
+    old: dict[str, str]
+    new: dict[str, str]
+    infos: dict[str, dict[str, Any]]
+    listed: dict[str, dict[str, Any]]
+    goenv: dict[str, Any]
+
+
+def _failure(code: int, err: str, what: str) -> AnalysisFailure:
+    missing = "not found" in err or "no matching" in err or "unknown revision" in err
+    return AnalysisFailure("unknown-package" if missing else "tool-failed",
+                           err.strip()[-2000:] or f"{what} exited {code}")  # fmt: skip
+
+
+def _resolve(s: _Scratch, operands: tuple[str, ...], has_before: bool) -> _Resolved:
+    """``go get`` in the scratch module, then ``go mod download`` and ``go list`` of changes."""
+    # The two small reads overlap go get, the slow step.
+    goenv_run = s.go("env", "-json", *ENV_KEYS)
+    before_run = (
+        s.go("mod", "edit", "-json", str(Path(s.root) / "before.mod")) if has_before else None
+    )
+    failure = None
+    if operands:
+        code, _, err = s.go("get", "--", *operands).wait()
+        failure = _failure(code, err, "go get") if code != 0 else None
+    after = {n: read_file(s.work / n) for n in MODULE_FILES}
+    after_edit = _edit_json(s.go("mod", "edit", "-json")) if failure is None else None
+    if failure is None and after_edit is None:
+        failure = AnalysisFailure("tool-failed", "go mod edit -json could not read the new go.mod")
+    before_edit = _edit_json(before_run)
+    old, new = _requires(before_edit), _requires(after_edit)
+    wanted = [f"{m}@{v}" for m, v in sorted(new.items()) if old.get(m) != v]
+    infos: dict[str, dict[str, Any]] = {}
+    listed: dict[str, dict[str, Any]] = {}
+    if wanted:
+        download = s.go("mod", "download", "-json", *wanted)
+        listing = s.go("list", "-m", "-json", "-retracted", *wanted)
+        code, out, err = download.wait()
+        infos = {f"{d.get('Path')}@{d.get('Version')}": d for d in json_stream(out)}
+        if code != 0 and failure is None:
+            failure = _failure(code, err, "go mod download")
+        _, lout, _ = listing.wait()
+        listed = {f"{d.get('Path')}@{d.get('Version')}": d for d in json_stream(lout)}
+    _, envout, _ = goenv_run.wait()
+    goenv = (json_stream(envout) or [{}])[0]
+    return _Resolved(failure, after, before_edit, after_edit, old, new, infos, listed, goenv)
+
+
+def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
+    """Resolve ``intent`` against its proxy, read-only for the module and the system."""
+    install, start, operands = _inputs(intent)
+    proxy = intent.registry or ""
+    before: dict[str, str | None] = {"go.mod": None, "go.sum": None}
+    if intent.operation is Operation.ROLLBACK and not install:
+        module = Path(location_dir(intent.location, GOMOD_KIND))
+        before = module_files(module)
+    elif not install:
+        before = dict(start)
+    s = _Scratch(start, before["go.mod"], proxy)
+    try:
+        r = _resolve(s, operands, before["go.mod"] is not None)
+    finally:
+        s.cleanup()
+    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.ecosystems.go import GO as ECO
+
+    ev = _Evidence(proxy, r)
+    ev.collect(operands)
+    changes, installed = ev.changes, tuple(f"{m}@{v}" for m, v in sorted(r.old.items()))
+    state: dict[str, Any] = {"ecosystem": "go", "location": intent.location}
+    if install:
+        changes, installed, state = _install_view(cfg, intent, changes, r.new, state)
+    else:
+        state["files"] = sorted((k, v or "") for k, v in before.items())
+    files = () if r.failure is not None else tuple(
+        ProjectFile(n, before[n], r.after[n] or "") for n in MODULE_FILES
+    )  # fmt: skip
+    plan = Plan(
+        schema_version=PLAN_SCHEMA, plan_id=new_plan_id(), created_at=format_time(now),
+        intent=intent, host=this_host(cfg), changes=tuple(changes), configure_order=(),
+        command_preview=(), repositories=(), config=ConfigEvidence("", "", ()),
+        provenance=tuple(ev.prov), findings=(), vulnerabilities=(), vulndb_date=None,
+        rollback=(), signals=tuple(ev.signals), package_state_hash=canonical_hash(state),
+        content_inspected=True, failure=r.failure,
+        ecosystem=EcosystemEvidence("go", intent.location or "", proxy,
+                                    str(r.goenv.get("GOVERSION", "go")), installed,
+                                    tuple(ev.arts), files),
+    )  # fmt: skip
+    return replace(plan, command_preview=ECO.derive_argv(plan, cfg))
+
+
+class _Evidence:
+    """Changes, provenance, artifacts and signals of the modules whose requirement changed."""
+
+    def __init__(self, proxy: str, r: _Resolved) -> None:
+        self.proxy = proxy
+        self.r = r
+        self.changes: list[PackageChange] = []
+        self.prov: list[Provenance] = []
+        self.arts: list[Artifact] = []
+        self.signals: list[Signal] = [Signal(n, None, d) for n, d in env_signals(r.goenv, proxy)]
+        # The directives of the go.mod that will be in place (the old one if go failed).
+        self.signals.extend(_replace_signals(r.after_edit or r.before_edit))
+
+    def collect(self, operands: tuple[str, ...]) -> None:
+        """Every changed module (in path order), then every removed one."""
+        r = self.r
+        if r.failure is not None:
+            return
+        requested: dict[str, str] = {}  # module -> the query its target gave
+        for t in operands:
+            path, query = split_target(t)
+            mod = _module_of(path, r.new)
+            if mod is not None:
+                requested[mod] = query or "upgrade"
+        sums = _sums(r.after["go.sum"])
+        for mod in sorted(m for m in r.new if r.old.get(m) != r.new[m]):
+            self._module(mod, r.new[mod], sums, requested.get(mod))
+        for mod in sorted(set(r.old) - set(r.new)):
+            v = r.old[mod]
+            self.changes.append(PackageChange(mod, "", Action.REMOVE, v, None, mod, v, None))
+
+    def _module(self, mod: str, version: str, sums: dict[str, str], query: str | None) -> None:
+        proxy, key = self.proxy, f"{mod}@{version}"
+        info, lst = self.r.infos.get(key, {}), self.r.listed.get(key, {})
+        zsum, msum = str(info.get("Sum", "")), str(info.get("GoModSum", ""))
+        ok = bool(zsum) and sums.get(f"{mod} {version}") == zsum and (
+            sums.get(f"{mod} {version}/go.mod") == msum)  # fmt: skip
+        url = f"{proxy}{escape_path(mod)}/@v/{version}.zip"
+        old = self.r.old.get(mod)
+        self.changes.append(PackageChange(mod, "", _action(old, version), old, version, mod,
+                                          version, proxy))  # fmt: skip
+        chain = (f"proxy:{proxy}", f"zip:{zsum}", f"go.mod:{msum}") if ok else ()
+        self.prov.append(Provenance(mod, version, "", url, f"{version}.zip", 0, "", proxy, chain,
+                                    ok))  # fmt: skip
+        self.arts.append(Artifact(name=mod, version=version, kind="module", url=url, sha256="",
+                                  size=0, requested=query is not None,
+                                  yanked=bool(lst.get("Retracted")),
+                                  integrity=zsum if ok else ""))  # fmt: skip
+        sig = self.signals
+        if not ok:
+            sig.append(Signal("integrity.unverified", mod, "go.sum and go mod download differ"))
+        if lst.get("Retracted"):
+            why = "; ".join(str(x) for x in lst["Retracted"])[:300]
+            sig.append(Signal("go.retracted", mod, f"{version} retracted: {why}"))
+        if is_pseudo(version):
+            sig.append(Signal("go.pseudo-version", mod, f"{version} is a commit, not a release"))
+        if query is not None and query != version:
+            sig.append(Signal("go.mutable-query", mod, f"@{query} resolved to {version}"))
+
+
+def _install_view(
+    cfg: Any, intent: Intent, changes: list[PackageChange], new: dict[str, str],
+    state: dict[str, Any],
+) -> tuple[list[PackageChange], tuple[str, ...], dict[str, Any]]:  # fmt: skip
+    """``go install``: one change, the binary (named by its package), at its module's version.
+
+    The modules of the build are evidence (artifacts and the tool module's go.sum); what is
+    installed before is the binary's SHA-256 and the version its build info names.
+    """
+    from aegis.ecosystems.go import gobin_dir
+
+    pkg, _ = split_target(intent.targets[0])
+    mod = _module_of(pkg, new)
+    gobin = Path(gobin_dir(cfg))
+    binary = gobin / binary_name(pkg)
+    current = binary_state(binary)
+    prev = binary_version(binary, planning_env(tempfile.gettempdir(), "off")) if current else None
+    state = {**state, "binary": str(binary), "sha256": current}
+    installed = (f"{pkg}@{prev or 'unknown'} {current}",) if current else ()
+    if mod is None or not changes:
+        return [], installed, state
+    version = new[mod]
+    if prev == version:
+        return [], installed, state
+    return [PackageChange(pkg, "", _action(prev, version) if prev else Action.INSTALL, prev,
+                          version, mod, version, intent.registry)], installed, state  # fmt: skip
+
+
+def raw_download_argv(target: str) -> list[str]:
+    """The bench's baseline: ``go mod download -json TARGET`` (in a scratch module)."""
+    return ["mod", "download", "-json", target]
+
+
+def raw_run(args: list[str], cwd: str, env: dict[str, str]) -> int:
+    """Run go directly (the bench's raw tool calls)."""
+    from aegis.ecosystems.go.gotool import GO
+
+    return subprocess.run([GO, *args], cwd=cwd, env=env, capture_output=True, check=False,
+                          timeout=300).returncode  # fmt: skip
