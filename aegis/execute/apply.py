@@ -80,7 +80,7 @@ def verify_for_apply(
     raw: bytes,
     now: datetime,
     *,
-    before_rederivation: Callable[[], None] | None = None,
+    before_rederivation: Callable[[ExecutionPlan], None] | None = None,
 ) -> VerifiedExecutionPlan:
     """Run every check in the order of docs/design.md "Trust"; return the verified plan.
 
@@ -133,7 +133,7 @@ def verify_for_apply(
     )
     if before_rederivation is not None:
         try:
-            before_rederivation()
+            before_rederivation(ep)
         except AegisError as e:
             e.execution_plan = ep  # type: ignore[attr-defined]
             raise
@@ -288,7 +288,7 @@ def _verify(
     raw = req.execution_plan.encode("utf-8")
     now = d.clock()
     try:
-        return verify_for_apply(d, raw, now, before_rederivation=locks.take)
+        return verify_for_apply(d, raw, now, before_rederivation=locks.take_for)
     except DpkgLocked as e:
         ep = getattr(e, "execution_plan", None)
         return d.refuse(
@@ -525,7 +525,7 @@ def _run_locked(
         _eco(ep).before_run(d.cfg, ep.plan)
         result = runner.run_argv(
             ep.argv,
-            env=run_env(d, ep.argv, env),
+            env=run_env(d, ep.argv, env, dpkg_locked=locks.held),
             timeout_s=d.settings.run_timeout_s,
             out_dir=d.cfg.aegisd_dir / "runs",
             name=ep.execution_id,

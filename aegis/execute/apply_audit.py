@@ -27,15 +27,20 @@ def audit_refusal(e: AegisError) -> str:
     return f"the audit log cannot be written, nothing ran: {e.message}"
 
 
-def run_env(d: Aegisd, argv: tuple[str, ...], env: dict[str, str]) -> dict[str, str]:
-    """The child's environment under aegisd's frontend lock (aegis/execute/dpkg_lock.py).
+def run_env(
+    d: Aegisd, argv: tuple[str, ...], env: dict[str, str], *, dpkg_locked: bool
+) -> dict[str, str]:
+    """The child's environment; for an apt plan, under aegisd's frontend lock (dpkg_lock.py).
 
     dpkg is told its frontend holds the lock; apt-get (which cannot be told) runs with
     its own locking off through aegisd's configuration file, except ``update``, which
-    takes only the lists lock and keeps it.
+    takes only the lists lock and keeps it. Other ecosystems' runs hold no dpkg lock, so
+    their children are told nothing.
     """
     from aegis.execute.dpkg_lock import run_apt_config
 
+    if not dpkg_locked:
+        return dict(env)
     out = {**env, "DPKG_FRONTEND_LOCKED": "1"}
     if argv and argv[0] == "/usr/bin/apt-get" and "update" not in argv[1:2]:
         out["APT_CONFIG"] = str(run_apt_config(d.cfg.aegisd_dir, env.get("APT_CONFIG")))

@@ -35,8 +35,13 @@ import os
 import struct
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aegis.errors import EnvironmentFailure
+from aegis.model import Tool
+
+if TYPE_CHECKING:
+    from aegis.sign.execution_plan import ExecutionPlan
 
 REFUSED_DPKG_LOCKED = "refused:dpkg-locked"
 FRONTEND = "lock-frontend"
@@ -117,6 +122,20 @@ class DpkgLocks:
         except BaseException:
             self.__exit__(None, None, None)
             raise
+
+    def take_for(self, plan: ExecutionPlan) -> None:
+        """Take both locks for an apt plan; other ecosystems do not touch dpkg's database.
+
+        npm, pip, images, Go and Cargo runs change no package state of dpkg's, so holding
+        its locks would only refuse them while an unrelated apt runs.
+        """
+        if plan.intent.tool is Tool.APT:
+            self.take()
+
+    @property
+    def held(self) -> bool:
+        """Whether the frontend lock is held (an apt plan's run)."""
+        return self._frontend >= 0
 
     def release_database(self) -> None:
         """Let go of dpkg's database lock (dpkg takes it itself); keep the frontend lock."""

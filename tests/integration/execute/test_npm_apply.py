@@ -132,3 +132,25 @@ def test_rollback_restores_the_previous_project_files_through_the_chain(
     assert not (project / "node_modules/top-b").exists()
     assert (project / "node_modules/dep-a").is_dir()
     assert json.loads((project / "package-lock.json").read_text()) == json.loads(lock_after_first)
+
+
+def test_an_npm_apply_runs_while_an_unrelated_apt_holds_dpkgs_locks(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """dpkg's locks guard dpkg's state only: an npm run neither takes them nor waits on them."""
+    from .test_dpkg_lock import _Holder
+
+    home = _home(tmp_path, world)
+    admin = tmp_path / "root/var/lib/dpkg"
+    admin.mkdir(parents=True)
+    (home / "etc/aegis/aegis.toml").write_text(f'dpkg_root = "{tmp_path / "root"}"\n')
+    project = new_project(tmp_path / "app")
+    plan = _plan(world, home, project, "top-b")
+    holders = [_Holder(admin / "lock-frontend"), _Holder(admin / "lock")]
+    try:
+        answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    finally:
+        for holder in holders:
+            holder.release()
+    assert answer.ok, (answer.refusal, answer.message)
+    assert (project / "node_modules/top-b/package.json").is_file()
