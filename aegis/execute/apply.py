@@ -148,6 +148,18 @@ def verify_for_apply(
         required_roles=binding.required_roles,
     )
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
+    from aegis.health.policy import verification_for
+
+    if verification_for(d.cfg, derived) != ep.verification:
+        # Probes are part of what policy asks of the change: a plan signed without them
+        # (or with others) is held to a policy it was not planned under.
+        from aegis.sign.refusals import Refusal
+
+        step(
+            CheckStep.POLICY,
+            Refusal(RefusalCode.POLICY, "the signed health probes are not the ones policy asks"),
+            "",
+        )
     step(
         CheckStep.ARGV,
         xc.check_argv(ep, for_tool(derived.intent.tool).derive_argv(derived, d.cfg)),
@@ -220,6 +232,11 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
     problem = d.settings.keys_problem
     if problem:
         return d.refuse(creds, REFUSED_NO_KEYS, problem, None)
+    from aegis.execute.verifier import REFUSED_VERIFYING
+
+    problem = d.verifier.open_problem()
+    if problem:
+        return d.refuse(creds, REFUSED_VERIFYING, problem, None, request_id=req.request_id)
     # Everything from the ledger look-up to the last status read happens under aegisd's
     # lock, so a second submission of the same id waits and then finds it spent; dpkg's
     # locks are taken before re-derivation and held through the run (dpkg_lock.py).
@@ -464,6 +481,13 @@ def _record_start(
     d.running_id = ep.execution_id  # status answers "running" until this run finished
 
 
+def verified_raw(verified: VerifiedExecutionPlan) -> bytes:
+    """The signed plan's bytes, as aegisd keeps them for a verification it may resume."""
+    from aegis.sign.execution_plan import execution_plan_bytes
+
+    return execution_plan_bytes(verified.plan)
+
+
 def _run_locked(
     d: Aegisd,
     creds: PeerCredentials,
@@ -503,6 +527,7 @@ def _run_locked(
         raise _Refusal(REFUSED_SNAPSHOT_DEB, deb_problem)
     # Again at the last moment: the ledger row must land in aegisd's own directory.
     _own_dir_still_own(d)
+    d.verifier.before_run(ep, verified_raw(verified))
     _record_start(d, creds, verified, base, snapshot_id)
     d.publish_status()
     d.hook("after-started")
@@ -555,6 +580,9 @@ def _run_locked(
     if outcome == "refused-by-apt-trivial-only":
         details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
     event, audit_error = audit_finished(d, base, result, details)
+    verification = d.verifier.after_run(ep, outcome == "succeeded")
+    if verification is not None:
+        details["verification"] = verification
     answer = finished_answer(d, ep, result, details, event)
     if audit_error is None:
         return answer

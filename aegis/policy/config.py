@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aegis.errors import InputError
+from aegis.health.policy import HealthPolicy
 from aegis.policy.automation import AutomationPolicy
 from aegis.text import toml_error_reason
 
@@ -195,6 +196,8 @@ class PolicyConfig:
     )
     automation: AutomationPolicy | None = None
     """``[automation]`` (aegis/policy/automation.py); None when the file has none."""
+    health: HealthPolicy | None = field(default=None, metadata={"aegis.omit_default": True})
+    """``[health]`` (aegis/health/policy.py): probes per package pattern; None: none."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,7 @@ class PolicyUnavailable:
 
 # fmt: off
 _TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
-             "sources", "rules", "shadow", "registries", "automation"}
+             "sources", "rules", "shadow", "registries", "automation", "health"}
 _SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
                 "packages", "freeze_after_s", "signed_suites", "min_release_age_s"}
 _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
@@ -404,6 +407,7 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
         shadow=None,
         registries=registries,
         automation=_parse_automation(data),
+        health=_parse_health(data),
     )
 
 
@@ -431,6 +435,12 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
     if len({r.name for r in out}) != len(out):
         raise PolicyConfigError("registries: names must be unique")
     return tuple(out)
+
+
+def _parse_health(data: Mapping[str, Any]) -> HealthPolicy | None:
+    from aegis.health.policy import parse_health
+
+    return parse_health(_table(data, "health", "")) if "health" in data else None
 
 
 def _parse_automation(data: Mapping[str, Any]) -> AutomationPolicy | None:
