@@ -42,9 +42,10 @@ LOCK_WAIT_S = 120
 
 
 def _parse_time(text: str) -> datetime:
-    from aegis.sign.times import parse_time
+    """Read back an RFC 3339 time aegisd wrote (microseconds, ``Z``) in its ledger."""
+    from datetime import UTC
 
-    return parse_time(text)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 class Verifier:
@@ -168,26 +169,34 @@ class Verifier:
         t.start()
 
     def _loop(self, execution_id: str) -> None:
+        while not self.d.stopping():
+            try:
+                if not self._step(execution_id):
+                    return
+            except Exception as e:  # said, then tried again: the deadline still binds
+                import sys
+
+                sys.stderr.write(f"aegisd: verification of {execution_id}: {e}\n")
+                sys.stderr.flush()
+                time.sleep(POLL_S)
+
+    def _step(self, execution_id: str) -> bool:
+        """One look at a verifying row; False once it is settled."""
         from aegis.sign.execution_plan import parse_execution_plan
 
-        try:
-            while not self.d.stopping():
-                row = self.rows.get(execution_id)
-                if row is None or row.state != v.VERIFYING or row.deadline is None:
-                    return
-                ep = parse_execution_plan(row.plan)
-                left = (_parse_time(row.deadline) - self.d.clock()).total_seconds()
-                if left <= 0:
-                    self.roll_back(ep, row)
-                    return
-                row = self._round(ep)
-                if row.state != v.VERIFYING:
-                    return
-                time.sleep(min(POLL_S, max(left, 0.05)))
-        except Exception as e:  # a watcher must say why it stopped; the row stays open
-            import sys
-
-            sys.stderr.write(f"aegisd: verification of {execution_id} stopped: {e}\n")
+        row = self.rows.get(execution_id)
+        if row is None or row.state != v.VERIFYING or row.deadline is None:
+            return False
+        ep = parse_execution_plan(row.plan)
+        left = (_parse_time(row.deadline) - self.d.clock()).total_seconds()
+        if left <= 0:
+            self.roll_back(ep, row)
+            return False
+        row = self._round(ep)
+        if row.state != v.VERIFYING:
+            return False
+        time.sleep(min(POLL_S, max(left, 0.05)))
+        return True
 
     def join(self) -> None:
         """Wait for watchers (they return at once on stop, a restore in progress finishes)."""

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 ACTOR = "aegisctl"
 POLL_S = 0.1
+GRACE_S = 900.0
+"""How long past the deadline ``aegisctl apply`` waits for aegisd's restore to finish."""
 WAITING = ("pending", "verifying", "rolling-back")
 
 
@@ -35,13 +37,26 @@ def poll(cfg: Config, xid: str, sock: str | None, v: dict[str, Any]) -> dict[str
     """Ask aegisd until ``v`` settles or only a human can settle it."""
     from aegis.execute.service import ledger_status
 
-    while v.get("state") in WAITING and not needs_human(v):
+    # aegisd decides by its deadline; past it (plus a restore's time) the client stops
+    # waiting and leaves the request verifying for aegis resume.
+    give_up = time.monotonic() + _seconds_left(v) + GRACE_S
+    while v.get("state") in WAITING and not needs_human(v) and time.monotonic() < give_up:
         time.sleep(POLL_S)
         status = ledger_status(cfg, xid, sock)
         if status is None:
             return v
         v = (status.result or {}).get("verification") or v
     return v
+
+
+def _seconds_left(v: dict[str, Any]) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        deadline = datetime.fromisoformat(str(v.get("deadline")).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (deadline - datetime.now(UTC)).total_seconds())
 
 
 def _state(cfg: Config, request_id: str) -> str:

@@ -1,0 +1,141 @@
+"""Health probes after a real apply: a change that breaks its service is restored by aegisd.
+
+aegis-benign 1.0 -> 1.1 in a throwaway root; a loopback HTTP server stands in for the
+service and answers 500 once the package's state file says 1.1 configured it. Policy
+names an HTTP probe on it for ``aegis-*``; aegisd retries until the signed deadline,
+then restores the kept 1.0 .deb (no new approval) and the request ends ``rolled_back``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aegis.execute.verifications import Verifications
+
+from .chain_helpers import AEGIS, SignedRequest, apply_argv, run_cli, signed_request
+from .conftest import Daemon
+
+pytestmark = pytest.mark.root
+
+
+class _Service:
+    """An HTTP 'service' on loopback: 200 while aegis-benign 1.0 is configured, else 500."""
+
+    def __init__(self, always_ok: bool = False) -> None:
+        self.root: Path | None = None
+        svc = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                state = svc.root / "var/lib/aegis-benign/state" if svc.root else None
+                healthy = always_ok or (
+                    state is not None
+                    and state.is_file()
+                    and state.read_text().strip() == "configured"
+                )
+                self.send_response(200 if healthy else 500)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _health(port: int, within: str, confirm: bool = False) -> str:
+    return (
+        f'\n[health]\nwithin = "{within}"\n\n[[health.packages]]\nmatch = ["aegis-benign"]\n'
+        f'probes = ["http:http://127.0.0.1:{port}/"]\n'
+        f"confirm = {'true' if confirm else 'false'}\n"
+    )
+
+
+@pytest.fixture
+def service() -> Iterator[_Service]:
+    svc = _Service()
+    yield svc
+    svc.close()
+
+
+def benign_request(
+    base: Path, svc: _Service, within: str, *, confirm: bool = False
+) -> SignedRequest:
+    """aegis-benign 1.0 installed, 1.1 planned, signed with policy's probe on ``svc``."""
+
+    def before(root: Any) -> None:
+        svc.root = root.root
+
+    return signed_request(
+        base,
+        "aegis-benign=1.1",
+        preinstall=("aegis-benign=1.0",),
+        before_plan=before,
+        policy_extra=_health(svc.port, within, confirm),
+    )
+
+
+def _events(d: Daemon, request_id: str) -> list[dict[str, Any]]:
+    return [e for e in d.audit_events() if e.get("request_id") == request_id]
+
+
+def _state(sr: SignedRequest) -> str:
+    out = run_cli([*AEGIS, "show", sr.request_id, "--json"], sr.env).stdout
+    state: str = json.loads(out)["request"]["state"]
+    return state
+
+
+def _version(sr: SignedRequest) -> str:
+    from aegis.execute.runner import dpkg_status
+
+    return dpkg_status(sr.root.root, {})["aegis-benign:all"][0]
+
+
+def _daemon(sr: SignedRequest, sock_dir: Path, tmp_path: Path) -> Daemon:
+    return Daemon(
+        sr.home,
+        sock_dir / "a.sock",
+        sr.env,
+        ["--public-key-hex", sr.signer_pub],
+        tmp_path / "aegisd.log",
+    ).start()
+
+
+def test_a_failing_probe_rolls_the_change_back(
+    tmp_path: Path, sock_dir: Path, service: _Service
+) -> None:
+    sr = benign_request(tmp_path, service, "3s")
+    signed = json.loads(sr.execution_plan.read_text())
+    assert signed["verification"]["probes"][0]["target"] == f"http://127.0.0.1:{service.port}/"
+    d = _daemon(sr, sock_dir, tmp_path)
+    out = run_cli(
+        apply_argv(sr.execution_plan, sr.signer_pub, d.socket, "--json"), sr.env, ok=False
+    )
+    assert out.returncode == 9, (out.stdout, out.stderr, d.log.read_text())
+    assert "rolled back" in out.stderr
+    assert _version(sr) == "1.0"
+    assert _state(sr) == "rolled_back"
+    kinds = [e["kind"] for e in _events(d, sr.request_id)]
+    assert kinds[:3] == ["apply-started", "apply-finished", "verify-started"]
+    assert kinds[-2:] == ["rollback-started", "rollback-finished"]
+    started = next(e for e in _events(d, sr.request_id) if e["kind"] == "rollback-started")
+    assert started["details"]["cause"] == "probe-failed"
+    assert started["details"]["probes"][0]["detail"] == "HTTP 500"
+    assert started["details"]["argv"][-1].endswith(".deb")  # the kept 1.0, nothing else
+    finished = next(e for e in _events(d, sr.request_id) if e["kind"] == "rollback-finished")
+    assert finished["decision"]["outcome"] == "rolled-back"
+    assert finished["details"]["left_over"] == []
+    # Settled: a new change may run again.
+    assert Verifications(d.cfg.ledger_path).open_rows() == []
