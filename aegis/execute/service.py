@@ -202,13 +202,19 @@ def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> An
         return None
     if entry is None:
         return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
+    from aegis.execute.verifications import Verifications
+
+    row = Verifications(cfg.ledger_path).get(execution_id)
     return Answer(
         ok=True,
         message=f"execution {entry.state}",
         execution_id=execution_id,
         state=entry.state,
         exit_status=entry.exit_status,
-        result={"outcome": entry.outcome},
+        result={
+            "outcome": entry.outcome,
+            **({"verification": row.public()} if row is not None else {}),
+        },
     )
 
 

@@ -106,6 +106,32 @@ def _row(r: tuple[object, ...]) -> VerificationRow:
     )
 
 
+def check_public(raw: object) -> dict[str, object]:
+    """A row's public form read back from a file others may read (strict), or refuse.
+
+    Raises:
+        InputError: an unknown state or a field of the wrong type.
+    """
+    from aegis.errors import InputError
+
+    if not isinstance(raw, dict) or raw.get("state") not in (*OPEN, *SETTLED):
+        raise InputError("malformed verification")
+    types = {
+        "deadline": (str, type(None)),
+        "confirm": (bool,),
+        "probes_passed": (bool,),
+        "confirmed_by": (int, type(None)),
+        "cause": (str, type(None)),
+        "detail": (str, type(None)),
+    }
+    if set(raw) - {"state", *types}:
+        raise InputError("malformed verification")
+    for key, allowed in types.items():
+        if not isinstance(raw.get(key), allowed):
+            raise InputError(f"malformed verification {key}")
+    return dict(raw)
+
+
 class Verifications:
     """The table; one short-lived connection per call, like the ledger."""
 
@@ -143,6 +169,18 @@ class Verifications:
                 OPEN,
             ).fetchall()
         return [_row(r) for r in rows]
+
+    def by_execution(self, ids: list[str]) -> dict[str, VerificationRow]:
+        """The rows of ``ids`` that exist (for aegisd's status file)."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM verifications WHERE execution_id IN ({marks})",  # noqa: S608
+                ids,
+            ).fetchall()
+        return {str(r[0]): _row(r) for r in rows}
 
     def insert(
         self, execution_id: str, request_id: str | None, plan: bytes, confirm: bool, now: str

@@ -109,6 +109,7 @@ class Verifier:
         row = self._round(ep)
         if row.state == v.VERIFYING:
             self.watch(ep.execution_id)
+        self.d.publish_status()
         return self.public(row)
 
     def public(self, row: v.VerificationRow) -> dict[str, Any]:
@@ -339,6 +340,7 @@ class Verifier:
                 return self.d.refuse(creds, REFUSED_STATE, e.message, execution_id)
         self._audit("verify-confirmed", ep, "confirmed", {}, actor=creds)
         row = self._settle(ep, row)
+        self.d.publish_status()
         return Answer(
             ok=True,
             message=f"execution {execution_id} confirmed; verification {row.state}",
@@ -388,6 +390,7 @@ class Verifier:
                     continue
                 self._audit("verify-resumed", ep, "verifying", {"deadline": row.deadline})
                 self.watch(row.execution_id)
+                self.d.publish_status()
             except AegisError as e:
                 import sys
 

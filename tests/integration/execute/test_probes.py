@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pytest
 from aegis.execute.verifications import Verifications
 
 from .chain_helpers import AEGIS, SignedRequest, apply_argv, run_cli, signed_request
-from .conftest import Daemon
+from .conftest import REPO, Daemon
 
 pytestmark = pytest.mark.root
 
@@ -139,3 +141,51 @@ def test_a_failing_probe_rolls_the_change_back(
     assert finished["details"]["left_over"] == []
     # Settled: a new change may run again.
     assert Verifications(d.cfg.ledger_path).open_rows() == []
+
+
+def _wait(cond: Any, what: str, d: Daemon, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, (what, d.log.read_text())
+        time.sleep(0.05)
+
+
+def test_a_restart_during_verification_resumes_it_and_never_reruns_the_apply(
+    tmp_path: Path, sock_dir: Path, service: _Service
+) -> None:
+    sr = benign_request(tmp_path, service, "8s")
+    d = _daemon(sr, sock_dir, tmp_path)
+    client = subprocess.Popen(
+        apply_argv(sr.execution_plan, sr.signer_pub, d.socket, "--json"),
+        env=sr.env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(
+            lambda: any(e["kind"] == "verify-started" for e in _events(d, sr.request_id)),
+            "verify-started",
+            d,
+        )
+        d.kill()  # SIGKILL while verifying: the probes fail, the deadline has not passed
+    finally:
+        client.kill()
+        client.wait()
+    rows = Verifications(d.cfg.ledger_path)
+    [row] = rows.open_rows()
+    assert row.state == "verifying"
+    assert _version(sr) == "1.1"
+    d.start()
+    _wait(lambda: rows.get(row.execution_id).state == "rolled-back", "restore", d)  # type: ignore[union-attr]
+    events = _events(d, sr.request_id)
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("apply-started") == 1
+    resumed = next(e for e in events if e["kind"] == "verify-resumed")
+    started = next(e for e in events if e["kind"] == "verify-started")
+    assert resumed["details"]["deadline"] == started["details"]["deadline"] == row.deadline
+    assert _version(sr) == "1.0"
+    # aegis resume records aegisd's decision in the request (one step per pass).
+    for _ in range(4):
+        run_cli([*AEGIS, "resume"], sr.env, ok=False)
+    assert _state(sr) == "rolled_back"
