@@ -189,3 +189,23 @@ def test_a_restart_during_verification_resumes_it_and_never_reruns_the_apply(
     for _ in range(4):
         run_cli([*AEGIS, "resume"], sr.env, ok=False)
     assert _state(sr) == "rolled_back"
+
+
+def test_a_plan_signed_without_the_probes_policy_asks_is_refused(
+    tmp_path: Path, make_daemon: Any, key_set: Any
+) -> None:
+    """A trusted signer cannot drop (or swap) the health probes: aegisd derives them too."""
+    from .chain_helpers import make_chain
+
+    chain = make_chain(tmp_path, key_set)
+    chain.cfg.policy_path.write_text(
+        chain.cfg.policy_path.read_text()
+        + '\n[[health.packages]]\nmatch = ["aegis-*"]\nprobes = ["tcp:127.0.0.1:1"]\n'
+    )
+    extra = {k: v for k, v in chain.env.items() if k in ("AEGIS_APT_CONFIG", "AEGIS_DPKG_ROOT")}
+    d = make_daemon(env_extra=extra, home=chain.home)
+    answer = d.submit(chain.sign(chain.plan("aegis-base")))  # signed with no verification
+    assert answer.ok is False
+    assert answer.refusal == "refused:policy"
+    assert "health probes" in answer.message
+    assert "aegis-base" not in chain.installed()

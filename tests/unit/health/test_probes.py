@@ -157,7 +157,7 @@ def test_a_signed_plan_naming_an_off_loopback_probe_is_malformed(tmp_path: Path)
 
 def test_network_probes_against_loopback_servers() -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200 if self.path == "/ok" else 500)
             self.end_headers()
 
