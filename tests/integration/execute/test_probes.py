@@ -141,6 +141,14 @@ def test_a_failing_probe_rolls_the_change_back(
     assert finished["details"]["left_over"] == []
     # Settled: a new change may run again.
     assert Verifications(d.cfg.ledger_path).open_rows() == []
+    # What on-call alerts on (the monitor's textfile).
+    from aegis.config import load_config
+    from aegis.workflow.health_metrics import health_text
+
+    text = health_text(load_config(sr.env))
+    assert 'aegis_probe_failures_total{ecosystem="apt"} 1' in text
+    assert 'aegis_rollbacks_total{ecosystem="apt",cause="probe-failed"} 1' in text
+    assert "aegis_rollbacks_failed 0" in text
 
 
 def _wait(cond: Any, what: str, d: Daemon, timeout: float = 60) -> None:
