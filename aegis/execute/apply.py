@@ -527,8 +527,8 @@ def _run_locked(
         raise _Refusal(REFUSED_SNAPSHOT_DEB, deb_problem)
     # Again at the last moment: the ledger row must land in aegisd's own directory.
     _own_dir_still_own(d)
-    d.verifier.before_run(ep, verified_raw(verified))
     _record_start(d, creds, verified, base, snapshot_id)
+    d.verifier.before_run(ep, verified_raw(verified))
     d.publish_status()
     d.hook("after-started")
     d.hook("before-run")

@@ -73,7 +73,11 @@ class Verifier:
         )
 
     def before_run(self, ep: ExecutionPlan, raw: bytes) -> None:
-        """Record ``pending`` with the plan's bytes (before ``started``: never lost)."""
+        """Record ``pending`` with the plan's bytes, after ``started`` and before the run.
+
+        A crash between the two leaves a run that never started its command, which the
+        ledger already calls interrupted: there is nothing to verify.
+        """
         if ep.verification is None:
             return
         from aegis.execute.daemon import iso
@@ -369,9 +373,16 @@ class Verifier:
                         or entry.outcome != "succeeded"
                         or entry.finished_at is None
                     ):
-                        if entry is None or entry.state != ledger_mod.STARTED:
-                            self.rows.move(row.execution_id, (v.PENDING,), v.ABANDONED, now)
-                        continue  # started, never finished: an interrupted run, resolved by hand
+                        # A failed or interrupted run (the operator resolves the latter
+                        # against dpkg): nothing to verify, and no reason to hold applies.
+                        self.rows.move(
+                            row.execution_id,
+                            (v.PENDING,),
+                            v.ABANDONED,
+                            now,
+                            detail="the run did not finish successfully",
+                        )
+                        continue
                     finished = _parse_time(entry.finished_at)
                     deadline = iso(finished + timedelta(seconds=ep.verification.within_s))
                     row = self.rows.move(
