@@ -70,6 +70,9 @@ def test_only_root_or_the_apply_group_confirms_a_verifying_change(
         assert doc["request_state"] == "verifying", doc
         v = doc["answer"]["result"]["verification"]
         assert (v["probes_passed"], v["confirm"], v["state"]) == (True, True, "verifying")
+        doctor = run_cli([*AEGIS, "doctor", "--json"], env, ok=False)
+        [check] = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "verifications"]
+        assert (check["status"], f"verifying: {sr.request_id}" in check["detail"]) == ("ok", True)
         # While it is verifying no other change runs: a restore must undo only its own delta.
         again = d.submit(sr.execution_plan.read_bytes())
         assert again.refusal == "refused:verifying", again
