@@ -5,7 +5,8 @@ records the wall-clock deadline durably (:mod:`aegis.execute.verifications`), ru
 probes once before it answers, and if they have not all passed (or policy asks for
 ``aegisctl confirm`` and none came yet) keeps checking once a second in a thread of
 its own. Probes that all pass (and a confirmation, when asked) keep the change:
-``verify-passed``. A deadline reached first restores the snapshot: the inverse of the
+``verify-passed``. A deadline reached first (or, with ``settle``, probes still failing
+that long after the run) restores the snapshot: the inverse of the
 signed delta (:mod:`aegis.execute.inverse`), under aegisd's and dpkg's locks, audited
 as ``rollback-started`` and ``rollback-finished``.
 
@@ -193,7 +194,12 @@ class Verifier:
         if row is None or row.state != v.VERIFYING or row.deadline is None:
             return False
         ep = parse_execution_plan(row.plan)
+        assert ep.verification is not None
         left = (_parse_time(row.deadline) - self.d.clock()).total_seconds()
+        settle = ep.verification.settle_s
+        if settle is not None and not row.probes_passed:
+            # Probes still failing ``settle`` seconds after the run: restore now.
+            left = min(left, left - ep.verification.within_s + settle)
         if left <= 0:
             self.roll_back(ep, row)
             return False

@@ -9,6 +9,7 @@ match = ["nginx*"]             # fnmatch patterns over the packages the change i
 probes = ["unit:nginx.service", "http:http://127.0.0.1:80/"]
 within = "2m"                  # optional: this entry's deadline
 confirm = false                # true: also wait for 'aegisctl confirm <request>'
+settle = "30s"                 # optional: probes still failing then restore at once
 ```
 
 :func:`derive_verification` is pure and is run twice: by ``aegisctl sign`` (the record
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from aegis.policy.config import PolicyConfig
 
 MAX_ENTRIES = 256
-ENTRY_KEYS = {"match", "probes", "within", "confirm"}
+ENTRY_KEYS = {"match", "probes", "within", "confirm", "settle"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class HealthEntry:
     probes: tuple[Probe, ...] = ()
     within_s: int | None = None
     confirm: bool = False
+    settle_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ def parse_health(data: Mapping[str, Any]) -> HealthPolicy:
                 probes=tuple(parse_probe(p) for p in probes_raw),
                 within_s=_within(item["within"], where) if "within" in item else None,
                 confirm=_bool(item, "confirm", where + ".", False),
+                settle_s=_within(item["settle"], where) if "settle" in item else None,
             )
             if not entry.probes and not entry.confirm:
                 raise PolicyConfigError(f"{where}: names no probe and asks no confirmation")
@@ -143,6 +146,7 @@ def derive_verification(config: PolicyConfig | None, plan: Plan) -> Verification
     names = _installed_names(plan)
     probes: list[Probe] = []
     within: list[int] = []
+    settle: list[int] = []
     confirm = False
     for entry in health.packages if health is not None else ():
         if not any(fnmatch.fnmatchcase(n, pat) for n in names for pat in entry.match):
@@ -150,13 +154,18 @@ def derive_verification(config: PolicyConfig | None, plan: Plan) -> Verification
         probes.extend(entry.probes)
         confirm = confirm or entry.confirm
         within.append(entry.within_s or (health.within_s if health else DEFAULT_WITHIN_S))
+        if entry.settle_s is not None:
+            settle.append(entry.settle_s)
     probes.extend(plan.intent.probes)
     if not probes and not confirm:
         return None
     if not within:
         within.append(health.within_s if health is not None else DEFAULT_WITHIN_S)
     unique = tuple(dict.fromkeys(probes))
-    return check_verification(Verification(unique, min(within), confirm))
+    deadline = min(within)
+    # The strictest entry wins; a settle past the deadline would never act.
+    settle_s = min(settle) if settle and min(settle) < deadline else None
+    return check_verification(Verification(unique, deadline, confirm, settle_s))
 
 
 def verification_for(cfg: Config, plan: Plan) -> Verification | None:

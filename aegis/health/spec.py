@@ -89,6 +89,10 @@ class Verification:
     """Wall-clock seconds after the run by which probes (and confirmation) must pass."""
     confirm: bool = False
     """Policy asks for ``aegisctl confirm`` too."""
+    settle_s: int | None = field(default=None, metadata=_OMIT)
+    """Probes still failing this long after the run restore at once, without waiting for
+    the deadline (a confirmation window may be long; a broken service should not wait it
+    out). None: the deadline alone."""
 
 
 def loopback(host: str, where: str) -> str:
@@ -217,6 +221,8 @@ def check_verification(v: Verification) -> Verification:
         raise InputError(f"the verification deadline must be 1 s to {MAX_WITHIN_S} s")
     if not v.probes and not v.confirm:
         raise InputError("a verification without probes asks for a confirmation")
+    if v.settle_s is not None and not MIN_WITHIN_S <= v.settle_s <= v.within_s:
+        raise InputError("settle must be at least 1 s and at most the deadline")
     for i, p in enumerate(v.probes):
         check_probe(p, f"probe #{i + 1}")
     return v

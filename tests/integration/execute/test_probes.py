@@ -57,11 +57,12 @@ class _Service:
         self.server.server_close()
 
 
-def _health(port: int, within: str, confirm: bool = False) -> str:
+def _health(port: int, within: str, confirm: bool = False, settle: str | None = None) -> str:
     return (
         f'\n[health]\nwithin = "{within}"\n\n[[health.packages]]\nmatch = ["aegis-benign"]\n'
         f'probes = ["http:http://127.0.0.1:{port}/"]\n'
         f"confirm = {'true' if confirm else 'false'}\n"
+        + (f'settle = "{settle}"\n' if settle else "")
     )
 
 
@@ -73,7 +74,7 @@ def service() -> Iterator[_Service]:
 
 
 def benign_request(
-    base: Path, svc: _Service, within: str, *, confirm: bool = False
+    base: Path, svc: _Service, within: str, *, confirm: bool = False, settle: str | None = None
 ) -> SignedRequest:
     """aegis-benign 1.0 installed, 1.1 planned, signed with policy's probe on ``svc``."""
 
@@ -85,7 +86,7 @@ def benign_request(
         "aegis-benign=1.1",
         preinstall=("aegis-benign=1.0",),
         before_plan=before,
-        policy_extra=_health(svc.port, within, confirm),
+        policy_extra=_health(svc.port, within, confirm, settle),
     )
 
 
@@ -118,14 +119,18 @@ def _daemon(sr: SignedRequest, sock_dir: Path, tmp_path: Path) -> Daemon:
 def test_a_failing_probe_rolls_the_change_back(
     tmp_path: Path, sock_dir: Path, service: _Service
 ) -> None:
-    sr = benign_request(tmp_path, service, "3s")
+    # A long deadline, but probes still failing 3 s after the run restore then.
+    sr = benign_request(tmp_path, service, "1h", settle="3s")
     signed = json.loads(sr.execution_plan.read_text())
+    assert signed["verification"]["settle_s"] == 3
     assert signed["verification"]["probes"][0]["target"] == f"http://127.0.0.1:{service.port}/"
     d = _daemon(sr, sock_dir, tmp_path)
+    t0 = time.monotonic()
     out = run_cli(
         apply_argv(sr.execution_plan, sr.signer_pub, d.socket, "--json"), sr.env, ok=False
     )
     assert out.returncode == 9, (out.stdout, out.stderr, d.log.read_text())
+    assert time.monotonic() - t0 < 60  # settle, not the hour
     assert "rolled back" in out.stderr
     assert _version(sr) == "1.0"
     assert _state(sr) == "rolled_back"

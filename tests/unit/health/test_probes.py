@@ -199,3 +199,20 @@ def test_a_command_probe_runs_as_its_unprivileged_user() -> None:
     assert (failed.ok, failed.detail) == (False, "exit 1")
     slow = run_probe(parse_probe("command:nobody:1:/usr/bin/sleep 5"))
     assert (slow.ok, slow.detail) == (False, "timed out after 1 s")
+
+
+def test_settle_is_the_strictest_entry_s_and_never_past_the_deadline() -> None:
+    cfg = parse_policy_config(
+        HEAD
+        + '[[health.packages]]\nmatch = ["aegis-*"]\nprobes = ["unit:a.service"]\n'
+        + 'within = "1h"\nconfirm = true\nsettle = "2m"\n'
+        + '[[health.packages]]\nmatch = ["aegis-base"]\nprobes = ["unit:b.service"]\n'
+        + 'settle = "30s"\n'
+    )
+    v = derive_verification(cfg, sample_plan("p1"))
+    assert v is not None
+    assert (v.within_s, v.settle_s, v.confirm) == (300, 30, True)
+    with pytest.raises(InputError):
+        from aegis.health.spec import check_verification
+
+        check_verification(Verification((parse_probe("unit:a.service"),), 10, settle_s=20))
