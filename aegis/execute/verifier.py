@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import AegisError
+from aegis.errors import AegisError, StateError
 from aegis.execute import verifications as v
 
 if TYPE_CHECKING:
@@ -241,14 +241,17 @@ class Verifier:
                             raise
                         time.sleep(1)
                 with self._lock:
-                    row = self.rows.move(
-                        ep.execution_id,
-                        (v.VERIFYING,),
-                        v.ROLLING_BACK,
-                        iso(d.clock()),
-                        cause=cause,
-                        detail=detail,
-                    )
+                    try:
+                        row = self.rows.move(
+                            ep.execution_id,
+                            (v.VERIFYING,),
+                            v.ROLLING_BACK,
+                            iso(d.clock()),
+                            cause=cause,
+                            detail=detail,
+                        )
+                    except StateError:
+                        return  # kept meanwhile (a confirmation won the race): nothing to undo
                 self._restore(ep, cause, detail, locks)
             except AegisError as e:
                 with contextlib.suppress(AegisError):
@@ -333,6 +336,8 @@ class Verifier:
             problem = f"execution {execution_id} is {row.state}, not verifying"
         elif not row.confirm:
             problem = f"policy asks no confirmation of {execution_id}; its probes decide"
+        elif row.deadline is not None and _parse_time(row.deadline) <= self.d.clock():
+            problem = f"the deadline of {execution_id} passed ({row.deadline}); aegisd restores it"
         if problem is not None or row is None:
             return self.d.refuse(creds, REFUSED_STATE, problem or "", execution_id)
         ep = parse_execution_plan(row.plan)
