@@ -21,7 +21,7 @@ import pytest
 
 from aegis.execute.verifications import Verifications
 
-from .chain_helpers import AEGIS, SignedRequest, apply_argv, run_cli, signed_request
+from .chain_helpers import AEGIS, AEGISCTL, SignedRequest, apply_argv, run_cli, signed_request
 from .conftest import REPO, Daemon
 
 pytestmark = pytest.mark.root
@@ -222,3 +222,32 @@ def test_a_plan_signed_without_the_probes_policy_asks_is_refused(
     assert answer.refusal == "refused:policy"
     assert "health probes" in answer.message
     assert "aegis-base" not in chain.installed()
+
+
+def test_no_confirmation_by_the_deadline_restores_a_healthy_change(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    """The dead-man: policy asks a person; nobody confirms; aegisd puts 1.0 back."""
+    svc = _Service(always_ok=True)
+    try:
+        sr = benign_request(tmp_path, svc, "4s", confirm=True)
+        d = _daemon(sr, sock_dir, tmp_path)
+        out = run_cli(apply_argv(sr.execution_plan, sr.signer_pub, d.socket, "--json"), sr.env)
+        doc = json.loads(out.stdout)
+        assert doc["request_state"] == "verifying"  # apply returns: a person decides
+        assert doc["answer"]["result"]["verification"]["probes_passed"] is True
+        rows = Verifications(d.cfg.ledger_path)
+        _wait(lambda: rows.get(doc["execution_id"]).state == "rolled-back", "restore", d)  # type: ignore[union-attr]
+        row = rows.get(doc["execution_id"])
+        assert row is not None
+        assert row.cause == "unconfirmed"
+        assert _version(sr) == "1.0"
+        late = run_cli(
+            [*AEGISCTL, "confirm", sr.request_id, "--socket", str(d.socket)], sr.env, ok=False
+        )
+        assert late.returncode == 6, (late.stdout, late.stderr)
+        for _ in range(3):
+            run_cli([*AEGIS, "resume"], sr.env, ok=False)
+        assert _state(sr) == "rolled_back"
+    finally:
+        svc.close()

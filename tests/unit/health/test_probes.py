@@ -212,7 +212,7 @@ def test_settle_is_the_strictest_entry_s_and_never_past_the_deadline() -> None:
     v = derive_verification(cfg, sample_plan("p1"))
     assert v is not None
     assert (v.within_s, v.settle_s, v.confirm) == (300, 30, True)
-    with pytest.raises(InputError):
-        from aegis.health.spec import check_verification
+    from aegis.health.spec import check_verification
 
+    with pytest.raises(InputError):
         check_verification(Verification((parse_probe("unit:a.service"),), 10, settle_s=20))
