@@ -30,6 +30,7 @@ from aegis.errors import AegisError, EnvironmentFailure, InputError
 
 if TYPE_CHECKING:
     from aegis.config import Config
+    from aegis.health.spec import Probe
     from aegis.model import Plan
     from aegis.workflow.machine import Workflow
     from aegis.workflow.records import RequestRecord
@@ -124,7 +125,13 @@ def check_plannable(ecosystem: str, verb: str, targets: tuple[str, ...]) -> None
 
 
 def plan_change(
-    cfg: Config, ecosystem: str, verb: str, targets: tuple[str, ...], *, contents: bool = True
+    cfg: Config,
+    ecosystem: str,
+    verb: str,
+    targets: tuple[str, ...],
+    *,
+    contents: bool = True,
+    probes: tuple[Probe, ...] = (),
 ) -> Outcome:
     """Analyze a change read-only and record its request (``aegis <ecosystem> <verb> --plan``).
 
@@ -144,6 +151,7 @@ def plan_change(
         targets=targets,
         requested_by=api.current_user(),
         requested_at=format_time(now),
+        probes=probes,
     )
     plan = analyze_apt(cfg, intent, now=now, inspect_contents=contents)
     planned = api.submit_plan(cfg, plan, api.current_user())

@@ -329,6 +329,39 @@ def _standing_check(cfg: Config) -> Check:
     )
 
 
+def _verifying_check(cfg: Config) -> Check:
+    """Changes aegisd holds to their health probes, and restores that did not finish.
+
+    ``verifying`` is normal until its deadline (aegisd keeps or restores it by itself);
+    a request left ``rolling_back`` or ``rollback_failed`` needs an operator at dpkg.
+    """
+    from aegis import api
+    from aegis.errors import AegisError
+
+    if not cfg.store_path.exists():
+        return Check("verifications", "ok", "no store yet")
+    try:
+        found = {
+            s: [r.id for r in api.list_requests(cfg, state=s)]
+            for s in ("verifying", "rolling_back", "rollback_failed")
+        }
+    except AegisError as e:
+        return Check("verifications", "fail", e.message)
+    shown = "; ".join(f"{s}: {', '.join(ids[:5])}" for s, ids in found.items() if ids)
+    if found["rollback_failed"]:
+        return Check(
+            "verifications",
+            "fail",
+            f"{shown} (a restore failed: check 'dpkg --audit', then 'aegisctl recover --plan' "
+            "or 'aegisctl rollback')",
+        )
+    if found["rolling_back"]:
+        return Check("verifications", "warn", f"{shown} (aegisd is restoring; aegis resume)")
+    if found["verifying"]:
+        return Check("verifications", "ok", f"{shown} (health probes until their deadline)")
+    return Check("verifications", "ok", "no change is being verified")
+
+
 def _status_check(cfg: Config) -> Check:
     """The status aegisd publishes for the monitor: present, aegisd's own, parseable."""
     from aegis.canonical import loads_strict
@@ -440,6 +473,8 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
         if store.status == "ok"
         else Check("requests", "warn", "not read: the store check did not pass")
     )
+    if store.status == "ok":
+        checks.append(_guarded("verifications", lambda: _verifying_check(cfg)))
     checks.append(_guarded("review probe", lambda: _probe_check(cfg)))
     group = group_name()
     checks.append(_mode_check("state dir", cfg.state_dir, 0o2770, group, host=host))

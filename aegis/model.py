@@ -22,6 +22,7 @@ from typing import Any, NewType
 
 from aegis.canonical import sha256_hex
 from aegis.codec import OMIT_DEFAULT, canonical_of, from_dict, to_dict
+from aegis.health.spec import Probe
 
 _OMIT: dict[str, bool] = {OMIT_DEFAULT: True}
 """Fields other ecosystems add: absent from apt documents, which stay byte for byte as before."""
@@ -92,6 +93,8 @@ class Intent:
     files: tuple[ProjectFile, ...] = field(default=(), metadata=_OMIT)
     """npm rollback: the project files to restore (``after`` is the wanted text), signed with
     the intent so that aegisd re-derives from them alone."""
+    probes: tuple[Probe, ...] = field(default=(), metadata=_OMIT)
+    """Health probes the request names (``--probe``), added to policy's (aegis/health)."""
 
 
 @dataclass(frozen=True)

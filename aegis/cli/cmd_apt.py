@@ -103,6 +103,17 @@ def apt_group() -> None:
     """Group the apt-shaped planning verbs; the help text is set on the decorator."""
 
 
+def _probe_option(f: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--probe",
+        "probes",
+        multiple=True,
+        help="A health probe aegisd runs after the change, with policy's (repeatable): "
+        "unit:NAME, tcp:127.0.0.1:PORT, http:[STATUS:]http://127.0.0.1:PORT/PATH, "
+        "command:USER[:TIMEOUT]:/PROGRAM ARG...",
+    )(f)
+
+
 def _common(f: click.decorators.FC) -> click.decorators.FC:
     f = click.option(
         "--json", "as_json", is_flag=True, help="Print the plan and its path as JSON."
@@ -124,12 +135,15 @@ def _run(
     no_contents: bool,
     as_json: bool,
     typed: str,
+    probes: tuple[str, ...] = (),
 ) -> None:
     from aegis.analyze.names import parse_targets
     from aegis.cli.render import refuse_direct_mutation
+    from aegis.health.spec import parse_probe
 
     # Names are checked before anything runs: a bad name creates no request row.
     parse_targets(targets)
+    checked = tuple(parse_probe(p) for p in probes)
     if not plan:
         raise refuse_direct_mutation(typed)
 
@@ -137,7 +151,14 @@ def _run(
     from aegis.config import load_config
 
     # The same function as the MCP server's plan tool: one code path for both.
-    out = plan_change(load_config(), "apt", operation.value, targets, contents=not no_contents)
+    out = plan_change(
+        load_config(),
+        "apt",
+        operation.value,
+        targets,
+        contents=not no_contents,
+        probes=checked,
+    )
     if as_json:
         from aegis.cli.render import emit_json
 
@@ -229,7 +250,10 @@ def _op(name: str) -> Operation:
 )
 @click.argument("packages", nargs=-1, required=True)
 @_common
-def install_cmd(packages: tuple[str, ...], plan: bool, no_contents: bool, as_json: bool) -> None:
+@_probe_option
+def install_cmd(
+    packages: tuple[str, ...], plan: bool, no_contents: bool, as_json: bool, probes: tuple[str, ...]
+) -> None:
     """Plan an install."""
     _run(
         _op("install"),
@@ -238,6 +262,7 @@ def install_cmd(packages: tuple[str, ...], plan: bool, no_contents: bool, as_jso
         no_contents=no_contents,
         as_json=as_json,
         typed="apt install " + " ".join(packages),
+        probes=probes,
     )
 
 
@@ -246,10 +271,17 @@ def install_cmd(packages: tuple[str, ...], plan: bool, no_contents: bool, as_jso
     help="Plan upgrading installed packages.\n\nExample:\n\n  aegis apt upgrade --plan",
 )
 @_common
-def upgrade_cmd(plan: bool, no_contents: bool, as_json: bool) -> None:
+@_probe_option
+def upgrade_cmd(plan: bool, no_contents: bool, as_json: bool, probes: tuple[str, ...]) -> None:
     """Plan an upgrade."""
     _run(
-        _op("upgrade"), (), plan=plan, no_contents=no_contents, as_json=as_json, typed="apt upgrade"
+        _op("upgrade"),
+        (),
+        plan=plan,
+        no_contents=no_contents,
+        as_json=as_json,
+        typed="apt upgrade",
+        probes=probes,
     )
 
 

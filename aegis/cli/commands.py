@@ -47,6 +47,7 @@ AEGISCTL_COMMANDS: dict[str, str] = {
     "apply": "aegis.cli.ctl_exec:apply_cmd",
     "revoke": "aegis.cli.ctl_exec:revoke_cmd",
     "resolve": "aegis.cli.ctl_exec:resolve_cmd",
+    "confirm": "aegis.cli.ctl_confirm:confirm_cmd",
     "recover": "aegis.cli.ctl_exec:recover_cmd",
     "rollback": "aegis.cli.ctl_exec:rollback_cmd",
     "keygen": "aegis.cli.ctl_keys:keygen_cmd",

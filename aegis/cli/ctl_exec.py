@@ -37,6 +37,18 @@ def _render_apply(outcome: Any) -> None:
         rows.append(("snapshot", res["snapshot_id"]))
     for line in res.get("drift") or []:
         rows.append(("drift", line))
+    v = res.get("verification") or {}
+    if v:
+        rows.append(("verification", f"{v.get('state')} (deadline {v.get('deadline') or '-'})"))
+        for p in v.get("probes") or []:
+            rows.append(
+                (
+                    "probe",
+                    f"{'ok' if p.get('ok') else 'FAILED'} {p.get('probe')}: {p.get('detail')}",
+                )
+            )
+        if v.get("state") == "verifying" and v.get("confirm") and v.get("confirmed_by") is None:
+            rows.append(("next", f"aegisctl confirm {outcome.request_id}"))
     render.print_fields(rows)
     if outcome.result_path:
         render.print_path("executor result", Path(outcome.result_path))

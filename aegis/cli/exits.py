@@ -105,6 +105,7 @@ COMMAND_EXITS: dict[str, Errors] = {
     ),
     "aegisctl approve": (*_RECORDS, PolicyDenied),
     "aegisctl audit-path": (InputError,),
+    "aegisctl confirm": (*_RECORDS, ExecutionFailed),
     "aegisctl keygen": (InputError, EnvironmentFailure),
     "aegisctl recover": _RECORDS,
     "aegisctl requests": _READS,

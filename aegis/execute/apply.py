@@ -22,7 +22,7 @@ signed delta, audit event and checkpoint.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -148,6 +148,18 @@ def verify_for_apply(
         required_roles=binding.required_roles,
     )
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
+    from aegis.health.policy import verification_for
+
+    if verification_for(d.cfg, derived) != ep.verification:
+        # Probes are part of what policy asks of the change: a plan signed without them
+        # (or with others) is held to a policy it was not planned under.
+        from aegis.sign.refusals import Refusal
+
+        step(
+            CheckStep.POLICY,
+            Refusal(RefusalCode.POLICY, "the signed health probes are not the ones policy asks"),
+            "",
+        )
     if ep.cohort_approvals:
         step(CheckStep.COHORT, xc.check_cohort(ep, derived, binding), "own delta is the cohort's")
     step(
@@ -231,6 +243,11 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
     problem = d.settings.keys_problem
     if problem:
         return d.refuse(creds, REFUSED_NO_KEYS, problem, None)
+    from aegis.execute.verifier import REFUSED_VERIFYING
+
+    problem = d.verifier.open_problem()
+    if problem:
+        return d.refuse(creds, REFUSED_VERIFYING, problem, None, request_id=req.request_id)
     # Everything from the ledger look-up to the last status read happens under aegisd's
     # lock, so a second submission of the same id waits and then finds it spent; dpkg's
     # locks are taken before re-derivation and held through the run (dpkg_lock.py).
@@ -475,6 +492,13 @@ def _record_start(
     d.running_id = ep.execution_id  # status answers "running" until this run finished
 
 
+def verified_raw(verified: VerifiedExecutionPlan) -> bytes:
+    """The signed plan's bytes, as aegisd keeps them for a verification it may resume."""
+    from aegis.sign.execution_plan import execution_plan_bytes
+
+    return execution_plan_bytes(verified.plan)
+
+
 def _run_locked(
     d: Aegisd,
     creds: PeerCredentials,
@@ -515,6 +539,7 @@ def _run_locked(
     # Again at the last moment: the ledger row must land in aegisd's own directory.
     _own_dir_still_own(d)
     _record_start(d, creds, verified, base, snapshot_id)
+    d.verifier.before_run(ep, verified_raw(verified))
     d.publish_status()
     d.hook("after-started")
     d.hook("before-run")
@@ -547,28 +572,20 @@ def _run_locked(
     eco = for_tool(ep.intent.tool)
     after = eco.installed_state(d.cfg, ep.plan, env)
     drift = eco.drift(before, after, ep.targets) if result.exit_status == 0 else []
-    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    details = {
-        "outcome": outcome,
-        "snapshot_id": snapshot_id,
-        "drift": drift,
-        "changed_packages": changed[:200],
-        "duration_ms": result.duration_ms,
-        "restart": runner.restart_facts(d.cfg.dpkg_root, env) if eco.tool is Tool.APT else {},
-        "fetched": {
-            "files": fetched.files,
-            "bytes": fetched.bytes,
-            "duration_ms": fetched.duration_ms,
-        },
-        "stdout_bytes": result.stdout_bytes,
-        "stderr_bytes": result.stderr_bytes,
-    }
-    if eco.tool is Tool.IMAGE:
-        # The rollback of a pull: the repository's images the store held before it.
-        details["previous_images"] = sorted(before)[:50]
-    if outcome == "refused-by-apt-trivial-only":
-        details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
+    details = _finished_details(
+        d,
+        ep,
+        env=env,
+        states=(before, after),
+        result=result,
+        snapshot_id=snapshot_id,
+        fetched=fetched,
+    )
+    details["drift"] = drift
     event, audit_error = audit_finished(d, base, result, details)
+    verification = d.verifier.after_run(ep, outcome == "succeeded")
+    if verification is not None:
+        details["verification"] = verification
     answer = finished_answer(d, ep, result, details, event)
     if audit_error is None:
         return answer
@@ -577,3 +594,40 @@ def _run_locked(
         message=f"{answer.message}; AUDIT LOG FAILURE: {audit_error}",
         result={**answer.result, "audit_error": audit_error},
     )
+
+
+def _finished_details(
+    d: Aegisd,
+    ep: ExecutionPlan,
+    *,
+    env: dict[str, str],
+    states: tuple[Mapping[str, object], Mapping[str, object]],
+    result: runner.RunResult,
+    snapshot_id: str | None,
+    fetched: Any,
+) -> dict[str, Any]:
+    """What ``apply-finished`` records of a run besides its drift."""
+    before, after = states
+    outcome = _classify(result)
+    eco_tool = ep.intent.tool
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    details = {
+        "outcome": outcome,
+        "snapshot_id": snapshot_id,
+        "changed_packages": changed[:200],
+        "duration_ms": result.duration_ms,
+        "restart": runner.restart_facts(d.cfg.dpkg_root, env) if eco_tool is Tool.APT else {},
+        "fetched": {
+            "files": fetched.files,
+            "bytes": fetched.bytes,
+            "duration_ms": fetched.duration_ms,
+        },
+        "stdout_bytes": result.stdout_bytes,
+        "stderr_bytes": result.stderr_bytes,
+    }
+    if eco_tool is Tool.IMAGE:
+        # The rollback of a pull: the repository's images the store held before it.
+        details["previous_images"] = sorted(before)[:50]
+    if outcome == "refused-by-apt-trivial-only":
+        details["refusal"] = "apt --trivial-only refused: the resolution changed since signing"
+    return details

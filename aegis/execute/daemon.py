@@ -111,6 +111,9 @@ class Aegisd:
         self._workers_lock = threading.Lock()
         self._status_lock = threading.Lock()
         self.running_id: str | None = None  # whose command runs now (started, not finished)
+        from aegis.execute.verifier import Verifier
+
+        self.verifier = Verifier(self)  # health probes and the dead-man restore
         self.publish_status()
         _preload()
 
@@ -167,10 +170,15 @@ class Aegisd:
             workers = list(self._workers)
         for t in workers:
             t.join()
+        self.verifier.join()
 
     def stop(self) -> None:
         """Stop accepting; running executions finish first."""
         self._stop.set()
+
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (verification watchers return)."""
+        return self._stop.is_set()
 
     def _client(self, sock: socket.socket) -> None:
         try:
@@ -222,6 +230,9 @@ class Aegisd:
             return self.revoke(req, conn.creds)
         if req.op == "resolve":
             return self.resolve(req, conn.creds)
+        if req.op == "confirm":
+            assert req.execution_id is not None
+            return self.verifier.confirm(req.execution_id, conn.creds)
         if req.op == "record-out-of-band":
             from aegis.oob.serve import answer_record
 
@@ -238,6 +249,7 @@ class Aegisd:
         entry = self.ledger.lookup(req.execution_id)
         if entry is None:
             return Answer(ok=True, message="unknown to the ledger", execution_id=req.execution_id)
+        row = self.verifier.rows.get(entry.execution_id)
         return Answer(
             ok=True,
             message=f"execution {entry.state}",
@@ -252,6 +264,7 @@ class Aegisd:
                 # started + running: another client's run is going on, not an interruption
                 "running": entry.state == ledger_mod.STARTED
                 and self.running_id == entry.execution_id,
+                **({"verification": self.verifier.public(row)} if row is not None else {}),
             },
         )
 
@@ -500,6 +513,7 @@ def run_daemon(
     from aegis.oob.serve import start_findings_listener
 
     findings = start_findings_listener(daemon)
+    daemon.verifier.resume()  # a restart never re-runs an apply; it resumes verifying it
     try:
         daemon.serve(listener)
     finally:

@@ -14,6 +14,8 @@ Requests (``op``):
 - ``resolve``: record an operator's signed resolution of an interrupted execution.
 - ``status``: the ledger row of ``execution_id`` (used by ``aegis resume``).
 - ``ping``: liveness and whether trusted keys are configured.
+- ``confirm``: an operator keeps the change of ``execution_id`` that policy asked a
+  human to confirm after its health probes (aegis/execute/verifier.py).
 - ``record-out-of-band``: aegisd reads dpkg's state and logs itself and records what
   changed behind its back (aegis/oob/record.py); it takes no input.
 
@@ -44,7 +46,7 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024
 """Largest frame either side accepts (an execution plan embeds its plan: up to 4 MiB)."""
 READ_TIMEOUT_S = 10.0
 """A client must deliver its whole request within this time."""
-OPS = ("apply", "revoke", "resolve", "status", "ping", "record-out-of-band")
+OPS = ("apply", "revoke", "resolve", "status", "ping", "record-out-of-band", "confirm")
 EXECUTION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 """An execution id as ``aegisctl sign`` draws it: 32 lower-case hex characters."""
 _HEADER = struct.Struct(">I")
@@ -174,7 +176,7 @@ def parse_request(data: Any) -> Request:
         raise ProtocolError("apply needs execution_plan")
     if op == "resolve" and not (req.document and req.execution_id):
         raise ProtocolError("resolve needs execution_id and document")
-    if op in ("revoke", "status") and not req.execution_id:
+    if op in ("revoke", "status", "confirm") and not req.execution_id:
         raise ProtocolError(f"{op} needs execution_id")
     if op == "revoke" and not (req.reason or "").strip():
         raise ProtocolError("revoke needs a reason")

@@ -46,7 +46,12 @@ from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_d
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ACTOR = "aegisctl"
-RETRYABLE = ("refused:dpkg-locked", "refused:audit-log", "refused:deb-unavailable")
+RETRYABLE = (
+    "refused:dpkg-locked",
+    "refused:audit-log",
+    "refused:deb-unavailable",
+    "refused:verifying",
+)
 """aegisd refusals that leave the execution id unused: the request is never failed."""
 
 
@@ -197,13 +202,19 @@ def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> An
         return None
     if entry is None:
         return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
+    from aegis.execute.verifications import Verifications
+
+    row = Verifications(cfg.ledger_path).get(execution_id)
     return Answer(
         ok=True,
         message=f"execution {entry.state}",
         execution_id=execution_id,
         state=entry.state,
         exit_status=entry.exit_status,
-        result={"outcome": entry.outcome},
+        result={
+            "outcome": entry.outcome,
+            **({"verification": row.public()} if row is not None else {}),
+        },
     )
 
 
@@ -270,7 +281,13 @@ def apply(
                 f"aegisd is not reachable at {sock}; cannot tell whether execution {xid} started"
             )
         done = _from_ledger(
-            cfg, request_id, xid, status, checks, reason="aegisd recorded started without finished"
+            cfg,
+            request_id,
+            xid,
+            status,
+            checks,
+            reason="aegisd recorded started without finished",
+            sock=sock,
         )
         if done is not None:
             return done
@@ -298,7 +315,7 @@ def apply(
         )
     except EnvironmentFailure as e:
         return _after_broken(cfg, request_id, xid, sock, checks, e=e)
-    return _record(cfg, request_id, xid, answer, checks)
+    return _record(cfg, request_id, xid, answer, checks, sock=sock)
 
 
 def _after_broken(
@@ -327,7 +344,7 @@ def _after_broken(
             "(it asks aegisd first), or as root: aegisctl resolve",
         ) from e
     done = _from_ledger(
-        cfg, request_id, xid, status, checks, reason=f"aegisd went away: {e.message}"
+        cfg, request_id, xid, status, checks, reason=f"aegisd went away: {e.message}", sock=sock
     )
     if done is not None:
         return done
@@ -345,6 +362,7 @@ def _from_ledger(
     checks: list[dict[str, Any]],
     *,
     reason: str,
+    sock: str | None = None,
 ) -> ApplyOutcome | None:
     """Settle an ``applying`` request from aegisd's ledger; None when no row (never ran).
 
@@ -366,14 +384,23 @@ def _from_ledger(
             hint=f"check dpkg, then aegisctl resolve {request_id} --as applied|failed",
         )
     if status.state in (ledger_mod.FINISHED, ledger_mod.REVOKED):
-        return _record(cfg, request_id, xid, as_result(status), checks)
+        return _record(cfg, request_id, xid, as_result(status), checks, sock=sock)
     return None
 
 
 def _record(
-    cfg: Config, request_id: str | None, xid: str, answer: Answer, checks: list[dict[str, Any]]
+    cfg: Config,
+    request_id: str | None,
+    xid: str,
+    answer: Answer,
+    checks: list[dict[str, Any]],
+    *,
+    sock: str | None = None,
 ) -> ApplyOutcome:
     """Turn aegisd's answer into the request's next state and the CLI's outcome."""
+    from aegis.execute import verify_client
+
+    verification = (answer.result or {}).get("verification") if answer.ok else None
     state: str | None = None
     path: Path | None = None
     audited = False
@@ -395,8 +422,13 @@ def _record(
                 artifact_path=str(path),
                 evidence={"execution_id": xid},
             )
-            audited = _audit(cfg, request_id)
-            state = "audited" if audited else state
+            if verification:
+                # Health probes decide whether the change is kept (aegis/execute/verifier.py).
+                state, verification = verify_client.settle(cfg, request_id, xid, sock, verification)
+                audited = state == "audited"
+            else:
+                audited = _audit(cfg, request_id)
+                state = "audited" if audited else state
         else:
             state = _advance(
                 cfg,
@@ -416,6 +448,7 @@ def _record(
         audited,
         str(path) if path else None,
     )
+    verify_client.raise_if_restored(outcome, verification)
     audit_error = (answer.result or {}).get("audit_error")
     if answer.ok and audit_error:
         err: AegisError = EnvironmentFailure(

@@ -81,6 +81,55 @@ class ExecutorStatusStage:
         return None
 
 
+def has_verification(execution_plan: bytes | None) -> bool:
+    """True when the signed plan holds its change to health probes (aegis/health)."""
+    from aegis.sign.execution_plan import parse_execution_plan
+
+    return execution_plan is not None and (
+        parse_execution_plan(execution_plan).verification is not None
+    )
+
+
+def verification_step(
+    cfg: Config, request: RequestRecord, execution_plan: bytes | None
+) -> StageOutcome | None:
+    """The next step recording aegisd's verification of the request's run, or None.
+
+    None too when the signed plan carries no verification: the request is audited as before.
+
+    Raises:
+        EnvironmentFailure: neither aegisd nor its ledger can be asked.
+    """
+    from aegis.audit.stage import request_audit_verifies
+    from aegis.execute.service import ledger_status
+    from aegis.execute.verify_client import next_step
+    from aegis.sign.execution_plan import parse_execution_plan
+    from aegis.workflow.stages import StageOutcome
+
+    if execution_plan is None:
+        return None
+    ep = parse_execution_plan(execution_plan)
+    if ep.verification is None:
+        return None
+    status = ledger_status(cfg, ep.execution_id)
+    if status is None:
+        raise EnvironmentFailure(
+            f"cannot ask aegisd's ledger about the verification of {ep.execution_id}",
+            hint="start aegisd, or run resume as a user that may read the ledger",
+        )
+    v = (status.result or {}).get("verification") or {}
+    audited = v.get("state") == "passed" and request_audit_verifies(cfg, request.id)
+    step = next_step(request.state, ep.execution_id, v, audited)
+    if step is None:
+        return None
+    trigger, evidence = step
+    return StageOutcome(
+        trigger=trigger,
+        evidence=evidence,
+        note=f"execution {ep.execution_id}: verification {v.get('state')}",
+    )
+
+
 @dataclass(frozen=True)
 class RevokerStage:
     """Revokes a signed request's execution id in aegisd's ledger."""

@@ -83,6 +83,10 @@ def publish(
     from aegis.canonical import canonical_bytes
 
     rows, complete = led.recent(MAX_DONE)
+    from aegis.execute.verifications import Verifications
+
+    # Health-probe verifications, so group aegis (the monitor's resume) can record them.
+    checks = Verifications(led.path).by_execution([e.execution_id for e in rows])
     body = canonical_bytes(
         {
             "schema_version": SCHEMA,
@@ -96,6 +100,11 @@ def publish(
                 e.execution_id: {
                     **_entry(e),
                     **({"running": True} if running == e.execution_id else {}),
+                    **(
+                        {"verification": checks[e.execution_id].public()}
+                        if e.execution_id in checks
+                        else {}
+                    ),
                 }
                 for e in rows
             },
@@ -189,6 +198,11 @@ def _check_entry(execution_id: str, raw: Any, *, publisher_alive: bool = False) 
     running = raw.get("running", False)
     if not isinstance(running, bool):
         raise InputError(f"aegisd's status has a malformed running flag for {execution_id}")
+    from aegis.execute.verifications import check_public
+
+    extra = {}
+    if "verification" in raw:
+        extra["verification"] = check_public(raw["verification"])
     return Answer(
         ok=True,
         message=f"execution {raw['state']} (aegisd's status file)",
@@ -198,6 +212,7 @@ def _check_entry(execution_id: str, raw: Any, *, publisher_alive: bool = False) 
         result={
             "outcome": outcome,
             "running": running and publisher_alive and raw["state"] == ledger_mod.STARTED,
+            **extra,
         },
     )
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aegis.errors import InputError
+from aegis.health.policy import HealthPolicy
 from aegis.policy.automation import AutomationPolicy
 from aegis.text import toml_error_reason
 
@@ -201,6 +202,8 @@ class PolicyConfig:
     )
     automation: AutomationPolicy | None = None
     """``[automation]`` (aegis/policy/automation.py); None when the file has none."""
+    health: HealthPolicy | None = field(default=None, metadata={"aegis.omit_default": True})
+    """``[health]`` (aegis/health/policy.py): probes per package pattern; None: none."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ class PolicyUnavailable:
 
 # fmt: off
 _TOP_KEYS = {"format", "name", "ruleset", "approval", "review", "thresholds", "packages",
-             "sources", "rules", "shadow", "registries", "automation"}
+             "sources", "rules", "shadow", "registries", "automation", "health"}
 _SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "distribution",
                 "packages", "freeze_after_s", "signed_suites", "min_release_age_s"}
 _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
@@ -410,6 +413,7 @@ def _parse(data: Mapping[str, Any]) -> PolicyConfig:
         shadow=None,
         registries=registries,
         automation=_parse_automation(data),
+        health=_parse_health(data),
     )
 
 
@@ -465,6 +469,12 @@ def _check_image_registry(url: str, where: str) -> None:
         raise PolicyConfigError(f"{where}url: expected https://HOST[:PORT]/[PATH/]")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise PolicyConfigError(f"{where}url: plain HTTP only for a loopback registry")
+
+
+def _parse_health(data: Mapping[str, Any]) -> HealthPolicy | None:
+    from aegis.health.policy import parse_health
+
+    return parse_health(_table(data, "health", "")) if "health" in data else None
 
 
 def _parse_automation(data: Mapping[str, Any]) -> AutomationPolicy | None:

@@ -36,6 +36,7 @@ import orjson
 from aegis.canonical import canonical_bytes, encode_checked, loads_strict, sha256_hex
 from aegis.codec import OMIT_DEFAULT, canonical_of, checked_plain, from_dict, to_dict
 from aegis.errors import InputError, PolicyDenied
+from aegis.health.spec import Verification, check_probe, check_verification
 from aegis.model import PLAN_SCHEMA, Action, Host, Intent, Plan, plan_hash
 from aegis.sign.approvals import Approval, approval_from_dict, check_approver_id
 from aegis.sign.cohort_approval import CohortApproval, cohort_approval_from_dict
@@ -126,6 +127,9 @@ class ExecutionPlan:
     cohort_approvals: tuple[CohortApproval, ...] = field(default=(), metadata={OMIT_DEFAULT: True})
     """Approvals of this host's cohort (docs/design.md "Cohort approvals"); absent from
     a plan without them, whose bytes stay as before."""
+    verification: Verification | None = field(default=None, metadata={OMIT_DEFAULT: True})
+    """Health probes and the confirmation deadline aegisd holds the change to after the
+    run (aegis/health); None: the change is kept once it ran (plans before issue 15)."""
 
 
 def policy_binding(result: PolicyResult, result_hash: str) -> PolicyBinding:
@@ -213,7 +217,7 @@ def execution_plan_hash(ep: ExecutionPlan) -> str:
 
 def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> str | None:
     """Why the document contradicts itself, or None; such a document is malformed."""
-    for check in (_field_problem, _binding_problem):
+    for check in (_field_problem, _binding_problem, _probe_problem):
         problem = check(ep)
         if problem is not None:
             return problem
@@ -254,6 +258,18 @@ def _binding_problem(ep: ExecutionPlan) -> str | None:
     return None
 
 
+def _probe_problem(ep: ExecutionPlan) -> str | None:
+    """Why a probe (signed or the intent's) is outside its grammar, e.g. off loopback."""
+    try:
+        for p in ep.intent.probes:
+            check_probe(p, "intent probe")
+        if ep.verification is not None:
+            check_verification(ep.verification)
+    except InputError as e:
+        return e.message
+    return None
+
+
 def _plan_copy_problem(ep: ExecutionPlan, plan_digest: str | None) -> str | None:
     """Which copy of a plan fact differs from the embedded plan's own, or None."""
     # The copies of plan facts must be the plan's own, so no check can be steered
@@ -285,6 +301,7 @@ def build_execution_plan(
     signer_id: str,
     key: SigningKey,
     cohort_approvals: Sequence[CohortApproval] = (),
+    verification: Verification | None = None,
 ) -> ExecutionPlan:
     """Build and sign an execution plan.
 
@@ -304,6 +321,7 @@ def build_execution_plan(
         signer_id: the signer's identity.
         key: the signer's key.
         cohort_approvals: cohort approvals of this plan's cohort (the caller verified them).
+        verification: probes and deadline from policy and the intent (aegis/health).
 
     Raises:
         InputError: out-of-range validity or a malformed field.
@@ -338,6 +356,7 @@ def build_execution_plan(
         signer_public_key_hex=public_hex(key),
         signature_hex="0" * 128,
         cohort_approvals=tuple(cohort_approvals),
+        verification=verification,
     )
     body = execution_plan_body(unsigned)
     signed = replace(unsigned, signature_hex=sign_canonical(body, key))

@@ -194,6 +194,7 @@ def sign_request(
     """
     from aegis import api
     from aegis.ecosystems import for_tool
+    from aegis.health.policy import verification_for
     from aegis.sign.keys import load_signing_key, public_hex
     from aegis.workflow.files import write_atomic
 
@@ -228,6 +229,7 @@ def sign_request(
     review = ctx.policy.review.review_hash
     needed = ctx.policy.controls.approval.count
     ep = build_execution_plan(
+        verification=verification_for(cfg, ctx.plan),
         execution_id=secrets.token_hex(16),
         request_id=ctx.request.id,
         plan=ctx.plan,

@@ -10,6 +10,11 @@ Times are Unix timestamps, Prometheus's convention for ages: alert on
   their own label): ``aegis_apply_last_timestamp_seconds``, ``aegis_apply_last_success``
   and ``aegis_apply_last_outcome{outcome=<state>}`` from the newest time a request
   left ``applying`` (when its outcome was recorded).
+- Health probes after an apply (aegis/execute/verifier.py), per ecosystem:
+  ``aegis_probe_failures_total`` (changes restored because a probe still failed at the
+  deadline) and ``aegis_rollbacks_total{cause}`` (every automatic restore, ``cause``
+  ``probe-failed`` or ``unconfirmed``), counted from the requests' recorded ``roll_back``
+  steps; ``aegis_rollbacks_failed`` is the number of requests whose restore failed.
 - The audit log, verified on every pass exactly like ``aegis audit verify`` (hashes,
   links, signed checkpoints, the witness aegisd writes): ``aegis_audit_verify_ok``,
   ``aegis_audit_verify_problems``, ``aegis_audit_verify_timestamp_seconds``; and
@@ -223,6 +228,40 @@ def repository_lines(cfg: Config) -> list[str]:
     )
 
 
+def rollback_lines(counts: Iterable[tuple[str, str, int]], failed: int) -> list[str]:
+    """Lines for (request kind, cause, count) of automatic restores and failed restores."""
+    per: dict[tuple[str, str], int] = {}
+    for kind, cause, n in counts:
+        key = (kind.split(" ", 1)[0], cause or "unknown")
+        per[key] = per.get(key, 0) + n
+    probes: dict[str, int] = {}
+    for (eco, cause), n in per.items():
+        if cause == "probe-failed":
+            probes[eco] = probes.get(eco, 0) + n
+    return [
+        *metric(
+            "aegis_probe_failures_total",
+            "Changes aegisd restored because a health probe still failed at the deadline.",
+            [
+                ((("ecosystem", e),), probes.get(e, 0))
+                for e in sorted({e for e, _ in per} | {"apt"})
+            ],
+            kind="counter",
+        ),
+        *metric(
+            "aegis_rollbacks_total",
+            "Automatic restores by aegisd after an apply, by cause.",
+            [((("ecosystem", e), ("cause", c)), n) for (e, c), n in sorted(per.items())],
+            kind="counter",
+        ),
+        *metric(
+            "aegis_rollbacks_failed",
+            "Requests whose automatic restore failed (an operator must look at dpkg).",
+            [((), failed)],
+        ),
+    ]
+
+
 def health_text(cfg: Config, now: float | None = None) -> str:
     """Every part above, as complete Prometheus lines."""
     from aegis import api
@@ -232,7 +271,10 @@ def health_text(cfg: Config, now: float | None = None) -> str:
     try:
         with api.open_store(cfg) as store:
             outcomes = store.last_apply_outcomes()
+            restores = store.rollback_counts()
+            failed = store.count_by_state().get("rollback_failed", 0)
         lines += apply_lines(outcomes)
+        lines += rollback_lines(restores, failed)
     except AegisError as e:
         _warn("apply outcomes unavailable", e)
     lines += audit_lines(cfg, when)

@@ -45,6 +45,8 @@ _STAGE_FOR_STATE = {
     "policy": "expiry",
     "signed": "expiry",
     "applying": "executor_status",
+    "verifying": "executor_status",
+    "rolling_back": "executor_status",
 }
 _WAITING = {
     "intent": "waiting for analysis: plan it again with 'aegis <tool> ... --plan'",
@@ -125,6 +127,14 @@ def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> 
         status = get_stage("executor_status", cfg)
         result: StageOutcome | None = status.status(rec, _latest(store, rec, "execution-plan"))
         return result
+    if rec.state in ("applied", "verifying", "rolling_back"):
+        # Health probes: aegisd's verifier decides; an applied request whose signed plan
+        # carries a verification is never audited before it (aegis/execute/verifier.py).
+        from aegis.execute.stage import has_verification, verification_step
+
+        signed = _latest(store, rec, "execution-plan")
+        if rec.state != "applied" or has_verification(signed):
+            return verification_step(cfg, rec, signed)
     name = _STAGE_FOR_STATE[rec.state]
     stage = get_stage(name, cfg)
     plan = _latest(store, rec, "plan")

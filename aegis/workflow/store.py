@@ -343,6 +343,20 @@ class Store:
             ).fetchall()
         return [(str(k), str(s), str(a)) for k, s, a in rows if s in self.states]
 
+    def rollback_counts(self) -> list[tuple[str, str, int]]:
+        """(request kind, cause, count) of aegisd's automatic restores (``roll_back`` steps).
+
+        The cause is what aegisd recorded: ``probe-failed`` or ``unconfirmed``. Unverified
+        aggregate like :meth:`last_apply_outcomes` (metrics only).
+        """
+        with self._errors():
+            rows = self.conn.execute(
+                "SELECT r.kind, coalesce(json_extract(h.evidence, '$.facts.cause'), ''), count(*) "
+                "FROM history h JOIN requests r ON r.id = h.request_id "
+                "WHERE h.trigger = 'roll_back' GROUP BY 1, 2"
+            ).fetchall()
+        return [(str(k), str(c), int(n)) for k, c, n in rows]
+
     def history(self, rec: RequestRecord) -> list[HistoryRecord]:
         """The request's verified history: parsed, hash-checked, chained to the request row.
 

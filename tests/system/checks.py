@@ -294,3 +294,26 @@ def test_a_plan_outside_the_scope_signed_with_the_automation_key_is_refused(
     forged = scenario.r["forged_apply"]
     assert forged.returncode == 4, str(forged)
     assert "refused:automation-scope" in forged.stderr + forged.stdout
+
+
+# -- health probes after an apply (docs/operator-guide.md "Health probes") -------------------
+
+
+def test_an_upgrade_that_leaves_its_unit_failed_is_rolled_back_automatically(
+    scenario: Scenario,
+) -> None:
+    _ok(scenario.r["web_prepare"])
+    applied = scenario.r["web_apply"]
+    assert applied.returncode == 9, str(applied)
+    assert "rolled back" in applied.stderr, str(applied)
+    assert scenario.r["web_version"].stdout.strip() == "1.0", str(scenario.r["web_version"])
+    assert scenario.r["web_active"].stdout.strip() == "active", str(scenario.r["web_active"])
+    shown = _json(scenario.r["web_request"])["request"]
+    assert isinstance(shown, dict)
+    assert shown.get("state") == "rolled_back", str(scenario.r["web_request"])
+    audit = scenario.r["web_audit"].stdout
+    kinds = [line.split(" ", 1)[0] for line in audit.splitlines()]
+    assert kinds[-2:] == ["rollback-started", "rollback-finished"], audit
+    assert "verify-started" in kinds, audit
+    assert "unit:aegis-web.service" in audit, audit
+    assert '"cause": "probe-failed"' in audit, audit

@@ -51,6 +51,53 @@ while [ ! -e {GO_FILE} ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
 exit 0
 """
 
+WEB_SERVICE = "aegis-web.service"
+_WEB_UNIT = """[Unit]
+Description=Aegis booted-host fixture: a service an upgrade breaks
+
+[Service]
+ExecStart={start}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# Like aegis-svc's, restarting the unit: 1.1's unit exits 3 at once, so its postinst leaves
+# the unit failed while dpkg reports the upgrade a success (the health probe catches it).
+_WEB_POSTINST = f"""#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    deb-systemd-helper unmask {WEB_SERVICE} >/dev/null
+    deb-systemd-helper enable {WEB_SERVICE} >/dev/null
+    if [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload
+        deb-systemd-invoke restart {WEB_SERVICE} || true
+    fi
+fi
+exit 0
+"""
+
+
+def _web(version: str, start: str) -> testrepo.PackageSpec:
+    return testrepo.PackageSpec(
+        "aegis-web",
+        version,
+        description="Aegis fixture: 1.1 breaks its own service",
+        scripts={"postinst": _WEB_POSTINST},
+        files=(
+            testrepo.FileSpec(f"/lib/systemd/system/{WEB_SERVICE}", _WEB_UNIT.format(start=start)),
+        ),
+    )
+
+
+def web_health_policy() -> str:
+    """Policy's default probe for aegis-web: its unit is active within 20 s of the run."""
+    return (
+        '\n[[health.packages]]\nmatch = ["aegis-web"]\n'
+        f'probes = ["unit:{WEB_SERVICE}"]\nwithin = "20s"\n'
+    )
+
+
 PACKAGES = (
     testrepo.PackageSpec(
         "aegis-svc",
@@ -68,6 +115,8 @@ PACKAGES = (
     testrepo.PackageSpec("aegis-oob", "1.0", description="Aegis fixture: changed behind its back"),
     testrepo.PackageSpec("aegis-oob2", "1.0", description="Aegis fixture: outside the scope"),
     testrepo.PackageSpec("aegis-fix", "1.0", description="Aegis fixture: before its fix"),
+    _web("1.0", "/bin/sleep infinity"),
+    _web("1.1", "/bin/sh -c 'exit 3'"),
 )
 
 SECURITY_DIR = "/srv/aegis-security-repo"

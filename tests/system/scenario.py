@@ -409,6 +409,29 @@ class Scenario:
             timeout=300,
         )
 
+    def broken_upgrade(self) -> None:
+        """aegis-web 1.0 -> 1.1 whose postinst leaves the unit failed: aegisd's health probe
+        fails until the deadline and aegisd restores 1.0 by itself (no new approval)."""
+        with self.host.path("/etc/aegis/policy.toml").open("a") as policy:
+            policy.write(fixtures.web_health_policy())
+        self.step(
+            "web_prepare",
+            "apt-get install -y -q aegis-web=1.0 && aegis policy check"
+            f" && systemctl is-active {fixtures.WEB_SERVICE}",
+            timeout=300,
+        )
+        plan = self.agent_plan("aegis-web", "web")
+        request_id = self.operator_apply(plan, "web")
+        self.step("web_version", "dpkg-query -W -f='${Version}' aegis-web")
+        self.step("web_active", f"systemctl is-active {fixtures.WEB_SERVICE}")
+        self.step("web_request", f"aegis show {request_id} --json", user="agent")
+        self.step(
+            "web_audit",
+            'python3 -c \'import json,sys; [print(e["kind"], json.dumps(e.get("details")))'
+            ' for e in (json.loads(l)["event"] for l in open("/var/log/aegis/audit.jsonl"))'
+            f' if e.get("request_id") == "{request_id}"]\'',
+        )
+
     def run_all(self) -> None:
         """The whole guide, in the order an operator follows it."""
         self.install()
@@ -427,3 +450,4 @@ class Scenario:
         self.debian_plan()
         self.out_of_band()
         self.unattended(self.workdir / "security")
+        self.broken_upgrade()

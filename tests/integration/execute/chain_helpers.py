@@ -219,6 +219,7 @@ def signed_request(
     target: str = "aegis-tool",
     preinstall: tuple[str, ...] = (),
     before_plan: Any = None,
+    policy_extra: str = "",
 ) -> SignedRequest:
     """plan -> review --no-review -> policy -> approve -> sign, via the CLIs."""
     repo = testrepo.build_repo(tmp_path / "repo")
@@ -231,7 +232,7 @@ def signed_request(
     home = tmp_path / "home"
     etc = home / "etc/aegis"
     (etc / "keys/approvers").mkdir(parents=True)
-    (etc / "policy.toml").write_text(policy_text(repo))
+    (etc / "policy.toml").write_text(policy_text(repo) + policy_extra)
     (etc / "aegis.toml").write_text(
         f'apt_config = "{root.apt_config}"\ndpkg_root = "{root.root}"\n'
     )

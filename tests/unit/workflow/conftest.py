@@ -34,6 +34,11 @@ EVIDENCE = {
     "audit": (None, None, {}),
     "expire": (None, None, {"reason": "execution plan expired"}),
     "cancel": (None, None, {"reason": "no longer needed"}),
+    "verify": (None, None, {"execution_id": "0" * 32}),
+    "verified": (None, None, {"reason": "health probes passed"}),
+    "roll_back": (None, None, {"reason": "probe failed", "cause": "probe-failed"}),
+    "rolled_back": (None, None, {"reason": "restored"}),
+    "rollback_failed": (None, None, {"reason": "restore failed"}),
 }
 """Artifact kind, bytes and evidence that satisfy each trigger's guards."""
 
@@ -51,6 +56,14 @@ PATHS = {
     "interrupted": ["review", "decide", "sign", "start", "interrupt"],
     "audited": ["review", "decide", "sign", "start", "finish", "audit"],
     "cancelled": ["cancel"],
+    "verifying": ["review", "decide", "sign", "start", "finish", "verify"],
+    "rolling_back": ["review", "decide", "sign", "start", "finish", "verify", "roll_back"],
+    "rolled_back": [
+        *("review", "decide", "sign", "start", "finish", "verify", "roll_back", "rolled_back"),
+    ],
+    "rollback_failed": [
+        *("review", "decide", "sign", "start", "finish", "verify", "roll_back", "rollback_failed"),
+    ],
 }
 """Triggers that walk a freshly analyzed request into each state."""
 

@@ -33,6 +33,11 @@ CONTRACT = {
     "resolve_applied": ({"interrupted"}, "applied"),
     "resolve_failed": ({"interrupted"}, "failed"),
     "audit": ({"applied"}, "audited"),
+    "verify": ({"applied"}, "verifying"),
+    "verified": ({"verifying"}, "audited"),
+    "roll_back": ({"verifying"}, "rolling_back"),
+    "rolled_back": ({"rolling_back"}, "rolled_back"),
+    "rollback_failed": ({"rolling_back"}, "rollback_failed"),
     "cancel": ({"intent", "analyzed", "reviewed", "policy", "signed"}, "cancelled"),
 }
 
@@ -50,6 +55,8 @@ def test_shipped_workflow_has_exactly_the_contract_triggers() -> None:
         "expired",
         "failed",
         "cancelled",
+        "rolled_back",
+        "rollback_failed",
     }
 
 
@@ -301,6 +308,42 @@ BAD_FILES = [
         "deny-without-guards",
         _edit(_edge("undeny", "reviewed", "denied")),
         "reviewed -> denied (trigger 'undeny'): lacks guard(s) policy_is_deny, supplies_policy",
+    ),
+    # Health probes (issue 15): only a change that ran is verified, only one being
+    # verified is restored without a new request, and only aegisd's record does either.
+    (
+        "applying-verifying",
+        _edit(_edge("early", "applying", "verifying", 'guards = ["gives_reason"]\n')),
+        "'verifying' is entered only from applied",
+    ),
+    (
+        "signed-rolling-back",
+        _edit(_edge("undo", "signed", "rolling_back", 'guards = ["gives_reason"]\n')),
+        "'rolling_back' is entered only from verifying",
+    ),
+    (
+        "rolled-back-by-hand",
+        _edit(
+            _edge("undo", "verifying", "rolled_back", 'guards = ["gives_reason"]\n'),
+        ),
+        "'rolled_back' is entered only from rolling_back",
+    ),
+    (
+        "rollback-by-a-human",
+        _edit(
+            replace=(
+                'trigger = "roll_back"\nsource = ["verifying"]\ndest = "rolling_back"\n'
+                'guards = ["gives_reason"]\nneeds = "system"\nresumable = true',
+                'trigger = "roll_back"\nsource = ["verifying"]\ndest = "rolling_back"\n'
+                'guards = ["gives_reason"]\nneeds = "human"',
+            )
+        ),
+        "needs must be 'system'",
+    ),
+    (
+        "verified-without-result",
+        _edit(_edge("keep", "verifying", "audited")),
+        "lacks guard(s) has_executor_result_or_resolution",
     ),
     ("malformed", b"[[transitions]\nnope", "not valid UTF-8 TOML"),
     ("not-utf8", b'name = "\xff"', "not valid UTF-8 TOML"),
