@@ -39,7 +39,7 @@ def test_defaults_may_be_omitted() -> None:
     [
         (lambda d: d.update(extra=1), "unknown key"),
         (lambda d: d.pop("tool"), "missing key 'tool'"),
-        (lambda d: d.update(tool="cargo"), "is not one of"),  # npm and pip are tools now
+        (lambda d: d.update(tool="gem"), "is not one of"),  # not an ecosystem Aegis plans
         (lambda d: d.update(targets="nginx"), "expected a list"),
         (lambda d: d.update(targets=[1]), "expected a string"),
         (lambda d: d.update(requested_by=None), "expected a string"),
