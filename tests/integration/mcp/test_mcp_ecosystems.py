@@ -146,5 +146,5 @@ def test_refusals_are_tool_errors_and_record_nothing(world: dict[str, Any]) -> N
         assert expected in text, (args, text)
         assert "exit 3 (input rejected)" in text, (args, text)
     # Refused before any work: none of them recorded a request.
-    listed = [(r.structured_content or {})["requests"] for r in (before, after)]
+    listed = [[r["id"] for r in (x.structured_content or {})["requests"]] for x in (before, after)]
     assert listed[0] == listed[1]
