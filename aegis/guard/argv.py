@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Collection, Sequence
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from aegis.guard.tuples import NamedTuple
 
 
 class Match(NamedTuple):

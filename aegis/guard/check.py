@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from typing import Any, NamedTuple
 
 from aegis.guard.argv import Match, split_options
 from aegis.guard.rules import any_tool_match, match_argv, rule_for
@@ -58,6 +57,12 @@ from aegis.guard.wrappers import (
     is_wrapper,
     unwrap,
 )
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from aegis.guard.tuples import NamedTuple
 
 MAX_DEPTH = 8
 """Nested strings (``sh -c`` in ``sh -c`` ...) and wrappers parsed before refusing."""

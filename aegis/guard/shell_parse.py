@@ -28,12 +28,11 @@ Example:
 from __future__ import annotations
 
 import re
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: the guard hook imports this module, and starts fast
+if TYPE_CHECKING:
+    from typing import Any
 
 _TIME_KEYWORD = re.compile(r"(?<![\w./-])time(\s+-p)?(?=\s)")
 _QUOTING = re.compile(r"[\"'\\]")
@@ -128,26 +127,40 @@ class ParseTimeoutError(Exception):
     """The parse was stopped: it took longer than :data:`PARSE_SECONDS`."""
 
 
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
+class _Deadline:
     """Raise :class:`_Expired` in this (main) thread after ``seconds``.
 
     Signals reach only the main thread; elsewhere the parse runs unbounded (every Aegis
-    entry point, the CLI, the hooks and the shims, parses in the main thread).
+    entry point, the CLI, the hooks and the shims, parses in the main thread). A class
+    rather than a ``contextlib`` generator, and :mod:`signal` imported here: the guard
+    hook's start-up pays for neither when a line needs no parse.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def expire(signum: int, frame: object) -> None:
-        raise _Expired(f"the parser did not finish within {seconds:g} s")
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.armed = False
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    # Repeating: should one expiry land where it is lost, the next one still ends it.
-    outer = signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
-    try:
-        yield
-    finally:
+    def __enter__(self) -> None:
+        import signal
+
+        seconds = self.seconds
+
+        def expire(signum: int, frame: object) -> None:
+            raise _Expired(f"the parser did not finish within {seconds:g} s")
+
+        try:
+            self.previous = signal.signal(signal.SIGALRM, expire)
+        except ValueError:  # not the main thread
+            return
+        self.armed = True
+        # Repeating: should one expiry land where it is lost, the next one still ends it.
+        self.outer = signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.armed:
+            return
+        import signal
+
         # Ignore the signal before disarming the repeating timer: an expiry landing in
         # between (a loaded machine) would otherwise leave the timer armed, raising later
         # in whatever code runs next.
@@ -157,8 +170,8 @@ def _deadline(seconds: float) -> Iterator[None]:
                 break
             except _Expired:
                 continue
-        signal.setitimer(signal.ITIMER_REAL, *outer)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, *self.outer)
+        signal.signal(signal.SIGALRM, self.previous)
 
 
 def parse(text: str) -> list[Any]:
@@ -175,7 +188,7 @@ def parse(text: str) -> list[Any]:
 
     heredoc.makeheredoc = _make_heredoc
     try:
-        with _deadline(PARSE_SECONDS):
+        with _Deadline(PARSE_SECONDS):
             try:
                 return list(bashlex.parse(text))
             except Exception as first:

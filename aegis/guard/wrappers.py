@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from aegis.guard.tuples import NamedTuple
 
 
 class Run(NamedTuple):
