@@ -145,7 +145,9 @@ def quoted(words: Sequence[str]) -> str:
     return " ".join(shown)
 
 
-_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9+.~:-]+)?")
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_PACKAGE = r"[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9+.~:-]+)?"
 """A Debian package name, optionally with :arch, =version or /release (for hints only)."""
 
 
@@ -153,7 +155,7 @@ def plan(verb: str, packages: Sequence[str] = ()) -> str:
     """The ``aegis apt VERB ... --plan`` command for a hint (``<package>`` when unsure)."""
     if verb in ("upgrade", "update", "full-upgrade"):
         return f"aegis apt {verb} --plan"
-    if not packages or not all(_PACKAGE.fullmatch(p) for p in packages):
+    if not packages or not all(re.fullmatch(_PACKAGE, p) for p in packages):
         return f"aegis apt {verb} <package> --plan"
     target = f" {quoted(packages)}"
     return f"aegis apt {verb}{target} --plan"

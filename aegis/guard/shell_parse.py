@@ -34,20 +34,22 @@ TYPE_CHECKING = False  # not typing's: the guard hook imports this module, and s
 if TYPE_CHECKING:
     from typing import Any
 
-_TIME_KEYWORD = re.compile(r"(?<![\w./-])time(\s+-p)?(?=\s)")
-_QUOTING = re.compile(r"[\"'\\]")
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_TIME_KEYWORD = r"(?<![\w./-])time(\s+-p)?(?=\s)"
+_QUOTING = r"[\"'\\]"
 
 
 def delimiter_is_quoted(raw: str) -> bool:
     """True when a here-document's body is literal (its delimiter word had quoting)."""
-    return bool(_QUOTING.search(raw))
+    return bool(re.search(_QUOTING, raw))
 
 
 def _make_heredoc(tokenizer: Any, redirnode: Any, lineno: int, killleading: bool) -> str:
     """The ``makeheredoc`` of bashlex 0.18, comparing lines with the quote-removed delimiter."""
     from bashlex import ast, errors
 
-    redirword = _QUOTING.sub("", redirnode.output.word)  # the fix: bash's quote removal
+    redirword = re.sub(_QUOTING, "", redirnode.output.word)  # the fix: bash's quote removal
     document = []
     startpos = tokenizer._shell_input_line_index
     fullline = tokenizer.readline(False)
@@ -90,22 +92,22 @@ def _mask_arithmetic(text: str) -> str:
         if end < 0:
             break
         inner = text[start + 3 : end - 1]
-        if end - 1 > start + 2 and text[end - 1] == ")" and not _RUNS.search(inner):
+        if end - 1 > start + 2 and text[end - 1] == ")" and not re.search(_RUNS, inner):
             out[start : end + 1] = "0" * (end + 1 - start)
         start = text.find("$((", end)
     return "".join(out)
 
 
-_RUNS = re.compile(r"\$\(|[`'\"\\]")
+_RUNS = r"\$\(|[`'\"\\]"
 """Inside ``$((...))``, what could run a command or hide one: then the mask is not applied."""
-_TEST_OPEN = re.compile(r"(?<![^\s;&|(!])\[\[(?=\s)")
-_TEST_CLOSE = re.compile(r"(?<=\s)\]\](?=$|[\s;&|)])")
+_TEST_OPEN = r"(?<![^\s;&|(!])\[\[(?=\s)"
+_TEST_CLOSE = r"(?<=\s)\]\](?=$|[\s;&|)])"
 
 
 def _masked(text: str) -> str:
-    text = _TIME_KEYWORD.sub(lambda m: " " * len(m.group(0)), text)
-    text = _TEST_OPEN.sub(" [", text)
-    text = _TEST_CLOSE.sub("] ", text)
+    text = re.sub(_TIME_KEYWORD, lambda m: " " * len(m.group(0)), text)
+    text = re.sub(_TEST_OPEN, " [", text)
+    text = re.sub(_TEST_CLOSE, "] ", text)
     return _mask_arithmetic(text)
 
 
@@ -218,9 +220,7 @@ _SIMPLE_ESCAPES = {
     '"': '"',
     "?": "?",
 }
-_NUMERIC_ESCAPE = re.compile(
-    r"x([0-9a-fA-F]{1,2})|u([0-9a-fA-F]{1,4})|U([0-9a-fA-F]{1,8})|([0-7]{1,3})"
-)
+_NUMERIC_ESCAPE = r"x([0-9a-fA-F]{1,2})|u([0-9a-fA-F]{1,4})|U([0-9a-fA-F]{1,8})|([0-7]{1,3})"
 
 
 def _ansi_c(body: str) -> str:
@@ -242,7 +242,7 @@ def _ansi_c(body: str) -> str:
             out.append(chr(ord(body[i + 2]) & 0x1F))
             i += 3
             continue
-        m = _NUMERIC_ESCAPE.match(body, i + 1)
+        m = re.compile(_NUMERIC_ESCAPE).match(body, i + 1)
         if m is None:
             out.append(body[i : i + 2])
             i += 2

@@ -161,7 +161,9 @@ _RUNS_ONLY_SCRIPTS = frozenset({"su", "script"})
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash"})
 """Shells: ``-c STRING`` runs STRING; without it they read a program from a file or stdin."""
 _SHELL_VALUE_OPTS = _f("-o", "+o", "-O", "+O", "--rcfile", "--init-file")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*="
 
 
 def _options(argv: Sequence[str], spec: _Spec) -> tuple[int, list[Target] | None]:
@@ -192,7 +194,7 @@ def _options(argv: Sequence[str], spec: _Spec) -> tuple[int, list[Target] | None
                     i += 1 if pos == len(arg) - 1 else 0
                     break
             continue
-        if spec.assignments and _NAME.match(arg):
+        if spec.assignments and re.match(_NAME, arg):
             i += 1
             continue
         return i, None
