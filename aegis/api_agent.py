@@ -148,6 +148,45 @@ def check_plannable(
     return eco
 
 
+RECORDING_MODULES = (
+    "sqlite_utils",
+    "aegis.workflow.store",
+    "aegis.workflow.graph",
+    "aegis.workflow.files",
+    "aegis.agent_text",
+)
+"""What recording a plan imports once the ecosystem's planner is done."""
+
+
+class _Preload:
+    """Import modules in a background thread while the planner waits for its tool.
+
+    pip, npm and apt resolve in subprocesses, and the main thread waits for them without
+    holding the GIL: loading the store and renderer modules meanwhile takes that time off
+    the plan (``scripts/bench --only pip``). Nothing else happens in the thread; an import
+    that fails there is retried (and reported) by the main thread where it is needed.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        import threading
+
+        self._thread = threading.Thread(target=self._run, args=(names,), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run(names: tuple[str, ...]) -> None:
+        import importlib
+
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                return
+
+    def join(self) -> None:
+        self._thread.join()
+
+
 def plan_change(
     cfg: Config,
     ecosystem: str,
@@ -157,20 +196,21 @@ def plan_change(
     contents: bool = True,
     where: str | None = None,
     registry: str | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Outcome:
     """Analyze a change read-only and record its request (``aegis <ecosystem> <verb> --plan``).
 
     ``where`` and ``registry`` are the ecosystem's place and registry options (pip's
     ``--venv`` and ``--index-url``, npm's ``--project`` and ``--registry``); apt takes
     neither. Dispatch goes through the ecosystem seam only, so every registered ecosystem
-    is planned here the same way.
+    is planned here the same way. ``preload`` names modules the caller needs afterwards
+    (the CLI's renderer), imported while the planner waits for its tool.
 
     Returns:
         ``{"plan", "plan_path", "plan_hash", "request_id"}``; the error is set when the
         analysis produced no delta (the plan is still recorded).
     """
     from aegis import api
-    from aegis.analyze.plan import format_time
     from aegis.model import Intent, Operation, plan_to_dict
 
     eco = check_plannable(
@@ -183,11 +223,17 @@ def plan_change(
         operation=Operation(verb),
         targets=targets,
         requested_by=api.current_user(),
-        requested_at=format_time(now),
+        # analyze.plan.format_time's format, without importing the apt analyzer before
+        # the planner has started its tool.
+        requested_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         location=location,
         registry=registry_url,
     )
-    plan = eco.plan(cfg, intent, now, inspect_contents=contents)
+    preloading = _Preload(RECORDING_MODULES + preload)
+    try:
+        plan = eco.plan(cfg, intent, now, inspect_contents=contents)
+    finally:
+        preloading.join()
     planned = api.submit_plan(cfg, plan, api.current_user())
     doc = marked(
         "plan",

@@ -134,10 +134,18 @@ def _run(
         raise refuse_direct_mutation(typed)
 
     from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
 
     # The same function as the MCP server's plan tool: one code path for both.
-    out = plan_change(load_config(), "apt", operation.value, targets, contents=not no_contents)
+    out = plan_change(
+        load_config(),
+        "apt",
+        operation.value,
+        targets,
+        contents=not no_contents,
+        preload=() if as_json else PEOPLE,
+    )
     if as_json:
         from aegis.cli.render import emit_json
 

@@ -87,11 +87,20 @@ def install_cmd(
         raise refuse_direct_mutation("npm install " + " ".join(packages))
 
     from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
 
     # The same function as the MCP server's plan tool: one code path for both. It refuses
     # a missing or bad --project (exit 3) before anything runs.
-    out = plan_change(load_config(), "npm", "install", packages, where=project, registry=registry)
+    out = plan_change(
+        load_config(),
+        "npm",
+        "install",
+        packages,
+        where=project,
+        registry=registry,
+        preload=() if as_json else PEOPLE,
+    )
     result, planned = out.extra["plan"], out.extra["planned"]
     if as_json:
         from aegis.cli.render import emit_json

@@ -92,11 +92,20 @@ def install_cmd(
         raise refuse_direct_mutation("pip install " + " ".join(requirements))
 
     from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
 
     # The same function as the MCP server's plan tool: one code path for both. It refuses
     # a missing or bad --venv (exit 3) before anything runs.
-    out = plan_change(load_config(), "pip", "install", requirements, where=venv, registry=index_url)
+    out = plan_change(
+        load_config(),
+        "pip",
+        "install",
+        requirements,
+        where=venv,
+        registry=index_url,
+        preload=() if as_json else PEOPLE,
+    )
     result, planned = out.extra["plan"], out.extra["planned"]
     if as_json:
         from aegis.cli.render import emit_json
