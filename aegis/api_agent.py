@@ -148,14 +148,13 @@ def check_plannable(
     return eco
 
 
-RECORDING_MODULES = (
-    "sqlite_utils",
-    "aegis.workflow.store",
-    "aegis.workflow.graph",
-    "aegis.workflow.files",
-    "aegis.agent_text",
-)
-"""What recording a plan imports once the ecosystem's planner is done."""
+RECORDING_MODULES = ("sqlite_utils", "importlib.metadata")
+"""What recording a plan imports once the planner is done (most of the store's start-up:
+sqlite_utils, and the plugin look-up it runs through importlib.metadata).
+
+Only modules outside Aegis, which never import Aegis: two threads importing modules that
+import each other can deadlock, and no such circle can pass through these.
+"""
 
 
 class _Preload:

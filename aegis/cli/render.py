@@ -66,7 +66,7 @@ def refuse_direct_mutation(command: str) -> InputError:
     )
 
 
-PEOPLE = ("rich.console", "rich.text")
+PEOPLE = ("rich.console", "rich.text")  # third-party only: see api_agent.RECORDING_MODULES
 """What printing for people imports (preloaded while a planner waits for its tool)."""
 
 
