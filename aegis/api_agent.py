@@ -210,6 +210,7 @@ def plan_change(
         analysis produced no delta (the plan is still recorded).
     """
     from aegis import api
+    from aegis.analyze.stamps import format_time
     from aegis.model import Intent, Operation, plan_to_dict
 
     eco = check_plannable(
@@ -222,9 +223,7 @@ def plan_change(
         operation=Operation(verb),
         targets=targets,
         requested_by=api.current_user(),
-        # analyze.plan.format_time's format, without importing the apt analyzer before
-        # the planner has started its tool.
-        requested_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        requested_at=format_time(now),
         location=location,
         registry=registry_url,
     )

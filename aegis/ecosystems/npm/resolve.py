@@ -304,7 +304,7 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
 
     from aegis.analyze.evidence.scripts import scan_script  # noqa: F401 - warm the import
     from aegis.analyze.lookalike import lookalike_signals
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
     from aegis.ecosystems.npm import NPM as ECO
 
     old = lock_packages(before["package-lock.json"])

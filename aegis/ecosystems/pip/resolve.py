@@ -245,7 +245,7 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
 
     from packaging.version import Version  # noqa: F401 - loaded now, used by _action
 
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
     from aegis.ecosystems.pip import (
         PIP,
         wheels,  # noqa: F401 - loaded now, used by _inspect
