@@ -129,6 +129,13 @@ class ParseTimeoutError(Exception):
     """The parse was stopped: it took longer than :data:`PARSE_SECONDS`."""
 
 
+def _signals() -> Any:
+    """:mod:`signal`'s C module itself: signal.py wraps it in enums, ~1 ms of a hook start."""
+    import _signal  # type: ignore[import-not-found]  # typeshed has no stub for it
+
+    return _signal
+
+
 class _Deadline:
     """Raise :class:`_Expired` in this (main) thread after ``seconds``.
 
@@ -143,7 +150,7 @@ class _Deadline:
         self.armed = False
 
     def __enter__(self) -> None:
-        import signal
+        signal = _signals()
 
         seconds = self.seconds
 
@@ -161,7 +168,7 @@ class _Deadline:
     def __exit__(self, *exc: object) -> None:
         if not self.armed:
             return
-        import signal
+        signal = _signals()
 
         # Ignore the signal before disarming the repeating timer: an expiry landing in
         # between (a loaded machine) would otherwise leave the timer armed, raising later

@@ -55,13 +55,13 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
             b: int
 
 
-def test_the_hook_path_never_imports_typing() -> None:
+def test_the_hook_path_loads_none_of_the_costly_modules() -> None:
     code = (
         "import sys\n"
         "from aegis.guard.hooks import respond\n"
         'respond(\'claude-code\', b\'{"tool_name": "Bash", "tool_input": '
         '{"command": "sudo apt-get install -y x | cat"}}\')\n'
-        "print(sorted(m for m in ('typing', 'threading', 'inspect') "
+        "print(sorted(m for m in ('typing', 'threading', 'inspect', 'contextlib', 'signal') "
         "if m in sys.modules))\n"
     )
     out = subprocess.run(
