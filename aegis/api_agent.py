@@ -181,6 +181,14 @@ class _Preload:
                 importlib.import_module(name)
             except Exception:
                 return
+        try:
+            # What opening the store does besides importing: sqlite_utils looks up its
+            # plugins' entry points once per process (~20 ms); done here, it is done.
+            from sqlite_utils import plugins
+
+            plugins.ensure_plugins_loaded()
+        except Exception:  # noqa: S110 - the main thread's store open does it again
+            pass
 
     def join(self) -> None:
         self._thread.join()
