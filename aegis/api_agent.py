@@ -30,6 +30,7 @@ from aegis.errors import AegisError, EnvironmentFailure, InputError
 
 if TYPE_CHECKING:
     from aegis.config import Config
+    from aegis.ecosystems.interface import Ecosystem, Planning
     from aegis.health.spec import Probe
     from aegis.model import Plan
     from aegis.workflow.machine import Workflow
@@ -37,17 +38,17 @@ if TYPE_CHECKING:
 
 __all__ = ["audit_verify"]  # re-exported: the CLI and the MCP server call it from here
 
-PLANNABLE: dict[str, dict[str, bool]] = {
-    "apt": {
-        "install": True,
-        "remove": True,
-        "purge": True,
-        "upgrade": False,
-        "full-upgrade": False,
-        "update": False,
-    },
-}
-"""Ecosystem -> verb -> whether the verb takes targets: everything Aegis can plan."""
+
+def plannable() -> dict[str, Planning]:
+    """Ecosystem name -> what its planning takes, for every registered ecosystem.
+
+    Read from :func:`aegis.ecosystems.for_tool`, so a new ecosystem is reachable here (and
+    through the MCP plan tool) by its registration alone.
+    """
+    from aegis.ecosystems import for_tool
+    from aegis.model import Tool
+
+    return {tool.value: for_tool(tool).planning for tool in Tool}
 
 
 @dataclass
@@ -88,40 +89,110 @@ def analysis_failed_error(plan: Plan, request_id: str) -> AegisError:
         return AnalysisToolError(message, hint=f"retry when {tool} is usable ('aegis doctor')")
     if kind == "bad-target":
         hint = "Aegis plans packages from approved signed repositories only, never files or URLs"
-    elif kind == "unknown-package":
+    elif kind == "unknown-package" and plan.intent.tool.value == "apt":
         hint = "check the package names ('apt-cache policy NAME') and plan again"
+    elif kind == "unknown-package":
+        hint = "check the package names and the registry, and plan again"
     else:
         hint = "see the plan's signals; 'aegis policy' on the plan gives the deny reason"
     return AnalysisFailedError(message, hint=hint)
 
 
-def check_plannable(ecosystem: str, verb: str, targets: tuple[str, ...]) -> None:
-    """Refuse an ecosystem, verb or target list Aegis cannot plan (exit 3), before any work.
+def check_plannable(
+    ecosystem: str,
+    verb: str,
+    targets: tuple[str, ...],
+    *,
+    where: str | None = None,
+    registry: str | None = None,
+    contents: bool = True,
+) -> Ecosystem:
+    """The ecosystem that plans this change; refuses what it cannot (exit 3), before any work.
+
+    Nothing is recorded for a refused change: no request row exists yet.
 
     Raises:
-        InputError: unknown ecosystem or verb, targets missing or not taken, a bad target.
+        InputError: unknown ecosystem or verb, targets missing or not taken, a bad target,
+            an option the ecosystem's CLI does not take.
     """
-    from aegis.analyze.names import parse_targets
+    from aegis.ecosystems import for_tool
+    from aegis.model import Tool
     from aegis.text import inert
 
-    verbs = PLANNABLE.get(ecosystem)
-    if verbs is None:
+    try:
+        tool = Tool(ecosystem)
+    except ValueError:
         raise InputError(
             f"unknown ecosystem {inert(ecosystem, max_chars=40)!r}: Aegis plans "
-            f"{', '.join(sorted(PLANNABLE))} changes"
-        )
-    takes = verbs.get(verb)
+            f"{', '.join(sorted(t.value for t in Tool))} changes"
+        ) from None
+    eco = for_tool(tool)
+    spec = eco.planning
+    takes = spec.verbs.get(verb)
     if takes is None:
         raise InputError(
             f"Aegis does not plan {ecosystem} {inert(verb, max_chars=40)!r}: it plans "
-            f"{ecosystem} {', '.join(sorted(verbs))}"
+            f"{ecosystem} {', '.join(sorted(spec.verbs))}"
         )
     if takes and not targets:
         raise InputError(f"{ecosystem} {verb} needs at least one package")
     if not takes and targets:
         raise InputError(f"{ecosystem} {verb} takes no packages")
+    if where is not None and spec.where is None:
+        raise InputError(f"{ecosystem} changes land on this host: no place (where) is taken")
+    if registry is not None and spec.registry is None:
+        raise InputError(f"{ecosystem} plans from its configured sources: no registry is taken")
+    if not contents and not spec.contents:
+        raise InputError(f"{ecosystem} always inspects what it plans: contents=false is refused")
     # Names are checked before anything runs: a bad name creates no request row.
-    parse_targets(targets)
+    eco.check_targets(targets)
+    return eco
+
+
+RECORDING_MODULES = ("sqlite_utils", "importlib.metadata")
+"""What recording a plan imports once the planner is done (most of the store's start-up:
+sqlite_utils, and the plugin look-up it runs through importlib.metadata).
+
+Only modules outside Aegis, which never import Aegis: two threads importing modules that
+import each other can deadlock, and no such circle can pass through these.
+"""
+
+
+class _Preload:
+    """Import modules in a background thread while the planner waits for its tool.
+
+    pip, npm and apt resolve in subprocesses, and the main thread waits for them without
+    holding the GIL: loading the store and renderer modules meanwhile takes that time off
+    the plan (``scripts/bench --only pip``). Nothing else happens in the thread; an import
+    that fails there is retried (and reported) by the main thread where it is needed.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        import threading
+
+        self._thread = threading.Thread(target=self._run, args=(names,), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run(names: tuple[str, ...]) -> None:
+        import importlib
+
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                return
+        try:
+            # What opening the store does besides importing: sqlite_utils looks up its
+            # plugins' entry points once per process (~20 ms); done here, it is done.
+            from sqlite_utils import plugins
+
+            plugins.ensure_plugins_loaded()
+        except Exception:  # noqa: S110 - the main thread's store open does it again
+            pass
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 def plan_change(
@@ -132,28 +203,46 @@ def plan_change(
     *,
     contents: bool = True,
     probes: tuple[Probe, ...] = (),
+    where: str | None = None,
+    registry: str | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Outcome:
     """Analyze a change read-only and record its request (``aegis <ecosystem> <verb> --plan``).
+
+    ``where`` and ``registry`` are the ecosystem's place and registry options (pip's
+    ``--venv`` and ``--index-url``, npm's ``--project`` and ``--registry``); apt takes
+    neither. Dispatch goes through the ecosystem seam only, so every registered ecosystem
+    is planned here the same way. ``preload`` names modules the caller needs afterwards
+    (the CLI's renderer), imported while the planner waits for its tool.
 
     Returns:
         ``{"plan", "plan_path", "plan_hash", "request_id"}``; the error is set when the
         analysis produced no delta (the plan is still recorded).
     """
     from aegis import api
-    from aegis.analyze.plan import analyze_apt, format_time
-    from aegis.model import Intent, Operation, Tool, plan_to_dict
+    from aegis.analyze.stamps import format_time
+    from aegis.model import Intent, Operation, plan_to_dict
 
-    check_plannable(ecosystem, verb, targets)
+    eco = check_plannable(
+        ecosystem, verb, targets, where=where, registry=registry, contents=contents
+    )
+    location, registry_url = eco.place(where, registry)
     now = datetime.now(UTC)
     intent = Intent(
-        tool=Tool(ecosystem),
+        tool=eco.tool,
         operation=Operation(verb),
         targets=targets,
         requested_by=api.current_user(),
         requested_at=format_time(now),
         probes=probes,
+        location=location,
+        registry=registry_url,
     )
-    plan = analyze_apt(cfg, intent, now=now, inspect_contents=contents)
+    preloading = _Preload(RECORDING_MODULES + preload)
+    try:
+        plan = eco.plan(cfg, intent, now, inspect_contents=contents)
+    finally:
+        preloading.join()
     planned = api.submit_plan(cfg, plan, api.current_user())
     doc = marked(
         "plan",

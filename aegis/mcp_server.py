@@ -82,7 +82,8 @@ INSTRUCTIONS = (
 
 
 TOOLS: dict[str, str] = {
-    "plan": "Plan a package change read-only and record its request (aegis apt ... --plan).",
+    "plan": "Plan a package change read-only and record its request "
+    "(aegis apt|pip|npm ... --plan).",
     "review": "The advisory model review of a plan (aegis review PLAN); never an approval.",
     "policy": "The deterministic policy decision for a reviewed plan (aegis policy PLAN).",
     "show": "A request's state, verified timeline and artifacts (aegis show ID).",
@@ -166,7 +167,39 @@ def _plan_path(cfg: Config, plan: str) -> Path:
     return Path(plan)
 
 
-ECOSYSTEMS = f"Package ecosystem: {', '.join(sorted(api_agent.PLANNABLE))}."
+def _plan_options() -> dict[str, str]:
+    """The plan tool's argument descriptions, from every registered ecosystem's planning.
+
+    Written from each :class:`~aegis.ecosystems.interface.Planning`: a new ecosystem
+    appears in the plan tool's schema by registering, with no edit here.
+    """
+    specs = sorted(api_agent.plannable().items())
+    verbs = "; ".join(f"{name}: {', '.join(spec.verbs)}" for name, spec in specs)
+    where = "; ".join(f"{name}: {spec.where}" for name, spec in specs if spec.where)
+    registry = "; ".join(
+        f"{name}: {spec.registry}" for name, spec in specs if spec.registry is not None
+    )
+    hosts = ", ".join(name for name, spec in specs if not spec.where)
+    contents = ", ".join(name for name, spec in specs if spec.contents)
+    return {
+        "ecosystem": f"Package ecosystem: {', '.join(name for name, _ in specs)}.",
+        "verb": f"What to plan, per ecosystem ({verbs}).",
+        "where": f"Where the change lands, the CLI's option ({where}); required for those, "
+        f"omit for {hosts}.",
+        "registry": f"The registry or index URL, the CLI's option ({registry}); default: "
+        "the tool's own. Policy must approve it. Omit for the others.",
+        "contents": f"Download and inspect the packages' files ({contents}: false is the "
+        "CLI's --no-contents; faster, less evidence). Others always inspect.",
+    }
+
+
+_OPTIONS = _plan_options()
+# The schema lists exactly what can be planned; the tool still checks (a client need not
+# validate) and refuses anything else with the CLI's exit 3 and message.
+_NAMES: dict[str, Any] = {"enum": sorted(api_agent.plannable())}
+_VERBS: dict[str, Any] = {
+    "enum": sorted({v for s in api_agent.plannable().values() for v in s.verbs})
+}
 PlanArg = Annotated[
     str,
     Field(
@@ -201,29 +234,39 @@ def build_server() -> MCPServer:
     def plan(
         targets: Annotated[
             list[Annotated[str, Field(min_length=1, max_length=256)]],
-            Field(max_length=MAX_TARGETS, description="Package names (install/remove/purge)."),
-        ],
-        verb: Annotated[
-            str,
             Field(
-                max_length=32,
-                description="install, remove, purge, upgrade, full-upgrade or update.",
+                max_length=MAX_TARGETS,
+                description="Packages or requirements, as the CLI takes them "
+                "(empty for verbs that take none).",
             ),
+        ],
+        *,
+        verb: Annotated[
+            str, Field(max_length=32, description=_OPTIONS["verb"], json_schema_extra=_VERBS)
         ] = "install",
         ecosystem: Annotated[
             str,
-            Field(
-                max_length=32,
-                description=ECOSYSTEMS,
-            ),
+            Field(max_length=32, description=_OPTIONS["ecosystem"], json_schema_extra=_NAMES),
         ] = "apt",
-        contents: Annotated[
-            bool, Field(description="Download and inspect the .deb files (slower, more evidence).")
-        ] = True,
+        where: Annotated[
+            str | None,
+            Field(min_length=1, max_length=MAX_ARG_CHARS, description=_OPTIONS["where"]),
+        ] = None,
+        registry: Annotated[
+            str | None,
+            Field(min_length=1, max_length=MAX_ARG_CHARS, description=_OPTIONS["registry"]),
+        ] = None,
+        contents: Annotated[bool, Field(description=_OPTIONS["contents"])] = True,
     ) -> Annotated[CallToolResult, PlanDoc]:
         return _call(
             lambda cfg: api_agent.plan_change(
-                cfg, ecosystem, verb, tuple(targets), contents=contents
+                cfg,
+                ecosystem,
+                verb,
+                tuple(targets),
+                contents=contents,
+                where=where,
+                registry=registry,
             )
         )
 

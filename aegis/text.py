@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing's: the guard hook imports this module, and starts fast
 
 if TYPE_CHECKING:
     from rich.text import Text

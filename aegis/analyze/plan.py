@@ -25,8 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import secrets
-import socket
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,6 +70,7 @@ from aegis.analyze.signals import (
     sort_signals,
 )
 from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.analyze.state import configured_entries, gather_state_inputs, package_state_hash
 from aegis.config import Config
 from aegis.model import (
@@ -80,7 +79,6 @@ from aegis.model import (
     AnalysisFailure,
     ConfigEvidence,
     Finding,
-    Host,
     Intent,
     Operation,
     PackageChange,
@@ -90,27 +88,6 @@ from aegis.model import (
     Signal,
     Vulnerability,
 )
-
-
-def format_time(dt: datetime) -> str:
-    """UTC ISO-8601 with ``Z``, second precision (the plan's time format)."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_plan_id() -> str:
-    """A fresh, unguessable plan id."""
-    return "plan-" + secrets.token_hex(10)
-
-
-def this_host(cfg: Config) -> Host:
-    """This machine's identity (``host_id`` overrides /etc/machine-id in tests and demo)."""
-    machine_id = cfg.host_id
-    if not machine_id:
-        try:
-            machine_id = Path("/etc/machine-id").read_text(encoding="ascii").strip()
-        except OSError:
-            machine_id = "unknown"
-    return Host(machine_id=machine_id, hostname=socket.gethostname())
 
 
 @dataclass(frozen=True)

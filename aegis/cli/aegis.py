@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 def main() -> None:
     """Console-script entry point."""
     if sys.argv[1:3] == ["guard", "hook"]:
+        import gc
+
+        # A one-shot process reading one bounded payload: collecting cycles during its
+        # imports costs more than the memory it would free.
+        gc.disable()
         from aegis.guard.hooks import main as hook_main
 
         raise SystemExit(hook_main(sys.argv[3:]))

@@ -148,6 +148,7 @@ def _run(
         raise refuse_direct_mutation(typed)
 
     from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
 
     # The same function as the MCP server's plan tool: one code path for both.
@@ -158,6 +159,7 @@ def _run(
         targets,
         contents=not no_contents,
         probes=checked,
+        preload=() if as_json else PEOPLE,
     )
     if as_json:
         from aegis.cli.render import emit_json

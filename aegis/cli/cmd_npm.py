@@ -10,8 +10,6 @@ without ``--plan`` the command is refused like every mutation-shaped command.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 _VERBS = frozenset({"install"})
@@ -80,59 +78,41 @@ def install_cmd(
 ) -> None:
     """Plan an npm install."""
     from aegis.cli.render import refuse_direct_mutation
-    from aegis.ecosystems.npm.names import DEFAULT_REGISTRY, check_targets, project_location
+    from aegis.ecosystems.npm.names import DEFAULT_REGISTRY, check_targets
     from aegis.ecosystems.pip.names import check_index_url
-    from aegis.errors import InputError
 
     check_targets(packages)
-    url = check_index_url(registry or DEFAULT_REGISTRY)
+    check_index_url(registry or DEFAULT_REGISTRY)
     if not plan:
         raise refuse_direct_mutation("npm install " + " ".join(packages))
-    if project is None:
-        raise InputError(
-            "npm changes go into a project: --project DIR is required",
-            hint="a directory with package.json ('npm init -y')",
-        )
-    location = project_location(project)
 
-    from aegis import api
-    from aegis.analyze.plan import format_time
-    from aegis.api_agent import analysis_failed_error
-    from aegis.cli.cmd_apt import render_plan
+    from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
-    from aegis.ecosystems import for_tool
-    from aegis.model import Intent, Operation, Tool, plan_to_dict
 
-    cfg = load_config()
-    now = datetime.now(UTC)
-    intent = Intent(
-        tool=Tool.NPM,
-        operation=Operation.INSTALL,
-        targets=packages,
-        requested_by=api.current_user(),
-        requested_at=format_time(now),
-        location=location,
-        registry=url,
+    # The same function as the MCP server's plan tool: one code path for both. It refuses
+    # a missing or bad --project (exit 3) before anything runs.
+    out = plan_change(
+        load_config(),
+        "npm",
+        "install",
+        packages,
+        where=project,
+        registry=registry,
+        preload=() if as_json else PEOPLE,
     )
-    result = for_tool(Tool.NPM).plan(cfg, intent, now)
-    planned = api.submit_plan(cfg, result, api.current_user())
+    result, planned = out.extra["plan"], out.extra["planned"]
     if as_json:
         from aegis.cli.render import emit_json
 
-        emit_json(
-            {
-                "plan": plan_to_dict(result),
-                "plan_path": str(planned.plan_path),
-                "plan_hash": planned.plan_hash,
-                "request_id": planned.request_id,
-            }
-        )
+        emit_json(out.doc)
     else:
+        from aegis.cli.cmd_apt import render_plan
         from aegis.cli.render import print_line, print_path
 
         render_plan(result)
-        print_line(f"into {location} from {url}")
+        print_line(f"into {result.intent.location} from {result.intent.registry}")
         click.echo(f"request: {planned.request_id}")
         print_path("plan", planned.plan_path)
-    if result.failure is not None:
-        raise analysis_failed_error(result, planned.request_id)
+    if out.error is not None:
+        raise out.error

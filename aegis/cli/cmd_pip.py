@@ -10,8 +10,6 @@ options, markers, non-ASCII names) are refused (exit 3) before anything runs, an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 _VERBS = frozenset({"install"})
@@ -86,63 +84,40 @@ def install_cmd(
 ) -> None:
     """Plan a pip install."""
     from aegis.cli.render import refuse_direct_mutation
-    from aegis.ecosystems.pip.names import (
-        DEFAULT_INDEX,
-        check_index_url,
-        check_targets,
-        venv_location,
-    )
-    from aegis.errors import InputError
+    from aegis.ecosystems.pip.names import DEFAULT_INDEX, check_index_url, check_targets
 
     check_targets(requirements)
-    index = check_index_url(index_url or DEFAULT_INDEX)
+    check_index_url(index_url or DEFAULT_INDEX)
     if not plan:
         raise refuse_direct_mutation("pip install " + " ".join(requirements))
-    if venv is None:
-        raise InputError(
-            "pip changes go into a virtual environment: --venv DIR is required",
-            hint="Aegis never installs into the system interpreter's site-packages",
-        )
-    location = venv_location(venv)
 
-    from aegis import api
-    from aegis.analyze.plan import format_time
-    from aegis.api_agent import analysis_failed_error
-    from aegis.cli.cmd_apt import render_plan
+    from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
-    from aegis.ecosystems import for_tool
-    from aegis.model import Intent, Operation, Tool, plan_to_dict
 
-    cfg = load_config()
-    now = datetime.now(UTC)
-    intent = Intent(
-        tool=Tool.PIP,
-        operation=Operation.INSTALL,
-        targets=requirements,
-        requested_by=api.current_user(),
-        requested_at=format_time(now),
-        location=location,
-        registry=index,
+    # The same function as the MCP server's plan tool: one code path for both. It refuses
+    # a missing or bad --venv (exit 3) before anything runs.
+    out = plan_change(
+        load_config(),
+        "pip",
+        "install",
+        requirements,
+        where=venv,
+        registry=index_url,
+        preload=() if as_json else PEOPLE,
     )
-    result = for_tool(Tool.PIP).plan(cfg, intent, now)
-    planned = api.submit_plan(cfg, result, api.current_user())
+    result, planned = out.extra["plan"], out.extra["planned"]
     if as_json:
         from aegis.cli.render import emit_json
 
-        emit_json(
-            {
-                "plan": plan_to_dict(result),
-                "plan_path": str(planned.plan_path),
-                "plan_hash": planned.plan_hash,
-                "request_id": planned.request_id,
-            }
-        )
+        emit_json(out.doc)
     else:
+        from aegis.cli.cmd_apt import render_plan
         from aegis.cli.render import print_line, print_path
 
         render_plan(result)
-        print_line(f"into {location} from {index}")
+        print_line(f"into {result.intent.location} from {result.intent.registry}")
         click.echo(f"request: {planned.request_id}")
         print_path("plan", planned.plan_path)
-    if result.failure is not None:
-        raise analysis_failed_error(result, planned.request_id)
+    if out.error is not None:
+        raise out.error

@@ -66,6 +66,10 @@ def refuse_direct_mutation(command: str) -> InputError:
     )
 
 
+PEOPLE = ("rich.console", "rich.text")  # third-party only: see api_agent.RECORDING_MODULES
+"""What printing for people imports (preloaded while a planner waits for its tool)."""
+
+
 def console(*, stderr: bool = False) -> Console:
     """A rich console for people; plain (no colour) when not a terminal."""
     from rich.console import Console

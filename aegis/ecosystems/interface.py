@@ -11,6 +11,7 @@ Nothing here imports a stage: the types stages pass in are named only for mypy.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,16 +25,45 @@ InstalledState = Mapping[str, object]
 """What is installed where the change lands, keyed by package (the ecosystem's own shape)."""
 
 
+@dataclass(frozen=True)
+class Planning:
+    """What ``aegis <tool> VERB ... --plan`` takes; the MCP server's plan tool takes the same.
+
+    The agent API (:func:`aegis.api_agent.plan_change`) refuses anything outside it before
+    :meth:`Ecosystem.place` and :meth:`Ecosystem.plan` run.
+    """
+
+    verbs: Mapping[str, bool]
+    """Verb -> whether it takes targets (apt ``install``: yes; apt ``update``: no)."""
+    where: str | None = None
+    """The CLI option naming where the change lands, required, and what it names
+    (``--venv DIR, an existing virtual environment``); None: the host itself (apt)."""
+    registry: str | None = None
+    """The CLI option naming the registry or index (pip ``--index-url``); None: not taken."""
+    contents: bool = False
+    """Whether the CLI takes ``--no-contents`` (skip downloading and inspecting artifacts)."""
+
+
 class Ecosystem(Protocol):
     """One package ecosystem (apt, pip, ...), as every stage sees it."""
 
     tool: Tool
+    planning: Planning
+    """The verbs and options its planning takes (the CLI command and the MCP plan tool)."""
 
     def check_targets(self, targets: Sequence[str]) -> None:
         """Refuse targets outside the ecosystem's grammar before anything runs.
 
         Raises:
             InputError: a bad target (exit 3); no request is created.
+        """
+
+    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+        """The intent's ``location`` and ``registry`` for the options given, checked.
+
+        Raises:
+            InputError: a place the change may not land, a missing required place, a bad
+                registry URL (exit 3); no request is created.
         """
 
     def plan(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def this_host(cfg: Config) -> Host:
     """This machine's identity, exactly as the analyzer records it in plans."""
-    from aegis.analyze.plan import this_host as analyzer_host
+    from aegis.analyze.stamps import this_host as analyzer_host
 
     return analyzer_host(cfg)
 

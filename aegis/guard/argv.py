@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Collection, Sequence
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from aegis.guard.tuples import NamedTuple
 
 
 class Match(NamedTuple):
@@ -151,7 +156,9 @@ def quoted(words: Sequence[str]) -> str:
     return " ".join(shown)
 
 
-_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9+.~:-]+)?")
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_PACKAGE = r"[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?([=/][A-Za-z0-9+.~:-]+)?"
 """A Debian package name, optionally with :arch, =version or /release (for hints only)."""
 
 
@@ -159,7 +166,7 @@ def plan(verb: str, packages: Sequence[str] = ()) -> str:
     """The ``aegis apt VERB ... --plan`` command for a hint (``<package>`` when unsure)."""
     if verb in ("upgrade", "update", "full-upgrade"):
         return f"aegis apt {verb} --plan"
-    if not packages or not all(_PACKAGE.fullmatch(p) for p in packages):
+    if not packages or not all(re.fullmatch(_PACKAGE, p) for p in packages):
         return f"aegis apt {verb} <package> --plan"
     target = f" {quoted(packages)}"
     return f"aegis apt {verb}{target} --plan"

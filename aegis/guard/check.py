@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from typing import Any, NamedTuple
 
 from aegis.guard.argv import Match, split_options
 from aegis.guard.rules import any_tool_match, match_argv, rule_for
@@ -59,6 +58,12 @@ from aegis.guard.wrappers import (
     unwrap,
 )
 
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from aegis.guard.tuples import NamedTuple
+
 MAX_DEPTH = 8
 """Nested strings (``sh -c`` in ``sh -c`` ...) and wrappers parsed before refusing."""
 MAX_INPUT = 64 * 1024
@@ -66,13 +71,15 @@ MAX_INPUT = 64 * 1024
 
 FETCHERS = frozenset({"curl", "wget", "fetch", "http", "https", "xh", "aria2c", "lwp-request"})
 """Commands whose output is a download."""
-_GLOB = re.compile(r"[*?\[]")
-_EXPANDS = re.compile(r"\$\(|`|\$\{")
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_GLOB = r"[*?\[]"
+_EXPANDS = r"\$\(|`|\$\{"
 _SAME = object()
 """A redirect that leaves stdin as it was."""
 _REWRITE = "rewrite the command in plain shell syntax (one command per call), or split it"
 _DECLARES = frozenset({"export", "declare", "local", "readonly", "typeset"})
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VARIABLE = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOWNLOAD_INSTEAD = (
     "download the script to a file, read it, and plan the changes it would make with Aegis "
     "(aegis apt install <package> --plan); never pipe a download into an interpreter"
@@ -253,7 +260,7 @@ class _Walker:
         doc = getattr(part, "heredoc", None)
         if doc is not None:
             body = heredoc_body(str(doc.value))
-            if not delimiter_is_quoted(str(part.output.word)) and _EXPANDS.search(body):
+            if not delimiter_is_quoted(str(part.output.word)) and re.search(_EXPANDS, body):
                 # An unquoted here-document expands $(...) and `...` in its body.
                 names |= self.script(body, depth + 1)
             return fetches, body
@@ -289,7 +296,7 @@ class _Walker:
         ``a[$(cmd)]`` inside a variable's value. It is checked as a command line now.
         """
         name, eq, value = word.text.partition("=")
-        if not eq or not _VARIABLE.fullmatch(name):
+        if not eq or not re.fullmatch(_VARIABLE, name):
             return set()
         self.variables[name] = None if word.dynamic else [value]
         self.ifs_changed = self.ifs_changed or name == "IFS"
@@ -310,7 +317,7 @@ class _Walker:
             return set()
         texts = [w.text for w in words]
         first = words[0]
-        if first.dynamic or _GLOB.search(first.text):
+        if first.dynamic or re.search(_GLOB, first.text):
             self.dynamic_name(words, texts, depth)
             return {"?"}
         name = first.text.rsplit("/", 1)[-1]

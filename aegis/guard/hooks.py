@@ -88,11 +88,12 @@ def _command(runtime: str, event: Any) -> str | list[str] | None:
 
 def _check(command: str | Sequence[str]) -> tuple[bool, str, list[dict[str, str]]]:
     from aegis.guard.check import check_argv, check_command_line
-    from aegis.guard.report import refusal_text, verdict_json
 
     verdict = check_command_line(command) if isinstance(command, str) else check_argv(command)
     if verdict.allowed:
         return True, "", []
+    from aegis.guard.report import refusal_text, verdict_json  # only a refusal needs them
+
     return False, refusal_text(verdict), verdict_json(verdict)["findings"]
 
 
@@ -173,7 +174,7 @@ def main(argv: Sequence[str], stdin: Any = None) -> int:
 
     Any error, bad argument or a check that outlasts :data:`TIMEOUT` blocks the call.
     """
-    import threading
+    import _thread  # not threading: one lock and one thread, without its import cost
 
     args = list(argv)
     runtime = "json"
@@ -189,7 +190,13 @@ def main(argv: Sequence[str], stdin: Any = None) -> int:
     if runtime not in SHELL_TOOLS:
         return _emit(failure("json", f"unknown runtime {runtime!r}"), USAGE)
 
-    def expire() -> None:
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def watchdog() -> None:
+        # Released by the main thread when it has answered: then nothing to do.
+        if done.acquire(timeout=TIMEOUT):
+            return
         code, out, err = failure(runtime, f"the check took longer than {TIMEOUT:g} seconds")
         sys.stdout.write(out)
         sys.stderr.write(err)
@@ -197,15 +204,13 @@ def main(argv: Sequence[str], stdin: Any = None) -> int:
         sys.stderr.flush()
         os._exit(code)
 
-    watchdog = threading.Timer(TIMEOUT, expire)
-    watchdog.daemon = True
-    watchdog.start()
+    _thread.start_new_thread(watchdog, ())
     try:
         source = stdin if stdin is not None else sys.stdin.buffer
         result = respond(runtime, source.read(MAX_PAYLOAD + 1))
     except BaseException as e:  # a crash would let the call run: block instead
         result = failure(runtime, type(e).__name__)
-    watchdog.cancel()
+    done.release()
     return _emit(result)
 
 

@@ -11,11 +11,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 from aegis.errors import InputError
 from aegis.guard.check import Verdict
 from aegis.text import inert
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_LISTED = 10
 

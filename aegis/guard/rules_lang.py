@@ -255,7 +255,9 @@ def flatpak(args: Sequence[str]) -> Match | None:
 
 # ---- containers ------------------------------------------------------------------------
 
-_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_DIGEST = r"@sha256:[0-9a-f]{64}$"
 _CONTAINER_GLOBAL_VALUE_OPTS = frozenset(
     {"-H", "--host", "-c", "--context", "--config", "-l", "--log-level", "--tlscacert"}
     | {"--tlscert", "--tlskey", "--root", "--runroot", "--storage-driver", "--url"}
@@ -328,7 +330,7 @@ def container(args: Sequence[str]) -> Match | None:
             f"'{verb}' with no image the guard can find (refused: cannot check it)",
             _CONTAINER_INSTEAD,
         )
-    if _DIGEST.search(image):
+    if re.search(_DIGEST, image):
         return None
     return Match(
         "container.unpinned",

@@ -28,27 +28,28 @@ Example:
 from __future__ import annotations
 
 import re
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-_TIME_KEYWORD = re.compile(r"(?<![\w./-])time(\s+-p)?(?=\s)")
-_QUOTING = re.compile(r"[\"'\\]")
+TYPE_CHECKING = False  # not typing's: the guard hook imports this module, and starts fast
+if TYPE_CHECKING:
+    from typing import Any
+
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_TIME_KEYWORD = r"(?<![\w./-])time(\s+-p)?(?=\s)"
+_QUOTING = r"[\"'\\]"
 
 
 def delimiter_is_quoted(raw: str) -> bool:
     """True when a here-document's body is literal (its delimiter word had quoting)."""
-    return bool(_QUOTING.search(raw))
+    return bool(re.search(_QUOTING, raw))
 
 
 def _make_heredoc(tokenizer: Any, redirnode: Any, lineno: int, killleading: bool) -> str:
     """The ``makeheredoc`` of bashlex 0.18, comparing lines with the quote-removed delimiter."""
     from bashlex import ast, errors
 
-    redirword = _QUOTING.sub("", redirnode.output.word)  # the fix: bash's quote removal
+    redirword = re.sub(_QUOTING, "", redirnode.output.word)  # the fix: bash's quote removal
     document = []
     startpos = tokenizer._shell_input_line_index
     fullline = tokenizer.readline(False)
@@ -91,22 +92,22 @@ def _mask_arithmetic(text: str) -> str:
         if end < 0:
             break
         inner = text[start + 3 : end - 1]
-        if end - 1 > start + 2 and text[end - 1] == ")" and not _RUNS.search(inner):
+        if end - 1 > start + 2 and text[end - 1] == ")" and not re.search(_RUNS, inner):
             out[start : end + 1] = "0" * (end + 1 - start)
         start = text.find("$((", end)
     return "".join(out)
 
 
-_RUNS = re.compile(r"\$\(|[`'\"\\]")
+_RUNS = r"\$\(|[`'\"\\]"
 """Inside ``$((...))``, what could run a command or hide one: then the mask is not applied."""
-_TEST_OPEN = re.compile(r"(?<![^\s;&|(!])\[\[(?=\s)")
-_TEST_CLOSE = re.compile(r"(?<=\s)\]\](?=$|[\s;&|)])")
+_TEST_OPEN = r"(?<![^\s;&|(!])\[\[(?=\s)"
+_TEST_CLOSE = r"(?<=\s)\]\](?=$|[\s;&|)])"
 
 
 def _masked(text: str) -> str:
-    text = _TIME_KEYWORD.sub(lambda m: " " * len(m.group(0)), text)
-    text = _TEST_OPEN.sub(" [", text)
-    text = _TEST_CLOSE.sub("] ", text)
+    text = re.sub(_TIME_KEYWORD, lambda m: " " * len(m.group(0)), text)
+    text = re.sub(_TEST_OPEN, " [", text)
+    text = re.sub(_TEST_CLOSE, "] ", text)
     return _mask_arithmetic(text)
 
 
@@ -128,26 +129,47 @@ class ParseTimeoutError(Exception):
     """The parse was stopped: it took longer than :data:`PARSE_SECONDS`."""
 
 
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
+def _signals() -> Any:
+    """:mod:`signal`'s C module itself: signal.py wraps it in enums, ~1 ms of a hook start."""
+    import _signal  # type: ignore[import-not-found]  # typeshed has no stub for it
+
+    return _signal
+
+
+class _Deadline:
     """Raise :class:`_Expired` in this (main) thread after ``seconds``.
 
     Signals reach only the main thread; elsewhere the parse runs unbounded (every Aegis
-    entry point, the CLI, the hooks and the shims, parses in the main thread).
+    entry point, the CLI, the hooks and the shims, parses in the main thread). A class
+    rather than a ``contextlib`` generator, and :mod:`signal` imported here: the guard
+    hook's start-up pays for neither when a line needs no parse.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def expire(signum: int, frame: object) -> None:
-        raise _Expired(f"the parser did not finish within {seconds:g} s")
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.armed = False
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    # Repeating: should one expiry land where it is lost, the next one still ends it.
-    outer = signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
-    try:
-        yield
-    finally:
+    def __enter__(self) -> None:
+        signal = _signals()
+
+        seconds = self.seconds
+
+        def expire(signum: int, frame: object) -> None:
+            raise _Expired(f"the parser did not finish within {seconds:g} s")
+
+        try:
+            self.previous = signal.signal(signal.SIGALRM, expire)
+        except ValueError:  # not the main thread
+            return
+        self.armed = True
+        # Repeating: should one expiry land where it is lost, the next one still ends it.
+        self.outer = signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.armed:
+            return
+        signal = _signals()
+
         # Ignore the signal before disarming the repeating timer: an expiry landing in
         # between (a loaded machine) would otherwise leave the timer armed, raising later
         # in whatever code runs next.
@@ -157,8 +179,8 @@ def _deadline(seconds: float) -> Iterator[None]:
                 break
             except _Expired:
                 continue
-        signal.setitimer(signal.ITIMER_REAL, *outer)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, *self.outer)
+        signal.signal(signal.SIGALRM, self.previous)
 
 
 def parse(text: str) -> list[Any]:
@@ -175,7 +197,7 @@ def parse(text: str) -> list[Any]:
 
     heredoc.makeheredoc = _make_heredoc
     try:
-        with _deadline(PARSE_SECONDS):
+        with _Deadline(PARSE_SECONDS):
             try:
                 return list(bashlex.parse(text))
             except Exception as first:
@@ -205,9 +227,7 @@ _SIMPLE_ESCAPES = {
     '"': '"',
     "?": "?",
 }
-_NUMERIC_ESCAPE = re.compile(
-    r"x([0-9a-fA-F]{1,2})|u([0-9a-fA-F]{1,4})|U([0-9a-fA-F]{1,8})|([0-7]{1,3})"
-)
+_NUMERIC_ESCAPE = r"x([0-9a-fA-F]{1,2})|u([0-9a-fA-F]{1,4})|U([0-9a-fA-F]{1,8})|([0-7]{1,3})"
 
 
 def _ansi_c(body: str) -> str:
@@ -229,7 +249,7 @@ def _ansi_c(body: str) -> str:
             out.append(chr(ord(body[i + 2]) & 0x1F))
             i += 3
             continue
-        m = _NUMERIC_ESCAPE.match(body, i + 1)
+        m = re.compile(_NUMERIC_ESCAPE).match(body, i + 1)
         if m is None:
             out.append(body[i : i + 2])
             i += 2

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from aegis.guard.shell_parse import dequote
 from aegis.guard.wrappers import SHELLS
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_BRACE_WORDS = 64
 """Brace expansion of one word stops (and the checker refuses) past this many words."""

@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the hook's start-up time
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from aegis.guard.tuples import NamedTuple
 
 
 class Run(NamedTuple):
@@ -156,7 +161,9 @@ _RUNS_ONLY_SCRIPTS = frozenset({"su", "script"})
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash"})
 """Shells: ``-c STRING`` runs STRING; without it they read a program from a file or stdin."""
 _SHELL_VALUE_OPTS = _f("-o", "+o", "-O", "+O", "--rcfile", "--init-file")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+# Patterns kept as text: re compiles (and caches) them on first use, so the guard hook
+# does not compile at start-up what most command lines never need.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*="
 
 
 def _options(argv: Sequence[str], spec: _Spec) -> tuple[int, list[Target] | None]:
@@ -187,7 +194,7 @@ def _options(argv: Sequence[str], spec: _Spec) -> tuple[int, list[Target] | None
                     i += 1 if pos == len(arg) - 1 else 0
                     break
             continue
-        if spec.assignments and _NAME.match(arg):
+        if spec.assignments and re.match(_NAME, arg):
             i += 1
             continue
         return i, None

@@ -47,7 +47,8 @@ def _setup(base: Path) -> tuple[Any, list[str]]:
 
 def _aegis(root: Any, base: Path, n: int) -> float:
     from aegis import api
-    from aegis.analyze.plan import analyze_apt, format_time
+    from aegis.analyze.plan import analyze_apt
+    from aegis.analyze.stamps import format_time
     from aegis.config import load_config
     from aegis.model import Intent, Operation, Tool
 

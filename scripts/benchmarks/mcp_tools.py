@@ -4,8 +4,9 @@
   own client over stdio) over ``aegis apt install aegis-tool --plan --json
   --no-contents`` run by the CLI, on the test repository in a throwaway apt root
   (goal <= 1.1);
-- ``guard_hook_ratio``: ``python3 -I -m aegis guard hook --runtime claude-code`` (what the
-  installed ``aegis`` wrapper runs) per command line, over a bare ``python3 -I -c pass``,
+- ``guard_hook_ratio``: ``python3 -I -c 'from aegis.cli.aegis import main; main()' guard
+  hook --runtime claude-code`` (what the installed ``aegis`` wrapper runs,
+  packaging/wrappers/aegis) per command line, over a bare ``python3 -I -c pass``,
   the mean over :data:`LINES` (goal <= 2.5); ``guard_hook_ratio_plain`` and
   ``guard_hook_ratio_parsed`` split it into plain command lines (checked as their argv)
   and lines that need the shell parser.
@@ -37,6 +38,8 @@ PARSED = [
     "grep -rn 'npm install' docs/ | head -5",
 ]
 LINES = PLAIN + PARSED
+ENTRY = "from aegis.cli.aegis import main; main()"
+"""The installed wrapper's entry point (packaging/wrappers/aegis)."""
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -67,7 +70,7 @@ def _hook_ratios() -> dict[str, float]:
     for line in LINES:
         event = {"tool_name": "Bash", "tool_input": {"command": line}}
         data = json.dumps(event).encode()
-        argv = [py, "-I", "-m", "aegis", "guard", "hook", "--runtime", "claude-code"]
+        argv = [py, "-I", "-c", ENTRY, "guard", "hook", "--runtime", "claude-code"]
 
         def hook(data: bytes = data, argv: list[str] = argv) -> None:
             subprocess.run(argv, input=data, env=env, capture_output=True, check=False, cwd=REPO)

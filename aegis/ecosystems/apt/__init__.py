@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aegis.ecosystems.interface import Planning
+from aegis.errors import InputError
 from aegis.model import Intent, Plan, Tool
 
 if TYPE_CHECKING:
@@ -25,12 +27,33 @@ class AptEcosystem:
     """Debian packages through apt and dpkg."""
 
     tool = Tool.APT
+    planning = Planning(
+        verbs={
+            "install": True,
+            "remove": True,
+            "purge": True,
+            "upgrade": False,
+            "full-upgrade": False,
+            "update": False,
+        },
+        contents=True,
+    )
 
     def check_targets(self, targets: Sequence[str]) -> None:
         """Debian name grammar (:func:`aegis.analyze.names.parse_targets`)."""
         from aegis.analyze.names import parse_targets
 
         parse_targets(tuple(targets))
+
+    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+        """Apt changes the host from its configured sources: neither is taken."""
+        if where is not None or registry is not None:
+            raise InputError(
+                "apt changes land on this host from its configured sources: "
+                "no place or registry is taken",
+                hint="see the approved sources with 'aegis policy sources'",
+            )
+        return None, None
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

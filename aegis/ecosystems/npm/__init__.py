@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.ecosystems.interface import Planning
 from aegis.ecosystems.npm.names import check_targets as _check_targets
 from aegis.ecosystems.npm.names import project_dir
 from aegis.errors import EnvironmentFailure, InputError
@@ -55,10 +56,28 @@ class NpmEcosystem:
     """npm packages into a project directory."""
 
     tool = Tool.NPM
+    planning = Planning(
+        verbs={"install": True},
+        where="--project DIR, a project directory with package.json",
+        registry="--registry",
+    )
 
     def check_targets(self, targets: Sequence[str]) -> None:
         """The strict grammar of :mod:`aegis.ecosystems.npm.names`."""
         _check_targets(tuple(targets))
+
+    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+        """``project:/real/path`` of a project with package.json, and the registry."""
+        from aegis.ecosystems.npm.names import DEFAULT_REGISTRY, project_location
+        from aegis.ecosystems.pip.names import check_index_url
+
+        url = check_index_url(registry or DEFAULT_REGISTRY)
+        if where is None:
+            raise InputError(
+                "npm changes go into a project: --project DIR is required",
+                hint="a directory with package.json ('npm init -y')",
+            )
+        return project_location(where), url
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

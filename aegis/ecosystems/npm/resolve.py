@@ -21,9 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +46,9 @@ from aegis.model import (
     Provenance,
     Signal,
 )
+
+# What only the work after npm has started needs (tarfile, threads) is imported there:
+# npm starts first, and those imports overlap its resolution.
 
 NPM = "/usr/bin/npm"
 PROJECT_FILES = ("package.json", "package-lock.json")
@@ -148,6 +149,8 @@ def _sri_ok(integrity: str, data: bytes) -> bool:
 
 
 def _inspect(entry: dict[str, Any]) -> _Tarball:
+    import tarfile
+
     try:
         data = _fetch(str(entry.get("resolved", "")))
     except (OSError, ValueError) as e:
@@ -249,6 +252,8 @@ class _Evidence:
         registry, names = self.registry, self.names
         changes, prov, arts = self.changes, self.prov, self.arts
         signals, findings = self.signals, self.findings
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=4) as pool:
             facts = dict(zip(changed, pool.map(lambda p: _inspect(new[p]), changed), strict=True))
         for path in changed:
@@ -294,9 +299,12 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     before = {n: _read(project / n) for n in PROJECT_FILES}
     resolution = _Resolution(project, registry, intent.targets, restore)
     # While npm resolves: the imports.
+    import tarfile  # noqa: F401 - loaded now, used by _inspect's threads
+    from concurrent.futures import ThreadPoolExecutor  # noqa: F401 - loaded now, for collect
+
     from aegis.analyze.evidence.scripts import scan_script  # noqa: F401 - warm the import
     from aegis.analyze.lookalike import lookalike_signals
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
     from aegis.ecosystems.npm import NPM as ECO
 
     old = lock_packages(before["package-lock.json"])

@@ -14,8 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.ecosystems.interface import Planning
 from aegis.ecosystems.pip.names import check_targets as _check_targets
 from aegis.ecosystems.pip.names import location_dir
+from aegis.errors import InputError
 from aegis.model import Action, Intent, Operation, Plan, Tool
 
 if TYPE_CHECKING:
@@ -51,10 +53,27 @@ class PipEcosystem:
     """Python distributions through pip, into a virtual environment."""
 
     tool = Tool.PIP
+    planning = Planning(
+        verbs={"install": True},
+        where="--venv DIR, an existing virtual environment",
+        registry="--index-url",
+    )
 
     def check_targets(self, targets: Sequence[str]) -> None:
         """The strict requirement grammar of :mod:`aegis.ecosystems.pip.names`."""
         _check_targets(tuple(targets))
+
+    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+        """``venv:/real/path`` of an existing venv, and the index (default pip's own)."""
+        from aegis.ecosystems.pip.names import DEFAULT_INDEX, check_index_url, venv_location
+
+        index = check_index_url(registry or DEFAULT_INDEX)
+        if where is None:
+            raise InputError(
+                "pip changes go into a virtual environment: --venv DIR is required",
+                hint="Aegis never installs into the system interpreter's site-packages",
+            )
+        return venv_location(where), index
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

@@ -21,17 +21,13 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.version import InvalidVersion, Version
-
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.pip import wheels
 from aegis.ecosystems.pip.names import check_targets, location_dir, normalize
 from aegis.ecosystems.pip.state import installed
 from aegis.model import (
@@ -47,6 +43,12 @@ from aegis.model import (
     Provenance,
     Signal,
 )
+
+if TYPE_CHECKING:
+    from aegis.ecosystems.pip import wheels
+
+# What only the work after pip has started needs (urllib.request, packaging, threads) is
+# imported there: pip starts first, and those imports overlap its resolution.
 
 PIP_TIMEOUT_S = 300.0
 MAX_REPORT = 32 * 1024 * 1024
@@ -188,6 +190,8 @@ def _yanked(stderr: str) -> set[tuple[str, str]]:
 
 
 def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
+    from aegis.ecosystems.pip import wheels
+
     url = str((item.get("download_info") or {}).get("url", ""))
     try:
         data = wheels.fetch(url)
@@ -197,6 +201,8 @@ def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
 
 
 def _action(current: str | None, new: str) -> Action:
+    from packaging.version import InvalidVersion, Version
+
     if current is None:
         return Action.INSTALL
     try:
@@ -235,8 +241,15 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     index = intent.registry or ""
     pip = _Pip(dry_run_argv(venv, index, intent.targets))
     # While pip resolves: the imports and the venv's state.
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
-    from aegis.ecosystems.pip import PIP
+    from concurrent.futures import ThreadPoolExecutor
+
+    from packaging.version import Version  # noqa: F401 - loaded now, used by _action
+
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
+    from aegis.ecosystems.pip import (
+        PIP,
+        wheels,  # noqa: F401 - loaded now, used by _inspect
+    )
 
     have = installed(Path(venv))
     owner = venv_owner(Path(venv))

@@ -71,7 +71,7 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
 
 def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Plan removing ``intent.targets`` from the venv (read-only; pip does not run)."""
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
     from aegis.ecosystems.pip import PIP
     from aegis.ecosystems.pip.names import check_targets, location_dir, normalize
     from aegis.ecosystems.pip.resolve import venv_owner

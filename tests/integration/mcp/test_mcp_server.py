@@ -239,7 +239,7 @@ BAD_ARGUMENTS = [
     ("plan", {"targets": ["nginx;id"]}, "exit 3 (input rejected)"),
     ("plan", {"targets": ["-oAPT::Get::AllowUnauthenticated=1"]}, "starts with '-'"),
     ("plan", {"targets": ["aegis-tool$(id)"]}, "exit 3"),
-    ("plan", {"targets": ["x"], "ecosystem": "npm"}, "unknown ecosystem"),
+    ("plan", {"targets": ["x"], "ecosystem": "brew"}, "unknown ecosystem"),
     ("plan", {"targets": ["x"], "verb": "dist-upgrade"}, "does not plan"),
     ("plan", {"targets": [], "verb": "install"}, "needs at least one package"),
     ("plan", {"targets": ["x"] * 65}, "65"),

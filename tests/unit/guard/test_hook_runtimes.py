@@ -217,7 +217,7 @@ def test_shipped_parse_tables_equal_what_bashlex_builds() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
-    assert json.loads(proc.stdout) == json.loads(TABLES.read_text()), (
+    assert json.loads(proc.stdout) == json.loads(Path(TABLES).read_text()), (
         "bashlex's grammar changed: run python -m aegis.guard.lr_tables"
     )
     # And the patched import uses them: the parser's tables are the shipped ones.
@@ -231,4 +231,40 @@ def test_shipped_parse_tables_equal_what_bashlex_builds() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
-    assert json.loads(proc.stdout) == json.loads(TABLES.read_text())["action"]
+    assert json.loads(proc.stdout) == json.loads(Path(TABLES).read_text())["action"]
+
+
+def test_the_shipped_parser_skips_yacc_and_a_changed_grammar_is_built_as_before(
+    tmp_path: Path,
+) -> None:
+    # Shipped: yacc's grammar reader (and inspect, which it imports) never runs.
+    code = (
+        "import sys\n"
+        "from aegis.guard import lr_tables\n"
+        "lr_tables.import_bashlex()\n"
+        "import bashlex\n"
+        "print('inspect' in sys.modules, len(bashlex.parse('a | b && c')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert proc.stdout.split() == ["False", "1"]
+    # A file recorded from another grammar (one rule's text differs) is not used: bashlex
+    # builds its own tables, which equal the true ones.
+    stale = json.loads(Path(TABLES).read_text())
+    stale["grammar"]["rules"][0][2] += " WORD"
+    stale["action"]["0"] = {}
+    (tmp_path / "lr.json").write_text(json.dumps(stale))
+    code = (
+        "import json, sys\n"
+        "from aegis.guard import lr_tables\n"
+        f"lr_tables.TABLES = {str(tmp_path / 'lr.json')!r}\n"
+        "lr_tables.import_bashlex()\n"
+        "import bashlex, bashlex.parser as p\n"
+        "assert len(bashlex.parse('a | b && c')) == 1\n"
+        "print(json.dumps({str(k): v for k, v in p.yaccparser.action.items()}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert json.loads(proc.stdout) == json.loads(Path(TABLES).read_text())["action"]
