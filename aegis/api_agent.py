@@ -226,7 +226,7 @@ def plan_change(
     eco = check_plannable(
         ecosystem, verb, targets, where=where, registry=registry, contents=contents
     )
-    location, registry_url = eco.place(where, registry)
+    location, registry_url = eco.place(cfg, targets, where, registry)
     now = datetime.now(UTC)
     intent = Intent(
         tool=eco.tool,

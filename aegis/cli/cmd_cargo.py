@@ -10,7 +10,7 @@ without ``--plan`` the command is refused like every mutation-shaped command.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -84,12 +84,7 @@ def install_cmd(
 ) -> None:
     """Plan a cargo install."""
     from aegis.cli.render import refuse_direct_mutation
-    from aegis.ecosystems.cargo.names import (
-        check_targets,
-        index_url,
-        registry_dir_url,
-        root_location,
-    )
+    from aegis.ecosystems.cargo.names import check_targets
     from aegis.errors import InputError
 
     check_targets(crates)
@@ -100,50 +95,28 @@ def install_cmd(
             "name one source: --registry-dir DIR (a local registry) or --index URL",
             hint='policy approves it in [[registries]] with ecosystem = "cargo"',
         )
-    url = registry_dir_url(registry_dir) if registry_dir is not None else index_url(index or "")
-
-    from aegis import api
-    from aegis.analyze.plan import format_time
-    from aegis.api_agent import analysis_failed_error
-    from aegis.cli.cmd_apt import render_plan
+    from aegis.api_agent import plan_change
     from aegis.config import load_config
-    from aegis.ecosystems import for_tool
-    from aegis.model import Intent, Operation, Tool, plan_to_dict
 
-    cfg = load_config()
-    now = datetime.now(UTC)
-    location = root_location(str(cfg.cargo_root))
-    intent = Intent(
-        tool=Tool.CARGO,
-        operation=Operation.INSTALL,
-        targets=crates,
-        requested_by=api.current_user(),
-        requested_at=format_time(now),
-        location=location,
-        registry=url,
-    )
-    result = for_tool(Tool.CARGO).plan(cfg, intent, now)
-    planned = api.submit_plan(cfg, result, api.current_user())
+    # The same function as the MCP server's plan tool: one code path for both. A local
+    # registry is named by its directory (absolute), an index by its URL.
+    source = str(Path(registry_dir).resolve()) if registry_dir is not None else index
+    out = plan_change(load_config(), "cargo", "install", crates, registry=source)
+    result, planned = out.extra["plan"], out.extra["planned"]
     if as_json:
         from aegis.cli.render import emit_json
 
-        emit_json(
-            {
-                "plan": plan_to_dict(result),
-                "plan_path": str(planned.plan_path),
-                "plan_hash": planned.plan_hash,
-                "request_id": planned.request_id,
-            }
-        )
+        emit_json(out.doc)
     else:
+        from aegis.cli.cmd_apt import render_plan
         from aegis.cli.render import print_line, print_path
 
         render_plan(result)
         if result.ecosystem is not None and result.ecosystem.artifacts:
             deps = len(result.ecosystem.artifacts) - 1
             print_line(f"{deps} locked dependencies (the crate's Cargo.lock), each cksum-checked")
-        print_line(f"into {location} from {url}")
+        print_line(f"into {result.intent.location} from {result.intent.registry}")
         click.echo(f"request: {planned.request_id}")
         print_path("plan", planned.plan_path)
-    if result.failure is not None:
-        raise analysis_failed_error(result, planned.request_id)
+    if out.error is not None:
+        raise out.error

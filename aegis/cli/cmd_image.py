@@ -54,14 +54,9 @@ class _RefCommand(click.Command):
 def _plain_http(host: str) -> bool:
     """Does the policy in force mark this (loopback) registry plain HTTP?"""
     from aegis.config import load_config
-    from aegis.policy.config import PolicyConfig
-    from aegis.policy.run import load_policy
+    from aegis.ecosystems.image import plain_http
 
-    policy = load_policy(load_config())
-    if not isinstance(policy, PolicyConfig):
-        return False
-    return any(r.ecosystem == "image" and r.url.startswith(f"http://{host}/")
-               for r in policy.registries)  # fmt: skip
+    return plain_http(load_config(), host)
 
 
 def _pinned(ref_text: str, plain_http: bool) -> str:
@@ -93,7 +88,7 @@ def plan_pull(runtime: str, reference: str, storage: str | None, *, pin: bool, p
     target = _pinned(reference, plain) if pin else ref.canonical
 
     from aegis import api
-    from aegis.analyze.plan import format_time
+    from aegis.analyze.stamps import format_time
     from aegis.api_agent import analysis_failed_error
     from aegis.cli.cmd_apt import render_plan
     from aegis.config import load_config

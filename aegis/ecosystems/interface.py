@@ -58,8 +58,13 @@ class Ecosystem(Protocol):
             InputError: a bad target (exit 3); no request is created.
         """
 
-    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+    def place(
+        self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
+    ) -> tuple[str | None, str | None]:
         """The intent's ``location`` and ``registry`` for the options given, checked.
+
+        ``targets`` are already checked; an ecosystem whose registry comes from the
+        target itself (an image reference) reads it there.
 
         Raises:
             InputError: a place the change may not land, a missing required place, a bad

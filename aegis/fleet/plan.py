@@ -41,7 +41,7 @@ def plan_this_host(
     Raises:
         InputError: an intent Aegis cannot plan here; AegisError: as each stage.
     """
-    from aegis.analyze.plan import this_host
+    from aegis.analyze.stamps import this_host
     from aegis.api_agent import decide_plan, plan_change, review_plan
     from aegis.fleet.service import host_cohort
     from aegis.sign.execution_plan import derive_targets

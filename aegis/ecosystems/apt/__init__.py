@@ -45,7 +45,9 @@ class AptEcosystem:
 
         parse_targets(tuple(targets))
 
-    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+    def place(
+        self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
+    ) -> tuple[str | None, str | None]:
         """Apt changes the host from its configured sources: neither is taken."""
         if where is not None or registry is not None:
             raise InputError(

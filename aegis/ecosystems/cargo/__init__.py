@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.ecosystems.cargo.names import check_targets as _check_targets
 from aegis.ecosystems.cargo.names import root_dir
+from aegis.ecosystems.interface import Planning
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.model import Action, Intent, Plan, Tool
 
@@ -59,10 +60,29 @@ class CargoEcosystem:
     """Cargo crate binaries into the Aegis-managed root."""
 
     tool = Tool.CARGO
+    planning = Planning(
+        verbs={"install": True},
+        registry="--registry-dir DIR (a cargo local registry) or --index URL (a sparse "
+        "index); required",
+    )
 
     def check_targets(self, targets: Sequence[str]) -> None:
         """The strict grammar of :mod:`aegis.ecosystems.cargo.names`."""
         _check_targets(tuple(targets))
+
+    def place(
+        self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
+    ) -> tuple[str | None, str | None]:
+        """The managed root, and the source: a local registry's directory or an index URL."""
+        from aegis.ecosystems.cargo.names import index_url, registry_dir_url, root_location
+
+        if registry is None:
+            raise InputError(
+                "name one source: --registry-dir DIR (a local registry) or --index URL",
+                hint="the source must be a cargo entry in policy's [[registries]]",
+            )
+        url = index_url(registry) if "://" in registry else registry_dir_url(registry)
+        return root_location(str(cfg.cargo_root)), url
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

@@ -241,7 +241,7 @@ def _action(current: str | None, new: str) -> Action:
 
 
 def _plan_shell(cfg: Any, intent: Intent, now: datetime, **kw: Any) -> Plan:
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
 
     return Plan(
         schema_version=PLAN_SCHEMA, plan_id=new_plan_id(), created_at=format_time(now),

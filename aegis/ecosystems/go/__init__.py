@@ -37,6 +37,7 @@ from aegis.ecosystems.go.names import (
     location_dir,
     split_target,
 )
+from aegis.ecosystems.interface import Planning
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.model import Action, Intent, Operation, Plan, Tool
 
@@ -141,12 +142,29 @@ class GoEcosystem:
     """Go modules: ``go get`` into a module, ``go install`` into the managed GOBIN."""
 
     tool = Tool.GO
+    planning = Planning(
+        verbs={"install": True},
+        where="--module DIR: 'go get' into that module's go.mod and go.sum; without it, "
+        "'go install PKG@VERSION' into the managed GOBIN",
+        registry="--proxy URL (GOPROXY for this plan: https, http or file:///dir)",
+    )
 
     def check_targets(self, targets: Sequence[str]) -> None:
         """The strict grammar of :mod:`aegis.ecosystems.go.names`."""
         from aegis.ecosystems.go.names import check_targets
 
         check_targets(tuple(targets))
+
+    def place(
+        self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
+    ) -> tuple[str | None, str | None]:
+        """A module (``go get``) or the managed GOBIN (``go install``), and the proxy."""
+        from aegis.ecosystems.go.names import DEFAULT_PROXY, check_proxy_url, module_location
+
+        url = check_proxy_url(registry or DEFAULT_PROXY)
+        if where is not None:
+            return module_location(where), url
+        return "gobin:" + gobin_dir(cfg), url
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

@@ -292,7 +292,7 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
         r = _resolve(s, operands, before["go.mod"] is not None)
     finally:
         s.cleanup()
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
     from aegis.ecosystems.go import GO as ECO
 
     ev = _Evidence(proxy, r)

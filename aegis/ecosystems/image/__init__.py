@@ -25,8 +25,11 @@ from aegis.ecosystems.image.names import (
     check_targets,
     is_loopback,
     parse_reference,
+    registry_url,
     split_location,
+    store_location,
 )
+from aegis.ecosystems.interface import Planning
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.model import Action, Intent, Plan, Tool
 
@@ -81,14 +84,38 @@ def _pull_ref(plan: Plan) -> str | None:
     return ref.by_digest(ref.digest)
 
 
+def plain_http(cfg: Config, host: str) -> bool:
+    """Does the policy in force mark this (loopback) registry plain HTTP?"""
+    from aegis.policy.config import PolicyConfig
+    from aegis.policy.run import load_policy
+
+    policy = load_policy(cfg)
+    if not isinstance(policy, PolicyConfig):
+        return False
+    return any(r.ecosystem == "image" and r.url.startswith(f"http://{host}/")
+               for r in policy.registries)  # fmt: skip
+
+
 class ImageEcosystem:
     """Container images into a podman store (or docker's daemon)."""
 
     tool = Tool.IMAGE
+    planning = Planning(
+        verbs={"install": True},
+        where="--storage DIR, a podman graph root (default: the system's store); the "
+        "registry comes from the reference, pin it as REPO@sha256:DIGEST",
+    )
 
     def check_targets(self, targets: Sequence[str]) -> None:
         """The strict grammar of :mod:`aegis.ecosystems.image.names`."""
         check_targets(tuple(targets))
+
+    def place(
+        self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
+    ) -> tuple[str | None, str | None]:
+        """A podman store, and the registry the (single) reference names."""
+        ref = parse_reference(targets[0])
+        return store_location("podman", where), registry_url(ref, plain_http(cfg, ref.host))
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

@@ -297,7 +297,7 @@ def image_signals(ref: ImageRef, ev: ImageEvidence | None) -> list[Signal]:
 
 def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Inspect ``intent``'s one reference for its store (read-only)."""
-    from aegis.analyze.plan import format_time, new_plan_id, this_host
+    from aegis.analyze.stamps import format_time, new_plan_id, this_host
     from aegis.ecosystems.image import IMAGE
 
     if intent.operation is not Operation.INSTALL:

@@ -66,7 +66,9 @@ class NpmEcosystem:
         """The strict grammar of :mod:`aegis.ecosystems.npm.names`."""
         _check_targets(tuple(targets))
 
-    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+    def place(
+        self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
+    ) -> tuple[str | None, str | None]:
         """``project:/real/path`` of a project with package.json, and the registry."""
         from aegis.ecosystems.npm.names import DEFAULT_REGISTRY, project_location
         from aegis.ecosystems.pip.names import check_index_url

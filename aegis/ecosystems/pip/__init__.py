@@ -63,7 +63,9 @@ class PipEcosystem:
         """The strict requirement grammar of :mod:`aegis.ecosystems.pip.names`."""
         _check_targets(tuple(targets))
 
-    def place(self, where: str | None, registry: str | None) -> tuple[str | None, str | None]:
+    def place(
+        self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
+    ) -> tuple[str | None, str | None]:
         """``venv:/real/path`` of an existing venv, and the index (default pip's own)."""
         from aegis.ecosystems.pip.names import DEFAULT_INDEX, check_index_url, venv_location
 
