@@ -58,7 +58,7 @@ def inspect_contents(
 ) -> ContentResult:
     """Fetch and scan every package of ``provenance`` (concurrently)."""
     from aegis.analyze.evidence.contents import inspect_deb
-    from aegis.analyze.evidence.download import DebHashMismatchError, fetch_deb, private_copy
+    from aegis.analyze.evidence.download import DebHashMismatchError, fetched_private
     from aegis.errors import AegisError
 
     by_name = {c.name: c for c in changes}
@@ -68,15 +68,16 @@ def inspect_contents(
         compare = change is not None and change.action in _COMPARE
         copies = ExitStack()
         try:
-            deb = fetch_deb(
-                p,
-                cache_dir=cfg.cache_dir,
-                apt_config=cfg.apt_config,
-                timeout_s=timeout_s,
-                work_dir=work,
-            )
             # The bytes scanned are the bytes verified: a private copy, not the shared cache.
-            own = copies.enter_context(private_copy(deb, p, work))
+            own = copies.enter_context(
+                fetched_private(
+                    p,
+                    cache_dir=cfg.cache_dir,
+                    apt_config=cfg.apt_config,
+                    timeout_s=timeout_s,
+                    work_dir=work,
+                )
+            )
         except DebHashMismatchError as exc:
             return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
         except AegisError as exc:

@@ -152,11 +152,8 @@ class Store:
 
     def __init__(self, path: Path, conn: sqlite3.Connection, states: frozenset[str]) -> None:
         """Use :meth:`open`."""
-        import sqlite_utils
-
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         self.states = states
 
     @classmethod
@@ -216,8 +213,12 @@ class Store:
     ) -> list[RequestRecord]:
         """Rows parsed strictly; a bad row raises, or is set aside in ``corrupt`` when given."""
         sql = f"SELECT {_REQUEST_COLUMNS} FROM requests {where}"  # noqa: S608 - our own clauses
+        # Plain sqlite3: sqlite_utils' import and plugin scan cost more than a whole
+        # store transaction, on every command that opens the store.
         with self._errors():
-            rows = list(self.db.query(sql, params))
+            cur = self.conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         out: list[RequestRecord] = []
         for row in rows:
             try:
