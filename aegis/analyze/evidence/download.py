@@ -324,13 +324,16 @@ def fetched_private(
     apt_config: Path | None,
     work_dir: Path,
     timeout_s: float = 300,
+    cache_fd: int | None = None,
 ) -> Iterator[Path]:
     """A private copy of the verified .deb for ``prov`` in ``work_dir``, cached on the way.
 
     What :func:`fetch_deb` then :func:`private_copy` give, with one copy and one hash
     fewer when the cache misses: the file just fetched into the caller's private
     directory (mode 0700) was verified while it was made and never was in the shared
-    cache, so it is scanned as it is; the cache gets a copy of it.
+    cache, so it is scanned as it is; the cache gets a copy of it. ``cache_fd``: the
+    caller's descriptor of this uid's cache directory from :func:`private_dir` (one open
+    for a whole plan instead of one per package).
 
     Raises:
         the errors of :func:`fetch_deb` and :func:`private_copy`.
@@ -338,7 +341,10 @@ def fetched_private(
     _check_provenance(prov)
     target = cache_path(cache_dir, prov.sha256)
     fetched: Path | None = None
-    with private_dir(target.parent) as dir_fd:
+    opened = (
+        contextlib.nullcontext(cache_fd) if cache_fd is not None else private_dir(target.parent)
+    )
+    with opened as dir_fd:
         if not _cached(target, prov, dir_fd):
             fetched = _fetch_private(prov, apt_config, timeout_s, False, work_dir)
             try:
