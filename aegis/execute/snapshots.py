@@ -296,8 +296,12 @@ def take_snapshot(
     env: Mapping[str, str],
     now: str,
     hook: Sequence[str] = (),
+    state: runner.PackageState | None = None,
 ) -> Snapshot:
     """Record the dpkg state and keep what a rollback needs; run the hook when given.
+
+    ``state``: dpkg's status as the caller just read it under the same dpkg lock
+    (aegisd's run), so it is not queried twice.
 
     Raises:
         EnvironmentFailure: dpkg cannot be queried, or the hook failed.
@@ -318,7 +322,8 @@ def take_snapshot(
         timeout=120,
         check=False,
     )
-    state = runner.dpkg_status(cfg.dpkg_root, env)
+    if state is None:
+        state = runner.dpkg_status(cfg.dpkg_root, env)
     replaced = tuple(
         _keep_deb(cfg, c, dest, env)
         for c in changes
