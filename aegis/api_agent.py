@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from aegis.model import Plan
     from aegis.workflow.machine import Workflow
     from aegis.workflow.records import RequestRecord
+    from aegis.workflow.waiting import RequestNote
 
 __all__ = ["audit_verify"]  # re-exported: the CLI and the MCP server call it from here
 
@@ -353,15 +354,25 @@ def decide_plan(
     return Outcome(doc, decision_error(result, request_id), {"result": result, "path": path})
 
 
-def request_json(rec: RequestRecord, wf: Workflow, now: datetime) -> dict[str, Any]:
-    """One request as ``aegis requests --json`` and ``aegis show --json`` list it."""
+def request_json(
+    rec: RequestRecord, wf: Workflow, now: datetime, note: RequestNote | None = None
+) -> dict[str, Any]:
+    """One request as ``aegis requests --json`` and ``aegis show --json`` list it.
+
+    With ``note``: ``actor`` (who made it) and ``waiting_for_human`` (why the automation
+    left it waiting, or null).
+    """
     from aegis.codec import to_dict
     from aegis.workflow.monitor import age_seconds, stuck_reason
 
+    waiting = note.waiting if note is not None else None
     out: dict[str, Any] = to_dict(rec)
     out["age_in_state_s"] = age_seconds(rec, now)
     out["terminal"] = wf.is_terminal(rec.state)
-    out["stuck_reason"] = stuck_reason(rec, wf, now)
+    out["stuck_reason"] = stuck_reason(rec, wf, now, waiting=waiting)
+    if note is not None:
+        out["actor"] = note.actor
+        out["waiting_for_human"] = waiting
     return out
 
 
@@ -373,6 +384,7 @@ def show_request(cfg: Config, request_id: str) -> Outcome:
     from aegis import api
     from aegis.codec import to_dict
     from aegis.workflow.store import RequestNotFoundError
+    from aegis.workflow.waiting import note_for
 
     now = api.now_utc()
     wf = api.workflow()
@@ -386,7 +398,7 @@ def show_request(cfg: Config, request_id: str) -> Outcome:
     doc = marked(
         "show",
         {
-            "request": request_json(detail.request, wf, now),
+            "request": request_json(detail.request, wf, now, note_for(detail.history)),
             "history": [to_dict(h) for h in detail.history],
             "artifacts": [to_dict(a) for a in detail.artifacts],
             "next_triggers": list(detail.next_triggers),
@@ -408,8 +420,11 @@ def list_requests(
     now = api.now_utc()
     wf = api.workflow()
     corrupt: list[CorruptStoreError] = []
-    found = api.list_requests(cfg, state=state, stuck=stuck, now=now, limit=limit, corrupt=corrupt)
-    doc: dict[str, Any] = {"requests": [request_json(r, wf, now) for r in found]}
+    notes: dict[str, RequestNote] = {}
+    found = api.list_requests(
+        cfg, state=state, stuck=stuck, now=now, limit=limit, corrupt=corrupt, notes=notes
+    )
+    doc: dict[str, Any] = {"requests": [request_json(r, wf, now, notes.get(r.id)) for r in found]}
     error = None
     if corrupt:
         doc["corrupt"] = [e.message for e in corrupt]
@@ -420,7 +435,7 @@ def list_requests(
             hint="nothing was changed; restore the store from backup",
         )
     doc = marked("requests", doc)
-    return Outcome(doc, error, {"found": found, "now": now, "wf": wf})
+    return Outcome(doc, error, {"found": found, "now": now, "wf": wf, "notes": notes})
 
 
 def explain_rule(rule_id: str | None = None) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         RequestRecord,
     )
     from aegis.workflow.store import Store
+    from aegis.workflow.waiting import RequestNote
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def get_request_detail(cfg: Config, request_id: str, now: datetime | None = None
     """The request with its verified history, artifacts and place on the graph."""
     from aegis.api import now_utc, open_store, workflow
     from aegis.workflow.monitor import stuck_reason
+    from aegis.workflow.waiting import waiting_reason
 
     wf = workflow()
     from aegis.standing import check_standing
@@ -93,7 +95,7 @@ def get_request_detail(cfg: Config, request_id: str, now: datetime | None = None
         artifacts=tuple(_artifacts(history)),
         next_triggers=tuple(t.trigger for t in wf.exits(rec.state)),
         terminal=wf.is_terminal(rec.state),
-        stuck_reason=stuck_reason(rec, wf, now or now_utc()),
+        stuck_reason=stuck_reason(rec, wf, now or now_utc(), waiting=waiting_reason(history)),
     )
 
 
@@ -147,8 +149,12 @@ def list_requests(
     now: datetime | None = None,
     limit: int | None = None,
     corrupt: list[CorruptStoreError] | None = None,
+    notes: dict[str, RequestNote] | None = None,
 ) -> list[RequestRecord]:
     """Requests, oldest state change first; ``stuck``: only those past their threshold.
+
+    A request the automation left waiting for a human counts as stuck at once
+    (aegis/workflow/waiting.py).
 
     Args:
         cfg: configuration (store location).
@@ -158,6 +164,8 @@ def list_requests(
         limit: at most this many.
         corrupt: when given, rows failing their checks are collected here and the
             others listed; otherwise the first such row raises.
+        notes: when given, filled with each listed request's note (who made it, why it
+            waits for a human), read from its verified history.
 
     Raises:
         InputError: unknown state name.
@@ -176,35 +184,71 @@ def list_requests(
             found = store.list_requests(state=state, limit=limit, corrupt=corrupt)
         else:
             found = store.stuck(stuck_cutoffs(wf, when), format_time(when), corrupt)
-        found = _standing(cfg, store, found, corrupt)
+            found = _with_waiting(store, found, corrupt)
+        found = _standing(cfg, store, found, corrupt, notes)
     if state is not None:
         found = [r for r in found if r.state == state]
     return found[:limit] if limit is not None else found
 
 
 def _standing(
-    cfg: Config, store: Store, found: list[RequestRecord], corrupt: list[CorruptStoreError] | None
+    cfg: Config,
+    store: Store,
+    found: list[RequestRecord],
+    corrupt: list[CorruptStoreError] | None,
+    notes: dict[str, RequestNote] | None = None,
 ) -> list[RequestRecord]:
     """``found`` without the requests whose state's evidence does not re-verify.
+
+    ``notes``, when given, gets each kept request's note from its verified history.
 
     Raises:
         CorruptStoreError: one does not, and ``corrupt`` is None (exit 4).
     """
     from aegis.standing import CHECKED_STATES, check_standing
     from aegis.workflow.records import CorruptStoreError
+    from aegis.workflow.waiting import note_for
 
     kept: list[RequestRecord] = []
     for rec in found:
-        if rec.state in CHECKED_STATES:
+        if rec.state in CHECKED_STATES or notes is not None:
             try:
-                check_standing(cfg, store, rec, store.load(rec.id)[1])
+                history = store.load(rec.id)[1]
+                if rec.state in CHECKED_STATES:
+                    check_standing(cfg, store, rec, history)
             except CorruptStoreError as e:
                 if corrupt is None:
                     raise
                 corrupt.append(e)
                 continue
+            if notes is not None:
+                notes[rec.id] = note_for(history)
         kept.append(rec)
     return kept
+
+
+def _with_waiting(
+    store: Store, found: list[RequestRecord], corrupt: list[CorruptStoreError] | None
+) -> list[RequestRecord]:
+    """``found`` plus the requests in ``policy`` the automation left waiting for a human."""
+    from aegis.workflow.records import CorruptStoreError
+    from aegis.workflow.waiting import waiting_reason
+
+    listed = {r.id for r in found}
+    extra: list[RequestRecord] = []
+    for rec in store.list_requests(state="policy", corrupt=corrupt):
+        if rec.id in listed:
+            continue
+        try:
+            history = store.load(rec.id)[1]
+        except CorruptStoreError as e:
+            if corrupt is None:
+                raise
+            corrupt.append(e)
+            continue
+        if waiting_reason(history) is not None:
+            extra.append(rec)
+    return sorted([*found, *extra], key=lambda r: (r.updated_at, r.id))
 
 
 def write_metrics(cfg: Config, now: datetime | None = None, *, extra: str = "") -> Path:
@@ -222,7 +266,9 @@ def write_metrics(cfg: Config, now: datetime | None = None, *, extra: str = "") 
     with open_store(cfg) as store:
         counts = store.count_by_state()
         stuck: dict[str, int] = {}
-        for rec in store.stuck(stuck_cutoffs(wf, when), format_time(when)):
+        found = store.stuck(stuck_cutoffs(wf, when), format_time(when))
+        # Rows failing their checks are reported by doctor and requests, not counted here.
+        for rec in _with_waiting(store, found, []):
             stuck[rec.state] = stuck.get(rec.state, 0) + 1
     path = cfg.metrics_dir / "aegis.prom"
     write_atomic(

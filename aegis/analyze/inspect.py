@@ -16,6 +16,7 @@ Built on :mod:`aegis.analyze.evidence.download`, ``contents`` and ``vulnerabilit
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,12 @@ def inspect_contents(
 ) -> ContentResult:
     """Fetch and scan every package of ``provenance`` (concurrently)."""
     from aegis.analyze.evidence.contents import inspect_deb
-    from aegis.analyze.evidence.download import DebHashMismatchError, fetch_deb, private_copy
+    from aegis.analyze.evidence.download import (
+        DebHashMismatchError,
+        cache_path,
+        fetched_private,
+        private_dir,
+    )
     from aegis.errors import AegisError
 
     by_name = {c.name: c for c in changes}
@@ -68,15 +74,17 @@ def inspect_contents(
         compare = change is not None and change.action in _COMPARE
         copies = ExitStack()
         try:
-            deb = fetch_deb(
-                p,
-                cache_dir=cfg.cache_dir,
-                apt_config=cfg.apt_config,
-                timeout_s=timeout_s,
-                work_dir=work,
-            )
             # The bytes scanned are the bytes verified: a private copy, not the shared cache.
-            own = copies.enter_context(private_copy(deb, p, work))
+            own = copies.enter_context(
+                fetched_private(
+                    p,
+                    cache_dir=cfg.cache_dir,
+                    apt_config=cfg.apt_config,
+                    timeout_s=timeout_s,
+                    work_dir=work,
+                    cache_fd=cache_fd,
+                )
+            )
         except DebHashMismatchError as exc:
             return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
         except AegisError as exc:
@@ -99,9 +107,15 @@ def inspect_contents(
     # more than fetching and scanning the packages.
     with (
         tempfile.TemporaryDirectory(prefix="aegis-inspect-") as work_name,
+        ExitStack() as cache,
         ThreadPoolExecutor(max_workers=4) as pool,
     ):
         work = Path(work_name)
+        # The cache directory is opened and checked once for the plan; when that fails,
+        # each package tries on its own and says so (content.unavailable).
+        cache_fd: int | None = None
+        with contextlib.suppress(AegisError):
+            cache_fd = cache.enter_context(private_dir(cache_path(cfg.cache_dir, "0" * 64).parent))
         for p2, f2, sig in pool.map(one, provenance):
             out.append(p2)
             findings.extend(f2)

@@ -162,6 +162,20 @@ def analyze_apt(
     return _Analysis(cfg, intent, now, targets, inspect_contents).build(plan_id or new_plan_id())
 
 
+def _warm_content_modules() -> None:
+    """Import what content inspection uses (a failure here resurfaces where it is used)."""
+    import importlib
+
+    for name in (
+        "aegis.analyze.inspect",
+        "aegis.analyze.evidence.contents",
+        "aegis.analyze.evidence.download",
+        "aegis.analyze.evidence.vulndb",
+        "aegis.analyze.evidence.vulnerabilities",
+    ):
+        importlib.import_module(name)
+
+
 class _Analysis:
     def __init__(
         self,
@@ -202,10 +216,10 @@ class _Analysis:
                 self.signals.append(Signal("rollback.snapshot-mismatch", package, problem))
         simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
         with (
-            ThreadPoolExecutor(max_workers=4) as pool,
+            ThreadPoolExecutor(max_workers=5) as pool,
             tempfile.TemporaryDirectory(prefix="aegis-archives-") as archives,
         ):
-            f_dump = pool.submit(self.apt.run, APT_CONFIG_BIN, "dump", cache=False)
+            f_dump = self._start(pool, simulate)
             f_sim = (
                 pool.submit(
                     self.apt.run,
@@ -385,6 +399,14 @@ class _Analysis:
             return ()
         res = fut.result()
         return aptparse.parse_print_uris(res.stdout) if res.ok else ()
+
+    def _start(self, pool: ThreadPoolExecutor, simulate: bool) -> Future[RunResult]:
+        """Start ``apt-config dump``; with contents inspected, warm the scanners' imports."""
+        if self.inspect and simulate:
+            # The content scanners' modules are a large part of a fresh process's
+            # imports: they load while apt runs instead of after it.
+            pool.submit(_warm_content_modules)
+        return pool.submit(self.apt.run, APT_CONFIG_BIN, "dump", cache=False)
 
     def _simulate(self, fut: Future[RunResult]) -> aptparse.Simulation | None:
         res = fut.result()

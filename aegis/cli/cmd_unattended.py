@@ -52,6 +52,8 @@ def run_cmd(socket: Path | None, as_json: bool) -> None:
             render.print_line(f"  {p}")
         for r in report.reasons:
             render.print_line(f"  why: {r}")
+        for old in report.superseded:
+            render.print_line(f"superseded (cancelled): {old}, an earlier pass's request")
         if report.execution_plan:
             render.print_path("execution plan", Path(report.execution_plan))
         if report.reboot_required:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from aegis.config import Config
     from aegis.workflow.machine import Workflow
     from aegis.workflow.records import RequestRecord
+    from aegis.workflow.waiting import RequestNote
 
 
 def _cfg() -> Config:
@@ -52,7 +53,9 @@ def requests_cmd(state: str | None, stuck: bool, limit: int | None, as_json: boo
     if as_json:
         render.emit_json(out.doc)
     elif found:
-        _print_requests(found, stuck=stuck, wf=out.extra["wf"], now=out.extra["now"])
+        _print_requests(
+            found, stuck=stuck, wf=out.extra["wf"], now=out.extra["now"], notes=out.extra["notes"]
+        )
     elif out.error is None:
         click.echo("No stuck requests." if stuck else "No requests.")
     if out.error is not None:
@@ -60,28 +63,43 @@ def requests_cmd(state: str | None, stuck: bool, limit: int | None, as_json: boo
 
 
 def _print_requests(
-    found: list[RequestRecord], *, stuck: bool, wf: Workflow, now: datetime
+    found: list[RequestRecord],
+    *,
+    stuck: bool,
+    wf: Workflow,
+    now: datetime,
+    notes: dict[str, RequestNote],
 ) -> None:
     from aegis.cli import render
     from aegis.workflow.monitor import age_seconds, human_duration, stuck_reason
 
-    rows = [
-        [
-            r.id,
-            r.state,
-            human_duration(age_seconds(r, now)),
-            r.kind,
-            r.summary,
-            r.plan_id or "-",
-            stuck_reason(r, wf, now) or "",
-        ]
-        for r in found
-    ]
+    rows = []
+    waiting: list[tuple[str, str, str]] = []
+    for r in found:
+        note = notes.get(r.id)
+        why = note.waiting if note is not None else None
+        rows.append(
+            [
+                r.id,
+                r.state,
+                human_duration(age_seconds(r, now)),
+                r.kind,
+                r.summary,
+                note.actor if note is not None else "-",
+                r.plan_id or "-",
+                stuck_reason(r, wf, now, waiting=why) or "",
+            ]
+        )
+        if note is not None and why:
+            waiting.append((r.id, note.actor, why))
     render.print_table(
         "Stuck requests" if stuck else "Requests",
-        ["id", "state", "in state", "kind", "targets", "plan", "stuck"],
+        ["id", "state", "in state", "kind", "targets", "actor", "plan", "stuck"],
         rows,
     )
+    # One reason line each, in full: the table cell is where a long reason gets cut.
+    for rid, actor, why in waiting:
+        render.print_line(f"{rid} ({actor}) waits for a human: {why}")
 
 
 @click.command("show")

@@ -384,6 +384,7 @@ def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, st
                 env=env,
                 now=iso(d.clock()),
                 hook=d.settings.snapshot_command if required else (),
+                state=before,
             )
         except AegisError as e:
             raise _Refusal("refused:snapshot", e.message) from e

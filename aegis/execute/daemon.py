@@ -411,6 +411,16 @@ def _preload() -> None:
         "aegis.policy.run",
         "nacl.signing",
         "aegis.ecosystems.cargo.resolve",
+        # Imported lazily on the way (re-derivation, content inspection, the store):
+        # python-debian's deb822 alone costs more than the rest of the request's setup.
+        "debian.deb822",
+        "aegis.analyze.evidence.contents",
+        "aegis.analyze.evidence.vulndb",
+        "aegis.review.record",
+        "aegis.workflow.graph",
+        "aegis.workflow.store",
+        "aegis.ecosystems",
+        "aegis.api",
     ):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

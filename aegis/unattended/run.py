@@ -53,6 +53,8 @@ class RunReport:
     reasons: list[str] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
     execution_plan: str | None = None
+    superseded: list[str] = field(default_factory=list)
+    """Earlier passes' requests for the same delta, still waiting, now cancelled."""
     reboot_required: bool = False
     reboot_packages: list[str] = field(default_factory=list)
     finished_at: str = ""
@@ -104,14 +106,17 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
     Raises:
         AegisError: a step failed (planning, signing, aegisd's refusal or run).
     """
-    report = _run(cfg, now, socket)
+    report, delta = _run(cfg, now, socket)
+    if report.request_id is not None and delta is not None:
+        report.superseded = _supersede(cfg, report.request_id, delta)
     report.reboot_required, report.reboot_packages = reboot_state(cfg)
     report.finished_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     _write_last_run(cfg, report)
     return report
 
 
-def _run(cfg: Config, now: datetime, socket: Path | None) -> RunReport:
+def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, str | None]:
+    """The pass, and the digest of its delta (None when no request was made)."""
     from aegis import api
     from aegis.analyze.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
@@ -119,27 +124,35 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> RunReport:
     from aegis.policy.run import decide
     from aegis.review.service import run_review
     from aegis.unattended.scope import out_of_scope
+    from aegis.workflow.waiting import delta_digest
 
     policy = load_policy_config(cfg.policy_path)
     if policy.automation is None or not policy.automation.enabled:
-        return RunReport("disabled", "automation is not enabled in policy ([automation])")
+        return RunReport("disabled", "automation is not enabled in policy ([automation])"), None
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     plan = analyze_apt(cfg, Intent(Tool.APT, Operation.UPGRADE, (), ACTOR, stamp), now)
     if plan.failure is None and not plan.changes:
-        return RunReport("nothing-to-do", "apt upgrade has nothing to upgrade")
+        return RunReport("nothing-to-do", "apt upgrade has nothing to upgrade"), None
     planned = api.submit_plan(cfg, plan, ACTOR)
     packages = [
         f"{c.name} {c.current_version or '-'} -> {c.candidate_version or '-'}" for c in plan.changes
     ]
+    delta = delta_digest(
+        [
+            f"{c.name} {c.action.value} {c.current_version or '-'} -> {c.candidate_version or '-'}"
+            for c in plan.changes
+        ]
+    )
     rid, ppath = planned.request_id, str(planned.plan_path)
     run_review(cfg, planned.plan_path, direct=False, no_review=False, actor=ACTOR)
     decided = decide(cfg, planned.plan_path, now=now, actor=ACTOR)
     decision = decided.result.decision.value
     if decided.state == "denied":
         fired = [f"{f.rule_id}: {f.reason}" for f in decided.result.fired]
-        return RunReport(
+        denied = RunReport(
             "denied", "policy denied the upgrade", rid, ppath, decision, fired, packages
         )
+        return denied, delta
     reasons = out_of_scope(plan, decision, policy)
     # Say which rules asked for a human, so the operator sees why without --explain.
     reasons += [
@@ -148,7 +161,8 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> RunReport:
         if f.effect.value == "require-approval"
     ]
     if reasons:
-        return RunReport(
+        _leave_waiting(cfg, rid, reasons, delta, now)
+        waiting = RunReport(
             "waiting",
             "outside the automation scope: the request waits for a human to approve and sign",
             rid,
@@ -157,10 +171,56 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> RunReport:
             reasons,
             packages,
         )
+        return waiting, delta
     path = _sign_and_apply(cfg, planned.plan_path, now, socket)
-    return RunReport(
+    applied = RunReport(
         "applied", "applied through aegisd", rid, ppath, decision, [], packages, str(path)
     )
+    return applied, delta
+
+
+def _leave_waiting(cfg: Config, rid: str, reasons: list[str], delta: str, now: datetime) -> None:
+    """Append the note that shows the request as waiting for a human (workflow/waiting.py)."""
+    from aegis.api import open_store, workflow
+    from aegis.workflow.records import format_time
+    from aegis.workflow.store import Move
+    from aegis.workflow.waiting import NOTE_TRIGGER, waiting_facts
+
+    digest = workflow().digest
+    facts = waiting_facts(reasons, delta)
+    with open_store(cfg) as store:
+        rec = store.get(rid)
+        move = Move(
+            NOTE_TRIGGER, rec.state, rec.state, ACTOR, format_time(now), digest, facts=facts
+        )
+        store.commit(rec, [move])
+
+
+def _supersede(cfg: Config, rid: str, delta: str) -> list[str]:
+    """Cancel earlier passes' requests for the same delta that still wait untouched.
+
+    One waiting request per delta, the newest (its plan is bound to today's state): a
+    request a human has acted on since (an approval, anything after the note) is left.
+    """
+    from aegis import api
+    from aegis.workflow.records import CorruptStoreError
+    from aegis.workflow.waiting import waiting_delta
+
+    olds: list[str] = []
+    with api.open_store(cfg) as store:
+        # Rows failing their checks are not ours to cancel; doctor and requests name them.
+        for rec in store.list_requests(state="policy", corrupt=[]):
+            if rec.id == rid:
+                continue
+            try:
+                history = store.load(rec.id)[1]
+            except CorruptStoreError:
+                continue
+            if history and history[0].actor == ACTOR and waiting_delta(history) == delta:
+                olds.append(rec.id)
+    for old in olds:
+        api.cancel(cfg, old, ACTOR, f"superseded by {rid}: a later automation pass, same delta")
+    return olds
 
 
 def _sign_and_apply(cfg: Config, plan_path: Path, now: datetime, socket: Path | None) -> Path:

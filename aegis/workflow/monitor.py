@@ -41,9 +41,15 @@ def stuck_cutoffs(wf: Workflow, now: datetime) -> dict[str, str]:
     }
 
 
-def stuck_reason(rec: RequestRecord, wf: Workflow, now: datetime) -> str | None:
-    """Why the request counts as stuck at ``now``, or None."""
-    reasons = []
+def stuck_reason(
+    rec: RequestRecord, wf: Workflow, now: datetime, *, waiting: str | None = None
+) -> str | None:
+    """Why the request counts as stuck at ``now``, or None.
+
+    ``waiting``: why the automation left it waiting for a human (aegis/workflow/waiting.py);
+    such a request is stuck at once, since nobody asked for it.
+    """
+    reasons = [f"waiting for a human: {waiting}"] if waiting else []
     limit = stuck_thresholds(wf).get(rec.state)
     age = age_seconds(rec, now)
     if limit is not None and age > limit:

@@ -63,6 +63,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Iterable
@@ -372,11 +373,11 @@ def dpkg_info_dir(dpkg_root: Path | None) -> Path:
     return (dpkg_root or Path("/")) / "var/lib/dpkg/info"
 
 
-def _read_capped(path: Path) -> bytes | None:
+def _read_capped(path: str) -> bytes | None:
     # Reading one byte past the cap keeps an oversized script different from any
     # script truncated to exactly the cap, so the comparison still reports a change.
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             return fh.read(MAX_INSTALLED_SCRIPT + 1)
     except OSError:
         return None
@@ -390,11 +391,14 @@ def installed_scripts(info_dir: Path, package: str, arch: str | None) -> dict[st
     counts as installed when its ``.list`` file exists.
     """
     stems = [f"{package}:{arch}", package] if arch else [package]
+    # Plain strings: for hundreds of packages, building Path objects cost more than the
+    # file system checks themselves.
+    base = str(info_dir)
     for stem in stems:
-        if (info_dir / f"{stem}.list").exists():
+        if os.path.exists(f"{base}/{stem}.list"):
             out: dict[str, bytes] = {}
             for name in MAINTAINER_SCRIPTS:
-                data = _read_capped(info_dir / f"{stem}.{name}")
+                data = _read_capped(f"{base}/{stem}.{name}")
                 if data is not None:
                     out[name] = data
             return out

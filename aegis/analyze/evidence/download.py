@@ -22,6 +22,7 @@ scanners read a private copy re-hashed as it is made (:func:`private_copy`).
   install").
 
 Public API: :func:`fetch_deb` (edge), :func:`private_copy` (what scanners read),
+:func:`fetched_private` (both at once, one copy fewer when the cache misses),
 :func:`copy_verified` and :func:`private_dir` (aegisd's copies, aegis/execute/fetch.py),
 :func:`cache_path` (pure), :func:`sha256_file`, :class:`DebDownloadError`.
 
@@ -305,23 +306,82 @@ def fetch_deb(
     _check_provenance(prov)
     target = cache_path(cache_dir, prov.sha256)
     with private_dir(target.parent) as dir_fd:
-        if target.exists() or target.is_symlink():
-            try:
-                if _matches(target, prov):
-                    return target
-            except DebDownloadError:
-                pass  # not a regular file: discarded like any tampered entry
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target.name, dir_fd=dir_fd)  # never used, fetched again
+        if _cached(target, prov, dir_fd):
+            return target
         fetched = _fetch_private(prov, apt_config, timeout_s, via_apt, work_dir)
         try:
             _store_in_cache(fetched, dir_fd, target.name)
         finally:
-            if fetched.parent == work_dir:
-                fetched.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(fetched.parent, ignore_errors=True)
+            _discard(fetched, work_dir)
     return target
+
+
+@contextlib.contextmanager
+def fetched_private(
+    prov: Provenance,
+    *,
+    cache_dir: Path,
+    apt_config: Path | None,
+    work_dir: Path,
+    timeout_s: float = 300,
+    cache_fd: int | None = None,
+) -> Iterator[Path]:
+    """A private copy of the verified .deb for ``prov`` in ``work_dir``, cached on the way.
+
+    What :func:`fetch_deb` then :func:`private_copy` give, with one copy and one hash
+    fewer when the cache misses: the file just fetched into the caller's private
+    directory (mode 0700) was verified while it was made and never was in the shared
+    cache, so it is scanned as it is; the cache gets a copy of it. ``cache_fd``: the
+    caller's descriptor of this uid's cache directory from :func:`private_dir` (one open
+    for a whole plan instead of one per package).
+
+    Raises:
+        the errors of :func:`fetch_deb` and :func:`private_copy`.
+    """
+    _check_provenance(prov)
+    target = cache_path(cache_dir, prov.sha256)
+    fetched: Path | None = None
+    opened = (
+        contextlib.nullcontext(cache_fd) if cache_fd is not None else private_dir(target.parent)
+    )
+    with opened as dir_fd:
+        if not _cached(target, prov, dir_fd):
+            fetched = _fetch_private(prov, apt_config, timeout_s, False, work_dir)
+            try:
+                _store_in_cache(fetched, dir_fd, target.name)
+            except BaseException:
+                _discard(fetched, work_dir)
+                raise
+    if fetched is None:
+        with private_copy(target, prov, work_dir) as own:
+            yield own
+        return
+    try:
+        yield fetched
+    finally:
+        _discard(fetched, work_dir)
+
+
+def _cached(target: Path, prov: Provenance, dir_fd: int) -> bool:
+    """True when the cache holds ``prov``'s bytes; a wrong entry is removed."""
+    if not (target.exists() or target.is_symlink()):
+        return False
+    try:
+        if _matches(target, prov):
+            return True
+    except DebDownloadError:
+        pass  # not a regular file: discarded like any tampered entry
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(target.name, dir_fd=dir_fd)  # never used, fetched again
+    return False
+
+
+def _discard(fetched: Path, work_dir: Path | None) -> None:
+    """Remove what :func:`_fetch_private` made: the file, or its own directory."""
+    if fetched.parent == work_dir:
+        fetched.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(fetched.parent, ignore_errors=True)
 
 
 def _fetch_private(

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def test_rollback_restores_the_replaced_version(tmp_path: Path, sock_dir: Path) 
         manifest = sr.home / f"var/lib/aegis/aegisd/rollback-cache/{snapshot_id}/manifest.json"
         kept = json.loads(manifest.read_text())["replaced"]
         assert [(r["name"], r["version"]) for r in kept] == [("aegis-base", "1.0")]
-        assert kept[0]["obtained_from"] in ("apt-cache", "dpkg-repack")
+        assert kept[0]["obtained_from"] in ("apt-cache", "repository", "dpkg-repack")
         assert (manifest.parent / kept[0]["deb"]).is_file()
 
         rb = json.loads(run_cli([*AEGISCTL, "rollback", sr.request_id, "--json"], sr.env).stdout)
@@ -85,6 +86,21 @@ def test_rollback_restores_the_replaced_version(tmp_path: Path, sock_dir: Path) 
         d.stop()
 
 
+def _rebuilt(deb: Path, work: Path) -> Path:
+    """The same package, version and architecture as ``deb``, other contents."""
+    tree = work / "tree"
+    work.mkdir()
+    subprocess.run(["/usr/bin/dpkg-deb", "-R", str(deb), str(tree)], check=True)
+    extra = tree / "usr/share/doc/aegis-base/another-build"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("another build\n")
+    out = work / "aegis-base_1.0_all.deb"
+    subprocess.run(
+        ["/usr/bin/dpkg-deb", "-b", str(tree), str(out)], check=True, capture_output=True
+    )
+    return out
+
+
 @dataclass
 class _Dropped:
     """A request applied (1.0 -> 1.2), then the repository stopped serving 1.0."""
@@ -94,8 +110,8 @@ class _Dropped:
     apply: list[str]
     snapshot_id: str
     kept: Path
-    repo_deb: Path
-    """A copy of the repository's own aegis-base 1.0 (other bytes than the kept one)."""
+    other_deb: Path
+    """aegis-base 1.0 built again with other contents (other bytes than the kept one)."""
 
     def rollback_plan(self) -> Path:
         out = run_cli([*AEGISCTL, "rollback", self.sr.request_id, "--json"], self.sr.env)
@@ -143,10 +159,10 @@ def _dropped(tmp_path: Path, sock_dir: Path, hooks: Path | None = None) -> _Drop
         manifest = sr.home / f"var/lib/aegis/aegisd/rollback-cache/{snapshot_id}/manifest.json"
         [kept] = json.loads(manifest.read_text())["replaced"]
         # The file:// repository is read in place (no copy in apt's cache): the old version
-        # was rebuilt from the installed files.
-        assert kept["obtained_from"] == "dpkg-repack"
+        # was fetched from the repository that still served it.
+        assert kept["obtained_from"] == "repository"
         pool = tmp_path / "repo/pool/main/aegis-base_1.0_all.deb"
-        repo_deb = shutil.copyfile(pool, tmp_path / "repo-aegis-base_1.0_all.deb")
+        other_deb = _rebuilt(pool, tmp_path / "other")
         pool.unlink()
         specs = tuple(
             p for p in testrepo.DEFAULT_PACKAGES if (p.name, p.version) != ("aegis-base", "1.0")
@@ -156,7 +172,7 @@ def _dropped(tmp_path: Path, sock_dir: Path, hooks: Path | None = None) -> _Drop
     except BaseException:
         d.stop()
         raise
-    return _Dropped(sr, d, apply, snapshot_id, manifest.parent / kept["deb"], repo_deb)
+    return _Dropped(sr, d, apply, snapshot_id, manifest.parent / kept["deb"], other_deb)
 
 
 def test_rollback_after_the_repository_stopped_serving_the_old_version(
@@ -176,7 +192,7 @@ def test_rollback_after_the_repository_stopped_serving_the_old_version(
         assert (sd["path"], sd["verified"], sd["obtained_from"]) == (
             str(t.kept),
             True,
-            "dpkg-repack",
+            "repository",
         )
         assert sd["sha256"] == hashlib.sha256(t.kept.read_bytes()).hexdigest()
         preview = doc["command_preview"]
@@ -210,7 +226,7 @@ def test_a_tampered_kept_deb_fails_the_plan(tmp_path: Path, sock_dir: Path, atta
     t = _dropped(tmp_path, sock_dir)
     try:
         if attack == "other-bytes":  # same package, version and arch, other contents
-            shutil.copyfile(t.repo_deb, t.kept)
+            shutil.copyfile(t.other_deb, t.kept)
             why = "is not the manifest's"
         elif attack == "symlink":
             original = shutil.copyfile(t.kept, tmp_path / "elsewhere.deb")
@@ -244,7 +260,7 @@ def test_kept_deb_replaced_after_signing_is_refused(tmp_path: Path, sock_dir: Pa
     t = _dropped(tmp_path, sock_dir)
     try:
         t.sign_rollback()
-        shutil.copyfile(t.repo_deb, t.kept)
+        shutil.copyfile(t.other_deb, t.kept)
         out = t.submit()
         assert out["answer"]["refusal"] == "refused:rederivation", out
         assert "analysis failed: snapshot-mismatch" in out["answer"]["message"], out
@@ -277,7 +293,7 @@ def test_kept_deb_replaced_after_rederivation_is_refused_before_the_run(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         # aegisd re-derived and checked the plan; now the kept file is swapped.
-        shutil.copyfile(t.repo_deb, t.kept)
+        shutil.copyfile(t.other_deb, t.kept)
         (hooks / "before-started.go").touch()
         th.join(60)
         [out] = answers

@@ -55,7 +55,8 @@ def test_snapshot_keeps_replaced_deb_and_runs_the_hook(tmp_path: Path, test_repo
     assert "aegis-base:all" in snap.packages
     assert "aegis-base" in snap.selections
     [kept] = snap.replaced
-    assert (kept.version, kept.obtained_from) == ("1.0", "dpkg-repack")
+    # The repository still serves 1.0: apt-get download, checked against the signed index.
+    assert (kept.version, kept.obtained_from) == ("1.0", "repository")
     assert kept.size == (cfg.rollback_cache_dir / "snap-1" / (kept.deb or "")).stat().st_size
     assert set(replaced_debs(cfg, snap)) == {"aegis-base"}
     assert load_snapshot(cfg, "snap-1") == snap
@@ -74,3 +75,18 @@ def test_snapshot_keeps_replaced_deb_and_runs_the_hook(tmp_path: Path, test_repo
             now="t",
             hook=("/bin/false",),
         )
+    # Once no repository serves 1.0 (a security suite drops the version it replaces), the
+    # installed files are rebuilt into a .deb with dpkg-repack.
+    for lists in (root.root / "var/lib/apt/lists").glob("*Packages*"):
+        lists.unlink()
+    snap = take_snapshot(
+        cfg,
+        "snap-3",
+        changes,
+        execution_id="e3",
+        request_id=None,
+        env=child_env(cfg.apt_config),
+        now="t",
+    )
+    [kept] = snap.replaced
+    assert (kept.version, kept.obtained_from) == ("1.0", "dpkg-repack")

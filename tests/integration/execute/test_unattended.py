@@ -102,10 +102,35 @@ def test_a_non_security_upgrade_waits_for_a_human(setup) -> None:  # type: ignor
     assert (code, report["status"]) == (8, "waiting"), report
     assert any("aegis-benign" in r and "not an automation source" in r for r in report["reasons"])
     assert chain.installed()["aegis-base"] == "1.2"
-    stuck = json.loads(
-        run_cli([*AEGIS, "requests", "--state", "policy", "--json"], chain.env).stdout
-    )
-    assert report["request_id"] in json.dumps(stuck)
+    # Nobody asked for it, so nobody waits on it: it is stuck at once, made by automation.
+    first = report["request_id"]
+    stuck = _stuck(chain)
+    assert [r["id"] for r in stuck] == [first]
+    assert stuck[0]["actor"] == "automation"
+    assert stuck[0]["state"] == "policy"
+    why = stuck[0]["waiting_for_human"]
+    assert "outside the automation scope" in why
+    assert "aegis-benign" in why
+    assert stuck[0]["stuck_reason"].startswith("waiting for a human: ")
+    table = run_cli([*AEGIS, "requests", "--stuck"], chain.env).stdout
+    assert f"{first} (automation) waits for a human: outside the automation scope" in table
+    # The next pass finds the same delta: its request replaces the first, never beside it.
+    code, again = _run(chain)
+    assert (code, again["status"]) == (8, "waiting"), again
+    assert again["superseded"] == [first]
+    assert [r["id"] for r in _stuck(chain)] == [again["request_id"]]
+    old = json.loads(run_cli([*AEGIS, "show", first, "--json"], chain.env).stdout)
+    assert old["request"]["state"] == "cancelled"
+    assert old["history"][-1]["actor"] == "automation"
+    assert again["request_id"] in old["history"][-1]["facts"]["reason"]
+    # A human's cancel ends it: nothing is left waiting.
+    run_cli([*AEGIS, "cancel", again["request_id"], "--reason", "seen"], chain.env)
+    assert _stuck(chain) == []
+
+
+def _stuck(chain: Chain) -> list[dict[str, Any]]:
+    out = run_cli([*AEGIS, "requests", "--stuck", "--json"], chain.env).stdout
+    return list(json.loads(out)["requests"])
 
 
 def test_an_upgrade_needing_a_new_dependency_waits(setup) -> None:  # type: ignore[no-untyped-def]

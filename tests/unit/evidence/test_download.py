@@ -13,6 +13,7 @@ from aegis.analyze.evidence.download import (
     DebHashMismatchError,
     cache_path,
     fetch_deb,
+    fetched_private,
     private_copy,
 )
 from aegis.errors import InputError, TrustError
@@ -188,3 +189,46 @@ def test_a_callers_work_directory_holds_files_only_while_needed(tmp_path: Path, 
     with pytest.raises(DebHashMismatchError):
         fetch_deb(bad, cache_dir=tmp_path / "cache2", apt_config=None, work_dir=work)
     assert list(work.iterdir()) == []
+
+
+def test_fetched_private_scans_the_fetched_file_and_caches_a_copy(
+    tmp_path: Path, deb: Path
+) -> None:
+    # A cache miss: the file fetched into the private work directory is what is scanned
+    # (one copy fewer); the shared cache gets a copy, so swapping that changes nothing.
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    prov = _prov(deb)
+    cache = tmp_path / "cache"
+    with fetched_private(prov, cache_dir=cache, apt_config=None, work_dir=work) as own:
+        assert own.parent == work
+        cached = cache_path(cache, prov.sha256)
+        assert cached.read_bytes() == deb.read_bytes()
+        assert not own.samefile(cached)
+        cached.write_bytes(b"benign-looking replacement")
+        assert own.read_bytes() == deb.read_bytes()
+    assert list(work.iterdir()) == []
+    # A hit on a swapped entry: fetched again, never scanned as it was.
+    with fetched_private(prov, cache_dir=cache, apt_config=None, work_dir=work) as own:
+        assert own.read_bytes() == deb.read_bytes()
+    assert cached.read_bytes() == deb.read_bytes()
+    # A hit on a good entry: a private copy of it, removed afterwards.
+    deb.unlink()
+    with fetched_private(prov, cache_dir=cache, apt_config=None, work_dir=work) as own:
+        assert own.parent == work
+        assert own.read_bytes() == cached.read_bytes()
+    assert list(work.iterdir()) == []
+
+
+def test_fetched_private_refuses_other_bytes_and_keeps_nothing(tmp_path: Path, deb: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    bad = _prov(deb, sha="0" * 64)
+    cache = tmp_path / "cache"
+    with (
+        pytest.raises(DebHashMismatchError),
+        fetched_private(bad, cache_dir=cache, apt_config=None, work_dir=work),
+    ):
+        pass
+    assert list(work.iterdir()) == []
+    assert not cache_path(cache, bad.sha256).exists()
