@@ -14,40 +14,15 @@ from pathlib import Path
 
 import click
 
+from aegis.cli.planning_cli import target_command, verb_group
+
 _VERBS = frozenset({"install"})
 
 
-class _CargoGroup(click.Group):
-    """Refuses cargo verbs it cannot plan (``build``, ``run``, ``uninstall``...) with exit 3."""
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in _VERBS and not args[0].startswith("-"):
-            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
-            from aegis.text import inert
-
-            raise DirectMutationRefusedError(
-                f"refusing to run 'aegis cargo {inert(' '.join(args), max_chars=200)}': Aegis "
-                "never mutates directly, and it plans only cargo install",
-                hint=PLAN_FLOW.format(example="cargo install <crate> --registry-dir DIR"),
-            )
-        return super().resolve_command(ctx, args)
+_CargoGroup = verb_group(_VERBS, "cargo install", "cargo install <crate> --registry-dir DIR")
 
 
-class _CrateCommand(click.Command):
-    """An option-shaped target (``--git``, ``--config``, ``-Z``) is a bad target (exit 3)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from aegis.ecosystems.cargo.names import check_target
-
-        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
-        for arg in args:
-            if arg == "--":
-                break
-            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
-                check_target(arg)
-        return super().parse_args(ctx, args)
+_CrateCommand = target_command("aegis.ecosystems.cargo.names:check_target")
 
 
 @click.group(

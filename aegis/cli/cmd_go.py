@@ -16,42 +16,17 @@ from datetime import UTC, datetime
 
 import click
 
+from aegis.cli.planning_cli import target_command, verb_group
+
 _VERBS = frozenset({"get", "install"})
 _CALLER_KEYS = ("GOSUMDB", "GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GOINSECURE", "GOFLAGS",
                 "GOPROXY")  # fmt: skip
 
 
-class _GoGroup(click.Group):
-    """Refuses go verbs it cannot plan (``mod``, ``run``, ``build``, ...) with exit 3."""
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in _VERBS and not args[0].startswith("-"):
-            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
-            from aegis.text import inert
-
-            raise DirectMutationRefusedError(
-                f"refusing to run 'aegis go {inert(' '.join(args), max_chars=200)}': Aegis "
-                "never mutates directly, and it plans only go get and go install",
-                hint=PLAN_FLOW.format(example="go get <module>@<version> --module DIR"),
-            )
-        return super().resolve_command(ctx, args)
+_GoGroup = verb_group(_VERBS, "go get and go install", "go get <module>@<version> --module DIR")
 
 
-class _TargetCommand(click.Command):
-    """An option-shaped target (``-modfile=..``) is a bad target (exit 3), not a usage error."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from aegis.ecosystems.go.names import split_target
-
-        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
-        for arg in args:
-            if arg == "--":
-                break
-            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
-                split_target(arg)
-        return super().parse_args(ctx, args)
+_TargetCommand = target_command("aegis.ecosystems.go.names:split_target")
 
 
 @click.group(

@@ -14,41 +14,15 @@ from datetime import UTC, datetime
 
 import click
 
+from aegis.cli.planning_cli import target_command, verb_group
+
 _VERBS = frozenset({"pull"})
 
 
-class _Group(click.Group):
-    """Refuses verbs other than pull (``run``, ``push``, ``rmi``...) with exit 3."""
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in _VERBS and not args[0].startswith("-"):
-            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
-            from aegis.text import inert
-
-            runtime = self.name or "container"
-            raise DirectMutationRefusedError(
-                f"refusing to run 'aegis {runtime} {inert(' '.join(args), max_chars=200)}': "
-                "Aegis never mutates directly, and it plans only image pulls",
-                hint=PLAN_FLOW.format(example=f"{runtime} pull <image>"),
-            )
-        return super().resolve_command(ctx, args)
+_Group = verb_group(_VERBS, "image pulls", "{name} pull <image>")
 
 
-class _RefCommand(click.Command):
-    """An option-shaped reference is a bad reference (exit 3), not a usage error."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from aegis.ecosystems.image.names import parse_reference
-
-        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
-        for arg in args:
-            if arg == "--":
-                break
-            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
-                parse_reference(arg)
-        return super().parse_args(ctx, args)
+_RefCommand = target_command("aegis.ecosystems.image.names:parse_reference")
 
 
 def _plain_http(host: str) -> bool:

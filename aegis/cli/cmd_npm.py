@@ -12,40 +12,15 @@ from __future__ import annotations
 
 import click
 
+from aegis.cli.planning_cli import target_command, verb_group
+
 _VERBS = frozenset({"install"})
 
 
-class _NpmGroup(click.Group):
-    """Refuses npm verbs it cannot plan (``ci``, ``exec``, ``update``, ...) with exit 3."""
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in _VERBS and not args[0].startswith("-"):
-            from aegis.cli.render import PLAN_FLOW, DirectMutationRefusedError
-            from aegis.text import inert
-
-            raise DirectMutationRefusedError(
-                f"refusing to run 'aegis npm {inert(' '.join(args), max_chars=200)}': Aegis "
-                "never mutates directly, and it plans only npm install",
-                hint=PLAN_FLOW.format(example="npm install <package> --project DIR"),
-            )
-        return super().resolve_command(ctx, args)
+_NpmGroup = verb_group(_VERBS, "npm install", "npm install <package> --project DIR")
 
 
-class _PkgCommand(click.Command):
-    """An option-shaped target is a bad target (exit 3), not a usage error."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from aegis.ecosystems.npm.names import check_target
-
-        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
-        for arg in args:
-            if arg == "--":
-                break
-            if arg.startswith("-") and arg.split("=", 1)[0] not in known:
-                check_target(arg)
-        return super().parse_args(ctx, args)
+_PkgCommand = target_command("aegis.ecosystems.npm.names:check_target")
 
 
 @click.group(
