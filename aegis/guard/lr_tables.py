@@ -42,7 +42,7 @@ def grammar_inputs(pdict: dict[str, Any]) -> dict[str, Any]:
     for name, item in pdict.items():
         code = getattr(item, "__code__", None)
         if name.startswith("p_") and name != "p_error" and code is not None:
-            rules.append([code.co_firstlineno, name, item.__doc__])
+            rules.append([code.co_firstlineno, name, _rule_words(item.__doc__)])
     rules.sort(key=lambda r: (r[0], r[1]))
     return {
         "rules": rules,
@@ -50,6 +50,15 @@ def grammar_inputs(pdict: dict[str, Any]) -> dict[str, Any]:
         "precedence": [list(p) for p in pdict.get("precedence") or ()],
         "start": pdict.get("start"),
     }
+
+
+def _rule_words(doc: str | None) -> list[list[str]]:
+    """A rule docstring as yacc reads it: the words of each non-blank line.
+
+    Python 3.13 strips docstrings' common indentation at compile time and 3.11 does not;
+    yacc splits every line on whitespace, so the words are the grammar on both.
+    """
+    return [line.split() for line in (doc or "").splitlines() if line.strip()]
 
 
 class _Production:
