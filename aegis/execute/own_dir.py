@@ -70,6 +70,15 @@ def _checked(path: Path) -> os.stat_result:
     )
 
 
+def check_private_dir(path: Path) -> None:
+    """Refuse unless ``path`` is a directory of this user that no group or other may write.
+
+    Raises:
+        TrustError: a symlink, not a directory, someone else's, or group/other-writable.
+    """
+    _checked(path)
+
+
 def claim_own_dir(path: Path) -> DirIdentity:
     """Create ``path`` (0700) unless it exists, check it, and return its identity.
 
