@@ -24,7 +24,7 @@ from tests.integration.execute.conftest import (  # noqa: F401 (fixtures)
 )
 from tests.integration.execute.test_attack_table import sign
 
-from .conftest import MEMBER, SYSTEM_PYTHON, free_gid
+from .conftest import MEMBER, SYSTEM_PYTHON, Host, free_gid
 from .test_monitor_reconciles import _share_store
 
 pytestmark = pytest.mark.root
@@ -86,3 +86,62 @@ def test_backdated_first_seen_does_not_skip_the_release_age_quarantine(
     assert answer.refusal == "refused:policy", answer
     assert "not signed: package.release-age" in answer.message, answer
     assert "aegis-tool" not in chain.installed()
+
+
+TRACKER = {
+    "openssl": {
+        "CVE-2026-0001": {
+            "description": "overflow",
+            "releases": {"bookworm": {"status": "open", "urgency": "high", "repositories": {}}},
+        }
+    }
+}
+PLANT = (
+    "import json, os, sys\n"
+    "path = sys.argv[1]\n"
+    "doc = json.load(open(path))\n"
+    "doc['entries'] = {}\n"
+    "tmp = path + '.agent'\n"
+    "with open(tmp, 'w') as f:\n"
+    "    json.dump(doc, f, sort_keys=True, separators=(',', ':'))\n"
+    "os.chmod(tmp, 0o644)\n"
+    "os.replace(tmp, path)\n"
+)
+
+
+def test_only_root_writes_the_vulnerability_index_and_an_agents_is_no_data(host: Host) -> None:
+    import json
+    import os
+
+    tracker = host.root / "tracker.json"
+    tracker.write_text(json.dumps(TRACKER))
+    tracker.chmod(0o644)
+    refused = host.member("vulndb", "import", str(tracker))
+    assert refused.returncode == 7, refused.stderr
+    assert "only root may import" in refused.stderr
+    assert not (host.state / "vulndb.json").exists()
+    imported = host.run_as(None, "vulndb", "import", str(tracker))
+    assert imported.returncode == 0, imported.stderr
+    st = os.stat(host.state / "vulndb.json")
+    assert (st.st_uid, st.st_mode & 0o022) == (0, 0)
+    seen = host.member("vulndb", "status", "--json")
+    assert seen.returncode == 0, seen.stderr
+    assert json.loads(seen.stdout)["entries"] == 1
+    # The attack: an agent's index without the vulnerability, in the root's file's place
+    # (the store directory is group-writable without a sticky bit here).
+    planted = host.member(str(host.state / "vulndb.json"), python=("-c", PLANT))
+    assert planted.returncode == 0, planted.stderr
+    assert os.stat(host.state / "vulndb.json").st_uid == MEMBER
+    status = host.member("vulndb", "status", "--json")
+    assert status.returncode == 3, status.stderr
+    assert "only an index root imported is trusted" in status.stderr
+    # Planning and aegisd read it through the same loader: no data, named.
+    probe = (
+        "from aegis.analyze.inspect import match_vulnerabilities\n"
+        "from aegis.config import load_config\n"
+        "r = match_vulnerabilities(load_config(), ())\n"
+        "print(r.db_date, [s.name for s in r.signals])\n"
+    )
+    as_root = host.run_as(None, python=("-c", probe))
+    assert as_root.returncode == 0, as_root.stderr
+    assert as_root.stdout.split(" ", 1) == ["None", "['vulnerability.db-invalid']\n"]
