@@ -127,8 +127,13 @@ def test_only_root_writes_the_vulnerability_index_and_an_agents_is_no_data(host:
     seen = host.member("vulndb", "status", "--json")
     assert seen.returncode == 0, seen.stderr
     assert json.loads(seen.stdout)["entries"] == 1
-    # The attack: an agent's index without the vulnerability, in the root's file's place
-    # (the store directory is group-writable without a sticky bit here).
+    # The attack: an agent's index without the vulnerability, in root's file's place. The
+    # sticky store refuses the rename; on a layout without the sticky bit (an install
+    # older than it) it succeeds, and the readers refuse what it left.
+    planted = host.member(str(host.state / "vulndb.json"), python=("-c", PLANT))
+    assert planted.returncode == 1, planted.stderr
+    assert "Operation not permitted" in planted.stderr
+    host.state.chmod(0o2770)
     planted = host.member(str(host.state / "vulndb.json"), python=("-c", PLANT))
     assert planted.returncode == 0, planted.stderr
     assert os.stat(host.state / "vulndb.json").st_uid == MEMBER
@@ -145,3 +150,44 @@ def test_only_root_writes_the_vulnerability_index_and_an_agents_is_no_data(host:
     as_root = host.run_as(None, python=("-c", probe))
     assert as_root.returncode == 0, as_root.stderr
     assert as_root.stdout.split(" ", 1) == ["None", "['vulnerability.db-invalid']\n"]
+
+
+PLANT_OWN = (
+    "import os, sys\n"
+    "path = os.path.join(sys.argv[1], 'mine')\n"
+    "for body in ('a', 'b'):\n"
+    "    open(path + '.tmp', 'w').write(body)\n"
+    "    os.replace(path + '.tmp', path)\n"
+)
+
+RENAME = (
+    "import os, sys\n"
+    "state = sys.argv[1]\n"
+    "for name in sys.argv[2:]:\n"
+    "    try:\n"
+    "        os.rename(os.path.join(state, name), os.path.join(state, name + '.moved'))\n"
+    "    except PermissionError:\n"
+    "        print(name, 'refused')\n"
+    "    else:\n"
+    "        print(name, 'moved')\n"
+)
+
+
+def test_a_member_cannot_move_roots_entries_out_of_the_sticky_store(host: Host) -> None:
+    import os
+
+    # What root owns at the store's top level: aegisd's directory (the fixture's), the
+    # store file, the vulnerability index; and one entry of another member's.
+    (host.state / "state.db").touch()
+    (host.state / "vulndb.json").touch()
+    os.chown(host.state / "state.db", 0, host.gid)
+    (host.state / "other").mkdir()
+    os.chown(host.state / "other", 65533, host.gid)
+    names = ("aegisd", "state.db", "vulndb.json", "other")
+    moved = host.member(str(host.state), *names, python=("-c", RENAME))
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.split("\n")[:4] == [f"{n} refused" for n in names]
+    assert (host.state / "aegisd").is_dir()
+    # The member still creates, and replaces, its own entries there.
+    own = host.member(str(host.state), python=("-c", PLANT_OWN))
+    assert own.returncode == 0, own.stderr
