@@ -477,7 +477,9 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
         checks.append(_guarded("verifications", lambda: _verifying_check(cfg)))
     checks.append(_guarded("review probe", lambda: _probe_check(cfg)))
     group = group_name()
-    checks.append(_mode_check("state dir", cfg.state_dir, 0o2770, group, host=host))
+    from aegis.workflow.files import STATE_DIR_MODE
+
+    checks.append(_mode_check("state dir", cfg.state_dir, STATE_DIR_MODE, group, host=host))
     checks.append(_mode_check("aegisd dir", cfg.aegisd_dir, 0o700, None, host=host))
     checks.append(_mode_check("log dir", cfg.log_dir, 0o750, group, host=host))
     try:

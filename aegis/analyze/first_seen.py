@@ -7,8 +7,10 @@ analyses read the same row back, so a plan re-derived later carries the same val
 Policy (``package.release-age``) judges the version's age at decision time as the time
 since the earlier of the two: a version listed in a Release dated D was published by D.
 
-The store is writable by group ``aegis``: these rows are evidence like the rest of a
-plan, not a secret (docs/operator-guide.md "Release-age quarantine").
+The store is writable by group ``aegis``, so a member can backdate a row: aegisd does not
+trust it alone. It keeps root's own sightings (:mod:`aegis.execute.sightings`) and
+evaluates policy with the later of the two (docs/operator-guide.md "Release-age
+quarantine").
 
 Example::
 
@@ -60,7 +62,13 @@ def record_first_seen(
             if c.action in _WITH_FILE and c.candidate_version and c.repository
         }
     )
-    if not wanted or not _plain_or_absent(cfg):
+    if not wanted:
+        return ()
+    from aegis.execute.sightings import record_as_root
+
+    # Root's own record is what aegisd trusts (the store below is group-writable).
+    record_as_root(cfg, wanted, repositories, now)
+    if not _plain_or_absent(cfg):
         return ()
     from aegis import api
 

@@ -4,8 +4,9 @@
 index for the configured release (``AEGIS_VULN_RELEASE``, default ``bookworm``) to
 ``<state>/vulndb.json``, printing its path; ``aegis vulndb status`` shows what is
 stored (release, database date, import time, counts); ``aegis vulndb report`` lists
-installed packages with open issues (like debsecan). Errors exit 3 (bad file) or
-7 (cannot write). See docs/vulnerabilities.md for the severity mapping.
+installed packages with open issues (like debsecan). Errors exit 3 (bad file, or an
+index root did not write on a host) or 7 (cannot write; not root on a host). See
+docs/vulnerabilities.md for the severity mapping.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def vulndb_group() -> None:
 )
 def import_cmd(file: Path, as_json: bool, fmt: str) -> None:
     """Validate a tracker JSON FILE (or OSV records) and build the index plans consult.
+
+    On a host install only root may import: planning, policy and aegisd trust the index.
 
     \b
     Example:

@@ -1,8 +1,10 @@
 """aegisd's own directory: created or checked at startup, and re-checked before each use.
 
 ``<state>/aegisd`` (ledger, audit key, witness copy, rollback cache, run output) sits
-inside the store directory, which is 2770 root:aegis *without* a sticky bit: any
-member of ``aegis`` may rename or delete its entries. So a member could put a
+inside the store directory, which is group ``aegis`` writable. It is sticky (3770) on
+an install made by packaging/tmpfiles.d-aegis.conf, so members cannot rename or delete
+root's entries; without the sticky bit (an older install, a hand-made layout) any
+member of ``aegis`` may. So on such a layout a member could put a
 symlink or a directory of their own where aegisd's directory should be, before the
 first start or while aegisd runs, and aegisd would then keep its ledger (a fresh
 one: every used or revoked execution id forgotten) and its audit secret key where
@@ -68,6 +70,15 @@ def _checked(path: Path) -> os.stat_result:
         f"aegisd's directory {path} {problem}; aegisd refuses to keep its ledger and keys there",
         hint=f"move it aside and let aegisd create {path} itself (mode 0700, owner root)",
     )
+
+
+def check_private_dir(path: Path) -> None:
+    """Refuse unless ``path`` is a directory of this user that no group or other may write.
+
+    Raises:
+        TrustError: a symlink, not a directory, someone else's, or group/other-writable.
+    """
+    _checked(path)
 
 
 def claim_own_dir(path: Path) -> DirIdentity:

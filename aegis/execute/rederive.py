@@ -54,12 +54,15 @@ def policy_binding(cfg: Config, ep: ExecutionPlan, derived: Plan, now: datetime)
     under the signed plan's hash: a review bound to that plan still counts. The
     review bytes come from the store, checked against the signed review hash.
     """
+    from aegis.execute.sightings import trusted_first_seen
     from aegis.policy.engine import evaluate
     from aegis.policy.run import load_policy
 
     review = _load_review(cfg, ep)
+    # The derivation's first sightings come from the group-writable store (equal to the
+    # signed plan's, checked before): policy judges release age by root's own record.
     result = evaluate(
-        derived,
+        trusted_first_seen(cfg, derived, now),
         review,
         load_policy(cfg),
         now,

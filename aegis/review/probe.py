@@ -105,7 +105,9 @@ def probe(cfg: Config, now: datetime) -> ProbeResult:
 
 def probe_path(cfg: Config) -> Path:
     """Where the last probe's result is kept."""
-    return cfg.state_dir / PROBE_FILE
+    # In reviews/ (2770, not sticky), not the sticky top level: there one member could
+    # not replace the file another member's probe wrote.
+    return cfg.reviews_dir / PROBE_FILE
 
 
 def record_probe(cfg: Config, result: ProbeResult) -> Path:

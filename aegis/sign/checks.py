@@ -240,6 +240,15 @@ def check_policy(ep: ExecutionPlan, reevaluated: PolicyBinding | None = None) ->
         reevaluated.controls
     ) <= set(ep.policy.controls):
         return Refusal(RefusalCode.POLICY, "re-evaluation requires controls that were not signed")
+    unsigned = sorted(set(reevaluated.rule_ids) - set(ep.policy.rule_ids))
+    if unsigned:
+        # An approval covers the concerns it was shown: a rule that fires only in aegisd's
+        # own evaluation (e.g. the release-age quarantine on root's own first sightings,
+        # when the store's were backdated) was approved by no one.
+        return Refusal(
+            RefusalCode.POLICY,
+            f"re-evaluation fires rules that were not signed: {', '.join(unsigned)}",
+        )
     return None
 
 

@@ -1,8 +1,9 @@
 """Store-directory and file helpers: host permissions and atomic writes.
 
-On a host install (no ``AEGIS_HOME``) the store directory is created mode 2770,
-group ``aegis``, and the process umask is 007 (docs/design.md "Who may do what"); the
-store file and its ``-wal``/``-shm`` are 0660 group ``aegis`` (:func:`prepare_store_file`).
+On a host install (no ``AEGIS_HOME``) the store's directories are created mode 2770,
+group ``aegis`` (the top level, made at install time, is 3770: sticky), and the process
+umask is 007 (docs/design.md "Who may do what"); the store file and its ``-wal``/``-shm``
+are 0660 group ``aegis`` (:func:`prepare_store_file`).
 Files are written to a temp file in the same directory (O_EXCL|O_NOFOLLOW, so a
 planted symlink is never followed), fsync'd, then ``os.replace``'d, all relative to
 a descriptor of the directory; a store subdirectory replaced by a link is refused.
@@ -23,6 +24,9 @@ from typing import BinaryIO
 from aegis.errors import EnvironmentFailure
 
 STORE_DIR_MODE = 0o2770
+STATE_DIR_MODE = 0o3770
+"""The store's top level (made at install time): setgid and sticky, so a member may not
+rename or delete another user's entry there, such as aegisd's own directory."""
 STORE_FILE_MODE = 0o660
 STORE_SIDE_SUFFIXES = ("-wal", "-shm")
 """SQLite's side files of the store; they must be as writable by the group as the store."""
@@ -63,7 +67,8 @@ def _permission_failure(what: str, e: OSError) -> EnvironmentFailure:
         return EnvironmentFailure(f"{what}: {e.strerror or e}", hint=join_group_hint())
     return EnvironmentFailure(
         f"{what}: {e.strerror or e}",
-        hint="the store must be mode 2770, group aegis (aegis doctor names what is wrong)",
+        hint="the store must be mode 3770 (its subdirectories 2770), group aegis "
+        "(aegis doctor names what is wrong)",
     )
 
 

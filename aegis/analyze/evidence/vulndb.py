@@ -5,9 +5,10 @@
 :mod:`aegis.analyze.evidence.vuln_osv`), validates it with
 :func:`aegis.analyze.evidence.vulnerabilities.parse_tracker` (or ``parse_osv``) for
 ``cfg.vuln_release`` and writes the index to ``cfg.vulndb_path`` (temp file +
-``os.replace``). The database date recorded in every plan is the tracker file's
-modification time (when the operator fetched it), never later than the import
-time; the import time is recorded beside it.
+``os.replace``; on a host install only root may import, and readers refuse an index
+not owned by root or writable by group or others). The database date recorded in
+every plan is the tracker file's modification time (when the operator fetched it),
+never later than the import time; the import time is recorded beside it.
 
 Public API: :func:`import_file`, :func:`load_index` (None when nothing was
 imported), :func:`status`.
@@ -19,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +38,7 @@ from aegis.analyze.evidence.vulnerabilities import (
 )
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config
-from aegis.errors import InputError
+from aegis.errors import EnvironmentFailure, InputError
 from aegis.workflow.files import write_atomic
 
 
@@ -95,6 +98,14 @@ def import_file(
 
     if fmt not in FORMATS:
         raise InputError(f"unknown import format {fmt!r} (one of {', '.join(FORMATS)})")
+    if cfg.home is None and os.geteuid() != 0:
+        # Planning, policy and aegisd (as root) trust the index: on a host only root
+        # writes it (see _root_written), never a member of group aegis.
+        raise EnvironmentFailure(
+            "aegis vulndb import writes the index that policy and aegisd trust: "
+            "only root may import on a host",
+            hint=f"sudo aegis vulndb import {source}",
+        )
     release = valid_release(cfg.vuln_release)
     data = _read_capped(source, MAX_TRACKER_BYTES, "tracker file")
     try:
@@ -119,11 +130,17 @@ def load_index(cfg: Config) -> VulnIndex | None:
     path = cfg.vulndb_path
     if not path.exists():
         return None
-    from aegis.workflow.files import read_capped
+    from aegis.workflow.files import open_regular
 
     # The index sits in the group-writable store and aegisd reads it as root: a FIFO
     # planted there must not hang every apply (refused as not a regular file).
-    raw = read_capped(path, MAX_INDEX_BYTES, "vulnerability index", follow=False)
+    with open_regular(path, "vulnerability index", follow=False) as fh:
+        if cfg.home is None:
+            _root_written(path, os.fstat(fh.fileno()))
+        try:
+            raw = fh.read(MAX_INDEX_BYTES + 1)
+        except OSError as e:
+            raise InputError(f"cannot read vulnerability index {path}: {e.strerror}") from e
     if len(raw) > MAX_INDEX_BYTES:
         raise InputError(f"vulnerability index {path} is larger than {MAX_INDEX_BYTES} bytes")
     doc: Any = loads_strict(raw, max_bytes=MAX_INDEX_BYTES)
@@ -136,6 +153,26 @@ def load_index(cfg: Config) -> VulnIndex | None:
             hint="run: aegis vulndb import FILE",
         )
     return index
+
+
+def _root_written(path: Path, st: os.stat_result) -> None:
+    """Refuse an index that root did not write (host install).
+
+    Every member of group ``aegis`` can write the store directory: an agent's empty or
+    old index would hide vulnerabilities from plans, policy and aegisd. Only root
+    imports on a host (:func:`import_file`), so anything else is no data at all
+    (``vuln.db-missing``), checked on the open file, not on a name that can be swapped.
+    """
+    if st.st_uid != 0:
+        problem = f"belongs to uid {st.st_uid}, not root"
+    elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    else:
+        return
+    raise InputError(
+        f"vulnerability index {path} {problem}: only an index root imported is trusted",
+        hint="as root: aegis vulndb import FILE",
+    )
 
 
 def status(cfg: Config) -> VulnDbStatus:

@@ -269,7 +269,7 @@ class Host:
 
 @pytest.fixture
 def host(public_tree: Path) -> Iterator[Host]:
-    """A host layout: state 2770 root:aegis, log 0750 root:aegis, aegisd 0700 root."""
+    """A host layout: state 3770 root:aegis, log 0750 root:aegis, aegisd 0700 root."""
     require_root("needs root to create other users' files and drop privileges")
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
@@ -279,7 +279,7 @@ def host(public_tree: Path) -> Iterator[Host]:
     root.chmod(0o755)
     gid = free_gid()
     dirs = {
-        "state": (root / "var/lib/aegis", 0o2770, gid),
+        "state": (root / "var/lib/aegis", 0o3770, gid),
         "aegisd": (root / "var/lib/aegis/aegisd", 0o700, 0),
         "log": (root / "var/log/aegis", 0o750, gid),
         "etc": (root / "etc/aegis", 0o755, 0),

@@ -166,7 +166,7 @@ def test_staged_install_passes_verify_native(stage: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert result.stdout.rstrip().endswith("verify-native: ready")
     assert (stage / "etc/aegis/policy.toml").is_file()
-    assert oct((stage / "var/lib/aegis").stat().st_mode & 0o7777) == "0o2770"
+    assert oct((stage / "var/lib/aegis").stat().st_mode & 0o7777) == "0o3770"
     wrapper = (stage / "opt/aegis/bin/aegisd").read_text()
     assert "exec /opt/aegis/venv/bin/python3 -I -m aegis.execute.aegisd" in wrapper
     assert os.readlink(stage / "opt/aegis/venv/bin/python3").startswith("/usr/bin/python3")

@@ -52,7 +52,7 @@ def test_a_server_whose_reviews_count(
     # The loopback server takes the reasoning controls (as vLLM does): both are kept.
     assert out["reasoning"] == ["chat_template_kwargs", "reasoning_effort"]
     assert (
-        Path(out["path"]) == aegis_home / "var/lib/aegis/review-probe.json"
+        Path(out["path"]) == aegis_home / "var/lib/aegis/reviews/review-probe.json"
         or Path(out["path"]).name == "review-probe.json"
     )
 
