@@ -143,6 +143,14 @@ def show_cmd(request_id: str, as_json: bool) -> None:
             ("stuck", detail.stuck_reason or "no"),
         ]
     )
+    v = out.doc.get("verification")
+    if v:
+        from aegis.execute.verify_status import probe_lines
+
+        render.print_fields(
+            [("verification", f"{v.get('state')} (deadline {v.get('deadline') or '-'})")]
+            + [("probe", line) for line in probe_lines(v)]
+        )
     timeline = []
     for h in detail.history:
         evidence = [f"{a.kind}:{_short(a.sha256)}" for a in h.artifacts]

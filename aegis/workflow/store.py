@@ -386,8 +386,9 @@ class Store:
     def recorded_documents(
         self, rec: RequestRecord, wanted: frozenset[str], documents: frozenset[str]
     ) -> tuple[frozenset[str], dict[str, bytes]]:
-        """:meth:`recorded_kinds`, and the bytes of the newest artifact of each kind in
-        ``documents`` (hash-checked) for the guards that read a recorded document.
+        """:meth:`recorded_kinds`, with the newest artifact of each kind in ``documents``.
+
+        The bytes are hash-checked, for the guards that read a recorded document.
 
         Raises:
             LostRaceError, CorruptStoreError: as :meth:`recorded_kinds`.

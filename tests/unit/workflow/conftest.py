@@ -90,7 +90,7 @@ def step(cfg: Config, request_id: str, trigger: str, actor: str = "tester") -> R
     return api.advance(
         cfg,
         request_id,
-        trigger.split(":")[0],
+        trigger.split(":", maxsplit=1)[0],
         actor,
         artifact_kind=kind,
         artifact=body,
