@@ -402,34 +402,9 @@ def show_request(cfg: Config, request_id: str) -> Outcome:
             "history": [to_dict(h) for h in detail.history],
             "artifacts": [to_dict(a) for a in detail.artifacts],
             "next_triggers": list(detail.next_triggers),
-            **_verification_part(cfg, detail.request),
         },
     )
     return Outcome(doc, None, {"detail": detail, "now": now, "wf": wf})
-
-
-_RAN = frozenset(
-    {
-        *("applying", "applied", "verifying", "rolling_back", "rolled_back"),
-        *("rollback_failed", "audited"),
-    }
-)
-
-
-def _verification_part(cfg: Config, rec: Any) -> dict[str, Any]:
-    """``{"verification": ...}`` for a request that ran a plan with probes, else nothing.
-
-    aegisd's verdict and last probe results, as its status file says (kept across its
-    restarts; aegis/execute/verify_status.py).
-    """
-    from aegis import api
-    from aegis.execute.verify_status import published_verification
-
-    if rec.state not in _RAN:
-        return {}
-    found = api.latest_artifact(cfg, rec.id, "execution-plan")
-    v = published_verification(cfg, found[1] if found is not None else None)
-    return {"verification": v} if v is not None else {}
 
 
 def list_requests(

@@ -348,7 +348,7 @@ def _verifying_check(cfg: Config) -> Check:
     except AegisError as e:
         return Check("verifications", "fail", e.message)
     shown = "; ".join(f"{s}: {', '.join(ids[:5])}" for s, ids in found.items() if ids)
-    shown += _last_probes(cfg, [i for ids in found.values() for i in ids[:5]])
+    shown += _last_probes(cfg, [(i, st) for st, ids in found.items() for i in ids[:5]])
     if found["rollback_failed"]:
         return Check(
             "verifications",
@@ -363,15 +363,13 @@ def _verifying_check(cfg: Config) -> Check:
     return Check("verifications", "ok", "no change is being verified")
 
 
-def _last_probes(cfg: Config, request_ids: list[str]) -> str:
+def _last_probes(cfg: Config, requests: list[tuple[str, str]]) -> str:
     """The probes aegisd last ran for these requests (kept across its restarts), or ""."""
-    from aegis import api
-    from aegis.execute.verify_status import probe_lines, published_verification
+    from aegis.execute.verify_status import probe_lines, request_verification
 
     said = []
-    for rid in request_ids:
-        found = api.latest_artifact(cfg, rid, "execution-plan")
-        v = published_verification(cfg, found[1] if found is not None else None)
+    for rid, state in requests:
+        v = request_verification(cfg, rid, state)
         if v is not None and v.get("probes"):
             said.append(f"{rid}: {', '.join(probe_lines(v))}")
     return f" [last probes: {'; '.join(said)}]" if said else ""

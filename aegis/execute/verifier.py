@@ -167,6 +167,7 @@ class Verifier:
                     current = self.rows.get(ep.execution_id)
                     assert current is not None
                     return current  # settled meanwhile (restored by the deadline)
+            self.d.publish_status()  # what group aegis reads (show, doctor) says it too
         return self._settle(ep, row)
 
     def _settle(self, ep: ExecutionPlan, row: v.VerificationRow) -> v.VerificationRow:

@@ -42,6 +42,25 @@ def published_verification(cfg: Config, execution_plan: bytes | None) -> dict[st
     return {"execution_id": ep.execution_id, **found} if isinstance(found, dict) else None
 
 
+RAN = frozenset(
+    {
+        *("applying", "applied", "verifying", "rolling_back", "rolled_back"),
+        *("rollback_failed", "audited"),
+    }
+)
+"""Request states in which a run may have been verified."""
+
+
+def request_verification(cfg: Config, request_id: str, state: str) -> dict[str, Any] | None:
+    """:func:`published_verification` of the request's newest execution plan, when it ran."""
+    from aegis import api
+
+    if state not in RAN:
+        return None
+    found = api.latest_artifact(cfg, request_id, "execution-plan")
+    return published_verification(cfg, found[1] if found is not None else None)
+
+
 def probe_lines(v: dict[str, Any]) -> list[str]:
     """One line per probe result: ``ok http:...: HTTP 200`` or ``FAILED ...``."""
     return [
