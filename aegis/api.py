@@ -303,8 +303,10 @@ def _advance(
     wf = workflow()
     # Verified: the guards only see hash-checked evidence chained to the request row, read
     # back from its head as far as the kinds the guards look at.
-    recorded = store.recorded_kinds(rec, wf.kinds_read(rec.state, trigger))
-    inp = GuardInput(trigger, rec.state, recorded, artifact_kind, body, dict(facts))
+    recorded, documents = store.recorded_documents(
+        rec, wf.kinds_read(rec.state, trigger), wf.documents_read(rec.state, trigger)
+    )
+    inp = GuardInput(trigger, rec.state, recorded, artifact_kind, body, dict(facts), documents)
     spec = fire(wf, rec.state, trigger, inp)  # raises StateError; nothing written yet
     arts: tuple[NewArtifact, ...] = ()
     if artifact_kind is not None and body is not None:

@@ -348,6 +348,7 @@ def _verifying_check(cfg: Config) -> Check:
     except AegisError as e:
         return Check("verifications", "fail", e.message)
     shown = "; ".join(f"{s}: {', '.join(ids[:5])}" for s, ids in found.items() if ids)
+    shown += _last_probes(cfg, [(i, st) for st, ids in found.items() for i in ids[:5]])
     if found["rollback_failed"]:
         return Check(
             "verifications",
@@ -360,6 +361,18 @@ def _verifying_check(cfg: Config) -> Check:
     if found["verifying"]:
         return Check("verifications", "ok", f"{shown} (health probes until their deadline)")
     return Check("verifications", "ok", "no change is being verified")
+
+
+def _last_probes(cfg: Config, requests: list[tuple[str, str]]) -> str:
+    """The probes aegisd last ran for these requests (kept across its restarts), or ""."""
+    from aegis.execute.verify_status import probe_lines, request_verification
+
+    said = []
+    for rid, state in requests:
+        v = request_verification(cfg, rid, state)
+        if v is not None and v.get("probes"):
+            said.append(f"{rid}: {', '.join(probe_lines(v))}")
+    return f" [last probes: {'; '.join(said)}]" if said else ""
 
 
 def _status_check(cfg: Config) -> Check:

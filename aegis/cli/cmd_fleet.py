@@ -45,9 +45,11 @@ def _cohort_rows(doc: dict[str, Any]) -> list[str]:
         "needs approval exits 0 (approve its cohort with aegisctl approve --cohort).\n"
         "With --hosts FILE ([[hosts]] tables of name, home (its AEGIS_HOME) and env): every\n"
         "host, --forks at a time; exit 7 when a host could not be planned, 5 when one was\n"
-        "denied.\n\n"
+        "denied. The intent is any ecosystem's; --where and --registry give its place and\n"
+        "registry, the same on every host. An intent no host could plan exits 3 at once.\n\n"
         "Example:\n\n"
-        "  aegis fleet plan --hosts hosts.toml --forks 4 -- apt install nginx"
+        "  aegis fleet plan --hosts hosts.toml --forks 4 -- apt install nginx\n"
+        "  aegis fleet plan --where /srv/app/venv -- pip install requests==2.32.3"
     ),
 )
 @click.argument("intent", nargs=-1, required=True)
@@ -61,6 +63,18 @@ def _cohort_rows(doc: dict[str, Any]) -> list[str]:
 @click.option("--forks", default=4, show_default=True, type=click.IntRange(1, 256))
 @click.option("--no-review", is_flag=True, help="Record a skipped review (no model).")
 @click.option("--no-contents", is_flag=True, help="Skip downloading and scanning the .debs.")
+@click.option(
+    "--where",
+    default=None,
+    help="Where the change lands on every host, for ecosystems that take a place (pip "
+    "--venv, npm --project, go --module, image --storage).",
+)
+@click.option(
+    "--registry",
+    default=None,
+    help="The registry or index on every host, for ecosystems that take one (pip "
+    "--index-url, npm --registry, go --proxy, cargo --registry-dir or --index).",
+)
 @_JSON
 def plan_cmd(
     *,
@@ -69,6 +83,8 @@ def plan_cmd(
     forks: int,
     no_review: bool,
     no_contents: bool,
+    where: str | None,
+    registry: str | None,
     as_json: bool,
 ) -> None:
     """Plan on this host or on a list of hosts."""
@@ -79,7 +95,14 @@ def plan_cmd(
 
     cfg = load_config()
     if hosts_file is None:
-        row = plan_this_host(cfg, intent, review=not no_review, contents=not no_contents)
+        row = plan_this_host(
+            cfg,
+            intent,
+            review=not no_review,
+            contents=not no_contents,
+            where=where,
+            registry=registry,
+        )
         if as_json:
             emit_json(row)
         else:
@@ -100,6 +123,8 @@ def plan_cmd(
         forks=forks,
         review=not no_review,
         contents=not no_contents,
+        where=where,
+        registry=registry,
     )
     if as_json:
         emit_json(report)

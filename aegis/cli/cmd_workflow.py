@@ -122,12 +122,18 @@ def show_cmd(request_id: str, as_json: bool) -> None:
     from aegis.workflow.monitor import age_seconds, human_duration
 
     # The same function as the MCP server's show tool: one code path for both.
-    out = show_request(_cfg(), request_id)
-    if as_json:
-        render.emit_json(out.doc)
-        return
+    cfg = _cfg()
+    out = show_request(cfg, request_id)
     detail, now, wf = out.extra["detail"], out.extra["now"], out.extra["wf"]
     rec = detail.request
+    # aegisd's health-probe verdict and last probe results, from its status file (the
+    # operator's view; the agent API does not import the executor's side).
+    from aegis.execute.verify_status import request_verification
+
+    v = request_verification(cfg, rec.id, rec.state)
+    if as_json:
+        render.emit_json({**out.doc, **({"verification": v} if v is not None else {})})
+        return
     render.print_fields(
         [
             ("request", rec.id),
@@ -143,6 +149,13 @@ def show_cmd(request_id: str, as_json: bool) -> None:
             ("stuck", detail.stuck_reason or "no"),
         ]
     )
+    if v:
+        from aegis.execute.verify_status import probe_lines
+
+        render.print_fields(
+            [("verification", f"{v.get('state')} (deadline {v.get('deadline') or '-'})")]
+            + [("probe", line) for line in probe_lines(v)]
+        )
     timeline = []
     for h in detail.history:
         evidence = [f"{a.kind}:{_short(a.sha256)}" for a in h.artifacts]

@@ -208,6 +208,8 @@ def resolve(
         artifact_path=str(path),
         evidence={"reason": reason[:1000], "execution_id": ep.execution_id},
     )
-    if state == "applied" and _audit(cfg, request_id):
+    # A plan held to health probes is audited only through a passed verification (the
+    # graph refuses 'audit' for it); its run was interrupted, so it stays applied.
+    if state == "applied" and ep.verification is None and _audit(cfg, request_id):
         state = "audited"
     return state, path

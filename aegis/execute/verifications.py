@@ -1,9 +1,10 @@
 """aegisd's verification rows: the dead-man state of a change after its run.
 
 A table in aegisd's root-only ledger file (:mod:`aegis.execute.ledger`), written with
-the same ``synchronous=FULL`` journal, so the wall-clock deadline survives a crash or
-restart of aegisd. The row holds the signed execution plan's bytes: after a restart
-aegisd reads back what it checked itself, never anything from the group-writable store.
+the same ``synchronous=FULL`` journal, so the wall-clock deadline and the last probe
+results survive a crash or restart of aegisd. The row holds the signed execution plan's
+bytes: after a restart aegisd reads back what it checked itself, never anything from the
+group-writable store.
 
 States: ``pending`` (recorded with ``started``, before the run), ``verifying`` (the run
 succeeded; probes and confirmation are awaited until ``deadline``), ``passed``,
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aegis.errors import EnvironmentFailure, StateError
+from aegis.health.spec import MAX_PROBES
 
 PENDING = "pending"
 VERIFYING = "verifying"
@@ -48,13 +50,22 @@ CREATE TABLE IF NOT EXISTS verifications (
     confirmed_at TEXT,
     cause TEXT,
     detail TEXT,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    probes TEXT
 )
 """
 _COLUMNS = (
     "execution_id, request_id, plan, state, deadline, confirm, probes_passed, "
-    "confirmed_by, confirmed_at, cause, detail, updated_at"
+    "confirmed_by, confirmed_at, cause, detail, updated_at, probes"
 )
+MAX_PROBE_RESULTS = MAX_PROBES
+"""One result per probe of the verification."""
+_RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "probe": (str,),
+    "ok": (bool,),
+    "detail": (str,),
+    "duration_ms": (int,),
+}
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,9 @@ class VerificationRow:
     """Why it was rolled back: ``probe-failed``, ``unconfirmed`` or ``aegisd-restarted``."""
     detail: str | None
     updated_at: str
+    probes: tuple[dict[str, object], ...] = ()
+    """The last round's probe results (``probe``, ``ok``, ``detail``, ``duration_ms``), kept
+    with the row so they outlive a restart of aegisd."""
 
     def public(self) -> dict[str, object]:
         """What status answers carry (no plan bytes)."""
@@ -85,11 +99,48 @@ class VerificationRow:
             "confirmed_by": self.confirmed_by,
             "cause": self.cause,
             "detail": self.detail,
+            "probes": [dict(p) for p in self.probes],
         }
 
 
+def check_results(raw: object) -> tuple[dict[str, object], ...]:
+    """Probe results read back (from the ledger or aegisd's status file), strictly.
+
+    Raises:
+        InputError: not a list of results of the known fields and types.
+    """
+    from aegis.errors import InputError
+
+    if not isinstance(raw, list) or len(raw) > MAX_PROBE_RESULTS:
+        raise InputError("malformed verification probes")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != set(_RESULT_TYPES):
+            raise InputError("malformed verification probe result")
+        for key, allowed in _RESULT_TYPES.items():
+            value = item[key]
+            if not isinstance(value, allowed) or (allowed == (int,) and isinstance(value, bool)):
+                raise InputError(f"malformed verification probe {key}")
+        out.append(dict(item))
+    return tuple(out)
+
+
+def _results(text: object) -> tuple[dict[str, object], ...]:
+    if text is None:
+        return ()
+    from aegis.canonical import loads_strict
+    from aegis.errors import InputError
+
+    try:
+        return check_results(loads_strict(str(text).encode()))
+    except InputError:
+        # A row aegisd wrote itself, in its root-only ledger: unreadable results are
+        # shown as none rather than failing the verification they describe.
+        return ()
+
+
 def _row(r: tuple[object, ...]) -> VerificationRow:
-    (xid, rid, plan, state, deadline, confirm, passed, by, at, cause, detail, updated) = r
+    (xid, rid, plan, state, deadline, confirm, passed, by, at, cause, detail, updated, probes) = r
     return VerificationRow(
         str(xid),
         None if rid is None else str(rid),
@@ -103,6 +154,7 @@ def _row(r: tuple[object, ...]) -> VerificationRow:
         None if cause is None else str(cause),
         None if detail is None else str(detail),
         str(updated),
+        _results(probes),
     )
 
 
@@ -124,12 +176,12 @@ def check_public(raw: object) -> dict[str, object]:
         "cause": (str, type(None)),
         "detail": (str, type(None)),
     }
-    if set(raw) - {"state", *types}:
+    if set(raw) - {"state", "probes", *types}:
         raise InputError("malformed verification")
     for key, allowed in types.items():
         if not isinstance(raw.get(key), allowed):
             raise InputError(f"malformed verification {key}")
-    return dict(raw)
+    return {**raw, "probes": list(check_results(raw.get("probes", [])))}
 
 
 class Verifications:
@@ -145,6 +197,10 @@ class Verifications:
         try:
             with self._db() as db:
                 db.execute(_SCHEMA)
+                # A ledger from before the probe results were kept gains their column.
+                columns = {str(c[1]) for c in db.execute("PRAGMA table_info(verifications)")}
+                if "probes" not in columns:
+                    db.execute("ALTER TABLE verifications ADD COLUMN probes TEXT")
         except sqlite3.Error as e:
             raise EnvironmentFailure(f"cannot open aegisd ledger {path}: {e}") from e
 
@@ -206,8 +262,20 @@ class Verifications:
         Raises:
             StateError: the row is not in one of ``frm`` (another thread settled it).
         """
-        allowed = {"deadline", "probes_passed", "confirmed_by", "confirmed_at", "cause", "detail"}
+        allowed = {
+            "deadline",
+            "probes_passed",
+            "confirmed_by",
+            "confirmed_at",
+            "cause",
+            "detail",
+            "probes",
+        }
         assert set(fields) <= allowed
+        if "probes" in fields:
+            from aegis.canonical import canonical_bytes
+
+            fields["probes"] = canonical_bytes(list(check_results(fields["probes"]))).decode()
         sets = "".join(f", {k} = ?" for k in fields)
         marks = ", ".join("?" for _ in frm)
         with self._db() as db:

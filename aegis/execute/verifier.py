@@ -49,6 +49,15 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def _same(results: list[dict[str, Any]], kept: tuple[dict[str, object], ...]) -> bool:
+    """True when ``results`` say what ``kept`` says (durations aside)."""
+
+    def said(rs: Any) -> list[tuple[object, object, object]]:
+        return [(r["probe"], r["ok"], r["detail"]) for r in rs]
+
+    return said(results) == said(kept)
+
+
 class Verifier:
     """The verification rows and the threads that watch them."""
 
@@ -58,7 +67,6 @@ class Verifier:
         self.rows = v.Verifications(d.cfg.ledger_path)
         self._lock = threading.Lock()  # one settling step at a time (thread or confirm)
         self._threads: list[threading.Thread] = []
-        self.results: dict[str, list[dict[str, Any]]] = {}
 
     # -- around the run -------------------------------------------------------------
 
@@ -118,8 +126,13 @@ class Verifier:
         return self.public(row)
 
     def public(self, row: v.VerificationRow) -> dict[str, Any]:
-        """A row as status answers carry it, with the last probe results when known."""
-        return {**row.public(), "probes": self.results.get(row.execution_id, [])}
+        """A row as status answers carry it, with its last probe results (kept in the row)."""
+        return row.public()
+
+    def results(self, execution_id: str) -> list[dict[str, Any]]:
+        """The last probe results recorded for ``execution_id`` (also after a restart)."""
+        row = self.rows.get(execution_id)
+        return [dict(p) for p in row.probes] if row is not None else []
 
     # -- probing and settling -------------------------------------------------------------
 
@@ -135,16 +148,26 @@ class Verifier:
             return row
         if not row.probes_passed:
             results = [r.as_dict() for r in run_probes(ep.verification.probes)]
-            self.results[ep.execution_id] = results
-            if all(r["ok"] for r in results):
-                with self._lock:
+            passed = all(r["ok"] for r in results)
+            if not passed and _same(results, row.probes):
+                return self._settle(ep, row)  # nothing new to keep: no write each second
+            # Kept with the row, durably, so status, doctor and a restore after a restart
+            # of aegisd still say what the probes last answered.
+            with self._lock:
+                try:
                     row = self.rows.move(
                         ep.execution_id,
                         (v.VERIFYING,),
                         v.VERIFYING,
                         iso(self.d.clock()),
-                        probes_passed=1,
+                        probes=results,
+                        **({"probes_passed": 1} if passed else {}),
                     )
+                except StateError:
+                    current = self.rows.get(ep.execution_id)
+                    assert current is not None
+                    return current  # settled meanwhile (restored by the deadline)
+            self.d.publish_status()  # what group aegis reads (show, doctor) says it too
         return self._settle(ep, row)
 
     def _settle(self, ep: ExecutionPlan, row: v.VerificationRow) -> v.VerificationRow:
@@ -163,7 +186,7 @@ class Verifier:
             "verify-passed",
             ep,
             "kept",
-            {"probes": self.results.get(ep.execution_id, []), "confirmed_by": row.confirmed_by},
+            {"probes": [dict(p) for p in row.probes], "confirmed_by": row.confirmed_by},
         )
         self.d.publish_status()
         return row
@@ -222,7 +245,7 @@ class Verifier:
         from aegis.execute.dpkg_lock import DpkgLocked, DpkgLocks, admin_dir
 
         cause = "unconfirmed" if row.probes_passed else "probe-failed"
-        failed = [r for r in self.results.get(ep.execution_id, []) if not r["ok"]]
+        failed = [r for r in row.probes if not r["ok"]]
         if cause == "probe-failed":
             detail = "; ".join(f"{r['probe']}: {r['detail']}" for r in failed)[:500]
         else:
@@ -284,7 +307,7 @@ class Verifier:
             {
                 "cause": cause,
                 "reason": detail,
-                "probes": self.results.get(ep.execution_id, []),
+                "probes": self.results(ep.execution_id),
                 "argv": list(argv),
                 "snapshot_id": f"snap-{ep.execution_id}",
             },

@@ -85,7 +85,7 @@ def next_step(
     if state == "applied" and settled in (*WAITING, "passed", *restored):
         return "verify", ev
     if state == "verifying" and settled == "passed" and audited:
-        return "verified", {"reason": "health probes passed", **ev}
+        return "verified", {"reason": "health probes passed", "verification": "passed", **ev}
     if state == "verifying" and settled in restored:
         return "roll_back", why
     if state == "rolling_back" and settled == "rolled-back":

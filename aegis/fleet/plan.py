@@ -1,5 +1,8 @@
 """``aegis fleet plan``: the same intent planned on this host or on every host of a list.
 
+The intent is any ecosystem's (``apt install nginx``, ``pip install NAME==VERSION`` with
+``--where`` naming the venv on every host, ...): planning goes through the seam
+(:func:`aegis.api_agent.plan_change`), which refuses what an ecosystem does not take.
 On one host (no ``--hosts``; the Ansible module ``aegis_plan`` runs this on each host)
 it walks the read-only part of the chain in one process: plan, review, policy, then the
 cohort (:func:`aegis.fleet.service.host_cohort`), and reports the request id, decision
@@ -33,22 +36,74 @@ HOST_TIMEOUT_S = 600
 """One host's planning (apt, content inspection) is given this long."""
 
 
+def check_intent(
+    intent: Sequence[str],
+    *,
+    where: str | None = None,
+    registry: str | None = None,
+    contents: bool = True,
+    whole: bool = False,
+) -> None:
+    """Refuse an intent no host could plan, before any host is asked (exit 3).
+
+    With ``whole``, also what the ecosystem's seam refuses without looking at a host
+    (unknown ecosystem or verb, targets, options it does not take).
+
+    Raises:
+        InputError: the intent is malformed or not plannable.
+    """
+    if len(intent) < len(("ECOSYSTEM", "VERB")):
+        raise InputError(
+            "aegis fleet plan needs an intent: -- ECOSYSTEM VERB [PACKAGE...] "
+            "(e.g. -- apt install nginx, or --where DIR -- pip install NAME==VERSION)"
+        )
+    if whole:
+        from aegis.api_agent import check_plannable
+
+        check_plannable(
+            intent[0],
+            intent[1],
+            tuple(intent[2:]),
+            where=where,
+            registry=registry,
+            contents=contents,
+        )
+
+
 def plan_this_host(
-    cfg: Config, intent: Sequence[str], *, review: bool, contents: bool
+    cfg: Config,
+    intent: Sequence[str],
+    *,
+    review: bool,
+    contents: bool,
+    where: str | None = None,
+    registry: str | None = None,
 ) -> dict[str, Any]:
     """Plan, review, decide and place this host's change in its cohort.
 
+    ``intent`` is ``ECOSYSTEM VERB [PACKAGE...]`` for any ecosystem of the seam; ``where``
+    and ``registry`` are its place and registry (pip's venv and index, npm's project and
+    registry, ...), the same on every host. Planning goes through
+    :func:`aegis.api_agent.plan_change`, which refuses what the ecosystem does not take.
+
     Raises:
-        InputError: an intent Aegis cannot plan here; AegisError: as each stage.
+        InputError: an intent Aegis cannot plan here (exit 3); AegisError: as each stage.
     """
     from aegis.analyze.stamps import this_host
     from aegis.api_agent import decide_plan, plan_change, review_plan
     from aegis.fleet.service import host_cohort
     from aegis.sign.execution_plan import derive_targets
 
-    if len(intent) < len(("apt", "VERB")) or intent[0] != "apt":
-        raise InputError("aegis fleet plan plans apt intents: -- apt VERB [PACKAGE...]")
-    planned = plan_change(cfg, "apt", intent[1], tuple(intent[2:]), contents=contents)
+    check_intent(intent)
+    planned = plan_change(
+        cfg,
+        intent[0],
+        intent[1],
+        tuple(intent[2:]),
+        contents=contents,
+        where=where,
+        registry=registry,
+    )
     if planned.error is not None:
         raise planned.error
     plan_path = Path(planned.doc["plan_path"])
@@ -140,13 +195,20 @@ def plan_fleet(
     forks: int,
     review: bool,
     contents: bool,
+    where: str | None = None,
+    registry: str | None = None,
 ) -> dict[str, Any]:
     """Plan ``intent`` on every host, ``forks`` at a time; group the hosts into cohorts."""
     from aegis.fleet.cohort import cohort_bytes, document_hash
     from aegis.fleet.service import cohorts_dir
     from aegis.workflow.files import write_atomic
 
+    check_intent(intent, where=where, registry=registry, contents=contents, whole=True)
     flags = [*([] if review else ["--no-review"]), *([] if contents else ["--no-contents"])]
+    flags += [
+        *(["--where", where] if where else []),
+        *(["--registry", registry] if registry else []),
+    ]
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
         rows = list(pool.map(lambda h: _plan_one(h, flags, intent), hosts))
     cohorts: dict[str, dict[str, Any]] = {}

@@ -142,6 +142,8 @@ def approve_cohort(
     from aegis.workflow.files import write_atomic
 
     check_cohort_hash(cohort_hash)
+    if cohort_file is None:
+        _require_member(cfg)
     path = cohort_file or cohorts_dir(cfg) / f"{cohort_hash}.cohort.json"
     doc = read_cohort_document(path, cohort_hash)
     decision = doc.get("decision")
@@ -158,9 +160,55 @@ def approve_cohort(
         expires_in=expires_in,
         key=key,
     )
+    _refuse_untrusted_here(cfg, key, approval.role)
     out = cohort_approvals_dir(cfg) / f"{cohort_hash}.{approver_id}.cohort-approval.json"
     write_atomic(out, cohort_approval_bytes(approval), host_install=cfg.home is None)
     return CohortApproved(out, approval, doc)
+
+
+def _require_member(cfg: Config) -> None:
+    """On a host, only root and group aegis read the cohorts under the state directory.
+
+    Raises:
+        EnvironmentFailure: the caller is outside the group (exit 7, with the join hint).
+    """
+    from aegis.config import group_gid, in_group, join_group_hint
+    from aegis.errors import EnvironmentFailure
+
+    if cfg.home is None and not in_group(group_gid()):
+        raise EnvironmentFailure(
+            f"cannot read the cohorts in {cohorts_dir(cfg)}", hint=join_group_hint()
+        )
+
+
+def _refuse_untrusted_here(cfg: Config, key: Any, role: str) -> None:
+    """Refuse a key this host does not trust as an approver in ``role``, before writing.
+
+    An approval counts only by a trusted key (checked again by ``aegisctl sign`` and by
+    aegisd), so one made here with any other key (an agent's own, say) would be a file
+    that never counts. A host that trusts no approver at all (a control node that only
+    plans and collects approvals) has nothing to check against: the hosts check.
+
+    Raises:
+        TrustError: this host trusts approvers, but not this key in ``role``.
+    """
+    from aegis.errors import TrustError
+    from aegis.sign.approvals import approver_grants
+    from aegis.sign.files import APPROVERS_DIR, trusted_approver_grants
+    from aegis.sign.keys import public_hex
+
+    where = cfg.keys_dir / APPROVERS_DIR
+    grants = approver_grants(trusted_approver_grants(where))
+    if not grants:
+        return
+    pub = public_hex(key)
+    if role not in grants.get(pub, frozenset()):
+        raise TrustError(
+            f"key {pub[:16]}... is not trusted here as an approver in role {role!r} "
+            f"({where}); an approval by it would never count, so none was written",
+            hint="approve with your own trusted approver key, or ask root to add its .pub "
+            f"to {where}" + ("" if role == "approver" else f"/{role}"),
+        )
 
 
 def read_cohort_approvals(paths: Iterable[Path]) -> list[CohortApproval]:

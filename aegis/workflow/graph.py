@@ -15,8 +15,10 @@ unknown guard names and any graph that breaks the invariants of docs/design.md:
    the guards that make the step mean something, and is fired by the right kind of actor
    (:data:`ENTRY_RULES`): ``decide`` cannot lose ``policy_not_deny``, ``sign`` needs a key
    and its guards, and nothing reaches ``signed`` without passing ``policy``;
-7. health probes (issue 15): ``verifying`` is entered only from ``applied``,
-   ``rolling_back`` only from ``verifying``, and its two outcomes only from it
+7. health probes (issue 15): ``verifying`` is entered only from ``applied`` and only when
+   the signed plan names probes, ``rolling_back`` only from ``verifying``, and its two
+   outcomes only from it; ``audited`` is entered from ``applied`` only when the signed plan
+   names no probes and from ``verifying`` only with aegisd's passed verdict
    (:data:`ENTRY_RULES`); every one of those steps is aegisd's, recorded by ``system``;
 8. only operator steps sign, with one narrow exception: an edge fired by ``automation``
    (the host-local automation key of ``aegis unattended``) may only go ``policy ->
@@ -193,13 +195,17 @@ ENTRY_RULES: Mapping[str, tuple[Entry, ...]] = {
         _entry("applying", "supplies_executor_result", "system"),
         _entry("interrupted", "supplies_resolution gives_reason", "human"),
     ),
+    # A change whose signed plan carries health probes is never audited before aegisd's
+    # verification passed: straight from applied only without probes, from verifying only
+    # with the passed verdict.
     "audited": (
-        _entry("applied", "has_executor_result_or_resolution", "system"),
-        _entry("verifying", "has_executor_result_or_resolution", "system"),
+        _entry("applied", "has_executor_result_or_resolution plan_unverified", "system"),
+        _entry("verifying", "has_executor_result_or_resolution verification_passed", "system"),
     ),
-    # Health probes after the run: only a change that ran is verified, and only a change
-    # being verified is restored without a new request (aegis/execute/verifier.py).
-    "verifying": (_entry("applied", "has_executor_result_or_resolution", "system"),),
+    # Health probes after the run: only a change that ran, and whose signed plan names
+    # probes, is verified, and only a change being verified is restored without a new
+    # request (aegis/execute/verifier.py).
+    "verifying": (_entry("applied", "has_executor_result_or_resolution plan_verifies", "system"),),
     "rolling_back": (_entry("verifying", "gives_reason", "system"),),
     "rolled_back": (_entry("rolling_back", "gives_reason", "system"),),
     "rollback_failed": (_entry("rolling_back", "gives_reason", "system"),),

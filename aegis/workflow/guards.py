@@ -57,6 +57,9 @@ class GuardInput:
     artifact: bytes | None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     """Small facts given with the trigger (e.g. ``reason``, ``execution_id``)."""
+    documents: Mapping[str, bytes] = field(default_factory=dict)
+    """The newest recorded artifact of each kind the transition's guards name in
+    :attr:`Guard.documents`, hash-checked by the store (e.g. the signed execution plan)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Guard:
     refusal: str
     kinds: frozenset[str] = frozenset()
     """The recorded artifact kinds ``check`` looks at; it reads no other of ``recorded``."""
+    documents: frozenset[str] = frozenset()
+    """The recorded artifact kinds whose newest bytes ``check`` reads from ``documents``."""
 
 
 def _supplies(kind: str) -> Callable[[GuardInput], bool]:
@@ -167,6 +172,40 @@ def _signed_by_operator(inp: GuardInput) -> bool:
     return doc is not None and doc.get("signer_id") != AUTOMATION_SIGNER
 
 
+def _recorded_plan(inp: GuardInput) -> dict[str, Any] | None:
+    body = inp.documents.get("execution-plan")
+    if not body:
+        return None
+    from aegis.canonical import loads_strict
+    from aegis.errors import InputError
+
+    try:
+        data = loads_strict(body)
+    except InputError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# Health probes (issue 15). The signed execution plan says whether the change is held to a
+# verification: its ``verification`` member (probes and deadline) is present only then (the
+# plan omits it otherwise). These read that one member of the recorded, hash-checked plan the
+# signer produced, not the whole schema (aegis/sign/execution_plan.py parses it in full
+# before signing and aegisd again before running), so a request with a plan that does not
+# parse as a JSON object passes neither: it can be neither audited nor verified.
+def _plan_unverified(inp: GuardInput) -> bool:
+    doc = _recorded_plan(inp)
+    return doc is not None and doc.get("verification") is None
+
+
+def _plan_verifies(inp: GuardInput) -> bool:
+    doc = _recorded_plan(inp)
+    return doc is not None and isinstance(doc.get("verification"), dict)
+
+
+def _verification_passed(inp: GuardInput) -> bool:
+    return inp.evidence.get("verification") == "passed"
+
+
 def _guards() -> dict[str, Guard]:
     table = [
         Guard("supplies_plan", _supplies("plan"), "the trigger must supply the plan artifact"),
@@ -211,6 +250,26 @@ def _guards() -> dict[str, Guard]:
             "automation_scope",
             _automation_scope,
             "only an allow, upgrade-only plan without approvals, signed as 'automation'",
+        ),
+        Guard(
+            "plan_unverified",
+            _plan_unverified,
+            "the signed execution plan holds the change to health probes: it is audited only "
+            "through 'verify' and 'verified', once aegisd's verification passed",
+            frozenset({"execution-plan"}),
+            frozenset({"execution-plan"}),
+        ),
+        Guard(
+            "plan_verifies",
+            _plan_verifies,
+            "the signed execution plan names no health probes (use 'audit')",
+            frozenset({"execution-plan"}),
+            frozenset({"execution-plan"}),
+        ),
+        Guard(
+            "verification_passed",
+            _verification_passed,
+            "aegisd's verification has not passed (evidence 'verification' must be 'passed')",
         ),
         Guard(
             "signed_by_operator",

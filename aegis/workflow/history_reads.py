@@ -28,7 +28,7 @@ from aegis.workflow.records import (
     parse_history_values,
 )
 
-__all__ = ["LostRaceError", "recorded_kinds", "whole_history"]
+__all__ = ["LostRaceError", "recorded_artifacts", "recorded_kinds", "whole_history"]
 
 _SELECT_HISTORY = (
     f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? ORDER BY seq"  # noqa: S608
@@ -104,6 +104,18 @@ def recorded_kinds(
         CorruptStoreError: a row read fails its checks or the chain is broken (exit 4).
         sqlite3.DatabaseError: the store cannot be read.
     """
+    return recorded_artifacts(conn, states, rec, wanted)[0]
+
+
+def recorded_artifacts(
+    conn: sqlite3.Connection, states: frozenset[str], rec: RequestRecord, wanted: frozenset[str]
+) -> tuple[frozenset[str], dict[str, str]]:
+    """:func:`recorded_kinds`, with the SHA-256 of the newest artifact of each kind read.
+
+    Raises:
+        LostRaceError, CorruptStoreError, sqlite3.DatabaseError: as :func:`recorded_kinds`.
+    """
+    newest_sha: dict[str, str] = {}
     cur = conn.execute(_SELECT_HISTORY_BACKWARDS, [rec.id])
     try:
         newest = cur.fetchone()
@@ -119,16 +131,18 @@ def recorded_kinds(
                 break  # reported below, with the other mismatches of the head
             if item.seq != seq or values[-1] != expected_hash:
                 raise _broken_at(rec, seq)
+            for a in reversed(item.artifacts):
+                newest_sha.setdefault(a.kind, a.sha256)
             found.update(a.kind for a in item.artifacts)
             expected_hash = item.prev_hash
             if seq == 0:
                 if expected_hash is None:
-                    return frozenset(found)
+                    return frozenset(found), newest_sha
                 break
             if expected_hash is None:
                 break
             if wanted <= found:
-                return frozenset(found)
+                return frozenset(found), newest_sha
             seq -= 1
             values = cur.fetchone()
     finally:

@@ -119,6 +119,17 @@ class Workflow:
             for key, t in self.table.items()
         }
 
+    @cached_property
+    def _documents_read(self) -> Mapping[tuple[str, str], frozenset[str]]:
+        return {
+            key: frozenset(k for g in t.guards for k in GUARDS[g].documents)
+            for key, t in self.table.items()
+        }
+
+    def documents_read(self, state: str, trigger: str) -> frozenset[str]:
+        """The recorded artifact kinds whose newest bytes the guards of ``trigger`` read."""
+        return self._documents_read.get((state, trigger), frozenset())
+
     def kinds_read(self, state: str, trigger: str) -> frozenset[str]:
         """The recorded artifact kinds the guards of ``trigger`` from ``state`` look at."""
         return self._kinds_read.get((state, trigger), frozenset())

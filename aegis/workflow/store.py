@@ -383,6 +383,24 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
 
+    def recorded_documents(
+        self, rec: RequestRecord, wanted: frozenset[str], documents: frozenset[str]
+    ) -> tuple[frozenset[str], dict[str, bytes]]:
+        """:meth:`recorded_kinds`, with the newest artifact of each kind in ``documents``.
+
+        The bytes are hash-checked, for the guards that read a recorded document.
+
+        Raises:
+            LostRaceError, CorruptStoreError: as :meth:`recorded_kinds`.
+        """
+        try:
+            kinds, shas = history_reads.recorded_artifacts(
+                self.conn, self.states, rec, wanted | documents
+            )
+        except sqlite3.DatabaseError as e:
+            raise _env_error(self.path, e) from e
+        return kinds, {k: self.load_artifact(shas[k]) for k in documents if k in shas}
+
     def load(self, request_id: str) -> tuple[RequestRecord, list[HistoryRecord]]:
         """The request and its verified history, read consistently (retried if it moves)."""
         for _ in range(5):

@@ -163,6 +163,11 @@ def _wait(cond: Any, what: str, d: Daemon, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def _probed(d: Daemon) -> bool:
+    rows = Verifications(d.cfg.ledger_path).open_rows()
+    return bool(rows and rows[0].probes)
+
+
 def test_a_restart_during_verification_resumes_it_and_never_reruns_the_apply(
     tmp_path: Path, sock_dir: Path, service: _Service
 ) -> None:
@@ -181,6 +186,8 @@ def test_a_restart_during_verification_resumes_it_and_never_reruns_the_apply(
             "verify-started",
             d,
         )
+        # ... and its first round of probes answered (the row exists once verify-started).
+        _wait(lambda: _probed(d), "first probe round", d)
         d.kill()  # SIGKILL while verifying: the probes fail, the deadline has not passed
     finally:
         client.kill()
@@ -189,8 +196,25 @@ def test_a_restart_during_verification_resumes_it_and_never_reruns_the_apply(
     [row] = rows.open_rows()
     assert row.state == "verifying"
     assert _version(sr) == "1.1"
+    # The last probe results are kept with the row, not in aegisd's memory only.
+    assert [(p["ok"], p["detail"]) for p in row.probes] == [(False, "HTTP 500")]
     d.start()
     _wait(lambda: rows.get(row.execution_id).state == "rolled-back", "restore", d)  # type: ignore[union-attr]
+    # Status, show and doctor say what the probes answered, from aegisd's published rows.
+    shown = json.loads(run_cli([*AEGIS, "show", sr.request_id, "--json"], sr.env).stdout)
+    assert shown["verification"]["state"] == "rolled-back"
+    assert shown["verification"]["probes"][0]["detail"] == "HTTP 500"
+    human = run_cli([*AEGIS, "show", sr.request_id], sr.env).stdout
+    assert "FAILED http:" in human
+    for _ in range(4):  # resume records aegisd's decision one step per pass
+        run_cli([*AEGIS, "resume"], sr.env, ok=False)
+        if _state(sr) == "verifying":
+            break
+    doctor = json.loads(run_cli([*AEGIS, "doctor", "--json"], sr.env, ok=False).stdout)
+    check = next(c for c in doctor["checks"] if c["name"] == "verifications")
+    assert sr.request_id in check["detail"]
+    assert "FAILED http:" in check["detail"]
+    assert "HTTP 500" in check["detail"]
     events = _events(d, sr.request_id)
     kinds = [e["kind"] for e in events]
     assert kinds.count("apply-started") == 1

@@ -18,6 +18,12 @@ AUTOMATION_PLAN = (
 )
 """The shape of an execution plan the automation key signs (the automation_scope guard)."""
 
+PROBED_PLAN = (
+    b'{"execution_id":"x-2","verification":{"probes":[{"kind":"unit",'
+    b'"unit":"nginx.service"}],"within_s":60}}'
+)
+"""The shape of an execution plan that holds its change to health probes (issue 15)."""
+
 EVIDENCE = {
     "analyze": ("plan", b"{}", {}),
     "review": ("review", b'{"recommendation":"no-objection"}', {}),
@@ -35,7 +41,8 @@ EVIDENCE = {
     "expire": (None, None, {"reason": "execution plan expired"}),
     "cancel": (None, None, {"reason": "no longer needed"}),
     "verify": (None, None, {"execution_id": "0" * 32}),
-    "verified": (None, None, {"reason": "health probes passed"}),
+    "sign:probes": ("execution-plan", PROBED_PLAN, {}),
+    "verified": (None, None, {"reason": "health probes passed", "verification": "passed"}),
     "roll_back": (None, None, {"reason": "probe failed", "cause": "probe-failed"}),
     "rolled_back": (None, None, {"reason": "restored"}),
     "rollback_failed": (None, None, {"reason": "restore failed"}),
@@ -56,13 +63,15 @@ PATHS = {
     "interrupted": ["review", "decide", "sign", "start", "interrupt"],
     "audited": ["review", "decide", "sign", "start", "finish", "audit"],
     "cancelled": ["cancel"],
-    "verifying": ["review", "decide", "sign", "start", "finish", "verify"],
-    "rolling_back": ["review", "decide", "sign", "start", "finish", "verify", "roll_back"],
+    "verifying": ["review", "decide", "sign:probes", "start", "finish", "verify"],
+    "rolling_back": ["review", "decide", "sign:probes", "start", "finish", "verify", "roll_back"],
     "rolled_back": [
-        *("review", "decide", "sign", "start", "finish", "verify", "roll_back", "rolled_back"),
+        *("review", "decide", "sign:probes", "start", "finish", "verify", "roll_back"),
+        "rolled_back",
     ],
     "rollback_failed": [
-        *("review", "decide", "sign", "start", "finish", "verify", "roll_back", "rollback_failed"),
+        *("review", "decide", "sign:probes", "start", "finish", "verify", "roll_back"),
+        "rollback_failed",
     ],
 }
 """Triggers that walk a freshly analyzed request into each state."""
@@ -75,10 +84,17 @@ def cfg(aegis_home: Path) -> Config:
 
 
 def step(cfg: Config, request_id: str, trigger: str, actor: str = "tester") -> RequestRecord:
-    """Fire ``trigger`` with evidence that satisfies its guards."""
+    """Fire ``trigger`` with evidence that satisfies its guards (``sign:probes``: ``sign``
+    with a plan that names health probes)."""
     kind, body, evidence = EVIDENCE[trigger]
     return api.advance(
-        cfg, request_id, trigger, actor, artifact_kind=kind, artifact=body, evidence=evidence
+        cfg,
+        request_id,
+        trigger.split(":", maxsplit=1)[0],
+        actor,
+        artifact_kind=kind,
+        artifact=body,
+        evidence=evidence,
     )
 
 

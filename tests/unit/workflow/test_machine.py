@@ -97,13 +97,16 @@ def test_exhaustive_state_trigger_table(state: str, trigger: str) -> None:
         from .conftest import AUTOMATION_PLAN
 
         decision = AUTOMATION_PLAN
+    from .conftest import PROBED_PLAN
+
     inp = GuardInput(
         trigger,
         state,
         frozenset({"plan", "policy", "execution-plan", "executor-result"}),
         kind,
         decision if kind else None,
-        {"reason": "test"},
+        {"reason": "test", "verification": "passed"},
+        {"execution-plan": PROBED_PLAN if trigger == "verify" else b'{"execution_id":"x"}'},
     )
     if state in sources:
         assert fire(wf, state, trigger, inp).dest == dest
@@ -157,6 +160,52 @@ def test_guards_refuse_and_name_themselves(
 ) -> None:
     wf = load_workflow()
     inp = GuardInput(trigger, state, frozenset({"plan"}), kind, body, evidence)
+    with pytest.raises(GuardRefusedError, match=guard) as err:
+        fire(wf, state, trigger, inp)
+    assert err.value.exit_code == 6
+
+
+PLAIN_PLAN = b'{"execution_id":"x-1"}'
+
+
+@pytest.mark.parametrize(
+    ("state", "trigger", "plan", "evidence", "guard"),
+    [
+        ("applied", "audit", "probed", {}, "plan_unverified"),
+        ("applied", "audit", None, {}, "plan_unverified"),
+        ("applied", "audit", "garbled", {}, "plan_unverified"),
+        ("applied", "verify", "plain", {}, "plan_verifies"),
+        ("applied", "verify", "garbled", {}, "plan_verifies"),
+        ("verifying", "verified", "probed", {"reason": "x"}, "verification_passed"),
+        (
+            "verifying",
+            "verified",
+            "probed",
+            {"reason": "x", "verification": "pending"},
+            "verification_passed",
+        ),
+    ],
+    ids=[
+        "audit-with-probes",
+        "audit-without-plan",
+        "audit-unreadable-plan",
+        "verify-without-probes",
+        "verify-unreadable-plan",
+        "verified-without-verdict",
+        "verified-while-pending",
+    ],
+)
+def test_not_audited_before_verification(
+    state: str, trigger: str, plan: str | None, evidence: dict[str, str], guard: str
+) -> None:
+    """A change held to health probes reaches 'audited' only through a passed verification."""
+    from .conftest import PROBED_PLAN
+
+    wf = load_workflow()
+    body = {"probed": PROBED_PLAN, "plain": PLAIN_PLAN, "garbled": b"{nope", None: None}[plan]
+    docs = {"execution-plan": body} if body is not None else {}
+    recorded = frozenset({"execution-plan", "executor-result"})
+    inp = GuardInput(trigger, state, recorded, None, None, evidence, docs)
     with pytest.raises(GuardRefusedError, match=guard) as err:
         fire(wf, state, trigger, inp)
     assert err.value.exit_code == 6
@@ -343,7 +392,46 @@ BAD_FILES = [
     (
         "verified-without-result",
         _edit(_edge("keep", "verifying", "audited")),
-        "lacks guard(s) has_executor_result_or_resolution",
+        "lacks guard(s) has_executor_result_or_resolution, verification_passed",
+    ),
+    # The plain audit edge may not lose the guard that keeps a probed change from skipping
+    # its verification, nor may the verified edge lose aegisd's passed verdict.
+    (
+        "audit-ignores-probes",
+        _edit(
+            replace=(
+                'guards = ["has_executor_result_or_resolution", "plan_unverified"]',
+                'guards = ["has_executor_result_or_resolution"]',
+            )
+        ),
+        "applied -> audited (trigger 'audit'): lacks guard(s) plan_unverified",
+    ),
+    (
+        "verified-without-verdict",
+        _edit(
+            replace=(
+                'guards = ["has_executor_result_or_resolution", "verification_passed"]',
+                'guards = ["has_executor_result_or_resolution"]',
+            )
+        ),
+        "verifying -> audited (trigger 'verified'): lacks guard(s) verification_passed",
+    ),
+    (
+        "verify-without-probes",
+        _edit(
+            replace=(
+                'guards = ["has_executor_result_or_resolution", "plan_verifies"]',
+                'guards = ["has_executor_result_or_resolution"]',
+            )
+        ),
+        "applied -> verifying (trigger 'verify'): lacks guard(s) plan_verifies",
+    ),
+    (
+        "second-audit-edge",
+        _edit(
+            _edge("keep", "applied", "audited", 'guards = ["has_executor_result_or_resolution"]\n')
+        ),
+        "applied -> audited (trigger 'keep'): lacks guard(s) plan_unverified",
     ),
     ("malformed", b"[[transitions]\nnope", "not valid UTF-8 TOML"),
     ("not-utf8", b'name = "\xff"', "not valid UTF-8 TOML"),

@@ -97,6 +97,30 @@ def test_guard_refusal_writes_nothing(cfg: Config, make_request: Make) -> None:
     assert step(cfg, rec.id, "deny").state == "denied"
 
 
+def test_probed_change_is_not_audited_before_its_verification(
+    cfg: Config, make_request: Make
+) -> None:
+    """The graph itself refuses applied -> audited when the signed plan names probes."""
+    rec = make_request("applied")
+    probed = make_request("analyzed")
+    for trigger in ("review", "decide", "sign:probes", "start", "finish"):
+        probed = step(cfg, probed.id, trigger)
+    assert probed.state == "applied"
+    before = _snapshot(cfg, probed.id)
+    with pytest.raises(StateError, match="plan_unverified") as err:
+        api.advance(cfg, probed.id, "audit", "x", evidence={"reason": "audit events verify"})
+    assert err.value.exit_code == 6
+    assert _snapshot(cfg, probed.id) == before
+    # Nor may it claim a verdict aegisd did not give, and a plain change is not verified.
+    verifying = step(cfg, probed.id, "verify")
+    with pytest.raises(StateError, match="verification_passed"):
+        api.advance(cfg, verifying.id, "verified", "x", evidence={"reason": "trust me"})
+    assert step(cfg, verifying.id, "verified").state == "audited"
+    with pytest.raises(StateError, match="plan_verifies"):
+        step(cfg, rec.id, "verify")
+    assert step(cfg, rec.id, "audit").state == "audited"
+
+
 def test_lost_race_writes_nothing(cfg: Config, make_request: Make) -> None:
     rec = make_request("analyzed")
     wf = load_workflow()
