@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.npm.names import check_targets, project_dir
+from aegis.ecosystems.npm.names import check_targets, is_global, project_dir
 from aegis.errors import InputError
 from aegis.model import (
     PLAN_SCHEMA,
@@ -297,6 +297,10 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     project = Path(project_dir(intent.location))
     registry = intent.registry or ""
     before = {n: _read(project / n) for n in PROJECT_FILES}
+    if is_global(intent.location) and not restore and before["package.json"] is None:
+        from aegis.ecosystems.npm import GLOBAL_SEED
+
+        restore = {"package.json": GLOBAL_SEED}  # the managed prefix's first change
     resolution = _Resolution(project, registry, intent.targets, restore)
     # While npm resolves: the imports.
     import tarfile  # noqa: F401 - loaded now, used by _inspect's threads

@@ -57,10 +57,10 @@ def target_invalid(facts: Facts) -> Check:
             check_target(t)
         except InputError:
             bad.append(t)
-    if not (facts.plan.intent.location or "").startswith("project:/"):
+    if not (facts.plan.intent.location or "").startswith(("project:/", "global:/")):
         bad.append(f"location {facts.plan.intent.location!r}")
     if not bad:
-        return Miss("every target is a registry package into a project")
+        return Miss("every target is a registry package into a project or the managed prefix")
     return Hit(f"targets outside the npm grammar: {listed(bad)}", unique(bad))
 
 
