@@ -129,9 +129,14 @@ class NpmEcosystem:
                 "required, or --global",
                 hint="a directory with package.json ('npm init -y'), or --global",
             )
+        prefix = global_prefix(cfg)
         if where == GLOBAL_WHERE:
-            return "global:" + global_prefix(cfg), url
-        return project_location(where), url
+            return "global:" + prefix, url
+        location = project_location(where)
+        if (location + "/").startswith(f"project:{prefix}/"):
+            # Its ownership checks are the global path's: never a project there.
+            raise InputError(f"{prefix} is the managed prefix", hint="plan with --global")
+        return location, url
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

@@ -141,3 +141,41 @@ def test_cli_plans_and_refuses(world: NpmWorld, tmp_path: Path) -> None:
     missing = _aegis(tmp_path, "npm", "install", "top-b", "--plan")
     assert missing.returncode == 3
     assert "--project DIR is required" in missing.stderr
+    glob = _aegis(tmp_path, "npm", "install", "top-b", "--global", "--registry", world.url,
+                  "--plan", "--json")  # fmt: skip
+    assert glob.returncode == 0, glob.stderr
+    prefix = tmp_path / "var/lib/aegis/managed/npm"
+    assert json.loads(glob.stdout)["plan"]["intent"]["location"] == f"global:{prefix}"
+    assert not prefix.exists()  # the apply creates it, root's alone
+    both = _aegis(tmp_path, "npm", "install", "top-b", "--global", "--project", str(project),
+                  "--plan")  # fmt: skip
+    assert both.returncode == 3
+    assert "two places" in both.stderr
+    # "--project global" is the directory ./global, never the managed prefix.
+    word = _aegis(tmp_path, "npm", "install", "top-b", "--project", "global", "--plan")
+    assert word.returncode == 3
+    assert "global has no package.json" in word.stderr
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["global:/etc", "GLOBAL", " global", "global/..", "/var/lib/aegis/managed/npm", "glob\u0430l"],
+)
+def test_only_the_word_global_names_the_managed_prefix(tmp_path: Path, where: str) -> None:
+    cfg = load_config({"AEGIS_HOME": str(tmp_path)})
+    eco = for_tool(Tool.NPM)
+    assert eco.place(cfg, ["dep-a"], "global", None)[0] == (
+        f"global:{tmp_path}/var/lib/aegis/managed/npm"
+    )
+    with pytest.raises(InputError):  # each is a project path without package.json
+        eco.place(cfg, ["dep-a"], where, None)
+
+
+def test_a_project_inside_the_managed_prefix_is_refused(tmp_path: Path) -> None:
+    """The prefix's ownership checks are the --global path's: never planned as a project."""
+    cfg = load_config({"AEGIS_HOME": str(tmp_path)})
+    eco = for_tool(Tool.NPM)
+    prefix = new_project(tmp_path / "var/lib/aegis/managed/npm")
+    for inside in (prefix, new_project(prefix / "node_modules/x")):
+        with pytest.raises(InputError, match="is the managed prefix"):
+            eco.place(cfg, ["dep-a"], str(inside), None)

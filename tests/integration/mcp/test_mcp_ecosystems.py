@@ -84,6 +84,15 @@ def test_pip_and_npm_plans_equal_the_cli_json(world: dict[str, Any]) -> None:
             "npm": await client.call_tool(
                 "plan", {"ecosystem": "npm", "targets": ["top-b@2.0.0"], **npm_args}
             ),
+            "npm-global": await client.call_tool(
+                "plan",
+                {
+                    "ecosystem": "npm",
+                    "targets": ["dep-a"],
+                    "where": "global",
+                    "registry": world["registry"],
+                },
+            ),
         }
         request = (out["pip"].structured_content or {})["request_id"]
         out["review"] = await client.call_tool("review", {"plan": request, "no_review": True})
@@ -91,7 +100,7 @@ def test_pip_and_npm_plans_equal_the_cli_json(world: dict[str, Any]) -> None:
         return out
 
     out = run_session(world["env"], body)
-    for name in ("pip", "npm", "review", "policy"):
+    for name in ("pip", "npm", "npm-global", "review", "policy"):
         assert not out[name].is_error, (name, out[name].content)
     pip_doc = out["pip"].structured_content or {}
     npm_doc = out["npm"].structured_content or {}
@@ -116,6 +125,14 @@ def test_pip_and_npm_plans_equal_the_cli_json(world: dict[str, Any]) -> None:
     assert code == 0
     assert _comparable(cli_pip) == _comparable(pip_doc)
     assert _comparable(cli_npm) == _comparable(npm_doc)
+    code, cli_global = cli_json(
+        world["env"], "npm", "install", "dep-a", "--global", "--registry", world["registry"],
+        "--plan",
+    )  # fmt: skip
+    assert code == 0
+    global_doc = out["npm-global"].structured_content or {}
+    assert global_doc["plan"]["intent"]["location"].endswith("/var/lib/aegis/managed/npm")
+    assert _comparable(cli_global) == _comparable(global_doc)
 
 
 REFUSED = [
