@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.pip.names import check_targets, location_dir, normalize
+from aegis.ecosystems.pip.names import (
+    SYSTEM_PYTHON,
+    check_targets,
+    is_target,
+    location_dir,
+    normalize,
+)
 from aegis.ecosystems.pip.state import installed
 from aegis.model import (
     PLAN_SCHEMA,
@@ -85,14 +91,18 @@ def pip_env(home: str) -> dict[str, str]:
     }
 
 
-def dry_run_argv(venv: str, index: str, targets: tuple[str, ...]) -> tuple[str, ...]:
+def dry_run_argv(
+    venv: str, index: str, targets: tuple[str, ...], *, target: bool = False
+) -> tuple[str, ...]:
     """The read-only resolution (also the bench's raw baseline).
 
     ``--only-binary=:all:``: reading an sdist's metadata means running its build backend,
-    which planning must never do; a project with only an sdist fails analysis.
+    which planning must never do; a project with only an sdist fails analysis. ``target``:
+    ``venv`` is a ``--target`` directory, resolved for the system interpreter.
     """
     return (
-        f"{venv}/bin/python", "-m", "pip", "--isolated", "--disable-pip-version-check",
+        SYSTEM_PYTHON if target else f"{venv}/bin/python", "-m", "pip", "--isolated",
+        "--disable-pip-version-check",
         "--no-input", "install", "--dry-run", "--ignore-installed", "--quiet",
         "--no-cache-dir", "--only-binary=:all:", "--report", "-", "--index-url", index,
         "--", *targets,
@@ -148,6 +158,21 @@ def venv_owner(venv: Path) -> str:
         if st.st_uid != 0:
             return f"{st.st_uid}:{st.st_gid}"
     return "0:0"
+
+
+def target_owner(directory: Path) -> str:
+    """``UID:GID`` of a ``--target`` directory (``0:0``: root's), who runs pip into it."""
+    try:
+        st = directory.lstat()
+    except OSError:
+        return ""
+    return f"{st.st_uid}:{st.st_gid}" if st.st_uid != 0 else "0:0"
+
+
+def location_owner(location: str | None) -> str:
+    """Who runs pip for a recorded location: the venv's or the target directory's owner."""
+    directory = Path(location_dir(location))
+    return target_owner(directory) if is_target(location) else venv_owner(directory)
 
 
 def _kind(url: str) -> str:
@@ -238,8 +263,9 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     """Resolve ``intent`` against its index for its venv (read-only); see the module doc."""
     check_targets(intent.targets)
     venv = location_dir(intent.location)
+    target = is_target(intent.location)
     index = intent.registry or ""
-    pip = _Pip(dry_run_argv(venv, index, intent.targets))
+    pip = _Pip(dry_run_argv(venv, index, intent.targets, target=target))
     # While pip resolves: the imports and the venv's state.
     from concurrent.futures import ThreadPoolExecutor
 
@@ -251,8 +277,8 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
         wheels,  # noqa: F401 - loaded now, used by _inspect
     )
 
-    have = installed(Path(venv))
-    owner = venv_owner(Path(venv))
+    have = installed(Path(venv), target=target)
+    owner = location_owner(intent.location)
     state_hash = canonical_hash(
         {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items()),
          "owner": owner}
