@@ -1,8 +1,9 @@
 """npm's rules (stable ids, docs/ecosystems.md), evaluated with the generic ones.
 
 Generic rules kept: ``analysis.failed``, ``command.metachar``, ``evidence.stale``,
-``evidence.future``, ``name.lookalike``. Integrity is npm's own (``integrity.missing``: the
-lockfile's SRI string the tarball matched), not apt's signed-index provenance.
+``evidence.future``, ``name.lookalike``, ``package.release-age`` (the registry's publish
+time). Integrity is npm's own (``integrity.missing``: the lockfile's SRI string the tarball
+matched), not apt's signed-index provenance.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aegis.policy.rules import (
 )
 
 GENERIC = ("analysis.failed", "command.metachar", "evidence.stale", "evidence.future",
-           "name.lookalike")  # fmt: skip
+           "name.lookalike", "package.release-age")  # fmt: skip
 
 
 def _changing_arts(facts: Facts) -> list[Artifact]:

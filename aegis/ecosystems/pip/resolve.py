@@ -214,6 +214,28 @@ def _yanked(stderr: str) -> set[tuple[str, str]]:
     return {(normalize(n), v) for n, v in _YANKED_RE.findall(stderr)}
 
 
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def _upload_times(index: str, project: str) -> dict[str, str]:
+    """Filename -> PEP 700 ``upload-time`` from the index's JSON page (PEP 691).
+
+    {} when the index serves no JSON or no times (a PEP 503 HTML-only index).
+    """
+    from aegis.ecosystems.published import fetch_json, normal_time
+
+    try:
+        kind, doc = fetch_json(f"{index}{project}/", SIMPLE_JSON)
+    except (OSError, ValueError):
+        return {}
+    files = doc.get("files") if isinstance(doc, dict) and kind == SIMPLE_JSON else None
+    out: dict[str, str] = {}
+    for f in files[:100_000] if isinstance(files, list) else ():
+        if isinstance(f, dict) and isinstance(f.get("filename"), str):
+            out[f["filename"]] = normal_time(f.get("upload-time"))
+    return out
+
+
 def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
     from aegis.ecosystems.pip import wheels
 
@@ -297,18 +319,26 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
             version = f"pip {report.get('pip_version', '')}"
         except (ValueError, AttributeError):
             failure = AnalysisFailure("tool-failed", "pip's report is not JSON")
+    projects = sorted({normalize(str((i.get("metadata") or {}).get("name", ""))) for i in items})
     with ThreadPoolExecutor(max_workers=4) as pool:
+        timed = pool.map(lambda p: _upload_times(index, p), projects)
         facts = list(pool.map(_inspect, items))
+        uploaded = dict(zip(projects, timed, strict=True))
     warned = _yanked(err)
+
+    def _filename(url: str) -> str:
+        return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
     arts = tuple(
         sorted(
             (
-                replace(a, yanked=a.yanked or (a.name, a.version) in warned)
+                replace(a, yanked=a.yanked or (a.name, a.version) in warned,
+                        published=uploaded.get(a.name, {}).get(_filename(a.url), ""))
                 for a in (_artifact(i, f) for i, f in zip(items, facts, strict=True))
             ),
             key=lambda a: a.name,
         )
-    )
+    )  # fmt: skip
     changes: list[PackageChange] = []
     prov: list[Provenance] = []
     for a in arts:

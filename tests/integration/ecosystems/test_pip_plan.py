@@ -238,3 +238,31 @@ def _where(tmp_path: Path, how: str) -> str:
 def test_bad_targets_are_refused_before_anything_runs(tmp_path: Path, how: str) -> None:
     with pytest.raises(InputError):
         for_tool(Tool.PIP).place(load_config({}), ["demo-lib"], _where(tmp_path, how), None)
+
+
+@pytest.mark.parametrize(
+    ("target", "decision", "why"),
+    [
+        ("aged-lib", "allow", ""),  # the JSON page's upload-time: 2020
+        ("fresh-lib", "require-approval", "published 1h ago, minimum 3d"),
+        ("demo-lib", "require-approval", "no publish time: age unknown"),  # an HTML-only page
+    ],
+)
+def test_min_release_age_holds_recent_uploads(
+    world: PipWorld, target: str, decision: str, why: str
+) -> None:
+    from .npm_fixtures import with_release_age
+
+    plan = _plan(world, target)
+    assert plan.ecosystem is not None
+    (art,) = plan.ecosystem.artifacts
+    assert bool(art.published) == (target != "demo-lib")
+    cfg = parse_policy_config(with_release_age(policy_with_index(world.url)))
+    cfg = replace(cfg, review=ReviewSettings(public_keys=(), allow_skip=True, required=False))
+    result = evaluate(plan, None, cfg, datetime.now(UTC))
+    assert result.decision.value == decision
+    fired = {f.rule_id: f.reason for f in result.fired}
+    if why:
+        assert why in fired["package.release-age"]
+    else:
+        assert "package.release-age" not in fired

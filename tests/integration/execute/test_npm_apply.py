@@ -224,3 +224,20 @@ def test_a_managed_prefix_an_agent_could_swap_is_refused(
     assert answer.refusal == "refused:environment", answer.message
     assert not (tmp_path / "agent-dir/node_modules").exists()
     assert not (prefix / "node_modules").exists()
+
+
+def test_a_version_too_new_for_policy_applies_once_approved(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """min_release_age: the registry's publish time is evidence aegisd re-derives too."""
+    from ecosystems.npm_fixtures import with_release_age
+
+    home = _home(tmp_path, world)
+    (home / "etc/aegis/policy.toml").write_text(with_release_age(policy_with_registry(world.url)))
+    project = new_project(tmp_path / "app")
+    plan = _plan(world, home, project, "fresh-pkg")
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.artifacts[0].published.endswith("Z")
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))  # approved by bob
+    assert answer.ok, (answer.message, answer.result)
+    assert (project / "node_modules/fresh-pkg/package.json").is_file()
