@@ -17,7 +17,7 @@ from aegis.cli.planning_cli import target_command, verb_group
 _VERBS = frozenset({"install"})
 
 
-_PipGroup = verb_group(_VERBS, "pip install", "pip install <requirement> --venv DIR")
+_PipGroup = verb_group(_VERBS, "pip install", "pip install <requirement> --venv DIR|--target DIR")
 
 
 _ReqCommand = target_command("aegis.ecosystems.pip.names:check_target")
@@ -27,8 +27,8 @@ _ReqCommand = target_command("aegis.ecosystems.pip.names:check_target")
     "pip",
     cls=_PipGroup,
     help=(
-        "Plan pip changes into a virtual environment (read-only); nothing runs until the\n"
-        "plan is reviewed, decided, signed and applied by aegisd.\n\n"
+        "Plan pip changes into a virtual environment or a --target directory (read-only);\n"
+        "nothing runs until the plan is reviewed, decided, signed and applied by aegisd.\n\n"
         "Example:\n\n"
         "  aegis pip install requests==2.32.3 --venv /srv/app/.venv --plan"
     ),
