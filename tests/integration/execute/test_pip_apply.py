@@ -286,3 +286,30 @@ def test_a_root_target_someone_else_could_swap_is_refused(
     assert answer.refusal == "refused:environment", answer.message
     assert not list(elsewhere.iterdir())
     assert not list(parent.glob("lib/swap_lib*"))
+
+
+def test_a_users_target_is_changed_as_that_user(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    from tests.conftest import require_root
+
+    require_root("makes a directory owned by another user")
+    home = _home(tmp_path, world)
+    base = Path(tempfile.mkdtemp(prefix="aegis-usertarget-", dir="/tmp"))
+    base.chmod(0o755)
+    target = base / "lib"
+    target.mkdir()
+    os.chown(target, 65534, 65534)
+    world.index.add_wheel("user-tgt-lib", "1.0")
+    plan = _target_plan(world, home, target, "user-tgt-lib")
+    assert plan.command_preview[:4] == (
+        "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"
+    )  # fmt: skip
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    assert (target / "user_tgt_lib-1.0.dist-info").stat().st_uid == 65534
+    shutil.rmtree(base)
