@@ -336,6 +336,9 @@ class Artifact:
     integrity: str = field(default="", metadata=_OMIT)
     """npm: the Subresource Integrity string (``sha512-...``) the lockfile pins and the
     downloaded tarball matched; "" when it did not."""
+    published: str = field(default="", metadata=_OMIT)
+    """When the registry says this version was published (npm: the packument's ``time``;
+    pip: PEP 700 ``upload-time``), ``YYYY-MM-DDTHH:MM:SSZ``; "" when it does not say."""
 
 
 @dataclass(frozen=True)

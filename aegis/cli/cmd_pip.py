@@ -17,7 +17,7 @@ from aegis.cli.planning_cli import target_command, verb_group
 _VERBS = frozenset({"install"})
 
 
-_PipGroup = verb_group(_VERBS, "pip install", "pip install <requirement> --venv DIR")
+_PipGroup = verb_group(_VERBS, "pip install", "pip install <requirement> --venv DIR|--target DIR")
 
 
 _ReqCommand = target_command("aegis.ecosystems.pip.names:check_target")
@@ -27,8 +27,8 @@ _ReqCommand = target_command("aegis.ecosystems.pip.names:check_target")
     "pip",
     cls=_PipGroup,
     help=(
-        "Plan pip changes into a virtual environment (read-only); nothing runs until the\n"
-        "plan is reviewed, decided, signed and applied by aegisd.\n\n"
+        "Plan pip changes into a virtual environment or a --target directory (read-only);\n"
+        "nothing runs until the plan is reviewed, decided, signed and applied by aegisd.\n\n"
         "Example:\n\n"
         "  aegis pip install requests==2.32.3 --venv /srv/app/.venv --plan"
     ),
@@ -40,29 +40,52 @@ def pip_group() -> None:
 @pip_group.command(
     "install",
     cls=_ReqCommand,
-    help="Plan installing requirements into a venv.\n\nExample:\n\n"
-    "  aegis pip install requests --venv /srv/app/.venv --plan",
+    help="Plan installing requirements into a venv, or into a directory with\n"
+    "'pip install --target' (the system python3's pip; never its site-packages).\n\n"
+    "Example:\n\n"
+    "  aegis pip install requests --venv /srv/app/.venv --plan\n"
+    "  aegis pip install requests --target /srv/app/lib --plan",
 )
 @click.argument("requirements", nargs=-1, required=True)
-@click.option("--venv", "venv", default=None, help="Required: an existing virtual environment.")
+@click.option("--venv", "venv", default=None, help="An existing virtual environment.")
+@click.option("--target", "target", default=None, help="Or: an existing directory (--target).")
 @click.option(
     "--index-url", "index_url", default=None, help="The index (default: pip's own, PyPI)."
 )
 @click.option("--plan", "plan", is_flag=True, help="Required: only plan, never change.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and its path as JSON.")
-def install_cmd(
+def install_cmd(  # noqa: PLR0917 - one parameter per click option
     requirements: tuple[str, ...],
     venv: str | None,
+    target: str | None,
     index_url: str | None,
     plan: bool,
     as_json: bool,
 ) -> None:
     """Plan a pip install."""
+    import os
+
     from aegis.cli.render import refuse_direct_mutation
-    from aegis.ecosystems.pip.names import DEFAULT_INDEX, check_index_url, check_targets
+    from aegis.ecosystems.pip.names import (
+        DEFAULT_INDEX,
+        TARGET_KIND,
+        check_index_url,
+        check_targets,
+    )
+    from aegis.errors import InputError
 
     check_targets(requirements)
     check_index_url(index_url or DEFAULT_INDEX)
+    if venv is not None and target is not None:
+        raise InputError("--venv and --target name two places: give one")
+    # Paths, always absolute: "--venv target:x" is the directory ./target:x.
+    where = (
+        TARGET_KIND + os.path.abspath(target)
+        if target is not None
+        else os.path.abspath(venv)
+        if venv is not None
+        else None
+    )
     if not plan:
         raise refuse_direct_mutation("pip install " + " ".join(requirements))
 
@@ -77,7 +100,7 @@ def install_cmd(
         "pip",
         "install",
         requirements,
-        where=venv,
+        where=where,
         registry=index_url,
         preload=() if as_json else PEOPLE,
     )

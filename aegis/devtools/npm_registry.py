@@ -85,7 +85,8 @@ class NpmRegistry:
         }
         doc["versions"][version] = version_doc
         doc["dist-tags"]["latest"] = version
-        doc["time"][version] = published
+        if published:  # "": a registry that states no time for this version
+            doc["time"][version] = published
 
     def tarball(self, name: str, fname: str) -> bytes | None:
         """The bytes of one tarball, or None."""

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import html
 import io
+import json
 import tarfile
 import threading
 import zipfile
@@ -37,9 +38,25 @@ def _record_line(path: str, data: bytes) -> str:
     return f"{path},sha256={digest},{len(data)}"
 
 
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Stay silent: the tests' output is pytest's."""
+
+    def do_GET(self) -> None:
+        """PEP 691 content negotiation: the JSON page when asked for and there is one."""
+        page = Path(self.translate_path(self.path)) / "index.json"
+        if SIMPLE_JSON in self.headers.get("Accept", "") and page.is_file():
+            body = page.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", SIMPLE_JSON)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
 
 
 class PypiIndex:
@@ -51,6 +68,8 @@ class PypiIndex:
         (root / "files").mkdir(parents=True, exist_ok=True)
         (root / "simple").mkdir(parents=True, exist_ok=True)
         self.links: dict[str, list[tuple[str, str, bool]]] = {}
+        self.uploaded: dict[str, str] = {}
+        """Filename -> PEP 700 upload-time."""
 
     def add_wheel(
         self,
@@ -64,8 +83,13 @@ class PypiIndex:
         yanked: bool = False,
         publish_hash: bool = True,
         wrong_hash: bool = False,
+        uploaded: str | None = None,
     ) -> Path:
-        """Build ``name-version-py3-none-any.whl`` and list it; return its path."""
+        """Build ``name-version-py3-none-any.whl`` and list it; return its path.
+
+        ``uploaded``: its PEP 700 ``upload-time``; a project with one also gets a PEP 691
+        JSON page (pip and the planner ask for it), one without stays HTML only.
+        """
         dist = name.replace("-", "_")
         pkg = dist.lower()
         info = f"{dist}-{version}.dist-info"
@@ -92,7 +116,7 @@ class PypiIndex:
                 zf.writestr(p, d)
         path = self.root / "files" / f"{dist}-{version}-py3-none-any.whl"
         path.write_bytes(buf.getvalue())
-        self._link(name, path, yanked, publish_hash, wrong_hash)
+        self._link(name, path, yanked, publish_hash, wrong_hash, uploaded=uploaded)
         return path
 
     def add_sdist(self, name: str, version: str) -> Path:
@@ -117,15 +141,30 @@ class PypiIndex:
         return path
 
     def _link(
-        self, name: str, path: Path, yanked: bool, publish_hash: bool, wrong: bool = False
+        self,
+        name: str,
+        path: Path,
+        yanked: bool,
+        publish_hash: bool,
+        wrong: bool = False,
+        *,
+        uploaded: str | None = None,
     ) -> None:
         project = _norm(name)
         digest = hashlib.sha256(path.read_bytes() + (b"x" if wrong else b"")).hexdigest()
         self.links.setdefault(project, []).append(
             (path.name, digest if publish_hash else "", yanked)
         )
+        if uploaded is not None:
+            self.uploaded[path.name] = uploaded
         anchors = []
+        files = []
         for fname, digest, is_yanked in self.links[project]:
+            files.append(
+                {"filename": fname, "url": f"../../files/{fname}",
+                 "hashes": {"sha256": digest} if digest else {}, "yanked": is_yanked,
+                 **({"upload-time": self.uploaded[fname]} if fname in self.uploaded else {})}
+            )  # fmt: skip
             href = f"../../files/{fname}" + (f"#sha256={digest}" if digest else "")
             extra = ' data-yanked=""' if is_yanked else ""
             anchors.append(f'<a href="{html.escape(href)}"{extra}>{html.escape(fname)}</a><br>')
@@ -133,6 +172,9 @@ class PypiIndex:
         d.mkdir(exist_ok=True)
         page = "<!DOCTYPE html><html><body>\n" + "\n".join(anchors) + "\n</body></html>\n"
         (d / "index.html").write_text(page)
+        if any(f["filename"] in self.uploaded for f in files):
+            doc = {"meta": {"api-version": "1.1"}, "name": project, "files": files}
+            (d / "index.json").write_text(json.dumps(doc))
 
     @contextmanager
     def serve(self) -> Iterator[str]:

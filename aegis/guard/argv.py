@@ -42,11 +42,13 @@ ASK_OPERATOR = (
     "package instead (aegis apt install <package> --plan)"
 )
 PLAN_NPM = (
-    "plan it instead: aegis npm install <package> --project DIR --plan (read-only; then "
+    "plan it instead: aegis npm install <package> --project DIR --plan, or --global for "
+    "the Aegis-managed prefix (read-only; then "
     "review, policy, sign and aegisd apply it)"
 )
 PLAN_PIP = (
-    "plan it instead: aegis pip install <requirement> --venv DIR --plan (read-only; then "
+    "plan it instead: aegis pip install <requirement> --venv DIR --plan, or --target DIR "
+    "(read-only; then "
     "review, policy, sign and aegisd apply it)"
 )
 PLAN_CARGO = (

@@ -11,6 +11,10 @@ apt metadata has no publish date. The analyzer records when Aegis first saw each
 by D, so its age at decision time is at least ``now - min(first seen, D)``. A version
 without such a record (the store could not be used) is treated as new, never as old.
 
+npm and pip registries state a publish time (the packument's ``time``, PEP 700
+``upload-time``), which their planners record per artifact (``Artifact.published``); the
+same threshold applies to it, and a version whose registry states none is treated as new.
+
 Example:
     >>> _human(90_000)
     '1d 1h'
@@ -44,8 +48,39 @@ def _published_by(seen: FirstSeen) -> float | None:
     return min(first, dated).timestamp() if dated is not None else first.timestamp()
 
 
+def _registry_ages(facts: Facts) -> list[tuple[str, str]]:
+    """(package, why) of each npm or pip version younger than the minimum (or undated)."""
+    minimum = facts.config.thresholds.min_release_age_s
+    eco = facts.plan.ecosystem
+    if minimum <= 0 or eco is None:
+        return []
+    arts = {(a.name, a.version): a for a in eco.artifacts}
+    now = facts.now.timestamp()
+    out: list[tuple[str, str]] = []
+    for c in facts.changing:
+        if c.action not in _WITH_FILE or not c.candidate_version:
+            continue
+        art = arts.get((c.name, c.candidate_version))
+        published = parse_time(art.published) if art is not None else None
+        if published is None:
+            why = "the registry states no publish time: age unknown"
+        elif now - published.timestamp() < minimum:
+            age = _human(now - published.timestamp())
+            why = f"published {age} ago, minimum {_human(minimum)}"
+        else:
+            continue
+        out.append((c.name, f"{c.name} {c.candidate_version} ({why})"))
+    return out
+
+
 def package_release_age(facts: Facts) -> Check:
     """A version to install that its source has offered for less than the minimum age."""
+    if facts.plan.ecosystem is not None:
+        found = _registry_ages(facts)
+        if not found:
+            return Miss("every version is older than the minimum release age (or none is set)")
+        return Hit(f"too new to install unreviewed: {listed([w for _, w in found])}",
+                   unique([n for n, _ in found]))  # fmt: skip
     default_s = facts.config.thresholds.min_release_age_s
     seen = {(f.package, f.version, f.repository): f for f in facts.plan.first_seen}
     now = facts.now.timestamp()

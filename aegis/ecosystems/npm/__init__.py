@@ -1,10 +1,13 @@
-"""npm behind the ecosystem seam: packages into a project directory (docs/ecosystems.md).
+"""npm behind the ecosystem seam: into a project or the managed prefix (docs/ecosystems.md).
 
 Planned with ``npm install --package-lock-only --ignore-scripts`` in a scratch copy of the
 project against one explicit registry; the plan carries the new ``package.json`` and
 ``package-lock.json``. aegisd re-resolves, writes exactly those two signed files into the
 project, then runs ``npm ci --ignore-scripts``: npm installs exactly the lockfile and checks
 every tarball against the lockfile's ``integrity``. Lifecycle scripts never run.
+
+``--global`` is the same change to the Aegis-managed prefix (``/var/lib/aegis/managed/npm``):
+a root-owned project whose ``bin`` (a link to ``node_modules/.bin``) operators put on PATH.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.ecosystems.interface import Planning
+from aegis.ecosystems.managed import safe_dir
+from aegis.ecosystems.npm.names import GLOBAL_WHERE, is_global, project_dir
 from aegis.ecosystems.npm.names import check_targets as _check_targets
-from aegis.ecosystems.npm.names import project_dir
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.model import Action, Intent, Plan, Tool
 
@@ -28,6 +32,46 @@ if TYPE_CHECKING:
     from aegis.sign.execution_plan import ExactTarget
 
 PROJECT_FILES = ("package.json", "package-lock.json")
+GLOBAL_SEED = '{\n  "name": "aegis-managed-npm",\n  "private": true\n}\n'
+"""The managed prefix's ``package.json`` before its first change (and after rolling it back)."""
+
+
+def global_prefix(cfg: Config) -> str:
+    """The Aegis-managed prefix: ``/var/lib/aegis/managed/npm`` (under AEGIS_HOME in tests).
+
+    Root's alone, mode 0755; its ``bin`` links to ``node_modules/.bin``, which operators put
+    on PATH (docs/ecosystems.md). ``--global`` changes land nowhere else.
+    """
+    return str(cfg.state_dir / "managed" / "npm")
+
+
+def _prefix(cfg: Config, plan: Plan) -> Path | None:
+    """The managed prefix a ``global:`` plan names, created or refused; None for a project.
+
+    Raises:
+        InputError: a ``global:`` location other than the configured prefix.
+        EnvironmentFailure: the prefix or ``managed/`` is a link or not root's alone.
+    """
+    if not is_global(plan.intent.location):
+        return None
+    if project_dir(plan.intent.location) != global_prefix(cfg):
+        raise InputError(f"{plan.intent.location} is not the managed npm prefix")
+    prefix = Path(global_prefix(cfg))
+    safe_dir(prefix, 0o755, levels=2)  # managed/npm and managed/
+    return prefix
+
+
+def _link_bin(prefix: Path) -> None:
+    """``PREFIX/bin -> node_modules/.bin``, made once; anything else there is refused."""
+    dfd = os.open(prefix, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            os.symlink("node_modules/.bin", "bin", dir_fd=dfd)
+        except FileExistsError:
+            if os.readlink("bin", dir_fd=dfd) != "node_modules/.bin":
+                raise OSError(f"{prefix}/bin is not the link aegisd made") from None
+    finally:
+        os.close(dfd)
 
 
 def _cache(cfg: Config) -> str:
@@ -53,12 +97,13 @@ def _write(directory: Path, name: str, text: str) -> None:
 
 
 class NpmEcosystem:
-    """npm packages into a project directory."""
+    """npm packages into a project directory or the managed prefix."""
 
     tool = Tool.NPM
     planning = Planning(
         verbs={"install": True},
-        where="--project DIR, a project directory with package.json",
+        where="--project DIR, a project directory with package.json; or 'global' "
+        "(--global): the Aegis-managed prefix",
         registry="--registry",
     )
 
@@ -69,17 +114,29 @@ class NpmEcosystem:
     def place(
         self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
     ) -> tuple[str | None, str | None]:
-        """``project:/real/path`` of a project with package.json, and the registry."""
+        """The place and the registry.
+
+        ``project:/real/path`` of a project with package.json, or the managed prefix
+        (``global:/var/lib/aegis/managed/npm``) for ``where`` ``global``.
+        """
         from aegis.ecosystems.npm.names import DEFAULT_REGISTRY, project_location
         from aegis.ecosystems.pip.names import check_index_url
 
         url = check_index_url(registry or DEFAULT_REGISTRY)
         if where is None:
             raise InputError(
-                "npm changes go into a project: --project DIR is required",
-                hint="a directory with package.json ('npm init -y')",
+                "npm changes go into a project or the managed prefix: --project DIR is "
+                "required, or --global",
+                hint="a directory with package.json ('npm init -y'), or --global",
             )
-        return project_location(where), url
+        prefix = global_prefix(cfg)
+        if where == GLOBAL_WHERE:
+            return "global:" + prefix, url
+        location = project_location(where)
+        if (location + "/").startswith(f"project:{prefix}/"):
+            # Its ownership checks are the global path's: never a project there.
+            raise InputError(f"{prefix} is the managed prefix", hint="plan with --global")
+        return location, url
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
@@ -106,6 +163,8 @@ class NpmEcosystem:
             project = project_dir(plan.intent.location)
         except InputError:
             return ()
+        if is_global(plan.intent.location) and project != global_prefix(cfg):
+            return ()
         return (NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--userconfig",
                 os.devnull, "--globalconfig", NO_GLOBAL_CONFIG, "--registry", registry,
                 "--cache", _cache(cfg), "--prefix", project)  # fmt: skip
@@ -117,7 +176,12 @@ class NpmEcosystem:
         return derive_targets(plan)
 
     def preflight(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> str | None:
-        """The project must still be a project."""
+        """The project must still be a project; the managed prefix must be root's alone."""
+        try:
+            if _prefix(cfg, plan) is not None:
+                return None
+        except (InputError, EnvironmentFailure, OSError) as e:
+            return str(e)
         project = Path(project_dir(plan.intent.location))
         if not (project / "package.json").is_file() or project.is_symlink():
             return f"{project} is no longer an npm project"
@@ -159,12 +223,15 @@ class NpmEcosystem:
             EnvironmentFailure: the project cannot be written.
         """
         assert plan.ecosystem is not None
-        project = Path(project_dir(plan.intent.location))
         try:
+            prefix = _prefix(cfg, plan)
+            project = prefix or Path(project_dir(plan.intent.location))
             for f in plan.ecosystem.files:
                 if f.name in PROJECT_FILES:
                     _write(project, f.name, f.after)
-        except OSError as e:
+            if prefix is not None:
+                _link_bin(prefix)
+        except (OSError, InputError) as e:
             raise EnvironmentFailure(f"cannot write the project files: {e}") from e
 
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:

@@ -80,12 +80,27 @@ def project_location(path: str) -> str:
     return "project:" + real
 
 
+GLOBAL_WHERE = "global"
+"""The ``where`` of the managed prefix (``--global`` on the CLI, the MCP plan tool's word)."""
+GLOBAL_KIND = "global:"
+PROJECT_KIND = "project:"
+
+
+def is_global(location: str | None) -> bool:
+    """Whether a recorded location is the managed prefix (``global:/...``)."""
+    return (location or "").startswith(GLOBAL_KIND + "/")
+
+
 def project_dir(location: str | None) -> str:
-    """The directory of a recorded ``project:`` location.
+    """The directory of a recorded ``project:`` or ``global:`` location.
+
+    A ``global:`` directory is only trusted once compared with the configured prefix
+    (:func:`aegis.ecosystems.npm.global_prefix`); every caller that writes or runs does.
 
     Raises:
         InputError: no location, or another kind (fail closed).
     """
-    if not location or not location.startswith("project:/"):
-        raise InputError(f"unsupported npm location {str(location)[:80]!r}")
-    return location[len("project:") :]
+    for kind in (PROJECT_KIND, GLOBAL_KIND):
+        if location and location.startswith(kind + "/") and "\x00" not in location:
+            return location[len(kind) :]
+    raise InputError(f"unsupported npm location {str(location)[:80]!r}")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.npm.names import check_targets, project_dir
+from aegis.ecosystems.npm.names import check_targets, is_global, project_dir
 from aegis.errors import InputError
 from aegis.model import (
     PLAN_SCHEMA,
@@ -174,6 +174,23 @@ def _inspect(entry: dict[str, Any]) -> _Tarball:
     return _Tarball(ok, hooks, bins)
 
 
+def _publish_times(registry: str, name: str) -> dict[str, str]:
+    """Version -> publish time from the packument's ``time``; {} when the registry is silent.
+
+    npm's abbreviated metadata, which npm itself reads, leaves ``time`` out: one more read.
+    """
+    from aegis.ecosystems.published import fetch_json, normal_time
+
+    try:
+        _, doc = fetch_json(registry + name.replace("/", "%2f"), "application/json")
+    except (OSError, ValueError):
+        return {}
+    times = doc.get("time") if isinstance(doc, dict) else None
+    if not isinstance(times, dict):
+        return {}
+    return {str(v): normal_time(t) for v, t in list(times.items())[:100_000]}
+
+
 def _action(old: dict[str, Any] | None, new: dict[str, Any]) -> Action:
     from packaging.version import InvalidVersion, Version
 
@@ -254,8 +271,11 @@ class _Evidence:
         signals, findings = self.signals, self.findings
         from concurrent.futures import ThreadPoolExecutor
 
+        names_of = sorted({_pkg_name(p) for p in changed})
         with ThreadPoolExecutor(max_workers=4) as pool:
+            timed = pool.map(lambda n: _publish_times(registry, n), names_of)
             facts = dict(zip(changed, pool.map(lambda p: _inspect(new[p]), changed), strict=True))
+            times = dict(zip(names_of, timed, strict=True))
         for path in changed:
             entry, t = new[path], facts[path]
             version = str(entry.get("version", ""))
@@ -271,7 +291,8 @@ class _Evidence:
             arts.append(Artifact(name=path, version=version, kind="tarball", url=url, sha256="",
                                  size=0, requested=name in names, commands=t.bins,
                                  install_scripts=tuple(f"{k}: {v}" for k, v in t.scripts.items()),
-                                 integrity=integrity))  # fmt: skip
+                                 integrity=integrity,
+                                 published=times.get(name, {}).get(version, "")))  # fmt: skip
             for hook, body in t.scripts.items():
                 signals.append(Signal("npm.install-script", path, f"{hook}: {body[:200]}"))
                 findings.extend(scan_script(path, hook, body.encode()))
@@ -297,6 +318,10 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     project = Path(project_dir(intent.location))
     registry = intent.registry or ""
     before = {n: _read(project / n) for n in PROJECT_FILES}
+    if is_global(intent.location) and not restore and before["package.json"] is None:
+        from aegis.ecosystems.npm import GLOBAL_SEED
+
+        restore = {"package.json": GLOBAL_SEED}  # the managed prefix's first change
     resolution = _Resolution(project, registry, intent.targets, restore)
     # While npm resolves: the imports.
     import tarfile  # noqa: F401 - loaded now, used by _inspect's threads

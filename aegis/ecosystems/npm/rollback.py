@@ -10,6 +10,7 @@ A project that had no lockfile gets the one npm resolves for its old ``package.j
 
 from __future__ import annotations
 
+from aegis.ecosystems.npm.names import is_global
 from aegis.errors import StateError
 from aegis.model import Intent, Operation, Plan, ProjectFile, Tool
 
@@ -23,6 +24,16 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
     eco = applied.ecosystem
     files = {f.name: f for f in eco.files} if eco else {}
     old_manifest = files.get("package.json")
+    if (
+        old_manifest is not None
+        and old_manifest.before is None
+        and is_global(applied.intent.location)
+    ):
+        from aegis.ecosystems.npm import GLOBAL_SEED
+
+        # The managed prefix's first change: back to the empty prefix.
+        files["package.json"] = ProjectFile("package.json", GLOBAL_SEED, old_manifest.after)
+        old_manifest = files["package.json"]
     if old_manifest is None or old_manifest.before is None:
         raise StateError(f"request {request_id} recorded no previous package.json")
     restore = tuple(

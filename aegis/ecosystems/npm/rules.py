@@ -1,8 +1,9 @@
 """npm's rules (stable ids, docs/ecosystems.md), evaluated with the generic ones.
 
 Generic rules kept: ``analysis.failed``, ``command.metachar``, ``evidence.stale``,
-``evidence.future``, ``name.lookalike``. Integrity is npm's own (``integrity.missing``: the
-lockfile's SRI string the tarball matched), not apt's signed-index provenance.
+``evidence.future``, ``name.lookalike``, ``package.release-age`` (the registry's publish
+time). Integrity is npm's own (``integrity.missing``: the lockfile's SRI string the tarball
+matched), not apt's signed-index provenance.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aegis.policy.rules import (
 )
 
 GENERIC = ("analysis.failed", "command.metachar", "evidence.stale", "evidence.future",
-           "name.lookalike")  # fmt: skip
+           "name.lookalike", "package.release-age")  # fmt: skip
 
 
 def _changing_arts(facts: Facts) -> list[Artifact]:
@@ -57,10 +58,10 @@ def target_invalid(facts: Facts) -> Check:
             check_target(t)
         except InputError:
             bad.append(t)
-    if not (facts.plan.intent.location or "").startswith("project:/"):
+    if not (facts.plan.intent.location or "").startswith(("project:/", "global:/")):
         bad.append(f"location {facts.plan.intent.location!r}")
     if not bad:
-        return Miss("every target is a registry package into a project")
+        return Miss("every target is a registry package into a project or the managed prefix")
     return Hit(f"targets outside the npm grammar: {listed(bad)}", unique(bad))
 
 

@@ -3,21 +3,30 @@
 Planned with ``pip install --dry-run --report`` against one explicit index, applied by aegisd
 with ``pip install --no-deps --no-index --require-hashes`` naming every artifact of the
 resolved set by URL and SHA-256 (``name@URL#sha256=HEX``: pip checks a direct requirement's
-own hash fragment even in ``--require-hashes`` mode), into the venv the plan records.
+own hash fragment even in ``--require-hashes`` mode), into the venv the plan records, or
+(``--target DIR``) into a directory with the system interpreter's pip and ``--target``.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.ecosystems.interface import Planning
+from aegis.ecosystems.pip.names import (
+    SYSTEM_PYTHON,
+    TARGET_KIND,
+    is_target,
+    location_dir,
+    target_location,
+)
 from aegis.ecosystems.pip.names import check_targets as _check_targets
-from aegis.ecosystems.pip.names import location_dir
-from aegis.errors import InputError
+from aegis.errors import EnvironmentFailure, InputError
 from aegis.model import Action, Intent, Operation, Plan, Tool
 
 if TYPE_CHECKING:
@@ -49,13 +58,35 @@ def _run_as(owner: str) -> tuple[str, ...] | None:
     return (SETPRIV, f"--reuid={m.group(1)}", f"--regid={m.group(2)}", "--clear-groups", "--")
 
 
+def _unsafe_parent(directory: Path) -> str | None:
+    """Why root must not run pip into ``directory``; None when it may.
+
+    Refused: a link, or a component another user could swap (not root's, or writable by
+    others without the sticky bit). A root-owned target is written by root: if anyone else
+    could replace it or a parent with a link between planning and the run, root would
+    install where they chose.
+    """
+    for p in [directory, *directory.parents]:
+        try:
+            st = os.lstat(p)
+        except OSError as e:
+            return f"{p}: {e.strerror}"
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            return f"{p} is not a plain directory"
+        sticky = st.st_mode & stat.S_ISVTX and p != directory
+        if st.st_uid != 0 or (st.st_mode & 0o022 and not sticky):
+            return f"{p} is not root's alone"
+    return None
+
+
 class PipEcosystem:
     """Python distributions through pip, into a virtual environment."""
 
     tool = Tool.PIP
     planning = Planning(
         verbs={"install": True},
-        where="--venv DIR, an existing virtual environment",
+        where="--venv DIR, an existing virtual environment; or target:DIR (--target DIR), "
+        "an existing directory for 'pip install --target'",
         registry="--index-url",
     )
 
@@ -66,15 +97,21 @@ class PipEcosystem:
     def place(
         self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
     ) -> tuple[str | None, str | None]:
-        """``venv:/real/path`` of an existing venv, and the index (default pip's own)."""
+        """The place and the index (default pip's own).
+
+        ``venv:/real/path`` of an existing venv, or ``target:/real/path`` for ``target:DIR``.
+        """
         from aegis.ecosystems.pip.names import DEFAULT_INDEX, check_index_url, venv_location
 
         index = check_index_url(registry or DEFAULT_INDEX)
         if where is None:
             raise InputError(
-                "pip changes go into a virtual environment: --venv DIR is required",
+                "pip changes go into a virtual environment: --venv DIR is required "
+                "(or --target DIR)",
                 hint="Aegis never installs into the system interpreter's site-packages",
             )
+        if where.startswith(TARGET_KIND):
+            return target_location(where[len(TARGET_KIND) :]), index
         return venv_location(where), index
 
     def plan(
@@ -101,9 +138,13 @@ class PipEcosystem:
         user = _run_as(eco.owner)
         if user is None:
             return ()
-        head = (*user, f"{venv}/bin/python", "-m", "pip", "--isolated",
+        target = is_target(plan.intent.location)
+        python = SYSTEM_PYTHON if target else f"{venv}/bin/python"
+        head = (*user, python, "-m", "pip", "--isolated",
                 "--disable-pip-version-check", "--no-input")  # fmt: skip
         if plan.intent.operation is Operation.REMOVE:
+            if target:
+                return ()  # pip cannot uninstall from a --target directory
             if any(c.action is not Action.REMOVE for c in plan.changes):
                 return ()
             return (*head, "uninstall", "-y", "--", *sorted(c.name for c in plan.changes))
@@ -119,8 +160,10 @@ class PipEcosystem:
                 return ()
             operands.append(f"{a.name}@{a.url}#sha256={a.sha256}")
         wheels_only = all(arts[c.name].kind == "wheel" for c in plan.changes)
+        # --upgrade: pip --target replaces a distribution already there only when asked.
+        into = ("--target", venv, "--upgrade") if target else ()
         return (
-            *head, "install", "--no-deps", "--no-index", "--require-hashes",
+            *head, "install", *into, "--no-deps", "--no-index", "--require-hashes",
             "--no-cache-dir", *(("--only-binary=:all:",) if wheels_only else ()),
             "--", *sorted(operands),
         )  # fmt: skip
@@ -132,13 +175,22 @@ class PipEcosystem:
         return derive_targets(plan)
 
     def preflight(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> str | None:
-        """The venv must still be a venv with its interpreter."""
-        from aegis.ecosystems.pip.resolve import venv_owner
+        """The venv must still be a venv with its interpreter (a target: the same directory)."""
+        from aegis.ecosystems.pip.resolve import target_owner, venv_owner
 
         venv = Path(location_dir(plan.intent.location))
+        owner = plan.ecosystem.owner if plan.ecosystem else ""
+        if is_target(plan.intent.location):
+            try:
+                if target_location(str(venv)) != plan.intent.location:
+                    return f"{venv} is no longer the directory planned (a link?)"
+            except InputError as e:
+                return e.message
+            if target_owner(venv) != owner:
+                return f"{venv} changed owner since planning (planned for {owner})"
+            return _unsafe_parent(venv) if owner == "0:0" else None
         if not (venv / "pyvenv.cfg").is_file() or not (venv / "bin" / "python").exists():
             return f"{venv} is no longer a virtual environment"
-        owner = plan.ecosystem.owner if plan.ecosystem else ""
         if venv_owner(venv) != owner:
             return f"{venv} changed owner since planning (planned for {owner})"
         return None
@@ -147,7 +199,8 @@ class PipEcosystem:
         """Name -> version in the venv."""
         from aegis.ecosystems.pip.state import installed
 
-        return installed(Path(location_dir(plan.intent.location)))
+        location = plan.intent.location
+        return installed(Path(location_dir(location)), target=is_target(location))
 
     def drift(
         self, before: InstalledState, after: InstalledState, targets: Sequence[ExactTarget]
@@ -168,7 +221,22 @@ class PipEcosystem:
         return out
 
     def before_run(self, cfg: Config, plan: Plan) -> None:
-        """Nothing to write: the argv names everything."""
+        """A venv: nothing (the argv names everything). A target: drop replaced dist-infos.
+
+        Raises:
+            EnvironmentFailure: the target cannot be changed.
+        """
+        if not is_target(plan.intent.location):
+            return
+        from aegis.ecosystems.pip.state import drop_replaced
+
+        old = {c.name: c.current_version for c in plan.changes
+               if c.action in (Action.UPGRADE, Action.DOWNGRADE) and c.current_version}  # fmt: skip
+        if old:
+            try:
+                drop_replaced(Path(location_dir(plan.intent.location)), old)
+            except OSError as e:
+                raise EnvironmentFailure(f"cannot replace in the target: {e}") from e
 
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
         """:func:`aegis.ecosystems.pip.rules.pip_rules`."""

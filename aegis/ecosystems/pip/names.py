@@ -118,12 +118,51 @@ def venv_location(path: str) -> str:
     return "venv:" + real
 
 
+TARGET_KIND = "target:"
+"""``target:/dir``: ``pip install --target`` (the MCP plan tool's ``where`` says the same)."""
+SYSTEM_PYTHON = "/usr/bin/python3"
+"""The interpreter that plans and applies ``--target`` changes (Debian's python3-pip)."""
+SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+               "/proc", "/sys", "/dev", "/run", "/var/lib/dpkg", "/var/lib/apt",
+               "/var/lib/aegis")  # fmt: skip
+"""Never a ``--target``: the system interpreter's site-packages and the OS's own places."""
+
+
+def is_target(location: str | None) -> bool:
+    """Whether a recorded location is a ``--target`` directory."""
+    return (location or "").startswith(TARGET_KIND + "/")
+
+
+def target_location(path: str) -> str:
+    """``target:/abs/path`` for an existing directory that is no system place and no venv.
+
+    Raises:
+        InputError: a bad path, a missing directory, a system directory (the system
+            interpreter's site-packages among them), a virtual environment (use --venv).
+    """
+    if not path or "\x00" in path or not path.isascii() or not path.startswith("/"):
+        raise InputError("bad --target path: an absolute ASCII path")
+    real = os.path.realpath(path)
+    if real == "/" or any(real == d or real.startswith(d + "/") for d in SYSTEM_DIRS):
+        raise InputError(
+            f"{real} is a system directory: Aegis never installs into the system "
+            "interpreter's site-packages",
+            hint="a directory of the application's own, e.g. /srv/app/lib",
+        )
+    if not os.path.isdir(real):
+        raise InputError(f"{real} is not a directory", hint="create it first (mkdir)")
+    if os.path.isfile(os.path.join(real, "pyvenv.cfg")):
+        raise InputError(f"{real} is a virtual environment", hint="plan with --venv DIR")
+    return TARGET_KIND + real
+
+
 def location_dir(location: str | None) -> str:
-    """The directory of a recorded ``venv:`` location.
+    """The directory of a recorded ``venv:`` or ``target:`` location.
 
     Raises:
         InputError: no location, or another kind (fail closed).
     """
-    if not location or not location.startswith("venv:/"):
-        raise InputError(f"unsupported pip location {str(location)[:80]!r}")
-    return location[len("venv:") :]
+    for kind in ("venv:", TARGET_KIND):
+        if location and location.startswith(kind + "/") and "\x00" not in location:
+            return location[len(kind) :]
+    raise InputError(f"unsupported pip location {str(location)[:80]!r}")

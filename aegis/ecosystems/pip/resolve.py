@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.pip.names import check_targets, location_dir, normalize
+from aegis.ecosystems.pip.names import (
+    SYSTEM_PYTHON,
+    check_targets,
+    is_target,
+    location_dir,
+    normalize,
+)
 from aegis.ecosystems.pip.state import installed
 from aegis.model import (
     PLAN_SCHEMA,
@@ -85,14 +91,18 @@ def pip_env(home: str) -> dict[str, str]:
     }
 
 
-def dry_run_argv(venv: str, index: str, targets: tuple[str, ...]) -> tuple[str, ...]:
+def dry_run_argv(
+    venv: str, index: str, targets: tuple[str, ...], *, target: bool = False
+) -> tuple[str, ...]:
     """The read-only resolution (also the bench's raw baseline).
 
     ``--only-binary=:all:``: reading an sdist's metadata means running its build backend,
-    which planning must never do; a project with only an sdist fails analysis.
+    which planning must never do; a project with only an sdist fails analysis. ``target``:
+    ``venv`` is a ``--target`` directory, resolved for the system interpreter.
     """
     return (
-        f"{venv}/bin/python", "-m", "pip", "--isolated", "--disable-pip-version-check",
+        SYSTEM_PYTHON if target else f"{venv}/bin/python", "-m", "pip", "--isolated",
+        "--disable-pip-version-check",
         "--no-input", "install", "--dry-run", "--ignore-installed", "--quiet",
         "--no-cache-dir", "--only-binary=:all:", "--report", "-", "--index-url", index,
         "--", *targets,
@@ -150,6 +160,21 @@ def venv_owner(venv: Path) -> str:
     return "0:0"
 
 
+def target_owner(directory: Path) -> str:
+    """``UID:GID`` of a ``--target`` directory (``0:0``: root's), who runs pip into it."""
+    try:
+        st = directory.lstat()
+    except OSError:
+        return ""
+    return f"{st.st_uid}:{st.st_gid}" if st.st_uid != 0 else "0:0"
+
+
+def location_owner(location: str | None) -> str:
+    """Who runs pip for a recorded location: the venv's or the target directory's owner."""
+    directory = Path(location_dir(location))
+    return target_owner(directory) if is_target(location) else venv_owner(directory)
+
+
 def _kind(url: str) -> str:
     return "wheel" if urlsplit(url).path.endswith(".whl") else "sdist"
 
@@ -187,6 +212,28 @@ _YANKED_RE = re.compile(r"yanked version: '([A-Za-z0-9._-]+)' candidate \(versio
 def _yanked(stderr: str) -> set[tuple[str, str]]:
     """(name, version) pip warned were yanked (older pips' reports lack ``is_yanked``)."""
     return {(normalize(n), v) for n, v in _YANKED_RE.findall(stderr)}
+
+
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def _upload_times(index: str, project: str) -> dict[str, str]:
+    """Filename -> PEP 700 ``upload-time`` from the index's JSON page (PEP 691).
+
+    {} when the index serves no JSON or no times (a PEP 503 HTML-only index).
+    """
+    from aegis.ecosystems.published import fetch_json, normal_time
+
+    try:
+        kind, doc = fetch_json(f"{index}{project}/", SIMPLE_JSON)
+    except (OSError, ValueError):
+        return {}
+    files = doc.get("files") if isinstance(doc, dict) and kind == SIMPLE_JSON else None
+    out: dict[str, str] = {}
+    for f in files[:100_000] if isinstance(files, list) else ():
+        if isinstance(f, dict) and isinstance(f.get("filename"), str):
+            out[f["filename"]] = normal_time(f.get("upload-time"))
+    return out
 
 
 def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
@@ -238,8 +285,9 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     """Resolve ``intent`` against its index for its venv (read-only); see the module doc."""
     check_targets(intent.targets)
     venv = location_dir(intent.location)
+    target = is_target(intent.location)
     index = intent.registry or ""
-    pip = _Pip(dry_run_argv(venv, index, intent.targets))
+    pip = _Pip(dry_run_argv(venv, index, intent.targets, target=target))
     # While pip resolves: the imports and the venv's state.
     from concurrent.futures import ThreadPoolExecutor
 
@@ -251,8 +299,8 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
         wheels,  # noqa: F401 - loaded now, used by _inspect
     )
 
-    have = installed(Path(venv))
-    owner = venv_owner(Path(venv))
+    have = installed(Path(venv), target=target)
+    owner = location_owner(intent.location)
     state_hash = canonical_hash(
         {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items()),
          "owner": owner}
@@ -271,18 +319,26 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
             version = f"pip {report.get('pip_version', '')}"
         except (ValueError, AttributeError):
             failure = AnalysisFailure("tool-failed", "pip's report is not JSON")
+    projects = sorted({normalize(str((i.get("metadata") or {}).get("name", ""))) for i in items})
     with ThreadPoolExecutor(max_workers=4) as pool:
+        timed = pool.map(lambda p: _upload_times(index, p), projects)
         facts = list(pool.map(_inspect, items))
+        uploaded = dict(zip(projects, timed, strict=True))
     warned = _yanked(err)
+
+    def _filename(url: str) -> str:
+        return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
     arts = tuple(
         sorted(
             (
-                replace(a, yanked=a.yanked or (a.name, a.version) in warned)
+                replace(a, yanked=a.yanked or (a.name, a.version) in warned,
+                        published=uploaded.get(a.name, {}).get(_filename(a.url), ""))
                 for a in (_artifact(i, f) for i, f in zip(items, facts, strict=True))
             ),
             key=lambda a: a.name,
         )
-    )
+    )  # fmt: skip
     changes: list[PackageChange] = []
     prov: list[Provenance] = []
     for a in arts:

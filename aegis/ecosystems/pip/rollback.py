@@ -56,6 +56,12 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
             hint=f"plan 'aegis pip install {' '.join(replaced)} --venv DIR --plan', then the "
             "removal of the added ones with the operator",
         )
+    if added and (applied.intent.location or "").startswith("target:/"):
+        raise StateError(
+            f"request {request_id} added distributions to a --target directory; pip cannot "
+            "uninstall from one, and removing them is not implemented",
+            hint="remove their directories and dist-info from the target by hand",
+        )
     op, targets = (Operation.REMOVE, added) if added else (Operation.ROLLBACK, replaced)
     return Intent(
         Tool.PIP,
@@ -73,14 +79,14 @@ def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Plan removing ``intent.targets`` from the venv (read-only; pip does not run)."""
     from aegis.analyze.stamps import format_time, new_plan_id, this_host
     from aegis.ecosystems.pip import PIP
-    from aegis.ecosystems.pip.names import check_targets, location_dir, normalize
-    from aegis.ecosystems.pip.resolve import venv_owner
+    from aegis.ecosystems.pip.names import check_targets, is_target, location_dir, normalize
+    from aegis.ecosystems.pip.resolve import location_owner
     from aegis.ecosystems.pip.state import installed
 
     check_targets(intent.targets)
     venv = Path(location_dir(intent.location))
-    have = installed(venv)
-    owner = venv_owner(venv)
+    have = installed(venv, target=is_target(intent.location))
+    owner = location_owner(intent.location)
     state_hash = canonical_hash(
         {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items()),
          "owner": owner}

@@ -1,9 +1,10 @@
 """pip's rules (stable ids, docs/ecosystems.md), evaluated with the generic ones.
 
 Generic rules kept from the built-in set: ``analysis.failed``, ``provenance.missing``,
-``evidence.stale``, ``evidence.future``, ``name.lookalike``. apt's repository, delta and
-content rules do not apply to a venv. ``command.metachar`` is replaced by a pip-shaped one:
-the one ``#`` it allows is the ``#sha256=`` fragment pip checks the download against.
+``evidence.stale``, ``evidence.future``, ``name.lookalike``, ``package.release-age`` (the
+index's upload time). apt's repository, delta and content rules do not apply to a venv.
+``command.metachar`` is replaced by a pip-shaped one: the one ``#`` it allows is the
+``#sha256=`` fragment pip checks the download against.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aegis.policy.rules import (
 )
 
 GENERIC = ("analysis.failed", "provenance.missing", "evidence.stale", "evidence.future",
-           "name.lookalike")  # fmt: skip
+           "name.lookalike", "package.release-age")  # fmt: skip
 _PLAIN = re.compile(r"\A[A-Za-z0-9_@%+=:,./~-]*\Z")
 _OPERAND = re.compile(r"\A[a-z0-9-]+@https?://[A-Za-z0-9_%+=:,./~-]+#sha256=[0-9a-f]{64}\Z")
 
@@ -75,7 +76,7 @@ def target_invalid(facts: Facts) -> Check:
             check_target(t)
         except InputError:
             bad.append(t)
-    if not facts.plan.intent.location or not facts.plan.intent.location.startswith("venv:/"):
+    if not (facts.plan.intent.location or "").startswith(("venv:/", "target:/")):
         bad.append(f"location {facts.plan.intent.location!r}")
     if not bad:
         return Miss("every target is a plain requirement into a venv")

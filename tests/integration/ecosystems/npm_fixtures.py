@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,7 +40,22 @@ def build_registry(root: Path) -> NpmRegistry:
     reg.add("gyp-thing", "1.0.0", scripts={"install": "node-gyp rebuild"})
     reg.add("shadow-bin", "1.0.0", bin={"sudo": "index.js"})
     reg.add("lodahs", "1.0.0")  # a lookalike of lodash
+    # Publish times for min_release_age: an hour old, and times a registry could lie with.
+    reg.add("fresh-pkg", "1.0.0", published=recent())
+    reg.add("odd-time", "1.0.0", published="yesterday")
+    reg.add("undated-pkg", "1.0.0", published="")
+    reg.add("future-time", "1.0.0", published="2999-01-01T00:00:00.000Z")
     return reg
+
+
+def recent() -> str:
+    """An hour ago, as registries write it."""
+    return (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def with_release_age(policy: str, seconds: int = 259_200) -> str:
+    """``policy`` with ``[thresholds] min_release_age_s`` set (default: 3 days)."""
+    return re.sub(r"(?m)^min_release_age_s = 0\b", f"min_release_age_s = {seconds}", policy)
 
 
 def serve(root: Path) -> Iterator[NpmWorld]:

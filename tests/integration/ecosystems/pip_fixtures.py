@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aegis.devtools.pypi_index import PypiIndex
+from tests.integration.ecosystems.npm_fixtures import recent
 
 
 @dataclass
@@ -31,6 +32,9 @@ def build_index(root: Path) -> PypiIndex:
     idx.add_wheel("tampered-lib", "1.0", wrong_hash=True)  # the bytes are not what was listed
     idx.add_wheel("reqeusts", "1.0")  # a lookalike of requests
     idx.add_sdist("source-only", "1.0")
+    # PEP 700 upload times (a JSON page for these projects only): an hour old, long ago.
+    idx.add_wheel("fresh-lib", "1.0", uploaded=recent())
+    idx.add_wheel("aged-lib", "1.0", uploaded="2020-01-01T00:00:00.000000Z")
     return idx
 
 

@@ -141,3 +141,76 @@ def test_cli_plans_and_refuses(world: NpmWorld, tmp_path: Path) -> None:
     missing = _aegis(tmp_path, "npm", "install", "top-b", "--plan")
     assert missing.returncode == 3
     assert "--project DIR is required" in missing.stderr
+    glob = _aegis(tmp_path, "npm", "install", "top-b", "--global", "--registry", world.url,
+                  "--plan", "--json")  # fmt: skip
+    assert glob.returncode == 0, glob.stderr
+    prefix = tmp_path / "var/lib/aegis/managed/npm"
+    assert json.loads(glob.stdout)["plan"]["intent"]["location"] == f"global:{prefix}"
+    assert not prefix.exists()  # the apply creates it, root's alone
+    both = _aegis(tmp_path, "npm", "install", "top-b", "--global", "--project", str(project),
+                  "--plan")  # fmt: skip
+    assert both.returncode == 3
+    assert "two places" in both.stderr
+    # "--project global" is the directory ./global, never the managed prefix.
+    word = _aegis(tmp_path, "npm", "install", "top-b", "--project", "global", "--plan")
+    assert word.returncode == 3
+    assert "global has no package.json" in word.stderr
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["global:/etc", "GLOBAL", " global", "global/..", "/var/lib/aegis/managed/npm", "glob\u0430l"],
+)
+def test_only_the_word_global_names_the_managed_prefix(tmp_path: Path, where: str) -> None:
+    cfg = load_config({"AEGIS_HOME": str(tmp_path)})
+    eco = for_tool(Tool.NPM)
+    assert eco.place(cfg, ["dep-a"], "global", None)[0] == (
+        f"global:{tmp_path}/var/lib/aegis/managed/npm"
+    )
+    with pytest.raises(InputError):  # each is a project path without package.json
+        eco.place(cfg, ["dep-a"], where, None)
+
+
+def test_a_project_inside_the_managed_prefix_is_refused(tmp_path: Path) -> None:
+    """The prefix's ownership checks are the --global path's: never planned as a project."""
+    cfg = load_config({"AEGIS_HOME": str(tmp_path)})
+    eco = for_tool(Tool.NPM)
+    prefix = new_project(tmp_path / "var/lib/aegis/managed/npm")
+    for inside in (prefix, new_project(prefix / "node_modules/x")):
+        with pytest.raises(InputError, match="is the managed prefix"):
+            eco.place(cfg, ["dep-a"], str(inside), None)
+
+
+@pytest.mark.parametrize(
+    ("target", "decision", "why"),
+    [
+        ("top-b", "allow", ""),  # published in 2020, and so is its dependency
+        ("fresh-pkg", "require-approval", "published 1h ago, minimum 3d"),
+        ("undated-pkg", "require-approval", "no publish time: age unknown"),
+        ("odd-time", "deny", ""),  # not a time: npm itself refuses the packument
+        ("future-time", "require-approval", "published 0m ago"),  # a date to come is not old
+    ],
+)
+def test_min_release_age_holds_versions_the_registry_published_recently(
+    world: NpmWorld, tmp_path: Path, target: str, decision: str, why: str
+) -> None:
+    from .npm_fixtures import with_release_age
+
+    plan = _plan(world, new_project(tmp_path / "p"), target)
+    assert plan.ecosystem is not None
+    published = {a.name: a.published for a in plan.ecosystem.artifacts}
+    if target == "top-b":
+        assert published == {"top-b": "2020-01-01T00:00:00Z", "dep-a": "2020-01-01T00:00:00Z"}
+    cfg = parse_policy_config(with_release_age(policy_with_registry(world.url)))
+    cfg = replace(cfg, review=ReviewSettings(public_keys=(), allow_skip=True, required=False))
+    result = evaluate(plan, None, cfg, datetime.now(UTC))
+    fired = {f.rule_id: f.reason for f in result.fired}
+    assert result.decision.value == decision, fired
+    if why:
+        assert why in fired["package.release-age"]
+    elif decision == "deny":
+        assert "analysis.failed" in fired
+    else:
+        assert "package.release-age" not in fired
+    # With the default policy (no minimum) the same plan passes this rule.
+    assert "package.release-age" not in _decide(world, plan)[1]

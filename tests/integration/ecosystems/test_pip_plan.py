@@ -175,3 +175,94 @@ def test_cli_plans_and_refuses(world: PipWorld, tmp_path: Path) -> None:
     other = _aegis(tmp_path, "pip", "uninstall", "demo-lib")
     assert other.returncode == 3
     assert "plans only pip install" in other.stderr
+    target = tmp_path / "lib"
+    target.mkdir()
+    into = _aegis(tmp_path, "pip", "install", "demo-app", "--target", str(target),
+                  "--index-url", world.url, "--plan")  # fmt: skip
+    assert into.returncode == 0, into.stderr
+    assert f"into target:{target}" in into.stdout
+    assert list(target.iterdir()) == []  # planning installs nothing
+    both = _aegis(tmp_path, "pip", "install", "demo-lib", "--venv", str(world.venv),
+                  "--target", str(target), "--plan")  # fmt: skip
+    assert both.returncode == 3
+    assert "two places" in both.stderr
+    site = _aegis(tmp_path, "pip", "install", "demo-lib", "--target",
+                  "/usr/lib/python3/dist-packages", "--plan")  # fmt: skip
+    assert site.returncode == 3
+    assert "system interpreter" in site.stderr
+
+
+def test_a_target_plan_is_for_the_system_interpreter(world: PipWorld, tmp_path: Path) -> None:
+    target = tmp_path / "lib"
+    target.mkdir()
+    intent = Intent(Tool.PIP, Operation.INSTALL, ("friendly-tool",), "tester",
+                    "2026-01-01T00:00:00Z", location=f"target:{target}",
+                    registry=world.url)  # fmt: skip
+    plan = for_tool(Tool.PIP).plan(load_config({}), intent, datetime.now(UTC))
+    assert [c.name for c in plan.changes] == ["evil-helper", "friendly-tool"]
+    decision, fired = _decide(world, plan)  # the same rules as a venv: a .pth needs approval
+    assert decision == "require-approval"
+    assert "pip.pth" in fired
+    assert plan.command_preview[:3] == ("/usr/bin/python3", "-m", "pip")
+
+
+def _where(tmp_path: Path, how: str) -> str:
+    if how == "venv":
+        (tmp_path / "v").mkdir()
+        (tmp_path / "v/pyvenv.cfg").write_text("home = /usr/bin\n")
+        return f"target:{tmp_path / 'v'}"
+    if how == "link-to-usr":
+        (tmp_path / "l").symlink_to("/usr/lib/python3/dist-packages")
+        return f"target:{tmp_path / 'l'}"
+    if how == "missing":
+        return f"target:{tmp_path / 'nope'}"
+    return how
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "target:/usr/lib/python3/dist-packages",
+        "target:/usr/local/lib/python3.11/dist-packages",
+        "target:/",
+        "target:/etc",
+        "target:/var/lib/aegis/x",
+        "target:/usr/../usr/lib",
+        "target:relative/dir",
+        "target:/tmp/\u0430",
+        "venv",
+        "link-to-usr",
+        "missing",
+    ],
+)
+def test_bad_targets_are_refused_before_anything_runs(tmp_path: Path, how: str) -> None:
+    with pytest.raises(InputError):
+        for_tool(Tool.PIP).place(load_config({}), ["demo-lib"], _where(tmp_path, how), None)
+
+
+@pytest.mark.parametrize(
+    ("target", "decision", "why"),
+    [
+        ("aged-lib", "allow", ""),  # the JSON page's upload-time: 2020
+        ("fresh-lib", "require-approval", "published 1h ago, minimum 3d"),
+        ("demo-lib", "require-approval", "no publish time: age unknown"),  # an HTML-only page
+    ],
+)
+def test_min_release_age_holds_recent_uploads(
+    world: PipWorld, target: str, decision: str, why: str
+) -> None:
+    from .npm_fixtures import with_release_age
+
+    plan = _plan(world, target)
+    assert plan.ecosystem is not None
+    (art,) = plan.ecosystem.artifacts
+    assert bool(art.published) == (target != "demo-lib")
+    cfg = parse_policy_config(with_release_age(policy_with_index(world.url)))
+    cfg = replace(cfg, review=ReviewSettings(public_keys=(), allow_skip=True, required=False))
+    result = evaluate(plan, None, cfg, datetime.now(UTC))
+    assert result.decision.value == decision
+    fired = {f.rule_id: f.reason for f in result.fired}
+    if why:
+        assert why in fired["package.release-age"]
+    else:
+        assert "package.release-age" not in fired

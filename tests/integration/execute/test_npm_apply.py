@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import pytest
 from aegis.config import load_config
 from aegis.ecosystems import for_tool
 from aegis.model import Intent, Operation, Plan, Tool
+from tests.conftest import require_root
 
 from .conftest import Keys, base_env, sign_plan
 
@@ -41,9 +43,9 @@ def _home(tmp_path: Path, world: NpmWorld) -> Path:
     return home
 
 
-def _plan(world: NpmWorld, home: Path, project: Path, *targets: str) -> Plan:
+def _plan(world: NpmWorld, home: Path, project: Path, *targets: str, location: str = "") -> Plan:
     intent = Intent(Tool.NPM, Operation.INSTALL, targets, "tester", "2026-01-01T00:00:00Z",
-                    location=f"project:{project}", registry=world.url)  # fmt: skip
+                    location=location or f"project:{project}", registry=world.url)  # fmt: skip
     return for_tool(Tool.NPM).plan(load_config(base_env(home)), intent, datetime.now(UTC))
 
 
@@ -154,3 +156,88 @@ def test_an_npm_apply_runs_while_an_unrelated_apt_holds_dpkgs_locks(
             holder.release()
     assert answer.ok, (answer.refusal, answer.message)
     assert (project / "node_modules/top-b/package.json").is_file()
+
+
+def test_global_installs_into_the_managed_prefix_links_bin_and_rolls_back(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    from aegis.ecosystems.npm import global_prefix
+    from aegis.ecosystems.npm.rollback import rollback_intent
+
+    home = _home(tmp_path, world)
+    cfg = load_config(base_env(home))
+    prefix = Path(global_prefix(cfg))
+    plan = _plan(world, home, prefix, "top-b", location=f"global:{prefix}")
+    assert not prefix.exists()  # planning is read-only: the apply creates the prefix
+    assert plan.command_preview[-2:] == ("--prefix", str(prefix))
+    d = make_daemon(home=home)
+    answer = d.submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.message, answer.result)
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    for p in (prefix, prefix.parent):
+        assert p.stat().st_mode & 0o777 == 0o755
+        assert p.stat().st_uid == os.geteuid()
+    assert os.readlink(prefix / "bin") == "node_modules/.bin"
+    assert (prefix / "bin/top-b").exists()  # the documented PATH directory
+    assert json.loads((prefix / "package.json").read_text())["dependencies"] == {"top-b": "^2.0.0"}
+
+    # The prefix's first change rolls back to the empty prefix.
+    intent = rollback_intent(plan, "r-0000000000000002", "tester", "2026-01-01T00:00:00Z")
+    back = for_tool(Tool.NPM).plan(cfg, intent, datetime.now(UTC))
+    assert sorted((c.name, c.action.value) for c in back.changes) == [
+        ("dep-a", "remove"), ("top-b", "remove")
+    ]  # fmt: skip
+    answer = d.submit(_sign(home, back, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    assert not (prefix / "node_modules/top-b").exists()
+    assert "dependencies" not in json.loads((prefix / "package.json").read_text())
+
+
+@pytest.mark.parametrize("how", ["agent-owns-managed", "prefix-is-a-link", "elsewhere"])
+def test_a_managed_prefix_an_agent_could_swap_is_refused(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, how: str
+) -> None:
+    """Group aegis may write /var/lib/aegis: a prefix it made or redirected is never used."""
+    from aegis.ecosystems.npm import global_prefix
+
+    require_root("creates directories owned by another user")
+    home = _home(tmp_path, world)
+    prefix = Path(global_prefix(load_config(base_env(home))))
+    location = f"global:{prefix}"
+    if how == "agent-owns-managed":
+        prefix.mkdir(parents=True, mode=0o755)
+        os.chown(prefix.parent, 65534, 65534)
+    elif how == "prefix-is-a-link":
+        (tmp_path / "agent-dir").mkdir()
+        prefix.parent.mkdir(parents=True, mode=0o755)
+        prefix.symlink_to(tmp_path / "agent-dir")
+    else:  # a hand-made plan naming another directory as the prefix
+        location = f"global:{tmp_path / 'agent-dir'}"
+        (tmp_path / "agent-dir").mkdir()
+    plan = _plan(world, home, prefix, "dep-a", location=location)
+    if how == "elsewhere":
+        assert plan.command_preview == ()  # no argv: nothing may run
+        return
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert not answer.ok
+    assert answer.refusal == "refused:environment", answer.message
+    assert not (tmp_path / "agent-dir/node_modules").exists()
+    assert not (prefix / "node_modules").exists()
+
+
+def test_a_version_too_new_for_policy_applies_once_approved(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """min_release_age: the registry's publish time is evidence aegisd re-derives too."""
+    from ecosystems.npm_fixtures import with_release_age
+
+    home = _home(tmp_path, world)
+    (home / "etc/aegis/policy.toml").write_text(with_release_age(policy_with_registry(world.url)))
+    project = new_project(tmp_path / "app")
+    plan = _plan(world, home, project, "fresh-pkg")
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.artifacts[0].published.endswith("Z")
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))  # approved by bob
+    assert answer.ok, (answer.message, answer.result)
+    assert (project / "node_modules/fresh-pkg/package.json").is_file()

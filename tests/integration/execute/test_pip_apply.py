@@ -216,3 +216,100 @@ def test_a_users_venv_is_changed_as_that_user_never_as_root(
     site = next(venv.glob("lib/python3*/site-packages"))
     assert (site / "user_lib-1.0.dist-info").stat().st_uid == nobody
     shutil.rmtree(base)
+
+
+def _target_plan(world: PipWorld, home: Path, target: Path, *targets: str) -> Plan:
+    intent = Intent(Tool.PIP, Operation.INSTALL, targets, "tester", "2026-01-01T00:00:00Z",
+                    location=f"target:{target}", registry=world.url)  # fmt: skip
+    return for_tool(Tool.PIP).plan(load_config(base_env(home)), intent, datetime.now(UTC))
+
+
+def test_target_installs_with_the_system_pip_and_rolls_back_a_replacement(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    from aegis.ecosystems.pip.rollback import rollback_intent
+    from aegis.errors import StateError
+
+    home = _home(tmp_path, world)
+    target = tmp_path / "lib"
+    target.mkdir()
+    d = make_daemon(home=home)
+    cfg = load_config(base_env(home))
+    first = _target_plan(world, home, target, "demo-app")
+    assert first.command_preview[:3] == ("/usr/bin/python3", "-m", "pip")
+    assert ("--target", str(target), "--upgrade") == first.command_preview[7:10]
+    answer = d.submit(_sign(home, first, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    assert (target / "demo_app-2.0.dist-info").is_dir()
+    assert (target / "demo_lib-1.0.dist-info").is_dir()
+    with pytest.raises(StateError, match="--target"):  # pip cannot uninstall from a target
+        rollback_intent(first, "r-0000000000000001", "tester", "2026-01-01T00:00:00Z")
+
+    world.index.add_wheel("tgt-lib", "1.0")
+    assert d.submit(_sign(home, _target_plan(world, home, target, "tgt-lib"), key_set)).ok
+    world.index.add_wheel("tgt-lib", "1.1")
+    upgrade = _target_plan(world, home, target, "tgt-lib==1.1")
+    assert [c.action for c in upgrade.changes] == [Action.UPGRADE]
+    assert d.submit(_sign(home, upgrade, key_set)).ok
+    back = rollback_intent(upgrade, "r-0000000000000002", "tester", "2026-01-01T00:00:00Z")
+    restore = for_tool(Tool.PIP).plan(cfg, back, datetime.now(UTC))
+    assert [c.action for c in restore.changes] == [Action.DOWNGRADE]
+    answer = d.submit(_sign(home, restore, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    assert [p.name for p in target.glob("tgt_lib-*.dist-info")] == ["tgt_lib-1.0.dist-info"]
+
+
+@pytest.mark.parametrize("how", ["group-writable-parent", "swapped-for-a-link"])
+def test_a_root_target_someone_else_could_swap_is_refused(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, how: str
+) -> None:
+    """Root runs pip into a root-owned target: no one else may be able to redirect it."""
+    home = _home(tmp_path, world)
+    parent = tmp_path / "srv"
+    target = parent / "lib"
+    target.mkdir(parents=True)
+    world.index.add_wheel("swap-lib", "1.0")
+    plan = _target_plan(world, home, target, "swap-lib")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if how == "group-writable-parent":
+        parent.chmod(0o775)  # group aegis (say) may rename lib/ and put a link there
+    else:
+        target.rmdir()
+        target.symlink_to(elsewhere)
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert not answer.ok
+    assert answer.refusal == "refused:environment", answer.message
+    assert not list(elsewhere.iterdir())
+    assert not list(parent.glob("lib/swap_lib*"))
+
+
+def test_a_users_target_is_changed_as_that_user(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    from tests.conftest import require_root
+
+    require_root("makes a directory owned by another user")
+    home = _home(tmp_path, world)
+    base = Path(tempfile.mkdtemp(prefix="aegis-usertarget-", dir="/tmp"))
+    base.chmod(0o755)
+    target = base / "lib"
+    target.mkdir()
+    os.chown(target, 65534, 65534)
+    world.index.add_wheel("user-tgt-lib", "1.0")
+    plan = _target_plan(world, home, target, "user-tgt-lib")
+    assert plan.command_preview[:4] == (
+        "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"
+    )  # fmt: skip
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.result or {}).get("stderr_tail")
+    assert (target / "user_tgt_lib-1.0.dist-info").stat().st_uid == 65534
+    shutil.rmtree(base)

@@ -29,6 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("mcp-eco")
     venv = pip_fixtures.make_venv(base / "venv")
     project = npm_fixtures.new_project(base / "project")
+    (base / "target").mkdir()
     home = base / "home"
     home.mkdir()
     for pip_world in pip_fixtures.serve(base / "index", venv):
@@ -42,6 +43,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "env": server_env(home, None),
                 "venv": str(venv),
                 "project": str(project),
+                "target": str(base / "target"),
                 "index": pip_world.url,
                 "registry": npm_world.url,
             }
@@ -84,6 +86,24 @@ def test_pip_and_npm_plans_equal_the_cli_json(world: dict[str, Any]) -> None:
             "npm": await client.call_tool(
                 "plan", {"ecosystem": "npm", "targets": ["top-b@2.0.0"], **npm_args}
             ),
+            "pip-target": await client.call_tool(
+                "plan",
+                {
+                    "ecosystem": "pip",
+                    "targets": ["demo-lib"],
+                    "where": f"target:{world['target']}",
+                    "registry": world["index"],
+                },
+            ),
+            "npm-global": await client.call_tool(
+                "plan",
+                {
+                    "ecosystem": "npm",
+                    "targets": ["dep-a"],
+                    "where": "global",
+                    "registry": world["registry"],
+                },
+            ),
         }
         request = (out["pip"].structured_content or {})["request_id"]
         out["review"] = await client.call_tool("review", {"plan": request, "no_review": True})
@@ -91,7 +111,7 @@ def test_pip_and_npm_plans_equal_the_cli_json(world: dict[str, Any]) -> None:
         return out
 
     out = run_session(world["env"], body)
-    for name in ("pip", "npm", "review", "policy"):
+    for name in ("pip", "npm", "pip-target", "npm-global", "review", "policy"):
         assert not out[name].is_error, (name, out[name].content)
     pip_doc = out["pip"].structured_content or {}
     npm_doc = out["npm"].structured_content or {}
@@ -116,6 +136,22 @@ def test_pip_and_npm_plans_equal_the_cli_json(world: dict[str, Any]) -> None:
     assert code == 0
     assert _comparable(cli_pip) == _comparable(pip_doc)
     assert _comparable(cli_npm) == _comparable(npm_doc)
+    code, cli_global = cli_json(
+        world["env"], "npm", "install", "dep-a", "--global", "--registry", world["registry"],
+        "--plan",
+    )  # fmt: skip
+    assert code == 0
+    global_doc = out["npm-global"].structured_content or {}
+    assert global_doc["plan"]["intent"]["location"].endswith("/var/lib/aegis/managed/npm")
+    assert _comparable(cli_global) == _comparable(global_doc)
+    code, cli_target = cli_json(
+        world["env"], "pip", "install", "demo-lib", "--target", world["target"], "--index-url",
+        world["index"], "--plan",
+    )  # fmt: skip
+    assert code == 0
+    target_doc = out["pip-target"].structured_content or {}
+    assert target_doc["plan"]["intent"]["location"] == f"target:{world['target']}"
+    assert _comparable(cli_target) == _comparable(target_doc)
 
 
 REFUSED = [
@@ -123,6 +159,10 @@ REFUSED = [
     ({"ecosystem": "pip", "targets": ["demo-app"]}, "--venv DIR is required"),
     ({"ecosystem": "npm", "targets": ["top-b"]}, "--project DIR is required"),
     ({"ecosystem": "pip", "targets": ["demo-app"], "where": "/usr"}, "not a virtual environment"),
+    (
+        {"ecosystem": "pip", "targets": ["x"], "where": "target:/usr/lib/python3"},
+        "system directory",
+    ),
     ({"ecosystem": "pip", "verb": "uninstall", "targets": ["x"]}, "does not plan pip"),
     ({"ecosystem": "pip", "targets": ["x @ https://evil.example/x.whl"]}, "exit 3"),
     ({"ecosystem": "npm", "targets": ["git+https://evil.example/x.git"]}, "exit 3"),
