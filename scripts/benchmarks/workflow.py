@@ -146,37 +146,84 @@ class _RawLoop:
 
 
 def _fill(home: Path) -> None:
-    """100,000 requests with valid row hashes; 100 of them stuck."""
-    from aegis.workflow.records import RequestRecord, format_time, request_row
+    """100,000 requests with valid row hashes and history; 100 of them stuck.
+
+    Each request is written as :meth:`Store.commit` writes a submitted plan: a ``create``
+    row (seq 0, no ``prev_hash``) and an ``analyze`` row carrying the plan artifact (seq 1,
+    chained to the first), the request row's ``head`` being the last row's hash. Written
+    with ``executemany`` in one transaction so filling stays a few seconds.
+    """
+    from aegis import api
+    from aegis.canonical import sha256_hex
+    from aegis.workflow.records import (
+        HISTORY_COLUMNS,
+        ArtifactRef,
+        HistoryRecord,
+        RequestRecord,
+        format_time,
+        history_hash,
+        history_values,
+        request_row,
+    )
     from aegis.workflow.store import Store
 
     cfg = _cfg(home)
+    wf = api.workflow()
     now = datetime.now(UTC)
-    Store.open(cfg.store_path, states=frozenset({"analyzed"})).close()
-    rows = []
+    Store.open(cfg.store_path, states=frozenset(wf.states)).close()
+    plan = b'{"bench": "plan"}'
+    plan_sha = sha256_hex(plan)
+    plan_ref = (ArtifactRef("plan", plan_sha, None),)
+    rows, histories, attached = [], [], []
     for i in range(N_STORED):
-        at = now - (timedelta(days=3) if i % 1000 == 0 else timedelta(minutes=i % 600))
+        at = format_time(now - (timedelta(days=3) if i % 1000 == 0 else timedelta(minutes=i % 600)))
+        rid = f"r-{i:08x}"
+        created = HistoryRecord(rid, 0, None, wf.initial, "create", "bench", at, (), {}, wf.digest)
+        created_hash = history_hash(created)
+        analyzed = HistoryRecord(
+            rid, 1, wf.initial, "analyzed", "analyze", "bench", at, plan_ref, {}, wf.digest,
+            prev_hash=created_hash,
+        )  # fmt: skip
+        head = history_hash(analyzed)
+        histories.append(history_values(created, created_hash))
+        histories.append(history_values(analyzed, head))
+        attached.append((rid, "plan", plan_sha, None, 1, at))
         rec = RequestRecord(
-            id=f"r-{i:08x}",
+            id=rid,
             kind="apt install",
             summary=f"pkg-{i}",
             state="analyzed",
             version=1,
-            created_at=format_time(at),
-            updated_at=format_time(at),
+            created_at=at,
+            updated_at=at,
             plan_id=f"p-{i}",
-            plan_hash="0" * 64,
+            plan_hash=plan_sha,
             lease_owner=None,
             lease_expires_at=None,
-            head="0" * 64,
+            head=head,
         )
         rows.append(request_row(rec))
     conn = sqlite3.connect(cfg.store_path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
     cols = list(rows[0])
     conn.execute("BEGIN")
     conn.executemany(
         f"INSERT INTO requests ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",  # noqa: S608
         [[r[c] for c in cols] for r in rows],
+    )
+    conn.execute(
+        "INSERT INTO artifacts (sha256, size, body, created_at) VALUES (?, ?, ?, ?)",
+        [plan_sha, len(plan), plan, format_time(now)],
+    )
+    conn.executemany(
+        "INSERT INTO request_artifacts (request_id, kind, sha256, path, seq, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        attached,
+    )
+    conn.executemany(
+        f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' for _ in HISTORY_COLUMNS)})",
+        histories,
     )
     conn.execute("COMMIT")
     conn.close()
