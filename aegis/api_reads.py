@@ -185,10 +185,11 @@ def list_requests(
         else:
             found = store.stuck(stuck_cutoffs(wf, when), format_time(when), corrupt)
             found = _with_waiting(store, found, corrupt)
-        found = _standing(cfg, store, found, corrupt, notes)
-    if state is not None:
-        found = [r for r in found if r.state == state]
-    return found[:limit] if limit is not None else found
+        if state is not None:
+            found = [r for r in found if r.state == state]
+        # Trimmed before histories are read: only the rows listed pay for theirs.
+        found = found[:limit] if limit is not None else found
+        return _standing(cfg, store, found, corrupt, notes)
 
 
 def _standing(
@@ -209,11 +210,15 @@ def _standing(
     from aegis.workflow.records import CorruptStoreError
     from aegis.workflow.waiting import note_for
 
+    needed = [r for r in found if r.state in CHECKED_STATES or notes is not None]
+    histories = store.histories(needed)  # one query for all of them, each chain checked
     kept: list[RequestRecord] = []
     for rec in found:
-        if rec.state in CHECKED_STATES or notes is not None:
+        if rec.id in histories:
+            history = histories[rec.id]
             try:
-                history = store.load(rec.id)[1]
+                if isinstance(history, CorruptStoreError):
+                    raise history
                 if rec.state in CHECKED_STATES:
                     check_standing(cfg, store, rec, history)
             except CorruptStoreError as e:
@@ -235,16 +240,15 @@ def _with_waiting(
     from aegis.workflow.waiting import waiting_reason
 
     listed = {r.id for r in found}
+    policy = [r for r in store.list_requests(state="policy", corrupt=corrupt) if r.id not in listed]
+    histories = store.histories(policy)  # one query for all of them, each chain checked
     extra: list[RequestRecord] = []
-    for rec in store.list_requests(state="policy", corrupt=corrupt):
-        if rec.id in listed:
-            continue
-        try:
-            history = store.load(rec.id)[1]
-        except CorruptStoreError as e:
+    for rec in policy:
+        history = histories[rec.id]
+        if isinstance(history, CorruptStoreError):
             if corrupt is None:
-                raise
-            corrupt.append(e)
+                raise history
+            corrupt.append(history)
             continue
         if waiting_reason(history) is not None:
             extra.append(rec)

@@ -17,7 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from aegis.errors import StateError
 from aegis.workflow.records import (
@@ -28,7 +31,14 @@ from aegis.workflow.records import (
     parse_history_values,
 )
 
-__all__ = ["LostRaceError", "recorded_artifacts", "recorded_kinds", "whole_history"]
+__all__ = [
+    "LostRaceError",
+    "checked_history",
+    "history_rows",
+    "recorded_artifacts",
+    "recorded_kinds",
+    "whole_history",
+]
 
 _SELECT_HISTORY = (
     f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? ORDER BY seq"  # noqa: S608
@@ -36,6 +46,14 @@ _SELECT_HISTORY = (
 _SELECT_HISTORY_BACKWARDS = (
     f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? "  # noqa: S608
     "ORDER BY seq DESC"
+)
+
+
+# Many requests' rows in one statement: the ids go in as one JSON array parameter, so no
+# SQLite variable limit applies however many requests are listed.
+_SELECT_HISTORIES = (
+    f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history "  # noqa: S608
+    "WHERE request_id IN (SELECT value FROM json_each(?)) ORDER BY request_id, seq"
 )
 
 
@@ -74,7 +92,33 @@ def whole_history(
         CorruptStoreError: a row fails its checks or the chain is broken (exit 4).
         sqlite3.DatabaseError: the store cannot be read.
     """
-    rows = conn.execute(_SELECT_HISTORY, [rec.id]).fetchall()
+    return checked_history(conn.execute(_SELECT_HISTORY, [rec.id]).fetchall(), states, rec)
+
+
+def history_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """The raw history rows of each request in ``ids``, oldest first, read in one query.
+
+    Unchecked: give each list to :func:`checked_history` with its request.
+
+    Raises:
+        sqlite3.DatabaseError: the store cannot be read.
+    """
+    out: dict[str, list[Any]] = {i: [] for i in ids}
+    for values in conn.execute(_SELECT_HISTORIES, [json.dumps(list(ids))]):
+        found = out.get(values[0])
+        if found is not None:
+            found.append(values)
+    return out
+
+
+def checked_history(
+    rows: Sequence[Sequence[Any]], states: frozenset[str], rec: RequestRecord
+) -> list[HistoryRecord]:
+    """``rows`` (the request's history rows by seq) parsed, hash-checked and chained to ``rec``.
+
+    Raises:
+        LostRaceError, CorruptStoreError: as :func:`whole_history`.
+    """
     if len(rows) > rec.version + 1:
         # A writer committed after ``rec`` was read: the history is newer than the row.
         raise _lost_race(rec)

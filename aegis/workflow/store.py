@@ -369,6 +369,30 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
 
+    def histories(
+        self, recs: Sequence[RequestRecord]
+    ) -> dict[str, list[HistoryRecord] | CorruptStoreError]:
+        """Each request's verified history, as :meth:`history` checks it, read in one query.
+
+        A request whose history fails its checks maps to the error (the others are still
+        given); one that moved since ``recs`` were read is read again, as :meth:`load` does.
+
+        Raises:
+            EnvironmentFailure: the store cannot be read.
+        """
+        with self._errors():
+            rows = history_reads.history_rows(self.conn, [r.id for r in recs])
+        out: dict[str, list[HistoryRecord] | CorruptStoreError] = {}
+        for rec in recs:
+            try:
+                try:
+                    out[rec.id] = history_reads.checked_history(rows[rec.id], self.states, rec)
+                except LostRaceError:
+                    out[rec.id] = self.load(rec.id)[1]
+            except CorruptStoreError as e:
+                out[rec.id] = e
+        return out
+
     def recorded_kinds(self, rec: RequestRecord, wanted: frozenset[str]) -> frozenset[str]:
         """Kinds of the artifacts on ``rec``'s history, read back from its head as far as needed.
 

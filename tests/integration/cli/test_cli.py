@@ -238,6 +238,26 @@ def test_requests_lists_the_good_rows_when_one_is_tampered(cfg: Config) -> None:
     assert bad in json.loads(stuck.stdout)["corrupt"][0]
 
 
+def test_requests_names_a_tampered_history_row_and_lists_the_rest(cfg: Config) -> None:
+    # The attack: a group-aegis writer rewrites who made a request in its history (the
+    # append-only trigger is no barrier to someone who can write the file).
+    ids = [api.submit_plan(cfg, sample_plan(f"p-h{i}"), "t").request_id for i in range(3)]
+    bad = ids[1]
+    with closing(sqlite3.connect(cfg.store_path, isolation_level=None)) as conn:
+        conn.execute("DROP TRIGGER history_append_only_update")
+        conn.execute("UPDATE history SET actor = 'automation' WHERE request_id = ?", [bad])
+    for args in (("requests", "--json"), ("requests",)):
+        result = run(*args)
+        assert result.exit_code == 4
+        assert bad in result.stderr
+        assert "Traceback" not in result.stderr
+    data = json.loads(run("requests", "--json").stdout)
+    assert sorted(r["id"] for r in data["requests"]) == sorted(i for i in ids if i != bad)
+    assert data["corrupt"] == [data["corrupt"][0]]
+    assert bad in data["corrupt"][0]
+    assert "row hash does not match" in data["corrupt"][0]
+
+
 def test_cancel_and_illegal_cancel(cfg: Config) -> None:
     rid = api.submit_plan(cfg, sample_plan("p-x"), "t").request_id
     result = run("cancel", rid, "--reason", "not needed", "--json")
