@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -185,7 +186,8 @@ def test_a_project_inside_the_managed_prefix_is_refused(tmp_path: Path) -> None:
     ("target", "decision", "why"),
     [
         ("top-b", "allow", ""),  # published in 2020, and so is its dependency
-        ("fresh-pkg", "require-approval", "published 1h ago, minimum 3d"),
+        # minutes pass under load between publishing and planning
+        ("fresh-pkg", "require-approval", r"published 1h( \d+m)? ago, minimum 3d"),
         ("undated-pkg", "require-approval", "no publish time: age unknown"),
         ("odd-time", "deny", ""),  # not a time: npm itself refuses the packument
         ("future-time", "require-approval", "published 0m ago"),  # a date to come is not old
@@ -207,7 +209,7 @@ def test_min_release_age_holds_versions_the_registry_published_recently(
     fired = {f.rule_id: f.reason for f in result.fired}
     assert result.decision.value == decision, fired
     if why:
-        assert why in fired["package.release-age"]
+        assert re.search(why, fired["package.release-age"]), fired
     elif decision == "deny":
         assert "analysis.failed" in fired
     else:

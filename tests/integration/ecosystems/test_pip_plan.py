@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -244,7 +245,8 @@ def test_bad_targets_are_refused_before_anything_runs(tmp_path: Path, how: str) 
     ("target", "decision", "why"),
     [
         ("aged-lib", "allow", ""),  # the JSON page's upload-time: 2020
-        ("fresh-lib", "require-approval", "published 1h ago, minimum 3d"),
+        # minutes pass under load between publishing and planning
+        ("fresh-lib", "require-approval", r"published 1h( \d+m)? ago, minimum 3d"),
         ("demo-lib", "require-approval", "no publish time: age unknown"),  # an HTML-only page
     ],
 )
@@ -263,6 +265,6 @@ def test_min_release_age_holds_recent_uploads(
     assert result.decision.value == decision
     fired = {f.rule_id: f.reason for f in result.fired}
     if why:
-        assert why in fired["package.release-age"]
+        assert re.search(why, fired["package.release-age"]), fired
     else:
         assert "package.release-age" not in fired
