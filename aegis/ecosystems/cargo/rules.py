@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aegis.ecosystems.cargo.names import LOCATION_KIND, check_target
+from aegis.ecosystems.shared_rules import downgrade_or_removal, noop
 from aegis.errors import InputError
-from aegis.model import Action
 from aegis.policy.config import registry_url
 from aegis.policy.result import Effect
 from aegis.policy.rules import (
@@ -112,27 +112,11 @@ def yanked_dependency(facts: Facts) -> Check:
     return Hit(f"yanked dependencies: {listed(bad)}", unique(bad))
 
 
-def downgrade_or_removal(facts: Facts) -> Check:
-    """The installed crate is downgraded or removed."""
-    bad = [f"{c.name} {c.current_version} -> {c.candidate_version or 'removed'}"
-           for c in facts.changing if c.action in (Action.DOWNGRADE, Action.REMOVE)]  # fmt: skip
-    if not bad:
-        return Miss("no downgrade or removal")
-    return Hit(f"downgrades or removals: {listed(bad)}", unique(bad))
-
-
 def install_clean(facts: Facts) -> Check:
     """Allow: one locked crate from an approved registry (stricter rules still apply)."""
     if facts.plan.failure is not None or not facts.changing:
         return Miss("nothing to install")
     return Hit(f"{facts.changing[0].name} into {facts.plan.intent.location}")
-
-
-def noop(facts: Facts) -> Check:
-    """Allow: the version is installed already."""
-    if facts.plan.failure is None and not facts.changing:
-        return Hit("nothing to change")
-    return Miss("there are changes")
 
 
 _D, _A = Effect.DENY, Effect.REQUIRE_APPROVAL

@@ -17,6 +17,7 @@ from aegis.ecosystems.go.names import (
     is_exact,
     split_target,
 )
+from aegis.ecosystems.shared_rules import noop
 from aegis.errors import InputError
 from aegis.model import Action, Artifact
 from aegis.policy.config import registry_url
@@ -130,13 +131,6 @@ def install_clean(facts: Facts) -> Check:
     if facts.plan.failure is not None or not facts.changing:
         return Miss("nothing to change")
     return Hit(f"{len(facts.changing)} change(s) into {facts.plan.intent.location}")
-
-
-def noop(facts: Facts) -> Check:
-    """Allow: nothing changes."""
-    if facts.plan.failure is None and not facts.changing:
-        return Hit("nothing to change")
-    return Miss("there are changes")
 
 
 _D, _A = Effect.DENY, Effect.REQUIRE_APPROVAL

@@ -9,6 +9,7 @@ matched), not apt's signed-index provenance.
 from __future__ import annotations
 
 from aegis.ecosystems.npm.names import check_target
+from aegis.ecosystems.shared_rules import downgrade_or_removal, noop
 from aegis.errors import InputError
 from aegis.model import Action, Artifact
 from aegis.policy.config import registry_url
@@ -98,27 +99,11 @@ def bin_shadows(facts: Facts) -> Check:
     return Hit(f"a bin shadows a system command: {listed(hits)}", unique(hits))
 
 
-def downgrade_or_removal(facts: Facts) -> Check:
-    """The resolution downgrades or removes packages."""
-    bad = [f"{c.name} {c.current_version} -> {c.candidate_version or 'removed'}"
-           for c in facts.changing if c.action in (Action.DOWNGRADE, Action.REMOVE)]  # fmt: skip
-    if not bad:
-        return Miss("no downgrades or removals")
-    return Hit(f"downgrades or removals: {listed(bad)}", unique(bad))
-
-
 def install_clean(facts: Facts) -> Check:
     """Allow: a lockfile change from an approved registry (stricter rules still apply)."""
     if facts.plan.failure is not None or not facts.changing:
         return Miss("nothing to install")
     return Hit(f"{len(facts.changing)} package(s) into {facts.plan.intent.location}")
-
-
-def noop(facts: Facts) -> Check:
-    """Allow: nothing changes."""
-    if facts.plan.failure is None and not facts.changing:
-        return Hit("nothing to change")
-    return Miss("there are changes")
 
 
 _D, _A = Effect.DENY, Effect.REQUIRE_APPROVAL

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from aegis.ecosystems.pip.names import check_target
+from aegis.ecosystems.shared_rules import noop
 from aegis.errors import InputError
 from aegis.model import Action, Artifact
 from aegis.policy.config import registry_url
@@ -155,13 +156,6 @@ def install_clean(facts: Facts) -> Check:
     if any(c.action is Action.REMOVE for c in facts.changing):
         return Miss("removals are not installs")
     return Hit(f"{len(facts.changing)} distribution(s) into {facts.plan.intent.location}")
-
-
-def noop(facts: Facts) -> Check:
-    """Allow: everything requested is already installed at the resolved version."""
-    if facts.plan.failure is None and not facts.changing:
-        return Hit("nothing to change")
-    return Miss("there are changes")
 
 
 _D, _A = Effect.DENY, Effect.REQUIRE_APPROVAL
