@@ -111,11 +111,13 @@ Reads one hook call on stdin (the runtime's JSON), runs the same check as
 Aegis command to use instead. Any failure of its own (a payload it cannot read,
 an internal error, a check over 10 seconds) blocks. Runtimes: claude-code, codex,
 gemini (exit 2, reason on stderr), cursor, vscode (their deny JSON on stdout and
-exit 2), json (generic: {"command": "..."} or {"argv": [...]} in; {"decision",
+exit 2), copilot (GitHub Copilot CLI: its deny JSON and exit 0, since it runs a
+call on any non-zero exit), json (generic: {"command": "..."} or {"argv": [...]} in; {"decision",
 "allowed", "findings", "message"} out). Settings snippets: docs/agents.md.
 
 \b
-Exit codes: 0 allow, 2 block (also for usage errors).
+Exit codes: 0 allow, 2 block (also for usage errors); copilot: always 0, the
+decision is the JSON on stdout.
 
 \b
 Example:
@@ -129,7 +131,7 @@ Example:
 @click.option(
     "--runtime",
     required=True,
-    type=click.Choice(["claude-code", "codex", "gemini", "cursor", "vscode", "json"]),
+    type=click.Choice(["claude-code", "codex", "gemini", "cursor", "vscode", "copilot", "json"]),
     help="The agent runtime whose hook convention to answer in.",
 )
 def hook_cmd(runtime: str) -> None:

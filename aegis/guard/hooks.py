@@ -11,11 +11,16 @@
   stdout, and exit 2 (Cursor blocks on either);
 - ``vscode`` (GitHub Copilot agent hooks, Claude Code's format): a ``PreToolUse`` answer
   ``{"hookSpecificOutput": {"permissionDecision": "deny", ...}}`` on stdout, and exit 2;
+- ``copilot`` (GitHub Copilot CLI, ``preToolUse``): ``{"toolName": "bash", "toolArgs": ...}``
+  (the arguments an object or a JSON string), or its VS Code compatible ``PreToolUse``
+  form; ``{"permissionDecision": "deny", "permissionDecisionReason"}`` on stdout and exit
+  0, because this runtime logs every non-zero exit and runs the call;
 - ``json``, for everything else: ``{"command": "..."}`` or ``{"argv": [...]}`` in,
   ``{"decision": "allow"|"deny", "allowed", "findings", "message"}`` out; exit 0 only
   for allow.
 
-These runtimes run a call when the hook exits with any other failure (1, 127, a crash),
+These runtimes run a call when the hook fails any other way (1, 127, a crash; Copilot CLI any
+non-zero exit),
 so the adapter fails closed by construction: :func:`decide` never raises and blocks
 input it cannot read (not JSON, no command, wrong types, over :data:`MAX_PAYLOAD`), and
 :func:`main` blocks on any error of its own and, from a watchdog thread, when the check
@@ -47,6 +52,7 @@ SHELL_TOOLS: dict[str, frozenset[str]] = {
     "gemini": frozenset({"run_shell_command"}),
     "cursor": frozenset({"Shell", "terminal", "run_terminal_cmd"}),
     "vscode": frozenset({"run_in_terminal", "runInTerminal", "runTerminalCommand", "Bash"}),
+    "copilot": frozenset({"bash", "powershell"}),
     "json": frozenset(),
 }
 """Runtime -> the tool names that run shell commands; any tool whose input has a command
@@ -55,7 +61,7 @@ RUNTIMES = tuple(SHELL_TOOLS)
 _ANY_SHELL_TOOL = frozenset().union(*SHELL_TOOLS.values())
 ALLOW = 0
 BLOCK = 2
-"""The exit code every supported runtime reads as "block this call"."""
+"""The exit code the runtimes read as "block this call" (Copilot CLI: see :func:`answer`)."""
 MAX_PAYLOAD = 1024 * 1024
 TIMEOUT = 10.0
 """Seconds before the watchdog blocks a check that has not finished."""
@@ -70,9 +76,18 @@ def _command(runtime: str, event: Any) -> str | list[str] | None:
     """The command of a hook event (a command line or an argv list); None: not a shell call."""
     if not isinstance(event, dict):
         raise _Unreadable("the hook payload is not a JSON object")
+    # Copilot CLI's own form names its fields in camelCase; its VS Code form does not.
+    if runtime == "copilot" and "toolName" in event:
+        event = {"tool_name": event.get("toolName"), "tool_input": event.get("toolArgs")}
     # Cursor's beforeShellExecution and the generic form carry the command on top.
     top_level = "tool_input" not in event and runtime in ("cursor", "json")
     tool_input = event if top_level else event.get("tool_input")
+    if isinstance(tool_input, str) and tool_input.startswith("{"):
+        # Copilot CLI and Cursor's MCP events may send the arguments as a JSON string.
+        try:  # noqa: SIM105 - contextlib is one more import on the hook's hot start
+            tool_input = json.loads(tool_input)
+        except ValueError:
+            pass  # judged below as the string it is
     command = tool_input.get("command") if isinstance(tool_input, dict) else None
     if command is None and runtime == "json" and isinstance(tool_input, dict):
         command = tool_input.get("argv")
@@ -115,6 +130,10 @@ def answer(
     if runtime == "cursor":
         doc = {"permission": "deny", "user_message": reason, "agent_message": reason}
         return BLOCK, json.dumps(doc, sort_keys=True) + "\n", reason
+    if runtime == "copilot":
+        # Exit 0: Copilot CLI reads a decision only then and runs the call on any other.
+        doc = {"permissionDecision": "deny", "permissionDecisionReason": reason}
+        return ALLOW, json.dumps(doc, sort_keys=True) + "\n", reason
     if runtime == "vscode":
         specific = {
             "hookEventName": "PreToolUse",

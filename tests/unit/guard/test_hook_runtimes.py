@@ -9,6 +9,7 @@ that outlasts the watchdog block too.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ LINES = [line for _, line, _ in REFUSED] + [line for _, line in ALLOWED if line]
 
 def payload(runtime: str, command: Any) -> bytes:
     """The hook call as each runtime sends it (recorded shapes)."""
+    event: dict[str, Any]
     if runtime == "claude-code":
         event = {
             "session_id": "abc123",
@@ -66,6 +68,15 @@ def payload(runtime: str, command: Any) -> bytes:
             "tool_name": "run_in_terminal",
             "tool_input": {"command": command, "explanation": "x", "isBackground": False},
         }
+    elif runtime == "copilot":
+        # Copilot CLI's camelCase preToolUse; its bash tool's arguments as a JSON string.
+        event = {
+            "sessionId": "s-1",
+            "timestamp": 1765100000000,
+            "cwd": "/srv",
+            "toolName": "bash",
+            "toolArgs": json.dumps({"command": command, "description": "x"}),
+        }
     else:
         event = {"command": command}
     return json.dumps(event).encode()
@@ -81,6 +92,12 @@ def blocked(runtime: str, code: int, out: str, err: str) -> bool:
         assert json.loads(out)["permission"] == "deny"
     elif runtime == "vscode" and code:
         assert json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    elif runtime == "copilot":
+        assert code == 0  # Copilot CLI runs the call on any non-zero exit
+        if not out:
+            return False
+        assert json.loads(out)["permissionDecision"] == "deny"
+        return True
     if code:
         assert code == 2
         assert err or runtime == "json"
@@ -96,6 +113,29 @@ def test_every_line_of_the_guard_table_through_every_runtime(runtime: str) -> No
         assert blocked(runtime, code, out, err) is refused, (runtime, line, out, err)
         if refused and runtime != "json":
             assert "instead:" in (err or out)  # the Aegis command to use instead
+
+
+def test_copilot_cli_forms_of_the_bash_tool_are_all_checked() -> None:
+    line = "sudo apt-get install -y nginx"
+    shapes = [
+        {"toolName": "bash", "toolArgs": {"command": line}},
+        {"toolName": "bash", "toolArgs": json.dumps({"command": line})},
+        # The VS Code compatible form (event configured as PreToolUse).
+        {"hook_event_name": "PreToolUse", "tool_name": "bash", "tool_input": {"command": line}},
+        # A tool name Copilot does not list still carries a command: checked.
+        {"toolName": "custom-shell", "toolArgs": {"command": line}},
+    ]
+    for shape in shapes:
+        code, out, _ = respond("copilot", json.dumps(shape).encode())
+        assert (code, json.loads(out)["permissionDecision"]) == (0, "deny"), shape
+    # Arguments that are not readable JSON under a shell tool: blocked, never guessed.
+    for args in ("{not json", "apt-get install x", 7):
+        code, out, _ = respond(
+            "copilot", json.dumps({"toolName": "bash", "toolArgs": args}).encode()
+        )
+        assert json.loads(out)["permissionDecision"] == "deny", args
+    view = {"toolName": "view", "toolArgs": json.dumps({"path": "/etc/apt/sources.list"})}
+    assert respond("copilot", json.dumps(view).encode()) == (0, "", "")
 
 
 def test_other_tools_are_not_judged() -> None:
@@ -268,3 +308,47 @@ def test_the_shipped_parser_skips_yacc_and_a_changed_grammar_is_built_as_before(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert json.loads(proc.stdout) == json.loads(Path(TABLES).read_text())["action"]
+
+
+def _documented_hook_commands() -> dict[str, str]:
+    """Each runtime's hook command line as docs/agents.md tells operators to configure it."""
+    text = (REPO / "docs/agents.md").read_text()
+    found: dict[str, str] = {}
+    for block in re.findall(r"```(?:json|toml)\n(.*?)```", text, re.S):
+        for line in re.findall(
+            r'(?:"command"|"bash"|command) ?[:=] ?"(aegis guard hook .*)"', block
+        ):
+            command = line.replace('\\"', '"')
+            found[re.search(r"--runtime (\S+)", command)[1]] = command  # type: ignore[index]
+    return found
+
+
+@pytest.mark.parametrize("installed", [True, False], ids=["installed", "aegis-missing"])
+def test_the_documented_hook_commands_block_even_without_aegis(
+    installed: bool, tmp_path: Path
+) -> None:
+    # Run each snippet's command through a real shell, as the runtime would: with aegis on
+    # PATH the refusal is the adapter's; with no aegis at all the fallback must still block.
+    commands = _documented_hook_commands()
+    assert set(commands) == {"claude-code", "codex", "gemini", "cursor", "copilot"}
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    if installed:
+        (bindir / "aegis").symlink_to(Path(sys.executable).parent / "aegis")
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    for runtime, line in commands.items():
+        proc = subprocess.run(
+            ["/bin/sh", "-c", line],
+            input=payload(runtime, "sudo apt-get install -y nginx"),
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        out, err = proc.stdout.decode(), proc.stderr.decode()
+        if runtime == "copilot":
+            assert proc.returncode == 0, err
+            assert json.loads(out)["permissionDecision"] == "deny", out
+        else:
+            assert proc.returncode == 2, (runtime, err)
+        if installed:
+            assert "instead:" in (err or out), runtime
