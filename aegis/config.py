@@ -17,14 +17,13 @@ Example:
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aegis.errors import InputError
-from aegis.text import toml_error_reason
+from aegis.toml_doc import load_toml
 
 MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_AI_MAX_TOKENS = 4096
@@ -180,12 +179,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         ) from e
     except OSError as e:
         raise InputError(f"cannot read config {path}: {e.strerror}") from e
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise InputError(f"config {path} is larger than {MAX_CONFIG_BYTES} bytes")
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an int past 4300 digits
-        raise InputError(f"config {path} is not valid TOML: {toml_error_reason(e)}") from e
+    return load_toml(raw, what=f"config {path}", max_bytes=MAX_CONFIG_BYTES)
 
 
 _KEYS = {

@@ -115,17 +115,3 @@ def rich_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, style: str = 
     from rich.text import Text
 
     return Text(inert(text, max_chars=max_chars), style=style)
-
-
-def toml_error_reason(e: ValueError) -> str:
-    """The reason a TOML document did not load, for an ``Error:`` line.
-
-    ``tomllib`` raises ``TOMLDecodeError``; ``int()`` inside it raises a bare ValueError for
-    an integer past Python's 4300-digit limit, whose text tells the reader to call
-    ``sys.set_int_max_str_digits`` - advice for a programmer, not an operator.
-    """
-    import tomllib
-
-    if isinstance(e, tomllib.TOMLDecodeError | UnicodeDecodeError):
-        return str(e)
-    return "an integer has too many digits"

@@ -20,7 +20,6 @@ Example ``/etc/aegis/aegisd.toml``::
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,11 @@ from aegis.errors import InputError
 from aegis.execute.protocol import MAX_FRAME_BYTES, READ_TIMEOUT_S
 from aegis.execute.runner import check_root_owned
 from aegis.sign.files import SIGNERS_DIR
-from aegis.text import toml_error_reason
+from aegis.toml_doc import load_toml
 
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+MAX_SETTINGS_BYTES = 1024 * 1024
+"""aegisd.toml is a few keys; anything near this size is not a config."""
 _KEYS = {
     "signer_public_keys",
     "approver_public_keys",
@@ -186,8 +187,8 @@ def configured_witness_file(cfg: Config) -> Path | None:
     path = cfg.etc_dir / "aegisd.toml"
     data: dict[str, Any] = {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # ValueError: TOMLDecodeError, UnicodeDecodeError, huge int
+        data = load_toml(path.read_bytes(), what="aegisd config", max_bytes=MAX_SETTINGS_BYTES)
+    except (OSError, InputError):
         data = {}
     try:
         return _witness_file(cfg, data)
@@ -216,12 +217,9 @@ def load_settings(
     sources: list[str] = []
     if path.exists():
         check_root_owned(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an int past 4300 digits
-            raise InputError(
-                f"aegisd config {path} is not valid TOML: {toml_error_reason(e)}"
-            ) from e
+        data = load_toml(
+            path.read_bytes(), what=f"aegisd config {path}", max_bytes=MAX_SETTINGS_BYTES
+        )
         unknown = sorted(set(data) - _KEYS)
         if unknown:
             raise InputError(f"aegisd config {path}: unknown key(s) {', '.join(unknown)}")

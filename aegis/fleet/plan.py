@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,10 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.errors import InputError
+from aegis.toml_doc import load_toml
 
 if TYPE_CHECKING:
     from aegis.config import Config
 
+MAX_HOSTS_FILE_BYTES = 4 * 1024 * 1024
+"""A hosts file for some thousands of hosts fits many times over."""
 HOST_TIMEOUT_S = 600
 """One host's planning (apt, content inspection) is given this long."""
 
@@ -148,9 +150,10 @@ def read_hosts(path: Path) -> list[FleetHost]:
         InputError: unreadable, malformed, duplicate names, or a variable not ``AEGIS_*``.
     """
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InputError(f"cannot read hosts file {path}: {e}") from e
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read hosts file {path}: {e.strerror}") from e
+    doc = load_toml(raw, what=f"hosts file {path}", max_bytes=MAX_HOSTS_FILE_BYTES)
     hosts: list[FleetHost] = []
     for i, h in enumerate(doc.get("hosts", [])):
         if not isinstance(h, dict) or set(h) - {"name", "home", "env"}:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any, TypeVar
 from aegis.errors import InputError
 from aegis.health.policy import HealthPolicy
 from aegis.policy.automation import AutomationPolicy
-from aegis.text import toml_error_reason
+from aegis.toml_doc import load_toml
 
 CONFIG_FORMAT = "aegis.policy-config/1"
 MAX_POLICY_BYTES = 1024 * 1024
@@ -494,10 +493,7 @@ def parse_policy_config(text: str) -> PolicyConfig:
     Raises:
         PolicyConfigError: not TOML, empty, unknown keys, wrong types.
     """
-    try:
-        data = tomllib.loads(text)
-    except ValueError as e:  # TOMLDecodeError, or an integer past Python's 4300 digits
-        raise PolicyConfigError(f"policy file is not valid TOML: {toml_error_reason(e)}") from e
+    data = load_toml(text, what="policy file", max_bytes=MAX_POLICY_BYTES, error=PolicyConfigError)
     return _parse(data)
 
 
@@ -532,7 +528,7 @@ def load_policy_config(path: Path) -> PolicyConfig:
     text = _read(path)
     try:
         config = parse_policy_config(text)
-        data = tomllib.loads(text)
+        data = load_toml(text, what="policy file", max_bytes=MAX_POLICY_BYTES)
     except PolicyConfigError as e:
         raise PolicyConfigError(f"{path}: {e.message}", hint=e.hint) from e
     shadow_path = data.get("shadow", {}).get("path")
@@ -545,7 +541,7 @@ def load_policy_config(path: Path) -> PolicyConfig:
             shadow = parse_policy_config(shadow_text)
         except PolicyConfigError as e:
             raise PolicyConfigError(f"shadow policy {target}: {e.message}") from e
-        if tomllib.loads(shadow_text).get("shadow"):
+        if load_toml(shadow_text, what="shadow policy", max_bytes=MAX_POLICY_BYTES).get("shadow"):
             raise PolicyConfigError(f"shadow policy {target} may not name its own shadow")
         check_config(shadow)
         config = replace(config, shadow=shadow)

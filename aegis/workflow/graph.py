@@ -40,14 +40,13 @@ Example:
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from aegis.text import toml_error_reason
+from aegis.toml_doc import load_toml
 from aegis.workflow.guards import GUARDS
 from aegis.workflow.machine import StateSpec, TransitionSpec, Workflow, WorkflowError
 from aegis.workflow.shipped import shipped_path
@@ -328,12 +327,7 @@ def parse_workflow(data: bytes, *, source: str = "workflow") -> Workflow:
     """
     from aegis.canonical import sha256_hex
 
-    if len(data) > MAX_WORKFLOW_BYTES:
-        raise WorkflowError(f"{source}: larger than {MAX_WORKFLOW_BYTES} bytes")
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an int past 4300 digits
-        raise WorkflowError(f"{source}: not valid UTF-8 TOML: {toml_error_reason(e)}") from e
+    raw = load_toml(data, what=source, max_bytes=MAX_WORKFLOW_BYTES, error=WorkflowError)
     try:
         _keys(
             raw,

@@ -20,10 +20,11 @@ import io
 import re
 import shlex
 import tarfile
-import tomllib
 import zlib
 from dataclasses import dataclass
 from typing import Any
+
+from aegis.toml_doc import load_toml
 
 MAX_CRATE = 32 * 1024 * 1024
 """Compressed size cap of one .crate."""
@@ -148,11 +149,8 @@ def shell_texts(command: str) -> list[str]:
 
 
 def _toml(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise CrateError(f"{what} is not TOML: {e}") from e
-    return doc
+    # The archive reader already bounds each member's size.
+    return load_toml(data, what=what, max_bytes=len(data), error=CrateError)
 
 
 def _lock_entries(doc: dict[str, Any]) -> tuple[tuple[str, str, str, str], ...]:

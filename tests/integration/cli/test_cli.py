@@ -319,8 +319,8 @@ def test_workflow_graph_and_check(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "data", "message"),
     [
-        ("malformed", b"[[transitions]\nnope", "not valid UTF-8 TOML"),
-        ("not-utf8", b'name = "\xff"', "not valid UTF-8 TOML"),
+        ("malformed", b"[[transitions]\nnope", "is not valid TOML"),
+        ("not-utf8", b'name = "\xff"', "is not valid TOML"),
         ("oversized", b"#" * (64 * 1024 + 1), "larger than 65536 bytes"),
         ("empty", b"", "schema_version"),
         ("missing", None, "cannot read"),

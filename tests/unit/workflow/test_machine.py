@@ -433,8 +433,8 @@ BAD_FILES = [
         ),
         "applied -> audited (trigger 'keep'): lacks guard(s) plan_unverified",
     ),
-    ("malformed", b"[[transitions]\nnope", "not valid UTF-8 TOML"),
-    ("not-utf8", b'name = "\xff"', "not valid UTF-8 TOML"),
+    ("malformed", b"[[transitions]\nnope", "is not valid TOML"),
+    ("not-utf8", b'name = "\xff"', "is not valid TOML"),
     ("oversized", b"#" * (64 * 1024 + 1), "larger than 65536 bytes"),
 ]
 
