@@ -6,7 +6,9 @@ Example:
 
 from __future__ import annotations
 
-from aegis.model import Action
+from collections.abc import Iterable
+
+from aegis.model import Action, Artifact
 from aegis.policy.rules import Check, Facts, Hit, Miss, listed, unique
 
 
@@ -24,3 +26,30 @@ def noop(facts: Facts) -> Check:
     if facts.plan.failure is None and not facts.changing:
         return Hit("nothing to change")
     return Miss("there are changes")
+
+
+def registry_unapproved(
+    facts: Facts,
+    ecosystem: str,
+    url: str,
+    *,
+    noun: str = "registry",
+    resolved: Iterable[Artifact] | None = None,
+    what: str = "package",
+) -> Check:
+    """Deny: ``url`` is not one of ``ecosystem``'s ``[[registries]]``, or comes from elsewhere.
+
+    ``url`` is normalised by the caller. With ``resolved``, every artifact must come from
+    under ``url`` too (a redirecting mirror, a lockfile entry pointing at another host).
+    """
+    approved = {r.url for r in facts.config.registries if r.ecosystem == ecosystem}
+    if url not in approved:
+        return Hit(f"{noun} {url!r} is not an approved [[registries]] entry for {ecosystem}",
+                   (url,))  # fmt: skip
+    if resolved is None:
+        return Miss(f"{noun} {url} is approved")
+    elsewhere = [f"{a.name} ({a.url})" for a in resolved if not a.url.startswith(url)]
+    if elsewhere:
+        return Hit(f"resolved outside the approved {noun}: {listed(elsewhere)}",
+                   unique(elsewhere))  # fmt: skip
+    return Miss(f"{noun} {url} is approved and every {what} resolves there")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from aegis.ecosystems.cargo.names import LOCATION_KIND, check_target
 from aegis.ecosystems.shared_rules import downgrade_or_removal, noop
+from aegis.ecosystems.shared_rules import registry_unapproved as _registry_unapproved
 from aegis.errors import InputError
 from aegis.policy.config import registry_url
 from aegis.policy.result import Effect
@@ -65,12 +66,7 @@ def target_invalid(facts: Facts) -> Check:
 
 def registry_unapproved(facts: Facts) -> Check:
     """The index or local registry is not a cargo ``[[registries]]`` entry."""
-    registry = registry_url(facts.plan.intent.registry or "")
-    approved = {r.url for r in facts.config.registries if r.ecosystem == "cargo"}
-    if registry not in approved:
-        return Hit(f"registry {registry!r} is not an approved [[registries]] entry for cargo",
-                   (registry,))  # fmt: skip
-    return Miss(f"registry {registry} is approved")
+    return _registry_unapproved(facts, "cargo", registry_url(facts.plan.intent.registry or ""))
 
 
 def integrity_missing(facts: Facts) -> Check:

@@ -18,6 +18,7 @@ from aegis.ecosystems.go.names import (
     split_target,
 )
 from aegis.ecosystems.shared_rules import noop
+from aegis.ecosystems.shared_rules import registry_unapproved as _registry_unapproved
 from aegis.errors import InputError
 from aegis.model import Action, Artifact
 from aegis.policy.config import registry_url
@@ -86,13 +87,9 @@ def registry_unapproved(facts: Facts) -> Check:
         proxy = registry_url(check_proxy_url(raw))
     except InputError:
         return Hit(f"proxy {raw[:120]!r} is not one plain URL", (raw[:120],))
-    approved = {r.url for r in facts.config.registries if r.ecosystem == "go"}
-    if proxy not in approved:
-        return Hit(f"proxy {proxy!r} is not an approved [[registries]] entry for go", (proxy,))
-    elsewhere = [f"{a.name} ({a.url})" for a in _arts(facts) if not a.url.startswith(proxy)]
-    if elsewhere:
-        return Hit(f"resolved outside the approved proxy: {listed(elsewhere)}", unique(elsewhere))
-    return Miss(f"proxy {proxy} is approved and every module resolves there")
+    return _registry_unapproved(
+        facts, "go", proxy, noun="proxy", resolved=_arts(facts), what="module"
+    )
 
 
 def integrity_missing(facts: Facts) -> Check:

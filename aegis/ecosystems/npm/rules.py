@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aegis.ecosystems.npm.names import check_target
 from aegis.ecosystems.shared_rules import downgrade_or_removal, noop
+from aegis.ecosystems.shared_rules import registry_unapproved as _registry_unapproved
 from aegis.errors import InputError
 from aegis.model import Action, Artifact
 from aegis.policy.config import registry_url
@@ -39,16 +40,7 @@ def _changing_arts(facts: Facts) -> list[Artifact]:
 def registry_unapproved(facts: Facts) -> Check:
     """The registry is not an npm ``[[registries]]`` entry, or a package resolves elsewhere."""
     registry = registry_url(facts.plan.intent.registry or "")
-    approved = {r.url for r in facts.config.registries if r.ecosystem == "npm"}
-    if registry not in approved:
-        return Hit(f"registry {registry!r} is not an approved [[registries]] entry for npm",
-                   (registry,))  # fmt: skip
-    elsewhere = [f"{a.name} ({a.url})" for a in _changing_arts(facts)
-                 if not a.url.startswith(registry)]  # fmt: skip
-    if elsewhere:
-        return Hit(f"resolved outside the approved registry: {listed(elsewhere)}",
-                   unique(elsewhere))  # fmt: skip
-    return Miss(f"registry {registry} is approved and every package resolves there")
+    return _registry_unapproved(facts, "npm", registry, resolved=_changing_arts(facts))
 
 
 def target_invalid(facts: Facts) -> Check:
