@@ -12,7 +12,6 @@ command (docs/ecosystems.md "Go").
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 import click
 
@@ -49,58 +48,40 @@ def _ignored_caller_settings() -> list[str]:
     return [f"{k}={os.environ[k][:80]}" for k in _CALLER_KEYS if os.environ.get(k)]
 
 
-def _user() -> str:
-    """As ``aegis.api.current_user`` (``user`` or ``uid:N``), without importing the store."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid:{os.getuid()}"
-
-
-def _submit(targets: tuple[str, ...], location: str, proxy: str, as_json: bool) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
+def _submit(targets: tuple[str, ...], module: str | None, proxy: str | None, as_json: bool) -> None:
+    from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
-    from aegis.ecosystems import for_tool
-    from aegis.model import Intent, Operation, Tool, plan_to_dict
 
-    cfg = load_config()
-    now = datetime.now(UTC)
-    if location == "gobin:":
-        from aegis.ecosystems.go import gobin_dir
-
-        location = "gobin:" + gobin_dir(cfg)
-    intent = Intent(tool=Tool.GO, operation=Operation.INSTALL, targets=targets,
-                    requested_by=_user(), requested_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    location=location, registry=proxy)  # fmt: skip
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # go resolves (another process) while this one imports the store and the renderer.
-        future = pool.submit(for_tool(Tool.GO).plan, cfg, intent, now)
-        from aegis import api
-        from aegis.api_agent import analysis_failed_error
-        from aegis.cli.cmd_apt import render_plan
-
-        result = future.result()
-    planned = api.submit_plan(cfg, result, api.current_user())
+    # The same function as the MCP server's plan tool: one code path for both. It places
+    # the change (the module, or the managed GOBIN) and checks the proxy before go runs.
+    out = plan_change(
+        load_config(),
+        "go",
+        "install",
+        targets,
+        where=module,
+        registry=proxy,
+        preload=() if as_json else PEOPLE,
+    )
+    result, planned = out.extra["plan"], out.extra["planned"]
     if as_json:
         from aegis.cli.render import emit_json
 
-        emit_json({"plan": plan_to_dict(result), "plan_path": str(planned.plan_path),
-                   "plan_hash": planned.plan_hash, "request_id": planned.request_id})  # fmt: skip
+        emit_json(out.doc)
     else:
+        from aegis.cli.cmd_apt import render_plan
         from aegis.cli.render import print_line, print_path
 
         render_plan(result)
-        print_line(f"into {location} from {proxy}")
+        print_line(f"into {result.intent.location} from {result.intent.registry}")
         ignored = _ignored_caller_settings()
         if ignored:
             print_line(f"ignored (the plan pins its own): {', '.join(ignored)}")
         click.echo(f"request: {planned.request_id}")
         print_path("plan", planned.plan_path)
-    if result.failure is not None:
-        raise analysis_failed_error(result, planned.request_id)
+    if out.error is not None:
+        raise out.error
 
 
 _PROXY_HELP = "GOPROXY for this plan: one URL (https, http or file:///dir)."
@@ -126,15 +107,13 @@ def get_cmd(
     from aegis.errors import InputError
 
     check_targets(modules)
-    url = check_proxy_url(proxy or DEFAULT_PROXY)
+    check_proxy_url(proxy or DEFAULT_PROXY)
     if not plan:
         raise refuse_direct_mutation("go get " + " ".join(modules))
     if module is None:
         raise InputError("go get changes a module: --module DIR is required",
                          hint="the directory holding go.mod")  # fmt: skip
-    from aegis.ecosystems.go.names import module_location
-
-    _submit(modules, module_location(module), url, as_json)
+    _submit(modules, module, proxy, as_json)
 
 
 @go_group.command(
@@ -153,7 +132,7 @@ def install_cmd(packages: tuple[str, ...], proxy: str | None, plan: bool, as_jso
     from aegis.ecosystems.go.names import DEFAULT_PROXY, check_proxy_url, check_targets
 
     check_targets(packages, install=True)
-    url = check_proxy_url(proxy or DEFAULT_PROXY)
+    check_proxy_url(proxy or DEFAULT_PROXY)
     if not plan:
         raise refuse_direct_mutation("go install " + " ".join(packages))
-    _submit(packages, "gobin:", url, as_json)
+    _submit(packages, None, proxy, as_json)

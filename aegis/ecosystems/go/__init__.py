@@ -159,11 +159,18 @@ class GoEcosystem:
         self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
     ) -> tuple[str | None, str | None]:
         """A module (``go get``) or the managed GOBIN (``go install``), and the proxy."""
-        from aegis.ecosystems.go.names import DEFAULT_PROXY, check_proxy_url, module_location
+        from aegis.ecosystems.go.names import (
+            DEFAULT_PROXY,
+            check_proxy_url,
+            check_targets,
+            module_location,
+        )
 
         url = check_proxy_url(registry or DEFAULT_PROXY)
         if where is not None:
             return module_location(where), url
+        # go install: one package at an explicit version, for the MCP tool as for the CLI.
+        check_targets(tuple(targets), install=True)
         return "gobin:" + gobin_dir(cfg), url
 
     def plan(

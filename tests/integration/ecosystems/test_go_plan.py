@@ -158,6 +158,21 @@ def test_hostile_targets_are_refused_before_anything_runs(target: str) -> None:
         for_tool(Tool.GO).check_targets([target])
 
 
+def test_the_shared_entry_point_holds_go_install_to_one_versioned_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The MCP plan tool and the CLI both plan through plan_change: go install without a
+    # version, or with two packages, is refused there before go runs or a request exists.
+    from aegis.api_agent import plan_change
+
+    monkeypatch.setenv("AEGIS_HOME", str(tmp_path))
+    cfg = load_config()
+    for targets in (("example.com/hello",), ("example.com/a@v1.0.0", "example.com/b@v1.0.0")):
+        with pytest.raises(InputError, match="go install"):
+            plan_change(cfg, "go", "install", targets, registry="file:///nonexistent")
+    assert not cfg.plans_dir.exists() or not any(cfg.plans_dir.iterdir())
+
+
 def _aegis(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"AEGIS_HOME": str(home), "AEGIS_HOST_ID": "test-host", "PATH": "/usr/bin:/bin",
            "GOFLAGS": "-insecure"}  # fmt: skip
