@@ -562,6 +562,7 @@ def _run_locked(
         )
     finally:
         remove_planned(d.cfg, ep.plan, ep.argv)
+    d.hook("after-run")
     outcome = _classify(result)
     d.ledger.record_finished(
         ep.execution_id, exit_status=result.exit_status, outcome=outcome, now=iso(d.clock())

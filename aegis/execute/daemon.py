@@ -14,8 +14,8 @@ thread whether or not anyone is left to read the answer, and the child is in its
 own session (``KillMode=process`` semantics).
 
 Test hooks (honoured only when ``AEGIS_TEST_HOOKS=1``): with ``AEGIS_TEST_HOOK_DIR=D``,
-at each point ``P`` (``before-started``, ``after-started``, ``before-run``) aegisd
-touches ``D/P.reached``; if ``D/P.wait`` exists it then waits until ``D/P.go``
+at each point ``P`` (``before-started``, ``after-started``, ``before-run``, ``after-run``)
+aegisd touches ``D/P.reached``; if ``D/P.wait`` exists it then waits until ``D/P.go``
 exists (up to 60 s). Tests use it to SIGKILL aegisd at an exact step or to change
 the repository between re-derivation and the run.
 """
@@ -53,7 +53,7 @@ from aegis.execute.protocol import (
 )
 from aegis.execute.settings import DaemonSettings
 
-HOOK_POINTS = ("before-started", "after-started", "before-run")
+HOOK_POINTS = ("before-started", "after-started", "before-run", "after-run")
 REFUSED_PEER = "refused:peer"
 REFUSED_NO_KEYS = "refused:no-trusted-keys"
 REFUSED_DPKG_AUDIT = "refused:dpkg-audit"
@@ -297,6 +297,7 @@ class Aegisd:
     def resolve(self, req: Request, creds: PeerCredentials) -> Answer:
         """Record an operator's signed resolution of an interrupted execution; audited."""
         from aegis.execute.resolve import parse_resolution, verify_resolution
+        from aegis.execute.verifier import REFUSED_VERIFYING
 
         assert req.execution_id is not None
         assert req.document is not None
@@ -309,6 +310,9 @@ class Aegisd:
             if entry is None or entry.state != ledger_mod.STARTED:
                 state = entry.state if entry else "unknown"
                 raise StateError(f"execution {req.execution_id} is {state}, not interrupted")
+            waits = self.verifier.resolution_problem(req.execution_id)
+            if res.resolved_as == "applied" and waits is not None:
+                return self.refuse(creds, REFUSED_VERIFYING, waits, req.execution_id)
             self.ledger.record_resolved(
                 req.execution_id,
                 outcome=f"resolved-{res.resolved_as}",
@@ -334,11 +338,18 @@ class Aegisd:
             },
         )
         self.audit.checkpoint()
+        # Resolved applied with health probes signed: they decide now, as after a run.
+        verification = (
+            self.verifier.after_resolution(req.execution_id)
+            if res.resolved_as == "applied"
+            else None
+        )
         return Answer(
             ok=True,
             message=f"execution {req.execution_id} resolved as {res.resolved_as}",
             execution_id=req.execution_id,
             state=ledger_mod.FINISHED,
+            result={"verification": verification} if verification else {},
         )
 
     def _audit_after_change(self, kind: str, fields: dict[str, Any]) -> None:

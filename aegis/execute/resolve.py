@@ -8,7 +8,9 @@ signed with the operator's key (a resolution document, ``aegis.resolution/1``),
 sent to aegisd, which verifies the signature with its trusted operator (signer)
 keys, checks its ledger says ``started``, records the resolution in the ledger and
 writes the audit event; then the request moves ``interrupted -> applied|failed``
-(and ``applied -> audited`` when its audit events verify).
+(and ``applied -> audited`` when its audit events verify). A plan with health probes is
+verified by aegisd from the resolution on, like a run that just finished: kept and
+audited when its probes pass, the delta restored when they fail.
 
 Example:
     aegisctl resolve r-1a2b --as applied --reason "dpkg shows 1.2 installed" --key ops.key
@@ -208,8 +210,18 @@ def resolve(
         artifact_path=str(path),
         evidence={"reason": reason[:1000], "execution_id": ep.execution_id},
     )
-    # A plan held to health probes is audited only through a passed verification (the
-    # graph refuses 'audit' for it); its run was interrupted, so it stays applied.
-    if state == "applied" and ep.verification is None and _audit(cfg, request_id):
+    verification = (answer.result or {}).get("verification")
+    if state == "applied" and verification:
+        # Signed health probes: aegisd verifies from the resolution on, as after a run;
+        # record its verdict (kept -> audited, or restored), or leave it for aegis resume.
+        from aegis.execute import verify_client
+
+        state, verification = verify_client.settle(
+            cfg, request_id, ep.execution_id, str(socket_path(cfg, socket)), verification
+        )
+        failed = verify_client.outcome_error(ep.execution_id, request_id, verification)
+        if failed is not None:
+            raise failed
+    elif state == "applied" and ep.verification is None and _audit(cfg, request_id):
         state = "audited"
     return state, path

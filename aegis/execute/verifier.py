@@ -125,6 +125,63 @@ class Verifier:
         self.d.publish_status()
         return self.public(row)
 
+    def resolution_problem(self, execution_id: str) -> str | None:
+        """Why an operator's resolution of ``execution_id`` as applied must wait, or None.
+
+        Its probes run from the resolution on, and two open verifications could each
+        restore over the other's delta.
+        """
+        row = self.rows.get(execution_id)
+        if row is None or row.state not in (v.PENDING, v.ABANDONED):
+            return None
+        others = [r for r in self.rows.open_rows() if r.execution_id != execution_id]
+        if not others:
+            return None
+        r = others[0]
+        return (
+            f"request {r.request_id or r.execution_id} is {r.state} until {r.deadline or '-'}; "
+            "resolve this one when it is kept or restored"
+        )
+
+    def after_resolution(self, execution_id: str) -> dict[str, Any] | None:
+        """Verify a run an operator resolved as applied, as if it had just finished.
+
+        The run was interrupted, so aegisd never verified it (the row is ``pending``, or
+        ``abandoned`` after a restart). The operator has checked dpkg against the signed
+        delta, so the probes now decide as after any run: kept when they pass, the
+        delta restored when they fail or the deadline (counted from now) passes.
+        """
+        from aegis.execute.daemon import iso
+        from aegis.sign.execution_plan import parse_execution_plan
+
+        row = self.rows.get(execution_id)
+        if row is None or row.state not in (v.PENDING, v.ABANDONED):
+            return self.public(row) if row is not None else None
+        ep = parse_execution_plan(row.plan)
+        assert ep.verification is not None
+        now = self.d.clock()
+        deadline = iso(now + timedelta(seconds=ep.verification.within_s))
+        with self._lock:
+            row = self.rows.move(
+                execution_id, (v.PENDING, v.ABANDONED), v.VERIFYING, iso(now), deadline=deadline
+            )
+        self._audit(
+            "verify-started",
+            ep,
+            "verifying",
+            {
+                "probes": [p.text() for p in ep.verification.probes],
+                "deadline": deadline,
+                "confirm": ep.verification.confirm,
+                "after": "resolution",
+            },
+        )
+        row = self._round(ep)
+        if row.state == v.VERIFYING:
+            self.watch(execution_id)
+        self.d.publish_status()
+        return self.public(row)
+
     def public(self, row: v.VerificationRow) -> dict[str, Any]:
         """A row as status answers carry it, with its last probe results (kept in the row)."""
         return row.public()

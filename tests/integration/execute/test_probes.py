@@ -275,3 +275,59 @@ def test_no_confirmation_by_the_deadline_restores_a_healthy_change(
         assert _state(sr) == "rolled_back"
     finally:
         svc.close()
+
+
+def test_an_interrupted_run_resolved_applied_is_verified_by_its_probes_then_audited(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    """aegisd dies after the run, before recording it: the operator resolves it applied,
+    and the signed probes decide from then on, as after any run (no stuck 'applied')."""
+    svc = _Service(always_ok=True)
+    try:
+        sr = benign_request(tmp_path, svc, "60s")
+        hooks = tmp_path / "hooks"
+        hooks.mkdir()
+        (hooks / "after-run.wait").touch()
+        env = {**sr.env, "AEGIS_TEST_HOOKS": "1", "AEGIS_TEST_HOOK_DIR": str(hooks)}
+        d = Daemon(
+            sr.home, sock_dir / "a.sock", env, ["--public-key-hex", sr.signer_pub],
+            tmp_path / "aegisd.log",
+        ).start()  # fmt: skip
+        client = subprocess.Popen(
+            apply_argv(sr.execution_plan, sr.signer_pub, d.socket),
+            env=sr.env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait((hooks / "after-run.reached").exists, "the run", d)
+        d.kill()  # the package is in place; aegisd never recorded the run's end
+        _, err = client.communicate(timeout=60)
+        assert client.returncode == 10, err
+        assert _version(sr) == "1.1"
+        (hooks / "after-run.wait").unlink()
+        d.start()
+        xid = json.loads(sr.execution_plan.read_text())["execution_id"]
+        row = Verifications(d.cfg.ledger_path).get(xid)
+        assert row is not None
+        assert row.state == "abandoned"  # nothing aegisd could verify by itself
+        assert _state(sr) == "interrupted"
+        out = run_cli(
+            [*AEGISCTL, "resolve", sr.request_id, "--as", "applied", "--reason",
+             "dpkg shows aegis-benign 1.1 ii", "--key", str(sr.keys / "alice.key"),
+             "--socket", str(d.socket), "--json"],
+            sr.env,
+        )  # fmt: skip
+        assert json.loads(out.stdout)["state"] == "audited", out.stderr
+        assert _state(sr) == "audited"
+        events = _events(d, sr.request_id)
+        kinds = [e["kind"] for e in events]
+        assert kinds.count("apply-started") == 1  # never run again
+        assert kinds[-3:] == ["resolve", "verify-started", "verify-passed"]
+        started = next(e for e in events if e["kind"] == "verify-started")
+        assert started["details"]["after"] == "resolution"
+        assert Verifications(d.cfg.ledger_path).open_rows() == []
+        d.stop()
+    finally:
+        svc.close()
