@@ -107,7 +107,13 @@ class Host:
 
 @dataclass(frozen=True)
 class PackageChange:
-    """One package of the delta."""
+    """One package of the delta: the one change record every ecosystem fills.
+
+    The generic core of a change (docs/ecosystems.md "The plan: core and evidence"): its
+    name, :attr:`action`, ``from`` (:attr:`current_version`), ``to``
+    (:attr:`candidate_version`), its source (:attr:`source_package`, :attr:`repository`)
+    and :attr:`integrity`. Everything else an ecosystem knows is evidence, kept apart.
+    """
 
     name: str
     arch: str
@@ -120,6 +126,12 @@ class PackageChange:
     repository: str | None
     """Id of the :class:`Repository` that supplies the candidate, if any."""
     essential: bool = False
+    integrity: str = field(default="", metadata=_OMIT)
+    """The ecosystem's own integrity of the artifact installed, self-describing: apt
+    ``sha256:<hex>`` of the .deb, npm the SRI ``sha512-...``, pip ``sha256:<hex>`` of the
+    wheel or sdist, images the manifest digest ``sha256:...``, Go the ``h1:`` sum, Cargo
+    ``sha256:<cksum>``; "" for removals and when no integrity was verified. Absent from
+    plans made before it existed (they stay readable)."""
 
 
 @dataclass(frozen=True)
