@@ -11,8 +11,8 @@ package against its tracker rows and an OSV import takes the newest fix over tho
 records (``scripts/bench --only vulndb``), where one cached tuple per version is several
 times faster than parsing and comparing objects pairwise. The key is tested equal to
 ``debian.debian_support.version_compare`` (tests/unit/evidence/test_vulnerabilities.py).
-Digit runs compare by length then text (leading zeros dropped), so a version with a
-thousands-digit number orders correctly instead of hitting Python's int-conversion limit.
+A version longer than :data:`MAX_VERSION_CHARS` is refused (InputError) before Python's
+int-conversion limit (4,300 digits) could raise ``ValueError``; no real version comes near.
 
 Example:
     >>> compare_versions("1:1.0", "2.0") > 0
@@ -60,17 +60,12 @@ _RUN_TABLE = {
     for c in "~.+-:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 }
 _PAIRS = re.compile(r"([^0-9]*)([0-9]*)")
-_ZERO = (0, "")
-_SENTINEL = (_END, _ZERO)
+_SENTINEL = (_END, 0)
+MAX_VERSION_CHARS = 1000
+"""Longest version read (Python refuses ``int()`` of 4,300 digits with ValueError)."""
 
 
-def _number(digits: str) -> tuple[int, str]:
-    """A digit run as a key ordering like its integer value, without converting it."""
-    significant = digits.lstrip("0")
-    return (len(significant), significant)
-
-
-def _part_key(part: str) -> tuple[tuple[str, tuple[int, str]], ...]:
+def _part_key(part: str) -> tuple[tuple[str, int], ...]:
     """Sortable key ordering like dpkg's verrevcmp: (non-digit run, number) pairs + sentinel.
 
     A non-digit run compares character by character with the end of the run as 0,
@@ -81,7 +76,7 @@ def _part_key(part: str) -> tuple[tuple[str, tuple[int, str]], ...]:
     ``part or "0"``.
     """
     pairs = [
-        (run.translate(_RUN_TABLE) + _END, _number(num))
+        (run.translate(_RUN_TABLE) + _END, int(num) if num else 0)
         for run, num in _PAIRS.findall(part or "0")
         if run or num
     ]
@@ -94,13 +89,14 @@ def version_key(version: str) -> tuple[object, ...]:
     """A key whose order is Debian version order (dpkg / python-debian).
 
     Raises:
-        InputError: ``version`` is not a Debian version (:data:`VERSION`).
+        InputError: ``version`` is not a Debian version (:data:`VERSION`), or is longer
+            than :data:`MAX_VERSION_CHARS`.
     """
-    m = _PARTS.match(version)
+    m = _PARTS.match(version) if len(version) <= MAX_VERSION_CHARS else None
     if m is None:
         raise InputError(f"not a Debian version: {version[:80]!r}")
     return (
-        _number(m.group("epoch") or "0"),
+        int(m.group("epoch") or 0),
         _part_key(m.group("upstream")),
         _part_key(m.group("revision") or ""),
     )
