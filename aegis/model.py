@@ -474,6 +474,25 @@ class Plan:
     the argv names that file (:func:`aegis.execute.argv.planned_deb_path`)."""
 
 
+PLAN_CORE = frozenset(
+    {
+        "schema_version", "plan_id", "created_at", "intent", "host", "changes",
+        "command_preview", "provenance", "findings", "vulnerabilities", "vulndb_date",
+        "signals", "package_state_hash", "content_inspected", "failure", "descriptions",
+    }
+)  # fmt: skip
+"""The generic core of a :class:`Plan`: what every ecosystem fills and every stage reads."""
+APT_EVIDENCE = frozenset(
+    {
+        "configure_order", "repositories", "config", "rollback", "snapshot_debs", "first_seen",
+        "other_sources", "deb_dir",
+    }
+)  # fmt: skip
+"""apt's evidence block. It stays at the top level of the plan, where it always was, so apt
+plans and their hashes did not change; other ecosystems leave these fields empty and carry
+their evidence in :attr:`Plan.ecosystem` (docs/ecosystems.md "The plan: core and evidence")."""
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """Return the JSON structure of ``plan``."""
     out: dict[str, Any] = to_dict(plan)
