@@ -194,8 +194,8 @@ def plan_differences(a: Plan, b: Plan) -> list[str]:
     return sorted(k for k in set(va) | set(vb) if va.get(k) != vb.get(k))
 
 
-def _without_integrity(plan: Plan) -> Plan:
-    """``plan`` as a version 1 execution plan embedded it: changes without integrity."""
+def without_change_integrity(plan: Plan) -> Plan:
+    """``plan`` as analyses before ``PackageChange.integrity`` recorded it (version 1)."""
     return replace(plan, changes=tuple(replace(c, integrity="") for c in plan.changes))
 
 
@@ -208,7 +208,7 @@ def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
     carried integrity; its .deb hashes are still compared through the provenance.
     """
     if ep.schema_version == EXECUTION_PLAN_SCHEMA_V1:
-        derived = _without_integrity(derived)
+        derived = without_change_integrity(derived)
     differing = plan_differences(derived, ep.plan)
     if not differing:
         return None

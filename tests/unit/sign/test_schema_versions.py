@@ -114,3 +114,17 @@ def test_a_version_2_plan_whose_target_integrity_moved_is_refused_naming_it(
     assert refusal.code == RefusalCode.REDERIVATION
     assert f"{first.name}:{first.arch} {first.candidate_version} integrity" in refusal.detail
     assert f"{first.integrity} -> sha256:{'7' * 64}" in refusal.detail
+
+
+def test_signing_a_plan_stored_before_integrity_asks_to_plan_again(plan: Plan) -> None:
+    """Not "changed after analysis": the stored plan is only older than the field."""
+    from aegis.errors import StateError, TrustError
+    from aegis.sign.rechecks import check_reproduces
+
+    with pytest.raises(StateError, match="before changes recorded their artifact integrity"):
+        check_reproduces(_old_analysis(plan), plan)
+    # An integrity that differs in a plan that has them is still an edit of the store.
+    edited = replace(plan, changes=(replace(plan.changes[0], integrity="sha256:" + "7" * 64),))
+    edited = replace(edited, changes=(*edited.changes, *plan.changes[1:]))
+    with pytest.raises(TrustError, match="integrity"):
+        check_reproduces(edited, plan)
