@@ -107,7 +107,13 @@ class Host:
 
 @dataclass(frozen=True)
 class PackageChange:
-    """One package of the delta."""
+    """One package of the delta: the one change record every ecosystem fills.
+
+    The generic core of a change (docs/ecosystems.md "The plan: core and evidence"): its
+    name, :attr:`action`, ``from`` (:attr:`current_version`), ``to``
+    (:attr:`candidate_version`), its source (:attr:`source_package`, :attr:`repository`)
+    and :attr:`integrity`. Everything else an ecosystem knows is evidence, kept apart.
+    """
 
     name: str
     arch: str
@@ -120,6 +126,12 @@ class PackageChange:
     repository: str | None
     """Id of the :class:`Repository` that supplies the candidate, if any."""
     essential: bool = False
+    integrity: str = field(default="", metadata=_OMIT)
+    """The ecosystem's own integrity of the artifact installed, self-describing: apt
+    ``sha256:<hex>`` of the .deb, npm the SRI ``sha512-...``, pip ``sha256:<hex>`` of the
+    wheel or sdist, images the manifest digest ``sha256:...``, Go the ``h1:`` sum, Cargo
+    ``sha256:<cksum>``; "" for removals and when no integrity was verified. Absent from
+    plans made before it existed (they stay readable)."""
 
 
 @dataclass(frozen=True)
@@ -460,6 +472,25 @@ class Plan:
     """aegisd's root-only directory of verified .debs (``<aegisd_dir>/debs``). aegisd
     fetches each package to install there by its provenance (URI, SHA-256, size), and
     the argv names that file (:func:`aegis.execute.argv.planned_deb_path`)."""
+
+
+PLAN_CORE = frozenset(
+    {
+        "schema_version", "plan_id", "created_at", "intent", "host", "changes",
+        "command_preview", "provenance", "findings", "vulnerabilities", "vulndb_date",
+        "signals", "package_state_hash", "content_inspected", "failure", "descriptions",
+    }
+)  # fmt: skip
+"""The generic core of a :class:`Plan`: what every ecosystem fills and every stage reads."""
+APT_EVIDENCE = frozenset(
+    {
+        "configure_order", "repositories", "config", "rollback", "snapshot_debs", "first_seen",
+        "other_sources", "deb_dir",
+    }
+)  # fmt: skip
+"""apt's evidence block. It stays at the top level of the plan, where it always was, so apt
+plans and their hashes did not change; other ecosystems leave these fields empty and carry
+their evidence in :attr:`Plan.ecosystem` (docs/ecosystems.md "The plan: core and evidence")."""
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aegis.analyze import apt as aptparse
@@ -46,6 +46,7 @@ from aegis.model import (
     Repository,
     RollbackRequirement,
     Signal,
+    SnapshotDeb,
 )
 
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
@@ -291,6 +292,29 @@ def collect_delta(
         used=frozenset(used),
         signals=tuple(signals),
     )
+
+
+def with_integrity(
+    changes: Sequence[PackageChange],
+    provenance: Sequence[Provenance],
+    snapshot_debs: Sequence[SnapshotDeb] = (),
+) -> tuple[PackageChange, ...]:
+    """``changes`` with apt's integrity filled: ``sha256:<hex>`` of the exact .deb installed.
+
+    The file is the one the provenance names (the signed index's record of what apt
+    downloads) or the kept .deb of a rollback snapshot; a change with neither, and every
+    removal, keeps "" (docs/ecosystems.md "The plan: core and evidence").
+    """
+    files = {(p.package, p.arch, p.version): p.sha256 for p in provenance}
+    for d in snapshot_debs:
+        files.setdefault((d.package, d.arch, d.version), d.sha256)
+    out: list[PackageChange] = []
+    for c in changes:
+        digest = files.get((c.name, c.arch, c.candidate_version or ""))
+        out.append(
+            replace(c, integrity=f"sha256:{digest}") if c.action in _WITH_FILE and digest else c
+        )
+    return tuple(out)
 
 
 def _sources_of(

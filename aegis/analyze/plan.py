@@ -41,7 +41,7 @@ from aegis.analyze.apt_runner import (
     download_set_args,
     simulation_args,
 )
-from aegis.analyze.delta import PackageDelta, collect_delta
+from aegis.analyze.delta import PackageDelta, collect_delta, with_integrity
 from aegis.analyze.dpkg_status import StatusFacts, read_status_facts
 from aegis.analyze.evidence.aptconfig import (
     assess_apt_config,
@@ -313,7 +313,7 @@ class _Analysis:
             created_at=format_time(self.now),
             intent=self.intent,
             host=this_host(self.cfg),
-            changes=changes,
+            changes=with_integrity(changes, provenance_t, self.local.debs),
             configure_order=configure,
             command_preview=(),
             repositories=repositories,

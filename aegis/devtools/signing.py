@@ -79,6 +79,14 @@ def make_plan(**overrides: Any) -> Plan:
             for c in fields["changes"]
             if c.candidate_version
         )
+        # ... and its integrity, as the analyzer records it (aegis.analyze.delta).
+        digests = {(p.package, p.version): p.sha256 for p in fields["provenance"]}
+        fields["changes"] = tuple(
+            replace(c, integrity=f"sha256:{digests[c.name, c.candidate_version]}")
+            if c.candidate_version and not c.integrity
+            else c
+            for c in fields["changes"]
+        )
     plan = Plan(**fields)
     if "command_preview" in overrides:
         return plan

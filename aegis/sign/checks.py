@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from aegis.errors import InputError
@@ -30,6 +30,7 @@ from aegis.sign.approvals import ApproverKeys, verify_approvals
 from aegis.sign.cohort_approval import CohortApproval, verify_cohort_approvals
 from aegis.sign.execution_plan import (
     DECISIONS,
+    EXECUTION_PLAN_SCHEMA_V1,
     MAX_TTL,
     ExecutionPlan,
     PolicyBinding,
@@ -193,8 +194,21 @@ def plan_differences(a: Plan, b: Plan) -> list[str]:
     return sorted(k for k in set(va) | set(vb) if va.get(k) != vb.get(k))
 
 
+def without_change_integrity(plan: Plan) -> Plan:
+    """``plan`` as analyses before ``PackageChange.integrity`` recorded it (version 1)."""
+    return replace(plan, changes=tuple(replace(c, integrity="") for c in plan.changes))
+
+
 def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
-    """Step ``rederivation``: the caller's own analysis equals the signed plan."""
+    """Step ``rederivation``: the caller's own analysis equals the signed plan.
+
+    Every field counts, the integrity of each change (hence of each exact target)
+    included: the same version with another artifact is refused, naming both. A version
+    1 plan (apt only, see :data:`EXECUTION_PLAN_SCHEMA_V1`) was planned before changes
+    carried integrity; its .deb hashes are still compared through the provenance.
+    """
+    if ep.schema_version == EXECUTION_PLAN_SCHEMA_V1:
+        derived = without_change_integrity(derived)
     differing = plan_differences(derived, ep.plan)
     if not differing:
         return None

@@ -1,7 +1,8 @@
 """The signed execution plan: its schema, strict parsing and building (pure).
 
-An execution plan (schema ``aegis.execution-plan/1``) is what aegisd runs. It binds
-exactly what docs/design.md "Trust" lists: the intent and exact targets, the operation
+An execution plan (schema ``aegis.execution-plan/2``) is what aegisd runs. It binds
+exactly what docs/design.md "Trust" lists: the intent and exact targets (each with the
+ecosystem's own artifact integrity), the operation
 plan (embedded, so aegisd can compare its own re-derivation) and its hash, the
 policy result hash with decision and controls, the review hash, the approvals,
 the argv, the package-state hash, the host identity, a one-time execution id,
@@ -37,7 +38,7 @@ from aegis.canonical import canonical_bytes, encode_checked, loads_strict, sha25
 from aegis.codec import OMIT_DEFAULT, canonical_of, checked_plain, from_dict, to_dict
 from aegis.errors import InputError, PolicyDenied
 from aegis.health.spec import Verification, check_probe, check_verification
-from aegis.model import PLAN_SCHEMA, Action, Host, Intent, Plan, plan_hash
+from aegis.model import PLAN_SCHEMA, Action, Host, Intent, Plan, Tool, plan_hash
 from aegis.sign.approvals import Approval, approval_from_dict, check_approver_id
 from aegis.sign.cohort_approval import CohortApproval, cohort_approval_from_dict
 from aegis.sign.keys import public_hex, sign_canonical
@@ -49,7 +50,13 @@ if TYPE_CHECKING:
 
     from aegis.policy.result import PolicyResult
 
-EXECUTION_PLAN_SCHEMA = "aegis.execution-plan/1"
+EXECUTION_PLAN_SCHEMA = "aegis.execution-plan/2"
+"""What every plan signed now carries: exact targets bind the artifact integrity."""
+EXECUTION_PLAN_SCHEMA_V1 = "aegis.execution-plan/1"
+"""Plans signed before target integrity existed. Read for apt only, whose targets bind the
+.deb's SHA-256 anyway; a version 1 plan of any other ecosystem is refused as malformed.
+Such plans expire within :data:`MAX_TTL` of an upgrade, after which none is left."""
+_SCHEMAS = (EXECUTION_PLAN_SCHEMA, EXECUTION_PLAN_SCHEMA_V1)
 MAX_EXECUTION_PLAN_BYTES = 4 * 1024 * 1024
 MAX_TTL = timedelta(hours=24)
 DEFAULT_TTL = timedelta(hours=1)
@@ -81,6 +88,10 @@ class ExactTarget:
     uri: str | None = None
     """Where that file is fetched from (the build apt's own resolution picked), or the
     path of the kept snapshot .deb."""
+    integrity: str | None = field(default=None, metadata={OMIT_DEFAULT: True})
+    """The ecosystem's own integrity of the artifact installed, self-describing
+    (:attr:`aegis.model.PackageChange.integrity`: ``sha256:<hex>``, ``sha512-...``,
+    ``h1:...``); None for removals, when none was verified, and in version 1 plans."""
 
 
 @dataclass(frozen=True)
@@ -158,21 +169,28 @@ def derive_targets(plan: Plan) -> tuple[ExactTarget, ...]:
     """The exact targets of ``plan``'s delta (held-back packages are not changes).
 
     A package installed is bound to its file: SHA-256, size and URI from the plan's
-    provenance, or the kept .deb of a rollback snapshot.
+    provenance, or the kept .deb of a rollback snapshot; and to the integrity its
+    ecosystem recorded on the change (every ecosystem fills it the same way).
     """
     files = {(p.package, p.arch, p.version): (p.sha256, p.size, p.uri) for p in plan.provenance}
     for d in plan.snapshot_debs:
         files.setdefault((d.package, d.arch, d.version), (d.sha256, d.size, d.path))
     out: list[ExactTarget] = []
     for change in plan.changes:
+        integrity: str | None = None
         if change.action in _VERSIONED:
             version = change.candidate_version
             sha256, size, uri = files.get((change.name, change.arch, version or ""), (None,) * 3)
+            integrity = change.integrity or None
         elif change.action in _REMOVING:
             version, sha256, size, uri = change.current_version, None, None, None
         else:
             continue
-        out.append(ExactTarget(change.name, change.arch, change.action, version, sha256, size, uri))
+        out.append(
+            ExactTarget(
+                change.name, change.arch, change.action, version, sha256, size, uri, integrity
+            )
+        )
     return tuple(out)
 
 
@@ -226,8 +244,14 @@ def _consistency_problem(ep: ExecutionPlan, plan_digest: str | None = None) -> s
 
 def _field_problem(ep: ExecutionPlan) -> str | None:
     """Why the document's own fields are malformed (identifiers, key, signature, times)."""
-    if ep.schema_version != EXECUTION_PLAN_SCHEMA:
+    if ep.schema_version not in _SCHEMAS:
         return f"schema_version must be {EXECUTION_PLAN_SCHEMA!r}"
+    if ep.schema_version == EXECUTION_PLAN_SCHEMA_V1 and ep.plan.intent.tool is not Tool.APT:
+        # Version 1 binds no target integrity; only apt's were ever signed that way.
+        return (
+            f"a {EXECUTION_PLAN_SCHEMA_V1} plan is accepted for apt only, not "
+            f"{ep.plan.intent.tool.value}: sign it again ({EXECUTION_PLAN_SCHEMA})"
+        )
     if not _EXEC_ID_RE.match(ep.execution_id):
         return "execution_id must be 32 lower-case hex characters"
     if not _HEX64_RE.match(ep.signer_public_key_hex):
@@ -379,7 +403,7 @@ def _parse_canonical(data: bytes) -> ExecutionPlan | None:
     """
     try:
         doc = orjson.loads(data)
-        if not isinstance(doc, dict) or doc.get("schema_version") != EXECUTION_PLAN_SCHEMA:
+        if not isinstance(doc, dict) or doc.get("schema_version") not in _SCHEMAS:
             return None
         raw_approvals = doc.get("approvals")
         if isinstance(raw_approvals, list):
@@ -416,8 +440,8 @@ def parse_execution_plan(
 
     Refused (``refused:oversized``) above ``max_bytes``; refused
     (``refused:malformed``) on invalid UTF-8 or JSON, duplicate keys, floats,
-    unknown or missing keys, wrong types, non-canonical bytes, or fields that
-    contradict the embedded plan.
+    unknown or missing keys, wrong types, non-canonical bytes, fields that
+    contradict the embedded plan, or a version 1 plan of an ecosystem other than apt.
 
     Raises:
         MalformedExecutionPlanError: with the named refusal.
@@ -431,7 +455,7 @@ def parse_execution_plan(
         return fast
     try:
         doc = loads_strict(data, max_bytes=max_bytes)
-        if not isinstance(doc, dict) or doc.get("schema_version") != EXECUTION_PLAN_SCHEMA:
+        if not isinstance(doc, dict) or doc.get("schema_version") not in _SCHEMAS:
             raise InputError(f"not an execution plan ({EXECUTION_PLAN_SCHEMA})")
         raw_approvals = doc.get("approvals")
         if isinstance(raw_approvals, list):

@@ -2,7 +2,8 @@
 
 "The package state moved" alone sends on-call hunting. :func:`describe_moves` names each
 package of the delta whose installed or candidate version changed (``nginx installed
-1.22 -> 1.24``), each package that joined or left the delta, each repository whose
+1.22 -> 1.24``) or whose artifact integrity changed at the same version, each package
+that joined or left the delta, each repository whose
 signed evidence changed, and, when the package-state hash moved with none of those,
 that packages outside the delta changed (the plan keeps only the hash of the rest).
 
@@ -39,6 +40,12 @@ def _version_moves(old: Plan, new: Plan) -> list[str]:
                 out.append(f"{key} installed {was.current_version} -> {now.current_version}")
             if was.candidate_version != now.candidate_version:
                 out.append(f"{key} candidate {was.candidate_version} -> {now.candidate_version}")
+            elif was.integrity != now.integrity:
+                # The same version with other bytes: a republished or swapped artifact.
+                out.append(
+                    f"{key} {now.candidate_version} integrity "
+                    f"{was.integrity or '(none)'} -> {now.integrity or '(none)'}"
+                )
     return out
 
 

@@ -32,7 +32,7 @@ from aegis.errors import (
 from aegis.model import Plan, reproducible_view
 from aegis.sign import files
 from aegis.sign.approvals import ApprovalVerdict, verify_approvals
-from aegis.sign.checks import plan_differences
+from aegis.sign.checks import plan_differences, without_change_integrity
 from aegis.sign.context import Context, collect_approvals
 from aegis.sign.times import parse_time
 
@@ -118,6 +118,15 @@ def check_reproduces(stored: Plan, fresh: Plan) -> None:
         raise StateError(
             "refused:rederivation: the package state moved since the plan was made: "
             f"{moved} (differs in {', '.join(differing)})",
+            hint="plan the change again",
+        )
+    if not any(c.integrity for c in stored.changes) and reproducible_view(
+        without_change_integrity(fresh)
+    ) == reproducible_view(stored):
+        # Stored by an Aegis from before changes recorded their integrity: not an edit.
+        raise StateError(
+            "refused:rederivation: the plan was made before changes recorded their "
+            "artifact integrity; it cannot be signed as aegis.execution-plan/2",
             hint="plan the change again",
         )
     if only_repositories_moved(stored, fresh):

@@ -44,6 +44,7 @@ import re
 import zipfile
 from typing import Any
 
+from aegis.analyze.debversion import version_key
 from aegis.analyze.evidence.vulnerabilities import (
     _CVE,
     _SOURCE,
@@ -53,7 +54,6 @@ from aegis.analyze.evidence.vulnerabilities import (
     Entry,
     VulnIndex,
     valid_release,
-    version_key,
 )
 from aegis.canonical import loads_strict, sha256_hex
 from aegis.errors import InputError

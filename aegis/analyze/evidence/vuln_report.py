@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis.analyze.evidence.vulnerabilities import VulnIndex, is_critical, version_at_least
+from aegis.analyze.debversion import version_at_least
+from aegis.analyze.evidence.vulnerabilities import VulnIndex, is_critical
 from aegis.errors import EnvironmentFailure, InputError
 
 MAX_STATUS_BYTES = 256 * 1024 * 1024

@@ -12,8 +12,8 @@ compact :class:`VulnIndex`. :mod:`aegis.analyze.evidence.vulndb` stores it at
 Matching (:func:`match`) is by **source** package (``libssl3`` matches through
 ``Source: openssl``) at each change's **post-change** version (the candidate; the
 current version for a held-back package; removals are skipped). Versions compare
-in Debian order (dpkg's algorithm as a cached sort key, :func:`version_key`,
-checked against python-debian). Per tracker entry for that source:
+in Debian order (:mod:`aegis.analyze.debversion`, the one comparator). Per tracker
+entry for that source:
 
 - ``resolved`` with ``fixed_version`` F:
   - the post-change version < F: a match with ``fixed_by_plan=False`` (a fix exists
@@ -58,9 +58,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from aegis.analyze.debversion import VERSION_GRAMMAR, version_at_least
 from aegis.canonical import loads_strict, sha256_hex
 from aegis.errors import InputError
 from aegis.model import Action, PackageChange, Vulnerability
@@ -83,7 +83,8 @@ _ENTRY_ID = re.compile(
     r"^(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6}|(?:DSA|DLA|DTSA)-[0-9]{1,6}(?:-[0-9]{1,3})?)$"
 )
 """A stored entry's id: a CVE or TEMP id, or a Debian advisory naming none (OSV import)."""
-_VERSION = re.compile(r"^[A-Za-z0-9.+~:-]{1,256}$")
+_VERSION = re.compile(rf"\A(?=.{{1,256}}\Z){VERSION_GRAMMAR}\Z", re.ASCII)
+"""A tracker or OSV version: the comparator's grammar, at most 256 characters."""
 _RELEASE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 _CVE_KEYS = frozenset({"description", "scope", "debianbug", "releases"})
 _REL_KEYS = frozenset(
@@ -308,76 +309,6 @@ def index_from_dict(doc: Any) -> VulnIndex:
 
 
 # --- matching ------------------------------------------------------------------------
-
-
-_VERSION_SHAPE = re.compile(
-    r"^(?:(?P<epoch>[0-9]+):)?(?P<upstream>[A-Za-z0-9.+:~-]+?)(?:-(?P<revision>[A-Za-z0-9+.~]+))?$"
-)
-
-
-def _order(ch: str) -> int:
-    # dpkg's order(): '~' sorts before everything, even the end of the part;
-    # letters before other characters.
-    if ch == "~":
-        return -1
-    if ch.isalpha():
-        return ord(ch)
-    return ord(ch) + 256
-
-
-# Each character becomes one code point that sorts like its dpkg order: '~' -> 1,
-# end of run -> 2 (the terminator), everything else shifted above it. String
-# comparison of the translated runs is then dpkg's character-by-character rule.
-_END = "\x02"
-_RUN_TABLE = {
-    ord(c): "\x01" if c == "~" else chr(_order(c) + 3)
-    for c in "~.+-:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-}
-_PAIRS = re.compile(r"([^0-9]*)([0-9]*)")
-_SENTINEL = (_END, 0)
-
-
-def _part_key(part: str) -> tuple[tuple[str, int], ...]:
-    """Sortable key ordering like dpkg's verrevcmp: (non-digit run, number) pairs + sentinel.
-
-    A non-digit run compares character by character with the end of the run as 0,
-    so each run becomes its translated characters plus a terminator. A shorter part
-    compares as if padded with ("", 0) pairs; pairs after the first always start
-    with a non-terminator character, so one trailing (terminator, 0) sentinel
-    reproduces that padding exactly. An empty part equals "0" in dpkg, hence
-    ``part or "0"``.
-    """
-    pairs = [
-        (run.translate(_RUN_TABLE) + _END, int(num) if num else 0)
-        for run, num in _PAIRS.findall(part or "0")
-        if run or num
-    ]
-    pairs.append(_SENTINEL)
-    return tuple(pairs)
-
-
-@lru_cache(maxsize=200_000)
-def version_key(version: str) -> tuple[object, ...]:
-    """A key whose order is Debian version order (dpkg / python-debian).
-
-    Tested for equivalence against ``debian.debian_support.version_compare``.
-
-    Raises:
-        InputError: ``version`` is not a Debian version.
-    """
-    m = _VERSION_SHAPE.match(version)
-    if m is None:
-        raise InputError(f"not a Debian version: {version[:60]!r}")
-    return (
-        int(m.group("epoch") or 0),
-        _part_key(m.group("upstream")),
-        _part_key(m.group("revision") or ""),
-    )
-
-
-def version_at_least(version: str, floor: str) -> bool:
-    """``version >= floor`` in Debian order."""
-    return version_key(version) >= version_key(floor)
 
 
 def _post_version(change: PackageChange) -> str | None:

@@ -307,7 +307,8 @@ def _change(
     chain = (f"index:{registry}", f"cksum:{top.sha256}") if top.sha256 else ()
     fname = top.url.rsplit("/", 1)[-1]
     return (
-        (PackageChange(name, "", _action(current, v), current, v, name, v, registry),),
+        (PackageChange(name, "", _action(current, v), current, v, name, v, registry,
+                       integrity=f"sha256:{top.sha256}" if top.sha256 else ""),),
         (Provenance(name, v, "", top.url, fname, top.size, top.sha256, registry, chain,
                     bool(top.sha256)),),
     )  # fmt: skip

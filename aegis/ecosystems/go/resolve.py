@@ -360,7 +360,8 @@ class _Evidence:
         url = f"{proxy}{escape_path(mod)}/@v/{version}.zip"
         old = self.r.old.get(mod)
         self.changes.append(PackageChange(mod, "", _action(old, version), old, version, mod,
-                                          version, proxy))  # fmt: skip
+                                          version, proxy,
+                                          integrity=zsum if ok else ""))  # fmt: skip
         chain = (f"proxy:{proxy}", f"zip:{zsum}", f"go.mod:{msum}") if ok else ()
         self.prov.append(Provenance(mod, version, "", url, f"{version}.zip", 0, "", proxy, chain,
                                     ok))  # fmt: skip
@@ -404,8 +405,11 @@ def _install_view(
     version = new[mod]
     if prev == version:
         return [], installed, state
+    # The binary's integrity is its module's h1: sum (the build's go.sum pins it).
+    integrity = next((c.integrity for c in changes if c.name == mod), "")
     return [PackageChange(pkg, "", _action(prev, version) if prev else Action.INSTALL, prev,
-                          version, mod, version, intent.registry)], installed, state  # fmt: skip
+                          version, mod, version, intent.registry,
+                          integrity=integrity)], installed, state  # fmt: skip
 
 
 def raw_download_argv(target: str) -> list[str]:

@@ -325,7 +325,8 @@ def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
         size = sum(layer.size for layer in ev.layers)
         url = f"docker://{ref.by_digest(ev.digest)}"
         changes = (PackageChange(ref.repository, arch, Action.INSTALL, None, ev.digest,
-                                 ref.repository, ev.digest, registry),)  # fmt: skip
+                                 ref.repository, ev.digest, registry,
+                                 integrity=ev.digest),)  # fmt: skip
         # The provenance hash is the config digest: the image id the store must hold afterwards.
         prov = (Provenance(ref.repository, ev.digest, arch, url, ref.by_digest(ev.digest), size,
                            ev.config_digest.split(":", 1)[-1], registry,

@@ -284,7 +284,7 @@ class _Evidence:
             name = _pkg_name(path)
             changes.append(PackageChange(path, "", _action(old.get(path), entry),
                                          old.get(path, {}).get("version"), version, name, version,
-                                         registry))  # fmt: skip
+                                         registry, integrity=integrity))  # fmt: skip
             chain = (f"registry:{registry}", f"tarball:{integrity}") if integrity else ()
             prov.append(Provenance(path, version, "", url, url.rsplit("/", 1)[-1], 0, "", registry,
                                    chain, bool(integrity)))  # fmt: skip

@@ -346,7 +346,8 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
             continue
         changes.append(
             PackageChange(a.name, "", _action(have.get(a.name), a.version), have.get(a.name),
-                          a.version, a.name, a.version, index)
+                          a.version, a.name, a.version, index,
+                          integrity=f"sha256:{a.sha256}" if a.sha256 else "")
         )  # fmt: skip
         filename = unquote(urlsplit(a.url).path.rsplit("/", 1)[-1])
         chain = (f"index:{index}", f"{a.kind}:{a.sha256}") if a.sha256 else ()

@@ -61,6 +61,31 @@ def test_apply_installs_is_audited_and_never_replays(make_daemon, chain) -> None
     assert (row.state, row.exit_status, row.outcome) == ("finished", 0, "succeeded")
 
 
+def test_a_version_1_apt_plan_signed_before_the_upgrade_still_applies(make_daemon, chain) -> None:  # type: ignore[no-untyped-def]
+    """Schema 1 (no integrity on changes and targets) stays accepted for apt until it expires."""
+    from dataclasses import replace
+
+    from aegis.sign.execution_plan import (
+        EXECUTION_PLAN_SCHEMA_V1,
+        execution_plan_body,
+        execution_plan_bytes,
+        parse_execution_plan,
+    )
+    from aegis.sign.keys import sign_canonical
+
+    plan = chain.plan("aegis-tool")
+    assert all(c.integrity.startswith("sha256:") for c in plan.changes)
+    # What the analyzer wrote before changes carried integrity, signed as version 1.
+    old = replace(plan, changes=tuple(replace(c, integrity="") for c in plan.changes))
+    ep = replace(parse_execution_plan(chain.sign(old)), schema_version=EXECUTION_PLAN_SCHEMA_V1)
+    ep = replace(ep, signature_hex=sign_canonical(execution_plan_body(ep), chain.keys.signer))
+    data = execution_plan_bytes(ep)
+    assert b'"integrity"' not in data
+    answer = _daemon(make_daemon, chain).submit(data)
+    assert answer.ok, answer
+    assert chain.installed() == {"aegis-base": "1.2", "aegis-tool": "2.0"}
+
+
 def test_package_state_moved_after_signing_refused(make_daemon, chain) -> None:  # type: ignore[no-untyped-def]
     d = _daemon(make_daemon, chain)
     data = chain.sign(chain.plan("aegis-tool"))

@@ -134,6 +134,63 @@ def test_a_moved_resolution_is_refused_and_says_what_moved(
     assert not list(site.glob("moving_lib-*"))
 
 
+def test_the_same_version_with_other_bytes_is_refused_naming_the_integrity(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    home = _home(tmp_path, world)
+    world.index.add_wheel("swap-lib", "1.0")
+    plan = _plan(world, home, "swap-lib")
+    (target,) = plan.changes
+    assert target.integrity.startswith("sha256:")
+    data = _sign(home, plan, key_set)
+    # The index serves other bytes under the same version after signing.
+    world.index.links.pop("swap-lib")
+    world.index.add_wheel("swap-lib", "1.0", pth={"swap_lib.pth": "import os\n"})
+    answer = make_daemon(home=home).submit(data)
+    assert not answer.ok
+    assert answer.refusal == "refused:rederivation"
+    assert f"swap-lib: 1.0 integrity {target.integrity} -> sha256:" in answer.message
+    site = next(world.venv.glob("lib/python3*/site-packages"))
+    assert not list(site.glob("swap_lib*"))
+
+
+def test_a_version_1_plan_signed_by_the_trusted_signer_is_refused(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """Version 1 binds no target integrity: aegisd reads it for apt only."""
+    from dataclasses import replace
+
+    from aegis.model import plan_hash
+    from aegis.sign.execution_plan import (
+        EXECUTION_PLAN_SCHEMA_V1,
+        derive_targets,
+        execution_plan_body,
+        execution_plan_bytes,
+        parse_execution_plan,
+    )
+    from aegis.sign.keys import sign_canonical
+
+    home = _home(tmp_path, world)
+    world.index.add_wheel("schema-lib", "1.0")
+    ep = parse_execution_plan(_sign(home, _plan(world, home, "schema-lib"), key_set))
+    old = replace(ep.plan, changes=tuple(replace(c, integrity="") for c in ep.plan.changes))
+    ep = replace(
+        ep,
+        schema_version=EXECUTION_PLAN_SCHEMA_V1,
+        plan=old,
+        plan_hash=plan_hash(old),
+        targets=derive_targets(old),
+    )
+    ep = replace(ep, signature_hex=sign_canonical(execution_plan_body(ep), key_set.signer))
+    d = make_daemon(home=home)
+    answer = d.submit(execution_plan_bytes(ep))
+    assert not answer.ok
+    assert answer.refusal == "refused:malformed"
+    assert "apt only" in answer.message
+    site = next(world.venv.glob("lib/python3*/site-packages"))
+    assert not list(site.glob("schema_lib*"))
+
+
 def test_a_tampered_argv_is_refused(
     world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
 ) -> None:

@@ -169,3 +169,16 @@ def test_npm_argv_is_empty_when_anything_is_off(art: dict[str, str]) -> None:
 
     plan = _npm_plan(**art)
     assert for_tool(Tool.NPM).derive_argv(plan, load_config({"AEGIS_HOME": "/x"})) == ()
+
+
+def test_every_plan_field_is_core_or_one_ecosystems_evidence() -> None:
+    """A new Plan field must say which it is (docs/ecosystems.md "The plan: core and evidence")."""
+    from dataclasses import fields
+
+    from aegis.model import APT_EVIDENCE, PLAN_CORE, Plan
+
+    names = {f.name for f in fields(Plan)}
+    assert not PLAN_CORE & APT_EVIDENCE
+    assert names == PLAN_CORE | APT_EVIDENCE | {"ecosystem"}
+    change = {f.name for f in fields(PackageChange)}
+    assert {"name", "action", "current_version", "candidate_version", "integrity"} <= change

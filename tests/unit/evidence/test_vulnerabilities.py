@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aegis.analyze.debversion import compare_versions, version_key
 from aegis.analyze.evidence.vulnerabilities import (
     CRITICAL_URGENCIES,
     VulnIndex,
@@ -17,7 +18,6 @@ from aegis.analyze.evidence.vulnerabilities import (
     is_critical,
     match,
     parse_tracker,
-    version_key,
 )
 from aegis.errors import InputError
 from aegis.model import Action, PackageChange
@@ -285,3 +285,23 @@ def test_version_key_edge_cases(a: str, b: str) -> None:
 def test_version_key_refuses_garbage() -> None:
     with pytest.raises(InputError):
         version_key("not a version!")
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "1.0\n", "\uff11.0", ":1", "~1", "1.0 ", "\u0661:1.0"],
+    ids=["empty", "newline", "fullwidth-digit", "leading-colon", "leading-tilde", "space",
+         "arabic-epoch"],
+)  # fmt: skip
+def test_one_grammar_refuses_outside_debian_versions_with_input_error(bad: str) -> None:
+    with pytest.raises(InputError):
+        compare_versions(bad, "1.0")
+
+
+def test_huge_numbers_are_input_errors_never_value_errors() -> None:
+    """Python refuses int() of 4,300+ digits with ValueError; the comparator refuses first."""
+    big = "9" * 5000
+    for a in (f"1.{big}", f"{big}:1", f"1.0-{big}"):
+        with pytest.raises(InputError, match="not a Debian version"):
+            compare_versions(a, "1.0")
+    assert compare_versions("1." + "9" * 998, "1." + "9" * 997) > 0
+    assert compare_versions("1.0010", "1.10") == 0
