@@ -313,3 +313,90 @@ def test_a_users_target_is_changed_as_that_user(
     assert answer.ok, (answer.result or {}).get("stderr_tail")
     assert (target / "user_tgt_lib-1.0.dist-info").stat().st_uid == 65534
     shutil.rmtree(base)
+
+
+def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """``--managed NAME``: planned while absent, created root's alone, audited, rolled back."""
+    import os
+
+    from aegis.ecosystems.pip import managed_root
+    from aegis.ecosystems.pip.rollback import rollback_intent
+
+    home = _home(tmp_path, world)
+    cfg = load_config(base_env(home))
+    place, _ = for_tool(Tool.PIP).place(cfg, ("demo-app",), "managed:tools", world.url)
+    venv = managed_root(cfg) / "tools"
+    assert place == f"managed:{venv}"
+    intent = Intent(Tool.PIP, Operation.INSTALL, ("demo-app",), "tester", "2026-01-01T00:00:00Z",
+                    location=place, registry=world.url)  # fmt: skip
+    plan = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert plan.failure is None, plan.failure
+    assert not venv.parent.parent.exists()  # planning is read-only: the apply creates it
+    assert [s.name for s in plan.signals if s.name == "pip.creates-venv"] == ["pip.creates-venv"]
+    assert plan.command_preview[:5] == (
+        "/usr/bin/python3", "-m", "pip", "--python", f"{venv}/bin/python"
+    )  # fmt: skip
+    d = make_daemon(home=home)
+    answer = d.submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.message, (answer.result or {}).get("stderr_tail"))
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    for p in (venv, venv.parent, venv.parent.parent):
+        assert p.stat().st_mode & 0o777 == 0o755
+        assert p.stat().st_uid == os.geteuid()
+    assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert sorted(p.name for p in site.glob("*.dist-info")) == [
+        "demo_app-2.0.dist-info", "demo_lib-1.0.dist-info"
+    ]  # exactly the signed set: no pip or setuptools of its own  # fmt: skip
+    assert "apply-finished" in [e["kind"] for e in d.audit_events()]
+
+    # Its first change rolls back to no venv at all.
+    back = rollback_intent(plan, "r-0000000000000003", "tester", "2026-01-01T00:00:00Z")
+    removal = for_tool(Tool.PIP).plan(cfg, back, datetime.now(UTC))
+    assert removal.command_preview == ("/bin/rm", "-rf", "--one-file-system", "--", str(venv))
+    answer = d.submit(_sign(home, removal, key_set))
+    assert answer.ok, (answer.message, answer.result)
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    assert not venv.exists()
+    assert venv.parent.is_dir()
+
+
+@pytest.mark.parametrize("how", ["agent-owns-managed", "venv-is-a-link", "elsewhere"])
+def test_a_managed_venv_an_agent_could_swap_is_refused(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, how: str
+) -> None:
+    """Group aegis may write /var/lib/aegis: a managed root it made or redirected is never used."""
+    import os
+
+    from aegis.ecosystems.pip import managed_root
+    from tests.conftest import require_root
+
+    require_root("creates directories owned by another user")
+    home = _home(tmp_path, world)
+    cfg = load_config(base_env(home))
+    venv = managed_root(cfg) / "swap"
+    location = f"managed:{venv}"
+    agent_dir = tmp_path / "agent-dir"
+    agent_dir.mkdir()
+    if how == "agent-owns-managed":
+        venv.parent.mkdir(parents=True, mode=0o755)
+        os.chown(venv.parent.parent, 65534, 65534)
+    elif how == "venv-is-a-link":
+        venv.parent.mkdir(parents=True, mode=0o755)
+        venv.symlink_to(agent_dir)
+    else:  # a hand-made plan naming another directory as a managed venv
+        location = f"managed:{agent_dir}"
+    intent = Intent(Tool.PIP, Operation.INSTALL, ("demo-lib",), "tester", "2026-01-01T00:00:00Z",
+                    location=location, registry=world.url)  # fmt: skip
+    plan = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    if how == "elsewhere":
+        assert plan.command_preview == ()  # no argv: nothing may run
+        return
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert not answer.ok
+    assert answer.refusal == "refused:environment", answer.message
+    assert list(agent_dir.iterdir()) == []
