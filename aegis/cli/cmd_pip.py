@@ -92,7 +92,7 @@ def install_cmd(  # noqa: PLR0917 - one parameter per click option
     check_targets(requirements)
     check_index_url(index_url or DEFAULT_INDEX)
     if sum(x is not None for x in (venv, target, managed)) > 1:
-        raise InputError("--venv, --target and --managed name different places: give one")
+        raise InputError("--venv, --target and --managed name two places or more: give one")
     # Paths, always absolute: "--venv target:x" is the directory ./target:x.
     where = (
         MANAGED_KIND + check_venv_name(managed)
