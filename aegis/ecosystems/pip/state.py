@@ -53,6 +53,39 @@ def installed(venv: Path, *, target: bool = False) -> dict[str, str]:
     return out
 
 
+MAX_RECORD = 4 * 1024 * 1024
+
+
+def fingerprints(venv: Path) -> dict[str, str]:
+    """Normalised name -> ``VERSION SHA256`` of every distribution in ``venv``.
+
+    What ``pip freeze --all`` would list, and the SHA-256 of each ``RECORD`` (the file list
+    with every installed file's hash), read directly: no interpreter is started, and a
+    reinstall of the same version with other files still shows. Bounded like
+    :func:`installed`.
+
+    Raises:
+        OSError: the venv or one of its dist-infos cannot be read (permissions).
+    """
+    import hashlib
+
+    out: dict[str, str] = {}
+    for sp in site_packages(venv):
+        for n, entry in enumerate(sorted(sp.glob("*.dist-info"))):
+            if n >= MAX_DISTS:
+                break
+            found = _name_version(entry / "METADATA")
+            if found is None:
+                continue
+            try:
+                with (entry / "RECORD").open("rb") as f:
+                    record = hashlib.sha256(f.read(MAX_RECORD)).hexdigest()
+            except FileNotFoundError:
+                record = "-"
+            out[found[0]] = f"{found[1]} {record}"
+    return out
+
+
 def drop_replaced(target: Path, old: dict[str, str]) -> list[str]:
     """Remove the ``*.dist-info`` of each ``name: old version`` from a ``--target`` directory.
 

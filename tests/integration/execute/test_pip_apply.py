@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -352,9 +354,27 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
         "demo_app-2.0.dist-info", "demo_lib-1.0.dist-info"
     ]  # exactly the signed set: no pip or setuptools of its own  # fmt: skip
     assert "apply-finished" in [e["kind"] for e in d.audit_events()]
+    assert _pip_findings(d) == []  # its own apply is never an out-of-band change
 
-    # Its first change rolls back to no venv at all.
+    # A pip run straight into the managed venv is found on the next pass, once.
+    world.index.add_wheel("behind-lib", "1.0")
+    subprocess.run(
+        ["/usr/bin/python3", "-m", "pip", "--python", f"{venv}/bin/python", "--isolated",
+         "install", "--no-deps", "--index-url", world.url, "behind-lib"],
+        check=True, capture_output=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    (found,) = _pip_findings(d)
+    assert (found["package"], found["action"], found["from"], found["to"]) == (
+        "behind-lib", "install", None, "1.0"
+    )  # fmt: skip
+    assert (found["tool"], found["place"]) == ("pip", str(venv))
+    assert _pip_findings(d) == [found]  # not again on the next pass
+
+    # Its first change rolls back to no venv at all (behind-lib goes with it).
     back = rollback_intent(plan, "r-0000000000000003", "tester", "2026-01-01T00:00:00Z")
+    assert back.targets == ("demo-app", "demo-lib")
+    back = replace(back, targets=(*back.targets, "behind-lib"))
     removal = for_tool(Tool.PIP).plan(cfg, back, datetime.now(UTC))
     assert removal.command_preview == ("/bin/rm", "-rf", "--one-file-system", "--", str(venv))
     answer = d.submit(_sign(home, removal, key_set))
@@ -363,6 +383,18 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
     assert answer.result["drift"] == []
     assert not venv.exists()
     assert venv.parent.is_dir()
+    assert _pip_findings(d) == [found]  # the removal was aegisd's own
+
+
+def _pip_findings(d: Any) -> list[dict[str, Any]]:
+    """Have aegisd record out-of-band changes now; every pip finding in its audit log."""
+    from aegis.execute.protocol import Request, call
+    from aegis.oob.serve import beside
+
+    answer = call(str(beside(d.socket)), Request(op="record-out-of-band"), timeout_s=60)
+    assert answer.ok, answer.message
+    events = [e for e in d.audit_events() if e["kind"] == "out-of-band-change"]
+    return [e["details"] for e in events if e["details"]["tool"] == "pip"]
 
 
 @pytest.mark.parametrize("how", ["agent-owns-managed", "venv-is-a-link", "elsewhere"])
