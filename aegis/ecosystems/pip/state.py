@@ -6,6 +6,7 @@ reads are bounded because a venv is writable by whoever owns it (untrusted input
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from aegis.ecosystems.pip.names import normalize
@@ -20,6 +21,10 @@ def _name_version(metadata: Path) -> tuple[str, str] | None:
             head = f.read(MAX_HEADER).decode("utf-8", "replace")
     except OSError:
         return None
+    return _parse_header(head)
+
+
+def _parse_header(head: str) -> tuple[str, str] | None:
     name = version = ""
     for line in head.splitlines():
         if not line.strip():
@@ -56,33 +61,42 @@ def installed(venv: Path, *, target: bool = False) -> dict[str, str]:
 MAX_RECORD = 4 * 1024 * 1024
 
 
+def _read_head(path: str, limit: int) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def fingerprints(venv: Path) -> dict[str, str]:
     """Normalised name -> ``VERSION SHA256`` of every distribution in ``venv``.
 
     What ``pip freeze --all`` would list, and the SHA-256 of each ``RECORD`` (the file list
     with every installed file's hash), read directly: no interpreter is started, and a
-    reinstall of the same version with other files still shows. Bounded like
-    :func:`installed`.
+    reinstall of the same version with other files still shows. Plain ``os`` calls, one read
+    per file: the monitor runs this on every pass. Bounded like :func:`installed`.
 
     Raises:
-        OSError: the venv or one of its dist-infos cannot be read (permissions).
+        OSError: a dist-info exists but cannot be read (permissions).
     """
     import hashlib
 
     out: dict[str, str] = {}
     for sp in site_packages(venv):
-        for n, entry in enumerate(sorted(sp.glob("*.dist-info"))):
-            if n >= MAX_DISTS:
-                break
-            found = _name_version(entry / "METADATA")
+        with os.scandir(sp) as it:
+            infos = sorted(e.path for e in it if e.name.endswith(".dist-info"))
+        for info in infos[:MAX_DISTS]:
+            head = _read_head(f"{info}/METADATA", MAX_HEADER)
+            found = _parse_header(head.decode("utf-8", "replace")) if head else None
             if found is None:
                 continue
-            try:
-                with (entry / "RECORD").open("rb") as f:
-                    record = hashlib.sha256(f.read(MAX_RECORD)).hexdigest()
-            except FileNotFoundError:
-                record = "-"
-            out[found[0]] = f"{found[1]} {record}"
+            record = _read_head(f"{info}/RECORD", MAX_RECORD)
+            digest = hashlib.sha256(record).hexdigest() if record is not None else "-"
+            out[found[0]] = f"{found[1]} {digest}"
     return out
 
 
