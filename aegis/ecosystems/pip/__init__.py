@@ -190,7 +190,7 @@ class PipEcosystem:
         if where is None:
             raise InputError(
                 "pip changes go into a virtual environment: --venv DIR is required "
-                "(or --target DIR)",
+                "(or --target DIR, or --managed NAME)",
                 hint="Aegis never installs into the system interpreter's site-packages",
             )
         if where.startswith(TARGET_KIND):
