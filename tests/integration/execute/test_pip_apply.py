@@ -370,6 +370,13 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
     )  # fmt: skip
     assert (found["tool"], found["place"]) == ("pip", str(venv))
     assert _pip_findings(d) == [found]  # not again on the next pass
+    from aegis.oob.baseline import read_baseline
+    from aegis.oob.monitor import OobReport, metrics_text
+
+    counts = read_baseline(d.cfg).counts  # type: ignore[union-attr]
+    assert 'aegis_out_of_band_changes_total{tool="pip"} 1' in metrics_text(
+        OobReport("clean", "", counts=counts)
+    )
 
     # Its first change rolls back to no venv at all (behind-lib goes with it).
     back = rollback_intent(plan, "r-0000000000000003", "tester", "2026-01-01T00:00:00Z")
