@@ -10,9 +10,15 @@ tool ``npm`` or ``pip``. Each place's state is read from disk, never by running 
 - pip: every ``*.dist-info``: name -> ``VERSION SHA256-of-RECORD``
   (:func:`aegis.ecosystems.pip.state.fingerprints`).
 
+The same holds for every other place aegisd applied a pip or npm change into (a venv, a
+``--target`` directory, an npm project): once aegisd changed it, it is watched, so a later
+change there that did not come through aegisd is named too.
+
 The baseline (aegis/oob/baseline.py) keeps the last state aegisd accounted for under
-``places``, keyed by the recorded location (``global:/dir``, ``managed:/dir``); aegisd
-moves it after each of its own runs exactly as for dpkg, so its applies are never findings.
+``places``, keyed by the recorded location (``global:/dir``, ``managed:/dir``,
+``venv:/dir``, ``target:/dir``, ``project:/dir``); aegisd moves it after each of its own
+runs exactly as for dpkg, so its applies are never findings. A place that is gone is
+named once (everything removed) and then no longer watched.
 Reads are bounded: the files are root's, but a finding must never hang a pass.
 
 Example:
@@ -38,6 +44,8 @@ from aegis.oob.findings import Finding, fid
 MAX_PLACES = 64
 MAX_LOCK = 64 * 1024 * 1024
 MAX_ENTRIES = 20_000
+KINDS = ("global", "managed", "venv", "target", "project")
+"""The recorded location kinds of npm's and pip's places."""
 Places = dict[str, dict[str, str]]
 """Location -> package -> ``VERSION DIGEST``."""
 
@@ -96,31 +104,41 @@ def read_place(location: str) -> dict[str, str]:
     kind, _, directory = location.partition(":")
     if not Path(directory).is_dir():
         return {}
-    if kind == "global":
+    if kind in ("global", "project"):
         return _npm_tree(Path(directory))
-    if kind == "managed":
-        return fingerprints(Path(directory))
+    if kind in ("managed", "venv", "target"):
+        return fingerprints(Path(directory), target=kind == "target")
     return {}
 
 
-def read_places(cfg: Config, before: Mapping[str, Mapping[str, str]]) -> Places:
-    """Every managed place now, and every one the baseline knew (a removed one reads ``{}``).
+def watchable(location: str | None) -> bool:
+    """Whether ``location`` is a pip or npm place this module reads."""
+    kind, _, directory = (location or "").partition(":")
+    return kind in KINDS and directory.startswith("/") and "\x00" not in directory
 
-    A place that cannot be read keeps its baseline state: unknown is never "removed".
+
+def read_places(
+    cfg: Config, before: Mapping[str, Mapping[str, str]], also: str | None = None
+) -> Places:
+    """Every managed place now, every one the baseline knew, and ``also``.
+
+    ``also``: a place aegisd just changed. A place gone since reads ``{}`` once, then is
+    dropped. A place that cannot be read keeps its baseline state: unknown is never "removed".
     """
     out: Places = {}
-    for location in sorted({*managed_places(cfg), *before})[:MAX_PLACES]:
+    wanted = {*managed_places(cfg), *before, *([also] if also and watchable(also) else [])}
+    for location in sorted(wanted)[:MAX_PLACES]:
         try:
             out[location] = read_place(location)
         except OSError:
             if location in before:
                 out[location] = dict(before[location])
-    return {k: v for k, v in out.items() if v or k in before}
+    return {k: v for k, v in out.items() if v or before.get(k)}
 
 
 def tool_of(location: str) -> str:
-    """``npm`` for the managed prefix, ``pip`` for a managed venv."""
-    return "npm" if location.startswith("global:") else "pip"
+    """``npm`` for the managed prefix and projects, ``pip`` for venvs and targets."""
+    return "npm" if location.startswith(("global:", "project:")) else "pip"
 
 
 def _action(was: str | None, is_: str | None) -> str:

@@ -110,8 +110,13 @@ def _earliest(baseline: Baseline, events: list[Any]) -> str:
     return min([baseline.cursor.time, *times]) if times else baseline.cursor.time
 
 
-def fresh_baseline(cfg: Config, reason: str, previous: Baseline | None) -> Baseline:
-    """The baseline of dpkg's state now, carrying the previous counts forward."""
+def fresh_baseline(
+    cfg: Config, reason: str, previous: Baseline | None, place: str | None = None
+) -> Baseline:
+    """The baseline of dpkg's state now, carrying the previous counts forward.
+
+    ``place``: a pip or npm location aegisd just changed, watched from now on.
+    """
     sha, packages, cursor = current_state(host_files(cfg.dpkg_root))
     return Baseline(
         written_at=_now(),
@@ -121,7 +126,7 @@ def fresh_baseline(cfg: Config, reason: str, previous: Baseline | None) -> Basel
         cursor=cursor,
         counts=dict(previous.counts) if previous else {},
         last_finding_at=previous.last_finding_at if previous else None,
-        places=read_places(cfg, previous.places if previous else {}),
+        places=read_places(cfg, previous.places if previous else {}, also=place),
     )
 
 
@@ -201,14 +206,17 @@ def record_findings(d: Aegisd) -> list[Finding]:
         return new
 
 
-def mark_own_change(d: Aegisd) -> None:
-    """After aegisd's own run: what changed is its own, so the baseline moves over it."""
+def mark_own_change(d: Aegisd, place: str | None = None) -> None:
+    """After aegisd's own run: what changed is its own, so the baseline moves over it.
+
+    ``place``: the pip or npm location the run changed, watched from now on.
+    """
     with _LOCK:
-        write_baseline(d.cfg, fresh_baseline(d.cfg, "apply", read_baseline(d.cfg)))
+        write_baseline(d.cfg, fresh_baseline(d.cfg, "apply", read_baseline(d.cfg), place))
 
 
 @contextlib.contextmanager
-def own_run_window(d: Aegisd) -> Iterator[None]:
+def own_run_window(d: Aegisd, place: str | None = None) -> Iterator[None]:
     """Around one of aegisd's runs (inside its execution lock): record, run, move over.
 
     A failure here never stops or fails a run: it is logged, and the next pass finds
@@ -226,6 +234,6 @@ def own_run_window(d: Aegisd) -> Iterator[None]:
         yield
     finally:
         try:
-            mark_own_change(d)
+            mark_own_change(d, place)
         except (OSError, AegisError) as e:
             sys.stderr.write(f"aegisd: cannot move the package baseline: {e}\n")

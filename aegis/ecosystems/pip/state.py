@@ -72,13 +72,14 @@ def _read_head(path: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def fingerprints(venv: Path) -> dict[str, str]:
+def fingerprints(venv: Path, *, target: bool = False) -> dict[str, str]:
     """Normalised name -> ``VERSION SHA256`` of every distribution in ``venv``.
 
     What ``pip freeze --all`` would list, and the SHA-256 of each ``RECORD`` (the file list
     with every installed file's hash), read directly: no interpreter is started, and a
     reinstall of the same version with other files still shows. Plain ``os`` calls, one read
-    per file: the monitor runs this on every pass. Bounded like :func:`installed`.
+    per file: the monitor runs this on every pass. Bounded like :func:`installed`;
+    ``target`` as there.
 
     Raises:
         OSError: a dist-info exists but cannot be read (permissions).
@@ -86,7 +87,7 @@ def fingerprints(venv: Path) -> dict[str, str]:
     import hashlib
 
     out: dict[str, str] = {}
-    for sp in site_packages(venv):
+    for sp in [venv] if target else site_packages(venv):
         with os.scandir(sp) as it:
             infos = sorted(e.path for e in it if e.name.endswith(".dist-info"))
         for info in infos[:MAX_DISTS]:

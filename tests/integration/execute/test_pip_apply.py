@@ -113,6 +113,15 @@ def test_apply_rederives_installs_exactly_and_audits(
     kinds = [e["kind"] for e in d.audit_events()]
     assert "apply-started" in kinds
     assert "apply-finished" in kinds
+    # aegisd watches the venv it changed: pip run there behind its back is found, once.
+    assert _pip_findings(d) == []
+    world.index.add_wheel("venv-behind-lib", "1.0")
+    _pip_behind(world, tmp_path, (f"{world.venv}/bin/python", "-m", "pip"), "venv-behind-lib")
+    (found,) = _pip_findings(d)
+    assert (found["package"], found["to"], found["place"]) == (
+        "venv-behind-lib", "1.0", str(world.venv)
+    )  # fmt: skip
+    assert _pip_findings(d) == [found]
     # The same execution plan again: replay refused.
     again = d.submit(data)
     assert not again.ok
@@ -358,12 +367,8 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
 
     # A pip run straight into the managed venv is found on the next pass, once.
     world.index.add_wheel("behind-lib", "1.0")
-    subprocess.run(
-        ["/usr/bin/python3", "-m", "pip", "--python", f"{venv}/bin/python", "--isolated",
-         "install", "--no-deps", "--index-url", world.url, "behind-lib"],
-        check=True, capture_output=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)},
-    )  # fmt: skip
+    _pip_behind(world, tmp_path, ("/usr/bin/python3", "-m", "pip", "--python",
+                                  f"{venv}/bin/python"), "behind-lib")  # fmt: skip
     (found,) = _pip_findings(d)
     assert (found["package"], found["action"], found["from"], found["to"]) == (
         "behind-lib", "install", None, "1.0"
@@ -391,6 +396,15 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
     assert not venv.exists()
     assert venv.parent.is_dir()
     assert _pip_findings(d) == [found]  # the removal was aegisd's own
+
+
+def _pip_behind(world: PipWorld, tmp_path: Path, pip: tuple[str, ...], name: str) -> None:
+    """Install ``name`` with ``pip`` directly, as someone bypassing Aegis would."""
+    subprocess.run(
+        [*pip, "--isolated", "install", "--no-deps", "--index-url", world.url, name],
+        check=True, capture_output=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)},
+    )  # fmt: skip
 
 
 def _pip_findings(d: Any) -> list[dict[str, Any]]:

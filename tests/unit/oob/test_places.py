@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aegis.errors import InputError
@@ -48,3 +50,27 @@ def test_the_baseline_keeps_places_and_reads_one_written_before_them() -> None:
     assert from_doc(old).digest == Baseline("t", "apply", "sha", {}, Cursor("", 0)).digest
     with pytest.raises(InputError, match="places"):
         from_doc({**to_doc(b), "places": {VENV: {"six": 1}}})
+
+
+def test_a_place_aegisd_changed_is_watched_until_it_is_gone(tmp_path: Path) -> None:
+    import shutil
+
+    from aegis.config import load_config
+    from aegis.oob.places import read_places
+
+    cfg = load_config({"AEGIS_HOME": str(tmp_path / "home")})
+    info = tmp_path / "app/.venv/lib/python3.11/site-packages/Demo_Lib-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Demo_Lib\nVersion: 1.0\n\nx\n")
+    (info / "RECORD").write_text("demo_lib/__init__.py,sha256=x,1\n")
+    where = f"venv:{tmp_path / 'app/.venv'}"
+    first = read_places(cfg, {}, also=where)
+    assert list(first) == [where]
+    assert first[where]["demo-lib"].startswith("1.0 ")
+    assert read_places(cfg, first) == first  # watched without being named again
+    assert read_places(cfg, {}, also="gomod:/srv/x") == {}  # another ecosystem's place
+    shutil.rmtree(tmp_path / "app")
+    gone = read_places(cfg, first)
+    assert gone == {where: {}}  # read once as empty: everything removed is named
+    assert [f.action for f in place_changes("d", first, gone)] == ["remove"]
+    assert read_places(cfg, gone) == {}  # then no longer watched
