@@ -72,6 +72,18 @@ def _read_head(path: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
+def _site_dirs(venv: Path) -> list[str]:
+    """``lib/python3*/site-packages``, listed so that an unreadable venv raises.
+
+    (``Path.glob`` would return nothing for it, and an unreadable venv would look empty.)
+    """
+    try:
+        with os.scandir(venv / "lib") as it:
+            return sorted(f"{e.path}/site-packages" for e in it if e.name.startswith("python3"))
+    except FileNotFoundError:
+        return []
+
+
 def fingerprints(venv: Path, *, target: bool = False) -> dict[str, str]:
     """Normalised name -> ``VERSION SHA256`` of every distribution in ``venv``.
 
@@ -87,9 +99,12 @@ def fingerprints(venv: Path, *, target: bool = False) -> dict[str, str]:
     import hashlib
 
     out: dict[str, str] = {}
-    for sp in [venv] if target else site_packages(venv):
-        with os.scandir(sp) as it:
-            infos = sorted(e.path for e in it if e.name.endswith(".dist-info"))
+    for sp in [str(venv)] if target else _site_dirs(venv):
+        try:
+            with os.scandir(sp) as it:
+                infos = sorted(e.path for e in it if e.name.endswith(".dist-info"))
+        except FileNotFoundError:
+            continue
         for info in infos[:MAX_DISTS]:
             head = _read_head(f"{info}/METADATA", MAX_HEADER)
             found = _parse_header(head.decode("utf-8", "replace")) if head else None
