@@ -352,8 +352,7 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
     d = make_daemon(home=home)
     answer = d.submit(_sign(home, plan, key_set))
     assert answer.ok, (answer.message, (answer.result or {}).get("stderr_tail"))
-    assert answer.result is not None
-    assert answer.result["drift"] == []
+    assert (answer.result or {}).get("drift") == []
     for p in (venv, venv.parent, venv.parent.parent):
         assert p.stat().st_mode & 0o777 == 0o755
         assert p.stat().st_uid == os.geteuid()
@@ -383,6 +382,10 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
         OobReport("clean", "", counts=counts)
     )
 
+    # A change to the existing managed venv rolls back with the system pip's uninstall.
+    _change_and_undo(world, home, key_set, d, replace(intent, targets=("managed-lib",)))
+    assert [f["package"] for f in _pip_findings(d)] == ["behind-lib"]  # none of those
+
     # Its first change rolls back to no venv at all (behind-lib goes with it).
     back = rollback_intent(plan, "r-0000000000000003", "tester", "2026-01-01T00:00:00Z")
     assert back.targets == ("demo-app", "demo-lib")
@@ -396,6 +399,26 @@ def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
     assert not venv.exists()
     assert venv.parent.is_dir()
     assert _pip_findings(d) == [found]  # the removal was aegisd's own
+
+
+def _change_and_undo(world: PipWorld, home: Path, key_set: Keys, d: Any, intent: Intent) -> None:
+    """Apply ``intent`` to an existing managed venv, then its rollback (``pip uninstall``)."""
+    from aegis.ecosystems.pip.rollback import rollback_intent
+
+    cfg = load_config(base_env(home))
+    venv = intent.location[len("managed:") :]  # type: ignore[index]
+    world.index.add_wheel("managed-lib", "1.0")
+    more = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert "pip.creates-venv" not in [s.name for s in more.signals]
+    assert d.submit(_sign(home, more, key_set)).ok
+    undo = rollback_intent(more, "r-0000000000000004", "tester", "2026-01-01T00:00:00Z")
+    undo_plan = for_tool(Tool.PIP).plan(cfg, undo, datetime.now(UTC))
+    assert undo_plan.command_preview[3:5] == ("--python", f"{venv}/bin/python")
+    assert undo_plan.command_preview[-4:] == ("uninstall", "-y", "--", "managed-lib")
+    assert d.submit(_sign(home, undo_plan, key_set)).ok
+    site = next(Path(venv).glob("lib/python3*/site-packages"))
+    assert not list(site.glob("managed_lib-*"))
+    assert (site / "demo_app-2.0.dist-info").is_dir()
 
 
 def _pip_behind(world: PipWorld, tmp_path: Path, pip: tuple[str, ...], name: str) -> None:
