@@ -76,9 +76,10 @@ def _line(d: dict[str, Any]) -> str:
     by = "dpkg directly" if d.get("tool") == "dpkg" else (d.get("commandline") or d.get("tool"))
     who = f" [{d['user']} uid {d['uid']}]" if d.get("user") else ""
     exp = " (expected)" if d.get("expected") else ""
+    where = f" in {d['place']}" if d.get("place") else ""  # npm's prefix, a pip venv
     text = (
         f"{d.get('package')} {d.get('from') or 'absent'} -> {d.get('to') or 'absent'} "
-        f"({d.get('action')}) at {d.get('time') or '?'} by {by}{who}{exp}"
+        f"({d.get('action')}) at {d.get('time') or '?'} by {by}{where}{who}{exp}"
     )
     return inert(text)
 

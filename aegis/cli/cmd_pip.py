@@ -2,10 +2,11 @@
 
 The plan resolves the exact set with ``pip install --dry-run --report`` against one index
 (``--index-url``, default pip's own), for one existing virtual environment, and records
-every artifact by URL and SHA-256 (docs/ecosystems.md). Bad requirements (URLs, paths,
-options, markers, non-ASCII names) are refused (exit 3) before anything runs, and without
-``--plan`` the command is refused like every mutation-shaped command. ``--json`` prints
-``{"plan", "plan_path", "plan_hash", "request_id"}``.
+every artifact by URL and SHA-256 (docs/ecosystems.md). ``--managed NAME`` plans into the
+Aegis-managed venv ``/var/lib/aegis/managed/python/NAME``, which the apply creates.
+Bad requirements (URLs, paths, options, markers, non-ASCII names) are refused (exit 3)
+before anything runs, and without ``--plan`` the command is refused like every
+mutation-shaped command. ``--json`` prints ``{"plan", "plan_path", "plan_hash", "request_id"}``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from aegis.cli.planning_cli import target_command, verb_group
 _VERBS = frozenset({"install"})
 
 
-_PipGroup = verb_group(_VERBS, "pip install", "pip install <requirement> --venv DIR|--target DIR")
+_PipGroup = verb_group(
+    _VERBS, "pip install", "pip install <requirement> --venv DIR|--target DIR|--managed NAME"
+)
 
 
 _ReqCommand = target_command("aegis.ecosystems.pip.names:check_target")
@@ -44,11 +47,20 @@ def pip_group() -> None:
     "'pip install --target' (the system python3's pip; never its site-packages).\n\n"
     "Example:\n\n"
     "  aegis pip install requests --venv /srv/app/.venv --plan\n"
-    "  aegis pip install requests --target /srv/app/lib --plan",
+    "  aegis pip install requests --target /srv/app/lib --plan\n"
+    "  aegis pip install requests --managed tools --plan",
 )
 @click.argument("requirements", nargs=-1, required=True)
 @click.option("--venv", "venv", default=None, help="An existing virtual environment.")
 @click.option("--target", "target", default=None, help="Or: an existing directory (--target).")
+@click.option(
+    "--managed",
+    "managed",
+    default=None,
+    metavar="NAME",
+    help="Or: the Aegis-managed venv NAME (/var/lib/aegis/managed/python/NAME), "
+    "created by the apply.",
+)
 @click.option(
     "--index-url", "index_url", default=None, help="The index (default: pip's own, PyPI)."
 )
@@ -58,6 +70,7 @@ def install_cmd(  # noqa: PLR0917 - one parameter per click option
     requirements: tuple[str, ...],
     venv: str | None,
     target: str | None,
+    managed: str | None,
     index_url: str | None,
     plan: bool,
     as_json: bool,
@@ -68,19 +81,23 @@ def install_cmd(  # noqa: PLR0917 - one parameter per click option
     from aegis.cli.render import refuse_direct_mutation
     from aegis.ecosystems.pip.names import (
         DEFAULT_INDEX,
+        MANAGED_KIND,
         TARGET_KIND,
         check_index_url,
         check_targets,
+        check_venv_name,
     )
     from aegis.errors import InputError
 
     check_targets(requirements)
     check_index_url(index_url or DEFAULT_INDEX)
-    if venv is not None and target is not None:
-        raise InputError("--venv and --target name two places: give one")
+    if sum(x is not None for x in (venv, target, managed)) > 1:
+        raise InputError("--venv, --target and --managed name two places or more: give one")
     # Paths, always absolute: "--venv target:x" is the directory ./target:x.
     where = (
-        TARGET_KIND + os.path.abspath(target)
+        MANAGED_KIND + check_venv_name(managed)
+        if managed is not None
+        else TARGET_KIND + os.path.abspath(target)
         if target is not None
         else os.path.abspath(venv)
         if venv is not None

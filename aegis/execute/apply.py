@@ -279,7 +279,9 @@ def _checked_run(
         )
     from aegis.oob.record import own_run_window
 
-    with own_run_window(d):
+    # pip and npm: the place it changes is watched for out-of-band changes from now on.
+    place = ep.intent.location if ep.intent.tool in (Tool.PIP, Tool.NPM) else None
+    with own_run_window(d, place=place):
         try:
             return _run_locked(d, creds, verified, env, locks)
         except _Refusal as r:

@@ -48,7 +48,7 @@ PLAN_NPM = (
 )
 PLAN_PIP = (
     "plan it instead: aegis pip install <requirement> --venv DIR --plan, or --target DIR "
-    "(read-only; then "
+    "or --managed NAME (read-only; then "
     "review, policy, sign and aegisd apply it)"
 )
 PLAN_CARGO = (

@@ -8,7 +8,8 @@ Readers (the monitor, ``aegis drift``, ``aegis doctor``) trust it only as aegisd
 (:func:`aegis.execute.status_file.read_trusted`: root's regular file, not group- or
 world-writable) and parse it strictly.
 
-It holds dpkg's status hash and packages, the cursor into dpkg's log, and per tool the
+It holds dpkg's status hash and packages, the cursor into dpkg's log, the state of the
+Aegis-managed npm prefix and pip venvs (``places``, aegis/oob/places.py), and per tool the
 number of findings recorded so far (the ``aegis_out_of_band_changes_total`` counter).
 
 Example:
@@ -49,13 +50,19 @@ class Baseline:
     counts: dict[str, int] = field(default_factory=dict)
     """Findings recorded so far, per tool."""
     last_finding_at: str | None = None
+    places: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Managed npm prefix and pip venvs: location -> package -> ``VERSION DIGEST``."""
 
     @property
     def digest(self) -> str:
         """What finding ids are derived from: the accounted state, not when it was written."""
-        return canonical_hash(
-            {"status": self.status_sha256, "cursor": [self.cursor.time, self.cursor.seen]}
-        )
+        doc: dict[str, Any] = {
+            "status": self.status_sha256,
+            "cursor": [self.cursor.time, self.cursor.seen],
+        }
+        if self.places:  # absent before managed places existed: the ids stay as they were
+            doc["places"] = self.places
+        return canonical_hash(doc)
 
 
 def baseline_path(cfg: Config) -> Path:
@@ -74,6 +81,7 @@ def to_doc(b: Baseline) -> dict[str, Any]:
         "dpkg_log_cursor": {"time": b.cursor.time, "seen": b.cursor.seen},
         "counts": dict(sorted(b.counts.items())),
         "last_finding_at": b.last_finding_at,
+        "places": {k: dict(sorted(v.items())) for k, v in sorted(b.places.items())},
     }
 
 
@@ -110,6 +118,14 @@ def from_doc(doc: Any) -> Baseline:
     ):
         raise InputError("package baseline: counts must be integers")
     last = doc.get("last_finding_at")
+    places = doc.get("places", {})  # absent in a baseline written before places existed
+    if not isinstance(places, dict) or not all(
+        isinstance(k, str)
+        and isinstance(v, dict)
+        and all(isinstance(n, str) and isinstance(s, str) for n, s in v.items())
+        for k, v in places.items()
+    ):
+        raise InputError("package baseline: places must map locations to package states")
     return Baseline(
         written_at=_str(doc, "written_at"),
         reason=_str(doc, "reason"),
@@ -118,6 +134,7 @@ def from_doc(doc: Any) -> Baseline:
         cursor=Cursor(cursor["time"], cursor["seen"]),
         counts={str(k): int(v) for k, v in counts.items()},
         last_finding_at=last if isinstance(last, str) else None,
+        places={k: dict(v) for k, v in places.items()},
     )
 
 

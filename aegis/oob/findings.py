@@ -26,7 +26,8 @@ from typing import Any
 from aegis.oob.logs import AptRun, Cursor, LogEvent, cursor_now
 
 MAX_STATUS_BYTES = 256 * 1024 * 1024
-TOOLS = ("dpkg", "apt-get", "apt", "aptitude", "unattended-upgrades", "other", "unknown")
+TOOLS = ("dpkg", "apt-get", "apt", "aptitude", "unattended-upgrades", "other", "unknown",
+         "npm", "pip")  # fmt: skip
 """The tool label of a finding (and of the counter): a closed set, never free text."""
 _UID_RE = re.compile(r"^(.{1,64}) \((\d{1,10})\)$")
 
@@ -70,6 +71,8 @@ class Finding:
     uid: int | None
     expected: bool
     """Made by unattended-upgrades while policy marks that as expected (still listed)."""
+    place: str | None = None
+    """npm and pip: the managed prefix or venv that changed (aegis/oob/places.py)."""
 
     def summary(self) -> str:
         """One line: ``pkg 1.0 -> 1.1 (upgrade) by apt-get install pkg [alice uid 1000]``."""
@@ -77,7 +80,8 @@ class Finding:
         by = "dpkg directly" if self.tool == "dpkg" else (self.commandline or self.tool)
         who = f" [{self.user} uid {self.uid}]" if self.user else ""
         exp = " (expected)" if self.expected else ""
-        return f"{self.package} {way} ({self.action}) by {by}{who}{exp}"
+        where = f" in {self.place}" if self.place else ""
+        return f"{self.package} {way} ({self.action}) by {by}{where}{who}{exp}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (what the audit event's details carry)."""
@@ -94,6 +98,7 @@ class Finding:
             "user": self.user,
             "uid": self.uid,
             "expected": self.expected,
+            **({"place": self.place} if self.place else {}),
         }
 
 
@@ -172,6 +177,11 @@ def _run_of(event: LogEvent, runs: Sequence[AptRun]) -> AptRun | None:
         if inside and (event.package, event.action) in r.actions:
             found = r
     return found
+
+
+def fid(base: str, *parts: object) -> str:
+    """A finding id: the baseline's digest and what changed, hashed."""
+    return _fid(base, *parts)
 
 
 def _fid(base: str, *parts: object) -> str:

@@ -5,8 +5,8 @@ aegisd alone writes the audit log and the baseline (aegis/oob/baseline.py). It r
 pass, ``aegis drift --record``) and before each of its own runs, and
 :func:`mark_own_change` right after each of its own runs:
 
-1. read dpkg's status; unchanged since the baseline (same hash, same log cursor):
-   nothing to do;
+1. read dpkg's status and the managed npm prefix and pip venvs (aegis/oob/places.py);
+   unchanged since the baseline (same hash, same log cursor, same places): nothing to do;
 2. name the changes (aegis/oob/findings.py) from dpkg's log and apt's history, with
    aegisd's own reading of the files: the verb takes no input, so a caller can make
    aegisd look, never tell it what it saw;
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aegis.oob.baseline import Baseline, read_baseline, write_baseline
 from aegis.oob.findings import Finding, current_state, host_files, name_changes, read_status
 from aegis.oob.logs import apt_runs_since, events_since
+from aegis.oob.places import place_changes, read_places
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -77,6 +78,7 @@ def scan(cfg: Config, baseline: Baseline) -> tuple[list[Finding], Baseline]:
     files = host_files(cfg.dpkg_root)
     events, cursor = events_since(files.dpkg_log, baseline.cursor)
     sha, packages = read_status(files)
+    places = read_places(cfg, baseline.places)
     after = Baseline(
         written_at=_now(),
         reason="recorded",
@@ -85,9 +87,11 @@ def scan(cfg: Config, baseline: Baseline) -> tuple[list[Finding], Baseline]:
         cursor=cursor,
         counts=dict(baseline.counts),
         last_finding_at=baseline.last_finding_at,
+        places=places,
     )
+    in_places = place_changes(baseline.digest, baseline.places, places)
     if sha == baseline.status_sha256 and not events:
-        return [], after
+        return in_places, after
     runs = apt_runs_since(files.history_log, _earliest(baseline, events))
     found = name_changes(
         baseline.digest,
@@ -97,7 +101,7 @@ def scan(cfg: Config, baseline: Baseline) -> tuple[list[Finding], Baseline]:
         runs,
         expect_unattended=expect_unattended(cfg),
     )
-    return found, after
+    return found + in_places, after
 
 
 def _earliest(baseline: Baseline, events: list[Any]) -> str:
@@ -106,8 +110,13 @@ def _earliest(baseline: Baseline, events: list[Any]) -> str:
     return min([baseline.cursor.time, *times]) if times else baseline.cursor.time
 
 
-def fresh_baseline(cfg: Config, reason: str, previous: Baseline | None) -> Baseline:
-    """The baseline of dpkg's state now, carrying the previous counts forward."""
+def fresh_baseline(
+    cfg: Config, reason: str, previous: Baseline | None, place: str | None = None
+) -> Baseline:
+    """The baseline of dpkg's state now, carrying the previous counts forward.
+
+    ``place``: a pip or npm location aegisd just changed, watched from now on.
+    """
     sha, packages, cursor = current_state(host_files(cfg.dpkg_root))
     return Baseline(
         written_at=_now(),
@@ -117,6 +126,7 @@ def fresh_baseline(cfg: Config, reason: str, previous: Baseline | None) -> Basel
         cursor=cursor,
         counts=dict(previous.counts) if previous else {},
         last_finding_at=previous.last_finding_at if previous else None,
+        places=read_places(cfg, previous.places if previous else {}, also=place),
     )
 
 
@@ -165,9 +175,10 @@ def record_findings(d: Aegisd) -> list[Finding]:
             return []
         found, files_now = scan(d.cfg, previous)
         if not found:
-            if (files_now.cursor, files_now.status_sha256) != (
+            if (files_now.cursor, files_now.status_sha256, files_now.places) != (
                 previous.cursor,
                 previous.status_sha256,
+                previous.places,
             ):
                 write_baseline(d.cfg, files_now)  # log lines or a hold, no package change
             return []
@@ -189,19 +200,23 @@ def record_findings(d: Aegisd) -> list[Finding]:
                 cursor=files_now.cursor,
                 counts=counts,
                 last_finding_at=files_now.written_at,
+                places=files_now.places,
             ),
         )
         return new
 
 
-def mark_own_change(d: Aegisd) -> None:
-    """After aegisd's own run: what changed is its own, so the baseline moves over it."""
+def mark_own_change(d: Aegisd, place: str | None = None) -> None:
+    """After aegisd's own run: what changed is its own, so the baseline moves over it.
+
+    ``place``: the pip or npm location the run changed, watched from now on.
+    """
     with _LOCK:
-        write_baseline(d.cfg, fresh_baseline(d.cfg, "apply", read_baseline(d.cfg)))
+        write_baseline(d.cfg, fresh_baseline(d.cfg, "apply", read_baseline(d.cfg), place))
 
 
 @contextlib.contextmanager
-def own_run_window(d: Aegisd) -> Iterator[None]:
+def own_run_window(d: Aegisd, place: str | None = None) -> Iterator[None]:
     """Around one of aegisd's runs (inside its execution lock): record, run, move over.
 
     A failure here never stops or fails a run: it is logged, and the next pass finds
@@ -219,6 +234,6 @@ def own_run_window(d: Aegisd) -> Iterator[None]:
         yield
     finally:
         try:
-            mark_own_change(d)
+            mark_own_change(d, place)
         except (OSError, AegisError) as e:
             sys.stderr.write(f"aegisd: cannot move the package baseline: {e}\n")

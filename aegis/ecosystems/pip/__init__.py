@@ -4,7 +4,11 @@ Planned with ``pip install --dry-run --report`` against one explicit index, appl
 with ``pip install --no-deps --no-index --require-hashes`` naming every artifact of the
 resolved set by URL and SHA-256 (``name@URL#sha256=HEX``: pip checks a direct requirement's
 own hash fragment even in ``--require-hashes`` mode), into the venv the plan records, or
-(``--target DIR``) into a directory with the system interpreter's pip and ``--target``.
+(``--target DIR``) into a directory with the system interpreter's pip and ``--target``,
+or (``--managed NAME``) into an Aegis-managed venv, ``/var/lib/aegis/managed/python/NAME``,
+which aegisd creates on the first apply (root's alone, ``python3 -m venv --without-pip``):
+the system interpreter's pip changes it with ``--python``, so it holds exactly the signed
+set and no pip of its own.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.ecosystems.interface import Planning
+from aegis.ecosystems.managed import check_dir, safe_dir
 from aegis.ecosystems.pip.names import (
+    MANAGED_KIND,
     SYSTEM_PYTHON,
     TARGET_KIND,
+    check_venv_name,
+    is_managed,
     is_target,
     location_dir,
+    pip_head,
     target_location,
 )
 from aegis.ecosystems.pip.names import check_targets as _check_targets
@@ -79,6 +88,78 @@ def _unsafe_parent(directory: Path) -> str | None:
     return None
 
 
+RM = "/bin/rm"
+"""Removes a managed venv whose last distributions a plan removes (its rollback)."""
+VENV_TIMEOUT_S = 120.0
+
+
+def managed_root(cfg: Config) -> Path:
+    """Where managed venvs live: ``/var/lib/aegis/managed/python`` (under AEGIS_HOME in tests).
+
+    Root's alone, mode 0755, like npm's managed prefix beside it (aegis/ecosystems/managed.py).
+    """
+    return cfg.state_dir / "managed" / "python"
+
+
+def managed_venv(cfg: Config, location: str | None) -> Path | None:
+    """The managed venv a ``managed:`` location names; None for another kind.
+
+    Raises:
+        InputError: a ``managed:`` location that is not ``<managed root>/NAME`` with a
+            valid NAME (a hand-made plan naming another directory).
+    """
+    if not is_managed(location):
+        return None
+    venv = Path(location_dir(location))
+    check_venv_name(venv.name)
+    if venv.parent != managed_root(cfg):
+        raise InputError(f"{location} is not a managed venv under {managed_root(cfg)}")
+    return venv
+
+
+def _create_venv(cfg: Config, venv: Path) -> None:
+    """Create the managed venv root's alone (``python3 -m venv --without-pip``), or refuse.
+
+    Raises:
+        EnvironmentFailure: the managed root or the venv is not root's alone, or venv failed.
+    """
+    import subprocess
+
+    safe_dir(venv.parent, 0o755, levels=2)  # managed/python and managed/
+    if not (venv / "pyvenv.cfg").is_file():
+        try:
+            proc = subprocess.run(
+                (SYSTEM_PYTHON, "-m", "venv", "--without-pip", "--", str(venv)),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+                timeout=VENV_TIMEOUT_S,
+                umask=0o022,  # not the daemon's: people run what lands here
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise EnvironmentFailure(f"cannot create the managed venv {venv}: {e}") from e
+        if proc.returncode != 0:
+            why = proc.stderr.decode("utf-8", "replace").strip()[-500:]
+            raise EnvironmentFailure(f"cannot create the managed venv {venv}: {why}")
+    check_dir(venv, levels=3)
+
+
+def _removal_argv(plan: Plan, head: tuple[str, ...], venv: str) -> tuple[str, ...]:
+    """``pip uninstall`` of the plan's removals; ``()`` for a target or anything else."""
+    assert plan.ecosystem is not None
+    if is_target(plan.intent.location):
+        return ()  # pip cannot uninstall from a --target directory
+    if any(c.action is not Action.REMOVE for c in plan.changes):
+        return ()
+    names = sorted(c.name for c in plan.changes)
+    installed = sorted(i.partition("==")[0] for i in plan.ecosystem.installed)
+    if is_managed(plan.intent.location) and names == installed:
+        # Its last distributions: the managed venv goes too (a first change's rollback).
+        return (RM, "-rf", "--one-file-system", "--", venv)
+    return (*head, "uninstall", "-y", "--", *names)
+
+
 class PipEcosystem:
     """Python distributions through pip, into a virtual environment."""
 
@@ -86,7 +167,8 @@ class PipEcosystem:
     planning = Planning(
         verbs={"install": True},
         where="--venv DIR, an existing virtual environment; or target:DIR (--target DIR), "
-        "an existing directory for 'pip install --target'",
+        "an existing directory for 'pip install --target'; or managed:NAME (--managed NAME), "
+        "the Aegis-managed venv NAME, created by the apply",
         registry="--index-url",
     )
 
@@ -99,7 +181,8 @@ class PipEcosystem:
     ) -> tuple[str | None, str | None]:
         """The place and the index (default pip's own).
 
-        ``venv:/real/path`` of an existing venv, or ``target:/real/path`` for ``target:DIR``.
+        ``venv:/real/path`` of an existing venv, ``target:/real/path`` for ``target:DIR``,
+        or ``managed:<managed root>/NAME`` for ``managed:NAME``.
         """
         from aegis.ecosystems.pip.names import DEFAULT_INDEX, check_index_url, venv_location
 
@@ -107,12 +190,19 @@ class PipEcosystem:
         if where is None:
             raise InputError(
                 "pip changes go into a virtual environment: --venv DIR is required "
-                "(or --target DIR)",
+                "(or --target DIR, or --managed NAME)",
                 hint="Aegis never installs into the system interpreter's site-packages",
             )
         if where.startswith(TARGET_KIND):
             return target_location(where[len(TARGET_KIND) :]), index
-        return venv_location(where), index
+        root = managed_root(cfg)
+        if where.startswith(MANAGED_KIND):
+            return f"{MANAGED_KIND}{root}/{check_venv_name(where[len(MANAGED_KIND) :])}", index
+        location = venv_location(where)
+        if (location + "/").startswith(f"venv:{root}/"):
+            # Its ownership checks and creation are the managed path's: never a plain venv.
+            raise InputError(f"{location[5:]} is a managed venv", hint="plan with --managed NAME")
+        return location, index
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
@@ -139,15 +229,16 @@ class PipEcosystem:
         if user is None:
             return ()
         target = is_target(plan.intent.location)
-        python = SYSTEM_PYTHON if target else f"{venv}/bin/python"
-        head = (*user, python, "-m", "pip", "--isolated",
+        managed = is_managed(plan.intent.location)
+        try:
+            if managed and (managed_venv(cfg, plan.intent.location) is None or user):
+                return ()  # a managed venv is changed by root, and only under its root
+        except InputError:
+            return ()
+        head = (*user, *pip_head(plan.intent.location), "--isolated",
                 "--disable-pip-version-check", "--no-input")  # fmt: skip
         if plan.intent.operation is Operation.REMOVE:
-            if target:
-                return ()  # pip cannot uninstall from a --target directory
-            if any(c.action is not Action.REMOVE for c in plan.changes):
-                return ()
-            return (*head, "uninstall", "-y", "--", *sorted(c.name for c in plan.changes))
+            return _removal_argv(plan, head, venv)
         arts = {a.name: a for a in eco.artifacts}
         operands: list[str] = []
         for c in plan.changes:
@@ -180,6 +271,16 @@ class PipEcosystem:
 
         venv = Path(location_dir(plan.intent.location))
         owner = plan.ecosystem.owner if plan.ecosystem else ""
+        if is_managed(plan.intent.location):
+            try:
+                managed_venv(cfg, plan.intent.location)
+                for directory, levels in ((venv, 3), (venv.parent, 2), (venv.parent.parent, 1)):
+                    if directory.exists() or directory.is_symlink():
+                        check_dir(directory, levels=levels)  # aegisd creates what is missing
+                        break
+            except (InputError, EnvironmentFailure) as e:
+                return e.message
+            return None
         if is_target(plan.intent.location):
             try:
                 if target_location(str(venv)) != plan.intent.location:
@@ -221,11 +322,22 @@ class PipEcosystem:
         return out
 
     def before_run(self, cfg: Config, plan: Plan) -> None:
-        """A venv: nothing (the argv names everything). A target: drop replaced dist-infos.
+        """Prepare the place: a managed venv is created when missing, root's alone.
+
+        A venv: nothing (the argv names everything). A target: drop replaced dist-infos.
 
         Raises:
-            EnvironmentFailure: the target cannot be changed.
+            EnvironmentFailure: the target or managed venv cannot be changed.
         """
+        if is_managed(plan.intent.location):
+            try:
+                venv = managed_venv(cfg, plan.intent.location)
+            except InputError as e:
+                raise EnvironmentFailure(e.message) from e
+            assert venv is not None
+            if plan.intent.operation is not Operation.REMOVE:
+                _create_venv(cfg, venv)
+            return
         if not is_target(plan.intent.location):
             return
         from aegis.ecosystems.pip.state import drop_replaced

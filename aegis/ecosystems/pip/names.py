@@ -128,6 +128,38 @@ SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/li
 """Never a ``--target``: the system interpreter's site-packages and the OS's own places."""
 
 
+MANAGED_KIND = "managed:"
+"""``managed:NAME`` (the ``where``; ``--managed NAME`` on the CLI) and ``managed:/dir`` (the
+recorded location): an Aegis-managed venv, ``/var/lib/aegis/managed/python/NAME``."""
+MAX_VENV_NAME = 64
+_VENV_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+
+
+def check_venv_name(name: str) -> str:
+    """A managed venv's name: one path component of ASCII letters, digits, ``-`` and ``_``.
+
+    Written by hand as a security bound: the name becomes a directory root creates and,
+    on rollback, removes, so no dot (no ``..``), no ``/``, no leading ``-`` (no option),
+    nothing outside ASCII (no lookalike) and at most 64 characters.
+
+    Raises:
+        InputError: anything else (exit 3).
+    """
+    shown = name[:80].encode("ascii", "backslashreplace").decode("ascii")
+    if _VENV_NAME_RE.match(name) is None:
+        raise InputError(
+            f"bad managed venv name {shown!r}",
+            hint=f"1 to {MAX_VENV_NAME} ASCII letters, digits, '-' or '_', "
+            "starting with a letter or digit",
+        )
+    return name
+
+
+def is_managed(location: str | None) -> bool:
+    """Whether a recorded location is an Aegis-managed venv (``managed:/...``)."""
+    return (location or "").startswith(MANAGED_KIND + "/")
+
+
 def is_target(location: str | None) -> bool:
     """Whether a recorded location is a ``--target`` directory."""
     return (location or "").startswith(TARGET_KIND + "/")
@@ -157,12 +189,30 @@ def target_location(path: str) -> str:
 
 
 def location_dir(location: str | None) -> str:
-    """The directory of a recorded ``venv:`` or ``target:`` location.
+    """The directory of a recorded ``venv:``, ``target:`` or ``managed:`` location.
+
+    A ``managed:`` directory is only trusted once compared with the configured root
+    (:func:`aegis.ecosystems.pip.managed_venv`).
 
     Raises:
         InputError: no location, or another kind (fail closed).
     """
-    for kind in ("venv:", TARGET_KIND):
+    for kind in ("venv:", TARGET_KIND, MANAGED_KIND):
         if location and location.startswith(kind + "/") and "\x00" not in location:
             return location[len(kind) :]
     raise InputError(f"unsupported pip location {str(location)[:80]!r}")
+
+
+def pip_head(location: str | None, *, exists: bool = True) -> tuple[str, ...]:
+    """The interpreter and pip that change (or plan for) ``location``.
+
+    A venv: its own ``bin/python``. A ``--target`` directory, or a managed venv that does not
+    exist yet: the system interpreter. An existing managed venv: the system interpreter's
+    pip with ``--python`` (the venv has no pip of its own).
+    """
+    directory = location_dir(location)
+    if is_target(location) or (is_managed(location) and not exists):
+        return (SYSTEM_PYTHON, "-m", "pip")
+    if is_managed(location):
+        return (SYSTEM_PYTHON, "-m", "pip", "--python", f"{directory}/bin/python")
+    return (f"{directory}/bin/python", "-m", "pip")

@@ -31,9 +31,11 @@ from aegis.canonical import canonical_hash
 from aegis.ecosystems.pip.names import (
     SYSTEM_PYTHON,
     check_targets,
+    is_managed,
     is_target,
     location_dir,
     normalize,
+    pip_head,
 )
 from aegis.ecosystems.pip.state import installed
 from aegis.model import (
@@ -92,16 +94,23 @@ def pip_env(home: str) -> dict[str, str]:
 
 
 def dry_run_argv(
-    venv: str, index: str, targets: tuple[str, ...], *, target: bool = False
+    venv: str,
+    index: str,
+    targets: tuple[str, ...],
+    *,
+    target: bool = False,
+    head: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     """The read-only resolution (also the bench's raw baseline).
 
     ``--only-binary=:all:``: reading an sdist's metadata means running its build backend,
     which planning must never do; a project with only an sdist fails analysis. ``target``:
-    ``venv`` is a ``--target`` directory, resolved for the system interpreter.
+    ``venv`` is a ``--target`` directory, resolved for the system interpreter. ``head``:
+    the interpreter and pip when neither (:func:`aegis.ecosystems.pip.pip_head`).
     """
+    python = head or (SYSTEM_PYTHON if target else f"{venv}/bin/python", "-m", "pip")
     return (
-        SYSTEM_PYTHON if target else f"{venv}/bin/python", "-m", "pip", "--isolated",
+        *python, "--isolated",
         "--disable-pip-version-check",
         "--no-input", "install", "--dry-run", "--ignore-installed", "--quiet",
         "--no-cache-dir", "--only-binary=:all:", "--report", "-", "--index-url", index,
@@ -170,7 +179,12 @@ def target_owner(directory: Path) -> str:
 
 
 def location_owner(location: str | None) -> str:
-    """Who runs pip for a recorded location: the venv's or the target directory's owner."""
+    """Who runs pip for a recorded location: the venv's or the target directory's owner.
+
+    A managed venv is root's (aegisd refuses one that is not), existing or not.
+    """
+    if is_managed(location):
+        return "0:0"
     directory = Path(location_dir(location))
     return target_owner(directory) if is_target(location) else venv_owner(directory)
 
@@ -287,7 +301,12 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     venv = location_dir(intent.location)
     target = is_target(intent.location)
     index = intent.registry or ""
-    pip = _Pip(dry_run_argv(venv, index, intent.targets, target=target))
+    # A managed venv not created yet resolves for the system interpreter it will be made
+    # from, with nothing installed (``--ignore-installed``; ``--dry-run --report`` changes
+    # nothing there and pip exempts it from PEP 668's externally-managed check).
+    fresh = is_managed(intent.location) and not os.path.isfile(f"{venv}/pyvenv.cfg")
+    head = pip_head(intent.location, exists=not fresh)
+    pip = _Pip(dry_run_argv(venv, index, intent.targets, target=target, head=head))
     # While pip resolves: the imports and the venv's state.
     from concurrent.futures import ThreadPoolExecutor
 
@@ -355,6 +374,12 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
             Provenance(a.name, a.version, "", a.url, filename, a.size, a.sha256, index, chain,
                        bool(a.sha256))
         )  # fmt: skip
+    # The plan says the managed venv does not exist yet: the apply creates it.
+    created = (
+        [Signal("pip.creates-venv", os.path.basename(venv), f"aegisd creates {venv} on apply")]
+        if fresh
+        else []
+    )
     plan = Plan(
         schema_version=PLAN_SCHEMA,
         plan_id=new_plan_id(),
@@ -371,7 +396,7 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
         vulnerabilities=(),
         vulndb_date=None,
         rollback=(),
-        signals=tuple(_signals(arts, have)),
+        signals=(*_signals(arts, have), *created),
         package_state_hash=state_hash,
         content_inspected=True,
         failure=failure,

@@ -77,7 +77,7 @@ def target_invalid(facts: Facts) -> Check:
             check_target(t)
         except InputError:
             bad.append(t)
-    if not (facts.plan.intent.location or "").startswith(("venv:/", "target:/")):
+    if not (facts.plan.intent.location or "").startswith(("venv:/", "target:/", "managed:/")):
         bad.append(f"location {facts.plan.intent.location!r}")
     if not bad:
         return Miss("every target is a plain requirement into a venv")

@@ -6,6 +6,7 @@ reads are bounded because a venv is writable by whoever owns it (untrusted input
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from aegis.ecosystems.pip.names import normalize
@@ -20,6 +21,10 @@ def _name_version(metadata: Path) -> tuple[str, str] | None:
             head = f.read(MAX_HEADER).decode("utf-8", "replace")
     except OSError:
         return None
+    return _parse_header(head)
+
+
+def _parse_header(head: str) -> tuple[str, str] | None:
     name = version = ""
     for line in head.splitlines():
         if not line.strip():
@@ -50,6 +55,64 @@ def installed(venv: Path, *, target: bool = False) -> dict[str, str]:
             found = _name_version(entry / "METADATA")
             if found is not None:
                 out[found[0]] = found[1]
+    return out
+
+
+MAX_RECORD = 4 * 1024 * 1024
+
+
+def _read_head(path: str, limit: int) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _site_dirs(venv: Path) -> list[str]:
+    """``lib/python3*/site-packages``, listed so that an unreadable venv raises.
+
+    (``Path.glob`` would return nothing for it, and an unreadable venv would look empty.)
+    """
+    try:
+        with os.scandir(venv / "lib") as it:
+            return sorted(f"{e.path}/site-packages" for e in it if e.name.startswith("python3"))
+    except FileNotFoundError:
+        return []
+
+
+def fingerprints(venv: Path, *, target: bool = False) -> dict[str, str]:
+    """Normalised name -> ``VERSION SHA256`` of every distribution in ``venv``.
+
+    What ``pip freeze --all`` would list, and the SHA-256 of each ``RECORD`` (the file list
+    with every installed file's hash), read directly: no interpreter is started, and a
+    reinstall of the same version with other files still shows. Plain ``os`` calls, one read
+    per file: the monitor runs this on every pass. Bounded like :func:`installed`;
+    ``target`` as there.
+
+    Raises:
+        OSError: a dist-info exists but cannot be read (permissions).
+    """
+    import hashlib
+
+    out: dict[str, str] = {}
+    for sp in [str(venv)] if target else _site_dirs(venv):
+        try:
+            with os.scandir(sp) as it:
+                infos = sorted(e.path for e in it if e.name.endswith(".dist-info"))
+        except FileNotFoundError:
+            continue
+        for info in infos[:MAX_DISTS]:
+            head = _read_head(f"{info}/METADATA", MAX_HEADER)
+            found = _parse_header(head.decode("utf-8", "replace")) if head else None
+            if found is None:
+                continue
+            record = _read_head(f"{info}/RECORD", MAX_RECORD)
+            digest = hashlib.sha256(record).hexdigest() if record is not None else "-"
+            out[found[0]] = f"{found[1]} {digest}"
     return out
 
 

@@ -268,3 +268,64 @@ def test_min_release_age_holds_recent_uploads(
         assert re.search(why, fired["package.release-age"]), fired
     else:
         assert "package.release-age" not in fired
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..",
+        ".",
+        "../etc",
+        "a/b",
+        "/abs",
+        "-rf",
+        "--python=/tmp/x",
+        "tools.old",  # no dots at all: never '..', never a hidden directory
+        "t\u043eols",  # Cyrillic o
+        "\uff54ools",  # fullwidth t
+        "tools\x00",
+        "tools\n",
+        "a b",
+        "~root",
+        "$(id)",
+        "",
+        "a" * 65,
+    ],
+)
+def test_hostile_managed_venv_names_are_refused_before_anything_runs(name: str) -> None:
+    with pytest.raises(InputError, match="managed venv name"):
+        for_tool(Tool.PIP).place(load_config({}), ["demo-lib"], f"managed:{name}", None)
+
+
+def test_managed_venv_names_and_places(tmp_path: Path) -> None:
+    from aegis.ecosystems.pip import managed_root
+
+    cfg = load_config({"AEGIS_HOME": str(tmp_path)})
+    root = managed_root(cfg)
+    for name in ("tools", "App_2", "a" * 64, "0"):
+        got, _ = for_tool(Tool.PIP).place(cfg, ["demo-lib"], f"managed:{name}", None)
+        assert got == f"managed:{root}/{name}"
+    # A managed venv is never planned as a plain venv (its checks and creation are aegisd's).
+    venv = make_venv(root / "made")
+    with pytest.raises(InputError, match="managed venv"):
+        for_tool(Tool.PIP).place(cfg, ["demo-lib"], str(venv), None)
+
+
+def test_cli_plans_into_a_managed_venv_without_creating_it(world: PipWorld, tmp_path: Path) -> None:
+    import json
+
+    ok = _aegis(tmp_path, "pip", "install", "demo-lib", "--managed", "tools",
+                "--index-url", world.url, "--plan", "--json")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    plan = json.loads(ok.stdout)["plan"]
+    assert plan["intent"]["location"].endswith("/managed/python/tools")
+    venv = plan["intent"]["location"].removeprefix("managed:")
+    assert "pip.creates-venv" in [s["name"] for s in plan["signals"]]
+    assert plan["ecosystem"]["owner"] == "0:0"
+    assert not Path(venv).parent.exists()
+    bad = _aegis(tmp_path, "pip", "install", "demo-lib", "--managed", "../x", "--plan")
+    assert bad.returncode == 3
+    assert "managed venv name" in bad.stderr
+    both = _aegis(tmp_path, "pip", "install", "demo-lib", "--managed", "tools", "--venv",
+                  str(world.venv), "--plan")  # fmt: skip
+    assert both.returncode == 3

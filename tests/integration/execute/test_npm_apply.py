@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -181,17 +182,46 @@ def test_global_installs_into_the_managed_prefix_links_bin_and_rolls_back(
     assert os.readlink(prefix / "bin") == "node_modules/.bin"
     assert (prefix / "bin/top-b").exists()  # the documented PATH directory
     assert json.loads((prefix / "package.json").read_text())["dependencies"] == {"top-b": "^2.0.0"}
+    assert _npm_findings(d) == []  # its own apply is never an out-of-band change
+
+    # npm run straight into the managed prefix is found on the next pass, once.
+    subprocess.run(
+        ["npm", "install", "--prefix", str(prefix), "--registry", world.url, "--ignore-scripts",
+         "--no-audit", "--no-fund", "--userconfig", os.devnull, "lodahs@1.0.0"],
+        check=True, capture_output=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+             "npm_config_cache": str(tmp_path / "c")},
+    )  # fmt: skip
+    (found,) = _npm_findings(d)
+    assert (found["package"], found["action"], found["from"], found["to"]) == (
+        "lodahs", "install", None, "1.0.0"
+    )  # fmt: skip
+    assert (found["tool"], found["place"]) == ("npm", str(prefix))
+    assert _npm_findings(d) == [found]  # not again on the next pass
 
     # The prefix's first change rolls back to the empty prefix.
     intent = rollback_intent(plan, "r-0000000000000002", "tester", "2026-01-01T00:00:00Z")
     back = for_tool(Tool.NPM).plan(cfg, intent, datetime.now(UTC))
+    # It restores the prefix: what came behind its back goes too.
     assert sorted((c.name, c.action.value) for c in back.changes) == [
-        ("dep-a", "remove"), ("top-b", "remove")
+        ("dep-a", "remove"), ("lodahs", "remove"), ("top-b", "remove")
     ]  # fmt: skip
     answer = d.submit(_sign(home, back, key_set))
     assert answer.ok, (answer.result or {}).get("stderr_tail")
     assert not (prefix / "node_modules/top-b").exists()
     assert "dependencies" not in json.loads((prefix / "package.json").read_text())
+    assert _npm_findings(d) == [found]  # the rollback was aegisd's own
+
+
+def _npm_findings(d: Any) -> list[dict[str, Any]]:
+    """Have aegisd record out-of-band changes now; every npm finding in its audit log."""
+    from aegis.execute.protocol import Request, call
+    from aegis.oob.serve import beside
+
+    answer = call(str(beside(d.socket)), Request(op="record-out-of-band"), timeout_s=60)
+    assert answer.ok, answer.message
+    events = [e for e in d.audit_events() if e["kind"] == "out-of-band-change"]
+    return [e["details"] for e in events if e["details"]["tool"] == "npm"]
 
 
 @pytest.mark.parametrize("how", ["agent-owns-managed", "prefix-is-a-link", "elsewhere"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,15 @@ def test_apply_rederives_installs_exactly_and_audits(
     kinds = [e["kind"] for e in d.audit_events()]
     assert "apply-started" in kinds
     assert "apply-finished" in kinds
+    # aegisd watches the venv it changed: pip run there behind its back is found, once.
+    assert _pip_findings(d) == []
+    world.index.add_wheel("venv-behind-lib", "1.0")
+    _pip_behind(world, tmp_path, (f"{world.venv}/bin/python", "-m", "pip"), "venv-behind-lib")
+    (found,) = _pip_findings(d)
+    assert (found["package"], found["to"], found["place"]) == (
+        "venv-behind-lib", "1.0", str(world.venv)
+    )  # fmt: skip
+    assert _pip_findings(d) == [found]
     # The same execution plan again: replay refused.
     again = d.submit(data)
     assert not again.ok
@@ -370,3 +381,155 @@ def test_a_users_target_is_changed_as_that_user(
     assert answer.ok, (answer.result or {}).get("stderr_tail")
     assert (target / "user_tgt_lib-1.0.dist-info").stat().st_uid == 65534
     shutil.rmtree(base)
+
+
+def test_a_managed_venv_is_created_by_the_apply_and_removed_by_its_rollback(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """``--managed NAME``: planned while absent, created root's alone, audited, rolled back."""
+    import os
+
+    from aegis.ecosystems.pip import managed_root
+    from aegis.ecosystems.pip.rollback import rollback_intent
+
+    home = _home(tmp_path, world)
+    cfg = load_config(base_env(home))
+    place, _ = for_tool(Tool.PIP).place(cfg, ("demo-app",), "managed:tools", world.url)
+    venv = managed_root(cfg) / "tools"
+    assert place == f"managed:{venv}"
+    intent = Intent(Tool.PIP, Operation.INSTALL, ("demo-app",), "tester", "2026-01-01T00:00:00Z",
+                    location=place, registry=world.url)  # fmt: skip
+    plan = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert plan.failure is None, plan.failure
+    assert not venv.parent.parent.exists()  # planning is read-only: the apply creates it
+    assert [s.name for s in plan.signals if s.name == "pip.creates-venv"] == ["pip.creates-venv"]
+    assert plan.command_preview[:5] == (
+        "/usr/bin/python3", "-m", "pip", "--python", f"{venv}/bin/python"
+    )  # fmt: skip
+    d = make_daemon(home=home)
+    answer = d.submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.message, (answer.result or {}).get("stderr_tail"))
+    assert (answer.result or {}).get("drift") == []
+    for p in (venv, venv.parent, venv.parent.parent):
+        assert p.stat().st_mode & 0o777 == 0o755
+        assert p.stat().st_uid == os.geteuid()
+    assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert sorted(p.name for p in site.glob("*.dist-info")) == [
+        "demo_app-2.0.dist-info", "demo_lib-1.0.dist-info"
+    ]  # exactly the signed set: no pip or setuptools of its own  # fmt: skip
+    assert "apply-finished" in [e["kind"] for e in d.audit_events()]
+    assert _pip_findings(d) == []  # its own apply is never an out-of-band change
+
+    # A pip run straight into the managed venv is found on the next pass, once.
+    world.index.add_wheel("behind-lib", "1.0")
+    _pip_behind(world, tmp_path, ("/usr/bin/python3", "-m", "pip", "--python",
+                                  f"{venv}/bin/python"), "behind-lib")  # fmt: skip
+    (found,) = _pip_findings(d)
+    assert (found["package"], found["action"], found["from"], found["to"]) == (
+        "behind-lib", "install", None, "1.0"
+    )  # fmt: skip
+    assert (found["tool"], found["place"]) == ("pip", str(venv))
+    assert _pip_findings(d) == [found]  # not again on the next pass
+    from aegis.oob.baseline import read_baseline
+    from aegis.oob.monitor import OobReport, metrics_text
+
+    counts = read_baseline(d.cfg).counts  # type: ignore[union-attr]
+    assert 'aegis_out_of_band_changes_total{tool="pip"} 1' in metrics_text(
+        OobReport("clean", "", counts=counts)
+    )
+
+    # A change to the existing managed venv rolls back with the system pip's uninstall.
+    _change_and_undo(world, home, key_set, d, replace(intent, targets=("managed-lib",)))
+    assert [f["package"] for f in _pip_findings(d)] == ["behind-lib"]  # none of those
+
+    # Its first change rolls back to no venv at all (behind-lib goes with it).
+    back = rollback_intent(plan, "r-0000000000000003", "tester", "2026-01-01T00:00:00Z")
+    assert back.targets == ("demo-app", "demo-lib")
+    back = replace(back, targets=(*back.targets, "behind-lib"))
+    removal = for_tool(Tool.PIP).plan(cfg, back, datetime.now(UTC))
+    assert removal.command_preview == ("/bin/rm", "-rf", "--one-file-system", "--", str(venv))
+    answer = d.submit(_sign(home, removal, key_set))
+    assert answer.ok, (answer.message, answer.result)
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    assert not venv.exists()
+    assert venv.parent.is_dir()
+    assert _pip_findings(d) == [found]  # the removal was aegisd's own
+
+
+def _change_and_undo(world: PipWorld, home: Path, key_set: Keys, d: Any, intent: Intent) -> None:
+    """Apply ``intent`` to an existing managed venv, then its rollback (``pip uninstall``)."""
+    from aegis.ecosystems.pip.rollback import rollback_intent
+
+    cfg = load_config(base_env(home))
+    venv = intent.location[len("managed:") :]  # type: ignore[index]
+    world.index.add_wheel("managed-lib", "1.0")
+    more = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    assert "pip.creates-venv" not in [s.name for s in more.signals]
+    assert d.submit(_sign(home, more, key_set)).ok
+    undo = rollback_intent(more, "r-0000000000000004", "tester", "2026-01-01T00:00:00Z")
+    undo_plan = for_tool(Tool.PIP).plan(cfg, undo, datetime.now(UTC))
+    assert undo_plan.command_preview[3:5] == ("--python", f"{venv}/bin/python")
+    assert undo_plan.command_preview[-4:] == ("uninstall", "-y", "--", "managed-lib")
+    assert d.submit(_sign(home, undo_plan, key_set)).ok
+    site = next(Path(venv).glob("lib/python3*/site-packages"))
+    assert not list(site.glob("managed_lib-*"))
+    assert (site / "demo_app-2.0.dist-info").is_dir()
+
+
+def _pip_behind(world: PipWorld, tmp_path: Path, pip: tuple[str, ...], name: str) -> None:
+    """Install ``name`` with ``pip`` directly, as someone bypassing Aegis would."""
+    subprocess.run(
+        [*pip, "--isolated", "install", "--no-deps", "--index-url", world.url, name],
+        check=True, capture_output=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)},
+    )  # fmt: skip
+
+
+def _pip_findings(d: Any) -> list[dict[str, Any]]:
+    """Have aegisd record out-of-band changes now; every pip finding in its audit log."""
+    from aegis.execute.protocol import Request, call
+    from aegis.oob.serve import beside
+
+    answer = call(str(beside(d.socket)), Request(op="record-out-of-band"), timeout_s=60)
+    assert answer.ok, answer.message
+    events = [e for e in d.audit_events() if e["kind"] == "out-of-band-change"]
+    return [e["details"] for e in events if e["details"]["tool"] == "pip"]
+
+
+@pytest.mark.parametrize("how", ["agent-owns-managed", "venv-is-a-link", "elsewhere"])
+def test_a_managed_venv_an_agent_could_swap_is_refused(
+    world: PipWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, how: str
+) -> None:
+    """Group aegis may write /var/lib/aegis: a managed root it made or redirected is never used."""
+    import os
+
+    from aegis.ecosystems.pip import managed_root
+    from tests.conftest import require_root
+
+    require_root("creates directories owned by another user")
+    home = _home(tmp_path, world)
+    cfg = load_config(base_env(home))
+    venv = managed_root(cfg) / "swap"
+    location = f"managed:{venv}"
+    agent_dir = tmp_path / "agent-dir"
+    agent_dir.mkdir()
+    if how == "agent-owns-managed":
+        venv.parent.mkdir(parents=True, mode=0o755)
+        os.chown(venv.parent.parent, 65534, 65534)
+    elif how == "venv-is-a-link":
+        venv.parent.mkdir(parents=True, mode=0o755)
+        venv.symlink_to(agent_dir)
+    else:  # a hand-made plan naming another directory as a managed venv
+        location = f"managed:{agent_dir}"
+    intent = Intent(Tool.PIP, Operation.INSTALL, ("demo-lib",), "tester", "2026-01-01T00:00:00Z",
+                    location=location, registry=world.url)  # fmt: skip
+    plan = for_tool(Tool.PIP).plan(cfg, intent, datetime.now(UTC))
+    if how == "elsewhere":
+        assert plan.command_preview == ()  # no argv: nothing may run
+        return
+    answer = make_daemon(home=home).submit(_sign(home, plan, key_set))
+    assert not answer.ok
+    assert answer.refusal == "refused:environment", answer.message
+    assert list(agent_dir.iterdir()) == []

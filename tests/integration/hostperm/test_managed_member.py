@@ -1,8 +1,8 @@
 """An agent (a member of group aegis) plans npm changes into the managed prefix and pip
-changes into a --target directory, but cannot apply them.
+changes into a --target directory and a managed venv, but cannot apply them.
 
 The member runs the real npm and pip planners as uid 65534 on a host layout; its plans land
-in the store, the managed prefix is not created and the target stays empty. Its apply
+in the store, the managed prefix and venv are not created and the target stays empty. Its apply
 reaches aegisd (the socket is world-connectable here) and is refused as ``refused:peer``.
 """
 
@@ -41,6 +41,13 @@ def test_an_agent_plans_into_managed_places_but_cannot_apply(host: Host) -> None
     with idx.serve() as url:
         pip = host.member("pip", "install", "demo-lib", "--target", str(target),
                           "--index-url", url, "--plan", "--json")  # fmt: skip
+        managed = host.member("pip", "install", "demo-lib", "--managed", "tools",
+                              "--index-url", url, "--plan", "--json")  # fmt: skip
+    assert managed.returncode == 0, managed.stderr
+    venv_plan = json.loads(managed.stdout)["plan"]
+    assert venv_plan["intent"]["location"] == f"managed:{host.state}/managed/python/tools"
+    assert venv_plan["ecosystem"]["owner"] == "0:0"  # aegisd creates it, root's alone
+    assert not (host.state / "managed").exists()  # planning never creates the venv
     assert pip.returncode == 0, pip.stderr
     plan = json.loads(pip.stdout)["plan"]
     assert plan["ecosystem"]["owner"] == f"{MEMBER}:{MEMBER}"  # the apply runs as the owner

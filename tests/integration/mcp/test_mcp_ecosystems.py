@@ -163,6 +163,10 @@ REFUSED = [
         {"ecosystem": "pip", "targets": ["x"], "where": "target:/usr/lib/python3"},
         "system directory",
     ),
+    (
+        {"ecosystem": "pip", "targets": ["x"], "where": "managed:../../etc"},
+        "bad managed venv name",
+    ),
     ({"ecosystem": "pip", "verb": "uninstall", "targets": ["x"]}, "does not plan pip"),
     ({"ecosystem": "pip", "targets": ["x @ https://evil.example/x.whl"]}, "exit 3"),
     ({"ecosystem": "npm", "targets": ["git+https://evil.example/x.git"]}, "exit 3"),
