@@ -3,13 +3,14 @@
 A local registry (``aegis.devtools.cargo_registry``) holds ``bench-bin`` and one locked
 dependency. Same registry, same run; medians over ROUNDS.
 
-- ``plan``: the planner (``for_tool(CARGO).plan``, in process: index read, both ``.crate``
-  files read, hashed, their archives, manifests, lockfile and build scripts read, the plan
-  record) over the raw index read alone (the index lines parsed and the ``.crate`` bytes
-  hashed, in process). Goal <= 1.3x. Also reported: ``cargo info NAME@V`` against the same
-  registry (cargo's own read-only look at one crate) and the whole CLI
-  (``aegis cargo install --plan``: interpreter start, planning, the request row, the plan
-  file), so the ratio can be read against a tool call too.
+- ``plan_inprocess_ratio`` (goal <= 1.3): the planner in process, after its imports
+  (``for_tool(CARGO).plan``: index read, both ``.crate`` files read and hashed against the
+  index cksum, their archives read strictly, manifests, lockfile and build scripts parsed
+  and scored, the plan record) over the raw read alone (the index lines parsed and the
+  ``.crate`` bytes hashed, in process); alternating, medians of PLAN_ROUNDS.
+  Also reported: ``cargo info NAME@V`` against the same registry (cargo's own read-only look
+  at one crate) and, informational, ``cli_seconds``: the whole CLI (``aegis cargo install
+  --plan``: interpreter start, planning, the request row, the plan file).
 - ``apply``: ``aegis.execute.service.apply`` of a signed execution plan through aegisd (its
   checks, its own re-resolution, staging the signed crates by cksum, ``cargo install
   --locked --offline``, drift, audit) over running the same ``cargo install --locked
@@ -69,8 +70,12 @@ def _plan_figures(reg: Any, cfg: Any, intent: Any, base: Path) -> dict[str, floa
 
     eco = for_tool(Tool.CARGO)
     eco.plan(cfg, intent, datetime.now(UTC))  # warm: imports, cargo --version
-    plan_raw = _median(raw, PLAN_ROUNDS)
-    plan_aegis = _median(lambda: eco.plan(cfg, intent, datetime.now(UTC)), PLAN_ROUNDS)
+    raw()
+    raws, plans = [], []
+    for _ in range(PLAN_ROUNDS):  # alternating: a load that comes and goes hits both sides
+        raws.append(_median(raw, 1))
+        plans.append(_median(lambda: eco.plan(cfg, intent, datetime.now(UTC)), 1))
+    plan_raw, plan_aegis = statistics.median(raws), statistics.median(plans)
     home = base / "info-home"
     home.mkdir()
     (home / "config.toml").write_text(
@@ -215,15 +220,21 @@ def run() -> dict[str, Any]:
         shutil.rmtree(base, ignore_errors=True)
     raw_apply, through = (statistics.median(c) for c in zip(*rows, strict=True))
     return {
+        "plan_measured": (
+            "in process, after imports: for_tool(CARGO).plan of bench-bin (index, both "
+            ".crate files hashed and read, manifests, lockfile, build scripts) over the raw "
+            f"index read with the .crate bytes hashed; alternating, medians of {PLAN_ROUNDS}"
+        ),
         "plan_raw_index_read_s": round(plan["raw"], 5),
-        "plan_aegis_s": round(plan["aegis"], 5),
-        "plan_ratio": round(plan["aegis"] / plan["raw"], 2),
-        "plan_goal_met": plan["aegis"] <= 1.3 * plan["raw"],
+        "plan_inprocess_s": round(plan["aegis"], 5),
+        "plan_inprocess_ratio": round(plan["aegis"] / plan["raw"], 2),
+        "plan_inprocess_goal_met": plan["aegis"] <= 1.3 * plan["raw"],
         "plan_cargo_info_s": round(plan["info"], 3),
-        "plan_ratio_over_cargo_info": round(plan["aegis"] / plan["info"], 2)
+        "plan_inprocess_over_cargo_info": round(plan["aegis"] / plan["info"], 2)
         if plan["info"]
         else None,
-        "plan_cli_s": round(plan["cli"], 3),
+        # Informational: the whole CLI, interpreter start and the store included.
+        "cli_seconds": round(plan["cli"], 3),
         "apply_raw_s": round(raw_apply, 3),
         "apply_aegisd_s": round(through, 3),
         "apply_ratio": round(through / raw_apply, 2),
