@@ -188,6 +188,16 @@ class _Preload:
         self._thread.join()
 
 
+def _prepare_recording() -> None:
+    """What :func:`aegis.api.submit_plan` loads first, done while the planner's tool runs."""
+    from aegis import api, codec
+    from aegis.model import Plan
+    from aegis.workflow import guards, machine, records, store  # noqa: F401 - loaded now
+
+    api.workflow()  # the lifecycle graph, read and validated once per process
+    codec.prepare(Plan)
+
+
 def plan_change(
     cfg: Config,
     ecosystem: str,
@@ -214,6 +224,7 @@ def plan_change(
     """
     from aegis import api
     from aegis.analyze.stamps import format_time
+    from aegis.ecosystems import idle
     from aegis.model import Intent, Operation, plan_to_dict
 
     eco = check_plannable(
@@ -232,9 +243,11 @@ def plan_change(
         registry=registry_url,
     )
     preloading = _Preload(RECORDING_MODULES + preload)
+    idle.queue(_prepare_recording)
     try:
         plan = eco.plan(cfg, intent, now, inspect_contents=contents)
     finally:
+        idle.clear()
         preloading.join()
     planned = api.submit_plan(cfg, plan, api.current_user())
     doc = marked(
