@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,19 +38,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from npm import _env, _sign  # the same signing and environment as npm's figures
+from _common import HERE, aegisd, apply_figures, keyset, through_aegisd, timed
+from _common import env_for as _env
+from _common import sign as _sign
 
 ROUNDS = 3
 PLAN_ROUNDS = 15
-HERE = Path(__file__).resolve().parents[2]
 APP = "example.com/benchapp"
 MODULES = (f"{APP}@v1.0.0", "example.com/benchutil@v1.0.0", "example.com/benchcore@v1.0.0")
-
-
-def _timed(argv: list[str] | tuple[str, ...], env: dict[str, str], cwd: Path) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, capture_output=True, cwd=cwd, timeout=300)
-    return time.perf_counter() - t0
 
 
 def _module(path: Path) -> Path:
@@ -68,42 +62,7 @@ def _raw_env(tmp: Path, name: str, url: str) -> dict[str, str]:
     return {**env, "GOFLAGS": "", "GOBIN": str(d / "bin")}
 
 
-def _aegisd(env: dict[str, str], keyset: dict[str, Any]) -> tuple[subprocess.Popen[bytes], Path]:
-    from aegis.execute.protocol import Request, call
-
-    sock = Path(tempfile.mkdtemp(prefix="aegisd-bench-", dir="/tmp")) / "s.sock"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aegis.execute.aegisd", "--socket", str(sock),
-         "--public-key-hex", keyset["spub"], "--approval-public-key-hex", keyset["apub"]],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE,
-    )  # fmt: skip
-    for _ in range(300):
-        try:
-            call(str(sock), Request(op="ping"), timeout_s=5)
-            break
-        except Exception:
-            time.sleep(0.02)
-    return proc, sock
-
-
-def _through(cfg: Any, env: dict[str, str], ep: Path, spub: str, sock: Path) -> float:
-    from aegis.execute import service
-
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        t0 = time.perf_counter()
-        out = service.apply(cfg, ep, spub, socket=sock)
-        took = time.perf_counter() - t0
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    assert out.answer["ok"], out.answer
-    return took
-
-
-def _round(tmp: Path, url: str, keyset: dict[str, Any]) -> tuple[float, ...]:
+def _round(tmp: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
     from aegis.config import load_config
     from aegis.ecosystems import for_tool
     from aegis.ecosystems.go import gobin_dir
@@ -122,8 +81,8 @@ def _round(tmp: Path, url: str, keyset: dict[str, Any]) -> tuple[float, ...]:
     approved = f'[[registries]]\nname = "bench"\necosystem = "go"\nurl = "{url}"\n'
     cfg.policy_path.write_text(f'{policy}\n{approved}\n[rules."go.sumdb-off"]\neffect = "allow"\n')
     aegis_m = _module(tmp / "aegis")
-    aegis_plan = _timed([sys.executable, "-m", "aegis", "go", "get", f"{APP}@v1.0.0", "--module",
-                         str(aegis_m), "--proxy", url, "--plan"], env, HERE)  # fmt: skip
+    aegis_plan = timed([sys.executable, "-m", "aegis", "go", "get", f"{APP}@v1.0.0", "--module",
+                        str(aegis_m), "--proxy", url, "--plan"], env, HERE)  # fmt: skip
     plans = {}
     for loc in (f"gomod:{aegis_m}", f"gobin:{gobin_dir(cfg)}"):
         intent = Intent(Tool.GO, Operation.INSTALL, (f"{APP}@v1.0.0",), "bench",
@@ -132,18 +91,13 @@ def _round(tmp: Path, url: str, keyset: dict[str, Any]) -> tuple[float, ...]:
     eps = {}
     for kind, plan in plans.items():
         eps[kind] = tmp / f"{kind}.json"
-        eps[kind].write_bytes(_sign(cfg, plan, keyset["signer"], keyset["approver"]))
-    raw_get = _timed([GO, "get", f"{APP}@v1.0.0"], _raw_env(tmp, "r2", url),
-                     _module(tmp / "raw-get"))  # fmt: skip
-    raw_install = _timed([GO, "install", f"{APP}@v1.0.0"], _raw_env(tmp, "r3", url), tmp)
-    proc, sock = _aegisd(env, keyset)
-    try:
-        get = _through(cfg, env, eps["gomod"], keyset["spub"], sock)
-        install = _through(cfg, env, eps["gobin"], keyset["spub"], sock)
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(sock.parent, ignore_errors=True)
+        eps[kind].write_bytes(_sign(cfg, plan, keys["signer"], keys["approver"]))
+    raw_get = timed([GO, "get", f"{APP}@v1.0.0"], _raw_env(tmp, "r2", url),
+                    _module(tmp / "raw-get"))  # fmt: skip
+    raw_install = timed([GO, "install", f"{APP}@v1.0.0"], _raw_env(tmp, "r3", url), tmp)
+    with aegisd(env, keys) as sock:
+        get = through_aegisd(cfg, env, eps["gomod"], keys["spub"], sock)
+        install = through_aegisd(cfg, env, eps["gobin"], keys["spub"], sock)
     return aegis_plan, raw_get, get, raw_install, install
 
 
@@ -159,8 +113,8 @@ def _plan_figures(base: Path, url: str) -> tuple[float, float]:
 
     def raw(i: int) -> float:
         tmp = base / f"raw{i}"
-        return _timed([GO, "mod", "download", "-json", *MODULES], _raw_env(tmp, "go", url),
-                      _module(tmp / "m"))  # fmt: skip
+        return timed([GO, "mod", "download", "-json", *MODULES], _raw_env(tmp, "go", url),
+                     _module(tmp / "m"))  # fmt: skip
 
     def planned(i: int) -> float:
         intent = Intent(Tool.GO, Operation.INSTALL, (f"{APP}@v1.0.0",), "bench",
@@ -207,17 +161,12 @@ def _clean(path: Path) -> None:
 
 def run() -> dict[str, Any]:
     """Medians of both sides of each figure, their ratios and whether the goals hold."""
-    from aegis.sign import keys
-
     base = Path(tempfile.mkdtemp(prefix="aegis-bench-go-"))
     try:
         url = _build(base / "proxy")
-        sp, spub = keys.write_keypair(base / "keys", "signer")
-        ap, apub = keys.write_keypair(base / "keys", "approver")
-        keyset = {"signer": keys.load_signing_key(sp), "approver": keys.load_signing_key(ap),
-                  "spub": spub, "apub": apub}  # fmt: skip
+        keys = keyset(base / "keys")
         raw_plan, inprocess = _plan_figures(base / "plan", url)
-        rows = [_round(base / f"r{i}", url, keyset) for i in range(ROUNDS)]
+        rows = [_round(base / f"r{i}", url, keys) for i in range(ROUNDS)]
     finally:
         _clean(base)
     cli, raw_get, get, raw_install, install = (
@@ -238,13 +187,7 @@ def run() -> dict[str, Any]:
         "cli_over_raw": round(cli / raw_plan, 1),
     }
     for name, raw, through in (("get", raw_get, get), ("install", raw_install, install)):
-        out.update({
-            f"apply_{name}_raw_s": round(raw, 3),
-            f"apply_{name}_aegisd_s": round(through, 3),
-            f"apply_{name}_ratio": round(through / raw, 2),
-            f"apply_{name}_goal_s": round(1.3 * raw + 0.3, 3),
-            f"apply_{name}_goal_met": through <= 1.3 * raw + 0.3,
-        })  # fmt: skip
+        out.update(apply_figures(f"apply_{name}", raw, through, net=False))
     return out
 
 
