@@ -150,9 +150,9 @@ def check_plannable(
     return eco
 
 
-RECORDING_MODULES = ("sqlite_utils", "importlib.metadata")
-"""What recording a plan imports once the planner is done (most of the store's start-up:
-sqlite_utils, and the plugin look-up it runs through importlib.metadata).
+RECORDING_MODULES = ("sqlite3",)
+"""What recording a plan imports once the planner is done, outside Aegis (the store's
+driver; the store itself is plain sqlite3 since sqlite-utils left it).
 
 Only modules outside Aegis, which never import Aegis: two threads importing modules that
 import each other can deadlock, and no such circle can pass through these.
@@ -183,17 +183,19 @@ class _Preload:
                 importlib.import_module(name)
             except Exception:
                 return
-        try:
-            # What opening the store does besides importing: sqlite_utils looks up its
-            # plugins' entry points once per process (~20 ms); done here, it is done.
-            from sqlite_utils import plugins
-
-            plugins.ensure_plugins_loaded()
-        except Exception:  # noqa: S110 - the main thread's store open does it again
-            pass
 
     def join(self) -> None:
         self._thread.join()
+
+
+def _prepare_recording() -> None:
+    """What :func:`aegis.api.submit_plan` loads first, done while the planner's tool runs."""
+    from aegis import api, codec
+    from aegis.model import Plan
+    from aegis.workflow import guards, machine, records, store  # noqa: F401 - loaded now
+
+    api.workflow()  # the lifecycle graph, read and validated once per process
+    codec.prepare(Plan)
 
 
 def plan_change(
@@ -222,6 +224,7 @@ def plan_change(
     """
     from aegis import api
     from aegis.analyze.stamps import format_time
+    from aegis.ecosystems import idle
     from aegis.model import Intent, Operation, plan_to_dict
 
     eco = check_plannable(
@@ -240,9 +243,11 @@ def plan_change(
         registry=registry_url,
     )
     preloading = _Preload(RECORDING_MODULES + preload)
+    idle.queue(_prepare_recording)
     try:
         plan = eco.plan(cfg, intent, now, inspect_contents=contents)
     finally:
+        idle.clear()
         preloading.join()
     planned = api.submit_plan(cfg, plan, api.current_user())
     doc = marked(

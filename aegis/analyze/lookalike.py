@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
+from functools import lru_cache
 
 from aegis.model import Signal
 
@@ -38,6 +39,7 @@ _LURES = frozenset(
 )  # fmt: skip
 
 
+@lru_cache(maxsize=8192)  # the reference sets repeat plan after plan (aegisd, the bench)
 def _fold(name: str) -> str:
     out = name.lower()
     for a, b in _FOLD:

@@ -96,17 +96,29 @@ def read_installed(root: str) -> dict[str, str]:
 _VERSIONS: dict[tuple[str, int, int, int], str] = {}
 
 
+def _version_key(cargo: str) -> tuple[str, int, int, int] | None:
+    try:
+        st = os.stat(cargo)
+    except OSError:
+        return None
+    return (cargo, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def known_tool_version(cargo: str) -> str:
+    """What :func:`tool_version` remembers for this very binary file ("" when nothing)."""
+    key = _version_key(cargo)
+    return _VERSIONS.get(key, "") if key is not None else ""
+
+
 def tool_version(cargo: str) -> str:
     """``cargo --version`` of the configured binary ("" when it does not run).
 
     Remembered per binary file (inode, size, mtime): aegisd re-plans in one long-lived
     process, and a replaced binary is asked again.
     """
-    try:
-        st = os.stat(cargo)
-    except OSError:
+    key = _version_key(cargo)
+    if key is None:
         return ""
-    key = (cargo, st.st_ino, st.st_size, st.st_mtime_ns)
     if key in _VERSIONS:
         return _VERSIONS[key]
     env = {"PATH": f"{os.path.dirname(cargo)}:/usr/bin:/bin", "LANG": "C"}
@@ -325,7 +337,10 @@ def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
     registry = intent.registry or ""
     ((name, version),) = check_targets(intent.targets)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        tool = pool.submit(tool_version, cfg.cargo)
+        # A thread only when cargo must be asked: starting one cost more than the whole
+        # index read (scripts/bench --only cargo), and aegisd re-plans with it remembered.
+        known = known_tool_version(cfg.cargo)
+        tool = None if known else pool.submit(tool_version, cfg.cargo)
         installed = read_installed(root)
         current = installed.get(name)
         if intent.operation is Operation.REMOVE:
@@ -340,7 +355,7 @@ def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
         else:
             crates, signals, failure = _read_set(_Index(Source(registry)), name, version, pool)
             changes, prov = _change(crates, current, registry) if failure is None else ((), ())
-        tool_text = tool.result()
+        tool_text = known or (tool.result() if tool is not None else "")
     findings: list[Finding] = []
     for i, c in enumerate(crates):
         s, f = _crate_signals(c, requested=i == 0)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aegis.canonical import canonical_hash
+from aegis.ecosystems import idle
 from aegis.ecosystems.npm.names import check_targets, is_global, project_dir
 from aegis.errors import InputError
 from aegis.model import (
@@ -337,6 +338,7 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     state_hash = canonical_hash(
         {"ecosystem": "npm", "location": intent.location, "files": files_before}
     )
+    idle.run_queued()  # what the caller does next, while the tool still runs
     code, err, after = resolution.wait()
     failure = None
     if code != 0 or not after.get("package-lock.json") or not after.get("package.json"):

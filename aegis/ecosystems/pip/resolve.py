@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from aegis.canonical import canonical_hash
+from aegis.ecosystems import idle
 from aegis.ecosystems.pip.names import (
     SYSTEM_PYTHON,
     check_targets,
@@ -324,6 +325,7 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
         {"ecosystem": "pip", "location": intent.location, "installed": sorted(have.items()),
          "owner": owner}
     )  # fmt: skip
+    idle.run_queued()  # what the caller does next, while the tool still runs
     code, out, err = pip.wait()
     failure: AnalysisFailure | None = None
     items: list[dict[str, Any]] = []
