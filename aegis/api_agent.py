@@ -150,9 +150,9 @@ def check_plannable(
     return eco
 
 
-RECORDING_MODULES = ("sqlite3",)
-"""What recording a plan imports once the planner is done, outside Aegis (the store's
-driver; the store itself is plain sqlite3 since sqlite-utils left it).
+RECORDING_MODULES = ("sqlite_utils", "importlib.metadata")
+"""What recording a plan imports once the planner is done (most of the store's start-up:
+sqlite_utils, and the plugin look-up it runs through importlib.metadata).
 
 Only modules outside Aegis, which never import Aegis: two threads importing modules that
 import each other can deadlock, and no such circle can pass through these.
@@ -183,6 +183,14 @@ class _Preload:
                 importlib.import_module(name)
             except Exception:
                 return
+        try:
+            # What opening the store does besides importing: sqlite_utils looks up its
+            # plugins' entry points once per process (~20 ms); done here, it is done.
+            from sqlite_utils import plugins
+
+            plugins.ensure_plugins_loaded()
+        except Exception:  # noqa: S110 - the main thread's store open does it again
+            pass
 
     def join(self) -> None:
         self._thread.join()

@@ -1,6 +1,6 @@
 """The state store: change requests, their append-only history and artifacts, in SQLite.
 
-Built on the standard library's sqlite3, one connection in WAL mode with ``synchronous=FULL``.
+Built on sqlite-utils over one connection in WAL mode with ``synchronous=FULL``.
 Schema and migrations live in ``state/migrations`` (``PRAGMA user_version``), applied by
 :mod:`aegis.workflow.migrations`.
 
@@ -152,8 +152,11 @@ class Store:
 
     def __init__(self, path: Path, conn: sqlite3.Connection, states: frozenset[str]) -> None:
         """Use :meth:`open`."""
+        import sqlite_utils  # its import overlaps the planner's tool (api_agent._Preload)
+
         self.path = path
         self.conn = conn
+        self.db = sqlite_utils.Database(conn)
         self.states = states
 
     @classmethod
@@ -213,12 +216,8 @@ class Store:
     ) -> list[RequestRecord]:
         """Rows parsed strictly; a bad row raises, or is set aside in ``corrupt`` when given."""
         sql = f"SELECT {_REQUEST_COLUMNS} FROM requests {where}"  # noqa: S608 - our own clauses
-        # Rows as dicts by hand: sqlite-utils did only this here, and importing it (with
-        # dateutil, pluggy and its plugin look-up) cost every command ~0.2 s of start-up.
         with self._errors():
-            cur = self.conn.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            rows = list(self.db.query(sql, params))
         out: list[RequestRecord] = []
         for row in rows:
             try:
