@@ -52,7 +52,8 @@ def image_store(tmp_path: Path) -> Iterator[Path]:
 def _home(tmp_path: Path, world: ImageWorld) -> Path:
     home = tmp_path / "home"
     (home / "etc/aegis").mkdir(parents=True, exist_ok=True)
-    (home / "etc/aegis/policy.toml").write_text(policy_with_registry(world.url))
+    # Signatures count: each plan's cosign signature verified with the world's trusted key.
+    (home / "etc/aegis/policy.toml").write_text(policy_with_registry(world.url, world.signing()))
     return home
 
 
@@ -101,10 +102,11 @@ def test_apply_pulls_by_digest_checks_the_store_and_records_the_previous_image(
     first_digest = world.publish("svc")
     first = _plan(world, home, image_store, world.ref("svc"))
     assert d.submit(_sign(home, first, key_set)).ok
-    world.publish("svc", payload=b"second\n")
+    world.publish("svc", payload=b"second\n", signed=True)
     second = _plan(world, home, image_store, world.ref("svc"))
     assert second.ecosystem is not None
     assert second.ecosystem.image is not None
+    assert second.ecosystem.image.signature == "verified"
     answer = d.submit(_sign(home, second, key_set))
     assert answer.ok, (answer.message, answer.result)
     assert answer.result is not None
@@ -162,4 +164,23 @@ def test_a_caller_outside_the_apply_group_is_refused_and_nothing_is_pulled(
         shutil.rmtree(public)
         shutil.rmtree(plan_file.parent)
     assert proc.stdout.strip() == "refused:peer", proc.stderr
+    assert _stored(image_store) == {}
+
+
+def test_a_signature_swapped_after_signing_is_refused_and_nothing_is_pulled(
+    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, image_store: Path
+) -> None:
+    """aegisd verifies the signature again: the .sig tag re-pushed by another key (or
+    deleted) after the plan was signed makes its derivation differ."""
+    require_root("trusted keys are root-owned files")
+    from aegis.devtools import image_registry as ir
+
+    home = _home(tmp_path, world)
+    digest = world.publish("swapped", payload=b"swapped\n", signed=True)
+    data = _sign(home, _plan(world, home, image_store, world.ref("swapped")), key_set)
+    intruder = ir.new_key(tmp_path / "intruder.pub")
+    ir.cosign_sign(world.work, f"{world.host}/team/swapped", digest, intruder)
+    answer = make_daemon(home=home).submit(data)
+    assert not answer.ok
+    assert answer.refusal == "refused:rederivation", answer.message
     assert _stored(image_store) == {}
