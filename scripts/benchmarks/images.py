@@ -143,14 +143,15 @@ def run() -> dict[str, Any]:
     try:
         sp, spub = keys.write_keypair(base / "keys", "signer")
         ap, apub = keys.write_keypair(base / "keys", "approver")
-        keyset = {"signer": keys.load_signing_key(sp), "approver": keys.load_signing_key(ap),
-                  "spub": spub, "apub": apub}  # fmt: skip
+        image_key = base / "keys/images/bench.pub"
+        keyset: dict[str, Any] = {"signer": keys.load_signing_key(sp), "spub": spub,
+                                  "approver": keys.load_signing_key(ap), "apub": apub,
+                                  "image_key": image_key}  # fmt: skip
         rows = []
         with ir.serve(base / "registry") as host:
             digest = ir.build_layout(base / "layout", payload=os.urandom(256 * 1024))
             ir.push(base / "layout", f"{host}/bench/app:v1")
-            keyset["image_key"] = base / "keys/images/bench.pub"
-            ir.cosign_sign(base, f"{host}/bench/app", digest, ir.new_key(keyset["image_key"]))
+            ir.cosign_sign(base, f"{host}/bench/app", digest, ir.new_key(image_key))
             ref = f"{host}/bench/app:v1@{digest}"
             for i in range(ROUNDS):
                 rows.append(_round(base / f"r{i}", host, ref, keyset))

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,13 +58,15 @@ def _home(tmp_path: Path, world: ImageWorld) -> Path:
     return home
 
 
-def _plan(world: ImageWorld, home: Path, store: Path, target: str) -> Plan:
+def _plan(
+    world: ImageWorld, home: Path, store: Path, target: str, location: str = "", **env: str
+) -> Plan:
     intent = Intent(Tool.IMAGE, Operation.INSTALL, (target,), "tester", "2026-01-01T00:00:00Z",
-                    location=f"podman:{store}", registry=world.url)  # fmt: skip
-    return for_tool(Tool.IMAGE).plan(load_config(base_env(home)), intent, datetime.now(UTC))
+                    location=location or f"podman:{store}", registry=world.url)  # fmt: skip
+    return for_tool(Tool.IMAGE).plan(load_config(base_env(home, **env)), intent, datetime.now(UTC))
 
 
-def _sign(home: Path, plan: Plan, key_set: Keys) -> bytes:
+def _sign(home: Path, plan: Plan, key_set: Keys, **env: str) -> bytes:
     from aegis.execute.apply import binding_from_result
     from aegis.model import plan_hash
     from aegis.policy.engine import evaluate
@@ -71,7 +74,7 @@ def _sign(home: Path, plan: Plan, key_set: Keys) -> bytes:
     from aegis.policy.run import load_policy
     from aegis.sign.approvals import build_approval
 
-    cfg = load_config(base_env(home))
+    cfg = load_config(base_env(home, **env))
     now = datetime.now(UTC)
     result = evaluate(plan, None, load_policy(cfg), now)
     assert result.decision.value != "deny", [f.rule_id for f in result.fired]
@@ -184,3 +187,72 @@ def test_a_signature_swapped_after_signing_is_refused_and_nothing_is_pulled(
     assert not answer.ok
     assert answer.refusal == "refused:rederivation", answer.message
     assert _stored(image_store) == {}
+
+
+DOCKERD = "/usr/sbin/dockerd"
+
+
+@pytest.fixture(scope="module")
+def dockerd() -> Iterator[str]:
+    """A private docker daemon: its own data and exec roots, socket and pid file, no network
+    setup (no bridge, no iptables), vfs storage. Yields its socket path."""
+    require_root("dockerd runs as root")
+    if not os.access(DOCKERD, os.X_OK):
+        if os.environ.get("CI") == "true":
+            pytest.fail("docker.io is not installed (scripts/test installs it)")
+        pytest.skip("docker.io is not installed (scripts/test installs it)")
+    # Short paths: containerd's socket lives under the exec root (108-byte socket paths).
+    root = Path(tempfile.mkdtemp(prefix="aegis-dockerd-", dir="/tmp"))
+    sock = root / "docker.sock"
+    log = (root / "dockerd.log").open("wb")
+    proc = subprocess.Popen(
+        [DOCKERD, "--data-root", str(root / "data"), "--exec-root", str(root / "x"),
+         "-H", f"unix://{sock}", "--pidfile", str(root / "docker.pid"), "--iptables=false",
+         "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            ping = subprocess.run(["/usr/bin/docker", "-H", f"unix://{sock}", "version"],
+                                  capture_output=True, timeout=30, check=False)  # fmt: skip
+            if ping.returncode == 0:
+                break
+            assert proc.poll() is None, (root / "dockerd.log").read_text()[-2000:]
+            time.sleep(0.1)
+        yield str(sock)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_docker_pull_through_aegisd_against_a_real_daemon(
+    world: ImageWorld, tmp_path: Path, key_set: Keys, make_daemon: Any, dockerd: str
+) -> None:
+    home = _home(tmp_path, world)
+    env = {"AEGIS_DOCKER_SOCKET": dockerd}
+    digest = world.publish("dock", payload=b"docker\n", signed=True)
+    plan = _plan(world, home, tmp_path, world.ref("dock"), f"docker:{dockerd}", **env)
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.image is not None
+    ref = f"{world.host}/team/dock@{digest}"
+    assert plan.command_preview == ("/usr/bin/docker", "-H", f"unix://{dockerd}", "pull",
+                                    "--quiet", ref)  # fmt: skip
+    # A plan naming another daemon than aegisd's configured one derives no argv at all.
+    elsewhere = load_config(base_env(home, AEGIS_DOCKER_SOCKET="/run/other.sock"))
+    assert for_tool(Tool.IMAGE).derive_argv(plan, elsewhere) == ()
+    answer = make_daemon(home=home, env_extra=env).submit(_sign(home, plan, key_set, **env))
+    assert answer.ok, (answer.message, answer.result)
+    assert answer.result is not None
+    assert answer.result["drift"] == []
+    listed = subprocess.run(
+        ["/usr/bin/docker", "-H", f"unix://{dockerd}", "images", "--digests", "--no-trunc",
+         "--format", "{{.Digest}} {{.ID}}"], capture_output=True, text=True, check=True,
+        timeout=60,
+    ).stdout.split()  # fmt: skip
+    assert listed == [digest, plan.ecosystem.image.config_digest]
