@@ -46,9 +46,18 @@ class Got:
 
 
 class _NoRedirectAuth(urllib.request.HTTPRedirectHandler):
-    """Blob redirects (to a CDN) are followed without the registry's token."""
+    """Blob redirects (to a CDN): followed without the registry's token, over https only.
+
+    Plain http only for a plain-HTTP loopback registry.
+    """
+
+    def __init__(self, plain_http: bool) -> None:
+        self.plain_http = plain_http
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+        scheme = urllib.parse.urlsplit(newurl).scheme
+        if scheme != "https" and not (self.plain_http and scheme == "http"):
+            raise urllib.error.HTTPError(newurl, code, "redirect off https", headers, fp)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None:
             new.remove_header("Authorization")
@@ -80,7 +89,7 @@ class Registry:
 
     def _get(self, path: str, tail: str, cap: int, accept: str) -> Got:
         url = self.base + urllib.parse.quote(f"{path}/{tail}", safe="/:@")
-        opener = urllib.request.build_opener(_NoRedirectAuth())
+        opener = urllib.request.build_opener(_NoRedirectAuth(self.plain_http))
         for attempt in range(2):
             headers = {"Accept": accept, "User-Agent": "aegis"}
             token = self._tokens.get(path)
