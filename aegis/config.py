@@ -66,6 +66,9 @@ class Config:
     default); see :func:`aegis.review.client.reasoning_controls`."""
     cargo: str = "/usr/bin/cargo"
     """The cargo binary planning and aegisd run (Debian's by default; ``AEGIS_CARGO``)."""
+    docker_socket: str = "/var/run/docker.sock"
+    """The one docker daemon image pulls go to (``AEGIS_DOCKER_SOCKET``): aegisd derives
+    no argv for a plan that names another."""
 
     @property
     def store_path(self) -> Path:
@@ -198,6 +201,7 @@ _KEYS = {
     "log_dir": "AEGIS_LOG_DIR",
     "run_dir": "AEGIS_RUN_DIR",
     "cargo": "AEGIS_CARGO",
+    "docker_socket": "AEGIS_DOCKER_SOCKET",
 }
 
 
@@ -279,6 +283,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         vuln_release=str(values.get("vuln_release", "bookworm")),
         ai_reasoning=_reasoning(values.get("ai_reasoning", "off")),
         cargo=_abs_path("cargo", values.get("cargo", "/usr/bin/cargo")),
+        docker_socket=_abs_path(
+            "docker_socket", values.get("docker_socket", "/var/run/docker.sock")
+        ),
     )
 
 

@@ -400,11 +400,15 @@ class ImageEvidence:
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
     signature: str
-    """present, absent or unknown: a cosign/sigstore signature tag ``sha256-<hex>.sig``."""
+    """cosign's ``sha256-<hex>.sig``: verified, invalid, unverified-no-key, absent or unknown."""
     signature_verified: bool
-    """True only when a trusted key verified it (no key is configured yet: always False)."""
+    """True only when a key the registry's policy entry trusts verified it."""
     tag_digest: str = ""
     """The digest the tag names now, when the reference has both (a moved tag is a signal)."""
+    signature_key: str = field(default="", metadata={"aegis.omit_default": True})
+    """``sha256:`` of the verifying key's DER SubjectPublicKeyInfo (verified only)."""
+    signature_detail: str = field(default="", metadata={"aegis.omit_default": True})
+    """Why the signature is invalid (or what the registry answered when unknown)."""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 Debian's ``docker-registry`` (the CNCF distribution registry, in bookworm and trixie) serves
 plain HTTP on ``127.0.0.1``; images are OCI layouts written here (one gzip layer, a config,
 a manifest, optionally an index) and copied in with ``skopeo copy``, the way an operator's
-CI would push them. A "signature" is what cosign attaches: another manifest under the tag
-``sha256-<hex>.sig`` of the same repository (presence only; nothing here signs).
+CI would push them. A signature is what ``cosign sign --key`` attaches: a manifest under the
+tag ``sha256-<hex>.sig`` of the same repository whose layer is the simple-signing payload,
+signed here with a real ECDSA P-256 key (:func:`cosign_sign`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REGISTRY = "/usr/bin/docker-registry"
 SKOPEO = "/usr/bin/skopeo"
@@ -96,9 +98,73 @@ def push(layout: Path, dest: str) -> None:
 
 
 def attach_signature(work: Path, repository: str, digest: str) -> None:
-    """Put a manifest under cosign's tag for ``digest`` (what a signature's presence is)."""
+    """Put a manifest under cosign's tag for ``digest`` (a signature present, not verifiable)."""
     layout = work / ("sig-" + digest.split(":", 1)[1][:12])
     build_layout(layout, payload=b"signature for " + digest.encode())
+    push(layout, f"{repository}:{digest.replace(':', '-')}.sig")
+
+
+def new_key(path: Path) -> Any:
+    """An ECDSA P-256 key pair as ``cosign generate-key-pair`` makes; returns the private key.
+
+    The public key is written to ``path`` as PEM (mode 0644).
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    path.chmod(0o644)
+    return key
+
+
+def simple_signing(digest: str, repository: str) -> bytes:
+    """The cosign payload: the manifest digest and the repository it signs, compact JSON."""
+    doc = {"critical": {"identity": {"docker-reference": repository},
+                        "image": {"docker-manifest-digest": digest},
+                        "type": "cosign container image signature"}, "optional": None}  # fmt: skip
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def cosign_sign(
+    work: Path, repository: str, digest: str, key: Any, *, payload: bytes | None = None,
+    signed: bytes | None = None,
+) -> None:  # fmt: skip
+    """Attach what ``cosign sign --key`` attaches for ``digest``, with ``skopeo copy``.
+
+    Under tag ``sha256-<hex>.sig``, an OCI manifest whose one layer is the simple-signing
+    ``payload``
+    with its ECDSA P-256/SHA-256 signature (of ``signed``, default the payload itself) in
+    the annotation ``dev.cosignproject.cosign/signature``.
+    """
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    body = payload if payload is not None else simple_signing(digest, repository)
+    signature = key.sign(body if signed is None else signed, ec.ECDSA(hashes.SHA256()))
+    layout = work / f"cosign-{digest.split(':', 1)[1][:12]}-{time.monotonic_ns()}"
+    layout.mkdir(parents=True)
+    config = {"architecture": "", "config": {}, "created": "0001-01-01T00:00:00Z", "os": "",
+              "rootfs": {"type": "layers", "diff_ids": [_blob(layout, body)]}}  # fmt: skip
+    cb = json.dumps(config, sort_keys=True).encode()
+    manifest = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": _blob(layout, cb), "size": len(cb)},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": _blob(layout, body), "size": len(body),
+                    "annotations": {"dev.cosignproject.cosign/signature":
+                                    base64.b64encode(signature).decode()}}],
+    }  # fmt: skip
+    mb = json.dumps(manifest, sort_keys=True).encode()
+    entry = {"mediaType": OCI_MANIFEST, "digest": _blob(layout, mb), "size": len(mb),
+             "annotations": {"org.opencontainers.image.ref.name": "t"}}  # fmt: skip
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     push(layout, f"{repository}:{digest.replace(':', '-')}.sig")
 
 

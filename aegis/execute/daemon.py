@@ -422,6 +422,11 @@ def _preload() -> None:
         "aegis.policy.run",
         "nacl.signing",
         "aegis.ecosystems.cargo.resolve",
+        # Images: the planner, its registry reads and cosign's verifier (cryptography).
+        "aegis.ecosystems.image.resolve",
+        "aegis.ecosystems.image.rules",
+        "cryptography.hazmat.primitives.asymmetric.ec",
+        "cryptography.hazmat.primitives.serialization",
         # Imported lazily on the way (re-derivation, content inspection, the store):
         # python-debian's deb822 alone costs more than the rest of the request's setup.
         "debian.deb822",

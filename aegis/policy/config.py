@@ -33,7 +33,7 @@ import fnmatch
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -177,6 +177,11 @@ class ApprovedRegistry:
     """The effect of ``image.unsigned`` for images from here: allow, require-approval, deny."""
     root: str = field(default="allow", metadata={"aegis.omit_default": True})
     """The effect of ``image.runs-as-root`` for images from here."""
+    require_signature: bool = field(default=False, metadata={"aegis.omit_default": True})
+    """Images from here need a signature verified by one of ``trusted_keys``
+    (``image.signature-unverified``)."""
+    trusted_keys: tuple[str, ...] = field(default=(), metadata={"aegis.omit_default": True})
+    """Root-owned PEM public keys (cosign's, ECDSA P-256) image signatures are verified with."""
 
 
 @dataclass(frozen=True)
@@ -434,7 +439,9 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
         if not isinstance(item, dict):
             raise PolicyConfigError(f"registries[{i}]: expected a table")
         eco = _str(item, "ecosystem", where)
-        image = {"unsigned", "root"} if eco == "image" else set()
+        image = (
+            {"unsigned", "root", "require_signature", "trusted_keys"} if eco == "image" else set()
+        )
         _check_keys(item, {"name", "ecosystem", "url"} | image, where.rstrip("."))
         if eco not in REGISTRY_ECOSYSTEMS:
             raise PolicyConfigError(
@@ -448,13 +455,31 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
             raise PolicyConfigError(f"{where}url: expected an http(s) URL without credentials")
         if eco == "image":
             _check_image_registry(url, where)
-        effects = {k: _str(item, k, where, "allow") for k in sorted(image)}
+        effects = {k: _str(item, k, where, "allow") for k in sorted(image & {"unsigned", "root"})}
         if any(v not in ("allow", "require-approval", "deny") for v in effects.values()):
             raise PolicyConfigError(f"{where}unsigned/root: allow, require-approval or deny")
-        out.append(ApprovedRegistry(_str(item, "name", where), eco, registry_url(url), **effects))
+        entry = ApprovedRegistry(
+            _str(item, "name", where), eco, registry_url(url),
+            unsigned=effects.get("unsigned", "allow"), root=effects.get("root", "allow"),
+        )  # fmt: skip
+        out.append(_image_signing(entry, item, where) if eco == "image" else entry)
     if len({r.name for r in out}) != len(out):
         raise PolicyConfigError("registries: names must be unique")
     return tuple(out)
+
+
+def _image_signing(entry: ApprovedRegistry, item: dict[str, Any], where: str) -> ApprovedRegistry:
+    """``require_signature`` (a boolean) and ``trusted_keys`` (absolute .pub paths)."""
+    required = item.get("require_signature", False)
+    if not isinstance(required, bool):
+        raise PolicyConfigError(f"{where}require_signature: expected true or false")
+    keys = item.get("trusted_keys", [])
+    if not isinstance(keys, list) or len(keys) > MAX_LIST or not all(
+        isinstance(k, str) and k.startswith("/") and k.isascii() and "\x00" not in k
+        and ".." not in k.split("/") for k in keys
+    ):  # fmt: skip
+        raise PolicyConfigError(f"{where}trusted_keys: expected absolute paths of public keys")
+    return replace(entry, require_signature=required, trusted_keys=tuple(keys))
 
 
 def _check_image_registry(url: str, where: str) -> None:

@@ -4,8 +4,9 @@ A real registry on loopback (Debian's docker-registry, ``aegis.devtools.image_re
 holds one small image, pinned by digest. Each round uses fresh podman graph roots (vfs).
 
 - ``plan``: the image planner in process (``for_tool(Tool.IMAGE).plan``: the manifest, its
-  SHA-256, the config checked against the manifest, the signature tag, the signals) over one
-  ``skopeo inspect`` of the same reference (which reads the manifest and the config too).
+  SHA-256, the config checked against the manifest, the tag, the cosign signature fetched
+  and verified with the trusted key policy names, the signals) over one ``skopeo inspect``
+  of the same reference (which reads the manifest and the config too).
   Goal <= 1.3x. The CLI (``aegis podman pull REF --plan``: Python start, the policy read for
   plain HTTP, the request row and the plan file) is reported beside it, without a goal.
 - ``apply``: ``aegis.execute.service.apply`` of a signed execution plan through aegisd (its
@@ -101,6 +102,7 @@ def _round(tmp: Path, host: str, ref: str, keyset: dict[str, Any]) -> tuple[floa
     policy = (HERE / "aegis/policy/default_policy.toml").read_text()
     cfg.policy_path.write_text(
         policy + f'\n[[registries]]\nname = "bench"\necosystem = "image"\nurl = "http://{host}/"\n'
+        f'trusted_keys = ["{keyset["image_key"]}"]\nrequire_signature = true\n'
     )
     # skopeo takes no TAG@DIGEST: the raw side inspects by digest, what the planner's first
     # read is (the planner resolves the tag beside it, in parallel).
@@ -114,6 +116,9 @@ def _round(tmp: Path, host: str, ref: str, keyset: dict[str, Any]) -> tuple[floa
     plan = for_tool(Tool.IMAGE).plan(cfg, intent, datetime.now(UTC))
     aegis_plan = time.perf_counter() - t0
     assert plan.failure is None, plan.failure
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.image is not None
+    assert plan.ecosystem.image.signature == "verified"
     cli_plan = _timed([sys.executable, "-m", "aegis", "podman", "pull", ref, "--storage",
                        str(tmp / "cli-store"), "--plan"], env)  # fmt: skip
     ep_path = tmp / "ep.json"
@@ -138,13 +143,15 @@ def run() -> dict[str, Any]:
     try:
         sp, spub = keys.write_keypair(base / "keys", "signer")
         ap, apub = keys.write_keypair(base / "keys", "approver")
-        keyset = {"signer": keys.load_signing_key(sp), "approver": keys.load_signing_key(ap),
-                  "spub": spub, "apub": apub}  # fmt: skip
+        image_key = base / "keys/images/bench.pub"
+        keyset: dict[str, Any] = {"signer": keys.load_signing_key(sp), "spub": spub,
+                                  "approver": keys.load_signing_key(ap), "apub": apub,
+                                  "image_key": image_key}  # fmt: skip
         rows = []
         with ir.serve(base / "registry") as host:
             digest = ir.build_layout(base / "layout", payload=os.urandom(256 * 1024))
             ir.push(base / "layout", f"{host}/bench/app:v1")
-            ir.attach_signature(base, f"{host}/bench/app", digest)
+            ir.cosign_sign(base, f"{host}/bench/app", digest, ir.new_key(image_key))
             ref = f"{host}/bench/app:v1@{digest}"
             for i in range(ROUNDS):
                 rows.append(_round(base / f"r{i}", host, ref, keyset))

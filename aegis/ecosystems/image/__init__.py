@@ -65,7 +65,11 @@ def runtime_prefix(cfg: Config, location: str | None) -> tuple[str, ...]:
     """
     runtime, path = split_location(location)
     if runtime == "docker":
-        return (DOCKER,)
+        # Only the daemon aegisd's own configuration names (an agent picks no socket), and
+        # named explicitly: no DOCKER_HOST or docker context of root's redirects the pull.
+        if path != cfg.docker_socket:
+            raise InputError(f"docker socket {path[:100]!r} is not the configured docker_socket")
+        return (DOCKER, "-H", f"unix://{path}")
     if path == DEFAULT_STORES["podman"]:
         return (PODMAN,)
     return (PODMAN, "--root", path, "--runroot", runroot_for(path))
@@ -140,7 +144,9 @@ class ImageEcosystem:
             ref_parsed.hostname
         )
         if prefix[0] == DOCKER:
-            return () if plain else (DOCKER, "pull", "--quiet", ref)
+            # docker has no per-pull TLS switch: it speaks plain HTTP to loopback registries
+            # by itself, and to no other unless its daemon is configured so (not Aegis's).
+            return (*prefix, "pull", "--quiet", ref)
         return (*prefix, "pull", "--quiet", f"--tls-verify={'false' if plain else 'true'}", ref)
 
     def exact_targets(self, plan: Plan) -> tuple[ExactTarget, ...]:

@@ -1,17 +1,20 @@
-"""Plan an image pull read-only: ``skopeo inspect`` of the manifest, the config, the signature.
+"""Plan an image pull read-only: the manifest, the config, the signature, all checked.
 
-skopeo talks to the one registry the reference names (TLS verified; plain HTTP only for a
-loopback registry policy marks ``http://``), with an empty ``registries.conf`` so no mirror
-or unqualified-search registry takes part, and returns bytes this module checks itself:
+``skopeo inspect --raw`` reads the manifest (or index) the reference names, from the one
+registry the reference names (TLS verified; plain HTTP only for a loopback registry policy
+marks ``http://``), with an empty ``registries.conf`` so no mirror or unqualified-search
+registry takes part. The other reads are plain GETs of the same registry's HTTP API
+(:mod:`aegis.ecosystems.image.registry`), run at once beside skopeo. Every byte is checked
+here:
 
-1. the manifest (or index) the reference names, raw; its digest is the SHA-256 of those
-   bytes, compared with the reference's own digest when it has one (and the tag resolved
-   beside it, so a moved tag shows);
+1. the manifest's digest is the SHA-256 of skopeo's bytes, compared with the reference's own
+   digest when it has one (and the tag resolved beside it, so a moved tag shows);
 2. for an index, the manifest of this host's platform, checked against the index's entry;
-3. at once: the config blob, checked against the manifest's config digest (``User``,
-   ``Entrypoint``, ``Cmd``, labels, created), and the cosign/sigstore signature tag
-   ``sha256-<hex>.sig`` (present or absent; no trusted key is configured yet, so never
-   "verified").
+3. the config blob, checked against the manifest's config digest (``User``, ``Entrypoint``,
+   ``Cmd``, labels, created); skopeo ``--config`` reads it when the HTTP read fails;
+4. cosign's signature tag ``sha256-<hex>.sig``: absent, present without a trusted key, or
+   verified/invalid against the keys the registry's policy entry trusts
+   (:mod:`aegis.ecosystems.image.cosign`).
 
 Nothing reads or writes the container store: aegisd reads it before and after the pull.
 """
@@ -22,6 +25,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -29,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from aegis.canonical import canonical_hash
+from aegis.ecosystems.image.cosign import TrustedKey
 from aegis.ecosystems.image.names import (
     KNOWN_REGISTRIES,
     ImageRef,
@@ -36,6 +41,7 @@ from aegis.ecosystems.image.names import (
     is_loopback,
     split_location,
 )
+from aegis.ecosystems.image.registry import Got, Registry
 from aegis.errors import InputError
 from aegis.model import (
     PLAN_SCHEMA,
@@ -57,6 +63,7 @@ from aegis.model import (
 SKOPEO = "/usr/bin/skopeo"
 SKOPEO_TIMEOUT_S = 120.0
 MAX_MANIFEST = 4 * 1024 * 1024
+_DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 INDEX_TYPES = frozenset(
     {"application/vnd.oci.image.index.v1+json",
      "application/vnd.docker.distribution.manifest.list.v2+json"}
@@ -156,29 +163,77 @@ def _failure(got: _Got, what: str) -> _Failed:
     return _Failed("unknown-package" if unknown else "tool-failed", f"{what}: {got.error}")
 
 
-def _signature_tag(ref: ImageRef, digest: str) -> str:
-    return f"{ref.repository}:{digest.replace(':', '-')}.sig"
+def _signature_tag(digest: str) -> str:
+    return f"{digest.replace(':', '-')}.sig"
+
+
+@dataclass(frozen=True)
+class _Signature:
+    status: str
+    key_id: str = ""
+    detail: str = ""
+
+
+def _signature(
+    reg: Registry, ref: ImageRef, digest: str, keys: tuple[TrustedKey, ...]
+) -> _Signature:
+    """The cosign signature of ``digest`` (:mod:`aegis.ecosystems.image.cosign`), read-only."""
+    from aegis.ecosystems.image import cosign
+
+    got = reg.manifest(ref.path, _signature_tag(digest), MAX_MANIFEST)
+    if not got.ok:
+        if got.missing:
+            return _Signature("absent")
+        return _Signature("unknown", detail=got.error[:300])
+    if not keys:
+        return _Signature("unverified-no-key")
+    try:
+        layers = cosign.signature_layers(got.data)
+    except ValueError as e:
+        return _Signature("invalid", detail=f"the signature manifest: {e}")
+    reasons: list[str] = []
+    for layer_digest, size, signature in layers:
+        blob = reg.blob(ref.path, layer_digest, size)
+        if not blob.ok or _digest(blob.data) != layer_digest:
+            reasons.append(f"the payload {layer_digest[:80]} is not the bytes its manifest names")
+            continue
+        unbound = cosign.check_payload(blob.data, ref, digest)
+        if unbound:
+            reasons.append(unbound)
+            continue
+        key = cosign.verify(blob.data, signature, keys)
+        if key is not None:
+            return _Signature("verified", key.key_id)
+        reasons.append("no trusted key verifies the signature")
+    # Any one layer that binds and verifies is enough (cosign's rule); otherwise the first why.
+    return _Signature("invalid", detail=reasons[0][:300])
+
+
+def _read(got: Got, ref: str, plain_http: bool, *, config: bool = False) -> _Got:
+    """The registry's HTTP answer; skopeo's when the HTTP read failed (both get checked)."""
+    if got.ok:
+        return _Got(True, got.data, "")
+    return _skopeo(ref, plain_http, config=config)
 
 
 def inspect_image(  # noqa: PLR0912, PLR0915 - one straight sequence of checked reads
-    ref: ImageRef, plain_http: bool, want: str
+    ref: ImageRef, plain_http: bool, want: str, keys: tuple[TrustedKey, ...] = ()
 ) -> ImageEvidence:
     """Everything :mod:`this module <aegis.ecosystems.image.resolve>` reads, checked.
 
     Raises:
         _Failed: the registry did not answer, or answered bytes that do not match.
     """
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    reg = Registry(ref.host, plain_http)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        # skopeo reads the manifest the reference names; the other reads go straight to the
+        # registry's HTTP API at once (:mod:`aegis.ecosystems.image.registry`), each one
+        # checked against a digest held here.
         first = pool.submit(_skopeo, ref.by_digest(ref.digest) if ref.digest else
                             f"{ref.repository}:{ref.tag}", plain_http)  # fmt: skip
-        tagged = pool.submit(_skopeo, f"{ref.repository}:{ref.tag}", plain_http) if (
+        tagged = pool.submit(reg.manifest, ref.path, ref.tag, MAX_MANIFEST) if (
             ref.digest and ref.tag) else None  # fmt: skip
-        # A pinned reference: the config and the signature tag are read at once too; their
-        # bytes are checked against the manifest below like any other.
-        early = pool.submit(_skopeo, ref.by_digest(ref.digest), plain_http, config=True) if (
-            ref.digest) else None  # fmt: skip
-        sig = pool.submit(_skopeo, _signature_tag(ref, ref.digest), plain_http) if (
-            ref.digest) else None  # fmt: skip
+        sig = pool.submit(_signature, reg, ref, ref.digest, keys) if ref.digest else None
         top = first.result()
         if not top.ok:
             raise _failure(top, f"cannot inspect {ref.canonical}")
@@ -192,14 +247,17 @@ def inspect_image(  # noqa: PLR0912, PLR0915 - one straight sequence of checked 
         media_type = _media_type(doc)
         manifest, platform_digest = doc, digest
         if sig is None:
-            sig = pool.submit(_skopeo, _signature_tag(ref, digest), plain_http)
+            sig = pool.submit(_signature, reg, ref, digest, keys)
         if media_type in INDEX_TYPES:
             entry = _pick_platform(doc, want)
             if entry is None:
                 raise _Failed("unknown-package", f"{ref.canonical} has no image for {want}")
             platform_digest = str(entry.get("digest", ""))
-            one = pool.submit(_skopeo, ref.by_digest(platform_digest), plain_http)
-            got = one.result()
+            got = _read(
+                reg.manifest(ref.path, platform_digest, MAX_MANIFEST),
+                ref.by_digest(platform_digest),
+                plain_http,
+            )
             if not got.ok:
                 raise _failure(got, f"cannot inspect {ref.by_digest(platform_digest)}")
             if _digest(got.data) != platform_digest:
@@ -213,15 +271,19 @@ def inspect_image(  # noqa: PLR0912, PLR0915 - one straight sequence of checked 
                           "(schema 1 and artifacts are never planned)")  # fmt: skip
         config_ref = manifest.get("config") or {}
         config_digest = str(config_ref.get("digest", ""))
-        cfg_got = early.result() if early is not None else _Got(False, b"", "")
-        if not cfg_got.ok or _digest(cfg_got.data) != config_digest:
-            cfg_got = _skopeo(ref.by_digest(platform_digest), plain_http, config=True)
+        if not _DIGEST_RE.match(config_digest):
+            raise _Failed("tool-failed", "the manifest names no sha256 config digest")
+        cfg_got = _read(
+            reg.blob(ref.path, config_digest, MAX_MANIFEST),
+            ref.by_digest(platform_digest),
+            plain_http,
+            config=True,
+        )
         if not cfg_got.ok:
             raise _failure(cfg_got, "cannot read the image config")
         if _digest(cfg_got.data) != config_digest:
             raise _Failed("tool-failed", "the image config does not match the manifest's digest")
-        signature = "present" if sig.result().ok else (
-            "absent" if "manifest unknown" in sig.result().error else "unknown")  # fmt: skip
+        signature = sig.result()
         tag_digest = ""
         if tagged is not None:
             t = tagged.result()
@@ -246,8 +308,9 @@ def inspect_image(  # noqa: PLR0912, PLR0915 - one straight sequence of checked 
         created=str(config.get("created", "")),
         labels={str(k)[:200]: str(v)[:500] for k, v in sorted(labels.items())[:100]},
         user=str(inner.get("User", "") or ""), entrypoint=_strs(inner.get("Entrypoint")),
-        cmd=_strs(inner.get("Cmd")), signature=signature, signature_verified=False,
-        tag_digest=tag_digest,
+        cmd=_strs(inner.get("Cmd")), signature=signature.status,
+        signature_verified=signature.status == "verified", tag_digest=tag_digest,
+        signature_key=signature.key_id, signature_detail=signature.detail,
     )  # fmt: skip
 
 
@@ -290,9 +353,30 @@ def image_signals(ref: ImageRef, ev: ImageEvidence | None) -> list[Signal]:
         out.append(Signal("image.tag-moved", ref.repository, moved))
     if _root_user(ev.user):
         out.append(Signal("image.runs-as-root", ref.repository, f"User {ev.user or '(unset)'!r}"))
-    if ev.signature != "present":
+    if ev.signature in ("absent", "unknown"):
         out.append(Signal("image.unsigned", ref.repository, f"signature {ev.signature}"))
+    if ev.signature == "invalid":
+        why = ev.signature_detail or "no trusted key verifies it"
+        out.append(Signal("image.signature-invalid", ref.repository, why))
     return out
+
+
+def trusted_keys(cfg: Any, registry: str, ref: ImageRef) -> tuple[TrustedKey, ...]:
+    """The keys the ``[[registries]]`` entry approving ``ref`` trusts (none without policy).
+
+    Raises:
+        InputError: a key file is unusable (:func:`aegis.ecosystems.image.cosign.load_key`).
+    """
+    from aegis.ecosystems.image.cosign import load_keys
+    from aegis.ecosystems.image.rules import entry_for
+    from aegis.policy.config import PolicyConfig
+    from aegis.policy.run import load_policy
+
+    policy = load_policy(cfg)
+    if not isinstance(policy, PolicyConfig):
+        return ()  # policy denies anyway; the status says no key was tried
+    entry = entry_for(policy.registries, registry, ref)
+    return load_keys(entry.trusted_keys) if entry is not None else ()
 
 
 def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
@@ -314,9 +398,11 @@ def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
     failure: AnalysisFailure | None = None
     ev: ImageEvidence | None = None
     try:
-        ev = inspect_image(ref, plain_http, want)
+        ev = inspect_image(ref, plain_http, want, trusted_keys(cfg, registry, ref))
     except _Failed as e:
         failure = AnalysisFailure(e.kind, e.message[-2000:])
+    except InputError as e:  # a trusted key policy names is unusable: nothing is verified
+        failure = AnalysisFailure("tool-failed", e.message[-2000:])
     changes: tuple[PackageChange, ...] = ()
     prov: tuple[Provenance, ...] = ()
     arts: tuple[Artifact, ...] = ()

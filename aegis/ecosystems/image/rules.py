@@ -5,7 +5,8 @@ Generic rules kept: ``analysis.failed``, ``command.metachar``, ``evidence.stale`
 ``[[registries]]`` whose URL is a prefix of ``REGISTRY/PATH/`` (so an entry can approve one
 organisation of a registry); the same entry says what an unsigned or root image needs
 (``unsigned``/``root``: allow, require-approval or deny; default allow, the signal still
-recorded for the reviewer).
+recorded for the reviewer), which keys its images' cosign signatures are verified with
+(``trusted_keys``) and whether a verified signature is required (``require_signature``).
 """
 
 from __future__ import annotations
@@ -38,17 +39,23 @@ def _ref(facts: Facts) -> ImageRef | None:
     return ref
 
 
+def entry_for(
+    registries: tuple[ApprovedRegistry, ...], registry: str, ref: ImageRef
+) -> ApprovedRegistry | None:
+    """The longest ``[[registries]]`` image entry approving ``ref`` from ``registry``. Pure."""
+    if registry not in (f"https://{ref.host}/", f"http://{ref.host}/"):
+        return None
+    where = f"{registry}{ref.path}/"
+    found = [r for r in registries if r.ecosystem == "image" and where.startswith(r.url)]
+    return max(found, key=lambda r: len(r.url)) if found else None
+
+
 def approving_entry(facts: Facts) -> ApprovedRegistry | None:
     """The longest ``[[registries]]`` image entry approving the plan's repository."""
     ref = _ref(facts)
-    registry = facts.plan.intent.registry or ""
-    if ref is None or registry not in (f"https://{ref.host}/", f"http://{ref.host}/"):
+    if ref is None:
         return None
-    where = f"{registry}{ref.path}/"
-    found = [
-        r for r in facts.config.registries if r.ecosystem == "image" and where.startswith(r.url)
-    ]
-    return max(found, key=lambda r: len(r.url)) if found else None
+    return entry_for(facts.config.registries, facts.plan.intent.registry or "", ref)
 
 
 def target_invalid(facts: Facts) -> Check:
@@ -107,6 +114,24 @@ def _per_registry(name: str, attr: str, what: str) -> object:
     return check
 
 
+def signature_unverified(facts: Facts) -> Check:
+    """The approving entry has ``require_signature``; no trusted key verified the image.
+
+    Its effect: deny when the entry's ``unsigned`` is deny, else require-approval.
+    """
+    entry = approving_entry(facts)
+    eco = facts.plan.ecosystem
+    image = eco.image if eco is not None else None
+    if entry is None or not entry.require_signature or image is None:
+        return Miss("no verified signature required")
+    if image.signature == "verified":
+        return Miss(f"signature verified by key {image.signature_key}")
+    effect = Effect.DENY if entry.unsigned == Effect.DENY.value else Effect.REQUIRE_APPROVAL
+    why = "no trusted key configured" if not entry.trusted_keys else f"signature {image.signature}"
+    return Hit(f"registry {entry.name!r} requires a verified signature: {why} "
+               f"({image.repository})", (image.repository,), effect)  # fmt: skip
+
+
 def pull_clean(facts: Facts) -> Check:
     """Allow: one image by digest from an approved registry (stricter rules still apply)."""
     if facts.plan.failure is not None or not facts.changing:
@@ -129,6 +154,11 @@ RULES: tuple[Rule, ...] = (
          _signal_rule("image.registry-lookalike", "a lookalike registry")),  # type: ignore[arg-type]
     Rule("image.unsigned", Effect.ALLOW, "no cosign/sigstore signature (effect: the registry's "
          "'unsigned')", _per_registry("image.unsigned", "unsigned", "unsigned")),  # type: ignore[arg-type]
+    Rule("image.signature-invalid", _D, "a cosign signature that no trusted key verifies "
+         "for this digest and repository",
+         _signal_rule("image.signature-invalid", "an invalid signature")),  # type: ignore[arg-type]
+    Rule("image.signature-unverified", _A, "require_signature: no signature verified by a "
+         "trusted key (deny when the registry's 'unsigned' is deny)", signature_unverified),
     Rule("image.runs-as-root", Effect.ALLOW, "the image runs as root (effect: the registry's "
          "'root')", _per_registry("image.runs-as-root", "root", "running as root")),  # type: ignore[arg-type]
     Rule("image.pull", Effect.ALLOW, "one image by digest from an approved registry",

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,16 @@ class ImageWorld:
     """``127.0.0.1:PORT``."""
     work: Path
     digests: dict[str, str] = field(default_factory=dict)
+    key: Any = None
+    """The trusted ECDSA P-256 private key (its public PEM at :attr:`key_path`)."""
+
+    @property
+    def key_path(self) -> Path:
+        return self.work / "keys/trusted.pub"
+
+    def signing(self, extra: str = "") -> str:
+        """The ``[[registries]]`` lines trusting :attr:`key` and requiring a signature."""
+        return f'trusted_keys = ["{self.key_path}"]\nrequire_signature = true\n{extra}'
 
     @property
     def url(self) -> str:
@@ -42,7 +53,7 @@ class ImageWorld:
         digest = ir.build_layout(layout, user=user, index=index, payload=payload)
         ir.push(layout, f"{self.host}/team/{repo}:v1")
         if signed:
-            ir.attach_signature(self.work, f"{self.host}/team/{repo}", digest)
+            ir.cosign_sign(self.work, f"{self.host}/team/{repo}", digest, self.key)
         self.digests[repo] = digest
         return digest
 
@@ -50,6 +61,8 @@ class ImageWorld:
 def serve(root: Path) -> Iterator[ImageWorld]:
     with ir.serve(root / "registry") as host:
         world = ImageWorld(host, root)
+        # Root-owned when the tests run as root (CI): trusted keys must be (cosign.py).
+        world.key = ir.new_key(world.key_path)
         world.publish("app", signed=True)
         world.publish("rootimg", user="")
         world.publish("multi", index=True, signed=True)

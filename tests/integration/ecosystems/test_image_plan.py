@@ -18,6 +18,7 @@ from aegis.ecosystems import for_tool
 from aegis.model import Intent, Operation, Plan, Tool
 from aegis.policy.config import ReviewSettings, parse_policy_config
 from aegis.policy.engine import evaluate
+from tests.conftest import require_root
 
 from .image_fixtures import ImageWorld, needs_image_tools, policy_with_registry, serve
 
@@ -92,7 +93,7 @@ def test_the_evidence_is_the_registry_s_own_bytes(world: ImageWorld) -> None:
     assert len(image.layers) == 1
     assert image.labels == {"org.example.app": "t"}
     assert image.entrypoint == ("/hello",)
-    assert image.signature == "present"
+    assert image.signature == "unverified-no-key"  # signed, but this policy trusts no key
     assert image.signature_verified is False
     assert plan.command_preview[-1] == f"{world.host}/team/multi@{image.digest}"
     assert "--tls-verify=false" in plan.command_preview
@@ -150,7 +151,7 @@ def test_the_commands_plan_refuse_and_pin(world: ImageWorld, tmp_path: Path) -> 
 def test_a_registry_serving_other_bytes_for_a_digest_is_caught(world: ImageWorld) -> None:
     """The attack: the registry's storage rewritten so a config says User "0" under the old
     digest. skopeo hands the bytes over; the planner's own SHA-256 refuses them."""
-    world.publish("tampered")
+    world.publish("tampered", payload=b"tampered\n")  # its own config blob, shared by none
     plan = _plan(world, world.ref("tampered"))
     assert plan.ecosystem is not None
     assert plan.ecosystem.image is not None
@@ -163,3 +164,101 @@ def test_a_registry_serving_other_bytes_for_a_digest_is_caught(world: ImageWorld
     assert again.failure is not None
     assert "does not match" in again.failure.message
     assert again.command_preview == ()
+
+
+def _planned_under(world: ImageWorld, target: str, policy: str, home: Path) -> Plan:
+    """A plan made with ``policy`` in force (its trusted keys verify the signature)."""
+    (home / "etc/aegis").mkdir(parents=True, exist_ok=True)
+    (home / "etc/aegis/policy.toml").write_text(policy)
+    intent = Intent(Tool.IMAGE, Operation.INSTALL, (target,), "tester", "2026-01-01T00:00:00Z",
+                    location="podman:/srv/store", registry=world.url)  # fmt: skip
+    cfg = load_config({"AEGIS_HOME": str(home), "AEGIS_HOST_ID": "test-host"})
+    return for_tool(Tool.IMAGE).plan(cfg, intent, datetime.now(UTC))
+
+
+@pytest.fixture(scope="module")
+def attacks(world: ImageWorld) -> dict[str, str]:
+    """Images whose signature tag holds each attack, built with real keys and skopeo copy."""
+    from aegis.devtools import image_registry as ir
+
+    untrusted = ir.new_key(world.work / "keys/untrusted.pub")
+    out: dict[str, str] = {}
+    for name in ("otherdigest", "untrusted", "otherrepo", "tampered-sig"):
+        out[name] = world.publish(name, payload=name.encode())  # a digest of its own
+    repo = f"{world.host}/team"
+    # A genuine signature of another image's digest, copied under this image's .sig tag.
+    other = ir.simple_signing(world.digests["app"], f"{repo}/otherdigest")
+    ir.cosign_sign(world.work, f"{repo}/otherdigest", out["otherdigest"], world.key, payload=other)
+    ir.cosign_sign(world.work, f"{repo}/untrusted", out["untrusted"], untrusted)
+    # Signed by the trusted key, but for another repository (a copy of someone else's image).
+    ir.cosign_sign(world.work, f"{repo}/otherrepo", out["otherrepo"], world.key,
+                   payload=ir.simple_signing(out["otherrepo"], f"{repo}/app"))  # fmt: skip
+    # The payload changed after signing (here: an added field), the signature kept.
+    good = ir.simple_signing(out["tampered-sig"], f"{repo}/tampered-sig")
+    ir.cosign_sign(world.work, f"{repo}/tampered-sig", out["tampered-sig"], world.key,
+                   payload=good[:-1] + b',"x":1}', signed=good)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("repo", "extra", "status", "decision", "rule"),
+    [
+        ("app", "", "verified", "allow", "image.pull"),
+        ("otherdigest", "", "invalid", "deny", "image.signature-invalid"),
+        ("untrusted", "", "invalid", "deny", "image.signature-invalid"),
+        ("otherrepo", "", "invalid", "deny", "image.signature-invalid"),
+        ("tampered-sig", "", "invalid", "deny", "image.signature-invalid"),
+        ("rootimg", 'root = "allow"\n', "absent", "require-approval",
+         "image.signature-unverified"),
+        ("rootimg", 'unsigned = "deny"\n', "absent", "deny", "image.signature-unverified"),
+    ],
+)  # fmt: skip
+def test_cosign_signatures_are_verified_with_the_trusted_key(
+    world: ImageWorld, attacks: dict[str, str], tmp_path: Path, repo: str, extra: str,
+    status: str, decision: str, rule: str,
+) -> None:  # fmt: skip
+    require_root("trusted keys are root-owned files")
+    policy = policy_with_registry(world.url, world.signing(extra))
+    plan = _planned_under(world, world.ref(repo), policy, tmp_path / "home")
+    assert plan.failure is None, plan.failure
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.image is not None
+    image = plan.ecosystem.image
+    assert image.signature == status, image.signature_detail
+    assert image.signature_verified is (status == "verified")
+    from aegis.ecosystems.image.cosign import load_key
+
+    assert image.signature_key == (load_key(str(world.key_path)).key_id if status == "verified"
+                                   else "")  # fmt: skip
+    got, fired = _decide(plan, policy)
+    assert got == decision, fired
+    assert rule in fired, fired
+
+
+def test_a_signature_without_a_trusted_key_or_a_key_not_root_s(
+    world: ImageWorld, tmp_path: Path
+) -> None:
+    require_root("chown needs root")
+    # Signed, but the policy entry trusts no key: unverified, approval when signatures count.
+    policy = policy_with_registry(world.url, "require_signature = true\n")
+    plan = _planned_under(world, world.ref("app"), policy, tmp_path / "a")
+    assert plan.ecosystem is not None
+    assert plan.ecosystem.image is not None
+    assert plan.ecosystem.image.signature == "unverified-no-key"
+    decision, fired = _decide(plan, policy)
+    assert decision == "require-approval"
+    assert "image.signature-unverified" in fired
+    # A key file another user owns (or a symlink to the real one) verifies nothing: the plan
+    # fails, and policy denies it.
+    planted = tmp_path / "planted.pub"
+    planted.write_bytes(world.key_path.read_bytes())
+    os.chown(planted, 65534, 65534)
+    link = tmp_path / "link.pub"
+    link.symlink_to(world.key_path)
+    for key in (planted, link):
+        policy = policy_with_registry(world.url, f'trusted_keys = ["{key}"]\n')
+        plan = _planned_under(world, world.ref("app"), policy, tmp_path / key.stem)
+        assert plan.failure is not None
+        assert "trusted image key" in plan.failure.message
+        assert plan.command_preview == ()
+        assert "analysis.failed" in _decide(plan, policy)[1]
