@@ -70,11 +70,11 @@ def record_first_seen(
     record_as_root(cfg, wanted, repositories, now)
     if not _plain_or_absent(cfg):
         return ()
-    from aegis import api
+    from aegis.workflow import access
 
     stamp = _time(now)
     try:
-        with api.open_store(cfg) as store:
+        with access.open_store(cfg) as store:
             conn = store.conn
             conn.execute("BEGIN IMMEDIATE")
             try:

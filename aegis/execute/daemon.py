@@ -420,7 +420,7 @@ def _preload() -> None:
         "aegis.workflow.graph",
         "aegis.workflow.store",
         "aegis.ecosystems",
-        "aegis.api",
+        "aegis.workflow.access",
     ):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

@@ -102,9 +102,9 @@ def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
         if not _plain_store(cfg):
             return None
         try:
-            from aegis import api
+            from aegis.workflow import access
 
-            raw = api.load_artifact(cfg, ep.review_hash)
+            raw = access.load_artifact(cfg, ep.review_hash)
         except (AegisError, OSError):
             return None
     try:

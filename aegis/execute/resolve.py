@@ -133,22 +133,22 @@ def resolve(
         StateError: the request is not interrupted, or dpkg contradicts the claim.
         TrustError: aegisd refused the resolution's signature.
     """
-    from aegis import api
     from aegis.execute import runner
     from aegis.execute.protocol import Request, call
     from aegis.execute.service import _advance, _audit, _refusal_error, socket_path
     from aegis.sign.execution_plan import parse_execution_plan
     from aegis.sign.keys import load_signing_key
     from aegis.sign.times import format_time
+    from aegis.workflow import access
 
     if resolved_as not in OUTCOMES:
         raise InputError(f"--as must be one of {', '.join(OUTCOMES)}")
     if not reason.strip():
         raise InputError("--reason is required")
-    rec = api.get_request(cfg, request_id)
+    rec = access.get_request(cfg, request_id)
     if rec.state != "interrupted":
         raise StateError(f"request {request_id} is {rec.state}; only interrupted requests resolve")
-    found = api.latest_artifact(cfg, request_id, "execution-plan")
+    found = access.latest_artifact(cfg, request_id, "execution-plan")
     if found is None:
         raise StateError(f"request {request_id} has no execution plan")
     ep = parse_execution_plan(found[1])

@@ -153,9 +153,9 @@ def verify_locally(
 
 
 def _advance(cfg: Config, request_id: str, trigger: str, **kw: Any) -> str:
-    from aegis import api
+    from aegis.workflow import access
 
-    return api.advance(cfg, request_id, trigger, ACTOR, **kw).state
+    return access.advance(cfg, request_id, trigger, ACTOR, **kw).state
 
 
 def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[bytes, Path]:
@@ -261,7 +261,7 @@ def apply(
         ExecutionFailed: the command ran and failed (request failed).
         OutcomeUnknown: aegisd vanished after ``started`` (request interrupted).
     """
-    from aegis import api
+    from aegis.workflow import access
 
     now = now or datetime.now(UTC)
     data = read_execution_plan(execution_plan_path)
@@ -269,9 +269,9 @@ def apply(
     sock = socket_path(cfg, socket)
     request = None
     if ep.request_id:
-        request = api.get_request(cfg, ep.request_id)
+        request = access.get_request(cfg, ep.request_id)
     elif ep.plan_hash:
-        request = api.find_request_by_plan(cfg, ep.plan_hash)
+        request = access.find_request_by_plan(cfg, ep.plan_hash)
     request_id = request.id if request else None
     xid = ep.execution_id
     if request is not None and request.state == "applying":

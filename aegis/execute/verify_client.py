@@ -60,15 +60,15 @@ def _seconds_left(v: dict[str, Any]) -> float:
 
 
 def _state(cfg: Config, request_id: str) -> str:
-    from aegis import api
+    from aegis.workflow import access
 
-    return api.get_request(cfg, request_id).state
+    return access.get_request(cfg, request_id).state
 
 
 def _fire(cfg: Config, request_id: str, trigger: str, evidence: dict[str, Any]) -> str:
-    from aegis import api
+    from aegis.workflow import access
 
-    return api.advance(cfg, request_id, trigger, ACTOR, evidence=evidence).state
+    return access.advance(cfg, request_id, trigger, ACTOR, evidence=evidence).state
 
 
 def next_step(
@@ -156,15 +156,15 @@ def confirm(cfg: Config, request_id: str, *, socket: Any = None) -> tuple[str, d
         TrustError: the caller may not submit to aegisd.
         EnvironmentFailure: aegisd is not reachable.
     """
-    from aegis import api
     from aegis.execute.protocol import Request, call
     from aegis.execute.service import _refusal_error, socket_path
     from aegis.sign.execution_plan import parse_execution_plan
+    from aegis.workflow import access
 
-    rec = api.get_request(cfg, request_id)
+    rec = access.get_request(cfg, request_id)
     if rec.state not in ("applied", "verifying"):
         raise StateError(f"request {request_id} is {rec.state}, not verifying")
-    found = api.latest_artifact(cfg, request_id, "execution-plan")
+    found = access.latest_artifact(cfg, request_id, "execution-plan")
     if found is None:
         raise StateError(f"request {request_id} has no execution plan")
     xid = parse_execution_plan(found[1]).execution_id

@@ -53,11 +53,11 @@ RAN = frozenset(
 
 def request_verification(cfg: Config, request_id: str, state: str) -> dict[str, Any] | None:
     """:func:`published_verification` of the request's newest execution plan, when it ran."""
-    from aegis import api
+    from aegis.workflow import access
 
     if state not in RAN:
         return None
-    found = api.latest_artifact(cfg, request_id, "execution-plan")
+    found = access.latest_artifact(cfg, request_id, "execution-plan")
     return published_verification(cfg, found[1] if found is not None else None)
 
 

@@ -120,10 +120,10 @@ def load_policy(cfg: Config) -> PolicyConfig | PolicyUnavailable:
 
 def _request_review(cfg: Config, request_id: str) -> tuple[Any, str | None]:
     """The newest review artifact of the request, parsed, and its stored hash."""
-    from aegis import api
     from aegis.policy.review_gate import parse_review
+    from aegis.workflow import access
 
-    found = api.latest_artifact(cfg, request_id, "review")
+    found = access.latest_artifact(cfg, request_id, "review")
     if found is None:
         return None, None
     ref, body = found
@@ -150,11 +150,11 @@ def evaluate_plan_file(
         InputError: the plan file is malformed.
         StateError: no request is bound to this plan.
     """
-    from aegis import api
     from aegis.policy.engine import evaluate
+    from aegis.workflow import access
 
     plan, digest = read_plan(plan_path)
-    request = api.find_request_by_plan(cfg, digest)
+    request = access.find_request_by_plan(cfg, digest)
     if request is None:
         raise StateError(
             f"no change request is bound to plan {plan.plan_id!r} (sha256 {digest[:16]}...)",
@@ -175,11 +175,11 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
         StateError: no request for this plan, or it is not ``reviewed`` (exit 6).
         EnvironmentFailure: the result file cannot be written (exit 7).
     """
-    from aegis import api
     from aegis.policy.result import Effect, result_bytes, result_from_bytes
+    from aegis.workflow import access
 
     result, request_id, state = evaluate_plan_file(cfg, plan_path, now=now)
-    stored = api.latest_artifact(cfg, request_id, "policy") if state != "reviewed" else None
+    stored = access.latest_artifact(cfg, request_id, "policy") if state != "reviewed" else None
     if stored is not None:
         # Idempotent: a decided request shows its recorded decision (hash-checked by the
         # store, parsed strictly), never a fresh one that nothing recorded.
@@ -200,7 +200,7 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
     data = result_bytes(result)
     path = write_result(cfg, result.plan_id, data)
     trigger = "deny" if result.decision is Effect.DENY else "decide"
-    record = api.advance(
+    record = access.advance(
         cfg,
         request_id,
         trigger,

@@ -316,17 +316,17 @@ def run_review(
         InputError (3), TrustError (4: a review that does not verify), StateError (6: no
         request, wrong state), EnvironmentFailure (7: cannot write).
     """
-    from aegis import api
+    from aegis.workflow import access
 
     plan, digest, _ = read_plan(plan_path)
-    request = api.find_request_by_plan(cfg, digest)
+    request = access.find_request_by_plan(cfg, digest)
     if request is None:
         raise StateError(
             f"no change request is bound to plan {plan.plan_id!r} (sha256 {digest[:16]}...)",
             hint="plan the change with 'aegis apt ... --plan' and use the plan file it prints",
         )
     if request.state != "analyzed":
-        stored = api.latest_artifact(cfg, request.id, "review")
+        stored = access.latest_artifact(cfg, request.id, "review")
         if stored is None:
             raise StateError(f"request {request.id} is {request.state!r}; nothing to review")
         ref, body = stored
@@ -343,7 +343,7 @@ def run_review(
         unavailable = e.message
         review = _record(plan, digest, ReviewStatus.FAILED, e.message, datetime.now(UTC))
     path, data = write_review(cfg, review)
-    record = api.advance(
+    record = access.advance(
         cfg,
         request.id,
         "review",

@@ -142,14 +142,14 @@ def reevaluate(cfg: Config, ctx: Context, now: datetime) -> PolicyResult:
         PolicyDenied: policy now says deny.
         StateError: another decision, policy version or controls than recorded.
     """
-    from aegis import api
     from aegis.policy.engine import evaluate
     from aegis.policy.review_gate import parse_review
     from aegis.policy.run import load_policy
+    from aegis.workflow import access
 
     review: Any = None
     review_hash: str | None = None
-    found = api.latest_artifact(cfg, ctx.request.id, "review")
+    found = access.latest_artifact(cfg, ctx.request.id, "review")
     if found is not None:
         review, review_hash = parse_review(found[1]), found[0].sha256
     fresh: PolicyResult = evaluate(

@@ -131,8 +131,8 @@ def approve_plan(
         PolicyDenied: the request was denied (a denied plan is never approved).
         StateError: the request is not waiting in ``policy``.
     """
-    from aegis import api
     from aegis.sign.keys import load_signing_key
+    from aegis.workflow import access
     from aegis.workflow.files import write_atomic
 
     check_approver_id(approver_id)
@@ -163,7 +163,7 @@ def approve_plan(
     data = approval_bytes(approval)
     path = files.approval_path(cfg.approvals_dir, ctx.plan.plan_id, approver_id)
     write_atomic(path, data, host_install=cfg.home is None)
-    api.attach_artifact(cfg, ctx.request.id, "approval", data, approver_id, artifact_path=path)
+    access.attach_artifact(cfg, ctx.request.id, "approval", data, approver_id, artifact_path=path)
     return Approved(path, approval, ctx.request.id)
 
 
@@ -192,10 +192,10 @@ def sign_request(
         InputError (3), TrustError (4), PolicyDenied (5), StateError (6),
         EnvironmentFailure (7), ApprovalRequired (8): with the reason.
     """
-    from aegis import api
     from aegis.ecosystems import for_tool
     from aegis.health.policy import verification_for
     from aegis.sign.keys import load_signing_key, public_hex
+    from aegis.workflow import access
     from aegis.workflow.files import write_atomic
 
     check_approver_id(signer_id)
@@ -249,7 +249,7 @@ def sign_request(
     path = cfg.execution_plans_dir / f"{ep.execution_id}.json"
     write_atomic(path, data, host_install=cfg.home is None)
     try:
-        rec = api.advance(
+        rec = access.advance(
             cfg,
             ctx.request.id,
             trigger,

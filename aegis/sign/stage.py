@@ -82,16 +82,16 @@ class ExpiryStage:
 
     def check(self, request: RequestRecord, now: datetime) -> StageOutcome | None:
         """Return trigger ``expire`` with ``{"reason": ...}``, or None while still valid."""
-        from aegis import api
         from aegis.policy.result import result_from_bytes
         from aegis.policy.run import parse_plan_bytes
         from aegis.sign.rechecks import limits_for
+        from aegis.workflow import access
         from aegis.workflow.stages import StageOutcome
 
         reason: str | None
         limits = limits_for(self.cfg)
         if request.state == "signed":
-            found = api.latest_artifact(self.cfg, request.id, "execution-plan")
+            found = access.latest_artifact(self.cfg, request.id, "execution-plan")
             reason = expiry_reason(
                 "signed",
                 now=now,
@@ -99,8 +99,8 @@ class ExpiryStage:
                 execution_plan=found[1] if found else None,
             )
         elif request.state == "policy":
-            plan = api.latest_artifact(self.cfg, request.id, "plan")
-            policy = api.latest_artifact(self.cfg, request.id, "policy")
+            plan = access.latest_artifact(self.cfg, request.id, "plan")
+            policy = access.latest_artifact(self.cfg, request.id, "policy")
             reason = expiry_reason(
                 "policy",
                 now=now,
