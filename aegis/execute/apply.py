@@ -237,13 +237,13 @@ class _Refusal(Exception):
 
 
 def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
-    from aegis.execute.daemon import REFUSED_NO_KEYS
     from aegis.execute.dpkg_lock import DpkgLocks, admin_dir
+    from aegis.execute.protocol import REFUSED_NO_KEYS
 
     problem = d.settings.keys_problem
     if problem:
         return d.refuse(creds, REFUSED_NO_KEYS, problem, None)
-    from aegis.execute.verifier import REFUSED_VERIFYING
+    from aegis.execute.protocol import REFUSED_VERIFYING
 
     problem = d.verifier.open_problem()
     if problem:
@@ -350,7 +350,7 @@ def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, st
     Raises:
         _Refusal: dpkg is half-configured, its status unreadable, or the snapshot failed.
     """
-    from aegis.execute.daemon import REFUSED_DPKG_AUDIT, iso
+    from aegis.execute.protocol import REFUSED_DPKG_AUDIT, iso
     from aegis.execute.snapshots import needs_snapshot, take_snapshot
 
     if ep.intent.tool is not Tool.APT:
@@ -461,7 +461,7 @@ def _record_start(
     Raises:
         _Refusal: the log cannot take the event, or the id was spent meanwhile.
     """
-    from aegis.execute.daemon import iso
+    from aegis.execute.protocol import iso
 
     ep = verified.plan
     try:
@@ -516,7 +516,7 @@ def _run_locked(
         _Refusal: a step refused before ``started`` was recorded; nothing ran.
     """
     from aegis.analyze.snapshot_debs import changed_since_signing
-    from aegis.execute.daemon import iso
+    from aegis.execute.protocol import iso
 
     ep = verified.plan
     base: dict[str, Any] = {

@@ -43,34 +43,28 @@ from aegis.execute import runner
 from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir, claim_own_dir_once
 from aegis.execute.peer import PeerCredentials, group_gid, may_submit, peer_credentials
 from aegis.execute.protocol import (
+    REFUSED_MALFORMED,
+    REFUSED_OVERSIZED,
+    REFUSED_PEER,
+    REFUSED_SLOW,
+    REFUSED_STATE,
     Answer,
     ProtocolError,
     Request,
     answer_to_dict,
     encode_frame,
+    iso,
     parse_request,
     read_frame,
 )
 from aegis.execute.settings import DaemonSettings
 
 HOOK_POINTS = ("before-started", "after-started", "before-run")
-REFUSED_PEER = "refused:peer"
-REFUSED_NO_KEYS = "refused:no-trusted-keys"
-REFUSED_DPKG_AUDIT = "refused:dpkg-audit"
-REFUSED_MALFORMED = "refused:malformed"
-REFUSED_OVERSIZED = "refused:oversized"
-REFUSED_SLOW = "refused:slow-client"
-REFUSED_STATE = "refused:state"
 
 
 def utcnow() -> datetime:
     """The daemon's clock (the one place it is read)."""
     return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

@@ -35,6 +35,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aegis.canonical import canonical_bytes, loads_strict
@@ -50,6 +51,21 @@ OPS = ("apply", "revoke", "resolve", "status", "ping", "record-out-of-band", "co
 EXECUTION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 """An execution id as ``aegisctl sign`` draws it: 32 lower-case hex characters."""
 _HEADER = struct.Struct(">I")
+
+# Refusal codes of aegisd's answers (``Answer.code``); own_dir.py and dpkg_lock.py keep theirs.
+REFUSED_PEER = "refused:peer"
+REFUSED_NO_KEYS = "refused:no-trusted-keys"
+REFUSED_DPKG_AUDIT = "refused:dpkg-audit"
+REFUSED_MALFORMED = "refused:malformed"
+REFUSED_OVERSIZED = "refused:oversized"
+REFUSED_SLOW = "refused:slow-client"
+REFUSED_STATE = "refused:state"
+REFUSED_VERIFYING = "refused:verifying"
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z`` (answers and aegisd's ledger)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ProtocolError(InputError):

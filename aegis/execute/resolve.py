@@ -134,8 +134,9 @@ def resolve(
         TrustError: aegisd refused the resolution's signature.
     """
     from aegis.execute import runner
+    from aegis.execute.client import _refusal_error, socket_path
     from aegis.execute.protocol import Request, call
-    from aegis.execute.service import _advance, _audit, _refusal_error, socket_path
+    from aegis.execute.service import _advance, _audit
     from aegis.sign.execution_plan import parse_execution_plan
     from aegis.sign.keys import load_signing_key
     from aegis.sign.times import format_time

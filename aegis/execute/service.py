@@ -22,7 +22,6 @@ ran, the request is not failed) or a run whose audit events could not be written
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,22 +36,14 @@ from aegis.errors import (
     ExecutionFailed,
     InputError,
     OutcomeUnknown,
-    PolicyDenied,
     StateError,
-    TrustError,
 )
 from aegis.execute import ledger as ledger_mod
+from aegis.execute.client import RETRYABLE, _refusal_error, ledger_status, socket_path
 from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_dict, call
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ACTOR = "aegisctl"
-RETRYABLE = (
-    "refused:dpkg-locked",
-    "refused:audit-log",
-    "refused:deb-unavailable",
-    "refused:verifying",
-)
-"""aegisd refusals that leave the execution id unused: the request is never failed."""
 
 
 @dataclass(frozen=True)
@@ -67,37 +58,6 @@ class ApplyOutcome:
     checks: list[dict[str, Any]] = field(default_factory=list)
     audited: bool = False
     result_path: str | None = None
-
-
-def socket_path(cfg: Config, override: Path | None) -> str:
-    """The aegisd socket to use."""
-    return str(override or cfg.aegisd_socket)
-
-
-def _refusal_error(code: str | None, message: str) -> AegisError:
-    """Map a named refusal to its error class (docs/design.md "Trust")."""
-    code = code or ""
-    if code in ("refused:malformed", "refused:oversized", "refused:slow-client"):
-        return InputError(f"{code}: {message}")
-    if code == "refused:policy":
-        return PolicyDenied(f"{code}: {message}")
-    if code in ("refused:replayed", "refused:revoked", "refused:state"):
-        return StateError(f"{code}: {message}", hint="sign a new execution plan")
-    if code == "refused:dpkg-audit":
-        return StateError(f"{code}: {message}", hint="aegisctl recover --plan")
-    if code == "refused:deb-unavailable":
-        return EnvironmentFailure(
-            f"{code}: {message}", hint="check the repository, then apply again"
-        )
-    if code in RETRYABLE:
-        return EnvironmentFailure(
-            f"{code}: {message}",
-            hint="nothing ran and the execution id is unused: aegisctl apply the same "
-            "execution plan again once that is fixed",
-        )
-    if code == "refused:peer":
-        return TrustError(f"{code}: {message}", hint="submit as root or a member of aegis-apply")
-    return TrustError(f"{code}: {message}")
 
 
 def read_execution_plan(path: Path) -> bytes:
@@ -128,7 +88,7 @@ def verify_locally(
         RefusedError: a named refusal (exit 3, 4 or 5).
     """
     from aegis.ecosystems import for_tool
-    from aegis.execute.apply import this_host
+    from aegis.execute.rederive import this_host
     from aegis.sign.checks import verify_offline
     from aegis.sign.files import approver_keys_from_args
     from aegis.sign.refusals import CheckStep
@@ -172,50 +132,6 @@ def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[by
     path = cfg.state_dir / "results" / f"{execution_id}.result.json"
     write_atomic(path, body + b"\n", host_install=cfg.home is None)
     return body, path
-
-
-def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> Answer | None:
-    """Ask aegisd's ledger through the first channel this user has.
-
-    Its socket, else the ledger file when readable (root), else the status file aegisd
-    publishes for group aegis (:mod:`aegis.execute.status_file`).
-
-    Returns:
-        aegisd's status answer, or None when neither is reachable.
-    """
-    try:
-        return call(
-            sock or str(cfg.aegisd_socket),
-            Request(op="status", execution_id=execution_id),
-            timeout_s=30,
-        )
-    except AegisError:
-        pass
-    if not os.access(cfg.ledger_path, os.R_OK):
-        # Not root (aegis-monitor): what aegisd publishes for group aegis.
-        from aegis.execute.status_file import read_status
-
-        return read_status(cfg, execution_id)
-    try:
-        entry = ledger_mod.Ledger(cfg.ledger_path, create=False).lookup(execution_id)
-    except AegisError:
-        return None
-    if entry is None:
-        return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
-    from aegis.execute.verifications import Verifications
-
-    row = Verifications(cfg.ledger_path).get(execution_id)
-    return Answer(
-        ok=True,
-        message=f"execution {entry.state}",
-        execution_id=execution_id,
-        state=entry.state,
-        exit_status=entry.exit_status,
-        result={
-            "outcome": entry.outcome,
-            **({"verification": row.public()} if row is not None else {}),
-        },
-    )
 
 
 def as_result(status: Answer) -> Answer:

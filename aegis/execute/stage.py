@@ -44,7 +44,8 @@ class ExecutorStatusStage:
             EnvironmentFailure: neither aegisd nor its ledger can be asked.
         """
         from aegis.execute import ledger as ledger_mod
-        from aegis.execute.service import _result_artifact, as_result, ledger_status
+        from aegis.execute.client import ledger_status
+        from aegis.execute.service import _result_artifact, as_result
         from aegis.workflow.stages import StageOutcome
 
         if execution_plan is None:
@@ -101,7 +102,7 @@ def verification_step(
         EnvironmentFailure: neither aegisd nor its ledger can be asked.
     """
     from aegis.audit.stage import request_audit_verifies
-    from aegis.execute.service import ledger_status
+    from aegis.execute.client import ledger_status
     from aegis.execute.verify_client import next_step
     from aegis.sign.execution_plan import parse_execution_plan
     from aegis.workflow.stages import StageOutcome

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.errors import AegisError, StateError
 from aegis.execute import verifications as v
+from aegis.execute.protocol import REFUSED_STATE, iso
 
 if TYPE_CHECKING:
     from aegis.execute.daemon import Aegisd
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from aegis.execute.protocol import Answer
     from aegis.sign.execution_plan import ExecutionPlan
 
-REFUSED_VERIFYING = "refused:verifying"
 POLL_S = 1.0
 LOCK_WAIT_S = 120
 
@@ -89,7 +89,6 @@ class Verifier:
         """
         if ep.verification is None:
             return
-        from aegis.execute.daemon import iso
 
         self.rows.insert(
             ep.execution_id, ep.request_id, raw, ep.verification.confirm, iso(self.d.clock())
@@ -99,7 +98,6 @@ class Verifier:
         """Start verifying a successful run; the answer's ``verification`` part."""
         if ep.verification is None:
             return None
-        from aegis.execute.daemon import iso
 
         now = self.d.clock()
         if not succeeded:
@@ -138,7 +136,6 @@ class Verifier:
 
     def _round(self, ep: ExecutionPlan) -> v.VerificationRow:
         """Run the probes (until they passed once), keep the change when nothing is missing."""
-        from aegis.execute.daemon import iso
         from aegis.health.run import run_probes
 
         assert ep.verification is not None
@@ -171,7 +168,6 @@ class Verifier:
         return self._settle(ep, row)
 
     def _settle(self, ep: ExecutionPlan, row: v.VerificationRow) -> v.VerificationRow:
-        from aegis.execute.daemon import iso
 
         if not row.probes_passed or (row.confirm and row.confirmed_by is None):
             return row
@@ -241,7 +237,6 @@ class Verifier:
 
     def roll_back(self, ep: ExecutionPlan, row: v.VerificationRow) -> None:
         """Restore the snapshot: the inverse of the signed delta, audited, no approval."""
-        from aegis.execute.daemon import iso
         from aegis.execute.dpkg_lock import DpkgLocked, DpkgLocks, admin_dir
 
         cause = "unconfirmed" if row.probes_passed else "probe-failed"
@@ -294,7 +289,6 @@ class Verifier:
     def _restore(self, ep: ExecutionPlan, cause: str, detail: str, locks: Any) -> None:
         from aegis.execute import runner
         from aegis.execute.apply_audit import run_env
-        from aegis.execute.daemon import iso
         from aegis.execute.inverse import inverse_argv, left_over
 
         d = self.d
@@ -347,7 +341,6 @@ class Verifier:
 
     def confirm(self, execution_id: str, creds: PeerCredentials) -> Answer:
         """Record ``aegisctl confirm``; keep the change when its probes passed too."""
-        from aegis.execute.daemon import REFUSED_STATE, iso
         from aegis.execute.protocol import Answer
         from aegis.sign.execution_plan import parse_execution_plan
 
@@ -390,7 +383,6 @@ class Verifier:
     def resume(self) -> None:
         """After a start: settle rows a crash left open, watch the verifying ones."""
         from aegis.execute import ledger as ledger_mod
-        from aegis.execute.daemon import iso
         from aegis.sign.execution_plan import parse_execution_plan
 
         for found in self.rows.open_rows():

@@ -35,7 +35,7 @@ def needs_human(v: dict[str, Any]) -> bool:
 
 def poll(cfg: Config, xid: str, sock: str | None, v: dict[str, Any]) -> dict[str, Any]:
     """Ask aegisd until ``v`` settles or only a human can settle it."""
-    from aegis.execute.service import ledger_status
+    from aegis.execute.client import ledger_status
 
     # aegisd decides by its deadline; past it (plus a restore's time) the client stops
     # waiting and leaves the request verifying for aegis resume.
@@ -156,8 +156,8 @@ def confirm(cfg: Config, request_id: str, *, socket: Any = None) -> tuple[str, d
         TrustError: the caller may not submit to aegisd.
         EnvironmentFailure: aegisd is not reachable.
     """
+    from aegis.execute.client import _refusal_error, socket_path
     from aegis.execute.protocol import Request, call
-    from aegis.execute.service import _refusal_error, socket_path
     from aegis.sign.execution_plan import parse_execution_plan
     from aegis.workflow import access
 
