@@ -105,7 +105,7 @@ def _policy_lists(path: Path) -> tuple[_PolicyLists, ApprovalLookup]:
     from aegis.policy.rules import BUILTIN_KERNEL, BUILTIN_SENSITIVE
 
     try:
-        from aegis.policy.config import load_policy_config
+        from aegis.policy.load import load_policy_config
 
         pc = load_policy_config(path)
     except Exception:

@@ -148,7 +148,7 @@ def verify_for_apply(
         required_roles=binding.required_roles,
     )
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
-    from aegis.health.policy import verification_for
+    from aegis.policy.run import verification_for
 
     if verification_for(d.cfg, derived) != ep.verification:
         # Probes are part of what policy asks of the change: a plan signed without them

@@ -41,7 +41,6 @@ from aegis.health.spec import (
 )
 
 if TYPE_CHECKING:
-    from aegis.config import Config
     from aegis.model import Plan
     from aegis.policy.config import PolicyConfig
 
@@ -87,7 +86,7 @@ def parse_health(data: Mapping[str, Any]) -> HealthPolicy:
     Raises:
         PolicyConfigError: unknown keys, a bad pattern list, a probe off loopback.
     """
-    from aegis.policy.config import PolicyConfigError, _bool, _check_keys, _strs
+    from aegis.policy.fields import PolicyConfigError, _bool, _check_keys, _strs
 
     _check_keys(data, {"within", "packages"}, "health")
     raw = data.get("packages", [])
@@ -166,12 +165,3 @@ def derive_verification(config: PolicyConfig | None, plan: Plan) -> Verification
     # The strictest entry wins; a settle past the deadline would never act.
     settle_s = min(settle) if settle and min(settle) < deadline else None
     return check_verification(Verification(unique, deadline, confirm, settle_s))
-
-
-def verification_for(cfg: Config, plan: Plan) -> Verification | None:
-    """:func:`derive_verification` with the policy file in force (none when unusable)."""
-    from aegis.policy.config import PolicyConfig
-    from aegis.policy.run import load_policy
-
-    policy = load_policy(cfg)
-    return derive_verification(policy if isinstance(policy, PolicyConfig) else None, plan)

@@ -69,7 +69,7 @@ def parse_automation(data: Mapping[str, Any]) -> AutomationPolicy:
     Raises:
         PolicyConfigError: unknown keys, wrong types, a source without URI, suite or signer.
     """
-    from aegis.policy.config import (
+    from aegis.policy.fields import (
         PolicyConfigError,
         _bool,
         _check_keys,

@@ -41,13 +41,9 @@ from typing import TYPE_CHECKING
 
 from aegis.errors import EnvironmentFailure
 from aegis.model import Repository
-from aegis.policy.config import (
-    PolicyConfig,
-    PolicyConfigError,
-    load_policy_config,
-    match_source,
-    parse_policy_config,
-)
+from aegis.policy.config import PolicyConfig, match_source, parse_policy_config
+from aegis.policy.fields import PolicyConfigError
+from aegis.policy.load import load_policy_config
 
 if TYPE_CHECKING:
     from aegis.analyze.evidence.sources import AptPaths, SourceEntry

@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.errors import InputError, StateError
-from aegis.policy.config import PolicyConfig, PolicyConfigError, PolicyUnavailable
+from aegis.policy.config import PolicyConfig, PolicyUnavailable
+from aegis.policy.fields import PolicyConfigError
 
 if TYPE_CHECKING:
     from aegis.config import Config
+    from aegis.health.spec import Verification
     from aegis.model import Plan
     from aegis.policy.result import PolicyResult
 
@@ -105,7 +107,7 @@ def load_policy(cfg: Config) -> PolicyConfig | PolicyUnavailable:
 
     When the file names no review key, ``<etc>/keys/review.pub`` is used.
     """
-    from aegis.policy.config import load_policy_config
+    from aegis.policy.load import load_policy_config
 
     try:
         config = load_policy_config(cfg.policy_path)
@@ -210,3 +212,14 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
         artifact_path=str(path),
     )
     return Decided(result=result, path=path, request_id=request_id, state=record.state)
+
+
+def verification_for(cfg: Config, plan: Plan) -> Verification | None:
+    """:func:`~aegis.health.policy.derive_verification` with the policy file in force.
+
+    None when the policy is unusable.
+    """
+    from aegis.health.policy import derive_verification
+
+    policy = load_policy(cfg)
+    return derive_verification(policy if isinstance(policy, PolicyConfig) else None, plan)

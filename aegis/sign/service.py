@@ -193,7 +193,7 @@ def sign_request(
         EnvironmentFailure (7), ApprovalRequired (8): with the reason.
     """
     from aegis.ecosystems import for_tool
-    from aegis.health.policy import verification_for
+    from aegis.policy.run import verification_for
     from aegis.sign.keys import load_signing_key, public_hex
     from aegis.workflow import access
     from aegis.workflow.files import write_atomic

@@ -120,7 +120,7 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, st
     from aegis import api
     from aegis.analyze.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
-    from aegis.policy.config import load_policy_config
+    from aegis.policy.load import load_policy_config
     from aegis.policy.run import decide
     from aegis.review.service import run_review
     from aegis.unattended.scope import out_of_scope

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from aegis.model import Action, Operation, Plan, Repository
 from aegis.policy.automation import AutomationPolicy, AutomationSource
-from aegis.policy.config import PolicyConfig, name_matches, normalize_fingerprint, normalize_uri
+from aegis.policy.config import PolicyConfig, name_matches
+from aegis.policy.fields import normalize_fingerprint, normalize_uri
 
 IN_SCOPE_DECISIONS = frozenset({"allow", "allow-with-snapshot"})
 SIGNER_ID = "automation"

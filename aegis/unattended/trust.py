@@ -59,7 +59,7 @@ def check_automation_scope(
 ) -> Refusal | None:
     """Return aegisd's step for an automation-signed plan: its own derivation, its own policy."""
     from aegis.errors import AegisError
-    from aegis.policy.config import load_policy_config
+    from aegis.policy.load import load_policy_config
     from aegis.unattended.scope import SIGNER_ID, out_of_scope
 
     try:

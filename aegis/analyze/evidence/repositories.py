@@ -376,7 +376,7 @@ class ApprovalLookup:
     def from_policy_file(cls, path: Path) -> ApprovalLookup:
         """``[[sources]]`` and the clock skew of the policy file (:mod:`aegis.policy.config`)."""
         try:
-            from aegis.policy.config import load_policy_config
+            from aegis.policy.load import load_policy_config
 
             conf = load_policy_config(path)
             return cls(
