@@ -69,7 +69,7 @@ def _submit(targets: tuple[str, ...], location: str, proxy: str, as_json: bool) 
     cfg = load_config()
     now = datetime.now(UTC)
     if location == "gobin:":
-        from aegis.ecosystems.go import gobin_dir
+        from aegis.ecosystems.go.names import gobin_dir
 
         location = "gobin:" + gobin_dir(cfg)
     intent = Intent(tool=Tool.GO, operation=Operation.INSTALL, targets=targets,

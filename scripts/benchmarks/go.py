@@ -99,8 +99,8 @@ def _through(cfg: Any, env: dict[str, str], ep: Path, spub: str, sock: Path) -> 
 def _round(tmp: Path, url: str, keyset: dict[str, Any]) -> tuple[float, ...]:
     from aegis.config import load_config
     from aegis.ecosystems import for_tool
-    from aegis.ecosystems.go import gobin_dir
     from aegis.ecosystems.go.gotool import GO
+    from aegis.ecosystems.go.names import gobin_dir
     from aegis.model import Intent, Operation, Tool
 
     home = tmp / "home"

@@ -11,13 +11,12 @@ evidence: all of them run or link at build time, which is install time here.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -316,7 +315,6 @@ def _change(
 def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Resolve ``intent`` against its registry for the managed root (read-only)."""
     from aegis.analyze.lookalike import lookalike_signals
-    from aegis.ecosystems.cargo import CARGO as ECO
 
     root = root_dir(intent.location)
     if root != str(cfg.cargo_root):
@@ -360,6 +358,4 @@ def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
             tuple(f"{k}@{v}" for k, v in sorted(installed.items())), arts,
         ),
     )  # fmt: skip
-    with contextlib.suppress(InputError):
-        plan = replace(plan, command_preview=ECO.derive_argv(plan, cfg))
     return plan

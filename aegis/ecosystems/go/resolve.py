@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -293,7 +293,6 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
     finally:
         s.cleanup()
     from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.go import GO as ECO
 
     ev = _Evidence(proxy, r)
     ev.collect(operands)
@@ -317,7 +316,7 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
                                     str(r.goenv.get("GOVERSION", "go")), installed,
                                     tuple(ev.arts), files),
     )  # fmt: skip
-    return replace(plan, command_preview=ECO.derive_argv(plan, cfg))
+    return plan
 
 
 class _Evidence:
@@ -389,7 +388,7 @@ def _install_view(
     The modules of the build are evidence (artifacts and the tool module's go.sum); what is
     installed before is the binary's SHA-256 and the version its build info names.
     """
-    from aegis.ecosystems.go import gobin_dir
+    from aegis.ecosystems.go.names import gobin_dir
 
     pkg, _ = split_target(intent.targets[0])
     mod = _module_of(pkg, new)

@@ -24,7 +24,7 @@ import os
 import platform
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -298,7 +298,6 @@ def image_signals(ref: ImageRef, ev: ImageEvidence | None) -> list[Signal]:
 def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Inspect ``intent``'s one reference for its store (read-only)."""
     from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.image import IMAGE
 
     if intent.operation is not Operation.INSTALL:
         raise InputError("an image plan is a pull (install); nothing else is planned")
@@ -345,4 +344,4 @@ def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
         ecosystem=EcosystemEvidence("image", intent.location or "", registry,
                                     f"skopeo ({runtime})", (), arts, image=ev),
     )  # fmt: skip
-    return replace(plan, command_preview=IMAGE.derive_argv(plan, cfg))
+    return plan

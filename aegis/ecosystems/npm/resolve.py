@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -319,7 +319,7 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     registry = intent.registry or ""
     before = {n: _read(project / n) for n in PROJECT_FILES}
     if is_global(intent.location) and not restore and before["package.json"] is None:
-        from aegis.ecosystems.npm import GLOBAL_SEED
+        from aegis.ecosystems.npm.names import GLOBAL_SEED
 
         restore = {"package.json": GLOBAL_SEED}  # the managed prefix's first change
     resolution = _Resolution(project, registry, intent.targets, restore)
@@ -330,7 +330,6 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     from aegis.analyze.evidence.scripts import scan_script  # noqa: F401 - warm the import
     from aegis.analyze.lookalike import lookalike_signals
     from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.npm import NPM as ECO
 
     old = lock_packages(before["package-lock.json"])
     files_before = sorted((k, v or "") for k, v in before.items())
@@ -370,4 +369,4 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
             files,
         ),
     )  # fmt: skip
-    return replace(plan, command_preview=ECO.derive_argv(plan, cfg))
+    return plan

@@ -29,7 +29,7 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
         and old_manifest.before is None
         and is_global(applied.intent.location)
     ):
-        from aegis.ecosystems.npm import GLOBAL_SEED
+        from aegis.ecosystems.npm.names import GLOBAL_SEED
 
         # The managed prefix's first change: back to the empty prefix.
         files["package.json"] = ProjectFile("package.json", GLOBAL_SEED, old_manifest.after)

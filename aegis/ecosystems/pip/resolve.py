@@ -294,10 +294,7 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     from packaging.version import Version  # noqa: F401 - loaded now, used by _action
 
     from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.pip import (
-        PIP,
-        wheels,  # noqa: F401 - loaded now, used by _inspect
-    )
+    from aegis.ecosystems.pip import wheels  # noqa: F401 - loaded now, used by _inspect
 
     have = installed(Path(venv), target=target)
     owner = location_owner(intent.location)
@@ -384,4 +381,4 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
             owner=owner,
         ),
     )
-    return replace(plan, command_preview=PIP.derive_argv(plan, cfg))
+    return plan

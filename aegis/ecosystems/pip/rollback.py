@@ -78,7 +78,6 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
 def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Plan removing ``intent.targets`` from the venv (read-only; pip does not run)."""
     from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.pip import PIP
     from aegis.ecosystems.pip.names import check_targets, is_target, location_dir, normalize
     from aegis.ecosystems.pip.resolve import location_owner
     from aegis.ecosystems.pip.state import installed
@@ -131,6 +130,4 @@ def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
             owner=owner,
         ),
     )
-    from dataclasses import replace
-
-    return replace(plan, command_preview=PIP.derive_argv(plan, cfg))
+    return plan
