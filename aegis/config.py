@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import grp
 import os
 import tomllib
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aegis.errors import InputError
+from aegis.errors import EnvironmentFailure, InputError
 from aegis.text import toml_error_reason
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -172,8 +173,6 @@ def _read_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except PermissionError as e:
-        from aegis.errors import EnvironmentFailure
-
         raise EnvironmentFailure(
             f"cannot read config {path}: {e.strerror}",
             hint=None if in_group(group_gid()) else join_group_hint(),
@@ -320,8 +319,6 @@ def group_name(env: Mapping[str, str] | None = None) -> str:
 
 def group_gid(env: Mapping[str, str] | None = None) -> int | None:
     """The gid of :func:`group_name`, or None when no such group exists (a dev box)."""
-    import grp
-
     name = group_name(env)
     if name.isdigit():
         return int(name)

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from debian.debian_support import Version
+
 from aegis.errors import InputError
 from aegis.model import Action
 
@@ -66,7 +68,6 @@ def compare_versions(a: str, b: str) -> int:
 def _version(text: str) -> Version:
     # python-debian raises ValueError on an invalid version; from apt's output that is a
     # malformed input, never an internal error (issue 12 item 20: '1\xff.0' in an Inst line).
-    from debian.debian_support import Version
 
     if not _VERSION.match(text):
         raise InputError(f"not a Debian version: {text[:80]!r}")

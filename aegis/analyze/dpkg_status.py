@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from aegis.errors import AegisError
+from aegis.workflow.files import read_capped
+
 MAX_STATUS_BYTES = 256 * 1024 * 1024
 """dpkg's status file on a large host is a few MB; far past that is not a status file."""
 
@@ -67,9 +70,6 @@ def scan_status(text: str) -> StatusFacts:
 
 def read_status_facts(path: Path) -> StatusFacts:
     """Scan the status file at ``path``; an absent or unreadable one has no facts."""
-    from aegis.errors import AegisError
-    from aegis.workflow.files import read_capped
-
     try:
         data = read_capped(path, MAX_STATUS_BYTES, "dpkg status")
     except AegisError:

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.audit.report import Problem
+from aegis.execute.settings import configured_witness_file
+
 if TYPE_CHECKING:
     from aegis.audit.report import VerifyReport
     from aegis.config import Config
@@ -76,8 +79,6 @@ def probe(path: Path | None) -> WitnessChoice:
 
 def host_witness(cfg: Config) -> WitnessChoice:
     """The witness aegisd writes (aegisd.toml ``witness_file``), probed for this user."""
-    from aegis.execute.settings import configured_witness_file
-
     return probe(configured_witness_file(cfg))
 
 
@@ -87,8 +88,6 @@ def apply_witness_choice(report: VerifyReport, choice: WitnessChoice) -> bool:
     Returns:
         True when the tail is unchecked (the witness exists but could not be read).
     """
-    from aegis.audit.report import Problem
-
     if choice.status == "off":
         report.warnings.append(
             "no witness is configured (witness_file): lines removed from the end of the "

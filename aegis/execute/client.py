@@ -21,6 +21,8 @@ from aegis.errors import (
 )
 from aegis.execute import ledger as ledger_mod
 from aegis.execute.protocol import Answer, Request, call
+from aegis.execute.status_file import read_status
+from aegis.execute.verifications import Verifications
 
 RETRYABLE = (
     "refused:dpkg-locked",
@@ -81,7 +83,6 @@ def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> An
         pass
     if not os.access(cfg.ledger_path, os.R_OK):
         # Not root (aegis-monitor): what aegisd publishes for group aegis.
-        from aegis.execute.status_file import read_status
 
         return read_status(cfg, execution_id)
     try:
@@ -90,7 +91,6 @@ def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> An
         return None
     if entry is None:
         return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
-    from aegis.execute.verifications import Verifications
 
     row = Verifications(cfg.ledger_path).get(execution_id)
     return Answer(

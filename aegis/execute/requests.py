@@ -17,8 +17,15 @@ from typing import Any
 
 from aegis.canonical import loads_strict
 from aegis.config import Config
+from aegis.ecosystems import for_tool
+from aegis.ecosystems.cargo.rollback import rollback_intent as cargo_rollback_intent
+from aegis.ecosystems.go.rollback import rollback_intent as go_rollback_intent
+from aegis.ecosystems.npm.rollback import rollback_intent as npm_rollback_intent
+from aegis.ecosystems.pip.rollback import rollback_intent as pip_rollback_intent
 from aegis.errors import StateError
-from aegis.model import Intent, Operation, Tool
+from aegis.execute.snapshots import load_snapshot
+from aegis.model import Intent, Operation, Tool, plan_from_dict
+from aegis.workflow import access
 
 
 def _now_text() -> str:
@@ -26,8 +33,6 @@ def _now_text() -> str:
 
 
 def _submit(cfg: Config, intent: Intent) -> Any:
-    from aegis.ecosystems import for_tool
-    from aegis.workflow import access
 
     plan = for_tool(intent.tool).plan(cfg, intent, datetime.now(UTC))
     return access.submit_plan(cfg, plan, intent.requested_by)
@@ -35,8 +40,6 @@ def _submit(cfg: Config, intent: Intent) -> Any:
 
 def plan_recover(cfg: Config) -> Any:
     """Plan ``dpkg --configure -a`` as a new request."""
-    from aegis.workflow import access
-
     intent = Intent(Tool.APT, Operation.RECOVER, (), access.current_user(), _now_text())
     return _submit(cfg, intent)
 
@@ -46,26 +49,23 @@ def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] |
 
     apt restores aegisd's snapshot instead (docs/ecosystems.md).
     """
-    from aegis.model import plan_from_dict
-    from aegis.workflow import access
-
     found = access.latest_artifact(cfg, request_id, "plan")
     if found is None:
         return None
     plan = plan_from_dict(loads_strict(found[1]))
     if plan.intent.tool is Tool.PIP:
-        from aegis.ecosystems.pip.rollback import rollback_intent
+        rollback_intent = pip_rollback_intent
     elif plan.intent.tool is Tool.NPM:
-        from aegis.ecosystems.npm.rollback import rollback_intent
+        rollback_intent = npm_rollback_intent
     elif plan.intent.tool is Tool.IMAGE:
         raise StateError(
             f"request {request_id} pulled an image by digest: nothing was replaced; the "
             "images the store held before are its executor result's previous_images"
         )
     elif plan.intent.tool is Tool.CARGO:
-        from aegis.ecosystems.cargo.rollback import rollback_intent
+        rollback_intent = cargo_rollback_intent
     elif plan.intent.tool is Tool.GO:
-        from aegis.ecosystems.go.rollback import rollback_intent
+        rollback_intent = go_rollback_intent
     else:
         return None
     intent = rollback_intent(plan, request_id, access.current_user(), _now_text())
@@ -78,9 +78,6 @@ def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
     Raises:
         StateError: the request recorded no snapshot, or nothing was replaced.
     """
-    from aegis.execute.snapshots import load_snapshot
-    from aegis.workflow import access
-
     found = access.latest_artifact(cfg, request_id, "executor-result")
     if found is None:
         raise StateError(f"request {request_id} has no executor result (was it applied?)")

@@ -25,7 +25,16 @@ from aegis.canonical import canonical_bytes, loads_strict
 from aegis.codec import from_dict, to_dict
 from aegis.config import Config
 from aegis.errors import InputError, StateError, TrustError
-from aegis.sign.keys import public_hex, sign_canonical, verify_canonical
+from aegis.execute import runner
+from aegis.execute.client import _refusal_error, socket_path
+from aegis.execute.drift import compare_with_delta
+from aegis.execute.protocol import Request, call
+from aegis.execute.service import _advance, _audit
+from aegis.sign.execution_plan import parse_execution_plan
+from aegis.sign.keys import load_signing_key, public_hex, sign_canonical, verify_canonical
+from aegis.sign.times import format_time
+from aegis.workflow import access
+from aegis.workflow.files import write_atomic
 
 RESOLUTION_SCHEMA = "aegis.resolution/1"
 OUTCOMES = ("applied", "failed")
@@ -97,8 +106,6 @@ def verify_resolution(res: Resolution, trusted_keys: tuple[str, ...]) -> None:
 
 def dpkg_check(targets: Any, state: dict[str, tuple[str, str]]) -> tuple[list[str], bool]:
     """Return one line per target and whether every target is in its signed state."""
-    from aegis.execute.drift import compare_with_delta
-
     lines, all_done = [], True
     for t in targets:
         key = f"{t.name}:{t.arch}"
@@ -133,15 +140,6 @@ def resolve(
         StateError: the request is not interrupted, or dpkg contradicts the claim.
         TrustError: aegisd refused the resolution's signature.
     """
-    from aegis.execute import runner
-    from aegis.execute.client import _refusal_error, socket_path
-    from aegis.execute.protocol import Request, call
-    from aegis.execute.service import _advance, _audit
-    from aegis.sign.execution_plan import parse_execution_plan
-    from aegis.sign.keys import load_signing_key
-    from aegis.sign.times import format_time
-    from aegis.workflow import access
-
     if resolved_as not in OUTCOMES:
         raise InputError(f"--as must be one of {', '.join(OUTCOMES)}")
     if not reason.strip():
@@ -195,7 +193,6 @@ def resolve(
     )
     if not answer.ok:
         raise _refusal_error(answer.refusal, answer.message)
-    from aegis.workflow.files import write_atomic
 
     # The store is group-writable and the name predictable: never through a planted link.
     path = cfg.state_dir / "resolutions" / f"{request_id}.resolution.json"

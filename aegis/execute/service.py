@@ -28,8 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aegis.audit.stage import AUDIT_REASON, request_audit_verifies
 from aegis.canonical import canonical_bytes
 from aegis.config import Config
+from aegis.ecosystems import for_tool
 from aegis.errors import (
     AegisError,
     EnvironmentFailure,
@@ -39,8 +41,15 @@ from aegis.errors import (
     StateError,
 )
 from aegis.execute import ledger as ledger_mod
+from aegis.execute import verify_client
 from aegis.execute.client import RETRYABLE, _refusal_error, ledger_status, socket_path
 from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_dict, call
+from aegis.execute.rederive import this_host
+from aegis.sign.checks import verify_offline
+from aegis.sign.files import approver_keys_from_args
+from aegis.sign.refusals import CheckStep
+from aegis.workflow import access
+from aegis.workflow.files import write_atomic
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ACTOR = "aegisctl"
@@ -87,12 +96,6 @@ def verify_locally(
     Raises:
         RefusedError: a named refusal (exit 3, 4 or 5).
     """
-    from aegis.ecosystems import for_tool
-    from aegis.execute.rederive import this_host
-    from aegis.sign.checks import verify_offline
-    from aegis.sign.files import approver_keys_from_args
-    from aegis.sign.refusals import CheckStep
-
     ep, results = verify_offline(
         data,
         trusted_signer_keys=[public_key_hex.strip().lower()],
@@ -113,7 +116,6 @@ def verify_locally(
 
 
 def _advance(cfg: Config, request_id: str, trigger: str, **kw: Any) -> str:
-    from aegis.workflow import access
 
     return access.advance(cfg, request_id, trigger, ACTOR, **kw).state
 
@@ -126,7 +128,6 @@ def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[by
             **answer_to_dict(answer),
         }
     )
-    from aegis.workflow.files import write_atomic
 
     # The store is group-writable and the name predictable: never through a planted link.
     path = cfg.state_dir / "results" / f"{execution_id}.result.json"
@@ -152,8 +153,6 @@ def as_result(status: Answer) -> Answer:
 
 def _audit(cfg: Config, request_id: str) -> bool:
     """Move a request from applied to audited once its audit events verify."""
-    from aegis.audit.stage import AUDIT_REASON, request_audit_verifies
-
     if not request_audit_verifies(cfg, request_id):
         return False
     _advance(cfg, request_id, "audit", evidence={"reason": AUDIT_REASON})
@@ -177,8 +176,6 @@ def apply(
         ExecutionFailed: the command ran and failed (request failed).
         OutcomeUnknown: aegisd vanished after ``started`` (request interrupted).
     """
-    from aegis.workflow import access
-
     now = now or datetime.now(UTC)
     data = read_execution_plan(execution_plan_path)
     ep, checks = verify_locally(cfg, data, public_key_hex, approval_keys, now)
@@ -314,8 +311,6 @@ def _record(
     sock: str | None = None,
 ) -> ApplyOutcome:
     """Turn aegisd's answer into the request's next state and the CLI's outcome."""
-    from aegis.execute import verify_client
-
     verification = (answer.result or {}).get("verification") if answer.ok else None
     state: str | None = None
     path: Path | None = None

@@ -30,10 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config, group_gid
 from aegis.errors import AegisError, InputError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute.protocol import EXECUTION_ID_RE, Answer
+from aegis.execute.verifications import Verifications, check_public
 
 STATUS_NAME = "aegisd-status.json"
 SCHEMA = "aegis.aegisd-status/1"
@@ -80,10 +82,7 @@ def publish(
         OSError: the file cannot be written (the caller logs it; a run is never failed
             for it).
     """
-    from aegis.canonical import canonical_bytes
-
     rows, complete = led.recent(MAX_DONE)
-    from aegis.execute.verifications import Verifications
 
     # Health-probe verifications, so group aegis (the monitor's resume) can record them.
     checks = Verifications(led.path).by_execution([e.execution_id for e in rows])
@@ -198,7 +197,6 @@ def _check_entry(execution_id: str, raw: Any, *, publisher_alive: bool = False) 
     running = raw.get("running", False)
     if not isinstance(running, bool):
         raise InputError(f"aegisd's status has a malformed running flag for {execution_id}")
-    from aegis.execute.verifications import check_public
 
     extra = {}
     if "verification" in raw:
@@ -225,8 +223,6 @@ def read_status(cfg: Config, execution_id: str) -> Answer | None:
         the id (the list is complete); None when the file cannot tell (unreadable,
         untrusted, malformed, or the id may be older than what is listed).
     """
-    from aegis.canonical import loads_strict
-
     if not EXECUTION_ID_RE.match(execution_id):
         return None
     try:
@@ -253,8 +249,6 @@ def audit_failures(cfg: Config) -> int | None:
     Returns:
         The count, or None when the file cannot tell (missing, untrusted, older aegisd).
     """
-    from aegis.canonical import loads_strict
-
     try:
         doc = loads_strict(read_trusted(status_path(cfg)), max_bytes=MAX_STATUS_BYTES)
     except AegisError:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from aegis.errors import InputError
 from aegis.guard.blocks import BEGIN, END, GuardInstallError
+from aegis.guard.profile import edit_profiles, probe_shim_python
 from aegis.guard.rules import RULES
 from aegis.guard.shim import SHIM_MARKER
 
@@ -186,8 +187,6 @@ def install_guard(
         GuardInstallError: not root, or a file could not be written (exit 7).
         InputError: unknown user, root, or an unusable path (exit 3).
     """
-    from aegis.guard.profile import edit_profiles, probe_shim_python
-
     _require_root()
     account = _account(user)
     shims = _checked_dir(shim_dir, DEFAULT_SHIM_ROOT / user, "--dir")
@@ -223,8 +222,6 @@ def uninstall_guard(
         GuardInstallError: not root (exit 7).
         InputError: unknown user or an unusable path (exit 3).
     """
-    from aegis.guard.profile import edit_profiles
-
     _require_root()
     account = _account(user)
     shims = _checked_dir(shim_dir, DEFAULT_SHIM_ROOT / user, "--dir")

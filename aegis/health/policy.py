@@ -39,6 +39,10 @@ from aegis.health.spec import (
     check_verification,
     parse_probe,
 )
+from aegis.model import Action, Tool
+from aegis.policy.fields import PolicyConfigError, _bool, _check_keys, _strs
+from aegis.workflow.graph import parse_duration
+from aegis.workflow.machine import WorkflowError
 
 if TYPE_CHECKING:
     from aegis.model import Plan
@@ -68,8 +72,6 @@ class HealthPolicy:
 
 
 def _within(value: object, where: str) -> int:
-    from aegis.workflow.graph import parse_duration
-    from aegis.workflow.machine import WorkflowError
 
     try:
         seconds = parse_duration(value, where)
@@ -86,8 +88,6 @@ def parse_health(data: Mapping[str, Any]) -> HealthPolicy:
     Raises:
         PolicyConfigError: unknown keys, a bad pattern list, a probe off loopback.
     """
-    from aegis.policy.fields import PolicyConfigError, _bool, _check_keys, _strs
-
     _check_keys(data, {"within", "packages"}, "health")
     raw = data.get("packages", [])
     if not isinstance(raw, list) or len(raw) > MAX_ENTRIES:
@@ -124,7 +124,6 @@ def parse_health(data: Mapping[str, Any]) -> HealthPolicy:
 
 
 def _installed_names(plan: Plan) -> list[str]:
-    from aegis.model import Action
 
     keep = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
     return sorted({c.name for c in plan.changes if c.action in keep})
@@ -137,8 +136,6 @@ def derive_verification(config: PolicyConfig | None, plan: Plan) -> Verification
     snapshot aegisd can restore by itself; other ecosystems get none (docs/ecosystems.md).
     Probes keep their order (policy entries in file order, then the request's), each once.
     """
-    from aegis.model import Tool
-
     if plan.intent.tool is not Tool.APT or plan.failure is not None:
         return None
     health = config.health if config is not None else None

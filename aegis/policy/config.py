@@ -36,9 +36,11 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from aegis.health.policy import HealthPolicy
-from aegis.policy.automation import AutomationPolicy
+from aegis.ecosystems.image.names import is_loopback
+from aegis.health.policy import HealthPolicy, parse_health
+from aegis.policy.automation import AutomationPolicy, parse_automation
 from aegis.policy.fields import (
     MAX_LIST,
     PolicyConfigError,
@@ -403,10 +405,6 @@ def _parse_registries(raw: Any) -> tuple[ApprovedRegistry, ...]:
 
 def _check_image_registry(url: str, where: str) -> None:
     """An image registry is ``https://HOST[:PORT]/[PATH/]``; plain HTTP on loopback only."""
-    from urllib.parse import urlsplit
-
-    from aegis.ecosystems.image.names import is_loopback
-
     parts = urlsplit(url)
     if parts.query or parts.fragment or not parts.hostname:
         raise PolicyConfigError(f"{where}url: expected https://HOST[:PORT]/[PATH/]")
@@ -415,13 +413,11 @@ def _check_image_registry(url: str, where: str) -> None:
 
 
 def _parse_health(data: Mapping[str, Any]) -> HealthPolicy | None:
-    from aegis.health.policy import parse_health
 
     return parse_health(_table(data, "health", "")) if "health" in data else None
 
 
 def _parse_automation(data: Mapping[str, Any]) -> AutomationPolicy | None:
-    from aegis.policy.automation import parse_automation
 
     if "automation" not in data:
         return None

@@ -8,6 +8,7 @@ so that parsing never has to import the engine.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from aegis.policy.config import MAX_POLICY_BYTES, PolicyConfig, parse_policy_config
@@ -39,8 +40,6 @@ def load_policy_config(path: Path) -> PolicyConfig:
     Raises:
         PolicyConfigError: absent, empty, unreadable or malformed file (callers deny).
     """
-    from dataclasses import replace
-
     text = _read(path)
     try:
         config = parse_policy_config(text)

@@ -25,9 +25,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.canonical import loads_strict
 from aegis.errors import InputError, StateError
+from aegis.health.policy import derive_verification
+from aegis.model import plan_from_dict, plan_hash
 from aegis.policy.config import PolicyConfig, PolicyUnavailable
+from aegis.policy.engine import evaluate
 from aegis.policy.fields import PolicyConfigError
+from aegis.policy.load import load_policy_config
+from aegis.policy.result import Effect, result_bytes, result_from_bytes
+from aegis.policy.review_gate import parse_review
+from aegis.workflow import access
+from aegis.workflow.files import read_capped, write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -61,9 +70,6 @@ def parse_plan_bytes(raw: bytes) -> tuple[Plan, str]:
     Raises:
         InputError: too large, malformed, not a plan, or a plan id that is not a plain token.
     """
-    from aegis.canonical import loads_strict
-    from aegis.model import plan_from_dict, plan_hash
-
     plan = plan_from_dict(loads_strict(raw, max_bytes=MAX_PLAN_BYTES))
     if not _PLAN_ID_RE.match(plan.plan_id):
         raise InputError(f"plan id {plan.plan_id[:80]!r} is not a plain token")
@@ -76,8 +82,6 @@ def read_plan(path: Path) -> tuple[Plan, str]:
     Raises:
         InputError: unreadable, too large, malformed, not a plan.
     """
-    from aegis.workflow.files import read_capped
-
     raw = read_capped(path, MAX_PLAN_BYTES, "plan")
     if len(raw) > MAX_PLAN_BYTES:
         raise InputError(f"plan {path} is larger than {MAX_PLAN_BYTES} bytes")
@@ -107,8 +111,6 @@ def load_policy(cfg: Config) -> PolicyConfig | PolicyUnavailable:
 
     When the file names no review key, ``<etc>/keys/review.pub`` is used.
     """
-    from aegis.policy.load import load_policy_config
-
     try:
         config = load_policy_config(cfg.policy_path)
     except PolicyConfigError as e:
@@ -122,9 +124,6 @@ def load_policy(cfg: Config) -> PolicyConfig | PolicyUnavailable:
 
 def _request_review(cfg: Config, request_id: str) -> tuple[Any, str | None]:
     """The newest review artifact of the request, parsed, and its stored hash."""
-    from aegis.policy.review_gate import parse_review
-    from aegis.workflow import access
-
     found = access.latest_artifact(cfg, request_id, "review")
     if found is None:
         return None, None
@@ -134,8 +133,6 @@ def _request_review(cfg: Config, request_id: str) -> tuple[Any, str | None]:
 
 def write_result(cfg: Config, plan_id: str, data: bytes) -> Path:
     """Write ``policy/<plan_id>.policy.json`` through a temp file and ``os.replace``."""
-    from aegis.workflow.files import write_atomic
-
     path = cfg.policy_dir / f"{plan_id}.policy.json"
     return write_atomic(path, data, host_install=cfg.home is None, mode=0o640)
 
@@ -152,9 +149,6 @@ def evaluate_plan_file(
         InputError: the plan file is malformed.
         StateError: no request is bound to this plan.
     """
-    from aegis.policy.engine import evaluate
-    from aegis.workflow import access
-
     plan, digest = read_plan(plan_path)
     request = access.find_request_by_plan(cfg, digest)
     if request is None:
@@ -177,9 +171,6 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
         StateError: no request for this plan, or it is not ``reviewed`` (exit 6).
         EnvironmentFailure: the result file cannot be written (exit 7).
     """
-    from aegis.policy.result import Effect, result_bytes, result_from_bytes
-    from aegis.workflow import access
-
     result, request_id, state = evaluate_plan_file(cfg, plan_path, now=now)
     stored = access.latest_artifact(cfg, request_id, "policy") if state != "reviewed" else None
     if stored is not None:
@@ -219,7 +210,5 @@ def verification_for(cfg: Config, plan: Plan) -> Verification | None:
 
     None when the policy is unusable.
     """
-    from aegis.health.policy import derive_verification
-
     policy = load_policy(cfg)
     return derive_verification(policy if isinstance(policy, PolicyConfig) else None, plan)

@@ -37,6 +37,7 @@ from aegis.sign.execution_plan import (
     parse_execution_plan,
 )
 from aegis.sign.keys import verify_signed_bytes
+from aegis.sign.moves import describe_moves
 from aegis.sign.refusals import CheckResult, CheckStep, Refusal, RefusalCode
 from aegis.sign.times import parse_time
 
@@ -198,7 +199,6 @@ def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
     differing = plan_differences(derived, ep.plan)
     if not differing:
         return None
-    from aegis.sign.moves import describe_moves
 
     detail = f"re-derived plan differs in {', '.join(differing)}"
     moved = "; ".join(describe_moves(ep.plan, derived))

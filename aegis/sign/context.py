@@ -25,8 +25,12 @@ from typing import TYPE_CHECKING
 from aegis.canonical import sha256_hex
 from aegis.errors import InputError, PolicyDenied, StateError, TrustError
 from aegis.model import Plan
+from aegis.policy.result import MAX_RESULT_BYTES, result_from_bytes
+from aegis.policy.run import parse_plan_bytes, read_plan
 from aegis.sign import files
 from aegis.sign.approvals import Approval, approval_hash, parse_approval
+from aegis.workflow import access
+from aegis.workflow.files import read_capped
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -46,8 +50,6 @@ class Context:
 
 
 def _plan_from_request(cfg: Config, request_id: str) -> tuple[Plan, str, RequestRecord]:
-    from aegis.policy.run import parse_plan_bytes
-    from aegis.workflow import access
 
     rec = access.get_request(cfg, request_id)
     found = access.latest_artifact(cfg, rec.id, "plan")
@@ -73,10 +75,6 @@ def load_context(
         TrustError: the policy file differs from the decision recorded for the request,
             or binds another plan.
     """
-    from aegis.policy.result import result_from_bytes
-    from aegis.policy.run import read_plan
-    from aegis.workflow import access
-
     if plan_path is not None:
         plan, digest = read_plan(plan_path)
         found_rec = access.find_request_by_plan(cfg, digest)
@@ -104,9 +102,6 @@ def load_context(
         raise StateError(f"request {rec.id} has no policy decision; run 'aegis policy'")
     ref, body = stored
     if policy_path is not None:
-        from aegis.policy.result import MAX_RESULT_BYTES
-        from aegis.workflow.files import read_capped
-
         body_given = read_capped(policy_path, MAX_RESULT_BYTES, "policy result")
         if sha256_hex(body_given) != ref.sha256:
             raise TrustError(
@@ -122,8 +117,6 @@ def load_context(
 
 def collect_approvals(cfg: Config, ctx: Context) -> tuple[list[Approval], list[str]]:
     """Approvals of the plan from its files and the request's artifacts, deduplicated."""
-    from aegis.workflow import access
-
     found, problems = files.approvals_for_plan(cfg.approvals_dir, ctx.plan.plan_id)
     for art in access.request_artifacts(cfg, ctx.request.id):
         if art.kind != "approval":

@@ -30,6 +30,7 @@ from aegis.sign.approvals import (
     check_approver_id,
     parse_approval,
 )
+from aegis.workflow.files import read_capped
 
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 MAX_PUB_FILE_BYTES = 4096
@@ -143,8 +144,6 @@ def read_approval_file(path: Path) -> Approval:
     Raises:
         InputError: unreadable, oversized or malformed.
     """
-    from aegis.workflow.files import read_capped
-
     # Anyone in aegis can plant a FIFO or a link here: regular files only, never waited on.
     raw = read_capped(path, MAX_APPROVAL_BYTES, "approval", follow=False)
     try:

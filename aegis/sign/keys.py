@@ -24,6 +24,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nacl import exceptions, pwhash, secret, utils
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.errors import EnvironmentFailure, InputError, TrustError
 
@@ -73,9 +77,6 @@ def write_keypair(
         InputError: unknown role, or the target file already exists.
         EnvironmentFailure: the directory or a file in it cannot be written.
     """
-    from nacl import pwhash, secret, utils
-    from nacl.signing import SigningKey
-
     role_value = Role(role).value if role in Role._value2member_map_ else None
     if role_value is None:
         raise InputError(f"unknown key role {role!r}; choose one of {[r.value for r in Role]}")
@@ -146,9 +147,6 @@ def load_signing_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
         InputError: malformed file.
         TrustError: wrong passphrase, loose permissions, or public key mismatch.
     """
-    from nacl import exceptions, pwhash, secret
-    from nacl.signing import SigningKey
-
     doc = read_key_file(path)
     sec = doc.get("secret")
     if not isinstance(sec, dict):
@@ -194,9 +192,6 @@ def verify_canonical(body: Any, signature_hex: str, public_key_hex: str) -> bool
 
     Never raises for a bad signature or malformed hex: the answer is simply False.
     """
-    from nacl.exceptions import BadSignatureError
-    from nacl.signing import VerifyKey
-
     try:
         vk = VerifyKey(_check_pub_hex(public_key_hex))
         vk.verify(canonical_bytes(body), bytes.fromhex(signature_hex))
@@ -207,8 +202,6 @@ def verify_canonical(body: Any, signature_hex: str, public_key_hex: str) -> bool
 
 def verify_signed_bytes(data: bytes, signature_hex: str, public_key_hex: str) -> bool:
     """:func:`verify_canonical` for a body already encoded (e.g. by ``canonical_of``)."""
-    from nacl.exceptions import BadSignatureError
-
     try:
         _verify_key(public_key_hex).verify(data, bytes.fromhex(signature_hex))
     except (BadSignatureError, ValueError, InputError, TypeError):
@@ -219,8 +212,6 @@ def verify_signed_bytes(data: bytes, signature_hex: str, public_key_hex: str) ->
 @functools.lru_cache(maxsize=64)
 def _verify_key(public_key_hex: str) -> Any:
     """The verifying key object of a public key (a few trusted keys verify everything)."""
-    from nacl.signing import VerifyKey
-
     return VerifyKey(_check_pub_hex(public_key_hex))
 
 

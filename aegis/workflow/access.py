@@ -12,6 +12,7 @@ records stay pure.
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,12 +21,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.canonical import canonical_bytes, sha256_hex
 from aegis.errors import (
     AegisError,
     EnvironmentFailure,
     InputError,
     StateError,
 )
+from aegis.model import plan_to_dict
+from aegis.workflow.files import write_atomic
+from aegis.workflow.graph import load_workflow
+from aegis.workflow.guards import ARTIFACT_KINDS, GuardInput
+from aegis.workflow.machine import fire
+from aegis.workflow.monitor import metrics_text, stuck_cutoffs
+from aegis.workflow.records import (
+    ArtifactRef,
+    CorruptStoreError,
+    RequestRecord,
+    check_id,
+    format_time,
+)
+from aegis.workflow.store import MAX_ARTIFACT_BYTES, Move, NewArtifact, Store
+from aegis.workflow.waiting import waiting_reason
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -57,8 +74,6 @@ def now_utc() -> datetime:
 
 def workflow() -> Workflow:
     """The validated lifecycle graph."""
-    from aegis.workflow.graph import load_workflow
-
     return load_workflow()
 
 
@@ -69,8 +84,6 @@ def _host_install(cfg: Config) -> bool:
 @contextmanager
 def open_store(cfg: Config) -> Iterator[Store]:
     """Open the state store of ``cfg`` (created and migrated on first use)."""
-    from aegis.workflow.store import Store
-
     store = Store.open(
         cfg.store_path, states=frozenset(workflow().states), host_install=_host_install(cfg)
     )
@@ -105,12 +118,6 @@ def submit_plan(cfg: Config, plan: Plan, actor: str) -> PlannedRequest:
         StateError: a request for this plan id already exists.
         EnvironmentFailure: the store or the plans directory is not writable.
     """
-    from aegis.canonical import canonical_bytes, sha256_hex
-    from aegis.model import plan_to_dict
-    from aegis.workflow.files import write_atomic
-    from aegis.workflow.records import RequestRecord, check_id, format_time
-    from aegis.workflow.store import Move, NewArtifact
-
     actor = _actor(actor)
     plan_id = check_id(plan.plan_id, "plan id")
     body = canonical_bytes(plan_to_dict(plan))
@@ -138,8 +145,6 @@ def submit_plan(cfg: Config, plan: Plan, actor: str) -> PlannedRequest:
             lease_expires_at=None,
             head="0" * 64,
         )
-        from aegis.workflow.guards import GuardInput
-        from aegis.workflow.machine import fire
 
         spec = fire(
             wf,
@@ -194,9 +199,6 @@ def _discard_unrecorded(plan_path: Path) -> str:
 
 def create_request(cfg: Config, kind: str, summary: str, actor: str) -> RequestRecord:
     """Create a bare request in the initial state (``intent``), e.g. before a slow analysis."""
-    from aegis.workflow.records import RequestRecord, format_time
-    from aegis.workflow.store import Move
-
     actor = _actor(actor)
     wf = workflow()
     at = format_time(now_utc())
@@ -223,7 +225,6 @@ def create_request(cfg: Config, kind: str, summary: str, actor: str) -> RequestR
 def _read_artifact(artifact: bytes | None, artifact_path: str | Path | None) -> bytes | None:
     if artifact is not None or artifact_path is None:
         return artifact
-    from aegis.workflow.store import MAX_ARTIFACT_BYTES
 
     try:
         with open(artifact_path, "rb") as fh:
@@ -246,10 +247,6 @@ def _advance(
     artifact_path: str | None,
     facts: Mapping[str, Any],
 ) -> RequestRecord:
-    from aegis.workflow.guards import ARTIFACT_KINDS, GuardInput
-    from aegis.workflow.machine import fire
-    from aegis.workflow.records import format_time
-    from aegis.workflow.store import Move, NewArtifact
 
     if artifact_kind is not None and artifact_kind not in ARTIFACT_KINDS:
         raise InputError(f"unknown artifact kind {artifact_kind!r}")
@@ -343,10 +340,6 @@ def attach_artifact(
     Raises:
         StateError: the request is in a terminal state.
     """
-    from aegis.workflow.guards import ARTIFACT_KINDS
-    from aegis.workflow.records import format_time
-    from aegis.workflow.store import Move, NewArtifact
-
     actor = _actor(actor)
     if kind not in ARTIFACT_KINDS:
         raise InputError(f"unknown artifact kind {kind!r}")
@@ -371,8 +364,6 @@ def attach_artifact(
 
 def current_user() -> str:
     """Who runs this process, for history rows (``user`` or ``uid:N``)."""
-    import pwd
-
     uid = os.getuid()
     try:
         name = pwd.getpwuid(uid).pw_name
@@ -383,8 +374,6 @@ def current_user() -> str:
 
 def lease_deadline(now: datetime, seconds: int) -> str:
     """Store-format time ``seconds`` after ``now``."""
-    from aegis.workflow.records import format_time
-
     return format_time(now + timedelta(seconds=seconds))
 
 
@@ -441,8 +430,6 @@ def request_artifacts(cfg: Config, request_id: str) -> list[AttachedArtifact]:
 
 def latest_artifact(cfg: Config, request_id: str, kind: str) -> tuple[ArtifactRef, bytes] | None:
     """The newest artifact of ``kind`` on the request and its hash-checked bytes, or None."""
-    from aegis.workflow.records import ArtifactRef
-
     with open_store(cfg) as store:
         found = [a for a in _artifacts(store.load(request_id)[1]) if a.kind == kind]
         if not found:
@@ -456,10 +443,6 @@ def write_metrics(cfg: Config, now: datetime | None = None, *, extra: str = "") 
 
     ``extra`` (complete Prometheus lines) is appended: the monitor pass's own figures.
     """
-    from aegis.workflow.files import write_atomic
-    from aegis.workflow.monitor import metrics_text, stuck_cutoffs
-    from aegis.workflow.records import format_time
-
     wf = workflow()
     when = now or now_utc()
     with open_store(cfg) as store:
@@ -482,9 +465,6 @@ def _with_waiting(
     store: Store, found: list[RequestRecord], corrupt: list[CorruptStoreError] | None
 ) -> list[RequestRecord]:
     """``found`` plus the requests in ``policy`` the automation left waiting for a human."""
-    from aegis.workflow.records import CorruptStoreError
-    from aegis.workflow.waiting import waiting_reason
-
     listed = {r.id for r in found}
     policy = [r for r in store.list_requests(state="policy", corrupt=corrupt) if r.id not in listed]
     histories = store.histories(policy)  # one query for all of them, each chain checked

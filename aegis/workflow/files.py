@@ -15,13 +15,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import time
 from pathlib import Path
 from typing import BinaryIO
 
-from aegis.errors import EnvironmentFailure
+from aegis.config import group_gid, in_group, join_group_hint
+from aegis.errors import EnvironmentFailure, InputError
 
 STORE_DIR_MODE = 0o2770
 STATE_DIR_MODE = 0o3770
@@ -61,7 +63,6 @@ def prepare_dir(path: Path, *, host_install: bool) -> None:
 
 
 def _permission_failure(what: str, e: OSError) -> EnvironmentFailure:
-    from aegis.config import group_gid, in_group, join_group_hint
 
     if not in_group(group_gid()):
         return EnvironmentFailure(f"{what}: {e.strerror or e}", hint=join_group_hint())
@@ -78,8 +79,6 @@ def _settle_dir(path: Path) -> None:
     Raises:
         EnvironmentFailure: the mode or group is wrong and cannot be set.
     """
-    from aegis.config import group_gid
-
     gid = group_gid()
     try:
         # Through a descriptor of what was just made: a member who swaps the new
@@ -123,7 +122,6 @@ def prepare_store_file(path: Path, *, host_install: bool) -> None:
     """
     if not host_install:
         return
-    from aegis.config import group_gid
 
     gid = group_gid()
     try:
@@ -205,8 +203,6 @@ def _open_parent(path: Path) -> int:
     Raises:
         OSError: the directory cannot be opened, or it is such a link (ELOOP).
     """
-    import errno
-
     parent = path.parent
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -280,8 +276,6 @@ def open_regular(path: Path, what: str, *, follow: bool = True) -> BinaryIO:
     Raises:
         InputError: unreadable, or not a regular file.
     """
-    from aegis.errors import InputError
-
     try:
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
         fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
@@ -299,8 +293,6 @@ def read_capped(path: Path, max_bytes: int, what: str, *, follow: bool = True) -
     Raises:
         InputError: unreadable, or not a regular file.
     """
-    from aegis.errors import InputError
-
     with open_regular(path, what, follow=follow) as f:
         try:
             return f.read(max_bytes + 1)

@@ -47,6 +47,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from aegis.canonical import sha256_hex
 from aegis.text import toml_error_reason
 from aegis.workflow.guards import GUARDS
 from aegis.workflow.machine import StateSpec, TransitionSpec, Workflow, WorkflowError
@@ -326,8 +327,6 @@ def parse_workflow(data: bytes, *, source: str = "workflow") -> Workflow:
     Raises:
         WorkflowError: too large, not UTF-8 TOML, unknown keys/states/guards, broken invariant.
     """
-    from aegis.canonical import sha256_hex
-
     if len(data) > MAX_WORKFLOW_BYTES:
         raise WorkflowError(f"{source}: larger than {MAX_WORKFLOW_BYTES} bytes")
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "aegis"
 STAGES = ("analyze", "review", "policy", "sign", "execute", "workflow", "ecosystems")
+Edge = tuple[str, str, int]
 
 
 def _modules() -> dict[str, Path]:
@@ -24,56 +25,83 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _type_checking_nodes(tree: ast.Module) -> set[int]:
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for inner in node.body:
-                skipped.update(id(n) for n in ast.walk(inner))
-    return skipped
+class _Imports(ast.NodeVisitor):
+    """Every import statement, and whether it runs at import time (not in a function).
+
+    Imports under ``if TYPE_CHECKING:`` are skipped: they are for the type checker only.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
+        self.depth = 0
+
+    def visit_If(self, node: ast.If) -> None:
+        if "TYPE_CHECKING" in ast.unparse(node.test):
+            for inner in node.orelse:
+                self.visit(inner)
+            return
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.found.append((node, self.depth == 0))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.found.append((node, self.depth == 0))
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, str, int]]:
-    """``(module, imported name or "", line)`` for each aegis import in ``path``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = _type_checking_nodes(tree)
+def _targets(node: ast.Import | ast.ImportFrom, package: str) -> list[tuple[str, str]]:
+    """``(module, imported name or "")`` for each name the statement imports."""
+    if isinstance(node, ast.Import):
+        return [(alias.name, "") for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        parts = package.split(".")
+        parts = parts[: len(parts) - (node.level - 1)]
+        base = ".".join([*parts, *([base] if base else [])])
+    subs = [(f"{base}.{alias.name}", alias.name) for alias in node.names]
+    return [(sub, "") if sub in MODULES else (base, name) for sub, name in subs]
+
+
+def _imports(name: str, path: Path) -> tuple[list[Edge], list[Edge]]:
+    """Every aegis import of ``path`` as ``(module, name or "", line)``; and those run when
+    it is imported, with the packages Python runs first (``a.b`` before ``a.b.c``).
+    """
+    visitor = _Imports()
+    visitor.visit(ast.parse(path.read_text(encoding="utf-8")))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: list[tuple[str, str, int]] = []
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Import):
-            found.extend((alias.name, "", node.lineno) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parts = parts[: len(parts) - (node.level - 1)]
-                base = ".".join([*parts, *([base] if base else [])])
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                found.append(
-                    (sub, "", node.lineno) if sub in modules else (base, alias.name, node.lineno)
-                )
-    result = []
-    for imported, attr, line in found:
-        if not imported.startswith("aegis"):
-            continue
-        target = imported
-        while target not in modules and "." in target:
-            target = target.rpartition(".")[0]
-        if target != name:
-            result.append((target, attr, line))
-    return result
+    every: list[Edge] = []
+    at_import: list[Edge] = []
+    for node, top in visitor.found:
+        for imported, attr in _targets(node, package):
+            target = imported
+            while target not in MODULES and "." in target:
+                target = target.rpartition(".")[0]
+            if not target.startswith("aegis") or target == name:
+                continue
+            every.append((target, attr, node.lineno))
+            while top and target in MODULES:
+                if not name.startswith(target + "."):
+                    at_import.append((target, attr, node.lineno))
+                target = target.rpartition(".")[0]
+    return every, at_import
 
 
 MODULES = _modules()
-IMPORTS = {name: _imports(name, path, MODULES) for name, path in MODULES.items()}
+_BOTH = {name: _imports(name, path) for name, path in MODULES.items()}
+IMPORTS = {name: both[0] for name, both in _BOTH.items()}
+AT_IMPORT = {name: both[1] for name, both in _BOTH.items()}
 
 
-def _cycles() -> list[list[str]]:
+def _cycles(imports: dict[str, list[tuple[str, str, int]]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan, iterative)."""
-    graph = {name: sorted({t for t, _, _ in found}) for name, found in IMPORTS.items()}
+    graph = {name: sorted({t for t, _, _ in found}) for name, found in imports.items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -124,16 +152,28 @@ def test_the_graph_is_read() -> None:
     assert any(t == "aegis.errors" for t, _, _ in IMPORTS["aegis.api"])
 
 
-def test_no_import_circles() -> None:
-    circles = _cycles()
+def _explain(imports: dict[str, list[tuple[str, str, int]]]) -> tuple[list[list[str]], str]:
+    circles = _cycles(imports)
     detail = [
         f"{name} -> {target} ({MODULES[name].relative_to(ROOT.parent)}:{line})"
         for component in circles
         for name in component
-        for target, _, line in IMPORTS[name]
+        for target, _, line in imports[name]
         if target in component
     ]
-    assert not circles, "import circles:\n" + "\n".join(detail)
+    return circles, "\n".join(detail)
+
+
+def test_no_import_circles() -> None:
+    circles, detail = _explain(IMPORTS)
+    assert not circles, "import circles:\n" + detail
+
+
+def test_no_circles_when_imported() -> None:
+    # What runs at import time, with the packages Python loads first: a circle here is a
+    # partially initialised module at start-up, whatever the order of the first import.
+    circles, detail = _explain(AT_IMPORT)
+    assert not circles, "import-time circles:\n" + detail
 
 
 def test_stages_do_not_import_the_api_or_each_others_private_helpers() -> None:

@@ -27,6 +27,9 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -140,10 +143,6 @@ def packaged_conf_texts(conf_parts: str, status: str) -> tuple[str, ...]:
     parsed field by field (our own small scan, bounded): a path with a hash in some other
     field, such as a package's description, never counts.
     """
-    import hashlib
-    import os
-    import stat
-
     # dpkg records conffiles by their path inside its root: the apt.conf.d apt reads and
     # the status file must belong to the same root (``/`` on a host, a throwaway root's
     # directory in tests, where apt's ``Dir`` stays ``/``).

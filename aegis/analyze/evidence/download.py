@@ -46,8 +46,10 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from aegis.analyze.run import run_tool
 from aegis.errors import EnvironmentFailure, InputError, TrustError
 from aegis.model import Provenance
+from aegis.workflow.files import open_regular
 
 MAX_DEB_BYTES = 4 * 1024 * 1024 * 1024
 """Largest .deb Aegis will fetch for inspection."""
@@ -164,8 +166,6 @@ def _open_regular(path: Path) -> BinaryIO:
     Raises:
         DebDownloadError: unreadable, or not a regular file.
     """
-    from aegis.workflow.files import open_regular
-
     try:
         return open_regular(path, "package file")
     except InputError as e:
@@ -258,7 +258,6 @@ APT_HELPER = "/usr/lib/apt/apt-helper"
 
 
 def _apt_download(work: Path, prov: Provenance, apt_config: Path | None, timeout_s: float) -> Path:
-    from aegis.analyze.run import run_tool
 
     dest = work / "pkg.deb"
     result = run_tool(

@@ -17,8 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian.deb822 import Deb822
+
+from aegis.analyze.apt import parse_source_field
 from aegis.analyze.evidence.vulnerabilities import VulnIndex, is_critical, version_at_least
 from aegis.errors import EnvironmentFailure, InputError
+from aegis.workflow.files import read_capped
 
 MAX_STATUS_BYTES = 256 * 1024 * 1024
 """dpkg's status file on a large host is a few MB; far past that is not a status file."""
@@ -54,10 +58,6 @@ def parse_status(text: str) -> list[Installed]:
     Raises:
         InputError: the text is not a dpkg status file.
     """
-    from debian.deb822 import Deb822
-
-    from aegis.analyze.apt import parse_source_field
-
     out: list[Installed] = []
     try:
         for para in Deb822.iter_paragraphs(text.splitlines()):
@@ -80,8 +80,6 @@ def read_status(path: Path) -> list[Installed]:
         EnvironmentFailure: unreadable.
         InputError: too large or malformed.
     """
-    from aegis.workflow.files import read_capped
-
     try:
         data = read_capped(path, MAX_STATUS_BYTES, "dpkg status")
     except OSError as e:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aegis.analyze.lookalike import lookalike_signals
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
 from aegis.ecosystems.image.names import (
     KNOWN_REGISTRIES,
@@ -258,8 +260,6 @@ def _root_user(user: str) -> bool:
 
 def host_signals(ref: ImageRef) -> list[Signal]:
     """A registry host that imitates a well-known one (``docker.io.example.com``, punycode)."""
-    from aegis.analyze.lookalike import lookalike_signals
-
     host = ref.hostname.lower()
     if host in KNOWN_REGISTRIES:
         return []
@@ -297,8 +297,6 @@ def image_signals(ref: ImageRef, ev: ImageEvidence | None) -> list[Signal]:
 
 def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Inspect ``intent``'s one reference for its store (read-only)."""
-    from aegis.analyze.stamps import format_time, new_plan_id, this_host
-
     if intent.operation is not Operation.INSTALL:
         raise InputError("an image plan is a pull (install); nothing else is planned")
     (ref,) = check_targets(intent.targets)

@@ -6,6 +6,9 @@ reads are bounded because a venv is writable by whoever owns it (untrusted input
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 from pathlib import Path
 
 from aegis.ecosystems.pip.names import normalize
@@ -62,10 +65,6 @@ def drop_replaced(target: Path, old: dict[str, str]) -> list[str]:
     links and each dist-info is removed through that descriptor (``shutil.rmtree`` with
     ``dir_fd`` never follows links). Returns the names removed.
     """
-    import os
-    import shutil
-    import stat
-
     removed: list[str] = []
     dfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
