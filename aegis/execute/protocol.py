@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import re
 import socket
-import struct
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aegis.canonical import canonical_bytes, loads_strict
+from aegis import framing
 from aegis.errors import EnvironmentFailure, InputError
 
 REQUEST_SCHEMA = "aegis.aegisd.request/1"
@@ -50,8 +49,6 @@ READ_TIMEOUT_S = 10.0
 OPS = ("apply", "revoke", "resolve", "status", "ping", "record-out-of-band", "confirm")
 EXECUTION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 """An execution id as ``aegisctl sign`` draws it: 32 lower-case hex characters."""
-_HEADER = struct.Struct(">I")
-
 # Refusal codes of aegisd's answers (``Answer.code``); own_dir.py and dpkg_lock.py keep theirs.
 REFUSED_PEER = "refused:peer"
 REFUSED_NO_KEYS = "refused:no-trusted-keys"
@@ -108,29 +105,7 @@ def encode_frame(value: Any, *, max_bytes: int = MAX_FRAME_BYTES) -> bytes:
     Raises:
         ProtocolError: the encoded document is larger than ``max_bytes``.
     """
-    body = canonical_bytes(value)
-    if len(body) > max_bytes:
-        raise ProtocolError(f"frame of {len(body)} bytes exceeds the {max_bytes}-byte cap")
-    return _HEADER.pack(len(body)) + body
-
-
-def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    remaining = n
-    while remaining:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ProtocolError("peer too slow: frame not received before the read deadline")
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(min(remaining, 65536))
-        except TimeoutError as e:
-            raise ProtocolError("peer too slow: frame not received before the read deadline") from e
-        if not chunk:
-            raise ProtocolError(f"connection closed with {remaining} bytes of the frame missing")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+    return framing.encode_frame(value, max_bytes=max_bytes, error=ProtocolError)
 
 
 def read_frame(
@@ -142,14 +117,7 @@ def read_frame(
         ProtocolError: oversized, truncated, late, or malformed frame.
     """
     deadline = time.monotonic() + timeout_s
-    (length,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, deadline))
-    if length > max_bytes:
-        raise ProtocolError(f"frame of {length} bytes exceeds the {max_bytes}-byte cap")
-    body = _recv_exact(sock, length, deadline)
-    try:
-        return loads_strict(body, max_bytes=max_bytes)
-    except InputError as e:
-        raise ProtocolError(f"malformed frame: {e.message}") from e
+    return framing.read_frame(sock, deadline=deadline, max_bytes=max_bytes, error=ProtocolError)
 
 
 def parse_request(data: Any) -> Request:
