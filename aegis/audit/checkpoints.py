@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import group_gid
+from aegis.ed25519 import sign_canonical, verify_canonical
 from aegis.errors import InputError
-from aegis.sign.keys import sign_canonical, verify_canonical
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey

@@ -21,9 +21,10 @@ from aegis.audit.checkpoints import append_witness_file
 from aegis.audit.journal import configured_socket
 from aegis.audit.verify import default_witness_path, legacy_witness_path
 from aegis.config import Config
+from aegis.ed25519 import public_hex
 from aegis.errors import AegisError
 from aegis.execute.settings import DaemonSettings
-from aegis.sign.keys import load_signing_key, public_hex, write_keypair
+from aegis.sign.keys import load_signing_key, write_keypair
 
 AUDIT_KEY_NAME = "audit"
 

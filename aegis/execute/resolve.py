@@ -24,6 +24,7 @@ from typing import Any
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.codec import from_dict, to_dict
 from aegis.config import Config
+from aegis.ed25519 import public_hex, sign_canonical, verify_canonical
 from aegis.errors import InputError, StateError, TrustError
 from aegis.execute import runner
 from aegis.execute.client import _refusal_error, socket_path
@@ -31,7 +32,7 @@ from aegis.execute.drift import compare_with_delta
 from aegis.execute.protocol import Request, call
 from aegis.execute.service import _advance, _audit
 from aegis.sign.execution_plan import parse_execution_plan
-from aegis.sign.keys import load_signing_key, public_hex, sign_canonical, verify_canonical
+from aegis.sign.keys import load_signing_key
 from aegis.sign.times import format_time
 from aegis.workflow import access
 from aegis.workflow.files import write_atomic

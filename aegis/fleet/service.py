@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import loads_strict
 from aegis.config import group_gid, in_group, join_group_hint
+from aegis.ed25519 import public_hex
 from aegis.errors import EnvironmentFailure, InputError, PolicyDenied, TrustError
 from aegis.fleet.cohort import COHORT_SCHEMA, cohort_bytes, cohort_document, document_hash
 from aegis.sign.approvals import approver_grants
@@ -36,7 +37,7 @@ from aegis.sign.cohort_approval import (
 from aegis.sign.context import load_context
 from aegis.sign.execution_plan import policy_binding
 from aegis.sign.files import APPROVERS_DIR, trusted_approver_grants
-from aegis.sign.keys import load_signing_key, public_hex
+from aegis.sign.keys import load_signing_key
 from aegis.sign.service import require_key_role
 from aegis.workflow.files import read_capped, write_atomic
 

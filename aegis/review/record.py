@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import loads_strict
 from aegis.codec import canonical_of, from_dict, to_dict
+from aegis.ed25519 import public_hex, sign_canonical, verify_canonical
 from aegis.errors import InputError, TrustError
 from aegis.model import plan_hash
-from aegis.sign.keys import public_hex, sign_canonical, verify_canonical
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.config import load_config
+from aegis.ed25519 import public_hex
 from aegis.errors import AegisError, EnvironmentFailure, InputError, TrustError, daemon_epilog
 from aegis.model import plan_from_dict, plan_hash
 from aegis.review.record import review_to_dict, sign_review
@@ -46,7 +47,6 @@ from aegis.review.wire import (
     encode_frame,
     read_frame,
 )
-from aegis.sign.keys import public_hex
 from aegis.text import inert
 
 EXITS = (InputError, TrustError, EnvironmentFailure)

@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import loads_strict, sha256_hex
 from aegis.codec import canonical_of, from_dict, to_dict
+from aegis.ed25519 import public_hex, sign_canonical, verify_signed_bytes
 from aegis.errors import InputError
-from aegis.sign.keys import public_hex, sign_canonical, verify_signed_bytes
 from aegis.sign.times import format_time, parse_time
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import loads_strict
 from aegis.codec import canonical_of, from_dict, to_dict
+from aegis.ed25519 import public_hex, sign_canonical, verify_signed_bytes
 from aegis.errors import InputError
 from aegis.sign.approvals import (
     CLOCK_SKEW,
@@ -37,7 +38,6 @@ from aegis.sign.approvals import (
     approver_grants,
     check_approver_id,
 )
-from aegis.sign.keys import public_hex, sign_canonical, verify_signed_bytes
 from aegis.sign.times import format_time, parse_time
 
 if TYPE_CHECKING:

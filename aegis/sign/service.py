@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aegis.ecosystems import for_tool
+from aegis.ed25519 import public_hex
 from aegis.errors import InputError, PolicyDenied, StateError, TrustError
 from aegis.execute.apply import this_host
 from aegis.fleet.cohort import cohort_hash
@@ -61,7 +62,7 @@ from aegis.sign.execution_plan import (
     parse_execution_plan,
     policy_binding,
 )
-from aegis.sign.keys import key_role, load_signing_key, public_hex
+from aegis.sign.keys import key_role, load_signing_key
 from aegis.sign.rechecks import (
     SignLimits,
     check_age,

@@ -39,12 +39,13 @@ from aegis.analyze.plan import analyze_apt
 from aegis.api import open_store, workflow
 from aegis.canonical import canonical_bytes
 from aegis.config import Config
+from aegis.ed25519 import public_hex
 from aegis.execute.service import apply
 from aegis.model import Intent, Operation, Tool
 from aegis.policy.load import load_policy_config
 from aegis.policy.run import decide
 from aegis.review.service import run_review
-from aegis.sign.keys import load_signing_key, public_hex
+from aegis.sign.keys import load_signing_key
 from aegis.sign.service import sign_request
 from aegis.unattended.scope import SIGNER_ID, out_of_scope
 from aegis.unattended.trust import automation_key_path
