@@ -18,11 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
 from aegis.errors import AegisError
 from aegis.workflow.files import read_capped
-
-MAX_STATUS_BYTES = 256 * 1024 * 1024
-"""dpkg's status file on a large host is a few MB; far past that is not a status file."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aegis import framing
+from aegis.bounds import EXECUTION_ID_RE
 from aegis.errors import EnvironmentFailure, InputError
 
 REQUEST_SCHEMA = "aegis.aegisd.request/1"
@@ -47,8 +47,6 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024
 READ_TIMEOUT_S = 10.0
 """A client must deliver its whole request within this time."""
 OPS = ("apply", "revoke", "resolve", "status", "ping", "record-out-of-band", "confirm")
-EXECUTION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
-"""An execution id as ``aegisctl sign`` draws it: 32 lower-case hex characters."""
 # Refusal codes of aegisd's answers (``Answer.code``); own_dir.py and dpkg_lock.py keep theirs.
 REFUSED_PEER = "refused:peer"
 REFUSED_NO_KEYS = "refused:no-trusted-keys"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aegis.audit.stage import AUDIT_REASON, request_audit_verifies
+from aegis.bounds import EXECUTION_ID_RE
 from aegis.canonical import canonical_bytes
 from aegis.config import Config
 from aegis.ecosystems import for_tool
@@ -43,7 +44,7 @@ from aegis.errors import (
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import verify_client
 from aegis.execute.client import RETRYABLE, _refusal_error, ledger_status, socket_path
-from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_dict, call
+from aegis.execute.protocol import Answer, Request, answer_to_dict, call
 from aegis.execute.rederive import this_host
 from aegis.sign.checks import verify_offline
 from aegis.sign.files import approver_keys_from_args

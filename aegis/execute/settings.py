@@ -19,13 +19,13 @@ Example ``/etc/aegis/aegisd.toml``::
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aegis.audit.verify import default_witness_path
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.config import Config
 from aegis.errors import InputError
 from aegis.execute.protocol import MAX_FRAME_BYTES, READ_TIMEOUT_S
@@ -40,7 +40,6 @@ from aegis.sign.files import (
 )
 from aegis.text import toml_error_reason
 
-_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _KEYS = {
     "signer_public_keys",
     "approver_public_keys",

@@ -30,11 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aegis.bounds import EXECUTION_ID_RE
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config, group_gid
 from aegis.errors import AegisError, InputError
 from aegis.execute import ledger as ledger_mod
-from aegis.execute.protocol import EXECUTION_ID_RE, Answer
+from aegis.execute.protocol import Answer
 from aegis.execute.verifications import Verifications, check_public
 
 STATUS_NAME = "aegisd-status.json"

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
 from aegis.oob.logs import AptRun, Cursor, LogEvent, cursor_now
 
-MAX_STATUS_BYTES = 256 * 1024 * 1024
 TOOLS = ("dpkg", "apt-get", "apt", "aptitude", "unattended-upgrades", "other", "unknown")
 """The tool label of a finding (and of the counter): a closed set, never free text."""
 _UID_RE = re.compile(r"^(.{1,64}) \((\d{1,10})\)$")

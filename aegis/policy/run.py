@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import MAX_PLAN_BYTES
 from aegis.canonical import loads_strict
 from aegis.errors import InputError, StateError
 from aegis.health.policy import derive_verification
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from aegis.model import Plan
     from aegis.policy.result import PolicyResult
 
-MAX_PLAN_BYTES = 64 * 1024 * 1024
 REVIEW_KEY_FILE = "review.pub"
 _PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.bounds import MAX_PLAN_BYTES
 from aegis.canonical import loads_strict
 from aegis.errors import EnvironmentFailure, InputError, StateError, TrustError
 from aegis.model import plan_from_dict, plan_hash, plan_to_dict
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from aegis.model import Plan
     from aegis.review.client import ChatResult
 
-MAX_PLAN_BYTES = 64 * 1024 * 1024
 REVIEW_KEY_ENV = "AEGIS_REVIEW_KEY"
 API_KEY_ENV = "AEGIS_AI_API_KEY"
 _PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")

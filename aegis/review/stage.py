@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aegis.bounds import MAX_PLAN_BYTES
 from aegis.canonical import loads_strict
 from aegis.errors import StateError
 from aegis.model import plan_from_dict, plan_hash
-from aegis.review.service import MAX_PLAN_BYTES, review_plan, write_review
+from aegis.review.service import review_plan, write_review
 from aegis.workflow.stages import StageOutcome
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import HEX64_RE as _HASH_RE
 from aegis.canonical import loads_strict
 from aegis.codec import canonical_of, from_dict, to_dict
 from aegis.ed25519 import public_hex, sign_canonical, verify_signed_bytes
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 COHORT_APPROVAL_SCHEMA = "aegis.cohort-approval/1"
 MAX_COHORT_APPROVAL_BYTES = 64 * 1024
 
-_HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _SIG_RE = re.compile(r"\A[0-9a-f]{128}\Z")
 
 

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.errors import InputError
 from aegis.sign.approvals import (
     MAX_APPROVAL_BYTES,
@@ -32,7 +33,6 @@ from aegis.sign.approvals import (
 )
 from aegis.workflow.files import read_capped
 
-_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 MAX_PUB_FILE_BYTES = 4096
 MAX_APPROVAL_FILES = 256
 MAX_PASSPHRASE_BYTES = 4096

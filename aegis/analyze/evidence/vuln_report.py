@@ -21,11 +21,9 @@ from debian.deb822 import Deb822
 
 from aegis.analyze.apt import parse_source_field
 from aegis.analyze.evidence.vulnerabilities import VulnIndex, is_critical, version_at_least
+from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.workflow.files import read_capped
-
-MAX_STATUS_BYTES = 256 * 1024 * 1024
-"""dpkg's status file on a large host is a few MB; far past that is not a status file."""
 
 
 @dataclass(frozen=True)
