@@ -42,10 +42,11 @@ from aegis.execute.verify_status import probe_lines, request_verification
 from aegis.oob.baseline import read_baseline
 from aegis.oob.monitor import check as oob_check
 from aegis.review.probe import probe_path
+from aegis.safe_read import read_capped
 from aegis.standing import CHECKED_STATES
 from aegis.unattended.health import unattended_upgrades_active
 from aegis.unattended.run import read_last_run, reboot_state
-from aegis.workflow.files import STATE_DIR_MODE, STORE_SIDE_SUFFIXES, read_capped
+from aegis.workflow.files import STATE_DIR_MODE, STORE_SIDE_SUFFIXES
 from aegis.workflow.records import CorruptStoreError
 
 Status = Literal["ok", "warn", "fail"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
 from aegis.errors import AegisError
-from aegis.workflow.files import read_capped
+from aegis.safe_read import read_capped
 
 
 @dataclass(frozen=True)

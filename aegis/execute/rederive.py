@@ -28,9 +28,9 @@ from aegis.policy.result import result_hash
 from aegis.policy.review_gate import parse_review
 from aegis.policy.run import load_policy
 from aegis.review.record import MAX_REVIEW_BYTES
+from aegis.safe_read import read_capped
 from aegis.sign.execution_plan import policy_binding as binding_of
 from aegis.workflow import access
-from aegis.workflow.files import read_capped
 
 if TYPE_CHECKING:
     from aegis.config import Config

@@ -37,6 +37,7 @@ from aegis.errors import AegisError, InputError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute.protocol import Answer
 from aegis.execute.verifications import Verifications, check_public
+from aegis.safe_read import open_regular
 
 STATUS_NAME = "aegisd-status.json"
 SCHEMA = "aegis.aegisd-status/1"
@@ -144,15 +145,8 @@ def read_trusted(path: Path) -> bytes:
         InputError: missing, unreadable, not a regular file, someone else's, writable
             by group or others, or too large.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        raise InputError(f"cannot read aegisd's status {path}: {e.strerror or e}") from e
-    with os.fdopen(fd, "rb") as f:
+    with open_regular(path, "aegisd's status", follow=False) as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"aegisd's status {path} is not a regular file")
         if st.st_uid not in (0, os.geteuid()):
             raise InputError(f"aegisd's status {path} belongs to uid {st.st_uid}, not root")
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):

@@ -25,6 +25,7 @@ from aegis.config import group_gid, in_group, join_group_hint
 from aegis.ed25519 import public_hex
 from aegis.errors import EnvironmentFailure, InputError, PolicyDenied, TrustError
 from aegis.fleet.cohort import COHORT_SCHEMA, cohort_bytes, cohort_document, document_hash
+from aegis.safe_read import read_capped
 from aegis.sign.approvals import approver_grants
 from aegis.sign.cohort_approval import (
     MAX_COHORT_APPROVAL_BYTES,
@@ -39,7 +40,7 @@ from aegis.sign.execution_plan import policy_binding
 from aegis.sign.files import APPROVERS_DIR, trusted_approver_grants
 from aegis.sign.keys import load_signing_key
 from aegis.sign.service import require_key_role
-from aegis.workflow.files import read_capped, write_atomic
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config

@@ -36,8 +36,9 @@ from aegis.policy.fields import PolicyConfigError
 from aegis.policy.load import load_policy_config
 from aegis.policy.result import Effect, result_bytes, result_from_bytes
 from aegis.policy.review_gate import parse_review
+from aegis.safe_read import read_capped
 from aegis.workflow import access
-from aegis.workflow.files import read_capped, write_atomic
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config

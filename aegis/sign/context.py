@@ -27,10 +27,10 @@ from aegis.errors import InputError, PolicyDenied, StateError, TrustError
 from aegis.model import Plan
 from aegis.policy.result import MAX_RESULT_BYTES, result_from_bytes
 from aegis.policy.run import parse_plan_bytes, read_plan
+from aegis.safe_read import read_capped
 from aegis.sign import files
 from aegis.sign.approvals import Approval, approval_hash, parse_approval
 from aegis.workflow import access
-from aegis.workflow.files import read_capped
 
 if TYPE_CHECKING:
     from aegis.config import Config

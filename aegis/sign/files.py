@@ -25,13 +25,13 @@ from pathlib import Path
 
 from aegis.bounds import HEX64_RE as _HEX64
 from aegis.errors import InputError
+from aegis.safe_read import read_capped
 from aegis.sign.approvals import (
     MAX_APPROVAL_BYTES,
     Approval,
     check_approver_id,
     parse_approval,
 )
-from aegis.workflow.files import read_capped
 
 MAX_PUB_FILE_BYTES = 4096
 MAX_APPROVAL_FILES = 256

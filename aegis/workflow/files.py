@@ -20,10 +20,9 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import BinaryIO
 
 from aegis.config import group_gid, in_group, join_group_hint
-from aegis.errors import EnvironmentFailure, InputError
+from aegis.errors import EnvironmentFailure
 
 STORE_DIR_MODE = 0o2770
 STATE_DIR_MODE = 0o3770
@@ -262,39 +261,3 @@ def write_atomic(
     except OSError as e:
         raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from e
     return path
-
-
-def open_regular(path: Path, what: str, *, follow: bool = True) -> BinaryIO:
-    """Open a regular file someone else may have planted, for reading.
-
-    Store and cache files are writable by the whole ``aegis`` group, so the path may be
-    a FIFO (``open`` would wait forever for a writer) or a link to ``/dev/zero``: open
-    without blocking and refuse anything but a regular file. With ``follow`` (a user's
-    own command), symlinks to regular files are followed, what was read is checked by
-    its hash wherever it matters; aegisd passes ``follow=False``.
-
-    Raises:
-        InputError: unreadable, or not a regular file.
-    """
-    try:
-        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-        fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
-    except OSError as e:
-        raise InputError(f"cannot read {what} {path}: {e.strerror}") from e
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"{what} {path} is not a regular file")
-    return os.fdopen(fd, "rb")
-
-
-def read_capped(path: Path, max_bytes: int, what: str, *, follow: bool = True) -> bytes:
-    """Read at most ``max_bytes`` + 1 bytes of a file through :func:`open_regular`.
-
-    Raises:
-        InputError: unreadable, or not a regular file.
-    """
-    with open_regular(path, what, follow=follow) as f:
-        try:
-            return f.read(max_bytes + 1)
-        except OSError as e:
-            raise InputError(f"cannot read {what} {path}: {e.strerror}") from e

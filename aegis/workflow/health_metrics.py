@@ -50,8 +50,8 @@ from aegis.audit.journal import read_status, status_path_for
 from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
 from aegis.audit.witness import apply_witness_choice, host_witness
 from aegis.errors import AegisError, EnvironmentFailure
+from aegis.safe_read import read_capped
 from aegis.workflow import access
-from aegis.workflow.files import read_capped
 
 if TYPE_CHECKING:
     from aegis.config import Config

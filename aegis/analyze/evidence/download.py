@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 from aegis.analyze.run import run_tool
 from aegis.errors import EnvironmentFailure, InputError, TrustError
 from aegis.model import Provenance
-from aegis.workflow.files import open_regular
+from aegis.safe_read import open_regular
 
 MAX_DEB_BYTES = 4 * 1024 * 1024 * 1024
 """Largest .deb Aegis will fetch for inspection."""

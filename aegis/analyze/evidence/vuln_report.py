@@ -23,7 +23,7 @@ from aegis.analyze.apt import parse_source_field
 from aegis.analyze.evidence.vulnerabilities import VulnIndex, is_critical, version_at_least
 from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
 from aegis.errors import EnvironmentFailure, InputError
-from aegis.workflow.files import read_capped
+from aegis.safe_read import read_capped
 
 
 @dataclass(frozen=True)

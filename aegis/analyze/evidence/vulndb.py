@@ -40,7 +40,8 @@ from aegis.analyze.evidence.vulnerabilities import (
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config
 from aegis.errors import EnvironmentFailure, InputError
-from aegis.workflow.files import open_regular, read_capped, write_atomic
+from aegis.safe_read import open_regular, read_capped
+from aegis.workflow.files import write_atomic
 
 
 @dataclass(frozen=True)
