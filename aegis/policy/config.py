@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from aegis.bounds import HEX64_RE as _HEX_KEY_RE
 from aegis.ecosystems.image.names import is_loopback
 from aegis.health.policy import HealthPolicy, parse_health
 from aegis.policy.automation import AutomationPolicy, parse_automation
@@ -231,7 +232,6 @@ _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
                    "vuln_ignore_urgencies", "freeze_after_s", "min_release_age_s"}
 # fmt: on
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
-_HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _parse_source(data: Any, index: int) -> ApprovedSource:

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import HEX64_RE as _HEX_KEY_RE
 from aegis.bounds import MAX_PLAN_BYTES
 from aegis.canonical import loads_strict
 from aegis.errors import InputError, StateError
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 REVIEW_KEY_FILE = "review.pub"
 _PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.canonical import loads_strict
 from aegis.codec import canonical_of, from_dict, to_dict
 from aegis.ed25519 import public_hex, sign_canonical, verify_canonical
@@ -57,7 +58,6 @@ MAX_REVIEW_BYTES = 64 * 1024
 MAX_SUMMARY_CHARS = 600
 """The model's summary is capped (parse.py rejects longer answers)."""
 MAX_REASON_CHARS = 400
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX128 = re.compile(r"^[0-9a-f]{128}$")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 

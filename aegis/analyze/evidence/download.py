@@ -47,6 +47,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from aegis.analyze.run import run_tool
+from aegis.bounds import HEX64_RE as _SHA256
 from aegis.errors import EnvironmentFailure, InputError, TrustError
 from aegis.model import Provenance
 from aegis.safe_read import open_regular
@@ -54,7 +55,6 @@ from aegis.safe_read import open_regular
 MAX_DEB_BYTES = 4 * 1024 * 1024 * 1024
 """Largest .deb Aegis will fetch for inspection."""
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
 _ARCH = re.compile(r"^[a-z0-9-]+$")
