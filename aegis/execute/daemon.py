@@ -414,7 +414,7 @@ def _preload() -> None:
         "aegis.workflow.graph",
         "aegis.workflow.store",
         "aegis.ecosystems",
-        "aegis.workflow.access",
+        "aegis.api",
     ):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
