@@ -46,8 +46,6 @@ from aegis.workflow.access import (
     workflow,
     write_metrics,
 )
-from aegis.workflow.resume import resume_all
-from aegis.workflow.stages import get_stage
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -93,6 +91,8 @@ def cancel(cfg: Config, request_id: str, actor: str, reason: str) -> RequestReco
             it is not cancelled, so nothing pretends the execution id is dead.
         StateError: the request cannot be cancelled from its state (exit 6).
     """
+    from aegis.workflow.stages import get_stage
+
     actor = _actor(actor)
     if not reason.strip():
         raise InputError("a reason is required to cancel")
@@ -135,6 +135,8 @@ def resume(
     list_waiting: bool = True,
 ) -> ResumeReport:
     """Advance every request whose next step is resumable (read-only); see resume.py."""
+    from aegis.workflow.resume import resume_all
+
     return resume_all(
         cfg,
         _actor(actor),

@@ -18,18 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aegis.errors import InputError
-from aegis.standing import CHECKED_STATES, check_standing
-from aegis.workflow.access import (
-    AttachedArtifact,
-    _artifacts,
-    _with_waiting,
-    now_utc,
-    open_store,
-    workflow,
-)
-from aegis.workflow.monitor import stuck_cutoffs, stuck_reason
-from aegis.workflow.records import CorruptStoreError, format_time
-from aegis.workflow.waiting import note_for, waiting_reason
+from aegis.workflow.access import AttachedArtifact, _artifacts, _with_waiting
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -58,7 +47,12 @@ class RequestDetail:
 
 def get_request_detail(cfg: Config, request_id: str, now: datetime | None = None) -> RequestDetail:
     """The request with its verified history, artifacts and place on the graph."""
+    from aegis.workflow.access import now_utc, open_store, workflow
+    from aegis.workflow.monitor import stuck_reason
+    from aegis.workflow.waiting import waiting_reason
+
     wf = workflow()
+    from aegis.standing import check_standing
 
     with open_store(cfg) as store:
         rec, history_list = store.load(request_id)
@@ -104,6 +98,10 @@ def list_requests(
         InputError: unknown state name.
         CorruptStoreError: a row fails its checks and ``corrupt`` is None (exit 4).
     """
+    from aegis.workflow.access import now_utc, open_store, workflow
+    from aegis.workflow.monitor import stuck_cutoffs
+    from aegis.workflow.records import format_time
+
     wf = workflow()
     if state is not None and state not in wf.states:
         raise InputError(f"unknown state {state!r} (states: {', '.join(wf.states)})")
@@ -135,6 +133,10 @@ def _standing(
     Raises:
         CorruptStoreError: one does not, and ``corrupt`` is None (exit 4).
     """
+    from aegis.standing import CHECKED_STATES, check_standing
+    from aegis.workflow.records import CorruptStoreError
+    from aegis.workflow.waiting import note_for
+
     needed = [r for r in found if r.state in CHECKED_STATES or notes is not None]
     histories = store.histories(needed)  # one query for all of them, each chain checked
     kept: list[RequestRecord] = []

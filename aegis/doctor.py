@@ -23,31 +23,11 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from aegis import api
-from aegis.analyze.apt import parse_apt_config_dump
-from aegis.analyze.evidence.sources import resolve_apt_paths
-from aegis.analyze.evidence.verifier import choose_verifier
-from aegis.analyze.run import run_tool
-from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
-from aegis.audit.witness import apply_witness_choice, host_witness
-from aegis.canonical import loads_strict
 from aegis.config import Config, group_gid, group_name, in_group, join_group_hint
-from aegis.errors import AegisError, InputError
-from aegis.execute.status_file import MAX_STATUS_BYTES, SCHEMA, read_trusted, status_path
-from aegis.execute.verify_status import probe_lines, request_verification
-from aegis.oob.baseline import read_baseline
-from aegis.oob.monitor import check as oob_check
-from aegis.review.probe import probe_path
-from aegis.safe_read import read_capped
-from aegis.standing import CHECKED_STATES
-from aegis.unattended.health import unattended_upgrades_active
-from aegis.unattended.run import read_last_run, reboot_state
-from aegis.workflow.files import STATE_DIR_MODE, STORE_SIDE_SUFFIXES
-from aegis.workflow.records import CorruptStoreError
+from aegis.workflow.files import STORE_SIDE_SUFFIXES
 
 Status = Literal["ok", "warn", "fail"]
 TOOLS = ("apt-get", "dpkg", "dpkg-repack")
@@ -219,6 +199,7 @@ def _socket_check(name: str, path: Path) -> Check:
 
 
 def _keys_check(cfg: Config) -> list[Check]:
+    from aegis.audit.verify import default_public_key_path, read_public_key_hex
 
     out = []
     audit_pub = default_public_key_path(cfg.keys_dir)
@@ -253,6 +234,9 @@ def _keys_check(cfg: Config) -> list[Check]:
 
 
 def _audit_check(cfg: Config) -> Check:
+    from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
+    from aegis.audit.witness import apply_witness_choice, host_witness
+    from aegis.errors import InputError
 
     path = cfg.audit_path
     try:
@@ -293,6 +277,11 @@ def _audit_check(cfg: Config) -> Check:
 
 def _probe_check(cfg: Config) -> Check:
     """The last ``aegis review --probe`` result: whether reviews from the model count."""
+    from aegis.canonical import loads_strict
+    from aegis.errors import AegisError
+    from aegis.review.probe import probe_path
+    from aegis.safe_read import read_capped
+
     path = probe_path(cfg)
     if not path.exists():
         return Check("review probe", "warn", "never probed (run: aegis review --probe)")
@@ -318,6 +307,11 @@ def _standing_check(cfg: Config) -> Check:
     Only the states a person acts on (aegis.standing.CHECKED_STATES) are read, so the
     check stays cheap on a store with many finished requests.
     """
+    from aegis import api
+    from aegis.errors import AegisError
+    from aegis.standing import CHECKED_STATES
+    from aegis.workflow.records import CorruptStoreError
+
     if not cfg.store_path.exists():
         return Check("requests", "ok", "no store yet")
     corrupt: list[CorruptStoreError] = []
@@ -341,6 +335,9 @@ def _verifying_check(cfg: Config) -> Check:
     ``verifying`` is normal until its deadline (aegisd keeps or restores it by itself);
     a request left ``rolling_back`` or ``rollback_failed`` needs an operator at dpkg.
     """
+    from aegis import api
+    from aegis.errors import AegisError
+
     if not cfg.store_path.exists():
         return Check("verifications", "ok", "no store yet")
     try:
@@ -368,6 +365,8 @@ def _verifying_check(cfg: Config) -> Check:
 
 def _last_probes(cfg: Config, requests: list[tuple[str, str]]) -> str:
     """The probes aegisd last ran for these requests (kept across its restarts), or ""."""
+    from aegis.execute.verify_status import probe_lines, request_verification
+
     said = []
     for rid, state in requests:
         v = request_verification(cfg, rid, state)
@@ -378,6 +377,10 @@ def _last_probes(cfg: Config, requests: list[tuple[str, str]]) -> str:
 
 def _status_check(cfg: Config) -> Check:
     """The status aegisd publishes for the monitor: present, aegisd's own, parseable."""
+    from aegis.canonical import loads_strict
+    from aegis.errors import AegisError
+    from aegis.execute.status_file import MAX_STATUS_BYTES, SCHEMA, read_trusted, status_path
+
     path = status_path(cfg)
     try:
         os.stat(path)
@@ -398,6 +401,9 @@ def _status_check(cfg: Config) -> Check:
 
 def _unattended_checks(cfg: Config) -> list[Check]:
     """Report apt's unattended-upgrades beside Aegis (a bypass), a reboot, the last pass."""
+    from aegis.unattended.health import unattended_upgrades_active
+    from aegis.unattended.run import read_last_run, reboot_state
+
     out = []
     active, why = unattended_upgrades_active(cfg)
     out.append(
@@ -429,8 +435,12 @@ def _unattended_checks(cfg: Config) -> list[Check]:
 
 def _out_of_band_check(cfg: Config) -> Check:
     """Package changes that bypassed aegisd: pending, or recorded in the last week."""
+    from datetime import UTC, datetime, timedelta
+
+    from aegis.oob.monitor import check
+
     name = "out-of-band changes"
-    report = oob_check(cfg, record=False)
+    report = check(cfg, record=False)
     if report.status == "no-baseline":
         return Check(name, "warn", report.detail)
     if report.status == "pending":
@@ -440,6 +450,7 @@ def _out_of_band_check(cfg: Config) -> Check:
             f"{len(report.pending)} change(s) bypassed aegisd, not yet recorded "
             "(aegis drift; the next monitor pass records them)",
         )
+    from aegis.oob.baseline import read_baseline
 
     baseline = read_baseline(cfg)
     last = baseline.last_finding_at if baseline else None
@@ -479,6 +490,7 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
         checks.append(_guarded("verifications", lambda: _verifying_check(cfg)))
     checks.append(_guarded("review probe", lambda: _probe_check(cfg)))
     group = group_name()
+    from aegis.workflow.files import STATE_DIR_MODE
 
     checks.append(_mode_check("state dir", cfg.state_dir, STATE_DIR_MODE, group, host=host))
     checks.append(_mode_check("aegisd dir", cfg.aegisd_dir, 0o700, None, host=host))
@@ -509,6 +521,11 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
 
 def _verifier_check(cfg: Config) -> Check:
     """The Release signature verifier and policy this host's apt uses (and so Aegis)."""
+    from aegis.analyze.apt import parse_apt_config_dump
+    from aegis.analyze.evidence.sources import resolve_apt_paths
+    from aegis.analyze.evidence.verifier import choose_verifier
+    from aegis.analyze.run import run_tool
+
     dump = run_tool(["/usr/bin/apt-config", "dump"], apt_config=cfg.apt_config, timeout_s=30.0)
     if not dump.ok:
         return Check("signature verifier", "fail", f"apt-config dump failed: {dump.stderr[:200]}")

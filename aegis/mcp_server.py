@@ -27,28 +27,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
-import anyio
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.stdio import stdio_server
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
-from aegis import api, api_agent
-from aegis.agent_text import agent_view
-from aegis.analyze.names import parse_target
-from aegis.api_outcome import Outcome
-from aegis.cli.shell import permission_failure
-from aegis.config import load_config
-from aegis.errors import AegisError, InputError, exit_label
-from aegis.guard.check import check_command_line
-from aegis.guard.report import refusal, verdict_json
+from aegis import api_agent
+from aegis.errors import AegisError, InputError
 from aegis.mcp_schemas import (
     AuditDoc,
     DoctorDoc,
@@ -61,9 +49,6 @@ from aegis.mcp_schemas import (
     SourcesDoc,
     VerdictDoc,
 )
-from aegis.text import inert_block
-from aegis.workflow.records import check_id
-from aegis.workflow.shipped import shipped_path
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -113,6 +98,8 @@ TOOLS: dict[str, str] = {
 
 
 def _exit_meta(error: AegisError) -> dict[str, Any]:
+    from aegis.errors import exit_label
+    from aegis.text import inert_block
 
     return {
         "aegis/exit_code": error.exit_code,
@@ -122,6 +109,10 @@ def _exit_meta(error: AegisError) -> dict[str, Any]:
 
 
 def _tool_error(error: AegisError) -> Exception:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from aegis.errors import exit_label
+    from aegis.text import inert_block
 
     text = inert_block(error.diagnostics(), max_chars=4000)
     return ToolError(f"exit {error.exit_code} ({exit_label(error.exit_code)}): {text}")
@@ -129,6 +120,10 @@ def _tool_error(error: AegisError) -> Exception:
 
 def _result(out: Outcome) -> CallToolResult:
     """The tool result for a CLI document: structured = the document; text = its JSON."""
+    from mcp.types import TextContent
+
+    from aegis.agent_text import agent_view
+
     doc = agent_view(out.doc)
     content = [TextContent(type="text", text=json.dumps(doc, indent=2, sort_keys=True))]
     meta = None
@@ -146,17 +141,24 @@ def _result(out: Outcome) -> CallToolResult:
 
 def _call(fn: Callable[[Config], Outcome]) -> CallToolResult:
     """Run one tool body with the CLI's configuration; errors become tool errors."""
+    from aegis.config import load_config
+
     try:
         return _result(fn(load_config()))
     except AegisError as e:
         raise _tool_error(e) from e
     except PermissionError as e:
         # As the CLI: a path this user may not read is exit 7 with the way out.
+        from aegis.cli.shell import permission_failure
+
         raise _tool_error(permission_failure(e)) from e
 
 
 def _plan_path(cfg: Config, plan: str) -> Path:
     """A plan file path, or the plan file of a request id (what the agent has at hand)."""
+    from aegis import api
+    from aegis.workflow.records import check_id
+
     if plan.startswith("r-") and "/" not in plan:
         found = api.latest_artifact(cfg, check_id(plan, "request id"), "plan")
         if found is None or found[0].path is None:
@@ -210,6 +212,9 @@ PlanArg = Annotated[
 
 def build_server() -> MCPServer:
     """The server with its tools, resources and prompt (nothing runs until it is served)."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import ToolAnnotations
+
     server: MCPServer = MCPServer("aegis", instructions=INSTRUCTIONS, log_level="WARNING")
     # Tools that record a request or its steps write files, so they are not read-only;
     # none of them is destructive: nothing a tool does changes a package.
@@ -346,10 +351,16 @@ def build_server() -> MCPServer:
 
 
 def _rules(rule_id: str | None) -> Outcome:
-    return Outcome({"rules": api_agent.explain_rule(rule_id)})
+    from aegis.api_agent import explain_rule
+    from aegis.api_outcome import Outcome
+
+    return Outcome({"rules": explain_rule(rule_id)})
 
 
 def _guard(command: str) -> Outcome:
+    from aegis.api_outcome import Outcome
+    from aegis.guard.check import check_command_line
+    from aegis.guard.report import refusal, verdict_json
 
     verdict = check_command_line(command)
     return Outcome(verdict_json(verdict), None if verdict.allowed else refusal(verdict))
@@ -365,10 +376,15 @@ def _resources(server: MCPServer) -> None:
         mime_type="text/markdown",
     )
     def agents_doc() -> str:
+        from aegis.workflow.shipped import shipped_path
 
         return shipped_path("docs", "agents.md", is_dir=False).read_text(encoding="utf-8")
 
     def artifact(request_id: str, kind: str) -> str:
+        from aegis import api
+        from aegis.agent_text import agent_view
+        from aegis.config import load_config
+        from aegis.workflow.records import check_id
 
         try:
             found = api.latest_artifact(load_config(), check_id(request_id, "request id"), kind)
@@ -403,6 +419,8 @@ def _resources(server: MCPServer) -> None:
         mime_type="application/json",
     )
     def history_resource(request_id: str) -> str:
+        from aegis.agent_text import agent_view
+        from aegis.config import load_config
 
         try:
             doc = api_agent.show_request(load_config(), request_id).doc
@@ -415,6 +433,7 @@ def _resources(server: MCPServer) -> None:
         description="The operator contract's test prompt: plan, review, decide, report.",
     )
     def agent_test(package: Annotated[str, Field(max_length=256)] = "nginx") -> str:
+        from aegis.analyze.names import parse_target
 
         try:
             parse_target(package)
@@ -457,6 +476,11 @@ class _BoundedLines(io.TextIOBase):
 
 def serve() -> None:
     """Serve on stdin/stdout until the client closes stdin."""
+    import os
+
+    import anyio
+    from mcp.server.stdio import stdio_server
+
     server = build_server()
     # The wire gets private copies of fds 0 and 1; the process's own stdin reads
     # /dev/null and its stdout goes to stderr, so nothing a tool (or apt below it) prints
@@ -484,6 +508,7 @@ def serve() -> None:
 
 def tool_listing() -> list[dict[str, Any]]:
     """The tools as a client lists them (``aegis mcp --list-tools``)."""
+    import anyio
 
     async def listed() -> list[dict[str, Any]]:
         tools = await build_server().list_tools()

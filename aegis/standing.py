@@ -27,14 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from aegis.errors import AegisError, InputError
-from aegis.policy.engine import evaluate
-from aegis.policy.result import Effect, result_from_bytes
-from aegis.policy.review_gate import parse_review
-from aegis.policy.run import load_policy, parse_plan_bytes
-from aegis.sign.checks import check_signature
-from aegis.sign.execution_plan import parse_execution_plan
-from aegis.sign.files import SIGNERS_DIR, trusted_keys
+from aegis.errors import AegisError
 from aegis.workflow.records import CorruptStoreError
 
 if TYPE_CHECKING:
@@ -79,6 +72,10 @@ def check_standing(
 
 
 def _check(cfg: Config, store: Store, rec: RequestRecord, history: list[HistoryRecord]) -> None:
+    from aegis.policy.engine import evaluate
+    from aegis.policy.result import Effect, result_from_bytes
+    from aegis.policy.review_gate import parse_review
+    from aegis.policy.run import load_policy, parse_plan_bytes
 
     plan_found = _latest(store, history, "plan")
     policy_found = _latest(store, history, "policy")
@@ -121,6 +118,9 @@ def _check_signed(
     plan_digest: str,
     policy: str,
 ) -> None:
+    from aegis.sign.checks import check_signature
+    from aegis.sign.execution_plan import parse_execution_plan
+    from aegis.sign.files import SIGNERS_DIR, trusted_keys
 
     found = _latest(store, history, "execution-plan")
     if found is None:
@@ -143,5 +143,6 @@ def _as_datetime(text: str) -> datetime:
 
 
 def _bad_time(text: str) -> AegisError:
+    from aegis.errors import InputError
 
     return InputError(f"not a timestamp: {text[:40]!r}")

@@ -27,17 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import AegisError
 from aegis.oob.baseline import Baseline, read_baseline, write_baseline
 from aegis.oob.findings import Finding, current_state, host_files, name_changes, read_status
 from aegis.oob.logs import apt_runs_since, events_since
-from aegis.policy.load import load_policy_config
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -56,6 +53,9 @@ def _now() -> str:
 
 def expect_unattended(cfg: Config) -> bool:
     """Whether policy marks unattended-upgrades' own changes as expected."""
+    from aegis.errors import AegisError
+    from aegis.policy.load import load_policy_config
+
     try:
         policy = load_policy_config(cfg.policy_path)
     except AegisError:
@@ -207,6 +207,10 @@ def own_run_window(d: Aegisd) -> Iterator[None]:
     A failure here never stops or fails a run: it is logged, and the next pass finds
     whatever was not recorded, since the baseline did not move.
     """
+    import sys
+
+    from aegis.errors import AegisError
+
     try:
         record_findings(d)
     except (OSError, AegisError) as e:

@@ -14,18 +14,10 @@ Example:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from aegis.canonical import canonical_bytes
-from aegis.codec import to_dict
-from aegis.review.client import chat, endpoint_label, list_models
-from aegis.review.parse import Rejected, parse_answer, parse_envelope
-from aegis.review.service import API_KEY_ENV
-from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -64,6 +56,12 @@ class ProbeResult:
 
 def probe(cfg: Config, now: datetime) -> ProbeResult:
     """Probe the configured endpoint (see the module doc)."""
+    import os
+
+    from aegis.review.client import chat, endpoint_label, list_models
+    from aegis.review.parse import Rejected, parse_answer, parse_envelope
+    from aegis.review.service import API_KEY_ENV
+
     key = os.environ.get(API_KEY_ENV) or None
     label = endpoint_label(cfg.ai_base_url)
     at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -114,5 +112,9 @@ def probe_path(cfg: Config) -> Path:
 
 def record_probe(cfg: Config, result: ProbeResult) -> Path:
     """Write the probe's result for ``aegis doctor`` (canonical JSON, atomic)."""
+    from aegis.canonical import canonical_bytes
+    from aegis.codec import to_dict
+    from aegis.workflow.files import write_atomic
+
     doc = {**to_dict(result), "ok": result.ok}
     return write_atomic(probe_path(cfg), canonical_bytes(doc), host_install=cfg.home is None)

@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 
 from aegis.config import Config
-from aegis.unattended.run import read_last_run, reboot_state
 
 _PERIODIC_RE = re.compile(r'APT::Periodic::Unattended-Upgrade\s+"([^"]*)"')
 TIMER_WANTS = (
@@ -50,6 +49,8 @@ def unattended_upgrades_active(cfg: Config) -> tuple[bool, str]:
 
 def metrics_text(cfg: Config) -> str:
     """``aegis_reboot_required`` and the last unattended pass, for the monitor's file."""
+    from aegis.unattended.run import read_last_run, reboot_state
+
     needed, _ = reboot_state(cfg)
     lines = [
         "# HELP aegis_reboot_required 1 when /run/reboot-required exists (Aegis never reboots).",

@@ -34,25 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aegis import api
-from aegis.analyze.plan import analyze_apt
-from aegis.api import open_store, workflow
-from aegis.canonical import canonical_bytes
 from aegis.config import Config
-from aegis.ed25519 import public_hex
-from aegis.execute.service import apply
-from aegis.model import Intent, Operation, Tool
-from aegis.policy.load import load_policy_config
-from aegis.policy.run import decide
-from aegis.review.service import run_review
-from aegis.sign.keys import load_signing_key
-from aegis.sign.service import sign_request
-from aegis.unattended.scope import SIGNER_ID, out_of_scope
-from aegis.unattended.trust import automation_key_path
-from aegis.workflow.files import write_atomic
-from aegis.workflow.records import CorruptStoreError, format_time
-from aegis.workflow.store import Move
-from aegis.workflow.waiting import NOTE_TRIGGER, delta_digest, waiting_delta, waiting_facts
 
 ACTOR = "automation"
 LAST_RUN = "last-run.json"
@@ -110,6 +92,8 @@ def read_last_run(cfg: Config) -> dict[str, Any] | None:
 
 
 def _write_last_run(cfg: Config, report: RunReport) -> None:
+    from aegis.canonical import canonical_bytes
+    from aegis.workflow.files import write_atomic
 
     path = last_run_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +117,15 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
 
 def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, str | None]:
     """The pass, and the digest of its delta (None when no request was made)."""
+    from aegis import api
+    from aegis.analyze.plan import analyze_apt
+    from aegis.model import Intent, Operation, Tool
+    from aegis.policy.load import load_policy_config
+    from aegis.policy.run import decide
+    from aegis.review.service import run_review
+    from aegis.unattended.scope import out_of_scope
+    from aegis.workflow.waiting import delta_digest
+
     policy = load_policy_config(cfg.policy_path)
     if policy.automation is None or not policy.automation.enabled:
         return RunReport("disabled", "automation is not enabled in policy ([automation])"), None
@@ -188,6 +181,11 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, st
 
 def _leave_waiting(cfg: Config, rid: str, reasons: list[str], delta: str, now: datetime) -> None:
     """Append the note that shows the request as waiting for a human (workflow/waiting.py)."""
+    from aegis.api import open_store, workflow
+    from aegis.workflow.records import format_time
+    from aegis.workflow.store import Move
+    from aegis.workflow.waiting import NOTE_TRIGGER, waiting_facts
+
     digest = workflow().digest
     facts = waiting_facts(reasons, delta)
     with open_store(cfg) as store:
@@ -204,6 +202,10 @@ def _supersede(cfg: Config, rid: str, delta: str) -> list[str]:
     One waiting request per delta, the newest (its plan is bound to today's state): a
     request a human has acted on since (an approval, anything after the note) is left.
     """
+    from aegis import api
+    from aegis.workflow.records import CorruptStoreError
+    from aegis.workflow.waiting import waiting_delta
+
     olds: list[str] = []
     with api.open_store(cfg) as store:
         # Rows failing their checks are not ours to cancel; doctor and requests name them.
@@ -222,6 +224,12 @@ def _supersede(cfg: Config, rid: str, delta: str) -> list[str]:
 
 
 def _sign_and_apply(cfg: Config, plan_path: Path, now: datetime, socket: Path | None) -> Path:
+    from aegis.ed25519 import public_hex
+    from aegis.execute.service import apply
+    from aegis.sign.keys import load_signing_key
+    from aegis.sign.service import sign_request
+    from aegis.unattended.scope import SIGNER_ID
+    from aegis.unattended.trust import automation_key_path
 
     key_path = automation_key_path(cfg)
     signed = sign_request(

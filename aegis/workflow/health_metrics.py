@@ -39,19 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.analyze import apt as aptparse
-from aegis.analyze.apt_runner import APT_CONFIG_BIN, AptRunner
-from aegis.analyze.evidence.release import release_body, release_date
-from aegis.analyze.evidence.repositories import find_release_files
-from aegis.analyze.evidence.sources import resolve_apt_paths
-from aegis.analyze.evidence.vulndb import load_index
-from aegis.analyze.state import configured_entries
-from aegis.audit.journal import read_status, status_path_for
-from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
-from aegis.audit.witness import apply_witness_choice, host_witness
-from aegis.errors import AegisError, EnvironmentFailure
-from aegis.safe_read import read_capped
-from aegis.workflow import access
+from aegis.errors import AegisError
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -118,6 +106,10 @@ def apply_lines(outcomes: Iterable[tuple[str, str, str]]) -> list[str]:
 
 def audit_lines(cfg: Config, now: float) -> list[str]:
     """Verify the audit log like ``aegis audit verify``; count journal failures."""
+    from aegis.audit.journal import read_status, status_path_for
+    from aegis.audit.verify import default_public_key_path, read_public_key_hex, verify
+    from aegis.audit.witness import apply_witness_choice, host_witness
+
     if not cfg.audit_path.exists():
         return []
     ok, problems = 0, 0
@@ -162,6 +154,8 @@ def audit_lines(cfg: Config, now: float) -> list[str]:
 
 def vulndb_lines(cfg: Config) -> list[str]:
     """When the vulnerability index was imported, and when its data was fetched."""
+    from aegis.analyze.evidence.vulndb import load_index
+
     try:
         index = load_index(cfg)
     except AegisError as e:
@@ -185,6 +179,15 @@ def vulndb_lines(cfg: Config) -> list[str]:
 
 def _release_dates(cfg: Config) -> list[tuple[str, str, float]]:
     """(uri, suite, Release Date) of each configured source whose lists apt holds."""
+    from aegis.analyze import apt as aptparse
+    from aegis.analyze.apt_runner import APT_CONFIG_BIN, AptRunner
+    from aegis.analyze.evidence.release import release_body, release_date
+    from aegis.analyze.evidence.repositories import find_release_files
+    from aegis.analyze.evidence.sources import resolve_apt_paths
+    from aegis.analyze.state import configured_entries
+    from aegis.errors import EnvironmentFailure
+    from aegis.safe_read import read_capped
+
     dump = AptRunner(cfg).run(APT_CONFIG_BIN, "dump", cache=False)
     if not dump.ok:
         raise EnvironmentFailure(f"apt-config dump failed: {dump.stderr.strip()[-300:]}")
@@ -261,6 +264,8 @@ def rollback_lines(counts: Iterable[tuple[str, str, int]], failed: int) -> list[
 
 def health_text(cfg: Config, now: float | None = None) -> str:
     """Every part above, as complete Prometheus lines."""
+    from aegis.workflow import access
+
     when = time.time() if now is None else now
     lines: list[str] = []
     try:

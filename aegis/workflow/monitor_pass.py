@@ -24,20 +24,11 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from aegis.errors import AegisError
-from aegis.execute.status_file import audit_failures as read_audit_failures
-from aegis.oob.monitor import OobReport, check, metrics_text
-from aegis.unattended.health import metrics_text as unattended_metrics
-from aegis.workflow import access
-from aegis.workflow.health_metrics import health_text
-from aegis.workflow.resume import REVIEWER_UNREACHABLE, resume_all
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -136,6 +127,10 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
     Raises:
         AegisError: the store cannot be opened or the metrics cannot be written.
     """
+    from aegis.workflow import access
+    from aegis.workflow.health_metrics import health_text
+    from aegis.workflow.resume import REVIEWER_UNREACHABLE, resume_all
+
     start = time.monotonic()
     reviewer, detail = probe_reviewer(cfg)
     down = detail if reviewer == "unreachable" else None
@@ -145,26 +140,35 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
         late = [i for i in report.items if i.condition == REVIEWER_UNREACHABLE]
         if late:  # it accepted the probe, then failed a review
             reviewer, detail = "unreachable", late[0].detail
+    from aegis.errors import AegisError
+    from aegis.oob.monitor import check, metrics_text
 
     try:
         oob = check(cfg)
     except (OSError, AegisError) as e:  # the out-of-band check never fails the pass
+        from aegis.oob.monitor import OobReport
+
         oob = OobReport("no-baseline", f"out-of-band check failed: {e}")
     if oob.status == "pending":  # one line for the journal: the changes wait for aegisd
+        import sys
+
         sys.stderr.write(f"aegis monitor: {len(oob.pending)} out-of-band change(s): {oob.detail}\n")
     ok = not report.failed
     health = health_text(cfg)  # never fails the pass: a part it cannot read is left out
     path = cfg.metrics_dir / "aegis.prom"
     last = time.time() if ok else previous_success(path)
     duration = time.monotonic() - start
+    from aegis.execute.status_file import audit_failures
+
     extra = pass_metrics_text(
         last_success=last,
         duration_s=duration,
         ok=ok,
         reviewer=reviewer,
-        audit_failures=read_audit_failures(cfg),
+        audit_failures=audit_failures(cfg),
     )
     extra += health
+    from aegis.unattended.health import metrics_text as unattended_metrics
 
     extra += metrics_text(oob) + unattended_metrics(cfg)
     path = access.write_metrics(cfg, now, extra=extra)

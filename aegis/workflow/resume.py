@@ -26,13 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aegis.errors import AegisError, EnvironmentFailure, InputError, StageUnavailableError
-from aegis.execute.stage import has_verification, verification_step
-from aegis.standing import CHECKED_STATES, check_standing
-from aegis.standing import CHECKED_STATES as STANDING_CHECKED
-from aegis.workflow.access import _advance, open_store, workflow
-from aegis.workflow.records import ID_PATTERN, CorruptStoreError, check_id, format_time
-from aegis.workflow.stages import available, get_stage
+from aegis.errors import AegisError, EnvironmentFailure, StageUnavailableError
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -127,6 +121,7 @@ def _latest(store: Store, rec: RequestRecord, kind: str) -> bytes | None:
 
 
 def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> StageOutcome | None:
+    from aegis.workflow.stages import get_stage
 
     if rec.state == "applying":
         status = get_stage("executor_status", cfg)
@@ -135,6 +130,7 @@ def _run_stage(cfg: Config, store: Store, rec: RequestRecord, now: datetime) -> 
     if rec.state in ("applied", "verifying", "rolling_back"):
         # Health probes: aegisd's verifier decides; an applied request whose signed plan
         # carries a verification is never audited before it (aegis/execute/verifier.py).
+        from aegis.execute.stage import has_verification, verification_step
 
         signed = _latest(store, rec, "execution-plan")
         if rec.state != "applied" or has_verification(signed):
@@ -190,6 +186,8 @@ def _decided_by_state(
     Waiting for a human, or for a reviewer known to be down: nothing is read or written,
     so a store of 100,000 requests passes in well under the monitor's 2 s budget.
     """
+    from aegis.workflow.stages import available
+
     stage_name = _STAGE_FOR_STATE.get(state)
     if state != "applying" and not any(t.resumable for t in wf.exits(state)):
         return _waiting(request_id, state)
@@ -210,6 +208,8 @@ def _resume_one(
     now: datetime,
     reviewer_down: str | None = None,
 ) -> ResumeItem:
+    from aegis.workflow.access import _advance
+    from aegis.workflow.records import format_time
 
     resumable = [t for t in wf.exits(rec.state) if t.resumable]
     waiting = _waiting(rec.id, rec.state)
@@ -278,6 +278,9 @@ def _get_listed(store: Store, request_id: str) -> RequestRecord:
     That id is store content, not the user's input: one that is not a valid id is a
     corrupted row (exit 4, as ``aegis requests`` reports it), not a typo (exit 3).
     """
+    from aegis.errors import InputError
+    from aegis.workflow.records import CorruptStoreError, check_id
+
     try:
         check_id(request_id)
     except InputError as e:
@@ -296,6 +299,8 @@ def _check_standing(cfg: Config, store: Store, rec: RequestRecord) -> None:
     ``denied -> policy`` row would otherwise read "waiting for aegisctl sign". Steps that
     only make a request stricter (expire) still run from such a state.
     """
+    from aegis.standing import CHECKED_STATES, check_standing
+
     if rec.state in CHECKED_STATES:
         check_standing(cfg, store, rec, store.load(rec.id)[1])
 
@@ -320,6 +325,10 @@ def resume_all(
             for the unreachable reviewer); when false they are only counted, with one
             query, so the monitor's pass stays fast over a large backlog.
     """
+    from aegis.standing import CHECKED_STATES as STANDING_CHECKED
+    from aegis.workflow.access import open_store, workflow
+    from aegis.workflow.records import ID_PATTERN
+
     wf = workflow()
     items: list[ResumeItem] = []
     open_states = [name for name, spec in wf.states.items() if not spec.terminal]
