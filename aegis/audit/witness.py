@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aegis.audit.report import Problem
-from aegis.execute.settings import configured_witness_file
 
 if TYPE_CHECKING:
     from aegis.audit.report import VerifyReport
@@ -79,6 +78,10 @@ def probe(path: Path | None) -> WitnessChoice:
 
 def host_witness(cfg: Config) -> WitnessChoice:
     """The witness aegisd writes (aegisd.toml ``witness_file``), probed for this user."""
+    # noqa reason: aegisd's settings load its key directories' readers; `aegis audit verify`
+    # and doctor import this module without asking for the host's witness.
+    from aegis.execute.settings import configured_witness_file  # noqa: PLC0415
+
     return probe(configured_witness_file(cfg))
 
 

@@ -20,8 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from debian.deb822 import Deb822
-
 _FPR_RE = re.compile(r"^[0-9A-Fa-f]{16,40}!?$")
 
 
@@ -137,6 +135,8 @@ def parse_one_line(text: str, file: str) -> list[SourceEntry]:
 
 def parse_deb822(text: str, file: str) -> list[SourceEntry]:
     """Parse a deb822 ``.sources`` file with python-debian."""
+    from debian.deb822 import Deb822  # noqa: PLC0415 - deb822 takes ~60 ms to import: only when a file is parsed
+
     out: list[SourceEntry] = []
     for para in Deb822.iter_paragraphs(io.StringIO(text)):
         fields = {k.lower(): v for k, v in para.items()}

@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian.deb822 import Deb822
-
 from aegis.analyze.apt import parse_source_field
 from aegis.analyze.evidence.vulnerabilities import VulnIndex, is_critical, version_at_least
 from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
@@ -56,6 +54,8 @@ def parse_status(text: str) -> list[Installed]:
     Raises:
         InputError: the text is not a dpkg status file.
     """
+    from debian.deb822 import Deb822  # noqa: PLC0415 - deb822 takes ~60 ms to import: only when a file is parsed
+
     out: list[Installed] = []
     try:
         for para in Deb822.iter_paragraphs(text.splitlines()):
