@@ -78,7 +78,7 @@ def probe(path: Path | None) -> WitnessChoice:
 
 def host_witness(cfg: Config) -> WitnessChoice:
     """The witness aegisd writes (aegisd.toml ``witness_file``), probed for this user."""
-    # noqa reason: aegisd's settings load its key directories' readers; `aegis audit verify`
+    # Lazy: aegisd's settings load its key directories' readers; `aegis audit verify`
     # and doctor import this module without asking for the host's witness.
     from aegis.execute.settings import configured_witness_file  # noqa: PLC0415
 
