@@ -19,13 +19,13 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.agent_text import agent_view, marked
 from aegis.api_audit import audit_verify
+from aegis.api_outcome import Outcome
 from aegis.errors import AegisError, EnvironmentFailure, InputError
 
 if TYPE_CHECKING:
@@ -50,16 +50,6 @@ def plannable() -> dict[str, Planning]:
     from aegis.model import Tool
 
     return {tool.value: for_tool(tool).planning for tool in Tool}
-
-
-@dataclass
-class Outcome:
-    """A ``--json`` document and the error the CLI exits with after printing it."""
-
-    doc: dict[str, Any]
-    error: AegisError | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    """What the CLI's human rendering needs besides the document."""
 
 
 class AnalysisFailedError(InputError):

@@ -13,7 +13,7 @@ from aegis.agent_text import agent_view
 from aegis.errors import AegisError, EnvironmentFailure, InputError
 
 if TYPE_CHECKING:
-    from aegis.api_agent import Outcome
+    from aegis.api_outcome import Outcome
     from aegis.audit.witness import WitnessChoice
     from aegis.config import Config
 
@@ -75,7 +75,7 @@ def audit_verify(
             "unchecked",
             hint=_witness_hint(),
         )
-    from aegis.api_agent import Outcome
+    from aegis.api_outcome import Outcome
 
     return Outcome(doc, error, {"report": report, "shown": shown, "status": status})
 

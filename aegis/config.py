@@ -16,13 +16,14 @@ Example:
 
 from __future__ import annotations
 
+import grp
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aegis.errors import InputError
+from aegis.errors import EnvironmentFailure, InputError
 from aegis.toml_doc import load_toml
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -174,8 +175,6 @@ def _read_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except PermissionError as e:
-        from aegis.errors import EnvironmentFailure
-
         raise EnvironmentFailure(
             f"cannot read config {path}: {e.strerror}",
             hint=None if in_group(group_gid()) else join_group_hint(),
@@ -321,8 +320,6 @@ def group_name(env: Mapping[str, str] | None = None) -> str:
 
 def group_gid(env: Mapping[str, str] | None = None) -> int | None:
     """The gid of :func:`group_name`, or None when no such group exists (a dev box)."""
-    import grp
-
     name = group_name(env)
     if name.isdigit():
         return int(name)

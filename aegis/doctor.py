@@ -280,7 +280,7 @@ def _probe_check(cfg: Config) -> Check:
     from aegis.canonical import loads_strict
     from aegis.errors import AegisError
     from aegis.review.probe import probe_path
-    from aegis.workflow.files import read_capped
+    from aegis.safe_read import read_capped
 
     path = probe_path(cfg)
     if not path.exists():

@@ -53,7 +53,7 @@ from aegis.mcp_schemas import (
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from aegis.api_agent import Outcome
+    from aegis.api_outcome import Outcome
     from aegis.config import Config
 
 MAX_FRAME = 4 * 1024 * 1024
@@ -351,13 +351,14 @@ def build_server() -> MCPServer:
 
 
 def _rules(rule_id: str | None) -> Outcome:
-    from aegis.api_agent import Outcome, explain_rule
+    from aegis.api_agent import explain_rule
+    from aegis.api_outcome import Outcome
 
     return Outcome({"rules": explain_rule(rule_id)})
 
 
 def _guard(command: str) -> Outcome:
-    from aegis.api_agent import Outcome
+    from aegis.api_outcome import Outcome
     from aegis.guard.check import check_command_line
     from aegis.guard.report import refusal, verdict_json
 

@@ -22,6 +22,7 @@ from typing import Any, NewType
 
 from aegis.canonical import sha256_hex
 from aegis.codec import OMIT_DEFAULT, canonical_of, from_dict, to_dict
+from aegis.errors import InputError
 from aegis.health.spec import Probe
 
 _OMIT: dict[str, bool] = {OMIT_DEFAULT: True}
@@ -509,8 +510,6 @@ def plan_from_dict(data: Any) -> Plan:
     Raises:
         InputError: wrong schema version, unknown or missing keys, wrong types.
     """
-    from aegis.errors import InputError
-
     if not isinstance(data, dict) or data.get("schema_version") != PLAN_SCHEMA:
         raise InputError(f"not an Aegis plan (schema_version must be {PLAN_SCHEMA!r})")
     return from_dict(Plan, data)

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_STATUS_BYTES = 256 * 1024 * 1024
-"""dpkg's status file on a large host is a few MB; far past that is not a status file."""
+from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
+from aegis.errors import AegisError
+from aegis.safe_read import read_capped
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,6 @@ def scan_status(text: str) -> StatusFacts:
 
 def read_status_facts(path: Path) -> StatusFacts:
     """Scan the status file at ``path``; an absent or unreadable one has no facts."""
-    from aegis.errors import AegisError
-    from aegis.workflow.files import read_capped
-
     try:
         data = read_capped(path, MAX_STATUS_BYTES, "dpkg status")
     except AegisError:

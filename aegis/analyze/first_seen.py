@@ -27,7 +27,9 @@ from datetime import UTC, datetime
 
 from aegis.config import Config
 from aegis.errors import AegisError
+from aegis.execute.sightings import record_as_root
 from aegis.model import Action, FirstSeen, PackageChange, Repository
+from aegis.workflow import access
 
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 
@@ -64,17 +66,15 @@ def record_first_seen(
     )
     if not wanted:
         return ()
-    from aegis.execute.sightings import record_as_root
 
     # Root's own record is what aegisd trusts (the store below is group-writable).
     record_as_root(cfg, wanted, repositories, now)
     if not _plain_or_absent(cfg):
         return ()
-    from aegis import api
 
     stamp = _time(now)
     try:
-        with api.open_store(cfg) as store:
+        with access.open_store(cfg) as store:
             conn = store.conn
             conn.execute("BEGIN IMMEDIATE")
             try:

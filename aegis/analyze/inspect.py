@@ -25,7 +25,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from aegis.analyze.evidence.contents import inspect_deb, installed_scripts
+from aegis.analyze.evidence.download import (
+    DebHashMismatchError,
+    cache_path,
+    fetched_private,
+    private_dir,
+)
+from aegis.analyze.evidence.scripts import scan_script
+from aegis.analyze.evidence.vulndb import load_index
+from aegis.analyze.evidence.vulnerabilities import match
 from aegis.config import Config
+from aegis.errors import AegisError
 from aegis.model import Action, Finding, PackageChange, Provenance, Signal, Vulnerability
 
 _COMPARE = (Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
@@ -58,15 +69,6 @@ def inspect_contents(
     timeout_s: float,
 ) -> ContentResult:
     """Fetch and scan every package of ``provenance`` (concurrently)."""
-    from aegis.analyze.evidence.contents import inspect_deb
-    from aegis.analyze.evidence.download import (
-        DebHashMismatchError,
-        cache_path,
-        fetched_private,
-        private_dir,
-    )
-    from aegis.errors import AegisError
-
     by_name = {c.name: c for c in changes}
 
     def one(p: Provenance) -> tuple[Provenance, list[Finding], Signal | None]:
@@ -141,9 +143,6 @@ def installed_script_findings(
     changes: Sequence[PackageChange], info_dir: Path
 ) -> tuple[Finding, ...]:
     """Rule findings over the installed scripts the delta makes dpkg run (no download)."""
-    from aegis.analyze.evidence.contents import installed_scripts
-    from aegis.analyze.evidence.scripts import scan_script
-
     out: list[Finding] = []
     for c in changes:
         wanted = _OLD_SCRIPTS_RUN.get(c.action, ())
@@ -158,9 +157,6 @@ def installed_script_findings(
 
 def _load_vulndb(cfg: Config) -> tuple[Any, str | None]:
     """(index or None, problem): via :func:`aegis.analyze.evidence.vulndb.load_index`."""
-    from aegis.analyze.evidence.vulndb import load_index
-    from aegis.errors import AegisError
-
     try:
         return load_index(cfg), None
     except (AegisError, OSError) as exc:
@@ -173,7 +169,6 @@ def match_vulnerabilities(cfg: Config, changes: Sequence[PackageChange]) -> Vuln
     signals = (Signal("vulnerability.db-invalid", None, problem),) if problem else ()
     if index is None:
         return VulnResult((), None, signals)
-    from aegis.analyze.evidence.vulnerabilities import match
 
     vulns = tuple(match(changes, index)) if changes else ()
     return VulnResult(vulns, index.date, signals)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -124,6 +125,4 @@ def parse_targets(texts: Iterable[str]) -> tuple[Target, ...]:
 
 def closest_names(name: str, known: Sequence[str], limit: int = 5) -> tuple[str, ...]:
     """Known package names closest to ``name`` (typo help for ``target.unknown``)."""
-    import difflib
-
     return tuple(difflib.get_close_matches(name, list(known), n=limit, cutoff=0.6))

@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +49,7 @@ from aegis.analyze.evidence.aptconfig import (
     packaged_conf_texts,
     read_dpkg_config,
 )
+from aegis.analyze.evidence.model_text import merged, scan_descriptions
 from aegis.analyze.evidence.release import ReleaseFiles
 from aegis.analyze.evidence.repositories import (
     ApprovalLookup,
@@ -61,6 +63,9 @@ from aegis.analyze.evidence.sources import (
     resolve_apt_paths,
 )
 from aegis.analyze.first_seen import record_first_seen
+from aegis.analyze.inspect import inspect_contents as inspect_package_contents
+from aegis.analyze.inspect import installed_script_findings, match_vulnerabilities
+from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.names import Target, closest_names, parse_targets
 from aegis.analyze.run import RunResult
 from aegis.analyze.signals import (
@@ -73,6 +78,8 @@ from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.analyze.state import configured_entries, gather_state_inputs, package_state_hash
 from aegis.config import Config
+from aegis.errors import EnvironmentFailure
+from aegis.execute.argv import derive_argv
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -88,6 +95,8 @@ from aegis.model import (
     Signal,
     Vulnerability,
 )
+from aegis.policy.load import load_policy_config
+from aegis.policy.rules import BUILTIN_KERNEL, BUILTIN_SENSITIVE
 
 
 @dataclass(frozen=True)
@@ -102,11 +111,7 @@ def _policy_lists(path: Path) -> tuple[_PolicyLists, ApprovalLookup]:
     An unusable policy file leaves the built-in lists and approves no source
     (policy itself then denies).
     """
-    from aegis.policy.rules import BUILTIN_KERNEL, BUILTIN_SENSITIVE
-
     try:
-        from aegis.policy.config import load_policy_config
-
         pc = load_policy_config(path)
     except Exception:
         return _PolicyLists(BUILTIN_KERNEL, BUILTIN_SENSITIVE), ApprovalLookup(())
@@ -153,7 +158,6 @@ def analyze_apt(
     if cfg.apt_config is not None and not cfg.apt_config.is_file():
         # apt only warns and then reads the host's own configuration when APT_CONFIG
         # names no regular file: that would be a plan of another system. Fail closed.
-        from aegis.errors import EnvironmentFailure
 
         raise EnvironmentFailure(
             f"the configured apt configuration {cfg.apt_config} is not a regular file",
@@ -164,8 +168,6 @@ def analyze_apt(
 
 def _warm_content_modules() -> None:
     """Import what content inspection uses (a failure here resurfaces where it is used)."""
-    import importlib
-
     for name in (
         "aegis.analyze.inspect",
         "aegis.analyze.evidence.contents",
@@ -291,7 +293,6 @@ class _Analysis:
         findings, vulns, vulndb_date, provenance_t = self._contents(
             changes, delta.provenance, Path(paths.status).parent / "info"
         )
-        from aegis.analyze.evidence.model_text import merged, scan_descriptions
 
         # Descriptions come from the signed indexes, inspected or not: text in them that
         # addresses a model is a finding (content.model-directed-text).
@@ -333,7 +334,6 @@ class _Analysis:
             other_sources=others,
             deb_dir=str(self.cfg.deb_dir),
         )
-        from aegis.execute.argv import derive_argv
 
         return replace(plan, command_preview=derive_argv(plan))
 
@@ -440,8 +440,6 @@ class _Analysis:
 
     def _lookalikes(self, changes: tuple[PackageChange, ...], facts: StatusFacts) -> list[Signal]:
         """``name.lookalike`` for requested packages this plan newly installs."""
-        from aegis.analyze.lookalike import lookalike_signals
-
         # Only what was asked for: a typosquat works on the name someone types.
         asked = {t.name for t in self.targets if t.kind == "package" and t.name}
         new = [c.name for c in changes if c.action is Action.INSTALL and c.name in asked]
@@ -455,16 +453,12 @@ class _Analysis:
         provenance: tuple[Provenance, ...],
         info_dir: Path,
     ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
-        from aegis.analyze.inspect import (
-            inspect_contents,
-            installed_script_findings,
-            match_vulnerabilities,
-        )
-
         findings: tuple[Finding, ...] = ()
         prov = provenance
         if self.inspect and prov and self.failure is None:
-            res = inspect_contents(self.cfg, changes, prov, info_dir, timeout_s=self.apt.timeout)
+            res = inspect_package_contents(
+                self.cfg, changes, prov, info_dir, timeout_s=self.apt.timeout
+            )
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)
             self.inspected = True

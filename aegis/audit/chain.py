@@ -65,8 +65,8 @@ from aegis.audit.event import (
 from aegis.audit.journal import JournalSender, status_path_for
 from aegis.canonical import sha256_hex
 from aegis.config import group_gid
+from aegis.ed25519 import public_hex
 from aegis.errors import EnvironmentFailure, InputError
-from aegis.sign.keys import public_hex
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey

@@ -28,14 +28,16 @@ import logging
 import os
 import stat
 import subprocess
+import syslog
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import canonical_bytes, loads_strict
+from aegis.config import group_gid
+from aegis.ed25519 import sign_canonical, verify_canonical
 from aegis.errors import InputError
-from aegis.sign.keys import sign_canonical, verify_canonical
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
@@ -130,8 +132,6 @@ class Publisher:
 def _to_syslog(line: bytes) -> None:
     # Best effort: syslog(3) silently drops messages when /dev/log is absent.
     try:
-        import syslog
-
         syslog.openlog(SYSLOG_IDENT, syslog.LOG_PID, syslog.LOG_AUTHPRIV)
         syslog.syslog(syslog.LOG_INFO, f"{SYSLOG_TAG} {line.decode('utf-8').rstrip()}")
     except (ImportError, OSError, ValueError) as e:
@@ -166,8 +166,6 @@ def append_witness_file(path: Path, line: bytes) -> None:
     checkpoints only, and every member's ``aegis audit verify`` needs it to see
     truncation. A file left 0600 by an older aegisd is opened up on the next append.
     """
-    from aegis.config import group_gid
-
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, WITNESS_MODE)
     try:
         st = os.fstat(fd)

@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NewType
 
+from aegis.bounds import HEX64_RE as _HEX64_RE
 from aegis.canonical import canonical_bytes
 from aegis.errors import InputError
 
@@ -51,7 +52,6 @@ KIND_SEGMENT_START = "segment-start"
 RESERVED_KINDS = frozenset({KIND_CHECKPOINT, KIND_RECOVERED_TAIL, KIND_SEGMENT_START})
 
 _KIND_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 
 CALLER_FIELDS = (
     "actor",

@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aegis.config import group_gid
+
 DEFAULT_SOCKET = Path("/run/systemd/journal/socket")
 SOCKET_ENV = "AEGIS_JOURNAL_SOCKET"
 """Overrides the journal socket aegisd sends to; empty turns journal shipping off."""
@@ -173,7 +175,6 @@ def read_status(path: Path) -> dict[str, Any]:
 def _write_status(path: Path, data: bytes) -> None:
     # Same permissions as the log (0640, group aegis): the monitor reads it. No fsync:
     # a count lost in a crash only under-reports, and the good path never gets here.
-    from aegis.config import group_gid
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:

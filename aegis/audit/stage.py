@@ -17,6 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aegis.audit.verify import default_public_key_path, request_events_verify
+from aegis.workflow.stages import StageOutcome
+
 if TYPE_CHECKING:
     from aegis.config import Config
     from aegis.workflow.records import RequestRecord
@@ -27,8 +30,6 @@ AUDIT_REASON = "audit events verify"
 
 def request_audit_verifies(cfg: Config, request_id: str) -> bool:
     """True when the log verifies and a signed checkpoint covers the request's events."""
-    from aegis.audit.verify import default_public_key_path, request_events_verify
-
     try:
         pub = default_public_key_path(cfg.keys_dir).read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
@@ -44,8 +45,6 @@ class AuditStage:
 
     def verify(self, request: RequestRecord) -> StageOutcome | None:
         """Return trigger ``audit`` when the events verify; None when not (yet)."""
-        from aegis.workflow.stages import StageOutcome
-
         if not request_audit_verifies(self.cfg, request.id):
             return None
         return StageOutcome("audit", evidence={"reason": AUDIT_REASON}, note=AUDIT_REASON)

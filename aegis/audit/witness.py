@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.audit.report import Problem
+
 if TYPE_CHECKING:
     from aegis.audit.report import VerifyReport
     from aegis.config import Config
@@ -76,7 +78,9 @@ def probe(path: Path | None) -> WitnessChoice:
 
 def host_witness(cfg: Config) -> WitnessChoice:
     """The witness aegisd writes (aegisd.toml ``witness_file``), probed for this user."""
-    from aegis.execute.settings import configured_witness_file
+    # Lazy: aegisd's settings load its key directories' readers; `aegis audit verify`
+    # and doctor import this module without asking for the host's witness.
+    from aegis.execute.settings import configured_witness_file  # noqa: PLC0415
 
     return probe(configured_witness_file(cfg))
 
@@ -87,8 +91,6 @@ def apply_witness_choice(report: VerifyReport, choice: WitnessChoice) -> bool:
     Returns:
         True when the tail is unchecked (the witness exists but could not be read).
     """
-    from aegis.audit.report import Problem
-
     if choice.status == "off":
         report.warnings.append(
             "no witness is configured (witness_file): lines removed from the end of the "

@@ -192,8 +192,8 @@ def check_cmd(as_json: bool) -> None:
     from aegis.cli.render import emit_json, print_fields, print_table, warn
     from aegis.codec import to_dict
     from aegis.config import load_config
-    from aegis.policy.config import load_policy_config
     from aegis.policy.engine import policy_version
+    from aegis.policy.load import load_policy_config
 
     cfg = load_config()
     config = load_policy_config(cfg.policy_path)

@@ -10,6 +10,7 @@ signed here with a real ECDSA P-256 key (:func:`cosign_sign`).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -23,6 +24,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 REGISTRY = "/usr/bin/docker-registry"
 SKOPEO = "/usr/bin/skopeo"
@@ -109,9 +113,6 @@ def new_key(path: Path) -> Any:
 
     The public key is written to ``path`` as PEM (mode 0644).
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     key = ec.generate_private_key(ec.SECP256R1())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(key.public_key().public_bytes(
@@ -139,11 +140,6 @@ def cosign_sign(
     with its ECDSA P-256/SHA-256 signature (of ``signed``, default the payload itself) in
     the annotation ``dev.cosignproject.cosign/signature``.
     """
-    import base64
-
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     body = payload if payload is not None else simple_signing(digest, repository)
     signature = key.sign(body if signed is None else signed, ec.ECDSA(hashes.SHA256()))
     layout = work / f"cosign-{digest.split(':', 1)[1][:12]}-{time.monotonic_ns()}"

@@ -28,6 +28,7 @@ from aegis.model import (
     Repository,
     Tool,
 )
+from aegis.review.record import skipped_review as make
 
 DIST_FPR = "A1" * 20
 VENDOR_FPR = "B2" * 20
@@ -211,6 +212,4 @@ def clean_plan(
 
 def skipped_review(plan: Plan | None = None) -> object:
     """The unsigned local skip record (``aegis review --no-review``) of ``plan``."""
-    from aegis.review.record import skipped_review as make
-
     return make(plan or clean_plan(), "skipped by configuration (--no-review)", CREATED)

@@ -26,9 +26,10 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from aegis.ecosystems.pip.names import normalize
+
 
 def _norm(name: str) -> str:
-    from aegis.ecosystems.pip.names import normalize
 
     return normalize(name)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from aegis.canonical import sha256_hex
+from aegis.execute.argv import derive_argv
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -99,6 +100,5 @@ def sample_plan(
         descriptions=descriptions or {},
         deb_dir=SAMPLE_DEB_DIR,
     )
-    from aegis.execute.argv import derive_argv
 
     return replace(plan, command_preview=derive_argv(plan))

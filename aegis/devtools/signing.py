@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aegis.canonical import sha256_hex
+from aegis.execute.argv import derive_argv
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -90,7 +91,6 @@ def make_plan(**overrides: Any) -> Plan:
     plan = Plan(**fields)
     if "command_preview" in overrides:
         return plan
-    from aegis.execute.argv import derive_argv
 
     return replace(plan, command_preview=derive_argv(plan))
 

@@ -40,6 +40,8 @@ is harmless.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,8 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     path, its fingerprint and, with ``--root``, the ``APT_CONFIG`` to export.
     Keys live in a per-process temp dir, so the script keeps a copy beside the repo.
     """
-    import argparse
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("dest", type=Path)
     parser.add_argument("--root", type=Path, default=None)
@@ -119,8 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"repo: {repo.path}\nsuite: {repo.suite}\nfingerprint: {repo.fingerprint}")
     print(f"keyring: {keep / 'repo.gpg'}")
     if args.root is not None:
-        import dataclasses
-
         kept = dataclasses.replace(
             repo, key_path=keep / "repo.gpg", armored_key_path=keep / "repo.asc"
         )

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import shutil
@@ -209,8 +210,6 @@ def negative_repo(dest: Path | str, kind: str, **kwargs: object) -> Repo:
     (Packages edited after signing), ``expired`` (Valid-Until passed),
     ``no-signed-by`` (valid repo, source without Signed-By and no key).
     """
-    import dataclasses
-
     if kind not in NEGATIVE_KINDS:
         raise ValueError(f"unknown negative kind {kind!r}")
     dest = Path(dest)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aegis.canonical import canonical_bytes
+from aegis.workflow.files import write_atomic
 from aegis.workflow.stages import StageOutcome
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ class UnsafeFakeReviewer:
 
     def review(self, request: RequestRecord, plan: bytes) -> StageOutcome:
         """Return a fake review artifact (file under reviews/)."""
-        from aegis.workflow.files import write_atomic
-
         body = canonical_bytes(
             {"fake": True, "recommendation": "no-objection", "request": request.id}
         )
@@ -51,8 +50,6 @@ class UnsafeFakePolicy:
         self, request: RequestRecord, plan: bytes, review: bytes | None, now: datetime
     ) -> StageOutcome:
         """Return a fake policy result."""
-        from aegis.workflow.files import write_atomic
-
         decision = "deny" if b"deny-me" in plan else "allow"
         body = canonical_bytes({"fake": True, "decision": decision, "at": now.isoformat()})
         path = self.cfg.policy_dir / f"{request.plan_id}.policy.json"

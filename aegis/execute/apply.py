@@ -27,7 +27,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import AegisError
+from aegis.analyze.snapshot_debs import changed_since_signing
+from aegis.ecosystems import for_tool
+from aegis.errors import AegisError, TrustError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
 from aegis.execute.apply_audit import (
@@ -37,6 +39,7 @@ from aegis.execute.apply_audit import (
     finished_answer,
     run_env,
 )
+from aegis.execute.dpkg_lock import REFUSED_DPKG_LOCKED, DpkgLocked, DpkgLocks, admin_dir
 from aegis.execute.fetch import (
     REFUSED_DEB_MISMATCH,
     REFUSED_DEB_UNAVAILABLE,
@@ -44,10 +47,25 @@ from aegis.execute.fetch import (
     fetch_planned,
     remove_planned,
 )
-from aegis.execute.protocol import Answer, Request
+from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir
+from aegis.execute.protocol import (
+    REFUSED_DPKG_AUDIT,
+    REFUSED_NO_KEYS,
+    REFUSED_VERIFYING,
+    Answer,
+    Request,
+    iso,
+)
 from aegis.execute.rederive import binding_from_result, derive_plan, policy_binding, this_host
+from aegis.execute.snapshots import needs_snapshot, take_snapshot
 from aegis.model import Operation, Tool
-from aegis.sign.refusals import CheckResult, CheckStep, RefusalCode, RefusedError
+from aegis.oob.record import own_run_window
+from aegis.policy.run import verification_for
+from aegis.sign import checks as xc
+from aegis.sign import execution_plan as xp
+from aegis.sign.execution_plan import execution_plan_bytes
+from aegis.sign.refusals import CheckResult, CheckStep, Refusal, RefusalCode, RefusedError
+from aegis.unattended.trust import automation_public_keys, check_automation_scope
 
 __all__ = [
     "REFUSED_SNAPSHOT_DEB",
@@ -91,10 +109,6 @@ def verify_for_apply(
         RefusedError: the first refusal, by name.
         AegisError: ``before_rederivation`` failed (carrying ``execution_plan``).
     """
-    from aegis.ecosystems import for_tool
-    from aegis.sign import checks as xc
-    from aegis.sign import execution_plan as xp
-
     checks = _Checks([])
     ep = xp.parse_execution_plan(
         raw, max_bytes=min(d.settings.max_request_bytes, xp.MAX_EXECUTION_PLAN_BYTES)
@@ -107,8 +121,6 @@ def verify_for_apply(
             err.execution_plan = ep
             raise err
         checks.passed(name, detail)
-
-    from aegis.unattended.trust import automation_public_keys, check_automation_scope
 
     # The automation key verifies too, but a plan it signed must pass the scope step below.
     automation = automation_public_keys(d.cfg)
@@ -148,12 +160,10 @@ def verify_for_apply(
         required_roles=binding.required_roles,
     )
     step(CheckStep.POLICY, refusal, f"{binding.decision} ({', '.join(binding.rule_ids)})")
-    from aegis.health.policy import verification_for
 
     if verification_for(d.cfg, derived) != ep.verification:
         # Probes are part of what policy asks of the change: a plan signed without them
         # (or with others) is held to a policy it was not planned under.
-        from aegis.sign.refusals import Refusal
 
         step(
             CheckStep.POLICY,
@@ -237,13 +247,10 @@ class _Refusal(Exception):
 
 
 def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
-    from aegis.execute.daemon import REFUSED_NO_KEYS
-    from aegis.execute.dpkg_lock import DpkgLocks, admin_dir
 
     problem = d.settings.keys_problem
     if problem:
         return d.refuse(creds, REFUSED_NO_KEYS, problem, None)
-    from aegis.execute.verifier import REFUSED_VERIFYING
 
     problem = d.verifier.open_problem()
     if problem:
@@ -277,7 +284,6 @@ def _checked_run(
             request_id=ep.request_id,
             extra={"actor": _actor(creds, ep)},
         )
-    from aegis.oob.record import own_run_window
 
     # pip and npm: the place it changes is watched for out-of-band changes from now on.
     place = ep.intent.location if ep.intent.tool in (Tool.PIP, Tool.NPM) else None
@@ -301,8 +307,6 @@ def _verify(
     d: Aegisd, req: Request, creds: PeerCredentials, locks: DpkgLocks
 ) -> VerifiedExecutionPlan | Answer:
     """Run the ordered checks; a refusal comes back as the (audited) answer."""
-    from aegis.execute.dpkg_lock import REFUSED_DPKG_LOCKED, DpkgLocked
-
     assert req.execution_plan is not None
     raw = req.execution_plan.encode("utf-8")
     now = d.clock()
@@ -352,9 +356,6 @@ def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, st
     Raises:
         _Refusal: dpkg is half-configured, its status unreadable, or the snapshot failed.
     """
-    from aegis.execute.daemon import REFUSED_DPKG_AUDIT, iso
-    from aegis.execute.snapshots import needs_snapshot, take_snapshot
-
     if ep.intent.tool is not Tool.APT:
         return _prepare_ecosystem(d, ep, env), None
     if ep.intent.operation != Operation.RECOVER:
@@ -402,8 +403,6 @@ def _prepare_ecosystem(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> Any
     Raises:
         _Refusal: the place the change lands cannot take it now.
     """
-    from aegis.ecosystems import for_tool
-
     eco = for_tool(ep.intent.tool)
     try:
         problem = eco.preflight(d.cfg, ep.plan, env)
@@ -415,7 +414,6 @@ def _prepare_ecosystem(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> Any
 
 
 def _eco(ep: ExecutionPlan) -> Any:
-    from aegis.ecosystems import for_tool
 
     return for_tool(ep.intent.tool)
 
@@ -426,8 +424,6 @@ def _fetch_planned(d: Aegisd, ep: ExecutionPlan) -> Fetched:
     Raises:
         _Refusal: a file could not be fetched or is not the planned one; nothing ran.
     """
-    from aegis.errors import TrustError
-
     try:
         return fetch_planned(d.cfg, ep.plan, ep.argv)
     except AegisError as e:
@@ -442,9 +438,6 @@ def _own_dir_still_own(d: Aegisd) -> None:
     Raises:
         _Refusal: the directory is not the one aegisd claimed.
     """
-    from aegis.errors import TrustError
-    from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir
-
     try:
         check_own_dir(d.cfg.aegisd_dir, d.own_dir)
     except TrustError as e:
@@ -463,8 +456,6 @@ def _record_start(
     Raises:
         _Refusal: the log cannot take the event, or the id was spent meanwhile.
     """
-    from aegis.execute.daemon import iso
-
     ep = verified.plan
     try:
         d.audit.append(
@@ -497,8 +488,6 @@ def _record_start(
 
 def verified_raw(verified: VerifiedExecutionPlan) -> bytes:
     """The signed plan's bytes, as aegisd keeps them for a verification it may resume."""
-    from aegis.sign.execution_plan import execution_plan_bytes
-
     return execution_plan_bytes(verified.plan)
 
 
@@ -517,9 +506,6 @@ def _run_locked(
     Raises:
         _Refusal: a step refused before ``started`` was recorded; nothing ran.
     """
-    from aegis.analyze.snapshot_debs import changed_since_signing
-    from aegis.execute.daemon import iso
-
     ep = verified.plan
     base: dict[str, Any] = {
         "actor": _actor(creds, ep),
@@ -571,7 +557,6 @@ def _run_locked(
     )
     d.running_id = None
     d.publish_status()
-    from aegis.ecosystems import for_tool
 
     eco = for_tool(ep.intent.tool)
     after = eco.installed_state(d.cfg, ep.plan, env)

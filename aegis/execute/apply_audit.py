@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.errors import AegisError
 from aegis.execute import ledger as ledger_mod
+from aegis.execute.dpkg_lock import run_apt_config
 from aegis.execute.protocol import Answer
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ def run_env(
     takes only the lists lock and keeps it. Other ecosystems' runs hold no dpkg lock, so
     their children are told nothing.
     """
-    from aegis.execute.dpkg_lock import run_apt_config
-
     if not dpkg_locked:
         return dict(env)
     out = {**env, "DPKG_FRONTEND_LOCKED": "1"}

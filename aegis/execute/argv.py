@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from aegis.bounds import HEX64_RE as _SHA256
 from aegis.model import Action, Operation, PackageChange, Plan, Provenance
 
 APT_GET = "/usr/bin/apt-get"
@@ -52,7 +53,6 @@ DPKG = "/usr/bin/dpkg"
 _NAME = re.compile(r"\A[a-z0-9][a-z0-9+.-]*\Z", re.ASCII)
 _VERSION = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9.+~:-]*\Z", re.ASCII)
 _ARCH = re.compile(r"\A[a-z0-9][a-z0-9-]*\Z", re.ASCII)
-_SHA256 = re.compile(r"\A[0-9a-f]{64}\Z", re.ASCII)
 
 _PLAIN = (Action.INSTALL, Action.UPGRADE, Action.REINSTALL)
 _REMOVING = (Action.REMOVE, Action.PURGE)

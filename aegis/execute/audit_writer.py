@@ -16,9 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aegis.audit.chain import AuditLog
+from aegis.audit.checkpoints import append_witness_file
+from aegis.audit.journal import configured_socket
+from aegis.audit.verify import default_witness_path, legacy_witness_path
 from aegis.config import Config
+from aegis.ed25519 import public_hex
 from aegis.errors import AegisError
 from aegis.execute.settings import DaemonSettings
+from aegis.sign.keys import load_signing_key, write_keypair
 
 AUDIT_KEY_NAME = "audit"
 
@@ -40,9 +46,6 @@ def _move_legacy_witness(cfg: Config, settings: DaemonSettings) -> None:
     of ``aegis`` could read it. Without this, the first verify after an upgrade would
     find the new witness missing while the log holds checkpoints.
     """
-    from aegis.audit.checkpoints import append_witness_file
-    from aegis.audit.verify import default_witness_path, legacy_witness_path
-
     new = settings.witness_file
     old = legacy_witness_path(cfg.aegisd_dir)
     if new is None or new != default_witness_path(cfg.log_dir) or new.exists():
@@ -60,10 +63,6 @@ class AuditWriter:
 
     def __init__(self, cfg: Config, settings: DaemonSettings) -> None:
         """Open the log, creating aegisd's audit key on first start."""
-        from aegis.audit.chain import AuditLog
-        from aegis.audit.journal import configured_socket
-        from aegis.sign.keys import load_signing_key, public_hex, write_keypair
-
         path = audit_key_path(cfg, settings)
         if not path.exists():
             cfg.aegisd_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -107,8 +106,6 @@ class AuditWriter:
         later, or an older aegisd that never checkpointed) gets a checkpoint of its
         current head, which creates the witness.
         """
-        from aegis.audit.checkpoints import append_witness_file
-
         if witness is None or witness.exists():
             return
         if self._log.checkpoint() is None:

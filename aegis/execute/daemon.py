@@ -43,34 +43,29 @@ from aegis.execute import runner
 from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir, claim_own_dir_once
 from aegis.execute.peer import PeerCredentials, group_gid, may_submit, peer_credentials
 from aegis.execute.protocol import (
+    REFUSED_MALFORMED,
+    REFUSED_OVERSIZED,
+    REFUSED_PEER,
+    REFUSED_SLOW,
+    REFUSED_STATE,
+    REFUSED_VERIFYING,
     Answer,
     ProtocolError,
     Request,
     answer_to_dict,
     encode_frame,
+    iso,
     parse_request,
     read_frame,
 )
 from aegis.execute.settings import DaemonSettings
 
 HOOK_POINTS = ("before-started", "after-started", "before-run", "after-run")
-REFUSED_PEER = "refused:peer"
-REFUSED_NO_KEYS = "refused:no-trusted-keys"
-REFUSED_DPKG_AUDIT = "refused:dpkg-audit"
-REFUSED_MALFORMED = "refused:malformed"
-REFUSED_OVERSIZED = "refused:oversized"
-REFUSED_SLOW = "refused:slow-client"
-REFUSED_STATE = "refused:state"
 
 
 def utcnow() -> datetime:
     """The daemon's clock (the one place it is read)."""
     return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -297,7 +292,6 @@ class Aegisd:
     def resolve(self, req: Request, creds: PeerCredentials) -> Answer:
         """Record an operator's signed resolution of an interrupted execution; audited."""
         from aegis.execute.resolve import parse_resolution, verify_resolution
-        from aegis.execute.verifier import REFUSED_VERIFYING
 
         assert req.execution_id is not None
         assert req.document is not None

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.errors import TrustError
+from aegis.analyze.evidence.download import copy_verified, fetch_deb, private_dir
+from aegis.errors import AegisError, TrustError
+from aegis.execute.argv import planned_deb_path, source_parts_option
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -55,8 +57,6 @@ class Fetched:
 
 def planned_files(plan: Plan, argv: Sequence[str]) -> list[tuple[Provenance, str]]:
     """(provenance, path) of every file of ``plan.deb_dir`` the argv names. Pure."""
-    from aegis.execute.argv import planned_deb_path
-
     if not plan.deb_dir:
         return []
     named = set(argv)
@@ -65,7 +65,6 @@ def planned_files(plan: Plan, argv: Sequence[str]) -> list[tuple[Provenance, str
 
 
 def _uses_dir(plan: Plan, argv: Sequence[str]) -> bool:
-    from aegis.execute.argv import source_parts_option
 
     return bool(plan.deb_dir) and source_parts_option(plan.deb_dir) in argv
 
@@ -78,8 +77,6 @@ def fetch_planned(cfg: Config, plan: Plan, argv: Sequence[str]) -> Fetched:
         AegisError: a file could not be fetched, or is not the planned one
             (:class:`~aegis.analyze.evidence.download.DebHashMismatchError`).
     """
-    from aegis.analyze.evidence.download import copy_verified, fetch_deb, private_dir
-
     t0 = time.monotonic()
     if not _uses_dir(plan, argv):
         return Fetched(0, 0, 0)
@@ -114,8 +111,6 @@ def remove_planned(cfg: Config, plan: Plan, argv: Sequence[str]) -> None:
     """Remove the files :func:`fetch_planned` put in place (never fatal)."""
     if not _uses_dir(plan, argv) or plan.deb_dir != str(cfg.deb_dir):
         return
-    from aegis.analyze.evidence.download import private_dir
-    from aegis.errors import AegisError
 
     with contextlib.suppress(AegisError, OSError), private_dir(cfg.deb_dir) as dir_fd:
         for _, path in planned_files(plan, argv):

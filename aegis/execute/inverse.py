@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from aegis.errors import StateError
 from aegis.execute.argv import APT_GET, files_only
+from aegis.execute.snapshots import load_snapshot, replaced_debs
 from aegis.model import Action
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ def inverse_argv(cfg: Config, ep: ExecutionPlan) -> tuple[str, ...]:
     Raises:
         StateError: a version to restore has no kept .deb whose hash still matches.
     """
-    from aegis.execute.snapshots import load_snapshot, replaced_debs
-
     changes = [c for c in ep.plan.changes if c.action is not Action.HELD_BACK]
     restore = [c for c in changes if c.current_version]
     kept = {}

@@ -30,14 +30,14 @@ Example:
 
 from __future__ import annotations
 
-import re
 import socket
-import struct
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from aegis.canonical import canonical_bytes, loads_strict
+from aegis import framing
+from aegis.bounds import EXECUTION_ID_RE
 from aegis.errors import EnvironmentFailure, InputError
 
 REQUEST_SCHEMA = "aegis.aegisd.request/1"
@@ -47,9 +47,20 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024
 READ_TIMEOUT_S = 10.0
 """A client must deliver its whole request within this time."""
 OPS = ("apply", "revoke", "resolve", "status", "ping", "record-out-of-band", "confirm")
-EXECUTION_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
-"""An execution id as ``aegisctl sign`` draws it: 32 lower-case hex characters."""
-_HEADER = struct.Struct(">I")
+# Refusal codes of aegisd's answers (``Answer.code``); own_dir.py and dpkg_lock.py keep theirs.
+REFUSED_PEER = "refused:peer"
+REFUSED_NO_KEYS = "refused:no-trusted-keys"
+REFUSED_DPKG_AUDIT = "refused:dpkg-audit"
+REFUSED_MALFORMED = "refused:malformed"
+REFUSED_OVERSIZED = "refused:oversized"
+REFUSED_SLOW = "refused:slow-client"
+REFUSED_STATE = "refused:state"
+REFUSED_VERIFYING = "refused:verifying"
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z`` (answers and aegisd's ledger)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ProtocolError(InputError):
@@ -92,29 +103,7 @@ def encode_frame(value: Any, *, max_bytes: int = MAX_FRAME_BYTES) -> bytes:
     Raises:
         ProtocolError: the encoded document is larger than ``max_bytes``.
     """
-    body = canonical_bytes(value)
-    if len(body) > max_bytes:
-        raise ProtocolError(f"frame of {len(body)} bytes exceeds the {max_bytes}-byte cap")
-    return _HEADER.pack(len(body)) + body
-
-
-def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    remaining = n
-    while remaining:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ProtocolError("peer too slow: frame not received before the read deadline")
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(min(remaining, 65536))
-        except TimeoutError as e:
-            raise ProtocolError("peer too slow: frame not received before the read deadline") from e
-        if not chunk:
-            raise ProtocolError(f"connection closed with {remaining} bytes of the frame missing")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+    return framing.encode_frame(value, max_bytes=max_bytes, error=ProtocolError)
 
 
 def read_frame(
@@ -126,14 +115,7 @@ def read_frame(
         ProtocolError: oversized, truncated, late, or malformed frame.
     """
     deadline = time.monotonic() + timeout_s
-    (length,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, deadline))
-    if length > max_bytes:
-        raise ProtocolError(f"frame of {length} bytes exceeds the {max_bytes}-byte cap")
-    body = _recv_exact(sock, length, deadline)
-    try:
-        return loads_strict(body, max_bytes=max_bytes)
-    except InputError as e:
-        raise ProtocolError(f"malformed frame: {e.message}") from e
+    return framing.read_frame(sock, deadline=deadline, max_bytes=max_bytes, error=ProtocolError)
 
 
 def parse_request(data: Any) -> Request:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aegis.errors import AegisError
+from aegis.execute.dpkg_lock import admin_dir, probe
 from aegis.execute.protocol import Answer
 
 if TYPE_CHECKING:
@@ -23,8 +24,6 @@ def ping_answer(d: Aegisd) -> Answer:
     ``audit_append_failures`` counts failed appends, checkpoints and probes of the
     audit log since aegisd started.
     """
-    from aegis.execute.dpkg_lock import admin_dir, probe
-
     audit_log = None
     try:
         d.audit.probe(count=False)

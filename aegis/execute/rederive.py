@@ -13,11 +13,24 @@ Example:
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aegis.analyze.stamps import this_host as analyzer_host
+from aegis.canonical import sha256_hex
 from aegis.errors import AegisError, EnvironmentFailure
+from aegis.execute.sightings import trusted_first_seen
 from aegis.model import Host, Plan
+from aegis.policy.engine import evaluate
+from aegis.policy.result import result_hash
+from aegis.policy.review_gate import parse_review
+from aegis.policy.run import load_policy
+from aegis.review.record import MAX_REVIEW_BYTES
+from aegis.safe_read import read_capped
+from aegis.sign.execution_plan import policy_binding as binding_of
+from aegis.workflow import access
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -26,8 +39,6 @@ if TYPE_CHECKING:
 
 def this_host(cfg: Config) -> Host:
     """This machine's identity, exactly as the analyzer records it in plans."""
-    from aegis.analyze.stamps import this_host as analyzer_host
-
     return analyzer_host(cfg)
 
 
@@ -38,7 +49,7 @@ def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
         AegisError: the analyzer could not run.
     """
     try:
-        from aegis.ecosystems import for_tool
+        from aegis.ecosystems import for_tool  # noqa: PLC0415 - a missing analyzer is refused
     except ImportError as e:
         raise EnvironmentFailure(f"the analyzer is not available: {e}") from e
     # for_tool refuses a tool this Aegis does not know: aegisd never runs it.
@@ -54,10 +65,6 @@ def policy_binding(cfg: Config, ep: ExecutionPlan, derived: Plan, now: datetime)
     under the signed plan's hash: a review bound to that plan still counts. The
     review bytes come from the store, checked against the signed review hash.
     """
-    from aegis.execute.sightings import trusted_first_seen
-    from aegis.policy.engine import evaluate
-    from aegis.policy.run import load_policy
-
     review = _load_review(cfg, ep)
     # The derivation's first sightings come from the group-writable store (equal to the
     # signed plan's, checked before): policy judges release age by root's own record.
@@ -74,19 +81,12 @@ def policy_binding(cfg: Config, ep: ExecutionPlan, derived: Plan, now: datetime)
 
 def binding_from_result(result: Any) -> PolicyBinding:
     """The :class:`PolicyBinding` of a policy result (same fields the signer binds)."""
-    from aegis.policy.result import result_hash
-    from aegis.sign.execution_plan import policy_binding
-
-    return policy_binding(result, result_hash(result))
+    return binding_of(result, result_hash(result))
 
 
 def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
     if ep.review_hash is None:
         return None
-    from aegis.canonical import sha256_hex
-    from aegis.policy.review_gate import parse_review
-    from aegis.review.record import MAX_REVIEW_BYTES
-    from aegis.workflow.files import read_capped
 
     raw: bytes | None = None
     path = cfg.reviews_dir / f"{ep.plan.plan_id}.review.json"
@@ -102,9 +102,7 @@ def _load_review(cfg: Config, ep: ExecutionPlan) -> Any:
         if not _plain_store(cfg):
             return None
         try:
-            from aegis import api
-
-            raw = api.load_artifact(cfg, ep.review_hash)
+            raw = access.load_artifact(cfg, ep.review_hash)
         except (AegisError, OSError):
             return None
     try:
@@ -120,9 +118,6 @@ def _plain_store(cfg: Config) -> bool:
     to some root-owned database, which opening would convert to WAL and migrate. No
     store means no review from it, never a new one created by root.
     """
-    import os
-    import stat
-
     try:
         st = os.lstat(cfg.store_path)
     except OSError:

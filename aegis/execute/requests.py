@@ -17,8 +17,15 @@ from typing import Any
 
 from aegis.canonical import loads_strict
 from aegis.config import Config
+from aegis.ecosystems import for_tool
+from aegis.ecosystems.cargo.rollback import rollback_intent as cargo_rollback_intent
+from aegis.ecosystems.go.rollback import rollback_intent as go_rollback_intent
+from aegis.ecosystems.npm.rollback import rollback_intent as npm_rollback_intent
+from aegis.ecosystems.pip.rollback import rollback_intent as pip_rollback_intent
 from aegis.errors import StateError
-from aegis.model import Intent, Operation, Tool
+from aegis.execute.snapshots import load_snapshot
+from aegis.model import Intent, Operation, Tool, plan_from_dict
+from aegis.workflow import access
 
 
 def _now_text() -> str:
@@ -26,18 +33,14 @@ def _now_text() -> str:
 
 
 def _submit(cfg: Config, intent: Intent) -> Any:
-    from aegis import api
-    from aegis.ecosystems import for_tool
 
     plan = for_tool(intent.tool).plan(cfg, intent, datetime.now(UTC))
-    return api.submit_plan(cfg, plan, intent.requested_by)
+    return access.submit_plan(cfg, plan, intent.requested_by)
 
 
 def plan_recover(cfg: Config) -> Any:
     """Plan ``dpkg --configure -a`` as a new request."""
-    from aegis import api
-
-    intent = Intent(Tool.APT, Operation.RECOVER, (), api.current_user(), _now_text())
+    intent = Intent(Tool.APT, Operation.RECOVER, (), access.current_user(), _now_text())
     return _submit(cfg, intent)
 
 
@@ -46,29 +49,26 @@ def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] |
 
     apt restores aegisd's snapshot instead (docs/ecosystems.md).
     """
-    from aegis import api
-    from aegis.model import plan_from_dict
-
-    found = api.latest_artifact(cfg, request_id, "plan")
+    found = access.latest_artifact(cfg, request_id, "plan")
     if found is None:
         return None
     plan = plan_from_dict(loads_strict(found[1]))
     if plan.intent.tool is Tool.PIP:
-        from aegis.ecosystems.pip.rollback import rollback_intent
+        rollback_intent = pip_rollback_intent
     elif plan.intent.tool is Tool.NPM:
-        from aegis.ecosystems.npm.rollback import rollback_intent
+        rollback_intent = npm_rollback_intent
     elif plan.intent.tool is Tool.IMAGE:
         raise StateError(
             f"request {request_id} pulled an image by digest: nothing was replaced; the "
             "images the store held before are its executor result's previous_images"
         )
     elif plan.intent.tool is Tool.CARGO:
-        from aegis.ecosystems.cargo.rollback import rollback_intent
+        rollback_intent = cargo_rollback_intent
     elif plan.intent.tool is Tool.GO:
-        from aegis.ecosystems.go.rollback import rollback_intent
+        rollback_intent = go_rollback_intent
     else:
         return None
-    intent = rollback_intent(plan, request_id, api.current_user(), _now_text())
+    intent = rollback_intent(plan, request_id, access.current_user(), _now_text())
     return _submit(cfg, intent), request_id
 
 
@@ -78,10 +78,7 @@ def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
     Raises:
         StateError: the request recorded no snapshot, or nothing was replaced.
     """
-    from aegis import api
-    from aegis.execute.snapshots import load_snapshot
-
-    found = api.latest_artifact(cfg, request_id, "executor-result")
+    found = access.latest_artifact(cfg, request_id, "executor-result")
     if found is None:
         raise StateError(f"request {request_id} has no executor result (was it applied?)")
     result = loads_strict(found[1])
@@ -99,7 +96,7 @@ def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
         Tool.APT,
         Operation.ROLLBACK,
         targets,
-        api.current_user(),
+        access.current_user(),
         _now_text(),
         rollback_of=snapshot_id,
     )

@@ -26,8 +26,18 @@ from typing import Any
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.codec import from_dict, to_dict
 from aegis.config import Config
+from aegis.ed25519 import public_hex, sign_canonical, verify_canonical
 from aegis.errors import InputError, StateError, TrustError
-from aegis.sign.keys import public_hex, sign_canonical, verify_canonical
+from aegis.execute import runner, verify_client
+from aegis.execute.client import _refusal_error, socket_path
+from aegis.execute.drift import compare_with_delta
+from aegis.execute.protocol import Request, call
+from aegis.execute.service import _advance, _audit
+from aegis.sign.execution_plan import parse_execution_plan
+from aegis.sign.keys import load_signing_key
+from aegis.sign.times import format_time
+from aegis.workflow import access
+from aegis.workflow.files import write_atomic
 
 RESOLUTION_SCHEMA = "aegis.resolution/1"
 OUTCOMES = ("applied", "failed")
@@ -99,8 +109,6 @@ def verify_resolution(res: Resolution, trusted_keys: tuple[str, ...]) -> None:
 
 def dpkg_check(targets: Any, state: dict[str, tuple[str, str]]) -> tuple[list[str], bool]:
     """Return one line per target and whether every target is in its signed state."""
-    from aegis.execute.drift import compare_with_delta
-
     lines, all_done = [], True
     for t in targets:
         key = f"{t.name}:{t.arch}"
@@ -135,22 +143,14 @@ def resolve(
         StateError: the request is not interrupted, or dpkg contradicts the claim.
         TrustError: aegisd refused the resolution's signature.
     """
-    from aegis import api
-    from aegis.execute import runner
-    from aegis.execute.protocol import Request, call
-    from aegis.execute.service import _advance, _audit, _refusal_error, socket_path
-    from aegis.sign.execution_plan import parse_execution_plan
-    from aegis.sign.keys import load_signing_key
-    from aegis.sign.times import format_time
-
     if resolved_as not in OUTCOMES:
         raise InputError(f"--as must be one of {', '.join(OUTCOMES)}")
     if not reason.strip():
         raise InputError("--reason is required")
-    rec = api.get_request(cfg, request_id)
+    rec = access.get_request(cfg, request_id)
     if rec.state != "interrupted":
         raise StateError(f"request {request_id} is {rec.state}; only interrupted requests resolve")
-    found = api.latest_artifact(cfg, request_id, "execution-plan")
+    found = access.latest_artifact(cfg, request_id, "execution-plan")
     if found is None:
         raise StateError(f"request {request_id} has no execution plan")
     ep = parse_execution_plan(found[1])
@@ -196,7 +196,6 @@ def resolve(
     )
     if not answer.ok:
         raise _refusal_error(answer.refusal, answer.message)
-    from aegis.workflow.files import write_atomic
 
     # The store is group-writable and the name predictable: never through a planted link.
     path = cfg.state_dir / "resolutions" / f"{request_id}.resolution.json"
@@ -214,8 +213,6 @@ def resolve(
     if state == "applied" and verification:
         # Signed health probes: aegisd verifies from the resolution on, as after a run;
         # record its verdict (kept -> audited, or restored), or leave it for aegis resume.
-        from aegis.execute import verify_client
-
         state, verification = verify_client.settle(
             cfg, request_id, ep.execution_id, str(socket_path(cfg, socket)), verification
         )

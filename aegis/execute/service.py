@@ -22,37 +22,38 @@ ran, the request is not failed) or a run whose audit events could not be written
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aegis.audit.stage import AUDIT_REASON, request_audit_verifies
+from aegis.bounds import EXECUTION_ID_RE
 from aegis.canonical import canonical_bytes
 from aegis.config import Config
+from aegis.ecosystems import for_tool
 from aegis.errors import (
     AegisError,
     EnvironmentFailure,
     ExecutionFailed,
     InputError,
     OutcomeUnknown,
-    PolicyDenied,
     StateError,
-    TrustError,
 )
 from aegis.execute import ledger as ledger_mod
-from aegis.execute.protocol import EXECUTION_ID_RE, Answer, Request, answer_to_dict, call
+from aegis.execute import verify_client
+from aegis.execute.client import RETRYABLE, _refusal_error, ledger_status, socket_path
+from aegis.execute.protocol import Answer, Request, answer_to_dict, call
+from aegis.execute.rederive import this_host
+from aegis.sign.checks import verify_offline
+from aegis.sign.files import approver_keys_from_args
+from aegis.sign.refusals import CheckStep
+from aegis.workflow import access
+from aegis.workflow.files import write_atomic
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ACTOR = "aegisctl"
-RETRYABLE = (
-    "refused:dpkg-locked",
-    "refused:audit-log",
-    "refused:deb-unavailable",
-    "refused:verifying",
-)
-"""aegisd refusals that leave the execution id unused: the request is never failed."""
 
 
 @dataclass(frozen=True)
@@ -67,37 +68,6 @@ class ApplyOutcome:
     checks: list[dict[str, Any]] = field(default_factory=list)
     audited: bool = False
     result_path: str | None = None
-
-
-def socket_path(cfg: Config, override: Path | None) -> str:
-    """The aegisd socket to use."""
-    return str(override or cfg.aegisd_socket)
-
-
-def _refusal_error(code: str | None, message: str) -> AegisError:
-    """Map a named refusal to its error class (docs/design.md "Trust")."""
-    code = code or ""
-    if code in ("refused:malformed", "refused:oversized", "refused:slow-client"):
-        return InputError(f"{code}: {message}")
-    if code == "refused:policy":
-        return PolicyDenied(f"{code}: {message}")
-    if code in ("refused:replayed", "refused:revoked", "refused:state"):
-        return StateError(f"{code}: {message}", hint="sign a new execution plan")
-    if code == "refused:dpkg-audit":
-        return StateError(f"{code}: {message}", hint="aegisctl recover --plan")
-    if code == "refused:deb-unavailable":
-        return EnvironmentFailure(
-            f"{code}: {message}", hint="check the repository, then apply again"
-        )
-    if code in RETRYABLE:
-        return EnvironmentFailure(
-            f"{code}: {message}",
-            hint="nothing ran and the execution id is unused: aegisctl apply the same "
-            "execution plan again once that is fixed",
-        )
-    if code == "refused:peer":
-        return TrustError(f"{code}: {message}", hint="submit as root or a member of aegis-apply")
-    return TrustError(f"{code}: {message}")
 
 
 def read_execution_plan(path: Path) -> bytes:
@@ -127,12 +97,6 @@ def verify_locally(
     Raises:
         RefusedError: a named refusal (exit 3, 4 or 5).
     """
-    from aegis.ecosystems import for_tool
-    from aegis.execute.apply import this_host
-    from aegis.sign.checks import verify_offline
-    from aegis.sign.files import approver_keys_from_args
-    from aegis.sign.refusals import CheckStep
-
     ep, results = verify_offline(
         data,
         trusted_signer_keys=[public_key_hex.strip().lower()],
@@ -153,9 +117,8 @@ def verify_locally(
 
 
 def _advance(cfg: Config, request_id: str, trigger: str, **kw: Any) -> str:
-    from aegis import api
 
-    return api.advance(cfg, request_id, trigger, ACTOR, **kw).state
+    return access.advance(cfg, request_id, trigger, ACTOR, **kw).state
 
 
 def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[bytes, Path]:
@@ -166,56 +129,11 @@ def _result_artifact(cfg: Config, execution_id: str, answer: Answer) -> tuple[by
             **answer_to_dict(answer),
         }
     )
-    from aegis.workflow.files import write_atomic
 
     # The store is group-writable and the name predictable: never through a planted link.
     path = cfg.state_dir / "results" / f"{execution_id}.result.json"
     write_atomic(path, body + b"\n", host_install=cfg.home is None)
     return body, path
-
-
-def ledger_status(cfg: Config, execution_id: str, sock: str | None = None) -> Answer | None:
-    """Ask aegisd's ledger through the first channel this user has.
-
-    Its socket, else the ledger file when readable (root), else the status file aegisd
-    publishes for group aegis (:mod:`aegis.execute.status_file`).
-
-    Returns:
-        aegisd's status answer, or None when neither is reachable.
-    """
-    try:
-        return call(
-            sock or str(cfg.aegisd_socket),
-            Request(op="status", execution_id=execution_id),
-            timeout_s=30,
-        )
-    except AegisError:
-        pass
-    if not os.access(cfg.ledger_path, os.R_OK):
-        # Not root (aegis-monitor): what aegisd publishes for group aegis.
-        from aegis.execute.status_file import read_status
-
-        return read_status(cfg, execution_id)
-    try:
-        entry = ledger_mod.Ledger(cfg.ledger_path, create=False).lookup(execution_id)
-    except AegisError:
-        return None
-    if entry is None:
-        return Answer(ok=True, message="unknown to the ledger", execution_id=execution_id)
-    from aegis.execute.verifications import Verifications
-
-    row = Verifications(cfg.ledger_path).get(execution_id)
-    return Answer(
-        ok=True,
-        message=f"execution {entry.state}",
-        execution_id=execution_id,
-        state=entry.state,
-        exit_status=entry.exit_status,
-        result={
-            "outcome": entry.outcome,
-            **({"verification": row.public()} if row is not None else {}),
-        },
-    )
 
 
 def as_result(status: Answer) -> Answer:
@@ -236,8 +154,6 @@ def as_result(status: Answer) -> Answer:
 
 def _audit(cfg: Config, request_id: str) -> bool:
     """Move a request from applied to audited once its audit events verify."""
-    from aegis.audit.stage import AUDIT_REASON, request_audit_verifies
-
     if not request_audit_verifies(cfg, request_id):
         return False
     _advance(cfg, request_id, "audit", evidence={"reason": AUDIT_REASON})
@@ -261,17 +177,15 @@ def apply(
         ExecutionFailed: the command ran and failed (request failed).
         OutcomeUnknown: aegisd vanished after ``started`` (request interrupted).
     """
-    from aegis import api
-
     now = now or datetime.now(UTC)
     data = read_execution_plan(execution_plan_path)
     ep, checks = verify_locally(cfg, data, public_key_hex, approval_keys, now)
     sock = socket_path(cfg, socket)
     request = None
     if ep.request_id:
-        request = api.get_request(cfg, ep.request_id)
+        request = access.get_request(cfg, ep.request_id)
     elif ep.plan_hash:
-        request = api.find_request_by_plan(cfg, ep.plan_hash)
+        request = access.find_request_by_plan(cfg, ep.plan_hash)
     request_id = request.id if request else None
     xid = ep.execution_id
     if request is not None and request.state == "applying":
@@ -398,8 +312,6 @@ def _record(
     sock: str | None = None,
 ) -> ApplyOutcome:
     """Turn aegisd's answer into the request's next state and the CLI's outcome."""
-    from aegis.execute import verify_client
-
     verification = (answer.result or {}).get("verification") if answer.ok else None
     state: str | None = None
     path: Path | None = None

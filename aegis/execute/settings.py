@@ -19,19 +19,26 @@ Example ``/etc/aegis/aegisd.toml``::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aegis.audit.verify import default_witness_path
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.config import Config
 from aegis.errors import InputError
 from aegis.execute.protocol import MAX_FRAME_BYTES, READ_TIMEOUT_S
 from aegis.execute.runner import check_root_owned
-from aegis.sign.files import SIGNERS_DIR
+from aegis.sign.files import (
+    APPROVERS_DIR,
+    SIGNERS_DIR,
+    approver_keys_from_args,
+    check_role_name,
+    trusted_approver_grants,
+    trusted_keys,
+)
 from aegis.toml_doc import load_toml
 
-_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 MAX_SETTINGS_BYTES = 1024 * 1024
 """aegisd.toml is a few keys; anything near this size is not a config."""
 _KEYS = {
@@ -120,8 +127,6 @@ def _hex_keys(values: Any, what: str) -> tuple[str, ...]:
 
 def _role_grants(value: Any) -> tuple[tuple[str, str], ...]:
     """``[approver_roles]``: ``role = ["hex", ...]`` -> (key, role) pairs."""
-    from aegis.sign.files import check_role_name
-
     if not isinstance(value, dict):
         raise InputError("aegisd config approver_roles must be a table: role = [hex keys]")
     out: list[tuple[str, str]] = []
@@ -147,8 +152,6 @@ def _positive(value: Any, what: str) -> int:
 
 def _key_dirs(cfg: Config, sources: list[str]) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
     """Signer keys and approver grants from the root-owned key directories."""
-    from aegis.sign.files import APPROVERS_DIR, SIGNERS_DIR, trusted_approver_grants, trusted_keys
-
     signers = cfg.keys_dir / SIGNERS_DIR
     signer_keys = tuple(sorted(trusted_keys(signers)))
     approvers = cfg.keys_dir / APPROVERS_DIR
@@ -167,7 +170,6 @@ def _key_dirs(cfg: Config, sources: list[str]) -> tuple[tuple[str, ...], dict[st
 
 
 def _witness_file(cfg: Config, data: dict[str, Any]) -> Path | None:
-    from aegis.audit.verify import default_witness_path
 
     if "witness_file" not in data:
         # On by default, so truncation is caught against the witness on a default install.
@@ -193,8 +195,6 @@ def configured_witness_file(cfg: Config) -> Path | None:
     try:
         return _witness_file(cfg, data)
     except InputError:
-        from aegis.audit.verify import default_witness_path
-
         return default_witness_path(cfg.log_dir)
 
 
@@ -229,7 +229,6 @@ def load_settings(
     signer = _hex_keys(data.get("signer_public_keys", []), "signer_public_keys")
     approver = _hex_keys(data.get("approver_public_keys", []), "approver_public_keys")
     # Trusted key directories (root-owned /etc/aegis/keys/{signers,approvers}/*.pub).
-    from aegis.sign.files import approver_keys_from_args
 
     roles = _role_grants(data.get("approver_roles", {}))
     signer_dir_keys, approver_dir_grants = _key_dirs(cfg, sources)

@@ -28,7 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.errors import TrustError
+from aegis.execute.own_dir import check_private_dir
 from aegis.model import Action, FirstSeen, PackageChange, Plan, Repository, Tool
+from aegis.policy.rules import parse_time
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -113,7 +116,6 @@ def _release_date(repo: Repository | None) -> str | None:
 
 
 def _later(a: str, b: str) -> str:
-    from aegis.policy.rules import parse_time
 
     ta, tb = parse_time(a), parse_time(b)
     if ta is None:
@@ -129,9 +131,6 @@ def trusted_first_seen(cfg: Config, plan: Plan, now: datetime) -> Plan:
     When root's record cannot be used the plan carries none: policy then treats every
     version as never seen (held for approval when a minimum age is set), never as old.
     """
-    from aegis.errors import TrustError
-    from aegis.execute.own_dir import check_private_dir
-
     wanted = _wanted(plan.changes)
     if not wanted or plan.intent.tool is not Tool.APT:  # apt's rule; pip/npm carry upload times
         return plan
@@ -162,8 +161,6 @@ def record_as_root(
     """
     if os.geteuid() != 0:
         return
-    from aegis.errors import TrustError
-    from aegis.execute.own_dir import check_private_dir
 
     try:
         check_private_dir(cfg.aegisd_dir)

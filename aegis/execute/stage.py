@@ -17,7 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aegis.audit.stage import request_audit_verifies
 from aegis.errors import EnvironmentFailure
+from aegis.execute import ledger as ledger_mod
+from aegis.execute.client import ledger_status
+from aegis.execute.service import _result_artifact, as_result, revoke
+from aegis.execute.verify_client import next_step
+from aegis.sign.execution_plan import parse_execution_plan
+from aegis.workflow.stages import StageOutcome
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -26,7 +33,6 @@ if TYPE_CHECKING:
 
 
 def _execution_id(execution_plan: bytes) -> str:
-    from aegis.sign.execution_plan import parse_execution_plan
 
     return parse_execution_plan(execution_plan).execution_id
 
@@ -43,10 +49,6 @@ class ExecutorStatusStage:
         Raises:
             EnvironmentFailure: neither aegisd nor its ledger can be asked.
         """
-        from aegis.execute import ledger as ledger_mod
-        from aegis.execute.service import _result_artifact, as_result, ledger_status
-        from aegis.workflow.stages import StageOutcome
-
         if execution_plan is None:
             return None
         xid = _execution_id(execution_plan)
@@ -83,8 +85,6 @@ class ExecutorStatusStage:
 
 def has_verification(execution_plan: bytes | None) -> bool:
     """True when the signed plan holds its change to health probes (aegis/health)."""
-    from aegis.sign.execution_plan import parse_execution_plan
-
     return execution_plan is not None and (
         parse_execution_plan(execution_plan).verification is not None
     )
@@ -100,12 +100,6 @@ def verification_step(
     Raises:
         EnvironmentFailure: neither aegisd nor its ledger can be asked.
     """
-    from aegis.audit.stage import request_audit_verifies
-    from aegis.execute.service import ledger_status
-    from aegis.execute.verify_client import next_step
-    from aegis.sign.execution_plan import parse_execution_plan
-    from aegis.workflow.stages import StageOutcome
-
     if execution_plan is None:
         return None
     ep = parse_execution_plan(execution_plan)
@@ -138,8 +132,6 @@ class RevokerStage:
 
     def revoke(self, request: RequestRecord, execution_plan: bytes) -> None:
         """Burn the id, or raise an AegisError (aegisd unreachable, already used)."""
-        from aegis.execute.service import revoke
-
         revoke(self.cfg, _execution_id(execution_plan), f"request {request.id} cancelled")
 
 

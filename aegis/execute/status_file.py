@@ -30,10 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aegis.bounds import EXECUTION_ID_RE
+from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config, group_gid
 from aegis.errors import AegisError, InputError
 from aegis.execute import ledger as ledger_mod
-from aegis.execute.protocol import EXECUTION_ID_RE, Answer
+from aegis.execute.protocol import Answer
+from aegis.execute.verifications import Verifications, check_public
+from aegis.safe_read import open_regular
 
 STATUS_NAME = "aegisd-status.json"
 SCHEMA = "aegis.aegisd-status/1"
@@ -80,10 +84,7 @@ def publish(
         OSError: the file cannot be written (the caller logs it; a run is never failed
             for it).
     """
-    from aegis.canonical import canonical_bytes
-
     rows, complete = led.recent(MAX_DONE)
-    from aegis.execute.verifications import Verifications
 
     # Health-probe verifications, so group aegis (the monitor's resume) can record them.
     checks = Verifications(led.path).by_execution([e.execution_id for e in rows])
@@ -144,15 +145,8 @@ def read_trusted(path: Path) -> bytes:
         InputError: missing, unreadable, not a regular file, someone else's, writable
             by group or others, or too large.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        raise InputError(f"cannot read aegisd's status {path}: {e.strerror or e}") from e
-    with os.fdopen(fd, "rb") as f:
+    with open_regular(path, "aegisd's status", follow=False) as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"aegisd's status {path} is not a regular file")
         if st.st_uid not in (0, os.geteuid()):
             raise InputError(f"aegisd's status {path} belongs to uid {st.st_uid}, not root")
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
@@ -198,7 +192,6 @@ def _check_entry(execution_id: str, raw: Any, *, publisher_alive: bool = False) 
     running = raw.get("running", False)
     if not isinstance(running, bool):
         raise InputError(f"aegisd's status has a malformed running flag for {execution_id}")
-    from aegis.execute.verifications import check_public
 
     extra = {}
     if "verification" in raw:
@@ -225,8 +218,6 @@ def read_status(cfg: Config, execution_id: str) -> Answer | None:
         the id (the list is complete); None when the file cannot tell (unreadable,
         untrusted, malformed, or the id may be older than what is listed).
     """
-    from aegis.canonical import loads_strict
-
     if not EXECUTION_ID_RE.match(execution_id):
         return None
     try:
@@ -253,8 +244,6 @@ def audit_failures(cfg: Config) -> int | None:
     Returns:
         The count, or None when the file cannot tell (missing, untrusted, older aegisd).
     """
-    from aegis.canonical import loads_strict
-
     try:
         doc = loads_strict(read_trusted(status_path(cfg)), max_bytes=MAX_STATUS_BYTES)
     except AegisError:

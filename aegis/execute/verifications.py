@@ -23,7 +23,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis.errors import EnvironmentFailure, StateError
+from aegis.canonical import canonical_bytes, loads_strict
+from aegis.errors import EnvironmentFailure, InputError, StateError
 from aegis.health.spec import MAX_PROBES
 
 PENDING = "pending"
@@ -109,8 +110,6 @@ def check_results(raw: object) -> tuple[dict[str, object], ...]:
     Raises:
         InputError: not a list of results of the known fields and types.
     """
-    from aegis.errors import InputError
-
     if not isinstance(raw, list) or len(raw) > MAX_PROBE_RESULTS:
         raise InputError("malformed verification probes")
     out = []
@@ -128,8 +127,6 @@ def check_results(raw: object) -> tuple[dict[str, object], ...]:
 def _results(text: object) -> tuple[dict[str, object], ...]:
     if text is None:
         return ()
-    from aegis.canonical import loads_strict
-    from aegis.errors import InputError
 
     try:
         return check_results(loads_strict(str(text).encode()))
@@ -164,8 +161,6 @@ def check_public(raw: object) -> dict[str, object]:
     Raises:
         InputError: an unknown state or a field of the wrong type.
     """
-    from aegis.errors import InputError
-
     if not isinstance(raw, dict) or raw.get("state") not in (*OPEN, *SETTLED):
         raise InputError("malformed verification")
     types = {
@@ -273,8 +268,6 @@ class Verifications:
         }
         assert set(fields) <= allowed
         if "probes" in fields:
-            from aegis.canonical import canonical_bytes
-
             fields["probes"] = canonical_bytes(list(check_results(fields["probes"]))).decode()
         sets = "".join(f", {k} = ?" for k in fields)
         marks = ", ".join("?" for _ in frm)

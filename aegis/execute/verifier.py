@@ -23,13 +23,22 @@ nothing ran, the execution id stays unused): a restore must undo exactly its own
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aegis.errors import AegisError, StateError
+from aegis.execute import ledger as ledger_mod
+from aegis.execute import runner
 from aegis.execute import verifications as v
+from aegis.execute.apply_audit import run_env
+from aegis.execute.dpkg_lock import DpkgLocked, DpkgLocks, admin_dir
+from aegis.execute.inverse import inverse_argv, left_over
+from aegis.execute.protocol import REFUSED_STATE, Answer, iso
+from aegis.health.run import run_probes
+from aegis.sign.execution_plan import parse_execution_plan
 
 if TYPE_CHECKING:
     from aegis.execute.daemon import Aegisd
@@ -37,15 +46,12 @@ if TYPE_CHECKING:
     from aegis.execute.protocol import Answer
     from aegis.sign.execution_plan import ExecutionPlan
 
-REFUSED_VERIFYING = "refused:verifying"
 POLL_S = 1.0
 LOCK_WAIT_S = 120
 
 
 def _parse_time(text: str) -> datetime:
     """Read back an RFC 3339 time aegisd wrote (microseconds, ``Z``) in its ledger."""
-    from datetime import UTC
-
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
@@ -89,7 +95,6 @@ class Verifier:
         """
         if ep.verification is None:
             return
-        from aegis.execute.daemon import iso
 
         self.rows.insert(
             ep.execution_id, ep.request_id, raw, ep.verification.confirm, iso(self.d.clock())
@@ -99,7 +104,6 @@ class Verifier:
         """Start verifying a successful run; the answer's ``verification`` part."""
         if ep.verification is None:
             return None
-        from aegis.execute.daemon import iso
 
         now = self.d.clock()
         if not succeeded:
@@ -151,9 +155,6 @@ class Verifier:
         delta, so the probes now decide as after any run: kept when they pass, the
         delta restored when they fail or the deadline (counted from now) passes.
         """
-        from aegis.execute.daemon import iso
-        from aegis.sign.execution_plan import parse_execution_plan
-
         row = self.rows.get(execution_id)
         if row is None or row.state not in (v.PENDING, v.ABANDONED):
             return self.public(row) if row is not None else None
@@ -195,9 +196,6 @@ class Verifier:
 
     def _round(self, ep: ExecutionPlan) -> v.VerificationRow:
         """Run the probes (until they passed once), keep the change when nothing is missing."""
-        from aegis.execute.daemon import iso
-        from aegis.health.run import run_probes
-
         assert ep.verification is not None
         row = self.rows.get(ep.execution_id)
         assert row is not None
@@ -228,7 +226,6 @@ class Verifier:
         return self._settle(ep, row)
 
     def _settle(self, ep: ExecutionPlan, row: v.VerificationRow) -> v.VerificationRow:
-        from aegis.execute.daemon import iso
 
         if not row.probes_passed or (row.confirm and row.confirmed_by is None):
             return row
@@ -260,16 +257,12 @@ class Verifier:
                 if not self._step(execution_id):
                     return
             except Exception as e:  # said, then tried again: the deadline still binds
-                import sys
-
                 sys.stderr.write(f"aegisd: verification of {execution_id}: {e}\n")
                 sys.stderr.flush()
                 time.sleep(POLL_S)
 
     def _step(self, execution_id: str) -> bool:
         """One look at a verifying row; False once it is settled."""
-        from aegis.sign.execution_plan import parse_execution_plan
-
         row = self.rows.get(execution_id)
         if row is None or row.state != v.VERIFYING or row.deadline is None:
             return False
@@ -298,9 +291,6 @@ class Verifier:
 
     def roll_back(self, ep: ExecutionPlan, row: v.VerificationRow) -> None:
         """Restore the snapshot: the inverse of the signed delta, audited, no approval."""
-        from aegis.execute.daemon import iso
-        from aegis.execute.dpkg_lock import DpkgLocked, DpkgLocks, admin_dir
-
         cause = "unconfirmed" if row.probes_passed else "probe-failed"
         failed = [r for r in row.probes if not r["ok"]]
         if cause == "probe-failed":
@@ -349,10 +339,6 @@ class Verifier:
         d.publish_status()
 
     def _restore(self, ep: ExecutionPlan, cause: str, detail: str, locks: Any) -> None:
-        from aegis.execute import runner
-        from aegis.execute.apply_audit import run_env
-        from aegis.execute.daemon import iso
-        from aegis.execute.inverse import inverse_argv, left_over
 
         d = self.d
         env = d.child_env()
@@ -404,10 +390,6 @@ class Verifier:
 
     def confirm(self, execution_id: str, creds: PeerCredentials) -> Answer:
         """Record ``aegisctl confirm``; keep the change when its probes passed too."""
-        from aegis.execute.daemon import REFUSED_STATE, iso
-        from aegis.execute.protocol import Answer
-        from aegis.sign.execution_plan import parse_execution_plan
-
         row = self.rows.get(execution_id)
         problem = None
         if row is None:
@@ -446,10 +428,6 @@ class Verifier:
 
     def resume(self) -> None:
         """After a start: settle rows a crash left open, watch the verifying ones."""
-        from aegis.execute import ledger as ledger_mod
-        from aegis.execute.daemon import iso
-        from aegis.sign.execution_plan import parse_execution_plan
-
         for found in self.rows.open_rows():
             row = found
             now = iso(self.d.clock())
@@ -494,8 +472,6 @@ class Verifier:
                 self.watch(row.execution_id)
                 self.d.publish_status()
             except AegisError as e:
-                import sys
-
                 sys.stderr.write(f"aegisd: cannot resume verification {row.execution_id}: {e}\n")
 
     def _audit(

@@ -12,9 +12,15 @@ it later. Every step here is read from aegisd's ledger, so running one twice is 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from aegis.audit.stage import request_audit_verifies
 from aegis.errors import AegisError, ExecutionFailed, StateError
+from aegis.execute.client import _refusal_error, ledger_status, socket_path
+from aegis.execute.protocol import Request, call
+from aegis.sign.execution_plan import parse_execution_plan
+from aegis.workflow import access
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -35,8 +41,6 @@ def needs_human(v: dict[str, Any]) -> bool:
 
 def poll(cfg: Config, xid: str, sock: str | None, v: dict[str, Any]) -> dict[str, Any]:
     """Ask aegisd until ``v`` settles or only a human can settle it."""
-    from aegis.execute.service import ledger_status
-
     # aegisd decides by its deadline; past it (plus a restore's time) the client stops
     # waiting and leaves the request verifying for aegis resume.
     give_up = time.monotonic() + _seconds_left(v) + GRACE_S
@@ -50,7 +54,6 @@ def poll(cfg: Config, xid: str, sock: str | None, v: dict[str, Any]) -> dict[str
 
 
 def _seconds_left(v: dict[str, Any]) -> float:
-    from datetime import UTC, datetime
 
     try:
         deadline = datetime.fromisoformat(str(v.get("deadline")).replace("Z", "+00:00"))
@@ -60,15 +63,13 @@ def _seconds_left(v: dict[str, Any]) -> float:
 
 
 def _state(cfg: Config, request_id: str) -> str:
-    from aegis import api
 
-    return api.get_request(cfg, request_id).state
+    return access.get_request(cfg, request_id).state
 
 
 def _fire(cfg: Config, request_id: str, trigger: str, evidence: dict[str, Any]) -> str:
-    from aegis import api
 
-    return api.advance(cfg, request_id, trigger, ACTOR, evidence=evidence).state
+    return access.advance(cfg, request_id, trigger, ACTOR, evidence=evidence).state
 
 
 def next_step(
@@ -97,8 +98,6 @@ def next_step(
 
 def record(cfg: Config, request_id: str, xid: str, v: dict[str, Any]) -> str:
     """Move the request as far as aegisd's verification ``v`` says; return its state."""
-    from aegis.audit.stage import request_audit_verifies
-
     state = _state(cfg, request_id)
     for _ in range(3):
         audited = v.get("state") == "passed" and request_audit_verifies(cfg, request_id)
@@ -156,15 +155,10 @@ def confirm(cfg: Config, request_id: str, *, socket: Any = None) -> tuple[str, d
         TrustError: the caller may not submit to aegisd.
         EnvironmentFailure: aegisd is not reachable.
     """
-    from aegis import api
-    from aegis.execute.protocol import Request, call
-    from aegis.execute.service import _refusal_error, socket_path
-    from aegis.sign.execution_plan import parse_execution_plan
-
-    rec = api.get_request(cfg, request_id)
+    rec = access.get_request(cfg, request_id)
     if rec.state not in ("applied", "verifying"):
         raise StateError(f"request {request_id} is {rec.state}, not verifying")
-    found = api.latest_artifact(cfg, request_id, "execution-plan")
+    found = access.latest_artifact(cfg, request_id, "execution-plan")
     if found is None:
         raise StateError(f"request {request_id} has no execution plan")
     xid = parse_execution_plan(found[1]).execution_id

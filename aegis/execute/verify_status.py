@@ -16,6 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aegis.errors import AegisError
+from aegis.execute.status_file import read_status
+from aegis.sign.execution_plan import parse_execution_plan
+from aegis.workflow import access
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -26,9 +29,6 @@ def published_verification(cfg: Config, execution_plan: bytes | None) -> dict[st
 
     None when the plan names no probes, cannot be read, or aegisd's status says nothing.
     """
-    from aegis.execute.status_file import read_status
-    from aegis.sign.execution_plan import parse_execution_plan
-
     if execution_plan is None:
         return None
     try:
@@ -53,11 +53,9 @@ RAN = frozenset(
 
 def request_verification(cfg: Config, request_id: str, state: str) -> dict[str, Any] | None:
     """:func:`published_verification` of the request's newest execution plan, when it ran."""
-    from aegis import api
-
     if state not in RAN:
         return None
-    found = api.latest_artifact(cfg, request_id, "execution-plan")
+    found = access.latest_artifact(cfg, request_id, "execution-plan")
     return published_verification(cfg, found[1] if found is not None else None)
 
 

@@ -26,8 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.analyze.stamps import this_host
+from aegis.api_agent import check_plannable, decide_plan, plan_change, review_plan
 from aegis.errors import InputError
+from aegis.fleet.cohort import cohort_bytes, document_hash
+from aegis.fleet.service import cohorts_dir, host_cohort
+from aegis.sign.execution_plan import derive_targets
 from aegis.toml_doc import load_toml
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -60,8 +66,6 @@ def check_intent(
             "(e.g. -- apt install nginx, or --where DIR -- pip install NAME==VERSION)"
         )
     if whole:
-        from aegis.api_agent import check_plannable
-
         check_plannable(
             intent[0],
             intent[1],
@@ -91,11 +95,6 @@ def plan_this_host(
     Raises:
         InputError: an intent Aegis cannot plan here (exit 3); AegisError: as each stage.
     """
-    from aegis.analyze.stamps import this_host
-    from aegis.api_agent import decide_plan, plan_change, review_plan
-    from aegis.fleet.service import host_cohort
-    from aegis.sign.execution_plan import derive_targets
-
     check_intent(intent)
     planned = plan_change(
         cfg,
@@ -202,10 +201,6 @@ def plan_fleet(
     registry: str | None = None,
 ) -> dict[str, Any]:
     """Plan ``intent`` on every host, ``forks`` at a time; group the hosts into cohorts."""
-    from aegis.fleet.cohort import cohort_bytes, document_hash
-    from aegis.fleet.service import cohorts_dir
-    from aegis.workflow.files import write_atomic
-
     check_intent(intent, where=where, registry=registry, contents=contents, whole=True)
     flags = [*([] if review else ["--no-review"]), *([] if contents else ["--no-contents"])]
     flags += [

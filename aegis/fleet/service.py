@@ -21,15 +21,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis.canonical import loads_strict
-from aegis.errors import InputError, PolicyDenied
+from aegis.config import group_gid, in_group, join_group_hint
+from aegis.ed25519 import public_hex
+from aegis.errors import EnvironmentFailure, InputError, PolicyDenied, TrustError
 from aegis.fleet.cohort import COHORT_SCHEMA, cohort_bytes, cohort_document, document_hash
+from aegis.safe_read import read_capped
+from aegis.sign.approvals import approver_grants
 from aegis.sign.cohort_approval import (
+    MAX_COHORT_APPROVAL_BYTES,
     CohortApproval,
     build_cohort_approval,
     check_cohort_hash,
     cohort_approval_bytes,
     parse_cohort_approval,
 )
+from aegis.sign.context import load_context
+from aegis.sign.execution_plan import policy_binding
+from aegis.sign.files import APPROVERS_DIR, trusted_approver_grants
+from aegis.sign.keys import load_signing_key
+from aegis.sign.service import require_key_role
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -66,10 +77,6 @@ def host_cohort(cfg: Config, target: str) -> HostCohort:
     Raises:
         InputError, StateError, TrustError: as :func:`aegis.sign.context.load_context`.
     """
-    from aegis.sign.context import load_context
-    from aegis.sign.execution_plan import policy_binding
-    from aegis.workflow.files import write_atomic
-
     as_path = Path(target)
     try:
         if as_path.exists() or "/" in target or target.endswith(".json"):
@@ -93,8 +100,6 @@ def read_cohort_document(path: Path, expected_hash: str) -> dict[str, Any]:
     Raises:
         InputError: unreadable, malformed, or another cohort than ``expected_hash``.
     """
-    from aegis.workflow.files import read_capped
-
     doc = loads_strict(
         read_capped(path, MAX_COHORT_BYTES, "cohort document"), max_bytes=MAX_COHORT_BYTES
     )
@@ -137,10 +142,6 @@ def approve_cohort(
         TrustError: the key is not an approver key or cannot be unwrapped.
         PolicyDenied: the cohort's decision is deny.
     """
-    from aegis.sign.keys import load_signing_key
-    from aegis.sign.service import require_key_role
-    from aegis.workflow.files import write_atomic
-
     check_cohort_hash(cohort_hash)
     if cohort_file is None:
         _require_member(cfg)
@@ -172,9 +173,6 @@ def _require_member(cfg: Config) -> None:
     Raises:
         EnvironmentFailure: the caller is outside the group (exit 7, with the join hint).
     """
-    from aegis.config import group_gid, in_group, join_group_hint
-    from aegis.errors import EnvironmentFailure
-
     if cfg.home is None and not in_group(group_gid()):
         raise EnvironmentFailure(
             f"cannot read the cohorts in {cohorts_dir(cfg)}", hint=join_group_hint()
@@ -192,11 +190,6 @@ def _refuse_untrusted_here(cfg: Config, key: Any, role: str) -> None:
     Raises:
         TrustError: this host trusts approvers, but not this key in ``role``.
     """
-    from aegis.errors import TrustError
-    from aegis.sign.approvals import approver_grants
-    from aegis.sign.files import APPROVERS_DIR, trusted_approver_grants
-    from aegis.sign.keys import public_hex
-
     where = cfg.keys_dir / APPROVERS_DIR
     grants = approver_grants(trusted_approver_grants(where))
     if not grants:
@@ -217,9 +210,6 @@ def read_cohort_approvals(paths: Iterable[Path]) -> list[CohortApproval]:
     Raises:
         InputError: a file is unreadable or malformed.
     """
-    from aegis.sign.cohort_approval import MAX_COHORT_APPROVAL_BYTES
-    from aegis.workflow.files import read_capped
-
     return [
         parse_cohort_approval(read_capped(p, MAX_COHORT_APPROVAL_BYTES, "cohort approval"))
         for p in paths

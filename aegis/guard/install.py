@@ -34,7 +34,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aegis.errors import EnvironmentFailure, InputError
+from aegis.errors import InputError
+from aegis.guard.blocks import BEGIN, END, GuardInstallError
+from aegis.guard.profile import edit_profiles, probe_shim_python
 from aegis.guard.rules import RULES
 from aegis.guard.shim import SHIM_MARKER
 
@@ -44,14 +46,7 @@ DEFAULT_SHIM_ROOT = Path("/usr/local/lib/aegis/guard-shims")
 DEFAULT_LOG_DIR = Path("/var/log/aegis-guard")
 SHIM_TOOLS: tuple[str, ...] = (*sorted(RULES), "doas", "sudo")
 """The shims written: every tool the rule table knows, and the wrappers that reset PATH."""
-BEGIN = "# >>> aegis guard >>>"
-END = "# <<< aegis guard <<<"
-_BLOCK = re.compile(rf"^{re.escape(BEGIN)}.*?^{re.escape(END)}[^\n]*\n?", re.M | re.S)
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
-
-
-class GuardInstallError(EnvironmentFailure):
-    """``aegis guard install`` cannot run here (not root, or a write failed): exit 7."""
 
 
 @dataclass(frozen=True)
@@ -94,18 +89,6 @@ def path_block(shim_dir: str) -> str:
         f'case "$PATH" in {prefix}*) ;; *) PATH={prefix}"$PATH"; export PATH ;; esac\n'
         f"{END}\n"
     )
-
-
-def with_block(text: str, block: str | None, *, at_top: bool) -> str:
-    """``text`` with its managed block replaced by ``block`` (or removed when None)."""
-    if block is not None and _BLOCK.search(text):
-        return _BLOCK.sub(lambda _: block, text, count=1)
-    text = _BLOCK.sub("", text)
-    if block is None:
-        return text
-    if at_top:
-        return block + text
-    return text + ("" if not text or text.endswith("\n") else "\n") + block
 
 
 def _require_root() -> None:
@@ -204,8 +187,6 @@ def install_guard(
         GuardInstallError: not root, or a file could not be written (exit 7).
         InputError: unknown user, root, or an unusable path (exit 3).
     """
-    from aegis.guard.profile import edit_profiles, probe_shim_python
-
     _require_root()
     account = _account(user)
     shims = _checked_dir(shim_dir, DEFAULT_SHIM_ROOT / user, "--dir")
@@ -241,8 +222,6 @@ def uninstall_guard(
         GuardInstallError: not root (exit 7).
         InputError: unknown user or an unusable path (exit 3).
     """
-    from aegis.guard.profile import edit_profiles
-
     _require_root()
     account = _account(user)
     shims = _checked_dir(shim_dir, DEFAULT_SHIM_ROOT / user, "--dir")

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from aegis.guard.install import GuardInstallError, with_block
+from aegis.guard.blocks import GuardInstallError, with_block
 
 _FILES: tuple[tuple[str, bool, bool], ...] = (
     (".profile", False, True),

@@ -230,7 +230,7 @@ _SIMPLE_ESCAPES = {
 _NUMERIC_ESCAPE = r"x([0-9a-fA-F]{1,2})|u([0-9a-fA-F]{1,4})|U([0-9a-fA-F]{1,8})|([0-7]{1,3})"
 
 
-def _ansi_c(body: str) -> str:
+def ansi_c(body: str) -> str:
     """Decode the inside of ``$'...'`` as bash does."""
     out: list[str] = []
     i = 0
@@ -290,7 +290,7 @@ def dequote(src: str, start: int, end: int, spans: list[tuple[int, int]]) -> tup
         ch = src[i]
         if not quoted and src.startswith("$'", i):
             close = _ansi_c_end(src, i, end)
-            out.append(_ansi_c(src[i + 2 : close]))
+            out.append(ansi_c(src[i + 2 : close]))
             i = close + 1
         elif i in starts and starts[i] > i:
             out.append(src[i : starts[i]])

@@ -39,9 +39,12 @@ from aegis.health.spec import (
     check_verification,
     parse_probe,
 )
+from aegis.model import Action, Tool
+from aegis.policy.fields import PolicyConfigError, _bool, _check_keys, _strs
+from aegis.workflow.graph import parse_duration
+from aegis.workflow.machine import WorkflowError
 
 if TYPE_CHECKING:
-    from aegis.config import Config
     from aegis.model import Plan
     from aegis.policy.config import PolicyConfig
 
@@ -69,8 +72,6 @@ class HealthPolicy:
 
 
 def _within(value: object, where: str) -> int:
-    from aegis.workflow.graph import parse_duration
-    from aegis.workflow.machine import WorkflowError
 
     try:
         seconds = parse_duration(value, where)
@@ -87,8 +88,6 @@ def parse_health(data: Mapping[str, Any]) -> HealthPolicy:
     Raises:
         PolicyConfigError: unknown keys, a bad pattern list, a probe off loopback.
     """
-    from aegis.policy.config import PolicyConfigError, _bool, _check_keys, _strs
-
     _check_keys(data, {"within", "packages"}, "health")
     raw = data.get("packages", [])
     if not isinstance(raw, list) or len(raw) > MAX_ENTRIES:
@@ -125,7 +124,6 @@ def parse_health(data: Mapping[str, Any]) -> HealthPolicy:
 
 
 def _installed_names(plan: Plan) -> list[str]:
-    from aegis.model import Action
 
     keep = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
     return sorted({c.name for c in plan.changes if c.action in keep})
@@ -138,8 +136,6 @@ def derive_verification(config: PolicyConfig | None, plan: Plan) -> Verification
     snapshot aegisd can restore by itself; other ecosystems get none (docs/ecosystems.md).
     Probes keep their order (policy entries in file order, then the request's), each once.
     """
-    from aegis.model import Tool
-
     if plan.intent.tool is not Tool.APT or plan.failure is not None:
         return None
     health = config.health if config is not None else None
@@ -166,12 +162,3 @@ def derive_verification(config: PolicyConfig | None, plan: Plan) -> Verification
     # The strictest entry wins; a settle past the deadline would never act.
     settle_s = min(settle) if settle and min(settle) < deadline else None
     return check_verification(Verification(unique, deadline, confirm, settle_s))
-
-
-def verification_for(cfg: Config, plan: Plan) -> Verification | None:
-    """:func:`derive_verification` with the policy file in force (none when unusable)."""
-    from aegis.policy.config import PolicyConfig
-    from aegis.policy.run import load_policy
-
-    policy = load_policy(cfg)
-    return derive_verification(policy if isinstance(policy, PolicyConfig) else None, plan)

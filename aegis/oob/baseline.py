@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aegis.canonical import canonical_bytes, canonical_hash
+from aegis.canonical import canonical_bytes, canonical_hash, loads_strict
 from aegis.config import Config, group_gid
 from aegis.errors import InputError
+from aegis.execute.status_file import read_trusted
 from aegis.oob.logs import Cursor
 
 NAME = "package-baseline.json"
@@ -144,9 +145,6 @@ def read_baseline(cfg: Config) -> Baseline | None:
     Raises:
         InputError: present but not aegisd's (owner, mode) or malformed.
     """
-    from aegis.canonical import loads_strict
-    from aegis.execute.status_file import read_trusted
-
     path = baseline_path(cfg)
     if not path.exists():
         return None

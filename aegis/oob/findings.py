@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
 from aegis.oob.logs import AptRun, Cursor, LogEvent, cursor_now
 
-MAX_STATUS_BYTES = 256 * 1024 * 1024
 TOOLS = ("dpkg", "apt-get", "apt", "aptitude", "unattended-upgrades", "other", "unknown",
          "npm", "pip")  # fmt: skip
 """The tool label of a finding (and of the counter): a closed set, never free text."""

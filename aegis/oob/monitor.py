@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aegis.errors import AegisError
+from aegis.oob.baseline import read_baseline
+from aegis.oob.record import pending
+from aegis.oob.serve import ask_record
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -41,9 +44,6 @@ class OobReport:
 
 def check(cfg: Config, *, record: bool = True) -> OobReport:
     """Compare dpkg's state with the baseline; ask aegisd to record what differs."""
-    from aegis.oob.baseline import read_baseline
-    from aegis.oob.record import pending
-
     try:
         baseline = read_baseline(cfg)
     except AegisError as e:
@@ -60,7 +60,6 @@ def check(cfg: Config, *, record: bool = True) -> OobReport:
         return OobReport(
             "pending", f"{len(found)} change(s) not recorded", found, 0, baseline.counts
         )
-    from aegis.oob.serve import ask_record
 
     try:
         answer = ask_record(cfg)

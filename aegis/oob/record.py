@@ -55,7 +55,7 @@ def _now() -> str:
 def expect_unattended(cfg: Config) -> bool:
     """Whether policy marks unattended-upgrades' own changes as expected."""
     from aegis.errors import AegisError
-    from aegis.policy.config import load_policy_config
+    from aegis.policy.load import load_policy_config
 
     try:
         policy = load_policy_config(cfg.policy_path)

@@ -23,7 +23,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.config import group_gid
 from aegis.errors import AegisError
+from aegis.execute.peer import peer_credentials
 from aegis.execute.protocol import (
     Answer,
     ProtocolError,
@@ -70,7 +72,6 @@ def answer_record(d: Aegisd) -> Answer:
 
 
 def _client(d: Aegisd, sock: socket.socket) -> None:
-    from aegis.execute.peer import peer_credentials
 
     with sock:
         creds = peer_credentials(sock)
@@ -117,8 +118,6 @@ def start_findings_listener(d: Aegisd) -> socket.socket | None:
     A socket that cannot be created is logged, not fatal: applying never depends on it,
     and aegisd still records before and after each of its runs.
     """
-    from aegis.config import group_gid
-
     try:
         with d.execution_lock():
             record_findings(d)

@@ -29,6 +29,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aegis.policy.fields import (
+    PolicyConfigError,
+    _bool,
+    _check_keys,
+    _int,
+    _str,
+    _strs,
+    normalize_fingerprint,
+    normalize_uri,
+)
+
 KEYS = {
     "enabled",
     "sources",
@@ -69,17 +80,6 @@ def parse_automation(data: Mapping[str, Any]) -> AutomationPolicy:
     Raises:
         PolicyConfigError: unknown keys, wrong types, a source without URI, suite or signer.
     """
-    from aegis.policy.config import (
-        PolicyConfigError,
-        _bool,
-        _check_keys,
-        _int,
-        _str,
-        _strs,
-        normalize_fingerprint,
-        normalize_uri,
-    )
-
     _check_keys(data, KEYS, "automation")
     raw = data.get("sources", [])
     if not isinstance(raw, list) or len(raw) > MAX_SOURCES:

@@ -7,8 +7,8 @@ malformed file is a :class:`PolicyConfigError`, and the edge turns that into a
 of nothing fails). ``aegis policy init`` writes the shipped default
 (``aegis/policy/default_policy.toml``) for the operator to edit.
 
-Parsing (:func:`parse_policy_config`) is pure; :func:`load_policy_config` is the only
-function here that reads a file (the policy file and, when ``[shadow] path`` is set,
+Parsing (:func:`parse_policy_config`) is pure; :func:`aegis.policy.load.load_policy_config`
+reads the file (the policy file and, when ``[shadow] path`` is set,
 the shadow file next to it).
 
 For the apt analyzer (issue 3): repositories are approved by identity, never by
@@ -34,17 +34,29 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from aegis.errors import InputError
-from aegis.health.policy import HealthPolicy
-from aegis.policy.automation import AutomationPolicy
+from aegis.bounds import HEX64_RE as _HEX_KEY_RE
+from aegis.ecosystems.image.names import is_loopback
+from aegis.health.policy import HealthPolicy, parse_health
+from aegis.policy.automation import AutomationPolicy, parse_automation
+from aegis.policy.fields import (
+    MAX_LIST,
+    PolicyConfigError,
+    _bool,
+    _check_keys,
+    _int,
+    _str,
+    _strs,
+    _table,
+    normalize_fingerprint,
+    normalize_uri,
+)
 from aegis.toml_doc import load_toml
 
 CONFIG_FORMAT = "aegis.policy-config/1"
 MAX_POLICY_BYTES = 1024 * 1024
-MAX_LIST = 10_000
 EFFECT_NAMES = ("deny", "require-approval", "allow-with-snapshot", "allow")
 DEFAULT_FREEZE_AFTER_S = 180 * 86_400
 """Debian's stable and oldstable suites carry no Valid-Until and are re-dated only at
@@ -54,10 +66,6 @@ publish daily carry a Valid-Until (``*-security``, trixie's ``*-updates``), whic
 instead of this window."""
 
 T = TypeVar("T")
-
-
-class PolicyConfigError(InputError):
-    """The policy file is absent, empty, unreadable or malformed (policy then denies)."""
 
 
 @dataclass(frozen=True)
@@ -228,69 +236,6 @@ _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
                    "vuln_ignore_urgencies", "freeze_after_s", "min_release_age_s"}
 # fmt: on
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
-_HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-def normalize_uri(uri: str) -> str:
-    """Return ``uri`` without trailing slashes (``http://x/debian/`` == ``http://x/debian``)."""
-    return uri.rstrip("/")
-
-
-def normalize_fingerprint(fpr: str | None) -> str | None:
-    """Upper-case hex without spaces, or None."""
-    if fpr is None:
-        return None
-    return fpr.replace(" ", "").upper()
-
-
-def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise PolicyConfigError(f"{where}{key}: expected a table")
-    return value
-
-
-def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise PolicyConfigError(f"{where or 'policy'}: unknown key(s) {', '.join(unknown)}")
-
-
-def _str(data: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise PolicyConfigError(f"{where}{key}: expected a non-empty string")
-    return value
-
-
-def _bool(data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise PolicyConfigError(f"{where}{key}: expected true or false")
-    return value
-
-
-def _int(data: Mapping[str, Any], key: str, where: str, default: int, lo: int = 0) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise PolicyConfigError(f"{where}{key}: expected an integer >= {lo}")
-    return value
-
-
-def _strs(
-    data: Mapping[str, Any],
-    key: str,
-    where: str,
-    default: tuple[str, ...],
-    check: Callable[[str], bool] | None = None,
-) -> tuple[str, ...]:
-    value = data.get(key, list(default))
-    if not isinstance(value, list) or len(value) > MAX_LIST:
-        raise PolicyConfigError(f"{where}{key}: expected a list of strings")
-    for item in value:
-        if not isinstance(item, str) or not item or (check is not None and not check(item)):
-            raise PolicyConfigError(f"{where}{key}: bad entry {item!r}")
-    return tuple(value)
 
 
 def _parse_source(data: Any, index: int) -> ApprovedSource:
@@ -484,10 +429,6 @@ def _image_signing(entry: ApprovedRegistry, item: dict[str, Any], where: str) ->
 
 def _check_image_registry(url: str, where: str) -> None:
     """An image registry is ``https://HOST[:PORT]/[PATH/]``; plain HTTP on loopback only."""
-    from urllib.parse import urlsplit
-
-    from aegis.ecosystems.image.names import is_loopback
-
     parts = urlsplit(url)
     if parts.query or parts.fragment or not parts.hostname:
         raise PolicyConfigError(f"{where}url: expected https://HOST[:PORT]/[PATH/]")
@@ -496,13 +437,11 @@ def _check_image_registry(url: str, where: str) -> None:
 
 
 def _parse_health(data: Mapping[str, Any]) -> HealthPolicy | None:
-    from aegis.health.policy import parse_health
 
     return parse_health(_table(data, "health", "")) if "health" in data else None
 
 
 def _parse_automation(data: Mapping[str, Any]) -> AutomationPolicy | None:
-    from aegis.policy.automation import parse_automation
 
     if "automation" not in data:
         return None
@@ -513,65 +452,14 @@ def parse_policy_config(text: str) -> PolicyConfig:
     """Parse policy TOML text strictly (no shadow file is read: ``shadow`` stays None).
 
     Rule ids in ``[rules]`` are checked against the rule set by the engine's
-    :func:`aegis.policy.engine.check_config`, which :func:`load_policy_config` calls.
+    :func:`aegis.policy.engine.check_config`, which
+    :func:`aegis.policy.load.load_policy_config` calls.
 
     Raises:
         PolicyConfigError: not TOML, empty, unknown keys, wrong types.
     """
     data = load_toml(text, what="policy file", max_bytes=MAX_POLICY_BYTES, error=PolicyConfigError)
     return _parse(data)
-
-
-def _read(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as e:
-        raise PolicyConfigError(
-            f"no policy file at {path}: an absent rule set denies everything",
-            hint=f"run 'aegis policy init' to write the default policy to {path}",
-        ) from e
-    except OSError as e:
-        raise PolicyConfigError(f"cannot read policy file {path}: {e.strerror}") from e
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyConfigError(f"policy file {path} is larger than {MAX_POLICY_BYTES} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise PolicyConfigError(f"policy file {path} is not UTF-8") from e
-
-
-def load_policy_config(path: Path) -> PolicyConfig:
-    """Read and strictly parse the policy file at ``path`` (and its shadow file, if any).
-
-    Raises:
-        PolicyConfigError: absent, empty, unreadable or malformed file (callers deny).
-    """
-    from dataclasses import replace
-
-    from aegis.policy.engine import check_config
-
-    text = _read(path)
-    try:
-        config = parse_policy_config(text)
-        data = load_toml(text, what="policy file", max_bytes=MAX_POLICY_BYTES)
-    except PolicyConfigError as e:
-        raise PolicyConfigError(f"{path}: {e.message}", hint=e.hint) from e
-    shadow_path = data.get("shadow", {}).get("path")
-    if shadow_path is not None:
-        if not isinstance(shadow_path, str) or not shadow_path:
-            raise PolicyConfigError(f"{path}: shadow.path: expected a path")
-        target = (path.parent / shadow_path).resolve()
-        shadow_text = _read(target)
-        try:
-            shadow = parse_policy_config(shadow_text)
-        except PolicyConfigError as e:
-            raise PolicyConfigError(f"shadow policy {target}: {e.message}") from e
-        if load_toml(shadow_text, what="shadow policy", max_bytes=MAX_POLICY_BYTES).get("shadow"):
-            raise PolicyConfigError(f"shadow policy {target} may not name its own shadow")
-        check_config(shadow)
-        config = replace(config, shadow=shadow)
-    check_config(config)
-    return config
 
 
 # --- helpers for the apt analyzer and for rules -------------------------------------------

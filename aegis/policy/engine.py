@@ -29,15 +29,17 @@ from typing import Any
 
 from aegis.canonical import canonical_hash
 from aegis.codec import to_dict
-from aegis.model import Plan
+from aegis.ecosystems.rulesets import ecosystem_rules
+from aegis.errors import InputError
+from aegis.model import Plan, Tool
 from aegis.model import plan_hash as compute_plan_hash
 from aegis.policy.config import (
     ApprovalSettings,
     PolicyConfig,
-    PolicyConfigError,
     PolicyUnavailable,
     ReviewSettings,
 )
+from aegis.policy.fields import PolicyConfigError
 from aegis.policy.result import (
     POLICY_SCHEMA,
     STRICTNESS,
@@ -51,7 +53,8 @@ from aegis.policy.result import (
     stricter,
 )
 from aegis.policy.review_gate import ReviewAssessment, assess_review, merge_review
-from aegis.policy.rules import RULESET_VERSION, Facts, Hit, Rule, ruleset
+from aegis.policy.rules import RULESET_VERSION, Facts, Hit, Rule
+from aegis.policy.ruleset import ruleset
 
 NO_ALLOW_ID = "policy.no-allow"
 UNAVAILABLE_ID = "policy.unavailable"
@@ -106,11 +109,8 @@ def check_config(config: PolicyConfig) -> None:
         )
     by_id = {r.id: r for r in rules}
     # Each ecosystem's own rules may be overridden too (``go.sumdb-off`` for a mirror).
-    from aegis.ecosystems import for_tool
-    from aegis.model import Tool
-
     for tool in Tool:
-        by_id.update({r.id: r for r in for_tool(tool).rules(()) if r.id not in by_id})
+        by_id.update({r.id: r for r in ecosystem_rules(tool, ()) if r.id not in by_id})
     for rule_id, override in config.rules.items():
         rule = by_id.get(rule_id)
         if rule is None:
@@ -194,11 +194,8 @@ UNSUPPORTED_ID = "ecosystem.unsupported"
 
 def _ecosystem_rules(plan: Plan, generic: tuple[Rule, ...]) -> tuple[Rule, ...] | None:
     """The generic rules plus the plan's ecosystem's own; none for a tool nobody knows."""
-    from aegis.ecosystems import for_tool
-    from aegis.errors import InputError
-
     try:
-        return for_tool(plan.intent.tool).rules(generic)
+        return ecosystem_rules(plan.intent.tool, generic)
     except InputError:
         return None
 

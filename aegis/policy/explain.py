@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from aegis.policy.result import Controls, Effect, FiredRule, PolicyResult
-from aegis.policy.rules import default_rules
+from aegis.policy.ruleset import default_rules
 
 FIRED_COLUMNS = ("rule", "effect", "reason", "controls")
 NOT_FIRED_COLUMNS = ("rule", "why it did not fire")

@@ -39,15 +39,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.analyze import apt as aptparse
+from aegis.analyze.apt_runner import APT_CONFIG_BIN, AptRunner
+from aegis.analyze.evidence.repositories import ApprovalLookup, collect_repository
+from aegis.analyze.evidence.sources import resolve_apt_paths, signed_by_tokens
+from aegis.analyze.state import configured_entries
 from aegis.errors import EnvironmentFailure
 from aegis.model import Repository
-from aegis.policy.config import (
-    PolicyConfig,
-    PolicyConfigError,
-    load_policy_config,
-    match_source,
-    parse_policy_config,
-)
+from aegis.policy.config import PolicyConfig, match_source, parse_policy_config
+from aegis.policy.engine import check_config
+from aegis.policy.fields import PolicyConfigError
+from aegis.policy.load import load_policy_config
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.analyze.evidence.sources import AptPaths, SourceEntry
@@ -85,9 +88,6 @@ class SourceListing:
 
 
 def _apt_paths(cfg: Config) -> AptPaths:
-    from aegis.analyze import apt as aptparse
-    from aegis.analyze.apt_runner import APT_CONFIG_BIN, AptRunner
-    from aegis.analyze.evidence.sources import resolve_apt_paths
 
     if cfg.apt_config is not None and not cfg.apt_config.is_file():
         # apt would fall back to the host's own configuration: another system's sources.
@@ -122,7 +122,6 @@ def _is_distribution(entry: SourceEntry, repo: Repository, paths: AptPaths) -> b
     os_id = _os_id(paths)
     if os_id is None or repo.signed_by_form != "keyring-path" or not repo.keyring_root_only:
         return False
-    from aegis.analyze.evidence.sources import signed_by_tokens
 
     keyrings = signed_by_tokens(entry.signed_by or "")
     wanted = {f"{os_id}-archive-keyring.gpg", f"{os_id}-archive-keyring.pgp"}
@@ -147,9 +146,6 @@ def _refusal(repo: Repository) -> str | None:
 
 def configured_sources(cfg: Config, now: datetime) -> SourceListing:
     """List every configured apt source with its verified signer and approval."""
-    from aegis.analyze.evidence.repositories import ApprovalLookup, collect_repository
-    from aegis.analyze.state import configured_entries
-
     try:
         policy: PolicyConfig | None = load_policy_config(cfg.policy_path)
         error = None
@@ -274,9 +270,6 @@ def approve_configured(cfg: Config, now: datetime) -> Approval:
 
 def _append_entries(path: Path, block: str) -> None:
     """Append ``block`` to the policy file; the result must parse before it replaces it."""
-    from aegis.policy.engine import check_config
-    from aegis.workflow.files import write_atomic
-
     raw = path.read_bytes()
     text = raw.decode("utf-8")
     new_text = text + ("" if text.endswith("\n") or not text else "\n") + block

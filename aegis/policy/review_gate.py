@@ -32,6 +32,14 @@ from aegis.canonical import sha256_hex
 from aegis.errors import AegisError
 from aegis.policy.config import PolicyConfig, ReviewSettings
 from aegis.policy.result import Effect, FiredRule, ReviewBinding, ReviewStatus
+from aegis.review.merge import merge
+from aegis.review.record import (
+    Review,
+    is_local_skip,
+    review_bytes,
+    review_from_bytes,
+    review_verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,6 @@ def parse_review(body: bytes) -> Any:
 
     Never raises: a broken review must raise the decision to approval, not crash policy.
     """
-    from aegis.review.record import review_from_bytes
-
     try:
         return review_from_bytes(body)
     except AegisError as e:
@@ -68,7 +74,6 @@ def parse_review(body: bytes) -> Any:
 
 
 def _record_hash(review: Any) -> str:
-    from aegis.review.record import review_bytes
 
     return sha256_hex(review_bytes(review))
 
@@ -88,8 +93,6 @@ def assess_review(
         settings: the policy's review settings (keys, allow_skip, required).
         review_hash: the record's stored hash if the caller has it.
     """
-    from aegis.review.record import Review, is_local_skip, review_verdict
-
     if review is None:
         if not settings.required:
             detail = "no review record; this policy runs without model reviews"
@@ -132,7 +135,6 @@ def merge_review(
         # Neutral by the policy's own configuration; the decision is returned unchanged.
         entry = FiredRule("review.skipped", decision, assessed.binding.detail, None, ())
         return decision, (entry,)
-    from aegis.review.merge import merge
 
     merged, entries = merge(decision, assessed.counted)
     out: list[FiredRule] = []

@@ -12,12 +12,13 @@ engine takes the strictest fired effect; when nothing fired it requires approval
 Deny rules carry the operator contract's Deny Interpretation phrase verbatim
 (quoted in docs/operator-guide.md "What a deny means") in ``contract``.
 
-The rules live in three modules to stay small: this one (types, phrases, facts,
-registry), :mod:`aegis.policy.rules_repo` (targets, command, repositories,
+The rules live in three modules to stay small: this one (types, phrases, facts),
+:mod:`aegis.policy.rules_repo` (targets, command, repositories,
 provenance, evidence) and :mod:`aegis.policy.rules_delta` (package delta,
-vulnerabilities, contents, allow rules).
+vulnerabilities, contents, allow rules); :mod:`aegis.policy.ruleset` lists them by version.
 
 Example:
+    >>> from aegis.policy.ruleset import default_rules
     >>> [r.id for r in default_rules()][:3]
     ['analysis.failed', 'target.unknown', 'target.direct-path']
 """
@@ -255,19 +256,3 @@ class Rule:
     """Deny Interpretation phrase carried by its denies."""
     overridable: bool = False
     """May an override loosen or disable it? Otherwise overrides only tighten."""
-
-
-def default_rules() -> tuple[Rule, ...]:
-    """The rules of :data:`RULESET_VERSION`, in evaluation order (ids unique)."""
-    from aegis.policy import rules_delta, rules_release, rules_repo
-
-    return rules_repo.RULES + rules_release.RULES + rules_delta.RULES
-
-
-_RULESETS: dict[str, Callable[[], tuple[Rule, ...]]] = {RULESET_VERSION: default_rules}
-
-
-def ruleset(version: str) -> tuple[Rule, ...] | None:
-    """The rules of a rule-set version, or None when this Aegis does not know it."""
-    factory = _RULESETS.get(version)
-    return factory() if factory is not None else None

@@ -25,18 +25,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import HEX64_RE as _HEX_KEY_RE
+from aegis.bounds import MAX_PLAN_BYTES
+from aegis.canonical import loads_strict
 from aegis.errors import InputError, StateError
-from aegis.policy.config import PolicyConfig, PolicyConfigError, PolicyUnavailable
+from aegis.health.policy import derive_verification
+from aegis.model import plan_from_dict, plan_hash
+from aegis.policy.config import PolicyConfig, PolicyUnavailable
+from aegis.policy.engine import evaluate
+from aegis.policy.fields import PolicyConfigError
+from aegis.policy.load import load_policy_config
+from aegis.policy.result import Effect, result_bytes, result_from_bytes
+from aegis.policy.review_gate import parse_review
+from aegis.safe_read import read_capped
+from aegis.workflow import access
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config
+    from aegis.health.spec import Verification
     from aegis.model import Plan
     from aegis.policy.result import PolicyResult
 
-MAX_PLAN_BYTES = 64 * 1024 * 1024
 REVIEW_KEY_FILE = "review.pub"
 _PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -59,9 +71,6 @@ def parse_plan_bytes(raw: bytes) -> tuple[Plan, str]:
     Raises:
         InputError: too large, malformed, not a plan, or a plan id that is not a plain token.
     """
-    from aegis.canonical import loads_strict
-    from aegis.model import plan_from_dict, plan_hash
-
     plan = plan_from_dict(loads_strict(raw, max_bytes=MAX_PLAN_BYTES))
     if not _PLAN_ID_RE.match(plan.plan_id):
         raise InputError(f"plan id {plan.plan_id[:80]!r} is not a plain token")
@@ -74,8 +83,6 @@ def read_plan(path: Path) -> tuple[Plan, str]:
     Raises:
         InputError: unreadable, too large, malformed, not a plan.
     """
-    from aegis.workflow.files import read_capped
-
     raw = read_capped(path, MAX_PLAN_BYTES, "plan")
     if len(raw) > MAX_PLAN_BYTES:
         raise InputError(f"plan {path} is larger than {MAX_PLAN_BYTES} bytes")
@@ -105,8 +112,6 @@ def load_policy(cfg: Config) -> PolicyConfig | PolicyUnavailable:
 
     When the file names no review key, ``<etc>/keys/review.pub`` is used.
     """
-    from aegis.policy.config import load_policy_config
-
     try:
         config = load_policy_config(cfg.policy_path)
     except PolicyConfigError as e:
@@ -120,10 +125,7 @@ def load_policy(cfg: Config) -> PolicyConfig | PolicyUnavailable:
 
 def _request_review(cfg: Config, request_id: str) -> tuple[Any, str | None]:
     """The newest review artifact of the request, parsed, and its stored hash."""
-    from aegis import api
-    from aegis.policy.review_gate import parse_review
-
-    found = api.latest_artifact(cfg, request_id, "review")
+    found = access.latest_artifact(cfg, request_id, "review")
     if found is None:
         return None, None
     ref, body = found
@@ -132,8 +134,6 @@ def _request_review(cfg: Config, request_id: str) -> tuple[Any, str | None]:
 
 def write_result(cfg: Config, plan_id: str, data: bytes) -> Path:
     """Write ``policy/<plan_id>.policy.json`` through a temp file and ``os.replace``."""
-    from aegis.workflow.files import write_atomic
-
     path = cfg.policy_dir / f"{plan_id}.policy.json"
     return write_atomic(path, data, host_install=cfg.home is None, mode=0o640)
 
@@ -150,11 +150,8 @@ def evaluate_plan_file(
         InputError: the plan file is malformed.
         StateError: no request is bound to this plan.
     """
-    from aegis import api
-    from aegis.policy.engine import evaluate
-
     plan, digest = read_plan(plan_path)
-    request = api.find_request_by_plan(cfg, digest)
+    request = access.find_request_by_plan(cfg, digest)
     if request is None:
         raise StateError(
             f"no change request is bound to plan {plan.plan_id!r} (sha256 {digest[:16]}...)",
@@ -175,11 +172,8 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
         StateError: no request for this plan, or it is not ``reviewed`` (exit 6).
         EnvironmentFailure: the result file cannot be written (exit 7).
     """
-    from aegis import api
-    from aegis.policy.result import Effect, result_bytes, result_from_bytes
-
     result, request_id, state = evaluate_plan_file(cfg, plan_path, now=now)
-    stored = api.latest_artifact(cfg, request_id, "policy") if state != "reviewed" else None
+    stored = access.latest_artifact(cfg, request_id, "policy") if state != "reviewed" else None
     if stored is not None:
         # Idempotent: a decided request shows its recorded decision (hash-checked by the
         # store, parsed strictly), never a fresh one that nothing recorded.
@@ -200,7 +194,7 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
     data = result_bytes(result)
     path = write_result(cfg, result.plan_id, data)
     trigger = "deny" if result.decision is Effect.DENY else "decide"
-    record = api.advance(
+    record = access.advance(
         cfg,
         request_id,
         trigger,
@@ -210,3 +204,12 @@ def decide(cfg: Config, plan_path: Path, *, now: datetime, actor: str) -> Decide
         artifact_path=str(path),
     )
     return Decided(result=result, path=path, request_id=request_id, state=record.state)
+
+
+def verification_for(cfg: Config, plan: Plan) -> Verification | None:
+    """:func:`~aegis.health.policy.derive_verification` with the policy file in force.
+
+    None when the policy is unusable.
+    """
+    policy = load_policy(cfg)
+    return derive_verification(policy if isinstance(policy, PolicyConfig) else None, plan)

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from aegis.canonical import sha256_hex
 from aegis.errors import StateError
+from aegis.policy.engine import evaluate
+from aegis.policy.result import Effect, result_bytes
+from aegis.policy.review_gate import parse_review
+from aegis.policy.run import load_policy, parse_plan_bytes, write_result
+from aegis.workflow.stages import StageOutcome
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -39,13 +45,6 @@ class PolicyStage:
         Raises:
             StateError: the stored plan is not the one the request is bound to.
         """
-        from aegis.canonical import sha256_hex
-        from aegis.policy.engine import evaluate
-        from aegis.policy.result import Effect, result_bytes
-        from aegis.policy.review_gate import parse_review
-        from aegis.policy.run import load_policy, parse_plan_bytes, write_result
-        from aegis.workflow.stages import StageOutcome
-
         parsed, digest = parse_plan_bytes(plan)
         if request.plan_hash is not None and digest != request.plan_hash:
             raise StateError(f"request {request.id}: stored plan does not match its plan hash")

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aegis.review.parse import MAX_ENVELOPE_BYTES
+from aegis.review.record import MAX_SUMMARY_CHARS, Flag, Recommendation, Risk
 
 FALLBACK_STATUSES = frozenset({400, 415, 422, 501})
 """HTTP statuses after which the request is retried with the next ``response_format``."""
@@ -43,8 +44,6 @@ REVIEW_SCHEMA_NAME = "aegis_review"
 
 def review_json_schema() -> dict[str, Any]:
     """The review answer's closed schema (parse.py enforces the same, whatever is sent)."""
-    from aegis.review.record import MAX_SUMMARY_CHARS, Flag, Recommendation, Risk
-
     return {
         "type": "object",
         "properties": {

@@ -40,9 +40,12 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.canonical import loads_strict
 from aegis.codec import canonical_of, from_dict, to_dict
+from aegis.ed25519 import public_hex, sign_canonical, verify_canonical
 from aegis.errors import InputError, TrustError
+from aegis.model import plan_hash
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
@@ -55,7 +58,6 @@ MAX_REVIEW_BYTES = 64 * 1024
 MAX_SUMMARY_CHARS = 600
 """The model's summary is capped (parse.py rejects longer answers)."""
 MAX_REASON_CHARS = 400
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX128 = re.compile(r"^[0-9a-f]{128}$")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -171,8 +173,6 @@ def signing_body(review: Review) -> dict[str, Any]:
 
 def sign_review(review: Review, key: SigningKey) -> Review:
     """Return ``review`` signed by ``key`` (its public key is recorded and signed too)."""
-    from aegis.sign.keys import public_hex, sign_canonical
-
     _check(replace(review, reviewer_public_key_hex="", signature=""))
     stamped = replace(review, reviewer_public_key_hex=public_hex(key), signature="")
     return _check(replace(stamped, signature=sign_canonical(signing_body(stamped), key)))
@@ -186,8 +186,6 @@ def skipped_review(plan: Plan, reason: str, reviewed_at: str) -> Review:
         reason: why (our words, e.g. "skipped by configuration (--no-review)").
         reviewed_at: UTC time, ``2026-01-01T00:00:00Z``.
     """
-    from aegis.model import plan_hash
-
     return _check(
         Review(
             schema_version=REVIEW_SCHEMA,
@@ -267,7 +265,6 @@ def check_review(review: Review, trusted_keys: tuple[str, ...], plan_hash: str) 
         return "no aegis-reviewd key is configured; no signed review can count"
     if review.reviewer_public_key_hex not in trusted_keys:
         return "the review is signed by a key that is not aegis-reviewd's configured key"
-    from aegis.sign.keys import verify_canonical
 
     if not verify_canonical(signing_body(review), review.signature, review.reviewer_public_key_hex):
         return "the review's signature does not verify (edited after signing?)"

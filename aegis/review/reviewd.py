@@ -34,7 +34,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aegis.errors import AegisError, EnvironmentFailure, InputError, TrustError
+from aegis.config import load_config
+from aegis.ed25519 import public_hex
+from aegis.errors import AegisError, EnvironmentFailure, InputError, TrustError, daemon_epilog
+from aegis.model import plan_from_dict, plan_hash
+from aegis.review.record import review_to_dict, sign_review
+from aegis.review.service import API_KEY_ENV, load_review_key, make_review
+from aegis.review.wire import (
+    MAX_ANSWER_BYTES,
+    MAX_REQUEST_BYTES,
+    REQUEST_SCHEMA,
+    encode_frame,
+    read_frame,
+)
+from aegis.text import inert
 
 EXITS = (InputError, TrustError, EnvironmentFailure)
 """What aegis-reviewd's start can exit with (its --help names them): configuration (3),
@@ -53,7 +66,6 @@ SD_LISTEN_FDS_START = 3
 
 
 def _log(message: str) -> None:
-    from aegis.text import inert
 
     sys.stderr.write(f"aegis-reviewd: {inert(message, max_chars=500)}\n")
     sys.stderr.flush()
@@ -78,8 +90,6 @@ class ReviewDaemon:
             api_key: bearer token for the endpoint, from the environment.
             reviewer: replaces the model call (plan, plan_hash) -> unsigned review.
         """
-        from aegis.sign.keys import public_hex
-
         self.cfg = cfg
         self.key = key
         self.public_key_hex = public_hex(key)
@@ -93,8 +103,6 @@ class ReviewDaemon:
         self._stop.set()
 
     def _review(self, plan: Any, digest: str) -> Review:
-        from aegis.review.record import sign_review
-        from aegis.review.service import make_review
 
         if self._reviewer is not None:
             unsigned = self._reviewer(plan, digest)
@@ -123,10 +131,6 @@ class ReviewDaemon:
 
     def answer(self, request: Any) -> dict[str, Any]:
         """The answer to one parsed request (never raises for bad input)."""
-        from aegis.model import plan_from_dict, plan_hash
-        from aegis.review.record import review_to_dict
-        from aegis.review.wire import REQUEST_SCHEMA
-
         try:
             if not isinstance(request, dict) or request.get("schema_version") != REQUEST_SCHEMA:
                 raise InputError(f"not a review request (schema_version {REQUEST_SCHEMA!r})")
@@ -153,8 +157,6 @@ class ReviewDaemon:
 
     def handle(self, conn: socket.socket) -> None:
         """Serve one connection: read one frame, answer, close."""
-        from aegis.review.wire import MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, encode_frame, read_frame
-
         try:
             try:
                 request = read_frame(
@@ -176,8 +178,6 @@ class ReviewDaemon:
 
     def serve(self, listener: socket.socket) -> None:
         """Accept clients until :meth:`stop`; one thread per client."""
-        from aegis.review.wire import MAX_ANSWER_BYTES, encode_frame
-
         listener.settimeout(0.2)
         while not self._stop.is_set():
             try:
@@ -244,10 +244,6 @@ def bind_socket(path: Path) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``aegis-reviewd``."""
-    from aegis.config import load_config
-    from aegis.errors import daemon_epilog
-    from aegis.review.service import API_KEY_ENV, load_review_key
-
     parser = argparse.ArgumentParser(
         prog="aegis-reviewd",
         description="Aegis review daemon: signs advisory model reviews of plans.",

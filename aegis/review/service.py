@@ -31,7 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.bounds import MAX_PLAN_BYTES
+from aegis.canonical import loads_strict
 from aegis.errors import EnvironmentFailure, InputError, StateError, TrustError
+from aegis.model import plan_from_dict, plan_hash, plan_to_dict
+from aegis.review.client import chat, endpoint_label
+from aegis.review.parse import Rejected, parse_answer, parse_envelope
+from aegis.review.prompt import build_prompt
 from aegis.review.record import (
     REVIEW_SCHEMA,
     Review,
@@ -40,7 +46,11 @@ from aegis.review.record import (
     review_bytes,
     review_from_bytes,
     review_from_dict,
+    sign_review,
 )
+from aegis.review.wire import REQUEST_SCHEMA, call
+from aegis.sign.keys import load_signing_key, passphrase_from_env
+from aegis.workflow import access
 from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
@@ -50,7 +60,6 @@ if TYPE_CHECKING:
     from aegis.model import Plan
     from aegis.review.client import ChatResult
 
-MAX_PLAN_BYTES = 64 * 1024 * 1024
 REVIEW_KEY_ENV = "AEGIS_REVIEW_KEY"
 API_KEY_ENV = "AEGIS_AI_API_KEY"
 _PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -123,10 +132,6 @@ def make_review(
     ``observe`` is given the exchange (which ``response_format`` and reasoning controls
     the answering request carried), for the daemon's log.
     """
-    from aegis.review.client import chat, endpoint_label
-    from aegis.review.parse import Rejected, parse_answer, parse_envelope
-    from aegis.review.prompt import build_prompt
-
     if not model:
         return _skipped(plan, digest, "no model configured (AEGIS_AI_MODEL)", now())
     prompt = build_prompt(plan)
@@ -188,8 +193,6 @@ def load_review_key(cfg: Config, env: Mapping[str, str] | None = None) -> Signin
     Raises:
         InputError: no key file. TrustError: loose permissions, wrong passphrase.
     """
-    from aegis.sign.keys import load_signing_key, passphrase_from_env
-
     path = review_key_path(cfg, env)
     if not path.exists():
         raise InputError(
@@ -226,8 +229,6 @@ def _check_received(review: Review, digest: str, cfg: Config) -> Review:
 
 
 def _via_daemon(cfg: Config, plan: Plan, digest: str) -> Review:
-    from aegis.model import plan_to_dict
-    from aegis.review.wire import REQUEST_SCHEMA, call
 
     request = {"schema_version": REQUEST_SCHEMA, "op": "review", "plan": plan_to_dict(plan)}
     answer = call(cfg.reviewd_socket, request, timeout=cfg.ai_timeout_s + 15)
@@ -245,9 +246,6 @@ def review_plan(cfg: Config, plan: Plan, *, direct: bool, no_review: bool) -> Re
         TrustError: the daemon's review does not verify (exit 4).
         InputError: ``direct`` without a local review key.
     """
-    from aegis.model import plan_hash
-    from aegis.review.record import sign_review
-
     digest = plan_hash(plan)
     now = datetime.now(UTC)
     if no_review:
@@ -276,9 +274,6 @@ def read_plan(path: Path) -> tuple[Plan, str, bytes]:
     Raises:
         InputError: unreadable, too large, malformed, not a plan, unsafe plan id.
     """
-    from aegis.canonical import loads_strict
-    from aegis.model import plan_from_dict, plan_hash
-
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_PLAN_BYTES + 1)
@@ -316,17 +311,15 @@ def run_review(
         InputError (3), TrustError (4: a review that does not verify), StateError (6: no
         request, wrong state), EnvironmentFailure (7: cannot write).
     """
-    from aegis import api
-
     plan, digest, _ = read_plan(plan_path)
-    request = api.find_request_by_plan(cfg, digest)
+    request = access.find_request_by_plan(cfg, digest)
     if request is None:
         raise StateError(
             f"no change request is bound to plan {plan.plan_id!r} (sha256 {digest[:16]}...)",
             hint="plan the change with 'aegis apt ... --plan' and use the plan file it prints",
         )
     if request.state != "analyzed":
-        stored = api.latest_artifact(cfg, request.id, "review")
+        stored = access.latest_artifact(cfg, request.id, "review")
         if stored is None:
             raise StateError(f"request {request.id} is {request.state!r}; nothing to review")
         ref, body = stored
@@ -343,7 +336,7 @@ def run_review(
         unavailable = e.message
         review = _record(plan, digest, ReviewStatus.FAILED, e.message, datetime.now(UTC))
     path, data = write_review(cfg, review)
-    record = api.advance(
+    record = access.advance(
         cfg,
         request.id,
         "review",

@@ -16,7 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aegis.bounds import MAX_PLAN_BYTES
+from aegis.canonical import loads_strict
 from aegis.errors import StateError
+from aegis.model import plan_from_dict, plan_hash
+from aegis.review.service import review_plan, write_review
+from aegis.workflow.stages import StageOutcome
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -37,11 +42,6 @@ class ReviewStage:
             StateError: the stored plan is not the one the request is bound to.
             EnvironmentFailure: aegis-reviewd is not reachable.
         """
-        from aegis.canonical import loads_strict
-        from aegis.model import plan_from_dict, plan_hash
-        from aegis.review.service import MAX_PLAN_BYTES, review_plan, write_review
-        from aegis.workflow.stages import StageOutcome
-
         parsed = plan_from_dict(loads_strict(plan, max_bytes=MAX_PLAN_BYTES))
         if request.plan_hash is not None and plan_hash(parsed) != request.plan_hash:
             raise StateError(f"request {request.id}: stored plan does not match its plan hash")

@@ -41,10 +41,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import HEX64_RE as _HASH_RE
 from aegis.canonical import loads_strict, sha256_hex
 from aegis.codec import canonical_of, from_dict, to_dict
+from aegis.ed25519 import public_hex, sign_canonical, verify_signed_bytes
 from aegis.errors import InputError
-from aegis.sign.keys import public_hex, sign_canonical, verify_signed_bytes
 from aegis.sign.times import format_time, parse_time
 
 if TYPE_CHECKING:
@@ -62,7 +63,6 @@ MAX_PLAN_ID_CHARS = 128
 """Bound on the plan id an approval names (ids are short; this only caps hostile input)."""
 
 _ID_RE = re.compile(r"\A[a-z0-9][a-z0-9._@-]{0,63}\Z")
-_HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _SIG_RE = re.compile(r"\A[0-9a-f]{128}\Z")
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from aegis.ed25519 import verify_signed_bytes
 from aegis.errors import InputError
 from aegis.fleet.cohort import cohort_hash
 from aegis.model import Host, Plan, reproducible_view
@@ -37,7 +38,7 @@ from aegis.sign.execution_plan import (
     execution_plan_body_bytes,
     parse_execution_plan,
 )
-from aegis.sign.keys import verify_signed_bytes
+from aegis.sign.moves import describe_moves
 from aegis.sign.refusals import CheckResult, CheckStep, Refusal, RefusalCode
 from aegis.sign.times import parse_time
 
@@ -212,7 +213,6 @@ def check_rederivation(ep: ExecutionPlan, derived: Plan) -> Refusal | None:
     differing = plan_differences(derived, ep.plan)
     if not differing:
         return None
-    from aegis.sign.moves import describe_moves
 
     detail = f"re-derived plan differs in {', '.join(differing)}"
     moved = "; ".join(describe_moves(ep.plan, derived))

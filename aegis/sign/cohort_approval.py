@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from aegis.bounds import HEX64_RE as _HASH_RE
 from aegis.canonical import loads_strict
 from aegis.codec import canonical_of, from_dict, to_dict
+from aegis.ed25519 import public_hex, sign_canonical, verify_signed_bytes
 from aegis.errors import InputError
 from aegis.sign.approvals import (
     CLOCK_SKEW,
@@ -37,7 +39,6 @@ from aegis.sign.approvals import (
     approver_grants,
     check_approver_id,
 )
-from aegis.sign.keys import public_hex, sign_canonical, verify_signed_bytes
 from aegis.sign.times import format_time, parse_time
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 COHORT_APPROVAL_SCHEMA = "aegis.cohort-approval/1"
 MAX_COHORT_APPROVAL_BYTES = 64 * 1024
 
-_HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _SIG_RE = re.compile(r"\A[0-9a-f]{128}\Z")
 
 

@@ -25,8 +25,12 @@ from typing import TYPE_CHECKING
 from aegis.canonical import sha256_hex
 from aegis.errors import InputError, PolicyDenied, StateError, TrustError
 from aegis.model import Plan
+from aegis.policy.result import MAX_RESULT_BYTES, result_from_bytes
+from aegis.policy.run import parse_plan_bytes, read_plan
+from aegis.safe_read import read_capped
 from aegis.sign import files
 from aegis.sign.approvals import Approval, approval_hash, parse_approval
+from aegis.workflow import access
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -46,11 +50,9 @@ class Context:
 
 
 def _plan_from_request(cfg: Config, request_id: str) -> tuple[Plan, str, RequestRecord]:
-    from aegis import api
-    from aegis.policy.run import parse_plan_bytes
 
-    rec = api.get_request(cfg, request_id)
-    found = api.latest_artifact(cfg, rec.id, "plan")
+    rec = access.get_request(cfg, request_id)
+    found = access.latest_artifact(cfg, rec.id, "plan")
     if found is None:
         raise StateError(f"request {rec.id} has no plan")
     plan, digest = parse_plan_bytes(found[1])
@@ -73,13 +75,9 @@ def load_context(
         TrustError: the policy file differs from the decision recorded for the request,
             or binds another plan.
     """
-    from aegis import api
-    from aegis.policy.result import result_from_bytes
-    from aegis.policy.run import read_plan
-
     if plan_path is not None:
         plan, digest = read_plan(plan_path)
-        found_rec = api.find_request_by_plan(cfg, digest)
+        found_rec = access.find_request_by_plan(cfg, digest)
         if found_rec is None:
             raise StateError(
                 f"no change request is bound to plan {plan.plan_id!r} (sha256 {digest[:16]}...)",
@@ -99,14 +97,11 @@ def load_context(
             "or signed",
             hint=f"see 'aegis show {rec.id}'",
         )
-    stored = api.latest_artifact(cfg, rec.id, "policy")
+    stored = access.latest_artifact(cfg, rec.id, "policy")
     if stored is None:
         raise StateError(f"request {rec.id} has no policy decision; run 'aegis policy'")
     ref, body = stored
     if policy_path is not None:
-        from aegis.policy.result import MAX_RESULT_BYTES
-        from aegis.workflow.files import read_capped
-
         body_given = read_capped(policy_path, MAX_RESULT_BYTES, "policy result")
         if sha256_hex(body_given) != ref.sha256:
             raise TrustError(
@@ -122,14 +117,12 @@ def load_context(
 
 def collect_approvals(cfg: Config, ctx: Context) -> tuple[list[Approval], list[str]]:
     """Approvals of the plan from its files and the request's artifacts, deduplicated."""
-    from aegis import api
-
     found, problems = files.approvals_for_plan(cfg.approvals_dir, ctx.plan.plan_id)
-    for art in api.request_artifacts(cfg, ctx.request.id):
+    for art in access.request_artifacts(cfg, ctx.request.id):
         if art.kind != "approval":
             continue
         try:
-            found.append(parse_approval(api.load_artifact(cfg, art.sha256)))
+            found.append(parse_approval(access.load_artifact(cfg, art.sha256)))
         except InputError as e:
             problems.append(f"approval artifact {art.sha256[:12]}: {e.message}")
     unique = {approval_hash(a): a for a in found}

@@ -23,7 +23,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.errors import InputError
+from aegis.safe_read import read_capped
 from aegis.sign.approvals import (
     MAX_APPROVAL_BYTES,
     Approval,
@@ -31,7 +33,6 @@ from aegis.sign.approvals import (
     parse_approval,
 )
 
-_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 MAX_PUB_FILE_BYTES = 4096
 MAX_APPROVAL_FILES = 256
 MAX_PASSPHRASE_BYTES = 4096
@@ -143,8 +144,6 @@ def read_approval_file(path: Path) -> Approval:
     Raises:
         InputError: unreadable, oversized or malformed.
     """
-    from aegis.workflow.files import read_capped
-
     # Anyone in aegis can plant a FIFO or a link here: regular files only, never waited on.
     raw = read_capped(path, MAX_APPROVAL_BYTES, "approval", follow=False)
     try:

@@ -5,8 +5,8 @@ passphrase (``nacl.pwhash`` argon2id + SecretBox). Secret material never goes on
 argv and is never logged; passphrases come from a file descriptor, a file or the
 ``AEGIS_KEY_PASSPHRASE`` environment variable, never from an option value.
 
-Every signature in Aegis is over :func:`aegis.canonical.canonical_bytes` of a
-body dict, so key order and whitespace in a stored document never matter.
+Signing and verifying (Ed25519 over canonical JSON) live in :mod:`aegis.ed25519`, below
+every stage; this module re-exports them for the signer's callers.
 
 Example:
     >>> path, pub = write_keypair(Path("/tmp/k"), "signer")
@@ -18,22 +18,45 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import os
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nacl import exceptions, pwhash, secret, utils
+from nacl.signing import SigningKey
+
 from aegis.canonical import canonical_bytes, loads_strict
+from aegis.ed25519 import (
+    PUBLIC_KEY_BYTES,
+    public_hex,
+    sign_canonical,
+    verify_canonical,
+    verify_signed_bytes,
+)
 from aegis.errors import EnvironmentFailure, InputError, TrustError
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
 
+__all__ = [  # the signing half of aegis.ed25519 too, for the signer's many callers
+    "KEY_SCHEMA",
+    "MAX_KEY_FILE_BYTES",
+    "PUBLIC_KEY_BYTES",
+    "Role",
+    "key_role",
+    "load_signing_key",
+    "passphrase_from_env",
+    "public_hex",
+    "read_key_file",
+    "sign_canonical",
+    "verify_canonical",
+    "verify_signed_bytes",
+    "write_keypair",
+]
+
 KEY_SCHEMA = "aegis.key/1"
 MAX_KEY_FILE_BYTES = 64 * 1024
-PUBLIC_KEY_BYTES = 32
-"""An Ed25519 public key."""
 
 
 class Role(StrEnum):
@@ -44,21 +67,6 @@ class Role(StrEnum):
     REVIEW = "review"
     AUDIT = "audit"
     OPERATOR = "operator"
-
-
-def public_hex(key: SigningKey) -> str:
-    """Return the hex public key of a signing key."""
-    return bytes(key.verify_key).hex()
-
-
-def _check_pub_hex(value: str) -> bytes:
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError as e:
-        raise InputError("public key must be 64 hex characters") from e
-    if len(raw) != PUBLIC_KEY_BYTES:
-        raise InputError("public key must be 64 hex characters")
-    return raw
 
 
 def write_keypair(
@@ -73,9 +81,6 @@ def write_keypair(
         InputError: unknown role, or the target file already exists.
         EnvironmentFailure: the directory or a file in it cannot be written.
     """
-    from nacl import pwhash, secret, utils
-    from nacl.signing import SigningKey
-
     role_value = Role(role).value if role in Role._value2member_map_ else None
     if role_value is None:
         raise InputError(f"unknown key role {role!r}; choose one of {[r.value for r in Role]}")
@@ -146,9 +151,6 @@ def load_signing_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
         InputError: malformed file.
         TrustError: wrong passphrase, loose permissions, or public key mismatch.
     """
-    from nacl import exceptions, pwhash, secret
-    from nacl.signing import SigningKey
-
     doc = read_key_file(path)
     sec = doc.get("secret")
     if not isinstance(sec, dict):
@@ -182,46 +184,6 @@ def load_signing_key(path: Path, passphrase: bytes | None = None) -> SigningKey:
 def key_role(path: Path) -> str:
     """Return the role recorded in a key file."""
     return str(read_key_file(path).get("role", ""))
-
-
-def sign_canonical(body: Any, key: SigningKey) -> str:
-    """Sign the canonical bytes of ``body``; return the hex signature."""
-    return bytes(key.sign(canonical_bytes(body)).signature).hex()
-
-
-def verify_canonical(body: Any, signature_hex: str, public_key_hex: str) -> bool:
-    """Return True when ``signature_hex`` is a valid signature of ``body`` by the key.
-
-    Never raises for a bad signature or malformed hex: the answer is simply False.
-    """
-    from nacl.exceptions import BadSignatureError
-    from nacl.signing import VerifyKey
-
-    try:
-        vk = VerifyKey(_check_pub_hex(public_key_hex))
-        vk.verify(canonical_bytes(body), bytes.fromhex(signature_hex))
-    except (BadSignatureError, ValueError, InputError, TypeError):
-        return False
-    return True
-
-
-def verify_signed_bytes(data: bytes, signature_hex: str, public_key_hex: str) -> bool:
-    """:func:`verify_canonical` for a body already encoded (e.g. by ``canonical_of``)."""
-    from nacl.exceptions import BadSignatureError
-
-    try:
-        _verify_key(public_key_hex).verify(data, bytes.fromhex(signature_hex))
-    except (BadSignatureError, ValueError, InputError, TypeError):
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=64)
-def _verify_key(public_key_hex: str) -> Any:
-    """The verifying key object of a public key (a few trusted keys verify everything)."""
-    from nacl.signing import VerifyKey
-
-    return VerifyKey(_check_pub_hex(public_key_hex))
 
 
 def passphrase_from_env(env: dict[str, str] | None = None) -> bytes | None:

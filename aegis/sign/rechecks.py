@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from aegis.ecosystems import for_tool
 from aegis.errors import (
     ApprovalRequired,
     EnvironmentFailure,
@@ -30,11 +31,18 @@ from aegis.errors import (
     TrustError,
 )
 from aegis.model import Plan, reproducible_view
+from aegis.policy.config import PolicyConfig
+from aegis.policy.engine import evaluate
+from aegis.policy.review_gate import parse_review
+from aegis.policy.run import load_policy
 from aegis.sign import files
 from aegis.sign.approvals import ApprovalVerdict, verify_approvals
 from aegis.sign.checks import plan_differences, without_change_integrity
 from aegis.sign.context import Context, collect_approvals
+from aegis.sign.moves import describe_moves, only_repositories_moved
+from aegis.sign.snapshot_check import check_snapshot_capability
 from aegis.sign.times import parse_time
+from aegis.workflow import access
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -58,9 +66,6 @@ DEFAULT_LIMITS = SignLimits()
 
 def limits_for(cfg: Config) -> SignLimits:
     """The limits of the policy in force (defaults when it is unavailable: it then denies)."""
-    from aegis.policy.config import PolicyConfig
-    from aegis.policy.run import load_policy
-
     policy = load_policy(cfg)
     if not isinstance(policy, PolicyConfig):
         return DEFAULT_LIMITS
@@ -93,8 +98,6 @@ def check_age(ctx: Context, now: datetime, limits: SignLimits) -> None:
 
 def reanalyze(cfg: Config, plan: Plan, now: datetime) -> Plan:
     """Run the analyzer again on the plan's intent (the same code aegisd uses)."""
-    from aegis.ecosystems import for_tool
-
     # Same ecosystem and inspection depth as the stored plan, or the two could never be equal.
     eco = for_tool(plan.intent.tool)
     result: Plan = eco.plan(cfg, plan.intent, now, inspect_contents=plan.content_inspected)
@@ -110,7 +113,6 @@ def check_reproduces(stored: Plan, fresh: Plan) -> None:
     """
     if reproducible_view(fresh) == reproducible_view(stored):
         return
-    from aegis.sign.moves import describe_moves, only_repositories_moved
 
     differing = plan_differences(fresh, stored)
     moved = "; ".join(describe_moves(stored, fresh)) or "nothing named"
@@ -151,14 +153,9 @@ def reevaluate(cfg: Config, ctx: Context, now: datetime) -> PolicyResult:
         PolicyDenied: policy now says deny.
         StateError: another decision, policy version or controls than recorded.
     """
-    from aegis import api
-    from aegis.policy.engine import evaluate
-    from aegis.policy.review_gate import parse_review
-    from aegis.policy.run import load_policy
-
     review: Any = None
     review_hash: str | None = None
-    found = api.latest_artifact(cfg, ctx.request.id, "review")
+    found = access.latest_artifact(cfg, ctx.request.id, "review")
     if found is not None:
         review, review_hash = parse_review(found[1]), found[0].sha256
     fresh: PolicyResult = evaluate(
@@ -244,7 +241,6 @@ def require_snapshot(cfg: Config, ctx: Context) -> None:
     """
     if not ctx.policy.controls.snapshot:
         return
-    from aegis.sign.snapshot_check import check_snapshot_capability
 
     capability = check_snapshot_capability(cfg)
     if not capability.ok:

@@ -37,8 +37,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.ecosystems import for_tool
+from aegis.ed25519 import public_hex
 from aegis.errors import InputError, PolicyDenied, StateError, TrustError
+from aegis.execute.apply import this_host
+from aegis.fleet.cohort import cohort_hash
 from aegis.model import Host
+from aegis.policy.run import verification_for
 from aegis.sign import files
 from aegis.sign.approvals import (
     Approval,
@@ -46,9 +51,10 @@ from aegis.sign.approvals import (
     approval_bytes,
     build_approval,
     check_approver_id,
+    verify_approvals,
 )
-from aegis.sign.cohort_approval import CohortApproval
-from aegis.sign.context import Context, load_context
+from aegis.sign.cohort_approval import CohortApproval, verify_cohort_approvals
+from aegis.sign.context import Context, collect_approvals, load_context
 from aegis.sign.execution_plan import (
     ExecutionPlan,
     build_execution_plan,
@@ -56,6 +62,7 @@ from aegis.sign.execution_plan import (
     parse_execution_plan,
     policy_binding,
 )
+from aegis.sign.keys import key_role, load_signing_key
 from aegis.sign.rechecks import (
     SignLimits,
     check_age,
@@ -66,6 +73,9 @@ from aegis.sign.rechecks import (
     require_approvals,
     require_snapshot,
 )
+from aegis.sign.refusals import Refusal, RefusalCode
+from aegis.workflow import access
+from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -97,8 +107,6 @@ def _require_key_role(key_path: Path, role: str, needed: str) -> None:
     Raises:
         TrustError: the key is not a ``role`` key.
     """
-    from aegis.sign.keys import key_role
-
     role_of_key = key_role(key_path)
     if role_of_key != role:
         raise TrustError(
@@ -131,10 +139,6 @@ def approve_plan(
         PolicyDenied: the request was denied (a denied plan is never approved).
         StateError: the request is not waiting in ``policy``.
     """
-    from aegis import api
-    from aegis.sign.keys import load_signing_key
-    from aegis.workflow.files import write_atomic
-
     check_approver_id(approver_id)
     path_like = Path(target)
     # Anything path-shaped is read as a plan file, so a typo in it is reported as the file
@@ -163,7 +167,7 @@ def approve_plan(
     data = approval_bytes(approval)
     path = files.approval_path(cfg.approvals_dir, ctx.plan.plan_id, approver_id)
     write_atomic(path, data, host_install=cfg.home is None)
-    api.attach_artifact(cfg, ctx.request.id, "approval", data, approver_id, artifact_path=path)
+    access.attach_artifact(cfg, ctx.request.id, "approval", data, approver_id, artifact_path=path)
     return Approved(path, approval, ctx.request.id)
 
 
@@ -192,12 +196,6 @@ def sign_request(
         InputError (3), TrustError (4), PolicyDenied (5), StateError (6),
         EnvironmentFailure (7), ApprovalRequired (8): with the reason.
     """
-    from aegis import api
-    from aegis.ecosystems import for_tool
-    from aegis.health.policy import verification_for
-    from aegis.sign.keys import load_signing_key, public_hex
-    from aegis.workflow.files import write_atomic
-
     check_approver_id(signer_id)
     _require_key_role(key_path, "signer", "execution plans need a signer key")
     ctx = load_context(cfg, plan_path=plan_path, policy_path=policy_path)
@@ -249,7 +247,7 @@ def sign_request(
     path = cfg.execution_plans_dir / f"{ep.execution_id}.json"
     write_atomic(path, data, host_install=cfg.home is None)
     try:
-        rec = api.advance(
+        rec = access.advance(
             cfg,
             ctx.request.id,
             trigger,
@@ -286,9 +284,6 @@ def _counted_cohort_approvals(
     """
     if not approvals:
         return ()
-    from aegis.fleet.cohort import cohort_hash
-    from aegis.sign.cohort_approval import verify_cohort_approvals
-    from aegis.sign.refusals import Refusal, RefusalCode
 
     own = cohort_hash(ctx.plan, policy_binding(ctx.policy, ctx.policy_hash))
     cohort = verify_cohort_approvals(
@@ -318,9 +313,6 @@ def _plan_approval_keys(
     cfg: Config, ctx: Context, signer_pub: str, now: datetime, signer_id: str
 ) -> set[str]:
     """Keys (lower-case hex) of the plan approvals that count for ``ctx``."""
-    from aegis.sign.approvals import verify_approvals
-    from aegis.sign.context import collect_approvals
-
     approvals, _ = collect_approvals(cfg, ctx)
     verdict = verify_approvals(
         approvals,
@@ -336,6 +328,4 @@ def _plan_approval_keys(
 
 def local_host(cfg: Config) -> Host:
     """This machine's identity, as aegisd computes it."""
-    from aegis.execute.apply import this_host
-
     return this_host(cfg)

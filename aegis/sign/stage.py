@@ -24,7 +24,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aegis.errors import InputError
+from aegis.policy.result import result_from_bytes
+from aegis.policy.run import parse_plan_bytes
+from aegis.sign.execution_plan import parse_execution_plan
+from aegis.sign.rechecks import limits_for
 from aegis.sign.times import parse_time
+from aegis.workflow import access
+from aegis.workflow.stages import StageOutcome
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -55,8 +61,6 @@ def expiry_reason(
     policy_evaluated_at: str | None = None,
 ) -> str | None:
     """Why the request has expired at ``now``, or None while it is still usable (pure)."""
-    from aegis.sign.execution_plan import parse_execution_plan
-
     if state == "signed":
         if execution_plan is None:
             return None
@@ -82,16 +86,10 @@ class ExpiryStage:
 
     def check(self, request: RequestRecord, now: datetime) -> StageOutcome | None:
         """Return trigger ``expire`` with ``{"reason": ...}``, or None while still valid."""
-        from aegis import api
-        from aegis.policy.result import result_from_bytes
-        from aegis.policy.run import parse_plan_bytes
-        from aegis.sign.rechecks import limits_for
-        from aegis.workflow.stages import StageOutcome
-
         reason: str | None
         limits = limits_for(self.cfg)
         if request.state == "signed":
-            found = api.latest_artifact(self.cfg, request.id, "execution-plan")
+            found = access.latest_artifact(self.cfg, request.id, "execution-plan")
             reason = expiry_reason(
                 "signed",
                 now=now,
@@ -99,8 +97,8 @@ class ExpiryStage:
                 execution_plan=found[1] if found else None,
             )
         elif request.state == "policy":
-            plan = api.latest_artifact(self.cfg, request.id, "plan")
-            policy = api.latest_artifact(self.cfg, request.id, "policy")
+            plan = access.latest_artifact(self.cfg, request.id, "plan")
+            policy = access.latest_artifact(self.cfg, request.id, "policy")
             reason = expiry_reason(
                 "policy",
                 now=now,

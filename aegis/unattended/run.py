@@ -120,7 +120,7 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, st
     from aegis import api
     from aegis.analyze.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
-    from aegis.policy.config import load_policy_config
+    from aegis.policy.load import load_policy_config
     from aegis.policy.run import decide
     from aegis.review.service import run_review
     from aegis.unattended.scope import out_of_scope
@@ -224,8 +224,9 @@ def _supersede(cfg: Config, rid: str, delta: str) -> list[str]:
 
 
 def _sign_and_apply(cfg: Config, plan_path: Path, now: datetime, socket: Path | None) -> Path:
+    from aegis.ed25519 import public_hex
     from aegis.execute.service import apply
-    from aegis.sign.keys import load_signing_key, public_hex
+    from aegis.sign.keys import load_signing_key
     from aegis.sign.service import sign_request
     from aegis.unattended.scope import SIGNER_ID
     from aegis.unattended.trust import automation_key_path

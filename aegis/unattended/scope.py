@@ -28,7 +28,9 @@ from __future__ import annotations
 
 from aegis.model import Action, Operation, Plan, Repository
 from aegis.policy.automation import AutomationPolicy, AutomationSource
-from aegis.policy.config import PolicyConfig, name_matches, normalize_fingerprint, normalize_uri
+from aegis.policy.config import PolicyConfig, name_matches
+from aegis.policy.fields import normalize_fingerprint, normalize_uri
+from aegis.policy.rules import BUILTIN_KERNEL
 
 IN_SCOPE_DECISIONS = frozenset({"allow", "allow-with-snapshot"})
 SIGNER_ID = "automation"
@@ -46,8 +48,6 @@ def _matches(repo: Repository, src: AutomationSource) -> bool:
 
 def out_of_scope(plan: Plan, decision: str, policy: PolicyConfig) -> list[str]:
     """Every reason ``plan`` may not be applied by the automation key; empty: in scope."""
-    from aegis.policy.rules import BUILTIN_KERNEL
-
     auto = policy.automation or AutomationPolicy()
     reasons: list[str] = []
     if not auto.enabled:

@@ -21,7 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.errors import AegisError
+from aegis.policy.load import load_policy_config
+from aegis.sign.files import trusted_keys
 from aegis.sign.refusals import Refusal, RefusalCode
+from aegis.unattended.scope import SIGNER_ID, out_of_scope
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -49,8 +53,6 @@ def automation_public_keys(cfg: Config) -> tuple[str, ...]:
     Raises:
         InputError: a malformed ``.pub`` file there.
     """
-    from aegis.sign.files import trusted_keys
-
     return tuple(sorted(trusted_keys(automation_dir(cfg))))
 
 
@@ -58,10 +60,6 @@ def check_automation_scope(
     cfg: Config, ep: ExecutionPlan, derived: Plan, binding: PolicyBinding
 ) -> Refusal | None:
     """Return aegisd's step for an automation-signed plan: its own derivation, its own policy."""
-    from aegis.errors import AegisError
-    from aegis.policy.config import load_policy_config
-    from aegis.unattended.scope import SIGNER_ID, out_of_scope
-
     try:
         policy = load_policy_config(cfg.policy_path)
     except AegisError as e:

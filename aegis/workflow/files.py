@@ -15,12 +15,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import time
 from pathlib import Path
-from typing import BinaryIO
 
+from aegis.config import group_gid, in_group, join_group_hint
 from aegis.errors import EnvironmentFailure
 
 STORE_DIR_MODE = 0o2770
@@ -61,7 +62,6 @@ def prepare_dir(path: Path, *, host_install: bool) -> None:
 
 
 def _permission_failure(what: str, e: OSError) -> EnvironmentFailure:
-    from aegis.config import group_gid, in_group, join_group_hint
 
     if not in_group(group_gid()):
         return EnvironmentFailure(f"{what}: {e.strerror or e}", hint=join_group_hint())
@@ -78,8 +78,6 @@ def _settle_dir(path: Path) -> None:
     Raises:
         EnvironmentFailure: the mode or group is wrong and cannot be set.
     """
-    from aegis.config import group_gid
-
     gid = group_gid()
     try:
         # Through a descriptor of what was just made: a member who swaps the new
@@ -123,7 +121,6 @@ def prepare_store_file(path: Path, *, host_install: bool) -> None:
     """
     if not host_install:
         return
-    from aegis.config import group_gid
 
     gid = group_gid()
     try:
@@ -205,8 +202,6 @@ def _open_parent(path: Path) -> int:
     Raises:
         OSError: the directory cannot be opened, or it is such a link (ELOOP).
     """
-    import errno
-
     parent = path.parent
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -266,43 +261,3 @@ def write_atomic(
     except OSError as e:
         raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from e
     return path
-
-
-def open_regular(path: Path, what: str, *, follow: bool = True) -> BinaryIO:
-    """Open a regular file someone else may have planted, for reading.
-
-    Store and cache files are writable by the whole ``aegis`` group, so the path may be
-    a FIFO (``open`` would wait forever for a writer) or a link to ``/dev/zero``: open
-    without blocking and refuse anything but a regular file. With ``follow`` (a user's
-    own command), symlinks to regular files are followed, what was read is checked by
-    its hash wherever it matters; aegisd passes ``follow=False``.
-
-    Raises:
-        InputError: unreadable, or not a regular file.
-    """
-    from aegis.errors import InputError
-
-    try:
-        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-        fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
-    except OSError as e:
-        raise InputError(f"cannot read {what} {path}: {e.strerror}") from e
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"{what} {path} is not a regular file")
-    return os.fdopen(fd, "rb")
-
-
-def read_capped(path: Path, max_bytes: int, what: str, *, follow: bool = True) -> bytes:
-    """Read at most ``max_bytes`` + 1 bytes of a file through :func:`open_regular`.
-
-    Raises:
-        InputError: unreadable, or not a regular file.
-    """
-    from aegis.errors import InputError
-
-    with open_regular(path, what, follow=follow) as f:
-        try:
-            return f.read(max_bytes + 1)
-        except OSError as e:
-            raise InputError(f"cannot read {what} {path}: {e.strerror}") from e

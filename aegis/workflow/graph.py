@@ -46,6 +46,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from aegis.canonical import sha256_hex
 from aegis.toml_doc import load_toml
 from aegis.workflow.guards import GUARDS
 from aegis.workflow.machine import StateSpec, TransitionSpec, Workflow, WorkflowError
@@ -325,8 +326,6 @@ def parse_workflow(data: bytes, *, source: str = "workflow") -> Workflow:
     Raises:
         WorkflowError: too large, not UTF-8 TOML, unknown keys/states/guards, broken invariant.
     """
-    from aegis.canonical import sha256_hex
-
     raw = load_toml(data, what=source, max_bytes=MAX_WORKFLOW_BYTES, error=WorkflowError)
     try:
         _keys(

@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aegis.canonical import loads_strict
+from aegis.errors import InputError
+
 ARTIFACT_KINDS = frozenset(
     {"plan", "review", "policy", "approval", "execution-plan", "executor-result", "resolution"}
 )
@@ -97,8 +100,6 @@ def policy_decision(artifact: bytes | None) -> str | None:
     """
     if not artifact:
         return None
-    from aegis.canonical import loads_strict
-    from aegis.errors import InputError
 
     try:
         data = loads_strict(artifact)
@@ -138,8 +139,6 @@ AUTOMATION_DECISIONS = frozenset({"allow", "allow-with-snapshot"})
 def _execution_plan_doc(inp: GuardInput) -> dict[str, Any] | None:
     if inp.artifact_kind != "execution-plan" or not inp.artifact:
         return None
-    from aegis.canonical import loads_strict
-    from aegis.errors import InputError
 
     try:
         data = loads_strict(inp.artifact)
@@ -176,8 +175,6 @@ def _recorded_plan(inp: GuardInput) -> dict[str, Any] | None:
     body = inp.documents.get("execution-plan")
     if not body:
         return None
-    from aegis.canonical import loads_strict
-    from aegis.errors import InputError
 
     try:
         data = loads_strict(body)

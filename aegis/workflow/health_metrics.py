@@ -186,7 +186,7 @@ def _release_dates(cfg: Config) -> list[tuple[str, str, float]]:
     from aegis.analyze.evidence.sources import resolve_apt_paths
     from aegis.analyze.state import configured_entries
     from aegis.errors import EnvironmentFailure
-    from aegis.workflow.files import read_capped
+    from aegis.safe_read import read_capped
 
     dump = AptRunner(cfg).run(APT_CONFIG_BIN, "dump", cache=False)
     if not dump.ok:
@@ -264,12 +264,12 @@ def rollback_lines(counts: Iterable[tuple[str, str, int]], failed: int) -> list[
 
 def health_text(cfg: Config, now: float | None = None) -> str:
     """Every part above, as complete Prometheus lines."""
-    from aegis import api
+    from aegis.workflow import access
 
     when = time.time() if now is None else now
     lines: list[str] = []
     try:
-        with api.open_store(cfg) as store:
+        with access.open_store(cfg) as store:
             outcomes = store.last_apply_outcomes()
             restores = store.rollback_counts()
             failed = store.count_by_state().get("rollback_failed", 0)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from transitions import Machine, MachineError
+
 from aegis.errors import InputError, StateError
 from aegis.workflow.guards import GUARDS, GuardInput
 
@@ -183,8 +185,6 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
         IllegalTransitionError: unknown trigger, or not allowed from ``state``.
         GuardRefusedError: a guard said no (named in the message).
     """
-    from transitions import MachineError
-
     if state not in wf.states:
         raise StateError(f"request is in unknown state {state!r}")
     spec = wf.table.get((state, trigger))
@@ -230,8 +230,6 @@ _LOCAL = threading.local()
 
 def _edge_machine(wf: Workflow, state: str, trigger: str, dest: str) -> Any:
     """This thread's machine holding only the edge ``trigger`` from ``state`` of ``wf``."""
-    from transitions import Machine
-
     machines: dict[tuple[str, str, str], Any] | None = getattr(_LOCAL, "machines", None)
     if machines is None:
         machines = _LOCAL.machines = {}

@@ -127,14 +127,15 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
     Raises:
         AegisError: the store cannot be opened or the metrics cannot be written.
     """
-    from aegis import api
+    from aegis.workflow import access
     from aegis.workflow.health_metrics import health_text
-    from aegis.workflow.resume import REVIEWER_UNREACHABLE
+    from aegis.workflow.resume import REVIEWER_UNREACHABLE, resume_all
 
     start = time.monotonic()
     reviewer, detail = probe_reviewer(cfg)
     down = detail if reviewer == "unreachable" else None
-    report = api.resume(cfg, actor, now, reviewer_down=down, list_waiting=False)
+    when = now or access.now_utc()
+    report = resume_all(cfg, access._actor(actor), when, reviewer_down=down, list_waiting=False)
     if reviewer == "up":
         late = [i for i in report.items if i.condition == REVIEWER_UNREACHABLE]
         if late:  # it accepted the probe, then failed a review
@@ -170,5 +171,5 @@ def run_pass(cfg: Config, actor: str, now: datetime | None = None) -> PassReport
     from aegis.unattended.health import metrics_text as unattended_metrics
 
     extra += metrics_text(oob) + unattended_metrics(cfg)
-    path = api.write_metrics(cfg, now, extra=extra)
+    path = access.write_metrics(cfg, now, extra=extra)
     return PassReport(report, reviewer, detail, path, duration, ok, oob)

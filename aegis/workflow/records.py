@@ -23,12 +23,12 @@ from typing import Any
 
 import orjson
 
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.canonical import canonical_bytes, loads_strict, sha256_hex
 from aegis.errors import InputError, TrustError
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 ID_PATTERN = _ID_RE
 """What :func:`check_id` accepts, for a caller that must not raise per row."""

@@ -208,7 +208,7 @@ def _resume_one(
     now: datetime,
     reviewer_down: str | None = None,
 ) -> ResumeItem:
-    from aegis.api import _advance
+    from aegis.workflow.access import _advance
     from aegis.workflow.records import format_time
 
     resumable = [t for t in wf.exits(rec.state) if t.resumable]
@@ -325,8 +325,8 @@ def resume_all(
             for the unreachable reviewer); when false they are only counted, with one
             query, so the monitor's pass stays fast over a large backlog.
     """
-    from aegis.api import open_store, workflow
     from aegis.standing import CHECKED_STATES as STANDING_CHECKED
+    from aegis.workflow.access import open_store, workflow
     from aegis.workflow.records import ID_PATTERN
 
     wf = workflow()

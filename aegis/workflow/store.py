@@ -36,7 +36,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
 from aegis.canonical import sha256_hex
+from aegis.config import group_gid, in_group, join_group_hint
 from aegis.errors import EnvironmentFailure, InputError, StateError
 from aegis.workflow import history_reads
 from aegis.workflow.files import prepare_dir, prepare_store_file, write_atomic
@@ -104,7 +107,6 @@ def _env_error(path: Path, e: BaseException) -> EnvironmentFailure:
             f"the state store {path} is not a usable SQLite database: {text}",
             hint="move the file aside and restore it from a backup ('aegis doctor' checks it)",
         )
-    from aegis.config import group_gid, in_group, join_group_hint
 
     if not in_group(group_gid()):
         return EnvironmentFailure(
@@ -152,8 +154,6 @@ class Store:
 
     def __init__(self, path: Path, conn: sqlite3.Connection, states: frozenset[str]) -> None:
         """Use :meth:`open`."""
-        import sqlite_utils  # its import overlaps the planner's tool (api_agent._Preload)
-
         self.path = path
         self.conn = conn
         self.db = sqlite_utils.Database(conn)

@@ -65,8 +65,8 @@ def _raw_env(tmp: Path, name: str, url: str) -> dict[str, str]:
 def _round(tmp: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
     from aegis.config import load_config
     from aegis.ecosystems import for_tool
-    from aegis.ecosystems.go import gobin_dir
     from aegis.ecosystems.go.gotool import GO
+    from aegis.ecosystems.go.names import gobin_dir
     from aegis.model import Intent, Operation, Tool
 
     home = tmp / "home"

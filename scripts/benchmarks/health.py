@@ -64,11 +64,10 @@ def _sign(cfg: Any, signer: Any, approver: Any) -> bytes:
     from aegis.analyze.plan import analyze_apt
     from aegis.execute.apply import binding_from_result
     from aegis.execute.argv import derive_argv
-    from aegis.health.policy import verification_for
     from aegis.model import Intent, Operation, Tool, plan_hash
     from aegis.policy.engine import evaluate
     from aegis.policy.result import result_hash
-    from aegis.policy.run import load_policy
+    from aegis.policy.run import load_policy, verification_for
     from aegis.sign.approvals import Approval, build_approval
     from aegis.sign.execution_plan import build_execution_plan, execution_plan_bytes
 

@@ -74,9 +74,9 @@ def run() -> dict[str, Any]:
     from nacl.signing import SigningKey, VerifyKey
 
     from aegis.devtools import signing
+    from aegis.ed25519 import public_hex
     from aegis.sign import checks as xc
     from aegis.sign import execution_plan as xp
-    from aegis.sign.keys import public_hex
 
     plan = _plan()
     signer, a1, a2 = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()

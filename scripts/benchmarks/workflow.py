@@ -56,6 +56,7 @@ BLOCK = 50
 def _transition_vs_raw(home: Path, raw_home: Path) -> tuple[float, float, float]:
     """Transitions/s, raw sqlite3 writes/s (interleaved in blocks), api.advance calls/s."""
     from aegis import api
+    from aegis.workflow import access
 
     cfg = _cfg(home)
     ids = _requests(cfg, N_TRANSITIONS, "t")
@@ -68,7 +69,7 @@ def _transition_vs_raw(home: Path, raw_home: Path) -> tuple[float, float, float]
         for block in range(0, N_TRANSITIONS, BLOCK):
             start = time.perf_counter()
             for i in range(block, block + BLOCK):
-                api._advance(
+                access._advance(
                     store,
                     recs[i],
                     "review",

@@ -27,12 +27,16 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from aegis.analyze.apt import parse_apt_config_dump
 from aegis.canonical import canonical_hash, sha256_hex
+from aegis.errors import InputError
 from aegis.model import ConfigEvidence
+from aegis.safe_read import open_regular
 
 _TRUE = ("1", "true", "yes", "on", "enable")
 _FALSE = ("0", "false", "no", "off", "disable")
@@ -140,10 +144,6 @@ def packaged_conf_texts(conf_parts: str, status: str) -> tuple[str, ...]:
     parsed field by field (our own small scan, bounded): a path with a hash in some other
     field, such as a package's description, never counts.
     """
-    import hashlib
-    import os
-    import stat
-
     # dpkg records conffiles by their path inside its root: the apt.conf.d apt reads and
     # the status file must belong to the same root (``/`` on a host, a throwaway root's
     # directory in tests, where apt's ``Dir`` stays ``/``).
@@ -165,15 +165,10 @@ def packaged_conf_texts(conf_parts: str, status: str) -> tuple[str, ...]:
     for name, md5 in sorted(shipped.items()):
         path = os.path.join(conf_parts, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
+            with open_regular(Path(path), "apt config part", follow=False) as f:
+                data = f.read(_MAX_PART + 1)
+        except (InputError, OSError):  # absent, a link, a FIFO or device: not a shipped part
             continue
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                continue
-            data = os.read(fd, _MAX_PART + 1)
-        finally:
-            os.close(fd)
         if len(data) <= _MAX_PART and hashlib.md5(data, usedforsecurity=False).hexdigest() == md5:
             out.append(data.decode("utf-8", "replace"))
     return tuple(out)

@@ -78,6 +78,8 @@ from aegis.analyze.evidence.debfile import (
     Member,
     read_deb,
 )
+from aegis.analyze.evidence.model_text import scan_scripts as model_directed
+from aegis.analyze.evidence.model_text import scan_text
 from aegis.analyze.evidence.script_rules import DANGEROUS_SUID
 from aegis.analyze.evidence.script_text import HOSTILE, SENSITIVE
 from aegis.analyze.evidence.scripts import scan_script, scan_scripts
@@ -355,8 +357,6 @@ def findings_for(
         )
     out.extend(scan_scripts(package, contents.scripts, previous))
     out.extend(scan_members(package, contents.members))
-    from aegis.analyze.evidence.model_text import scan_scripts as model_directed
-    from aegis.analyze.evidence.model_text import scan_text
 
     # content.model-directed-text: the full Description (the indexes carry its first line)
     # and the maintainer scripts, comments included.

@@ -46,13 +46,15 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from aegis.analyze.run import run_tool
+from aegis.bounds import HEX64_RE as _SHA256
 from aegis.errors import EnvironmentFailure, InputError, TrustError
 from aegis.model import Provenance
+from aegis.safe_read import open_regular
 
 MAX_DEB_BYTES = 4 * 1024 * 1024 * 1024
 """Largest .deb Aegis will fetch for inspection."""
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
 _ARCH = re.compile(r"^[a-z0-9-]+$")
@@ -164,8 +166,6 @@ def _open_regular(path: Path) -> BinaryIO:
     Raises:
         DebDownloadError: unreadable, or not a regular file.
     """
-    from aegis.workflow.files import open_regular
-
     try:
         return open_regular(path, "package file")
     except InputError as e:
@@ -258,7 +258,6 @@ APT_HELPER = "/usr/lib/apt/apt-helper"
 
 
 def _apt_download(work: Path, prov: Provenance, apt_config: Path | None, timeout_s: float) -> Path:
-    from aegis.analyze.run import run_tool
 
     dest = work / "pkg.deb"
     result = run_tool(

@@ -59,6 +59,9 @@ from aegis.analyze.evidence.signature import (
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, apt_true, lists_prefix
 from aegis.analyze.evidence.verifier import SplitError, Verifier, split_clearsigned
 from aegis.model import Repository
+from aegis.policy.config import freeze_after_s as source_freeze_after_s
+from aegis.policy.config import match_source
+from aegis.policy.load import load_policy_config
 
 
 def repository_id(uri: str, suite: str, component: str) -> str:
@@ -376,8 +379,6 @@ class ApprovalLookup:
     def from_policy_file(cls, path: Path) -> ApprovalLookup:
         """``[[sources]]`` and the clock skew of the policy file (:mod:`aegis.policy.config`)."""
         try:
-            from aegis.policy.config import load_policy_config
-
             conf = load_policy_config(path)
             return cls(
                 conf.sources,
@@ -389,10 +390,8 @@ class ApprovalLookup:
 
     def __call__(self, uri: str, suite: str, component: str, fpr: str | None) -> ApprovalFacts:
         """Whether the source with this identity is approved, and what it may supply."""
-        from aegis.policy.config import freeze_after_s, match_source
-
         src = match_source(tuple(self._sources), uri, suite, component, fpr)  # type: ignore[arg-type]
-        window = freeze_after_s(src, self._freeze_after_s)
+        window = source_freeze_after_s(src, self._freeze_after_s)
         if src is None:
             return ApprovalFacts(False, False, (), window)
         return ApprovalFacts(True, src.distribution, tuple(src.packages), window)

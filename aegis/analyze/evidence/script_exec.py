@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from aegis.guard.shell_parse import _ansi_c, delimiter_is_quoted, dequote
+from aegis.guard.shell_parse import ansi_c, delimiter_is_quoted, dequote
 from aegis.guard.words import heredoc_body, program_from_stdin
 from aegis.guard.wrappers import SHELLS
 
@@ -238,7 +238,7 @@ class _Walk:
         if name in PRINTERS:
             printed = " ".join(a for a in texts[1:] if not re.fullmatch(r"-[neE]+", a))
             # printf (and echo -e, and dash's echo) decode backslash escapes: \n ends a line.
-            return _ansi_c(printed)
+            return ansi_c(printed)
         if name == "cat":
             for r in (p for p in node.parts if p.kind == "redirect"):
                 fed = self.fed_by_redirect(r)

@@ -36,6 +36,10 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from bashlex import ast, errors, parser, subst
+
+from aegis.guard import shell_parse
+
 MAX_PARSE_CHARS = 512 * 1024
 """Characters of one script that are parsed; a longer one is read as text only."""
 
@@ -63,13 +67,11 @@ class _Expired(BaseException):
 
 
 def _parts(p: Any) -> list[Any]:
-    from bashlex import parser
 
     return list(parser._makeparts(p))
 
 
 def _case_command(p: Any) -> None:
-    from bashlex import ast, parser
 
     parts = _parts(p)
     p[0] = ast.node(
@@ -91,8 +93,6 @@ def _shell_command(p: Any, original: Callable[[Any], None]) -> None:
     bashlex builds a bare command node for it and then asserts a list; give it one (bash
     accepts ``while read x<newline>do`` in every script).
     """
-    from bashlex import ast
-
     if len(p) > _WHILE_CONDITION and getattr(p[2], "kind", "list") != "list":
         p[2] = ast.node(kind="list", parts=[p[2]], pos=p[2].pos)
     original(p)
@@ -100,8 +100,6 @@ def _shell_command(p: Any, original: Callable[[Any], None]) -> None:
 
 def _bind_case_actions() -> None:
     """Wrap bashlex's case actions: ours inside :func:`parse_script`, the original outside."""
-    from bashlex import parser
-
     if _BOUND:
         return
     _BOUND.append(True)
@@ -135,8 +133,6 @@ def _bind_case_actions() -> None:
 
 def _bind_paramexpand_guard() -> None:
     """``${`` with no ``}`` after it in the word: bashlex 0.18 loops forever; refuse it."""
-    from bashlex import errors, subst
-
     original = subst._paramexpand
     if getattr(original, "aegis_guard", False):
         return
@@ -188,7 +184,6 @@ def parse_script(text: str) -> list[Any]:
     """
     if len(text) > MAX_PARSE_CHARS:
         raise ScriptParseError(f"longer than {MAX_PARSE_CHARS} characters")
-    from aegis.guard import shell_parse
 
     _bind_case_actions()
     _bind_paramexpand_guard()

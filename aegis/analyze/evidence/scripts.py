@@ -46,6 +46,8 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import time
 from collections.abc import Mapping
@@ -134,9 +136,6 @@ _B64_TOKEN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 
 def _decoded_hits(line: Line) -> list[tuple[str, str]]:
     """Rules that fire on text a base64 literal of ``line`` decodes to (one level deep)."""
-    import base64
-    import binascii
-
     out: list[tuple[str, str]] = []
     for token in _B64_TOKEN.findall(line.raw):
         try:

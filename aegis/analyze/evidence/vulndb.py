@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aegis.analyze.evidence.vuln_osv import looks_like_osv, parse_osv
 from aegis.analyze.evidence.vulnerabilities import (
     MAX_INDEX_BYTES,
     MAX_TRACKER_BYTES,
@@ -39,6 +40,7 @@ from aegis.analyze.evidence.vulnerabilities import (
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.config import Config
 from aegis.errors import EnvironmentFailure, InputError
+from aegis.safe_read import open_regular, read_capped
 from aegis.workflow.files import write_atomic
 
 
@@ -61,7 +63,6 @@ def _iso(dt: datetime) -> str:
 
 
 def _read_capped(path: Path, cap: int, what: str) -> bytes:
-    from aegis.workflow.files import read_capped
 
     if not path.exists():
         raise InputError(f"{what} {path} does not exist")
@@ -94,8 +95,6 @@ def import_file(
         InputError: the file is missing, oversized or malformed (nothing is written).
         EnvironmentFailure: the index cannot be written.
     """
-    from aegis.analyze.evidence.vuln_osv import looks_like_osv, parse_osv
-
     if fmt not in FORMATS:
         raise InputError(f"unknown import format {fmt!r} (one of {', '.join(FORMATS)})")
     if cfg.home is None and os.geteuid() != 0:
@@ -130,7 +129,6 @@ def load_index(cfg: Config) -> VulnIndex | None:
     path = cfg.vulndb_path
     if not path.exists():
         return None
-    from aegis.workflow.files import open_regular
 
     # The index sits in the group-writable store and aegisd reads it as root: a FIFO
     # planted there must not hang every apply (refused as not a regular file).

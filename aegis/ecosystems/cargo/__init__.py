@@ -10,11 +10,13 @@ with ``/usr/bin/env -i`` so that cargo sees no inherited environment and no user
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import stat
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +92,10 @@ class CargoEcosystem:
         """:func:`aegis.ecosystems.cargo.resolve.plan_cargo`."""
         from aegis.ecosystems.cargo.resolve import plan_cargo
 
-        return plan_cargo(cfg, intent, now)
+        plan = plan_cargo(cfg, intent, now)
+        with contextlib.suppress(InputError):
+            plan = replace(plan, command_preview=self.derive_argv(plan, cfg))
+        return plan
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
         """``cargo install --locked --offline`` of the exact version; ``()`` when off."""

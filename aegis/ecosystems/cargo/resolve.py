@@ -11,16 +11,17 @@ evidence: all of them run or link at build time, which is install time here.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aegis.analyze.lookalike import lookalike_signals
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
 from aegis.ecosystems.cargo.crate import CRATES_IO, CrateError, CrateFacts, inspect_crate
 from aegis.ecosystems.cargo.names import (
@@ -191,8 +192,8 @@ def _crate_signals(c: _Crate, requested: bool) -> tuple[list[Signal], list[Findi
     if f.build_script:
         signals.append(Signal("cargo.build-script", name, f.build_script))
     if f.build_commands:  # the script rules compile many patterns: only when needed
-        from aegis.analyze.evidence.scripts import scan_script
-        from aegis.ecosystems.cargo.crate import shell_texts
+        from aegis.analyze.evidence.scripts import scan_script  # noqa: PLC0415 - see above
+        from aegis.ecosystems.cargo.crate import shell_texts  # noqa: PLC0415 - see above
     for cmd in f.build_commands:
         signals.append(Signal("cargo.build-command", name, cmd[:300]))
         for text in shell_texts(cmd):
@@ -253,8 +254,6 @@ def _action(current: str | None, new: str) -> Action:
 
 
 def _plan_shell(cfg: Any, intent: Intent, now: datetime, **kw: Any) -> Plan:
-    from aegis.analyze.stamps import format_time, new_plan_id, this_host
-
     return Plan(
         schema_version=PLAN_SCHEMA, plan_id=new_plan_id(), created_at=format_time(now),
         intent=intent, host=this_host(cfg), configure_order=(), command_preview=(),
@@ -328,9 +327,6 @@ def _change(
 
 def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Resolve ``intent`` against its registry for the managed root (read-only)."""
-    from aegis.analyze.lookalike import lookalike_signals
-    from aegis.ecosystems.cargo import CARGO as ECO
-
     root = root_dir(intent.location)
     if root != str(cfg.cargo_root):
         raise InputError(f"cargo installs only into the Aegis-managed root {cfg.cargo_root}")
@@ -376,6 +372,4 @@ def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
             tuple(f"{k}@{v}" for k, v in sorted(installed.items())), arts,
         ),
     )  # fmt: skip
-    with contextlib.suppress(InputError):
-        plan = replace(plan, command_preview=ECO.derive_argv(plan, cfg))
     return plan

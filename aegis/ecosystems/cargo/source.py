@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import urllib.error
 import urllib.parse
@@ -20,12 +19,12 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from aegis.bounds import HEX64_RE as _HEX64
 from aegis.ecosystems.cargo.crate import MAX_CRATE
 from aegis.ecosystems.cargo.names import CRATE_RE, VERSION_RE, source_dir
 
 MAX_INDEX_FILE = 8 * 1024 * 1024
 HTTP_TIMEOUT_S = 60.0
-_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
 class SourceError(OSError):

@@ -24,6 +24,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from aegis.ecosystems.go.names import (
     GOMOD_KIND,
     binary_name,
     check_proxy_url,
+    gobin_dir,
     is_exact,
     location_dir,
     split_target,
@@ -48,14 +50,6 @@ if TYPE_CHECKING:
     from aegis.sign.execution_plan import ExactTarget
 
 MODULE_FILES = ("go.mod", "go.sum")
-
-
-def gobin_dir(cfg: Config) -> str:
-    """The Aegis-managed GOBIN: ``/var/lib/aegis/go/bin`` (under AEGIS_HOME in tests).
-
-    Root-owned, mode 0755; operators put it on PATH. Binaries land nowhere else.
-    """
-    return str(cfg.state_dir / "go" / "bin")
 
 
 def _go_dir(cfg: Config) -> Path:
@@ -179,7 +173,8 @@ class GoEcosystem:
         """:func:`aegis.ecosystems.go.resolve.plan_go`."""
         from aegis.ecosystems.go.resolve import plan_go
 
-        return plan_go(cfg, intent, now)
+        plan = plan_go(cfg, intent, now)
+        return replace(plan, command_preview=self.derive_argv(plan, cfg))
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
         """``env -i -C DIR ... go mod download MOD@EXACT...`` (or ``go install PKG``).

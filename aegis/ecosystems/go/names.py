@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aegis.errors import InputError
+
+if TYPE_CHECKING:
+    from aegis.config import Config
 
 MAX_TARGET = 300
 MAX_TARGETS = 32
@@ -178,3 +182,11 @@ def binary_name(pkg: str) -> str:
 def escape_path(path: str) -> str:
     """A module path as a proxy URL spells it (upper case -> ``!`` lower case)."""
     return "".join(f"!{c.lower()}" if c.isupper() else c for c in path)
+
+
+def gobin_dir(cfg: Config) -> str:
+    """The Aegis-managed GOBIN: ``/var/lib/aegis/go/bin`` (under AEGIS_HOME in tests).
+
+    Root-owned, mode 0755; operators put it on PATH. Binaries land nowhere else.
+    """
+    return str(cfg.state_dir / "go" / "bin")

@@ -17,19 +17,21 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.go.gotool import ENV_KEYS, GoRun, env_signals, json_stream, planning_env
+from aegis.ecosystems.go.gotool import ENV_KEYS, GO, GoRun, env_signals, json_stream, planning_env
 from aegis.ecosystems.go.names import (
     GOBIN_KIND,
     GOMOD_KIND,
     binary_name,
     check_targets,
     escape_path,
+    gobin_dir,
     is_exact,
     is_pseudo,
     location_dir,
@@ -292,8 +294,6 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
         r = _resolve(s, operands, before["go.mod"] is not None)
     finally:
         s.cleanup()
-    from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.go import GO as ECO
 
     ev = _Evidence(proxy, r)
     ev.collect(operands)
@@ -317,7 +317,7 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
                                     str(r.goenv.get("GOVERSION", "go")), installed,
                                     tuple(ev.arts), files),
     )  # fmt: skip
-    return replace(plan, command_preview=ECO.derive_argv(plan, cfg))
+    return plan
 
 
 class _Evidence:
@@ -390,8 +390,6 @@ def _install_view(
     The modules of the build are evidence (artifacts and the tool module's go.sum); what is
     installed before is the binary's SHA-256 and the version its build info names.
     """
-    from aegis.ecosystems.go import gobin_dir
-
     pkg, _ = split_target(intent.targets[0])
     mod = _module_of(pkg, new)
     gobin = Path(gobin_dir(cfg))
@@ -419,7 +417,5 @@ def raw_download_argv(target: str) -> list[str]:
 
 def raw_run(args: list[str], cwd: str, env: dict[str, str]) -> int:
     """Run go directly (the bench's raw tool calls)."""
-    from aegis.ecosystems.go.gotool import GO
-
     return subprocess.run([GO, *args], cwd=cwd, env=env, capture_output=True, check=False,
                           timeout=300).returncode  # fmt: skip

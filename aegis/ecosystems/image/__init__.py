@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -127,7 +128,8 @@ class ImageEcosystem:
         """:func:`aegis.ecosystems.image.resolve.plan_image`."""
         from aegis.ecosystems.image.resolve import plan_image
 
-        return plan_image(cfg, intent, now)
+        plan = plan_image(cfg, intent, now)
+        return replace(plan, command_preview=self.derive_argv(plan, cfg))
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
         """``podman pull REPOSITORY@sha256:...``; ``()`` for a tag or anything off."""

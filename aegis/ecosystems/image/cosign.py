@@ -35,6 +35,10 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from aegis.ecosystems.image.names import ImageRef, parse_reference
 from aegis.errors import InputError
 
@@ -62,9 +66,6 @@ def load_key(path: str) -> TrustedKey:
     Raises:
         InputError: not a root-owned regular file holding one ECDSA P-256 public key.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     if not path.startswith("/"):
         raise InputError(f"trusted image key {path[:200]!r}: not an absolute path")
     try:
@@ -96,8 +97,6 @@ def key_id(key: Any) -> str:
 
     ``openssl pkey -pubin -in KEY.pub -outform DER | sha256sum`` prints the same hex.
     """
-    from cryptography.hazmat.primitives import serialization
-
     der = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -165,10 +164,6 @@ def check_payload(payload: bytes, ref: ImageRef, digest: str) -> str:
 
 def verify(payload: bytes, signature_b64: str, keys: tuple[TrustedKey, ...]) -> TrustedKey | None:
     """The trusted key whose ECDSA P-256/SHA-256 signature over ``payload`` this is."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     try:
         signature = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):

@@ -28,12 +28,15 @@ import platform
 import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aegis.analyze.lookalike import lookalike_signals
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.image.cosign import TrustedKey
+from aegis.ecosystems.image import cosign
+from aegis.ecosystems.image.cosign import TrustedKey, load_keys
 from aegis.ecosystems.image.names import (
     KNOWN_REGISTRIES,
     ImageRef,
@@ -42,6 +45,7 @@ from aegis.ecosystems.image.names import (
     split_location,
 )
 from aegis.ecosystems.image.registry import Got, Registry
+from aegis.ecosystems.image.rules import entry_for
 from aegis.errors import InputError
 from aegis.model import (
     PLAN_SCHEMA,
@@ -59,6 +63,8 @@ from aegis.model import (
     Provenance,
     Signal,
 )
+from aegis.policy.config import PolicyConfig
+from aegis.policy.run import load_policy
 
 SKOPEO = "/usr/bin/skopeo"
 SKOPEO_TIMEOUT_S = 120.0
@@ -178,8 +184,6 @@ def _signature(
     reg: Registry, ref: ImageRef, digest: str, keys: tuple[TrustedKey, ...]
 ) -> _Signature:
     """The cosign signature of ``digest`` (:mod:`aegis.ecosystems.image.cosign`), read-only."""
-    from aegis.ecosystems.image import cosign
-
     got = reg.manifest(ref.path, _signature_tag(digest), MAX_MANIFEST)
     if not got.ok:
         if got.missing:
@@ -321,8 +325,6 @@ def _root_user(user: str) -> bool:
 
 def host_signals(ref: ImageRef) -> list[Signal]:
     """A registry host that imitates a well-known one (``docker.io.example.com``, punycode)."""
-    from aegis.analyze.lookalike import lookalike_signals
-
     host = ref.hostname.lower()
     if host in KNOWN_REGISTRIES:
         return []
@@ -367,11 +369,6 @@ def trusted_keys(cfg: Any, registry: str, ref: ImageRef) -> tuple[TrustedKey, ..
     Raises:
         InputError: a key file is unusable (:func:`aegis.ecosystems.image.cosign.load_key`).
     """
-    from aegis.ecosystems.image.cosign import load_keys
-    from aegis.ecosystems.image.rules import entry_for
-    from aegis.policy.config import PolicyConfig
-    from aegis.policy.run import load_policy
-
     policy = load_policy(cfg)
     if not isinstance(policy, PolicyConfig):
         return ()  # policy denies anyway; the status says no key was tried
@@ -381,9 +378,6 @@ def trusted_keys(cfg: Any, registry: str, ref: ImageRef) -> tuple[TrustedKey, ..
 
 def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Inspect ``intent``'s one reference for its store (read-only)."""
-    from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.image import IMAGE
-
     if intent.operation is not Operation.INSTALL:
         raise InputError("an image plan is a pull (install); nothing else is planned")
     (ref,) = check_targets(intent.targets)
@@ -432,4 +426,4 @@ def plan_image(cfg: Any, intent: Intent, now: datetime) -> Plan:
         ecosystem=EcosystemEvidence("image", intent.location or "", registry,
                                     f"skopeo ({runtime})", (), arts, image=ev),
     )  # fmt: skip
-    return replace(plan, command_preview=IMAGE.derive_argv(plan, cfg))
+    return plan

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from aegis.sign.execution_plan import ExactTarget
 
 PROJECT_FILES = ("package.json", "package-lock.json")
-GLOBAL_SEED = '{\n  "name": "aegis-managed-npm",\n  "private": true\n}\n'
-"""The managed prefix's ``package.json`` before its first change (and after rolling it back)."""
 
 
 def global_prefix(cfg: Config) -> str:
@@ -144,7 +143,8 @@ class NpmEcosystem:
         """:func:`aegis.ecosystems.npm.resolve.plan_npm`."""
         from aegis.ecosystems.npm.resolve import plan_npm
 
-        return plan_npm(cfg, intent, now)
+        plan = plan_npm(cfg, intent, now)
+        return replace(plan, command_preview=self.derive_argv(plan, cfg))
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
         """``npm ci --ignore-scripts`` of the signed lockfile; ``()`` when anything is off."""

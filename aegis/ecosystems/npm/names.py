@@ -104,3 +104,7 @@ def project_dir(location: str | None) -> str:
         if location and location.startswith(kind + "/") and "\x00" not in location:
             return location[len(kind) :]
     raise InputError(f"unsupported npm location {str(location)[:80]!r}")
+
+
+GLOBAL_SEED = '{\n  "name": "aegis-managed-npm",\n  "private": true\n}\n'
+"""The managed prefix's ``package.json`` before its first change (and after rolling it back)."""

@@ -21,15 +21,24 @@ import os
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
-from dataclasses import dataclass, replace
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
+from aegis.analyze.evidence.scripts import scan_script
+from aegis.analyze.lookalike import lookalike_signals
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
 from aegis.ecosystems import idle
-from aegis.ecosystems.npm.names import check_targets, is_global, project_dir
+from aegis.ecosystems.npm.names import GLOBAL_SEED, check_targets, is_global, project_dir
+from aegis.ecosystems.published import fetch_json, normal_time
 from aegis.errors import InputError
 from aegis.model import (
     PLAN_SCHEMA,
@@ -131,7 +140,6 @@ class _Tarball:
 
 
 def _fetch(url: str) -> bytes:
-    import urllib.request
 
     if not url.startswith(("http://", "https://")):
         raise OSError("not an http(s) URL")
@@ -150,7 +158,6 @@ def _sri_ok(integrity: str, data: bytes) -> bool:
 
 
 def _inspect(entry: dict[str, Any]) -> _Tarball:
-    import tarfile
 
     try:
         data = _fetch(str(entry.get("resolved", "")))
@@ -180,8 +187,6 @@ def _publish_times(registry: str, name: str) -> dict[str, str]:
 
     npm's abbreviated metadata, which npm itself reads, leaves ``time`` out: one more read.
     """
-    from aegis.ecosystems.published import fetch_json, normal_time
-
     try:
         _, doc = fetch_json(registry + name.replace("/", "%2f"), "application/json")
     except (OSError, ValueError):
@@ -193,7 +198,6 @@ def _publish_times(registry: str, name: str) -> dict[str, str]:
 
 
 def _action(old: dict[str, Any] | None, new: dict[str, Any]) -> Action:
-    from packaging.version import InvalidVersion, Version
 
     if old is None:
         return Action.INSTALL
@@ -265,12 +269,9 @@ class _Evidence:
 
     def collect(self, changed: list[str], old: dict[str, Any], new: dict[str, Any]) -> None:
         """Download and read every changed package (four at a time)."""
-        from aegis.analyze.evidence.scripts import scan_script
-
         registry, names = self.registry, self.names
         changes, prov, arts = self.changes, self.prov, self.arts
         signals, findings = self.signals, self.findings
-        from concurrent.futures import ThreadPoolExecutor
 
         names_of = sorted({_pkg_name(p) for p in changed})
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -320,18 +321,13 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     registry = intent.registry or ""
     before = {n: _read(project / n) for n in PROJECT_FILES}
     if is_global(intent.location) and not restore and before["package.json"] is None:
-        from aegis.ecosystems.npm import GLOBAL_SEED
-
         restore = {"package.json": GLOBAL_SEED}  # the managed prefix's first change
     resolution = _Resolution(project, registry, intent.targets, restore)
     # While npm resolves: the imports.
-    import tarfile  # noqa: F401 - loaded now, used by _inspect's threads
-    from concurrent.futures import ThreadPoolExecutor  # noqa: F401 - loaded now, for collect
+    import tarfile  # noqa: F401, PLC0415 - loaded now, used by _inspect's threads
+    from concurrent.futures import ThreadPoolExecutor  # noqa: F401, PLC0415 - loaded now, for collect
 
-    from aegis.analyze.evidence.scripts import scan_script  # noqa: F401 - warm the import
-    from aegis.analyze.lookalike import lookalike_signals
-    from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.npm import NPM as ECO
+    from aegis.analyze.evidence.scripts import scan_script  # noqa: F401, PLC0415 - warm the import
 
     old = lock_packages(before["package-lock.json"])
     files_before = sorted((k, v or "") for k, v in before.items())
@@ -372,4 +368,4 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
             files,
         ),
     )  # fmt: skip
-    return replace(plan, command_preview=ECO.derive_argv(plan, cfg))
+    return plan

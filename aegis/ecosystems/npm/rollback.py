@@ -10,7 +10,7 @@ A project that had no lockfile gets the one npm resolves for its old ``package.j
 
 from __future__ import annotations
 
-from aegis.ecosystems.npm.names import is_global
+from aegis.ecosystems.npm.names import GLOBAL_SEED, is_global
 from aegis.errors import StateError
 from aegis.model import Intent, Operation, Plan, ProjectFile, Tool
 
@@ -29,8 +29,6 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
         and old_manifest.before is None
         and is_global(applied.intent.location)
     ):
-        from aegis.ecosystems.npm import GLOBAL_SEED
-
         # The managed prefix's first change: back to the empty prefix.
         files["package.json"] = ProjectFile("package.json", GLOBAL_SEED, old_manifest.after)
         old_manifest = files["package.json"]

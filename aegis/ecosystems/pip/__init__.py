@@ -17,6 +17,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -211,10 +212,12 @@ class PipEcosystem:
         if intent.operation is Operation.REMOVE:
             from aegis.ecosystems.pip.rollback import plan_removal
 
-            return plan_removal(cfg, intent, now)
+            plan = plan_removal(cfg, intent, now)
+            return replace(plan, command_preview=self.derive_argv(plan, cfg))
         from aegis.ecosystems.pip.resolve import plan_pip
 
-        return plan_pip(cfg, intent, now, inspect_contents=inspect_contents)
+        plan = plan_pip(cfg, intent, now, inspect_contents=inspect_contents)
+        return replace(plan, command_preview=self.derive_argv(plan, cfg))
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
         """The exact install of the resolved set; ``()`` when anything is off. Pure."""

@@ -21,14 +21,20 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from packaging.version import InvalidVersion, Version
+
+from aegis.analyze.lookalike import lookalike_signals
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
 from aegis.ecosystems import idle
+from aegis.ecosystems.pip import wheels
 from aegis.ecosystems.pip.names import (
     SYSTEM_PYTHON,
     check_targets,
@@ -39,6 +45,7 @@ from aegis.ecosystems.pip.names import (
     pip_head,
 )
 from aegis.ecosystems.pip.state import installed
+from aegis.ecosystems.published import fetch_json, normal_time
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -237,8 +244,6 @@ def _upload_times(index: str, project: str) -> dict[str, str]:
 
     {} when the index serves no JSON or no times (a PEP 503 HTML-only index).
     """
-    from aegis.ecosystems.published import fetch_json, normal_time
-
     try:
         kind, doc = fetch_json(f"{index}{project}/", SIMPLE_JSON)
     except (OSError, ValueError):
@@ -252,7 +257,6 @@ def _upload_times(index: str, project: str) -> dict[str, str]:
 
 
 def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
-    from aegis.ecosystems.pip import wheels
 
     url = str((item.get("download_info") or {}).get("url", ""))
     try:
@@ -263,7 +267,6 @@ def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
 
 
 def _action(current: str | None, new: str) -> Action:
-    from packaging.version import InvalidVersion, Version
 
     if current is None:
         return Action.INSTALL
@@ -274,7 +277,6 @@ def _action(current: str | None, new: str) -> Action:
 
 
 def _signals(arts: tuple[Artifact, ...], have: Mapping[str, str]) -> list[Signal]:
-    from aegis.analyze.lookalike import lookalike_signals
 
     out: list[Signal] = []
     for a in arts:
@@ -309,15 +311,10 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     head = pip_head(intent.location, exists=not fresh)
     pip = _Pip(dry_run_argv(venv, index, intent.targets, target=target, head=head))
     # While pip resolves: the imports and the venv's state.
-    from concurrent.futures import ThreadPoolExecutor
 
-    from packaging.version import Version  # noqa: F401 - loaded now, used by _action
+    from packaging.version import Version  # noqa: F401, PLC0415 - loaded now, used by _action
 
-    from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.pip import (
-        PIP,
-        wheels,  # noqa: F401 - loaded now, used by _inspect
-    )
+    from aegis.ecosystems.pip import wheels  # noqa: F401, PLC0415 - loaded now, used by _inspect
 
     have = installed(Path(venv), target=target)
     owner = location_owner(intent.location)
@@ -412,4 +409,4 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
             owner=owner,
         ),
     )
-    return replace(plan, command_preview=PIP.derive_argv(plan, cfg))
+    return plan

@@ -19,7 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
+from aegis.ecosystems.pip.names import check_targets, is_target, location_dir, normalize
+from aegis.ecosystems.pip.resolve import location_owner
+from aegis.ecosystems.pip.state import installed
 from aegis.errors import StateError
 from aegis.model import (
     PLAN_SCHEMA,
@@ -77,12 +81,6 @@ def rollback_intent(applied: Plan, request_id: str, user: str, now_text: str) ->
 
 def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Plan removing ``intent.targets`` from the venv (read-only; pip does not run)."""
-    from aegis.analyze.stamps import format_time, new_plan_id, this_host
-    from aegis.ecosystems.pip import PIP
-    from aegis.ecosystems.pip.names import check_targets, is_target, location_dir, normalize
-    from aegis.ecosystems.pip.resolve import location_owner
-    from aegis.ecosystems.pip.state import installed
-
     check_targets(intent.targets)
     venv = Path(location_dir(intent.location))
     have = installed(venv, target=is_target(intent.location))
@@ -131,6 +129,4 @@ def plan_removal(cfg: Any, intent: Intent, now: datetime) -> Plan:
             owner=owner,
         ),
     )
-    from dataclasses import replace
-
-    return replace(plan, command_preview=PIP.derive_argv(plan, cfg))
+    return plan

@@ -6,7 +6,10 @@ reads are bounded because a venv is writable by whoever owns it (untrusted input
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import stat
 from pathlib import Path
 
 from aegis.ecosystems.pip.names import normalize
@@ -96,8 +99,6 @@ def fingerprints(venv: Path, *, target: bool = False) -> dict[str, str]:
     Raises:
         OSError: a dist-info exists but cannot be read (permissions).
     """
-    import hashlib
-
     out: dict[str, str] = {}
     for sp in [str(venv)] if target else _site_dirs(venv):
         try:
@@ -125,10 +126,6 @@ def drop_replaced(target: Path, old: dict[str, str]) -> list[str]:
     links and each dist-info is removed through that descriptor (``shutil.rmtree`` with
     ``dir_fd`` never follows links). Returns the names removed.
     """
-    import os
-    import shutil
-    import stat
-
     removed: list[str] = []
     dfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:

@@ -126,7 +126,7 @@ def test_a_moved_resolution_or_moved_sums_are_refused_and_nothing_is_written(
 def test_go_install_builds_into_the_managed_gobin_and_rolls_back(
     tmp_path: Path, key_set: Keys, make_daemon: Any
 ) -> None:
-    from aegis.ecosystems.go import gobin_dir
+    from aegis.ecosystems.go.names import gobin_dir
     from aegis.ecosystems.go.rollback import rollback_intent
 
     proxy = build_proxy(tmp_path / "proxy")

@@ -30,8 +30,9 @@ from click.testing import CliRunner
 from aegis.cli.aegis import cli
 from aegis.config import load_config
 from aegis.devtools import testrepo
-from aegis.policy.config import load_policy_config, match_source
+from aegis.policy.config import match_source
 from aegis.policy.init import default_policy_text
+from aegis.policy.load import load_policy_config
 from tests.conftest import require_root
 
 REPO = Path(__file__).resolve().parents[3]

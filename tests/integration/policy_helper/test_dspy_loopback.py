@@ -23,8 +23,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from aegis.devtools import signing
+from aegis.ed25519 import public_hex
 from aegis.sign.execution_plan import execution_plan_bytes
-from aegis.sign.keys import public_hex
 
 REPO = Path(__file__).resolve().parents[3]
 HELPER_SRC = REPO / "tools/policy-helper/src"

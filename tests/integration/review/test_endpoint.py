@@ -14,6 +14,7 @@ import pytest
 from fakemodel import SERVER_SHAPES, VALID, FakeModelServer
 
 from aegis.devtools import policy_plans as pp
+from aegis.ed25519 import public_hex
 from aegis.model import plan_hash
 from aegis.policy.config import parse_policy_config
 from aegis.policy.engine import evaluate
@@ -21,7 +22,6 @@ from aegis.policy.result import STRICTNESS, Effect
 from aegis.review.client import chat
 from aegis.review.record import ReviewStatus, sign_review
 from aegis.review.service import make_review
-from aegis.sign.keys import public_hex
 
 PLAN = pp.clean_plan(packages=3)
 DIGEST = plan_hash(PLAN)

@@ -18,6 +18,7 @@ import pytest
 from fakemodel import BUDGET_SHAPES, FAMILY_WRAPPERS, VALID, FakeModelServer, family_script
 
 from aegis.devtools import policy_plans as pp
+from aegis.ed25519 import public_hex
 from aegis.model import Finding, plan_hash
 from aegis.policy.config import parse_policy_config
 from aegis.policy.engine import evaluate
@@ -25,7 +26,6 @@ from aegis.policy.result import STRICTNESS, Effect
 from aegis.review.client import chat, reasoning_controls
 from aegis.review.record import ReviewStatus, sign_review
 from aegis.review.service import make_review
-from aegis.sign.keys import public_hex
 
 PLAN = pp.clean_plan(packages=3)
 NOW = datetime.fromisoformat(pp.NOW.replace("Z", "+00:00"))

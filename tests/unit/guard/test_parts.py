@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aegis.guard.argv import find_verb, operand_indices, split_options
+from aegis.guard.blocks import with_block
 from aegis.guard.check import MAX_DEPTH, MAX_INPUT, check_argv, check_command_line
-from aegis.guard.install import path_block, shim_text, with_block
+from aegis.guard.install import path_block, shim_text
 from aegis.guard.report import refusal, verdict_json
 from aegis.guard.shim import find_real
 from aegis.guard.wrappers import Run, Script, unwrap

@@ -13,12 +13,12 @@ from aegis.errors import InputError
 from aegis.policy.config import (
     PolicyConfigError,
     approved_sources,
-    load_policy_config,
     match_source,
     parse_policy_config,
     source_allows,
 )
 from aegis.policy.engine import check_config
+from aegis.policy.load import load_policy_config
 
 
 def test_fixture_policy_parses_with_defaults() -> None:

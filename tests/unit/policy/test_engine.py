@@ -13,14 +13,9 @@ import pytest
 
 from aegis.devtools.policy_plans import change, clean_plan, policy_toml
 from aegis.model import Action, plan_hash
-from aegis.policy.config import (
-    PolicyConfig,
-    PolicyUnavailable,
-    RuleOverride,
-    load_policy_config,
-    parse_policy_config,
-)
+from aegis.policy.config import PolicyConfig, PolicyUnavailable, RuleOverride, parse_policy_config
 from aegis.policy.engine import check_config, evaluate, is_current, policy_version
+from aegis.policy.load import load_policy_config
 from aegis.policy.result import (
     POLICY_SCHEMA,
     Effect,
@@ -54,9 +49,9 @@ def test_empty_active_ruleset_denies(
     policy: PolicyConfig, now: datetime, neutral_review: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An empty rule set (no rules at all) must deny, never allow by default.
-    from aegis.policy import rules
+    from aegis.policy import ruleset
 
-    monkeypatch.setitem(rules._RULESETS, "empty/1", lambda: ())
+    monkeypatch.setitem(ruleset._RULESETS, "empty/1", lambda: ())
     result = evaluate(clean_plan(), neutral_review, replace(policy, ruleset="empty/1"), now)
     assert result.decision is Effect.DENY
     assert result.fired[0].rule_id == "policy.empty-ruleset"

@@ -11,6 +11,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from aegis.devtools.policy_plans import change, clean_plan, policy_toml
+from aegis.ed25519 import public_hex
 from aegis.model import Action, Plan, plan_hash
 from aegis.policy.config import PolicyConfig, parse_policy_config
 from aegis.policy.engine import evaluate
@@ -27,7 +28,6 @@ from aegis.review.record import (
     skipped_review,
 )
 from aegis.review.record import ReviewStatus as RecordStatus
-from aegis.sign.keys import public_hex
 
 REVIEW_KEY = SigningKey(b"\x01" * 32)
 OTHER_KEY = SigningKey(b"\x02" * 32)

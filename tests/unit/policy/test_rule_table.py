@@ -28,7 +28,7 @@ from aegis.policy.config import PolicyConfig
 from aegis.policy.engine import evaluate
 from aegis.policy.explain import reason_text
 from aegis.policy.result import Effect
-from aegis.policy.rules import default_rules
+from aegis.policy.ruleset import default_rules
 
 # Copied by hand from the operator contract's "Deny Interpretation" (quoted verbatim in
 # docs/operator-guide.md; NOT imported from aegis.policy.rules, so a reworded constant

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aegis.devtools import policy_plans as pp
+from aegis.ed25519 import public_hex
 from aegis.model import Action, Finding, Operation
 from aegis.policy.config import parse_policy_config
 from aegis.policy.engine import evaluate
@@ -26,7 +27,6 @@ from aegis.review.record import (
     review_to_dict,
     sign_review,
 )
-from aegis.sign.keys import public_hex
 
 effects = st.sampled_from(list(Effect))
 

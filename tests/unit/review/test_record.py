@@ -10,6 +10,7 @@ import pytest
 
 from aegis.canonical import canonical_hash, sha256_hex
 from aegis.devtools import policy_plans as pp
+from aegis.ed25519 import public_hex
 from aegis.errors import InputError, TrustError
 from aegis.model import plan_hash
 from aegis.review.record import (
@@ -27,7 +28,7 @@ from aegis.review.record import (
     skipped_review,
     verify_review,
 )
-from aegis.sign.keys import load_signing_key, public_hex, write_keypair
+from aegis.sign.keys import load_signing_key, write_keypair
 
 PLAN = pp.clean_plan()
 DIGEST = plan_hash(PLAN)

@@ -11,10 +11,10 @@ import pytest
 from nacl.signing import SigningKey
 
 from aegis.devtools import signing
+from aegis.ed25519 import public_hex
 from aegis.model import Host, Plan
 from aegis.sign.approvals import Approval
 from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding
-from aegis.sign.keys import public_hex
 
 
 def simple_derive_argv(plan: Plan) -> tuple[str, ...]:

@@ -13,13 +13,13 @@ import pytest
 
 from aegis.canonical import canonical_bytes, sha256_hex
 from aegis.devtools.sample_plans import SAMPLE_DEB_DIR, sample_plan
+from aegis.ed25519 import sign_canonical
 from aegis.errors import InputError
 from aegis.execute.argv import derive_argv
 from aegis.model import plan_to_dict
 from aegis.policy.run import read_plan
 from aegis.sign import files
 from aegis.sign.execution_plan import execution_plan_bytes, parse_execution_plan
-from aegis.sign.keys import sign_canonical
 from aegis.sign.refusals import MalformedExecutionPlanError
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from aegis.ed25519 import sign_canonical
 from aegis.errors import InputError, PolicyDenied
 from aegis.model import Finding, Host, plan_hash
 from aegis.sign.checks import (
@@ -29,7 +30,6 @@ from aegis.sign.execution_plan import (
     execution_plan_bytes,
     parse_execution_plan,
 )
-from aegis.sign.keys import sign_canonical
 from aegis.sign.refusals import (
     CHECK_ORDER,
     CheckStep,
