@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -56,14 +56,21 @@ def inspect_contents(
     info_dir: Path,
     *,
     timeout_s: float,
+    wait_for: Callable[[str], None] | None = None,
 ) -> ContentResult:
-    """Fetch and scan every package of ``provenance`` (concurrently)."""
+    """Fetch and scan every package of ``provenance`` (concurrently).
+
+    ``wait_for(uri)``: called before each package's file is fetched; it returns once
+    :class:`aegis.analyze.cache_warm.CacheWarmer` has copied that file into the cache.
+    """
     from aegis.analyze.evidence.contents import inspect_deb
     from aegis.analyze.evidence.download import (
+        IN_MEMORY_MAX,
         DebHashMismatchError,
         cache_path,
         fetched_private,
         private_dir,
+        verified_bytes,
     )
     from aegis.errors import AegisError
 
@@ -73,18 +80,24 @@ def inspect_contents(
         change = by_name.get(p.package)
         compare = change is not None and change.action in _COMPARE
         copies = ExitStack()
+        own: Path | bytes
+        fetch: dict[str, Any] = {
+            "cache_dir": cfg.cache_dir,
+            "apt_config": cfg.apt_config,
+            "timeout_s": timeout_s,
+            "work_dir": work,
+            "cache_fd": cache_fd,
+        }
+        if wait_for is not None:
+            wait_for(p.uri)
         try:
-            # The bytes scanned are the bytes verified: a private copy, not the shared cache.
-            own = copies.enter_context(
-                fetched_private(
-                    p,
-                    cache_dir=cfg.cache_dir,
-                    apt_config=cfg.apt_config,
-                    timeout_s=timeout_s,
-                    work_dir=work,
-                    cache_fd=cache_fd,
-                )
-            )
+            # The bytes scanned are the bytes verified: held in memory when small (no file
+            # to create: on a loaded disk that was most of the cost), else a private copy,
+            # never the shared cache.
+            if p.size <= IN_MEMORY_MAX:
+                own = verified_bytes(p, **fetch)
+            else:
+                own = copies.enter_context(fetched_private(p, **fetch))
         except DebHashMismatchError as exc:
             return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
         except AegisError as exc:

@@ -63,6 +63,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import re
@@ -77,6 +78,7 @@ from aegis.analyze.evidence.debfile import (
     DebLimits,
     Member,
     read_deb,
+    read_deb_stream,
 )
 from aegis.analyze.evidence.script_rules import DANGEROUS_SUID
 from aegis.analyze.evidence.script_text import HOSTILE, SENSITIVE
@@ -406,7 +408,7 @@ def installed_scripts(info_dir: Path, package: str, arch: str | None) -> dict[st
 
 
 def inspect_deb(
-    deb_path: Path,
+    deb_path: Path | bytes,
     package: str,
     version: str,
     *,
@@ -417,7 +419,7 @@ def inspect_deb(
     """Read ``deb_path`` (never extracting it) and return its findings and description.
 
     Args:
-        deb_path: the verified .deb in Aegis's cache.
+        deb_path: the verified .deb (a private copy), or its verified bytes.
         package: binary package name the plan expects.
         version: version the plan expects.
         installed_info_dir: dpkg's info directory to compare scripts with (upgrades,
@@ -432,13 +434,18 @@ def inspect_deb(
     Raises:
         EnvironmentFailure: the file cannot be read at all.
     """
+    kw = {"limits": limits} if limits else {}
+    label = deb_path.name if isinstance(deb_path, Path) else f"{package}_{version}.deb"
     try:
-        contents = read_deb(deb_path, **({"limits": limits} if limits else {}))
+        if isinstance(deb_path, Path):
+            contents = read_deb(deb_path, **kw)
+        else:
+            contents = read_deb_stream(io.BytesIO(deb_path), **kw)
     except DebFormatError as e:
         return Inspection(
             package=package,
             version=version,
-            findings=(Finding("content.malformed", package, deb_path.name, 0, HOSTILE, e.message),),
+            findings=(Finding("content.malformed", package, label, 0, HOSTILE, e.message),),
             description="",
         )
     previous = (
