@@ -316,6 +316,18 @@ def _convert_scalar(tp: Any, value: Any, path: str) -> Any:
     raise RuntimeError(f"unsupported field type {tp!r} at {path}")
 
 
+def prepare(*types: type) -> None:
+    """Build the encoder and decoder of each dataclass in ``types`` now, not on first use.
+
+    For a long-running process (aegisd): generating them for the execution plan and the
+    plan it holds cost the first apply more than decoding it. The output and the checks
+    are the same whenever they are built.
+    """
+    for t in types:
+        _converter_of(t)
+        _decoder(t)
+
+
 def from_dict(cls: type[T], data: Any, path: str = "$") -> T:
     """Build ``cls`` from untrusted ``data``, strictly.
 
