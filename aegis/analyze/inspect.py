@@ -23,9 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aegis.config import Config
+
+if TYPE_CHECKING:
+    from aegis.analyze.evidence.debfile import DebContents
 from aegis.model import Action, Finding, PackageChange, Provenance, Signal, Vulnerability
 
 _COMPARE = (Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
@@ -57,11 +60,14 @@ def inspect_contents(
     *,
     timeout_s: float,
     wait_for: Callable[[str], None] | None = None,
+    parsed: Callable[[str], DebContents | None] | None = None,
 ) -> ContentResult:
     """Fetch and scan every package of ``provenance`` (concurrently).
 
     ``wait_for(uri)``: called before each package's file is fetched; it returns once
     :class:`aegis.analyze.cache_warm.CacheWarmer` has copied that file into the cache.
+    ``parsed(sha256)``: that warmer's parse of the file with this SHA-256, used for a
+    file only once its verified bytes have it (in memory: nothing can swap them).
     """
     from aegis.analyze.evidence.contents import inspect_deb
     from aegis.analyze.evidence.download import (
@@ -102,6 +108,8 @@ def inspect_contents(
             return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
         except AegisError as exc:
             return p, [], Signal("content.unavailable", p.package, str(exc)[:300])
+        # Verified bytes hash to p.sha256, so a parse kept under that hash is theirs.
+        early = parsed(p.sha256) if parsed is not None and isinstance(own, bytes) else None
         with copies:
             result = inspect_deb(
                 own,
@@ -109,6 +117,7 @@ def inspect_contents(
                 p.version,
                 installed_info_dir=info_dir if compare else None,
                 arch=p.arch,
+                parsed=early,
             )
         return replace(p, verified=True), list(result.findings), None
 

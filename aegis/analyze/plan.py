@@ -504,6 +504,7 @@ class _Analysis:
                 info_dir,
                 timeout_s=self.apt.timeout,
                 wait_for=self.warmer.wait if self.warmer is not None else None,
+                parsed=self.warmer.parsed if self.warmer is not None else None,
             )
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)

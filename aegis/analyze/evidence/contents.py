@@ -415,6 +415,7 @@ def inspect_deb(
     installed_info_dir: Path | None,
     arch: str | None = None,
     limits: DebLimits | None = None,
+    parsed: DebContents | None = None,
 ) -> Inspection:
     """Read ``deb_path`` (never extracting it) and return its findings and description.
 
@@ -426,6 +427,8 @@ def inspect_deb(
             downgrades, reinstalls); None skips the comparison.
         arch: the package's architecture, for ``<pkg>:<arch>`` info files.
         limits: bounds for reading the archive.
+        parsed: the archive already read from these very bytes with the default
+            bounds (:mod:`aegis.analyze.cache_warm`); not read again then.
 
     Returns:
         An :class:`Inspection`. A malformed or oversized archive yields one hostile
@@ -437,7 +440,9 @@ def inspect_deb(
     kw = {"limits": limits} if limits else {}
     label = deb_path.name if isinstance(deb_path, Path) else f"{package}_{version}.deb"
     try:
-        if isinstance(deb_path, Path):
+        if parsed is not None and limits is None:
+            contents = parsed
+        elif isinstance(deb_path, Path):
             contents = read_deb(deb_path, **kw)
         else:
             contents = read_deb_stream(io.BytesIO(deb_path), **kw)

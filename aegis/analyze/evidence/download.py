@@ -450,41 +450,39 @@ def verified_bytes(
     return data
 
 
-def store_local_by_content(uri: str, size: int, dir_fd: int) -> bool:
+def store_local_by_content(uri: str, size: int, dir_fd: int) -> tuple[str, bytes] | None:
     """Copy the local (``file:``/``copy:``) file at ``uri`` into the cache, early.
 
     For :mod:`aegis.analyze.cache_warm`: ``uri`` and ``size`` come from apt's download
     set, read before the plan's provenance exists. The cache is addressed by content,
     so the entry is named by the SHA-256 of the very bytes written: whatever the later
     check against the signed index expects, an entry either is that file or is not used.
-    Nothing is trusted or scanned here; :func:`verified_bytes` still reads and hashes
-    each entry against its provenance. ``dir_fd``: this uid's cache directory from
-    :func:`private_dir`. Best effort: False when the file was not stored (not local,
-    too large, unreadable, another size, already present).
+    Nothing is trusted here; :func:`verified_bytes` still reads and hashes each entry
+    against its provenance. ``dir_fd``: this uid's cache directory from
+    :func:`private_dir`. Returns (SHA-256, bytes) of what was read, or None when nothing
+    was (not local, too large, unreadable, another size); a file already present is
+    left as it is (checked, and replaced when wrong, by :func:`verified_bytes`).
     """
     parts = urlsplit(uri)
     if parts.scheme not in ("file", "copy") or not 0 < size <= IN_MEMORY_MAX:
-        return False
+        return None
     try:
         with _open_regular(Path(unquote(parts.path))) as src:
             data = src.read(size + 1)
     except (OSError, DebDownloadError):
-        return False
+        return None
     if len(data) != size:
-        return False
-    name = f"{hashlib.sha256(data).hexdigest()}.deb"
+        return None
+    sha = hashlib.sha256(data).hexdigest()
+    name = f"{sha}.deb"
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        return False  # present: checked (and replaced when wrong) by verified_bytes
     except FileNotFoundError:
-        pass
+        with contextlib.suppress(DebDownloadError):
+            _store_bytes(data, dir_fd, name)
     except OSError:
-        return False
-    try:
-        _store_bytes(data, dir_fd, name)
-    except DebDownloadError:
-        return False
-    return True
+        pass
+    return sha, data
 
 
 def _cached(target: Path, prov: Provenance, dir_fd: int) -> bool:
