@@ -279,11 +279,19 @@ def test_early_cache_copies_are_named_by_their_own_bytes(tmp_path: Path, deb: Pa
     cache = tmp_path / "cache"
     prov = _prov(deb)
     slot = cache_path(cache, prov.sha256).parent
+    data = deb.read_bytes()
+    entry = cache_path(cache, prov.sha256)
     with private_dir(slot) as dir_fd:
-        assert store_local_by_content(prov.uri, prov.size, dir_fd)
-        assert not store_local_by_content(prov.uri, prov.size, dir_fd)  # present already
-        assert not store_local_by_content(prov.uri, prov.size + 1, dir_fd)  # other size
-        assert not store_local_by_content("http://example.invalid/p.deb", 10, dir_fd)
-        assert not store_local_by_content(f"file:{tmp_path}/missing.deb", 10, dir_fd)
+        assert store_local_by_content(prov.uri, prov.size, dir_fd) == (prov.sha256, data)
+        assert entry.read_bytes() == data
+        entry.write_bytes(b"planted")  # an entry present is left to verified_bytes
+        assert store_local_by_content(prov.uri, prov.size, dir_fd) == (prov.sha256, data)
+        assert entry.read_bytes() == b"planted"
+        assert store_local_by_content(prov.uri, prov.size + 1, dir_fd) is None  # other size
+        assert store_local_by_content("http://example.invalid/p.deb", 10, dir_fd) is None
+        assert store_local_by_content(f"file:{tmp_path}/missing.deb", 10, dir_fd) is None
     assert [p.name for p in slot.iterdir()] == [f"{prov.sha256}.deb"]
-    assert cache_path(cache, prov.sha256).read_bytes() == deb.read_bytes()
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    assert verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work) == data
+    assert entry.read_bytes() == data
