@@ -256,15 +256,6 @@ def _converter(t: type) -> Any:
 _CONVERTERS: dict[type, Any] = {}
 
 
-def prepare(cls: type) -> None:
-    """Build the converters of dataclass ``cls`` (and those it holds) now, not on first use.
-
-    A planner calls it while its tool runs: building them reads every class's type hints,
-    tens of milliseconds of a one-shot CLI that would otherwise follow the tool's run.
-    """
-    _converter_of(cls)
-
-
 @cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -323,6 +314,20 @@ def _convert_scalar(tp: Any, value: Any, path: str) -> Any:
             raise InputError(f"{path}: expected a string")
         return value
     raise RuntimeError(f"unsupported field type {tp!r} at {path}")
+
+
+def prepare(*types: type) -> None:
+    """Build the encoder and decoder of each dataclass in ``types`` now, not on first use.
+
+    aegisd calls it at start: generating them for the execution plan and the plan it holds
+    cost the first apply more than decoding it. A planner calls it while its tool runs:
+    building them reads every class's type hints, tens of milliseconds of a one-shot CLI
+    that would otherwise follow the tool's run. The output and the checks are the same
+    whenever they are built.
+    """
+    for t in types:
+        _converter_of(t)
+        _decoder(t)
 
 
 def from_dict(cls: type[T], data: Any, path: str = "$") -> T:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from aegis.analyze.evidence.contents import inspect_deb, installed_scripts
+from aegis.analyze.evidence.debfile import DebContents
 from aegis.analyze.evidence.download import (
+    IN_MEMORY_MAX,
     DebHashMismatchError,
     cache_path,
     fetched_private,
     private_dir,
+    verified_bytes,
 )
 from aegis.analyze.evidence.scripts import scan_script
 from aegis.analyze.evidence.vulndb import load_index
@@ -67,30 +70,46 @@ def inspect_contents(
     info_dir: Path,
     *,
     timeout_s: float,
+    wait_for: Callable[[str], None] | None = None,
+    parsed: Callable[[str], DebContents | None] | None = None,
 ) -> ContentResult:
-    """Fetch and scan every package of ``provenance`` (concurrently)."""
+    """Fetch and scan every package of ``provenance`` (concurrently).
+
+    ``wait_for(uri)``: called before each package's file is fetched; it returns once
+    :class:`aegis.analyze.cache_warm.CacheWarmer` has copied that file into the cache.
+    ``parsed(sha256)``: that warmer's parse of the file with this SHA-256, used for a
+    file only once its verified bytes have it (in memory: nothing can swap them).
+    """
     by_name = {c.name: c for c in changes}
 
     def one(p: Provenance) -> tuple[Provenance, list[Finding], Signal | None]:
         change = by_name.get(p.package)
         compare = change is not None and change.action in _COMPARE
         copies = ExitStack()
+        own: Path | bytes
+        fetch: dict[str, Any] = {
+            "cache_dir": cfg.cache_dir,
+            "apt_config": cfg.apt_config,
+            "timeout_s": timeout_s,
+            "work_dir": work,
+            "cache_fd": cache_fd,
+        }
+        if wait_for is not None:
+            wait_for(p.uri)
         try:
-            # The bytes scanned are the bytes verified: a private copy, not the shared cache.
-            own = copies.enter_context(
-                fetched_private(
-                    p,
-                    cache_dir=cfg.cache_dir,
-                    apt_config=cfg.apt_config,
-                    timeout_s=timeout_s,
-                    work_dir=work,
-                    cache_fd=cache_fd,
-                )
-            )
+            # The bytes scanned are the bytes verified: held in memory when small (no file
+            # to create: on a loaded disk that was most of the cost), else a private copy,
+            # never the shared cache.
+            if p.size <= IN_MEMORY_MAX:
+                own = verified_bytes(p, **fetch)
+            else:
+                own = copies.enter_context(fetched_private(p, **fetch))
         except DebHashMismatchError as exc:
             return p, [], Signal("content.hash-mismatch", p.package, str(exc)[:300])
         except AegisError as exc:
             return p, [], Signal("content.unavailable", p.package, str(exc)[:300])
+        # Verified bytes hash to p.sha256, so a parse kept under that hash is theirs.
+        early = parsed(p.sha256) if parsed is not None and isinstance(own, bytes) else None
         with copies:
             result = inspect_deb(
                 own,
@@ -98,6 +117,7 @@ def inspect_contents(
                 p.version,
                 installed_info_dir=info_dir if compare else None,
                 arch=p.arch,
+                parsed=early,
             )
         return replace(p, verified=True), list(result.findings), None
 

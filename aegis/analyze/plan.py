@@ -42,6 +42,7 @@ from aegis.analyze.apt_runner import (
     download_set_args,
     simulation_args,
 )
+from aegis.analyze.cache_warm import CacheWarmer
 from aegis.analyze.delta import PackageDelta, collect_delta, with_integrity
 from aegis.analyze.dpkg_status import StatusFacts, read_status_facts
 from aegis.analyze.evidence.aptconfig import (
@@ -196,6 +197,7 @@ class _Analysis:
         self.failure: AnalysisFailure | None = None
         self.inspected = False
         self.local = RollbackSources()
+        self.warmer: CacheWarmer | None = None
 
     # -- orchestration -----------------------------------------------------------
 
@@ -238,7 +240,7 @@ class _Analysis:
                 if simulate
                 else None
             )
-            f_uris = pool.submit(self.apt.run, APT_GET, *uri_args) if uri_args else None
+            f_uris = self._start_download_set(pool, uri_args)
             dump = f_dump.result()
             if not dump.ok:
                 return self._tool_failure_plan(plan_id, dump)
@@ -400,6 +402,25 @@ class _Analysis:
         res = fut.result()
         return aptparse.parse_print_uris(res.stdout) if res.ok else ()
 
+    def _start_download_set(
+        self, pool: ThreadPoolExecutor, uri_args: list[str] | None
+    ) -> Future[RunResult] | None:
+        """Start ``apt-get --print-uris``; with contents inspected, warm the cache from it.
+
+        The download set's local files are copied into the cache on a thread of its own
+        while apt-cache runs and the delta is built, so the cache's file creations
+        overlap the planning (:mod:`aegis.analyze.cache_warm`; joined by
+        :meth:`_contents`). Nothing is trusted from it: the inspection checks every file
+        against its signed provenance.
+        """
+        if not uri_args:
+            return None
+        f_uris = pool.submit(self.apt.run, APT_GET, *uri_args)
+        if self.inspect:
+            self.warmer = CacheWarmer(self.cfg.cache_dir, self.apt.timeout)
+            self.warmer.start(f_uris)
+        return f_uris
+
     def _start(self, pool: ThreadPoolExecutor, simulate: bool) -> Future[RunResult]:
         """Start ``apt-config dump``; with contents inspected, warm the scanners' imports."""
         if self.inspect and simulate:
@@ -453,11 +474,29 @@ class _Analysis:
         provenance: tuple[Provenance, ...],
         info_dir: Path,
     ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
+        try:
+            return self._inspect(changes, provenance, info_dir)
+        finally:
+            if self.warmer is not None:
+                self.warmer.join()
+
+    def _inspect(
+        self,
+        changes: tuple[PackageChange, ...],
+        provenance: tuple[Provenance, ...],
+        info_dir: Path,
+    ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
         findings: tuple[Finding, ...] = ()
         prov = provenance
         if self.inspect and prov and self.failure is None:
             res = inspect_package_contents(
-                self.cfg, changes, prov, info_dir, timeout_s=self.apt.timeout
+                self.cfg,
+                changes,
+                prov,
+                info_dir,
+                timeout_s=self.apt.timeout,
+                wait_for=self.warmer.wait if self.warmer is not None else None,
+                parsed=self.warmer.parsed if self.warmer is not None else None,
             )
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)

@@ -431,9 +431,30 @@ def _preload() -> None:
         "aegis.workflow.store",
         "aegis.ecosystems",
         "aegis.api",
+        # Still imported by the first apply before these were added (profiled): the
+        # store's sqlite-utils, and what the re-derivation's policy and the ecosystem
+        # registry reach for.
+        "sqlite_utils",
+        "aegis.policy.rules_repo",
+        "aegis.ecosystems.go",
+        "aegis.ecosystems.image",
+        "aegis.ecosystems.pip",
+        "aegis.ecosystems.npm",
+        "dateutil.parser",
     ):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    with contextlib.suppress(Exception):
+        from aegis.codec import prepare
+        from aegis.model import Plan
+        from aegis.sign.execution_plan import ExecutionPlan
+
+        prepare(ExecutionPlan, Plan)
+    with contextlib.suppress(Exception):
+        import sqlite_utils
+
+        # The first Database() loads sqlite-utils' plugin entry points (once per process).
+        sqlite_utils.Database(memory=True).close()
 
 
 def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str]) -> socket.socket:

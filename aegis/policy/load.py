@@ -34,6 +34,14 @@ def _read(path: Path) -> str:
         raise PolicyConfigError(f"policy file {path} is not UTF-8") from e
 
 
+# Parsed and checked policies by (path, exact text): one pass of `aegis unattended run`
+# loaded the same file three times and aegisd four times per apply, parsing the TOML
+# twice and checking the rules each time. The files are still read on every call; only
+# identical bytes (and, with a shadow file, identical shadow bytes) reuse the result.
+_LOADED: dict[tuple[str, str], tuple[PolicyConfig, str | None, str | None]] = {}
+_LOADED_MAX = 8
+
+
 def load_policy_config(path: Path) -> PolicyConfig:
     """Read and strictly parse the policy file at ``path`` (and its shadow file, if any).
 
@@ -41,12 +49,32 @@ def load_policy_config(path: Path) -> PolicyConfig:
         PolicyConfigError: absent, empty, unreadable or malformed file (callers deny).
     """
     text = _read(path)
+    key = (str(path), text)
+    hit = _LOADED.get(key)
+    if hit is not None:
+        config, shadow_path, shadow_text = hit
+        if shadow_path is None or _read(path.parent / shadow_path) == shadow_text:
+            return config
+    config, shadow_path, shadow_text = _load(path, text)
+    if len(_LOADED) >= _LOADED_MAX:
+        _LOADED.clear()
+    _LOADED[key] = (config, shadow_path, shadow_text)
+    return config
+
+
+def _load(path: Path, text: str) -> tuple[PolicyConfig, str | None, str | None]:
+    """Parse and check ``text`` (read from ``path``) and its shadow file, if it names one.
+
+    Returns the policy, the shadow path as written (relative to ``path``'s directory),
+    and the shadow file's text.
+    """
     try:
         config = parse_policy_config(text)
         data = load_toml(text, what="policy file", max_bytes=MAX_POLICY_BYTES)
     except PolicyConfigError as e:
         raise PolicyConfigError(f"{path}: {e.message}", hint=e.hint) from e
     shadow_path = data.get("shadow", {}).get("path")
+    shadow_text: str | None = None
     if shadow_path is not None:
         if not isinstance(shadow_path, str) or not shadow_path:
             raise PolicyConfigError(f"{path}: shadow.path: expected a path")
@@ -61,4 +89,4 @@ def load_policy_config(path: Path) -> PolicyConfig:
         check_config(shadow)
         config = replace(config, shadow=shadow)
     check_config(config)
-    return config
+    return config, shadow_path, shadow_text

@@ -28,7 +28,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -115,6 +117,20 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
     return report
 
 
+def _warm_later_modules() -> None:
+    """Import what the pass needs after the analysis, while the analysis waits on apt.
+
+    A timer starts a fresh process each pass; these imports (the store's sqlite-utils
+    above all) otherwise run after apt is done, one after another. A failure here
+    resurfaces where the module is really imported.
+    """
+    import importlib
+
+    for name in ("sqlite_utils", "nacl.signing", "aegis.sign.service", "aegis.execute.service"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
 def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, str | None]:
     """The pass, and the digest of its delta (None when no request was made)."""
     from aegis import api
@@ -130,6 +146,7 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, st
     if policy.automation is None or not policy.automation.enabled:
         return RunReport("disabled", "automation is not enabled in policy ([automation])"), None
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    threading.Thread(target=_warm_later_modules, name="aegis-warm-imports", daemon=True).start()
     plan = analyze_apt(cfg, Intent(Tool.APT, Operation.UPGRADE, (), ACTOR, stamp), now)
     if plan.failure is None and not plan.changes:
         return RunReport("nothing-to-do", "apt upgrade has nothing to upgrade"), None

@@ -258,6 +258,24 @@ def run() -> dict[str, object]:
             **{k: v for k, v in os.environ.items() if not k.startswith("AEGIS_")},
             "AEGIS_HOME": str(base / "big"),
         }
+        # An installed Aegis runs from compiled bytecode (pip and the Debian package
+        # compile it at install), as unattended.py's pass does: without it, a tree run
+        # with PYTHONDONTWRITEBYTECODE=1 compiles every module it imports on each start,
+        # which no user's `aegis --help` pays. Compiled once here, outside the tree.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "compileall",
+                "-q",
+                str(Path(__file__).resolve().parents[2] / "aegis"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         aegis = [sys.executable, "-m", "aegis"]
         out = subprocess.run(
             [*aegis, "requests", "--stuck", "--json"], env=env, check=True, capture_output=True

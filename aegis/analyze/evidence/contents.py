@@ -63,6 +63,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import re
@@ -77,6 +78,7 @@ from aegis.analyze.evidence.debfile import (
     DebLimits,
     Member,
     read_deb,
+    read_deb_stream,
 )
 from aegis.analyze.evidence.model_text import scan_scripts as model_directed
 from aegis.analyze.evidence.model_text import scan_text
@@ -406,24 +408,27 @@ def installed_scripts(info_dir: Path, package: str, arch: str | None) -> dict[st
 
 
 def inspect_deb(
-    deb_path: Path,
+    deb_path: Path | bytes,
     package: str,
     version: str,
     *,
     installed_info_dir: Path | None,
     arch: str | None = None,
     limits: DebLimits | None = None,
+    parsed: DebContents | None = None,
 ) -> Inspection:
     """Read ``deb_path`` (never extracting it) and return its findings and description.
 
     Args:
-        deb_path: the verified .deb in Aegis's cache.
+        deb_path: the verified .deb (a private copy), or its verified bytes.
         package: binary package name the plan expects.
         version: version the plan expects.
         installed_info_dir: dpkg's info directory to compare scripts with (upgrades,
             downgrades, reinstalls); None skips the comparison.
         arch: the package's architecture, for ``<pkg>:<arch>`` info files.
         limits: bounds for reading the archive.
+        parsed: the archive already read from these very bytes with the default
+            bounds (:mod:`aegis.analyze.cache_warm`); not read again then.
 
     Returns:
         An :class:`Inspection`. A malformed or oversized archive yields one hostile
@@ -432,13 +437,20 @@ def inspect_deb(
     Raises:
         EnvironmentFailure: the file cannot be read at all.
     """
+    kw = {"limits": limits} if limits else {}
+    label = deb_path.name if isinstance(deb_path, Path) else f"{package}_{version}.deb"
     try:
-        contents = read_deb(deb_path, **({"limits": limits} if limits else {}))
+        if parsed is not None and limits is None:
+            contents = parsed
+        elif isinstance(deb_path, Path):
+            contents = read_deb(deb_path, **kw)
+        else:
+            contents = read_deb_stream(io.BytesIO(deb_path), **kw)
     except DebFormatError as e:
         return Inspection(
             package=package,
             version=version,
-            findings=(Finding("content.malformed", package, deb_path.name, 0, HOSTILE, e.message),),
+            findings=(Finding("content.malformed", package, label, 0, HOSTILE, e.message),),
             description="",
         )
     previous = (

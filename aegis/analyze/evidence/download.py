@@ -23,6 +23,8 @@ scanners read a private copy re-hashed as it is made (:func:`private_copy`).
 
 Public API: :func:`fetch_deb` (edge), :func:`private_copy` (what scanners read),
 :func:`fetched_private` (both at once, one copy fewer when the cache misses),
+:func:`verified_bytes` (the same in memory, for files up to :data:`IN_MEMORY_MAX`),
+:func:`store_local_by_content` (a local file apt would fetch, cached before its provenance exists),
 :func:`copy_verified` and :func:`private_dir` (aegisd's copies, aegis/execute/fetch.py),
 :func:`cache_path` (pure), :func:`sha256_file`, :class:`DebDownloadError`.
 
@@ -359,6 +361,127 @@ def fetched_private(
         yield fetched
     finally:
         _discard(fetched, work_dir)
+
+
+IN_MEMORY_MAX = 32 * 1024 * 1024
+"""Largest .deb :func:`verified_bytes` keeps in memory (larger ones go through files)."""
+
+
+def _read_verified(source: Path, prov: Provenance) -> bytes:
+    """The bytes of ``source``, read once and hashed while read: exactly ``prov``'s file.
+
+    Raises:
+        DebHashMismatchError: size or SHA-256 differ from ``prov``.
+        DebDownloadError: unreadable, or not a regular file.
+    """
+    try:
+        with _open_regular(source) as src:
+            data = src.read(prov.size + 1)
+    except OSError as e:
+        raise DebDownloadError(f"cannot read {source}: {e.strerror}") from e
+    if len(data) != prov.size or hashlib.sha256(data).hexdigest() != prov.sha256:
+        raise DebHashMismatchError(
+            f"{prov.package} {prov.version}: {source} does not match the signed index "
+            f"(size {len(data)} vs {prov.size}, or another SHA-256)"
+        )
+    return data
+
+
+def _store_bytes(data: bytes, dir_fd: int, name: str) -> None:
+    """Write verified ``data`` to ``name`` in the cache, atomically (O_EXCL | O_NOFOLLOW)."""
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        with os.fdopen(os.open(tmp, flags, 0o644, dir_fd=dir_fd), "wb") as dst:
+            dst.write(data)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise DebDownloadError(f"cannot store {name} in the package cache: {e.strerror}") from e
+
+
+def verified_bytes(
+    prov: Provenance,
+    *,
+    cache_dir: Path,
+    apt_config: Path | None,
+    work_dir: Path,
+    timeout_s: float = 300,
+    cache_fd: int | None = None,
+) -> bytes:
+    """The verified .deb for ``prov`` as bytes in memory, cached on the way.
+
+    What :func:`fetched_private` gives, for a file of at most :data:`IN_MEMORY_MAX`
+    bytes, without a private copy on disk: the bytes are read once, hashed as read,
+    and are what the scanners see (no one can swap memory), so the only file created
+    is the cache entry. On this path creating files cost more than hashing and scanning
+    them (two per package before: the private copy and the cache entry). A cache entry
+    that does not match is removed and the file fetched again, as in :func:`_cached`.
+
+    Raises:
+        InputError: malformed provenance, or a file over :data:`IN_MEMORY_MAX`.
+        the errors of :func:`fetch_deb`.
+    """
+    _check_provenance(prov)
+    if prov.size > IN_MEMORY_MAX:
+        raise InputError(f"{prov.package}: {prov.size} bytes is too large to read into memory")
+    target = cache_path(cache_dir, prov.sha256)
+    opened = (
+        contextlib.nullcontext(cache_fd) if cache_fd is not None else private_dir(target.parent)
+    )
+    with opened as dir_fd:
+        if target.exists() or target.is_symlink():
+            with contextlib.suppress(DebDownloadError, DebHashMismatchError):
+                return _read_verified(target, prov)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target.name, dir_fd=dir_fd)  # never used, fetched again
+        parts = urlsplit(prov.uri)
+        if parts.scheme in ("file", "copy"):
+            data = _read_verified(Path(unquote(parts.path)), prov)
+        else:  # apt checks the hash as it fetches; the one read here checks it again
+            work = Path(tempfile.mkdtemp(prefix="aegis-fetch-", dir=work_dir))
+            try:
+                data = _read_verified(_apt_download(work, prov, apt_config, timeout_s), prov)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        _store_bytes(data, dir_fd, target.name)
+    return data
+
+
+def store_local_by_content(uri: str, size: int, dir_fd: int) -> tuple[str, bytes] | None:
+    """Copy the local (``file:``/``copy:``) file at ``uri`` into the cache, early.
+
+    For :mod:`aegis.analyze.cache_warm`: ``uri`` and ``size`` come from apt's download
+    set, read before the plan's provenance exists. The cache is addressed by content,
+    so the entry is named by the SHA-256 of the very bytes written: whatever the later
+    check against the signed index expects, an entry either is that file or is not used.
+    Nothing is trusted here; :func:`verified_bytes` still reads and hashes each entry
+    against its provenance. ``dir_fd``: this uid's cache directory from
+    :func:`private_dir`. Returns (SHA-256, bytes) of what was read, or None when nothing
+    was (not local, too large, unreadable, another size); a file already present is
+    left as it is (checked, and replaced when wrong, by :func:`verified_bytes`).
+    """
+    parts = urlsplit(uri)
+    if parts.scheme not in ("file", "copy") or not 0 < size <= IN_MEMORY_MAX:
+        return None
+    try:
+        with _open_regular(Path(unquote(parts.path))) as src:
+            data = src.read(size + 1)
+    except (OSError, DebDownloadError):
+        return None
+    if len(data) != size:
+        return None
+    sha = hashlib.sha256(data).hexdigest()
+    name = f"{sha}.deb"
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        with contextlib.suppress(DebDownloadError):
+            _store_bytes(data, dir_fd, name)
+    except OSError:
+        pass
+    return sha, data
 
 
 def _cached(target: Path, prov: Provenance, dir_fd: int) -> bool:

@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from aegis.analyze.evidence.download import (
+    IN_MEMORY_MAX,
     DebDownloadError,
     DebHashMismatchError,
     cache_path,
     fetch_deb,
     fetched_private,
     private_copy,
+    private_dir,
+    store_local_by_content,
+    verified_bytes,
 )
 from aegis.errors import InputError, TrustError
 from aegis.model import Provenance
@@ -232,3 +236,62 @@ def test_fetched_private_refuses_other_bytes_and_keeps_nothing(tmp_path: Path, d
         pass
     assert list(work.iterdir()) == []
     assert not cache_path(cache, bad.sha256).exists()
+
+
+def test_verified_bytes_are_the_indexed_file_and_only_the_cache_entry_is_written(
+    tmp_path: Path, deb: Path
+) -> None:
+    # Planning scans bytes held in memory: no private copy on disk, one cache entry.
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    prov = _prov(deb)
+    cache = tmp_path / "cache"
+    data = verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work)
+    assert data == deb.read_bytes()
+    cached = cache_path(cache, prov.sha256)
+    assert cached.read_bytes() == data
+    assert list(work.iterdir()) == []
+    # A swapped cache entry is never what is returned: removed and fetched again.
+    cached.write_bytes(b"benign-looking replacement")
+    assert verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work) == data
+    assert cached.read_bytes() == data
+    # A good entry is used without the source.
+    deb.unlink()
+    assert verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work) == data
+
+
+def test_verified_bytes_refuse_other_bytes_and_cache_nothing(tmp_path: Path, deb: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    cache = tmp_path / "cache"
+    for bad in (_prov(deb, sha="0" * 64), _prov(deb, size=deb.stat().st_size - 1)):
+        with pytest.raises(DebHashMismatchError):
+            verified_bytes(bad, cache_dir=cache, apt_config=None, work_dir=work)
+        assert not cache_path(cache, bad.sha256).exists()
+    huge = _prov(deb, size=IN_MEMORY_MAX + 1)
+    with pytest.raises(InputError, match="too large"):
+        verified_bytes(huge, cache_dir=cache, apt_config=None, work_dir=work)
+
+
+def test_early_cache_copies_are_named_by_their_own_bytes(tmp_path: Path, deb: Path) -> None:
+    # The cache warmer copies apt's download set before provenance exists: whatever it
+    # is handed, an entry's name is the SHA-256 of its bytes, and nothing else is written.
+    cache = tmp_path / "cache"
+    prov = _prov(deb)
+    slot = cache_path(cache, prov.sha256).parent
+    data = deb.read_bytes()
+    entry = cache_path(cache, prov.sha256)
+    with private_dir(slot) as dir_fd:
+        assert store_local_by_content(prov.uri, prov.size, dir_fd) == (prov.sha256, data)
+        assert entry.read_bytes() == data
+        entry.write_bytes(b"planted")  # an entry present is left to verified_bytes
+        assert store_local_by_content(prov.uri, prov.size, dir_fd) == (prov.sha256, data)
+        assert entry.read_bytes() == b"planted"
+        assert store_local_by_content(prov.uri, prov.size + 1, dir_fd) is None  # other size
+        assert store_local_by_content("http://example.invalid/p.deb", 10, dir_fd) is None
+        assert store_local_by_content(f"file:{tmp_path}/missing.deb", 10, dir_fd) is None
+    assert [p.name for p in slot.iterdir()] == [f"{prov.sha256}.deb"]
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    assert verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work) == data
+    assert entry.read_bytes() == data

@@ -228,3 +228,18 @@ def test_arbitrary_text_is_a_config_or_one_policy_config_error() -> None:
             check_config(parse_policy_config("\n".join(body)))
 
     check()
+
+
+def test_every_load_reads_the_file_again(tmp_path: Path) -> None:
+    # Loads of identical bytes share one parse; a change, or a removed file, is seen at once.
+    path = tmp_path / "policy.toml"
+    path.write_text(policy_toml(), encoding="utf-8")
+    assert load_policy_config(path) is load_policy_config(path)
+    path.write_text(policy_toml().replace('name = "test"', 'name = "edited"'), encoding="utf-8")
+    assert load_policy_config(path).name == "edited"
+    path.write_text("not = [toml", encoding="utf-8")
+    with pytest.raises(PolicyConfigError):
+        load_policy_config(path)
+    path.unlink()
+    with pytest.raises(PolicyConfigError, match="absent rule set"):
+        load_policy_config(path)
