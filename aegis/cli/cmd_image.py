@@ -10,8 +10,6 @@ Without ``--plan`` the command is refused like every mutation-shaped command (ex
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from aegis.cli.planning_cli import target_command, verb_group
@@ -52,36 +50,34 @@ def plan_pull(runtime: str, reference: str, storage: str | None, *, pin: bool, p
               as_json: bool) -> None:  # fmt: skip
     """Plan one pull and record it as a request (the three commands share this)."""
     from aegis.cli.render import refuse_direct_mutation
-    from aegis.ecosystems.image.names import parse_reference, registry_url, store_location
+    from aegis.ecosystems.image.names import parse_reference, store_location
 
     ref = parse_reference(reference)
-    location = store_location(runtime, storage)
+    store_location(runtime, storage)  # a bad runtime or --storage: exit 3 before anything
     if not plan:
         raise refuse_direct_mutation(f"{runtime} pull {reference}")
-    plain = _plain_http(ref.host)
-    target = _pinned(reference, plain) if pin else ref.canonical
+    target = _pinned(reference, _plain_http(ref.host)) if pin else ref.canonical
 
-    from aegis import api
-    from aegis.analyze.stamps import format_time
-    from aegis.api_agent import analysis_failed_error
-    from aegis.cli.cmd_apt import render_plan
+    from aegis.api_agent import plan_change
+    from aegis.cli.render import PEOPLE
     from aegis.config import load_config
-    from aegis.ecosystems import for_tool
-    from aegis.model import Intent, Operation, Tool, plan_to_dict
 
-    cfg = load_config()
-    now = datetime.now(UTC)
-    intent = Intent(tool=Tool.IMAGE, operation=Operation.INSTALL, targets=(target,),
-                    requested_by=api.current_user(), requested_at=format_time(now),
-                    location=location, registry=registry_url(ref, plain))  # fmt: skip
-    result = for_tool(Tool.IMAGE).plan(cfg, intent, now)
-    planned = api.submit_plan(cfg, result, api.current_user())
+    # The same function as the MCP server's plan tool: one code path for both.
+    out = plan_change(
+        load_config(),
+        "image",
+        "install",
+        (target,),
+        where="docker" if runtime == "docker" else storage,
+        preload=() if as_json else PEOPLE,
+    )
+    result, planned = out.extra["plan"], out.extra["planned"]
     if as_json:
         from aegis.cli.render import emit_json
 
-        emit_json({"plan": plan_to_dict(result), "plan_path": str(planned.plan_path),
-                   "plan_hash": planned.plan_hash, "request_id": planned.request_id})  # fmt: skip
+        emit_json(out.doc)
     else:
+        from aegis.cli.cmd_apt import render_plan
         from aegis.cli.render import print_line, print_path
 
         render_plan(result)
@@ -90,11 +86,11 @@ def plan_pull(runtime: str, reference: str, storage: str | None, *, pin: bool, p
             print_line(f"{image.reference} -> {image.digest} ({image.platform}, "
                        f"{len(image.layers)} layers, user {image.user or 'root'!r}, "
                        f"signature {image.signature})")  # fmt: skip
-        print_line(f"into {location} from {intent.registry}")
+        print_line(f"into {result.intent.location} from {result.intent.registry}")
         click.echo(f"request: {planned.request_id}")
         print_path("plan", planned.plan_path)
-    if result.failure is not None:
-        raise analysis_failed_error(result, planned.request_id)
+    if out.error is not None:
+        raise out.error
 
 
 _HELP = (

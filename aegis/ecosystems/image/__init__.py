@@ -107,8 +107,9 @@ class ImageEcosystem:
     tool = Tool.IMAGE
     planning = Planning(
         verbs={"install": True},
-        where="--storage DIR, a podman graph root (default: the system's store); the "
-        "registry comes from the reference, pin it as REPO@sha256:DIGEST",
+        where="--storage DIR, a podman graph root (default: the system's store), or "
+        "'docker' for the docker daemon aegisd is configured with; the registry comes "
+        "from the reference, pin it as REPO@sha256:DIGEST",
     )
 
     def check_targets(self, targets: Sequence[str]) -> None:
@@ -118,9 +119,11 @@ class ImageEcosystem:
     def place(
         self, cfg: Config, targets: Sequence[str], where: str | None, registry: str | None
     ) -> tuple[str | None, str | None]:
-        """A podman store, and the registry the (single) reference names."""
+        """A podman store (or ``docker``: the daemon's), and the registry the reference names."""
         ref = parse_reference(targets[0])
-        return store_location("podman", where), registry_url(ref, plain_http(cfg, ref.host))
+        location = store_location("docker", None) if where == "docker" else (
+            store_location("podman", where))  # fmt: skip
+        return location, registry_url(ref, plain_http(cfg, ref.host))
 
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True

@@ -145,7 +145,15 @@ def test_the_commands_plan_refuse_and_pin(world: ImageWorld, tmp_path: Path) -> 
     assert plan["intent"]["location"] == f"podman:{tmp_path / 'store'}"
     proc = _cli(home, "docker", "pull", tag, "--plan", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["plan"]["command_preview"] == []
+    docker_plan = json.loads(proc.stdout)["plan"]
+    assert docker_plan["command_preview"] == []
+    assert docker_plan["intent"]["location"] == "docker:/var/run/docker.sock"
+    # The MCP tool plans through the same entry point: 'docker' names the daemon's store.
+    from aegis.api_agent import plan_change
+
+    cfg = load_config({"AEGIS_HOME": str(home), "AEGIS_HOST_ID": "test-host"})
+    out = plan_change(cfg, "image", "install", (world.ref("app"),), where="docker")
+    assert out.extra["plan"].intent.location == "docker:/var/run/docker.sock"
 
 
 def test_a_registry_serving_other_bytes_for_a_digest_is_caught(world: ImageWorld) -> None:
