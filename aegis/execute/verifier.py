@@ -105,14 +105,23 @@ class Verifier:
         if ep.verification is None:
             return None
 
-        now = self.d.clock()
         if not succeeded:
-            row = self.rows.move(ep.execution_id, (v.PENDING,), v.ABANDONED, iso(now))
+            row = self.rows.move(ep.execution_id, (v.PENDING,), v.ABANDONED, iso(self.d.clock()))
             return row.public()
+        return self._start(ep, (v.PENDING,), {})
+
+    def _start(
+        self, ep: ExecutionPlan, frm: tuple[str, ...], details: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Verify from now on: the row moves from ``frm``, the deadline counts from now.
+
+        Audits ``verify-started``, runs the first round of probes and watches the rest.
+        """
+        assert ep.verification is not None
+        now = self.d.clock()
         deadline = iso(now + timedelta(seconds=ep.verification.within_s))
-        row = self.rows.move(
-            ep.execution_id, (v.PENDING,), v.VERIFYING, iso(now), deadline=deadline
-        )
+        with self._lock:
+            self.rows.move(ep.execution_id, frm, v.VERIFYING, iso(now), deadline=deadline)
         self._audit(
             "verify-started",
             ep,
@@ -121,6 +130,7 @@ class Verifier:
                 "probes": [p.text() for p in ep.verification.probes],
                 "deadline": deadline,
                 "confirm": ep.verification.confirm,
+                **details,
             },
         )
         row = self._round(ep)
@@ -159,29 +169,7 @@ class Verifier:
         if row is None or row.state not in (v.PENDING, v.ABANDONED):
             return self.public(row) if row is not None else None
         ep = parse_execution_plan(row.plan)
-        assert ep.verification is not None
-        now = self.d.clock()
-        deadline = iso(now + timedelta(seconds=ep.verification.within_s))
-        with self._lock:
-            row = self.rows.move(
-                execution_id, (v.PENDING, v.ABANDONED), v.VERIFYING, iso(now), deadline=deadline
-            )
-        self._audit(
-            "verify-started",
-            ep,
-            "verifying",
-            {
-                "probes": [p.text() for p in ep.verification.probes],
-                "deadline": deadline,
-                "confirm": ep.verification.confirm,
-                "after": "resolution",
-            },
-        )
-        row = self._round(ep)
-        if row.state == v.VERIFYING:
-            self.watch(execution_id)
-        self.d.publish_status()
-        return self.public(row)
+        return self._start(ep, (v.PENDING, v.ABANDONED), {"after": "resolution"})
 
     def public(self, row: v.VerificationRow) -> dict[str, Any]:
         """A row as status answers carry it, with its last probe results (kept in the row)."""

@@ -131,20 +131,7 @@ def submit_plan(cfg: Config, plan: Plan, actor: str) -> PlannedRequest:
         if store.find_by_plan(plan_id) is not None:
             raise StateError(f"a request for plan {plan_id!r} already exists")
         write_atomic(plan_path, body, host_install=_host_install(cfg))
-        base = RequestRecord(
-            id=new_request_id(),
-            kind=kind,
-            summary=summary,
-            state=wf.initial,
-            version=-1,
-            created_at=at,
-            updated_at=at,
-            plan_id=None,
-            plan_hash=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            head="0" * 64,
-        )
+        base = _new_record(kind, summary, wf.initial, at)
 
         spec = fire(
             wf,
@@ -197,16 +184,13 @@ def _discard_unrecorded(plan_path: Path) -> str:
     return f"the plan was not recorded, and {plan_path} was removed"
 
 
-def create_request(cfg: Config, kind: str, summary: str, actor: str) -> RequestRecord:
-    """Create a bare request in the initial state (``intent``), e.g. before a slow analysis."""
-    actor = _actor(actor)
-    wf = workflow()
-    at = format_time(now_utc())
-    base = RequestRecord(
+def _new_record(kind: str, summary: str, state: str, at: str) -> RequestRecord:
+    """A request before its first history row (version -1, no plan, the zero head)."""
+    return RequestRecord(
         id=new_request_id(),
-        kind=kind[:100],
-        summary=summary[:MAX_SUMMARY_CHARS],
-        state=wf.initial,
+        kind=kind,
+        summary=summary,
+        state=state,
         version=-1,
         created_at=at,
         updated_at=at,
@@ -216,6 +200,14 @@ def create_request(cfg: Config, kind: str, summary: str, actor: str) -> RequestR
         lease_expires_at=None,
         head="0" * 64,
     )
+
+
+def create_request(cfg: Config, kind: str, summary: str, actor: str) -> RequestRecord:
+    """Create a bare request in the initial state (``intent``), e.g. before a slow analysis."""
+    actor = _actor(actor)
+    wf = workflow()
+    at = format_time(now_utc())
+    base = _new_record(kind[:100], summary[:MAX_SUMMARY_CHARS], wf.initial, at)
     with open_store(cfg) as store:
         return store.commit(
             base, [Move("create", None, wf.initial, actor, at, wf.digest)], create=True
