@@ -51,44 +51,8 @@ def _store(path: Path) -> Path:
     return path
 
 
-def _through_aegisd(cfg: Any, env: dict[str, str], ep_path: Path, keyset: dict[str, Any]) -> float:
-    """Start aegisd, apply the signed plan through it (timed), stop it."""
-    from aegis.execute import service
-    from aegis.execute.protocol import Request, call
-
-    sock = Path(tempfile.mkdtemp(prefix="aegisd-bench-", dir="/tmp")) / "s.sock"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aegis.execute.aegisd", "--socket", str(sock),
-         "--public-key-hex", keyset["spub"], "--approval-public-key-hex", keyset["apub"]],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE,
-    )  # fmt: skip
-    try:
-        for _ in range(300):
-            try:
-                call(str(sock), Request(op="ping"), timeout_s=5)
-                break
-            except Exception:
-                time.sleep(0.02)
-        old = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(env)
-        try:
-            t0 = time.perf_counter()
-            out = service.apply(cfg, ep_path, keyset["spub"], socket=sock)
-            through = time.perf_counter() - t0
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-        assert out.answer["ok"], out.answer
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(sock.parent, ignore_errors=True)
-    return through
-
-
 def _round(tmp: Path, host: str, ref: str, keyset: dict[str, Any]) -> tuple[float, ...]:
-    from npm import _env, _sign  # the npm bench's signing and environment helpers
+    from _common import aegisd, env_for, sign, through_aegisd
 
     from aegis.config import load_config
     from aegis.ecosystems import for_tool
@@ -96,7 +60,7 @@ def _round(tmp: Path, host: str, ref: str, keyset: dict[str, Any]) -> tuple[floa
     from aegis.model import Intent, Operation, Tool
 
     home = tmp / "home"
-    env = _env(home)
+    env = env_for(home)
     cfg = load_config(env)
     cfg.etc_dir.mkdir(parents=True, exist_ok=True)
     policy = (HERE / "aegis/policy/default_policy.toml").read_text()
@@ -122,13 +86,14 @@ def _round(tmp: Path, host: str, ref: str, keyset: dict[str, Any]) -> tuple[floa
     cli_plan = _timed([sys.executable, "-m", "aegis", "podman", "pull", ref, "--storage",
                        str(tmp / "cli-store"), "--plan"], env)  # fmt: skip
     ep_path = tmp / "ep.json"
-    ep_path.write_bytes(_sign(cfg, plan, keyset["signer"], keyset["approver"]))
+    ep_path.write_bytes(sign(cfg, plan, keyset["signer"], keyset["approver"]))
     raw_argv = [str(raw_store) if a == str(aegis_store) else a for a in plan.command_preview]
     from aegis.ecosystems.image import runroot_for
 
     raw_argv[raw_argv.index("--runroot") + 1] = runroot_for(str(raw_store))
     raw_apply = _timed(raw_argv, dict(os.environ))
-    through = _through_aegisd(cfg, env, ep_path, keyset)
+    with aegisd(env, keyset) as sock:
+        through = through_aegisd(cfg, env, ep_path, keyset["spub"], sock)
     return raw_plan, aegis_plan, cli_plan, raw_apply, through
 
 

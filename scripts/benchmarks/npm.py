@@ -26,11 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HERE, aegisd, apply_figures, keyset, through_aegisd, timed
-from _common import env_for as _env  # images.py imports _env and _sign from here
-from _common import sign as _sign
-
-__all__ = ["_env", "_sign", "run"]  # images.py reuses the first two from here
+from _common import HERE, aegisd, apply_figures, env_for, keyset, sign, through_aegisd, timed
 
 ROUNDS = 3
 
@@ -49,7 +45,7 @@ def _round(tmp: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
 
     raw, aegis_p, raw_ci = (_project(tmp / n) for n in ("raw", "aegis", "raw-ci"))
     home = tmp / "home"
-    env = _env(home)
+    env = env_for(home)
     cfg = load_config(env)
     cfg.etc_dir.mkdir(parents=True, exist_ok=True)
     policy = (HERE / "aegis/policy/default_policy.toml").read_text()
@@ -70,7 +66,7 @@ def _round(tmp: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
     for f in plan.ecosystem.files:
         (raw_ci / f.name).write_text(f.after)
     ep_path = tmp / "ep.json"
-    ep_path.write_bytes(_sign(cfg, plan, keys["signer"], keys["approver"]))
+    ep_path.write_bytes(sign(cfg, plan, keys["signer"], keys["approver"]))
     ci_argv = [a if a != str(aegis_p) else str(raw_ci) for a in plan.command_preview]
     ci_argv[ci_argv.index("--cache") + 1] = str(tmp / "c2")
     with aegisd(env, keys) as sock:
