@@ -17,7 +17,7 @@ from aegis.ecosystems.go.names import (
     is_exact,
     split_target,
 )
-from aegis.ecosystems.shared_rules import noop
+from aegis.ecosystems.shared_rules import downgrade_or_removal, noop
 from aegis.ecosystems.shared_rules import registry_unapproved as _registry_unapproved
 from aegis.errors import InputError
 from aegis.model import Action, Artifact
@@ -114,15 +114,6 @@ def unresolved(facts: Facts) -> Check:
     return Hit(f"unresolved versions: {listed(bad)}", unique(bad))
 
 
-def downgrade(facts: Facts) -> Check:
-    """The resolution downgrades or removes requirements."""
-    bad = [f"{c.name} {c.current_version} -> {c.candidate_version or 'removed'}"
-           for c in facts.changing if c.action in (Action.DOWNGRADE, Action.REMOVE)]  # fmt: skip
-    if not bad:
-        return Miss("no downgrades or removals")
-    return Hit(f"downgrades or removals: {listed(bad)}", unique(bad))
-
-
 def install_clean(facts: Facts) -> Check:
     """Allow: exact modules from an approved proxy (stricter rules still apply)."""
     if facts.plan.failure is not None or not facts.changing:
@@ -156,7 +147,8 @@ RULES: tuple[Rule, ...] = (
                           "weakened Go settings")),
     Rule("go.sumdb-off", _A, "the checksum database is off (a mirror proxy); a policy decision",
          lambda f: _fires(f, ("go.sumdb-off",), "checksum database off"), overridable=True),
-    Rule("go.downgrade", _A, "the resolution downgrades or removes requirements", downgrade),
+    Rule("go.downgrade", _A, "the resolution downgrades or removes requirements",
+         downgrade_or_removal),
     Rule("go.install", Effect.ALLOW, "exact modules from an approved proxy", install_clean,
          overridable=True),
     Rule("go.noop", Effect.ALLOW, "nothing to change", noop),
