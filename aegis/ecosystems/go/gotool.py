@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 from typing import Any
@@ -65,6 +66,47 @@ def planning_env(scratch: str, proxy: str) -> dict[str, str]:
     env = pinned(scratch, f"{scratch}/modcache", "off", f"{scratch}/gopath", proxy)
     env["GOFLAGS"] = ""
     return env
+
+
+_VERSIONS: dict[tuple[int, int, int], str] = {}
+_VERSION_RE = re.compile(r"go[0-9][0-9A-Za-z.+-]{0,40}")
+
+
+def _binary_key() -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(GO)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def known_version() -> str:
+    """``go env GOVERSION`` remembered for this very binary file ("" when not yet asked).
+
+    Per binary file (inode, size, mtime): aegisd plans in one long-lived process, and a
+    replaced go is asked again.
+    """
+    key = _binary_key()
+    return _VERSIONS.get(key, "") if key is not None else ""
+
+
+def remember_version(out: str) -> str:
+    """Keep ``go env GOVERSION``'s answer when it is one ("" otherwise)."""
+    text = out.strip()
+    key = _binary_key()
+    if _VERSION_RE.fullmatch(text) is None or key is None:
+        return ""
+    _VERSIONS[key] = text
+    return text
+
+
+def pinned_env(env: dict[str, str]) -> dict[str, Any]:
+    """What ``go env -json ENV_KEYS`` prints under ``env`` (GOVERSION aside).
+
+    Every planning setting is explicit and ``GOENV=off`` (no configuration file), so go
+    reports exactly these values; asking it cost a process per plan.
+    """
+    return {k: env.get(k, "") for k in ENV_KEYS if k != "GOVERSION"}
 
 
 class GoRun:

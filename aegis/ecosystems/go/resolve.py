@@ -3,11 +3,14 @@
 ``go get MODULE@QUERY`` (module change) or ``go get PACKAGE@QUERY`` in a fresh tool module
 (``go install``) runs in a scratch directory holding only copies of ``go.mod`` and ``go.sum``
 (never the module's sources), under :func:`aegis.ecosystems.go.gotool.planning_env`. The new
-``go.mod`` and ``go.sum`` are the plan; every module whose requirement changed is then read
-with ``go mod download -json`` (the ``h1:`` sums of its zip and its ``go.mod``, compared
-with the new ``go.sum``) and ``go list -m -json -retracted`` (retractions), and the module's
-``replace`` directives with ``go mod edit -json``. Mutable queries (``@latest``, branches)
-are recorded with the exact version they resolved to.
+``go.mod`` and ``go.sum`` are the plan. That is the one go process of a plan: both go.mod
+files are read by :mod:`aegis.ecosystems.go.modfile` (requirements, ``replace``), and every
+module whose requirement changed is checked from what ``go get`` left in the private module
+cache by :mod:`aegis.ecosystems.go.modcache` (the ``h1:`` sums of its zip and ``go.mod``,
+compared with the new ``go.sum``; retractions from its latest ``go.mod``). Where those
+readers cannot answer, go is asked as before (``go mod download -json``, ``go list -m -json
+-retracted``). Mutable queries (``@latest``, branches) are recorded with the exact version
+they resolved to.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +28,17 @@ from typing import Any
 
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.go.gotool import ENV_KEYS, GO, GoRun, env_signals, json_stream, planning_env
+from aegis.ecosystems.go import modcache, modfile
+from aegis.ecosystems.go.gotool import (
+    GO,
+    GoRun,
+    env_signals,
+    json_stream,
+    known_version,
+    pinned_env,
+    planning_env,
+    remember_version,
+)
 from aegis.ecosystems.go.names import (
     GOBIN_KIND,
     GOMOD_KIND,
@@ -131,18 +145,6 @@ def _action(old: str | None, new: str) -> Action:
     return Action.UPGRADE if _semver_key(new) > _semver_key(old) else Action.DOWNGRADE
 
 
-def _requires(edit: dict[str, Any] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for r in (edit or {}).get("Require") or ():
-        if (
-            isinstance(r, dict)
-            and isinstance(r.get("Path"), str)
-            and isinstance(r.get("Version"), str)
-        ):
-            out[r["Path"]] = r["Version"]
-    return out
-
-
 def _sums(text: str | None) -> dict[str, str]:
     """``"path version"`` / ``"path version/go.mod"`` -> ``h1:...`` from a go.sum."""
     out: dict[str, str] = {}
@@ -153,18 +155,10 @@ def _sums(text: str | None) -> dict[str, str]:
     return out
 
 
-def _edit_json(run: GoRun | None) -> dict[str, Any] | None:
-    if run is None:
-        return None
-    code, out, _ = run.wait()
-    found = json_stream(out) if code == 0 else []
-    return found[0] if found else None
-
-
-def _replace_signals(edit: dict[str, Any] | None) -> list[Signal]:
+def _replace_signals(mf: modfile.ModFile | None) -> list[Signal]:
     out: list[Signal] = []
-    for r in (edit or {}).get("Replace") or ():
-        old, new = r.get("Old") or {}, r.get("New") or {}
+    for r in mf.replace if mf else ():
+        old, new = r["Old"], r["New"]
         target = f"{new.get('Path', '')}{'@' + new['Version'] if new.get('Version') else ''}"
         detail = f"replace {old.get('Path', '')} => {target}"[:300]
         local = str(new.get("Path", "")).startswith(("./", "../", "/")) or not new.get("Version")
@@ -175,26 +169,51 @@ def _replace_signals(edit: dict[str, Any] | None) -> list[Signal]:
 class _Scratch:
     """The scratch module: copies of the module files, go started at once."""
 
-    def __init__(self, files: dict[str, str | None], before_mod: str | None, proxy: str) -> None:
+    def __init__(self, files: dict[str, str | None], proxy: str) -> None:
         self.root = tempfile.mkdtemp(prefix="aegis-go-")
         self.work = Path(self.root) / "mod"
         self.work.mkdir()
         for name, text in files.items():
             if text is not None:
                 (self.work / name).write_text(text)
-        if before_mod is not None:
-            (Path(self.root) / "before.mod").write_text(before_mod)
         self.env = planning_env(self.root, proxy)
 
     def go(self, *args: str) -> GoRun:
         return GoRun(list(args), str(self.work), self.env)
 
     def cleanup(self) -> None:
-        # The module cache is read-only (go's own choice); make it removable first.
-        for dirpath, dirnames, _ in os.walk(self.root):
-            for d in dirnames:
-                os.chmod(os.path.join(dirpath, d), 0o755)  # noqa: S103 - our scratch dir
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove the scratch directory in a thread of its own (see :func:`settle`)."""
+        t = threading.Thread(target=_remove, args=(self.root,), name="aegis-go-scratch")
+        with _REMOVALS_LOCK:
+            _REMOVALS.append(t)
+        t.start()
+
+
+_REMOVALS: list[threading.Thread] = []
+_REMOVALS_LOCK = threading.Lock()
+
+
+def _remove(root: str) -> None:
+    # The module cache is read-only (go's own choice); make it removable first.
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o755)  # noqa: S103 - our scratch dir
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def settle() -> None:
+    """Wait until every scratch directory of this process's plans is removed.
+
+    A plan removes its scratch module and cache in a (non-daemon) thread: on this disk
+    removing a module cache costs more than the whole ``go get``, and nothing the plan
+    returns depends on it. The interpreter waits for those threads at exit; the bench waits
+    here between rounds so a removal never overlaps what it measures.
+    """
+    with _REMOVALS_LOCK:
+        pending = list(_REMOVALS)
+        _REMOVALS.clear()
+    for t in pending:
+        t.join()
 
 
 def _module_of(path: str, mods: dict[str, str]) -> str | None:
@@ -230,8 +249,8 @@ class _Resolved:
 
     failure: AnalysisFailure | None
     after: dict[str, str | None]
-    before_edit: dict[str, Any] | None
-    after_edit: dict[str, Any] | None
+    before_mod: modfile.ModFile | None
+    after_mod: modfile.ModFile | None
     old: dict[str, str]
     new: dict[str, str]
     infos: dict[str, dict[str, Any]]
@@ -245,38 +264,84 @@ def _failure(code: int, err: str, what: str) -> AnalysisFailure:
                            err.strip()[-2000:] or f"{what} exited {code}")  # fmt: skip
 
 
-def _resolve(s: _Scratch, operands: tuple[str, ...], has_before: bool) -> _Resolved:
-    """``go get`` in the scratch module, then ``go mod download`` and ``go list`` of changes."""
-    # The two small reads overlap go get, the slow step.
-    goenv_run = s.go("env", "-json", *ENV_KEYS)
-    before_run = (
-        s.go("mod", "edit", "-json", str(Path(s.root) / "before.mod")) if has_before else None
-    )
-    failure = None
-    if operands:
-        code, _, err = s.go("get", "--", *operands).wait()
-        failure = _failure(code, err, "go get") if code != 0 else None
-    after = {n: read_file(s.work / n) for n in MODULE_FILES}
-    after_edit = _edit_json(s.go("mod", "edit", "-json")) if failure is None else None
-    if failure is None and after_edit is None:
-        failure = AnalysisFailure("tool-failed", "go mod edit -json could not read the new go.mod")
-    before_edit = _edit_json(before_run)
-    old, new = _requires(before_edit), _requires(after_edit)
-    wanted = [f"{m}@{v}" for m, v in sorted(new.items()) if old.get(m) != v]
+def _parse(text: str | None, what: str) -> tuple[modfile.ModFile | None, AnalysisFailure | None]:
+    if text is None:
+        return None, None
+    try:
+        return modfile.parse(text), None
+    except modfile.ModFileError as e:
+        return None, AnalysisFailure("tool-failed", f"cannot read {what}: {e}"[:2000])
+
+
+def _sums_of(s: _Scratch, wanted: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Each module's sums from the cache; the ones go left out (no zip) to download."""
     infos: dict[str, dict[str, Any]] = {}
+    missing = []
+    for key in wanted:
+        mod, _, version = key.partition("@")
+        got = modcache.sums(s.env["GOMODCACHE"], mod, version)
+        if got is None:
+            missing.append(key)
+        else:
+            infos[key] = {"Sum": got[0], "GoModSum": got[1]}
+    return infos, missing
+
+
+def _retractions(
+    s: _Scratch, wanted: list[str], after: modfile.ModFile | None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Each module's retractions read from its latest go.mod; the ones go must answer."""
+    replaced = {r["Old"]["Path"] for r in after.replace} if after else set()
     listed: dict[str, dict[str, Any]] = {}
-    if wanted:
-        download = s.go("mod", "download", "-json", *wanted)
-        listing = s.go("list", "-m", "-json", "-retracted", *wanted)
-        code, out, err = download.wait()
-        infos = {f"{d.get('Path')}@{d.get('Version')}": d for d in json_stream(out)}
+    ask = []
+    for key in wanted:
+        mod, _, version = key.partition("@")
+        why = modcache.retracted(mod, version, replaced=mod in replaced, proxy=s.env["GOPROXY"],
+                                 modcache=s.env["GOMODCACHE"],
+                                 sumdb_on=s.env["GOSUMDB"] != "off")  # fmt: skip
+        if why is None:
+            ask.append(key)
+        else:
+            listed[key] = {"Retracted": why} if why else {}
+    return listed, ask
+
+
+def _resolve(s: _Scratch, operands: tuple[str, ...], before_text: str | None) -> _Resolved:
+    """``go get`` in the scratch module; the rest read here (go asked only where needed)."""
+    version_run = None if known_version() else s.go("env", "GOVERSION")
+    get = s.go("get", "--", *operands) if operands else None
+    # While go get runs: the module's current go.mod.
+    before_mod, failure = _parse(before_text, "the module's go.mod")
+    if get is not None:
+        code, _, err = get.wait()
+        if code != 0:
+            failure = _failure(code, err, "go get")
+    after = {n: read_file(s.work / n) for n in MODULE_FILES}
+    after_mod = None
+    if failure is None:
+        after_mod, failure = _parse(after["go.mod"], "the new go.mod")
+        if after_mod is None and failure is None:
+            failure = AnalysisFailure("tool-failed", "go get left no go.mod")
+    old = dict(before_mod.require) if before_mod else {}
+    new = dict(after_mod.require) if after_mod else {}
+    wanted = [f"{m}@{v}" for m, v in sorted(new.items()) if old.get(m) != v]
+    infos, missing = _sums_of(s, wanted)
+    if missing:
+        code, _, err = s.go("mod", "download", "-json", *missing).wait()
         if code != 0 and failure is None:
             failure = _failure(code, err, "go mod download")
-        _, lout, _ = listing.wait()
-        listed = {f"{d.get('Path')}@{d.get('Version')}": d for d in json_stream(lout)}
-    _, envout, _ = goenv_run.wait()
-    goenv = (json_stream(envout) or [{}])[0]
-    return _Resolved(failure, after, before_edit, after_edit, old, new, infos, listed, goenv)
+        got, _ = _sums_of(s, missing)
+        infos.update(got)
+    listed, ask = _retractions(s, wanted, after_mod)
+    if ask:
+        _, lout, _ = s.go("list", "-m", "-json", "-retracted", *ask).wait()
+        listed.update({f"{d.get('Path')}@{d.get('Version')}": d for d in json_stream(lout)})
+    goenv = pinned_env(s.env)
+    goenv["GOVERSION"] = known_version()
+    if version_run is not None:
+        code, vout, _ = version_run.wait()
+        goenv["GOVERSION"] = remember_version(vout) if code == 0 else ""
+    return _Resolved(failure, after, before_mod, after_mod, old, new, infos, listed, goenv)
 
 
 def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
@@ -289,9 +354,9 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
         before = module_files(module)
     elif not install:
         before = dict(start)
-    s = _Scratch(start, before["go.mod"], proxy)
+    s = _Scratch(start, proxy)
     try:
-        r = _resolve(s, operands, before["go.mod"] is not None)
+        r = _resolve(s, operands, before["go.mod"])
     finally:
         s.cleanup()
 
@@ -331,7 +396,7 @@ class _Evidence:
         self.arts: list[Artifact] = []
         self.signals: list[Signal] = [Signal(n, None, d) for n, d in env_signals(r.goenv, proxy)]
         # The directives of the go.mod that will be in place (the old one if go failed).
-        self.signals.extend(_replace_signals(r.after_edit or r.before_edit))
+        self.signals.extend(_replace_signals(r.after_mod or r.before_mod))
 
     def collect(self, operands: tuple[str, ...]) -> None:
         """Every changed module (in path order), then every removed one."""

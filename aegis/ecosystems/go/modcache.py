@@ -1,0 +1,211 @@
+"""What a plan reads itself after ``go get``: ``h1:`` sums and retractions. Read-only, bounded.
+
+``go get`` leaves each module it fetched in the plan's private module cache
+(``cache/download/PATH/@v/VERSION.mod`` and ``.zip``). Instead of a ``go mod download
+-json`` and a ``go list -m -json -retracted`` after it (two more go processes, together
+more than half of the raw call a plan is measured against), the sums are computed here from
+those files as Go's ``dirhash.Hash1`` does, and a module's retractions are read from the
+``go.mod`` of its latest version as ``go list -retracted`` does. Whatever falls outside the
+simple cases below returns None and the caller asks go (:mod:`aegis.ecosystems.go.resolve`):
+
+- a file missing from the cache (go fetched no zip for a module none of whose packages it
+  loaded): ``go mod download -json``;
+- retractions of a module with any ``replace``, ``+incompatible`` or short versions in its
+  list, an empty or unreadable list, or a latest ``go.mod`` not already verified by go while
+  the checksum database is on (go checks a fetched ``go.mod`` against it; this reader could
+  not): ``go list -m -json -retracted``.
+
+Zips are read strictly: names must be UTF-8 under ``PATH@VERSION/``, unique, without
+newlines; sizes are capped as Go's module zips are (500 MiB). Anything odd yields a sum that
+cannot equal go.sum's, so the plan marks the module unverified (fail closed).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import stat
+import urllib.error
+import urllib.request
+import zipfile
+from typing import Any
+
+from aegis.ecosystems.go import modfile
+from aegis.ecosystems.go.names import escape_path, is_pseudo
+
+MAX_ZIP = 500 << 20
+MAX_GOMOD = 16 << 20
+MAX_LIST = 4 << 20
+MAX_ENTRIES = 200_000
+HTTP_TIMEOUT_S = 60.0
+BAD = "h1:<unreadable>"
+"""A sum no go.sum line holds: what an archive this reader refuses hashes to."""
+
+
+def _read(path: str, cap: int) -> bytes | None:
+    """A regular file, not followed if a link, at most ``cap`` bytes; None when missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = f.read(cap + 1)
+    return data if len(data) <= cap else None
+
+
+def _h1(lines: list[tuple[str, str]]) -> str:
+    summary = "".join(f"{digest}  {name}\n" for name, digest in sorted(lines))
+    return "h1:" + base64.b64encode(hashlib.sha256(summary.encode()).digest()).decode()
+
+
+def mod_sum(data: bytes) -> str:
+    """The ``h1:`` sum of a ``go.mod`` (go.sum's ``/go.mod`` line)."""
+    return _h1([("go.mod", hashlib.sha256(data).hexdigest())])
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str | None:
+    name = info.orig_filename
+    if not info.flag_bits & 0x800:  # no UTF-8 flag: zipfile decoded cp437; Go keeps the bytes
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except UnicodeError:
+            return None
+    return name
+
+
+def zip_sum(path: str, module: str, version: str) -> str | None:
+    """The ``h1:`` sum of a module zip in the cache (:data:`BAD` when refused); None if absent."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    prefix = f"{module}@{version}/"
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ZIP:
+            return BAD
+        try:
+            with zipfile.ZipFile(f) as z:
+                infos = z.infolist()
+                if len(infos) > MAX_ENTRIES or sum(i.file_size for i in infos) > MAX_ZIP:
+                    return BAD
+                lines: list[tuple[str, str]] = []
+                for info in infos:
+                    name = _zip_name(info)
+                    if name is None or "\n" in name or not name.startswith(prefix):
+                        return BAD
+                    digest = hashlib.sha256()
+                    with z.open(info) as member:
+                        for block in iter(lambda m=member: m.read(1 << 20), b""):  # type: ignore[misc]
+                            digest.update(block)
+                    lines.append((name, digest.hexdigest()))
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+            return BAD
+    if len({n for n, _ in lines}) != len(lines):
+        return BAD
+    return _h1(lines)
+
+
+def cached(modcache: str, module: str, version: str, ext: str) -> str:
+    """Where ``go`` keeps ``MODULE@VERSION.ext`` in the module cache."""
+    return os.path.join(
+        modcache, "cache", "download", escape_path(module), "@v", f"{escape_path(version)}.{ext}"
+    )
+
+
+def sums(modcache: str, module: str, version: str) -> tuple[str, str] | None:
+    """``(zip sum, go.mod sum)`` from the cache; None when go left either file out."""
+    mod = _read(cached(modcache, module, version, "mod"), MAX_GOMOD)
+    if mod is None:
+        return None
+    zsum = zip_sum(cached(modcache, module, version, "zip"), module, version)
+    return None if zsum is None else (zsum, mod_sum(mod))
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only (urllib would follow one to ftp://)."""
+
+    def redirect_request(  # noqa: PLR0917 - urllib's signature
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        if not newurl.startswith(("http://", "https://")):
+            raise urllib.error.HTTPError(newurl, code, "redirect off http(s)", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+# No proxy from the environment: the planning go runs without one too.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _Redirects())
+
+
+def proxy_get(proxy: str, rel: str, cap: int) -> bytes | None:
+    """``proxy + rel`` (``file://`` or http(s)), bounded; None when missing or unreadable."""
+    if proxy.startswith("file://"):
+        return _read(proxy[len("file://") :] + rel, cap)
+    try:
+        with _OPENER.open(proxy + rel, timeout=HTTP_TIMEOUT_S) as resp:
+            data: bytes = resp.read(cap + 1)
+    except (OSError, ValueError):
+        return None
+    return data if len(data) <= cap else None
+
+
+def _major_fits(module: str, version: str) -> bool:
+    last = module.rsplit("/", 1)[-1]
+    major = int(version[1:].split(".", 1)[0])
+    if module.startswith("gopkg.in/"):
+        return False  # gopkg.in's .vN suffixes: go's own rules
+    if re.fullmatch(r"v[2-9][0-9]*", last) and "/" in module:
+        return major == int(last[1:])
+    return major <= 1
+
+
+def retracted(
+    module: str, version: str, *, replaced: bool, proxy: str, modcache: str, sumdb_on: bool
+) -> list[str] | None:
+    """The rationales retracting ``module@version`` (``[]``: not retracted); None: ask go.
+
+    As ``go list -m -retracted``: the go.mod of the latest version (the highest release,
+    else the highest pre-release, retracted or not) lists the retracted intervals.
+    """
+    if replaced:
+        return None
+    listed = proxy_get(proxy, f"{escape_path(module)}/@v/list", MAX_LIST)
+    if listed is None:
+        return None
+    versions = []
+    for line in listed.decode("utf-8", "replace").split("\n"):
+        words = line.split()
+        if words and modfile.is_valid(words[0]) and not is_pseudo(words[0]):
+            if modfile.canonical(words[0]) != words[0] or "+" in words[0]:
+                return None  # short forms, +incompatible: go's own rules
+            versions.append(words[0])
+    if not versions:
+        return None  # go would ask @latest
+    releases = [v for v in versions if "-" not in v]
+    latest = max(releases or versions, key=modfile.sort_key)
+    if not _major_fits(module, latest):
+        return None  # go's Stat refuses it; what go then does is go's
+    data = _read(cached(modcache, module, latest, "mod"), MAX_GOMOD)
+    if data is None:
+        if sumdb_on:
+            return None
+        data = proxy_get(proxy, f"{escape_path(module)}/@v/{escape_path(latest)}.mod", MAX_GOMOD)
+    if data is None:
+        return None
+    try:
+        mf = modfile.parse(data.decode("utf-8"), strict=False)
+    except (UnicodeDecodeError, modfile.ModFileError):
+        return None
+    hits = [
+        r for r in mf.retract
+        if modfile.compare(r.low, version) <= 0 <= modfile.compare(r.high, version)
+    ]  # fmt: skip
+    if not hits:
+        return []
+    return [r.rationale for r in hits if r.rationale] or ["retracted by module author"]
