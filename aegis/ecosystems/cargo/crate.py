@@ -2,11 +2,17 @@
 
 Our own strict reader rather than ``tarfile``'s extraction filters: a crate is bytes anyone
 could have published, we never extract it to disk, and the bounds are the point. The gzip
-stream is inflated with a hard cap (a small file cannot expand into gigabytes), members are
-counted, only regular files and directories are accepted (no links, devices or FIFOs: a
-symlinked ``build.rs`` or ``Cargo.lock`` would make the evidence lie), and every name must
-sit under ``NAME-VERSION/`` without ``..``, absolute paths or control characters. Only the
-few files the evidence needs are kept.
+stream is inflated in bounded steps with a hard cap on the total (a small file cannot expand
+into gigabytes, and nothing but the few kept files is held in memory), every header is read
+and checked (checksum, type, name), members are counted, only regular files and directories
+are accepted (no links, devices or FIFOs: a symlinked ``build.rs`` or ``Cargo.lock`` would
+make the evidence lie), and every name must sit under ``NAME-VERSION/`` without ``..``,
+``.`` or empty elements, absolute paths or control characters; a file named twice is
+refused. GNU long names and the ``path``/``size`` records of pax headers are honoured (cargo
+and Python write them); other pax records, sparse files and base-256 sizes are refused.
+After the end-of-archive block only zeros may follow. Only the few files the evidence needs
+are kept; the manifest is parsed as soon as it is read, so a ``build = "..."`` script later
+in the archive is kept in the same pass.
 
 Evidence: the manifest (``Cargo.toml``: ``links``, ``[lib] proc-macro``, ``build``, the
 binaries), the packaged ``Cargo.lock`` (what ``--locked`` installs), and the build script's
@@ -16,11 +22,10 @@ command lines scored with the maintainer-script rules.
 
 from __future__ import annotations
 
-import io
 import re
 import shlex
-import tarfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,17 +49,194 @@ class CrateError(ValueError):
     """The .crate is not one we read (too big, a link, a path outside its folder...)."""
 
 
-def _inflate(data: bytes) -> bytes:
-    if len(data) > MAX_CRATE:
-        raise CrateError(f"larger than {MAX_CRATE} bytes")
-    d = zlib.decompressobj(wbits=31)  # gzip only
-    try:
-        out = d.decompress(data, MAX_INFLATED + 1)
-    except zlib.error as e:
-        raise CrateError(f"not gzip: {e}") from e
-    if len(out) > MAX_INFLATED or d.unconsumed_tail:
-        raise CrateError(f"expands past {MAX_INFLATED} bytes")
+_BLOCK = 512
+_STEP = 256 * 1024
+_PAX_IGNORED = frozenset({"mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"})
+
+
+class _Inflater:
+    """The tar stream of a gzip, inflated ``_STEP`` bytes at a time, capped in total."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) > MAX_CRATE:
+            raise CrateError(f"larger than {MAX_CRATE} bytes")
+        self.d = zlib.decompressobj(wbits=31)  # gzip only
+        self.src = data
+        self.buf = bytearray()
+        self.total = 0
+
+    def _more(self) -> bool:
+        try:
+            if self.d.unconsumed_tail:
+                out = self.d.decompress(self.d.unconsumed_tail, _STEP)
+            elif self.src and not self.d.eof:
+                out = self.d.decompress(self.src, _STEP)
+                self.src = b""
+            else:
+                return False
+        except zlib.error as e:
+            raise CrateError(f"not gzip: {e}") from e
+        self.total += len(out)
+        if self.total > MAX_INFLATED:
+            raise CrateError(f"expands past {MAX_INFLATED} bytes")
+        self.buf += out
+        return True
+
+    def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes."""
+        while len(self.buf) < n:
+            if not self._more():
+                raise CrateError("not a tar archive: truncated")
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def skip(self, n: int) -> None:
+        """Drop ``n`` bytes without keeping them."""
+        while n > 0:
+            if not self.buf and not self._more():
+                raise CrateError("not a tar archive: truncated")
+            step = min(n, len(self.buf))
+            del self.buf[:step]
+            n -= step
+
+    def rest_is_zeros(self) -> bool:
+        """Inflate what is left (still capped); True when it is all zeros."""
+        while True:
+            if self.buf.count(0) != len(self.buf):
+                return False
+            self.buf.clear()
+            if not self._more():
+                return True
+
+
+def _octal(field: bytes, what: str) -> int:
+    text = field.rstrip(b"\0 ").lstrip(b" ")
+    if not text:
+        return 0
+    if field[0] & 0x80 or not all(0x30 <= c <= 0x37 for c in text):  # noqa: PLR2004 - '0'..'7'
+        raise CrateError(f"not a tar archive: bad {what}")
+    return int(text, 8)
+
+
+def _pax(data: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        length, sep, _ = data[pos : pos + 24].partition(b" ")
+        if not sep or not length.isdigit() or int(length) < 5:  # noqa: PLR2004
+            raise CrateError("not a tar archive: bad pax header")
+        record = data[pos : pos + int(length)]
+        pos += int(length)
+        key, eq, value = record[len(length) + 1 : -1].partition(b"=")
+        if not eq or not record.endswith(b"\n"):
+            raise CrateError("not a tar archive: bad pax record")
+        name = key.decode("utf-8", "replace")
+        if name in ("path", "size"):
+            try:
+                out[name] = value.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CrateError("not a tar archive: a pax path is not UTF-8") from e
+        elif name not in _PAX_IGNORED:
+            raise CrateError(f"pax record {name[:40]!r} is not read here")
     return out
+
+
+def _header(block: bytes) -> tuple[str, int, int]:
+    """(name, type, size) of a 512-byte header; its checksum checked."""
+    stored = _octal(block[148:156], "checksum")
+    unsigned = sum(block) - sum(block[148:156]) + 256  # the field counts as spaces
+    if stored != unsigned:  # old tars summed signed bytes
+        high = sum(1 for c in block[:148] + block[156:] if c >= 0x80)  # noqa: PLR2004
+        if stored != unsigned - 256 * high:
+            raise CrateError("not a tar archive: bad header checksum")
+    name = block[:100].split(b"\0", 1)[0]
+    if block[257:263] == b"ustar\0":  # POSIX ustar: a prefix field (GNU's is other data)
+        prefix = block[345:500].split(b"\0", 1)[0]
+        name = prefix + b"/" + name if prefix else name
+    try:
+        text = name.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CrateError("a member name is not UTF-8") from e
+    return text, block[156], _octal(block[124:136], "size")
+
+
+def _checked(name: str, prefix: str) -> str:
+    """``name`` relative to ``prefix/`` when it is a plain path there."""
+    parts = name.split("/")
+    if (name.startswith("/") or not name.isprintable() or parts[0] != prefix
+            or any(p in ("", ".", "..") for p in parts[1:])):  # fmt: skip
+        raise CrateError(f"member {name[:80]!r} is outside {prefix}/")
+    return "/".join(parts[1:])
+
+
+Keep = Callable[[str, bytes], None]
+
+
+def _members(z: _Inflater) -> Iterator[tuple[str, int, int]]:
+    """(name, type, size) of each member, GNU long names and pax records applied."""
+    long_name: str | None = None
+    pax: dict[str, str] = {}
+    for _ in range(MAX_MEMBERS * 3):  # a member may come with a long-name and a pax header
+        block = z.read(_BLOCK)
+        if block.count(0) == _BLOCK:
+            if not z.rest_is_zeros():
+                raise CrateError("data after the end of the archive")
+            return
+        name, kind, size = _header(block)
+        if kind in (ord("L"), ord("x")):
+            if size > MAX_KEPT_FILE:
+                raise CrateError("a long name or pax header is too large")
+            body = z.read(size + (-size % _BLOCK))[:size]
+            if kind == ord("L"):
+                long_name = body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            else:
+                pax = _pax(body)
+            continue
+        name = pax.get("path", long_name if long_name is not None else name)
+        if "size" in pax:
+            if not pax["size"].isdigit():
+                raise CrateError("not a tar archive: bad pax size")
+            size = int(pax["size"])
+        long_name, pax = None, {}
+        if kind == ord("\0") and name.endswith("/"):
+            kind = ord("5")
+        yield name, kind, size
+    raise CrateError(f"more than {MAX_MEMBERS} members")
+
+
+def scan(data: bytes, prefix: str, wanted: set[str], keep: Keep) -> set[str]:
+    """Check every member of a .crate; hand each ``wanted`` file to ``keep`` as it is read.
+
+    ``keep`` may add names to ``wanted`` (a file named by one read before it). Returns the
+    regular files' names (relative to ``prefix/``).
+
+    Raises:
+        CrateError: a bound or a member type or name outside the rules above.
+    """
+    z = _Inflater(data)
+    files: set[str] = set()
+    for name, kind, size in _members(z):
+        padded = size + (-size % _BLOCK)
+        if kind == ord("5"):
+            _checked(name.rstrip("/"), prefix)
+            z.skip(padded)
+            continue
+        if kind not in (ord("0"), ord("\0"), ord("7")):
+            raise CrateError(f"member {name[:80]!r} is not a file or directory")
+        rel = _checked(name, prefix)
+        if rel in files:
+            raise CrateError(f"{rel[:80]!r} is in the archive twice")
+        files.add(rel)
+        if len(files) > MAX_MEMBERS:
+            raise CrateError(f"more than {MAX_MEMBERS} members")
+        if rel in wanted:
+            if size > MAX_KEPT_FILE:
+                raise CrateError(f"{rel} is larger than {MAX_KEPT_FILE} bytes")
+            keep(rel, z.read(padded)[:size])
+        else:
+            z.skip(padded)
+    return files
 
 
 def read_members(data: bytes, prefix: str, wanted: frozenset[str]) -> dict[str, bytes]:
@@ -63,30 +245,8 @@ def read_members(data: bytes, prefix: str, wanted: frozenset[str]) -> dict[str, 
     Raises:
         CrateError: a bound or a member type or name outside the rules above.
     """
-    raw = _inflate(data)
     kept: dict[str, bytes] = {}
-    seen = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tf:
-            for m in tf:
-                seen += 1
-                if seen > MAX_MEMBERS:
-                    raise CrateError(f"more than {MAX_MEMBERS} members")
-                name = m.name
-                if not (m.isreg() or m.isdir()):
-                    raise CrateError(f"member {name[:80]!r} is not a file or directory")
-                parts = name.split("/")
-                if (name.startswith("/") or ".." in parts or parts[0] != prefix
-                        or not name.isprintable()):  # fmt: skip
-                    raise CrateError(f"member {name[:80]!r} is outside {prefix}/")
-                rel = "/".join(parts[1:])
-                if m.isreg() and rel in wanted:
-                    if m.size > MAX_KEPT_FILE:
-                        raise CrateError(f"{rel} is larger than {MAX_KEPT_FILE} bytes")
-                    f = tf.extractfile(m)
-                    kept[rel] = f.read(MAX_KEPT_FILE) if f else b""
-    except tarfile.TarError as e:
-        raise CrateError(f"not a tar archive: {e}") from e
+    scan(data, prefix, set(wanted), kept.__setitem__)
     return kept
 
 
@@ -166,39 +326,65 @@ def _lock_entries(doc: dict[str, Any]) -> tuple[tuple[str, str, str, str], ...]:
     return tuple(out)
 
 
-def inspect_crate(data: bytes, name: str, version: str) -> CrateFacts:
+def _build_path(manifest: dict[str, Any]) -> str:
+    """A ``build = "path"`` other than ``build.rs`` ("" when none), checked to be plain."""
+    package = manifest.get("package")
+    build = package.get("build") if isinstance(package, dict) else None
+    if not isinstance(build, str) or build == "build.rs":
+        return ""
+    if not re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", build) or ".." in build.split("/"):
+        raise CrateError(f"build = {build[:80]!r} is not a plain path")
+    return build
+
+
+def inspect_crate(data: bytes, name: str, version: str, *, top: bool = True) -> CrateFacts:
     """Read the crate's manifest, lockfile and build script (never extracted, never run).
+
+    One pass over the archive: the manifest is parsed when it is read, so a custom build
+    script after it is kept on the way (a second pass only when it came first). ``top``:
+    the crate being installed; a dependency's own lockfile is not read (``--locked`` uses
+    the installed crate's alone).
 
     Raises:
         CrateError: an unreadable or hostile archive.
     """
     prefix = f"{name}-{version}"
-    first = read_members(
-        data, prefix, frozenset({"Cargo.toml", "Cargo.lock", "build.rs", "src/main.rs"})
-    )
-    if "Cargo.toml" not in first:
+    wanted = {"Cargo.toml", "build.rs", *(("Cargo.lock",) if top else ())}
+    kept: dict[str, bytes] = {}
+    manifest: dict[str, Any] = {}
+
+    def keep(rel: str, body: bytes) -> None:
+        kept[rel] = body
+        if rel == "Cargo.toml":
+            manifest.update(_toml(body, "Cargo.toml"))
+            custom = _build_path(manifest)
+            if custom:
+                wanted.add(custom)
+
+    files = scan(data, prefix, wanted, keep)
+    if "Cargo.toml" not in kept:
         raise CrateError(f"no {prefix}/Cargo.toml")
-    manifest = _toml(first["Cargo.toml"], "Cargo.toml")
     package = manifest.get("package") if isinstance(manifest.get("package"), dict) else {}
     assert isinstance(package, dict)
     build = package.get("build")
+    custom = _build_path(manifest)
     script = ""
     source = b""
-    if isinstance(build, str) and build != "build.rs":
-        if not re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", build) or ".." in build.split("/"):
-            raise CrateError(f"build = {build[:80]!r} is not a plain path")
-        script = build
-        source = read_members(data, prefix, frozenset({build})).get(build, b"")
-    elif build is not False and "build.rs" in first:
-        script, source = "build.rs", first["build.rs"]
+    if custom:
+        script = custom
+        source = kept.get(custom, b"")
+        if custom not in kept and custom in files:  # it came before the manifest
+            source = read_members(data, prefix, frozenset({custom})).get(custom, b"")
+    elif build is not False and "build.rs" in kept:
+        script, source = "build.rs", kept["build.rs"]
     lib = manifest.get("lib") if isinstance(manifest.get("lib"), dict) else {}
     assert isinstance(lib, dict)
     bins_raw = manifest.get("bin")
     bins = [str(b.get("name")) for b in bins_raw if isinstance(b, dict) and b.get("name")] if \
         isinstance(bins_raw, list) else []  # fmt: skip
-    if not bins and package.get("autobins", True) is not False and "src/main.rs" in first:
+    if not bins and package.get("autobins", True) is not False and "src/main.rs" in files:
         bins = [str(package.get("name", name))]
-    lock = _lock_entries(_toml(first["Cargo.lock"], "Cargo.lock")) if "Cargo.lock" in first \
+    lock = _lock_entries(_toml(kept["Cargo.lock"], "Cargo.lock")) if "Cargo.lock" in kept \
         else None  # fmt: skip
     text = source.decode("utf-8", "replace")
     return CrateFacts(

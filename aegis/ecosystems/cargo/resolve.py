@@ -148,7 +148,7 @@ class _Crate:
     """Why the strict reader refused the archive ("" when it read it)."""
 
 
-def _read_crate(src: Source, entry: IndexEntry) -> _Crate:
+def _read_crate(src: Source, entry: IndexEntry, *, top: bool = False) -> _Crate:
     try:
         url = src.crate_url(entry.name, entry.version)
         data = src.crate(entry.name, entry.version)
@@ -158,7 +158,7 @@ def _read_crate(src: Source, entry: IndexEntry) -> _Crate:
     ok = digest == entry.cksum
     problem = "" if ok else f"sha256 {digest} is not the index cksum {entry.cksum}"
     try:
-        facts = inspect_crate(data, entry.name, entry.version)
+        facts = inspect_crate(data, entry.name, entry.version, top=top)
     except CrateError as e:
         return _Crate(entry, url, digest if ok else "", len(data), CrateFacts(), problem, str(e))
     return _Crate(entry, url, digest if ok else "", len(data), facts, problem)
@@ -279,7 +279,7 @@ def _read_set(
                     f"{asked} is not in {registry} (or only yanked or pre-release versions are)",
                 ),
             )
-        first = _read_crate(index.src, entry)
+        first = _read_crate(index.src, entry, top=True)
         signals: list[Signal] = []
         failure = None
         if first.facts.lock is None:
