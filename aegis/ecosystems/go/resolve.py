@@ -15,6 +15,7 @@ they resolved to.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -182,15 +183,8 @@ class _Scratch:
         return GoRun(list(args), str(self.work), self.env)
 
     def cleanup(self) -> None:
-        """Remove the scratch directory in a thread of its own (see :func:`settle`)."""
-        t = threading.Thread(target=_remove, args=(self.root,), name="aegis-go-scratch")
-        with _REMOVALS_LOCK:
-            _REMOVALS.append(t)
-        t.start()
-
-
-_REMOVALS: list[threading.Thread] = []
-_REMOVALS_LOCK = threading.Lock()
+        """Remove the scratch directory in the remover thread (see :func:`settle`)."""
+        _REMOVER.submit(self.root)
 
 
 def _remove(root: str) -> None:
@@ -201,19 +195,60 @@ def _remove(root: str) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+class _Remover:
+    """One thread per process removing scratch directories, in order; :meth:`settle` waits.
+
+    On this disk removing a module cache costs more than the whole ``go get``, and nothing a
+    plan returns depends on it. One long-lived thread, because starting a thread per plan
+    cost milliseconds under load; started again in a forked child (threads do not survive a
+    fork). The thread is a daemon so it never holds the interpreter open, and an ``atexit``
+    hook waits for its queue, so a CLI run still leaves no scratch directory behind.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.queue: list[str] = []
+        self.busy = 0
+        self.pid = 0
+
+    def submit(self, root: str) -> None:
+        with self.cond:
+            if self.pid != os.getpid():
+                self.pid, self.queue, self.busy = os.getpid(), [], 0
+                threading.Thread(target=self._run, name="aegis-go-scratch", daemon=True).start()
+            self.queue.append(root)
+            self.busy += 1
+            self.cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue:
+                    self.cond.wait()
+                root = self.queue.pop(0)
+            try:
+                _remove(root)
+            finally:
+                with self.cond:
+                    self.busy -= 1
+                    self.cond.notify_all()
+
+    def settle(self) -> None:
+        with self.cond:
+            while self.busy and self.pid == os.getpid():
+                self.cond.wait()
+
+
+_REMOVER = _Remover()
+atexit.register(_REMOVER.settle)
+
+
 def settle() -> None:
     """Wait until every scratch directory of this process's plans is removed.
 
-    A plan removes its scratch module and cache in a (non-daemon) thread: on this disk
-    removing a module cache costs more than the whole ``go get``, and nothing the plan
-    returns depends on it. The interpreter waits for those threads at exit; the bench waits
-    here between rounds so a removal never overlaps what it measures.
+    The bench waits here between rounds so a removal never overlaps what it measures.
     """
-    with _REMOVALS_LOCK:
-        pending = list(_REMOVALS)
-        _REMOVALS.clear()
-    for t in pending:
-        t.join()
+    _REMOVER.settle()
 
 
 def _module_of(path: str, mods: dict[str, str]) -> str | None:
