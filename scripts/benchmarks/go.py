@@ -47,7 +47,7 @@ from _common import env_for as _env
 from _common import sign as _sign
 
 ROUNDS = 3
-PLAN_ROUNDS = 15
+PLAN_ROUNDS = 25
 APP = "example.com/benchapp"
 MODULES = (f"{APP}@v1.0.0", "example.com/benchutil@v1.0.0", "example.com/benchcore@v1.0.0")
 
