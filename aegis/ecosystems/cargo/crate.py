@@ -112,13 +112,14 @@ class _Inflater:
                 return True
 
 
+_OCTAL = re.compile(rb" *([0-7]*)[ \0]*")
+
+
 def _octal(field: bytes, what: str) -> int:
-    text = field.rstrip(b"\0 ").lstrip(b" ")
-    if not text:
-        return 0
-    if field[0] & 0x80 or not all(0x30 <= c <= 0x37 for c in text):  # noqa: PLR2004 - '0'..'7'
+    m = _OCTAL.fullmatch(field)  # base-256 (a high first byte) and other digits refused
+    if m is None:
         raise CrateError(f"not a tar archive: bad {what}")
-    return int(text, 8)
+    return int(m[1], 8) if m[1] else 0
 
 
 def _pax(data: bytes) -> dict[str, str]:
