@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from typing import Any
@@ -145,8 +146,8 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _Redirect
 
 def proxy_get(proxy: str, rel: str, cap: int) -> bytes | None:
     """``proxy + rel`` (``file://`` or http(s)), bounded; None when missing or unreadable."""
-    if proxy.startswith("file://"):
-        return _read(proxy[len("file://") :] + rel, cap)
+    if proxy.startswith("file://"):  # go reads the URL's decoded path
+        return _read(urllib.parse.unquote(proxy[len("file://") :]) + rel, cap)
     try:
         with _OPENER.open(proxy + rel, timeout=HTTP_TIMEOUT_S) as resp:
             data: bytes = resp.read(cap + 1)

@@ -372,10 +372,12 @@ def _resolve(s: _Scratch, operands: tuple[str, ...], before_text: str | None) ->
         _, lout, _ = s.go("list", "-m", "-json", "-retracted", *ask).wait()
         listed.update({f"{d.get('Path')}@{d.get('Version')}": d for d in json_stream(lout)})
     goenv = pinned_env(s.env)
-    goenv["GOVERSION"] = known_version()
+    version = known_version()
     if version_run is not None:
         code, vout, _ = version_run.wait()
-        goenv["GOVERSION"] = remember_version(vout) if code == 0 else ""
+        version = remember_version(vout) if code == 0 else ""
+    if version:
+        goenv["GOVERSION"] = version
     return _Resolved(failure, after, before_mod, after_mod, old, new, infos, listed, goenv)
 
 
