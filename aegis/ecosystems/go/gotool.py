@@ -14,8 +14,11 @@ import contextlib
 import json
 import os
 import re
+import select
+import selectors
 import signal
 import subprocess
+import time
 from typing import Any
 
 GO = "/usr/bin/go"
@@ -124,18 +127,68 @@ class GoRun:
             self.error = f"go did not run: {e}"
 
     def wait(self) -> tuple[int, str, str]:
-        """(exit status, stdout, stderr tail); the process group is killed on timeout."""
-        if self.proc is None:
+        """(exit status, stdout, stderr tail); the process group is killed on timeout.
+
+        Not ``communicate(timeout=...)``: once the pipes close it polls for the exit with
+        growing sleeps, milliseconds a plan spent idle. The pipes are read here (stdout
+        capped at MAX_OUTPUT), then the exit is awaited on a pidfd.
+        """
+        proc = self.proc
+        if proc is None:
             return -1, "", self.error
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        deadline = time.monotonic() + GO_TIMEOUT_S
+        out, err = bytearray(), bytearray()
+        bufs = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
         try:
-            out, err = self.proc.communicate(timeout=GO_TIMEOUT_S)
+            with selectors.DefaultSelector() as sel:
+                for fd in bufs:
+                    sel.register(fd, selectors.EVENT_READ)
+                while sel.get_map():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return self._killed()
+                    for key, _ in sel.select(left):
+                        chunk = os.read(key.fd, 1 << 16)
+                        if not chunk:
+                            sel.unregister(key.fd)
+                        elif key.fd == proc.stdout.fileno():
+                            out += chunk[: MAX_OUTPUT - len(out)]
+                        else:
+                            err += chunk
+                            del err[:-8192]
+            code = self._reap(deadline)
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+        if code is None:
+            return self._killed()
+        return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def _reap(self, deadline: float) -> int | None:
+        """The exit status once go has exited; None past the deadline."""
+        assert self.proc is not None
+        try:
+            fd = os.pidfd_open(self.proc.pid)
+        except OSError:
+            fd = -1  # reaped already, or no pidfd: wait() below still bounds it
+        if fd >= 0:
+            try:
+                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(fd)
+        try:
+            return self.proc.wait(timeout=max(0.001, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.communicate()
-            return -1, "", f"go timed out after {GO_TIMEOUT_S} s"
-        text = out[:MAX_OUTPUT].decode("utf-8", "replace")
-        return self.proc.returncode, text, err[-8192:].decode("utf-8", "replace")
+            return None
+
+    def _killed(self) -> tuple[int, str, str]:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return -1, "", f"go timed out after {GO_TIMEOUT_S} s"
 
 
 def json_stream(text: str) -> list[dict[str, Any]]:
