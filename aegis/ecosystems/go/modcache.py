@@ -31,10 +31,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from pathlib import Path
 from typing import Any
 
 from aegis.ecosystems.go import modfile
 from aegis.ecosystems.go.names import escape_path, is_pseudo
+from aegis.errors import InputError
+from aegis.safe_read import read_capped
 
 MAX_ZIP = 500 << 20
 MAX_GOMOD = 16 << 20
@@ -46,17 +49,11 @@ BAD = "h1:<unreadable>"
 
 
 def _read(path: str, cap: int) -> bytes | None:
-    """A regular file, not followed if a link, at most ``cap`` bytes; None when missing."""
+    """A regular file, not followed if a link, at most ``cap`` bytes; None when not so."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
+        data = read_capped(Path(path), cap, "module cache file", follow=False)
+    except InputError:
         return None
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = f.read(cap + 1)
     return data if len(data) <= cap else None
 
 
