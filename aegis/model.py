@@ -258,7 +258,7 @@ class SnapshotDeb:
     """A rollback target restored from the .deb aegisd kept in its snapshot.
 
     Used when no configured repository serves the version any more
-    (``aegis/analyze/snapshot_debs.py``).
+    (``aegis/ecosystems/apt/snapshot_debs.py``).
 
     The snapshot manifest aegisd wrote in its root-only rollback cache is this file's
     provenance; the argv names the file by :attr:`path`.

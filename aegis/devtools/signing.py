@@ -80,7 +80,7 @@ def make_plan(**overrides: Any) -> Plan:
             for c in fields["changes"]
             if c.candidate_version
         )
-        # ... and its integrity, as the analyzer records it (aegis.analyze.delta).
+        # ... and its integrity, as the analyzer records it (aegis.ecosystems.apt.delta).
         digests = {(p.package, p.version): p.sha256 for p in fields["provenance"]}
         fields["changes"] = tuple(
             replace(c, integrity=f"sha256:{digests[c.name, c.candidate_version]}")

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aegis.analyze.snapshot_debs import changed_since_signing
 from aegis.ecosystems import for_tool
+from aegis.ecosystems.apt.snapshot_debs import changed_since_signing
 from aegis.errors import AegisError, TrustError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner

@@ -411,7 +411,7 @@ def _preload() -> None:
         "aegis.execute.argv",
         "aegis.sign.execution_plan",
         "aegis.sign.checks",
-        "aegis.analyze.plan",
+        "aegis.ecosystems.apt.plan",
         "aegis.policy.engine",
         "aegis.policy.run",
         "nacl.signing",

@@ -47,7 +47,7 @@ def _policy(repo: Any) -> str:
 
 
 def _sign(cfg: Any, signer: Any, approver: Any) -> bytes:
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.execute.apply import binding_from_result
     from aegis.execute.argv import derive_argv
     from aegis.model import Intent, Operation, Tool, plan_hash

@@ -1,6 +1,6 @@
 r"""apt and dpkg configuration evidence (model :class:`ConfigEvidence`).
 
-From ``apt-config dump`` (run through :mod:`aegis.analyze.run` with Aegis's
+From ``apt-config dump`` (run through :mod:`aegis.ecosystems.apt.run` with Aegis's
 APT_CONFIG) we record its SHA-256 and flags with stable names:
 
 - ``allow-insecure``: ``Acquire::AllowInsecureRepositories`` or
@@ -32,8 +32,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from aegis.analyze.apt import parse_apt_config_dump
 from aegis.canonical import canonical_hash, sha256_hex
+from aegis.ecosystems.apt.parse import parse_apt_config_dump
 from aegis.errors import InputError
 from aegis.model import ConfigEvidence
 from aegis.safe_read import open_regular

@@ -428,7 +428,7 @@ def inspect_deb(
         arch: the package's architecture, for ``<pkg>:<arch>`` info files.
         limits: bounds for reading the archive.
         parsed: the archive already read from these very bytes with the default
-            bounds (:mod:`aegis.analyze.cache_warm`); not read again then.
+            bounds (:mod:`aegis.ecosystems.apt.cache_warm`); not read again then.
 
     Returns:
         An :class:`Inspection`. A malformed or oversized archive yields one hostile

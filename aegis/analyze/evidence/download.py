@@ -15,7 +15,7 @@ scanners read a private copy re-hashed as it is made (:func:`private_copy`).
 - ``file:`` and ``copy:`` URIs (local repositories) are copied while hashing.
 - Anything else is fetched by its URI with apt's own downloader,
   ``apt-helper download-file URI FILE SHA256:HEX``, through the planning runner
-  (:func:`aegis.analyze.run.run_tool`, with Aegis's ``APT_CONFIG``: apt's proxies and
+  (:func:`aegis.ecosystems.apt.run.run_tool`, with Aegis's ``APT_CONFIG``: apt's proxies and
   methods) in a fresh private temporary directory; apt checks the hash too, and we
   check it again. Never ``apt-get download pkg=version``: that names a version, and
   one version can exist as two builds (docs/apt-trust.md "One file from plan to
@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from aegis.analyze.run import run_tool
 from aegis.bounds import HEX64_RE as _SHA256
+from aegis.ecosystems.apt.run import run_tool
 from aegis.errors import EnvironmentFailure, InputError, TrustError
 from aegis.model import Provenance
 from aegis.safe_read import open_regular
@@ -452,7 +452,7 @@ def verified_bytes(
 def store_local_by_content(uri: str, size: int, dir_fd: int) -> tuple[str, bytes] | None:
     """Copy the local (``file:``/``copy:``) file at ``uri`` into the cache, early.
 
-    For :mod:`aegis.analyze.cache_warm`: ``uri`` and ``size`` come from apt's download
+    For :mod:`aegis.ecosystems.apt.cache_warm`: ``uri`` and ``size`` come from apt's download
     set, read before the plan's provenance exists. The cache is addressed by content,
     so the entry is named by the SHA-256 of the very bytes written: whatever the later
     check against the signed index expects, an entry either is that file or is not used.

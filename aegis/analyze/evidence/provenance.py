@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aegis.analyze.apt import DownloadUri
+from aegis.ecosystems.apt.parse import DownloadUri
 from aegis.model import Provenance
 
 

@@ -47,7 +47,7 @@ from aegis.analyze.evidence.verifier import (
     split_clearsigned,
     sqv_outcome,
 )
-from aegis.analyze.run import run_tool
+from aegis.ecosystems.apt.run import run_tool
 
 
 def _trusted_keyrings(paths: AptPaths) -> list[Path]:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aegis.analyze.evidence.sources import AptPaths
-from aegis.analyze.run import run_tool
+from aegis.ecosystems.apt.run import run_tool
 
 SQV = "/usr/bin/sqv"
 """apt's ``SQV_EXECUTABLE``."""

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis.analyze.apt import parse_source_field
 from aegis.analyze.debversion import version_at_least
 from aegis.analyze.evidence.vulnerabilities import VulnIndex, is_critical
 from aegis.bounds import MAX_DPKG_STATUS_BYTES as MAX_STATUS_BYTES
+from aegis.ecosystems.apt.parse import parse_source_field
 from aegis.errors import EnvironmentFailure, InputError
 from aegis.safe_read import read_capped
 

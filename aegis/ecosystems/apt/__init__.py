@@ -40,8 +40,8 @@ class AptEcosystem:
     )
 
     def check_targets(self, targets: Sequence[str]) -> None:
-        """Debian name grammar (:func:`aegis.analyze.names.parse_targets`)."""
-        from aegis.analyze.names import parse_targets
+        """Debian name grammar (:func:`aegis.ecosystems.apt.names.parse_targets`)."""
+        from aegis.ecosystems.apt.names import parse_targets
 
         parse_targets(tuple(targets))
 
@@ -60,8 +60,8 @@ class AptEcosystem:
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
     ) -> Plan:
-        """:func:`aegis.analyze.plan.analyze_apt`."""
-        from aegis.analyze.plan import analyze_apt
+        """:func:`aegis.ecosystems.apt.plan.analyze_apt`."""
+        from aegis.ecosystems.apt.plan import analyze_apt
 
         result: Plan = analyze_apt(cfg, intent, now, inspect_contents=inspect_contents)
         return result

@@ -70,7 +70,7 @@ Analyze = Callable[..., Plan]
 @pytest.fixture
 def analyze(apt_root: testrepo.AptRoot, aegis_home: Path) -> Analyze:
     """analyze(op, *targets, contents=False, root=apt_root) -> Plan."""
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.plan import analyze_apt
 
     def run(
         op: str,

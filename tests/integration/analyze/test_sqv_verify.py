@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.apt import parse_apt_config_dump
 from aegis.analyze.evidence.release import SignatureCheck
 from aegis.analyze.evidence.repositories import find_release_files
 from aegis.analyze.evidence.signature import verify_release
@@ -27,6 +26,7 @@ from aegis.analyze.evidence.verifier import SQV, Verifier
 from aegis.devtools import testrepo
 from aegis.devtools.testrepo_keys import cache_dir, get_key
 from aegis.devtools.testrepo_repos import sign_release
+from aegis.ecosystems.apt.parse import parse_apt_config_dump
 
 APT_POLICY = (
     Path(__file__).resolve().parents[2] / "assets/evidence/apt-3.0.4-default-sequoia.config"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.apt import update_refusal
 from aegis.devtools import testrepo
+from aegis.ecosystems.apt.parse import update_refusal
 
 
 def test_default_repo_installs_into_throwaway_root(apt_root: testrepo.AptRoot) -> None:

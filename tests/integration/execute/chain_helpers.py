@@ -44,7 +44,7 @@ class Chain:
         return load_config(self.env)
 
     def plan(self, *targets: str, op: Operation = Operation.INSTALL) -> Plan:
-        from aegis.analyze.plan import analyze_apt
+        from aegis.ecosystems.apt.plan import analyze_apt
 
         intent = Intent(Tool.APT, op, tuple(targets), "tester", "2026-01-01T00:00:00Z")
         return analyze_apt(self.cfg, intent, datetime.now(UTC))

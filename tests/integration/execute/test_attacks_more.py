@@ -571,7 +571,7 @@ def test_clock_skew_of_seconds_is_tolerated_minutes_are_not(setup: Setup) -> Non
 def test_a_signer_cannot_skip_content_inspection_to_hide_a_hostile_script(setup: Setup) -> None:
     """The signed plan says "contents not inspected", so aegisd does not inspect either;
     policy then asks for an approval (contents not inspected), and a relabelled allow is refused."""
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.execute.apply import binding_from_result
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.engine import evaluate

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.apt_runner import AptRunner, private_cache_dir
 from aegis.config import Config, load_config
+from aegis.ecosystems.apt.apt_runner import AptRunner, private_cache_dir
 from tests.conftest import require_root
 
 

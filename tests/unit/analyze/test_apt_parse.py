@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze import apt
+from aegis.ecosystems.apt import parse as apt
 from aegis.errors import InputError
 from aegis.model import Action
 

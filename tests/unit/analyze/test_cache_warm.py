@@ -7,10 +7,10 @@ import shutil
 from concurrent.futures import Future
 from pathlib import Path
 
-from aegis.analyze.cache_warm import CacheWarmer
 from aegis.analyze.evidence.download import cache_path
-from aegis.analyze.run import RunResult
 from aegis.devtools.testrepo_packages import PackageSpec, build_deb
+from aegis.ecosystems.apt.cache_warm import CacheWarmer
+from aegis.ecosystems.apt.run import RunResult
 
 
 def _uris(*lines: str) -> Future[RunResult]:

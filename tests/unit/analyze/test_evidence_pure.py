@@ -16,7 +16,7 @@ from aegis.analyze.evidence.sources import (
     signed_by_form,
     uri_to_filename,
 )
-from aegis.analyze.state import StateInputs, package_state_hash
+from aegis.ecosystems.apt.state import StateInputs, package_state_hash
 
 FPR = "6E5F118784F866DE7E1ACE844AA30A6B01A79418"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aegis.analyze.names import closest_names, parse_target, parse_targets
+from aegis.ecosystems.apt.names import closest_names, parse_target, parse_targets
 from aegis.errors import InputError
 
 

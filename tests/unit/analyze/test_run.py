@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from aegis.analyze.run import ToolFailedError, child_env, run_tool
+from aegis.ecosystems.apt.run import ToolFailedError, child_env, run_tool
 
 
 def test_environment_is_explicit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aegis.analyze.apt import (
+from aegis.analyze.debversion import VERSION as _VERSION
+from aegis.ecosystems.apt.names import parse_target
+from aegis.ecosystems.apt.parse import (
     parse_apt_config_dump,
     parse_apt_error,
     parse_apt_policy,
@@ -26,8 +28,6 @@ from aegis.analyze.apt import (
     parse_control_records,
     parse_print_uris,
 )
-from aegis.analyze.debversion import VERSION as _VERSION
-from aegis.analyze.names import parse_target
 from aegis.errors import AegisError
 from aegis.execute.protocol import parse_answer as parse_wire_answer
 from aegis.execute.protocol import parse_request

@@ -34,10 +34,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.analyze import apt as aptparse
 from aegis.analyze.evidence.debfile import read_deb_stream
 from aegis.analyze.evidence.download import cache_path, private_dir, store_local_by_content
-from aegis.analyze.run import RunResult
+from aegis.ecosystems.apt import parse as aptparse
+from aegis.ecosystems.apt.run import RunResult
 from aegis.errors import AegisError
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@
 :class:`~aegis.model.PackageChange` rows, their :class:`~aegis.model.Provenance`
 (the Release -> Packages -> .deb hash chain), the rollback requirement of every
 replaced package, the package descriptions and the weak-pin signals. It lives apart
-from :mod:`aegis.analyze.plan`, which orchestrates the whole analysis, because it
+from :mod:`aegis.ecosystems.apt.plan`, which orchestrates the whole analysis, because it
 is the one part that reads per-package apt records (``apt-cache policy`` and
 ``apt-cache show``, run concurrently on the analysis's thread pool).
 
@@ -32,13 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aegis.analyze import apt as aptparse
-from aegis.analyze.apt_runner import APT_CACHE, AptRunner
 from aegis.analyze.evidence.provenance import build_provenance
 from aegis.analyze.evidence.release import ReleaseFiles
 from aegis.analyze.evidence.repositories import file_sha256, repository_id
 from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
-from aegis.analyze.signals import weak_pin_signal
+from aegis.ecosystems.apt import parse as aptparse
+from aegis.ecosystems.apt.apt_runner import APT_CACHE, AptRunner
+from aegis.ecosystems.apt.signals import weak_pin_signal
 from aegis.model import (
     Action,
     PackageChange,
@@ -154,7 +154,7 @@ def _exact_records(
     builds (same version string, different files: a rebuild in another suite); apt then
     shows the first build it knows while its policy may install the other. The build
     apt installs is the file in its download set, so a record counts only when it
-    describes that file (:func:`aegis.analyze.apt.download_matches`, with the hash apt
+    describes that file (:func:`aegis.ecosystems.apt.parse.download_matches`, with the hash apt
     printed). When the first record does not, or no hash could be compared, every build
     of the package is read and exactly one distinct file must match; none or several is
     ``provenance.build-ambiguous``, never a guess.

@@ -16,7 +16,7 @@ Signal names are stable API (policy and people read them):
 - ``content.<rule>`` for every content finding, ``vulnerability`` for every match
 - ``target.direct-path``, ``target.url``, ``target.unknown``, ``analysis.failed``
 - ``rollback.snapshot-mismatch``: a rollback's kept .deb failed its checks against
-  aegisd's snapshot manifest (``aegis/analyze/snapshot_debs.py``)
+  aegisd's snapshot manifest (``aegis/ecosystems/apt/snapshot_debs.py``)
 
 Example:
     >>> [s.name for s in package_signals(

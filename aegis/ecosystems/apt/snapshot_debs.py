@@ -36,10 +36,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aegis.analyze import apt as aptparse
-from aegis.analyze.names import Target
-from aegis.analyze.run import RunResult, run_tool
 from aegis.config import Config
+from aegis.ecosystems.apt import parse as aptparse
+from aegis.ecosystems.apt.names import Target
+from aegis.ecosystems.apt.run import RunResult, run_tool
 from aegis.errors import AegisError
 from aegis.execute.snapshots import ReplacedPackage, Snapshot, load_snapshot, snapshot_dir
 from aegis.model import Intent, Operation, SnapshotDeb

@@ -1,8 +1,8 @@
 """How the analyzer calls apt: the tool paths, the cache options and the simulation argv.
 
-Split out of :mod:`aegis.analyze.plan` so that the orchestration there and the
-package delta in :mod:`aegis.analyze.delta` share one runner. Every call goes
-through :func:`aegis.analyze.run.run_tool` with Aegis's APT_CONFIG (never the
+Split out of :mod:`aegis.ecosystems.apt.plan` so that the orchestration there and the
+package delta in :mod:`aegis.ecosystems.apt.delta` share one runner. Every call goes
+through :func:`aegis.ecosystems.apt.run.run_tool` with Aegis's APT_CONFIG (never the
 host's by accident) and the analysis timeout; nothing here changes package state
 (apt runs only with ``-s``, ``show``, ``policy``, ``--print-uris`` or ``dump``).
 
@@ -20,9 +20,9 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from aegis.analyze.names import Target
-from aegis.analyze.run import RunResult, run_tool
 from aegis.config import Config
+from aegis.ecosystems.apt.names import Target
+from aegis.ecosystems.apt.run import RunResult, run_tool
 from aegis.model import Operation
 
 APT_GET = "/usr/bin/apt-get"

@@ -76,7 +76,7 @@ def inspect_contents(
     """Fetch and scan every package of ``provenance`` (concurrently).
 
     ``wait_for(uri)``: called before each package's file is fetched; it returns once
-    :class:`aegis.analyze.cache_warm.CacheWarmer` has copied that file into the cache.
+    :class:`aegis.ecosystems.apt.cache_warm.CacheWarmer` has copied that file into the cache.
     ``parsed(sha256)``: that warmer's parse of the file with this SHA-256, used for a
     file only once its verified bytes have it (in memory: nothing can swap them).
     """

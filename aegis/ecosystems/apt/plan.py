@@ -1,7 +1,7 @@
 """Build the operation plan for an apt intent: :func:`analyze_apt`.
 
 The analysis is read-only and deterministic: every tool runs through
-:mod:`aegis.analyze.run` with Aegis's APT_CONFIG and ``LANG=C``; apt calls that do
+:mod:`aegis.ecosystems.apt.run` with Aegis's APT_CONFIG and ``LANG=C``; apt calls that do
 not depend on each other run concurrently (``apt-config dump`` beside the
 simulation; ``apt-cache policy``, ``apt-cache show``, ``apt-get download
 --print-uris``, gpgv and the state hashing beside each other). Two analyses of the
@@ -14,8 +14,8 @@ raise :class:`InputError` before anything runs; direct paths and URLs produce a
 plan with ``target.direct-path`` / ``target.url`` signals and nothing to run.
 
 This module orchestrates; the per-package delta (changes, provenance, rollback
-requirements) is built in :mod:`aegis.analyze.delta`, and every apt call goes
-through :class:`aegis.analyze.apt_runner.AptRunner`.
+requirements) is built in :mod:`aegis.ecosystems.apt.delta`, and every apt call goes
+through :class:`aegis.ecosystems.apt.apt_runner.AptRunner`.
 
 Example::
 
@@ -33,18 +33,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aegis.analyze import apt as aptparse
-from aegis.analyze.apt_runner import (
-    APT_CACHE,
-    APT_CONFIG_BIN,
-    APT_GET,
-    AptRunner,
-    download_set_args,
-    simulation_args,
-)
-from aegis.analyze.cache_warm import CacheWarmer
-from aegis.analyze.delta import PackageDelta, collect_delta, with_integrity
-from aegis.analyze.dpkg_status import StatusFacts, read_status_facts
 from aegis.analyze.evidence.aptconfig import (
     assess_apt_config,
     packaged_conf_texts,
@@ -63,22 +51,34 @@ from aegis.analyze.evidence.sources import (
     SourceEntry,
     resolve_apt_paths,
 )
-from aegis.analyze.first_seen import record_first_seen
-from aegis.analyze.inspect import inspect_contents as inspect_package_contents
-from aegis.analyze.inspect import installed_script_findings, match_vulnerabilities
 from aegis.analyze.lookalike import lookalike_signals
-from aegis.analyze.names import Target, closest_names, parse_targets
-from aegis.analyze.run import RunResult
-from aegis.analyze.signals import (
+from aegis.analyze.stamps import format_time, new_plan_id, this_host
+from aegis.config import Config
+from aegis.ecosystems.apt import parse as aptparse
+from aegis.ecosystems.apt.apt_runner import (
+    APT_CACHE,
+    APT_CONFIG_BIN,
+    APT_GET,
+    AptRunner,
+    download_set_args,
+    simulation_args,
+)
+from aegis.ecosystems.apt.cache_warm import CacheWarmer
+from aegis.ecosystems.apt.delta import PackageDelta, collect_delta, with_integrity
+from aegis.ecosystems.apt.dpkg_status import StatusFacts, read_status_facts
+from aegis.ecosystems.apt.first_seen import record_first_seen
+from aegis.ecosystems.apt.inspect import inspect_contents as inspect_package_contents
+from aegis.ecosystems.apt.inspect import installed_script_findings, match_vulnerabilities
+from aegis.ecosystems.apt.names import Target, closest_names, parse_targets
+from aegis.ecosystems.apt.run import RunResult
+from aegis.ecosystems.apt.signals import (
     content_signals,
     package_signals,
     repository_signals,
     sort_signals,
 )
-from aegis.analyze.snapshot_debs import RollbackSources, rollback_sources
-from aegis.analyze.stamps import format_time, new_plan_id, this_host
-from aegis.analyze.state import configured_entries, gather_state_inputs, package_state_hash
-from aegis.config import Config
+from aegis.ecosystems.apt.snapshot_debs import RollbackSources, rollback_sources
+from aegis.ecosystems.apt.state import configured_entries, gather_state_inputs, package_state_hash
 from aegis.errors import EnvironmentFailure
 from aegis.execute.argv import derive_argv
 from aegis.model import (
@@ -170,7 +170,7 @@ def analyze_apt(
 def _warm_content_modules() -> None:
     """Import what content inspection uses (a failure here resurfaces where it is used)."""
     for name in (
-        "aegis.analyze.inspect",
+        "aegis.ecosystems.apt.inspect",
         "aegis.analyze.evidence.contents",
         "aegis.analyze.evidence.download",
         "aegis.analyze.evidence.vulndb",
@@ -409,7 +409,7 @@ class _Analysis:
 
         The download set's local files are copied into the cache on a thread of its own
         while apt-cache runs and the delta is built, so the cache's file creations
-        overlap the planning (:mod:`aegis.analyze.cache_warm`; joined by
+        overlap the planning (:mod:`aegis.ecosystems.apt.cache_warm`; joined by
         :meth:`_contents`). Nothing is trusted from it: the inspection checks every file
         against its signed provenance.
         """
