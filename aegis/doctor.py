@@ -521,8 +521,8 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
 
 def _verifier_check(cfg: Config) -> Check:
     """The Release signature verifier and policy this host's apt uses (and so Aegis)."""
-    from aegis.analyze.evidence.sources import resolve_apt_paths
-    from aegis.analyze.evidence.verifier import choose_verifier
+    from aegis.ecosystems.apt.evidence.sources import resolve_apt_paths
+    from aegis.ecosystems.apt.evidence.verifier import choose_verifier
     from aegis.ecosystems.apt.parse import parse_apt_config_dump
     from aegis.ecosystems.apt.run import run_tool
 

@@ -39,10 +39,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.analyze.evidence.repositories import ApprovalLookup, collect_repository
-from aegis.analyze.evidence.sources import resolve_apt_paths, signed_by_tokens
 from aegis.ecosystems.apt import parse as aptparse
 from aegis.ecosystems.apt.apt_runner import APT_CONFIG_BIN, AptRunner
+from aegis.ecosystems.apt.evidence.repositories import ApprovalLookup, collect_repository
+from aegis.ecosystems.apt.evidence.sources import resolve_apt_paths, signed_by_tokens
 from aegis.ecosystems.apt.state import configured_entries
 from aegis.errors import EnvironmentFailure
 from aegis.model import Repository
@@ -53,8 +53,8 @@ from aegis.policy.load import load_policy_config
 from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
-    from aegis.analyze.evidence.sources import AptPaths, SourceEntry
     from aegis.config import Config
+    from aegis.ecosystems.apt.evidence.sources import AptPaths, SourceEntry
 
 _OWN_KEY_FORMS = ("keyring-path", "armored-path", "fingerprint", "embedded")
 

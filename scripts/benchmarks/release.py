@@ -1,6 +1,6 @@
 """Release verification per repository over the bare verifier on the same bytes (issue 18).
 
-Goal: <= 1.2x. Aegis's :func:`~aegis.analyze.evidence.signature.verify_release` (the
+Goal: <= 1.2x. Aegis's :func:`~aegis.ecosystems.apt.evidence.signature.verify_release` (the
 verifier apt uses here, chosen as apt chooses it; InRelease split as apt splits it;
 gpgv's status judged whole or sqv's verdict read) against one bare run of that same
 verifier on the same InRelease and keyring. Uses this host's real Debian lists when
@@ -31,8 +31,8 @@ def _best(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
 
 def _host_case() -> tuple[object, object, object] | None:
     """(files, entry, paths) of the first host source apt holds a signed InRelease for."""
-    from aegis.analyze.evidence.repositories import find_release_files
-    from aegis.analyze.evidence.sources import parse_sources, resolve_apt_paths
+    from aegis.ecosystems.apt.evidence.repositories import find_release_files
+    from aegis.ecosystems.apt.evidence.sources import parse_sources, resolve_apt_paths
     from aegis.ecosystems.apt.parse import parse_apt_config_dump
     from aegis.ecosystems.apt.run import run_tool
 
@@ -52,9 +52,9 @@ def _host_case() -> tuple[object, object, object] | None:
 
 
 def _test_case(tmp: Path) -> tuple[object, object, object]:
-    from aegis.analyze.evidence.repositories import find_release_files
-    from aegis.analyze.evidence.sources import parse_sources, resolve_apt_paths
     from aegis.devtools import testrepo
+    from aegis.ecosystems.apt.evidence.repositories import find_release_files
+    from aegis.ecosystems.apt.evidence.sources import parse_sources, resolve_apt_paths
     from aegis.ecosystems.apt.parse import parse_apt_config_dump
     from aegis.ecosystems.apt.run import run_tool
 
@@ -69,8 +69,8 @@ def _test_case(tmp: Path) -> tuple[object, object, object]:
 
 def run() -> dict[str, object]:
     """Measure and return the figures."""
-    from aegis.analyze.evidence.signature import keyring_files, verify_release
-    from aegis.analyze.evidence.verifier import choose_verifier, split_clearsigned
+    from aegis.ecosystems.apt.evidence.signature import keyring_files, verify_release
+    from aegis.ecosystems.apt.evidence.verifier import choose_verifier, split_clearsigned
     from aegis.ecosystems.apt.run import run_tool
 
     with tempfile.TemporaryDirectory(prefix="aegis-bench-release-") as t:

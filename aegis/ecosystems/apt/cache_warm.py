@@ -9,7 +9,7 @@ long before the provenance is (that waits for the simulation, ``apt-cache policy
 inspection of each package waits only for its own file (:meth:`CacheWarmer.wait`).
 
 This never decides anything. The cache is addressed by content
-(:func:`aegis.analyze.evidence.download.store_local_by_content`), and the inspection
+(:func:`aegis.ecosystems.apt.evidence.download.store_local_by_content`), and the inspection
 still reads every file and checks it against its signed provenance; a parse is kept
 by the SHA-256 of the bytes parsed and used only for a file whose verified bytes have
 that SHA-256 (the parse is a pure function of the bytes, with the default bounds).
@@ -34,14 +34,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.analyze.evidence.debfile import read_deb_stream
-from aegis.analyze.evidence.download import cache_path, private_dir, store_local_by_content
 from aegis.ecosystems.apt import parse as aptparse
+from aegis.ecosystems.apt.evidence.debfile import read_deb_stream
+from aegis.ecosystems.apt.evidence.download import cache_path, private_dir, store_local_by_content
 from aegis.ecosystems.apt.run import RunResult
 from aegis.errors import AegisError
 
 if TYPE_CHECKING:
-    from aegis.analyze.evidence.debfile import DebContents
+    from aegis.ecosystems.apt.evidence.debfile import DebContents
 
 
 class CacheWarmer:

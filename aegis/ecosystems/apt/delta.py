@@ -32,12 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aegis.analyze.evidence.provenance import build_provenance
-from aegis.analyze.evidence.release import ReleaseFiles
-from aegis.analyze.evidence.repositories import file_sha256, repository_id
-from aegis.analyze.evidence.sources import AptPaths, SourceEntry, lists_prefix
 from aegis.ecosystems.apt import parse as aptparse
 from aegis.ecosystems.apt.apt_runner import APT_CACHE, AptRunner
+from aegis.ecosystems.apt.evidence.provenance import build_provenance
+from aegis.ecosystems.apt.evidence.release import ReleaseFiles
+from aegis.ecosystems.apt.evidence.repositories import file_sha256, repository_id
+from aegis.ecosystems.apt.evidence.sources import AptPaths, SourceEntry, lists_prefix
 from aegis.ecosystems.apt.signals import weak_pin_signal
 from aegis.model import (
     Action,

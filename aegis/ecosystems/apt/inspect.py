@@ -1,6 +1,6 @@
 """Content and vulnerability evidence for an apt plan.
 
-Built on :mod:`aegis.analyze.evidence.download`, ``contents`` and ``vulnerabilities``.
+Built on :mod:`aegis.ecosystems.apt.evidence.download`, ``contents`` and ``vulnerabilities``.
 
 - :func:`inspect_contents`: fetch each .deb to install into Aegis's private cache
   (kept by hash, checked against the signed index's SHA-256 and size), scan it
@@ -25,9 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aegis.analyze.evidence.contents import inspect_deb, installed_scripts
-from aegis.analyze.evidence.debfile import DebContents
-from aegis.analyze.evidence.download import (
+from aegis.analyze.evidence.scripts import scan_script
+from aegis.analyze.evidence.vulndb import load_index
+from aegis.analyze.evidence.vulnerabilities import match
+from aegis.config import Config
+from aegis.ecosystems.apt.evidence.contents import inspect_deb, installed_scripts
+from aegis.ecosystems.apt.evidence.debfile import DebContents
+from aegis.ecosystems.apt.evidence.download import (
     IN_MEMORY_MAX,
     DebHashMismatchError,
     cache_path,
@@ -35,10 +39,6 @@ from aegis.analyze.evidence.download import (
     private_dir,
     verified_bytes,
 )
-from aegis.analyze.evidence.scripts import scan_script
-from aegis.analyze.evidence.vulndb import load_index
-from aegis.analyze.evidence.vulnerabilities import match
-from aegis.config import Config
 from aegis.errors import AegisError
 from aegis.model import Action, Finding, PackageChange, Provenance, Signal, Vulnerability
 

@@ -33,24 +33,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aegis.analyze.evidence.aptconfig import (
-    assess_apt_config,
-    packaged_conf_texts,
-    read_dpkg_config,
-)
-from aegis.analyze.evidence.model_text import merged, scan_descriptions
-from aegis.analyze.evidence.release import ReleaseFiles
-from aegis.analyze.evidence.repositories import (
-    ApprovalLookup,
-    collect_repository,
-    lists_behind_repository,
-    repository_id,
-)
-from aegis.analyze.evidence.sources import (
-    AptPaths,
-    SourceEntry,
-    resolve_apt_paths,
-)
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.config import Config
@@ -66,6 +48,24 @@ from aegis.ecosystems.apt.apt_runner import (
 from aegis.ecosystems.apt.cache_warm import CacheWarmer
 from aegis.ecosystems.apt.delta import PackageDelta, collect_delta, with_integrity
 from aegis.ecosystems.apt.dpkg_status import StatusFacts, read_status_facts
+from aegis.ecosystems.apt.evidence.aptconfig import (
+    assess_apt_config,
+    packaged_conf_texts,
+    read_dpkg_config,
+)
+from aegis.ecosystems.apt.evidence.model_text import merged, scan_descriptions
+from aegis.ecosystems.apt.evidence.release import ReleaseFiles
+from aegis.ecosystems.apt.evidence.repositories import (
+    ApprovalLookup,
+    collect_repository,
+    lists_behind_repository,
+    repository_id,
+)
+from aegis.ecosystems.apt.evidence.sources import (
+    AptPaths,
+    SourceEntry,
+    resolve_apt_paths,
+)
 from aegis.ecosystems.apt.first_seen import record_first_seen
 from aegis.ecosystems.apt.inspect import inspect_contents as inspect_package_contents
 from aegis.ecosystems.apt.inspect import installed_script_findings, match_vulnerabilities
@@ -171,8 +171,8 @@ def _warm_content_modules() -> None:
     """Import what content inspection uses (a failure here resurfaces where it is used)."""
     for name in (
         "aegis.ecosystems.apt.inspect",
-        "aegis.analyze.evidence.contents",
-        "aegis.analyze.evidence.download",
+        "aegis.ecosystems.apt.evidence.contents",
+        "aegis.ecosystems.apt.evidence.download",
         "aegis.analyze.evidence.vulndb",
         "aegis.analyze.evidence.vulnerabilities",
     ):

@@ -24,14 +24,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis.analyze.evidence.sources import (
+from aegis.canonical import canonical_hash
+from aegis.ecosystems.apt.evidence.sources import (
     AptPaths,
     SourceEntry,
     lists_prefix,
     parse_sources,
     signed_by_tokens,
 )
-from aegis.canonical import canonical_hash
 
 ABSENT = "absent"
 
@@ -106,7 +106,7 @@ def configured_entries(paths: AptPaths) -> list[SourceEntry]:
     """Every configured (URI, suite, component), first occurrence wins, in apt's order.
 
     Both formats (one-line ``.list`` and deb822 ``.sources``) through
-    :func:`~aegis.analyze.evidence.sources.parse_sources`; unreadable files and
+    :func:`~aegis.ecosystems.apt.evidence.sources.parse_sources`; unreadable files and
     anything but regular files are skipped.
     """
     files: list[tuple[str, str]] = []

@@ -16,9 +16,9 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-from aegis.analyze.evidence.release import release_problems
 from aegis.devtools import testrepo
 from aegis.devtools.testrepo_keys import get_key
+from aegis.ecosystems.apt.evidence.release import release_problems
 
 from .conftest import NOW, Analyze
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.signature import MAX_LINK_HOPS, root_only_writable
 from aegis.devtools import testrepo
+from aegis.ecosystems.apt.evidence.signature import MAX_LINK_HOPS, root_only_writable
 
 from .conftest import Analyze
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.sources import resolve_apt_paths
-from aegis.analyze.evidence.verifier import choose_verifier
 from aegis.config import Config, load_config
 from aegis.devtools import testrepo
 from aegis.devtools.testrepo_keys import Key, cache_dir, get_key, run_tool
 from aegis.devtools.testrepo_repos import sign_release
+from aegis.ecosystems.apt.evidence.sources import resolve_apt_paths
+from aegis.ecosystems.apt.evidence.verifier import choose_verifier
 from aegis.ecosystems.apt.plan import analyze_apt
 from aegis.model import Intent, Operation, Plan, Tool
 from aegis.policy.engine import evaluate

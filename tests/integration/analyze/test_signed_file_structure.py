@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.verifier import SplitError, check_detached_signature
 from aegis.devtools import testrepo
 from aegis.devtools.testrepo_keys import get_key
+from aegis.ecosystems.apt.evidence.verifier import SplitError, check_detached_signature
 from aegis.policy.result import Effect
 
 from .apt_parity import (

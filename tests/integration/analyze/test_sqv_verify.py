@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.release import SignatureCheck
-from aegis.analyze.evidence.repositories import find_release_files
-from aegis.analyze.evidence.signature import verify_release
-from aegis.analyze.evidence.sources import parse_sources, resolve_apt_paths
-from aegis.analyze.evidence.verifier import SQV, Verifier
 from aegis.devtools import testrepo
 from aegis.devtools.testrepo_keys import cache_dir, get_key
 from aegis.devtools.testrepo_repos import sign_release
+from aegis.ecosystems.apt.evidence.release import SignatureCheck
+from aegis.ecosystems.apt.evidence.repositories import find_release_files
+from aegis.ecosystems.apt.evidence.signature import verify_release
+from aegis.ecosystems.apt.evidence.sources import parse_sources, resolve_apt_paths
+from aegis.ecosystems.apt.evidence.verifier import SQV, Verifier
 from aegis.ecosystems.apt.parse import parse_apt_config_dump
 
 APT_POLICY = (

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from aegis.analyze.evidence import vulnerabilities
-from aegis.analyze.evidence.contents import dpkg_info_dir, inspect_deb, scan
-from aegis.analyze.evidence.debfile import read_deb
-from aegis.analyze.evidence.download import fetch_deb
+from aegis.ecosystems.apt.evidence.contents import dpkg_info_dir, inspect_deb, scan
+from aegis.ecosystems.apt.evidence.debfile import read_deb
+from aegis.ecosystems.apt.evidence.download import fetch_deb
 from aegis.model import Action, PackageChange, Provenance
 from tests.conftest import require_root
 

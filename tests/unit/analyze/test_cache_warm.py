@@ -7,9 +7,9 @@ import shutil
 from concurrent.futures import Future
 from pathlib import Path
 
-from aegis.analyze.evidence.download import cache_path
 from aegis.devtools.testrepo_packages import PackageSpec, build_deb
 from aegis.ecosystems.apt.cache_warm import CacheWarmer
+from aegis.ecosystems.apt.evidence.download import cache_path
 from aegis.ecosystems.apt.run import RunResult
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from aegis.analyze.evidence.aptconfig import assess_apt_config
-from aegis.analyze.evidence.release import assess_release, parse_gpgv_status, release_sha256
-from aegis.analyze.evidence.sources import (
+from aegis.ecosystems.apt.evidence.aptconfig import assess_apt_config
+from aegis.ecosystems.apt.evidence.release import assess_release, parse_gpgv_status, release_sha256
+from aegis.ecosystems.apt.evidence.sources import (
     parse_deb822,
     parse_one_line,
     resolve_apt_paths,

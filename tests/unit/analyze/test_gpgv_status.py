@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
-from aegis.analyze.evidence.verifier import SplitError, split_clearsigned, sqv_outcome
+from aegis.ecosystems.apt.evidence.gpgv_status import judge_gpgv_status
+from aegis.ecosystems.apt.evidence.verifier import SplitError, split_clearsigned, sqv_outcome
 
 F = "403CA62BC0B159FFE821D2D2B67E7088F8E116C9"
 G = "DCB3BBB58BEB38FCF1F6D13857C347E7229FDCA6"
@@ -192,7 +192,7 @@ P, S = "A" * 40, "B" * 40  # a primary key and its signing subkey
 def test_signed_by_admits_as_apts_gpgv_method(
     signed_by: tuple[str, ...], signing: str, admits: bool
 ) -> None:
-    from aegis.analyze.evidence.gpgv_status import signed_by_admits
+    from aegis.ecosystems.apt.evidence.gpgv_status import signed_by_admits
 
     assert signed_by_admits(signed_by, signing, P) is admits
 
@@ -200,7 +200,7 @@ def test_signed_by_admits_as_apts_gpgv_method(
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
 def test_the_detached_signature_check_fails_only_with_split_error(raw: bytes) -> None:
-    from aegis.analyze.evidence.verifier import check_detached_signature
+    from aegis.ecosystems.apt.evidence.verifier import check_detached_signature
 
     with contextlib.suppress(SplitError):
         check_detached_signature(raw)
@@ -209,6 +209,6 @@ def test_the_detached_signature_check_fails_only_with_split_error(raw: bytes) ->
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300), st.text(max_size=300))
 def test_comparing_releases_never_raises(new: str, old: str) -> None:
-    from aegis.analyze.evidence.release import compare_with_lists
+    from aegis.ecosystems.apt.evidence.release import compare_with_lists
 
     assert all(isinstance(p, str) for p in compare_with_lists(new, old))

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from aegis.analyze.evidence.aptconfig import packaged_conf_texts
+from aegis.ecosystems.apt.evidence.aptconfig import packaged_conf_texts
 
 TEXT = b'APT::Get::Assume-Yes "false";\n'
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.contents import (
+from aegis.ecosystems.apt.evidence.contents import (
     dpkg_info_dir,
     inspect_deb,
     installed_scripts,
     scan,
     scan_members,
 )
-from aegis.analyze.evidence.debfile import Member
+from aegis.ecosystems.apt.evidence.debfile import Member
 
 from .conftest import Entry
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from aegis.analyze.evidence.debfile import (
+from aegis.ecosystems.apt.evidence.debfile import (
     DebFormatError,
     DebLimits,
     parse_control,
     read_deb,
     read_deb_stream,
 )
-from aegis.analyze.evidence.debstream import ar_entries
+from aegis.ecosystems.apt.evidence.debstream import ar_entries
 from aegis.errors import InputError
 
 from .conftest import Entry, _ar, build_deb_bytes
@@ -188,7 +188,7 @@ def _read_in_child(deb: Path, path: str) -> list[object]:
     # A child with only ``path`` on PATH: any tool the reader ran would be missing.
     code = (
         "import json, sys; from pathlib import Path\n"
-        "from aegis.analyze.evidence.debfile import read_deb\n"
+        "from aegis.ecosystems.apt.evidence.debfile import read_deb\n"
         "d = read_deb(Path(sys.argv[1]))\n"
         "print(json.dumps([d.control['Package'], sorted(d.scripts), [m.path for m in d.members]]))"
     )

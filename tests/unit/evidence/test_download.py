@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.download import (
+from aegis.ecosystems.apt.evidence.download import (
     IN_MEMORY_MAX,
     DebDownloadError,
     DebHashMismatchError,

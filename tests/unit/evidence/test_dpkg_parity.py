@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.debfile import DebFormatError, read_deb_stream
+from aegis.ecosystems.apt.evidence.debfile import DebFormatError, read_deb_stream
 from tests.conftest import require_root
 
 from .conftest import _ar

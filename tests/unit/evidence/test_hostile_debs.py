@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.contents import inspect_deb
-from aegis.analyze.evidence.debfile import DebFormatError, DebLimits, read_deb_stream
+from aegis.ecosystems.apt.evidence.contents import inspect_deb
+from aegis.ecosystems.apt.evidence.debfile import DebFormatError, DebLimits, read_deb_stream
 from aegis.text import inert
 
 from .conftest import Entry, _ar, build_deb_bytes

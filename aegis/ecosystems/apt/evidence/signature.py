@@ -1,7 +1,7 @@
 """Release signature and keyring placement of an apt source (the verifier edge).
 
 :func:`verify_release` checks InRelease (or Release + Release.gpg) with the verifier
-this host's apt uses (:mod:`aegis.analyze.evidence.verifier`: sqv under apt's Sequoia
+this host's apt uses (:mod:`aegis.ecosystems.apt.evidence.verifier`: sqv under apt's Sequoia
 policy on apt 3, ``gpgv --status-fd 1`` judged whole otherwise) on the message and
 detached signature split as apt splits them, against exactly the keyring the source
 names: an armoured
@@ -11,7 +11,7 @@ keyrings and must match the signer. :func:`in_trusted_dir` and
 :func:`root_only_writable` are the placement facts policy judges (a keyring anyone
 but root may replace is no trust anchor).
 
-Split out of :mod:`aegis.analyze.evidence.repositories`, which assembles these
+Split out of :mod:`aegis.ecosystems.apt.evidence.repositories`, which assembles these
 facts with the Release dates and approval into one :class:`~aegis.model.Repository`.
 
 Example::
@@ -30,16 +30,16 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
-from aegis.analyze.evidence.release import (
+from aegis.ecosystems.apt.evidence.gpgv_status import judge_gpgv_status
+from aegis.ecosystems.apt.evidence.release import (
     ReleaseFiles,
     SignatureCheck,
     dearmor,
     release_body,
     release_date,
 )
-from aegis.analyze.evidence.sources import AptPaths, SourceEntry, signed_by_tokens
-from aegis.analyze.evidence.verifier import (
+from aegis.ecosystems.apt.evidence.sources import AptPaths, SourceEntry, signed_by_tokens
+from aegis.ecosystems.apt.evidence.verifier import (
     SplitError,
     Verifier,
     check_detached_signature,
@@ -184,7 +184,7 @@ def _allowed_fingerprints(entry: SourceEntry) -> tuple[str, ...]:
     """The fingerprint ``Signed-By`` tokens, upper-cased, ``!`` kept (empty: any key).
 
     How they admit a signer depends on the verifier, as in apt: gpgv's method reads
-    ``!`` and subkeys (:func:`~aegis.analyze.evidence.gpgv_status.signed_by_admits`),
+    ``!`` and subkeys (:func:`~aegis.ecosystems.apt.evidence.gpgv_status.signed_by_admits`),
     the sqv method compares each token with sqv's signer line as it is.
     """
     if entry.signed_by_form in ("embedded", "none"):

@@ -2,8 +2,8 @@
 
 Called by the apt analyzer for every package the plan installs, upgrades or
 downgrades, on a .deb already fetched into Aegis's private cache and verified
-against the signed index (:mod:`aegis.analyze.evidence.download`). Nothing is
-extracted onto the system (:mod:`aegis.analyze.evidence.debfile`).
+against the signed index (:mod:`aegis.ecosystems.apt.evidence.download`). Nothing is
+extracted onto the system (:mod:`aegis.ecosystems.apt.evidence.debfile`).
 
 Public API:
 
@@ -56,7 +56,7 @@ content.identity-mismatch   hostile    control Package/Version differ from the p
 ==========================  =========  ===================================================
 
 Example:
-    >>> from aegis.analyze.evidence.debfile import Member
+    >>> from aegis.ecosystems.apt.evidence.debfile import Member
     >>> [f.rule for f in scan_members("p", [Member("/usr/bin/x", 0o4755, "file")])]
     ['content.setuid']
 """
@@ -71,7 +71,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aegis.analyze.evidence.debfile import (
+from aegis.analyze.evidence.script_rules import DANGEROUS_SUID
+from aegis.analyze.evidence.script_text import HOSTILE, SENSITIVE
+from aegis.analyze.evidence.scripts import scan_script, scan_scripts
+from aegis.ecosystems.apt.evidence.debfile import (
     MAINTAINER_SCRIPTS,
     DebContents,
     DebFormatError,
@@ -80,11 +83,8 @@ from aegis.analyze.evidence.debfile import (
     read_deb,
     read_deb_stream,
 )
-from aegis.analyze.evidence.model_text import scan_scripts as model_directed
-from aegis.analyze.evidence.model_text import scan_text
-from aegis.analyze.evidence.script_rules import DANGEROUS_SUID
-from aegis.analyze.evidence.script_text import HOSTILE, SENSITIVE
-from aegis.analyze.evidence.scripts import scan_script, scan_scripts
+from aegis.ecosystems.apt.evidence.model_text import scan_scripts as model_directed
+from aegis.ecosystems.apt.evidence.model_text import scan_text
 from aegis.model import Finding
 
 MAX_INSTALLED_SCRIPT = 1024 * 1024

@@ -2,13 +2,13 @@
 
 A .deb is an ``ar`` archive; :func:`ar_entries` walks its headers itself and
 :func:`tar_stream` opens ``control.tar.*`` or ``data.tar.*`` as a
-:class:`~aegis.analyze.evidence.tarread.TarReader` (our own strict reader of what
+:class:`~aegis.ecosystems.apt.evidence.tarread.TarReader` (our own strict reader of what
 dpkg installs, not :mod:`tarfile`; that module says why). gzip, xz, bzip2, zstd (the
 ``zstandard`` library, no external tool) and plain tar are decompressed in-process
 behind a counting reader, so the cap of :meth:`DebLimits.stream_cap` and the
 wall-time limit see every decompressed byte: aegisd re-derives plans with this
 reader, so a hostile package must not cost unbounded memory or time. What the
-members mean is :mod:`aegis.analyze.evidence.debfile`.
+members mean is :mod:`aegis.ecosystems.apt.evidence.debfile`.
 
 Example:
     >>> with open(path, "rb") as fh:  # doctest: +SKIP
@@ -27,7 +27,7 @@ from typing import IO, cast
 
 import zstandard
 
-from aegis.analyze.evidence.tarread import SKIP_READ, DebFormatError, TarReader
+from aegis.ecosystems.apt.evidence.tarread import SKIP_READ, DebFormatError, TarReader
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60

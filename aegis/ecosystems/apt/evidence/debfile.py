@@ -1,10 +1,10 @@
 """Reading a .deb as data, never extracting it onto the system.
 
 A .deb is an ``ar`` archive holding ``debian-binary``, ``control.tar.*`` and
-``data.tar.*``. :mod:`aegis.analyze.evidence.debstream` walks the ar headers and
+``data.tar.*``. :mod:`aegis.ecosystems.apt.evidence.debstream` walks the ar headers and
 opens both tar members as bounded *streams* (gzip, xz, bzip2, zstd or uncompressed,
 all in-process and decompressed by us so the byte cap sees every byte) read by our own
-strict tar reader (:mod:`aegis.analyze.evidence.tarread`: only what dpkg installs);
+strict tar reader (:mod:`aegis.ecosystems.apt.evidence.tarread`: only what dpkg installs);
 this module reads what they hold. Nothing is
 ever written to disk: the control archive's small files are kept in memory and
 the data archive yields only its member list (path, mode, type, link target),
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from aegis.analyze.evidence.debstream import (
+from aegis.ecosystems.apt.evidence.debstream import (
     DEFAULT_LIMITS,
     MAX_CONTROL_ENTRIES,
     DebFormatError,
@@ -50,7 +50,7 @@ from aegis.analyze.evidence.debstream import (
     ar_entries,
     tar_stream,
 )
-from aegis.analyze.evidence.tarread import TarReader
+from aegis.ecosystems.apt.evidence.tarread import TarReader
 from aegis.errors import AegisError, EnvironmentFailure
 
 __all__ = [

@@ -25,7 +25,7 @@ refuses the rest, which dpkg-deb never writes:
 - the archive ends at a zero block, or at the end of the stream on a header boundary.
 
 Skipping member data reads the stream in :data:`SKIP_READ` chunks; the byte cap and
-the wall-time limit sit beneath in :mod:`aegis.analyze.evidence.debstream`.
+the wall-time limit sit beneath in :mod:`aegis.ecosystems.apt.evidence.debstream`.
 
 Example:
     >>> reader = TarReader(io.BytesIO(tar_bytes), max_header=65536, label="data.tar")

@@ -3,8 +3,8 @@
 Pure text functions over Release data (:func:`assess_release`, :func:`release_fields`,
 :func:`release_sha256`, :func:`release_body`, :func:`parse_gpgv_status`,
 :func:`dearmor`) plus the :class:`ReleaseFiles` / :class:`SignatureCheck` records
-that :mod:`aegis.analyze.evidence.signature` fills in and
-:mod:`aegis.analyze.evidence.repositories` turns into a
+that :mod:`aegis.ecosystems.apt.evidence.signature` fills in and
+:mod:`aegis.ecosystems.apt.evidence.repositories` turns into a
 :class:`~aegis.model.Repository`. Kept apart from those edges so that the parsing
 is tested on recorded text alone (no gpgv, no files).
 
@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from aegis.analyze.evidence.gpgv_status import judge_gpgv_status
+from aegis.ecosystems.apt.evidence.gpgv_status import judge_gpgv_status
 from aegis.policy.config import DEFAULT_FREEZE_AFTER_S
 
 FREEZE_AFTER = timedelta(seconds=DEFAULT_FREEZE_AFTER_S)
@@ -68,7 +68,7 @@ class SignatureCheck:
     text: str | None
     """The verified Release text (only when good) or the unverified body."""
     verifier: str | None = None
-    """Which tool judged it (:meth:`~aegis.analyze.evidence.verifier.Verifier.describe`)."""
+    """Which tool judged it (:meth:`~aegis.ecosystems.apt.evidence.verifier.Verifier.describe`)."""
     policy: str | None = None
     """The algorithm policy file it judged under (sqv), or None (gpgv has none)."""
     weak: tuple[str, ...] = ()
@@ -107,7 +107,7 @@ def dearmor(text: str) -> bytes:
 def parse_gpgv_status(status: str) -> tuple[str, str | None]:
     """(status, first good primary fingerprint) of gpgv's status text, judged whole.
 
-    See :func:`aegis.analyze.evidence.gpgv_status.judge_gpgv_status`.
+    See :func:`aegis.ecosystems.apt.evidence.gpgv_status.judge_gpgv_status`.
     """
     verdict = judge_gpgv_status(status, ())
     return verdict.status, (verdict.fingerprints[0] if verdict.fingerprints else None)

@@ -40,7 +40,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis.analyze.evidence.sources import AptPaths
+from aegis.ecosystems.apt.evidence.sources import AptPaths
 from aegis.ecosystems.apt.run import run_tool
 
 SQV = "/usr/bin/sqv"

@@ -21,8 +21,8 @@ Approval and allowed package names come from the policy file's ``[[sources]]``
 
 This module assembles one :class:`~aegis.model.Repository` per source
 (:func:`collect_repository`). The pure Release parsing is in
-:mod:`aegis.analyze.evidence.release`; the signature check and keyring placement are
-in :mod:`aegis.analyze.evidence.signature`.
+:mod:`aegis.ecosystems.apt.evidence.release`; the signature check and keyring placement are
+in :mod:`aegis.ecosystems.apt.evidence.signature`.
 
 Example::
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from aegis.analyze.evidence.release import (
+from aegis.ecosystems.apt.evidence.release import (
     DEFAULT_CLOCK_SKEW,
     FREEZE_AFTER,
     ReleaseFiles,
@@ -50,14 +50,14 @@ from aegis.analyze.evidence.release import (
     release_hashes,
     release_problems,
 )
-from aegis.analyze.evidence.signature import (
+from aegis.ecosystems.apt.evidence.signature import (
     in_trusted_dir,
     keyring_files,
     root_only_writable,
     verify_release,
 )
-from aegis.analyze.evidence.sources import AptPaths, SourceEntry, apt_true, lists_prefix
-from aegis.analyze.evidence.verifier import SplitError, Verifier, split_clearsigned
+from aegis.ecosystems.apt.evidence.sources import AptPaths, SourceEntry, apt_true, lists_prefix
+from aegis.ecosystems.apt.evidence.verifier import SplitError, Verifier, split_clearsigned
 from aegis.model import Repository
 from aegis.policy.config import freeze_after_s as source_freeze_after_s
 from aegis.policy.config import match_source
@@ -250,7 +250,7 @@ def _lists_problems(
     """The Release against apt's lists: what an update changes, or that apt has none.
 
     Update plans compare the Release the update would fetch with the lists' copy
-    (:func:`~aegis.analyze.evidence.release.compare_with_lists`); other plans name a
+    (:func:`~aegis.ecosystems.apt.evidence.release.compare_with_lists`); other plans name a
     source apt has no lists for (``no-lists``: never updated, or its last update was
     refused; the repository's own evidence beside it says why when Aegis can read it).
     """
