@@ -476,7 +476,7 @@ class Plan:
     deb_dir: str = ""
     """aegisd's root-only directory of verified .debs (``<aegisd_dir>/debs``). aegisd
     fetches each package to install there by its provenance (URI, SHA-256, size), and
-    the argv names that file (:func:`aegis.execute.argv.planned_deb_path`)."""
+    the argv names that file (:func:`aegis.ecosystems.apt.argv.planned_deb_path`)."""
 
 
 PLAN_CORE = frozenset(

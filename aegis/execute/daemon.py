@@ -408,7 +408,7 @@ def _preload() -> None:
 
     for name in (
         "aegis.execute.apply",
-        "aegis.execute.argv",
+        "aegis.ecosystems.apt.argv",
         "aegis.sign.execution_plan",
         "aegis.sign.checks",
         "aegis.ecosystems.apt.plan",

@@ -11,7 +11,7 @@ Each file comes through :func:`aegis.ecosystems.apt.evidence.download.fetch_deb`
 download-file`` with the planned SHA-256). It is then copied into the directory while
 hashed (:func:`~aegis.ecosystems.apt.evidence.download.copy_verified`), so it exists there under
 its planned name only with the planned size and SHA-256. apt runs with no source list
-(:func:`aegis.execute.argv.files_only`): dpkg unpacks these files and nothing else.
+(:func:`aegis.ecosystems.apt.argv.files_only`): dpkg unpacks these files and nothing else.
 
 Example::
 
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aegis.ecosystems.apt.argv import planned_deb_path, source_parts_option
 from aegis.ecosystems.apt.evidence.download import copy_verified, fetch_deb, private_dir
 from aegis.errors import AegisError, TrustError
-from aegis.execute.argv import planned_deb_path, source_parts_option
 
 if TYPE_CHECKING:
     from aegis.config import Config

@@ -1,7 +1,7 @@
 """apt behind the ecosystem seam: a thin adapter over the existing apt code.
 
-The apt code itself still lives where it grew (``aegis/analyze``, ``aegis/execute/argv.py``,
-``aegis/execute/runner.py``, ``aegis/execute/drift.py``, ``aegis/policy/rules_*.py``);
+The apt code itself still lives where it grew (``aegis/analyze``, ``aegis/ecosystems/apt/argv.py``,
+``aegis/execute/runner.py``, ``aegis/ecosystems/apt/drift.py``, ``aegis/policy/rules_*.py``);
 moving it into this folder is a follow-up (docs/design.md "Ecosystems"). Every method here
 calls that code unchanged, so apt behaves exactly as before the seam.
 """
@@ -67,8 +67,8 @@ class AptEcosystem:
         return result
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
-        """:func:`aegis.execute.argv.derive_argv` (``dpkg_root`` for throwaway test roots)."""
-        from aegis.execute.argv import derive_argv
+        """:func:`aegis.ecosystems.apt.argv.derive_argv` (``dpkg_root``: throwaway roots)."""
+        from aegis.ecosystems.apt.argv import derive_argv
 
         return derive_argv(plan, dpkg_root=cfg.dpkg_root)
 
@@ -91,8 +91,8 @@ class AptEcosystem:
     def drift(
         self, before: InstalledState, after: InstalledState, targets: Sequence[ExactTarget]
     ) -> list[str]:
-        """:func:`aegis.execute.drift.compare_with_delta`."""
-        from aegis.execute.drift import compare_with_delta
+        """:func:`aegis.ecosystems.apt.drift.compare_with_delta`."""
+        from aegis.ecosystems.apt.drift import compare_with_delta
 
         b: Any = before
         a: Any = after

@@ -45,6 +45,7 @@ from aegis.ecosystems.apt.apt_runner import (
     download_set_args,
     simulation_args,
 )
+from aegis.ecosystems.apt.argv import derive_argv
 from aegis.ecosystems.apt.cache_warm import CacheWarmer
 from aegis.ecosystems.apt.delta import PackageDelta, collect_delta, with_integrity
 from aegis.ecosystems.apt.dpkg_status import StatusFacts, read_status_facts
@@ -80,7 +81,6 @@ from aegis.ecosystems.apt.signals import (
 from aegis.ecosystems.apt.snapshot_debs import RollbackSources, rollback_sources
 from aegis.ecosystems.apt.state import configured_entries, gather_state_inputs, package_state_hash
 from aegis.errors import EnvironmentFailure
-from aegis.execute.argv import derive_argv
 from aegis.model import (
     PLAN_SCHEMA,
     Action,

@@ -20,9 +20,9 @@ from aegis.canonical import canonical_bytes
 from aegis.codec import to_dict
 from aegis.config import Config
 from aegis.devtools import testrepo
+from aegis.ecosystems.apt.argv import derive_argv
 from aegis.ecosystems.apt.plan import analyze_apt
 from aegis.ecosystems.apt.snapshot_debs import changed_since_signing, recheck
-from aegis.execute.argv import derive_argv
 from aegis.execute.snapshots import SNAPSHOT_SCHEMA, ReplacedPackage, Snapshot
 from aegis.model import Intent, Operation, Plan, Tool
 from tests.conftest import FILES_ONLY, planned_debs

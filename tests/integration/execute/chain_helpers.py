@@ -59,8 +59,8 @@ class Chain:
         relabel: str | None = None,
     ) -> bytes:
         """Evaluate policy, approve with the approver key when required, sign."""
+        from aegis.ecosystems.apt.argv import derive_argv
         from aegis.execute.apply import binding_from_result
-        from aegis.execute.argv import derive_argv
         from aegis.model import plan_hash
         from aegis.policy.engine import evaluate
         from aegis.policy.result import result_hash

@@ -456,7 +456,7 @@ def test_a_planted_review_file_neither_hangs_nor_exhausts_aegisd(
     setup: Setup, planted: str
 ) -> None:
     """aegisd reads ``reviews/<plan_id>.review.json``; any aegis member can plant it."""
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems.apt.argv import derive_argv
 
     plan = setup.chain.plan("aegis-tool")
     argv = derive_argv(plan, dpkg_root=setup.chain.cfg.dpkg_root)
@@ -509,7 +509,7 @@ def test_aegisd_never_opens_a_planted_store_link_as_root(setup: Setup, tmp_path:
     link a member planted to a root-owned database: aegisd must not migrate it."""
     import sqlite3
 
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems.apt.argv import derive_argv
 
     victim = tmp_path / "victim.db"
     with sqlite3.connect(victim) as db:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from aegis.ecosystems.apt.drift import compare_with_delta
 from aegis.errors import StateError
 from aegis.execute import protocol
-from aegis.execute.drift import compare_with_delta
 from aegis.execute.ledger import Ledger, ReplayError
 from aegis.execute.peer import PeerCredentials, may_submit, peer_credentials
 from aegis.execute.runner import check_argv, parse_dpkg_query
