@@ -14,6 +14,7 @@ import re
 from datetime import timedelta
 
 from aegis.ecosystems.apt.evidence.release import is_frozen
+from aegis.ecosystems.apt.rules_release import suite_mismatch, unusable_sources
 from aegis.model import Action, Repository
 from aegis.policy.config import freeze_after_s, source_allows
 from aegis.policy.result import Effect
@@ -31,7 +32,6 @@ from aegis.policy.rules import (
     snapshot_debs,
     unique,
 )
-from aegis.policy.rules_release import suite_mismatch, unusable_sources
 
 # One argv element is safe when it holds only these characters. Debian version
 # characters (~ + : .) and the = of pkg=version are not shell metacharacters.
