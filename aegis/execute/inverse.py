@@ -26,7 +26,7 @@ from aegis.model import Action
 
 if TYPE_CHECKING:
     from aegis.config import Config
-    from aegis.execute.runner import PackageState
+    from aegis.ecosystems.apt.dpkg import PackageState
     from aegis.sign.execution_plan import ExecutionPlan
 
 

@@ -83,8 +83,8 @@ class AptEcosystem:
         return None
 
     def installed_state(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> InstalledState:
-        """Dpkg's status (:func:`aegis.execute.runner.dpkg_status`)."""
-        from aegis.execute.runner import dpkg_status
+        """Dpkg's status (:func:`aegis.ecosystems.apt.dpkg.dpkg_status`)."""
+        from aegis.ecosystems.apt.dpkg import dpkg_status
 
         return dpkg_status(cfg.dpkg_root, env)
 

@@ -110,7 +110,7 @@ class Chain:
         return execution_plan_bytes(ep)
 
     def installed(self) -> dict[str, str]:
-        from aegis.execute.runner import dpkg_status
+        from aegis.ecosystems.apt.dpkg import dpkg_status
 
         return {
             k.split(":")[0]: v[0]

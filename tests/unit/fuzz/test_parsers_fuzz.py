@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aegis.analyze.debversion import VERSION as _VERSION
+from aegis.ecosystems.apt.dpkg import parse_dpkg_query
 from aegis.ecosystems.apt.names import parse_target
 from aegis.ecosystems.apt.parse import (
     parse_apt_config_dump,
@@ -32,7 +33,6 @@ from aegis.errors import AegisError
 from aegis.execute.protocol import parse_answer as parse_wire_answer
 from aegis.execute.protocol import parse_request
 from aegis.execute.resolve import parse_resolution
-from aegis.execute.runner import parse_dpkg_query
 from aegis.policy.config import parse_policy_config
 from aegis.review.parse import parse_answer as parse_review_answer
 from aegis.review.parse import parse_envelope
