@@ -1,9 +1,23 @@
-"""apt behind the ecosystem seam: a thin adapter over the existing apt code.
+"""apt behind the ecosystem seam: Debian packages through apt and dpkg.
 
-The apt code itself still lives where it grew (``aegis/analyze``, ``aegis/ecosystems/apt/argv.py``,
-``aegis/execute/runner.py``, ``aegis/ecosystems/apt/drift.py``, ``aegis/policy/rules_*.py``);
-moving it into this folder is a follow-up (docs/design.md "Ecosystems"). Every method here
-calls that code unchanged, so apt behaves exactly as before the seam.
+This package is the adapter (:class:`AptEcosystem`); apt's own code sits beside it:
+
+- planning: :mod:`.plan` (``analyze_apt``, the orchestration), :mod:`.names` (the target
+  grammar), :mod:`.apt_runner` and :mod:`.run` (how apt, gpgv and dpkg are called),
+  :mod:`.parse` (apt's output), :mod:`.delta` (the package delta and its provenance),
+  :mod:`.dpkg_status`, :mod:`.state` (the package-state hash), :mod:`.signals`,
+  :mod:`.first_seen`, :mod:`.inspect` and :mod:`.cache_warm` (.deb contents and
+  vulnerabilities), :mod:`.snapshot_debs` (rollback from aegisd's kept .debs);
+- evidence (:mod:`.evidence`): sources, Release files and their signatures (gpgv/sqv),
+  repositories, apt's configuration, reading and fetching a .deb, its contents;
+- applying: :mod:`.argv` (the one argv derivation), :mod:`.dpkg` (dpkg's facts around a run),
+  :mod:`.drift` (the status after a run against the signed delta);
+- policy: :mod:`.rules_release` (a Release's freshness and history).
+
+What other ecosystems share stays below them: maintainer/install script analysis, the
+vulnerability index and the Debian version order (``aegis/analyze``), the generic rules
+(``aegis/policy``). The rest of apt's rules are still in ``aegis/policy/rules_repo.py`` and
+``rules_delta.py`` beside generic ones (docs/ecosystems.md "Not done yet").
 """
 
 from __future__ import annotations
@@ -102,7 +116,7 @@ class AptEcosystem:
         """Nothing to write: the argv names everything."""
 
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
-        """The built-in rule set is apt's today: every rule applies."""
+        """The built-in rule set is apt's today: every rule applies (its Release rules included)."""
         return generic
 
 
