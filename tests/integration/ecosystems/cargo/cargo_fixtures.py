@@ -77,5 +77,5 @@ def build_registry(root: Path) -> CargoRegistry:
 
 
 def policy_with_registry(url: str) -> str:
-    default = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+    default = (Path(__file__).resolve().parents[4] / "aegis/policy/default_policy.toml").read_text()
     return default + f'\n[[registries]]\nname = "crates"\necosystem = "cargo"\nurl = "{url}"\n'

@@ -70,7 +70,7 @@ def serve(root: Path) -> Iterator[ImageWorld]:
 
 
 def policy_with_registry(url: str, extra: str = "") -> str:
-    default = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+    default = (Path(__file__).resolve().parents[4] / "aegis/policy/default_policy.toml").read_text()
     return (
         default + f'\n[[registries]]\nname = "local"\necosystem = "image"\nurl = "{url}"\n{extra}'
     )

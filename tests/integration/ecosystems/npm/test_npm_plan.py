@@ -23,7 +23,7 @@ from aegis.policy.engine import evaluate
 from .npm_fixtures import NpmWorld, needs_npm, new_project, policy_with_registry, serve
 
 pytestmark = needs_npm
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")

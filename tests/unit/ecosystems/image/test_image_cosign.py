@@ -1,5 +1,5 @@
 """cosign payload binding and the policy keys that configure it (pure parts; the real
-verification against a registry is tests/integration/ecosystems/test_image_plan.py)."""
+verification against a registry is tests/integration/ecosystems/image/test_image_plan.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aegis.policy.config import PolicyConfigError, parse_policy_config
 
 DIGEST = "sha256:" + "a" * 64
 REF = parse_reference(f"docker.io/library/nginx@{DIGEST}")
-DEFAULT = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+DEFAULT = (Path(__file__).resolve().parents[4] / "aegis/policy/default_policy.toml").read_text()
 
 
 @pytest.mark.parametrize(

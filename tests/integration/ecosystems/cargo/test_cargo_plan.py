@@ -25,7 +25,7 @@ from aegis.policy.engine import evaluate
 from .cargo_fixtures import CARGO, build_registry, needs_cargo, policy_with_registry
 
 pytestmark = needs_cargo
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")

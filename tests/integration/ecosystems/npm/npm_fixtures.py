@@ -71,5 +71,5 @@ def new_project(path: Path) -> Path:
 
 
 def policy_with_registry(url: str) -> str:
-    default = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+    default = (Path(__file__).resolve().parents[4] / "aegis/policy/default_policy.toml").read_text()
     return default + f'\n[[registries]]\nname = "local"\necosystem = "npm"\nurl = "{url}"\n'

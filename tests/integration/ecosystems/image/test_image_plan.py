@@ -23,7 +23,7 @@ from tests.conftest import require_root
 from .image_fixtures import ImageWorld, needs_image_tools, policy_with_registry, serve
 
 pytestmark = needs_image_tools
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from aegis.ecosystems.apt.evidence.verifier import SQV, Verifier
 from aegis.ecosystems.apt.parse import parse_apt_config_dump
 
 APT_POLICY = (
-    Path(__file__).resolve().parents[2] / "assets/evidence/apt-3.0.4-default-sequoia.config"
+    Path(__file__).resolve().parents[3] / "assets/evidence/apt-3.0.4-default-sequoia.config"
 )
 pytestmark = pytest.mark.skipif(
     not Path(SQV).is_file(), reason="sqv is not installed (scripts/test installs it as root)"

@@ -10,7 +10,7 @@ from aegis.ecosystems.apt import parse as apt
 from aegis.errors import InputError
 from aegis.model import Action
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "apt"
+ASSETS = Path(__file__).resolve().parents[3] / "assets" / "apt"
 
 
 def sim(name: str) -> apt.Simulation:

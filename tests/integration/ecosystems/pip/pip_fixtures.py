@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aegis.devtools.pypi_index import PypiIndex
-from tests.integration.ecosystems.npm_fixtures import recent
+from tests.integration.ecosystems.npm.npm_fixtures import recent
 
 
 @dataclass
@@ -50,5 +50,5 @@ def serve(root: Path, venv: Path) -> Iterator[PipWorld]:
 
 
 def policy_with_index(url: str) -> str:
-    default = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+    default = (Path(__file__).resolve().parents[4] / "aegis/policy/default_policy.toml").read_text()
     return default + f'\n[[registries]]\nname = "local"\necosystem = "pip"\nurl = "{url}"\n'

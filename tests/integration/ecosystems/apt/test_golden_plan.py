@@ -16,7 +16,7 @@ from aegis.model import plan_to_dict
 
 from .conftest import Analyze
 
-GOLDEN = Path(__file__).resolve().parents[2] / "assets" / "analyze" / "golden-plan.json"
+GOLDEN = Path(__file__).resolve().parents[3] / "assets" / "analyze" / "golden-plan.json"
 # Read at import: the aegis_home fixture clears every AEGIS_* variable before the test runs.
 UPDATE = os.environ.get("AEGIS_UPDATE_GOLDEN") == "1"
 

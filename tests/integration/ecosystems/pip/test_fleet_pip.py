@@ -18,7 +18,7 @@ import pytest
 
 from .pip_fixtures import PipWorld, make_venv, policy_with_index, serve
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")

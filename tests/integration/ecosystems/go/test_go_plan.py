@@ -20,7 +20,7 @@ from aegis.policy.engine import evaluate
 from .go_fixtures import GoProxy, build_proxy, needs_go, new_module, policy_with_proxy
 
 pytestmark = needs_go
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")

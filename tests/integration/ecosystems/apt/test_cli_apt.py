@@ -18,7 +18,7 @@ from aegis.config import load_config
 from aegis.devtools import testrepo
 from tests.conftest import planned_debs
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture

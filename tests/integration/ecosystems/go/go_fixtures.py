@@ -31,7 +31,7 @@ def policy_with_proxy(url: str, *, sumdb_decided: bool = True) -> str:
     ``go.sumdb-off`` allowed is the operator's recorded decision for a local mirror (the
     checksum database cannot vouch for modules it never saw).
     """
-    default = (Path(__file__).resolve().parents[3] / "aegis/policy/default_policy.toml").read_text()
+    default = (Path(__file__).resolve().parents[4] / "aegis/policy/default_policy.toml").read_text()
     text = default + f'\n[[registries]]\nname = "local-go"\necosystem = "go"\nurl = "{url}"\n'
     if sumdb_decided:
         text += '\n[rules."go.sumdb-off"]\neffect = "allow"\n'
