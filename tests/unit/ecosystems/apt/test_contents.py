@@ -16,8 +16,7 @@ from aegis.ecosystems.apt.evidence.contents import (
     scan_members,
 )
 from aegis.ecosystems.apt.evidence.debfile import Member
-
-from .conftest import Entry
+from tests.unit.evidence.conftest import Entry
 
 
 def _member(

@@ -25,8 +25,8 @@ from aegis.ecosystems.apt.evidence.debfile import (
 )
 from aegis.ecosystems.apt.evidence.debstream import ar_entries
 from aegis.errors import InputError
+from tests.unit.evidence.conftest import Entry, _ar, build_deb_bytes
 
-from .conftest import Entry, _ar, build_deb_bytes
 from .tarbytes import END, member
 
 
@@ -130,7 +130,7 @@ def test_declared_size_bound() -> None:
 
 
 def test_symlinked_maintainer_script_refused(tmp_path: Path) -> None:
-    from .conftest import _tar
+    from tests.unit.evidence.conftest import _tar
 
     ctl = []
     control = b"Package: x\nVersion: 1\nArchitecture: all\nDescription: d\n"

@@ -16,8 +16,8 @@ import pytest
 
 from aegis.ecosystems.apt.evidence.debfile import DebFormatError, read_deb_stream
 from tests.conftest import require_root
+from tests.unit.evidence.conftest import _ar
 
-from .conftest import _ar
 from .tarbytes import END, USTAR_MAGIC, compress, header, long_header, member, pax_header
 
 _CONTROL = b"Package: parity\nVersion: 1.0\nArchitecture: all\nMaintainer: a <a@b.c>\n"

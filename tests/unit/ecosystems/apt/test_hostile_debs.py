@@ -27,8 +27,8 @@ import pytest
 from aegis.ecosystems.apt.evidence.contents import inspect_deb
 from aegis.ecosystems.apt.evidence.debfile import DebFormatError, DebLimits, read_deb_stream
 from aegis.text import inert
+from tests.unit.evidence.conftest import Entry, _ar, build_deb_bytes
 
-from .conftest import Entry, _ar, build_deb_bytes
 from .tarbytes import (
     END,
     MIB,
