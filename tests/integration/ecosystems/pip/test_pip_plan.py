@@ -253,7 +253,7 @@ def test_bad_targets_are_refused_before_anything_runs(tmp_path: Path, how: str) 
 def test_min_release_age_holds_recent_uploads(
     world: PipWorld, target: str, decision: str, why: str
 ) -> None:
-    from .npm_fixtures import with_release_age
+    from tests.integration.ecosystems.npm.npm_fixtures import with_release_age
 
     plan = _plan(world, target)
     assert plan.ecosystem is not None
