@@ -521,10 +521,10 @@ def run_checks(cfg: Config, *, which: Callable[[str], str | None] | None = None)
 
 def _verifier_check(cfg: Config) -> Check:
     """The Release signature verifier and policy this host's apt uses (and so Aegis)."""
-    from aegis.analyze.apt import parse_apt_config_dump
-    from aegis.analyze.evidence.sources import resolve_apt_paths
-    from aegis.analyze.evidence.verifier import choose_verifier
-    from aegis.analyze.run import run_tool
+    from aegis.ecosystems.apt.evidence.sources import resolve_apt_paths
+    from aegis.ecosystems.apt.evidence.verifier import choose_verifier
+    from aegis.ecosystems.apt.parse import parse_apt_config_dump
+    from aegis.ecosystems.apt.run import run_tool
 
     dump = run_tool(["/usr/bin/apt-config", "dump"], apt_config=cfg.apt_config, timeout_s=30.0)
     if not dump.ok:

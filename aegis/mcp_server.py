@@ -433,7 +433,7 @@ def _resources(server: MCPServer) -> None:
         description="The operator contract's test prompt: plan, review, decide, report.",
     )
     def agent_test(package: Annotated[str, Field(max_length=256)] = "nginx") -> str:
-        from aegis.analyze.names import parse_target
+        from aegis.ecosystems.apt.names import parse_target
 
         try:
             parse_target(package)

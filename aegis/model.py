@@ -258,7 +258,7 @@ class SnapshotDeb:
     """A rollback target restored from the .deb aegisd kept in its snapshot.
 
     Used when no configured repository serves the version any more
-    (``aegis/analyze/snapshot_debs.py``).
+    (``aegis/ecosystems/apt/snapshot_debs.py``).
 
     The snapshot manifest aegisd wrote in its root-only rollback cache is this file's
     provenance; the argv names the file by :attr:`path`.
@@ -476,7 +476,7 @@ class Plan:
     deb_dir: str = ""
     """aegisd's root-only directory of verified .debs (``<aegisd_dir>/debs``). aegisd
     fetches each package to install there by its provenance (URI, SHA-256, size), and
-    the argv names that file (:func:`aegis.execute.argv.planned_deb_path`)."""
+    the argv names that file (:func:`aegis.ecosystems.apt.argv.planned_deb_path`)."""
 
 
 PLAN_CORE = frozenset(

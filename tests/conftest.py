@@ -62,7 +62,7 @@ def apt_root(tmp_path: Path, test_repo):  # type: ignore[no-untyped-def]
 
 
 FILES_ONLY = ("-o", "Dir::Etc::SourceList=/dev/null")
-"""How every install argv starts after apt-get (aegis/execute/argv.py ``files_only``)."""
+"""How every install argv starts after apt-get (aegis/ecosystems/apt/argv.py ``files_only``)."""
 
 
 def planned_debs(plan: object) -> list[str]:

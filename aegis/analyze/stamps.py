@@ -1,6 +1,6 @@
 """A plan's time, id and host: what every ecosystem's planner stamps on the plans it makes.
 
-Kept apart from :mod:`aegis.analyze.plan` (the apt analyzer, whose imports cost pip's and
+Kept apart from :mod:`aegis.ecosystems.apt.plan` (the apt analyzer, whose imports cost pip's and
 npm's planners ~60 ms of CPU while their tool runs beside them), which stamps apt
 plans with the same three functions.
 """

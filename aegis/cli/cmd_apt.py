@@ -77,7 +77,7 @@ class _TargetsCommand(click.Command):
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from aegis.analyze.names import parse_target
+        from aegis.ecosystems.apt.names import parse_target
 
         known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
         for arg in args:
@@ -137,8 +137,8 @@ def _run(
     typed: str,
     probes: tuple[str, ...] = (),
 ) -> None:
-    from aegis.analyze.names import parse_targets
     from aegis.cli.render import refuse_direct_mutation
+    from aegis.ecosystems.apt.names import parse_targets
     from aegis.health.spec import parse_probe
 
     # Names are checked before anything runs: a bad name creates no request row.

@@ -139,10 +139,10 @@ def report_cmd(status_file: Path | None, critical: bool, as_json: bool) -> None:
       aegis vulndb report --critical --json
     """
     from aegis.analyze.evidence import vulndb
-    from aegis.analyze.evidence.vuln_report import read_status, report_open
     from aegis.cli import render
     from aegis.codec import to_dict
     from aegis.config import load_config
+    from aegis.ecosystems.apt.evidence.vuln_report import read_status, report_open
     from aegis.errors import EnvironmentFailure
 
     cfg = load_config()

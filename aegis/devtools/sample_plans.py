@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from aegis.canonical import sha256_hex
-from aegis.execute.argv import derive_argv
+from aegis.ecosystems.apt.argv import derive_argv
 from aegis.model import (
     PLAN_SCHEMA,
     Action,

@@ -2,7 +2,7 @@
 
 The plan is shaped like the analyzer's output for ``aegis apt install aegis-tool``
 (nothing was analyzed); its ``command_preview`` is what
-:func:`aegis.execute.argv.derive_argv` derives for it.
+:func:`aegis.ecosystems.apt.argv.derive_argv` derives for it.
 
 Example:
     >>> plan = make_plan()
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aegis.canonical import sha256_hex
-from aegis.execute.argv import derive_argv
+from aegis.ecosystems.apt.argv import derive_argv
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -80,7 +80,7 @@ def make_plan(**overrides: Any) -> Plan:
             for c in fields["changes"]
             if c.candidate_version
         )
-        # ... and its integrity, as the analyzer records it (aegis.analyze.delta).
+        # ... and its integrity, as the analyzer records it (aegis.ecosystems.apt.delta).
         digests = {(p.package, p.version): p.sha256 for p in fields["provenance"]}
         fields["changes"] = tuple(
             replace(c, integrity=f"sha256:{digests[c.name, c.candidate_version]}")

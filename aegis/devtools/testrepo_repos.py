@@ -54,9 +54,9 @@ class Repo:
     signed_by_override: str | None = None
     """Signed-By form forced for this repo by :func:`make_root` (``no-signed-by``)."""
     expect_update_error: str | None = None
-    """Why apt-get update refuses a negative repo, as :func:`aegis.analyze.apt.update_refusal`
-    names it from apt's output (``missing-key``, ``bad-signature`` ...): gpgv and sqv word
-    the same refusal differently."""
+    """Why apt-get update refuses a negative repo, as
+    :func:`aegis.ecosystems.apt.parse.update_refusal` names it from apt's output
+    (``missing-key``, ``bad-signature`` ...): gpgv and sqv word the same refusal differently."""
     packages: tuple[PackageSpec, ...] = ()
 
     @property

@@ -27,8 +27,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aegis.analyze.snapshot_debs import changed_since_signing
 from aegis.ecosystems import for_tool
+from aegis.ecosystems.apt import dpkg
+from aegis.ecosystems.apt.snapshot_debs import changed_since_signing
 from aegis.errors import AegisError, TrustError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
@@ -360,7 +361,7 @@ def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, st
         return _prepare_ecosystem(d, ep, env), None
     if ep.intent.operation != Operation.RECOVER:
         try:
-            clean, report = runner.dpkg_audit(d.cfg.dpkg_root, env)
+            clean, report = dpkg.dpkg_audit(d.cfg.dpkg_root, env)
         except AegisError as e:
             clean, report = False, e.message
         if not clean:
@@ -370,7 +371,7 @@ def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, st
                 f"'aegisctl recover --plan' ({report[:300]})",
             )
     try:
-        before = runner.dpkg_status(d.cfg.dpkg_root, env)
+        before = dpkg.dpkg_status(d.cfg.dpkg_root, env)
     except AegisError as e:
         raise _Refusal("refused:environment", e.message) from e
     snapshot_id: str | None = None
@@ -605,7 +606,7 @@ def _finished_details(
         "snapshot_id": snapshot_id,
         "changed_packages": changed[:200],
         "duration_ms": result.duration_ms,
-        "restart": runner.restart_facts(d.cfg.dpkg_root, env) if eco_tool is Tool.APT else {},
+        "restart": dpkg.restart_facts(d.cfg.dpkg_root, env) if eco_tool is Tool.APT else {},
         "fetched": {
             "files": fetched.files,
             "bytes": fetched.bytes,

@@ -408,10 +408,10 @@ def _preload() -> None:
 
     for name in (
         "aegis.execute.apply",
-        "aegis.execute.argv",
+        "aegis.ecosystems.apt.argv",
         "aegis.sign.execution_plan",
         "aegis.sign.checks",
-        "aegis.analyze.plan",
+        "aegis.ecosystems.apt.plan",
         "aegis.policy.engine",
         "aegis.policy.run",
         "nacl.signing",
@@ -424,7 +424,7 @@ def _preload() -> None:
         # Imported lazily on the way (re-derivation, content inspection, the store):
         # python-debian's deb822 alone costs more than the rest of the request's setup.
         "debian.deb822",
-        "aegis.analyze.evidence.contents",
+        "aegis.ecosystems.apt.evidence.contents",
         "aegis.analyze.evidence.vulndb",
         "aegis.review.record",
         "aegis.workflow.graph",

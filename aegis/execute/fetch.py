@@ -5,13 +5,13 @@ install by a file in ``plan.deb_dir`` (aegisd's ``<aegisd_dir>/debs``, mode 0700
 :func:`fetch_planned` puts exactly the planned files there, under aegisd's lock and before
 ``started`` is recorded; :func:`remove_planned` removes them after the run.
 
-Each file comes through :func:`aegis.analyze.evidence.download.fetch_deb`: aegisd's own
+Each file comes through :func:`aegis.ecosystems.apt.evidence.download.fetch_deb`: aegisd's own
 0700 cache (where its re-derivation's content inspection left it), else its planned URI
 (a local repository's file is copied, anything else is fetched by apt's ``apt-helper
 download-file`` with the planned SHA-256). It is then copied into the directory while
-hashed (:func:`~aegis.analyze.evidence.download.copy_verified`), so it exists there under
+hashed (:func:`~aegis.ecosystems.apt.evidence.download.copy_verified`), so it exists there under
 its planned name only with the planned size and SHA-256. apt runs with no source list
-(:func:`aegis.execute.argv.files_only`): dpkg unpacks these files and nothing else.
+(:func:`aegis.ecosystems.apt.argv.files_only`): dpkg unpacks these files and nothing else.
 
 Example::
 
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.analyze.evidence.download import copy_verified, fetch_deb, private_dir
+from aegis.ecosystems.apt.argv import planned_deb_path, source_parts_option
+from aegis.ecosystems.apt.evidence.download import copy_verified, fetch_deb, private_dir
 from aegis.errors import AegisError, TrustError
-from aegis.execute.argv import planned_deb_path, source_parts_option
 
 if TYPE_CHECKING:
     from aegis.config import Config
@@ -75,7 +75,7 @@ def fetch_planned(cfg: Config, plan: Plan, argv: Sequence[str]) -> Fetched:
     Raises:
         TrustError: the plan names another directory than aegisd's own.
         AegisError: a file could not be fetched, or is not the planned one
-            (:class:`~aegis.analyze.evidence.download.DebHashMismatchError`).
+            (:class:`~aegis.ecosystems.apt.evidence.download.DebHashMismatchError`).
     """
     t0 = time.monotonic()
     if not _uses_dir(plan, argv):

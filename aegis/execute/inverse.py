@@ -6,7 +6,7 @@ kept in the run's snapshot (:mod:`aegis.execute.snapshots`, checked against the
 manifest's SHA-256). Nothing else: no other package, no other version. The signature
 covers the delta, so it covers its inverse; anything beyond it is a new request.
 
-apt runs with :func:`aegis.execute.argv.files_only`, so it can only unpack the kept
+apt runs with :func:`aegis.ecosystems.apt.argv.files_only`, so it can only unpack the kept
 files, never a repository's build; it refuses to remove an essential package itself.
 
 Example:
@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aegis.ecosystems.apt.argv import APT_GET, files_only
 from aegis.errors import StateError
-from aegis.execute.argv import APT_GET, files_only
 from aegis.execute.snapshots import load_snapshot, replaced_debs
 from aegis.model import Action
 
 if TYPE_CHECKING:
     from aegis.config import Config
-    from aegis.execute.runner import PackageState
+    from aegis.ecosystems.apt.dpkg import PackageState
     from aegis.sign.execution_plan import ExecutionPlan
 
 

@@ -26,11 +26,12 @@ from typing import Any
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.codec import from_dict, to_dict
 from aegis.config import Config
+from aegis.ecosystems.apt import dpkg
+from aegis.ecosystems.apt.drift import compare_with_delta
 from aegis.ed25519 import public_hex, sign_canonical, verify_canonical
 from aegis.errors import InputError, StateError, TrustError
 from aegis.execute import runner, verify_client
 from aegis.execute.client import _refusal_error, socket_path
-from aegis.execute.drift import compare_with_delta
 from aegis.execute.protocol import Request, call
 from aegis.execute.service import _advance, _audit
 from aegis.sign.execution_plan import parse_execution_plan
@@ -155,7 +156,7 @@ def resolve(
         raise StateError(f"request {request_id} has no execution plan")
     ep = parse_execution_plan(found[1])
     lines, all_done = dpkg_check(
-        ep.targets, runner.dpkg_status(cfg.dpkg_root, runner.child_env(None))
+        ep.targets, dpkg.dpkg_status(cfg.dpkg_root, runner.child_env(None))
     )
     if resolved_as == "applied" and not all_done:
         raise StateError(

@@ -1,7 +1,7 @@
 """Root's own first sightings of candidate versions, for the release-age quarantine.
 
 The analyzer records when a version was first seen in the store (table ``first_seen``,
-:mod:`aegis.analyze.first_seen`), which every member of group ``aegis`` can write: an
+:mod:`aegis.ecosystems.apt.first_seen`), which every member of group ``aegis`` can write: an
 agent could backdate a row and skip ``package.release-age``. So aegisd keeps its own
 record in its root-only directory (``first-seen.db``, 0600 in the 0700
 ``cfg.aegisd_dir``) and evaluates policy with :func:`trusted_first_seen`: for each

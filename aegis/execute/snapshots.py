@@ -41,8 +41,8 @@ from pathlib import Path
 from aegis.canonical import canonical_bytes, loads_strict
 from aegis.codec import from_dict, to_dict
 from aegis.config import Config
+from aegis.ecosystems.apt import dpkg
 from aegis.errors import EnvironmentFailure, InputError
-from aegis.execute import runner
 from aegis.model import Action, PackageChange
 
 SNAPSHOT_SCHEMA = "aegis.snapshot/1"
@@ -235,7 +235,7 @@ def _conffiles(
 ) -> list[SavedConffile]:
     if not names:
         return []
-    argv = [runner.DPKG_QUERY]
+    argv = [dpkg.DPKG_QUERY]
     if cfg.dpkg_root is not None:
         argv.append(f"--root={cfg.dpkg_root}")
     argv += ["-W", "-f=${Package}\\n${Conffiles}\\n", "--", *names]
@@ -296,7 +296,7 @@ def take_snapshot(
     env: Mapping[str, str],
     now: str,
     hook: Sequence[str] = (),
-    state: runner.PackageState | None = None,
+    state: dpkg.PackageState | None = None,
 ) -> Snapshot:
     """Record the dpkg state and keep what a rollback needs; run the hook when given.
 
@@ -311,7 +311,7 @@ def take_snapshot(
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(mode=0o700)
-    argv = [runner.DPKG]
+    argv = [dpkg.DPKG]
     if cfg.dpkg_root is not None:
         argv.append(f"--root={cfg.dpkg_root}")
     sel = subprocess.run(
@@ -323,7 +323,7 @@ def take_snapshot(
         check=False,
     )
     if state is None:
-        state = runner.dpkg_status(cfg.dpkg_root, env)
+        state = dpkg.dpkg_status(cfg.dpkg_root, env)
     replaced = tuple(
         _keep_deb(cfg, c, dest, env)
         for c in changes

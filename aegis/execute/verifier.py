@@ -29,6 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from aegis.ecosystems.apt import dpkg
 from aegis.errors import AegisError, StateError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute import runner
@@ -351,7 +352,7 @@ class Verifier:
             out_dir=d.cfg.aegisd_dir / "runs",
             name=f"{ep.execution_id}.rollback",
         )
-        left = left_over(ep, runner.dpkg_status(d.cfg.dpkg_root, env))
+        left = left_over(ep, dpkg.dpkg_status(d.cfg.dpkg_root, env))
         ok = result.exit_status == 0 and not left
         state = v.ROLLED_BACK if ok else v.ROLLBACK_FAILED
         self.rows.move(

@@ -5,7 +5,7 @@ The shipped policy approves no source, so every install is denied
 :func:`configured_sources` shows what is configured, exactly as the analyzer sees
 it (``apt-config dump`` with Aegis's APT_CONFIG, both source formats, the Release
 verified with gpgv against the source's own keyring: the same code paths as
-:mod:`aegis.analyze.plan`), and whether policy approves each source.
+:mod:`aegis.ecosystems.apt.plan`), and whether policy approves each source.
 
 :func:`approve_configured` (root only) appends one ``[[sources]]`` entry for every
 configured source that is not yet approved and whose Release verifies with its own
@@ -39,11 +39,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis.analyze import apt as aptparse
-from aegis.analyze.apt_runner import APT_CONFIG_BIN, AptRunner
-from aegis.analyze.evidence.repositories import ApprovalLookup, collect_repository
-from aegis.analyze.evidence.sources import resolve_apt_paths, signed_by_tokens
-from aegis.analyze.state import configured_entries
+from aegis.ecosystems.apt import parse as aptparse
+from aegis.ecosystems.apt.apt_runner import APT_CONFIG_BIN, AptRunner
+from aegis.ecosystems.apt.evidence.repositories import ApprovalLookup, collect_repository
+from aegis.ecosystems.apt.evidence.sources import resolve_apt_paths, signed_by_tokens
+from aegis.ecosystems.apt.state import configured_entries
 from aegis.errors import EnvironmentFailure
 from aegis.model import Repository
 from aegis.policy.config import PolicyConfig, match_source, parse_policy_config
@@ -53,8 +53,8 @@ from aegis.policy.load import load_policy_config
 from aegis.workflow.files import write_atomic
 
 if TYPE_CHECKING:
-    from aegis.analyze.evidence.sources import AptPaths, SourceEntry
     from aegis.config import Config
+    from aegis.ecosystems.apt.evidence.sources import AptPaths, SourceEntry
 
 _OWN_KEY_FORMS = ("keyring-path", "armored-path", "fingerprint", "embedded")
 

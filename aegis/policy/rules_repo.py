@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from aegis.analyze.evidence.release import is_frozen
+from aegis.ecosystems.apt.evidence.release import is_frozen
+from aegis.ecosystems.apt.rules_release import suite_mismatch, unusable_sources
 from aegis.model import Action, Repository
 from aegis.policy.config import freeze_after_s, source_allows
 from aegis.policy.result import Effect
@@ -31,7 +32,6 @@ from aegis.policy.rules import (
     snapshot_debs,
     unique,
 )
-from aegis.policy.rules_release import suite_mismatch, unusable_sources
 
 # One argv element is safe when it holds only these characters. Debian version
 # characters (~ + : .) and the = of pkg=version are not shell metacharacters.
@@ -39,7 +39,7 @@ _ARGV_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
 _TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _PATH_FORMS = ("keyring-path", "armored-path", "fingerprint")
-# Repository problems (aegis/analyze/evidence/repositories.py) other rules already
+# Repository problems (aegis/ecosystems/apt/evidence/repositories.py) other rules already
 # judge; any other problem string, including ones added later, is untrusted (fail closed).
 _JUDGED_PROBLEMS = frozenset(
     {

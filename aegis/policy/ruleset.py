@@ -1,14 +1,17 @@
 """The rule sets this Aegis knows, by version: every generic rule module's rules, in order.
 
 Above :mod:`aegis.policy.rules` (the rule type and the helpers each rule module imports)
-and the rule modules themselves, so that none of them imports back.
+and the rule modules themselves, so that none of them imports back. apt's Release rules
+(:mod:`aegis.ecosystems.apt.rules_release`) have been in the set since its first version;
+they fire only on a plan's apt repositories.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from aegis.policy import rules_delta, rules_release, rules_repo
+from aegis.ecosystems.apt import rules_release
+from aegis.policy import rules_delta, rules_repo
 from aegis.policy.rules import RULESET_VERSION, Rule
 
 

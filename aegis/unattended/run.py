@@ -134,7 +134,7 @@ def _warm_later_modules() -> None:
 def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, str | None]:
     """The pass, and the digest of its delta (None when no request was made)."""
     from aegis import api
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.load import load_policy_config
     from aegis.policy.run import decide

@@ -179,12 +179,12 @@ def vulndb_lines(cfg: Config) -> list[str]:
 
 def _release_dates(cfg: Config) -> list[tuple[str, str, float]]:
     """(uri, suite, Release Date) of each configured source whose lists apt holds."""
-    from aegis.analyze import apt as aptparse
-    from aegis.analyze.apt_runner import APT_CONFIG_BIN, AptRunner
-    from aegis.analyze.evidence.release import release_body, release_date
-    from aegis.analyze.evidence.repositories import find_release_files
-    from aegis.analyze.evidence.sources import resolve_apt_paths
-    from aegis.analyze.state import configured_entries
+    from aegis.ecosystems.apt import parse as aptparse
+    from aegis.ecosystems.apt.apt_runner import APT_CONFIG_BIN, AptRunner
+    from aegis.ecosystems.apt.evidence.release import release_body, release_date
+    from aegis.ecosystems.apt.evidence.repositories import find_release_files
+    from aegis.ecosystems.apt.evidence.sources import resolve_apt_paths
+    from aegis.ecosystems.apt.state import configured_entries
     from aegis.errors import EnvironmentFailure
     from aegis.safe_read import read_capped
 

@@ -47,9 +47,9 @@ def _policy(repo: Any) -> str:
 
 
 def _sign(cfg: Any, signer: Any, approver: Any) -> bytes:
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.argv import derive_argv
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.execute.apply import binding_from_result
-    from aegis.execute.argv import derive_argv
     from aegis.model import Intent, Operation, Tool, plan_hash
     from aegis.policy.engine import evaluate
     from aegis.policy.result import result_hash

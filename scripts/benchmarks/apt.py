@@ -42,8 +42,8 @@ def _apt_s(*args: str) -> Callable[[], None]:
 
 def _aegis(cfg: Any, op: str, targets: tuple[str, ...], contents: bool) -> Callable[[], None]:
     from aegis import api
-    from aegis.analyze.plan import analyze_apt
     from aegis.analyze.stamps import format_time
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
 
     def run() -> None:

@@ -47,9 +47,9 @@ def _setup(base: Path) -> tuple[Any, list[str]]:
 
 def _aegis(root: Any, base: Path, n: int) -> float:
     from aegis import api
-    from aegis.analyze.plan import analyze_apt
     from aegis.analyze.stamps import format_time
     from aegis.config import load_config
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
 
     cfg = load_config(

@@ -1,6 +1,6 @@
 """Release verification per repository over the bare verifier on the same bytes (issue 18).
 
-Goal: <= 1.2x. Aegis's :func:`~aegis.analyze.evidence.signature.verify_release` (the
+Goal: <= 1.2x. Aegis's :func:`~aegis.ecosystems.apt.evidence.signature.verify_release` (the
 verifier apt uses here, chosen as apt chooses it; InRelease split as apt splits it;
 gpgv's status judged whole or sqv's verdict read) against one bare run of that same
 verifier on the same InRelease and keyring. Uses this host's real Debian lists when
@@ -31,10 +31,10 @@ def _best(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
 
 def _host_case() -> tuple[object, object, object] | None:
     """(files, entry, paths) of the first host source apt holds a signed InRelease for."""
-    from aegis.analyze.apt import parse_apt_config_dump
-    from aegis.analyze.evidence.repositories import find_release_files
-    from aegis.analyze.evidence.sources import parse_sources, resolve_apt_paths
-    from aegis.analyze.run import run_tool
+    from aegis.ecosystems.apt.evidence.repositories import find_release_files
+    from aegis.ecosystems.apt.evidence.sources import parse_sources, resolve_apt_paths
+    from aegis.ecosystems.apt.parse import parse_apt_config_dump
+    from aegis.ecosystems.apt.run import run_tool
 
     dump = run_tool(["/usr/bin/apt-config", "dump"], apt_config=None, timeout_s=30.0)
     if not dump.ok:
@@ -52,11 +52,11 @@ def _host_case() -> tuple[object, object, object] | None:
 
 
 def _test_case(tmp: Path) -> tuple[object, object, object]:
-    from aegis.analyze.apt import parse_apt_config_dump
-    from aegis.analyze.evidence.repositories import find_release_files
-    from aegis.analyze.evidence.sources import parse_sources, resolve_apt_paths
-    from aegis.analyze.run import run_tool
     from aegis.devtools import testrepo
+    from aegis.ecosystems.apt.evidence.repositories import find_release_files
+    from aegis.ecosystems.apt.evidence.sources import parse_sources, resolve_apt_paths
+    from aegis.ecosystems.apt.parse import parse_apt_config_dump
+    from aegis.ecosystems.apt.run import run_tool
 
     repo = testrepo.build_repo(tmp / "repo")
     root = testrepo.make_root(tmp / "root", [repo])
@@ -69,9 +69,9 @@ def _test_case(tmp: Path) -> tuple[object, object, object]:
 
 def run() -> dict[str, object]:
     """Measure and return the figures."""
-    from aegis.analyze.evidence.signature import keyring_files, verify_release
-    from aegis.analyze.evidence.verifier import choose_verifier, split_clearsigned
-    from aegis.analyze.run import run_tool
+    from aegis.ecosystems.apt.evidence.signature import keyring_files, verify_release
+    from aegis.ecosystems.apt.evidence.verifier import choose_verifier, split_clearsigned
+    from aegis.ecosystems.apt.run import run_tool
 
     with tempfile.TemporaryDirectory(prefix="aegis-bench-release-") as t:
         tmp = Path(t)

@@ -34,7 +34,7 @@ def _plan() -> Any:
         for i in range(50)
     )
     plan = signing.make_plan(changes=changes, configure_order=tuple(c.name for c in changes))
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems.apt.argv import derive_argv
 
     return replace(plan, command_preview=derive_argv(plan))
 

@@ -1,1 +1,1 @@
-"""Aegis analyze evidence package."""
+"""Evidence several ecosystems share: install-script analysis and the vulnerability index."""

@@ -1,9 +1,23 @@
-"""apt behind the ecosystem seam: a thin adapter over the existing apt code.
+"""apt behind the ecosystem seam: Debian packages through apt and dpkg.
 
-The apt code itself still lives where it grew (``aegis/analyze``, ``aegis/execute/argv.py``,
-``aegis/execute/runner.py``, ``aegis/execute/drift.py``, ``aegis/policy/rules_*.py``);
-moving it into this folder is a follow-up (docs/design.md "Ecosystems"). Every method here
-calls that code unchanged, so apt behaves exactly as before the seam.
+This package is the adapter (:class:`AptEcosystem`); apt's own code sits beside it:
+
+- planning: :mod:`.plan` (``analyze_apt``, the orchestration), :mod:`.names` (the target
+  grammar), :mod:`.apt_runner` and :mod:`.run` (how apt, gpgv and dpkg are called),
+  :mod:`.parse` (apt's output), :mod:`.delta` (the package delta and its provenance),
+  :mod:`.dpkg_status`, :mod:`.state` (the package-state hash), :mod:`.signals`,
+  :mod:`.first_seen`, :mod:`.inspect` and :mod:`.cache_warm` (.deb contents and
+  vulnerabilities), :mod:`.snapshot_debs` (rollback from aegisd's kept .debs);
+- evidence (:mod:`.evidence`): sources, Release files and their signatures (gpgv/sqv),
+  repositories, apt's configuration, reading and fetching a .deb, its contents;
+- applying: :mod:`.argv` (the one argv derivation), :mod:`.dpkg` (dpkg's facts around a run),
+  :mod:`.drift` (the status after a run against the signed delta);
+- policy: :mod:`.rules_release` (a Release's freshness and history).
+
+What other ecosystems share stays below them: maintainer/install script analysis, the
+vulnerability index and the Debian version order (``aegis/analyze``), the generic rules
+(``aegis/policy``). The rest of apt's rules are still in ``aegis/policy/rules_repo.py`` and
+``rules_delta.py`` beside generic ones (docs/ecosystems.md "Not done yet").
 """
 
 from __future__ import annotations
@@ -40,8 +54,8 @@ class AptEcosystem:
     )
 
     def check_targets(self, targets: Sequence[str]) -> None:
-        """Debian name grammar (:func:`aegis.analyze.names.parse_targets`)."""
-        from aegis.analyze.names import parse_targets
+        """Debian name grammar (:func:`aegis.ecosystems.apt.names.parse_targets`)."""
+        from aegis.ecosystems.apt.names import parse_targets
 
         parse_targets(tuple(targets))
 
@@ -60,15 +74,15 @@ class AptEcosystem:
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
     ) -> Plan:
-        """:func:`aegis.analyze.plan.analyze_apt`."""
-        from aegis.analyze.plan import analyze_apt
+        """:func:`aegis.ecosystems.apt.plan.analyze_apt`."""
+        from aegis.ecosystems.apt.plan import analyze_apt
 
         result: Plan = analyze_apt(cfg, intent, now, inspect_contents=inspect_contents)
         return result
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
-        """:func:`aegis.execute.argv.derive_argv` (``dpkg_root`` for throwaway test roots)."""
-        from aegis.execute.argv import derive_argv
+        """:func:`aegis.ecosystems.apt.argv.derive_argv` (``dpkg_root``: throwaway roots)."""
+        from aegis.ecosystems.apt.argv import derive_argv
 
         return derive_argv(plan, dpkg_root=cfg.dpkg_root)
 
@@ -83,16 +97,16 @@ class AptEcosystem:
         return None
 
     def installed_state(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> InstalledState:
-        """Dpkg's status (:func:`aegis.execute.runner.dpkg_status`)."""
-        from aegis.execute.runner import dpkg_status
+        """Dpkg's status (:func:`aegis.ecosystems.apt.dpkg.dpkg_status`)."""
+        from aegis.ecosystems.apt.dpkg import dpkg_status
 
         return dpkg_status(cfg.dpkg_root, env)
 
     def drift(
         self, before: InstalledState, after: InstalledState, targets: Sequence[ExactTarget]
     ) -> list[str]:
-        """:func:`aegis.execute.drift.compare_with_delta`."""
-        from aegis.execute.drift import compare_with_delta
+        """:func:`aegis.ecosystems.apt.drift.compare_with_delta`."""
+        from aegis.ecosystems.apt.drift import compare_with_delta
 
         b: Any = before
         a: Any = after
@@ -102,7 +116,7 @@ class AptEcosystem:
         """Nothing to write: the argv names everything."""
 
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
-        """The built-in rule set is apt's today: every rule applies."""
+        """The built-in rule set is apt's today: every rule applies (its Release rules included)."""
         return generic
 
 

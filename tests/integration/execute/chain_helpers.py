@@ -44,7 +44,7 @@ class Chain:
         return load_config(self.env)
 
     def plan(self, *targets: str, op: Operation = Operation.INSTALL) -> Plan:
-        from aegis.analyze.plan import analyze_apt
+        from aegis.ecosystems.apt.plan import analyze_apt
 
         intent = Intent(Tool.APT, op, tuple(targets), "tester", "2026-01-01T00:00:00Z")
         return analyze_apt(self.cfg, intent, datetime.now(UTC))
@@ -59,8 +59,8 @@ class Chain:
         relabel: str | None = None,
     ) -> bytes:
         """Evaluate policy, approve with the approver key when required, sign."""
+        from aegis.ecosystems.apt.argv import derive_argv
         from aegis.execute.apply import binding_from_result
-        from aegis.execute.argv import derive_argv
         from aegis.model import plan_hash
         from aegis.policy.engine import evaluate
         from aegis.policy.result import result_hash
@@ -110,7 +110,7 @@ class Chain:
         return execution_plan_bytes(ep)
 
     def installed(self) -> dict[str, str]:
-        from aegis.execute.runner import dpkg_status
+        from aegis.ecosystems.apt.dpkg import dpkg_status
 
         return {
             k.split(":")[0]: v[0]

@@ -225,8 +225,8 @@ def sign_plan(
     request_id: str | None = None,
 ) -> bytes:
     """Sign an execution plan for ``plan`` (host fixed to this host)."""
+    from aegis.ecosystems.apt.argv import derive_argv
     from aegis.execute.apply import this_host
-    from aegis.execute.argv import derive_argv
     from aegis.sign.execution_plan import (
         PolicyBinding,
         build_execution_plan,

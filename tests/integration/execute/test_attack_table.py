@@ -59,8 +59,8 @@ def sign(
     """What a signer holding ``key`` could produce: policy evaluated, approved, signed."""
     import secrets
 
+    from aegis.ecosystems.apt.argv import derive_argv
     from aegis.execute.apply import binding_from_result
-    from aegis.execute.argv import derive_argv
     from aegis.model import plan_hash
     from aegis.policy.engine import evaluate
     from aegis.policy.result import result_hash
@@ -121,7 +121,7 @@ def _other_host(plan: Plan) -> Plan:
 
 
 def _extra_o(chain: Chain, plan: Plan) -> tuple[str, ...]:
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems.apt.argv import derive_argv
 
     argv = derive_argv(plan, dpkg_root=chain.cfg.dpkg_root)
     return (argv[0], "-o", "APT::Get::AllowUnauthenticated=true", *argv[1:])

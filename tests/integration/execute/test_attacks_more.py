@@ -456,7 +456,7 @@ def test_a_planted_review_file_neither_hangs_nor_exhausts_aegisd(
     setup: Setup, planted: str
 ) -> None:
     """aegisd reads ``reviews/<plan_id>.review.json``; any aegis member can plant it."""
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems.apt.argv import derive_argv
 
     plan = setup.chain.plan("aegis-tool")
     argv = derive_argv(plan, dpkg_root=setup.chain.cfg.dpkg_root)
@@ -509,7 +509,7 @@ def test_aegisd_never_opens_a_planted_store_link_as_root(setup: Setup, tmp_path:
     link a member planted to a root-owned database: aegisd must not migrate it."""
     import sqlite3
 
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems.apt.argv import derive_argv
 
     victim = tmp_path / "victim.db"
     with sqlite3.connect(victim) as db:
@@ -571,7 +571,7 @@ def test_clock_skew_of_seconds_is_tolerated_minutes_are_not(setup: Setup) -> Non
 def test_a_signer_cannot_skip_content_inspection_to_hide_a_hostile_script(setup: Setup) -> None:
     """The signed plan says "contents not inspected", so aegisd does not inspect either;
     policy then asks for an approval (contents not inspected), and a relabelled allow is refused."""
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.execute.apply import binding_from_result
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.engine import evaluate

@@ -18,7 +18,12 @@ from aegis.model import Intent, Operation, Plan, Tool
 from .conftest import Keys, base_env, sign_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecosystems.cargo_fixtures import CARGO, MAIN, needs_cargo, policy_with_registry
+from tests.integration.ecosystems.cargo.cargo_fixtures import (
+    CARGO,
+    MAIN,
+    needs_cargo,
+    policy_with_registry,
+)
 
 pytestmark = needs_cargo
 

@@ -110,7 +110,7 @@ def _daemon(make_daemon, chain: Chain):  # type: ignore[no-untyped-def]
 
 
 def _plan(chain: Chain, op: Operation, *targets: str, inspect: bool = True) -> Plan:
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.plan import analyze_apt
 
     intent = Intent(Tool.APT, op, targets, "tester", "2026-01-01T00:00:00Z")
     return analyze_apt(chain.cfg, intent, datetime.now(UTC), inspect_contents=inspect)

@@ -17,7 +17,7 @@ from aegis.model import Intent, Operation, Plan, Tool
 from .conftest import Keys, base_env, sign_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecosystems.go_fixtures import (
+from tests.integration.ecosystems.go.go_fixtures import (
     GoProxy,
     build_proxy,
     needs_go,

@@ -25,7 +25,7 @@ from tests.conftest import require_root
 from .conftest import Keys, base_env, sign_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecosystems.image_fixtures import (
+from tests.integration.ecosystems.image.image_fixtures import (
     ImageWorld,
     drop_store,
     needs_image_tools,

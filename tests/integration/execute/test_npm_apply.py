@@ -21,7 +21,7 @@ from tests.conftest import require_root
 from .conftest import Keys, base_env, sign_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecosystems.npm_fixtures import (
+from tests.integration.ecosystems.npm.npm_fixtures import (
     NpmWorld,
     needs_npm,
     new_project,
@@ -260,7 +260,7 @@ def test_a_version_too_new_for_policy_applies_once_approved(
     world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
 ) -> None:
     """min_release_age: the registry's publish time is evidence aegisd re-derives too."""
-    from ecosystems.npm_fixtures import with_release_age
+    from tests.integration.ecosystems.npm.npm_fixtures import with_release_age
 
     home = _home(tmp_path, world)
     (home / "etc/aegis/policy.toml").write_text(with_release_age(policy_with_registry(world.url)))

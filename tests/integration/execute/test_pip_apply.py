@@ -19,7 +19,7 @@ from aegis.model import Action, Intent, Operation, Plan, Tool
 from .conftest import Keys, base_env, sign_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecosystems.pip_fixtures import (
+from tests.integration.ecosystems.pip.pip_fixtures import (
     PipWorld,
     make_venv,
     policy_with_index,

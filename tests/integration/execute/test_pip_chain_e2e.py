@@ -15,7 +15,12 @@ from .chain_helpers import AEGIS, AEGISCTL, apply_argv, run_cli
 from .conftest import Daemon, base_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecosystems.pip_fixtures import PipWorld, make_venv, policy_with_index, serve
+from tests.integration.ecosystems.pip.pip_fixtures import (
+    PipWorld,
+    make_venv,
+    policy_with_index,
+    serve,
+)
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ def _state(sr: SignedRequest) -> str:
 
 
 def _version(sr: SignedRequest) -> str:
-    from aegis.execute.runner import dpkg_status
+    from aegis.ecosystems.apt.dpkg import dpkg_status
 
     return dpkg_status(sr.root.root, {})["aegis-benign:all"][0]
 

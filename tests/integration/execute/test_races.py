@@ -34,7 +34,7 @@ PAIRS = int(os.environ.get("AEGIS_RACE_PAIRS", "50"))
 
 def _signed(chain: Chain) -> tuple[str, Path]:
     """A request for ``install aegis-benign`` walked to ``signed``; (request id, plan file)."""
-    from aegis.analyze.plan import analyze_apt
+    from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.policy.run import decide
     from aegis.review.record import review_bytes, skipped_review
     from aegis.sign.service import approve_plan, sign_request

@@ -92,7 +92,7 @@ def test_attack_refused_before_running(make_daemon, key_set, attack: str, code: 
     elif attack == "untrusted-key":
         data = sign_plan(cfg, plan, key_set.other)
     elif attack == "other-host":
-        from aegis.execute.argv import derive_argv
+        from aegis.ecosystems.apt.argv import derive_argv
         from aegis.sign.execution_plan import (
             PolicyBinding,
             build_execution_plan,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aegis.execute.runner import dpkg_status
+from aegis.ecosystems.apt.dpkg import dpkg_status
 
 from .chain_helpers import (
     AEGIS,

@@ -142,7 +142,7 @@ def test_only_root_writes_the_vulnerability_index_and_an_agents_is_no_data(host:
     assert "only an index root imported is trusted" in status.stderr
     # Planning and aegisd read it through the same loader: no data, named.
     probe = (
-        "from aegis.analyze.inspect import match_vulnerabilities\n"
+        "from aegis.ecosystems.apt.inspect import match_vulnerabilities\n"
         "from aegis.config import load_config\n"
         "r = match_vulnerabilities(load_config(), ())\n"
         "print(r.db_date, [s.name for s in r.signals])\n"

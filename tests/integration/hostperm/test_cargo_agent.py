@@ -21,8 +21,8 @@ from aegis.config import load_config
 from aegis.ecosystems import for_tool
 from aegis.model import Tool, plan_from_dict
 from aegis.sign import keys
-from tests.integration.ecosystems.cargo_fixtures import CARGO, MAIN, needs_cargo
-from tests.integration.ecosystems.cargo_fixtures import policy_with_registry as policy_text
+from tests.integration.ecosystems.cargo.cargo_fixtures import CARGO, MAIN, needs_cargo
+from tests.integration.ecosystems.cargo.cargo_fixtures import policy_with_registry as policy_text
 from tests.integration.execute.conftest import _RUNNING, Daemon, sign_plan
 
 from .conftest import MEMBER, OTHER_MEMBER, Host

@@ -12,7 +12,12 @@ import pytest
 from .conftest import MEMBER, Host
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecosystems.image_fixtures import ImageWorld, needs_image_tools, policy_with_registry, serve
+from tests.integration.ecosystems.image.image_fixtures import (
+    ImageWorld,
+    needs_image_tools,
+    policy_with_registry,
+    serve,
+)
 
 pytestmark = [pytest.mark.root, needs_image_tools]
 

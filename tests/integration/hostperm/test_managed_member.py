@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ecosystems import pip_fixtures
-from tests.integration.ecosystems.npm_fixtures import needs_npm, serve
+from tests.integration.ecosystems.npm.npm_fixtures import needs_npm, serve
+from tests.integration.ecosystems.pip import pip_fixtures
 from tests.integration.execute.conftest import Daemon, base_env
 
 from .conftest import MEMBER, Host

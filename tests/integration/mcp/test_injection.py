@@ -25,7 +25,7 @@ import pytest
 
 from aegis.devtools import testrepo
 from aegis.devtools.testrepo_packages import PackageSpec
-from tests.integration.analyze.conftest import approve, cfg_for, write_policy
+from tests.integration.ecosystems.apt.conftest import approve, cfg_for, write_policy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "review"))
 from fakemodel import SCRIPTS, FakeModelServer, answer, completion, running

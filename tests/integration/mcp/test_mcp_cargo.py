@@ -9,7 +9,7 @@ from typing import Any
 from mcp import ClientSession
 from mcp.types import CallToolResult
 
-from tests.integration.ecosystems import cargo_fixtures
+from tests.integration.ecosystems.cargo import cargo_fixtures
 from tests.integration.mcp.test_mcp_ecosystems import _comparable
 from tests.integration.mcp.test_mcp_server import cli_json, error_text, run_session, server_env
 

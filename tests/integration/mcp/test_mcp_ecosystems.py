@@ -17,7 +17,8 @@ from mcp.types import CallToolResult
 
 from aegis import api_agent
 from aegis.model import Tool
-from tests.integration.ecosystems import npm_fixtures, pip_fixtures
+from tests.integration.ecosystems.npm import npm_fixtures
+from tests.integration.ecosystems.pip import pip_fixtures
 from tests.integration.mcp.test_mcp_server import cli_json, error_text, run_session, server_env
 
 pytestmark = npm_fixtures.needs_npm

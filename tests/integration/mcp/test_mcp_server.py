@@ -24,7 +24,7 @@ from mcp.types import CallToolResult
 
 from aegis.devtools import testrepo
 from aegis.mcp_server import TOOLS
-from tests.integration.analyze.conftest import approve, cfg_for, write_policy
+from tests.integration.ecosystems.apt.conftest import approve, cfg_for, write_policy
 
 REPO = Path(__file__).resolve().parents[3]
 FORBIDDEN_VERBS = (

@@ -112,7 +112,7 @@ def test_a_version_in_a_release_dated_long_ago_is_not_held(
 def test_a_planted_store_link_is_never_opened(tmp_path: Path, aegis_home: Path) -> None:
     """aegisd re-derives plans as root: a ``state.db`` a group member replaced with a link
     to a root-owned database is left alone (no first sighting is recorded instead)."""
-    from aegis.analyze.first_seen import record_first_seen
+    from aegis.ecosystems.apt.first_seen import record_first_seen
     from aegis.model import Action, PackageChange
 
     victim = tmp_path / "victim.db"

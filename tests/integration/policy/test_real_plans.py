@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.plan import analyze_apt
 from aegis.config import Config, load_config
 from aegis.devtools import testrepo
+from aegis.ecosystems.apt.plan import analyze_apt
 from aegis.model import Intent, Operation, Plan, Tool
 from aegis.policy.engine import evaluate
 from aegis.policy.result import Effect, PolicyResult

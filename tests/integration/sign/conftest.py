@@ -28,7 +28,7 @@ class Flow:
     approver_pub: str
 
     def analyze(self, *targets: str, now: datetime | None = None) -> Plan:
-        from aegis.analyze.plan import analyze_apt
+        from aegis.ecosystems.apt.plan import analyze_apt
 
         intent = Intent(
             Tool.APT, Operation.INSTALL, tuple(targets), "tester", "2026-11-26T11:00:00Z"

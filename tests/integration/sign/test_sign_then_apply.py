@@ -79,7 +79,7 @@ def aegisd(flow: Any, tmp_path: Path) -> Iterator[Path]:
 
 
 def test_sign_verify_apply(flow: Any, aegisd: Path, apt_root: Any) -> None:
-    from aegis.execute.runner import dpkg_status
+    from aegis.ecosystems.apt.dpkg import dpkg_status
 
     from_ctl = CliRunner()
     request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aegis.analyze.dpkg_status import scan_status
 from aegis.analyze.lookalike import lookalike, lookalike_signals
+from aegis.ecosystems.apt.dpkg_status import scan_status
 
 REFS = frozenset(
     {"openssl", "nginx", "libssl3", "python3-requests", "curl", "openssh-server", "gcc-12"}

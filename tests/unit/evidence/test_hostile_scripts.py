@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from aegis.analyze.evidence.contents import inspect_deb
 from aegis.analyze.evidence.scripts import MAX_LINE_CHARS, scan_script
+from aegis.ecosystems.apt.evidence.contents import inspect_deb
 
 U = "http://e.invalid/x"
 CASES = [

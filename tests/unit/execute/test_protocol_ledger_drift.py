@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from aegis.ecosystems.apt.dpkg import parse_dpkg_query
+from aegis.ecosystems.apt.drift import compare_with_delta
 from aegis.errors import StateError
 from aegis.execute import protocol
-from aegis.execute.drift import compare_with_delta
 from aegis.execute.ledger import Ledger, ReplayError
 from aegis.execute.peer import PeerCredentials, may_submit, peer_credentials
-from aegis.execute.runner import check_argv, parse_dpkg_query
+from aegis.execute.runner import check_argv
 from aegis.model import Action
 from aegis.sign.execution_plan import ExactTarget
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from aegis.ecosystems.apt.dpkg import restart_facts
 from aegis.errors import InputError, TrustError
-from aegis.execute.runner import child_env, restart_facts, run_argv
+from aegis.execute.runner import child_env, run_argv
 
 
 def _run(tmp_path: Path, *argv: str, timeout_s: float = 30, cap: int = 64 * 1024, env=None):  # type: ignore[no-untyped-def]

@@ -18,7 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aegis.analyze.apt import (
+from aegis.analyze.debversion import VERSION as _VERSION
+from aegis.ecosystems.apt.dpkg import parse_dpkg_query
+from aegis.ecosystems.apt.names import parse_target
+from aegis.ecosystems.apt.parse import (
     parse_apt_config_dump,
     parse_apt_error,
     parse_apt_policy,
@@ -26,13 +29,10 @@ from aegis.analyze.apt import (
     parse_control_records,
     parse_print_uris,
 )
-from aegis.analyze.debversion import VERSION as _VERSION
-from aegis.analyze.names import parse_target
 from aegis.errors import AegisError
 from aegis.execute.protocol import parse_answer as parse_wire_answer
 from aegis.execute.protocol import parse_request
 from aegis.execute.resolve import parse_resolution
-from aegis.execute.runner import parse_dpkg_query
 from aegis.policy.config import parse_policy_config
 from aegis.review.parse import parse_answer as parse_review_answer
 from aegis.review.parse import parse_envelope

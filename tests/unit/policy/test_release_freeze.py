@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from aegis.analyze.evidence.release import assess_release
 from aegis.devtools.policy_plans import DIST_FPR, clean_plan, repository
+from aegis.ecosystems.apt.evidence.release import assess_release
 from aegis.model import Repository
 from aegis.policy.config import (
     DEFAULT_FREEZE_AFTER_S,

@@ -19,7 +19,7 @@ from aegis.sign.execution_plan import ExecutionPlan, PolicyBinding
 
 def simple_derive_argv(plan: Plan) -> tuple[str, ...]:
     """The real derivation (the apt engineer's), as the unit tests' argv source."""
-    from aegis.execute.argv import derive_argv
+    from aegis.ecosystems.apt.argv import derive_argv
 
     return derive_argv(plan)
 

@@ -13,9 +13,9 @@ import pytest
 
 from aegis.canonical import canonical_bytes, sha256_hex
 from aegis.devtools.sample_plans import SAMPLE_DEB_DIR, sample_plan
+from aegis.ecosystems.apt.argv import derive_argv
 from aegis.ed25519 import sign_canonical
 from aegis.errors import InputError
-from aegis.execute.argv import derive_argv
 from aegis.model import plan_to_dict
 from aegis.policy.run import read_plan
 from aegis.sign import files

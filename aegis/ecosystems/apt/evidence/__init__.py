@@ -1,0 +1,1 @@
+"""apt's evidence: .deb contents, Release signatures and freshness, sources, apt config."""

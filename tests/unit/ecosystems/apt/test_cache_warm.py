@@ -1,0 +1,53 @@
+"""The cache warmer: local download-set files copied by content and parsed, never trusted."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from concurrent.futures import Future
+from pathlib import Path
+
+from aegis.devtools.testrepo_packages import PackageSpec, build_deb
+from aegis.ecosystems.apt.cache_warm import CacheWarmer
+from aegis.ecosystems.apt.evidence.download import cache_path
+from aegis.ecosystems.apt.run import RunResult
+
+
+def _uris(*lines: str) -> Future[RunResult]:
+    done: Future[RunResult] = Future()
+    done.set_result(RunResult(("apt-get",), 0, "".join(f"{ln}\n" for ln in lines), ""))
+    return done
+
+
+def test_local_files_are_cached_by_content_and_parsed_by_hash(tmp_path: Path) -> None:
+    deb = tmp_path / "pkg_1.0_all.deb"
+    shutil.copy(build_deb(PackageSpec("aegis-warm", "1.0")), deb)
+    data = deb.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    uri = f"file:{deb}"
+    warmer = CacheWarmer(tmp_path / "cache", timeout_s=30)
+    warmer.start(
+        _uris(
+            f"'{uri}' aegis-warm_1.0_all.deb {len(data)} MD5Sum:00",
+            f"'file:{tmp_path}/missing.deb' missing_1.0_all.deb 10",
+            "'http://example.invalid/x.deb' x_1.0_all.deb 10",
+        )
+    )
+    warmer.wait(uri)
+    warmer.wait("file:/not/in/the/set.deb")  # returns at once
+    warmer.join()
+    assert cache_path(tmp_path / "cache", sha).read_bytes() == data
+    parsed = warmer.parsed(sha)
+    assert parsed is not None
+    assert parsed.control["Package"] == "aegis-warm"
+    assert warmer.parsed("0" * 64) is None  # looked up only by the verified bytes' hash
+
+
+def test_a_failed_download_set_releases_every_waiter(tmp_path: Path) -> None:
+    failed: Future[RunResult] = Future()
+    failed.set_result(RunResult(("apt-get",), 100, "", "E: broken"))
+    warmer = CacheWarmer(tmp_path / "cache", timeout_s=30)
+    warmer.start(failed)
+    warmer.wait("file:/x.deb")
+    warmer.join()
+    assert warmer.parsed("0" * 64) is None
