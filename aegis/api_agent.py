@@ -193,6 +193,17 @@ class _Preload:
             self._thread.join()
 
 
+def _open_store(cfg: Config) -> None:
+    """Open the store once while the planner's tool runs (an idle job).
+
+    Its first open creates and migrates it: recording the plan afterwards finds it ready.
+    """
+    from aegis import api
+
+    with api.open_store(cfg):
+        pass
+
+
 def _prepare_recording() -> None:
     """What :func:`aegis.api.submit_plan` loads first, done while the planner's tool runs."""
     from aegis import api, codec
@@ -255,6 +266,7 @@ def plan_change(
     else:
         preloading.start()
     idle.queue(_prepare_recording)
+    idle.queue(lambda: _open_store(cfg))
     try:
         plan = eco.plan(cfg, intent, now, inspect_contents=contents)
     finally:
