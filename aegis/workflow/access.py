@@ -27,7 +27,6 @@ from aegis.errors import (
     StateError,
 )
 from aegis.model import plan_to_dict
-from aegis.users import current_user  # noqa: F401 - re-exported (api, execute.requests)
 from aegis.workflow.files import write_atomic
 from aegis.workflow.graph import load_workflow
 from aegis.workflow.guards import ARTIFACT_KINDS, GuardInput
