@@ -134,18 +134,6 @@ class _Tarball:
     problem: str = ""
 
 
-def _fetch(url: str) -> bytes:
-    import urllib.request  # noqa: PLC0415 - see the note on imports at the top
-
-    if not url.startswith(("http://", "https://")):
-        raise OSError("not an http(s) URL")
-    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - scheme checked
-        data: bytes = resp.read(256 * 1024 * 1024 + 1)
-    if len(data) > 256 * 1024 * 1024:
-        raise OSError("tarball larger than the cap")
-    return data
-
-
 def _sri_ok(integrity: str, data: bytes) -> bool:
     algo, _, digest = integrity.partition("-")
     if algo != "sha512":
@@ -153,11 +141,15 @@ def _sri_ok(integrity: str, data: bytes) -> bool:
     return base64.b64encode(hashlib.sha512(data).digest()).decode() == digest
 
 
-def _inspect(entry: dict[str, Any]) -> _Tarball:
+def _inspect(entry: dict[str, Any], ahead: dict[str, bytes]) -> _Tarball:
+    """The tarball's facts; its bytes from ``ahead`` (fetched while npm resolved) or fetched."""
     import tarfile  # noqa: PLC0415 - see the note on imports at the top
 
+    from aegis.ecosystems import prefetch  # noqa: PLC0415 - see the note on imports at the top
+
+    url = str(entry.get("resolved", ""))
     try:
-        data = _fetch(str(entry.get("resolved", "")))
+        data = ahead.get(url) or prefetch.get(url)
     except (OSError, ValueError) as e:
         return _Tarball(False, {}, (), f"download failed: {e}")
     ok = _sri_ok(str(entry.get("integrity", "")), data)
@@ -271,14 +263,19 @@ class _Evidence:
         """Download and read every changed package (four at a time)."""
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see the top
 
+        from aegis.ecosystems import prefetch  # noqa: PLC0415 - see the top
+
         registry, names = self.registry, self.names
         changes, prov, arts = self.changes, self.prov, self.arts
         signals, findings = self.signals, self.findings
 
         names_of = sorted({_pkg_name(p) for p in changed})
+        ahead = prefetch.take()  # this thread's: what aegisd fetched while npm resolved
         with ThreadPoolExecutor(max_workers=4) as pool:
             timed = pool.map(lambda n: _publish_times(registry, n), names_of)
-            facts = dict(zip(changed, pool.map(lambda p: _inspect(new[p]), changed), strict=True))
+            facts = dict(
+                zip(changed, pool.map(lambda p: _inspect(new[p], ahead), changed), strict=True)
+            )
             times = dict(zip(names_of, timed, strict=True))
         for path in changed:
             entry, t = new[path], facts[path]
@@ -330,10 +327,9 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     resolution = _Resolution(project, registry, intent.targets, restore)
     # While npm resolves: the imports.
     import tarfile  # noqa: F401, PLC0415 - loaded now, used by _inspect's threads
-    import urllib.request  # noqa: F401, PLC0415 - loaded now, for _fetch
     from concurrent.futures import ThreadPoolExecutor  # noqa: F401, PLC0415 - loaded now, for collect
 
-    from aegis.ecosystems import published  # noqa: F401, PLC0415 - loaded now, for _publish_times
+    from aegis.ecosystems import prefetch, published  # noqa: F401, PLC0415 - loaded now, for collect
     from packaging import version  # noqa: F401, PLC0415 - loaded now, for _action
 
     old = lock_packages(before["package-lock.json"])

@@ -253,12 +253,14 @@ def _upload_times(index: str, project: str) -> dict[str, str]:
     return out
 
 
-def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
+def _inspect(item: Mapping[str, Any], ahead: dict[str, bytes]) -> wheels.WheelFacts | None:
+    """The artifact's facts; its bytes from ``ahead`` (fetched while pip resolved) or fetched."""
+    from aegis.ecosystems import prefetch  # noqa: PLC0415 - see the top
     from aegis.ecosystems.pip import wheels  # noqa: PLC0415 - see the top
 
     url = str((item.get("download_info") or {}).get("url", ""))
     try:
-        data = wheels.fetch(url)
+        data = ahead.get(url) or prefetch.get(url)
     except (OSError, ValueError):
         return None
     return wheels.inspect_wheel(data) if _kind(url) == "wheel" else wheels.hash_only(data)
@@ -315,7 +317,7 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
 
     from packaging.version import Version  # noqa: F401, PLC0415 - loaded now, used by _action
 
-    from aegis.ecosystems import published  # noqa: F401, PLC0415 - loaded now, for _upload_times
+    from aegis.ecosystems import prefetch, published  # noqa: F401, PLC0415 - loaded now
     from aegis.ecosystems.pip import wheels  # noqa: F401, PLC0415 - loaded now, used by _inspect
 
     have = installed(Path(venv), target=target)
@@ -340,9 +342,10 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
         except (ValueError, AttributeError):
             failure = AnalysisFailure("tool-failed", "pip's report is not JSON")
     projects = sorted({normalize(str((i.get("metadata") or {}).get("name", ""))) for i in items})
+    ahead = prefetch.take()  # this thread's: what aegisd fetched while pip resolved
     with ThreadPoolExecutor(max_workers=4) as pool:
         timed = pool.map(lambda p: _upload_times(index, p), projects)
-        facts = list(pool.map(_inspect, items))
+        facts = list(pool.map(lambda i: _inspect(i, ahead), items))
         uploaded = dict(zip(projects, timed, strict=True))
     warned = _yanked(err)
 
