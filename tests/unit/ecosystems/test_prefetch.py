@@ -57,3 +57,11 @@ def test_get_refuses_what_is_not_http(server: str) -> None:
     assert prefetch.get(f"{server}/a.tgz") == b"bytes"
     with pytest.raises(OSError, match="not an http"):
         prefetch.get("file:///etc/passwd")
+
+
+def test_what_exceeds_the_budget_is_left_for_after_the_tool(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefetch, "MAX_AHEAD_BYTES", 4)  # "bytes" is 5
+    prefetch.fetch_ahead([f"{server}/a.tgz"])
+    assert prefetch.take() == {}
