@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.api_reads import RequestDetail, get_request_detail, list_requests
 from aegis.errors import InputError, StageUnavailableError, StateError
+from aegis.users import current_user
 from aegis.workflow.access import (
     MAX_ACTOR_CHARS,
     MAX_SUMMARY_CHARS,
@@ -32,7 +33,6 @@ from aegis.workflow.access import (
     advance,
     attach_artifact,
     create_request,
-    current_user,
     find_request_by_plan,
     get_request,
     latest_artifact,

@@ -162,7 +162,12 @@ class _Preload:
         import threading
 
         self._thread = threading.Thread(target=self._run, args=(names,), daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        """Start importing (queued on :mod:`aegis.ecosystems.idle`: once the tool runs)."""
         self._thread.start()
+        self._started = True
 
     @staticmethod
     def _run(names: tuple[str, ...]) -> None:
@@ -183,7 +188,20 @@ class _Preload:
             pass
 
     def join(self) -> None:
-        self._thread.join()
+        """Wait for the imports; no wait when the planner never ran a tool."""
+        if self._started:
+            self._thread.join()
+
+
+def _open_store(cfg: Config) -> None:
+    """Open the store once while the planner's tool runs (an idle job).
+
+    Its first open creates and migrates it: recording the plan afterwards finds it ready.
+    """
+    from aegis import api
+
+    with api.open_store(cfg):
+        pass
 
 
 def _prepare_recording() -> None:
@@ -220,10 +238,12 @@ def plan_change(
         ``{"plan", "plan_path", "plan_hash", "request_id"}``; the error is set when the
         analysis produced no delta (the plan is still recorded).
     """
-    from aegis import api
+    # The store (aegis.api) is imported once the planner's tool runs (_prepare_recording):
+    # before it, only what starting the tool needs.
     from aegis.analyze.stamps import format_time
     from aegis.ecosystems import idle
     from aegis.model import Intent, Operation, plan_to_dict
+    from aegis.users import current_user
 
     eco = check_plannable(
         ecosystem, verb, targets, where=where, registry=registry, contents=contents
@@ -234,20 +254,27 @@ def plan_change(
         tool=eco.tool,
         operation=Operation(verb),
         targets=targets,
-        requested_by=api.current_user(),
+        requested_by=current_user(),
         requested_at=format_time(now),
         probes=probes,
         location=location,
         registry=registry_url,
     )
     preloading = _Preload(RECORDING_MODULES + preload)
+    if eco.planning.runs_idle:
+        idle.queue(preloading.start)  # once the tool runs: before, it slows the tool's start
+    else:
+        preloading.start()
     idle.queue(_prepare_recording)
+    idle.queue(lambda: _open_store(cfg))
     try:
         plan = eco.plan(cfg, intent, now, inspect_contents=contents)
     finally:
         idle.clear()
         preloading.join()
-    planned = api.submit_plan(cfg, plan, api.current_user())
+    from aegis import api
+
+    planned = api.submit_plan(cfg, plan, current_user())
     doc = marked(
         "plan",
         {

@@ -42,6 +42,9 @@ class Planning:
     """The CLI option naming the registry or index (pip ``--index-url``); None: not taken."""
     contents: bool = False
     """Whether the CLI takes ``--no-contents`` (skip downloading and inspecting artifacts)."""
+    runs_idle: bool = False
+    """Whether its planner runs :mod:`aegis.ecosystems.idle`'s queue once its tool started
+    (npm, pip): the caller's background work then starts there, not beside the tool's start."""
 
 
 class Ecosystem(Protocol):

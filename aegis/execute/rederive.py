@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aegis.analyze.stamps import this_host as analyzer_host
 from aegis.canonical import sha256_hex
+from aegis.ecosystems import idle, prefetch
 from aegis.errors import AegisError, EnvironmentFailure
 from aegis.execute.sightings import trusted_first_seen
 from aegis.model import Host, Plan
@@ -54,7 +55,16 @@ def derive_plan(cfg: Config, ep: ExecutionPlan, now: datetime) -> Plan:
         raise EnvironmentFailure(f"the analyzer is not available: {e}") from e
     # for_tool refuses a tool this Aegis does not know: aegisd never runs it.
     eco = for_tool(ep.intent.tool)
-    plan: Plan = eco.plan(cfg, ep.intent, now, inspect_contents=ep.plan.content_inspected)
+    # The signed artifacts are fetched while the tool resolves (npm, pip): the planner
+    # reads those of the URLs its own resolution names, checked as a fresh download.
+    urls = tuple(a.url for a in ep.plan.ecosystem.artifacts) if ep.plan.ecosystem else ()
+    if urls and ep.plan.content_inspected:
+        idle.queue(lambda: prefetch.fetch_ahead(urls))
+    try:
+        plan: Plan = eco.plan(cfg, ep.intent, now, inspect_contents=ep.plan.content_inspected)
+    finally:
+        idle.clear()
+        prefetch.clear()
     return plan
 
 

@@ -25,6 +25,7 @@ from aegis.ecosystems.pip.rollback import rollback_intent as pip_rollback_intent
 from aegis.errors import StateError
 from aegis.execute.snapshots import load_snapshot
 from aegis.model import Intent, Operation, Tool, plan_from_dict
+from aegis.users import current_user
 from aegis.workflow import access
 
 
@@ -40,7 +41,7 @@ def _submit(cfg: Config, intent: Intent) -> Any:
 
 def plan_recover(cfg: Config) -> Any:
     """Plan ``dpkg --configure -a`` as a new request."""
-    intent = Intent(Tool.APT, Operation.RECOVER, (), access.current_user(), _now_text())
+    intent = Intent(Tool.APT, Operation.RECOVER, (), current_user(), _now_text())
     return _submit(cfg, intent)
 
 
@@ -68,7 +69,7 @@ def _rollback_other_ecosystem(cfg: Config, request_id: str) -> tuple[Any, str] |
         rollback_intent = go_rollback_intent
     else:
         return None
-    intent = rollback_intent(plan, request_id, access.current_user(), _now_text())
+    intent = rollback_intent(plan, request_id, current_user(), _now_text())
     return _submit(cfg, intent), request_id
 
 
@@ -96,7 +97,7 @@ def plan_rollback(cfg: Config, request_id: str) -> tuple[Any, str]:
         Tool.APT,
         Operation.ROLLBACK,
         targets,
-        access.current_user(),
+        current_user(),
         _now_text(),
         rollback_of=snapshot_id,
     )

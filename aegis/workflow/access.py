@@ -11,8 +11,6 @@ records stay pure.
 
 from __future__ import annotations
 
-import os
-import pwd
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -352,16 +350,6 @@ def attach_artifact(
             artifacts=(NewArtifact(kind, artifact, path),),
         )
         return store.commit(rec, [move])
-
-
-def current_user() -> str:
-    """Who runs this process, for history rows (``user`` or ``uid:N``)."""
-    uid = os.getuid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid:{uid}"
-    return name
 
 
 def lease_deadline(now: datetime, seconds: int) -> str:

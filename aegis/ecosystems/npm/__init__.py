@@ -104,6 +104,7 @@ class NpmEcosystem:
         where="--project DIR, a project directory with package.json; or 'global' "
         "(--global): the Aegis-managed prefix",
         registry="--registry",
+        runs_idle=True,
     )
 
     def check_targets(self, targets: Sequence[str]) -> None:

@@ -21,24 +21,17 @@ import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
-from aegis.analyze.evidence.scripts import scan_script
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
 from aegis.ecosystems import idle
 from aegis.ecosystems.npm.names import GLOBAL_SEED, check_targets, is_global, project_dir
-from aegis.ecosystems.published import fetch_json, normal_time
 from aegis.errors import InputError
 from aegis.model import (
     PLAN_SCHEMA,
@@ -57,8 +50,10 @@ from aegis.model import (
     Signal,
 )
 
-# What only the work after npm has started needs (tarfile, threads) is imported there:
-# npm starts first, and those imports overlap its resolution.
+# What only the work after npm has started needs (tarfile, urllib, threads) is imported
+# there: npm starts first, and those imports overlap its resolution. The script scanner
+# (bashlex builds its parser tables at import, ~0.1 s of CPU) loads only for a package
+# that has install scripts to scan.
 
 NPM = "/usr/bin/npm"
 PROJECT_FILES = ("package.json", "package-lock.json")
@@ -139,17 +134,6 @@ class _Tarball:
     problem: str = ""
 
 
-def _fetch(url: str) -> bytes:
-
-    if not url.startswith(("http://", "https://")):
-        raise OSError("not an http(s) URL")
-    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - scheme checked
-        data: bytes = resp.read(256 * 1024 * 1024 + 1)
-    if len(data) > 256 * 1024 * 1024:
-        raise OSError("tarball larger than the cap")
-    return data
-
-
 def _sri_ok(integrity: str, data: bytes) -> bool:
     algo, _, digest = integrity.partition("-")
     if algo != "sha512":
@@ -157,10 +141,15 @@ def _sri_ok(integrity: str, data: bytes) -> bool:
     return base64.b64encode(hashlib.sha512(data).digest()).decode() == digest
 
 
-def _inspect(entry: dict[str, Any]) -> _Tarball:
+def _inspect(entry: dict[str, Any], ahead: dict[str, bytes]) -> _Tarball:
+    """The tarball's facts; its bytes from ``ahead`` (fetched while npm resolved) or fetched."""
+    import tarfile  # noqa: PLC0415 - see the note on imports at the top
 
+    from aegis.ecosystems import prefetch  # noqa: PLC0415 - see the note on imports at the top
+
+    url = str(entry.get("resolved", ""))
     try:
-        data = _fetch(str(entry.get("resolved", "")))
+        data = ahead.get(url) or prefetch.get(url)
     except (OSError, ValueError) as e:
         return _Tarball(False, {}, (), f"download failed: {e}")
     ok = _sri_ok(str(entry.get("integrity", "")), data)
@@ -187,6 +176,8 @@ def _publish_times(registry: str, name: str) -> dict[str, str]:
 
     npm's abbreviated metadata, which npm itself reads, leaves ``time`` out: one more read.
     """
+    from aegis.ecosystems.published import fetch_json, normal_time  # noqa: PLC0415 - see top
+
     try:
         _, doc = fetch_json(registry + name.replace("/", "%2f"), "application/json")
     except (OSError, ValueError):
@@ -198,6 +189,7 @@ def _publish_times(registry: str, name: str) -> dict[str, str]:
 
 
 def _action(old: dict[str, Any] | None, new: dict[str, Any]) -> Action:
+    from packaging.version import InvalidVersion, Version  # noqa: PLC0415 - see the top
 
     if old is None:
         return Action.INSTALL
@@ -269,14 +261,21 @@ class _Evidence:
 
     def collect(self, changed: list[str], old: dict[str, Any], new: dict[str, Any]) -> None:
         """Download and read every changed package (four at a time)."""
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see the top
+
+        from aegis.ecosystems import prefetch  # noqa: PLC0415 - see the top
+
         registry, names = self.registry, self.names
         changes, prov, arts = self.changes, self.prov, self.arts
         signals, findings = self.signals, self.findings
 
         names_of = sorted({_pkg_name(p) for p in changed})
+        ahead = prefetch.take()  # this thread's: what aegisd fetched while npm resolved
         with ThreadPoolExecutor(max_workers=4) as pool:
             timed = pool.map(lambda n: _publish_times(registry, n), names_of)
-            facts = dict(zip(changed, pool.map(lambda p: _inspect(new[p]), changed), strict=True))
+            facts = dict(
+                zip(changed, pool.map(lambda p: _inspect(new[p], ahead), changed), strict=True)
+            )
             times = dict(zip(names_of, timed, strict=True))
         for path in changed:
             entry, t = new[path], facts[path]
@@ -295,6 +294,9 @@ class _Evidence:
                                  install_scripts=tuple(f"{k}: {v}" for k, v in t.scripts.items()),
                                  integrity=integrity,
                                  published=times.get(name, {}).get(version, "")))  # fmt: skip
+            if t.scripts:
+                from aegis.analyze.evidence.scripts import scan_script  # noqa: PLC0415 - see top
+
             for hook, body in t.scripts.items():
                 signals.append(Signal("npm.install-script", path, f"{hook}: {body[:200]}"))
                 findings.extend(scan_script(path, hook, body.encode()))
@@ -327,7 +329,8 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     import tarfile  # noqa: F401, PLC0415 - loaded now, used by _inspect's threads
     from concurrent.futures import ThreadPoolExecutor  # noqa: F401, PLC0415 - loaded now, for collect
 
-    from aegis.analyze.evidence.scripts import scan_script  # noqa: F401, PLC0415 - warm the import
+    from aegis.ecosystems import prefetch, published  # noqa: F401, PLC0415 - loaded now, for collect
+    from packaging import version  # noqa: F401, PLC0415 - loaded now, for _action
 
     old = lock_packages(before["package-lock.json"])
     files_before = sorted((k, v or "") for k, v in before.items())

@@ -171,6 +171,7 @@ class PipEcosystem:
         "an existing directory for 'pip install --target'; or managed:NAME (--managed NAME), "
         "the Aegis-managed venv NAME, created by the apply",
         registry="--index-url",
+        runs_idle=True,
     )
 
     def check_targets(self, targets: Sequence[str]) -> None:

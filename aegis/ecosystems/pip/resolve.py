@@ -21,20 +21,16 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.version import InvalidVersion, Version
-
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
 from aegis.ecosystems import idle
-from aegis.ecosystems.pip import wheels
 from aegis.ecosystems.pip.names import (
     SYSTEM_PYTHON,
     check_targets,
@@ -45,7 +41,6 @@ from aegis.ecosystems.pip.names import (
     pip_head,
 )
 from aegis.ecosystems.pip.state import installed
-from aegis.ecosystems.published import fetch_json, normal_time
 from aegis.model import (
     PLAN_SCHEMA,
     Action,
@@ -63,8 +58,8 @@ from aegis.model import (
 if TYPE_CHECKING:
     from aegis.ecosystems.pip import wheels
 
-# What only the work after pip has started needs (urllib.request, packaging, threads) is
-# imported there: pip starts first, and those imports overlap its resolution.
+# What only the work after pip has started needs (urllib.request, zipfile, packaging,
+# threads) is imported there: pip starts first, and those imports overlap its resolution.
 
 PIP_TIMEOUT_S = 300.0
 MAX_REPORT = 32 * 1024 * 1024
@@ -244,6 +239,8 @@ def _upload_times(index: str, project: str) -> dict[str, str]:
 
     {} when the index serves no JSON or no times (a PEP 503 HTML-only index).
     """
+    from aegis.ecosystems.published import fetch_json, normal_time  # noqa: PLC0415 - see top
+
     try:
         kind, doc = fetch_json(f"{index}{project}/", SIMPLE_JSON)
     except (OSError, ValueError):
@@ -256,17 +253,21 @@ def _upload_times(index: str, project: str) -> dict[str, str]:
     return out
 
 
-def _inspect(item: Mapping[str, Any]) -> wheels.WheelFacts | None:
+def _inspect(item: Mapping[str, Any], ahead: dict[str, bytes]) -> wheels.WheelFacts | None:
+    """The artifact's facts; its bytes from ``ahead`` (fetched while pip resolved) or fetched."""
+    from aegis.ecosystems import prefetch  # noqa: PLC0415 - see the top
+    from aegis.ecosystems.pip import wheels  # noqa: PLC0415 - see the top
 
     url = str((item.get("download_info") or {}).get("url", ""))
     try:
-        data = wheels.fetch(url)
+        data = ahead.get(url) or prefetch.get(url)
     except (OSError, ValueError):
         return None
     return wheels.inspect_wheel(data) if _kind(url) == "wheel" else wheels.hash_only(data)
 
 
 def _action(current: str | None, new: str) -> Action:
+    from packaging.version import InvalidVersion, Version  # noqa: PLC0415 - see the top
 
     if current is None:
         return Action.INSTALL
@@ -312,8 +313,11 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     pip = _Pip(dry_run_argv(venv, index, intent.targets, target=target, head=head))
     # While pip resolves: the imports and the venv's state.
 
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see the top
+
     from packaging.version import Version  # noqa: F401, PLC0415 - loaded now, used by _action
 
+    from aegis.ecosystems import prefetch, published  # noqa: F401, PLC0415 - loaded now
     from aegis.ecosystems.pip import wheels  # noqa: F401, PLC0415 - loaded now, used by _inspect
 
     have = installed(Path(venv), target=target)
@@ -338,9 +342,10 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
         except (ValueError, AttributeError):
             failure = AnalysisFailure("tool-failed", "pip's report is not JSON")
     projects = sorted({normalize(str((i.get("metadata") or {}).get("name", ""))) for i in items})
+    ahead = prefetch.take()  # this thread's: what aegisd fetched while pip resolved
     with ThreadPoolExecutor(max_workers=4) as pool:
         timed = pool.map(lambda p: _upload_times(index, p), projects)
-        facts = list(pool.map(_inspect, items))
+        facts = list(pool.map(lambda i: _inspect(i, ahead), items))
         uploaded = dict(zip(projects, timed, strict=True))
     warned = _yanked(err)
 

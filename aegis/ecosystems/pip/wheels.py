@@ -1,7 +1,8 @@
 """Evidence read from the artifacts themselves: hash, ``.pth`` files, native code, scripts.
 
-The planner downloads each wheel the resolution names (bounded), checks it against the
-SHA-256 the index published, and lists it without extracting anything.
+The planner downloads each wheel the resolution names (bounded,
+:func:`aegis.ecosystems.prefetch.get`), checks it against the SHA-256 the index published,
+and lists it without extracting anything.
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from __future__ import annotations
 import configparser
 import hashlib
 import io
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 
-MAX_ARTIFACT = 256 * 1024 * 1024
 MAX_MEMBERS = 50_000
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 
@@ -28,21 +27,6 @@ class WheelFacts:
     native_modules: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()
     problem: str = ""
-
-
-def fetch(url: str, timeout_s: float = 60.0) -> bytes:
-    """GET ``url`` (http or https only), at most :data:`MAX_ARTIFACT` bytes.
-
-    Raises:
-        OSError: unreachable, too large, or not http(s).
-    """
-    if not url.startswith(("http://", "https://")):
-        raise OSError(f"not an http(s) URL: {url[:80]}")
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - scheme checked
-        data: bytes = resp.read(MAX_ARTIFACT + 1)
-    if len(data) > MAX_ARTIFACT:
-        raise OSError("artifact larger than the cap")
-    return data
 
 
 def _commands(zf: zipfile.ZipFile, names: list[str]) -> tuple[str, ...]:
