@@ -114,6 +114,8 @@ def _masked(text: str) -> str:
 PARSE_SECONDS = 5.0
 """How long one parse may take. bashlex 0.18 loops forever on some malformed words
 (``_paramexpand`` not advancing); a hook that never answers would let the call run."""
+REPEAT_SECONDS = 0.1
+"""After the deadline, the expiry repeats this often until the parse has stopped."""
 
 
 class _Expired(BaseException):
@@ -136,13 +138,29 @@ def _signals() -> Any:
     return _signal
 
 
+def _in_bashlex(frame: Any) -> bool:
+    """Whether ``frame`` or one of its callers runs bashlex's code."""
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("bashlex"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Deadline:
-    """Raise :class:`_Expired` in this (main) thread after ``seconds``.
+    """Raise :class:`_Expired` in this (main) thread after ``seconds``, inside bashlex only.
 
     Signals reach only the main thread; elsewhere the parse runs unbounded (every Aegis
     entry point, the CLI, the hooks and the shims, parses in the main thread). A class
     rather than a ``contextlib`` generator, and :mod:`signal` imported here: the guard
     hook's start-up pays for neither when a line needs no parse.
+
+    The expiry repeats (should one land where Python drops it, in a gc callback, the next
+    one still ends the parse) and raises only while bashlex's code is on the stack. An
+    expiry handled anywhere else (on the way out of the parse, in ``__exit__`` while the
+    timer is being disarmed) returns quietly: had it raised there, on a loaded machine
+    where the next expiry comes before the first has unwound, it would skip or abort
+    ``__exit__`` and leave the timer armed, raising later in unrelated code.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -155,31 +173,27 @@ class _Deadline:
         seconds = self.seconds
 
         def expire(signum: int, frame: object) -> None:
-            raise _Expired(f"the parser did not finish within {seconds:g} s")
+            if _in_bashlex(frame):
+                raise _Expired(f"the parser did not finish within {seconds:g} s")
 
         try:
             self.previous = signal.signal(signal.SIGALRM, expire)
         except ValueError:  # not the main thread
             return
         self.armed = True
-        # Repeating: should one expiry land where it is lost, the next one still ends it.
-        self.outer = signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
+        self.outer = signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_SECONDS)
 
     def __exit__(self, *exc: object) -> None:
         if not self.armed:
             return
         signal = _signals()
 
-        # Ignore the signal before disarming the repeating timer: an expiry landing in
-        # between (a loaded machine) would otherwise leave the timer armed, raising later
-        # in whatever code runs next.
-        while True:
-            try:
-                signal.signal(signal.SIGALRM, signal.SIG_IGN)
-                break
-            except _Expired:
-                continue
+        # Disarm while our handler (which does not raise here) is still installed: an
+        # expiry already delivered is handled by it at the next call below, not by the
+        # previous handler (SIG_DFL would end the process; SIG_IGN makes Python report
+        # "signal ignored due to race condition").
         signal.setitimer(signal.ITIMER_REAL, *self.outer)
+        signal.getitimer(signal.ITIMER_REAL)  # a call: pending handlers run after it
         signal.signal(signal.SIGALRM, self.previous)
 
 

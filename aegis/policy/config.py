@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -515,25 +517,64 @@ def source_allows(source: ApprovedSource, package: str) -> bool:
     return name_matches(package, source.packages)
 
 
+_WILD = frozenset("*?[")
+
+
+class NameMatcher:
+    """Whether a name matches one of a tuple of ``fnmatch`` patterns (case-sensitive).
+
+    Rules test every package of a 500-package plan (policy bench goal: 1 ms), so the
+    patterns are split once: plain names are looked up in a set, ``prefix*`` patterns
+    (most built-in ones) go to one ``str.startswith`` call, and only the rest to one
+    regex alternation. Each part decides exactly as the pattern's ``fnmatch.translate``
+    regex would: a plain name matches itself only, ``prefix*`` any text after the prefix.
+    """
+
+    __slots__ = ("exact", "prefixes", "regex")
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        """Split ``patterns`` into exact names, prefixes and one regex for the rest."""
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        rest: list[str] = []
+        for p in patterns:
+            if not _WILD.intersection(p):
+                exact.add(p)
+            elif p.endswith("*") and not _WILD.intersection(p[:-1]):
+                prefixes.append(p[:-1])
+            else:
+                rest.append(p)
+        self.exact = frozenset(exact)
+        self.prefixes = tuple(prefixes)
+        self.regex = (
+            re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in rest)) if rest else None
+        )
+
+    def __call__(self, name: str) -> bool:
+        """Whether ``name`` matches one of the patterns."""
+        return (
+            name in self.exact
+            or name.startswith(self.prefixes)
+            or (self.regex is not None and self.regex.match(name) is not None)
+        )
+
+    def flags(self, names: Sequence[str]) -> list[bool]:
+        """``[self(n) for n in names]``, with the per-name work done by C calls."""
+        regex = self.regex
+        hits = map(str.startswith, names, repeat(self.prefixes))
+        if self.exact:
+            hits = map(operator.or_, hits, map(self.exact.__contains__, names))
+        if regex is None:
+            return list(hits)
+        return [h or regex.match(n) is not None for h, n in zip(hits, names, strict=True)]
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
-    # One alternation instead of a fnmatch call per pattern: rules test every
-    # package of a 500-package plan against these lists (policy bench goal: 1 ms).
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
-
-
-def name_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """:func:`name_matches` with ``patterns`` bound: compiled and looked up once."""
-    compiled = _compiled(patterns)
-    if compiled is None:
-        return lambda _name: False
-    match = compiled.match
-    return lambda name: match(name) is not None
+def name_matcher(patterns: tuple[str, ...]) -> NameMatcher:
+    """:func:`name_matches` with ``patterns`` bound: split and compiled once."""
+    return NameMatcher(patterns)
 
 
 def name_matches(name: str, patterns: tuple[str, ...]) -> bool:
     """Whether ``name`` matches one of the ``fnmatch`` ``patterns`` (case-sensitive)."""
-    compiled = _compiled(patterns)
-    return compiled is not None and compiled.match(name) is not None
+    return name_matcher(patterns)(name)

@@ -25,9 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import compress
 
 from aegis.model import Action, Operation, PackageChange, Plan, Repository
 from aegis.policy.config import (
@@ -126,6 +128,7 @@ class Facts:
         "distribution_repos",
         "kernel_match",
         "kernel_patterns",
+        "names",
         "now",
         "operation",
         "plan",
@@ -150,9 +153,12 @@ class Facts:
         self.now = now
         self.operation = plan.intent.operation
         self.rollback = self.operation is Operation.ROLLBACK and bool(plan.intent.rollback_of)
+        held_back = Action.HELD_BACK  # bound once: enum lookups cost in a 500-change loop
         self.changing: tuple[PackageChange, ...] = tuple(
-            c for c in plan.changes if c.action is not Action.HELD_BACK
+            [c for c in plan.changes if c.action is not held_back]
         )
+        self.names: tuple[str, ...] = tuple([c.name for c in self.changing])
+        """The names of :attr:`changing`, in its order."""
         self.repos: dict[str, Repository] = {r.id: r for r in plan.repositories}
         # Policy decides approval itself, from its own config: the plan's own
         # ``approved`` flag is evidence written by someone else.
@@ -168,9 +174,9 @@ class Facts:
         # Bound once per evaluation: rules test every package of a 500-package plan.
         self.kernel_match = name_matcher(self.kernel_patterns)
         self.sensitive_match = name_matcher(self.sensitive_patterns)
-        self.prov: dict[tuple[str, str], bool] = {}
-        for p in plan.provenance:
-            self.prov[(p.package, p.version)] = bool(p.sha256 and p.chain and p.uri)
+        self.prov: dict[tuple[str, str], bool] = {
+            (p.package, p.version): bool(p.sha256 and p.chain and p.uri) for p in plan.provenance
+        }
 
     def from_distribution(self, package: str) -> bool:
         """Whether every change of ``package`` comes from an approved distribution source."""
@@ -231,15 +237,24 @@ def snapshot_debs(facts: Facts) -> tuple[dict[tuple[str, str], str], list[str]]:
     return vouched, refused
 
 
-def is_kernel(facts: Facts, change: PackageChange) -> bool:
-    """Kernel or boot chain by name (built-in and configured patterns)."""
-    return facts.kernel_match(change.name)
+def kernel_names(facts: Facts) -> list[str]:
+    """The changing packages that are kernel or boot chain by name, in plan order.
+
+    By the built-in and the configured patterns.
+    """
+    names = facts.names
+    return list(compress(names, facts.kernel_match.flags(names)))
 
 
-def is_sensitive(facts: Facts, change: PackageChange) -> bool:
-    """Security-sensitive by binary or source name (built-in and configured patterns)."""
+def sensitive_names(facts: Facts) -> list[str]:
+    """The changing packages security-sensitive by binary or source name, in plan order.
+
+    By the built-in and the configured patterns.
+    """
     match = facts.sensitive_match
-    return match(change.name) or match(change.source_package)
+    by_name = match.flags(facts.names)
+    by_source = match.flags([c.source_package for c in facts.changing])
+    return list(compress(facts.names, map(operator.or_, by_name, by_source)))
 
 
 @dataclass(frozen=True)

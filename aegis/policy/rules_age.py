@@ -82,6 +82,11 @@ def package_release_age(facts: Facts) -> Check:
         return Hit(f"too new to install unreviewed: {listed([w for _, w in found])}",
                    unique([n for n, _ in found]))  # fmt: skip
     default_s = facts.config.thresholds.min_release_age_s
+    own = [s.min_release_age_s for s in facts.repo_source.values() if s is not None]
+    if default_s <= 0 and all(m is None or m <= 0 for m in own):
+        # No source asks for a minimum age: no change below could be young (the loop's
+        # answer, without walking a 500-package delta).
+        return Miss("every version is older than the minimum release age (or none is set)")
     seen = {(f.package, f.version, f.repository): f for f in facts.plan.first_seen}
     now = facts.now.timestamp()
     young: list[str] = []

@@ -36,6 +36,7 @@ from aegis.policy.rules import (
 # One argv element is safe when it holds only these characters. Debian version
 # characters (~ + : .) and the = of pkg=version are not shell metacharacters.
 _ARGV_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
+_ALL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./~-]*")  # fullmatch: no $ before a newline
 _TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _PATH_FORMS = ("keyring-path", "armored-path", "fingerprint")
@@ -177,7 +178,11 @@ def target_invalid(facts: Facts) -> Check:
 
 def command_metachar(facts: Facts) -> Check:
     """An argv element of the command preview holds a shell metacharacter."""
-    bad = [arg for arg in facts.plan.command_preview if not _ARGV_SAFE.match(arg)]
+    preview = facts.plan.command_preview
+    if _ALL_SAFE.fullmatch("".join(preview)):
+        # Every character of every element is in the safe class: each element matches.
+        return Miss("every command preview element is plain argv")
+    bad = [arg for arg in preview if not _ARGV_SAFE.match(arg)]
     if not bad:
         return Miss("every command preview element is plain argv")
     return Hit(f"command preview element(s) {listed(repr(a) for a in bad)}", unique(bad))
@@ -264,8 +269,9 @@ def repo_weakly_pinned(facts: Facts) -> Check:
         elif repo.signed_by_form in _PATH_FORMS and not repo.keyring_trusted_dir:
             reasons.append(f"{_repo_label(repo)}: Signed-By keyring outside the trusted directory")
             subjects.append(_repo_label(repo))
+    distribution = facts.distribution_repos  # a distribution source may supply any package
     for change in facts.changing:
-        if change.repository is None:
+        if change.repository is None or change.repository in distribution:
             continue
         src = facts.repo_source.get(change.repository)
         if src is not None and not source_allows(src, change.name):

@@ -6,11 +6,13 @@
 only ever comes from there.
 
 :func:`fire` checks the (state, trigger) pair against a table built once from the
-validated graph (an illegal pair raises before anything else), then builds a fresh
+validated graph (an illegal pair raises before anything else), then fires it on a
 ``transitions`` machine (``auto_transitions=False``, so no ``to_<state>`` shortcut
-exists) for that one attempt: the current state, the edge to fire and its
-destination, with the guards as conditions. The machine and its model are taken
-apart afterwards: a commit that fails leaves no trace in memory. Callbacks do no I/O.
+exists) that holds only that edge: the current state, the trigger and its
+destination, with the guards as conditions. Each edge's machine and its one model are
+built once per thread; the model is set to the request's state before every attempt,
+so an earlier attempt (refused, or whose commit failed) leaves nothing that counts.
+Callbacks do no I/O.
 
 Example:
     >>> wf = aegis.workflow.graph.load_workflow()
@@ -151,7 +153,7 @@ class Workflow:
 
 
 class _Attempt:
-    """The model of one attempt; discarded after it fires."""
+    """The model of one edge's machine; put in the request's state before each attempt."""
 
     state: str
 
@@ -173,7 +175,7 @@ _CONDITIONS = {name: _condition(name) for name in GUARDS}
 
 
 def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionSpec:
-    """Fire ``trigger`` from ``state`` on a fresh machine; return the transition taken.
+    """Fire ``trigger`` from ``state`` on the machine of that edge; return the transition taken.
 
     Args:
         wf: the validated workflow.
@@ -196,28 +198,22 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
             f"trigger {trigger!r} is not allowed in state {state!r} (allowed here: {allowed})"
         )
     refused: list[str] = []
-    model = _Attempt()
-    # A fresh model per attempt on a machine that holds exactly this edge. The table
-    # above, built from the validated graph, decided the move is legal; the machine holds
-    # that one edge (its source and destination), runs the guards as its conditions and
-    # moves the model. Machines are kept per edge and per thread (building one cost more
-    # than the rest of a transition outside SQLite's commit); they hold only names and the
-    # stateless guard conditions, and the model is removed and emptied when this returns,
-    # so a failed commit leaves nothing in memory.
-    machine = _edge_machine(wf, state, trigger, spec.dest)
-    machine.add_model(model, initial=state)
+    # The table above, built from the validated graph, decided the move is legal; the
+    # machine holds exactly that one edge (its source and destination), runs the guards
+    # as its conditions and moves its model. Machine and model are built once per edge
+    # and per thread (building them, or adding and removing a model, cost more than the
+    # rest of a transition outside SQLite's commit); they hold only names and the
+    # stateless guard conditions. The model is put in ``state`` before every attempt, so
+    # nothing of an earlier attempt (refused, failed or committed) carries over.
+    machine, model = _edge_machine(wf, state, trigger, spec.dest)
+    machine.set_state(state, model)
     try:
-        ok = model.trigger(trigger, inp, refused)  # type: ignore[attr-defined]
+        ok = machine.events[trigger].trigger(model, inp, refused)
     except MachineError as e:  # defensive: the table above already checked
         raise IllegalTransitionError(
             f"trigger {trigger!r} is not allowed in state {state!r}"
         ) from e
-    finally:
-        reached = getattr(model, "state", None)
-        # Model and machine refer to each other through the model's bound triggers: take
-        # the model out and empty it so neither waits for the garbage collector.
-        machine.remove_model(model)
-        model.__dict__.clear()
+    reached = model.state
     if not ok:
         raise GuardRefusedError(f"{trigger!r} from {state!r} refused: {'; '.join(refused)}")
     if reached != spec.dest:
@@ -228,23 +224,27 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
 _LOCAL = threading.local()
 
 
-def _edge_machine(wf: Workflow, state: str, trigger: str, dest: str) -> Any:
+def _edge_machine(wf: Workflow, state: str, trigger: str, dest: str) -> tuple[Any, _Attempt]:
     """This thread's machine holding only the edge ``trigger`` from ``state`` of ``wf``."""
-    machines: dict[tuple[str, str, str], Any] | None = getattr(_LOCAL, "machines", None)
+    machines: dict[tuple[str, str, str], tuple[Any, _Attempt]] | None = getattr(
+        _LOCAL, "machines", None
+    )
     if machines is None:
         machines = _LOCAL.machines = {}
     key = (wf.digest, state, trigger)
-    machine = machines.get(key)
-    if machine is None:
-        machine = machines[key] = Machine(
-            model=None,
+    found = machines.get(key)
+    if found is None:
+        model = _Attempt()
+        machine = Machine(
+            model=model,
             states=[state] if dest == state else [state, dest],
             transitions=[wf._attempt_edges[(state, trigger)]],
             initial=state,
             auto_transitions=False,
             ignore_invalid_triggers=False,
         )
-    return machine
+        found = machines[key] = (machine, model)
+    return found
 
 
 def stuck_thresholds(wf: Workflow) -> dict[str, int]:

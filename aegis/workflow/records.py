@@ -213,7 +213,7 @@ def history_values(rec: HistoryRecord, row_hash: str | None = None) -> list[Any]
         rec.trigger,
         rec.actor,
         rec.at,
-        _ENCODER.encode(evidence),
+        _canonical_known(evidence).decode("utf-8", "surrogatepass"),
         rec.prev_hash,
         row_hash or history_hash(rec),
     ]
