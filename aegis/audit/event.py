@@ -51,7 +51,7 @@ KIND_RECOVERED_TAIL = "recovered-tail"
 KIND_SEGMENT_START = "segment-start"
 RESERVED_KINDS = frozenset({KIND_CHECKPOINT, KIND_RECOVERED_TAIL, KIND_SEGMENT_START})
 
-_KIND_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+_KIND_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}\Z")
 
 CALLER_FIELDS = (
     "actor",

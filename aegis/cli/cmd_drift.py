@@ -10,7 +10,7 @@ import click
 
 from aegis.errors import InputError
 
-_DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+_DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

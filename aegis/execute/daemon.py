@@ -59,6 +59,7 @@ from aegis.execute.protocol import (
     read_frame,
 )
 from aegis.execute.settings import DaemonSettings
+from aegis.sockets import listen_at
 
 HOOK_POINTS = ("before-started", "after-started", "before-run", "after-run")
 
@@ -462,28 +463,15 @@ def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str])
 
     Raises:
         EnvironmentFailure: the socket cannot be created.
+        InputError: something other than a socket is at ``path``.
     """
     if env.get("LISTEN_PID") == str(os.getpid()) and int(env.get("LISTEN_FDS", "0")) >= 1:
         return socket.socket(fileno=3)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_socket():
-                path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            sock.bind(str(path))
-        finally:
-            os.umask(old)
-        gid = group_gid(group) if group else None
-        if gid is not None and os.geteuid() == 0:
-            os.chown(path, 0, gid)
-        os.chmod(path, mode)
-        sock.listen(64)
     except OSError as e:
         raise EnvironmentFailure(f"cannot listen on {path}: {e}") from e
-    return sock
+    return listen_at(path, mode, group_gid(group) if group else None)
 
 
 def _keys_line(settings: DaemonSettings) -> str:

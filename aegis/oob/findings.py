@@ -29,7 +29,7 @@ from aegis.oob.logs import AptRun, Cursor, LogEvent, cursor_now
 TOOLS = ("dpkg", "apt-get", "apt", "aptitude", "unattended-upgrades", "other", "unknown",
          "npm", "pip")  # fmt: skip
 """The tool label of a finding (and of the counter): a closed set, never free text."""
-_UID_RE = re.compile(r"^(.{1,64}) \((\d{1,10})\)$")
+_UID_RE = re.compile(r"^(.{1,64}) \((\d{1,10})\)\Z")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 ACTIONS = frozenset({"install", "upgrade", "remove", "purge"})
 MAX_LOG_BYTES = 256 * 1024 * 1024
 """One log file (decompressed) larger than this is not read further: a bound, not a norm."""
-_ROTATED_RE = re.compile(r"^\.(\d{1,4})(\.gz)?$")
+_ROTATED_RE = re.compile(r"^\.(\d{1,4})(\.gz)?\Z")
 _TIME_LEN = 19  # "YYYY-MM-DD HH:MM:SS"
 _ACTION_RE = re.compile(
     rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (install|upgrade|remove|purge) (\S+) (\S+) (\S+)$",

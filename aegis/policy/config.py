@@ -237,7 +237,7 @@ _SOURCE_KEYS = {"name", "uri", "suite", "component", "signer_fingerprint", "dist
 _THRESHOLD_KEYS = {"evidence_max_age_s", "clock_skew_s", "vulndb_max_age_s",
                    "vuln_ignore_urgencies", "freeze_after_s", "min_release_age_s"}
 # fmt: on
-_FPR_RE = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
+_FPR_RE = re.compile(r"^[0-9A-F]{40}\Z|^[0-9A-F]{64}\Z")
 
 
 def _parse_source(data: Any, index: int) -> ApprovedSource:

@@ -35,9 +35,9 @@ from aegis.policy.rules import (
 
 # One argv element is safe when it holds only these characters. Debian version
 # characters (~ + : .) and the = of pkg=version are not shell metacharacters.
-_ARGV_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
+_ARGV_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*\Z")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./~-]*")  # fullmatch: no $ before a newline
-_TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$")
+_TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?\Z")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _PATH_FORMS = ("keyring-path", "armored-path", "fingerprint")
 # Repository problems (aegis/ecosystems/apt/evidence/repositories.py) other rules already

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from aegis.policy.result import PolicyResult
 
 REVIEW_KEY_FILE = "review.pub"
-_PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ _FENCE = re.compile(r"\A```(?:json|JSON)?[ \t]*\n(?P<body>[^`]*?)\n?```\Z")
 MAX_ENVELOPE_BYTES = 256 * 1024
 """The whole HTTP body the client reads; larger is invalid (client.py stops reading)."""
 FIELDS = frozenset({"risk", "flags", "recommendation", "summary"})
-_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,31}$")
+_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,31}\Z")
 _APPROVING = frozenset(
     {
         "approve",

@@ -58,8 +58,8 @@ MAX_REVIEW_BYTES = 64 * 1024
 MAX_SUMMARY_CHARS = 600
 """The model's summary is capped (parse.py rejects longer answers)."""
 MAX_REASON_CHARS = 400
-_HEX128 = re.compile(r"^[0-9a-f]{128}$")
-_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+_HEX128 = re.compile(r"^[0-9a-f]{128}\Z")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 
 
 class ReviewStatus(StrEnum):

@@ -23,12 +23,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import secrets
 import signal
 import socket
-import stat
 import sys
 import threading
 import time
@@ -49,6 +46,7 @@ from aegis.review.wire import (
     encode_frame,
     read_frame,
 )
+from aegis.sockets import listen_at
 from aegis.text import inert
 
 EXITS = (InputError, TrustError, EnvironmentFailure)
@@ -223,35 +221,7 @@ def bind_socket(path: Path) -> socket.socket:
         EnvironmentFailure: the socket cannot be created (path too long, permissions).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(st.st_mode):
-            raise InputError(f"{path} exists and is not a socket; refusing to replace it")
-        path.unlink()
-    # Bound and listening under a temporary name first, then renamed into place: a client
-    # that finds the path can connect. Bound at ``path`` directly, the socket exists
-    # before listen(), and a client connecting in between (a test, or ``aegis review``
-    # right after the daemon's start) was refused (ECONNREFUSED). The short random name
-    # keeps the temporary path no longer than most final ones (a Unix socket path has
-    # 107 bytes).
-    staging = path.with_name(f".{secrets.token_hex(3)}")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o117)
-    try:
-        sock.bind(str(staging))
-        sock.listen(64)
-        os.rename(staging, path)
-    except OSError as e:
-        sock.close()
-        with contextlib.suppress(OSError):
-            staging.unlink()
-        raise EnvironmentFailure(f"cannot listen on {path}: {e.strerror or e}") from e
-    finally:
-        os.umask(old)
-    return sock
+    return listen_at(path, 0o660)
 
 
 def main(argv: list[str] | None = None) -> int:

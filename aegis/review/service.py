@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 REVIEW_KEY_ENV = "AEGIS_REVIEW_KEY"
 API_KEY_ENV = "AEGIS_AI_API_KEY"
-_PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_PLAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 @dataclass(frozen=True)

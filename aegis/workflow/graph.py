@@ -57,8 +57,8 @@ MAX_WORKFLOW_BYTES = 64 * 1024
 MAX_STATES = 64
 MAX_TRANSITIONS = 256
 NEEDS = frozenset({"system", "human", "key", "automation"})
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
+_DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

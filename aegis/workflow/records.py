@@ -28,8 +28,8 @@ from aegis.canonical import canonical_bytes, loads_strict, sha256_hex
 from aegis.errors import InputError, TrustError
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 ID_PATTERN = _ID_RE
 """What :func:`check_id` accepts, for a caller that must not raise per row."""
 MAX_FACTS_BYTES = 16 * 1024

@@ -86,9 +86,9 @@ aegisd re-runs this scanner: a longer line is refused as ``script.binary``."""
 MAX_SCAN_SECONDS = 10.0
 """Wall time to scan one script (real ones take milliseconds); past it, ``script.binary``."""
 
-_ASSIGN = re.compile(r"^\s*(?:export\s+|local\s+|readonly\s+)?([A-Za-z_]\w*)=(.*)$")
-_SUBST_WRAP = re.compile(r"^\$\(\s*(?:printf|echo)\s+(?:-[a-zA-Z]+\s+)*(?:%s\s+)?(.*?)\s*\)$")
-_PLAIN_VALUE = re.compile(r"^[\w./:+-]+$")
+_ASSIGN = re.compile(r"^\s*(?:export\s+|local\s+|readonly\s+)?([A-Za-z_]\w*)=(.*)\Z")
+_SUBST_WRAP = re.compile(r"^\$\(\s*(?:printf|echo)\s+(?:-[a-zA-Z]+\s+)*(?:%s\s+)?(.*?)\s*\)\Z")
+_PLAIN_VALUE = re.compile(r"^[\w./:+-]+\Z")
 
 RULE_IDS: tuple[str, ...] = (
     *(rule_id for rule_id, _ in RULES),

@@ -73,9 +73,9 @@ MAX_ZIP_MEMBERS = 200_000
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 """One record, decompressed (the largest Debian records are tens of kilobytes)."""
 
-_ID = re.compile(r"^(?:DEBIAN-)?(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6})$")
-_ADVISORY = re.compile(r"^(?:DSA|DLA|DTSA)-[0-9]{1,6}(?:-[0-9]{1,3})?$")
-_ECOSYSTEM = re.compile(r"^Debian(?::([0-9]{1,3}))?$")
+_ID = re.compile(r"^(?:DEBIAN-)?(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6})\Z")
+_ADVISORY = re.compile(r"^(?:DSA|DLA|DTSA)-[0-9]{1,6}(?:-[0-9]{1,3})?\Z")
+_ECOSYSTEM = re.compile(r"^Debian(?::([0-9]{1,3}))?\Z")
 _RECORD_KEYS = frozenset(
     {
         "schema_version", "id", "modified", "published", "withdrawn", "aliases", "upstream",

@@ -77,15 +77,15 @@ URGENCIES = frozenset({"unimportant", "low", "medium", "high", "not yet assigned
 CRITICAL_URGENCIES = frozenset({"high", "not yet assigned"})
 """Urgencies that make a match the contract's "critical" (see the module docstring)."""
 
-_SOURCE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,127}$")
-_CVE = re.compile(r"^(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6})$")
+_SOURCE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,127}\Z")
+_CVE = re.compile(r"^(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6})\Z")
 _ENTRY_ID = re.compile(
-    r"^(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6}|(?:DSA|DLA|DTSA)-[0-9]{1,6}(?:-[0-9]{1,3})?)$"
+    r"^(?:CVE-[0-9]{4}-[0-9]{4,}|TEMP-[0-9]{7}-[0-9A-F]{6}|(?:DSA|DLA|DTSA)-[0-9]{1,6}(?:-[0-9]{1,3})?)\Z"
 )
 """A stored entry's id: a CVE or TEMP id, or a Debian advisory naming none (OSV import)."""
 _VERSION = re.compile(rf"\A(?=.{{1,256}}\Z){VERSION_GRAMMAR}\Z", re.ASCII)
 """A tracker or OSV version: the comparator's grammar, at most 256 characters."""
-_RELEASE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+_RELEASE = re.compile(r"^[a-z][a-z0-9-]{1,31}\Z")
 _CVE_KEYS = frozenset({"description", "scope", "debianbug", "releases"})
 _REL_KEYS = frozenset(
     {"status", "urgency", "fixed_version", "repositories", "nodsa", "nodsa_reason"}

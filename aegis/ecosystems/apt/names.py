@@ -39,9 +39,9 @@ _VERSION = r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*"
 _PACKAGE_RE = re.compile(
     rf"^(?P<name>{_NAME})(?::(?P<arch>{_ARCH}))?(?:=(?P<version>{_VERSION}))?$"
 )
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9._~:/?#@%+=,-]+$")
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9._~:/?#@%+=,-]+\Z")
 _URL_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_PATH_RE = re.compile(r"^[A-Za-z0-9._~/+@%=,:-]+$")
+_PATH_RE = re.compile(r"^[A-Za-z0-9._~/+@%=,:-]+\Z")
 
 
 @dataclass(frozen=True)

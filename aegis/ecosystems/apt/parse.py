@@ -37,14 +37,14 @@ _INST = re.compile(
     r"^Inst (?P<pkg>\S+)(?: \[(?P<old>[^\]\s]+)\])? \((?P<new>\S+) (?P<origins>.*?) ?"
     r"\[(?P<arch>[^\]\s]+)\]\)(?P<rest>.*)$"
 )
-_CONF = re.compile(r"^Conf (?P<pkg>\S+)(?: \[[^\]]*\])?(?: \((?P<ver>\S+) .*)?$")
-_REMV = re.compile(r"^(?P<verb>Remv|Purg) (?P<pkg>\S+)(?: \[(?P<ver>[^\]\s]+)\])?(?P<rest>.*)$")
+_CONF = re.compile(r"^Conf (?P<pkg>\S+)(?: \[[^\]]*\])?(?: \((?P<ver>\S+) .*)?\Z")
+_REMV = re.compile(r"^(?P<verb>Remv|Purg) (?P<pkg>\S+)(?: \[(?P<ver>[^\]\s]+)\])?(?P<rest>.*)\Z")
 _POLICY_SRC = re.compile(
     r"^\s+(?:\*\*\* )?(?P<prio>-?\d+) (?P<uri>\S+) (?P<dist>\S+) (?P<arch>\S+) Packages$"
 )
-_POLICY_VER = re.compile(r"^ (?:\*\*\*| {3}) (?P<ver>\S+) (?P<prio>-?\d+)$")
+_POLICY_VER = re.compile(r"^ (?:\*\*\*| {3}) (?P<ver>\S+) (?P<prio>-?\d+)\Z")
 # ``'URI' FILE SIZE [HASH]``: ``apt-get install --print-uris`` prints no hash for a local .deb.
-_PRINT_URI = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+)(?: (?P<hash>\S+))?$")
+_PRINT_URI = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+)(?: (?P<hash>\S+))?\Z")
 
 
 def split_arch(pkg: str, default: str | None) -> tuple[str, str | None]:

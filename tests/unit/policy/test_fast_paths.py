@@ -92,7 +92,17 @@ def test_command_preview_check_keeps_its_answers() -> None:
 
     assert metachar(()) is None
     assert metachar(("a;b", "ok", "$(x)")) == ("a;b", "$(x)")
-    # Whatever the per-element regex answers (its ``$`` matches before a final newline),
-    # the one-regex check answers the same: it only ever short-cuts to "nothing found".
+    # The one-regex check only ever short-cuts to "nothing found": it answers as the
+    # per-element regex does.
     for extra in [("",), ("pkg\n",), ("pkg\n\n",), ("a b",), ("x", "y\n", "z\t")]:
         assert metachar(extra) == per_element(extra), extra
+
+
+def test_a_trailing_newline_is_a_metacharacter() -> None:
+    """``$`` matches before a final newline: an element ``pkg\\n`` once passed as plain argv."""
+    now = datetime.fromisoformat(NOW.replace("Z", "+00:00"))
+    config = parse_policy_config(policy_toml())
+    base = clean_plan(packages=3)
+    plan = replace(base, command_preview=(*base.command_preview, "pkg\n"))
+    fired = {f.rule_id: f for f in evaluate(plan, None, config, now).fired}
+    assert fired["command.metachar"].subjects == ("pkg\n",)

@@ -57,12 +57,12 @@ from aegis.safe_read import open_regular
 MAX_DEB_BYTES = 4 * 1024 * 1024 * 1024
 """Largest .deb Aegis will fetch for inspection."""
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
-_ARCH = re.compile(r"^[a-z0-9-]+$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+\Z")
+_VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+\Z")
+_ARCH = re.compile(r"^[a-z0-9-]+\Z")
 # A URI apt printed: a scheme, then no whitespace or control characters (it becomes one
 # argv element of apt-helper, so it must never look like an option).
-_URI = re.compile(r"^[a-z][a-z0-9+.-]*:[^\x00-\x20\x7f]+$")
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*:[^\x00-\x20\x7f]+\Z")
 _CHUNK = 1 << 20
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-_FPR_RE = re.compile(r"^[0-9A-Fa-f]{16,40}!?$")
+_FPR_RE = re.compile(r"^[0-9A-Fa-f]{16,40}!?\Z")
 
 
 @dataclass(frozen=True)

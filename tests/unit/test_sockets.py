@@ -1,0 +1,64 @@
+"""aegis.sockets.listen_at: what aegisd and aegis-reviewd listen on without systemd."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from aegis.errors import InputError
+from aegis.execute.daemon import open_listener
+from aegis.sockets import listen_at
+
+
+def test_a_file_at_the_path_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "aegisd.sock"
+    path.write_text("not a socket")
+    with pytest.raises(InputError, match="not a socket"):
+        listen_at(path, 0o660)
+    assert path.read_text() == "not a socket"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aegisd.sock"]
+
+
+def test_a_stale_socket_is_replaced_with_the_mode_asked(tmp_path: Path) -> None:
+    path = tmp_path / "aegisd.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()
+    with listen_at(path, 0o660, os.getegid()) as sock:
+        st = path.lstat()
+        assert stat.S_ISSOCK(st.st_mode)
+        assert stat.S_IMODE(st.st_mode) == 0o660
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(str(path))
+            sock.accept()[0].close()
+
+
+def test_aegisd_is_listening_once_its_path_exists(tmp_path: Path) -> None:
+    """The reviewd race (bind, then listen) also sat in aegisd, widened by chown and chmod."""
+    refused = 0
+    for i in range(50):
+        path = tmp_path / f"a{i}.sock"
+        outcome: list[str] = []
+
+        def client(path: Path = path, outcome: list[str] = outcome) -> None:
+            while not path.exists():
+                pass
+            with socket.socket(socket.AF_UNIX) as c:
+                try:
+                    c.connect(str(path))
+                    outcome.append("ok")
+                except ConnectionRefusedError:
+                    outcome.append("refused")
+
+        thread = threading.Thread(target=client)
+        thread.start()
+        listener = open_listener(path, 0o660, None, {})
+        thread.join(timeout=10)
+        listener.close()
+        refused += outcome != ["ok"]
+    assert refused == 0
