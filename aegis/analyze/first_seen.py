@@ -29,7 +29,6 @@ from aegis.config import Config
 from aegis.errors import AegisError
 from aegis.execute.sightings import record_as_root
 from aegis.model import Action, FirstSeen, PackageChange, Repository
-from aegis.workflow import access
 
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 
@@ -71,6 +70,10 @@ def record_first_seen(
     record_as_root(cfg, wanted, repositories, now)
     if not _plain_or_absent(cfg):
         return ()
+
+    # The store (and sqlite-utils under it) loads when a sighting is recorded, not with
+    # the planner: a fresh process reaches its first apt call sooner.
+    from aegis.workflow import access  # noqa: PLC0415 - see above
 
     stamp = _time(now)
     try:

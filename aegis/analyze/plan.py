@@ -64,8 +64,6 @@ from aegis.analyze.evidence.sources import (
     resolve_apt_paths,
 )
 from aegis.analyze.first_seen import record_first_seen
-from aegis.analyze.inspect import inspect_contents as inspect_package_contents
-from aegis.analyze.inspect import installed_script_findings, match_vulnerabilities
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.names import Target, closest_names, parse_targets
 from aegis.analyze.run import RunResult
@@ -288,13 +286,21 @@ class _Analysis:
         changes = delta.changes
         used = set(repos_all) if self.op is Operation.UPDATE else delta.used
         repositories = tuple(sorted((repos_all[r][0] for r in used), key=lambda r: r.id))
-        first_seen = record_first_seen(
-            self.cfg, changes, {rid: found[0] for rid, found in repos_all.items()}, self.now
-        )
-        others = self._other_sources(entries, paths, repos_all, used)
-        findings, vulns, vulndb_date, provenance_t = self._contents(
-            changes, delta.provenance, Path(paths.status).parent / "info"
-        )
+        # The sightings are a store write (two commits, each synced): on a thread of its
+        # own while the contents are inspected, which reads nothing it writes.
+        with ThreadPoolExecutor(max_workers=1) as seen_pool:
+            f_seen = seen_pool.submit(
+                record_first_seen,
+                self.cfg,
+                changes,
+                {rid: found[0] for rid, found in repos_all.items()},
+                self.now,
+            )
+            others = self._other_sources(entries, paths, repos_all, used)
+            findings, vulns, vulndb_date, provenance_t = self._contents(
+                changes, delta.provenance, Path(paths.status).parent / "info"
+            )
+            first_seen = f_seen.result()
 
         # Descriptions come from the signed indexes, inspected or not: text in them that
         # addresses a model is a finding (content.model-directed-text).
@@ -486,10 +492,14 @@ class _Analysis:
         provenance: tuple[Provenance, ...],
         info_dir: Path,
     ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
+        # The scanners (bashlex, the rule tables) load on the pool while apt runs
+        # (_warm_content_modules), not before the first apt call.
+        from aegis.analyze import inspect as inspection  # noqa: PLC0415 - see above
+
         findings: tuple[Finding, ...] = ()
         prov = provenance
         if self.inspect and prov and self.failure is None:
-            res = inspect_package_contents(
+            res = inspection.inspect_contents(
                 self.cfg,
                 changes,
                 prov,
@@ -506,10 +516,10 @@ class _Analysis:
             # .debs are inspected: it is local, and a removal has no .deb to inspect.
             findings = tuple(
                 sorted(
-                    findings + installed_script_findings(changes, info_dir),
+                    findings + inspection.installed_script_findings(changes, info_dir),
                     key=lambda f: (f.package, f.file, f.line, f.rule),
                 )
             )
-        vres = match_vulnerabilities(self.cfg, changes)
+        vres = inspection.match_vulnerabilities(self.cfg, changes)
         self.signals.extend(vres.signals)
         return findings, vres.vulnerabilities, vres.db_date, prov
