@@ -112,9 +112,10 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
     Raises:
         AegisError: a step failed (planning, signing, aegisd's refusal or run).
     """
-    report, delta = _run(cfg, now, socket)
-    if report.request_id is not None and delta is not None:
-        report.superseded = _supersede(cfg, report.request_id, delta)
+    with contextlib.ExitStack() as held:
+        report, delta = _run(cfg, now, socket, held)
+        if report.request_id is not None and delta is not None:
+            report.superseded = _supersede(cfg, report.request_id, delta)
     report.reboot_required, report.reboot_packages = reboot_state(cfg)
     report.finished_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     _write_last_run(cfg, report)
@@ -150,8 +151,13 @@ def _warm_later_modules() -> None:
             importlib.import_module(name)
 
 
-def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, str | None]:
-    """The pass, and the digest of its delta (None when no request was made)."""
+def _run(
+    cfg: Config, now: datetime, socket: Path | None, held: contextlib.ExitStack
+) -> tuple[RunReport, str | None]:
+    """The pass, and the digest of its delta (None when no request was made).
+
+    ``held``: what stays open until the pass is over (the store, see _decide_and_apply).
+    """
     from aegis.analyze.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.load import load_policy_config
@@ -164,11 +170,17 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, st
     plan = analyze_apt(cfg, Intent(Tool.APT, Operation.UPGRADE, (), ACTOR, stamp), now)
     if plan.failure is None and not plan.changes:
         return RunReport("nothing-to-do", "apt upgrade has nothing to upgrade"), None
-    return _decide_and_apply(cfg, plan, policy, now, socket)
+    return _decide_and_apply(cfg, plan, policy, now, socket=socket, held=held)
 
 
 def _decide_and_apply(
-    cfg: Config, plan: Plan, policy: PolicyConfig, now: datetime, socket: Path | None
+    cfg: Config,
+    plan: Plan,
+    policy: PolicyConfig,
+    now: datetime,
+    *,
+    socket: Path | None,
+    held: contextlib.ExitStack,
 ) -> tuple[RunReport, str | None]:
     """Steps 1 (the request) to 5 of the module doc for an analyzed upgrade."""
     from aegis import api
@@ -177,6 +189,11 @@ def _decide_and_apply(
     from aegis.unattended.scope import out_of_scope
     from aegis.workflow.waiting import delta_digest
 
+    # Each step opens and closes the store; SQLite copies the write-ahead log into the
+    # database (a synced write) whenever the last connection closes. One connection held
+    # idle for the rest of the pass leaves that to its end: once, not once per step.
+    # Nothing is less durable: every commit is synced to the log (synchronous=FULL).
+    held.enter_context(api.open_store(cfg))
     planned = api.submit_plan(cfg, plan, ACTOR)
     packages = [
         f"{c.name} {c.current_version or '-'} -> {c.candidate_version or '-'}" for c in plan.changes
