@@ -166,8 +166,14 @@ def analyze_apt(
 
 
 def _warm_content_modules() -> None:
-    """Import what content inspection uses (a failure here resurfaces where it is used)."""
+    """Import what the analysis uses later (a failure here resurfaces where it is used).
+
+    In the order the analysis needs them: python-debian's deb822 (a ``.sources`` file is
+    parsed as soon as ``apt-config dump`` answers; its import is slower than that call),
+    then the content scanners.
+    """
     for name in (
+        "debian.deb822",
         "aegis.analyze.inspect",
         "aegis.analyze.evidence.contents",
         "aegis.analyze.evidence.download",

@@ -123,6 +123,11 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
 
 
 _LATER_MODULES = (
+    # What the analysis needs first, in its order (so this thread and the analysis's own
+    # warm-up import one module at a time, the next one needed first).
+    "debian.deb822",
+    "aegis.analyze.inspect",
+    "aegis.workflow.access",
     "aegis.api",
     "aegis.review.service",
     "aegis.policy.run",
@@ -132,7 +137,7 @@ _LATER_MODULES = (
     "aegis.sign.service",
     "aegis.execute.service",
 )
-"""What the pass imports after the analysis (the store's sqlite-utils under ``aegis.api``)."""
+"""What the pass imports later (the store's sqlite-utils under ``aegis.workflow.access``)."""
 
 
 def _warm_later_modules() -> None:
