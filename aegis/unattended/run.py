@@ -126,8 +126,8 @@ _LATER_MODULES = (
     # What the analysis needs first, in its order (so this thread and the analysis's own
     # warm-up import one module at a time, the next one needed first).
     "debian.deb822",
-    "aegis.analyze.inspect",
     "aegis.workflow.access",
+    "aegis.analyze.inspect",
     "aegis.api",
     "aegis.review.service",
     "aegis.policy.run",
@@ -154,6 +154,24 @@ def _warm_later_modules() -> None:
     for name in _LATER_MODULES:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+        if name == "aegis.workflow.access":
+            with contextlib.suppress(Exception):
+                _prepare_store()
+
+
+def _prepare_store() -> None:
+    """What the pass's first store open would do once per process, done here.
+
+    sqlite-utils looks up its plugins' entry points (importlib.metadata, ~40 ms) on its
+    first ``Database``; the lifecycle graph is read and validated on first use. Both are
+    cached per process and safe to fill from this thread.
+    """
+    from sqlite_utils import plugins
+
+    from aegis.workflow import access
+
+    plugins.ensure_plugins_loaded()
+    access.workflow()
 
 
 def _run(
