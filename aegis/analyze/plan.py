@@ -429,7 +429,7 @@ class _Analysis:
             return None
         f_uris = pool.submit(self.apt.run, APT_GET, *uri_args)
         if self.inspect:
-            self.warmer = CacheWarmer(self.cfg.cache_dir, self.apt.timeout)
+            self.warmer = CacheWarmer(self.apt.timeout)
             self.warmer.start(f_uris)
         return f_uris
 
@@ -513,6 +513,7 @@ class _Analysis:
                 timeout_s=self.apt.timeout,
                 wait_for=self.warmer.wait if self.warmer is not None else None,
                 parsed=self.warmer.parsed if self.warmer is not None else None,
+                early=self.warmer.take if self.warmer is not None else None,
             )
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)
