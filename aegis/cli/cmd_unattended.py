@@ -34,14 +34,17 @@ def run_cmd(socket: Path | None, as_json: bool) -> None:
     Example:
       aegis unattended run --json
     """
-    from aegis.api import now_utc
+    from datetime import UTC, datetime
+
     from aegis.cli import render
     from aegis.config import load_config
     from aegis.errors import ApprovalRequired, PolicyDenied
     from aegis.unattended.run import last_run_path, run_once
 
     cfg = load_config()
-    report = run_once(cfg, now_utc(), socket=socket)
+    # Not aegis.api's now_utc (the same clock read): importing the API loads the store,
+    # which the pass loads on a thread while apt runs (aegis/unattended/run.py).
+    report = run_once(cfg, datetime.now(UTC), socket=socket)
     if as_json:
         render.emit_json(report.as_dict())
     else:

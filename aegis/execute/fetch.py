@@ -6,7 +6,7 @@ install by a file in ``plan.deb_dir`` (aegisd's ``<aegisd_dir>/debs``, mode 0700
 ``started`` is recorded; :func:`remove_planned` removes them after the run.
 
 Each file comes through :func:`aegis.ecosystems.apt.evidence.download.fetch_deb`: aegisd's own
-0700 cache (where its re-derivation's content inspection left it), else its planned URI
+0700 cache (where its re-derivation's content inspection left a remote file), else its planned URI
 (a local repository's file is copied, anything else is fetched by apt's ``apt-helper
 download-file`` with the planned SHA-256). It is then copied into the directory while
 hashed (:func:`~aegis.ecosystems.apt.evidence.download.copy_verified`), so it exists there under

@@ -34,9 +34,13 @@ import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aegis.config import Config
+
+if TYPE_CHECKING:
+    from aegis.model import Plan
+    from aegis.policy.config import PolicyConfig
 
 ACTOR = "automation"
 LAST_RUN = "last-run.json"
@@ -108,39 +112,78 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
     Raises:
         AegisError: a step failed (planning, signing, aegisd's refusal or run).
     """
-    report, delta = _run(cfg, now, socket)
-    if report.request_id is not None and delta is not None:
-        report.superseded = _supersede(cfg, report.request_id, delta)
+    with contextlib.ExitStack() as held:
+        report, delta = _run(cfg, now, socket, held)
+        if report.request_id is not None and delta is not None:
+            report.superseded = _supersede(cfg, report.request_id, delta)
     report.reboot_required, report.reboot_packages = reboot_state(cfg)
     report.finished_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     _write_last_run(cfg, report)
     return report
 
 
+_LATER_MODULES = (
+    # What the analysis needs first, in its order (so this thread and the analysis's own
+    # warm-up import one module at a time, the next one needed first).
+    "debian.deb822",
+    "aegis.workflow.access",
+    "aegis.ecosystems.apt.inspect",
+    "aegis.api",
+    "aegis.review.service",
+    "aegis.policy.run",
+    "aegis.unattended.scope",
+    "aegis.workflow.waiting",
+    "nacl.signing",
+    "aegis.sign.service",
+    "aegis.execute.service",
+)
+"""What the pass imports later (the store's sqlite-utils under ``aegis.workflow.access``)."""
+
+
 def _warm_later_modules() -> None:
     """Import what the pass needs after the analysis, while the analysis waits on apt.
 
     A timer starts a fresh process each pass; these imports (the store's sqlite-utils
-    above all) otherwise run after apt is done, one after another. A failure here
-    resurfaces where the module is really imported.
+    above all) otherwise run after apt is done, one after another. The planner does not
+    import the store, so the first apt call does not wait for them either. A failure
+    here resurfaces where the module is really imported. (Two threads importing at once
+    cannot deadlock: the import graph has no circles, tests/unit/test_import_graph.py.)
     """
     import importlib
 
-    for name in ("sqlite_utils", "nacl.signing", "aegis.sign.service", "aegis.execute.service"):
+    for name in _LATER_MODULES:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+        if name == "aegis.workflow.access":
+            with contextlib.suppress(Exception):
+                _prepare_store()
 
 
-def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, str | None]:
-    """The pass, and the digest of its delta (None when no request was made)."""
-    from aegis import api
+def _prepare_store() -> None:
+    """What the pass's first store open would do once per process, done here.
+
+    sqlite-utils looks up its plugins' entry points (importlib.metadata, ~40 ms) on its
+    first ``Database``; the lifecycle graph is read and validated on first use. Both are
+    cached per process and safe to fill from this thread.
+    """
+    from sqlite_utils import plugins
+
+    from aegis.workflow import access
+
+    plugins.ensure_plugins_loaded()
+    access.workflow()
+
+
+def _run(
+    cfg: Config, now: datetime, socket: Path | None, held: contextlib.ExitStack
+) -> tuple[RunReport, str | None]:
+    """The pass, and the digest of its delta (None when no request was made).
+
+    ``held``: what stays open until the pass is over (the store, see _decide_and_apply).
+    """
     from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.load import load_policy_config
-    from aegis.policy.run import decide
-    from aegis.review.service import run_review
-    from aegis.unattended.scope import out_of_scope
-    from aegis.workflow.waiting import delta_digest
 
     policy = load_policy_config(cfg.policy_path)
     if policy.automation is None or not policy.automation.enabled:
@@ -150,6 +193,30 @@ def _run(cfg: Config, now: datetime, socket: Path | None) -> tuple[RunReport, st
     plan = analyze_apt(cfg, Intent(Tool.APT, Operation.UPGRADE, (), ACTOR, stamp), now)
     if plan.failure is None and not plan.changes:
         return RunReport("nothing-to-do", "apt upgrade has nothing to upgrade"), None
+    return _decide_and_apply(cfg, plan, policy, now, socket=socket, held=held)
+
+
+def _decide_and_apply(
+    cfg: Config,
+    plan: Plan,
+    policy: PolicyConfig,
+    now: datetime,
+    *,
+    socket: Path | None,
+    held: contextlib.ExitStack,
+) -> tuple[RunReport, str | None]:
+    """Steps 1 (the request) to 5 of the module doc for an analyzed upgrade."""
+    from aegis import api
+    from aegis.policy.run import decide
+    from aegis.review.service import run_review
+    from aegis.unattended.scope import out_of_scope
+    from aegis.workflow.waiting import delta_digest
+
+    # Each step opens and closes the store; SQLite copies the write-ahead log into the
+    # database (a synced write) whenever the last connection closes. One connection held
+    # idle for the rest of the pass leaves that to its end: once, not once per step.
+    # Nothing is less durable: every commit is synced to the log (synchronous=FULL).
+    held.enter_context(api.open_store(cfg))
     planned = api.submit_plan(cfg, plan, ACTOR)
     packages = [
         f"{c.name} {c.current_version or '-'} -> {c.candidate_version or '-'}" for c in plan.changes

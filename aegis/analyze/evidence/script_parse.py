@@ -36,9 +36,14 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from bashlex import ast, errors, parser, subst
-
 from aegis.guard import shell_parse
+from aegis.guard.lr_tables import import_bashlex
+
+# bashlex's parser from the tables shipped in aegis/guard/bashlex_lr.json when its grammar
+# matches (else built as bashlex builds it): its own build is ~0.1 s of every plan's start.
+import_bashlex()
+
+from bashlex import ast, errors, parser, subst  # noqa: E402 - after the tables are in place
 
 MAX_PARSE_CHARS = 512 * 1024
 """Characters of one script that are parsed; a longer one is read as text only."""

@@ -1,27 +1,27 @@
-"""Copy and read the local .debs of apt's download set while planning runs.
+"""Read and parse the local .debs of apt's download set while planning runs.
 
-With contents inspected, every package file is copied into this uid's cache and
-parsed before it is scanned; creating those files is most of the inspection's cost on
-a loaded disk (one per package; the kernel serialises creations in one directory), and
-parsing them most of the rest. The download set (``apt-get --print-uris``) is known
-long before the provenance is (that waits for the simulation, ``apt-cache policy`` and
-``show``), so two threads copy and parse the local files as soon as it is, and the
-inspection of each package waits only for its own file (:meth:`CacheWarmer.wait`).
+With contents inspected, every package file is read, hashed and parsed before it is
+scanned; on a loaded machine that is most of the inspection's cost. The download set
+(``apt-get --print-uris``) is known long before the provenance is (that waits for the
+simulation, ``apt-cache policy`` and ``show``), so two threads read and parse the local
+files as soon as it is, and the inspection of each package waits only for its own file
+(:meth:`CacheWarmer.wait`).
 
-This never decides anything. The cache is addressed by content
-(:func:`aegis.ecosystems.apt.evidence.download.store_local_by_content`), and the inspection
-still reads every file and checks it against its signed provenance; a parse is kept
-by the SHA-256 of the bytes parsed and used only for a file whose verified bytes have
-that SHA-256 (the parse is a pure function of the bytes, with the default bounds).
-A file not handled here is fetched and parsed by the inspection as before. Remote
-files are not touched (their fetch needs the provenance's hash).
+This never decides anything. What was read is kept by the SHA-256 of its own bytes
+(:func:`aegis.ecosystems.apt.evidence.download.read_local_by_content`); the inspection hands
+those bytes to :func:`~aegis.ecosystems.apt.evidence.download.verified_bytes`, which uses them
+only when their size and SHA-256, computed again, are the signed provenance's, and a
+parse is used only for verified bytes with that SHA-256 (the parse is a pure function of
+the bytes, with the default bounds). Bytes are kept up to :data:`KEEP_BYTES` in all and
+given up once taken. A file not handled here is read and parsed by the inspection as
+before. Remote files are not touched (their fetch needs the provenance's hash).
 
 Example::
 
-    warmer = CacheWarmer(cfg.cache_dir, timeout_s=300)
+    warmer = CacheWarmer(timeout_s=300)
     warmer.start(f_uris)                   # Future of apt-get --print-uris
     ...
-    inspect_contents(..., wait_for=warmer.wait, parsed=warmer.parsed)
+    inspect_contents(..., wait_for=warmer.wait, parsed=warmer.parsed, early=warmer.take)
     warmer.join()
 """
 
@@ -31,28 +31,31 @@ import contextlib
 import io
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aegis.ecosystems.apt import parse as aptparse
 from aegis.ecosystems.apt.evidence.debfile import read_deb_stream
-from aegis.ecosystems.apt.evidence.download import cache_path, private_dir, store_local_by_content
+from aegis.ecosystems.apt.evidence.download import read_local_by_content
 from aegis.ecosystems.apt.run import RunResult
-from aegis.errors import AegisError
 
 if TYPE_CHECKING:
     from aegis.ecosystems.apt.evidence.debfile import DebContents
 
+KEEP_BYTES = 256 * 1024 * 1024
+"""Most bytes kept for the inspection at once (beyond it, the inspection reads the file)."""
+
 
 class CacheWarmer:
-    """Copies and parses local download-set files; per-URI completion events."""
+    """Reads and parses local download-set files; per-URI completion events."""
 
-    def __init__(self, cache_dir: Path, timeout_s: float) -> None:
-        self.cache_dir = cache_dir
+    def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._ready = threading.Event()
         self._done: dict[str, threading.Event] = {}
         self._parsed: dict[str, DebContents] = {}
+        self._bytes: dict[str, bytes] = {}
+        self._kept = 0
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self, f_uris: Future[RunResult]) -> None:
@@ -66,7 +69,7 @@ class CacheWarmer:
             self._thread.join()
 
     def run(self, f_uris: Future[RunResult]) -> None:
-        """Copy and parse every local file of the download set, in the set's order."""
+        """Read and parse every local file of the download set, in the set's order."""
         files: list[tuple[str, int]] = []
         try:
             res = f_uris.result()
@@ -76,24 +79,23 @@ class CacheWarmer:
             self._done = {uri: threading.Event() for uri, _ in files}
             self._ready.set()
         try:
-            with (
-                private_dir(cache_path(self.cache_dir, "0" * 64).parent) as dir_fd,
-                ThreadPoolExecutor(max_workers=2) as pool,
-            ):
-                # Two threads: one can parse (holding the GIL) while the other waits
-                # on the kernel creating a cache file.
-                list(pool.map(lambda f: self._one(f[0], f[1], dir_fd), files))
-        except AegisError:
-            pass  # no usable cache: the inspection says so per package
+            # Two threads: hashing, zlib/lzma/zstd and file reads release the GIL, so one
+            # can parse while the other waits on them.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                list(pool.map(lambda f: self._one(f[0], f[1]), files))
         finally:
             for event in self._done.values():
                 event.set()
 
-    def _one(self, uri: str, size: int, dir_fd: int) -> None:
+    def _one(self, uri: str, size: int) -> None:
         try:
-            read = store_local_by_content(uri, size, dir_fd)
+            read = read_local_by_content(uri, size)
             if read is not None:
                 sha, data = read
+                with self._lock:
+                    if self._kept + len(data) <= KEEP_BYTES:
+                        self._bytes[sha] = data
+                        self._kept += len(data)
                 # A file that cannot be parsed is parsed again by the inspection, which
                 # reports it (content.malformed).
                 with contextlib.suppress(Exception):
@@ -116,3 +118,11 @@ class CacheWarmer:
     def parsed(self, sha256: str) -> DebContents | None:
         """The parse of the file with ``sha256``, if it was parsed here."""
         return self._parsed.get(sha256)
+
+    def take(self, sha256: str) -> bytes | None:
+        """The bytes read here whose SHA-256 was ``sha256`` (given up: asked for once)."""
+        with self._lock:
+            data = self._bytes.pop(sha256, None)
+            if data is not None:
+                self._kept -= len(data)
+        return data

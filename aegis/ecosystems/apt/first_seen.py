@@ -23,13 +23,13 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from aegis.config import Config
 from aegis.errors import AegisError
 from aegis.execute.sightings import record_as_root
 from aegis.model import Action, FirstSeen, PackageChange, Repository
-from aegis.workflow import access
 
 _WITH_FILE = (Action.INSTALL, Action.UPGRADE, Action.DOWNGRADE, Action.REINSTALL)
 
@@ -67,10 +67,29 @@ def record_first_seen(
     if not wanted:
         return ()
 
-    # Root's own record is what aegisd trusts (the store below is group-writable).
-    record_as_root(cfg, wanted, repositories, now)
+    # Root's own record is what aegisd trusts (the store below is group-writable). The
+    # two are separate databases, each written with a synced commit: side by side.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        f_root = pool.submit(record_as_root, cfg, wanted, repositories, now)
+        try:
+            return _record_in_store(cfg, wanted, repositories, now)
+        finally:
+            f_root.result()
+
+
+def _record_in_store(
+    cfg: Config,
+    wanted: list[tuple[str, str, str]],
+    repositories: Mapping[str, Repository],
+    now: datetime,
+) -> tuple[FirstSeen, ...]:
+    """The store's part of :func:`record_first_seen` (empty when it cannot be used)."""
     if not _plain_or_absent(cfg):
         return ()
+
+    # The store (and sqlite-utils under it) loads when a sighting is recorded, not with
+    # the planner: a fresh process reaches its first apt call sooner.
+    from aegis.workflow import access  # noqa: PLC0415 - see above
 
     stamp = _time(now)
     try:

@@ -72,13 +72,16 @@ def inspect_contents(
     timeout_s: float,
     wait_for: Callable[[str], None] | None = None,
     parsed: Callable[[str], DebContents | None] | None = None,
+    early: Callable[[str], bytes | None] | None = None,
 ) -> ContentResult:
     """Fetch and scan every package of ``provenance`` (concurrently).
 
     ``wait_for(uri)``: called before each package's file is fetched; it returns once
-    :class:`aegis.ecosystems.apt.cache_warm.CacheWarmer` has copied that file into the cache.
+    :class:`aegis.ecosystems.apt.cache_warm.CacheWarmer` has read that file.
     ``parsed(sha256)``: that warmer's parse of the file with this SHA-256, used for a
     file only once its verified bytes have it (in memory: nothing can swap them).
+    ``early(sha256)``: the bytes that warmer read with this SHA-256, handed to
+    :func:`verified_bytes`, which hashes them again before using them.
     """
     by_name = {c.name: c for c in changes}
 
@@ -101,7 +104,8 @@ def inspect_contents(
             # to create: on a loaded disk that was most of the cost), else a private copy,
             # never the shared cache.
             if p.size <= IN_MEMORY_MAX:
-                own = verified_bytes(p, **fetch)
+                read = early(p.sha256) if early is not None else None
+                own = verified_bytes(p, **fetch, early=read)
             else:
                 own = copies.enter_context(fetched_private(p, **fetch))
         except DebHashMismatchError as exc:
@@ -109,7 +113,7 @@ def inspect_contents(
         except AegisError as exc:
             return p, [], Signal("content.unavailable", p.package, str(exc)[:300])
         # Verified bytes hash to p.sha256, so a parse kept under that hash is theirs.
-        early = parsed(p.sha256) if parsed is not None and isinstance(own, bytes) else None
+        warm = parsed(p.sha256) if parsed is not None and isinstance(own, bytes) else None
         with copies:
             result = inspect_deb(
                 own,
@@ -117,7 +121,7 @@ def inspect_contents(
                 p.version,
                 installed_info_dir=info_dir if compare else None,
                 arch=p.arch,
-                parsed=early,
+                parsed=warm,
             )
         return replace(p, verified=True), list(result.findings), None
 

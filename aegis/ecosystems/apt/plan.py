@@ -68,8 +68,6 @@ from aegis.ecosystems.apt.evidence.sources import (
     resolve_apt_paths,
 )
 from aegis.ecosystems.apt.first_seen import record_first_seen
-from aegis.ecosystems.apt.inspect import inspect_contents as inspect_package_contents
-from aegis.ecosystems.apt.inspect import installed_script_findings, match_vulnerabilities
 from aegis.ecosystems.apt.names import Target, closest_names, parse_targets
 from aegis.ecosystems.apt.run import RunResult
 from aegis.ecosystems.apt.signals import (
@@ -168,8 +166,14 @@ def analyze_apt(
 
 
 def _warm_content_modules() -> None:
-    """Import what content inspection uses (a failure here resurfaces where it is used)."""
+    """Import what the analysis uses later (a failure here resurfaces where it is used).
+
+    In the order the analysis needs them: python-debian's deb822 (a ``.sources`` file is
+    parsed as soon as ``apt-config dump`` answers; its import is slower than that call),
+    then the content scanners.
+    """
     for name in (
+        "debian.deb822",
         "aegis.ecosystems.apt.inspect",
         "aegis.ecosystems.apt.evidence.contents",
         "aegis.ecosystems.apt.evidence.download",
@@ -288,13 +292,21 @@ class _Analysis:
         changes = delta.changes
         used = set(repos_all) if self.op is Operation.UPDATE else delta.used
         repositories = tuple(sorted((repos_all[r][0] for r in used), key=lambda r: r.id))
-        first_seen = record_first_seen(
-            self.cfg, changes, {rid: found[0] for rid, found in repos_all.items()}, self.now
-        )
-        others = self._other_sources(entries, paths, repos_all, used)
-        findings, vulns, vulndb_date, provenance_t = self._contents(
-            changes, delta.provenance, Path(paths.status).parent / "info"
-        )
+        # The sightings are a store write (two commits, each synced): on a thread of its
+        # own while the contents are inspected, which reads nothing it writes.
+        with ThreadPoolExecutor(max_workers=1) as seen_pool:
+            f_seen = seen_pool.submit(
+                record_first_seen,
+                self.cfg,
+                changes,
+                {rid: found[0] for rid, found in repos_all.items()},
+                self.now,
+            )
+            others = self._other_sources(entries, paths, repos_all, used)
+            findings, vulns, vulndb_date, provenance_t = self._contents(
+                changes, delta.provenance, Path(paths.status).parent / "info"
+            )
+            first_seen = f_seen.result()
 
         # Descriptions come from the signed indexes, inspected or not: text in them that
         # addresses a model is a finding (content.model-directed-text).
@@ -417,7 +429,7 @@ class _Analysis:
             return None
         f_uris = pool.submit(self.apt.run, APT_GET, *uri_args)
         if self.inspect:
-            self.warmer = CacheWarmer(self.cfg.cache_dir, self.apt.timeout)
+            self.warmer = CacheWarmer(self.apt.timeout)
             self.warmer.start(f_uris)
         return f_uris
 
@@ -486,10 +498,14 @@ class _Analysis:
         provenance: tuple[Provenance, ...],
         info_dir: Path,
     ) -> tuple[tuple[Finding, ...], tuple[Vulnerability, ...], str | None, tuple[Provenance, ...]]:
+        # The scanners (bashlex, the rule tables) load on the pool while apt runs
+        # (_warm_content_modules), not before the first apt call.
+        from aegis.ecosystems.apt import inspect as inspection  # noqa: PLC0415 - see above
+
         findings: tuple[Finding, ...] = ()
         prov = provenance
         if self.inspect and prov and self.failure is None:
-            res = inspect_package_contents(
+            res = inspection.inspect_contents(
                 self.cfg,
                 changes,
                 prov,
@@ -497,6 +513,7 @@ class _Analysis:
                 timeout_s=self.apt.timeout,
                 wait_for=self.warmer.wait if self.warmer is not None else None,
                 parsed=self.warmer.parsed if self.warmer is not None else None,
+                early=self.warmer.take if self.warmer is not None else None,
             )
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)
@@ -506,10 +523,10 @@ class _Analysis:
             # .debs are inspected: it is local, and a removal has no .deb to inspect.
             findings = tuple(
                 sorted(
-                    findings + installed_script_findings(changes, info_dir),
+                    findings + inspection.installed_script_findings(changes, info_dir),
                     key=lambda f: (f.package, f.file, f.line, f.rule),
                 )
             )
-        vres = match_vulnerabilities(self.cfg, changes)
+        vres = inspection.match_vulnerabilities(self.cfg, changes)
         self.signals.extend(vres.signals)
         return findings, vres.vulnerabilities, vres.db_date, prov

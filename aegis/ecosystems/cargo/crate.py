@@ -1,7 +1,7 @@
 """Read a ``.crate`` (a tar.gz) in memory, strictly and bounded, and what it will run. Pure.
 
 Our own strict reader rather than ``tarfile``'s extraction filters (nor the .deb reader,
-:mod:`aegis.analyze.evidence.tarread`, which refuses pax headers as dpkg does, while cargo's
+:mod:`aegis.ecosystems.apt.evidence.tarread`, which refuses pax headers as dpkg does, while cargo's
 extractor honours them): a crate is bytes anyone
 could have published, we never extract it to disk, and the bounds are the point. The gzip
 stream is inflated in bounded steps with a hard cap on the total (a small file cannot expand

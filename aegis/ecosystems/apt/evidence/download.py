@@ -23,8 +23,9 @@ scanners read a private copy re-hashed as it is made (:func:`private_copy`).
 
 Public API: :func:`fetch_deb` (edge), :func:`private_copy` (what scanners read),
 :func:`fetched_private` (both at once, one copy fewer when the cache misses),
-:func:`verified_bytes` (the same in memory, for files up to :data:`IN_MEMORY_MAX`),
-:func:`store_local_by_content` (a local file apt would fetch, cached before its provenance exists),
+:func:`verified_bytes` (the same in memory, for files up to :data:`IN_MEMORY_MAX`; a local
+repository's file is read in place, not cached), :func:`read_local_by_content` (a local file
+apt would fetch, read before its provenance exists),
 :func:`copy_verified` and :func:`private_dir` (aegisd's copies, aegis/execute/fetch.py),
 :func:`cache_path` (pure), :func:`sha256_file`, :class:`DebDownloadError`.
 
@@ -409,15 +410,21 @@ def verified_bytes(
     work_dir: Path,
     timeout_s: float = 300,
     cache_fd: int | None = None,
+    early: bytes | None = None,
 ) -> bytes:
-    """The verified .deb for ``prov`` as bytes in memory, cached on the way.
+    """The verified .deb for ``prov`` as bytes in memory; a remote file is cached on the way.
 
     What :func:`fetched_private` gives, for a file of at most :data:`IN_MEMORY_MAX`
     bytes, without a private copy on disk: the bytes are read once, hashed as read,
-    and are what the scanners see (no one can swap memory), so the only file created
-    is the cache entry. On this path creating files cost more than hashing and scanning
-    them (two per package before: the private copy and the cache entry). A cache entry
-    that does not match is removed and the file fetched again, as in :func:`_cached`.
+    and are what the scanners see (no one can swap memory). A local repository's file
+    (``file:``, ``copy:``) is read where it is and not copied into the cache: reading
+    the copy later would cost what reading the source does, and creating it was most of
+    the inspection's cost (one file per package). A remote file is stored in the cache
+    (the only file created). A cache entry that does not match is removed and the file
+    fetched again, as in :func:`_cached`.
+
+    ``early``: bytes read before the provenance existed (:mod:`aegis.ecosystems.apt.cache_warm`),
+    used only when their size and SHA-256, computed here, are ``prov``'s.
 
     Raises:
         InputError: malformed provenance, or a file over :data:`IN_MEMORY_MAX`.
@@ -426,6 +433,12 @@ def verified_bytes(
     _check_provenance(prov)
     if prov.size > IN_MEMORY_MAX:
         raise InputError(f"{prov.package}: {prov.size} bytes is too large to read into memory")
+    if (
+        early is not None
+        and len(early) == prov.size
+        and hashlib.sha256(early).hexdigest() == prov.sha256
+    ):
+        return early
     target = cache_path(cache_dir, prov.sha256)
     opened = (
         contextlib.nullcontext(cache_fd) if cache_fd is not None else private_dir(target.parent)
@@ -438,29 +451,25 @@ def verified_bytes(
                 os.unlink(target.name, dir_fd=dir_fd)  # never used, fetched again
         parts = urlsplit(prov.uri)
         if parts.scheme in ("file", "copy"):
-            data = _read_verified(Path(unquote(parts.path)), prov)
-        else:  # apt checks the hash as it fetches; the one read here checks it again
-            work = Path(tempfile.mkdtemp(prefix="aegis-fetch-", dir=work_dir))
-            try:
-                data = _read_verified(_apt_download(work, prov, apt_config, timeout_s), prov)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            return _read_verified(Path(unquote(parts.path)), prov)
+        # apt checks the hash as it fetches; the one read here checks it again
+        work = Path(tempfile.mkdtemp(prefix="aegis-fetch-", dir=work_dir))
+        try:
+            data = _read_verified(_apt_download(work, prov, apt_config, timeout_s), prov)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         _store_bytes(data, dir_fd, target.name)
     return data
 
 
-def store_local_by_content(uri: str, size: int, dir_fd: int) -> tuple[str, bytes] | None:
-    """Copy the local (``file:``/``copy:``) file at ``uri`` into the cache, early.
+def read_local_by_content(uri: str, size: int) -> tuple[str, bytes] | None:
+    """Read the local (``file:``/``copy:``) file at ``uri`` early: its SHA-256 and bytes.
 
     For :mod:`aegis.ecosystems.apt.cache_warm`: ``uri`` and ``size`` come from apt's download
-    set, read before the plan's provenance exists. The cache is addressed by content,
-    so the entry is named by the SHA-256 of the very bytes written: whatever the later
-    check against the signed index expects, an entry either is that file or is not used.
-    Nothing is trusted here; :func:`verified_bytes` still reads and hashes each entry
-    against its provenance. ``dir_fd``: this uid's cache directory from
-    :func:`private_dir`. Returns (SHA-256, bytes) of what was read, or None when nothing
-    was (not local, too large, unreadable, another size); a file already present is
-    left as it is (checked, and replaced when wrong, by :func:`verified_bytes`).
+    set, read before the plan's provenance exists. Nothing is trusted here: the bytes
+    are named by the SHA-256 of what was read, and :func:`verified_bytes` uses them only
+    for a provenance with that size and SHA-256 (hashing them again). Returns None when
+    nothing was read (not local, too large, unreadable, another size).
     """
     parts = urlsplit(uri)
     if parts.scheme not in ("file", "copy") or not 0 < size <= IN_MEMORY_MAX:
@@ -472,16 +481,7 @@ def store_local_by_content(uri: str, size: int, dir_fd: int) -> tuple[str, bytes
         return None
     if len(data) != size:
         return None
-    sha = hashlib.sha256(data).hexdigest()
-    name = f"{sha}.deb"
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        with contextlib.suppress(DebDownloadError):
-            _store_bytes(data, dir_fd, name)
-    except OSError:
-        pass
-    return sha, data
+    return hashlib.sha256(data).hexdigest(), data
 
 
 def _cached(target: Path, prov: Provenance, dir_fd: int) -> bool:

@@ -1,4 +1,4 @@
-"""The cache warmer: local download-set files copied by content and parsed, never trusted."""
+"""The cache warmer: local download-set files read by content and parsed, never trusted."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 from aegis.devtools.testrepo_packages import PackageSpec, build_deb
 from aegis.ecosystems.apt.cache_warm import CacheWarmer
-from aegis.ecosystems.apt.evidence.download import cache_path
 from aegis.ecosystems.apt.run import RunResult
 
 
@@ -19,13 +18,13 @@ def _uris(*lines: str) -> Future[RunResult]:
     return done
 
 
-def test_local_files_are_cached_by_content_and_parsed_by_hash(tmp_path: Path) -> None:
+def test_local_files_are_read_by_content_and_parsed_by_hash(tmp_path: Path) -> None:
     deb = tmp_path / "pkg_1.0_all.deb"
     shutil.copy(build_deb(PackageSpec("aegis-warm", "1.0")), deb)
     data = deb.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     uri = f"file:{deb}"
-    warmer = CacheWarmer(tmp_path / "cache", timeout_s=30)
+    warmer = CacheWarmer(timeout_s=30)
     warmer.start(
         _uris(
             f"'{uri}' aegis-warm_1.0_all.deb {len(data)} MD5Sum:00",
@@ -36,17 +35,19 @@ def test_local_files_are_cached_by_content_and_parsed_by_hash(tmp_path: Path) ->
     warmer.wait(uri)
     warmer.wait("file:/not/in/the/set.deb")  # returns at once
     warmer.join()
-    assert cache_path(tmp_path / "cache", sha).read_bytes() == data
+    assert not (tmp_path / "cache").exists()  # nothing written: read in place
     parsed = warmer.parsed(sha)
     assert parsed is not None
     assert parsed.control["Package"] == "aegis-warm"
     assert warmer.parsed("0" * 64) is None  # looked up only by the verified bytes' hash
+    assert warmer.take(sha) == data
+    assert warmer.take(sha) is None  # handed over once
 
 
 def test_a_failed_download_set_releases_every_waiter(tmp_path: Path) -> None:
     failed: Future[RunResult] = Future()
     failed.set_result(RunResult(("apt-get",), 100, "", "E: broken"))
-    warmer = CacheWarmer(tmp_path / "cache", timeout_s=30)
+    warmer = CacheWarmer(timeout_s=30)
     warmer.start(failed)
     warmer.wait("file:/x.deb")
     warmer.join()

@@ -16,8 +16,7 @@ from aegis.ecosystems.apt.evidence.download import (
     fetch_deb,
     fetched_private,
     private_copy,
-    private_dir,
-    store_local_by_content,
+    read_local_by_content,
     verified_bytes,
 )
 from aegis.errors import InputError, TrustError
@@ -238,10 +237,9 @@ def test_fetched_private_refuses_other_bytes_and_keeps_nothing(tmp_path: Path, d
     assert not cache_path(cache, bad.sha256).exists()
 
 
-def test_verified_bytes_are_the_indexed_file_and_only_the_cache_entry_is_written(
-    tmp_path: Path, deb: Path
-) -> None:
-    # Planning scans bytes held in memory: no private copy on disk, one cache entry.
+def test_verified_bytes_of_a_local_file_write_nothing(tmp_path: Path, deb: Path) -> None:
+    # Planning scans bytes held in memory: a local repository's file is read in place,
+    # with no private copy and no cache entry (copying it was most of the cost).
     work = tmp_path / "work"
     work.mkdir(mode=0o700)
     prov = _prov(deb)
@@ -249,15 +247,38 @@ def test_verified_bytes_are_the_indexed_file_and_only_the_cache_entry_is_written
     data = verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work)
     assert data == deb.read_bytes()
     cached = cache_path(cache, prov.sha256)
-    assert cached.read_bytes() == data
+    assert not cached.exists()
     assert list(work.iterdir()) == []
-    # A swapped cache entry is never what is returned: removed and fetched again.
-    cached.write_bytes(b"benign-looking replacement")
-    assert verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work) == data
-    assert cached.read_bytes() == data
-    # A good entry is used without the source.
+    # An entry left there (aegisd's fetch, an older version) is used when it verifies...
+    cached.write_bytes(data)
     deb.unlink()
     assert verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work) == data
+    # ...and a swapped one never is: removed, and the source read again.
+    cached.write_bytes(b"benign-looking replacement")
+    with pytest.raises(DebDownloadError):
+        verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work)
+    assert not cached.exists()
+
+
+def test_early_bytes_are_used_only_when_they_are_the_indexed_file(
+    tmp_path: Path, deb: Path
+) -> None:
+    # Bytes read before the provenance existed (the cache warmer) are hashed again: other
+    # bytes handed over under the right hash are never what is returned or scanned.
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    prov = _prov(deb)
+    data = deb.read_bytes()
+    cache = tmp_path / "cache"
+    fetch = {"cache_dir": cache, "apt_config": None, "work_dir": work}
+    assert verified_bytes(prov, **fetch, early=data) == data
+    deb.unlink()  # the early bytes alone, once they verify
+    assert verified_bytes(prov, **fetch, early=data) == data
+    forged = b"!<arch>\n" + b"y" * 1000  # same size, other content
+    with pytest.raises(DebDownloadError):
+        verified_bytes(prov, **fetch, early=forged)  # not used: the source is read, and gone
+    with pytest.raises(DebDownloadError):
+        verified_bytes(prov, **fetch, early=data[:-1])
 
 
 def test_verified_bytes_refuse_other_bytes_and_cache_nothing(tmp_path: Path, deb: Path) -> None:
@@ -273,25 +294,14 @@ def test_verified_bytes_refuse_other_bytes_and_cache_nothing(tmp_path: Path, deb
         verified_bytes(huge, cache_dir=cache, apt_config=None, work_dir=work)
 
 
-def test_early_cache_copies_are_named_by_their_own_bytes(tmp_path: Path, deb: Path) -> None:
-    # The cache warmer copies apt's download set before provenance exists: whatever it
-    # is handed, an entry's name is the SHA-256 of its bytes, and nothing else is written.
-    cache = tmp_path / "cache"
+def test_early_reads_are_named_by_their_own_bytes(tmp_path: Path, deb: Path) -> None:
+    # The cache warmer reads apt's download set before provenance exists: whatever it is
+    # handed, what it keeps is named by the SHA-256 of the bytes read, and nothing is written.
     prov = _prov(deb)
-    slot = cache_path(cache, prov.sha256).parent
     data = deb.read_bytes()
-    entry = cache_path(cache, prov.sha256)
-    with private_dir(slot) as dir_fd:
-        assert store_local_by_content(prov.uri, prov.size, dir_fd) == (prov.sha256, data)
-        assert entry.read_bytes() == data
-        entry.write_bytes(b"planted")  # an entry present is left to verified_bytes
-        assert store_local_by_content(prov.uri, prov.size, dir_fd) == (prov.sha256, data)
-        assert entry.read_bytes() == b"planted"
-        assert store_local_by_content(prov.uri, prov.size + 1, dir_fd) is None  # other size
-        assert store_local_by_content("http://example.invalid/p.deb", 10, dir_fd) is None
-        assert store_local_by_content(f"file:{tmp_path}/missing.deb", 10, dir_fd) is None
-    assert [p.name for p in slot.iterdir()] == [f"{prov.sha256}.deb"]
-    work = tmp_path / "work"
-    work.mkdir(mode=0o700)
-    assert verified_bytes(prov, cache_dir=cache, apt_config=None, work_dir=work) == data
-    assert entry.read_bytes() == data
+    assert read_local_by_content(prov.uri, prov.size) == (prov.sha256, data)
+    assert read_local_by_content(f"copy:{deb}", prov.size) == (prov.sha256, data)
+    assert read_local_by_content(prov.uri, prov.size + 1) is None  # other size
+    assert read_local_by_content("http://example.invalid/p.deb", 10) is None
+    assert read_local_by_content(f"file:{tmp_path}/missing.deb", 10) is None
+    assert not (tmp_path / "cache").exists()
