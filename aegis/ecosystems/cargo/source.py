@@ -15,13 +15,13 @@ import os
 import stat
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from aegis.bounds import HEX64_RE as _HEX64
 from aegis.ecosystems.cargo.crate import MAX_CRATE
 from aegis.ecosystems.cargo.names import CRATE_RE, VERSION_RE, source_dir
+from aegis.ecosystems.http_source import OPENER
 
 MAX_INDEX_FILE = 8 * 1024 * 1024
 HTTP_TIMEOUT_S = 60.0
@@ -68,26 +68,11 @@ def _read_file(path: str, cap: int) -> bytes | None:
     return data
 
 
-class _SameSchemes(urllib.request.HTTPRedirectHandler):
-    """Follow redirects to http(s) only (urllib would follow one to ftp://)."""
-
-    def redirect_request(  # noqa: PLR0917 - urllib's signature
-        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> Any:
-        if not newurl.startswith(("http://", "https://")):
-            raise urllib.error.HTTPError(newurl, code, "redirect off http(s)", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-# No proxy from the environment: the plan's source is the URL policy approved.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameSchemes())
-
-
 def _http(url: str, cap: int) -> bytes | None:
     if not url.startswith(("http://", "https://")):
         raise SourceError("not an http(s) URL")
     try:
-        with _OPENER.open(url, timeout=HTTP_TIMEOUT_S) as resp:
+        with OPENER.open(url, timeout=HTTP_TIMEOUT_S) as resp:
             data: bytes = resp.read(cap + 1)
     except urllib.error.HTTPError as e:
         if e.code in (404, 410, 451):

@@ -29,13 +29,12 @@ import re
 import stat
 import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any
 
 from aegis.ecosystems.go import modfile
 from aegis.ecosystems.go.names import escape_path, is_pseudo
+from aegis.ecosystems.http_source import OPENER
 from aegis.errors import InputError
 from aegis.safe_read import read_capped
 
@@ -126,27 +125,12 @@ def sums(modcache: str, module: str, version: str) -> tuple[str, str] | None:
     return None if zsum is None else (zsum, mod_sum(mod))
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects to http(s) only (urllib would follow one to ftp://)."""
-
-    def redirect_request(  # noqa: PLR0917 - urllib's signature
-        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> Any:
-        if not newurl.startswith(("http://", "https://")):
-            raise urllib.error.HTTPError(newurl, code, "redirect off http(s)", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-# No proxy from the environment: the planning go runs without one too.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _Redirects())
-
-
 def proxy_get(proxy: str, rel: str, cap: int) -> bytes | None:
     """``proxy + rel`` (``file://`` or http(s)), bounded; None when missing or unreadable."""
     if proxy.startswith("file://"):  # go reads the URL's decoded path
         return _read(urllib.parse.unquote(proxy[len("file://") :]) + rel, cap)
     try:
-        with _OPENER.open(proxy + rel, timeout=HTTP_TIMEOUT_S) as resp:
+        with OPENER.open(proxy + rel, timeout=HTTP_TIMEOUT_S) as resp:
             data: bytes = resp.read(cap + 1)
     except (OSError, ValueError):
         return None
