@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from aegis.ecosystems.apt.rules import apt_rules
 from aegis.ecosystems.cargo.rules import cargo_rules
 from aegis.ecosystems.go.rules import go_rules
 from aegis.ecosystems.image.rules import image_rules
@@ -24,7 +25,7 @@ from aegis.policy.rules import Rule
 
 
 def ecosystem_rules(tool: Tool, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
-    """``generic`` plus the own rules of ``tool``'s ecosystem (apt has none of its own).
+    """``generic`` plus the own rules of ``tool``'s ecosystem.
 
     Raises:
         InputError: not a tool this Aegis knows (fail closed, like ``for_tool``).
@@ -33,7 +34,7 @@ def ecosystem_rules(tool: Tool, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
         raise InputError(f"unknown package tool {str(tool)[:40]!r}: Aegis refuses it")
     match tool:
         case Tool.APT:
-            return generic
+            return apt_rules(generic)
         case Tool.PIP:
             return pip_rules(generic)
         case Tool.NPM:

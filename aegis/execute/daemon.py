@@ -437,6 +437,7 @@ def _preload() -> None:
         # registry reach for.
         "sqlite_utils",
         "aegis.policy.rules_repo",
+        "aegis.ecosystems.apt.rules",
         "aegis.ecosystems.go",
         "aegis.ecosystems.image",
         "aegis.ecosystems.pip",

@@ -108,9 +108,10 @@ def check_config(config: PolicyConfig) -> None:
             f"unknown ruleset {config.ruleset!r}; this Aegis knows {RULESET_VERSION!r}"
         )
     by_id = {r.id: r for r in rules}
-    # Each ecosystem's own rules may be overridden too (``go.sumdb-off`` for a mirror).
+    # Each ecosystem's own rules may be overridden too (``go.sumdb-off`` for a mirror,
+    # ``apt.held-back``); apt's need the generic ones to be placed among.
     for tool in Tool:
-        by_id.update({r.id: r for r in ecosystem_rules(tool, ()) if r.id not in by_id})
+        by_id.update({r.id: r for r in ecosystem_rules(tool, rules) if r.id not in by_id})
     for rule_id, override in config.rules.items():
         rule = by_id.get(rule_id)
         if rule is None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aegis.ecosystems.rulesets import ecosystem_rules
+from aegis.model import Tool
 from aegis.policy.result import Controls, Effect, FiredRule, PolicyResult
 from aegis.policy.ruleset import default_rules
 
@@ -106,7 +108,11 @@ def summary_lines(result: PolicyResult) -> list[tuple[str, str]]:
 
 
 def rules_catalog() -> list[dict[str, Any]]:
-    """Every built-in rule: id, default effect, overridable, summary, contract phrase."""
+    """Every built-in rule: id, default effect, overridable, summary, contract phrase.
+
+    The generic rules with apt's among them, in apt's evaluation order (the list this
+    was before apt's rules moved to their ecosystem).
+    """
     return [
         {
             "rule_id": r.id,
@@ -115,5 +121,5 @@ def rules_catalog() -> list[dict[str, Any]]:
             "summary": r.summary,
             "contract": r.contract,
         }
-        for r in default_rules()
+        for r in ecosystem_rules(Tool.APT, default_rules())
     ]

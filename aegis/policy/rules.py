@@ -12,15 +12,16 @@ engine takes the strictest fired effect; when nothing fired it requires approval
 Deny rules carry the operator contract's Deny Interpretation phrase verbatim
 (quoted in docs/operator-guide.md "What a deny means") in ``contract``.
 
-The rules live in three modules to stay small: this one (types, phrases, facts),
-:mod:`aegis.policy.rules_repo` (targets, command, repositories,
-provenance, evidence) and :mod:`aegis.policy.rules_delta` (package delta,
-vulnerabilities, contents, allow rules); :mod:`aegis.policy.ruleset` lists them by version.
+The generic rules live in modules of their own to stay small: this one (types, phrases,
+facts), :mod:`aegis.policy.rules_repo` (analysis, command, provenance, evidence age) and
+:mod:`aegis.policy.rules_delta` (changed packages, vulnerabilities, contents);
+:mod:`aegis.policy.ruleset` lists them by version. Each ecosystem's own rules (apt's
+included) are in its folder and import this module.
 
 Example:
     >>> from aegis.policy.ruleset import default_rules
     >>> [r.id for r in default_rules()][:3]
-    ['analysis.failed', 'target.unknown', 'target.direct-path']
+    ['analysis.failed', 'command.metachar', 'provenance.missing']
 """
 
 from __future__ import annotations

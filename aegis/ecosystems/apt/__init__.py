@@ -12,12 +12,15 @@ This package is the adapter (:class:`AptEcosystem`); apt's own code sits beside 
   repositories, apt's configuration, reading and fetching a .deb, its contents;
 - applying: :mod:`.argv` (the one argv derivation), :mod:`.dpkg` (dpkg's facts around a run),
   :mod:`.drift` (the status after a run against the signed delta);
-- policy: :mod:`.rules_release` (a Release's freshness and history).
+- policy: :mod:`.rules` (apt's rules among the generic ones, in their old order),
+  :mod:`.rules_trust` (targets, repositories, apt's configuration, a .deb against its
+  index), :mod:`.rules_release` (a Release's freshness and history), :mod:`.rules_delta`
+  (removals, downgrades, recovery, Essential packages, the allow rules).
 
 What other ecosystems share stays below them: maintainer/install script analysis, the
 vulnerability index and the Debian version order (``aegis/analyze``), the generic rules
-(``aegis/policy``). The rest of apt's rules are still in ``aegis/policy/rules_repo.py`` and
-``rules_delta.py`` beside generic ones (docs/ecosystems.md "Not done yet").
+(``aegis/policy``: analysis, command preview, provenance, evidence age, contents,
+vulnerabilities).
 """
 
 from __future__ import annotations
@@ -116,8 +119,10 @@ class AptEcosystem:
         """Nothing to write: the argv names everything."""
 
     def rules(self, generic: tuple[Rule, ...]) -> tuple[Rule, ...]:
-        """The built-in rule set is apt's today: every rule applies (its Release rules included)."""
-        return generic
+        """:func:`aegis.ecosystems.apt.rules.apt_rules`."""
+        from aegis.ecosystems.apt.rules import apt_rules
+
+        return apt_rules(generic)
 
 
 APT = AptEcosystem()
