@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -149,6 +150,23 @@ class Move:
     plan_hash: str | None = None
 
 
+# Stores open in this process, per path. Settling the store's files (prepare_store_file)
+# opens and closes them, and closing any descriptor of a file drops every POSIX lock this
+# process holds on it: SQLite's locks of a connection already open here would vanish, so
+# another process could checkpoint and delete the write-ahead log under it, and the
+# database came out malformed (an unattended pass holding the store open while its steps
+# opened it again did so on the booted host). The files are settled only while no
+# connection of this process has them open.
+_OPEN_LOCK = threading.Lock()
+_OPEN: dict[str, int] = {}
+
+
+def _close(key: str, conn: sqlite3.Connection) -> None:
+    with _OPEN_LOCK:
+        conn.close()
+        _OPEN[key] -= 1
+
+
 class Store:
     """One open state store. Not thread-safe; open one per process or thread."""
 
@@ -158,6 +176,7 @@ class Store:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self.states = states
+        self._closed = False
 
     @classmethod
     def open(cls, path: Path, *, states: frozenset[str], host_install: bool = False) -> Store:
@@ -166,12 +185,16 @@ class Store:
         Raises:
             EnvironmentFailure: the path is not writable, read-only or locked.
         """
-        prepare_dir(path.parent, host_install=host_install)
-        prepare_store_file(path, host_install=host_install)
-        try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.DatabaseError as e:
-            raise _env_error(path, e) from e
+        key = os.path.abspath(path)
+        with _OPEN_LOCK:
+            if not _OPEN.get(key):
+                prepare_dir(path.parent, host_install=host_install)
+                prepare_store_file(path, host_install=host_install)
+            try:
+                conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            except sqlite3.DatabaseError as e:
+                raise _env_error(path, e) from e
+            _OPEN[key] = _OPEN.get(key, 0) + 1
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -181,15 +204,17 @@ class Store:
         except BaseException as e:
             # A store that cannot be prepared is closed here, not left to the garbage
             # collector (Python 3.13 warns about every connection collected open).
-            conn.close()
+            _close(key, conn)
             if isinstance(e, sqlite3.DatabaseError):
                 raise _env_error(path, e) from e
             raise
         return store
 
     def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
+        """Close the connection (once: a second close is nothing)."""
+        if not self._closed:
+            self._closed = True
+            _close(os.path.abspath(self.path), self.conn)
 
     def __enter__(self) -> Store:
         """Context manager: close on exit."""

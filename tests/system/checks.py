@@ -290,6 +290,7 @@ def test_one_timer_pass_installs_the_security_fix_with_no_human(scenario: Scenar
 def test_a_plan_outside_the_scope_signed_with_the_automation_key_is_refused(
     scenario: Scenario,
 ) -> None:
+    _ok(scenario.r["forged_plan"])  # the agent's plan: a failure there names itself
     _ok(scenario.r["forged_sign"])
     forged = scenario.r["forged_apply"]
     assert forged.returncode == 4, str(forged)
@@ -303,6 +304,7 @@ def test_an_upgrade_that_leaves_its_unit_failed_is_rolled_back_automatically(
     scenario: Scenario,
 ) -> None:
     _ok(scenario.r["web_prepare"])
+    _ok(scenario.r["web_plan"])
     applied = scenario.r["web_apply"]
     assert applied.returncode == 9, str(applied)
     assert "rolled back" in applied.stderr, str(applied)
