@@ -8,6 +8,7 @@ write-ahead log under the open connection, and the store came out malformed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ def _busy_for_another_process(path: Path) -> bool:
 def test_a_second_open_keeps_the_first_connections_locks(tmp_path: Path) -> None:
     path = tmp_path / "state" / "state.db"
     states = frozenset(workflow().states)
+    umask = os.umask(0o022)  # a host install's open sets the process umask to 007
     held = Store.open(path, states=states, host_install=True)
     try:
         held.conn.execute("BEGIN")
@@ -43,4 +45,5 @@ def test_a_second_open_keeps_the_first_connections_locks(tmp_path: Path) -> None
         held.conn.execute("COMMIT")
     finally:
         held.close()
+        os.umask(umask)
     assert not _busy_for_another_process(path)
