@@ -19,6 +19,7 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 GO = "/usr/bin/go"
@@ -126,8 +127,11 @@ class GoRun:
         except OSError as e:
             self.error = f"go did not run: {e}"
 
-    def wait(self) -> tuple[int, str, str]:
+    def wait(self, on_line: Callable[[str], None] | None = None) -> tuple[int, str, str]:
         """(exit status, stdout, stderr tail); the process group is killed on timeout.
+
+        ``on_line`` sees each whole stderr line as go prints it (its progress, such as
+        ``go: downloading MOD VERSION``), while go still runs.
 
         Not ``communicate(timeout=...)``: once the pipes close it polls for the exit with
         growing sleeps, milliseconds a plan spent idle. The pipes are read here (stdout
@@ -139,7 +143,7 @@ class GoRun:
         assert proc.stdout is not None
         assert proc.stderr is not None
         deadline = time.monotonic() + GO_TIMEOUT_S
-        out, err = bytearray(), bytearray()
+        out, err, partial = bytearray(), bytearray(), bytearray()
         bufs = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
         try:
             with selectors.DefaultSelector() as sel:
@@ -158,6 +162,8 @@ class GoRun:
                         else:
                             err += chunk
                             del err[:-8192]
+                            if on_line is not None:
+                                partial = _lines(partial + chunk, on_line)
             code = self._reap(deadline)
         finally:
             proc.stdout.close()
@@ -189,6 +195,23 @@ class GoRun:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         return -1, "", f"go timed out after {GO_TIMEOUT_S} s"
+
+
+MAX_LINE = 4096
+
+
+def _lines(data: bytearray, on_line: Callable[[str], None]) -> bytearray:
+    """Hand each whole line of ``data`` to ``on_line``; the unfinished rest is returned.
+
+    A line longer than MAX_LINE is dropped whole (its tail is never taken for a line).
+    """
+    *lines, rest = data.split(b"\n")
+    for line in lines:
+        if line[:1] != b"\x00":
+            on_line(line.decode("utf-8", "replace"))
+    if len(rest) > MAX_LINE:
+        return bytearray(b"\x00")  # the marker: this line's remainder is skipped
+    return bytearray(rest)
 
 
 def json_stream(text: str) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
-from aegis.ecosystems.go import modcache, modfile
+from aegis.ecosystems.go import modcache, modfile, prehash
 from aegis.ecosystems.go.gotool import (
     GO,
     GoRun,
@@ -308,13 +308,15 @@ def _parse(text: str | None, what: str) -> tuple[modfile.ModFile | None, Analysi
         return None, AnalysisFailure("tool-failed", f"cannot read {what}: {e}"[:2000])
 
 
-def _sums_of(s: _Scratch, wanted: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def _sums_of(
+    s: _Scratch, wanted: list[str], early: modcache.Early | None = None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Each module's sums from the cache; the ones go left out (no zip) to download."""
     infos: dict[str, dict[str, Any]] = {}
     missing = []
     for key in wanted:
         mod, _, version = key.partition("@")
-        got = modcache.sums(s.env["GOMODCACHE"], mod, version)
+        got = modcache.sums(s.env["GOMODCACHE"], mod, version, early)
         if got is None:
             missing.append(key)
         else:
@@ -323,7 +325,7 @@ def _sums_of(s: _Scratch, wanted: list[str]) -> tuple[dict[str, dict[str, Any]],
 
 
 def _retractions(
-    s: _Scratch, wanted: list[str], after: modfile.ModFile | None
+    s: _Scratch, wanted: list[str], after: modfile.ModFile | None, early: modcache.Early
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Each module's retractions read from its latest go.mod; the ones go must answer."""
     replaced = {r["Old"]["Path"] for r in after.replace} if after else set()
@@ -333,7 +335,8 @@ def _retractions(
         mod, _, version = key.partition("@")
         why = modcache.retracted(mod, version, replaced=mod in replaced, proxy=s.env["GOPROXY"],
                                  modcache=s.env["GOMODCACHE"],
-                                 sumdb_on=s.env["GOSUMDB"] != "off")  # fmt: skip
+                                 sumdb_on=s.env["GOSUMDB"] != "off",
+                                 early=early)  # fmt: skip
         if why is None:
             ask.append(key)
         else:
@@ -345,10 +348,15 @@ def _resolve(s: _Scratch, operands: tuple[str, ...], before_text: str | None) ->
     """``go get`` in the scratch module; the rest read here (go asked only where needed)."""
     version_run = None if known_version() else s.go("env", "GOVERSION")
     get = s.go("get", "--", *operands) if operands else None
-    # While go get runs: the module's current go.mod.
+    # While go get runs: the module's current go.mod; each zip go fetches, as it lands.
+    reader = prehash.Prehash(s.env["GOMODCACHE"], s.env["GOPROXY"])
     before_mod, failure = _parse(before_text, "the module's go.mod")
+    early = modcache.Early()
     if get is not None:
-        code, _, err = get.wait()
+        try:
+            code, _, err = get.wait(reader.line)
+        finally:
+            early = reader.finish()
         if code != 0:
             failure = _failure(code, err, "go get")
     after = {n: read_file(s.work / n) for n in MODULE_FILES}
@@ -360,14 +368,14 @@ def _resolve(s: _Scratch, operands: tuple[str, ...], before_text: str | None) ->
     old = dict(before_mod.require) if before_mod else {}
     new = dict(after_mod.require) if after_mod else {}
     wanted = [f"{m}@{v}" for m, v in sorted(new.items()) if old.get(m) != v]
-    infos, missing = _sums_of(s, wanted)
+    infos, missing = _sums_of(s, wanted, early)
     if missing:
         code, _, err = s.go("mod", "download", "-json", *missing).wait()
         if code != 0 and failure is None:
             failure = _failure(code, err, "go mod download")
         got, _ = _sums_of(s, missing)
         infos.update(got)
-    listed, ask = _retractions(s, wanted, after_mod)
+    listed, ask = _retractions(s, wanted, after_mod, early)
     if ask:
         _, lout, _ = s.go("list", "-m", "-json", "-retracted", *ask).wait()
         listed.update({f"{d.get('Path')}@{d.get('Version')}": d for d in json_stream(lout)})
@@ -394,9 +402,18 @@ def plan_go(cfg: Any, intent: Intent, now: datetime) -> Plan:
     s = _Scratch(start, proxy)
     try:
         r = _resolve(s, operands, before["go.mod"])
+        return _record(cfg, intent, now, r, before=before, operands=operands)
     finally:
-        s.cleanup()
+        s.cleanup()  # once the plan is made: the removal never competes with the record
 
+
+def _record(
+    cfg: Any, intent: Intent, now: datetime, r: _Resolved, *,
+    before: dict[str, str | None], operands: tuple[str, ...],
+) -> Plan:  # fmt: skip
+    """The plan of what go resolved."""
+    install = (intent.location or "").startswith(GOBIN_KIND)
+    proxy = intent.registry or ""
     ev = _Evidence(proxy, r)
     ev.collect(operands)
     changes, installed = ev.changes, tuple(f"{m}@{v}" for m, v in sorted(r.old.items()))

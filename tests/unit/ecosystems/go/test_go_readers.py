@@ -113,3 +113,62 @@ def test_a_module_zip_is_hashed_strictly(tmp_path: Path) -> None:
     (tmp_path / "link.zip").symlink_to(ok)
     assert modcache.zip_sum(str(tmp_path / "link.zip"), "m.com/x", "v1.0.0") is None
     assert modcache.zip_sum(str(tmp_path / "none.zip"), "m.com/x", "v1.0.0") is None
+
+
+def _cache_files(cache: Path, text: str) -> tuple[str, str]:
+    zpath = modcache.cached(str(cache), "m.com/x", "v1.0.0", "zip")
+    Path(zpath).parent.mkdir(parents=True)
+    _zip(Path(zpath), [f"m.com/x@v1.0.0/{text}.go"])
+    mpath = modcache.cached(str(cache), "m.com/x", "v1.0.0", "mod")
+    Path(mpath).write_text(f"module m.com/x // {text}\n")
+    return zpath, mpath
+
+
+def test_files_read_while_go_ran_count_only_while_they_are_the_files_read(tmp_path: Path) -> None:
+    zpath, mpath = _cache_files(tmp_path, "first")
+    early = modcache.Early()
+    early.read_zip(zpath)
+    early.read_mod(mpath)
+    first = modcache.sums(str(tmp_path), "m.com/x", "v1.0.0")
+    assert first is not None
+    assert modcache.sums(str(tmp_path), "m.com/x", "v1.0.0", early) == first
+    # The attack: files swapped in after they were read early. The sums are of what is
+    # there now (what go checked against go.sum), never of what was read before.
+    for p in (zpath, mpath):
+        Path(p).rename(p + ".old")
+    _zip(Path(zpath), ["m.com/x@v1.0.0/second.go"])
+    Path(mpath).write_text("module m.com/x // second\n")
+    now = modcache.sums(str(tmp_path), "m.com/x", "v1.0.0")
+    assert now is not None
+    assert now[0] != first[0]
+    assert now[1] != first[1]
+    assert modcache.sums(str(tmp_path), "m.com/x", "v1.0.0", early) == now
+
+
+def test_go_s_progress_lines_are_taken_whole_and_bounded() -> None:
+    from aegis.ecosystems.go.gotool import MAX_LINE, _lines
+
+    seen: list[str] = []
+    rest = _lines(bytearray(b"go: downloading a.com/x v1.0.0\ngo: downl"), seen.append)
+    rest = _lines(rest + b"oading b.com/y v2.0.0\n", seen.append)
+    assert seen == ["go: downloading a.com/x v1.0.0", "go: downloading b.com/y v2.0.0"]
+    assert rest == b""
+    # A line longer than MAX_LINE is dropped whole: its tail never passes for a line.
+    seen.clear()
+    rest = _lines(bytearray(b"x" * (MAX_LINE + 1)), seen.append)
+    rest = _lines(rest + b"go: downloading evil.com/z v1.0.0\nok\n", seen.append)
+    assert seen == ["ok"]
+
+
+def test_only_plain_module_paths_are_read_early(tmp_path: Path) -> None:
+    from aegis.ecosystems.go.prehash import Prehash
+
+    reader = Prehash(str(tmp_path), "file:///nonexistent/")
+    for line in ("go: downloading ../../etc v1.0.0", "go: downloading a.com/x v1.0.0 extra",
+                 "go: finding a.com/x v1.0.0"):  # fmt: skip
+        reader.line(line)
+    assert reader.thread is None
+    reader.line("go: downloading a.com/x v1.0.0")
+    early = reader.finish()
+    assert early.lists == {"a.com/x": None}
+    assert early.files == {}
