@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from _common import sign as _sign
 
 ROUNDS = 5
 PLAN_ROUNDS = 30
+REALISTIC_FILES = 100
 MAIN = 'fn main() { println!("{}", bench_dep::one()); }\n'
 
 
@@ -55,6 +58,43 @@ def _median(f: Any, n: int) -> float:
         f()
         xs.append(time.perf_counter() - t0)
     return statistics.median(xs)
+
+
+def _realistic_members(prefix: str) -> dict[str, bytes]:
+    """REALISTIC_FILES source files of Rust-like text (seeded), compressing about as code does."""
+    rnd = random.Random(14)  # noqa: S311 - reproducible filler, not a secret
+    words = ["fn", "let", "mut", "self", "impl", "pub", "match", "Some", "None", "Ok", "Err",
+             "return", "if", "else", "for", "in", "while", "struct", "enum", "use", "mod",
+             "u32", "usize", "String", "Vec", "&str", "->", "=>", "{", "}", "(", ")", ";",
+             *(f"name_{i}" for i in range(400))]  # fmt: skip
+    out = {}
+    for i in range(REALISTIC_FILES):
+        lines = (" ".join(rnd.choices(words, k=rnd.randint(3, 12))) for _ in range(160))
+        out[f"{prefix}/src/m{i:03d}.rs"] = "\n".join(lines).encode()
+    return out
+
+
+def _plan_pair(reg: Any, cfg: Any, intent: Any, top: str) -> tuple[Any, Any]:
+    """The raw read and the in-process plan of ``top`` (with its dependency ``bench-dep``).
+
+    The raw read: both index files' lines parsed and both ``.crate`` files' bytes hashed.
+    """
+    from aegis.ecosystems import for_tool
+    from aegis.ecosystems.cargo.source import index_path
+    from aegis.model import Tool
+
+    eco = for_tool(Tool.CARGO)
+
+    def raw() -> None:
+        for name, version in ((top, "1.0.0"), ("bench-dep", "1.0.0")):
+            data = (reg.root / "index" / index_path(name)).read_bytes()
+            [json.loads(line) for line in data.splitlines()]
+            hashlib.sha256((reg.root / f"{name}-{version}.crate").read_bytes()).hexdigest()
+
+    def plan() -> None:
+        assert eco.plan(cfg, intent, datetime.now(UTC)).failure is None
+
+    return raw, plan
 
 
 def _plan_figures(reg: Any, cfg: Any, intent: Any, base: Path) -> dict[str, float]:
@@ -88,6 +128,14 @@ def _plan_figures(reg: Any, cfg: Any, intent: Any, base: Path) -> dict[str, floa
         inflated.append(_median(raw_inflated, 1))
         plans.append(_median(lambda: eco.plan(cfg, intent, datetime.now(UTC)), 1))
     plan_raw, plan_aegis = statistics.median(raws), statistics.median(plans)
+    big_intent = replace(intent, targets=("bench-big",))
+    big_raw, big_plan = _plan_pair(reg, cfg, big_intent, "bench-big")
+    big_raw()
+    big_plan()
+    big_raws, big_plans = [], []
+    for _ in range(PLAN_ROUNDS):
+        big_raws.append(_median(big_raw, 1))
+        big_plans.append(_median(big_plan, 1))
     home = base / "info-home"
     home.mkdir()
     (home / "config.toml").write_text(
@@ -103,7 +151,8 @@ def _plan_figures(reg: Any, cfg: Any, intent: Any, base: Path) -> dict[str, floa
     cenv = {**_env(cfg.home), "AEGIS_CARGO": cfg.cargo}
     cli_s = statistics.median(timed(cli, cenv, timeout=600) for _ in range(ROUNDS))
     return {"raw": plan_raw, "aegis": plan_aegis, "info": info_s, "cli": cli_s,
-            "inflated": statistics.median(inflated)}  # fmt: skip
+            "inflated": statistics.median(inflated), "big_raw": statistics.median(big_raws),
+            "big_aegis": statistics.median(big_plans)}  # fmt: skip
 
 
 def _apply_round(tmp: Path, reg: Any, base_home: Path, keys: dict[str, Any]) -> tuple[float, float]:
@@ -176,6 +225,9 @@ def run() -> dict[str, Any]:
         reg = CargoRegistry(base / "registry")
         reg.add("bench-dep", "1.0.0", lib="pub fn one() -> u32 { 1 }\n")
         reg.add("bench-bin", "1.0.0", deps={"bench-dep": "1.0.0"}, main=MAIN)
+        reg.add("bench-big", "1.0.0", deps={"bench-dep": "1.0.0"}, main=MAIN,
+                members=_realistic_members("bench-big-1.0.0"))  # fmt: skip
+        big_bytes = (reg.root / "bench-big-1.0.0.crate").stat().st_size
         home = base / "home"
         (home / "etc/aegis").mkdir(parents=True)
         policy = (HERE / "aegis/policy/default_policy.toml").read_text()
@@ -217,6 +269,12 @@ def run() -> dict[str, Any]:
         "plan_inprocess_over_cargo_info": round(plan["aegis"] / plan["info"], 2)
         if plan["info"]
         else None,
+        # Informational: a crate of realistic size (REALISTIC_FILES source files), the same
+        # two sides; the read is no longer trivially small next to the plan's fixed costs.
+        "plan_realistic_crate": f"bench-big: {REALISTIC_FILES + 4} files, {big_bytes} bytes",
+        "plan_realistic_raw_s": round(plan["big_raw"], 5),
+        "plan_realistic_inprocess_s": round(plan["big_aegis"], 5),
+        "plan_realistic_ratio": round(plan["big_aegis"] / plan["big_raw"], 2),
         # Informational: the whole CLI, interpreter start and the store included.
         "cli_seconds": round(plan["cli"], 3),
         **apply_figures("apply", raw_apply, through, net=False),

@@ -55,6 +55,7 @@ from aegis.model import (
     Provenance,
     Signal,
 )
+from aegis.safe_read import read_upto
 
 MAX_TRACKING_FILE = 4 * 1024 * 1024
 POPULAR = frozenset(
@@ -81,7 +82,7 @@ def read_installed(root: str) -> dict[str, str]:
     except OSError:
         return {}
     with os.fdopen(fd, "rb") as f:
-        data = f.read(MAX_TRACKING_FILE + 1)
+        data = read_upto(f, MAX_TRACKING_FILE + 1)
     try:
         installs = json.loads(data).get("installs", {}) if len(data) <= MAX_TRACKING_FILE else {}
     except (ValueError, AttributeError):

@@ -37,7 +37,7 @@ from aegis.ecosystems.go import modfile
 from aegis.ecosystems.go.names import escape_path, is_pseudo
 from aegis.ecosystems.http_source import OPENER
 from aegis.errors import InputError
-from aegis.safe_read import read_capped
+from aegis.safe_read import read_capped, read_upto
 
 MAX_ZIP = 500 << 20
 MAX_GOMOD = 16 << 20
@@ -98,7 +98,7 @@ class Early:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_GOMOD:
                 return
-            data = f.read(MAX_GOMOD + 1)
+            data = read_upto(f, MAX_GOMOD + 1)
             if len(data) <= MAX_GOMOD and identity(os.fstat(fd)) == identity(st):
                 self.files[path] = (identity(st), data)
 

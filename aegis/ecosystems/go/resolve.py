@@ -68,6 +68,7 @@ from aegis.model import (
     Provenance,
     Signal,
 )
+from aegis.safe_read import read_upto
 
 MODULE_FILES = ("go.mod", "go.sum")
 MAX_FILE = 4 * 1024 * 1024
@@ -88,7 +89,7 @@ def read_file(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as f:
-        data = f.read(MAX_FILE + 1)
+        data = read_upto(f, MAX_FILE + 1)
     if len(data) > MAX_FILE:
         raise OSError(f"{path} is larger than {MAX_FILE} bytes")
     return data.decode("utf-8")
