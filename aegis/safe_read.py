@@ -62,3 +62,20 @@ def read_upto(f: BinaryIO, limit: int) -> bytes:
     if size < len(data) < limit:
         data += f.read(limit - len(data))
     return data
+
+
+def read_fd_upto(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of an open regular file descriptor (as :func:`read_upto`).
+
+    Plain ``os.read`` calls: no buffered file object for a read of a few hundred bytes.
+    """
+    want = min(os.fstat(fd).st_size + 1, limit)
+    parts: list[bytes] = []
+    got = 0
+    while got < limit:
+        chunk = os.read(fd, want - got if got < want else min(1 << 20, limit - got))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)

@@ -6,8 +6,9 @@ command) and two dependencies. Each round uses fresh modules, caches and AEGIS_H
 - ``plan_inprocess_ratio`` (goal <= 1.3): the planning work itself,
   ``for_tool(GO).plan`` of ``go get example.com/benchapp@v1.0.0`` in process, after its
   imports (a scratch module, ``go get`` -- the plan's one go process --, both go.mod files
-  parsed, each changed module's zip and go.mod hashed from the scratch module cache, its
-  retractions read from the proxy's list and latest go.mod, the plan record) over the raw
+  parsed, each changed module's zip and go.mod hashed from the scratch module cache -- in
+  a thread while go still runs, as go announces each download --, its retractions read
+  from the proxy's list and latest go.mod, the plan record) over the raw
   tool call ``go mod download -json`` of the same three modules in a scratch module; each
   side with a fresh module cache, alternating, medians of PLAN_ROUNDS after a warm-up of
   each. The plan removes its scratch module cache in a thread of its own, as the raw call

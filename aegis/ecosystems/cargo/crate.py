@@ -312,7 +312,10 @@ def shell_texts(command: str) -> list[str]:
 
 
 def _toml(data: bytes, what: str) -> dict[str, Any]:
-    # The archive reader already bounds each member's size.
+    # The archive reader already bounds each member's size. tomllib, although it is about
+    # half of a small crate's plan: of the compiled parsers on PyPI, rtoml (0.14) accepts
+    # TOML 1.1 documents tomllib refuses (a time without seconds, a trailing comma in an
+    # inline table), and pytomlpp ships no aarch64 wheels.
     return load_toml(data, what=what, max_bytes=len(data), error=CrateError)
 
 

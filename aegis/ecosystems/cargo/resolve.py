@@ -55,7 +55,7 @@ from aegis.model import (
     Provenance,
     Signal,
 )
-from aegis.safe_read import read_upto
+from aegis.safe_read import read_fd_upto
 
 MAX_TRACKING_FILE = 4 * 1024 * 1024
 POPULAR = frozenset(
@@ -81,8 +81,10 @@ def read_installed(root: str) -> dict[str, str]:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return {}
-    with os.fdopen(fd, "rb") as f:
-        data = read_upto(f, MAX_TRACKING_FILE + 1)
+    try:
+        data = read_fd_upto(fd, MAX_TRACKING_FILE + 1)
+    finally:
+        os.close(fd)
     try:
         installs = json.loads(data).get("installs", {}) if len(data) <= MAX_TRACKING_FILE else {}
     except (ValueError, AttributeError):

@@ -22,7 +22,7 @@ from aegis.bounds import HEX64_RE as _HEX64
 from aegis.ecosystems.cargo.crate import MAX_CRATE
 from aegis.ecosystems.cargo.names import CRATE_RE, VERSION_RE, source_dir
 from aegis.ecosystems.http_source import OPENER
-from aegis.safe_read import read_upto
+from aegis.safe_read import read_fd_upto
 
 MAX_INDEX_FILE = 8 * 1024 * 1024
 HTTP_TIMEOUT_S = 60.0
@@ -60,10 +60,12 @@ def _read_file(path: str, cap: int) -> bytes | None:
         return None
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror}") from e
-    with os.fdopen(fd, "rb") as f:
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device would block or lie
             raise SourceError(f"{path} is not a regular file")
-        data = read_upto(f, cap + 1)
+        data = read_fd_upto(fd, cap + 1)
+    finally:
+        os.close(fd)
     if len(data) > cap:
         raise SourceError(f"{path} is larger than {cap} bytes")
     return data
