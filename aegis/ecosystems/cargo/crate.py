@@ -57,14 +57,20 @@ _PAX_IGNORED = frozenset({"mtime", "atime", "ctime", "uid", "gid", "uname", "gna
 
 
 class _Inflater:
-    """The tar stream of a gzip, inflated ``_STEP`` bytes at a time, capped in total."""
+    """The tar stream of a gzip, inflated ``_STEP`` bytes at a time, capped in total.
+
+    What is inflated is kept as one ``bytes`` and a position in it: skipping a member moves
+    the position and copies nothing (a bytearray trimmed at the front is copied whenever
+    it shrinks below half of its allocation).
+    """
 
     def __init__(self, data: bytes) -> None:
         if len(data) > MAX_CRATE:
             raise CrateError(f"larger than {MAX_CRATE} bytes")
         self.d = zlib.decompressobj(wbits=31)  # gzip only
         self.src = data
-        self.buf = bytearray()
+        self.buf = b""
+        self.pos = 0
         self.total = 0
 
     def _more(self) -> bool:
@@ -81,33 +87,37 @@ class _Inflater:
         self.total += len(out)
         if self.total > MAX_INFLATED:
             raise CrateError(f"expands past {MAX_INFLATED} bytes")
-        self.buf += out
+        self.buf = self.buf[self.pos :] + out if self.pos < len(self.buf) else out
+        self.pos = 0
         return True
 
     def read(self, n: int) -> bytes:
         """Exactly ``n`` bytes."""
-        while len(self.buf) < n:
+        while len(self.buf) - self.pos < n:
             if not self._more():
                 raise CrateError("not a tar archive: truncated")
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += n
         return out
 
     def skip(self, n: int) -> None:
         """Drop ``n`` bytes without keeping them."""
         while n > 0:
-            if not self.buf and not self._more():
-                raise CrateError("not a tar archive: truncated")
-            step = min(n, len(self.buf))
-            del self.buf[:step]
+            avail = len(self.buf) - self.pos
+            if not avail:
+                if not self._more():
+                    raise CrateError("not a tar archive: truncated")
+                continue
+            step = min(n, avail)
+            self.pos += step
             n -= step
 
     def rest_is_zeros(self) -> bool:
         """Inflate what is left (still capped); True when it is all zeros."""
         while True:
-            if self.buf.count(0) != len(self.buf):
+            if self.buf.count(0, self.pos) != len(self.buf) - self.pos:
                 return False
-            self.buf.clear()
+            self.buf, self.pos = b"", 0
             if not self._more():
                 return True
 
