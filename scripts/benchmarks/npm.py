@@ -45,8 +45,8 @@ def _project(path: Path) -> Path:
 
 def _round(tmp: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
     from aegis.config import load_config
+    from aegis.early.npm_tool import NO_GLOBAL_CONFIG, NPM, lock_only_argv, npm_env
     from aegis.ecosystems import for_tool
-    from aegis.ecosystems.npm.resolve import NO_GLOBAL_CONFIG, NPM, lock_only_argv, npm_env
     from aegis.model import Intent, Operation, Tool
 
     raw, aegis_p, raw_ci, raw_inst = (

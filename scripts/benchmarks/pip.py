@@ -38,8 +38,8 @@ ROUNDS = 3
 
 def _round(tmp: Path, template: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
     from aegis.config import load_config
+    from aegis.early.pip_tool import dry_run_argv, pip_env
     from aegis.ecosystems import for_tool
-    from aegis.ecosystems.pip.resolve import dry_run_argv, pip_env
     from aegis.model import Intent, Operation, Tool
 
     tmp.mkdir(parents=True)
