@@ -455,8 +455,7 @@ def _preload() -> None:
     with contextlib.suppress(Exception):
         import sqlite_utils
 
-        # The first Database() loads sqlite-utils' plugin entry points (once per process).
-        sqlite_utils.Database(memory=True).close()
+        sqlite_utils.Database(memory=True, execute_plugins=False).close()
 
 
 def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str]) -> socket.socket:
