@@ -10,22 +10,24 @@ and removes its scratch directory, and nothing the tool did is ever read. A kill
 ran only a read-only resolution in a scratch directory.
 
 Example:
-    early.put(("pip", argv), tool)       # the CLI, before click is imported
+    slot.put(("pip", argv), PipRun(argv))         # the CLI, before click is imported
     ...
-    pip = early.claim(("pip", argv)) or start(argv)   # the planner
+    pip = slot.claim(("pip", argv)) or PipRun(argv)   # the planner
 """
 
 from __future__ import annotations
 
 import atexit
-from typing import Protocol
 
+TYPE_CHECKING = False  # not typing's: importing typing would delay the tool's start
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Tool(Protocol):
-    """A started resolution: :meth:`kill` stops it and removes what it wrote."""
+    class Tool(Protocol):
+        """A started resolution: :meth:`kill` stops it and removes what it wrote."""
 
-    def kill(self) -> None:
-        """Kill the tool's process group and remove its scratch directory."""
+        def kill(self) -> None:
+            """Kill the tool's process group and remove its scratch directory."""
 
 
 _slot: list[tuple[object, Tool]] = []
