@@ -449,9 +449,13 @@ def _preload() -> None:
     with contextlib.suppress(Exception):
         from aegis.codec import prepare
         from aegis.model import Plan
+        from aegis.policy.config import PolicyConfig
+        from aegis.policy.result import PolicyResult
         from aegis.sign.execution_plan import ExecutionPlan
 
-        prepare(ExecutionPlan, Plan)
+        # The policy's: every apply hashes aegisd's policy and its decision (profiled:
+        # building them was ~20 ms of the first apply, after its re-resolution).
+        prepare(ExecutionPlan, Plan, PolicyConfig, PolicyResult)
     with contextlib.suppress(Exception):
         import sqlite_utils
 
