@@ -69,6 +69,7 @@ def _planned() -> None:
     from aegis.early import slot
 
     slot.discard()
+    slot.settle()
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from aegis.early import slot
+
 NPM = "/usr/bin/npm"
 NPM_TIMEOUT_S = 300.0
 MAX_PROJECT_FILE = 4 * 1024 * 1024
@@ -104,7 +106,7 @@ class Resolution:
             files = {n: read_project_file(self.work / n) for n in PROJECT_FILES}
             return self.proc.returncode, err[-65536:].decode("utf-8", "replace"), files
         finally:
-            self.tmp.cleanup()
+            slot.remove_later(self.tmp.cleanup)
 
     def _kill_group(self) -> None:
         if self.proc is not None:

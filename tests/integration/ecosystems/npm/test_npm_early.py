@@ -47,6 +47,7 @@ def _plan(world: NpmWorld, project: Path, *targets: str) -> Plan:
 def _ended(run: Resolution) -> int | None:
     """npm's exit status (0: it ran to the end; -9: killed), once its scratch is removed."""
     assert run.proc is not None
+    slot.settle()  # a finished run's scratch is removed in a thread
     return None if Path(run.tmp.name).exists() else run.proc.returncode
 
 
