@@ -80,7 +80,7 @@ class Resolution:
             elif (project / name).is_file() and not (project / name).is_symlink():
                 text = read_project_file(project / name)
             if text is not None:
-                (self.work / name).write_text(text)
+                (self.work / name).write_text(text, encoding="utf-8")
             self.copied[name] = text
         self.error = ""
         self.proc: subprocess.Popen[bytes] | None = None
