@@ -140,9 +140,8 @@ def check_plannable(
     return eco
 
 
-RECORDING_MODULES = ("sqlite_utils", "importlib.metadata")
-"""What recording a plan imports once the planner is done (most of the store's start-up:
-sqlite_utils, and the plugin look-up it runs through importlib.metadata).
+RECORDING_MODULES = ("sqlite_utils",)
+"""What recording a plan imports once the planner is done (most of the store's start-up).
 
 Only modules outside Aegis, which never import Aegis: two threads importing modules that
 import each other can deadlock, and no such circle can pass through these.

@@ -4,6 +4,9 @@ The click group lives in :mod:`aegis.cli.app` (``cli`` here is that group, loade
 use). ``aegis guard hook`` is answered before click is even imported: agent runtimes call
 it before every command, so it must start about as fast as a bare Python
 (``scripts/bench --only mcp``); it is the same function as the click command.
+``aegis npm|pip install ... --plan`` starts its tool before click is imported
+(:mod:`aegis.cli.early_plan`); click still parses the arguments, and the planner uses that
+tool only if it is exactly the one it would have started.
 
 Example:
     $ aegis apt install nginx --plan
@@ -40,9 +43,39 @@ def main() -> None:
         # The answer is written and flushed: skip the interpreter's teardown of bashlex and
         # the modules it loaded (~10 ms of a hook the runtime calls before every command).
         os._exit(code)
+    planning = sys.argv[1:2] in (["npm"], ["pip"]) and sys.argv[2:3] == ["install"]
+    if planning:
+        from aegis.cli.early_plan import start
+
+        start(sys.argv[1], sys.argv[3:])  # the tool first; click decides below, as always
     from aegis.cli.app import cli
 
-    cli.main(prog_name="aegis")
+    if not planning:
+        cli.main(prog_name="aegis")
+    try:
+        cli.main(prog_name="aegis")  # click ends with SystemExit, 0 on success
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+        _planned()
+
+
+def _planned() -> None:
+    """End a successful npm or pip plan without the interpreter's teardown (~30 ms).
+
+    The plan file and the request row are written and the store is closed (each store use
+    closes its connection); what is left is flushing the output and unloading modules.
+    """
+    from aegis.early import slot
+
+    slot.discard()
+    slot.settle()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # e.g. a closed pipe: let the interpreter report it as always
+        raise SystemExit(0) from None
+    os._exit(0)
 
 
 def __getattr__(name: str) -> Any:

@@ -449,14 +449,17 @@ def _preload() -> None:
     with contextlib.suppress(Exception):
         from aegis.codec import prepare
         from aegis.model import Plan
+        from aegis.policy.config import PolicyConfig
+        from aegis.policy.result import PolicyResult
         from aegis.sign.execution_plan import ExecutionPlan
 
-        prepare(ExecutionPlan, Plan)
+        # The policy's: every apply hashes aegisd's policy and its decision (profiled:
+        # building them was ~20 ms of the first apply, after its re-resolution).
+        prepare(ExecutionPlan, Plan, PolicyConfig, PolicyResult)
     with contextlib.suppress(Exception):
         import sqlite_utils
 
-        # The first Database() loads sqlite-utils' plugin entry points (once per process).
-        sqlite_utils.Database(memory=True).close()
+        sqlite_utils.Database(memory=True, execute_plugins=False).close()
 
 
 def open_listener(path: Path, mode: int, group: str | None, env: dict[str, str]) -> socket.socket:

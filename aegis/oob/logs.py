@@ -177,9 +177,47 @@ def events_since(dpkg_log: Path, cursor: Cursor) -> tuple[list[LogEvent], Cursor
     return events, end
 
 
+TAIL_BYTES = 64 * 1024
+"""How much of a plain log :func:`cursor_now` reads from its end first."""
+
+
+def _cursor_from_tail(path: Path) -> Cursor | None:
+    """The cursor from the last :data:`TAIL_BYTES` of a plain log; None when they cannot tell.
+
+    The same cursor as reading the whole file (each apply asks twice, and a busy host's
+    log is megabytes): the last line's time, and how many lines at the end share it. None
+    (read it all) for a rotation that is compressed or beyond the read cap, or when the tail
+    is not the whole file and no line of another time precedes that run within it.
+    """
+    if path.name.endswith(".gz"):
+        return None
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_LOG_BYTES:
+                return None
+            start = max(0, size - TAIL_BYTES)
+            f.seek(start)
+            data = f.read(TAIL_BYTES)
+    except OSError:
+        return None
+    parts = data.split(b"\n")
+    lines = [ln for ln in (parts[1:] if start else parts) if ln]  # a cut first line: dropped
+    if not lines:
+        return None
+    last = lines[-1][:_TIME_LEN]
+    for seen, ln in enumerate(reversed(lines)):
+        if ln[:_TIME_LEN] != last:
+            return Cursor(last.decode("ascii", "replace"), seen)
+    return None if start else Cursor(last.decode("ascii", "replace"), len(lines))
+
+
 def cursor_now(dpkg_log: Path) -> Cursor:
     """The cursor at the end of dpkg's current log (the newest non-empty rotation)."""
     for p in rotated(dpkg_log):
+        tail = _cursor_from_tail(p)
+        if tail is not None:
+            return tail
         lines = [ln for ln in _read(p).split(b"\n") if ln]
         if not lines:
             continue

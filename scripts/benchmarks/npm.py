@@ -9,14 +9,20 @@ dependencies. Each round uses fresh projects.
   an identical project. Goal <= 1.2x.
 - ``apply``: ``aegis.execute.service.apply`` of a signed execution plan through aegisd (its
   checks, its own re-resolution, the files, ``npm ci --ignore-scripts``, drift, audit) over
-  running the same ``npm ci`` directly on an identical project holding the same lockfile.
+  the goal's baseline: what an agent would have run without Aegis, npm's ordinary
+  ``npm install bench-app --ignore-scripts`` in an identical fresh project with a fresh cache,
+  same registry (resolution included: aegisd's apply resolves again before it installs).
+  Both runs have npm's audit and funding requests off, as aegisd's own npm runs do.
   Goal: <= 1.3x + 0.3 s.
+- ``apply_vs_locked_*`` (reference only, not the goal): the same apply over ``npm ci`` run
+  directly on an identical project holding the signed lockfile, i.e. the install step alone.
 
 Medians over ROUNDS.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import sys
@@ -39,11 +45,13 @@ def _project(path: Path) -> Path:
 
 def _round(tmp: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
     from aegis.config import load_config
+    from aegis.early.npm_tool import NO_GLOBAL_CONFIG, NPM, lock_only_argv, npm_env
     from aegis.ecosystems import for_tool
-    from aegis.ecosystems.npm.resolve import lock_only_argv, npm_env
     from aegis.model import Intent, Operation, Tool
 
-    raw, aegis_p, raw_ci = (_project(tmp / n) for n in ("raw", "aegis", "raw-ci"))
+    raw, aegis_p, raw_ci, raw_inst = (
+        _project(tmp / n) for n in ("raw", "aegis", "raw-ci", "raw-install")
+    )
     home = tmp / "home"
     env = env_for(home)
     cfg = load_config(env)
@@ -69,10 +77,14 @@ def _round(tmp: Path, url: str, keys: dict[str, Any]) -> tuple[float, ...]:
     ep_path.write_bytes(sign(cfg, plan, keys["signer"], keys["approver"]))
     ci_argv = [a if a != str(aegis_p) else str(raw_ci) for a in plan.command_preview]
     ci_argv[ci_argv.index("--cache") + 1] = str(tmp / "c2")
+    install_argv = [NPM, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--userconfig",
+                    os.devnull, "--globalconfig", NO_GLOBAL_CONFIG, "--registry", url, "--cache",
+                    str(tmp / "c3"), "--", "bench-app"]  # fmt: skip
     with aegisd(env, keys) as sock:
-        raw_apply = timed(ci_argv, nenv, raw_ci)
+        raw_locked = timed(ci_argv, nenv, raw_ci)
+        raw_install = timed(install_argv, nenv, raw_inst)
         through = through_aegisd(cfg, env, ep_path, keys["spub"], sock)
-    return raw_plan, aegis_plan, raw_apply, through
+    return raw_plan, aegis_plan, raw_install, raw_locked, through
 
 
 def run() -> dict[str, Any]:
@@ -92,7 +104,7 @@ def run() -> dict[str, Any]:
                 rows.append(_round(base / f"r{i}", url, keys))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    raw_plan, aegis_plan, raw_apply, through = (
+    raw_plan, aegis_plan, raw_install, raw_locked, through = (
         statistics.median(c) for c in zip(*rows, strict=True)
     )
     return {
@@ -100,7 +112,9 @@ def run() -> dict[str, Any]:
         "plan_aegis_s": round(aegis_plan, 3),
         "plan_ratio": round(aegis_plan / raw_plan, 2),
         "plan_goal_met": aegis_plan <= 1.2 * raw_plan,
-        **apply_figures("apply", raw_apply, through, net=True),
+        **apply_figures("apply", raw_install, through, net=True),
+        "apply_vs_locked_raw_s": round(raw_locked, 3),
+        "apply_vs_locked_ratio": round(through / raw_locked, 2),
     }
 
 

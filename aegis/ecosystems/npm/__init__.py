@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.early.npm_tool import PROJECT_FILES
 from aegis.ecosystems.interface import Planning
 from aegis.ecosystems.managed import safe_dir
 from aegis.ecosystems.npm.names import GLOBAL_WHERE, is_global, project_dir
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from aegis.ecosystems.interface import InstalledState
     from aegis.policy.rules import Rule
     from aegis.sign.execution_plan import ExactTarget
-
-PROJECT_FILES = ("package.json", "package-lock.json")
 
 
 def global_prefix(cfg: Config) -> str:
@@ -149,7 +148,7 @@ class NpmEcosystem:
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
         """``npm ci --ignore-scripts`` of the signed lockfile; ``()`` when anything is off."""
-        from aegis.ecosystems.npm.resolve import NO_GLOBAL_CONFIG, NPM
+        from aegis.early.npm_tool import NO_GLOBAL_CONFIG, NPM
 
         eco = plan.ecosystem
         if plan.failure is not None or eco is None or not plan.changes:
@@ -190,11 +189,12 @@ class NpmEcosystem:
 
     def installed_state(self, cfg: Config, plan: Plan, env: Mapping[str, str]) -> InstalledState:
         """Install path -> version, from npm's hidden lockfile in ``node_modules``."""
-        from aegis.ecosystems.npm.resolve import _read, lock_packages
+        from aegis.early.npm_tool import read_project_file
+        from aegis.ecosystems.npm.resolve import lock_packages
 
         project = Path(project_dir(plan.intent.location))
         try:
-            text = _read(project / "node_modules" / ".package-lock.json")
+            text = read_project_file(project / "node_modules" / ".package-lock.json")
         except OSError:
             text = None
         return {p: str(e.get("version")) for p, e in lock_packages(text).items()}

@@ -13,15 +13,9 @@ script rules as Debian maintainer scripts), ``bin`` entries, the resolved URL's 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +24,8 @@ from typing import Any
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
+from aegis.early.npm_tool import PROJECT_FILES, Files, Resolution
+from aegis.early.npm_tool import read_project_file as _read
 from aegis.ecosystems import idle
 from aegis.ecosystems.npm.names import GLOBAL_SEED, check_targets, is_global, project_dir
 from aegis.errors import InputError
@@ -55,10 +51,6 @@ from aegis.model import (
 # (bashlex builds its parser tables at import, ~0.1 s of CPU) loads only for a package
 # that has install scripts to scan.
 
-NPM = "/usr/bin/npm"
-PROJECT_FILES = ("package.json", "package-lock.json")
-NPM_TIMEOUT_S = 300.0
-MAX_PROJECT_FILE = 4 * 1024 * 1024
 INSTALL_HOOKS = ("preinstall", "install", "postinstall")
 POPULAR = frozenset(
     {
@@ -75,35 +67,6 @@ SHADOWED = frozenset(
         "tar", "chmod", "chown", "passwd", "env", "aegis", "aegisctl", "aegisd",
     }
 )  # fmt: skip
-
-
-NO_GLOBAL_CONFIG = "/proc/aegis-no-npmrc"
-"""npm's global config path: missing, and no one (not even root) can create a file in /proc.
-npm refuses the same file as user and global config, so /dev/null serves only as the user's."""
-
-
-def npm_env(home: str) -> dict[str, str]:
-    """Npm's environment: no user configuration, no colour, no update check."""
-    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": home,
-            "NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}  # fmt: skip
-
-
-def lock_only_argv(registry: str, cache: str, targets: tuple[str, ...]) -> tuple[str, ...]:
-    """The read-only resolution (run in a scratch copy; also the bench's raw baseline)."""
-    return (NPM, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
-            "--no-fund", "--userconfig", os.devnull, "--globalconfig", NO_GLOBAL_CONFIG,
-            "--registry", registry, "--cache", cache, "--", *targets)  # fmt: skip
-
-
-def _read(path: Path) -> str | None:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_PROJECT_FILE + 1)
-    except FileNotFoundError:
-        return None
-    if len(data) > MAX_PROJECT_FILE:
-        raise OSError(f"{path} is larger than {MAX_PROJECT_FILE} bytes")
-    return data.decode("utf-8")
 
 
 def lock_packages(text: str | None) -> dict[str, dict[str, Any]]:
@@ -200,53 +163,6 @@ def _action(old: dict[str, Any] | None, new: dict[str, Any]) -> Action:
     return Action.UPGRADE if up else Action.DOWNGRADE
 
 
-_Files = dict[str, str | None]
-
-
-class _Resolution:
-    """npm started in a scratch copy at once, so the planner's own work overlaps it."""
-
-    def __init__(
-        self, project: Path, registry: str, targets: tuple[str, ...], restore: _Files
-    ) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="aegis-npm-")
-        self.work = Path(self.tmp.name) / "project"
-        self.work.mkdir()
-        for name in ("package.json", "package-lock.json"):
-            if restore:  # a rollback: the signed files, never the project's current ones
-                if restore.get(name) is not None:
-                    (self.work / name).write_text(restore[name] or "")
-            elif (project / name).is_file() and not (project / name).is_symlink():
-                shutil.copyfile(project / name, self.work / name)
-        self.error = ""
-        self.proc: subprocess.Popen[bytes] | None = None
-        try:
-            self.proc = subprocess.Popen(
-                lock_only_argv(registry, str(Path(self.tmp.name) / "cache"), targets),
-                cwd=self.work, env=npm_env(self.tmp.name), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            )  # fmt: skip
-        except OSError as e:
-            self.error = f"npm did not run: {e}"
-
-    def wait(self) -> tuple[int, str, _Files]:
-        """(exit status, stderr, {file: new text}); the group is killed on timeout."""
-        try:
-            if self.proc is None:
-                return -1, self.error, {}
-            try:
-                _, err = self.proc.communicate(timeout=NPM_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.communicate()
-                return -1, f"npm timed out after {NPM_TIMEOUT_S} s", {}
-            files = {n: _read(self.work / n) for n in ("package.json", "package-lock.json")}
-            return self.proc.returncode, err[-65536:].decode("utf-8", "replace"), files
-        finally:
-            self.tmp.cleanup()
-
-
 class _Evidence:
     """Changes, provenance, artifacts, signals and findings of the changed lockfile entries."""
 
@@ -310,9 +226,23 @@ class _Evidence:
                 )
 
 
+def _start(intent: Intent, registry: str, restore: Files, before: Files) -> Resolution:
+    """The npm run the CLI started for exactly this resolution of exactly these files, or now."""
+    from aegis.early import slot as early  # noqa: PLC0415 - see the note on imports at the top
+
+    key = ("npm", intent.location, registry, intent.targets, tuple(sorted(restore.items())))
+    started = early.claim(key)
+    if isinstance(started, Resolution):
+        if started.copied == before:
+            return started
+        started.kill()  # the project changed since: resolve what is there now
+    project = Path(project_dir(intent.location))
+    return Resolution(project, registry, intent.targets, restore)
+
+
 def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     """Resolve ``intent`` against its registry for its project (read-only)."""
-    restore: _Files = {f.name: f.after for f in intent.files if f.name in PROJECT_FILES}
+    restore: Files = {f.name: f.after for f in intent.files if f.name in PROJECT_FILES}
     if intent.operation is Operation.ROLLBACK:
         if intent.targets or "package.json" not in restore:
             raise InputError("an npm rollback restores package.json (and its lockfile) only")
@@ -324,7 +254,7 @@ def plan_npm(cfg: Any, intent: Intent, now: datetime) -> Plan:
     before = {n: _read(project / n) for n in PROJECT_FILES}
     if is_global(intent.location) and not restore and before["package.json"] is None:
         restore = {"package.json": GLOBAL_SEED}  # the managed prefix's first change
-    resolution = _Resolution(project, registry, intent.targets, restore)
+    resolution = _start(intent, registry, restore, before)
     # While npm resolves: the imports.
     import tarfile  # noqa: F401, PLC0415 - loaded now, used by _inspect's threads
     from concurrent.futures import ThreadPoolExecutor  # noqa: F401, PLC0415 - loaded now, for collect

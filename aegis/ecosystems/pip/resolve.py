@@ -13,13 +13,9 @@ native modules and commands.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -30,9 +26,9 @@ from urllib.parse import unquote, urlsplit
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
+from aegis.early.pip_tool import PipRun, dry_run_argv
 from aegis.ecosystems import idle
 from aegis.ecosystems.pip.names import (
-    SYSTEM_PYTHON,
     check_targets,
     is_managed,
     is_target,
@@ -61,8 +57,6 @@ if TYPE_CHECKING:
 # What only the work after pip has started needs (urllib.request, zipfile, packaging,
 # threads) is imported there: pip starts first, and those imports overlap its resolution.
 
-PIP_TIMEOUT_S = 300.0
-MAX_REPORT = 32 * 1024 * 1024
 POPULAR = frozenset(
     {
         "requests", "urllib3", "numpy", "pandas", "setuptools", "boto3", "botocore",
@@ -82,79 +76,6 @@ SHADOWED_COMMANDS = frozenset(
     }
 )  # fmt: skip
 """System commands a package's console script must not shadow on PATH."""
-
-
-def pip_env(home: str) -> dict[str, str]:
-    """The environment of every pip child: no user or site configuration reaches it."""
-    return {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": home,
-        "PIP_CONFIG_FILE": os.devnull,
-        "PYTHONNOUSERSITE": "1",
-        "PIP_NO_INPUT": "1",
-    }
-
-
-def dry_run_argv(
-    venv: str,
-    index: str,
-    targets: tuple[str, ...],
-    *,
-    target: bool = False,
-    head: tuple[str, ...] = (),
-) -> tuple[str, ...]:
-    """The read-only resolution (also the bench's raw baseline).
-
-    ``--only-binary=:all:``: reading an sdist's metadata means running its build backend,
-    which planning must never do; a project with only an sdist fails analysis. ``target``:
-    ``venv`` is a ``--target`` directory, resolved for the system interpreter. ``head``:
-    the interpreter and pip when neither (:func:`aegis.ecosystems.pip.pip_head`).
-    """
-    python = head or (SYSTEM_PYTHON if target else f"{venv}/bin/python", "-m", "pip")
-    return (
-        *python, "--isolated",
-        "--disable-pip-version-check",
-        "--no-input", "install", "--dry-run", "--ignore-installed", "--quiet",
-        "--no-cache-dir", "--only-binary=:all:", "--report", "-", "--index-url", index,
-        "--", *targets,
-    )  # fmt: skip
-
-
-class _Pip:
-    """pip started at once, so the planner's own work overlaps pip's resolution."""
-
-    def __init__(self, argv: tuple[str, ...]) -> None:
-        self.home = tempfile.TemporaryDirectory(prefix="aegis-pip-")
-        try:
-            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=pip_env(self.home.name),
-                start_new_session=True,
-            )
-            self.error = ""
-        except OSError as e:
-            self.proc, self.error = None, f"cannot start {argv[0]}: {e}"
-
-    def wait(self) -> tuple[int, str, str]:
-        """Exit status, stdout and stderr (bounded); the process group is killed on timeout."""
-        try:
-            if self.proc is None:
-                return -1, "", self.error
-            try:
-                out, err = self.proc.communicate(timeout=PIP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.communicate()
-                return -1, "", f"pip timed out after {PIP_TIMEOUT_S} s"
-            text = out[:MAX_REPORT].decode("utf-8", "replace")
-            return self.proc.returncode, text, err[-65536:].decode("utf-8", "replace")
-        finally:
-            self.home.cleanup()
 
 
 def venv_owner(venv: Path) -> str:
@@ -299,6 +220,14 @@ def _signals(arts: tuple[Artifact, ...], have: Mapping[str, str]) -> list[Signal
     return out
 
 
+def _start(argv: tuple[str, ...]) -> PipRun:
+    """The pip run the CLI started with exactly ``argv``, or one started now."""
+    from aegis.early import slot  # noqa: PLC0415 - see the note on imports at the top
+
+    started = slot.claim(("pip", argv))
+    return started if isinstance(started, PipRun) else PipRun(argv)
+
+
 def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool = True) -> Plan:
     """Resolve ``intent`` against its index for its venv (read-only); see the module doc."""
     check_targets(intent.targets)
@@ -310,7 +239,7 @@ def plan_pip(cfg: Any, intent: Intent, now: datetime, *, inspect_contents: bool 
     # nothing there and pip exempts it from PEP 668's externally-managed check).
     fresh = is_managed(intent.location) and not os.path.isfile(f"{venv}/pyvenv.cfg")
     head = pip_head(intent.location, exists=not fresh)
-    pip = _Pip(dry_run_argv(venv, index, intent.targets, target=target, head=head))
+    pip = _start(dry_run_argv(venv, index, intent.targets, target=target, head=head))
     # While pip resolves: the imports and the venv's state.
 
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see the top

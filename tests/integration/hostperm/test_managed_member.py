@@ -1,5 +1,5 @@
-"""An agent (a member of group aegis) plans npm changes into the managed prefix and pip
-changes into a --target directory and a managed venv, but cannot apply them.
+"""An agent (a member of group aegis) plans npm changes into its project and the managed
+prefix and pip changes into a --target directory and a managed venv, but cannot apply them.
 
 The member runs the real npm and pip planners as uid 65534 on a host layout; its plans land
 in the store, the managed prefix and venv are not created and the target stays empty. Its apply
@@ -26,6 +26,17 @@ pytestmark = [pytest.mark.root, needs_npm]
 
 def test_an_agent_plans_into_managed_places_but_cannot_apply(host: Host) -> None:
     for world in serve(host.root / "registry"):
+        # A project of its own: the CLI starts npm before click loads, ends without teardown.
+        project = host.root / "app"
+        project.mkdir()
+        (project / "package.json").write_text('{"name": "app", "version": "1.0.0"}\n')
+        for p in (project, project / "package.json"):
+            os.chown(p, MEMBER, MEMBER)
+        own = host.member("npm", "install", "top-b", "--project", str(project), "--registry",
+                          world.url, "--plan")  # fmt: skip
+        assert own.returncode == 0, own.stderr
+        assert "request: r-" in own.stdout
+        assert sorted(p.name for p in project.iterdir()) == ["package.json"]
         got = host.member("npm", "install", "top-b", "--global", "--registry", world.url,
                           "--plan", "--json")  # fmt: skip
         assert got.returncode == 0, got.stderr

@@ -116,3 +116,35 @@ def test_parse_status_keeps_installed_and_config_files() -> None:
         "Package: c\nStatus: purge ok not-installed\nArchitecture: all\n"
     )
     assert parse_status(text) == {"a:amd64": "1 installed", "b:all": "2 config-files"}
+
+
+def _cursor_of_whole(path: Path) -> Cursor:
+    lines = [ln for ln in path.read_bytes().split(b"\n") if ln]
+    last = lines[-1][:19]
+    seen = next((i for i, ln in enumerate(reversed(lines)) if ln[:19] != last), len(lines))
+    return Cursor(last.decode(), seen)
+
+
+def test_the_cursor_read_from_the_log_tail_is_the_whole_log_s(tmp_path: Path) -> None:
+    """A megabyte log read from its end; a second longer than the tail is read whole."""
+    log = tmp_path / "dpkg.log"
+    body = "".join(f"2026-01-02 10:{m:02d}:{s:02d} status installed p{m}-{s}:all 1\n"
+                   for m in range(60) for s in range(60) for _ in range(4))  # fmt: skip
+    long_second = "2026-01-02 11:00:00 status unpacked q:all 1\n" * 3000  # > the tail read
+    for text in (body, body + long_second, body + "2026-01-02 11:00:00 x\n\n", "one line\n"):
+        log.write_text(text)
+        assert cursor_now(log) == _cursor_of_whole(log)
+    assert cursor_now(log) == Cursor("one line", 1)
+
+
+def test_a_status_parsed_before_is_parsed_again_once_it_changes(tmp_path: Path) -> None:
+    from aegis.oob.findings import HostFiles, read_status
+
+    files = HostFiles(tmp_path / "status", tmp_path / "dpkg.log", tmp_path / "history.log")
+    entry = "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: {}\n\n"
+    files.status.write_text(entry.format("1"))
+    sha1, first = read_status(files)
+    first["b:all"] = "caller's own"  # a caller's copy: never the next caller's
+    assert read_status(files) == (sha1, {"a:all": "1 installed"})
+    files.status.write_text(entry.format("2"))
+    assert read_status(files)[1] == {"a:all": "2 installed"}

@@ -266,3 +266,41 @@ def test_store_under_a_file_is_an_environment_failure(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentFailure) as err:
         Store.open(blocker / "state.db", states=frozenset({"intent"}))
     assert err.value.exit_code == 7
+
+
+def test_a_sqlite_utils_plugin_installed_beside_aegis_never_hooks_the_store(
+    tmp_path: Path,
+) -> None:
+    """A distribution's ``sqlite_utils`` entry point would get every store connection."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    (site / "evil_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "evil_plugin-1.0.dist-info/METADATA").write_text(
+        "Metadata-Version: 2.1\nName: evil-plugin\nVersion: 1.0\n"
+    )
+    (site / "evil_plugin-1.0.dist-info/entry_points.txt").write_text(
+        "[sqlite_utils]\nevil = evil_plugin\n"
+    )
+    marker = tmp_path / "hooked"
+    (site / "evil_plugin.py").write_text(
+        "import sqlite_utils\n\n@sqlite_utils.hookimpl\ndef prepare_connection(conn):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+    )
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom aegis.workflow.store import Store\n"
+        "from aegis.workflow.graph import load_workflow\n"
+        "states = frozenset(load_workflow().states)\n"
+        "with Store.open(Path(sys.argv[1]), states=states): pass\n"
+        "import sqlite_utils\nsqlite_utils.Database(memory=True)\n"  # the plugin is real
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{site}:{Path(__file__).parents[3]}"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "state.db")], env=env,
+                   check=True, timeout=60)  # fmt: skip
+    assert marker.exists()  # a Database() with plugins ran it: the plugin is installed
+    marker.unlink()
+    code = code.replace("import sqlite_utils\nsqlite_utils.Database(memory=True)\n", "")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "state2.db")], env=env,
+                   check=True, timeout=60)  # fmt: skip
+    assert not marker.exists()
