@@ -63,6 +63,8 @@ def run_cmd(socket: Path | None, as_json: bool) -> None:
             who = ", ".join(report.reboot_packages) or "unnamed packages"
             render.print_line(f"reboot required (by {who}); Aegis never reboots")
         render.print_path("report", last_run_path(cfg))
+    if report.status in ("applied", "nothing-to-do", "disabled"):
+        _end_fast()
     if report.status == "waiting":
         raise ApprovalRequired(
             f"request {report.request_id} waits for a human: {'; '.join(report.reasons[:3])}",
@@ -70,3 +72,16 @@ def run_cmd(socket: Path | None, as_json: bool) -> None:
         )
     if report.status == "denied":
         raise PolicyDenied(f"policy denied the automatic upgrade (request {report.request_id})")
+
+
+def _end_fast() -> None:
+    """Skip the interpreter's teardown on this successful exit (aegis/cli/aegis.py).
+
+    Only once the pass closed every store connection: SQLite's last close moves the
+    write-ahead log into the database, and that is left to happen here, not skipped.
+    """
+    from aegis.cli.aegis import skip_teardown
+    from aegis.workflow.store import open_connections
+
+    if open_connections() == 0:
+        skip_teardown()
