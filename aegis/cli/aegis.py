@@ -40,6 +40,8 @@ def main() -> None:
         # The answer is written and flushed: skip the interpreter's teardown of bashlex and
         # the modules it loaded (~10 ms of a hook the runtime calls before every command).
         os._exit(code)
+    if sys.argv[1:3] == ["unattended", "run"] and "--help" not in sys.argv:
+        _start_unattended_apt()
     from aegis.cli.app import cli
 
     try:
@@ -48,6 +50,19 @@ def main() -> None:
         if _skip_teardown and done.code in (0, None):
             _exit_without_teardown()
         raise
+
+
+def _start_unattended_apt() -> None:
+    """The pass's first apt calls, before click and the analyzer load (aegis/unattended/early.py).
+
+    Best effort: a failure here changes nothing, the analysis then starts them itself.
+    """
+    try:
+        from aegis.unattended.early import start_apt
+
+        start_apt()
+    except Exception:  # noqa: S110 - the pass reports any real problem itself
+        pass
 
 
 _skip_teardown = False

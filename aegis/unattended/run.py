@@ -112,7 +112,11 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
     Raises:
         AegisError: a step failed (planning, signing, aegisd's refusal or run).
     """
+    from aegis import prestart
+
     with contextlib.ExitStack() as held:
+        # apt calls started ahead of the analysis (early.py) that it did not take.
+        held.callback(prestart.discard)
         report, delta = _run(cfg, now, socket, held)
         if report.request_id is not None and delta is not None:
             report.superseded = _supersede(cfg, report.request_id, delta)
