@@ -38,7 +38,7 @@ def test_a_started_command_is_taken_once_and_only_when_identical(tmp_path: Path)
     argv = ["/bin/sh", "-c", f"echo $$ >> {log}; echo $$"]
     prestart.start(argv, child_env(None))
     deadline = time.monotonic() + 10
-    while not log.exists() and time.monotonic() < deadline:
+    while not (log.exists() and log.read_text().endswith("\n")) and time.monotonic() < deadline:
         time.sleep(0.01)
     early_pid = log.read_text().split()[0]
     # Another environment is another command: it runs on its own.
