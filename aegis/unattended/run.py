@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from aegis.policy.config import PolicyConfig
 
 ACTOR = "automation"
+REUSE_VERDICTS_S = 120.0
+"""How long a good Release verdict may be reused within one pass (a key can expire)."""
 LAST_RUN = "last-run.json"
 
 
@@ -185,9 +187,14 @@ def _run(
 
     ``held``: what stays open until the pass is over (the store, see _decide_and_apply).
     """
+    from aegis.ecosystems.apt.evidence import signature
     from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.load import load_policy_config
+
+    # The signer's re-check verifies the same InRelease files again, in this process:
+    # a good verdict on byte-identical files and keyrings is reused (signature.py).
+    signature.reuse_verdicts(REUSE_VERDICTS_S)
 
     policy = load_policy_config(cfg.policy_path)
     if policy.automation is None or not policy.automation.enabled:
