@@ -305,6 +305,9 @@ def _verdict_key(
     try:
         rings = tuple(hashlib.sha256(kr.read_bytes()).hexdigest() for kr in keyrings)
         sig, msg = (hashlib.sha256(p.read_bytes()).hexdigest() for p in parts)
+        # sqv's policy is a file: the verdict is that file's bytes' too.
+        if verifier.tool == "sqv" and verifier.policy:
+            rings += (hashlib.sha256(Path(verifier.policy).read_bytes()).hexdigest(),)
     except OSError:
         return None
     return (verifier.tool, verifier.path, verifier.policy, rings, sig, msg, allowed)
