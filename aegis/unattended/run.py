@@ -18,6 +18,12 @@ The pass walks the ordinary chain, as actor ``automation``:
    ``aegisctl sign`` (re-analysis, policy again, approvals, snapshot), and the plan goes
    to aegisd like any other, which re-checks the scope on its own re-derivation.
 
+The pass is a fresh process each time, so its start-up is part of "timer to applied":
+its first two apt calls start before the analyzer is imported (early.py); the signer's
+re-check (a full re-analysis, as for any signature) reuses a good Release verdict only on
+byte-identical files and keyrings (aegis/ecosystems/apt/evidence/signature.py); a
+successful pass skips the interpreter's teardown (aegis/cli/aegis.py).
+
 A reboot is never performed: ``/run/reboot-required`` and its package list are reported
 (here, in ``aegis doctor`` and as ``aegis_reboot_required``).
 
