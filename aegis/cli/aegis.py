@@ -43,38 +43,77 @@ def main() -> None:
         # The answer is written and flushed: skip the interpreter's teardown of bashlex and
         # the modules it loaded (~10 ms of a hook the runtime calls before every command).
         os._exit(code)
-    planning = sys.argv[1:2] in (["npm"], ["pip"]) and sys.argv[2:3] == ["install"]
-    if planning:
+    if sys.argv[1:3] in (["npm", "install"], ["pip", "install"]):
         from aegis.cli.early_plan import start
 
         start(sys.argv[1], sys.argv[3:])  # the tool first; click decides below, as always
+        skip_teardown()  # the planner's store use closes its connection before it returns
+    elif sys.argv[1:3] == ["unattended", "run"] and "--help" not in sys.argv:
+        _start_unattended_apt()
     from aegis.cli.app import cli
 
-    if not planning:
-        cli.main(prog_name="aegis")
     try:
         cli.main(prog_name="aegis")  # click ends with SystemExit, 0 on success
-    except SystemExit as e:
-        if e.code not in (0, None):
-            raise
-        _planned()
+    except SystemExit as done:
+        if _skip_teardown and done.code in (0, None):
+            _exit_without_teardown()
+        raise
 
 
-def _planned() -> None:
-    """End a successful npm or pip plan without the interpreter's teardown (~30 ms).
+def _start_unattended_apt() -> None:
+    """The pass's first apt calls, before click and the analyzer load (aegis/unattended/early.py).
 
-    The plan file and the request row are written and the store is closed (each store use
-    closes its connection); what is left is flushing the output and unloading modules.
+    Best effort: a failure here changes nothing, the analysis then starts them itself.
     """
+    try:
+        from aegis.unattended.early import start_apt
+
+        start_apt()
+    except Exception:  # noqa: S110 - the pass reports any real problem itself
+        pass
+
+
+_skip_teardown = False
+
+
+def skip_teardown() -> None:
+    """Have :func:`main` end the process without the interpreter's teardown on exit 0.
+
+    For a one-shot command whose work is written, synced and closed by then (an npm or pip
+    plan; ``aegis unattended run``, which the timer starts as a fresh process each pass):
+    tearing down the ~500 modules and the threads' leftovers it loaded costs tens of ms
+    and does nothing the files on disk need. Only the console entry point acts on it, so
+    tests invoking the click command in-process are never cut short.
+    """
+    global _skip_teardown  # noqa: PLW0603 - one flag per process, set once by the command
+    _skip_teardown = True
+
+
+def _exit_without_teardown() -> None:
+    """``os._exit(0)`` once the output is flushed and nothing is left that exit would wait for.
+
+    Runs nobody claimed are killed and scratch removals finished first (aegis/early/slot.py).
+    A store connection still open gets the normal exit: SQLite's last close moves the
+    write-ahead log into the database, and that is left to happen, not skipped.
+    """
+    import threading
+
     from aegis.early import slot
 
     slot.discard()
     slot.settle()
+    store = sys.modules.get("aegis.workflow.store")
+    if store is not None and store.open_connections():
+        return
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except BaseException:  # e.g. a closed pipe: let the interpreter report it as always
-        raise SystemExit(0) from None
+    except (OSError, ValueError):
+        return  # a closed pipe: leave it to the normal exit, which reports it
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        return  # a normal exit would wait for it: so does this one
+    os._exit(0)
     os._exit(0)
 
 

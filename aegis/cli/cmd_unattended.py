@@ -63,6 +63,8 @@ def run_cmd(socket: Path | None, as_json: bool) -> None:
             who = ", ".join(report.reboot_packages) or "unnamed packages"
             render.print_line(f"reboot required (by {who}); Aegis never reboots")
         render.print_path("report", last_run_path(cfg))
+    if report.status in ("applied", "nothing-to-do", "disabled"):
+        _end_fast()
     if report.status == "waiting":
         raise ApprovalRequired(
             f"request {report.request_id} waits for a human: {'; '.join(report.reasons[:3])}",
@@ -70,3 +72,13 @@ def run_cmd(socket: Path | None, as_json: bool) -> None:
         )
     if report.status == "denied":
         raise PolicyDenied(f"policy denied the automatic upgrade (request {report.request_id})")
+
+
+def _end_fast() -> None:
+    """Skip the interpreter's teardown on this successful exit (aegis/cli/aegis.py).
+
+    The exit itself checks that the pass closed every store connection first.
+    """
+    from aegis.cli.aegis import skip_teardown
+
+    skip_teardown()

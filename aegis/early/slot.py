@@ -1,13 +1,15 @@
-"""A planning tool started before the CLI has parsed its arguments, kept for one exact claim.
+"""Read-only tool runs started ahead of the code that reads them, each kept for one exact claim.
 
-``aegis npm|pip install ... --plan`` spends most of its time waiting for the tool's
-resolution, so the CLI starts that tool first (:mod:`aegis.cli.early_plan`: from the words
-it was given, with the same checks and the same argv builders the planner uses) and only
-then imports click and parses the arguments as always. The normal parse stays the only
-source of truth: the planner claims the started tool with the exact key it would start its
-own with (:func:`claim`); any other key, or no claim at all, kills the tool's process group
-and removes its scratch directory, and nothing the tool did is ever read. A killed tool
-ran only a read-only resolution in a scratch directory.
+A fresh one-shot process spends its first tenth of a second or more importing, and only then
+starts the tool it mostly waits for. So the console entry point starts that tool first:
+``aegis npm|pip install ... --plan`` its resolution (:mod:`aegis.cli.early_plan`, from the
+words it was given, with the planner's own checks and argv builders), ``aegis unattended run``
+apt's first two calls (:mod:`aegis.unattended.early`, through :mod:`process`). Then click
+parses the arguments as always and stays the only source of truth: the code that would start
+the tool claims it with the exact key it would start its own with (:func:`claim`), at most
+once. A run nobody claimed is killed with its scratch space when :func:`discard` runs (the
+planners call it once they have their run; the unattended pass at its end; at exit in any
+case), and nothing it wrote is ever read. Only commands that change nothing belong here.
 
 Example:
     slot.put(("pip", argv), PipRun(argv))         # the CLI, before click is imported
@@ -26,30 +28,35 @@ if TYPE_CHECKING:
     from typing import Protocol
 
     class Tool(Protocol):
-        """A started resolution: :meth:`kill` stops it and removes what it wrote."""
+        """A started run: :meth:`kill` stops it and removes what it wrote."""
 
         def kill(self) -> None:
-            """Kill the tool's process group and remove its scratch directory."""
+            """Kill the run's process group and remove its scratch space."""
 
 
-_slot: list[tuple[object, Tool]] = []
+_LOCK = threading.Lock()  # the apt analysis claims from several threads
+_held: dict[object, Tool] = {}
 
 
 def put(key: object, tool: Tool) -> None:
-    """Keep ``tool`` for a claim with ``key`` (one at a time: any earlier one is killed)."""
-    discard()
-    _slot.append((key, tool))
+    """Keep ``tool`` for one claim with exactly ``key`` (an earlier one for it is killed)."""
+    with _LOCK:
+        earlier = _held.pop(key, None)
+        _held[key] = tool
+    if earlier is not None:
+        earlier.kill()
 
 
 def claim(key: object) -> Tool | None:
-    """The tool started for exactly ``key``; None (and the started one killed) otherwise."""
-    if not _slot:
-        return None
-    (held, tool) = _slot.pop()
-    if held == key:
-        return tool
-    tool.kill()
-    return None
+    """The run started for exactly ``key``, handed out once; None otherwise."""
+    with _LOCK:
+        return _held.pop(key, None)
+
+
+def pending() -> tuple[Tool, ...]:
+    """The runs started and not claimed yet, oldest first."""
+    with _LOCK:
+        return tuple(_held.values())
 
 
 _removals: list[threading.Thread] = []
@@ -75,9 +82,12 @@ def settle() -> None:
 
 
 def discard() -> None:
-    """Kill a tool no one claimed (also at exit: a refused or failed plan)."""
-    while _slot:
-        _slot.pop()[1].kill()
+    """Kill every run nobody claimed (a refused or failed plan, a pass that took another way)."""
+    with _LOCK:
+        left = list(_held.values())
+        _held.clear()
+    for tool in left:
+        tool.kill()
 
 
 atexit.register(discard)

@@ -49,6 +49,7 @@ from aegis.execute.fetch import (
     remove_planned,
 )
 from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir
+from aegis.execute.prepare import Early, Prepared, prepare_apt
 from aegis.execute.protocol import (
     REFUSED_DPKG_AUDIT,
     REFUSED_NO_KEYS,
@@ -58,8 +59,8 @@ from aegis.execute.protocol import (
     iso,
 )
 from aegis.execute.rederive import binding_from_result, derive_plan, policy_binding, this_host
-from aegis.execute.snapshots import needs_snapshot, take_snapshot
-from aegis.model import Operation, Tool
+from aegis.execute.snapshots import finish_snapshot
+from aegis.model import Tool
 from aegis.oob.record import own_run_window
 from aegis.policy.run import verification_for
 from aegis.sign import checks as xc
@@ -259,19 +260,27 @@ def _apply(d: Aegisd, req: Request, creds: PeerCredentials) -> Answer:
     # Everything from the ledger look-up to the last status read happens under aegisd's
     # lock, so a second submission of the same id waits and then finds it spent; dpkg's
     # locks are taken before re-derivation and held through the run (dpkg_lock.py).
+    # dpkg's audit, status and the snapshot's files are read beside the re-derivation
+    # (aegis/execute/prepare.py), under the same locks; a refused plan's are removed.
     with d.execution_lock():
         locks = DpkgLocks(admin_dir(d.cfg.dpkg_root))
+        early = Early()
         try:
-            verified = _verify(d, req, creds, locks)
+            verified = _verify(d, req, creds, locks, early)
             if isinstance(verified, Answer):
                 return verified
-            return _checked_run(d, creds, verified, locks)
+            return _checked_run(d, creds, verified, locks, early)
         finally:
+            early.discard()
             locks.__exit__(None, None, None)
 
 
 def _checked_run(
-    d: Aegisd, creds: PeerCredentials, verified: VerifiedExecutionPlan, locks: DpkgLocks
+    d: Aegisd,
+    creds: PeerCredentials,
+    verified: VerifiedExecutionPlan,
+    locks: DpkgLocks,
+    early: Early,
 ) -> Answer:
     ep = verified.plan
     try:
@@ -290,7 +299,7 @@ def _checked_run(
     place = ep.intent.location if ep.intent.tool in (Tool.PIP, Tool.NPM) else None
     with own_run_window(d, place=place):
         try:
-            return _run_locked(d, creds, verified, env, locks)
+            return _run_locked(d, creds, verified, env, locks, early=early)
         except _Refusal as r:
             return d.refuse(
                 creds,
@@ -305,14 +314,24 @@ def _checked_run(
 
 
 def _verify(
-    d: Aegisd, req: Request, creds: PeerCredentials, locks: DpkgLocks
+    d: Aegisd, req: Request, creds: PeerCredentials, locks: DpkgLocks, early: Early
 ) -> VerifiedExecutionPlan | Answer:
     """Run the ordered checks; a refusal comes back as the (audited) answer."""
     assert req.execution_plan is not None
     raw = req.execution_plan.encode("utf-8")
     now = d.clock()
+
+    def before_rederivation(ep: ExecutionPlan) -> None:
+        locks.take_for(ep)
+        if locks.held:
+            try:
+                env = d.child_env()
+            except AegisError:
+                return  # refused after the checks, where the environment is read again
+            early.start(d.cfg, ep, env)
+
     try:
-        return verify_for_apply(d, raw, now, before_rederivation=locks.take_for)
+        return verify_for_apply(d, raw, now, before_rederivation=before_rederivation)
     except DpkgLocked as e:
         ep = getattr(e, "execution_plan", None)
         return d.refuse(
@@ -348,8 +367,13 @@ def _verify(
         )
 
 
-def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, str | None]:
+def _prepare(
+    d: Aegisd, ep: ExecutionPlan, env: dict[str, str], early: Early
+) -> tuple[Any, str | None]:
     """Check dpkg is clean, read its status and take the snapshot when one is needed.
+
+    What was read beside the re-derivation (:mod:`aegis.execute.prepare`) is used when
+    there is one; the snapshot hook and manifest come only now, after every check.
 
     Returns:
         dpkg's status before the run, and the snapshot id (None without a snapshot).
@@ -359,40 +383,33 @@ def _prepare(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> tuple[Any, st
     """
     if ep.intent.tool is not Tool.APT:
         return _prepare_ecosystem(d, ep, env), None
-    if ep.intent.operation != Operation.RECOVER:
-        try:
-            clean, report = dpkg.dpkg_audit(d.cfg.dpkg_root, env)
-        except AegisError as e:
-            clean, report = False, e.message
-        if not clean:
-            raise _Refusal(
-                REFUSED_DPKG_AUDIT,
-                "dpkg --audit reports half-installed packages; plan a recovery with "
-                f"'aegisctl recover --plan' ({report[:300]})",
-            )
-    try:
-        before = dpkg.dpkg_status(d.cfg.dpkg_root, env)
-    except AegisError as e:
-        raise _Refusal("refused:environment", e.message) from e
-    snapshot_id: str | None = None
+    prepared: Prepared = early.claim(ep) or prepare_apt(d.cfg, ep, env)
+    if not prepared.audit_clean:
+        raise _Refusal(
+            REFUSED_DPKG_AUDIT,
+            "dpkg --audit reports half-installed packages; plan a recovery with "
+            f"'aegisctl recover --plan' ({prepared.audit_report[:300]})",
+        )
+    if prepared.status_error is not None or prepared.before is None:
+        raise _Refusal("refused:environment", prepared.status_error or "dpkg status unread")
+    if prepared.snapshot_error is not None:
+        raise _Refusal("refused:snapshot", prepared.snapshot_error)
+    if prepared.gathered is None:
+        return prepared.before, None
     required = "snapshot" in ep.policy.controls
-    if required or needs_snapshot(ep.plan.changes):
-        snapshot_id = f"snap-{ep.execution_id}"
-        try:
-            take_snapshot(
-                d.cfg,
-                snapshot_id,
-                ep.plan.changes,
-                execution_id=ep.execution_id,
-                request_id=ep.request_id,
-                env=env,
-                now=iso(d.clock()),
-                hook=d.settings.snapshot_command if required else (),
-                state=before,
-            )
-        except AegisError as e:
-            raise _Refusal("refused:snapshot", e.message) from e
-    return before, snapshot_id
+    try:
+        finish_snapshot(
+            d.cfg,
+            prepared.gathered,
+            execution_id=ep.execution_id,
+            request_id=ep.request_id,
+            env=env,
+            now=iso(d.clock()),
+            hook=d.settings.snapshot_command if required else (),
+        )
+    except AegisError as e:
+        raise _Refusal("refused:snapshot", e.message) from e
+    return prepared.before, prepared.gathered.snapshot_id
 
 
 def _prepare_ecosystem(d: Aegisd, ep: ExecutionPlan, env: dict[str, str]) -> Any:
@@ -498,6 +515,8 @@ def _run_locked(
     verified: VerifiedExecutionPlan,
     env: dict[str, str],
     locks: DpkgLocks,
+    *,
+    early: Early,
 ) -> Answer:
     """Everything under aegisd's lock: prepare, record ``started``, run, record, audit.
 
@@ -520,7 +539,7 @@ def _run_locked(
         d.audit.probe()  # a log that cannot be opened (a symlink, ELOOP): nothing runs
     except AegisError as e:
         raise _Refusal(REFUSED_AUDIT_LOG, audit_refusal(e)) from e
-    before, snapshot_id = _prepare(d, ep, env)
+    before, snapshot_id = _prepare(d, ep, env, early)
     fetched = _fetch_planned(d, ep)
     d.hook("before-started")
     deb_problem = changed_since_signing(d.cfg, ep.plan.snapshot_debs)

@@ -286,6 +286,18 @@ def _run_hook(
     return outcome
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """What :func:`gather_snapshot` kept: the snapshot before its hook and manifest."""
+
+    snapshot_id: str
+    dest: Path
+    selections: str
+    state: dpkg.PackageState
+    replaced: tuple[ReplacedPackage, ...]
+    conffiles: tuple[SavedConffile, ...]
+
+
 def take_snapshot(
     cfg: Config,
     snapshot_id: str,
@@ -306,11 +318,52 @@ def take_snapshot(
     Raises:
         EnvironmentFailure: dpkg cannot be queried, or the hook failed.
     """
+    gathered = gather_snapshot(cfg, snapshot_id, changes, env=env, state=state)
+    return finish_snapshot(
+        cfg, gathered, execution_id=execution_id, request_id=request_id, env=env, now=now,
+        hook=hook,
+    )  # fmt: skip
+
+
+def gather_snapshot(
+    cfg: Config,
+    snapshot_id: str,
+    changes: Sequence[PackageChange],
+    *,
+    env: Mapping[str, str],
+    state: dpkg.PackageState | None = None,
+    selections: str | None = None,
+) -> Gathered:
+    """The read-only half of :func:`take_snapshot`: dpkg's state and the kept files.
+
+    It changes nothing but the snapshot's own directory (which :func:`discard_snapshot`
+    removes again), so aegisd runs it beside its re-derivation; the hook, which may
+    act on the filesystem, runs only in :func:`finish_snapshot`. ``selections``: the
+    output of ``dpkg --get-selections`` when the caller read it already.
+
+    Raises:
+        EnvironmentFailure: dpkg cannot be queried.
+    """
     dest = snapshot_dir(cfg, snapshot_id)
     cfg.rollback_cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(mode=0o700)
+    if selections is None:
+        selections = dpkg_selections(cfg, env)
+    if state is None:
+        state = dpkg.dpkg_status(cfg.dpkg_root, env)
+    replaced = tuple(
+        _keep_deb(cfg, c, dest, env)
+        for c in changes
+        if c.action in _REPLACING and c.current_version
+    )
+    conffiles = tuple(_conffiles(cfg, [r.name for r in replaced], dest, env))
+    return Gathered(snapshot_id, dest, selections, state, replaced, conffiles)
+
+
+def dpkg_selections(cfg: Config, env: Mapping[str, str]) -> str:
+    """``dpkg --get-selections`` as the snapshot records it (empty when dpkg failed)."""
     argv = [dpkg.DPKG]
     if cfg.dpkg_root is not None:
         argv.append(f"--root={cfg.dpkg_root}")
@@ -322,15 +375,31 @@ def take_snapshot(
         timeout=120,
         check=False,
     )
-    if state is None:
-        state = dpkg.dpkg_status(cfg.dpkg_root, env)
-    replaced = tuple(
-        _keep_deb(cfg, c, dest, env)
-        for c in changes
-        if c.action in _REPLACING and c.current_version
-    )
-    conffiles = tuple(_conffiles(cfg, [r.name for r in replaced], dest, env))
+    return sel.stdout
+
+
+def discard_snapshot(gathered: Gathered) -> None:
+    """Remove a gathered snapshot that will not be finished (its plan was refused)."""
+    shutil.rmtree(gathered.dest, ignore_errors=True)
+
+
+def finish_snapshot(
+    cfg: Config,
+    gathered: Gathered,
+    *,
+    execution_id: str,
+    request_id: str | None,
+    env: Mapping[str, str],
+    now: str,
+    hook: Sequence[str] = (),
+) -> Snapshot:
+    """Run the hook when given, then write the manifest of ``gathered`` (durably).
+
+    Raises:
+        EnvironmentFailure: the hook failed.
+    """
     excluded = (str(cfg.state_dir), str(cfg.log_dir))
+    snapshot_id = gathered.snapshot_id
     outcome = _run_hook(hook, snapshot_id, excluded, env) if hook else None
     snap = Snapshot(
         schema_version=SNAPSHOT_SCHEMA,
@@ -339,13 +408,14 @@ def take_snapshot(
         request_id=request_id,
         created_at=now,
         dpkg_root=str(cfg.dpkg_root) if cfg.dpkg_root is not None else None,
-        selections=sel.stdout,
-        packages={k: f"{v} {s}" for k, (v, s) in sorted(state.items())},
-        replaced=replaced,
-        conffiles=conffiles,
+        selections=gathered.selections,
+        packages={k: f"{v} {s}" for k, (v, s) in sorted(gathered.state.items())},
+        replaced=gathered.replaced,
+        conffiles=gathered.conffiles,
         hook=outcome,
         excluded=excluded,
     )
+    dest = gathered.dest
     tmp = dest / "manifest.json.tmp"
     with tmp.open("wb") as f:
         f.write(canonical_bytes(to_dict(snap)) + b"\n")

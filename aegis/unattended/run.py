@@ -18,6 +18,12 @@ The pass walks the ordinary chain, as actor ``automation``:
    ``aegisctl sign`` (re-analysis, policy again, approvals, snapshot), and the plan goes
    to aegisd like any other, which re-checks the scope on its own re-derivation.
 
+The pass is a fresh process each time, so its start-up is part of "timer to applied":
+its first two apt calls start before the analyzer is imported (early.py); the signer's
+re-check (a full re-analysis, as for any signature) reuses a good Release verdict only on
+byte-identical files and keyrings (aegis/ecosystems/apt/evidence/signature.py); a
+successful pass skips the interpreter's teardown (aegis/cli/aegis.py).
+
 A reboot is never performed: ``/run/reboot-required`` and its package list are reported
 (here, in ``aegis doctor`` and as ``aegis_reboot_required``).
 
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
     from aegis.policy.config import PolicyConfig
 
 ACTOR = "automation"
+REUSE_VERDICTS_S = 120.0
+"""How long a good Release verdict may be reused within one pass (a key can expire)."""
 LAST_RUN = "last-run.json"
 
 
@@ -112,7 +120,11 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
     Raises:
         AegisError: a step failed (planning, signing, aegisd's refusal or run).
     """
+    from aegis.early import slot
+
     with contextlib.ExitStack() as held:
+        # apt calls started ahead of the analysis (early.py) that it did not take.
+        held.callback(slot.discard)
         report, delta = _run(cfg, now, socket, held)
         if report.request_id is not None and delta is not None:
             report.superseded = _supersede(cfg, report.request_id, delta)
@@ -181,9 +193,14 @@ def _run(
 
     ``held``: what stays open until the pass is over (the store, see _decide_and_apply).
     """
+    from aegis.ecosystems.apt.evidence import signature
     from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.load import load_policy_config
+
+    # The signer's re-check verifies the same InRelease files again, in this process:
+    # a good verdict on byte-identical files and keyrings is reused (signature.py).
+    signature.reuse_verdicts(REUSE_VERDICTS_S)
 
     policy = load_policy_config(cfg.policy_path)
     if policy.automation is None or not policy.automation.enabled:

@@ -161,6 +161,12 @@ _OPEN_LOCK = threading.Lock()
 _OPEN: dict[str, int] = {}
 
 
+def open_connections() -> int:
+    """How many store connections this process has open now (any path)."""
+    with _OPEN_LOCK:
+        return sum(_OPEN.values())
+
+
 def _close(key: str, conn: sqlite3.Connection) -> None:
     with _OPEN_LOCK:
         conn.close()

@@ -14,9 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,33 +21,21 @@ from aegis.config import Config
 from aegis.ecosystems.apt.names import Target
 from aegis.ecosystems.apt.run import RunResult, run_tool
 from aegis.model import Operation
+from aegis.planning_env import apt_cache_opts, private_cache_dir
+
+__all__ = [
+    "APT_CACHE",
+    "APT_CONFIG_BIN",
+    "APT_GET",
+    "AptRunner",
+    "download_set_args",
+    "private_cache_dir",
+    "simulation_args",
+]
 
 APT_GET = "/usr/bin/apt-get"
 APT_CACHE = "/usr/bin/apt-cache"
 APT_CONFIG_BIN = "/usr/bin/apt-config"
-
-
-def private_cache_dir(cfg: Config) -> Path | None:
-    """This uid's own apt cache directory under ``<cache_dir>/apt``, or None.
-
-    The cache directory is shared with group ``aegis``; apt trusts its binary package
-    cache, so a member must not be able to plant one that root's planning (aegisd's
-    re-derivation) would read. Each uid gets ``uid-<n>``, mode 0700, used only while it
-    is a real directory owned by that uid with no group or other access; anything else
-    (a link, a member's directory, a loosened mode) means planning runs without it.
-    """
-    uid = os.geteuid()
-    cache = cfg.cache_dir / "apt" / f"uid-{uid}"
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            cache.mkdir(mode=0o700)
-        st = os.lstat(cache)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
-        return None
-    return cache
 
 
 class AptRunner:
@@ -59,18 +44,7 @@ class AptRunner:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.timeout = float(cfg.apt_timeout_s)
-        self.cache_opts: tuple[str, ...] = ()
-        if cfg.apt_config is None:
-            # The host's own configuration may switch the package cache off (docs/testing.md
-            # "Facts about apt and Debian"); keep Aegis's own persistent copy, one per uid.
-            cache = private_cache_dir(cfg)
-            if cache is not None:
-                self.cache_opts = (
-                    "-o",
-                    f"Dir::Cache::pkgcache={cache}/pkgcache.bin",
-                    "-o",
-                    f"Dir::Cache::srcpkgcache={cache}/srcpkgcache.bin",
-                )
+        self.cache_opts: tuple[str, ...] = apt_cache_opts(cfg)
 
     def run(self, tool: str, *args: str, cache: bool = True) -> RunResult:
         """Run ``tool`` with ``args`` (plus the cache options unless ``cache`` is False)."""

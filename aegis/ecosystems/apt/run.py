@@ -23,12 +23,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aegis.early import process
 from aegis.errors import EnvironmentFailure
+from aegis.planning_env import SAFE_PATH, child_env
+
+__all__ = ["SAFE_PATH", "RunResult", "ToolFailedError", "child_env", "run_tool"]
 
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 """Cap on each of stdout and stderr; apt's full host upgrade output is far smaller."""
-
-SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ToolFailedError(EnvironmentFailure):
@@ -65,18 +67,6 @@ class RunResult:
         return self
 
 
-def child_env(
-    apt_config: Path | str | None, extra: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The explicit environment of every planning child."""
-    env = {"PATH": SAFE_PATH, "LANG": "C", "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
-    if apt_config is not None:
-        env["APT_CONFIG"] = str(apt_config)
-    if extra:
-        env.update(extra)
-    return env
-
-
 def _decode(data: bytes) -> tuple[str, bool]:
     cut = len(data) > MAX_OUTPUT_BYTES
     return data[:MAX_OUTPUT_BYTES].decode("utf-8", errors="replace"), cut
@@ -102,13 +92,16 @@ def run_tool(
         pass_fds: descriptors the tool inherits (files handed over as ``/dev/fd/N``).
     """
     args = tuple(argv)
+    env = child_env(apt_config, extra_env)
+    # The same command, when this process started it ahead of its reader (aegis/early/process.py).
+    early = process.take(args, env) if cwd is None and not pass_fds else None
     try:
-        proc = subprocess.Popen(
+        proc = early or subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=child_env(apt_config, extra_env),
+            env=env,
             cwd=cwd,
             start_new_session=True,
             pass_fds=tuple(pass_fds),

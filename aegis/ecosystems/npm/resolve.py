@@ -232,6 +232,7 @@ def _start(intent: Intent, registry: str, restore: Files, before: Files) -> Reso
 
     key = ("npm", intent.location, registry, intent.targets, tuple(sorted(restore.items())))
     started = early.claim(key)
+    early.discard()  # a run the CLI started for other words or files: never read
     if isinstance(started, Resolution):
         if started.copied == before:
             return started

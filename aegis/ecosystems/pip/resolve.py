@@ -225,6 +225,7 @@ def _start(argv: tuple[str, ...]) -> PipRun:
     from aegis.early import slot  # noqa: PLC0415 - see the note on imports at the top
 
     started = slot.claim(("pip", argv))
+    slot.discard()  # a run the CLI started for other words: never read
     return started if isinstance(started, PipRun) else PipRun(argv)
 
 

@@ -98,6 +98,20 @@ def test_package_state_moved_after_signing_refused(make_daemon, chain) -> None: 
     assert Ledger(d.cfg.ledger_path).entries() == []
 
 
+def test_refused_rederivation_leaves_no_snapshot_files(make_daemon, chain) -> None:  # type: ignore[no-untyped-def]
+    """The snapshot's files, read beside the re-derivation, go when the plan is refused."""
+    testrepo.run_apt(chain.root, "install", "-y", "--allow-downgrades", "aegis-base=1.0")
+    d = _daemon(make_daemon, chain)
+    plan = chain.plan("aegis-base=1.2")  # replaces 1.0: aegisd keeps it for a rollback
+    data = chain.sign(plan)
+    testrepo.run_apt(chain.root, "install", "-y", "aegis-benign")
+    answer = d.submit(data)
+    assert answer.refusal == "refused:rederivation", answer
+    kept = d.cfg.rollback_cache_dir
+    assert not kept.exists() or not list(kept.iterdir())
+    assert chain.installed()["aegis-base"] == "1.0"
+
+
 def test_dpkg_audit_dirty_refused_pointing_to_recover(make_daemon, chain) -> None:  # type: ignore[no-untyped-def]
     d = _daemon(make_daemon, chain)
     data = chain.sign(chain.plan("aegis-tool"))

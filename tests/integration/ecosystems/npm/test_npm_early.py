@@ -32,7 +32,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NpmWorld]:
 
 def _started(world: NpmWorld, project: Path, *targets: str) -> Resolution:
     start("npm", [*targets, "--project", str(project), "--registry", world.url, "--plan"])
-    held = slot._slot[-1][1]
+    held = slot.pending()[-1]
     assert isinstance(held, Resolution)
     assert held.proc is not None
     return held
@@ -57,7 +57,7 @@ def test_the_planner_claims_the_run_started_for_exactly_its_resolution(
     project = new_project(tmp_path / "p")
     run = _started(world, project, "top-b")
     plan = _plan(world, project, "top-b")
-    assert not slot._slot
+    assert not slot.pending()
     assert _ended(run) == 0  # claimed and waited for
     assert plan.failure is None
     assert {c.name for c in plan.changes} == {"top-b", "dep-a"}

@@ -26,7 +26,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipWorld]:
 
 def _started(world: PipWorld, *targets: str) -> PipRun:
     start("pip", [*targets, f"--venv={world.venv}", "--index-url", world.url, "--plan"])
-    held = slot._slot[-1][1]
+    held = slot.pending()[-1]
     assert isinstance(held, PipRun)
     assert held.proc is not None
     return held
@@ -47,7 +47,7 @@ def _ended(run: PipRun) -> int | None:
 def test_the_planner_claims_only_the_run_started_with_its_argv(world: PipWorld) -> None:
     run = _started(world, "demo-app")
     plan = _plan(world, "demo-app")
-    assert not slot._slot
+    assert not slot.pending()
     assert _ended(run) == 0  # claimed and waited for
     assert {c.name for c in plan.changes} == {"demo-app", "demo-lib"}
     other = _started(world, "friendly-tool")
@@ -77,4 +77,4 @@ def test_bad_words_start_nothing(world: PipWorld) -> None:
         ["demo-app", "--venv", str(world.venv), "--index-url", "file:///tmp/idx"],
     ):
         start("pip", [*args, "--plan"])
-        assert not slot._slot
+        assert not slot.pending()
