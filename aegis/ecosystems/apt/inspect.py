@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,7 +74,10 @@ def inspect_contents(
     parsed: Callable[[str], DebContents | None] | None = None,
     early: Callable[[str], bytes | None] | None = None,
 ) -> ContentResult:
-    """Fetch and scan every package of ``provenance`` (concurrently).
+    """Fetch and scan every package of ``provenance``.
+
+    A file the warmer read (``early``) is verified and scanned on the calling thread;
+    the others are fetched and scanned concurrently.
 
     ``wait_for(uri)``: called before each package's file is fetched; it returns once
     :class:`aegis.ecosystems.apt.cache_warm.CacheWarmer` has read that file.
@@ -85,7 +88,7 @@ def inspect_contents(
     """
     by_name = {c.name: c for c in changes}
 
-    def one(p: Provenance) -> tuple[Provenance, list[Finding], Signal | None]:
+    def one(p: Provenance, read: bytes | None) -> tuple[Provenance, list[Finding], Signal | None]:
         change = by_name.get(p.package)
         compare = change is not None and change.action in _COMPARE
         copies = ExitStack()
@@ -97,14 +100,11 @@ def inspect_contents(
             "work_dir": work,
             "cache_fd": cache_fd,
         }
-        if wait_for is not None:
-            wait_for(p.uri)
         try:
             # The bytes scanned are the bytes verified: held in memory when small (no file
             # to create: on a loaded disk that was most of the cost), else a private copy,
             # never the shared cache.
             if p.size <= IN_MEMORY_MAX:
-                read = early(p.sha256) if early is not None else None
                 own = verified_bytes(p, **fetch, early=read)
             else:
                 own = copies.enter_context(fetched_private(p, **fetch))
@@ -125,6 +125,14 @@ def inspect_contents(
             )
         return replace(p, verified=True), list(result.findings), None
 
+    def early_bytes(p: Provenance) -> bytes | None:
+        """What the warmer read for ``p`` (waiting for it), when ``p`` is kept in memory."""
+        if wait_for is not None:
+            wait_for(p.uri)
+        if early is None or p.size > IN_MEMORY_MAX:
+            return None
+        return early(p.sha256)
+
     findings: list[Finding] = []
     out: list[Provenance] = []
     signals: list[Signal] = []
@@ -142,7 +150,19 @@ def inspect_contents(
         cache_fd: int | None = None
         with contextlib.suppress(AegisError):
             cache_fd = cache.enter_context(private_dir(cache_path(cfg.cache_dir, "0" * 64).parent))
-        for p2, f2, sig in pool.map(one, provenance):
+        # A file the warmer already read is verified and scanned here, in order: that is
+        # a little CPU each, and threads taking turns at it cost more than the work (each
+        # of their file system calls waits for the interpreter lock again). Files still
+        # to be fetched go to the pool, whose threads wait on the network and disk.
+        done: list[
+            Future[tuple[Provenance, list[Finding], Signal | None]]
+            | tuple[Provenance, list[Finding], Signal | None]
+        ] = []
+        for p in provenance:
+            read = early_bytes(p)
+            done.append(one(p, read) if read is not None else pool.submit(one, p, None))
+        for item in done:
+            p2, f2, sig = item.result() if isinstance(item, Future) else item
             out.append(p2)
             findings.extend(f2)
             if sig is not None:

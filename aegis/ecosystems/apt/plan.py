@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import tempfile
 from collections.abc import Sequence
@@ -47,7 +48,13 @@ from aegis.ecosystems.apt.apt_runner import (
 )
 from aegis.ecosystems.apt.argv import derive_argv
 from aegis.ecosystems.apt.cache_warm import CacheWarmer
-from aegis.ecosystems.apt.delta import PackageDelta, collect_delta, with_integrity
+from aegis.ecosystems.apt.delta import (
+    EarlyReads,
+    PackageDelta,
+    collect_delta,
+    early_reads,
+    with_integrity,
+)
 from aegis.ecosystems.apt.dpkg_status import StatusFacts, read_status_facts
 from aegis.ecosystems.apt.evidence.aptconfig import (
     assess_apt_config,
@@ -67,7 +74,7 @@ from aegis.ecosystems.apt.evidence.sources import (
     SourceEntry,
     resolve_apt_paths,
 )
-from aegis.ecosystems.apt.first_seen import record_first_seen
+from aegis.ecosystems.apt.first_seen import prepare_store, record_first_seen
 from aegis.ecosystems.apt.names import Target, closest_names, parse_targets
 from aegis.ecosystems.apt.run import RunResult
 from aegis.ecosystems.apt.signals import (
@@ -85,6 +92,7 @@ from aegis.model import (
     AnalysisFailure,
     ConfigEvidence,
     Finding,
+    FirstSeen,
     Intent,
     Operation,
     PackageChange,
@@ -202,6 +210,7 @@ class _Analysis:
         self.inspected = False
         self.local = RollbackSources()
         self.warmer: CacheWarmer | None = None
+        self.store_ready: Future[None] | None = None
 
     # -- orchestration -----------------------------------------------------------
 
@@ -224,7 +233,7 @@ class _Analysis:
                 self.signals.append(Signal("rollback.snapshot-mismatch", package, problem))
         simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
         with (
-            ThreadPoolExecutor(max_workers=5) as pool,
+            ThreadPoolExecutor(max_workers=7) as pool,
             tempfile.TemporaryDirectory(prefix="aegis-archives-") as archives,
         ):
             f_dump = self._start(pool, simulate)
@@ -244,7 +253,7 @@ class _Analysis:
                 if simulate
                 else None
             )
-            f_uris = self._start_download_set(pool, uri_args)
+            f_uris, f_early = self._start_download_set(pool, uri_args)
             dump = f_dump.result()
             if not dump.ok:
                 return self._tool_failure_plan(plan_id, dump)
@@ -286,6 +295,7 @@ class _Analysis:
                     repos_all=repos_all,
                     local_records=self.local.records,
                     downloads=self._download_set(f_uris),
+                    early=self._early(f_early),
                 )
                 self.signals += delta.signals
             state = package_state_hash(f_state.result())
@@ -296,11 +306,9 @@ class _Analysis:
         # own while the contents are inspected, which reads nothing it writes.
         with ThreadPoolExecutor(max_workers=1) as seen_pool:
             f_seen = seen_pool.submit(
-                record_first_seen,
-                self.cfg,
+                self._record_first_seen,
                 changes,
                 {rid: found[0] for rid, found in repos_all.items()},
-                self.now,
             )
             others = self._other_sources(entries, paths, repos_all, used)
             findings, vulns, vulndb_date, provenance_t = self._contents(
@@ -350,6 +358,21 @@ class _Analysis:
         )
 
         return replace(plan, command_preview=derive_argv(plan))
+
+    def _record_first_seen(
+        self, changes: tuple[PackageChange, ...], repositories: dict[str, Repository]
+    ) -> tuple[FirstSeen, ...]:
+        """:func:`record_first_seen`, once an early creation of the store has finished."""
+        if self.store_ready is not None:
+            with contextlib.suppress(Exception):
+                self.store_ready.result()
+        return record_first_seen(self.cfg, changes, repositories, self.now)
+
+    def _prepare_store(self, f_uris: Future[RunResult]) -> None:
+        """Create an absent store while apt simulates, when apt's download set names files."""
+        res = f_uris.result()
+        if res.ok and aptparse.parse_print_uris(res.stdout):
+            prepare_store(self.cfg)
 
     def _other_sources(
         self,
@@ -407,6 +430,16 @@ class _Analysis:
         )
 
     @staticmethod
+    def _early(fut: Future[EarlyReads | None] | None) -> EarlyReads | None:
+        """The early apt-cache reads, or None (the delta then reads everything itself)."""
+        if fut is None:
+            return None
+        try:
+            return fut.result()
+        except Exception:
+            return None
+
+    @staticmethod
     def _download_set(fut: Future[RunResult] | None) -> tuple[aptparse.DownloadUri, ...]:
         """The download set apt printed (empty when that failed: no provenance then)."""
         if fut is None:
@@ -416,8 +449,12 @@ class _Analysis:
 
     def _start_download_set(
         self, pool: ThreadPoolExecutor, uri_args: list[str] | None
-    ) -> Future[RunResult] | None:
+    ) -> tuple[Future[RunResult] | None, Future[EarlyReads | None] | None]:
         """Start ``apt-get --print-uris``; with contents inspected, warm the cache from it.
+
+        The delta's apt-cache reads start from that set too, while apt still simulates
+        (:func:`aegis.ecosystems.apt.delta.early_reads`; queued after the set's call,
+        which it waits for).
 
         The download set's local files are copied into the cache on a thread of its own
         while apt-cache runs and the delta is built, so the cache's file creations
@@ -426,12 +463,14 @@ class _Analysis:
         against its signed provenance.
         """
         if not uri_args:
-            return None
+            return None, None
         f_uris = pool.submit(self.apt.run, APT_GET, *uri_args)
         if self.inspect:
             self.warmer = CacheWarmer(self.apt.timeout)
             self.warmer.start(f_uris)
-        return f_uris
+        f_early = pool.submit(early_reads, pool, self.apt, f_uris)
+        self.store_ready = pool.submit(self._prepare_store, f_uris)
+        return f_uris, f_early
 
     def _start(self, pool: ThreadPoolExecutor, simulate: bool) -> Future[RunResult]:
         """Start ``apt-config dump``; with contents inspected, warm the scanners' imports."""
