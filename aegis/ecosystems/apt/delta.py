@@ -89,8 +89,13 @@ def _uri_key(uri: str) -> str:
     return uri.rstrip("/")
 
 
-def _record_map(text: str) -> dict[tuple[str, str], dict[str, str]]:
-    out: dict[tuple[str, str], dict[str, str]] = {}
+_Records = dict[tuple[str, str], dict[str, str]]
+"""(Package, Version) -> the index record apt-cache show printed."""
+
+
+def _record_map(text: str, into: _Records | None = None) -> _Records:
+    """Records of ``text`` by (Package, Version), added to ``into`` when given."""
+    out: _Records = {} if into is None else into
     for rec in aptparse.parse_control_records(text):
         key = (rec.get("Package", ""), rec.get("Version", ""))
         # Prefer a record from an index (it has SHA256) over the dpkg status one.
@@ -113,6 +118,20 @@ def _source_repository(
     return repository_id(entry.uri, entry.suite, entry.component)
 
 
+def _policies(
+    apt: AptRunner, names: Sequence[str]
+) -> tuple[bool, dict[str, aptparse.PackagePolicy]]:
+    """apt-cache policy of ``names``, parsed (whatever it printed, and whether it exited 0)."""
+    res = apt.run(APT_CACHE, "policy", "--", *names)
+    return res.ok, aptparse.parse_apt_policy(res.stdout)
+
+
+def _records(apt: AptRunner, wanted: Sequence[str]) -> tuple[bool, _Records]:
+    """apt-cache show of ``wanted`` (``name=version``), parsed (and whether it exited 0)."""
+    res = apt.run(APT_CACHE, "show", "--no-all-versions", "--", *wanted)
+    return res.ok, _record_map(res.stdout)
+
+
 @dataclass(frozen=True)
 class EarlyReads:
     """``apt-cache policy`` and ``show`` started from apt's download set (see :func:`early_reads`).
@@ -124,8 +143,8 @@ class EarlyReads:
     names: frozenset[str]
     wanted: frozenset[str]
     """``name=version`` of every record asked for."""
-    policy: Future[RunResult]
-    shows: tuple[Future[RunResult], ...]
+    policy: Future[tuple[bool, dict[str, aptparse.PackagePolicy]]]
+    show: Future[tuple[bool, _Records]]
 
 
 def _download_keys(downloads: Sequence[aptparse.DownloadUri]) -> dict[str, str]:
@@ -139,21 +158,6 @@ def _download_keys(downloads: Sequence[aptparse.DownloadUri]) -> dict[str, str]:
     return out
 
 
-def _start_reads(
-    pool: ThreadPoolExecutor, apt: AptRunner, names: Sequence[str], wanted: Sequence[str]
-) -> tuple[Future[RunResult] | None, list[Future[RunResult]]]:
-    """Start apt-cache policy of ``names`` and show of ``wanted`` (two calls when large)."""
-    f_pol = pool.submit(apt.run, APT_CACHE, "policy", "--", *names) if names else None
-    # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
-    half = (len(wanted) + 1) // 2 if len(wanted) > _SPLIT_SHOW_ABOVE else len(wanted)
-    f_shows = [
-        pool.submit(apt.run, APT_CACHE, "show", "--no-all-versions", "--", *chunk)
-        for chunk in (wanted[:half], wanted[half:])
-        if chunk
-    ]
-    return f_pol, f_shows
-
-
 def early_reads(
     pool: ThreadPoolExecutor, apt: AptRunner, f_uris: Future[RunResult]
 ) -> EarlyReads | None:
@@ -162,7 +166,9 @@ def early_reads(
     The download set (``--print-uris``) is known long before the simulation is, and
     for an upgrade it names nearly every package the delta reads. apt's answer for one
     package does not depend on the others asked with it, so what is read here is what
-    :func:`_read_apt` would have read; it reads the rest itself. Never waits on a task
+    :func:`_read_apt` would have read; it reads the rest itself. The answers are parsed
+    as they arrive, still beside the simulation, and the records are read by one call
+    (no one waits on it yet: one process fewer than two halves). Never waits on a task
     queued after it: run it on ``pool`` only after ``f_uris``.
     """
     res = f_uris.result()
@@ -173,9 +179,12 @@ def early_reads(
         return None
     names = sorted(keys)
     wanted = sorted(f"{n}={v}" for n, v in keys.items())
-    f_pol, f_shows = _start_reads(pool, apt, names, wanted)
-    assert f_pol is not None
-    return EarlyReads(frozenset(names), frozenset(wanted), f_pol, tuple(f_shows))
+    return EarlyReads(
+        frozenset(names),
+        frozenset(wanted),
+        pool.submit(_policies, apt, names),
+        pool.submit(_records, apt, wanted),
+    )
 
 
 def _read_apt(
@@ -183,14 +192,14 @@ def _read_apt(
     apt: AptRunner,
     sim: aptparse.Simulation,
     names: Sequence[str],
-    local_records: dict[tuple[str, str], dict[str, str]],
+    local_records: _Records,
     *,
     early: EarlyReads | None = None,
-) -> tuple[dict[str, aptparse.PackagePolicy], dict[tuple[str, str], dict[str, str]]]:
+) -> tuple[dict[str, aptparse.PackagePolicy], _Records]:
     """Policies of ``names`` and index records of ``sim``.
 
     Records of a kept rollback .deb (``local_records``) are not asked of apt. With
-    ``early`` reads that all succeeded, only what they did not ask for is read here.
+    ``early`` reads that both succeeded, only what they did not ask for is read here.
     """
     # One record per package: the candidate for what gets installed, the installed
     # version for removals (apt-cache show decompresses indexes: keep the set small).
@@ -203,23 +212,31 @@ def _read_apt(
             and (c.name, c.candidate_version) not in local_records
         }
     )
-    texts: list[str] = []
-    policy_texts: list[str] = []
+    policies: dict[str, aptparse.PackagePolicy] = {}
+    records: _Records = {}
     if early is not None:
-        done = [early.policy.result(), *(f.result() for f in early.shows)]
-        if all(r.ok for r in done):
-            policy_texts.append(done[0].stdout)
-            texts.extend(r.stdout for r in done[1:])
+        (pol_ok, early_policies), (show_ok, early_records) = (
+            early.policy.result(),
+            early.show.result(),
+        )
+        if pol_ok and show_ok:
+            policies.update(early_policies)
+            records.update(early_records)
             names = [n for n in names if n not in early.names]
             wanted = [w for w in wanted if w not in early.wanted]
-    f_pol, f_shows = _start_reads(pool, apt, names, wanted)
+    f_pol = pool.submit(_policies, apt, names) if names else None
+    # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
+    half = (len(wanted) + 1) // 2 if len(wanted) > _SPLIT_SHOW_ABOVE else len(wanted)
+    f_shows = [
+        pool.submit(apt.run, APT_CACHE, "show", "--no-all-versions", "--", *chunk)
+        for chunk in (wanted[:half], wanted[half:])
+        if chunk
+    ]
     if f_pol is not None:
-        policy_texts.append(f_pol.result().stdout)
-    texts.extend(f.result().stdout for f in f_shows)
-    policies: dict[str, aptparse.PackagePolicy] = {}
-    for text in policy_texts:
-        policies.update(aptparse.parse_apt_policy(text))
-    return policies, _record_map("\n\n".join(texts))
+        policies.update(f_pol.result()[1])
+    for f in f_shows:
+        _record_map(f.result().stdout, records)
+    return policies, records
 
 
 def _exact_records(

@@ -17,7 +17,9 @@ Built on :mod:`aegis.ecosystems.apt.evidence.download`, ``contents`` and ``vulne
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -97,7 +99,8 @@ def inspect_contents(
             "cache_dir": cfg.cache_dir,
             "apt_config": cfg.apt_config,
             "timeout_s": timeout_s,
-            "work_dir": work,
+            # A file the warmer read is local: no fetch, no work directory to make.
+            "work_dir": work.path() if read is None else None,
             "cache_fd": cache_fd,
         }
         try:
@@ -139,12 +142,8 @@ def inspect_contents(
     # One private directory (mode 0700) for the run's per-package work directories:
     # creating and removing hundreds of them in the shared system temp directory cost
     # more than fetching and scanning the packages.
-    with (
-        tempfile.TemporaryDirectory(prefix="aegis-inspect-") as work_name,
-        ExitStack() as cache,
-        ThreadPoolExecutor(max_workers=4) as pool,
-    ):
-        work = Path(work_name)
+    work = _WorkDir()
+    with work, ExitStack() as cache, ThreadPoolExecutor(max_workers=4) as pool:
         # The cache directory is opened and checked once for the plan; when that fails,
         # each package tries on its own and says so (content.unavailable).
         cache_fd: int | None = None
@@ -169,6 +168,31 @@ def inspect_contents(
                 signals.append(sig)
     findings.sort(key=lambda f: (f.package, f.file, f.line, f.rule))
     return ContentResult(tuple(findings), tuple(out), tuple(signals))
+
+
+class _WorkDir:
+    """The run's private work directory (mode 0700), made when a fetch first needs it.
+
+    Files the warmer read need none; making and removing it cost more than scanning them
+    on a busy disk.
+    """
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+        self._lock = threading.Lock()
+
+    def path(self) -> Path:
+        with self._lock:
+            if self._path is None:
+                self._path = Path(tempfile.mkdtemp(prefix="aegis-inspect-"))
+            return self._path
+
+    def __enter__(self) -> _WorkDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
 
 
 # The installed package's scripts dpkg runs for each action: ``prerm`` and ``postrm`` of

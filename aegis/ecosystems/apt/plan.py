@@ -173,6 +173,12 @@ def analyze_apt(
     return _Analysis(cfg, intent, now, targets, inspect_contents).build(plan_id or new_plan_id())
 
 
+def _remove_quietly(directory: tempfile.TemporaryDirectory[str]) -> None:
+    """Remove ``directory`` now (its context's exit then finds nothing to do)."""
+    with contextlib.suppress(OSError):
+        directory.cleanup()
+
+
 def _warm_content_modules() -> None:
     """Import what the analysis uses later (a failure here resurfaces where it is used).
 
@@ -232,10 +238,8 @@ class _Analysis:
             for package, problem in bad or unnamed:
                 self.signals.append(Signal("rollback.snapshot-mismatch", package, problem))
         simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
-        with (
-            ThreadPoolExecutor(max_workers=7) as pool,
-            tempfile.TemporaryDirectory(prefix="aegis-archives-") as archives,
-        ):
+        archives = tempfile.TemporaryDirectory(prefix="aegis-archives-")
+        with ThreadPoolExecutor(max_workers=7) as pool, archives:
             f_dump = self._start(pool, simulate)
             f_sim = (
                 pool.submit(
@@ -246,14 +250,7 @@ class _Analysis:
                 if simulate
                 else None
             )
-            # apt's own download set for the same resolution, beside the simulation: it
-            # names the exact build (URI, size, hash) of every package apt would fetch.
-            uri_args = (
-                download_set_args(self.op, self.targets, self.local.operands, Path(archives))
-                if simulate
-                else None
-            )
-            f_uris, f_early = self._start_download_set(pool, uri_args)
+            f_uris, f_early = self._start_download_set(pool, archives) if simulate else (None, None)
             dump = f_dump.result()
             if not dump.ok:
                 return self._tool_failure_plan(plan_id, dump)
@@ -448,23 +445,28 @@ class _Analysis:
         return aptparse.parse_print_uris(res.stdout) if res.ok else ()
 
     def _start_download_set(
-        self, pool: ThreadPoolExecutor, uri_args: list[str] | None
+        self, pool: ThreadPoolExecutor, archives: tempfile.TemporaryDirectory[str]
     ) -> tuple[Future[RunResult] | None, Future[EarlyReads | None] | None]:
-        """Start ``apt-get --print-uris``; with contents inspected, warm the cache from it.
+        """Start ``apt-get --print-uris`` beside the simulation, and what follows from it.
 
-        The delta's apt-cache reads start from that set too, while apt still simulates
-        (:func:`aegis.ecosystems.apt.delta.early_reads`; queued after the set's call,
-        which it waits for).
-
-        The download set's local files are copied into the cache on a thread of its own
-        while apt-cache runs and the delta is built, so the cache's file creations
-        overlap the planning (:mod:`aegis.ecosystems.apt.cache_warm`; joined by
-        :meth:`_contents`). Nothing is trusted from it: the inspection checks every file
-        against its signed provenance.
+        apt's own download set for the same resolution names the exact build (URI, size,
+        hash) of every package apt would fetch. From it, still while apt simulates: the
+        delta's apt-cache reads (:func:`aegis.ecosystems.apt.delta.early_reads`, queued
+        after the set's call, which it waits for); with contents inspected, the local
+        files are read and parsed on threads of their own
+        (:mod:`aegis.ecosystems.apt.cache_warm`; joined by :meth:`_contents`; nothing is
+        trusted from them: the inspection checks every file against its signed
+        provenance); an absent store is created (:func:`prepare_store`).
         """
+        uri_args = download_set_args(
+            self.op, self.targets, self.local.operands, Path(archives.name)
+        )
         if not uri_args:
             return None, None
         f_uris = pool.submit(self.apt.run, APT_GET, *uri_args)
+        # apt needs the empty archive directory only while it prints the set: removed
+        # then, not on the way out.
+        f_uris.add_done_callback(lambda _: _remove_quietly(archives))
         if self.inspect:
             self.warmer = CacheWarmer(self.apt.timeout)
             self.warmer.start(f_uris)
