@@ -31,7 +31,7 @@ from aegis.analyze.evidence.scripts import scan_script
 from aegis.analyze.evidence.vulndb import load_index
 from aegis.analyze.evidence.vulnerabilities import match
 from aegis.config import Config
-from aegis.ecosystems.apt.evidence.contents import inspect_deb, installed_scripts
+from aegis.ecosystems.apt.evidence.contents import InstalledInfo, inspect_deb, installed_scripts
 from aegis.ecosystems.apt.evidence.debfile import DebContents
 from aegis.ecosystems.apt.evidence.download import (
     IN_MEMORY_MAX,
@@ -75,6 +75,7 @@ def inspect_contents(
     wait_for: Callable[[str], None] | None = None,
     parsed: Callable[[str], DebContents | None] | None = None,
     early: Callable[[str], bytes | None] | None = None,
+    installed: InstalledInfo | None = None,
 ) -> ContentResult:
     """Fetch and scan every package of ``provenance``.
 
@@ -87,6 +88,8 @@ def inspect_contents(
     file only once its verified bytes have it (in memory: nothing can swap them).
     ``early(sha256)``: the bytes that warmer read with this SHA-256, handed to
     :func:`verified_bytes`, which hashes them again before using them.
+    ``installed``: the plan's reader of ``info_dir`` (shared with
+    :func:`installed_script_findings`).
     """
     by_name = {c.name: c for c in changes}
 
@@ -125,6 +128,7 @@ def inspect_contents(
                 installed_info_dir=info_dir if compare else None,
                 arch=p.arch,
                 parsed=warm,
+                installed=installed,
             )
         return replace(p, verified=True), list(result.findings), None
 
@@ -208,13 +212,22 @@ INSTALLED_PREFIX = "installed:"
 
 
 def installed_script_findings(
-    changes: Sequence[PackageChange], info_dir: Path
+    changes: Sequence[PackageChange], info_dir: Path, installed: InstalledInfo | None = None
 ) -> tuple[Finding, ...]:
-    """Rule findings over the installed scripts the delta makes dpkg run (no download)."""
+    """Rule findings over the installed scripts the delta makes dpkg run (no download).
+
+    ``installed``: the plan's reader of ``info_dir``, when it has one.
+    """
     out: list[Finding] = []
     for c in changes:
         wanted = _OLD_SCRIPTS_RUN.get(c.action, ())
-        scripts = installed_scripts(info_dir, c.name, c.arch) if wanted else None
+        scripts = None
+        if wanted:
+            scripts = (
+                installed.scripts(c.name, c.arch)
+                if installed is not None and installed.info_dir == info_dir
+                else installed_scripts(info_dir, c.name, c.arch)
+            )
         for name in wanted:
             body = (scripts or {}).get(name)
             if body is not None:

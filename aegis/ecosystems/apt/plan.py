@@ -542,9 +542,12 @@ class _Analysis:
         # The scanners (bashlex, the rule tables) load on the pool while apt runs
         # (_warm_content_modules), not before the first apt call.
         from aegis.ecosystems.apt import inspect as inspection  # noqa: PLC0415 - see above
+        from aegis.ecosystems.apt.evidence.contents import InstalledInfo  # noqa: PLC0415
 
         findings: tuple[Finding, ...] = ()
         prov = provenance
+        # Read once for both: the scripts compared with the new ones and those that run.
+        installed = InstalledInfo(info_dir, len(changes))
         if self.inspect and prov and self.failure is None:
             res = inspection.inspect_contents(
                 self.cfg,
@@ -555,6 +558,7 @@ class _Analysis:
                 wait_for=self.warmer.wait if self.warmer is not None else None,
                 parsed=self.warmer.parsed if self.warmer is not None else None,
                 early=self.warmer.take if self.warmer is not None else None,
+                installed=installed,
             )
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)
@@ -564,7 +568,7 @@ class _Analysis:
             # .debs are inspected: it is local, and a removal has no .deb to inspect.
             findings = tuple(
                 sorted(
-                    findings + inspection.installed_script_findings(changes, info_dir),
+                    findings + inspection.installed_script_findings(changes, info_dir, installed),
                     key=lambda f: (f.package, f.file, f.line, f.rule),
                 )
             )
