@@ -127,9 +127,10 @@ def _text(raw: bytes) -> str:
 
 
 def _checksum_ok(block: bytes) -> bool:
-    stored = _octal(block[148:156])
+    field = block[148:156]
+    stored = _octal(field)
     # dpkg sums the bytes as unsigned, with the checksum field counted as spaces.
-    return stored is not None and stored == sum(block[:148]) + 8 * 32 + sum(block[156:])
+    return stored is not None and stored == sum(block) - sum(field) + 8 * 32
 
 
 def _pax_is_sparse(records: bytes) -> bool:
