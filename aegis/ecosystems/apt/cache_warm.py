@@ -3,8 +3,9 @@
 With contents inspected, every package file is read, hashed and parsed before it is
 scanned; on a loaded machine that is most of the inspection's cost. The download set
 (``apt-get --print-uris``) is known long before the provenance is (that waits for the
-simulation, ``apt-cache policy`` and ``show``), so two threads read and parse the local
-files as soon as it is, and the inspection of each package waits only for its own file
+simulation, ``apt-cache policy`` and ``show``), so the local files are read and parsed
+as soon as it is (by two threads when they are large enough for decompression to
+dominate, else one), and the inspection of each package waits only for its own file
 (:meth:`CacheWarmer.wait`).
 
 This never decides anything. What was read is kept by the SHA-256 of its own bytes
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 KEEP_BYTES = 256 * 1024 * 1024
 """Most bytes kept for the inspection at once (beyond it, the inspection reads the file)."""
+TWO_THREADS_FROM = 64 * 1024
+"""Mean file size from which two threads read and parse (below it, one)."""
 
 
 class CacheWarmer:
@@ -79,10 +82,16 @@ class CacheWarmer:
             self._done = {uri: threading.Event() for uri, _ in files}
             self._ready.set()
         try:
-            # Two threads: hashing, zlib/lzma/zstd and file reads release the GIL, so one
-            # can parse while the other waits on them.
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                list(pool.map(lambda f: self._one(f[0], f[1]), files))
+            if sum(size for _, size in files) < TWO_THREADS_FROM * len(files):
+                # Small files are mostly parsing, which holds the interpreter lock: a
+                # second thread only made each file read wait for it.
+                for uri, size in files:
+                    self._one(uri, size)
+            else:
+                # Two threads: hashing, zlib/lzma/zstd and large file reads release the
+                # lock, so one can parse while the other waits on them.
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    list(pool.map(lambda f: self._one(f[0], f[1]), files))
         finally:
             for event in self._done.values():
                 event.set()

@@ -27,10 +27,12 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import unquote
 
 from aegis.ecosystems.apt import parse as aptparse
 from aegis.ecosystems.apt.apt_runner import APT_CACHE, AptRunner
@@ -38,6 +40,7 @@ from aegis.ecosystems.apt.evidence.provenance import build_provenance
 from aegis.ecosystems.apt.evidence.release import ReleaseFiles
 from aegis.ecosystems.apt.evidence.repositories import file_sha256, repository_id
 from aegis.ecosystems.apt.evidence.sources import AptPaths, SourceEntry, lists_prefix
+from aegis.ecosystems.apt.run import RunResult
 from aegis.ecosystems.apt.signals import weak_pin_signal
 from aegis.model import (
     Action,
@@ -55,6 +58,9 @@ _REPLACING = (Action.UPGRADE, Action.DOWNGRADE, Action.REMOVE, Action.PURGE)
 # Records (pkg=ver) above which apt-cache show is split into two concurrent calls, one
 # per half; a smaller delta is read by a single call (scripts/benchmarks/apt.py times it).
 _SPLIT_SHOW_ABOVE = 40
+
+_FILE_NAME_PARTS = 3
+"""apt names a downloaded file ``name_version_arch.deb``."""
 
 _SourceKey = tuple[str, str, str]
 """(comparable URI, suite, component) of a configured source."""
@@ -83,8 +89,13 @@ def _uri_key(uri: str) -> str:
     return uri.rstrip("/")
 
 
-def _record_map(text: str) -> dict[tuple[str, str], dict[str, str]]:
-    out: dict[tuple[str, str], dict[str, str]] = {}
+_Records = dict[tuple[str, str], dict[str, str]]
+"""(Package, Version) -> the index record apt-cache show printed."""
+
+
+def _record_map(text: str, into: _Records | None = None) -> _Records:
+    """Records of ``text`` by (Package, Version), added to ``into`` when given."""
+    out: _Records = {} if into is None else into
     for rec in aptparse.parse_control_records(text):
         key = (rec.get("Package", ""), rec.get("Version", ""))
         # Prefer a record from an index (it has SHA256) over the dpkg status one.
@@ -107,16 +118,88 @@ def _source_repository(
     return repository_id(entry.uri, entry.suite, entry.component)
 
 
+def _policies(
+    apt: AptRunner, names: Sequence[str]
+) -> tuple[bool, dict[str, aptparse.PackagePolicy]]:
+    """apt-cache policy of ``names``, parsed (whatever it printed, and whether it exited 0)."""
+    res = apt.run(APT_CACHE, "policy", "--", *names)
+    return res.ok, aptparse.parse_apt_policy(res.stdout)
+
+
+def _records(apt: AptRunner, wanted: Sequence[str]) -> tuple[bool, _Records]:
+    """apt-cache show of ``wanted`` (``name=version``), parsed (and whether it exited 0)."""
+    res = apt.run(APT_CACHE, "show", "--no-all-versions", "--", *wanted)
+    return res.ok, _record_map(res.stdout)
+
+
+@dataclass(frozen=True)
+class EarlyReads:
+    """``apt-cache policy`` and ``show`` started from apt's download set (see :func:`early_reads`).
+
+    Only what these calls were asked for is taken from them; whatever the simulation
+    needs beyond it is read afterwards (:func:`_read_apt`).
+    """
+
+    names: frozenset[str]
+    wanted: frozenset[str]
+    """``name=version`` of every record asked for."""
+    policy: Future[tuple[bool, dict[str, aptparse.PackagePolicy]]]
+    show: Future[tuple[bool, _Records]]
+
+
+def _download_keys(downloads: Sequence[aptparse.DownloadUri]) -> dict[str, str]:
+    """Package name -> version of each file apt names ``name_version_arch.deb``."""
+    out: dict[str, str] = {}
+    for d in downloads:
+        stem, dot, ext = d.filename.rpartition(".")
+        parts = stem.split("_")
+        if dot and ext == "deb" and len(parts) == _FILE_NAME_PARTS and all(parts):
+            out[parts[0]] = unquote(parts[1])  # apt writes ':' as %3a
+    return out
+
+
+def early_reads(
+    pool: ThreadPoolExecutor, apt: AptRunner, f_uris: Future[RunResult]
+) -> EarlyReads | None:
+    """Start the delta's apt-cache reads from apt's download set, before the simulation ends.
+
+    The download set (``--print-uris``) is known long before the simulation is, and
+    for an upgrade it names nearly every package the delta reads. apt's answer for one
+    package does not depend on the others asked with it, so what is read here is what
+    :func:`_read_apt` would have read; it reads the rest itself. The answers are parsed
+    as they arrive, still beside the simulation, and the records are read by one call
+    (no one waits on it yet: one process fewer than two halves). Never waits on a task
+    queued after it: run it on ``pool`` only after ``f_uris``.
+    """
+    res = f_uris.result()
+    if not res.ok:
+        return None
+    keys = _download_keys(aptparse.parse_print_uris(res.stdout))
+    if not keys:
+        return None
+    names = sorted(keys)
+    wanted = sorted(f"{n}={v}" for n, v in keys.items())
+    return EarlyReads(
+        frozenset(names),
+        frozenset(wanted),
+        pool.submit(_policies, apt, names),
+        pool.submit(_records, apt, wanted),
+    )
+
+
 def _read_apt(
     pool: ThreadPoolExecutor,
     apt: AptRunner,
     sim: aptparse.Simulation,
     names: Sequence[str],
-    local_records: dict[tuple[str, str], dict[str, str]],
-) -> tuple[dict[str, aptparse.PackagePolicy], dict[tuple[str, str], dict[str, str]]]:
+    local_records: _Records,
+    *,
+    early: EarlyReads | None = None,
+) -> tuple[dict[str, aptparse.PackagePolicy], _Records]:
     """Policies of ``names`` and index records of ``sim``.
 
-    Records of a kept rollback .deb (``local_records``) are not asked of apt.
+    Records of a kept rollback .deb (``local_records``) are not asked of apt. With
+    ``early`` reads that both succeeded, only what they did not ask for is read here.
     """
     # One record per package: the candidate for what gets installed, the installed
     # version for removals (apt-cache show decompresses indexes: keep the set small).
@@ -129,7 +212,19 @@ def _read_apt(
             and (c.name, c.candidate_version) not in local_records
         }
     )
-    f_pol = pool.submit(apt.run, APT_CACHE, "policy", "--", *names)
+    policies: dict[str, aptparse.PackagePolicy] = {}
+    records: _Records = {}
+    if early is not None:
+        (pol_ok, early_policies), (show_ok, early_records) = (
+            early.policy.result(),
+            early.show.result(),
+        )
+        if pol_ok and show_ok:
+            policies.update(early_policies)
+            records.update(early_records)
+            names = [n for n in names if n not in early.names]
+            wanted = [w for w in wanted if w not in early.wanted]
+    f_pol = pool.submit(_policies, apt, names) if names else None
     # Large deltas: two concurrent apt-cache show calls (records are read, not the cache).
     half = (len(wanted) + 1) // 2 if len(wanted) > _SPLIT_SHOW_ABOVE else len(wanted)
     f_shows = [
@@ -137,8 +232,10 @@ def _read_apt(
         for chunk in (wanted[:half], wanted[half:])
         if chunk
     ]
-    policies = aptparse.parse_apt_policy(f_pol.result().stdout)
-    records = _record_map("\n\n".join(f.result().stdout for f in f_shows))
+    if f_pol is not None:
+        policies.update(f_pol.result()[1])
+    for f in f_shows:
+        _record_map(f.result().stdout, records)
     return policies, records
 
 
@@ -197,6 +294,7 @@ def collect_delta(
     repos_all: dict[str, tuple[Repository, ReleaseFiles]],
     local_records: dict[tuple[str, str], dict[str, str]],
     downloads: Sequence[aptparse.DownloadUri] = (),
+    early: EarlyReads | None = None,
 ) -> PackageDelta:
     """Build the delta rows of ``sim``.
 
@@ -210,15 +308,17 @@ def collect_delta(
         local_records: (name, version) -> control fields of kept rollback .debs.
         downloads: apt's download set for the same resolution (``--print-uris``): a
             package to install gets provenance only from the record of that very file.
+        early: the apt-cache reads :func:`early_reads` started from that download set.
     """
     names = sorted({c.name for c in sim.changes})
     if not names:
         return PackageDelta()
-    policies, records = _read_apt(pool, apt, sim, names, local_records)
+    policies, records = _read_apt(pool, apt, sim, names, local_records, early=early)
     by_file = {d.filename: d for d in downloads}
     exact, signals = _exact_records(apt, sim, records, by_file)
     by_key = {(_uri_key(e.uri), e.suite, e.component): e for e in entries}
-    pkg_hash_cache: dict[str, str] = {}
+    chains = _Chains(paths)
+    archived = _ArchivedDebs(Path(paths.archives))
     changes: list[PackageChange] = []
     provenance: list[Provenance] = []
     rollback: list[RollbackRequirement] = []
@@ -261,7 +361,7 @@ def collect_delta(
         if repo_id is not None and psrc is not None and candidate:
             used.add(repo_id)
             repo, files = repos_all[repo_id]
-            chain = _index_chain(files, repo, psrc.arch, paths, pkg_hash_cache)
+            chain = chains.of(repo_id, files, repo, psrc.arch)
             # Provenance only from the record of the file apt would download.
             prov = (
                 build_provenance(
@@ -283,7 +383,7 @@ def collect_delta(
             if sig is not None:
                 signals.append(sig)
         if sc.action in _REPLACING and current:
-            rollback.append(_rollback(sc.name, current, arch, pol, paths))
+            rollback.append(_rollback(sc.name, current, arch, pol, archived))
     return PackageDelta(
         changes=tuple(changes),
         provenance=tuple(provenance),
@@ -332,6 +432,22 @@ def _sources_of(
     return [s for s in sources if where.startswith(_uri_key(s.uri) + "/")]
 
 
+class _Chains:
+    """Index chains of a delta: one per repository and architecture, not one per package."""
+
+    def __init__(self, paths: AptPaths) -> None:
+        self._paths = paths
+        self._hashes: dict[str, str] = {}
+        self._chains: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def of(self, repo_id: str, files: ReleaseFiles, repo: Repository, arch: str) -> tuple[str, ...]:
+        """The chain of ``repo_id``'s index for ``arch`` (the same files for each package)."""
+        key = (repo_id, arch)
+        if key not in self._chains:
+            self._chains[key] = _index_chain(files, repo, arch, self._paths, self._hashes)
+        return self._chains[key]
+
+
 def _index_chain(
     files: ReleaseFiles,
     repo: Repository,
@@ -371,15 +487,32 @@ def _offers(
     return out
 
 
+class _ArchivedDebs:
+    """The regular files in apt's archive cache, listed once per delta (not once per package)."""
+
+    def __init__(self, archives: Path) -> None:
+        self._dir = archives
+        self._names: frozenset[str] | None = None
+
+    def __contains__(self, name: str) -> bool:
+        if self._names is None:
+            try:
+                with os.scandir(self._dir) as it:
+                    # is_file() follows a symlink, as Path.is_file does.
+                    self._names = frozenset(e.name for e in it if e.is_file())
+            except OSError:
+                self._names = frozenset()
+        return name in self._names
+
+
 def _rollback(
     name: str,
     version: str,
     arch: str,
     pol: aptparse.PackagePolicy | None,
-    paths: AptPaths,
+    archived: _ArchivedDebs,
 ) -> RollbackRequirement:
-    cached = Path(paths.archives) / _deb_cache_name(name, version, arch)
-    if cached.is_file():
+    if _deb_cache_name(name, version, arch) in archived:
         return RollbackRequirement(name, version, "apt-cache")
     if pol is not None and pol.versions.get(version):
         return RollbackRequirement(name, version, "repository")

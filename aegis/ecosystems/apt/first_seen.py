@@ -19,6 +19,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sqlite3
 import stat
@@ -110,14 +112,7 @@ def _record_in_store(
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            rows = {
-                key: conn.execute(
-                    "SELECT first_seen_at, release_date FROM first_seen "
-                    "WHERE package = ? AND version = ? AND source = ?",
-                    key,
-                ).fetchone()
-                for key in wanted
-            }
+            rows = _rows(conn, wanted)
     except (AegisError, sqlite3.Error):
         return ()
     out = []
@@ -135,6 +130,44 @@ def _record_in_store(
             )
         )
     return tuple(out)
+
+
+def _rows(
+    conn: sqlite3.Connection, wanted: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], tuple[object, object]]:
+    """(first_seen_at, release_date) of each wanted key that has a row.
+
+    One query for every package name (handed over as one JSON array), not one per key:
+    a large upgrade asked hundreds of times, each a trip through the interpreter lock
+    while the contents are scanned beside it.
+    """
+    keys = set(wanted)
+    names = json.dumps(sorted({name for name, _, _ in wanted}))
+    out: dict[tuple[str, str, str], tuple[object, object]] = {}
+    for package, version, source, seen, date in conn.execute(
+        "SELECT package, version, source, first_seen_at, release_date FROM first_seen "
+        "WHERE package IN (SELECT value FROM json_each(?))",
+        (names,),
+    ):
+        if (package, version, source) in keys:
+            out[(package, version, source)] = (seen, date)
+    return out
+
+
+def prepare_store(cfg: Config) -> None:
+    """Create and migrate the store now when it does not exist yet (a first use).
+
+    For an analysis whose download set names files while apt still simulates: such a
+    plan records first sightings, and creating the store (a few synced commits) is then
+    off its critical path. A store that exists is left to :func:`record_first_seen`
+    (opening it is cheap); a failure here is only a later attempt there.
+    """
+    if os.path.lexists(cfg.store_path):
+        return
+    from aegis.workflow import access  # noqa: PLC0415 - see _record_in_store
+
+    with contextlib.suppress(AegisError, sqlite3.Error), access.open_store(cfg):
+        pass
 
 
 def _plain_or_absent(cfg: Config) -> bool:

@@ -17,9 +17,11 @@ Built on :mod:`aegis.ecosystems.apt.evidence.download`, ``contents`` and ``vulne
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +31,7 @@ from aegis.analyze.evidence.scripts import scan_script
 from aegis.analyze.evidence.vulndb import load_index
 from aegis.analyze.evidence.vulnerabilities import match
 from aegis.config import Config
-from aegis.ecosystems.apt.evidence.contents import inspect_deb, installed_scripts
+from aegis.ecosystems.apt.evidence.contents import InstalledInfo, inspect_deb, installed_scripts
 from aegis.ecosystems.apt.evidence.debfile import DebContents
 from aegis.ecosystems.apt.evidence.download import (
     IN_MEMORY_MAX,
@@ -73,8 +75,12 @@ def inspect_contents(
     wait_for: Callable[[str], None] | None = None,
     parsed: Callable[[str], DebContents | None] | None = None,
     early: Callable[[str], bytes | None] | None = None,
+    installed: InstalledInfo | None = None,
 ) -> ContentResult:
-    """Fetch and scan every package of ``provenance`` (concurrently).
+    """Fetch and scan every package of ``provenance``.
+
+    A file the warmer read (``early``) is verified and scanned on the calling thread;
+    the others are fetched and scanned concurrently.
 
     ``wait_for(uri)``: called before each package's file is fetched; it returns once
     :class:`aegis.ecosystems.apt.cache_warm.CacheWarmer` has read that file.
@@ -82,10 +88,12 @@ def inspect_contents(
     file only once its verified bytes have it (in memory: nothing can swap them).
     ``early(sha256)``: the bytes that warmer read with this SHA-256, handed to
     :func:`verified_bytes`, which hashes them again before using them.
+    ``installed``: the plan's reader of ``info_dir`` (shared with
+    :func:`installed_script_findings`).
     """
     by_name = {c.name: c for c in changes}
 
-    def one(p: Provenance) -> tuple[Provenance, list[Finding], Signal | None]:
+    def one(p: Provenance, read: bytes | None) -> tuple[Provenance, list[Finding], Signal | None]:
         change = by_name.get(p.package)
         compare = change is not None and change.action in _COMPARE
         copies = ExitStack()
@@ -94,17 +102,15 @@ def inspect_contents(
             "cache_dir": cfg.cache_dir,
             "apt_config": cfg.apt_config,
             "timeout_s": timeout_s,
-            "work_dir": work,
+            # A file the warmer read is local: no fetch, no work directory to make.
+            "work_dir": work.path() if read is None else None,
             "cache_fd": cache_fd,
         }
-        if wait_for is not None:
-            wait_for(p.uri)
         try:
             # The bytes scanned are the bytes verified: held in memory when small (no file
             # to create: on a loaded disk that was most of the cost), else a private copy,
             # never the shared cache.
             if p.size <= IN_MEMORY_MAX:
-                read = early(p.sha256) if early is not None else None
                 own = verified_bytes(p, **fetch, early=read)
             else:
                 own = copies.enter_context(fetched_private(p, **fetch))
@@ -122,8 +128,17 @@ def inspect_contents(
                 installed_info_dir=info_dir if compare else None,
                 arch=p.arch,
                 parsed=warm,
+                installed=installed,
             )
         return replace(p, verified=True), list(result.findings), None
+
+    def early_bytes(p: Provenance) -> bytes | None:
+        """What the warmer read for ``p`` (waiting for it), when ``p`` is kept in memory."""
+        if wait_for is not None:
+            wait_for(p.uri)
+        if early is None or p.size > IN_MEMORY_MAX:
+            return None
+        return early(p.sha256)
 
     findings: list[Finding] = []
     out: list[Provenance] = []
@@ -131,24 +146,57 @@ def inspect_contents(
     # One private directory (mode 0700) for the run's per-package work directories:
     # creating and removing hundreds of them in the shared system temp directory cost
     # more than fetching and scanning the packages.
-    with (
-        tempfile.TemporaryDirectory(prefix="aegis-inspect-") as work_name,
-        ExitStack() as cache,
-        ThreadPoolExecutor(max_workers=4) as pool,
-    ):
-        work = Path(work_name)
+    work = _WorkDir()
+    with work, ExitStack() as cache, ThreadPoolExecutor(max_workers=4) as pool:
         # The cache directory is opened and checked once for the plan; when that fails,
         # each package tries on its own and says so (content.unavailable).
         cache_fd: int | None = None
         with contextlib.suppress(AegisError):
             cache_fd = cache.enter_context(private_dir(cache_path(cfg.cache_dir, "0" * 64).parent))
-        for p2, f2, sig in pool.map(one, provenance):
+        # A file the warmer already read is verified and scanned here, in order: that is
+        # a little CPU each, and threads taking turns at it cost more than the work (each
+        # of their file system calls waits for the interpreter lock again). Files still
+        # to be fetched go to the pool, whose threads wait on the network and disk.
+        done: list[
+            Future[tuple[Provenance, list[Finding], Signal | None]]
+            | tuple[Provenance, list[Finding], Signal | None]
+        ] = []
+        for p in provenance:
+            read = early_bytes(p)
+            done.append(one(p, read) if read is not None else pool.submit(one, p, None))
+        for item in done:
+            p2, f2, sig = item.result() if isinstance(item, Future) else item
             out.append(p2)
             findings.extend(f2)
             if sig is not None:
                 signals.append(sig)
     findings.sort(key=lambda f: (f.package, f.file, f.line, f.rule))
     return ContentResult(tuple(findings), tuple(out), tuple(signals))
+
+
+class _WorkDir:
+    """The run's private work directory (mode 0700), made when a fetch first needs it.
+
+    Files the warmer read need none; making and removing it cost more than scanning them
+    on a busy disk.
+    """
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+        self._lock = threading.Lock()
+
+    def path(self) -> Path:
+        with self._lock:
+            if self._path is None:
+                self._path = Path(tempfile.mkdtemp(prefix="aegis-inspect-"))
+            return self._path
+
+    def __enter__(self) -> _WorkDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
 
 
 # The installed package's scripts dpkg runs for each action: ``prerm`` and ``postrm`` of
@@ -164,13 +212,22 @@ INSTALLED_PREFIX = "installed:"
 
 
 def installed_script_findings(
-    changes: Sequence[PackageChange], info_dir: Path
+    changes: Sequence[PackageChange], info_dir: Path, installed: InstalledInfo | None = None
 ) -> tuple[Finding, ...]:
-    """Rule findings over the installed scripts the delta makes dpkg run (no download)."""
+    """Rule findings over the installed scripts the delta makes dpkg run (no download).
+
+    ``installed``: the plan's reader of ``info_dir``, when it has one.
+    """
     out: list[Finding] = []
     for c in changes:
         wanted = _OLD_SCRIPTS_RUN.get(c.action, ())
-        scripts = installed_scripts(info_dir, c.name, c.arch) if wanted else None
+        scripts = None
+        if wanted:
+            scripts = (
+                installed.scripts(c.name, c.arch)
+                if installed is not None and installed.info_dir == info_dir
+                else installed_scripts(info_dir, c.name, c.arch)
+            )
         for name in wanted:
             body = (scripts or {}).get(name)
             if body is not None:

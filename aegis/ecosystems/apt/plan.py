@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import tempfile
 from collections.abc import Sequence
@@ -47,7 +48,13 @@ from aegis.ecosystems.apt.apt_runner import (
 )
 from aegis.ecosystems.apt.argv import derive_argv
 from aegis.ecosystems.apt.cache_warm import CacheWarmer
-from aegis.ecosystems.apt.delta import PackageDelta, collect_delta, with_integrity
+from aegis.ecosystems.apt.delta import (
+    EarlyReads,
+    PackageDelta,
+    collect_delta,
+    early_reads,
+    with_integrity,
+)
 from aegis.ecosystems.apt.dpkg_status import StatusFacts, read_status_facts
 from aegis.ecosystems.apt.evidence.aptconfig import (
     assess_apt_config,
@@ -67,7 +74,7 @@ from aegis.ecosystems.apt.evidence.sources import (
     SourceEntry,
     resolve_apt_paths,
 )
-from aegis.ecosystems.apt.first_seen import record_first_seen
+from aegis.ecosystems.apt.first_seen import prepare_store, record_first_seen
 from aegis.ecosystems.apt.names import Target, closest_names, parse_targets
 from aegis.ecosystems.apt.run import RunResult
 from aegis.ecosystems.apt.signals import (
@@ -85,6 +92,7 @@ from aegis.model import (
     AnalysisFailure,
     ConfigEvidence,
     Finding,
+    FirstSeen,
     Intent,
     Operation,
     PackageChange,
@@ -165,6 +173,12 @@ def analyze_apt(
     return _Analysis(cfg, intent, now, targets, inspect_contents).build(plan_id or new_plan_id())
 
 
+def _remove_quietly(directory: tempfile.TemporaryDirectory[str]) -> None:
+    """Remove ``directory`` now (its context's exit then finds nothing to do)."""
+    with contextlib.suppress(OSError):
+        directory.cleanup()
+
+
 def _warm_content_modules() -> None:
     """Import what the analysis uses later (a failure here resurfaces where it is used).
 
@@ -202,6 +216,7 @@ class _Analysis:
         self.inspected = False
         self.local = RollbackSources()
         self.warmer: CacheWarmer | None = None
+        self.store_ready: Future[None] | None = None
 
     # -- orchestration -----------------------------------------------------------
 
@@ -223,10 +238,8 @@ class _Analysis:
             for package, problem in bad or unnamed:
                 self.signals.append(Signal("rollback.snapshot-mismatch", package, problem))
         simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
-        with (
-            ThreadPoolExecutor(max_workers=5) as pool,
-            tempfile.TemporaryDirectory(prefix="aegis-archives-") as archives,
-        ):
+        archives = tempfile.TemporaryDirectory(prefix="aegis-archives-")
+        with ThreadPoolExecutor(max_workers=7) as pool, archives:
             f_dump = self._start(pool, simulate)
             f_sim = (
                 pool.submit(
@@ -237,14 +250,7 @@ class _Analysis:
                 if simulate
                 else None
             )
-            # apt's own download set for the same resolution, beside the simulation: it
-            # names the exact build (URI, size, hash) of every package apt would fetch.
-            uri_args = (
-                download_set_args(self.op, self.targets, self.local.operands, Path(archives))
-                if simulate
-                else None
-            )
-            f_uris = self._start_download_set(pool, uri_args)
+            f_uris, f_early = self._start_download_set(pool, archives) if simulate else (None, None)
             dump = f_dump.result()
             if not dump.ok:
                 return self._tool_failure_plan(plan_id, dump)
@@ -286,6 +292,7 @@ class _Analysis:
                     repos_all=repos_all,
                     local_records=self.local.records,
                     downloads=self._download_set(f_uris),
+                    early=self._early(f_early),
                 )
                 self.signals += delta.signals
             state = package_state_hash(f_state.result())
@@ -296,11 +303,9 @@ class _Analysis:
         # own while the contents are inspected, which reads nothing it writes.
         with ThreadPoolExecutor(max_workers=1) as seen_pool:
             f_seen = seen_pool.submit(
-                record_first_seen,
-                self.cfg,
+                self._record_first_seen,
                 changes,
                 {rid: found[0] for rid, found in repos_all.items()},
-                self.now,
             )
             others = self._other_sources(entries, paths, repos_all, used)
             findings, vulns, vulndb_date, provenance_t = self._contents(
@@ -350,6 +355,21 @@ class _Analysis:
         )
 
         return replace(plan, command_preview=derive_argv(plan))
+
+    def _record_first_seen(
+        self, changes: tuple[PackageChange, ...], repositories: dict[str, Repository]
+    ) -> tuple[FirstSeen, ...]:
+        """:func:`record_first_seen`, once an early creation of the store has finished."""
+        if self.store_ready is not None:
+            with contextlib.suppress(Exception):
+                self.store_ready.result()
+        return record_first_seen(self.cfg, changes, repositories, self.now)
+
+    def _prepare_store(self, f_uris: Future[RunResult]) -> None:
+        """Create an absent store while apt simulates, when apt's download set names files."""
+        res = f_uris.result()
+        if res.ok and aptparse.parse_print_uris(res.stdout):
+            prepare_store(self.cfg)
 
     def _other_sources(
         self,
@@ -407,6 +427,16 @@ class _Analysis:
         )
 
     @staticmethod
+    def _early(fut: Future[EarlyReads | None] | None) -> EarlyReads | None:
+        """The early apt-cache reads, or None (the delta then reads everything itself)."""
+        if fut is None:
+            return None
+        try:
+            return fut.result()
+        except Exception:
+            return None
+
+    @staticmethod
     def _download_set(fut: Future[RunResult] | None) -> tuple[aptparse.DownloadUri, ...]:
         """The download set apt printed (empty when that failed: no provenance then)."""
         if fut is None:
@@ -415,23 +445,34 @@ class _Analysis:
         return aptparse.parse_print_uris(res.stdout) if res.ok else ()
 
     def _start_download_set(
-        self, pool: ThreadPoolExecutor, uri_args: list[str] | None
-    ) -> Future[RunResult] | None:
-        """Start ``apt-get --print-uris``; with contents inspected, warm the cache from it.
+        self, pool: ThreadPoolExecutor, archives: tempfile.TemporaryDirectory[str]
+    ) -> tuple[Future[RunResult] | None, Future[EarlyReads | None] | None]:
+        """Start ``apt-get --print-uris`` beside the simulation, and what follows from it.
 
-        The download set's local files are copied into the cache on a thread of its own
-        while apt-cache runs and the delta is built, so the cache's file creations
-        overlap the planning (:mod:`aegis.ecosystems.apt.cache_warm`; joined by
-        :meth:`_contents`). Nothing is trusted from it: the inspection checks every file
-        against its signed provenance.
+        apt's own download set for the same resolution names the exact build (URI, size,
+        hash) of every package apt would fetch. From it, still while apt simulates: the
+        delta's apt-cache reads (:func:`aegis.ecosystems.apt.delta.early_reads`, queued
+        after the set's call, which it waits for); with contents inspected, the local
+        files are read and parsed on threads of their own
+        (:mod:`aegis.ecosystems.apt.cache_warm`; joined by :meth:`_contents`; nothing is
+        trusted from them: the inspection checks every file against its signed
+        provenance); an absent store is created (:func:`prepare_store`).
         """
+        uri_args = download_set_args(
+            self.op, self.targets, self.local.operands, Path(archives.name)
+        )
         if not uri_args:
-            return None
+            return None, None
         f_uris = pool.submit(self.apt.run, APT_GET, *uri_args)
+        # apt needs the empty archive directory only while it prints the set: removed
+        # then, not on the way out.
+        f_uris.add_done_callback(lambda _: _remove_quietly(archives))
         if self.inspect:
             self.warmer = CacheWarmer(self.apt.timeout)
             self.warmer.start(f_uris)
-        return f_uris
+        f_early = pool.submit(early_reads, pool, self.apt, f_uris)
+        self.store_ready = pool.submit(self._prepare_store, f_uris)
+        return f_uris, f_early
 
     def _start(self, pool: ThreadPoolExecutor, simulate: bool) -> Future[RunResult]:
         """Start ``apt-config dump``; with contents inspected, warm the scanners' imports."""
@@ -501,9 +542,12 @@ class _Analysis:
         # The scanners (bashlex, the rule tables) load on the pool while apt runs
         # (_warm_content_modules), not before the first apt call.
         from aegis.ecosystems.apt import inspect as inspection  # noqa: PLC0415 - see above
+        from aegis.ecosystems.apt.evidence.contents import InstalledInfo  # noqa: PLC0415
 
         findings: tuple[Finding, ...] = ()
         prov = provenance
+        # Read once for both: the scripts compared with the new ones and those that run.
+        installed = InstalledInfo(info_dir, len(changes))
         if self.inspect and prov and self.failure is None:
             res = inspection.inspect_contents(
                 self.cfg,
@@ -514,6 +558,7 @@ class _Analysis:
                 wait_for=self.warmer.wait if self.warmer is not None else None,
                 parsed=self.warmer.parsed if self.warmer is not None else None,
                 early=self.warmer.take if self.warmer is not None else None,
+                installed=installed,
             )
             findings, prov = res.findings, res.provenance
             self.signals.extend(res.signals)
@@ -523,7 +568,7 @@ class _Analysis:
             # .debs are inspected: it is local, and a removal has no .deb to inspect.
             findings = tuple(
                 sorted(
-                    findings + inspection.installed_script_findings(changes, info_dir),
+                    findings + inspection.installed_script_findings(changes, info_dir, installed),
                     key=lambda f: (f.package, f.file, f.line, f.rule),
                 )
             )

@@ -67,6 +67,7 @@ import io
 import os
 import posixpath
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -385,26 +386,71 @@ def _read_capped(path: str) -> bytes | None:
         return None
 
 
-def installed_scripts(info_dir: Path, package: str, arch: str | None) -> dict[str, bytes] | None:
+def installed_scripts(
+    info_dir: Path, package: str, arch: str | None, names: frozenset[str] | None = None
+) -> dict[str, bytes] | None:
     """The installed version's maintainer scripts, or None when ``package`` is not installed.
 
     dpkg names the files ``<pkg>.<script>``, or ``<pkg>:<arch>.<script>`` for
     Multi-Arch: same packages; the qualified name wins when both exist. A package
-    counts as installed when its ``.list`` file exists.
+    counts as installed when its ``.list`` file exists. ``names``: the directory's
+    listing, when the caller made one (:class:`InstalledInfo`): only listed files are
+    looked at then.
     """
     stems = [f"{package}:{arch}", package] if arch else [package]
     # Plain strings: for hundreds of packages, building Path objects cost more than the
     # file system checks themselves.
     base = str(info_dir)
     for stem in stems:
-        if os.path.exists(f"{base}/{stem}.list"):
+        listed = f"{stem}.list" in names if names is not None else None
+        if listed or (listed is None and os.path.exists(f"{base}/{stem}.list")):
             out: dict[str, bytes] = {}
             for name in MAINTAINER_SCRIPTS:
+                if names is not None and f"{stem}.{name}" not in names:
+                    continue
                 data = _read_capped(f"{base}/{stem}.{name}")
                 if data is not None:
                     out[name] = data
             return out
     return None
+
+
+LIST_INFO_DIR_FROM = 32
+"""Packages in a plan from which :class:`InstalledInfo` lists dpkg's info directory once."""
+
+
+class InstalledInfo:
+    """dpkg's info directory for one plan: each installed package's scripts, read once.
+
+    The inspection compares a new package's scripts with the installed ones and the
+    plan scans the installed ``prerm``/``postrm`` that will run: both read the same
+    files, kept here. For a plan of :data:`LIST_INFO_DIR_FROM` packages or more, one
+    listing of the directory replaces the two existence checks and six opens per
+    package (each a trip through the interpreter lock while other threads work).
+    """
+
+    def __init__(self, info_dir: Path, packages: int) -> None:
+        self.info_dir = info_dir
+        self._names: frozenset[str] | None = None
+        if packages >= LIST_INFO_DIR_FROM:
+            try:
+                self._names = frozenset(os.listdir(info_dir))
+            except FileNotFoundError:
+                self._names = frozenset()  # nothing is installed
+            except OSError:
+                self._names = None  # not listable: each file is looked at
+        self._kept: dict[tuple[str, str | None], dict[str, bytes] | None] = {}
+        self._lock = threading.Lock()
+
+    def scripts(self, package: str, arch: str | None) -> dict[str, bytes] | None:
+        """:func:`installed_scripts` of ``package``, read on first use."""
+        key = (package, arch)
+        with self._lock:
+            if key in self._kept:
+                return self._kept[key]
+        found = installed_scripts(self.info_dir, package, arch, self._names)
+        with self._lock:
+            return self._kept.setdefault(key, found)
 
 
 def inspect_deb(
@@ -416,6 +462,7 @@ def inspect_deb(
     arch: str | None = None,
     limits: DebLimits | None = None,
     parsed: DebContents | None = None,
+    installed: InstalledInfo | None = None,
 ) -> Inspection:
     """Read ``deb_path`` (never extracting it) and return its findings and description.
 
@@ -429,6 +476,7 @@ def inspect_deb(
         limits: bounds for reading the archive.
         parsed: the archive already read from these very bytes with the default
             bounds (:mod:`aegis.ecosystems.apt.cache_warm`); not read again then.
+        installed: the plan's reader of ``installed_info_dir`` (the same directory).
 
     Returns:
         An :class:`Inspection`. A malformed or oversized archive yields one hostile
@@ -453,11 +501,13 @@ def inspect_deb(
             findings=(Finding("content.malformed", package, label, 0, HOSTILE, e.message),),
             description="",
         )
-    previous = (
-        installed_scripts(installed_info_dir, package, arch)
-        if installed_info_dir is not None
-        else None
-    )
+    previous = None
+    if installed_info_dir is not None:
+        previous = (
+            installed.scripts(package, arch)
+            if installed is not None and installed.info_dir == installed_info_dir
+            else installed_scripts(installed_info_dir, package, arch)
+        )
     return Inspection(
         package=package,
         version=version,

@@ -164,7 +164,7 @@ def _read_control(tar: TarReader, limits: DebLimits) -> tuple[dict[str, bytes], 
 
 
 def _watched(path: str) -> bool:
-    return any(path.startswith(p) for p in WATCHED_CONTENT_PREFIXES)
+    return path.startswith(WATCHED_CONTENT_PREFIXES)
 
 
 def _read_data(tar: TarReader, limits: DebLimits) -> list[Member]:

@@ -407,7 +407,7 @@ def verified_bytes(
     *,
     cache_dir: Path,
     apt_config: Path | None,
-    work_dir: Path,
+    work_dir: Path | None = None,
     timeout_s: float = 300,
     cache_fd: int | None = None,
     early: bytes | None = None,
@@ -424,7 +424,9 @@ def verified_bytes(
     fetched again, as in :func:`_cached`.
 
     ``early``: bytes read before the provenance existed (:mod:`aegis.ecosystems.apt.cache_warm`),
-    used only when their size and SHA-256, computed here, are ``prov``'s.
+    used only when their size and SHA-256, computed here, are ``prov``'s. ``work_dir``: a
+    private directory (mode 0700) of the caller's for a remote fetch; None: a fresh one
+    in the system's temp dir.
 
     Raises:
         InputError: malformed provenance, or a file over :data:`IN_MEMORY_MAX`.

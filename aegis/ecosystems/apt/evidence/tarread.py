@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -66,7 +65,7 @@ _REFUSED = {
     b"A": "a Solaris ACL",
     b"7": "a contiguous file (dpkg refuses it)",
 }
-_OCTAL = re.compile(rb" *([0-7]*)[ \0]*")
+_OCTAL_DIGITS = b"01234567"
 _MAX_SIZE = (1 << 63) - 1
 """dpkg reads sizes into off_t."""
 _MAX_ID = (1 << 32) - 1
@@ -95,11 +94,14 @@ class TarMember:
 
 
 def _octal(field: bytes) -> int | None:
-    # dpkg's tar_atol8: leading spaces, octal digits, then only NULs and spaces.
-    match = _OCTAL.fullmatch(field)
-    if match is None or not field.strip(b" "):
-        return None
-    return int(match.group(1) or b"0", 8)
+    # dpkg's tar_atol8: leading spaces, octal digits, then only NULs and spaces, i.e. the
+    # regex rb" *([0-7]*)[ \0]*" (string methods instead: six fields in every header).
+    digits = field.lstrip(b" ").rstrip(b" \0")
+    if not digits:
+        return 0 if field.strip(b" ") else None  # all spaces: not a number
+    if digits.translate(None, _OCTAL_DIGITS):
+        return None  # something other than octal digits between the padding
+    return int(digits, 8)
 
 
 def _number(field: bytes, maximum: int) -> int | None:
@@ -125,9 +127,10 @@ def _text(raw: bytes) -> str:
 
 
 def _checksum_ok(block: bytes) -> bool:
-    stored = _octal(block[148:156])
+    field = block[148:156]
+    stored = _octal(field)
     # dpkg sums the bytes as unsigned, with the checksum field counted as spaces.
-    return stored is not None and stored == sum(block[:148]) + 8 * 32 + sum(block[156:])
+    return stored is not None and stored == sum(block) - sum(field) + 8 * 32
 
 
 def _pax_is_sparse(records: bytes) -> bool:

@@ -7,8 +7,10 @@ import shutil
 from concurrent.futures import Future
 from pathlib import Path
 
+import pytest
+
 from aegis.devtools.testrepo_packages import PackageSpec, build_deb
-from aegis.ecosystems.apt.cache_warm import CacheWarmer
+from aegis.ecosystems.apt.cache_warm import TWO_THREADS_FROM, CacheWarmer
 from aegis.ecosystems.apt.run import RunResult
 
 
@@ -18,7 +20,10 @@ def _uris(*lines: str) -> Future[RunResult]:
     return done
 
 
-def test_local_files_are_read_by_content_and_parsed_by_hash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("large", [False, True], ids=["one-thread", "two-threads"])
+def test_local_files_are_read_by_content_and_parsed_by_hash(tmp_path: Path, large: bool) -> None:
+    # A large declared file (absent here) makes the mean size call for two threads.
+    big = [f"'file:{tmp_path}/big.deb' big_1.0_all.deb {TWO_THREADS_FROM * 4}"] if large else []
     deb = tmp_path / "pkg_1.0_all.deb"
     shutil.copy(build_deb(PackageSpec("aegis-warm", "1.0")), deb)
     data = deb.read_bytes()
@@ -30,6 +35,7 @@ def test_local_files_are_read_by_content_and_parsed_by_hash(tmp_path: Path) -> N
             f"'{uri}' aegis-warm_1.0_all.deb {len(data)} MD5Sum:00",
             f"'file:{tmp_path}/missing.deb' missing_1.0_all.deb 10",
             "'http://example.invalid/x.deb' x_1.0_all.deb 10",
+            *big,
         )
     )
     warmer.wait(uri)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from aegis.ecosystems.apt.evidence.contents import (
+    LIST_INFO_DIR_FROM,
+    InstalledInfo,
     dpkg_info_dir,
     inspect_deb,
     installed_scripts,
@@ -246,6 +248,22 @@ def test_installed_scripts_not_installed_is_none(tmp_path: Path) -> None:
     assert installed_scripts(tmp_path, "nothing", None) is None
     _install(tmp_path, "pkg", {"prerm": "x"})
     assert installed_scripts(tmp_path, "pkg", "amd64") == {"prerm": b"x"}
+
+
+@pytest.mark.parametrize("packages", [1, LIST_INFO_DIR_FROM], ids=["per-file", "listed"])
+def test_a_plans_reader_of_the_info_dir_reads_what_each_file_check_reads(
+    tmp_path: Path, packages: int
+) -> None:
+    _install(tmp_path, "plain", {"prerm": "p", "postinst": "i"})
+    _install(tmp_path, "multi:amd64", {"postrm": "q"})
+    _install(tmp_path, "multi", {"postrm": "unqualified"})
+    (tmp_path / "ghost.prerm").write_text("no .list: not installed")
+    info = InstalledInfo(tmp_path, packages)
+    for package, arch in [("plain", None), ("plain", "all"), ("multi", "amd64"), ("ghost", None)]:
+        assert info.scripts(package, arch) == installed_scripts(tmp_path, package, arch)
+    assert info.scripts("multi", "amd64") == {"postrm": b"q"}
+    assert info.scripts("ghost", None) is None
+    assert InstalledInfo(tmp_path / "absent", packages).scripts("plain", None) is None
 
 
 def test_hardlink_to_setuid_is_seen(make_deb: Callable[..., Path]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import os
@@ -10,11 +11,14 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aegis.ecosystems.apt.evidence.debfile import (
     DebFormatError,
@@ -23,7 +27,7 @@ from aegis.ecosystems.apt.evidence.debfile import (
     read_deb,
     read_deb_stream,
 )
-from aegis.ecosystems.apt.evidence.debstream import ar_entries
+from aegis.ecosystems.apt.evidence.debstream import _Gz, ar_entries
 from aegis.errors import InputError
 from tests.unit.evidence.conftest import Entry, _ar, build_deb_bytes
 
@@ -300,3 +304,62 @@ def test_real_dpkg_deb_output_reads_as_tarfile_reads_it(tmp_path: Path) -> None:
     ]
     assert got == expected
     assert len(got) > 8
+
+
+def _gzip_member(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def _read_both(stream: bytes) -> tuple[bytes | None, bytes | None]:
+    """What gzip.GzipFile and our reader (in 7-byte reads) make of ``stream``; None: refused."""
+    try:
+        theirs: bytes | None = gzip.GzipFile(fileobj=io.BytesIO(stream)).read()
+    except (OSError, EOFError, zlib.error):
+        theirs = None
+    ours_io = _Gz(io.BytesIO(stream))
+    parts: list[bytes] = []
+    try:
+        while chunk := ours_io.read(7):
+            parts.append(chunk)
+        ours: bytes | None = b"".join(parts)
+    except (OSError, EOFError, zlib.error):
+        ours = None
+    return theirs, ours
+
+
+_ONE = _gzip_member(b"control data " * 40)
+_TWO = _ONE + _gzip_member(b"second member")
+GZIP_FRAMES = [
+    ("one-member", _ONE, True),
+    ("two-members", _TWO, True),
+    ("nul-padding", _ONE + b"\0" * 9 + _gzip_member(b"x") + b"\0" * 3, True),
+    ("empty-member", _gzip_member(b""), True),
+    ("reserved-flags", _ONE[:3] + b"\xc0" + _ONE[4:], False),  # GzipFile: accepted
+    ("trailing-garbage", _ONE + b"garbage", False),
+    ("truncated", _ONE[:-5], False),
+    ("bad-crc", _ONE[:-8] + bytes([_ONE[-8] ^ 1]) + _ONE[-7:], False),
+    ("bad-length", _ONE[:-4] + bytes([_ONE[-4] ^ 1]) + _ONE[-3:], False),
+    ("not-gzip", b"BZh91AY&SY", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("stream", "accepted"), [(s, a) for _, s, a in GZIP_FRAMES], ids=[i for i, _, _ in GZIP_FRAMES]
+)
+def test_gzip_members_read_as_gzipfile_reads_them(stream: bytes, accepted: bool) -> None:
+    theirs, ours = _read_both(stream)
+    assert (ours is not None) is accepted
+    assert ours == theirs or (ours is None and not accepted)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_TWO) - 1), st.integers(0, 255)), max_size=6))
+def test_gzip_reader_never_accepts_what_gzipfile_refuses(edits: list[tuple[int, int]]) -> None:
+    stream = bytearray(_TWO)
+    for at, value in edits:
+        stream[at] = value
+    theirs, ours = _read_both(bytes(stream))
+    # zlib (as dpkg reads gzip) refuses reserved header flags and checks the optional
+    # header CRC, which GzipFile ignores: stricter at most, and the same bytes whenever
+    # it reads them. (A read ending on a member's end once made the rest be read twice.)
+    assert ours is None or ours == theirs

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import re
 import resource
 import subprocess
 import tarfile
@@ -23,9 +24,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aegis.ecosystems.apt.evidence.contents import inspect_deb
 from aegis.ecosystems.apt.evidence.debfile import DebFormatError, DebLimits, read_deb_stream
+from aegis.ecosystems.apt.evidence.tarread import _octal
 from aegis.text import inert
 from tests.unit.evidence.conftest import Entry, _ar, build_deb_bytes
 
@@ -435,3 +439,17 @@ def test_real_dpkg_deb_links_raise_none_of_these(tmp_path: Path) -> None:
     )
     result = inspect_deb(out, "links", "1.0", installed_info_dir=None)
     assert result.findings == ()
+
+
+_TAR_ATOL8 = re.compile(rb" *([0-7]*)[ \0]*")
+"""dpkg's tar_atol8 form: leading spaces, octal digits, then only NULs and spaces."""
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.binary(max_size=12) | st.lists(st.sampled_from(b" \x000178 9a+-_"), max_size=12).map(bytes)
+)
+def test_numeric_fields_read_as_dpkg_reads_them(field: bytes) -> None:
+    match = _TAR_ATOL8.fullmatch(field)
+    expected = int(match.group(1) or b"0", 8) if match and field.strip(b" ") else None
+    assert _octal(field) == expected
