@@ -103,7 +103,10 @@ def _exit_without_teardown() -> None:
     slot.discard()
     slot.settle()
     store = sys.modules.get("aegis.workflow.store")
-    if store is not None and store.open_connections():
+    # A thread may still be importing the store (the pass loads it beside apt): then leave
+    # it all to the normal exit, as for an open connection.
+    opened = getattr(store, "open_connections", None)
+    if store is not None and (opened is None or opened()):
         return
     try:
         sys.stdout.flush()
