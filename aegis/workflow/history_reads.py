@@ -28,6 +28,7 @@ from aegis.workflow.records import (
     CorruptStoreError,
     HistoryRecord,
     RequestRecord,
+    check_history_values,
     parse_history_values,
 )
 
@@ -170,15 +171,16 @@ def recorded_artifacts(
         values = newest
         seq = rec.version
         while values is not None:
-            item = parse_history_values(values, states)
-            if seq == rec.version and (item.to_state != rec.state or values[-1] != rec.head):
+            body = check_history_values(values, states)
+            if seq == rec.version and (body["to_state"] != rec.state or values[-1] != rec.head):
                 break  # reported below, with the other mismatches of the head
-            if item.seq != seq or values[-1] != expected_hash:
+            if body["seq"] != seq or values[-1] != expected_hash:
                 raise _broken_at(rec, seq)
-            for a in reversed(item.artifacts):
-                newest_sha.setdefault(a.kind, a.sha256)
-            found.update(a.kind for a in item.artifacts)
-            expected_hash = item.prev_hash
+            for a in reversed(body["artifacts"]):
+                kind = a["kind"]
+                newest_sha.setdefault(kind, a["sha256"])
+                found.add(kind)
+            expected_hash = body["prev_hash"]
             if seq == 0:
                 if expected_hash is None:
                     return frozenset(found), newest_sha

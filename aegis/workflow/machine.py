@@ -174,6 +174,26 @@ def _condition(name: str) -> Any:
 _CONDITIONS = {name: _condition(name) for name in GUARDS}
 
 
+def legal(wf: Workflow, state: str, trigger: str) -> TransitionSpec:
+    """The transition ``trigger`` fires from ``state``; refuse a move the graph does not have.
+
+    Raises:
+        IllegalTransitionError: unknown trigger, or not allowed from ``state``.
+        StateError: ``state`` is not a state of the graph.
+    """
+    if state not in wf.states:
+        raise StateError(f"request is in unknown state {state!r}")
+    spec = wf.table.get((state, trigger))
+    if spec is None:
+        allowed = ", ".join(t.trigger for t in wf.exits(state)) or "none: terminal state"
+        if trigger not in wf.triggers:
+            raise IllegalTransitionError(f"unknown trigger {trigger!r} (allowed here: {allowed})")
+        raise IllegalTransitionError(
+            f"trigger {trigger!r} is not allowed in state {state!r} (allowed here: {allowed})"
+        )
+    return spec
+
+
 def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionSpec:
     """Fire ``trigger`` from ``state`` on the machine of that edge; return the transition taken.
 
@@ -187,18 +207,9 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
         IllegalTransitionError: unknown trigger, or not allowed from ``state``.
         GuardRefusedError: a guard said no (named in the message).
     """
-    if state not in wf.states:
-        raise StateError(f"request is in unknown state {state!r}")
-    spec = wf.table.get((state, trigger))
-    if spec is None:
-        allowed = ", ".join(t.trigger for t in wf.exits(state)) or "none: terminal state"
-        if trigger not in wf.triggers:
-            raise IllegalTransitionError(f"unknown trigger {trigger!r} (allowed here: {allowed})")
-        raise IllegalTransitionError(
-            f"trigger {trigger!r} is not allowed in state {state!r} (allowed here: {allowed})"
-        )
+    spec = legal(wf, state, trigger)
     refused: list[str] = []
-    # The table above, built from the validated graph, decided the move is legal; the
+    # The table (legal), built from the validated graph, decided the move is legal; the
     # machine holds exactly that one edge (its source and destination), runs the guards
     # as its conditions and moves its model. Machine and model are built once per edge
     # and per thread (building them, or adding and removing a model, cost more than the
