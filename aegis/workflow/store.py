@@ -237,6 +237,10 @@ class Store:
         """Use :meth:`open`."""
         self.path = path
         self.conn = conn
+        # The write path's statements all run on this one cursor (a transition runs about
+        # seven; a cursor per statement costs more than some of them): each is read to its
+        # end or writes, so none is left half-read holding a snapshot.
+        self._cur = conn.cursor()
         self.db = sqlite_utils.Database(conn)
         self.states = states
         self._closed = False
@@ -570,16 +574,16 @@ class Store:
         # The test hook costs an environment lookup per step: look once per commit.
         pause = pause_point if PAUSE_ENV in os.environ else no_pause
         pause("guarded")
-        conn = self.conn
+        cur = self._cur
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            cur.execute("BEGIN IMMEDIATE")
             try:
                 pause("begun")
                 self._write(writes, base, create, pause)
-                conn.execute("COMMIT")
+                cur.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
@@ -610,22 +614,22 @@ class Store:
             EnvironmentFailure: the database is locked, read-only or broken.
         """
         pause = pause_point if PAUSE_ENV in os.environ else no_pause
-        conn = self.conn
+        cur = self._cur
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            cur.execute("BEGIN IMMEDIATE")
             try:
                 pause("begun")
                 kinds, shas = history_reads.recorded_artifacts(
-                    conn, self.states, rec, wanted | documents if documents else wanted
+                    cur, self.states, rec, wanted | documents if documents else wanted
                 )
                 docs = {k: self.load_artifact(shas[k]) for k in documents if k in shas}
                 writes = _Writes(rec, decide(kinds, docs))
                 pause("guarded")
                 self._write(writes, rec, False, pause)
-                conn.execute("COMMIT")
+                cur.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
@@ -635,27 +639,27 @@ class Store:
         self, writes: _Writes, base: RequestRecord, create: bool, pause: Callable[[str], None]
     ) -> None:
         """The statements of a transition, inside the caller's transaction."""
-        conn = self.conn
+        cur = self._cur
         self._write_request(writes, base, create)
         pause("state")
         rid = writes.rec.id
         for art, seq, at in writes.artifacts:
             sha = art.sha256
-            conn.execute(_INSERT_ARTIFACT, (sha, len(art.body), art.body, at))
-            conn.execute(_LINK_ARTIFACT, (rid, art.kind, sha, art.path, seq, at))
+            cur.execute(_INSERT_ARTIFACT, (sha, len(art.body), art.body, at))
+            cur.execute(_LINK_ARTIFACT, (rid, art.kind, sha, art.path, seq, at))
         pause("artifact")
         for values in writes.histories:
-            conn.execute(_INSERT_HISTORY, values)
+            cur.execute(_INSERT_HISTORY, values)
         pause("history")
 
     def _write_request(self, writes: _Writes, base: RequestRecord, create: bool) -> None:
         if create:
             try:
-                self.conn.execute(_INSERT_REQUEST, (base.id, *writes.row))
+                self._cur.execute(_INSERT_REQUEST, (base.id, *writes.row))
             except sqlite3.IntegrityError as e:
                 raise StateError(f"request {base.id!r} already exists") from e
             return
-        cur = self.conn.execute(_UPDATE_REQUEST, (*writes.row, base.id, base.version, base.state))
+        cur = self._cur.execute(_UPDATE_REQUEST, (*writes.row, base.id, base.version, base.state))
         if cur.rowcount != 1:
             raise LostRaceError(
                 f"request {base.id!r} changed while this step ran (it was {base.state!r}, "
