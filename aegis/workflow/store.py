@@ -46,7 +46,7 @@ from aegis.workflow import history_reads
 from aegis.workflow.files import prepare_dir, prepare_store_file, write_atomic
 from aegis.workflow.history_reads import LostRaceError
 from aegis.workflow.migrations import migrate
-from aegis.workflow.pause import PAUSE_ENV, PAUSE_STEPS, no_pause, pause_point
+from aegis.workflow.pause import PAUSE_ENV, PAUSE_STEPS, commit_pause
 
 __all__ = [
     "PAUSE_ENV",
@@ -571,8 +571,7 @@ class Store:
             EnvironmentFailure: the database is locked, read-only or broken.
         """
         writes = _Writes(base, moves, create=create)
-        # The test hook costs an environment lookup per step: look once per commit.
-        pause = pause_point if PAUSE_ENV in os.environ else no_pause
+        pause = commit_pause()
         pause("guarded")
         cur = self._cur
         try:
@@ -613,7 +612,7 @@ class Store:
             StateError: whatever ``decide`` raises (a guard's refusal).
             EnvironmentFailure: the database is locked, read-only or broken.
         """
-        pause = pause_point if PAUSE_ENV in os.environ else no_pause
+        pause = commit_pause()
         cur = self._cur
         try:
             cur.execute("BEGIN IMMEDIATE")
