@@ -111,7 +111,7 @@ class Workflow:
                 "trigger": t.trigger,
                 "source": src,
                 "dest": t.dest,
-                "conditions": [_CONDITIONS[g] for g in t.guards],
+                "conditions": [_condition(t.guards)] if t.guards else [],
             }
             for (src, _), t in self.table.items()
         }
@@ -158,20 +158,23 @@ class _Attempt:
     state: str
 
 
-def _condition(name: str) -> Any:
-    """The machine condition for guard ``name``; the attempt's evidence comes as trigger args."""
-    guard = GUARDS[name]
+def _condition(names: tuple[str, ...]) -> Any:
+    """The machine condition of an edge: its guards in file order.
+
+    The attempt's evidence comes as trigger args. The first guard to say no is named and
+    ends the check (where the machine would stop with one condition per guard); one
+    condition costs the machine less than one per guard.
+    """
+    guards = [(name, GUARDS[name]) for name in names]
 
     def check(inp: GuardInput, refused: list[str]) -> bool:
-        ok = bool(guard.check(inp))
-        if not ok:
-            refused.append(f"{name}: {guard.refusal}")
-        return ok
+        for name, guard in guards:
+            if not guard.check(inp):
+                refused.append(f"{name}: {guard.refusal}")
+                return False
+        return True
 
     return check
-
-
-_CONDITIONS = {name: _condition(name) for name in GUARDS}
 
 
 def legal(wf: Workflow, state: str, trigger: str) -> TransitionSpec:

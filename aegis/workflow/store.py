@@ -33,7 +33,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +136,12 @@ class NewArtifact:
     kind: str
     body: bytes
     path: str | None = None
+    sha256: str = field(init=False, repr=False, compare=False)
+    """Content address, hashed once when made (a commit reads it three times; Python 3.11's
+    cached_property takes a lock on every read)."""
 
-    @cached_property
-    def sha256(self) -> str:
-        """Content address (hashed once: the commit reads it three times)."""
-        return sha256_hex(self.body)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", sha256_hex(self.body))
 
 
 @dataclass(frozen=True)
