@@ -274,7 +274,7 @@ def advance(
     artifact_path: str | Path | None = None,
     evidence: Mapping[str, Any] | None = None,
 ) -> RequestRecord:
-    """Fire ``trigger`` on a request: guards, then state + history + artifact in one transaction.
+    """Fire ``trigger`` on a request: read-back, guards and writes in one transaction.
 
     Args:
         cfg: configuration.

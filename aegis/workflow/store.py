@@ -4,11 +4,14 @@ Built on sqlite-utils over one connection in WAL mode with ``synchronous=FULL``.
 Schema and migrations live in ``state/migrations`` (``PRAGMA user_version``), applied by
 :mod:`aegis.workflow.migrations`.
 
-A transition is one transaction (:meth:`Store.commit`): the request row is
-updated with an optimistic version check (``WHERE version = ?``), the history
-row(s) appended, the artifacts inserted by SHA-256. Two writers racing on one
-request: the second ``UPDATE`` matches no row and gets a :class:`StateError`
-(exit 6); nothing of its attempt is written.
+A transition is one transaction (:meth:`Store.transition`, or :meth:`Store.commit` for
+moves no guard reads the history for): the request row is updated with an optimistic
+version check (``WHERE version = ?``), the history row(s) appended, the artifacts
+inserted by SHA-256. A guarded transition reads the history back and runs its guards
+inside that write transaction (``BEGIN IMMEDIATE``), so the read and the write are one
+snapshot. Two writers racing on one request: the second ``UPDATE`` (or its read of a
+newer history) fails and gets a :class:`StateError` (exit 6); nothing of its attempt is
+written.
 
 Everything read back is untrusted (group ``aegis`` can write the file): rows are
 parsed strictly and hash-checked (:mod:`aegis.workflow.records`), history must
@@ -16,8 +19,9 @@ chain, and artifact bytes must hash to their address. A transition reads the
 history back from its head only as far as its guards need
 (:meth:`Store.recorded_kinds`); :meth:`Store.history` checks the whole chain.
 
-Test hook: ``AEGIS_TEST_PAUSE_AT=<step>`` stops :meth:`Store.commit` at a step so a
-test can SIGKILL it there (:mod:`aegis.workflow.pause`).
+Test hook: ``AEGIS_TEST_PAUSE_AT=<step>`` stops :meth:`Store.commit` and
+:meth:`Store.transition` at a step so a test can SIGKILL it there
+(:mod:`aegis.workflow.pause`).
 
 Example:
     >>> store = Store.open(Path("/tmp/h/state.db"), states=frozenset(wf.states))
