@@ -30,7 +30,7 @@ from aegis.model import plan_to_dict
 from aegis.workflow.files import write_atomic
 from aegis.workflow.graph import load_workflow
 from aegis.workflow.guards import ARTIFACT_KINDS, GuardInput
-from aegis.workflow.machine import fire
+from aegis.workflow.machine import fire, legal
 from aegis.workflow.monitor import metrics_text, stuck_cutoffs
 from aegis.workflow.records import (
     ArtifactRef,
@@ -243,27 +243,24 @@ def _advance(
     if (artifact_kind is None) != (body is None):
         raise InputError("an artifact needs both its kind and its bytes")
     wf = workflow()
-    # Verified: the guards only see hash-checked evidence chained to the request row, read
-    # back from its head as far as the kinds the guards look at.
-    recorded, documents = store.recorded_documents(
-        rec, wf.kinds_read(rec.state, trigger), wf.documents_read(rec.state, trigger)
-    )
-    inp = GuardInput(trigger, rec.state, recorded, artifact_kind, body, dict(facts), documents)
-    spec = fire(wf, rec.state, trigger, inp)  # raises StateError; nothing written yet
+    state = rec.state
+    legal(wf, state, trigger)  # an illegal move is refused before the store is locked
     arts: tuple[NewArtifact, ...] = ()
     if artifact_kind is not None and body is not None:
         arts = (NewArtifact(artifact_kind, body, artifact_path),)
-    move = Move(
-        trigger,
-        rec.state,
-        spec.dest,
-        actor,
-        format_time(now_utc()),
-        wf.digest,
-        artifacts=arts,
-        facts=dict(facts),
+    given = dict(facts)
+
+    def decide(recorded: frozenset[str], documents: dict[str, bytes]) -> list[Move]:
+        # Verified: the guards only see hash-checked evidence chained to the request row,
+        # read back from its head (under the write lock) as far as the guards need.
+        inp = GuardInput(trigger, state, recorded, artifact_kind, body, given, documents)
+        spec = fire(wf, state, trigger, inp)  # raises StateError: nothing is written
+        at = format_time(now_utc())
+        return [Move(trigger, state, spec.dest, actor, at, wf.digest, artifacts=arts, facts=given)]
+
+    return store.transition(
+        rec, wf.kinds_read(state, trigger), wf.documents_read(state, trigger), decide
     )
-    return store.commit(rec, [move])
 
 
 def advance(
@@ -277,7 +274,7 @@ def advance(
     artifact_path: str | Path | None = None,
     evidence: Mapping[str, Any] | None = None,
 ) -> RequestRecord:
-    """Fire ``trigger`` on a request: guards, then state + history + artifact in one transaction.
+    """Fire ``trigger`` on a request: read-back, guards and writes in one transaction.
 
     Args:
         cfg: configuration.

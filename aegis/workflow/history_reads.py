@@ -28,6 +28,7 @@ from aegis.workflow.records import (
     CorruptStoreError,
     HistoryRecord,
     RequestRecord,
+    check_history_values,
     parse_history_values,
 )
 
@@ -43,9 +44,16 @@ __all__ = [
 _SELECT_HISTORY = (
     f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? ORDER BY seq"  # noqa: S608
 )
-_SELECT_HISTORY_BACKWARDS = (
+# The newest row, then each older one by its key: every statement is done (and its read
+# released) once its one row is fetched, so no half-read statement is left open and one
+# cursor serves them all.
+_SELECT_NEWEST = (
     f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history WHERE request_id = ? "  # noqa: S608
-    "ORDER BY seq DESC"
+    "ORDER BY seq DESC LIMIT 1"
+)
+_SELECT_SEQ = (
+    f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history "  # noqa: S608
+    "WHERE request_id = ? AND seq = ?"
 )
 
 
@@ -152,45 +160,48 @@ def recorded_kinds(
 
 
 def recorded_artifacts(
-    conn: sqlite3.Connection, states: frozenset[str], rec: RequestRecord, wanted: frozenset[str]
+    conn: sqlite3.Connection | sqlite3.Cursor,
+    states: frozenset[str],
+    rec: RequestRecord,
+    wanted: frozenset[str],
 ) -> tuple[frozenset[str], dict[str, str]]:
     """:func:`recorded_kinds`, with the SHA-256 of the newest artifact of each kind read.
+
+    ``conn`` may be a cursor of the connection (the store's write path reuses one).
 
     Raises:
         LostRaceError, CorruptStoreError, sqlite3.DatabaseError: as :func:`recorded_kinds`.
     """
     newest_sha: dict[str, str] = {}
-    cur = conn.execute(_SELECT_HISTORY_BACKWARDS, [rec.id])
-    try:
-        newest = cur.fetchone()
-        if newest is not None and isinstance(newest[1], int) and newest[1] > rec.version:
-            raise _lost_race(rec)
-        found: set[str] = set()
-        expected_hash: str | None = rec.head
-        values = newest
-        seq = rec.version
-        while values is not None:
-            item = parse_history_values(values, states)
-            if seq == rec.version and (item.to_state != rec.state or values[-1] != rec.head):
-                break  # reported below, with the other mismatches of the head
-            if item.seq != seq or values[-1] != expected_hash:
-                raise _broken_at(rec, seq)
-            for a in reversed(item.artifacts):
-                newest_sha.setdefault(a.kind, a.sha256)
-            found.update(a.kind for a in item.artifacts)
-            expected_hash = item.prev_hash
-            if seq == 0:
-                if expected_hash is None:
-                    return frozenset(found), newest_sha
-                break
+    rid = rec.id
+    newest = conn.execute(_SELECT_NEWEST, (rid,)).fetchone()
+    if newest is not None and isinstance(newest[1], int) and newest[1] > rec.version:
+        raise _lost_race(rec)
+    found: set[str] = set()
+    expected_hash: str | None = rec.head
+    values = newest
+    seq = rec.version
+    while values is not None:
+        body = check_history_values(values, states)
+        if seq == rec.version and (body["to_state"] != rec.state or values[-1] != rec.head):
+            break  # reported below, with the other mismatches of the head
+        if body["seq"] != seq or values[-1] != expected_hash:
+            raise _broken_at(rec, seq)
+        for a in reversed(body["artifacts"]):
+            kind = a["kind"]
+            newest_sha.setdefault(kind, a["sha256"])
+            found.add(kind)
+        expected_hash = body["prev_hash"]
+        if seq == 0:
             if expected_hash is None:
-                break
-            if wanted <= found:
                 return frozenset(found), newest_sha
-            seq -= 1
-            values = cur.fetchone()
-    finally:
-        cur.close()  # a half-read cursor would keep its read snapshot open
+            break
+        if expected_hash is None:
+            break
+        if wanted <= found:
+            return frozenset(found), newest_sha
+        seq -= 1
+        values = conn.execute(_SELECT_SEQ, (rid, seq)).fetchone()
     if newest is None or seq == rec.version:
         raise _head_mismatch(rec)
     raise _broken_at(rec, seq)

@@ -111,7 +111,7 @@ class Workflow:
                 "trigger": t.trigger,
                 "source": src,
                 "dest": t.dest,
-                "conditions": [_CONDITIONS[g] for g in t.guards],
+                "conditions": [_condition(t.guards)] if t.guards else [],
             }
             for (src, _), t in self.table.items()
         }
@@ -158,20 +158,43 @@ class _Attempt:
     state: str
 
 
-def _condition(name: str) -> Any:
-    """The machine condition for guard ``name``; the attempt's evidence comes as trigger args."""
-    guard = GUARDS[name]
+def _condition(names: tuple[str, ...]) -> Any:
+    """The machine condition of an edge: its guards in file order.
+
+    The attempt's evidence comes as trigger args. The first guard to say no is named and
+    ends the check (where the machine would stop with one condition per guard); one
+    condition costs the machine less than one per guard.
+    """
+    guards = [(name, GUARDS[name]) for name in names]
 
     def check(inp: GuardInput, refused: list[str]) -> bool:
-        ok = bool(guard.check(inp))
-        if not ok:
-            refused.append(f"{name}: {guard.refusal}")
-        return ok
+        for name, guard in guards:
+            if not guard.check(inp):
+                refused.append(f"{name}: {guard.refusal}")
+                return False
+        return True
 
     return check
 
 
-_CONDITIONS = {name: _condition(name) for name in GUARDS}
+def legal(wf: Workflow, state: str, trigger: str) -> TransitionSpec:
+    """The transition ``trigger`` fires from ``state``; refuse a move the graph does not have.
+
+    Raises:
+        IllegalTransitionError: unknown trigger, or not allowed from ``state``.
+        StateError: ``state`` is not a state of the graph.
+    """
+    if state not in wf.states:
+        raise StateError(f"request is in unknown state {state!r}")
+    spec = wf.table.get((state, trigger))
+    if spec is None:
+        allowed = ", ".join(t.trigger for t in wf.exits(state)) or "none: terminal state"
+        if trigger not in wf.triggers:
+            raise IllegalTransitionError(f"unknown trigger {trigger!r} (allowed here: {allowed})")
+        raise IllegalTransitionError(
+            f"trigger {trigger!r} is not allowed in state {state!r} (allowed here: {allowed})"
+        )
+    return spec
 
 
 def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionSpec:
@@ -187,18 +210,9 @@ def fire(wf: Workflow, state: str, trigger: str, inp: GuardInput) -> TransitionS
         IllegalTransitionError: unknown trigger, or not allowed from ``state``.
         GuardRefusedError: a guard said no (named in the message).
     """
-    if state not in wf.states:
-        raise StateError(f"request is in unknown state {state!r}")
-    spec = wf.table.get((state, trigger))
-    if spec is None:
-        allowed = ", ".join(t.trigger for t in wf.exits(state)) or "none: terminal state"
-        if trigger not in wf.triggers:
-            raise IllegalTransitionError(f"unknown trigger {trigger!r} (allowed here: {allowed})")
-        raise IllegalTransitionError(
-            f"trigger {trigger!r} is not allowed in state {state!r} (allowed here: {allowed})"
-        )
+    spec = legal(wf, state, trigger)
     refused: list[str] = []
-    # The table above, built from the validated graph, decided the move is legal; the
+    # The table (legal), built from the validated graph, decided the move is legal; the
     # machine holds exactly that one edge (its source and destination), runs the guards
     # as its conditions and moves its model. Machine and model are built once per edge
     # and per thread (building them, or adding and removing a model, cost more than the

@@ -1,13 +1,15 @@
 """Test hook: stop a committing process at a named step so a test can SIGKILL it there.
 
-With ``AEGIS_TEST_PAUSE_AT=<step>`` the process prints ``AEGIS_TEST_PAUSED <step>`` on
-stderr and sleeps at that step of :meth:`aegis.workflow.store.Store.commit`. Steps:
-``guarded`` (guard passed, nothing begun), ``begun``, ``state``, ``artifact``,
-``history`` (all written, not committed). The kill-and-race tests use it to prove a
-half transition never survives a crash.
+With ``AEGIS_TEST_PAUSE_AT=<step>`` in its environment when it starts, the process prints
+``AEGIS_TEST_PAUSED <step>`` on stderr and sleeps at that step of
+:meth:`aegis.workflow.store.Store.commit` or :meth:`~aegis.workflow.store.Store.transition`.
+Steps: ``guarded`` (guards passed, nothing written), ``begun`` (transaction begun, nothing
+written; a guarded transition begins before it reads back and runs its guards, a plain
+commit after), ``state``, ``artifact``, ``history`` (all written, not committed). The
+kill-and-race tests use it to prove a half transition never survives a crash.
 
 Example:
-    >>> pause = pause_point if PAUSE_ENV in os.environ else no_pause
+    >>> pause = commit_pause()
     >>> pause("begun")
 """
 
@@ -16,9 +18,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 PAUSE_ENV = "AEGIS_TEST_PAUSE_AT"
 PAUSE_STEPS = ("guarded", "begun", "state", "artifact", "history")
+# Read once, at import: looking the variable up costs more than some of a transition's
+# statements (os.environ raises and catches a KeyError when it is absent). The tests start
+# the process they kill with it set.
+_HOOKED = PAUSE_ENV in os.environ
 
 
 def pause_point(step: str) -> None:
@@ -31,3 +38,8 @@ def pause_point(step: str) -> None:
 
 def no_pause(step: str) -> None:
     """The test hook when it is off."""
+
+
+def commit_pause() -> Callable[[str], None]:
+    """:func:`pause_point` when the process started with the hook set, else :func:`no_pause`."""
+    return pause_point if _HOOKED else no_pause

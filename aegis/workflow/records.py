@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -44,7 +44,19 @@ def format_time(when: datetime) -> str:
     """Store format: UTC, microseconds, ``Z``; sorts lexicographically."""
     if when.tzinfo is None:
         raise RuntimeError("naive datetime given to the store")
-    return when.astimezone(UTC).strftime(TIME_FORMAT)
+    u = when.astimezone(UTC)
+    # TIME_FORMAT's fields spelled out: strftime goes through the C library's and costs
+    # several times more, on every transition. Zero-padded like ISO 8601 (strftime's %Y
+    # is not padded below year 1000, a year no store time has).
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest spelling
+        u.year,
+        u.month,
+        u.day,
+        u.hour,
+        u.minute,
+        u.second,
+        u.microsecond,
+    )
 
 
 def parse_time(text: object) -> datetime:
@@ -122,8 +134,27 @@ class HistoryRecord:
     prev_hash: str | None = None
 
 
+REQUEST_COLUMNS = (
+    "id",
+    "kind",
+    "summary",
+    "state",
+    "version",
+    "created_at",
+    "updated_at",
+    "plan_id",
+    "plan_hash",
+    "lease_owner",
+    "lease_expires_at",
+    "head",
+    "row_hash",
+)
+"""The ``requests`` table's columns, in the order the store reads and writes them."""
+
+
 def _request_body(rec: RequestRecord) -> dict[str, Any]:
     # Equal to to_dict(rec), spelled out: it runs on every read and write of a request.
+    # Its keys are in REQUEST_COLUMNS order (request_values relies on it).
     return {
         "id": rec.id,
         "kind": rec.kind,
@@ -169,54 +200,119 @@ def request_row(rec: RequestRecord) -> dict[str, Any]:
     return {**_request_body(rec), "row_hash": request_hash(rec)}
 
 
-def history_body(rec: HistoryRecord) -> dict[str, Any]:
-    """The canonical structure a history row's hash covers (equal to ``to_dict(rec)``).
+def request_values(rec: RequestRecord) -> tuple[Any, ...]:
+    """The row to write for ``rec`` as values: every column but ``id``, ``row_hash`` last.
 
-    Spelled out rather than generic: it runs on every row of every transition.
+    In the order of :data:`REQUEST_COLUMNS` (without its first, ``id``).
+    """
+    body = _request_body(rec)
+    return (*list(body.values())[1:], sha256_hex(_canonical_known(body)))
+
+
+class Addressed(Protocol):
+    """An artifact as a history row records it: :class:`ArtifactRef` or one being stored."""
+
+    @property
+    def kind(self) -> str: ...  # noqa: D102
+    @property
+    def sha256(self) -> str: ...  # noqa: D102
+    @property
+    def path(self) -> str | None: ...  # noqa: D102
+
+
+def new_history_body(
+    *,
+    request_id: str,
+    seq: int,
+    from_state: str | None,
+    to_state: str,
+    trigger: str,
+    actor: str,
+    at: str,
+    artifacts: Iterable[Addressed],
+    facts: dict[str, Any],
+    workflow: str,
+    prev_hash: str | None,
+) -> dict[str, Any]:
+    """The canonical structure a history row's hash covers, from its fields.
+
+    The one definition of that structure (:func:`history_body` gives it for a record;
+    :meth:`aegis.workflow.store.Store.commit` builds it from the moves it writes without
+    a record in between). Spelled out rather than generic: it runs on every transition.
     """
     return {
-        "request_id": rec.request_id,
-        "seq": rec.seq,
-        "from_state": rec.from_state,
-        "to_state": rec.to_state,
-        "trigger": rec.trigger,
-        "actor": rec.actor,
-        "at": rec.at,
-        "artifacts": [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in rec.artifacts],
-        "facts": rec.facts,
-        "workflow": rec.workflow,
-        "prev_hash": rec.prev_hash,
+        "request_id": request_id,
+        "seq": seq,
+        "from_state": from_state,
+        "to_state": to_state,
+        "trigger": trigger,
+        "actor": actor,
+        "at": at,
+        "artifacts": [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in artifacts],
+        "facts": facts,
+        "workflow": workflow,
+        "prev_hash": prev_hash,
     }
+
+
+def history_body(rec: HistoryRecord) -> dict[str, Any]:
+    """The canonical structure a history row's hash covers (equal to ``to_dict(rec)``)."""
+    return new_history_body(
+        request_id=rec.request_id,
+        seq=rec.seq,
+        from_state=rec.from_state,
+        to_state=rec.to_state,
+        trigger=rec.trigger,
+        actor=rec.actor,
+        at=rec.at,
+        artifacts=rec.artifacts,
+        facts=rec.facts,
+        workflow=rec.workflow,
+        prev_hash=rec.prev_hash,
+    )
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of a history body (:func:`new_history_body`)."""
+    return sha256_hex(_canonical_known(body))
 
 
 def history_hash(rec: HistoryRecord) -> str:
     """SHA-256 over the canonical JSON of the history record."""
-    return sha256_hex(_canonical_known(history_body(rec)))
+    return body_hash(history_body(rec))
+
+
+def body_values(body: dict[str, Any], row_hash: str | None = None) -> list[Any]:
+    """The row to write for a history body as values in :data:`HISTORY_COLUMNS` order.
+
+    Artifacts and facts go into ``evidence``. ``row_hash`` may be passed when the caller
+    already computed :func:`body_hash`.
+    """
+    evidence = {
+        "artifacts": body["artifacts"],
+        "facts": body["facts"],
+        "workflow": body["workflow"],
+    }
+    return [
+        body["request_id"],
+        body["seq"],
+        body["from_state"],
+        body["to_state"],
+        body["trigger"],
+        body["actor"],
+        body["at"],
+        _canonical_known(evidence).decode("utf-8", "surrogatepass"),
+        body["prev_hash"],
+        row_hash or body_hash(body),
+    ]
 
 
 def history_values(rec: HistoryRecord, row_hash: str | None = None) -> list[Any]:
     """The row to write for ``rec`` as values in :data:`HISTORY_COLUMNS` order.
 
-    Artifacts and facts go into ``evidence``. ``row_hash`` may be passed when the caller
-    already computed :func:`history_hash`.
+    See :func:`body_values`.
     """
-    evidence = {
-        "artifacts": [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in rec.artifacts],
-        "facts": rec.facts,
-        "workflow": rec.workflow,
-    }
-    return [
-        rec.request_id,
-        rec.seq,
-        rec.from_state,
-        rec.to_state,
-        rec.trigger,
-        rec.actor,
-        rec.at,
-        _canonical_known(evidence).decode("utf-8", "surrogatepass"),
-        rec.prev_hash,
-        row_hash or history_hash(rec),
-    ]
+    return body_values(history_body(rec), row_hash)
 
 
 def history_row(rec: HistoryRecord, row_hash: str | None = None) -> dict[str, Any]:
@@ -338,76 +434,86 @@ _HISTORY_COLUMN_SET = frozenset(HISTORY_COLUMNS)
 _EVIDENCE_KEYS = frozenset({"artifacts", "facts", "workflow"})
 
 
-def _text(value: object, key: str) -> str:
-    if not isinstance(value, str):
-        raise InputError(f"{key}: expected a string")
-    return value
-
-
-def _opt_text(value: object, key: str) -> str | None:
-    return None if value is None else _text(value, key)
-
-
-def _artifact_refs(raw: object) -> tuple[ArtifactRef, ...]:
+def _artifact_entries(raw: object) -> list[dict[str, Any]]:
+    """The evidence's artifact entries, checked: each exactly kind, sha256 and path."""
     if not isinstance(raw, list):
         raise InputError("artifacts: expected a list")
-    refs = []
     for item in raw:
-        if not isinstance(item, dict) or set(item) != _ARTIFACT_KEYS:
+        if not isinstance(item, dict) or item.keys() != _ARTIFACT_KEYS:
             raise InputError("artifacts: malformed entry")
-        refs.append(
-            ArtifactRef(
-                kind=_text(item["kind"], "kind"),
-                sha256=check_sha256(item["sha256"]),
-                path=_opt_text(item["path"], "path"),
-            )
-        )
-    return tuple(refs)
+        if not isinstance(item["kind"], str):
+            raise InputError("kind: expected a string")
+        check_sha256(item["sha256"])
+        path = item["path"]
+        if path is not None and not isinstance(path, str):
+            raise InputError("path: expected a string")
+    return raw
 
 
-def _parse_history(values: Sequence[Any], states: frozenset[str]) -> HistoryRecord:
-    """Strict parse of a history row's values (hand-written: it runs on every row read)."""
+def _parse_history(values: Sequence[Any], states: frozenset[str]) -> dict[str, Any]:  # noqa: PLR0912 - one check per column
+    """Strict parse of a history row's values into its body (:func:`new_history_body`).
+
+    Hand-written: it runs on every row read. The body's artifact entries are the parsed
+    evidence's own dicts, checked to hold exactly what :func:`new_history_body` puts there.
+    """
     request_id, seq, from_state, to_state, trigger, actor, at, raw_evidence, prev_hash, _ = values
+    # The checks of _text and check_sha256, inlined (same order and messages).
     if not isinstance(at, str) or not _TIME_RE.match(at):
         raise InputError(f"at is not a store timestamp: {str(at)[:40]!r}")
     if prev_hash is not None:
         check_sha256(prev_hash)
-    if len(_text(actor, "actor")) > MAX_TEXT:
+    if not isinstance(actor, str):
+        raise InputError("actor: expected a string")
+    if len(actor) > MAX_TEXT:
         raise InputError(f"actor longer than {MAX_TEXT} characters")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise InputError("seq: expected a non-negative integer")
     if not isinstance(raw_evidence, str):
         raise InputError("evidence is not text")
     evidence = loads_strict(raw_evidence.encode("utf-8"), max_bytes=4 * MAX_FACTS_BYTES)
-    if not isinstance(evidence, dict) or set(evidence) != _EVIDENCE_KEYS:
+    if not isinstance(evidence, dict) or evidence.keys() != _EVIDENCE_KEYS:
         raise InputError("evidence has the wrong shape")
-    artifacts = _artifact_refs(evidence["artifacts"])
+    artifacts = _artifact_entries(evidence["artifacts"])
     facts = evidence["facts"]
     if not isinstance(facts, dict):
         raise InputError("facts: expected an object")
-    if from_state is not None and _text(from_state, "from_state") not in states:
-        raise InputError(f"unknown state {from_state!r}")
-    if _text(to_state, "to_state") not in states:
+    if from_state is not None:
+        if not isinstance(from_state, str):
+            raise InputError("from_state: expected a string")
+        if from_state not in states:
+            raise InputError(f"unknown state {from_state!r}")
+    if not isinstance(to_state, str):
+        raise InputError("to_state: expected a string")
+    if to_state not in states:
         raise InputError(f"unknown state {to_state!r}")
-    return HistoryRecord(
-        request_id=_text(request_id, "request_id"),
-        seq=seq,
-        from_state=from_state,
-        to_state=to_state,
-        trigger=_text(trigger, "trigger"),
-        actor=actor,
-        at=at,
-        artifacts=artifacts,
-        facts=facts,
-        workflow=_text(evidence["workflow"], "workflow"),
-        prev_hash=prev_hash,
-    )
+    if not isinstance(request_id, str):
+        raise InputError("request_id: expected a string")
+    if not isinstance(trigger, str):
+        raise InputError("trigger: expected a string")
+    workflow = evidence["workflow"]
+    if not isinstance(workflow, str):
+        raise InputError("workflow: expected a string")
+    return {
+        "request_id": request_id,
+        "seq": seq,
+        "from_state": from_state,
+        "to_state": to_state,
+        "trigger": trigger,
+        "actor": actor,
+        "at": at,
+        "artifacts": artifacts,
+        "facts": facts,
+        "workflow": workflow,
+        "prev_hash": prev_hash,
+    }
 
 
-def parse_history_values(values: Sequence[Any], states: frozenset[str]) -> HistoryRecord:
-    """Parse a ``history`` row given as values in :data:`HISTORY_COLUMNS` order; check its hash.
+def check_history_values(values: Sequence[Any], states: frozenset[str]) -> dict[str, Any]:
+    """A ``history`` row given as values in :data:`HISTORY_COLUMNS` order, parsed and checked.
 
-    Parsing is strict: every column's type and value is checked.
+    Parsing is strict: every column's type and value is checked, and the row's hash must
+    be that of what was parsed. Returns the row's body (:func:`new_history_body`), for a
+    reader that needs no :class:`HistoryRecord` (:func:`parse_history_values` builds it).
 
     Raises:
         CorruptStoreError: wrong types, unknown states, malformed evidence, hash mismatch.
@@ -416,16 +522,41 @@ def parse_history_values(values: Sequence[Any], states: frozenset[str]) -> Histo
         if len(values) != len(HISTORY_COLUMNS):
             raise InputError(f"expected {len(HISTORY_COLUMNS)} columns, got {len(values)}")
         stored_hash = check_sha256(values[-1])
-        rec = _parse_history(values, states)
+        body = _parse_history(values, states)
     except InputError as e:
         head = (*values[:2], None, None)
         what = f"history {str(head[0])[:80]!r}#{head[1]!r}"
         raise _corrupt(what, e.message) from e
-    if stored_hash != history_hash(rec):
+    if stored_hash != body_hash(body):
         raise _corrupt(
-            f"history {rec.request_id[:80]!r}#{rec.seq!r}", "row hash does not match its contents"
+            f"history {body['request_id'][:80]!r}#{body['seq']!r}",
+            "row hash does not match its contents",
         )
-    return rec
+    return body
+
+
+def parse_history_values(values: Sequence[Any], states: frozenset[str]) -> HistoryRecord:
+    """Parse a ``history`` row given as values in :data:`HISTORY_COLUMNS` order; check its hash.
+
+    See :func:`check_history_values`.
+
+    Raises:
+        CorruptStoreError: wrong types, unknown states, malformed evidence, hash mismatch.
+    """
+    body = check_history_values(values, states)
+    return HistoryRecord(
+        request_id=body["request_id"],
+        seq=body["seq"],
+        from_state=body["from_state"],
+        to_state=body["to_state"],
+        trigger=body["trigger"],
+        actor=body["actor"],
+        at=body["at"],
+        artifacts=tuple(ArtifactRef(a["kind"], a["sha256"], a["path"]) for a in body["artifacts"]),
+        facts=body["facts"],
+        workflow=body["workflow"],
+        prev_hash=body["prev_hash"],
+    )
 
 
 def parse_history_row(row: Mapping[str, Any], states: frozenset[str]) -> HistoryRecord:

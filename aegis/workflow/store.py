@@ -4,11 +4,14 @@ Built on sqlite-utils over one connection in WAL mode with ``synchronous=FULL``.
 Schema and migrations live in ``state/migrations`` (``PRAGMA user_version``), applied by
 :mod:`aegis.workflow.migrations`.
 
-A transition is one transaction (:meth:`Store.commit`): the request row is
-updated with an optimistic version check (``WHERE version = ?``), the history
-row(s) appended, the artifacts inserted by SHA-256. Two writers racing on one
-request: the second ``UPDATE`` matches no row and gets a :class:`StateError`
-(exit 6); nothing of its attempt is written.
+A transition is one transaction (:meth:`Store.transition`, or :meth:`Store.commit` for
+moves no guard reads the history for): the request row is updated with an optimistic
+version check (``WHERE version = ?``), the history row(s) appended, the artifacts
+inserted by SHA-256. A guarded transition reads the history back and runs its guards
+inside that write transaction (``BEGIN IMMEDIATE``), so the read and the write are one
+snapshot. Two writers racing on one request: the second ``UPDATE`` (or its read of a
+newer history) fails and gets a :class:`StateError` (exit 6); nothing of its attempt is
+written.
 
 Everything read back is untrusted (group ``aegis`` can write the file): rows are
 parsed strictly and hash-checked (:mod:`aegis.workflow.records`), history must
@@ -16,8 +19,9 @@ chain, and artifact bytes must hash to their address. A transition reads the
 history back from its head only as far as its guards need
 (:meth:`Store.recorded_kinds`); :meth:`Store.history` checks the whole chain.
 
-Test hook: ``AEGIS_TEST_PAUSE_AT=<step>`` stops :meth:`Store.commit` at a step so a
-test can SIGKILL it there (:mod:`aegis.workflow.pause`).
+Test hook: ``AEGIS_TEST_PAUSE_AT=<step>`` stops :meth:`Store.commit` and
+:meth:`Store.transition` at a step so a test can SIGKILL it there
+(:mod:`aegis.workflow.pause`).
 
 Example:
     >>> store = Store.open(Path("/tmp/h/state.db"), states=frozenset(wf.states))
@@ -31,9 +35,8 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,7 @@ from aegis.workflow import history_reads
 from aegis.workflow.files import prepare_dir, prepare_store_file, write_atomic
 from aegis.workflow.history_reads import LostRaceError
 from aegis.workflow.migrations import migrate
-from aegis.workflow.pause import PAUSE_ENV, PAUSE_STEPS, no_pause, pause_point
+from aegis.workflow.pause import PAUSE_ENV, PAUSE_STEPS, commit_pause
 
 __all__ = [
     "PAUSE_ENV",
@@ -60,33 +63,43 @@ __all__ = [
 from aegis.workflow.records import (
     HISTORY_COLUMNS,
     ID_PATTERN,
-    ArtifactRef,
+    REQUEST_COLUMNS,
     CorruptStoreError,
     HistoryRecord,
     RequestRecord,
+    body_hash,
+    body_values,
     check_facts,
     check_id,
     check_sha256,
-    history_hash,
-    history_values,
+    new_history_body,
     parse_request_row,
     request_row,
+    request_values,
 )
 
 MAX_ARTIFACT_BYTES = 16 * 1024 * 1024
 BUSY_TIMEOUT_S = 10.0
-_REQUEST_COLUMNS = (
-    "id, kind, summary, state, version, created_at, updated_at, plan_id, plan_hash, "
-    "lease_owner, lease_expires_at, head, row_hash"
-)
+_REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 _INSERT_HISTORY = (
     f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in HISTORY_COLUMNS)})"
 )
-_UPDATED_COLUMNS = _REQUEST_COLUMNS.split(", ")[1:]  # all but id
+_UPDATED_COLUMNS = REQUEST_COLUMNS[1:]  # all but id, in request_values' order
 _UPDATE_REQUEST = (
     f"UPDATE requests SET {', '.join(f'{c} = ?' for c in _UPDATED_COLUMNS)} "  # noqa: S608
     "WHERE id = ? AND version = ? AND state = ?"
+)
+_INSERT_REQUEST = (
+    f"INSERT INTO requests ({_REQUEST_COLUMNS}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in REQUEST_COLUMNS)})"
+)
+_INSERT_ARTIFACT = (
+    "INSERT OR IGNORE INTO artifacts (sha256, size, body, created_at) VALUES (?, ?, ?, ?)"
+)
+_LINK_ARTIFACT = (
+    "INSERT OR IGNORE INTO request_artifacts (request_id, kind, sha256, path, seq, at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -127,11 +140,12 @@ class NewArtifact:
     kind: str
     body: bytes
     path: str | None = None
+    sha256: str = field(init=False, repr=False, compare=False)
+    """Content address, hashed once when made (a commit reads it three times; Python 3.11's
+    cached_property takes a lock on every read)."""
 
-    @cached_property
-    def sha256(self) -> str:
-        """Content address (hashed once: the commit reads it three times)."""
-        return sha256_hex(self.body)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", sha256_hex(self.body))
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,59 @@ class Move:
     facts: dict[str, Any] = field(default_factory=dict)
     plan_id: str | None = None
     plan_hash: str | None = None
+
+
+class _Writes:
+    """The rows ``moves`` write on top of ``base``, computed before the transaction begins."""
+
+    __slots__ = ("artifacts", "histories", "rec", "row")
+
+    def __init__(self, base: RequestRecord, moves: Sequence[Move], *, create: bool = False) -> None:
+        rec = base
+        prev: str | None = None if create else base.head
+        self.histories: list[list[Any]] = []
+        self.artifacts: list[tuple[NewArtifact, int, str]] = []
+        for move in moves:
+            check_facts(move.facts)
+            for art in move.artifacts:
+                if len(art.body) > MAX_ARTIFACT_BYTES:
+                    raise InputError(
+                        f"{art.kind} artifact is larger than {MAX_ARTIFACT_BYTES} bytes"
+                    )
+            seq = rec.version + 1
+            body = new_history_body(
+                request_id=rec.id,
+                seq=seq,
+                from_state=move.from_state,
+                to_state=move.to_state,
+                trigger=move.trigger,
+                actor=move.actor,
+                at=move.at,
+                artifacts=move.artifacts,
+                facts=move.facts,
+                workflow=move.workflow,
+                prev_hash=prev,
+            )
+            prev = body_hash(body)
+            self.histories.append(body_values(body, prev))
+            self.artifacts.extend((a, seq, move.at) for a in move.artifacts)
+            rec = RequestRecord(  # spelled out: dataclasses.replace costs more than the row
+                id=rec.id,
+                kind=rec.kind,
+                summary=rec.summary,
+                state=move.to_state,
+                version=seq,
+                created_at=rec.created_at,
+                updated_at=move.at,
+                plan_id=move.plan_id or rec.plan_id,
+                plan_hash=move.plan_hash or rec.plan_hash,
+                lease_owner=None,
+                lease_expires_at=None,
+                head=prev,
+            )
+        self.rec = rec
+        self.row = request_values(rec)
+        """The request row's columns but its id, in ``_UPDATED_COLUMNS`` order."""
 
 
 # Stores open in this process, per path. Settling the store's files (prepare_store_file)
@@ -180,6 +247,10 @@ class Store:
         """Use :meth:`open`."""
         self.path = path
         self.conn = conn
+        # The write path's statements all run on this one cursor (a transition runs about
+        # seven; a cursor per statement costs more than some of them): each is read to its
+        # end or writes, so none is left half-read holding a snapshot.
+        self._cur = conn.cursor()
         # No sqlite-utils plugins: a package installed beside Aegis must not hook the
         # store's connection, and looking them up scans every installed distribution's
         # entry points (~30 ms per process, before each command's first store use).
@@ -498,6 +569,9 @@ class Store:
     ) -> RequestRecord:
         """Write ``moves`` on top of ``base`` in one transaction; return the new record.
 
+        For moves no guard reads the history for (creation, notes, attachments); a guarded
+        transition reads back, decides and writes in one transaction with :meth:`transition`.
+
         Args:
             base: the request as read before the guards ran (for ``create``: the new row at
                 version -1, head ignored).
@@ -509,98 +583,95 @@ class Store:
             StateError: ``create`` and the id exists.
             EnvironmentFailure: the database is locked, read-only or broken.
         """
-        rec = base
-        prev: str | None = None if create else base.head
-        histories: list[list[Any]] = []
-        artifacts: list[tuple[NewArtifact, int, str]] = []
-        for move in moves:
-            check_facts(move.facts)
-            for art in move.artifacts:
-                if len(art.body) > MAX_ARTIFACT_BYTES:
-                    raise InputError(
-                        f"{art.kind} artifact is larger than {MAX_ARTIFACT_BYTES} bytes"
-                    )
-            seq = rec.version + 1
-            hist = HistoryRecord(
-                request_id=rec.id,
-                seq=seq,
-                from_state=move.from_state,
-                to_state=move.to_state,
-                trigger=move.trigger,
-                actor=move.actor,
-                at=move.at,
-                artifacts=tuple(ArtifactRef(a.kind, a.sha256, a.path) for a in move.artifacts),
-                facts=move.facts,
-                workflow=move.workflow,
-                prev_hash=prev,
-            )
-            prev = history_hash(hist)
-            histories.append(history_values(hist, prev))
-            artifacts.extend((a, seq, move.at) for a in move.artifacts)
-            rec = RequestRecord(  # spelled out: dataclasses.replace costs more than the row
-                id=rec.id,
-                kind=rec.kind,
-                summary=rec.summary,
-                state=move.to_state,
-                version=seq,
-                created_at=rec.created_at,
-                updated_at=move.at,
-                plan_id=move.plan_id or rec.plan_id,
-                plan_hash=move.plan_hash or rec.plan_hash,
-                lease_owner=None,
-                lease_expires_at=None,
-                head=prev,
-            )
-        row = request_row(rec)
-        # The test hook costs an environment lookup per step: look once per commit.
-        pause = pause_point if PAUSE_ENV in os.environ else no_pause
+        writes = _Writes(base, moves, create=create)
+        pause = commit_pause()
         pause("guarded")
+        cur = self._cur
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            cur.execute("BEGIN IMMEDIATE")
             try:
                 pause("begun")
-                self._write_request(row, base, create)
-                pause("state")
-                for art, seq, at in artifacts:
-                    self.conn.execute(
-                        "INSERT OR IGNORE INTO artifacts (sha256, size, body, created_at) "
-                        "VALUES (?, ?, ?, ?)",
-                        [art.sha256, len(art.body), art.body, at],
-                    )
-                    self.conn.execute(
-                        "INSERT OR IGNORE INTO request_artifacts "
-                        "(request_id, kind, sha256, path, seq, at) VALUES (?, ?, ?, ?, ?, ?)",
-                        [rec.id, art.kind, art.sha256, art.path, seq, at],
-                    )
-                pause("artifact")
-                for values in histories:
-                    self.conn.execute(_INSERT_HISTORY, values)
-                pause("history")
-                self.conn.execute("COMMIT")
+                self._write(writes, base, create, pause)
+                cur.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                    cur.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
-        return rec
+        return writes.rec
 
-    def _write_request(self, row: dict[str, Any], base: RequestRecord, create: bool) -> None:
-        if create:
-            cols = list(row)
-            marks = ", ".join("?" for _ in cols)
+    def transition(
+        self,
+        rec: RequestRecord,
+        wanted: frozenset[str],
+        documents: frozenset[str],
+        decide: Callable[[frozenset[str], dict[str, bytes]], Sequence[Move]],
+    ) -> RequestRecord:
+        """Read back, decide and write one guarded step in one write transaction.
+
+        Under ``BEGIN IMMEDIATE``: the history is read back from ``rec``'s head as far as
+        ``wanted`` and ``documents`` need (as :meth:`recorded_documents` reads it: every
+        row parsed, hash-checked and chained to ``rec``); ``decide(kinds, documents)`` runs
+        the guards on what was read (pure: no I/O) and returns the moves; they are written
+        as :meth:`commit` writes them; ``COMMIT``. Anything raised on the way (a lost race,
+        a row failing its checks, a guard's refusal) rolls back: nothing is written. The
+        read is one snapshot with the write (no other writer can come between them); the
+        version check of the ``UPDATE`` stays.
+
+        Raises:
+            LostRaceError: someone else changed the request first (exit 6).
+            CorruptStoreError: a row read fails its checks (exit 4).
+            StateError: whatever ``decide`` raises (a guard's refusal).
+            EnvironmentFailure: the database is locked, read-only or broken.
+        """
+        pause = commit_pause()
+        cur = self._cur
+        try:
+            cur.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.execute(
-                    f"INSERT INTO requests ({', '.join(cols)}) VALUES ({marks})",  # noqa: S608
-                    [row[c] for c in cols],
+                pause("begun")
+                kinds, shas = history_reads.recorded_artifacts(
+                    cur, self.states, rec, wanted | documents if documents else wanted
                 )
+                docs = {k: self.load_artifact(shas[k]) for k in documents if k in shas}
+                writes = _Writes(rec, decide(kinds, docs))
+                pause("guarded")
+                self._write(writes, rec, False, pause)
+                cur.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as e:
+            raise _env_error(self.path, e) from e
+        return writes.rec
+
+    def _write(
+        self, writes: _Writes, base: RequestRecord, create: bool, pause: Callable[[str], None]
+    ) -> None:
+        """The statements of a transition, inside the caller's transaction."""
+        cur = self._cur
+        self._write_request(writes, base, create)
+        pause("state")
+        rid = writes.rec.id
+        for art, seq, at in writes.artifacts:
+            sha = art.sha256
+            cur.execute(_INSERT_ARTIFACT, (sha, len(art.body), art.body, at))
+            cur.execute(_LINK_ARTIFACT, (rid, art.kind, sha, art.path, seq, at))
+        pause("artifact")
+        for values in writes.histories:
+            cur.execute(_INSERT_HISTORY, values)
+        pause("history")
+
+    def _write_request(self, writes: _Writes, base: RequestRecord, create: bool) -> None:
+        if create:
+            try:
+                self._cur.execute(_INSERT_REQUEST, (base.id, *writes.row))
             except sqlite3.IntegrityError as e:
                 raise StateError(f"request {base.id!r} already exists") from e
             return
-        cur = self.conn.execute(
-            _UPDATE_REQUEST,
-            [*(row[c] for c in _UPDATED_COLUMNS), base.id, base.version, base.state],
-        )
+        cur = self._cur.execute(_UPDATE_REQUEST, (*writes.row, base.id, base.version, base.state))
         if cur.rowcount != 1:
             raise LostRaceError(
                 f"request {base.id!r} changed while this step ran (it was {base.state!r}, "
