@@ -350,20 +350,7 @@ def _check_row_fields(row: dict[str, Any], what: str) -> None:
             raise InputError(f"{key} longer than {MAX_TEXT} characters in {what}")
 
 
-_REQUEST_KEYS = (
-    "id",
-    "kind",
-    "summary",
-    "state",
-    "version",
-    "created_at",
-    "updated_at",
-    "plan_id",
-    "plan_hash",
-    "lease_owner",
-    "lease_expires_at",
-    "head",
-)
+_REQUEST_KEYS = REQUEST_COLUMNS[:-1]  # the row's hash is checked on its own
 
 
 def _request_from_dict(data: dict[str, Any]) -> RequestRecord:

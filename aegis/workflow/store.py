@@ -586,19 +586,9 @@ class Store:
         writes = _Writes(base, moves, create=create)
         pause = commit_pause()
         pause("guarded")
-        cur = self._cur
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                pause("begun")
-                self._write(writes, base, create, pause)
-                cur.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    cur.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as e:
-            raise _env_error(self.path, e) from e
+        with self._immediate():
+            pause("begun")
+            self._write(writes, base, create, pause)
         return writes.rec
 
     def transition(
@@ -626,18 +616,29 @@ class Store:
             EnvironmentFailure: the database is locked, read-only or broken.
         """
         pause = commit_pause()
+        with self._immediate() as cur:
+            pause("begun")
+            kinds, shas = history_reads.recorded_artifacts(
+                cur, self.states, rec, wanted | documents if documents else wanted
+            )
+            docs = {k: self.load_artifact(shas[k]) for k in documents if k in shas}
+            writes = _Writes(rec, decide(kinds, docs))
+            pause("guarded")
+            self._write(writes, rec, False, pause)
+        return writes.rec
+
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Cursor]:
+        """``BEGIN IMMEDIATE`` on the write cursor; ``COMMIT``, or ``ROLLBACK`` on anything raised.
+
+        A database error on the way (locked, read-only, broken) becomes an
+        :class:`EnvironmentFailure` naming the store.
+        """
         cur = self._cur
         try:
             cur.execute("BEGIN IMMEDIATE")
             try:
-                pause("begun")
-                kinds, shas = history_reads.recorded_artifacts(
-                    cur, self.states, rec, wanted | documents if documents else wanted
-                )
-                docs = {k: self.load_artifact(shas[k]) for k in documents if k in shas}
-                writes = _Writes(rec, decide(kinds, docs))
-                pause("guarded")
-                self._write(writes, rec, False, pause)
+                yield cur
                 cur.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
@@ -645,7 +646,6 @@ class Store:
                 raise
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
-        return writes.rec
 
     def _write(
         self, writes: _Writes, base: RequestRecord, create: bool, pause: Callable[[str], None]
