@@ -172,19 +172,12 @@ class _Preload:
     def _run(names: tuple[str, ...]) -> None:
         import importlib
 
+        # Imports only: sqlite-utils' plugins are never loaded (aegis/workflow/store.py).
         for name in names:
             try:
                 importlib.import_module(name)
             except Exception:
                 return
-        try:
-            # What opening the store does besides importing: sqlite_utils looks up its
-            # plugins' entry points once per process (~20 ms); done here, it is done.
-            from sqlite_utils import plugins
-
-            plugins.ensure_plugins_loaded()
-        except Exception:  # noqa: S110 - the main thread's store open does it again
-            pass
 
     def join(self) -> None:
         """Wait for the imports; no wait when the planner never ran a tool."""

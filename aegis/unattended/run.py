@@ -172,17 +172,14 @@ def _warm_later_modules() -> None:
 
 
 def _prepare_store() -> None:
-    """What the pass's first store open would do once per process, done here.
+    """What the pass's first store use would do once per process, done here.
 
-    sqlite-utils looks up its plugins' entry points (importlib.metadata, ~40 ms) on its
-    first ``Database``; the lifecycle graph is read and validated on first use. Both are
-    cached per process and safe to fill from this thread.
+    The lifecycle graph is read and validated on first use, cached per process and safe
+    to fill from this thread. (sqlite-utils' plugins are never loaded: the store opens
+    its ``Database`` without them, aegis/workflow/store.py.)
     """
-    from sqlite_utils import plugins
-
     from aegis.workflow import access
 
-    plugins.ensure_plugins_loaded()
     access.workflow()
 
 

@@ -304,3 +304,19 @@ def test_a_sqlite_utils_plugin_installed_beside_aegis_never_hooks_the_store(
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "state2.db")], env=env,
                    check=True, timeout=60)  # fmt: skip
     assert not marker.exists()
+
+
+def test_no_aegis_code_loads_sqlite_utils_plugins() -> None:
+    """Loading them imports every installed ``sqlite_utils`` entry point's module.
+
+    The unattended pass (as root) and agents' plans once warmed that load up on a thread,
+    which ran such a module's code even though the store never used its hooks.
+    """
+    root = Path(__file__).parents[3] / "aegis"
+    callers = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "ensure_plugins_loaded" in p.read_text()
+        or "load_setuptools_entrypoints" in p.read_text()
+    ]
+    assert callers == []
