@@ -22,6 +22,13 @@ CLONE = "/root/aegis"
 WHEELS = "/root/aegis-wheels"
 KEYS = "~/keys"
 OPERATOR = "ops"  # Debian already has a group called "operator"
+
+MONITOR_WHY = (
+    " || { systemctl status aegis-monitor.service --no-pager;"
+    " journalctl -u aegis-monitor.service -n 40 --no-pager; exit 1; }"
+)
+"""Appended to a monitor start: when it fails, the check's output says why (status, journal)."""
+
 # The monitor's state once no pass is running: the timer (OnBootSec=2min) may start one of
 # its own right after ours.
 MONITOR_SETTLED = (
@@ -251,12 +258,14 @@ class Scenario:
         self.step("svc_active", f"systemctl is-active {fixtures.SERVICE}")
         self.step("svc_enabled", f"systemctl is-enabled {fixtures.SERVICE}")
         self.step("agent_audit_verify", "aegis audit verify", user="agent")
-        self.step("monitor_start", "systemctl start aegis-monitor.service", timeout=120)
+        self.step(
+            "monitor_start", f"systemctl start aegis-monitor.service{MONITOR_WHY}", timeout=120
+        )
         self.step("monitor_state", MONITOR_SETTLED)
         self.step(
             "monitor_start_reviewd_down",
             "systemctl stop aegis-reviewd.service aegis-reviewd.socket"
-            " && systemctl start aegis-monitor.service",
+            f" && systemctl start aegis-monitor.service{MONITOR_WHY}",
             timeout=120,
         )
         self.step("monitor_state_reviewd_down", MONITOR_SETTLED)
