@@ -240,6 +240,25 @@ def new_history_body(
     :meth:`aegis.workflow.store.Store.commit` builds it from the moves it writes without
     a record in between). Spelled out rather than generic: it runs on every transition.
     """
+    entries = [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in artifacts]
+    return _body(request_id, seq, from_state, to_state, trigger, actor, at, entries, facts,
+                 workflow, prev_hash)  # fmt: skip
+
+
+def _body(  # noqa: PLR0917 - the hashed structure's fields, positional on the hot path
+    request_id: str,
+    seq: int,
+    from_state: str | None,
+    to_state: str,
+    trigger: str,
+    actor: str,
+    at: str,
+    artifacts: list[dict[str, Any]],
+    facts: dict[str, Any],
+    workflow: str,
+    prev_hash: str | None,
+) -> dict[str, Any]:
+    """The hashed structure itself: for a new row, and for a row read back (_parse_history)."""
     return {
         "request_id": request_id,
         "seq": seq,
@@ -248,7 +267,7 @@ def new_history_body(
         "trigger": trigger,
         "actor": actor,
         "at": at,
-        "artifacts": [{"kind": a.kind, "sha256": a.sha256, "path": a.path} for a in artifacts],
+        "artifacts": artifacts,
         "facts": facts,
         "workflow": workflow,
         "prev_hash": prev_hash,
@@ -480,19 +499,8 @@ def _parse_history(values: Sequence[Any], states: frozenset[str]) -> dict[str, A
     workflow = evidence["workflow"]
     if not isinstance(workflow, str):
         raise InputError("workflow: expected a string")
-    return {
-        "request_id": request_id,
-        "seq": seq,
-        "from_state": from_state,
-        "to_state": to_state,
-        "trigger": trigger,
-        "actor": actor,
-        "at": at,
-        "artifacts": artifacts,
-        "facts": facts,
-        "workflow": workflow,
-        "prev_hash": prev_hash,
-    }
+    return _body(request_id, seq, from_state, to_state, trigger, actor, at, artifacts, facts,
+                 workflow, prev_hash)  # fmt: skip
 
 
 def check_history_values(values: Sequence[Any], states: frozenset[str]) -> dict[str, Any]:
