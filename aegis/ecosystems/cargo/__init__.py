@@ -10,17 +10,16 @@ with ``/usr/bin/env -i`` so that cargo sees no inherited environment and no user
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.ecosystems.cargo.argv import cargo_argv, work_dir
 from aegis.ecosystems.cargo.names import check_targets as _check_targets
 from aegis.ecosystems.cargo.names import root_dir
 from aegis.ecosystems.interface import Planning
@@ -33,21 +32,7 @@ if TYPE_CHECKING:
     from aegis.policy.rules import Rule
     from aegis.sign.execution_plan import ExactTarget
 
-ENV = "/usr/bin/env"
-SHA256_HEX = 64
 SOURCE_NAME = "aegis-plan"
-
-
-def work_dir(cfg: Config) -> Path:
-    """The root-only cargo directory of aegisd: the private CARGO_HOME and local registry."""
-    return cfg.aegisd_dir / "cargo"
-
-
-def _prefix(cfg: Config) -> tuple[str, ...]:
-    work = work_dir(cfg)
-    path = f"{os.path.dirname(cfg.cargo)}:/usr/bin:/bin"
-    return (ENV, "-i", "-C", str(work), f"PATH={path}", f"CARGO_HOME={work / 'home'}",
-            "LANG=C", cfg.cargo)  # fmt: skip
 
 
 def cargo_config(cfg: Config) -> str:
@@ -89,35 +74,14 @@ class CargoEcosystem:
     def plan(
         self, cfg: Config, intent: Intent, now: datetime, *, inspect_contents: bool = True
     ) -> Plan:
-        """:func:`aegis.ecosystems.cargo.resolve.plan_cargo`."""
+        """:func:`aegis.ecosystems.cargo.resolve.plan_cargo` (its argv filled as it is built)."""
         from aegis.ecosystems.cargo.resolve import plan_cargo
 
-        plan = plan_cargo(cfg, intent, now)
-        with contextlib.suppress(InputError):
-            plan = replace(plan, command_preview=self.derive_argv(plan, cfg))
-        return plan
+        return plan_cargo(cfg, intent, now)
 
     def derive_argv(self, plan: Plan, cfg: Config) -> tuple[str, ...]:
-        """``cargo install --locked --offline`` of the exact version; ``()`` when off."""
-        eco = plan.ecosystem
-        if plan.failure is not None or eco is None or len(plan.changes) != 1:
-            return ()
-        try:
-            root = root_dir(plan.intent.location)
-        except InputError:
-            return ()
-        change = plan.changes[0]
-        if root != str(cfg.cargo_root):
-            return ()
-        if change.action is Action.REMOVE:
-            return (*_prefix(cfg), "uninstall", "--root", root, "--", change.name)
-        if not eco.artifacts or any(len(a.sha256) != SHA256_HEX for a in eco.artifacts):
-            return ()
-        top = eco.artifacts[0]
-        if not top.requested or top.name != change.name or top.version != change.candidate_version:
-            return ()
-        return (*_prefix(cfg), "install", "--locked", "--offline", "--root", root,
-                "--version", top.version, "--", top.name)  # fmt: skip
+        """:func:`aegis.ecosystems.cargo.argv.cargo_argv` of the plan's parts."""
+        return cargo_argv(cfg, plan.intent, plan.failure, plan.changes, plan.ecosystem)
 
     def exact_targets(self, plan: Plan) -> tuple[ExactTarget, ...]:
         """The change at its exact version, bound to the crate's cksum."""

@@ -23,6 +23,7 @@ from typing import Any
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.canonical import canonical_hash
+from aegis.ecosystems.cargo.argv import cargo_argv
 from aegis.ecosystems.cargo.crate import CRATES_IO, CrateError, CrateFacts, inspect_crate
 from aegis.ecosystems.cargo.names import (
     CRATE_RE,
@@ -259,16 +260,20 @@ def _action(current: str | None, new: str) -> Action:
 def _plan_shell(cfg: Any, intent: Intent, now: datetime, **kw: Any) -> Plan:
     return Plan(
         schema_version=PLAN_SCHEMA, plan_id=new_plan_id(), created_at=format_time(now),
-        intent=intent, host=this_host(cfg), configure_order=(), command_preview=(),
-        repositories=(), config=ConfigEvidence("", "", ()), vulnerabilities=(),
-        vulndb_date=None, rollback=(), content_inspected=True, **kw,
+        intent=intent, host=this_host(cfg), configure_order=(), repositories=(),
+        config=ConfigEvidence("", "", ()), vulnerabilities=(), vulndb_date=None, rollback=(),
+        content_inspected=True, **kw,
     )  # fmt: skip
 
 
 def _read_set(
-    index: _Index, name: str, version: str | None, pool: ThreadPoolExecutor
+    index: _Index, name: str, version: str | None
 ) -> tuple[list[_Crate], list[Signal], AnalysisFailure | None]:
-    """The requested crate and its locked dependencies, read and checked (four at a time)."""
+    """The requested crate and its locked dependencies, read and checked (four at a time).
+
+    Threads only for two dependencies or more: starting a pool costs more than reading a
+    small crate.
+    """
     registry = index.src.registry
     try:
         entry = pick(index.entries(name) or [], version)
@@ -291,8 +296,11 @@ def _read_set(
             failure = AnalysisFailure("unknown-package", f"{name} has no binary to install")
         deps, dep_signals = _locked_deps(index, entry, first.facts.lock or ())
         signals.extend(dep_signals)
-        more = pool.map(lambda e: _read_crate(index.src, e), deps) if len(deps) > 1 else (
-            [_read_crate(index.src, e) for e in deps])  # fmt: skip
+        if len(deps) > 1:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                more = list(pool.map(lambda e: _read_crate(index.src, e), deps))
+        else:
+            more = [_read_crate(index.src, e) for e in deps]
         return [first, *more], signals, failure
     except SourceError as e:
         return [], [], AnalysisFailure("tool-failed", f"cannot read the registry: {e}")
@@ -335,11 +343,12 @@ def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
         raise InputError(f"cargo installs only into the Aegis-managed root {cfg.cargo_root}")
     registry = intent.registry or ""
     ((name, version),) = check_targets(intent.targets)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        # A thread only when cargo must be asked: starting one cost more than the whole
-        # index read (scripts/bench --only cargo), and aegisd re-plans with it remembered.
-        known = known_tool_version(cfg.cargo)
-        tool = None if known else pool.submit(tool_version, cfg.cargo)
+    # A thread only when cargo must be asked: starting one cost more than the whole index
+    # read (scripts/bench --only cargo), and aegisd re-plans with it remembered.
+    known = known_tool_version(cfg.cargo)
+    asker = None if known else ThreadPoolExecutor(max_workers=1)
+    try:
+        tool = asker.submit(tool_version, cfg.cargo) if asker is not None else None
         installed = read_installed(root)
         current = installed.get(name)
         if intent.operation is Operation.REMOVE:
@@ -352,9 +361,12 @@ def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
             )  # fmt: skip
             prov: tuple[Provenance, ...] = ()
         else:
-            crates, signals, failure = _read_set(_Index(Source(registry)), name, version, pool)
+            crates, signals, failure = _read_set(_Index(Source(registry)), name, version)
             changes, prov = _change(crates, current, registry) if failure is None else ((), ())
         tool_text = known or (tool.result() if tool is not None else "")
+    finally:
+        if asker is not None:
+            asker.shutdown()
     findings: list[Finding] = []
     for i, c in enumerate(crates):
         s, f = _crate_signals(c, requested=i == 0)
@@ -367,12 +379,10 @@ def plan_cargo(cfg: Any, intent: Intent, now: datetime) -> Plan:
     arts = tuple(_artifact(c, i == 0) for i, c in enumerate(crates)) if failure is None else ()
     state_hash = canonical_hash({"ecosystem": "cargo", "location": intent.location,
                                  "installed": sorted(installed.items())})  # fmt: skip
-    plan = _plan_shell(
+    have = tuple(f"{k}@{v}" for k, v in sorted(installed.items()))
+    eco = EcosystemEvidence("cargo", intent.location or "", registry, tool_text, have, arts)
+    return _plan_shell(
         cfg, intent, now, changes=changes, provenance=prov, findings=tuple(findings),
-        signals=tuple(signals), failure=failure, package_state_hash=state_hash,
-        ecosystem=EcosystemEvidence(
-            "cargo", intent.location or "", registry, tool_text,
-            tuple(f"{k}@{v}" for k, v in sorted(installed.items())), arts,
-        ),
+        signals=tuple(signals), failure=failure, package_state_hash=state_hash, ecosystem=eco,
+        command_preview=cargo_argv(cfg, intent, failure, changes, eco),
     )  # fmt: skip
-    return plan
