@@ -91,7 +91,7 @@ def lookalike(name: str, references: Set[str]) -> tuple[str, str] | None:
         if _fold(ref) == folded:
             return ref, "confusable"
     for ref in ordered:
-        if _affix(name, ref):
+        if ref in name and _affix(name, ref):  # an affix holds its reference: a C-speed test first
             return ref, "affix"
     if len(name) >= MIN_EDIT_LEN:
         for ref in ordered:
