@@ -4,8 +4,9 @@
 // Loaded with --require (NODE_OPTIONS) before npm. npm boots, loads its modules and its
 // configuration as always; its command runs only once aegisd writes 'g' on the gate's
 // file descriptor. EOF or anything else (aegisd refused the plan, or died) exits 125
-// before the command. Fail closed: npm's command or the installer loading before the gate
-// was in place also exits 125 (a layout this gate does not know is never run ungated).
+// before the command. Fail closed: an npm whose layout this gate does not know waits
+// before any of npm runs, and npm's command or installer loading before the gate is in
+// place exits 125.
 const fs = require('node:fs')
 const path = require('node:path')
 const Module = require('node:module')
@@ -13,7 +14,11 @@ const Module = require('node:module')
 const STOPPED = 125
 
 function stop () {
-  process.reallyExit(STOPPED) // no exit handlers: npm has not started anything to finish
+  // No exit handlers: npm has not started anything to finish.
+  if (typeof process.reallyExit === 'function') {
+    process.reallyExit(STOPPED)
+  }
+  process.exit(STOPPED)
 }
 
 const fd = Number(process.env.AEGIS_NPM_GATE_FD)
@@ -33,6 +38,17 @@ try {
 const NPM_JS = path.join(root, 'lib', 'npm.js')
 const COMMANDS = path.join(root, 'lib', 'commands') + path.sep
 const INSTALLER = `${path.sep}@npmcli${path.sep}arborist${path.sep}`
+
+function knownLayout () {
+  // npm 7 and later: lib/cli/entry.js loads lib/npm.js and runs the command by npm.exec.
+  try {
+    const entry = fs.readFileSync(path.join(root, 'lib', 'cli', 'entry.js'), 'utf8')
+    return fs.statSync(NPM_JS).isFile() && entry.includes("require('../npm.js')") &&
+      entry.includes('npm.exec(command, args)')
+  } catch {
+    return false
+  }
+}
 
 let wrapped = false
 let passed = false
@@ -89,20 +105,26 @@ function wrap (Npm) {
 
 const load = Module._load
 Module._load = function (request, parent, isMain) {
+  if (passed || typeof request !== 'string' || Module.isBuiltin(request)) {
+    return load.apply(this, arguments)
+  }
+  let file = ''
+  try {
+    file = Module._resolveFilename(request, parent, isMain)
+  } catch {
+    stop()
+  }
+  // Checked before the module runs: a command or the installer never loads ungated.
+  if (!wrapped && file !== NPM_JS && (file.startsWith(COMMANDS) || file.includes(INSTALLER))) {
+    stop()
+  }
   const exports = load.apply(this, arguments)
-  if (!passed && typeof request === 'string' &&
-      (request.endsWith('npm.js') || request.includes('commands') || request.includes('arborist'))) {
-    let file = ''
-    try {
-      file = Module._resolveFilename(request, parent, isMain)
-    } catch {
-      stop()
-    }
-    if (!wrapped && file === NPM_JS) {
-      wrap(exports)
-    } else if (!wrapped && (file.startsWith(COMMANDS) || file.includes(INSTALLER))) {
-      stop()
-    }
+  if (!wrapped && file === NPM_JS) {
+    wrap(exports)
   }
   return exports
+}
+
+if (!knownLayout()) {
+  waitForGo() // an npm this gate does not know: held here, before any of it runs
 }

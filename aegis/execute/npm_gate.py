@@ -104,21 +104,7 @@ class HeldRun:
                 return None
         except (AegisError, OSError):
             return None
-        options = _gate_options()
-        if options is None:
-            return None
-        read_end, write_end = os.pipe()
-        try:
-            gated = {**env, "NODE_OPTIONS": options, "AEGIS_NPM_GATE_FD": str(read_end)}
-            started = runner.start(
-                ep.argv, env=gated, out_dir=out_dir, name=name, pass_fds=(read_end,)
-            )
-        except AegisError:
-            os.close(write_end)
-            return None
-        finally:
-            os.close(read_end)
-        return cls(started, write_end, ep.argv, dict(env))
+        return hold(ep.argv, env, out_dir=out_dir, name=name)
 
     def go(self, timeout_s: float) -> runner.RunResult | None:
         """Open the gate and wait for npm; None when it was gone first (it never ran).
@@ -143,11 +129,15 @@ class HeldRun:
             os.close(gate)
         return runner.finish(started, timeout_s)
 
-    def cancel(self) -> None:
-        """Close the gate (npm exits 125 before its command), reap it, remove its output."""
+    def cancel(self) -> int | None:
+        """Close the gate (npm exits 125 before its command), reap it, remove its output.
+
+        Returns:
+            npm's exit status (None when it was let go or cancelled before).
+        """
         started, self._started = self._started, None
         if started is None:
-            return
+            return None
         os.close(self._gate)
         self._gate = -1
         try:
@@ -157,6 +147,26 @@ class HeldRun:
                 os.killpg(started.proc.pid, signal.SIGKILL)
             started.proc.wait()
         _remove(started)
+        return started.proc.returncode
+
+
+def hold(
+    argv: tuple[str, ...], env: Mapping[str, str], *, out_dir: Path, name: str
+) -> HeldRun | None:
+    """Start ``argv`` (an npm run) in ``env`` with the gate closed; None when it cannot be."""
+    options = _gate_options()
+    if options is None:
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        gated = {**env, "NODE_OPTIONS": options, "AEGIS_NPM_GATE_FD": str(read_end)}
+        started = runner.start(argv, env=gated, out_dir=out_dir, name=name, pass_fds=(read_end,))
+    except AegisError:
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return HeldRun(started, write_end, argv, dict(env))
 
 
 def _remove(started: runner.Started) -> None:

@@ -109,6 +109,10 @@ def test_a_moved_resolution_is_refused_and_the_project_is_untouched(
     assert "moving-pkg" in answer.message
     assert not (project / "package-lock.json").exists()
     assert not (project / "node_modules").exists()
+    # npm ci started beside the re-resolution (aegis/execute/npm_gate.py) was stopped at its
+    # gate, its output removed.
+    runs = load_config(base_env(home)).aegisd_dir / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
 
 
 def test_rollback_restores_the_previous_project_files_through_the_chain(
