@@ -17,6 +17,10 @@ and verified by its planned SHA-256 into aegisd's root-only directory
 last look that every kept .deb a rollback names by path still has its signed hash), run,
 ``finished`` recorded, dpkg status compared with the
 signed delta, audit event and checkpoint.
+
+An npm plan's run is started once the checks before the re-derivation passed, held
+before its command (:mod:`aegis.execute.npm_gate`) and let go only where the run would
+start; any refusal stops it before its command.
 """
 
 from __future__ import annotations

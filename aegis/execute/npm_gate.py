@@ -157,13 +157,16 @@ def hold(
     options = _gate_options()
     if options is None:
         return None
-    read_end, write_end = os.pipe()
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return None
     try:
         gated = {**env, "NODE_OPTIONS": options, "AEGIS_NPM_GATE_FD": str(read_end)}
         started = runner.start(argv, env=gated, out_dir=out_dir, name=name, pass_fds=(read_end,))
-    except AegisError:
+    except (AegisError, OSError):
         os.close(write_end)
-        return None
+        return None  # run the plain way after the checks, which reports what is wrong
     finally:
         os.close(read_end)
     return HeldRun(started, write_end, argv, dict(env))
