@@ -328,23 +328,24 @@ def _verify(
 
     def before_rederivation(ep: ExecutionPlan) -> None:
         locks.take_for(ep)
-        if locks.held or ep.intent.tool is Tool.NPM:
-            try:
-                env = d.child_env()
-            except AegisError:
-                return  # refused after the checks, where the environment is read again
+        if not locks.held and ep.intent.tool is not Tool.NPM:
+            return
+        try:
+            env = d.child_env()
+        except AegisError:
+            return  # refused after the checks, where the environment is read again
         if locks.held:
             early.start(d.cfg, ep, env)
-        elif ep.intent.tool is Tool.NPM:
-            # npm boots beside the re-resolution; its command waits for every check.
-            run = HeldRun.start(
-                d.cfg,
-                ep,
-                run_env(d, ep.argv, env, dpkg_locked=False),
-                out_dir=d.cfg.aegisd_dir / "runs",
-                name=ep.execution_id,
-            )
-            early.hold(run)
+            return
+        # npm boots beside the re-resolution; its command waits for every check.
+        run = HeldRun.start(
+            d.cfg,
+            ep,
+            run_env(d, ep.argv, env, dpkg_locked=False),
+            out_dir=d.cfg.aegisd_dir / "runs",
+            name=ep.execution_id,
+        )
+        early.hold(run)
 
     try:
         return verify_for_apply(d, raw, now, before_rederivation=before_rederivation)

@@ -98,9 +98,8 @@ class HeldRun:
         try:
             if for_tool(Tool.NPM).derive_argv(ep.plan, cfg) != ep.argv:
                 return None
-            if not (ep.intent.location or "").startswith("project:"):
-                return None
-            if not _is_project(project_dir(ep.intent.location)):
+            location = ep.plan.intent.location or ""
+            if not location.startswith("project:") or not _is_project(project_dir(location)):
                 return None
         except (AegisError, OSError):
             return None
