@@ -13,8 +13,9 @@ dependencies. Each round uses fresh projects.
   until every check passed, aegis/execute/npm_gate.py: its start-up is in the figure, beside
   the re-resolution) over the goal's baseline: what an agent would have run without Aegis,
   npm's ordinary ``npm install bench-app --ignore-scripts`` in an identical fresh project
-  with a fresh cache, same registry (resolution included: aegisd's apply resolves again before it installs).
-  Both runs have npm's audit and funding requests off, as aegisd's own npm runs do.
+  with a fresh cache, same registry (resolution included: aegisd's apply resolves again
+  before it installs). Both runs have npm's audit and funding requests off, as aegisd's
+  own npm runs do.
   Goal: <= 1.3x + 0.3 s.
 - ``apply_vs_locked_*`` (reference only, not the goal): the same apply over ``npm ci`` run
   directly on an identical project holding the signed lockfile, i.e. the install step alone.
