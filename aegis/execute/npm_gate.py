@@ -7,8 +7,8 @@ passed, aegisd starts the run it would run afterwards, its exact argv and enviro
 ``npm_gate.js`` preloaded (``NODE_OPTIONS=--require``): npm boots, loads its modules and
 configuration, and then waits on a pipe before its command runs. After every check passed,
 the ``started`` record and the signed project files, :meth:`HeldRun.go` lets it go; any
-refusal closes the pipe and npm exits 125 without running its command
-(:meth:`HeldRun.cancel`), as it does when aegisd dies. The gate fails closed: npm's
+refusal stops it before its command (:meth:`HeldRun.cancel`); when aegisd dies the pipe
+closes and npm exits 125 without running its command. The gate fails closed: npm's
 command or its installer loading before the gate is in place stops npm too.
 
 Only the argv aegisd derives itself from the signed plan is started this way (its cache
@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -129,7 +128,10 @@ class HeldRun:
         return runner.finish(started, timeout_s)
 
     def cancel(self) -> int | None:
-        """Close the gate (npm exits 125 before its command), reap it, remove its output.
+        """Stop npm before its command: close the gate, kill what is left, remove its output.
+
+        npm may not have reached the gate yet (or may hang reading a planted file); it has
+        run nothing of its command either way, so it is killed rather than waited for.
 
         Returns:
             npm's exit status (None when it was let go or cancelled before).
@@ -139,12 +141,10 @@ class HeldRun:
             return None
         os.close(self._gate)
         self._gate = -1
-        try:
-            started.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        if started.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(started.proc.pid, signal.SIGKILL)
-            started.proc.wait()
+        started.proc.wait()
         _remove(started)
         return started.proc.returncode
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -50,14 +51,28 @@ def test_npm_held_at_the_gate_runs_its_command_only_once_let_go(tmp_path: Path) 
 
 
 def test_a_cancelled_npm_never_runs_its_command_and_leaves_no_output(tmp_path: Path) -> None:
-    """A refused plan (or aegisd gone): the pipe closes and npm stops before its command."""
+    """A refused plan: npm is stopped before its command, however far it got."""
+    for settle in (0.0, SETTLE_S):
+        project = new_project(tmp_path / f"app{settle}")
+        run = _held(_pkg_set(project), tmp_path)
+        time.sleep(settle)
+        assert run.cancel() in (STOPPED, -signal.SIGKILL)
+        assert _description(project) is None
+        assert list((tmp_path / "runs").iterdir()) == []
+        assert run.go(60) is None  # never afterwards
+
+
+def test_npm_exits_before_its_command_when_aegisd_goes_away(tmp_path: Path) -> None:
+    """aegisd dead: the gate's pipe reads end-of-file and npm exits 125."""
     project = new_project(tmp_path / "app")
     run = _held(_pkg_set(project), tmp_path)
-    time.sleep(SETTLE_S)
-    assert run.cancel() == STOPPED
+    assert run._started is not None
+    proc = run._started.proc
+    os.close(run._gate)  # what aegisd's death does to the write end
+    run._gate = os.open(os.devnull, os.O_RDONLY)  # cancel() closes something harmless
+    assert proc.wait(timeout=60) == STOPPED
     assert _description(project) is None
-    assert list((tmp_path / "runs").iterdir()) == []
-    assert run.go(60) is None  # never afterwards
+    run.cancel()
 
 
 def _fake_npm(root: Path, marker: Path, *, known: bool) -> str:
@@ -86,7 +101,7 @@ def test_an_npm_layout_the_gate_does_not_know_waits_before_any_of_it_runs(
     run = _held((NODE, cli), tmp_path)
     time.sleep(SETTLE_S)
     assert not marker.exists()
-    assert run.cancel() == STOPPED
+    assert run.cancel() in (STOPPED, -signal.SIGKILL)
     assert not marker.exists()
     run = _held((NODE, cli), tmp_path)
     result = run.go(60)
