@@ -104,15 +104,16 @@ function wrap (Npm) {
 }
 
 const load = Module._load
+const isBuiltin = typeof Module.isBuiltin === 'function' ? Module.isBuiltin : () => false
 Module._load = function (request, parent, isMain) {
-  if (passed || typeof request !== 'string' || Module.isBuiltin(request)) {
+  if (passed || typeof request !== 'string' || isBuiltin(request)) {
     return load.apply(this, arguments)
   }
   let file = ''
   try {
     file = Module._resolveFilename(request, parent, isMain)
   } catch {
-    stop()
+    return load.apply(this, arguments) // throws as it would have: nothing of it runs
   }
   // Checked before the module runs: a command or the installer never loads ungated.
   if (!wrapped && file !== NPM_JS && (file.startsWith(COMMANDS) || file.includes(INSTALLER))) {
