@@ -40,7 +40,7 @@ const COMMANDS = path.join(root, 'lib', 'commands') + path.sep
 const INSTALLER = `${path.sep}@npmcli${path.sep}arborist${path.sep}`
 
 function knownLayout () {
-  // npm 7 and later: lib/cli/entry.js loads lib/npm.js and runs the command by npm.exec.
+  // npm 10 and later: lib/cli/entry.js loads lib/npm.js and runs the command by npm.exec.
   try {
     const entry = fs.readFileSync(path.join(root, 'lib', 'cli', 'entry.js'), 'utf8')
     return fs.statSync(NPM_JS).isFile() && entry.includes("require('../npm.js')") &&

@@ -8,8 +8,9 @@ passed, aegisd starts the run it would run afterwards, its exact argv and enviro
 configuration, and then waits on a pipe before its command runs. After every check passed,
 the ``started`` record and the signed project files, :meth:`HeldRun.go` lets it go; any
 refusal stops it before its command (:meth:`HeldRun.cancel`); when aegisd dies the pipe
-closes and npm exits 125 without running its command. The gate fails closed: npm's
-command or its installer loading before the gate is in place stops npm too.
+closes and npm exits 125 without running its command. The gate fails closed: an npm
+whose layout it does not know waits before any of npm runs (only node's start is saved),
+and npm's command or its installer loading before the gate is in place stops npm.
 
 Only the argv aegisd derives itself from the signed plan is started this way (its cache
 in aegisd's own directory, its ``--prefix`` the signed place, checked to be an npm
