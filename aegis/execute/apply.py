@@ -17,6 +17,10 @@ and verified by its planned SHA-256 into aegisd's root-only directory
 last look that every kept .deb a rollback names by path still has its signed hash), run,
 ``finished`` recorded, dpkg status compared with the
 signed delta, audit event and checkpoint.
+
+An npm plan's run is started once the checks before the re-derivation passed, held
+before its command (:mod:`aegis.execute.npm_gate`) and let go only where the run would
+start; any refusal stops it before its command.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from aegis.execute.fetch import (
     fetch_planned,
     remove_planned,
 )
+from aegis.execute.npm_gate import HeldRun
 from aegis.execute.own_dir import REFUSED_OWN_DIR, check_own_dir
 from aegis.execute.prepare import Early, Prepared, prepare_apt
 from aegis.execute.protocol import (
@@ -323,12 +328,24 @@ def _verify(
 
     def before_rederivation(ep: ExecutionPlan) -> None:
         locks.take_for(ep)
+        if not locks.held and ep.intent.tool is not Tool.NPM:
+            return
+        try:
+            env = d.child_env()
+        except AegisError:
+            return  # refused after the checks, where the environment is read again
         if locks.held:
-            try:
-                env = d.child_env()
-            except AegisError:
-                return  # refused after the checks, where the environment is read again
             early.start(d.cfg, ep, env)
+            return
+        # npm boots beside the re-resolution; its command waits for every check.
+        run = HeldRun.start(
+            d.cfg,
+            ep,
+            run_env(d, ep.argv, env, dpkg_locked=False),
+            out_dir=d.cfg.aegisd_dir / "runs",
+            name=ep.execution_id,
+        )
+        early.hold(run)
 
     try:
         return verify_for_apply(d, raw, now, before_rederivation=before_rederivation)
@@ -557,9 +574,11 @@ def _run_locked(
     try:
         # npm: the signed project files; a failure here is a failed run, recorded as one.
         _eco(ep).before_run(d.cfg, ep.plan)
-        result = runner.run_argv(
+        child_env = run_env(d, ep.argv, env, dpkg_locked=locks.held)
+        held = early.take_run(ep.argv, child_env)
+        result = (held.go(d.settings.run_timeout_s) if held else None) or runner.run_argv(
             ep.argv,
-            env=run_env(d, ep.argv, env, dpkg_locked=locks.held),
+            env=child_env,
             timeout_s=d.settings.run_timeout_s,
             out_dir=d.cfg.aegisd_dir / "runs",
             name=ep.execution_id,

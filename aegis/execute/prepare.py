@@ -12,6 +12,10 @@ directory: the snapshot hook and the manifest come after the checks
 (:func:`~aegis.execute.snapshots.finish_snapshot`), and a refused plan's gathered files
 are removed (:meth:`Early.discard`).
 
+An npm plan's run is started here too, held before its command until every check passed
+(:mod:`aegis.execute.npm_gate`): :meth:`Early.hold`, :meth:`Early.take_run`; one never
+taken is stopped by :meth:`Early.discard`.
+
 Example::
 
     early = Early()
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from aegis.ecosystems.apt import dpkg
 from aegis.errors import AegisError
+from aegis.execute.npm_gate import HeldRun
 from aegis.execute.snapshots import (
     Gathered,
     discard_snapshot,
@@ -112,6 +117,19 @@ class Early:
         self._result: Prepared | None = None
         self._error: BaseException | None = None
         self._claimed = False
+        self._held: HeldRun | None = None
+
+    def hold(self, run: HeldRun | None) -> None:
+        """Keep ``run`` (an npm run held at its gate) until it is taken or discarded."""
+        self._held = run
+
+    def take_run(self, argv: tuple[str, ...], env: Mapping[str, str]) -> HeldRun | None:
+        """The held run of exactly ``argv`` in exactly ``env``; None otherwise (stopped)."""
+        held, self._held = self._held, None
+        if held is not None and (held.argv, held.env) != (tuple(argv), dict(env)):
+            held.cancel()
+            return None
+        return held
 
     def start(self, cfg: Config, ep: ExecutionPlan, env: Mapping[str, str]) -> None:
         """Begin preparing ``ep`` (an apt plan whose dpkg locks this process holds)."""
@@ -145,7 +163,13 @@ class Early:
         return self._result
 
     def discard(self) -> None:
-        """Wait for the thread; remove the snapshot files of a preparation never claimed."""
+        """Wait for the thread; remove the snapshot files of a preparation never claimed.
+
+        A held npm run never taken is stopped before its command.
+        """
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.cancel()
         self._join()
         if not self._claimed and self._result is not None and self._result.gathered:
             discard_snapshot(self._result.gathered)

@@ -151,11 +151,38 @@ def run_argv(
         InputError: the argv is not acceptable.
         EnvironmentFailure: the program cannot be started.
     """
+    return finish(start(argv, env=env, out_dir=out_dir, name=name), timeout_s, cap=cap)
+
+
+@dataclass
+class Started:
+    """A started run: its process and where its output goes (:func:`finish` ends it)."""
+
+    proc: subprocess.Popen[bytes]
+    out_path: Path
+    err_path: Path
+    began: float
+    """``time.monotonic()`` at the start; :func:`finish` measures the duration from it."""
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    out_dir: Path,
+    name: str,
+    pass_fds: tuple[int, ...] = (),
+) -> Started:
+    """Start ``argv`` as :func:`run_argv` does; ``pass_fds``: descriptors it inherits.
+
+    Raises:
+        InputError: the argv is not acceptable.
+        EnvironmentFailure: the program cannot be started.
+    """
     check_argv(argv)
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     out_path, err_path = out_dir / f"{name}.stdout", out_dir / f"{name}.stderr"
-    start = time.monotonic()
-    timed_out = False
+    began = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
         try:
             proc = subprocess.Popen(
@@ -166,19 +193,27 @@ def run_argv(
                 env=dict(env),
                 cwd="/",
                 close_fds=True,
+                pass_fds=pass_fds,
                 start_new_session=True,  # outlives aegisd; a client disconnect never reaches it
             )
         except OSError as e:
             raise EnvironmentFailure(f"cannot start {argv[0]}: {e.strerror}") from e
-        try:
-            status = _wait(proc, timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            status = proc.wait()
-    duration = int((time.monotonic() - start) * 1000)
-    out_hash, out_size, out_tail = _hash_and_tail(out_path, cap)
-    err_hash, err_size, err_tail = _hash_and_tail(err_path, cap)
+    return Started(proc, out_path, err_path, began)
+
+
+def finish(started: Started, timeout_s: float, *, cap: int = OUTPUT_CAP) -> RunResult:
+    """Wait for a started run (killed after ``timeout_s``); its exit status and output."""
+    proc = started.proc
+    timed_out = False
+    try:
+        status = _wait(proc, timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        status = proc.wait()
+    duration = int((time.monotonic() - started.began) * 1000)
+    out_hash, out_size, out_tail = _hash_and_tail(started.out_path, cap)
+    err_hash, err_size, err_tail = _hash_and_tail(started.err_path, cap)
     return RunResult(
         exit_status=status,
         timed_out=timed_out,

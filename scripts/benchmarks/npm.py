@@ -8,11 +8,14 @@ dependencies. Each round uses fresh projects.
   over npm's own ``npm install --package-lock-only --ignore-scripts`` of the same target in
   an identical project. Goal <= 1.2x.
 - ``apply``: ``aegis.execute.service.apply`` of a signed execution plan through aegisd (its
-  checks, its own re-resolution, the files, ``npm ci --ignore-scripts``, drift, audit) over
-  the goal's baseline: what an agent would have run without Aegis, npm's ordinary
-  ``npm install bench-app --ignore-scripts`` in an identical fresh project with a fresh cache,
-  same registry (resolution included: aegisd's apply resolves again before it installs).
-  Both runs have npm's audit and funding requests off, as aegisd's own npm runs do.
+  checks, its own re-resolution, the files, ``npm ci --ignore-scripts``, drift, audit; the
+  ``npm ci`` starts beside the re-resolution and waits at aegisd's gate before its command
+  until every check passed, aegis/execute/npm_gate.py: its start-up is in the figure, beside
+  the re-resolution) over the goal's baseline: what an agent would have run without Aegis,
+  npm's ordinary ``npm install bench-app --ignore-scripts`` in an identical fresh project
+  with a fresh cache, same registry (resolution included: aegisd's apply resolves again
+  before it installs). Both runs have npm's audit and funding requests off, as aegisd's
+  own npm runs do.
   Goal: <= 1.3x + 0.3 s.
 - ``apply_vs_locked_*`` (reference only, not the goal): the same apply over ``npm ci`` run
   directly on an identical project holding the signed lockfile, i.e. the install step alone.

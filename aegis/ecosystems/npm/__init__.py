@@ -4,7 +4,9 @@ Planned with ``npm install --package-lock-only --ignore-scripts`` in a scratch c
 project against one explicit registry; the plan carries the new ``package.json`` and
 ``package-lock.json``. aegisd re-resolves, writes exactly those two signed files into the
 project, then runs ``npm ci --ignore-scripts``: npm installs exactly the lockfile and checks
-every tarball against the lockfile's ``integrity``. Lifecycle scripts never run.
+every tarball against the lockfile's ``integrity``. Lifecycle scripts never run. That run
+starts beside the re-resolution, held before its command until every check passed
+(:mod:`aegis.execute.npm_gate`).
 
 ``--global`` is the same change to the Aegis-managed prefix (``/var/lib/aegis/managed/npm``):
 a root-owned project whose ``bin`` (a link to ``node_modules/.bin``) operators put on PATH.

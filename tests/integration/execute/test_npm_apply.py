@@ -51,6 +51,11 @@ def _plan(world: NpmWorld, home: Path, project: Path, *targets: str, location: s
 
 
 def _sign(home: Path, plan: Plan, key_set: Keys) -> bytes:
+    cfg = load_config(base_env(home))
+    return _sign_with_argv(home, plan, key_set, for_tool(Tool.NPM).derive_argv(plan, cfg))
+
+
+def _sign_with_argv(home: Path, plan: Plan, key_set: Keys, argv: tuple[str, ...]) -> bytes:
     from aegis.execute.apply import binding_from_result
     from aegis.model import plan_hash
     from aegis.policy.engine import evaluate
@@ -67,8 +72,7 @@ def _sign(home: Path, plan: Plan, key_set: Keys) -> bytes:
                               role="approver", reason="test", now=now,
                               expires_in=timedelta(hours=1), key=key_set.approver)  # fmt: skip
     return sign_plan(cfg, plan, key_set.signer,
-                     argv=for_tool(Tool.NPM).derive_argv(plan, cfg),
-                     policy=binding_from_result(result),
+                     argv=argv, policy=binding_from_result(result),
                      approvals=(approval,) if result.controls.approval.count else ())  # fmt: skip
 
 
@@ -108,6 +112,33 @@ def test_a_moved_resolution_is_refused_and_the_project_is_untouched(
     assert answer.refusal == "refused:rederivation"
     assert "moving-pkg" in answer.message
     assert not (project / "package-lock.json").exists()
+    assert not (project / "node_modules").exists()
+    # npm ci started beside the re-resolution (aegis/execute/npm_gate.py) was stopped at its
+    # gate, its output removed.
+    runs = load_config(base_env(home)).aegisd_dir / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_a_signed_argv_aegisd_would_not_derive_never_starts_npm_before_the_checks(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """npm starts beside the re-resolution only with aegisd's own argv (npm_gate.py).
+
+    A signed argv naming another cache is refused at the argv check; npm never started
+    early with it (its start-up would have made that cache directory, as root).
+    """
+    home = _home(tmp_path, world)
+    project = new_project(tmp_path / "app")
+    plan = _plan(world, home, project, "top-b")
+    elsewhere = tmp_path / "planted-cache"
+    cfg = load_config(base_env(home))
+    argv = list(for_tool(Tool.NPM).derive_argv(plan, cfg))
+    argv[argv.index("--cache") + 1] = str(elsewhere)
+    data = _sign_with_argv(home, plan, key_set, tuple(argv))
+    answer = make_daemon(home=home).submit(data)
+    assert not answer.ok
+    assert answer.refusal == "refused:argv"
+    assert not elsewhere.exists()
     assert not (project / "node_modules").exists()
 
 
