@@ -34,7 +34,10 @@ ARCHIVES_PREFIX = "aegis-archives-"
 
 
 def first_apt_calls(cfg: Config) -> list[tuple[list[str], dict[str, str]]]:
-    """(argv, environment) of the ``apt upgrade`` analysis's first two apt calls."""
+    """(argv, environment) of the ``apt upgrade`` analysis's first two apt calls.
+
+    The third, apt's download set, needs its directory: :func:`download_set_call`.
+    """
     env = child_env(cfg.apt_config)
     return [
         ([APT_CONFIG_BIN, "dump"], env),

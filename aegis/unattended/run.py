@@ -19,7 +19,8 @@ The pass walks the ordinary chain, as actor ``automation``:
    to aegisd like any other, which re-checks the scope on its own re-derivation.
 
 The pass is a fresh process each time, so its start-up is part of "timer to applied":
-its first two apt calls start before the analyzer is imported (early.py); the signer's
+its first three apt calls start before the analyzer is imported (early.py), and the
+store's imports beside the planner's (_warm_later_modules); the signer's
 re-check (a full re-analysis, as for any signature) reuses a good Release verdict only on
 byte-identical files and keyrings (aegis/ecosystems/apt/evidence/signature.py); a
 successful pass skips the interpreter's teardown (aegis/cli/aegis.py).
