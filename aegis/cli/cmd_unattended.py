@@ -43,7 +43,7 @@ def run_cmd(socket: Path | None, as_json: bool) -> None:
 
     cfg = load_config()
     # Not aegis.api's now_utc (the same clock read): importing the API loads the store,
-    # which the pass loads on a thread beside the planner (aegis/unattended/run.py).
+    # which the pass loads on a thread while apt runs (aegis/unattended/run.py).
     report = run_once(cfg, datetime.now(UTC), socket=socket)
     if as_json:
         render.emit_json(report.as_dict())

@@ -19,8 +19,7 @@ The pass walks the ordinary chain, as actor ``automation``:
    to aegisd like any other, which re-checks the scope on its own re-derivation.
 
 The pass is a fresh process each time, so its start-up is part of "timer to applied":
-its first three apt calls start before the analyzer is imported (early.py), and the
-store's imports beside the planner's (_warm_later_modules); the signer's
+its first three apt calls start before the analyzer is imported (early.py); the signer's
 re-check (a full re-analysis, as for any signature) reuses a good Release verdict only on
 byte-identical files and keyrings (aegis/ecosystems/apt/evidence/signature.py); a
 successful pass skips the interpreter's teardown (aegis/cli/aegis.py).
@@ -137,9 +136,9 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
 
 _LATER_MODULES = (
     # The store first: the analysis ends by creating it (a first use) and recording first
-    # sightings, synced commits that wait for this import; started beside the planner's
-    # imports, it is there before the delta is. Then what the analysis needs, in its order
-    # (so this thread and the analysis's own warm-up import one module at a time).
+    # sightings, synced commits that wait for this import, while the analysis's own warm-up
+    # (aegis/ecosystems/apt/plan.py) already imports python-debian's deb822 first. Then
+    # what the analysis needs, in its order (one module at a time, the next one needed).
     "aegis.workflow.access",
     "debian.deb822",
     "aegis.ecosystems.apt.inspect",
@@ -156,15 +155,14 @@ _LATER_MODULES = (
 
 
 def _warm_later_modules() -> None:
-    """Import what the pass needs after the planner, beside the planner's own imports.
+    """Import what the pass needs after the analysis, while the analysis waits on apt.
 
     A timer starts a fresh process each pass; these imports (the store's sqlite-utils
-    above all) otherwise run after apt is done, one after another. Started before the
-    planner is imported (its first apt calls already run, early.py), the store is loaded
-    by the time the analysis creates it and records first sightings; with the store
-    loaded only once the analysis began, that chain outlasted the delta by ~0.15 s. A
-    failure here resurfaces where the module is really imported. (Two threads importing
-    at once cannot deadlock: the import graph has no circles,
+    above all) otherwise run after apt is done, one after another. Not started before
+    the planner's imports: both hold the interpreter lock, so beside them this only
+    delays the planner (measured: the analysis then started later by about what it
+    saved). A failure here resurfaces where the module is really imported. (Two threads
+    importing at once cannot deadlock: the import graph has no circles,
     tests/unit/test_import_graph.py.)
     """
     import importlib
@@ -196,9 +194,6 @@ def _run(
 
     ``held``: what stays open until the pass is over (the store, see _decide_and_apply).
     """
-    # Before the planner's imports, even though a disabled pass then loads them for
-    # nothing: see _warm_later_modules.
-    threading.Thread(target=_warm_later_modules, name="aegis-warm-imports", daemon=True).start()
     from aegis.ecosystems.apt.evidence import signature
     from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
@@ -212,6 +207,7 @@ def _run(
     if policy.automation is None or not policy.automation.enabled:
         return RunReport("disabled", "automation is not enabled in policy ([automation])"), None
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    threading.Thread(target=_warm_later_modules, name="aegis-warm-imports", daemon=True).start()
     plan = analyze_apt(cfg, Intent(Tool.APT, Operation.UPGRADE, (), ACTOR, stamp), now)
     if plan.failure is None and not plan.changes:
         return RunReport("nothing-to-do", "apt upgrade has nothing to upgrade"), None
