@@ -3,13 +3,14 @@
 A fresh one-shot process spends its first tenth of a second or more importing, and only then
 starts the tool it mostly waits for. So the console entry point starts that tool first:
 ``aegis npm|pip install ... --plan`` its resolution (:mod:`aegis.cli.early_plan`, from the
-words it was given, with the planner's own checks and argv builders), ``aegis unattended run``
-apt's first two calls (:mod:`aegis.unattended.early`, through :mod:`process`). Then click
-parses the arguments as always and stays the only source of truth: the code that would start
-the tool claims it with the exact key it would start its own with (:func:`claim`), at most
-once. A run nobody claimed is killed with its scratch space when :func:`discard` runs (the
-planners call it once they have their run; the unattended pass at its end; at exit in any
-case), and nothing it wrote is ever read. Only commands that change nothing belong here.
+words it was given, with the planner's own checks and argv builders), ``aegis unattended
+run`` apt's first calls (:mod:`aegis.unattended.early`, through :mod:`process` and
+:mod:`scratch`). Then click parses the arguments as always and stays the only source of
+truth: the code that would start the tool claims it with the exact key it would start its
+own with (:func:`claim`), at most once. A run nobody claimed is killed with its scratch
+space when :func:`discard` runs (the planners call it once they have their run; the
+unattended pass at its end; at exit in any case), and nothing it wrote is ever read. Only
+commands that change nothing belong here.
 
 Example:
     slot.put(("pip", argv), PipRun(argv))         # the CLI, before click is imported

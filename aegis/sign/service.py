@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from aegis.ecosystems import for_tool
 from aegis.ed25519 import public_hex
 from aegis.errors import InputError, PolicyDenied, StateError, TrustError
-from aegis.execute.apply import this_host
+from aegis.execute.rederive import this_host
 from aegis.fleet.cohort import cohort_hash
 from aegis.model import Host
 from aegis.policy.run import verification_for

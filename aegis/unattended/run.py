@@ -19,7 +19,7 @@ The pass walks the ordinary chain, as actor ``automation``:
    to aegisd like any other, which re-checks the scope on its own re-derivation.
 
 The pass is a fresh process each time, so its start-up is part of "timer to applied":
-its first two apt calls start before the analyzer is imported (early.py); the signer's
+its first three apt calls start before the analyzer is imported (early.py); the signer's
 re-check (a full re-analysis, as for any signature) reuses a good Release verdict only on
 byte-identical files and keyrings (aegis/ecosystems/apt/evidence/signature.py); a
 successful pass skips the interpreter's teardown (aegis/cli/aegis.py).
@@ -135,10 +135,12 @@ def run_once(cfg: Config, now: datetime, *, socket: Path | None = None) -> RunRe
 
 
 _LATER_MODULES = (
-    # What the analysis needs first, in its order (so this thread and the analysis's own
-    # warm-up import one module at a time, the next one needed first).
-    "debian.deb822",
+    # The store first: the analysis ends by creating it (a first use) and recording first
+    # sightings, synced commits that wait for this import, while the analysis's own warm-up
+    # (aegis/ecosystems/apt/plan.py) already imports python-debian's deb822 first. Then
+    # what the analysis needs, in its order (one module at a time, the next one needed).
     "aegis.workflow.access",
+    "debian.deb822",
     "aegis.ecosystems.apt.inspect",
     "aegis.api",
     "aegis.review.service",
@@ -156,10 +158,12 @@ def _warm_later_modules() -> None:
     """Import what the pass needs after the analysis, while the analysis waits on apt.
 
     A timer starts a fresh process each pass; these imports (the store's sqlite-utils
-    above all) otherwise run after apt is done, one after another. The planner does not
-    import the store, so the first apt call does not wait for them either. A failure
-    here resurfaces where the module is really imported. (Two threads importing at once
-    cannot deadlock: the import graph has no circles, tests/unit/test_import_graph.py.)
+    above all) otherwise run after apt is done, one after another. Not started before
+    the planner's imports: both hold the interpreter lock, so beside them this only
+    delays the planner (measured: the analysis then started later by about what it
+    saved). A failure here resurfaces where the module is really imported. (Two threads
+    importing at once cannot deadlock: the import graph has no circles,
+    tests/unit/test_import_graph.py.)
     """
     import importlib
 

@@ -37,6 +37,8 @@ from pathlib import Path
 from aegis.analyze.lookalike import lookalike_signals
 from aegis.analyze.stamps import format_time, new_plan_id, this_host
 from aegis.config import Config
+from aegis.early import scratch
+from aegis.early.scratch import ScratchDir
 from aegis.ecosystems.apt import parse as aptparse
 from aegis.ecosystems.apt.apt_runner import (
     APT_CACHE,
@@ -104,6 +106,8 @@ from aegis.model import (
 )
 from aegis.policy.load import load_policy_config
 from aegis.policy.rules import BUILTIN_KERNEL, BUILTIN_SENSITIVE
+
+ARCHIVES_PREFIX = "aegis-archives-"
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,17 @@ def analyze_apt(
     return _Analysis(cfg, intent, now, targets, inspect_contents).build(plan_id or new_plan_id())
 
 
-def _remove_quietly(directory: tempfile.TemporaryDirectory[str]) -> None:
+def _archives_dir() -> tempfile.TemporaryDirectory[str] | ScratchDir:
+    """A new empty directory for apt's download set to be printed in.
+
+    Or the one the unattended pass made for the ``--print-uris`` it started before this
+    module was imported (aegis/unattended/early.py): with it, this analysis's call is that
+    very command, which it then takes over (aegis/early/process.py). Taken once.
+    """
+    return scratch.take(scratch.ARCHIVES) or tempfile.TemporaryDirectory(prefix=ARCHIVES_PREFIX)
+
+
+def _remove_quietly(directory: tempfile.TemporaryDirectory[str] | ScratchDir) -> None:
     """Remove ``directory`` now (its context's exit then finds nothing to do)."""
     with contextlib.suppress(OSError):
         directory.cleanup()
@@ -238,7 +252,7 @@ class _Analysis:
             for package, problem in bad or unnamed:
                 self.signals.append(Signal("rollback.snapshot-mismatch", package, problem))
         simulate = self.failure is None and self.op not in (Operation.UPDATE, Operation.RECOVER)
-        archives = tempfile.TemporaryDirectory(prefix="aegis-archives-")
+        archives = _archives_dir()
         with ThreadPoolExecutor(max_workers=7) as pool, archives:
             f_dump = self._start(pool, simulate)
             f_sim = (
@@ -445,7 +459,7 @@ class _Analysis:
         return aptparse.parse_print_uris(res.stdout) if res.ok else ()
 
     def _start_download_set(
-        self, pool: ThreadPoolExecutor, archives: tempfile.TemporaryDirectory[str]
+        self, pool: ThreadPoolExecutor, archives: tempfile.TemporaryDirectory[str] | ScratchDir
     ) -> tuple[Future[RunResult] | None, Future[EarlyReads | None] | None]:
         """Start ``apt-get --print-uris`` beside the simulation, and what follows from it.
 

@@ -6,8 +6,14 @@ import time
 from pathlib import Path
 
 from aegis.config import load_config
-from aegis.early import process, slot
-from aegis.ecosystems.apt.apt_runner import APT_CONFIG_BIN, APT_GET, AptRunner, simulation_args
+from aegis.early import process, scratch, slot
+from aegis.ecosystems.apt.apt_runner import (
+    APT_CONFIG_BIN,
+    APT_GET,
+    AptRunner,
+    download_set_args,
+    simulation_args,
+)
 from aegis.ecosystems.apt.run import child_env, run_tool
 from aegis.model import Operation
 from aegis.unattended import early
@@ -29,6 +35,9 @@ def test_the_early_calls_are_the_analysis_own(tmp_path: Path) -> None:
             (sim, child_env(cfg.apt_config)),
         ]
         assert early.first_apt_calls(cfg) == expected
+        uris = [APT_GET, *runner.cache_opts]
+        uris += download_set_args(Operation.UPGRADE, (), None, tmp_path) or []
+        assert early.download_set_call(cfg, str(tmp_path)) == (uris, child_env(cfg.apt_config))
     assert runner.cache_opts == ()  # the private APT_CONFIG: no cache options
     assert early.first_apt_calls(load_config({"AEGIS_HOME": str(tmp_path)}))[1][0][1] == "-o"
 
@@ -58,3 +67,24 @@ def test_what_nobody_took_is_killed() -> None:
     slot.discard()
     assert time.monotonic() - t0 < 5
     assert process.take(("/bin/sleep", "30"), env) is None
+
+
+def test_the_early_archive_directory_is_private_taken_once_and_removed_if_not() -> None:
+    path = scratch.make("aegis-test-")
+    assert path is not None
+    assert Path(path).stat().st_mode & 0o777 == 0o700
+    scratch.keep(scratch.ARCHIVES, path)
+    taken = scratch.take(scratch.ARCHIVES)
+    assert taken is not None
+    assert taken.name == path
+    assert scratch.take(scratch.ARCHIVES) is None
+    with taken:
+        (Path(path) / "partial").mkdir()
+    assert not Path(path).exists()
+
+    left = scratch.make("aegis-test-")
+    assert left is not None
+    scratch.keep(scratch.ARCHIVES, left)
+    slot.discard()
+    assert not Path(left).exists()
+    assert scratch.take(scratch.ARCHIVES) is None
