@@ -9,7 +9,9 @@ Debian's ``unattended-upgrade`` installing the same update, in this one run:
   its Origins-Pattern allowing the "security" repository; ``aegis-base`` 1.2 installed,
   1.3 published there. Reset to 1.2 before each round.
 - ``pass_s``: ``aegis unattended run`` as aegis-unattended.service runs it (a new
-  process) on a throwaway root with the same dpkg status: ``apt upgrade`` analysis with
+  process) on a throwaway root with the same dpkg status, its AEGIS_HOME as an installed
+  host's is before a daily pass (the store exists: it is created and migrated at its first
+  use, not on every pass): ``apt upgrade`` analysis with
   content inspection, the review (skipped by configuration: no model here), policy, the
   scope check, ``aegisctl sign``'s re-checks (re-analysis included) with the automation
   key, and aegisd's apply with its own re-derivation, ledger, run, dpkg comparison, audit
@@ -81,6 +83,7 @@ def _round(tmp: Path, root: Any, repo: Any, sec: Any, spub: str, *, pycache: Pat
     from aegis.devtools import testrepo
     from aegis.execute.protocol import Request, call
     from aegis.sign import keys
+    from aegis.workflow.access import open_store
 
     testrepo.run_apt(root, "install", "-y", "--allow-downgrades", "aegis-base=1.2")
     sock_dir = Path(tempfile.mkdtemp(prefix="aegis-bench-u-", dir="/tmp"))
@@ -102,6 +105,8 @@ def _round(tmp: Path, root: Any, repo: Any, sec: Any, spub: str, *, pycache: Pat
     cfg = load_config(env)
     cfg.etc_dir.mkdir(parents=True, exist_ok=True)
     cfg.policy_path.write_text(_policy(repo, sec))
+    with open_store(cfg):  # an installed host's store exists before its daily pass
+        pass
     tracker = tmp / "tracker.json"
     tracker.write_text('{"zlib": {}}\n')
     aegis = [sys.executable, "-m", "aegis"]
