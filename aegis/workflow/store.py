@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -79,6 +79,7 @@ from aegis.workflow.records import (
 )
 
 MAX_ARTIFACT_BYTES = 16 * 1024 * 1024
+_T = TypeVar("_T")
 BUSY_TIMEOUT_S = 10.0
 _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 _INSERT_HISTORY = (
@@ -586,9 +587,12 @@ class Store:
         writes = _Writes(base, moves, create=create)
         pause = commit_pause()
         pause("guarded")
-        with self._immediate():
+
+        def body() -> None:
             pause("begun")
             self._write(writes, base, create, pause)
+
+        self._immediate(body)
         return writes.rec
 
     def transition(
@@ -616,29 +620,32 @@ class Store:
             EnvironmentFailure: the database is locked, read-only or broken.
         """
         pause = commit_pause()
-        with self._immediate() as cur:
+
+        def body() -> _Writes:
             pause("begun")
             kinds, shas = history_reads.recorded_artifacts(
-                cur, self.states, rec, wanted | documents if documents else wanted
+                self._cur, self.states, rec, wanted | documents if documents else wanted
             )
             docs = {k: self.load_artifact(shas[k]) for k in documents if k in shas}
             writes = _Writes(rec, decide(kinds, docs))
             pause("guarded")
             self._write(writes, rec, False, pause)
-        return writes.rec
+            return writes
 
-    @contextlib.contextmanager
-    def _immediate(self) -> Iterator[sqlite3.Cursor]:
-        """``BEGIN IMMEDIATE`` on the write cursor; ``COMMIT``, or ``ROLLBACK`` on anything raised.
+        return self._immediate(body).rec
+
+    def _immediate(self, body: Callable[[], _T]) -> _T:
+        """``body()`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; ``ROLLBACK`` on anything raised.
 
         A database error on the way (locked, read-only, broken) becomes an
-        :class:`EnvironmentFailure` naming the store.
+        :class:`EnvironmentFailure` naming the store. A plain call, not a context manager:
+        a generator-based one costs a transition more than some of its statements.
         """
         cur = self._cur
         try:
             cur.execute("BEGIN IMMEDIATE")
             try:
-                yield cur
+                out = body()
                 cur.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
@@ -646,6 +653,7 @@ class Store:
                 raise
         except sqlite3.DatabaseError as e:
             raise _env_error(self.path, e) from e
+        return out
 
     def _write(
         self, writes: _Writes, base: RequestRecord, create: bool, pause: Callable[[str], None]

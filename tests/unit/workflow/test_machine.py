@@ -13,6 +13,10 @@ from aegis.workflow.machine import (
     GuardRefusedError,
     IllegalTransitionError,
     WorkflowError,
+    _Attempt,
+    _check_no_callbacks,
+    _edge_machine,
+    _EdgeMachine,
     fire,
     mermaid,
     text_graph,
@@ -467,3 +471,36 @@ def test_graph_renderings_name_every_edge(tmp_path: Path) -> None:
         line for line in text_graph(wf, current="signed").splitlines() if line.startswith("*")
     ]
     assert marked == ["* signed (stuck after 1d)"]
+
+
+def test_an_edge_machine_with_a_callback_is_refused() -> None:
+    # The edges skip the library's callback dispatch: a callback added to one (which the
+    # lean edge would silently not run) must stop the machine from being used at all.
+    machine = _EdgeMachine(
+        model=_Attempt(),
+        states=["analyzed", "reviewed"],
+        transitions=[
+            {
+                "trigger": "review",
+                "source": "analyzed",
+                "dest": "reviewed",
+                "after": lambda *a: None,
+            }
+        ],
+        initial="analyzed",
+        auto_transitions=False,
+    )
+    with pytest.raises(RuntimeError, match="callbacks"):
+        _check_no_callbacks(machine)
+
+
+def test_a_fired_edge_moves_its_model_and_a_refused_one_does_not() -> None:
+    wf = load_workflow()
+    ok = GuardInput("review", "analyzed", frozenset({"plan"}), "review", b"r", {})
+    assert fire(wf, "analyzed", "review", ok).dest == "reviewed"
+    _, model = _edge_machine(wf, "analyzed", "review", "reviewed")
+    assert model.state == "reviewed"
+    bad = GuardInput("review", "analyzed", frozenset(), "review", b"r", {})
+    with pytest.raises(GuardRefusedError, match="has_plan"):
+        fire(wf, "analyzed", "review", bad)
+    assert model.state == "analyzed"
