@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import time
 from collections.abc import Mapping
@@ -163,7 +164,11 @@ def hold(
         return None
     try:
         gated = {**env, "NODE_OPTIONS": options, "AEGIS_NPM_GATE_FD": str(read_end)}
-        started = runner.start(argv, env=gated, out_dir=out_dir, name=name, pass_fds=(read_end,))
+        # Its own output names: a held run starts before the ledger has made the execution
+        # id single-use, so a replayed request's held run (refused later, its output
+        # removed) must never open, truncate or remove the output of the run that won.
+        own = f"{name}.held-{secrets.token_hex(8)}"
+        started = runner.start(argv, env=gated, out_dir=out_dir, name=own, pass_fds=(read_end,))
     except (AegisError, OSError):
         os.close(write_end)
         return None  # run the plain way after the checks, which reports what is wrong

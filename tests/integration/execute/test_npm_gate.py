@@ -130,3 +130,20 @@ def test_npm_without_a_usable_gate_never_runs_its_command(tmp_path: Path, gate: 
     done = subprocess.run(_pkg_set(project), check=False, env=env, capture_output=True, timeout=60)
     assert done.returncode == STOPPED
     assert _description(project) is None
+
+
+def test_a_replayed_requests_held_run_leaves_the_first_runs_output_alone(tmp_path: Path) -> None:
+    """Two requests with one execution id: the second's held run (refused, then stopped)
+    neither truncates nor removes the output the first run wrote under that id's name."""
+    project = new_project(tmp_path / "app")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    first = {runs / "x.stdout": b"the first run's output\n", runs / "x.stderr": b"its errors\n"}
+    for path, data in first.items():
+        path.write_bytes(data)
+    for settle in (0.0, SETTLE_S):
+        replayed = _held(_pkg_set(project), tmp_path)
+        time.sleep(settle)
+        assert replayed.cancel() in (STOPPED, -signal.SIGKILL)
+        assert {p: p.read_bytes() for p in first} == first
+    assert sorted(p.name for p in runs.iterdir()) == ["x.stderr", "x.stdout"]
