@@ -29,9 +29,9 @@ def work_dir(cfg: Config) -> Path:
 
 
 def _prefix(cfg: Config) -> tuple[str, ...]:
-    work = os.path.join(cfg.aegisd_dir, "cargo")  # str(work_dir(cfg)), without Path objects
+    work = work_dir(cfg)
     path = f"{os.path.dirname(cfg.cargo)}:/usr/bin:/bin"
-    return (ENV, "-i", "-C", work, f"PATH={path}", f"CARGO_HOME={os.path.join(work, 'home')}",
+    return (ENV, "-i", "-C", str(work), f"PATH={path}", f"CARGO_HOME={work / 'home'}",
             "LANG=C", cfg.cargo)  # fmt: skip
 
 
