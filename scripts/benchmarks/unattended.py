@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROUNDS = 3
+ROUNDS = 5
 GOAL = 1.5
 HERE = Path(__file__).resolve().parents[2]
 

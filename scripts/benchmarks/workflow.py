@@ -4,7 +4,9 @@
   the guards need, each row parsed, hash-checked and chained; guards run by the machine;
   state + history + artifact in one transaction) with ``synchronous=FULL``;
   ``raw_sqlite_per_s``: a plain sqlite3 loop doing the same writes (same schema,
-  pragmas and rows) in the same run, in blocks alternating with the transitions';
+  pragmas, rows and values: the request's own columns, real artifact hashes, the current
+  time; prepared before its clock starts) in the same run, in blocks alternating with
+  the transitions';
   ``transition_vs_raw_ratio``: the median over rounds of each round's ratio (goal >= 0.8).
 - ``api_advance_per_s``: the full ``api.advance`` call (opens the store each time).
 - ``stuck_json_100k_s``: wall time of ``aegis requests --stuck --json`` over 100,000 stored
@@ -91,13 +93,18 @@ def _transition_vs_raw(home: Path, raw_home: Path) -> tuple[float, float, float]
 
 
 class _RawLoop:
-    """The same writes as a transition (same schema, pragmas, row sizes), by a bare loop."""
+    """The same writes as a transition (same schema, pragmas, rows, values), by a bare loop."""
 
     def __init__(self, home: Path) -> None:
         # The same store contents as the measured transitions: the same requests, submitted
         # alike.
+        from aegis import api
+
         cfg = _cfg(home)
-        self.ids = _requests(cfg, N_TRANSITIONS, "t")
+        ids = _requests(cfg, N_TRANSITIONS, "t")
+        with api.open_store(cfg) as store:
+            self.recs = [store.get(r) for r in ids]
+        self.workflow = api.workflow().digest
         self.conn = sqlite3.connect(cfg.store_path, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
@@ -107,40 +114,55 @@ class _RawLoop:
         self.conn.close()
 
     def block(self, first: int, end: int) -> float:
-        """Seconds for the writes of transitions ``first`` to ``end``."""
+        """Seconds for the writes of transitions ``first`` to ``end``.
+
+        The values a transition writes, prepared before the clock starts: the request's
+        own columns, the current time, the artifact's real SHA-256 and distinct hashes
+        for the new head (constant hashes and times would load the indexes unlike the
+        store's own writes).
+        """
+        from aegis.canonical import sha256_hex
+        from aegis.workflow.records import format_time
+
         conn = self.conn
-        h = "a" * 64
-        at = "2026-01-01T00:00:00.000000Z"
-        evidence = (
-            '{"artifacts":[{"kind":"review","path":null,"sha256":"' + h + '"}],"facts":{},'
-            '"workflow":"' + h + '"}'
-        )
-        start = time.perf_counter()
+        at = format_time(datetime.now(UTC))
+        rows = []
         for i in range(first, end):
-            rid = self.ids[i]
+            rec = self.recs[i]
             body = b"review %d" % i
-            sha = f"{i:064x}"
+            sha = sha256_hex(body)
+            new_head = sha256_hex(b"head %d" % i)
+            evidence = (
+                '{"artifacts":[{"kind":"review","path":null,"sha256":"' + sha + '"}],'
+                '"facts":{},"workflow":"' + self.workflow + '"}'
+            )
+            update = [rec.kind, rec.summary, rec.created_at, at, rec.plan_id, rec.plan_hash,
+                      new_head, sha256_hex(b"row %d" % i), rec.id]  # fmt: skip
+            rows.append((update, [sha, len(body), body, at], [rec.id, sha, at],
+                         [rec.id, at, evidence, rec.head, new_head]))  # fmt: skip
+        start = time.perf_counter()
+        for update, artifact, link, history in rows:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "UPDATE requests SET kind = ?, summary = ?, state = 'reviewed', version = 2, "
                 "created_at = ?, updated_at = ?, plan_id = ?, plan_hash = ?, lease_owner = NULL, "
                 "lease_expires_at = NULL, head = ?, row_hash = ? "
                 "WHERE id = ? AND version = 1 AND state = 'analyzed'",
-                ["apt install", "aegis-base", at, at, f"t-{i}", h, h, h, rid],
+                update,
             )
             conn.execute(
                 "INSERT OR IGNORE INTO artifacts (sha256, size, body, created_at) "
                 "VALUES (?, ?, ?, ?)",
-                [sha, len(body), body, at],
+                artifact,
             )
             conn.execute(
                 "INSERT OR IGNORE INTO request_artifacts VALUES (?, 'review', ?, NULL, 2, ?)",
-                [rid, sha, at],
+                link,
             )
             conn.execute(
                 "INSERT INTO history VALUES (?, 2, 'analyzed', 'reviewed', 'review', 'bench', ?, "
                 "?, ?, ?)",
-                [rid, at, evidence, h, h],
+                history,
             )
             conn.execute("COMMIT")
         return time.perf_counter() - start
