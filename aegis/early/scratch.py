@@ -12,7 +12,7 @@ pass's first apt calls.)
 
 Example::
 
-    path = make("aegis-archives-")     # the pass's first moments
+    path = make(ARCHIVES_PREFIX)       # the pass's first moments
     process.start([..., f"Dir::Cache::Archives={path}/", ...], env)
     keep(ARCHIVES, path)
     ...
@@ -28,6 +28,8 @@ from aegis.early import slot
 
 ARCHIVES = ("scratch", "apt-archives")
 """The key of the archive directory of the unattended pass's early ``--print-uris``."""
+ARCHIVES_PREFIX = "aegis-archives-"
+"""The prefix of apt's archive directories, made early here or by the analysis itself."""
 
 
 class ScratchDir:

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 APT_CONFIG_BIN = "/usr/bin/apt-config"
 """Kept equal to :data:`aegis.ecosystems.apt.apt_runner.APT_CONFIG_BIN` (a test checks)."""
 APT_GET = "/usr/bin/apt-get"
-ARCHIVES_PREFIX = "aegis-archives-"
-"""The analysis's own prefix for them (aegis/ecosystems/apt/plan.py): a leftover is recognisable."""
 
 
 def first_apt_calls(cfg: Config) -> list[tuple[list[str], dict[str, str]]]:
@@ -66,7 +64,7 @@ def start_apt() -> None:
         return  # the analysis refuses such a configuration before running apt
     for argv, env in first_apt_calls(cfg):
         process.start(argv, env)
-    archives = scratch.make(ARCHIVES_PREFIX)
+    archives = scratch.make(scratch.ARCHIVES_PREFIX)
     if archives is not None:
         process.start(*download_set_call(cfg, archives))
         scratch.keep(scratch.ARCHIVES, archives)

@@ -107,8 +107,6 @@ from aegis.model import (
 from aegis.policy.load import load_policy_config
 from aegis.policy.rules import BUILTIN_KERNEL, BUILTIN_SENSITIVE
 
-ARCHIVES_PREFIX = "aegis-archives-"
-
 
 @dataclass(frozen=True)
 class _PolicyLists:
@@ -184,7 +182,9 @@ def _archives_dir() -> tempfile.TemporaryDirectory[str] | ScratchDir:
     module was imported (aegis/unattended/early.py): with it, this analysis's call is that
     very command, which it then takes over (aegis/early/process.py). Taken once.
     """
-    return scratch.take(scratch.ARCHIVES) or tempfile.TemporaryDirectory(prefix=ARCHIVES_PREFIX)
+    return scratch.take(scratch.ARCHIVES) or tempfile.TemporaryDirectory(
+        prefix=scratch.ARCHIVES_PREFIX
+    )
 
 
 def _remove_quietly(directory: tempfile.TemporaryDirectory[str] | ScratchDir) -> None:
