@@ -290,3 +290,40 @@ def test_expiries_landing_on_the_way_out_leave_no_timer(monkeypatch: pytest.Monk
     finally:
         gc.enable()
     assert check_command_line("ls").allowed
+
+
+def test_no_collection_runs_inside_a_parse_so_no_expiry_lands_in_a_gc_callback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A collection started inside bashlex runs ``gc.callbacks`` with bashlex below them.
+
+    An expiry landing there was raised inside the callback, where Python only reports it
+    (under pytest the next expiry then landed in pytest's report, failing a run). With a
+    collection due at every allocation, none may run while bashlex is on the stack, and
+    collection is back on afterwards.
+    """
+    import gc
+    import sys
+
+    from aegis.guard import shell_parse
+
+    monkeypatch.setattr(shell_parse, "PARSE_SECONDS", 0.2)
+    inside: list[bool] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        frame = sys._getframe(1)
+        inside.append(shell_parse._in_bashlex(frame))
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(record)
+    gc.set_threshold(1)
+    try:
+        verdict = check_command_line("echo '${'x; apt-get install y")
+        assert [f.rule for f in verdict.findings] == ["parse.failed"]
+        assert gc.isenabled()
+        gc.collect()
+    finally:
+        gc.callbacks.remove(record)
+        gc.set_threshold(*threshold)
+    assert inside, "the callback never ran: the test proves nothing"
+    assert not any(inside)
