@@ -8,6 +8,10 @@ re-checks everything before a key touches it, in this order:
    decision no longer matches its recorded hash), binds this plan, and is not deny;
 3. evidence is within its maximum age (:class:`SignLimits`);
 4. the analysis is re-run and must reproduce the stored plan (``reproducible_view``);
+   the unattended pass, which signs a plan it analyzed itself moments before in the same
+   process, passes that analysis instead (``analyzed``): the stored plan must reproduce
+   it just the same, and aegisd's re-derivation under dpkg's locks is the check that the
+   state has not moved since;
 5. policy is re-evaluated with the engine and the policy in force: same decision,
    same policy version, same controls; a deny is refused;
 6. approvals verify with trusted approver keys other than the signer's and meet the
@@ -42,7 +46,7 @@ from aegis.ed25519 import public_hex
 from aegis.errors import InputError, PolicyDenied, StateError, TrustError
 from aegis.execute.rederive import this_host
 from aegis.fleet.cohort import cohort_hash
-from aegis.model import Host
+from aegis.model import Host, Plan
 from aegis.policy.run import verification_for
 from aegis.sign import files
 from aegis.sign.approvals import (
@@ -184,6 +188,7 @@ def sign_request(
     limits: SignLimits | None = None,
     trigger: str = "sign",
     cohort_approvals: Sequence[CohortApproval] = (),
+    analyzed: Plan | None = None,
 ) -> Signed:
     """Check everything again, then sign and record the execution plan (see module doc).
 
@@ -191,6 +196,9 @@ def sign_request(
     edge in the lifecycle graph holds the plan to the automation scope.
     ``cohort_approvals`` (``aegisctl sign --cohort-approval``) count only when they verify
     and approve this plan's own cohort (:func:`_counted_cohort_approvals`).
+    ``analyzed``: an analysis of the plan's intent that this process ran itself and never
+    read back from anything another user can write (aegis unattended's own); the stored
+    plan must reproduce it, and no second analysis runs. Never from a client.
 
     Raises:
         InputError (3), TrustError (4), PolicyDenied (5), StateError (6),
@@ -217,7 +225,7 @@ def sign_request(
         cfg, ctx, signer_pub, now, signer_id, cohort_roles=[a.role for a in by_cohort]
     )
     require_snapshot(cfg, ctx)
-    check_reproduces(ctx.plan, reanalyze(cfg, ctx.plan, now))
+    check_reproduces(ctx.plan, analyzed if analyzed is not None else reanalyze(cfg, ctx.plan, now))
     reevaluate(cfg, ctx, now)
     argv = for_tool(ctx.plan.intent.tool).derive_argv(ctx.plan, cfg)
     if not argv:

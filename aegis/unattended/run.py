@@ -15,14 +15,20 @@ The pass walks the ordinary chain, as actor ``automation``:
    last-run.json`` (``aegis requests --stuck`` and the per-state metrics show it);
 5. inside it, the host-local automation key (``<etc>/keys/automation/automation.key``,
    root-only) signs through the graph's ``sign_automation`` edge, with every check of
-   ``aegisctl sign`` (re-analysis, policy again, approvals, snapshot), and the plan goes
-   to aegisd like any other, which re-checks the scope on its own re-derivation.
+   ``aegisctl sign`` (policy again, approvals, snapshot; the stored plan must reproduce
+   an analysis the signer ran itself, here step 1's own, held in this process), and the
+   plan goes to aegisd like any other, which re-derives it under dpkg's locks and
+   re-checks the scope on its own derivation.
+
+The signer's analysis is step 1's, not a second one: the stored plan is what anyone in
+``aegis`` could have edited, and it is compared with the analysis this process ran
+itself, exactly as with a re-analysis. A second analysis ~0.1 s later could only find
+the state moved in between, which aegisd's re-derivation finds anyway, under the locks
+that keep it from moving again before the run.
 
 The pass is a fresh process each time, so its start-up is part of "timer to applied":
-its first three apt calls start before the analyzer is imported (early.py); the signer's
-re-check (a full re-analysis, as for any signature) reuses a good Release verdict only on
-byte-identical files and keyrings (aegis/ecosystems/apt/evidence/signature.py); a
-successful pass skips the interpreter's teardown (aegis/cli/aegis.py).
+its first three apt calls start before the analyzer is imported (early.py); a successful
+pass skips the interpreter's teardown (aegis/cli/aegis.py).
 
 A reboot is never performed: ``/run/reboot-required`` and its package list are reported
 (here, in ``aegis doctor`` and as ``aegis_reboot_required``).
@@ -49,8 +55,6 @@ if TYPE_CHECKING:
     from aegis.policy.config import PolicyConfig
 
 ACTOR = "automation"
-REUSE_VERDICTS_S = 120.0
-"""How long a good Release verdict may be reused within one pass (a key can expire)."""
 LAST_RUN = "last-run.json"
 
 
@@ -194,14 +198,9 @@ def _run(
 
     ``held``: what stays open until the pass is over (the store, see _decide_and_apply).
     """
-    from aegis.ecosystems.apt.evidence import signature
     from aegis.ecosystems.apt.plan import analyze_apt
     from aegis.model import Intent, Operation, Tool
     from aegis.policy.load import load_policy_config
-
-    # The signer's re-check verifies the same InRelease files again, in this process:
-    # a good verdict on byte-identical files and keyrings is reused (signature.py).
-    signature.reuse_verdicts(REUSE_VERDICTS_S)
 
     policy = load_policy_config(cfg.policy_path)
     if policy.automation is None or not policy.automation.enabled:
@@ -274,7 +273,7 @@ def _decide_and_apply(
             packages,
         )
         return waiting, delta
-    path = _sign_and_apply(cfg, planned.plan_path, now, socket)
+    path = _sign_and_apply(cfg, plan, planned.plan_path, now, socket)
     applied = RunReport(
         "applied", "applied through aegisd", rid, ppath, decision, [], packages, str(path)
     )
@@ -325,7 +324,13 @@ def _supersede(cfg: Config, rid: str, delta: str) -> list[str]:
     return olds
 
 
-def _sign_and_apply(cfg: Config, plan_path: Path, now: datetime, socket: Path | None) -> Path:
+def _sign_and_apply(
+    cfg: Config, plan: Plan, plan_path: Path, now: datetime, socket: Path | None
+) -> Path:
+    """Sign the stored plan with the automation key, then apply it through aegisd.
+
+    ``plan`` is this pass's own analysis (step 1), which the stored plan must reproduce.
+    """
     from aegis.ed25519 import public_hex
     from aegis.execute.service import apply
     from aegis.sign.keys import load_signing_key
@@ -344,6 +349,7 @@ def _sign_and_apply(cfg: Config, plan_path: Path, now: datetime, socket: Path | 
         now=now,
         passphrase=None,
         trigger="sign_automation",
+        analyzed=plan,
     )
     pub = public_hex(load_signing_key(key_path))
     apply(cfg, signed.path, pub, socket=socket, now=now)

@@ -13,9 +13,9 @@ Debian's ``unattended-upgrade`` installing the same update, in this one run:
   host's is before a daily pass (the store exists: it is created and migrated at its first
   use, not on every pass): ``apt upgrade`` analysis with
   content inspection, the review (skipped by configuration: no model here), policy, the
-  scope check, ``aegisctl sign``'s re-checks (re-analysis included) with the automation
-  key, and aegisd's apply with its own re-derivation, ledger, run, dpkg comparison, audit
-  events and checkpoint.
+  scope check, ``aegisctl sign``'s re-checks with the automation key (the stored plan
+  held to the pass's own analysis), and aegisd's apply with its own re-derivation,
+  ledger, run, dpkg comparison, audit events and checkpoint.
 - ``apt_s``: ``apt-get -y upgrade`` in the chroot (what both end in), for reference.
 
 Medians over ROUNDS rounds. Goal (issue 19): ``pass_over_uu`` at most 1.5.

@@ -19,9 +19,11 @@ from freezegun import freeze_time
 from aegis import api
 from aegis.canonical import canonical_bytes
 from aegis.cli.aegisctl import cli
+from aegis.errors import TrustError
 from aegis.model import Host, plan_hash
 from aegis.sign.approvals import approval_bytes, build_approval
 from aegis.sign.keys import load_signing_key
+from aegis.sign.service import sign_request
 from tests.conftest import FILES_ONLY, planned_debs
 
 
@@ -281,6 +283,55 @@ def test_package_state_moved_is_stale(flow: Any, apt_root: Any) -> None:
     assert "package state moved" in result.stderr
     assert "installed packages outside the delta changed" in result.stderr
     _assert_not_signed(flow, request_id)
+
+
+def _sign_as_the_pass(flow: Any, plan_path: Path, analyzed: Any) -> Any:
+    """``sign_request`` as aegis unattended calls it: with the analysis it ran itself."""
+    return sign_request(
+        flow.cfg,
+        plan_path,
+        None,
+        key_path=flow.signer_key,
+        signer_id="ops1",
+        expires_in=timedelta(hours=1),
+        now=datetime.now(UTC),
+        passphrase=None,
+        analyzed=analyzed,
+    )
+
+
+def test_the_signers_own_analysis_holds_an_edited_plan_to_it(flow: Any) -> None:
+    """The unattended pass signs with its own analysis: an edit in the store is refused."""
+    plan = flow.analyze("aegis-hostile")
+    request_id, plan_path, _ = _edited(flow, plan, findings=(), signals=())
+    assert _approve(flow, plan_path).exit_code == 0
+    with pytest.raises(TrustError, match=r"refused:rederivation.*findings"):
+        _sign_as_the_pass(flow, plan_path, plan)
+    _assert_not_signed(flow, request_id)
+
+
+def test_the_signers_own_analysis_is_not_run_again(flow: Any, apt_root: Any) -> None:
+    """With its own analysis the signer runs no second one: a moved state is aegisd's to find.
+
+    Here the state moves after the analysis: ``aegisctl sign`` (which analyses again)
+    refuses it as stale (test_package_state_moved_is_stale), the pass's signature binds the
+    state it analyzed, and aegisd's re-derivation refuses it
+    (tests/integration/execute/test_apply.py::test_package_state_moved_after_signing_refused).
+    """
+    plan = flow.analyze("aegis-tool")
+    request_id, plan_path, _ = flow.to_policy(plan)
+    assert _approve(flow, plan_path).exit_code == 0
+    status = Path(apt_root.root) / "var/lib/dpkg/status"
+    status.write_text(
+        status.read_text()
+        + (
+            "Package: extra\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n"
+            "Maintainer: x <x@example.invalid>\nDescription: x\n\n"
+        )
+    )
+    signed = _sign_as_the_pass(flow, plan_path, plan)
+    assert signed.execution_plan.plan.package_state_hash == plan.package_state_hash
+    assert api.get_request(flow.cfg, request_id).state == "signed"
 
 
 def test_denied_request_is_never_signed(flow: Any) -> None:

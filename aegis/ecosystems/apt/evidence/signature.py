@@ -22,12 +22,9 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -253,66 +250,6 @@ def _not_before(message: Path) -> list[str]:
     return ["--not-before", when.strftime("%Y-%m-%dT%H:%M:%SZ")]
 
 
-_Verdict = tuple[str, tuple[str, ...], tuple[str, ...], str]
-_VerdictKey = tuple[str, str, str | None, tuple[str, ...], str, str, tuple[str, ...]]
-
-_reuse_for_s = 0.0
-_reused = 0
-_VERDICTS: dict[_VerdictKey, tuple[float, _Verdict]] = {}
-_VERDICTS_LOCK = threading.Lock()
-
-
-def reuse_verdicts(seconds: float) -> None:
-    """Let this process reuse a good verdict on byte-identical input for ``seconds``.
-
-    A one-shot pass analyses the same sources twice (planning, then the signer's
-    re-check): the second verification of an InRelease whose bytes, keyrings' bytes,
-    verifier and Signed-By are all identical reuses the first's good verdict instead of
-    running the verifier again. Everything is read and hashed again each time; only the
-    verifier's answer on those exact bytes is remembered, in this process only, and only
-    for ``seconds``, because a key can expire (the verdict depends on the clock too).
-    Off unless asked for: aegisd never reuses one.
-    """
-    global _reuse_for_s  # noqa: PLW0603 - one switch per process
-    _reuse_for_s = seconds
-
-
-def reused_verdicts() -> int:
-    """How many verifications this process answered from a remembered verdict."""
-    return _reused
-
-
-def _count_reuse() -> None:
-    global _reused  # noqa: PLW0603 - a process-wide count, under the lock
-    with _VERDICTS_LOCK:
-        _reused += 1
-
-
-def _verdict_key(
-    verifier: Verifier,
-    keyrings: list[Path],
-    parts: tuple[Path, Path],
-    allowed: tuple[str, ...],
-) -> _VerdictKey | None:
-    """SHA-256 of everything the verifier judges, or None when it cannot be pinned.
-
-    Only an InRelease's parts qualify: they are in-memory copies the verifier reads as
-    they were hashed (``/dev/fd/N``, :func:`_memfile`). Detached Release files on disk
-    are read by the verifier itself, so they are always verified again.
-    """
-    if _reuse_for_s <= 0 or len(_fds(parts)) != len(parts):
-        return None
-    try:
-        rings = tuple(hashlib.sha256(kr.read_bytes()).hexdigest() for kr in keyrings)
-        sig, msg = (hashlib.sha256(p.read_bytes()).hexdigest() for p in parts)
-        # sqv's policy is a file: the verdict is that file's bytes' too.
-        if verifier.tool == "sqv" and verifier.policy:
-            rings += (hashlib.sha256(Path(verifier.policy).read_bytes()).hexdigest(),)
-    except OSError:
-        return None
-    return (verifier.tool, verifier.path, verifier.policy, rings, sig, msg, allowed)
-
-
 def _run_verifier(
     verifier: Verifier,
     keyrings: list[Path],
@@ -321,39 +258,7 @@ def _run_verifier(
     *,
     scratch: Callable[[], Path],
     timeout_s: float,
-) -> _Verdict:
-    """(status, good signers' fingerprints, weaknesses, detail), or a reused good one.
-
-    See :func:`reuse_verdicts`. A verdict is remembered only when good and when the
-    keyrings hash the same after the run as before it (the verifier read them itself).
-    """
-    key = _verdict_key(verifier, keyrings, parts, allowed)
-    if key is not None:
-        with _VERDICTS_LOCK:
-            found = _VERDICTS.get(key)
-        if found is not None and time.monotonic() - found[0] <= _reuse_for_s:
-            _count_reuse()
-            return found[1]
-    verdict = _verify_once(verifier, keyrings, parts, allowed, scratch=scratch, timeout_s=timeout_s)
-    if (
-        key is not None
-        and verdict[0] == "good"
-        and _verdict_key(verifier, keyrings, parts, allowed) == key
-    ):
-        with _VERDICTS_LOCK:
-            _VERDICTS[key] = (time.monotonic(), verdict)
-    return verdict
-
-
-def _verify_once(
-    verifier: Verifier,
-    keyrings: list[Path],
-    parts: tuple[Path, Path],
-    allowed: tuple[str, ...],
-    *,
-    scratch: Callable[[], Path],
-    timeout_s: float,
-) -> _Verdict:
+) -> tuple[str, tuple[str, ...], tuple[str, ...], str]:
     """(status, good signers' fingerprints, weaknesses, detail) from one run of ``verifier``."""
     sig, msg = parts
     rings = [a for kr in keyrings for a in ("--keyring", str(kr))]
