@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aegis.early.npm_tool import NPM
+from aegis.ecosystems.npm import logs_dir as npm_logs_dir
 from aegis.errors import AegisError
 from aegis.execute import ledger as ledger_mod
 from aegis.execute.dpkg_lock import run_apt_config
@@ -36,8 +38,14 @@ def run_env(
     dpkg is told its frontend holds the lock; apt-get (which cannot be told) runs with
     its own locking off through aegisd's configuration file, except ``update``, which
     takes only the lists lock and keeps it. Other ecosystems' runs hold no dpkg lock, so
-    their children are told nothing.
+    their children are told nothing, except npm, whose debug log stays in aegisd's npm
+    cache whatever a project's ``.npmrc`` says.
     """
+    if argv and argv[0] == NPM:
+        # npm runs as root here and reads the project's own .npmrc (its owner's file):
+        # its debug log would be written wherever that file's logs-dir says, a directory
+        # npm creates. The environment outranks a project's configuration in npm.
+        return {**env, "npm_config_logs_dir": npm_logs_dir(d.cfg)}
     if not dpkg_locked:
         return dict(env)
     out = {**env, "DPKG_FRONTEND_LOCKED": "1"}

@@ -79,6 +79,11 @@ def _cache(cfg: Config) -> str:
     return str(cfg.aegisd_dir / "npm-cache")
 
 
+def logs_dir(cfg: Config) -> str:
+    """Where aegisd's npm runs write their debug logs: npm's default beside its cache."""
+    return str(Path(_cache(cfg)) / "_logs")
+
+
 def _write(directory: Path, name: str, text: str) -> None:
     """Write ``directory/name`` without following links (the project belongs to a user)."""
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)

@@ -98,6 +98,25 @@ def test_apply_writes_the_signed_lockfile_and_installs_exactly_it(
     assert "apply-finished" in kinds
 
 
+def test_a_projects_npmrc_cannot_send_roots_npm_log_elsewhere(
+    world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
+) -> None:
+    """npm runs as root and reads the project's .npmrc, its owner's file: a logs-dir there
+    would have root create that directory and write npm's debug log into it."""
+    home = _home(tmp_path, world)
+    project = new_project(tmp_path / "app")
+    planted = tmp_path / "planted" / "logs"
+    (project / ".npmrc").write_text(f"logs-dir={planted}\n")
+    plan = _plan(world, home, project, "top-b")
+    d = make_daemon(home=home)
+    answer = d.submit(_sign(home, plan, key_set))
+    assert answer.ok, (answer.message, answer.result)
+    assert (project / "node_modules/top-b/package.json").is_file()
+    assert not (tmp_path / "planted").exists()
+    logs = load_config(base_env(home)).aegisd_dir / "npm-cache/_logs"
+    assert any(logs.glob("*-debug-*.log"))
+
+
 def test_a_moved_resolution_is_refused_and_the_project_is_untouched(
     world: NpmWorld, tmp_path: Path, key_set: Keys, make_daemon: Any
 ) -> None:
