@@ -267,9 +267,8 @@ def test_plan_edited_in_store(flow: Any, changes: dict[str, Any], field: str) ->
     _assert_not_signed(flow, request_id)
 
 
-def test_package_state_moved_is_stale(flow: Any, apt_root: Any) -> None:
-    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
-    assert _approve(flow, plan_path).exit_code == 0
+def _install_behind_the_plan(apt_root: Any) -> None:
+    """A package appears in dpkg's status after the analysis: the state moved."""
     status = Path(apt_root.root) / "var/lib/dpkg/status"
     status.write_text(
         status.read_text()
@@ -278,6 +277,12 @@ def test_package_state_moved_is_stale(flow: Any, apt_root: Any) -> None:
             "Maintainer: x <x@example.invalid>\nDescription: x\n\n"
         )
     )
+
+
+def test_package_state_moved_is_stale(flow: Any, apt_root: Any) -> None:
+    request_id, plan_path, _ = flow.to_policy(flow.analyze("aegis-tool"))
+    assert _approve(flow, plan_path).exit_code == 0
+    _install_behind_the_plan(apt_root)
     result = _sign(flow, plan_path)
     assert result.exit_code == 6, result.output
     assert "package state moved" in result.stderr
@@ -321,14 +326,7 @@ def test_the_signers_own_analysis_is_not_run_again(flow: Any, apt_root: Any) -> 
     plan = flow.analyze("aegis-tool")
     request_id, plan_path, _ = flow.to_policy(plan)
     assert _approve(flow, plan_path).exit_code == 0
-    status = Path(apt_root.root) / "var/lib/dpkg/status"
-    status.write_text(
-        status.read_text()
-        + (
-            "Package: extra\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n"
-            "Maintainer: x <x@example.invalid>\nDescription: x\n\n"
-        )
-    )
+    _install_behind_the_plan(apt_root)
     signed = _sign_as_the_pass(flow, plan_path, plan)
     assert signed.execution_plan.plan.package_state_hash == plan.package_state_hash
     assert api.get_request(flow.cfg, request_id).state == "signed"
